@@ -1,0 +1,60 @@
+# Courier's build. `make deps` installs what building, testing and running
+# need (Debian packages); `make build` puts every binary in ./bin.
+
+GO       ?= go
+BIN      := $(CURDIR)/bin
+PKGS     := ./...
+# Tests that run real servers, namespaces and BPF need root; they run one
+# package at a time so that two suites never race for the same resources.
+TESTFLAGS ?= -count=1 -p 1 -timeout 40m
+
+DEBS := openvswitch-common clang llvm libbpf-dev iproute2 iperf3 tcpdump \
+        hyperfine bpftool ethtool procps util-linux
+
+.PHONY: all deps generate build test unit bench sandbox check-generated vet fmt clean
+
+all: build
+
+deps:
+	@command -v apt-get >/dev/null || { echo "make deps needs apt-get (Debian/Ubuntu)"; exit 1; }
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "all Debian dependencies present"; fi
+	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+	$(GO) mod download
+
+generate:
+	$(GO) generate ./...
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
+
+# Regenerate models, BPF objects and tables, and fail if anything differs
+# from what is committed.
+check-generated: generate
+	@git diff --exit-code --stat -- . || { echo "generated files are stale: run make generate and commit"; exit 1; }
+
+test: build
+	COURIER_BIN=$(BIN) $(GO) test $(TESTFLAGS) $(PKGS)
+
+# Unit tests only: no root, no servers.
+unit:
+	$(GO) test -count=1 -short $(PKGS)
+
+bench: build
+	COURIER_BIN=$(BIN) $(GO) run ./tests/bench/cmd/courier-bench --bin $(BIN) --out bench/results
+
+sandbox: build
+	$(BIN)/courier-sandbox start
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,66 @@
+package ops
+
+import (
+	"reflect"
+
+	"context"
+	"errors"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/model"
+)
+
+// Row is a pointer to a generated model type.
+type Row[T any] interface {
+	*T
+	model.Model
+}
+
+// List returns the cached rows of T's table for which pred is true (every
+// row when pred is nil).
+func List[T any, PT Row[T]](ctx context.Context, c client.Client, pred func(PT) bool) ([]PT, error) {
+	var out []PT
+	var err error
+	if pred == nil {
+		err = c.List(ctx, &out)
+	} else {
+		err = c.WhereCache(pred).List(ctx, &out)
+	}
+	return out, err
+}
+
+// Lookup finds one cached row by UUID or by one of its table's indexes,
+// whichever is set in m. It returns (nil, nil) when there is no such row.
+func Lookup[T any, PT Row[T]](ctx context.Context, c client.Client, m PT) (PT, error) {
+	err := c.Get(ctx, m)
+	if errors.Is(err, client.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// First returns one cached row for which pred is true, or nil.
+func First[T any, PT Row[T]](ctx context.Context, c client.Client, pred func(PT) bool) (PT, error) {
+	rows, err := List[T](ctx, c, pred)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	return rows[0], nil
+}
+
+// ByUUID returns a conditional API that matches exactly the row whose
+// UUID is m's UUID (a real or a named UUID of this transaction). Unlike
+// libovsdb's Where(m), it never resolves m through the cache by one of its
+// indexes, which would pick an older row of the same name.
+func ByUUID(c client.Client, m model.Model) client.ConditionalAPI {
+	f := reflect.ValueOf(m).Elem().FieldByName("UUID")
+	return c.WhereAll(m, model.Condition{
+		Field:    f.Addr().Interface(),
+		Function: ovsdb.ConditionEqual,
+		Value:    f.String(),
+	})
+}

@@ -1,0 +1,235 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+)
+
+// ErrNotLockHolder is returned by LockSession.Transact while this instance
+// does not hold the lock. Nothing was sent.
+var ErrNotLockHolder = errors.New("this instance does not hold the lock")
+
+// LockSession holds one OVSDB lock for active/standby daemons, the way
+// ovn-northd holds "ovn_northd". libovsdb has no lock call, so the lock
+// lives on this small JSON-RPC session, and so do the holder's writes:
+// each transaction starts with an "assert" of the lock, which the server
+// checks atomically with the rest. A daemon that lost the lock (stolen,
+// connection gone, server no longer the Raft leader) therefore cannot
+// write, even before it has noticed.
+//
+// Locks in a clustered database are per server, so the session only
+// settles on the leader, and drops its connection (and the lock) when that
+// server stops leading; the standby instances then race for the lock on
+// the new leader.
+type LockSession struct {
+	remotes []string
+	db      string
+	name    string
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	conn    *rpcConn
+	held    bool
+	changed chan struct{}
+}
+
+// NewLockSession prepares a session for lock name on database db.
+func NewLockSession(remotes []string, db, name string, log *slog.Logger) *LockSession {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &LockSession{remotes: remotes, db: db, name: name, log: log, changed: make(chan struct{}, 1)}
+}
+
+// Held reports whether this instance holds the lock now.
+func (l *LockSession) Held() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held
+}
+
+// Changed receives a value whenever Held may have changed.
+func (l *LockSession) Changed() <-chan struct{} { return l.changed }
+
+func (l *LockSession) setHeld(conn *rpcConn, held bool) {
+	l.mu.Lock()
+	if conn != l.conn {
+		l.mu.Unlock()
+		return
+	}
+	was := l.held
+	l.held = held
+	l.mu.Unlock()
+	if was != held {
+		if held {
+			l.log.Info("acquired lock; this instance is now active", "lock", l.name)
+		} else {
+			l.log.Info("lost lock; this instance is now standby", "lock", l.name)
+		}
+		select {
+		case l.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run keeps a session open and the lock requested until ctx ends,
+// reconnecting (to the leader, for a cluster) after any failure.
+func (l *LockSession) Run(ctx context.Context) {
+	i := 0
+	for ctx.Err() == nil {
+		remote := l.remotes[i%len(l.remotes)]
+		i++
+		err := l.runOnce(ctx, remote)
+		if ctx.Err() != nil {
+			break
+		}
+		l.log.Debug("lock session ended", "remote", remote, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (l *LockSession) runOnce(ctx context.Context, remote string) error {
+	var conn *rpcConn
+	notify := func(method string, params json.RawMessage) {
+		switch method {
+		case "locked":
+			l.setHeld(conn, true)
+		case "stolen":
+			l.setHeld(conn, false)
+		case "update":
+			if !l.leaderIn(params) {
+				l.log.Info("database server lost cluster leadership; dropping lock session", "remote", remote)
+				conn.Close()
+			}
+		}
+	}
+	conn, err := dialRPC(remote, notify)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.conn = conn
+	l.mu.Unlock()
+	defer func() {
+		l.setHeld(conn, false)
+		conn.Close()
+	}()
+
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	// Watch this server's view of the database: a clustered follower
+	// cannot serve the lock, and a leader that steps down must let go.
+	var initial map[string]map[string]struct {
+		New map[string]any `json:"new"`
+	}
+	req := map[string]any{"Database": map[string]any{"columns": []string{"name", "model", "leader"}}}
+	if err := conn.call(cctx, "monitor", []any{"_Server", "courier-lock", req}, &initial); err != nil {
+		return fmt.Errorf("monitor _Server: %w", err)
+	}
+	found := false
+	for _, row := range initial["Database"] {
+		if row.New["name"] == l.db {
+			found = true
+			if row.New["model"] == "clustered" && row.New["leader"] != true {
+				return errNotLeader
+			}
+		}
+	}
+	if !found {
+		return fmt.Errorf("server at %s has no database %s", remote, l.db)
+	}
+	var reply struct {
+		Locked bool `json:"locked"`
+	}
+	if err := conn.call(cctx, "lock", []any{l.name}, &reply); err != nil {
+		return fmt.Errorf("lock %s: %w", l.name, err)
+	}
+	if reply.Locked {
+		l.setHeld(conn, true)
+	} else {
+		l.log.Info("lock is held by another instance; standing by", "lock", l.name, "remote", remote)
+	}
+	probe := time.NewTicker(2 * time.Second)
+	defer probe.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-conn.done:
+			return conn.err
+		case <-probe.C:
+			pctx, pcancel := context.WithTimeout(ctx, 4*time.Second)
+			err := conn.call(pctx, "echo", []any{"courier"}, nil)
+			pcancel()
+			if err != nil {
+				return fmt.Errorf("echo: %w", err)
+			}
+		}
+	}
+}
+
+// leaderIn reads a _Server update and reports false only when it says our
+// clustered database's server stopped leading.
+func (l *LockSession) leaderIn(params json.RawMessage) bool {
+	var p []json.RawMessage
+	if json.Unmarshal(params, &p) != nil || len(p) < 2 {
+		return true
+	}
+	var upd map[string]map[string]struct {
+		New map[string]any `json:"new"`
+	}
+	if json.Unmarshal(p[1], &upd) != nil {
+		return true
+	}
+	for _, row := range upd["Database"] {
+		if row.New == nil {
+			continue
+		}
+		if name, ok := row.New["name"]; ok && name != l.db {
+			continue
+		}
+		if v, ok := row.New["leader"]; ok && v == false {
+			return false
+		}
+	}
+	return true
+}
+
+// Transact commits ops as one transaction fenced by the lock: the server
+// refuses it unless this session holds the lock at commit time.
+func (l *LockSession) Transact(ctx context.Context, ops ...ovsdb.Operation) ([]ovsdb.OperationResult, error) {
+	l.mu.Lock()
+	conn, held := l.conn, l.held
+	l.mu.Unlock()
+	if !held || conn == nil {
+		return nil, ErrNotLockHolder
+	}
+	params := make([]any, 0, len(ops)+2)
+	params = append(params, l.db, map[string]any{"op": "assert", "lock": l.name})
+	for i := range ops {
+		params = append(params, ops[i])
+	}
+	var res []ovsdb.OperationResult
+	if err := conn.call(ctx, "transact", params, &res); err != nil {
+		return nil, err
+	}
+	if len(res) > 0 && res[0].Error != "" {
+		l.setHeld(conn, false)
+		return nil, fmt.Errorf("%w: %s", ErrNotLockHolder, res[0].Error)
+	}
+	if len(res) == 0 {
+		return nil, errors.New("empty transaction reply")
+	}
+	return res[1:], nil
+}

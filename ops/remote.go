@@ -1,0 +1,112 @@
+package ops
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// DefaultRunDir is where courier-ctl keeps sockets, pid files and logs
+// unless --run-dir or COURIER_RUNDIR says otherwise.
+const DefaultRunDir = "/var/run/courier"
+
+// RunDir returns the run directory: flag value, else $COURIER_RUNDIR, else
+// DefaultRunDir.
+func RunDir(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if v := os.Getenv("COURIER_RUNDIR"); v != "" {
+		return v
+	}
+	return DefaultRunDir
+}
+
+// NBSocket and SBSocket are the unix sockets of the standalone servers
+// that courier-ctl runs in a run directory.
+func NBSocket(runDir string) string { return filepath.Join(runDir, "nb.sock") }
+func SBSocket(runDir string) string { return filepath.Join(runDir, "sb.sock") }
+
+// DefaultNBRemote returns the northbound remote a tool should use when
+// --db is not given: $COURIER_NB_DB, else the run directory's socket.
+func DefaultNBRemote(runDir string) string {
+	if v := os.Getenv("COURIER_NB_DB"); v != "" {
+		return v
+	}
+	return "unix:" + NBSocket(runDir)
+}
+
+// DefaultSBRemote is DefaultNBRemote for the southbound ($COURIER_SB_DB).
+func DefaultSBRemote(runDir string) string {
+	if v := os.Getenv("COURIER_SB_DB"); v != "" {
+		return v
+	}
+	return "unix:" + SBSocket(runDir)
+}
+
+// ParseRemotes splits a comma-separated list of active OVSDB remotes
+// ("unix:PATH", "tcp:IP:PORT", "ssl:IP:PORT") and checks each one, so that
+// a typo is reported before any connection is tried.
+func ParseRemotes(s string) ([]string, error) {
+	var out []string
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if err := checkRemote(r); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no database remote given")
+	}
+	return out, nil
+}
+
+func checkRemote(r string) error {
+	scheme, rest, ok := strings.Cut(r, ":")
+	if !ok {
+		return fmt.Errorf("remote %q: want unix:PATH, tcp:IP:PORT or ssl:IP:PORT", r)
+	}
+	switch scheme {
+	case "unix":
+		if rest == "" {
+			return fmt.Errorf("remote %q: empty socket path", r)
+		}
+		return nil
+	case "tcp", "ssl":
+		host, port, err := net.SplitHostPort(rest)
+		if err != nil {
+			return fmt.Errorf("remote %q: %v", r, err)
+		}
+		if net.ParseIP(host) == nil {
+			return fmt.Errorf("remote %q: %q is not an IP address", r, host)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("remote %q: bad port %q", r, port)
+		}
+		return nil
+	default:
+		return fmt.Errorf("remote %q: unknown scheme %q (want unix, tcp or ssl)", r, scheme)
+	}
+}
+
+// Dial opens a plain connection to one active remote. The ssl scheme needs
+// the TLS configuration that only the libovsdb client carries, so raw
+// JSON-RPC sessions (locks) accept unix and tcp only.
+func Dial(remote string) (net.Conn, error) {
+	scheme, rest, _ := strings.Cut(remote, ":")
+	switch scheme {
+	case "unix":
+		return net.Dial("unix", rest)
+	case "tcp":
+		return net.Dial("tcp", rest)
+	default:
+		return nil, fmt.Errorf("remote %q: scheme %q not supported for this session", remote, scheme)
+	}
+}

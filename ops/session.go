@@ -1,0 +1,164 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/model"
+)
+
+// SessionOptions say how to reach a database.
+type SessionOptions struct {
+	// Remotes are tried in order; for a clustered database with
+	// LeaderOnly the session lands on the leader.
+	Remotes []string
+	// LeaderOnly makes the session follow the Raft leader: writers need
+	// it so that a lock and the writes it fences live on one server.
+	LeaderOnly bool
+	// ConnectTimeout bounds connecting and the initial monitor reply.
+	ConnectTimeout time.Duration
+	// EchoInterval, when non-zero, probes the server; a probe that gets
+	// no answer within the interval ends the session.
+	EchoInterval time.Duration
+	// Logger receives libovsdb's messages at debug level.
+	Logger *slog.Logger
+	// Tracker, when set, receives every row change the session's monitor
+	// delivers, starting with the initial contents.
+	Tracker *Tracker
+	// Monitor lists the tables (and conditions) to monitor; empty means
+	// no monitor (a write-only session).
+	Monitor []client.MonitorOption
+}
+
+// Session is one connected libovsdb client. It never reconnects by itself:
+// when the connection ends, Done is closed and the owner opens a new
+// session, whose cache and tracker start from a clean initial dump.
+type Session struct {
+	client.Client
+	done      chan struct{}
+	closeOnce sync.Once
+	stop      chan struct{}
+}
+
+// Open connects, installs the tracker and starts the monitor. The returned
+// session's cache holds the monitored rows when Open returns.
+func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*Session, error) {
+	if len(o.Remotes) == 0 {
+		return nil, errors.New("no database remote given")
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	lr := logr.New(&libovsdbSink{log: log, tracker: o.Tracker})
+	opts := []client.Option{client.WithLogger(&lr), client.WithLeaderOnly(o.LeaderOnly)}
+	for _, r := range o.Remotes {
+		opts = append(opts, client.WithEndpoint(r))
+	}
+	c, err := client.NewOVSDBClient(dbModel, opts...)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
+	defer cancel()
+	if err := c.Connect(cctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("connect to %v: %w", o.Remotes, err)
+	}
+	s := &Session{Client: c, done: make(chan struct{}), stop: make(chan struct{})}
+	if o.Tracker != nil {
+		c.Cache().AddEventHandler(o.Tracker)
+	}
+	if len(o.Monitor) > 0 {
+		if _, err := c.Monitor(cctx, c.NewMonitor(o.Monitor...)); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("monitor %s: %w", dbModel.Name(), err)
+		}
+	}
+	go func() {
+		select {
+		case <-c.DisconnectNotify():
+		case <-s.stop:
+		}
+		close(s.done)
+	}()
+	if o.EchoInterval > 0 {
+		go s.probe(o.EchoInterval, log)
+	}
+	return s, nil
+}
+
+// Done is closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Close ends the session.
+func (s *Session) Close() {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.Client.Close()
+	})
+}
+
+func (s *Session) probe(every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			err := s.Echo(ctx)
+			cancel()
+			if err != nil {
+				log.Warn("database did not answer the echo probe; ending session",
+					"endpoint", s.CurrentEndpoint(), "err", err)
+				s.Close()
+				return
+			}
+		}
+	}
+}
+
+// libovsdbSink forwards libovsdb's logr messages to slog at debug level,
+// and tells the tracker when libovsdb drops a cache event: its event queue
+// is bounded and says so only in a log line.
+type libovsdbSink struct {
+	log     *slog.Logger
+	tracker *Tracker
+	kv      []any
+	name    string
+}
+
+const droppedEventMsg = "dropping event because event buffer is full"
+
+func (s *libovsdbSink) Init(logr.RuntimeInfo)  {}
+func (s *libovsdbSink) Enabled(level int) bool { return level <= 2 && s.log.Enabled(context.Background(), slog.LevelDebug) || level == 0 }
+func (s *libovsdbSink) Info(level int, msg string, kv ...any) {
+	if msg == droppedEventMsg && s.tracker != nil {
+		s.tracker.markOverflow()
+	}
+	s.log.Debug(msg, append(append([]any{"component", "libovsdb" + s.name}, s.kv...), kv...)...)
+}
+func (s *libovsdbSink) Error(err error, msg string, kv ...any) {
+	s.log.Debug(msg, append(append([]any{"component", "libovsdb" + s.name, "err", err}, s.kv...), kv...)...)
+}
+func (s *libovsdbSink) WithValues(kv ...any) logr.LogSink {
+	c := *s
+	c.kv = append(append([]any{}, s.kv...), kv...)
+	return &c
+}
+func (s *libovsdbSink) WithName(name string) logr.LogSink {
+	c := *s
+	c.name = s.name + "/" + name
+	return &c
+}

@@ -1,0 +1,107 @@
+package ops
+
+import (
+	"sync"
+
+	"github.com/ovn-kubernetes/libovsdb/model"
+)
+
+// Change is the latest known state of one row since the last Drain: New is
+// nil when the row was deleted, Old is the row before the first change in
+// the batch (nil when the row was inserted during it).
+type Change struct {
+	UUID string
+	Old  model.Model
+	New  model.Model
+}
+
+// Changes are a drained batch: per table, per row UUID.
+type Changes struct {
+	Tables map[string]map[string]*Change
+	// Overflow is true when libovsdb dropped an event while this batch was
+	// collected: the batch is incomplete and the consumer must rebuild
+	// from the cache.
+	Overflow bool
+}
+
+// Table returns the changes to one table (nil if none).
+func (c *Changes) Table(name string) map[string]*Change { return c.Tables[name] }
+
+// Empty reports whether nothing changed.
+func (c *Changes) Empty() bool { return len(c.Tables) == 0 && !c.Overflow }
+
+// Tracker is a libovsdb cache event handler that coalesces row changes
+// until the consumer drains them. Its handlers only take a mutex and write
+// a map, so libovsdb's bounded event queue keeps draining.
+type Tracker struct {
+	mu      sync.Mutex
+	pending Changes
+	notify  chan struct{}
+}
+
+// NewTracker returns an empty tracker.
+func NewTracker() *Tracker {
+	return &Tracker{notify: make(chan struct{}, 1)}
+}
+
+// Notify receives a value whenever changes are pending.
+func (t *Tracker) Notify() <-chan struct{} { return t.notify }
+
+// Drain returns and clears the pending changes.
+func (t *Tracker) Drain() Changes {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.pending
+	t.pending = Changes{}
+	return c
+}
+
+func (t *Tracker) record(table string, uuid string, old, new model.Model) {
+	t.mu.Lock()
+	if t.pending.Tables == nil {
+		t.pending.Tables = map[string]map[string]*Change{}
+	}
+	tm := t.pending.Tables[table]
+	if tm == nil {
+		tm = map[string]*Change{}
+		t.pending.Tables[table] = tm
+	}
+	if ch, ok := tm[uuid]; ok {
+		ch.New = new
+		if ch.Old == nil && ch.New == nil {
+			delete(tm, uuid) // inserted and deleted within one batch
+		}
+	} else {
+		tm[uuid] = &Change{UUID: uuid, Old: old, New: new}
+	}
+	t.mu.Unlock()
+	t.kick()
+}
+
+func (t *Tracker) markOverflow() {
+	t.mu.Lock()
+	t.pending.Overflow = true
+	t.mu.Unlock()
+	t.kick()
+}
+
+func (t *Tracker) kick() {
+	select {
+	case t.notify <- struct{}{}:
+	default:
+	}
+}
+
+func uuidOf(m model.Model) string {
+	if u, ok := m.(interface{ GetUUID() string }); ok {
+		return u.GetUUID()
+	}
+	return ""
+}
+
+// OnAdd, OnUpdate and OnDelete implement libovsdb's cache.EventHandler.
+func (t *Tracker) OnAdd(table string, m model.Model) { t.record(table, uuidOf(m), nil, m) }
+func (t *Tracker) OnUpdate(table string, old, new model.Model) {
+	t.record(table, uuidOf(new), old, new)
+}
+func (t *Tracker) OnDelete(table string, m model.Model) { t.record(table, uuidOf(m), m, nil) }

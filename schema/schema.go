@@ -1,0 +1,33 @@
+// Package schema holds Courier's public API: the northbound and southbound
+// OVSDB schemas, and (in nbdb/ and sbdb/) the Go models generated from
+// them. Orchestrators write the northbound directly, so constraints that the
+// schema can express (types, ranges, enums, references, indexes) live in the
+// .ovsschema files; what it cannot express is checked by northd, which
+// reports it in each row's status column.
+//
+// Who writes what in the southbound:
+//   - northd: Datapath, Port_Binding (all but chassis and up),
+//     Logical_Flow, SB_Global.nb_cfg;
+//   - hostd: its Chassis row, its Chassis_Private row (all but alive),
+//     Port_Binding.chassis and .up for the ports it claims, and
+//     Learned_Binding rows naming its chassis;
+//   - southd: Hub, Chassis_Private.alive, Port_Binding.up (false) for the
+//     ports of dead chassis, Learned_Binding arbitration and aging, and
+//     NB_Global.hv_cfg.
+package schema
+
+import (
+	_ "embed"
+)
+
+//go:embed nb.ovsschema
+var NB []byte
+
+//go:embed sb.ovsschema
+var SB []byte
+
+// Database names, as in the schemas.
+const (
+	NBName = "Courier_Northbound"
+	SBName = "Courier_Southbound"
+)

@@ -1,0 +1,168 @@
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/courier-sdn/courier/ops"
+)
+
+// CentralDaemons are what "courier-ctl start" runs after the databases.
+func CentralDaemons(metrics bool) []Daemon {
+	return []Daemon{
+		{Name: "courier-northd", Args: func(c *Config) []string {
+			a := []string{"--nb", c.Remote(Databases[0]), "--sb", c.Remote(Databases[1])}
+			if metrics {
+				a = append(a, "--metrics-addr", "127.0.0.1:9650")
+			}
+			return a
+		}},
+		{Name: "courier-southd", Args: func(c *Config) []string {
+			a := []string{"--nb", c.Remote(Databases[0]), "--sb", c.Remote(Databases[1])}
+			if metrics {
+				a = append(a, "--metrics-addr", "127.0.0.1:9651")
+			}
+			return a
+		}},
+	}
+}
+
+// App is the courier-ctl command line.
+func App() *cli.App {
+	listenFlags := []cli.Flag{
+		&cli.StringSliceFlag{Name: "nb-listen", Usage: "also listen for northbound clients on `REMOTE` (ptcp:PORT[:IP] or pssl:PORT[:IP]); repeatable"},
+		&cli.StringSliceFlag{Name: "sb-listen", Usage: "also listen for southbound clients on `REMOTE`; repeatable"},
+		&cli.BoolFlag{Name: "no-daemons", Usage: "start the databases only, not courier-northd and courier-southd"},
+	}
+	return &cli.App{
+		Name:  "courier-ctl",
+		Usage: "start, stop and inspect Courier's central services",
+		Description: `courier-ctl runs the northbound and southbound ovsdb-servers and the
+central daemons (courier-northd, courier-southd) in a run directory, as
+ovn-ctl does for OVN. Database files are created with ovsdb-tool when
+missing and converted when the schema is newer than the file.
+
+The run directory holds nb.sock and sb.sock; courier-nbctl and
+courier-sbctl find them through --run-dir or COURIER_RUNDIR.
+
+For several machines, make each database a Raft cluster: run
+"cluster-create" in the first member's run directory and "cluster-join"
+in two more, then point clients at all members, for example
+  --db unix:/run/c1/nb.sock,unix:/run/c2/nb.sock,unix:/run/c3/nb.sock`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "run-dir", Usage: "sockets, pid files and logs live in `DIR`", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
+			&cli.StringFlag{Name: "db-dir", Usage: "database files live in `DIR` (default: the run directory)", EnvVars: []string{"COURIER_DBDIR"}},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log what is done"},
+		},
+		Commands: []*cli.Command{
+			{
+				Name:  "start",
+				Usage: "create missing databases and start the servers and daemons",
+				Flags: listenFlags,
+				Action: func(cx *cli.Context) error {
+					c := configFrom(cx)
+					return c.Start(context.Background())
+				},
+			},
+			{
+				Name:  "stop",
+				Usage: "stop the daemons and the servers of the run directory",
+				Action: func(cx *cli.Context) error {
+					c := configFrom(cx)
+					return c.Stop()
+				},
+			},
+			{
+				Name:  "status",
+				Usage: "show which services of the run directory are running",
+				Action: func(cx *cli.Context) error {
+					c := configFrom(cx)
+					w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "SERVICE\tSTATE\tPID\tDETAIL")
+					down := 0
+					for _, s := range c.Status() {
+						state, pid := "stopped", "-"
+						if s.Running {
+							state, pid = "running", fmt.Sprint(s.PID)
+						} else {
+							down++
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Name, state, pid, s.Detail)
+					}
+					w.Flush()
+					if down > 0 {
+						return cli.Exit("", 3) // as LSB status: not running
+					}
+					return nil
+				},
+			},
+			{
+				Name:      "cluster-create",
+				Usage:     "create the first member of a Raft cluster of each database and start it",
+				ArgsUsage: " ",
+				Flags: append([]cli.Flag{
+					&cli.StringFlag{Name: "nb-raft", Usage: "this member's northbound Raft `ADDRESS` (tcp:IP:PORT)", Required: true},
+					&cli.StringFlag{Name: "sb-raft", Usage: "this member's southbound Raft `ADDRESS` (tcp:IP:PORT)", Required: true},
+				}, listenFlags...),
+				Action: func(cx *cli.Context) error {
+					c := configFrom(cx)
+					return c.ClusterCreate(context.Background(), map[string]string{"nb": cx.String("nb-raft"), "sb": cx.String("sb-raft")})
+				},
+			},
+			{
+				Name:  "cluster-join",
+				Usage: "join this run directory to existing Raft clusters and start it",
+				Flags: append([]cli.Flag{
+					&cli.StringFlag{Name: "nb-raft", Usage: "this member's northbound Raft `ADDRESS` (tcp:IP:PORT)", Required: true},
+					&cli.StringFlag{Name: "sb-raft", Usage: "this member's southbound Raft `ADDRESS`", Required: true},
+					&cli.StringSliceFlag{Name: "nb-peer", Usage: "Raft `ADDRESS` of an existing northbound member; repeatable", Required: true},
+					&cli.StringSliceFlag{Name: "sb-peer", Usage: "Raft `ADDRESS` of an existing southbound member; repeatable", Required: true},
+				}, listenFlags...),
+				Action: func(cx *cli.Context) error {
+					c := configFrom(cx)
+					return c.ClusterJoin(context.Background(),
+						map[string]string{"nb": cx.String("nb-raft"), "sb": cx.String("sb-raft")},
+						map[string][]string{"nb": cx.StringSlice("nb-peer"), "sb": cx.StringSlice("sb-peer")})
+				},
+			},
+		},
+	}
+}
+
+func configFrom(cx *cli.Context) *Config {
+	level := slog.LevelWarn
+	if cx.Bool("verbose") {
+		level = slog.LevelInfo
+	}
+	c := &Config{
+		RunDir: cx.String("run-dir"),
+		DBDir:  cx.String("db-dir"),
+		Listen: map[string][]string{"nb": cx.StringSlice("nb-listen"), "sb": cx.StringSlice("sb-listen")},
+		Log:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	if !cx.Bool("no-daemons") {
+		c.Daemons = CentralDaemons(true)
+	}
+	return c
+}
+
+// Main runs the command line and returns the exit code.
+func Main(args []string) int {
+	if err := App().Run(args); err != nil {
+		if ec, ok := err.(cli.ExitCoder); ok {
+			if msg := strings.TrimSpace(ec.Error()); msg != "" {
+				fmt.Fprintln(os.Stderr, "courier-ctl:", msg)
+			}
+			return ec.ExitCode()
+		}
+		fmt.Fprintln(os.Stderr, "courier-ctl:", err)
+		return 1
+	}
+	return 0
+}

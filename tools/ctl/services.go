@@ -1,0 +1,426 @@
+// Package ctl starts, stops and reports Courier's central services in a
+// run directory, the way ovn-ctl does for OVN: the northbound and
+// southbound ovsdb-servers (standalone, or one member of a Raft cluster)
+// and the central daemons. courier-ctl is its command line; the sandbox
+// reuses it.
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema"
+	"github.com/courier-sdn/courier/tools/proc"
+)
+
+// Database describes one of the two databases.
+type Database struct {
+	Short  string // "nb" or "sb"
+	Name   string // the OVSDB database name
+	Schema []byte
+}
+
+// Databases are the two databases, northbound first.
+var Databases = []Database{
+	{Short: "nb", Name: schema.NBName, Schema: schema.NB},
+	{Short: "sb", Name: schema.SBName, Schema: schema.SB},
+}
+
+// Daemon is a central daemon that courier-ctl starts after the databases.
+type Daemon struct {
+	Name string // binary name, e.g. "courier-northd"
+	// Args builds its command line from the configuration.
+	Args func(c *Config) []string
+}
+
+// Config locates the run directory and says what to run.
+type Config struct {
+	RunDir string
+	// DBDir holds the database files; it defaults to RunDir.
+	DBDir string
+	// Listen adds passive remotes per database short name, for example
+	// {"nb": {"ptcp:6641:127.0.0.1"}}, next to the unix sockets.
+	Listen map[string][]string
+	// Daemons are started after the databases, in order.
+	Daemons []Daemon
+	// BinDir is where the daemons' binaries are; empty means next to the
+	// running executable, then $PATH.
+	BinDir string
+	Log    *slog.Logger
+}
+
+func (c *Config) dbDir() string {
+	if c.DBDir != "" {
+		return c.DBDir
+	}
+	return c.RunDir
+}
+
+func (c *Config) log() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Paths of one database's files.
+func (c *Config) DBFile(d Database) string { return filepath.Join(c.dbDir(), d.Short+".db") }
+func (c *Config) Socket(d Database) string { return filepath.Join(c.RunDir, d.Short+".sock") }
+func (c *Config) CtlSocket(d Database) string {
+	return filepath.Join(c.RunDir, "ovsdb-server-"+d.Short+".ctl")
+}
+func (c *Config) serverPid(d Database) string {
+	return filepath.Join(c.RunDir, "ovsdb-server-"+d.Short+".pid")
+}
+func (c *Config) serverLog(d Database) string {
+	return filepath.Join(c.RunDir, "ovsdb-server-"+d.Short+".log")
+}
+func (c *Config) schemaFile(d Database) string {
+	return filepath.Join(c.RunDir, d.Short+".ovsschema")
+}
+func (c *Config) daemonPid(name string) string { return filepath.Join(c.RunDir, name+".pid") }
+func (c *Config) daemonLog(name string) string { return filepath.Join(c.RunDir, name+".log") }
+
+// Remote is the unix remote of a database in this run directory.
+func (c *Config) Remote(d Database) string { return "unix:" + c.Socket(d) }
+
+func (c *Config) prepare() error {
+	for _, dir := range []string{c.RunDir, c.dbDir()} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	for _, d := range Databases {
+		if err := os.WriteFile(c.schemaFile(d), d.Schema, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func run(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// ensureStandalone creates a database file that does not exist, and
+// converts one whose schema is older than the binary's: an upgrade keeps
+// the data.
+func (c *Config) ensureStandalone(d Database) error {
+	file := c.DBFile(d)
+	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+		c.log().Info("creating database", "file", file)
+		_, err := run("ovsdb-tool", "create", file, c.schemaFile(d))
+		return err
+	}
+	if _, err := run("ovsdb-tool", "db-is-clustered", file); err == nil {
+		return nil // a cluster member converts online, not here
+	}
+	needs, err := run("ovsdb-tool", "needs-conversion", file, c.schemaFile(d))
+	if err != nil {
+		return err
+	}
+	if needs == "yes" {
+		c.log().Info("converting database to the current schema", "file", file)
+		_, err = run("ovsdb-tool", "convert", file, c.schemaFile(d))
+	}
+	return err
+}
+
+// Start creates missing database files, starts both ovsdb-servers and then
+// the daemons. Services already running are left alone.
+func (c *Config) Start(ctx context.Context) error {
+	if err := c.prepare(); err != nil {
+		return err
+	}
+	for _, d := range Databases {
+		if err := c.ensureStandalone(d); err != nil {
+			return err
+		}
+	}
+	return c.startAll(ctx)
+}
+
+func (c *Config) startAll(ctx context.Context) error {
+	for _, d := range Databases {
+		if err := c.startServer(ctx, d); err != nil {
+			return err
+		}
+	}
+	if err := c.initGlobals(ctx); err != nil {
+		return err
+	}
+	for _, dm := range c.Daemons {
+		if err := c.startDaemon(dm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) startServer(ctx context.Context, d Database) error {
+	if pid, ok := proc.Running(c.serverPid(d), "ovsdb-server"); ok {
+		c.log().Info("ovsdb-server already running", "db", d.Short, "pid", pid)
+		return nil
+	}
+	os.Remove(c.Socket(d))
+	args := []string{c.DBFile(d),
+		"--remote=punix:" + c.Socket(d),
+		"--unixctl=" + c.CtlSocket(d),
+		"--log-file=" + c.serverLog(d),
+		"-vconsole:off", "-vfile:info", "--no-chdir"}
+	for _, l := range c.Listen[d.Short] {
+		args = append(args, "--remote="+l)
+	}
+	pid, err := proc.Start(proc.Spec{Bin: "ovsdb-server", Args: args,
+		LogFile: c.serverLog(d), PidFile: c.serverPid(d)})
+	if err != nil {
+		return err
+	}
+	c.log().Info("started ovsdb-server", "db", d.Short, "pid", pid, "socket", c.Socket(d))
+	return waitSocket(ctx, c.Socket(d), 10*time.Second)
+}
+
+func waitSocket(ctx context.Context, path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := net.Dial("unix", path)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not come up within %v: %v", path, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// initGlobals makes sure NB_Global and SB_Global have their one row, as
+// "ovn-nbctl init" does. Both tables allow one row, so two concurrent
+// starters cannot create two.
+func (c *Config) initGlobals(ctx context.Context) error {
+	for _, d := range Databases {
+		table := "NB_Global"
+		if d.Short == "sb" {
+			table = "SB_Global"
+		}
+		if err := EnsureGlobalRow(ctx, c.Remote(d), d.Name, table); err != nil {
+			return fmt.Errorf("initialize %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+func (c *Config) binary(name string) (string, error) {
+	if c.BinDir != "" {
+		p := filepath.Join(c.BinDir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found next to %s or in $PATH (run make build)", name, os.Args[0])
+	}
+	return p, nil
+}
+
+func (c *Config) startDaemon(dm Daemon) error {
+	if pid, ok := proc.Running(c.daemonPid(dm.Name), dm.Name); ok {
+		c.log().Info("already running", "daemon", dm.Name, "pid", pid)
+		return nil
+	}
+	bin, err := c.binary(dm.Name)
+	if err != nil {
+		return err
+	}
+	pid, err := proc.Start(proc.Spec{Bin: bin, Args: dm.Args(c),
+		LogFile: c.daemonLog(dm.Name), PidFile: c.daemonPid(dm.Name)})
+	if err != nil {
+		return err
+	}
+	c.log().Info("started", "daemon", dm.Name, "pid", pid, "log", c.daemonLog(dm.Name))
+	return nil
+}
+
+// Stop stops the daemons, then the databases. Only processes recorded in
+// this run directory's pid files are signalled.
+func (c *Config) Stop() error {
+	var errs []error
+	for i := len(c.Daemons) - 1; i >= 0; i-- {
+		name := c.Daemons[i].Name
+		if err := proc.Stop(c.daemonPid(name), name, 5*time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, d := range Databases {
+		if err := proc.Stop(c.serverPid(d), "ovsdb-server", 5*time.Second); err != nil {
+			errs = append(errs, err)
+		}
+		os.Remove(c.Socket(d))
+		os.Remove(c.CtlSocket(d))
+	}
+	return errors.Join(errs...)
+}
+
+// ServiceStatus is one line of "courier-ctl status".
+type ServiceStatus struct {
+	Name    string
+	Running bool
+	PID     int
+	Detail  string
+}
+
+// Status reports every service of the run directory.
+func (c *Config) Status() []ServiceStatus {
+	var out []ServiceStatus
+	for _, d := range Databases {
+		s := ServiceStatus{Name: "ovsdb-server-" + d.Short}
+		s.PID, s.Running = proc.Running(c.serverPid(d), "ovsdb-server")
+		if s.Running {
+			s.Detail = c.Remote(d)
+			if st, err := run("ovs-appctl", "-t", c.CtlSocket(d), "cluster/status", d.Name); err == nil {
+				s.Detail += ", clustered: " + clusterSummary(st)
+			} else {
+				s.Detail += ", standalone"
+			}
+		}
+		out = append(out, s)
+	}
+	for _, dm := range c.Daemons {
+		s := ServiceStatus{Name: dm.Name}
+		s.PID, s.Running = proc.Running(c.daemonPid(dm.Name), dm.Name)
+		if s.Running {
+			s.Detail = "log " + c.daemonLog(dm.Name)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func clusterSummary(status string) string {
+	var role, leader string
+	for _, l := range strings.Split(status, "\n") {
+		l = strings.TrimSpace(l)
+		if v, ok := strings.CutPrefix(l, "Role: "); ok {
+			role = v
+		}
+		if v, ok := strings.CutPrefix(l, "Leader: "); ok {
+			leader = v
+		}
+	}
+	return fmt.Sprintf("role %s, leader %s", role, leader)
+}
+
+// ClusterCreate makes this run directory the first member of a Raft
+// cluster of each database (raft maps "nb"/"sb" to this member's Raft
+// address, such as tcp:127.0.0.1:6643) and starts it.
+func (c *Config) ClusterCreate(ctx context.Context, raft map[string]string) error {
+	if err := c.prepare(); err != nil {
+		return err
+	}
+	for _, d := range Databases {
+		if _, err := os.Stat(c.DBFile(d)); err == nil {
+			return fmt.Errorf("%s already exists; remove it to create a new cluster", c.DBFile(d))
+		}
+		if raft[d.Short] == "" {
+			return fmt.Errorf("no Raft address for the %s database", d.Short)
+		}
+		if _, err := run("ovsdb-tool", "create-cluster", c.DBFile(d), c.schemaFile(d), raft[d.Short]); err != nil {
+			return err
+		}
+	}
+	return c.startAll(ctx)
+}
+
+// ClusterJoin makes this run directory a new member of existing clusters:
+// raft gives this member's addresses and peers the Raft address of at
+// least one existing member of each database.
+func (c *Config) ClusterJoin(ctx context.Context, raft map[string]string, peers map[string][]string) error {
+	if err := c.prepare(); err != nil {
+		return err
+	}
+	for _, d := range Databases {
+		if _, err := os.Stat(c.DBFile(d)); err == nil {
+			return fmt.Errorf("%s already exists; remove it to join a cluster", c.DBFile(d))
+		}
+		if raft[d.Short] == "" || len(peers[d.Short]) == 0 {
+			return fmt.Errorf("joining the %s cluster needs this member's Raft address and a peer", d.Short)
+		}
+		args := append([]string{"join-cluster", c.DBFile(d), d.Name, raft[d.Short]}, peers[d.Short]...)
+		if _, err := run("ovsdb-tool", args...); err != nil {
+			return err
+		}
+	}
+	// A joining member has no data until it has caught up with the
+	// leader, so it does not initialize the global rows itself.
+	for _, d := range Databases {
+		if err := c.startServer(ctx, d); err != nil {
+			return err
+		}
+	}
+	for _, dm := range c.Daemons {
+		if err := c.startDaemon(dm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EnsureGlobalRow inserts the single row of a global table if it is
+// missing. The table's maxRows of 1 makes a concurrent second insert fail,
+// which is then harmless.
+func EnsureGlobalRow(ctx context.Context, remote, db, table string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := ops.RawDial(remote)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var res []struct {
+		Rows  []map[string]any `json:"rows"`
+		Error string           `json:"error"`
+	}
+	if err := conn.Call(ctx, "transact", []any{db,
+		map[string]any{"op": "select", "table": table, "where": []any{}, "columns": []string{"_uuid"}}}, &res); err != nil {
+		return err
+	}
+	if len(res) == 1 && len(res[0].Rows) > 0 {
+		return nil
+	}
+	res = nil
+	if err := conn.Call(ctx, "transact", []any{db,
+		map[string]any{"op": "insert", "table": table, "row": map[string]any{}}}, &res); err != nil {
+		return err
+	}
+	for _, r := range res {
+		if r.Error != "" && r.Error != "constraint violation" {
+			return fmt.Errorf("insert %s: %s", table, r.Error)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,268 @@
+// Package nbctl is courier-nbctl, the northbound's command line, modelled
+// on ovn-nbctl: several commands separated by "--" commit as one
+// transaction, every check runs before anything is sent, and --wait=sb or
+// --wait=hv blocks until the change has reached the southbound or every
+// live host.
+package nbctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/model"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+	"github.com/urfave/cli/v2"
+
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/nbdb"
+)
+
+// Options are courier-nbctl's global options.
+type Options struct {
+	DB         string
+	Wait       string // none, sb or hv
+	Timeout    time.Duration
+	Format     string // table or json
+	LeaderOnly bool
+}
+
+// App is the courier-nbctl command line.
+func App(stdout io.Writer) *cli.App {
+	cmds := commands()
+	app := &cli.App{
+		Name:      "courier-nbctl",
+		Usage:     "declare VPCs, vxnets, ports and routes in Courier's northbound database",
+		UsageText: "courier-nbctl [OPTIONS] COMMAND [ARG...] [-- [OPTIONS] COMMAND [ARG...]]...",
+		Description: `Commands separated by "--" are checked in order against the database
+and committed as one transaction: if any of them fails, nothing is written.
+An error names the offending value and exits with status 1.
+
+With --wait=sb the command returns once northd has compiled the change into
+the southbound database; with --wait=hv, once every live host has applied
+it to its kernel.
+
+Commands:
+` + usage(cmds),
+		HideHelpCommand: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "db", Usage: "northbound `REMOTES` (unix:PATH, tcp:IP:PORT, ssl:IP:PORT; comma-separated for a cluster)", EnvVars: []string{"COURIER_NB_DB"}},
+			&cli.StringFlag{Name: "run-dir", Usage: "find nb.sock in `DIR` when --db is not given", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
+			&cli.StringFlag{Name: "wait", Value: "none", Usage: "after committing, wait for `none`, sb (northd has compiled it) or hv (every live host applied it)"},
+			&cli.DurationFlag{Name: "timeout", Usage: "give up after `DURATION` (0: never)"},
+			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "output `FORMAT`: table or json"},
+			&cli.BoolFlag{Name: "no-leader-only", Usage: "also accept a clustered server that is not the leader"},
+		},
+		Action: func(cx *cli.Context) error {
+			o := Options{DB: cx.String("db"), Wait: cx.String("wait"), Timeout: cx.Duration("timeout"),
+				Format: cx.String("format"), LeaderOnly: !cx.Bool("no-leader-only")}
+			if o.DB == "" {
+				o.DB = ops.DefaultNBRemote(ops.RunDir(cx.String("run-dir")))
+			}
+			if cx.Args().Len() == 0 {
+				return cli.ShowAppHelp(cx)
+			}
+			return Run(context.Background(), o, cx.Args().Slice(), stdout)
+		},
+	}
+	return app
+}
+
+// Run executes one invocation: its commands, one transaction, the wait.
+func Run(ctx context.Context, o Options, args []string, stdout io.Writer) error {
+	switch o.Wait {
+	case "none", "sb", "hv":
+	default:
+		return fmt.Errorf("--wait=%s: want none, sb or hv", o.Wait)
+	}
+	if o.Format != "table" && o.Format != "json" {
+		return fmt.Errorf("--format=%s: want table or json", o.Format)
+	}
+	remotes, err := ops.ParseRemotes(o.DB)
+	if err != nil {
+		return err
+	}
+	table := map[string]*command{}
+	for _, c := range commands() {
+		table[c.name] = c
+	}
+	var invs []*invocation
+	tables := map[string]bool{nbdb.NBGlobalTable: true}
+	for _, words := range splitCommands(args) {
+		inv, err := parseInvocation(table, words)
+		if err != nil {
+			return err
+		}
+		invs = append(invs, inv)
+		for _, t := range inv.cmd.tables {
+			tables[t] = true
+		}
+	}
+	if o.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+	}
+	dbModel, err := nbdb.FullDatabaseModel()
+	if err != nil {
+		return err
+	}
+	var monitor []client.MonitorOption
+	for _, t := range sortedKeys(tables) {
+		monitor = append(monitor, client.WithTable(tableModels[t]))
+	}
+	tracker := ops.NewTracker()
+	for {
+		sess, err := ops.Open(ctx, dbModel, ops.SessionOptions{Remotes: remotes, LeaderOnly: o.LeaderOnly,
+			Monitor: monitor, Tracker: tracker, Logger: slog.Default()})
+		if err != nil {
+			return err
+		}
+		out := &output{format: o.Format}
+		cfg, err := execute(ctx, sess, invs, o.Wait != "none", out)
+		if errors.Is(err, ops.ErrNoConnection) && ctx.Err() == nil {
+			// The transaction may or may not have committed: re-read
+			// the database and run the commands again, as ovn-nbctl does.
+			sess.Close()
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			sess.Close()
+			return err
+		}
+		if err := out.write(stdout); err != nil {
+			sess.Close()
+			return err
+		}
+		if cfg > 0 {
+			err = waitFor(ctx, sess, tracker, o.Wait, cfg)
+		}
+		sess.Close()
+		return err
+	}
+}
+
+// execute runs the commands against a fresh state and commits. It returns
+// the nb_cfg to wait for (0 when not waiting).
+func execute(ctx context.Context, sess *ops.Session, invs []*invocation, wait bool, out *output) (int, error) {
+	st, err := loadState(ctx, sess.Client)
+	if err != nil {
+		return 0, err
+	}
+	syncOnly := false
+	for _, inv := range invs {
+		if err := inv.cmd.run(st, inv, out); err != nil {
+			return 0, err
+		}
+		if inv.cmd.name == "sync" {
+			syncOnly = true
+		}
+	}
+	cfgIndex := -1
+	if wait && (len(st.ops) > 0 || syncOnly) {
+		if st.global == nil {
+			return 0, errors.New("the NB_Global row is missing; run courier-ctl start or courier-nbctl init")
+		}
+		g := st.global
+		now := int(time.Now().UnixMilli())
+		g.NbCfgTimestamp = now
+		upd, err := ops.ByUUID(sess.Client, g).Update(g, &g.NbCfgTimestamp)
+		if err != nil {
+			return 0, err
+		}
+		mut, err := ops.ByUUID(sess.Client, g).Mutate(g, model.Mutation{Field: &g.NbCfg, Mutator: ovsdb.MutateOperationAdd, Value: 1})
+		if err != nil {
+			return 0, err
+		}
+		st.ops = append(st.ops, upd...)
+		st.ops = append(st.ops, mut...)
+		st.ops = append(st.ops, ovsdb.Operation{Op: ovsdb.OperationSelect, Table: nbdb.NBGlobalTable,
+			Where: []ovsdb.Condition{}, Columns: []string{"nb_cfg"}})
+		cfgIndex = len(st.ops) - 1
+	}
+	res, err := ops.Transact(ctx, sess.Client, st.ops...)
+	if err != nil {
+		return 0, err
+	}
+	if cfgIndex < 0 {
+		return 0, nil
+	}
+	rows := res[cfgIndex].Rows
+	if len(rows) != 1 {
+		return 0, errors.New("could not read back nb_cfg")
+	}
+	switch v := rows[0]["nb_cfg"].(type) {
+	case float64:
+		return int(v), nil
+	case int:
+		return v, nil
+	default:
+		return 0, fmt.Errorf("unexpected nb_cfg value %v", v)
+	}
+}
+
+// waitFor blocks until NB_Global's sb_cfg (or hv_cfg) reaches cfg.
+func waitFor(ctx context.Context, sess *ops.Session, tracker *ops.Tracker, what string, cfg int) error {
+	for {
+		gs, err := ops.List[nbdb.NBGlobal](ctx, sess.Client, nil)
+		if err != nil {
+			return err
+		}
+		if len(gs) == 1 {
+			got := gs[0].SbCfg
+			if what == "hv" {
+				got = gs[0].HvCfg
+			}
+			if got >= cfg {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("timed out waiting for %s to reach nb_cfg %d", map[string]string{"sb": "northd (sb_cfg)", "hv": "the hosts (hv_cfg)"}[what], cfg)
+		case <-sess.Done():
+			return errors.New("lost the connection to the database while waiting")
+		case <-tracker.Notify():
+			tracker.Drain()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+var tableModels = map[string]model.Model{
+	nbdb.NBGlobalTable: &nbdb.NBGlobal{}, nbdb.VPCTable: &nbdb.VPC{}, nbdb.VxnetTable: &nbdb.Vxnet{},
+	nbdb.PortTable: &nbdb.Port{}, nbdb.RouteTable: &nbdb.Route{},
+}
+
+func sortedKeys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Main runs courier-nbctl and returns its exit status.
+func Main(args []string) int {
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err := App(os.Stdout).Run(args); err != nil {
+		msg := strings.TrimSpace(err.Error())
+		if msg != "" {
+			fmt.Fprintln(os.Stderr, "courier-nbctl:", msg)
+		}
+		if ec, ok := err.(cli.ExitCoder); ok {
+			return ec.ExitCode()
+		}
+		return 1
+	}
+	return 0
+}

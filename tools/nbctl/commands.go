@@ -1,0 +1,656 @@
+package nbctl
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ovn-kubernetes/libovsdb/model"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/courier-sdn/courier/northd/rules"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/nbdb"
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+
+func checkName(kind, name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%s name %q: use 1 to 64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit", kind, name)
+	}
+	return nil
+}
+
+var (
+	mayExist = flagSpec{name: "may-exist", usage: "do nothing if it already exists"}
+	ifExists = flagSpec{name: "if-exists", usage: "do nothing if it does not exist"}
+	tNB      = nbdb.NBGlobalTable
+	tVPC     = nbdb.VPCTable
+	tVxnet   = nbdb.VxnetTable
+	tPort    = nbdb.PortTable
+	tRoute   = nbdb.RouteTable
+)
+
+func commands() []*command {
+	return []*command{
+		{name: "init", args: "", summary: "create the NB_Global row if it is missing", max: 0,
+			tables: []string{tNB}, run: cmdInit},
+		{name: "show", args: "[VPC]", summary: "print VPCs with their vxnets, ports and routes as a tree", max: 1,
+			tables: []string{tVPC, tVxnet, tPort, tRoute}, run: cmdShow},
+		{name: "sync", args: "", summary: "with --wait, wait until everything before it has reached SB (or the hosts)", max: 0,
+			tables: []string{tNB}, run: func(*state, *invocation, *output) error { return nil }},
+
+		{name: "vpc-add", args: "VPC", summary: "create a VPC", min: 1, max: 1,
+			flags: []flagSpec{mayExist}, tables: []string{tVPC}, run: cmdVPCAdd},
+		{name: "vpc-del", args: "VPC", summary: "delete a VPC with its vxnets, ports and routes", min: 1, max: 1,
+			flags: []flagSpec{ifExists}, tables: []string{tVPC}, run: cmdVPCDel},
+		{name: "vpc-list", args: "", summary: "list VPCs", max: 0,
+			tables: []string{tVPC}, run: cmdVPCList},
+
+		{name: "vxnet-add", args: "VPC VXNET CIDR", summary: "create a vxnet (a subnet with its own VNI) in a VPC", min: 3, max: 3,
+			flags: []flagSpec{
+				{name: "gateway", arg: "IP", usage: "gateway address (default: the CIDR's first host)"},
+				{name: "vni", arg: "N", usage: "VXLAN network identifier, 1 to 16777215 (default: allocated by northd)"},
+				mayExist},
+			tables: []string{tVPC, tVxnet}, run: cmdVxnetAdd},
+		{name: "vxnet-del", args: "VXNET", summary: "delete a vxnet and its ports", min: 1, max: 1,
+			flags: []flagSpec{ifExists}, tables: []string{tVPC, tVxnet}, run: cmdVxnetDel},
+		{name: "vxnet-list", args: "[VPC]", summary: "list vxnets, of one VPC or of all", max: 1,
+			tables: []string{tVPC, tVxnet}, run: cmdVxnetList},
+
+		{name: "port-add", args: "VXNET PORT MAC IP...", summary: "create a VM port; IP may be 'unknown' for a port whose address is learned", min: 4, max: 19,
+			flags: []flagSpec{
+				{name: "vip", arg: "IP", repeat: true, usage: "a virtual IP the port may hold (repeatable)"},
+				{name: "chassis", arg: "NAME", usage: "the chassis that should host the port"},
+				{name: "no-port-security", usage: "let the port send from any MAC and IP"},
+				mayExist},
+			tables: []string{tVPC, tVxnet, tPort}, run: cmdPortAdd},
+		{name: "port-del", args: "PORT", summary: "delete a port", min: 1, max: 1,
+			flags: []flagSpec{ifExists}, tables: []string{tVxnet, tPort}, run: cmdPortDel},
+		{name: "port-set", args: "PORT", summary: "change a port's addresses, virtual IPs, chassis or port security", min: 1, max: 1,
+			flags: []flagSpec{
+				{name: "mac", arg: "MAC", usage: "new MAC"},
+				{name: "ips", arg: "IP[,IP...]", usage: "new fixed IPs, or 'unknown'"},
+				{name: "vips", arg: "IP[,IP...]", usage: "new virtual IPs, or 'none'"},
+				{name: "chassis", arg: "NAME", usage: "requested chassis, or 'none'"},
+				{name: "port-security", arg: "on|off", usage: "enforce the port's MAC and IPs"}},
+			tables: []string{tVPC, tVxnet, tPort}, run: cmdPortSet},
+		{name: "port-list", args: "[VXNET]", summary: "list ports, of one vxnet or of all", max: 1,
+			tables: []string{tVxnet, tPort}, run: cmdPortList},
+
+		{name: "route-add", args: "VPC PREFIX NEXTHOP", summary: "add a static route; NEXTHOP must be an address in one of the VPC's vxnets", min: 3, max: 3,
+			flags: []flagSpec{mayExist}, tables: []string{tVPC, tVxnet, tRoute}, run: cmdRouteAdd},
+		{name: "route-del", args: "VPC PREFIX", summary: "delete a static route", min: 2, max: 2,
+			flags: []flagSpec{ifExists}, tables: []string{tVPC, tRoute}, run: cmdRouteDel},
+		{name: "route-list", args: "VPC", summary: "list a VPC's static routes", min: 1, max: 1,
+			tables: []string{tVPC, tRoute}, run: cmdRouteList},
+	}
+}
+
+func cmdInit(st *state, _ *invocation, _ *output) error {
+	if st.global != nil {
+		return nil
+	}
+	st.global = &nbdb.NBGlobal{UUID: st.newName("global")}
+	return st.add(st.c.Create(st.global))
+}
+
+func cmdVPCAdd(st *state, inv *invocation, _ *output) error {
+	name := inv.args[0]
+	if err := checkName("VPC", name); err != nil {
+		return err
+	}
+	if st.vpcs[name] != nil {
+		if inv.has("may-exist") {
+			return nil
+		}
+		return fmt.Errorf("VPC %s already exists", name)
+	}
+	vpc := &nbdb.VPC{UUID: st.newName("vpc"), Name: name}
+	st.vpcs[name] = vpc
+	return st.add(st.c.Create(vpc))
+}
+
+func cmdVPCDel(st *state, inv *invocation, _ *output) error {
+	vpc := st.vpcs[inv.args[0]]
+	if vpc == nil {
+		if inv.has("if-exists") {
+			return nil
+		}
+		return fmt.Errorf("no VPC named %q", inv.args[0])
+	}
+	// The VPC is a root row: deleting it drops its vxnets, ports and
+	// routes, which only it references.
+	for _, vx := range st.vxnetsOf(vpc) {
+		for _, p := range st.portsOf(vx) {
+			delete(st.ports, p.Name)
+		}
+		delete(st.vxnets, vx.Name)
+	}
+	delete(st.vpcs, vpc.Name)
+	return st.add(ops.ByUUID(st.c, vpc).Delete())
+}
+
+func cmdVPCList(st *state, _ *invocation, out *output) error {
+	var rows [][]string
+	for _, v := range st.vpcs {
+		rows = append(rows, []string{v.Name, orDash(v.Status["tunnel_key"]), strconv.Itoa(len(v.Vxnets)),
+			strconv.Itoa(len(v.Routes)), statusText(v.Status)})
+	}
+	out.table([]string{"NAME", "TUNNEL_KEY", "VXNETS", "ROUTES", "STATUS"}, rows)
+	return nil
+}
+
+func cmdVxnetAdd(st *state, inv *invocation, _ *output) error {
+	vpcName, name, cidr := inv.args[0], inv.args[1], inv.args[2]
+	vpc, err := st.vpc(vpcName)
+	if err != nil {
+		return err
+	}
+	if err := checkName("vxnet", name); err != nil {
+		return err
+	}
+	if old := st.vxnets[name]; old != nil {
+		if inv.has("may-exist") && st.vxnetVPC[old.UUID] == vpc && old.Cidr == cidr {
+			return nil
+		}
+		return fmt.Errorf("vxnet %s already exists", name)
+	}
+	p, err := rules.ParseCIDR(cidr)
+	if err != nil {
+		return err
+	}
+	vx := &nbdb.Vxnet{UUID: st.newName("vxnet"), Name: name, Cidr: p.String()}
+	gw := rules.DefaultGateway(p)
+	if g := inv.value("gateway"); g != "" {
+		if gw, err = rules.ParseIP(g); err != nil {
+			return err
+		}
+		if err := rules.CheckGateway(name, p, gw); err != nil {
+			return err
+		}
+		s := gw.String()
+		vx.Gateway = &s
+	}
+	others := map[string]netip.Prefix{}
+	for _, o := range st.vxnetsOf(vpc) {
+		if op, err := rules.ParseCIDR(o.Cidr); err == nil {
+			others[o.Name] = op
+		}
+	}
+	if o := rules.Overlap(p, others); o != "" {
+		return fmt.Errorf("CIDR %s overlaps vxnet %s (%s) in VPC %s", p, o, others[o], vpc.Name)
+	}
+	if v := inv.value("vni"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 16777215 {
+			return fmt.Errorf("VNI %q is not between 1 and 16777215", v)
+		}
+		for _, o := range st.vxnets {
+			if vniOf(o) == n {
+				return fmt.Errorf("VNI %d is already used by vxnet %s", n, o.Name)
+			}
+		}
+		vx.Vni = &n
+	}
+	st.vxnets[name] = vx
+	st.vxnetVPC[vx.UUID] = vpc
+	if err := st.add(st.c.Create(vx)); err != nil {
+		return err
+	}
+	vpc.Vxnets = append(vpc.Vxnets, vx.UUID)
+	return st.add(ops.ByUUID(st.c, vpc).Mutate(vpc, model.Mutation{
+		Field: &vpc.Vxnets, Mutator: ovsdb.MutateOperationInsert, Value: []string{vx.UUID}}))
+}
+
+func cmdVxnetDel(st *state, inv *invocation, _ *output) error {
+	vx := st.vxnets[inv.args[0]]
+	if vx == nil {
+		if inv.has("if-exists") {
+			return nil
+		}
+		return fmt.Errorf("no vxnet named %q", inv.args[0])
+	}
+	vpc := st.vxnetVPC[vx.UUID]
+	for _, p := range st.portsOf(vx) {
+		delete(st.ports, p.Name)
+	}
+	delete(st.vxnets, vx.Name)
+	if vpc == nil {
+		return nil // an orphan is garbage-collected by the server
+	}
+	// Unreferenced, the vxnet and its ports are garbage-collected.
+	return st.add(ops.ByUUID(st.c, vpc).Mutate(vpc, model.Mutation{
+		Field: &vpc.Vxnets, Mutator: ovsdb.MutateOperationDelete, Value: []string{vx.UUID}}))
+}
+
+func cmdVxnetList(st *state, inv *invocation, out *output) error {
+	var only *nbdb.VPC
+	if len(inv.args) == 1 {
+		var err error
+		if only, err = st.vpc(inv.args[0]); err != nil {
+			return err
+		}
+	}
+	var rows [][]string
+	for _, vx := range st.vxnets {
+		vpc := st.vxnetVPC[vx.UUID]
+		if only != nil && vpc != only {
+			continue
+		}
+		vpcName := "-"
+		if vpc != nil {
+			vpcName = vpc.Name
+		}
+		_, gw, _ := gatewayOf(vx)
+		vni := "-"
+		if n := vniOf(vx); n > 0 {
+			vni = strconv.Itoa(n)
+		}
+		rows = append(rows, []string{vx.Name, vpcName, vx.Cidr, gw.String(), vni, strconv.Itoa(len(vx.Ports)), statusText(vx.Status)})
+	}
+	out.table([]string{"NAME", "VPC", "CIDR", "GATEWAY", "VNI", "PORTS", "STATUS"}, rows)
+	return nil
+}
+
+// portAddrs checks a port's fixed and virtual IPs against its vxnet and
+// the vxnet's other ports (skip is the port being changed).
+func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vips []string) ([]string, []string, error) {
+	p, gw, err := gatewayOf(vx)
+	if err != nil {
+		return nil, nil, err
+	}
+	usedIP := map[string]string{}
+	usedMAC := map[string]string{}
+	vipOf := map[string]bool{}
+	for _, o := range st.portsOf(vx) {
+		if o == skip {
+			continue
+		}
+		usedMAC[o.MAC] = o.Name
+		for _, ip := range o.IPs {
+			usedIP[ip] = o.Name
+		}
+		for _, ip := range o.VirtualIPs {
+			vipOf[ip] = true
+		}
+	}
+	if o, ok := usedMAC[mac]; ok {
+		return nil, nil, fmt.Errorf("MAC %s is already used by port %s in vxnet %s", mac, o, vx.Name)
+	}
+	var outIPs, outVIPs []string
+	seen := map[string]bool{}
+	for _, s := range ips {
+		if s == "unknown" {
+			if len(ips) > 1 {
+				return nil, nil, fmt.Errorf("'unknown' cannot be combined with fixed IPs")
+			}
+			break
+		}
+		ip, err := rules.ParseIP(s)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := rules.CheckPortIP(vx.Name, p, gw, ip); err != nil {
+			return nil, nil, err
+		}
+		if o, ok := usedIP[ip.String()]; ok {
+			return nil, nil, fmt.Errorf("IP %s is already used by port %s in vxnet %s", ip, o, vx.Name)
+		}
+		if vipOf[ip.String()] {
+			return nil, nil, fmt.Errorf("IP %s is a virtual IP of another port in vxnet %s", ip, vx.Name)
+		}
+		if seen[ip.String()] {
+			return nil, nil, fmt.Errorf("IP %s is given twice", ip)
+		}
+		seen[ip.String()] = true
+		outIPs = append(outIPs, ip.String())
+	}
+	for _, s := range vips {
+		ip, err := rules.ParseIP(s)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := rules.CheckPortIP(vx.Name, p, gw, ip); err != nil {
+			return nil, nil, err
+		}
+		if o, ok := usedIP[ip.String()]; ok {
+			return nil, nil, fmt.Errorf("virtual IP %s is the fixed IP of port %s in vxnet %s", ip, o, vx.Name)
+		}
+		if seen[ip.String()] {
+			return nil, nil, fmt.Errorf("IP %s is given twice", ip)
+		}
+		seen[ip.String()] = true
+		outVIPs = append(outVIPs, ip.String())
+	}
+	return outIPs, outVIPs, nil
+}
+
+func cmdPortAdd(st *state, inv *invocation, _ *output) error {
+	vxName, name, macArg, ipArgs := inv.args[0], inv.args[1], inv.args[2], inv.args[3:]
+	vx, err := st.vxnet(vxName)
+	if err != nil {
+		return err
+	}
+	if err := checkName("port", name); err != nil {
+		return err
+	}
+	if old := st.ports[name]; old != nil {
+		if inv.has("may-exist") && st.portVxnet[old.UUID] == vx {
+			return nil
+		}
+		return fmt.Errorf("port %s already exists", name)
+	}
+	mac, err := rules.ParseMAC(macArg)
+	if err != nil {
+		return err
+	}
+	ips, vips, err := st.portAddrs(vx, nil, mac, splitList(ipArgs), inv.values("vip"))
+	if err != nil {
+		return err
+	}
+	port := &nbdb.Port{UUID: st.newName("port"), Name: name, MAC: mac, IPs: ips, VirtualIPs: vips}
+	if c := inv.value("chassis"); c != "" {
+		if err := checkName("chassis", c); err != nil {
+			return err
+		}
+		port.RequestedChassis = &c
+	}
+	if inv.has("no-port-security") {
+		f := false
+		port.PortSecurity = &f
+	}
+	st.ports[name] = port
+	st.portVxnet[port.UUID] = vx
+	if err := st.add(st.c.Create(port)); err != nil {
+		return err
+	}
+	vx.Ports = append(vx.Ports, port.UUID)
+	return st.add(ops.ByUUID(st.c, vx).Mutate(vx, model.Mutation{
+		Field: &vx.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{port.UUID}}))
+}
+
+func cmdPortDel(st *state, inv *invocation, _ *output) error {
+	port := st.ports[inv.args[0]]
+	if port == nil {
+		if inv.has("if-exists") {
+			return nil
+		}
+		return fmt.Errorf("no port named %q", inv.args[0])
+	}
+	delete(st.ports, port.Name)
+	vx := st.portVxnet[port.UUID]
+	if vx == nil {
+		return nil
+	}
+	return st.add(ops.ByUUID(st.c, vx).Mutate(vx, model.Mutation{
+		Field: &vx.Ports, Mutator: ovsdb.MutateOperationDelete, Value: []string{port.UUID}}))
+}
+
+func cmdPortSet(st *state, inv *invocation, _ *output) error {
+	port, err := st.port(inv.args[0])
+	if err != nil {
+		return err
+	}
+	vx := st.portVxnet[port.UUID]
+	if vx == nil {
+		return fmt.Errorf("port %s belongs to no vxnet", port.Name)
+	}
+	var fields []any
+	mac, ips, vips := port.MAC, port.IPs, port.VirtualIPs
+	if v := inv.value("mac"); v != "" {
+		if mac, err = rules.ParseMAC(v); err != nil {
+			return err
+		}
+		fields = append(fields, &port.MAC)
+	}
+	if inv.has("ips") {
+		ips = splitList([]string{inv.value("ips")})
+		fields = append(fields, &port.IPs)
+	}
+	if inv.has("vips") {
+		vips = nil
+		if v := inv.value("vips"); v != "none" && v != "" {
+			vips = splitList([]string{v})
+		}
+		fields = append(fields, &port.VirtualIPs)
+	}
+	newIPs, newVIPs, err := st.portAddrs(vx, port, mac, ips, vips)
+	if err != nil {
+		return err
+	}
+	if inv.has("chassis") {
+		if c := inv.value("chassis"); c == "none" || c == "" {
+			port.RequestedChassis = nil
+		} else {
+			if err := checkName("chassis", c); err != nil {
+				return err
+			}
+			port.RequestedChassis = &c
+		}
+		fields = append(fields, &port.RequestedChassis)
+	}
+	if inv.has("port-security") {
+		var on bool
+		switch inv.value("port-security") {
+		case "on", "true", "yes":
+			on = true
+		case "off", "false", "no":
+		default:
+			return fmt.Errorf("--port-security %q: want on or off", inv.value("port-security"))
+		}
+		port.PortSecurity = &on
+		fields = append(fields, &port.PortSecurity)
+	}
+	if len(fields) == 0 {
+		return fmt.Errorf("port-set: nothing to change; give --mac, --ips, --vips, --chassis or --port-security")
+	}
+	port.MAC, port.IPs, port.VirtualIPs = mac, newIPs, newVIPs
+	return st.add(ops.ByUUID(st.c, port).Update(port, fields...))
+}
+
+func cmdPortList(st *state, inv *invocation, out *output) error {
+	var only *nbdb.Vxnet
+	if len(inv.args) == 1 {
+		var err error
+		if only, err = st.vxnet(inv.args[0]); err != nil {
+			return err
+		}
+	}
+	var rows [][]string
+	for _, p := range st.ports {
+		vx := st.portVxnet[p.UUID]
+		if only != nil && vx != only {
+			continue
+		}
+		vxName := "-"
+		if vx != nil {
+			vxName = vx.Name
+		}
+		ips := strings.Join(p.IPs, ",")
+		if ips == "" {
+			ips = "unknown"
+		}
+		chassis := "-"
+		if p.RequestedChassis != nil {
+			chassis = *p.RequestedChassis
+		}
+		rows = append(rows, []string{p.Name, vxName, p.MAC, ips, orDash(strings.Join(p.VirtualIPs, ",")), chassis, statusText(p.Status)})
+	}
+	out.table([]string{"NAME", "VXNET", "MAC", "IPS", "VIPS", "CHASSIS", "STATUS"}, rows)
+	return nil
+}
+
+func (st *state) routesOf(vpc *nbdb.VPC) []*nbdb.Route {
+	var out []*nbdb.Route
+	for _, r := range st.routes {
+		if st.routeVPC[r.UUID] == vpc {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func cmdRouteAdd(st *state, inv *invocation, _ *output) error {
+	vpc, err := st.vpc(inv.args[0])
+	if err != nil {
+		return err
+	}
+	prefix, err := rules.ParseRoutePrefix(inv.args[1])
+	if err != nil {
+		return err
+	}
+	nh, err := rules.ParseIP(inv.args[2])
+	if err != nil {
+		return err
+	}
+	for _, r := range st.routesOf(vpc) {
+		if r.Prefix == prefix.String() {
+			if inv.has("may-exist") && r.Nexthop == nh.String() {
+				return nil
+			}
+			return fmt.Errorf("VPC %s already has a route for %s (via %s)", vpc.Name, prefix, r.Nexthop)
+		}
+	}
+	var subnets []rules.Subnet
+	for _, vx := range st.vxnetsOf(vpc) {
+		if p, gw, err := gatewayOf(vx); err == nil {
+			subnets = append(subnets, rules.Subnet{Name: vx.Name, CIDR: p, Gateway: gw})
+		}
+	}
+	if err := rules.CheckRoute(vpc.Name, prefix, nh, subnets); err != nil {
+		return err
+	}
+	r := &nbdb.Route{UUID: st.newName("route"), Prefix: prefix.String(), Nexthop: nh.String()}
+	st.routes[r.UUID] = r
+	st.routeVPC[r.UUID] = vpc
+	if err := st.add(st.c.Create(r)); err != nil {
+		return err
+	}
+	vpc.Routes = append(vpc.Routes, r.UUID)
+	return st.add(ops.ByUUID(st.c, vpc).Mutate(vpc, model.Mutation{
+		Field: &vpc.Routes, Mutator: ovsdb.MutateOperationInsert, Value: []string{r.UUID}}))
+}
+
+func cmdRouteDel(st *state, inv *invocation, _ *output) error {
+	vpc, err := st.vpc(inv.args[0])
+	if err != nil {
+		return err
+	}
+	prefix, err := rules.ParseRoutePrefix(inv.args[1])
+	if err != nil {
+		return err
+	}
+	for _, r := range st.routesOf(vpc) {
+		if r.Prefix == prefix.String() {
+			delete(st.routes, r.UUID)
+			return st.add(ops.ByUUID(st.c, vpc).Mutate(vpc, model.Mutation{
+				Field: &vpc.Routes, Mutator: ovsdb.MutateOperationDelete, Value: []string{r.UUID}}))
+		}
+	}
+	if inv.has("if-exists") {
+		return nil
+	}
+	return fmt.Errorf("VPC %s has no route for %s", vpc.Name, prefix)
+}
+
+func cmdRouteList(st *state, inv *invocation, out *output) error {
+	vpc, err := st.vpc(inv.args[0])
+	if err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, r := range st.routesOf(vpc) {
+		rows = append(rows, []string{r.Prefix, r.Nexthop, statusText(r.Status)})
+	}
+	out.table([]string{"PREFIX", "NEXTHOP", "STATUS"}, rows)
+	return nil
+}
+
+func cmdShow(st *state, inv *invocation, out *output) error {
+	var vpcs []*nbdb.VPC
+	for _, v := range st.vpcs {
+		if len(inv.args) == 0 || v.Name == inv.args[0] {
+			vpcs = append(vpcs, v)
+		}
+	}
+	if len(inv.args) == 1 && len(vpcs) == 0 {
+		return fmt.Errorf("no VPC named %q", inv.args[0])
+	}
+	sort.Slice(vpcs, func(i, j int) bool { return vpcs[i].Name < vpcs[j].Name })
+	var b strings.Builder
+	for _, vpc := range vpcs {
+		fmt.Fprintf(&b, "vpc %s%s\n", vpc.Name, note(vpc.Status, "tunnel_key", "key"))
+		vxs := st.vxnetsOf(vpc)
+		sort.Slice(vxs, func(i, j int) bool { return vxs[i].Name < vxs[j].Name })
+		for _, vx := range vxs {
+			_, gw, _ := gatewayOf(vx)
+			vni := ""
+			if n := vniOf(vx); n > 0 {
+				vni = fmt.Sprintf(", vni %d", n)
+			}
+			fmt.Fprintf(&b, "    vxnet %s (%s, gateway %s%s)%s\n", vx.Name, vx.Cidr, gw, vni, errNote(vx.Status))
+			ports := st.portsOf(vx)
+			sort.Slice(ports, func(i, j int) bool { return ports[i].Name < ports[j].Name })
+			for _, p := range ports {
+				addrs := strings.Join(p.IPs, " ")
+				if addrs == "" {
+					addrs = "unknown"
+				}
+				extra := ""
+				if len(p.VirtualIPs) > 0 {
+					extra += " vips " + strings.Join(p.VirtualIPs, " ")
+				}
+				if p.RequestedChassis != nil {
+					extra += " on " + *p.RequestedChassis
+				}
+				fmt.Fprintf(&b, "        port %s: %s %s%s%s\n", p.Name, p.MAC, addrs, extra, errNote(p.Status))
+			}
+		}
+		rs := st.routesOf(vpc)
+		sort.Slice(rs, func(i, j int) bool { return rs[i].Prefix < rs[j].Prefix })
+		for _, r := range rs {
+			fmt.Fprintf(&b, "    route %s via %s%s\n", r.Prefix, r.Nexthop, errNote(r.Status))
+		}
+	}
+	out.text(b.String())
+	return nil
+}
+
+func note(status map[string]string, key, label string) string {
+	if v := status[key]; v != "" {
+		return fmt.Sprintf(" (%s %s)", label, v) + errNote(status)
+	}
+	return errNote(status)
+}
+
+func errNote(status map[string]string) string {
+	if status["state"] == "error" {
+		return "  [error: " + status["error"] + "]"
+	}
+	return ""
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// splitList accepts "a,b" as well as separate words.
+func splitList(words []string) []string {
+	var out []string
+	for _, w := range words {
+		for _, s := range strings.Split(w, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,193 @@
+package nbctl
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/courier-sdn/courier/northd/rules"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/nbdb"
+)
+
+// state is the northbound as the commands of one invocation see it: what
+// the database held when the invocation started, plus what earlier
+// commands of the same invocation did. Commands change it and append the
+// operations that make the same change in the database; nothing is sent
+// until every command has succeeded.
+type state struct {
+	c      client.Client
+	global *nbdb.NBGlobal
+	vpcs   map[string]*nbdb.VPC   // by name
+	vxnets map[string]*nbdb.Vxnet // by name
+	ports  map[string]*nbdb.Port  // by name
+	routes map[string]*nbdb.Route // by UUID
+
+	vxnetVPC  map[string]*nbdb.VPC   // vxnet UUID -> its VPC
+	portVxnet map[string]*nbdb.Vxnet // port UUID -> its vxnet
+	routeVPC  map[string]*nbdb.VPC   // route UUID -> its VPC
+
+	ops   []ovsdb.Operation
+	named int
+}
+
+func loadState(ctx context.Context, c client.Client) (*state, error) {
+	st := &state{c: c,
+		vpcs:      map[string]*nbdb.VPC{},
+		vxnets:    map[string]*nbdb.Vxnet{},
+		ports:     map[string]*nbdb.Port{},
+		routes:    map[string]*nbdb.Route{},
+		vxnetVPC:  map[string]*nbdb.VPC{},
+		portVxnet: map[string]*nbdb.Vxnet{},
+		routeVPC:  map[string]*nbdb.VPC{},
+	}
+	globals, err := ops.List[nbdb.NBGlobal](ctx, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(globals) > 0 {
+		st.global = globals[0]
+	}
+	vpcs, err := ops.List[nbdb.VPC](ctx, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	vxnets, err := ops.List[nbdb.Vxnet](ctx, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	ports, err := ops.List[nbdb.Port](ctx, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	routes, err := ops.List[nbdb.Route](ctx, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	byUUIDVxnet := map[string]*nbdb.Vxnet{}
+	for _, v := range vxnets {
+		st.vxnets[v.Name] = v
+		byUUIDVxnet[v.UUID] = v
+	}
+	for _, p := range ports {
+		st.ports[p.Name] = p
+	}
+	for _, r := range routes {
+		st.routes[r.UUID] = r
+	}
+	for _, vpc := range vpcs {
+		st.vpcs[vpc.Name] = vpc
+		for _, u := range vpc.Vxnets {
+			st.vxnetVPC[u] = vpc
+		}
+		for _, u := range vpc.Routes {
+			st.routeVPC[u] = vpc
+		}
+	}
+	for _, v := range vxnets {
+		for _, u := range v.Ports {
+			st.portVxnet[u] = v
+		}
+	}
+	return st, nil
+}
+
+// newName returns a fresh named-UUID for a row inserted by this invocation.
+func (st *state) newName(prefix string) string {
+	st.named++
+	return fmt.Sprintf("%s%d", prefix, st.named)
+}
+
+func (st *state) add(ops []ovsdb.Operation, err error) error {
+	if err != nil {
+		return err
+	}
+	st.ops = append(st.ops, ops...)
+	return nil
+}
+
+func (st *state) vpc(name string) (*nbdb.VPC, error) {
+	if v := st.vpcs[name]; v != nil {
+		return v, nil
+	}
+	return nil, fmt.Errorf("no VPC named %q", name)
+}
+
+func (st *state) vxnet(name string) (*nbdb.Vxnet, error) {
+	if v := st.vxnets[name]; v != nil {
+		return v, nil
+	}
+	return nil, fmt.Errorf("no vxnet named %q", name)
+}
+
+func (st *state) port(name string) (*nbdb.Port, error) {
+	if p := st.ports[name]; p != nil {
+		return p, nil
+	}
+	return nil, fmt.Errorf("no port named %q", name)
+}
+
+// vxnetsOf lists a VPC's vxnets.
+func (st *state) vxnetsOf(vpc *nbdb.VPC) []*nbdb.Vxnet {
+	var out []*nbdb.Vxnet
+	for _, v := range st.vxnets {
+		if st.vxnetVPC[v.UUID] == vpc {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// portsOf lists a vxnet's ports.
+func (st *state) portsOf(vx *nbdb.Vxnet) []*nbdb.Port {
+	var out []*nbdb.Port
+	for _, p := range st.ports {
+		if st.portVxnet[p.UUID] == vx {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// vniOf is the VNI a vxnet holds: the requested one, else what northd
+// allocated and recorded in its status.
+func vniOf(vx *nbdb.Vxnet) int {
+	if vx.Vni != nil {
+		return *vx.Vni
+	}
+	if n, err := strconv.Atoi(vx.Status["vni"]); err == nil {
+		return n
+	}
+	return 0
+}
+
+// gatewayOf returns a vxnet's CIDR and gateway as recorded in the NB.
+func gatewayOf(vx *nbdb.Vxnet) (netip.Prefix, netip.Addr, error) {
+	p, err := rules.ParseCIDR(vx.Cidr)
+	if err != nil {
+		return p, netip.Addr{}, err
+	}
+	gw := rules.DefaultGateway(p)
+	if vx.Gateway != nil {
+		if gw, err = rules.ParseIP(*vx.Gateway); err != nil {
+			return p, gw, err
+		}
+	}
+	return p, gw, nil
+}
+
+// statusText is what the list commands print for a row's status.
+func statusText(s map[string]string) string {
+	switch {
+	case s["state"] == "error":
+		return "error: " + s["error"]
+	case s["state"] != "":
+		return s["state"]
+	default:
+		return "pending"
+	}
+}
