@@ -141,8 +141,10 @@ type libovsdbSink struct {
 
 const droppedEventMsg = "dropping event because event buffer is full"
 
-func (s *libovsdbSink) Init(logr.RuntimeInfo)  {}
-func (s *libovsdbSink) Enabled(level int) bool { return level <= 2 && s.log.Enabled(context.Background(), slog.LevelDebug) || level == 0 }
+func (s *libovsdbSink) Init(logr.RuntimeInfo) {}
+func (s *libovsdbSink) Enabled(level int) bool {
+	return level <= 2 && s.log.Enabled(context.Background(), slog.LevelDebug) || level == 0
+}
 func (s *libovsdbSink) Info(level int, msg string, kv ...any) {
 	if msg == droppedEventMsg && s.tracker != nil {
 		s.tracker.markOverflow()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/nbdb"
+	"github.com/courier-sdn/courier/tools/cmdline"
 )
 
 // Options are courier-nbctl's global options.
@@ -50,7 +51,7 @@ the southbound database; with --wait=hv, once every live host has applied
 it to its kernel.
 
 Commands:
-` + usage(cmds),
+` + cmdline.Usage(cmds),
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "db", Usage: "northbound `REMOTES` (unix:PATH, tcp:IP:PORT, ssl:IP:PORT; comma-separated for a cluster)", EnvVars: []string{"COURIER_NB_DB"}},
@@ -91,17 +92,17 @@ func Run(ctx context.Context, o Options, args []string, stdout io.Writer) error 
 	}
 	table := map[string]*command{}
 	for _, c := range commands() {
-		table[c.name] = c
+		table[c.Name] = c
 	}
-	var invs []*invocation
+	var invs []parsed
 	tables := map[string]bool{nbdb.NBGlobalTable: true}
-	for _, words := range splitCommands(args) {
-		inv, err := parseInvocation(table, words)
+	for _, words := range cmdline.Split(args) {
+		inv, cmd, err := cmdline.Parse("courier-nbctl", table, words)
 		if err != nil {
 			return err
 		}
-		invs = append(invs, inv)
-		for _, t := range inv.cmd.tables {
+		invs = append(invs, parsed{inv, cmd})
+		for _, t := range cmd.Tables {
 			tables[t] = true
 		}
 	}
@@ -123,9 +124,9 @@ func Run(ctx context.Context, o Options, args []string, stdout io.Writer) error 
 		sess, err := ops.Open(ctx, dbModel, ops.SessionOptions{Remotes: remotes, LeaderOnly: o.LeaderOnly,
 			Monitor: monitor, Tracker: tracker, Logger: slog.Default()})
 		if err != nil {
-			return err
+			return fmt.Errorf("cannot reach the northbound database at %s (start it with courier-ctl start, or set --db, COURIER_NB_DB or COURIER_RUNDIR): %w", o.DB, err)
 		}
-		out := &output{format: o.Format}
+		out := &cmdline.Output{Format: o.Format}
 		cfg, err := execute(ctx, sess, invs, o.Wait != "none", out)
 		if errors.Is(err, ops.ErrNoConnection) && ctx.Err() == nil {
 			// The transaction may or may not have committed: re-read
@@ -138,7 +139,7 @@ func Run(ctx context.Context, o Options, args []string, stdout io.Writer) error 
 			sess.Close()
 			return err
 		}
-		if err := out.write(stdout); err != nil {
+		if err := out.Write(stdout); err != nil {
 			sess.Close()
 			return err
 		}
@@ -152,17 +153,22 @@ func Run(ctx context.Context, o Options, args []string, stdout io.Writer) error 
 
 // execute runs the commands against a fresh state and commits. It returns
 // the nb_cfg to wait for (0 when not waiting).
-func execute(ctx context.Context, sess *ops.Session, invs []*invocation, wait bool, out *output) (int, error) {
+type parsed struct {
+	inv *cmdline.Invocation
+	cmd *command
+}
+
+func execute(ctx context.Context, sess *ops.Session, invs []parsed, wait bool, out *cmdline.Output) (int, error) {
 	st, err := loadState(ctx, sess.Client)
 	if err != nil {
 		return 0, err
 	}
 	syncOnly := false
-	for _, inv := range invs {
-		if err := inv.cmd.run(st, inv, out); err != nil {
+	for _, p := range invs {
+		if err := p.cmd.Run(st, p.inv, out); err != nil {
 			return 0, err
 		}
-		if inv.cmd.name == "sync" {
+		if p.cmd.Name == "sync" {
 			syncOnly = true
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/nbdb"
+	"github.com/courier-sdn/courier/tools/cmdline"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
@@ -26,8 +27,8 @@ func checkName(kind, name string) error {
 }
 
 var (
-	mayExist = flagSpec{name: "may-exist", usage: "do nothing if it already exists"}
-	ifExists = flagSpec{name: "if-exists", usage: "do nothing if it does not exist"}
+	mayExist = cmdline.Flag{Name: "may-exist", Usage: "do nothing if it already exists"}
+	ifExists = cmdline.Flag{Name: "if-exists", Usage: "do nothing if it does not exist"}
 	tNB      = nbdb.NBGlobalTable
 	tVPC     = nbdb.VPCTable
 	tVxnet   = nbdb.VxnetTable
@@ -35,63 +36,65 @@ var (
 	tRoute   = nbdb.RouteTable
 )
 
+type command = cmdline.Command[*state]
+
 func commands() []*command {
 	return []*command{
-		{name: "init", args: "", summary: "create the NB_Global row if it is missing", max: 0,
-			tables: []string{tNB}, run: cmdInit},
-		{name: "show", args: "[VPC]", summary: "print VPCs with their vxnets, ports and routes as a tree", max: 1,
-			tables: []string{tVPC, tVxnet, tPort, tRoute}, run: cmdShow},
-		{name: "sync", args: "", summary: "with --wait, wait until everything before it has reached SB (or the hosts)", max: 0,
-			tables: []string{tNB}, run: func(*state, *invocation, *output) error { return nil }},
+		{Name: "init", Args: "", Summary: "create the NB_Global row if it is missing", Max: 0,
+			Tables: []string{tNB}, Run: cmdInit},
+		{Name: "show", Args: "[VPC]", Summary: "print VPCs with their vxnets, ports and routes as a tree", Max: 1,
+			Tables: []string{tVPC, tVxnet, tPort, tRoute}, Run: cmdShow},
+		{Name: "sync", Args: "", Summary: "with --wait, wait until everything before it has reached SB (or the hosts)", Max: 0,
+			Tables: []string{tNB}, Run: func(*state, *cmdline.Invocation, *cmdline.Output) error { return nil }},
 
-		{name: "vpc-add", args: "VPC", summary: "create a VPC", min: 1, max: 1,
-			flags: []flagSpec{mayExist}, tables: []string{tVPC}, run: cmdVPCAdd},
-		{name: "vpc-del", args: "VPC", summary: "delete a VPC with its vxnets, ports and routes", min: 1, max: 1,
-			flags: []flagSpec{ifExists}, tables: []string{tVPC}, run: cmdVPCDel},
-		{name: "vpc-list", args: "", summary: "list VPCs", max: 0,
-			tables: []string{tVPC}, run: cmdVPCList},
+		{Name: "vpc-add", Args: "VPC", Summary: "create a VPC", Min: 1, Max: 1,
+			Flags: []cmdline.Flag{mayExist}, Tables: []string{tVPC}, Run: cmdVPCAdd},
+		{Name: "vpc-del", Args: "VPC", Summary: "delete a VPC with its vxnets, ports and routes", Min: 1, Max: 1,
+			Flags: []cmdline.Flag{ifExists}, Tables: []string{tVPC}, Run: cmdVPCDel},
+		{Name: "vpc-list", Args: "", Summary: "list VPCs", Max: 0,
+			Tables: []string{tVPC}, Run: cmdVPCList},
 
-		{name: "vxnet-add", args: "VPC VXNET CIDR", summary: "create a vxnet (a subnet with its own VNI) in a VPC", min: 3, max: 3,
-			flags: []flagSpec{
-				{name: "gateway", arg: "IP", usage: "gateway address (default: the CIDR's first host)"},
-				{name: "vni", arg: "N", usage: "VXLAN network identifier, 1 to 16777215 (default: allocated by northd)"},
+		{Name: "vxnet-add", Args: "VPC VXNET CIDR", Summary: "create a vxnet (a subnet with its own VNI) in a VPC", Min: 3, Max: 3,
+			Flags: []cmdline.Flag{
+				{Name: "gateway", Arg: "IP", Usage: "gateway address (default: the CIDR's first host)"},
+				{Name: "vni", Arg: "N", Usage: "VXLAN network identifier, 1 to 16777215 (default: allocated by northd)"},
 				mayExist},
-			tables: []string{tVPC, tVxnet}, run: cmdVxnetAdd},
-		{name: "vxnet-del", args: "VXNET", summary: "delete a vxnet and its ports", min: 1, max: 1,
-			flags: []flagSpec{ifExists}, tables: []string{tVPC, tVxnet}, run: cmdVxnetDel},
-		{name: "vxnet-list", args: "[VPC]", summary: "list vxnets, of one VPC or of all", max: 1,
-			tables: []string{tVPC, tVxnet}, run: cmdVxnetList},
+			Tables: []string{tVPC, tVxnet}, Run: cmdVxnetAdd},
+		{Name: "vxnet-del", Args: "VXNET", Summary: "delete a vxnet and its ports", Min: 1, Max: 1,
+			Flags: []cmdline.Flag{ifExists}, Tables: []string{tVPC, tVxnet}, Run: cmdVxnetDel},
+		{Name: "vxnet-list", Args: "[VPC]", Summary: "list vxnets, of one VPC or of all", Max: 1,
+			Tables: []string{tVPC, tVxnet}, Run: cmdVxnetList},
 
-		{name: "port-add", args: "VXNET PORT MAC IP...", summary: "create a VM port; IP may be 'unknown' for a port whose address is learned", min: 4, max: 19,
-			flags: []flagSpec{
-				{name: "vip", arg: "IP", repeat: true, usage: "a virtual IP the port may hold (repeatable)"},
-				{name: "chassis", arg: "NAME", usage: "the chassis that should host the port"},
-				{name: "no-port-security", usage: "let the port send from any MAC and IP"},
+		{Name: "port-add", Args: "VXNET PORT MAC IP...", Summary: "create a VM port; IP may be 'unknown' for a port whose address is learned", Min: 4, Max: 19,
+			Flags: []cmdline.Flag{
+				{Name: "vip", Arg: "IP", Repeat: true, Usage: "a virtual IP the port may hold (repeatable)"},
+				{Name: "chassis", Arg: "NAME", Usage: "the chassis that should host the port"},
+				{Name: "no-port-security", Usage: "let the port send from any MAC and IP"},
 				mayExist},
-			tables: []string{tVPC, tVxnet, tPort}, run: cmdPortAdd},
-		{name: "port-del", args: "PORT", summary: "delete a port", min: 1, max: 1,
-			flags: []flagSpec{ifExists}, tables: []string{tVxnet, tPort}, run: cmdPortDel},
-		{name: "port-set", args: "PORT", summary: "change a port's addresses, virtual IPs, chassis or port security", min: 1, max: 1,
-			flags: []flagSpec{
-				{name: "mac", arg: "MAC", usage: "new MAC"},
-				{name: "ips", arg: "IP[,IP...]", usage: "new fixed IPs, or 'unknown'"},
-				{name: "vips", arg: "IP[,IP...]", usage: "new virtual IPs, or 'none'"},
-				{name: "chassis", arg: "NAME", usage: "requested chassis, or 'none'"},
-				{name: "port-security", arg: "on|off", usage: "enforce the port's MAC and IPs"}},
-			tables: []string{tVPC, tVxnet, tPort}, run: cmdPortSet},
-		{name: "port-list", args: "[VXNET]", summary: "list ports, of one vxnet or of all", max: 1,
-			tables: []string{tVxnet, tPort}, run: cmdPortList},
+			Tables: []string{tVPC, tVxnet, tPort}, Run: cmdPortAdd},
+		{Name: "port-del", Args: "PORT", Summary: "delete a port", Min: 1, Max: 1,
+			Flags: []cmdline.Flag{ifExists}, Tables: []string{tVxnet, tPort}, Run: cmdPortDel},
+		{Name: "port-set", Args: "PORT", Summary: "change a port's addresses, virtual IPs, chassis or port security", Min: 1, Max: 1,
+			Flags: []cmdline.Flag{
+				{Name: "mac", Arg: "MAC", Usage: "new MAC"},
+				{Name: "ips", Arg: "IP[,IP...]", Usage: "new fixed IPs, or 'unknown'"},
+				{Name: "vips", Arg: "IP[,IP...]", Usage: "new virtual IPs, or 'none'"},
+				{Name: "chassis", Arg: "NAME", Usage: "requested chassis, or 'none'"},
+				{Name: "port-security", Arg: "on|off", Usage: "enforce the port's MAC and IPs"}},
+			Tables: []string{tVPC, tVxnet, tPort}, Run: cmdPortSet},
+		{Name: "port-list", Args: "[VXNET]", Summary: "list ports, of one vxnet or of all", Max: 1,
+			Tables: []string{tVxnet, tPort}, Run: cmdPortList},
 
-		{name: "route-add", args: "VPC PREFIX NEXTHOP", summary: "add a static route; NEXTHOP must be an address in one of the VPC's vxnets", min: 3, max: 3,
-			flags: []flagSpec{mayExist}, tables: []string{tVPC, tVxnet, tRoute}, run: cmdRouteAdd},
-		{name: "route-del", args: "VPC PREFIX", summary: "delete a static route", min: 2, max: 2,
-			flags: []flagSpec{ifExists}, tables: []string{tVPC, tRoute}, run: cmdRouteDel},
-		{name: "route-list", args: "VPC", summary: "list a VPC's static routes", min: 1, max: 1,
-			tables: []string{tVPC, tRoute}, run: cmdRouteList},
+		{Name: "route-add", Args: "VPC PREFIX NEXTHOP", Summary: "add a static route; NEXTHOP must be an address in one of the VPC's vxnets", Min: 3, Max: 3,
+			Flags: []cmdline.Flag{mayExist}, Tables: []string{tVPC, tVxnet, tRoute}, Run: cmdRouteAdd},
+		{Name: "route-del", Args: "VPC PREFIX", Summary: "delete a static route", Min: 2, Max: 2,
+			Flags: []cmdline.Flag{ifExists}, Tables: []string{tVPC, tRoute}, Run: cmdRouteDel},
+		{Name: "route-list", Args: "VPC", Summary: "list a VPC's static routes", Min: 1, Max: 1,
+			Tables: []string{tVPC, tRoute}, Run: cmdRouteList},
 	}
 }
 
-func cmdInit(st *state, _ *invocation, _ *output) error {
+func cmdInit(st *state, _ *cmdline.Invocation, _ *cmdline.Output) error {
 	if st.global != nil {
 		return nil
 	}
@@ -99,13 +102,13 @@ func cmdInit(st *state, _ *invocation, _ *output) error {
 	return st.add(st.c.Create(st.global))
 }
 
-func cmdVPCAdd(st *state, inv *invocation, _ *output) error {
-	name := inv.args[0]
+func cmdVPCAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
+	name := inv.Args[0]
 	if err := checkName("VPC", name); err != nil {
 		return err
 	}
 	if st.vpcs[name] != nil {
-		if inv.has("may-exist") {
+		if inv.Has("may-exist") {
 			return nil
 		}
 		return fmt.Errorf("VPC %s already exists", name)
@@ -115,13 +118,13 @@ func cmdVPCAdd(st *state, inv *invocation, _ *output) error {
 	return st.add(st.c.Create(vpc))
 }
 
-func cmdVPCDel(st *state, inv *invocation, _ *output) error {
-	vpc := st.vpcs[inv.args[0]]
+func cmdVPCDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
+	vpc := st.vpcs[inv.Args[0]]
 	if vpc == nil {
-		if inv.has("if-exists") {
+		if inv.Has("if-exists") {
 			return nil
 		}
-		return fmt.Errorf("no VPC named %q", inv.args[0])
+		return fmt.Errorf("no VPC named %q", inv.Args[0])
 	}
 	// The VPC is a root row: deleting it drops its vxnets, ports and
 	// routes, which only it references.
@@ -135,18 +138,18 @@ func cmdVPCDel(st *state, inv *invocation, _ *output) error {
 	return st.add(ops.ByUUID(st.c, vpc).Delete())
 }
 
-func cmdVPCList(st *state, _ *invocation, out *output) error {
+func cmdVPCList(st *state, _ *cmdline.Invocation, out *cmdline.Output) error {
 	var rows [][]string
 	for _, v := range st.vpcs {
 		rows = append(rows, []string{v.Name, orDash(v.Status["tunnel_key"]), strconv.Itoa(len(v.Vxnets)),
 			strconv.Itoa(len(v.Routes)), statusText(v.Status)})
 	}
-	out.table([]string{"NAME", "TUNNEL_KEY", "VXNETS", "ROUTES", "STATUS"}, rows)
+	out.Table([]string{"NAME", "TUNNEL_KEY", "VXNETS", "ROUTES", "STATUS"}, rows)
 	return nil
 }
 
-func cmdVxnetAdd(st *state, inv *invocation, _ *output) error {
-	vpcName, name, cidr := inv.args[0], inv.args[1], inv.args[2]
+func cmdVxnetAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
+	vpcName, name, cidr := inv.Args[0], inv.Args[1], inv.Args[2]
 	vpc, err := st.vpc(vpcName)
 	if err != nil {
 		return err
@@ -155,7 +158,7 @@ func cmdVxnetAdd(st *state, inv *invocation, _ *output) error {
 		return err
 	}
 	if old := st.vxnets[name]; old != nil {
-		if inv.has("may-exist") && st.vxnetVPC[old.UUID] == vpc && old.Cidr == cidr {
+		if inv.Has("may-exist") && st.vxnetVPC[old.UUID] == vpc && old.Cidr == cidr {
 			return nil
 		}
 		return fmt.Errorf("vxnet %s already exists", name)
@@ -166,7 +169,7 @@ func cmdVxnetAdd(st *state, inv *invocation, _ *output) error {
 	}
 	vx := &nbdb.Vxnet{UUID: st.newName("vxnet"), Name: name, Cidr: p.String()}
 	gw := rules.DefaultGateway(p)
-	if g := inv.value("gateway"); g != "" {
+	if g := inv.Value("gateway"); g != "" {
 		if gw, err = rules.ParseIP(g); err != nil {
 			return err
 		}
@@ -185,7 +188,7 @@ func cmdVxnetAdd(st *state, inv *invocation, _ *output) error {
 	if o := rules.Overlap(p, others); o != "" {
 		return fmt.Errorf("CIDR %s overlaps vxnet %s (%s) in VPC %s", p, o, others[o], vpc.Name)
 	}
-	if v := inv.value("vni"); v != "" {
+	if v := inv.Value("vni"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 16777215 {
 			return fmt.Errorf("VNI %q is not between 1 and 16777215", v)
@@ -207,13 +210,13 @@ func cmdVxnetAdd(st *state, inv *invocation, _ *output) error {
 		Field: &vpc.Vxnets, Mutator: ovsdb.MutateOperationInsert, Value: []string{vx.UUID}}))
 }
 
-func cmdVxnetDel(st *state, inv *invocation, _ *output) error {
-	vx := st.vxnets[inv.args[0]]
+func cmdVxnetDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
+	vx := st.vxnets[inv.Args[0]]
 	if vx == nil {
-		if inv.has("if-exists") {
+		if inv.Has("if-exists") {
 			return nil
 		}
-		return fmt.Errorf("no vxnet named %q", inv.args[0])
+		return fmt.Errorf("no vxnet named %q", inv.Args[0])
 	}
 	vpc := st.vxnetVPC[vx.UUID]
 	for _, p := range st.portsOf(vx) {
@@ -228,11 +231,11 @@ func cmdVxnetDel(st *state, inv *invocation, _ *output) error {
 		Field: &vpc.Vxnets, Mutator: ovsdb.MutateOperationDelete, Value: []string{vx.UUID}}))
 }
 
-func cmdVxnetList(st *state, inv *invocation, out *output) error {
+func cmdVxnetList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error {
 	var only *nbdb.VPC
-	if len(inv.args) == 1 {
+	if len(inv.Args) == 1 {
 		var err error
-		if only, err = st.vpc(inv.args[0]); err != nil {
+		if only, err = st.vpc(inv.Args[0]); err != nil {
 			return err
 		}
 	}
@@ -253,7 +256,7 @@ func cmdVxnetList(st *state, inv *invocation, out *output) error {
 		}
 		rows = append(rows, []string{vx.Name, vpcName, vx.Cidr, gw.String(), vni, strconv.Itoa(len(vx.Ports)), statusText(vx.Status)})
 	}
-	out.table([]string{"NAME", "VPC", "CIDR", "GATEWAY", "VNI", "PORTS", "STATUS"}, rows)
+	out.Table([]string{"NAME", "VPC", "CIDR", "GATEWAY", "VNI", "PORTS", "STATUS"}, rows)
 	return nil
 }
 
@@ -330,8 +333,8 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 	return outIPs, outVIPs, nil
 }
 
-func cmdPortAdd(st *state, inv *invocation, _ *output) error {
-	vxName, name, macArg, ipArgs := inv.args[0], inv.args[1], inv.args[2], inv.args[3:]
+func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
+	vxName, name, macArg, ipArgs := inv.Args[0], inv.Args[1], inv.Args[2], inv.Args[3:]
 	vx, err := st.vxnet(vxName)
 	if err != nil {
 		return err
@@ -340,7 +343,7 @@ func cmdPortAdd(st *state, inv *invocation, _ *output) error {
 		return err
 	}
 	if old := st.ports[name]; old != nil {
-		if inv.has("may-exist") && st.portVxnet[old.UUID] == vx {
+		if inv.Has("may-exist") && st.portVxnet[old.UUID] == vx {
 			return nil
 		}
 		return fmt.Errorf("port %s already exists", name)
@@ -349,18 +352,18 @@ func cmdPortAdd(st *state, inv *invocation, _ *output) error {
 	if err != nil {
 		return err
 	}
-	ips, vips, err := st.portAddrs(vx, nil, mac, splitList(ipArgs), inv.values("vip"))
+	ips, vips, err := st.portAddrs(vx, nil, mac, splitList(ipArgs), inv.Values("vip"))
 	if err != nil {
 		return err
 	}
 	port := &nbdb.Port{UUID: st.newName("port"), Name: name, MAC: mac, IPs: ips, VirtualIPs: vips}
-	if c := inv.value("chassis"); c != "" {
+	if c := inv.Value("chassis"); c != "" {
 		if err := checkName("chassis", c); err != nil {
 			return err
 		}
 		port.RequestedChassis = &c
 	}
-	if inv.has("no-port-security") {
+	if inv.Has("no-port-security") {
 		f := false
 		port.PortSecurity = &f
 	}
@@ -374,13 +377,13 @@ func cmdPortAdd(st *state, inv *invocation, _ *output) error {
 		Field: &vx.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{port.UUID}}))
 }
 
-func cmdPortDel(st *state, inv *invocation, _ *output) error {
-	port := st.ports[inv.args[0]]
+func cmdPortDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
+	port := st.ports[inv.Args[0]]
 	if port == nil {
-		if inv.has("if-exists") {
+		if inv.Has("if-exists") {
 			return nil
 		}
-		return fmt.Errorf("no port named %q", inv.args[0])
+		return fmt.Errorf("no port named %q", inv.Args[0])
 	}
 	delete(st.ports, port.Name)
 	vx := st.portVxnet[port.UUID]
@@ -391,8 +394,8 @@ func cmdPortDel(st *state, inv *invocation, _ *output) error {
 		Field: &vx.Ports, Mutator: ovsdb.MutateOperationDelete, Value: []string{port.UUID}}))
 }
 
-func cmdPortSet(st *state, inv *invocation, _ *output) error {
-	port, err := st.port(inv.args[0])
+func cmdPortSet(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
+	port, err := st.port(inv.Args[0])
 	if err != nil {
 		return err
 	}
@@ -402,19 +405,19 @@ func cmdPortSet(st *state, inv *invocation, _ *output) error {
 	}
 	var fields []any
 	mac, ips, vips := port.MAC, port.IPs, port.VirtualIPs
-	if v := inv.value("mac"); v != "" {
+	if v := inv.Value("mac"); v != "" {
 		if mac, err = rules.ParseMAC(v); err != nil {
 			return err
 		}
 		fields = append(fields, &port.MAC)
 	}
-	if inv.has("ips") {
-		ips = splitList([]string{inv.value("ips")})
+	if inv.Has("ips") {
+		ips = splitList([]string{inv.Value("ips")})
 		fields = append(fields, &port.IPs)
 	}
-	if inv.has("vips") {
+	if inv.Has("vips") {
 		vips = nil
-		if v := inv.value("vips"); v != "none" && v != "" {
+		if v := inv.Value("vips"); v != "none" && v != "" {
 			vips = splitList([]string{v})
 		}
 		fields = append(fields, &port.VirtualIPs)
@@ -423,8 +426,8 @@ func cmdPortSet(st *state, inv *invocation, _ *output) error {
 	if err != nil {
 		return err
 	}
-	if inv.has("chassis") {
-		if c := inv.value("chassis"); c == "none" || c == "" {
+	if inv.Has("chassis") {
+		if c := inv.Value("chassis"); c == "none" || c == "" {
 			port.RequestedChassis = nil
 		} else {
 			if err := checkName("chassis", c); err != nil {
@@ -434,14 +437,14 @@ func cmdPortSet(st *state, inv *invocation, _ *output) error {
 		}
 		fields = append(fields, &port.RequestedChassis)
 	}
-	if inv.has("port-security") {
+	if inv.Has("port-security") {
 		var on bool
-		switch inv.value("port-security") {
+		switch inv.Value("port-security") {
 		case "on", "true", "yes":
 			on = true
 		case "off", "false", "no":
 		default:
-			return fmt.Errorf("--port-security %q: want on or off", inv.value("port-security"))
+			return fmt.Errorf("--port-security %q: want on or off", inv.Value("port-security"))
 		}
 		port.PortSecurity = &on
 		fields = append(fields, &port.PortSecurity)
@@ -453,11 +456,11 @@ func cmdPortSet(st *state, inv *invocation, _ *output) error {
 	return st.add(ops.ByUUID(st.c, port).Update(port, fields...))
 }
 
-func cmdPortList(st *state, inv *invocation, out *output) error {
+func cmdPortList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error {
 	var only *nbdb.Vxnet
-	if len(inv.args) == 1 {
+	if len(inv.Args) == 1 {
 		var err error
-		if only, err = st.vxnet(inv.args[0]); err != nil {
+		if only, err = st.vxnet(inv.Args[0]); err != nil {
 			return err
 		}
 	}
@@ -481,7 +484,7 @@ func cmdPortList(st *state, inv *invocation, out *output) error {
 		}
 		rows = append(rows, []string{p.Name, vxName, p.MAC, ips, orDash(strings.Join(p.VirtualIPs, ",")), chassis, statusText(p.Status)})
 	}
-	out.table([]string{"NAME", "VXNET", "MAC", "IPS", "VIPS", "CHASSIS", "STATUS"}, rows)
+	out.Table([]string{"NAME", "VXNET", "MAC", "IPS", "VIPS", "CHASSIS", "STATUS"}, rows)
 	return nil
 }
 
@@ -495,22 +498,22 @@ func (st *state) routesOf(vpc *nbdb.VPC) []*nbdb.Route {
 	return out
 }
 
-func cmdRouteAdd(st *state, inv *invocation, _ *output) error {
-	vpc, err := st.vpc(inv.args[0])
+func cmdRouteAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
+	vpc, err := st.vpc(inv.Args[0])
 	if err != nil {
 		return err
 	}
-	prefix, err := rules.ParseRoutePrefix(inv.args[1])
+	prefix, err := rules.ParseRoutePrefix(inv.Args[1])
 	if err != nil {
 		return err
 	}
-	nh, err := rules.ParseIP(inv.args[2])
+	nh, err := rules.ParseIP(inv.Args[2])
 	if err != nil {
 		return err
 	}
 	for _, r := range st.routesOf(vpc) {
 		if r.Prefix == prefix.String() {
-			if inv.has("may-exist") && r.Nexthop == nh.String() {
+			if inv.Has("may-exist") && r.Nexthop == nh.String() {
 				return nil
 			}
 			return fmt.Errorf("VPC %s already has a route for %s (via %s)", vpc.Name, prefix, r.Nexthop)
@@ -536,12 +539,12 @@ func cmdRouteAdd(st *state, inv *invocation, _ *output) error {
 		Field: &vpc.Routes, Mutator: ovsdb.MutateOperationInsert, Value: []string{r.UUID}}))
 }
 
-func cmdRouteDel(st *state, inv *invocation, _ *output) error {
-	vpc, err := st.vpc(inv.args[0])
+func cmdRouteDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
+	vpc, err := st.vpc(inv.Args[0])
 	if err != nil {
 		return err
 	}
-	prefix, err := rules.ParseRoutePrefix(inv.args[1])
+	prefix, err := rules.ParseRoutePrefix(inv.Args[1])
 	if err != nil {
 		return err
 	}
@@ -552,14 +555,14 @@ func cmdRouteDel(st *state, inv *invocation, _ *output) error {
 				Field: &vpc.Routes, Mutator: ovsdb.MutateOperationDelete, Value: []string{r.UUID}}))
 		}
 	}
-	if inv.has("if-exists") {
+	if inv.Has("if-exists") {
 		return nil
 	}
 	return fmt.Errorf("VPC %s has no route for %s", vpc.Name, prefix)
 }
 
-func cmdRouteList(st *state, inv *invocation, out *output) error {
-	vpc, err := st.vpc(inv.args[0])
+func cmdRouteList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error {
+	vpc, err := st.vpc(inv.Args[0])
 	if err != nil {
 		return err
 	}
@@ -567,19 +570,19 @@ func cmdRouteList(st *state, inv *invocation, out *output) error {
 	for _, r := range st.routesOf(vpc) {
 		rows = append(rows, []string{r.Prefix, r.Nexthop, statusText(r.Status)})
 	}
-	out.table([]string{"PREFIX", "NEXTHOP", "STATUS"}, rows)
+	out.Table([]string{"PREFIX", "NEXTHOP", "STATUS"}, rows)
 	return nil
 }
 
-func cmdShow(st *state, inv *invocation, out *output) error {
+func cmdShow(st *state, inv *cmdline.Invocation, out *cmdline.Output) error {
 	var vpcs []*nbdb.VPC
 	for _, v := range st.vpcs {
-		if len(inv.args) == 0 || v.Name == inv.args[0] {
+		if len(inv.Args) == 0 || v.Name == inv.Args[0] {
 			vpcs = append(vpcs, v)
 		}
 	}
-	if len(inv.args) == 1 && len(vpcs) == 0 {
-		return fmt.Errorf("no VPC named %q", inv.args[0])
+	if len(inv.Args) == 1 && len(vpcs) == 0 {
+		return fmt.Errorf("no VPC named %q", inv.Args[0])
 	}
 	sort.Slice(vpcs, func(i, j int) bool { return vpcs[i].Name < vpcs[j].Name })
 	var b strings.Builder
@@ -617,7 +620,7 @@ func cmdShow(st *state, inv *invocation, out *output) error {
 			fmt.Fprintf(&b, "    route %s via %s%s\n", r.Prefix, r.Nexthop, errNote(r.Status))
 		}
 	}
-	out.text(b.String())
+	out.Text(b.String())
 	return nil
 }
 

@@ -1,0 +1,286 @@
+package ctl_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+
+	"github.com/courier-sdn/courier/internal/testenv"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/nbdb"
+	"github.com/courier-sdn/courier/tools/ctl"
+	"github.com/courier-sdn/courier/tools/proc"
+)
+
+// The operator's path: courier-ctl start, Debian's tools read what it made,
+// courier-ctl stop leaves no process behind.
+func TestStartStatusStop(t *testing.T) {
+	testenv.Integration(t, "ovsdb-client")
+	bin := testenv.BinDir(t)
+	dir := testenv.RunDir(t)
+	courierCtl := func(args ...string) (string, error) {
+		cmd := exec.Command(filepath.Join(bin, "courier-ctl"), append([]string{"--run-dir", dir}, args...)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	t.Cleanup(func() { courierCtl("stop") })
+	if out, err := courierCtl("start", "--no-daemons"); err != nil {
+		t.Fatalf("start: %v\n%s", err, out)
+	}
+	// Starting twice is harmless.
+	if out, err := courierCtl("start", "--no-daemons"); err != nil {
+		t.Fatalf("second start: %v\n%s", err, out)
+	}
+	out, _ := courierCtl("status")
+	if !strings.Contains(out, "ovsdb-server-nb  running") || !strings.Contains(out, "ovsdb-server-sb  running") {
+		t.Fatalf("status:\n%s", out)
+	}
+	var pids []int
+	for _, db := range []string{"nb", "sb"} {
+		pid, ok := proc.Running(filepath.Join(dir, "ovsdb-server-"+db+".pid"), "ovsdb-server")
+		if !ok {
+			t.Fatalf("no running ovsdb-server for %s", db)
+		}
+		pids = append(pids, pid)
+		sock := "unix:" + filepath.Join(dir, db+".sock")
+		schemaName := map[string]string{"nb": "Courier_Northbound", "sb": "Courier_Southbound"}[db]
+		testenv.Run(t, "ovsdb-client", "list-dbs", sock)
+		testenv.Run(t, "ovsdb-client", "get-schema", sock, schemaName)
+		testenv.Run(t, "ovsdb-client", "list-tables", sock, schemaName)
+		dump := testenv.Run(t, "ovsdb-client", "dump", sock, schemaName)
+		if !strings.Contains(dump, map[string]string{"nb": "NB_Global table", "sb": "SB_Global table"}[db]) {
+			t.Errorf("dump of %s lacks its global table:\n%s", db, dump)
+		}
+		file := filepath.Join(dir, db+".db")
+		if got := strings.TrimSpace(testenv.Run(t, "ovsdb-tool", "db-name", file)); got != schemaName {
+			t.Errorf("ovsdb-tool db-name %s = %q", file, got)
+		}
+		testenv.Run(t, "ovsdb-tool", "db-is-standalone", file)
+		testenv.Run(t, "ovsdb-tool", "schema-version", filepath.Join(dir, db+".ovsschema"))
+	}
+	if out, err := courierCtl("stop"); err != nil {
+		t.Fatalf("stop: %v\n%s", err, out)
+	}
+	for _, pid := range pids {
+		if proc.Matches(pid, "ovsdb-server") {
+			t.Errorf("ovsdb-server %d still running after stop", pid)
+		}
+	}
+	if out, err := courierCtl("status"); err == nil || !strings.Contains(out, "stopped") {
+		t.Errorf("status after stop should fail and say stopped: %v\n%s", err, out)
+	}
+}
+
+// A database file with an older schema is converted in place on start,
+// keeping its rows.
+func TestStartConvertsOldSchema(t *testing.T) {
+	testenv.Integration(t, "ovsdb-client")
+	dir := testenv.RunDir(t)
+	// The previous schema: version 0.9.0, Route had no external_ids.
+	var sch map[string]any
+	json.Unmarshal(ctl.Databases[0].Schema, &sch)
+	sch["version"] = "0.9.0"
+	delete(sch["tables"].(map[string]any)["Route"].(map[string]any)["columns"].(map[string]any), "external_ids")
+	old, _ := json.Marshal(sch)
+	os.WriteFile(filepath.Join(dir, "old.ovsschema"), old, 0o644)
+	testenv.Run(t, "ovsdb-tool", "create", filepath.Join(dir, "nb.db"), filepath.Join(dir, "old.ovsschema"))
+	testenv.Run(t, "ovsdb-tool", "transact", filepath.Join(dir, "nb.db"),
+		`["Courier_Northbound",{"op":"insert","table":"VPC","row":{"name":"kept"}}]`)
+	c := &ctl.Config{RunDir: dir}
+	t.Cleanup(func() { c.Stop() })
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if v := strings.TrimSpace(testenv.Run(t, "ovsdb-tool", "db-version", filepath.Join(dir, "nb.db"))); v != "1.0.0" {
+		t.Fatalf("database not converted: version %s", v)
+	}
+	if out := testenv.Run(t, "ovsdb-client", "dump", c.Remote(ctl.Databases[0]), "Courier_Northbound", "VPC"); !strings.Contains(out, "kept") {
+		t.Fatalf("conversion lost a row:\n%s", out)
+	}
+}
+
+// memberDirs runs a three-member cluster of both databases on loopback
+// ports, each member in its own run directory.
+func startCluster(t *testing.T) []*ctl.Config {
+	testenv.Integration(t, "ovs-appctl")
+	var members []*ctl.Config
+	raft := func() map[string]string {
+		return map[string]string{
+			"nb": fmt.Sprintf("tcp:127.0.0.1:%d", testenv.FreePort(t)),
+			"sb": fmt.Sprintf("tcp:127.0.0.1:%d", testenv.FreePort(t)),
+		}
+	}
+	first := raft()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := 0; i < 3; i++ {
+		c := &ctl.Config{RunDir: testenv.RunDir(t), Log: testenv.Logger(t)}
+		members = append(members, c)
+		t.Cleanup(func() {
+			if t.Failed() {
+				testenv.DumpLogs(t, c.RunDir)
+			}
+			c.Stop()
+		})
+		var err error
+		if i == 0 {
+			err = c.ClusterCreate(ctx, first)
+		} else {
+			err = c.ClusterJoin(ctx, raft(), map[string][]string{"nb": {first["nb"]}, "sb": {first["sb"]}})
+		}
+		if err != nil {
+			t.Fatalf("member %d: %v", i, err)
+		}
+	}
+	for i, c := range members {
+		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("member %d joined", i), func() error {
+			for _, d := range ctl.Databases {
+				out, err := exec.Command("ovs-appctl", "-t", c.CtlSocket(d), "cluster/status", d.Name).CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "Status: cluster member") {
+					return fmt.Errorf("%s: %s", d.Short, out)
+				}
+			}
+			return nil
+		})
+	}
+	return members
+}
+
+func leaderOf(t *testing.T, members []*ctl.Config, d ctl.Database) int {
+	for i, c := range members {
+		out, _ := exec.Command("ovs-appctl", "-t", c.CtlSocket(d), "cluster/status", d.Name).CombinedOutput()
+		if strings.Contains(string(out), "Role: leader") {
+			return i
+		}
+	}
+	return -1
+}
+
+// The leader of the northbound cluster is killed while a writer commits
+// one VPC after another; every write the cluster acknowledged must survive.
+func TestClusterLosesNoAcknowledgedWrite(t *testing.T) {
+	members := startCluster(t)
+	var remotes []string
+	for _, c := range members {
+		remotes = append(remotes, c.Remote(ctl.Databases[0]))
+	}
+	dbModel, _ := nbdb.FullDatabaseModel()
+	open := func(ctx context.Context) (*ops.Session, error) {
+		return ops.Open(ctx, dbModel, ops.SessionOptions{Remotes: remotes, LeaderOnly: true,
+			ConnectTimeout: 3 * time.Second, Monitor: []client.MonitorOption{client.WithTable(&nbdb.VPC{})}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	var mu sync.Mutex
+	var acked []string
+	killed := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		sess, err := open(ctx)
+		if err != nil {
+			done <- err
+			return
+		}
+		afterKill := 0
+		for i := 0; afterKill < 40; i++ {
+			select {
+			case <-killed:
+				afterKill++
+			default:
+			}
+			if ctx.Err() != nil {
+				done <- ctx.Err()
+				return
+			}
+			name := fmt.Sprintf("v%04d", i)
+			vpc := &nbdb.VPC{UUID: "new", Name: name}
+			opsList, _ := sess.Create(vpc)
+			tctx, tcancel := context.WithTimeout(ctx, 3*time.Second)
+			_, err := ops.Transact(tctx, sess, opsList...)
+			tcancel()
+			if err == nil {
+				mu.Lock()
+				acked = append(acked, name)
+				mu.Unlock()
+				continue
+			}
+			// Outcome unknown: not counted. Reconnect to the new leader.
+			var txnErr *ops.TxnError
+			if errors.As(err, &txnErr) {
+				continue
+			}
+			sess.Close()
+			for {
+				if sess, err = open(ctx); err == nil || ctx.Err() != nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		sess.Close()
+		done <- nil
+	}()
+
+	testenv.Eventually(t, 30*time.Second, "30 acknowledged writes", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(acked) < 30 {
+			return fmt.Errorf("%d so far", len(acked))
+		}
+		return nil
+	})
+	nb := ctl.Databases[0]
+	l := leaderOf(t, members, nb)
+	if l < 0 {
+		t.Fatal("no northbound leader")
+	}
+	pid, ok := proc.Running(filepath.Join(members[l].RunDir, "ovsdb-server-nb.pid"), "ovsdb-server")
+	if !ok {
+		t.Fatal("leader's ovsdb-server is not running")
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	t.Logf("killed northbound leader (member %d, pid %d) after %d acknowledged writes", l, pid, len(acked))
+	close(killed)
+	if err := <-done; err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+
+	// Read back through a survivor and check every acknowledged name.
+	sess, err := open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	vpcs, _ := ops.List[nbdb.VPC](ctx, sess, nil)
+	have := map[string]bool{}
+	for _, v := range vpcs {
+		have[v.Name] = true
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, n := range acked {
+		if !have[n] {
+			t.Errorf("acknowledged write %s lost", n)
+		}
+	}
+	t.Logf("%d writes acknowledged, %d rows present, %d members alive", len(acked), len(vpcs), 2)
+	if l2 := leaderOf(t, members, nb); l2 < 0 || l2 == l {
+		t.Errorf("no new leader elected (old %d, new %d)", l, l2)
+	}
+}
