@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 )
 
 // rpcConn is a minimal OVSDB JSON-RPC 1.0 connection (RFC 7047 §4): calls
@@ -166,3 +167,51 @@ func (r *RawConn) Call(ctx context.Context, method string, params any, out any) 
 
 // Close ends the session.
 func (r *RawConn) Close() { r.c.Close() }
+
+// EnsureGlobalRow inserts the single row of a global table (NB_Global,
+// SB_Global) if it is missing, as "ovn-nbctl init" does. The tables allow
+// one row, so a concurrent second insert fails harmlessly.
+func EnsureGlobalRow(ctx context.Context, remotes []string, db, table string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var last error
+	for _, remote := range remotes {
+		if last = ensureGlobalRow(ctx, remote, db, table); last == nil {
+			return nil
+		}
+	}
+	return last
+}
+
+func ensureGlobalRow(ctx context.Context, remote, db, table string) error {
+	conn, err := RawDial(remote)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var res []struct {
+		Rows  []map[string]any `json:"rows"`
+		Error string           `json:"error"`
+	}
+	if err := conn.Call(ctx, "transact", []any{db,
+		map[string]any{"op": "select", "table": table, "where": []any{}, "columns": []string{"_uuid"}}}, &res); err != nil {
+		return err
+	}
+	if len(res) == 1 && res[0].Error != "" {
+		return fmt.Errorf("select %s: %s", table, res[0].Error)
+	}
+	if len(res) == 1 && len(res[0].Rows) > 0 {
+		return nil
+	}
+	res = nil
+	if err := conn.Call(ctx, "transact", []any{db,
+		map[string]any{"op": "insert", "table": table, "row": map[string]any{}}}, &res); err != nil {
+		return err
+	}
+	for _, r := range res {
+		if r.Error != "" && r.Error != "constraint violation" {
+			return fmt.Errorf("insert %s: %s", table, r.Error)
+		}
+	}
+	return nil
+}

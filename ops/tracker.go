@@ -105,3 +105,32 @@ func (t *Tracker) OnUpdate(table string, old, new model.Model) {
 	t.record(table, uuidOf(new), old, new)
 }
 func (t *Tracker) OnDelete(table string, m model.Model) { t.record(table, uuidOf(m), m, nil) }
+
+// Merge folds a later batch into c: per row, the oldest Old and the
+// newest New are kept.
+func (c *Changes) Merge(later Changes) {
+	if later.Overflow {
+		c.Overflow = true
+	}
+	for table, rows := range later.Tables {
+		if c.Tables == nil {
+			c.Tables = map[string]map[string]*Change{}
+		}
+		tm := c.Tables[table]
+		if tm == nil {
+			tm = map[string]*Change{}
+			c.Tables[table] = tm
+		}
+		for u, ch := range rows {
+			if prev, ok := tm[u]; ok {
+				prev.New = ch.New
+				if prev.Old == nil && prev.New == nil {
+					delete(tm, u)
+				}
+			} else {
+				cp := *ch
+				tm[u] = &cp
+			}
+		}
+	}
+}

@@ -110,61 +110,10 @@ func TestStartConvertsOldSchema(t *testing.T) {
 	}
 }
 
-// memberDirs runs a three-member cluster of both databases on loopback
-// ports, each member in its own run directory.
-func startCluster(t *testing.T) []*ctl.Config {
-	testenv.Integration(t, "ovs-appctl")
-	var members []*ctl.Config
-	raft := func() map[string]string {
-		return map[string]string{
-			"nb": fmt.Sprintf("tcp:127.0.0.1:%d", testenv.FreePort(t)),
-			"sb": fmt.Sprintf("tcp:127.0.0.1:%d", testenv.FreePort(t)),
-		}
-	}
-	first := raft()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for i := 0; i < 3; i++ {
-		c := &ctl.Config{RunDir: testenv.RunDir(t), Log: testenv.Logger(t)}
-		members = append(members, c)
-		t.Cleanup(func() {
-			if t.Failed() {
-				testenv.DumpLogs(t, c.RunDir)
-			}
-			c.Stop()
-		})
-		var err error
-		if i == 0 {
-			err = c.ClusterCreate(ctx, first)
-		} else {
-			err = c.ClusterJoin(ctx, raft(), map[string][]string{"nb": {first["nb"]}, "sb": {first["sb"]}})
-		}
-		if err != nil {
-			t.Fatalf("member %d: %v", i, err)
-		}
-	}
-	for i, c := range members {
-		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("member %d joined", i), func() error {
-			for _, d := range ctl.Databases {
-				out, err := exec.Command("ovs-appctl", "-t", c.CtlSocket(d), "cluster/status", d.Name).CombinedOutput()
-				if err != nil || !strings.Contains(string(out), "Status: cluster member") {
-					return fmt.Errorf("%s: %s", d.Short, out)
-				}
-			}
-			return nil
-		})
-	}
-	return members
-}
+func startCluster(t *testing.T) []*ctl.Config { return testenv.StartCluster(t).Members }
 
 func leaderOf(t *testing.T, members []*ctl.Config, d ctl.Database) int {
-	for i, c := range members {
-		out, _ := exec.Command("ovs-appctl", "-t", c.CtlSocket(d), "cluster/status", d.Name).CombinedOutput()
-		if strings.Contains(string(out), "Role: leader") {
-			return i
-		}
-	}
-	return -1
+	return (&testenv.Cluster{Members: members}).Leader(d.Short)
 }
 
 // The leader of the northbound cluster is killed while a writer commits

@@ -221,7 +221,7 @@ func (c *Config) initGlobals(ctx context.Context) error {
 		if d.Short == "sb" {
 			table = "SB_Global"
 		}
-		if err := EnsureGlobalRow(ctx, c.Remote(d), d.Name, table); err != nil {
+		if err := ops.EnsureGlobalRow(ctx, []string{c.Remote(d)}, d.Name, table); err != nil {
 			return fmt.Errorf("initialize %s: %w", table, err)
 		}
 	}
@@ -385,41 +385,6 @@ func (c *Config) ClusterJoin(ctx context.Context, raft map[string]string, peers 
 	for _, dm := range c.Daemons {
 		if err := c.startDaemon(dm); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// EnsureGlobalRow inserts the single row of a global table if it is
-// missing. The table's maxRows of 1 makes a concurrent second insert fail,
-// which is then harmless.
-func EnsureGlobalRow(ctx context.Context, remote, db, table string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := ops.RawDial(remote)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	var res []struct {
-		Rows  []map[string]any `json:"rows"`
-		Error string           `json:"error"`
-	}
-	if err := conn.Call(ctx, "transact", []any{db,
-		map[string]any{"op": "select", "table": table, "where": []any{}, "columns": []string{"_uuid"}}}, &res); err != nil {
-		return err
-	}
-	if len(res) == 1 && len(res[0].Rows) > 0 {
-		return nil
-	}
-	res = nil
-	if err := conn.Call(ctx, "transact", []any{db,
-		map[string]any{"op": "insert", "table": table, "row": map[string]any{}}}, &res); err != nil {
-		return err
-	}
-	for _, r := range res {
-		if r.Error != "" && r.Error != "constraint violation" {
-			return fmt.Errorf("insert %s: %s", table, r.Error)
 		}
 	}
 	return nil

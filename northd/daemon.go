@@ -1,0 +1,314 @@
+package northd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/model"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/courier-sdn/courier/northd/engine"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema"
+	"github.com/courier-sdn/courier/schema/nbdb"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// LockName is the southbound lock the active northd holds.
+const LockName = "courier_northd"
+
+// Config is northd's configuration.
+type Config struct {
+	NB, SB []string // database remotes
+	// MaxTxnOps splits a big southbound change into transactions of at
+	// most this many operations, so that one bulk load does not stall the
+	// database for every other client.
+	MaxTxnOps int
+	Log       *slog.Logger
+	Metrics   *Metrics
+	// OnRun, if set, is called after every engine run (tests use it to
+	// see which path ran).
+	OnRun func(active bool, st RunStats)
+}
+
+// Daemon is a running northd.
+type Daemon struct {
+	cfg  Config
+	log  *slog.Logger
+	m    *Metrics
+	lock *ops.LockSession
+}
+
+// RunStats describe one engine run.
+type RunStats struct {
+	Full     bool
+	Duration time.Duration
+	SBTxns   int
+	Err      error
+	// Engine is every node's counters after the run.
+	Engine map[string]engine.Stats
+}
+
+// New returns a northd ready to Run.
+func New(cfg Config) *Daemon {
+	if cfg.MaxTxnOps == 0 {
+		cfg.MaxTxnOps = 5000
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics,
+		lock: ops.NewLockSession(cfg.SB, schema.SBName, LockName, cfg.Log)}
+}
+
+// Run keeps northd going until ctx ends: sessions are reopened after any
+// failure and the state is then recompiled from scratch.
+func (d *Daemon) Run(ctx context.Context) error {
+	go d.lock.Run(ctx)
+	for ctx.Err() == nil {
+		err := d.session(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		d.log.Warn("database session ended; reconnecting", "err", err)
+		d.m.sessions.Inc()
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+var nbTables = []model.Model{&nbdb.NBGlobal{}, &nbdb.VPC{}, &nbdb.Vxnet{}, &nbdb.Port{}, &nbdb.Route{}}
+var sbTables = []model.Model{&sbdb.SBGlobal{}, &sbdb.Datapath{}, &sbdb.PortBinding{}, &sbdb.LogicalFlow{}}
+
+func monitorAll(ms []model.Model) []client.MonitorOption {
+	var out []client.MonitorOption
+	for _, m := range ms {
+		out = append(out, client.WithTable(m))
+	}
+	return out
+}
+
+// session runs one pair of database sessions until one of them ends.
+func (d *Daemon) session(ctx context.Context) error {
+	nbModel, _ := nbdb.FullDatabaseModel()
+	sbModel, _ := sbdb.FullDatabaseModel()
+	nbT, sbT := ops.NewTracker(), ops.NewTracker()
+	for _, r := range []struct {
+		remotes []string
+		db      string
+		table   string
+	}{{d.cfg.NB, schema.NBName, nbdb.NBGlobalTable}, {d.cfg.SB, schema.SBName, sbdb.SBGlobalTable}} {
+		if err := ops.EnsureGlobalRow(ctx, r.remotes, r.db, r.table); err != nil {
+			return fmt.Errorf("initialize %s: %w", r.table, err)
+		}
+	}
+	nb, err := ops.Open(ctx, nbModel, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true,
+		Tracker: nbT, Monitor: monitorAll(nbTables), EchoInterval: 5 * time.Second, Logger: d.log})
+	if err != nil {
+		return err
+	}
+	defer nb.Close()
+	sb, err := ops.Open(ctx, sbModel, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true,
+		Tracker: sbT, Monitor: monitorAll(sbTables), EchoInterval: 5 * time.Second, Logger: d.log})
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+
+	n := newCompiler()
+	// The first run must see the whole initial contents, not the part of
+	// it that the monitor's events have delivered so far.
+	if err := loadInitial(ctx, nb, nbT, &n.pendingNB, nbTables); err != nil {
+		return err
+	}
+	if err := loadInitial(ctx, sb, sbT, &n.pendingSB, sbTables); err != nil {
+		return err
+	}
+	d.log.Info("connected", "nb", nb.CurrentEndpoint(), "sb", sb.CurrentEndpoint())
+
+	needFull, wasActive := true, false
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-nb.Done():
+			return errors.New("northbound session lost")
+		case <-sb.Done():
+			return errors.New("southbound session lost")
+		case <-nbT.Notify():
+		case <-sbT.Notify():
+		case <-d.lock.Changed():
+		case <-retry.C:
+		}
+		nbCh, sbCh := nbT.Drain(), sbT.Drain()
+		if nbCh.Overflow || sbCh.Overflow {
+			return errors.New("libovsdb dropped monitor events; rebuilding from a new session")
+		}
+		n.pendingNB.Merge(nbCh)
+		n.pendingSB.Merge(sbCh)
+		active := d.lock.Held()
+		if active && !wasActive {
+			needFull = true
+		}
+		wasActive = active
+		d.m.active.Set(b2f(active))
+		if !needFull && n.pendingNB.Empty() && n.pendingSB.Empty() && n.out.empty() {
+			continue
+		}
+		if active && cfgChanged(n) {
+			// nb_cfg arrived in this batch; make sure every change
+			// committed with it is here too before compiling and
+			// acknowledging.
+			if err := barrier(ctx, nb, nbT, &n.pendingNB); err != nil {
+				return fmt.Errorf("barrier: %w", err)
+			}
+		}
+		st := d.runOnce(ctx, n, nb, sb, active, needFull)
+		if st.Err != nil {
+			d.log.Warn("writing the result failed; will recompute", "err", st.Err)
+			needFull = true
+			retry.Reset(500 * time.Millisecond)
+			if errors.Is(st.Err, ops.ErrNoConnection) {
+				return st.Err
+			}
+			continue
+		}
+		needFull = !active
+	}
+}
+
+// runOnce runs the engine and, when active, writes the result.
+func (d *Daemon) runOnce(ctx context.Context, n *compiler, nb, sb *ops.Session, active, full bool) RunStats {
+	start := time.Now()
+	n.run(full)
+	st := RunStats{Full: full}
+	if active {
+		cfg := 0
+		if n.nb.global != nil {
+			cfg = n.nb.global.NbCfg
+		}
+		txns, err := n.writeSB(ctx, sb.Client, d.lock, n.out, cfg, d.cfg.MaxTxnOps)
+		st.SBTxns = txns
+		d.m.sbTxns.Add(float64(txns))
+		if err == nil {
+			err = n.writeNB(ctx, nb.Client, n.out, cfg, d.cfg.MaxTxnOps)
+		}
+		st.Err = err
+	}
+	if st.Err == nil {
+		n.consumed()
+	}
+	st.Duration = time.Since(start)
+	d.m.observe(n, st)
+	if d.cfg.OnRun != nil {
+		st.Engine = n.eng.Stats()
+		d.cfg.OnRun(active, st)
+	}
+	return st
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// cfgChanged reports whether the pending NB changes carry a new nb_cfg.
+func cfgChanged(n *compiler) bool {
+	for _, c := range n.pendingNB.Table(nbdb.NBGlobalTable) {
+		if g, ok := c.New.(*nbdb.NBGlobal); ok && (n.nb.global == nil || g.NbCfg != n.nb.global.NbCfg) {
+			return true
+		}
+	}
+	return false
+}
+
+// loadInitial waits until the tracker has delivered the session's whole
+// initial contents (as many rows per table as the cache holds) and merges
+// them into pending.
+func loadInitial(ctx context.Context, s *ops.Session, t *ops.Tracker, pending *ops.Changes, tables []model.Model) error {
+	deadline := time.After(60 * time.Second)
+	for {
+		pending.Merge(t.Drain())
+		complete := true
+		for _, m := range tables {
+			name := s.Cache().DatabaseModel().FindTable(reflect.TypeOf(m))
+			if len(pending.Table(name)) < s.Cache().Table(name).Len() {
+				complete = false
+			}
+		}
+		if complete {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return errors.New("timed out loading the initial database contents")
+		case <-s.Done():
+			return errors.New("session lost while loading")
+		case <-t.Notify():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// barrier writes a token into NB_Global and waits until the monitor
+// delivers it. ovsdb-server sends updates in commit order, so every change
+// committed before the token has then been delivered too. It is needed
+// because libovsdb hands one transaction's rows to its event handlers one
+// by one, in no fixed table order: NB_Global's new nb_cfg may come before
+// the ports committed with it.
+func barrier(ctx context.Context, s *ops.Session, t *ops.Tracker, pending *ops.Changes) error {
+	gs, err := ops.List[nbdb.NBGlobal](ctx, s.Client, nil)
+	if err != nil || len(gs) == 0 {
+		return fmt.Errorf("no NB_Global row: %v", err)
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	token := hex.EncodeToString(b)
+	g := gs[0]
+	op := ovsdb.Operation{Op: ovsdb.OperationMutate, Table: nbdb.NBGlobalTable,
+		Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: g.UUID}}},
+		Mutations: []ovsdb.Mutation{
+			{Column: "external_ids", Mutator: ovsdb.MutateOperationDelete, Value: ovsdb.OvsSet{GoSet: []any{"northd-barrier"}}},
+			{Column: "external_ids", Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsMap{GoMap: map[any]any{"northd-barrier": token}}},
+		}}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := ops.Transact(cctx, s, op); err != nil {
+		return err
+	}
+	for {
+		ch := t.Drain()
+		pending.Merge(ch)
+		for _, c := range ch.Table(nbdb.NBGlobalTable) {
+			if g, ok := c.New.(*nbdb.NBGlobal); ok && g.ExternalIDs["northd-barrier"] == token {
+				return nil
+			}
+		}
+		select {
+		case <-cctx.Done():
+			return cctx.Err()
+		case <-s.Done():
+			return errors.New("session lost")
+		case <-t.Notify():
+		}
+	}
+}

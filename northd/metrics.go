@@ -1,0 +1,86 @@
+package northd
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are northd's Prometheus metrics.
+type Metrics struct {
+	runs        *prometheus.CounterVec
+	runSeconds  *prometheus.HistogramVec
+	sbTxns      prometheus.Counter
+	active      prometheus.Gauge
+	sessions    prometheus.Counter
+	nodeRuns    *prometheus.GaugeVec
+	rows        *prometheus.GaugeVec
+	writeErrors prometheus.Counter
+	refusedRows *prometheus.GaugeVec
+}
+
+// NewMetrics registers northd's metrics with reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "courier_northd_runs_total",
+			Help: "Engine runs, by kind: full (every node recomputed) or incremental."}, []string{"kind"}),
+		runSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "courier_northd_run_seconds",
+			Help:    "Time to compile and write one run, by kind.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"kind"}),
+		sbTxns: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_northd_sb_transactions_total",
+			Help: "Southbound transactions committed."}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_northd_active",
+			Help: "1 while this instance holds the lock and writes."}),
+		sessions: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_northd_session_restarts_total",
+			Help: "Database sessions reopened after a failure."}),
+		nodeRuns: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "courier_northd_engine_node_runs",
+			Help: "Per engine node: recomputes and incremental computes since start."}, []string{"node", "kind"}),
+		rows: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "courier_northd_compiled",
+			Help: "Compiled objects: datapaths, bindings, logical flows."}, []string{"kind"}),
+		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_northd_write_errors_total",
+			Help: "Runs whose writes failed (followed by a full recompute)."}),
+		refusedRows: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "courier_northd_refused_rows",
+			Help: "Northbound rows refused by validation, by table."}, []string{"table"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.runs, m.runSeconds, m.sbTxns, m.active, m.sessions, m.nodeRuns, m.rows, m.writeErrors, m.refusedRows)
+	}
+	return m
+}
+
+func (m *Metrics) observe(n *compiler, st RunStats) {
+	kind := "incremental"
+	if st.Full {
+		kind = "full"
+	}
+	m.runs.WithLabelValues(kind).Inc()
+	m.runSeconds.WithLabelValues(kind).Observe(st.Duration.Seconds())
+	if st.Err != nil {
+		m.writeErrors.Inc()
+	}
+	for name, s := range n.eng.Stats() {
+		m.nodeRuns.WithLabelValues(name, "recompute").Set(float64(s.Recompute))
+		m.nodeRuns.WithLabelValues(name, "compute").Set(float64(s.Compute))
+	}
+	flows := 0
+	for _, fs := range n.flows.byDP {
+		flows += len(fs)
+	}
+	valid, refused := 0, 0
+	for _, p := range n.ports.ports {
+		if p.valid() {
+			valid++
+		} else {
+			refused++
+		}
+	}
+	m.rows.WithLabelValues("datapaths").Set(float64(len(n.topo.vpcByDP) + len(n.topo.vxByDP)))
+	m.rows.WithLabelValues("bindings").Set(float64(valid))
+	m.rows.WithLabelValues("logical_flows").Set(float64(flows))
+	m.refusedRows.WithLabelValues("Port").Set(float64(refused))
+	rv := 0
+	for _, v := range n.topo.vxnets {
+		if v.err != "" {
+			rv++
+		}
+	}
+	m.refusedRows.WithLabelValues("Vxnet").Set(float64(rv))
+}

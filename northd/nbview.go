@@ -1,0 +1,161 @@
+package northd
+
+import (
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/nbdb"
+)
+
+// nbView is northd's copy of the northbound, folded from the monitor's
+// tracked changes: rows by UUID and each child's parent.
+type nbView struct {
+	global *nbdb.NBGlobal
+	vpcs   map[string]*nbdb.VPC
+	vxnets map[string]*nbdb.Vxnet
+	ports  map[string]*nbdb.Port
+	routes map[string]*nbdb.Route
+
+	vxnetVPC  map[string]string // vxnet UUID -> VPC UUID
+	portVxnet map[string]string // port UUID -> vxnet UUID
+	routeVPC  map[string]string // route UUID -> VPC UUID
+	vpcVxnets map[string]map[string]bool
+	vxPorts   map[string]map[string]bool
+	vpcRoutes map[string]map[string]bool
+}
+
+// nbDelta is what one batch of changes touched.
+type nbDelta struct {
+	global bool
+	vpcs   map[string]bool // UUIDs, inserted, updated or deleted
+	vxnets map[string]bool
+	ports  map[string]bool
+	routes map[string]bool
+	// old rows of deleted or changed ports, for the claims they held
+	oldPorts map[string]*nbdb.Port
+	// ports whose only change is to columns that do not compile (status,
+	// external_ids, options)
+	statusOnly map[string]bool
+}
+
+func newNBView() *nbView {
+	return &nbView{
+		vpcs: map[string]*nbdb.VPC{}, vxnets: map[string]*nbdb.Vxnet{},
+		ports: map[string]*nbdb.Port{}, routes: map[string]*nbdb.Route{},
+		vxnetVPC: map[string]string{}, portVxnet: map[string]string{}, routeVPC: map[string]string{},
+		vpcVxnets: map[string]map[string]bool{}, vxPorts: map[string]map[string]bool{},
+		vpcRoutes: map[string]map[string]bool{},
+	}
+}
+
+func newDelta() *nbDelta {
+	return &nbDelta{vpcs: map[string]bool{}, vxnets: map[string]bool{}, ports: map[string]bool{},
+		routes: map[string]bool{}, oldPorts: map[string]*nbdb.Port{}, statusOnly: map[string]bool{}}
+}
+
+func (d *nbDelta) empty() bool {
+	return !d.global && len(d.vpcs) == 0 && len(d.vxnets) == 0 && len(d.ports) == 0 && len(d.routes) == 0
+}
+
+// apply folds a batch of tracked changes into the view and reports what
+// changed, including children whose parent changed.
+func (v *nbView) apply(ch ops.Changes) *nbDelta {
+	d := newDelta()
+	for _, c := range ch.Table(nbdb.NBGlobalTable) {
+		d.global = true
+		if c.New == nil {
+			v.global = nil
+		} else {
+			v.global = c.New.(*nbdb.NBGlobal)
+		}
+	}
+	for u, c := range ch.Table(nbdb.PortTable) {
+		d.ports[u] = true
+		old, had := v.ports[u]
+		if had {
+			d.oldPorts[u] = old
+		}
+		if c.New == nil {
+			delete(v.ports, u)
+		} else {
+			np := c.New.(*nbdb.Port)
+			v.ports[u] = np
+			if had && portCompileEqual(old, np) {
+				d.statusOnly[u] = true
+			}
+		}
+	}
+	for u, c := range ch.Table(nbdb.RouteTable) {
+		d.routes[u] = true
+		if c.New == nil {
+			delete(v.routes, u)
+		} else {
+			v.routes[u] = c.New.(*nbdb.Route)
+		}
+	}
+	for u, c := range ch.Table(nbdb.VxnetTable) {
+		d.vxnets[u] = true
+		var children []string
+		if c.New == nil {
+			delete(v.vxnets, u)
+		} else {
+			vx := c.New.(*nbdb.Vxnet)
+			v.vxnets[u] = vx
+			children = vx.Ports
+		}
+		reparented := map[string]bool{}
+		setChildren(v.vxPorts, v.portVxnet, u, children, reparented)
+		for p := range reparented {
+			d.ports[p] = true
+			delete(d.statusOnly, p)
+		}
+	}
+	for u, c := range ch.Table(nbdb.VPCTable) {
+		d.vpcs[u] = true
+		var vxs, rts []string
+		if c.New == nil {
+			delete(v.vpcs, u)
+		} else {
+			vpc := c.New.(*nbdb.VPC)
+			v.vpcs[u] = vpc
+			vxs, rts = vpc.Vxnets, vpc.Routes
+		}
+		setChildren(v.vpcVxnets, v.vxnetVPC, u, vxs, d.vxnets)
+		setChildren(v.vpcRoutes, v.routeVPC, u, rts, d.routes)
+	}
+	return d
+}
+
+// setChildren records parent's children and each child's parent; a child
+// that gained or lost this parent is marked changed.
+func setChildren(children map[string]map[string]bool, parentOf map[string]string, parent string, now []string, changed map[string]bool) {
+	old := children[parent]
+	set := make(map[string]bool, len(now))
+	for _, c := range now {
+		set[c] = true
+		if !old[c] {
+			parentOf[c] = parent
+			changed[c] = true
+		}
+	}
+	for c := range old {
+		if !set[c] {
+			if parentOf[c] == parent {
+				delete(parentOf, c)
+			}
+			changed[c] = true
+		}
+	}
+	if len(set) == 0 {
+		delete(children, parent)
+	} else {
+		children[parent] = set
+	}
+}
+
+// routesOf lists a VPC's route UUIDs.
+func (v *nbView) routesOf(vpc string) []string {
+	var out []string
+	for r := range v.vpcRoutes[vpc] {
+		out = append(out, r)
+	}
+	return out
+}

@@ -1,0 +1,159 @@
+package northd
+
+import (
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// sbView is northd's copy of the southbound rows it owns, by the keys it
+// compiles them under. It is updated from the monitor and, right after
+// each of northd's own commits, from what northd wrote, so that the next
+// run does not wait for the monitor to echo the write back. Deletes and
+// updates are matched by UUID, so a late event about an older row never
+// erases a newer one.
+type sbView struct {
+	global   *sbdb.SBGlobal
+	dps      map[string]string // name -> UUID
+	dpByUUID map[string]*sbdb.Datapath
+	pbs      map[string]string // logical_port -> UUID
+	pbByUUID map[string]*sbdb.PortBinding
+	flows    map[string]map[flowKey]string // datapath UUID -> key -> flow UUID
+	lfByUUID map[string]*sbdb.LogicalFlow
+}
+
+// sbDirty is what an SB change makes northd look at again.
+type sbDirty struct {
+	dps     map[string]bool // datapath names
+	ports   map[string]bool // logical ports
+	flowDPs map[string]bool // datapath names whose flows changed
+}
+
+func newSBView() *sbView {
+	return &sbView{dps: map[string]string{}, dpByUUID: map[string]*sbdb.Datapath{},
+		pbs: map[string]string{}, pbByUUID: map[string]*sbdb.PortBinding{},
+		flows: map[string]map[flowKey]string{}, lfByUUID: map[string]*sbdb.LogicalFlow{}}
+}
+
+func (v *sbView) dp(name string) *sbdb.Datapath { return v.dpByUUID[v.dps[name]] }
+func (v *sbView) pb(name string) *sbdb.PortBinding {
+	return v.pbByUUID[v.pbs[name]]
+}
+
+func (v *sbView) dpName(uuid string) string {
+	if d := v.dpByUUID[uuid]; d != nil {
+		return d.Name
+	}
+	return ""
+}
+
+func (v *sbView) putDP(d *sbdb.Datapath) {
+	v.dpByUUID[d.UUID] = d
+	v.dps[d.Name] = d.UUID
+}
+
+func (v *sbView) delDP(uuid string) {
+	if d := v.dpByUUID[uuid]; d != nil {
+		if v.dps[d.Name] == uuid {
+			delete(v.dps, d.Name)
+		}
+		delete(v.dpByUUID, uuid)
+	}
+}
+
+func (v *sbView) putPB(p *sbdb.PortBinding) {
+	if old := v.pbByUUID[p.UUID]; old != nil && old.LogicalPort != p.LogicalPort && v.pbs[old.LogicalPort] == p.UUID {
+		delete(v.pbs, old.LogicalPort)
+	}
+	v.pbByUUID[p.UUID] = p
+	v.pbs[p.LogicalPort] = p.UUID
+}
+
+func (v *sbView) delPB(uuid string) {
+	if p := v.pbByUUID[uuid]; p != nil {
+		if v.pbs[p.LogicalPort] == uuid {
+			delete(v.pbs, p.LogicalPort)
+		}
+		delete(v.pbByUUID, uuid)
+	}
+}
+
+func lfKey(f *sbdb.LogicalFlow) flowKey { return flowKey{f.Stage, f.Priority, f.Match} }
+
+func (v *sbView) putLF(f *sbdb.LogicalFlow) {
+	if old := v.lfByUUID[f.UUID]; old != nil {
+		v.unindexLF(old)
+	}
+	v.lfByUUID[f.UUID] = f
+	m := v.flows[f.Datapath]
+	if m == nil {
+		m = map[flowKey]string{}
+		v.flows[f.Datapath] = m
+	}
+	m[lfKey(f)] = f.UUID
+}
+
+func (v *sbView) unindexLF(f *sbdb.LogicalFlow) {
+	if m := v.flows[f.Datapath]; m != nil && m[lfKey(f)] == f.UUID {
+		delete(m, lfKey(f))
+		if len(m) == 0 {
+			delete(v.flows, f.Datapath)
+		}
+	}
+}
+
+func (v *sbView) delLF(uuid string) {
+	if f := v.lfByUUID[uuid]; f != nil {
+		v.unindexLF(f)
+		delete(v.lfByUUID, uuid)
+	}
+}
+
+// apply folds monitor changes in and says what northd should re-check.
+func (v *sbView) apply(ch ops.Changes) sbDirty {
+	d := sbDirty{dps: map[string]bool{}, ports: map[string]bool{}, flowDPs: map[string]bool{}}
+	for _, c := range ch.Table(sbdb.SBGlobalTable) {
+		if c.New == nil {
+			v.global = nil
+		} else {
+			v.global = c.New.(*sbdb.SBGlobal)
+		}
+	}
+	for u, c := range ch.Table(sbdb.DatapathTable) {
+		if c.Old != nil {
+			d.dps[c.Old.(*sbdb.Datapath).Name] = true
+		}
+		if c.New == nil {
+			v.delDP(u)
+		} else {
+			dp := c.New.(*sbdb.Datapath)
+			v.putDP(dp)
+			d.dps[dp.Name] = true
+		}
+	}
+	for u, c := range ch.Table(sbdb.PortBindingTable) {
+		if c.Old != nil {
+			d.ports[c.Old.(*sbdb.PortBinding).LogicalPort] = true
+		}
+		if c.New == nil {
+			v.delPB(u)
+		} else {
+			pb := c.New.(*sbdb.PortBinding)
+			v.putPB(pb)
+			d.ports[pb.LogicalPort] = true
+		}
+	}
+	for u, c := range ch.Table(sbdb.LogicalFlowTable) {
+		if c.Old != nil {
+			d.flowDPs[v.dpName(c.Old.(*sbdb.LogicalFlow).Datapath)] = true
+		}
+		if c.New == nil {
+			v.delLF(u)
+		} else {
+			f := c.New.(*sbdb.LogicalFlow)
+			v.putLF(f)
+			d.flowDPs[v.dpName(f.Datapath)] = true
+		}
+	}
+	delete(d.flowDPs, "")
+	return d
+}

@@ -1,0 +1,56 @@
+package pipeline
+
+// DropReason is why the data plane dropped a packet. Every drop goes
+// through one path in the C code and is counted per reason; flows name
+// reasons in drop(REASON). Numbers are stable: a retired reason keeps its
+// number, a new one takes the next.
+type DropReason struct {
+	ID   int
+	Name string
+	Doc  string
+}
+
+// DropReasons lists every reason. ID 0 is never a drop.
+var DropReasons = []DropReason{
+	{1, "no_port", "frame from an interface that is not a bound port"},
+	{2, "spoof_mac", "source MAC is not the port's"},
+	{3, "spoof_ip", "source IP (or ARP sender) is not the port's nor one of its virtual IPs"},
+	{4, "unsupported_proto", "neither IPv4 nor ARP"},
+	{5, "ipv6", "IPv6 is not routed yet"},
+	{6, "vlan", "VLAN-tagged frame from a VM port"},
+	{7, "malformed", "truncated or inconsistent headers"},
+	{8, "arp_unanswered", "ARP that is not a request for an address of the vxnet"},
+	{9, "l2_unknown_dst", "destination outside the vxnet and not sent to the gateway"},
+	{10, "no_route", "no route in the VPC for the destination"},
+	{11, "ttl_exceeded", "TTL would reach zero"},
+	{12, "no_hub", "destination unknown and the VPC has no hub"},
+	{13, "unknown_vni", "tunnel packet for a VNI this host does not serve"},
+	{14, "stale_from_hub", "a hub forwarded a packet for a VM that is not here"},
+	{15, "learn_rejected", "learn message not from one of the VPC's hubs"},
+	{16, "hub_miss", "the hub does not know the destination either"},
+	{17, "redirect_failed", "the kernel refused the redirect"},
+	{18, "oversize", "frame longer than the port's MTU"},
+	{19, "learn_malformed", "learn message too short or of an unknown version"},
+	{20, "l2_cross_vxnet", "L2 frame for an address of another vxnet"},
+	{21, "loop", "packet would be sent back where it came from"},
+}
+
+// DropByName returns the reason named n.
+func DropByName(n string) (DropReason, bool) {
+	for _, d := range DropReasons {
+		if d.Name == n {
+			return d, true
+		}
+	}
+	return DropReason{}, false
+}
+
+// DropName returns the name of reason id, or "unknown".
+func DropName(id int) string {
+	for _, d := range DropReasons {
+		if d.ID == id {
+			return d.Name
+		}
+	}
+	return "unknown"
+}

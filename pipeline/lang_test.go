@@ -1,0 +1,98 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestParseMatchRoundTrip(t *testing.T) {
+	cases := []struct{ in, out string }{
+		{"1", "1"},
+		{"ip4.dst == 10.0.1.0/24", "ip4.dst == 10.0.1.0/24"},
+		{"inport.security && eth.src != inport.mac", "inport.security && eth.src != inport.mac"},
+		{"arp.op == 1 && arp.tpa == 10.0.1.1", "arp.op == 1 && arp.tpa == 10.0.1.1"},
+		{"!arp && !ip4", "!arp && !ip4"},
+		{"ip.ttl <= 1", "ip.ttl <= 1"},
+		{"eth.type == {0x800, 0x806}", "eth.type == {2048, 2054}"},
+		{"(ip4 || arp) && dst.known", "(ip4 || arp) && dst.known"},
+		{"inport.security && ip4 && ip4.src != inport.addrs", "inport.security && ip4 && ip4.src != inport.addrs"},
+		{"eth.dst == 0A:C0:00:00:00:01", "eth.dst == 0a:c0:00:00:00:01"},
+	}
+	for _, c := range cases {
+		e, err := ParseMatch(c.in)
+		if err != nil {
+			t.Errorf("%q: %v", c.in, err)
+			continue
+		}
+		if e.String() != c.out {
+			t.Errorf("%q printed as %q, want %q", c.in, e.String(), c.out)
+		}
+		if _, err := ParseMatch(e.String()); err != nil {
+			t.Errorf("%q: printed form does not parse: %v", c.in, err)
+		}
+	}
+}
+
+func TestParseMatchErrors(t *testing.T) {
+	for _, in := range []string{
+		"", "ip4.dst", "ip4 == 1", "foo.bar == 1", "ip4.dst == 10.0.0.256", "eth.src == 10.0.0.1",
+		"ip4.dst == 10.0.0.0/24 &&", "(ip4", "ip4.dst <= 10.0.0.1", "eth.src == inport.addrs", "arp.op == {1, ", "ip4 & arp",
+	} {
+		if e, err := ParseMatch(in); err == nil {
+			t.Errorf("%q parsed as %v", in, e)
+		}
+	}
+}
+
+func TestParseActions(t *testing.T) {
+	as, err := ParseActions("ttl_dec; eth.src = 0a:c0:00:00:00:01; route(nexthop=10.0.1.5, vni=5001);")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 3 || as[1].Name != "set" || as[2].Name != "route" {
+		t.Fatalf("parsed %+v", as)
+	}
+	if v, _ := as[2].Arg("vni"); v != "5001" {
+		t.Errorf("vni arg %q", v)
+	}
+	if got := FormatActions(as); got != "ttl_dec; eth.src = 0a:c0:00:00:00:01; route(nexthop=10.0.1.5, vni=5001);" {
+		t.Errorf("printed %q", got)
+	}
+	for _, in := range []string{"", "next", "frob;", "drop(x", "eth.src = 10.0.0.1;", "nope = 1;"} {
+		if _, err := ParseActions(in); err == nil {
+			t.Errorf("%q accepted", in)
+		}
+	}
+}
+
+// The schema's Logical_Flow.stage enum and the stage table must agree.
+func TestSchemaStagesMatchTable(t *testing.T) {
+	b, err := os.ReadFile("../schema/sb.ovsschema")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s map[string]any
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	dig := func(m any, keys ...string) any {
+		for _, k := range keys {
+			m = m.(map[string]any)[k]
+		}
+		return m
+	}
+	enum := dig(s, "tables", "Logical_Flow", "columns", "stage", "type", "key", "enum").([]any)
+	var names []string
+	for _, n := range enum[1].([]any) {
+		names = append(names, n.(string))
+	}
+	var want []string
+	for _, st := range Stages {
+		want = append(want, st.Name)
+	}
+	if strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Fatalf("schema stages %v, table %v", names, want)
+	}
+}
