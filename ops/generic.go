@@ -64,3 +64,10 @@ func ByUUID(c client.Client, m model.Model) client.ConditionalAPI {
 		Value:    f.String(),
 	})
 }
+
+// All is a where clause that matches every row. libovsdb drops an empty
+// where list when encoding, and ovsdb-server requires one for mutate.
+func All() []ovsdb.Condition {
+	return []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionNotEqual,
+		Value: ovsdb.UUID{GoUUID: "00000000-0000-0000-0000-000000000000"}}}
+}

@@ -191,7 +191,7 @@ func execute(ctx context.Context, sess *ops.Session, invs []parsed, wait bool, o
 		st.ops = append(st.ops, upd...)
 		st.ops = append(st.ops, mut...)
 		st.ops = append(st.ops, ovsdb.Operation{Op: ovsdb.OperationSelect, Table: nbdb.NBGlobalTable,
-			Where: []ovsdb.Condition{}, Columns: []string{"nb_cfg"}})
+			Where: ops.All(), Columns: []string{"nb_cfg"}})
 		cfgIndex = len(st.ops) - 1
 	}
 	res, err := ops.Transact(ctx, sess.Client, st.ops...)

@@ -1,0 +1,38 @@
+// Command courier-bench runs Courier's benchmarks and writes
+// bench/results/<date>.json and a Markdown summary.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/courier-sdn/courier/tests/bench"
+)
+
+func main() {
+	bin := flag.String("bin", "bin", "directory with Courier's binaries")
+	out := flag.String("out", "bench/results", "directory for the results")
+	only := flag.String("only", "northd,dataplane,e2e", "comma-separated benchmarks to run")
+	sizes := flag.String("northd-sizes", "1000,8000,64000", "port counts for the northd benchmark")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var ns []int
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "courier-bench: bad --northd-sizes:", err)
+			os.Exit(2)
+		}
+		ns = append(ns, n)
+	}
+	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns}
+	if err := r.Run(context.Background(), *out); err != nil {
+		fmt.Fprintln(os.Stderr, "courier-bench:", err)
+		os.Exit(1)
+	}
+}

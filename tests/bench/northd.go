@@ -1,0 +1,417 @@
+// Package bench holds Courier's benchmarks: northd at scale, the data plane
+// against kernel baselines, and the whole system end to end. Every number
+// is measured in the run that reports it; targets are reported next to the
+// results, never asserted.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/nbdb"
+	"github.com/courier-sdn/courier/schema/sbdb"
+	"github.com/courier-sdn/courier/tools/ctl"
+	"github.com/courier-sdn/courier/tools/proc"
+)
+
+// NorthdResult is the northd benchmark at one size.
+type NorthdResult struct {
+	Ports            int            `json:"ports"`
+	Vxnets           int            `json:"vxnets"`
+	NBCommitSeconds  float64        `json:"nb_commit_seconds"`
+	CompileSeconds   float64        `json:"bulk_commit_to_sb_cfg_seconds"`
+	// FloorSeconds is the baseline measured in the same run: one client
+	// inserting the same bindings straight into an empty southbound, the
+	// least any compiler could spend in ovsdb-server.
+	FloorSeconds float64 `json:"sb_insert_floor_seconds"`
+	Ratio        float64 `json:"ratio_to_floor"`
+	SBRows           map[string]int `json:"sb_rows"`
+	NorthdPeakRSSMiB float64        `json:"northd_peak_rss_mib"`
+	Add              Latency        `json:"single_port_add_ms"`
+	Update           Latency        `json:"single_port_update_ms"`
+	Delete           Latency        `json:"single_port_delete_ms"`
+}
+
+// Latency summarizes samples in milliseconds.
+type Latency struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Summarize computes percentiles of durations.
+func Summarize(ds []time.Duration) Latency {
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	s := append([]time.Duration{}, ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	at := func(q float64) float64 {
+		i := int(q*float64(len(s))+0.5) - 1
+		if i < 0 {
+			i = 0
+		}
+		if i >= len(s) {
+			i = len(s) - 1
+		}
+		return float64(s[i].Microseconds()) / 1000
+	}
+	return Latency{N: len(s), P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: at(1)}
+}
+
+// Env says where the binaries are and where to keep run directories.
+type Env struct {
+	BinDir string
+	TmpDir string
+	Log    *slog.Logger
+}
+
+// Northd runs the northd benchmark for one topology size: one VPC, 253
+// vxnets, ports spread over them.
+func Northd(ctx context.Context, env Env, ports int) (*NorthdResult, error) {
+	const vxnets = 253
+	dir, err := os.MkdirTemp(env.TmpDir, "bn")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { b, _ := os.ReadFile(filepath.Join(dir, "northd.log")); os.WriteFile("/tmp/northd-bench.log", b, 0o644); os.RemoveAll(dir) }()
+	c := &ctl.Config{RunDir: dir, BinDir: env.BinDir}
+	defer c.Stop()
+	if err := c.Start(ctx); err != nil {
+		return nil, err
+	}
+	nbR, sbR := c.Remote(ctl.Databases[0]), c.Remote(ctl.Databases[1])
+	pidFile := filepath.Join(dir, "northd.pid")
+	pid, err := proc.Start(proc.Spec{Bin: filepath.Join(env.BinDir, "courier-northd"),
+		Args: []string{"--nb", nbR, "--sb", sbR, "--log-level", "info"}, LogFile: filepath.Join(dir, "northd.log"), PidFile: pidFile})
+	if err != nil {
+		return nil, err
+	}
+	defer proc.StopPID(pid, "courier-northd", 5*time.Second)
+
+	nbM, _ := nbdb.FullDatabaseModel()
+	sbM, _ := sbdb.FullDatabaseModel()
+	nbS, err := ops.Open(ctx, nbM, ops.SessionOptions{Remotes: []string{nbR},
+		Monitor: []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{})}})
+	if err != nil {
+		return nil, err
+	}
+	defer nbS.Close()
+	sbT := ops.NewTracker()
+	pbModel := &sbdb.PortBinding{}
+	sbS, err := ops.Open(ctx, sbM, ops.SessionOptions{Remotes: []string{sbR}, Tracker: sbT,
+		Monitor: []client.MonitorOption{client.WithTable(pbModel, &pbModel.LogicalPort, &pbModel.MAC)}})
+	if err != nil {
+		return nil, err
+	}
+	defer sbS.Close()
+
+	// The topology, as one NB transaction, plus the nb_cfg bump.
+	var txn []ovsdb.Operation
+	vxUUIDs := make([]string, vxnets)
+	txn = append(txn, ovsdb.Operation{Op: "insert", Table: "VPC", UUIDName: "vpc", Row: ovsdb.Row{"name": "bench"}})
+	var vxRefs []any
+	for i := 0; i < vxnets; i++ {
+		vxUUIDs[i] = fmt.Sprintf("vx%d", i)
+		vxRefs = append(vxRefs, ovsdb.UUID{GoUUID: vxUUIDs[i]})
+	}
+	portRefs := make([][]any, vxnets)
+	for p := 0; p < ports; p++ {
+		vx, host := p%vxnets, 2+p/vxnets
+		name := fmt.Sprintf("p%d", p)
+		txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Port", UUIDName: "pt" + strconv.Itoa(p), Row: ovsdb.Row{
+			"name": name, "mac": fmt.Sprintf("02:00:%02x:%02x:%02x:%02x", vx>>8, vx&255, host>>8, host&255),
+			"ips": fmt.Sprintf("10.%d.%d.%d", vx>>8, vx&255, host)}})
+		portRefs[vx] = append(portRefs[vx], ovsdb.UUID{GoUUID: "pt" + strconv.Itoa(p)})
+	}
+	for i := 0; i < vxnets; i++ {
+		txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Vxnet", UUIDName: vxUUIDs[i], Row: ovsdb.Row{
+			"name": fmt.Sprintf("x%d", i), "cidr": fmt.Sprintf("10.%d.%d.0/24", i>>8, i&255),
+			"ports": ovsdb.OvsSet{GoSet: portRefs[i]}}})
+	}
+	txn = append(txn, ovsdb.Operation{Op: "mutate", Table: "VPC", Where: []ovsdb.Condition{{Column: "_uuid", Function: "==", Value: ovsdb.UUID{GoUUID: "vpc"}}},
+		Mutations: []ovsdb.Mutation{{Column: "vxnets", Mutator: "insert", Value: ovsdb.OvsSet{GoSet: vxRefs}}}})
+	txn = append(txn, bumpCfg()...)
+	start := time.Now()
+	res, err := ops.Transact(ctx, nbS, txn...)
+	if err != nil {
+		return nil, fmt.Errorf("bulk NB transaction: %w", err)
+	}
+	committed := time.Now()
+	cfg := cfgOf(res)
+	if err := waitSbCfg(ctx, nbS, cfg, 10*time.Minute); err != nil {
+		return nil, err
+	}
+	r := &NorthdResult{Ports: ports, Vxnets: vxnets,
+		NBCommitSeconds: committed.Sub(start).Seconds(), CompileSeconds: time.Since(committed).Seconds()}
+	r.SBRows, err = countRows(ctx, sbR)
+	if err != nil {
+		return nil, err
+	}
+	// Let the bulk settle (statuses come back through northd's monitor)
+	// before timing single changes.
+	time.Sleep(2 * time.Second)
+	sbT.Drain()
+
+	// Single-port changes: NB commit to the southbound commit, as seen
+	// by a southbound monitor.
+	seen := func(name string, gone bool, from time.Time) (time.Duration, error) {
+		deadline := time.After(30 * time.Second)
+		for {
+			ch := sbT.Drain()
+			for _, c := range ch.Table(sbdb.PortBindingTable) {
+				var pb *sbdb.PortBinding
+				if gone && c.New == nil && c.Old != nil {
+					pb = c.Old.(*sbdb.PortBinding)
+				} else if !gone && c.New != nil {
+					pb = c.New.(*sbdb.PortBinding)
+				}
+				if pb != nil && pb.LogicalPort == name {
+					return time.Since(from), nil
+				}
+			}
+			select {
+			case <-sbT.Notify():
+			case <-deadline:
+				st, _ := commit2(ctx, nbS, []ovsdb.Operation{{Op: "select", Table: "Port", Columns: []string{"status"},
+					Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: name}}}})
+				log, _ := os.ReadFile(filepath.Join(dir, "northd.log"))
+				if len(log) > 2000 {
+					log = log[len(log)-2000:]
+				}
+				return 0, fmt.Errorf("port %s never reached the southbound (NB: %v); northd log:\n%s", name, st, log)
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+	}
+	const n = 60
+	var adds, upds, dels []time.Duration
+	for i := 0; i < n; i++ {
+		vx := i % vxnets
+		name := fmt.Sprintf("extra%d", i)
+		// Each extra port takes .254 of its vxnet; where a bulk port
+		// holds it (the vxnet is full), that port is deleted in the same
+		// transaction, which also exercises the reuse of its key.
+		ip := fmt.Sprintf("10.%d.%d.254", vx>>8, vx&255)
+		add := []ovsdb.Operation{
+			{Op: "insert", Table: "Port", UUIDName: "np", Row: ovsdb.Row{"name": name,
+				"mac": fmt.Sprintf("02:ee:00:00:%02x:%02x", i>>8, i&255), "ips": ip}},
+			{Op: "mutate", Table: "Vxnet", Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: fmt.Sprintf("x%d", vx)}},
+				Mutations: []ovsdb.Mutation{{Column: "ports", Mutator: "insert", Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: "np"}}}}}},
+		}
+		if holder := vx + 252*vxnets; holder < ports {
+			res, err := commit2(ctx, nbS, []ovsdb.Operation{{Op: "select", Table: "Port", Columns: []string{"_uuid"},
+				Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: fmt.Sprintf("p%d", holder)}}}})
+			if err != nil || len(res[0].Rows) != 1 {
+				return nil, fmt.Errorf("find p%d: %v", holder, err)
+			}
+			add[1].Mutations = append(add[1].Mutations, ovsdb.Mutation{Column: "ports", Mutator: "delete",
+				Value: ovsdb.OvsSet{GoSet: []any{res[0].Rows[0]["_uuid"]}}})
+		}
+		t0, err := commit(ctx, nbS, add)
+		if err != nil {
+			return nil, err
+		}
+		d, err := seen(name, false, t0)
+		if err != nil {
+			return nil, err
+		}
+		adds = append(adds, d)
+	}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("extra%d", i)
+		t0, err := commit(ctx, nbS, []ovsdb.Operation{{Op: "update", Table: "Port",
+			Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: name}},
+			Row:   ovsdb.Row{"mac": fmt.Sprintf("02:ef:00:00:%02x:%02x", i>>8, i&255)}}})
+		if err != nil {
+			return nil, err
+		}
+		d, err := seen(name, false, t0)
+		if err != nil {
+			return nil, err
+		}
+		upds = append(upds, d)
+	}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("extra%d", i)
+		vx := i % vxnets
+		var u string
+		if rows, err := commit2(ctx, nbS, []ovsdb.Operation{{Op: "select", Table: "Port", Columns: []string{"_uuid"},
+			Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: name}}}}); err == nil && len(rows[0].Rows) == 1 {
+			u = rows[0].Rows[0]["_uuid"].(ovsdb.UUID).GoUUID
+		} else {
+			return nil, fmt.Errorf("find %s: %v", name, err)
+		}
+		t0, err := commit(ctx, nbS, []ovsdb.Operation{{Op: "mutate", Table: "Vxnet",
+			Where:     []ovsdb.Condition{{Column: "name", Function: "==", Value: fmt.Sprintf("x%d", vx)}},
+			Mutations: []ovsdb.Mutation{{Column: "ports", Mutator: "delete", Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: u}}}}}}})
+		if err != nil {
+			return nil, err
+		}
+		d, err := seen(name, true, t0)
+		if err != nil {
+			return nil, err
+		}
+		dels = append(dels, d)
+	}
+	r.Add, r.Update, r.Delete = Summarize(adds), Summarize(upds), Summarize(dels)
+	r.NorthdPeakRSSMiB = peakRSS(pid)
+	if r.FloorSeconds, err = insertFloor(ctx, env, ports); err != nil {
+		return nil, err
+	}
+	r.Ratio = r.CompileSeconds / r.FloorSeconds
+	return r, nil
+}
+
+// insertFloor times a bare client inserting the bindings northd would
+// write (same rows, same transaction size) into a fresh southbound.
+func insertFloor(ctx context.Context, env Env, ports int) (float64, error) {
+	dir, err := os.MkdirTemp(env.TmpDir, "bf")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	c := &ctl.Config{RunDir: dir}
+	defer c.Stop()
+	if err := c.Start(ctx); err != nil {
+		return 0, err
+	}
+	sbM, _ := sbdb.FullDatabaseModel()
+	s, err := ops.Open(ctx, sbM, ops.SessionOptions{Remotes: []string{c.Remote(ctl.Databases[1])}})
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	start := time.Now()
+	var dps []any
+	var txn []ovsdb.Operation
+	for i := 0; i < 253; i++ {
+		txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Datapath", Row: ovsdb.Row{"name": fmt.Sprintf("vxnet:x%d", i),
+			"type": "vxnet", "tunnel_key": i + 1, "vpc": 1, "gateway_mac": "0a:c0:00:00:00:01"}})
+	}
+	res, err := ops.Transact(ctx, s, txn...)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range res {
+		dps = append(dps, r.UUID)
+	}
+	// The same number of logical flows as northd writes: 15 per vxnet,
+	// and the VPC's (one per vxnet, plus five).
+	txn = nil
+	for i, dp := range dps {
+		for f := 0; f < 16; f++ {
+			txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Logical_Flow", Row: ovsdb.Row{"datapath": dp, "vpc": 1,
+				"stage": "port_sec", "priority": f, "match": fmt.Sprintf("ip4.dst == 10.%d.%d.0/24", i>>8, i&255), "actions": "next;"}}})
+		}
+	}
+	if _, err := ops.Transact(ctx, s, txn...); err != nil {
+		return 0, err
+	}
+	txn = nil
+	for p := 0; p < ports; p++ {
+		vx, host := p%253, 2+p/253
+		txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Port_Binding", Row: ovsdb.Row{
+			"logical_port": fmt.Sprintf("p%d", p), "datapath": dps[vx], "vpc": 1, "tunnel_key": host,
+			"mac": fmt.Sprintf("02:00:%02x:%02x:%02x:%02x", vx>>8, vx&255, host>>8, host&255),
+			"ips": fmt.Sprintf("10.%d.%d.%d", vx>>8, vx&255, host), "port_security": true}})
+		if len(txn) == 20000 || p == ports-1 {
+			if _, err := ops.Transact(ctx, s, txn...); err != nil {
+				return 0, err
+			}
+			txn = nil
+		}
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+func bumpCfg() []ovsdb.Operation {
+	return []ovsdb.Operation{
+		{Op: "mutate", Table: "NB_Global", Where: ops.All(), Mutations: []ovsdb.Mutation{{Column: "nb_cfg", Mutator: "+=", Value: 1}}},
+		{Op: "select", Table: "NB_Global", Where: ops.All(), Columns: []string{"nb_cfg"}},
+	}
+}
+
+func cfgOf(res []ovsdb.OperationResult) int {
+	last := res[len(res)-1]
+	if len(last.Rows) == 1 {
+		if v, ok := last.Rows[0]["nb_cfg"].(float64); ok {
+			return int(v)
+		}
+		if v, ok := last.Rows[0]["nb_cfg"].(int); ok {
+			return v
+		}
+	}
+	return 0
+}
+
+func commit(ctx context.Context, s *ops.Session, txn []ovsdb.Operation) (time.Time, error) {
+	_, err := ops.Transact(ctx, s, txn...)
+	return time.Now(), err
+}
+
+func commit2(ctx context.Context, s *ops.Session, txn []ovsdb.Operation) ([]ovsdb.OperationResult, error) {
+	return ops.Transact(ctx, s, txn...)
+}
+
+func waitSbCfg(ctx context.Context, s *ops.Session, cfg int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		gs, _ := ops.List[nbdb.NBGlobal](ctx, s, nil)
+		if len(gs) == 1 && gs[0].SbCfg >= cfg {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("sb_cfg did not reach %d within %v", cfg, timeout)
+}
+
+func countRows(ctx context.Context, remote string) (map[string]int, error) {
+	conn, err := ops.RawDial(remote)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	out := map[string]int{}
+	for _, t := range []string{"Datapath", "Port_Binding", "Logical_Flow"} {
+		var res []struct {
+			Count int `json:"count"`
+		}
+		// A no-op mutate reports how many rows match.
+		if err := conn.Call(ctx, "transact", []any{"Courier_Southbound",
+			map[string]any{"op": "mutate", "table": t, "where": []any{}, "mutations": []any{}}}, &res); err != nil {
+			return nil, err
+		}
+		out[t] = res[0].Count
+	}
+	return out, nil
+}
+
+// peakRSS reads a process's high-water resident set, in MiB.
+func peakRSS(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.Fields(v)[0])
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
