@@ -52,8 +52,8 @@ type RunStats struct {
 	Duration time.Duration
 	// Compile, WriteSB and WriteNB split Duration.
 	Compile, WriteSB, WriteNB time.Duration
-	SBTxns   int
-	Err      error
+	SBTxns                    int
+	Err                       error
 	// Engine is every node's counters after the run.
 	Engine map[string]engine.Stats
 }

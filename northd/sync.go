@@ -2,8 +2,8 @@ package northd
 
 import (
 	"context"
-	"maps"
 	"fmt"
+	"maps"
 	"reflect"
 	"sort"
 	"strconv"

@@ -27,15 +27,15 @@ import (
 
 // NorthdResult is the northd benchmark at one size.
 type NorthdResult struct {
-	Ports            int            `json:"ports"`
-	Vxnets           int            `json:"vxnets"`
-	NBCommitSeconds  float64        `json:"nb_commit_seconds"`
-	CompileSeconds   float64        `json:"bulk_commit_to_sb_cfg_seconds"`
+	Ports           int     `json:"ports"`
+	Vxnets          int     `json:"vxnets"`
+	NBCommitSeconds float64 `json:"nb_commit_seconds"`
+	CompileSeconds  float64 `json:"bulk_commit_to_sb_cfg_seconds"`
 	// FloorSeconds is the baseline measured in the same run: one client
 	// inserting the same bindings straight into an empty southbound, the
 	// least any compiler could spend in ovsdb-server.
-	FloorSeconds float64 `json:"sb_insert_floor_seconds"`
-	Ratio        float64 `json:"ratio_to_floor"`
+	FloorSeconds     float64        `json:"sb_insert_floor_seconds"`
+	Ratio            float64        `json:"ratio_to_floor"`
 	SBRows           map[string]int `json:"sb_rows"`
 	NorthdPeakRSSMiB float64        `json:"northd_peak_rss_mib"`
 	Add              Latency        `json:"single_port_add_ms"`
@@ -87,7 +87,11 @@ func Northd(ctx context.Context, env Env, ports int) (*NorthdResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() { b, _ := os.ReadFile(filepath.Join(dir, "northd.log")); os.WriteFile("/tmp/northd-bench.log", b, 0o644); os.RemoveAll(dir) }()
+	defer func() {
+		b, _ := os.ReadFile(filepath.Join(dir, "northd.log"))
+		os.WriteFile("/tmp/northd-bench.log", b, 0o644)
+		os.RemoveAll(dir)
+	}()
 	c := &ctl.Config{RunDir: dir, BinDir: env.BinDir}
 	defer c.Stop()
 	if err := c.Start(ctx); err != nil {
@@ -316,7 +320,7 @@ func insertFloor(ctx context.Context, env Env, ports int) (float64, error) {
 	for i, dp := range dps {
 		for f := 0; f < 16; f++ {
 			txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Logical_Flow", Row: ovsdb.Row{"datapath": dp, "vpc": 1,
-				"stage": "port_sec", "priority": f, "match": fmt.Sprintf("ip4.dst == 10.%d.%d.0/24", i>>8, i&255), "actions": "next;"}}})
+				"stage": "port_sec", "priority": f, "match": fmt.Sprintf("ip4.dst == 10.%d.%d.0/24", i>>8, i&255), "actions": "next;"}})
 		}
 	}
 	if _, err := ops.Transact(ctx, s, txn...); err != nil {
