@@ -102,12 +102,15 @@ func compilePorts(v *nbView, t *topology, prev *portTable) *portTable {
 	for vx := range pt.byVxnet {
 		pt.assignUnknownKeys(vx)
 	}
+	// Compiling from scratch (prev nil), a northd knows no port and goes
+	// by the statuses; recompiling, it knows which it accepted, and that
+	// a port absent from prev is new.
 	accepted := func(u string) (bool, bool) {
-		if prev == nil {
-			return false, false
+		if prev == nil || len(prev.ports) == 0 {
+			return false, false // no memory: go by the statuses
 		}
 		p := prev.ports[u]
-		return p != nil && p.valid(), p != nil
+		return p != nil && p.valid(), true
 	}
 	for u, p := range pt.ports {
 		pt.settle(v, accepted, p)
@@ -133,7 +136,8 @@ func (pt *portTable) update(v *nbView, t *topology, uuids map[string]bool) {
 	type prior struct{ accepted, known bool }
 	before := make(map[string]prior, len(uuids))
 	for u := range uuids {
-		before[u] = prior{}
+		// A port this northd sees appear is known, and not accepted.
+		before[u] = prior{known: true}
 		if old := pt.ports[u]; old != nil {
 			before[u] = prior{old.valid(), true}
 			for _, k := range old.claims {

@@ -1,0 +1,30 @@
+/* Configuration fixed when hostd loads the programs (one load per host):
+ * rewritten constants, not a matrix of #ifdefs. The verifier prunes the
+ * branches they disable. */
+#ifndef COURIER_CONFIG_H
+#define COURIER_CONFIG_H
+
+#include "common.h"
+
+/* This host's underlay (VTEP) address, host byte order. */
+volatile const __u32 cfg_local_vtep = 0;
+/* ifindex of the collect-metadata VXLAN device. */
+volatile const __u32 cfg_vxlan_ifindex = 0;
+/* Non-zero on a hub: holds full bindings of the VPCs it serves,
+ * forwards unknown destinations and teaches senders. */
+volatile const __u8 cfg_hub = 0;
+/* A cached entry older than this sends its next packet through a hub,
+ * which answers with a fresh learn message. */
+volatile const __u64 cfg_refresh_ns = 30ULL * 1000000000ULL;
+/* A hub tells a given sender about a given destination at most this
+ * often. */
+volatile const __u64 cfg_learn_interval_ns = 20ULL * 1000000ULL;
+/* Outer TTL of encapsulated packets. */
+volatile const __u8 cfg_tunnel_ttl = 64;
+
+/* Tests only (BPF_PROG_RUN cannot attach tunnel metadata to a packet):
+ * read the tunnel key of received packets from the tunnel_in map, and
+ * record the one set on sent packets in tunnel_out. */
+volatile const __u8 cfg_test_tunnel = 0;
+
+#endif

@@ -1,0 +1,622 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Courier's distributed virtual router.
+ *
+ * port_ingress runs on the host side of every VM's veth (tcx ingress: the
+ * VM's transmissions) and decides every hop there, in the sending host's
+ * kernel: port security, ARP answered locally, L2 within the vxnet, one
+ * hop of L3 between the VPC's vxnets, then local delivery with
+ * bpf_redirect_peer or one encapsulation through the collect-metadata
+ * VXLAN device straight to the destination's host. An unknown destination
+ * goes to one of the VPC's hubs.
+ *
+ * tunnel_ingress runs on the VXLAN device: it delivers to local ports, and
+ * on a hub forwards what is not local, answers encapsulated ARP and sends
+ * learn messages (learn.h) so that senders go direct from then on.
+ *
+ * Stages are numbered in stages.h (from the pipeline package); the logical
+ * flows of each stage are compiled by hostd into the flags of vxnets.h.
+ */
+#include "common.h"
+#include "config.h"
+#include "stats.h"
+#include "ports.h"
+#include "endpoints.h"
+#include "vxnets.h"
+#include "routes.h"
+#include "hubs.h"
+#include "learn.h"
+#include "events.h"
+#include "tunnel.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define DEST_LOCAL 1
+#define DEST_REMOTE 2
+
+/* A resolved destination. */
+struct dest {
+	__u32 kind;
+	__u32 ifindex; /* DEST_LOCAL */
+	__u32 vtep;    /* DEST_REMOTE */
+	__u32 vni;
+	__u8 mac[6];
+	__u16 pad;
+};
+
+/* Tests only: where the last packet was redirected. */
+struct redirect_rec {
+	__u32 ifindex;
+	__u32 peer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct redirect_rec);
+} redirect_out_v1 SEC(".maps");
+
+static __always_inline int to_peer(__u32 ifindex)
+{
+	if (cfg_test_tunnel) {
+		__u32 zero = 0;
+		struct redirect_rec r = {.ifindex = ifindex, .peer = 1};
+		bpf_map_update_elem(&redirect_out_v1, &zero, &r, BPF_ANY);
+	}
+	return bpf_redirect_peer(ifindex, 0);
+}
+
+static __always_inline int to_vxlan(struct __sk_buff *skb, __u32 vtep, __u32 vni)
+{
+	if (set_tunnel(skb, vtep, vni) < 0)
+		return drop(DROP_REDIRECT_FAILED);
+	if (cfg_test_tunnel) {
+		__u32 zero = 0;
+		struct redirect_rec r = {.ifindex = cfg_vxlan_ifindex};
+		bpf_map_update_elem(&redirect_out_v1, &zero, &r, BPF_ANY);
+	}
+	return bpf_redirect(cfg_vxlan_ifindex, 0);
+}
+
+/* lookup_dest finds where (vpc, ip) lives: a local port, a learned entry
+ * that is still fresh, or (on a hub) a binding. It returns 0 when the
+ * destination must be resolved by a hub. */
+static __always_inline int lookup_dest(__u32 vpc, __be32 ip, struct dest *d)
+{
+	struct ep_key k = {.vpc = vpc, .ip = ip};
+	struct local_ep *l = bpf_map_lookup_elem(&local_eps_v1, &k);
+	if (l) {
+		d->kind = DEST_LOCAL;
+		d->ifindex = l->ifindex;
+		d->vni = l->vni;
+		__builtin_memcpy(d->mac, l->mac, 6);
+		return 1;
+	}
+	__u64 now = bpf_ktime_get_ns();
+	struct cached_ep *c = bpf_map_lookup_elem(&cache_v1, &k);
+	if (c) {
+		if (now - c->learned_ns < cfg_refresh_ns) {
+			c->used_ns = now;
+			__sync_fetch_and_add(&c->hits, 1);
+			count(STAT_CACHE_HIT);
+			d->kind = DEST_REMOTE;
+			d->vtep = c->vtep;
+			d->vni = c->vni;
+			__builtin_memcpy(d->mac, c->mac, 6);
+			return 1;
+		}
+		/* Past its refresh interval: this packet goes through a hub,
+		 * which answers with a fresh learn message. */
+		count(STAT_CACHE_STALE);
+	}
+	if (cfg_hub) {
+		struct remote_ep *r = bpf_map_lookup_elem(&hub_eps_v1, &k);
+		if (r) {
+			d->kind = DEST_REMOTE;
+			d->vtep = r->vtep;
+			d->vni = r->vni;
+			__builtin_memcpy(d->mac, r->mac, 6);
+			return 1;
+		}
+	}
+	count(STAT_CACHE_MISS);
+	bpf_map_update_elem(&miss_ts_v1, &k, &now, BPF_NOEXIST);
+	return 0;
+}
+
+static __always_inline int output(struct __sk_buff *skb, struct dest *d)
+{
+	if (d->kind == DEST_LOCAL) {
+		count(STAT_LOCAL_TX);
+		return to_peer(d->ifindex);
+	}
+	if (d->vtep == cfg_local_vtep)
+		return drop(DROP_LOOP);
+	count(STAT_REMOTE_TX);
+	return to_vxlan(skb, d->vtep, d->vni);
+}
+
+static __always_inline int to_hub(struct __sk_buff *skb, __u32 vpc, __u32 vni)
+{
+	__u32 hub = pick_hub(vpc, bpf_get_hash_recalc(skb));
+	if (!hub)
+		return drop(DROP_NO_HUB);
+	if (hub == cfg_local_vtep)
+		return drop(DROP_HUB_MISS); /* we are that hub, and do not know */
+	count(STAT_HUB_TX);
+	return to_vxlan(skb, hub, vni);
+}
+
+/* STAGE_ARP_RSP: turn the request into its reply, in place. */
+static __always_inline int arp_answer(struct __sk_buff *skb, const __u8 *mac)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct arp_eth *arp = (void *)(eth + 1);
+	if ((void *)(arp + 1) > data_end)
+		return -1;
+	__u8 req_mac[6];
+	__builtin_memcpy(req_mac, arp->sha, 6);
+	__be32 req_ip = arp->spa, target = arp->tpa;
+	__builtin_memcpy(eth->h_dest, req_mac, 6);
+	__builtin_memcpy(eth->h_source, mac, 6);
+	arp->op = bpf_htons(ARPOP_REPLY);
+	__builtin_memcpy(arp->tha, req_mac, 6);
+	arp->tpa = req_ip;
+	__builtin_memcpy(arp->sha, mac, 6);
+	arp->spa = target;
+	return 0;
+}
+
+static __always_inline int port_arp(struct __sk_buff *skb, struct port *port, struct vxnet *vx, __u32 ifindex)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct arp_eth *arp = (void *)(eth + 1);
+	if ((void *)(arp + 1) > data_end)
+		return drop(DROP_MALFORMED);
+	if (arp->htype != bpf_htons(1) || arp->ptype != bpf_htons(ETH_P_IP) || arp->hlen != 6 || arp->plen != 4)
+		return drop(DROP_MALFORMED);
+	__be32 spa = arp->spa, tpa = arp->tpa;
+	__u16 op = bpf_ntohs(arp->op);
+	__u32 af = port_addr(ifindex, spa);
+
+	/* STAGE_PORT_SEC, for ARP: the sender must be the port. */
+	if ((port->flags & PORT_F_SECURITY) && (vx->flags & VX_F_PSEC_IP)) {
+		__u8 sha[6];
+		__builtin_memcpy(sha, arp->sha, 6);
+		if (!mac_eq(sha, port->mac))
+			return drop(DROP_SPOOF_MAC);
+		if (spa != 0 && !af && !(port->flags & PORT_F_UNKNOWN))
+			return drop(DROP_SPOOF_IP);
+	}
+	/* Announcements (gratuitous ARP, or replies): they tell the host
+	 * which port holds an address, and never leave it. */
+	if (spa != 0 && (spa == tpa || op == ARPOP_REPLY)) {
+		if (af & ADDR_F_VIP)
+			report(EV_VIP_ANNOUNCE, ifindex, spa, port->vni, port->mac);
+		else if (!af && (port->flags & PORT_F_UNKNOWN))
+			report(EV_ADDR_SEEN, ifindex, spa, port->vni, port->mac);
+		count(STAT_ANNOUNCE);
+		return TC_ACT_SHOT;
+	}
+	if (spa != 0 && !af && (port->flags & PORT_F_UNKNOWN))
+		report(EV_ADDR_SEEN, ifindex, spa, port->vni, port->mac);
+	if (op != ARPOP_REQUEST)
+		return drop(DROP_ARP_UNANSWERED);
+	/* A probe for one of the port's own addresses (RFC 5227) must go
+	 * unanswered, or the VM would see a conflict. */
+	if (port_addr(ifindex, tpa))
+		return TC_ACT_SHOT;
+
+	/* STAGE_ARP_RSP */
+	if ((vx->flags & VX_F_ARP_GW) && tpa == vx->gw_ip) {
+		if (arp_answer(skb, vx->gw_mac) < 0)
+			return drop(DROP_MALFORMED);
+		count(STAT_ARP_REPLY);
+		return to_peer(ifindex);
+	}
+	if ((tpa & vx->mask) != vx->net)
+		return drop(DROP_ARP_UNANSWERED);
+	struct dest d = {};
+	if ((vx->flags & VX_F_ARP_PROXY) && lookup_dest(vx->vpc, tpa, &d)) {
+		if (d.vni != port->vni)
+			return drop(DROP_L2_CROSS_VXNET);
+		if (arp_answer(skb, d.mac) < 0)
+			return drop(DROP_MALFORMED);
+		count(STAT_ARP_REPLY);
+		return to_peer(ifindex);
+	}
+	if (vx->flags & VX_F_ARP_MISS_HUB) {
+		count(STAT_ARP_TO_HUB);
+		return to_hub(skb, vx->vpc, port->vni);
+	}
+	return drop(DROP_ARP_UNANSWERED);
+}
+
+/* STAGE_IP_ROUTE then STAGE_DST_LOOKUP. A sender decrements the TTL and
+ * sets the gateway MAC as source; a hub completing a sender's route
+ * (sub = 0) only resolves it. */
+static __always_inline int route_ipv4(struct __sk_buff *skb, __u32 vpc_id, int sender)
+{
+	struct vpc *vpc = bpf_map_lookup_elem(&vpcs_v1, &vpc_id);
+	if (!vpc)
+		return drop(DROP_NO_ROUTE);
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return drop(DROP_MALFORMED);
+	if (sender && (vpc->flags & VPC_F_TTL) && ip->ttl <= 1)
+		return drop(DROP_TTL_EXCEEDED);
+	struct route *rt = route_lookup(vpc_id, ip->daddr);
+	if (!rt)
+		return drop(DROP_NO_ROUTE);
+	__be32 target = rt->nexthop ? rt->nexthop : ip->daddr;
+	__u32 dvni = rt->vni;
+	if (sender) {
+		/* One logical hop: TTL-1, and the distributed gateway's MAC as
+		 * the source, the same on every host. */
+		__be16 old = *(__be16 *)&ip->ttl;
+		ip->ttl--;
+		__be16 new = *(__be16 *)&ip->ttl;
+		__builtin_memcpy(eth->h_source, vpc->gw_mac, 6);
+		if (bpf_l3_csum_replace(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, check), old, new, 2) < 0)
+			return drop(DROP_MALFORMED);
+	}
+	struct dest d = {};
+	int known = lookup_dest(vpc_id, target, &d);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return drop(DROP_MALFORMED);
+	if (known && ((d.kind == DEST_LOCAL && (vpc->flags & VPC_F_DST_LOCAL)) ||
+		      (d.kind == DEST_REMOTE && (vpc->flags & VPC_F_DST_KNOWN)))) {
+		__builtin_memcpy(eth->h_dest, d.mac, 6);
+		return output(skb, &d);
+	}
+	if (sender && (vpc->flags & VPC_F_DST_MISS_HUB)) {
+		/* The hub fills in the destination MAC: until then the frame
+		 * is addressed to the gateway, which marks it incomplete. */
+		__builtin_memcpy(eth->h_dest, vpc->gw_mac, 6);
+		return to_hub(skb, vpc_id, dvni);
+	}
+	return drop(sender ? DROP_NO_HUB : DROP_HUB_MISS);
+}
+
+static __always_inline int port_ipv4(struct __sk_buff *skb, struct port *port, struct vxnet *vx, __u32 ifindex)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return drop(DROP_MALFORMED);
+	if (ip->version != 4 || ip->ihl < 5)
+		return drop(DROP_MALFORMED);
+	__be32 src = ip->saddr, dst = ip->daddr;
+
+	/* STAGE_PORT_SEC, for IPv4 */
+	if (!port_addr(ifindex, src)) {
+		if (port->flags & PORT_F_UNKNOWN) {
+			if (src != 0)
+				report(EV_ADDR_SEEN, ifindex, src, port->vni, port->mac);
+		} else if ((port->flags & PORT_F_SECURITY) && (vx->flags & VX_F_PSEC_IP)) {
+			return drop(DROP_SPOOF_IP);
+		}
+	}
+
+	/* STAGE_L2_LOOKUP */
+	if (mac_eq(eth->h_dest, vx->gw_mac)) {
+		if (!(vx->flags & VX_F_L2_ROUTE))
+			return drop(DROP_L2_UNKNOWN_DST);
+		return route_ipv4(skb, vx->vpc, 1);
+	}
+	if ((dst & vx->mask) != vx->net)
+		return drop(DROP_L2_UNKNOWN_DST);
+	struct dest d = {};
+	if ((vx->flags & VX_F_L2_OUTPUT) && lookup_dest(vx->vpc, dst, &d)) {
+		if (d.vni != port->vni)
+			return drop(DROP_L2_CROSS_VXNET);
+		return output(skb, &d);
+	}
+	if (vx->flags & VX_F_L2_MISS_HUB)
+		return to_hub(skb, vx->vpc, port->vni);
+	return drop(DROP_L2_UNKNOWN_DST);
+}
+
+SEC("tc")
+int port_ingress(struct __sk_buff *skb)
+{
+	count(STAT_PORT_RX);
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return drop(DROP_MALFORMED);
+	__u32 ifindex = skb->ifindex;
+	struct port *port = bpf_map_lookup_elem(&ports_v1, &ifindex);
+	if (!port)
+		return drop(DROP_NO_PORT);
+	__be16 proto = eth->h_proto;
+	if (skb->vlan_present || proto == bpf_htons(0x8100) || proto == bpf_htons(0x88A8))
+		return drop(DROP_VLAN);
+	if (skb->gso_size == 0 && skb->len > (__u32)port->mtu + ETH_HLEN)
+		return drop(DROP_OVERSIZE);
+	__u32 vni = port->vni;
+	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v1, &vni);
+	if (!vx)
+		return drop(DROP_UNKNOWN_VNI);
+
+	/* STAGE_PORT_SEC: the source MAC first, for every protocol. */
+	if ((port->flags & PORT_F_SECURITY) && (vx->flags & VX_F_PSEC_MAC) && !mac_eq(eth->h_source, port->mac))
+		return drop(DROP_SPOOF_MAC);
+	if (proto == bpf_htons(ETH_P_ARP))
+		return port_arp(skb, port, vx, ifindex);
+	if (proto == bpf_htons(ETH_P_IP))
+		return port_ipv4(skb, port, vx, ifindex);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return drop(DROP_IPV6);
+	return drop(DROP_UNSUPPORTED_PROTO);
+}
+
+/* ---- the VXLAN side ---- */
+
+/* should_teach: has this hub not told sender about (vpc, ip) lately? */
+static __always_inline int should_teach(__u32 sender, __u32 vpc, __be32 ip)
+{
+	struct learn_rl_key k = {.sender = sender, .vpc = vpc, .ip = ip};
+	__u64 *last = bpf_map_lookup_elem(&learn_rl_v1, &k);
+	return !last || bpf_ktime_get_ns() - *last >= cfg_learn_interval_ns;
+}
+
+/* send_learn turns the packet into a learn (or forget) message to vtep
+ * and sends it. The packet itself must already have been sent on (by
+ * bpf_clone_redirect). */
+static __always_inline int send_learn(struct __sk_buff *skb, __u32 to, __u32 vpc, __u8 op, __be32 ip,
+				      __u32 vni, const __u8 *mac, __u32 at)
+{
+	__u32 len = ETH_HLEN + sizeof(struct learn_msg);
+	if (bpf_skb_change_tail(skb, len, 0) < 0 || bpf_skb_pull_data(skb, len) < 0) {
+		count(STAT_LEARN_SKIPPED);
+		return TC_ACT_SHOT;
+	}
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct learn_msg *m = (void *)(eth + 1);
+	if ((void *)(m + 1) > data_end) {
+		count(STAT_LEARN_SKIPPED);
+		return TC_ACT_SHOT;
+	}
+	__builtin_memset(eth->h_dest, 0, 6);
+	__builtin_memset(eth->h_source, 0, 6);
+	eth->h_proto = bpf_htons(ETH_P_COURIER_LEARN);
+	m->version = LEARN_VERSION;
+	m->op = op;
+	m->reserved = 0;
+	m->vni = bpf_htonl(vni);
+	m->ip = ip;
+	if (mac)
+		__builtin_memcpy(m->mac, mac, 6);
+	else
+		__builtin_memset(m->mac, 0, 6);
+	m->reserved2 = 0;
+	m->vtep = bpf_htonl(at);
+	if (op == LEARN_OP_LEARN) {
+		struct learn_rl_key k = {.sender = to, .vpc = vpc, .ip = ip};
+		__u64 now = bpf_ktime_get_ns();
+		bpf_map_update_elem(&learn_rl_v1, &k, &now, BPF_ANY);
+		count(STAT_LEARN_SENT);
+	} else {
+		count(STAT_FORGET_SENT);
+	}
+	return to_vxlan(skb, to, vni);
+}
+
+/* forward sends the packet to dest's host and, when the sender should be
+ * taught, a learn message back to the sender. */
+static __always_inline int hub_forward(struct __sk_buff *skb, __u32 sender, __u32 vpc, __be32 target, struct dest *d)
+{
+	count(STAT_HUB_FORWARD);
+	if (d->kind == DEST_LOCAL)
+		return to_peer(d->ifindex);
+	if (d->vtep == sender || d->vtep == cfg_local_vtep)
+		return drop(DROP_LOOP);
+	if (!should_teach(sender, vpc, target))
+		return to_vxlan(skb, d->vtep, d->vni);
+	if (set_tunnel(skb, d->vtep, d->vni) < 0 || bpf_clone_redirect(skb, cfg_vxlan_ifindex, 0) < 0)
+		return drop(DROP_REDIRECT_FAILED);
+	return send_learn(skb, sender, vpc, LEARN_OP_LEARN, target, d->vni, d->mac, d->vtep);
+}
+
+static __always_inline int tunnel_learn(struct __sk_buff *skb, __u32 vpc, __u32 src)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct learn_msg *m = data + ETH_HLEN;
+	if ((void *)(m + 1) > data_end || m->version != LEARN_VERSION)
+		return drop(DROP_LEARN_MALFORMED);
+	struct ep_key k = {.vpc = vpc, .ip = m->ip};
+	if (m->op == LEARN_OP_LEARN) {
+		if (!is_hub_of(vpc, src))
+			return drop(DROP_LEARN_REJECTED);
+		if (bpf_map_lookup_elem(&local_eps_v1, &k))
+			return TC_ACT_SHOT; /* we hold it ourselves */
+		__u64 now = bpf_ktime_get_ns();
+		struct cached_ep e = {.vtep = bpf_ntohl(m->vtep), .vni = bpf_ntohl(m->vni), .learned_ns = now, .used_ns = now};
+		__builtin_memcpy(e.mac, m->mac, 6);
+		struct cached_ep *old = bpf_map_lookup_elem(&cache_v1, &k);
+		if (old) {
+			e.hits = old->hits;
+			e.used_ns = old->used_ns;
+		}
+		bpf_map_update_elem(&cache_v1, &k, &e, BPF_ANY);
+		__u64 *t = bpf_map_lookup_elem(&miss_ts_v1, &k);
+		if (t) {
+			record_latency(now - *t);
+			bpf_map_delete_elem(&miss_ts_v1, &k);
+		}
+		count(STAT_LEARN_INSTALLED);
+		return TC_ACT_SHOT;
+	}
+	if (m->op == LEARN_OP_FORGET) {
+		struct cached_ep *old = bpf_map_lookup_elem(&cache_v1, &k);
+		if (old && (old->vtep == src || is_hub_of(vpc, src))) {
+			bpf_map_delete_elem(&cache_v1, &k);
+			count(STAT_FORGET_APPLIED);
+		}
+		return TC_ACT_SHOT;
+	}
+	return drop(DROP_LEARN_MALFORMED);
+}
+
+static __always_inline int tunnel_arp(struct __sk_buff *skb, struct vxnet *vx, __u32 src, __u32 vni)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct arp_eth *arp = data + ETH_HLEN;
+	if ((void *)(arp + 1) > data_end)
+		return drop(DROP_MALFORMED);
+	__u32 vpc = vx->vpc;
+	__be32 tpa = arp->tpa;
+	struct ep_key k = {.vpc = vpc, .ip = tpa};
+	if (arp->op == bpf_htons(ARPOP_REPLY)) {
+		/* A hub's answer to one of our VMs. */
+		struct local_ep *l = bpf_map_lookup_elem(&local_eps_v1, &k);
+		if (!l)
+			return drop(DROP_ARP_UNANSWERED);
+		count(STAT_LOCAL_TX);
+		return to_peer(l->ifindex);
+	}
+	if (arp->op != bpf_htons(ARPOP_REQUEST) || !cfg_hub)
+		return drop(DROP_ARP_UNANSWERED);
+	/* A hub answers from its full table. */
+	struct dest d = {};
+	if (!lookup_dest(vpc, tpa, &d))
+		return drop(DROP_HUB_MISS);
+	if (d.vni != vni)
+		return drop(DROP_L2_CROSS_VXNET);
+	__u32 at = d.kind == DEST_LOCAL ? cfg_local_vtep : d.vtep;
+	if (arp_answer(skb, d.mac) < 0)
+		return drop(DROP_MALFORMED);
+	count(STAT_HUB_ARP_REPLY);
+	if (!should_teach(src, vpc, tpa))
+		return to_vxlan(skb, src, vni);
+	if (set_tunnel(skb, src, vni) < 0 || bpf_clone_redirect(skb, cfg_vxlan_ifindex, 0) < 0)
+		return drop(DROP_REDIRECT_FAILED);
+	return send_learn(skb, src, vpc, LEARN_OP_LEARN, tpa, d.vni, d.mac, at);
+}
+
+/* A hub completes a sender's route: resolve the route's target (a next hop
+ * or the destination), fill in the destination MAC, and forward. */
+static __always_inline int tunnel_hub_route(struct __sk_buff *skb, __u32 vpc_id, __u32 src)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + ETH_HLEN;
+	if ((void *)(ip + 1) > data_end)
+		return drop(DROP_MALFORMED);
+	struct route *rt = route_lookup(vpc_id, ip->daddr);
+	if (!rt)
+		return drop(DROP_NO_ROUTE);
+	__be32 target = rt->nexthop ? rt->nexthop : ip->daddr;
+	struct dest d = {};
+	if (!lookup_dest(vpc_id, target, &d))
+		return drop(DROP_HUB_MISS);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return drop(DROP_MALFORMED);
+	__builtin_memcpy(eth->h_dest, d.mac, 6);
+	return hub_forward(skb, src, vpc_id, target, &d);
+}
+
+static __always_inline int tunnel_ipv4(struct __sk_buff *skb, struct vxnet *vx, __u32 src, __u32 vni)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return drop(DROP_MALFORMED);
+	__u32 vpc_id = vx->vpc;
+	__be32 target = ip->daddr;
+	struct vpc *vpc = bpf_map_lookup_elem(&vpcs_v1, &vpc_id);
+	int incomplete = vpc && mac_eq(eth->h_dest, vpc->gw_mac);
+	if (incomplete && cfg_hub)
+		/* A sender routed this packet but did not know where its
+		 * destination lives: resolve it (without another TTL-1). */
+		return tunnel_hub_route(skb, vpc_id, src);
+
+	struct ep_key k = {.vpc = vpc_id, .ip = target};
+	struct local_ep *l = bpf_map_lookup_elem(&local_eps_v1, &k);
+	if (l) {
+		if (l->vni != vni)
+			return drop(DROP_L2_CROSS_VXNET);
+		if (incomplete)
+			__builtin_memcpy(eth->h_dest, l->mac, 6);
+		count(STAT_LOCAL_TX);
+		return to_peer(l->ifindex);
+	}
+	if (cfg_hub) {
+		struct dest d = {};
+		if (!lookup_dest(vpc_id, target, &d))
+			return drop(DROP_HUB_MISS);
+		if (d.vni != vni)
+			return drop(DROP_L2_CROSS_VXNET);
+		return hub_forward(skb, src, vpc_id, target, &d);
+	}
+	/* Not here (any more): a hub knows better. Whatever a hub sent us is
+	 * dropped rather than bounced back. Otherwise the packet goes to a
+	 * hub and the sender is told to forget the entry that brought it. */
+	if (is_hub_of(vpc_id, src))
+		return drop(DROP_STALE_FROM_HUB);
+	struct route *rt = route_lookup(vpc_id, target);
+	if (rt && rt->nexthop)
+		target = rt->nexthop;
+	__u32 hub = pick_hub(vpc_id, bpf_get_hash_recalc(skb));
+	if (!hub || hub == src)
+		return drop(DROP_NO_HUB);
+	if (set_tunnel(skb, hub, vni) < 0 || bpf_clone_redirect(skb, cfg_vxlan_ifindex, 0) < 0)
+		return drop(DROP_REDIRECT_FAILED);
+	count(STAT_HUB_TX);
+	return send_learn(skb, src, vpc_id, LEARN_OP_FORGET, target, vni, 0, 0);
+}
+
+static __always_inline int tunnel_rx(struct __sk_buff *skb, __u32 src, __u32 vni)
+{
+	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v1, &vni);
+	if (!vx)
+		return drop(DROP_UNKNOWN_VNI);
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return drop(DROP_MALFORMED);
+	__be16 proto = eth->h_proto;
+	if (proto == bpf_htons(ETH_P_COURIER_LEARN))
+		return tunnel_learn(skb, vx->vpc, src);
+	if (proto == bpf_htons(ETH_P_ARP))
+		return tunnel_arp(skb, vx, src, vni);
+	if (proto == bpf_htons(ETH_P_IP))
+		return tunnel_ipv4(skb, vx, src, vni);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return drop(DROP_IPV6);
+	return drop(DROP_UNSUPPORTED_PROTO);
+}
+
+SEC("tc")
+int tunnel_ingress(struct __sk_buff *skb)
+{
+	count(STAT_TUNNEL_RX);
+	__u32 src = 0, vni = 0;
+	if (get_tunnel(skb, &src, &vni) < 0)
+		return drop(DROP_MALFORMED);
+	return tunnel_rx(skb, src, vni);
+}

@@ -1,0 +1,71 @@
+/* Where addresses live, keyed by (VPC, IP): on this host (local_eps), in
+ * the full bindings of the VPCs a hub serves (hub_eps), or learned from a
+ * hub (the LRU cache). A host's state grows with its ports and its active
+ * peers, not with the VPC. */
+#ifndef COURIER_ENDPOINTS_H
+#define COURIER_ENDPOINTS_H
+
+#include "common.h"
+
+struct ep_key {
+	__u32 vpc;
+	__be32 ip;
+};
+
+struct local_ep {
+	__u32 ifindex; /* host side of the VM's veth */
+	__u32 vni;
+	__u8 mac[6];
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ep_key);
+	__type(value, struct local_ep);
+} local_eps_v1 SEC(".maps");
+
+struct remote_ep {
+	__u32 vtep; /* the host, host byte order */
+	__u32 vni;
+	__u8 mac[6];
+	__u16 pad;
+};
+
+/* Hubs only: every binding of the VPCs the hub serves. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 131072);
+	__type(key, struct ep_key);
+	__type(value, struct remote_ep);
+} hub_eps_v1 SEC(".maps");
+
+struct cached_ep {
+	__u32 vtep;
+	__u32 vni;
+	__u8 mac[6];
+	__u16 pad;
+	__u64 learned_ns; /* when the last learn message for it arrived */
+	__u64 used_ns;    /* last packet sent with it */
+	__u64 hits;
+};
+
+/* Learned direct paths. LRU: under pressure the least used go; hostd also
+ * ages out entries idle for long. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ep_key);
+	__type(value, struct cached_ep);
+} cache_v1 SEC(".maps");
+
+/* First miss per destination, for the learning latency histogram. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct ep_key);
+	__type(value, __u64);
+} miss_ts_v1 SEC(".maps");
+
+#endif

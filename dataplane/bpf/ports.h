@@ -1,0 +1,49 @@
+/* VM ports: the host side of each VM's veth, keyed by ifindex. */
+#ifndef COURIER_PORTS_H
+#define COURIER_PORTS_H
+
+#include "common.h"
+
+#define PORT_F_SECURITY 0x1 /* enforce the port's MAC and addresses */
+#define PORT_F_UNKNOWN 0x2  /* addresses unknown: report what it uses */
+
+struct port {
+	__u32 vni;        /* its vxnet */
+	__u32 vpc;        /* its VPC's tunnel key */
+	__u8 mac[6];
+	__u16 mtu;        /* frames longer than mtu + ETH_HLEN are dropped */
+	__u32 flags;
+	__u32 tunnel_key; /* the port's key in its vxnet (for tracing) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32); /* ifindex */
+	__type(value, struct port);
+} ports_v1 SEC(".maps");
+
+/* Addresses a port may send from: its fixed IPs and virtual IPs. */
+#define ADDR_F_FIXED 0x1
+#define ADDR_F_VIP 0x2
+
+struct port_addr_key {
+	__u32 ifindex;
+	__be32 ip;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct port_addr_key);
+	__type(value, __u32); /* ADDR_F_* */
+} port_addrs_v1 SEC(".maps");
+
+static __always_inline __u32 port_addr(__u32 ifindex, __be32 ip)
+{
+	struct port_addr_key k = {.ifindex = ifindex, .ip = ip};
+	__u32 *f = bpf_map_lookup_elem(&port_addrs_v1, &k);
+	return f ? *f : 0;
+}
+
+#endif

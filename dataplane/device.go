@@ -1,0 +1,181 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// VXLANPort is the IANA VXLAN port.
+const VXLANPort = 4789
+
+// VXLANOverhead is what encapsulation adds (outer Ethernet, IPv4, UDP,
+// VXLAN): a VM port's MTU is the underlay's minus this.
+const VXLANOverhead = 50
+
+// EnsureVXLAN makes sure the collect-metadata VXLAN device exists with the
+// right configuration and is up, and returns its ifindex. A device that
+// exists but differs (not external, other port, other local address) is
+// recreated rather than patched.
+//
+// Equivalent to:
+//
+//	ip link add NAME type vxlan external dstport 4789 local VTEP nolearning
+//	ip link set NAME mtu (underlay MTU - 50) up
+func EnsureVXLAN(name string, vtep netip.Addr) (int, error) {
+	mtu, err := UnderlayMTU(vtep)
+	if err != nil {
+		return 0, err
+	}
+	want := &netlink.Vxlan{
+		LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu - VXLANOverhead},
+		FlowBased: true, Port: VXLANPort, SrcAddr: net.IP(vtep.AsSlice()), Learning: false,
+	}
+	if l, err := netlink.LinkByName(name); err == nil {
+		vx, ok := l.(*netlink.Vxlan)
+		if ok && vx.FlowBased && vx.Port == VXLANPort && vx.SrcAddr.Equal(want.SrcAddr) && !vx.Learning {
+			if vx.MTU != want.MTU {
+				if err := netlink.LinkSetMTU(l, want.MTU); err != nil {
+					return 0, fmt.Errorf("set %s mtu: %w", name, err)
+				}
+			}
+			if err := netlink.LinkSetUp(l); err != nil {
+				return 0, fmt.Errorf("set %s up: %w", name, err)
+			}
+			return l.Attrs().Index, nil
+		}
+		if err := netlink.LinkDel(l); err != nil {
+			return 0, fmt.Errorf("delete mismatching %s: %w", name, err)
+		}
+	}
+	if err := netlink.LinkAdd(want); err != nil {
+		return 0, fmt.Errorf("ip link add %s type vxlan external dstport %d local %s: %w", name, VXLANPort, vtep, err)
+	}
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return 0, fmt.Errorf("set %s up: %w", name, err)
+	}
+	return l.Attrs().Index, nil
+}
+
+// UnderlayMTU is the MTU of the interface that holds addr.
+func UnderlayMTU(addr netip.Addr) (int, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range links {
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && ip == addr {
+				return l.Attrs().MTU, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no interface holds the VTEP address %s", addr)
+}
+
+// VMPort describes a VM's interface, for CreateVMPort.
+type VMPort struct {
+	HostName string // host side of the veth, in the current namespace
+	NS       netns.NsHandle
+	VMName   string // inside the VM (e.g. eth0)
+	MAC      net.HardwareAddr
+	Addr     netip.Prefix // the VM's IP with its vxnet's prefix length
+	Gateway  netip.Addr
+	MTU      int
+	Alias    string // "courier:PORT" ties the interface to its port
+}
+
+// AliasPrefix marks a host-side interface as a Courier port, as OVS's
+// iface-id does: the alias is "courier:" followed by the port's name.
+const AliasPrefix = "courier:"
+
+// CreateVMPort makes a veth pair whose peer lives in the VM's namespace,
+// configured with the port's MAC, address, default route and MTU. The
+// sandbox and the tests use it to play VMs.
+//
+// Equivalent to:
+//
+//	ip link add HOST type veth peer name VM netns NS
+//	ip link set HOST alias courier:PORT mtu MTU up
+//	ip -n NS link set VM address MAC mtu MTU up
+//	ip -n NS addr add ADDR dev VM; ip -n NS route add default via GW
+func CreateVMPort(p VMPort) (int, error) {
+	if p.VMName == "" {
+		p.VMName = "eth0"
+	}
+	tmp := "cvt" + p.HostName
+	if len(tmp) > 15 {
+		tmp = tmp[:15]
+	}
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: p.HostName, MTU: p.MTU}, PeerName: tmp}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return 0, fmt.Errorf("ip link add %s type veth: %w", p.HostName, err)
+	}
+	host, err := netlink.LinkByName(p.HostName)
+	if err != nil {
+		return 0, err
+	}
+	peer, err := netlink.LinkByName(tmp)
+	if err != nil {
+		netlink.LinkDel(host)
+		return 0, err
+	}
+	fail := func(err error) (int, error) {
+		netlink.LinkDel(host)
+		return 0, err
+	}
+	if p.Alias != "" {
+		if err := netlink.LinkSetAlias(host, p.Alias); err != nil {
+			return fail(err)
+		}
+	}
+	if err := netlink.LinkSetNsFd(peer, int(p.NS)); err != nil {
+		return fail(fmt.Errorf("move %s into the VM namespace: %w", tmp, err))
+	}
+	h, err := netlink.NewHandleAt(p.NS)
+	if err != nil {
+		return fail(err)
+	}
+	defer h.Close()
+	vm, err := h.LinkByName(tmp)
+	if err != nil {
+		return fail(err)
+	}
+	steps := []error{h.LinkSetName(vm, p.VMName)}
+	if vm, err = h.LinkByName(p.VMName); err != nil {
+		return fail(err)
+	}
+	if p.MAC != nil {
+		steps = append(steps, h.LinkSetHardwareAddr(vm, p.MAC))
+	}
+	steps = append(steps, h.LinkSetMTU(vm, p.MTU), h.LinkSetUp(vm))
+	if lo, err := h.LinkByName("lo"); err == nil {
+		steps = append(steps, h.LinkSetUp(lo))
+	}
+	if p.Addr.IsValid() {
+		steps = append(steps, h.AddrAdd(vm, &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr.Addr().AsSlice(),
+			Mask: net.CIDRMask(p.Addr.Bits(), 32)}}))
+	}
+	steps = append(steps, netlink.LinkSetUp(host))
+	if err := errors.Join(steps...); err != nil {
+		return fail(fmt.Errorf("configure VM interface: %w", err))
+	}
+	if p.Gateway.IsValid() {
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: vm.Attrs().Index, Gw: p.Gateway.AsSlice()}); err != nil {
+			return fail(fmt.Errorf("default route via %s: %w", p.Gateway, err))
+		}
+	}
+	return host.Attrs().Index, nil
+}

@@ -1,0 +1,275 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// Config says how to load the data plane on one host.
+type Config struct {
+	// Chassis names the pin directory: /sys/fs/bpf/courier/<chassis>.
+	Chassis string
+	// PinRoot overrides /sys/fs/bpf/courier (tests use a unique one).
+	PinRoot string
+	// VTEP is this host's underlay address.
+	VTEP netip.Addr
+	// Device is the VXLAN device's name (default "courier0").
+	Device string
+	Hub    bool
+	// RefreshInterval: a learned entry older than this sends its next
+	// packet through a hub (default 30 s). LearnInterval: a hub tells a
+	// sender about a destination at most this often (default 20 ms).
+	RefreshInterval time.Duration
+	LearnInterval   time.Duration
+	// TestHooks makes the programs take the tunnel key of received
+	// packets from a map and record where they send packets, which
+	// BPF_PROG_RUN tests need. Never set it on a real host.
+	TestHooks bool
+	Log       *slog.Logger
+}
+
+// DefaultPinRoot is where Courier pins its BPF objects.
+const DefaultPinRoot = "/sys/fs/bpf/courier"
+
+// DefaultDevice is the name of the VXLAN device.
+const DefaultDevice = "courier0"
+
+func (c *Config) pinDir() string {
+	root := c.PinRoot
+	if root == "" {
+		root = DefaultPinRoot
+	}
+	return filepath.Join(root, c.Chassis)
+}
+
+// Datapath is the loaded data plane of one host.
+type Datapath struct {
+	cfg     Config
+	log     *slog.Logger
+	objs    dvrObjects
+	pinDir  string
+	vxlan   int // ifindex
+	tunnel  link.Link
+	ports   map[int]link.Link // by ifindex
+	applied *compiled
+}
+
+// Load loads the programs with this host's configuration, reusing the
+// maps pinned by a previous run (their contents keep forwarding while
+// hostd restarts), creates or checks the VXLAN device, and attaches the
+// tunnel program, replacing a pinned previous program in place.
+func Load(cfg Config) (*Datapath, error) {
+	if cfg.Chassis == "" || !cfg.VTEP.Is4() {
+		return nil, errors.New("dataplane: a chassis name and an IPv4 VTEP are required")
+	}
+	if cfg.Device == "" {
+		cfg.Device = DefaultDevice
+	}
+	if cfg.RefreshInterval == 0 {
+		cfg.RefreshInterval = 30 * time.Second
+	}
+	if cfg.LearnInterval == 0 {
+		cfg.LearnInterval = 20 * time.Millisecond
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Datapath{cfg: cfg, log: log, pinDir: cfg.pinDir(), ports: map[int]link.Link{}}
+	if err := os.MkdirAll(filepath.Join(d.pinDir, "links"), 0o755); err != nil {
+		return nil, fmt.Errorf("pin directory: %w (is bpffs mounted at /sys/fs/bpf?)", err)
+	}
+	vx, err := EnsureVXLAN(cfg.Device, cfg.VTEP)
+	if err != nil {
+		return nil, err
+	}
+	d.vxlan = vx
+	if err := d.loadObjects(); err != nil {
+		return nil, err
+	}
+	if err := d.attachTunnel(); err != nil {
+		d.objs.Close()
+		return nil, err
+	}
+	if err := d.adoptPortLinks(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Datapath) loadObjects() error {
+	spec, err := loadDvr()
+	if err != nil {
+		return err
+	}
+	set := func(name string, v any) error {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("program has no variable %s", name)
+		}
+		return vs.Set(v)
+	}
+	var hub uint8
+	if d.cfg.Hub {
+		hub = 1
+	}
+	var test uint8
+	if d.cfg.TestHooks {
+		test = 1
+	}
+	for name, v := range map[string]any{
+		"cfg_local_vtep": host32(d.cfg.VTEP), "cfg_vxlan_ifindex": uint32(d.vxlan), "cfg_hub": hub,
+		"cfg_refresh_ns": uint64(d.cfg.RefreshInterval), "cfg_learn_interval_ns": uint64(d.cfg.LearnInterval),
+		"cfg_tunnel_ttl": uint8(64), "cfg_test_tunnel": test,
+	} {
+		if err := set(name, v); err != nil {
+			return fmt.Errorf("configure %s: %w", name, err)
+		}
+	}
+	for name, m := range spec.Maps {
+		if strings.HasSuffix(name, "_v1") {
+			m.Pinning = ebpf.PinByName
+		}
+	}
+	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.pinDir}}
+	if err := spec.LoadAndAssign(&d.objs, opts); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return fmt.Errorf("load BPF programs: %+v", ve)
+		}
+		return fmt.Errorf("load BPF programs: %w", err)
+	}
+	return nil
+}
+
+// attachTCX attaches prog to ifindex's tcx ingress, or, when a link is
+// pinned at path from an earlier run, swaps prog into it atomically.
+func attachTCX(ifindex int, prog *ebpf.Program, path string) (link.Link, error) {
+	if l, err := link.LoadPinnedLink(path, nil); err == nil {
+		if info, ierr := l.Info(); ierr == nil && info.TCX() != nil && int(info.TCX().Ifindex) == ifindex {
+			if err := l.Update(prog); err == nil {
+				return l, nil
+			}
+		}
+		// Pinned for another interface (ifindex reused) or defunct.
+		l.Unpin()
+		l.Close()
+	}
+	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		return nil, fmt.Errorf("attach tcx to ifindex %d: %w", ifindex, err)
+	}
+	os.Remove(path)
+	if err := l.Pin(path); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("pin link %s: %w", path, err)
+	}
+	return l, nil
+}
+
+func (d *Datapath) attachTunnel() error {
+	l, err := attachTCX(d.vxlan, d.objs.TunnelIngress, filepath.Join(d.pinDir, "links", "tunnel"))
+	if err != nil {
+		return err
+	}
+	d.tunnel = l
+	return nil
+}
+
+func portLinkPath(dir string, ifindex int) string {
+	return filepath.Join(dir, "links", "port-"+strconv.Itoa(ifindex))
+}
+
+// adoptPortLinks takes over the port links pinned by an earlier run,
+// swapping the new program in.
+func (d *Datapath) adoptPortLinks() error {
+	entries, err := os.ReadDir(filepath.Join(d.pinDir, "links"))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		s, ok := strings.CutPrefix(e.Name(), "port-")
+		if !ok {
+			continue
+		}
+		ifindex, err := strconv.Atoi(s)
+		if err != nil {
+			continue
+		}
+		path := filepath.Join(d.pinDir, "links", e.Name())
+		l, err := link.LoadPinnedLink(path, nil)
+		if err != nil {
+			os.Remove(path)
+			continue
+		}
+		if err := l.Update(d.objs.PortIngress); err != nil {
+			// The interface went away while we were down.
+			l.Unpin()
+			l.Close()
+			continue
+		}
+		d.ports[ifindex] = l
+	}
+	return nil
+}
+
+// attachPort attaches the DVR to a VM port's host-side interface.
+func (d *Datapath) attachPort(ifindex int) error {
+	if _, ok := d.ports[ifindex]; ok {
+		return nil
+	}
+	l, err := attachTCX(ifindex, d.objs.PortIngress, portLinkPath(d.pinDir, ifindex))
+	if err != nil {
+		return err
+	}
+	d.ports[ifindex] = l
+	return nil
+}
+
+// detachPort removes the DVR from an interface that is no longer a port.
+func (d *Datapath) detachPort(ifindex int) {
+	if l, ok := d.ports[ifindex]; ok {
+		l.Unpin()
+		l.Close()
+		delete(d.ports, ifindex)
+	}
+}
+
+// VXLANIndex is the VXLAN device's ifindex.
+func (d *Datapath) VXLANIndex() int { return d.vxlan }
+
+// Close releases this process's handles. Pinned maps and links stay:
+// forwarding goes on until the next hostd adopts them.
+func (d *Datapath) Close() error {
+	for _, l := range d.ports {
+		l.Close()
+	}
+	if d.tunnel != nil {
+		d.tunnel.Close()
+	}
+	return d.objs.Close()
+}
+
+// Destroy detaches every program, removes every pin and closes. Only the
+// sandbox and tests, which own the whole host, call it.
+func (d *Datapath) Destroy() error {
+	for ifindex := range d.ports {
+		d.detachPort(ifindex)
+	}
+	if d.tunnel != nil {
+		d.tunnel.Unpin()
+	}
+	err := d.Close()
+	return errors.Join(err, os.RemoveAll(d.pinDir))
+}

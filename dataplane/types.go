@@ -1,0 +1,185 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// State is everything the data plane of one host should hold: hostd
+// computes it from the southbound and hands it to Apply.
+type State struct {
+	Ports  []Port
+	Vxnets []Vxnet
+	VPCs   []VPC
+	Routes []Route
+	Hubs   []Hubs
+	// Bindings are a hub's full table of the VPCs it serves (empty on
+	// other hosts).
+	Bindings []Binding
+	// Locals are addresses held on this host beyond the ports' fixed IPs:
+	// virtual IPs a local port took over, learned addresses of ports with
+	// unknown addresses.
+	Locals []Local
+}
+
+// Port is a VM port on this host.
+type Port struct {
+	Ifindex   int
+	Name      string // the logical port, for logs
+	VNI       uint32
+	VPC       uint32
+	MAC       net.HardwareAddr
+	MTU       int
+	Security  bool
+	Unknown   bool         // addresses unknown: report what it uses
+	IPs       []netip.Addr // fixed
+	VIPs      []netip.Addr // it may send from these, and announce them
+	TunnelKey uint32
+}
+
+// Vxnet flags: what the logical flows of the vxnet's stages allow
+// (see bpf/vxnets.h).
+const (
+	VxPsecMAC    = 0x01
+	VxPsecIP     = 0x02
+	VxARPGw      = 0x04
+	VxARPProxy   = 0x08
+	VxARPMissHub = 0x10
+	VxL2Route    = 0x20
+	VxL2Output   = 0x40
+	VxL2MissHub  = 0x80
+)
+
+// VPC flags (bpf/vxnets.h).
+const (
+	VPCTTL        = 0x1
+	VPCDstLocal   = 0x2
+	VPCDstKnown   = 0x4
+	VPCDstMissHub = 0x8
+)
+
+// Vxnet is one subnet of a VPC.
+type Vxnet struct {
+	VNI   uint32
+	VPC   uint32
+	CIDR  netip.Prefix
+	GwIP  netip.Addr
+	GwMAC net.HardwareAddr
+	Flags uint32
+}
+
+// VPC is a VPC's routing datapath.
+type VPC struct {
+	ID    uint32
+	GwMAC net.HardwareAddr
+	Flags uint32
+}
+
+// Route sends a VPC's prefix to a vxnet (connected) or to a next hop in
+// one.
+type Route struct {
+	VPC     uint32
+	Prefix  netip.Prefix
+	VNI     uint32
+	Nexthop netip.Addr // invalid for a connected route
+}
+
+// Hubs are the VTEPs of a VPC's hubs.
+type Hubs struct {
+	VPC   uint32
+	VTEPs []netip.Addr
+}
+
+// Binding is where an address of a VPC lives (hubs only).
+type Binding struct {
+	VPC  uint32
+	IP   netip.Addr
+	VTEP netip.Addr
+	VNI  uint32
+	MAC  net.HardwareAddr
+}
+
+// Local is an address held by a local port beyond its fixed IPs.
+type Local struct {
+	VPC     uint32
+	IP      netip.Addr
+	Ifindex int
+}
+
+// ---- conversions to the C layouts ----
+
+// be32 is an address as C's __be32 reads it on this (little-endian) host.
+func be32(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.LittleEndian.Uint32(b[:])
+}
+
+func fromBE32(v uint32) netip.Addr {
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
+
+// host32 is an address in host byte order (VTEPs).
+func host32(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
+}
+
+func fromHost32(v uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
+
+func mac6(m net.HardwareAddr) [6]uint8 {
+	var out [6]uint8
+	copy(out[:], m)
+	return out
+}
+
+func macString(m [6]uint8) string { return net.HardwareAddr(m[:]).String() }
+
+func maskBE(p netip.Prefix) uint32 {
+	m := uint32(0)
+	if p.Bits() > 0 {
+		m = ^uint32(0) << (32 - p.Bits())
+	}
+	return bits.ReverseBytes32(m)
+}
+
+func routeKey(vpc uint32, p netip.Prefix) dvrRouteKey {
+	return dvrRouteKey{Prefixlen: 32 + uint32(p.Bits()), Vpc: bits.ReverseBytes32(vpc), Ip: be32(p.Masked().Addr())}
+}
+
+func (p dvrPort) String() string {
+	return fmt.Sprintf("vni %d vpc %d mac %s mtu %d flags %#x key %d", p.Vni, p.Vpc, macString(p.Mac), p.Mtu, p.Flags, p.TunnelKey)
+}
+
+func (v dvrVxnet) String() string {
+	ones := bits.OnesCount32(v.Mask)
+	return fmt.Sprintf("vpc %d %s/%d gw %s %s flags %#x", v.Vpc, fromBE32(v.Net), ones, fromBE32(v.GwIp), macString(v.GwMac), v.Flags)
+}
+
+func (c dvrCachedEp) String() string {
+	return fmt.Sprintf("%s vni %d mac %s hits %d", fromHost32(c.Vtep), c.Vni, macString(c.Mac), c.Hits)
+}
+
+func hubsString(h dvrHubs) string {
+	var s []string
+	for i := 0; i < int(h.N) && i < len(h.Vtep); i++ {
+		s = append(s, fromHost32(h.Vtep[i]).String())
+	}
+	return strings.Join(s, ",")
+}
+
+func sortedAddrs(a []netip.Addr) []netip.Addr {
+	out := slices.Clone(a)
+	slices.SortFunc(out, func(x, y netip.Addr) int { return x.Compare(y) })
+	return out
+}
