@@ -53,6 +53,7 @@ const (
 	VxL2Route    = 0x20
 	VxL2Output   = 0x40
 	VxL2MissHub  = 0x80
+	VxGwPing     = 0x100
 )
 
 // VPC flags (bpf/vxnets.h).

@@ -77,6 +77,7 @@ func vxnetFlows(vpc *cVPC, vx *cVxnet) []flow {
 	b.add(pipeline.ARPRsp, 80, "arp", "drop(arp_unanswered);")
 	b.add(pipeline.ARPRsp, 0, "1", "next;")
 
+	b.add(pipeline.L2Lookup, 110, "eth.dst == "+gwMAC+" && ip4.dst == "+gw+" && icmp4.type == 8", "icmp_reply;")
 	b.add(pipeline.L2Lookup, 100, "eth.dst == "+gwMAC, "next;")
 	b.add(pipeline.L2Lookup, 90, "ip4.dst == "+cidr+" && dst.known", "output;")
 	b.add(pipeline.L2Lookup, 80, "ip4.dst == "+cidr, "hub;")

@@ -58,6 +58,7 @@ var Fields = map[string]Kind{
 	"ip4.src":         KIPv4,
 	"ip4.dst":         KIPv4,
 	"ip.ttl":          KInt,
+	"icmp4.type":      KInt,
 	"inport.security": KBool,    // the port's binding has port security on
 	"inport.mac":      KMAC,     // the port's MAC
 	"inport.addrs":    KAddrSet, // the port's IPs and virtual IPs
@@ -68,14 +69,15 @@ var Fields = map[string]Kind{
 
 // Actions and their arguments.
 var Actions = map[string]string{
-	"next":      "continue with the next stage",
-	"drop":      "drop(REASON): drop and count under a named reason",
-	"arp_reply": "arp_reply(MAC): answer the ARP request with MAC",
-	"output":    "deliver to the resolved destination (local port or its host)",
-	"hub":       "send to one of the VPC's hubs, chosen by flow hash",
-	"route":     "route(vni=N) or route(nexthop=IP, vni=N): the destination vxnet, or a next hop in it",
-	"ttl_dec":   "decrement the IPv4 TTL",
-	"set":       "FIELD = VALUE",
+	"next":       "continue with the next stage",
+	"drop":       "drop(REASON): drop and count under a named reason",
+	"arp_reply":  "arp_reply(MAC): answer the ARP request with MAC",
+	"output":     "deliver to the resolved destination (local port or its host)",
+	"hub":        "send to one of the VPC's hubs, chosen by flow hash",
+	"route":      "route(vni=N) or route(nexthop=IP, vni=N): the destination vxnet, or a next hop in it",
+	"ttl_dec":    "decrement the IPv4 TTL",
+	"icmp_reply": "answer an ICMP echo request from the destination address",
+	"set":        "FIELD = VALUE",
 }
 
 // Expr is a parsed match.

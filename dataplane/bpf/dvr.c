@@ -288,6 +288,36 @@ static __always_inline int route_ipv4(struct __sk_buff *skb, __u32 vpc_id, int s
 	return drop(sender ? DROP_NO_HUB : DROP_HUB_MISS);
 }
 
+/* STAGE_L2_LOOKUP: the distributed gateway answers pings to its address,
+ * on the host, like every other gateway duty. */
+static __always_inline int gw_echo_reply(struct __sk_buff *skb, struct vxnet *vx, __u32 ifindex)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return drop(DROP_MALFORMED);
+	__u32 off = ETH_HLEN + ip->ihl * 4;
+	__u8 *icmp = data + off;
+	if (off > 60 + ETH_HLEN || (void *)(icmp + 4) > data_end)
+		return drop(DROP_MALFORMED);
+	/* Swap the addresses (the IP checksum does not change), turn the
+	 * request (type 8) into a reply (type 0). */
+	__u8 vm[6];
+	__builtin_memcpy(vm, eth->h_source, 6);
+	__builtin_memcpy(eth->h_dest, vm, 6);
+	__builtin_memcpy(eth->h_source, vx->gw_mac, 6);
+	__be32 a = ip->saddr;
+	ip->saddr = ip->daddr;
+	ip->daddr = a;
+	icmp[0] = 0;
+	if (bpf_l4_csum_replace(skb, off + 2, bpf_htons(0x0800), 0, 2) < 0)
+		return drop(DROP_MALFORMED);
+	count(STAT_ARP_REPLY);
+	return to_peer(ifindex);
+}
+
 static __always_inline int port_ipv4(struct __sk_buff *skb, struct port *port, struct vxnet *vx, __u32 ifindex)
 {
 	void *data = (void *)(long)skb->data;
@@ -312,6 +342,11 @@ static __always_inline int port_ipv4(struct __sk_buff *skb, struct port *port, s
 
 	/* STAGE_L2_LOOKUP */
 	if (mac_eq(eth->h_dest, vx->gw_mac)) {
+		if ((vx->flags & VX_F_GW_PING) && dst == vx->gw_ip && ip->protocol == IPPROTO_ICMP) {
+			__u8 *icmp = (void *)ip + ip->ihl * 4;
+			if ((void *)(icmp + 1) <= data_end && icmp[0] == 8)
+				return gw_echo_reply(skb, vx, ifindex);
+		}
 		if (!(vx->flags & VX_F_L2_ROUTE))
 			return drop(DROP_L2_UNKNOWN_DST);
 		return route_ipv4(skb, vx->vpc, 1);

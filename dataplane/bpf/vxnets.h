@@ -14,6 +14,7 @@
 #define VX_F_L2_ROUTE 0x20     /* l2_lookup: frames for the gateway MAC are routed */
 #define VX_F_L2_OUTPUT 0x40    /* l2_lookup: deliver known destinations */
 #define VX_F_L2_MISS_HUB 0x80  /* l2_lookup: unknown destinations to a hub */
+#define VX_F_GW_PING 0x100     /* l2_lookup: the gateway answers pings */
 
 struct vxnet {
 	__u32 vpc;

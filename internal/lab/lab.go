@@ -1,0 +1,291 @@
+// Package lab builds hosts and VMs out of network namespaces on one
+// machine: a fabric namespace with a bridge is the data-centre underlay,
+// each host is a namespace with one veth into the fabric, and each VM is a
+// namespace with a veth into its host. The sandbox, the integration tests
+// and the benchmarks all use it. Every namespace carries the lab's prefix,
+// and Destroy removes them all (links die with their namespaces).
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/courier-sdn/courier/dataplane"
+)
+
+// Lab is a set of namespaces sharing a prefix.
+type Lab struct {
+	Prefix string
+	Fabric string // the fabric namespace
+	Hosts  map[string]*Host
+	VMs    map[string]*VM
+	subnet netip.Prefix
+}
+
+// Host is a hypervisor namespace.
+type Host struct {
+	Name string
+	NS   string
+	VTEP netip.Addr
+	MAC  net.HardwareAddr
+}
+
+// VM is a VM namespace.
+type VM struct {
+	Name     string
+	NS       string
+	Host     *Host
+	Ifindex  int    // host side, in the host's namespace
+	HostSide string // its name
+}
+
+// Do runs fn on a thread that is inside namespace ns for the duration.
+func Do(ns string, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return fmt.Errorf("namespace %s: %w", ns, err)
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		return err
+	}
+	defer netns.Set(orig)
+	return fn()
+}
+
+// newNS creates a named namespace (lo up) without leaving the caller in it.
+func newNS(name string) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	h, err := netns.NewNamed(name)
+	if err != nil {
+		return fmt.Errorf("ip netns add %s: %w", name, err)
+	}
+	defer h.Close()
+	if lo, err := netlink.LinkByName("lo"); err == nil {
+		netlink.LinkSetUp(lo)
+	}
+	// Quiet namespaces: no IPv6 (no router solicitations, no MLD), so a
+	// capture on the underlay sees only what Courier sends.
+	os.WriteFile("/proc/sys/net/ipv6/conf/all/disable_ipv6", []byte("1"), 0o644)
+	os.WriteFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", []byte("1"), 0o644)
+	return netns.Set(orig)
+}
+
+// New creates the fabric: namespace <prefix>fabric with bridge br0.
+// Underlay addresses are taken from subnet (e.g. 192.168.100.0/24).
+func New(prefix string, subnet netip.Prefix) (*Lab, error) {
+	l := &Lab{Prefix: prefix, Fabric: prefix + "fabric", Hosts: map[string]*Host{}, VMs: map[string]*VM{}, subnet: subnet}
+	if err := newNS(l.Fabric); err != nil {
+		return nil, err
+	}
+	err := Do(l.Fabric, func() error {
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
+		if err := netlink.LinkAdd(br); err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(br)
+	})
+	if err != nil {
+		l.Destroy()
+		return nil, fmt.Errorf("fabric bridge: %w", err)
+	}
+	return l, nil
+}
+
+// AddHost creates host namespace <prefix><name> with interface eth0 on the
+// fabric holding the n-th address of the underlay subnet. Underlay
+// neighbours are static (see Neighbours), so not even the hosts ARP.
+func (l *Lab) AddHost(name string, n int) (*Host, error) {
+	a := l.subnet.Addr()
+	for i := 0; i < n; i++ {
+		a = a.Next()
+	}
+	h := &Host{Name: name, NS: l.Prefix + name, VTEP: a}
+	if err := newNS(h.NS); err != nil {
+		return nil, err
+	}
+	fabSide := "u-" + name
+	if len(fabSide) > 15 {
+		fabSide = fabSide[:15]
+	}
+	err := Do(l.Fabric, func() error {
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fabSide, MTU: 1500}, PeerName: "eth0"}); err != nil {
+			return err
+		}
+		fab, _ := netlink.LinkByName(fabSide)
+		br, _ := netlink.LinkByName("br0")
+		if err := netlink.LinkSetMaster(fab, br); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(fab); err != nil {
+			return err
+		}
+		peer, _ := netlink.LinkByName("eth0")
+		hns, err := netns.GetFromName(h.NS)
+		if err != nil {
+			return err
+		}
+		defer hns.Close()
+		return netlink.LinkSetNsFd(peer, int(hns))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("host %s underlay: %w", name, err)
+	}
+	err = Do(h.NS, func() error {
+		eth, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		h.MAC = eth.Attrs().HardwareAddr
+		if err := netlink.AddrAdd(eth, &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(l.subnet.Bits(), 32)}}); err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(eth)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("host %s address: %w", name, err)
+	}
+	l.Hosts[name] = h
+	return h, l.Neighbours()
+}
+
+// Neighbours writes every host's underlay neighbour entries statically, so
+// that the underlay carries no ARP at all.
+func (l *Lab) Neighbours() error {
+	var errs []error
+	for _, h := range l.Hosts {
+		errs = append(errs, Do(h.NS, func() error {
+			eth, err := netlink.LinkByName("eth0")
+			if err != nil {
+				return err
+			}
+			for _, o := range l.Hosts {
+				if o == h {
+					continue
+				}
+				err := netlink.NeighSet(&netlink.Neigh{LinkIndex: eth.Attrs().Index, Family: netlink.FAMILY_V4,
+					State: netlink.NUD_PERMANENT, IP: o.VTEP.AsSlice(), HardwareAddr: o.MAC})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	return errors.Join(errs...)
+}
+
+// VMConfig describes a VM's NIC.
+type VMConfig struct {
+	Port    string // the logical port (alias courier:PORT)
+	MAC     net.HardwareAddr
+	Addr    netip.Prefix
+	Gateway netip.Addr
+	MTU     int
+}
+
+// AddVM creates VM namespace <prefix><name> on host h with one NIC.
+func (l *Lab) AddVM(name string, h *Host, c VMConfig) (*VM, error) {
+	vm := &VM{Name: name, NS: l.Prefix + name, Host: h}
+	if err := newNS(vm.NS); err != nil {
+		return nil, err
+	}
+	vm.HostSide = hostSideName(name)
+	if c.MTU == 0 {
+		c.MTU = 1500 - dataplane.VXLANOverhead
+	}
+	vmns, err := netns.GetFromName(vm.NS)
+	if err != nil {
+		return nil, err
+	}
+	defer vmns.Close()
+	err = Do(h.NS, func() error {
+		idx, err := dataplane.CreateVMPort(dataplane.VMPort{HostName: vm.HostSide, NS: vmns, MAC: c.MAC,
+			Addr: c.Addr, Gateway: c.Gateway, MTU: c.MTU, Alias: dataplane.AliasPrefix + c.Port})
+		vm.Ifindex = idx
+		return err
+	})
+	if err != nil {
+		netns.DeleteNamed(vm.NS)
+		return nil, fmt.Errorf("VM %s: %w", name, err)
+	}
+	l.VMs[name] = vm
+	return vm, nil
+}
+
+// hostSideName fits "v-NAME" into an interface name.
+func hostSideName(vm string) string {
+	n := "v-" + vm
+	if len(n) > 15 {
+		n = n[:15]
+	}
+	return n
+}
+
+// Exec runs a command inside namespace ns and returns its output.
+func Exec(ns string, args ...string) (string, error) {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// Ping sends count pings from the VM to ip (interval in seconds, may be
+// fractional) and returns how many were answered.
+func (l *Lab) Ping(vm string, ip netip.Addr, count int, interval string) (int, string) {
+	out, _ := Exec(l.VMs[vm].NS, "ping", "-n", "-q", "-c", fmt.Sprint(count), "-i", interval, "-W", "1", ip.String())
+	var sent, recv int
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "packets transmitted") {
+			fmt.Sscanf(line, "%d packets transmitted, %d received", &sent, &recv)
+		}
+	}
+	return recv, out
+}
+
+// Destroy removes every namespace with the lab's prefix, including ones a
+// crashed earlier run left behind.
+func (l *Lab) Destroy() error {
+	return DestroyPrefix(l.Prefix)
+}
+
+// DestroyPrefix removes every named network namespace whose name starts
+// with prefix.
+func DestroyPrefix(prefix string) error {
+	entries, err := os.ReadDir("/var/run/netns")
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			if err := netns.DeleteNamed(e.Name()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
