@@ -178,3 +178,18 @@ func (d *Datapath) Dump() (*Dump, error) {
 	}
 	return out, nil
 }
+
+// Taught lists the hosts a hub told about (vpc, ip), from its learn
+// message rate limiter.
+func (d *Datapath) Taught(vpc uint32, ip netip.Addr) ([]netip.Addr, error) {
+	var k dvrLearnRlKey
+	var v uint64
+	var out []netip.Addr
+	it := d.objs.LearnRlV1.Iterate()
+	for it.Next(&k, &v) {
+		if k.Vpc == vpc && k.Ip == be32(ip) {
+			out = append(out, fromHost32(k.Sender))
+		}
+	}
+	return out, it.Err()
+}

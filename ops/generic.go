@@ -71,3 +71,21 @@ func All() []ovsdb.Condition {
 	return []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionNotEqual,
 		Value: ovsdb.UUID{GoUUID: "00000000-0000-0000-0000-000000000000"}}}
 }
+
+// Rows returns the cached rows of T's table without copying them: cheap
+// for big tables, and read-only (libovsdb replaces, never mutates, a
+// cached row).
+func Rows[T any, PT Row[T]](c client.Client) []PT {
+	var zero PT
+	table := c.Cache().DatabaseModel().FindTable(reflect.TypeOf(zero))
+	rc := c.Cache().Table(table)
+	if rc == nil {
+		return nil
+	}
+	rows := rc.RowsShallow()
+	out := make([]PT, 0, len(rows))
+	for _, m := range rows {
+		out = append(out, m.(PT))
+	}
+	return out
+}

@@ -44,6 +44,12 @@ func NewTracker() *Tracker {
 	return &Tracker{notify: make(chan struct{}, 1)}
 }
 
+// NewTrackerNotifying returns a tracker that signals ch, which several
+// trackers may share, instead of a channel of its own.
+func NewTrackerNotifying(ch chan struct{}) *Tracker {
+	return &Tracker{notify: ch}
+}
+
 // Notify receives a value whenever changes are pending.
 func (t *Tracker) Notify() <-chan struct{} { return t.notify }
 

@@ -9,6 +9,7 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/netip"
 	"os"
@@ -235,13 +236,16 @@ func (l *Lab) AddVM(name string, h *Host, c VMConfig) (*VM, error) {
 	return vm, nil
 }
 
-// hostSideName fits "v-NAME" into an interface name.
+// hostSideName fits "v-NAME" into an interface name (15 bytes); a long
+// name is cut and given a hash of the whole, so two never collide.
 func hostSideName(vm string) string {
 	n := "v-" + vm
-	if len(n) > 15 {
-		n = n[:15]
+	if len(n) <= 15 {
+		return n
 	}
-	return n
+	h := fnv.New32a()
+	h.Write([]byte(vm))
+	return fmt.Sprintf("v-%s-%04x", vm[:8], h.Sum32()&0xffff)
 }
 
 // Exec runs a command inside namespace ns and returns its output.

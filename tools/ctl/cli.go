@@ -23,6 +23,13 @@ func CentralDaemons(metrics bool) []Daemon {
 			}
 			return a
 		}},
+		{Name: "courier-southd", Args: func(c *Config) []string {
+			a := []string{"--nb", c.Remote(Databases[0]), "--sb", c.Remote(Databases[1])}
+			if metrics {
+				a = append(a, "--metrics-addr", "127.0.0.1:9651")
+			}
+			return a
+		}},
 	}
 }
 

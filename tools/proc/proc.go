@@ -125,3 +125,18 @@ func StopPID(pid int, want string, timeout time.Duration) error {
 	}
 	return nil
 }
+
+// Kill sends SIGKILL to pid if it is still the process we started (its
+// command line contains want) and waits for it to go.
+func Kill(pid int, want string) error {
+	if !Matches(pid, want) {
+		return nil
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	for i := 0; i < 200 && Matches(pid, want); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+package hostd
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"github.com/vishvananda/netlink"
+
+	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/daemon"
+	"github.com/courier-sdn/courier/ops"
+)
+
+// App is the courier-hostd command line.
+func App() *cli.App {
+	return &cli.App{
+		Name:  "courier-hostd",
+		Usage: "run Courier on a hypervisor: the DVR on every VM port, fed from the southbound",
+		Description: `courier-hostd registers the chassis, claims the ports whose VM interfaces
+are on this host (a host-side interface whose alias is "courier:PORT"; see
+"courier-hostd attach"), and keeps the eBPF data plane equal to what the
+southbound says: ports, vxnets, routes, hubs, and on a hub every binding of
+the VPCs it serves. Unknown destinations go through a hub, which teaches
+this host the direct path in-band.
+
+It writes back only facts about itself: its chassis rows and heartbeat,
+its ports' chassis and up, the nb_cfg its kernel reflects (what
+courier-nbctl --wait=hv waits for), and addresses its ports announced.
+Stopping it leaves the data plane forwarding; a new hostd adopts it.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "chassis", Usage: "this chassis's `NAME`", Required: true},
+			&cli.StringFlag{Name: "encap-ip", Usage: "this host's underlay (VTEP) `ADDRESS`", Required: true},
+			&cli.StringFlag{Name: "sb", Usage: "southbound `REMOTES` (default: $COURIER_SB_DB, else the run directory's sb.sock)"},
+			&cli.StringFlag{Name: "run-dir", Usage: "run directory holding the default socket", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
+			&cli.StringSliceFlag{Name: "role", Usage: "a role of this chassis: hub; repeatable"},
+			&cli.StringFlag{Name: "pin-root", Value: dataplane.DefaultPinRoot, Usage: "pin BPF objects under `DIR`/CHASSIS"},
+			&cli.StringFlag{Name: "device", Value: dataplane.DefaultDevice, Usage: "name of the VXLAN device"},
+			&cli.DurationFlag{Name: "heartbeat", Value: defaultHeartbeat, Usage: "how often to tell southd this chassis is alive"},
+			&cli.DurationFlag{Name: "refresh", Value: defaultRefresh, Usage: "refresh a learned path through a hub after this long"},
+			&cli.DurationFlag{Name: "cache-idle", Value: defaultCacheIdle, Usage: "forget learned paths unused for this long"},
+			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR`; empty: off"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		},
+		Action: run,
+		Commands: []*cli.Command{{
+			Name:      "attach",
+			Usage:     "tie a VM interface to a port by setting its alias courier:PORT",
+			ArgsUsage: "PORT IFNAME",
+			Action: func(cx *cli.Context) error {
+				if cx.NArg() != 2 {
+					return fmt.Errorf("usage: courier-hostd attach PORT IFNAME")
+				}
+				l, err := netlink.LinkByName(cx.Args().Get(1))
+				if err != nil {
+					return fmt.Errorf("interface %s: %w", cx.Args().Get(1), err)
+				}
+				return netlink.LinkSetAlias(l, dataplane.AliasPrefix+cx.Args().Get(0))
+			},
+		}},
+	}
+}
+
+func run(cx *cli.Context) error {
+	log, err := daemon.Logger(cx.String("log-level"), "hostd")
+	if err != nil {
+		return err
+	}
+	encap, err := netip.ParseAddr(cx.String("encap-ip"))
+	if err != nil || !encap.Is4() {
+		return fmt.Errorf("--encap-ip %q is not an IPv4 address", cx.String("encap-ip"))
+	}
+	hub := false
+	for _, r := range cx.StringSlice("role") {
+		switch strings.TrimSpace(r) {
+		case "hub":
+			hub = true
+		default:
+			return fmt.Errorf("--role %q: the only role is hub", r)
+		}
+	}
+	sbArg := cx.String("sb")
+	if sbArg == "" {
+		sbArg = ops.DefaultSBRemote(ops.RunDir(cx.String("run-dir")))
+	}
+	sb, err := ops.ParseRemotes(sbArg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := daemon.SignalContext()
+	defer cancel()
+	reg := daemon.NewRegistry()
+	if err := daemon.ServeMetrics(ctx, cx.String("metrics-addr"), reg, log); err != nil {
+		return err
+	}
+	d := New(Config{Chassis: cx.String("chassis"), EncapIP: encap, Hub: hub, SB: sb, PinRoot: cx.String("pin-root"),
+		Device: cx.String("device"), Heartbeat: cx.Duration("heartbeat"), Refresh: cx.Duration("refresh"),
+		CacheIdle: cx.Duration("cache-idle"), Log: log, Metrics: NewMetrics(reg)})
+	return d.Run(ctx)
+}

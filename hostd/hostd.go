@@ -1,0 +1,275 @@
+// Package hostd is the host agent: one per hypervisor. It registers its
+// chassis, claims the ports whose VMs live here, turns the southbound rows
+// it monitors into kernel state through the data plane's Apply, and writes
+// back only facts about itself (its chassis rows, its claims, what its
+// ports announced).
+//
+// What it monitors, and why conditions are static: a base session watches
+// this chassis's rows, the bindings requested by or bound to it, its own
+// learned bindings, every chassis (for their VTEP addresses), and on a
+// hub-role host the Hub table. One more session per VPC the host takes
+// part in watches that VPC's datapaths, flows and hubs (vpc == K), and on
+// a hub of the VPC its bindings too. Condition changes cost ovsdb-server a
+// scan of the table (DESIGN.md §4), so they happen only when the host
+// joins or leaves a VPC or gains or loses a hub duty; libovsdb offers no
+// monitor_cond_change, and overlapping monitors in one session corrupt its
+// cache, hence one session per scope. A VM interface whose binding is not
+// requested here is looked up with a one-shot select, not a new condition.
+package hostd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// Config is hostd's configuration.
+type Config struct {
+	Chassis  string
+	Hostname string
+	EncapIP  netip.Addr
+	Hub      bool // the hub role
+	SB       []string
+	PinRoot  string
+	Device   string
+	// Heartbeat is how often Chassis_Private.heartbeat is bumped.
+	Heartbeat time.Duration
+	// CacheIdle removes learned paths unused for that long.
+	CacheIdle time.Duration
+	// Refresh: a learned path older than this is refreshed through a hub.
+	Refresh time.Duration
+	Log     *slog.Logger
+	Metrics *Metrics
+}
+
+// Daemon is a running hostd.
+type Daemon struct {
+	cfg    Config
+	log    *slog.Logger
+	m      *Metrics
+	dp     *dataplane.Datapath
+	sender *dataplane.Sender
+	mtu    int
+
+	notify chan struct{}
+	base   *ops.Session
+	vpcs   map[int]*vpcSession
+
+	ifaces  map[string]int // logical port -> ifindex of its VM interface
+	byIndex map[int]string
+	lookups map[string]time.Time // ports looked up by select, and when
+
+	taught    map[bindingKey]dataplane.Binding // hub: what it forwards to
+	acked     int
+	refreshed time.Time
+	status    map[string]string
+}
+
+type vpcSession struct {
+	vpc  int
+	hub  bool
+	s    *ops.Session
+	dead chan struct{}
+}
+
+type bindingKey struct {
+	vpc uint32
+	ip  netip.Addr
+}
+
+const (
+	defaultHeartbeat = time.Second
+	defaultRefresh   = 30 * time.Second
+	defaultCacheIdle = 5 * time.Minute
+)
+
+// New prepares a hostd.
+func New(cfg Config) *Daemon {
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = defaultHeartbeat
+	}
+	if cfg.CacheIdle == 0 {
+		cfg.CacheIdle = defaultCacheIdle
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname, _ = os.Hostname()
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
+		vpcs: map[int]*vpcSession{}, ifaces: map[string]int{}, byIndex: map[int]string{},
+		lookups: map[string]time.Time{}, taught: map[bindingKey]dataplane.Binding{}, status: map[string]string{}}
+}
+
+func (d *Daemon) kick() {
+	select {
+	case d.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Run loads the data plane and keeps the host in step with the
+// southbound until ctx ends. The data plane outlives hostd: on exit its
+// programs and maps stay pinned and keep forwarding.
+func (d *Daemon) Run(ctx context.Context) error {
+	dp, err := dataplane.Load(dataplane.Config{Chassis: d.cfg.Chassis, PinRoot: d.cfg.PinRoot, VTEP: d.cfg.EncapIP,
+		Device: d.cfg.Device, Hub: d.cfg.Hub, RefreshInterval: d.cfg.Refresh, Log: d.log})
+	if err != nil {
+		return err
+	}
+	d.dp = dp
+	d.m.attach(dp)
+	defer dp.Close()
+	if mtu, err := dataplane.UnderlayMTU(d.cfg.EncapIP); err == nil {
+		d.mtu = mtu - dataplane.VXLANOverhead
+	}
+	if d.sender, err = dataplane.NewSender(d.cfg.EncapIP); err != nil {
+		return fmt.Errorf("learn message socket: %w", err)
+	}
+	defer d.sender.Close()
+
+	links := make(chan netlink.LinkUpdate, 256)
+	done := make(chan struct{})
+	defer close(done)
+	if err := netlink.LinkSubscribe(links, done); err != nil {
+		return fmt.Errorf("watch interfaces: %w", err)
+	}
+	d.scanLinks()
+	events := make(chan dataplane.Event, 256)
+	if er, err := dp.Events(); err == nil {
+		defer er.Close()
+		go func() {
+			for {
+				e, err := er.Read()
+				if err != nil {
+					return
+				}
+				events <- e
+			}
+		}()
+	}
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		began := time.Now()
+		err := d.session(ctx, links, events)
+		if ctx.Err() != nil {
+			break
+		}
+		if time.Since(began) > time.Minute {
+			backoff = 500 * time.Millisecond
+		}
+		d.log.Warn("southbound session ended; the data plane keeps forwarding; reconnecting", "err", err, "in", backoff)
+		d.m.sessionRestarts.Inc()
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	d.closeVPCs()
+	return nil
+}
+
+// scanLinks reads every interface's alias: VM interfaces carry
+// "courier:PORT".
+func (d *Daemon) scanLinks() {
+	links, err := netlink.LinkList()
+	if err != nil {
+		d.log.Error("list interfaces", "err", err)
+		return
+	}
+	d.ifaces, d.byIndex = map[string]int{}, map[int]string{}
+	for _, l := range links {
+		d.link(l.Attrs(), true)
+	}
+}
+
+func (d *Daemon) link(a *netlink.LinkAttrs, present bool) {
+	if old, ok := d.byIndex[a.Index]; ok {
+		delete(d.byIndex, a.Index)
+		if d.ifaces[old] == a.Index {
+			delete(d.ifaces, old)
+		}
+	}
+	port, ok := strings.CutPrefix(a.Alias, dataplane.AliasPrefix)
+	if !present || !ok || port == "" {
+		return
+	}
+	d.ifaces[port] = a.Index
+	d.byIndex[a.Index] = port
+}
+
+func (d *Daemon) session(ctx context.Context, links chan netlink.LinkUpdate, events chan dataplane.Event) error {
+	if err := d.openBase(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		d.base.Close()
+		d.base = nil
+	}()
+	if err := d.register(ctx); err != nil {
+		return fmt.Errorf("register chassis: %w", err)
+	}
+	d.log.Info("connected", "sb", d.base.CurrentEndpoint(), "chassis", d.cfg.Chassis, "encap_ip", d.cfg.EncapIP, "hub", d.cfg.Hub)
+	beat := time.NewTicker(d.cfg.Heartbeat)
+	defer beat.Stop()
+	upkeep := time.NewTicker(time.Second)
+	defer upkeep.Stop()
+	d.kick()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.base.Done():
+			return errors.New("base session lost")
+		case u := <-links:
+			d.link(u.Attrs(), u.Header.Type != 17 /* RTM_DELLINK */)
+		case e := <-events:
+			d.event(ctx, e)
+		case <-beat.C:
+			if err := d.heartbeat(ctx); err != nil {
+				d.log.Warn("heartbeat", "err", err)
+			}
+			continue
+		case <-upkeep.C:
+			if n, err := d.dp.ExpireCache(d.cfg.CacheIdle); err == nil && n > 0 {
+				d.log.Debug("aged out idle learned paths", "n", n)
+			}
+			d.refreshLearned(ctx)
+		case <-d.notify:
+		}
+		// Coalesce a burst of changes into one reconcile.
+		for drained := false; !drained; {
+			select {
+			case u := <-links:
+				d.link(u.Attrs(), u.Header.Type != 17)
+			case <-d.notify:
+			default:
+				drained = true
+			}
+		}
+		d.reconcile(ctx)
+	}
+}
+
+// heartbeat tells southd this chassis is alive.
+func (d *Daemon) heartbeat(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return mutateInt(cctx, d.base, sbdb.ChassisPrivateTable, "name", d.cfg.Chassis, "heartbeat", 1)
+}

@@ -1,0 +1,137 @@
+package hostd
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// Metrics are hostd's Prometheus metrics. The data plane's counters are
+// read from the kernel when scraped.
+type Metrics struct {
+	reconcileSeconds prometheus.Histogram
+	applyErrors      prometheus.Counter
+	lflowErrors      prometheus.Gauge
+	written          prometheus.Counter
+	sessionRestarts  prometheus.Counter
+	learned          *prometheus.CounterVec
+	monitoredRows    *prometheus.GaugeVec
+	vpcSessions      prometheus.Gauge
+
+	mu sync.Mutex
+	dp *dataplane.Datapath
+}
+
+// NewMetrics registers hostd's metrics with reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		reconcileSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "courier_hostd_reconcile_seconds",
+			Help: "Time to compute and apply the desired data plane.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}),
+		applyErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_apply_errors_total",
+			Help: "Reconciles whose kernel changes failed (also reported in Chassis_Private.status)."}),
+		lflowErrors: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_hostd_lflows_not_applied",
+			Help: "Logical flows this data plane cannot implement."}),
+		written: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_map_writes_total",
+			Help: "BPF map entries written or removed by reconciles."}),
+		sessionRestarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_session_restarts_total",
+			Help: "Southbound sessions reopened after a failure."}),
+		learned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "courier_hostd_learned_bindings_total",
+			Help: "Addresses this host's ports announced, by kind."}, []string{"kind"}),
+		monitoredRows: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "courier_hostd_monitored_rows",
+			Help: "Southbound rows this host receives, by table."}, []string{"table"}),
+		vpcSessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_hostd_vpc_sessions",
+			Help: "VPCs this host monitors."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.reconcileSeconds, m.applyErrors, m.lflowErrors, m.written, m.sessionRestarts,
+			m.learned, m.monitoredRows, m.vpcSessions, (*dpCollector)(m))
+	}
+	return m
+}
+
+func (m *Metrics) attach(dp *dataplane.Datapath) {
+	m.mu.Lock()
+	m.dp = dp
+	m.mu.Unlock()
+}
+
+func (m *Metrics) reconcile(took time.Duration, as dataplane.ApplyStats, err error, lflowErrs int) {
+	m.reconcileSeconds.Observe(took.Seconds())
+	m.written.Add(float64(as.Written + as.Removed))
+	if err != nil {
+		m.applyErrors.Inc()
+	}
+	m.lflowErrors.Set(float64(lflowErrs))
+}
+
+func (m *Metrics) monitored(base *ops.Session, vpcs map[int]*vpcSession) {
+	counts := map[string]int{}
+	add := func(s *ops.Session) {
+		counts["Port_Binding"] += len(ops.Rows[sbdb.PortBinding](s))
+		counts["Datapath"] += len(ops.Rows[sbdb.Datapath](s))
+		counts["Logical_Flow"] += len(ops.Rows[sbdb.LogicalFlow](s))
+		counts["Learned_Binding"] += len(ops.Rows[sbdb.LearnedBinding](s))
+		counts["Chassis"] += len(ops.Rows[sbdb.Chassis](s))
+	}
+	add(base)
+	for _, vs := range vpcs {
+		add(vs.s)
+	}
+	for t, n := range counts {
+		m.monitoredRows.WithLabelValues(t).Set(float64(n))
+	}
+	m.vpcSessions.Set(float64(len(vpcs)))
+}
+
+// dpCollector exports the data plane's kernel counters.
+type dpCollector Metrics
+
+var (
+	descPackets = prometheus.NewDesc("courier_dataplane_packets_total", "Data plane counters, by event.", []string{"event"}, nil)
+	descDrops   = prometheus.NewDesc("courier_dataplane_drops_total", "Packets dropped, by reason.", []string{"reason"}, nil)
+	descCache   = prometheus.NewDesc("courier_dataplane_cache_entries", "Learned direct paths held.", nil, nil)
+	descLatency = prometheus.NewDesc("courier_dataplane_learn_latency_seconds", "First packet to an unknown destination to the learned entry installed, measured in the kernel.", nil, nil)
+)
+
+func (c *dpCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descPackets
+	ch <- descDrops
+	ch <- descCache
+	ch <- descLatency
+}
+
+func (c *dpCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	dp := c.dp
+	c.mu.Unlock()
+	if dp == nil {
+		return
+	}
+	if cs, err := dp.Counters(); err == nil {
+		for k, v := range cs {
+			ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(v), k)
+		}
+	}
+	if ds, err := dp.Drops(); err == nil {
+		for k, v := range ds {
+			ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(v), k)
+		}
+	}
+	if es, err := dp.Cache(); err == nil {
+		ch <- prometheus.MustNewConstMetric(descCache, prometheus.GaugeValue, float64(len(es)))
+	}
+	if hist, err := dp.LearnLatency(); err == nil {
+		buckets := map[float64]uint64{}
+		var total uint64
+		for i, n := range hist {
+			total += n
+			buckets[float64(uint64(2)<<i)/1e6] = total // bucket i ends at 2^(i+1) µs
+		}
+		ch <- prometheus.MustNewConstHistogram(descLatency, total, 0, buckets)
+	}
+}

@@ -1,0 +1,418 @@
+package hostd
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// reconcile brings the kernel in line with what is monitored: claims and
+// releases ports, opens or closes VPC sessions, computes the whole desired
+// data plane and applies it (Apply writes only what differs), then writes
+// back what this host can vouch for: ports up, nb_cfg applied, status.
+func (d *Daemon) reconcile(ctx context.Context) {
+	start := time.Now()
+	me := d.cfg.Chassis
+	// Read nb_cfg before anything else of the session: the rows read
+	// after it are at least that new.
+	cfgs := []int{sbCfg(d.base.Client)}
+	pbs := ops.Rows[sbdb.PortBinding](d.base)
+	d.claim(ctx, pbs)
+
+	// The VPCs this host takes part in: those of its bound ports, and
+	// those it is a hub of.
+	want := map[int]bool{}
+	for _, pb := range pbs {
+		if isMe(pb.Chassis, me) && d.ifaces[pb.LogicalPort] != 0 {
+			want[pb.Vpc] = want[pb.Vpc] || false
+		}
+	}
+	if d.cfg.Hub {
+		for _, h := range ops.Rows[sbdb.Hub](d.base) {
+			for _, c := range h.Chassis {
+				if c == me {
+					want[h.Vpc] = true
+				}
+			}
+		}
+	}
+	d.syncVPCs(ctx, want)
+
+	encap := map[string]netip.Addr{}
+	for _, c := range ops.Rows[sbdb.Chassis](d.base) {
+		if a, err := netip.ParseAddr(c.EncapIP); err == nil {
+			encap[c.Name] = a
+		}
+	}
+	st := &dataplane.State{}
+	dps := map[string]*sbdb.Datapath{}
+	var flowErrs []string
+	ready := true
+	bindings := map[bindingKey]dataplane.Binding{}
+	for vpc, vs := range d.vpcs {
+		cfgs = append(cfgs, sbCfg(vs.s.Client))
+		vdps := map[string]*sbdb.Datapath{}
+		for _, dp := range ops.Rows[sbdb.Datapath](vs.s) {
+			vdps[dp.UUID] = dp
+			dps[dp.UUID] = dp
+		}
+		if len(vdps) == 0 {
+			ready = false // not compiled yet, or still loading
+		}
+		fc := compileFlows(vpc, ops.Rows[sbdb.LogicalFlow](vs.s), vdps)
+		flowErrs = append(flowErrs, fc.errs...)
+		for _, dp := range vdps {
+			switch dp.Type {
+			case "vpc":
+				st.VPCs = append(st.VPCs, dataplane.VPC{ID: uint32(dp.TunnelKey), GwMAC: parseMAC(dp.GatewayMAC), Flags: fc.vpcFlags})
+			case "vxnet":
+				if dp.Cidr == nil || dp.GatewayIP == nil {
+					continue
+				}
+				cidr, err1 := netip.ParsePrefix(*dp.Cidr)
+				gw, err2 := netip.ParseAddr(*dp.GatewayIP)
+				if err1 != nil || err2 != nil {
+					flowErrs = append(flowErrs, fmt.Sprintf("datapath %s: bad CIDR or gateway", dp.Name))
+					continue
+				}
+				st.Vxnets = append(st.Vxnets, dataplane.Vxnet{VNI: uint32(dp.TunnelKey), VPC: uint32(dp.Vpc), CIDR: cidr,
+					GwIP: gw, GwMAC: parseMAC(dp.GatewayMAC), Flags: fc.vxFlags[dp.UUID]})
+			}
+		}
+		st.Routes = append(st.Routes, fc.routes...)
+		for _, h := range ops.Rows[sbdb.Hub](vs.s) {
+			hs := dataplane.Hubs{VPC: uint32(h.Vpc)}
+			for _, c := range h.Chassis {
+				if a, ok := encap[c]; ok {
+					hs.VTEPs = append(hs.VTEPs, a)
+				}
+			}
+			st.Hubs = append(st.Hubs, hs)
+		}
+		if vs.hub {
+			d.hubBindings(vs, vdps, encap, bindings)
+		}
+	}
+	for _, b := range bindings {
+		st.Bindings = append(st.Bindings, b)
+	}
+	// This host's ports.
+	var up []*sbdb.PortBinding
+	byName := map[string]*sbdb.PortBinding{}
+	for _, pb := range pbs {
+		byName[pb.LogicalPort] = pb
+		ifindex := d.ifaces[pb.LogicalPort]
+		dp := dps[pb.Datapath]
+		if !isMe(pb.Chassis, me) || ifindex == 0 || dp == nil {
+			continue
+		}
+		mac := parseMAC(pb.MAC)
+		if mac == nil {
+			continue
+		}
+		p := dataplane.Port{Ifindex: ifindex, Name: pb.LogicalPort, VNI: uint32(dp.TunnelKey), VPC: uint32(pb.Vpc), MAC: mac,
+			MTU: d.mtu, Security: pb.PortSecurity, Unknown: len(pb.IPs) == 0, TunnelKey: uint32(pb.TunnelKey)}
+		for _, s := range pb.IPs {
+			if a, err := netip.ParseAddr(s); err == nil {
+				p.IPs = append(p.IPs, a)
+			}
+		}
+		for _, s := range pb.VirtualIPs {
+			if a, err := netip.ParseAddr(s); err == nil {
+				p.VIPs = append(p.VIPs, a)
+			}
+		}
+		st.Ports = append(st.Ports, p)
+		if pb.Up == nil || !*pb.Up {
+			up = append(up, pb)
+		}
+	}
+	// Addresses this host's ports hold beyond their fixed IPs.
+	for _, lb := range ops.Rows[sbdb.LearnedBinding](d.base) {
+		ifindex := d.ifaces[lb.LogicalPort]
+		a, err := netip.ParseAddr(lb.IP)
+		if pb := byName[lb.LogicalPort]; pb != nil && isMe(pb.Chassis, me) && ifindex != 0 && err == nil {
+			st.Locals = append(st.Locals, dataplane.Local{VPC: uint32(lb.Vpc), IP: a, Ifindex: ifindex})
+		}
+	}
+
+	as, err := d.dp.Apply(st)
+	d.m.reconcile(time.Since(start), as, err, len(flowErrs))
+	if err != nil {
+		d.log.Error("applying the southbound to the kernel failed", "err", err)
+		d.status["apply"] = err.Error()
+	} else {
+		delete(d.status, "apply")
+	}
+	if len(flowErrs) > 0 {
+		sort.Strings(flowErrs)
+		d.status["lflows"] = fmt.Sprintf("%d flows not applied; first: %s", len(flowErrs), flowErrs[0])
+		d.log.Warn("logical flows this data plane cannot apply", "count", len(flowErrs), "first", flowErrs[0])
+	} else {
+		delete(d.status, "lflows")
+	}
+	if as.Written+as.Removed+as.Attached+as.Detached > 0 {
+		d.log.Debug("applied", "written", as.Written, "removed", as.Removed, "attached", as.Attached,
+			"detached", as.Detached, "ports", len(st.Ports), "bindings", len(st.Bindings), "took", time.Since(start))
+	}
+	if err == nil {
+		d.markUp(ctx, up)
+		d.teach(bindings)
+		if ready {
+			d.ack(ctx, minOf(cfgs))
+		}
+	}
+	d.writeStatus(ctx)
+	d.m.monitored(d.base, d.vpcs)
+}
+
+func isMe(c *string, me string) bool { return c != nil && *c == me }
+
+// sbCfg is the nb_cfg a session has seen in SB_Global.
+func sbCfg(c client.Client) int {
+	for _, g := range ops.Rows[sbdb.SBGlobal](c) {
+		return g.NbCfg
+	}
+	return 0
+}
+
+func minOf(v []int) int {
+	m := v[0]
+	for _, x := range v[1:] {
+		if x < m {
+			m = x
+		}
+	}
+	return m
+}
+
+// claim binds the ports whose VMs are here and releases the others.
+func (d *Daemon) claim(ctx context.Context, pbs []*sbdb.PortBinding) {
+	me := d.cfg.Chassis
+	byName := map[string]*sbdb.PortBinding{}
+	for _, pb := range pbs {
+		byName[pb.LogicalPort] = pb
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for port := range d.ifaces {
+		pb := byName[port]
+		if pb == nil {
+			// Not requested here and not bound here: look it up, at
+			// most every two seconds, rather than widen the monitor.
+			if time.Since(d.lookups[port]) < 2*time.Second {
+				continue
+			}
+			d.lookups[port] = time.Now()
+			pb = d.lookup(cctx, port)
+			if pb == nil {
+				continue
+			}
+		}
+		delete(d.lookups, port)
+		if isMe(pb.Chassis, me) {
+			continue
+		}
+		requested := pb.RequestedChassis
+		if requested != nil && *requested != me {
+			continue // its VM belongs elsewhere
+		}
+		if requested == nil && pb.Chassis != nil {
+			continue // first come: bound on another host
+		}
+		ok, err := guarded(cctx, d.base, pb.UUID, pb.Chassis, ovsdb.Row{"chassis": me, "up": ovsdb.OvsSet{GoSet: []any{false}}})
+		if err != nil {
+			d.log.Warn("claim", "port", port, "err", err)
+			continue
+		}
+		if ok {
+			d.log.Info("claimed port", "port", port, "ifindex", d.ifaces[port])
+		}
+	}
+	for _, pb := range pbs {
+		if !isMe(pb.Chassis, me) {
+			continue
+		}
+		gone := d.ifaces[pb.LogicalPort] == 0
+		moved := pb.RequestedChassis != nil && *pb.RequestedChassis != me
+		if !gone && !moved {
+			continue
+		}
+		ok, err := guarded(cctx, d.base, pb.UUID, pb.Chassis, ovsdb.Row{"chassis": ovsdb.OvsSet{GoSet: []any{}}, "up": ovsdb.OvsSet{GoSet: []any{false}}})
+		if err != nil {
+			d.log.Warn("release", "port", pb.LogicalPort, "err", err)
+		} else if ok {
+			d.log.Info("released port", "port", pb.LogicalPort, "interface_gone", gone, "requested_elsewhere", moved)
+		}
+	}
+}
+
+// lookup reads one binding by name with a one-shot select.
+func (d *Daemon) lookup(ctx context.Context, port string) *sbdb.PortBinding {
+	sel := ovsdb.Operation{Op: ovsdb.OperationSelect, Table: sbdb.PortBindingTable, Where: where("logical_port", port),
+		Columns: []string{"_uuid", "logical_port", "chassis", "requested_chassis"}}
+	res, err := ops.Transact(ctx, d.base, sel)
+	if err != nil || len(res[0].Rows) != 1 {
+		return nil
+	}
+	row := res[0].Rows[0]
+	pb := &sbdb.PortBinding{LogicalPort: port}
+	if u, ok := row["_uuid"].(ovsdb.UUID); ok {
+		pb.UUID = u.GoUUID
+	}
+	pb.Chassis = optionalString(row["chassis"])
+	pb.RequestedChassis = optionalString(row["requested_chassis"])
+	return pb
+}
+
+func optionalString(v any) *string {
+	switch x := v.(type) {
+	case string:
+		return &x
+	case ovsdb.OvsSet:
+		if len(x.GoSet) == 1 {
+			if s, ok := x.GoSet[0].(string); ok {
+				return &s
+			}
+		}
+	}
+	return nil
+}
+
+// markUp reports the ports whose DVR is programmed.
+func (d *Daemon) markUp(ctx context.Context, pbs []*sbdb.PortBinding) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, pb := range pbs {
+		if _, err := guarded(cctx, d.base, pb.UUID, pb.Chassis, ovsdb.Row{"up": ovsdb.OvsSet{GoSet: []any{true}}}); err != nil {
+			d.log.Warn("mark port up", "port", pb.LogicalPort, "err", err)
+		}
+	}
+}
+
+// ack tells the southbound (and through southd, courier-nbctl --wait=hv)
+// that this host's kernel reflects nb_cfg.
+func (d *Daemon) ack(ctx context.Context, cfg int) {
+	if cfg <= d.acked {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := ops.Transact(cctx, d.base, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
+		Where: where("name", d.cfg.Chassis), Row: ovsdb.Row{"nb_cfg": cfg, "nb_cfg_timestamp": int(time.Now().UnixMilli())}})
+	if err != nil {
+		d.log.Warn("acknowledge nb_cfg", "cfg", cfg, "err", err)
+		return
+	}
+	d.acked = cfg
+}
+
+// writeStatus publishes what this host could not apply.
+func (d *Daemon) writeStatus(ctx context.Context) {
+	var have map[string]string
+	for _, p := range ops.Rows[sbdb.ChassisPrivate](d.base) {
+		have = p.Status
+	}
+	if equalMaps(have, d.status) {
+		return
+	}
+	m := map[any]any{}
+	for k, v := range d.status {
+		if len(v) > 200 {
+			v = v[:200]
+		}
+		m[k] = v
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ops.Transact(cctx, d.base, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
+		Where: where("name", d.cfg.Chassis), Row: ovsdb.Row{"status": ovsdb.OvsMap{GoMap: m}}})
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// hubBindings adds every binding of a VPC this host is a hub of: bound
+// ports' fixed IPs, then learned addresses (the newest holder of a
+// virtual IP wins, as southd decides).
+func (d *Daemon) hubBindings(vs *vpcSession, dps map[string]*sbdb.Datapath, encap map[string]netip.Addr, out map[bindingKey]dataplane.Binding) {
+	macOf := map[string]string{}
+	for _, pb := range ops.Rows[sbdb.PortBinding](vs.s) {
+		macOf[pb.LogicalPort] = pb.MAC
+		if pb.Chassis == nil {
+			continue
+		}
+		vtep, ok := encap[*pb.Chassis]
+		dp := dps[pb.Datapath]
+		if !ok || dp == nil {
+			continue
+		}
+		for _, s := range pb.IPs {
+			if a, err := netip.ParseAddr(s); err == nil {
+				out[bindingKey{uint32(pb.Vpc), a}] = dataplane.Binding{VPC: uint32(pb.Vpc), IP: a, VTEP: vtep,
+					VNI: uint32(dp.TunnelKey), MAC: parseMAC(pb.MAC)}
+			}
+		}
+	}
+	lbs := ops.Rows[sbdb.LearnedBinding](vs.s)
+	sort.Slice(lbs, func(i, j int) bool {
+		if lbs[i].Seq != lbs[j].Seq {
+			return lbs[i].Seq < lbs[j].Seq
+		}
+		return lbs[i].Timestamp < lbs[j].Timestamp
+	})
+	for _, lb := range lbs { // later rows override: the newest wins
+		vtep, ok := encap[lb.Chassis]
+		a, err := netip.ParseAddr(lb.IP)
+		if !ok || err != nil {
+			continue
+		}
+		out[bindingKey{uint32(lb.Vpc), a}] = dataplane.Binding{VPC: uint32(lb.Vpc), IP: a, VTEP: vtep, VNI: uint32(lb.Vni), MAC: parseMAC(lb.MAC)}
+	}
+}
+
+// teach: a hub whose binding of an address moved or went away tells the
+// hosts it taught about it, instead of waiting for their next packet.
+func (d *Daemon) teach(now map[bindingKey]dataplane.Binding) {
+	for k, old := range d.taught {
+		b, ok := now[k]
+		if ok && b.VTEP == old.VTEP && b.VNI == old.VNI && b.MAC.String() == old.MAC.String() {
+			continue
+		}
+		senders, err := d.dp.Taught(k.vpc, k.ip)
+		if err != nil {
+			continue
+		}
+		for _, s := range senders {
+			msg := dataplane.LearnMsg{Op: dataplane.OpForget, VNI: old.VNI, IP: k.ip}
+			if ok {
+				msg = dataplane.LearnMsg{Op: dataplane.OpLearn, VNI: b.VNI, IP: k.ip, MAC: b.MAC, VTEP: b.VTEP}
+			}
+			if err := d.sender.Send(s, old.VNI, msg); err != nil {
+				d.log.Warn("send learn message", "to", s, "err", err)
+			}
+		}
+		if len(senders) > 0 {
+			d.log.Info("told senders of a moved binding", "vpc", k.vpc, "ip", k.ip, "senders", len(senders), "gone", !ok)
+		}
+	}
+	d.taught = now
+}

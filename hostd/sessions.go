@@ -1,0 +1,205 @@
+package hostd
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/model"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+func (d *Daemon) openBase(ctx context.Context) error {
+	m, err := sbdb.FullDatabaseModel()
+	if err != nil {
+		return err
+	}
+	me := d.cfg.Chassis
+	pb := &sbdb.PortBinding{}
+	priv := &sbdb.ChassisPrivate{}
+	lb := &sbdb.LearnedBinding{}
+	mon := []client.MonitorOption{
+		client.WithTable(&sbdb.SBGlobal{}),
+		client.WithTable(&sbdb.Chassis{}),
+		client.WithConditionalTable(priv, []model.Condition{{Field: &priv.Name, Function: ovsdb.ConditionEqual, Value: me}}),
+		// Either condition matches: monitor conditions are a disjunction.
+		client.WithConditionalTable(pb, []model.Condition{
+			{Field: &pb.RequestedChassis, Function: ovsdb.ConditionEqual, Value: &me},
+			{Field: &pb.Chassis, Function: ovsdb.ConditionEqual, Value: &me}}),
+		client.WithConditionalTable(lb, []model.Condition{{Field: &lb.Chassis, Function: ovsdb.ConditionEqual, Value: me}}),
+	}
+	if d.cfg.Hub {
+		mon = append(mon, client.WithTable(&sbdb.Hub{}))
+	}
+	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: d.cfg.SB, Monitor: mon, Tracker: ops.NewTrackerNotifying(d.notify),
+		EchoInterval: 5 * time.Second, Logger: d.log})
+	if err != nil {
+		return err
+	}
+	d.base = s
+	return nil
+}
+
+// register creates or updates this host's Chassis and Chassis_Private
+// rows. Those are the only rows hostd creates besides learned bindings.
+func (d *Daemon) register(ctx context.Context) error {
+	roles := []string{}
+	if d.cfg.Hub {
+		roles = append(roles, "hub")
+	}
+	want := &sbdb.Chassis{Name: d.cfg.Chassis, Hostname: d.cfg.Hostname, EncapIP: d.cfg.EncapIP.String(), Roles: roles}
+	var txn []ovsdb.Operation
+	var have *sbdb.Chassis
+	for _, c := range ops.Rows[sbdb.Chassis](d.base) {
+		if c.Name == d.cfg.Chassis {
+			have = c
+		}
+	}
+	switch {
+	case have == nil:
+		want.UUID = "chassis"
+		o, err := d.base.Create(want)
+		if err != nil {
+			return err
+		}
+		txn = append(txn, o...)
+	case have.EncapIP != want.EncapIP || have.Hostname != want.Hostname || !sameSet(have.Roles, want.Roles):
+		want.UUID = have.UUID
+		o, err := ops.ByUUID(d.base, want).Update(want, &want.EncapIP, &want.Hostname, &want.Roles)
+		if err != nil {
+			return err
+		}
+		txn = append(txn, o...)
+	}
+	if len(ops.Rows[sbdb.ChassisPrivate](d.base)) == 0 {
+		o, err := d.base.Create(&sbdb.ChassisPrivate{UUID: "private", Name: d.cfg.Chassis})
+		if err != nil {
+			return err
+		}
+		txn = append(txn, o...)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := ops.Transact(cctx, d.base, txn...); err != nil {
+		return err
+	}
+	return nil
+}
+
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
+}
+
+// vpcMonitor is what a host watches of a VPC it takes part in.
+func vpcMonitor(vpc int, hub bool) []client.MonitorOption {
+	dp := &sbdb.Datapath{}
+	lf := &sbdb.LogicalFlow{}
+	h := &sbdb.Hub{}
+	mon := []client.MonitorOption{
+		client.WithTable(&sbdb.SBGlobal{}),
+		client.WithConditionalTable(dp, []model.Condition{{Field: &dp.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}),
+		client.WithConditionalTable(lf, []model.Condition{{Field: &lf.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}),
+		client.WithConditionalTable(h, []model.Condition{{Field: &h.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}),
+	}
+	if hub {
+		pb := &sbdb.PortBinding{}
+		lb := &sbdb.LearnedBinding{}
+		mon = append(mon,
+			client.WithConditionalTable(pb, []model.Condition{{Field: &pb.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}},
+				&pb.LogicalPort, &pb.Datapath, &pb.Vpc, &pb.MAC, &pb.IPs, &pb.Chassis),
+			client.WithConditionalTable(lb, []model.Condition{{Field: &lb.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}))
+	}
+	return mon
+}
+
+// syncVPCs opens a session for every VPC in want (value: whether this
+// host is one of its hubs) and closes the others. A session whose hub duty
+// changed is reopened with the wider or narrower monitor.
+func (d *Daemon) syncVPCs(ctx context.Context, want map[int]bool) {
+	for vpc, vs := range d.vpcs {
+		hub, ok := want[vpc]
+		select {
+		case <-vs.dead:
+			ok = false
+		default:
+		}
+		if !ok || hub != vs.hub {
+			vs.s.Close()
+			delete(d.vpcs, vpc)
+			d.log.Info("left VPC", "vpc", vpc, "hub", vs.hub)
+		}
+	}
+	m, _ := sbdb.FullDatabaseModel()
+	for vpc, hub := range want {
+		if _, ok := d.vpcs[vpc]; ok {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		s, err := ops.Open(cctx, m, ops.SessionOptions{Remotes: d.cfg.SB, Monitor: vpcMonitor(vpc, hub),
+			Tracker: ops.NewTrackerNotifying(d.notify), EchoInterval: 5 * time.Second, Logger: d.log})
+		cancel()
+		if err != nil {
+			d.log.Warn("open VPC session", "vpc", vpc, "err", err)
+			d.status["vpc-"+fmt.Sprint(vpc)] = "cannot monitor: " + err.Error()
+			continue
+		}
+		vs := &vpcSession{vpc: vpc, hub: hub, s: s, dead: make(chan struct{})}
+		go func() {
+			<-s.Done()
+			close(vs.dead)
+			d.kick()
+		}()
+		d.vpcs[vpc] = vs
+		delete(d.status, "vpc-"+fmt.Sprint(vpc))
+		d.log.Info("joined VPC", "vpc", vpc, "hub", hub)
+	}
+}
+
+func (d *Daemon) closeVPCs() {
+	for vpc, vs := range d.vpcs {
+		vs.s.Close()
+		delete(d.vpcs, vpc)
+	}
+}
+
+// where is an equality where clause.
+func where(col string, v any) []ovsdb.Condition {
+	return []ovsdb.Condition{{Column: col, Function: ovsdb.ConditionEqual, Value: v}}
+}
+
+func optional(s *string) ovsdb.OvsSet {
+	if s == nil {
+		return ovsdb.OvsSet{GoSet: []any{}}
+	}
+	return ovsdb.OvsSet{GoSet: []any{*s}}
+}
+
+// guarded updates a binding only if its chassis is still what we read:
+// hostd never overwrites another host's claim. It reports whether the
+// row matched.
+func guarded(ctx context.Context, s *ops.Session, pbUUID string, chassis *string, row ovsdb.Row) (bool, error) {
+	op := ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.PortBindingTable, Row: row,
+		Where: []ovsdb.Condition{
+			{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: pbUUID}},
+			{Column: "chassis", Function: ovsdb.ConditionEqual, Value: optional(chassis)},
+		}}
+	res, err := ops.Transact(ctx, s, op)
+	if err != nil {
+		return false, err
+	}
+	return res[0].Count == 1, nil
+}
+
+func mutateInt(ctx context.Context, s *ops.Session, table, keyCol, key, col string, delta int) error {
+	_, err := ops.Transact(ctx, s, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: table, Where: where(keyCol, key),
+		Mutations: []ovsdb.Mutation{{Column: col, Mutator: ovsdb.MutateOperationAdd, Value: delta}}})
+	return err
+}

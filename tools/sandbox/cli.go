@@ -1,0 +1,282 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/courier-sdn/courier/tools/nbctl"
+)
+
+// App is the courier-sandbox command line.
+func App(stdout io.Writer) *cli.App {
+	runDir := &cli.StringFlag{Name: "run-dir", Value: DefaultRunDir, EnvVars: []string{"COURIER_SANDBOX_DIR"},
+		Usage: "the sandbox's run directory (its database sockets are there)"}
+	open := func(cx *cli.Context) (*Sandbox, error) { return Open(cx.String("run-dir")) }
+	return &cli.App{
+		Name:  "courier-sandbox",
+		Usage: "run a whole Courier deployment on this machine, in network namespaces",
+		Description: `courier-sandbox start builds: the northbound and southbound ovsdb-servers,
+courier-northd and courier-southd; an underlay (namespace cs-fabric, one
+veth per host); hypervisors hv1..hvN (namespaces cs-hv1.., chassis of the
+same names), each running courier-hostd, the first H of them hubs. VMs are
+namespaces cs-PORT, made with vm-add from ports declared in the northbound.
+
+Point courier-nbctl and courier-sbctl at it with
+  export COURIER_RUNDIR=/var/run/courier/sandbox
+and run a command in a VM with
+  courier-sandbox exec PORT -- ping 10.0.1.11
+
+courier-sandbox stop removes every namespace, link, pinned object and
+process the sandbox made, also after a crash.`,
+		Flags:           []cli.Flag{runDir},
+		HideHelpCommand: true,
+		Commands: []*cli.Command{
+			{
+				Name:  "start",
+				Usage: "start a sandbox (replacing any earlier one in the run directory)",
+				Flags: []cli.Flag{
+					&cli.IntFlag{Name: "hosts", Value: 3, Usage: "number of hypervisors"},
+					&cli.IntFlag{Name: "hubs", Value: 2, Usage: "how many of them are hubs"},
+					&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log what is done"},
+				},
+				Action: func(cx *cli.Context) error {
+					lvl := slog.LevelWarn
+					if cx.Bool("verbose") {
+						lvl = slog.LevelInfo
+					}
+					s, err := Start(context.Background(), Options{RunDir: cx.String("run-dir"), Hosts: cx.Int("hosts"), Hubs: cx.Int("hubs"),
+						Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))})
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(stdout, `Courier sandbox running: %d hypervisors (hv1..hv%d), %d of them hubs.
+
+  export COURIER_RUNDIR=%s
+  courier-nbctl vpc-add blue -- vxnet-add blue web 10.0.1.0/24
+  courier-nbctl --wait=hv port-add web vm1 02:00:00:00:01:0a 10.0.1.10
+  courier-sandbox vm-add hv1 vm1
+  courier-sandbox exec vm1 -- ping 10.0.1.1
+  courier-sbctl show
+
+Or let the sandbox show itself: courier-sandbox demo
+Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox stop
+`, len(s.State.Hosts), len(s.State.Hosts), cx.Int("hubs"), s.RunDir, s.State.Prefix, s.State.Prefix, s.State.Prefix, s.RunDir)
+					return nil
+				},
+			},
+			{
+				Name:  "stop",
+				Usage: "remove everything the sandbox made",
+				Action: func(cx *cli.Context) error {
+					s, err := open(cx)
+					if err != nil {
+						// Nothing recorded: still clean the default prefix.
+						return cleanOrphans(cx.String("run-dir"))
+					}
+					return s.Stop()
+				},
+			},
+			{
+				Name:  "status",
+				Usage: "show the sandbox's hosts, hostd processes and VMs",
+				Action: func(cx *cli.Context) error {
+					s, err := open(cx)
+					if err != nil {
+						return err
+					}
+					for _, h := range s.State.Hosts {
+						role := ""
+						if h.Hub {
+							role = " hub"
+						}
+						state := "hostd stopped"
+						if pid := s.HostdPID(h.Name); pid != 0 {
+							state = fmt.Sprintf("hostd pid %d", pid)
+						}
+						fmt.Fprintf(stdout, "%s (%s, vtep %s%s): %s\n", h.Name, s.HostNS(h.Name), h.VTEP, role, state)
+					}
+					for port, vm := range s.State.VMs {
+						fmt.Fprintf(stdout, "  vm %s on %s: %s (namespace %s)\n", port, vm.Host, vm.IP, s.VMNS(port))
+					}
+					for _, st := range s.ctl.Status() {
+						fmt.Fprintf(stdout, "%s: running=%v pid=%d\n", st.Name, st.Running, st.PID)
+					}
+					return nil
+				},
+			},
+			{
+				Name:      "vm-add",
+				Usage:     "create the VM of a northbound port on a host",
+				ArgsUsage: "HOST PORT",
+				Action: func(cx *cli.Context) error {
+					if cx.NArg() != 2 {
+						return fmt.Errorf("usage: courier-sandbox vm-add HOST PORT")
+					}
+					s, err := open(cx)
+					if err != nil {
+						return err
+					}
+					return s.AddVM(context.Background(), cx.Args().Get(0), cx.Args().Get(1))
+				},
+			},
+			{
+				Name:      "vm-del",
+				Usage:     "remove a VM",
+				ArgsUsage: "PORT",
+				Action: func(cx *cli.Context) error {
+					s, err := open(cx)
+					if err != nil {
+						return err
+					}
+					return s.DelVM(cx.Args().First())
+				},
+			},
+			{
+				Name:      "vm-move",
+				Usage:     "move a VM to another host, keeping its MAC and IP",
+				ArgsUsage: "PORT HOST",
+				Action: func(cx *cli.Context) error {
+					if cx.NArg() != 2 {
+						return fmt.Errorf("usage: courier-sandbox vm-move PORT HOST")
+					}
+					s, err := open(cx)
+					if err != nil {
+						return err
+					}
+					return s.MoveVM(context.Background(), cx.Args().Get(0), cx.Args().Get(1))
+				},
+			},
+			{
+				Name:      "exec",
+				Usage:     "run a command inside a VM",
+				ArgsUsage: "PORT -- COMMAND [ARG...]",
+				Action: func(cx *cli.Context) error {
+					args := cx.Args().Slice()
+					if len(args) < 2 {
+						return fmt.Errorf("usage: courier-sandbox exec PORT -- COMMAND")
+					}
+					port, cmd := args[0], args[1:]
+					if cmd[0] == "--" {
+						cmd = cmd[1:]
+					}
+					s, err := open(cx)
+					if err != nil {
+						return err
+					}
+					if _, ok := s.State.VMs[port]; !ok {
+						return fmt.Errorf("no VM %s in the sandbox", port)
+					}
+					ip, err := lookPath("ip")
+					if err != nil {
+						return err
+					}
+					return syscall.Exec(ip, append([]string{"ip", "netns", "exec", s.VMNS(port)}, cmd...), os.Environ())
+				},
+			},
+			{
+				Name:  "demo",
+				Usage: "declare two VPCs with overlapping CIDRs, start VMs, and show routing and isolation",
+				Action: func(cx *cli.Context) error {
+					s, err := open(cx)
+					if err != nil {
+						return err
+					}
+					return Demo(context.Background(), s, stdout)
+				},
+			},
+		},
+	}
+}
+
+// Demo declares a small world and shows it working.
+func Demo(ctx context.Context, s *Sandbox, out io.Writer) error {
+	hosts := []string{}
+	for _, h := range s.State.Hosts {
+		hosts = append(hosts, h.Name)
+	}
+	on := func(i int) string { return hosts[i%len(hosts)] }
+	nb := func(args ...string) error {
+		var b bytes.Buffer
+		err := nbctl.Run(ctx, nbctl.Options{DB: s.NB(), Wait: "hv", Format: "table", Timeout: 30 * time.Second}, args, &b)
+		if err != nil {
+			return fmt.Errorf("courier-nbctl %s: %w", strings.Join(args, " "), err)
+		}
+		return nil
+	}
+	fmt.Fprintln(out, "Declaring VPC blue (vxnets web 10.0.1.0/24, db 10.0.2.0/24) and VPC red (vxnet app 10.0.1.0/24, the same CIDR as blue's web)...")
+	steps := [][]string{
+		{"vpc-add", "blue", "--", "vxnet-add", "blue", "web", "10.0.1.0/24", "--", "vxnet-add", "blue", "db", "10.0.2.0/24",
+			"--", "vpc-add", "red", "--", "vxnet-add", "red", "app", "10.0.1.0/24"},
+		{"port-add", "web", "blue-web1", "02:00:00:0b:01:0a", "10.0.1.10", "--", "port-add", "web", "blue-web2", "02:00:00:0b:01:0b", "10.0.1.11",
+			"--", "port-add", "db", "blue-db1", "02:00:00:0b:02:0a", "10.0.2.10",
+			"--", "port-add", "app", "red-app1", "02:00:00:0e:01:0a", "10.0.1.10", "--", "port-add", "app", "red-app2", "02:00:00:0e:01:0b", "10.0.1.11"},
+	}
+	for _, st := range steps {
+		if err := nb(st...); err != nil {
+			return err
+		}
+	}
+	vms := []struct{ port, host string }{{"blue-web1", on(0)}, {"blue-web2", on(1)}, {"blue-db1", on(2)}, {"red-app1", on(0)}, {"red-app2", on(1)}}
+	for _, v := range vms {
+		if _, ok := s.State.VMs[v.port]; ok {
+			continue
+		}
+		if err := s.AddVM(ctx, v.host, v.port); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  VM %s on %s\n", v.port, v.host)
+	}
+	if err := nb("sync"); err != nil {
+		return err
+	}
+	check := func(from, to, what string, want bool) {
+		n, _ := s.Ping(from, netip.MustParseAddr(to), 3, "0.2")
+		ok := (n > 0) == want
+		verdict := map[bool]string{true: "ok", false: "UNEXPECTED"}[ok]
+		fmt.Fprintf(out, "  %-10s -> %-10s %-45s %d/3 answered  [%s]\n", from, to, what, n, verdict)
+	}
+	fmt.Fprintln(out, "Pings:")
+	check("blue-web1", "10.0.1.1", "(blue web's gateway, answered on the host)", true)
+	check("blue-web1", "10.0.1.11", "(blue-web2: same vxnet, another host)", true)
+	check("blue-web1", "10.0.2.10", "(blue-db1: another vxnet, one hop)", true)
+	check("red-app1", "10.0.1.11", "(red-app2, not blue-web2: VPCs reuse CIDRs)", true)
+	check("red-app1", "10.0.2.10", "(blue's db: another VPC, unreachable)", false)
+	fmt.Fprintln(out, "\nSee the bindings with: courier-sbctl --db unix:"+s.RunDir+"/sb.sock show")
+	return nil
+}
+
+func lookPath(name string) (string, error) {
+	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+		if _, err := os.Stat(d + "/" + name); err == nil {
+			return d + "/" + name, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found", name)
+}
+
+// cleanOrphans removes what a sandbox without a state file could have
+// left: namespaces with the default prefix and its pins.
+func cleanOrphans(runDir string) error {
+	s := &Sandbox{RunDir: runDir, State: State{Prefix: "cs-", PinRoot: "/sys/fs/bpf/courier/sandbox-cs-"}}
+	s.ctl = ctlConfig(runDir, "", 0)
+	return s.Stop()
+}
+
+// Main runs courier-sandbox.
+func Main(args []string) int {
+	if err := App(os.Stdout).Run(args); err != nil {
+		fmt.Fprintln(os.Stderr, "courier-sandbox:", err)
+		return 1
+	}
+	return 0
+}

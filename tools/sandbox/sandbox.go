@@ -1,0 +1,418 @@
+// Package sandbox runs a whole Courier deployment on one machine: the
+// databases, northd and southd; an underlay (a fabric namespace with one
+// veth per host); hypervisors as namespaces, each with its hostd; and VMs
+// as namespaces. courier-sandbox is its command line, and the end-to-end
+// tests drive it directly. Everything it makes is recorded in the run
+// directory, so that Stop, even in a new process after a crash, removes
+// every namespace, pinned object and process it started, and nothing else.
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/courier-sdn/courier/northd/rules"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/nbdb"
+	"github.com/courier-sdn/courier/tools/ctl"
+	"github.com/courier-sdn/courier/tools/proc"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+)
+
+// DefaultRunDir is the sandbox's run directory.
+const DefaultRunDir = "/var/run/courier/sandbox"
+
+// Options for Start.
+type Options struct {
+	RunDir string
+	Prefix string // namespace prefix, "cs-" by default
+	Hosts  int
+	Hubs   int
+	BinDir string
+	// Underlay is the hosts' subnet (192.168.100.0/24 by default).
+	Underlay netip.Prefix
+	// DeadAfter is southd's liveness timeout.
+	DeadAfter time.Duration
+	// HostdArgs are added to every hostd's command line.
+	HostdArgs []string
+	Log       *slog.Logger
+}
+
+// State is what a sandbox records in its run directory.
+type State struct {
+	Prefix  string          `json:"prefix"`
+	PinRoot string          `json:"pin_root"`
+	BinDir  string          `json:"bin_dir"`
+	Hosts   []HostState     `json:"hosts"`
+	VMs     map[string]VMSt `json:"vms"` // by port
+}
+
+// HostState is one hypervisor.
+type HostState struct {
+	Name string `json:"name"`
+	VTEP string `json:"vtep"`
+	MAC  string `json:"mac"`
+	Hub  bool   `json:"hub"`
+}
+
+// VMSt is one VM.
+type VMSt struct {
+	Host string `json:"host"`
+	IP   string `json:"ip"`
+}
+
+// Sandbox is a running sandbox.
+type Sandbox struct {
+	RunDir string
+	State  State
+	ctl    *ctl.Config
+	lab    *lab.Lab
+	log    *slog.Logger
+	args   []string
+}
+
+func (o *Options) defaults() {
+	if o.RunDir == "" {
+		o.RunDir = DefaultRunDir
+	}
+	if o.Prefix == "" {
+		o.Prefix = "cs-"
+	}
+	if o.Hosts == 0 {
+		o.Hosts = 2
+	}
+	if !o.Underlay.IsValid() {
+		o.Underlay = netip.MustParsePrefix("192.168.100.0/24")
+	}
+	if o.DeadAfter == 0 {
+		o.DeadAfter = 3 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+func ctlConfig(runDir, binDir string, deadAfter time.Duration) *ctl.Config {
+	return &ctl.Config{RunDir: runDir, BinDir: binDir, Daemons: []ctl.Daemon{
+		{Name: "courier-northd", Args: func(c *ctl.Config) []string {
+			return []string{"--nb", c.Remote(ctl.Databases[0]), "--sb", c.Remote(ctl.Databases[1])}
+		}},
+		{Name: "courier-southd", Args: func(c *ctl.Config) []string {
+			return []string{"--nb", c.Remote(ctl.Databases[0]), "--sb", c.Remote(ctl.Databases[1]),
+				"--dead-after", deadAfter.String()}
+		}},
+	}}
+}
+
+// Start builds a sandbox, after removing whatever an earlier sandbox in
+// the same run directory or with the same prefix left behind.
+func Start(ctx context.Context, o Options) (*Sandbox, error) {
+	o.defaults()
+	if o.Hubs > o.Hosts {
+		return nil, fmt.Errorf("--hubs %d is more than --hosts %d", o.Hubs, o.Hosts)
+	}
+	if old, err := Open(o.RunDir); err == nil {
+		old.Stop()
+	}
+	lab.DestroyPrefix(o.Prefix)
+	if err := os.MkdirAll(o.RunDir, 0o755); err != nil {
+		return nil, err
+	}
+	s := &Sandbox{RunDir: o.RunDir, log: o.Log, args: o.HostdArgs, State: State{Prefix: o.Prefix, BinDir: o.BinDir,
+		PinRoot: filepath.Join(dataplane.DefaultPinRoot, "sandbox-"+o.Prefix), VMs: map[string]VMSt{}}}
+	s.ctl = ctlConfig(o.RunDir, o.BinDir, o.DeadAfter)
+	s.ctl.Log = o.Log
+	fail := func(err error) (*Sandbox, error) {
+		s.Stop()
+		return nil, err
+	}
+	if err := s.save(); err != nil {
+		return fail(err)
+	}
+	if err := s.ctl.Start(ctx); err != nil {
+		return fail(fmt.Errorf("central services: %w", err))
+	}
+	l, err := lab.New(o.Prefix, o.Underlay)
+	if err != nil {
+		return fail(err)
+	}
+	s.lab = l
+	for i := 1; i <= o.Hosts; i++ {
+		name := "hv" + strconv.Itoa(i)
+		h, err := l.AddHost(name, i)
+		if err != nil {
+			return fail(err)
+		}
+		s.State.Hosts = append(s.State.Hosts, HostState{Name: name, VTEP: h.VTEP.String(), MAC: h.MAC.String(), Hub: i <= o.Hubs})
+		if err := s.save(); err != nil {
+			return fail(err)
+		}
+		if err := s.startHostd(name); err != nil {
+			return fail(err)
+		}
+	}
+	return s, s.save()
+}
+
+func (s *Sandbox) save() error {
+	b, _ := json.MarshalIndent(s.State, "", "  ")
+	return os.WriteFile(filepath.Join(s.RunDir, "sandbox.json"), b, 0o644)
+}
+
+// Open attaches to the sandbox recorded in runDir.
+func Open(runDir string) (*Sandbox, error) {
+	b, err := os.ReadFile(filepath.Join(runDir, "sandbox.json"))
+	if err != nil {
+		return nil, fmt.Errorf("no sandbox in %s (start one with courier-sandbox start): %w", runDir, err)
+	}
+	s := &Sandbox{RunDir: runDir, log: slog.New(slog.DiscardHandler)}
+	if err := json.Unmarshal(b, &s.State); err != nil {
+		return nil, err
+	}
+	if s.State.VMs == nil {
+		s.State.VMs = map[string]VMSt{}
+	}
+	s.ctl = ctlConfig(runDir, s.State.BinDir, 0)
+	s.lab = &lab.Lab{Prefix: s.State.Prefix, Fabric: s.State.Prefix + "fabric", Hosts: map[string]*lab.Host{}, VMs: map[string]*lab.VM{}}
+	for _, h := range s.State.Hosts {
+		m, _ := net.ParseMAC(h.MAC)
+		vtep, _ := netip.ParseAddr(h.VTEP)
+		s.lab.Hosts[h.Name] = &lab.Host{Name: h.Name, NS: s.State.Prefix + h.Name, VTEP: vtep, MAC: m}
+	}
+	return s, nil
+}
+
+// SetLog sets the logger.
+func (s *Sandbox) SetLog(l *slog.Logger) { s.log = l; s.ctl.Log = l }
+
+func (s *Sandbox) host(name string) (HostState, error) {
+	for _, h := range s.State.Hosts {
+		if h.Name == name {
+			return h, nil
+		}
+	}
+	return HostState{}, fmt.Errorf("no host %q in the sandbox (hosts are hv1..hv%d)", name, len(s.State.Hosts))
+}
+
+// NB and SB are the databases' remotes.
+func (s *Sandbox) NB() string { return s.ctl.Remote(ctl.Databases[0]) }
+func (s *Sandbox) SB() string { return s.ctl.Remote(ctl.Databases[1]) }
+
+// HostNS is a host's namespace.
+func (s *Sandbox) HostNS(host string) string { return s.State.Prefix + host }
+
+// VMNS is a VM's namespace.
+func (s *Sandbox) VMNS(port string) string { return s.State.Prefix + port }
+
+func (s *Sandbox) hostdPid(host string) string { return filepath.Join(s.RunDir, "hostd-"+host+".pid") }
+
+// HostdPID is the pid of a host's hostd, or 0.
+func (s *Sandbox) HostdPID(host string) int {
+	pid, _ := proc.Running(s.hostdPid(host), "courier-hostd")
+	return pid
+}
+
+func (s *Sandbox) startHostd(name string) error {
+	h, err := s.host(name)
+	if err != nil {
+		return err
+	}
+	bin, err := s.bin("courier-hostd")
+	if err != nil {
+		return err
+	}
+	args := []string{"--chassis", name, "--encap-ip", h.VTEP, "--sb", s.SB(), "--pin-root", s.State.PinRoot,
+		"--metrics-addr", "127.0.0.1:9660", "--log-level", "debug"}
+	if h.Hub {
+		args = append(args, "--role", "hub")
+	}
+	args = append(args, s.args...)
+	pid, err := proc.Start(proc.Spec{Bin: bin, Args: args, LogFile: filepath.Join(s.RunDir, "hostd-"+name+".log"),
+		PidFile: s.hostdPid(name), Start: func(c *exec.Cmd) error {
+			// Forked from a thread inside the host's network namespace,
+			// hostd runs there but keeps the machine's mount namespace,
+			// where bpffs is (ip netns exec would remount /sys).
+			return lab.Do(s.HostNS(name), c.Start)
+		}})
+	if err != nil {
+		return err
+	}
+	s.log.Info("started hostd", "host", name, "pid", pid)
+	return nil
+}
+
+func (s *Sandbox) bin(name string) (string, error) {
+	if s.State.BinDir != "" {
+		p := filepath.Join(s.State.BinDir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return exec.LookPath(name)
+}
+
+// StopHostd stops a host's hostd (its data plane keeps forwarding).
+func (s *Sandbox) StopHostd(host string) error {
+	return proc.Stop(s.hostdPid(host), "courier-hostd", 5*time.Second)
+}
+
+// KillHostd kills a host's hostd without warning, as a crash would.
+func (s *Sandbox) KillHostd(host string) error {
+	pid := s.HostdPID(host)
+	if pid == 0 {
+		return fmt.Errorf("hostd of %s is not running", host)
+	}
+	return proc.Kill(pid, "courier-hostd")
+}
+
+// RestartHostd stops and starts a host's hostd.
+func (s *Sandbox) RestartHostd(host string) error {
+	if err := s.StopHostd(host); err != nil {
+		return err
+	}
+	return s.startHostd(host)
+}
+
+// StartHostd starts a stopped hostd.
+func (s *Sandbox) StartHostd(host string) error { return s.startHostd(host) }
+
+// Ctl is the central services' configuration (to restart them).
+func (s *Sandbox) Ctl() *ctl.Config { return s.ctl }
+
+// portInfo reads a port and its vxnet from the northbound.
+func (s *Sandbox) portInfo(ctx context.Context, port string) (*nbdb.Port, netip.Prefix, netip.Addr, error) {
+	m, _ := nbdb.FullDatabaseModel()
+	sess, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: []string{s.NB()},
+		Monitor: []client.MonitorOption{client.WithTable(&nbdb.Port{}), client.WithTable(&nbdb.Vxnet{})}})
+	if err != nil {
+		return nil, netip.Prefix{}, netip.Addr{}, err
+	}
+	defer sess.Close()
+	p, _ := ops.First[nbdb.Port](ctx, sess, func(p *nbdb.Port) bool { return p.Name == port })
+	if p == nil {
+		return nil, netip.Prefix{}, netip.Addr{}, fmt.Errorf("no port %q in the northbound (courier-nbctl port-add first)", port)
+	}
+	vx, _ := ops.First[nbdb.Vxnet](ctx, sess, func(v *nbdb.Vxnet) bool {
+		for _, u := range v.Ports {
+			if u == p.UUID {
+				return true
+			}
+		}
+		return false
+	})
+	if vx == nil {
+		return nil, netip.Prefix{}, netip.Addr{}, fmt.Errorf("port %s belongs to no vxnet", port)
+	}
+	cidr, err := rules.ParseCIDR(vx.Cidr)
+	if err != nil {
+		return nil, netip.Prefix{}, netip.Addr{}, err
+	}
+	gw := rules.DefaultGateway(cidr)
+	if vx.Gateway != nil {
+		gw, _ = netip.ParseAddr(*vx.Gateway)
+	}
+	return p, cidr, gw, nil
+}
+
+// AddVM creates the VM of a northbound port on a host: a namespace with
+// the port's MAC, IP, gateway and the overlay MTU, its host-side veth
+// tied to the port by its alias.
+func (s *Sandbox) AddVM(ctx context.Context, host, port string) error {
+	if _, err := s.host(host); err != nil {
+		return err
+	}
+	if vm, ok := s.State.VMs[port]; ok {
+		return fmt.Errorf("VM %s already runs on %s", port, vm.Host)
+	}
+	p, cidr, gw, err := s.portInfo(ctx, port)
+	if err != nil {
+		return err
+	}
+	mac, err := net.ParseMAC(p.MAC)
+	if err != nil {
+		return err
+	}
+	var addr netip.Prefix
+	if len(p.IPs) > 0 {
+		a, err := netip.ParseAddr(p.IPs[0])
+		if err != nil {
+			return err
+		}
+		addr = netip.PrefixFrom(a, cidr.Bits())
+	}
+	if _, err := s.lab.AddVM(port, s.lab.Hosts[host], lab.VMConfig{Port: port, MAC: mac, Addr: addr, Gateway: gw}); err != nil {
+		return err
+	}
+	s.State.VMs[port] = VMSt{Host: host, IP: addr.Addr().String()}
+	return s.save()
+}
+
+// DelVM removes a VM (its veth goes with its namespace).
+func (s *Sandbox) DelVM(port string) error {
+	if _, ok := s.State.VMs[port]; !ok {
+		return fmt.Errorf("no VM %s in the sandbox", port)
+	}
+	delete(s.State.VMs, port)
+	err := lab.DestroyPrefix(s.VMNS(port))
+	return errors.Join(err, s.save())
+}
+
+// MoveVM moves a VM to another host, keeping its IP and MAC: the VM is
+// recreated there and its old interface removed.
+func (s *Sandbox) MoveVM(ctx context.Context, port, to string) error {
+	if _, ok := s.State.VMs[port]; !ok {
+		return fmt.Errorf("no VM %s in the sandbox", port)
+	}
+	if err := s.DelVM(port); err != nil {
+		return err
+	}
+	return s.AddVM(ctx, to, port)
+}
+
+// Exec runs a command inside a VM.
+func (s *Sandbox) Exec(port string, args ...string) (string, error) {
+	return lab.Exec(s.VMNS(port), args...)
+}
+
+// Ping pings from a VM; it returns how many answers came back.
+func (s *Sandbox) Ping(port string, ip netip.Addr, count int, interval string) (int, string) {
+	l := &lab.Lab{VMs: map[string]*lab.VM{port: {NS: s.VMNS(port)}}}
+	return l.Ping(port, ip, count, interval)
+}
+
+// Stop removes everything the sandbox made: hostds, central services,
+// namespaces (with their links), pinned objects.
+func (s *Sandbox) Stop() error {
+	var errs []error
+	for _, h := range s.State.Hosts {
+		if err := s.StopHostd(h.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, s.ctl.Stop())
+	errs = append(errs, lab.DestroyPrefix(s.State.Prefix))
+	if s.State.PinRoot != "" {
+		errs = append(errs, os.RemoveAll(s.State.PinRoot))
+	}
+	os.Remove(filepath.Join(s.RunDir, "sandbox.json"))
+	return errors.Join(errs...)
+}
