@@ -32,7 +32,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	// those it is a hub of.
 	want := map[int]bool{}
 	for _, pb := range pbs {
-		if isMe(pb.Chassis, me) && d.ifaces[pb.LogicalPort] != 0 {
+		if d.ours(pb) {
 			want[pb.Vpc] = want[pb.Vpc] || false
 		}
 	}
@@ -112,7 +112,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		byName[pb.LogicalPort] = pb
 		ifindex := d.ifaces[pb.LogicalPort]
 		dp := dps[pb.Datapath]
-		if !isMe(pb.Chassis, me) || ifindex == 0 || dp == nil {
+		if !d.ours(pb) || dp == nil {
 			continue
 		}
 		mac := parseMAC(pb.MAC)
@@ -140,7 +140,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	for _, lb := range ops.Rows[sbdb.LearnedBinding](d.base) {
 		ifindex := d.ifaces[lb.LogicalPort]
 		a, err := netip.ParseAddr(lb.IP)
-		if pb := byName[lb.LogicalPort]; pb != nil && isMe(pb.Chassis, me) && ifindex != 0 && err == nil {
+		if pb := byName[lb.LogicalPort]; pb != nil && d.ours(pb) && ifindex != 0 && err == nil {
 			st.Locals = append(st.Locals, dataplane.Local{VPC: uint32(lb.Vpc), IP: a, Ifindex: ifindex})
 		}
 	}
@@ -176,6 +176,17 @@ func (d *Daemon) reconcile(ctx context.Context) {
 }
 
 func isMe(c *string, me string) bool { return c != nil && *c == me }
+
+// ours: a port whose VM interface is here and which is bound here, or
+// requested here (then it is ours by right, even before our claim has come
+// back through the monitor: it must be programmed before this host
+// acknowledges the configuration that created it).
+func (d *Daemon) ours(pb *sbdb.PortBinding) bool {
+	if d.ifaces[pb.LogicalPort] == 0 {
+		return false
+	}
+	return isMe(pb.Chassis, d.cfg.Chassis) || (pb.Chassis == nil && isMe(pb.RequestedChassis, d.cfg.Chassis))
+}
 
 // sbCfg is the nb_cfg a session has seen in SB_Global.
 func sbCfg(c client.Client) int {
@@ -357,10 +368,17 @@ func (d *Daemon) hubBindings(vs *vpcSession, dps map[string]*sbdb.Datapath, enca
 	macOf := map[string]string{}
 	for _, pb := range ops.Rows[sbdb.PortBinding](vs.s) {
 		macOf[pb.LogicalPort] = pb.MAC
-		if pb.Chassis == nil {
+		// Where the port is: its chassis, or, until a host has claimed
+		// it, the chassis it is requested on, whose hostd programs it
+		// before acknowledging.
+		at := pb.Chassis
+		if at == nil {
+			at = pb.RequestedChassis
+		}
+		if at == nil {
 			continue
 		}
-		vtep, ok := encap[*pb.Chassis]
+		vtep, ok := encap[*at]
 		dp := dps[pb.Datapath]
 		if !ok || dp == nil {
 			continue

@@ -114,7 +114,7 @@ func vpcMonitor(vpc int, hub bool) []client.MonitorOption {
 		lb := &sbdb.LearnedBinding{}
 		mon = append(mon,
 			client.WithConditionalTable(pb, []model.Condition{{Field: &pb.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}},
-				&pb.LogicalPort, &pb.Datapath, &pb.Vpc, &pb.MAC, &pb.IPs, &pb.Chassis),
+				&pb.LogicalPort, &pb.Datapath, &pb.Vpc, &pb.MAC, &pb.IPs, &pb.Chassis, &pb.RequestedChassis),
 			client.WithConditionalTable(lb, []model.Condition{{Field: &lb.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}))
 	}
 	return mon

@@ -360,24 +360,41 @@ func diffCount(a, b []string) int {
 	return n
 }
 
-// arbitrate removes learned bindings that are not allowed (the port may
-// not hold the address, or the chassis does not host the port), keeps one
-// holder per virtual IP (the newest: highest sequence, then timestamp),
-// and ages out rows not refreshed in time, a bounded batch per pass.
+// arbitrate removes the learned bindings judgeLearned condemns.
 func (d *Daemon) arbitrate(sb *ops.Session) []ovsdb.Operation {
+	del := judgeLearned(ops.Rows[sbdb.PortBinding](sb), ops.Rows[sbdb.LearnedBinding](sb), time.Now(),
+		d.cfg.LearnedAge, d.cfg.AgeBatch)
+	var txn []ovsdb.Operation
+	for u, why := range del {
+		txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: sbdb.LearnedBindingTable,
+			Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: u}}}})
+		d.m.learned.WithLabelValues(why).Inc()
+	}
+	return txn
+}
+
+// judgeLearned says which learned bindings to remove, and why: not
+// allowed ("rejected": the port may not hold the address, or the chassis
+// does not host the port), not the newest holder of a virtual IP
+// ("superseded": highest sequence, then timestamp, wins), or not refreshed
+// within age ("aged", at most batch of them per pass: OVN's MAC_Binding
+// table grew without bound for years).
+func judgeLearned(pbs []*sbdb.PortBinding, lbs []*sbdb.LearnedBinding, now time.Time, age time.Duration, batch int) map[string]string {
 	ports := map[string]*sbdb.PortBinding{}
-	for _, pb := range ops.Rows[sbdb.PortBinding](sb) {
+	for _, pb := range pbs {
 		ports[pb.LogicalPort] = pb
 	}
-	del := map[string]string{} // uuid -> why
+	del := map[string]string{}
 	type key struct {
 		vpc int
 		ip  string
 	}
 	holders := map[key][]*sbdb.LearnedBinding{}
-	now := time.Now().UnixMilli()
+	nowMs := now.UnixMilli()
 	aged := 0
-	for _, lb := range ops.Rows[sbdb.LearnedBinding](sb) {
+	sorted := slices.Clone(lbs)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Timestamp < sorted[j].Timestamp })
+	for _, lb := range sorted {
 		pb := ports[lb.LogicalPort]
 		switch {
 		case pb == nil:
@@ -388,8 +405,8 @@ func (d *Daemon) arbitrate(sb *ops.Session) []ovsdb.Operation {
 			del[lb.UUID] = "rejected"
 		case lb.Kind == "unknown" && len(pb.IPs) > 0:
 			del[lb.UUID] = "rejected"
-		case now-int64(lb.Timestamp) > d.cfg.LearnedAge.Milliseconds():
-			if aged < d.cfg.AgeBatch {
+		case nowMs-int64(lb.Timestamp) > age.Milliseconds():
+			if aged < batch { // oldest first
 				del[lb.UUID] = "aged"
 				aged++
 			}
@@ -411,13 +428,7 @@ func (d *Daemon) arbitrate(sb *ops.Session) []ovsdb.Operation {
 			del[lb.UUID] = "superseded"
 		}
 	}
-	var txn []ovsdb.Operation
-	for u, why := range del {
-		txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: sbdb.LearnedBindingTable,
-			Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: u}}}})
-		d.m.learned.WithLabelValues(why).Inc()
-	}
-	return txn
+	return del
 }
 
 // ackHosts sets NB_Global.hv_cfg to what every live chassis has applied.

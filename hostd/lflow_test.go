@@ -1,0 +1,72 @@
+package hostd
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+
+	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/testenv"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/sbdb"
+	"github.com/courier-sdn/courier/tools/ctl"
+	"github.com/courier-sdn/courier/tools/nbctl"
+)
+
+// Every flow northd writes is one this data plane implements: the
+// pipeline's stages are shared, and this test keeps both ends honest.
+func TestNorthdFlowsCompile(t *testing.T) {
+	dbs := testenv.StartDBs(t, ctl.CentralDaemons(false)[0])
+	err := nbctl.Run(context.Background(), nbctl.Options{DB: dbs.NB, Wait: "sb", Format: "table", Timeout: 15 * time.Second},
+		[]string{"vpc-add", "a", "--", "vxnet-add", "a", "x", "10.0.1.0/24", "--vni", "11", "--", "vxnet-add", "a", "y", "10.0.2.0/24", "--vni", "12",
+			"--", "port-add", "y", "nh", "02:00:00:00:02:32", "10.0.2.50", "--", "route-add", "a", "192.168.0.0/16", "10.0.2.50"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := sbdb.FullDatabaseModel()
+	s, err := ops.Open(context.Background(), m, ops.SessionOptions{Remotes: []string{dbs.SB},
+		Monitor: []client.MonitorOption{client.WithTable(&sbdb.Datapath{}), client.WithTable(&sbdb.LogicalFlow{})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	dps := map[string]*sbdb.Datapath{}
+	for _, dp := range ops.Rows[sbdb.Datapath](s) {
+		dps[dp.UUID] = dp
+	}
+	flows := ops.Rows[sbdb.LogicalFlow](s)
+	fc := compileFlows(1, flows, dps)
+	if len(fc.errs) > 0 {
+		t.Fatalf("flows hostd cannot apply:\n%v", fc.errs)
+	}
+	all := uint32(dataplane.VxPsecMAC | dataplane.VxPsecIP | dataplane.VxARPGw | dataplane.VxARPProxy | dataplane.VxARPMissHub |
+		dataplane.VxL2Route | dataplane.VxL2Output | dataplane.VxL2MissHub | dataplane.VxGwPing)
+	for u, dp := range dps {
+		if dp.Type == "vxnet" && fc.vxFlags[u] != all {
+			t.Errorf("%s: flags %#x, want %#x", dp.Name, fc.vxFlags[u], all)
+		}
+	}
+	if want := uint32(dataplane.VPCTTL | dataplane.VPCDstLocal | dataplane.VPCDstKnown | dataplane.VPCDstMissHub); fc.vpcFlags != want {
+		t.Errorf("VPC flags %#x, want %#x", fc.vpcFlags, want)
+	}
+	routes := map[string]dataplane.Route{}
+	for _, r := range fc.routes {
+		routes[r.Prefix.String()] = r
+	}
+	if r := routes["10.0.1.0/24"]; r.VNI != 11 || r.Nexthop.IsValid() {
+		t.Errorf("connected route %+v", r)
+	}
+	if r := routes["192.168.0.0/16"]; r.VNI != 12 || r.Nexthop != netip.MustParseAddr("10.0.2.50") {
+		t.Errorf("static route %+v", r)
+	}
+	// A flow outside what the data plane implements is reported.
+	bad := *flows[0]
+	bad.Stage, bad.Match, bad.Actions = "port_sec", "ip4.src == 10.0.0.0/8", "next; hub;"
+	if fc := compileFlows(1, []*sbdb.LogicalFlow{&bad}, dps); len(fc.errs) != 1 {
+		t.Errorf("an unimplemented flow was accepted: %v", fc.errs)
+	}
+}
