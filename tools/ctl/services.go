@@ -389,3 +389,38 @@ func (c *Config) ClusterJoin(ctx context.Context, raft map[string]string, peers 
 	}
 	return nil
 }
+
+// StopDaemon stops one of the configured daemons.
+func (c *Config) StopDaemon(name string) error {
+	return proc.Stop(c.daemonPid(name), name, 5*time.Second)
+}
+
+// StartDaemon starts one of the configured daemons.
+func (c *Config) StartDaemon(name string) error {
+	for _, dm := range c.Daemons {
+		if dm.Name == name {
+			return c.startDaemon(dm)
+		}
+	}
+	return fmt.Errorf("no daemon %s configured", name)
+}
+
+// StopServer stops one database server ("nb" or "sb").
+func (c *Config) StopServer(short string) error {
+	for _, d := range Databases {
+		if d.Short == short {
+			return proc.Stop(c.serverPid(d), "ovsdb-server", 5*time.Second)
+		}
+	}
+	return fmt.Errorf("no database %q", short)
+}
+
+// StartServer starts one database server again.
+func (c *Config) StartServer(ctx context.Context, short string) error {
+	for _, d := range Databases {
+		if d.Short == short {
+			return c.startServer(ctx, d)
+		}
+	}
+	return fmt.Errorf("no database %q", short)
+}

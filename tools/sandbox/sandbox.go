@@ -131,6 +131,10 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 	if err := os.MkdirAll(o.RunDir, 0o755); err != nil {
 		return nil, err
 	}
+	// A new sandbox starts from empty databases.
+	for _, f := range []string{"nb.db", "sb.db"} {
+		os.Remove(filepath.Join(o.RunDir, f))
+	}
 	s := &Sandbox{RunDir: o.RunDir, log: o.Log, args: o.HostdArgs, State: State{Prefix: o.Prefix, BinDir: o.BinDir,
 		PinRoot: filepath.Join(dataplane.DefaultPinRoot, "sandbox-"+o.Prefix), VMs: map[string]VMSt{}}}
 	s.ctl = ctlConfig(o.RunDir, o.BinDir, o.DeadAfter)
@@ -365,6 +369,23 @@ func (s *Sandbox) AddVM(ctx context.Context, host, port string) error {
 	s.State.VMs[port] = VMSt{Host: host, IP: addr.Addr().String()}
 	return s.save()
 }
+
+// AddVMAt creates a VM for a port that need not exist in the northbound
+// yet, with the given MAC and address, so that its interface is there
+// before the port is declared.
+func (s *Sandbox) AddVMAt(host, port string, mac net.HardwareAddr, addr netip.Prefix, gw netip.Addr) error {
+	if _, err := s.host(host); err != nil {
+		return err
+	}
+	if _, err := s.lab.AddVM(port, s.lab.Hosts[host], lab.VMConfig{Port: port, MAC: mac, Addr: addr, Gateway: gw}); err != nil {
+		return err
+	}
+	s.State.VMs[port] = VMSt{Host: host, IP: addr.Addr().String()}
+	return s.save()
+}
+
+// Lab is the sandbox's namespaces.
+func (s *Sandbox) Lab() *lab.Lab { return s.lab }
 
 // DelVM removes a VM (its veth goes with its namespace).
 func (s *Sandbox) DelVM(port string) error {

@@ -1,0 +1,134 @@
+// Package dpctl is courier-dpctl: what a host's data plane holds and has
+// done, read from its pinned maps (so it works while hostd is down).
+package dpctl
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/courier-sdn/courier/dataplane"
+)
+
+// App is the courier-dpctl command line.
+func App(out io.Writer) *cli.App {
+	open := func(cx *cli.Context) (*dataplane.Datapath, error) {
+		return dataplane.OpenPinned(cx.String("pin-root"), cx.String("chassis"))
+	}
+	with := func(fn func(d *dataplane.Datapath, w io.Writer) error) cli.ActionFunc {
+		return func(cx *cli.Context) error {
+			d, err := open(cx)
+			if err != nil {
+				return err
+			}
+			defer d.ClosePinned()
+			return fn(d, out)
+		}
+	}
+	list := func(title string, get func(*dataplane.Dump) []string) cli.ActionFunc {
+		return with(func(d *dataplane.Datapath, w io.Writer) error {
+			dump, err := d.Dump()
+			if err != nil {
+				return err
+			}
+			for _, l := range get(dump) {
+				fmt.Fprintln(w, l)
+			}
+			if len(get(dump)) == 0 {
+				fmt.Fprintf(w, "(no %s)\n", title)
+			}
+			return nil
+		})
+	}
+	return &cli.App{
+		Name:            "courier-dpctl",
+		Usage:           "show what a host's eBPF data plane holds and has done",
+		HideHelpCommand: true,
+		Description: `Reads the maps courier-hostd pinned under PIN-ROOT/CHASSIS; works whether or
+not hostd runs, from any network namespace. In the sandbox the pin root is
+/sys/fs/bpf/courier/sandbox-cs-.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "chassis", Usage: "the chassis whose data plane to read", Required: true},
+			&cli.StringFlag{Name: "pin-root", Value: dataplane.DefaultPinRoot, Usage: "where hostd pins (see courier-hostd --pin-root)"},
+		},
+		Commands: []*cli.Command{
+			{Name: "ports", Usage: "VM ports (by host-side ifindex)", Action: list("ports", func(d *dataplane.Dump) []string { return d.Ports })},
+			{Name: "vxnets", Usage: "vxnets and their flags", Action: list("vxnets", func(d *dataplane.Dump) []string { return d.Vxnets })},
+			{Name: "vpcs", Usage: "VPCs and their flags", Action: list("VPCs", func(d *dataplane.Dump) []string { return d.VPCs })},
+			{Name: "routes", Usage: "VPC routes", Action: list("routes", func(d *dataplane.Dump) []string { return d.Routes })},
+			{Name: "hubs", Usage: "each VPC's hubs", Action: list("hubs", func(d *dataplane.Dump) []string { return d.Hubs })},
+			{Name: "locals", Usage: "addresses held by local ports", Action: list("local addresses", func(d *dataplane.Dump) []string { return d.Locals })},
+			{Name: "cache", Usage: "learned direct paths, with age and hits", Action: with(cache)},
+			{Name: "counters", Usage: "packet counters and drops by reason", Action: with(counters)},
+		},
+	}
+}
+
+func cache(d *dataplane.Datapath, out io.Writer) error {
+	es, err := d.Cache()
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "VPC\tIP\tHOST\tVNI\tMAC\tAGE\tIDLE\tHITS")
+	for _, e := range es {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%d\n", e.VPC, e.IP, e.VTEP, e.VNI, e.MAC,
+			e.Age.Round(time.Millisecond), e.Idle.Round(time.Millisecond), e.Hits)
+	}
+	return w.Flush()
+}
+
+func counters(d *dataplane.Datapath, out io.Writer) error {
+	cs, err := d.Counters()
+	if err != nil {
+		return err
+	}
+	ds, err := d.Drops()
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	print := func(kind string, m map[string]uint64) {
+		var keys []string
+		for k, v := range m {
+			if v > 0 {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "%s\t%s\t%d\n", kind, k, m[k])
+		}
+	}
+	fmt.Fprintln(w, "KIND\tNAME\tPACKETS")
+	print("count", cs)
+	print("drop", ds)
+	w.Flush()
+	if hist, err := d.LearnLatency(); err == nil {
+		var parts []string
+		for i, n := range hist {
+			if n > 0 {
+				parts = append(parts, fmt.Sprintf("<%dµs:%d", 2<<i, n))
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(out, "learning latency (first miss to learned entry): %s\n", strings.Join(parts, " "))
+		}
+	}
+	return nil
+}
+
+// Main runs courier-dpctl.
+func Main(args []string) int {
+	if err := App(os.Stdout).Run(args); err != nil {
+		fmt.Fprintln(os.Stderr, "courier-dpctl:", err)
+		return 1
+	}
+	return 0
+}
