@@ -476,6 +476,21 @@ func TestHubStages(t *testing.T) {
 			return runTunnel(t, d, peerA, 5002, arpPkt(1, vm2MAC, ip4("10.0.2.5"), nil, ip4("10.0.2.99")))
 		})
 	})
+	t.Run("delivers to its own port and teaches the sender where it lives", func(t *testing.T) {
+		resetSent(d)
+		pkt := udpPkt(vm2MAC, remMAC1, ip4("10.0.2.7"), ip4("10.0.2.5"), 64, 10)
+		r := runTunnel(t, d, peerA, 5002, pkt)
+		m, err := ParseLearnMsg(r.out)
+		if vtep, _, _, _ := sent(t, d); r.verdict != actRedirect || vtep != peerA || err != nil || m.IP != ip4("10.0.2.5") || m.VTEP != hubIP {
+			t.Errorf("verdict %d to %s learn %+v %v", r.verdict, vtep, m, err)
+		}
+		// Taught once: the next packet is a plain delivery.
+		resetSent(d)
+		r = runTunnel(t, d, peerA, 5002, pkt)
+		if _, _, ifx, peer := sent(t, d); r.verdict != actRedirect || ifx != f.p2 || !peer {
+			t.Errorf("verdict %d to %d peer %v", r.verdict, ifx, peer)
+		}
+	})
 	t.Run("never sends a packet back to where it came from", func(t *testing.T) {
 		expectDrop(t, d, "loop", func() runResult {
 			return runTunnel(t, d, peerB, 5002, udpPkt(remMAC2, vm2MAC, ip4("10.0.2.5"), ip4("10.0.2.7"), 64, 10))

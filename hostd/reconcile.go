@@ -46,6 +46,17 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		}
 	}
 	d.syncVPCs(ctx, want)
+	// Apply only what healthy sessions say: a VPC whose session is down
+	// (a database restarting) is not a VPC the host left. Until every
+	// session it needs is back, the kernel keeps what it has and keeps
+	// forwarding.
+	if missing := d.unhealthy(want); missing != "" {
+		d.status["sessions"] = missing
+		d.log.Warn("not applying: the southbound view is incomplete; the data plane keeps its state", "why", missing)
+		d.retryLater()
+		return
+	}
+	delete(d.status, "sessions")
 
 	encap := map[string]netip.Addr{}
 	for _, c := range ops.Rows[sbdb.Chassis](d.base) {
@@ -145,6 +156,11 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		}
 	}
 
+	if missing := d.unhealthy(want); missing != "" {
+		d.log.Warn("a session ended while computing; not applying", "why", missing)
+		d.retryLater()
+		return
+	}
 	as, err := d.dp.Apply(st)
 	d.m.reconcile(time.Since(start), as, err, len(flowErrs))
 	if err != nil {
@@ -176,6 +192,32 @@ func (d *Daemon) reconcile(ctx context.Context) {
 }
 
 func isMe(c *string, me string) bool { return c != nil && *c == me }
+
+// unhealthy says which session the host needs is down, or "".
+func (d *Daemon) unhealthy(want map[int]bool) string {
+	select {
+	case <-d.base.Done():
+		return "base session down"
+	default:
+	}
+	for vpc := range want {
+		vs, ok := d.vpcs[vpc]
+		if !ok {
+			return fmt.Sprintf("no session for VPC %d", vpc)
+		}
+		select {
+		case <-vs.dead:
+			return fmt.Sprintf("session for VPC %d down", vpc)
+		default:
+		}
+	}
+	return ""
+}
+
+// retryLater reconciles again in a second.
+func (d *Daemon) retryLater() {
+	time.AfterFunc(time.Second, d.kick)
+}
 
 // ours: a port whose VM interface is here and which is bound here, or
 // requested here (then it is ours by right, even before our claim has come

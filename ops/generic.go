@@ -77,8 +77,12 @@ func All() []ovsdb.Condition {
 // cached row).
 func Rows[T any, PT Row[T]](c client.Client) []PT {
 	var zero PT
-	table := c.Cache().DatabaseModel().FindTable(reflect.TypeOf(zero))
-	rc := c.Cache().Table(table)
+	tc := c.Cache()
+	if tc == nil {
+		return nil // the session ended: libovsdb dropped its cache
+	}
+	table := tc.DatabaseModel().FindTable(reflect.TypeOf(zero))
+	rc := tc.Table(table)
 	if rc == nil {
 		return nil
 	}
@@ -88,4 +92,26 @@ func Rows[T any, PT Row[T]](c client.Client) []PT {
 		out = append(out, m.(PT))
 	}
 	return out
+}
+
+// SelectAll selects the given columns of every row of a table.
+func SelectAll(table string, columns ...string) []ovsdb.Operation {
+	return []ovsdb.Operation{{Op: ovsdb.OperationSelect, Table: table, Where: All(), Columns: columns}}
+}
+
+// StringSet reads a set-of-strings column from a select result.
+func StringSet(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case ovsdb.OvsSet:
+		out := make([]string, 0, len(x.GoSet))
+		for _, e := range x.GoSet {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }

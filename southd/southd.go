@@ -159,6 +159,15 @@ func (d *Daemon) session(ctx context.Context) error {
 		case <-tick.C:
 		case <-d.lock.Changed():
 		}
+		// Decide only from live sessions: an ended one has no rows, and
+		// deciding from nothing would, for one, drop every hub.
+		select {
+		case <-sb.Done():
+			return errors.New("southbound session lost")
+		case <-nb.Done():
+			return errors.New("northbound session lost")
+		default:
+		}
 		active := d.lock.Held()
 		d.m.active.Set(map[bool]float64{true: 1, false: 0}[active])
 		// Liveness is observed by every instance, so that a standby that

@@ -453,20 +453,31 @@ static __always_inline int send_learn(struct __sk_buff *skb, __u32 to, __u32 vpc
 	return to_vxlan(skb, to, vni);
 }
 
-/* forward sends the packet to dest's host and, when the sender should be
- * taught, a learn message back to the sender. */
+/* hub_forward sends the packet on to its destination: another host, or a
+ * port of the hub itself. When the sender has not been taught lately, the
+ * packet goes as a clone and the original becomes the learn message. */
 static __always_inline int hub_forward(struct __sk_buff *skb, __u32 sender, __u32 vpc, __be32 target, struct dest *d)
 {
-	count(STAT_HUB_FORWARD);
-	if (d->kind == DEST_LOCAL)
-		return to_peer(d->ifindex);
-	if (d->vtep == sender || d->vtep == cfg_local_vtep)
-		return drop(DROP_LOOP);
+	__u32 at = cfg_local_vtep;
+	if (d->kind == DEST_LOCAL) {
+		count(STAT_LOCAL_TX);
+	} else {
+		if (d->vtep == sender || d->vtep == cfg_local_vtep)
+			return drop(DROP_LOOP);
+		count(STAT_HUB_FORWARD);
+		at = d->vtep;
+	}
 	if (!should_teach(sender, vpc, target))
-		return to_vxlan(skb, d->vtep, d->vni);
-	if (set_tunnel(skb, d->vtep, d->vni) < 0 || bpf_clone_redirect(skb, cfg_vxlan_ifindex, 0) < 0)
+		return d->kind == DEST_LOCAL ? to_peer(d->ifindex) : to_vxlan(skb, d->vtep, d->vni);
+	if (d->kind == DEST_LOCAL) {
+		/* A clone cannot be redirected to a peer; out of the host side
+		 * of the VM's veth reaches the VM just the same. */
+		if (bpf_clone_redirect(skb, d->ifindex, 0) < 0)
+			return drop(DROP_REDIRECT_FAILED);
+	} else if (set_tunnel(skb, d->vtep, d->vni) < 0 || bpf_clone_redirect(skb, cfg_vxlan_ifindex, 0) < 0) {
 		return drop(DROP_REDIRECT_FAILED);
-	return send_learn(skb, sender, vpc, LEARN_OP_LEARN, target, d->vni, d->mac, d->vtep);
+	}
+	return send_learn(skb, sender, vpc, LEARN_OP_LEARN, target, d->vni, d->mac, at);
 }
 
 static __always_inline int tunnel_learn(struct __sk_buff *skb, __u32 vpc, __u32 src)
@@ -596,6 +607,13 @@ static __always_inline int tunnel_ipv4(struct __sk_buff *skb, struct vxnet *vx, 
 			return drop(DROP_L2_CROSS_VXNET);
 		if (incomplete)
 			__builtin_memcpy(eth->h_dest, l->mac, 6);
+		if (cfg_hub) {
+			/* A sender that came to a hub did not know where the
+			 * destination lives: it lives here, and is taught so. */
+			struct dest d = {.kind = DEST_LOCAL, .ifindex = l->ifindex, .vni = l->vni};
+			__builtin_memcpy(d.mac, l->mac, 6);
+			return hub_forward(skb, src, vpc_id, target, &d);
+		}
 		count(STAT_LOCAL_TX);
 		return to_peer(l->ifindex);
 	}

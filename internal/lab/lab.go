@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -23,8 +24,10 @@ import (
 	"github.com/courier-sdn/courier/dataplane"
 )
 
-// Lab is a set of namespaces sharing a prefix.
+// Lab is a set of namespaces sharing a prefix. AddVM may be called
+// concurrently.
 type Lab struct {
+	mu     sync.Mutex
 	Prefix string
 	Fabric string // the fabric namespace
 	Hosts  map[string]*Host
@@ -102,8 +105,17 @@ func New(prefix string, subnet netip.Prefix) (*Lab, error) {
 		return nil, err
 	}
 	err := Do(l.Fabric, func() error {
-		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
+		// No IGMP snooping: with it the bridge joins the all-snoopers
+		// group (224.0.0.106) and sends reports of its own.
+		snooping := false
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}, MulticastSnooping: &snooping}
 		if err := netlink.LinkAdd(br); err != nil {
+			return err
+		}
+		// The underlay carries VXLAN only: no multicast (no IGMP reports
+		// from interfaces coming up), so that a capture shows only what
+		// Courier sends.
+		if err := netlink.LinkSetMulticastOff(br); err != nil {
 			return err
 		}
 		return netlink.LinkSetUp(br)
@@ -140,6 +152,9 @@ func (l *Lab) AddHost(name string, n int) (*Host, error) {
 		if err := netlink.LinkSetMaster(fab, br); err != nil {
 			return err
 		}
+		if err := netlink.LinkSetMulticastOff(fab); err != nil {
+			return err
+		}
 		if err := netlink.LinkSetUp(fab); err != nil {
 			return err
 		}
@@ -160,6 +175,9 @@ func (l *Lab) AddHost(name string, n int) (*Host, error) {
 			return err
 		}
 		h.MAC = eth.Attrs().HardwareAddr
+		if err := netlink.LinkSetMulticastOff(eth); err != nil {
+			return err
+		}
 		if err := netlink.AddrAdd(eth, &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(l.subnet.Bits(), 32)}}); err != nil {
 			return err
 		}
@@ -232,7 +250,9 @@ func (l *Lab) AddVM(name string, h *Host, c VMConfig) (*VM, error) {
 		netns.DeleteNamed(vm.NS)
 		return nil, fmt.Errorf("VM %s: %w", name, err)
 	}
+	l.mu.Lock()
 	l.VMs[name] = vm
+	l.mu.Unlock()
 	return vm, nil
 }
 

@@ -173,7 +173,7 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 					if err != nil {
 						return err
 					}
-					if _, ok := s.State.VMs[port]; !ok {
+					if _, ok := s.HasVM(port); !ok {
 						return fmt.Errorf("no VM %s in the sandbox", port)
 					}
 					ip, err := lookPath("ip")
@@ -228,7 +228,7 @@ func Demo(ctx context.Context, s *Sandbox, out io.Writer) error {
 	}
 	vms := []struct{ port, host string }{{"blue-web1", on(0)}, {"blue-web2", on(1)}, {"blue-db1", on(2)}, {"red-app1", on(0)}, {"red-app2", on(1)}}
 	for _, v := range vms {
-		if _, ok := s.State.VMs[v.port]; ok {
+		if _, ok := s.HasVM(v.port); ok {
 			continue
 		}
 		if err := s.AddVM(ctx, v.host, v.port); err != nil {

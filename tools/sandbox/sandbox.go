@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/courier-sdn/courier/dataplane"
@@ -74,9 +75,10 @@ type VMSt struct {
 	IP   string `json:"ip"`
 }
 
-// Sandbox is a running sandbox.
+// Sandbox is a running sandbox. Its methods may be called concurrently.
 type Sandbox struct {
 	RunDir string
+	mu     sync.Mutex // guards State and its file
 	State  State
 	ctl    *ctl.Config
 	lab    *lab.Lab
@@ -172,6 +174,8 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 }
 
 func (s *Sandbox) save() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	b, _ := json.MarshalIndent(s.State, "", "  ")
 	return os.WriteFile(filepath.Join(s.RunDir, "sandbox.json"), b, 0o644)
 }
@@ -344,7 +348,10 @@ func (s *Sandbox) AddVM(ctx context.Context, host, port string) error {
 	if _, err := s.host(host); err != nil {
 		return err
 	}
-	if vm, ok := s.State.VMs[port]; ok {
+	s.mu.Lock()
+	vm, ok := s.State.VMs[port]
+	s.mu.Unlock()
+	if ok {
 		return fmt.Errorf("VM %s already runs on %s", port, vm.Host)
 	}
 	p, cidr, gw, err := s.portInfo(ctx, port)
@@ -366,8 +373,62 @@ func (s *Sandbox) AddVM(ctx context.Context, host, port string) error {
 	if _, err := s.lab.AddVM(port, s.lab.Hosts[host], lab.VMConfig{Port: port, MAC: mac, Addr: addr, Gateway: gw}); err != nil {
 		return err
 	}
-	s.State.VMs[port] = VMSt{Host: host, IP: addr.Addr().String()}
-	return s.save()
+	s.setVM(port, &VMSt{Host: host, IP: addr.Addr().String()})
+	if err := s.save(); err != nil {
+		return err
+	}
+	// Like an orchestrator, wait until the host has bound the port and
+	// programmed its DVR: the interface is not part of the northbound,
+	// so --wait=hv cannot cover it.
+	return s.WaitUp(ctx, port, 15*time.Second)
+}
+
+// WaitUp waits until the port's binding says it is up on some chassis.
+func (s *Sandbox) WaitUp(ctx context.Context, port string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := ops.RawDial(s.SB())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for {
+		var res []struct {
+			Rows []struct {
+				Up      any `json:"up"`
+				Chassis any `json:"chassis"`
+			} `json:"rows"`
+		}
+		err := conn.Call(ctx, "transact", []any{"Courier_Southbound", map[string]any{"op": "select", "table": "Port_Binding",
+			"where": []any{[]any{"logical_port", "==", port}}, "columns": []string{"up", "chassis"}}}, &res)
+		if err == nil && len(res) == 1 && len(res[0].Rows) == 1 && res[0].Rows[0].Up == true {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("port %s did not come up (is it declared in the northbound?)", port)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// setVM records (or, with nil, forgets) a VM.
+func (s *Sandbox) setVM(port string, vm *VMSt) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if vm == nil {
+		delete(s.State.VMs, port)
+	} else {
+		s.State.VMs[port] = *vm
+	}
+}
+
+// HasVM reports whether a VM runs and where.
+func (s *Sandbox) HasVM(port string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	vm, ok := s.State.VMs[port]
+	return vm.Host, ok
 }
 
 // AddVMAt creates a VM for a port that need not exist in the northbound
@@ -380,7 +441,7 @@ func (s *Sandbox) AddVMAt(host, port string, mac net.HardwareAddr, addr netip.Pr
 	if _, err := s.lab.AddVM(port, s.lab.Hosts[host], lab.VMConfig{Port: port, MAC: mac, Addr: addr, Gateway: gw}); err != nil {
 		return err
 	}
-	s.State.VMs[port] = VMSt{Host: host, IP: addr.Addr().String()}
+	s.setVM(port, &VMSt{Host: host, IP: addr.Addr().String()})
 	return s.save()
 }
 
@@ -389,10 +450,10 @@ func (s *Sandbox) Lab() *lab.Lab { return s.lab }
 
 // DelVM removes a VM (its veth goes with its namespace).
 func (s *Sandbox) DelVM(port string) error {
-	if _, ok := s.State.VMs[port]; !ok {
+	if _, ok := s.HasVM(port); !ok {
 		return fmt.Errorf("no VM %s in the sandbox", port)
 	}
-	delete(s.State.VMs, port)
+	s.setVM(port, nil)
 	err := lab.DestroyPrefix(s.VMNS(port))
 	return errors.Join(err, s.save())
 }
@@ -400,7 +461,7 @@ func (s *Sandbox) DelVM(port string) error {
 // MoveVM moves a VM to another host, keeping its IP and MAC: the VM is
 // recreated there and its old interface removed.
 func (s *Sandbox) MoveVM(ctx context.Context, port, to string) error {
-	if _, ok := s.State.VMs[port]; !ok {
+	if _, ok := s.HasVM(port); !ok {
 		return fmt.Errorf("no VM %s in the sandbox", port)
 	}
 	if err := s.DelVM(port); err != nil {

@@ -1,0 +1,247 @@
+// Package e2e runs the whole system: a fresh sandbox per scenario (real
+// ovsdb-servers, northd, southd, one hostd per host namespace, VMs as
+// namespaces, real VXLAN), asserting on what the kernel and the databases
+// show.
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/courier-sdn/courier/internal/testenv"
+	"github.com/courier-sdn/courier/tools/nbctl"
+	"github.com/courier-sdn/courier/tools/sandbox"
+)
+
+type env struct {
+	t *testing.T
+	s *sandbox.Sandbox
+}
+
+// start runs a sandbox with a test-unique prefix and run directory,
+// removed at the end whatever happens.
+func start(t *testing.T, hosts, hubs int) *env {
+	t.Helper()
+	testenv.Integration(t, "ping", "iperf3", "tcpdump", "ip")
+	testenv.Root(t)
+	s, err := sandbox.Start(context.Background(), sandbox.Options{RunDir: testenv.RunDir(t), Prefix: "ce" + testenv.ID() + "-",
+		Hosts: hosts, Hubs: hubs, BinDir: testenv.BinDir(t), DeadAfter: 2 * time.Second, Log: testenv.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, s: s}
+	t.Cleanup(func() {
+		if t.Failed() {
+			testenv.DumpLogs(t, s.RunDir)
+		}
+		if err := s.Stop(); err != nil {
+			t.Errorf("sandbox stop: %v", err)
+		}
+	})
+	return e
+}
+
+// nb runs courier-nbctl with --wait=hv.
+func (e *env) nb(args ...string) {
+	e.t.Helper()
+	if err := e.nbErr("hv", args...); err != nil {
+		e.t.Fatalf("courier-nbctl %s: %v", strings.Join(args, " "), err)
+	}
+}
+
+func (e *env) nbErr(wait string, args ...string) error {
+	return nbctl.Run(context.Background(), nbctl.Options{DB: e.s.NB(), Wait: wait, Format: "table", Timeout: 20 * time.Second}, args, &bytes.Buffer{})
+}
+
+func (e *env) vm(host, port string) {
+	e.t.Helper()
+	if err := e.s.AddVM(context.Background(), host, port); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func (e *env) ping(from, to string) bool {
+	n, _ := e.s.Ping(from, ip(to), 3, "0.2")
+	return n == 3
+}
+
+func (e *env) mustPing(from, to string) {
+	e.t.Helper()
+	if n, out := e.s.Ping(from, ip(to), 3, "0.2"); n != 3 {
+		e.t.Errorf("%s -> %s: %d/3 answered\n%s", from, to, n, out)
+	}
+}
+
+func (e *env) mustNotPing(from, to string) {
+	e.t.Helper()
+	if n, out := e.s.Ping(from, ip(to), 2, "0.2"); n != 0 {
+		e.t.Errorf("%s -> %s: %d answered, want none\n%s", from, to, n, out)
+	}
+}
+
+// dp opens a host's data plane read-only.
+func (e *env) dp(host string) *dataplane.Datapath {
+	e.t.Helper()
+	d, err := dataplane.OpenPinned(e.s.State.PinRoot, host)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { d.ClosePinned() })
+	return d
+}
+
+func (e *env) counters(host string) map[string]uint64 {
+	c, err := e.dp(host).Counters()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+func (e *env) cache(host string) map[string]dataplane.CacheEntry {
+	es, err := e.dp(host).Cache()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]dataplane.CacheEntry{}
+	for _, c := range es {
+		out[fmt.Sprintf("%d/%s", c.VPC, c.IP)] = c
+	}
+	return out
+}
+
+func (e *env) vtep(host string) netip.Addr {
+	for _, h := range e.s.State.Hosts {
+		if h.Name == host {
+			return netip.MustParseAddr(h.VTEP)
+		}
+	}
+	e.t.Fatalf("no host %s", host)
+	return netip.Addr{}
+}
+
+// pingLoop pings from a VM in the background; wait returns transmitted
+// and received counts.
+type pingLoop struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+func (e *env) startPing(from, to string, count int, interval string) *pingLoop {
+	e.t.Helper()
+	p := &pingLoop{cmd: exec.Command("ip", "netns", "exec", e.s.VMNS(from), "ping", "-n", "-q", "-i", interval,
+		"-c", fmt.Sprint(count), "-W", "1", to)}
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+	})
+	return p
+}
+
+func (p *pingLoop) wait() (sent, recv int) {
+	p.cmd.Wait()
+	for _, line := range strings.Split(p.out.String(), "\n") {
+		if strings.Contains(line, "packets transmitted") {
+			fmt.Sscanf(line, "%d packets transmitted, %d received", &sent, &recv)
+		}
+	}
+	return sent, recv
+}
+
+// capture counts frames matching filter on the fabric bridge (the
+// underlay) until stop is called.
+type capture struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+func (e *env) capture(filter string) *capture {
+	e.t.Helper()
+	c := &capture{cmd: exec.Command("ip", "netns", "exec", e.s.State.Prefix+"fabric", "tcpdump", "-i", "br0", "-n", "-e", "-l", "-p", filter)}
+	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
+	if err := c.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // tcpdump attaches
+	e.t.Cleanup(func() { c.cmd.Process.Kill(); c.cmd.Wait() })
+	return c
+}
+
+// stop ends the capture and returns the captured lines.
+func (c *capture) stop() []string {
+	time.Sleep(300 * time.Millisecond)
+	c.cmd.Process.Signal(interruptSignal)
+	c.cmd.Wait()
+	var lines []string
+	for _, l := range strings.Split(c.out.String(), "\n") {
+		if l == "" || strings.HasPrefix(l, "tcpdump:") || strings.HasPrefix(l, "listening") ||
+			strings.Contains(l, "packets captured") || strings.Contains(l, "received by filter") || strings.Contains(l, "dropped by kernel") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	return lines
+}
+
+func mac(s string) net.HardwareAddr {
+	m, _ := net.ParseMAC(s)
+	return m
+}
+
+// hostDown takes a host off the underlay and kills its hostd: as far as
+// the rest is concerned, the machine died.
+func (e *env) hostDown(host string) {
+	e.t.Helper()
+	e.s.KillHostd(host)
+	err := lab.Do(e.s.HostNS(host), func() error {
+		out, err := exec.Command("ip", "link", "set", "eth0", "down").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// diagnose logs what the hosts' data planes hold, and keeps a copy of the
+// run directory's logs in $COURIER_E2E_KEEP if set.
+func (e *env) diagnose(hosts ...string) {
+	if keep := os.Getenv("COURIER_E2E_KEEP"); keep != "" {
+		exec.Command("cp", "-r", e.s.RunDir, keep).Run()
+	}
+	for _, h := range hosts {
+		d := e.dp(h)
+		dump, _ := d.Dump()
+		c, _ := d.Cache()
+		cs, _ := d.Counters()
+		ds, _ := d.Drops()
+		var nz []string
+		for k, v := range ds {
+			if v > 0 {
+				nz = append(nz, fmt.Sprintf("%s=%d", k, v))
+			}
+		}
+		e.t.Logf("%s: ports %v vxnets %v vpcs %v hubs %v routes %v locals %v bindings %d\ncache %+v\ncounters %v\ndrops %v",
+			h, dump.Ports, dump.Vxnets, dump.VPCs, dump.Hubs, dump.Routes, dump.Locals, dump.Bindings, c, cs, nz)
+	}
+}
