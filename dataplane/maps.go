@@ -238,18 +238,27 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	add(d.addrsT().sync(want.addrs, have.addrs))
 	// Detach programs from interfaces that are no longer ports before
 	// their entries go, attach to new ones after theirs are written.
+	attach := map[int]bool{}
+	for ifindex := range want.ports {
+		attach[int(ifindex)] = true
+	}
+	for _, ifindex := range s.Interfaces {
+		if ifindex > 0 {
+			attach[ifindex] = true
+		}
+	}
 	for ifindex := range d.ports {
-		if _, ok := want.ports[uint32(ifindex)]; !ok {
+		if !attach[ifindex] {
 			d.detachPort(ifindex)
 			st.Detached++
 		}
 	}
 	add(d.portsT().sync(want.ports, have.ports))
-	for ifindex := range want.ports {
-		if _, ok := d.ports[int(ifindex)]; ok {
+	for ifindex := range attach {
+		if _, ok := d.ports[ifindex]; ok {
 			continue
 		}
-		if err := d.attachPort(int(ifindex)); err != nil {
+		if err := d.attachPort(ifindex); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -25,6 +25,12 @@ type State struct {
 	// virtual IPs a local port took over, learned addresses of ports with
 	// unknown addresses.
 	Locals []Local
+	// Interfaces are VM interfaces (host-side ifindexes) whose ports are
+	// not programmed yet. The DVR is attached to them ahead of time, and
+	// drops what they send (no_port) until their port is: attaching a
+	// tcx program waits for an RCU grace period, 10-15 ms that would
+	// otherwise be paid when the port is declared.
+	Interfaces []int
 }
 
 // Port is a VM port on this host.

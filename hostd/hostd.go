@@ -64,7 +64,9 @@ type Daemon struct {
 
 	notify chan struct{}
 	base   *ops.Session
-	vpcs   map[int]*vpcSession
+	// baseTracker only wakes the loop; reconcile drains it.
+	baseTracker *ops.Tracker
+	vpcs        map[int]*vpcSession
 
 	ifaces  map[string]int // logical port -> ifindex of its VM interface
 	byIndex map[int]string
@@ -77,10 +79,26 @@ type Daemon struct {
 }
 
 type vpcSession struct {
-	vpc  int
-	hub  bool
-	s    *ops.Session
-	dead chan struct{}
+	vpc     int
+	hub     bool
+	s       *ops.Session
+	tracker *ops.Tracker
+	dead    chan struct{}
+	// flows is the VPC's compiled logical flows, kept until the
+	// tracker reports a change to Logical_Flow or Datapath: compiling a
+	// VPC's thousands of flows on every port change would dominate the
+	// time to program a port.
+	flows *flowConfig
+}
+
+// compiled returns the session's compiled flows, recompiling them when
+// the flows or datapaths changed since the last call.
+func (vs *vpcSession) compiled(dps map[string]*sbdb.Datapath) *flowConfig {
+	ch := vs.tracker.Drain()
+	if vs.flows == nil || ch.Overflow || len(ch.Table(sbdb.LogicalFlowTable)) > 0 || len(ch.Table(sbdb.DatapathTable)) > 0 {
+		vs.flows = compileFlows(vs.vpc, ops.Rows[sbdb.LogicalFlow](vs.s), dps)
+	}
+	return vs.flows
 }
 
 type bindingKey struct {

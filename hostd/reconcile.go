@@ -25,8 +25,12 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	// Read nb_cfg before anything else of the session: the rows read
 	// after it are at least that new.
 	cfgs := []int{sbCfg(d.base.Client)}
+	// The base session's changes only wake reconciles up: reconciles
+	// read whole tables. Drain them so they do not pile up.
+	d.baseTracker.Drain()
 	pbs := ops.Rows[sbdb.PortBinding](d.base)
 	d.claim(ctx, pbs)
+	claimed := time.Now()
 
 	// The VPCs this host takes part in: those of its bound ports, and
 	// those it is a hub of.
@@ -69,7 +73,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	var flowErrs []string
 	ready := true
 	bindings := map[bindingKey]dataplane.Binding{}
-	for vpc, vs := range d.vpcs {
+	for _, vs := range d.vpcs {
 		cfgs = append(cfgs, sbCfg(vs.s.Client))
 		vdps := map[string]*sbdb.Datapath{}
 		for _, dp := range ops.Rows[sbdb.Datapath](vs.s) {
@@ -79,7 +83,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		if len(vdps) == 0 {
 			ready = false // not compiled yet, or still loading
 		}
-		fc := compileFlows(vpc, ops.Rows[sbdb.LogicalFlow](vs.s), vdps)
+		fc := vs.compiled(vdps)
 		flowErrs = append(flowErrs, fc.errs...)
 		for _, dp := range vdps {
 			switch dp.Type {
@@ -156,12 +160,20 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		}
 	}
 
+	// Every VM interface gets the DVR as soon as it appears, so that
+	// declaring its port only writes map entries.
+	for _, ifindex := range d.ifaces {
+		st.Interfaces = append(st.Interfaces, ifindex)
+	}
+
 	if missing := d.unhealthy(want); missing != "" {
 		d.log.Warn("a session ended while computing; not applying", "why", missing)
 		d.retryLater()
 		return
 	}
+	computed := time.Now()
 	as, err := d.dp.Apply(st)
+	applied := time.Now()
 	d.m.reconcile(time.Since(start), as, err, len(flowErrs))
 	if err != nil {
 		d.log.Error("applying the southbound to the kernel failed", "err", err)
@@ -176,10 +188,6 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	} else {
 		delete(d.status, "lflows")
 	}
-	if as.Written+as.Removed+as.Attached+as.Detached > 0 {
-		d.log.Debug("applied", "written", as.Written, "removed", as.Removed, "attached", as.Attached,
-			"detached", as.Detached, "ports", len(st.Ports), "bindings", len(st.Bindings), "took", time.Since(start))
-	}
 	if err == nil {
 		d.markUp(ctx, up)
 		d.teach(bindings)
@@ -188,6 +196,11 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		}
 	}
 	d.writeStatus(ctx)
+	if as.Written+as.Removed+as.Attached+as.Detached > 0 {
+		d.log.Debug("applied", "written", as.Written, "removed", as.Removed, "attached", as.Attached,
+			"detached", as.Detached, "ports", len(st.Ports), "bindings", len(st.Bindings),
+			"claim", claimed.Sub(start), "compute", computed.Sub(claimed), "kernel", applied.Sub(computed), "write_back", time.Since(applied))
+	}
 	d.m.monitored(d.base, d.vpcs)
 }
 

@@ -36,7 +36,8 @@ func (d *Daemon) openBase(ctx context.Context) error {
 	if d.cfg.Hub {
 		mon = append(mon, client.WithTable(&sbdb.Hub{}))
 	}
-	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: d.cfg.SB, Monitor: mon, Tracker: ops.NewTrackerNotifying(d.notify),
+	d.baseTracker = ops.NewTrackerNotifying(d.notify)
+	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: d.cfg.SB, Monitor: mon, Tracker: d.baseTracker,
 		EchoInterval: 5 * time.Second, Logger: d.log})
 	if err != nil {
 		return err
@@ -143,15 +144,16 @@ func (d *Daemon) syncVPCs(ctx context.Context, want map[int]bool) {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		tracker := ops.NewTrackerNotifying(d.notify)
 		s, err := ops.Open(cctx, m, ops.SessionOptions{Remotes: d.cfg.SB, Monitor: vpcMonitor(vpc, hub),
-			Tracker: ops.NewTrackerNotifying(d.notify), EchoInterval: 5 * time.Second, Logger: d.log})
+			Tracker: tracker, EchoInterval: 5 * time.Second, Logger: d.log})
 		cancel()
 		if err != nil {
 			d.log.Warn("open VPC session", "vpc", vpc, "err", err)
 			d.status["vpc-"+fmt.Sprint(vpc)] = "cannot monitor: " + err.Error()
 			continue
 		}
-		vs := &vpcSession{vpc: vpc, hub: hub, s: s, dead: make(chan struct{})}
+		vs := &vpcSession{vpc: vpc, hub: hub, s: s, tracker: tracker, dead: make(chan struct{})}
 		go func() {
 			<-s.Done()
 			close(vs.dead)
