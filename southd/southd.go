@@ -212,7 +212,8 @@ func (d *Daemon) liveness(sb *ops.Session) map[string]bool {
 func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[string]bool) error {
 	var txn []ovsdb.Operation
 	txn = append(txn, d.markLiveness(sb, alive)...)
-	txn = append(txn, d.assignHubs(sb, alive)...)
+	hubOps, hubs := d.assignHubs(sb, alive)
+	txn = append(txn, hubOps...)
 	txn = append(txn, d.arbitrate(sb)...)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -220,6 +221,9 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 		if _, err := ops.Transact(cctx, d.lock, txn...); err != nil {
 			return err
 		}
+	}
+	if len(hubOps) > 0 {
+		d.awaitHubs(cctx, sb, hubs)
 	}
 	return d.ackHosts(cctx, sb, nb, alive)
 }
@@ -261,7 +265,7 @@ func (d *Daemon) markLiveness(sb *ops.Session, alive map[string]bool) []ovsdb.Op
 // assignHubs gives every VPC HubsPerVPC live hub-role chassis: current
 // hubs that are alive stay, missing ones are filled with the least loaded
 // candidates (then by name), so nothing moves while nothing changes.
-func (d *Daemon) assignHubs(sb *ops.Session, alive map[string]bool) []ovsdb.Operation {
+func (d *Daemon) assignHubs(sb *ops.Session, alive map[string]bool) ([]ovsdb.Operation, map[int][]string) {
 	candidates := []string{}
 	for _, c := range ops.Rows[sbdb.Chassis](sb) {
 		if slices.Contains(c.Roles, "hub") && alive[c.Name] {
@@ -286,6 +290,7 @@ func (d *Daemon) assignHubs(sb *ops.Session, alive map[string]bool) []ovsdb.Oper
 		}
 	}
 	var txn []ovsdb.Operation
+	want := map[int][]string{}
 	keys := make([]int, 0, len(vpcs))
 	for v := range vpcs {
 		keys = append(keys, v)
@@ -329,6 +334,7 @@ func (d *Daemon) assignHubs(sb *ops.Session, alive map[string]bool) []ovsdb.Oper
 		for i, c := range keep {
 			set[i] = c
 		}
+		want[vpc] = keep
 		switch {
 		case h == nil:
 			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: sbdb.HubTable,
@@ -349,7 +355,36 @@ func (d *Daemon) assignHubs(sb *ops.Session, alive map[string]bool) []ovsdb.Oper
 				Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: h.UUID}}}})
 		}
 	}
-	return txn
+	return txn, want
+}
+
+// awaitHubs waits, briefly, until the monitor shows the hub assignments
+// just written. Decisions are written on the lock's connection and read
+// back through the monitor's, which lags: deciding again before the new
+// rows arrive would insert a second Hub row for a VPC (refused by the
+// schema's index, failing the whole transaction).
+func (d *Daemon) awaitHubs(ctx context.Context, sb *ops.Session, want map[int][]string) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for {
+		have := map[int][]string{}
+		for _, h := range ops.Rows[sbdb.Hub](sb) {
+			have[h.Vpc] = h.Chassis
+		}
+		caught := len(have) == len(want)
+		for vpc, w := range want {
+			caught = caught && sameSet(have[vpc], w)
+		}
+		if caught {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			d.log.Debug("the monitor has not caught up with the hub assignments yet", "want", want)
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 func sameSet(a, b []string) bool {
