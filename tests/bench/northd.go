@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -124,31 +125,7 @@ func Northd(ctx context.Context, env Env, ports int) (*NorthdResult, error) {
 	defer sbS.Close()
 
 	// The topology, as one NB transaction, plus the nb_cfg bump.
-	var txn []ovsdb.Operation
-	vxUUIDs := make([]string, vxnets)
-	txn = append(txn, ovsdb.Operation{Op: "insert", Table: "VPC", UUIDName: "vpc", Row: ovsdb.Row{"name": "bench"}})
-	var vxRefs []any
-	for i := 0; i < vxnets; i++ {
-		vxUUIDs[i] = fmt.Sprintf("vx%d", i)
-		vxRefs = append(vxRefs, ovsdb.UUID{GoUUID: vxUUIDs[i]})
-	}
-	portRefs := make([][]any, vxnets)
-	for p := 0; p < ports; p++ {
-		vx, host := p%vxnets, 2+p/vxnets
-		name := fmt.Sprintf("p%d", p)
-		txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Port", UUIDName: "pt" + strconv.Itoa(p), Row: ovsdb.Row{
-			"name": name, "mac": fmt.Sprintf("02:00:%02x:%02x:%02x:%02x", vx>>8, vx&255, host>>8, host&255),
-			"ips": fmt.Sprintf("10.%d.%d.%d", vx>>8, vx&255, host)}})
-		portRefs[vx] = append(portRefs[vx], ovsdb.UUID{GoUUID: "pt" + strconv.Itoa(p)})
-	}
-	for i := 0; i < vxnets; i++ {
-		txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Vxnet", UUIDName: vxUUIDs[i], Row: ovsdb.Row{
-			"name": fmt.Sprintf("x%d", i), "cidr": fmt.Sprintf("10.%d.%d.0/24", i>>8, i&255),
-			"ports": ovsdb.OvsSet{GoSet: portRefs[i]}}})
-	}
-	txn = append(txn, ovsdb.Operation{Op: "mutate", Table: "VPC", Where: []ovsdb.Condition{{Column: "_uuid", Function: "==", Value: ovsdb.UUID{GoUUID: "vpc"}}},
-		Mutations: []ovsdb.Mutation{{Column: "vxnets", Mutator: "insert", Value: ovsdb.OvsSet{GoSet: vxRefs}}}})
-	txn = append(txn, bumpCfg()...)
+	txn := topology(ports, nil)
 	start := time.Now()
 	res, err := ops.Transact(ctx, nbS, txn...)
 	if err != nil {
@@ -279,6 +256,57 @@ func Northd(ctx context.Context, env Env, ports int) (*NorthdResult, error) {
 	}
 	r.Ratio = r.CompileSeconds / r.FloorSeconds
 	return r, nil
+}
+
+// topology is one VPC ("bench") with 253 vxnets x0..x252 (10.H.L.0/24)
+// and ports p0..p(n-1) spread over them round-robin, as one NB transaction
+// with the nb_cfg bump. Port p is in vxnet p%253 with address
+// 10.H.L.(2+p/253). tweak, if not nil, may add columns to a port's row.
+func topology(ports int, tweak func(p int, row ovsdb.Row)) []ovsdb.Operation {
+	const vxnets = 253
+	var txn []ovsdb.Operation
+	vxUUIDs := make([]string, vxnets)
+	txn = append(txn, ovsdb.Operation{Op: "insert", Table: "VPC", UUIDName: "vpc", Row: ovsdb.Row{"name": "bench"}})
+	var vxRefs []any
+	for i := 0; i < vxnets; i++ {
+		vxUUIDs[i] = fmt.Sprintf("vx%d", i)
+		vxRefs = append(vxRefs, ovsdb.UUID{GoUUID: vxUUIDs[i]})
+	}
+	portRefs := make([][]any, vxnets)
+	for p := 0; p < ports; p++ {
+		vx := p % vxnets
+		row := ovsdb.Row{"name": fmt.Sprintf("p%d", p), "mac": benchMAC(p), "ips": benchIP(p).String()}
+		if tweak != nil {
+			tweak(p, row)
+		}
+		txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Port", UUIDName: "pt" + strconv.Itoa(p), Row: row})
+		portRefs[vx] = append(portRefs[vx], ovsdb.UUID{GoUUID: "pt" + strconv.Itoa(p)})
+	}
+	for i := 0; i < vxnets; i++ {
+		txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Vxnet", UUIDName: vxUUIDs[i], Row: ovsdb.Row{
+			"name": fmt.Sprintf("x%d", i), "cidr": benchCIDR(i).String(),
+			"ports": ovsdb.OvsSet{GoSet: portRefs[i]}}})
+	}
+	txn = append(txn, ovsdb.Operation{Op: "mutate", Table: "VPC", Where: []ovsdb.Condition{{Column: "_uuid", Function: "==", Value: ovsdb.UUID{GoUUID: "vpc"}}},
+		Mutations: []ovsdb.Mutation{{Column: "vxnets", Mutator: "insert", Value: ovsdb.OvsSet{GoSet: vxRefs}}}})
+	return append(txn, bumpCfg()...)
+}
+
+// benchCIDR is vxnet i's subnet in the benchmark topology.
+func benchCIDR(i int) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24)
+}
+
+// benchIP is port p's address in the benchmark topology.
+func benchIP(p int) netip.Addr {
+	vx, host := p%253, 2+p/253
+	return netip.AddrFrom4([4]byte{10, byte(vx >> 8), byte(vx), byte(host)})
+}
+
+// benchMAC is port p's MAC in the benchmark topology.
+func benchMAC(p int) string {
+	vx, host := p%253, 2+p/253
+	return fmt.Sprintf("02:00:%02x:%02x:%02x:%02x", vx>>8, vx&255, host>>8, host&255)
 }
 
 // insertFloor times a bare client inserting the bindings northd would

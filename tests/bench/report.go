@@ -14,10 +14,13 @@ import (
 
 // Report is everything one benchmark run measured.
 type Report struct {
-	Date    string          `json:"date"`
-	Machine Machine         `json:"machine"`
-	Northd  []*NorthdResult `json:"northd,omitempty"`
-	Errors  []string        `json:"errors,omitempty"`
+	Date        string             `json:"date"`
+	Machine     Machine            `json:"machine"`
+	Northd      []*NorthdResult    `json:"northd,omitempty"`
+	Dataplane   *DataplaneResult   `json:"dataplane,omitempty"`
+	Programming *ProgrammingResult `json:"programming,omitempty"`
+	State       *StateResult       `json:"host_state,omitempty"`
+	Errors      []string           `json:"errors,omitempty"`
 }
 
 // Machine describes where the numbers come from.
@@ -59,6 +62,17 @@ type Runner struct {
 	Env         Env
 	Only        []string
 	NorthdSizes []int
+	// Rounds and Seconds shape the data plane benchmark: each round
+	// measures every path once, each iperf3 run lasts Seconds.
+	Rounds  int
+	Seconds int
+	// The end-to-end benchmarks: programming latency with Present ports
+	// declared, over Samples new ports; per-host state in a VPC of
+	// StatePorts ports with StateHosts hosts of 20 VMs, 5 peers each.
+	Present    int
+	Samples    int
+	StatePorts int
+	StateHosts int
 }
 
 func (r *Runner) want(name string) bool {
@@ -82,6 +96,29 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 				continue
 			}
 			rep.Northd = append(rep.Northd, res)
+		}
+	}
+	if r.want("dataplane") {
+		r.Env.Log.Info("data plane benchmark", "rounds", r.Rounds, "seconds", r.Seconds)
+		res, err := Dataplane(r.Env, r.Rounds, r.Seconds)
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("dataplane: %v", err))
+		} else {
+			rep.Dataplane = res
+		}
+	}
+	if r.want("e2e") {
+		r.Env.Log.Info("programming latency benchmark", "present", r.Present, "samples", r.Samples)
+		if res, err := Programming(ctx, r.Env, r.Present, r.Samples); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("programming latency: %v", err))
+		} else {
+			rep.Programming = res
+		}
+		r.Env.Log.Info("per-host state benchmark", "ports", r.StatePorts, "hosts", r.StateHosts)
+		if res, err := HostState(ctx, r.Env, r.StatePorts, r.StateHosts, 20, 5); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("per-host state: %v", err))
+		} else {
+			rep.State = res
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -120,6 +157,15 @@ func (rep *Report) Markdown() string {
 		}
 		fmt.Fprintf(&b, "\nTargets at 64,000 ports: commit→sb_cfg under 5 s; single-port p99 under 20 ms; logical flows the same at every size.\n")
 		fmt.Fprintf(&b, "The floor is one client inserting the same bindings into an empty southbound, in this run: what ovsdb-server alone costs.\n\n")
+	}
+	if d := rep.Dataplane; d != nil {
+		d.markdown(&b)
+	}
+	if p := rep.Programming; p != nil {
+		p.markdown(&b)
+	}
+	if s := rep.State; s != nil {
+		s.markdown(&b)
 	}
 	for _, e := range rep.Errors {
 		fmt.Fprintf(&b, "- error: %s\n", e)

@@ -6,11 +6,11 @@ package e2e
 
 import (
 	"bytes"
-	"os"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"

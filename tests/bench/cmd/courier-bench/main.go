@@ -19,6 +19,12 @@ func main() {
 	out := flag.String("out", "bench/results", "directory for the results")
 	only := flag.String("only", "northd,dataplane,e2e", "comma-separated benchmarks to run")
 	sizes := flag.String("northd-sizes", "1000,8000,64000", "port counts for the northd benchmark")
+	rounds := flag.Int("rounds", 3, "data plane benchmark: interleaved rounds over the four paths")
+	seconds := flag.Int("seconds", 5, "data plane benchmark: seconds per iperf3 run")
+	present := flag.Int("present", 8000, "programming latency: ports declared before measuring")
+	samples := flag.Int("samples", 60, "programming latency: new ports measured")
+	statePorts := flag.Int("state-ports", 64000, "per-host state: ports in the VPC")
+	stateHosts := flag.Int("state-hosts", 50, "per-host state: hosts with VMs (besides two hubs)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var ns []int
@@ -30,7 +36,8 @@ func main() {
 		}
 		ns = append(ns, n)
 	}
-	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns}
+	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns, Rounds: *rounds, Seconds: *seconds,
+		Present: *present, Samples: *samples, StatePorts: *statePorts, StateHosts: *stateHosts}
 	if err := r.Run(context.Background(), *out); err != nil {
 		fmt.Fprintln(os.Stderr, "courier-bench:", err)
 		os.Exit(1)
