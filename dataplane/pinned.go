@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 
@@ -37,3 +38,33 @@ func OpenPinned(pinRoot, chassis string) (*Datapath, error) {
 
 // ClosePinned releases what OpenPinned opened.
 func (d *Datapath) ClosePinned() error { return d.objs.dvrMaps.Close() }
+
+// FlushPinnedCache removes a host's learned paths: every one, or only
+// those to ip when it is valid. Their next packets go through a hub, which
+// teaches the host again. It returns how many it removed.
+func FlushPinnedCache(pinRoot, chassis string, ip netip.Addr) (int, error) {
+	if pinRoot == "" {
+		pinRoot = DefaultPinRoot
+	}
+	m, err := ebpf.LoadPinnedMap(filepath.Join(pinRoot, chassis, "cache_v1"), nil)
+	if err != nil {
+		return 0, fmt.Errorf("no data plane pinned for chassis %s under %s: %w", chassis, pinRoot, err)
+	}
+	defer m.Close()
+	t := table[dvrEpKey, dvrCachedEp]{m, "cache"}
+	entries, err := t.dump()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for k := range entries {
+		if ip.IsValid() && fromBE32(k.Ip) != ip {
+			continue
+		}
+		if err := t.delete(k); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

@@ -63,4 +63,20 @@ func TestOperatorTools(t *testing.T) {
 	expect("dpctl hubs", dp("--chassis", "hv3", "hubs"), e.vtep("hv1").String(), e.vtep("hv2").String())
 	expect("dpctl cache", dp("--chassis", "hv3", "cache"), "10.0.2.10", e.vtep("hv2").String())
 	expect("dpctl counters", dp("--chassis", "hv3", "counters"), "port_rx", "learn_installed")
+	expect("dpctl cache-flush", dp("--chassis", "hv3", "cache-flush", "10.0.2.10"), "forgot 1 learned paths")
+	holds := func() bool {
+		for k := range e.cache("hv3") {
+			if strings.HasSuffix(k, "/10.0.2.10") {
+				return true
+			}
+		}
+		return false
+	}
+	if holds() {
+		t.Error("cache-flush left the entry")
+	}
+	e.mustPing("w1", "10.0.2.10") // relearned through a hub
+	if !holds() {
+		t.Error("the flushed path was not learned again")
+	}
 }

@@ -5,6 +5,7 @@ package dpctl
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -51,7 +52,7 @@ func App(out io.Writer) *cli.App {
 		Usage:           "show what a host's eBPF data plane holds and has done",
 		HideHelpCommand: true,
 		Description: `Reads the maps courier-hostd pinned under PIN-ROOT/CHASSIS; works whether or
-not hostd runs, from any network namespace. In the sandbox the pin root is
+not hostd runs, from any network namespace. Only cache-flush writes. In the sandbox the pin root is
 /sys/fs/bpf/courier/sandbox-cs-.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "chassis", Usage: "the chassis whose data plane to read", Required: true},
@@ -66,6 +67,26 @@ not hostd runs, from any network namespace. In the sandbox the pin root is
 			{Name: "locals", Usage: "addresses held by local ports", Action: list("local addresses", func(d *dataplane.Dump) []string { return d.Locals })},
 			{Name: "cache", Usage: "learned direct paths, with age and hits", Action: with(cache)},
 			{Name: "counters", Usage: "packet counters and drops by reason", Action: with(counters)},
+			{Name: "cache-flush", Usage: "forget learned paths (all, or to IP); their next packets go through a hub and are learned again",
+				ArgsUsage: "[IP]", Action: func(cx *cli.Context) error {
+					var ip netip.Addr
+					if cx.NArg() > 1 {
+						return fmt.Errorf("cache-flush takes at most one IP")
+					}
+					if cx.NArg() == 1 {
+						a, err := netip.ParseAddr(cx.Args().First())
+						if err != nil || !a.Is4() {
+							return fmt.Errorf("cache-flush: %q is not an IPv4 address", cx.Args().First())
+						}
+						ip = a
+					}
+					n, err := dataplane.FlushPinnedCache(cx.String("pin-root"), cx.String("chassis"), ip)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(out, "forgot %d learned paths\n", n)
+					return nil
+				}},
 		},
 	}
 }
