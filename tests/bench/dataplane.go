@@ -410,7 +410,7 @@ func (d *DataplaneResult) markdown(b *strings.Builder) {
 	for _, k := range keys {
 		fmt.Fprintf(b, "- %s: %.0f ns\n", k, d.ProgramNs[k])
 	}
-	fmt.Fprintf(b, "\nTargets: Courier within ~10%% of the bridge baseline in throughput and p99 RTT; crossing vxnets costs no more than staying within one.\n\n")
+	fmt.Fprintf(b, "\nTargets: (c) and (d) at least 95%% of (b)'s throughput and no worse than its latency; (d) equal to (c) within noise. Rounds are interleaved; compare the min–max ranges, not only the medians.\n\n")
 }
 
 func nonZero(m map[string]uint64) map[string]uint64 {
