@@ -137,6 +137,9 @@ func addPort(name, mac string, ip netip.Addr, vx int, chassis string) []ovsdb.Op
 // comes back the same way.
 func Programming(ctx context.Context, env Env, present, samples int) (*ProgrammingResult, error) {
 	samples++ // the first one is reported apart
+	if samples > 150 {
+		return nil, fmt.Errorf("at most 149 samples: new ports take 10.0.1.100 and up")
+	}
 	sb, nbS, done, err := benchSandbox(ctx, env, "bp", 4, 2)
 	if err != nil {
 		return nil, err
@@ -184,6 +187,9 @@ func Programming(ctx context.Context, env Env, present, samples int) (*Programmi
 		}
 		lat = append(lat, d)
 		pb, up := watch.when(name, 5*time.Second)
+		if up.IsZero() {
+			return nil, fmt.Errorf("sample %d: the monitor never saw %s up", i, name)
+		}
 		toPB, toUp = append(toPB, pb.Sub(t0)), append(toUp, up.Sub(t0))
 		env.Log.Debug("programming latency", "port", name, "reply", d, "binding", pb.Sub(t0), "up", up.Sub(t0))
 	}
