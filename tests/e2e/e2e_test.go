@@ -79,7 +79,26 @@ func TestIsolationAndNoFlooding(t *testing.T) {
 	if err := e.s.DelVM("r2"); err != nil {
 		t.Fatal(err)
 	}
+	// r1's host learned where r2 lived; deleting the port takes that
+	// path out of its cache (the hub that taught it says forget).
+	toR2 := func() bool {
+		for _, c := range e.cache("hv3") {
+			if c.IP == ip("10.0.2.10") && c.VTEP == e.vtep("hv1") {
+				return true
+			}
+		}
+		return false
+	}
+	if !toR2() {
+		t.Fatal("hv3 did not learn r2's location")
+	}
 	e.nb("port-del", "r2")
+	testenv.Eventually(t, 3*time.Second, "r2 forgotten by hv3", func() error {
+		if toR2() {
+			return fmt.Errorf("hv3 still sends 10.0.2.10 of VPC red to hv1: %v", e.cache("hv3"))
+		}
+		return nil
+	})
 	e.mustNotPing("r1", "10.0.2.10")
 	e.mustPing("w1", "10.0.2.10")
 	if lines := cap.stop(); len(lines) > 0 {
