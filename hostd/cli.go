@@ -10,7 +10,6 @@ import (
 
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/daemon"
-	"github.com/courier-sdn/courier/ops"
 )
 
 // App is the courier-hostd command line.
@@ -32,8 +31,7 @@ Stopping it leaves the data plane forwarding; a new hostd adopts it.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "chassis", Usage: "this chassis's `NAME`", Required: true},
 			&cli.StringFlag{Name: "encap-ip", Usage: "this host's underlay (VTEP) `ADDRESS`", Required: true},
-			&cli.StringFlag{Name: "sb", Usage: "southbound `REMOTES` (default: $COURIER_SB_DB, else the run directory's sb.sock)"},
-			&cli.StringFlag{Name: "run-dir", Usage: "run directory holding the default socket", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
+			daemon.SBFlag(), daemon.RunDirFlag(),
 			&cli.StringSliceFlag{Name: "role", Usage: "a role of this chassis: hub; repeatable"},
 			&cli.StringFlag{Name: "pin-root", Value: dataplane.DefaultPinRoot, Usage: "pin BPF objects under `DIR`/CHASSIS"},
 			&cli.StringFlag{Name: "device", Value: dataplane.DefaultDevice, Usage: "name of the VXLAN device"},
@@ -80,11 +78,7 @@ func run(cx *cli.Context) error {
 			return fmt.Errorf("--role %q: the only role is hub", r)
 		}
 	}
-	sbArg := cx.String("sb")
-	if sbArg == "" {
-		sbArg = ops.DefaultSBRemote(ops.RunDir(cx.String("run-dir")))
-	}
-	sb, err := ops.ParseRemotes(sbArg)
+	sb, err := daemon.SBRemotes(cx)
 	if err != nil {
 		return err
 	}

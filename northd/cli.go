@@ -4,7 +4,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/courier-sdn/courier/internal/daemon"
-	"github.com/courier-sdn/courier/ops"
 )
 
 // App is the courier-northd command line.
@@ -26,9 +25,7 @@ It acknowledges NB_Global.nb_cfg in SB_Global.nb_cfg and NB_Global.sb_cfg
 once the southbound reflects it, which is what courier-nbctl --wait=sb
 waits for.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "nb", Usage: "northbound `REMOTES`, comma-separated (default: $COURIER_NB_DB, else the run directory's nb.sock)"},
-			&cli.StringFlag{Name: "sb", Usage: "southbound `REMOTES`, comma-separated (default: $COURIER_SB_DB, else the run directory's sb.sock)"},
-			&cli.StringFlag{Name: "run-dir", Usage: "run directory holding the default sockets", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
+			daemon.NBFlag(), daemon.SBFlag(), daemon.RunDirFlag(),
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port); empty: off"},
 			&cli.IntFlag{Name: "max-txn-ops", Value: 20000, Usage: "split big southbound changes into transactions of at most `N` operations"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
@@ -38,19 +35,11 @@ waits for.`,
 			if err != nil {
 				return err
 			}
-			runDir := ops.RunDir(cx.String("run-dir"))
-			nbArg, sbArg := cx.String("nb"), cx.String("sb")
-			if nbArg == "" {
-				nbArg = ops.DefaultNBRemote(runDir)
-			}
-			if sbArg == "" {
-				sbArg = ops.DefaultSBRemote(runDir)
-			}
-			nb, err := ops.ParseRemotes(nbArg)
+			nb, err := daemon.NBRemotes(cx)
 			if err != nil {
 				return err
 			}
-			sb, err := ops.ParseRemotes(sbArg)
+			sb, err := daemon.SBRemotes(cx)
 			if err != nil {
 				return err
 			}

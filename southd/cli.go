@@ -4,7 +4,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/courier-sdn/courier/internal/daemon"
-	"github.com/courier-sdn/courier/ops"
 )
 
 // App is the courier-southd command line.
@@ -22,9 +21,7 @@ and NB_Global.hv_cfg, the configuration every live host has applied.
 Several instances may run; the one holding the southbound lock
 "courier_southd" decides, the others stand by.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "nb", Usage: "northbound `REMOTES` (default: $COURIER_NB_DB, else the run directory's nb.sock)"},
-			&cli.StringFlag{Name: "sb", Usage: "southbound `REMOTES` (default: $COURIER_SB_DB, else the run directory's sb.sock)"},
-			&cli.StringFlag{Name: "run-dir", Usage: "run directory holding the default sockets", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
+			daemon.NBFlag(), daemon.SBFlag(), daemon.RunDirFlag(),
 			&cli.DurationFlag{Name: "dead-after", Value: 5e9, Usage: "a chassis whose heartbeat stops for this long is dead"},
 			&cli.IntFlag{Name: "hubs-per-vpc", Value: 2, Usage: "hubs to assign to every VPC"},
 			&cli.DurationFlag{Name: "learned-age", Value: 600e9, Usage: "remove learned bindings not refreshed for this long"},
@@ -37,19 +34,11 @@ Several instances may run; the one holding the southbound lock
 			if err != nil {
 				return err
 			}
-			runDir := ops.RunDir(cx.String("run-dir"))
-			nbArg, sbArg := cx.String("nb"), cx.String("sb")
-			if nbArg == "" {
-				nbArg = ops.DefaultNBRemote(runDir)
-			}
-			if sbArg == "" {
-				sbArg = ops.DefaultSBRemote(runDir)
-			}
-			nb, err := ops.ParseRemotes(nbArg)
+			nb, err := daemon.NBRemotes(cx)
 			if err != nil {
 				return err
 			}
-			sb, err := ops.ParseRemotes(sbArg)
+			sb, err := daemon.SBRemotes(cx)
 			if err != nil {
 				return err
 			}
