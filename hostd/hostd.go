@@ -30,6 +30,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/daemon"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
@@ -181,24 +182,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	backoff := 500 * time.Millisecond
-	for ctx.Err() == nil {
-		began := time.Now()
-		err := d.session(ctx, links, events)
-		if ctx.Err() != nil {
-			break
-		}
-		if time.Since(began) > time.Minute {
-			backoff = 500 * time.Millisecond
-		}
-		d.log.Warn("southbound session ended; the data plane keeps forwarding; reconnecting", "err", err, "in", backoff)
-		d.m.sessionRestarts.Inc()
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
+	session := func(ctx context.Context) error { return d.session(ctx, links, events) }
+	daemon.Reconnect(ctx, d.log, "southbound session (the data plane keeps forwarding)", session, d.m.sessionRestarts.Inc)
 	d.closeVPCs()
 	return nil
 }

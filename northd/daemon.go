@@ -14,6 +14,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/model"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
+	"github.com/courier-sdn/courier/internal/daemon"
 	"github.com/courier-sdn/courier/northd/engine"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema"
@@ -77,27 +78,7 @@ func New(cfg Config) *Daemon {
 // failure and the state is then recompiled from scratch.
 func (d *Daemon) Run(ctx context.Context) error {
 	go d.lock.Run(ctx)
-	backoff := 500 * time.Millisecond
-	for ctx.Err() == nil {
-		began := time.Now()
-		err := d.session(ctx)
-		if ctx.Err() != nil {
-			break
-		}
-		// A session that lived a while resets the backoff; one that
-		// fails at once (a bug, a database in trouble) must not turn
-		// into a tight loop of full reloads.
-		if time.Since(began) > time.Minute {
-			backoff = 500 * time.Millisecond
-		}
-		d.log.Warn("database session ended; reconnecting", "err", err, "in", backoff)
-		d.m.sessions.Inc()
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
+	daemon.Reconnect(ctx, d.log, "database session", d.session, d.m.sessions.Inc)
 	return nil
 }
 

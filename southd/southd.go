@@ -24,6 +24,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
+	"github.com/courier-sdn/courier/internal/daemon"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
@@ -101,23 +102,7 @@ func New(cfg Config) *Daemon {
 // Run decides until ctx ends, reconnecting after failures.
 func (d *Daemon) Run(ctx context.Context) error {
 	go d.lock.Run(ctx)
-	backoff := 500 * time.Millisecond
-	for ctx.Err() == nil {
-		began := time.Now()
-		err := d.session(ctx)
-		if ctx.Err() != nil {
-			break
-		}
-		if time.Since(began) > time.Minute {
-			backoff = 500 * time.Millisecond
-		}
-		d.log.Warn("database session ended; reconnecting", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
+	daemon.Reconnect(ctx, d.log, "database session", d.session, nil)
 	return nil
 }
 
