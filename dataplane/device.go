@@ -65,14 +65,29 @@ func EnsureVXLAN(name string, vtep netip.Addr) (int, error) {
 	return l.Attrs().Index, nil
 }
 
+// retryDump repeats a netlink dump that a concurrent change interrupted
+// (NLM_F_DUMP_INTR: the kernel says the result may be inconsistent), as
+// happens when links come and go while a host starts.
+func retryDump[T any](dump func() (T, error)) (T, error) {
+	for i := 0; ; i++ {
+		v, err := dump()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || i == 9 {
+			return v, err
+		}
+	}
+}
+
+// ListLinks lists the namespace's interfaces, consistently.
+func ListLinks() ([]netlink.Link, error) { return retryDump(netlink.LinkList) }
+
 // UnderlayMTU is the MTU of the interface that holds addr.
 func UnderlayMTU(addr netip.Addr) (int, error) {
-	links, err := netlink.LinkList()
+	links, err := ListLinks()
 	if err != nil {
 		return 0, err
 	}
 	for _, l := range links {
-		addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+		addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(l, netlink.FAMILY_V4) })
 		if err != nil {
 			continue
 		}

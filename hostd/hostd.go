@@ -191,7 +191,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // scanLinks reads every interface's alias: VM interfaces carry
 // "courier:PORT".
 func (d *Daemon) scanLinks() {
-	links, err := netlink.LinkList()
+	links, err := dataplane.ListLinks()
 	if err != nil {
 		d.log.Error("list interfaces", "err", err)
 		return
