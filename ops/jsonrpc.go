@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -98,6 +99,15 @@ func (r *rpcConn) write(v any) error {
 
 // call sends a request and decodes its result into out (if non-nil).
 func (r *rpcConn) call(ctx context.Context, method string, params any, out any) error {
+	p, err := json.Marshal(params)
+	if err != nil {
+		return err
+	}
+	return r.callRaw(ctx, method, p, out)
+}
+
+// callRaw is call with the params already encoded as a JSON array.
+func (r *rpcConn) callRaw(ctx context.Context, method string, params []byte, out any) error {
 	ch := make(chan rpcReply, 1)
 	r.mu.Lock()
 	if r.err != nil || r.isClosed() {
@@ -108,7 +118,18 @@ func (r *rpcConn) call(ctx context.Context, method string, params any, out any) 
 	id := r.nextID
 	r.pending[id] = ch
 	r.mu.Unlock()
-	if err := r.write(map[string]any{"id": id, "method": method, "params": params}); err != nil {
+	msg := make([]byte, 0, len(params)+64)
+	msg = append(msg, `{"id":`...)
+	msg = strconv.AppendUint(msg, id, 10)
+	msg = append(msg, `,"method":`...)
+	msg = appendString(msg, method)
+	msg = append(msg, `,"params":`...)
+	msg = append(msg, params...)
+	msg = append(msg, "}\n"...)
+	r.wmu.Lock()
+	_, err := r.conn.Write(msg)
+	r.wmu.Unlock()
+	if err != nil {
 		r.Close()
 		return fmt.Errorf("%w: %v", ErrNoConnection, err)
 	}

@@ -215,13 +215,12 @@ func (l *LockSession) Transact(ctx context.Context, ops ...ovsdb.Operation) ([]o
 	if !held || conn == nil {
 		return nil, ErrNotLockHolder
 	}
-	params := make([]any, 0, len(ops)+2)
-	params = append(params, l.db, map[string]any{"op": "assert", "lock": l.name})
-	for i := range ops {
-		params = append(params, ops[i])
+	params, err := encodeTransact(l.db, l.name, ops)
+	if err != nil {
+		return nil, err
 	}
 	var res []ovsdb.OperationResult
-	if err := conn.call(ctx, "transact", params, &res); err != nil {
+	if err := conn.callRaw(ctx, "transact", params, &res); err != nil {
 		return nil, err
 	}
 	if len(res) > 0 && res[0].Error != "" {
@@ -232,4 +231,23 @@ func (l *LockSession) Transact(ctx context.Context, ops ...ovsdb.Operation) ([]o
 		return nil, errors.New("empty transaction reply")
 	}
 	return res[1:], nil
+}
+
+// encodeTransact builds the params of a transact request: the database,
+// the lock assertion, then the operations.
+func encodeTransact(db, lock string, ops []ovsdb.Operation) ([]byte, error) {
+	b := make([]byte, 0, 64+200*len(ops))
+	b = append(b, '[')
+	b = appendString(b, db)
+	b = append(b, `,{"op":"assert","lock":`...)
+	b = appendString(b, lock)
+	b = append(b, '}')
+	var err error
+	for i := range ops {
+		b = append(b, ',')
+		if b, err = AppendOperation(b, &ops[i]); err != nil {
+			return nil, fmt.Errorf("operation %d (%s on %s): %w", i, ops[i].Op, ops[i].Table, err)
+		}
+	}
+	return append(b, ']'), nil
 }

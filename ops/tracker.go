@@ -84,6 +84,10 @@ func (t *Tracker) record(table string, uuid string, old, new model.Model) {
 	t.kick()
 }
 
+// Record adds a change that did not come through libovsdb's cache (from a
+// Watch, say); old is nil for an insert and new for a delete.
+func (t *Tracker) Record(table, uuid string, old, new model.Model) { t.record(table, uuid, old, new) }
+
 func (t *Tracker) markOverflow() {
 	t.mu.Lock()
 	t.pending.Overflow = true
