@@ -83,7 +83,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 var nbTables = []model.Model{&nbdb.NBGlobal{}, &nbdb.VPC{}, &nbdb.Vxnet{}, &nbdb.Port{}, &nbdb.Route{}}
-var sbTables = []model.Model{&sbdb.SBGlobal{}, &sbdb.Datapath{}, &sbdb.PortBinding{}, &sbdb.LogicalFlow{}}
+var sbTables = []model.Model{&sbdb.SBGlobal{}, &sbdb.Datapath{}, &sbdb.LogicalFlow{}}
 
 func monitorAll(ms []model.Model) []client.MonitorOption {
 	var out []client.MonitorOption
@@ -93,15 +93,9 @@ func monitorAll(ms []model.Model) []client.MonitorOption {
 	return out
 }
 
-// sbMonitor watches everything northd writes, except that bindings are
-// watched by name only: their other columns are northd's own (it knows
-// what it wrote), and hostd's chassis and up, written for every port, are
-// none of northd's business. At 64,000 ports this halves a bulk load,
-// whose inserts would otherwise all come back to northd in full.
+// sbMonitor watches what northd writes, except bindings (bindwatch.go).
 func sbMonitor() []client.MonitorOption {
-	pb := &sbdb.PortBinding{}
-	return []client.MonitorOption{client.WithTable(&sbdb.SBGlobal{}), client.WithTable(&sbdb.Datapath{}),
-		client.WithTable(&sbdb.LogicalFlow{}), client.WithTable(pb, &pb.LogicalPort)}
+	return monitorAll(sbTables)
 }
 
 // selectBindings reads every binding in full, once per session.
@@ -123,6 +117,17 @@ func selectBindings(ctx context.Context, s *ops.Session) ([]*sbdb.PortBinding, e
 		rows = append(rows, m.(*sbdb.PortBinding))
 	}
 	return rows, nil
+}
+
+// rereadSBBindings replaces northd's view of the bindings with what the
+// southbound holds now.
+func rereadSBBindings(ctx context.Context, sb *ops.Session, n *compiler) error {
+	pbs, err := selectBindings(ctx, sb)
+	if err != nil {
+		return err
+	}
+	n.sb.resetBindings(pbs)
+	return nil
 }
 
 // session runs one pair of database sessions until one of them ends.
@@ -161,16 +166,17 @@ func (d *Daemon) session(ctx context.Context) error {
 	if err := loadInitial(ctx, sb, sbT, &n.pendingSB, sbTables); err != nil {
 		return err
 	}
-	pbs, err := selectBindings(ctx, sb)
+	watch, err := watchBindings(ctx, sb.CurrentEndpoint(), sbT, d.log)
 	if err != nil {
-		return fmt.Errorf("read bindings: %w", err)
+		return fmt.Errorf("watch bindings: %w", err)
 	}
-	for _, pb := range pbs {
-		n.sb.putPB(pb)
-	}
+	defer watch.Close()
 	d.log.Info("connected", "nb", nb.CurrentEndpoint(), "sb", sb.CurrentEndpoint())
 
-	needFull, wasActive := true, false
+	// rereadBindings is set whenever northd's view of the bindings may be
+	// incomplete: before its first write, when it takes over from another
+	// instance, after a write failed.
+	needFull, wasActive, rereadBindings := true, false, true
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	for {
@@ -181,6 +187,8 @@ func (d *Daemon) session(ctx context.Context) error {
 			return errors.New("northbound session lost")
 		case <-sb.Done():
 			return errors.New("southbound session lost")
+		case <-watch.Done():
+			return errors.New("southbound binding watch lost")
 		case <-nbT.Notify():
 		case <-sbT.Notify():
 		case <-d.lock.Changed():
@@ -199,7 +207,7 @@ func (d *Daemon) session(ctx context.Context) error {
 		}
 		active := d.lock.Held()
 		if active && !wasActive {
-			needFull = true
+			needFull, rereadBindings = true, true
 		}
 		wasActive = active
 		d.m.active.Set(b2f(active))
@@ -214,10 +222,16 @@ func (d *Daemon) session(ctx context.Context) error {
 				return fmt.Errorf("barrier: %w", err)
 			}
 		}
+		if active && rereadBindings {
+			if err := rereadSBBindings(ctx, sb, n); err != nil {
+				return fmt.Errorf("read bindings: %w", err)
+			}
+			rereadBindings = false
+		}
 		st := d.runOnce(ctx, n, nb, sb, active, needFull)
 		if st.Err != nil {
-			d.log.Warn("writing the result failed; will recompute", "err", st.Err)
-			needFull = true
+			d.log.Warn("writing the result failed; will read the bindings again and recompute", "err", st.Err)
+			needFull, rereadBindings = true, true
 			retry.Reset(500 * time.Millisecond)
 			if errors.Is(st.Err, ops.ErrNoConnection) {
 				return st.Err

@@ -14,11 +14,14 @@ import (
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/northd"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
+	"github.com/courier-sdn/courier/schema/sbdb"
 	"github.com/courier-sdn/courier/tools/ctl"
 	"github.com/courier-sdn/courier/tools/nbctl"
 	"github.com/courier-sdn/courier/tools/proc"
@@ -327,7 +330,9 @@ func takeover(t *testing.T, nbR, sbR, dir string) {
 		t.Cleanup(func() { proc.StopPID(pid, "courier-northd", 5*time.Second) })
 		time.Sleep(300 * time.Millisecond) // the first one takes the lock
 	}
-	nb(t, nbR, "vpc-add", "ha", "--", "vxnet-add", "ha", "x", "10.9.0.0/24")
+	nb(t, nbR, "vpc-add", "ha", "--", "vxnet-add", "ha", "x", "10.9.0.0/24",
+		"--", "port-add", "x", "before1", "02:00:00:00:09:02", "10.9.0.6",
+		"--", "port-add", "x", "before2", "02:00:00:00:09:03", "10.9.0.7")
 	active := -1
 	for i := range pids {
 		b, _ := exec.Command("cat", filepath.Join(dir, fmt.Sprintf("northd%d.log", i))).Output()
@@ -346,8 +351,81 @@ func takeover(t *testing.T, nbR, sbR, dir string) {
 	if took > 3*time.Second {
 		t.Errorf("takeover took %v", took)
 	}
-	if !strings.Contains(testenv.SBSnapshot(t, strings.Split(sbR, ",")...), "pb after dp=vxnet:x") {
-		t.Error("the change made after the takeover is not in the southbound")
+	// The new active instance knows the bindings the old one wrote: it
+	// can delete one, and rewrites none.
+	nb(t, nbR, "port-del", "before1")
+	snap := testenv.SBSnapshot(t, strings.Split(sbR, ",")...)
+	for _, want := range []string{"pb after dp=vxnet:x", "pb before2 dp=vxnet:x"} {
+		if !strings.Contains(snap, want) {
+			t.Errorf("southbound lacks %q after the takeover:\n%s", want, snap)
+		}
+	}
+	if strings.Contains(snap, "pb before1 ") {
+		t.Errorf("a binding written before the takeover was not deleted after it:\n%s", snap)
+	}
+	b, _ := exec.Command("cat", filepath.Join(dir, fmt.Sprintf("northd%d.log", 1-active))).Output()
+	if strings.Contains(string(b), "writing the result failed") {
+		t.Errorf("the new active instance failed a write after taking over:\n%s", b)
 	}
 	_ = ctl.Databases
+}
+
+// Bindings are northd's rows. If somebody else deletes or renames one,
+// northd puts it back at once; if somebody inserts one that collides with
+// a port northd then binds, northd's write fails, it reads the bindings
+// again and takes the row over.
+func TestOthersBindingWritesAreRepaired(t *testing.T) {
+	dbs := testenv.StartDBs(t)
+	startNorthd(t, dbs.NB, dbs.SB)
+	nb(t, dbs.NB, "vpc-add", "v", "--", "vxnet-add", "v", "x", "10.3.0.0/24",
+		"--", "port-add", "x", "a", "02:00:00:00:03:0a", "10.3.0.10",
+		"--", "port-add", "x", "b", "02:00:00:00:03:0b", "10.3.0.11")
+	want := testenv.SBSnapshot(t, dbs.SB)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := ops.RawDial(dbs.SB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sbTxn := func(op ovsdb.Operation) {
+		t.Helper()
+		var res []ovsdb.OperationResult
+		if err := c.Call(ctx, "transact", []any{schema.SBName, op}, &res); err != nil || len(res) != 1 || res[0].Error != "" {
+			t.Fatalf("%s on the southbound: %v %+v", op.Op, err, res)
+		}
+	}
+	port := func(name string) []ovsdb.Condition {
+		return []ovsdb.Condition{{Column: "logical_port", Function: "==", Value: name}}
+	}
+	settled := func(what, want string) {
+		t.Helper()
+		testenv.Eventually(t, 5*time.Second, what, func() error {
+			if got := testenv.SBSnapshot(t, dbs.SB); got != want {
+				return fmt.Errorf("southbound:\n%s\nwant:\n%s", got, want)
+			}
+			return nil
+		})
+	}
+
+	sbTxn(ovsdb.Operation{Op: "delete", Table: sbdb.PortBindingTable, Where: port("a")})
+	settled("a deleted binding is put back", want)
+	sbTxn(ovsdb.Operation{Op: "update", Table: sbdb.PortBindingTable, Where: port("b"), Row: ovsdb.Row{"logical_port": "renamed"}})
+	settled("a renamed binding is put back", want)
+
+	// A stray binding for a port that does not exist yet, holding the
+	// key the port will get.
+	var sel []ovsdb.OperationResult
+	if err := c.Call(ctx, "transact", []any{schema.SBName, ovsdb.Operation{Op: "select", Table: sbdb.DatapathTable,
+		Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: "vxnet:x"}}}}, &sel); err != nil || len(sel[0].Rows) != 1 {
+		t.Fatalf("select datapath: %v %+v", err, sel)
+	}
+	dp := sel[0].Rows[0]["_uuid"]
+	sbTxn(ovsdb.Operation{Op: "insert", Table: sbdb.PortBindingTable, Row: ovsdb.Row{"logical_port": "c", "datapath": dp,
+		"vpc": 1, "tunnel_key": 12, "mac": "02:00:00:00:03:ff"}})
+	nb(t, dbs.NB, "port-add", "x", "c", "02:00:00:00:03:0c", "10.3.0.12")
+	snap := testenv.SBSnapshot(t, dbs.SB)
+	if !strings.Contains(snap, "pb c dp=vxnet:x vpc=1 key=12 mac=02:00:00:00:03:0c ips=[10.3.0.12]") {
+		t.Errorf("the stray binding was not taken over:\n%s", snap)
+	}
 }

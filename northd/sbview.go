@@ -68,6 +68,15 @@ func (v *sbView) putPB(p *sbdb.PortBinding) {
 	v.pbs[p.LogicalPort] = p.UUID
 }
 
+// resetBindings makes pbs the whole set of bindings.
+func (v *sbView) resetBindings(pbs []*sbdb.PortBinding) {
+	v.pbs = make(map[string]string, len(pbs))
+	v.pbByUUID = make(map[string]*sbdb.PortBinding, len(pbs))
+	for _, pb := range pbs {
+		v.putPB(pb)
+	}
+}
+
 func (v *sbView) delPB(uuid string) {
 	if p := v.pbByUUID[uuid]; p != nil {
 		if v.pbs[p.LogicalPort] == uuid {
@@ -130,11 +139,10 @@ func (v *sbView) apply(ch ops.Changes) sbDirty {
 			d.dps[dp.Name] = true
 		}
 	}
-	// northd monitors only Port_Binding.logical_port (see daemon.go): an
-	// event says a row exists, and the view keeps the columns it knows
-	// from the initial select or from its own writes. A row it did not
-	// know comes in with its name only, so the next run rewrites or
-	// deletes it.
+	// Binding events carry only the logical port (see bindwatch.go): the
+	// view keeps the columns it knows from reading the bindings or from
+	// its own writes. A row it did not know comes in with its name only,
+	// so the next run rewrites or deletes it.
 	for u, c := range ch.Table(sbdb.PortBindingTable) {
 		if c.Old != nil {
 			d.ports[c.Old.(*sbdb.PortBinding).LogicalPort] = true
