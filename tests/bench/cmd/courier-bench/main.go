@@ -19,6 +19,7 @@ func main() {
 	out := flag.String("out", "bench/results", "directory for the results")
 	only := flag.String("only", "northd,dataplane,e2e", "comma-separated benchmarks to run")
 	sizes := flag.String("northd-sizes", "1000,8000,64000", "port counts for the northd benchmark")
+	northdRounds := flag.Int("northd-rounds", 3, "northd benchmark: bulk loads per size, each on fresh databases (the median is reported)")
 	rounds := flag.Int("rounds", 3, "data plane benchmark: interleaved rounds over the four paths")
 	seconds := flag.Int("seconds", 5, "data plane benchmark: seconds per iperf3 run")
 	present := flag.Int("present", 8000, "programming latency: ports declared before measuring")
@@ -36,7 +37,7 @@ func main() {
 		}
 		ns = append(ns, n)
 	}
-	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns, Rounds: *rounds, Seconds: *seconds,
+	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns, NorthdRounds: *northdRounds, Rounds: *rounds, Seconds: *seconds,
 		Present: *present, Samples: *samples, StatePorts: *statePorts, StateHosts: *stateHosts}
 	if err := r.Run(context.Background(), *out); err != nil {
 		fmt.Fprintln(os.Stderr, "courier-bench:", err)
