@@ -177,6 +177,7 @@ func (d *Daemon) session(ctx context.Context) error {
 	// incomplete: before its first write, when it takes over from another
 	// instance, after a write failed.
 	needFull, wasActive, rereadBindings := true, false, true
+	var firstSeen time.Time // when the first change of the next run arrived
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	for {
@@ -195,17 +196,31 @@ func (d *Daemon) session(ctx context.Context) error {
 		case <-retry.C:
 		}
 		nbCh, sbCh := nbT.Drain(), sbT.Drain()
+		if firstSeen.IsZero() && size(nbCh)+size(sbCh) > 0 {
+			firstSeen = time.Now()
+		}
 		n.pendingNB.Merge(nbCh)
 		n.pendingSB.Merge(sbCh)
+		active := d.lock.Held()
 		// A big batch is usually the head of a bulk load still being
-		// delivered: wait for the rest rather than compile half of it.
-		if size(nbCh)+size(sbCh) > 1000 {
+		// delivered, and a new nb_cfg must not be acknowledged before
+		// the changes committed with it have all arrived. The active
+		// instance waits for both with a barrier, sent at once so that
+		// its round trip overlaps the rest of the delivery; a standby,
+		// which does not write, waits for a pause in the stream.
+		bigNB, bigSB := size(nbCh) > 1000, size(sbCh) > 1000
+		partialNB := size(nbCh) > 0 && delivering(nb, nbT, nbTables)
+		if active && (bigNB || partialNB || cfgChanged(n)) {
+			if err := barrier(ctx, nb, nbT, &n.pendingNB); err != nil {
+				return fmt.Errorf("barrier: %w", err)
+			}
+		}
+		if bigSB || (bigNB || partialNB) && !active {
 			coalesce(nbT, sbT, &n.pendingNB, &n.pendingSB)
 		}
 		if n.pendingNB.Overflow || n.pendingSB.Overflow {
 			return errors.New("libovsdb dropped monitor events; rebuilding from a new session")
 		}
-		active := d.lock.Held()
 		if active && !wasActive {
 			needFull, rereadBindings = true, true
 		}
@@ -214,21 +229,17 @@ func (d *Daemon) session(ctx context.Context) error {
 		if !needFull && n.pendingNB.Empty() && n.pendingSB.Empty() && n.out.empty() {
 			continue
 		}
-		if active && cfgChanged(n) {
-			// nb_cfg arrived in this batch; make sure every change
-			// committed with it is here too before compiling and
-			// acknowledging.
-			if err := barrier(ctx, nb, nbT, &n.pendingNB); err != nil {
-				return fmt.Errorf("barrier: %w", err)
-			}
-		}
 		if active && rereadBindings {
 			if err := rereadSBBindings(ctx, sb, n); err != nil {
 				return fmt.Errorf("read bindings: %w", err)
 			}
 			rereadBindings = false
 		}
-		st := d.runOnce(ctx, n, nb, sb, active, needFull)
+		var waited time.Duration
+		if !firstSeen.IsZero() {
+			waited, firstSeen = time.Since(firstSeen), time.Time{}
+		}
+		st := d.runOnce(ctx, n, nb, sb, active, needFull, waited)
 		if st.Err != nil {
 			d.log.Warn("writing the result failed; will read the bindings again and recompute", "err", st.Err)
 			needFull, rereadBindings = true, true
@@ -243,7 +254,7 @@ func (d *Daemon) session(ctx context.Context) error {
 }
 
 // runOnce runs the engine and, when active, writes the result.
-func (d *Daemon) runOnce(ctx context.Context, n *compiler, nb, sb *ops.Session, active, full bool) RunStats {
+func (d *Daemon) runOnce(ctx context.Context, n *compiler, nb, sb *ops.Session, active, full bool, waited time.Duration) RunStats {
 	start := time.Now()
 	n.run(full)
 	st := RunStats{Full: full, Compile: time.Since(start)}
@@ -272,7 +283,10 @@ func (d *Daemon) runOnce(ctx context.Context, n *compiler, nb, sb *ops.Session, 
 	if st.Duration > 500*time.Millisecond {
 		level = slog.LevelInfo
 	}
-	d.log.Log(ctx, level, "run", "full", full, "active", active, "took", st.Duration, "compile", st.Compile,
+	// waited is from the first change's arrival to the run's start:
+	// delivery of the rest of a big transaction, the barrier, reading
+	// the bindings.
+	d.log.Log(ctx, level, "run", "full", full, "active", active, "waited", waited, "took", st.Duration, "compile", st.Compile,
 		"write_sb", st.WriteSB, "sb_txns", st.SBTxns, "write_nb", st.WriteNB)
 	d.m.observe(n, st)
 	if d.cfg.OnRun != nil {
@@ -327,6 +341,20 @@ func loadInitial(ctx context.Context, s *ops.Session, t *ops.Tracker, pending *o
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// delivering reports whether libovsdb's cache of some table holds a
+// different number of rows than the events delivered so far add up to:
+// the rest of a transaction is on its way, and compiling now would
+// compile half of it.
+func delivering(s *ops.Session, t *ops.Tracker, tables []model.Model) bool {
+	for _, m := range tables {
+		name := s.Cache().DatabaseModel().FindTable(reflect.TypeOf(m))
+		if s.Cache().Table(name).Len() != t.Rows(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // barrier writes a token into NB_Global and waits until the monitor

@@ -68,48 +68,99 @@ func (b *batch) add(o built, after func(res []ovsdb.OperationResult, i int)) err
 	return nil
 }
 
-// sbWriter commits batches through the lock session.
+// sbWriter commits batches through the lock session. A big write is sent
+// in chunks, and northd builds the next chunk while ovsdb-server commits
+// the one before: at most one transaction is in flight, so they commit in
+// order and a failure stops every one after it. What a transaction wrote
+// goes into the view once it is answered, on the writer's goroutine.
 type sbWriter struct {
-	c      client.Client // builds operations
-	txn    ops.Transactor
-	view   *sbView
-	maxOps int
-	cur    batch
-	named  map[string]string // datapath name -> named UUID in cur
-	nextID int
-	txns   int
+	c        client.Client // builds operations
+	txn      ops.Transactor
+	view     *sbView
+	maxOps   int
+	cur      batch
+	named    map[string]string // datapath name -> named UUID in cur
+	nextID   int
+	txns     int
+	inFlight *sentBatch
 }
 
-func (w *sbWriter) flush(ctx context.Context) error {
+// sentBatch is a transaction sent and not yet answered.
+type sentBatch struct {
+	done  chan struct{}
+	res   []ovsdb.OperationResult
+	err   error
+	after []func(res []ovsdb.OperationResult)
+}
+
+// send hands the current batch to a goroutine that commits it, once the
+// one before it is answered.
+func (w *sbWriter) send(ctx context.Context) error {
 	if len(w.cur.ops) == 0 {
 		return nil
 	}
-	res, err := ops.Transact(ctx, w.txn, w.cur.ops...)
-	if err != nil {
+	if err := w.wait(); err != nil {
 		return err
 	}
-	w.txns++
-	for _, f := range w.cur.after {
-		f(res)
-	}
+	b := &sentBatch{done: make(chan struct{}), after: w.cur.after}
+	txnOps := w.cur.ops
+	go func() {
+		defer close(b.done)
+		b.res, b.err = ops.Transact(ctx, w.txn, txnOps...)
+	}()
+	w.inFlight = b
 	w.cur = batch{}
 	w.named = map[string]string{}
 	return nil
 }
 
-func (w *sbWriter) maybeFlush(ctx context.Context) error {
-	if len(w.cur.ops) >= w.maxOps {
-		return w.flush(ctx)
+// wait waits for the transaction in flight, if any, and writes what it
+// committed through to the view.
+func (w *sbWriter) wait() error {
+	b := w.inFlight
+	if b == nil {
+		return nil
+	}
+	w.inFlight = nil
+	<-b.done
+	if b.err != nil {
+		return b.err
+	}
+	w.txns++
+	for _, f := range b.after {
+		f(b.res)
 	}
 	return nil
 }
 
-// dpRef is the UUID by which this batch refers to a datapath.
-func (w *sbWriter) dpRef(name string) string {
-	if u := w.named[name]; u != "" {
-		return u
+// flush commits the current batch and everything before it.
+func (w *sbWriter) flush(ctx context.Context) error {
+	if err := w.send(ctx); err != nil {
+		return err
 	}
-	return w.view.dps[name]
+	return w.wait()
+}
+
+func (w *sbWriter) maybeFlush(ctx context.Context) error {
+	if len(w.cur.ops) >= w.maxOps {
+		return w.send(ctx)
+	}
+	return nil
+}
+
+// dpRef is the UUID by which this batch refers to a datapath: its name in
+// this batch, or its UUID once a transaction that created it is answered.
+func (w *sbWriter) dpRef(name string) (string, error) {
+	if u := w.named[name]; u != "" {
+		return u, nil
+	}
+	if u := w.view.dps[name]; u != "" || w.inFlight == nil {
+		return u, nil
+	}
+	if err := w.wait(); err != nil {
+		return "", err
+	}
+	return w.view.dps[name], nil
 }
 
 // desiredDP is the southbound datapath for a name, or nil.
@@ -249,6 +300,13 @@ func (n *compiler) writeSB(ctx context.Context, c client.Client, txn ops.Transac
 		}
 	}
 	w := &sbWriter{c: c, txn: txn, view: v, maxOps: maxOps, named: map[string]string{}}
+	defer func() {
+		// After a failure, nothing may still be on its way to the
+		// database when the caller reads it again and retries.
+		if b := w.inFlight; b != nil {
+			<-b.done
+		}
+	}()
 
 	// Datapaths to create or change; those to delete take their bindings
 	// and flows with them (strong references).
@@ -358,7 +416,10 @@ func (n *compiler) writeSB(ctx context.Context, c client.Client, txn ops.Transac
 		}
 	}
 	for _, fo := range flowUpserts {
-		dpU := w.dpRef(fo.dp)
+		dpU, err := w.dpRef(fo.dp)
+		if err != nil {
+			return w.txns, err
+		}
 		dpKey := n.dpVPC(fo.dp)
 		if fo.have != nil {
 			row := *fo.have
@@ -390,7 +451,11 @@ func (n *compiler) writeSB(ctx context.Context, c client.Client, txn ops.Transac
 	for _, po := range pbUpserts {
 		want, have := po.want, po.have
 		dpName := want.Datapath
-		want.Datapath = w.dpRef(dpName)
+		dpU, err := w.dpRef(dpName)
+		if err != nil {
+			return w.txns, err
+		}
+		want.Datapath = dpU
 		if have != nil {
 			f := pbFields(have, want)
 			if len(f) == 0 {

@@ -37,6 +37,8 @@ type Tracker struct {
 	mu      sync.Mutex
 	pending Changes
 	notify  chan struct{}
+	// rows counts, per table, the rows the events so far add up to.
+	rows map[string]int
 }
 
 // NewTracker returns an empty tracker.
@@ -72,6 +74,15 @@ func (t *Tracker) record(table string, uuid string, old, new model.Model) {
 		tm = map[string]*Change{}
 		t.pending.Tables[table] = tm
 	}
+	if t.rows == nil {
+		t.rows = map[string]int{}
+	}
+	switch {
+	case old == nil && new != nil:
+		t.rows[table]++
+	case old != nil && new == nil:
+		t.rows[table]--
+	}
 	if ch, ok := tm[uuid]; ok {
 		ch.New = new
 		if ch.Old == nil && ch.New == nil {
@@ -82,6 +93,16 @@ func (t *Tracker) record(table string, uuid string, old, new model.Model) {
 	}
 	t.mu.Unlock()
 	t.kick()
+}
+
+// Rows is how many rows of table the events delivered so far add up to.
+// libovsdb fills its cache first and delivers the events after, one by
+// one, so while its cache holds a different number, the events of a
+// transaction are still on their way.
+func (t *Tracker) Rows(table string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rows[table]
 }
 
 // Record adds a change that did not come through libovsdb's cache (from a
