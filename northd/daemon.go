@@ -202,20 +202,23 @@ func (d *Daemon) session(ctx context.Context) error {
 		n.pendingNB.Merge(nbCh)
 		n.pendingSB.Merge(sbCh)
 		active := d.lock.Held()
-		// A big batch is usually the head of a bulk load still being
-		// delivered, and a new nb_cfg must not be acknowledged before
-		// the changes committed with it have all arrived. The active
-		// instance waits for both with a barrier, sent at once so that
-		// its round trip overlaps the rest of the delivery; a standby,
-		// which does not write, waits for a pause in the stream.
-		bigNB, bigSB := size(nbCh) > 1000, size(sbCh) > 1000
-		partialNB := size(nbCh) > 0 && delivering(nb, nbT, nbTables)
-		if active && (bigNB || partialNB || cfgChanged(n)) {
+		// Compile whole transactions: libovsdb hands out a transaction's
+		// rows one by one, and a port seen before its vxnet would be
+		// refused and then accepted.
+		if size(nbCh) > 0 {
+			if err := settle(ctx, nb, nbT, &n.pendingNB, nbTables); err != nil {
+				return fmt.Errorf("settle: %w", err)
+			}
+		}
+		// A new nb_cfg must not be acknowledged before every change
+		// committed with it (updates included, which settle cannot
+		// count) has arrived.
+		if active && cfgChanged(n) {
 			if err := barrier(ctx, nb, nbT, &n.pendingNB); err != nil {
 				return fmt.Errorf("barrier: %w", err)
 			}
 		}
-		if bigSB || (bigNB || partialNB) && !active {
+		if size(sbCh) > 1000 {
 			coalesce(nbT, sbT, &n.pendingNB, &n.pendingSB)
 		}
 		if n.pendingNB.Overflow || n.pendingSB.Overflow {
@@ -343,10 +346,34 @@ func loadInitial(ctx context.Context, s *ops.Session, t *ops.Tracker, pending *o
 	}
 }
 
+// settle waits until every row the server sent before now has reached
+// the tracker. libovsdb reads its messages in order and applies an update
+// to its cache whole before reading the next, so once an echo is answered
+// the cache holds them all; it then hands out their events one by one,
+// and the tracker's row counts catch up with the cache's when the last
+// insert or delete is through. An update to existing rows changes no
+// count: settle cannot wait for those, the barrier can.
+func settle(ctx context.Context, s *ops.Session, t *ops.Tracker, pending *ops.Changes, tables []model.Model) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.Client.Echo(cctx); err != nil {
+		return err
+	}
+	for delivering(s, t, tables) {
+		select {
+		case <-cctx.Done():
+			return errors.New("libovsdb's events never caught up with its cache")
+		case <-t.Notify():
+		case <-time.After(time.Millisecond):
+		}
+		pending.Merge(t.Drain())
+	}
+	pending.Merge(t.Drain())
+	return nil
+}
+
 // delivering reports whether libovsdb's cache of some table holds a
-// different number of rows than the events delivered so far add up to:
-// the rest of a transaction is on its way, and compiling now would
-// compile half of it.
+// different number of rows than the events delivered so far add up to.
 func delivering(s *ops.Session, t *ops.Tracker, tables []model.Model) bool {
 	for _, m := range tables {
 		name := s.Cache().DatabaseModel().FindTable(reflect.TypeOf(m))

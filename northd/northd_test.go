@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovn-kubernetes/libovsdb/cache"
 	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/model"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/internal/testenv"
@@ -428,4 +430,77 @@ func TestOthersBindingWritesAreRepaired(t *testing.T) {
 	if !strings.Contains(snap, "pb c dp=vxnet:x vpc=1 key=12 mac=02:00:00:00:03:0c ips=[10.3.0.12]") {
 		t.Errorf("the stray binding was not taken over:\n%s", snap)
 	}
+}
+
+// libovsdb hands out a transaction's rows one by one, in no fixed order.
+// northd must compile the transaction whole: a port seen before its
+// vxnet would otherwise be refused ("belongs to no vxnet") and then
+// accepted, and an orchestrator watching statuses would see both.
+func TestBulkTransactionCompiledWhole(t *testing.T) {
+	dbs := testenv.StartDBs(t)
+	startNorthd(t, dbs.NB, dbs.SB)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m, _ := nbdb.FullDatabaseModel()
+	port := &nbdb.Port{}
+	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: []string{dbs.NB},
+		Monitor: []client.MonitorOption{client.WithTable(port, &port.Name, &port.Status), client.WithTable(&nbdb.NBGlobal{})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Every status a port ever has, not a coalesced view.
+	refused := &statusLog{}
+	s.Cache().AddEventHandler(&cache.EventHandlerFuncs{UpdateFunc: refused.update})
+	const ports, vxnets = 3000, 20
+	txn := []ovsdb.Operation{{Op: "insert", Table: nbdb.VPCTable, UUIDName: "vpc", Row: ovsdb.Row{"name": "bulk"}}}
+	refs := make([][]any, vxnets)
+	for p := 0; p < ports; p++ {
+		vx, host := p%vxnets, 2+p/vxnets
+		id := fmt.Sprintf("p%d", p)
+		txn = append(txn, ovsdb.Operation{Op: "insert", Table: nbdb.PortTable, UUIDName: id, Row: ovsdb.Row{"name": id,
+			"mac": fmt.Sprintf("02:00:00:%02x:%02x:%02x", vx, host>>8, host&255), "ips": fmt.Sprintf("10.7.%d.%d", vx, host)}})
+		refs[vx] = append(refs[vx], ovsdb.UUID{GoUUID: id})
+	}
+	var vxRefs []any
+	for i := 0; i < vxnets; i++ {
+		id := fmt.Sprintf("x%d", i)
+		txn = append(txn, ovsdb.Operation{Op: "insert", Table: nbdb.VxnetTable, UUIDName: id, Row: ovsdb.Row{"name": id,
+			"cidr": fmt.Sprintf("10.7.%d.0/24", i), "ports": ovsdb.OvsSet{GoSet: refs[i]}}})
+		vxRefs = append(vxRefs, ovsdb.UUID{GoUUID: id})
+	}
+	txn = append(txn, ovsdb.Operation{Op: "mutate", Table: nbdb.VPCTable, Where: []ovsdb.Condition{{Column: "_uuid", Function: "==", Value: ovsdb.UUID{GoUUID: "vpc"}}},
+		Mutations: []ovsdb.Mutation{{Column: "vxnets", Mutator: "insert", Value: ovsdb.OvsSet{GoSet: vxRefs}}}})
+	if _, err := ops.Transact(ctx, s, txn...); err != nil {
+		t.Fatal(err)
+	}
+	// The acknowledgement of a later change says northd is done with
+	// this one.
+	nb(t, dbs.NB, "sync")
+	if msgs := refused.get(); len(msgs) > 0 {
+		t.Errorf("%d ports were refused during the bulk load, the first: %s", len(msgs), msgs[0])
+	}
+	if snap := testenv.SBSnapshot(t, dbs.SB); strings.Count(snap, "\npb ") != ports {
+		t.Errorf("want %d bindings, got %d", ports, strings.Count(snap, "\npb "))
+	}
+}
+
+// statusLog records every error status a port is given.
+type statusLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *statusLog) update(table string, _, m model.Model) {
+	if p, ok := m.(*nbdb.Port); ok && p.Status["state"] == "error" {
+		l.mu.Lock()
+		l.msgs = append(l.msgs, p.Name+": "+p.Status["error"])
+		l.mu.Unlock()
+	}
+}
+
+func (l *statusLog) get() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string{}, l.msgs...)
 }
