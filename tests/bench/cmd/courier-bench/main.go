@@ -19,7 +19,7 @@ func main() {
 	out := flag.String("out", "bench/results", "directory for the results")
 	only := flag.String("only", "northd,dataplane,e2e", "comma-separated benchmarks to run")
 	sizes := flag.String("northd-sizes", "1000,8000,64000", "port counts for the northd benchmark")
-	northdRounds := flag.Int("northd-rounds", 3, "northd benchmark: bulk loads per size, each on fresh databases (the median is reported)")
+	northdRounds := flag.Int("northd-rounds", 5, "northd benchmark: bulk loads per size, each on fresh databases (the median is reported)")
 	rounds := flag.Int("rounds", 3, "data plane benchmark: interleaved rounds over the four paths")
 	seconds := flag.Int("seconds", 5, "data plane benchmark: seconds per iperf3 run")
 	present := flag.Int("present", 8000, "programming latency: ports declared before measuring")
