@@ -51,10 +51,11 @@ type Daemon struct {
 type RunStats struct {
 	Full     bool
 	Duration time.Duration
-	// Compile, WriteSB and WriteNB split Duration.
-	Compile, WriteSB, WriteNB time.Duration
-	SBTxns                    int
-	Err                       error
+	// Compile, WriteSB and WriteNB split Duration; Waited is the time
+	// before it, from the first change's arrival.
+	Compile, WriteSB, WriteNB, Waited time.Duration
+	SBTxns                            int
+	Err                               error
 	// Engine is every node's counters after the run.
 	Engine map[string]engine.Stats
 }
@@ -260,7 +261,7 @@ func (d *Daemon) session(ctx context.Context) error {
 func (d *Daemon) runOnce(ctx context.Context, n *compiler, nb, sb *ops.Session, active, full bool, waited time.Duration) RunStats {
 	start := time.Now()
 	n.run(full)
-	st := RunStats{Full: full, Compile: time.Since(start)}
+	st := RunStats{Full: full, Compile: time.Since(start), Waited: waited}
 	if active {
 		cfg := 0
 		if n.nb.global != nil {

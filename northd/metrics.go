@@ -8,6 +8,7 @@ import (
 type Metrics struct {
 	runs        *prometheus.CounterVec
 	runSeconds  *prometheus.HistogramVec
+	phases      *prometheus.HistogramVec
 	sbTxns      prometheus.Counter
 	active      prometheus.Gauge
 	sessions    prometheus.Counter
@@ -25,6 +26,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		runSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "courier_northd_run_seconds",
 			Help:    "Time to compile and write one run, by kind.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"kind"}),
+		phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "courier_northd_run_phase_seconds",
+			Help: "Where a run's time goes: wait (from the first change's arrival to the run: the rest of its " +
+				"transaction, the barrier), compile, write_sb, write_nb.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"phase"}),
 		sbTxns: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_northd_sb_transactions_total",
 			Help: "Southbound transactions committed."}),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_northd_active",
@@ -41,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Northbound rows refused by validation, by table."}, []string{"table"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.runs, m.runSeconds, m.sbTxns, m.active, m.sessions, m.nodeRuns, m.rows, m.writeErrors, m.refusedRows)
+		reg.MustRegister(m.runs, m.runSeconds, m.phases, m.sbTxns, m.active, m.sessions, m.nodeRuns, m.rows, m.writeErrors, m.refusedRows)
 	}
 	return m
 }
@@ -53,6 +58,10 @@ func (m *Metrics) observe(n *compiler, st RunStats) {
 	}
 	m.runs.WithLabelValues(kind).Inc()
 	m.runSeconds.WithLabelValues(kind).Observe(st.Duration.Seconds())
+	for phase, d := range map[string]float64{"wait": st.Waited.Seconds(), "compile": st.Compile.Seconds(),
+		"write_sb": st.WriteSB.Seconds(), "write_nb": st.WriteNB.Seconds()} {
+		m.phases.WithLabelValues(phase).Observe(d)
+	}
 	if st.Err != nil {
 		m.writeErrors.Inc()
 	}

@@ -94,43 +94,70 @@ type sentBatch struct {
 }
 
 // send hands the current batch to a goroutine that commits it, once the
-// one before it is answered.
+// one before it is answered. The batch is encoded first, while the one
+// before is still with the server, and what that one wrote goes into the
+// view after, while the server works on this one.
 func (w *sbWriter) send(ctx context.Context) error {
 	if len(w.cur.ops) == 0 {
 		return nil
 	}
-	if err := w.wait(); err != nil {
+	txnOps := w.cur.ops
+	commit := func() ([]ovsdb.OperationResult, error) { return ops.Transact(ctx, w.txn, txnOps...) }
+	if p, ok := w.txn.(ops.Preparer); ok {
+		prep, err := p.Prepare(txnOps...)
+		if err != nil {
+			return err
+		}
+		commit = func() ([]ovsdb.OperationResult, error) { return ops.Commit(ctx, p, prep) }
+	}
+	prev, err := w.await()
+	if err != nil {
 		return err
 	}
 	b := &sentBatch{done: make(chan struct{}), after: w.cur.after}
-	txnOps := w.cur.ops
 	go func() {
 		defer close(b.done)
-		b.res, b.err = ops.Transact(ctx, w.txn, txnOps...)
+		b.res, b.err = commit()
 	}()
 	w.inFlight = b
 	w.cur = batch{}
 	w.named = map[string]string{}
+	w.apply(prev)
 	return nil
 }
 
-// wait waits for the transaction in flight, if any, and writes what it
-// committed through to the view.
-func (w *sbWriter) wait() error {
+// await waits for the transaction in flight, if any, and returns it.
+func (w *sbWriter) await() (*sentBatch, error) {
 	b := w.inFlight
 	if b == nil {
-		return nil
+		return nil, nil
 	}
 	w.inFlight = nil
 	<-b.done
 	if b.err != nil {
-		return b.err
+		return nil, b.err
+	}
+	return b, nil
+}
+
+// apply writes what a committed transaction wrote through to the view.
+func (w *sbWriter) apply(b *sentBatch) {
+	if b == nil {
+		return
 	}
 	w.txns++
 	for _, f := range b.after {
 		f(b.res)
 	}
-	return nil
+}
+
+// wait waits for the transaction in flight and applies it.
+func (w *sbWriter) wait() error {
+	b, err := w.await()
+	if err == nil {
+		w.apply(b)
+	}
+	return err
 }
 
 // flush commits the current batch and everything before it.

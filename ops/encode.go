@@ -267,3 +267,42 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// decodeResults reads a transact reply. An insert's result is a UUID in
+// ["uuid", "..."] form, which libovsdb's decoder reads through a second
+// json.Unmarshal each; this reads the common form directly.
+func decodeResults(raw []byte) ([]ovsdb.OperationResult, error) {
+	var rs []struct {
+		Count   int             `json:"count"`
+		Error   string          `json:"error"`
+		Details string          `json:"details"`
+		UUID    json.RawMessage `json:"uuid"`
+		Rows    []ovsdb.Row     `json:"rows"`
+	}
+	if err := json.Unmarshal(raw, &rs); err != nil {
+		return nil, err
+	}
+	out := make([]ovsdb.OperationResult, len(rs))
+	for i, r := range rs {
+		out[i] = ovsdb.OperationResult{Count: r.Count, Error: r.Error, Details: r.Details, Rows: r.Rows}
+		if len(r.UUID) == 0 {
+			continue
+		}
+		if u, ok := uuidLiteral(r.UUID); ok {
+			out[i].UUID.GoUUID = u
+		} else if err := out[i].UUID.UnmarshalJSON(r.UUID); err != nil {
+			return nil, fmt.Errorf("result %d: uuid %s: %w", i, r.UUID, err)
+		}
+	}
+	return out, nil
+}
+
+// uuidLiteral reads ["uuid","<36 characters>"] as the server writes it.
+func uuidLiteral(b []byte) (string, bool) {
+	const pre, post = `["uuid","`, `"]`
+	if len(b) != len(pre)+36+len(post) || string(b[:len(pre)]) != pre || string(b[len(b)-len(post):]) != post {
+		return "", false
+	}
+	u := string(b[len(pre) : len(pre)+36])
+	return u, isUUID(u)
+}

@@ -95,3 +95,22 @@ func TestAppendOperationRefusesWhatJSONCannotSay(t *testing.T) {
 		t.Fatal("a channel value was encoded")
 	}
 }
+
+// decodeResults must read a reply as libovsdb's decoder does.
+func TestDecodeResultsMatchesLibovsdb(t *testing.T) {
+	raw := []byte(`[{},{"uuid":["uuid","c0ffee00-1234-4abc-8def-0123456789ab"]},{"count":3},` +
+		`{"rows":[{"name":"a","_uuid":["uuid","c0ffee00-1234-4abc-8def-0123456789ac"]}]},` +
+		`{"uuid":[ "uuid", "c0ffee00-1234-4abc-8def-0123456789ad" ]},` +
+		`{"error":"constraint violation","details":"why"},null]`)
+	var want []ovsdb.OperationResult
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeResults(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}

@@ -209,18 +209,46 @@ func (l *LockSession) leaderIn(params json.RawMessage) bool {
 // Transact commits ops as one transaction fenced by the lock: the server
 // refuses it unless this session holds the lock at commit time.
 func (l *LockSession) Transact(ctx context.Context, ops ...ovsdb.Operation) ([]ovsdb.OperationResult, error) {
+	p, err := l.Prepare(ops...)
+	if err != nil {
+		return nil, err
+	}
+	return l.TransactPrepared(ctx, p)
+}
+
+// Prepared is a transaction encoded ahead of sending, so that a writer
+// can encode one while the server commits the one before.
+type Prepared struct {
+	ops    []ovsdb.Operation
+	params []byte
+}
+
+// Ops are the prepared transaction's operations.
+func (p *Prepared) Ops() []ovsdb.Operation { return p.ops }
+
+// Prepare encodes ops as a transaction fenced by the lock.
+func (l *LockSession) Prepare(ops ...ovsdb.Operation) (*Prepared, error) {
+	params, err := encodeTransact(l.db, l.name, ops)
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{ops: ops, params: params}, nil
+}
+
+// TransactPrepared commits a prepared transaction, as Transact does.
+func (l *LockSession) TransactPrepared(ctx context.Context, p *Prepared) ([]ovsdb.OperationResult, error) {
 	l.mu.Lock()
 	conn, held := l.conn, l.held
 	l.mu.Unlock()
 	if !held || conn == nil {
 		return nil, ErrNotLockHolder
 	}
-	params, err := encodeTransact(l.db, l.name, ops)
-	if err != nil {
+	var raw json.RawMessage
+	if err := conn.callRaw(ctx, "transact", p.params, &raw); err != nil {
 		return nil, err
 	}
-	var res []ovsdb.OperationResult
-	if err := conn.callRaw(ctx, "transact", params, &res); err != nil {
+	res, err := decodeResults(raw)
+	if err != nil {
 		return nil, err
 	}
 	if len(res) > 0 && res[0].Error != "" {

@@ -7,7 +7,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -39,14 +42,19 @@ type NorthdResult struct {
 	// with the bulk rounds: one client inserting the same bindings
 	// straight into an empty southbound, the least any compiler could
 	// spend in ovsdb-server.
-	FloorSeconds     float64        `json:"sb_insert_floor_seconds"`
-	FloorRounds      []float64      `json:"sb_insert_floor_rounds"`
-	Ratio            float64        `json:"ratio_to_floor"`
-	SBRows           map[string]int `json:"sb_rows"`
-	NorthdPeakRSSMiB float64        `json:"northd_peak_rss_mib"`
-	Add              Latency        `json:"single_port_add_ms"`
-	Update           Latency        `json:"single_port_update_ms"`
-	Delete           Latency        `json:"single_port_delete_ms"`
+	// NorthdPhases is northd's own account of the bulk load (median over
+	// the rounds, seconds, from its courier_northd_run_phase_seconds):
+	// wait, compile, write_sb, write_nb. The rest of commit→sb_cfg is
+	// ovsdb-server and libovsdb delivering the transaction to northd.
+	NorthdPhases     map[string]float64 `json:"northd_phases_seconds"`
+	FloorSeconds     float64            `json:"sb_insert_floor_seconds"`
+	FloorRounds      []float64          `json:"sb_insert_floor_rounds"`
+	Ratio            float64            `json:"ratio_to_floor"`
+	SBRows           map[string]int     `json:"sb_rows"`
+	NorthdPeakRSSMiB float64            `json:"northd_peak_rss_mib"`
+	Add              Latency            `json:"single_port_add_ms"`
+	Update           Latency            `json:"single_port_update_ms"`
+	Delete           Latency            `json:"single_port_delete_ms"`
 }
 
 // Latency summarizes samples in milliseconds.
@@ -92,9 +100,10 @@ type Env struct {
 func Northd(ctx context.Context, env Env, ports, rounds int) (*NorthdResult, error) {
 	r := &NorthdResult{Ports: ports, Vxnets: 253}
 	var commits []float64
+	phases := map[string][]float64{}
 	for i := 0; i < rounds; i++ {
 		last := i == rounds-1
-		commit, err := northdRound(ctx, env, ports, r, last)
+		commit, err := northdRound(ctx, env, ports, r, phases, last)
 		if err != nil {
 			return nil, err
 		}
@@ -105,6 +114,10 @@ func Northd(ctx context.Context, env Env, ports, rounds int) (*NorthdResult, err
 		}
 		r.FloorRounds = append(r.FloorRounds, floor)
 		env.Log.Info("northd bulk load", "ports", ports, "round", i+1, "commit_to_sb_cfg_s", r.CompileRounds[i], "floor_s", floor)
+	}
+	r.NorthdPhases = map[string]float64{}
+	for phase, v := range phases {
+		r.NorthdPhases[phase] = median(v)
 	}
 	r.NBCommitSeconds = median(commits)
 	r.CompileSeconds = median(r.CompileRounds)
@@ -128,7 +141,7 @@ func median(v []float64) float64 {
 // northdRound loads the topology into fresh databases and records the
 // time to sb_cfg in r; with singles, it goes on to time single-port
 // changes and read northd's peak memory. It returns the NB commit time.
-func northdRound(ctx context.Context, env Env, ports int, r *NorthdResult, singles bool) (float64, error) {
+func northdRound(ctx context.Context, env Env, ports int, r *NorthdResult, phases map[string][]float64, singles bool) (float64, error) {
 	const vxnets = 253
 	dir, err := os.MkdirTemp(env.TmpDir, "bn")
 	if err != nil {
@@ -148,8 +161,13 @@ func northdRound(ctx context.Context, env Env, ports int, r *NorthdResult, singl
 	}
 	nbR, sbR := c.Remote(ctl.Databases[0]), c.Remote(ctl.Databases[1])
 	pidFile := filepath.Join(dir, "northd.pid")
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return 0, err
+	}
 	pid, err := proc.Start(proc.Spec{Bin: filepath.Join(env.BinDir, "courier-northd"),
-		Args: []string{"--nb", nbR, "--sb", sbR, "--log-level", "info"}, LogFile: filepath.Join(dir, "northd.log"), PidFile: pidFile})
+		Args:    []string{"--nb", nbR, "--sb", sbR, "--log-level", "info", "--metrics-addr", metricsAddr},
+		LogFile: filepath.Join(dir, "northd.log"), PidFile: pidFile})
 	if err != nil {
 		return 0, err
 	}
@@ -164,6 +182,10 @@ func northdRound(ctx context.Context, env Env, ports int, r *NorthdResult, singl
 	}
 	defer nbS.Close()
 
+	before, err := scrapePhases(ctx, metricsAddr)
+	if err != nil {
+		return 0, err
+	}
 	// The topology, as one NB transaction, plus the nb_cfg bump.
 	txn := topology(ports, nil)
 	start := time.Now()
@@ -177,6 +199,19 @@ func northdRound(ctx context.Context, env Env, ports int, r *NorthdResult, singl
 		return 0, err
 	}
 	r.CompileRounds = append(r.CompileRounds, time.Since(committed).Seconds())
+	// northd counts a run's phases just after writing the acknowledgement.
+	var after map[string]float64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if after, err = scrapePhases(ctx, metricsAddr); err != nil {
+			return 0, err
+		}
+		if after["write_nb"] != before["write_nb"] || time.Now().After(deadline) {
+			break
+		}
+	}
+	for phase, v := range after {
+		phases[phase] = append(phases[phase], v-before[phase])
+	}
 	nbCommit := committed.Sub(start).Seconds()
 	r.SBRows, err = countRows(ctx, sbR)
 	if err != nil || !singles {
@@ -494,4 +529,51 @@ func peakRSS(pid int) float64 {
 		}
 	}
 	return 0
+}
+
+// freeAddr is a loopback address with a port free right now.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// scrapePhases reads the sums of northd's courier_northd_run_phase_seconds
+// by phase, waiting for the metrics server to come up.
+func scrapePhases(ctx context.Context, addr string) (map[string]float64, error) {
+	const prefix = `courier_northd_run_phase_seconds_sum{phase="`
+	var lastErr error
+	for i := 0; i < 100; i++ {
+		if i > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/metrics", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		out := map[string]float64{}
+		for _, line := range strings.Split(string(b), "\n") {
+			rest, ok := strings.CutPrefix(line, prefix)
+			if !ok {
+				continue
+			}
+			phase, val, ok := strings.Cut(rest, `"} `)
+			if v, err := strconv.ParseFloat(val, 64); ok && err == nil {
+				out[phase] = v
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("northd metrics at %s: %v", addr, lastErr)
 }
