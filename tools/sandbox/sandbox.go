@@ -494,6 +494,9 @@ func (s *Sandbox) Stop() error {
 	errs = append(errs, lab.DestroyPrefix(s.State.Prefix))
 	if s.State.PinRoot != "" {
 		errs = append(errs, os.RemoveAll(s.State.PinRoot))
+		// The shared parent (/sys/fs/bpf/courier) goes too once nothing
+		// else is pinned there; os.Remove leaves a non-empty one alone.
+		os.Remove(filepath.Dir(s.State.PinRoot))
 	}
 	os.Remove(filepath.Join(s.RunDir, "sandbox.json"))
 	return errors.Join(errs...)
