@@ -24,33 +24,16 @@ Several instances may run: the one holding the southbound lock
 It acknowledges NB_Global.nb_cfg in SB_Global.nb_cfg and NB_Global.sb_cfg
 once the southbound reflects it, which is what courier-nbctl --wait=sb
 waits for.`,
-		Flags: []cli.Flag{
-			daemon.NBFlag(), daemon.SBFlag(), daemon.RunDirFlag(),
-			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port); empty: off"},
+		Flags: daemon.CentralFlags(
 			&cli.IntFlag{Name: "max-txn-ops", Value: 20000, Usage: "split big southbound changes into transactions of at most `N` operations"},
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-		},
+		),
 		Action: func(cx *cli.Context) error {
-			log, err := daemon.Logger(cx.String("log-level"), "northd")
+			ctx, cancel, c, err := daemon.StartCentral(cx, "northd")
 			if err != nil {
 				return err
 			}
-			nb, err := daemon.NBRemotes(cx)
-			if err != nil {
-				return err
-			}
-			sb, err := daemon.SBRemotes(cx)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := daemon.SignalContext()
 			defer cancel()
-			reg := daemon.NewRegistry()
-			if err := daemon.ServeMetrics(ctx, cx.String("metrics-addr"), reg, log); err != nil {
-				return err
-			}
-			log.Info("starting", "nb", nb, "sb", sb)
-			d := New(Config{NB: nb, SB: sb, MaxTxnOps: cx.Int("max-txn-ops"), Log: log, Metrics: NewMetrics(reg)})
+			d := New(Config{NB: c.NB, SB: c.SB, MaxTxnOps: cx.Int("max-txn-ops"), Log: c.Log, Metrics: NewMetrics(c.Registry)})
 			return d.Run(ctx)
 		},
 	}

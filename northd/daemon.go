@@ -326,7 +326,7 @@ func loadInitial(ctx context.Context, s *ops.Session, t *ops.Tracker, pending *o
 		pending.Merge(t.Drain())
 		complete := true
 		for _, m := range tables {
-			name := s.Cache().DatabaseModel().FindTable(reflect.TypeOf(m))
+			name := tableName(s, m)
 			if len(pending.Table(name)) < s.Cache().Table(name).Len() {
 				complete = false
 			}
@@ -377,12 +377,17 @@ func settle(ctx context.Context, s *ops.Session, t *ops.Tracker, pending *ops.Ch
 // different number of rows than the events delivered so far add up to.
 func delivering(s *ops.Session, t *ops.Tracker, tables []model.Model) bool {
 	for _, m := range tables {
-		name := s.Cache().DatabaseModel().FindTable(reflect.TypeOf(m))
+		name := tableName(s, m)
 		if s.Cache().Table(name).Len() != t.Rows(name) {
 			return true
 		}
 	}
 	return false
+}
+
+// tableName is the table a model type maps to in s.
+func tableName(s *ops.Session, m model.Model) string {
+	return s.Cache().DatabaseModel().FindTable(reflect.TypeOf(m))
 }
 
 // barrier writes a token into NB_Global and waits until the monitor

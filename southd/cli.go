@@ -20,36 +20,20 @@ and NB_Global.hv_cfg, the configuration every live host has applied.
 
 Several instances may run; the one holding the southbound lock
 "courier_southd" decides, the others stand by.`,
-		Flags: []cli.Flag{
-			daemon.NBFlag(), daemon.SBFlag(), daemon.RunDirFlag(),
+		Flags: daemon.CentralFlags(
 			&cli.DurationFlag{Name: "dead-after", Value: 5e9, Usage: "a chassis whose heartbeat stops for this long is dead"},
 			&cli.IntFlag{Name: "hubs-per-vpc", Value: 2, Usage: "hubs to assign to every VPC"},
 			&cli.DurationFlag{Name: "learned-age", Value: 600e9, Usage: "remove learned bindings not refreshed for this long"},
 			&cli.IntFlag{Name: "age-batch", Value: 100, Usage: "remove at most `N` stale learned bindings per pass"},
-			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR`; empty: off"},
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-		},
+		),
 		Action: func(cx *cli.Context) error {
-			log, err := daemon.Logger(cx.String("log-level"), "southd")
+			ctx, cancel, c, err := daemon.StartCentral(cx, "southd")
 			if err != nil {
 				return err
 			}
-			nb, err := daemon.NBRemotes(cx)
-			if err != nil {
-				return err
-			}
-			sb, err := daemon.SBRemotes(cx)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := daemon.SignalContext()
 			defer cancel()
-			reg := daemon.NewRegistry()
-			if err := daemon.ServeMetrics(ctx, cx.String("metrics-addr"), reg, log); err != nil {
-				return err
-			}
-			d := New(Config{NB: nb, SB: sb, DeadAfter: cx.Duration("dead-after"), HubsPerVPC: cx.Int("hubs-per-vpc"),
-				LearnedAge: cx.Duration("learned-age"), AgeBatch: cx.Int("age-batch"), Log: log, Metrics: NewMetrics(reg)})
+			d := New(Config{NB: c.NB, SB: c.SB, DeadAfter: cx.Duration("dead-after"), HubsPerVPC: cx.Int("hubs-per-vpc"),
+				LearnedAge: cx.Duration("learned-age"), AgeBatch: cx.Int("age-batch"), Log: c.Log, Metrics: NewMetrics(c.Registry)})
 			return d.Run(ctx)
 		},
 	}

@@ -1,6 +1,10 @@
 package daemon
 
 import (
+	"context"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/courier-sdn/courier/ops"
@@ -44,4 +48,47 @@ func remotes(cx *cli.Context, flag string, fallback func(runDir string) string) 
 		arg = fallback(ops.RunDir(cx.String("run-dir")))
 	}
 	return ops.ParseRemotes(arg)
+}
+
+// CentralFlags are a central daemon's (northd's, southd's) flags: the
+// databases and run directory, its own, then --metrics-addr and
+// --log-level.
+func CentralFlags(own ...cli.Flag) []cli.Flag {
+	flags := []cli.Flag{NBFlag(), SBFlag(), RunDirFlag()}
+	flags = append(flags, own...)
+	return append(flags,
+		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port); empty: off"},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"})
+}
+
+// Central is what a central daemon starts with, read from CentralFlags.
+type Central struct {
+	Log      *slog.Logger
+	NB, SB   []string
+	Registry *prometheus.Registry
+}
+
+// StartCentral reads the shared flags and starts serving metrics; the
+// context ends on SIGINT or SIGTERM.
+func StartCentral(cx *cli.Context, component string) (context.Context, context.CancelFunc, *Central, error) {
+	log, err := Logger(cx.String("log-level"), component)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	nb, err := NBRemotes(cx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sb, err := SBRemotes(cx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := SignalContext()
+	reg := NewRegistry()
+	if err := ServeMetrics(ctx, cx.String("metrics-addr"), reg, log); err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	log.Info("starting", "nb", nb, "sb", sb)
+	return ctx, cancel, &Central{Log: log, NB: nb, SB: sb, Registry: reg}, nil
 }
