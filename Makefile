@@ -9,7 +9,8 @@ PKGS     := ./...
 TESTFLAGS ?= -count=1 -p 1 -timeout 40m
 
 DEBS := openvswitch-common clang llvm libbpf-dev iproute2 iperf3 tcpdump \
-        hyperfine bpftool ethtool procps util-linux iputils-ping
+        hyperfine bpftool ethtool procps util-linux iputils-ping \
+        libjemalloc2
 
 .PHONY: all deps generate build test unit bench sandbox check-generated vet fmt clean
 

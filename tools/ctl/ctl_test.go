@@ -35,7 +35,7 @@ func TestStartStatusStop(t *testing.T) {
 		return string(out), err
 	}
 	t.Cleanup(func() { courierCtl("stop") })
-	if out, err := courierCtl("start", "--no-daemons"); err != nil {
+	if out, err := courierCtl("--ovsdb-allocator", "jemalloc", "start", "--no-daemons"); err != nil {
 		t.Fatalf("start: %v\n%s", err, out)
 	}
 	// Starting twice is harmless.
@@ -53,6 +53,9 @@ func TestStartStatusStop(t *testing.T) {
 			t.Fatalf("no running ovsdb-server for %s", db)
 		}
 		pids = append(pids, pid)
+		if maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid)); err != nil || !strings.Contains(string(maps), "libjemalloc") {
+			t.Errorf("ovsdb-server %s (pid %d) does not run on jemalloc (err %v)", db, pid, err)
+		}
 		sock := "unix:" + filepath.Join(dir, db+".sock")
 		schemaName := map[string]string{"nb": "Courier_Northbound", "sb": "Courier_Southbound"}[db]
 		testenv.Run(t, "ovsdb-client", "list-dbs", sock)

@@ -55,7 +55,10 @@ type Config struct {
 	// BinDir is where the daemons' binaries are; empty means next to the
 	// running executable, then $PATH.
 	BinDir string
-	Log    *slog.Logger
+	// Allocator is the malloc ovsdb-server runs with: AllocatorAuto (the
+	// default when empty), AllocatorJemalloc or AllocatorSystem.
+	Allocator string
+	Log       *slog.Logger
 }
 
 func (c *Config) dbDir() string {
@@ -175,6 +178,10 @@ func (c *Config) startServer(ctx context.Context, d Database) error {
 		c.log().Info("ovsdb-server already running", "db", d.Short, "pid", pid)
 		return nil
 	}
+	alloc, env, err := allocatorEnv(c.Allocator, jemallocPaths)
+	if err != nil {
+		return err
+	}
 	os.Remove(c.Socket(d))
 	args := []string{c.DBFile(d),
 		"--remote=punix:" + c.Socket(d),
@@ -184,12 +191,12 @@ func (c *Config) startServer(ctx context.Context, d Database) error {
 	for _, l := range c.Listen[d.Short] {
 		args = append(args, "--remote="+l)
 	}
-	pid, err := proc.Start(proc.Spec{Bin: "ovsdb-server", Args: args,
+	pid, err := proc.Start(proc.Spec{Bin: "ovsdb-server", Args: args, Env: env,
 		LogFile: c.serverLog(d), PidFile: c.serverPid(d)})
 	if err != nil {
 		return err
 	}
-	c.log().Info("started ovsdb-server", "db", d.Short, "pid", pid, "socket", c.Socket(d))
+	c.log().Info("started ovsdb-server", "db", d.Short, "pid", pid, "socket", c.Socket(d), "allocator", alloc)
 	return waitSocket(ctx, c.Socket(d), 10*time.Second)
 }
 
