@@ -17,6 +17,9 @@
 //   - OVSDB locks, which libovsdb lacks, on a small JSON-RPC session that
 //     also carries the lock holder's writes, each fenced by an "assert"
 //     operation (jsonrpc.go, lock.go);
+//   - monitors on a connection of their own, for what libovsdb's cannot do:
+//     report only chosen kinds of change, hand over each update whole, and
+//     decode rows straight into the models (watch.go, rowdec.go, scan.go);
 //   - change tracking for incremental consumers (tracker.go).
 //
 // It must not know what any table means: that belongs to northd, southd,

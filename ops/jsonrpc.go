@@ -14,7 +14,8 @@ import (
 // rpcConn is a minimal OVSDB JSON-RPC 1.0 connection (RFC 7047 §4): calls
 // with replies matched by id, server notifications handed to a callback,
 // and the server's echo requests answered. It exists for what libovsdb
-// does not offer (locks); everything else uses libovsdb.
+// does not offer: locks, and monitors that choose what they report or
+// must hand over whole updates (Watch).
 type rpcConn struct {
 	conn    net.Conn
 	wmu     sync.Mutex

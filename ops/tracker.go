@@ -66,6 +66,12 @@ func (t *Tracker) Drain() Changes {
 
 func (t *Tracker) record(table string, uuid string, old, new model.Model) {
 	t.mu.Lock()
+	t.recordLocked(table, uuid, old, new)
+	t.mu.Unlock()
+	t.kick()
+}
+
+func (t *Tracker) recordLocked(table string, uuid string, old, new model.Model) {
 	if t.pending.Tables == nil {
 		t.pending.Tables = map[string]map[string]*Change{}
 	}
@@ -91,8 +97,6 @@ func (t *Tracker) record(table string, uuid string, old, new model.Model) {
 	} else {
 		tm[uuid] = &Change{UUID: uuid, Old: old, New: new}
 	}
-	t.mu.Unlock()
-	t.kick()
 }
 
 // Rows is how many rows of table the events delivered so far add up to.
@@ -108,6 +112,15 @@ func (t *Tracker) Rows(table string) int {
 // Record adds a change that did not come through libovsdb's cache (from a
 // Watch, say); old is nil for an insert and new for a delete.
 func (t *Tracker) Record(table, uuid string, old, new model.Model) { t.record(table, uuid, old, new) }
+
+// RecordAll adds several changes at once (a Watch's delivery, which is
+// whole transactions): a consumer draining meanwhile gets all or none.
+func (t *Tracker) RecordAll(fn func(record func(table, uuid string, old, new model.Model))) {
+	t.mu.Lock()
+	fn(t.recordLocked)
+	t.mu.Unlock()
+	t.kick()
+}
 
 func (t *Tracker) markOverflow() {
 	t.mu.Lock()

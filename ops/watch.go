@@ -7,78 +7,75 @@ import (
 	"log/slog"
 )
 
-// Watch is a monitor of one table on a connection of its own, for what
-// libovsdb's monitors cannot ask for: a choice of which kinds of change
-// the server reports (RFC 7047 §4.1.5, "select"). A writer that owns a
-// table's rows can skip the echo of its own inserts, which at 64,000 rows
-// is most of ovsdb-server's work in a bulk write, and still hear at once
-// when somebody else deletes or renames one.
+// Watch is a monitor (RFC 7047 §4.1.5) on a connection of its own, for
+// what libovsdb's monitors cannot do:
+//
+//   - choose which kinds of change the server reports ("select"). A writer
+//     that owns a table's rows can skip the echo of its own inserts, which
+//     at 64,000 rows is most of ovsdb-server's work in a bulk write, and
+//     still hear at once when somebody else deletes or renames one;
+//   - hand over each update whole. ovsdb-server sends the changes of one
+//     transaction in one update (several transactions may share one,
+//     none is split), and a Watch delivers an update in one call, so a
+//     consumer never sees half a transaction. libovsdb hands its event
+//     handlers the rows of an update one by one;
+//   - decode rows cheaply: rows arrive as raw JSON, for a RowDecoder.
 type Watch struct {
 	conn *rpcConn
 }
 
-// WatchedRow is one reported change. Old is nil for an insert (or an
-// initial row), New is nil for a delete; for a modify, Old holds the
-// previous values of the columns that changed and New all the watched
-// columns.
+// WatchedRow is one reported change. Old and New are JSON objects of
+// columns, nil when absent: Old is nil for an insert (or an initial row),
+// New is nil for a delete; for a modify, Old holds the previous values of
+// the columns that changed and New all the watched columns.
 type WatchedRow struct {
-	UUID     string
-	Old, New map[string]json.RawMessage
+	Table, UUID string
+	Old, New    []byte
 }
 
 // WatchSpec says what to watch.
 type WatchSpec struct {
-	DB, Table string
-	Columns   []string
+	DB     string
+	Tables []WatchTable
+}
+
+// WatchTable is one watched table.
+type WatchTable struct {
+	Name string
+	// Columns to report; empty means all.
+	Columns []string
 	// Which changes the server reports; each is sent explicitly, since
 	// RFC 7047 defaults an absent one to true.
 	Initial, Insert, Delete, Modify bool
 }
 
-type watchRowUpdate struct {
-	Old map[string]json.RawMessage `json:"old"`
-	New map[string]json.RawMessage `json:"new"`
-}
-
 // StartWatch opens the monitor on remote and returns once the server has
 // accepted it. deliver is called with the initial rows (if selected)
-// before StartWatch returns, then with every update in the order the
-// server sent them, from one goroutine; it must not block for long.
-func StartWatch(ctx context.Context, remote string, spec WatchSpec, deliver func([]WatchedRow), log *slog.Logger) (*Watch, error) {
+// before StartWatch returns, then with each update, in the order the
+// server sent them, from one goroutine; it must not block for long. If it
+// returns an error, the watch ends (StartWatch returns the error, or Done
+// is closed).
+func StartWatch(ctx context.Context, remote string, spec WatchSpec, deliver func([]WatchedRow) error, log *slog.Logger) (*Watch, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	w := &Watch{}
 	const id = "courier-watch"
 	ready := make(chan struct{})
-	decode := func(raw json.RawMessage) []WatchedRow {
-		var upd map[string]map[string]watchRowUpdate
-		if err := json.Unmarshal(raw, &upd); err != nil {
-			// The connection is useless if its updates cannot be read;
-			// closing it makes the owner start over.
-			log.Warn("unreadable update from the database; closing the watch", "table", spec.Table, "err", err)
-			w.conn.Close()
-			return nil
-		}
-		rows := make([]WatchedRow, 0, len(upd[spec.Table]))
-		for u, r := range upd[spec.Table] {
-			rows = append(rows, WatchedRow{UUID: u, Old: r.Old, New: r.New})
-		}
-		return rows
-	}
 	notify := func(method string, params json.RawMessage) {
 		if method != "update" {
 			return
 		}
 		<-ready
-		var p []json.RawMessage
-		if err := json.Unmarshal(params, &p); err != nil || len(p) != 2 {
-			log.Warn("malformed update notification; closing the watch", "table", spec.Table)
-			w.conn.Close()
-			return
+		rows, err := parseUpdateNotification(params)
+		if err == nil && len(rows) > 0 {
+			err = deliver(rows)
 		}
-		if rows := decode(p[1]); len(rows) > 0 {
-			deliver(rows)
+		if err != nil {
+			// The connection is useless if its updates cannot be read;
+			// closing it makes the owner start over.
+			log.Warn("unreadable update from the database; closing the watch", "db", spec.DB, "err", err)
+			w.conn.Close()
 		}
 	}
 	conn, err := dialRPC(remote, notify)
@@ -86,19 +83,78 @@ func StartWatch(ctx context.Context, remote string, spec WatchSpec, deliver func
 		return nil, err
 	}
 	w.conn = conn
-	sel := map[string]bool{"initial": spec.Initial, "insert": spec.Insert, "delete": spec.Delete, "modify": spec.Modify}
-	req := map[string]any{spec.Table: map[string]any{"columns": spec.Columns, "select": sel}}
+	req := map[string]any{}
+	for _, t := range spec.Tables {
+		sel := map[string]bool{"initial": t.Initial, "insert": t.Insert, "delete": t.Delete, "modify": t.Modify}
+		r := map[string]any{"select": sel}
+		if len(t.Columns) > 0 {
+			r["columns"] = t.Columns
+		}
+		req[t.Name] = r
+	}
 	var initial json.RawMessage
 	if err := conn.call(ctx, "monitor", []any{spec.DB, id, req}, &initial); err != nil {
 		close(ready)
 		conn.Close()
-		return nil, fmt.Errorf("monitor %s: %w", spec.Table, err)
+		return nil, fmt.Errorf("monitor %s: %w", spec.DB, err)
 	}
-	if rows := decode(initial); len(rows) > 0 {
-		deliver(rows)
+	rows, err := parseTableUpdates(&scanner{b: initial})
+	if err == nil && len(rows) > 0 {
+		err = deliver(rows)
+	}
+	if err != nil {
+		close(ready)
+		conn.Close()
+		return nil, fmt.Errorf("monitor %s: initial contents: %w", spec.DB, err)
 	}
 	close(ready)
 	return w, nil
+}
+
+// parseUpdateNotification reads the params of an "update" notification:
+// [monitor id, table updates].
+func parseUpdateNotification(params []byte) ([]WatchedRow, error) {
+	s := &scanner{b: params}
+	var rows []WatchedRow
+	n := 0
+	err := s.array(func() error {
+		n++
+		if n != 2 {
+			_, err := s.skip()
+			return err
+		}
+		var err error
+		rows, err = parseTableUpdates(s)
+		return err
+	})
+	if err == nil && n != 2 {
+		err = fmt.Errorf("update has %d params, want 2", n)
+	}
+	return rows, err
+}
+
+// parseTableUpdates reads {table: {uuid: {"old": row, "new": row}}}.
+func parseTableUpdates(s *scanner) ([]WatchedRow, error) {
+	var rows []WatchedRow
+	err := s.object(func(table []byte) error {
+		t := string(table)
+		return s.object(func(uuid []byte) error {
+			r := WatchedRow{Table: t, UUID: string(uuid)}
+			err := s.object(func(key []byte) error {
+				v, err := s.skip()
+				switch string(key) {
+				case "old":
+					r.Old = v
+				case "new":
+					r.New = v
+				}
+				return err
+			})
+			rows = append(rows, r)
+			return err
+		})
+	})
+	return rows, err
 }
 
 // Done is closed when the connection ends; nothing is reported after it.

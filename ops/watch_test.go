@@ -2,7 +2,7 @@ package ops_test
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -43,21 +43,29 @@ func TestWatchReportsOnlySelectedChanges(t *testing.T) {
 	txn(ovsdb.Operation{Op: "insert", Table: nbdb.VPCTable, Row: ovsdb.Row{"name": "a"}})
 
 	got := make(chan ops.WatchedRow, 10)
-	w, err := ops.StartWatch(ctx, dbs.NB, ops.WatchSpec{DB: schema.NBName, Table: nbdb.VPCTable, Columns: []string{"name"},
-		Initial: true, Delete: true, Modify: true}, func(rows []ops.WatchedRow) {
+	w, err := ops.StartWatch(ctx, dbs.NB, ops.WatchSpec{DB: schema.NBName, Tables: []ops.WatchTable{{Name: nbdb.VPCTable,
+		Columns: []string{"name"}, Initial: true, Delete: true, Modify: true}}}, func(rows []ops.WatchedRow) error {
 		for _, r := range rows {
 			got <- r
 		}
+		return nil
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := func(m map[string]json.RawMessage) string {
-		var s string
-		if m != nil {
-			json.Unmarshal(m["name"], &s)
+	dec, err := ops.NewRowDecoder(&nbdb.VPC{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := func(row []byte) string {
+		if row == nil {
+			return ""
 		}
-		return s
+		m, err := dec.Decode("u", row)
+		if err != nil {
+			t.Fatalf("%s: %v", row, err)
+		}
+		return m.(*nbdb.VPC).Name
 	}
 	next := func() ops.WatchedRow {
 		t.Helper()
@@ -87,5 +95,74 @@ func TestWatchReportsOnlySelectedChanges(t *testing.T) {
 	case <-w.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("Done not closed after Close")
+	}
+}
+
+// One transaction over several tables arrives in one delivery, decoded
+// as libovsdb would decode it.
+func TestWatchDeliversTransactionsWhole(t *testing.T) {
+	dbs := testenv.StartDBs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := ops.RawDial(dbs.NB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make(chan []ops.WatchedRow, 10)
+	all := func(name string) ops.WatchTable {
+		return ops.WatchTable{Name: name, Initial: true, Insert: true, Delete: true, Modify: true}
+	}
+	w, err := ops.StartWatch(ctx, dbs.NB, ops.WatchSpec{DB: schema.NBName, Tables: []ops.WatchTable{all(nbdb.VxnetTable), all(nbdb.PortTable)}},
+		func(rows []ops.WatchedRow) error { got <- rows; return nil }, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var txn []any
+	var refs []any
+	for i := 0; i < 50; i++ {
+		txn = append(txn, ovsdb.Operation{Op: "insert", Table: nbdb.PortTable, UUIDName: fmt.Sprintf("p%d", i),
+			Row: ovsdb.Row{"name": fmt.Sprintf("p%d", i), "mac": "02:00:00:00:00:01", "ips": "10.0.0.9"}})
+		refs = append(refs, ovsdb.UUID{GoUUID: fmt.Sprintf("p%d", i)})
+	}
+	txn = append(txn, ovsdb.Operation{Op: "insert", Table: nbdb.VxnetTable, UUIDName: "x", Row: ovsdb.Row{"name": "x", "cidr": "10.0.0.0/24",
+		"ports": ovsdb.OvsSet{GoSet: refs}}},
+		ovsdb.Operation{Op: "insert", Table: nbdb.VPCTable, Row: ovsdb.Row{"name": "v", "vxnets": ovsdb.UUID{GoUUID: "x"}}})
+	var res []map[string]any
+	if err := c.Call(ctx, "transact", append([]any{schema.NBName}, txn...), &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r["error"] != nil {
+			t.Fatalf("transaction refused: %v", r)
+		}
+	}
+	var rows []ops.WatchedRow
+	select {
+	case rows = <-got:
+	case <-ctx.Done():
+		t.Fatal("nothing delivered")
+	}
+	if len(rows) != 51 {
+		t.Fatalf("one transaction of 51 rows arrived as a delivery of %d", len(rows))
+	}
+	portDec, _ := ops.NewRowDecoder(&nbdb.Port{})
+	vxDec, _ := ops.NewRowDecoder(&nbdb.Vxnet{})
+	for _, r := range rows {
+		dec := portDec
+		if r.Table == nbdb.VxnetTable {
+			dec = vxDec
+		}
+		m, err := dec.Decode(r.UUID, r.New)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vx, ok := m.(*nbdb.Vxnet); ok && len(vx.Ports) != 50 {
+			t.Errorf("vxnet decoded with %d ports", len(vx.Ports))
+		}
+		if p, ok := m.(*nbdb.Port); ok && (p.Status == nil || len(p.IPs) != 1) {
+			t.Errorf("port decoded as %+v", p)
+		}
 	}
 }
