@@ -2,7 +2,6 @@ package northd
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 
 	"github.com/ovn-kubernetes/libovsdb/model"
@@ -30,22 +29,32 @@ import (
 // watchBindings reports other writers' deletes and renames of bindings to
 // t, as changes with only the logical port set.
 func watchBindings(ctx context.Context, remote string, t *ops.Tracker, log *slog.Logger) (*ops.Watch, error) {
-	spec := ops.WatchSpec{DB: schema.SBName, Table: sbdb.PortBindingTable, Columns: []string{"logical_port"},
-		Delete: true, Modify: true}
-	return ops.StartWatch(ctx, remote, spec, func(rows []ops.WatchedRow) {
-		for _, r := range rows {
-			t.Record(sbdb.PortBindingTable, r.UUID, bindingName(r.UUID, r.Old), bindingName(r.UUID, r.New))
-		}
-	}, log)
-}
-
-// bindingName is a binding that carries only its UUID and logical port,
-// or nil when there is no row.
-func bindingName(uuid string, cols map[string]json.RawMessage) model.Model {
-	if cols == nil {
-		return nil
+	spec := ops.WatchSpec{DB: schema.SBName, Tables: []ops.WatchTable{{Name: sbdb.PortBindingTable,
+		Columns: []string{"logical_port"}, Delete: true, Modify: true}}}
+	dec, err := ops.NewRowDecoder(&sbdb.PortBinding{})
+	if err != nil {
+		return nil, err
 	}
-	pb := &sbdb.PortBinding{UUID: uuid}
-	json.Unmarshal(cols["logical_port"], &pb.LogicalPort)
-	return pb
+	// bindingName is a binding that carries only its UUID and logical
+	// port, or nil when there is no row.
+	bindingName := func(uuid string, row []byte) (model.Model, error) {
+		if row == nil {
+			return nil, nil
+		}
+		return dec.Decode(uuid, row)
+	}
+	return ops.StartWatch(ctx, remote, spec, func(rows []ops.WatchedRow) error {
+		for _, r := range rows {
+			old, err := bindingName(r.UUID, r.Old)
+			if err != nil {
+				return err
+			}
+			new, err := bindingName(r.UUID, r.New)
+			if err != nil {
+				return err
+			}
+			t.Record(sbdb.PortBindingTable, r.UUID, old, new)
+		}
+		return nil
+	}, log)
 }

@@ -2,8 +2,6 @@ package northd
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,7 +81,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
-var nbTables = []model.Model{&nbdb.NBGlobal{}, &nbdb.VPC{}, &nbdb.Vxnet{}, &nbdb.Port{}, &nbdb.Route{}}
 var sbTables = []model.Model{&sbdb.SBGlobal{}, &sbdb.Datapath{}, &sbdb.LogicalFlow{}}
 
 func monitorAll(ms []model.Model) []client.MonitorOption {
@@ -145,8 +142,10 @@ func (d *Daemon) session(ctx context.Context) error {
 			return fmt.Errorf("initialize %s: %w", r.table, err)
 		}
 	}
+	// The northbound session only writes; the rows come through nbWatch,
+	// on the same server (nbwatch.go says why).
 	nb, err := ops.Open(ctx, nbModel, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true,
-		Tracker: nbT, Monitor: monitorAll(nbTables), EchoInterval: 5 * time.Second, Logger: d.log})
+		EchoInterval: 5 * time.Second, Logger: d.log})
 	if err != nil {
 		return err
 	}
@@ -159,11 +158,14 @@ func (d *Daemon) session(ctx context.Context) error {
 	defer sb.Close()
 
 	n := newCompiler()
+	nbWatch, err := watchNB(ctx, nb.CurrentEndpoint(), nbT, d.log)
+	if err != nil {
+		return fmt.Errorf("watch the northbound: %w", err)
+	}
+	defer nbWatch.Close()
+	n.pendingNB.Merge(nbT.Drain())
 	// The first run must see the whole initial contents, not the part of
 	// it that the monitor's events have delivered so far.
-	if err := loadInitial(ctx, nb, nbT, &n.pendingNB, nbTables); err != nil {
-		return err
-	}
 	if err := loadInitial(ctx, sb, sbT, &n.pendingSB, sbTables); err != nil {
 		return err
 	}
@@ -187,6 +189,8 @@ func (d *Daemon) session(ctx context.Context) error {
 			return nil
 		case <-nb.Done():
 			return errors.New("northbound session lost")
+		case <-nbWatch.Done():
+			return errors.New("northbound watch lost")
 		case <-sb.Done():
 			return errors.New("southbound session lost")
 		case <-watch.Done():
@@ -203,22 +207,6 @@ func (d *Daemon) session(ctx context.Context) error {
 		n.pendingNB.Merge(nbCh)
 		n.pendingSB.Merge(sbCh)
 		active := d.lock.Held()
-		// Compile whole transactions: libovsdb hands out a transaction's
-		// rows one by one, and a port seen before its vxnet would be
-		// refused and then accepted.
-		if size(nbCh) > 0 {
-			if err := settle(ctx, nb, nbT, &n.pendingNB, nbTables); err != nil {
-				return fmt.Errorf("settle: %w", err)
-			}
-		}
-		// A new nb_cfg must not be acknowledged before every change
-		// committed with it (updates included, which settle cannot
-		// count) has arrived.
-		if active && cfgChanged(n) {
-			if err := barrier(ctx, nb, nbT, &n.pendingNB); err != nil {
-				return fmt.Errorf("barrier: %w", err)
-			}
-		}
 		if size(sbCh) > 1000 {
 			coalesce(nbT, sbT, &n.pendingNB, &n.pendingSB)
 		}
@@ -307,16 +295,6 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// cfgChanged reports whether the pending NB changes carry a new nb_cfg.
-func cfgChanged(n *compiler) bool {
-	for _, c := range n.pendingNB.Table(nbdb.NBGlobalTable) {
-		if g, ok := c.New.(*nbdb.NBGlobal); ok && (n.nb.global == nil || g.NbCfg != n.nb.global.NbCfg) {
-			return true
-		}
-	}
-	return false
-}
-
 // loadInitial waits until the tracker has delivered the session's whole
 // initial contents (as many rows per table as the cache holds) and merges
 // them into pending.
@@ -347,91 +325,9 @@ func loadInitial(ctx context.Context, s *ops.Session, t *ops.Tracker, pending *o
 	}
 }
 
-// settle waits until every row the server sent before now has reached
-// the tracker. libovsdb reads its messages in order and applies an update
-// to its cache whole before reading the next, so once an echo is answered
-// the cache holds them all; it then hands out their events one by one,
-// and the tracker's row counts catch up with the cache's when the last
-// insert or delete is through. An update to existing rows changes no
-// count: settle cannot wait for those, the barrier can.
-func settle(ctx context.Context, s *ops.Session, t *ops.Tracker, pending *ops.Changes, tables []model.Model) error {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := s.Client.Echo(cctx); err != nil {
-		return err
-	}
-	for delivering(s, t, tables) {
-		select {
-		case <-cctx.Done():
-			return errors.New("libovsdb's events never caught up with its cache")
-		case <-t.Notify():
-		case <-time.After(time.Millisecond):
-		}
-		pending.Merge(t.Drain())
-	}
-	pending.Merge(t.Drain())
-	return nil
-}
-
-// delivering reports whether libovsdb's cache of some table holds a
-// different number of rows than the events delivered so far add up to.
-func delivering(s *ops.Session, t *ops.Tracker, tables []model.Model) bool {
-	for _, m := range tables {
-		name := tableName(s, m)
-		if s.Cache().Table(name).Len() != t.Rows(name) {
-			return true
-		}
-	}
-	return false
-}
-
 // tableName is the table a model type maps to in s.
 func tableName(s *ops.Session, m model.Model) string {
 	return s.Cache().DatabaseModel().FindTable(reflect.TypeOf(m))
-}
-
-// barrier writes a token into NB_Global and waits until the monitor
-// delivers it. ovsdb-server sends updates in commit order, so every change
-// committed before the token has then been delivered too. It is needed
-// because libovsdb hands one transaction's rows to its event handlers one
-// by one, in no fixed table order: NB_Global's new nb_cfg may come before
-// the ports committed with it.
-func barrier(ctx context.Context, s *ops.Session, t *ops.Tracker, pending *ops.Changes) error {
-	gs, err := ops.List[nbdb.NBGlobal](ctx, s.Client, nil)
-	if err != nil || len(gs) == 0 {
-		return fmt.Errorf("no NB_Global row: %v", err)
-	}
-	b := make([]byte, 8)
-	rand.Read(b)
-	token := hex.EncodeToString(b)
-	g := gs[0]
-	op := ovsdb.Operation{Op: ovsdb.OperationMutate, Table: nbdb.NBGlobalTable,
-		Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: g.UUID}}},
-		Mutations: []ovsdb.Mutation{
-			{Column: "external_ids", Mutator: ovsdb.MutateOperationDelete, Value: ovsdb.OvsSet{GoSet: []any{"northd-barrier"}}},
-			{Column: "external_ids", Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsMap{GoMap: map[any]any{"northd-barrier": token}}},
-		}}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := ops.Transact(cctx, s, op); err != nil {
-		return err
-	}
-	for {
-		ch := t.Drain()
-		pending.Merge(ch)
-		for _, c := range ch.Table(nbdb.NBGlobalTable) {
-			if g, ok := c.New.(*nbdb.NBGlobal); ok && g.ExternalIDs["northd-barrier"] == token {
-				return nil
-			}
-		}
-		select {
-		case <-cctx.Done():
-			return cctx.Err()
-		case <-s.Done():
-			return errors.New("session lost")
-		case <-t.Notify():
-		}
-	}
 }
 
 func size(c ops.Changes) int {

@@ -74,10 +74,13 @@ func (b *batch) add(o built, after func(res []ovsdb.OperationResult, i int)) err
 // order and a failure stops every one after it. What a transaction wrote
 // goes into the view once it is answered, on the writer's goroutine.
 type sbWriter struct {
-	c        client.Client // builds operations
-	txn      ops.Transactor
-	view     *sbView
-	maxOps   int
+	c      client.Client // builds operations
+	txn    ops.Transactor
+	view   *sbView
+	maxOps int
+	// limit is the size of the next chunk: it starts small so that
+	// ovsdb-server gets its first chunk early, and doubles up to maxOps.
+	limit    int
 	cur      batch
 	named    map[string]string // datapath name -> named UUID in cur
 	nextID   int
@@ -169,7 +172,8 @@ func (w *sbWriter) flush(ctx context.Context) error {
 }
 
 func (w *sbWriter) maybeFlush(ctx context.Context) error {
-	if len(w.cur.ops) >= w.maxOps {
+	if len(w.cur.ops) >= w.limit {
+		w.limit = min(2*w.limit, w.maxOps)
 		return w.send(ctx)
 	}
 	return nil
@@ -326,7 +330,7 @@ func (n *compiler) writeSB(ctx context.Context, c client.Client, txn ops.Transac
 			d.ports[name] = true
 		}
 	}
-	w := &sbWriter{c: c, txn: txn, view: v, maxOps: maxOps, named: map[string]string{}}
+	w := &sbWriter{c: c, txn: txn, view: v, maxOps: maxOps, limit: max(maxOps/8, 1), named: map[string]string{}}
 	defer func() {
 		// After a failure, nothing may still be on its way to the
 		// database when the caller reads it again and retries.
@@ -457,8 +461,7 @@ func (n *compiler) writeSB(ctx context.Context, c client.Client, txn ops.Transac
 				return w.txns, err
 			}
 		} else {
-			w.nextID++
-			row := &sbdb.LogicalFlow{UUID: fmt.Sprintf("lf%d", w.nextID), Datapath: dpU, Vpc: dpKey,
+			row := &sbdb.LogicalFlow{Datapath: dpU, Vpc: dpKey,
 				Stage: fo.want.stage, Priority: fo.want.priority, Match: fo.want.match, Actions: fo.want.actions,
 				ExternalIDs: map[string]string{"source": fo.want.source}}
 			name := fo.dp
@@ -501,8 +504,6 @@ func (n *compiler) writeSB(ctx context.Context, c client.Client, txn ops.Transac
 				return w.txns, err
 			}
 		} else {
-			w.nextID++
-			want.UUID = fmt.Sprintf("pb%d", w.nextID)
 			row := *want
 			if err := w.cur.add(built{ops: []ovsdb.Operation{pbInsert(want)}}, func(res []ovsdb.OperationResult, i int) {
 				r := row
@@ -674,11 +675,13 @@ func pbInsert(pb *sbdb.PortBinding) ovsdb.Operation {
 	if len(pb.ExternalIDs) > 0 {
 		row["external_ids"] = smap(pb.ExternalIDs)
 	}
-	return ovsdb.Operation{Op: ovsdb.OperationInsert, Table: sbdb.PortBindingTable, UUIDName: pb.UUID, Row: row}
+	// No uuid-name: nothing in the transaction refers to the row, and
+	// naming it costs ovsdb-server a symbol-table entry per row.
+	return ovsdb.Operation{Op: ovsdb.OperationInsert, Table: sbdb.PortBindingTable, Row: row}
 }
 
 func lfInsert(f *sbdb.LogicalFlow) ovsdb.Operation {
-	return ovsdb.Operation{Op: ovsdb.OperationInsert, Table: sbdb.LogicalFlowTable, UUIDName: f.UUID, Row: ovsdb.Row{
+	return ovsdb.Operation{Op: ovsdb.OperationInsert, Table: sbdb.LogicalFlowTable, Row: ovsdb.Row{
 		"datapath": ovsdb.UUID{GoUUID: f.Datapath}, "vpc": f.Vpc, "stage": f.Stage, "priority": f.Priority,
 		"match": f.Match, "actions": f.Actions, "external_ids": smap(f.ExternalIDs)}}
 }
