@@ -1,10 +1,12 @@
 package ops
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -53,11 +55,15 @@ func dialRPC(remote string, notify func(string, json.RawMessage)) (*rpcConn, err
 }
 
 func (r *rpcConn) read() {
-	dec := json.NewDecoder(r.conn)
 	var err error
+	fr := &framer{}
 	for {
+		var msg []byte
+		if msg, err = fr.next(r.conn); err != nil {
+			break
+		}
 		var m rpcMessage
-		if err = dec.Decode(&m); err != nil {
+		if err = m.parse(msg); err != nil {
 			break
 		}
 		isNullID := len(m.ID) == 0 || string(m.ID) == "null"
@@ -89,7 +95,121 @@ func (r *rpcConn) read() {
 		delete(r.pending, id)
 	}
 	r.mu.Unlock()
+	r.conn.Close()
 	close(r.done)
+}
+
+// parse reads one message's members; the raw values are slices of msg.
+func (m *rpcMessage) parse(msg []byte) error {
+	s := &scanner{b: msg}
+	return s.object(func(key []byte) error {
+		switch string(key) {
+		case "method":
+			if s.peek() == 'n' {
+				_, err := s.skip()
+				return err
+			}
+			method, err := s.str()
+			m.Method = method
+			return err
+		}
+		v, err := s.skip()
+		switch string(key) {
+		case "id":
+			m.ID = v
+		case "params":
+			m.Params = v
+		case "result":
+			m.Result = v
+		case "error":
+			m.Error = v
+		}
+		return err
+	})
+}
+
+// framer cuts the byte stream of a connection into JSON-RPC messages
+// (top-level JSON objects) by counting brackets outside strings, in one
+// pass over each byte: encoding/json's Decoder validated and copied a
+// 15 MB monitor update in ~0.25 s before anybody could read it.
+type framer struct {
+	buf     []byte
+	scanned int // buf[:scanned] holds no complete message
+	depth   int
+	inStr   bool
+	esc     bool
+}
+
+// next returns the next message; it stays valid after later calls.
+func (f *framer) next(r io.Reader) ([]byte, error) {
+	for {
+		if end, err := f.scan(); err != nil {
+			return nil, err
+		} else if end > 0 {
+			msg := bytes.TrimLeft(f.buf[:end], " \t\r\n")
+			rest := f.buf[end:]
+			f.buf = append(make([]byte, 0, max(64<<10, 2*len(rest))), rest...)
+			f.scanned = 0
+			return msg, nil
+		}
+		if len(f.buf) == cap(f.buf) {
+			f.buf = append(make([]byte, 0, max(64<<10, 2*cap(f.buf))), f.buf...)
+		}
+		n, err := r.Read(f.buf[len(f.buf):cap(f.buf)])
+		f.buf = f.buf[:len(f.buf)+n]
+		if n == 0 && err != nil {
+			return nil, err
+		}
+	}
+}
+
+// scan continues where it stopped and returns the end of the first
+// complete message, or 0.
+func (f *framer) scan() (int, error) {
+	b, depth, inStr, esc := f.buf, f.depth, f.inStr, f.esc
+	defer func() { f.depth, f.inStr, f.esc = depth, inStr, esc }()
+	for i := f.scanned; i < len(b); i++ {
+		c := b[i]
+		if inStr {
+			if esc {
+				esc = false
+				continue
+			}
+			// Most of a message is the inside of strings: find its end
+			// a word at a time.
+			j := bytes.IndexAny(b[i:], `"\`)
+			if j < 0 {
+				i = len(b) - 1
+				continue
+			}
+			i += j
+			if b[i] == '\\' {
+				esc = true
+			} else {
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inStr = true
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				f.scanned = 0
+				return i + 1, nil
+			}
+		case ' ', '\n', '\r', '\t':
+		default:
+			if depth == 0 {
+				return 0, fmt.Errorf("unexpected %q between messages", c)
+			}
+		}
+	}
+	f.scanned = len(b)
+	return 0, nil
 }
 
 func (r *rpcConn) write(v any) error {
@@ -185,6 +305,11 @@ func RawDial(remote string) (*RawConn, error) {
 // Call sends one request and decodes its result into out.
 func (r *RawConn) Call(ctx context.Context, method string, params any, out any) error {
 	return r.c.call(ctx, method, params, out)
+}
+
+// CallRaw is Call with the params already encoded as a JSON array.
+func (r *RawConn) CallRaw(ctx context.Context, method string, params []byte, out any) error {
+	return r.c.callRaw(ctx, method, params, out)
 }
 
 // Close ends the session.
