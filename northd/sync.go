@@ -384,7 +384,8 @@ func (n *compiler) writeSB(ctx context.Context, c client.Client, txn ops.Transac
 		}
 	}
 
-	// Deletes first (a port's key may be reused by another port).
+	// Within a table, deletes go first: a flow's key, or a port's tunnel
+	// key, may be taken over by a new row.
 	type flowOp struct {
 		dp   string
 		want *flow
@@ -424,28 +425,6 @@ func (n *compiler) writeSB(ctx context.Context, c client.Client, txn ops.Transac
 			return w.txns, err
 		}
 	}
-	type pbOp struct {
-		want, have *sbdb.PortBinding
-	}
-	var pbDeletes, pbUpserts []pbOp
-	for _, name := range sortedSet(d.ports) {
-		want, have := n.desiredPB(name), v.pb(name)
-		switch {
-		case want == nil && have != nil:
-			pbDeletes = append(pbDeletes, pbOp{nil, have})
-		case want != nil:
-			pbUpserts = append(pbUpserts, pbOp{want, have})
-		}
-	}
-	for _, po := range pbDeletes {
-		row := po.have
-		if err := w.cur.add(op(ops.ByUUID(c, row).Delete()), func([]ovsdb.OperationResult, int) { v.delPB(row.UUID) }); err != nil {
-			return w.txns, err
-		}
-		if err := w.maybeFlush(ctx); err != nil {
-			return w.txns, err
-		}
-	}
 	for _, fo := range flowUpserts {
 		dpU, err := w.dpRef(fo.dp)
 		if err != nil {
@@ -473,6 +452,30 @@ func (n *compiler) writeSB(ctx context.Context, c client.Client, txn ops.Transac
 			}); err != nil {
 				return w.txns, err
 			}
+		}
+		if err := w.maybeFlush(ctx); err != nil {
+			return w.txns, err
+		}
+	}
+	// The flows go first: they are ready at once, and the server commits
+	// them while the bindings are computed.
+	type pbOp struct {
+		want, have *sbdb.PortBinding
+	}
+	var pbDeletes, pbUpserts []pbOp
+	for _, name := range sortedSet(d.ports) {
+		want, have := n.desiredPB(name), v.pb(name)
+		switch {
+		case want == nil && have != nil:
+			pbDeletes = append(pbDeletes, pbOp{nil, have})
+		case want != nil:
+			pbUpserts = append(pbUpserts, pbOp{want, have})
+		}
+	}
+	for _, po := range pbDeletes {
+		row := po.have
+		if err := w.cur.add(op(ops.ByUUID(c, row).Delete()), func([]ovsdb.OperationResult, int) { v.delPB(row.UUID) }); err != nil {
+			return w.txns, err
 		}
 		if err := w.maybeFlush(ctx); err != nil {
 			return w.txns, err

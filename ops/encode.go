@@ -272,37 +272,46 @@ func appendString(b []byte, s string) []byte {
 // ["uuid", "..."] form, which libovsdb's decoder reads through a second
 // json.Unmarshal each; this reads the common form directly.
 func decodeResults(raw []byte) ([]ovsdb.OperationResult, error) {
-	var rs []struct {
-		Count   int             `json:"count"`
-		Error   string          `json:"error"`
-		Details string          `json:"details"`
-		UUID    json.RawMessage `json:"uuid"`
-		Rows    []ovsdb.Row     `json:"rows"`
-	}
-	if err := json.Unmarshal(raw, &rs); err != nil {
-		return nil, err
-	}
-	out := make([]ovsdb.OperationResult, len(rs))
-	for i, r := range rs {
-		out[i] = ovsdb.OperationResult{Count: r.Count, Error: r.Error, Details: r.Details, Rows: r.Rows}
-		if len(r.UUID) == 0 {
-			continue
+	s := &scanner{b: raw}
+	var out []ovsdb.OperationResult
+	err := s.array(func() error {
+		var r ovsdb.OperationResult
+		if s.peek() == 'n' { // an operation after a failed one
+			_, err := s.skip()
+			out = append(out, r)
+			return err
 		}
-		if u, ok := uuidLiteral(r.UUID); ok {
-			out[i].UUID.GoUUID = u
-		} else if err := out[i].UUID.UnmarshalJSON(r.UUID); err != nil {
-			return nil, fmt.Errorf("result %d: uuid %s: %w", i, r.UUID, err)
+		err := s.object(func(key []byte) error {
+			var err error
+			switch string(key) {
+			case "count":
+				var n int64
+				n, err = s.integer()
+				r.Count = int(n)
+			case "error":
+				r.Error, err = s.str()
+			case "details":
+				r.Details, err = s.str()
+			case "uuid":
+				start := s.i
+				if r.UUID.GoUUID, err = s.atomString(); err == nil && !isUUID(r.UUID.GoUUID) {
+					err = fmt.Errorf("bad uuid %s", s.b[start:s.i])
+				}
+			case "rows":
+				var v []byte
+				if v, err = s.skip(); err == nil {
+					err = json.Unmarshal(v, &r.Rows)
+				}
+			default:
+				_, err = s.skip()
+			}
+			return err
+		})
+		out = append(out, r)
+		if err != nil {
+			return fmt.Errorf("result %d: %w", len(out)-1, err)
 		}
-	}
-	return out, nil
-}
-
-// uuidLiteral reads ["uuid","<36 characters>"] as the server writes it.
-func uuidLiteral(b []byte) (string, bool) {
-	const pre, post = `["uuid","`, `"]`
-	if len(b) != len(pre)+36+len(post) || string(b[:len(pre)]) != pre || string(b[len(b)-len(post):]) != post {
-		return "", false
-	}
-	u := string(b[len(pre) : len(pre)+36])
-	return u, isUUID(u)
+		return nil
+	})
+	return out, err
 }

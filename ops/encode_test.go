@@ -101,7 +101,7 @@ func TestDecodeResultsMatchesLibovsdb(t *testing.T) {
 	raw := []byte(`[{},{"uuid":["uuid","c0ffee00-1234-4abc-8def-0123456789ab"]},{"count":3},` +
 		`{"rows":[{"name":"a","_uuid":["uuid","c0ffee00-1234-4abc-8def-0123456789ac"]}]},` +
 		`{"uuid":[ "uuid", "c0ffee00-1234-4abc-8def-0123456789ad" ]},` +
-		`{"error":"constraint violation","details":"why"},null]`)
+		`{"error":"constraint violation","details":"why \"quoted\"","extra":[1,{"a":2}]},null]`)
 	var want []ovsdb.OperationResult
 	if err := json.Unmarshal(raw, &want); err != nil {
 		t.Fatal(err)
@@ -112,5 +112,10 @@ func TestDecodeResultsMatchesLibovsdb(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+	for _, bad := range []string{`[{"count":"x"}]`, `[{"uuid":["uuid"]}]`, `[{]`, `{}`} {
+		if _, err := decodeResults([]byte(bad)); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
 	}
 }

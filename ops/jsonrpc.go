@@ -267,10 +267,15 @@ func (r *rpcConn) callRaw(ctx context.Context, method string, params []byte, out
 		if len(rep.err) > 0 && string(rep.err) != "null" {
 			return fmt.Errorf("%s: %s", method, rep.err)
 		}
-		if out != nil {
+		switch o := out.(type) {
+		case nil:
+			return nil
+		case *json.RawMessage:
+			*o = rep.result // a slice of its own message, which nobody reuses
+			return nil
+		default:
 			return json.Unmarshal(rep.result, out)
 		}
-		return nil
 	}
 }
 
