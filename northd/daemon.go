@@ -10,7 +10,6 @@ import (
 
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/model"
-	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/internal/daemon"
 	"github.com/courier-sdn/courier/northd/engine"
@@ -96,33 +95,20 @@ func sbMonitor() []client.MonitorOption {
 	return monitorAll(sbTables)
 }
 
-// selectBindings reads every binding in full, once per session.
-func selectBindings(ctx context.Context, s *ops.Session) ([]*sbdb.PortBinding, error) {
-	sel := []ovsdb.Operation{{Op: ovsdb.OperationSelect, Table: sbdb.PortBindingTable, Where: ops.All()}}
-	res, err := ops.Transact(ctx, s, sel...)
-	if err != nil {
-		return nil, err
-	}
-	dbm := s.Cache().DatabaseModel()
-	rows := make([]*sbdb.PortBinding, 0, len(res[0].Rows))
-	for i := range res[0].Rows {
-		row := res[0].Rows[i]
-		u, _ := row["_uuid"].(ovsdb.UUID)
-		m, err := model.CreateModel(dbm, sbdb.PortBindingTable, &row, u.GoUUID)
-		if err != nil {
-			return nil, err
-		}
-		rows = append(rows, m.(*sbdb.PortBinding))
-	}
-	return rows, nil
-}
-
 // rereadSBBindings replaces northd's view of the bindings with what the
 // southbound holds now.
 func rereadSBBindings(ctx context.Context, sb *ops.Session, n *compiler) error {
-	pbs, err := selectBindings(ctx, sb)
+	dec, err := ops.NewRowDecoder(&sbdb.PortBinding{})
 	if err != nil {
 		return err
+	}
+	rows, err := ops.ReadTable(ctx, sb.CurrentEndpoint(), schema.SBName, sbdb.PortBindingTable, dec)
+	if err != nil {
+		return err
+	}
+	pbs := make([]*sbdb.PortBinding, len(rows))
+	for i, r := range rows {
+		pbs[i] = r.(*sbdb.PortBinding)
 	}
 	n.sb.resetBindings(pbs)
 	return nil
@@ -214,7 +200,10 @@ func (d *Daemon) session(ctx context.Context) error {
 			return errors.New("libovsdb dropped monitor events; rebuilding from a new session")
 		}
 		if active && !wasActive {
-			needFull, rereadBindings = true, true
+			// Taking over. A standby compiles as it goes, so the compiled
+			// state is current; what the southbound holds is not known:
+			// read the bindings and compare every row.
+			n.out.full, rereadBindings = true, true
 		}
 		wasActive = active
 		d.m.active.Set(b2f(active))
@@ -241,7 +230,7 @@ func (d *Daemon) session(ctx context.Context) error {
 			}
 			continue
 		}
-		needFull = !active
+		needFull = false
 	}
 }
 

@@ -6,9 +6,11 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -17,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -40,13 +43,13 @@ type NorthdResult struct {
 	CompileSeconds  float64   `json:"bulk_commit_to_sb_cfg_seconds"`
 	CompileRounds   []float64 `json:"bulk_commit_to_sb_cfg_rounds"`
 	// FloorSeconds is the baseline measured in the same run, interleaved
-	// with the bulk rounds: one client inserting the same bindings
-	// straight into an empty southbound, the least any compiler could
-	// spend in ovsdb-server.
+	// with the bulk rounds: ovsdb-server alone committing the same flows
+	// and bindings into an empty southbound (insertFloor), the least any
+	// compiler could spend there.
 	// NorthdPhases is northd's own account of the bulk load (median over
 	// the rounds, seconds, from its courier_northd_run_phase_seconds):
 	// wait, compile, write_sb, write_nb. The rest of commit→sb_cfg is
-	// ovsdb-server and libovsdb delivering the transaction to northd.
+	// ovsdb-server sending the transaction and northd reading it.
 	NorthdPhases     map[string]float64 `json:"northd_phases_seconds"`
 	FloorSeconds     float64            `json:"sb_insert_floor_seconds"`
 	FloorRounds      []float64          `json:"sb_insert_floor_rounds"`
@@ -56,6 +59,9 @@ type NorthdResult struct {
 	Add              Latency            `json:"single_port_add_ms"`
 	Update           Latency            `json:"single_port_update_ms"`
 	Delete           Latency            `json:"single_port_delete_ms"`
+	// TakeoverSeconds is from killing the active northd, with the
+	// topology loaded, to the standby acknowledging a new nb_cfg.
+	TakeoverSeconds float64 `json:"takeover_seconds"`
 }
 
 // Latency summarizes samples in milliseconds.
@@ -339,7 +345,60 @@ func northdRound(ctx context.Context, env Env, ports int, r *NorthdResult, phase
 	}
 	r.Add, r.Update, r.Delete = Summarize(adds), Summarize(upds), Summarize(dels)
 	r.NorthdPeakRSSMiB = peakRSS(pid)
-	return nbCommit, nil
+	r.TakeoverSeconds, err = takeover(ctx, env, dir, nbR, sbR, pid, nbS)
+	return nbCommit, err
+}
+
+// takeover starts a standby northd, waits until it has compiled the
+// loaded topology, kills the active one (SIGKILL, as a crash) and times
+// how long until the standby has the lock, has checked the southbound
+// against its own compile, and acknowledges a new nb_cfg.
+func takeover(ctx context.Context, env Env, dir, nbR, sbR string, active int, nbS *ops.Session) (float64, error) {
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return 0, err
+	}
+	pid, err := proc.Start(proc.Spec{Bin: filepath.Join(env.BinDir, "courier-northd"),
+		Args:    []string{"--nb", nbR, "--sb", sbR, "--log-level", "info", "--metrics-addr", metricsAddr},
+		LogFile: filepath.Join(dir, "northd-standby.log"), PidFile: filepath.Join(dir, "northd-standby.pid")})
+	if err != nil {
+		return 0, err
+	}
+	defer proc.StopPID(pid, "courier-northd", 5*time.Second)
+	// A standby compiles what it reads, without writing: wait for its
+	// first run, from scratch.
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if runs, _ := scrapeValue(ctx, metricsAddr, `courier_northd_runs_total{kind="full"} `); runs >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, errors.New("the standby northd never compiled the topology")
+		}
+	}
+	before, err := countRows(ctx, sbR)
+	if err != nil {
+		return 0, err
+	}
+	if err := syscall.Kill(active, syscall.SIGKILL); err != nil {
+		return 0, err
+	}
+	killed := time.Now()
+	res, err := ops.Transact(ctx, nbS, bumpCfg()...)
+	if err != nil {
+		return 0, err
+	}
+	if err := waitSbCfg(ctx, nbS, cfgOf(res), time.Minute); err != nil {
+		return 0, fmt.Errorf("after the active northd was killed: %w", err)
+	}
+	took := time.Since(killed).Seconds()
+	after, err := countRows(ctx, sbR)
+	if err != nil {
+		return 0, err
+	}
+	if !maps.Equal(before, after) {
+		return 0, fmt.Errorf("the southbound changed across the takeover: %v before, %v after", before, after)
+	}
+	return took, nil
 }
 
 // topology is one VPC ("bench") with 253 vxnets x0..x252 (10.H.L.0/24)
@@ -590,6 +649,27 @@ func freeAddr() (string, error) {
 
 // scrapePhases reads the sums of northd's courier_northd_run_phase_seconds
 // by phase, waiting for the metrics server to come up.
+// scrapeValue reads the value of the first metrics line that starts with
+// prefix (name, labels and the space), or 0 if there is none yet.
+func scrapeValue(ctx context.Context, addr, prefix string) (float64, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			return strconv.ParseFloat(rest, 64)
+		}
+	}
+	return 0, nil
+}
+
 func scrapePhases(ctx context.Context, addr string) (map[string]float64, error) {
 	const prefix = `courier_northd_run_phase_seconds_sum{phase="`
 	var lastErr error
