@@ -345,6 +345,21 @@ func takeover(t *testing.T, nbR, sbR, dir string) {
 	if active < 0 {
 		t.Fatal("no northd says it is active")
 	}
+	// While the active instance hangs (it still holds the lock), a
+	// binding goes missing: the standby hears of it without acting; once
+	// the hung one dies, the instance that takes over compares every row.
+	syscall.Kill(pids[active], syscall.SIGSTOP)
+	c, err := ops.RawDial(strings.Split(sbR, ",")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var res []ovsdb.OperationResult
+	if err := c.Call(context.Background(), "transact", []any{schema.SBName, ovsdb.Operation{Op: "delete", Table: sbdb.PortBindingTable,
+		Where: []ovsdb.Condition{{Column: "logical_port", Function: "==", Value: "before2"}}}}, &res); err != nil || len(res) != 1 || res[0].Count != 1 {
+		t.Fatalf("delete before2 from the southbound: %v %+v", err, res)
+	}
+	time.Sleep(300 * time.Millisecond)
 	syscall.Kill(pids[active], syscall.SIGKILL)
 	start := time.Now()
 	nb(t, nbR, "port-add", "x", "after", "02:00:00:00:09:01", "10.9.0.5")
