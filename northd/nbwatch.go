@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/model"
 
@@ -59,6 +60,7 @@ func watchNB(ctx context.Context, remote string, t *ops.Tracker, log *slog.Logge
 		spec.Tables = append(spec.Tables, ops.WatchTable{Name: tb.name, Initial: true, Insert: true, Delete: true, Modify: true})
 	}
 	return ops.StartWatch(ctx, remote, spec, func(update []ops.WatchedRow) error {
+		start := time.Now()
 		// Decode everything first: a row that cannot be read fails the
 		// whole update, and the session starts over.
 		news := make([]model.Model, len(update))
@@ -87,6 +89,7 @@ func watchNB(ctx context.Context, remote string, t *ops.Tracker, log *slog.Logge
 				record(r.Table, r.UUID, old, news[i])
 			}
 		})
+		log.Debug("northbound update", "rows", len(update), "decoded_in", time.Since(start))
 		return nil
 	}, log)
 }
