@@ -14,17 +14,19 @@ import (
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
 
-// A watch reports only the kinds of change it asked for, in order.
-func TestWatchReportsOnlySelectedChanges(t *testing.T) {
+// rawNB starts the databases and returns a function that commits
+// operations to the northbound on a plain JSON-RPC connection, failing
+// the test if any is refused.
+func rawNB(t *testing.T) (*testenv.DBs, context.Context, func(ops ...any) []map[string]any) {
 	dbs := testenv.StartDBs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	c, err := ops.RawDial(dbs.NB)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	txn := func(ops ...any) []map[string]any {
+	t.Cleanup(c.Close)
+	return dbs, ctx, func(ops ...any) []map[string]any {
 		t.Helper()
 		var res []map[string]any
 		if err := c.Call(ctx, "transact", append([]any{schema.NBName}, ops...), &res); err != nil {
@@ -37,6 +39,11 @@ func TestWatchReportsOnlySelectedChanges(t *testing.T) {
 		}
 		return res
 	}
+}
+
+// A watch reports only the kinds of change it asked for, in order.
+func TestWatchReportsOnlySelectedChanges(t *testing.T) {
+	dbs, ctx, txn := rawNB(t)
 	byName := func(n string) []ovsdb.Condition {
 		return []ovsdb.Condition{{Column: "name", Function: "==", Value: n}}
 	}
@@ -101,14 +108,7 @@ func TestWatchReportsOnlySelectedChanges(t *testing.T) {
 // One transaction over several tables arrives in one delivery, decoded
 // as libovsdb would decode it.
 func TestWatchDeliversTransactionsWhole(t *testing.T) {
-	dbs := testenv.StartDBs(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := ops.RawDial(dbs.NB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	dbs, ctx, commit := rawNB(t)
 	got := make(chan []ops.WatchedRow, 10)
 	all := func(name string) ops.WatchTable {
 		return ops.WatchTable{Name: name, Initial: true, Insert: true, Delete: true, Modify: true}
@@ -129,15 +129,7 @@ func TestWatchDeliversTransactionsWhole(t *testing.T) {
 	txn = append(txn, ovsdb.Operation{Op: "insert", Table: nbdb.VxnetTable, UUIDName: "x", Row: ovsdb.Row{"name": "x", "cidr": "10.0.0.0/24",
 		"ports": ovsdb.OvsSet{GoSet: refs}}},
 		ovsdb.Operation{Op: "insert", Table: nbdb.VPCTable, Row: ovsdb.Row{"name": "v", "vxnets": ovsdb.UUID{GoUUID: "x"}}})
-	var res []map[string]any
-	if err := c.Call(ctx, "transact", append([]any{schema.NBName}, txn...), &res); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range res {
-		if r["error"] != nil {
-			t.Fatalf("transaction refused: %v", r)
-		}
-	}
+	commit(txn...)
 	var rows []ops.WatchedRow
 	select {
 	case rows = <-got:
