@@ -284,3 +284,126 @@ func decodeStringMap(s *scanner, v reflect.Value) error {
 	v.Set(reflect.ValueOf(out))
 	return err
 }
+
+// ApplyDiff returns a copy of old with an update2 "modify" applied
+// (ovsdb-server(7), "update2"): a scalar or optional column (a set of at
+// most one) takes the value sent; a larger set toggles the members
+// listed; a map takes each pair listed, except that a pair it already
+// holds is removed.
+func (d *RowDecoder) ApplyDiff(old model.Model, diff []byte) (model.Model, error) {
+	ov := reflect.ValueOf(old)
+	if ov.Type() != reflect.PointerTo(d.typ) || ov.IsNil() {
+		return nil, fmt.Errorf("ApplyDiff: %T is not a %s", old, d.typ)
+	}
+	p := reflect.New(d.typ)
+	v := p.Elem()
+	v.Set(ov.Elem())
+	s := &scanner{b: diff}
+	err := s.object(func(key []byte) error {
+		c, ok := d.cols[string(key)]
+		if !ok {
+			_, err := s.skip()
+			return err
+		}
+		f := v.Field(c.field)
+		var err error
+		switch f.Kind() {
+		case reflect.Pointer:
+			// A set of at most one member is sent whole, not toggled.
+			var members []reflect.Value
+			if members, err = setMembers(s, f.Type().Elem()); err != nil {
+				break
+			}
+			switch len(members) {
+			case 0:
+				f.Set(reflect.Zero(f.Type()))
+			case 1:
+				ptr := reflect.New(f.Type().Elem())
+				ptr.Elem().Set(members[0])
+				f.Set(ptr)
+			default:
+				err = s.errorf("an optional column given %d values", len(members))
+			}
+		case reflect.Slice:
+			cur := make([]reflect.Value, f.Len())
+			for i := range cur {
+				cur[i] = f.Index(i)
+			}
+			var members []reflect.Value
+			if members, err = setMembers(s, f.Type().Elem()); err != nil {
+				break
+			}
+			now := toggle(cur, members)
+			out := reflect.MakeSlice(f.Type(), len(now), len(now))
+			for i, e := range now {
+				out.Index(i).Set(e)
+			}
+			f.Set(out)
+		case reflect.Map:
+			changes := reflect.New(f.Type()).Elem()
+			if err = c.dec(s, changes); err != nil {
+				break
+			}
+			out := reflect.MakeMapWithSize(f.Type(), f.Len()+changes.Len())
+			for it := f.MapRange(); it.Next(); {
+				out.SetMapIndex(it.Key(), it.Value())
+			}
+			for it := changes.MapRange(); it.Next(); {
+				if had := f.MapIndex(it.Key()); had.IsValid() && had.Interface() == it.Value().Interface() {
+					out.SetMapIndex(it.Key(), reflect.Value{})
+				} else {
+					out.SetMapIndex(it.Key(), it.Value())
+				}
+			}
+			f.Set(out)
+		default:
+			err = c.dec(s, f)
+		}
+		if err != nil {
+			return fmt.Errorf("column %s: %w", key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p.Interface().(model.Model), nil
+}
+
+// setMembers reads a set (or a lone member) of atoms of type t.
+func setMembers(s *scanner, t reflect.Type) ([]reflect.Value, error) {
+	var out []reflect.Value
+	err := eachSetElem(s, func() error {
+		e := reflect.New(t).Elem()
+		if err := decodeAtom(s, e); err != nil {
+			return err
+		}
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// toggle is the symmetric difference of cur and members, in cur's order
+// and then the members'.
+func toggle(cur, members []reflect.Value) []reflect.Value {
+	flip := make(map[any]bool, len(members))
+	for _, m := range members {
+		flip[m.Interface()] = true
+	}
+	var out []reflect.Value
+	for _, c := range cur {
+		if k := c.Interface(); flip[k] {
+			delete(flip, k) // present before: removed
+		} else {
+			out = append(out, c)
+		}
+	}
+	for _, m := range members {
+		if flip[m.Interface()] {
+			out = append(out, m)
+			delete(flip, m.Interface())
+		}
+	}
+	return out
+}

@@ -154,3 +154,34 @@ func randomRow(rng *rand.Rand, ts *ovsdb.TableSchema, all bool) []byte {
 	}
 	return js
 }
+
+// An update2 diff: scalars and optionals are sent whole, sets toggle
+// their members, maps add, change or (when sent unchanged) remove pairs.
+func TestApplyDiff(t *testing.T) {
+	dec, err := NewRowDecoder(&nbdb.Port{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hv1, yes := "hv1", true
+	old := &nbdb.Port{UUID: "u", Name: "p", MAC: "02:00:00:00:00:01", IPs: []string{"10.0.0.1", "10.0.0.2"},
+		RequestedChassis: &hv1, Status: map[string]string{"state": "error", "error": "x"}}
+	got, err := dec.ApplyDiff(old, []byte(`{"mac":"02:00:00:00:00:02","ips":["set",["10.0.0.2","10.0.0.3"]],`+
+		`"requested_chassis":["set",[]],"port_security":true,"status":["map",[["state","ok"],["error","x"]]],"external_ids":["map",[["k","v"]]]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &nbdb.Port{UUID: "u", Name: "p", MAC: "02:00:00:00:00:02", IPs: []string{"10.0.0.1", "10.0.0.3"},
+		PortSecurity: &yes, Status: map[string]string{"state": "ok"}, ExternalIDs: map[string]string{"k": "v"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+	if old.MAC != "02:00:00:00:00:01" || len(old.IPs) != 2 || old.RequestedChassis == nil || len(old.Status) != 2 {
+		t.Errorf("the old row was modified: %+v", old)
+	}
+	if _, err := dec.ApplyDiff(old, []byte(`{"requested_chassis":["set",["a","b"]]}`)); err == nil {
+		t.Error("two values for an optional column were accepted")
+	}
+	if _, err := dec.ApplyDiff(&nbdb.VPC{}, []byte(`{}`)); err == nil {
+		t.Error("a diff was applied to a row of another table")
+	}
+}

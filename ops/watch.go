@@ -24,19 +24,29 @@ type Watch struct {
 	conn *rpcConn
 }
 
-// WatchedRow is one reported change. Old and New are JSON objects of
-// columns, nil when absent: Old is nil for an insert (or an initial row),
-// New is nil for a delete; for a modify, Old holds the previous values of
-// the columns that changed and New all the watched columns.
+// WatchedRow is one reported change. Old, New and Diff are JSON objects
+// of columns, nil when absent. An insert (or an initial row) has New; a
+// delete is Deleted, with Old (the row) unless the watch reports diffs;
+// a modify has, without diffs, Old (the previous values of the columns
+// that changed) and New (all the watched columns), and with diffs only
+// Diff (RowDecoder.ApplyDiff).
 type WatchedRow struct {
-	Table, UUID string
-	Old, New    []byte
+	Table, UUID    string
+	Old, New, Diff []byte
+	Deleted        bool
 }
 
 // WatchSpec says what to watch.
 type WatchSpec struct {
 	DB     string
 	Tables []WatchTable
+	// Diffs makes the watch a monitor_cond (the "update2" extension that
+	// ovsdb-server and libovsdb use): an insert carries only the columns
+	// that are not default, a modify only what changed (a set's
+	// toggled members, a map's changed pairs), a delete nothing. Without
+	// it, a modify carries the whole row: every member of a big set each
+	// time one is added.
+	Diffs bool
 }
 
 // WatchTable is one watched table.
@@ -62,8 +72,12 @@ func StartWatch(ctx context.Context, remote string, spec WatchSpec, deliver func
 	w := &Watch{}
 	const id = "courier-watch"
 	ready := make(chan struct{})
-	notify := func(method string, params json.RawMessage) {
-		if method != "update" {
+	method, update := "monitor", "update"
+	if spec.Diffs {
+		method, update = "monitor_cond", "update2"
+	}
+	notify := func(m string, params json.RawMessage) {
+		if m != update {
 			return
 		}
 		<-ready
@@ -90,10 +104,14 @@ func StartWatch(ctx context.Context, remote string, spec WatchSpec, deliver func
 		if len(t.Columns) > 0 {
 			r["columns"] = t.Columns
 		}
-		req[t.Name] = r
+		if spec.Diffs {
+			req[t.Name] = []any{r} // monitor_cond takes a list per table
+		} else {
+			req[t.Name] = r
+		}
 	}
 	var initial json.RawMessage
-	if err := conn.call(ctx, "monitor", []any{spec.DB, id, req}, &initial); err != nil {
+	if err := conn.call(ctx, method, []any{spec.DB, id, req}, &initial); err != nil {
 		close(ready)
 		conn.Close()
 		return nil, fmt.Errorf("monitor %s: %w", spec.DB, err)
@@ -133,7 +151,9 @@ func parseUpdateNotification(params []byte) ([]WatchedRow, error) {
 	return rows, err
 }
 
-// parseTableUpdates reads {table: {uuid: {"old": row, "new": row}}}.
+// parseTableUpdates reads {table: {uuid: update}}, where an update is
+// {"old": row, "new": row} (RFC 7047) or one of {"initial": row},
+// {"insert": row}, {"modify": diff}, {"delete": null} (update2).
 func parseTableUpdates(s *scanner) ([]WatchedRow, error) {
 	var rows []WatchedRow
 	err := s.object(func(table []byte) error {
@@ -145,11 +165,18 @@ func parseTableUpdates(s *scanner) ([]WatchedRow, error) {
 				switch string(key) {
 				case "old":
 					r.Old = v
-				case "new":
+				case "new", "initial", "insert":
 					r.New = v
+				case "modify":
+					r.Diff = v
+				case "delete":
+					r.Deleted = true
 				}
 				return err
 			})
+			if r.Old != nil && r.New == nil {
+				r.Deleted = true
+			}
 			rows = append(rows, r)
 			return err
 		})
