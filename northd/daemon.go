@@ -196,7 +196,7 @@ func (d *Daemon) session(ctx context.Context) error {
 		if size(sbCh) > 1000 {
 			coalesce(nbT, sbT, &n.pendingNB, &n.pendingSB)
 		}
-		if n.pendingNB.Overflow || n.pendingSB.Overflow {
+		if n.pendingSB.Overflow { // the northbound comes through a watch, which drops nothing
 			return errors.New("libovsdb dropped monitor events; rebuilding from a new session")
 		}
 		if active && !wasActive {
@@ -265,8 +265,7 @@ func (d *Daemon) runOnce(ctx context.Context, n *compiler, nb, sb *ops.Session, 
 		level = slog.LevelInfo
 	}
 	// waited is from the first change's arrival to the run's start:
-	// delivery of the rest of a big transaction, the barrier, reading
-	// the bindings.
+	// coalescing a burst of southbound changes, reading the bindings.
 	d.log.Log(ctx, level, "run", "full", full, "active", active, "waited", waited, "took", st.Duration, "compile", st.Compile,
 		"write_sb", st.WriteSB, "sb_txns", st.SBTxns, "write_nb", st.WriteNB)
 	d.m.observe(n, st)

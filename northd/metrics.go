@@ -28,7 +28,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"kind"}),
 		phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "courier_northd_run_phase_seconds",
 			Help: "Where a run's time goes: wait (from the first change's arrival to the run: the rest of its " +
-				"transaction, the barrier), compile, write_sb, write_nb.",
+				"burst, reading the bindings), compile, write_sb, write_nb.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"phase"}),
 		sbTxns: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_northd_sb_transactions_total",
 			Help: "Southbound transactions committed."}),

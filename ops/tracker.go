@@ -37,8 +37,6 @@ type Tracker struct {
 	mu      sync.Mutex
 	pending Changes
 	notify  chan struct{}
-	// rows counts, per table, the rows the events so far add up to.
-	rows map[string]int
 }
 
 // NewTracker returns an empty tracker.
@@ -80,15 +78,6 @@ func (t *Tracker) recordLocked(table string, uuid string, old, new model.Model) 
 		tm = map[string]*Change{}
 		t.pending.Tables[table] = tm
 	}
-	if t.rows == nil {
-		t.rows = map[string]int{}
-	}
-	switch {
-	case old == nil && new != nil:
-		t.rows[table]++
-	case old != nil && new == nil:
-		t.rows[table]--
-	}
 	if ch, ok := tm[uuid]; ok {
 		ch.New = new
 		if ch.Old == nil && ch.New == nil {
@@ -97,16 +86,6 @@ func (t *Tracker) recordLocked(table string, uuid string, old, new model.Model) 
 	} else {
 		tm[uuid] = &Change{UUID: uuid, Old: old, New: new}
 	}
-}
-
-// Rows is how many rows of table the events delivered so far add up to.
-// libovsdb fills its cache first and delivers the events after, one by
-// one, so while its cache holds a different number, the events of a
-// transaction are still on their way.
-func (t *Tracker) Rows(table string) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.rows[table]
 }
 
 // Record adds a change that did not come through libovsdb's cache (from a

@@ -52,8 +52,9 @@ type VM struct {
 	HostSide string // its name
 }
 
-// Do runs fn on a thread that is inside namespace ns for the duration.
-func Do(ns string, fn func() error) error {
+// onThread runs fn on a locked OS thread and then puts the thread back
+// into the namespace it started in, whichever fn switched to.
+func onThread(fn func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
@@ -61,40 +62,45 @@ func Do(ns string, fn func() error) error {
 		return err
 	}
 	defer orig.Close()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		return fmt.Errorf("namespace %s: %w", ns, err)
+	err = fn()
+	if rerr := netns.Set(orig); err == nil {
+		err = rerr
 	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		return err
-	}
-	defer netns.Set(orig)
-	return fn()
+	return err
+}
+
+// Do runs fn on a thread that is inside namespace ns for the duration.
+func Do(ns string, fn func() error) error {
+	return onThread(func() error {
+		h, err := netns.GetFromName(ns)
+		if err != nil {
+			return fmt.Errorf("namespace %s: %w", ns, err)
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			return err
+		}
+		return fn()
+	})
 }
 
 // newNS creates a named namespace (lo up) without leaving the caller in it.
 func newNS(name string) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	h, err := netns.NewNamed(name)
-	if err != nil {
-		return fmt.Errorf("ip netns add %s: %w", name, err)
-	}
-	defer h.Close()
-	if lo, err := netlink.LinkByName("lo"); err == nil {
-		netlink.LinkSetUp(lo)
-	}
-	// Quiet namespaces: no IPv6 (no router solicitations, no MLD), so a
-	// capture on the underlay sees only what Courier sends.
-	os.WriteFile("/proc/sys/net/ipv6/conf/all/disable_ipv6", []byte("1"), 0o644)
-	os.WriteFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", []byte("1"), 0o644)
-	return netns.Set(orig)
+	return onThread(func() error {
+		h, err := netns.NewNamed(name)
+		if err != nil {
+			return fmt.Errorf("ip netns add %s: %w", name, err)
+		}
+		defer h.Close()
+		if lo, err := netlink.LinkByName("lo"); err == nil {
+			netlink.LinkSetUp(lo)
+		}
+		// Quiet namespaces: no IPv6 (no router solicitations, no MLD), so a
+		// capture on the underlay sees only what Courier sends.
+		os.WriteFile("/proc/sys/net/ipv6/conf/all/disable_ipv6", []byte("1"), 0o644)
+		os.WriteFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", []byte("1"), 0o644)
+		return nil
+	})
 }
 
 // New creates the fabric: namespace <prefix>fabric with bridge br0.

@@ -235,32 +235,12 @@ func (c *Config) initGlobals(ctx context.Context) error {
 	return nil
 }
 
-func (c *Config) binary(name string) (string, error) {
-	if c.BinDir != "" {
-		p := filepath.Join(c.BinDir, name)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), name)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("%s not found next to %s or in $PATH (run make build)", name, os.Args[0])
-	}
-	return p, nil
-}
-
 func (c *Config) startDaemon(dm Daemon) error {
 	if pid, ok := proc.Running(c.daemonPid(dm.Name), dm.Name); ok {
 		c.log().Info("already running", "daemon", dm.Name, "pid", pid)
 		return nil
 	}
-	bin, err := c.binary(dm.Name)
+	bin, err := proc.Find(c.BinDir, dm.Name)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +28,29 @@ type Spec struct {
 	// Start, if set, starts the command instead of cmd.Start (for example
 	// to start it inside a network namespace).
 	Start func(*exec.Cmd) error
+}
+
+// Find locates one of Courier's binaries: in binDir when given, else next
+// to the running executable, else in $PATH.
+func Find(binDir, name string) (string, error) {
+	var dirs []string
+	if binDir != "" {
+		dirs = append(dirs, binDir)
+	}
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(exe))
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found next to %s or in $PATH (run make build)", name, os.Args[0])
+	}
+	return p, nil
 }
 
 // Start runs the process in its own session so that it outlives the tool

@@ -238,7 +238,7 @@ func (s *Sandbox) startHostd(name string) error {
 	if err != nil {
 		return err
 	}
-	bin, err := s.bin("courier-hostd")
+	bin, err := proc.Find(s.State.BinDir, "courier-hostd")
 	if err != nil {
 		return err
 	}
@@ -260,22 +260,6 @@ func (s *Sandbox) startHostd(name string) error {
 	}
 	s.log.Info("started hostd", "host", name, "pid", pid)
 	return nil
-}
-
-func (s *Sandbox) bin(name string) (string, error) {
-	if s.State.BinDir != "" {
-		p := filepath.Join(s.State.BinDir, name)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), name)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return exec.LookPath(name)
 }
 
 // StopHostd stops a host's hostd (its data plane keeps forwarding).
