@@ -4,6 +4,10 @@
 GO       ?= go
 BIN      := $(CURDIR)/bin
 PKGS     := ./...
+# What --version reports; without git, the binaries fall back to Go's
+# build information (internal/version).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS  := $(if $(VERSION),-X github.com/courier-sdn/courier/internal/version.Version=$(VERSION))
 # Tests that run real servers, namespaces and BPF need root; they run one
 # package at a time so that two suites never race for the same resources.
 TESTFLAGS ?= -count=1 -p 1 -timeout 40m
@@ -31,7 +35,7 @@ generate:
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 vet:
 	$(GO) vet $(PKGS)

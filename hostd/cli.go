@@ -10,13 +10,15 @@ import (
 
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/daemon"
+	"github.com/courier-sdn/courier/internal/version"
 )
 
 // App is the courier-hostd command line.
 func App() *cli.App {
 	return &cli.App{
-		Name:  "courier-hostd",
-		Usage: "run Courier on a hypervisor: the DVR on every VM port, fed from the southbound",
+		Name:    "courier-hostd",
+		Version: version.String(),
+		Usage:   "run Courier on a hypervisor: the DVR on every VM port, fed from the southbound",
 		Description: `courier-hostd registers the chassis, claims the ports whose VM interfaces
 are on this host (a host-side interface whose alias is "courier:PORT"; see
 "courier-hostd attach"), and keeps the eBPF data plane equal to what the

@@ -4,13 +4,15 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/courier-sdn/courier/internal/daemon"
+	"github.com/courier-sdn/courier/internal/version"
 )
 
 // App is the courier-northd command line.
 func App() *cli.App {
 	return &cli.App{
-		Name:  "courier-northd",
-		Usage: "compile Courier's northbound intent into the southbound database",
+		Name:    "courier-northd",
+		Version: version.String(),
+		Usage:   "compile Courier's northbound intent into the southbound database",
 		Description: `courier-northd monitors the northbound database (VPCs, vxnets, ports,
 routes) and keeps the southbound's datapaths, port bindings and logical
 flows equal to what that intent compiles to. Rows it cannot compile are

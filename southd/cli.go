@@ -4,13 +4,15 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/courier-sdn/courier/internal/daemon"
+	"github.com/courier-sdn/courier/internal/version"
 )
 
 // App is the courier-southd command line.
 func App() *cli.App {
 	return &cli.App{
-		Name:  "courier-southd",
-		Usage: "keep Courier's southbound true to the running world",
+		Name:    "courier-southd",
+		Version: version.String(),
+		Usage:   "keep Courier's southbound true to the running world",
 		Description: `courier-southd decides what depends on the running world rather than on
 intent: which chassis are alive (from their heartbeats), which live
 hub-role chassis serve each VPC's hubs (kept stable, balanced, replaced

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/ops"
 )
 
@@ -41,8 +42,9 @@ func App() *cli.App {
 		&cli.BoolFlag{Name: "no-daemons", Usage: "start the databases only, not courier-northd and courier-southd"},
 	}
 	return &cli.App{
-		Name:  "courier-ctl",
-		Usage: "start, stop and inspect Courier's central services",
+		Name:    "courier-ctl",
+		Version: version.String(),
+		Usage:   "start, stop and inspect Courier's central services",
 		Description: `courier-ctl runs the northbound and southbound ovsdb-servers and the
 central daemons (courier-northd, courier-southd) in a run directory, as
 ovn-ctl does for OVN. Database files are created with ovsdb-tool when

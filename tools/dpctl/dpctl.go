@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/version"
 )
 
 // App is the courier-dpctl command line.
@@ -49,6 +50,7 @@ func App(out io.Writer) *cli.App {
 	}
 	return &cli.App{
 		Name:            "courier-dpctl",
+		Version:         version.String(),
 		Usage:           "show what a host's eBPF data plane holds and has done",
 		HideHelpCommand: true,
 		Description: `Reads the maps courier-hostd pinned under PIN-ROOT/CHASSIS; works whether or

@@ -21,6 +21,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 	"github.com/urfave/cli/v2"
 
+	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/tools/cmdline"
@@ -40,6 +41,7 @@ func App(stdout io.Writer) *cli.App {
 	cmds := commands()
 	app := &cli.App{
 		Name:      "courier-nbctl",
+		Version:   version.String(),
 		Usage:     "declare VPCs, vxnets, ports and routes in Courier's northbound database",
 		UsageText: "courier-nbctl [OPTIONS] COMMAND [ARG...] [-- [OPTIONS] COMMAND [ARG...]]...",
 		Description: `Commands separated by "--" are checked in order against the database

@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/tools/nbctl"
 )
 
@@ -23,8 +24,9 @@ func App(stdout io.Writer) *cli.App {
 		Usage: "the sandbox's run directory (its database sockets are there)"}
 	open := func(cx *cli.Context) (*Sandbox, error) { return Open(cx.String("run-dir")) }
 	return &cli.App{
-		Name:  "courier-sandbox",
-		Usage: "run a whole Courier deployment on this machine, in network namespaces",
+		Name:    "courier-sandbox",
+		Version: version.String(),
+		Usage:   "run a whole Courier deployment on this machine, in network namespaces",
 		Description: `courier-sandbox start builds: the northbound and southbound ovsdb-servers,
 courier-northd and courier-southd; an underlay (namespace cs-fabric, one
 veth per host); hypervisors hv1..hvN (namespaces cs-hv1.., chassis of the

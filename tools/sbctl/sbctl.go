@@ -19,6 +19,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/model"
 	"github.com/urfave/cli/v2"
 
+	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/pipeline"
 	"github.com/courier-sdn/courier/schema/sbdb"
@@ -302,6 +303,7 @@ func App(stdout io.Writer) *cli.App {
 	cmds := commands()
 	return &cli.App{
 		Name:            "courier-sbctl",
+		Version:         version.String(),
 		Usage:           "inspect Courier's southbound database",
 		UsageText:       "courier-sbctl [OPTIONS] COMMAND [ARG...] [-- COMMAND [ARG...]]...",
 		HideHelpCommand: true,
