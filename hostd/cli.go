@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/cliargs"
 	"github.com/courier-sdn/courier/internal/daemon"
 	"github.com/courier-sdn/courier/internal/version"
 )
@@ -31,8 +32,10 @@ its ports' chassis and up, the nb_cfg its kernel reflects (what
 courier-nbctl --wait=hv waits for), and addresses its ports announced.
 Stopping it leaves the data plane forwarding; a new hostd adopts it.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "chassis", Usage: "this chassis's `NAME`", Required: true},
-			&cli.StringFlag{Name: "encap-ip", Usage: "this host's underlay (VTEP) `ADDRESS`", Required: true},
+			// Required, but checked in run: urfave/cli would also demand
+			// them of "attach".
+			&cli.StringFlag{Name: "chassis", Usage: "this chassis's `NAME` (required)"},
+			&cli.StringFlag{Name: "encap-ip", Usage: "this host's underlay (VTEP) `ADDRESS` (required)"},
 			daemon.SBFlag(), daemon.RunDirFlag(),
 			&cli.StringSliceFlag{Name: "role", Usage: "a role of this chassis: hub; repeatable"},
 			&cli.StringFlag{Name: "pin-root", Value: dataplane.DefaultPinRoot, Usage: "pin BPF objects under `DIR`/CHASSIS"},
@@ -63,6 +66,14 @@ Stopping it leaves the data plane forwarding; a new hostd adopts it.`,
 }
 
 func run(cx *cli.Context) error {
+	if err := cliargs.None(cx); err != nil {
+		return err
+	}
+	for _, f := range []string{"chassis", "encap-ip"} {
+		if cx.String(f) == "" {
+			return fmt.Errorf("--%s is required (see courier-hostd --help)", f)
+		}
+	}
 	log, err := daemon.Logger(cx.String("log-level"), "hostd")
 	if err != nil {
 		return err

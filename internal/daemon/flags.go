@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/courier-sdn/courier/internal/cliargs"
 	"github.com/courier-sdn/courier/ops"
 )
 
@@ -68,9 +69,12 @@ type Central struct {
 	Registry *prometheus.Registry
 }
 
-// StartCentral reads the shared flags and starts serving metrics; the
-// context ends on SIGINT or SIGTERM.
+// StartCentral refuses stray arguments, reads the shared flags and starts
+// serving metrics; the context ends on SIGINT or SIGTERM.
 func StartCentral(cx *cli.Context, component string) (context.Context, context.CancelFunc, *Central, error) {
+	if err := cliargs.None(cx); err != nil {
+		return nil, nil, nil, err
+	}
 	log, err := Logger(cx.String("log-level"), component)
 	if err != nil {
 		return nil, nil, nil, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/courier-sdn/courier/internal/cliargs"
 	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/ops"
 )
@@ -44,6 +45,7 @@ func App() *cli.App {
 	return &cli.App{
 		Name:    "courier-ctl",
 		Version: version.String(),
+		Action:  cliargs.UnknownCommand,
 		Usage:   "start, stop and inspect Courier's central services",
 		Description: `courier-ctl runs the northbound and southbound ovsdb-servers and the
 central daemons (courier-northd, courier-southd) in a run directory, as
@@ -66,25 +68,28 @@ in two more, then point clients at all members, for example
 		},
 		Commands: []*cli.Command{
 			{
-				Name:  "start",
-				Usage: "create missing databases and start the servers and daemons",
-				Flags: listenFlags,
+				Name:   "start",
+				Usage:  "create missing databases and start the servers and daemons",
+				Before: cliargs.None,
+				Flags:  listenFlags,
 				Action: func(cx *cli.Context) error {
 					c := configFrom(cx)
 					return c.Start(context.Background())
 				},
 			},
 			{
-				Name:  "stop",
-				Usage: "stop the daemons and the servers of the run directory",
+				Name:   "stop",
+				Usage:  "stop the daemons and the servers of the run directory",
+				Before: cliargs.None,
 				Action: func(cx *cli.Context) error {
 					c := configFrom(cx)
 					return c.Stop()
 				},
 			},
 			{
-				Name:  "status",
-				Usage: "show which services of the run directory are running",
+				Name:   "status",
+				Usage:  "show which services of the run directory are running",
+				Before: cliargs.None,
 				Action: func(cx *cli.Context) error {
 					c := configFrom(cx)
 					w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
@@ -110,6 +115,7 @@ in two more, then point clients at all members, for example
 				Name:      "cluster-create",
 				Usage:     "create the first member of a Raft cluster of each database and start it",
 				ArgsUsage: " ",
+				Before:    cliargs.None,
 				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "nb-raft", Usage: "this member's northbound Raft `ADDRESS` (tcp:IP:PORT)", Required: true},
 					&cli.StringFlag{Name: "sb-raft", Usage: "this member's southbound Raft `ADDRESS` (tcp:IP:PORT)", Required: true},
@@ -120,8 +126,9 @@ in two more, then point clients at all members, for example
 				},
 			},
 			{
-				Name:  "cluster-join",
-				Usage: "join this run directory to existing Raft clusters and start it",
+				Name:   "cluster-join",
+				Usage:  "join this run directory to existing Raft clusters and start it",
+				Before: cliargs.None,
 				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "nb-raft", Usage: "this member's northbound Raft `ADDRESS` (tcp:IP:PORT)", Required: true},
 					&cli.StringFlag{Name: "sb-raft", Usage: "this member's southbound Raft `ADDRESS`", Required: true},

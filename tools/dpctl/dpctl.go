@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/cliargs"
 	"github.com/courier-sdn/courier/internal/version"
 )
 
@@ -25,6 +26,9 @@ func App(out io.Writer) *cli.App {
 	}
 	with := func(fn func(d *dataplane.Datapath, w io.Writer) error) cli.ActionFunc {
 		return func(cx *cli.Context) error {
+			if err := cliargs.None(cx); err != nil {
+				return err
+			}
 			d, err := open(cx)
 			if err != nil {
 				return err
@@ -53,6 +57,7 @@ func App(out io.Writer) *cli.App {
 		Version:         version.String(),
 		Usage:           "show what a host's eBPF data plane holds and has done",
 		HideHelpCommand: true,
+		Action:          cliargs.UnknownCommand,
 		Description: `Reads the maps courier-hostd pinned under PIN-ROOT/CHASSIS; works whether or
 not hostd runs, from any network namespace. Only cache-flush writes. In the sandbox the pin root is
 /sys/fs/bpf/courier/sandbox-cs-.`,

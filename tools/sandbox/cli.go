@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/courier-sdn/courier/internal/cliargs"
 	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/tools/nbctl"
 )
@@ -42,10 +43,12 @@ courier-sandbox stop removes every namespace, link, pinned object and
 process the sandbox made, also after a crash.`,
 		Flags:           []cli.Flag{runDir},
 		HideHelpCommand: true,
+		Action:          cliargs.UnknownCommand,
 		Commands: []*cli.Command{
 			{
-				Name:  "start",
-				Usage: "start a sandbox (replacing any earlier one in the run directory)",
+				Name:   "start",
+				Usage:  "start a sandbox (replacing any earlier one in the run directory)",
+				Before: cliargs.None,
 				Flags: []cli.Flag{
 					&cli.IntFlag{Name: "hosts", Value: 3, Usage: "number of hypervisors"},
 					&cli.IntFlag{Name: "hubs", Value: 2, Usage: "how many of them are hubs"},
@@ -77,8 +80,9 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 				},
 			},
 			{
-				Name:  "stop",
-				Usage: "remove everything the sandbox made",
+				Name:   "stop",
+				Usage:  "remove everything the sandbox made",
+				Before: cliargs.None,
 				Action: func(cx *cli.Context) error {
 					s, err := open(cx)
 					if err != nil {
@@ -89,8 +93,9 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 				},
 			},
 			{
-				Name:  "status",
-				Usage: "show the sandbox's hosts, hostd processes and VMs",
+				Name:   "status",
+				Usage:  "show the sandbox's hosts, hostd processes and VMs",
+				Before: cliargs.None,
 				Action: func(cx *cli.Context) error {
 					s, err := open(cx)
 					if err != nil {
@@ -136,6 +141,9 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 				Usage:     "remove a VM",
 				ArgsUsage: "PORT",
 				Action: func(cx *cli.Context) error {
+					if cx.NArg() != 1 {
+						return fmt.Errorf("usage: courier-sandbox vm-del PORT")
+					}
 					s, err := open(cx)
 					if err != nil {
 						return err
@@ -186,8 +194,9 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 				},
 			},
 			{
-				Name:  "demo",
-				Usage: "declare two VPCs with overlapping CIDRs, start VMs, and show routing and isolation",
+				Name:   "demo",
+				Before: cliargs.None,
+				Usage:  "declare two VPCs with overlapping CIDRs, start VMs, and show routing and isolation",
 				Action: func(cx *cli.Context) error {
 					s, err := open(cx)
 					if err != nil {
