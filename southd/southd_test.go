@@ -37,7 +37,7 @@ type world struct {
 const deadAfter = 1500 * time.Millisecond
 
 func newWorld(t *testing.T) *world {
-	northd := ctl.CentralDaemons(false)[0]
+	northd := ctl.CentralDaemons("", "")[0]
 	dbs := testenv.StartDBs(t, northd)
 	m, _ := sbdb.FullDatabaseModel()
 	sb, err := ops.Open(context.Background(), m, ops.SessionOptions{Remotes: []string{dbs.SB}, Monitor: []client.MonitorOption{

@@ -15,32 +15,40 @@ import (
 	"github.com/courier-sdn/courier/ops"
 )
 
-// CentralDaemons are what "courier-ctl start" runs after the databases.
-func CentralDaemons(metrics bool) []Daemon {
-	return []Daemon{
-		{Name: "courier-northd", Args: func(c *Config) []string {
+// The central daemons' metrics addresses when courier-ctl is not told
+// others. A second run directory on the same machine must choose its own
+// (--northd-metrics, --southd-metrics) or none.
+const (
+	DefaultNorthdMetrics = "127.0.0.1:9650"
+	DefaultSouthdMetrics = "127.0.0.1:9651"
+)
+
+// CentralDaemons are what "courier-ctl start" runs after the databases,
+// serving Prometheus metrics on the given addresses (empty: none).
+func CentralDaemons(northdMetrics, southdMetrics string) []Daemon {
+	central := func(name, metrics string) Daemon {
+		return Daemon{Name: name, Args: func(c *Config) []string {
 			a := []string{"--nb", c.Remote(Databases[0]), "--sb", c.Remote(Databases[1])}
-			if metrics {
-				a = append(a, "--metrics-addr", "127.0.0.1:9650")
+			if metrics != "" {
+				a = append(a, "--metrics-addr", metrics)
 			}
 			return a
-		}},
-		{Name: "courier-southd", Args: func(c *Config) []string {
-			a := []string{"--nb", c.Remote(Databases[0]), "--sb", c.Remote(Databases[1])}
-			if metrics {
-				a = append(a, "--metrics-addr", "127.0.0.1:9651")
-			}
-			return a
-		}},
+		}}
 	}
+	return []Daemon{central("courier-northd", northdMetrics), central("courier-southd", southdMetrics)}
 }
 
 // App is the courier-ctl command line.
 func App() *cli.App {
-	listenFlags := []cli.Flag{
+	// The flags of the commands that start services.
+	startFlags := []cli.Flag{
 		&cli.StringSliceFlag{Name: "nb-listen", Usage: "also listen for northbound clients on `REMOTE` (ptcp:PORT[:IP] or pssl:PORT[:IP]); repeatable"},
 		&cli.StringSliceFlag{Name: "sb-listen", Usage: "also listen for southbound clients on `REMOTE`; repeatable"},
 		&cli.BoolFlag{Name: "no-daemons", Usage: "start the databases only, not courier-northd and courier-southd"},
+		&cli.StringFlag{Name: "northd-metrics", Value: DefaultNorthdMetrics,
+			Usage: "courier-northd serves Prometheus metrics on `ADDR` (host:port; empty: none); each run directory of a machine needs its own"},
+		&cli.StringFlag{Name: "southd-metrics", Value: DefaultSouthdMetrics,
+			Usage: "courier-southd serves Prometheus metrics on `ADDR` (host:port; empty: none)"},
 	}
 	return &cli.App{
 		Name:    "courier-ctl",
@@ -71,7 +79,7 @@ in two more, then point clients at all members, for example
 				Name:   "start",
 				Usage:  "create missing databases and start the servers and daemons",
 				Before: cliargs.None,
-				Flags:  listenFlags,
+				Flags:  startFlags,
 				Action: func(cx *cli.Context) error {
 					c := configFrom(cx)
 					return c.Start(context.Background())
@@ -119,7 +127,7 @@ in two more, then point clients at all members, for example
 				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "nb-raft", Usage: "this member's northbound Raft `ADDRESS` (tcp:IP:PORT)", Required: true},
 					&cli.StringFlag{Name: "sb-raft", Usage: "this member's southbound Raft `ADDRESS` (tcp:IP:PORT)", Required: true},
-				}, listenFlags...),
+				}, startFlags...),
 				Action: func(cx *cli.Context) error {
 					c := configFrom(cx)
 					return c.ClusterCreate(context.Background(), map[string]string{"nb": cx.String("nb-raft"), "sb": cx.String("sb-raft")})
@@ -134,7 +142,7 @@ in two more, then point clients at all members, for example
 					&cli.StringFlag{Name: "sb-raft", Usage: "this member's southbound Raft `ADDRESS`", Required: true},
 					&cli.StringSliceFlag{Name: "nb-peer", Usage: "Raft `ADDRESS` of an existing northbound member; repeatable", Required: true},
 					&cli.StringSliceFlag{Name: "sb-peer", Usage: "Raft `ADDRESS` of an existing southbound member; repeatable", Required: true},
-				}, listenFlags...),
+				}, startFlags...),
 				Action: func(cx *cli.Context) error {
 					c := configFrom(cx)
 					return c.ClusterJoin(context.Background(),
@@ -159,7 +167,7 @@ func configFrom(cx *cli.Context) *Config {
 		Log:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
 	if !cx.Bool("no-daemons") {
-		c.Daemons = CentralDaemons(true)
+		c.Daemons = CentralDaemons(cx.String("northd-metrics"), cx.String("southd-metrics"))
 	}
 	return c
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,5 +235,61 @@ func TestClusterLosesNoAcknowledgedWrite(t *testing.T) {
 	t.Logf("%d writes acknowledged, %d rows present, %d members alive", len(acked), len(vpcs), 2)
 	if l2 := leaderOf(t, members, nb); l2 < 0 || l2 == l {
 		t.Errorf("no new leader elected (old %d, new %d)", l, l2)
+	}
+}
+
+// courierCtl runs the built courier-ctl in run directory dir and stops
+// what it started there when the test ends.
+func courierCtl(t *testing.T, dir string) func(args ...string) (string, error) {
+	t.Helper()
+	bin := filepath.Join(testenv.BinDir(t), "courier-ctl")
+	run := func(args ...string) (string, error) {
+		out, err := exec.Command(bin, append([]string{"--run-dir", dir}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			testenv.DumpLogs(t, dir)
+		}
+		if out, err := run("stop"); err != nil {
+			t.Errorf("stop %s: %v\n%s", dir, err, out)
+		}
+	})
+	return run
+}
+
+// Two run directories on one machine, each with northd and southd: the
+// second's daemons died on the first's fixed metrics ports
+// (127.0.0.1:9650 and 9651) while start still said all was well.
+func TestSecondRunDirChoosesItsOwnMetrics(t *testing.T) {
+	testenv.Integration(t)
+	var addrs []string
+	var ctls []func(...string) (string, error)
+	for i := 0; i < 2; i++ {
+		northd, southd := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		courierCtl := courierCtl(t, testenv.RunDir(t))
+		if out, err := courierCtl("start", "--northd-metrics", northd, "--southd-metrics", southd); err != nil {
+			t.Fatalf("start run directory %d: %v\n%s", i, err, out)
+		}
+		addrs = append(addrs, northd, southd)
+		ctls = append(ctls, courierCtl)
+	}
+	for _, a := range addrs {
+		testenv.Eventually(t, 10*time.Second, "metrics on "+a, func() error {
+			resp, err := http.Get("http://" + a + "/metrics")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s", resp.Status)
+			}
+			return nil
+		})
+	}
+	for i, courierCtl := range ctls {
+		if out, err := courierCtl("status"); err != nil {
+			t.Errorf("run directory %d: not everything runs: %v\n%s", i, err, out)
+		}
 	}
 }
