@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/courier-sdn/courier/internal/cliargs"
+	"github.com/courier-sdn/courier/internal/ready"
 	"github.com/courier-sdn/courier/ops"
 )
 
@@ -69,8 +70,10 @@ type Central struct {
 	Registry *prometheus.Registry
 }
 
-// StartCentral refuses stray arguments, reads the shared flags and starts
-// serving metrics; the context ends on SIGINT or SIGTERM.
+// StartCentral refuses stray arguments, reads the shared flags, starts
+// serving metrics and tells its starter that it is up (internal/ready):
+// from here on a central daemon only reconnects, it does not exit by
+// itself. The context ends on SIGINT or SIGTERM.
 func StartCentral(cx *cli.Context, component string) (context.Context, context.CancelFunc, *Central, error) {
 	if err := cliargs.None(cx); err != nil {
 		return nil, nil, nil, err
@@ -94,5 +97,8 @@ func StartCentral(cx *cli.Context, component string) (context.Context, context.C
 		return nil, nil, nil, err
 	}
 	log.Info("starting", "nb", nb, "sb", sb)
+	if err := ready.Notify(); err != nil {
+		log.Warn("could not tell the starter that this daemon is up", "err", err)
+	}
 	return ctx, cancel, &Central{Log: log, NB: nb, SB: sb, Registry: reg}, nil
 }

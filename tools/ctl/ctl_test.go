@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -291,5 +292,53 @@ func TestSecondRunDirChoosesItsOwnMetrics(t *testing.T) {
 		if out, err := courierCtl("status"); err != nil {
 			t.Errorf("run directory %d: not everything runs: %v\n%s", i, err, out)
 		}
+	}
+}
+
+// A daemon that dies at start-up makes start fail, naming it and quoting
+// its log: start used to return 0 while northd had exited on a metrics
+// port already taken.
+func TestStartFailsWhenADaemonExitsAtStartUp(t *testing.T) {
+	testenv.Integration(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	courierCtl := courierCtl(t, testenv.RunDir(t))
+	out, err := courierCtl("start", "--northd-metrics", taken.Addr().String(), "--southd-metrics", "")
+	if err == nil {
+		t.Fatalf("start succeeded though courier-northd cannot listen on %s:\n%s", taken.Addr(), out)
+	}
+	for _, want := range []string{"courier-northd", "exited", "address already in use"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("start's error does not say %q:\n%s", want, out)
+		}
+	}
+}
+
+// An ovsdb-server that exits at start-up (here: its database file is
+// locked by another run directory's server) is reported at once, with
+// its log, not after ten seconds of waiting for its socket.
+func TestStartFailsWhenADatabaseServerExitsAtStartUp(t *testing.T) {
+	testenv.Integration(t)
+	dbDir := testenv.RunDir(t)
+	first := courierCtl(t, testenv.RunDir(t))
+	if out, err := first("--db-dir", dbDir, "start", "--no-daemons"); err != nil {
+		t.Fatalf("first start: %v\n%s", err, out)
+	}
+	second := courierCtl(t, testenv.RunDir(t))
+	began := time.Now()
+	out, err := second("--db-dir", dbDir, "start", "--no-daemons")
+	if err == nil {
+		t.Fatalf("a second server on the same database file started:\n%s", out)
+	}
+	for _, want := range []string{"ovsdb-server (nb) exited during start-up", "failed to lock"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("start's error does not say %q:\n%s", want, out)
+		}
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("start took %v to notice", d)
 	}
 }

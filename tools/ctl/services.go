@@ -183,6 +183,10 @@ func (c *Config) startServer(ctx context.Context, d Database) error {
 		return err
 	}
 	os.Remove(c.Socket(d))
+	var logStart int64
+	if st, err := os.Stat(c.serverLog(d)); err == nil {
+		logStart = st.Size()
+	}
 	args := []string{c.DBFile(d),
 		"--remote=punix:" + c.Socket(d),
 		"--unixctl=" + c.CtlSocket(d),
@@ -197,16 +201,23 @@ func (c *Config) startServer(ctx context.Context, d Database) error {
 		return err
 	}
 	c.log().Info("started ovsdb-server", "db", d.Short, "pid", pid, "socket", c.Socket(d), "allocator", alloc)
-	return waitSocket(ctx, c.Socket(d), 10*time.Second)
+	if err := waitSocket(ctx, c.Socket(d), pid, 10*time.Second); err != nil {
+		return fmt.Errorf("ovsdb-server (%s) %w%s", d.Short, err, proc.LogTail(c.serverLog(d), logStart))
+	}
+	return nil
 }
 
-func waitSocket(ctx context.Context, path string, timeout time.Duration) error {
+// waitSocket waits until the server pid listens on path.
+func waitSocket(ctx context.Context, path string, pid int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		conn, err := net.Dial("unix", path)
 		if err == nil {
 			conn.Close()
 			return nil
+		}
+		if !proc.Alive(pid) {
+			return errors.New("exited during start-up")
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not come up within %v: %v", path, timeout, err)
@@ -235,6 +246,12 @@ func (c *Config) initGlobals(ctx context.Context) error {
 	return nil
 }
 
+// daemonReadyTimeout bounds a central daemon's start-up: reading its
+// flags and opening its metrics listener, milliseconds normally.
+const daemonReadyTimeout = 15 * time.Second
+
+// startDaemon starts a daemon and returns once it says it is up, or with
+// an error quoting its log if it exits first.
 func (c *Config) startDaemon(dm Daemon) error {
 	if pid, ok := proc.Running(c.daemonPid(dm.Name), dm.Name); ok {
 		c.log().Info("already running", "daemon", dm.Name, "pid", pid)
@@ -245,7 +262,7 @@ func (c *Config) startDaemon(dm Daemon) error {
 		return err
 	}
 	pid, err := proc.Start(proc.Spec{Bin: bin, Args: dm.Args(c),
-		LogFile: c.daemonLog(dm.Name), PidFile: c.daemonPid(dm.Name)})
+		LogFile: c.daemonLog(dm.Name), PidFile: c.daemonPid(dm.Name), Ready: daemonReadyTimeout})
 	if err != nil {
 		return err
 	}
