@@ -28,7 +28,7 @@ const (
 func CentralDaemons(northdMetrics, southdMetrics string) []Daemon {
 	central := func(name, metrics string) Daemon {
 		return Daemon{Name: name, Args: func(c *Config) []string {
-			a := []string{"--nb", c.Remote(Databases[0]), "--sb", c.Remote(Databases[1])}
+			a := []string{"--nb", c.DaemonRemote(Databases[0]), "--sb", c.DaemonRemote(Databases[1])}
 			if metrics != "" {
 				a = append(a, "--metrics-addr", metrics)
 			}
@@ -38,10 +38,9 @@ func CentralDaemons(northdMetrics, southdMetrics string) []Daemon {
 	return []Daemon{central("courier-northd", northdMetrics), central("courier-southd", southdMetrics)}
 }
 
-// App is the courier-ctl command line.
-func App() *cli.App {
-	// The flags of the commands that start services.
-	startFlags := []cli.Flag{
+// startFlags are the flags of the commands that start services.
+func startFlags() []cli.Flag {
+	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "nb-listen", Usage: "also listen for northbound clients on `REMOTE` (ptcp:PORT[:IP] or pssl:PORT[:IP]); repeatable"},
 		&cli.StringSliceFlag{Name: "sb-listen", Usage: "also listen for southbound clients on `REMOTE`; repeatable"},
 		&cli.BoolFlag{Name: "no-daemons", Usage: "start the databases only, not courier-northd and courier-southd"},
@@ -49,7 +48,14 @@ func App() *cli.App {
 			Usage: "courier-northd serves Prometheus metrics on `ADDR` (host:port; empty: none); each run directory of a machine needs its own"},
 		&cli.StringFlag{Name: "southd-metrics", Value: DefaultSouthdMetrics,
 			Usage: "courier-southd serves Prometheus metrics on `ADDR` (host:port; empty: none)"},
+		&cli.StringFlag{Name: "nb-remotes", Usage: "the daemons connect to the northbound at `REMOTES`, comma-separated " +
+			"(default: this run directory's nb.sock); a cluster member lists every member's, its own included"},
+		&cli.StringFlag{Name: "sb-remotes", Usage: "the daemons connect to the southbound at `REMOTES` (as --nb-remotes)"},
 	}
+}
+
+// App is the courier-ctl command line.
+func App() *cli.App {
 	return &cli.App{
 		Name:    "courier-ctl",
 		Version: version.String(),
@@ -66,7 +72,9 @@ courier-sbctl find them through --run-dir or COURIER_RUNDIR.
 For several machines, make each database a Raft cluster: run
 "cluster-create" in the first member's run directory and "cluster-join"
 in two more, then point clients at all members, for example
-  --db unix:/run/c1/nb.sock,unix:/run/c2/nb.sock,unix:/run/c3/nb.sock`,
+  --db unix:/run/c1/nb.sock,unix:/run/c2/nb.sock,unix:/run/c3/nb.sock
+and give each member's daemons every member too (--nb-remotes,
+--sb-remotes), or they stop working when that member's servers stop.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "run-dir", Usage: "sockets, pid files and logs live in `DIR`", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
 			&cli.StringFlag{Name: "db-dir", Usage: "database files live in `DIR` (default: the run directory)", EnvVars: []string{"COURIER_DBDIR"}},
@@ -79,45 +87,24 @@ in two more, then point clients at all members, for example
 				Name:   "start",
 				Usage:  "create missing databases and start the servers and daemons",
 				Before: cliargs.None,
-				Flags:  startFlags,
-				Action: func(cx *cli.Context) error {
-					c := configFrom(cx)
+				Flags:  startFlags(),
+				Action: withConfig(func(c *Config, cx *cli.Context) error {
 					return c.Start(context.Background())
-				},
+				}),
 			},
 			{
 				Name:   "stop",
 				Usage:  "stop the daemons and the servers of the run directory",
 				Before: cliargs.None,
-				Action: func(cx *cli.Context) error {
-					c := configFrom(cx)
+				Action: withConfig(func(c *Config, cx *cli.Context) error {
 					return c.Stop()
-				},
+				}),
 			},
 			{
 				Name:   "status",
 				Usage:  "show which services of the run directory are running",
 				Before: cliargs.None,
-				Action: func(cx *cli.Context) error {
-					c := configFrom(cx)
-					w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(w, "SERVICE\tSTATE\tPID\tDETAIL")
-					down := 0
-					for _, s := range c.Status() {
-						state, pid := "stopped", "-"
-						if s.Running {
-							state, pid = "running", fmt.Sprint(s.PID)
-						} else {
-							down++
-						}
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Name, state, pid, s.Detail)
-					}
-					w.Flush()
-					if down > 0 {
-						return cli.Exit("", 3) // as LSB status: not running
-					}
-					return nil
-				},
+				Action: withConfig(status),
 			},
 			{
 				Name:      "cluster-create",
@@ -127,11 +114,10 @@ in two more, then point clients at all members, for example
 				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "nb-raft", Usage: "this member's northbound Raft `ADDRESS` (tcp:IP:PORT)", Required: true},
 					&cli.StringFlag{Name: "sb-raft", Usage: "this member's southbound Raft `ADDRESS` (tcp:IP:PORT)", Required: true},
-				}, startFlags...),
-				Action: func(cx *cli.Context) error {
-					c := configFrom(cx)
+				}, startFlags()...),
+				Action: withConfig(func(c *Config, cx *cli.Context) error {
 					return c.ClusterCreate(context.Background(), map[string]string{"nb": cx.String("nb-raft"), "sb": cx.String("sb-raft")})
-				},
+				}),
 			},
 			{
 				Name:   "cluster-join",
@@ -142,19 +128,51 @@ in two more, then point clients at all members, for example
 					&cli.StringFlag{Name: "sb-raft", Usage: "this member's southbound Raft `ADDRESS`", Required: true},
 					&cli.StringSliceFlag{Name: "nb-peer", Usage: "Raft `ADDRESS` of an existing northbound member; repeatable", Required: true},
 					&cli.StringSliceFlag{Name: "sb-peer", Usage: "Raft `ADDRESS` of an existing southbound member; repeatable", Required: true},
-				}, startFlags...),
-				Action: func(cx *cli.Context) error {
-					c := configFrom(cx)
+				}, startFlags()...),
+				Action: withConfig(func(c *Config, cx *cli.Context) error {
 					return c.ClusterJoin(context.Background(),
 						map[string]string{"nb": cx.String("nb-raft"), "sb": cx.String("sb-raft")},
 						map[string][]string{"nb": cx.StringSlice("nb-peer"), "sb": cx.StringSlice("sb-peer")})
-				},
+				}),
 			},
 		},
 	}
 }
 
-func configFrom(cx *cli.Context) *Config {
+// status is "courier-ctl status": exit status 3 (LSB's "not running")
+// when a service is down.
+func status(c *Config, _ *cli.Context) error {
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SERVICE\tSTATE\tPID\tDETAIL")
+	down := 0
+	for _, s := range c.Status() {
+		state, pid := "stopped", "-"
+		if s.Running {
+			state, pid = "running", fmt.Sprint(s.PID)
+		} else {
+			down++
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Name, state, pid, s.Detail)
+	}
+	w.Flush()
+	if down > 0 {
+		return cli.Exit("", 3)
+	}
+	return nil
+}
+
+// withConfig is an Action running fn on the configuration its flags say.
+func withConfig(fn func(c *Config, cx *cli.Context) error) cli.ActionFunc {
+	return func(cx *cli.Context) error {
+		c, err := configFrom(cx)
+		if err != nil {
+			return err
+		}
+		return fn(c, cx)
+	}
+}
+
+func configFrom(cx *cli.Context) (*Config, error) {
 	level := slog.LevelWarn
 	if cx.Bool("verbose") {
 		level = slog.LevelInfo
@@ -169,7 +187,17 @@ func configFrom(cx *cli.Context) *Config {
 	if !cx.Bool("no-daemons") {
 		c.Daemons = CentralDaemons(cx.String("northd-metrics"), cx.String("southd-metrics"))
 	}
-	return c
+	c.DaemonRemotes = map[string][]string{}
+	for _, d := range Databases {
+		if v := cx.String(d.Short + "-remotes"); v != "" {
+			r, err := ops.ParseRemotes(v)
+			if err != nil {
+				return nil, fmt.Errorf("--%s-remotes: %w", d.Short, err)
+			}
+			c.DaemonRemotes[d.Short] = r
+		}
+	}
+	return c, nil
 }
 
 // Main runs the command line and returns the exit code.

@@ -342,3 +342,66 @@ func TestStartFailsWhenADatabaseServerExitsAtStartUp(t *testing.T) {
 		t.Errorf("start took %v to notice", d)
 	}
 }
+
+// A cluster member's northd keeps compiling when that member's own
+// servers stop: courier-ctl used to give the daemons the member's own
+// sockets only. Here member 0 runs the daemons, told of every member.
+func TestClusterMemberDaemonsReachEveryMember(t *testing.T) {
+	testenv.Integration(t, "ovs-appctl", "ovsdb-client")
+	dirs := []string{testenv.RunDir(t), testenv.RunDir(t), testenv.RunDir(t)}
+	remotes := func(db string) string {
+		var r []string
+		for _, d := range dirs {
+			r = append(r, "unix:"+filepath.Join(d, db+".sock"))
+		}
+		return strings.Join(r, ",")
+	}
+	raft := func() string { return fmt.Sprintf("tcp:127.0.0.1:%d", testenv.FreePort(t)) }
+	nbFirst, sbFirst := raft(), raft()
+	for i, dir := range dirs {
+		args := []string{"cluster-create", "--nb-raft", nbFirst, "--sb-raft", sbFirst, "--northd-metrics", "", "--southd-metrics", "",
+			"--nb-remotes", remotes("nb"), "--sb-remotes", remotes("sb")}
+		if i > 0 {
+			args = []string{"cluster-join", "--nb-raft", raft(), "--sb-raft", raft(), "--nb-peer", nbFirst, "--sb-peer", sbFirst, "--no-daemons"}
+		}
+		if out, err := courierCtl(t, dir)(args...); err != nil {
+			t.Fatalf("member %d: %v\n%s", i, err, out)
+		}
+	}
+	for i, dir := range dirs {
+		c := &ctl.Config{RunDir: dir}
+		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("member %d joined", i), func() error {
+			for _, d := range ctl.Databases {
+				out, err := exec.Command("ovs-appctl", "-t", c.CtlSocket(d), "cluster/status", d.Name).CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "Status: cluster member") {
+					return fmt.Errorf("%s: %s", d.Short, out)
+				}
+			}
+			return nil
+		})
+	}
+	// Intent goes in and compiled state is read through member 1.
+	nb, sb := "unix:"+filepath.Join(dirs[1], "nb.sock"), "unix:"+filepath.Join(dirs[1], "sb.sock")
+	compiled := func(vpc string) {
+		t.Helper()
+		testenv.Run(t, "ovsdb-client", "transact", nb, `["Courier_Northbound",{"op":"insert","table":"VPC","row":{"name":"`+vpc+`"}}]`)
+		testenv.Eventually(t, 30*time.Second, "northd compiles VPC "+vpc, func() error {
+			out, err := exec.Command("ovsdb-client", "transact", sb, `["Courier_Southbound",{"op":"select","table":"Datapath",`+
+				`"where":[["name","==","vpc:`+vpc+`"]],"columns":["name"]}]`).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "vpc:"+vpc) {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		})
+	}
+	compiled("before")
+	for _, db := range []string{"nb", "sb"} {
+		if err := proc.Stop(filepath.Join(dirs[0], "ovsdb-server-"+db+".pid"), "ovsdb-server", 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compiled("after")
+	if _, ok := proc.Running(filepath.Join(dirs[0], "courier-northd.pid"), "courier-northd"); !ok {
+		t.Errorf("member 0's northd is gone")
+	}
+}

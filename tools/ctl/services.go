@@ -52,6 +52,11 @@ type Config struct {
 	Listen map[string][]string
 	// Daemons are started after the databases, in order.
 	Daemons []Daemon
+	// DaemonRemotes, by database short name, are the remotes the daemons
+	// connect to; none means this run directory's socket. A cluster
+	// member's daemons are given every member, so that they outlive this
+	// member's servers.
+	DaemonRemotes map[string][]string
 	// BinDir is where the daemons' binaries are; empty means next to the
 	// running executable, then $PATH.
 	BinDir string
@@ -95,6 +100,24 @@ func (c *Config) daemonLog(name string) string { return filepath.Join(c.RunDir, 
 
 // Remote is the unix remote of a database in this run directory.
 func (c *Config) Remote(d Database) string { return "unix:" + c.Socket(d) }
+
+// DaemonRemote is what the daemons are given for a database: the
+// comma-separated DaemonRemotes, else this run directory's socket.
+func (c *Config) DaemonRemote(d Database) string {
+	if r := c.DaemonRemotes[d.Short]; len(r) > 0 {
+		return strings.Join(r, ",")
+	}
+	return c.Remote(d)
+}
+
+// warnLocalOnly warns about a cluster member whose daemons would reach
+// only its own servers, and stop working when those go.
+func (c *Config) warnLocalOnly() {
+	if len(c.Daemons) > 0 && (len(c.DaemonRemotes["nb"]) < 2 || len(c.DaemonRemotes["sb"]) < 2) {
+		c.log().Warn("this cluster member's daemons are given fewer than two members' remotes, so they stop when its servers do; " +
+			"list every member's with --nb-remotes and --sb-remotes")
+	}
+}
 
 func (c *Config) prepare() error {
 	for _, dir := range []string{c.RunDir, c.dbDir()} {
@@ -357,6 +380,7 @@ func (c *Config) ClusterCreate(ctx context.Context, raft map[string]string) erro
 			return err
 		}
 	}
+	c.warnLocalOnly()
 	return c.startAll(ctx)
 }
 
@@ -379,6 +403,7 @@ func (c *Config) ClusterJoin(ctx context.Context, raft map[string]string, peers 
 			return err
 		}
 	}
+	c.warnLocalOnly()
 	// A joining member has no data until it has caught up with the
 	// leader, so it does not initialize the global rows itself.
 	for _, d := range Databases {
