@@ -17,6 +17,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -260,6 +262,64 @@ func (l *Lab) AddVM(name string, h *Host, c VMConfig) (*VM, error) {
 	l.VMs[name] = vm
 	l.mu.Unlock()
 	return vm, nil
+}
+
+// DelVM removes VM name, on host h, by its exact name: its host-side
+// interface (the veth takes its peer in the VM along) and its namespace.
+// It returns once the interface is gone from the host, so that a VM of
+// the same name can be added at once: deleting the namespace alone would
+// leave the veth to the kernel's asynchronous namespace clean-up, and a
+// new "ip link add" of its name would fail with "file exists" meanwhile.
+// A VM already partly gone is not an error.
+//
+// Equivalent to:
+//
+//	ip -n HOST link del v-NAME; ip netns del PREFIXNAME
+func (l *Lab) DelVM(name string, h *Host) error {
+	hostSide := hostSideName(name)
+	var errs []error
+	if h != nil {
+		errs = append(errs, Do(h.NS, func() error {
+			link, err := netlink.LinkByName(hostSide)
+			if err == nil {
+				err = netlink.LinkDel(link)
+			}
+			if err != nil && !isNotFound(err) {
+				return fmt.Errorf("ip link del %s: %w", hostSide, err)
+			}
+			return nil
+		}))
+	}
+	if err := netns.DeleteNamed(l.Prefix + name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("ip netns del %s: %w", l.Prefix+name, err))
+	}
+	if h != nil {
+		errs = append(errs, Do(h.NS, func() error { return waitLinkGone(hostSide, 5*time.Second) }))
+	}
+	l.mu.Lock()
+	delete(l.VMs, name)
+	l.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, syscall.ENODEV)
+}
+
+// waitLinkGone waits until the current namespace has no interface name.
+func waitLinkGone(name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		_, err := netlink.LinkByName(name)
+		if isNotFound(err) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("interface %s still exists %v after its deletion (err %v)", name, timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // hostSideName fits "v-NAME" into an interface name (15 bytes); a long

@@ -74,13 +74,10 @@ func TestIsolationAndNoFlooding(t *testing.T) {
 	e.mustPing("w1", "10.0.2.10") // blue's 10.0.2.10 (d1)
 	e.mustNotPing("r1", "10.0.1.12")
 	e.mustNotPing("r1", "10.0.2.11")
-	// Take red's 10.0.2.10 away: red can no longer reach it, although
-	// blue's machine with the same address is still there.
-	if err := e.s.DelVM("r2"); err != nil {
-		t.Fatal(err)
-	}
 	// r1's host learned where r2 lived; deleting the port takes that
-	// path out of its cache (the hub that taught it says forget).
+	// path out of its cache (the hub that taught it says forget). The
+	// port goes before the VM: a VM's interface going away releases its
+	// binding, which would make the hub say forget as well.
 	toR2 := func() bool {
 		for _, c := range e.cache("hv3") {
 			if c.IP == ip("10.0.2.10") && c.VTEP == e.vtep("hv1") {
@@ -99,6 +96,11 @@ func TestIsolationAndNoFlooding(t *testing.T) {
 		}
 		return nil
 	})
+	// Red's 10.0.2.10 is gone: red can no longer reach it, although
+	// blue's machine with the same address is still there.
+	if err := e.s.DelVM("r2"); err != nil {
+		t.Fatal(err)
+	}
 	e.mustNotPing("r1", "10.0.2.10")
 	e.mustPing("w1", "10.0.2.10")
 	if lines := cap.stop(); len(lines) > 0 {

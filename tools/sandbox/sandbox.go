@@ -432,14 +432,19 @@ func (s *Sandbox) AddVMAt(host, port string, mac net.HardwareAddr, addr netip.Pr
 // Lab is the sandbox's namespaces.
 func (s *Sandbox) Lab() *lab.Lab { return s.lab }
 
-// DelVM removes a VM (its veth goes with its namespace).
+// DelVM removes a VM: its namespace and its veth, by exact name (the
+// namespace prefix of w1 is also w10's), and returns once its name is
+// free on its host for the next vm-add.
 func (s *Sandbox) DelVM(port string) error {
-	if _, ok := s.HasVM(port); !ok {
+	host, ok := s.HasVM(port)
+	if !ok {
 		return fmt.Errorf("no VM %s in the sandbox", port)
 	}
+	if err := s.lab.DelVM(port, s.lab.Hosts[host]); err != nil {
+		return fmt.Errorf("remove VM %s: %w", port, err)
+	}
 	s.setVM(port, nil)
-	err := lab.DestroyPrefix(s.VMNS(port))
-	return errors.Join(err, s.save())
+	return s.save()
 }
 
 // MoveVM moves a VM to another host, keeping its IP and MAC: the VM is
