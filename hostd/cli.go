@@ -11,6 +11,7 @@ import (
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/cliargs"
 	"github.com/courier-sdn/courier/internal/daemon"
+	"github.com/courier-sdn/courier/internal/ready"
 	"github.com/courier-sdn/courier/internal/version"
 )
 
@@ -103,6 +104,10 @@ func run(cx *cli.Context) error {
 	}
 	d := New(Config{Chassis: cx.String("chassis"), EncapIP: encap, Hub: hub, SB: sb, PinRoot: cx.String("pin-root"),
 		Device: cx.String("device"), Heartbeat: cx.Duration("heartbeat"), Refresh: cx.Duration("refresh"),
-		CacheIdle: cx.Duration("cache-idle"), Log: log, Metrics: NewMetrics(reg)})
+		CacheIdle: cx.Duration("cache-idle"), Log: log, Metrics: NewMetrics(reg), Ready: func() {
+			if err := ready.Notify(); err != nil {
+				log.Warn("could not tell the starter that hostd is up", "err", err)
+			}
+		}})
 	return d.Run(ctx)
 }

@@ -52,6 +52,9 @@ type Config struct {
 	Refresh time.Duration
 	Log     *slog.Logger
 	Metrics *Metrics
+	// Ready, if set, is called once the data plane is loaded and
+	// interfaces are watched: from then on hostd only reconnects.
+	Ready func()
 }
 
 // Daemon is a running hostd.
@@ -181,6 +184,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 				events <- e
 			}
 		}()
+	}
+	if d.cfg.Ready != nil {
+		d.cfg.Ready()
 	}
 	session := func(ctx context.Context) error { return d.session(ctx, links, events) }
 	daemon.Reconnect(ctx, d.log, "southbound session (the data plane keeps forwarding)", session, d.m.sessionRestarts.Inc)

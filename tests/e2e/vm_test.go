@@ -5,11 +5,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/courier-sdn/courier/internal/testenv"
+	"github.com/courier-sdn/courier/tools/sandbox"
 )
 
 // vmNames declares w1, w10, w11 and w12 in one vxnet and starts them:
@@ -88,4 +91,25 @@ func TestVMReAddedRightAfterDelete(t *testing.T) {
 	}
 	e.mustPing("w1", "10.3.0.20")
 	e.mustPing("w1", "10.3.0.21")
+}
+
+// A hostd that dies at start-up makes the sandbox's start fail, naming
+// it and quoting its log: start used to succeed, and the first vm-add
+// on that host waited in vain.
+func TestSandboxStartFailsWhenHostdExits(t *testing.T) {
+	testenv.Integration(t, "ip")
+	testenv.Root(t)
+	prefix := "ce" + testenv.ID() + "-"
+	t.Cleanup(func() { lab.DestroyPrefix(prefix) })
+	s, err := sandbox.Start(context.Background(), sandbox.Options{RunDir: testenv.RunDir(t), Prefix: prefix, Hosts: 1,
+		BinDir: testenv.BinDir(t), HostdArgs: []string{"--role", "nonsense"}, Log: testenv.Logger(t)})
+	if err == nil {
+		s.Stop()
+		t.Fatal("the sandbox started though its hostd cannot")
+	}
+	for _, want := range []string{"courier-hostd exited during start-up", `--role "nonsense"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
 }

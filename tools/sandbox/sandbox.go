@@ -248,8 +248,10 @@ func (s *Sandbox) startHostd(name string) error {
 		args = append(args, "--role", "hub")
 	}
 	args = append(args, s.args...)
+	// hostd says when its data plane is loaded; one that dies first
+	// fails the start, quoting its log.
 	pid, err := proc.Start(proc.Spec{Bin: bin, Args: args, LogFile: filepath.Join(s.RunDir, "hostd-"+name+".log"),
-		PidFile: s.hostdPid(name), Start: func(c *exec.Cmd) error {
+		PidFile: s.hostdPid(name), Ready: 30 * time.Second, Start: func(c *exec.Cmd) error {
 			// Forked from a thread inside the host's network namespace,
 			// hostd runs there but keeps the machine's mount namespace,
 			// where bpffs is (ip netns exec would remount /sys).
