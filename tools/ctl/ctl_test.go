@@ -405,3 +405,24 @@ func TestClusterMemberDaemonsReachEveryMember(t *testing.T) {
 		t.Errorf("member 0's northd is gone")
 	}
 }
+
+// A cluster member started again without every member's remotes says
+// that its daemons will reach only its own servers: the remotes are not
+// remembered, and nothing told the operator they were missing.
+func TestClusterMemberStartedWithoutRemotesWarns(t *testing.T) {
+	testenv.Integration(t)
+	courierCtl := courierCtl(t, testenv.RunDir(t))
+	raft := func() string { return fmt.Sprintf("tcp:127.0.0.1:%d", testenv.FreePort(t)) }
+	noMetrics := []string{"--northd-metrics", "", "--southd-metrics", ""}
+	const warning = "list every member's with --nb-remotes and --sb-remotes"
+	out, err := courierCtl(append([]string{"cluster-create", "--nb-raft", raft(), "--sb-raft", raft()}, noMetrics...)...)
+	if err != nil || !strings.Contains(out, warning) {
+		t.Fatalf("cluster-create without remotes: %v, want the warning %q:\n%s", err, warning, out)
+	}
+	if out, err := courierCtl("stop"); err != nil {
+		t.Fatalf("stop: %v\n%s", err, out)
+	}
+	if out, err = courierCtl(append([]string{"start"}, noMetrics...)...); err != nil || !strings.Contains(out, warning) {
+		t.Errorf("start of a cluster member without remotes: %v, want the warning %q:\n%s", err, warning, out)
+	}
+}

@@ -176,6 +176,9 @@ func (c *Config) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if _, err := run("ovsdb-tool", "db-is-clustered", c.DBFile(Databases[0])); err == nil {
+		c.warnLocalOnly() // a cluster member started again
+	}
 	return c.startAll(ctx)
 }
 
