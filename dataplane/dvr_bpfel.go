@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type dvrBudgetKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Kind    uint32
+}
+
 type dvrCachedEp struct {
 	_         structs.HostLayout
 	Vtep      uint32
@@ -128,11 +134,13 @@ type dvrVxnet struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	dvrMapBudgetsV1          = "budgets_v1"
 	dvrMapCacheV1            = "cache_v1"
 	dvrMapDropsV1            = "drops_v1"
 	dvrMapEvRlV1             = "ev_rl_v1"
 	dvrMapEventsV1           = "events_v1"
 	dvrMapHubEpsV1           = "hub_eps_v1"
+	dvrMapHubSeenV1          = "hub_seen_v1"
 	dvrMapHubsV1             = "hubs_v1"
 	dvrMapLearnLatencyV1     = "learn_latency_v1"
 	dvrMapLearnRlV1          = "learn_rl_v1"
@@ -145,16 +153,23 @@ const (
 	dvrMapStatsV1            = "stats_v1"
 	dvrMapTunnelInV1         = "tunnel_in_v1"
 	dvrMapTunnelOutV1        = "tunnel_out_v1"
+	dvrMapUnknownV1          = "unknown_v1"
 	dvrMapVpcsV1             = "vpcs_v1"
 	dvrMapVxnetsV1           = "vxnets_v1"
 	dvrProgPortIngress       = "port_ingress"
 	dvrProgTunnelIngress     = "tunnel_ingress"
+	dvrVarCfgAnnounceBurstNs = "cfg_announce_burst_ns"
+	dvrVarCfgAnnounceCostNs  = "cfg_announce_cost_ns"
 	dvrVarCfgHub             = "cfg_hub"
+	dvrVarCfgHubBurstNs      = "cfg_hub_burst_ns"
+	dvrVarCfgHubCostNs       = "cfg_hub_cost_ns"
+	dvrVarCfgHubDownNs       = "cfg_hub_down_ns"
 	dvrVarCfgLearnIntervalNs = "cfg_learn_interval_ns"
 	dvrVarCfgLocalVtep       = "cfg_local_vtep"
 	dvrVarCfgRefreshNs       = "cfg_refresh_ns"
 	dvrVarCfgTestTunnel      = "cfg_test_tunnel"
 	dvrVarCfgTunnelTtl       = "cfg_tunnel_ttl"
+	dvrVarCfgUnknownTtlNs    = "cfg_unknown_ttl_ns"
 	dvrVarCfgVxlanIfindex    = "cfg_vxlan_ifindex"
 )
 
@@ -208,11 +223,13 @@ type dvrProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dvrMapSpecs struct {
+	BudgetsV1      *ebpf.MapSpec `ebpf:"budgets_v1"`
 	CacheV1        *ebpf.MapSpec `ebpf:"cache_v1"`
 	DropsV1        *ebpf.MapSpec `ebpf:"drops_v1"`
 	EvRlV1         *ebpf.MapSpec `ebpf:"ev_rl_v1"`
 	EventsV1       *ebpf.MapSpec `ebpf:"events_v1"`
 	HubEpsV1       *ebpf.MapSpec `ebpf:"hub_eps_v1"`
+	HubSeenV1      *ebpf.MapSpec `ebpf:"hub_seen_v1"`
 	HubsV1         *ebpf.MapSpec `ebpf:"hubs_v1"`
 	LearnLatencyV1 *ebpf.MapSpec `ebpf:"learn_latency_v1"`
 	LearnRlV1      *ebpf.MapSpec `ebpf:"learn_rl_v1"`
@@ -225,6 +242,7 @@ type dvrMapSpecs struct {
 	StatsV1        *ebpf.MapSpec `ebpf:"stats_v1"`
 	TunnelInV1     *ebpf.MapSpec `ebpf:"tunnel_in_v1"`
 	TunnelOutV1    *ebpf.MapSpec `ebpf:"tunnel_out_v1"`
+	UnknownV1      *ebpf.MapSpec `ebpf:"unknown_v1"`
 	VpcsV1         *ebpf.MapSpec `ebpf:"vpcs_v1"`
 	VxnetsV1       *ebpf.MapSpec `ebpf:"vxnets_v1"`
 }
@@ -233,12 +251,18 @@ type dvrMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dvrVariableSpecs struct {
+	CfgAnnounceBurstNs *ebpf.VariableSpec `ebpf:"cfg_announce_burst_ns"`
+	CfgAnnounceCostNs  *ebpf.VariableSpec `ebpf:"cfg_announce_cost_ns"`
 	CfgHub             *ebpf.VariableSpec `ebpf:"cfg_hub"`
+	CfgHubBurstNs      *ebpf.VariableSpec `ebpf:"cfg_hub_burst_ns"`
+	CfgHubCostNs       *ebpf.VariableSpec `ebpf:"cfg_hub_cost_ns"`
+	CfgHubDownNs       *ebpf.VariableSpec `ebpf:"cfg_hub_down_ns"`
 	CfgLearnIntervalNs *ebpf.VariableSpec `ebpf:"cfg_learn_interval_ns"`
 	CfgLocalVtep       *ebpf.VariableSpec `ebpf:"cfg_local_vtep"`
 	CfgRefreshNs       *ebpf.VariableSpec `ebpf:"cfg_refresh_ns"`
 	CfgTestTunnel      *ebpf.VariableSpec `ebpf:"cfg_test_tunnel"`
 	CfgTunnelTtl       *ebpf.VariableSpec `ebpf:"cfg_tunnel_ttl"`
+	CfgUnknownTtlNs    *ebpf.VariableSpec `ebpf:"cfg_unknown_ttl_ns"`
 	CfgVxlanIfindex    *ebpf.VariableSpec `ebpf:"cfg_vxlan_ifindex"`
 }
 
@@ -262,11 +286,13 @@ func (o *dvrObjects) Close() error {
 //
 // It can be passed to loadDvrObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dvrMaps struct {
+	BudgetsV1      *ebpf.Map `ebpf:"budgets_v1"`
 	CacheV1        *ebpf.Map `ebpf:"cache_v1"`
 	DropsV1        *ebpf.Map `ebpf:"drops_v1"`
 	EvRlV1         *ebpf.Map `ebpf:"ev_rl_v1"`
 	EventsV1       *ebpf.Map `ebpf:"events_v1"`
 	HubEpsV1       *ebpf.Map `ebpf:"hub_eps_v1"`
+	HubSeenV1      *ebpf.Map `ebpf:"hub_seen_v1"`
 	HubsV1         *ebpf.Map `ebpf:"hubs_v1"`
 	LearnLatencyV1 *ebpf.Map `ebpf:"learn_latency_v1"`
 	LearnRlV1      *ebpf.Map `ebpf:"learn_rl_v1"`
@@ -279,17 +305,20 @@ type dvrMaps struct {
 	StatsV1        *ebpf.Map `ebpf:"stats_v1"`
 	TunnelInV1     *ebpf.Map `ebpf:"tunnel_in_v1"`
 	TunnelOutV1    *ebpf.Map `ebpf:"tunnel_out_v1"`
+	UnknownV1      *ebpf.Map `ebpf:"unknown_v1"`
 	VpcsV1         *ebpf.Map `ebpf:"vpcs_v1"`
 	VxnetsV1       *ebpf.Map `ebpf:"vxnets_v1"`
 }
 
 func (m *dvrMaps) Close() error {
 	return _DvrClose(
+		m.BudgetsV1,
 		m.CacheV1,
 		m.DropsV1,
 		m.EvRlV1,
 		m.EventsV1,
 		m.HubEpsV1,
+		m.HubSeenV1,
 		m.HubsV1,
 		m.LearnLatencyV1,
 		m.LearnRlV1,
@@ -302,6 +331,7 @@ func (m *dvrMaps) Close() error {
 		m.StatsV1,
 		m.TunnelInV1,
 		m.TunnelOutV1,
+		m.UnknownV1,
 		m.VpcsV1,
 		m.VxnetsV1,
 	)
@@ -311,12 +341,18 @@ func (m *dvrMaps) Close() error {
 //
 // It can be passed to loadDvrObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dvrVariables struct {
+	CfgAnnounceBurstNs *ebpf.Variable `ebpf:"cfg_announce_burst_ns"`
+	CfgAnnounceCostNs  *ebpf.Variable `ebpf:"cfg_announce_cost_ns"`
 	CfgHub             *ebpf.Variable `ebpf:"cfg_hub"`
+	CfgHubBurstNs      *ebpf.Variable `ebpf:"cfg_hub_burst_ns"`
+	CfgHubCostNs       *ebpf.Variable `ebpf:"cfg_hub_cost_ns"`
+	CfgHubDownNs       *ebpf.Variable `ebpf:"cfg_hub_down_ns"`
 	CfgLearnIntervalNs *ebpf.Variable `ebpf:"cfg_learn_interval_ns"`
 	CfgLocalVtep       *ebpf.Variable `ebpf:"cfg_local_vtep"`
 	CfgRefreshNs       *ebpf.Variable `ebpf:"cfg_refresh_ns"`
 	CfgTestTunnel      *ebpf.Variable `ebpf:"cfg_test_tunnel"`
 	CfgTunnelTtl       *ebpf.Variable `ebpf:"cfg_tunnel_ttl"`
+	CfgUnknownTtlNs    *ebpf.Variable `ebpf:"cfg_unknown_ttl_ns"`
 	CfgVxlanIfindex    *ebpf.Variable `ebpf:"cfg_vxlan_ifindex"`
 }
 

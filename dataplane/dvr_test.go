@@ -54,6 +54,12 @@ const allVPC = VPCTTL | VPCDstLocal | VPCDstKnown | VPCDstMissHub
 // (10.0.2.0/24); local ports vm1 (10.0.1.5, VIP 10.0.1.100), vm3
 // (10.0.1.6) and vm2 (10.0.2.5); one hub.
 func newFixture(t *testing.T, hub bool) *fixture {
+	return newFixtureWith(t, hub, Config{})
+}
+
+// newFixtureWith is newFixture with the data plane's other settings taken
+// from cfg.
+func newFixtureWith(t *testing.T, hub bool, cfg Config) *fixture {
 	inNetns(t)
 	vtep := local
 	if hub {
@@ -65,7 +71,8 @@ func newFixture(t *testing.T, hub bool) *fixture {
 	underlay(t, vtep)
 	f := &fixture{vni1: 5001, vni2: 5002, vpc: 1,
 		subnet1: netip.MustParsePrefix("10.0.1.0/24"), sub2: netip.MustParsePrefix("10.0.2.0/24")}
-	f.d = loadTest(t, Config{VTEP: vtep, Hub: hub})
+	cfg.VTEP, cfg.Hub = vtep, hub
+	f.d = loadTest(t, cfg)
 	f.p1, f.p2, f.p3 = veth(t, "p1"), veth(t, "p2"), veth(t, "p3")
 	f.state = &State{
 		Ports: []Port{
@@ -471,10 +478,20 @@ func TestHubStages(t *testing.T) {
 			t.Errorf("no ARP reply counted: %v", c)
 		}
 	})
-	t.Run("an ARP request for an address it does not know", func(t *testing.T) {
-		expectDrop(t, d, "hub_miss", func() runResult {
-			return runTunnel(t, d, peerA, 5002, arpPkt(1, vm2MAC, ip4("10.0.2.5"), nil, ip4("10.0.2.99")))
-		})
+	t.Run("an ARP request for an address it does not know: the sender is told, once per interval", func(t *testing.T) {
+		resetSent(d)
+		before := drops(t, d)["hub_miss"]
+		req := arpPkt(1, vm2MAC, ip4("10.0.2.5"), nil, ip4("10.0.2.99"))
+		r := runTunnel(t, d, peerA, 5002, req)
+		vtep, vni, _, _ := sent(t, d)
+		m, err := ParseLearnMsg(r.out)
+		if r.verdict != actRedirect || vtep != peerA || vni != 5002 || err != nil || m.Op != OpUnknown || m.IP != ip4("10.0.2.99") {
+			t.Errorf("verdict %d to %s vni %d message %+v %v: want unknown to the sender", r.verdict, vtep, vni, m, err)
+		}
+		expectDrop(t, d, "hub_miss", func() runResult { return runTunnel(t, d, peerA, 5002, req) })
+		if n := drops(t, d)["hub_miss"] - before; n != 2 {
+			t.Errorf("hub_miss counted %d times, want both misses", n)
+		}
 	})
 	t.Run("delivers to its own port and teaches the sender where it lives", func(t *testing.T) {
 		resetSent(d)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
 )
@@ -50,6 +51,10 @@ func (e *EventReader) Read() (Event, error) {
 		IP: netip.AddrFrom4([4]byte(b[8:12])), VNI: binary.LittleEndian.Uint32(b[12:]),
 		MAC: append(net.HardwareAddr{}, b[16:22]...)}, nil
 }
+
+// SetDeadline makes Read fail with os.ErrDeadlineExceeded once t has
+// passed without an event; the zero time waits forever.
+func (e *EventReader) SetDeadline(t time.Time) { e.r.SetDeadline(t) }
 
 // Close stops Read.
 func (e *EventReader) Close() error { return e.r.Close() }

@@ -78,6 +78,12 @@ func inNetns(t *testing.T) string {
 	})
 	lo, _ := netlink.LinkByName("lo")
 	netlink.LinkSetUp(lo)
+	// Links made here stay quiet: a new link's IPv6 router solicitations
+	// and duplicate address probes would otherwise run through the port
+	// program (as spoof_mac drops) while a test counts drops.
+	if err := os.WriteFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", []byte("1"), 0o644); err != nil {
+		t.Fatalf("disable IPv6 in the test namespace: %v", err)
+	}
 	return name
 }
 

@@ -13,6 +13,9 @@ const (
 	LearnVersion = 1
 	OpLearn      = 1
 	OpForget     = 2
+	OpUnknown    = 3 // from a hub: no port has IP
+	OpProbe      = 4 // to a hub: are you there?
+	OpProbeReply = 5 // from a hub, answered in its kernel
 	// EtherTypeLearn is the inner ethertype of learn messages.
 	EtherTypeLearn = 0x88B5
 	learnMsgLen    = 24
@@ -36,8 +39,10 @@ func (m LearnMsg) Marshal() []byte {
 	p[0] = LearnVersion
 	p[1] = m.Op
 	binary.BigEndian.PutUint32(p[4:], m.VNI)
-	ip := m.IP.As4()
-	copy(p[8:12], ip[:])
+	if m.IP.IsValid() {
+		ip := m.IP.As4()
+		copy(p[8:12], ip[:])
+	}
 	copy(p[12:18], m.MAC)
 	if m.VTEP.IsValid() {
 		v := m.VTEP.As4()

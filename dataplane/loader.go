@@ -31,11 +31,58 @@ type Config struct {
 	// sender about a destination at most this often (default 20 ms).
 	RefreshInterval time.Duration
 	LearnInterval   time.Duration
+	// HubBudget limits, per port, the packets sent to hubs because their
+	// destination is unknown here; AnnounceBudget, per port, the
+	// addresses reported to hostd. The zero Budget is no limit.
+	HubBudget      Budget
+	AnnounceBudget Budget
+	// UnknownTTL: after a hub said a destination is unknown, packets to
+	// it are dropped here for this long (default 500 ms).
+	UnknownTTL time.Duration
+	// HubDownAfter: a hub that has not answered probes for this long is
+	// passed over for another of the VPC's hubs (default 300 ms).
+	HubDownAfter time.Duration
 	// TestHooks makes the programs take the tunnel key of received
 	// packets from a map and record where they send packets, which
 	// BPF_PROG_RUN tests need. Never set it on a real host.
 	TestHooks bool
 	Log       *slog.Logger
+}
+
+// Budget is a per-port rate limit enforced in the kernel: Rate packets a
+// second on average, Burst of them at once. The zero Budget is no limit.
+type Budget struct {
+	Rate  float64
+	Burst int
+}
+
+// Defaults for the data plane's protections against a hostile VM.
+var (
+	// DefaultHubBudget lets a port send 1,000 packets a second to hubs
+	// (first packets of new flows, ARP for addresses not learned yet):
+	// far more than a VM opening connections needs, and a thousandth of
+	// what one VM can push at hubs that every VPC shares.
+	DefaultHubBudget = Budget{Rate: 1000, Burst: 1000}
+	// DefaultAnnounceBudget lets a port report 20 new addresses a second.
+	DefaultAnnounceBudget = Budget{Rate: 20, Burst: 40}
+)
+
+const (
+	DefaultUnknownTTL   = 500 * time.Millisecond
+	DefaultHubDownAfter = 300 * time.Millisecond
+)
+
+// gcra is the budget as the C meter takes it (budget.h): the cost of one
+// packet and how much cost may be taken ahead, in nanoseconds.
+func (b Budget) gcra() (cost, burst uint64) {
+	if b.Rate <= 0 {
+		return 0, 0
+	}
+	cost = uint64(float64(time.Second) / b.Rate)
+	if cost == 0 {
+		cost = 1
+	}
+	return cost, cost * uint64(max(b.Burst-1, 0))
 }
 
 // DefaultPinRoot is where Courier pins its BPF objects.
@@ -80,6 +127,12 @@ func Load(cfg Config) (*Datapath, error) {
 	}
 	if cfg.LearnInterval == 0 {
 		cfg.LearnInterval = 20 * time.Millisecond
+	}
+	if cfg.UnknownTTL == 0 {
+		cfg.UnknownTTL = DefaultUnknownTTL
+	}
+	if cfg.HubDownAfter == 0 {
+		cfg.HubDownAfter = DefaultHubDownAfter
 	}
 	log := cfg.Log
 	if log == nil {
@@ -128,10 +181,15 @@ func (d *Datapath) loadObjects() error {
 	if d.cfg.TestHooks {
 		test = 1
 	}
+	hubCost, hubBurst := d.cfg.HubBudget.gcra()
+	annCost, annBurst := d.cfg.AnnounceBudget.gcra()
 	for name, v := range map[string]any{
 		"cfg_local_vtep": host32(d.cfg.VTEP), "cfg_vxlan_ifindex": uint32(d.vxlan), "cfg_hub": hub,
 		"cfg_refresh_ns": uint64(d.cfg.RefreshInterval), "cfg_learn_interval_ns": uint64(d.cfg.LearnInterval),
 		"cfg_tunnel_ttl": uint8(64), "cfg_test_tunnel": test,
+		"cfg_hub_cost_ns": hubCost, "cfg_hub_burst_ns": hubBurst,
+		"cfg_announce_cost_ns": annCost, "cfg_announce_burst_ns": annBurst,
+		"cfg_unknown_ttl_ns": uint64(d.cfg.UnknownTTL), "cfg_hub_down_ns": uint64(d.cfg.HubDownAfter),
 	} {
 		if err := set(name, v); err != nil {
 			return fmt.Errorf("configure %s: %w", name, err)

@@ -13,12 +13,9 @@ import (
 	"github.com/courier-sdn/courier/pipeline"
 )
 
-// StatNames name the counters of bpf/stats.h, in order.
-var StatNames = []string{
-	"port_rx", "tunnel_rx", "local_tx", "remote_tx", "hub_tx", "arp_reply", "arp_to_hub",
-	"cache_hit", "cache_miss", "cache_stale", "hub_forward", "hub_arp_reply", "learn_sent",
-	"learn_installed", "forget_sent", "forget_applied", "announce", "learn_skipped",
-}
+// StatNames name the counters of the stats map, in order (pipeline's
+// Counters, which also number them for the C code).
+var StatNames = pipeline.CounterNames()
 
 func sumPerCPU(m *ebpf.Map, n int) ([]uint64, error) {
 	out := make([]uint64, n)

@@ -33,6 +33,8 @@ var DropReasons = []DropReason{
 	{19, "learn_malformed", "learn message too short or of an unknown version"},
 	{20, "l2_cross_vxnet", "L2 frame for an address of another vxnet"},
 	{21, "loop", "packet would be sent back where it came from"},
+	{22, "hub_budget", "the port sent more packets to hubs (unknown destinations) than its budget allows"},
+	{23, "dst_unknown", "a hub said lately that the destination does not exist"},
 }
 
 // DropByName returns the reason named n.

@@ -19,6 +19,20 @@ volatile const __u64 cfg_refresh_ns = 30ULL * 1000000000ULL;
 /* A hub tells a given sender about a given destination at most this
  * often. */
 volatile const __u64 cfg_learn_interval_ns = 20ULL * 1000000ULL;
+/* Per port: packets sent to hubs (unknown destinations), a GCRA meter:
+ * each costs cfg_hub_cost_ns, and up to cfg_hub_burst_ns of cost may be
+ * taken ahead of time. 0: no limit. */
+volatile const __u64 cfg_hub_cost_ns = 0;
+volatile const __u64 cfg_hub_burst_ns = 0;
+/* Per port: address announcements passed to hostd, likewise. */
+volatile const __u64 cfg_announce_cost_ns = 0;
+volatile const __u64 cfg_announce_burst_ns = 0;
+/* How long a destination a hub said is unknown is dropped here instead
+ * of being sent to a hub again. */
+volatile const __u64 cfg_unknown_ttl_ns = 500ULL * 1000000ULL;
+/* A hub that has not answered a liveness probe for this long is skipped
+ * when another of the VPC's hubs answers. */
+volatile const __u64 cfg_hub_down_ns = 300ULL * 1000000ULL;
 /* Outer TTL of encapsulated packets. */
 volatile const __u8 cfg_tunnel_ttl = 64;
 

@@ -7,11 +7,13 @@
  * hop of L3 between the VPC's vxnets, then local delivery with
  * bpf_redirect_peer or one encapsulation through the collect-metadata
  * VXLAN device straight to the destination's host. An unknown destination
- * goes to one of the VPC's hubs.
+ * goes to one of the VPC's hubs, within the port's budget for that, and
+ * not while a hub's word that it does not exist is fresh.
  *
  * tunnel_ingress runs on the VXLAN device: it delivers to local ports, and
  * on a hub forwards what is not local, answers encapsulated ARP and sends
- * learn messages (learn.h) so that senders go direct from then on.
+ * learn messages (learn.h) so that senders go direct from then on, and
+ * tells senders of destinations nobody has that they are unknown.
  *
  * Stages are numbered in stages.h (from the pipeline package); the logical
  * flows of each stage are compiled by hostd into the flags of vxnets.h.
@@ -19,6 +21,7 @@
 #include "common.h"
 #include "config.h"
 #include "stats.h"
+#include "budget.h"
 #include "ports.h"
 #include "endpoints.h"
 #include "vxnets.h"
@@ -147,6 +150,43 @@ static __always_inline int to_hub(struct __sk_buff *skb, __u32 vpc, __u32 vni)
 	return to_vxlan(skb, hub, vni);
 }
 
+/* port_to_hub sends a VM's packet for dst, which this host does not know,
+ * to a hub: unless a hub said lately that nobody has dst, and within the
+ * port's budget for such packets, so that one VM cannot flood the hubs
+ * that every VPC shares. */
+static __always_inline int port_to_hub(struct __sk_buff *skb, __u32 vpc, __u32 vni, __be32 dst, __u32 ifindex)
+{
+	if (known_unknown(vpc, dst))
+		return drop(DROP_DST_UNKNOWN);
+	if (!budget_take(ifindex, BUDGET_HUB, cfg_hub_cost_ns, cfg_hub_burst_ns))
+		return drop(DROP_HUB_BUDGET);
+	return to_hub(skb, vpc, vni);
+}
+
+/* usable_addr: a host address of the vxnet other than its gateway, the
+ * only addresses a port with unknown addresses may use (or announce). */
+static __always_inline int usable_addr(struct vxnet *vx, __be32 a)
+{
+	return (a & vx->mask) == vx->net && a != vx->net && a != (vx->net | ~vx->mask) && a != vx->gw_ip;
+}
+
+/* unknown_src checks a source address of a port with unknown addresses:
+ * it must be usable in the port's vxnet and not held by another port of
+ * this host. An address the port holds already (southd accepted it) needs
+ * no report; any other is reported to hostd, which, with southd, decides
+ * whether the port may hold it. Returns 0 or a drop reason. */
+static __always_inline int unknown_src(struct port *port, struct vxnet *vx, __u32 ifindex, __be32 src)
+{
+	if (!usable_addr(vx, src))
+		return DROP_SPOOF_IP;
+	struct ep_key k = {.vpc = port->vpc, .ip = src};
+	struct local_ep *l = bpf_map_lookup_elem(&local_eps_v1, &k);
+	if (l)
+		return l->ifindex == ifindex ? 0 : DROP_SPOOF_IP;
+	report(EV_ADDR_SEEN, ifindex, src, port->vni, port->mac);
+	return 0;
+}
+
 /* STAGE_ARP_RSP: turn the request into its reply, in place. */
 static __always_inline int arp_answer(struct __sk_buff *skb, const __u8 *mac)
 {
@@ -192,18 +232,21 @@ static __always_inline int port_arp(struct __sk_buff *skb, struct port *port, st
 		if (spa != 0 && !af && !(port->flags & PORT_F_UNKNOWN))
 			return drop(DROP_SPOOF_IP);
 	}
+	/* A port with unknown addresses may use only its vxnet's; each new
+	 * one is reported (unknown_src). */
+	if (spa != 0 && !af && (port->flags & PORT_F_UNKNOWN)) {
+		int why = unknown_src(port, vx, ifindex, spa);
+		if (why)
+			return drop(why);
+	}
 	/* Announcements (gratuitous ARP, or replies): they tell the host
 	 * which port holds an address, and never leave it. */
 	if (spa != 0 && (spa == tpa || op == ARPOP_REPLY)) {
 		if (af & ADDR_F_VIP)
 			report(EV_VIP_ANNOUNCE, ifindex, spa, port->vni, port->mac);
-		else if (!af && (port->flags & PORT_F_UNKNOWN))
-			report(EV_ADDR_SEEN, ifindex, spa, port->vni, port->mac);
 		count(STAT_ANNOUNCE);
 		return TC_ACT_SHOT;
 	}
-	if (spa != 0 && !af && (port->flags & PORT_F_UNKNOWN))
-		report(EV_ADDR_SEEN, ifindex, spa, port->vni, port->mac);
 	if (op != ARPOP_REQUEST)
 		return drop(DROP_ARP_UNANSWERED);
 	/* A probe for one of the port's own addresses (RFC 5227) must go
@@ -231,15 +274,15 @@ static __always_inline int port_arp(struct __sk_buff *skb, struct port *port, st
 	}
 	if (vx->flags & VX_F_ARP_MISS_HUB) {
 		count(STAT_ARP_TO_HUB);
-		return to_hub(skb, vx->vpc, port->vni);
+		return port_to_hub(skb, vx->vpc, port->vni, tpa, ifindex);
 	}
 	return drop(DROP_ARP_UNANSWERED);
 }
 
-/* STAGE_IP_ROUTE then STAGE_DST_LOOKUP. A sender decrements the TTL and
- * sets the gateway MAC as source; a hub completing a sender's route
- * (sub = 0) only resolves it. */
-static __always_inline int route_ipv4(struct __sk_buff *skb, __u32 vpc_id, int sender)
+/* STAGE_IP_ROUTE then STAGE_DST_LOOKUP, for a packet from port ifindex:
+ * TTL-1, the gateway MAC as source, then the destination's host. (A hub
+ * completing a sender's route only resolves it: tunnel_hub_route.) */
+static __always_inline int route_ipv4(struct __sk_buff *skb, __u32 vpc_id, __u32 ifindex)
 {
 	struct vpc *vpc = bpf_map_lookup_elem(&vpcs_v1, &vpc_id);
 	if (!vpc)
@@ -250,23 +293,21 @@ static __always_inline int route_ipv4(struct __sk_buff *skb, __u32 vpc_id, int s
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
 		return drop(DROP_MALFORMED);
-	if (sender && (vpc->flags & VPC_F_TTL) && ip->ttl <= 1)
+	if ((vpc->flags & VPC_F_TTL) && ip->ttl <= 1)
 		return drop(DROP_TTL_EXCEEDED);
 	struct route *rt = route_lookup(vpc_id, ip->daddr);
 	if (!rt)
 		return drop(DROP_NO_ROUTE);
 	__be32 target = rt->nexthop ? rt->nexthop : ip->daddr;
 	__u32 dvni = rt->vni;
-	if (sender) {
-		/* One logical hop: TTL-1, and the distributed gateway's MAC as
-		 * the source, the same on every host. */
-		__be16 old = *(__be16 *)&ip->ttl;
-		ip->ttl--;
-		__be16 new = *(__be16 *)&ip->ttl;
-		__builtin_memcpy(eth->h_source, vpc->gw_mac, 6);
-		if (bpf_l3_csum_replace(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, check), old, new, 2) < 0)
-			return drop(DROP_MALFORMED);
-	}
+	/* One logical hop: TTL-1, and the distributed gateway's MAC as the
+	 * source, the same on every host. */
+	__be16 old = *(__be16 *)&ip->ttl;
+	ip->ttl--;
+	__be16 new = *(__be16 *)&ip->ttl;
+	__builtin_memcpy(eth->h_source, vpc->gw_mac, 6);
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, check), old, new, 2) < 0)
+		return drop(DROP_MALFORMED);
 	struct dest d = {};
 	int known = lookup_dest(vpc_id, target, &d);
 	data = (void *)(long)skb->data;
@@ -279,13 +320,13 @@ static __always_inline int route_ipv4(struct __sk_buff *skb, __u32 vpc_id, int s
 		__builtin_memcpy(eth->h_dest, d.mac, 6);
 		return output(skb, &d);
 	}
-	if (sender && (vpc->flags & VPC_F_DST_MISS_HUB)) {
+	if (vpc->flags & VPC_F_DST_MISS_HUB) {
 		/* The hub fills in the destination MAC: until then the frame
 		 * is addressed to the gateway, which marks it incomplete. */
 		__builtin_memcpy(eth->h_dest, vpc->gw_mac, 6);
-		return to_hub(skb, vpc_id, dvni);
+		return port_to_hub(skb, vpc_id, dvni, target, ifindex);
 	}
-	return drop(sender ? DROP_NO_HUB : DROP_HUB_MISS);
+	return drop(DROP_NO_HUB);
 }
 
 /* STAGE_L2_LOOKUP: the distributed gateway answers pings to its address,
@@ -333,8 +374,9 @@ static __always_inline int port_ipv4(struct __sk_buff *skb, struct port *port, s
 	/* STAGE_PORT_SEC, for IPv4 */
 	if (!port_addr(ifindex, src)) {
 		if (port->flags & PORT_F_UNKNOWN) {
-			if (src != 0)
-				report(EV_ADDR_SEEN, ifindex, src, port->vni, port->mac);
+			int why = src ? unknown_src(port, vx, ifindex, src) : 0;
+			if (why)
+				return drop(why);
 		} else if ((port->flags & PORT_F_SECURITY) && (vx->flags & VX_F_PSEC_IP)) {
 			return drop(DROP_SPOOF_IP);
 		}
@@ -349,7 +391,7 @@ static __always_inline int port_ipv4(struct __sk_buff *skb, struct port *port, s
 		}
 		if (!(vx->flags & VX_F_L2_ROUTE))
 			return drop(DROP_L2_UNKNOWN_DST);
-		return route_ipv4(skb, vx->vpc, 1);
+		return route_ipv4(skb, vx->vpc, ifindex);
 	}
 	if ((dst & vx->mask) != vx->net)
 		return drop(DROP_L2_UNKNOWN_DST);
@@ -360,7 +402,7 @@ static __always_inline int port_ipv4(struct __sk_buff *skb, struct port *port, s
 		return output(skb, &d);
 	}
 	if (vx->flags & VX_F_L2_MISS_HUB)
-		return to_hub(skb, vx->vpc, port->vni);
+		return port_to_hub(skb, vx->vpc, port->vni, dst, ifindex);
 	return drop(DROP_L2_UNKNOWN_DST);
 }
 
@@ -442,14 +484,19 @@ static __always_inline int send_learn(struct __sk_buff *skb, __u32 to, __u32 vpc
 		__builtin_memset(m->mac, 0, 6);
 	m->reserved2 = 0;
 	m->vtep = bpf_htonl(at);
-	if (op == LEARN_OP_LEARN) {
+	if (op == LEARN_OP_LEARN || op == LEARN_OP_UNKNOWN) {
 		struct learn_rl_key k = {.sender = to, .vpc = vpc, .ip = ip};
 		__u64 now = bpf_ktime_get_ns();
 		bpf_map_update_elem(&learn_rl_v1, &k, &now, BPF_ANY);
-		count(STAT_LEARN_SENT);
-	} else {
-		count(STAT_FORGET_SENT);
 	}
+	if (op == LEARN_OP_LEARN)
+		count(STAT_LEARN_SENT);
+	else if (op == LEARN_OP_FORGET)
+		count(STAT_FORGET_SENT);
+	else if (op == LEARN_OP_UNKNOWN)
+		count(STAT_UNKNOWN_SENT);
+	else if (op == LEARN_OP_PROBE_REPLY)
+		count(STAT_PROBE_ANSWERED);
 	return to_vxlan(skb, to, vni);
 }
 
@@ -480,7 +527,65 @@ static __always_inline int hub_forward(struct __sk_buff *skb, __u32 sender, __u3
 	return send_learn(skb, sender, vpc, LEARN_OP_LEARN, target, d->vni, d->mac, at);
 }
 
-static __always_inline int tunnel_learn(struct __sk_buff *skb, __u32 vpc, __u32 src)
+/* hub_miss: a hub does not know the destination either. The packet is
+ * dropped (counted as hub_miss) and, unless the sender was told lately,
+ * becomes an unknown message, after which the sender drops its packets to
+ * that address for a moment instead of sending them here. */
+static __always_inline int hub_miss(struct __sk_buff *skb, __u32 sender, __u32 vpc, __be32 ip, __u32 vni)
+{
+	drop(DROP_HUB_MISS);
+	if (!should_teach(sender, vpc, ip))
+		return TC_ACT_SHOT;
+	return send_learn(skb, sender, vpc, LEARN_OP_UNKNOWN, ip, vni, 0, 0);
+}
+
+static __always_inline int learn_install(struct learn_msg *m, __u32 vpc, __u32 src)
+{
+	struct ep_key k = {.vpc = vpc, .ip = m->ip};
+	if (!is_hub_of(vpc, src))
+		return drop(DROP_LEARN_REJECTED);
+	if (bpf_map_lookup_elem(&local_eps_v1, &k))
+		return TC_ACT_SHOT; /* we hold it ourselves */
+	__u64 now = bpf_ktime_get_ns();
+	struct cached_ep e = {.vtep = bpf_ntohl(m->vtep), .vni = bpf_ntohl(m->vni), .learned_ns = now, .used_ns = now};
+	__builtin_memcpy(e.mac, m->mac, 6);
+	struct cached_ep *old = bpf_map_lookup_elem(&cache_v1, &k);
+	if (old) {
+		e.hits = old->hits;
+		e.used_ns = old->used_ns;
+	}
+	bpf_map_update_elem(&cache_v1, &k, &e, BPF_ANY);
+	bpf_map_delete_elem(&unknown_v1, &k);
+	__u64 *t = bpf_map_lookup_elem(&miss_ts_v1, &k);
+	if (t) {
+		record_latency(now - *t);
+		bpf_map_delete_elem(&miss_ts_v1, &k);
+	}
+	count(STAT_LEARN_INSTALLED);
+	return TC_ACT_SHOT;
+}
+
+/* learn_unknown: a hub says nobody has the address. Unless this host
+ * knows better (it holds it, or has a fresh path to it), packets to it
+ * are dropped here for unknown_ttl. */
+static __always_inline int learn_unknown(struct learn_msg *m, __u32 vpc, __u32 src)
+{
+	struct ep_key k = {.vpc = vpc, .ip = m->ip};
+	if (!is_hub_of(vpc, src))
+		return drop(DROP_LEARN_REJECTED);
+	if (bpf_map_lookup_elem(&local_eps_v1, &k))
+		return TC_ACT_SHOT;
+	__u64 now = bpf_ktime_get_ns();
+	struct cached_ep *c = bpf_map_lookup_elem(&cache_v1, &k);
+	if (c && now - c->learned_ns < cfg_refresh_ns)
+		return TC_ACT_SHOT;
+	__u64 until = now + cfg_unknown_ttl_ns;
+	bpf_map_update_elem(&unknown_v1, &k, &until, BPF_ANY);
+	count(STAT_UNKNOWN_INSTALLED);
+	return TC_ACT_SHOT;
+}
+
+static __always_inline int tunnel_learn(struct __sk_buff *skb, __u32 vpc, __u32 src, __u32 vni)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -488,26 +593,22 @@ static __always_inline int tunnel_learn(struct __sk_buff *skb, __u32 vpc, __u32 
 	if ((void *)(m + 1) > data_end || m->version != LEARN_VERSION)
 		return drop(DROP_LEARN_MALFORMED);
 	struct ep_key k = {.vpc = vpc, .ip = m->ip};
-	if (m->op == LEARN_OP_LEARN) {
+	if (m->op == LEARN_OP_LEARN)
+		return learn_install(m, vpc, src);
+	if (m->op == LEARN_OP_UNKNOWN)
+		return learn_unknown(m, vpc, src);
+	if (m->op == LEARN_OP_PROBE) {
+		/* Only hubs answer: nobody else is asked. */
+		if (!cfg_hub)
+			return TC_ACT_SHOT;
+		return send_learn(skb, src, vpc, LEARN_OP_PROBE_REPLY, 0, vni, 0, cfg_local_vtep);
+	}
+	if (m->op == LEARN_OP_PROBE_REPLY) {
 		if (!is_hub_of(vpc, src))
 			return drop(DROP_LEARN_REJECTED);
-		if (bpf_map_lookup_elem(&local_eps_v1, &k))
-			return TC_ACT_SHOT; /* we hold it ourselves */
 		__u64 now = bpf_ktime_get_ns();
-		struct cached_ep e = {.vtep = bpf_ntohl(m->vtep), .vni = bpf_ntohl(m->vni), .learned_ns = now, .used_ns = now};
-		__builtin_memcpy(e.mac, m->mac, 6);
-		struct cached_ep *old = bpf_map_lookup_elem(&cache_v1, &k);
-		if (old) {
-			e.hits = old->hits;
-			e.used_ns = old->used_ns;
-		}
-		bpf_map_update_elem(&cache_v1, &k, &e, BPF_ANY);
-		__u64 *t = bpf_map_lookup_elem(&miss_ts_v1, &k);
-		if (t) {
-			record_latency(now - *t);
-			bpf_map_delete_elem(&miss_ts_v1, &k);
-		}
-		count(STAT_LEARN_INSTALLED);
+		if (bpf_map_update_elem(&hub_seen_v1, &src, &now, BPF_EXIST) == 0)
+			count(STAT_PROBE_REPLY);
 		return TC_ACT_SHOT;
 	}
 	if (m->op == LEARN_OP_FORGET) {
@@ -544,7 +645,7 @@ static __always_inline int tunnel_arp(struct __sk_buff *skb, struct vxnet *vx, _
 	/* A hub answers from its full table. */
 	struct dest d = {};
 	if (!lookup_dest(vpc, tpa, &d))
-		return drop(DROP_HUB_MISS);
+		return hub_miss(skb, src, vpc, tpa, vni);
 	if (d.vni != vni)
 		return drop(DROP_L2_CROSS_VXNET);
 	__u32 at = d.kind == DEST_LOCAL ? cfg_local_vtep : d.vtep;
@@ -560,7 +661,7 @@ static __always_inline int tunnel_arp(struct __sk_buff *skb, struct vxnet *vx, _
 
 /* A hub completes a sender's route: resolve the route's target (a next hop
  * or the destination), fill in the destination MAC, and forward. */
-static __always_inline int tunnel_hub_route(struct __sk_buff *skb, __u32 vpc_id, __u32 src)
+static __always_inline int tunnel_hub_route(struct __sk_buff *skb, __u32 vpc_id, __u32 src, __u32 vni)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -573,7 +674,7 @@ static __always_inline int tunnel_hub_route(struct __sk_buff *skb, __u32 vpc_id,
 	__be32 target = rt->nexthop ? rt->nexthop : ip->daddr;
 	struct dest d = {};
 	if (!lookup_dest(vpc_id, target, &d))
-		return drop(DROP_HUB_MISS);
+		return hub_miss(skb, src, vpc_id, target, vni);
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -598,7 +699,7 @@ static __always_inline int tunnel_ipv4(struct __sk_buff *skb, struct vxnet *vx, 
 	if (incomplete && cfg_hub)
 		/* A sender routed this packet but did not know where its
 		 * destination lives: resolve it (without another TTL-1). */
-		return tunnel_hub_route(skb, vpc_id, src);
+		return tunnel_hub_route(skb, vpc_id, src, vni);
 
 	struct ep_key k = {.vpc = vpc_id, .ip = target};
 	struct local_ep *l = bpf_map_lookup_elem(&local_eps_v1, &k);
@@ -620,7 +721,7 @@ static __always_inline int tunnel_ipv4(struct __sk_buff *skb, struct vxnet *vx, 
 	if (cfg_hub) {
 		struct dest d = {};
 		if (!lookup_dest(vpc_id, target, &d))
-			return drop(DROP_HUB_MISS);
+			return hub_miss(skb, src, vpc_id, target, vni);
 		if (d.vni != vni)
 			return drop(DROP_L2_CROSS_VXNET);
 		return hub_forward(skb, src, vpc_id, target, &d);
@@ -654,7 +755,7 @@ static __always_inline int tunnel_rx(struct __sk_buff *skb, __u32 src, __u32 vni
 		return drop(DROP_MALFORMED);
 	__be16 proto = eth->h_proto;
 	if (proto == bpf_htons(ETH_P_COURIER_LEARN))
-		return tunnel_learn(skb, vx->vpc, src);
+		return tunnel_learn(skb, vx->vpc, src, vni);
 	if (proto == bpf_htons(ETH_P_ARP))
 		return tunnel_arp(skb, vx, src, vni);
 	if (proto == bpf_htons(ETH_P_IP))

@@ -60,6 +60,29 @@ struct {
 	__type(value, struct cached_ep);
 } cache_v1 SEC(".maps");
 
+/* Destinations a hub said it does not know, and until when (ns) they
+ * are dropped here (unknown_ttl) rather than sent to a hub again: one VM
+ * sending to an address nobody has costs the hubs one packet per
+ * interval, not one per packet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct ep_key);
+	__type(value, __u64);
+} unknown_v1 SEC(".maps");
+
+static __always_inline int known_unknown(__u32 vpc, __be32 ip)
+{
+	struct ep_key k = {.vpc = vpc, .ip = ip};
+	__u64 *until = bpf_map_lookup_elem(&unknown_v1, &k);
+	if (!until)
+		return 0;
+	if (bpf_ktime_get_ns() < *until)
+		return 1;
+	bpf_map_delete_elem(&unknown_v1, &k);
+	return 0;
+}
+
 /* First miss per destination, for the learning latency histogram. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -9,6 +9,10 @@
  *     u8  version   1
  *     u8  op        1 learn: ip lives at vtep, in vxnet vni, with mac
  *                   2 forget: drop what you know of ip
+ *                   3 unknown: no port has ip (from a hub); drop what
+ *                     you send to it for a moment
+ *                   4 probe: are you there? (to a hub; vtep: the sender)
+ *                   5 probe reply (from a hub; vtep: the hub)
  *     u16 reserved  0
  *     u32 vni       the destination's vxnet
  *     u32 ip        the destination
@@ -22,6 +26,14 @@
  * source is one of the VPC's hubs, and applies a forget only if it comes
  * from a hub or from the very host its entry points to, so a stray
  * message can at worst send traffic through a hub, never elsewhere.
+ * Unknown and probe replies, too, count only from the VPC's hubs.
+ *
+ * Probes: hostd sends one to each hub its VPCs use every 100 ms or so;
+ * the hub's tunnel program answers in the kernel (a hub whose data plane
+ * forwards is alive, whatever its hostd does), and the reply stamps
+ * hub_seen. pick_hub (hubs.h) skips a hub silent for longer than
+ * cfg_hub_down_ns, so new flows stop going to a dead hub long before
+ * southd, judging heartbeats, replaces it.
  */
 #ifndef COURIER_LEARN_H
 #define COURIER_LEARN_H
@@ -31,6 +43,9 @@
 #define LEARN_VERSION 1
 #define LEARN_OP_LEARN 1
 #define LEARN_OP_FORGET 2
+#define LEARN_OP_UNKNOWN 3
+#define LEARN_OP_PROBE 4
+#define LEARN_OP_PROBE_REPLY 5
 
 struct learn_msg {
 	__u8 version;

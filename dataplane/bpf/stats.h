@@ -5,27 +5,7 @@
 
 #include "common.h"
 
-enum stat {
-	STAT_PORT_RX = 0,     /* frames from VM ports */
-	STAT_TUNNEL_RX,       /* packets from the VXLAN device */
-	STAT_LOCAL_TX,        /* delivered to a local port */
-	STAT_REMOTE_TX,       /* sent straight to the destination's host */
-	STAT_HUB_TX,          /* sent to a hub: the destination was unknown */
-	STAT_ARP_REPLY,       /* ARP requests answered on the host */
-	STAT_ARP_TO_HUB,      /* ARP requests sent to a hub */
-	STAT_CACHE_HIT,       /* remote binding cache hits */
-	STAT_CACHE_MISS,      /* remote binding cache misses */
-	STAT_CACHE_STALE,     /* cache entries past their refresh interval */
-	STAT_HUB_FORWARD,     /* hub: forwarded for another host */
-	STAT_HUB_ARP_REPLY,   /* hub: answered an encapsulated ARP request */
-	STAT_LEARN_SENT,      /* hub: learn messages sent */
-	STAT_LEARN_INSTALLED, /* learn messages accepted and installed */
-	STAT_FORGET_SENT,     /* forget messages sent (stale destination) */
-	STAT_FORGET_APPLIED,  /* forget messages that removed an entry */
-	STAT_ANNOUNCE,        /* address announcements passed to hostd */
-	STAT_LEARN_SKIPPED,   /* learn message could not be built */
-	STAT_MAX,
-};
+/* The counters themselves (enum stat) are numbered in stages.h. */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -1,0 +1,47 @@
+package pipeline
+
+// Counter is one of the data plane's packet counters (the stats map).
+// Numbers are stable, as for drop reasons: a retired counter keeps its
+// number, a new one takes the next.
+type Counter struct {
+	ID   int
+	Name string
+	Doc  string
+}
+
+// Counters lists every counter, in the order of their numbers.
+var Counters = []Counter{
+	{0, "port_rx", "frames from VM ports"},
+	{1, "tunnel_rx", "packets from the VXLAN device"},
+	{2, "local_tx", "delivered to a local port"},
+	{3, "remote_tx", "sent straight to the destination's host"},
+	{4, "hub_tx", "sent to a hub: the destination was unknown"},
+	{5, "arp_reply", "ARP requests (and gateway pings) answered on the host"},
+	{6, "arp_to_hub", "ARP requests sent to a hub"},
+	{7, "cache_hit", "learned path cache hits"},
+	{8, "cache_miss", "learned path cache misses"},
+	{9, "cache_stale", "cache entries past their refresh interval"},
+	{10, "hub_forward", "hub: forwarded for another host"},
+	{11, "hub_arp_reply", "hub: answered an encapsulated ARP request"},
+	{12, "learn_sent", "hub: learn messages sent"},
+	{13, "learn_installed", "learn messages accepted and installed"},
+	{14, "forget_sent", "forget messages sent (stale destination)"},
+	{15, "forget_applied", "forget messages that removed an entry"},
+	{16, "announce", "address announcements seen from ports"},
+	{17, "learn_skipped", "learn message could not be built"},
+	{18, "announce_limited", "announcements not passed to hostd: the port is over its budget"},
+	{19, "unknown_sent", "hub: told a sender that a destination is unknown"},
+	{20, "unknown_installed", "destinations a hub said are unknown, now dropped here for a moment"},
+	{21, "probe_answered", "hub: liveness probes answered"},
+	{22, "probe_reply", "liveness probe replies from a hub recorded"},
+	{23, "hub_down_skipped", "packets sent to another hub because the chosen one did not answer probes"},
+}
+
+// CounterNames are the counters' names indexed by number.
+func CounterNames() []string {
+	out := make([]string, len(Counters))
+	for i, c := range Counters {
+		out[i] = c.Name
+	}
+	return out
+}
