@@ -143,8 +143,12 @@ func southbound(n *compiler) string {
 			if pb.RequestedChassis != nil {
 				rc = *pb.RequestedChassis
 			}
-			lines = append(lines, fmt.Sprintf("pb %s dp=%s vpc=%d key=%d mac=%s ips=%v vips=%v sec=%v rc=%s",
-				pb.LogicalPort, pb.Datapath, pb.Vpc, pb.TunnelKey, pb.MAC, pb.IPs, pb.VirtualIPs, pb.PortSecurity, rc))
+			limit := -1
+			if pb.LearnedLimit != nil {
+				limit = *pb.LearnedLimit
+			}
+			lines = append(lines, fmt.Sprintf("pb %s dp=%s vpc=%d key=%d mac=%s ips=%v vips=%v sec=%v rc=%s limit=%d",
+				pb.LogicalPort, pb.Datapath, pb.Vpc, pb.TunnelKey, pb.MAC, pb.IPs, pb.VirtualIPs, pb.PortSecurity, rc, limit))
 		}
 	}
 	for dp, fs := range n.flows.byDP {
@@ -273,7 +277,7 @@ func (g *generator) step() {
 	case k < 78: // change a port
 		if _, m := g.pick(nbdb.PortTable); m != nil {
 			p := *m.(*nbdb.Port)
-			switch r.Intn(4) {
+			switch r.Intn(5) {
 			case 0:
 				p.MAC = macs[r.Intn(len(macs))]
 			case 1:
@@ -283,6 +287,11 @@ func (g *generator) step() {
 			case 3:
 				f := r.Intn(2) == 0
 				p.PortSecurity = &f
+			case 4:
+				p.LearnedLimit = nil
+				if l := r.Intn(3); l > 0 {
+					p.LearnedLimit = &l
+				}
 			}
 			g.nb.put(nbdb.PortTable, &p)
 		}
@@ -523,10 +532,10 @@ func TestDirectInsertsMatchMapper(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	rc := "hv1"
+	rc, limit := "hv1", 4
 	pb := &sbdb.PortBinding{UUID: "pb1", LogicalPort: "p", Datapath: "dp1", Vpc: 3, TunnelKey: 7, MAC: "02:00:00:00:00:01",
 		IPs: []string{"10.0.0.7"}, VirtualIPs: []string{"10.0.0.100"}, PortSecurity: true, RequestedChassis: &rc,
-		ExternalIDs: map[string]string{"owner": "x"}}
+		LearnedLimit: &limit, ExternalIDs: map[string]string{"owner": "x"}}
 	lean := &sbdb.PortBinding{UUID: "pb2", LogicalPort: "q", Datapath: "dp1", Vpc: 3, TunnelKey: 8, MAC: "02:00:00:00:00:02"}
 	lf := &sbdb.LogicalFlow{UUID: "lf1", Datapath: "dp1", Vpc: 3, Stage: "port_sec", Priority: 100, Match: "1",
 		Actions: "next;", ExternalIDs: map[string]string{"source": "lflows.go:1"}}

@@ -253,5 +253,5 @@ func (d *nbDelta) compileRelevantPorts() map[string]bool {
 func portCompileEqual(a, b *nbdb.Port) bool {
 	return a.Name == b.Name && a.MAC == b.MAC && sameStrings(a.IPs, b.IPs) &&
 		sameStrings(a.VirtualIPs, b.VirtualIPs) && sameStr(a.RequestedChassis, b.RequestedChassis) &&
-		reflect.DeepEqual(a.PortSecurity, b.PortSecurity)
+		reflect.DeepEqual(a.PortSecurity, b.PortSecurity) && sameInt(a.LearnedLimit, b.LearnedLimit)
 }

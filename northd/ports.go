@@ -54,6 +54,7 @@ type cPort struct {
 	key               int
 	chassis           string // requested; "" for none
 	security          bool
+	learnedLimit      *int   // NB's, copied as is: hostd applies the default
 	localErr          string // refused on its own merits
 	err               string // final: localErr or a lost claim
 	claims            []claimKey
@@ -248,7 +249,8 @@ func (pt *portTable) load(v *nbView, t *topology, u string) *cPort {
 		return nil
 	}
 	delete(pt.gone, u)
-	p := &cPort{uuid: u, name: np.Name, vxnet: v.portVxnet[u], security: np.PortSecurity == nil || *np.PortSecurity}
+	p := &cPort{uuid: u, name: np.Name, vxnet: v.portVxnet[u], security: np.PortSecurity == nil || *np.PortSecurity,
+		learnedLimit: np.LearnedLimit}
 	if np.RequestedChassis != nil {
 		p.chassis = *np.RequestedChassis
 	}
@@ -428,5 +430,6 @@ func (pt *portTable) assignUnknownKeys(vx string) []string {
 
 func samePort(a, b *cPort) bool {
 	return a.err == b.err && a.key == b.key && a.mac == b.mac && a.chassis == b.chassis && a.security == b.security &&
+		sameInt(a.learnedLimit, b.learnedLimit) &&
 		a.vxnet == b.vxnet && a.name == b.name && slices.Equal(a.ips, b.ips) && slices.Equal(a.vips, b.vips)
 }

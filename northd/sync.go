@@ -223,7 +223,7 @@ func (n *compiler) desiredPB(name string) *sbdb.PortBinding {
 	vx := n.topo.vxnets[p.vxnet]
 	vpc := n.topo.vpcs[vx.vpc]
 	pb := &sbdb.PortBinding{LogicalPort: name, Datapath: vxnetDP(vx.name), Vpc: vpc.key,
-		TunnelKey: p.key, MAC: p.mac, IPs: p.ips, VirtualIPs: p.vips, PortSecurity: p.security}
+		TunnelKey: p.key, MAC: p.mac, IPs: p.ips, VirtualIPs: p.vips, PortSecurity: p.security, LearnedLimit: p.learnedLimit}
 	if p.chassis != "" {
 		c := p.chassis
 		pb.RequestedChassis = &c
@@ -247,6 +247,10 @@ func sameStrings(a, b []string) bool {
 }
 
 func sameStr(a, b *string) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+func sameInt(a, b *int) bool {
 	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }
 
@@ -276,6 +280,9 @@ func pbFields(have, want *sbdb.PortBinding) []any {
 	}
 	if !sameStr(have.RequestedChassis, want.RequestedChassis) {
 		f = append(f, &want.RequestedChassis)
+	}
+	if !sameInt(have.LearnedLimit, want.LearnedLimit) {
+		f = append(f, &want.LearnedLimit)
 	}
 	return f
 }
@@ -497,7 +504,7 @@ func (n *compiler) writeSB(ctx context.Context, c client.Client, txn ops.Transac
 			row := *have
 			row.Datapath, row.Vpc, row.TunnelKey, row.MAC = want.Datapath, want.Vpc, want.TunnelKey, want.MAC
 			row.IPs, row.VirtualIPs, row.PortSecurity = want.IPs, want.VirtualIPs, want.PortSecurity
-			row.RequestedChassis = want.RequestedChassis
+			row.RequestedChassis, row.LearnedLimit = want.RequestedChassis, want.LearnedLimit
 			want.UUID = have.UUID
 			if err := w.cur.add(op(ops.ByUUID(c, want).Update(want, f...)), func([]ovsdb.OperationResult, int) {
 				r := row
@@ -674,6 +681,9 @@ func pbInsert(pb *sbdb.PortBinding) ovsdb.Operation {
 	}
 	if pb.RequestedChassis != nil {
 		row["requested_chassis"] = optional(pb.RequestedChassis)
+	}
+	if pb.LearnedLimit != nil {
+		row["learned_limit"] = ovsdb.OvsSet{GoSet: []any{*pb.LearnedLimit}}
 	}
 	if len(pb.ExternalIDs) > 0 {
 		row["external_ids"] = smap(pb.ExternalIDs)

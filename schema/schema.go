@@ -26,6 +26,14 @@ var NB []byte
 //go:embed sb.ovsschema
 var SB []byte
 
+// DefaultLearnedLimit is how many addresses a port with unknown addresses
+// may hold (Learned_Binding rows of kind unknown) when its learned_limit
+// column is empty; MaxLearnedLimit is the column's schema maximum.
+const (
+	DefaultLearnedLimit = 16
+	MaxLearnedLimit     = 1024
+)
+
 // Database names, as in the schemas.
 const (
 	NBName = "Courier_Northbound"

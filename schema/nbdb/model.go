@@ -23,7 +23,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Northbound",
-  "version": "1.0.0",
+  "version": "1.1.0",
   "tables": {
     "NB_Global": {
       "columns": {
@@ -95,6 +95,17 @@ var schema = `{
             },
             "min": 0,
             "max": 16
+          }
+        },
+        "learned_limit": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 0,
+              "maxInteger": 1024
+            },
+            "min": 0,
+            "max": 1
           }
         },
         "mac": {

@@ -21,6 +21,7 @@ type Port struct {
 	UUID             string            `ovsdb:"_uuid"`
 	ExternalIDs      map[string]string `ovsdb:"external_ids"`
 	IPs              []string          `ovsdb:"ips" validate:"max=16,dive,max=15"`
+	LearnedLimit     *int              `ovsdb:"learned_limit" validate:"omitempty,min=0,max=1024"`
 	MAC              string            `ovsdb:"mac" validate:"max=17"`
 	Name             string            `ovsdb:"name" validate:"max=64"`
 	Options          map[string]string `ovsdb:"options"`
@@ -90,6 +91,28 @@ func equalPortIPs(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+func (a *Port) GetLearnedLimit() *int {
+	return a.LearnedLimit
+}
+
+func copyPortLearnedLimit(a *int) *int {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortLearnedLimit(a, b *int) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
 }
 
 func (a *Port) GetMAC() string {
@@ -236,6 +259,7 @@ func (a *Port) DeepCopyInto(b *Port) {
 	*b = *a
 	b.ExternalIDs = copyPortExternalIDs(a.ExternalIDs)
 	b.IPs = copyPortIPs(a.IPs)
+	b.LearnedLimit = copyPortLearnedLimit(a.LearnedLimit)
 	b.Options = copyPortOptions(a.Options)
 	b.PortSecurity = copyPortPortSecurity(a.PortSecurity)
 	b.RequestedChassis = copyPortRequestedChassis(a.RequestedChassis)
@@ -262,6 +286,7 @@ func (a *Port) Equals(b *Port) bool {
 	return a.UUID == b.UUID &&
 		equalPortExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		equalPortIPs(a.IPs, b.IPs) &&
+		equalPortLearnedLimit(a.LearnedLimit, b.LearnedLimit) &&
 		a.MAC == b.MAC &&
 		a.Name == b.Name &&
 		equalPortOptions(a.Options, b.Options) &&

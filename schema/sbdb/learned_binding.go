@@ -20,6 +20,7 @@ var (
 // LearnedBinding defines an object in Learned_Binding table
 type LearnedBinding struct {
 	UUID        string             `ovsdb:"_uuid"`
+	Accepted    bool               `ovsdb:"accepted"`
 	Chassis     string             `ovsdb:"chassis" validate:"max=64"`
 	ExternalIDs map[string]string  `ovsdb:"external_ids"`
 	IP          string             `ovsdb:"ip" validate:"max=15"`
@@ -34,6 +35,10 @@ type LearnedBinding struct {
 
 func (a *LearnedBinding) GetUUID() string {
 	return a.UUID
+}
+
+func (a *LearnedBinding) GetAccepted() bool {
+	return a.Accepted
 }
 
 func (a *LearnedBinding) GetChassis() string {
@@ -124,6 +129,7 @@ func (a *LearnedBinding) CloneModel() model.Model {
 
 func (a *LearnedBinding) Equals(b *LearnedBinding) bool {
 	return a.UUID == b.UUID &&
+		a.Accepted == b.Accepted &&
 		a.Chassis == b.Chassis &&
 		equalLearnedBindingExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		a.IP == b.IP &&

@@ -26,7 +26,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.0.0",
+  "version": "1.1.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -313,6 +313,9 @@ var schema = `{
     },
     "Learned_Binding": {
       "columns": {
+        "accepted": {
+          "type": "boolean"
+        },
         "chassis": {
           "type": {
             "key": {
@@ -529,6 +532,17 @@ var schema = `{
             },
             "min": 0,
             "max": 16
+          }
+        },
+        "learned_limit": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 0,
+              "maxInteger": 1024
+            },
+            "min": 0,
+            "max": 1
           }
         },
         "logical_port": {

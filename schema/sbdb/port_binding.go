@@ -14,6 +14,7 @@ type PortBinding struct {
 	Datapath         string            `ovsdb:"datapath"`
 	ExternalIDs      map[string]string `ovsdb:"external_ids"`
 	IPs              []string          `ovsdb:"ips" validate:"max=16,dive,max=15"`
+	LearnedLimit     *int              `ovsdb:"learned_limit" validate:"omitempty,min=0,max=1024"`
 	LogicalPort      string            `ovsdb:"logical_port" validate:"max=64"`
 	MAC              string            `ovsdb:"mac" validate:"max=17"`
 	PortSecurity     bool              `ovsdb:"port_security"`
@@ -110,6 +111,28 @@ func equalPortBindingIPs(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+func (a *PortBinding) GetLearnedLimit() *int {
+	return a.LearnedLimit
+}
+
+func copyPortBindingLearnedLimit(a *int) *int {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortBindingLearnedLimit(a, b *int) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
 }
 
 func (a *PortBinding) GetLogicalPort() string {
@@ -209,6 +232,7 @@ func (a *PortBinding) DeepCopyInto(b *PortBinding) {
 	b.Chassis = copyPortBindingChassis(a.Chassis)
 	b.ExternalIDs = copyPortBindingExternalIDs(a.ExternalIDs)
 	b.IPs = copyPortBindingIPs(a.IPs)
+	b.LearnedLimit = copyPortBindingLearnedLimit(a.LearnedLimit)
 	b.RequestedChassis = copyPortBindingRequestedChassis(a.RequestedChassis)
 	b.Up = copyPortBindingUp(a.Up)
 	b.VirtualIPs = copyPortBindingVirtualIPs(a.VirtualIPs)
@@ -235,6 +259,7 @@ func (a *PortBinding) Equals(b *PortBinding) bool {
 		a.Datapath == b.Datapath &&
 		equalPortBindingExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		equalPortBindingIPs(a.IPs, b.IPs) &&
+		equalPortBindingLearnedLimit(a.LearnedLimit, b.LearnedLimit) &&
 		a.LogicalPort == b.LogicalPort &&
 		a.MAC == b.MAC &&
 		a.PortSecurity == b.PortSecurity &&

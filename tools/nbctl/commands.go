@@ -13,6 +13,7 @@ import (
 
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/tools/cmdline"
 )
@@ -70,6 +71,7 @@ func commands() []*command {
 				{Name: "vip", Arg: "IP", Repeat: true, Usage: "a virtual IP the port may hold (repeatable)"},
 				{Name: "chassis", Arg: "NAME", Usage: "the chassis that should host the port"},
 				{Name: "no-port-security", Usage: "let the port send from any MAC and IP"},
+				learnedLimitFlag,
 				mayExist},
 			Tables: []string{tVPC, tVxnet, tPort}, Run: cmdPortAdd},
 		{Name: "port-del", Args: "PORT", Summary: "delete a port", Min: 1, Max: 1,
@@ -80,7 +82,8 @@ func commands() []*command {
 				{Name: "ips", Arg: "IP[,IP...]", Usage: "new fixed IPs, or 'unknown'"},
 				{Name: "vips", Arg: "IP[,IP...]", Usage: "new virtual IPs, or 'none'"},
 				{Name: "chassis", Arg: "NAME", Usage: "requested chassis, or 'none'"},
-				{Name: "port-security", Arg: "on|off", Usage: "enforce the port's MAC and IPs"}},
+				{Name: "port-security", Arg: "on|off", Usage: "enforce the port's MAC and IPs"},
+				learnedLimitFlag},
 			Tables: []string{tVPC, tVxnet, tPort}, Run: cmdPortSet},
 		{Name: "port-list", Args: "[VXNET]", Summary: "list ports, of one vxnet or of all", Max: 1,
 			Tables: []string{tVxnet, tPort}, Run: cmdPortList},
@@ -367,6 +370,11 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		f := false
 		port.PortSecurity = &f
 	}
+	if inv.Has("learned-limit") {
+		if port.LearnedLimit, err = parseLearnedLimit(inv.Value("learned-limit")); err != nil {
+			return err
+		}
+	}
 	st.ports[name] = port
 	st.portVxnet[port.UUID] = vx
 	if err := st.add(st.c.Create(port)); err != nil {
@@ -375,6 +383,21 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	vx.Ports = append(vx.Ports, port.UUID)
 	return st.add(ops.ByUUID(st.c, vx).Mutate(vx, model.Mutation{
 		Field: &vx.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{port.UUID}}))
+}
+
+var learnedLimitFlag = cmdline.Flag{Name: "learned-limit", Arg: "N|default",
+	Usage: fmt.Sprintf("how many addresses a port with unknown addresses may hold, 0 to %d (default %d)",
+		schema.MaxLearnedLimit, schema.DefaultLearnedLimit)}
+
+func parseLearnedLimit(v string) (*int, error) {
+	if v == "default" {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > schema.MaxLearnedLimit {
+		return nil, fmt.Errorf("--learned-limit %q: want a number from 0 to %d, or default", v, schema.MaxLearnedLimit)
+	}
+	return &n, nil
 }
 
 func cmdPortDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
@@ -449,8 +472,14 @@ func cmdPortSet(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		port.PortSecurity = &on
 		fields = append(fields, &port.PortSecurity)
 	}
+	if inv.Has("learned-limit") {
+		if port.LearnedLimit, err = parseLearnedLimit(inv.Value("learned-limit")); err != nil {
+			return err
+		}
+		fields = append(fields, &port.LearnedLimit)
+	}
 	if len(fields) == 0 {
-		return fmt.Errorf("port-set: nothing to change; give --mac, --ips, --vips, --chassis or --port-security")
+		return fmt.Errorf("port-set: nothing to change; give --mac, --ips, --vips, --chassis, --port-security or --learned-limit")
 	}
 	port.MAC, port.IPs, port.VirtualIPs = mac, newIPs, newVIPs
 	return st.add(ops.ByUUID(st.c, port).Update(port, fields...))
