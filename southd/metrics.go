@@ -8,6 +8,8 @@ type Metrics struct {
 	chassis  *prometheus.GaugeVec
 	hubMoves prometheus.Counter
 	learned  *prometheus.CounterVec
+	accepted prometheus.Counter
+	stalls   prometheus.Counter
 }
 
 // NewMetrics registers southd's metrics with reg (nil: not registered).
@@ -20,10 +22,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		hubMoves: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_southd_hub_moves_total",
 			Help: "Hub assignments made or moved."}),
 		learned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "courier_southd_learned_removed_total",
-			Help: "Learned bindings removed, by why: rejected, superseded, aged."}, []string{"why"}),
+			Help: "Learned bindings removed, by why (no_port, wrong_chassis, not_declared, bad_address, fixed_ip, virtual_ip, limit, superseded, aged)."}, []string{"why"}),
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_southd_learned_accepted_total",
+			Help: "Learned bindings accepted: hosts and hubs act on them from then on."}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_southd_view_stalls_total",
+			Help: "Times the southbound stopped answering long enough that liveness judgments were suspended, then restarted with a grace period."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.active, m.chassis, m.hubMoves, m.learned)
+		reg.MustRegister(m.active, m.chassis, m.hubMoves, m.learned, m.accepted, m.stalls)
 	}
 	return m
 }

@@ -82,20 +82,13 @@ type Daemon struct {
 	log  *slog.Logger
 	m    *Metrics
 	lock *ops.LockSession
-	// seen: per chassis, the last heartbeat value and when it changed
-	// (southd's clock).
-	seen map[string]beat
-}
-
-type beat struct {
-	value int
-	at    time.Time
+	live liveness
 }
 
 // New prepares a southd.
 func New(cfg Config) *Daemon {
 	cfg.defaults()
-	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics, seen: map[string]beat{},
+	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics,
 		lock: ops.NewLockSession(cfg.SB, schema.SBName, LockName, cfg.Log)}
 }
 
@@ -116,8 +109,8 @@ func (d *Daemon) session(ctx context.Context) error {
 		Tracker: ops.NewTrackerNotifying(notify), Logger: d.log, Monitor: []client.MonitorOption{
 			client.WithTable(&sbdb.SBGlobal{}), client.WithTable(&sbdb.Chassis{}), client.WithTable(&sbdb.ChassisPrivate{}),
 			client.WithTable(&sbdb.Hub{}), client.WithTable(&sbdb.LearnedBinding{}),
-			client.WithTable(pb, &pb.LogicalPort, &pb.Chassis, &pb.Up, &pb.VirtualIPs, &pb.IPs, &pb.Vpc),
-			client.WithTable(dp, &dp.Type, &dp.TunnelKey, &dp.Vpc),
+			client.WithTable(pb, &pb.LogicalPort, &pb.Chassis, &pb.Up, &pb.VirtualIPs, &pb.IPs, &pb.Vpc, &pb.Datapath, &pb.LearnedLimit),
+			client.WithTable(dp, &dp.Name, &dp.Type, &dp.TunnelKey, &dp.Vpc, &dp.Cidr, &dp.GatewayIP),
 		}})
 	if err != nil {
 		return err
@@ -130,6 +123,10 @@ func (d *Daemon) session(ctx context.Context) error {
 	}
 	defer nb.Close()
 	d.log.Info("connected", "sb", sb.CurrentEndpoint(), "nb", nb.CurrentEndpoint())
+	d.live.restart()
+	ectx, stopEchoes := context.WithCancel(ctx)
+	defer stopEchoes()
+	go d.echoes(ectx, sb)
 	tick := time.NewTicker(d.cfg.Tick)
 	defer tick.Stop()
 	for {
@@ -157,8 +154,8 @@ func (d *Daemon) session(ctx context.Context) error {
 		d.m.active.Set(map[bool]float64{true: 1, false: 0}[active])
 		// Liveness is observed by every instance, so that a standby that
 		// takes over knows how long each heartbeat has been silent.
-		alive := d.liveness(sb)
-		if !active {
+		alive, fresh := d.judgeLiveness(sb)
+		if !active || !fresh {
 			continue
 		}
 		if err := d.decide(ctx, sb, nb, alive); err != nil {
@@ -168,29 +165,6 @@ func (d *Daemon) session(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-// liveness updates when each chassis's heartbeat last changed and returns
-// which chassis are alive now.
-func (d *Daemon) liveness(sb *ops.Session) map[string]bool {
-	now := time.Now()
-	alive := map[string]bool{}
-	for _, p := range ops.Rows[sbdb.ChassisPrivate](sb) {
-		b, ok := d.seen[p.Name]
-		if !ok || b.value != p.Heartbeat {
-			// A chassis first seen now is presumed alive for one
-			// timeout, so a southd restart declares nobody dead.
-			d.seen[p.Name] = beat{value: p.Heartbeat, at: now}
-			b = d.seen[p.Name]
-		}
-		alive[p.Name] = now.Sub(b.at) < d.cfg.DeadAfter
-	}
-	for name := range d.seen {
-		if _, ok := alive[name]; !ok {
-			delete(d.seen, name)
-		}
-	}
-	return alive
 }
 
 // decide writes every decision that changed, in one fenced transaction.
@@ -387,77 +361,6 @@ func diffCount(a, b []string) int {
 		}
 	}
 	return n
-}
-
-// arbitrate removes the learned bindings judgeLearned condemns.
-func (d *Daemon) arbitrate(sb *ops.Session) []ovsdb.Operation {
-	del := judgeLearned(ops.Rows[sbdb.PortBinding](sb), ops.Rows[sbdb.LearnedBinding](sb), time.Now(),
-		d.cfg.LearnedAge, d.cfg.AgeBatch)
-	var txn []ovsdb.Operation
-	for u, why := range del {
-		txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: sbdb.LearnedBindingTable,
-			Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: u}}}})
-		d.m.learned.WithLabelValues(why).Inc()
-	}
-	return txn
-}
-
-// judgeLearned says which learned bindings to remove, and why: not
-// allowed ("rejected": the port may not hold the address, or the chassis
-// does not host the port), not the newest holder of a virtual IP
-// ("superseded": highest sequence, then timestamp, wins), or not refreshed
-// within age ("aged", at most batch of them per pass: OVN's MAC_Binding
-// table grew without bound for years).
-func judgeLearned(pbs []*sbdb.PortBinding, lbs []*sbdb.LearnedBinding, now time.Time, age time.Duration, batch int) map[string]string {
-	ports := map[string]*sbdb.PortBinding{}
-	for _, pb := range pbs {
-		ports[pb.LogicalPort] = pb
-	}
-	del := map[string]string{}
-	type key struct {
-		vpc int
-		ip  string
-	}
-	holders := map[key][]*sbdb.LearnedBinding{}
-	nowMs := now.UnixMilli()
-	aged := 0
-	sorted := slices.Clone(lbs)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Timestamp < sorted[j].Timestamp })
-	for _, lb := range sorted {
-		pb := ports[lb.LogicalPort]
-		switch {
-		case pb == nil:
-			del[lb.UUID] = "rejected"
-		case pb.Chassis == nil || *pb.Chassis != lb.Chassis:
-			del[lb.UUID] = "rejected"
-		case lb.Kind == "virtual_ip" && !slices.Contains(pb.VirtualIPs, lb.IP):
-			del[lb.UUID] = "rejected"
-		case lb.Kind == "unknown" && len(pb.IPs) > 0:
-			del[lb.UUID] = "rejected"
-		case nowMs-int64(lb.Timestamp) > age.Milliseconds():
-			if aged < batch { // oldest first
-				del[lb.UUID] = "aged"
-				aged++
-			}
-		default:
-			holders[key{lb.Vpc, lb.IP}] = append(holders[key{lb.Vpc, lb.IP}], lb)
-		}
-	}
-	for _, hs := range holders {
-		if len(hs) < 2 {
-			continue
-		}
-		sort.Slice(hs, func(i, j int) bool {
-			if hs[i].Seq != hs[j].Seq {
-				return hs[i].Seq > hs[j].Seq
-			}
-			return hs[i].Timestamp > hs[j].Timestamp
-		})
-		for _, lb := range hs[1:] {
-			del[lb.UUID] = "superseded"
-		}
-	}
-	return del
 }
 
 // ackHosts sets NB_Global.hv_cfg to what every live chassis has applied.

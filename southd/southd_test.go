@@ -263,7 +263,11 @@ func TestRestartMovesNothing(t *testing.T) {
 func learned(w *world) []string {
 	var out []string
 	for _, lb := range ops.Rows[sbdb.LearnedBinding](w.sb) {
-		out = append(out, lb.LogicalPort+"/"+lb.IP)
+		s := lb.LogicalPort + "/" + lb.IP
+		if !lb.Accepted {
+			s += "(pending)"
+		}
+		out = append(out, s)
 	}
 	sort.Strings(out)
 	return out
@@ -276,12 +280,13 @@ func TestLearnedBindings(t *testing.T) {
 	w.nb(t, "sb", "vpc-add", "a", "--", "vxnet-add", "a", "x", "10.0.0.0/24",
 		"--", "port-add", "x", "p1", "02:00:00:00:00:01", "10.0.0.5", "--vip", "10.0.0.100",
 		"--", "port-add", "x", "p2", "02:00:00:00:00:02", "10.0.0.6", "--vip", "10.0.0.100",
-		"--", "port-add", "x", "p3", "02:00:00:00:00:03", "10.0.0.7")
+		"--", "port-add", "x", "p3", "02:00:00:00:00:03", "10.0.0.7",
+		"--", "port-add", "x", "u", "02:00:00:00:00:04", "unknown")
 	bind := func(port, chassis string) ovsdb.Operation {
 		return ovsdb.Operation{Op: "update", Table: "Port_Binding", Where: []ovsdb.Condition{{Column: "logical_port", Function: "==", Value: port}},
 			Row: ovsdb.Row{"chassis": chassis}}
 	}
-	w.do(t, bind("p1", "hv1"), bind("p2", "hv2"), bind("p3", "hv1"))
+	w.do(t, bind("p1", "hv1"), bind("p2", "hv2"), bind("p3", "hv1"), bind("u", "hv2"))
 	startSouthd(t, w)
 	now := int(time.Now().UnixMilli())
 	row := func(port, chassis, ip string, seq, ts int) ovsdb.Operation {
@@ -290,8 +295,11 @@ func TestLearnedBindings(t *testing.T) {
 	}
 	// Two holders of one virtual IP: the newest announcement wins.
 	w.do(t, row("p1", "hv1", "10.0.0.100", 1, now), row("p2", "hv2", "10.0.0.100", 2, now))
-	// Not allowed: p3 may not hold it; p1 is not on hv2.
-	w.do(t, row("p3", "hv1", "10.0.0.100", 9, now), row("p1", "hv2", "10.0.0.101", 1, now))
+	// Not allowed: p3 may not hold it; p1 is not on hv2; u, whose
+	// addresses are unknown, may not take p3's fixed IP.
+	unknown := row("u", "hv2", "10.0.0.7", 99, now)
+	unknown.Row["kind"] = "unknown"
+	w.do(t, row("p3", "hv1", "10.0.0.100", 9, now), row("p1", "hv2", "10.0.0.101", 1, now), unknown)
 	testenv.Eventually(t, 3*time.Second, "arbitration", func() error {
 		if got := learned(w); fmt.Sprint(got) != "[p2/10.0.0.100]" {
 			return fmt.Errorf("%v", got)
@@ -404,5 +412,49 @@ func TestStandbyTakesOver(t *testing.T) {
 	t.Logf("standby assigned hubs for a new VPC %v after the active southd was killed", took)
 	if took > 3*time.Second {
 		t.Errorf("takeover took %v", took)
+	}
+}
+
+// A southbound that stops answering for longer than dead-after (frozen
+// here; a restart ends southd's session, which starts afresh) must not
+// make southd declare anybody dead once it answers again: no heartbeat
+// could change meanwhile. Before, every chassis was declared dead and
+// every hub removed the moment the server came back.
+func TestStalledSouthboundDeclaresNobodyDead(t *testing.T) {
+	w := newWorld(t)
+	for _, c := range []string{"hv1", "hv2"} {
+		w.addChassis(t, c, true)
+	}
+	w.nb(t, "sb", "vpc-add", "a")
+	startSouthd(t, w)
+	testenv.Eventually(t, 5*time.Second, "hubs assigned", func() error {
+		if h := hubs(w); len(h[1]) != 2 {
+			return fmt.Errorf("%v", h)
+		}
+		return nil
+	})
+	pid := w.dbs.ServerPID("sb")
+	if pid == 0 {
+		t.Fatal("no southbound server")
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * deadAfter)
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// Watch for longer than dead-after: the heartbeats resume at once.
+	end := time.Now().Add(deadAfter + time.Second)
+	for time.Now().Before(end) {
+		for _, c := range []string{"hv1", "hv2"} {
+			if a := alive(w, c); a == nil || !*a {
+				t.Fatalf("%s declared dead after the southbound answered again", c)
+			}
+		}
+		if h := hubs(w); len(h[1]) != 2 {
+			t.Fatalf("hubs changed: %v", h)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -456,3 +456,15 @@ func (c *Config) StartServer(ctx context.Context, short string) error {
 	}
 	return fmt.Errorf("no database %q", short)
 }
+
+// ServerPID is the pid of one database server ("nb" or "sb"), or 0 when
+// it is not running.
+func (c *Config) ServerPID(short string) int {
+	for _, d := range Databases {
+		if d.Short == short {
+			pid, _ := proc.Running(c.serverPid(d), "ovsdb-server")
+			return pid
+		}
+	}
+	return 0
+}
