@@ -44,6 +44,20 @@ Stopping it leaves the data plane forwarding; a new hostd adopts it.`,
 			&cli.DurationFlag{Name: "heartbeat", Value: defaultHeartbeat, Usage: "how often to tell southd this chassis is alive"},
 			&cli.DurationFlag{Name: "refresh", Value: defaultRefresh, Usage: "refresh a learned path through a hub after this long"},
 			&cli.DurationFlag{Name: "cache-idle", Value: defaultCacheIdle, Usage: "forget learned paths unused for this long"},
+			&cli.Float64Flag{Name: "hub-budget", Value: dataplane.DefaultHubBudget.Rate, Category: "Protection",
+				Usage: "per VM port, packets a second it may send to hubs (first packets to destinations not learned yet); 0: no limit"},
+			&cli.IntFlag{Name: "hub-burst", Value: dataplane.DefaultHubBudget.Burst, Category: "Protection",
+				Usage: "per VM port, packets it may send to hubs at once"},
+			&cli.Float64Flag{Name: "announce-budget", Value: dataplane.DefaultAnnounceBudget.Rate, Category: "Protection",
+				Usage: "per VM port, new addresses a second reported to hostd (gratuitous ARP, addresses of ports with unknown addresses); 0: no limit"},
+			&cli.IntFlag{Name: "announce-burst", Value: dataplane.DefaultAnnounceBudget.Burst, Category: "Protection",
+				Usage: "per VM port, new addresses reported at once"},
+			&cli.DurationFlag{Name: "unknown-ttl", Value: dataplane.DefaultUnknownTTL, Category: "Protection",
+				Usage: "after a hub says a destination is unknown, drop packets to it here for this long"},
+			&cli.DurationFlag{Name: "hub-probe-interval", Value: defaultProbeInterval, Category: "Hub liveness",
+				Usage: "probe each hub this often (0: never); a hub's kernel answers"},
+			&cli.DurationFlag{Name: "hub-down-after", Value: dataplane.DefaultHubDownAfter, Category: "Hub liveness",
+				Usage: "send new flows to another hub when one has not answered probes for this long"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR`; empty: off"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
@@ -104,7 +118,12 @@ func run(cx *cli.Context) error {
 	}
 	d := New(Config{Chassis: cx.String("chassis"), EncapIP: encap, Hub: hub, SB: sb, PinRoot: cx.String("pin-root"),
 		Device: cx.String("device"), Heartbeat: cx.Duration("heartbeat"), Refresh: cx.Duration("refresh"),
-		CacheIdle: cx.Duration("cache-idle"), Log: log, Metrics: NewMetrics(reg), Ready: func() {
+		CacheIdle: cx.Duration("cache-idle"), Log: log, Metrics: NewMetrics(reg),
+		HubBudget:      dataplane.Budget{Rate: cx.Float64("hub-budget"), Burst: cx.Int("hub-burst")},
+		AnnounceBudget: dataplane.Budget{Rate: cx.Float64("announce-budget"), Burst: cx.Int("announce-burst")},
+		UnknownTTL:     cx.Duration("unknown-ttl"), HubDownAfter: cx.Duration("hub-down-after"),
+		ProbeInterval: cx.Duration("hub-probe-interval"),
+		Ready: func() {
 			if err := ready.Notify(); err != nil {
 				log.Warn("could not tell the starter that hostd is up", "err", err)
 			}

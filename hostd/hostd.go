@@ -50,8 +50,14 @@ type Config struct {
 	CacheIdle time.Duration
 	// Refresh: a learned path older than this is refreshed through a hub.
 	Refresh time.Duration
-	Log     *slog.Logger
-	Metrics *Metrics
+	// Protection of the hubs and the southbound from a hostile VM, and
+	// hub liveness: see dataplane.Config.
+	HubBudget, AnnounceBudget dataplane.Budget
+	UnknownTTL, HubDownAfter  time.Duration
+	// ProbeInterval is how often each hub is probed (0: never).
+	ProbeInterval time.Duration
+	Log           *slog.Logger
+	Metrics       *Metrics
 	// Ready, if set, is called once the data plane is loaded and
 	// interfaces are watched: from then on hostd only reconnects.
 	Ready func()
@@ -80,6 +86,9 @@ type Daemon struct {
 	acked     int
 	refreshed time.Time
 	status    map[string]string
+	logLimit  logLimiter
+	// probes: the hubs this host probes, each with a VNI it serves.
+	probes map[netip.Addr]uint32
 }
 
 type vpcSession struct {
@@ -114,6 +123,9 @@ const (
 	defaultHeartbeat = time.Second
 	defaultRefresh   = 30 * time.Second
 	defaultCacheIdle = 5 * time.Minute
+	// defaultProbeInterval: with hubs judged down after 300 ms of
+	// silence, a dead hub is passed over within about 400 ms.
+	defaultProbeInterval = 100 * time.Millisecond
 )
 
 // New prepares a hostd.
@@ -135,7 +147,8 @@ func New(cfg Config) *Daemon {
 	}
 	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
 		vpcs: map[int]*vpcSession{}, ifaces: map[string]int{}, byIndex: map[int]string{},
-		lookups: map[string]time.Time{}, taught: map[bindingKey]dataplane.Binding{}, status: map[string]string{}}
+		lookups: map[string]time.Time{}, taught: map[bindingKey]dataplane.Binding{}, status: map[string]string{},
+		logLimit: logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
 }
 
 func (d *Daemon) kick() {
@@ -150,7 +163,9 @@ func (d *Daemon) kick() {
 // programs and maps stay pinned and keep forwarding.
 func (d *Daemon) Run(ctx context.Context) error {
 	dp, err := dataplane.Load(dataplane.Config{Chassis: d.cfg.Chassis, PinRoot: d.cfg.PinRoot, VTEP: d.cfg.EncapIP,
-		Device: d.cfg.Device, Hub: d.cfg.Hub, RefreshInterval: d.cfg.Refresh, Log: d.log})
+		Device: d.cfg.Device, Hub: d.cfg.Hub, RefreshInterval: d.cfg.Refresh, Log: d.log,
+		HubBudget: d.cfg.HubBudget, AnnounceBudget: d.cfg.AnnounceBudget, UnknownTTL: d.cfg.UnknownTTL,
+		HubDownAfter: d.cfg.HubDownAfter})
 	if err != nil {
 		return err
 	}
@@ -235,8 +250,19 @@ func (d *Daemon) session(ctx context.Context, links chan netlink.LinkUpdate, eve
 		return fmt.Errorf("register chassis: %w", err)
 	}
 	d.log.Info("connected", "sb", d.base.CurrentEndpoint(), "chassis", d.cfg.Chassis, "encap_ip", d.cfg.EncapIP, "hub", d.cfg.Hub)
+	// Beat at once: after an outage, southd judges liveness by what it
+	// sees from now on, and the sooner it sees this chassis the better.
+	if err := d.heartbeat(ctx); err != nil {
+		d.log.Warn("heartbeat", "err", err)
+	}
 	beat := time.NewTicker(d.cfg.Heartbeat)
 	defer beat.Stop()
+	var probe <-chan time.Time
+	if d.cfg.ProbeInterval > 0 {
+		t := time.NewTicker(d.cfg.ProbeInterval)
+		defer t.Stop()
+		probe = t.C
+	}
 	upkeep := time.NewTicker(time.Second)
 	defer upkeep.Stop()
 	d.kick()
@@ -254,6 +280,9 @@ func (d *Daemon) session(ctx context.Context, links chan netlink.LinkUpdate, eve
 			if err := d.heartbeat(ctx); err != nil {
 				d.log.Warn("heartbeat", "err", err)
 			}
+			continue
+		case <-probe:
+			d.probe()
 			continue
 		case <-upkeep.C:
 			if n, err := d.dp.ExpireCache(d.cfg.CacheIdle); err == nil && n > 0 {

@@ -2,72 +2,204 @@ package hostd
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// Learned bindings: addresses only the data plane sees a port use. hostd
+// writes what its ports announced as Learned_Binding rows naming its
+// chassis, after checking what it can check alone (the address is the
+// port's to claim, the port is under its limit); southd checks the rest
+// against the whole VPC (no other port's fixed or virtual IP), picks the
+// winner of a contested address, and marks it accepted. Only accepted
+// rows are acted on, here and on hubs: the winner is decided once, by
+// southd.
+//
+// The data plane has already dropped what a port may not use at all (an
+// address outside its vxnet) and limited how many announcements a port
+// makes per second (its announcement budget), so a port spraying
+// addresses costs hostd a few events a second.
+
+// Reasons a learned address is refused, as counted and logged.
+const (
+	refusedNotDeclared = "not_declared" // a virtual IP the port does not have
+	refusedAddress     = "bad_address"  // not a free host address of the port's vxnet
+	refusedLimit       = "limit"        // the port holds its learned_limit already
+	refusedNoVxnet     = "no_vxnet"     // the port's vxnet is not known here (yet)
 )
 
 // event records what a port announced (a virtual IP taken over by
 // gratuitous ARP) or used (an address of a port declared with unknown
-// addresses) as a Learned_Binding row of this chassis. southd decides
-// which port holds a contested address; hubs follow its decision.
+// addresses).
 func (d *Daemon) event(ctx context.Context, e dataplane.Event) {
 	port := d.byIndex[e.Ifindex]
-	var pb *sbdb.PortBinding
-	for _, p := range ops.Rows[sbdb.PortBinding](d.base) {
-		if p.LogicalPort == port && isMe(p.Chassis, d.cfg.Chassis) {
-			pb = p
-		}
+	if port == "" {
+		return
 	}
-	if pb == nil {
+	pb, err := ops.Lookup(ctx, d.base, &sbdb.PortBinding{LogicalPort: port})
+	if err != nil || pb == nil || !isMe(pb.Chassis, d.cfg.Chassis) {
 		return
 	}
 	kind := "virtual_ip"
 	if e.Type == dataplane.EventAddrSeen {
 		kind = "unknown"
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	// The announcement's sequence: one more than any holder's so far, so
-	// that the newest announcement wins.
-	ip := e.IP.String()
-	res, err := ops.Transact(cctx, d.base, ovsdb.Operation{Op: ovsdb.OperationSelect, Table: sbdb.LearnedBindingTable,
-		Where:   []ovsdb.Condition{{Column: "vpc", Function: ovsdb.ConditionEqual, Value: pb.Vpc}, {Column: "ip", Function: ovsdb.ConditionEqual, Value: ip}},
-		Columns: []string{"_uuid", "logical_port", "seq"}})
-	if err != nil {
-		d.log.Warn("read learned bindings", "err", err)
+	vx := d.datapath(pb.Vpc, pb.Datapath)
+	if why := refuseLearned(pb, kind, e.IP, vx, ops.Rows[sbdb.LearnedBinding](d.base)); why != "" {
+		d.m.learnedRefused.WithLabelValues(why).Inc()
+		if d.logLimit.allow(port + "/" + why) {
+			d.log.Warn("refused an address a port announced", "port", port, "ip", e.IP, "kind", kind, "why", why)
+		}
 		return
 	}
-	seq, mine := 0, ""
-	for _, r := range res[0].Rows {
-		if s, ok := r["seq"].(int); ok && s > seq {
-			seq = s
-		} else if f, ok := r["seq"].(float64); ok && int(f) > seq {
-			seq = int(f)
-		}
-		if r["logical_port"] == port {
-			if u, ok := r["_uuid"].(ovsdb.UUID); ok {
-				mine = u.GoUUID
-			}
-		}
-	}
-	row := ovsdb.Row{"vpc": pb.Vpc, "vni": int(e.VNI), "ip": ip, "mac": e.MAC.String(), "logical_port": port,
-		"chassis": d.cfg.Chassis, "kind": kind, "seq": seq + 1, "timestamp": int(time.Now().UnixMilli())}
-	op := ovsdb.Operation{Op: ovsdb.OperationInsert, Table: sbdb.LearnedBindingTable, Row: row}
-	if mine != "" {
-		op = ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.LearnedBindingTable, Row: row,
-			Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: mine}}}}
-	}
-	if _, err := ops.Transact(cctx, d.base, op); err != nil {
-		d.log.Warn("record learned binding", "port", port, "ip", ip, "err", err)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	seq, err := d.writeLearned(cctx, pb, kind, e)
+	if err != nil {
+		d.log.Warn("record learned binding", "port", port, "ip", e.IP, "err", err)
 		return
 	}
 	d.m.learned.WithLabelValues(kind).Inc()
-	d.log.Info("port announced an address", "port", port, "ip", ip, "kind", kind, "seq", seq+1)
+	d.log.Info("port announced an address", "port", port, "ip", e.IP, "kind", kind, "seq", seq)
+}
+
+// refuseLearned says why pb may not hold ip, or "": what hostd can
+// check alone, with the port's vxnet (nil if not known here) and the
+// learned bindings of this chassis.
+func refuseLearned(pb *sbdb.PortBinding, kind string, ip netip.Addr, vx *sbdb.Datapath, mine []*sbdb.LearnedBinding) string {
+	if kind == "virtual_ip" {
+		if !slices.Contains(pb.VirtualIPs, ip.String()) {
+			return refusedNotDeclared
+		}
+		return ""
+	}
+	if len(pb.IPs) > 0 {
+		return refusedNotDeclared
+	}
+	if vx == nil || vx.Cidr == nil || vx.GatewayIP == nil {
+		return refusedNoVxnet
+	}
+	cidr, err1 := netip.ParsePrefix(*vx.Cidr)
+	gw, err2 := netip.ParseAddr(*vx.GatewayIP)
+	if err1 != nil || err2 != nil || rules.CheckPortIP(vx.Name, cidr, gw, ip) != nil {
+		return refusedAddress
+	}
+	held := 0
+	for _, lb := range mine {
+		if lb.LogicalPort != pb.LogicalPort || lb.Kind != "unknown" {
+			continue
+		}
+		if lb.IP == ip.String() {
+			return "" // held already: a refresh
+		}
+		held++
+	}
+	if held >= learnedLimit(pb) {
+		return refusedLimit
+	}
+	return ""
+}
+
+// learnedLimit is how many addresses pb may learn.
+func learnedLimit(pb *sbdb.PortBinding) int {
+	if pb.LearnedLimit != nil {
+		return *pb.LearnedLimit
+	}
+	return schema.DefaultLearnedLimit
+}
+
+// datapath finds a datapath of a VPC this host takes part in.
+func (d *Daemon) datapath(vpc int, uuid string) *sbdb.Datapath {
+	vs := d.vpcs[vpc]
+	if vs == nil {
+		return nil
+	}
+	dp, _ := ops.Lookup(context.Background(), vs.s, &sbdb.Datapath{UUID: uuid})
+	return dp
+}
+
+// writeLearned inserts or updates the port's row for the address with a
+// sequence one above every holder's, so that the newest announcement
+// wins. The holders are read and the row written in one transaction that
+// waits for the holders to be as read: two hosts announcing at once can
+// never write the same sequence; the loser of the race reads again.
+func (d *Daemon) writeLearned(ctx context.Context, pb *sbdb.PortBinding, kind string, e dataplane.Event) (int, error) {
+	ip := e.IP.String()
+	where := []ovsdb.Condition{{Column: "vpc", Function: ovsdb.ConditionEqual, Value: pb.Vpc},
+		{Column: "ip", Function: ovsdb.ConditionEqual, Value: ip}}
+	for attempt := 1; ; attempt++ {
+		res, err := ops.Transact(ctx, d.base, ovsdb.Operation{Op: ovsdb.OperationSelect, Table: sbdb.LearnedBindingTable,
+			Where: where, Columns: []string{"_uuid", "logical_port", "seq"}})
+		if err != nil {
+			return 0, err
+		}
+		seq, mine := 0, ""
+		read := make([]ovsdb.Row, 0, len(res[0].Rows))
+		for _, r := range res[0].Rows {
+			s, _ := r["seq"].(int)
+			if f, ok := r["seq"].(float64); ok {
+				s = int(f)
+			}
+			seq = max(seq, s)
+			u, _ := r["_uuid"].(ovsdb.UUID)
+			if r["logical_port"] == pb.LogicalPort {
+				mine = u.GoUUID
+			}
+			read = append(read, ovsdb.Row{"_uuid": u, "seq": s})
+		}
+		txn := []ovsdb.Operation{holdersAre(where, pb.Vpc, read)}
+		row := ovsdb.Row{"vpc": pb.Vpc, "vni": int(e.VNI), "ip": ip, "mac": e.MAC.String(), "logical_port": pb.LogicalPort,
+			"chassis": d.cfg.Chassis, "kind": kind, "seq": seq + 1, "timestamp": int(time.Now().UnixMilli())}
+		if mine == "" {
+			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: sbdb.LearnedBindingTable, Row: row})
+		} else {
+			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.LearnedBindingTable, Row: row,
+				Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: mine}}}})
+		}
+		_, err = ops.Transact(ctx, d.base, txn...)
+		var te *ops.TxnError
+		if err != nil && errors.As(err, &te) && te.Op == ovsdb.OperationWait && attempt < 10 {
+			// Another writer came in between: read again, after a
+			// random pause so that two racing writers fall out of step.
+			d.m.learnedRetries.Inc()
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(5*time.Millisecond)))):
+			}
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("after %d attempts: %w", attempt, err)
+		}
+		return seq + 1, nil
+	}
+}
+
+// holdersAre is a wait that fails the transaction unless the rows where
+// selects are still the holders as read (_uuid and seq). No holders is
+// asserted as "the query's distinct vpc values are not {vpc}": OVSDB
+// cannot express an empty rows list through libovsdb, which omits it.
+func holdersAre(where []ovsdb.Condition, vpc int, read []ovsdb.Row) ovsdb.Operation {
+	timeout := 0
+	op := ovsdb.Operation{Op: ovsdb.OperationWait, Table: sbdb.LearnedBindingTable, Timeout: &timeout, Where: where,
+		Columns: []string{"_uuid", "seq"}, Until: string(ovsdb.WaitConditionEqual), Rows: read}
+	if len(read) == 0 {
+		op.Columns, op.Until, op.Rows = []string{"vpc"}, string(ovsdb.WaitConditionNotEqual), []ovsdb.Row{{"vpc": vpc}}
+	}
+	return op
 }
 
 // learnedRefresh is how often hostd re-stamps the learned bindings its
@@ -100,4 +232,23 @@ func (d *Daemon) refreshLearned(ctx context.Context) {
 	if _, err := ops.Transact(cctx, d.base, txn...); err != nil {
 		d.log.Warn("refresh learned bindings", "err", err)
 	}
+}
+
+// logLimiter lets a message with a given key through at most once per
+// interval: a hostile port must not flood the log either.
+type logLimiter struct {
+	every time.Duration
+	last  map[string]time.Time
+}
+
+func (l *logLimiter) allow(key string) bool {
+	now := time.Now()
+	if t, ok := l.last[key]; ok && now.Sub(t) < l.every {
+		return false
+	}
+	if len(l.last) > 4096 {
+		clear(l.last)
+	}
+	l.last[key] = now
+	return true
 }

@@ -20,6 +20,10 @@ type Metrics struct {
 	written          prometheus.Counter
 	sessionRestarts  prometheus.Counter
 	learned          *prometheus.CounterVec
+	learnedRefused   *prometheus.CounterVec
+	learnedRetries   prometheus.Counter
+	probes           prometheus.Counter
+	hubsDown         prometheus.Gauge
 	monitoredRows    *prometheus.GaugeVec
 	vpcSessions      prometheus.Gauge
 
@@ -42,6 +46,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Southbound sessions reopened after a failure."}),
 		learned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "courier_hostd_learned_bindings_total",
 			Help: "Addresses this host's ports announced, by kind."}, []string{"kind"}),
+		learnedRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "courier_hostd_learned_refused_total",
+			Help: "Addresses this host's ports announced that it refused to record, by reason."}, []string{"reason"}),
+		learnedRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_learned_write_retries_total",
+			Help: "Learned binding writes retried because another writer changed the address's holders meanwhile."}),
+		probes: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_hub_probes_total",
+			Help: "Liveness probes sent to hubs."}),
+		hubsDown: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_hostd_hubs_down",
+			Help: "Hubs this host probes that have not answered lately: its data plane passes over them."}),
 		monitoredRows: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "courier_hostd_monitored_rows",
 			Help: "Southbound rows this host receives, by table."}, []string{"table"}),
 		vpcSessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_hostd_vpc_sessions",
@@ -49,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.reconcileSeconds, m.applyErrors, m.lflowErrors, m.written, m.sessionRestarts,
-			m.learned, m.monitoredRows, m.vpcSessions, (*dpCollector)(m))
+			m.learned, m.learnedRefused, m.learnedRetries, m.probes, m.hubsDown, m.monitoredRows, m.vpcSessions, (*dpCollector)(m))
 	}
 	return m
 }

@@ -73,6 +73,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	var flowErrs []string
 	ready := true
 	bindings := map[bindingKey]dataplane.Binding{}
+	hubOf := map[uint32]bool{}
 	for _, vs := range d.vpcs {
 		cfgs = append(cfgs, sbCfg(vs.s.Client))
 		vdps := map[string]*sbdb.Datapath{}
@@ -114,6 +115,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 			st.Hubs = append(st.Hubs, hs)
 		}
 		if vs.hub {
+			hubOf[uint32(vs.vpc)] = true
 			d.hubBindings(vs, vdps, encap, bindings)
 		}
 	}
@@ -151,8 +153,12 @@ func (d *Daemon) reconcile(ctx context.Context) {
 			up = append(up, pb)
 		}
 	}
-	// Addresses this host's ports hold beyond their fixed IPs.
+	// Addresses this host's ports hold beyond their fixed IPs, once
+	// southd has accepted them.
 	for _, lb := range ops.Rows[sbdb.LearnedBinding](d.base) {
+		if !lb.Accepted {
+			continue
+		}
 		ifindex := d.ifaces[lb.LogicalPort]
 		a, err := netip.ParseAddr(lb.IP)
 		if pb := byName[lb.LogicalPort]; pb != nil && d.ours(pb) && ifindex != 0 && err == nil {
@@ -190,7 +196,8 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	}
 	if err == nil {
 		d.markUp(ctx, up)
-		d.teach(bindings)
+		d.teach(bindings, hubOf)
+		d.setProbes(st)
 		if ready {
 			d.ack(ctx, minOf(cfgs))
 		}
@@ -417,12 +424,13 @@ func equalMaps(a, b map[string]string) bool {
 }
 
 // hubBindings adds every binding of a VPC this host is a hub of: bound
-// ports' fixed IPs, then learned addresses (the newest holder of a
-// virtual IP wins, as southd decides).
+// ports' fixed IPs, then the learned addresses southd accepted (it alone
+// picks the holder of a contested address). A learned address never
+// shadows a fixed one: southd refuses such a row, and until it has, the
+// fixed binding stands.
 func (d *Daemon) hubBindings(vs *vpcSession, dps map[string]*sbdb.Datapath, encap map[string]netip.Addr, out map[bindingKey]dataplane.Binding) {
-	macOf := map[string]string{}
+	fixed := map[bindingKey]bool{}
 	for _, pb := range ops.Rows[sbdb.PortBinding](vs.s) {
-		macOf[pb.LogicalPort] = pb.MAC
 		// Where the port is: its chassis, or, until a host has claimed
 		// it, the chassis it is requested on, whose hostd programs it
 		// before acknowledging.
@@ -442,20 +450,14 @@ func (d *Daemon) hubBindings(vs *vpcSession, dps map[string]*sbdb.Datapath, enca
 			if a, err := netip.ParseAddr(s); err == nil {
 				out[bindingKey{uint32(pb.Vpc), a}] = dataplane.Binding{VPC: uint32(pb.Vpc), IP: a, VTEP: vtep,
 					VNI: uint32(dp.TunnelKey), MAC: parseMAC(pb.MAC)}
+				fixed[bindingKey{uint32(pb.Vpc), a}] = true
 			}
 		}
 	}
-	lbs := ops.Rows[sbdb.LearnedBinding](vs.s)
-	sort.Slice(lbs, func(i, j int) bool {
-		if lbs[i].Seq != lbs[j].Seq {
-			return lbs[i].Seq < lbs[j].Seq
-		}
-		return lbs[i].Timestamp < lbs[j].Timestamp
-	})
-	for _, lb := range lbs { // later rows override: the newest wins
+	for _, lb := range ops.Rows[sbdb.LearnedBinding](vs.s) {
 		vtep, ok := encap[lb.Chassis]
 		a, err := netip.ParseAddr(lb.IP)
-		if !ok || err != nil {
+		if !lb.Accepted || !ok || err != nil || fixed[bindingKey{uint32(lb.Vpc), a}] {
 			continue
 		}
 		out[bindingKey{uint32(lb.Vpc), a}] = dataplane.Binding{VPC: uint32(lb.Vpc), IP: a, VTEP: vtep, VNI: uint32(lb.Vni), MAC: parseMAC(lb.MAC)}
@@ -464,8 +466,15 @@ func (d *Daemon) hubBindings(vs *vpcSession, dps map[string]*sbdb.Datapath, enca
 
 // teach: a hub whose binding of an address moved or went away tells the
 // hosts it taught about it, instead of waiting for their next packet.
-func (d *Daemon) teach(now map[bindingKey]dataplane.Binding) {
+// Only for VPCs it still serves: a hub that lost its duty (southd moved
+// it, or judged it dead during a database outage) knows nothing new about
+// the VPC's addresses, and telling every sender to forget would throw
+// their direct paths away for nothing.
+func (d *Daemon) teach(now map[bindingKey]dataplane.Binding, hubOf map[uint32]bool) {
 	for k, old := range d.taught {
+		if !hubOf[k.vpc] {
+			continue
+		}
 		b, ok := now[k]
 		if ok && b.VTEP == old.VTEP && b.VNI == old.VNI && b.MAC.String() == old.MAC.String() {
 			continue
