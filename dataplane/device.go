@@ -187,7 +187,9 @@ func CreateVMPort(p VMPort) (int, error) {
 	if err := errors.Join(steps...); err != nil {
 		return fail(fmt.Errorf("configure VM interface: %w", err))
 	}
-	if p.Gateway.IsValid() {
+	// A VM without an address (a port whose addresses are unknown) gets
+	// no route: it configures itself.
+	if p.Gateway.IsValid() && p.Addr.IsValid() {
 		if err := h.RouteAdd(&netlink.Route{LinkIndex: vm.Attrs().Index, Gw: p.Gateway.AsSlice()}); err != nil {
 			return fail(fmt.Errorf("default route via %s: %w", p.Gateway, err))
 		}

@@ -190,3 +190,24 @@ func (d *Datapath) Taught(vpc uint32, ip netip.Addr) ([]netip.Addr, error) {
 	}
 	return out, it.Err()
 }
+
+// Bindings lists a hub's table of the VPCs it serves, sorted by VPC and
+// IP.
+func (d *Datapath) Bindings() ([]Binding, error) {
+	entries, err := d.hubEpsT().dump()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Binding, 0, len(entries))
+	for k, v := range entries {
+		out = append(out, Binding{VPC: k.Vpc, IP: fromBE32(k.Ip), VTEP: fromHost32(v.Vtep), VNI: v.Vni,
+			MAC: append(net.HardwareAddr{}, v.Mac[:]...)})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].VPC != out[j].VPC {
+			return out[i].VPC < out[j].VPC
+		}
+		return out[i].IP.Less(out[j].IP)
+	})
+	return out, nil
+}

@@ -70,8 +70,19 @@ func judgeLearned(pbs []*sbdb.PortBinding, dps map[string]*sbdb.Datapath, lbs []
 	held := map[string]int{} // learned addresses kept per port
 	nowMs := now.UnixMilli()
 	aged := 0
+	// Oldest first, and the same order for the same rows, whatever order
+	// they came in: the same view is always judged the same way.
 	sorted := slices.Clone(lbs)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Timestamp < sorted[j].Timestamp })
+	sort.Slice(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if a.Timestamp != b.Timestamp {
+			return a.Timestamp < b.Timestamp
+		}
+		if a.IP != b.IP {
+			return a.IP < b.IP
+		}
+		return a.UUID < b.UUID
+	})
 	for _, lb := range sorted {
 		k := addrKey{lb.Vpc, lb.IP}
 		pb := ports[lb.LogicalPort]
@@ -100,7 +111,10 @@ func judgeLearned(pbs []*sbdb.PortBinding, dps map[string]*sbdb.Datapath, lbs []
 			if hs[i].Seq != hs[j].Seq {
 				return hs[i].Seq > hs[j].Seq
 			}
-			return hs[i].Timestamp > hs[j].Timestamp
+			if hs[i].Timestamp != hs[j].Timestamp {
+				return hs[i].Timestamp > hs[j].Timestamp
+			}
+			return hs[i].UUID > hs[j].UUID
 		})
 		for _, lb := range hs[1:] {
 			j.del[lb.UUID] = whySuperseded
@@ -154,8 +168,9 @@ func limitOf(pb *sbdb.PortBinding) int {
 	return schema.DefaultLearnedLimit
 }
 
-// arbitrate turns a judgment into operations, and counts and logs it.
-func (d *Daemon) arbitrate(sb *ops.Session) []ovsdb.Operation {
+// arbitrate turns a judgment into operations, counts and logs it, and
+// returns with them a test of whether the monitor shows them done.
+func (d *Daemon) arbitrate(sb *ops.Session) ([]ovsdb.Operation, func() bool) {
 	lbs := ops.Rows[sbdb.LearnedBinding](sb)
 	dps := map[string]*sbdb.Datapath{}
 	for _, dp := range ops.Rows[sbdb.Datapath](sb) {
@@ -163,7 +178,7 @@ func (d *Daemon) arbitrate(sb *ops.Session) []ovsdb.Operation {
 	}
 	j := judgeLearned(ops.Rows[sbdb.PortBinding](sb), dps, lbs, time.Now(), d.cfg.LearnedAge, d.cfg.AgeBatch)
 	if len(j.del) == 0 && len(j.accept) == 0 {
-		return nil
+		return nil, nil
 	}
 	byUUID := make(map[string]*sbdb.LearnedBinding, len(lbs))
 	for _, lb := range lbs {
@@ -193,5 +208,16 @@ func (d *Daemon) arbitrate(sb *ops.Session) []ovsdb.Operation {
 		lb := byUUID[u]
 		d.log.Info("accepted a learned address", "port", lb.LogicalPort, "ip", lb.IP, "kind", lb.Kind, "chassis", lb.Chassis)
 	}
-	return txn
+	shown := func() bool {
+		for _, lb := range ops.Rows[sbdb.LearnedBinding](sb) {
+			if _, gone := j.del[lb.UUID]; gone {
+				return false
+			}
+			if !lb.Accepted && slices.Contains(j.accept, lb.UUID) {
+				return false
+			}
+		}
+		return true
+	}
+	return txn, shown
 }

@@ -173,7 +173,8 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 	txn = append(txn, d.markLiveness(sb, alive)...)
 	hubOps, hubs := d.assignHubs(sb, alive)
 	txn = append(txn, hubOps...)
-	txn = append(txn, d.arbitrate(sb)...)
+	learnedOps, learnedShown := d.arbitrate(sb)
+	txn = append(txn, learnedOps...)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if len(txn) > 0 {
@@ -182,7 +183,10 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 		}
 	}
 	if len(hubOps) > 0 {
-		d.awaitHubs(cctx, sb, hubs)
+		d.await(cctx, "hub assignments", func() bool { return hubsShown(sb, hubs) })
+	}
+	if len(learnedOps) > 0 {
+		d.await(cctx, "learned binding decisions", learnedShown)
 	}
 	return d.ackHosts(cctx, sb, nb, alive)
 }
@@ -317,33 +321,35 @@ func (d *Daemon) assignHubs(sb *ops.Session, alive map[string]bool) ([]ovsdb.Ope
 	return txn, want
 }
 
-// awaitHubs waits, briefly, until the monitor shows the hub assignments
-// just written. Decisions are written on the lock's connection and read
-// back through the monitor's, which lags: deciding again before the new
-// rows arrive would insert a second Hub row for a VPC (refused by the
-// schema's index, failing the whole transaction).
-func (d *Daemon) awaitHubs(ctx context.Context, sb *ops.Session, want map[int][]string) {
+// await waits, briefly, until the monitor shows what was just written.
+// Decisions are written on the lock's connection and read back through
+// the monitor's, which lags: deciding again from the old rows would, for
+// one, insert a second Hub row for a VPC (refused by the schema's index,
+// failing the whole transaction), and judge learned bindings again.
+func (d *Daemon) await(ctx context.Context, what string, shown func() bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	for {
-		have := map[int][]string{}
-		for _, h := range ops.Rows[sbdb.Hub](sb) {
-			have[h.Vpc] = h.Chassis
-		}
-		caught := len(have) == len(want)
-		for vpc, w := range want {
-			caught = caught && sameSet(have[vpc], w)
-		}
-		if caught {
-			return
-		}
+	for !shown() {
 		select {
 		case <-ctx.Done():
-			d.log.Debug("the monitor has not caught up with the hub assignments yet", "want", want)
+			d.log.Debug("the monitor has not caught up yet", "with", what)
 			return
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// hubsShown: the monitor shows exactly these hub assignments.
+func hubsShown(sb *ops.Session, want map[int][]string) bool {
+	have := map[int][]string{}
+	for _, h := range ops.Rows[sbdb.Hub](sb) {
+		have[h.Vpc] = h.Chassis
+	}
+	caught := len(have) == len(want)
+	for vpc, w := range want {
+		caught = caught && sameSet(have[vpc], w)
+	}
+	return caught
 }
 
 func sameSet(a, b []string) bool {

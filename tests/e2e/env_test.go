@@ -32,10 +32,17 @@ type env struct {
 // removed at the end whatever happens.
 func start(t *testing.T, hosts, hubs int) *env {
 	t.Helper()
+	return startWith(t, hosts, hubs)
+}
+
+// startWith is start with more arguments for every hostd.
+func startWith(t *testing.T, hosts, hubs int, hostdArgs ...string) *env {
+	t.Helper()
 	testenv.Integration(t, "ping", "iperf3", "tcpdump", "ip")
 	testenv.Root(t)
 	s, err := sandbox.Start(context.Background(), sandbox.Options{RunDir: testenv.RunDir(t), Prefix: "ce" + testenv.ID() + "-",
-		Hosts: hosts, Hubs: hubs, BinDir: testenv.BinDir(t), DeadAfter: 2 * time.Second, Log: testenv.Logger(t)})
+		Hosts: hosts, Hubs: hubs, BinDir: testenv.BinDir(t), DeadAfter: 2 * time.Second, Log: testenv.Logger(t),
+		HostdArgs: hostdArgs})
 	if err != nil {
 		t.Fatal(err)
 	}
