@@ -63,6 +63,14 @@ type dvrLocalEp struct {
 	Pad     uint16
 }
 
+type dvrMonitorCfg struct {
+	_       structs.HostLayout
+	UntilNs uint64
+	CostNs  uint64
+	BurstNs uint64
+	Tat     uint64
+}
+
 type dvrPort struct {
 	_         structs.HostLayout
 	Vni       uint32
@@ -106,6 +114,30 @@ type dvrRouteKey struct {
 	Ip        uint32
 }
 
+type dvrTraceBuf struct {
+	_   structs.HostLayout
+	N   uint32
+	Pad uint32
+	Rec [16]dvrTraceRec
+}
+
+type dvrTraceRec struct {
+	_       structs.HostLayout
+	Stage   uint8
+	Verdict uint8
+	Hit     uint8
+	Pad     uint8
+	Reason  uint16
+	Next    uint16
+	Flags   uint32
+	Ifindex uint32
+	Vtep    uint32
+	Vni     uint32
+	Addr    uint32
+	Mac     [6]uint8
+	Pad2    uint16
+}
+
 type dvrTunnelRec struct {
 	_    structs.HostLayout
 	Vtep uint32
@@ -146,13 +178,16 @@ const (
 	dvrMapLearnRlV1          = "learn_rl_v1"
 	dvrMapLocalEpsV1         = "local_eps_v1"
 	dvrMapMissTsV1           = "miss_ts_v1"
+	dvrMapMonitorEventsV1    = "monitor_events_v1"
+	dvrMapMonitorV1          = "monitor_v1"
 	dvrMapPortAddrsV1        = "port_addrs_v1"
 	dvrMapPortsV1            = "ports_v1"
-	dvrMapRedirectOutV1      = "redirect_out_v1"
+	dvrMapRedirectOut        = "redirect_out"
 	dvrMapRoutesV1           = "routes_v1"
 	dvrMapStatsV1            = "stats_v1"
-	dvrMapTunnelInV1         = "tunnel_in_v1"
-	dvrMapTunnelOutV1        = "tunnel_out_v1"
+	dvrMapTraceRecs          = "trace_recs"
+	dvrMapTunnelIn           = "tunnel_in"
+	dvrMapTunnelOut          = "tunnel_out"
 	dvrMapUnknownV1          = "unknown_v1"
 	dvrMapVpcsV1             = "vpcs_v1"
 	dvrMapVxnetsV1           = "vxnets_v1"
@@ -167,7 +202,8 @@ const (
 	dvrVarCfgLearnIntervalNs = "cfg_learn_interval_ns"
 	dvrVarCfgLocalVtep       = "cfg_local_vtep"
 	dvrVarCfgRefreshNs       = "cfg_refresh_ns"
-	dvrVarCfgTestTunnel      = "cfg_test_tunnel"
+	dvrVarCfgTest            = "cfg_test"
+	dvrVarCfgTrace           = "cfg_trace"
 	dvrVarCfgTunnelTtl       = "cfg_tunnel_ttl"
 	dvrVarCfgUnknownTtlNs    = "cfg_unknown_ttl_ns"
 	dvrVarCfgVxlanIfindex    = "cfg_vxlan_ifindex"
@@ -223,28 +259,31 @@ type dvrProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dvrMapSpecs struct {
-	BudgetsV1      *ebpf.MapSpec `ebpf:"budgets_v1"`
-	CacheV1        *ebpf.MapSpec `ebpf:"cache_v1"`
-	DropsV1        *ebpf.MapSpec `ebpf:"drops_v1"`
-	EvRlV1         *ebpf.MapSpec `ebpf:"ev_rl_v1"`
-	EventsV1       *ebpf.MapSpec `ebpf:"events_v1"`
-	HubEpsV1       *ebpf.MapSpec `ebpf:"hub_eps_v1"`
-	HubSeenV1      *ebpf.MapSpec `ebpf:"hub_seen_v1"`
-	HubsV1         *ebpf.MapSpec `ebpf:"hubs_v1"`
-	LearnLatencyV1 *ebpf.MapSpec `ebpf:"learn_latency_v1"`
-	LearnRlV1      *ebpf.MapSpec `ebpf:"learn_rl_v1"`
-	LocalEpsV1     *ebpf.MapSpec `ebpf:"local_eps_v1"`
-	MissTsV1       *ebpf.MapSpec `ebpf:"miss_ts_v1"`
-	PortAddrsV1    *ebpf.MapSpec `ebpf:"port_addrs_v1"`
-	PortsV1        *ebpf.MapSpec `ebpf:"ports_v1"`
-	RedirectOutV1  *ebpf.MapSpec `ebpf:"redirect_out_v1"`
-	RoutesV1       *ebpf.MapSpec `ebpf:"routes_v1"`
-	StatsV1        *ebpf.MapSpec `ebpf:"stats_v1"`
-	TunnelInV1     *ebpf.MapSpec `ebpf:"tunnel_in_v1"`
-	TunnelOutV1    *ebpf.MapSpec `ebpf:"tunnel_out_v1"`
-	UnknownV1      *ebpf.MapSpec `ebpf:"unknown_v1"`
-	VpcsV1         *ebpf.MapSpec `ebpf:"vpcs_v1"`
-	VxnetsV1       *ebpf.MapSpec `ebpf:"vxnets_v1"`
+	BudgetsV1       *ebpf.MapSpec `ebpf:"budgets_v1"`
+	CacheV1         *ebpf.MapSpec `ebpf:"cache_v1"`
+	DropsV1         *ebpf.MapSpec `ebpf:"drops_v1"`
+	EvRlV1          *ebpf.MapSpec `ebpf:"ev_rl_v1"`
+	EventsV1        *ebpf.MapSpec `ebpf:"events_v1"`
+	HubEpsV1        *ebpf.MapSpec `ebpf:"hub_eps_v1"`
+	HubSeenV1       *ebpf.MapSpec `ebpf:"hub_seen_v1"`
+	HubsV1          *ebpf.MapSpec `ebpf:"hubs_v1"`
+	LearnLatencyV1  *ebpf.MapSpec `ebpf:"learn_latency_v1"`
+	LearnRlV1       *ebpf.MapSpec `ebpf:"learn_rl_v1"`
+	LocalEpsV1      *ebpf.MapSpec `ebpf:"local_eps_v1"`
+	MissTsV1        *ebpf.MapSpec `ebpf:"miss_ts_v1"`
+	MonitorEventsV1 *ebpf.MapSpec `ebpf:"monitor_events_v1"`
+	MonitorV1       *ebpf.MapSpec `ebpf:"monitor_v1"`
+	PortAddrsV1     *ebpf.MapSpec `ebpf:"port_addrs_v1"`
+	PortsV1         *ebpf.MapSpec `ebpf:"ports_v1"`
+	RedirectOut     *ebpf.MapSpec `ebpf:"redirect_out"`
+	RoutesV1        *ebpf.MapSpec `ebpf:"routes_v1"`
+	StatsV1         *ebpf.MapSpec `ebpf:"stats_v1"`
+	TraceRecs       *ebpf.MapSpec `ebpf:"trace_recs"`
+	TunnelIn        *ebpf.MapSpec `ebpf:"tunnel_in"`
+	TunnelOut       *ebpf.MapSpec `ebpf:"tunnel_out"`
+	UnknownV1       *ebpf.MapSpec `ebpf:"unknown_v1"`
+	VpcsV1          *ebpf.MapSpec `ebpf:"vpcs_v1"`
+	VxnetsV1        *ebpf.MapSpec `ebpf:"vxnets_v1"`
 }
 
 // dvrVariableSpecs contains global variables before they are loaded into the kernel.
@@ -260,7 +299,8 @@ type dvrVariableSpecs struct {
 	CfgLearnIntervalNs *ebpf.VariableSpec `ebpf:"cfg_learn_interval_ns"`
 	CfgLocalVtep       *ebpf.VariableSpec `ebpf:"cfg_local_vtep"`
 	CfgRefreshNs       *ebpf.VariableSpec `ebpf:"cfg_refresh_ns"`
-	CfgTestTunnel      *ebpf.VariableSpec `ebpf:"cfg_test_tunnel"`
+	CfgTest            *ebpf.VariableSpec `ebpf:"cfg_test"`
+	CfgTrace           *ebpf.VariableSpec `ebpf:"cfg_trace"`
 	CfgTunnelTtl       *ebpf.VariableSpec `ebpf:"cfg_tunnel_ttl"`
 	CfgUnknownTtlNs    *ebpf.VariableSpec `ebpf:"cfg_unknown_ttl_ns"`
 	CfgVxlanIfindex    *ebpf.VariableSpec `ebpf:"cfg_vxlan_ifindex"`
@@ -286,28 +326,31 @@ func (o *dvrObjects) Close() error {
 //
 // It can be passed to loadDvrObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dvrMaps struct {
-	BudgetsV1      *ebpf.Map `ebpf:"budgets_v1"`
-	CacheV1        *ebpf.Map `ebpf:"cache_v1"`
-	DropsV1        *ebpf.Map `ebpf:"drops_v1"`
-	EvRlV1         *ebpf.Map `ebpf:"ev_rl_v1"`
-	EventsV1       *ebpf.Map `ebpf:"events_v1"`
-	HubEpsV1       *ebpf.Map `ebpf:"hub_eps_v1"`
-	HubSeenV1      *ebpf.Map `ebpf:"hub_seen_v1"`
-	HubsV1         *ebpf.Map `ebpf:"hubs_v1"`
-	LearnLatencyV1 *ebpf.Map `ebpf:"learn_latency_v1"`
-	LearnRlV1      *ebpf.Map `ebpf:"learn_rl_v1"`
-	LocalEpsV1     *ebpf.Map `ebpf:"local_eps_v1"`
-	MissTsV1       *ebpf.Map `ebpf:"miss_ts_v1"`
-	PortAddrsV1    *ebpf.Map `ebpf:"port_addrs_v1"`
-	PortsV1        *ebpf.Map `ebpf:"ports_v1"`
-	RedirectOutV1  *ebpf.Map `ebpf:"redirect_out_v1"`
-	RoutesV1       *ebpf.Map `ebpf:"routes_v1"`
-	StatsV1        *ebpf.Map `ebpf:"stats_v1"`
-	TunnelInV1     *ebpf.Map `ebpf:"tunnel_in_v1"`
-	TunnelOutV1    *ebpf.Map `ebpf:"tunnel_out_v1"`
-	UnknownV1      *ebpf.Map `ebpf:"unknown_v1"`
-	VpcsV1         *ebpf.Map `ebpf:"vpcs_v1"`
-	VxnetsV1       *ebpf.Map `ebpf:"vxnets_v1"`
+	BudgetsV1       *ebpf.Map `ebpf:"budgets_v1"`
+	CacheV1         *ebpf.Map `ebpf:"cache_v1"`
+	DropsV1         *ebpf.Map `ebpf:"drops_v1"`
+	EvRlV1          *ebpf.Map `ebpf:"ev_rl_v1"`
+	EventsV1        *ebpf.Map `ebpf:"events_v1"`
+	HubEpsV1        *ebpf.Map `ebpf:"hub_eps_v1"`
+	HubSeenV1       *ebpf.Map `ebpf:"hub_seen_v1"`
+	HubsV1          *ebpf.Map `ebpf:"hubs_v1"`
+	LearnLatencyV1  *ebpf.Map `ebpf:"learn_latency_v1"`
+	LearnRlV1       *ebpf.Map `ebpf:"learn_rl_v1"`
+	LocalEpsV1      *ebpf.Map `ebpf:"local_eps_v1"`
+	MissTsV1        *ebpf.Map `ebpf:"miss_ts_v1"`
+	MonitorEventsV1 *ebpf.Map `ebpf:"monitor_events_v1"`
+	MonitorV1       *ebpf.Map `ebpf:"monitor_v1"`
+	PortAddrsV1     *ebpf.Map `ebpf:"port_addrs_v1"`
+	PortsV1         *ebpf.Map `ebpf:"ports_v1"`
+	RedirectOut     *ebpf.Map `ebpf:"redirect_out"`
+	RoutesV1        *ebpf.Map `ebpf:"routes_v1"`
+	StatsV1         *ebpf.Map `ebpf:"stats_v1"`
+	TraceRecs       *ebpf.Map `ebpf:"trace_recs"`
+	TunnelIn        *ebpf.Map `ebpf:"tunnel_in"`
+	TunnelOut       *ebpf.Map `ebpf:"tunnel_out"`
+	UnknownV1       *ebpf.Map `ebpf:"unknown_v1"`
+	VpcsV1          *ebpf.Map `ebpf:"vpcs_v1"`
+	VxnetsV1        *ebpf.Map `ebpf:"vxnets_v1"`
 }
 
 func (m *dvrMaps) Close() error {
@@ -324,13 +367,16 @@ func (m *dvrMaps) Close() error {
 		m.LearnRlV1,
 		m.LocalEpsV1,
 		m.MissTsV1,
+		m.MonitorEventsV1,
+		m.MonitorV1,
 		m.PortAddrsV1,
 		m.PortsV1,
-		m.RedirectOutV1,
+		m.RedirectOut,
 		m.RoutesV1,
 		m.StatsV1,
-		m.TunnelInV1,
-		m.TunnelOutV1,
+		m.TraceRecs,
+		m.TunnelIn,
+		m.TunnelOut,
 		m.UnknownV1,
 		m.VpcsV1,
 		m.VxnetsV1,
@@ -350,7 +396,8 @@ type dvrVariables struct {
 	CfgLearnIntervalNs *ebpf.Variable `ebpf:"cfg_learn_interval_ns"`
 	CfgLocalVtep       *ebpf.Variable `ebpf:"cfg_local_vtep"`
 	CfgRefreshNs       *ebpf.Variable `ebpf:"cfg_refresh_ns"`
-	CfgTestTunnel      *ebpf.Variable `ebpf:"cfg_test_tunnel"`
+	CfgTest            *ebpf.Variable `ebpf:"cfg_test"`
+	CfgTrace           *ebpf.Variable `ebpf:"cfg_trace"`
 	CfgTunnelTtl       *ebpf.Variable `ebpf:"cfg_tunnel_ttl"`
 	CfgUnknownTtlNs    *ebpf.Variable `ebpf:"cfg_unknown_ttl_ns"`
 	CfgVxlanIfindex    *ebpf.Variable `ebpf:"cfg_vxlan_ifindex"`

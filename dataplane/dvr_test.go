@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/courier-sdn/courier/pipeline"
 	"github.com/vishvananda/netlink"
 )
 
@@ -47,8 +48,11 @@ type fixture struct {
 	subnet1, sub2 netip.Prefix
 }
 
-const allVx = VxPsecMAC | VxPsecIP | VxARPGw | VxARPProxy | VxARPMissHub | VxL2Route | VxL2Output | VxL2MissHub
-const allVPC = VPCTTL | VPCDstLocal | VPCDstKnown | VPCDstMissHub
+// Every behaviour on, but the gateway's ping answers.
+var (
+	allVx  = pipeline.AllFlags(pipeline.DPVxnet) &^ pipeline.VxGwPing
+	allVPC = pipeline.AllFlags(pipeline.DPVPC)
+)
 
 // newFixture: VPC 1 with vxnets 5001 (10.0.1.0/24) and 5002
 // (10.0.2.0/24); local ports vm1 (10.0.1.5, VIP 10.0.1.100), vm3

@@ -157,7 +157,7 @@ func run(t *testing.T, prog *ebpf.Program, ifindex int, pkt []byte) runResult {
 func runTunnel(t *testing.T, d *Datapath, src netip.Addr, vni uint32, pkt []byte) runResult {
 	t.Helper()
 	rec := dvrTunnelRec{Vtep: host32(src), Vni: vni}
-	if err := d.objs.TunnelInV1.Put(uint32(0), rec); err != nil {
+	if err := d.objs.TunnelIn.Put(uint32(0), rec); err != nil {
 		t.Fatal(err)
 	}
 	return run(t, d.objs.TunnelIngress, d.vxlan, pkt)
@@ -168,15 +168,15 @@ func runTunnel(t *testing.T, d *Datapath, src netip.Addr, vni uint32, pkt []byte
 func sent(t *testing.T, d *Datapath) (vtep netip.Addr, vni uint32, ifindex int, peer bool) {
 	t.Helper()
 	var tr dvrTunnelRec
-	d.objs.TunnelOutV1.Lookup(uint32(0), &tr)
+	d.objs.TunnelOut.Lookup(uint32(0), &tr)
 	var rr dvrRedirectRec
-	d.objs.RedirectOutV1.Lookup(uint32(0), &rr)
+	d.objs.RedirectOut.Lookup(uint32(0), &rr)
 	return fromHost32(tr.Vtep), tr.Vni, int(rr.Ifindex), rr.Peer == 1
 }
 
 func resetSent(d *Datapath) {
-	d.objs.TunnelOutV1.Put(uint32(0), dvrTunnelRec{})
-	d.objs.RedirectOutV1.Put(uint32(0), dvrRedirectRec{})
+	d.objs.TunnelOut.Put(uint32(0), dvrTunnelRec{})
+	d.objs.RedirectOut.Put(uint32(0), dvrRedirectRec{})
 }
 
 func drops(t *testing.T, d *Datapath) map[string]uint64 {

@@ -13,6 +13,7 @@ import (
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/lab"
 	"github.com/courier-sdn/courier/internal/testenv"
+	"github.com/courier-sdn/courier/pipeline"
 )
 
 // The integration tests' world: VPC 1 and VPC 2 reuse the same CIDRs.
@@ -37,9 +38,10 @@ var vms = []vmSpec{
 	{"b2", "h2", 2, 6002, "10.0.2.12", "02:00:00:02:02:12"},
 }
 
-const allVx = dataplane.VxPsecMAC | dataplane.VxPsecIP | dataplane.VxARPGw | dataplane.VxARPProxy |
-	dataplane.VxARPMissHub | dataplane.VxL2Route | dataplane.VxL2Output | dataplane.VxL2MissHub | dataplane.VxGwPing
-const allVPC = dataplane.VPCTTL | dataplane.VPCDstLocal | dataplane.VPCDstKnown | dataplane.VPCDstMissHub
+var (
+	allVx  = pipeline.AllFlags(pipeline.DPVxnet)
+	allVPC = pipeline.AllFlags(pipeline.DPVPC)
+)
 
 func gwMAC(vpc uint32) net.HardwareAddr { return net.HardwareAddr{0x0a, 0xc0, 0, 0, 0, byte(vpc)} }
 

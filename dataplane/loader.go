@@ -186,7 +186,7 @@ func (d *Datapath) loadObjects() error {
 	for name, v := range map[string]any{
 		"cfg_local_vtep": host32(d.cfg.VTEP), "cfg_vxlan_ifindex": uint32(d.vxlan), "cfg_hub": hub,
 		"cfg_refresh_ns": uint64(d.cfg.RefreshInterval), "cfg_learn_interval_ns": uint64(d.cfg.LearnInterval),
-		"cfg_tunnel_ttl": uint8(64), "cfg_test_tunnel": test,
+		"cfg_tunnel_ttl": uint8(64), "cfg_test": test,
 		"cfg_hub_cost_ns": hubCost, "cfg_hub_burst_ns": hubBurst,
 		"cfg_announce_cost_ns": annCost, "cfg_announce_burst_ns": annBurst,
 		"cfg_unknown_ttl_ns": uint64(d.cfg.UnknownTTL), "cfg_hub_down_ns": uint64(d.cfg.HubDownAfter),

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"strings"
 
 	"github.com/cilium/ebpf"
 )
@@ -23,8 +24,8 @@ func OpenPinned(pinRoot, chassis string) (*Datapath, error) {
 	v := reflect.ValueOf(&d.objs.dvrMaps).Elem()
 	for i := 0; i < v.NumField(); i++ {
 		name := v.Type().Field(i).Tag.Get("ebpf")
-		if name == "" || name == ".rodata" || filepath.Ext(name) != "" {
-			continue
+		if !strings.HasSuffix(name, "_v1") {
+			continue // not pinned: .rodata, and each loaded copy's own test and trace maps
 		}
 		m, err := ebpf.LoadPinnedMap(filepath.Join(dir, name), &ebpf.LoadPinOptions{ReadOnly: true})
 		if err != nil {

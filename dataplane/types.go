@@ -48,28 +48,6 @@ type Port struct {
 	TunnelKey uint32
 }
 
-// Vxnet flags: what the logical flows of the vxnet's stages allow
-// (see bpf/vxnets.h).
-const (
-	VxPsecMAC    = 0x01
-	VxPsecIP     = 0x02
-	VxARPGw      = 0x04
-	VxARPProxy   = 0x08
-	VxARPMissHub = 0x10
-	VxL2Route    = 0x20
-	VxL2Output   = 0x40
-	VxL2MissHub  = 0x80
-	VxGwPing     = 0x100
-)
-
-// VPC flags (bpf/vxnets.h).
-const (
-	VPCTTL        = 0x1
-	VPCDstLocal   = 0x2
-	VPCDstKnown   = 0x4
-	VPCDstMissHub = 0x8
-)
-
 // Vxnet is one subnet of a VPC.
 type Vxnet struct {
 	VNI   uint32
@@ -77,14 +55,14 @@ type Vxnet struct {
 	CIDR  netip.Prefix
 	GwIP  netip.Addr
 	GwMAC net.HardwareAddr
-	Flags uint32
+	Flags uint32 // pipeline.Vx*
 }
 
 // VPC is a VPC's routing datapath.
 type VPC struct {
 	ID    uint32
 	GwMAC net.HardwareAddr
-	Flags uint32
+	Flags uint32 // pipeline.VPC*
 }
 
 // Route sends a VPC's prefix to a vxnet (connected) or to a next hop in

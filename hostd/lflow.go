@@ -11,11 +11,15 @@ import (
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
 
-// Compiling logical flows for the data plane. The DVR is fixed-function:
-// each stage implements a few behaviours, switched on per vxnet or VPC by
-// flags, plus the routes of ip_route. A flow is compiled by recognising
-// which behaviour it asks for; a flow this data plane does not implement
-// is reported (log, metric, chassis status), never silently ignored.
+// Compiling logical flows for the data plane. The DVR's stages are
+// fixed-function: each implements a few behaviours, switched on per vxnet
+// or VPC by flags (pipeline/flags.go), plus rows of its own tables (the
+// routes of ip_route). Each stage has a compiler that recognises which
+// behaviour a flow asks for, and turns it into those flags and rows; a
+// flow this data plane does not implement is reported (log, metric,
+// chassis status), never silently ignored. A datapath without any flow
+// for a stage gets the stage's default flags: a northd older than the
+// stage does not turn it off.
 
 // flowConfig is what one VPC's logical flows ask of the data plane.
 type flowConfig struct {
@@ -23,6 +27,258 @@ type flowConfig struct {
 	vpcFlags uint32
 	routes   []dataplane.Route
 	errs     []string
+}
+
+// lflow is one flow, parsed, with its datapath.
+type lflow struct {
+	vpc      int
+	dp       *sbdb.Datapath
+	match    pipeline.Expr
+	acts     []pipeline.Action
+	last     pipeline.Action // the deciding action
+	reason   string          // the last action's first argument
+	priority int
+}
+
+// stageCompiler turns one flow of its stage into flags and rows of fc.
+type stageCompiler func(fc *flowConfig, f *lflow) error
+
+// stageCompilers has one compiler per stage (a test checks every stage
+// of pipeline.Stages has one).
+var stageCompilers = map[int]stageCompiler{
+	pipeline.PortSec:   compilePortSec,
+	pipeline.ARPRsp:    compileARPRsp,
+	pipeline.L2Lookup:  compileL2Lookup,
+	pipeline.IPRoute:   compileIPRoute,
+	pipeline.DstLookup: compileDstLookup,
+	pipeline.ToHub:     compileToHub,
+	pipeline.TunAdmit:  compileTunAdmit,
+	pipeline.TunLearn:  compileTunLearn,
+	pipeline.TunARP:    compileTunARP,
+	pipeline.TunLookup: compileTunLookup,
+}
+
+var errNotImplemented = fmt.Errorf("not implemented by this data plane")
+
+func compileFlows(vpc int, flows []*sbdb.LogicalFlow, dps map[string]*sbdb.Datapath) *flowConfig {
+	fc := &flowConfig{vxFlags: map[string]uint32{}}
+	seen := map[string]map[int]bool{} // datapath UUID -> stages with flows
+	for _, f := range flows {
+		st, ok := pipeline.ByName(f.Stage)
+		if ok && dps[f.Datapath] != nil {
+			if seen[f.Datapath] == nil {
+				seen[f.Datapath] = map[int]bool{}
+			}
+			seen[f.Datapath][st.ID] = true
+		}
+		if err := fc.add(vpc, st, ok, f, dps[f.Datapath]); err != nil {
+			fc.errs = append(fc.errs, fmt.Sprintf("stage %s priority %d match (%s) actions (%s): %v",
+				f.Stage, f.Priority, f.Match, f.Actions, err))
+		}
+	}
+	for u, dp := range dps {
+		for _, st := range pipeline.Stages {
+			if st.Datapath != dp.Type || seen[u][st.ID] {
+				continue
+			}
+			if dp.Type == pipeline.DPVxnet {
+				fc.vxFlags[u] |= pipeline.DefaultFlags(pipeline.DPVxnet, st.ID)
+			} else {
+				fc.vpcFlags |= pipeline.DefaultFlags(pipeline.DPVPC, st.ID)
+			}
+		}
+	}
+	return fc
+}
+
+func (fc *flowConfig) add(vpc int, st pipeline.Stage, known bool, f *sbdb.LogicalFlow, dp *sbdb.Datapath) error {
+	if dp == nil {
+		return fmt.Errorf("unknown datapath %s", f.Datapath)
+	}
+	if !known {
+		return fmt.Errorf("unknown stage")
+	}
+	if st.Datapath != dp.Type {
+		return fmt.Errorf("stage %s runs on %s datapaths, not on %s", st.Name, st.Datapath, dp.Type)
+	}
+	m, err := pipeline.ParseMatch(f.Match)
+	if err != nil {
+		return err
+	}
+	acts, err := pipeline.ParseActions(f.Actions)
+	if err != nil {
+		return err
+	}
+	last := acts[len(acts)-1]
+	reason, _ := last.Arg("")
+	return stageCompilers[st.ID](fc, &lflow{vpc: vpc, dp: dp, match: m, acts: acts, last: last, reason: reason, priority: f.Priority})
+}
+
+// vx sets flags of the flow's vxnet, vpc of its VPC.
+func (fc *flowConfig) vx(f *lflow, flags uint32) error {
+	fc.vxFlags[f.dp.UUID] |= flags
+	return nil
+}
+
+func (fc *flowConfig) vpc(flags uint32) error {
+	fc.vpcFlags |= flags
+	return nil
+}
+
+// is: the flow's deciding action is name (with reason, when given).
+func (f *lflow) is(name string, reason ...string) bool {
+	return f.last.Name == name && (len(reason) == 0 || f.reason == reason[0])
+}
+
+func compilePortSec(fc *flowConfig, f *lflow) error {
+	switch {
+	case f.is("drop", "spoof_mac"):
+		return fc.vx(f, pipeline.VxPsecMAC)
+	case f.is("drop", "spoof_ip"):
+		return fc.vx(f, pipeline.VxPsecIP)
+	case f.is("drop", "unsupported_proto"), f.is("next"):
+		return nil // what the data plane always does
+	}
+	return errNotImplemented
+}
+
+func compileARPRsp(fc *flowConfig, f *lflow) error {
+	switch {
+	case f.is("arp_reply", "dst.mac"):
+		return fc.vx(f, pipeline.VxARPProxy)
+	case f.is("arp_reply"):
+		tpa, ok := find(f.match, "arp.tpa")
+		gw := f.dp.GatewayIP
+		if !ok || tpa.Prefix.Bits() != 32 || gw == nil || tpa.Prefix.Addr().String() != *gw || f.reason != f.dp.GatewayMAC {
+			return fmt.Errorf("only the gateway's own address and MAC can be answered statically")
+		}
+		return fc.vx(f, pipeline.VxARPGw)
+	case f.is("hub"):
+		return fc.vx(f, pipeline.VxARPMissHub)
+	case f.is("drop", "arp_unanswered"), f.is("next"):
+		return nil
+	}
+	return errNotImplemented
+}
+
+func compileL2Lookup(fc *flowConfig, f *lflow) error {
+	switch {
+	case f.is("icmp_reply"):
+		return fc.vx(f, pipeline.VxGwPing)
+	case f.is("next"):
+		if v, ok := find(f.match, "eth.dst"); ok && v.MAC == f.dp.GatewayMAC {
+			return fc.vx(f, pipeline.VxL2Route)
+		}
+	case f.is("output"):
+		return fc.vx(f, pipeline.VxL2Output)
+	case f.is("hub"):
+		return fc.vx(f, pipeline.VxL2MissHub)
+	case f.is("drop", "l2_unknown_dst"):
+		return nil
+	}
+	return errNotImplemented
+}
+
+func compileIPRoute(fc *flowConfig, f *lflow) error {
+	switch {
+	case f.is("drop", "ttl_exceeded"):
+		return fc.vpc(pipeline.VPCTTL)
+	case f.is("drop", "no_route"):
+		return nil
+	case f.is("route"):
+		dst, ok := find(f.match, "ip4.dst")
+		if !ok {
+			return fmt.Errorf("a route needs ip4.dst == PREFIX")
+		}
+		vniS, _ := f.last.Arg("vni")
+		vni, err := strconv.Atoi(vniS)
+		if err != nil {
+			return fmt.Errorf("route without a vni")
+		}
+		r := dataplane.Route{VPC: uint32(f.vpc), Prefix: dst.Prefix, VNI: uint32(vni)}
+		if nh, ok := f.last.Arg("nexthop"); ok {
+			if r.Nexthop, err = netip.ParseAddr(nh); err != nil {
+				return err
+			}
+		}
+		fc.routes = append(fc.routes, r)
+		return nil
+	}
+	return errNotImplemented
+}
+
+func compileDstLookup(fc *flowConfig, f *lflow) error {
+	switch {
+	case f.is("output") && has(f.match, "dst.local"):
+		return fc.vpc(pipeline.VPCDstLocal)
+	case f.is("output") && has(f.match, "dst.known"):
+		return fc.vpc(pipeline.VPCDstKnown)
+	case f.is("hub"):
+		return fc.vpc(pipeline.VPCDstMissHub)
+	}
+	return errNotImplemented
+}
+
+func compileToHub(fc *flowConfig, f *lflow) error {
+	switch {
+	case f.is("drop", "dst_unknown") && has(f.match, "dst.unknown"):
+		return fc.vpc(pipeline.VPCHubUnknown)
+	case f.is("drop", "hub_budget") && has(f.match, "inport.over_budget"):
+		return fc.vpc(pipeline.VPCHubBudget)
+	case f.is("hub"):
+		return nil // to_hub's purpose: always
+	}
+	return errNotImplemented
+}
+
+func compileTunAdmit(fc *flowConfig, f *lflow) error {
+	switch {
+	case f.is("drop", "ipv6"), f.is("drop", "unsupported_proto"), f.is("next"):
+		return nil // what the data plane always does
+	}
+	return errNotImplemented
+}
+
+func compileTunLearn(fc *flowConfig, f *lflow) error {
+	switch {
+	case f.is("install_path"):
+		return fc.vpc(pipeline.VPCLearn)
+	case f.is("forget_path"):
+		return fc.vpc(pipeline.VPCForget)
+	case f.is("note_unknown"):
+		return fc.vpc(pipeline.VPCLearnUnknown)
+	case f.is("probe_reply"), f.is("note_hub"):
+		return fc.vpc(pipeline.VPCProbe)
+	case f.is("drop", "learn_rejected"), f.is("next"):
+		return nil
+	}
+	return errNotImplemented
+}
+
+func compileTunARP(fc *flowConfig, f *lflow) error {
+	switch {
+	case f.is("output") && has(f.match, "dst.local"):
+		return fc.vx(f, pipeline.VxTunARPReply)
+	case f.is("teach"), f.is("tell_unknown"):
+		return fc.vx(f, pipeline.VxTunARPAnswer)
+	case f.is("drop", "arp_unanswered"), f.is("next"):
+		return nil
+	}
+	return errNotImplemented
+}
+
+func compileTunLookup(fc *flowConfig, f *lflow) error {
+	switch {
+	case f.is("output") && has(f.match, "dst.local"):
+		return fc.vpc(pipeline.VPCTunLocal)
+	case f.is("teach"), f.is("tell_unknown"):
+		return fc.vpc(pipeline.VPCTunHub)
+	case f.is("forget_path"):
+		return fc.vpc(pipeline.VPCTunStale)
+	case f.is("drop", "stale_from_hub"):
+		return nil
+	}
+	return errNotImplemented
 }
 
 // find returns the value a match compares field with ("==", single
@@ -56,114 +312,6 @@ func has(e pipeline.Expr, field string) bool {
 		}
 	}
 	return false
-}
-
-func compileFlows(vpc int, flows []*sbdb.LogicalFlow, dps map[string]*sbdb.Datapath) *flowConfig {
-	fc := &flowConfig{vxFlags: map[string]uint32{}}
-	for _, f := range flows {
-		if err := fc.add(vpc, f, dps[f.Datapath]); err != nil {
-			fc.errs = append(fc.errs, fmt.Sprintf("stage %s priority %d match (%s) actions (%s): %v",
-				f.Stage, f.Priority, f.Match, f.Actions, err))
-		}
-	}
-	return fc
-}
-
-func (fc *flowConfig) add(vpc int, f *sbdb.LogicalFlow, dp *sbdb.Datapath) error {
-	if dp == nil {
-		return fmt.Errorf("unknown datapath %s", f.Datapath)
-	}
-	m, err := pipeline.ParseMatch(f.Match)
-	if err != nil {
-		return err
-	}
-	acts, err := pipeline.ParseActions(f.Actions)
-	if err != nil {
-		return err
-	}
-	last := acts[len(acts)-1]
-	reason, _ := last.Arg("")
-	vx := func(flag uint32) error { fc.vxFlags[dp.UUID] |= flag; return nil }
-	switch f.Stage {
-	case "port_sec":
-		switch {
-		case last.Name == "drop" && reason == "spoof_mac":
-			return vx(dataplane.VxPsecMAC)
-		case last.Name == "drop" && reason == "spoof_ip":
-			return vx(dataplane.VxPsecIP)
-		case last.Name == "drop" && reason == "unsupported_proto", last.Name == "next":
-			return nil // what the data plane always does
-		}
-	case "arp_rsp":
-		switch {
-		case last.Name == "arp_reply" && reason == "dst.mac":
-			return vx(dataplane.VxARPProxy)
-		case last.Name == "arp_reply":
-			tpa, ok := find(m, "arp.tpa")
-			if !ok || tpa.Prefix.Bits() != 32 || dp.GatewayIP == nil || tpa.Prefix.Addr().String() != *dp.GatewayIP || reason != dp.GatewayMAC {
-				return fmt.Errorf("only the gateway's own address and MAC can be answered statically")
-			}
-			return vx(dataplane.VxARPGw)
-		case last.Name == "hub":
-			return vx(dataplane.VxARPMissHub)
-		case last.Name == "drop" && reason == "arp_unanswered", last.Name == "next":
-			return nil
-		}
-	case "l2_lookup":
-		switch {
-		case last.Name == "icmp_reply":
-			return vx(dataplane.VxGwPing)
-		case last.Name == "next":
-			if v, ok := find(m, "eth.dst"); ok && v.MAC == dp.GatewayMAC {
-				return vx(dataplane.VxL2Route)
-			}
-		case last.Name == "output":
-			return vx(dataplane.VxL2Output)
-		case last.Name == "hub":
-			return vx(dataplane.VxL2MissHub)
-		case last.Name == "drop" && reason == "l2_unknown_dst":
-			return nil
-		}
-	case "ip_route":
-		switch {
-		case last.Name == "drop" && reason == "ttl_exceeded":
-			fc.vpcFlags |= dataplane.VPCTTL
-			return nil
-		case last.Name == "drop" && reason == "no_route":
-			return nil
-		case last.Name == "route":
-			dst, ok := find(m, "ip4.dst")
-			if !ok {
-				return fmt.Errorf("a route needs ip4.dst == PREFIX")
-			}
-			vniS, _ := last.Arg("vni")
-			vni, err := strconv.Atoi(vniS)
-			if err != nil {
-				return fmt.Errorf("route without a vni")
-			}
-			r := dataplane.Route{VPC: uint32(vpc), Prefix: dst.Prefix, VNI: uint32(vni)}
-			if nh, ok := last.Arg("nexthop"); ok {
-				if r.Nexthop, err = netip.ParseAddr(nh); err != nil {
-					return err
-				}
-			}
-			fc.routes = append(fc.routes, r)
-			return nil
-		}
-	case "dst_lookup":
-		switch {
-		case last.Name == "output" && has(m, "dst.local"):
-			fc.vpcFlags |= dataplane.VPCDstLocal
-			return nil
-		case last.Name == "output" && has(m, "dst.known"):
-			fc.vpcFlags |= dataplane.VPCDstKnown
-			return nil
-		case last.Name == "hub":
-			fc.vpcFlags |= dataplane.VPCDstMissHub
-			return nil
-		}
-	}
-	return fmt.Errorf("not implemented by this data plane")
 }
 
 func parseMAC(s string) net.HardwareAddr {

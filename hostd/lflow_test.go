@@ -12,6 +12,7 @@ import (
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/pipeline"
 	"github.com/courier-sdn/courier/schema/sbdb"
 	"github.com/courier-sdn/courier/tools/ctl"
 	"github.com/courier-sdn/courier/tools/nbctl"
@@ -43,15 +44,26 @@ func TestNorthdFlowsCompile(t *testing.T) {
 	if len(fc.errs) > 0 {
 		t.Fatalf("flows hostd cannot apply:\n%v", fc.errs)
 	}
-	all := uint32(dataplane.VxPsecMAC | dataplane.VxPsecIP | dataplane.VxARPGw | dataplane.VxARPProxy | dataplane.VxARPMissHub |
-		dataplane.VxL2Route | dataplane.VxL2Output | dataplane.VxL2MissHub | dataplane.VxGwPing)
+	// northd's flows switch every behaviour on.
+	all := pipeline.AllFlags(pipeline.DPVxnet)
 	for u, dp := range dps {
 		if dp.Type == "vxnet" && fc.vxFlags[u] != all {
-			t.Errorf("%s: flags %#x, want %#x", dp.Name, fc.vxFlags[u], all)
+			t.Errorf("%s: flags %s, want %s", dp.Name, pipeline.FlagNames("vxnet", fc.vxFlags[u]), pipeline.FlagNames("vxnet", all))
 		}
 	}
-	if want := uint32(dataplane.VPCTTL | dataplane.VPCDstLocal | dataplane.VPCDstKnown | dataplane.VPCDstMissHub); fc.vpcFlags != want {
-		t.Errorf("VPC flags %#x, want %#x", fc.vpcFlags, want)
+	if want := pipeline.AllFlags(pipeline.DPVPC); fc.vpcFlags != want {
+		t.Errorf("VPC flags %s, want %s", pipeline.FlagNames("vpc", fc.vpcFlags), pipeline.FlagNames("vpc", want))
+	}
+	// A northd older than a stage writes no flows for it: the stage's
+	// defaults apply, so that hosts can be upgraded first.
+	var older []*sbdb.LogicalFlow
+	for _, f := range flows {
+		if f.Stage != "tun_learn" && f.Stage != "to_hub" {
+			older = append(older, f)
+		}
+	}
+	if fc := compileFlows(1, older, dps); fc.vpcFlags != pipeline.AllFlags(pipeline.DPVPC) || len(fc.errs) > 0 {
+		t.Errorf("without tun_learn and to_hub flows: VPC flags %s, errors %v", pipeline.FlagNames("vpc", fc.vpcFlags), fc.errs)
 	}
 	routes := map[string]dataplane.Route{}
 	for _, r := range fc.routes {

@@ -1,7 +1,6 @@
 package northd
 
 import (
-	"fmt"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -60,50 +59,49 @@ func (b *flowBuilder) sorted() []flow {
 func vpcDP(name string) string   { return "vpc:" + name }
 func vxnetDP(name string) string { return "vxnet:" + name }
 
-// vxnetFlows are the flows of one accepted vxnet.
-func vxnetFlows(vpc *cVPC, vx *cVxnet) []flow {
+// scope is what a stage's flow builder is given: the VPC, and for a
+// vxnet stage the vxnet.
+type scope struct {
+	t   *topology
+	vpc *cVPC
+	vx  *cVxnet // nil for a VPC stage
+}
+
+// stageFlows builds each stage's flows, one file each (stage_NAME.go). A
+// test checks every stage of pipeline.Stages has one.
+var stageFlows = map[int]func(b *flowBuilder, s scope){
+	pipeline.PortSec:   portSecFlows,
+	pipeline.ARPRsp:    arpRspFlows,
+	pipeline.L2Lookup:  l2LookupFlows,
+	pipeline.IPRoute:   ipRouteFlows,
+	pipeline.DstLookup: dstLookupFlows,
+	pipeline.ToHub:     toHubFlows,
+	pipeline.TunAdmit:  tunAdmitFlows,
+	pipeline.TunLearn:  tunLearnFlows,
+	pipeline.TunARP:    tunARPFlows,
+	pipeline.TunLookup: tunLookupFlows,
+}
+
+// datapathFlows are the flows of one datapath: those of every stage that
+// runs on its type.
+func datapathFlows(dpType string, s scope) []flow {
 	var b flowBuilder
-	cidr, gw, gwMAC := vx.cidr.String(), vx.gw.String(), vpc.gwMAC
-
-	b.add(pipeline.PortSec, 100, "inport.security && eth.src != inport.mac", "drop(spoof_mac);")
-	b.add(pipeline.PortSec, 100, "inport.security && arp && (arp.sha != inport.mac || arp.spa != inport.addrs)", "drop(spoof_ip);")
-	b.add(pipeline.PortSec, 100, "inport.security && ip4 && ip4.src != inport.addrs", "drop(spoof_ip);")
-	b.add(pipeline.PortSec, 90, "!arp && !ip4", "drop(unsupported_proto);")
-	b.add(pipeline.PortSec, 0, "1", "next;")
-
-	b.add(pipeline.ARPRsp, 110, "arp.op == 1 && arp.tpa == "+gw, "arp_reply("+gwMAC+");")
-	b.add(pipeline.ARPRsp, 100, "arp.op == 1 && arp.tpa == "+cidr+" && dst.known", "arp_reply(dst.mac);")
-	b.add(pipeline.ARPRsp, 90, "arp.op == 1 && arp.tpa == "+cidr, "hub;")
-	b.add(pipeline.ARPRsp, 80, "arp", "drop(arp_unanswered);")
-	b.add(pipeline.ARPRsp, 0, "1", "next;")
-
-	b.add(pipeline.L2Lookup, 110, "eth.dst == "+gwMAC+" && ip4.dst == "+gw+" && icmp4.type == 8", "icmp_reply;")
-	b.add(pipeline.L2Lookup, 100, "eth.dst == "+gwMAC, "next;")
-	b.add(pipeline.L2Lookup, 90, "ip4.dst == "+cidr+" && dst.known", "output;")
-	b.add(pipeline.L2Lookup, 80, "ip4.dst == "+cidr, "hub;")
-	b.add(pipeline.L2Lookup, 0, "1", "drop(l2_unknown_dst);")
+	for _, st := range pipeline.Stages {
+		if st.Datapath == dpType {
+			stageFlows[st.ID](&b, s)
+		}
+	}
 	return b.sorted()
+}
+
+// vxnetFlows are the flows of one accepted vxnet.
+func vxnetFlows(t *topology, vpc *cVPC, vx *cVxnet) []flow {
+	return datapathFlows(pipeline.DPVxnet, scope{t: t, vpc: vpc, vx: vx})
 }
 
 // vpcFlows are the flows of a VPC's routing datapath.
 func vpcFlows(t *topology, vpc *cVPC) []flow {
-	var b flowBuilder
-	b.add(pipeline.IPRoute, 65000, "ip.ttl <= 1", "drop(ttl_exceeded);")
-	for _, u := range vpc.vxnets {
-		vx := t.vxnets[u]
-		b.add(pipeline.IPRoute, 2*vx.cidr.Bits()+1, "ip4.dst == "+vx.cidr.String(),
-			fmt.Sprintf("ttl_dec; eth.src = %s; route(vni=%d);", vpc.gwMAC, vx.vni))
-	}
-	for _, r := range vpc.routes {
-		b.add(pipeline.IPRoute, 2*r.prefix.Bits(), "ip4.dst == "+r.prefix.String(),
-			fmt.Sprintf("ttl_dec; eth.src = %s; route(nexthop=%s, vni=%d);", vpc.gwMAC, r.nexthop, r.vni))
-	}
-	b.add(pipeline.IPRoute, 0, "1", "drop(no_route);")
-
-	b.add(pipeline.DstLookup, 100, "dst.local", "output;")
-	b.add(pipeline.DstLookup, 50, "dst.known", "output;")
-	b.add(pipeline.DstLookup, 0, "1", "hub;")
-	return b.sorted()
+	return datapathFlows(pipeline.DPVPC, scope{t: t, vpc: vpc})
 }
 
 // flowTable holds the desired flows per datapath name.
@@ -133,7 +131,7 @@ func (ft *flowTable) setVPC(t *topology, vpc *cVPC) {
 	ft.changed[vpcDP(vpc.name)] = true
 	for _, u := range vpc.vxnets {
 		vx := t.vxnets[u]
-		ft.byDP[vxnetDP(vx.name)] = vxnetFlows(vpc, vx)
+		ft.byDP[vxnetDP(vx.name)] = vxnetFlows(t, vpc, vx)
 		ft.changed[vxnetDP(vx.name)] = true
 	}
 }

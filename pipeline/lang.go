@@ -42,6 +42,7 @@ const (
 	KMAC
 	KIPv4
 	KAddrSet // a set of IPv4 addresses known only at run time
+	KString  // a name, in double quotes
 )
 
 // Fields are the symbols a match may use.
@@ -65,6 +66,25 @@ var Fields = map[string]Kind{
 	"dst.known":       KBool,    // the destination resolves to a binding
 	"dst.local":       KBool,    // ... on this host
 	"dst.mac":         KMAC,     // the resolved destination's MAC
+	"dst.unknown":     KBool,    // a hub said lately that nobody has the destination
+
+	"ip6":                KBool,
+	"ip.proto":           KInt,
+	"icmp4":              KBool,
+	"icmp4.code":         KInt,
+	"tcp":                KBool,
+	"tcp.src":            KInt,
+	"tcp.dst":            KInt,
+	"udp":                KBool,
+	"udp.src":            KInt,
+	"udp.dst":            KInt,
+	"inport":             KString, // the port a packet came from, by name (microflows)
+	"inport.over_budget": KBool,   // the port spent its budget of packets to hubs
+	"learn":              KBool,   // a learn message (dataplane/bpf/learn.h)
+	"learn.op":           KInt,    // 1 learn, 2 forget, 3 unknown, 4 probe, 5 probe reply
+	"from.hub":           KBool,   // from the tunnel: the sending host is one of the VPC's hubs
+	"from.path_host":     KBool,   // ... the host this host's path to the address points to
+	"chassis.hub":        KBool,   // this chassis is a hub of the VPC
 }
 
 // Actions and their arguments.
@@ -78,6 +98,14 @@ var Actions = map[string]string{
 	"ttl_dec":    "decrement the IPv4 TTL",
 	"icmp_reply": "answer an ICMP echo request from the destination address",
 	"set":        "FIELD = VALUE",
+
+	"install_path": "install the direct path a hub taught",
+	"forget_path":  "forget a learned path; from the tunnel, also tell the sender to forget the path that brought the packet",
+	"note_unknown": "drop packets to an address a hub says nobody has, for a moment",
+	"probe_reply":  "answer a hub liveness probe",
+	"note_hub":     "record that a hub answered a probe",
+	"teach":        "a hub: send on, and teach the sender where the destination lives",
+	"tell_unknown": "a hub: tell the sender nobody has the destination",
 }
 
 // Expr is a parsed match.
@@ -105,6 +133,7 @@ type Value struct {
 	Field  string // set when the value is another field
 	Int    int64
 	MAC    string
+	Str    string
 	Prefix netip.Prefix // an address is a /32
 	Kind   Kind
 }
@@ -115,6 +144,8 @@ func (v Value) String() string {
 		return v.Field
 	case v.Kind == KMAC:
 		return v.MAC
+	case v.Kind == KString:
+		return strconv.Quote(v.Str)
 	case v.Kind == KIPv4:
 		if v.Prefix.Bits() == 32 {
 			return v.Prefix.Addr().String()
@@ -229,6 +260,13 @@ func lex(s string) ([]token, error) {
 		switch {
 		case c == ' ' || c == '\t' || c == '\n':
 			i++
+		case c == '"':
+			j := strings.IndexByte(s[i+1:], '"')
+			if j < 0 {
+				return nil, fmt.Errorf("unterminated string at %d", i)
+			}
+			out = append(out, token{"str", s[i+1 : i+1+j], i})
+			i += j + 2
 		case strings.ContainsRune("(){},;", rune(c)):
 			out = append(out, token{"op", string(c), i})
 			i++
@@ -425,6 +463,9 @@ func (p *parser) value(want Kind) (Value, error) {
 			return Value{Field: t.text, Kind: k}, nil
 		}
 	}
+	if (t.kind == "str") != (want == KString) {
+		return Value{}, fmt.Errorf("%q: a name is compared with a quoted string, other fields with constants (in %q)", t.text, p.src)
+	}
 	v, err := ParseValue(t.text, want)
 	if err != nil {
 		return Value{}, fmt.Errorf("%v (in %q)", err, p.src)
@@ -450,6 +491,8 @@ func ParseValue(s string, k Kind) (Value, error) {
 			return Value{}, fmt.Errorf("%q is not a MAC address", s)
 		}
 		return Value{MAC: strings.ToLower(s), Kind: KMAC}, nil
+	case KString:
+		return Value{Str: s, Kind: KString}, nil
 	case KIPv4, KAddrSet:
 		if strings.Contains(s, "/") {
 			pf, err := netip.ParsePrefix(s)

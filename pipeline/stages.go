@@ -1,10 +1,12 @@
 // Package pipeline declares the stages of Courier's distributed virtual
 // router once, with stable names and numbers, for everything that speaks
 // about them: northd stamps every logical flow with its stage, hostd
-// compiles each stage's flows into the maps that stage reads, courier-trace
-// walks them, and the C code gets the same numbers from the generated
-// header dataplane/bpf/stages.h. It also holds the logical flow language
-// (lang.go) and the named drop reasons (drops.go).
+// compiles each stage's flows into the maps that stage reads, the C code
+// runs one function per stage (numbered by the generated header
+// dataplane/bpf/stages.h), and courier-trace prints one record per stage.
+// It also holds the logical flow language (lang.go), the named drop
+// reasons (drops.go), the counters (counters.go), the behaviours flows
+// switch on (flags.go) and the vocabulary of trace records (trace.go).
 //
 // A stage's number and name never change meaning. A retired stage keeps
 // its number; a new one takes the next.
@@ -16,11 +18,30 @@ const (
 	DPVPC   = "vpc"
 )
 
-// Stage is one step of the DVR pipeline, in the order a packet from a VM
-// port meets them.
+// Direction says which packets a stage sees.
+type Direction string
+
+// Directions.
+const (
+	// FromPort: what a VM sends, on the host side of its port
+	// (port_ingress).
+	FromPort Direction = "from_port"
+	// FromTunnel: what other hosts send, on the VXLAN device
+	// (tunnel_ingress).
+	FromTunnel Direction = "from_tunnel"
+	// ToPort: on its way into a VM (no stage yet: security groups' ingress
+	// rules will be the first).
+	ToPort Direction = "to_port"
+)
+
+// Directions lists them in the order a packet meets them.
+var Directions = []Direction{FromPort, FromTunnel, ToPort}
+
+// Stage is one step of the DVR pipeline.
 type Stage struct {
 	ID       int
 	Name     string
+	Dir      Direction
 	Datapath string
 	Doc      string
 }
@@ -32,21 +53,37 @@ const (
 	L2Lookup  = 2
 	IPRoute   = 3
 	DstLookup = 4
+	ToHub     = 5
+	TunAdmit  = 6
+	TunLearn  = 7
+	TunARP    = 8
+	TunLookup = 9
 )
 
-// Stages is the DVR pipeline. The schema's Logical_Flow.stage enum lists
-// the same names (a test keeps them in step).
+// Stages is the DVR pipeline, in the order a packet of each direction
+// meets them. The schema's Logical_Flow.stage enum lists the same names
+// (a test keeps them in step).
 var Stages = []Stage{
-	{PortSec, "port_sec", DPVxnet,
-		"Admit a frame from a VM port: its source MAC, and its source IP for IPv4 and ARP, must be the port's own or one of its virtual IPs."},
-	{ARPRsp, "arp_rsp", DPVxnet,
-		"Answer ARP requests on the host: the gateway with the VPC's gateway MAC, known addresses from the bindings, unknown ones by one unicast to a hub."},
-	{L2Lookup, "l2_lookup", DPVxnet,
-		"Forward within the vxnet by destination IP and MAC; a frame for the gateway MAC goes on to routing."},
-	{IPRoute, "ip_route", DPVPC,
+	{PortSec, "port_sec", FromPort, DPVxnet,
+		"Admit a frame from a VM port: a bound port, untagged, within its MTU; its source MAC, and its source IP for IPv4 and ARP, must be the port's own or one of its virtual IPs (a port with unknown addresses: a free address of its vxnet)."},
+	{ARPRsp, "arp_rsp", FromPort, DPVxnet,
+		"Answer ARP requests on the host: the gateway with the VPC's gateway MAC, known addresses from the bindings, unknown ones by one unicast to a hub; keep announcements on the host."},
+	{L2Lookup, "l2_lookup", FromPort, DPVxnet,
+		"Forward within the vxnet by destination IP and MAC; the gateway answers pings; a frame for the gateway MAC goes on to routing."},
+	{IPRoute, "ip_route", FromPort, DPVPC,
 		"Route between the VPC's vxnets and along its static routes in one hop: longest prefix wins, TTL-1, source MAC becomes the gateway's."},
-	{DstLookup, "dst_lookup", DPVPC,
-		"Find the destination's host: a local port, a known or learned binding, else one of the VPC's hubs chosen by flow hash."},
+	{DstLookup, "dst_lookup", FromPort, DPVPC,
+		"Find the destination's host: a local port, a known or learned binding, else a hub."},
+	{ToHub, "to_hub", FromPort, DPVPC,
+		"Send a packet for a destination this host does not know to one of the VPC's hubs, chosen by flow hash among those answering probes, within the port's budget, unless a hub said lately that nobody has it."},
+	{TunAdmit, "tun_admit", FromTunnel, DPVxnet,
+		"Admit a packet from another host: a VNI this host serves, carrying IPv4, ARP or a learn message."},
+	{TunLearn, "tun_learn", FromTunnel, DPVPC,
+		"Take in a learn message: install a direct path a hub taught, forget one, note an address a hub says nobody has, answer or record a hub liveness probe."},
+	{TunARP, "tun_arp", FromTunnel, DPVxnet,
+		"ARP between hosts: deliver a hub's answer to the VM that asked; on a hub, answer from its bindings and teach the asker."},
+	{TunLookup, "tun_lookup", FromTunnel, DPVPC,
+		"Deliver to a local port; on a hub, complete the sender's route, forward to the destination's host and teach the sender, or tell it the destination is unknown; a packet for a VM no longer here goes to a hub, and its sender is told to forget."},
 }
 
 // ByName returns the stage named n.
@@ -57,4 +94,15 @@ func ByName(n string) (Stage, bool) {
 		}
 	}
 	return Stage{}, false
+}
+
+// Of returns the stages of a direction, in order.
+func Of(dir Direction) []Stage {
+	var out []Stage
+	for _, s := range Stages {
+		if s.Dir == dir {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -13,6 +13,7 @@
 #define COURIER_BUDGET_H
 
 #include "common.h"
+#include "config.h"
 
 #define BUDGET_HUB 0
 #define BUDGET_ANNOUNCE 1
@@ -30,7 +31,7 @@ struct {
 } budgets_v1 SEC(".maps");
 
 /* budget_take: may the port spend one more of kind? A zero cost means no
- * limit. */
+ * limit. A trace only looks. */
 static __always_inline int budget_take(__u32 ifindex, __u32 kind, __u64 cost, __u64 burst)
 {
 	if (cost == 0)
@@ -40,13 +41,15 @@ static __always_inline int budget_take(__u32 ifindex, __u32 kind, __u64 cost, __
 	__u64 *tat = bpf_map_lookup_elem(&budgets_v1, &k);
 	if (!tat) {
 		__u64 next = now + cost;
-		bpf_map_update_elem(&budgets_v1, &k, &next, BPF_ANY);
+		if (!cfg_trace)
+			bpf_map_update_elem(&budgets_v1, &k, &next, BPF_ANY);
 		return 1;
 	}
 	__u64 t = *tat > now ? *tat : now;
 	if (t - now > burst)
 		return 0;
-	*tat = t + cost;
+	if (!cfg_trace)
+		*tat = t + cost;
 	return 1;
 }
 

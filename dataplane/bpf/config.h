@@ -39,6 +39,14 @@ volatile const __u8 cfg_tunnel_ttl = 64;
 /* Tests only (BPF_PROG_RUN cannot attach tunnel metadata to a packet):
  * read the tunnel key of received packets from the tunnel_in map, and
  * record the one set on sent packets in tunnel_out. */
-volatile const __u8 cfg_test_tunnel = 0;
+volatile const __u8 cfg_test = 0;
+
+/* courier-trace's copy of the programs (never hostd's): run against the
+ * production maps, change nothing (no counter, no cache entry, no budget,
+ * no event, no learn message, no clone sent) and write one record per
+ * stage into trace_recs. It reads the tunnel key from tunnel_in, as tests
+ * do. The verifier removes every use of it from the production programs,
+ * whose copy has it 0. */
+volatile const __u8 cfg_trace = 0;
 
 #endif

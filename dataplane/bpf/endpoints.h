@@ -6,6 +6,7 @@
 #define COURIER_ENDPOINTS_H
 
 #include "common.h"
+#include "config.h"
 
 struct ep_key {
 	__u32 vpc;
@@ -79,7 +80,8 @@ static __always_inline int known_unknown(__u32 vpc, __be32 ip)
 		return 0;
 	if (bpf_ktime_get_ns() < *until)
 		return 1;
-	bpf_map_delete_elem(&unknown_v1, &k);
+	if (!cfg_trace)
+		bpf_map_delete_elem(&unknown_v1, &k);
 	return 0;
 }
 

@@ -44,6 +44,8 @@ struct {
 
 static __always_inline void report(__u32 type, __u32 ifindex, __be32 ip, __u32 vni, const __u8 *mac)
 {
+	if (cfg_trace)
+		return;
 	struct ev_key k = {.ifindex = ifindex, .ip = ip};
 	__u64 now = bpf_ktime_get_ns();
 	__u64 *last = bpf_map_lookup_elem(&ev_rl_v1, &k);

@@ -54,10 +54,10 @@ static __always_inline int hub_up(__u32 vtep, __u64 now)
 }
 
 /* pick_hub chooses one of a VPC's hubs by flow hash, passing over hubs
- * that stopped answering probes to the next one that answers; if none
- * does (this host's own probing may be what stopped), the hashed one. 0
- * if the VPC has no hub. */
-static __always_inline __u32 pick_hub(__u32 vpc, __u32 hash)
+ * that stopped answering probes to the next one that answers (and says so
+ * in *passed); if none does (this host's own probing may be what
+ * stopped), the hashed one. 0 if the VPC has no hub. */
+static __always_inline __u32 pick_hub(__u32 vpc, __u32 hash, int *passed)
 {
 	struct hubs *h = bpf_map_lookup_elem(&hubs_v1, &vpc);
 	if (!h || h->n == 0 || h->n > MAX_HUBS)
@@ -77,8 +77,10 @@ static __always_inline __u32 pick_hub(__u32 vpc, __u32 hash)
 			i -= n;
 		i &= MAX_HUBS - 1;
 		if (k < n && hub_up(h->vtep[i], now)) {
-			if (k > 0)
+			if (k > 0) {
 				count(STAT_HUB_DOWN_SKIPPED);
+				*passed = 1;
+			}
 			return h->vtep[i];
 		}
 	}

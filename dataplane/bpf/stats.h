@@ -1,11 +1,11 @@
-/* Counters, and the one drop path: every drop goes through drop(), which
- * counts it under its named reason (stages.h). */
+/* Counters, and the one drop path: every drop is counted under its named
+ * reason (stages.h) by the pipeline driver (pipeline.h). A trace counts
+ * nothing. The counters themselves (enum stat) are numbered in stages.h. */
 #ifndef COURIER_STATS_H
 #define COURIER_STATS_H
 
 #include "common.h"
-
-/* The counters themselves (enum stat) are numbered in stages.h. */
+#include "config.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -33,21 +33,26 @@ struct {
 
 static __always_inline void count(__u32 s)
 {
+	if (cfg_trace)
+		return;
 	__u64 *v = bpf_map_lookup_elem(&stats_v1, &s);
 	if (v)
 		*v += 1;
 }
 
-static __always_inline int drop(__u32 reason)
+static __always_inline void count_drop(__u32 reason)
 {
+	if (cfg_trace)
+		return;
 	__u64 *v = bpf_map_lookup_elem(&drops_v1, &reason);
 	if (v)
 		*v += 1;
-	return TC_ACT_SHOT;
 }
 
 static __always_inline void record_latency(__u64 ns)
 {
+	if (cfg_trace)
+		return;
 	__u64 us = ns / 1000;
 	__u32 b = 0;
 #pragma unroll

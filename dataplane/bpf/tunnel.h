@@ -10,21 +10,22 @@ struct tunnel_rec {
 	__u32 vni;
 };
 
-/* Tests only (cfg_test_tunnel): the key of the packet under test, and the
- * key the program set on its way out. */
+/* Tests and traces only (cfg_test, cfg_trace): the key of the packet
+ * under test, and the key the program set on its way out. Not pinned:
+ * each loaded copy of the programs has its own. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct tunnel_rec);
-} tunnel_in_v1 SEC(".maps");
+} tunnel_in SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct tunnel_rec);
-} tunnel_out_v1 SEC(".maps");
+} tunnel_out SEC(".maps");
 
 /* set_tunnel makes the next redirect to the VXLAN device go to vtep with
  * vni; the kernel picks the UDP source port from the inner flow hash. */
@@ -34,10 +35,10 @@ static __always_inline int set_tunnel(struct __sk_buff *skb, __u32 vtep, __u32 v
 	key.remote_ipv4 = vtep;
 	key.tunnel_id = vni;
 	key.tunnel_ttl = cfg_tunnel_ttl;
-	if (cfg_test_tunnel) {
+	if (cfg_test) {
 		__u32 zero = 0;
 		struct tunnel_rec r = {.vtep = vtep, .vni = vni};
-		bpf_map_update_elem(&tunnel_out_v1, &zero, &r, BPF_ANY);
+		bpf_map_update_elem(&tunnel_out, &zero, &r, BPF_ANY);
 	}
 	return bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX);
 }
@@ -45,9 +46,9 @@ static __always_inline int set_tunnel(struct __sk_buff *skb, __u32 vtep, __u32 v
 /* get_tunnel reads the VNI and the sending host of a received packet. */
 static __always_inline int get_tunnel(struct __sk_buff *skb, __u32 *vtep, __u32 *vni)
 {
-	if (cfg_test_tunnel) {
+	if (cfg_test || cfg_trace) {
 		__u32 zero = 0;
-		struct tunnel_rec *r = bpf_map_lookup_elem(&tunnel_in_v1, &zero);
+		struct tunnel_rec *r = bpf_map_lookup_elem(&tunnel_in, &zero);
 		if (!r)
 			return -1;
 		*vtep = r->vtep;
@@ -60,13 +61,6 @@ static __always_inline int get_tunnel(struct __sk_buff *skb, __u32 *vtep, __u32 
 	*vtep = key.remote_ipv4;
 	*vni = key.tunnel_id;
 	return 0;
-}
-
-static __always_inline int to_tunnel(struct __sk_buff *skb, __u32 vtep, __u32 vni)
-{
-	if (set_tunnel(skb, vtep, vni) < 0)
-		return TC_ACT_SHOT;
-	return bpf_redirect(cfg_vxlan_ifindex, 0);
 }
 
 #endif

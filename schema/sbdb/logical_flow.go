@@ -17,6 +17,11 @@ var (
 	LogicalFlowStageL2Lookup  LogicalFlowStage = "l2_lookup"
 	LogicalFlowStageIPRoute   LogicalFlowStage = "ip_route"
 	LogicalFlowStageDstLookup LogicalFlowStage = "dst_lookup"
+	LogicalFlowStageToHub     LogicalFlowStage = "to_hub"
+	LogicalFlowStageTunAdmit  LogicalFlowStage = "tun_admit"
+	LogicalFlowStageTunLearn  LogicalFlowStage = "tun_learn"
+	LogicalFlowStageTunArp    LogicalFlowStage = "tun_arp"
+	LogicalFlowStageTunLookup LogicalFlowStage = "tun_lookup"
 )
 
 // LogicalFlow defines an object in Logical_Flow table
@@ -27,7 +32,7 @@ type LogicalFlow struct {
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	Match       string            `ovsdb:"match"`
 	Priority    int               `ovsdb:"priority" validate:"min=0,max=65535"`
-	Stage       LogicalFlowStage  `ovsdb:"stage" validate:"oneof='port_sec' 'arp_rsp' 'l2_lookup' 'ip_route' 'dst_lookup'"`
+	Stage       LogicalFlowStage  `ovsdb:"stage" validate:"oneof='port_sec' 'arp_rsp' 'l2_lookup' 'ip_route' 'dst_lookup' 'to_hub' 'tun_admit' 'tun_learn' 'tun_arp' 'tun_lookup'"`
 	Vpc         int               `ovsdb:"vpc" validate:"min=1,max=16777215"`
 }
 

@@ -471,7 +471,12 @@ var schema = `{
                   "arp_rsp",
                   "l2_lookup",
                   "ip_route",
-                  "dst_lookup"
+                  "dst_lookup",
+                  "to_hub",
+                  "tun_admit",
+                  "tun_learn",
+                  "tun_arp",
+                  "tun_lookup"
                 ]
               ]
             }

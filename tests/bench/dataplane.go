@@ -18,6 +18,7 @@ import (
 
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/courier-sdn/courier/pipeline"
 )
 
 // Stat is min, median and max over rounds.
@@ -285,10 +286,9 @@ func buildCourier(l *lab.Lab, h1, h2 *lab.Host, pinRoot string) (*PathResult, *P
 		}
 	}
 	dps := map[string]*dataplane.Datapath{}
-	flags := uint32(dataplane.VxPsecMAC | dataplane.VxPsecIP | dataplane.VxARPGw | dataplane.VxARPProxy | dataplane.VxARPMissHub |
-		dataplane.VxL2Route | dataplane.VxL2Output | dataplane.VxL2MissHub | dataplane.VxGwPing)
+	flags := pipeline.AllFlags(pipeline.DPVxnet)
 	for _, h := range []*lab.Host{h1, h2} {
-		st := &dataplane.State{VPCs: []dataplane.VPC{{ID: 1, GwMAC: gw, Flags: dataplane.VPCTTL | dataplane.VPCDstLocal | dataplane.VPCDstKnown | dataplane.VPCDstMissHub}},
+		st := &dataplane.State{VPCs: []dataplane.VPC{{ID: 1, GwMAC: gw, Flags: pipeline.AllFlags(pipeline.DPVPC)}},
 			Hubs: []dataplane.Hubs{{VPC: 1, VTEPs: []netip.Addr{h1.VTEP, h2.VTEP}}}}
 		for vni, c := range cidr {
 			st.Vxnets = append(st.Vxnets, dataplane.Vxnet{VNI: vni, VPC: 1, CIDR: c, GwIP: c.Addr().Next(), GwMAC: gw, Flags: flags})

@@ -1,0 +1,63 @@
+/* Where an address of a VPC lives, as this host knows it: a port here, a
+ * path a hub taught (while it is fresh), or, on a hub, its bindings. */
+#ifndef COURIER_LOOKUP_H
+#define COURIER_LOOKUP_H
+
+#include "pipeline.h"
+#include "endpoints.h"
+
+/* lookup_dest finds where (vpc, ip) lives and says what decided in
+ * c->hit. It returns 0 when the destination must be resolved by a hub. */
+static __always_inline int lookup_dest(struct pctx *c, __u32 vpc, __be32 ip, struct dest *d)
+{
+	struct ep_key k = {.vpc = vpc, .ip = ip};
+	struct local_ep *l = bpf_map_lookup_elem(&local_eps_v1, &k);
+	if (l) {
+		d->kind = DEST_LOCAL;
+		d->ifindex = l->ifindex;
+		d->vni = l->vni;
+		mac_copy(d->mac, l->mac);
+		c->hit = HIT_LOCAL_EP;
+		return 1;
+	}
+	__u64 now = bpf_ktime_get_ns();
+	struct cached_ep *e = bpf_map_lookup_elem(&cache_v1, &k);
+	if (e) {
+		if (now - e->learned_ns < cfg_refresh_ns) {
+			if (!cfg_trace) {
+				e->used_ns = now;
+				__sync_fetch_and_add(&e->hits, 1);
+			}
+			count(STAT_CACHE_HIT);
+			d->kind = DEST_REMOTE;
+			d->vtep = e->vtep;
+			d->vni = e->vni;
+			mac_copy(d->mac, e->mac);
+			c->hit = HIT_CACHE;
+			return 1;
+		}
+		/* Past its refresh interval: this packet goes through a hub,
+		 * which answers with a fresh learn message. */
+		count(STAT_CACHE_STALE);
+		c->hit = HIT_CACHE_STALE;
+	}
+	if (cfg_hub) {
+		struct remote_ep *r = bpf_map_lookup_elem(&hub_eps_v1, &k);
+		if (r) {
+			d->kind = DEST_REMOTE;
+			d->vtep = r->vtep;
+			d->vni = r->vni;
+			mac_copy(d->mac, r->mac);
+			c->hit = HIT_HUB_EP;
+			return 1;
+		}
+	}
+	count(STAT_CACHE_MISS);
+	if (!cfg_trace)
+		bpf_map_update_elem(&miss_ts_v1, &k, &now, BPF_NOEXIST);
+	if (c->hit == HIT_NONE)
+		c->hit = HIT_MISS;
+	return 0;
+}
+
+#endif

@@ -1,0 +1,179 @@
+/* The pipeline driver: runs a direction's stages one after the other,
+ * each a function of its own (stage_NAME.h) called by number
+ * (dispatch.h, generated), and carries out the verdict of the last one.
+ * Stages decide; only the driver sends, counts drops and writes trace
+ * records, so that every packet leaves through one path.
+ *
+ * Stages are global BPF functions (bpf-to-bpf calls), not tail calls:
+ * the verifier checks each once, whatever calls it, and a call costs a
+ * few nanoseconds where a tail call costs a program switch and its state
+ * a round trip through a map (measured: DEVELOPERS.md). */
+#ifndef COURIER_PIPELINE_H
+#define COURIER_PIPELINE_H
+
+#include "common.h"
+#include "config.h"
+#include "stats.h"
+#include "ports.h"
+#include "vxnets.h"
+#include "tunnel.h"
+#include "trace.h"
+#include "monitor.h"
+
+#define DEST_LOCAL 1  /* a port of this host */
+#define DEST_REMOTE 2 /* another host */
+#define DEST_HUB 3    /* a hub: the destination is not known here */
+
+/* A resolved destination. */
+struct dest {
+	__u32 kind;
+	__u32 ifindex; /* DEST_LOCAL */
+	__u32 vtep;    /* DEST_REMOTE, DEST_HUB */
+	__u32 vni;
+	__u8 mac[6];
+	__u16 pad;
+};
+
+/* What the stages of one packet share. Plain values only (copies of map
+ * entries, no pointers): stages are global functions, which the verifier
+ * checks on their own. */
+struct pctx {
+	__u32 ifindex; /* from a port: its host-side ifindex */
+	__u32 src;     /* from the tunnel: the sending host, host byte order */
+	__u32 vni;     /* the packet's vxnet */
+	__u32 vpc;     /* its VPC */
+	__u32 next;    /* V_NEXT: the stage to run next */
+	__u32 reason;  /* V_DROP: why */
+	__u32 hit;     /* trace: what decided (HIT_*) */
+	__u32 tflags;  /* trace: what was done besides (TRF_*) */
+	__be32 target; /* the address resolved: the destination or a next hop */
+	__u32 dvni;    /* the vxnet the packet goes on in */
+	struct port port;
+	struct vxnet vx;
+	struct dest d; /* V_OUTPUT: where the packet goes */
+};
+
+static __always_inline int next_stage(struct pctx *c, __u32 stage)
+{
+	c->next = stage;
+	return V_NEXT;
+}
+
+static __always_inline int drop_for(struct pctx *c, __u32 reason)
+{
+	c->reason = reason;
+	return V_DROP;
+}
+
+#include "dispatch.h"
+
+/* Tests only: where the last packet was redirected. */
+struct redirect_rec {
+	__u32 ifindex;
+	__u32 peer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct redirect_rec);
+} redirect_out SEC(".maps");
+
+static __always_inline void test_record(__u32 ifindex, __u32 peer)
+{
+	if (cfg_test) {
+		__u32 zero = 0;
+		struct redirect_rec r = {.ifindex = ifindex, .peer = peer};
+		bpf_map_update_elem(&redirect_out, &zero, &r, BPF_ANY);
+	}
+}
+
+static __always_inline int to_peer(__u32 ifindex)
+{
+	test_record(ifindex, 1);
+	return bpf_redirect_peer(ifindex, 0);
+}
+
+static __always_inline int to_vxlan(struct __sk_buff *skb, __u32 vtep, __u32 vni)
+{
+	if (set_tunnel(skb, vtep, vni) < 0) {
+		count_drop(DROP_REDIRECT_FAILED);
+		return TC_ACT_SHOT;
+	}
+	test_record(cfg_vxlan_ifindex, 0);
+	return bpf_redirect(cfg_vxlan_ifindex, 0);
+}
+
+static __always_inline void trace_stage(struct pctx *c, __u32 stage, int verdict)
+{
+	if (!cfg_trace)
+		return;
+	__u32 zero = 0;
+	struct trace_buf *t = bpf_map_lookup_elem(&trace_recs, &zero);
+	if (!t)
+		return;
+	__u32 i = t->n;
+	if (i >= TRACE_MAX)
+		return;
+	struct trace_rec *r = &t->rec[i];
+	r->stage = stage;
+	r->verdict = verdict;
+	r->hit = c->hit;
+	r->reason = verdict == V_DROP ? c->reason : 0;
+	r->next = verdict == V_NEXT ? c->next : 0;
+	r->flags = c->tflags;
+	r->ifindex = c->d.kind == DEST_LOCAL ? c->d.ifindex : c->ifindex;
+	r->vtep = c->d.kind == DEST_LOCAL ? 0 : c->d.vtep;
+	r->vni = c->d.kind ? c->d.vni : c->dvni;
+	r->addr = c->target;
+	mac_copy(r->mac, c->d.mac);
+	t->n = i + 1;
+}
+
+/* finish carries out a pipeline's last verdict. */
+static __always_inline int finish(struct __sk_buff *skb, struct pctx *c, __u32 stage, int verdict)
+{
+	switch (verdict) {
+	case V_OUTPUT:
+		if (c->d.kind == DEST_LOCAL) {
+			count(STAT_LOCAL_TX);
+			return to_peer(c->d.ifindex);
+		}
+		if (c->d.vtep == cfg_local_vtep) {
+			verdict = V_DROP;
+			c->reason = DROP_LOOP;
+			break;
+		}
+		count(c->d.kind == DEST_HUB ? STAT_HUB_TX : STAT_REMOTE_TX);
+		return to_vxlan(skb, c->d.vtep, c->d.vni);
+	case V_REPLY:
+		return to_peer(c->ifindex);
+	case V_CONSUMED:
+		return TC_ACT_SHOT;
+	}
+	count_drop(c->reason);
+	monitor_drop(skb, stage, c->reason, c->ifindex, c->src, c->vni);
+	return TC_ACT_SHOT;
+}
+
+/* run_pipeline runs a direction's stages from first until one decides,
+ * then carries its verdict out. */
+static __always_inline int run_pipeline(struct __sk_buff *skb, struct pctx *c, __u32 first)
+{
+	__u32 stage = first;
+	for (int i = 0; i < STAGE_COUNT; i++) {
+		c->next = 0;
+		c->hit = HIT_NONE;
+		c->tflags = 0;
+		int verdict = run_stage(stage, skb, c);
+		trace_stage(c, stage, verdict);
+		if (verdict != V_NEXT)
+			return finish(skb, c, stage, verdict);
+		stage = c->next;
+	}
+	c->reason = DROP_LOOP;
+	return finish(skb, c, stage, V_DROP);
+}
+
+#endif

@@ -1,0 +1,42 @@
+/* STAGE_IP_ROUTE: one logical hop between the VPC's vxnets and along its
+ * static routes, decided here: longest prefix wins, TTL-1, and the
+ * distributed gateway's MAC (the same on every host) as the source. */
+#ifndef COURIER_STAGE_IP_ROUTE_H
+#define COURIER_STAGE_IP_ROUTE_H
+
+#include "pipeline.h"
+#include "routes.h"
+
+__attribute__((noinline)) int stage_ip_route(struct __sk_buff *skb, struct pctx *c)
+{
+	if (!c) /* the verifier checks a global function alone: c is never NULL */
+		return V_DROP;
+	__u32 vpc_id = c->vpc;
+	struct vpc *vpc = bpf_map_lookup_elem(&vpcs_v1, &vpc_id);
+	if (!vpc)
+		return drop_for(c, DROP_NO_ROUTE);
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return drop_for(c, DROP_MALFORMED);
+	if ((vpc->flags & VPC_F_TTL) && ip->ttl <= 1)
+		return drop_for(c, DROP_TTL_EXCEEDED);
+	struct route *rt = route_lookup(vpc_id, ip->daddr);
+	if (!rt)
+		return drop_for(c, DROP_NO_ROUTE);
+	c->hit = HIT_ROUTE;
+	c->target = rt->nexthop ? rt->nexthop : ip->daddr;
+	c->dvni = rt->vni;
+	__be16 old = *(__be16 *)&ip->ttl;
+	ip->ttl--;
+	__be16 new = *(__be16 *)&ip->ttl;
+	__builtin_memcpy(eth->h_source, vpc->gw_mac, 6);
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, check), old, new, 2) < 0)
+		return drop_for(c, DROP_MALFORMED);
+	c->tflags |= TRF_TTL_DEC | TRF_MAC_REWRITE;
+	return next_stage(c, STAGE_DST_LOOKUP);
+}
+
+#endif

@@ -1,0 +1,127 @@
+/* STAGE_PORT_SEC: admit a frame from a VM port. A bound port, untagged,
+ * within its MTU, from the port's MAC; ARP from the port's own addresses,
+ * IPv4 from them too, and headers that hold together. A port with unknown
+ * addresses may use free addresses of its own vxnet only; each new one is
+ * reported to hostd, which, with southd, decides whether the port may
+ * hold it. */
+#ifndef COURIER_STAGE_PORT_SEC_H
+#define COURIER_STAGE_PORT_SEC_H
+
+#include "pipeline.h"
+#include "endpoints.h"
+#include "events.h"
+
+/* usable_addr: a host address of the vxnet other than its gateway. */
+static __always_inline int usable_addr(struct vxnet *vx, __be32 a)
+{
+	return (a & vx->mask) == vx->net && a != vx->net && a != (vx->net | ~vx->mask) && a != vx->gw_ip;
+}
+
+/* unknown_src checks a source address of a port with unknown addresses:
+ * usable in its vxnet and not held by another port of this host. An
+ * address it holds already (southd accepted it) needs no report. Returns
+ * 0 or a drop reason. */
+static __always_inline int unknown_src(struct pctx *c, __be32 src)
+{
+	if (!usable_addr(&c->vx, src))
+		return DROP_SPOOF_IP;
+	struct ep_key k = {.vpc = c->port.vpc, .ip = src};
+	struct local_ep *l = bpf_map_lookup_elem(&local_eps_v1, &k);
+	if (l)
+		return l->ifindex == c->ifindex ? 0 : DROP_SPOOF_IP;
+	report(EV_ADDR_SEEN, c->ifindex, src, c->port.vni, c->port.mac);
+	c->tflags |= TRF_REPORT;
+	return 0;
+}
+
+static __always_inline int port_sec_arp(struct __sk_buff *skb, struct pctx *c)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct arp_eth *arp = data + ETH_HLEN;
+	if ((void *)(arp + 1) > data_end)
+		return drop_for(c, DROP_MALFORMED);
+	if (arp->htype != bpf_htons(1) || arp->ptype != bpf_htons(ETH_P_IP) || arp->hlen != 6 || arp->plen != 4)
+		return drop_for(c, DROP_MALFORMED);
+	__be32 spa = arp->spa;
+	__u32 af = port_addr(c->ifindex, spa);
+	if ((c->port.flags & PORT_F_SECURITY) && (c->vx.flags & VX_F_PSEC_IP)) {
+		__u8 sha[6];
+		__builtin_memcpy(sha, arp->sha, 6);
+		if (!mac_eq(sha, c->port.mac))
+			return drop_for(c, DROP_SPOOF_MAC);
+		if (spa != 0 && !af && !(c->port.flags & PORT_F_UNKNOWN))
+			return drop_for(c, DROP_SPOOF_IP);
+	}
+	if (spa != 0 && !af && (c->port.flags & PORT_F_UNKNOWN)) {
+		int why = unknown_src(c, spa);
+		if (why)
+			return drop_for(c, why);
+	}
+	if (af)
+		c->hit = HIT_PORT_ADDR;
+	return next_stage(c, STAGE_ARP_RSP);
+}
+
+static __always_inline int port_sec_ipv4(struct __sk_buff *skb, struct pctx *c)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + ETH_HLEN;
+	if ((void *)(ip + 1) > data_end)
+		return drop_for(c, DROP_MALFORMED);
+	if (ip->version != 4 || ip->ihl < 5 || data + ETH_HLEN + ip->ihl * 4 > data_end)
+		return drop_for(c, DROP_MALFORMED);
+	__be32 src = ip->saddr;
+	if (port_addr(c->ifindex, src)) {
+		c->hit = HIT_PORT_ADDR;
+	} else if (c->port.flags & PORT_F_UNKNOWN) {
+		int why = src ? unknown_src(c, src) : 0;
+		if (why)
+			return drop_for(c, why);
+	} else if ((c->port.flags & PORT_F_SECURITY) && (c->vx.flags & VX_F_PSEC_IP)) {
+		return drop_for(c, DROP_SPOOF_IP);
+	}
+	return next_stage(c, STAGE_L2_LOOKUP);
+}
+
+__attribute__((noinline)) int stage_port_sec(struct __sk_buff *skb, struct pctx *c)
+{
+	if (!c) /* the verifier checks a global function alone: c is never NULL */
+		return V_DROP;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return drop_for(c, DROP_MALFORMED);
+	__u32 ifindex = c->ifindex;
+	struct port *port = bpf_map_lookup_elem(&ports_v1, &ifindex);
+	if (!port)
+		return drop_for(c, DROP_NO_PORT);
+	c->port = *port;
+	c->hit = HIT_PORT;
+	__be16 proto = eth->h_proto;
+	if (skb->vlan_present || proto == bpf_htons(0x8100) || proto == bpf_htons(0x88A8))
+		return drop_for(c, DROP_VLAN);
+	if (skb->gso_size == 0 && skb->len > (__u32)port->mtu + ETH_HLEN)
+		return drop_for(c, DROP_OVERSIZE);
+	__u32 vni = port->vni;
+	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v1, &vni);
+	if (!vx)
+		return drop_for(c, DROP_UNKNOWN_VNI);
+	c->vx = *vx;
+	c->vni = vni;
+	c->dvni = vni;
+	c->vpc = port->vpc;
+	if ((port->flags & PORT_F_SECURITY) && (vx->flags & VX_F_PSEC_MAC) && !mac_eq(eth->h_source, port->mac))
+		return drop_for(c, DROP_SPOOF_MAC);
+	if (proto == bpf_htons(ETH_P_ARP))
+		return port_sec_arp(skb, c);
+	if (proto == bpf_htons(ETH_P_IP))
+		return port_sec_ipv4(skb, c);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return drop_for(c, DROP_IPV6);
+	return drop_for(c, DROP_UNSUPPORTED_PROTO);
+}
+
+#endif

@@ -1,0 +1,42 @@
+/* STAGE_TUN_ADMIT: a packet from another host, decapsulated by the VXLAN
+ * device: a VNI this host serves, carrying IPv4, ARP or a learn message,
+ * each to its stage. */
+#ifndef COURIER_STAGE_TUN_ADMIT_H
+#define COURIER_STAGE_TUN_ADMIT_H
+
+#include "pipeline.h"
+
+__attribute__((noinline)) int stage_tun_admit(struct __sk_buff *skb, struct pctx *c)
+{
+	if (!c) /* the verifier checks a global function alone: c is never NULL */
+		return V_DROP;
+	__u32 src = 0, vni = 0;
+	if (get_tunnel(skb, &src, &vni) < 0)
+		return drop_for(c, DROP_MALFORMED);
+	c->src = src;
+	c->vni = vni;
+	c->dvni = vni;
+	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v1, &vni);
+	if (!vx)
+		return drop_for(c, DROP_UNKNOWN_VNI);
+	c->vx = *vx;
+	c->vpc = vx->vpc;
+	c->hit = HIT_VXNET;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return drop_for(c, DROP_MALFORMED);
+	__be16 proto = eth->h_proto;
+	if (proto == bpf_htons(ETH_P_COURIER_LEARN))
+		return next_stage(c, STAGE_TUN_LEARN);
+	if (proto == bpf_htons(ETH_P_ARP))
+		return next_stage(c, STAGE_TUN_ARP);
+	if (proto == bpf_htons(ETH_P_IP))
+		return next_stage(c, STAGE_TUN_LOOKUP);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return drop_for(c, DROP_IPV6);
+	return drop_for(c, DROP_UNSUPPORTED_PROTO);
+}
+
+#endif

@@ -1,0 +1,127 @@
+/* What a hub (and a host a stale path led to) tells other hosts, in band
+ * (learn.h): learn messages, forgets, "unknown", probe replies. The
+ * packet that triggers one becomes it, after the packet itself has gone
+ * on as a clone. A trace only says what would be sent. */
+#ifndef COURIER_TEACH_H
+#define COURIER_TEACH_H
+
+#include "pipeline.h"
+#include "learn.h"
+
+/* should_teach: has this hub not told sender about (vpc, ip) lately? */
+static __always_inline int should_teach(__u32 sender, __u32 vpc, __be32 ip)
+{
+	struct learn_rl_key k = {.sender = sender, .vpc = vpc, .ip = ip};
+	__u64 *last = bpf_map_lookup_elem(&learn_rl_v1, &k);
+	return !last || bpf_ktime_get_ns() - *last >= cfg_learn_interval_ns;
+}
+
+/* send_learn turns the packet into a learn message (op) for host to and
+ * makes it the packet's destination. */
+static __always_inline int send_learn(struct __sk_buff *skb, struct pctx *c, __u32 to, __u8 op, __be32 ip, __u32 vni,
+				      const __u8 *mac, __u32 at)
+{
+	__u32 len = ETH_HLEN + sizeof(struct learn_msg);
+	if (bpf_skb_change_tail(skb, len, 0) < 0 || bpf_skb_pull_data(skb, len) < 0) {
+		count(STAT_LEARN_SKIPPED);
+		return V_CONSUMED;
+	}
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct learn_msg *m = (void *)(eth + 1);
+	if ((void *)(m + 1) > data_end) {
+		count(STAT_LEARN_SKIPPED);
+		return V_CONSUMED;
+	}
+	__builtin_memset(eth->h_dest, 0, 6);
+	__builtin_memset(eth->h_source, 0, 6);
+	eth->h_proto = bpf_htons(ETH_P_COURIER_LEARN);
+	m->version = LEARN_VERSION;
+	m->op = op;
+	m->reserved = 0;
+	m->vni = bpf_htonl(vni);
+	m->ip = ip;
+	if (mac)
+		__builtin_memcpy(m->mac, mac, 6);
+	else
+		__builtin_memset(m->mac, 0, 6);
+	m->reserved2 = 0;
+	m->vtep = bpf_htonl(at);
+	if ((op == LEARN_OP_LEARN || op == LEARN_OP_UNKNOWN) && !cfg_trace) {
+		struct learn_rl_key k = {.sender = to, .vpc = c->vpc, .ip = ip};
+		__u64 now = bpf_ktime_get_ns();
+		bpf_map_update_elem(&learn_rl_v1, &k, &now, BPF_ANY);
+	}
+	if (op == LEARN_OP_LEARN)
+		count(STAT_LEARN_SENT);
+	else if (op == LEARN_OP_FORGET)
+		count(STAT_FORGET_SENT);
+	else if (op == LEARN_OP_UNKNOWN)
+		count(STAT_UNKNOWN_SENT);
+	else if (op == LEARN_OP_PROBE_REPLY)
+		count(STAT_PROBE_ANSWERED);
+	c->d.kind = DEST_REMOTE;
+	c->d.vtep = to;
+	c->d.vni = vni;
+	__builtin_memset(c->d.mac, 0, 6);
+	return V_OUTPUT;
+}
+
+/* clone_to sends a copy of the packet on to d, so that the original can
+ * become a learn message. */
+static __always_inline int clone_to(struct __sk_buff *skb, struct dest *d)
+{
+	if (d->kind == DEST_LOCAL) {
+		/* A clone cannot be redirected to a peer; out of the host side
+		 * of the VM's veth reaches the VM just the same. */
+		count(STAT_LOCAL_TX);
+		return bpf_clone_redirect(skb, d->ifindex, 0);
+	}
+	if (set_tunnel(skb, d->vtep, d->vni) < 0)
+		return -1;
+	return bpf_clone_redirect(skb, cfg_vxlan_ifindex, 0);
+}
+
+/* hub_forward sends a packet a hub resolved on to its destination (a
+ * host, or a port of the hub itself) and, unless it was told lately,
+ * teaches the sender where it lives. */
+static __always_inline int hub_forward(struct __sk_buff *skb, struct pctx *c, __be32 target, struct dest *d)
+{
+	__u32 at = cfg_local_vtep;
+	if (d->kind != DEST_LOCAL) {
+		if (d->vtep == c->src || d->vtep == cfg_local_vtep)
+			return drop_for(c, DROP_LOOP);
+		count(STAT_HUB_FORWARD);
+		at = d->vtep;
+	}
+	c->target = target;
+	c->d = *d;
+	if (!should_teach(c->src, c->vpc, target))
+		return V_OUTPUT;
+	c->tflags |= TRF_TEACH;
+	if (cfg_trace)
+		return V_OUTPUT; /* the trace follows the packet, not the lesson */
+	if (clone_to(skb, d) < 0)
+		return drop_for(c, DROP_REDIRECT_FAILED);
+	c->tflags |= TRF_CLONE;
+	return send_learn(skb, c, c->src, LEARN_OP_LEARN, target, d->vni, d->mac, at);
+}
+
+/* hub_miss: a hub does not know the destination either. The packet is
+ * dropped (counted as hub_miss) and, unless the sender was told lately,
+ * becomes an unknown message, after which the sender drops its packets to
+ * that address for a moment instead of sending them here. */
+static __always_inline int hub_miss(struct __sk_buff *skb, struct pctx *c, __be32 ip)
+{
+	c->target = ip;
+	c->hit = HIT_MISS;
+	if (!should_teach(c->src, c->vpc, ip))
+		return drop_for(c, DROP_HUB_MISS);
+	count_drop(DROP_HUB_MISS);
+	c->reason = DROP_HUB_MISS;
+	c->tflags |= TRF_TELL_UNKNOWN;
+	return send_learn(skb, c, c->src, LEARN_OP_UNKNOWN, ip, c->vni, 0, 0);
+}
+
+#endif
