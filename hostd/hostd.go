@@ -182,7 +182,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	session := func(ctx context.Context) error { return d.session(ctx, links, events) }
+	session := func(ctx context.Context, established func()) error { return d.session(ctx, established, links, events) }
 	daemon.Reconnect(ctx, d.log, "southbound session (the data plane keeps forwarding)", session, d.m.sessionRestarts.Inc)
 	d.closeVPCs()
 	return nil
@@ -217,7 +217,10 @@ func (d *Daemon) link(a *netlink.LinkAttrs, present bool) {
 	d.byIndex[a.Index] = port
 }
 
-func (d *Daemon) session(ctx context.Context, links chan netlink.LinkUpdate, events chan dataplane.Event) error {
+// session runs the base southbound session until it ends. It is
+// established once the chassis is registered: its monitors are up and
+// their contents read.
+func (d *Daemon) session(ctx context.Context, established func(), links chan netlink.LinkUpdate, events chan dataplane.Event) error {
 	if err := d.openBase(ctx); err != nil {
 		return err
 	}
@@ -229,6 +232,7 @@ func (d *Daemon) session(ctx context.Context, links chan netlink.LinkUpdate, eve
 		return fmt.Errorf("register chassis: %w", err)
 	}
 	d.log.Info("connected", "sb", d.base.CurrentEndpoint(), "chassis", d.cfg.Chassis, "encap_ip", d.cfg.EncapIP, "hub", d.cfg.Hub)
+	established()
 	beat := time.NewTicker(d.cfg.Heartbeat)
 	defer beat.Stop()
 	upkeep := time.NewTicker(time.Second)

@@ -106,7 +106,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
-func (d *Daemon) session(ctx context.Context) error {
+// session runs the southbound and northbound sessions until one ends. It
+// is established once both are open with their monitors read.
+func (d *Daemon) session(ctx context.Context, established func()) error {
 	sbM, _ := sbdb.FullDatabaseModel()
 	nbM, _ := nbdb.FullDatabaseModel()
 	notify := make(chan struct{}, 1)
@@ -130,6 +132,7 @@ func (d *Daemon) session(ctx context.Context) error {
 	}
 	defer nb.Close()
 	d.log.Info("connected", "sb", sb.CurrentEndpoint(), "nb", nb.CurrentEndpoint())
+	established()
 	tick := time.NewTicker(d.cfg.Tick)
 	defer tick.Stop()
 	for {
