@@ -3,9 +3,10 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
+
+	"github.com/courier-sdn/courier/ops"
 )
 
 // Session is one life of a daemon's database sessions, as Reconnect runs
@@ -13,18 +14,10 @@ import (
 // up, their initial contents read) and returns when it ends.
 type Session func(ctx context.Context, established func()) error
 
-// Backoff is the wait between two attempts to open a session: First,
-// doubling up to Max, each wait drawn at random from its upper half so
-// that the hosts that lost the same server do not all come back in the
-// same millisecond. The zero value uses the defaults.
-type Backoff struct {
-	First, Max time.Duration
-	next       time.Duration
-}
-
-// Reconnection defaults. The first retries are fast because the usual
-// outage is a server restart that is over in tens of milliseconds. The
-// cap stays well inside southd's default dead-after (5 s, with a 1 s
+// The daemons' reconnection backoff (ops.Backoff: doubling, each wait
+// drawn from the upper half of its nominal value). The first retries are
+// fast because the usual outage is a server restart that is over in tens
+// of milliseconds. The cap stays well inside southd's default dead-after (5 s, with a 1 s
 // heartbeat), so that a host never loses its liveness, and a VPC its
 // hubs, only because its hostd was waiting to retry; it still keeps a
 // thousand hosts facing a dead server to about 500 attempts a second.
@@ -33,27 +26,8 @@ const (
 	DefaultMaxBackoff   = 2 * time.Second
 )
 
-// Next returns the wait before the next attempt and doubles the one after.
-func (b *Backoff) Next() time.Duration {
-	if b.First <= 0 {
-		b.First = DefaultFirstBackoff
-	}
-	if b.Max <= 0 {
-		b.Max = DefaultMaxBackoff
-	}
-	if b.next < b.First {
-		b.next = b.First
-	}
-	d := b.next
-	b.next = min(2*b.next, b.Max)
-	return d/2 + rand.N(d/2+1)
-}
-
-// Reset starts the waits from First again.
-func (b *Backoff) Reset() { b.next = 0 }
-
-// Reconnect runs session until ctx ends, again after each end, waiting
-// as Backoff says. The backoff starts over after a session that got
+// Reconnect runs session until ctx ends, again after each end, with the
+// daemons' backoff between attempts. The backoff starts over after a session that got
 // established: an outage is then followed by a fast retry however many
 // outages came before (a database restarted ten times in a row is
 // reached again within tens of milliseconds each time). A session that
@@ -66,7 +40,11 @@ func (b *Backoff) Reset() { b.next = 0 }
 // dies at once, over and over, is retried every First; its own initial
 // read is then what paces it.
 func Reconnect(ctx context.Context, log *slog.Logger, what string, session Session, ended func()) {
-	reconnect(ctx, log, what, session, ended, &Backoff{}, sleep)
+	reconnect(ctx, log, what, session, ended, newBackoff(), sleep)
+}
+
+func newBackoff() *ops.Backoff {
+	return &ops.Backoff{First: DefaultFirstBackoff, Max: DefaultMaxBackoff}
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -79,7 +57,7 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 func reconnect(ctx context.Context, log *slog.Logger, what string, session Session, ended func(),
-	b *Backoff, wait func(context.Context, time.Duration)) {
+	b *ops.Backoff, wait func(context.Context, time.Duration)) {
 	for ctx.Err() == nil {
 		var up atomic.Bool
 		err := session(ctx, func() { up.Store(true) })

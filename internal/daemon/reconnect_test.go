@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/courier-sdn/courier/ops"
 )
 
 // script runs reconnect over sessions that each either get established
@@ -28,7 +30,7 @@ func script(t *testing.T, established ...bool) []time.Duration {
 		i++
 		return errors.New("connection lost")
 	}
-	reconnect(ctx, slog.New(slog.DiscardHandler), "test session", session, nil, &Backoff{},
+	reconnect(ctx, slog.New(slog.DiscardHandler), "test session", session, nil, newBackoff(),
 		func(_ context.Context, d time.Duration) { waits = append(waits, d) })
 	if len(waits) != len(established) {
 		t.Fatalf("%d waits after %d sessions", len(waits), len(established))
@@ -88,7 +90,7 @@ func TestBackoffResetsAfterEstablishedSession(t *testing.T) {
 func TestBackoffJitter(t *testing.T) {
 	seen := map[time.Duration]bool{}
 	for range 200 {
-		b := &Backoff{First: 80 * time.Millisecond, Max: time.Second}
+		b := &ops.Backoff{First: 80 * time.Millisecond, Max: time.Second}
 		d := b.Next()
 		within(t, "jittered first wait", d, 80*time.Millisecond)
 		seen[d] = true
