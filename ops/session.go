@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,6 +96,41 @@ func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*
 		go s.probe(o.EchoInterval, log)
 	}
 	return s, nil
+}
+
+// OpenRetrying is Open tried again, with b's waits in between, until it
+// succeeds or ctx ends: for a tool that should wait out a server restart
+// or a Raft election (no leader to land on) instead of failing at once.
+// Each attempt starts from the next remote, so that a member that hangs
+// is not always the one tried first. failed, if not nil, hears of each
+// failed attempt. The error returned when ctx ends is the last one that
+// ctx's end did not cause.
+func OpenRetrying(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions, b *Backoff, failed func(error)) (*Session, error) {
+	remotes := o.Remotes
+	var last error
+	for i := 0; ; i++ {
+		if len(remotes) > 0 {
+			o.Remotes = append(slices.Clone(remotes[i%len(remotes):]), remotes[:i%len(remotes)]...)
+		}
+		s, err := Open(ctx, dbModel, o)
+		if err == nil {
+			return s, nil
+		}
+		if ctx.Err() != nil && last != nil {
+			return nil, last
+		}
+		last = err
+		if failed != nil {
+			failed(err)
+		}
+		t := time.NewTimer(b.Next())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
 }
 
 // Done is closed when the session has ended.
