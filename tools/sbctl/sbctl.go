@@ -364,7 +364,10 @@ func Run(ctx context.Context, db, format string, timeout time.Duration, args []s
 	for t := range tables {
 		monitor = append(monitor, client.WithTable(tableModels[t]))
 	}
-	sess, err := ops.Open(ctx, dbModel, ops.SessionOptions{Remotes: remotes, Monitor: monitor, Logger: slog.Default()})
+	// Reading is always safe to retry: wait out a restart or an election
+	// within the timeout.
+	sess, err := ops.OpenRetrying(ctx, dbModel, ops.SessionOptions{Remotes: remotes, Monitor: monitor, Logger: slog.Default()},
+		cmdline.RetryBackoff(), nil)
 	if err != nil {
 		return fmt.Errorf("cannot reach the southbound database at %s (set --db, COURIER_SB_DB or COURIER_RUNDIR): %w", db, err)
 	}
