@@ -133,6 +133,23 @@ func OpenRetrying(ctx context.Context, dbModel model.ClientDBModel, o SessionOpt
 	}
 }
 
+// Context returns a context that ends with the session (or parent).
+// libovsdb's cache reads (List, Get) wait for a lost connection to come
+// back until their context ends, which for a session that never
+// reconnects means until the caller's deadline; read with this context,
+// and check Done afterwards, so that a lost session fails fast.
+func (s *Session) Context(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // Done is closed when the session has ended.
 func (s *Session) Done() <-chan struct{} { return s.done }
 

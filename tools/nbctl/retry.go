@@ -137,7 +137,9 @@ func (c *conn) commit(ctx context.Context, invs []parsed, wait bool) (*ops.Sessi
 		case ctx.Err() != nil:
 			return nil, nil, mayHaveApplied(err, unsure)
 		case unanswered:
-			unsure = append(unsure, a)
+			if a != nil { // nil: the read failed, nothing was sent
+				unsure = append(unsure, a)
+			}
 			slog.Debug("transaction unanswered; reading again", "err", err)
 			pause(ctx, c.backoff.Next())
 		case verifyFailed(err):
@@ -151,7 +153,7 @@ func (c *conn) commit(ctx context.Context, invs []parsed, wait bool) (*ops.Sessi
 // try reads the database through sess and, unless an earlier attempt
 // turns out to have committed, runs the commands and commits them.
 func (c *conn) try(ctx context.Context, sess *ops.Session, invs []parsed, wait bool, unsure []*attempt) (*attempt, error) {
-	st, err := loadState(ctx, sess.Client)
+	st, err := loadState(ctx, sess)
 	if err != nil {
 		return nil, err
 	}

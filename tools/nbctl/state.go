@@ -37,7 +37,21 @@ type state struct {
 	verified map[string]bool // row UUID and column pointer
 }
 
-func loadState(ctx context.Context, c client.Client) (*state, error) {
+// loadState reads the state from sess's cache. A session lost meanwhile
+// is ops.ErrNoConnection: what was read may be incomplete.
+func loadState(ctx context.Context, sess *ops.Session) (*state, error) {
+	ctx, cancel := sess.Context(ctx)
+	defer cancel()
+	st, err := readState(ctx, sess.Client)
+	select {
+	case <-sess.Done():
+		return nil, fmt.Errorf("%w: the session ended while reading", ops.ErrNoConnection)
+	default:
+	}
+	return st, err
+}
+
+func readState(ctx context.Context, c client.Client) (*state, error) {
 	st := &state{c: c, verified: map[string]bool{},
 		vpcs:      map[string]*nbdb.VPC{},
 		vxnets:    map[string]*nbdb.Vxnet{},
