@@ -69,22 +69,10 @@ func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
-	defer cancel()
-	if err := c.Connect(cctx); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("connect to %v: %w", o.Remotes, err)
-	}
 	s := &Session{Client: c, done: make(chan struct{}), stop: make(chan struct{})}
-	if o.Tracker != nil {
-		c.Cache().AddEventHandler(o.Tracker)
-	}
-	if len(o.Monitor) > 0 {
-		if _, err := c.Monitor(cctx, c.NewMonitor(o.Monitor...)); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("monitor %s: %w", dbModel.Name(), err)
-		}
-	}
+	// Listen before connecting: libovsdb sends its disconnect notice only
+	// if somebody is already waiting for it, and a connection lost while
+	// the session was opening would otherwise never end the session.
 	go func() {
 		select {
 		case <-c.DisconnectNotify():
@@ -92,6 +80,21 @@ func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*
 		}
 		close(s.done)
 	}()
+	cctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
+	defer cancel()
+	if err := c.Connect(cctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect to %v: %w", o.Remotes, err)
+	}
+	if o.Tracker != nil {
+		c.Cache().AddEventHandler(o.Tracker)
+	}
+	if len(o.Monitor) > 0 {
+		if _, err := c.Monitor(cctx, c.NewMonitor(o.Monitor...)); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("monitor %s: %w", dbModel.Name(), err)
+		}
+	}
 	if o.EchoInterval > 0 {
 		go s.probe(o.EchoInterval, log)
 	}
