@@ -203,7 +203,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.cfg.Ready != nil {
 		d.cfg.Ready()
 	}
-	session := func(ctx context.Context) error { return d.session(ctx, links, events) }
+	session := func(ctx context.Context, established func()) error { return d.session(ctx, established, links, events) }
 	daemon.Reconnect(ctx, d.log, "southbound session (the data plane keeps forwarding)", session, d.m.sessionRestarts.Inc)
 	d.closeVPCs()
 	return nil
@@ -238,7 +238,10 @@ func (d *Daemon) link(a *netlink.LinkAttrs, present bool) {
 	d.byIndex[a.Index] = port
 }
 
-func (d *Daemon) session(ctx context.Context, links chan netlink.LinkUpdate, events chan dataplane.Event) error {
+// session runs the base southbound session until it ends. It is
+// established once the chassis is registered: its monitors are up and
+// their contents read.
+func (d *Daemon) session(ctx context.Context, established func(), links chan netlink.LinkUpdate, events chan dataplane.Event) error {
 	if err := d.openBase(ctx); err != nil {
 		return err
 	}
@@ -255,6 +258,7 @@ func (d *Daemon) session(ctx context.Context, links chan netlink.LinkUpdate, eve
 	if err := d.heartbeat(ctx); err != nil {
 		d.log.Warn("heartbeat", "err", err)
 	}
+	established()
 	beat := time.NewTicker(d.cfg.Heartbeat)
 	defer beat.Stop()
 	var probe <-chan time.Time

@@ -114,8 +114,9 @@ func rereadSBBindings(ctx context.Context, sb *ops.Session, n *compiler) error {
 	return nil
 }
 
-// session runs one pair of database sessions until one of them ends.
-func (d *Daemon) session(ctx context.Context) error {
+// session runs one pair of database sessions until one of them ends. It
+// is established once both are open and their contents read.
+func (d *Daemon) session(ctx context.Context, established func()) error {
 	nbModel, _ := nbdb.FullDatabaseModel()
 	sbModel, _ := sbdb.FullDatabaseModel()
 	nbT, sbT := ops.NewTracker(), ops.NewTracker()
@@ -161,6 +162,7 @@ func (d *Daemon) session(ctx context.Context) error {
 	}
 	defer watch.Close()
 	d.log.Info("connected", "nb", nb.CurrentEndpoint(), "sb", sb.CurrentEndpoint())
+	established()
 
 	// rereadBindings is set whenever northd's view of the bindings may be
 	// incomplete: before its first write, when it takes over from another

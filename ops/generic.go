@@ -18,7 +18,8 @@ type Row[T any] interface {
 }
 
 // List returns the cached rows of T's table for which pred is true (every
-// row when pred is nil).
+// row when pred is nil). libovsdb makes it wait, until ctx ends, for a
+// lost connection to come back: pass Session.Context.
 func List[T any, PT Row[T]](ctx context.Context, c client.Client, pred func(PT) bool) ([]PT, error) {
 	var out []PT
 	var err error

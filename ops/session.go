@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -68,22 +69,10 @@ func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
-	defer cancel()
-	if err := c.Connect(cctx); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("connect to %v: %w", o.Remotes, err)
-	}
 	s := &Session{Client: c, done: make(chan struct{}), stop: make(chan struct{})}
-	if o.Tracker != nil {
-		c.Cache().AddEventHandler(o.Tracker)
-	}
-	if len(o.Monitor) > 0 {
-		if _, err := c.Monitor(cctx, c.NewMonitor(o.Monitor...)); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("monitor %s: %w", dbModel.Name(), err)
-		}
-	}
+	// Listen before connecting: libovsdb sends its disconnect notice only
+	// if somebody is already waiting for it, and a connection lost while
+	// the session was opening would otherwise never end the session.
 	go func() {
 		select {
 		case <-c.DisconnectNotify():
@@ -91,10 +80,77 @@ func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*
 		}
 		close(s.done)
 	}()
+	cctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
+	defer cancel()
+	if err := c.Connect(cctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect to %v: %w", o.Remotes, err)
+	}
+	if o.Tracker != nil {
+		c.Cache().AddEventHandler(o.Tracker)
+	}
+	if len(o.Monitor) > 0 {
+		if _, err := c.Monitor(cctx, c.NewMonitor(o.Monitor...)); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("monitor %s: %w", dbModel.Name(), err)
+		}
+	}
 	if o.EchoInterval > 0 {
 		go s.probe(o.EchoInterval, log)
 	}
 	return s, nil
+}
+
+// OpenRetrying is Open tried again, with b's waits in between, until it
+// succeeds or ctx ends: for a tool that should wait out a server restart
+// or a Raft election (no leader to land on) instead of failing at once.
+// Each attempt starts from the next remote, so that a member that hangs
+// is not always the one tried first. failed, if not nil, hears of each
+// failed attempt. The error returned when ctx ends is the last one that
+// ctx's end did not cause.
+func OpenRetrying(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions, b *Backoff, failed func(error)) (*Session, error) {
+	remotes := o.Remotes
+	var last error
+	for i := 0; ; i++ {
+		if len(remotes) > 0 {
+			o.Remotes = append(slices.Clone(remotes[i%len(remotes):]), remotes[:i%len(remotes)]...)
+		}
+		s, err := Open(ctx, dbModel, o)
+		if err == nil {
+			return s, nil
+		}
+		if ctx.Err() != nil && last != nil {
+			return nil, last
+		}
+		last = err
+		if failed != nil {
+			failed(err)
+		}
+		t := time.NewTimer(b.Next())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// Context returns a context that ends with the session (or parent).
+// libovsdb's cache reads (List, Get) wait for a lost connection to come
+// back until their context ends, which for a session that never
+// reconnects means until the caller's deadline; read with this context,
+// and check Done afterwards, so that a lost session fails fast.
+func (s *Session) Context(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // Done is closed when the session has ended.

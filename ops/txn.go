@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
@@ -76,7 +79,7 @@ func Transact(ctx context.Context, t Transactor, ops ...ovsdb.Operation) ([]ovsd
 	}
 	res, err := t.Transact(ctx, ops...)
 	if err != nil {
-		if errors.Is(err, client.ErrNotConnected) {
+		if ConnectionLost(err) {
 			return nil, fmt.Errorf("%w: %v", ErrNoConnection, err)
 		}
 		return nil, err
@@ -85,6 +88,15 @@ func Transact(ctx context.Context, t Transactor, ops ...ovsdb.Operation) ([]ovsd
 		return nil, err
 	}
 	return res, nil
+}
+
+// ConnectionLost says whether err means that the connection was gone
+// before a call was sent or went away while it was under way: a server
+// killed mid-transaction shows as an unexpected EOF or a reset, not as
+// libovsdb's ErrNotConnected.
+func ConnectionLost(err error) bool {
+	return errors.Is(err, client.ErrNotConnected) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
 // CheckResults turns the first failed result of a transaction into a

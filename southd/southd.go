@@ -99,7 +99,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
-func (d *Daemon) session(ctx context.Context) error {
+// session runs the southbound and northbound sessions until one ends. It
+// is established once both are open with their monitors read.
+func (d *Daemon) session(ctx context.Context, established func()) error {
 	sbM, _ := sbdb.FullDatabaseModel()
 	nbM, _ := nbdb.FullDatabaseModel()
 	notify := make(chan struct{}, 1)
@@ -127,6 +129,7 @@ func (d *Daemon) session(ctx context.Context) error {
 	ectx, stopEchoes := context.WithCancel(ctx)
 	defer stopEchoes()
 	go d.echoes(ectx, sb)
+	established()
 	tick := time.NewTicker(d.cfg.Tick)
 	defer tick.Stop()
 	for {

@@ -11,6 +11,9 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
+
+	"github.com/courier-sdn/courier/ops"
 )
 
 // Flag is an option of one command, such as port-add's --vip.
@@ -211,4 +214,12 @@ func Usage[S any](cmds []*Command[S]) string {
 		}
 	}
 	return b.String()
+}
+
+// RetryBackoff is how the tools wait between attempts to reach a database
+// that is restarting or electing a leader: an election takes a second or
+// two, and half a second between attempts finds the new leader soon
+// after, for two connections a second per waiting client.
+func RetryBackoff() *ops.Backoff {
+	return &ops.Backoff{First: 50 * time.Millisecond, Max: 500 * time.Millisecond}
 }

@@ -52,6 +52,13 @@ With --wait=sb the command returns once northd has compiled the change into
 the southbound database; with --wait=hv, once every live host has applied
 it to its kernel.
 
+While the database is unreachable, or a cluster has no leader, the command
+keeps trying: for --timeout if given, else until it succeeds, as ovn-nbctl
+does. A transaction that goes unanswered (the server died) or whose rows
+changed after they were read is run again from a fresh read, so a change
+is never applied twice; if the unanswered one did commit, the command
+succeeds without running again.
+
 Commands:
 ` + cmdline.Usage(cmds),
 		HideHelpCommand: true,
@@ -59,7 +66,7 @@ Commands:
 			&cli.StringFlag{Name: "db", Usage: "northbound `REMOTES` (unix:PATH, tcp:IP:PORT, ssl:IP:PORT; comma-separated for a cluster)", EnvVars: []string{"COURIER_NB_DB"}},
 			&cli.StringFlag{Name: "run-dir", Usage: "find nb.sock in `DIR` when --db is not given", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
 			&cli.StringFlag{Name: "wait", Value: "none", Usage: "after committing, wait for `none`, sb (northd has compiled it) or hv (every live host applied it)"},
-			&cli.DurationFlag{Name: "timeout", Usage: "give up after `DURATION` (0: never)"},
+			&cli.DurationFlag{Name: "timeout", Usage: "give up after `DURATION` (0: keep trying until the database answers)"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "output `FORMAT`: table or json"},
 			&cli.BoolFlag{Name: "no-leader-only", Usage: "also accept a clustered server that is not the leader"},
 		},
@@ -121,50 +128,31 @@ func Run(ctx context.Context, o Options, args []string, stdout io.Writer) error 
 	for _, t := range sortedKeys(tables) {
 		monitor = append(monitor, client.WithTable(tableModels[t]))
 	}
-	tracker := ops.NewTracker()
-	for {
-		sess, err := ops.Open(ctx, dbModel, ops.SessionOptions{Remotes: remotes, LeaderOnly: o.LeaderOnly,
-			Monitor: monitor, Tracker: tracker, Logger: slog.Default()})
-		if err != nil {
-			return fmt.Errorf("cannot reach the northbound database at %s (start it with courier-ctl start, or set --db, COURIER_NB_DB or COURIER_RUNDIR): %w", o.DB, err)
-		}
-		out := &cmdline.Output{Format: o.Format}
-		cfg, err := execute(ctx, sess, invs, o.Wait != "none", out)
-		if errors.Is(err, ops.ErrNoConnection) && ctx.Err() == nil {
-			// The transaction may or may not have committed: re-read
-			// the database and run the commands again, as ovn-nbctl does.
-			sess.Close()
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		if err != nil {
-			sess.Close()
-			return err
-		}
-		if err := out.Write(stdout); err != nil {
-			sess.Close()
-			return err
-		}
-		if cfg > 0 {
-			err = waitFor(ctx, sess, tracker, o.Wait, cfg)
-		}
+	c := &conn{o: o, remotes: remotes, model: dbModel, monitor: monitor,
+		backoff: cmdline.RetryBackoff()}
+	sess, a, err := c.commit(ctx, invs, o.Wait != "none")
+	if err != nil {
+		return err
+	}
+	if err := a.out.Write(stdout); err != nil {
 		sess.Close()
 		return err
 	}
+	if a.cfg == 0 {
+		sess.Close()
+		return nil
+	}
+	return c.waitFor(ctx, sess, o.Wait, a.cfg)
 }
 
-// execute runs the commands against a fresh state and commits. It returns
-// the nb_cfg to wait for (0 when not waiting).
 type parsed struct {
 	inv *cmdline.Invocation
 	cmd *command
 }
 
-func execute(ctx context.Context, sess *ops.Session, invs []parsed, wait bool, out *cmdline.Output) (int, error) {
-	st, err := loadState(ctx, sess.Client)
-	if err != nil {
-		return 0, err
-	}
+// execute runs the commands against st, read just before, and commits.
+// It returns the nb_cfg to wait for (0 when not waiting).
+func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, wait bool, out *cmdline.Output) (int, error) {
 	syncOnly := false
 	for _, p := range invs {
 		if err := p.cmd.Run(st, p.inv, out); err != nil {
@@ -214,34 +202,6 @@ func execute(ctx context.Context, sess *ops.Session, invs []parsed, wait bool, o
 		return v, nil
 	default:
 		return 0, fmt.Errorf("unexpected nb_cfg value %v", v)
-	}
-}
-
-// waitFor blocks until NB_Global's sb_cfg (or hv_cfg) reaches cfg.
-func waitFor(ctx context.Context, sess *ops.Session, tracker *ops.Tracker, what string, cfg int) error {
-	for {
-		gs, err := ops.List[nbdb.NBGlobal](ctx, sess.Client, nil)
-		if err != nil {
-			return err
-		}
-		if len(gs) == 1 {
-			got := gs[0].SbCfg
-			if what == "hv" {
-				got = gs[0].HvCfg
-			}
-			if got >= cfg {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("timed out waiting for %s to reach nb_cfg %d", map[string]string{"sb": "northd (sb_cfg)", "hv": "the hosts (hv_cfg)"}[what], cfg)
-		case <-sess.Done():
-			return errors.New("lost the connection to the database while waiting")
-		case <-tracker.Notify():
-			tracker.Drain()
-		case <-time.After(time.Second):
-		}
 	}
 }
 

@@ -205,6 +205,9 @@ func cmdVxnetAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	}
 	st.vxnets[name] = vx
 	st.vxnetVPC[vx.UUID] = vpc
+	if err := st.verify(vpc, vpc.UUID, &vpc.Vxnets); err != nil {
+		return err
+	}
 	if err := st.add(st.c.Create(vx)); err != nil {
 		return err
 	}
@@ -228,6 +231,9 @@ func cmdVxnetDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	delete(st.vxnets, vx.Name)
 	if vpc == nil {
 		return nil // an orphan is garbage-collected by the server
+	}
+	if err := st.verify(vpc, vpc.UUID, &vpc.Vxnets); err != nil {
+		return err
 	}
 	// Unreferenced, the vxnet and its ports are garbage-collected.
 	return st.add(ops.ByUUID(st.c, vpc).Mutate(vpc, model.Mutation{
@@ -375,6 +381,9 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 			return err
 		}
 	}
+	if err := st.verify(vx, vx.UUID, &vx.Ports); err != nil {
+		return err
+	}
 	st.ports[name] = port
 	st.portVxnet[port.UUID] = vx
 	if err := st.add(st.c.Create(port)); err != nil {
@@ -412,6 +421,9 @@ func cmdPortDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	vx := st.portVxnet[port.UUID]
 	if vx == nil {
 		return nil
+	}
+	if err := st.verify(vx, vx.UUID, &vx.Ports); err != nil {
+		return err
 	}
 	return st.add(ops.ByUUID(st.c, vx).Mutate(vx, model.Mutation{
 		Field: &vx.Ports, Mutator: ovsdb.MutateOperationDelete, Value: []string{port.UUID}}))
@@ -557,6 +569,9 @@ func cmdRouteAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	if err := rules.CheckRoute(vpc.Name, prefix, nh, subnets); err != nil {
 		return err
 	}
+	if err := st.verify(vpc, vpc.UUID, &vpc.Routes); err != nil {
+		return err
+	}
 	r := &nbdb.Route{UUID: st.newName("route"), Prefix: prefix.String(), Nexthop: nh.String()}
 	st.routes[r.UUID] = r
 	st.routeVPC[r.UUID] = vpc
@@ -579,6 +594,9 @@ func cmdRouteDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	}
 	for _, r := range st.routesOf(vpc) {
 		if r.Prefix == prefix.String() {
+			if err := st.verify(vpc, vpc.UUID, &vpc.Routes); err != nil {
+				return err
+			}
 			delete(st.routes, r.UUID)
 			return st.add(ops.ByUUID(st.c, vpc).Mutate(vpc, model.Mutation{
 				Field: &vpc.Routes, Mutator: ovsdb.MutateOperationDelete, Value: []string{r.UUID}}))

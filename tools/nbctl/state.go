@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/model"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/northd/rules"
@@ -31,12 +32,27 @@ type state struct {
 	portVxnet map[string]*nbdb.Vxnet // port UUID -> its vxnet
 	routeVPC  map[string]*nbdb.VPC   // route UUID -> its VPC
 
-	ops   []ovsdb.Operation
-	named int
+	ops      []ovsdb.Operation
+	named    int
+	verified map[string]bool // row UUID and column pointer
 }
 
-func loadState(ctx context.Context, c client.Client) (*state, error) {
-	st := &state{c: c,
+// loadState reads the state from sess's cache. A session lost meanwhile
+// is ops.ErrNoConnection: what was read may be incomplete.
+func loadState(ctx context.Context, sess *ops.Session) (*state, error) {
+	ctx, cancel := sess.Context(ctx)
+	defer cancel()
+	st, err := readState(ctx, sess.Client)
+	select {
+	case <-sess.Done():
+		return nil, fmt.Errorf("%w: the session ended while reading", ops.ErrNoConnection)
+	default:
+	}
+	return st, err
+}
+
+func readState(ctx context.Context, c client.Client) (*state, error) {
+	st := &state{c: c, verified: map[string]bool{},
 		vpcs:      map[string]*nbdb.VPC{},
 		vxnets:    map[string]*nbdb.Vxnet{},
 		ports:     map[string]*nbdb.Port{},
@@ -108,6 +124,25 @@ func (st *state) add(ops []ovsdb.Operation, err error) error {
 	}
 	st.ops = append(st.ops, ops...)
 	return nil
+}
+
+// verify makes the transaction fail, with a "wait" operation that times
+// out at once, if the column that field points into has changed in the
+// database since it was read. A command that inserts into or deletes from
+// a set calls it before changing the set: it decided from what the set
+// held (no route for this prefix yet, no port with this address), and
+// the transaction must not commit if another one changed the set
+// meanwhile. The caller then reads again and runs the commands again, as
+// ovn-nbctl does after its "verify" fails. Rows this invocation inserted,
+// and columns already verified, need no check.
+func (st *state) verify(m model.Model, uuid string, field any) error {
+	key := fmt.Sprintf("%s/%p", uuid, field)
+	if ovsdb.IsNamedUUID(uuid) || st.verified[key] {
+		return nil
+	}
+	st.verified[key] = true
+	now := 0
+	return st.add(ops.ByUUID(st.c, m).Wait(ovsdb.WaitConditionEqual, &now, m, field))
 }
 
 func (st *state) vpc(name string) (*nbdb.VPC, error) {

@@ -6,6 +6,7 @@ package sbctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -340,10 +341,6 @@ func Run(ctx context.Context, db, format string, timeout time.Duration, args []s
 	for _, c := range commands() {
 		table[c.Name] = c
 	}
-	type parsed struct {
-		inv *cmdline.Invocation
-		cmd *command
-	}
 	var invs []parsed
 	tables := map[string]bool{}
 	for _, words := range cmdline.Split(args) {
@@ -366,19 +363,49 @@ func Run(ctx context.Context, db, format string, timeout time.Duration, args []s
 	for t := range tables {
 		monitor = append(monitor, client.WithTable(tableModels[t]))
 	}
-	sess, err := ops.Open(ctx, dbModel, ops.SessionOptions{Remotes: remotes, Monitor: monitor, Logger: slog.Default()})
-	if err != nil {
-		return fmt.Errorf("cannot reach the southbound database at %s (set --db, COURIER_SB_DB or COURIER_RUNDIR): %w", db, err)
+	// Reading is always safe to retry: wait out a restart or an election
+	// within the timeout, and read again from a new session if one ends
+	// while its rows are being read.
+	for {
+		sess, err := ops.OpenRetrying(ctx, dbModel, ops.SessionOptions{Remotes: remotes, Monitor: monitor, Logger: slog.Default()},
+			cmdline.RetryBackoff(), nil)
+		if err != nil {
+			return fmt.Errorf("cannot reach the southbound database at %s (set --db, COURIER_SB_DB or COURIER_RUNDIR): %w", db, err)
+		}
+		out, err := read(ctx, sess, invs, format)
+		sess.Close()
+		if errors.Is(err, ops.ErrNoConnection) && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		return out.Write(stdout)
 	}
-	defer sess.Close()
+}
+
+type parsed struct {
+	inv *cmdline.Invocation
+	cmd *command
+}
+
+// read runs the commands against sess's rows.
+func read(ctx context.Context, sess *ops.Session, invs []parsed, format string) (*cmdline.Output, error) {
+	ctx, cancel := sess.Context(ctx)
+	defer cancel()
 	v := &view{ctx: ctx, c: sess.Client}
 	out := &cmdline.Output{Format: format}
 	for _, p := range invs {
 		if err := p.cmd.Run(v, p.inv, out); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return out.Write(stdout)
+	select {
+	case <-sess.Done():
+		return nil, fmt.Errorf("%w: the session ended while reading", ops.ErrNoConnection)
+	default:
+	}
+	return out, nil
 }
 
 // Main runs courier-sbctl and returns its exit status.
