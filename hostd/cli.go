@@ -11,6 +11,7 @@ import (
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/cliargs"
 	"github.com/courier-sdn/courier/internal/daemon"
+	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/internal/ready"
 	"github.com/courier-sdn/courier/internal/version"
 )
@@ -32,7 +33,7 @@ It writes back only facts about itself: its chassis rows and heartbeat,
 its ports' chassis and up, the nb_cfg its kernel reflects (what
 courier-nbctl --wait=hv waits for), and addresses its ports announced.
 Stopping it leaves the data plane forwarding; a new hostd adopts it.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			// Required, but checked in run: urfave/cli would also demand
 			// them of "attach".
 			&cli.StringFlag{Name: "chassis", Usage: "this chassis's `NAME` (required)"},
@@ -60,7 +61,7 @@ Stopping it leaves the data plane forwarding; a new hostd adopts it.`,
 				Usage: "send new flows to another hub when one has not answered probes for this long"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR`; empty: off"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-		},
+		}, pki.Flags()...),
 		Action: run,
 		Commands: []*cli.Command{{
 			Name:      "attach",
@@ -110,13 +111,25 @@ func run(cx *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	creds, err := pki.FromFlags(cx)
+	if err != nil {
+		return err
+	}
+	if err := pki.Require(creds, sb); err != nil {
+		return err
+	}
+	if creds != nil && creds.CommonName() != cx.String("chassis") {
+		return fmt.Errorf("--chassis is %q but %s is %q's certificate: the southbound lets a chassis write only the rows "+
+			"that name its certificate's common name (sign one with courier-ctl pki sign %s)",
+			cx.String("chassis"), creds.Files().Certificate, creds.CommonName(), cx.String("chassis"))
+	}
 	ctx, cancel := daemon.SignalContext()
 	defer cancel()
 	reg := daemon.NewRegistry()
 	if err := daemon.ServeMetrics(ctx, cx.String("metrics-addr"), reg, log); err != nil {
 		return err
 	}
-	d := New(Config{Chassis: cx.String("chassis"), EncapIP: encap, Hub: hub, SB: sb, PinRoot: cx.String("pin-root"),
+	d := New(Config{Chassis: cx.String("chassis"), EncapIP: encap, Hub: hub, SB: sb, Credentials: creds, PinRoot: cx.String("pin-root"),
 		Device: cx.String("device"), Heartbeat: cx.Duration("heartbeat"), Refresh: cx.Duration("refresh"),
 		CacheIdle: cx.Duration("cache-idle"), Log: log, Metrics: NewMetrics(reg),
 		HubBudget:      dataplane.Budget{Rate: cx.Float64("hub-budget"), Burst: cx.Int("hub-burst")},

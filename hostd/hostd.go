@@ -19,6 +19,7 @@ package hostd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/daemon"
+	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
@@ -42,8 +44,15 @@ type Config struct {
 	EncapIP  netip.Addr
 	Hub      bool // the hub role
 	SB       []string
-	PinRoot  string
-	Device   string
+	// Credentials, for ssl: remotes, are this chassis's TLS identity
+	// (internal/pki): its certificate's common name must be Chassis.
+	Credentials *pki.Credentials
+	// CertCheck is how often the credentials' files are checked for a
+	// replacement (2 s when zero); a replaced certificate makes hostd
+	// reconnect at once to present it, the data plane forwarding on.
+	CertCheck time.Duration
+	PinRoot   string
+	Device    string
 	// Heartbeat is how often Chassis_Private.heartbeat is bumped.
 	Heartbeat time.Duration
 	// CacheIdle removes learned paths unused for that long.
@@ -66,6 +75,7 @@ type Config struct {
 // Daemon is a running hostd.
 type Daemon struct {
 	cfg    Config
+	tls    *tls.Config
 	log    *slog.Logger
 	m      *Metrics
 	dp     *dataplane.Datapath
@@ -145,7 +155,10 @@ func New(cfg Config) *Daemon {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
+	if cfg.CertCheck == 0 {
+		cfg.CertCheck = 2 * time.Second
+	}
+	return &Daemon{cfg: cfg, tls: cfg.Credentials.TLSConfig(), log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
 		vpcs: map[int]*vpcSession{}, ifaces: map[string]int{}, byIndex: map[int]string{},
 		lookups: map[string]time.Time{}, taught: map[bindingKey]dataplane.Binding{}, status: map[string]string{},
 		logLimit: logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
@@ -203,7 +216,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.cfg.Ready != nil {
 		d.cfg.Ready()
 	}
-	session := func(ctx context.Context) error { return d.session(ctx, links, events) }
+	rotated := d.cfg.Credentials.Watch(ctx, d.cfg.CertCheck)
+	session := func(ctx context.Context) error { return d.session(ctx, links, events, rotated) }
 	daemon.Reconnect(ctx, d.log, "southbound session (the data plane keeps forwarding)", session, d.m.sessionRestarts.Inc)
 	d.closeVPCs()
 	return nil
@@ -238,7 +252,7 @@ func (d *Daemon) link(a *netlink.LinkAttrs, present bool) {
 	d.byIndex[a.Index] = port
 }
 
-func (d *Daemon) session(ctx context.Context, links chan netlink.LinkUpdate, events chan dataplane.Event) error {
+func (d *Daemon) session(ctx context.Context, links chan netlink.LinkUpdate, events chan dataplane.Event, rotated <-chan struct{}) error {
 	if err := d.openBase(ctx); err != nil {
 		return err
 	}
@@ -250,6 +264,9 @@ func (d *Daemon) session(ctx context.Context, links chan netlink.LinkUpdate, eve
 		return fmt.Errorf("register chassis: %w", err)
 	}
 	d.log.Info("connected", "sb", d.base.CurrentEndpoint(), "chassis", d.cfg.Chassis, "encap_ip", d.cfg.EncapIP, "hub", d.cfg.Hub)
+	if c := d.cfg.Credentials; c != nil {
+		d.log.Info("presenting certificate", "cn", c.CommonName(), "serial", c.Serial(), "expires", c.NotAfter())
+	}
 	// Beat at once: after an outage, southd judges liveness by what it
 	// sees from now on, and the sooner it sees this chassis the better.
 	if err := d.heartbeat(ctx); err != nil {
@@ -272,6 +289,12 @@ func (d *Daemon) session(ctx context.Context, links chan netlink.LinkUpdate, eve
 			return nil
 		case <-d.base.Done():
 			return errors.New("base session lost")
+		case <-rotated:
+			// Every session reconnects with the new certificate; the
+			// data plane keeps its state meanwhile, as in an outage.
+			d.m.certReloads.Inc()
+			d.closeVPCs()
+			return errors.New("certificate replaced on disk; reconnecting to present it")
 		case u := <-links:
 			d.link(u.Attrs(), u.Header.Type != 17 /* RTM_DELLINK */)
 		case e := <-events:

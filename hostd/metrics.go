@@ -26,6 +26,7 @@ type Metrics struct {
 	hubsDown         prometheus.Gauge
 	monitoredRows    *prometheus.GaugeVec
 	vpcSessions      prometheus.Gauge
+	certReloads      prometheus.Counter
 
 	mu sync.Mutex
 	dp *dataplane.Datapath
@@ -58,10 +59,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Southbound rows this host receives, by table."}, []string{"table"}),
 		vpcSessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_hostd_vpc_sessions",
 			Help: "VPCs this host monitors."}),
+		certReloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_certificate_reloads_total",
+			Help: "Times a certificate replaced on disk was taken into use (each reconnects the southbound sessions)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.reconcileSeconds, m.applyErrors, m.lflowErrors, m.written, m.sessionRestarts,
-			m.learned, m.learnedRefused, m.learnedRetries, m.probes, m.hubsDown, m.monitoredRows, m.vpcSessions, (*dpCollector)(m))
+			m.learned, m.learnedRefused, m.learnedRetries, m.probes, m.hubsDown, m.monitoredRows, m.vpcSessions,
+			m.certReloads, (*dpCollector)(m))
 	}
 	return m
 }

@@ -38,7 +38,7 @@ func (d *Daemon) openBase(ctx context.Context) error {
 	}
 	d.baseTracker = ops.NewTrackerNotifying(d.notify)
 	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: d.cfg.SB, Monitor: mon, Tracker: d.baseTracker,
-		EchoInterval: 5 * time.Second, Logger: d.log})
+		EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.tls})
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func (d *Daemon) syncVPCs(ctx context.Context, want map[int]bool) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		tracker := ops.NewTrackerNotifying(d.notify)
 		s, err := ops.Open(cctx, m, ops.SessionOptions{Remotes: d.cfg.SB, Monitor: vpcMonitor(vpc, hub),
-			Tracker: tracker, EchoInterval: 5 * time.Second, Logger: d.log})
+			Tracker: tracker, EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.tls})
 		cancel()
 		if err != nil {
 			d.log.Warn("open VPC session", "vpc", vpc, "err", err)

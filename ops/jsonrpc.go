@@ -3,6 +3,7 @@ package ops
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,8 +44,8 @@ type rpcMessage struct {
 	Error  json.RawMessage `json:"error,omitempty"`
 }
 
-func dialRPC(remote string, notify func(string, json.RawMessage)) (*rpcConn, error) {
-	c, err := Dial(remote)
+func dialRPC(remote string, tlsc *tls.Config, notify func(string, json.RawMessage)) (*rpcConn, error) {
+	c, err := Dial(remote, tlsc)
 	if err != nil {
 		return nil, err
 	}
@@ -298,9 +299,9 @@ var errNotLeader = errors.New("server is not the cluster leader")
 // querying _Server).
 type RawConn struct{ c *rpcConn }
 
-// RawDial opens a RawConn to one unix or tcp remote.
-func RawDial(remote string) (*RawConn, error) {
-	c, err := dialRPC(remote, nil)
+// RawDial opens a RawConn to one remote (tlsc for ssl:).
+func RawDial(remote string, tlsc *tls.Config) (*RawConn, error) {
+	c, err := dialRPC(remote, tlsc, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -323,20 +324,20 @@ func (r *RawConn) Close() { r.c.Close() }
 // EnsureGlobalRow inserts the single row of a global table (NB_Global,
 // SB_Global) if it is missing, as "ovn-nbctl init" does. The tables allow
 // one row, so a concurrent second insert fails harmlessly.
-func EnsureGlobalRow(ctx context.Context, remotes []string, db, table string) error {
+func EnsureGlobalRow(ctx context.Context, remotes []string, tlsc *tls.Config, db, table string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var last error
 	for _, remote := range remotes {
-		if last = ensureGlobalRow(ctx, remote, db, table); last == nil {
+		if last = ensureGlobalRow(ctx, remote, tlsc, db, table); last == nil {
 			return nil
 		}
 	}
 	return last
 }
 
-func ensureGlobalRow(ctx context.Context, remote, db, table string) error {
-	conn, err := RawDial(remote)
+func ensureGlobalRow(ctx context.Context, remote string, tlsc *tls.Config, db, table string) error {
+	conn, err := RawDial(remote, tlsc)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -96,16 +97,24 @@ func checkRemote(r string) error {
 	}
 }
 
-// Dial opens a plain connection to one active remote. The ssl scheme needs
-// the TLS configuration that only the libovsdb client carries, so raw
-// JSON-RPC sessions (locks) accept unix and tcp only.
-func Dial(remote string) (net.Conn, error) {
+// Dial opens a connection to one active remote; an ssl: remote needs
+// tlsc (internal/pki's client configuration).
+func Dial(remote string, tlsc *tls.Config) (net.Conn, error) {
 	scheme, rest, _ := strings.Cut(remote, ":")
 	switch scheme {
 	case "unix":
 		return net.Dial("unix", rest)
 	case "tcp":
 		return net.Dial("tcp", rest)
+	case "ssl":
+		if tlsc == nil {
+			return nil, fmt.Errorf("remote %q: no TLS credentials to present (--private-key, --certificate, --ca-cert)", remote)
+		}
+		c, err := tls.Dial("tcp", rest, tlsc)
+		if err != nil {
+			return nil, fmt.Errorf("TLS handshake with %s: %w", remote, err)
+		}
+		return c, nil
 	default:
 		return nil, fmt.Errorf("remote %q: scheme %q not supported for this session", remote, scheme)
 	}

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,8 @@ type SessionOptions struct {
 	// Monitor lists the tables (and conditions) to monitor; empty means
 	// no monitor (a write-only session).
 	Monitor []client.MonitorOption
+	// TLS is the client configuration for ssl: remotes (internal/pki).
+	TLS *tls.Config
 }
 
 // Session is one connected libovsdb client. It never reconnects by itself:
@@ -61,6 +64,9 @@ func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*
 	}
 	lr := logr.New(&libovsdbSink{log: log, tracker: o.Tracker})
 	opts := []client.Option{client.WithLogger(&lr), client.WithLeaderOnly(o.LeaderOnly)}
+	if o.TLS != nil {
+		opts = append(opts, client.WithTLSConfig(o.TLS))
+	}
 	for _, r := range o.Remotes {
 		opts = append(opts, client.WithEndpoint(r))
 	}

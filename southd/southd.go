@@ -14,6 +14,7 @@ package southd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,8 @@ const LockName = "courier_southd"
 // Config is southd's configuration.
 type Config struct {
 	NB, SB []string
+	// TLS is the client configuration for ssl: remotes (nil: none).
+	TLS *tls.Config
 	// DeadAfter: a chassis whose heartbeat has not changed for this long
 	// is dead.
 	DeadAfter time.Duration
@@ -89,7 +92,7 @@ type Daemon struct {
 func New(cfg Config) *Daemon {
 	cfg.defaults()
 	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics,
-		lock: ops.NewLockSession(cfg.SB, schema.SBName, LockName, cfg.Log)}
+		lock: ops.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.Log)}
 }
 
 // Run decides until ctx ends, reconnecting after failures.
@@ -105,7 +108,7 @@ func (d *Daemon) session(ctx context.Context) error {
 	notify := make(chan struct{}, 1)
 	pb := &sbdb.PortBinding{}
 	dp := &sbdb.Datapath{}
-	sb, err := ops.Open(ctx, sbM, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true, EchoInterval: 5 * time.Second,
+	sb, err := ops.Open(ctx, sbM, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true, EchoInterval: 5 * time.Second, TLS: d.cfg.TLS,
 		Tracker: ops.NewTrackerNotifying(notify), Logger: d.log, Monitor: []client.MonitorOption{
 			client.WithTable(&sbdb.SBGlobal{}), client.WithTable(&sbdb.Chassis{}), client.WithTable(&sbdb.ChassisPrivate{}),
 			client.WithTable(&sbdb.Hub{}), client.WithTable(&sbdb.LearnedBinding{}),
@@ -116,7 +119,7 @@ func (d *Daemon) session(ctx context.Context) error {
 		return err
 	}
 	defer sb.Close()
-	nb, err := ops.Open(ctx, nbM, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true, EchoInterval: 5 * time.Second,
+	nb, err := ops.Open(ctx, nbM, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true, EchoInterval: 5 * time.Second, TLS: d.cfg.TLS,
 		Tracker: ops.NewTrackerNotifying(notify), Logger: d.log, Monitor: []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{})}})
 	if err != nil {
 		return err

@@ -265,7 +265,7 @@ func (c *Config) initGlobals(ctx context.Context) error {
 		if d.Short == "sb" {
 			table = "SB_Global"
 		}
-		if err := ops.EnsureGlobalRow(ctx, []string{c.Remote(d)}, d.Name, table); err != nil {
+		if err := ops.EnsureGlobalRow(ctx, []string{c.Remote(d)}, nil, d.Name, table); err != nil {
 			return fmt.Errorf("initialize %s: %w", table, err)
 		}
 	}

@@ -373,7 +373,7 @@ func (s *Sandbox) AddVM(ctx context.Context, host, port string) error {
 func (s *Sandbox) WaitUp(ctx context.Context, port string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := ops.RawDial(s.SB())
+	conn, err := ops.RawDial(s.SB(), nil)
 	if err != nil {
 		return err
 	}
