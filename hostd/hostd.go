@@ -90,7 +90,6 @@ type Daemon struct {
 
 	ifaces  map[string]int // logical port -> ifindex of its VM interface
 	byIndex map[int]string
-	lookups map[string]time.Time // ports looked up by select, and when
 
 	taught    map[bindingKey]dataplane.Binding // hub: what it forwards to
 	acked     int
@@ -160,7 +159,7 @@ func New(cfg Config) *Daemon {
 	}
 	return &Daemon{cfg: cfg, tls: cfg.Credentials.TLSConfig(), log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
 		vpcs: map[int]*vpcSession{}, ifaces: map[string]int{}, byIndex: map[int]string{},
-		lookups: map[string]time.Time{}, taught: map[bindingKey]dataplane.Binding{}, status: map[string]string{},
+		taught: map[bindingKey]dataplane.Binding{}, status: map[string]string{},
 		logLimit: logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
 }
 
@@ -332,5 +331,5 @@ func (d *Daemon) session(ctx context.Context, links chan netlink.LinkUpdate, eve
 func (d *Daemon) heartbeat(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return mutateInt(cctx, d.base, sbdb.ChassisPrivateTable, "name", d.cfg.Chassis, "heartbeat", 1)
+	return d.mutateInt(cctx, sbdb.ChassisPrivateTable, "name", d.cfg.Chassis, "heartbeat", 1)
 }

@@ -86,7 +86,7 @@ func (d *Daemon) register(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := ops.Transact(cctx, d.base, txn...); err != nil {
+	if _, err := d.transact(cctx, txn...); err != nil {
 		return err
 	}
 	return nil
@@ -184,24 +184,8 @@ func optional(s *string) ovsdb.OvsSet {
 	return ovsdb.OvsSet{GoSet: []any{*s}}
 }
 
-// guarded updates a binding only if its chassis is still what we read:
-// hostd never overwrites another host's claim. It reports whether the
-// row matched.
-func guarded(ctx context.Context, s *ops.Session, pbUUID string, chassis *string, row ovsdb.Row) (bool, error) {
-	op := ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.PortBindingTable, Row: row,
-		Where: []ovsdb.Condition{
-			{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: pbUUID}},
-			{Column: "chassis", Function: ovsdb.ConditionEqual, Value: optional(chassis)},
-		}}
-	res, err := ops.Transact(ctx, s, op)
-	if err != nil {
-		return false, err
-	}
-	return res[0].Count == 1, nil
-}
-
-func mutateInt(ctx context.Context, s *ops.Session, table, keyCol, key, col string, delta int) error {
-	_, err := ops.Transact(ctx, s, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: table, Where: where(keyCol, key),
+func (d *Daemon) mutateInt(ctx context.Context, table, keyCol, key, col string, delta int) error {
+	_, err := d.transact(ctx, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: table, Where: where(keyCol, key),
 		Mutations: []ovsdb.Mutation{{Column: col, Mutator: ovsdb.MutateOperationAdd, Value: delta}}})
 	return err
 }

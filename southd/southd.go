@@ -112,7 +112,7 @@ func (d *Daemon) session(ctx context.Context) error {
 		Tracker: ops.NewTrackerNotifying(notify), Logger: d.log, Monitor: []client.MonitorOption{
 			client.WithTable(&sbdb.SBGlobal{}), client.WithTable(&sbdb.Chassis{}), client.WithTable(&sbdb.ChassisPrivate{}),
 			client.WithTable(&sbdb.Hub{}), client.WithTable(&sbdb.LearnedBinding{}),
-			client.WithTable(pb, &pb.LogicalPort, &pb.Chassis, &pb.Up, &pb.VirtualIPs, &pb.IPs, &pb.Vpc, &pb.Datapath, &pb.LearnedLimit),
+			client.WithTable(pb, &pb.LogicalPort, &pb.Chassis, &pb.RequestedChassis, &pb.Up, &pb.VirtualIPs, &pb.IPs, &pb.Vpc, &pb.Datapath, &pb.LearnedLimit),
 			client.WithTable(dp, &dp.Name, &dp.Type, &dp.TunnelKey, &dp.Vpc, &dp.Cidr, &dp.GatewayIP),
 		}})
 	if err != nil {
@@ -174,6 +174,7 @@ func (d *Daemon) session(ctx context.Context) error {
 func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[string]bool) error {
 	var txn []ovsdb.Operation
 	txn = append(txn, d.markLiveness(sb, alive)...)
+	txn = append(txn, d.grantClaims(sb, alive)...)
 	hubOps, hubs := d.assignHubs(sb, alive)
 	txn = append(txn, hubOps...)
 	learnedOps, learnedShown := d.arbitrate(sb)
