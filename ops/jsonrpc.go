@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,9 @@ type rpcConn struct {
 	notify  func(method string, params json.RawMessage)
 	done    chan struct{}
 	err     error
+	// answered: a reply came; a TLS server that refuses the client's
+	// certificate closes the connection before any.
+	answered atomic.Bool
 }
 
 type rpcReply struct {
@@ -80,6 +84,7 @@ func (r *rpcConn) read() {
 			if json.Unmarshal(m.ID, &id) != nil {
 				continue
 			}
+			r.answered.Store(true)
 			r.mu.Lock()
 			ch := r.pending[id]
 			delete(r.pending, id)
@@ -234,7 +239,7 @@ func (r *rpcConn) callRaw(ctx context.Context, method string, params []byte, out
 	r.mu.Lock()
 	if r.err != nil || r.isClosed() {
 		r.mu.Unlock()
-		return ErrNoConnection
+		return r.lost(nil)
 	}
 	r.nextID++
 	id := r.nextID
@@ -253,7 +258,7 @@ func (r *rpcConn) callRaw(ctx context.Context, method string, params []byte, out
 	r.wmu.Unlock()
 	if err != nil {
 		r.Close()
-		return fmt.Errorf("%w: %v", ErrNoConnection, err)
+		return r.lost(err)
 	}
 	select {
 	case <-ctx.Done():
@@ -263,7 +268,7 @@ func (r *rpcConn) callRaw(ctx context.Context, method string, params []byte, out
 		return ctx.Err()
 	case rep, ok := <-ch:
 		if !ok {
-			return ErrNoConnection
+			return r.lost(nil)
 		}
 		if len(rep.err) > 0 && string(rep.err) != "null" {
 			return fmt.Errorf("%s: %s", method, rep.err)
@@ -278,6 +283,19 @@ func (r *rpcConn) callRaw(ctx context.Context, method string, params []byte, out
 			return json.Unmarshal(rep.result, out)
 		}
 	}
+}
+
+// lost is ErrNoConnection with its cause, and the likely reason when a
+// TLS server closed the connection before answering anything.
+func (r *rpcConn) lost(cause error) error {
+	err := ErrNoConnection
+	if cause != nil {
+		err = fmt.Errorf("%w: %v", ErrNoConnection, cause)
+	}
+	if _, isTLS := r.conn.(*tls.Conn); isTLS && !r.answered.Load() {
+		return fmt.Errorf("%w (%s)", err, tlsRefusedHint)
+	}
+	return err
 }
 
 func (r *rpcConn) isClosed() bool {

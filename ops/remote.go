@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -118,4 +119,24 @@ func Dial(remote string, tlsc *tls.Config) (net.Conn, error) {
 	default:
 		return nil, fmt.Errorf("remote %q: scheme %q not supported for this session", remote, scheme)
 	}
+}
+
+const tlsRefusedHint = "the server ended the TLS session before answering: it does not accept this certificate; " +
+	"is it signed by the server's CA and still valid?"
+
+// tlsRefusal explains a connection that failed after a TLS handshake the
+// server ended: with TLS 1.3 a server that refuses the client's
+// certificate says so only by closing the connection, which the client
+// sees at its first read or write.
+func tlsRefusal(err error, remotes []string) error {
+	if err == nil || !slices.ContainsFunc(remotes, func(r string) bool { return strings.HasPrefix(r, "ssl:") }) {
+		return err
+	}
+	msg := err.Error()
+	for _, s := range []string{"broken pipe", "EOF", "connection reset", "remote error: tls"} {
+		if strings.Contains(msg, s) {
+			return fmt.Errorf("%w (%s)", err, tlsRefusedHint)
+		}
+	}
+	return err
 }

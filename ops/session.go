@@ -78,7 +78,7 @@ func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*
 	defer cancel()
 	if err := c.Connect(cctx); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("connect to %v: %w", o.Remotes, err)
+		return nil, fmt.Errorf("connect to %v: %w", o.Remotes, tlsRefusal(err, o.Remotes))
 	}
 	s := &Session{Client: c, done: make(chan struct{}), stop: make(chan struct{})}
 	if o.Tracker != nil {
