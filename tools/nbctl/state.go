@@ -20,6 +20,7 @@ import (
 // operations that make the same change in the database; nothing is sent
 // until every command has succeeded.
 type state struct {
+	ctx    context.Context
 	c      client.Client
 	global *nbdb.NBGlobal
 	vpcs   map[string]*nbdb.VPC   // by name
@@ -36,7 +37,7 @@ type state struct {
 }
 
 func loadState(ctx context.Context, c client.Client) (*state, error) {
-	st := &state{c: c,
+	st := &state{ctx: ctx, c: c,
 		vpcs:      map[string]*nbdb.VPC{},
 		vxnets:    map[string]*nbdb.Vxnet{},
 		ports:     map[string]*nbdb.Port{},
