@@ -95,6 +95,12 @@ func Init(dir string) (bool, error) {
 	return true, writePEM(CACert(dir), "CERTIFICATE", der, 0o644)
 }
 
+// Signed reports whether dir holds a certificate for name.
+func Signed(dir, name string) bool {
+	_, err := os.Stat(Certificate(dir, name))
+	return err == nil
+}
+
 // SignOptions say how Sign signs.
 type SignOptions struct {
 	// Days the certificate is valid (365 when zero).
@@ -110,7 +116,7 @@ func Sign(dir, name string, o SignOptions) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
-	if _, err := os.Stat(Certificate(dir, name)); err == nil && !o.Force {
+	if Signed(dir, name) && !o.Force {
 		return fmt.Errorf("%s exists (sign with --force to replace it)", Certificate(dir, name))
 	}
 	caCert, caKey, err := loadCA(dir)
