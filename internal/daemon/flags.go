@@ -62,7 +62,7 @@ func CentralFlags(own ...cli.Flag) []cli.Flag {
 	flags = append(flags, pki.Flags()...)
 	flags = append(flags, own...)
 	return append(flags,
-		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port); empty: off"},
+		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port; a port alone is loopback's); empty: off"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"})
 }
 
