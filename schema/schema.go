@@ -34,6 +34,15 @@ const (
 	MaxLearnedLimit     = 1024
 )
 
+// HubChassisOption is the northbound option (NB_Global.options) that
+// lists, comma-separated, the chassis allowed to serve as hubs. A chassis
+// declares the hub role itself (Chassis.roles, which its own role may
+// write), and a hub's learn messages redirect other hosts' traffic: where
+// hypervisors are not all trusted, the operator names the hubs, as OVN's
+// operators name gateway chassis in the northbound. Unset, every chassis
+// that declares the role may serve (southd).
+const HubChassisOption = "hub_chassis"
+
 // Database names, as in the schemas.
 const (
 	NBName = "Courier_Northbound"

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -175,7 +176,7 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 	var txn []ovsdb.Operation
 	txn = append(txn, d.markLiveness(sb, alive)...)
 	txn = append(txn, d.grantClaims(sb, alive)...)
-	hubOps, hubs := d.assignHubs(sb, alive)
+	hubOps, hubs := d.assignHubs(sb, hubChassis(nb), alive)
 	txn = append(txn, hubOps...)
 	learnedOps, learnedShown := d.arbitrate(sb)
 	txn = append(txn, learnedOps...)
@@ -229,13 +230,32 @@ func (d *Daemon) markLiveness(sb *ops.Session, alive map[string]bool) []ovsdb.Op
 	return txn
 }
 
-// assignHubs gives every VPC HubsPerVPC live hub-role chassis: current
-// hubs that are alive stay, missing ones are filled with the least loaded
-// candidates (then by name), so nothing moves while nothing changes.
-func (d *Daemon) assignHubs(sb *ops.Session, alive map[string]bool) ([]ovsdb.Operation, map[int][]string) {
+// hubChassis reads schema.HubChassisOption: nil when unset.
+func hubChassis(nb *ops.Session) map[string]bool {
+	for _, g := range ops.Rows[nbdb.NBGlobal](nb) {
+		v, ok := g.Options[schema.HubChassisOption]
+		if !ok {
+			return nil
+		}
+		allowed := map[string]bool{}
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" {
+				allowed[c] = true
+			}
+		}
+		return allowed
+	}
+	return nil
+}
+
+// assignHubs gives every VPC HubsPerVPC live hub-role chassis (among the
+// allowed ones, when the operator names them): current hubs that are
+// alive stay, missing ones are filled with the least loaded candidates
+// (then by name), so nothing moves while nothing changes.
+func (d *Daemon) assignHubs(sb *ops.Session, allowed map[string]bool, alive map[string]bool) ([]ovsdb.Operation, map[int][]string) {
 	candidates := []string{}
 	for _, c := range ops.Rows[sbdb.Chassis](sb) {
-		if slices.Contains(c.Roles, "hub") && alive[c.Name] {
+		if slices.Contains(c.Roles, "hub") && alive[c.Name] && (allowed == nil || allowed[c.Name]) {
 			candidates = append(candidates, c.Name)
 		}
 	}

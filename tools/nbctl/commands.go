@@ -95,7 +95,7 @@ func commands() []*command {
 		{Name: "route-list", Args: "VPC", Summary: "list a VPC's static routes", Min: 1, Max: 1,
 			Tables: []string{tVPC, tRoute}, Run: cmdRouteList},
 	}
-	return append(cmds, connCommands()...)
+	return append(append(cmds, connCommands()...), hubCommands()...)
 }
 
 func cmdInit(st *state, _ *cmdline.Invocation, _ *cmdline.Output) error {

@@ -164,6 +164,9 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 	if err := s.ctl.Start(ctx); err != nil {
 		return fail(fmt.Errorf("central services: %w", err))
 	}
+	if err := s.nameHubs(ctx, o.Hubs); err != nil {
+		return fail(err)
+	}
 	l, err := lab.New(o.Prefix, o.Underlay)
 	if err != nil {
 		return fail(err)

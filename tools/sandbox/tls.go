@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +15,7 @@ import (
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/tools/ctl"
 	"github.com/courier-sdn/courier/tools/dbconf"
+	"github.com/courier-sdn/courier/tools/nbctl"
 	"github.com/courier-sdn/courier/tools/proc"
 )
 
@@ -99,6 +102,24 @@ func (s *Sandbox) SBTLS() string {
 
 // Operator is the tools' TLS identity.
 func (s *Sandbox) Operator() pki.Files { return pki.For(s.PKIDir(), OperatorIdentity) }
+
+// nameHubs makes the first n hosts the only chassis that may serve as
+// hubs (schema.HubChassisOption): a hypervisor that declared the hub role
+// by itself must not get other hosts' traffic.
+func (s *Sandbox) nameHubs(ctx context.Context, n int) error {
+	if !s.TLS() {
+		return nil
+	}
+	args := []string{"set-hub-chassis"}
+	for i := 1; i <= n; i++ {
+		args = append(args, "hv"+strconv.Itoa(i))
+	}
+	var out bytes.Buffer
+	if err := nbctl.Run(ctx, nbctl.Options{DB: s.NB(), Wait: "none", Format: "table", LeaderOnly: true}, args, &out); err != nil {
+		return fmt.Errorf("name the hubs: %w", err)
+	}
+	return nil
+}
 
 // signIdentities signs the operator's certificate and each host's.
 func (s *Sandbox) signIdentities() error {
