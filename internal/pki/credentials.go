@@ -132,8 +132,9 @@ func (c *Credentials) NotAfter() time.Time {
 }
 
 // TLSConfig is the client configuration for ssl: remotes, or nil for nil
-// credentials. The server's certificate must be signed by the CA; its
-// host name is not checked, as Open vSwitch does not: a database is
+// credentials. The server's certificate must be signed by the CA and be
+// a server's (extended key usage serverAuth, or none as ovs-pki signs);
+// its host name is not checked, as Open vSwitch does not: a database is
 // reached by whatever address the operator gave, and the CA is the trust.
 func (c *Credentials) TLSConfig() *tls.Config {
 	if c == nil {
@@ -164,7 +165,7 @@ func (c *Credentials) verifyServer(cs tls.ConnectionState) error {
 	for _, ic := range cs.PeerCertificates[1:] {
 		inter.AddCert(ic)
 	}
-	_, err = peer.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	_, err = peer.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	if err != nil {
 		return fmt.Errorf("the server's certificate (CN %q) is not trusted by --ca-cert %s: %w", peer.Subject.CommonName, c.files.CACert, err)
 	}

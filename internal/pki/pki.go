@@ -10,9 +10,12 @@
 // control from it, so a chassis's certificate must be signed for the
 // chassis's name.
 //
-// Keys are ECDSA P-256; certificates serve as client and as server (an
-// ovsdb-server cluster member is both). Every file is written to a
-// temporary name and renamed, so a reader never sees half of one.
+// Keys are ECDSA P-256. A certificate serves as a client's only, unless
+// signed for a server (an ovsdb-server, which is also a client of its
+// cluster's other members): clients check that the server's certificate
+// is a server's, so a hypervisor's stolen certificate cannot pose as the
+// database. Every file is written to a temporary name and renamed, so a
+// reader never sees half of one.
 package pki
 
 import (
@@ -108,6 +111,8 @@ type SignOptions struct {
 	// Force replaces an existing key and certificate: how a certificate
 	// is rotated. Without it an existing pair is an error.
 	Force bool
+	// Server signs a certificate that may also serve (ovsdb-server's).
+	Server bool
 }
 
 // Sign creates a key for name and a certificate for it signed by dir's
@@ -138,7 +143,10 @@ func Sign(dir, name string, o SignOptions) error {
 		NotBefore:   now.Add(-time.Hour),
 		NotAfter:    now.AddDate(0, 0, days),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if o.Server {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
 	}
 	der, err := create(tmpl, caCert, key, caKey)
 	if err != nil {

@@ -67,9 +67,21 @@ func mustSign(t *testing.T, dir string, names ...string) {
 		t.Fatal(err)
 	}
 	for _, n := range names {
-		if err := Sign(dir, n, SignOptions{Force: true}); err != nil {
+		if err := Sign(dir, n, SignOptions{Force: true, Server: n == "ovsdb-server"}); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A client's certificate cannot serve: a hypervisor's certificate,
+// stolen, must not let its thief pose as the database to the others.
+func TestClientCertificateCannotServe(t *testing.T) {
+	dir := t.TempDir()
+	mustSign(t, dir, "hv1", "hv2")
+	addr, _ := server(t, dir, "hv2")
+	c, _ := Load(For(dir, "hv1"))
+	if err := dial(c, addr); err == nil || !strings.Contains(err.Error(), "not trusted") {
+		t.Fatalf("a server presenting a chassis's certificate: %v", err)
 	}
 }
 

@@ -79,6 +79,13 @@ missing and converted when the schema is newer than the file.
 The run directory holds nb.sock and sb.sock; courier-nbctl and
 courier-sbctl find them through --run-dir or COURIER_RUNDIR.
 
+Across machines, "start --tls" serves both databases over mutual TLS
+with role-based access control: a CA and certificates in --pki-dir (see
+"courier-ctl pki"), the listeners in the databases' own Connection tables
+(courier-nbctl and courier-sbctl set-connection change them), hypervisors
+on the southbound's --sb-listen with the role courier-chassis, northd and
+southd on --sb-central-listen with courier-central.
+
 For several machines, make each database a Raft cluster: run
 "cluster-create" in the first member's run directory and "cluster-join"
 in two more, then point clients at all members, for example

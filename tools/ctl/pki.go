@@ -18,7 +18,9 @@ func pkiCommand() *cli.Command {
 		Usage: "create a CA and sign certificates for the databases, the daemons, each chassis and operators",
 		Description: `Like ovs-pki: "init" creates a CA in DIR (cacert.pem, private/cakey.pem);
 "sign NAME" creates NAME-privkey.pem and NAME-cert.pem, a key and a
-certificate whose common name is NAME, signed by the CA. A hypervisor's
+certificate whose common name is NAME, signed by the CA, for a client
+only unless --server (the databases' is; courier-ctl start --tls signs
+it as "ovsdb-server"). A hypervisor's
 NAME must be its chassis name: the southbound lets a chassis write only
 the rows that name its certificate's common name. Give every party
 cacert.pem as --ca-cert, and its own two files as --private-key and
@@ -50,13 +52,14 @@ daemons present the new ones from their next connection (hostd at once).`,
 				ArgsUsage: "NAME",
 				Flags: []cli.Flag{dir(),
 					&cli.IntFlag{Name: "days", Value: 365, Usage: "the certificate is valid for `N` days"},
-					&cli.BoolFlag{Name: "force", Usage: "replace an existing key and certificate (rotation)"}},
+					&cli.BoolFlag{Name: "force", Usage: "replace an existing key and certificate (rotation)"},
+					&cli.BoolFlag{Name: "server", Usage: "a database server's certificate (clients accept only such a server)"}},
 				Action: func(cx *cli.Context) error {
 					if cx.NArg() != 1 {
 						return fmt.Errorf("usage: courier-ctl pki sign NAME [--dir DIR]")
 					}
 					d, name := cx.String("dir"), cx.Args().First()
-					if err := pki.Sign(d, name, pki.SignOptions{Days: cx.Int("days"), Force: cx.Bool("force")}); err != nil {
+					if err := pki.Sign(d, name, pki.SignOptions{Days: cx.Int("days"), Force: cx.Bool("force"), Server: cx.Bool("server")}); err != nil {
 						return err
 					}
 					fmt.Fprintln(cx.App.Writer, pki.PrivateKey(d, name))

@@ -119,7 +119,7 @@ func (c *Config) configureTLS(ctx context.Context) error {
 		if pki.Signed(c.PKIDir, n) {
 			continue
 		}
-		if err := pki.Sign(c.PKIDir, n, pki.SignOptions{}); err != nil {
+		if err := pki.Sign(c.PKIDir, n, pki.SignOptions{Server: n == ServerIdentity}); err != nil {
 			return err
 		}
 	}
