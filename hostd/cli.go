@@ -22,9 +22,11 @@ func App() *cli.App {
 		Name:    "courier-hostd",
 		Version: version.String(),
 		Usage:   "run Courier on a hypervisor: the DVR on every VM port, fed from the southbound",
-		Description: `courier-hostd registers the chassis, claims the ports whose VM interfaces
+		Description: `courier-hostd registers the chassis, binds the ports whose VM interfaces
 are on this host (a host-side interface whose alias is "courier:PORT"; see
-"courier-hostd attach"), and keeps the eBPF data plane equal to what the
+"courier-hostd attach"): those requested for this chassis itself, the
+others once southd grants them on its claim. It keeps the eBPF data plane
+equal to what the
 southbound says: ports, vxnets, routes, hubs, and on a hub every binding of
 the VPCs it serves. Unknown destinations go through a hub, which teaches
 this host the direct path in-band.
@@ -32,7 +34,12 @@ this host the direct path in-band.
 It writes back only facts about itself: its chassis rows and heartbeat,
 its ports' chassis and up, the nb_cfg its kernel reflects (what
 courier-nbctl --wait=hv waits for), and addresses its ports announced.
-Stopping it leaves the data plane forwarding; a new hostd adopts it.`,
+Stopping it leaves the data plane forwarding; a new hostd adopts it.
+
+Over ssl: it presents --certificate, whose common name must be the
+chassis name (courier-ctl pki sign NAME): the southbound lets it write
+only rows that name it. A certificate replaced on disk is presented at
+once (hostd reconnects; the data plane forwards on).`,
 		Flags: append([]cli.Flag{
 			// Required, but checked in run: urfave/cli would also demand
 			// them of "attach".

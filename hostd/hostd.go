@@ -13,8 +13,10 @@
 // scan of the table (DESIGN.md §4), so they happen only when the host
 // joins or leaves a VPC or gains or loses a hub duty; libovsdb offers no
 // monitor_cond_change, and overlapping monitors in one session corrupt its
-// cache, hence one session per scope. A VM interface whose binding is not
-// requested here is looked up with a one-shot select, not a new condition.
+// cache, hence one session per scope. A VM interface whose port is not
+// requested here is listed in this chassis's claims; when southd binds
+// the port here, the base session's condition (chassis == me) brings it
+// (claim.go).
 package hostd
 
 import (
