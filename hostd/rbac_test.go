@@ -67,15 +67,11 @@ func learnedRow(chassis, port, ip string, extra ovsdb.Row) ovsdb.Operation {
 	return ovsdb.Operation{Op: ovsdb.OperationInsert, Table: sbdb.LearnedBindingTable, Row: row}
 }
 
-// A hypervisor that holds a valid certificate for hv3 and runs hostd
-// code set up as hv1 (a compromised host) tries to take what is hv1's
-// and what is the control plane's: ovsdb-server refuses every write, and
-// hostd counts each refusal. OVN's ovn-controller role would have let it
-// claim hv1's port.
-func TestRogueChassisIsRefused(t *testing.T) {
-	dbs := testenv.StartTLSDBs(t, ctl.CentralDaemons("", "")...)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+// The test's world: hv1 and hv3, honest, each with a port requested for
+// it and one with unknown addresses, bound, and an address each such port
+// announced, accepted by southd (lbs: chassis to its learned binding).
+func honestHosts(ctx context.Context, t *testing.T, dbs *testenv.TLSDBs) (hv1, hv3 *Daemon, lbs map[string]string) {
+	t.Helper()
 	err := nbctl.Run(ctx, nbctl.Options{DB: dbs.NB, Wait: "sb", Format: "table", LeaderOnly: true}, []string{
 		"vpc-add", "v", "--", "vxnet-add", "v", "x", "10.0.0.0/24",
 		"--", "port-add", "x", "p1", "02:00:00:00:00:01", "10.0.0.11", "--chassis", "hv1",
@@ -86,17 +82,17 @@ func TestRogueChassisIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hv1, err := connect(t, dbs, "hv1", "hv1", "192.0.2.1")
+	hv1, err = connect(t, dbs, "hv1", "hv1", "192.0.2.1")
 	if err != nil {
 		t.Fatalf("hv1 registers itself: %v", err)
 	}
-	hv3, err := connect(t, dbs, "hv3", "hv3", "192.0.2.3")
+	hv3, err = connect(t, dbs, "hv3", "hv3", "192.0.2.3")
 	if err != nil {
 		t.Fatalf("hv3 registers itself: %v", err)
 	}
 	// Each host binds its ports and records an address its port with
 	// unknown addresses announced: what is its own it may still write.
-	lbs := map[string]string{} // chassis -> its learned binding
+	lbs = map[string]string{}
 	for i, h := range []struct {
 		d              *Daemon
 		name, port, ip string
@@ -127,11 +123,18 @@ func TestRogueChassisIsRefused(t *testing.T) {
 		})
 	}
 
-	// Registering as hv1 means pointing hv1's VTEP address elsewhere.
-	rogue, err := connect(t, dbs, "hv1", "hv3", "192.0.2.3")
-	if table, ok := ops.PermissionDenied(err); !ok || table != sbdb.ChassisTable {
-		t.Errorf("registering as hv1 with hv3's certificate: %v, want refused on Chassis", err)
-	}
+	return hv1, hv3, lbs
+}
+
+type attempt struct {
+	what  string
+	table string
+	try   func() error
+}
+
+// rogueAttempts are what the hostile host tries.
+func rogueAttempts(ctx context.Context, t *testing.T, rogue, hv3 *Daemon, lbs map[string]string) []attempt {
+	t.Helper()
 	p1 := binding(t, rogue, "p1")
 	res, _ := ops.Transact(ctx, hv3.base, ovsdb.Operation{Op: ovsdb.OperationSelect, Table: sbdb.LogicalFlowTable,
 		Where: ops.All(), Columns: []string{"_uuid"}})
@@ -142,11 +145,7 @@ func TestRogueChassisIsRefused(t *testing.T) {
 	byUUID := func(u string) []ovsdb.Condition {
 		return []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: u}}}
 	}
-	attempts := []struct {
-		what  string
-		table string
-		try   func() error
-	}{
+	return []attempt{
 		{"claim hv1's port", sbdb.PortBindingTable, func() error {
 			_, err := rogue.guarded(ctx, p1.UUID, p1.Chassis, ovsdb.Row{"chassis": "hv3", "up": false})
 			return err
@@ -206,6 +205,24 @@ func TestRogueChassisIsRefused(t *testing.T) {
 			return err
 		}},
 	}
+}
+
+// A hypervisor that holds a valid certificate for hv3 and runs hostd
+// code set up as hv1 (a compromised host) tries to take what is hv1's
+// and what is the control plane's: ovsdb-server refuses every write, and
+// hostd counts each refusal. OVN's ovn-controller role would have let it
+// claim hv1's port.
+func TestRogueChassisIsRefused(t *testing.T) {
+	dbs := testenv.StartTLSDBs(t, ctl.CentralDaemons("", "")...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hv1, hv3, lbs := honestHosts(ctx, t, dbs)
+	// Registering as hv1 means pointing hv1's VTEP address elsewhere.
+	rogue, err := connect(t, dbs, "hv1", "hv3", "192.0.2.3")
+	if table, ok := ops.PermissionDenied(err); !ok || table != sbdb.ChassisTable {
+		t.Errorf("registering as hv1 with hv3's certificate: %v, want refused on Chassis", err)
+	}
+	attempts := rogueAttempts(ctx, t, rogue, hv3, lbs)
 	for _, a := range attempts {
 		before := refusals(rogue, a.table)
 		err := a.try()
