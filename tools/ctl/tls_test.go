@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,10 +134,11 @@ func TestTLSRefusesStrangers(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			// Stopped also when the wait fails (t.Fatal runs no code after).
+			stop := sync.OnceFunc(func() { cmd.Process.Kill(); cmd.Wait(); f.Close() })
+			t.Cleanup(stop)
 			testenv.Eventually(t, 10*time.Second, d+" says why it cannot connect", func() error { return logHas(t, logFile, c.want) })
-			cmd.Process.Kill()
-			cmd.Wait()
-			f.Close()
+			stop()
 		}
 	}
 }
