@@ -11,6 +11,7 @@ import (
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/cliargs"
 	"github.com/courier-sdn/courier/internal/daemon"
+	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/internal/ready"
 	"github.com/courier-sdn/courier/internal/version"
 )
@@ -21,9 +22,11 @@ func App() *cli.App {
 		Name:    "courier-hostd",
 		Version: version.String(),
 		Usage:   "run Courier on a hypervisor: the DVR on every VM port, fed from the southbound",
-		Description: `courier-hostd registers the chassis, claims the ports whose VM interfaces
+		Description: `courier-hostd registers the chassis, binds the ports whose VM interfaces
 are on this host (a host-side interface whose alias is "courier:PORT"; see
-"courier-hostd attach"), and keeps the eBPF data plane equal to what the
+"courier-hostd attach"): those requested for this chassis itself, the
+others once southd grants them on its claim. It keeps the eBPF data plane
+equal to what the
 southbound says: ports, vxnets, routes, hubs, and on a hub every binding of
 the VPCs it serves. Unknown destinations go through a hub, which teaches
 this host the direct path in-band.
@@ -31,8 +34,13 @@ this host the direct path in-band.
 It writes back only facts about itself: its chassis rows and heartbeat,
 its ports' chassis and up, the nb_cfg its kernel reflects (what
 courier-nbctl --wait=hv waits for), and addresses its ports announced.
-Stopping it leaves the data plane forwarding; a new hostd adopts it.`,
-		Flags: []cli.Flag{
+Stopping it leaves the data plane forwarding; a new hostd adopts it.
+
+Over ssl: it presents --certificate, whose common name must be the
+chassis name (courier-ctl pki sign NAME): the southbound lets it write
+only rows that name it. A certificate replaced on disk is presented at
+once (hostd reconnects; the data plane forwards on).`,
+		Flags: append([]cli.Flag{
 			// Required, but checked in run: urfave/cli would also demand
 			// them of "attach".
 			&cli.StringFlag{Name: "chassis", Usage: "this chassis's `NAME` (required)"},
@@ -58,9 +66,9 @@ Stopping it leaves the data plane forwarding; a new hostd adopts it.`,
 				Usage: "probe each hub this often (0: never); a hub's kernel answers"},
 			&cli.DurationFlag{Name: "hub-down-after", Value: dataplane.DefaultHubDownAfter, Category: "Hub liveness",
 				Usage: "send new flows to another hub when one has not answered probes for this long"},
-			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR`; empty: off"},
+			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port; a port alone is loopback's); empty: off"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-		},
+		}, pki.Flags()...),
 		Action: run,
 		Commands: []*cli.Command{{
 			Name:      "attach",
@@ -110,13 +118,25 @@ func run(cx *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	creds, err := pki.FromFlags(cx)
+	if err != nil {
+		return err
+	}
+	if err := pki.Require(creds, sb); err != nil {
+		return err
+	}
+	if creds != nil && creds.CommonName() != cx.String("chassis") {
+		return fmt.Errorf("--chassis is %q but %s is %q's certificate: the southbound lets a chassis write only the rows "+
+			"that name its certificate's common name (sign one with courier-ctl pki sign %s)",
+			cx.String("chassis"), creds.Files().Certificate, creds.CommonName(), cx.String("chassis"))
+	}
 	ctx, cancel := daemon.SignalContext()
 	defer cancel()
 	reg := daemon.NewRegistry()
 	if err := daemon.ServeMetrics(ctx, cx.String("metrics-addr"), reg, log); err != nil {
 		return err
 	}
-	d := New(Config{Chassis: cx.String("chassis"), EncapIP: encap, Hub: hub, SB: sb, PinRoot: cx.String("pin-root"),
+	d := New(Config{Chassis: cx.String("chassis"), EncapIP: encap, Hub: hub, SB: sb, Credentials: creds, PinRoot: cx.String("pin-root"),
 		Device: cx.String("device"), Heartbeat: cx.Duration("heartbeat"), Refresh: cx.Duration("refresh"),
 		CacheIdle: cx.Duration("cache-idle"), Log: log, Metrics: NewMetrics(reg),
 		HubBudget:      dataplane.Budget{Rate: cx.Float64("hub-budget"), Burst: cx.Int("hub-burst")},

@@ -13,12 +13,15 @@
 // scan of the table (DESIGN.md §4), so they happen only when the host
 // joins or leaves a VPC or gains or loses a hub duty; libovsdb offers no
 // monitor_cond_change, and overlapping monitors in one session corrupt its
-// cache, hence one session per scope. A VM interface whose binding is not
-// requested here is looked up with a one-shot select, not a new condition.
+// cache, hence one session per scope. A VM interface whose port is not
+// requested here is listed in this chassis's claims; when southd binds
+// the port here, the base session's condition (chassis == me) brings it
+// (claim.go).
 package hostd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +34,7 @@ import (
 
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/daemon"
+	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
@@ -42,8 +46,15 @@ type Config struct {
 	EncapIP  netip.Addr
 	Hub      bool // the hub role
 	SB       []string
-	PinRoot  string
-	Device   string
+	// Credentials, for ssl: remotes, are this chassis's TLS identity
+	// (internal/pki): its certificate's common name must be Chassis.
+	Credentials *pki.Credentials
+	// CertCheck is how often the credentials' files are checked for a
+	// replacement (2 s when zero); a replaced certificate makes hostd
+	// reconnect at once to present it, the data plane forwarding on.
+	CertCheck time.Duration
+	PinRoot   string
+	Device    string
 	// Heartbeat is how often Chassis_Private.heartbeat is bumped.
 	Heartbeat time.Duration
 	// CacheIdle removes learned paths unused for that long.
@@ -66,6 +77,7 @@ type Config struct {
 // Daemon is a running hostd.
 type Daemon struct {
 	cfg    Config
+	tls    *tls.Config
 	log    *slog.Logger
 	m      *Metrics
 	dp     *dataplane.Datapath
@@ -80,7 +92,6 @@ type Daemon struct {
 
 	ifaces  map[string]int // logical port -> ifindex of its VM interface
 	byIndex map[int]string
-	lookups map[string]time.Time // ports looked up by select, and when
 
 	taught    map[bindingKey]dataplane.Binding // hub: what it forwards to
 	acked     int
@@ -145,9 +156,12 @@ func New(cfg Config) *Daemon {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
+	if cfg.CertCheck == 0 {
+		cfg.CertCheck = 2 * time.Second
+	}
+	return &Daemon{cfg: cfg, tls: cfg.Credentials.TLSConfig(), log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
 		vpcs: map[int]*vpcSession{}, ifaces: map[string]int{}, byIndex: map[int]string{},
-		lookups: map[string]time.Time{}, taught: map[bindingKey]dataplane.Binding{}, status: map[string]string{},
+		taught: map[bindingKey]dataplane.Binding{}, status: map[string]string{},
 		logLimit: logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
 }
 
@@ -203,7 +217,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.cfg.Ready != nil {
 		d.cfg.Ready()
 	}
-	session := func(ctx context.Context, established func()) error { return d.session(ctx, established, links, events) }
+	rotated := d.cfg.Credentials.Watch(ctx, d.cfg.CertCheck)
+	session := func(ctx context.Context, established func()) error {
+		return d.session(ctx, established, links, events, rotated)
+	}
 	daemon.Reconnect(ctx, d.log, "southbound session (the data plane keeps forwarding)", session, d.m.sessionRestarts.Inc)
 	d.closeVPCs()
 	return nil
@@ -241,7 +258,8 @@ func (d *Daemon) link(a *netlink.LinkAttrs, present bool) {
 // session runs the base southbound session until it ends. It is
 // established once the chassis is registered: its monitors are up and
 // their contents read.
-func (d *Daemon) session(ctx context.Context, established func(), links chan netlink.LinkUpdate, events chan dataplane.Event) error {
+func (d *Daemon) session(ctx context.Context, established func(), links chan netlink.LinkUpdate, events chan dataplane.Event,
+	rotated <-chan struct{}) error {
 	if err := d.openBase(ctx); err != nil {
 		return err
 	}
@@ -253,6 +271,9 @@ func (d *Daemon) session(ctx context.Context, established func(), links chan net
 		return fmt.Errorf("register chassis: %w", err)
 	}
 	d.log.Info("connected", "sb", d.base.CurrentEndpoint(), "chassis", d.cfg.Chassis, "encap_ip", d.cfg.EncapIP, "hub", d.cfg.Hub)
+	if c := d.cfg.Credentials; c != nil {
+		d.log.Info("presenting certificate", "cn", c.CommonName(), "serial", c.Serial(), "expires", c.NotAfter())
+	}
 	// Beat at once: after an outage, southd judges liveness by what it
 	// sees from now on, and the sooner it sees this chassis the better.
 	if err := d.heartbeat(ctx); err != nil {
@@ -276,6 +297,12 @@ func (d *Daemon) session(ctx context.Context, established func(), links chan net
 			return nil
 		case <-d.base.Done():
 			return errors.New("base session lost")
+		case <-rotated:
+			// Every session reconnects with the new certificate; the
+			// data plane keeps its state meanwhile, as in an outage.
+			d.m.certReloads.Inc()
+			d.closeVPCs()
+			return errors.New("certificate replaced on disk; reconnecting to present it")
 		case u := <-links:
 			d.link(u.Attrs(), u.Header.Type != 17 /* RTM_DELLINK */)
 		case e := <-events:
@@ -313,5 +340,5 @@ func (d *Daemon) session(ctx context.Context, established func(), links chan net
 func (d *Daemon) heartbeat(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return mutateInt(cctx, d.base, sbdb.ChassisPrivateTable, "name", d.cfg.Chassis, "heartbeat", 1)
+	return d.mutateInt(cctx, sbdb.ChassisPrivateTable, "name", d.cfg.Chassis, "heartbeat", 1)
 }

@@ -160,15 +160,18 @@ func (d *Daemon) writeLearned(ctx context.Context, pb *sbdb.PortBinding, kind st
 			read = append(read, ovsdb.Row{"_uuid": u, "seq": s})
 		}
 		txn := []ovsdb.Operation{holdersAre(where, pb.Vpc, read)}
-		row := ovsdb.Row{"vpc": pb.Vpc, "vni": int(e.VNI), "ip": ip, "mac": e.MAC.String(), "logical_port": pb.LogicalPort,
-			"chassis": d.cfg.Chassis, "kind": kind, "seq": seq + 1, "timestamp": int(time.Now().UnixMilli())}
+		// An update writes only what an announcement changes: the row's
+		// identity (address, port, chassis) is not the chassis role's to
+		// rewrite, and accepted is southd's alone.
+		row := ovsdb.Row{"vni": int(e.VNI), "mac": e.MAC.String(), "kind": kind, "seq": seq + 1, "timestamp": int(time.Now().UnixMilli())}
 		if mine == "" {
+			row["vpc"], row["ip"], row["logical_port"], row["chassis"] = pb.Vpc, ip, pb.LogicalPort, d.cfg.Chassis
 			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: sbdb.LearnedBindingTable, Row: row})
 		} else {
 			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.LearnedBindingTable, Row: row,
 				Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: mine}}}})
 		}
-		_, err = ops.Transact(ctx, d.base, txn...)
+		_, err = d.transact(ctx, txn...)
 		var te *ops.TxnError
 		if err != nil && errors.As(err, &te) && te.Op == ovsdb.OperationWait && attempt < 10 {
 			// Another writer came in between: read again, after a
@@ -229,7 +232,7 @@ func (d *Daemon) refreshLearned(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := ops.Transact(cctx, d.base, txn...); err != nil {
+	if _, err := d.transact(cctx, txn...); err != nil {
 		d.log.Warn("refresh learned bindings", "err", err)
 	}
 }

@@ -26,6 +26,8 @@ type Metrics struct {
 	hubsDown         prometheus.Gauge
 	monitoredRows    *prometheus.GaugeVec
 	vpcSessions      prometheus.Gauge
+	refused          *prometheus.CounterVec
+	certReloads      prometheus.Counter
 
 	mu sync.Mutex
 	dp *dataplane.Datapath
@@ -58,10 +60,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Southbound rows this host receives, by table."}, []string{"table"}),
 		vpcSessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_hostd_vpc_sessions",
 			Help: "VPCs this host monitors."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "courier_hostd_sb_writes_refused_total",
+			Help: "Southbound writes the database's access control refused, by table: the certificate is not this chassis's, or the row is not this chassis's to write."}, []string{"table"}),
+		certReloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_certificate_reloads_total",
+			Help: "Times a certificate replaced on disk was taken into use (each reconnects the southbound sessions)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.reconcileSeconds, m.applyErrors, m.lflowErrors, m.written, m.sessionRestarts,
-			m.learned, m.learnedRefused, m.learnedRetries, m.probes, m.hubsDown, m.monitoredRows, m.vpcSessions, (*dpCollector)(m))
+			m.learned, m.learnedRefused, m.learnedRetries, m.probes, m.hubsDown, m.monitoredRows, m.vpcSessions,
+			m.refused, m.certReloads, (*dpCollector)(m))
 	}
 	return m
 }

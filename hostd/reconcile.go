@@ -268,105 +268,12 @@ func minOf(v []int) int {
 	return m
 }
 
-// claim binds the ports whose VMs are here and releases the others.
-func (d *Daemon) claim(ctx context.Context, pbs []*sbdb.PortBinding) {
-	me := d.cfg.Chassis
-	byName := map[string]*sbdb.PortBinding{}
-	for _, pb := range pbs {
-		byName[pb.LogicalPort] = pb
-	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for port := range d.ifaces {
-		pb := byName[port]
-		if pb == nil {
-			// Not requested here and not bound here: look it up, at
-			// most every two seconds, rather than widen the monitor.
-			if time.Since(d.lookups[port]) < 2*time.Second {
-				continue
-			}
-			d.lookups[port] = time.Now()
-			pb = d.lookup(cctx, port)
-			if pb == nil {
-				continue
-			}
-		}
-		delete(d.lookups, port)
-		if isMe(pb.Chassis, me) {
-			continue
-		}
-		requested := pb.RequestedChassis
-		if requested != nil && *requested != me {
-			continue // its VM belongs elsewhere
-		}
-		if requested == nil && pb.Chassis != nil {
-			continue // first come: bound on another host
-		}
-		ok, err := guarded(cctx, d.base, pb.UUID, pb.Chassis, ovsdb.Row{"chassis": me, "up": ovsdb.OvsSet{GoSet: []any{false}}})
-		if err != nil {
-			d.log.Warn("claim", "port", port, "err", err)
-			continue
-		}
-		if ok {
-			d.log.Info("claimed port", "port", port, "ifindex", d.ifaces[port])
-		}
-	}
-	for _, pb := range pbs {
-		if !isMe(pb.Chassis, me) {
-			continue
-		}
-		gone := d.ifaces[pb.LogicalPort] == 0
-		moved := pb.RequestedChassis != nil && *pb.RequestedChassis != me
-		if !gone && !moved {
-			continue
-		}
-		ok, err := guarded(cctx, d.base, pb.UUID, pb.Chassis, ovsdb.Row{"chassis": ovsdb.OvsSet{GoSet: []any{}}, "up": ovsdb.OvsSet{GoSet: []any{false}}})
-		if err != nil {
-			d.log.Warn("release", "port", pb.LogicalPort, "err", err)
-		} else if ok {
-			d.log.Info("released port", "port", pb.LogicalPort, "interface_gone", gone, "requested_elsewhere", moved)
-		}
-	}
-}
-
-// lookup reads one binding by name with a one-shot select.
-func (d *Daemon) lookup(ctx context.Context, port string) *sbdb.PortBinding {
-	sel := ovsdb.Operation{Op: ovsdb.OperationSelect, Table: sbdb.PortBindingTable, Where: where("logical_port", port),
-		Columns: []string{"_uuid", "logical_port", "chassis", "requested_chassis"}}
-	res, err := ops.Transact(ctx, d.base, sel)
-	if err != nil || len(res[0].Rows) != 1 {
-		return nil
-	}
-	row := res[0].Rows[0]
-	pb := &sbdb.PortBinding{LogicalPort: port}
-	if u, ok := row["_uuid"].(ovsdb.UUID); ok {
-		pb.UUID = u.GoUUID
-	}
-	pb.Chassis = optionalString(row["chassis"])
-	pb.RequestedChassis = optionalString(row["requested_chassis"])
-	return pb
-}
-
-func optionalString(v any) *string {
-	switch x := v.(type) {
-	case string:
-		return &x
-	case ovsdb.OvsSet:
-		if len(x.GoSet) == 1 {
-			if s, ok := x.GoSet[0].(string); ok {
-				return &s
-			}
-		}
-	}
-	return nil
-}
-
 // markUp reports the ports whose DVR is programmed.
 func (d *Daemon) markUp(ctx context.Context, pbs []*sbdb.PortBinding) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for _, pb := range pbs {
-		if _, err := guarded(cctx, d.base, pb.UUID, pb.Chassis, ovsdb.Row{"up": ovsdb.OvsSet{GoSet: []any{true}}}); err != nil {
+		if _, err := d.guarded(cctx, pb.UUID, pb.Chassis, ovsdb.Row{"up": ovsdb.OvsSet{GoSet: []any{true}}}); err != nil {
 			d.log.Warn("mark port up", "port", pb.LogicalPort, "err", err)
 		}
 	}
@@ -380,7 +287,7 @@ func (d *Daemon) ack(ctx context.Context, cfg int) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := ops.Transact(cctx, d.base, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
+	_, err := d.transact(cctx, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
 		Where: where("name", d.cfg.Chassis), Row: ovsdb.Row{"nb_cfg": cfg, "nb_cfg_timestamp": int(time.Now().UnixMilli())}})
 	if err != nil {
 		d.log.Warn("acknowledge nb_cfg", "cfg", cfg, "err", err)
@@ -407,8 +314,10 @@ func (d *Daemon) writeStatus(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ops.Transact(cctx, d.base, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
-		Where: where("name", d.cfg.Chassis), Row: ovsdb.Row{"status": ovsdb.OvsMap{GoMap: m}}})
+	if _, err := d.transact(cctx, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
+		Where: where("name", d.cfg.Chassis), Row: ovsdb.Row{"status": ovsdb.OvsMap{GoMap: m}}}); err != nil {
+		d.log.Warn("write status", "err", err)
+	}
 }
 
 func equalMaps(a, b map[string]string) bool {

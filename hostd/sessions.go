@@ -38,7 +38,7 @@ func (d *Daemon) openBase(ctx context.Context) error {
 	}
 	d.baseTracker = ops.NewTrackerNotifying(d.notify)
 	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: d.cfg.SB, Monitor: mon, Tracker: d.baseTracker,
-		EchoInterval: 5 * time.Second, Logger: d.log})
+		EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.tls})
 	if err != nil {
 		return err
 	}
@@ -86,7 +86,7 @@ func (d *Daemon) register(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := ops.Transact(cctx, d.base, txn...); err != nil {
+	if _, err := d.transact(cctx, txn...); err != nil {
 		return err
 	}
 	return nil
@@ -146,7 +146,7 @@ func (d *Daemon) syncVPCs(ctx context.Context, want map[int]bool) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		tracker := ops.NewTrackerNotifying(d.notify)
 		s, err := ops.Open(cctx, m, ops.SessionOptions{Remotes: d.cfg.SB, Monitor: vpcMonitor(vpc, hub),
-			Tracker: tracker, EchoInterval: 5 * time.Second, Logger: d.log})
+			Tracker: tracker, EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.tls})
 		cancel()
 		if err != nil {
 			d.log.Warn("open VPC session", "vpc", vpc, "err", err)
@@ -184,24 +184,8 @@ func optional(s *string) ovsdb.OvsSet {
 	return ovsdb.OvsSet{GoSet: []any{*s}}
 }
 
-// guarded updates a binding only if its chassis is still what we read:
-// hostd never overwrites another host's claim. It reports whether the
-// row matched.
-func guarded(ctx context.Context, s *ops.Session, pbUUID string, chassis *string, row ovsdb.Row) (bool, error) {
-	op := ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.PortBindingTable, Row: row,
-		Where: []ovsdb.Condition{
-			{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: pbUUID}},
-			{Column: "chassis", Function: ovsdb.ConditionEqual, Value: optional(chassis)},
-		}}
-	res, err := ops.Transact(ctx, s, op)
-	if err != nil {
-		return false, err
-	}
-	return res[0].Count == 1, nil
-}
-
-func mutateInt(ctx context.Context, s *ops.Session, table, keyCol, key, col string, delta int) error {
-	_, err := ops.Transact(ctx, s, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: table, Where: where(keyCol, key),
+func (d *Daemon) mutateInt(ctx context.Context, table, keyCol, key, col string, delta int) error {
+	_, err := d.transact(ctx, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: table, Where: where(keyCol, key),
 		Mutations: []ovsdb.Mutation{{Column: col, Mutator: ovsdb.MutateOperationAdd, Value: delta}}})
 	return err
 }

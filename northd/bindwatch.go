@@ -2,6 +2,7 @@ package northd
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 
 	"github.com/ovn-kubernetes/libovsdb/model"
@@ -28,8 +29,8 @@ import (
 
 // watchBindings reports other writers' deletes and renames of bindings to
 // t, as changes with only the logical port set.
-func watchBindings(ctx context.Context, remote string, t *ops.Tracker, log *slog.Logger) (*ops.Watch, error) {
-	spec := ops.WatchSpec{DB: schema.SBName, Tables: []ops.WatchTable{{Name: sbdb.PortBindingTable,
+func watchBindings(ctx context.Context, remote string, tlsc *tls.Config, t *ops.Tracker, log *slog.Logger) (*ops.Watch, error) {
+	spec := ops.WatchSpec{DB: schema.SBName, TLS: tlsc, Tables: []ops.WatchTable{{Name: sbdb.PortBindingTable,
 		Columns: []string{"logical_port"}, Delete: true, Modify: true}}}
 	dec, err := ops.NewRowDecoder(&sbdb.PortBinding{})
 	if err != nil {

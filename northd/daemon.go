@@ -2,6 +2,7 @@ package northd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,8 @@ const LockName = "courier_northd"
 // Config is northd's configuration.
 type Config struct {
 	NB, SB []string // database remotes
+	// TLS is the client configuration for ssl: remotes (nil: none).
+	TLS *tls.Config
 	// MaxTxnOps splits a big southbound change into transactions of at
 	// most this many operations, so that one bulk load does not stall the
 	// database for every other client.
@@ -69,7 +72,7 @@ func New(cfg Config) *Daemon {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics,
-		lock: ops.NewLockSession(cfg.SB, schema.SBName, LockName, cfg.Log)}
+		lock: ops.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.Log)}
 }
 
 // Run keeps northd going until ctx ends: sessions are reopened after any
@@ -97,12 +100,12 @@ func sbMonitor() []client.MonitorOption {
 
 // rereadSBBindings replaces northd's view of the bindings with what the
 // southbound holds now.
-func rereadSBBindings(ctx context.Context, sb *ops.Session, n *compiler) error {
+func rereadSBBindings(ctx context.Context, sb *ops.Session, tlsc *tls.Config, n *compiler) error {
 	dec, err := ops.NewRowDecoder(&sbdb.PortBinding{})
 	if err != nil {
 		return err
 	}
-	rows, err := ops.ReadTable(ctx, sb.CurrentEndpoint(), schema.SBName, sbdb.PortBindingTable, dec)
+	rows, err := ops.ReadTable(ctx, sb.CurrentEndpoint(), tlsc, schema.SBName, sbdb.PortBindingTable, dec)
 	if err != nil {
 		return err
 	}
@@ -125,27 +128,27 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 		db      string
 		table   string
 	}{{d.cfg.NB, schema.NBName, nbdb.NBGlobalTable}, {d.cfg.SB, schema.SBName, sbdb.SBGlobalTable}} {
-		if err := ops.EnsureGlobalRow(ctx, r.remotes, r.db, r.table); err != nil {
+		if err := ops.EnsureGlobalRow(ctx, r.remotes, d.cfg.TLS, r.db, r.table); err != nil {
 			return fmt.Errorf("initialize %s: %w", r.table, err)
 		}
 	}
 	// The northbound session only writes; the rows come through nbWatch,
 	// on the same server (nbwatch.go says why).
 	nb, err := ops.Open(ctx, nbModel, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true,
-		EchoInterval: 5 * time.Second, Logger: d.log})
+		EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.cfg.TLS})
 	if err != nil {
 		return err
 	}
 	defer nb.Close()
 	sb, err := ops.Open(ctx, sbModel, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true,
-		Tracker: sbT, Monitor: sbMonitor(), EchoInterval: 5 * time.Second, Logger: d.log})
+		Tracker: sbT, Monitor: sbMonitor(), EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.cfg.TLS})
 	if err != nil {
 		return err
 	}
 	defer sb.Close()
 
 	n := newCompiler()
-	nbWatch, err := watchNB(ctx, nb.CurrentEndpoint(), nbT, d.log)
+	nbWatch, err := watchNB(ctx, nb.CurrentEndpoint(), d.cfg.TLS, nbT, d.log)
 	if err != nil {
 		return fmt.Errorf("watch the northbound: %w", err)
 	}
@@ -156,7 +159,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	if err := loadInitial(ctx, sb, sbT, &n.pendingSB, sbTables); err != nil {
 		return err
 	}
-	watch, err := watchBindings(ctx, sb.CurrentEndpoint(), sbT, d.log)
+	watch, err := watchBindings(ctx, sb.CurrentEndpoint(), d.cfg.TLS, sbT, d.log)
 	if err != nil {
 		return fmt.Errorf("watch bindings: %w", err)
 	}
@@ -213,7 +216,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 			continue
 		}
 		if active && rereadBindings {
-			if err := rereadSBBindings(ctx, sb, n); err != nil {
+			if err := rereadSBBindings(ctx, sb, d.cfg.TLS, n); err != nil {
 				return fmt.Errorf("read bindings: %w", err)
 			}
 			rereadBindings = false

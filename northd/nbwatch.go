@@ -2,6 +2,7 @@ package northd
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -47,8 +48,8 @@ var nbWatchTables = []struct {
 
 // watchNB reports every northbound change to t, one update at a time;
 // the initial contents are in t when it returns.
-func watchNB(ctx context.Context, remote string, t *ops.Tracker, log *slog.Logger) (*ops.Watch, error) {
-	spec := ops.WatchSpec{DB: schema.NBName, Diffs: true}
+func watchNB(ctx context.Context, remote string, tlsc *tls.Config, t *ops.Tracker, log *slog.Logger) (*ops.Watch, error) {
+	spec := ops.WatchSpec{DB: schema.NBName, Diffs: true, TLS: tlsc}
 	decs := map[string]*ops.RowDecoder{}
 	// rows are the current rows, for each change's Old.
 	rows := map[string]map[string]model.Model{}

@@ -67,11 +67,11 @@ func TestNBWatchMatchesLibovsdb(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lib.Close()
-	if err := ops.EnsureGlobalRow(ctx, []string{dbs.NB}, "Courier_Northbound", nbdb.NBGlobalTable); err != nil {
+	if err := ops.EnsureGlobalRow(ctx, []string{dbs.NB}, nil, "Courier_Northbound", nbdb.NBGlobalTable); err != nil {
 		t.Fatal(err)
 	}
 	tr := ops.NewTracker()
-	w, err := watchNB(ctx, dbs.NB, tr, testenv.Logger(t))
+	w, err := watchNB(ctx, dbs.NB, nil, tr, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

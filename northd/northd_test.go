@@ -349,7 +349,7 @@ func takeover(t *testing.T, nbR, sbR, dir string) {
 	// binding goes missing: the standby hears of it without acting; once
 	// the hung one dies, the instance that takes over compares every row.
 	syscall.Kill(pids[active], syscall.SIGSTOP)
-	c, err := ops.RawDial(strings.Split(sbR, ",")[0])
+	c, err := ops.RawDial(strings.Split(sbR, ",")[0], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +400,7 @@ func TestOthersBindingWritesAreRepaired(t *testing.T) {
 	want := testenv.SBSnapshot(t, dbs.SB)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := ops.RawDial(dbs.SB)
+	c, err := ops.RawDial(dbs.SB, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package ops
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +30,9 @@ type rpcConn struct {
 	notify  func(method string, params json.RawMessage)
 	done    chan struct{}
 	err     error
+	// answered: a reply came; a TLS server that refuses the client's
+	// certificate closes the connection before any.
+	answered atomic.Bool
 }
 
 type rpcReply struct {
@@ -43,8 +48,8 @@ type rpcMessage struct {
 	Error  json.RawMessage `json:"error,omitempty"`
 }
 
-func dialRPC(remote string, notify func(string, json.RawMessage)) (*rpcConn, error) {
-	c, err := Dial(remote)
+func dialRPC(remote string, tlsc *tls.Config, notify func(string, json.RawMessage)) (*rpcConn, error) {
+	c, err := Dial(remote, tlsc)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +84,7 @@ func (r *rpcConn) read() {
 			if json.Unmarshal(m.ID, &id) != nil {
 				continue
 			}
+			r.answered.Store(true)
 			r.mu.Lock()
 			ch := r.pending[id]
 			delete(r.pending, id)
@@ -233,7 +239,7 @@ func (r *rpcConn) callRaw(ctx context.Context, method string, params []byte, out
 	r.mu.Lock()
 	if r.err != nil || r.isClosed() {
 		r.mu.Unlock()
-		return ErrNoConnection
+		return r.lost(nil)
 	}
 	r.nextID++
 	id := r.nextID
@@ -252,7 +258,7 @@ func (r *rpcConn) callRaw(ctx context.Context, method string, params []byte, out
 	r.wmu.Unlock()
 	if err != nil {
 		r.Close()
-		return fmt.Errorf("%w: %v", ErrNoConnection, err)
+		return r.lost(err)
 	}
 	select {
 	case <-ctx.Done():
@@ -262,7 +268,7 @@ func (r *rpcConn) callRaw(ctx context.Context, method string, params []byte, out
 		return ctx.Err()
 	case rep, ok := <-ch:
 		if !ok {
-			return ErrNoConnection
+			return r.lost(nil)
 		}
 		if len(rep.err) > 0 && string(rep.err) != "null" {
 			return fmt.Errorf("%s: %s", method, rep.err)
@@ -277,6 +283,19 @@ func (r *rpcConn) callRaw(ctx context.Context, method string, params []byte, out
 			return json.Unmarshal(rep.result, out)
 		}
 	}
+}
+
+// lost is ErrNoConnection with its cause, and the likely reason when a
+// TLS server closed the connection before answering anything.
+func (r *rpcConn) lost(cause error) error {
+	err := ErrNoConnection
+	if cause != nil {
+		err = fmt.Errorf("%w: %v", ErrNoConnection, cause)
+	}
+	if _, isTLS := r.conn.(*tls.Conn); isTLS && !r.answered.Load() {
+		return fmt.Errorf("%w (%w)", err, ErrTLSRefused)
+	}
+	return err
 }
 
 func (r *rpcConn) isClosed() bool {
@@ -298,9 +317,9 @@ var errNotLeader = errors.New("server is not the cluster leader")
 // querying _Server).
 type RawConn struct{ c *rpcConn }
 
-// RawDial opens a RawConn to one unix or tcp remote.
-func RawDial(remote string) (*RawConn, error) {
-	c, err := dialRPC(remote, nil)
+// RawDial opens a RawConn to one remote (tlsc for ssl:).
+func RawDial(remote string, tlsc *tls.Config) (*RawConn, error) {
+	c, err := dialRPC(remote, tlsc, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -323,20 +342,20 @@ func (r *RawConn) Close() { r.c.Close() }
 // EnsureGlobalRow inserts the single row of a global table (NB_Global,
 // SB_Global) if it is missing, as "ovn-nbctl init" does. The tables allow
 // one row, so a concurrent second insert fails harmlessly.
-func EnsureGlobalRow(ctx context.Context, remotes []string, db, table string) error {
+func EnsureGlobalRow(ctx context.Context, remotes []string, tlsc *tls.Config, db, table string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var last error
 	for _, remote := range remotes {
-		if last = ensureGlobalRow(ctx, remote, db, table); last == nil {
+		if last = ensureGlobalRow(ctx, remote, tlsc, db, table); last == nil {
 			return nil
 		}
 	}
 	return last
 }
 
-func ensureGlobalRow(ctx context.Context, remote, db, table string) error {
-	conn, err := RawDial(remote)
+func ensureGlobalRow(ctx context.Context, remote string, tlsc *tls.Config, db, table string) error {
+	conn, err := RawDial(remote, tlsc)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ var ErrNotLockHolder = errors.New("this instance does not hold the lock")
 // the new leader.
 type LockSession struct {
 	remotes []string
+	tls     *tls.Config
 	db      string
 	name    string
 	log     *slog.Logger
@@ -40,12 +42,13 @@ type LockSession struct {
 	changed chan struct{}
 }
 
-// NewLockSession prepares a session for lock name on database db.
-func NewLockSession(remotes []string, db, name string, log *slog.Logger) *LockSession {
+// NewLockSession prepares a session for lock name on database db (tlsc
+// for ssl: remotes).
+func NewLockSession(remotes []string, tlsc *tls.Config, db, name string, log *slog.Logger) *LockSession {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &LockSession{remotes: remotes, db: db, name: name, log: log, changed: make(chan struct{}, 1)}
+	return &LockSession{remotes: remotes, tls: tlsc, db: db, name: name, log: log, changed: make(chan struct{}, 1)}
 }
 
 // Held reports whether this instance holds the lock now.
@@ -114,7 +117,7 @@ func (l *LockSession) runOnce(ctx context.Context, remote string) error {
 			}
 		}
 	}
-	conn, err := dialRPC(remote, notify)
+	conn, err := dialRPC(remote, l.tls, notify)
 	if err != nil {
 		return err
 	}

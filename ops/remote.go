@@ -1,10 +1,14 @@
 package ops
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -96,17 +100,57 @@ func checkRemote(r string) error {
 	}
 }
 
-// Dial opens a plain connection to one active remote. The ssl scheme needs
-// the TLS configuration that only the libovsdb client carries, so raw
-// JSON-RPC sessions (locks) accept unix and tcp only.
-func Dial(remote string) (net.Conn, error) {
+// Dial opens a connection to one active remote; an ssl: remote needs
+// tlsc (internal/pki's client configuration).
+func Dial(remote string, tlsc *tls.Config) (net.Conn, error) {
 	scheme, rest, _ := strings.Cut(remote, ":")
 	switch scheme {
 	case "unix":
 		return net.Dial("unix", rest)
 	case "tcp":
 		return net.Dial("tcp", rest)
+	case "ssl":
+		if tlsc == nil {
+			return nil, fmt.Errorf("remote %q: no TLS credentials to present (--private-key, --certificate, --ca-cert)", remote)
+		}
+		c, err := tls.Dial("tcp", rest, tlsc)
+		if err != nil {
+			return nil, fmt.Errorf("TLS handshake with %s: %w", remote, err)
+		}
+		return c, nil
 	default:
 		return nil, fmt.Errorf("remote %q: scheme %q not supported for this session", remote, scheme)
 	}
+}
+
+// ErrTLSRefused: a server ended a TLS session right after the handshake,
+// which is how it refuses a client's certificate (and also how a dying
+// server may look, so the connection is still retried).
+var ErrTLSRefused = errors.New("the server ended the TLS session before answering: it does not accept this certificate; " +
+	"is it signed by the server's CA and still valid?")
+
+// tlsRefusal explains a connection that failed after a TLS handshake the
+// server ended: with TLS 1.3 a server that refuses the client's
+// certificate says so only by closing the connection, which the client
+// sees at its first read or write.
+func tlsRefusal(err error, remotes []string) error {
+	if err == nil || !slices.ContainsFunc(remotes, func(r string) bool { return strings.HasPrefix(r, "ssl:") }) {
+		return err
+	}
+	msg := err.Error()
+	for _, s := range []string{"broken pipe", "EOF", "connection reset", "remote error: tls"} {
+		if strings.Contains(msg, s) {
+			return fmt.Errorf("%w (%w)", err, ErrTLSRefused)
+		}
+	}
+	return err
+}
+
+// untrusted: this client does not trust the server's certificate, which
+// no retry changes.
+func untrusted(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	var he x509.HostnameError
+	return errors.As(err, &ua) || errors.As(err, &ci) || errors.As(err, &he)
 }

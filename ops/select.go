@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 
@@ -12,8 +13,8 @@ import (
 // decoded by dec: for a reader that needs a table once, in full, without
 // keeping a monitor and a libovsdb cache of it. At 64,000 rows a libovsdb
 // select took seconds, decoding through generic maps and the mapper.
-func ReadTable(ctx context.Context, remote, db, table string, dec *RowDecoder) ([]model.Model, error) {
-	conn, err := RawDial(remote)
+func ReadTable(ctx context.Context, remote string, tlsc *tls.Config, db, table string, dec *RowDecoder) ([]model.Model, error) {
+	conn, err := RawDial(remote, tlsc)
 	if err != nil {
 		return nil, err
 	}

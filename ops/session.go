@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,8 @@ type SessionOptions struct {
 	// Monitor lists the tables (and conditions) to monitor; empty means
 	// no monitor (a write-only session).
 	Monitor []client.MonitorOption
+	// TLS is the client configuration for ssl: remotes (internal/pki).
+	TLS *tls.Config
 }
 
 // Session is one connected libovsdb client. It never reconnects by itself:
@@ -62,6 +65,9 @@ func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*
 	}
 	lr := logr.New(&libovsdbSink{log: log, tracker: o.Tracker})
 	opts := []client.Option{client.WithLogger(&lr), client.WithLeaderOnly(o.LeaderOnly)}
+	if o.TLS != nil {
+		opts = append(opts, client.WithTLSConfig(o.TLS))
+	}
 	for _, r := range o.Remotes {
 		opts = append(opts, client.WithEndpoint(r))
 	}
@@ -84,7 +90,7 @@ func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*
 	defer cancel()
 	if err := c.Connect(cctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("connect to %v: %w", o.Remotes, err)
+		return nil, fmt.Errorf("connect to %v: %w", o.Remotes, tlsRefusal(err, o.Remotes))
 	}
 	if o.Tracker != nil {
 		c.Cache().AddEventHandler(o.Tracker)
@@ -121,6 +127,9 @@ func OpenRetrying(ctx context.Context, dbModel model.ClientDBModel, o SessionOpt
 		}
 		if ctx.Err() != nil && last != nil {
 			return nil, last
+		}
+		if untrusted(err) {
+			return nil, err // no retry makes the ends trust each other
 		}
 		last = err
 		if failed != nil {

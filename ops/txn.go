@@ -125,3 +125,14 @@ func InsertedUUID(res []ovsdb.OperationResult, i int) string {
 	}
 	return res[i].UUID.GoUUID
 }
+
+// PermissionDenied reports whether err is a transaction that the
+// server's role-based access control refused (OVSDB's "permission
+// error"), and on which table.
+func PermissionDenied(err error) (table string, ok bool) {
+	var te *TxnError
+	if errors.As(err, &te) && te.Err == "permission error" {
+		return te.Table, true
+	}
+	return "", false
+}

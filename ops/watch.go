@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,8 @@ type WatchSpec struct {
 	// it, a modify carries the whole row: every member of a big set each
 	// time one is added.
 	Diffs bool
+	// TLS is the client configuration for an ssl: remote.
+	TLS *tls.Config
 }
 
 // WatchTable is one watched table.
@@ -92,7 +95,7 @@ func StartWatch(ctx context.Context, remote string, spec WatchSpec, deliver func
 			w.conn.Close()
 		}
 	}
-	conn, err := dialRPC(remote, notify)
+	conn, err := dialRPC(remote, spec.TLS, notify)
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ func rawNB(t *testing.T) (*testenv.DBs, context.Context, func(ops ...any) []map[
 	dbs := testenv.StartDBs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	c, err := ops.RawDial(dbs.NB)
+	c, err := ops.RawDial(dbs.NB, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ Several instances may run; the one holding the southbound lock
 				return err
 			}
 			defer cancel()
-			d := New(Config{NB: c.NB, SB: c.SB, DeadAfter: cx.Duration("dead-after"), HubsPerVPC: cx.Int("hubs-per-vpc"),
+			d := New(Config{NB: c.NB, SB: c.SB, TLS: c.TLS, DeadAfter: cx.Duration("dead-after"), HubsPerVPC: cx.Int("hubs-per-vpc"),
 				LearnedAge: cx.Duration("learned-age"), AgeBatch: cx.Int("age-batch"), Log: c.Log, Metrics: NewMetrics(c.Registry)})
 			return d.Run(ctx)
 		},

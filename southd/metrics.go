@@ -10,6 +10,7 @@ type Metrics struct {
 	learned  *prometheus.CounterVec
 	accepted prometheus.Counter
 	stalls   prometheus.Counter
+	grants   prometheus.Counter
 }
 
 // NewMetrics registers southd's metrics with reg (nil: not registered).
@@ -27,9 +28,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Learned bindings accepted: hosts and hubs act on them from then on."}),
 		stalls: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_southd_view_stalls_total",
 			Help: "Times the southbound stopped answering long enough that liveness judgments were suspended, then restarted with a grace period."}),
+		grants: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_southd_port_grants_total",
+			Help: "Ports nobody requested bound to a live chassis that claims them."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.active, m.chassis, m.hubMoves, m.learned, m.accepted, m.stalls)
+		reg.MustRegister(m.active, m.chassis, m.hubMoves, m.learned, m.accepted, m.stalls, m.grants)
 	}
 	return m
 }

@@ -14,11 +14,13 @@ package southd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -37,6 +39,8 @@ const LockName = "courier_southd"
 // Config is southd's configuration.
 type Config struct {
 	NB, SB []string
+	// TLS is the client configuration for ssl: remotes (nil: none).
+	TLS *tls.Config
 	// DeadAfter: a chassis whose heartbeat has not changed for this long
 	// is dead.
 	DeadAfter time.Duration
@@ -89,7 +93,7 @@ type Daemon struct {
 func New(cfg Config) *Daemon {
 	cfg.defaults()
 	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics,
-		lock: ops.NewLockSession(cfg.SB, schema.SBName, LockName, cfg.Log)}
+		lock: ops.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.Log)}
 }
 
 // Run decides until ctx ends, reconnecting after failures.
@@ -107,18 +111,18 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	notify := make(chan struct{}, 1)
 	pb := &sbdb.PortBinding{}
 	dp := &sbdb.Datapath{}
-	sb, err := ops.Open(ctx, sbM, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true, EchoInterval: 5 * time.Second,
+	sb, err := ops.Open(ctx, sbM, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true, EchoInterval: 5 * time.Second, TLS: d.cfg.TLS,
 		Tracker: ops.NewTrackerNotifying(notify), Logger: d.log, Monitor: []client.MonitorOption{
 			client.WithTable(&sbdb.SBGlobal{}), client.WithTable(&sbdb.Chassis{}), client.WithTable(&sbdb.ChassisPrivate{}),
 			client.WithTable(&sbdb.Hub{}), client.WithTable(&sbdb.LearnedBinding{}),
-			client.WithTable(pb, &pb.LogicalPort, &pb.Chassis, &pb.Up, &pb.VirtualIPs, &pb.IPs, &pb.Vpc, &pb.Datapath, &pb.LearnedLimit),
+			client.WithTable(pb, &pb.LogicalPort, &pb.Chassis, &pb.RequestedChassis, &pb.Up, &pb.VirtualIPs, &pb.IPs, &pb.Vpc, &pb.Datapath, &pb.LearnedLimit),
 			client.WithTable(dp, &dp.Name, &dp.Type, &dp.TunnelKey, &dp.Vpc, &dp.Cidr, &dp.GatewayIP),
 		}})
 	if err != nil {
 		return err
 	}
 	defer sb.Close()
-	nb, err := ops.Open(ctx, nbM, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true, EchoInterval: 5 * time.Second,
+	nb, err := ops.Open(ctx, nbM, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true, EchoInterval: 5 * time.Second, TLS: d.cfg.TLS,
 		Tracker: ops.NewTrackerNotifying(notify), Logger: d.log, Monitor: []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{})}})
 	if err != nil {
 		return err
@@ -174,7 +178,8 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[string]bool) error {
 	var txn []ovsdb.Operation
 	txn = append(txn, d.markLiveness(sb, alive)...)
-	hubOps, hubs := d.assignHubs(sb, alive)
+	txn = append(txn, d.grantClaims(sb, alive)...)
+	hubOps, hubs := d.assignHubs(sb, hubChassis(nb), alive)
 	txn = append(txn, hubOps...)
 	learnedOps, learnedShown := d.arbitrate(sb)
 	txn = append(txn, learnedOps...)
@@ -228,13 +233,32 @@ func (d *Daemon) markLiveness(sb *ops.Session, alive map[string]bool) []ovsdb.Op
 	return txn
 }
 
-// assignHubs gives every VPC HubsPerVPC live hub-role chassis: current
-// hubs that are alive stay, missing ones are filled with the least loaded
-// candidates (then by name), so nothing moves while nothing changes.
-func (d *Daemon) assignHubs(sb *ops.Session, alive map[string]bool) ([]ovsdb.Operation, map[int][]string) {
+// hubChassis reads schema.HubChassisOption: nil when unset.
+func hubChassis(nb *ops.Session) map[string]bool {
+	for _, g := range ops.Rows[nbdb.NBGlobal](nb) {
+		v, ok := g.Options[schema.HubChassisOption]
+		if !ok {
+			return nil
+		}
+		allowed := map[string]bool{}
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" {
+				allowed[c] = true
+			}
+		}
+		return allowed
+	}
+	return nil
+}
+
+// assignHubs gives every VPC HubsPerVPC live hub-role chassis (among the
+// allowed ones, when the operator names them): current hubs that are
+// alive stay, missing ones are filled with the least loaded candidates
+// (then by name), so nothing moves while nothing changes.
+func (d *Daemon) assignHubs(sb *ops.Session, allowed map[string]bool, alive map[string]bool) ([]ovsdb.Operation, map[int][]string) {
 	candidates := []string{}
 	for _, c := range ops.Rows[sbdb.Chassis](sb) {
-		if slices.Contains(c.Roles, "hub") && alive[c.Name] {
+		if slices.Contains(c.Roles, "hub") && alive[c.Name] && (allowed == nil || allowed[c.Name]) {
 			candidates = append(candidates, c.Name)
 		}
 	}

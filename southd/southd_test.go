@@ -260,6 +260,44 @@ func TestRestartMovesNothing(t *testing.T) {
 	}
 }
 
+// A chassis declares the hub role itself; when the operator names the
+// hubs (set-hub-chassis), a chassis outside the list is never one, and
+// changing the list moves the duty.
+func TestHubsOnlyAmongNamedChassis(t *testing.T) {
+	w := newWorld(t)
+	for _, c := range []string{"hv1", "hv2", "hv3"} {
+		w.addChassis(t, c, true)
+	}
+	w.nb(t, "sb", "set-hub-chassis", "hv3", "hv1", "--", "vpc-add", "a", "--", "vpc-add", "b")
+	startSouthd(t, w)
+	want := func(cs ...string) func() error {
+		return func() error {
+			h := hubs(w)
+			if len(h) != 2 {
+				return fmt.Errorf("%v", h)
+			}
+			for _, got := range h {
+				if fmt.Sprint(got) != fmt.Sprint(cs) {
+					return fmt.Errorf("%v, want %v for every VPC", h, cs)
+				}
+			}
+			return nil
+		}
+	}
+	testenv.Eventually(t, 5*time.Second, "hubs among the named", want("hv1", "hv3"))
+	w.nb(t, "sb", "set-hub-chassis", "hv2")
+	testenv.Eventually(t, 5*time.Second, "hubs moved to the one named", want("hv2"))
+	w.nb(t, "sb", "set-hub-chassis")
+	testenv.Eventually(t, 5*time.Second, "any hub-role chassis again", func() error {
+		for _, cs := range hubs(w) {
+			if len(cs) != 2 || !slices.Contains(cs, "hv2") {
+				return fmt.Errorf("%v", hubs(w))
+			}
+		}
+		return nil
+	})
+}
+
 func learned(w *world) []string {
 	var out []string
 	for _, lb := range ops.Rows[sbdb.LearnedBinding](w.sb) {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -41,13 +42,28 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// ServeMetrics serves /metrics on addr until ctx ends. An empty addr
-// serves nothing. It returns once the listener is open (or failed).
+// MetricsAddr is where --metrics-addr listens: a port alone (":9650" or
+// "9650") means loopback, not every address as Go's default would; a
+// daemon's metrics are exposed beyond the machine only when told so
+// ("0.0.0.0:9650").
+func MetricsAddr(addr string) string {
+	if _, err := strconv.Atoi(addr); err == nil {
+		return net.JoinHostPort("127.0.0.1", addr)
+	}
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
+
+// ServeMetrics serves /metrics on addr (MetricsAddr) until ctx ends. An
+// empty addr serves nothing. It returns once the listener is open (or
+// failed).
 func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
 	if addr == "" {
 		return nil
 	}
-	l, err := net.Listen("tcp", addr)
+	l, err := net.Listen("tcp", MetricsAddr(addr))
 	if err != nil {
 		return fmt.Errorf("metrics listener %s: %w", addr, err)
 	}

@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/courier-sdn/courier/internal/cliargs"
+	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/internal/ready"
 	"github.com/courier-sdn/courier/ops"
 )
@@ -57,9 +59,10 @@ func remotes(cx *cli.Context, flag string, fallback func(runDir string) string) 
 // --log-level.
 func CentralFlags(own ...cli.Flag) []cli.Flag {
 	flags := []cli.Flag{NBFlag(), SBFlag(), RunDirFlag()}
+	flags = append(flags, pki.Flags()...)
 	flags = append(flags, own...)
 	return append(flags,
-		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port); empty: off"},
+		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port; a port alone is loopback's); empty: off"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"})
 }
 
@@ -68,6 +71,9 @@ type Central struct {
 	Log      *slog.Logger
 	NB, SB   []string
 	Registry *prometheus.Registry
+	// TLS is the client configuration for ssl: remotes, nil without
+	// --private-key, --certificate and --ca-cert.
+	TLS *tls.Config
 }
 
 // StartCentral refuses stray arguments, reads the shared flags, starts
@@ -90,15 +96,25 @@ func StartCentral(cx *cli.Context, component string) (context.Context, context.C
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	creds, err := pki.FromFlags(cx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := pki.Require(creds, nb, sb); err != nil {
+		return nil, nil, nil, err
+	}
 	ctx, cancel := SignalContext()
 	reg := NewRegistry()
 	if err := ServeMetrics(ctx, cx.String("metrics-addr"), reg, log); err != nil {
 		cancel()
 		return nil, nil, nil, err
 	}
+	if creds != nil {
+		log.Info("TLS identity", "cn", creds.CommonName(), "serial", creds.Serial(), "expires", creds.NotAfter())
+	}
 	log.Info("starting", "nb", nb, "sb", sb)
 	if err := ready.Notify(); err != nil {
 		log.Warn("could not tell the starter that this daemon is up", "err", err)
 	}
-	return ctx, cancel, &Central{Log: log, NB: nb, SB: sb, Registry: reg}, nil
+	return ctx, cancel, &Central{Log: log, NB: nb, SB: sb, Registry: reg, TLS: creds.TLSConfig()}, nil
 }

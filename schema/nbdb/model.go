@@ -13,20 +13,104 @@ import (
 // FullDatabaseModel returns the DatabaseModel object to be used in libovsdb
 func FullDatabaseModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel("Courier_Northbound", map[string]model.Model{
-		"NB_Global": &NBGlobal{},
-		"Port":      &Port{},
-		"Route":     &Route{},
-		"VPC":       &VPC{},
-		"Vxnet":     &Vxnet{},
+		"Connection": &Connection{},
+		"NB_Global":  &NBGlobal{},
+		"Port":       &Port{},
+		"Route":      &Route{},
+		"SSL":        &SSL{},
+		"VPC":        &VPC{},
+		"Vxnet":      &Vxnet{},
 	})
 }
 
 var schema = `{
   "name": "Courier_Northbound",
-  "version": "1.1.0",
+  "version": "1.2.0",
   "tables": {
+    "Connection": {
+      "columns": {
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "inactivity_probe": {
+          "type": {
+            "key": {
+              "type": "integer"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "is_connected": {
+          "type": "boolean",
+          "ephemeral": true
+        },
+        "max_backoff": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1000
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "other_config": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "status": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          },
+          "ephemeral": true
+        },
+        "target": {
+          "type": "string"
+        }
+      },
+      "indexes": [
+        [
+          "target"
+        ]
+      ]
+    },
     "NB_Global": {
       "columns": {
+        "connections": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Connection"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
         "external_ids": {
           "type": {
             "key": {
@@ -68,6 +152,16 @@ var schema = `{
         },
         "sb_cfg_timestamp": {
           "type": "integer"
+        },
+        "ssl": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "SSL"
+            },
+            "min": 0,
+            "max": 1
+          }
         }
       },
       "isRoot": true
@@ -245,6 +339,40 @@ var schema = `{
             "min": 0,
             "max": "unlimited"
           }
+        }
+      }
+    },
+    "SSL": {
+      "columns": {
+        "bootstrap_ca_cert": {
+          "type": "boolean"
+        },
+        "ca_cert": {
+          "type": "string"
+        },
+        "certificate": {
+          "type": "string"
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "private_key": {
+          "type": "string"
+        },
+        "ssl_ciphers": {
+          "type": "string"
+        },
+        "ssl_protocols": {
+          "type": "string"
         }
       }
     },

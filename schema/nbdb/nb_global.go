@@ -10,6 +10,7 @@ const NBGlobalTable = "NB_Global"
 // NBGlobal defines an object in NB_Global table
 type NBGlobal struct {
 	UUID           string            `ovsdb:"_uuid"`
+	Connections    []string          `ovsdb:"connections"`
 	ExternalIDs    map[string]string `ovsdb:"external_ids"`
 	HvCfg          int               `ovsdb:"hv_cfg"`
 	HvCfgTimestamp int               `ovsdb:"hv_cfg_timestamp"`
@@ -18,10 +19,39 @@ type NBGlobal struct {
 	Options        map[string]string `ovsdb:"options"`
 	SbCfg          int               `ovsdb:"sb_cfg"`
 	SbCfgTimestamp int               `ovsdb:"sb_cfg_timestamp"`
+	SSL            *string           `ovsdb:"ssl"`
 }
 
 func (a *NBGlobal) GetUUID() string {
 	return a.UUID
+}
+
+func (a *NBGlobal) GetConnections() []string {
+	return a.Connections
+}
+
+func copyNBGlobalConnections(a []string) []string {
+	if a == nil {
+		return nil
+	}
+	b := make([]string, len(a))
+	copy(b, a)
+	return b
+}
+
+func equalNBGlobalConnections(a, b []string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	for i, v := range a {
+		if b[i] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *NBGlobal) GetExternalIDs() map[string]string {
@@ -108,10 +138,34 @@ func (a *NBGlobal) GetSbCfgTimestamp() int {
 	return a.SbCfgTimestamp
 }
 
+func (a *NBGlobal) GetSSL() *string {
+	return a.SSL
+}
+
+func copyNBGlobalSSL(a *string) *string {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalNBGlobalSSL(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
 func (a *NBGlobal) DeepCopyInto(b *NBGlobal) {
 	*b = *a
+	b.Connections = copyNBGlobalConnections(a.Connections)
 	b.ExternalIDs = copyNBGlobalExternalIDs(a.ExternalIDs)
 	b.Options = copyNBGlobalOptions(a.Options)
+	b.SSL = copyNBGlobalSSL(a.SSL)
 }
 
 func (a *NBGlobal) DeepCopy() *NBGlobal {
@@ -131,6 +185,7 @@ func (a *NBGlobal) CloneModel() model.Model {
 
 func (a *NBGlobal) Equals(b *NBGlobal) bool {
 	return a.UUID == b.UUID &&
+		equalNBGlobalConnections(a.Connections, b.Connections) &&
 		equalNBGlobalExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		a.HvCfg == b.HvCfg &&
 		a.HvCfgTimestamp == b.HvCfgTimestamp &&
@@ -138,7 +193,8 @@ func (a *NBGlobal) Equals(b *NBGlobal) bool {
 		a.NbCfgTimestamp == b.NbCfgTimestamp &&
 		equalNBGlobalOptions(a.Options, b.Options) &&
 		a.SbCfg == b.SbCfg &&
-		a.SbCfgTimestamp == b.SbCfgTimestamp
+		a.SbCfgTimestamp == b.SbCfgTimestamp &&
+		equalNBGlobalSSL(a.SSL, b.SSL)
 }
 
 func (a *NBGlobal) EqualsModel(b model.Model) bool {

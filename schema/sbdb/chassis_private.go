@@ -11,6 +11,7 @@ const ChassisPrivateTable = "Chassis_Private"
 type ChassisPrivate struct {
 	UUID           string            `ovsdb:"_uuid"`
 	Alive          *bool             `ovsdb:"alive"`
+	Claims         []string          `ovsdb:"claims" validate:"dive,max=64"`
 	ExternalIDs    map[string]string `ovsdb:"external_ids"`
 	Heartbeat      int               `ovsdb:"heartbeat" validate:"min=0"`
 	Name           string            `ovsdb:"name" validate:"max=64"`
@@ -43,6 +44,34 @@ func equalChassisPrivateAlive(a, b *bool) bool {
 		return true
 	}
 	return *a == *b
+}
+
+func (a *ChassisPrivate) GetClaims() []string {
+	return a.Claims
+}
+
+func copyChassisPrivateClaims(a []string) []string {
+	if a == nil {
+		return nil
+	}
+	b := make([]string, len(a))
+	copy(b, a)
+	return b
+}
+
+func equalChassisPrivateClaims(a, b []string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	for i, v := range a {
+		if b[i] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *ChassisPrivate) GetExternalIDs() map[string]string {
@@ -124,6 +153,7 @@ func equalChassisPrivateStatus(a, b map[string]string) bool {
 func (a *ChassisPrivate) DeepCopyInto(b *ChassisPrivate) {
 	*b = *a
 	b.Alive = copyChassisPrivateAlive(a.Alive)
+	b.Claims = copyChassisPrivateClaims(a.Claims)
 	b.ExternalIDs = copyChassisPrivateExternalIDs(a.ExternalIDs)
 	b.Status = copyChassisPrivateStatus(a.Status)
 }
@@ -146,6 +176,7 @@ func (a *ChassisPrivate) CloneModel() model.Model {
 func (a *ChassisPrivate) Equals(b *ChassisPrivate) bool {
 	return a.UUID == b.UUID &&
 		equalChassisPrivateAlive(a.Alive, b.Alive) &&
+		equalChassisPrivateClaims(a.Claims, b.Claims) &&
 		equalChassisPrivateExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		a.Heartbeat == b.Heartbeat &&
 		a.Name == b.Name &&

@@ -15,18 +15,22 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel("Courier_Southbound", map[string]model.Model{
 		"Chassis":         &Chassis{},
 		"Chassis_Private": &ChassisPrivate{},
+		"Connection":      &Connection{},
 		"Datapath":        &Datapath{},
 		"Hub":             &Hub{},
 		"Learned_Binding": &LearnedBinding{},
 		"Logical_Flow":    &LogicalFlow{},
 		"Port_Binding":    &PortBinding{},
+		"RBAC_Permission": &RBACPermission{},
+		"RBAC_Role":       &RBACRole{},
 		"SB_Global":       &SBGlobal{},
+		"SSL":             &SSL{},
 	})
 }
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.1.0",
+  "version": "1.2.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -116,6 +120,17 @@ var schema = `{
             "max": 1
           }
         },
+        "claims": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
         "external_ids": {
           "type": {
             "key": {
@@ -170,6 +185,84 @@ var schema = `{
         ]
       ],
       "isRoot": true
+    },
+    "Connection": {
+      "columns": {
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "inactivity_probe": {
+          "type": {
+            "key": {
+              "type": "integer"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "is_connected": {
+          "type": "boolean",
+          "ephemeral": true
+        },
+        "max_backoff": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1000
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "other_config": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "read_only": {
+          "type": "boolean"
+        },
+        "role": {
+          "type": "string"
+        },
+        "status": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          },
+          "ephemeral": true
+        },
+        "target": {
+          "type": "string"
+        }
+      },
+      "indexes": [
+        [
+          "target"
+        ]
+      ]
     },
     "Datapath": {
       "columns": {
@@ -632,8 +725,73 @@ var schema = `{
       ],
       "isRoot": true
     },
+    "RBAC_Permission": {
+      "columns": {
+        "authorization": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "insert_delete": {
+          "type": "boolean"
+        },
+        "table": {
+          "type": "string"
+        },
+        "update": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        }
+      }
+    },
+    "RBAC_Role": {
+      "columns": {
+        "name": {
+          "type": "string"
+        },
+        "permissions": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "uuid",
+              "refTable": "RBAC_Permission",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        }
+      },
+      "indexes": [
+        [
+          "name"
+        ]
+      ],
+      "isRoot": true
+    },
     "SB_Global": {
       "columns": {
+        "connections": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Connection"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
         "external_ids": {
           "type": {
             "key": {
@@ -660,9 +818,53 @@ var schema = `{
             "min": 0,
             "max": "unlimited"
           }
+        },
+        "ssl": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "SSL"
+            },
+            "min": 0,
+            "max": 1
+          }
         }
       },
       "isRoot": true
+    },
+    "SSL": {
+      "columns": {
+        "bootstrap_ca_cert": {
+          "type": "boolean"
+        },
+        "ca_cert": {
+          "type": "string"
+        },
+        "certificate": {
+          "type": "string"
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "private_key": {
+          "type": "string"
+        },
+        "ssl_ciphers": {
+          "type": "string"
+        },
+        "ssl_protocols": {
+          "type": "string"
+        }
+      }
     }
   }
 }`

@@ -10,13 +10,43 @@ const SBGlobalTable = "SB_Global"
 // SBGlobal defines an object in SB_Global table
 type SBGlobal struct {
 	UUID        string            `ovsdb:"_uuid"`
+	Connections []string          `ovsdb:"connections"`
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	NbCfg       int               `ovsdb:"nb_cfg"`
 	Options     map[string]string `ovsdb:"options"`
+	SSL         *string           `ovsdb:"ssl"`
 }
 
 func (a *SBGlobal) GetUUID() string {
 	return a.UUID
+}
+
+func (a *SBGlobal) GetConnections() []string {
+	return a.Connections
+}
+
+func copySBGlobalConnections(a []string) []string {
+	if a == nil {
+		return nil
+	}
+	b := make([]string, len(a))
+	copy(b, a)
+	return b
+}
+
+func equalSBGlobalConnections(a, b []string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	for i, v := range a {
+		if b[i] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *SBGlobal) GetExternalIDs() map[string]string {
@@ -83,10 +113,34 @@ func equalSBGlobalOptions(a, b map[string]string) bool {
 	return true
 }
 
+func (a *SBGlobal) GetSSL() *string {
+	return a.SSL
+}
+
+func copySBGlobalSSL(a *string) *string {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalSBGlobalSSL(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
 func (a *SBGlobal) DeepCopyInto(b *SBGlobal) {
 	*b = *a
+	b.Connections = copySBGlobalConnections(a.Connections)
 	b.ExternalIDs = copySBGlobalExternalIDs(a.ExternalIDs)
 	b.Options = copySBGlobalOptions(a.Options)
+	b.SSL = copySBGlobalSSL(a.SSL)
 }
 
 func (a *SBGlobal) DeepCopy() *SBGlobal {
@@ -106,9 +160,11 @@ func (a *SBGlobal) CloneModel() model.Model {
 
 func (a *SBGlobal) Equals(b *SBGlobal) bool {
 	return a.UUID == b.UUID &&
+		equalSBGlobalConnections(a.Connections, b.Connections) &&
 		equalSBGlobalExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		a.NbCfg == b.NbCfg &&
-		equalSBGlobalOptions(a.Options, b.Options)
+		equalSBGlobalOptions(a.Options, b.Options) &&
+		equalSBGlobalSSL(a.SSL, b.SSL)
 }
 
 func (a *SBGlobal) EqualsModel(b model.Model) bool {

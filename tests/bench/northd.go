@@ -468,7 +468,7 @@ func insertFloor(ctx context.Context, env Env, ports int) (float64, error) {
 	if err := c.Start(ctx); err != nil {
 		return 0, err
 	}
-	conn, err := ops.RawDial(c.Remote(ctl.Databases[1]))
+	conn, err := ops.RawDial(c.Remote(ctl.Databases[1]), nil)
 	if err != nil {
 		return 0, err
 	}
@@ -602,7 +602,7 @@ func waitSbCfg(ctx context.Context, s *ops.Session, cfg int, timeout time.Durati
 }
 
 func countRows(ctx context.Context, remote string) (map[string]int, error) {
-	conn, err := ops.RawDial(remote)
+	conn, err := ops.RawDial(remote, nil)
 	if err != nil {
 		return nil, err
 	}

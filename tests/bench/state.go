@@ -268,7 +268,7 @@ func waitHubs(sb *sandbox.Sandbox, n int, timeout time.Duration) error {
 
 // waitBound waits until n port bindings are up.
 func waitBound(ctx context.Context, sb *sandbox.Sandbox, n int, timeout time.Duration) error {
-	conn, err := ops.RawDial(sb.SB())
+	conn, err := ops.RawDial(sb.SB(), nil)
 	if err != nil {
 		return err
 	}

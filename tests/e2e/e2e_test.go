@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,7 +37,24 @@ func (e *env) blue() {
 
 // 1. Same and cross vxnet, ping and TCP, across hosts and on one host.
 func TestConnectivity(t *testing.T) {
-	e := start(t, 3, 2)
+	connectivity(t, start(t, 3, 2))
+}
+
+// The same over mutual TLS with role-based access control: every
+// daemon presents its own certificate, each hostd its chassis's; the
+// sandbox says where its TLS listeners are.
+func TestConnectivityOverTLS(t *testing.T) {
+	e := startTLS(t, 3, 2)
+	connectivity(t, e)
+	out, err := exec.Command(filepath.Join(testenv.BinDir(t), "courier-sandbox"), "--run-dir", e.s.RunDir, "status").CombinedOutput()
+	for _, want := range []string{e.s.NBTLS(), e.s.SBTLS(), "role courier-chassis", "operator-cert.pem"} {
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("courier-sandbox status does not say %q (%v):\n%s", want, err, out)
+		}
+	}
+}
+
+func connectivity(t *testing.T, e *env) {
 	e.blue()
 	e.mustPing("w1", "10.0.1.11") // same vxnet, same host
 	e.mustPing("w1", "10.0.1.12") // same vxnet, other host

@@ -18,6 +18,7 @@ import (
 
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/tools/nbctl"
 	"github.com/courier-sdn/courier/tools/sandbox"
@@ -38,11 +39,23 @@ func start(t *testing.T, hosts, hubs int) *env {
 // startWith is start with more arguments for every hostd.
 func startWith(t *testing.T, hosts, hubs int, hostdArgs ...string) *env {
 	t.Helper()
+	return startOpts(t, sandbox.Options{Hosts: hosts, Hubs: hubs, HostdArgs: hostdArgs})
+}
+
+// startTLS is start over mutual TLS with role-based access control; the
+// tests' courier-nbctl presents the sandbox's operator certificate.
+func startTLS(t *testing.T, hosts, hubs int) *env {
+	t.Helper()
+	return startOpts(t, sandbox.Options{Hosts: hosts, Hubs: hubs, TLS: true})
+}
+
+func startOpts(t *testing.T, o sandbox.Options) *env {
+	t.Helper()
 	testenv.Integration(t, "ping", "iperf3", "tcpdump", "ip")
 	testenv.Root(t)
-	s, err := sandbox.Start(context.Background(), sandbox.Options{RunDir: testenv.RunDir(t), Prefix: "ce" + testenv.ID() + "-",
-		Hosts: hosts, Hubs: hubs, BinDir: testenv.BinDir(t), DeadAfter: 2 * time.Second, Log: testenv.Logger(t),
-		HostdArgs: hostdArgs})
+	o.RunDir, o.Prefix, o.BinDir = testenv.RunDir(t), "ce"+testenv.ID()+"-", testenv.BinDir(t)
+	o.DeadAfter, o.Log = 2*time.Second, testenv.Logger(t)
+	s, err := sandbox.Start(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +80,15 @@ func (e *env) nb(args ...string) {
 }
 
 func (e *env) nbErr(wait string, args ...string) error {
-	return nbctl.Run(context.Background(), nbctl.Options{DB: e.s.NB(), Wait: wait, Format: "table", Timeout: 20 * time.Second}, args, &bytes.Buffer{})
+	o := nbctl.Options{DB: e.s.NB(), Wait: wait, Format: "table", Timeout: 20 * time.Second}
+	if e.s.TLS() {
+		creds, err := pki.Load(e.s.Operator())
+		if err != nil {
+			return err
+		}
+		o.DB, o.TLS = e.s.NBTLS(), creds.TLSConfig()
+	}
+	return nbctl.Run(context.Background(), o, args, &bytes.Buffer{})
 }
 
 func (e *env) vm(host, port string) {

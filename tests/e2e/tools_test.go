@@ -21,7 +21,7 @@ func TestOperatorTools(t *testing.T) {
 	sb := func(args ...string) string {
 		t.Helper()
 		var out bytes.Buffer
-		if err := sbctl.Run(context.Background(), e.s.SB(), "table", 10*time.Second, args, &out); err != nil {
+		if err := sbctl.Run(context.Background(), e.s.SB(), nil, "table", 10*time.Second, args, &out); err != nil {
 			t.Fatalf("courier-sbctl %s: %v", strings.Join(args, " "), err)
 		}
 		return out.String()

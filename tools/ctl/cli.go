@@ -11,8 +11,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/courier-sdn/courier/internal/cliargs"
+	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema"
+	"github.com/courier-sdn/courier/tools/dbconf"
 )
 
 // The central daemons' metrics addresses when courier-ctl is not told
@@ -29,6 +32,7 @@ func CentralDaemons(northdMetrics, southdMetrics string) []Daemon {
 	central := func(name, metrics string) Daemon {
 		return Daemon{Name: name, Args: func(c *Config) []string {
 			a := []string{"--nb", c.DaemonRemote(Databases[0]), "--sb", c.DaemonRemote(Databases[1])}
+			a = append(a, c.DaemonTLSArgs(name)...)
 			if metrics != "" {
 				a = append(a, "--metrics-addr", metrics)
 			}
@@ -41,8 +45,14 @@ func CentralDaemons(northdMetrics, southdMetrics string) []Daemon {
 // startFlags are the flags of the commands that start services.
 func startFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringSliceFlag{Name: "nb-listen", Usage: "also listen for northbound clients on `REMOTE` (ptcp:PORT[:IP] or pssl:PORT[:IP]); repeatable"},
-		&cli.StringSliceFlag{Name: "sb-listen", Usage: "also listen for southbound clients on `REMOTE`; repeatable"},
+		&cli.StringSliceFlag{Name: "nb-listen", Usage: "also listen for northbound clients on `REMOTE` (ptcp:PORT[:IP], or with --tls pssl:PORT[:IP]); repeatable"},
+		&cli.StringSliceFlag{Name: "sb-listen", Usage: "also listen for southbound clients on `REMOTE`; with --tls, pssl: listeners are the hypervisors' (role " + schema.RoleChassis + "); repeatable"},
+		&cli.BoolFlag{Name: "tls", Usage: "serve the databases over mutual TLS with role-based access control (default listeners: " +
+			"northbound pssl:6641:127.0.0.1, southbound pssl:6642:127.0.0.1 for hypervisors and pssl:6645:127.0.0.1 for northd and southd)"},
+		&cli.StringFlag{Name: "pki-dir", Usage: "with --tls, the PKI `DIR` (courier-ctl pki); the CA and the servers' and daemons' certificates are created there if missing",
+			EnvVars: []string{"COURIER_PKI_DIR"}, Value: pki.DefaultDir},
+		&cli.StringFlag{Name: "sb-central-listen", Value: "pssl:6645:127.0.0.1",
+			Usage: "with --tls, where northd and southd reach the southbound (`REMOTE`, role " + schema.RoleCentral + "); never where hypervisors can reach it"},
 		&cli.BoolFlag{Name: "no-daemons", Usage: "start the databases only, not courier-northd and courier-southd"},
 		&cli.StringFlag{Name: "northd-metrics", Value: DefaultNorthdMetrics,
 			Usage: "courier-northd serves Prometheus metrics on `ADDR` (host:port; empty: none); each run directory of a machine needs its own"},
@@ -69,6 +79,13 @@ missing and converted when the schema is newer than the file.
 The run directory holds nb.sock and sb.sock; courier-nbctl and
 courier-sbctl find them through --run-dir or COURIER_RUNDIR.
 
+Across machines, "start --tls" serves both databases over mutual TLS
+with role-based access control: a CA and certificates in --pki-dir (see
+"courier-ctl pki"), the listeners in the databases' own Connection tables
+(courier-nbctl and courier-sbctl set-connection change them), hypervisors
+on the southbound's --sb-listen with the role courier-chassis, northd and
+southd on --sb-central-listen with courier-central.
+
 For several machines, make each database a Raft cluster: run
 "cluster-create" in the first member's run directory and "cluster-join"
 in two more, then point clients at all members, for example
@@ -92,6 +109,7 @@ and give each member's daemons every member too (--nb-remotes,
 					return c.Start(context.Background())
 				}),
 			},
+			pkiCommand(),
 			{
 				Name:   "stop",
 				Usage:  "stop the daemons and the servers of the run directory",
@@ -187,6 +205,11 @@ func configFrom(cx *cli.Context) (*Config, error) {
 	if !cx.Bool("no-daemons") {
 		c.Daemons = CentralDaemons(cx.String("northd-metrics"), cx.String("southd-metrics"))
 	}
+	if cx.Bool("tls") {
+		if err := c.tlsFromFlags(cx); err != nil {
+			return nil, err
+		}
+	}
 	c.DaemonRemotes = map[string][]string{}
 	for _, d := range Databases {
 		if v := cx.String(d.Short + "-remotes"); v != "" {
@@ -213,4 +236,40 @@ func Main(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// tlsFromFlags turns --tls, --pki-dir and the listen flags into the TLS
+// configuration: pssl: listeners move into the databases (Connection
+// rows), the rest stays on ovsdb-server's command line.
+func (c *Config) tlsFromFlags(cx *cli.Context) error {
+	c.PKIDir = cx.String("pki-dir")
+	c.Connections = map[string][]dbconf.Listener{}
+	role := map[string]string{"nb": "", "sb": schema.RoleChassis}
+	for _, d := range Databases {
+		var plain []string
+		for _, l := range c.Listen[d.Short] {
+			if !strings.HasPrefix(l, "pssl:") {
+				plain = append(plain, l)
+				continue
+			}
+			if _, err := dbconf.ParseListeners([]string{l}, false); err != nil {
+				return fmt.Errorf("--%s-listen: %w", d.Short, err)
+			}
+			c.Connections[d.Short] = append(c.Connections[d.Short], dbconf.Listener{Target: l, Role: role[d.Short]})
+		}
+		c.Listen[d.Short] = plain
+	}
+	def := DefaultConnections()
+	if len(c.Connections["nb"]) == 0 {
+		c.Connections["nb"] = def["nb"]
+	}
+	if len(c.Connections["sb"]) == 0 {
+		c.Connections["sb"] = def["sb"][:1]
+	}
+	central := cx.String("sb-central-listen")
+	if _, err := dbconf.ParseListeners([]string{central}, false); err != nil || !strings.HasPrefix(central, "pssl:") {
+		return fmt.Errorf("--sb-central-listen %q: want pssl:PORT[:IP]", central)
+	}
+	c.Connections["sb"] = append(c.Connections["sb"], dbconf.Listener{Target: central, Role: schema.RoleCentral})
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema"
+	"github.com/courier-sdn/courier/tools/dbconf"
 	"github.com/courier-sdn/courier/tools/proc"
 )
 
@@ -64,6 +65,14 @@ type Config struct {
 	// default when empty), AllocatorJemalloc or AllocatorSystem.
 	Allocator string
 	Log       *slog.Logger
+	// PKIDir, when set, turns on TLS with role-based access control
+	// (tls.go): the databases serve the listeners in Connections, the
+	// southbound enforces schema.Roles(), and the daemons connect over
+	// ssl: with their own certificates from this directory.
+	PKIDir string
+	// Connections are the TLS listeners by database short name (with
+	// PKIDir; DefaultConnections when none).
+	Connections map[string][]dbconf.Listener
 }
 
 func (c *Config) dbDir() string {
@@ -106,6 +115,9 @@ func (c *Config) Remote(d Database) string { return "unix:" + c.Socket(d) }
 func (c *Config) DaemonRemote(d Database) string {
 	if r := c.DaemonRemotes[d.Short]; len(r) > 0 {
 		return strings.Join(r, ",")
+	}
+	if r := c.tlsRemote(d); r != "" {
+		return r
 	}
 	return c.Remote(d)
 }
@@ -191,6 +203,9 @@ func (c *Config) startAll(ctx context.Context) error {
 	if err := c.initGlobals(ctx); err != nil {
 		return err
 	}
+	if err := c.configureTLS(ctx); err != nil {
+		return err
+	}
 	for _, dm := range c.Daemons {
 		if err := c.startDaemon(dm); err != nil {
 			return err
@@ -204,6 +219,20 @@ func (c *Config) startServer(ctx context.Context, d Database) error {
 		c.log().Info("ovsdb-server already running", "db", d.Short, "pid", pid)
 		return nil
 	}
+	err := c.launchServer(ctx, d, true)
+	if err != nil && strings.Contains(err.Error(), `has no column "connections"`) {
+		// A cluster member is converted online, after it starts: until
+		// then its schema has no Connection or SSL to refer to.
+		c.log().Warn("the database's schema predates its Connection and SSL tables; starting without them "+
+			"(convert it with ovsdb-client convert, then restart)", "db", d.Short)
+		err = c.launchServer(ctx, d, false)
+	}
+	return err
+}
+
+// launchServer starts one ovsdb-server; with dbRefs its listeners and
+// TLS files come from the database itself (dbconf), as ovn-ctl does.
+func (c *Config) launchServer(ctx context.Context, d Database, dbRefs bool) error {
 	alloc, env, err := allocatorEnv(c.Allocator, jemallocPaths)
 	if err != nil {
 		return err
@@ -220,6 +249,9 @@ func (c *Config) startServer(ctx context.Context, d Database) error {
 		"-vconsole:off", "-vfile:info", "--no-chdir"}
 	for _, l := range c.Listen[d.Short] {
 		args = append(args, "--remote="+l)
+	}
+	if dbRefs {
+		args = append(args, dbRefArgs(d)...)
 	}
 	pid, err := proc.Start(proc.Spec{Bin: "ovsdb-server", Args: args, Env: env,
 		LogFile: c.serverLog(d), PidFile: c.serverPid(d)})
@@ -265,7 +297,7 @@ func (c *Config) initGlobals(ctx context.Context) error {
 		if d.Short == "sb" {
 			table = "SB_Global"
 		}
-		if err := ops.EnsureGlobalRow(ctx, []string{c.Remote(d)}, d.Name, table); err != nil {
+		if err := ops.EnsureGlobalRow(ctx, []string{c.Remote(d)}, nil, d.Name, table); err != nil {
 			return fmt.Errorf("initialize %s: %w", table, err)
 		}
 	}

@@ -7,6 +7,7 @@ package nbctl
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 	"github.com/urfave/cli/v2"
 
+	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/nbdb"
@@ -34,6 +36,8 @@ type Options struct {
 	Timeout    time.Duration
 	Format     string // table or json
 	LeaderOnly bool
+	// TLS is the client configuration for ssl: remotes (internal/pki).
+	TLS *tls.Config
 }
 
 // App is the courier-nbctl command line.
@@ -62,14 +66,14 @@ succeeds without running again.
 Commands:
 ` + cmdline.Usage(cmds),
 		HideHelpCommand: true,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "db", Usage: "northbound `REMOTES` (unix:PATH, tcp:IP:PORT, ssl:IP:PORT; comma-separated for a cluster)", EnvVars: []string{"COURIER_NB_DB"}},
 			&cli.StringFlag{Name: "run-dir", Usage: "find nb.sock in `DIR` when --db is not given", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
 			&cli.StringFlag{Name: "wait", Value: "none", Usage: "after committing, wait for `none`, sb (northd has compiled it) or hv (every live host applied it)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up after `DURATION` (0: keep trying until the database answers)"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "output `FORMAT`: table or json"},
 			&cli.BoolFlag{Name: "no-leader-only", Usage: "also accept a clustered server that is not the leader"},
-		},
+		}, pki.Flags()...),
 		Action: func(cx *cli.Context) error {
 			o := Options{DB: cx.String("db"), Wait: cx.String("wait"), Timeout: cx.Duration("timeout"),
 				Format: cx.String("format"), LeaderOnly: !cx.Bool("no-leader-only")}
@@ -79,6 +83,14 @@ Commands:
 			if cx.Args().Len() == 0 {
 				return cli.ShowAppHelp(cx)
 			}
+			creds, err := pki.FromFlags(cx)
+			if err != nil {
+				return err
+			}
+			if err := pki.Require(creds, strings.Split(o.DB, ",")); err != nil {
+				return err
+			}
+			o.TLS = creds.TLSConfig()
 			return Run(context.Background(), o, cx.Args().Slice(), stdout)
 		},
 	}

@@ -40,7 +40,7 @@ var (
 type command = cmdline.Command[*state]
 
 func commands() []*command {
-	return []*command{
+	cmds := []*command{
 		{Name: "init", Args: "", Summary: "create the NB_Global row if it is missing", Max: 0,
 			Tables: []string{tNB}, Run: cmdInit},
 		{Name: "show", Args: "[VPC]", Summary: "print VPCs with their vxnets, ports and routes as a tree", Max: 1,
@@ -95,6 +95,7 @@ func commands() []*command {
 		{Name: "route-list", Args: "VPC", Summary: "list a VPC's static routes", Min: 1, Max: 1,
 			Tables: []string{tVPC, tRoute}, Run: cmdRouteList},
 	}
+	return append(append(cmds, connCommands()...), hubCommands()...)
 }
 
 func cmdInit(st *state, _ *cmdline.Invocation, _ *cmdline.Output) error {

@@ -66,7 +66,7 @@ const echoEvery = 5 * time.Second
 func (c *conn) open(ctx context.Context) (*ops.Session, error) {
 	c.tracker = ops.NewTracker()
 	s, err := ops.OpenRetrying(ctx, c.model, ops.SessionOptions{Remotes: c.remotes, LeaderOnly: c.o.LeaderOnly,
-		Monitor: c.monitor, Tracker: c.tracker, Logger: slog.Default(), EchoInterval: echoEvery}, c.backoff,
+		Monitor: c.monitor, Tracker: c.tracker, Logger: slog.Default(), EchoInterval: echoEvery, TLS: c.o.TLS}, c.backoff,
 		func(err error) {
 			if c.o.Timeout == 0 && !c.warned {
 				c.warned = true

@@ -21,6 +21,7 @@ import (
 // operations that make the same change in the database; nothing is sent
 // until every command has succeeded.
 type state struct {
+	ctx    context.Context
 	c      client.Client
 	global *nbdb.NBGlobal
 	vpcs   map[string]*nbdb.VPC   // by name
@@ -40,13 +41,16 @@ type state struct {
 // loadState reads the state from sess's cache. A session lost meanwhile
 // is ops.ErrNoConnection: what was read may be incomplete.
 func loadState(ctx context.Context, sess *ops.Session) (*state, error) {
-	ctx, cancel := sess.Context(ctx)
+	rctx, cancel := sess.Context(ctx)
 	defer cancel()
-	st, err := readState(ctx, sess.Client)
+	st, err := readState(rctx, sess.Client)
 	select {
 	case <-sess.Done():
 		return nil, fmt.Errorf("%w: the session ended while reading", ops.ErrNoConnection)
 	default:
+	}
+	if st != nil {
+		st.ctx = ctx // for the commands' own reads: rctx ends here
 	}
 	return st, err
 }

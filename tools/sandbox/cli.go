@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/courier-sdn/courier/internal/cliargs"
+	"github.com/courier-sdn/courier/internal/ready"
 	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/tools/nbctl"
 )
@@ -52,6 +53,7 @@ process the sandbox made, also after a crash.`,
 				Flags: []cli.Flag{
 					&cli.IntFlag{Name: "hosts", Value: 3, Usage: "number of hypervisors"},
 					&cli.IntFlag{Name: "hubs", Value: 2, Usage: "how many of them are hubs"},
+					&cli.BoolFlag{Name: "tls", Usage: "run over mutual TLS with role-based access control, as across machines (PKI in RUN-DIR/pki)"},
 					&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log what is done"},
 				},
 				Action: func(cx *cli.Context) error {
@@ -59,7 +61,7 @@ process the sandbox made, also after a crash.`,
 					if cx.Bool("verbose") {
 						lvl = slog.LevelInfo
 					}
-					s, err := Start(context.Background(), Options{RunDir: cx.String("run-dir"), Hosts: cx.Int("hosts"), Hubs: cx.Int("hubs"),
+					s, err := Start(context.Background(), Options{RunDir: cx.String("run-dir"), Hosts: cx.Int("hosts"), Hubs: cx.Int("hubs"), TLS: cx.Bool("tls"),
 						Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))})
 					if err != nil {
 						return err
@@ -76,6 +78,7 @@ process the sandbox made, also after a crash.`,
 Or let the sandbox show itself: courier-sandbox demo
 Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox stop
 `, len(s.State.Hosts), len(s.State.Hosts), cx.Int("hubs"), s.RunDir, s.State.Prefix, s.State.Prefix, s.State.Prefix, s.RunDir)
+					s.printTLS(stdout)
 					return nil
 				},
 			},
@@ -118,6 +121,7 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 					for _, st := range s.ctl.Status() {
 						fmt.Fprintf(stdout, "%s: running=%v pid=%d\n", st.Name, st.Running, st.PID)
 					}
+					s.printTLS(stdout)
 					return nil
 				},
 			},
@@ -191,6 +195,20 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 						return err
 					}
 					return syscall.Exec(ip, append([]string{"ip", "netns", "exec", s.VMNS(port)}, cmd...), os.Environ())
+				},
+			},
+			{
+				Name:   "relay",
+				Hidden: true,
+				Usage:  "carry connections from a host's namespace to the southbound (started by start --tls)",
+				Flags: []cli.Flag{&cli.StringFlag{Name: "netns", Required: true}, &cli.StringFlag{Name: "listen", Required: true},
+					&cli.StringFlag{Name: "to", Required: true}},
+				Action: func(cx *cli.Context) error {
+					return Relay(cx.String("netns"), cx.String("listen"), cx.String("to"), func() {
+						if err := ready.Notify(); err != nil {
+							fmt.Fprintln(os.Stderr, "courier-sandbox relay:", err)
+						}
+					})
 				},
 			},
 			{
@@ -279,7 +297,7 @@ func lookPath(name string) (string, error) {
 // left: namespaces with the default prefix and its pins.
 func cleanOrphans(runDir string) error {
 	s := &Sandbox{RunDir: runDir, State: State{Prefix: "cs-", PinRoot: "/sys/fs/bpf/courier/sandbox-cs-"}}
-	s.ctl = ctlConfig(runDir, "", 0)
+	s.ctl = ctlConfig(runDir, "", 0, nil)
 	return s.Stop()
 }
 

@@ -49,7 +49,10 @@ type Options struct {
 	DeadAfter time.Duration
 	// HostdArgs are added to every hostd's command line.
 	HostdArgs []string
-	Log       *slog.Logger
+	// TLS runs everything over mutual TLS with role-based access
+	// control (tls.go).
+	TLS bool
+	Log *slog.Logger
 }
 
 // State is what a sandbox records in its run directory.
@@ -59,6 +62,7 @@ type State struct {
 	BinDir  string          `json:"bin_dir"`
 	Hosts   []HostState     `json:"hosts"`
 	VMs     map[string]VMSt `json:"vms"` // by port
+	TLS     *TLSState       `json:"tls,omitempty"`
 }
 
 // HostState is one hypervisor.
@@ -107,16 +111,19 @@ func (o *Options) defaults() {
 	}
 }
 
-func ctlConfig(runDir, binDir string, deadAfter time.Duration) *ctl.Config {
-	return &ctl.Config{RunDir: runDir, BinDir: binDir, Daemons: []ctl.Daemon{
-		{Name: "courier-northd", Args: func(c *ctl.Config) []string {
-			return []string{"--nb", c.Remote(ctl.Databases[0]), "--sb", c.Remote(ctl.Databases[1])}
-		}},
+func ctlConfig(runDir, binDir string, deadAfter time.Duration, tls *TLSState) *ctl.Config {
+	central := func(c *ctl.Config, name string) []string {
+		return append([]string{"--nb", c.DaemonRemote(ctl.Databases[0]), "--sb", c.DaemonRemote(ctl.Databases[1])},
+			c.DaemonTLSArgs(name)...)
+	}
+	c := &ctl.Config{RunDir: runDir, BinDir: binDir, Daemons: []ctl.Daemon{
+		{Name: "courier-northd", Args: func(c *ctl.Config) []string { return central(c, "courier-northd") }},
 		{Name: "courier-southd", Args: func(c *ctl.Config) []string {
-			return []string{"--nb", c.Remote(ctl.Databases[0]), "--sb", c.Remote(ctl.Databases[1]),
-				"--dead-after", deadAfter.String()}
+			return append(central(c, "courier-southd"), "--dead-after", deadAfter.String())
 		}},
 	}}
+	setTLS(c, runDir, tls)
+	return c
 }
 
 // Start builds a sandbox, after removing whatever an earlier sandbox in
@@ -139,17 +146,26 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 	}
 	s := &Sandbox{RunDir: o.RunDir, log: o.Log, args: o.HostdArgs, State: State{Prefix: o.Prefix, BinDir: o.BinDir,
 		PinRoot: filepath.Join(dataplane.DefaultPinRoot, "sandbox-"+o.Prefix), VMs: map[string]VMSt{}}}
-	s.ctl = ctlConfig(o.RunDir, o.BinDir, o.DeadAfter)
-	s.ctl.Log = o.Log
 	fail := func(err error) (*Sandbox, error) {
 		s.Stop()
 		return nil, err
 	}
+	if o.TLS {
+		var err error
+		if s.State.TLS, err = newTLSState(); err != nil {
+			return nil, err
+		}
+	}
+	s.ctl = ctlConfig(o.RunDir, o.BinDir, o.DeadAfter, s.State.TLS)
+	s.ctl.Log = o.Log
 	if err := s.save(); err != nil {
 		return fail(err)
 	}
 	if err := s.ctl.Start(ctx); err != nil {
 		return fail(fmt.Errorf("central services: %w", err))
+	}
+	if err := s.nameHubs(ctx, o.Hubs); err != nil {
+		return fail(err)
 	}
 	l, err := lab.New(o.Prefix, o.Underlay)
 	if err != nil {
@@ -164,6 +180,12 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 		}
 		s.State.Hosts = append(s.State.Hosts, HostState{Name: name, VTEP: h.VTEP.String(), MAC: h.MAC.String(), Hub: i <= o.Hubs})
 		if err := s.save(); err != nil {
+			return fail(err)
+		}
+		if err := s.signIdentities(); err != nil {
+			return fail(err)
+		}
+		if err := s.startRelay(name); err != nil {
 			return fail(err)
 		}
 		if err := s.startHostd(name); err != nil {
@@ -193,7 +215,7 @@ func Open(runDir string) (*Sandbox, error) {
 	if s.State.VMs == nil {
 		s.State.VMs = map[string]VMSt{}
 	}
-	s.ctl = ctlConfig(runDir, s.State.BinDir, 0)
+	s.ctl = ctlConfig(runDir, s.State.BinDir, 0, s.State.TLS)
 	s.lab = &lab.Lab{Prefix: s.State.Prefix, Fabric: s.State.Prefix + "fabric", Hosts: map[string]*lab.Host{}, VMs: map[string]*lab.VM{}}
 	for _, h := range s.State.Hosts {
 		m, _ := net.ParseMAC(h.MAC)
@@ -242,8 +264,9 @@ func (s *Sandbox) startHostd(name string) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"--chassis", name, "--encap-ip", h.VTEP, "--sb", s.SB(), "--pin-root", s.State.PinRoot,
-		"--metrics-addr", "127.0.0.1:9660", "--log-level", "debug"}
+	args := append([]string{"--chassis", name, "--encap-ip", h.VTEP}, s.hostdSB(name)...)
+	args = append(args, "--pin-root", s.State.PinRoot,
+		"--metrics-addr", "127.0.0.1:9660", "--log-level", "debug")
 	if h.Hub {
 		args = append(args, "--role", "hub")
 	}
@@ -373,7 +396,7 @@ func (s *Sandbox) AddVM(ctx context.Context, host, port string) error {
 func (s *Sandbox) WaitUp(ctx context.Context, port string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := ops.RawDial(s.SB())
+	conn, err := ops.RawDial(s.SB(), nil)
 	if err != nil {
 		return err
 	}
@@ -478,6 +501,9 @@ func (s *Sandbox) Stop() error {
 	var errs []error
 	for _, h := range s.State.Hosts {
 		if err := s.StopHostd(h.Name); err != nil {
+			errs = append(errs, err)
+		}
+		if err := s.stopRelay(h.Name); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -1,11 +1,13 @@
-// Package sbctl is courier-sbctl: a read-only view of the southbound for
-// operators, in the manner of ovn-sbctl. It shows what northd compiled,
-// what southd decided and what each host reported, without changing
-// anything.
+// Package sbctl is courier-sbctl: a view of the southbound for operators,
+// in the manner of ovn-sbctl. It shows what northd compiled, what southd
+// decided and what each host reported, without changing any of it; the
+// only things it writes are the database's own listeners and TLS files
+// (set-connection, set-ssl: tools/dbconf).
 package sbctl
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +20,10 @@ import (
 
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/model"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 	"github.com/urfave/cli/v2"
 
+	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/pipeline"
@@ -31,6 +35,7 @@ import (
 type view struct {
 	ctx context.Context
 	c   client.Client
+	ops []ovsdb.Operation // what the commands write, committed as one transaction
 }
 
 func list[T any, PT ops.Row[T]](v *view) []PT {
@@ -48,10 +53,11 @@ var (
 	tLF      = sbdb.LogicalFlowTable
 	tHub     = sbdb.HubTable
 	tLearned = sbdb.LearnedBindingTable
+	tGlobal  = sbdb.SBGlobalTable
 )
 
 func commands() []*command {
-	return []*command{
+	return append([]*command{
 		{Name: "show", Summary: "print every chassis with its encap IP, roles, liveness and bound ports", Max: 0,
 			Tables: []string{tChassis, tPriv, tPB}, Run: cmdShow},
 		{Name: "chassis-list", Summary: "list chassis", Max: 0,
@@ -67,7 +73,7 @@ func commands() []*command {
 			Tables: []string{tLearned}, Run: cmdLearnedList},
 		{Name: "hub-list", Summary: "list the hubs southd assigned to each VPC", Max: 0,
 			Tables: []string{tHub, tChassis, tDP}, Run: cmdHubList},
-	}
+	}, connCommands()...)
 }
 
 func cmdShow(v *view, _ *cmdline.Invocation, out *cmdline.Output) error {
@@ -295,6 +301,7 @@ func sortedKeys(m map[string]string) []string {
 }
 
 var tableModels = map[string]model.Model{
+	tGlobal:  &sbdb.SBGlobal{},
 	tChassis: &sbdb.Chassis{}, tPriv: &sbdb.ChassisPrivate{}, tDP: &sbdb.Datapath{},
 	tPB: &sbdb.PortBinding{}, tLF: &sbdb.LogicalFlow{}, tHub: &sbdb.Hub{}, tLearned: &sbdb.LearnedBinding{},
 }
@@ -308,13 +315,14 @@ func App(stdout io.Writer) *cli.App {
 		Usage:           "inspect Courier's southbound database",
 		UsageText:       "courier-sbctl [OPTIONS] COMMAND [ARG...] [-- COMMAND [ARG...]]...",
 		HideHelpCommand: true,
-		Description:     "Read-only views of what northd compiled, what southd decided and what hosts reported.\n\nCommands:\n" + cmdline.Usage(cmds),
-		Flags: []cli.Flag{
+		Description: "Views of what northd compiled, what southd decided and what hosts reported, and the " +
+			"southbound's own listeners and TLS files.\n\nCommands:\n" + cmdline.Usage(cmds),
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "db", Usage: "southbound `REMOTES` (comma-separated)", EnvVars: []string{"COURIER_SB_DB"}},
 			&cli.StringFlag{Name: "run-dir", Usage: "find sb.sock in `DIR` when --db is not given", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "output `FORMAT`: table or json"},
 			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up after `DURATION`"},
-		},
+		}, pki.Flags()...),
 		Action: func(cx *cli.Context) error {
 			if cx.Args().Len() == 0 {
 				return cli.ShowAppHelp(cx)
@@ -323,13 +331,20 @@ func App(stdout io.Writer) *cli.App {
 			if db == "" {
 				db = ops.DefaultSBRemote(ops.RunDir(cx.String("run-dir")))
 			}
-			return Run(context.Background(), db, cx.String("format"), cx.Duration("timeout"), cx.Args().Slice(), stdout)
+			creds, err := pki.FromFlags(cx)
+			if err != nil {
+				return err
+			}
+			if err := pki.Require(creds, strings.Split(db, ",")); err != nil {
+				return err
+			}
+			return Run(context.Background(), db, creds.TLSConfig(), cx.String("format"), cx.Duration("timeout"), cx.Args().Slice(), stdout)
 		},
 	}
 }
 
-// Run executes read-only commands against the southbound at db.
-func Run(ctx context.Context, db, format string, timeout time.Duration, args []string, stdout io.Writer) error {
+// Run executes commands against the southbound at db (tlsc for ssl:).
+func Run(ctx context.Context, db string, tlsc *tls.Config, format string, timeout time.Duration, args []string, stdout io.Writer) error {
 	if format != "table" && format != "json" {
 		return fmt.Errorf("--format=%s: want table or json", format)
 	}
@@ -367,7 +382,7 @@ func Run(ctx context.Context, db, format string, timeout time.Duration, args []s
 	// within the timeout, and read again from a new session if one ends
 	// while its rows are being read.
 	for {
-		sess, err := ops.OpenRetrying(ctx, dbModel, ops.SessionOptions{Remotes: remotes, Monitor: monitor, Logger: slog.Default()},
+		sess, err := ops.OpenRetrying(ctx, dbModel, ops.SessionOptions{Remotes: remotes, Monitor: monitor, Logger: slog.Default(), TLS: tlsc},
 			cmdline.RetryBackoff(), nil)
 		if err != nil {
 			return fmt.Errorf("cannot reach the southbound database at %s (set --db, COURIER_SB_DB or COURIER_RUNDIR): %w", db, err)
@@ -389,7 +404,8 @@ type parsed struct {
 	cmd *command
 }
 
-// read runs the commands against sess's rows.
+// read runs the commands against sess's rows, and commits what they
+// write.
 func read(ctx context.Context, sess *ops.Session, invs []parsed, format string) (*cmdline.Output, error) {
 	ctx, cancel := sess.Context(ctx)
 	defer cancel()
@@ -404,6 +420,11 @@ func read(ctx context.Context, sess *ops.Session, invs []parsed, format string) 
 	case <-sess.Done():
 		return nil, fmt.Errorf("%w: the session ended while reading", ops.ErrNoConnection)
 	default:
+	}
+	// What the commands write (listeners, TLS files) sets values whole:
+	// committing it again after a lost answer changes nothing more.
+	if _, err := ops.Transact(ctx, sess, v.ops...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -20,7 +20,7 @@ func TestReadWaitsOutARestart(t *testing.T) {
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		done <- sbctl.Run(context.Background(), dbs.SB, "table", 10*time.Second, []string{"chassis-list"}, &bytes.Buffer{})
+		done <- sbctl.Run(context.Background(), dbs.SB, nil, "table", 10*time.Second, []string{"chassis-list"}, &bytes.Buffer{})
 	}()
 	time.Sleep(300 * time.Millisecond)
 	if err := dbs.StartServer(t.Context(), "sb"); err != nil {
