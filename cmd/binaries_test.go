@@ -98,6 +98,7 @@ func TestStrayArgumentIsRefused(t *testing.T) {
 		"courier-sbctl":   {"--db", sb, "version"},
 		"courier-dpctl":   {"--chassis", "stray", "--pin-root", tmp, "version"},
 		"courier-sandbox": {"--run-dir", tmp, "version"},
+		"courier-trace":   {"--db", sb, `inport == "x"`, "version"},
 	}
 	extra := map[string][]string{
 		"courier-ctl start": {"--run-dir", tmp, "start", "--no-daemons", "version"},

@@ -153,7 +153,7 @@ func (d *Datapath) Dump() (*Dump, error) {
 		out.Vxnets = append(out.Vxnets, fmt.Sprintf("vni %d: %s", k, v))
 	}
 	for k, v := range c.vpcs {
-		out.VPCs = append(out.VPCs, fmt.Sprintf("vpc %d: gateway %s flags %#x", k, macString(v.GwMac), v.Flags))
+		out.VPCs = append(out.VPCs, fmt.Sprintf("vpc %d: gateway %s flags %s", k, macString(v.GwMac), pipeline.FlagNames(pipeline.DPVPC, v.Flags)))
 	}
 	for k, v := range c.routes {
 		vpc := k.Vpc>>24 | (k.Vpc>>8)&0xff00 | (k.Vpc<<8)&0xff0000 | k.Vpc<<24

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/courier-sdn/courier/pipeline"
 )
 
 // State is everything the data plane of one host should hold: hostd
@@ -143,12 +145,23 @@ func routeKey(vpc uint32, p netip.Prefix) dvrRouteKey {
 }
 
 func (p dvrPort) String() string {
-	return fmt.Sprintf("vni %d vpc %d mac %s mtu %d flags %#x key %d", p.Vni, p.Vpc, macString(p.Mac), p.Mtu, p.Flags, p.TunnelKey)
+	var fl []string
+	if p.Flags&portSecurity != 0 {
+		fl = append(fl, "security")
+	}
+	if p.Flags&portUnknown != 0 {
+		fl = append(fl, "unknown")
+	}
+	if len(fl) == 0 {
+		fl = []string{"-"}
+	}
+	return fmt.Sprintf("vni %d vpc %d mac %s mtu %d flags %s key %d", p.Vni, p.Vpc, macString(p.Mac), p.Mtu, strings.Join(fl, "|"), p.TunnelKey)
 }
 
 func (v dvrVxnet) String() string {
 	ones := bits.OnesCount32(v.Mask)
-	return fmt.Sprintf("vpc %d %s/%d gw %s %s flags %#x", v.Vpc, fromBE32(v.Net), ones, fromBE32(v.GwIp), macString(v.GwMac), v.Flags)
+	return fmt.Sprintf("vpc %d %s/%d gw %s %s flags %s", v.Vpc, fromBE32(v.Net), ones, fromBE32(v.GwIp), macString(v.GwMac),
+		pipeline.FlagNames(pipeline.DPVxnet, v.Flags))
 }
 
 func (c dvrCachedEp) String() string {

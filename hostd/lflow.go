@@ -318,3 +318,7 @@ func parseMAC(s string) net.HardwareAddr {
 	m, _ := net.ParseMAC(s)
 	return m
 }
+
+// HasCompiler says whether a stage has its compiler (the spine test,
+// pipeline/spine_test.go).
+func HasCompiler(stage int) bool { return stageCompilers[stage] != nil }

@@ -178,3 +178,7 @@ func (ft *flowTable) update(prev, t *topology) {
 		}
 	}
 }
+
+// HasFlowBuilder says whether a stage has its flow builder (the spine
+// test, pipeline/spine_test.go).
+func HasFlowBuilder(stage int) bool { return stageFlows[stage] != nil }

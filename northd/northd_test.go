@@ -101,8 +101,8 @@ func TestCompileAckAndIncremental(t *testing.T) {
 		"pb vm1 dp=vxnet:front vpc=1 key=5 mac=02:00:00:00:01:05 ips=[10.0.1.5] vips=[10.0.1.100] sec=true rc=hv1",
 		"pb vm2 dp=vxnet:back vpc=1 key=5 mac=02:00:00:00:02:05 ips=[10.0.2.5]",
 		"pb vm3 dp=vxnet:back vpc=1 key=",
-		"lf vpc:web vpc=1 ip_route 32 ip4.dst == 192.168.0.0/16 -> ttl_dec; eth.src = 0a:c0:00:00:00:01; route(nexthop=10.0.1.5, vni=5001);",
-		"lf vpc:web vpc=1 ip_route 49 ip4.dst == 10.0.1.0/24 -> ttl_dec; eth.src = 0a:c0:00:00:00:01; route(vni=5001);",
+		"lf vpc:web vpc=1 ip_route 33 ip4.dst == 192.168.0.0/16 -> ttl_dec; eth.src = 0a:c0:00:00:00:01; route(nexthop=10.0.1.5, vni=5001);",
+		"lf vpc:web vpc=1 ip_route 50 ip4.dst == 10.0.1.0/24 -> ttl_dec; eth.src = 0a:c0:00:00:00:01; route(vni=5001);",
 		"lf vxnet:front vpc=1 arp_rsp 110 arp.op == 1 && arp.tpa == 10.0.1.1 -> arp_reply(0a:c0:00:00:00:01);",
 	} {
 		if !strings.Contains(snap, want) {

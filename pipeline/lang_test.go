@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -94,5 +95,44 @@ func TestSchemaStagesMatchTable(t *testing.T) {
 	}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Fatalf("schema stages %v, table %v", names, want)
+	}
+}
+
+type testEnv struct {
+	vals  map[string]string
+	bools map[string]bool
+	set   []netip.Addr
+}
+
+func (e testEnv) Value(f string) (Value, bool) {
+	s, ok := e.vals[f]
+	if !ok {
+		return Value{}, false
+	}
+	v, err := ParseValue(s, Fields[f])
+	return v, err == nil
+}
+func (e testEnv) Bool(f string) bool          { return e.bools[f] }
+func (e testEnv) AddrSet(string) []netip.Addr { return e.set }
+
+func TestEval(t *testing.T) {
+	env := testEnv{vals: map[string]string{"ip4.src": "10.0.1.5", "ip4.dst": "10.0.2.9", "eth.src": "02:00:00:00:00:01",
+		"inport.mac": "02:00:00:00:00:01", "ip.ttl": "1", "inport": "vm1"},
+		bools: map[string]bool{"ip4": true, "inport.security": true}, set: []netip.Addr{netip.MustParseAddr("10.0.1.5")}}
+	for m, want := range map[string]bool{
+		"1": true, "0": false, "ip4": true, "arp": false, "!arp && ip4": true,
+		"ip4.dst == 10.0.2.0/24": true, "ip4.dst == 10.0.1.0/24": false, "ip4.dst == {10.0.1.0/24, 10.0.2.9}": true,
+		"inport.security && eth.src != inport.mac": false, "eth.src == inport.mac": true,
+		"inport.security && ip4 && ip4.src != inport.addrs": false, "ip4.dst != inport.addrs": true,
+		"ip.ttl <= 1": true, "arp.tpa == 10.0.2.9": false, "arp.tpa != 10.0.2.9": false,
+		`inport == "vm1"`: true, `inport == "vm2"`: false, "arp || ip4.src == 10.0.1.5": true,
+	} {
+		e, err := ParseMatch(m)
+		if err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+		if got := Eval(e, env); got != want {
+			t.Errorf("%s: %v, want %v", m, got, want)
+		}
 	}
 }

@@ -98,6 +98,14 @@ func garp(mac net.HardwareAddr, ip netip.Addr) []byte {
 	return ethFrame(broadcastMAC, mac, 0x0806, a)
 }
 
+// arpRequest asks who has tpa.
+func arpRequest(mac net.HardwareAddr, spa, tpa netip.Addr) []byte {
+	f := garp(mac, spa)
+	t := tpa.As4()
+	copy(f[14+24:14+28], t[:])
+	return f
+}
+
 // udpFrame is an IPv4/UDP frame with an 18-byte payload.
 func udpFrame(dst, src net.HardwareAddr, sip, dip netip.Addr) []byte {
 	ip := make([]byte, 20+8+18)

@@ -17,12 +17,15 @@ import (
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/cliargs"
 	"github.com/courier-sdn/courier/internal/version"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/tools/sandbox"
 )
 
 // App is the courier-dpctl command line.
 func App(out io.Writer) *cli.App {
 	open := func(cx *cli.Context) (*dataplane.Datapath, error) {
-		return dataplane.OpenPinned(cx.String("pin-root"), cx.String("chassis"))
+		pinRoot, _ := where(cx)
+		return dataplane.OpenPinned(pinRoot, cx.String("chassis"))
 	}
 	with := func(fn func(d *dataplane.Datapath, w io.Writer) error) cli.ActionFunc {
 		return func(cx *cli.Context) error {
@@ -59,11 +62,14 @@ func App(out io.Writer) *cli.App {
 		HideHelpCommand: true,
 		Action:          cliargs.UnknownCommand,
 		Description: `Reads the maps courier-hostd pinned under PIN-ROOT/CHASSIS; works whether or
-not hostd runs, from any network namespace. Only cache-flush writes. In the sandbox the pin root is
-/sys/fs/bpf/courier/sandbox-cs-.`,
+not hostd runs, from any network namespace. Only cache-flush writes (and monitor, which
+switches drop reports on while it runs). In the sandbox, COURIER_RUNDIR is enough to find
+every chassis.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "chassis", Usage: "the chassis whose data plane to read", Required: true},
-			&cli.StringFlag{Name: "pin-root", Value: dataplane.DefaultPinRoot, Usage: "where hostd pins (see courier-hostd --pin-root)"},
+			&cli.StringFlag{Name: "pin-root", Usage: "where hostd pins (see courier-hostd --pin-root; default: the sandbox's, else " + dataplane.DefaultPinRoot + ")"},
+			&cli.StringFlag{Name: "run-dir", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir,
+				Usage: "a sandbox's run directory: find the chassis there"},
 		},
 		Commands: []*cli.Command{
 			{Name: "ports", Usage: "VM ports (by host-side ifindex)", Action: list("ports", func(d *dataplane.Dump) []string { return d.Ports })},
@@ -74,6 +80,7 @@ not hostd runs, from any network namespace. Only cache-flush writes. In the sand
 			{Name: "locals", Usage: "addresses held by local ports", Action: list("local addresses", func(d *dataplane.Dump) []string { return d.Locals })},
 			{Name: "cache", Usage: "learned direct paths, with age and hits", Action: with(cache)},
 			{Name: "counters", Usage: "packet counters and drops by reason", Action: with(counters)},
+			monitorCommand(out),
 			{Name: "cache-flush", Usage: "forget learned paths (all, or to IP); their next packets go through a hub and are learned again",
 				ArgsUsage: "[IP]", Action: func(cx *cli.Context) error {
 					var ip netip.Addr
@@ -87,7 +94,8 @@ not hostd runs, from any network namespace. Only cache-flush writes. In the sand
 						}
 						ip = a
 					}
-					n, err := dataplane.FlushPinnedCache(cx.String("pin-root"), cx.String("chassis"), ip)
+					pinRoot, _ := where(cx)
+					n, err := dataplane.FlushPinnedCache(pinRoot, cx.String("chassis"), ip)
 					if err != nil {
 						return err
 					}
@@ -150,6 +158,19 @@ func counters(d *dataplane.Datapath, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// where says where the chassis's data plane is pinned, and in which
+// network namespace its interfaces are ("" for this one): --pin-root,
+// else the sandbox of --run-dir, else the default.
+func where(cx *cli.Context) (pinRoot, netns string) {
+	if p := cx.String("pin-root"); p != "" {
+		return p, ""
+	}
+	if p, ns, ok := sandbox.Locate(ops.RunDir(cx.String("run-dir")), cx.String("chassis")); ok {
+		return p, ns
+	}
+	return dataplane.DefaultPinRoot, ""
 }
 
 // Main runs courier-dpctl.

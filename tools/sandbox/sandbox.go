@@ -518,3 +518,19 @@ func (s *Sandbox) Stop() error {
 	os.Remove(filepath.Join(s.RunDir, "sandbox.json"))
 	return errors.Join(errs...)
 }
+
+// Locate finds a chassis of the sandbox in runDir: where its data plane
+// is pinned and its namespace. ok is false when runDir holds no sandbox
+// or the sandbox no such chassis.
+func Locate(runDir, chassis string) (pinRoot, netns string, ok bool) {
+	s, err := Open(runDir)
+	if err != nil {
+		return "", "", false
+	}
+	for _, h := range s.State.Hosts {
+		if h.Name == chassis {
+			return s.State.PinRoot, s.HostNS(chassis), true
+		}
+	}
+	return "", "", false
+}

@@ -67,7 +67,8 @@ func commands() []*command {
 		{Name: "binding-list", Summary: "list port bindings", Max: 0,
 			Flags:  []cmdline.Flag{{Name: "chassis", Arg: "NAME", Usage: "only ports bound to or requested on this chassis"}},
 			Tables: []string{tPB, tDP}, Run: cmdBindingList},
-		{Name: "lflow-list", Args: "[DATAPATH]", Summary: "list logical flows, per datapath and stage", Max: 1,
+		{Name: "lflow-list", Args: "[DATAPATH]", Summary: "list logical flows, per datapath, in the order the pipeline evaluates them", Max: 1,
+			Flags:  []cmdline.Flag{{Name: "uuid", Usage: "show each flow's UUID"}},
 			Tables: []string{tLF, tDP}, Run: cmdLflowList},
 		{Name: "learned-list", Summary: "list bindings learned by hosts from traffic", Max: 0,
 			Tables: []string{tLearned}, Run: cmdLearnedList},
@@ -231,7 +232,15 @@ func cmdLflowList(v *view, inv *cmdline.Invocation, out *cmdline.Output) error {
 		fmt.Fprintf(&b, "Datapath: %s%s\n", name(k), key)
 		for _, f := range flows {
 			st, _ := pipeline.ByName(f.Stage)
-			fmt.Fprintf(&b, "  table=%d (%-10s), priority=%-5d, match=(%s), action=(%s)\n", st.ID, f.Stage, f.Priority, f.Match, f.Actions)
+			id := ""
+			if inv.Has("uuid") {
+				id = "uuid=" + f.UUID[:8] + ", "
+			}
+			src := ""
+			if s := f.ExternalIDs["source"]; s != "" {
+				src = " [" + s + "]"
+			}
+			fmt.Fprintf(&b, "  %stable=%d (%-10s), priority=%-5d, match=(%s), action=(%s)%s\n", id, st.ID, f.Stage, f.Priority, f.Match, f.Actions, src)
 		}
 	}
 	if len(inv.Args) == 1 && !found {
