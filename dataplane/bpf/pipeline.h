@@ -48,10 +48,26 @@ struct pctx {
 	__u32 tflags;  /* trace: what was done besides (TRF_*) */
 	__be32 target; /* the address resolved: the destination or a next hop */
 	__u32 dvni;    /* the vxnet the packet goes on in */
+	__u32 have_vpc; /* vpce holds the VPC's entry */
+	struct vpc vpce;
 	struct port port;
 	struct vxnet vx;
 	struct dest d; /* V_OUTPUT: where the packet goes */
 };
+
+/* vpc_of gives the packet's VPC entry, read once per packet. */
+static __always_inline int vpc_of(struct pctx *c)
+{
+	if (c->have_vpc)
+		return 1;
+	__u32 id = c->vpc;
+	struct vpc *v = bpf_map_lookup_elem(&vpcs_v1, &id);
+	if (!v)
+		return 0;
+	c->vpce = *v;
+	c->have_vpc = 1;
+	return 1;
+}
 
 static __always_inline int next_stage(struct pctx *c, __u32 stage)
 {

@@ -13,23 +13,22 @@ __attribute__((noinline)) int stage_dst_lookup(struct __sk_buff *skb, struct pct
 {
 	if (!c) /* the verifier checks a global function alone: c is never NULL */
 		return V_DROP;
-	__u32 vpc_id = c->vpc;
-	struct vpc *vpc = bpf_map_lookup_elem(&vpcs_v1, &vpc_id);
-	if (!vpc)
+	if (!vpc_of(c))
 		return drop_for(c, DROP_NO_ROUTE);
-	struct dest d = {};
-	int known = lookup_dest(c, vpc_id, c->target, &d);
+	struct vpc *vpc = &c->vpce;
+	struct dest *d = &c->d;
+	int known = lookup_dest(c, c->vpc, c->target, d);
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return drop_for(c, DROP_MALFORMED);
-	if (known && ((d.kind == DEST_LOCAL && (vpc->flags & VPC_F_DST_LOCAL)) ||
-		      (d.kind == DEST_REMOTE && (vpc->flags & VPC_F_DST_KNOWN)))) {
-		__builtin_memcpy(eth->h_dest, d.mac, 6);
-		c->d = d;
+	if (known && ((d->kind == DEST_LOCAL && (vpc->flags & VPC_F_DST_LOCAL)) ||
+		      (d->kind == DEST_REMOTE && (vpc->flags & VPC_F_DST_KNOWN)))) {
+		__builtin_memcpy(eth->h_dest, d->mac, 6);
 		return V_OUTPUT;
 	}
+	d->kind = 0;
 	if (vpc->flags & VPC_F_DST_MISS_HUB) {
 		__builtin_memcpy(eth->h_dest, vpc->gw_mac, 6);
 		return next_stage(c, STAGE_TO_HUB);

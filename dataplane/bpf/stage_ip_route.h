@@ -11,10 +11,9 @@ __attribute__((noinline)) int stage_ip_route(struct __sk_buff *skb, struct pctx 
 {
 	if (!c) /* the verifier checks a global function alone: c is never NULL */
 		return V_DROP;
-	__u32 vpc_id = c->vpc;
-	struct vpc *vpc = bpf_map_lookup_elem(&vpcs_v1, &vpc_id);
-	if (!vpc)
+	if (!vpc_of(c))
 		return drop_for(c, DROP_NO_ROUTE);
+	struct vpc *vpc = &c->vpce;
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -23,7 +22,7 @@ __attribute__((noinline)) int stage_ip_route(struct __sk_buff *skb, struct pctx 
 		return drop_for(c, DROP_MALFORMED);
 	if ((vpc->flags & VPC_F_TTL) && ip->ttl <= 1)
 		return drop_for(c, DROP_TTL_EXCEEDED);
-	struct route *rt = route_lookup(vpc_id, ip->daddr);
+	struct route *rt = route_lookup(c->vpc, ip->daddr);
 	if (!rt)
 		return drop_for(c, DROP_NO_ROUTE);
 	c->hit = HIT_ROUTE;

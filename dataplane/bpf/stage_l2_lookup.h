@@ -69,13 +69,12 @@ __attribute__((noinline)) int stage_l2_lookup(struct __sk_buff *skb, struct pctx
 	}
 	if ((dst & c->vx.mask) != c->vx.net)
 		return drop_for(c, DROP_L2_UNKNOWN_DST);
-	struct dest d = {};
-	if ((c->vx.flags & VX_F_L2_OUTPUT) && lookup_dest(c, c->vpc, dst, &d)) {
-		if (d.vni != c->port.vni)
+	if ((c->vx.flags & VX_F_L2_OUTPUT) && lookup_dest(c, c->vpc, dst, &c->d)) {
+		if (c->d.vni != c->port.vni)
 			return drop_for(c, DROP_L2_CROSS_VXNET);
-		c->d = d;
 		return V_OUTPUT;
 	}
+	c->d.kind = 0;
 	if (c->vx.flags & VX_F_L2_MISS_HUB)
 		return next_stage(c, STAGE_TO_HUB);
 	return drop_for(c, DROP_L2_UNKNOWN_DST);

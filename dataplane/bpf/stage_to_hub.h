@@ -16,10 +16,10 @@ __attribute__((noinline)) int stage_to_hub(struct __sk_buff *skb, struct pctx *c
 {
 	if (!c) /* the verifier checks a global function alone: c is never NULL */
 		return V_DROP;
-	__u32 vpc_id = c->vpc;
-	struct vpc *vpc = bpf_map_lookup_elem(&vpcs_v1, &vpc_id);
-	if (!vpc)
+	if (!vpc_of(c))
 		return drop_for(c, DROP_NO_HUB);
+	__u32 vpc_id = c->vpc;
+	struct vpc *vpc = &c->vpce;
 	if ((vpc->flags & VPC_F_HUB_UNKNOWN) && known_unknown(vpc_id, c->target)) {
 		c->hit = HIT_UNKNOWN;
 		return drop_for(c, DROP_DST_UNKNOWN);

@@ -20,6 +20,7 @@ type Report struct {
 	Dataplane   *DataplaneResult   `json:"dataplane,omitempty"`
 	Programming *ProgrammingResult `json:"programming,omitempty"`
 	State       *StateResult       `json:"host_state,omitempty"`
+	Spine       *SpineResult       `json:"spine,omitempty"`
 	Errors      []string           `json:"errors,omitempty"`
 }
 
@@ -123,6 +124,14 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 			rep.State = res
 		}
 	}
+	if r.want("spine") {
+		r.Env.Log.Info("pipeline spine benchmark", "rounds", max(5, r.Rounds))
+		if res, err := Spine(ctx, r.Env, max(5, r.Rounds)); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("spine: %v", err))
+		} else {
+			rep.Spine = res
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -176,6 +185,9 @@ func (rep *Report) Markdown() string {
 		p.markdown(&b)
 	}
 	if s := rep.State; s != nil {
+		s.markdown(&b)
+	}
+	if s := rep.Spine; s != nil {
 		s.markdown(&b)
 	}
 	for _, e := range rep.Errors {

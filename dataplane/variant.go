@@ -1,0 +1,115 @@
+package dataplane
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// Variants let the benchmark compare two builds of the programs on one
+// state, in one run: another build (an ELF object as bpf2go writes
+// dvr_bpfel.o, such as an earlier commit's) is loaded for a chassis whose
+// programs run, with the running configuration (every constant both
+// builds name), on the chassis's pinned maps wherever the two builds lay
+// a map out alike, on fresh maps where they do not (counters that gained
+// entries, test maps renamed). Nothing is attached.
+
+// CurrentObject is this build's object.
+func CurrentObject() []byte { return _DvrBytes }
+
+// LoadVariant loads obj for chassis, pinned under pinRoot. Test sets the
+// object's test hooks (cfg_test, or cfg_test_tunnel in older builds),
+// which tunnel_ingress needs under BPF_PROG_RUN.
+func LoadVariant(obj []byte, pinRoot, chassis string, test bool) (*ebpf.Collection, error) {
+	dir := filepath.Join(pinRoot, chassis)
+	spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(obj))
+	if err != nil {
+		return nil, err
+	}
+	running, err := loadDvr()
+	if err != nil {
+		return nil, err
+	}
+	rodata, err := runningRodata(dir)
+	if err != nil {
+		return nil, err
+	}
+	for name, v := range spec.Variables {
+		cur, ok := running.Variables[name]
+		if !ok || !v.Constant() || len(cur.Value) != len(v.Value) || int(cur.Offset)+len(v.Value) > len(rodata) {
+			continue
+		}
+		copy(v.Value, rodata[cur.Offset:int(cur.Offset)+len(v.Value)])
+	}
+	for _, name := range []string{"cfg_test", "cfg_test_tunnel"} {
+		if v, ok := spec.Variables[name]; ok {
+			t := uint8(0)
+			if test {
+				t = 1
+			}
+			v.Set(t)
+		}
+	}
+	repl := map[string]*ebpf.Map{}
+	defer func() {
+		for _, m := range repl {
+			m.Close()
+		}
+	}()
+	for name, ms := range spec.Maps {
+		if !strings.HasSuffix(name, "_v1") {
+			continue
+		}
+		m, err := ebpf.LoadPinnedMap(filepath.Join(dir, name), nil)
+		if err != nil {
+			continue
+		}
+		if m.Type() != ms.Type || m.KeySize() != ms.KeySize || m.ValueSize() != ms.ValueSize || m.MaxEntries() != ms.MaxEntries {
+			m.Close()
+			continue
+		}
+		repl[name] = m
+	}
+	for _, ms := range spec.Maps {
+		ms.Pinning = ebpf.PinNone // a variant never pins
+	}
+	return ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
+}
+
+// RunningProgram is the program hostd attached for chassis: the tunnel
+// program, or the port program (as attached to the first port found).
+func RunningProgram(pinRoot, chassis string, tunnel bool) (*ebpf.Program, error) {
+	dir := filepath.Join(pinRoot, chassis, "links")
+	name := "tunnel"
+	if !tunnel {
+		es, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		name = ""
+		for _, e := range es {
+			if strings.HasPrefix(e.Name(), "port-") {
+				name = e.Name()
+				break
+			}
+		}
+		if name == "" {
+			return nil, fmt.Errorf("chassis %s has no port program attached", chassis)
+		}
+	}
+	l, err := link.LoadPinnedLink(filepath.Join(dir, name), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	info, err := l.Info()
+	if err != nil {
+		return nil, err
+	}
+	return ebpf.NewProgramFromID(info.Program)
+}

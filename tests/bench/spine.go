@@ -1,0 +1,193 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+
+	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/lab"
+)
+
+// The pipeline spine (#14): what the production programs cost per packet
+// against an earlier build's, both loaded on the same sandbox chassis's
+// state and timed by the same harness in interleaved rounds, and how long
+// courier-trace takes.
+
+// BaselineRev is the build the programs are compared with: the last
+// commit before the pipeline became one stage per function (and before
+// this session's hardening of the same paths).
+const BaselineRev = "59925c6"
+
+// SpineResult is that benchmark's result.
+type SpineResult struct {
+	Baseline string     `json:"baseline"`
+	Rounds   int        `json:"rounds"`
+	Costs    []ProgCost `json:"costs"`
+	// Trace times one courier-trace run, from start to exit, in ms.
+	TraceLive    Latency `json:"trace_live_ms"`
+	TraceLogical Latency `json:"trace_logical_ms"`
+	Notes        []string `json:"notes,omitempty"`
+}
+
+// ProgCost is one path through port_ingress: ns per packet, min, median
+// and max over the rounds (each round a median of 5,000 runs).
+type ProgCost struct {
+	Path   string     `json:"path"`
+	Before [3]float64 `json:"before_ns"`
+	After  [3]float64 `json:"after_ns"`
+	Ratio  float64    `json:"ratio_of_medians"`
+}
+
+// Spine runs it.
+func Spine(ctx context.Context, env Env, rounds int) (*SpineResult, error) {
+	sb, _, done, err := benchSandbox(ctx, env, "spine", 3, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	nbctl := func(args ...string) error {
+		cmd := exec.Command(filepath.Join(env.BinDir, "courier-nbctl"), append([]string{"--db", sb.NB(), "--timeout", "30s"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("courier-nbctl %v: %v: %s", args, err, out)
+		}
+		return nil
+	}
+	err = nbctl("--wait=hv", "vpc-add", "v", "--", "vxnet-add", "v", "web", "10.60.1.0/24", "--", "vxnet-add", "v", "db", "10.60.2.0/24",
+		"--", "port-add", "web", "a", "02:00:00:60:01:0a", "10.60.1.10", "--", "port-add", "web", "b", "02:00:00:60:01:0b", "10.60.1.11",
+		"--", "port-add", "db", "d", "02:00:00:60:02:0a", "10.60.2.10")
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range []struct{ host, port string }{{"hv2", "a"}, {"hv3", "b"}, {"hv3", "d"}} {
+		if err := sb.AddVM(ctx, v.host, v.port); err != nil {
+			return nil, err
+		}
+	}
+	for _, dst := range []string{"10.60.1.11", "10.60.2.10"} { // learn the paths
+		if n, out := sb.Ping("a", netip.MustParseAddr(dst), 2, "0.2"); n == 0 {
+			return nil, fmt.Errorf("a cannot reach %s: %s", dst, out)
+		}
+	}
+	res := &SpineResult{Baseline: BaselineRev, Rounds: rounds}
+	if err := spineCosts(res, sb.State.PinRoot, sb.HostNS("hv2"), rounds); err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(env.BinDir, "courier-trace")
+	for _, c := range []struct {
+		into *Latency
+		args []string
+	}{{&res.TraceLive, []string{"--chassis", "hv2", "--minimal", `inport == "a" && ip4.dst == 10.60.2.10`}},
+		{&res.TraceLogical, []string{"--minimal", `inport == "a" && ip4.dst == 10.60.2.10`}}} {
+		var ds []time.Duration
+		for i := 0; i < 10; i++ {
+			cmd := exec.Command(bin, c.args...)
+			cmd.Env = append(os.Environ(), "COURIER_RUNDIR="+sb.RunDir)
+			start := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "delivered") {
+				return nil, fmt.Errorf("courier-trace %v: %v: %s", c.args, err, out)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		*c.into = Summarize(ds)
+	}
+	return res, nil
+}
+
+// spineCosts times port_ingress of this build and of the baseline on the
+// sandbox chassis's state.
+func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
+	old, err := exec.Command("git", "show", BaselineRev+":dataplane/dvr_bpfel.o").Output()
+	if err != nil {
+		return fmt.Errorf("the baseline object (git show %s:dataplane/dvr_bpfel.o; make bench runs in a clone): %w", BaselineRev, err)
+	}
+	builds := map[string][]byte{"before": old, "after": dataplane.CurrentObject()}
+	progs := map[string]*ebpf.Program{}
+	for name, obj := range builds {
+		coll, err := dataplane.LoadVariant(obj, pinRoot, "hv2", false)
+		if err != nil {
+			return fmt.Errorf("load the %s build: %w", name, err)
+		}
+		defer coll.Close()
+		progs[name] = coll.Programs["port_ingress"]
+	}
+	gw := net.HardwareAddr{0x0a, 0xc0, 0, 0, 0, 1}
+	src := net.HardwareAddr{2, 0, 0, 0x60, 1, 0x0a}
+	cases := []struct{ name string }{{"l2_remote (a learned path, encapsulate)"}, {"l3_remote (route, TTL-1, a learned path, encapsulate)"}}
+	pkts := [][]byte{frame(net.HardwareAddr{2, 0, 0, 0x60, 1, 0x0b}, src, "10.60.1.10", "10.60.1.11"), frame(gw, src, "10.60.1.10", "10.60.2.10")}
+	samples := map[string][][]float64{"before": make([][]float64, len(cases)), "after": make([][]float64, len(cases))}
+	err = lab.Do(ns, func() error {
+		ifindex, err := aliasIfindex("a")
+		if err != nil {
+			return err
+		}
+		for r := 0; r < rounds; r++ {
+			for i, pkt := range pkts {
+				for _, b := range []string{"before", "after"} {
+					per, verdict, err := dataplane.TimeRuns(progs[b], ifindex, pkt, 5000)
+					if err != nil {
+						return err
+					}
+					if verdict != 7 {
+						return fmt.Errorf("%s build, %s: verdict %d, want redirect", b, cases[i].name, verdict)
+					}
+					samples[b][i] = append(samples[b][i], float64(per.Nanoseconds()))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, c := range cases {
+		pc := ProgCost{Path: c.name, Before: minMedMax(samples["before"][i]), After: minMedMax(samples["after"][i])}
+		pc.Ratio = pc.After[1] / pc.Before[1]
+		res.Costs = append(res.Costs, pc)
+	}
+	return nil
+}
+
+func aliasIfindex(port string) (int, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range links {
+		if l.Attrs().Alias == dataplane.AliasPrefix+port {
+			return l.Attrs().Index, nil
+		}
+	}
+	return 0, fmt.Errorf("no interface for port %s", port)
+}
+
+// minMedMax is min, median and max.
+func minMedMax(v []float64) [3]float64 {
+	s := append([]float64{}, v...)
+	sort.Float64s(s)
+	return [3]float64{s[0], s[len(s)/2], s[len(s)-1]}
+}
+
+func (s *SpineResult) markdown(b *strings.Builder) {
+	fmt.Fprintf(b, "## The pipeline spine\n\nport_ingress per packet, this build against %s (before one function per stage), both loaded on one sandbox chassis's state, timed by the same harness (median of 5,000 single BPF_PROG_TEST_RUN runs per round, %d interleaved rounds; min/median/max ns):\n\n", s.Baseline, s.Rounds)
+	fmt.Fprintln(b, "| path | before | after | after/before (medians) |\n|---|---|---|---|")
+	for _, c := range s.Costs {
+		fmt.Fprintf(b, "| %s | %.0f/%.0f/%.0f | %.0f/%.0f/%.0f | %.3f |\n", c.Path, c.Before[0], c.Before[1], c.Before[2],
+			c.After[0], c.After[1], c.After[2], c.Ratio)
+		if c.Ratio > 1.05 {
+			fmt.Fprintf(b, "\n**Target missed** on %s: the production path costs %.1f%% more than before (target: within 5%%).\n\n", c.Path, (c.Ratio-1)*100)
+		}
+	}
+	fmt.Fprintf(b, "\ncourier-trace, start to exit (ms, p50/p99/max of 10): live, two hosts: %.0f/%.0f/%.0f; logical: %.0f/%.0f/%.0f.\n\n",
+		s.TraceLive.P50, s.TraceLive.P99, s.TraceLive.Max, s.TraceLogical.P50, s.TraceLogical.P99, s.TraceLogical.Max)
+}
