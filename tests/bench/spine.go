@@ -35,8 +35,8 @@ type SpineResult struct {
 	Rounds   int        `json:"rounds"`
 	Costs    []ProgCost `json:"costs"`
 	// Trace times one courier-trace run, from start to exit, in ms.
-	TraceLive    Latency `json:"trace_live_ms"`
-	TraceLogical Latency `json:"trace_logical_ms"`
+	TraceLive    Latency  `json:"trace_live_ms"`
+	TraceLogical Latency  `json:"trace_logical_ms"`
 	Notes        []string `json:"notes,omitempty"`
 }
 
