@@ -76,7 +76,7 @@ every chassis.`,
 			{Name: "vxnets", Usage: "vxnets and their flags", Action: list("vxnets", func(d *dataplane.Dump) []string { return d.Vxnets })},
 			{Name: "vpcs", Usage: "VPCs and their flags", Action: list("VPCs", func(d *dataplane.Dump) []string { return d.VPCs })},
 			{Name: "routes", Usage: "VPC routes", Action: list("routes", func(d *dataplane.Dump) []string { return d.Routes })},
-			{Name: "hubs", Usage: "each VPC's hubs", Action: list("hubs", func(d *dataplane.Dump) []string { return d.Hubs })},
+			{Name: "hubs", Usage: "each VPC's hubs, and when each last answered this host's probes", Action: with(hubs)},
 			{Name: "locals", Usage: "addresses held by local ports", Action: list("local addresses", func(d *dataplane.Dump) []string { return d.Locals })},
 			{Name: "cache", Usage: "learned direct paths, with age and hits", Action: with(cache)},
 			{Name: "counters", Usage: "packet counters and drops by reason", Action: with(counters)},
@@ -104,6 +104,32 @@ every chassis.`,
 				}},
 		},
 	}
+}
+
+func hubs(d *dataplane.Datapath, out io.Writer) error {
+	dump, err := d.Dump()
+	if err != nil {
+		return err
+	}
+	for _, h := range dump.Hubs {
+		fmt.Fprintln(out, h)
+	}
+	if len(dump.Hubs) == 0 {
+		fmt.Fprintln(out, "(no hubs)")
+	}
+	seen, err := d.HubSeen()
+	if err != nil {
+		return err
+	}
+	var hs []netip.Addr
+	for h := range seen {
+		hs = append(hs, h)
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].Less(hs[j]) })
+	for _, h := range hs {
+		fmt.Fprintf(out, "probe %s: last answered %s ago\n", h, seen[h].Round(time.Millisecond))
+	}
+	return nil
 }
 
 func cache(d *dataplane.Datapath, out io.Writer) error {
