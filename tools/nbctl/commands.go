@@ -16,6 +16,7 @@ import (
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/tools/cmdline"
+	"github.com/courier-sdn/courier/tools/dbcmd"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
@@ -95,7 +96,8 @@ func commands() []*command {
 		{Name: "route-list", Args: "VPC", Summary: "list a VPC's static routes", Min: 1, Max: 1,
 			Tables: []string{tVPC, tRoute}, Run: cmdRouteList},
 	}
-	return append(append(cmds, connCommands()...), hubCommands()...)
+	cmds = append(append(cmds, connCommands()...), hubCommands()...)
+	return append(cmds, dbcmd.Commands(func(st *state) (*dbcmd.DB, error) { return st.generic() })...)
 }
 
 func cmdInit(st *state, _ *cmdline.Invocation, _ *cmdline.Output) error {
@@ -143,10 +145,9 @@ func cmdVPCDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 }
 
 func cmdVPCList(st *state, _ *cmdline.Invocation, out *cmdline.Output) error {
-	var rows [][]string
+	var rows [][]any
 	for _, v := range st.vpcs {
-		rows = append(rows, []string{v.Name, orDash(v.Status["tunnel_key"]), strconv.Itoa(len(v.Vxnets)),
-			strconv.Itoa(len(v.Routes)), statusText(v.Status)})
+		rows = append(rows, []any{v.Name, optInt(v.Status["tunnel_key"]), len(v.Vxnets), len(v.Routes), statusText(v.Status)})
 	}
 	out.Table([]string{"NAME", "TUNNEL_KEY", "VXNETS", "ROUTES", "STATUS"}, rows)
 	return nil
@@ -249,22 +250,21 @@ func cmdVxnetList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error
 			return err
 		}
 	}
-	var rows [][]string
+	var rows [][]any
 	for _, vx := range st.vxnets {
 		vpc := st.vxnetVPC[vx.UUID]
 		if only != nil && vpc != only {
 			continue
 		}
-		vpcName := "-"
+		var vpcName, vni any
 		if vpc != nil {
 			vpcName = vpc.Name
 		}
 		_, gw, _ := gatewayOf(vx)
-		vni := "-"
 		if n := vniOf(vx); n > 0 {
-			vni = strconv.Itoa(n)
+			vni = n
 		}
-		rows = append(rows, []string{vx.Name, vpcName, vx.Cidr, gw.String(), vni, strconv.Itoa(len(vx.Ports)), statusText(vx.Status)})
+		rows = append(rows, []any{vx.Name, vpcName, vx.Cidr, gw.String(), vni, len(vx.Ports), statusText(vx.Status)})
 	}
 	out.Table([]string{"NAME", "VPC", "CIDR", "GATEWAY", "VNI", "PORTS", "STATUS"}, rows)
 	return nil
@@ -506,25 +506,24 @@ func cmdPortList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error 
 			return err
 		}
 	}
-	var rows [][]string
+	var rows [][]any
 	for _, p := range st.ports {
 		vx := st.portVxnet[p.UUID]
 		if only != nil && vx != only {
 			continue
 		}
-		vxName := "-"
+		var vxName, chassis any
 		if vx != nil {
 			vxName = vx.Name
 		}
-		ips := strings.Join(p.IPs, ",")
-		if ips == "" {
-			ips = "unknown"
+		ips := any(p.IPs)
+		if len(p.IPs) == 0 {
+			ips = cmdline.Shown{Text: "unknown", V: []string{}}
 		}
-		chassis := "-"
 		if p.RequestedChassis != nil {
 			chassis = *p.RequestedChassis
 		}
-		rows = append(rows, []string{p.Name, vxName, p.MAC, ips, orDash(strings.Join(p.VirtualIPs, ",")), chassis, statusText(p.Status)})
+		rows = append(rows, []any{p.Name, vxName, p.MAC, ips, p.VirtualIPs, chassis, statusText(p.Status)})
 	}
 	out.Table([]string{"NAME", "VXNET", "MAC", "IPS", "VIPS", "CHASSIS", "STATUS"}, rows)
 	return nil
@@ -614,9 +613,9 @@ func cmdRouteList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error
 	if err != nil {
 		return err
 	}
-	var rows [][]string
+	var rows [][]any
 	for _, r := range st.routesOf(vpc) {
-		rows = append(rows, []string{r.Prefix, r.Nexthop, statusText(r.Status)})
+		rows = append(rows, []any{r.Prefix, r.Nexthop, statusText(r.Status)})
 	}
 	out.Table([]string{"PREFIX", "NEXTHOP", "STATUS"}, rows)
 	return nil
@@ -686,11 +685,12 @@ func errNote(status map[string]string) string {
 	return ""
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
+// optInt is a number recorded as a string (in a status map), or nil.
+func optInt(s string) any {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n
 	}
-	return s
+	return nil
 }
 
 // splitList accepts "a,b" as well as separate words.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -76,18 +77,19 @@ func TestEveryCommand(t *testing.T) {
 		t.Errorf("show web printed another VPC:\n%s", show)
 	}
 
-	var vpcs []map[string]string
+	var vpcs []map[string]any
 	if err := json.Unmarshal([]byte(mustNB(t, db, "-f=json", "vpc-list")), &vpcs); err != nil || len(vpcs) != 2 {
 		t.Fatalf("vpc-list json: %v %v", vpcs, err)
 	}
-	var vxs []map[string]string
+	// JSON is typed: numbers, arrays, null for none.
+	var vxs []map[string]any
 	json.Unmarshal([]byte(mustNB(t, db, "-f=json", "vxnet-list", "web")), &vxs)
-	if len(vxs) != 2 || vxs[0]["name"] != "back" || vxs[1]["vni"] != "5001" || vxs[0]["gateway"] != "10.0.2.254" {
+	if len(vxs) != 2 || vxs[0]["name"] != "back" || vxs[1]["vni"] != 5001.0 || vxs[0]["gateway"] != "10.0.2.254" || vxs[0]["vni"] != nil {
 		t.Errorf("vxnet-list web: %v", vxs)
 	}
-	var ports []map[string]string
+	var ports []map[string]any
 	json.Unmarshal([]byte(mustNB(t, db, "-f=json", "port-list", "back")), &ports)
-	if len(ports) != 2 || ports[1]["ips"] != "unknown" {
+	if len(ports) != 2 || fmt.Sprint(ports[1]["ips"]) != "[]" || fmt.Sprint(ports[0]["ips"]) != "[10.0.2.5 10.0.2.6]" {
 		t.Errorf("port-list back: %v", ports)
 	}
 	if out := mustNB(t, db, "route-list", "web"); !strings.Contains(out, "192.168.0.0/16  10.0.1.5") {

@@ -86,6 +86,10 @@ type attempt struct {
 	out           *cmdline.Output
 	cfg           int
 	before, after map[string]string
+	// blind: the generic commands wrote, which the fingerprint does
+	// not describe, so whether an unanswered attempt committed cannot
+	// be read back and it is not run again.
+	blind bool
 }
 
 // applied says whether st shows every change the attempt was to make.
@@ -136,6 +140,8 @@ func (c *conn) commit(ctx context.Context, invs []parsed, wait bool) (*ops.Sessi
 			return nil, nil, mayHaveApplied(err, append(unsure, a))
 		case ctx.Err() != nil:
 			return nil, nil, mayHaveApplied(err, unsure)
+		case unanswered && a != nil && a.blind:
+			return nil, nil, mayHaveApplied(err, []*attempt{a})
 		case unanswered:
 			if a != nil { // nil: the read failed, nothing was sent
 				unsure = append(unsure, a)
@@ -170,9 +176,11 @@ func (c *conn) try(ctx context.Context, sess *ops.Session, invs []parsed, wait b
 			return a, nil
 		}
 	}
-	a := &attempt{out: &cmdline.Output{Format: c.o.Format}, before: st.fingerprint()}
+	a := &attempt{out: &cmdline.Output{Style: cmdline.Style{Format: c.o.Format, FormatSet: c.o.FormatSet,
+		NoHeadings: c.o.NoHeadings, Bare: c.o.Bare}}, before: st.fingerprint()}
 	cfg, err := execute(ctx, sess, st, invs, wait, a.out)
 	a.cfg, a.after = cfg, st.fingerprint()
+	a.blind = st.db != nil && st.db.Writes
 	return a, err
 }
 

@@ -12,7 +12,9 @@ import (
 
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
+	"github.com/courier-sdn/courier/tools/dbcmd"
 )
 
 // state is the northbound as the commands of one invocation see it: what
@@ -34,6 +36,7 @@ type state struct {
 	routeVPC  map[string]*nbdb.VPC   // route UUID -> its VPC
 
 	ops      []ovsdb.Operation
+	db       *dbcmd.DB // the generic commands' view, made when first needed
 	named    int
 	verified map[string]bool // row UUID and column pointer
 }
@@ -114,6 +117,24 @@ func readState(ctx context.Context, c client.Client) (*state, error) {
 		}
 	}
 	return st, nil
+}
+
+// generic is the generic commands' view of the northbound (tools/dbcmd),
+// sharing this invocation's transaction.
+func (st *state) generic() (*dbcmd.DB, error) {
+	if st.db == nil {
+		s, err := Schema()
+		if err != nil {
+			return nil, err
+		}
+		st.db = dbcmd.New(st.ctx, s, st.c, &st.ops)
+	}
+	return st.db, nil
+}
+
+// Schema is the northbound's schema as the generic commands read it.
+func Schema() (*dbcmd.Schema, error) {
+	return dbcmd.ParseSchema(schema.NB, nil)
 }
 
 // newName returns a fresh named-UUID for a row inserted by this invocation.
