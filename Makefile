@@ -12,9 +12,12 @@ LDFLAGS  := $(if $(VERSION),-X github.com/courier-sdn/courier/internal/version.V
 # package at a time so that two suites never race for the same resources.
 TESTFLAGS ?= -count=1 -p 1 -timeout 40m
 
+# ovn-central brings ovn-nbctl (through ovn-common) and OVN's schemas, for
+# the script-compatibility test (tests/compat); it starts nothing where
+# systemd does not run. graphviz draws courier-nbctl show --format svg.
 DEBS := openvswitch-common clang llvm libbpf-dev iproute2 iperf3 tcpdump \
         hyperfine bpftool ethtool procps util-linux iputils-ping \
-        libjemalloc2
+        libjemalloc2 ovn-central graphviz
 
 .PHONY: all deps generate build test unit bench sandbox check-generated vet fmt clean
 

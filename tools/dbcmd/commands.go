@@ -204,24 +204,17 @@ func cmdGet(db *DB, inv *cmdline.Invocation, out *cmdline.Output) error {
 			}
 			d, t = datum{keys: []any{d.vals[i]}}, colType{key: t.val, min: 1, max: 1}
 		}
-		lines = append(lines, renderLine(d, t))
+		lines = append(lines, d.String(t))
 	}
+	// ovn-nbctl's get prints values in full even with --bare.
 	out.Add(cmdline.PartFunc(func(w io.Writer, o *cmdline.Output) error {
 		for _, l := range lines {
-			if o.Bare {
-				l = l[strings.IndexByte(l, '\x00')+1:]
-			} else {
-				l = l[:strings.IndexByte(l, '\x00')]
-			}
 			fmt.Fprintln(w, l)
 		}
 		return nil
 	}))
 	return nil
 }
-
-// renderLine keeps both renderings; the output's --bare picks one.
-func renderLine(d datum, t colType) string { return d.String(t) + "\x00" + d.Bare(t) }
 
 func (db *DB) nameRow(id, uuid string) error {
 	if !strings.HasPrefix(id, "@") || len(id) < 2 {
@@ -267,7 +260,7 @@ func (db *DB) setColumns(table string, r *row, args []string) error {
 		}
 		d, err := db.parseDatum(c.t, c.value)
 		if err != nil {
-			return fmt.Errorf("%s: %w", c.col, err)
+			return err
 		}
 		db.write(table, r, c.col, d)
 	}
@@ -395,9 +388,6 @@ func cmdCreate(db *DB, inv *cmdline.Invocation, out *cmdline.Output) error {
 	rs[u] = r
 	if err := db.setColumns(table, r, inv.Args[1:]); err != nil {
 		return err
-	}
-	if id != "" {
-		return nil // ovn-nbctl prints the UUID only of a row without --id
 	}
 	out.Add(cmdline.PartFunc(func(w io.Writer, _ *cmdline.Output) error {
 		if r.insert < len(db.res) {

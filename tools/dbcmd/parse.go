@@ -162,7 +162,7 @@ func (db *DB) parseAtom(b *ovsdb.BaseType, l *lexer) (any, error) {
 	case ovsdb.TypeInteger:
 		n, err := strconv.Atoi(tok)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a valid integer", tok)
+			return nil, fmt.Errorf("%q is not a valid integer or range", tok)
 		}
 		a = n
 	case ovsdb.TypeReal:
