@@ -221,3 +221,21 @@ func Usage[S any](cmds []*Command[S]) string {
 func RetryBackoff() *ops.Backoff {
 	return &ops.Backoff{First: 50 * time.Millisecond, Max: 500 * time.Millisecond}
 }
+
+// CLICommands describes cmds as urfave/cli commands, for the man pages
+// and shell completions generated from them (doc/); they run nothing.
+func CLICommands[S any](cmds []*Command[S]) []*cli.Command {
+	var out []*cli.Command
+	for _, c := range cmds {
+		cc := &cli.Command{Name: c.Name, Usage: c.Summary, ArgsUsage: c.Args, HideHelp: true}
+		for _, f := range c.Flags {
+			if f.Arg == "" {
+				cc.Flags = append(cc.Flags, &cli.BoolFlag{Name: f.Name, Usage: f.Usage})
+			} else {
+				cc.Flags = append(cc.Flags, &cli.StringFlag{Name: f.Name, Usage: f.Usage + " (" + f.Arg + ")"})
+			}
+		}
+		out = append(out, cc)
+	}
+	return out
+}

@@ -245,6 +245,14 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
+// DocApp is App with its commands spelled out for the generated man
+// page and completions (doc/).
+func DocApp() *cli.App {
+	app := App(io.Discard)
+	app.Commands = cmdline.CLICommands(commands())
+	return app
+}
+
 // Main runs courier-nbctl and returns its exit status.
 func Main(args []string) int {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))

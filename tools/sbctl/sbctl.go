@@ -481,6 +481,14 @@ func read(ctx context.Context, sess *ops.Session, invs []parsed, style cmdline.S
 	return out, blind, nil
 }
 
+// DocApp is App with its commands spelled out for the generated man
+// page and completions (doc/).
+func DocApp() *cli.App {
+	app := App(io.Discard)
+	app.Commands = cmdline.CLICommands(commands())
+	return app
+}
+
 // Main runs courier-sbctl and returns its exit status.
 func Main(args []string) int {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))

@@ -1,0 +1,57 @@
+# courier-sbctl fish shell completion
+
+function __fish_courier-sbctl_no_subcommand --description 'Test if there has been any subcommand yet'
+    for i in (commandline -opc)
+        if contains -- $i show chassis-list datapath-list binding-list lflow-list learned-list hub-list set-connection get-connection del-connection set-ssl get-ssl del-ssl list find get set add remove clear create destroy wait-until
+            return 1
+        end
+    end
+    return 0
+end
+
+complete -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -f -l db -r -d 'southbound `REMOTES` (comma-separated)'
+complete -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -f -l run-dir -r -d 'find sb.sock in `DIR` when --db is not given'
+complete -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -f -l timeout -r -d 'give up after `DURATION`'
+complete -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -f -l format -s f -r -d 'output `FORMAT`: table, list, csv or json (list and find print a list unless told)'
+complete -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -f -l no-headings -d 'print no column headings'
+complete -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -f -l bare -d 'print values only: the format list, with no headings or quotes'
+complete -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -f -l private-key -s p -r -d 'this party\'s private key `FILE` for ssl: remotes'
+complete -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -f -l certificate -s c -r -d 'this party\'s certificate `FILE`; its common name is who the database thinks it is'
+complete -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -f -l ca-cert -s C -r -d 'the CA certificate `FILE` the database\'s certificate must be signed by'
+complete -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -f -l help -s h -d 'show help'
+complete -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -f -l version -s V -d 'print the version and exit'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'show' -d 'print every chassis with its encap IP, roles, liveness and bound ports'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'chassis-list' -d 'list chassis'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'datapath-list' -d 'list datapaths (one per VPC and per vxnet)'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'binding-list' -d 'list port bindings'
+complete -c courier-sbctl -n '__fish_seen_subcommand_from binding-list' -f -l chassis -r -d 'only ports bound to or requested on this chassis (NAME)'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'lflow-list' -d 'list logical flows, per datapath and stage'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'learned-list' -d 'list bindings learned by hosts from traffic'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'hub-list' -d 'list the hubs southd assigned to each VPC'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'set-connection' -d 'listen on these pssl:PORT[:IP] or ptcp:PORT[:IP] targets only, each with the role before it'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'get-connection' -d 'print the listeners and their roles'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'del-connection' -d 'stop listening (the unix socket stays)'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'set-ssl' -d 'serve pssl: listeners with these files'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'get-ssl' -d 'print the TLS files'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'del-ssl' -d 'remove the TLS files'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'list' -d 'print every record of TABLE, or the ones named'
+complete -c courier-sbctl -n '__fish_seen_subcommand_from list' -f -l columns -r -d 'print only these columns, in this order (COLUMN[,COLUMN...])'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'find' -d 'print the records of TABLE for which every condition holds'
+complete -c courier-sbctl -n '__fish_seen_subcommand_from find' -f -l columns -r -d 'print only these columns, in this order (COLUMN[,COLUMN...])'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'get' -d 'print values of a record, one a line'
+complete -c courier-sbctl -n '__fish_seen_subcommand_from get' -f -l if-exists -d 'do nothing (print nothing) for a record that does not exist'
+complete -c courier-sbctl -n '__fish_seen_subcommand_from get' -f -l id -r -d 'name the row @NAME for later commands of the same invocation (@NAME)'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'set' -d 'set columns (or keys of map columns) of a record'
+complete -c courier-sbctl -n '__fish_seen_subcommand_from set' -f -l if-exists -d 'do nothing (print nothing) for a record that does not exist'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'add' -d 'add members to a set or pairs to a map column (a key already there keeps its value)'
+complete -c courier-sbctl -n '__fish_seen_subcommand_from add' -f -l if-exists -d 'do nothing (print nothing) for a record that does not exist'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'remove' -d 'remove members from a set, or keys (or pairs) from a map column'
+complete -c courier-sbctl -n '__fish_seen_subcommand_from remove' -f -l if-exists -d 'do nothing (print nothing) for a record that does not exist'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'clear' -d 'empty set or map columns'
+complete -c courier-sbctl -n '__fish_seen_subcommand_from clear' -f -l if-exists -d 'do nothing (print nothing) for a record that does not exist'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'create' -d 'create a record and print its UUID (a row of a non-root table needs --id and a reference)'
+complete -c courier-sbctl -n '__fish_seen_subcommand_from create' -f -l id -r -d 'name the row @NAME for later commands of the same invocation (@NAME)'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'destroy' -d 'delete records (--all: every record of TABLE)'
+complete -c courier-sbctl -n '__fish_seen_subcommand_from destroy' -f -l if-exists -d 'do nothing (print nothing) for a record that does not exist'
+complete -c courier-sbctl -n '__fish_seen_subcommand_from destroy' -f -l all -d 'every record of the table'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'wait-until' -d 'wait until the record exists and every condition holds'
