@@ -523,7 +523,7 @@ func cmdPortList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error 
 		if p.RequestedChassis != nil {
 			chassis = *p.RequestedChassis
 		}
-		rows = append(rows, []any{p.Name, vxName, p.MAC, ips, p.VirtualIPs, chassis, statusText(p.Status)})
+		rows = append(rows, []any{p.Name, vxName, p.MAC, ips, p.VirtualIPs, chassis, portStatus(p)})
 	}
 	out.Table([]string{"NAME", "VXNET", "MAC", "IPS", "VIPS", "CHASSIS", "STATUS"}, rows)
 	return nil
@@ -657,6 +657,9 @@ func cmdShow(st *state, inv *cmdline.Invocation, out *cmdline.Output) error {
 				}
 				if p.RequestedChassis != nil {
 					extra += " on " + *p.RequestedChassis
+				}
+				if where := portWhere(p); where != "" {
+					extra += "  (" + where + ")"
 				}
 				fmt.Fprintf(&b, "        port %s: %s %s%s%s\n", p.Name, p.MAC, addrs, extra, errNote(p.Status))
 			}

@@ -251,3 +251,27 @@ func statusText(s map[string]string) string {
 		return "pending"
 	}
 }
+
+// portWhere is a port's runtime state as southd reports it in the
+// northbound (Port.up and .chassis): "up on hv2" once its chassis has
+// programmed it, "down on hv2" while bound but not (or no longer) up,
+// "unbound" while no chassis holds it, "" before its binding exists.
+func portWhere(p *nbdb.Port) string {
+	switch {
+	case p.Up != nil && *p.Up && p.Chassis != nil:
+		return "up on " + *p.Chassis
+	case p.Chassis != nil:
+		return "down on " + *p.Chassis
+	case p.Up != nil:
+		return "unbound"
+	}
+	return ""
+}
+
+// portStatus is port-list's STATUS: an error, else where it runs.
+func portStatus(p *nbdb.Port) string {
+	if w := portWhere(p); w != "" && p.Status["state"] != "error" {
+		return w
+	}
+	return statusText(p.Status)
+}
