@@ -11,6 +11,7 @@ end
 
 complete -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -f -l db -r -d 'northbound `REMOTES` (unix:PATH, tcp:IP:PORT, ssl:IP:PORT; comma-separated for a cluster)'
 complete -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -f -l run-dir -r -d 'find nb.sock in `DIR` when --db is not given'
+complete -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -f -l sb -r -d 'southbound `REMOTES` that show --runtime reads (default: $COURIER_SB_DB, else the run directory\'s sb.sock)'
 complete -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -f -l wait -r -d 'after committing, wait for `none`, sb (northd has compiled it) or hv (every live host applied it)'
 complete -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -f -l timeout -r -d 'give up after `DURATION` (0: keep trying until the database answers)'
 complete -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -f -l no-leader-only -d 'also accept a clustered server that is not the leader'
@@ -23,7 +24,9 @@ complete -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -f -l ca-cert 
 complete -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -f -l help -s h -d 'show help'
 complete -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -f -l version -s V -d 'print the version and exit'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'init' -d 'create the NB_Global row if it is missing'
-complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'show' -d 'print VPCs with their vxnets, ports and routes as a tree'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'show' -d 'print VPCs with their vxnets, ports and routes as a tree (-f json: structured), or draw them'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from show' -f -l format -r -d 'dot: a Graphviz graph; svg: drawn by Graphviz\'s dot (text|dot|svg)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from show' -f -l runtime -d 'with dot or svg, also draw the chassis each port is bound to'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'sync' -d 'with --wait, wait until everything before it has reached SB (or the hosts)'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'vpc-add' -d 'create a VPC'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from vpc-add' -f -l may-exist -d 'do nothing if it already exists'

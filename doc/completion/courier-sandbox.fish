@@ -2,7 +2,7 @@
 
 function __fish_courier-sandbox_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i start stop status vm-add vm-del vm-move exec demo
+        if contains -- $i start stop status show vm-add vm-del vm-move exec demo
             return 1
         end
     end
@@ -22,6 +22,9 @@ complete -c courier-sandbox -n '__fish_seen_subcommand_from stop' -f -l help -s 
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'stop' -d 'remove everything the sandbox made'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from status' -f -l help -s h -d 'show help'
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'status' -d 'show the sandbox\'s hosts, hostd processes and VMs'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from show' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'show' -d 'show the sandbox\'s network: VPCs, vxnets, ports and routes, where each port runs, the hubs and what hosts learned'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from show' -f -l format -r -d 'text; dot, a Graphviz graph; or svg, drawn by Graphviz\'s dot (`FORMAT`)'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-add' -f -l help -s h -d 'show help'
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'vm-add' -d 'create the VM of a northbound port on a host'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-del' -f -l help -s h -d 'show help'

@@ -31,7 +31,9 @@ import (
 
 // Options are courier-nbctl's global options.
 type Options struct {
-	DB      string
+	DB string
+	// SB is the southbound, which show --runtime reads ("": not drawn).
+	SB      string
 	Wait    string // none, sb or hv
 	Timeout time.Duration
 	Format  string // table, list, csv or json (cmdline.Style)
@@ -71,6 +73,7 @@ Commands:
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "db", Usage: "northbound `REMOTES` (unix:PATH, tcp:IP:PORT, ssl:IP:PORT; comma-separated for a cluster)", EnvVars: []string{"COURIER_NB_DB"}},
 			&cli.StringFlag{Name: "run-dir", Usage: "find nb.sock in `DIR` when --db is not given", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
+			&cli.StringFlag{Name: "sb", Usage: "southbound `REMOTES` that show --runtime reads (default: $COURIER_SB_DB, else the run directory's sb.sock)"},
 			&cli.StringFlag{Name: "wait", Value: "none", Usage: "after committing, wait for `none`, sb (northd has compiled it) or hv (every live host applied it)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up after `DURATION` (0: keep trying until the database answers)"},
 			&cli.BoolFlag{Name: "no-leader-only", Usage: "also accept a clustered server that is not the leader"},
@@ -85,6 +88,9 @@ Commands:
 				LeaderOnly: !cx.Bool("no-leader-only")}
 			if o.DB == "" {
 				o.DB = ops.DefaultNBRemote(ops.RunDir(cx.String("run-dir")))
+			}
+			if o.SB = cx.String("sb"); o.SB == "" {
+				o.SB = ops.DefaultSBRemote(ops.RunDir(cx.String("run-dir")))
 			}
 			if cx.Args().Len() == 0 {
 				return cli.ShowAppHelp(cx)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -44,7 +43,9 @@ func commands() []*command {
 	cmds := []*command{
 		{Name: "init", Args: "", Summary: "create the NB_Global row if it is missing", Max: 0,
 			Tables: []string{tNB}, Run: cmdInit},
-		{Name: "show", Args: "[VPC]", Summary: "print VPCs with their vxnets, ports and routes as a tree", Max: 1,
+		{Name: "show", Args: "[VPC]", Summary: "print VPCs with their vxnets, ports and routes as a tree (-f json: structured), or draw them", Max: 1,
+			Flags: []cmdline.Flag{{Name: "format", Arg: "text|dot|svg", Usage: "dot: a Graphviz graph; svg: drawn by Graphviz's dot"},
+				{Name: "runtime", Usage: "with dot or svg, also draw the chassis each port is bound to"}},
 			Tables: []string{tVPC, tVxnet, tPort, tRoute}, Run: cmdShow},
 		{Name: "sync", Args: "", Summary: "with --wait, wait until everything before it has reached SB (or the hosts)", Max: 0,
 			Tables: []string{tNB}, Run: func(*state, *cmdline.Invocation, *cmdline.Output) error { return nil }},
@@ -619,73 +620,6 @@ func cmdRouteList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error
 	}
 	out.Table([]string{"PREFIX", "NEXTHOP", "STATUS"}, rows)
 	return nil
-}
-
-func cmdShow(st *state, inv *cmdline.Invocation, out *cmdline.Output) error {
-	var vpcs []*nbdb.VPC
-	for _, v := range st.vpcs {
-		if len(inv.Args) == 0 || v.Name == inv.Args[0] {
-			vpcs = append(vpcs, v)
-		}
-	}
-	if len(inv.Args) == 1 && len(vpcs) == 0 {
-		return fmt.Errorf("no VPC named %q", inv.Args[0])
-	}
-	sort.Slice(vpcs, func(i, j int) bool { return vpcs[i].Name < vpcs[j].Name })
-	var b strings.Builder
-	for _, vpc := range vpcs {
-		fmt.Fprintf(&b, "vpc %s%s\n", vpc.Name, note(vpc.Status, "tunnel_key", "key"))
-		vxs := st.vxnetsOf(vpc)
-		sort.Slice(vxs, func(i, j int) bool { return vxs[i].Name < vxs[j].Name })
-		for _, vx := range vxs {
-			_, gw, _ := gatewayOf(vx)
-			vni := ""
-			if n := vniOf(vx); n > 0 {
-				vni = fmt.Sprintf(", vni %d", n)
-			}
-			fmt.Fprintf(&b, "    vxnet %s (%s, gateway %s%s)%s\n", vx.Name, vx.Cidr, gw, vni, errNote(vx.Status))
-			ports := st.portsOf(vx)
-			sort.Slice(ports, func(i, j int) bool { return ports[i].Name < ports[j].Name })
-			for _, p := range ports {
-				addrs := strings.Join(p.IPs, " ")
-				if addrs == "" {
-					addrs = "unknown"
-				}
-				extra := ""
-				if len(p.VirtualIPs) > 0 {
-					extra += " vips " + strings.Join(p.VirtualIPs, " ")
-				}
-				if p.RequestedChassis != nil {
-					extra += " on " + *p.RequestedChassis
-				}
-				if where := portWhere(p); where != "" {
-					extra += "  (" + where + ")"
-				}
-				fmt.Fprintf(&b, "        port %s: %s %s%s%s\n", p.Name, p.MAC, addrs, extra, errNote(p.Status))
-			}
-		}
-		rs := st.routesOf(vpc)
-		sort.Slice(rs, func(i, j int) bool { return rs[i].Prefix < rs[j].Prefix })
-		for _, r := range rs {
-			fmt.Fprintf(&b, "    route %s via %s%s\n", r.Prefix, r.Nexthop, errNote(r.Status))
-		}
-	}
-	out.Text(b.String())
-	return nil
-}
-
-func note(status map[string]string, key, label string) string {
-	if v := status[key]; v != "" {
-		return fmt.Sprintf(" (%s %s)", label, v) + errNote(status)
-	}
-	return errNote(status)
-}
-
-func errNote(status map[string]string) string {
-	if status["state"] == "error" {
-		return "  [error: " + status["error"] + "]"
-	}
-	return ""
 }
 
 // optInt is a number recorded as a string (in a status map), or nil.

@@ -163,6 +163,7 @@ func (c *conn) try(ctx context.Context, sess *ops.Session, invs []parsed, wait b
 	if err != nil {
 		return nil, err
 	}
+	st.sbRemote, st.tls = c.o.SB, c.o.TLS
 	for _, a := range unsure {
 		if a.applied(st) {
 			slog.Debug("the unanswered transaction had committed")

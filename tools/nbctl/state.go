@@ -2,6 +2,7 @@ package nbctl
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -35,8 +36,11 @@ type state struct {
 	portVxnet map[string]*nbdb.Vxnet // port UUID -> its vxnet
 	routeVPC  map[string]*nbdb.VPC   // route UUID -> its VPC
 
-	ops      []ovsdb.Operation
-	db       *dbcmd.DB // the generic commands' view, made when first needed
+	ops []ovsdb.Operation
+	db  *dbcmd.DB // the generic commands' view, made when first needed
+	// sbRemote and tls are where show --runtime reads the southbound.
+	sbRemote string
+	tls      *tls.Config
 	named    int
 	verified map[string]bool // row UUID and column pointer
 }

@@ -78,8 +78,10 @@ var (
 
 func commands() []*command {
 	return append([]*command{
-		{Name: "show", Summary: "print every chassis with its encap IP, roles, liveness and bound ports", Max: 0,
-			Tables: []string{tChassis, tPriv, tPB}, Run: cmdShow},
+		{Name: "show", Summary: "print every chassis with its encap IP, roles, liveness and bound ports, or draw them with the VPCs' hubs", Max: 0,
+			Flags: []cmdline.Flag{{Name: "format", Arg: "text|dot|svg", Usage: "dot: a Graphviz graph; svg: drawn by Graphviz's dot"},
+				{Name: "runtime", Usage: "with dot or svg, also draw what hosts learned (accepted learned bindings)"}},
+			Tables: []string{tChassis, tPriv, tPB, tDP, tHub, tLearned}, Run: cmdShow},
 		{Name: "chassis-list", Summary: "list chassis", Max: 0,
 			Tables: []string{tChassis, tPriv}, Run: cmdChassisList},
 		{Name: "datapath-list", Summary: "list datapaths (one per VPC and per vxnet)", Max: 0,
@@ -96,7 +98,10 @@ func commands() []*command {
 	}, append(connCommands(), dbcmd.Commands(func(v *view) (*dbcmd.DB, error) { return v.generic() })...)...)
 }
 
-func cmdShow(v *view, _ *cmdline.Invocation, out *cmdline.Output) error {
+func cmdShow(v *view, inv *cmdline.Invocation, out *cmdline.Output) error {
+	if f := inv.Value("format"); f != "" && f != "text" {
+		return drawShow(v, f, inv.Has("runtime"), out)
+	}
 	priv := map[string]*sbdb.ChassisPrivate{}
 	for _, p := range list[sbdb.ChassisPrivate](v) {
 		priv[p.Name] = p
