@@ -28,7 +28,7 @@ func checkName(kind, name string) error {
 }
 
 var (
-	mayExist = cmdline.Flag{Name: "may-exist", Usage: "do nothing if it already exists"}
+	mayExist = cmdline.Flag{Name: "may-exist", Usage: "do nothing if it already exists as given (an error says what differs)"}
 	ifExists = cmdline.Flag{Name: "if-exists", Usage: "do nothing if it does not exist"}
 	tNB      = nbdb.NBGlobalTable
 	tVPC     = nbdb.VPCTable
@@ -164,10 +164,24 @@ func cmdVxnetAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		return err
 	}
 	if old := st.vxnets[name]; old != nil {
-		if inv.Has("may-exist") && st.vxnetVPC[old.UUID] == vpc && old.Cidr == cidr {
-			return nil
+		if !inv.Has("may-exist") {
+			return fmt.Errorf("vxnet %s already exists", name)
 		}
-		return fmt.Errorf("vxnet %s already exists", name)
+		var d diffs
+		if ov := st.vxnetVPC[old.UUID]; ov != vpc {
+			d.add("VPC", nameOf(ov), vpc.Name)
+		}
+		if p, err := rules.ParseCIDR(cidr); err != nil || p.String() != old.Cidr {
+			d.add("CIDR", old.Cidr, cidr)
+		}
+		_, gw, _ := gatewayOf(old)
+		if g := inv.Value("gateway"); g != "" && g != gw.String() {
+			d.add("gateway", gw.String(), g)
+		}
+		if v := inv.Value("vni"); v != "" && v != num(old.Vni) {
+			d.add("VNI", num(old.Vni), v)
+		}
+		return d.err("vxnet", name)
 	}
 	p, err := rules.ParseCIDR(cidr)
 	if err != nil {
@@ -354,10 +368,10 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		return err
 	}
 	if old := st.ports[name]; old != nil {
-		if inv.Has("may-exist") && st.portVxnet[old.UUID] == vx {
-			return nil
+		if !inv.Has("may-exist") {
+			return fmt.Errorf("port %s already exists", name)
 		}
-		return fmt.Errorf("port %s already exists", name)
+		return st.samePort(old, vx, inv)
 	}
 	mac, err := rules.ParseMAC(macArg)
 	if err != nil {
@@ -555,8 +569,12 @@ func cmdRouteAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	}
 	for _, r := range st.routesOf(vpc) {
 		if r.Prefix == prefix.String() {
-			if inv.Has("may-exist") && r.Nexthop == nh.String() {
-				return nil
+			if inv.Has("may-exist") {
+				var d diffs
+				if r.Nexthop != nh.String() {
+					d.add("next hop", r.Nexthop, nh.String())
+				}
+				return d.err("route", vpc.Name+" "+prefix.String())
 			}
 			return fmt.Errorf("VPC %s already has a route for %s (via %s)", vpc.Name, prefix, r.Nexthop)
 		}

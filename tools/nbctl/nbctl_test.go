@@ -237,3 +237,32 @@ func TestWaitWithoutNorthdTimesOut(t *testing.T) {
 		t.Fatal("an option without a command was accepted")
 	}
 }
+
+// --may-exist succeeds for a row that exists as given and, for one that
+// exists otherwise, names what differs (before, port-add --may-exist
+// succeeded whatever the MAC and addresses).
+func TestMayExistSaysWhatDiffers(t *testing.T) {
+	dbs := testenv.StartDBs(t)
+	db := dbs.NB
+	mustNB(t, db, "vpc-add", "web", "--", "vxnet-add", "web", "front", "10.0.1.0/24", "--vni", "5001")
+	mustNB(t, db, "port-add", "front", "vm1", "02:00:00:00:01:05", "10.0.1.5", "--vip", "10.0.1.100")
+	mustNB(t, db, "route-add", "web", "192.168.0.0/16", "10.0.1.5")
+	mustNB(t, db, "--may-exist", "vxnet-add", "web", "front", "10.0.1.0/24", "--vni", "5001")
+	mustNB(t, db, "--may-exist", "port-add", "front", "vm1", "02:00:00:00:01:05", "10.0.1.5", "--vip", "10.0.1.100")
+	mustNB(t, db, "--may-exist", "route-add", "web", "192.168.0.0/16", "10.0.1.5")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--may-exist", "vxnet-add", "web", "front", "10.0.2.0/24"}, "CIDR 10.0.1.0/24, not 10.0.2.0/24"},
+		{[]string{"--may-exist", "vxnet-add", "web", "front", "10.0.1.0/24", "--vni", "7"}, "VNI 5001, not 7"},
+		{[]string{"--may-exist", "port-add", "front", "vm1", "02:00:00:00:01:06", "10.0.1.6", "--vip", "10.0.1.100"},
+			"MAC 02:00:00:00:01:05, not 02:00:00:00:01:06; IPs 10.0.1.5, not 10.0.1.6"},
+		{[]string{"--may-exist", "port-add", "front", "vm1", "02:00:00:00:01:05", "10.0.1.5"}, "virtual IPs 10.0.1.100, not []"},
+		{[]string{"--may-exist", "route-add", "web", "192.168.0.0/16", "10.0.1.100"}, "next hop 10.0.1.5, not 10.0.1.100"},
+	} {
+		if _, err := nb(db, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: got %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+}
