@@ -266,3 +266,17 @@ func TestMayExistSaysWhatDiffers(t *testing.T) {
 		}
 	}
 }
+
+// A connection to another database says so at once, naming what it
+// found, instead of retrying and reporting "cannot reach".
+func TestWrongDatabaseSaysSo(t *testing.T) {
+	dbs := testenv.StartDBs(t)
+	start := time.Now()
+	err := nbctl.Run(context.Background(), nbctl.Options{DB: dbs.SB, Wait: "none", Format: "table"}, []string{"vpc-list"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "this is not a Courier northbound database (found Courier_Southbound)") {
+		t.Errorf("got %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v: the wrong database must not be retried", d)
+	}
+}

@@ -74,6 +74,9 @@ func (c *conn) open(ctx context.Context) (*ops.Session, error) {
 					"db", c.o.DB, "err", err)
 			}
 		})
+	if ops.IsWrongDatabase(err) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the northbound database at %s (start it with courier-ctl start, or set --db, COURIER_NB_DB or COURIER_RUNDIR): %w", c.o.DB, err)
 	}

@@ -431,6 +431,9 @@ func RunWith(ctx context.Context, o Options, args []string, stdout io.Writer) er
 	for {
 		sess, err := ops.OpenRetrying(ctx, dbModel, ops.SessionOptions{Remotes: remotes, Monitor: monitor, Logger: slog.Default(), TLS: tlsc},
 			cmdline.RetryBackoff(), nil)
+		if ops.IsWrongDatabase(err) {
+			return err
+		}
 		if err != nil {
 			return fmt.Errorf("cannot reach the southbound database at %s (set --db, COURIER_SB_DB or COURIER_RUNDIR): %w", db, err)
 		}
