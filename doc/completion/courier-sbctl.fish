@@ -2,7 +2,7 @@
 
 function __fish_courier-sbctl_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i show chassis-list datapath-list binding-list lflow-list learned-list hub-list set-connection get-connection del-connection set-ssl get-ssl del-ssl list find get set add remove clear create destroy wait-until
+        if contains -- $i show chassis-list datapath-list binding-list lflow-list learned-list hub-list chassis-del set-connection get-connection del-connection set-ssl get-ssl del-ssl list find get set add remove clear create destroy wait-until
             return 1
         end
     end
@@ -30,6 +30,8 @@ complete -c courier-sbctl -n '__fish_seen_subcommand_from binding-list' -f -l ch
 complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'lflow-list' -d 'list logical flows, per datapath and stage'
 complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'learned-list' -d 'list bindings learned by hosts from traffic'
 complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'hub-list' -d 'list the hubs southd assigned to each VPC'
+complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'chassis-del' -d 'delete a chassis that is gone (its Chassis and Chassis_Private rows): southd then moves its hubs and ports'
+complete -c courier-sbctl -n '__fish_seen_subcommand_from chassis-del' -f -l if-exists -d 'do nothing if there is no such chassis'
 complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'set-connection' -d 'listen on these pssl:PORT[:IP] or ptcp:PORT[:IP] targets only, each with the role before it'
 complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'get-connection' -d 'print the listeners and their roles'
 complete -r -c courier-sbctl -n '__fish_courier-sbctl_no_subcommand' -a 'del-connection' -d 'stop listening (the unix socket stays)'

@@ -1,8 +1,9 @@
 // Package sbctl is courier-sbctl: a view of the southbound for operators,
 // in the manner of ovn-sbctl. It shows what northd compiled, what southd
-// decided and what each host reported, without changing any of it; the
-// only things it writes are the database's own listeners and TLS files
-// (set-connection, set-ssl: tools/dbconf).
+// decided and what each host reported. What it writes: the database's
+// own listeners and TLS files (set-connection, set-ssl: tools/dbconf),
+// the rows of a chassis that is gone (chassis-del), and whatever an
+// operator writes with the generic commands (tools/dbcmd).
 package sbctl
 
 import (
@@ -13,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -95,6 +97,9 @@ func commands() []*command {
 			Tables: []string{tLearned}, Run: cmdLearnedList},
 		{Name: "hub-list", Summary: "list the hubs southd assigned to each VPC", Max: 0,
 			Tables: []string{tHub, tChassis, tDP}, Run: cmdHubList},
+		{Name: "chassis-del", Args: "CHASSIS", Summary: "delete a chassis that is gone (its Chassis and Chassis_Private rows): southd then moves its hubs and ports",
+			Min: 1, Max: 1, Flags: []cmdline.Flag{{Name: "if-exists", Usage: "do nothing if there is no such chassis"}},
+			Tables: []string{tChassis, tPriv}, Run: cmdChassisDel},
 	}, append(connCommands(), dbcmd.Commands(func(v *view) (*dbcmd.DB, error) { return v.generic() })...)...)
 }
 
@@ -169,6 +174,28 @@ func cmdChassisList(v *view, _ *cmdline.Invocation, out *cmdline.Output) error {
 		rows = append(rows, []any{c.Name, c.EncapIP, c.Roles, state, cfg})
 	}
 	out.Table([]string{"NAME", "ENCAP_IP", "ROLES", "STATE", "NB_CFG"}, rows)
+	return nil
+}
+
+func cmdChassisDel(v *view, inv *cmdline.Invocation, _ *cmdline.Output) error {
+	name := inv.Args[0]
+	found := false
+	for _, t := range []string{tChassis, tPriv} {
+		var n int
+		if t == tChassis {
+			n = len(slices.DeleteFunc(list[sbdb.Chassis](v), func(c *sbdb.Chassis) bool { return c.Name != name }))
+		} else {
+			n = len(slices.DeleteFunc(list[sbdb.ChassisPrivate](v), func(c *sbdb.ChassisPrivate) bool { return c.Name != name }))
+		}
+		if n > 0 {
+			found = true
+			v.ops = append(v.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: t,
+				Where: []ovsdb.Condition{{Column: "name", Function: ovsdb.ConditionEqual, Value: name}}})
+		}
+	}
+	if !found && !inv.Has("if-exists") {
+		return fmt.Errorf("no chassis named %q", name)
+	}
 	return nil
 }
 
@@ -336,8 +363,9 @@ func App(stdout io.Writer) *cli.App {
 		Usage:           "inspect Courier's southbound database",
 		UsageText:       "courier-sbctl [OPTIONS] COMMAND [ARG...] [-- COMMAND [ARG...]]...",
 		HideHelpCommand: true,
-		Description: "Views of what northd compiled, what southd decided and what hosts reported, and the " +
-			"southbound's own listeners and TLS files.\n\nCommands:\n" + cmdline.Usage(cmds),
+		Description: "Views of what northd compiled, what southd decided and what hosts reported; the " +
+			"southbound's own listeners and TLS files; chassis-del for a chassis that is gone; and the generic " +
+			"database commands (list, find, get, set, ...) of ovn-sbctl.\n\nCommands:\n" + cmdline.Usage(cmds),
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "db", Usage: "southbound `REMOTES` (comma-separated)", EnvVars: []string{"COURIER_SB_DB"}},
 			&cli.StringFlag{Name: "run-dir", Usage: "find sb.sock in `DIR` when --db is not given", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
