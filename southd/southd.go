@@ -225,9 +225,7 @@ func (d *Daemon) markLiveness(sb *ops.Session, alive map[string]bool) []ovsdb.Op
 			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
 				Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: p.UUID}}},
 				Row:   ovsdb.Row{"alive": a}})
-			if p.Alive != nil {
-				d.log.Info("chassis liveness changed", "chassis", p.Name, "alive", a)
-			}
+			d.log.Info("chassis liveness changed", "chassis", p.Name, "alive", a, "first_judgment", p.Alive == nil)
 		}
 	}
 	d.m.chassis.WithLabelValues("alive").Set(float64(live))
