@@ -94,7 +94,7 @@ func writeNode(b *bytes.Buffer, indent string, n Node) {
 // DOT renders the graph in Graphviz's language.
 func (g *Graph) DOT() string {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "digraph %s {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\", fontsize=10];\n  edge [fontname=\"Helvetica\", fontsize=9];\n", quote(g.Name))
+	fmt.Fprintf(&b, "digraph %s {\n  rankdir=LR;\n  graph [fontname=\"Helvetica\"];\n  node [shape=box, fontname=\"Helvetica\", fontsize=10];\n  edge [fontname=\"Helvetica\", fontsize=9];\n", quote(g.Name))
 	ids := append([]string{}, g.order...)
 	sort.Strings(ids)
 	for _, id := range ids {
