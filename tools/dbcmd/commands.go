@@ -66,6 +66,9 @@ func cmdList(db *DB, inv *cmdline.Invocation, out *cmdline.Output) error {
 	if len(inv.Args) > 1 {
 		for _, k := range inv.Args[1:] {
 			r, err := db.lookup(table, k)
+			if err == nil {
+				err = r.readable(table)
+			}
 			if err != nil {
 				return err
 			}
@@ -179,6 +182,9 @@ func cmdGet(db *DB, inv *cmdline.Invocation, out *cmdline.Output) error {
 		if inv.Has("if-exists") {
 			return nil
 		}
+		return err
+	}
+	if err := r.readable(table); err != nil {
 		return err
 	}
 	if id := inv.Value("id"); id != "" {
@@ -421,7 +427,7 @@ func cmdDestroy(db *DB, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		rows = append(rows, r)
 	}
 	for _, r := range rows {
-		if r.insert >= 0 {
+		if r.insert >= 0 || r.pending {
 			return fmt.Errorf("destroy: %s was created by this same invocation", r.uuid)
 		}
 		delete(db.tables[table], r.uuid)

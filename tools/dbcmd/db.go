@@ -101,6 +101,9 @@ type row struct {
 	// insert is the index of the operation that inserts it (created by
 	// this invocation), else -1.
 	insert int
+	// pending: created by another command of this invocation (Pending);
+	// it can be written, not read.
+	pending bool
 }
 
 // DB is one invocation's view of a database (see the package comment).
@@ -113,6 +116,10 @@ type DB struct {
 	ids    map[string]string // "@name" -> named UUID
 	named  int
 	res    []ovsdb.OperationResult
+	// Pending, when set, finds a row that another command of the same
+	// invocation creates (courier-nbctl's vpc-add before "set VPC x"):
+	// its named UUID, by table and name.
+	Pending func(table, name string) (string, bool)
 	// Writes says whether a command wrote: a transaction carrying
 	// generic writes cannot be matched against a fresh read, so the
 	// caller must not run it again when its answer was lost.
@@ -163,6 +170,15 @@ func (db *DB) read(table string) (map[string]*row, error) {
 		rs[rec.uuid] = rec
 	}
 	return rs, nil
+}
+
+// readable refuses to read a row another command of this invocation
+// creates: what it will hold is not known here.
+func (r *row) readable(table string) error {
+	if r.pending {
+		return fmt.Errorf("%s %s is created by this same invocation: read it in the next one", table, r.uuid)
+	}
+	return nil
 }
 
 // value is a column of r, the column's default when it was not read.
@@ -239,6 +255,13 @@ func (db *DB) lookup(table, key string) (*row, error) {
 			if strings.HasPrefix(u, strings.ToLower(key)) {
 				found = append(found, r)
 			}
+		}
+	}
+	if len(found) == 0 && db.Pending != nil {
+		if u, ok := db.Pending(table, key); ok {
+			r := &row{uuid: u, cols: map[string]datum{}, insert: -1, pending: true}
+			rs[u] = r
+			return r, nil
 		}
 	}
 	switch len(found) {

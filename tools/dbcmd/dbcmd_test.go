@@ -117,6 +117,12 @@ func TestNorthboundColumnTypes(t *testing.T) {
 		t.Errorf("json: %+v", j)
 	}
 
+	// A row a specific command creates in the same invocation can be
+	// written, not read.
+	nb.must(t, "vpc-add", "red", "--", "set", "VPC", "red", "external_ids:owner=carol", "--", "add", "VPC", "red", "external_ids", "team=x")
+	expect(t, "set on a row made by vpc-add", nb.must(t, "get", "VPC", "red", "external_ids"), "{owner=carol, team=x}\n")
+	nb.refused(t, "created by this same invocation", "vpc-add", "red2", "--", "get", "VPC", "red2", "name")
+
 	nb.must(t, "destroy", "VPC", "green")
 	nb.must(t, "--if-exists", "destroy", "VPC", "green")
 	nb.refused(t, `no row "green" in table VPC`, "destroy", "VPC", "green")

@@ -132,8 +132,30 @@ func (st *state) generic() (*dbcmd.DB, error) {
 			return nil, err
 		}
 		st.db = dbcmd.New(st.ctx, s, st.c, &st.ops)
+		st.db.Pending = st.pending
 	}
 	return st.db, nil
+}
+
+// pending finds a row that a command of this invocation creates, for
+// the generic commands ("vpc-add x -- set VPC x external_ids:k=v").
+func (st *state) pending(table, name string) (string, bool) {
+	var u string
+	switch table {
+	case tVPC:
+		if v := st.vpcs[name]; v != nil {
+			u = v.UUID
+		}
+	case tVxnet:
+		if v := st.vxnets[name]; v != nil {
+			u = v.UUID
+		}
+	case tPort:
+		if p := st.ports[name]; p != nil {
+			u = p.UUID
+		}
+	}
+	return u, u != "" && ovsdb.IsNamedUUID(u)
 }
 
 // Schema is the northbound's schema as the generic commands read it.
