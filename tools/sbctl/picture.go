@@ -36,32 +36,7 @@ func drawShow(v *view, format string, runtime bool, out *cmdline.Output) error {
 		cl.Color = color
 		cl.Add(picture.Node{ID: "chassis:" + c.Name, Label: c.Name, Shape: "component", Color: color})
 	}
-	dps := map[string]*sbdb.Datapath{}
-	vpcDP := map[int]*sbdb.Datapath{}
-	for _, d := range list[sbdb.Datapath](v) {
-		dps[d.UUID] = d
-		if d.Type == pipeline.DPVPC {
-			vpcDP[d.TunnelKey] = d
-		}
-	}
-	dpIDs := make([]string, 0, len(dps))
-	for u := range dps {
-		dpIDs = append(dpIDs, u)
-	}
-	sort.Slice(dpIDs, func(i, j int) bool { return dps[dpIDs[i]].Name < dps[dpIDs[j]].Name })
-	for _, u := range dpIDs {
-		d := dps[u]
-		shape, label := "box3d", fmt.Sprintf("%s %s\nkey %d", d.Type, d.Name, d.TunnelKey)
-		if d.Cidr != nil {
-			label += "\n" + *d.Cidr
-		}
-		if d.Type == pipeline.DPVPC {
-			shape = "box"
-		} else if p := vpcDP[d.Vpc]; p != nil {
-			g.Connect(picture.Edge{From: "dp:" + p.Name, To: "dp:" + d.Name})
-		}
-		g.Add(picture.Node{ID: "dp:" + d.Name, Label: label, Shape: shape})
-	}
+	dps, vpcDP := drawDatapaths(g, v)
 	for _, h := range list[sbdb.Hub](v) {
 		if d := vpcDP[h.Vpc]; d != nil {
 			for _, c := range h.Chassis {
@@ -103,4 +78,36 @@ func drawShow(v *view, format string, runtime bool, out *cmdline.Output) error {
 		return err
 	}))
 	return nil
+}
+
+// drawDatapaths draws the VPC and vxnet datapaths, each vxnet joined to
+// its VPC, and returns them by UUID and the VPCs by tunnel key.
+func drawDatapaths(g *picture.Graph, v *view) (map[string]*sbdb.Datapath, map[int]*sbdb.Datapath) {
+	dps := map[string]*sbdb.Datapath{}
+	vpcDP := map[int]*sbdb.Datapath{}
+	for _, d := range list[sbdb.Datapath](v) {
+		dps[d.UUID] = d
+		if d.Type == pipeline.DPVPC {
+			vpcDP[d.TunnelKey] = d
+		}
+	}
+	dpIDs := make([]string, 0, len(dps))
+	for u := range dps {
+		dpIDs = append(dpIDs, u)
+	}
+	sort.Slice(dpIDs, func(i, j int) bool { return dps[dpIDs[i]].Name < dps[dpIDs[j]].Name })
+	for _, u := range dpIDs {
+		d := dps[u]
+		shape, label := "box3d", fmt.Sprintf("%s %s\nkey %d", d.Type, d.Name, d.TunnelKey)
+		if d.Cidr != nil {
+			label += "\n" + *d.Cidr
+		}
+		if d.Type == pipeline.DPVPC {
+			shape = "box"
+		} else if p := vpcDP[d.Vpc]; p != nil {
+			g.Connect(picture.Edge{From: "dp:" + p.Name, To: "dp:" + d.Name})
+		}
+		g.Add(picture.Node{ID: "dp:" + d.Name, Label: label, Shape: shape})
+	}
+	return dps, vpcDP
 }
