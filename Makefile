@@ -12,11 +12,23 @@ LDFLAGS  := $(if $(VERSION),-X github.com/courier-sdn/courier/internal/version.V
 # package at a time so that two suites never race for the same resources.
 TESTFLAGS ?= -count=1 -p 1 -timeout 40m
 
+# ovn-central brings ovn-nbctl (through ovn-common) and OVN's schemas, for
+# the script-compatibility test (tests/compat); it starts nothing where
+# systemd does not run. graphviz draws courier-nbctl show --format svg.
 DEBS := openvswitch-common clang llvm libbpf-dev iproute2 iperf3 tcpdump \
         hyperfine bpftool ethtool procps util-linux iputils-ping \
-        libjemalloc2
+        libjemalloc2 ovn-central graphviz
 
-.PHONY: all deps generate build test unit bench sandbox check-generated vet fmt clean
+# make install [PREFIX=/usr/local] [DESTDIR=] puts the binaries, man
+# pages, shell completions, systemd units and the environment files they
+# read where a distribution's package would.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+BINDIR     := $(PREFIX)/bin
+TOOLS      := $(notdir $(wildcard cmd/courier-*))
+
+.PHONY: all deps generate build test unit bench sandbox check-generated vet fmt clean install
 
 all: build
 
@@ -60,6 +72,24 @@ bench: build
 
 sandbox: build
 	$(BIN)/courier-sandbox start
+
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	for t in $(TOOLS); do \
+		install -m 0755 $(BIN)/$$t $(DESTDIR)$(BINDIR)/$$t && \
+		install -m 0644 doc/man/$$t.8 $(DESTDIR)$(PREFIX)/share/man/man8/ && \
+		install -m 0644 doc/completion/$$t.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$t && \
+		install -m 0644 doc/completion/$$t.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/ || exit 1; \
+	done
+	for u in packaging/systemd/*.service; do \
+		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; \
+	done
+	for f in packaging/default/*; do \
+		t=$(DESTDIR)$(SYSCONFDIR)/default/$$(basename $$f); \
+		[ -e $$t ] || install -m 0644 $$f $$t; \
+	done
 
 clean:
 	rm -rf $(BIN)

@@ -66,9 +66,8 @@ once (hostd reconnects; the data plane forwards on).`,
 				Usage: "probe each hub this often (0: never); a hub's kernel answers"},
 			&cli.DurationFlag{Name: "hub-down-after", Value: dataplane.DefaultHubDownAfter, Category: "Hub liveness",
 				Usage: "send new flows to another hub when one has not answered probes for this long"},
-			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port; a port alone is loopback's); empty: off"},
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-		}, pki.Flags()...),
+			daemon.MetricsFlag(),
+		}, append(daemon.LogFlags(), pki.Flags()...)...),
 		Action: run,
 		Commands: []*cli.Command{{
 			Name:      "attach",
@@ -97,7 +96,9 @@ func run(cx *cli.Context) error {
 			return fmt.Errorf("--%s is required (see courier-hostd --help)", f)
 		}
 	}
-	log, err := daemon.Logger(cx.String("log-level"), "hostd")
+	ctx, cancel := daemon.SignalContext()
+	defer cancel()
+	log, err := daemon.OpenLog(ctx, cx, "hostd")
 	if err != nil {
 		return err
 	}
@@ -130,12 +131,15 @@ func run(cx *cli.Context) error {
 			"that name its certificate's common name (sign one with courier-ctl pki sign %s)",
 			cx.String("chassis"), creds.Files().Certificate, creds.CommonName(), cx.String("chassis"))
 	}
-	ctx, cancel := daemon.SignalContext()
-	defer cancel()
 	reg := daemon.NewRegistry()
-	if err := daemon.ServeMetrics(ctx, cx.String("metrics-addr"), reg, log); err != nil {
+	daemon.RegisterBuildInfo(reg, "hostd")
+	health := &daemon.Health{}
+	ctx = daemon.WithHealth(ctx, health)
+	if err := daemon.ServeMetrics(ctx, cx.String("metrics-addr"), reg, health, log); err != nil {
 		return err
 	}
+	log.Info("starting", "version", version.String(), "chassis", cx.String("chassis"), "encap_ip", encap, "hub", hub, "sb", sb)
+	defer log.Info("stopped")
 	d := New(Config{Chassis: cx.String("chassis"), EncapIP: encap, Hub: hub, SB: sb, Credentials: creds, PinRoot: cx.String("pin-root"),
 		Device: cx.String("device"), Heartbeat: cx.Duration("heartbeat"), Refresh: cx.Duration("refresh"),
 		CacheIdle: cx.Duration("cache-idle"), Log: log, Metrics: NewMetrics(reg),

@@ -41,10 +41,11 @@ type Config struct {
 
 // Daemon is a running northd.
 type Daemon struct {
-	cfg  Config
-	log  *slog.Logger
-	m    *Metrics
-	lock *ops.LockSession
+	cfg     Config
+	log     *slog.Logger
+	m       *Metrics
+	lock    *ops.LockSession
+	refused *refusals
 }
 
 // RunStats describe one engine run.
@@ -71,7 +72,7 @@ func New(cfg Config) *Daemon {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics,
+	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics, refused: newRefusals(cfg.Log),
 		lock: ops.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.Log)}
 }
 
@@ -256,7 +257,7 @@ func (d *Daemon) runOnce(ctx context.Context, n *compiler, nb, sb *ops.Session, 
 		d.m.sbTxns.Add(float64(txns))
 		if err == nil {
 			t = time.Now()
-			err = n.writeNB(ctx, nb.Client, n.out, cfg, d.cfg.MaxTxnOps)
+			err = n.writeNB(ctx, nb.Client, n.out, cfg, d.cfg.MaxTxnOps, d.refused)
 			st.WriteNB = time.Since(t)
 		}
 		st.Err = err

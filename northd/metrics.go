@@ -2,17 +2,22 @@ package northd
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/courier-sdn/courier/northd/engine"
 )
 
 // Metrics are northd's Prometheus metrics.
 type Metrics struct {
-	runs        *prometheus.CounterVec
-	runSeconds  *prometheus.HistogramVec
-	phases      *prometheus.HistogramVec
-	sbTxns      prometheus.Counter
-	active      prometheus.Gauge
-	sessions    prometheus.Counter
-	nodeRuns    *prometheus.GaugeVec
+	runs       *prometheus.CounterVec
+	runSeconds *prometheus.HistogramVec
+	phases     *prometheus.HistogramVec
+	sbTxns     prometheus.Counter
+	active     prometheus.Gauge
+	sessions   prometheus.Counter
+	nodeRuns   *prometheus.CounterVec
+	// seen is each node's counters at the last observe: the engine
+	// keeps totals, the counter adds what changed.
+	seen        map[string]engine.Stats
 	rows        *prometheus.GaugeVec
 	writeErrors prometheus.Counter
 	refusedRows *prometheus.GaugeVec
@@ -36,8 +41,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while this instance holds the lock and writes."}),
 		sessions: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_northd_session_restarts_total",
 			Help: "Database sessions reopened after a failure."}),
-		nodeRuns: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "courier_northd_engine_node_runs",
-			Help: "Per engine node: recomputes and incremental computes since start."}, []string{"node", "kind"}),
+		nodeRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "courier_northd_engine_node_runs_total",
+			Help: "Per engine node: recomputes and incremental computes."}, []string{"node", "kind"}),
+		seen: map[string]engine.Stats{},
 		rows: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "courier_northd_compiled",
 			Help: "Compiled objects: datapaths, bindings, logical flows."}, []string{"kind"}),
 		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_northd_write_errors_total",
@@ -66,8 +72,13 @@ func (m *Metrics) observe(n *compiler, st RunStats) {
 		m.writeErrors.Inc()
 	}
 	for name, s := range n.eng.Stats() {
-		m.nodeRuns.WithLabelValues(name, "recompute").Set(float64(s.Recompute))
-		m.nodeRuns.WithLabelValues(name, "compute").Set(float64(s.Compute))
+		last := m.seen[name]
+		if s.Recompute < last.Recompute || s.Compute < last.Compute {
+			last = engine.Stats{} // a new engine (a new session) counts from zero
+		}
+		m.nodeRuns.WithLabelValues(name, "recompute").Add(float64(s.Recompute - last.Recompute))
+		m.nodeRuns.WithLabelValues(name, "compute").Add(float64(s.Compute - last.Compute))
+		m.seen[name] = s
 	}
 	flows := 0
 	for _, fs := range n.flows.byDP {

@@ -15,7 +15,7 @@ import (
 // status (ok, with its allocated key or VNI, or the sentence that explains
 // its refusal) and, last, NB_Global.sb_cfg once the southbound reflects
 // nb_cfg. Statuses are written through to the view.
-func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ackCfg int, maxOps int) error {
+func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ackCfg int, maxOps int, refused *refusals) error {
 	if d.full {
 		for u := range n.nb.vpcs {
 			d.nbVPC[u] = true
@@ -56,6 +56,7 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 	}
 	for _, u := range sortedSet(d.nbVPC) {
 		if row, want := n.nb.vpcs[u], n.vpcStatus(u); row != nil && want != nil && !reflect.DeepEqual(row.Status, want) {
+			refused.note("VPC", row.Name, row.Status, want)
 			cp := *row
 			cp.Status = want
 			if err := add(op(ops.ByUUID(c, &cp).Update(&cp, &cp.Status)), func() { n.nb.vpcs[u] = &cp }); err != nil {
@@ -65,6 +66,7 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 	}
 	for _, u := range sortedSet(d.nbVxnet) {
 		if row, want := n.nb.vxnets[u], n.vxnetStatus(u); row != nil && want != nil && !reflect.DeepEqual(row.Status, want) {
+			refused.note("Vxnet", row.Name, row.Status, want)
 			cp := *row
 			cp.Status = want
 			if err := add(op(ops.ByUUID(c, &cp).Update(&cp, &cp.Status)), func() { n.nb.vxnets[u] = &cp }); err != nil {
@@ -74,6 +76,7 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 	}
 	for _, u := range sortedSet(d.nbRoute) {
 		if row, want := n.nb.routes[u], n.routeStatus(u); row != nil && want != nil && !reflect.DeepEqual(row.Status, want) {
+			refused.note("Route", row.Prefix+" via "+row.Nexthop, row.Status, want)
 			cp := *row
 			cp.Status = want
 			if err := add(op(ops.ByUUID(c, &cp).Update(&cp, &cp.Status)), func() { n.nb.routes[u] = &cp }); err != nil {
@@ -87,6 +90,7 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 			continue
 		}
 		if want, write := n.portStatus(u, row.Status); write {
+			refused.note("Port", row.Name, row.Status, want)
 			cp := *row
 			cp.Status = want
 			if err := add(op(ops.ByUUID(c, &cp).Update(&cp, &cp.Status)), func() { n.nb.ports[u] = &cp }); err != nil {

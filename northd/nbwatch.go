@@ -3,11 +3,14 @@ package northd
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/model"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema"
@@ -46,6 +49,32 @@ var nbWatchTables = []struct {
 	{nbdb.RouteTable, &nbdb.Route{}},
 }
 
+// nbRuntimeColumns are runtime facts that southd writes into the
+// northbound for orchestrators (a port's up and chassis). northd compiles
+// intent and never reads them (DESIGN.md §1): they are left out of its
+// monitor, so that a port coming up does not even wake it.
+var nbRuntimeColumns = map[string][]string{nbdb.PortTable: {"up", "chassis"}}
+
+// watchedColumns lists the columns of table northd monitors (nil: all).
+func watchedColumns(table string) ([]string, error) {
+	skip := nbRuntimeColumns[table]
+	if len(skip) == 0 {
+		return nil, nil
+	}
+	var s ovsdb.DatabaseSchema
+	if err := json.Unmarshal(schema.NB, &s); err != nil {
+		return nil, err
+	}
+	var cols []string
+	for c := range s.Tables[table].Columns {
+		if !slices.Contains(skip, c) {
+			cols = append(cols, c)
+		}
+	}
+	slices.Sort(cols)
+	return cols, nil
+}
+
 // watchNB reports every northbound change to t, one update at a time;
 // the initial contents are in t when it returns.
 func watchNB(ctx context.Context, remote string, tlsc *tls.Config, t *ops.Tracker, log *slog.Logger) (*ops.Watch, error) {
@@ -60,7 +89,11 @@ func watchNB(ctx context.Context, remote string, tlsc *tls.Config, t *ops.Tracke
 		}
 		decs[tb.name] = dec
 		rows[tb.name] = map[string]model.Model{}
-		spec.Tables = append(spec.Tables, ops.WatchTable{Name: tb.name, Initial: true, Insert: true, Delete: true, Modify: true})
+		cols, err := watchedColumns(tb.name)
+		if err != nil {
+			return nil, err
+		}
+		spec.Tables = append(spec.Tables, ops.WatchTable{Name: tb.name, Columns: cols, Initial: true, Insert: true, Delete: true, Modify: true})
 	}
 	return ops.StartWatch(ctx, remote, spec, func(update []ops.WatchedRow) error {
 		start := time.Now()

@@ -90,6 +90,9 @@ func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*
 	defer cancel()
 	if err := c.Connect(cctx); err != nil {
 		s.Close()
+		if w := wrongDatabase(err, o.Remotes[0], dbModel.Name(), o.TLS); IsWrongDatabase(w) {
+			return nil, fmt.Errorf("%s: %w", o.Remotes[0], w)
+		}
 		return nil, fmt.Errorf("connect to %v: %w", o.Remotes, tlsRefusal(err, o.Remotes))
 	}
 	if o.Tracker != nil {
@@ -128,8 +131,8 @@ func OpenRetrying(ctx context.Context, dbModel model.ClientDBModel, o SessionOpt
 		if ctx.Err() != nil && last != nil {
 			return nil, last
 		}
-		if untrusted(err) {
-			return nil, err // no retry makes the ends trust each other
+		if untrusted(err) || IsWrongDatabase(err) {
+			return nil, err // no retry makes the ends trust each other, or serves another database
 		}
 		last = err
 		if failed != nil {

@@ -17,7 +17,9 @@
 //   - southd: Hub, Chassis_Private.alive, Port_Binding.up (false) for the
 //     ports of dead chassis, Port_Binding.chassis of a port nobody
 //     requested (granted to a chassis that claims it), Learned_Binding
-//     arbitration (accepted) and aging, and NB_Global.hv_cfg;
+//     arbitration (accepted) and aging, NB_Global.hv_cfg, and each
+//     northbound Port's up and chassis (copied from its binding, for
+//     orchestrators; northd does not even monitor them);
 //   - operators: the listeners, TLS files and roles (Connection, SSL,
 //     RBAC_Role, RBAC_Permission), through courier-ctl and the tools.
 package schema

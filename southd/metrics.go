@@ -11,6 +11,11 @@ type Metrics struct {
 	accepted prometheus.Counter
 	stalls   prometheus.Counter
 	grants   prometheus.Counter
+	// portStates counts northbound ports whose up or chassis was written.
+	portStates prometheus.Counter
+	// decide and phase time each pass of the active instance.
+	decide prometheus.Histogram
+	phase  *prometheus.HistogramVec
 }
 
 // NewMetrics registers southd's metrics with reg (nil: not registered).
@@ -30,9 +35,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Times the southbound stopped answering long enough that liveness judgments were suspended, then restarted with a grace period."}),
 		grants: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_southd_port_grants_total",
 			Help: "Ports nobody requested bound to a live chassis that claims them."}),
+		portStates: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_southd_port_state_writes_total",
+			Help: "Northbound ports whose up or chassis southd wrote."}),
+		decide: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "courier_southd_decide_seconds",
+			Help:    "Time of one pass of the active southd: judging, writing the southbound, hv_cfg and ports' state.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "courier_southd_phase_seconds",
+			Help:    "Where a pass's time goes: write_sb (liveness, grants, hubs, learned), ack_hosts (hv_cfg), write_port_state.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"phase"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.active, m.chassis, m.hubMoves, m.learned, m.accepted, m.stalls, m.grants)
+		reg.MustRegister(m.active, m.chassis, m.hubMoves, m.learned, m.accepted, m.stalls, m.grants, m.portStates, m.decide, m.phase)
 	}
 	return m
 }

@@ -122,8 +122,10 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 		return err
 	}
 	defer sb.Close()
+	port := &nbdb.Port{}
 	nb, err := ops.Open(ctx, nbM, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true, EchoInterval: 5 * time.Second, TLS: d.cfg.TLS,
-		Tracker: ops.NewTrackerNotifying(notify), Logger: d.log, Monitor: []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{})}})
+		Tracker: ops.NewTrackerNotifying(notify), Logger: d.log, Monitor: []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{}),
+			client.WithTable(port, &port.Name, &port.Up, &port.Chassis)}})
 	if err != nil {
 		return err
 	}
@@ -176,6 +178,8 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 
 // decide writes every decision that changed, in one fenced transaction.
 func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[string]bool) error {
+	start := time.Now()
+	defer func() { d.m.decide.Observe(time.Since(start).Seconds()) }()
 	var txn []ovsdb.Operation
 	txn = append(txn, d.markLiveness(sb, alive)...)
 	txn = append(txn, d.grantClaims(sb, alive)...)
@@ -196,7 +200,13 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 	if len(learnedOps) > 0 {
 		d.await(cctx, "learned binding decisions", learnedShown)
 	}
-	return d.ackHosts(cctx, sb, nb, alive)
+	d.m.phase.WithLabelValues("write_sb").Observe(time.Since(start).Seconds())
+	acked := time.Now()
+	if err := d.ackHosts(cctx, sb, nb, alive); err != nil {
+		return err
+	}
+	d.m.phase.WithLabelValues("ack_hosts").Observe(time.Since(acked).Seconds())
+	return d.reportPorts(cctx, sb, nb)
 }
 
 // markLiveness records each chassis's state and marks the ports of dead
@@ -215,9 +225,7 @@ func (d *Daemon) markLiveness(sb *ops.Session, alive map[string]bool) []ovsdb.Op
 			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
 				Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: p.UUID}}},
 				Row:   ovsdb.Row{"alive": a}})
-			if p.Alive != nil {
-				d.log.Info("chassis liveness changed", "chassis", p.Name, "alive", a)
-			}
+			d.log.Info("chassis liveness changed", "chassis", p.Name, "alive", a, "first_judgment", p.Alive == nil)
 		}
 	}
 	d.m.chassis.WithLabelValues("alive").Set(float64(live))

@@ -56,10 +56,10 @@ func MetricsAddr(addr string) string {
 	return addr
 }
 
-// ServeMetrics serves /metrics on addr (MetricsAddr) until ctx ends. An
-// empty addr serves nothing. It returns once the listener is open (or
-// failed).
-func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+// ServeMetrics serves /metrics, /healthz and /readyz (h) on addr
+// (MetricsAddr) until ctx ends. An empty addr serves nothing. It returns
+// once the listener is open (or failed).
+func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry, h *Health, log *slog.Logger) error {
 	if addr == "" {
 		return nil
 	}
@@ -69,6 +69,7 @@ func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	h.handle(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

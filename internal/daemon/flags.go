@@ -11,6 +11,7 @@ import (
 	"github.com/courier-sdn/courier/internal/cliargs"
 	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/internal/ready"
+	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/ops"
 )
 
@@ -61,9 +62,13 @@ func CentralFlags(own ...cli.Flag) []cli.Flag {
 	flags := []cli.Flag{NBFlag(), SBFlag(), RunDirFlag()}
 	flags = append(flags, pki.Flags()...)
 	flags = append(flags, own...)
-	return append(flags,
-		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port; a port alone is loopback's); empty: off"},
-		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"})
+	return append(append(flags, MetricsFlag()), LogFlags()...)
+}
+
+// MetricsFlag is --metrics-addr.
+func MetricsFlag() cli.Flag {
+	return &cli.StringFlag{Name: "metrics-addr",
+		Usage: "serve Prometheus metrics (/metrics), /healthz and /readyz on `ADDR` (host:port; a port alone is loopback's); empty: off"}
 }
 
 // Central is what a central daemon starts with, read from CentralFlags.
@@ -84,37 +89,52 @@ func StartCentral(cx *cli.Context, component string) (context.Context, context.C
 	if err := cliargs.None(cx); err != nil {
 		return nil, nil, nil, err
 	}
-	log, err := Logger(cx.String("log-level"), component)
-	if err != nil {
+	ctx, stop := SignalContext()
+	fail := func(err error) (context.Context, context.CancelFunc, *Central, error) {
+		stop()
 		return nil, nil, nil, err
+	}
+	log, err := OpenLog(ctx, cx, component)
+	if err != nil {
+		return fail(err)
 	}
 	nb, err := NBRemotes(cx)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err != nil {
+		return fail(err)
+	}
 	sb, err := SBRemotes(cx)
 	if err != nil {
-		return nil, nil, nil, err
+		return fail(err)
 	}
 	creds, err := pki.FromFlags(cx)
 	if err != nil {
-		return nil, nil, nil, err
+		return fail(err)
 	}
 	if err := pki.Require(creds, nb, sb); err != nil {
-		return nil, nil, nil, err
+		return fail(err)
 	}
-	ctx, cancel := SignalContext()
 	reg := NewRegistry()
-	if err := ServeMetrics(ctx, cx.String("metrics-addr"), reg, log); err != nil {
-		cancel()
-		return nil, nil, nil, err
+	RegisterBuildInfo(reg, component)
+	health := &Health{}
+	ctx = WithHealth(ctx, health)
+	if err := ServeMetrics(ctx, cx.String("metrics-addr"), reg, health, log); err != nil {
+		return fail(err)
 	}
 	if creds != nil {
 		log.Info("TLS identity", "cn", creds.CommonName(), "serial", creds.Serial(), "expires", creds.NotAfter())
 	}
-	log.Info("starting", "nb", nb, "sb", sb)
+	log.Info("starting", "version", version.String(), "nb", nb, "sb", sb, "role", "active/standby by the southbound lock courier_"+component)
 	if err := ready.Notify(); err != nil {
 		log.Warn("could not tell the starter that this daemon is up", "err", err)
+	}
+	// The caller defers cancel: it runs when the daemon's loop has
+	// returned, which is a clean stop.
+	cancel := func() {
+		stop()
+		log.Info("stopped")
 	}
 	return ctx, cancel, &Central{Log: log, NB: nb, SB: sb, Registry: reg, TLS: creds.TLSConfig()}, nil
 }

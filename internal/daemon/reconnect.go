@@ -58,9 +58,18 @@ func sleep(ctx context.Context, d time.Duration) {
 
 func reconnect(ctx context.Context, log *slog.Logger, what string, session Session, ended func(),
 	b *ops.Backoff, wait func(context.Context, time.Duration)) {
+	health := healthFrom(ctx)
 	for ctx.Err() == nil {
 		var up atomic.Bool
-		err := session(ctx, func() { up.Store(true) })
+		err := session(ctx, func() {
+			up.Store(true)
+			if health != nil {
+				health.SetReady(true)
+			}
+		})
+		if health != nil {
+			health.SetReady(false)
+		}
 		if ctx.Err() != nil {
 			return
 		}

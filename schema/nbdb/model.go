@@ -25,7 +25,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Northbound",
-  "version": "1.2.0",
+  "version": "1.3.0",
   "tables": {
     "Connection": {
       "columns": {
@@ -168,6 +168,17 @@ var schema = `{
     },
     "Port": {
       "columns": {
+        "chassis": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
         "external_ids": {
           "type": {
             "key": {
@@ -269,6 +280,15 @@ var schema = `{
             },
             "min": 0,
             "max": "unlimited"
+          }
+        },
+        "up": {
+          "type": {
+            "key": {
+              "type": "boolean"
+            },
+            "min": 0,
+            "max": 1
           }
         },
         "virtual_ips": {

@@ -19,6 +19,7 @@ var (
 // Port defines an object in Port table
 type Port struct {
 	UUID             string            `ovsdb:"_uuid"`
+	Chassis          *string           `ovsdb:"chassis" validate:"omitempty,max=64"`
 	ExternalIDs      map[string]string `ovsdb:"external_ids"`
 	IPs              []string          `ovsdb:"ips" validate:"max=16,dive,max=15"`
 	LearnedLimit     *int              `ovsdb:"learned_limit" validate:"omitempty,min=0,max=1024"`
@@ -28,11 +29,34 @@ type Port struct {
 	PortSecurity     *bool             `ovsdb:"port_security"`
 	RequestedChassis *string           `ovsdb:"requested_chassis" validate:"omitempty,max=64"`
 	Status           map[string]string `ovsdb:"status" validate:"dive,keys,oneof='state' 'error'"`
+	Up               *bool             `ovsdb:"up"`
 	VirtualIPs       []string          `ovsdb:"virtual_ips" validate:"max=16,dive,max=15"`
 }
 
 func (a *Port) GetUUID() string {
 	return a.UUID
+}
+
+func (a *Port) GetChassis() *string {
+	return a.Chassis
+}
+
+func copyPortChassis(a *string) *string {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortChassis(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
 }
 
 func (a *Port) GetExternalIDs() map[string]string {
@@ -227,6 +251,28 @@ func equalPortStatus(a, b map[string]string) bool {
 	return true
 }
 
+func (a *Port) GetUp() *bool {
+	return a.Up
+}
+
+func copyPortUp(a *bool) *bool {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortUp(a, b *bool) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
 func (a *Port) GetVirtualIPs() []string {
 	return a.VirtualIPs
 }
@@ -257,6 +303,7 @@ func equalPortVirtualIPs(a, b []string) bool {
 
 func (a *Port) DeepCopyInto(b *Port) {
 	*b = *a
+	b.Chassis = copyPortChassis(a.Chassis)
 	b.ExternalIDs = copyPortExternalIDs(a.ExternalIDs)
 	b.IPs = copyPortIPs(a.IPs)
 	b.LearnedLimit = copyPortLearnedLimit(a.LearnedLimit)
@@ -264,6 +311,7 @@ func (a *Port) DeepCopyInto(b *Port) {
 	b.PortSecurity = copyPortPortSecurity(a.PortSecurity)
 	b.RequestedChassis = copyPortRequestedChassis(a.RequestedChassis)
 	b.Status = copyPortStatus(a.Status)
+	b.Up = copyPortUp(a.Up)
 	b.VirtualIPs = copyPortVirtualIPs(a.VirtualIPs)
 }
 
@@ -284,6 +332,7 @@ func (a *Port) CloneModel() model.Model {
 
 func (a *Port) Equals(b *Port) bool {
 	return a.UUID == b.UUID &&
+		equalPortChassis(a.Chassis, b.Chassis) &&
 		equalPortExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		equalPortIPs(a.IPs, b.IPs) &&
 		equalPortLearnedLimit(a.LearnedLimit, b.LearnedLimit) &&
@@ -293,6 +342,7 @@ func (a *Port) Equals(b *Port) bool {
 		equalPortPortSecurity(a.PortSecurity, b.PortSecurity) &&
 		equalPortRequestedChassis(a.RequestedChassis, b.RequestedChassis) &&
 		equalPortStatus(a.Status, b.Status) &&
+		equalPortUp(a.Up, b.Up) &&
 		equalPortVirtualIPs(a.VirtualIPs, b.VirtualIPs)
 }
 

@@ -5,13 +5,11 @@
 package cmdline
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/courier-sdn/courier/ops"
 )
@@ -98,12 +96,17 @@ func Parse[S any](tool string, table map[string]*Command[S], words []string) (*I
 	if cmd == nil {
 		return nil, nil, fmt.Errorf("unknown command %q; see %s --help", words[idx], tool)
 	}
+	rest := append(append([]string{}, words[:idx]...), words[idx+1:]...)
+	for _, w := range rest {
+		if w == "--help" || w == "-h" {
+			return nil, nil, &HelpRequest{Text: Help(tool, cmd)}
+		}
+	}
 	inv := &Invocation{Name: cmd.Name, flags: map[string][]string{}}
 	specs := map[string]Flag{}
 	for _, f := range cmd.Flags {
 		specs[f.Name] = f
 	}
-	rest := append(append([]string{}, words[:idx]...), words[idx+1:]...)
 	for i := 0; i < len(rest); i++ {
 		w := rest[i]
 		if !strings.HasPrefix(w, "--") {
@@ -135,68 +138,67 @@ func Parse[S any](tool string, table map[string]*Command[S], words []string) (*I
 	return inv, cmd, nil
 }
 
-// Output collects what commands print; it is written after the
-// transaction commits, so a failed invocation prints only its error.
-type Output struct {
-	Format string // "table" or "json"
-	parts  []any
-}
+// HelpRequest is what Parse returns for "COMMAND --help": the caller
+// prints Text and exits with success, having contacted nothing.
+type HelpRequest struct{ Text string }
 
-// table is a list result.
-type table struct {
-	headers []string
-	rows    [][]string
-}
+func (h *HelpRequest) Error() string { return h.Text }
 
-// text is free-form output (show).
-type text string
-
-// Table adds a list result; rows are sorted.
-func (o *Output) Table(headers []string, rows [][]string) {
-	sort.SliceStable(rows, func(i, j int) bool { return strings.Join(rows[i], "\x00") < strings.Join(rows[j], "\x00") })
-	o.parts = append(o.parts, table{headers: headers, rows: rows})
-}
-
-// Text adds free-form output.
-func (o *Output) Text(s string) { o.parts = append(o.parts, text(s)) }
-
-// Write prints everything collected.
-func (o *Output) Write(w io.Writer) error {
-	for _, p := range o.parts {
-		switch p := p.(type) {
-		case text:
-			if o.Format == "json" {
-				b, _ := json.Marshal(map[string]string{"text": string(p)})
-				fmt.Fprintln(w, string(b))
-			} else {
-				fmt.Fprint(w, string(p))
-			}
-		case table:
-			if o.Format == "json" {
-				rows := make([]map[string]string, 0, len(p.rows))
-				for _, r := range p.rows {
-					m := map[string]string{}
-					for i, h := range p.headers {
-						m[strings.ToLower(h)] = r[i]
-					}
-					rows = append(rows, m)
-				}
-				b, err := json.MarshalIndent(rows, "", "  ")
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(w, string(b))
-				continue
-			}
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, strings.Join(p.headers, "\t"))
-			for _, r := range p.rows {
-				fmt.Fprintln(tw, strings.Join(r, "\t"))
-			}
-			tw.Flush()
+// Help is one command's help, as its tool's --help shows it.
+func Help[S any](tool string, c *Command[S]) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: %s [OPTIONS] %s %s\n\n%s\n", tool, c.Name, c.Args, c.Summary)
+	if len(c.Flags) > 0 {
+		b.WriteString("\nOptions (before or after the command's name):\n")
+		for _, f := range c.Flags {
+			fmt.Fprintf(&b, "  %-24s %s\n", flagSpec(f), f.Usage)
 		}
 	}
-	return nil
+	fmt.Fprintf(&b, "\nSee %s --help for the global options.\n", tool)
+	return b.String()
+}
+
+func flagSpec(f Flag) string {
+	opt := "--" + f.Name
+	if f.Arg != "" {
+		opt += " " + f.Arg
+	}
+	return opt
+}
+
+// GlobalArgs returns args (args[0] is the program) with a "--" inserted
+// before the first word that is not one of the global flags, so that
+// urfave/cli parses the global options only and leaves a command's own
+// options to it even when they come first ("--may-exist vpc-add X",
+// "--columns=name list VPC"), as ovn-nbctl accepts them.
+func GlobalArgs(flags []cli.Flag, args []string) []string {
+	takes := map[string]bool{}
+	for _, f := range append(append([]cli.Flag{}, flags...), cli.HelpFlag, cli.VersionFlag) {
+		v := false
+		if df, ok := f.(cli.DocGenerationFlag); ok {
+			v = df.TakesValue()
+		}
+		for _, n := range f.Names() {
+			takes[n] = v
+		}
+	}
+	takes["generate-bash-completion"] = false
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return args
+		}
+		name, _, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		v, known := takes[name]
+		if !strings.HasPrefix(a, "-") || !known {
+			out := append(append(append([]string{}, args[:i]...), "--"), args[i:]...)
+			return out
+		}
+		if v && !hasVal {
+			i++
+		}
+	}
+	return args
 }
 
 // Usage renders the command reference for --help.
@@ -206,11 +208,7 @@ func Usage[S any](cmds []*Command[S]) string {
 		fmt.Fprintf(&b, "  %s %s\n", c.Name, c.Args)
 		fmt.Fprintf(&b, "      %s\n", c.Summary)
 		for _, f := range c.Flags {
-			opt := "--" + f.Name
-			if f.Arg != "" {
-				opt += " " + f.Arg
-			}
-			fmt.Fprintf(&b, "      %-22s %s\n", opt, f.Usage)
+			fmt.Fprintf(&b, "      %-22s %s\n", flagSpec(f), f.Usage)
 		}
 	}
 	return b.String()
@@ -222,4 +220,22 @@ func Usage[S any](cmds []*Command[S]) string {
 // after, for two connections a second per waiting client.
 func RetryBackoff() *ops.Backoff {
 	return &ops.Backoff{First: 50 * time.Millisecond, Max: 500 * time.Millisecond}
+}
+
+// CLICommands describes cmds as urfave/cli commands, for the man pages
+// and shell completions generated from them (doc/); they run nothing.
+func CLICommands[S any](cmds []*Command[S]) []*cli.Command {
+	var out []*cli.Command
+	for _, c := range cmds {
+		cc := &cli.Command{Name: c.Name, Usage: c.Summary, ArgsUsage: c.Args, HideHelp: true}
+		for _, f := range c.Flags {
+			if f.Arg == "" {
+				cc.Flags = append(cc.Flags, &cli.BoolFlag{Name: f.Name, Usage: f.Usage})
+			} else {
+				cc.Flags = append(cc.Flags, &cli.StringFlag{Name: f.Name, Usage: f.Usage + " (" + f.Arg + ")"})
+			}
+		}
+		out = append(out, cc)
+	}
+	return out
 }

@@ -31,11 +31,15 @@ import (
 
 // Options are courier-nbctl's global options.
 type Options struct {
-	DB         string
-	Wait       string // none, sb or hv
-	Timeout    time.Duration
-	Format     string // table or json
-	LeaderOnly bool
+	DB string
+	// SB is the southbound, which show --runtime reads ("": not drawn).
+	SB      string
+	Wait    string // none, sb or hv
+	Timeout time.Duration
+	Format  string // table, list, csv or json (cmdline.Style)
+	// FormatSet, NoHeadings and Bare complete the output's style.
+	FormatSet, NoHeadings, Bare bool
+	LeaderOnly                  bool
 	// TLS is the client configuration for ssl: remotes (internal/pki).
 	TLS *tls.Config
 }
@@ -69,16 +73,24 @@ Commands:
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "db", Usage: "northbound `REMOTES` (unix:PATH, tcp:IP:PORT, ssl:IP:PORT; comma-separated for a cluster)", EnvVars: []string{"COURIER_NB_DB"}},
 			&cli.StringFlag{Name: "run-dir", Usage: "find nb.sock in `DIR` when --db is not given", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
+			&cli.StringFlag{Name: "sb", Usage: "southbound `REMOTES` that show --runtime reads (default: $COURIER_SB_DB, else the run directory's sb.sock)"},
 			&cli.StringFlag{Name: "wait", Value: "none", Usage: "after committing, wait for `none`, sb (northd has compiled it) or hv (every live host applied it)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "give up after `DURATION` (0: keep trying until the database answers)"},
-			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "output `FORMAT`: table or json"},
 			&cli.BoolFlag{Name: "no-leader-only", Usage: "also accept a clustered server that is not the leader"},
-		}, pki.Flags()...),
+		}, append(cmdline.OutputFlags(), pki.Flags()...)...),
 		Action: func(cx *cli.Context) error {
+			style, err := cmdline.StyleFrom(cx)
+			if err != nil {
+				return err
+			}
 			o := Options{DB: cx.String("db"), Wait: cx.String("wait"), Timeout: cx.Duration("timeout"),
-				Format: cx.String("format"), LeaderOnly: !cx.Bool("no-leader-only")}
+				Format: style.Format, FormatSet: style.FormatSet, NoHeadings: style.NoHeadings, Bare: style.Bare,
+				LeaderOnly: !cx.Bool("no-leader-only")}
 			if o.DB == "" {
 				o.DB = ops.DefaultNBRemote(ops.RunDir(cx.String("run-dir")))
+			}
+			if o.SB = cx.String("sb"); o.SB == "" {
+				o.SB = ops.DefaultSBRemote(ops.RunDir(cx.String("run-dir")))
 			}
 			if cx.Args().Len() == 0 {
 				return cli.ShowAppHelp(cx)
@@ -104,8 +116,8 @@ func Run(ctx context.Context, o Options, args []string, stdout io.Writer) error 
 	default:
 		return fmt.Errorf("--wait=%s: want none, sb or hv", o.Wait)
 	}
-	if o.Format != "table" && o.Format != "json" {
-		return fmt.Errorf("--format=%s: want table or json", o.Format)
+	if err := cmdline.CheckFormat(o.Format); err != nil {
+		return err
 	}
 	remotes, err := ops.ParseRemotes(o.DB)
 	if err != nil {
@@ -119,6 +131,11 @@ func Run(ctx context.Context, o Options, args []string, stdout io.Writer) error 
 	tables := map[string]bool{nbdb.NBGlobalTable: true}
 	for _, words := range cmdline.Split(args) {
 		inv, cmd, err := cmdline.Parse("courier-nbctl", table, words)
+		var help *cmdline.HelpRequest
+		if errors.As(err, &help) {
+			_, err = io.WriteString(stdout, help.Text)
+			return err
+		}
 		if err != nil {
 			return err
 		}
@@ -200,6 +217,9 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 	if err != nil {
 		return 0, err
 	}
+	if st.db != nil {
+		st.db.Committed(res)
+	}
 	if cfgIndex < 0 {
 		return 0, nil
 	}
@@ -231,10 +251,19 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
+// DocApp is App with its commands spelled out for the generated man
+// page and completions (doc/).
+func DocApp() *cli.App {
+	app := App(io.Discard)
+	app.Commands = cmdline.CLICommands(commands())
+	return app
+}
+
 // Main runs courier-nbctl and returns its exit status.
 func Main(args []string) int {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err := App(os.Stdout).Run(args); err != nil {
+	app := App(os.Stdout)
+	if err := app.Run(cmdline.GlobalArgs(app.Flags, args)); err != nil {
 		msg := strings.TrimSpace(err.Error())
 		if msg != "" {
 			fmt.Fprintln(os.Stderr, "courier-nbctl:", msg)

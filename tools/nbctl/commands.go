@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/tools/cmdline"
+	"github.com/courier-sdn/courier/tools/dbcmd"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
@@ -28,7 +28,7 @@ func checkName(kind, name string) error {
 }
 
 var (
-	mayExist = cmdline.Flag{Name: "may-exist", Usage: "do nothing if it already exists"}
+	mayExist = cmdline.Flag{Name: "may-exist", Usage: "do nothing if it already exists as given (an error says what differs)"}
 	ifExists = cmdline.Flag{Name: "if-exists", Usage: "do nothing if it does not exist"}
 	tNB      = nbdb.NBGlobalTable
 	tVPC     = nbdb.VPCTable
@@ -43,7 +43,9 @@ func commands() []*command {
 	cmds := []*command{
 		{Name: "init", Args: "", Summary: "create the NB_Global row if it is missing", Max: 0,
 			Tables: []string{tNB}, Run: cmdInit},
-		{Name: "show", Args: "[VPC]", Summary: "print VPCs with their vxnets, ports and routes as a tree", Max: 1,
+		{Name: "show", Args: "[VPC]", Summary: "print VPCs with their vxnets, ports and routes as a tree (-f json: structured), or draw them", Max: 1,
+			Flags: []cmdline.Flag{{Name: "format", Arg: "text|dot|svg", Usage: "dot: a Graphviz graph; svg: drawn by Graphviz's dot"},
+				{Name: "runtime", Usage: "with dot or svg, also draw the chassis each port is bound to"}},
 			Tables: []string{tVPC, tVxnet, tPort, tRoute}, Run: cmdShow},
 		{Name: "sync", Args: "", Summary: "with --wait, wait until everything before it has reached SB (or the hosts)", Max: 0,
 			Tables: []string{tNB}, Run: func(*state, *cmdline.Invocation, *cmdline.Output) error { return nil }},
@@ -95,7 +97,8 @@ func commands() []*command {
 		{Name: "route-list", Args: "VPC", Summary: "list a VPC's static routes", Min: 1, Max: 1,
 			Tables: []string{tVPC, tRoute}, Run: cmdRouteList},
 	}
-	return append(append(cmds, connCommands()...), hubCommands()...)
+	cmds = append(append(cmds, connCommands()...), hubCommands()...)
+	return append(cmds, dbcmd.Commands(func(st *state) (*dbcmd.DB, error) { return st.generic() })...)
 }
 
 func cmdInit(st *state, _ *cmdline.Invocation, _ *cmdline.Output) error {
@@ -143,10 +146,9 @@ func cmdVPCDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 }
 
 func cmdVPCList(st *state, _ *cmdline.Invocation, out *cmdline.Output) error {
-	var rows [][]string
+	var rows [][]any
 	for _, v := range st.vpcs {
-		rows = append(rows, []string{v.Name, orDash(v.Status["tunnel_key"]), strconv.Itoa(len(v.Vxnets)),
-			strconv.Itoa(len(v.Routes)), statusText(v.Status)})
+		rows = append(rows, []any{v.Name, optInt(v.Status["tunnel_key"]), len(v.Vxnets), len(v.Routes), statusText(v.Status)})
 	}
 	out.Table([]string{"NAME", "TUNNEL_KEY", "VXNETS", "ROUTES", "STATUS"}, rows)
 	return nil
@@ -162,10 +164,24 @@ func cmdVxnetAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		return err
 	}
 	if old := st.vxnets[name]; old != nil {
-		if inv.Has("may-exist") && st.vxnetVPC[old.UUID] == vpc && old.Cidr == cidr {
-			return nil
+		if !inv.Has("may-exist") {
+			return fmt.Errorf("vxnet %s already exists", name)
 		}
-		return fmt.Errorf("vxnet %s already exists", name)
+		var d diffs
+		if ov := st.vxnetVPC[old.UUID]; ov != vpc {
+			d.add("VPC", nameOf(ov), vpc.Name)
+		}
+		if p, err := rules.ParseCIDR(cidr); err != nil || p.String() != old.Cidr {
+			d.add("CIDR", old.Cidr, cidr)
+		}
+		_, gw, _ := gatewayOf(old)
+		if g := inv.Value("gateway"); g != "" && g != gw.String() {
+			d.add("gateway", gw.String(), g)
+		}
+		if v := inv.Value("vni"); v != "" && v != num(old.Vni) {
+			d.add("VNI", num(old.Vni), v)
+		}
+		return d.err("vxnet", name)
 	}
 	p, err := rules.ParseCIDR(cidr)
 	if err != nil {
@@ -249,22 +265,21 @@ func cmdVxnetList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error
 			return err
 		}
 	}
-	var rows [][]string
+	var rows [][]any
 	for _, vx := range st.vxnets {
 		vpc := st.vxnetVPC[vx.UUID]
 		if only != nil && vpc != only {
 			continue
 		}
-		vpcName := "-"
+		var vpcName, vni any
 		if vpc != nil {
 			vpcName = vpc.Name
 		}
 		_, gw, _ := gatewayOf(vx)
-		vni := "-"
 		if n := vniOf(vx); n > 0 {
-			vni = strconv.Itoa(n)
+			vni = n
 		}
-		rows = append(rows, []string{vx.Name, vpcName, vx.Cidr, gw.String(), vni, strconv.Itoa(len(vx.Ports)), statusText(vx.Status)})
+		rows = append(rows, []any{vx.Name, vpcName, vx.Cidr, gw.String(), vni, len(vx.Ports), statusText(vx.Status)})
 	}
 	out.Table([]string{"NAME", "VPC", "CIDR", "GATEWAY", "VNI", "PORTS", "STATUS"}, rows)
 	return nil
@@ -353,10 +368,10 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		return err
 	}
 	if old := st.ports[name]; old != nil {
-		if inv.Has("may-exist") && st.portVxnet[old.UUID] == vx {
-			return nil
+		if !inv.Has("may-exist") {
+			return fmt.Errorf("port %s already exists", name)
 		}
-		return fmt.Errorf("port %s already exists", name)
+		return st.samePort(old, vx, inv)
 	}
 	mac, err := rules.ParseMAC(macArg)
 	if err != nil {
@@ -506,25 +521,24 @@ func cmdPortList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error 
 			return err
 		}
 	}
-	var rows [][]string
+	var rows [][]any
 	for _, p := range st.ports {
 		vx := st.portVxnet[p.UUID]
 		if only != nil && vx != only {
 			continue
 		}
-		vxName := "-"
+		var vxName, chassis any
 		if vx != nil {
 			vxName = vx.Name
 		}
-		ips := strings.Join(p.IPs, ",")
-		if ips == "" {
-			ips = "unknown"
+		ips := any(p.IPs)
+		if len(p.IPs) == 0 {
+			ips = cmdline.Shown{Text: "unknown", V: []string{}}
 		}
-		chassis := "-"
 		if p.RequestedChassis != nil {
 			chassis = *p.RequestedChassis
 		}
-		rows = append(rows, []string{p.Name, vxName, p.MAC, ips, orDash(strings.Join(p.VirtualIPs, ",")), chassis, statusText(p.Status)})
+		rows = append(rows, []any{p.Name, vxName, p.MAC, ips, p.VirtualIPs, chassis, portStatus(p)})
 	}
 	out.Table([]string{"NAME", "VXNET", "MAC", "IPS", "VIPS", "CHASSIS", "STATUS"}, rows)
 	return nil
@@ -555,8 +569,12 @@ func cmdRouteAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	}
 	for _, r := range st.routesOf(vpc) {
 		if r.Prefix == prefix.String() {
-			if inv.Has("may-exist") && r.Nexthop == nh.String() {
-				return nil
+			if inv.Has("may-exist") {
+				var d diffs
+				if r.Nexthop != nh.String() {
+					d.add("next hop", r.Nexthop, nh.String())
+				}
+				return d.err("route", vpc.Name+" "+prefix.String())
 			}
 			return fmt.Errorf("VPC %s already has a route for %s (via %s)", vpc.Name, prefix, r.Nexthop)
 		}
@@ -614,83 +632,20 @@ func cmdRouteList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error
 	if err != nil {
 		return err
 	}
-	var rows [][]string
+	var rows [][]any
 	for _, r := range st.routesOf(vpc) {
-		rows = append(rows, []string{r.Prefix, r.Nexthop, statusText(r.Status)})
+		rows = append(rows, []any{r.Prefix, r.Nexthop, statusText(r.Status)})
 	}
 	out.Table([]string{"PREFIX", "NEXTHOP", "STATUS"}, rows)
 	return nil
 }
 
-func cmdShow(st *state, inv *cmdline.Invocation, out *cmdline.Output) error {
-	var vpcs []*nbdb.VPC
-	for _, v := range st.vpcs {
-		if len(inv.Args) == 0 || v.Name == inv.Args[0] {
-			vpcs = append(vpcs, v)
-		}
+// optInt is a number recorded as a string (in a status map), or nil.
+func optInt(s string) any {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n
 	}
-	if len(inv.Args) == 1 && len(vpcs) == 0 {
-		return fmt.Errorf("no VPC named %q", inv.Args[0])
-	}
-	sort.Slice(vpcs, func(i, j int) bool { return vpcs[i].Name < vpcs[j].Name })
-	var b strings.Builder
-	for _, vpc := range vpcs {
-		fmt.Fprintf(&b, "vpc %s%s\n", vpc.Name, note(vpc.Status, "tunnel_key", "key"))
-		vxs := st.vxnetsOf(vpc)
-		sort.Slice(vxs, func(i, j int) bool { return vxs[i].Name < vxs[j].Name })
-		for _, vx := range vxs {
-			_, gw, _ := gatewayOf(vx)
-			vni := ""
-			if n := vniOf(vx); n > 0 {
-				vni = fmt.Sprintf(", vni %d", n)
-			}
-			fmt.Fprintf(&b, "    vxnet %s (%s, gateway %s%s)%s\n", vx.Name, vx.Cidr, gw, vni, errNote(vx.Status))
-			ports := st.portsOf(vx)
-			sort.Slice(ports, func(i, j int) bool { return ports[i].Name < ports[j].Name })
-			for _, p := range ports {
-				addrs := strings.Join(p.IPs, " ")
-				if addrs == "" {
-					addrs = "unknown"
-				}
-				extra := ""
-				if len(p.VirtualIPs) > 0 {
-					extra += " vips " + strings.Join(p.VirtualIPs, " ")
-				}
-				if p.RequestedChassis != nil {
-					extra += " on " + *p.RequestedChassis
-				}
-				fmt.Fprintf(&b, "        port %s: %s %s%s%s\n", p.Name, p.MAC, addrs, extra, errNote(p.Status))
-			}
-		}
-		rs := st.routesOf(vpc)
-		sort.Slice(rs, func(i, j int) bool { return rs[i].Prefix < rs[j].Prefix })
-		for _, r := range rs {
-			fmt.Fprintf(&b, "    route %s via %s%s\n", r.Prefix, r.Nexthop, errNote(r.Status))
-		}
-	}
-	out.Text(b.String())
 	return nil
-}
-
-func note(status map[string]string, key, label string) string {
-	if v := status[key]; v != "" {
-		return fmt.Sprintf(" (%s %s)", label, v) + errNote(status)
-	}
-	return errNote(status)
-}
-
-func errNote(status map[string]string) string {
-	if status["state"] == "error" {
-		return "  [error: " + status["error"] + "]"
-	}
-	return ""
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // splitList accepts "a,b" as well as separate words.

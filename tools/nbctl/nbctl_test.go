@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -76,18 +77,19 @@ func TestEveryCommand(t *testing.T) {
 		t.Errorf("show web printed another VPC:\n%s", show)
 	}
 
-	var vpcs []map[string]string
+	var vpcs []map[string]any
 	if err := json.Unmarshal([]byte(mustNB(t, db, "-f=json", "vpc-list")), &vpcs); err != nil || len(vpcs) != 2 {
 		t.Fatalf("vpc-list json: %v %v", vpcs, err)
 	}
-	var vxs []map[string]string
+	// JSON is typed: numbers, arrays, null for none.
+	var vxs []map[string]any
 	json.Unmarshal([]byte(mustNB(t, db, "-f=json", "vxnet-list", "web")), &vxs)
-	if len(vxs) != 2 || vxs[0]["name"] != "back" || vxs[1]["vni"] != "5001" || vxs[0]["gateway"] != "10.0.2.254" {
+	if len(vxs) != 2 || vxs[0]["name"] != "back" || vxs[1]["vni"] != 5001.0 || vxs[0]["gateway"] != "10.0.2.254" || vxs[0]["vni"] != nil {
 		t.Errorf("vxnet-list web: %v", vxs)
 	}
-	var ports []map[string]string
+	var ports []map[string]any
 	json.Unmarshal([]byte(mustNB(t, db, "-f=json", "port-list", "back")), &ports)
-	if len(ports) != 2 || ports[1]["ips"] != "unknown" {
+	if len(ports) != 2 || fmt.Sprint(ports[1]["ips"]) != "[]" || fmt.Sprint(ports[0]["ips"]) != "[10.0.2.5 10.0.2.6]" {
 		t.Errorf("port-list back: %v", ports)
 	}
 	if out := mustNB(t, db, "route-list", "web"); !strings.Contains(out, "192.168.0.0/16  10.0.1.5") {
@@ -233,5 +235,48 @@ func TestWaitWithoutNorthdTimesOut(t *testing.T) {
 	}
 	if _, err := nb(dbs.NB, "--bogus"); err == nil {
 		t.Fatal("an option without a command was accepted")
+	}
+}
+
+// --may-exist succeeds for a row that exists as given and, for one that
+// exists otherwise, names what differs (before, port-add --may-exist
+// succeeded whatever the MAC and addresses).
+func TestMayExistSaysWhatDiffers(t *testing.T) {
+	dbs := testenv.StartDBs(t)
+	db := dbs.NB
+	mustNB(t, db, "vpc-add", "web", "--", "vxnet-add", "web", "front", "10.0.1.0/24", "--vni", "5001")
+	mustNB(t, db, "port-add", "front", "vm1", "02:00:00:00:01:05", "10.0.1.5", "--vip", "10.0.1.100")
+	mustNB(t, db, "route-add", "web", "192.168.0.0/16", "10.0.1.5")
+	mustNB(t, db, "--may-exist", "vxnet-add", "web", "front", "10.0.1.0/24", "--vni", "5001")
+	mustNB(t, db, "--may-exist", "port-add", "front", "vm1", "02:00:00:00:01:05", "10.0.1.5", "--vip", "10.0.1.100")
+	mustNB(t, db, "--may-exist", "route-add", "web", "192.168.0.0/16", "10.0.1.5")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--may-exist", "vxnet-add", "web", "front", "10.0.2.0/24"}, "CIDR 10.0.1.0/24, not 10.0.2.0/24"},
+		{[]string{"--may-exist", "vxnet-add", "web", "front", "10.0.1.0/24", "--vni", "7"}, "VNI 5001, not 7"},
+		{[]string{"--may-exist", "port-add", "front", "vm1", "02:00:00:00:01:06", "10.0.1.6", "--vip", "10.0.1.100"},
+			"MAC 02:00:00:00:01:05, not 02:00:00:00:01:06; IPs 10.0.1.5, not 10.0.1.6"},
+		{[]string{"--may-exist", "port-add", "front", "vm1", "02:00:00:00:01:05", "10.0.1.5"}, "virtual IPs 10.0.1.100, not []"},
+		{[]string{"--may-exist", "route-add", "web", "192.168.0.0/16", "10.0.1.100"}, "next hop 10.0.1.5, not 10.0.1.100"},
+	} {
+		if _, err := nb(db, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: got %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+}
+
+// A connection to another database says so at once, naming what it
+// found, instead of retrying and reporting "cannot reach".
+func TestWrongDatabaseSaysSo(t *testing.T) {
+	dbs := testenv.StartDBs(t)
+	start := time.Now()
+	err := nbctl.Run(context.Background(), nbctl.Options{DB: dbs.SB, Wait: "none", Format: "table"}, []string{"vpc-list"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "this is not a Courier northbound database (found Courier_Southbound)") {
+		t.Errorf("got %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v: the wrong database must not be retried", d)
 	}
 }

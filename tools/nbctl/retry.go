@@ -74,6 +74,9 @@ func (c *conn) open(ctx context.Context) (*ops.Session, error) {
 					"db", c.o.DB, "err", err)
 			}
 		})
+	if ops.IsWrongDatabase(err) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the northbound database at %s (start it with courier-ctl start, or set --db, COURIER_NB_DB or COURIER_RUNDIR): %w", c.o.DB, err)
 	}
@@ -86,6 +89,10 @@ type attempt struct {
 	out           *cmdline.Output
 	cfg           int
 	before, after map[string]string
+	// blind: the generic commands wrote, which the fingerprint does
+	// not describe, so whether an unanswered attempt committed cannot
+	// be read back and it is not run again.
+	blind bool
 }
 
 // applied says whether st shows every change the attempt was to make.
@@ -136,6 +143,8 @@ func (c *conn) commit(ctx context.Context, invs []parsed, wait bool) (*ops.Sessi
 			return nil, nil, mayHaveApplied(err, append(unsure, a))
 		case ctx.Err() != nil:
 			return nil, nil, mayHaveApplied(err, unsure)
+		case unanswered && a != nil && a.blind:
+			return nil, nil, mayHaveApplied(err, []*attempt{a})
 		case unanswered:
 			if a != nil { // nil: the read failed, nothing was sent
 				unsure = append(unsure, a)
@@ -157,6 +166,7 @@ func (c *conn) try(ctx context.Context, sess *ops.Session, invs []parsed, wait b
 	if err != nil {
 		return nil, err
 	}
+	st.sbRemote, st.tls = c.o.SB, c.o.TLS
 	for _, a := range unsure {
 		if a.applied(st) {
 			slog.Debug("the unanswered transaction had committed")
@@ -170,9 +180,11 @@ func (c *conn) try(ctx context.Context, sess *ops.Session, invs []parsed, wait b
 			return a, nil
 		}
 	}
-	a := &attempt{out: &cmdline.Output{Format: c.o.Format}, before: st.fingerprint()}
+	a := &attempt{out: &cmdline.Output{Style: cmdline.Style{Format: c.o.Format, FormatSet: c.o.FormatSet,
+		NoHeadings: c.o.NoHeadings, Bare: c.o.Bare}}, before: st.fingerprint()}
 	cfg, err := execute(ctx, sess, st, invs, wait, a.out)
 	a.cfg, a.after = cfg, st.fingerprint()
+	a.blind = st.db != nil && st.db.Writes
 	return a, err
 }
 

@@ -2,6 +2,7 @@ package nbctl
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
+	"github.com/courier-sdn/courier/tools/dbcmd"
 )
 
 // state is the northbound as the commands of one invocation see it: what
@@ -33,7 +36,11 @@ type state struct {
 	portVxnet map[string]*nbdb.Vxnet // port UUID -> its vxnet
 	routeVPC  map[string]*nbdb.VPC   // route UUID -> its VPC
 
-	ops      []ovsdb.Operation
+	ops []ovsdb.Operation
+	db  *dbcmd.DB // the generic commands' view, made when first needed
+	// sbRemote and tls are where show --runtime reads the southbound.
+	sbRemote string
+	tls      *tls.Config
 	named    int
 	verified map[string]bool // row UUID and column pointer
 }
@@ -114,6 +121,46 @@ func readState(ctx context.Context, c client.Client) (*state, error) {
 		}
 	}
 	return st, nil
+}
+
+// generic is the generic commands' view of the northbound (tools/dbcmd),
+// sharing this invocation's transaction.
+func (st *state) generic() (*dbcmd.DB, error) {
+	if st.db == nil {
+		s, err := Schema()
+		if err != nil {
+			return nil, err
+		}
+		st.db = dbcmd.New(st.ctx, s, st.c, &st.ops)
+		st.db.Pending = st.pending
+	}
+	return st.db, nil
+}
+
+// pending finds a row that a command of this invocation creates, for
+// the generic commands ("vpc-add x -- set VPC x external_ids:k=v").
+func (st *state) pending(table, name string) (string, bool) {
+	var u string
+	switch table {
+	case tVPC:
+		if v := st.vpcs[name]; v != nil {
+			u = v.UUID
+		}
+	case tVxnet:
+		if v := st.vxnets[name]; v != nil {
+			u = v.UUID
+		}
+	case tPort:
+		if p := st.ports[name]; p != nil {
+			u = p.UUID
+		}
+	}
+	return u, u != "" && ovsdb.IsNamedUUID(u)
+}
+
+// Schema is the northbound's schema as the generic commands read it.
+func Schema() (*dbcmd.Schema, error) {
+	return dbcmd.ParseSchema(schema.NB, nil)
 }
 
 // newName returns a fresh named-UUID for a row inserted by this invocation.
@@ -229,4 +276,28 @@ func statusText(s map[string]string) string {
 	default:
 		return "pending"
 	}
+}
+
+// portWhere is a port's runtime state as southd reports it in the
+// northbound (Port.up and .chassis): "up on hv2" once its chassis has
+// programmed it, "down on hv2" while bound but not (or no longer) up,
+// "unbound" while no chassis holds it, "" before its binding exists.
+func portWhere(p *nbdb.Port) string {
+	switch {
+	case p.Up != nil && *p.Up && p.Chassis != nil:
+		return "up on " + *p.Chassis
+	case p.Chassis != nil:
+		return "down on " + *p.Chassis
+	case p.Up != nil:
+		return "unbound"
+	}
+	return ""
+}
+
+// portStatus is port-list's STATUS: an error, else where it runs.
+func portStatus(p *nbdb.Port) string {
+	if w := portWhere(p); w != "" && p.Status["state"] != "error" {
+		return w
+	}
+	return statusText(p.Status)
 }

@@ -126,6 +126,21 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 				},
 			},
 			{
+				Name:  "show",
+				Usage: "show the sandbox's network: VPCs, vxnets, ports and routes, where each port runs, the hubs and what hosts learned",
+				Flags: []cli.Flag{&cli.StringFlag{Name: "format", Value: "text",
+					Usage: "text; dot, a Graphviz graph; or svg, drawn by Graphviz's dot (`FORMAT`)"}},
+				Before: cliargs.None,
+				Action: func(cx *cli.Context) error {
+					s, err := open(cx)
+					if err != nil {
+						return err
+					}
+					o := nbctl.Options{DB: s.NB(), SB: s.SB(), Wait: "none", Format: "table", Timeout: 30 * time.Second}
+					return nbctl.Run(cx.Context, o, []string{"show", "--format", cx.String("format"), "--runtime"}, stdout)
+				},
+			},
+			{
 				Name:      "vm-add",
 				Usage:     "create the VM of a northbound port on a host",
 				ArgsUsage: "HOST PORT",

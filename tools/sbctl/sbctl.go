@@ -1,8 +1,9 @@
 // Package sbctl is courier-sbctl: a view of the southbound for operators,
 // in the manner of ovn-sbctl. It shows what northd compiled, what southd
-// decided and what each host reported, without changing any of it; the
-// only things it writes are the database's own listeners and TLS files
-// (set-connection, set-ssl: tools/dbconf).
+// decided and what each host reported. What it writes: the database's
+// own listeners and TLS files (set-connection, set-ssl: tools/dbconf),
+// the rows of a chassis that is gone (chassis-del), and whatever an
+// operator writes with the generic commands (tools/dbcmd).
 package sbctl
 
 import (
@@ -13,8 +14,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,8 +28,10 @@ import (
 	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/pipeline"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/sbdb"
 	"github.com/courier-sdn/courier/tools/cmdline"
+	"github.com/courier-sdn/courier/tools/dbcmd"
 )
 
 // view is the southbound rows an invocation needs.
@@ -36,6 +39,25 @@ type view struct {
 	ctx context.Context
 	c   client.Client
 	ops []ovsdb.Operation // what the commands write, committed as one transaction
+	db  *dbcmd.DB         // the generic commands' view, made when first needed
+}
+
+// generic is the generic commands' view of the southbound (tools/dbcmd).
+func (v *view) generic() (*dbcmd.DB, error) {
+	if v.db == nil {
+		s, err := Schema()
+		if err != nil {
+			return nil, err
+		}
+		v.db = dbcmd.New(v.ctx, s, v.c, &v.ops)
+	}
+	return v.db, nil
+}
+
+// Schema is the southbound's schema as the generic commands read it: a
+// binding is named by its logical port.
+func Schema() (*dbcmd.Schema, error) {
+	return dbcmd.ParseSchema(schema.SB, map[string]string{sbdb.PortBindingTable: "logical_port"})
 }
 
 func list[T any, PT ops.Row[T]](v *view) []PT {
@@ -58,8 +80,10 @@ var (
 
 func commands() []*command {
 	return append([]*command{
-		{Name: "show", Summary: "print every chassis with its encap IP, roles, liveness and bound ports", Max: 0,
-			Tables: []string{tChassis, tPriv, tPB}, Run: cmdShow},
+		{Name: "show", Summary: "print every chassis with its encap IP, roles, liveness and bound ports, or draw them with the VPCs' hubs", Max: 0,
+			Flags: []cmdline.Flag{{Name: "format", Arg: "text|dot|svg", Usage: "dot: a Graphviz graph; svg: drawn by Graphviz's dot"},
+				{Name: "runtime", Usage: "with dot or svg, also draw what hosts learned (accepted learned bindings)"}},
+			Tables: []string{tChassis, tPriv, tPB, tDP, tHub, tLearned}, Run: cmdShow},
 		{Name: "chassis-list", Summary: "list chassis", Max: 0,
 			Tables: []string{tChassis, tPriv}, Run: cmdChassisList},
 		{Name: "datapath-list", Summary: "list datapaths (one per VPC and per vxnet)", Max: 0,
@@ -74,10 +98,16 @@ func commands() []*command {
 			Tables: []string{tLearned}, Run: cmdLearnedList},
 		{Name: "hub-list", Summary: "list the hubs southd assigned to each VPC", Max: 0,
 			Tables: []string{tHub, tChassis, tDP}, Run: cmdHubList},
-	}, connCommands()...)
+		{Name: "chassis-del", Args: "CHASSIS", Summary: "delete a chassis that is gone (its Chassis and Chassis_Private rows): southd then moves its hubs and ports",
+			Min: 1, Max: 1, Flags: []cmdline.Flag{{Name: "if-exists", Usage: "do nothing if there is no such chassis"}},
+			Tables: []string{tChassis, tPriv}, Run: cmdChassisDel},
+	}, append(connCommands(), dbcmd.Commands(func(v *view) (*dbcmd.DB, error) { return v.generic() })...)...)
 }
 
-func cmdShow(v *view, _ *cmdline.Invocation, out *cmdline.Output) error {
+func cmdShow(v *view, inv *cmdline.Invocation, out *cmdline.Output) error {
+	if f := inv.Value("format"); f != "" && f != "text" {
+		return drawShow(v, f, inv.Has("runtime"), out)
+	}
 	priv := map[string]*sbdb.ChassisPrivate{}
 	for _, p := range list[sbdb.ChassisPrivate](v) {
 		priv[p.Name] = p
@@ -136,23 +166,45 @@ func cmdChassisList(v *view, _ *cmdline.Invocation, out *cmdline.Output) error {
 	for _, p := range list[sbdb.ChassisPrivate](v) {
 		priv[p.Name] = p
 	}
-	var rows [][]string
+	var rows [][]any
 	for _, c := range list[sbdb.Chassis](v) {
-		state, cfg := "unknown", "-"
+		state, cfg := "unknown", any(nil)
 		if p := priv[c.Name]; p != nil {
-			state, cfg = aliveText(p.Alive), strconv.Itoa(p.NbCfg)
+			state, cfg = aliveText(p.Alive), p.NbCfg
 		}
-		rows = append(rows, []string{c.Name, c.EncapIP, dash(strings.Join(c.Roles, ",")), state, cfg})
+		rows = append(rows, []any{c.Name, c.EncapIP, c.Roles, state, cfg})
 	}
 	out.Table([]string{"NAME", "ENCAP_IP", "ROLES", "STATE", "NB_CFG"}, rows)
 	return nil
 }
 
+func cmdChassisDel(v *view, inv *cmdline.Invocation, _ *cmdline.Output) error {
+	name := inv.Args[0]
+	found := false
+	for _, t := range []string{tChassis, tPriv} {
+		var n int
+		if t == tChassis {
+			n = len(slices.DeleteFunc(list[sbdb.Chassis](v), func(c *sbdb.Chassis) bool { return c.Name != name }))
+		} else {
+			n = len(slices.DeleteFunc(list[sbdb.ChassisPrivate](v), func(c *sbdb.ChassisPrivate) bool { return c.Name != name }))
+		}
+		if n > 0 {
+			found = true
+			v.ops = append(v.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: t,
+				Where: []ovsdb.Condition{{Column: "name", Function: ovsdb.ConditionEqual, Value: name}}})
+		}
+	}
+	if !found && !inv.Has("if-exists") {
+		return fmt.Errorf("no chassis named %q", name)
+	}
+	return nil
+}
+
 func cmdDatapathList(v *view, _ *cmdline.Invocation, out *cmdline.Output) error {
-	var rows [][]string
+	var rows [][]any
 	for _, d := range list[sbdb.Datapath](v) {
-		rows = append(rows, []string{d.Name, d.Type, strconv.Itoa(d.TunnelKey), strconv.Itoa(d.Vpc),
-			dash(deref(d.Cidr)), dash(deref(d.GatewayIP)), d.GatewayMAC})
+		rows = append(rows, []any{d.Name, d.Type, d.TunnelKey, d.Vpc,
+			cmdline.Opt(deref(d.Cidr)), cmdline.Opt(deref(d.GatewayIP)), d.GatewayMAC})
 	}
 	out.Table([]string{"NAME", "TYPE", "KEY", "VPC", "CIDR", "GATEWAY", "GATEWAY_MAC"}, rows)
 	return nil
@@ -164,7 +216,7 @@ func cmdBindingList(v *view, inv *cmdline.Invocation, out *cmdline.Output) error
 		dps[d.UUID] = d
 	}
 	only := inv.Value("chassis")
-	var rows [][]string
+	var rows [][]any
 	for _, pb := range list[sbdb.PortBinding](v) {
 		if only != "" && deref(pb.Chassis) != only && deref(pb.RequestedChassis) != only {
 			continue
@@ -173,13 +225,8 @@ func cmdBindingList(v *view, inv *cmdline.Invocation, out *cmdline.Output) error
 		if d := dps[pb.Datapath]; d != nil {
 			dp = d.Name
 		}
-		up := "no"
-		if pb.Up != nil && *pb.Up {
-			up = "yes"
-		}
-		rows = append(rows, []string{pb.LogicalPort, dp, strconv.Itoa(pb.TunnelKey), pb.MAC,
-			dash(strings.Join(pb.IPs, ",")), dash(strings.Join(pb.VirtualIPs, ",")),
-			dash(deref(pb.RequestedChassis)), dash(deref(pb.Chassis)), up})
+		rows = append(rows, []any{pb.LogicalPort, dp, pb.TunnelKey, pb.MAC, pb.IPs, pb.VirtualIPs,
+			cmdline.Opt(deref(pb.RequestedChassis)), cmdline.Opt(deref(pb.Chassis)), pb.Up != nil && *pb.Up})
 	}
 	out.Table([]string{"PORT", "DATAPATH", "KEY", "MAC", "IPS", "VIPS", "REQUESTED", "CHASSIS", "UP"}, rows)
 	return nil
@@ -252,10 +299,11 @@ func cmdLflowList(v *view, inv *cmdline.Invocation, out *cmdline.Output) error {
 
 func cmdLearnedList(v *view, _ *cmdline.Invocation, out *cmdline.Output) error {
 	now := time.Now().UnixMilli()
-	var rows [][]string
+	var rows [][]any
 	for _, l := range list[sbdb.LearnedBinding](v) {
-		age := fmt.Sprintf("%.1fs", float64(now-int64(l.Timestamp))/1000)
-		rows = append(rows, []string{strconv.Itoa(l.Vpc), l.IP, l.MAC, l.LogicalPort, l.Chassis, l.Kind, strconv.Itoa(l.Seq), age})
+		age := float64(now-int64(l.Timestamp)) / 1000
+		rows = append(rows, []any{l.Vpc, l.IP, l.MAC, l.LogicalPort, l.Chassis, l.Kind, l.Seq,
+			cmdline.Shown{Text: fmt.Sprintf("%.1fs", age), V: age}})
 	}
 	out.Table([]string{"VPC", "IP", "MAC", "PORT", "CHASSIS", "KIND", "SEQ", "AGE"}, rows)
 	return nil
@@ -272,7 +320,7 @@ func cmdHubList(v *view, _ *cmdline.Invocation, out *cmdline.Output) error {
 	for _, c := range list[sbdb.Chassis](v) {
 		encap[c.Name] = c.EncapIP
 	}
-	var rows [][]string
+	var rows [][]any
 	for _, h := range list[sbdb.Hub](v) {
 		chs := append([]string{}, h.Chassis...)
 		sort.Strings(chs)
@@ -280,7 +328,7 @@ func cmdHubList(v *view, _ *cmdline.Invocation, out *cmdline.Output) error {
 		for _, c := range chs {
 			parts = append(parts, fmt.Sprintf("%s(%s)", c, dash(encap[c])))
 		}
-		rows = append(rows, []string{strconv.Itoa(h.Vpc), dash(vpcName[h.Vpc]), dash(strings.Join(parts, " "))})
+		rows = append(rows, []any{h.Vpc, cmdline.Opt(vpcName[h.Vpc]), cmdline.Shown{Text: dash(strings.Join(parts, " ")), V: chs}})
 	}
 	out.Table([]string{"VPC", "DATAPATH", "HUBS"}, rows)
 	return nil
@@ -324,14 +372,14 @@ func App(stdout io.Writer) *cli.App {
 		Usage:           "inspect Courier's southbound database",
 		UsageText:       "courier-sbctl [OPTIONS] COMMAND [ARG...] [-- COMMAND [ARG...]]...",
 		HideHelpCommand: true,
-		Description: "Views of what northd compiled, what southd decided and what hosts reported, and the " +
-			"southbound's own listeners and TLS files.\n\nCommands:\n" + cmdline.Usage(cmds),
+		Description: "Views of what northd compiled, what southd decided and what hosts reported; the " +
+			"southbound's own listeners and TLS files; chassis-del for a chassis that is gone; and the generic " +
+			"database commands (list, find, get, set, ...) of ovn-sbctl.\n\nCommands:\n" + cmdline.Usage(cmds),
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "db", Usage: "southbound `REMOTES` (comma-separated)", EnvVars: []string{"COURIER_SB_DB"}},
 			&cli.StringFlag{Name: "run-dir", Usage: "find sb.sock in `DIR` when --db is not given", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
-			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "output `FORMAT`: table or json"},
 			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up after `DURATION`"},
-		}, pki.Flags()...),
+		}, append(cmdline.OutputFlags(), pki.Flags()...)...),
 		Action: func(cx *cli.Context) error {
 			if cx.Args().Len() == 0 {
 				return cli.ShowAppHelp(cx)
@@ -347,15 +395,37 @@ func App(stdout io.Writer) *cli.App {
 			if err := pki.Require(creds, strings.Split(db, ",")); err != nil {
 				return err
 			}
-			return Run(context.Background(), db, creds.TLSConfig(), cx.String("format"), cx.Duration("timeout"), cx.Args().Slice(), stdout)
+			style, err := cmdline.StyleFrom(cx)
+			if err != nil {
+				return err
+			}
+			return RunWith(context.Background(), Options{DB: db, TLS: creds.TLSConfig(), Style: style, Timeout: cx.Duration("timeout")},
+				cx.Args().Slice(), stdout)
 		},
 	}
 }
 
+// Options are courier-sbctl's global options.
+type Options struct {
+	DB      string
+	TLS     *tls.Config // for ssl: remotes
+	Style   cmdline.Style
+	Timeout time.Duration
+}
+
 // Run executes commands against the southbound at db (tlsc for ssl:).
 func Run(ctx context.Context, db string, tlsc *tls.Config, format string, timeout time.Duration, args []string, stdout io.Writer) error {
-	if format != "table" && format != "json" {
-		return fmt.Errorf("--format=%s: want table or json", format)
+	return RunWith(ctx, Options{DB: db, TLS: tlsc, Style: cmdline.Style{Format: format}, Timeout: timeout}, args, stdout)
+}
+
+// RunWith executes commands against the southbound.
+func RunWith(ctx context.Context, o Options, args []string, stdout io.Writer) error {
+	db, tlsc, timeout := o.DB, o.TLS, o.Timeout
+	if o.Style.Format == "" {
+		o.Style.Format = cmdline.FormatTable
+	}
+	if err := cmdline.CheckFormat(o.Style.Format); err != nil {
+		return err
 	}
 	remotes, err := ops.ParseRemotes(db)
 	if err != nil {
@@ -369,6 +439,11 @@ func Run(ctx context.Context, db string, tlsc *tls.Config, format string, timeou
 	tables := map[string]bool{}
 	for _, words := range cmdline.Split(args) {
 		inv, cmd, err := cmdline.Parse("courier-sbctl", table, words)
+		var help *cmdline.HelpRequest
+		if errors.As(err, &help) {
+			_, err = io.WriteString(stdout, help.Text)
+			return err
+		}
 		if err != nil {
 			return err
 		}
@@ -393,11 +468,17 @@ func Run(ctx context.Context, db string, tlsc *tls.Config, format string, timeou
 	for {
 		sess, err := ops.OpenRetrying(ctx, dbModel, ops.SessionOptions{Remotes: remotes, Monitor: monitor, Logger: slog.Default(), TLS: tlsc},
 			cmdline.RetryBackoff(), nil)
+		if ops.IsWrongDatabase(err) {
+			return err
+		}
 		if err != nil {
 			return fmt.Errorf("cannot reach the southbound database at %s (set --db, COURIER_SB_DB or COURIER_RUNDIR): %w", db, err)
 		}
-		out, err := read(ctx, sess, invs, format)
+		out, blind, err := read(ctx, sess, invs, o.Style)
 		sess.Close()
+		if errors.Is(err, ops.ErrNoConnection) && blind {
+			return fmt.Errorf("%w (the change may or may not have been applied)", err)
+		}
 		if errors.Is(err, ops.ErrNoConnection) && ctx.Err() == nil {
 			continue
 		}
@@ -415,33 +496,49 @@ type parsed struct {
 
 // read runs the commands against sess's rows, and commits what they
 // write.
-func read(ctx context.Context, sess *ops.Session, invs []parsed, format string) (*cmdline.Output, error) {
+// blind: the generic commands wrote, which is not safe to run twice.
+func read(ctx context.Context, sess *ops.Session, invs []parsed, style cmdline.Style) (out *cmdline.Output, blind bool, err error) {
 	ctx, cancel := sess.Context(ctx)
 	defer cancel()
 	v := &view{ctx: ctx, c: sess.Client}
-	out := &cmdline.Output{Format: format}
+	out = &cmdline.Output{Style: style}
 	for _, p := range invs {
 		if err := p.cmd.Run(v, p.inv, out); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	select {
 	case <-sess.Done():
-		return nil, fmt.Errorf("%w: the session ended while reading", ops.ErrNoConnection)
+		return nil, false, fmt.Errorf("%w: the session ended while reading", ops.ErrNoConnection)
 	default:
 	}
-	// What the commands write (listeners, TLS files) sets values whole:
-	// committing it again after a lost answer changes nothing more.
-	if _, err := ops.Transact(ctx, sess, v.ops...); err != nil {
-		return nil, err
+	// What the specific commands write (listeners, TLS files) sets
+	// values whole: committing it again after a lost answer changes
+	// nothing more. The generic commands' writes may not be.
+	blind = v.db != nil && v.db.Writes
+	res, err := ops.Transact(ctx, sess, v.ops...)
+	if err != nil {
+		return nil, blind, err
 	}
-	return out, nil
+	if v.db != nil {
+		v.db.Committed(res)
+	}
+	return out, blind, nil
+}
+
+// DocApp is App with its commands spelled out for the generated man
+// page and completions (doc/).
+func DocApp() *cli.App {
+	app := App(io.Discard)
+	app.Commands = cmdline.CLICommands(commands())
+	return app
 }
 
 // Main runs courier-sbctl and returns its exit status.
 func Main(args []string) int {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err := App(os.Stdout).Run(args); err != nil {
+	app := App(os.Stdout)
+	if err := app.Run(cmdline.GlobalArgs(app.Flags, args)); err != nil {
 		fmt.Fprintln(os.Stderr, "courier-sbctl:", err)
 		return 1
 	}

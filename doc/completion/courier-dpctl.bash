@@ -1,0 +1,7 @@
+# bash completion for courier-dpctl: generated from its command definitions
+# (go generate ./doc); do not edit.
+_courier_dpctl() {
+    local cur="${COMP_WORDS[COMP_CWORD]}"
+    COMPREPLY=($(compgen -W "--chassis --pin-root cache cache-flush counters hubs locals ports routes vpcs vxnets" -- "$cur"))
+}
+complete -o default -F _courier_dpctl courier-dpctl

@@ -1,0 +1,33 @@
+# courier-dpctl fish shell completion
+
+function __fish_courier-dpctl_no_subcommand --description 'Test if there has been any subcommand yet'
+    for i in (commandline -opc)
+        if contains -- $i ports vxnets vpcs routes hubs locals cache counters cache-flush
+            return 1
+        end
+    end
+    return 0
+end
+
+complete -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -f -l chassis -r -d 'the chassis whose data plane to read'
+complete -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -f -l pin-root -r -d 'where hostd pins (see courier-hostd --pin-root)'
+complete -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -f -l help -s h -d 'show help'
+complete -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -f -l version -s V -d 'print the version and exit'
+complete -c courier-dpctl -n '__fish_seen_subcommand_from ports' -f -l help -s h -d 'show help'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'ports' -d 'VM ports (by host-side ifindex)'
+complete -c courier-dpctl -n '__fish_seen_subcommand_from vxnets' -f -l help -s h -d 'show help'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'vxnets' -d 'vxnets and their flags'
+complete -c courier-dpctl -n '__fish_seen_subcommand_from vpcs' -f -l help -s h -d 'show help'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'vpcs' -d 'VPCs and their flags'
+complete -c courier-dpctl -n '__fish_seen_subcommand_from routes' -f -l help -s h -d 'show help'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'routes' -d 'VPC routes'
+complete -c courier-dpctl -n '__fish_seen_subcommand_from hubs' -f -l help -s h -d 'show help'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'hubs' -d 'each VPC\'s hubs'
+complete -c courier-dpctl -n '__fish_seen_subcommand_from locals' -f -l help -s h -d 'show help'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'locals' -d 'addresses held by local ports'
+complete -c courier-dpctl -n '__fish_seen_subcommand_from cache' -f -l help -s h -d 'show help'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'cache' -d 'learned direct paths, with age and hits'
+complete -c courier-dpctl -n '__fish_seen_subcommand_from counters' -f -l help -s h -d 'show help'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'counters' -d 'packet counters and drops by reason'
+complete -c courier-dpctl -n '__fish_seen_subcommand_from cache-flush' -f -l help -s h -d 'show help'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'cache-flush' -d 'forget learned paths (all, or to IP); their next packets go through a hub and are learned again'

@@ -1,0 +1,37 @@
+# courier-sandbox fish shell completion
+
+function __fish_courier-sandbox_no_subcommand --description 'Test if there has been any subcommand yet'
+    for i in (commandline -opc)
+        if contains -- $i start stop status show vm-add vm-del vm-move exec demo
+            return 1
+        end
+    end
+    return 0
+end
+
+complete -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -f -l run-dir -r -d 'the sandbox\'s run directory (its database sockets are there)'
+complete -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -f -l help -s h -d 'show help'
+complete -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -f -l version -s V -d 'print the version and exit'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from start' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'start' -d 'start a sandbox (replacing any earlier one in the run directory)'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from start' -f -l hosts -r -d 'number of hypervisors'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from start' -f -l hubs -r -d 'how many of them are hubs'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from start' -f -l tls -d 'run over mutual TLS with role-based access control, as across machines (PKI in RUN-DIR/pki)'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from start' -f -l verbose -s v -d 'log what is done'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from stop' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'stop' -d 'remove everything the sandbox made'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from status' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'status' -d 'show the sandbox\'s hosts, hostd processes and VMs'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from show' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'show' -d 'show the sandbox\'s network: VPCs, vxnets, ports and routes, where each port runs, the hubs and what hosts learned'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from show' -f -l format -r -d 'text; dot, a Graphviz graph; or svg, drawn by Graphviz\'s dot (`FORMAT`)'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-add' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'vm-add' -d 'create the VM of a northbound port on a host'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-del' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'vm-del' -d 'remove a VM'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-move' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'vm-move' -d 'move a VM to another host, keeping its MAC and IP'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from exec' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'exec' -d 'run a command inside a VM'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from demo' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'demo' -d 'declare two VPCs with overlapping CIDRs, start VMs, and show routing and isolation'
