@@ -30,6 +30,17 @@ type dvrCachedEp struct {
 	Hits      uint64
 }
 
+type dvrDhcpPort struct {
+	_    structs.HostLayout
+	Ip   uint32
+	Opts [256]uint8
+}
+
+type dvrDhcpScratch struct {
+	_ structs.HostLayout
+	B [512]uint8
+}
+
 type dvrEpKey struct {
 	_   structs.HostLayout
 	Vpc uint32
@@ -168,6 +179,8 @@ type dvrVxnet struct {
 const (
 	dvrMapBudgetsV1          = "budgets_v1"
 	dvrMapCacheV1            = "cache_v1"
+	dvrMapDhcpScratch        = "dhcp_scratch"
+	dvrMapDhcpV1             = "dhcp_v1"
 	dvrMapDropsV1            = "drops_v1"
 	dvrMapEvRlV1             = "ev_rl_v1"
 	dvrMapEventsV1           = "events_v1"
@@ -175,6 +188,7 @@ const (
 	dvrMapHubSeenV1          = "hub_seen_v1"
 	dvrMapHubsV1             = "hubs_v1"
 	dvrMapLearnLatencyV1     = "learn_latency_v1"
+	dvrMapLearnOutV1         = "learn_out_v1"
 	dvrMapLearnRlV1          = "learn_rl_v1"
 	dvrMapLocalEpsV1         = "local_eps_v1"
 	dvrMapMissTsV1           = "miss_ts_v1"
@@ -199,6 +213,8 @@ const (
 	dvrVarCfgHubBurstNs      = "cfg_hub_burst_ns"
 	dvrVarCfgHubCostNs       = "cfg_hub_cost_ns"
 	dvrVarCfgHubDownNs       = "cfg_hub_down_ns"
+	dvrVarCfgIcmpBurstNs     = "cfg_icmp_burst_ns"
+	dvrVarCfgIcmpCostNs      = "cfg_icmp_cost_ns"
 	dvrVarCfgLearnIntervalNs = "cfg_learn_interval_ns"
 	dvrVarCfgLocalVtep       = "cfg_local_vtep"
 	dvrVarCfgRefreshNs       = "cfg_refresh_ns"
@@ -261,6 +277,8 @@ type dvrProgramSpecs struct {
 type dvrMapSpecs struct {
 	BudgetsV1       *ebpf.MapSpec `ebpf:"budgets_v1"`
 	CacheV1         *ebpf.MapSpec `ebpf:"cache_v1"`
+	DhcpScratch     *ebpf.MapSpec `ebpf:"dhcp_scratch"`
+	DhcpV1          *ebpf.MapSpec `ebpf:"dhcp_v1"`
 	DropsV1         *ebpf.MapSpec `ebpf:"drops_v1"`
 	EvRlV1          *ebpf.MapSpec `ebpf:"ev_rl_v1"`
 	EventsV1        *ebpf.MapSpec `ebpf:"events_v1"`
@@ -268,6 +286,7 @@ type dvrMapSpecs struct {
 	HubSeenV1       *ebpf.MapSpec `ebpf:"hub_seen_v1"`
 	HubsV1          *ebpf.MapSpec `ebpf:"hubs_v1"`
 	LearnLatencyV1  *ebpf.MapSpec `ebpf:"learn_latency_v1"`
+	LearnOutV1      *ebpf.MapSpec `ebpf:"learn_out_v1"`
 	LearnRlV1       *ebpf.MapSpec `ebpf:"learn_rl_v1"`
 	LocalEpsV1      *ebpf.MapSpec `ebpf:"local_eps_v1"`
 	MissTsV1        *ebpf.MapSpec `ebpf:"miss_ts_v1"`
@@ -296,6 +315,8 @@ type dvrVariableSpecs struct {
 	CfgHubBurstNs      *ebpf.VariableSpec `ebpf:"cfg_hub_burst_ns"`
 	CfgHubCostNs       *ebpf.VariableSpec `ebpf:"cfg_hub_cost_ns"`
 	CfgHubDownNs       *ebpf.VariableSpec `ebpf:"cfg_hub_down_ns"`
+	CfgIcmpBurstNs     *ebpf.VariableSpec `ebpf:"cfg_icmp_burst_ns"`
+	CfgIcmpCostNs      *ebpf.VariableSpec `ebpf:"cfg_icmp_cost_ns"`
 	CfgLearnIntervalNs *ebpf.VariableSpec `ebpf:"cfg_learn_interval_ns"`
 	CfgLocalVtep       *ebpf.VariableSpec `ebpf:"cfg_local_vtep"`
 	CfgRefreshNs       *ebpf.VariableSpec `ebpf:"cfg_refresh_ns"`
@@ -328,6 +349,8 @@ func (o *dvrObjects) Close() error {
 type dvrMaps struct {
 	BudgetsV1       *ebpf.Map `ebpf:"budgets_v1"`
 	CacheV1         *ebpf.Map `ebpf:"cache_v1"`
+	DhcpScratch     *ebpf.Map `ebpf:"dhcp_scratch"`
+	DhcpV1          *ebpf.Map `ebpf:"dhcp_v1"`
 	DropsV1         *ebpf.Map `ebpf:"drops_v1"`
 	EvRlV1          *ebpf.Map `ebpf:"ev_rl_v1"`
 	EventsV1        *ebpf.Map `ebpf:"events_v1"`
@@ -335,6 +358,7 @@ type dvrMaps struct {
 	HubSeenV1       *ebpf.Map `ebpf:"hub_seen_v1"`
 	HubsV1          *ebpf.Map `ebpf:"hubs_v1"`
 	LearnLatencyV1  *ebpf.Map `ebpf:"learn_latency_v1"`
+	LearnOutV1      *ebpf.Map `ebpf:"learn_out_v1"`
 	LearnRlV1       *ebpf.Map `ebpf:"learn_rl_v1"`
 	LocalEpsV1      *ebpf.Map `ebpf:"local_eps_v1"`
 	MissTsV1        *ebpf.Map `ebpf:"miss_ts_v1"`
@@ -357,6 +381,8 @@ func (m *dvrMaps) Close() error {
 	return _DvrClose(
 		m.BudgetsV1,
 		m.CacheV1,
+		m.DhcpScratch,
+		m.DhcpV1,
 		m.DropsV1,
 		m.EvRlV1,
 		m.EventsV1,
@@ -364,6 +390,7 @@ func (m *dvrMaps) Close() error {
 		m.HubSeenV1,
 		m.HubsV1,
 		m.LearnLatencyV1,
+		m.LearnOutV1,
 		m.LearnRlV1,
 		m.LocalEpsV1,
 		m.MissTsV1,
@@ -393,6 +420,8 @@ type dvrVariables struct {
 	CfgHubBurstNs      *ebpf.Variable `ebpf:"cfg_hub_burst_ns"`
 	CfgHubCostNs       *ebpf.Variable `ebpf:"cfg_hub_cost_ns"`
 	CfgHubDownNs       *ebpf.Variable `ebpf:"cfg_hub_down_ns"`
+	CfgIcmpBurstNs     *ebpf.Variable `ebpf:"cfg_icmp_burst_ns"`
+	CfgIcmpCostNs      *ebpf.Variable `ebpf:"cfg_icmp_cost_ns"`
 	CfgLearnIntervalNs *ebpf.Variable `ebpf:"cfg_learn_interval_ns"`
 	CfgLocalVtep       *ebpf.Variable `ebpf:"cfg_local_vtep"`
 	CfgRefreshNs       *ebpf.Variable `ebpf:"cfg_refresh_ns"`

@@ -48,10 +48,13 @@ type fixture struct {
 	subnet1, sub2 netip.Prefix
 }
 
-// Every behaviour on, but the gateway's ping answers.
+// Every behaviour on, but the gateway's ping answers and what a VM is
+// told (ICMP errors, DHCP, MSS clamping: icmp_test.go, dhcp_test.go turn
+// them on).
 var (
-	allVx  = pipeline.AllFlags(pipeline.DPVxnet) &^ pipeline.VxGwPing
-	allVPC = pipeline.AllFlags(pipeline.DPVPC)
+	vmFacing = pipeline.VxGwPing | pipeline.VxICMPTTL | pipeline.VxICMPUnreach | pipeline.VxICMPFrag | pipeline.VxDHCP | pipeline.VxMSSClamp
+	allVx    = pipeline.AllFlags(pipeline.DPVxnet) &^ vmFacing
+	allVPC   = pipeline.AllFlags(pipeline.DPVPC)
 )
 
 // newFixture: VPC 1 with vxnets 5001 (10.0.1.0/24) and 5002

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/cilium/ebpf/ringbuf"
 )
 
 // Learn message operations (see bpf/learn.h for the wire format).
@@ -56,7 +58,14 @@ func ParseLearnMsg(b []byte) (LearnMsg, error) {
 	if len(b) < 14+learnMsgLen || binary.BigEndian.Uint16(b[12:]) != EtherTypeLearn {
 		return LearnMsg{}, errors.New("not a learn message")
 	}
-	p := b[14:]
+	return parseLearnBody(b[14:])
+}
+
+// parseLearnBody decodes a message without its Ethernet header.
+func parseLearnBody(p []byte) (LearnMsg, error) {
+	if len(p) < learnMsgLen {
+		return LearnMsg{}, errors.New("short learn message")
+	}
 	if p[0] != LearnVersion {
 		return LearnMsg{}, fmt.Errorf("learn message version %d", p[0])
 	}
@@ -93,3 +102,37 @@ func (s *Sender) Send(to netip.Addr, vni uint32, m LearnMsg) error {
 
 // Close closes the socket.
 func (s *Sender) Close() error { return s.conn.Close() }
+
+// LearnOut reads the learn messages the kernel hands to hostd to send
+// (bpf/teach.h): those whose triggering packet, merged by GRO, the
+// kernel could not turn into the message.
+type LearnOut struct{ r *ringbuf.Reader }
+
+// LearnOut opens the kernel's queue of messages to send.
+func (d *Datapath) LearnOut() (*LearnOut, error) {
+	r, err := ringbuf.NewReader(d.objs.LearnOutV1)
+	if err != nil {
+		return nil, err
+	}
+	return &LearnOut{r: r}, nil
+}
+
+// Read blocks for the next message: where it goes, in which VNI, and
+// the message. It fails once Close was called.
+func (l *LearnOut) Read() (to netip.Addr, vni uint32, m LearnMsg, err error) {
+	rec, err := l.r.Read()
+	if err != nil {
+		return netip.Addr{}, 0, LearnMsg{}, err
+	}
+	b := rec.RawSample
+	if len(b) < 8+learnMsgLen {
+		return netip.Addr{}, 0, LearnMsg{}, errors.New("short learn_out record")
+	}
+	to = fromHost32(binary.LittleEndian.Uint32(b[0:]))
+	vni = binary.LittleEndian.Uint32(b[4:])
+	m, err = parseLearnBody(b[8:])
+	return to, vni, m, err
+}
+
+// Close stops Read.
+func (l *LearnOut) Close() error { return l.r.Close() }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
 )
 
 // Config says how to load the data plane on one host.
@@ -42,6 +43,8 @@ type Config struct {
 	// HubDownAfter: a hub that has not answered probes for this long is
 	// passed over for another of the VPC's hubs (default 300 ms).
 	HubDownAfter time.Duration
+	// ICMPBudget limits, per port, the ICMP errors sent back to it.
+	ICMPBudget Budget
 	// TestHooks makes the programs take the tunnel key of received
 	// packets from a map and record where they send packets, which
 	// BPF_PROG_RUN tests need. Never set it on a real host.
@@ -65,6 +68,9 @@ var (
 	DefaultHubBudget = Budget{Rate: 1000, Burst: 1000}
 	// DefaultAnnounceBudget lets a port report 20 new addresses a second.
 	DefaultAnnounceBudget = Budget{Rate: 20, Burst: 40}
+	// DefaultICMPBudget sends a port 100 ICMP errors a second, 100 at
+	// once: traceroute and path MTU discovery need a few.
+	DefaultICMPBudget = Budget{Rate: 100, Burst: 100}
 )
 
 const (
@@ -183,6 +189,7 @@ func (d *Datapath) loadObjects() error {
 	}
 	hubCost, hubBurst := d.cfg.HubBudget.gcra()
 	annCost, annBurst := d.cfg.AnnounceBudget.gcra()
+	icmpCost, icmpBurst := d.cfg.ICMPBudget.gcra()
 	for name, v := range map[string]any{
 		"cfg_local_vtep": host32(d.cfg.VTEP), "cfg_vxlan_ifindex": uint32(d.vxlan), "cfg_hub": hub,
 		"cfg_refresh_ns": uint64(d.cfg.RefreshInterval), "cfg_learn_interval_ns": uint64(d.cfg.LearnInterval),
@@ -190,6 +197,7 @@ func (d *Datapath) loadObjects() error {
 		"cfg_hub_cost_ns": hubCost, "cfg_hub_burst_ns": hubBurst,
 		"cfg_announce_cost_ns": annCost, "cfg_announce_burst_ns": annBurst,
 		"cfg_unknown_ttl_ns": uint64(d.cfg.UnknownTTL), "cfg_hub_down_ns": uint64(d.cfg.HubDownAfter),
+		"cfg_icmp_cost_ns": icmpCost, "cfg_icmp_burst_ns": icmpBurst,
 	} {
 		if err := set(name, v); err != nil {
 			return fmt.Errorf("configure %s: %w", name, err)
@@ -292,6 +300,29 @@ func (d *Datapath) attachPort(ifindex int) error {
 		return err
 	}
 	d.ports[ifindex] = l
+	return openMTU(ifindex)
+}
+
+// hostSideMTU is what a VM interface's host side is raised to, so that
+// the DVR sees what a VM sends whatever MTU the VM set, and can answer
+// a frame too big for the overlay with "fragmentation needed" instead
+// of the interface dropping it unseen.
+const hostSideMTU = 9000
+
+// openMTU raises a VM interface's host-side MTU to hostSideMTU.
+//
+// Equivalent to: ip link set dev IFNAME mtu 9000
+func openMTU(ifindex int) error {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return fmt.Errorf("interface %d: %w", ifindex, err)
+	}
+	if l.Attrs().MTU >= hostSideMTU {
+		return nil
+	}
+	if err := netlink.LinkSetMTU(l, hostSideMTU); err != nil {
+		return fmt.Errorf("ip link set %s mtu %d: %w", l.Attrs().Name, hostSideMTU, err)
+	}
 	return nil
 }
 

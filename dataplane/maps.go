@@ -102,6 +102,9 @@ func (d *Datapath) vpcsT() table[uint32, dvrVpc] { return table[uint32, dvrVpc]{
 func (d *Datapath) routesT() table[dvrRouteKey, dvrRoute] {
 	return table[dvrRouteKey, dvrRoute]{d.objs.RoutesV1, "routes"}
 }
+func (d *Datapath) dhcpT() table[uint32, dvrDhcpPort] {
+	return table[uint32, dvrDhcpPort]{d.objs.DhcpV1, "dhcp"}
+}
 func (d *Datapath) hubsT() table[uint32, dvrHubs] {
 	return table[uint32, dvrHubs]{d.objs.HubsV1, "hubs"}
 }
@@ -116,6 +119,7 @@ type compiled struct {
 	vpcs   map[uint32]dvrVpc
 	routes map[dvrRouteKey]dvrRoute
 	hubs   map[uint32]dvrHubs
+	dhcp   map[uint32]dvrDhcpPort
 }
 
 const (
@@ -129,7 +133,7 @@ const (
 func compile(s *State) (*compiled, error) {
 	c := &compiled{ports: map[uint32]dvrPort{}, addrs: map[dvrPortAddrKey]uint32{}, locals: map[dvrEpKey]dvrLocalEp{},
 		hubEps: map[dvrEpKey]dvrRemoteEp{}, vxnets: map[uint32]dvrVxnet{}, vpcs: map[uint32]dvrVpc{},
-		routes: map[dvrRouteKey]dvrRoute{}, hubs: map[uint32]dvrHubs{}}
+		routes: map[dvrRouteKey]dvrRoute{}, hubs: map[uint32]dvrHubs{}, dhcp: map[uint32]dvrDhcpPort{}}
 	for _, p := range s.Ports {
 		if p.Ifindex <= 0 || len(p.MAC) != 6 {
 			return nil, fmt.Errorf("port %s: bad ifindex %d or MAC %s", p.Name, p.Ifindex, p.MAC)
@@ -153,6 +157,15 @@ func compile(s *State) (*compiled, error) {
 		}
 		for _, ip := range p.VIPs {
 			c.addrs[dvrPortAddrKey{Ifindex: idx, Ip: be32(ip)}] |= addrVIP
+		}
+		if p.DHCP != nil && len(p.IPs) > 0 {
+			block, err := p.DHCP.Block()
+			if err != nil {
+				return nil, fmt.Errorf("port %s: %w", p.Name, err)
+			}
+			e := dvrDhcpPort{Ip: be32(p.IPs[0])}
+			copy(e.Opts[:], block)
+			c.dhcp[idx] = e
 		}
 	}
 	for _, l := range s.Locals {
@@ -236,6 +249,7 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	add(d.hubEpsT().sync(want.hubEps, have.hubEps))
 	add(d.localsT().sync(want.locals, have.locals))
 	add(d.addrsT().sync(want.addrs, have.addrs))
+	add(d.dhcpT().sync(want.dhcp, have.dhcp))
 	// Detach programs from interfaces that are no longer ports before
 	// their entries go, attach to new ones after theirs are written.
 	attach := map[int]bool{}
@@ -297,6 +311,8 @@ func (d *Datapath) dumpCompiled() (*compiled, error) {
 	c.routes, err = d.routesT().dump()
 	collect(err)
 	c.hubs, err = d.hubsT().dump()
+	collect(err)
+	c.dhcp, err = d.dhcpT().dump()
 	collect(err)
 	return c, errors.Join(errs...)
 }

@@ -48,6 +48,9 @@ type Port struct {
 	IPs       []netip.Addr // fixed
 	VIPs      []netip.Addr // it may send from these, and announce them
 	TunnelKey uint32
+	// DHCP is what its DHCP answers say; with no fixed IP or no DHCP,
+	// DHCP from it is dropped (dhcp_no_address).
+	DHCP *DHCP
 }
 
 // Vxnet is one subnet of a VPC.

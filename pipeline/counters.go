@@ -28,13 +28,18 @@ var Counters = []Counter{
 	{14, "forget_sent", "forget messages sent (stale destination)"},
 	{15, "forget_applied", "forget messages that removed an entry"},
 	{16, "announce", "address announcements seen from ports"},
-	{17, "learn_skipped", "learn message could not be built"},
+	{17, "learn_skipped", "learn messages neither built nor handed to hostd (its queue full)"},
 	{18, "announce_limited", "announcements not passed to hostd: the port is over its budget"},
 	{19, "unknown_sent", "hub: told a sender that a destination is unknown"},
 	{20, "unknown_installed", "destinations a hub said are unknown, now dropped here for a moment"},
 	{21, "probe_answered", "hub: liveness probes answered"},
 	{22, "probe_reply", "liveness probe replies from a hub recorded"},
 	{23, "hub_down_skipped", "packets sent to another hub because the chosen one did not answer probes"},
+	{24, "dhcp_reply", "DHCP offers, acks and naks sent"},
+	{25, "icmp_error", "ICMP errors sent to a port"},
+	{26, "icmp_limited", "ICMP errors not sent: the port is over its budget"},
+	{27, "mss_clamped", "TCP SYNs whose MSS was lowered to fit the path MTU"},
+	{28, "learn_via_hostd", "learn messages hostd sent for the kernel: the packet that led to them (merged by GRO) could not become them"},
 }
 
 // CounterNames are the counters' names indexed by number.

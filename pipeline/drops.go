@@ -35,6 +35,8 @@ var DropReasons = []DropReason{
 	{21, "loop", "packet would be sent back where it came from"},
 	{22, "hub_budget", "the port sent more packets to hubs (unknown destinations) than its budget allows"},
 	{23, "dst_unknown", "a hub said lately that the destination does not exist"},
+	{24, "dhcp_unsupported", "a DHCP message Courier does not answer (or DHCP for this vxnet is off)"},
+	{25, "dhcp_no_address", "DHCP from a port with no fixed address to offer"},
 }
 
 // DropByName returns the reason named n.

@@ -24,6 +24,11 @@ const (
 	VxGwPing       uint32 = 0x100
 	VxTunARPReply  uint32 = 0x200
 	VxTunARPAnswer uint32 = 0x400
+	VxDHCP         uint32 = 0x800
+	VxICMPTTL      uint32 = 0x1000
+	VxICMPUnreach  uint32 = 0x2000
+	VxICMPFrag     uint32 = 0x4000
+	VxMSSClamp     uint32 = 0x8000
 )
 
 // VPC flags.
@@ -69,6 +74,11 @@ var Flags = []Flag{
 	{VxGwPing, "gw_ping", DPVxnet, L2Lookup, false, "the gateway answers pings"},
 	{VxTunARPReply, "tun_arp_reply", DPVxnet, TunARP, true, "deliver a hub's ARP answer to the local VM that asked"},
 	{VxTunARPAnswer, "tun_arp_answer", DPVxnet, TunARP, true, "a hub answers encapsulated ARP requests from its bindings"},
+	{VxDHCP, "dhcp", DPVxnet, DHCP, true, "answer the ports' DHCP on their host"},
+	{VxICMPTTL, "icmp_ttl", DPVxnet, ICMPErr, true, "time exceeded when routing would take the TTL to zero"},
+	{VxICMPUnreach, "icmp_unreach", DPVxnet, ICMPErr, true, "destination unreachable when the VPC has no route"},
+	{VxICMPFrag, "icmp_frag", DPVxnet, ICMPErr, true, "fragmentation needed, with the path MTU, for a packet too big"},
+	{VxMSSClamp, "mss_clamp", DPVxnet, PortSec, false, "clamp the MSS of a port's TCP SYNs to what the path MTU carries"},
 	{VPCTTL, "ttl", DPVPC, IPRoute, false, "drop(ttl_exceeded) when routing would take the TTL to zero"},
 	{VPCDstLocal, "dst_local", DPVPC, DstLookup, false, "deliver to local destinations"},
 	{VPCDstKnown, "dst_known", DPVPC, DstLookup, false, "send to known or learned remote destinations"},

@@ -85,12 +85,15 @@ var Fields = map[string]Kind{
 	"from.hub":           KBool,   // from the tunnel: the sending host is one of the VPC's hubs
 	"from.path_host":     KBool,   // ... the host this host's path to the address points to
 	"chassis.hub":        KBool,   // this chassis is a hub of the VPC
+	"tcp.syn":            KBool,   // a TCP SYN
+	"pkt.too_big":        KBool,   // the frame (or a GSO packet's segments) is longer than the port's MTU
+	"error":              KString, // icmp_err: why an earlier stage could not forward
 }
 
 // Actions and their arguments.
 var Actions = map[string]string{
 	"next":       "continue with the next stage",
-	"drop":       "drop(REASON): drop and count under a named reason",
+	"drop":       "drop(REASON): drop and count under a named reason; drop; keeps the reason of the icmp_error that led here",
 	"arp_reply":  "arp_reply(MAC): answer the ARP request with MAC",
 	"output":     "deliver to the resolved destination (local port or its host)",
 	"hub":        "send to one of the VPC's hubs, chosen by flow hash",
@@ -106,6 +109,11 @@ var Actions = map[string]string{
 	"note_hub":     "record that a hub answered a probe",
 	"teach":        "a hub: send on, and teach the sender where the destination lives",
 	"tell_unknown": "a hub: tell the sender nobody has the destination",
+	"dhcp":         "go on to the dhcp stage",
+	"dhcp_reply":   "dhcp_reply(router=IP, netmask=MASK, lease=SECONDS[, mtu=N][, dns={IP, ...}][, domain=\"NAME\"][, routes={PREFIX, ...}]): answer a DHCP DISCOVER, REQUEST or INFORM with the port's own address, its name and these options",
+	"icmp_error":   "go on to the icmp_err stage: tell the VM why (icmp_error(REASON))",
+	"icmp4_error":  "icmp4_error(type=T, code=C[, mtu=inport.mtu]): turn the packet into that ICMP error from the gateway, back to the VM",
+	"clamp_mss":    "lower a TCP SYN's MSS to what the path MTU carries",
 }
 
 // Expr is a parsed match.
@@ -510,6 +518,30 @@ func ParseValue(s string, k Kind) (Value, error) {
 	return Value{}, fmt.Errorf("no constants of this kind")
 }
 
+// argValue reads an action argument's value: a word, a quoted string
+// (kept quoted), or a set {A, B} (kept as written, see SetItems).
+func (p *parser) argValue() (string, error) {
+	t := p.next()
+	switch {
+	case t.kind == "str":
+		return strconv.Quote(t.text), nil
+	case t.kind == "op" && t.text == "{":
+		var items []string
+		for !p.accept("}") {
+			w := p.next()
+			if w.kind == "eof" || w.kind == "op" {
+				return "", p.errf("unterminated set")
+			}
+			items = append(items, w.text)
+			p.accept(",")
+		}
+		return "{" + strings.Join(items, ", ") + "}", nil
+	case t.kind == "id" || t.kind == "num":
+		return t.text, nil
+	}
+	return "", p.errf("expected a value, got %q", t.text)
+}
+
 // ParseActions parses an action list: every action ends with ";".
 func ParseActions(s string) ([]Action, error) {
 	toks, err := lex(s)
@@ -548,8 +580,11 @@ func ParseActions(s string) ([]Action, error) {
 					}
 					arg := Arg{Value: w.text}
 					if p.accept("=") {
-						v := p.next()
-						arg = Arg{Key: w.text, Value: v.text}
+						v, err := p.argValue()
+						if err != nil {
+							return nil, err
+						}
+						arg = Arg{Key: w.text, Value: v}
 					}
 					a.Args = append(a.Args, arg)
 					p.accept(",")

@@ -136,3 +136,38 @@ func TestEval(t *testing.T) {
 		}
 	}
 }
+
+// Action arguments may be sets and quoted strings; they print as parsed,
+// and dhcp_reply's read back.
+func TestActionArgumentsRoundTrip(t *testing.T) {
+	in := `dhcp_reply(router=10.0.1.1, netmask=255.255.255.0, lease=3600, dns={10.0.0.2, 192.0.2.53}, domain="a b.internal", routes={192.168.0.0/16});`
+	acts, err := ParseActions(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := FormatActions(acts); got != in {
+		t.Errorf("printed as\n%s\nwant\n%s", got, in)
+	}
+	r, err := ParseDHCPReply(acts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Netmask != 24 || r.Lease != 3600 || len(r.DNS) != 2 || r.Domain != "a b.internal" || len(r.Routes) != 1 || r.Router.String() != "10.0.1.1" {
+		t.Errorf("%+v", r)
+	}
+	for _, bad := range []string{"dhcp_reply(dns={10.0.0.2);", "dhcp_reply(router=);", `dhcp_reply(domain="x);`} {
+		if _, err := ParseActions(bad); err == nil {
+			t.Errorf("%s parsed", bad)
+		}
+	}
+	for _, bad := range []string{"dhcp_reply(router=10.0.1.1, netmask=255.0.255.0, lease=1);", "dhcp_reply(router=10.0.1.1, lease=1);",
+		"dhcp_reply(router=10.0.1.1, netmask=255.255.255.0, lease=1, color=red);"} {
+		acts, err := ParseActions(bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseDHCPReply(acts[0]); err == nil {
+			t.Errorf("%s read", bad)
+		}
+	}
+}

@@ -58,6 +58,8 @@ const (
 	TunLearn  = 7
 	TunARP    = 8
 	TunLookup = 9
+	DHCP      = 10
+	ICMPErr   = 11
 )
 
 // Stages is the DVR pipeline, in the order a packet of each direction
@@ -84,6 +86,18 @@ var Stages = []Stage{
 		"ARP between hosts: deliver a hub's answer to the VM that asked; on a hub, answer from its bindings and teach the asker."},
 	{TunLookup, "tun_lookup", FromTunnel, DPVPC,
 		"Deliver to a local port; on a hub, complete the sender's route, forward to the destination's host and teach the sender, or tell it the destination is unknown; a packet for a VM no longer here goes to a hub, and its sender is told to forget."},
+	{DHCP, "dhcp", FromPort, DPVxnet,
+		"Answer a port's DHCP on its own host: its declared address, the vxnet's mask and gateway, the overlay MTU, DNS, domain, routes, lease and its name; never another address."},
+	{ICMPErr, "icmp_err", FromPort, DPVxnet,
+		"Tell the VM why its packet went no further, from its vxnet's gateway: time exceeded, destination unreachable, fragmentation needed with the path MTU; at most the port's budget of errors a second."},
+}
+
+// EnteredBy names, for a stage that a packet reaches only when an earlier
+// stage sends it there, the action that does: such a stage is off the
+// main line, and a stage's next; never falls into it.
+var EnteredBy = map[int]string{
+	DHCP:    "dhcp",
+	ICMPErr: "icmp_error",
 }
 
 // ByName returns the stage named n.

@@ -47,6 +47,7 @@ var Hits = []Hit{
 	{13, "budget", "the port's budget of packets to hubs (budgets map)"},
 	{14, "miss", "nothing known about the address"},
 	{15, "learn_msg", "a learn message"},
+	{16, "dhcp", "the port's DHCP answer (dhcp map)"},
 }
 
 // TraceFlag is something a stage did besides its verdict.
@@ -66,6 +67,7 @@ var TraceFlags = []TraceFlag{
 	{0x20, "report", "an address the port used is reported to hostd"},
 	{0x40, "clone", "the packet goes on as a clone; the original becomes a learn message"},
 	{0x80, "answer", "the request was turned into its answer"},
+	{0x100, "mss_clamp", "lowered a TCP SYN's MSS to fit the path MTU"},
 }
 
 // VerdictName, HitName and TraceFlagNames render the numbers.

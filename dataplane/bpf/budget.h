@@ -17,6 +17,7 @@
 
 #define BUDGET_HUB 0
 #define BUDGET_ANNOUNCE 1
+#define BUDGET_ICMP 2
 
 struct budget_key {
 	__u32 ifindex;

@@ -40,4 +40,20 @@ static __always_inline void mac_copy(__u8 *dst, const __u8 *src)
 	((__u16 *)dst)[2] = ((__u16 *)src)[2];
 }
 
+/* csum16 is the Internet checksum of len bytes at p (len even, at most
+ * 1024), 0 if they run past end. Summed in host order, stored as read. */
+static __always_inline __u16 csum16(void *p, void *end, __u32 len)
+{
+	__u32 sum = 0;
+	__u16 *w = p;
+	for (__u32 i = 0; i < 512 && i * 2 < len; i++) {
+		if ((void *)(w + 1) > end)
+			return 0;
+		sum += *w++;
+	}
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
 #endif

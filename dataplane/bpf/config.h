@@ -27,6 +27,9 @@ volatile const __u64 cfg_hub_burst_ns = 0;
 /* Per port: address announcements passed to hostd, likewise. */
 volatile const __u64 cfg_announce_cost_ns = 0;
 volatile const __u64 cfg_announce_burst_ns = 0;
+/* Per port: ICMP errors sent back to it, likewise. */
+volatile const __u64 cfg_icmp_cost_ns = 0;
+volatile const __u64 cfg_icmp_burst_ns = 0;
 /* How long a destination a hub said is unknown is dropped here instead
  * of being sent to a hub again. */
 volatile const __u64 cfg_unknown_ttl_ns = 500ULL * 1000000ULL;

@@ -13,6 +13,8 @@ int stage_tun_admit(struct __sk_buff *skb, struct pctx *c);
 int stage_tun_learn(struct __sk_buff *skb, struct pctx *c);
 int stage_tun_arp(struct __sk_buff *skb, struct pctx *c);
 int stage_tun_lookup(struct __sk_buff *skb, struct pctx *c);
+int stage_dhcp(struct __sk_buff *skb, struct pctx *c);
+int stage_icmp_err(struct __sk_buff *skb, struct pctx *c);
 
 /* run_stage runs stage number stage on the packet. */
 static __always_inline int run_stage(__u32 stage, struct __sk_buff *skb, struct pctx *c)
@@ -38,6 +40,10 @@ static __always_inline int run_stage(__u32 stage, struct __sk_buff *skb, struct 
 		return stage_tun_arp(skb, c);
 	case STAGE_TUN_LOOKUP:
 		return stage_tun_lookup(skb, c);
+	case STAGE_DHCP:
+		return stage_dhcp(skb, c);
+	case STAGE_ICMP_ERR:
+		return stage_icmp_err(skb, c);
 	}
 	c->reason = DROP_MALFORMED;
 	return V_DROP;

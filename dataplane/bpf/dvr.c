@@ -31,6 +31,8 @@
 #include "stage_tun_learn.h"
 #include "stage_tun_arp.h"
 #include "stage_tun_lookup.h"
+#include "stage_dhcp.h"
+#include "stage_icmp_err.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

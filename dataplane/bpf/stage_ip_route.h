@@ -20,11 +20,15 @@ __attribute__((noinline)) int stage_ip_route(struct __sk_buff *skb, struct pctx 
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
 		return drop_for(c, DROP_MALFORMED);
-	if ((vpc->flags & VPC_F_TTL) && ip->ttl <= 1)
-		return drop_for(c, DROP_TTL_EXCEEDED);
+	if ((vpc->flags & VPC_F_TTL) && ip->ttl <= 1) {
+		c->reason = DROP_TTL_EXCEEDED;
+		return next_stage(c, STAGE_ICMP_ERR);
+	}
 	struct route *rt = route_lookup(c->vpc, ip->daddr);
-	if (!rt)
-		return drop_for(c, DROP_NO_ROUTE);
+	if (!rt) {
+		c->reason = DROP_NO_ROUTE;
+		return next_stage(c, STAGE_ICMP_ERR);
+	}
 	c->hit = HIT_ROUTE;
 	c->target = rt->nexthop ? rt->nexthop : ip->daddr;
 	c->dvni = rt->vni;

@@ -6,6 +6,7 @@
 
 #include "pipeline.h"
 #include "lookup.h"
+#include "stage_port_sec.h"
 
 /* gw_echo_reply turns an echo request to the gateway into its reply. */
 static __always_inline int gw_echo_reply(struct __sk_buff *skb, struct pctx *c)
@@ -59,6 +60,8 @@ __attribute__((noinline)) int stage_l2_lookup(struct __sk_buff *skb, struct pctx
 		return drop_for(c, DROP_MALFORMED);
 	__be32 dst = ip->daddr;
 	c->target = dst;
+	if ((dst == 0xffffffff || dst == c->vx.gw_ip) && is_dhcp_request(ip, data_end))
+		return next_stage(c, STAGE_DHCP);
 	if (mac_eq(eth->h_dest, c->vx.gw_mac)) {
 		c->hit = HIT_GATEWAY;
 		if ((c->vx.flags & VX_F_GW_PING) && dst == c->vx.gw_ip && is_ping(ip, data_end))

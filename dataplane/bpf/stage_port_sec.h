@@ -34,6 +34,60 @@ static __always_inline int unknown_src(struct pctx *c, __be32 src)
 	return 0;
 }
 
+/* too_big: a frame, or the segments of a GSO packet, longer than the
+ * port's MTU. */
+static __always_inline int too_big(struct __sk_buff *skb, __u32 mtu, __be16 proto)
+{
+	if (skb->gso_size == 0)
+		return skb->len > mtu + ETH_HLEN;
+	if (proto != bpf_htons(ETH_P_IP))
+		return 0;
+	__u8 h[ETH_HLEN + 20 + 20];
+	if (bpf_skb_load_bytes(skb, 0, h, sizeof(h)) < 0)
+		return 0;
+	struct iphdr *ip = (void *)(h + ETH_HLEN);
+	if (ip->ihl != 5)
+		return 0; /* rare: judged by the packets' MSS (mss_clamp) */
+	__u32 l4 = 8;
+	if (ip->protocol == IPPROTO_TCP)
+		l4 = (h[ETH_HLEN + 20 + 12] >> 4) * 4;
+	return skb->gso_size + 20 + l4 > mtu;
+}
+
+/* is_dhcp_request: UDP from port 68 to 67. */
+static __always_inline int is_dhcp_request(struct iphdr *ip, void *data_end)
+{
+	__u8 *udp = (void *)ip + ip->ihl * 4;
+	if (ip->protocol != IPPROTO_UDP || (void *)(udp + 4) > data_end)
+		return 0;
+	return udp[0] == 0 && udp[1] == 68 && udp[2] == 0 && udp[3] == 67;
+}
+
+/* clamp_mss lowers the MSS option of a TCP SYN to what the port's MTU
+ * carries, so that TCP works whatever MTU the VM thinks it has. Only an
+ * MSS option that comes first is seen, as every common stack (Linux,
+ * Windows, the BSDs) sends it: walking all options in the kernel costs
+ * the verifier more than the odd SYN is worth, and path MTU discovery
+ * (icmp_err) covers that one. */
+static __always_inline void clamp_mss(struct __sk_buff *skb, struct pctx *c, __u32 ihl)
+{
+	__u32 off = ETH_HLEN + ihl;
+	__u8 th[24];
+	if (ihl > 60 || bpf_skb_load_bytes(skb, off, th, sizeof(th)) < 0 || !(th[13] & 0x02) || (th[12] >> 4) < 6)
+		return;
+	if (th[20] != 2 || th[21] != 4)
+		return;
+	__be16 old = *(__be16 *)&th[22];
+	__u16 max = c->port.mtu - 40;
+	if (bpf_ntohs(old) <= max)
+		return;
+	__be16 new = bpf_htons(max);
+	if (bpf_skb_store_bytes(skb, off + 22, &new, 2, 0) == 0 && bpf_l4_csum_replace(skb, off + 16, old, new, 2) == 0) {
+		count(STAT_MSS_CLAMPED);
+		c->tflags |= TRF_MSS_CLAMP;
+	}
+}
+
 static __always_inline int port_sec_arp(struct __sk_buff *skb, struct pctx *c)
 {
 	void *data = (void *)(long)skb->data;
@@ -79,9 +133,13 @@ static __always_inline int port_sec_ipv4(struct __sk_buff *skb, struct pctx *c)
 		int why = src ? unknown_src(c, src) : 0;
 		if (why)
 			return drop_for(c, why);
+	} else if (src == 0 && is_dhcp_request(ip, data_end)) {
+		/* a DHCP client before it has an address */
 	} else if ((c->port.flags & PORT_F_SECURITY) && (c->vx.flags & VX_F_PSEC_IP)) {
 		return drop_for(c, DROP_SPOOF_IP);
 	}
+	if ((c->vx.flags & VX_F_MSS_CLAMP) && ip->protocol == IPPROTO_TCP)
+		clamp_mss(skb, c, ip->ihl * 4);
 	return next_stage(c, STAGE_L2_LOOKUP);
 }
 
@@ -103,8 +161,6 @@ __attribute__((noinline)) int stage_port_sec(struct __sk_buff *skb, struct pctx 
 	__be16 proto = eth->h_proto;
 	if (skb->vlan_present || proto == bpf_htons(0x8100) || proto == bpf_htons(0x88A8))
 		return drop_for(c, DROP_VLAN);
-	if (skb->gso_size == 0 && skb->len > (__u32)port->mtu + ETH_HLEN)
-		return drop_for(c, DROP_OVERSIZE);
 	__u32 vni = port->vni;
 	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v1, &vni);
 	if (!vx)
@@ -113,6 +169,12 @@ __attribute__((noinline)) int stage_port_sec(struct __sk_buff *skb, struct pctx 
 	c->vni = vni;
 	c->dvni = vni;
 	c->vpc = port->vpc;
+	if (too_big(skb, port->mtu, proto)) {
+		/* The host side's MTU lets a VM that ignores the overlay's
+		 * send more; it learns the path MTU from the error. */
+		c->reason = DROP_OVERSIZE;
+		return proto == bpf_htons(ETH_P_IP) ? next_stage(c, STAGE_ICMP_ERR) : V_DROP;
+	}
 	if ((port->flags & PORT_F_SECURITY) && (vx->flags & VX_F_PSEC_MAC) && !mac_eq(eth->h_source, port->mac))
 		return drop_for(c, DROP_SPOOF_MAC);
 	if (proto == bpf_htons(ETH_P_ARP))

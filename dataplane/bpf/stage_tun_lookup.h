@@ -94,7 +94,10 @@ __attribute__((noinline)) int stage_tun_lookup(struct __sk_buff *skb, struct pct
 		c->hit = HIT_LOCAL_EP;
 		struct dest d = {.kind = DEST_LOCAL, .ifindex = l->ifindex, .vni = l->vni};
 		mac_copy(d.mac, l->mac);
-		if (hub) /* it came to a hub: its sender did not know */
+		/* On a hub, whether its sender knew cannot be told from the
+		 * packet (an L2 frame through a hub carries the VM's own MAC
+		 * too): it is taught, at most once per learn interval. */
+		if (hub)
 			return hub_forward(skb, c, target, &d);
 		c->d = d;
 		return V_OUTPUT;

@@ -13,7 +13,9 @@
 #define STAGE_TUN_LEARN 7 /* from_tunnel, vpc */
 #define STAGE_TUN_ARP 8 /* from_tunnel, vxnet */
 #define STAGE_TUN_LOOKUP 9 /* from_tunnel, vpc */
-#define STAGE_COUNT 10
+#define STAGE_DHCP 10 /* from_port, vxnet */
+#define STAGE_ICMP_ERR 11 /* from_port, vxnet */
+#define STAGE_COUNT 12
 
 /* Drop reasons: index of the drops map. */
 #define DROP_NO_PORT 1 /* frame from an interface that is not a bound port */
@@ -39,7 +41,9 @@
 #define DROP_LOOP 21 /* packet would be sent back where it came from */
 #define DROP_HUB_BUDGET 22 /* the port sent more packets to hubs (unknown destinations) than its budget allows */
 #define DROP_DST_UNKNOWN 23 /* a hub said lately that the destination does not exist */
-#define DROP_MAX 24
+#define DROP_DHCP_UNSUPPORTED 24 /* a DHCP message Courier does not answer (or DHCP for this vxnet is off) */
+#define DROP_DHCP_NO_ADDRESS 25 /* DHCP from a port with no fixed address to offer */
+#define DROP_MAX 26
 
 /* Counters: index of the stats map. */
 enum stat {
@@ -60,13 +64,18 @@ enum stat {
 	STAT_FORGET_SENT = 14, /* forget messages sent (stale destination) */
 	STAT_FORGET_APPLIED = 15, /* forget messages that removed an entry */
 	STAT_ANNOUNCE = 16, /* address announcements seen from ports */
-	STAT_LEARN_SKIPPED = 17, /* learn message could not be built */
+	STAT_LEARN_SKIPPED = 17, /* learn messages neither built nor handed to hostd (its queue full) */
 	STAT_ANNOUNCE_LIMITED = 18, /* announcements not passed to hostd: the port is over its budget */
 	STAT_UNKNOWN_SENT = 19, /* hub: told a sender that a destination is unknown */
 	STAT_UNKNOWN_INSTALLED = 20, /* destinations a hub said are unknown, now dropped here for a moment */
 	STAT_PROBE_ANSWERED = 21, /* hub: liveness probes answered */
 	STAT_PROBE_REPLY = 22, /* liveness probe replies from a hub recorded */
 	STAT_HUB_DOWN_SKIPPED = 23, /* packets sent to another hub because the chosen one did not answer probes */
+	STAT_DHCP_REPLY = 24, /* DHCP offers, acks and naks sent */
+	STAT_ICMP_ERROR = 25, /* ICMP errors sent to a port */
+	STAT_ICMP_LIMITED = 26, /* ICMP errors not sent: the port is over its budget */
+	STAT_MSS_CLAMPED = 27, /* TCP SYNs whose MSS was lowered to fit the path MTU */
+	STAT_LEARN_VIA_HOSTD = 28, /* learn messages hostd sent for the kernel: the packet that led to them (merged by GRO) could not become them */
 	STAT_MAX,
 };
 
@@ -83,6 +92,11 @@ enum stat {
 #define VX_F_GW_PING 0x100 /* l2_lookup: the gateway answers pings */
 #define VX_F_TUN_ARP_REPLY 0x200 /* tun_arp: deliver a hub's ARP answer to the local VM that asked */
 #define VX_F_TUN_ARP_ANSWER 0x400 /* tun_arp: a hub answers encapsulated ARP requests from its bindings */
+#define VX_F_DHCP 0x800 /* dhcp: answer the ports' DHCP on their host */
+#define VX_F_ICMP_TTL 0x1000 /* icmp_err: time exceeded when routing would take the TTL to zero */
+#define VX_F_ICMP_UNREACH 0x2000 /* icmp_err: destination unreachable when the VPC has no route */
+#define VX_F_ICMP_FRAG 0x4000 /* icmp_err: fragmentation needed, with the path MTU, for a packet too big */
+#define VX_F_MSS_CLAMP 0x8000 /* port_sec: clamp the MSS of a port's TCP SYNs to what the path MTU carries */
 #define VPC_F_TTL 0x1 /* ip_route: drop(ttl_exceeded) when routing would take the TTL to zero */
 #define VPC_F_DST_LOCAL 0x2 /* dst_lookup: deliver to local destinations */
 #define VPC_F_DST_KNOWN 0x4 /* dst_lookup: send to known or learned remote destinations */
@@ -121,6 +135,7 @@ enum stat {
 #define HIT_BUDGET 13 /* the port's budget of packets to hubs (budgets map) */
 #define HIT_MISS 14 /* nothing known about the address */
 #define HIT_LEARN_MSG 15 /* a learn message */
+#define HIT_DHCP 16 /* the port's DHCP answer (dhcp map) */
 
 /* What a stage did besides (trace records). */
 #define TRF_TTL_DEC 0x1 /* decremented the TTL */
@@ -131,5 +146,6 @@ enum stat {
 #define TRF_REPORT 0x20 /* an address the port used is reported to hostd */
 #define TRF_CLONE 0x40 /* the packet goes on as a clone; the original becomes a learn message */
 #define TRF_ANSWER 0x80 /* the request was turned into its answer */
+#define TRF_MSS_CLAMP 0x100 /* lowered a TCP SYN's MSS to fit the path MTU */
 
 #endif

@@ -16,27 +16,26 @@ static __always_inline int should_teach(__u32 sender, __u32 vpc, __be32 ip)
 	return !last || bpf_ktime_get_ns() - *last >= cfg_learn_interval_ns;
 }
 
-/* send_learn turns the packet into a learn message (op) for host to and
- * makes it the packet's destination. */
-static __always_inline int send_learn(struct __sk_buff *skb, struct pctx *c, __u32 to, __u8 op, __be32 ip, __u32 vni,
-				      const __u8 *mac, __u32 at)
+/* learn_out_v1 carries the learn messages hostd sends for the kernel
+ * (learn.go's Sender): those whose packet could not become them. GRO
+ * hands a host packets merged from many, still marked encapsulated, and
+ * the kernel will not reshape those (bpf_skb_change_tail refuses them);
+ * a bulk TCP flow sends little else, so without this a hub would never
+ * teach its sender, which then sends everything through it. */
+struct learn_out {
+	__u32 to; /* host byte order */
+	__u32 vni;
+	struct learn_msg m;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 14);
+} learn_out_v1 SEC(".maps");
+
+/* learn_fill writes the message op says about ip. */
+static __always_inline void learn_fill(struct learn_msg *m, __u8 op, __be32 ip, __u32 vni, const __u8 *mac, __u32 at)
 {
-	__u32 len = ETH_HLEN + sizeof(struct learn_msg);
-	if (bpf_skb_change_tail(skb, len, 0) < 0 || bpf_skb_pull_data(skb, len) < 0) {
-		count(STAT_LEARN_SKIPPED);
-		return V_CONSUMED;
-	}
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct learn_msg *m = (void *)(eth + 1);
-	if ((void *)(m + 1) > data_end) {
-		count(STAT_LEARN_SKIPPED);
-		return V_CONSUMED;
-	}
-	__builtin_memset(eth->h_dest, 0, 6);
-	__builtin_memset(eth->h_source, 0, 6);
-	eth->h_proto = bpf_htons(ETH_P_COURIER_LEARN);
 	m->version = LEARN_VERSION;
 	m->op = op;
 	m->reserved = 0;
@@ -48,6 +47,55 @@ static __always_inline int send_learn(struct __sk_buff *skb, struct pctx *c, __u
 		__builtin_memset(m->mac, 0, 6);
 	m->reserved2 = 0;
 	m->vtep = bpf_htonl(at);
+}
+
+/* learn_in_place turns the packet into the message; 0 on success. */
+static __always_inline int learn_in_place(struct __sk_buff *skb, __u8 op, __be32 ip, __u32 vni, const __u8 *mac, __u32 at)
+{
+	__u32 len = ETH_HLEN + sizeof(struct learn_msg);
+	if (bpf_skb_change_tail(skb, len, 0) < 0 || bpf_skb_pull_data(skb, len) < 0)
+		return -1;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct learn_msg *m = (void *)(eth + 1);
+	if ((void *)(m + 1) > data_end)
+		return -1;
+	__builtin_memset(eth->h_dest, 0, 6);
+	__builtin_memset(eth->h_source, 0, 6);
+	eth->h_proto = bpf_htons(ETH_P_COURIER_LEARN);
+	learn_fill(m, op, ip, vni, mac, at);
+	return 0;
+}
+
+/* learn_to_hostd hands the message to hostd to send; 0 on success. */
+static __always_inline int learn_to_hostd(__u32 to, __u8 op, __be32 ip, __u32 vni, const __u8 *mac, __u32 at)
+{
+	struct learn_out *o = bpf_ringbuf_reserve(&learn_out_v1, sizeof(*o), 0);
+	if (!o)
+		return -1;
+	o->to = to;
+	o->vni = vni;
+	learn_fill(&o->m, op, ip, vni, mac, at);
+	bpf_ringbuf_submit(o, 0);
+	count(STAT_LEARN_VIA_HOSTD);
+	return 0;
+}
+
+/* send_learn turns the packet into a learn message (op) for host to and
+ * makes it the packet's destination; or, if the packet cannot become
+ * it, has hostd send it and consumes the packet. */
+static __always_inline int send_learn(struct __sk_buff *skb, struct pctx *c, __u32 to, __u8 op, __be32 ip, __u32 vni,
+				      const __u8 *mac, __u32 at)
+{
+	int handed = 0;
+	if (learn_in_place(skb, op, ip, vni, mac, at) < 0) {
+		if (cfg_trace || learn_to_hostd(to, op, ip, vni, mac, at) < 0) {
+			count(STAT_LEARN_SKIPPED);
+			return V_CONSUMED;
+		}
+		handed = 1;
+	}
 	if ((op == LEARN_OP_LEARN || op == LEARN_OP_UNKNOWN) && !cfg_trace) {
 		struct learn_rl_key k = {.sender = to, .vpc = c->vpc, .ip = ip};
 		__u64 now = bpf_ktime_get_ns();
@@ -61,6 +109,8 @@ static __always_inline int send_learn(struct __sk_buff *skb, struct pctx *c, __u
 		count(STAT_UNKNOWN_SENT);
 	else if (op == LEARN_OP_PROBE_REPLY)
 		count(STAT_PROBE_ANSWERED);
+	if (handed)
+		return V_CONSUMED;
 	c->d.kind = DEST_REMOTE;
 	c->d.vtep = to;
 	c->d.vni = vni;
