@@ -63,8 +63,8 @@ type Config struct {
 	Refresh time.Duration
 	// Protection of the hubs and the southbound from a hostile VM, and
 	// hub liveness: see dataplane.Config.
-	HubBudget, AnnounceBudget dataplane.Budget
-	UnknownTTL, HubDownAfter  time.Duration
+	HubBudget, AnnounceBudget, ICMPBudget dataplane.Budget
+	UnknownTTL, HubDownAfter              time.Duration
 	// ProbeInterval is how often each hub is probed (0: never).
 	ProbeInterval time.Duration
 	Log           *slog.Logger
@@ -178,7 +178,7 @@ func (d *Daemon) kick() {
 func (d *Daemon) Run(ctx context.Context) error {
 	dp, err := dataplane.Load(dataplane.Config{Chassis: d.cfg.Chassis, PinRoot: d.cfg.PinRoot, VTEP: d.cfg.EncapIP,
 		Device: d.cfg.Device, Hub: d.cfg.Hub, RefreshInterval: d.cfg.Refresh, Log: d.log,
-		HubBudget: d.cfg.HubBudget, AnnounceBudget: d.cfg.AnnounceBudget, UnknownTTL: d.cfg.UnknownTTL,
+		HubBudget: d.cfg.HubBudget, AnnounceBudget: d.cfg.AnnounceBudget, ICMPBudget: d.cfg.ICMPBudget, UnknownTTL: d.cfg.UnknownTTL,
 		HubDownAfter: d.cfg.HubDownAfter})
 	if err != nil {
 		return err
@@ -193,6 +193,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("learn message socket: %w", err)
 	}
 	defer d.sender.Close()
+	if lo, err := dp.LearnOut(); err == nil {
+		defer lo.Close()
+		go d.sendForKernel(lo)
+	} else {
+		d.log.Error("the kernel's learn messages that need hostd cannot be read; bulk flows through a hub will not be taught", "err", err)
+	}
 
 	links := make(chan netlink.LinkUpdate, 256)
 	done := make(chan struct{})

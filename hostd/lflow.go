@@ -26,6 +26,7 @@ type flowConfig struct {
 	vxFlags  map[string]uint32 // vxnet datapath UUID -> flags
 	vpcFlags uint32
 	routes   []dataplane.Route
+	dhcp     map[string]pipeline.DHCPReply // vxnet datapath UUID -> what its DHCP answers say
 	errs     []string
 }
 
@@ -56,12 +57,14 @@ var stageCompilers = map[int]stageCompiler{
 	pipeline.TunLearn:  compileTunLearn,
 	pipeline.TunARP:    compileTunARP,
 	pipeline.TunLookup: compileTunLookup,
+	pipeline.DHCP:      compileDHCP,
+	pipeline.ICMPErr:   compileICMPErr,
 }
 
 var errNotImplemented = fmt.Errorf("not implemented by this data plane")
 
 func compileFlows(vpc int, flows []*sbdb.LogicalFlow, dps map[string]*sbdb.Datapath) *flowConfig {
-	fc := &flowConfig{vxFlags: map[string]uint32{}}
+	fc := &flowConfig{vxFlags: map[string]uint32{}, dhcp: map[string]pipeline.DHCPReply{}}
 	seen := map[string]map[int]bool{} // datapath UUID -> stages with flows
 	for _, f := range flows {
 		st, ok := pipeline.ByName(f.Stage)
@@ -125,13 +128,31 @@ func (fc *flowConfig) vpc(flags uint32) error {
 	return nil
 }
 
+// does: one of the flow's actions is name.
+func (f *lflow) does(name string) bool {
+	for _, a := range f.acts {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // is: the flow's deciding action is name (with reason, when given).
 func (f *lflow) is(name string, reason ...string) bool {
 	return f.last.Name == name && (len(reason) == 0 || f.reason == reason[0])
 }
 
 func compilePortSec(fc *flowConfig, f *lflow) error {
+	if f.does("clamp_mss") {
+		if !f.is("next") || !has(f.match, "tcp.syn") {
+			return fmt.Errorf("clamp_mss: only of TCP SYNs, then next")
+		}
+		return fc.vx(f, pipeline.VxMSSClamp)
+	}
 	switch {
+	case f.is("icmp_error", "oversize") && has(f.match, "pkt.too_big"):
+		return nil // always: whether the VM is told is icmp_err's
 	case f.is("drop", "spoof_mac"):
 		return fc.vx(f, pipeline.VxPsecMAC)
 	case f.is("drop", "spoof_ip"):
@@ -163,6 +184,9 @@ func compileARPRsp(fc *flowConfig, f *lflow) error {
 
 func compileL2Lookup(fc *flowConfig, f *lflow) error {
 	switch {
+	case f.is("dhcp"):
+		return nil // DHCP requests always go to the dhcp stage
+
 	case f.is("icmp_reply"):
 		return fc.vx(f, pipeline.VxGwPing)
 	case f.is("next"):
@@ -181,9 +205,9 @@ func compileL2Lookup(fc *flowConfig, f *lflow) error {
 
 func compileIPRoute(fc *flowConfig, f *lflow) error {
 	switch {
-	case f.is("drop", "ttl_exceeded"):
+	case f.is("icmp_error", "ttl_exceeded"), f.is("drop", "ttl_exceeded"):
 		return fc.vpc(pipeline.VPCTTL)
-	case f.is("drop", "no_route"):
+	case f.is("icmp_error", "no_route"), f.is("drop", "no_route"):
 		return nil
 	case f.is("route"):
 		dst, ok := find(f.match, "ip4.dst")

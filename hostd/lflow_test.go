@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
@@ -75,10 +76,49 @@ func TestNorthdFlowsCompile(t *testing.T) {
 	if r := routes["192.168.0.0/16"]; r.VNI != 12 || r.Nexthop != netip.MustParseAddr("10.0.2.50") {
 		t.Errorf("static route %+v", r)
 	}
+	checkDHCPReply(t, fc, dps)
 	// A flow outside what the data plane implements is reported.
-	bad := *flows[0]
-	bad.Stage, bad.Match, bad.Actions = "port_sec", "ip4.src == 10.0.0.0/8", "next; hub;"
-	if fc := compileFlows(1, []*sbdb.LogicalFlow{&bad}, dps); len(fc.errs) != 1 {
-		t.Errorf("an unimplemented flow was accepted: %v", fc.errs)
+	for _, b := range [][3]string{
+		{"port_sec", "ip4.src == 10.0.0.0/8", "next; hub;"},
+		{"icmp_err", `error == "ttl_exceeded"`, "icmp4_error(type=3, code=0);"},
+		{"icmp_err", `error == "oversize"`, "icmp4_error(type=3, code=4);"},
+		{"icmp_err", `error == "spoof_ip"`, "icmp4_error(type=3, code=13);"},
+		{"port_sec", "ip4", "clamp_mss; next;"},
+		{"dhcp", "udp.dst == 67", "dhcp_reply(router=10.0.1.1);"},
+	} {
+		bad := *flows[0]
+		for _, f := range flows {
+			if f.Stage == b[0] {
+				bad = *f
+			}
+		}
+		bad.Stage, bad.Match, bad.Actions = b[0], b[1], b[2]
+		if fc := compileFlows(1, []*sbdb.LogicalFlow{&bad}, dps); len(fc.errs) != 1 {
+			t.Errorf("an unimplemented flow was accepted: %s %s %s: %v", b[0], b[1], b[2], fc.errs)
+		}
 	}
+}
+
+// checkDHCPReply: the DHCP a port of vxnet x is answered with, from its
+// flows: its gateway and mask, the default lease and domain, the VPC's
+// static route; no DNS, as none was set.
+func checkDHCPReply(t *testing.T, fc *flowConfig, dps map[string]*sbdb.Datapath) {
+	t.Helper()
+	for u, dp := range dps {
+		if dp.Name != "vxnet:x" {
+			continue
+		}
+		pb := &sbdb.PortBinding{LogicalPort: "web1", IPs: []string{"10.0.1.7"}}
+		d := portDHCP(fc.dhcp, pb, dps[u], 1450)
+		if d == nil {
+			t.Fatal("no DHCP for a port of vxnet x")
+		}
+		want := dataplane.DHCP{Subnet: netip.MustParsePrefix("10.0.1.0/24"), Router: netip.MustParseAddr("10.0.1.1"), MTU: 1450,
+			Domain: "a.internal", Hostname: "web1", Routes: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")}, Lease: 12 * time.Hour}
+		if !reflect.DeepEqual(*d, want) {
+			t.Errorf("DHCP %+v, want %+v", *d, want)
+		}
+		return
+	}
+	t.Errorf("no datapath vxnet:x among %d", len(dps))
 }

@@ -1,8 +1,12 @@
 package hostd
 
 import (
+	"errors"
 	"net/netip"
+	"os"
+	"time"
 
+	"github.com/cilium/ebpf/ringbuf"
 	"github.com/courier-sdn/courier/dataplane"
 )
 
@@ -75,4 +79,24 @@ func (d *Daemon) probe() {
 		}
 	}
 	d.m.hubsDown.Set(float64(down))
+}
+
+// sendForKernel sends the learn messages the kernel hands over (those
+// whose packet it could not turn into them, bpf/teach.h), until lo is
+// closed. The kernel rate-limits them per sender and address.
+func (d *Daemon) sendForKernel(lo *dataplane.LearnOut) {
+	var failed time.Time
+	for {
+		to, vni, m, err := lo.Read()
+		if errors.Is(err, os.ErrClosed) || errors.Is(err, ringbuf.ErrClosed) {
+			return
+		}
+		if err == nil {
+			err = d.sender.Send(to, vni, m)
+		}
+		if err != nil && time.Since(failed) > 10*time.Second {
+			failed = time.Now()
+			d.log.Warn("send a learn message for the kernel", "to", to, "ip", m.IP, "err", err)
+		}
+	}
 }

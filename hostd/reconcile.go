@@ -3,6 +3,7 @@ package hostd
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/pipeline"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
 
@@ -74,6 +76,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	ready := true
 	bindings := map[bindingKey]dataplane.Binding{}
 	hubOf := map[uint32]bool{}
+	dhcp := map[string]pipeline.DHCPReply{}
 	for _, vs := range d.vpcs {
 		cfgs = append(cfgs, sbCfg(vs.s.Client))
 		vdps := map[string]*sbdb.Datapath{}
@@ -86,6 +89,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		}
 		fc := vs.compiled(vdps)
 		flowErrs = append(flowErrs, fc.errs...)
+		maps.Copy(dhcp, fc.dhcp)
 		for _, dp := range vdps {
 			switch dp.Type {
 			case "vpc":
@@ -137,7 +141,8 @@ func (d *Daemon) reconcile(ctx context.Context) {
 			continue
 		}
 		p := dataplane.Port{Ifindex: ifindex, Name: pb.LogicalPort, VNI: uint32(dp.TunnelKey), VPC: uint32(pb.Vpc), MAC: mac,
-			MTU: d.mtu, Security: pb.PortSecurity, Unknown: len(pb.IPs) == 0, TunnelKey: uint32(pb.TunnelKey)}
+			MTU: d.mtu, Security: pb.PortSecurity, Unknown: len(pb.IPs) == 0, TunnelKey: uint32(pb.TunnelKey),
+			DHCP: portDHCP(dhcp, pb, dp, d.mtu)}
 		for _, s := range pb.IPs {
 			if a, err := netip.ParseAddr(s); err == nil {
 				p.IPs = append(p.IPs, a)

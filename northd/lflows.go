@@ -80,6 +80,8 @@ var stageFlows = map[int]func(b *flowBuilder, s scope){
 	pipeline.TunLearn:  tunLearnFlows,
 	pipeline.TunARP:    tunARPFlows,
 	pipeline.TunLookup: tunLookupFlows,
+	pipeline.DHCP:      dhcpFlows,
+	pipeline.ICMPErr:   icmpErrFlows,
 }
 
 // datapathFlows are the flows of one datapath: those of every stage that

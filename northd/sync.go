@@ -605,6 +605,8 @@ func (n *compiler) vxnetStatus(u string) map[string]string {
 		return nil
 	case cv.err != "":
 		return errStatus(cv.err)
+	case cv.dhcpErr != "":
+		return okStatus("vni", strconv.Itoa(cv.vni), "dhcp_error", cv.dhcpErr)
 	default:
 		return okStatus("vni", strconv.Itoa(cv.vni))
 	}

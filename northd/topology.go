@@ -38,6 +38,8 @@ type cVxnet struct {
 	gw              netip.Addr
 	vni             int
 	err             string
+	dhcp            rules.DHCP // its DHCP options (Off when refused)
+	dhcpErr         string     // why its DHCP options were refused
 }
 
 // cRoute is a compiled static route.
@@ -110,6 +112,12 @@ func compileTopology(v *nbView, prev *topology) *topology {
 			cv := &cVxnet{uuid: vx.UUID, name: vx.Name, vpc: vpcUUID}
 			t.vxnets[vx.UUID] = cv
 			cv.err = checkVxnet(vx, cv)
+			if d, err := rules.DHCPOptions(vx.Options, vpc.Name); err != nil {
+				// A bad option turns the vxnet's DHCP off, not the vxnet.
+				cv.dhcp, cv.dhcpErr = rules.DHCP{Off: true}, err.Error()
+			} else {
+				cv.dhcp = d
+			}
 			if cv.err == "" {
 				if r := vnis[vx.UUID]; r.err != "" {
 					cv.err = r.err

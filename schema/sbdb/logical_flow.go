@@ -22,6 +22,8 @@ var (
 	LogicalFlowStageTunLearn  LogicalFlowStage = "tun_learn"
 	LogicalFlowStageTunArp    LogicalFlowStage = "tun_arp"
 	LogicalFlowStageTunLookup LogicalFlowStage = "tun_lookup"
+	LogicalFlowStageDhcp      LogicalFlowStage = "dhcp"
+	LogicalFlowStageICMPErr   LogicalFlowStage = "icmp_err"
 )
 
 // LogicalFlow defines an object in Logical_Flow table
@@ -32,7 +34,7 @@ type LogicalFlow struct {
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	Match       string            `ovsdb:"match"`
 	Priority    int               `ovsdb:"priority" validate:"min=0,max=65535"`
-	Stage       LogicalFlowStage  `ovsdb:"stage" validate:"oneof='port_sec' 'arp_rsp' 'l2_lookup' 'ip_route' 'dst_lookup' 'to_hub' 'tun_admit' 'tun_learn' 'tun_arp' 'tun_lookup'"`
+	Stage       LogicalFlowStage  `ovsdb:"stage" validate:"oneof='port_sec' 'arp_rsp' 'l2_lookup' 'ip_route' 'dst_lookup' 'to_hub' 'tun_admit' 'tun_learn' 'tun_arp' 'tun_lookup' 'dhcp' 'icmp_err'"`
 	Vpc         int               `ovsdb:"vpc" validate:"min=1,max=16777215"`
 }
 

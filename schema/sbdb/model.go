@@ -30,7 +30,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.2.0",
+  "version": "1.3.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -569,7 +569,9 @@ var schema = `{
                   "tun_admit",
                   "tun_learn",
                   "tun_arp",
-                  "tun_lookup"
+                  "tun_lookup",
+                  "dhcp",
+                  "icmp_err"
                 ]
               ]
             }

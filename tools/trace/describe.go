@@ -78,6 +78,22 @@ var describers = map[int]func(r dataplane.StageRecord, n namer) string{
 		}
 		return "a hub's answer, to port " + n.port(r.Ifindex)
 	},
+	pipeline.DHCP: func(r dataplane.StageRecord, n namer) string {
+		if pipeline.VerdictName(r.Verdict) == "consumed" {
+			return "a DHCP message that needs no answer (a release, a decline, a request to another server)"
+		}
+		if !r.Addr.IsValid() || r.Addr.IsUnspecified() {
+			return "answered on the host with DHCP, no address (an INFORM's answer or a NAK)"
+		}
+		return fmt.Sprintf("answered on the host with DHCP: %s for port %s (%s)", r.Addr, n.port(r.Ifindex), hitWords(r.Hit))
+	},
+	pipeline.ICMPErr: func(r dataplane.StageRecord, n namer) string {
+		why := pipeline.DropName(r.Reason)
+		if pipeline.HitName(r.Hit) == "budget" {
+			return "not told: the port spent its budget of ICMP errors (" + why + ")"
+		}
+		return "the gateway tells the VM with an ICMP error: " + why
+	},
 	pipeline.TunLookup: func(r dataplane.StageRecord, n namer) string {
 		if r.Flags&tellUnknown != 0 {
 			return fmt.Sprintf("the hub does not know %s: it tells the sender %s", r.Addr, n.host(r.VTEP))

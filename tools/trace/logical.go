@@ -129,27 +129,45 @@ func (e *env) walk(dir pipeline.Direction, dp func(pipeline.Stage) *sbdb.Datapat
 		switch {
 		case end != nil:
 			return *end
-		case next == "to_hub":
-			i = slices.IndexFunc(stages, func(s pipeline.Stage) bool { return s.ID == pipeline.ToHub })
+		case next >= 0:
+			i = slices.IndexFunc(stages, func(s pipeline.Stage) bool { return s.ID == next })
 		default:
-			i++
+			// on along the main line: stages entered only by an action
+			// are passed over
+			for i++; i < len(stages) && pipeline.EnteredBy[stages[i].ID] != ""; i++ {
+			}
 		}
 	}
 	return walkEnd{action: "drop", reason: "end of pipeline"}
 }
 
 // act carries out a flow's actions; it returns how the walk ends, or
-// where it goes on ("to_hub", or "" for the next stage).
-func (e *env) act(st pipeline.Stage, acts []pipeline.Action, step *Step) (*walkEnd, string) {
+// the stage it goes on with (-1: the next one).
+func (e *env) act(st pipeline.Stage, acts []pipeline.Action, step *Step) (*walkEnd, int) {
 	step.Verdict = "next"
 	for _, a := range acts {
 		arg, _ := a.Arg("")
 		switch a.Name {
 		case "next":
-			return nil, ""
+			return nil, -1
 		case "drop":
+			if arg == "" {
+				arg = e.p.vals["error"].Str
+			}
 			step.Verdict, step.Reason, step.Detail = "drop", arg, "dropped: "+arg
-			return &walkEnd{action: "drop", reason: arg}, ""
+			return &walkEnd{action: "drop", reason: arg}, -1
+		case "dhcp":
+			step.Detail = "a DHCP request: to the host's DHCP server"
+			return nil, pipeline.DHCP
+		case "icmp_error":
+			e.p.vals["error"] = pipeline.Value{Str: arg, Kind: pipeline.KString}
+			step.Detail = "cannot go on (" + arg + "): the VM is told why"
+			return nil, pipeline.ICMPErr
+		case "clamp_mss":
+			step.Detail = "a TCP SYN: its MSS is lowered to what the path carries"
+		case "dhcp_reply", "icmp4_error":
+			step.Verdict, step.Detail = "reply", e.answer(a)
+			return &walkEnd{action: "reply"}, -1
 		case "arp_reply":
 			mac := arg
 			if mac == "dst.mac" {
@@ -158,11 +176,11 @@ func (e *env) act(st pipeline.Stage, acts []pipeline.Action, step *Step) (*walkE
 			}
 			step.Verdict, step.Detail = "reply", fmt.Sprintf("answered: %s is at %s", e.target, mac)
 			if st.Dir == pipeline.FromPort {
-				return &walkEnd{action: "reply"}, ""
+				return &walkEnd{action: "reply"}, -1
 			}
 		case "icmp_reply":
 			step.Verdict, step.Detail = "reply", "the gateway answers the ping"
-			return &walkEnd{action: "reply"}, ""
+			return &walkEnd{action: "reply"}, -1
 		case "route":
 			vni, _ := a.Arg("vni")
 			e.target = e.p.addr("ip4.dst")
@@ -180,27 +198,51 @@ func (e *env) act(st pipeline.Stage, acts []pipeline.Action, step *Step) (*walkE
 			if st.ID != pipeline.ToHub {
 				e.p.target = e.target
 				step.Detail = "not known here: to a hub"
-				return nil, "to_hub"
+				return nil, pipeline.ToHub
 			}
 			step.Verdict = "output"
-			return e.toHub(step), ""
+			return e.toHub(step), -1
 		case "output", "teach":
 			step.Verdict = "output"
-			return e.output(step, a.Name == "teach"), ""
+			return e.output(step, a.Name == "teach"), -1
 		case "tell_unknown":
 			step.Verdict, step.Detail = "drop", "the hub does not know "+e.target.String()+": it tells the sender"
-			return &walkEnd{action: "drop", reason: "hub_miss"}, ""
+			return &walkEnd{action: "drop", reason: "hub_miss"}, -1
 		case "forget_path":
 			step.Verdict = "output"
 			end := e.toHub(step)
 			step.Detail += "; the sender is told to forget its path"
-			return end, ""
+			return end, -1
 		case "install_path", "note_unknown", "probe_reply", "note_hub":
 			step.Verdict, step.Detail = "consumed", a.Name
-			return &walkEnd{action: "consumed"}, ""
+			return &walkEnd{action: "consumed"}, -1
 		}
 	}
-	return nil, ""
+	return nil, -1
+}
+
+// answer says what a VM is answered with by dhcp_reply or icmp4_error.
+func (e *env) answer(a pipeline.Action) string {
+	if a.Name == "icmp4_error" {
+		typ, _ := a.Arg("type")
+		code, _ := a.Arg("code")
+		s := fmt.Sprintf("the gateway %s sends ICMP type %s code %s (%s) back to the VM", deref(e.w.vxnet.GatewayIP), typ, code,
+			e.p.vals["error"].Str)
+		if _, ok := a.Arg("mtu"); ok {
+			s += ", with the port's MTU"
+		}
+		return s
+	}
+	addr := "no address"
+	if len(e.w.inport.IPs) > 0 {
+		addr = e.w.inport.IPs[0]
+	}
+	r, err := pipeline.ParseDHCPReply(a)
+	if err != nil {
+		return "answered with DHCP, but the flow's options do not parse: " + err.Error()
+	}
+	return fmt.Sprintf("answered on the host with DHCP: %s/%d, router %s, lease %ds, hostname %s", addr, r.Netmask, r.Router,
+		r.Lease, e.w.inport.LogicalPort)
 }
 
 func (e *env) toHub(step *Step) *walkEnd {

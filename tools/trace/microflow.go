@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/courier-sdn/courier/pipeline"
+	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
 // A microflow says what packet to trace, in the logical flow language, as
@@ -112,6 +113,17 @@ func (p *packet) complete(w *world) error {
 		return nil
 	}
 	p.bools["ip4"] = true
+	if p.isDHCP() {
+		// a client's first DISCOVER, unless the microflow says otherwise
+		p.bools["udp"] = true
+		if _, ok := p.vals["ip4.dst"]; !ok {
+			p.setAddr("ip4.dst", netip.AddrFrom4([4]byte{255, 255, 255, 255}))
+			p.setMAC("eth.dst", "ff:ff:ff:ff:ff:ff")
+		}
+		if _, ok := p.vals["ip4.src"]; !ok {
+			p.setAddr("ip4.src", netip.IPv4Unspecified())
+		}
+	}
 	if _, ok := p.vals["ip4.dst"]; !ok {
 		return fmt.Errorf("say where the packet goes: ip4.dst == ADDRESS (or arp.tpa == ADDRESS for ARP)")
 	}
@@ -162,6 +174,7 @@ func (p *packet) complete(w *world) error {
 		}
 	case 6:
 		p.bools["tcp"] = true
+		p.bools["tcp.syn"] = true // bytes() sends a SYN
 		p.defaultPorts("tcp")
 	case 17:
 		p.bools["udp"] = true
@@ -213,6 +226,9 @@ func (p *packet) bytes() []byte {
 		binary.BigEndian.PutUint16(l4[14:], 64240)
 	case 17:
 		l4 = make([]byte, 8+16)
+		if p.isDHCP() {
+			l4 = append(make([]byte, 8), p.dhcpDiscover()...)
+		}
 		binary.BigEndian.PutUint16(l4[0:], uint16(p.vals["udp.src"].Int))
 		binary.BigEndian.PutUint16(l4[2:], uint16(p.vals["udp.dst"].Int))
 		binary.BigEndian.PutUint16(l4[4:], uint16(len(l4)))
@@ -257,6 +273,23 @@ func checksum(b []byte, sum uint32) uint16 {
 		sum = sum&0xffff + sum>>16
 	}
 	return ^uint16(sum)
+}
+
+// isDHCP: the microflow is a DHCP client's request, UDP 68 → 67.
+func (p *packet) isDHCP() bool {
+	src, ok1 := p.vals["udp.src"]
+	dst, ok2 := p.vals["udp.dst"]
+	return ok1 && ok2 && src.Int == 68 && dst.Int == 67
+}
+
+// dhcpDiscover is a DISCOVER from the packet's Ethernet source.
+func (p *packet) dhcpDiscover() []byte {
+	mac, _ := net.ParseMAC(p.vals["eth.src"].MAC)
+	m, err := dhcpv4.NewDiscovery(mac)
+	if err != nil {
+		return nil
+	}
+	return m.ToBytes()
 }
 
 // summary is a one-line account of the packet.
