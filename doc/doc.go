@@ -26,12 +26,13 @@ import (
 	"github.com/courier-sdn/courier/tools/nbctl"
 	"github.com/courier-sdn/courier/tools/sandbox"
 	"github.com/courier-sdn/courier/tools/sbctl"
+	"github.com/courier-sdn/courier/tools/trace"
 )
 
 // Apps are every command Courier installs.
 func Apps() []*cli.App {
 	return []*cli.App{ctl.App(), dpctl.App(io.Discard), hostd.App(), nbctl.DocApp(), northd.App(),
-		sandbox.App(io.Discard), sbctl.DocApp(), southd.App()}
+		sandbox.App(io.Discard), sbctl.DocApp(), southd.App(), trace.App(io.Discard)}
 }
 
 // Files renders every generated file, by path relative to doc/.

@@ -23,6 +23,8 @@ complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l hub-budg
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l hub-burst -r -d 'per VM port, packets it may send to hubs at once'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l announce-budget -r -d 'per VM port, new addresses a second reported to hostd (gratuitous ARP, addresses of ports with unknown addresses); 0: no limit'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l announce-burst -r -d 'per VM port, new addresses reported at once'
+complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l icmp-budget -r -d 'per VM port, ICMP errors a second sent back to it (time exceeded, unreachable, fragmentation needed); 0: no limit'
+complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l icmp-burst -r -d 'per VM port, ICMP errors sent at once'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l unknown-ttl -r -d 'after a hub says a destination is unknown, drop packets to it here for this long'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l hub-probe-interval -r -d 'probe each hub this often (0: never); a hub\'s kernel answers'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l hub-down-after -r -d 'send new flows to another hub when one has not answered probes for this long'

@@ -21,6 +21,7 @@ type Report struct {
 	Programming *ProgrammingResult `json:"programming,omitempty"`
 	State       *StateResult       `json:"host_state,omitempty"`
 	Spine       *SpineResult       `json:"spine,omitempty"`
+	VM          *VMResult          `json:"vm,omitempty"`
 	Errors      []string           `json:"errors,omitempty"`
 }
 
@@ -132,6 +133,14 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 			rep.Spine = res
 		}
 	}
+	if r.want("vm") {
+		r.Env.Log.Info("what a VM sees benchmark", "rounds", max(3, r.Rounds))
+		if res, err := VM(ctx, r.Env, max(3, r.Rounds), 300, r.Seconds); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("vm: %v", err))
+		} else {
+			rep.VM = res
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -189,6 +198,9 @@ func (rep *Report) Markdown() string {
 	}
 	if s := rep.Spine; s != nil {
 		s.markdown(&b)
+	}
+	if v := rep.VM; v != nil {
+		v.markdown(&b)
 	}
 	for _, e := range rep.Errors {
 		fmt.Fprintf(&b, "- error: %s\n", e)

@@ -144,15 +144,30 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 				Name:      "vm-add",
 				Usage:     "create the VM of a northbound port on a host",
 				ArgsUsage: "HOST PORT",
+				Description: `The VM is a namespace with the port's MAC. By default it is configured as
+the northbound says: its IP, its vxnet's gateway, the overlay MTU. With
+--dhcp it starts with nothing but its MAC, at MTU 1500 as a VM's OS would,
+and runs a DHCP client (udhcpc unless --dhcp-client says dhclient or
+dhcpcd) that learns its address, gateway, MTU and DNS from the host;
+vm-add returns once it has an address.`,
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "dhcp", Usage: "configure nothing: the VM runs a DHCP client"},
+					&cli.StringFlag{Name: "dhcp-client", Value: "udhcpc", Usage: "with --dhcp, the client: udhcpc, dhclient or dhcpcd"},
+					&cli.IntFlag{Name: "mtu", Usage: "the VM's MTU (default: the overlay's; 1500 with --dhcp)"},
+				},
 				Action: func(cx *cli.Context) error {
 					if cx.NArg() != 2 {
-						return fmt.Errorf("usage: courier-sandbox vm-add HOST PORT")
+						return fmt.Errorf("usage: courier-sandbox vm-add [--dhcp] HOST PORT")
 					}
 					s, err := open(cx)
 					if err != nil {
 						return err
 					}
-					return s.AddVM(context.Background(), cx.Args().Get(0), cx.Args().Get(1))
+					o := VMOptions{MTU: cx.Int("mtu")}
+					if cx.Bool("dhcp") {
+						o.DHCP = cx.String("dhcp-client")
+					}
+					return s.AddVMWith(context.Background(), cx.Args().Get(0), cx.Args().Get(1), o)
 				},
 			},
 			{

@@ -77,6 +77,7 @@ type HostState struct {
 type VMSt struct {
 	Host string `json:"host"`
 	IP   string `json:"ip"`
+	DHCP string `json:"dhcp,omitempty"` // the DHCP client it runs, if any
 }
 
 // Sandbox is a running sandbox. Its methods may be called concurrently.
@@ -354,6 +355,12 @@ func (s *Sandbox) portInfo(ctx context.Context, port string) (*nbdb.Port, netip.
 // the port's MAC, IP, gateway and the overlay MTU, its host-side veth
 // tied to the port by its alias.
 func (s *Sandbox) AddVM(ctx context.Context, host, port string) error {
+	return s.AddVMWith(ctx, host, port, VMOptions{})
+}
+
+// AddVMWith is AddVM with options: a DHCP client instead of addresses
+// set by hand, another MTU.
+func (s *Sandbox) AddVMWith(ctx context.Context, host, port string, o VMOptions) error {
 	if _, err := s.host(host); err != nil {
 		return err
 	}
@@ -371,6 +378,9 @@ func (s *Sandbox) AddVM(ctx context.Context, host, port string) error {
 	if err != nil {
 		return err
 	}
+	if o.DHCP != "" {
+		return s.addDHCPVM(ctx, host, port, mac, o)
+	}
 	var addr netip.Prefix
 	if len(p.IPs) > 0 {
 		a, err := netip.ParseAddr(p.IPs[0])
@@ -379,7 +389,7 @@ func (s *Sandbox) AddVM(ctx context.Context, host, port string) error {
 		}
 		addr = netip.PrefixFrom(a, cidr.Bits())
 	}
-	if _, err := s.lab.AddVM(port, s.lab.Hosts[host], lab.VMConfig{Port: port, MAC: mac, Addr: addr, Gateway: gw}); err != nil {
+	if _, err := s.lab.AddVM(port, s.lab.Hosts[host], lab.VMConfig{Port: port, MAC: mac, Addr: addr, Gateway: gw, MTU: o.MTU}); err != nil {
 		return err
 	}
 	s.setVM(port, &VMSt{Host: host, IP: addr.Addr().String()})
@@ -465,6 +475,9 @@ func (s *Sandbox) DelVM(port string) error {
 	if !ok {
 		return fmt.Errorf("no VM %s in the sandbox", port)
 	}
+	if err := s.stopDHCP(port); err != nil {
+		return fmt.Errorf("VM %s: stop its DHCP client: %w", port, err)
+	}
 	if err := s.lab.DelVM(port, s.lab.Hosts[host]); err != nil {
 		return fmt.Errorf("remove VM %s: %w", port, err)
 	}
@@ -478,10 +491,13 @@ func (s *Sandbox) MoveVM(ctx context.Context, port, to string) error {
 	if _, ok := s.HasVM(port); !ok {
 		return fmt.Errorf("no VM %s in the sandbox", port)
 	}
+	s.mu.Lock()
+	client := s.State.VMs[port].DHCP
+	s.mu.Unlock()
 	if err := s.DelVM(port); err != nil {
 		return err
 	}
-	return s.AddVM(ctx, to, port)
+	return s.AddVMWith(ctx, to, port, VMOptions{DHCP: client})
 }
 
 // Exec runs a command inside a VM.
@@ -499,6 +515,9 @@ func (s *Sandbox) Ping(port string, ip netip.Addr, count int, interval string) (
 // namespaces (with their links), pinned objects.
 func (s *Sandbox) Stop() error {
 	var errs []error
+	for port := range s.State.VMs {
+		errs = append(errs, s.stopDHCP(port))
+	}
 	for _, h := range s.State.Hosts {
 		if err := s.StopHostd(h.Name); err != nil {
 			errs = append(errs, err)
