@@ -13,10 +13,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/central"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/sbdb"
-	"github.com/courier-sdn/courier/tools/ctl"
 	"github.com/courier-sdn/courier/tools/nbctl"
 )
 
@@ -213,7 +213,7 @@ func rogueAttempts(ctx context.Context, t *testing.T, rogue, hv3 *Daemon, lbs ma
 // hostd counts each refusal. OVN's ovn-controller role would have let it
 // claim hv1's port.
 func TestRogueChassisIsRefused(t *testing.T) {
-	dbs := testenv.StartTLSDBs(t, ctl.CentralDaemons("", "")...)
+	dbs := testenv.StartTLSDBs(t, central.Daemons("", "")...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	hv1, hv3, lbs := honestHosts(ctx, t, dbs)

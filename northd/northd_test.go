@@ -18,15 +18,15 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/model"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
+	"github.com/courier-sdn/courier/internal/central"
+	"github.com/courier-sdn/courier/internal/proc"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/northd"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/schema/sbdb"
-	"github.com/courier-sdn/courier/tools/ctl"
 	"github.com/courier-sdn/courier/tools/nbctl"
-	"github.com/courier-sdn/courier/tools/proc"
 )
 
 // runs records what each engine run of an in-process northd did.
@@ -384,7 +384,7 @@ func takeover(t *testing.T, nbR, sbR, dir string) {
 	if strings.Contains(string(b), "writing the result failed") {
 		t.Errorf("the new active instance failed a write after taking over:\n%s", b)
 	}
-	_ = ctl.Databases
+	_ = central.Databases
 }
 
 // Bindings are northd's rows. If somebody else deletes or renames one,

@@ -25,12 +25,12 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
+	"github.com/courier-sdn/courier/internal/central"
+	"github.com/courier-sdn/courier/internal/proc"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/schema/sbdb"
-	"github.com/courier-sdn/courier/tools/ctl"
-	"github.com/courier-sdn/courier/tools/proc"
 )
 
 // NorthdResult is the northd benchmark at one size.
@@ -161,12 +161,12 @@ func northdRound(ctx context.Context, env Env, ports int, r *NorthdResult, phase
 		}
 		os.RemoveAll(dir)
 	}()
-	c := &ctl.Config{RunDir: dir, BinDir: env.BinDir}
+	c := &central.Config{RunDir: dir, BinDir: env.BinDir}
 	defer c.Stop()
 	if err := c.Start(ctx); err != nil {
 		return 0, err
 	}
-	nbR, sbR := c.Remote(ctl.Databases[0]), c.Remote(ctl.Databases[1])
+	nbR, sbR := c.Remote(central.Databases[0]), c.Remote(central.Databases[1])
 	pidFile := filepath.Join(dir, "northd.pid")
 	metricsAddr, err := freeAddr()
 	if err != nil {
@@ -463,12 +463,12 @@ func insertFloor(ctx context.Context, env Env, ports int) (float64, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	c := &ctl.Config{RunDir: dir}
+	c := &central.Config{RunDir: dir}
 	defer c.Stop()
 	if err := c.Start(ctx); err != nil {
 		return 0, err
 	}
-	conn, err := ops.RawDial(c.Remote(ctl.Databases[1]), nil)
+	conn, err := ops.RawDial(c.Remote(central.Databases[1]), nil)
 	if err != nil {
 		return 0, err
 	}

@@ -2,7 +2,7 @@
 // in the manner of ovn-sbctl. It shows what northd compiled, what southd
 // decided and what each host reported, without changing any of it; the
 // only things it writes are the database's own listeners and TLS files
-// (set-connection, set-ssl: tools/dbconf).
+// (set-connection, set-ssl: internal/dbconf).
 package sbctl
 
 import (
