@@ -23,6 +23,7 @@ import (
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/northd"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/schema/sbdb"
@@ -349,7 +350,7 @@ func takeover(t *testing.T, nbR, sbR, dir string) {
 	// binding goes missing: the standby hears of it without acting; once
 	// the hung one dies, the instance that takes over compares every row.
 	syscall.Kill(pids[active], syscall.SIGSTOP)
-	c, err := ops.RawDial(strings.Split(sbR, ",")[0], nil)
+	c, err := jsonrpc.Dial(strings.Split(sbR, ",")[0], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +401,7 @@ func TestOthersBindingWritesAreRepaired(t *testing.T) {
 	want := testenv.SBSnapshot(t, dbs.SB)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := ops.RawDial(dbs.SB, nil)
+	c, err := jsonrpc.Dial(dbs.SB, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

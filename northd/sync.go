@@ -12,6 +12,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
 
@@ -106,12 +107,12 @@ func (w *sbWriter) send(ctx context.Context) error {
 	}
 	txnOps := w.cur.ops
 	commit := func() ([]ovsdb.OperationResult, error) { return ops.Transact(ctx, w.txn, txnOps...) }
-	if p, ok := w.txn.(ops.Preparer); ok {
+	if p, ok := w.txn.(jsonrpc.Preparer); ok {
 		prep, err := p.Prepare(txnOps...)
 		if err != nil {
 			return err
 		}
-		commit = func() ([]ovsdb.OperationResult, error) { return ops.Commit(ctx, p, prep) }
+		commit = func() ([]ovsdb.OperationResult, error) { return jsonrpc.Commit(ctx, p, prep) }
 	}
 	prev, err := w.await()
 	if err != nil {

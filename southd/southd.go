@@ -28,6 +28,7 @@ import (
 
 	"github.com/courier-sdn/courier/internal/daemon"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/schema/sbdb"
@@ -85,7 +86,7 @@ type Daemon struct {
 	cfg  Config
 	log  *slog.Logger
 	m    *Metrics
-	lock *ops.LockSession
+	lock *jsonrpc.LockSession
 	live liveness
 }
 
@@ -93,7 +94,7 @@ type Daemon struct {
 func New(cfg Config) *Daemon {
 	cfg.defaults()
 	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics,
-		lock: ops.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.Log)}
+		lock: jsonrpc.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.Log)}
 }
 
 // Run decides until ctx ends, reconnecting after failures.

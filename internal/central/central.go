@@ -19,7 +19,7 @@ import (
 
 	"github.com/courier-sdn/courier/internal/dbconf"
 	"github.com/courier-sdn/courier/internal/proc"
-	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema"
 )
 
@@ -313,7 +313,7 @@ func (c *Config) initGlobals(ctx context.Context) error {
 		if d.Short == "sb" {
 			table = "SB_Global"
 		}
-		if err := ops.EnsureGlobalRow(ctx, []string{c.Remote(d)}, nil, d.Name, table); err != nil {
+		if err := jsonrpc.EnsureGlobalRow(ctx, []string{c.Remote(d)}, nil, d.Name, table); err != nil {
 			return fmt.Errorf("initialize %s: %w", table, err)
 		}
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/courier-sdn/courier/internal/central"
 	"github.com/courier-sdn/courier/internal/proc"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/schema/sbdb"
@@ -468,7 +469,7 @@ func insertFloor(ctx context.Context, env Env, ports int) (float64, error) {
 	if err := c.Start(ctx); err != nil {
 		return 0, err
 	}
-	conn, err := ops.RawDial(c.Remote(central.Databases[1]), nil)
+	conn, err := jsonrpc.Dial(c.Remote(central.Databases[1]), nil)
 	if err != nil {
 		return 0, err
 	}
@@ -550,7 +551,7 @@ func newFloorTxn() *floorTxn {
 
 func (t *floorTxn) add(op ovsdb.Operation) {
 	t.b = append(t.b, ',')
-	b, err := ops.AppendOperation(t.b, &op)
+	b, err := jsonrpc.AppendOperation(t.b, &op)
 	if err != nil {
 		panic(err) // the floor's own operations always encode
 	}
@@ -602,7 +603,7 @@ func waitSbCfg(ctx context.Context, s *ops.Session, cfg int, timeout time.Durati
 }
 
 func countRows(ctx context.Context, remote string) (map[string]int, error) {
-	conn, err := ops.RawDial(remote, nil)
+	conn, err := jsonrpc.Dial(remote, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/courier-sdn/courier/internal/proc"
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema/nbdb"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -396,7 +397,7 @@ func (s *Sandbox) AddVM(ctx context.Context, host, port string) error {
 func (s *Sandbox) WaitUp(ctx context.Context, port string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := ops.RawDial(s.SB(), nil)
+	conn, err := jsonrpc.Dial(s.SB(), nil)
 	if err != nil {
 		return err
 	}
