@@ -251,7 +251,7 @@ func (d *Daemon) runOnce(ctx context.Context, n *compiler, nb, sb *ops.Session, 
 			cfg = n.nb.global.NbCfg
 		}
 		t := time.Now()
-		txns, err := n.writeSB(ctx, sb.Client, d.lock, n.out, cfg, d.cfg.MaxTxnOps)
+		txns, err := n.writeSB(ctx, d.lock, n.out, cfg, d.cfg.MaxTxnOps)
 		st.SBTxns = txns
 		st.WriteSB = time.Since(t)
 		d.m.sbTxns.Add(float64(txns))

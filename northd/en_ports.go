@@ -3,6 +3,7 @@ package northd
 import (
 	"reflect"
 
+	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
 
@@ -87,7 +88,15 @@ func (d *nbDelta) compileRelevantPorts() map[string]bool {
 
 // portCompileEqual reports whether two versions of a port compile alike.
 func portCompileEqual(a, b *nbdb.Port) bool {
-	return a.Name == b.Name && a.MAC == b.MAC && sameStrings(a.IPs, b.IPs) &&
-		sameStrings(a.VirtualIPs, b.VirtualIPs) && sameStr(a.RequestedChassis, b.RequestedChassis) &&
+	return a.Name == b.Name && a.MAC == b.MAC && ops.EqualSets(a.IPs, b.IPs) &&
+		ops.EqualSets(a.VirtualIPs, b.VirtualIPs) && sameStr(a.RequestedChassis, b.RequestedChassis) &&
 		reflect.DeepEqual(a.PortSecurity, b.PortSecurity) && sameInt(a.LearnedLimit, b.LearnedLimit)
+}
+
+func sameStr(a, b *string) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+func sameInt(a, b *int) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }
