@@ -22,7 +22,6 @@ import (
 // made once, like a compiled regular expression, and only read.
 var (
 	sbSchema        = sbdb.Schema()
-	chassisT        = ops.MustTable[sbdb.Chassis](sbSchema, sbdb.ChassisTable)
 	chassisPrivateT = ops.MustTable[sbdb.ChassisPrivate](sbSchema, sbdb.ChassisPrivateTable)
 	datapathT       = ops.MustTable[sbdb.Datapath](sbSchema, sbdb.DatapathTable)
 	hubT            = ops.MustTable[sbdb.Hub](sbSchema, sbdb.HubTable)
