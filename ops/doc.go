@@ -13,8 +13,14 @@
 //     result checked and a failure reported as one readable sentence that
 //     names the table and the offending row (txn.go);
 //   - generic helpers over the generated models instead of a switch per
-//     table (generic.go);
+//     table (generic.go), and tables: operations built from the models,
+//     planned once from the schema (table.go, codec.go), and the table
+//     sync that compares desired rows with current ones (sync.go);
 //   - change tracking for incremental consumers (tracker.go).
+//
+// The southbound's verbs, one file per table, are in ops/sbops: what a
+// write means (claim a port, acknowledge a configuration) is said there,
+// not in the daemons.
 //
 // What libovsdb cannot do — OVSDB locks, monitors that choose what they
 // report or hand over whole updates, decoding rows straight into the
