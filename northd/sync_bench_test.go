@@ -8,8 +8,6 @@ import (
 
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
-	"github.com/courier-sdn/courier/internal/testenv"
-	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
@@ -52,15 +50,7 @@ func compiledBulk() *compiler {
 // changed (Compare, as after a takeover): building, encoding and writing
 // through to the view, without a server.
 func BenchmarkWriteSB(b *testing.B) {
-	testenv.Integration(b)
-	dbs := testenv.StartDBs(b)
 	ctx := context.Background()
-	m, _ := sbdb.FullDatabaseModel()
-	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: []string{dbs.SB}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
 	write := func(n *compiler, d *dirtySet) int {
 		txns, err := n.writeSB(ctx, &answeringSB{}, d, 1, 20000)
 		if err != nil {
