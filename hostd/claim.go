@@ -8,6 +8,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
 
@@ -33,7 +34,7 @@ func (d *Daemon) claim(ctx context.Context, pbs []*sbdb.PortBinding) {
 		if d.ifaces[pb.LogicalPort] == 0 || isMe(pb.Chassis, me) || !isMe(pb.RequestedChassis, me) {
 			continue
 		}
-		ok, err := d.guarded(cctx, pb.UUID, pb.Chassis, ovsdb.Row{"chassis": me, "up": ovsdb.OvsSet{GoSet: []any{false}}})
+		ok, err := d.guarded(cctx, sbops.BindPortBinding(pb, me))
 		if err != nil {
 			d.log.Warn("claim", "port", pb.LogicalPort, "err", err)
 		} else if ok {
@@ -49,7 +50,7 @@ func (d *Daemon) claim(ctx context.Context, pbs []*sbdb.PortBinding) {
 		if !gone && !moved {
 			continue
 		}
-		ok, err := d.guarded(cctx, pb.UUID, pb.Chassis, ovsdb.Row{"chassis": ovsdb.OvsSet{GoSet: []any{}}, "up": ovsdb.OvsSet{GoSet: []any{false}}})
+		ok, err := d.guarded(cctx, sbops.UnbindPortBinding(pb))
 		if err != nil {
 			d.log.Warn("release", "port", pb.LogicalPort, "err", err)
 		} else if ok {
@@ -84,24 +85,14 @@ func (d *Daemon) writeClaims(ctx context.Context) error {
 			return nil
 		}
 	}
-	set := make([]any, len(want))
-	for i, p := range want {
-		set[i] = p
-	}
-	_, err := d.transact(ctx, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
-		Where: where("name", d.cfg.Chassis), Row: ovsdb.Row{"claims": ovsdb.OvsSet{GoSet: set}}})
+	_, err := d.transact(ctx, sbops.SetChassisPrivateClaims(d.cfg.Chassis, want))
 	return err
 }
 
-// guarded updates a binding only if its chassis is still what we read:
-// hostd never overwrites another host's claim. It reports whether the
-// row matched.
-func (d *Daemon) guarded(ctx context.Context, pbUUID string, chassis *string, row ovsdb.Row) (bool, error) {
-	op := ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.PortBindingTable, Row: row,
-		Where: []ovsdb.Condition{
-			{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: pbUUID}},
-			{Column: "chassis", Function: ovsdb.ConditionEqual, Value: optional(chassis)},
-		}}
+// guarded commits one of sbops' guarded binding updates, which change a
+// binding only if its chassis is still what we read: hostd never
+// overwrites another host's claim. It reports whether the row matched.
+func (d *Daemon) guarded(ctx context.Context, op ovsdb.Operation) (bool, error) {
 	res, err := d.transact(ctx, op)
 	if err != nil {
 		return false, err

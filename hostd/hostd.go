@@ -36,6 +36,7 @@ import (
 	"github.com/courier-sdn/courier/internal/daemon"
 	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
 
@@ -346,5 +347,6 @@ func (d *Daemon) session(ctx context.Context, established func(), links chan net
 func (d *Daemon) heartbeat(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return d.mutateInt(cctx, sbdb.ChassisPrivateTable, "name", d.cfg.Chassis, "heartbeat", 1)
+	_, err := d.transact(cctx, sbops.BumpHeartbeat(d.cfg.Chassis))
+	return err
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
@@ -137,11 +138,8 @@ func (d *Daemon) datapath(vpc int, uuid string) *sbdb.Datapath {
 // never write the same sequence; the loser of the race reads again.
 func (d *Daemon) writeLearned(ctx context.Context, pb *sbdb.PortBinding, kind string, e dataplane.Event) (int, error) {
 	ip := e.IP.String()
-	where := []ovsdb.Condition{{Column: "vpc", Function: ovsdb.ConditionEqual, Value: pb.Vpc},
-		{Column: "ip", Function: ovsdb.ConditionEqual, Value: ip}}
 	for attempt := 1; ; attempt++ {
-		res, err := ops.Transact(ctx, d.base, ovsdb.Operation{Op: ovsdb.OperationSelect, Table: sbdb.LearnedBindingTable,
-			Where: where, Columns: []string{"_uuid", "logical_port", "seq"}})
+		res, err := ops.Transact(ctx, d.base, sbops.SelectLearnedBindingHolders(pb.Vpc, ip))
 		if err != nil {
 			return 0, err
 		}
@@ -159,19 +157,9 @@ func (d *Daemon) writeLearned(ctx context.Context, pb *sbdb.PortBinding, kind st
 			}
 			read = append(read, ovsdb.Row{"_uuid": u, "seq": s})
 		}
-		txn := []ovsdb.Operation{holdersAre(where, pb.Vpc, read)}
-		// An update writes only what an announcement changes: the row's
-		// identity (address, port, chassis) is not the chassis role's to
-		// rewrite, and accepted is southd's alone.
-		row := ovsdb.Row{"vni": int(e.VNI), "mac": e.MAC.String(), "kind": kind, "seq": seq + 1, "timestamp": int(time.Now().UnixMilli())}
-		if mine == "" {
-			row["vpc"], row["ip"], row["logical_port"], row["chassis"] = pb.Vpc, ip, pb.LogicalPort, d.cfg.Chassis
-			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: sbdb.LearnedBindingTable, Row: row})
-		} else {
-			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.LearnedBindingTable, Row: row,
-				Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: mine}}}})
-		}
-		_, err = d.transact(ctx, txn...)
+		lb := &sbdb.LearnedBinding{Vpc: pb.Vpc, IP: ip, LogicalPort: pb.LogicalPort, Chassis: d.cfg.Chassis,
+			Vni: int(e.VNI), MAC: e.MAC.String(), Kind: kind, Seq: seq + 1, Timestamp: int(time.Now().UnixMilli())}
+		_, err = d.transact(ctx, sbops.LearnedBindingHoldersAre(pb.Vpc, ip, read), sbops.UpsertLearnedBinding(mine, lb))
 		var te *ops.TxnError
 		if err != nil && errors.As(err, &te) && te.Op == ovsdb.OperationWait && attempt < 10 {
 			// Another writer came in between: read again, after a
@@ -191,20 +179,6 @@ func (d *Daemon) writeLearned(ctx context.Context, pb *sbdb.PortBinding, kind st
 	}
 }
 
-// holdersAre is a wait that fails the transaction unless the rows where
-// selects are still the holders as read (_uuid and seq). No holders is
-// asserted as "the query's distinct vpc values are not {vpc}": OVSDB
-// cannot express an empty rows list through libovsdb, which omits it.
-func holdersAre(where []ovsdb.Condition, vpc int, read []ovsdb.Row) ovsdb.Operation {
-	timeout := 0
-	op := ovsdb.Operation{Op: ovsdb.OperationWait, Table: sbdb.LearnedBindingTable, Timeout: &timeout, Where: where,
-		Columns: []string{"_uuid", "seq"}, Until: string(ovsdb.WaitConditionEqual), Rows: read}
-	if len(read) == 0 {
-		op.Columns, op.Until, op.Rows = []string{"vpc"}, string(ovsdb.WaitConditionNotEqual), []ovsdb.Row{{"vpc": vpc}}
-	}
-	return op
-}
-
 // learnedRefresh is how often hostd re-stamps the learned bindings its
 // ports still hold, well within southd's aging threshold (10 minutes by
 // default), so that only the bindings of ports gone or moved age out.
@@ -222,12 +196,10 @@ func (d *Daemon) refreshLearned(ctx context.Context) {
 		}
 	}
 	var txn []ovsdb.Operation
-	now := int(time.Now().UnixMilli())
+	now := time.Now()
 	for _, lb := range ops.Rows[sbdb.LearnedBinding](d.base) {
 		if bound[lb.LogicalPort] {
-			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.LearnedBindingTable,
-				Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: lb.UUID}}},
-				Row:   ovsdb.Row{"timestamp": now}})
+			txn = append(txn, sbops.TouchLearnedBinding(lb.UUID, now))
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -11,18 +11,18 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/client"
 
 	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/central"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/pipeline"
 	"github.com/courier-sdn/courier/schema/sbdb"
-	"github.com/courier-sdn/courier/tools/ctl"
 	"github.com/courier-sdn/courier/tools/nbctl"
 )
 
 // Every flow northd writes is one this data plane implements: the
 // pipeline's stages are shared, and this test keeps both ends honest.
 func TestNorthdFlowsCompile(t *testing.T) {
-	dbs := testenv.StartDBs(t, ctl.CentralDaemons("", "")[0])
+	dbs := testenv.StartDBs(t, central.Daemons("", "")[0])
 	err := nbctl.Run(context.Background(), nbctl.Options{DB: dbs.NB, Wait: "sb", Format: "table", Timeout: 15 * time.Second},
 		[]string{"vpc-add", "a", "--", "vxnet-add", "a", "x", "10.0.1.0/24", "--vni", "11", "--", "vxnet-add", "a", "y", "10.0.2.0/24", "--vni", "12",
 			"--", "port-add", "y", "nh", "02:00:00:00:02:32", "10.0.2.50", "--", "route-add", "a", "192.168.0.0/16", "10.0.2.50"}, &bytes.Buffer{})

@@ -13,10 +13,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/central"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/schema/sbdb"
-	"github.com/courier-sdn/courier/tools/ctl"
 	"github.com/courier-sdn/courier/tools/nbctl"
 )
 
@@ -132,6 +133,12 @@ type attempt struct {
 	try   func() error
 }
 
+// whereName selects a chassis's row by name. The attempts below build
+// what no verb of sbops would, as a hostile host would.
+func whereName(name string) []ovsdb.Condition {
+	return []ovsdb.Condition{{Column: "name", Function: ovsdb.ConditionEqual, Value: name}}
+}
+
 // rogueAttempts are what the hostile host tries.
 func rogueAttempts(ctx context.Context, t *testing.T, rogue, hv3 *Daemon, lbs map[string]string) []attempt {
 	t.Helper()
@@ -147,22 +154,21 @@ func rogueAttempts(ctx context.Context, t *testing.T, rogue, hv3 *Daemon, lbs ma
 	}
 	return []attempt{
 		{"claim hv1's port", sbdb.PortBindingTable, func() error {
-			_, err := rogue.guarded(ctx, p1.UUID, p1.Chassis, ovsdb.Row{"chassis": "hv3", "up": false})
+			_, err := rogue.guarded(ctx, sbops.BindPortBinding(p1, "hv3"))
 			return err
 		}},
 		{"release hv1's port", sbdb.PortBindingTable, func() error {
-			_, err := rogue.guarded(ctx, p1.UUID, p1.Chassis, ovsdb.Row{"chassis": ovsdb.OvsSet{GoSet: []any{}}})
+			_, err := rogue.guarded(ctx, sbops.UnbindPortBinding(p1))
 			return err
 		}},
 		{"beat hv1's heart", sbdb.ChassisPrivateTable, func() error { return rogue.heartbeat(ctx) }},
 		{"acknowledge for hv1", sbdb.ChassisPrivateTable, func() error {
-			_, err := rogue.transact(ctx, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
-				Where: where("name", "hv1"), Row: ovsdb.Row{"nb_cfg": 1 << 30}})
+			_, err := rogue.transact(ctx, sbops.SetChassisPrivateNbCfg("hv1", 1<<30, time.Now()))
 			return err
 		}},
 		{"declare itself alive", sbdb.ChassisPrivateTable, func() error {
 			_, err := rogue.transact(ctx, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
-				Where: where("name", "hv3"), Row: ovsdb.Row{"alive": true}})
+				Where: whereName("hv3"), Row: ovsdb.Row{"alive": true}})
 			return err
 		}},
 		{"insert a learned binding for hv1", sbdb.LearnedBindingTable, func() error {
@@ -196,7 +202,7 @@ func rogueAttempts(ctx context.Context, t *testing.T, rogue, hv3 *Daemon, lbs ma
 		}},
 		{"rename its chassis to hv1's", sbdb.ChassisTable, func() error {
 			_, err := rogue.transact(ctx, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisTable,
-				Where: where("name", "hv3"), Row: ovsdb.Row{"name": "hv9"}})
+				Where: whereName("hv3"), Row: ovsdb.Row{"name": "hv9"}})
 			return err
 		}},
 		{"open a listener", "Connection", func() error {
@@ -213,7 +219,7 @@ func rogueAttempts(ctx context.Context, t *testing.T, rogue, hv3 *Daemon, lbs ma
 // hostd counts each refusal. OVN's ovn-controller role would have let it
 // claim hv1's port.
 func TestRogueChassisIsRefused(t *testing.T) {
-	dbs := testenv.StartTLSDBs(t, ctl.CentralDaemons("", "")...)
+	dbs := testenv.StartTLSDBs(t, central.Daemons("", "")...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	hv1, hv3, lbs := honestHosts(ctx, t, dbs)
@@ -264,7 +270,7 @@ func unrequestedStaysWithItsHolder(ctx context.Context, t *testing.T, hv1, hv3 *
 		t.Fatal(err)
 	}
 	pb := binding(t, hv1, "free")
-	if _, err := hv3.guarded(ctx, pb.UUID, pb.Chassis, ovsdb.Row{"chassis": "hv3"}); err == nil {
+	if _, err := hv3.guarded(ctx, sbops.BindPortBinding(pb, "hv3")); err == nil {
 		t.Error("hv3 took a port bound to hv1 that nobody requested")
 	}
 	time.Sleep(time.Second) // southd has judged the claims many times

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
-	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/pipeline"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
@@ -278,7 +278,7 @@ func (d *Daemon) markUp(ctx context.Context, pbs []*sbdb.PortBinding) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for _, pb := range pbs {
-		if _, err := d.guarded(cctx, pb.UUID, pb.Chassis, ovsdb.Row{"up": ovsdb.OvsSet{GoSet: []any{true}}}); err != nil {
+		if _, err := d.guarded(cctx, sbops.SetPortBindingUp(pb, true)); err != nil {
 			d.log.Warn("mark port up", "port", pb.LogicalPort, "err", err)
 		}
 	}
@@ -292,8 +292,7 @@ func (d *Daemon) ack(ctx context.Context, cfg int) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := d.transact(cctx, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
-		Where: where("name", d.cfg.Chassis), Row: ovsdb.Row{"nb_cfg": cfg, "nb_cfg_timestamp": int(time.Now().UnixMilli())}})
+	_, err := d.transact(cctx, sbops.SetChassisPrivateNbCfg(d.cfg.Chassis, cfg, time.Now()))
 	if err != nil {
 		d.log.Warn("acknowledge nb_cfg", "cfg", cfg, "err", err)
 		return
@@ -310,7 +309,7 @@ func (d *Daemon) writeStatus(ctx context.Context) {
 	if equalMaps(have, d.status) {
 		return
 	}
-	m := map[any]any{}
+	m := map[string]string{}
 	for k, v := range d.status {
 		if len(v) > 200 {
 			v = v[:200]
@@ -319,8 +318,7 @@ func (d *Daemon) writeStatus(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := d.transact(cctx, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
-		Where: where("name", d.cfg.Chassis), Row: ovsdb.Row{"status": ovsdb.OvsMap{GoMap: m}}}); err != nil {
+	if _, err := d.transact(cctx, sbops.SetChassisPrivateStatus(d.cfg.Chassis, m)); err != nil {
 		d.log.Warn("write status", "err", err)
 	}
 }

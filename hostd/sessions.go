@@ -3,7 +3,6 @@ package hostd
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -69,7 +68,7 @@ func (d *Daemon) register(ctx context.Context) error {
 			return err
 		}
 		txn = append(txn, o...)
-	case have.EncapIP != want.EncapIP || have.Hostname != want.Hostname || !sameSet(have.Roles, want.Roles):
+	case have.EncapIP != want.EncapIP || have.Hostname != want.Hostname || !ops.EqualSets(have.Roles, want.Roles):
 		want.UUID = have.UUID
 		o, err := ops.ByUUID(d.base, want).Update(want, &want.EncapIP, &want.Hostname, &want.Roles)
 		if err != nil {
@@ -90,13 +89,6 @@ func (d *Daemon) register(ctx context.Context) error {
 		return err
 	}
 	return nil
-}
-
-func sameSet(a, b []string) bool {
-	x, y := slices.Clone(a), slices.Clone(b)
-	slices.Sort(x)
-	slices.Sort(y)
-	return slices.Equal(x, y)
 }
 
 // vpcMonitor is what a host watches of a VPC it takes part in.
@@ -170,22 +162,4 @@ func (d *Daemon) closeVPCs() {
 		vs.s.Close()
 		delete(d.vpcs, vpc)
 	}
-}
-
-// where is an equality where clause.
-func where(col string, v any) []ovsdb.Condition {
-	return []ovsdb.Condition{{Column: col, Function: ovsdb.ConditionEqual, Value: v}}
-}
-
-func optional(s *string) ovsdb.OvsSet {
-	if s == nil {
-		return ovsdb.OvsSet{GoSet: []any{}}
-	}
-	return ovsdb.OvsSet{GoSet: []any{*s}}
-}
-
-func (d *Daemon) mutateInt(ctx context.Context, table, keyCol, key, col string, delta int) error {
-	_, err := d.transact(ctx, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: table, Where: where(keyCol, key),
-		Mutations: []ovsdb.Mutation{{Column: col, Mutator: ovsdb.MutateOperationAdd, Value: delta}}})
-	return err
 }

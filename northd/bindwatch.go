@@ -8,6 +8,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/model"
 
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
@@ -29,10 +30,10 @@ import (
 
 // watchBindings reports other writers' deletes and renames of bindings to
 // t, as changes with only the logical port set.
-func watchBindings(ctx context.Context, remote string, tlsc *tls.Config, t *ops.Tracker, log *slog.Logger) (*ops.Watch, error) {
-	spec := ops.WatchSpec{DB: schema.SBName, TLS: tlsc, Tables: []ops.WatchTable{{Name: sbdb.PortBindingTable,
+func watchBindings(ctx context.Context, remote string, tlsc *tls.Config, t *ops.Tracker, log *slog.Logger) (*jsonrpc.Watch, error) {
+	spec := jsonrpc.WatchSpec{DB: schema.SBName, TLS: tlsc, Tables: []jsonrpc.WatchTable{{Name: sbdb.PortBindingTable,
 		Columns: []string{"logical_port"}, Delete: true, Modify: true}}}
-	dec, err := ops.NewRowDecoder(&sbdb.PortBinding{})
+	dec, err := jsonrpc.NewRowDecoder(&sbdb.PortBinding{})
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +45,7 @@ func watchBindings(ctx context.Context, remote string, tlsc *tls.Config, t *ops.
 		}
 		return dec.Decode(uuid, row)
 	}
-	return ops.StartWatch(ctx, remote, spec, func(rows []ops.WatchedRow) error {
+	return jsonrpc.StartWatch(ctx, remote, spec, func(rows []jsonrpc.WatchedRow) error {
 		for _, r := range rows {
 			old, err := bindingName(r.UUID, r.Old)
 			if err != nil {

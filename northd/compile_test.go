@@ -13,6 +13,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/pipeline"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/schema/sbdb"
@@ -522,7 +523,9 @@ func BenchmarkSinglePortAdd(b *testing.B) {
 	}
 }
 
-// The hand-built inserts write exactly what libovsdb's mapper would.
+// The inserts northd builds for its bulk writes (through ops.Table, not
+// libovsdb's mapper) write exactly what the mapper would, and do not name
+// their rows.
 func TestDirectInsertsMatchMapper(t *testing.T) {
 	m, err := sbdb.FullDatabaseModel()
 	if err != nil {
@@ -533,16 +536,16 @@ func TestDirectInsertsMatchMapper(t *testing.T) {
 		t.Fatal(errs)
 	}
 	rc, limit := "hv1", 4
-	pb := &sbdb.PortBinding{UUID: "pb1", LogicalPort: "p", Datapath: "dp1", Vpc: 3, TunnelKey: 7, MAC: "02:00:00:00:00:01",
+	pb := &sbdb.PortBinding{LogicalPort: "p", Datapath: "dp1", Vpc: 3, TunnelKey: 7, MAC: "02:00:00:00:00:01",
 		IPs: []string{"10.0.0.7"}, VirtualIPs: []string{"10.0.0.100"}, PortSecurity: true, RequestedChassis: &rc,
 		LearnedLimit: &limit, ExternalIDs: map[string]string{"owner": "x"}}
-	lean := &sbdb.PortBinding{UUID: "pb2", LogicalPort: "q", Datapath: "dp1", Vpc: 3, TunnelKey: 8, MAC: "02:00:00:00:00:02"}
-	lf := &sbdb.LogicalFlow{UUID: "lf1", Datapath: "dp1", Vpc: 3, Stage: "port_sec", Priority: 100, Match: "1",
+	lean := &sbdb.PortBinding{LogicalPort: "q", Datapath: "dp1", Vpc: 3, TunnelKey: 8, MAC: "02:00:00:00:00:02"}
+	lf := &sbdb.LogicalFlow{Datapath: "dp1", Vpc: 3, Stage: "port_sec", Priority: 100, Match: "1",
 		Actions: "next;", ExternalIDs: map[string]string{"source": "lflows.go:1"}}
 	for _, c := range []struct {
 		m  model.Model
 		op ovsdb.Operation
-	}{{pb, pbInsert(pb)}, {lean, pbInsert(lean)}, {lf, lfInsert(lf)}} {
+	}{{pb, sbops.PortBindings().Insert(pb)}, {lean, sbops.PortBindings().Insert(lean)}, {lf, sbops.LogicalFlows().Insert(lf)}} {
 		info, err := dbm.NewModelInfo(c.m)
 		if err != nil {
 			t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/courier-sdn/courier/internal/daemon"
 	"github.com/courier-sdn/courier/northd/engine"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/schema/sbdb"
@@ -44,7 +45,7 @@ type Daemon struct {
 	cfg     Config
 	log     *slog.Logger
 	m       *Metrics
-	lock    *ops.LockSession
+	lock    *jsonrpc.LockSession
 	refused *refusals
 }
 
@@ -73,7 +74,7 @@ func New(cfg Config) *Daemon {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics, refused: newRefusals(cfg.Log),
-		lock: ops.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.Log)}
+		lock: jsonrpc.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.Log)}
 }
 
 // Run keeps northd going until ctx ends: sessions are reopened after any
@@ -102,11 +103,11 @@ func sbMonitor() []client.MonitorOption {
 // rereadSBBindings replaces northd's view of the bindings with what the
 // southbound holds now.
 func rereadSBBindings(ctx context.Context, sb *ops.Session, tlsc *tls.Config, n *compiler) error {
-	dec, err := ops.NewRowDecoder(&sbdb.PortBinding{})
+	dec, err := jsonrpc.NewRowDecoder(&sbdb.PortBinding{})
 	if err != nil {
 		return err
 	}
-	rows, err := ops.ReadTable(ctx, sb.CurrentEndpoint(), tlsc, schema.SBName, sbdb.PortBindingTable, dec)
+	rows, err := jsonrpc.ReadTable(ctx, sb.CurrentEndpoint(), tlsc, schema.SBName, sbdb.PortBindingTable, dec)
 	if err != nil {
 		return err
 	}
@@ -129,7 +130,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 		db      string
 		table   string
 	}{{d.cfg.NB, schema.NBName, nbdb.NBGlobalTable}, {d.cfg.SB, schema.SBName, sbdb.SBGlobalTable}} {
-		if err := ops.EnsureGlobalRow(ctx, r.remotes, d.cfg.TLS, r.db, r.table); err != nil {
+		if err := jsonrpc.EnsureGlobalRow(ctx, r.remotes, d.cfg.TLS, r.db, r.table); err != nil {
 			return fmt.Errorf("initialize %s: %w", r.table, err)
 		}
 	}
@@ -251,7 +252,7 @@ func (d *Daemon) runOnce(ctx context.Context, n *compiler, nb, sb *ops.Session, 
 			cfg = n.nb.global.NbCfg
 		}
 		t := time.Now()
-		txns, err := n.writeSB(ctx, sb.Client, d.lock, n.out, cfg, d.cfg.MaxTxnOps)
+		txns, err := n.writeSB(ctx, d.lock, n.out, cfg, d.cfg.MaxTxnOps)
 		st.SBTxns = txns
 		st.WriteSB = time.Since(t)
 		d.m.sbTxns.Add(float64(txns))

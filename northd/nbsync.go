@@ -2,7 +2,9 @@ package northd
 
 import (
 	"context"
+	"maps"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -107,4 +109,69 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 		}
 	}
 	return flush()
+}
+
+// okStatus and errStatus are the statuses a compiled row can have in
+// the NB.
+func okStatus(extra ...string) map[string]string {
+	s := map[string]string{"state": "ok"}
+	for i := 0; i+1 < len(extra); i += 2 {
+		s[extra[i]] = extra[i+1]
+	}
+	return s
+}
+
+func errStatus(msg string) map[string]string {
+	return map[string]string{"state": "error", "error": msg}
+}
+
+func (n *compiler) vpcStatus(u string) map[string]string {
+	if c := n.topo.vpcs[u]; c != nil {
+		return okStatus("tunnel_key", strconv.Itoa(c.key))
+	}
+	return nil
+}
+
+func (n *compiler) vxnetStatus(u string) map[string]string {
+	cv := n.topo.vxnets[u]
+	switch {
+	case cv == nil:
+		return nil
+	case cv.err != "":
+		return errStatus(cv.err)
+	case cv.dhcpErr != "":
+		return okStatus("vni", strconv.Itoa(cv.vni), "dhcp_error", cv.dhcpErr)
+	default:
+		return okStatus("vni", strconv.Itoa(cv.vni))
+	}
+}
+
+func (n *compiler) routeStatus(u string) map[string]string {
+	r := n.topo.routes[u]
+	switch {
+	case r == nil:
+		return nil
+	case r.err != "":
+		return errStatus(r.err)
+	default:
+		return okStatus()
+	}
+}
+
+// portStatus is the status a port should have given its current one: a
+// refusal is written, and cleared once it no longer holds; an accepted
+// port's status is otherwise left alone (see ports.go).
+func (n *compiler) portStatus(u string, current map[string]string) (map[string]string, bool) {
+	p := n.ports.ports[u]
+	switch {
+	case p == nil:
+		return nil, false
+	case p.err != "":
+		want := errStatus(p.err)
+		return want, !maps.Equal(current, want)
+	case current["state"] == "error":
+		return map[string]string{}, true
+	default:
+		return nil, false
+	}
 }

@@ -13,11 +13,12 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
 
-// northd reads the northbound through an ops.Watch, not libovsdb's
+// northd reads the northbound through an jsonrpc.Watch, not libovsdb's
 // monitor and cache, for two reasons:
 //
 //   - Whole transactions. ovsdb-server sends a transaction's changes in
@@ -29,7 +30,7 @@ import (
 //     and a written barrier token after every batch.
 //   - Cost. At 64,000 ports libovsdb spent ~1 s of CPU per bulk load
 //     decoding the update into generic maps and models by reflection and
-//     indexing its cache, before northd saw a row; ops.RowDecoder reads
+//     indexing its cache, before northd saw a row; jsonrpc.RowDecoder reads
 //     the same rows straight into the models. The watch asks for diffs
 //     (update2), as libovsdb does: adding a port sends the one member
 //     added to its vxnet's port set, not the whole set.
@@ -77,13 +78,13 @@ func watchedColumns(table string) ([]string, error) {
 
 // watchNB reports every northbound change to t, one update at a time;
 // the initial contents are in t when it returns.
-func watchNB(ctx context.Context, remote string, tlsc *tls.Config, t *ops.Tracker, log *slog.Logger) (*ops.Watch, error) {
-	spec := ops.WatchSpec{DB: schema.NBName, Diffs: true, TLS: tlsc}
-	decs := map[string]*ops.RowDecoder{}
+func watchNB(ctx context.Context, remote string, tlsc *tls.Config, t *ops.Tracker, log *slog.Logger) (*jsonrpc.Watch, error) {
+	spec := jsonrpc.WatchSpec{DB: schema.NBName, Diffs: true, TLS: tlsc}
+	decs := map[string]*jsonrpc.RowDecoder{}
 	// rows are the current rows, for each change's Old.
 	rows := map[string]map[string]model.Model{}
 	for _, tb := range nbWatchTables {
-		dec, err := ops.NewRowDecoder(tb.proto)
+		dec, err := jsonrpc.NewRowDecoder(tb.proto)
 		if err != nil {
 			return nil, err
 		}
@@ -93,9 +94,9 @@ func watchNB(ctx context.Context, remote string, tlsc *tls.Config, t *ops.Tracke
 		if err != nil {
 			return nil, err
 		}
-		spec.Tables = append(spec.Tables, ops.WatchTable{Name: tb.name, Columns: cols, Initial: true, Insert: true, Delete: true, Modify: true})
+		spec.Tables = append(spec.Tables, jsonrpc.WatchTable{Name: tb.name, Columns: cols, Initial: true, Insert: true, Delete: true, Modify: true})
 	}
-	return ops.StartWatch(ctx, remote, spec, func(update []ops.WatchedRow) error {
+	return jsonrpc.StartWatch(ctx, remote, spec, func(update []jsonrpc.WatchedRow) error {
 		start := time.Now()
 		// Decode everything first: a row that cannot be read fails the
 		// whole update, and the session starts over.

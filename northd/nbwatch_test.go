@@ -15,6 +15,7 @@ import (
 
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
 
@@ -67,7 +68,7 @@ func TestNBWatchMatchesLibovsdb(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lib.Close()
-	if err := ops.EnsureGlobalRow(ctx, []string{dbs.NB}, nil, "Courier_Northbound", nbdb.NBGlobalTable); err != nil {
+	if err := jsonrpc.EnsureGlobalRow(ctx, []string{dbs.NB}, nil, "Courier_Northbound", nbdb.NBGlobalTable); err != nil {
 		t.Fatal(err)
 	}
 	tr := ops.NewTracker()

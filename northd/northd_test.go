@@ -18,15 +18,16 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/model"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
+	"github.com/courier-sdn/courier/internal/central"
+	"github.com/courier-sdn/courier/internal/proc"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/northd"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/schema/sbdb"
-	"github.com/courier-sdn/courier/tools/ctl"
 	"github.com/courier-sdn/courier/tools/nbctl"
-	"github.com/courier-sdn/courier/tools/proc"
 )
 
 // runs records what each engine run of an in-process northd did.
@@ -349,7 +350,7 @@ func takeover(t *testing.T, nbR, sbR, dir string) {
 	// binding goes missing: the standby hears of it without acting; once
 	// the hung one dies, the instance that takes over compares every row.
 	syscall.Kill(pids[active], syscall.SIGSTOP)
-	c, err := ops.RawDial(strings.Split(sbR, ",")[0], nil)
+	c, err := jsonrpc.Dial(strings.Split(sbR, ",")[0], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +385,7 @@ func takeover(t *testing.T, nbR, sbR, dir string) {
 	if strings.Contains(string(b), "writing the result failed") {
 		t.Errorf("the new active instance failed a write after taking over:\n%s", b)
 	}
-	_ = ctl.Databases
+	_ = central.Databases
 }
 
 // Bindings are northd's rows. If somebody else deletes or renames one,
@@ -400,7 +401,7 @@ func TestOthersBindingWritesAreRepaired(t *testing.T) {
 	want := testenv.SBSnapshot(t, dbs.SB)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := ops.RawDial(dbs.SB, nil)
+	c, err := jsonrpc.Dial(dbs.SB, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,14 +13,20 @@
 //     result checked and a failure reported as one readable sentence that
 //     names the table and the offending row (txn.go);
 //   - generic helpers over the generated models instead of a switch per
-//     table (generic.go);
-//   - OVSDB locks, which libovsdb lacks, on a small JSON-RPC session that
-//     also carries the lock holder's writes, each fenced by an "assert"
-//     operation (jsonrpc.go, lock.go);
-//   - monitors on a connection of their own, for what libovsdb's cannot do:
-//     report only chosen kinds of change, hand over each update whole, and
-//     decode rows straight into the models (watch.go, rowdec.go, scan.go);
+//     table (generic.go), and tables: operations built from the models,
+//     planned once from the schema (table.go, codec.go), and the table
+//     sync that compares desired rows with current ones (sync.go);
 //   - change tracking for incremental consumers (tracker.go).
+//
+// The southbound's verbs, one file per table, are in ops/sbops: what a
+// write means (claim a port, acknowledge a configuration) is said there,
+// not in the daemons.
+//
+// What libovsdb cannot do — OVSDB locks, monitors that choose what they
+// report or hand over whole updates, decoding rows straight into the
+// models, encoding big transactions without reflection — is done on raw
+// JSON-RPC connections by the sub-package ops/jsonrpc, which builds on
+// this one (never the reverse).
 //
 // It must not know what any table means: that belongs to northd, southd,
 // hostd and the tools.

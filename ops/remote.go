@@ -1,7 +1,6 @@
 package ops
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -97,29 +96,6 @@ func checkRemote(r string) error {
 		return nil
 	default:
 		return fmt.Errorf("remote %q: unknown scheme %q (want unix, tcp or ssl)", r, scheme)
-	}
-}
-
-// Dial opens a connection to one active remote; an ssl: remote needs
-// tlsc (internal/pki's client configuration).
-func Dial(remote string, tlsc *tls.Config) (net.Conn, error) {
-	scheme, rest, _ := strings.Cut(remote, ":")
-	switch scheme {
-	case "unix":
-		return net.Dial("unix", rest)
-	case "tcp":
-		return net.Dial("tcp", rest)
-	case "ssl":
-		if tlsc == nil {
-			return nil, fmt.Errorf("remote %q: no TLS credentials to present (--private-key, --certificate, --ca-cert)", remote)
-		}
-		c, err := tls.Dial("tcp", rest, tlsc)
-		if err != nil {
-			return nil, fmt.Errorf("TLS handshake with %s: %w", remote, err)
-		}
-		return c, nil
-	default:
-		return nil, fmt.Errorf("remote %q: scheme %q not supported for this session", remote, scheme)
 	}
 }
 

@@ -14,30 +14,9 @@ import (
 )
 
 // Transactor commits operations as one transaction. A libovsdb client is
-// one; so is a LockSession, whose transactions are fenced by its lock.
+// one; so is a jsonrpc.LockSession, whose transactions are fenced by its lock.
 type Transactor interface {
 	Transact(ctx context.Context, ops ...ovsdb.Operation) ([]ovsdb.OperationResult, error)
-}
-
-// Preparer is a Transactor that can also encode a transaction ahead of
-// sending it (LockSession is one).
-type Preparer interface {
-	Transactor
-	Prepare(ops ...ovsdb.Operation) (*Prepared, error)
-	TransactPrepared(ctx context.Context, p *Prepared) ([]ovsdb.OperationResult, error)
-}
-
-// Commit commits a prepared transaction and checks every result, as
-// Transact does.
-func Commit(ctx context.Context, t Preparer, p *Prepared) ([]ovsdb.OperationResult, error) {
-	res, err := t.TransactPrepared(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	if err := CheckResults(res, p.ops); err != nil {
-		return nil, err
-	}
-	return res, nil
 }
 
 // TxnError is a transaction the server refused. Nothing in it was applied:

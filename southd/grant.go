@@ -6,6 +6,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
 
@@ -66,14 +67,7 @@ func grants(pbs []*sbdb.PortBinding, privs []*sbdb.ChassisPrivate, alive map[str
 func (d *Daemon) grantClaims(sb *ops.Session, alive map[string]bool) []ovsdb.Operation {
 	var txn []ovsdb.Operation
 	for _, g := range grants(ops.Rows[sbdb.PortBinding](sb), ops.Rows[sbdb.ChassisPrivate](sb), alive) {
-		held := ovsdb.OvsSet{GoSet: []any{}}
-		if g.from != nil {
-			held = ovsdb.OvsSet{GoSet: []any{*g.from}}
-		}
-		txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.PortBindingTable,
-			Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: g.pb.UUID}},
-				{Column: "chassis", Function: ovsdb.ConditionEqual, Value: held}},
-			Row: ovsdb.Row{"chassis": g.to, "up": false}})
+		txn = append(txn, sbops.BindPortBinding(g.pb, g.to))
 		d.m.grants.Inc()
 		from := "-"
 		if g.from != nil {

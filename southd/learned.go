@@ -10,6 +10,7 @@ import (
 
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
@@ -186,8 +187,7 @@ func (d *Daemon) arbitrate(sb *ops.Session) ([]ovsdb.Operation, func() bool) {
 	}
 	var txn []ovsdb.Operation
 	for u, why := range j.del {
-		txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: sbdb.LearnedBindingTable,
-			Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: u}}}})
+		txn = append(txn, sbops.DeleteLearnedBinding(u))
 		d.m.learned.WithLabelValues(why).Inc()
 		lb := byUUID[u]
 		switch why {
@@ -201,9 +201,7 @@ func (d *Daemon) arbitrate(sb *ops.Session) ([]ovsdb.Operation, func() bool) {
 		}
 	}
 	for _, u := range j.accept {
-		txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.LearnedBindingTable,
-			Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: u}}},
-			Row:   ovsdb.Row{"accepted": true}})
+		txn = append(txn, sbops.AcceptLearnedBinding(u))
 		d.m.accepted.Inc()
 		lb := byUUID[u]
 		d.log.Info("accepted a learned address", "port", lb.LogicalPort, "ip", lb.IP, "kind", lb.Kind, "chassis", lb.Chassis)

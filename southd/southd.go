@@ -28,6 +28,8 @@ import (
 
 	"github.com/courier-sdn/courier/internal/daemon"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
+	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/schema/sbdb"
@@ -85,7 +87,7 @@ type Daemon struct {
 	cfg  Config
 	log  *slog.Logger
 	m    *Metrics
-	lock *ops.LockSession
+	lock *jsonrpc.LockSession
 	live liveness
 }
 
@@ -93,7 +95,7 @@ type Daemon struct {
 func New(cfg Config) *Daemon {
 	cfg.defaults()
 	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics,
-		lock: ops.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.Log)}
+		lock: jsonrpc.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.Log)}
 }
 
 // Run decides until ctx ends, reconnecting after failures.
@@ -222,9 +224,7 @@ func (d *Daemon) markLiveness(sb *ops.Session, alive map[string]bool) []ovsdb.Op
 			dead++
 		}
 		if p.Alive == nil || *p.Alive != a {
-			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.ChassisPrivateTable,
-				Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: p.UUID}}},
-				Row:   ovsdb.Row{"alive": a}})
+			txn = append(txn, sbops.SetChassisPrivateAlive(p.UUID, a))
 			d.log.Info("chassis liveness changed", "chassis", p.Name, "alive", a, "first_judgment", p.Alive == nil)
 		}
 	}
@@ -232,10 +232,7 @@ func (d *Daemon) markLiveness(sb *ops.Session, alive map[string]bool) []ovsdb.Op
 	d.m.chassis.WithLabelValues("dead").Set(float64(dead))
 	for _, pb := range ops.Rows[sbdb.PortBinding](sb) {
 		if pb.Chassis != nil && !alive[*pb.Chassis] && pb.Up != nil && *pb.Up {
-			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.PortBindingTable,
-				Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: pb.UUID}},
-					{Column: "chassis", Function: ovsdb.ConditionEqual, Value: *pb.Chassis}},
-				Row: ovsdb.Row{"up": false}})
+			txn = append(txn, sbops.SetPortBindingUp(pb, false))
 		}
 	}
 	return txn
@@ -328,29 +325,21 @@ func (d *Daemon) assignHubs(sb *ops.Session, allowed map[string]bool, alive map[
 		}
 		sort.Strings(keep)
 		h := rows[vpc]
-		set := make([]any, len(keep))
-		for i, c := range keep {
-			set[i] = c
-		}
 		want[vpc] = keep
 		switch {
 		case h == nil:
-			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: sbdb.HubTable,
-				Row: ovsdb.Row{"vpc": vpc, "chassis": ovsdb.OvsSet{GoSet: set}}})
+			txn = append(txn, sbops.UpsertHub(h, vpc, keep))
 			d.log.Info("assigned hubs", "vpc", vpc, "hubs", keep)
 			d.m.hubMoves.Add(float64(len(keep)))
-		case !sameSet(h.Chassis, keep):
-			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: sbdb.HubTable,
-				Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: h.UUID}}},
-				Row:   ovsdb.Row{"chassis": ovsdb.OvsSet{GoSet: set}}})
+		case !ops.EqualSets(h.Chassis, keep):
+			txn = append(txn, sbops.UpsertHub(h, vpc, keep))
 			d.log.Info("moved hubs", "vpc", vpc, "from", h.Chassis, "to", keep)
 			d.m.hubMoves.Add(float64(diffCount(h.Chassis, keep)))
 		}
 	}
 	for vpc, h := range rows {
 		if !vpcs[vpc] {
-			txn = append(txn, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: sbdb.HubTable,
-				Where: []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: h.UUID}}}})
+			txn = append(txn, sbops.DeleteHub(h.UUID))
 		}
 	}
 	return txn, want
@@ -382,16 +371,9 @@ func hubsShown(sb *ops.Session, want map[int][]string) bool {
 	}
 	caught := len(have) == len(want)
 	for vpc, w := range want {
-		caught = caught && sameSet(have[vpc], w)
+		caught = caught && ops.EqualSets(have[vpc], w)
 	}
 	return caught
-}
-
-func sameSet(a, b []string) bool {
-	x, y := slices.Clone(a), slices.Clone(b)
-	slices.Sort(x)
-	slices.Sort(y)
-	return slices.Equal(x, y)
 }
 
 func diffCount(a, b []string) int {

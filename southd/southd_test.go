@@ -16,13 +16,13 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
+	"github.com/courier-sdn/courier/internal/central"
+	"github.com/courier-sdn/courier/internal/proc"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/sbdb"
 	"github.com/courier-sdn/courier/southd"
-	"github.com/courier-sdn/courier/tools/ctl"
 	"github.com/courier-sdn/courier/tools/nbctl"
-	"github.com/courier-sdn/courier/tools/proc"
 )
 
 // world: real databases, northd, and hosts simulated by their rows.
@@ -37,7 +37,7 @@ type world struct {
 const deadAfter = 1500 * time.Millisecond
 
 func newWorld(t *testing.T) *world {
-	northd := ctl.CentralDaemons("", "")[0]
+	northd := central.Daemons("", "")[0]
 	dbs := testenv.StartDBs(t, northd)
 	m, _ := sbdb.FullDatabaseModel()
 	sb, err := ops.Open(context.Background(), m, ops.SessionOptions{Remotes: []string{dbs.SB}, Monitor: []client.MonitorOption{

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/courier-sdn/courier/internal/central"
 	"github.com/courier-sdn/courier/internal/testenv"
-	"github.com/courier-sdn/courier/tools/ctl"
 )
 
 // The example declares a network against real databases, northd and
@@ -15,7 +15,7 @@ import (
 // with the reason, and a second VPC of the same name refused by the
 // database, naming the row.
 func TestOrchestratorExample(t *testing.T) {
-	dbs := testenv.StartDBs(t, ctl.CentralDaemons("", "")...)
+	dbs := testenv.StartDBs(t, central.Daemons("", "")...)
 	var out, errb bytes.Buffer
 	code := run([]string{"--db", dbs.NB, "--timeout", "30s", "vm1=02:00:00:00:01:0a,10.0.1.10", "vm2=02:00:00:00:01:0b,10.0.9.11"}, &out, &errb)
 	if code != 0 {

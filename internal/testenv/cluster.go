@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courier-sdn/courier/tools/ctl"
+	"github.com/courier-sdn/courier/internal/central"
 )
 
 // Cluster is a three-member Raft cluster of both databases on loopback,
 // each member in its own run directory.
 type Cluster struct {
-	Members []*ctl.Config
+	Members []*central.Config
 }
 
 // StartCluster creates the cluster and waits until every member has joined.
@@ -32,7 +32,7 @@ func StartCluster(t testing.TB) *Cluster {
 	defer cancel()
 	cl := &Cluster{}
 	for i := 0; i < 3; i++ {
-		c := &ctl.Config{RunDir: RunDir(t), Log: Logger(t)}
+		c := &central.Config{RunDir: RunDir(t), Log: Logger(t)}
 		cl.Members = append(cl.Members, c)
 		t.Cleanup(func() {
 			if t.Failed() {
@@ -52,7 +52,7 @@ func StartCluster(t testing.TB) *Cluster {
 	}
 	for i, c := range cl.Members {
 		Eventually(t, 30*time.Second, fmt.Sprintf("member %d joined", i), func() error {
-			for _, d := range ctl.Databases {
+			for _, d := range central.Databases {
 				out, err := exec.Command("ovs-appctl", "-t", c.CtlSocket(d), "cluster/status", d.Name).CombinedOutput()
 				if err != nil || !strings.Contains(string(out), "Status: cluster member") {
 					return fmt.Errorf("%s: %s", d.Short, out)
@@ -68,7 +68,7 @@ func StartCluster(t testing.TB) *Cluster {
 func (cl *Cluster) Remotes(short string) []string {
 	var out []string
 	for _, c := range cl.Members {
-		for _, d := range ctl.Databases {
+		for _, d := range central.Databases {
 			if d.Short == short {
 				out = append(out, c.Remote(d))
 			}
@@ -80,7 +80,7 @@ func (cl *Cluster) Remotes(short string) []string {
 // Leader returns the index of the member leading database d, or -1.
 func (cl *Cluster) Leader(short string) int {
 	for i, c := range cl.Members {
-		for _, d := range ctl.Databases {
+		for _, d := range central.Databases {
 			if d.Short != short {
 				continue
 			}

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courier-sdn/courier/tools/ctl"
+	"github.com/courier-sdn/courier/internal/central"
 )
 
 // Integration skips t under "go test -short" (make unit), and fails it if a
@@ -79,16 +79,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // DBs are a northbound and a southbound ovsdb-server for one test.
 type DBs struct {
-	*ctl.Config
+	*central.Config
 	NB, SB string // unix remotes
 }
 
 // StartDBs starts both databases (standalone) in a fresh run directory,
 // plus the given central daemons, and stops everything when the test ends.
-func StartDBs(t testing.TB, daemons ...ctl.Daemon) *DBs {
+func StartDBs(t testing.TB, daemons ...central.Daemon) *DBs {
 	t.Helper()
 	Integration(t)
-	c := &ctl.Config{RunDir: RunDir(t), Daemons: daemons, BinDir: BinDir(t)}
+	c := &central.Config{RunDir: RunDir(t), Daemons: daemons, BinDir: BinDir(t)}
 	t.Cleanup(func() {
 		if t.Failed() {
 			DumpLogs(t, c.RunDir)
@@ -102,7 +102,7 @@ func StartDBs(t testing.TB, daemons ...ctl.Daemon) *DBs {
 	if err := c.Start(ctx); err != nil {
 		t.Fatalf("start databases: %v", err)
 	}
-	return &DBs{Config: c, NB: c.Remote(ctl.Databases[0]), SB: c.Remote(ctl.Databases[1])}
+	return &DBs{Config: c, NB: c.Remote(central.Databases[0]), SB: c.Remote(central.Databases[1])}
 }
 
 // DumpLogs copies the run directory's logs into the test log.

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courier-sdn/courier/internal/central"
+	"github.com/courier-sdn/courier/internal/dbconf"
 	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/schema"
-	"github.com/courier-sdn/courier/tools/ctl"
-	"github.com/courier-sdn/courier/tools/dbconf"
 )
 
 // TLSDBs are both databases served over mutual TLS with role-based
@@ -26,15 +26,15 @@ type TLSDBs struct {
 // StartTLSDBs starts both databases with TLS, plus the given central
 // daemons (which connect over TLS), and stops everything when the test
 // ends.
-func StartTLSDBs(t testing.TB, daemons ...ctl.Daemon) *TLSDBs {
+func StartTLSDBs(t testing.TB, daemons ...central.Daemon) *TLSDBs {
 	t.Helper()
 	Integration(t)
 	dir := RunDir(t)
 	p := func() string { return fmt.Sprintf("pssl:%d:127.0.0.1", FreePort(t)) }
-	nb, chassis, central := p(), p(), p()
-	c := &ctl.Config{RunDir: dir, Daemons: daemons, BinDir: BinDir(t), PKIDir: dir + "/pki",
+	nb, chassis, centralSB := p(), p(), p()
+	c := &central.Config{RunDir: dir, Daemons: daemons, BinDir: BinDir(t), PKIDir: dir + "/pki",
 		Connections: map[string][]dbconf.Listener{"nb": {{Target: nb}},
-			"sb": {{Target: chassis, Role: schema.RoleChassis}, {Target: central, Role: schema.RoleCentral}}}}
+			"sb": {{Target: chassis, Role: schema.RoleChassis}, {Target: centralSB, Role: schema.RoleCentral}}}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			DumpLogs(t, c.RunDir)
@@ -48,8 +48,8 @@ func StartTLSDBs(t testing.TB, daemons ...ctl.Daemon) *TLSDBs {
 	if err := c.Start(ctx); err != nil {
 		t.Fatalf("start databases: %v", err)
 	}
-	return &TLSDBs{DBs: &DBs{Config: c, NB: c.Remote(ctl.Databases[0]), SB: c.Remote(ctl.Databases[1])},
-		PKI: c.PKIDir, NBTLS: dbconf.Active(nb), SBChassis: dbconf.Active(chassis), SBCentral: dbconf.Active(central)}
+	return &TLSDBs{DBs: &DBs{Config: c, NB: c.Remote(central.Databases[0]), SB: c.Remote(central.Databases[1])},
+		PKI: c.PKIDir, NBTLS: dbconf.Active(nb), SBChassis: dbconf.Active(chassis), SBCentral: dbconf.Active(centralSB)}
 }
 
 // Creds returns the credentials of name, signing a certificate for it

@@ -25,12 +25,13 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
+	"github.com/courier-sdn/courier/internal/central"
+	"github.com/courier-sdn/courier/internal/proc"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/schema/sbdb"
-	"github.com/courier-sdn/courier/tools/ctl"
-	"github.com/courier-sdn/courier/tools/proc"
 )
 
 // NorthdResult is the northd benchmark at one size.
@@ -161,12 +162,12 @@ func northdRound(ctx context.Context, env Env, ports int, r *NorthdResult, phase
 		}
 		os.RemoveAll(dir)
 	}()
-	c := &ctl.Config{RunDir: dir, BinDir: env.BinDir}
+	c := &central.Config{RunDir: dir, BinDir: env.BinDir}
 	defer c.Stop()
 	if err := c.Start(ctx); err != nil {
 		return 0, err
 	}
-	nbR, sbR := c.Remote(ctl.Databases[0]), c.Remote(ctl.Databases[1])
+	nbR, sbR := c.Remote(central.Databases[0]), c.Remote(central.Databases[1])
 	pidFile := filepath.Join(dir, "northd.pid")
 	metricsAddr, err := freeAddr()
 	if err != nil {
@@ -463,12 +464,12 @@ func insertFloor(ctx context.Context, env Env, ports int) (float64, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	c := &ctl.Config{RunDir: dir}
+	c := &central.Config{RunDir: dir}
 	defer c.Stop()
 	if err := c.Start(ctx); err != nil {
 		return 0, err
 	}
-	conn, err := ops.RawDial(c.Remote(ctl.Databases[1]), nil)
+	conn, err := jsonrpc.Dial(c.Remote(central.Databases[1]), nil)
 	if err != nil {
 		return 0, err
 	}
@@ -550,7 +551,7 @@ func newFloorTxn() *floorTxn {
 
 func (t *floorTxn) add(op ovsdb.Operation) {
 	t.b = append(t.b, ',')
-	b, err := ops.AppendOperation(t.b, &op)
+	b, err := jsonrpc.AppendOperation(t.b, &op)
 	if err != nil {
 		panic(err) // the floor's own operations always encode
 	}
@@ -602,7 +603,7 @@ func waitSbCfg(ctx context.Context, s *ops.Session, cfg int, timeout time.Durati
 }
 
 func countRows(ctx context.Context, remote string) (map[string]int, error) {
-	conn, err := ops.RawDial(remote, nil)
+	conn, err := jsonrpc.Dial(remote, nil)
 	if err != nil {
 		return nil, err
 	}

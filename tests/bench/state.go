@@ -19,6 +19,7 @@ import (
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/lab"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/tools/sandbox"
 )
 
@@ -268,7 +269,7 @@ func waitHubs(sb *sandbox.Sandbox, n int, timeout time.Duration) error {
 
 // waitBound waits until n port bindings are up.
 func waitBound(ctx context.Context, sb *sandbox.Sandbox, n int, timeout time.Duration) error {
-	conn, err := ops.RawDial(sb.SB(), nil)
+	conn, err := jsonrpc.Dial(sb.SB(), nil)
 	if err != nil {
 		return err
 	}

@@ -10,12 +10,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/courier-sdn/courier/internal/central"
 	"github.com/courier-sdn/courier/internal/cliargs"
+	"github.com/courier-sdn/courier/internal/dbconf"
 	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema"
-	"github.com/courier-sdn/courier/tools/dbconf"
 )
 
 // The central daemons' metrics addresses when courier-ctl is not told
@@ -25,22 +26,6 @@ const (
 	DefaultNorthdMetrics = "127.0.0.1:9650"
 	DefaultSouthdMetrics = "127.0.0.1:9651"
 )
-
-// CentralDaemons are what "courier-ctl start" runs after the databases,
-// serving Prometheus metrics on the given addresses (empty: none).
-func CentralDaemons(northdMetrics, southdMetrics string) []Daemon {
-	central := func(name, metrics string) Daemon {
-		return Daemon{Name: name, Args: func(c *Config) []string {
-			a := []string{"--nb", c.DaemonRemote(Databases[0]), "--sb", c.DaemonRemote(Databases[1])}
-			a = append(a, c.DaemonTLSArgs(name)...)
-			if metrics != "" {
-				a = append(a, "--metrics-addr", metrics)
-			}
-			return a
-		}}
-	}
-	return []Daemon{central("courier-northd", northdMetrics), central("courier-southd", southdMetrics)}
-}
 
 // startFlags are the flags of the commands that start services.
 func startFlags() []cli.Flag {
@@ -95,7 +80,7 @@ and give each member's daemons every member too (--nb-remotes,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "run-dir", Usage: "sockets, pid files and logs live in `DIR`", EnvVars: []string{"COURIER_RUNDIR"}, Value: ops.DefaultRunDir},
 			&cli.StringFlag{Name: "db-dir", Usage: "database files live in `DIR` (default: the run directory)", EnvVars: []string{"COURIER_DBDIR"}},
-			&cli.StringFlag{Name: "ovsdb-allocator", Value: AllocatorAuto, EnvVars: []string{"COURIER_OVSDB_ALLOCATOR"},
+			&cli.StringFlag{Name: "ovsdb-allocator", Value: central.AllocatorAuto, EnvVars: []string{"COURIER_OVSDB_ALLOCATOR"},
 				Usage: "run ovsdb-server with `MALLOC`: auto (jemalloc when libjemalloc.so.2 is installed), jemalloc (required) or system; jemalloc cuts ovsdb-server's CPU for bulk transactions by about 40%"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log what is done"},
 		},
@@ -105,7 +90,7 @@ and give each member's daemons every member too (--nb-remotes,
 				Usage:  "create missing databases and start the servers and daemons",
 				Before: cliargs.None,
 				Flags:  startFlags(),
-				Action: withConfig(func(c *Config, cx *cli.Context) error {
+				Action: withConfig(func(c *central.Config, cx *cli.Context) error {
 					return c.Start(context.Background())
 				}),
 			},
@@ -114,7 +99,7 @@ and give each member's daemons every member too (--nb-remotes,
 				Name:   "stop",
 				Usage:  "stop the daemons and the servers of the run directory",
 				Before: cliargs.None,
-				Action: withConfig(func(c *Config, cx *cli.Context) error {
+				Action: withConfig(func(c *central.Config, cx *cli.Context) error {
 					return c.Stop()
 				}),
 			},
@@ -133,7 +118,7 @@ and give each member's daemons every member too (--nb-remotes,
 					&cli.StringFlag{Name: "nb-raft", Usage: "this member's northbound Raft `ADDRESS` (tcp:IP:PORT)", Required: true},
 					&cli.StringFlag{Name: "sb-raft", Usage: "this member's southbound Raft `ADDRESS` (tcp:IP:PORT)", Required: true},
 				}, startFlags()...),
-				Action: withConfig(func(c *Config, cx *cli.Context) error {
+				Action: withConfig(func(c *central.Config, cx *cli.Context) error {
 					return c.ClusterCreate(context.Background(), map[string]string{"nb": cx.String("nb-raft"), "sb": cx.String("sb-raft")})
 				}),
 			},
@@ -147,7 +132,7 @@ and give each member's daemons every member too (--nb-remotes,
 					&cli.StringSliceFlag{Name: "nb-peer", Usage: "Raft `ADDRESS` of an existing northbound member; repeatable", Required: true},
 					&cli.StringSliceFlag{Name: "sb-peer", Usage: "Raft `ADDRESS` of an existing southbound member; repeatable", Required: true},
 				}, startFlags()...),
-				Action: withConfig(func(c *Config, cx *cli.Context) error {
+				Action: withConfig(func(c *central.Config, cx *cli.Context) error {
 					return c.ClusterJoin(context.Background(),
 						map[string]string{"nb": cx.String("nb-raft"), "sb": cx.String("sb-raft")},
 						map[string][]string{"nb": cx.StringSlice("nb-peer"), "sb": cx.StringSlice("sb-peer")})
@@ -159,7 +144,7 @@ and give each member's daemons every member too (--nb-remotes,
 
 // status is "courier-ctl status": exit status 3 (LSB's "not running")
 // when a service is down.
-func status(c *Config, _ *cli.Context) error {
+func status(c *central.Config, _ *cli.Context) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SERVICE\tSTATE\tPID\tDETAIL")
 	down := 0
@@ -180,7 +165,7 @@ func status(c *Config, _ *cli.Context) error {
 }
 
 // withConfig is an Action running fn on the configuration its flags say.
-func withConfig(fn func(c *Config, cx *cli.Context) error) cli.ActionFunc {
+func withConfig(fn func(c *central.Config, cx *cli.Context) error) cli.ActionFunc {
 	return func(cx *cli.Context) error {
 		c, err := configFrom(cx)
 		if err != nil {
@@ -190,12 +175,12 @@ func withConfig(fn func(c *Config, cx *cli.Context) error) cli.ActionFunc {
 	}
 }
 
-func configFrom(cx *cli.Context) (*Config, error) {
+func configFrom(cx *cli.Context) (*central.Config, error) {
 	level := slog.LevelWarn
 	if cx.Bool("verbose") {
 		level = slog.LevelInfo
 	}
-	c := &Config{
+	c := &central.Config{
 		RunDir:    cx.String("run-dir"),
 		DBDir:     cx.String("db-dir"),
 		Listen:    map[string][]string{"nb": cx.StringSlice("nb-listen"), "sb": cx.StringSlice("sb-listen")},
@@ -203,15 +188,15 @@ func configFrom(cx *cli.Context) (*Config, error) {
 		Log:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
 	if !cx.Bool("no-daemons") {
-		c.Daemons = CentralDaemons(cx.String("northd-metrics"), cx.String("southd-metrics"))
+		c.Daemons = central.Daemons(cx.String("northd-metrics"), cx.String("southd-metrics"))
 	}
 	if cx.Bool("tls") {
-		if err := c.tlsFromFlags(cx); err != nil {
+		if err := tlsFromFlags(c, cx); err != nil {
 			return nil, err
 		}
 	}
 	c.DaemonRemotes = map[string][]string{}
-	for _, d := range Databases {
+	for _, d := range central.Databases {
 		if v := cx.String(d.Short + "-remotes"); v != "" {
 			r, err := ops.ParseRemotes(v)
 			if err != nil {
@@ -241,11 +226,11 @@ func Main(args []string) int {
 // tlsFromFlags turns --tls, --pki-dir and the listen flags into the TLS
 // configuration: pssl: listeners move into the databases (Connection
 // rows), the rest stays on ovsdb-server's command line.
-func (c *Config) tlsFromFlags(cx *cli.Context) error {
+func tlsFromFlags(c *central.Config, cx *cli.Context) error {
 	c.PKIDir = cx.String("pki-dir")
 	c.Connections = map[string][]dbconf.Listener{}
 	role := map[string]string{"nb": "", "sb": schema.RoleChassis}
-	for _, d := range Databases {
+	for _, d := range central.Databases {
 		var plain []string
 		for _, l := range c.Listen[d.Short] {
 			if !strings.HasPrefix(l, "pssl:") {
@@ -259,7 +244,7 @@ func (c *Config) tlsFromFlags(cx *cli.Context) error {
 		}
 		c.Listen[d.Short] = plain
 	}
-	def := DefaultConnections()
+	def := central.DefaultConnections()
 	if len(c.Connections["nb"]) == 0 {
 		c.Connections["nb"] = def["nb"]
 	}

@@ -18,11 +18,11 @@ import (
 
 	"github.com/ovn-kubernetes/libovsdb/client"
 
+	"github.com/courier-sdn/courier/internal/central"
+	"github.com/courier-sdn/courier/internal/proc"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/nbdb"
-	"github.com/courier-sdn/courier/tools/ctl"
-	"github.com/courier-sdn/courier/tools/proc"
 )
 
 // The operator's path: courier-ctl start, Debian's tools read what it made,
@@ -94,7 +94,7 @@ func TestStartConvertsOldSchema(t *testing.T) {
 	dir := testenv.RunDir(t)
 	// The previous schema: version 0.9.0, Route had no external_ids.
 	var sch map[string]any
-	json.Unmarshal(ctl.Databases[0].Schema, &sch)
+	json.Unmarshal(central.Databases[0].Schema, &sch)
 	current := sch["version"].(string)
 	sch["version"] = "0.9.0"
 	delete(sch["tables"].(map[string]any)["Route"].(map[string]any)["columns"].(map[string]any), "external_ids")
@@ -103,7 +103,7 @@ func TestStartConvertsOldSchema(t *testing.T) {
 	testenv.Run(t, "ovsdb-tool", "create", filepath.Join(dir, "nb.db"), filepath.Join(dir, "old.ovsschema"))
 	testenv.Run(t, "ovsdb-tool", "transact", filepath.Join(dir, "nb.db"),
 		`["Courier_Northbound",{"op":"insert","table":"VPC","row":{"name":"kept"}}]`)
-	c := &ctl.Config{RunDir: dir}
+	c := &central.Config{RunDir: dir}
 	t.Cleanup(func() { c.Stop() })
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -111,14 +111,14 @@ func TestStartConvertsOldSchema(t *testing.T) {
 	if v := strings.TrimSpace(testenv.Run(t, "ovsdb-tool", "db-version", filepath.Join(dir, "nb.db"))); v != current {
 		t.Fatalf("database not converted: version %s", v)
 	}
-	if out := testenv.Run(t, "ovsdb-client", "dump", c.Remote(ctl.Databases[0]), "Courier_Northbound", "VPC"); !strings.Contains(out, "kept") {
+	if out := testenv.Run(t, "ovsdb-client", "dump", c.Remote(central.Databases[0]), "Courier_Northbound", "VPC"); !strings.Contains(out, "kept") {
 		t.Fatalf("conversion lost a row:\n%s", out)
 	}
 }
 
-func startCluster(t *testing.T) []*ctl.Config { return testenv.StartCluster(t).Members }
+func startCluster(t *testing.T) []*central.Config { return testenv.StartCluster(t).Members }
 
-func leaderOf(t *testing.T, members []*ctl.Config, d ctl.Database) int {
+func leaderOf(t *testing.T, members []*central.Config, d central.Database) int {
 	return (&testenv.Cluster{Members: members}).Leader(d.Short)
 }
 
@@ -128,7 +128,7 @@ func TestClusterLosesNoAcknowledgedWrite(t *testing.T) {
 	members := startCluster(t)
 	var remotes []string
 	for _, c := range members {
-		remotes = append(remotes, c.Remote(ctl.Databases[0]))
+		remotes = append(remotes, c.Remote(central.Databases[0]))
 	}
 	dbModel, _ := nbdb.FullDatabaseModel()
 	open := func(ctx context.Context) (*ops.Session, error) {
@@ -200,7 +200,7 @@ func TestClusterLosesNoAcknowledgedWrite(t *testing.T) {
 		}
 		return nil
 	})
-	nb := ctl.Databases[0]
+	nb := central.Databases[0]
 	l := leaderOf(t, members, nb)
 	if l < 0 {
 		t.Fatal("no northbound leader")
@@ -370,9 +370,9 @@ func TestClusterMemberDaemonsReachEveryMember(t *testing.T) {
 		}
 	}
 	for i, dir := range dirs {
-		c := &ctl.Config{RunDir: dir}
+		c := &central.Config{RunDir: dir}
 		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("member %d joined", i), func() error {
-			for _, d := range ctl.Databases {
+			for _, d := range central.Databases {
 				out, err := exec.Command("ovs-appctl", "-t", c.CtlSocket(d), "cluster/status", d.Name).CombinedOutput()
 				if err != nil || !strings.Contains(string(out), "Status: cluster member") {
 					return fmt.Errorf("%s: %s", d.Short, out)

@@ -1,11 +1,11 @@
 package nbctl
 
 import (
+	"github.com/courier-sdn/courier/internal/dbconf"
 	"github.com/courier-sdn/courier/tools/cmdline"
-	"github.com/courier-sdn/courier/tools/dbconf"
 )
 
-// The northbound's own listeners and TLS files (tools/dbconf), set as
+// The northbound's own listeners and TLS files (internal/dbconf), set as
 // ovn-nbctl sets them. courier-ctl serves them; a change takes effect at
 // once.
 func connCommands() []*command {

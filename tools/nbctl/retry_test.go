@@ -16,11 +16,11 @@ import (
 
 	"github.com/ovn-kubernetes/libovsdb/client"
 
+	"github.com/courier-sdn/courier/internal/proc"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/tools/nbctl"
-	"github.com/courier-sdn/courier/tools/proc"
 )
 
 // courier-nbctl failed at once while a cluster had no leader, even with

@@ -13,7 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/courier-sdn/courier/internal/lab"
-	"github.com/courier-sdn/courier/tools/proc"
+	"github.com/courier-sdn/courier/internal/proc"
 )
 
 // VMOptions say how vm-add makes a VM.

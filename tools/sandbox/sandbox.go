@@ -23,12 +23,13 @@ import (
 	"time"
 
 	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/central"
 	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/courier-sdn/courier/internal/proc"
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema/nbdb"
-	"github.com/courier-sdn/courier/tools/ctl"
-	"github.com/courier-sdn/courier/tools/proc"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
 )
@@ -85,7 +86,7 @@ type Sandbox struct {
 	RunDir string
 	mu     sync.Mutex // guards State and its file
 	State  State
-	ctl    *ctl.Config
+	ctl    *central.Config
 	lab    *lab.Lab
 	log    *slog.Logger
 	args   []string
@@ -112,15 +113,15 @@ func (o *Options) defaults() {
 	}
 }
 
-func ctlConfig(runDir, binDir string, deadAfter time.Duration, tls *TLSState) *ctl.Config {
-	central := func(c *ctl.Config, name string) []string {
-		return append([]string{"--nb", c.DaemonRemote(ctl.Databases[0]), "--sb", c.DaemonRemote(ctl.Databases[1])},
+func ctlConfig(runDir, binDir string, deadAfter time.Duration, tls *TLSState) *central.Config {
+	args := func(c *central.Config, name string) []string {
+		return append([]string{"--nb", c.DaemonRemote(central.Databases[0]), "--sb", c.DaemonRemote(central.Databases[1])},
 			c.DaemonTLSArgs(name)...)
 	}
-	c := &ctl.Config{RunDir: runDir, BinDir: binDir, Daemons: []ctl.Daemon{
-		{Name: "courier-northd", Args: func(c *ctl.Config) []string { return central(c, "courier-northd") }},
-		{Name: "courier-southd", Args: func(c *ctl.Config) []string {
-			return append(central(c, "courier-southd"), "--dead-after", deadAfter.String())
+	c := &central.Config{RunDir: runDir, BinDir: binDir, Daemons: []central.Daemon{
+		{Name: "courier-northd", Args: func(c *central.Config) []string { return args(c, "courier-northd") }},
+		{Name: "courier-southd", Args: func(c *central.Config) []string {
+			return append(args(c, "courier-southd"), "--dead-after", deadAfter.String())
 		}},
 	}}
 	setTLS(c, runDir, tls)
@@ -239,8 +240,8 @@ func (s *Sandbox) host(name string) (HostState, error) {
 }
 
 // NB and SB are the databases' remotes.
-func (s *Sandbox) NB() string { return s.ctl.Remote(ctl.Databases[0]) }
-func (s *Sandbox) SB() string { return s.ctl.Remote(ctl.Databases[1]) }
+func (s *Sandbox) NB() string { return s.ctl.Remote(central.Databases[0]) }
+func (s *Sandbox) SB() string { return s.ctl.Remote(central.Databases[1]) }
 
 // HostNS is a host's namespace.
 func (s *Sandbox) HostNS(host string) string { return s.State.Prefix + host }
@@ -314,7 +315,7 @@ func (s *Sandbox) RestartHostd(host string) error {
 func (s *Sandbox) StartHostd(host string) error { return s.startHostd(host) }
 
 // Ctl is the central services' configuration (to restart them).
-func (s *Sandbox) Ctl() *ctl.Config { return s.ctl }
+func (s *Sandbox) Ctl() *central.Config { return s.ctl }
 
 // portInfo reads a port and its vxnet from the northbound.
 func (s *Sandbox) portInfo(ctx context.Context, port string) (*nbdb.Port, netip.Prefix, netip.Addr, error) {
@@ -406,7 +407,7 @@ func (s *Sandbox) AddVMWith(ctx context.Context, host, port string, o VMOptions)
 func (s *Sandbox) WaitUp(ctx context.Context, port string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := ops.RawDial(s.SB(), nil)
+	conn, err := jsonrpc.Dial(s.SB(), nil)
 	if err != nil {
 		return err
 	}

@@ -10,13 +10,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/courier-sdn/courier/internal/central"
+	"github.com/courier-sdn/courier/internal/dbconf"
 	"github.com/courier-sdn/courier/internal/lab"
 	"github.com/courier-sdn/courier/internal/pki"
+	"github.com/courier-sdn/courier/internal/proc"
 	"github.com/courier-sdn/courier/schema"
-	"github.com/courier-sdn/courier/tools/ctl"
-	"github.com/courier-sdn/courier/tools/dbconf"
 	"github.com/courier-sdn/courier/tools/nbctl"
-	"github.com/courier-sdn/courier/tools/proc"
 )
 
 // A sandbox started with TLS runs as a deployment across machines would:
@@ -69,7 +69,7 @@ func newTLSState() (*TLSState, error) {
 }
 
 // setTLS makes the central services' configuration serve TLS.
-func setTLS(c *ctl.Config, runDir string, t *TLSState) {
+func setTLS(c *central.Config, runDir string, t *TLSState) {
 	if t == nil {
 		return
 	}

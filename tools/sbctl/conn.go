@@ -1,11 +1,11 @@
 package sbctl
 
 import (
+	"github.com/courier-sdn/courier/internal/dbconf"
 	"github.com/courier-sdn/courier/tools/cmdline"
-	"github.com/courier-sdn/courier/tools/dbconf"
 )
 
-// The southbound's own listeners and TLS files (tools/dbconf), set as
+// The southbound's own listeners and TLS files (internal/dbconf), set as
 // ovn-sbctl sets them: a listener may carry a role (role=ROLE), which
 // every client coming in by it gets (schema.Roles).
 func connCommands() []*command {

@@ -1,7 +1,7 @@
 // Package sbctl is courier-sbctl: a view of the southbound for operators,
 // in the manner of ovn-sbctl. It shows what northd compiled, what southd
 // decided and what each host reported. What it writes: the database's
-// own listeners and TLS files (set-connection, set-ssl: tools/dbconf),
+// own listeners and TLS files (set-connection, set-ssl: internal/dbconf),
 // the rows of a chassis that is gone (chassis-del), and whatever an
 // operator writes with the generic commands (tools/dbcmd).
 package sbctl

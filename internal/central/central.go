@@ -1,9 +1,9 @@
-// Package ctl starts, stops and reports Courier's central services in a
-// run directory, the way ovn-ctl does for OVN: the northbound and
+// Package central starts, stops and reports Courier's central services
+// in a run directory, the way ovn-ctl does for OVN: the northbound and
 // southbound ovsdb-servers (standalone, or one member of a Raft cluster)
-// and the central daemons. courier-ctl is its command line; the sandbox
-// reuses it.
-package ctl
+// and the central daemons. courier-ctl (tools/ctl) is its command line;
+// the sandbox and the tests' databases (internal/testenv) reuse it.
+package central
 
 import (
 	"context"
@@ -17,10 +17,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/internal/dbconf"
+	"github.com/courier-sdn/courier/internal/proc"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema"
-	"github.com/courier-sdn/courier/tools/dbconf"
-	"github.com/courier-sdn/courier/tools/proc"
 )
 
 // Database describes one of the two databases.
@@ -41,6 +41,22 @@ type Daemon struct {
 	Name string // binary name, e.g. "courier-northd"
 	// Args builds its command line from the configuration.
 	Args func(c *Config) []string
+}
+
+// Daemons are what "courier-ctl start" runs after the databases,
+// serving Prometheus metrics on the given addresses (empty: none).
+func Daemons(northdMetrics, southdMetrics string) []Daemon {
+	central := func(name, metrics string) Daemon {
+		return Daemon{Name: name, Args: func(c *Config) []string {
+			a := []string{"--nb", c.DaemonRemote(Databases[0]), "--sb", c.DaemonRemote(Databases[1])}
+			a = append(a, c.DaemonTLSArgs(name)...)
+			if metrics != "" {
+				a = append(a, "--metrics-addr", metrics)
+			}
+			return a
+		}}
+	}
+	return []Daemon{central("courier-northd", northdMetrics), central("courier-southd", southdMetrics)}
 }
 
 // Config locates the run directory and says what to run.
@@ -297,7 +313,7 @@ func (c *Config) initGlobals(ctx context.Context) error {
 		if d.Short == "sb" {
 			table = "SB_Global"
 		}
-		if err := ops.EnsureGlobalRow(ctx, []string{c.Remote(d)}, nil, d.Name, table); err != nil {
+		if err := jsonrpc.EnsureGlobalRow(ctx, []string{c.Remote(d)}, nil, d.Name, table); err != nil {
 			return fmt.Errorf("initialize %s: %w", table, err)
 		}
 	}

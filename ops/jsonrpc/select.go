@@ -1,4 +1,4 @@
-package ops
+package jsonrpc
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // keeping a monitor and a libovsdb cache of it. At 64,000 rows a libovsdb
 // select took seconds, decoding through generic maps and the mapper.
 func ReadTable(ctx context.Context, remote string, tlsc *tls.Config, db, table string, dec *RowDecoder) ([]model.Model, error) {
-	conn, err := RawDial(remote, tlsc)
+	conn, err := Dial(remote, tlsc)
 	if err != nil {
 		return nil, err
 	}

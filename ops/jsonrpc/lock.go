@@ -1,4 +1,4 @@
-package ops
+package jsonrpc
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/courier-sdn/courier/ops"
 )
 
 // ErrNotLockHolder is returned by LockSession.Transact while this instance
@@ -217,6 +219,27 @@ func (l *LockSession) Transact(ctx context.Context, ops ...ovsdb.Operation) ([]o
 		return nil, err
 	}
 	return l.TransactPrepared(ctx, p)
+}
+
+// Preparer is a Transactor that can also encode a transaction ahead of
+// sending it (LockSession is one).
+type Preparer interface {
+	ops.Transactor
+	Prepare(ops ...ovsdb.Operation) (*Prepared, error)
+	TransactPrepared(ctx context.Context, p *Prepared) ([]ovsdb.OperationResult, error)
+}
+
+// Commit commits a prepared transaction and checks every result, as
+// Transact does.
+func Commit(ctx context.Context, t Preparer, p *Prepared) ([]ovsdb.OperationResult, error) {
+	res, err := t.TransactPrepared(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := ops.CheckResults(res, p.ops); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // Prepared is a transaction encoded ahead of sending, so that a writer

@@ -1,4 +1,4 @@
-package ops
+package jsonrpc
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/courier-sdn/courier/ops"
 )
 
 // rpcConn is a minimal OVSDB JSON-RPC 1.0 connection (RFC 7047 §4): calls
@@ -48,8 +50,11 @@ type rpcMessage struct {
 	Error  json.RawMessage `json:"error,omitempty"`
 }
 
+// dial opens a connection to one active remote (ops.DialRemote).
+func dial(remote string, tlsc *tls.Config) (net.Conn, error) { return ops.DialRemote(remote, tlsc) }
+
 func dialRPC(remote string, tlsc *tls.Config, notify func(string, json.RawMessage)) (*rpcConn, error) {
-	c, err := Dial(remote, tlsc)
+	c, err := dial(remote, tlsc)
 	if err != nil {
 		return nil, err
 	}
@@ -285,15 +290,15 @@ func (r *rpcConn) callRaw(ctx context.Context, method string, params []byte, out
 	}
 }
 
-// lost is ErrNoConnection with its cause, and the likely reason when a
+// lost is ops.ErrNoConnection with its cause, and the likely reason when a
 // TLS server closed the connection before answering anything.
 func (r *rpcConn) lost(cause error) error {
-	err := ErrNoConnection
+	err := ops.ErrNoConnection
 	if cause != nil {
-		err = fmt.Errorf("%w: %v", ErrNoConnection, cause)
+		err = fmt.Errorf("%w: %v", ops.ErrNoConnection, cause)
 	}
 	if _, isTLS := r.conn.(*tls.Conn); isTLS && !r.answered.Load() {
-		return fmt.Errorf("%w (%w)", err, ErrTLSRefused)
+		return fmt.Errorf("%w (%w)", err, ops.ErrTLSRefused)
 	}
 	return err
 }
@@ -312,32 +317,32 @@ func (r *rpcConn) Close() { r.conn.Close() }
 
 var errNotLeader = errors.New("server is not the cluster leader")
 
-// RawConn is a plain JSON-RPC session for one-off requests that libovsdb
+// Conn is a plain JSON-RPC session for one-off requests that libovsdb
 // cannot make or that do not need a model (initializing global rows,
 // querying _Server).
-type RawConn struct{ c *rpcConn }
+type Conn struct{ c *rpcConn }
 
-// RawDial opens a RawConn to one remote (tlsc for ssl:).
-func RawDial(remote string, tlsc *tls.Config) (*RawConn, error) {
+// Dial opens a Conn to one remote (tlsc for ssl:).
+func Dial(remote string, tlsc *tls.Config) (*Conn, error) {
 	c, err := dialRPC(remote, tlsc, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &RawConn{c: c}, nil
+	return &Conn{c: c}, nil
 }
 
 // Call sends one request and decodes its result into out.
-func (r *RawConn) Call(ctx context.Context, method string, params any, out any) error {
+func (r *Conn) Call(ctx context.Context, method string, params any, out any) error {
 	return r.c.call(ctx, method, params, out)
 }
 
 // CallRaw is Call with the params already encoded as a JSON array.
-func (r *RawConn) CallRaw(ctx context.Context, method string, params []byte, out any) error {
+func (r *Conn) CallRaw(ctx context.Context, method string, params []byte, out any) error {
 	return r.c.callRaw(ctx, method, params, out)
 }
 
 // Close ends the session.
-func (r *RawConn) Close() { r.c.Close() }
+func (r *Conn) Close() { r.c.Close() }
 
 // EnsureGlobalRow inserts the single row of a global table (NB_Global,
 // SB_Global) if it is missing, as "ovn-nbctl init" does. The tables allow
@@ -355,7 +360,7 @@ func EnsureGlobalRow(ctx context.Context, remotes []string, tlsc *tls.Config, db
 }
 
 func ensureGlobalRow(ctx context.Context, remote string, tlsc *tls.Config, db, table string) error {
-	conn, err := RawDial(remote, tlsc)
+	conn, err := Dial(remote, tlsc)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package ops
+package jsonrpc
 
 import (
 	"encoding/json"

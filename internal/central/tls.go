@@ -1,4 +1,4 @@
-package ctl
+package central
 
 import (
 	"context"
@@ -10,12 +10,12 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/model"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
+	"github.com/courier-sdn/courier/internal/dbconf"
 	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/schema/sbdb"
-	"github.com/courier-sdn/courier/tools/dbconf"
 )
 
 // TLS with role-based access control, as courier-ctl sets it up when

@@ -1,4 +1,4 @@
-package ops_test
+package jsonrpc_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/internal/testenv"
-	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
@@ -21,7 +21,7 @@ func rawNB(t *testing.T) (*testenv.DBs, context.Context, func(ops ...any) []map[
 	dbs := testenv.StartDBs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	c, err := ops.RawDial(dbs.NB, nil)
+	c, err := jsonrpc.Dial(dbs.NB, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,9 +49,9 @@ func TestWatchReportsOnlySelectedChanges(t *testing.T) {
 	}
 	txn(ovsdb.Operation{Op: "insert", Table: nbdb.VPCTable, Row: ovsdb.Row{"name": "a"}})
 
-	got := make(chan ops.WatchedRow, 10)
-	w, err := ops.StartWatch(ctx, dbs.NB, ops.WatchSpec{DB: schema.NBName, Tables: []ops.WatchTable{{Name: nbdb.VPCTable,
-		Columns: []string{"name"}, Initial: true, Delete: true, Modify: true}}}, func(rows []ops.WatchedRow) error {
+	got := make(chan jsonrpc.WatchedRow, 10)
+	w, err := jsonrpc.StartWatch(ctx, dbs.NB, jsonrpc.WatchSpec{DB: schema.NBName, Tables: []jsonrpc.WatchTable{{Name: nbdb.VPCTable,
+		Columns: []string{"name"}, Initial: true, Delete: true, Modify: true}}}, func(rows []jsonrpc.WatchedRow) error {
 		for _, r := range rows {
 			got <- r
 		}
@@ -60,7 +60,7 @@ func TestWatchReportsOnlySelectedChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, err := ops.NewRowDecoder(&nbdb.VPC{})
+	dec, err := jsonrpc.NewRowDecoder(&nbdb.VPC{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestWatchReportsOnlySelectedChanges(t *testing.T) {
 		}
 		return m.(*nbdb.VPC).Name
 	}
-	next := func() ops.WatchedRow {
+	next := func() jsonrpc.WatchedRow {
 		t.Helper()
 		select {
 		case r := <-got:
@@ -82,7 +82,7 @@ func TestWatchReportsOnlySelectedChanges(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("nothing reported")
 		}
-		return ops.WatchedRow{}
+		return jsonrpc.WatchedRow{}
 	}
 	if r := next(); r.Old != nil || name(r.New) != "a" {
 		t.Fatalf("initial row: %+v", r)
@@ -109,12 +109,12 @@ func TestWatchReportsOnlySelectedChanges(t *testing.T) {
 // as libovsdb would decode it.
 func TestWatchDeliversTransactionsWhole(t *testing.T) {
 	dbs, ctx, commit := rawNB(t)
-	got := make(chan []ops.WatchedRow, 10)
-	all := func(name string) ops.WatchTable {
-		return ops.WatchTable{Name: name, Initial: true, Insert: true, Delete: true, Modify: true}
+	got := make(chan []jsonrpc.WatchedRow, 10)
+	all := func(name string) jsonrpc.WatchTable {
+		return jsonrpc.WatchTable{Name: name, Initial: true, Insert: true, Delete: true, Modify: true}
 	}
-	w, err := ops.StartWatch(ctx, dbs.NB, ops.WatchSpec{DB: schema.NBName, Tables: []ops.WatchTable{all(nbdb.VxnetTable), all(nbdb.PortTable)}},
-		func(rows []ops.WatchedRow) error { got <- rows; return nil }, testenv.Logger(t))
+	w, err := jsonrpc.StartWatch(ctx, dbs.NB, jsonrpc.WatchSpec{DB: schema.NBName, Tables: []jsonrpc.WatchTable{all(nbdb.VxnetTable), all(nbdb.PortTable)}},
+		func(rows []jsonrpc.WatchedRow) error { got <- rows; return nil }, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestWatchDeliversTransactionsWhole(t *testing.T) {
 		"ports": ovsdb.OvsSet{GoSet: refs}}},
 		ovsdb.Operation{Op: "insert", Table: nbdb.VPCTable, Row: ovsdb.Row{"name": "v", "vxnets": ovsdb.UUID{GoUUID: "x"}}})
 	commit(txn...)
-	var rows []ops.WatchedRow
+	var rows []jsonrpc.WatchedRow
 	select {
 	case rows = <-got:
 	case <-ctx.Done():
@@ -139,8 +139,8 @@ func TestWatchDeliversTransactionsWhole(t *testing.T) {
 	if len(rows) != 51 {
 		t.Fatalf("one transaction of 51 rows arrived as a delivery of %d", len(rows))
 	}
-	portDec, _ := ops.NewRowDecoder(&nbdb.Port{})
-	vxDec, _ := ops.NewRowDecoder(&nbdb.Vxnet{})
+	portDec, _ := jsonrpc.NewRowDecoder(&nbdb.Port{})
+	vxDec, _ := jsonrpc.NewRowDecoder(&nbdb.Vxnet{})
 	for _, r := range rows {
 		dec := portDec
 		if r.Table == nbdb.VxnetTable {

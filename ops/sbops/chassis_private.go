@@ -1,0 +1,48 @@
+package sbops
+
+import (
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// Chassis_Private holds what a host says about itself (heartbeat,
+// applied nb_cfg, status, claims), each written by the host into its own
+// row, found by name, and what southd concludes (alive).
+
+func privateOf(chassis string) []ovsdb.Condition {
+	return []ovsdb.Condition{chassisPrivateT.Cond("name", ovsdb.ConditionEqual, chassis)}
+}
+
+// BumpHeartbeat adds one to chassis's heartbeat: southd judges a chassis
+// alive while its heartbeat moves.
+func BumpHeartbeat(chassis string) ovsdb.Operation {
+	return chassisPrivateT.Mutate(privateOf(chassis), "heartbeat", ovsdb.MutateOperationAdd, 1)
+}
+
+// SetChassisPrivateNbCfg acknowledges that chassis's kernel reflects the
+// northbound's nb_cfg cfg, as of at.
+func SetChassisPrivateNbCfg(chassis string, cfg int, at time.Time) ovsdb.Operation {
+	row := &sbdb.ChassisPrivate{NbCfg: cfg, NbCfgTimestamp: int(at.UnixMilli())}
+	return chassisPrivateT.Update(row, privateOf(chassis), "nb_cfg", "nb_cfg_timestamp")
+}
+
+// SetChassisPrivateStatus publishes what chassis could not apply.
+func SetChassisPrivateStatus(chassis string, status map[string]string) ovsdb.Operation {
+	return chassisPrivateT.Update(&sbdb.ChassisPrivate{Status: status}, privateOf(chassis), "status")
+}
+
+// SetChassisPrivateClaims lists the ports whose VM interfaces chassis
+// has, for southd to grant those nobody requested.
+func SetChassisPrivateClaims(chassis string, claims []string) ovsdb.Operation {
+	return chassisPrivateT.Update(&sbdb.ChassisPrivate{Claims: claims}, privateOf(chassis), "claims")
+}
+
+// SetChassisPrivateAlive records southd's judgement of the chassis whose
+// Chassis_Private row is uuid.
+func SetChassisPrivateAlive(uuid string, alive bool) ovsdb.Operation {
+	return chassisPrivateT.Update(&sbdb.ChassisPrivate{Alive: &alive}, ops.WhereUUID(uuid), "alive")
+}

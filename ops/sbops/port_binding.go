@@ -1,0 +1,42 @@
+package sbops
+
+import (
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// PortBindings is the Port_Binding table. northd syncs the columns it
+// owns with ops.Diff and the table's Insert, Update and Delete; hosts
+// and southd change where a port is bound only through the guarded
+// verbs below.
+func PortBindings() *ops.Table[sbdb.PortBinding, *sbdb.PortBinding] { return portBindingT }
+
+// A binding's location is written only while its chassis is still the
+// one the writer read: a host or southd never overwrites a claim it has
+// not seen. The update matches no row (its count is 0) when the binding
+// moved meanwhile, and the writer reads again.
+func ifHeld(read *sbdb.PortBinding) []ovsdb.Condition {
+	return []ovsdb.Condition{ops.WhereUUID(read.UUID)[0], portBindingT.Cond("chassis", ovsdb.ConditionEqual, read.Chassis)}
+}
+
+// BindPortBinding binds the port read to chassis, not yet up, if it is
+// still bound where it was read.
+func BindPortBinding(read *sbdb.PortBinding, chassis string) ovsdb.Operation {
+	down := false
+	return portBindingT.Update(&sbdb.PortBinding{Chassis: &chassis, Up: &down}, ifHeld(read), "chassis", "up")
+}
+
+// UnbindPortBinding releases the port read, if it is still bound where
+// it was read.
+func UnbindPortBinding(read *sbdb.PortBinding) ovsdb.Operation {
+	down := false
+	return portBindingT.Update(&sbdb.PortBinding{Up: &down}, ifHeld(read), "chassis", "up")
+}
+
+// SetPortBindingUp says whether the port read is programmed (up) on the
+// chassis that holds it, if it is still bound where it was read.
+func SetPortBindingUp(read *sbdb.PortBinding, up bool) ovsdb.Operation {
+	return portBindingT.Update(&sbdb.PortBinding{Up: &up}, ifHeld(read), "up")
+}
