@@ -81,8 +81,8 @@ type Daemon struct {
 	tls    *tls.Config
 	log    *slog.Logger
 	m      *Metrics
-	dp     *dataplane.Datapath
-	sender *dataplane.Sender
+	dp     Dataplane
+	sender LearnSender
 	mtu    int
 
 	notify chan struct{}
@@ -190,10 +190,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if mtu, err := dataplane.UnderlayMTU(d.cfg.EncapIP); err == nil {
 		d.mtu = mtu - dataplane.VXLANOverhead
 	}
-	if d.sender, err = dataplane.NewSender(d.cfg.EncapIP); err != nil {
+	sender, err := dataplane.NewSender(d.cfg.EncapIP)
+	if err != nil {
 		return fmt.Errorf("learn message socket: %w", err)
 	}
-	defer d.sender.Close()
+	defer sender.Close()
+	d.sender = sender
 	if lo, err := dp.LearnOut(); err == nil {
 		defer lo.Close()
 		go d.sendForKernel(lo)

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"net/netip"
+	"os"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,6 +44,7 @@ func TestNorthdFlowsCompile(t *testing.T) {
 		dps[dp.UUID] = dp
 	}
 	flows := ops.Rows[sbdb.LogicalFlow](s)
+	checkNorthdFlowsFile(t, flows, dps)
 	fc := compileFlows(1, flows, dps)
 	if len(fc.errs) > 0 {
 		t.Fatalf("flows hostd cannot apply:\n%v", fc.errs)
@@ -121,4 +125,26 @@ func checkDHCPReply(t *testing.T, fc *flowConfig, dps map[string]*sbdb.Datapath)
 		return
 	}
 	t.Errorf("no datapath vxnet:x among %d", len(dps))
+}
+
+// checkNorthdFlowsFile keeps testdata/lflows/northd.flows, the golden
+// test's input, what northd writes: -update rewrites it.
+func checkNorthdFlowsFile(t *testing.T, flows []*sbdb.LogicalFlow, dps map[string]*sbdb.Datapath) {
+	t.Helper()
+	var lines []string
+	for _, f := range flows {
+		lines = append(lines, flowLine(dps[f.Datapath].Name, f))
+	}
+	slices.Sort(lines)
+	got := "# What northd writes for TestNorthdFlowsCompile's network (that test keeps this file current).\n" +
+		strings.Join(lines, "\n") + "\n"
+	const path = "testdata/lflows/northd.flows"
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want, err := os.ReadFile(path); err != nil || string(want) != got {
+		t.Errorf("northd's flows differ from %s (go test ./hostd -run 'NorthdFlows|Golden' -update, and review the diff): %v", path, err)
+	}
 }

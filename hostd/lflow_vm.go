@@ -51,7 +51,11 @@ func compileICMPErr(fc *flowConfig, f *lflow) error {
 		code, _ := f.last.Arg("code")
 		mtu, _ := f.last.Arg("mtu")
 		if typ != want.typ || code != want.code || (why.Str == "oversize") != (mtu == "inport.mtu") {
-			return fmt.Errorf("for %s this data plane sends type %s code %s (with the port's MTU for oversize)", why.Str, want.typ, want.code)
+			with := ""
+			if why.Str == "oversize" {
+				with = ", mtu=inport.mtu"
+			}
+			return fmt.Errorf("for %s this data plane sends icmp4_error(type=%s, code=%s%s)", why.Str, want.typ, want.code, with)
 		}
 		return fc.vx(f, want.flag)
 	case f.is("drop"):

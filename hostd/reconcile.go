@@ -3,8 +3,6 @@ package hostd
 import (
 	"context"
 	"fmt"
-	"maps"
-	"net/netip"
 	"sort"
 	"time"
 
@@ -13,7 +11,6 @@ import (
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/ops/sbops"
-	"github.com/courier-sdn/courier/pipeline"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
 
@@ -64,118 +61,12 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	}
 	delete(d.status, "sessions")
 
-	encap := map[string]netip.Addr{}
-	for _, c := range ops.Rows[sbdb.Chassis](d.base) {
-		if a, err := netip.ParseAddr(c.EncapIP); err == nil {
-			encap[c.Name] = a
-		}
-	}
-	st := &dataplane.State{}
-	dps := map[string]*sbdb.Datapath{}
-	var flowErrs []string
-	ready := true
-	bindings := map[bindingKey]dataplane.Binding{}
-	hubOf := map[uint32]bool{}
-	dhcp := map[string]pipeline.DHCPReply{}
+	snap := d.takeSnapshot(pbs)
 	for _, vs := range d.vpcs {
 		cfgs = append(cfgs, sbCfg(vs.s.Client))
-		vdps := map[string]*sbdb.Datapath{}
-		for _, dp := range ops.Rows[sbdb.Datapath](vs.s) {
-			vdps[dp.UUID] = dp
-			dps[dp.UUID] = dp
-		}
-		if len(vdps) == 0 {
-			ready = false // not compiled yet, or still loading
-		}
-		fc := vs.compiled(vdps)
-		flowErrs = append(flowErrs, fc.errs...)
-		maps.Copy(dhcp, fc.dhcp)
-		for _, dp := range vdps {
-			switch dp.Type {
-			case "vpc":
-				st.VPCs = append(st.VPCs, dataplane.VPC{ID: uint32(dp.TunnelKey), GwMAC: parseMAC(dp.GatewayMAC), Flags: fc.vpcFlags})
-			case "vxnet":
-				if dp.Cidr == nil || dp.GatewayIP == nil {
-					continue
-				}
-				cidr, err1 := netip.ParsePrefix(*dp.Cidr)
-				gw, err2 := netip.ParseAddr(*dp.GatewayIP)
-				if err1 != nil || err2 != nil {
-					flowErrs = append(flowErrs, fmt.Sprintf("datapath %s: bad CIDR or gateway", dp.Name))
-					continue
-				}
-				st.Vxnets = append(st.Vxnets, dataplane.Vxnet{VNI: uint32(dp.TunnelKey), VPC: uint32(dp.Vpc), CIDR: cidr,
-					GwIP: gw, GwMAC: parseMAC(dp.GatewayMAC), Flags: fc.vxFlags[dp.UUID]})
-			}
-		}
-		st.Routes = append(st.Routes, fc.routes...)
-		for _, h := range ops.Rows[sbdb.Hub](vs.s) {
-			hs := dataplane.Hubs{VPC: uint32(h.Vpc)}
-			for _, c := range h.Chassis {
-				if a, ok := encap[c]; ok {
-					hs.VTEPs = append(hs.VTEPs, a)
-				}
-			}
-			st.Hubs = append(st.Hubs, hs)
-		}
-		if vs.hub {
-			hubOf[uint32(vs.vpc)] = true
-			d.hubBindings(vs, vdps, encap, bindings)
-		}
 	}
-	for _, b := range bindings {
-		st.Bindings = append(st.Bindings, b)
-	}
-	// This host's ports.
-	var up []*sbdb.PortBinding
-	byName := map[string]*sbdb.PortBinding{}
-	for _, pb := range pbs {
-		byName[pb.LogicalPort] = pb
-		ifindex := d.ifaces[pb.LogicalPort]
-		dp := dps[pb.Datapath]
-		if !d.ours(pb) || dp == nil {
-			continue
-		}
-		mac := parseMAC(pb.MAC)
-		if mac == nil {
-			continue
-		}
-		p := dataplane.Port{Ifindex: ifindex, Name: pb.LogicalPort, VNI: uint32(dp.TunnelKey), VPC: uint32(pb.Vpc), MAC: mac,
-			MTU: d.mtu, Security: pb.PortSecurity, Unknown: len(pb.IPs) == 0, TunnelKey: uint32(pb.TunnelKey),
-			DHCP: portDHCP(dhcp, pb, dp, d.mtu)}
-		for _, s := range pb.IPs {
-			if a, err := netip.ParseAddr(s); err == nil {
-				p.IPs = append(p.IPs, a)
-			}
-		}
-		for _, s := range pb.VirtualIPs {
-			if a, err := netip.ParseAddr(s); err == nil {
-				p.VIPs = append(p.VIPs, a)
-			}
-		}
-		st.Ports = append(st.Ports, p)
-		if pb.Up == nil || !*pb.Up {
-			up = append(up, pb)
-		}
-	}
-	// Addresses this host's ports hold beyond their fixed IPs, once
-	// southd has accepted them.
-	for _, lb := range ops.Rows[sbdb.LearnedBinding](d.base) {
-		if !lb.Accepted {
-			continue
-		}
-		ifindex := d.ifaces[lb.LogicalPort]
-		a, err := netip.ParseAddr(lb.IP)
-		if pb := byName[lb.LogicalPort]; pb != nil && d.ours(pb) && ifindex != 0 && err == nil {
-			st.Locals = append(st.Locals, dataplane.Local{VPC: uint32(lb.Vpc), IP: a, Ifindex: ifindex})
-		}
-	}
-
-	// Every VM interface gets the DVR as soon as it appears, so that
-	// declaring its port only writes map entries.
-	for _, ifindex := range d.ifaces {
-		st.Interfaces = append(st.Interfaces, ifindex)
-	}
+	next := desired(snap)
+	st, flowErrs := next.state, next.flowErrs
 
 	if missing := d.unhealthy(want); missing != "" {
 		d.log.Warn("a session ended while computing; not applying", "why", missing)
@@ -200,10 +91,10 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		delete(d.status, "lflows")
 	}
 	if err == nil {
-		d.markUp(ctx, up)
-		d.teach(bindings, hubOf)
+		d.markUp(ctx, next.up)
+		d.teach(next.bindings, next.hubOf)
 		d.setProbes(st)
-		if ready {
+		if next.ready {
 			d.ack(ctx, minOf(cfgs))
 		}
 	}
@@ -244,16 +135,8 @@ func (d *Daemon) retryLater() {
 	time.AfterFunc(time.Second, d.kick)
 }
 
-// ours: a port whose VM interface is here and which is bound here, or
-// requested here (then it is ours by right, even before our claim has come
-// back through the monitor: it must be programmed before this host
-// acknowledges the configuration that created it).
-func (d *Daemon) ours(pb *sbdb.PortBinding) bool {
-	if d.ifaces[pb.LogicalPort] == 0 {
-		return false
-	}
-	return isMe(pb.Chassis, d.cfg.Chassis) || (pb.Chassis == nil && isMe(pb.RequestedChassis, d.cfg.Chassis))
-}
+// ours: see the function of the same name.
+func (d *Daemon) ours(pb *sbdb.PortBinding) bool { return ours(d.cfg.Chassis, d.ifaces, pb) }
 
 // sbCfg is the nb_cfg a session has seen in SB_Global.
 func sbCfg(c client.Client) int {
@@ -333,47 +216,6 @@ func equalMaps(a, b map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// hubBindings adds every binding of a VPC this host is a hub of: bound
-// ports' fixed IPs, then the learned addresses southd accepted (it alone
-// picks the holder of a contested address). A learned address never
-// shadows a fixed one: southd refuses such a row, and until it has, the
-// fixed binding stands.
-func (d *Daemon) hubBindings(vs *vpcSession, dps map[string]*sbdb.Datapath, encap map[string]netip.Addr, out map[bindingKey]dataplane.Binding) {
-	fixed := map[bindingKey]bool{}
-	for _, pb := range ops.Rows[sbdb.PortBinding](vs.s) {
-		// Where the port is: its chassis, or, until a host has claimed
-		// it, the chassis it is requested on, whose hostd programs it
-		// before acknowledging.
-		at := pb.Chassis
-		if at == nil {
-			at = pb.RequestedChassis
-		}
-		if at == nil {
-			continue
-		}
-		vtep, ok := encap[*at]
-		dp := dps[pb.Datapath]
-		if !ok || dp == nil {
-			continue
-		}
-		for _, s := range pb.IPs {
-			if a, err := netip.ParseAddr(s); err == nil {
-				out[bindingKey{uint32(pb.Vpc), a}] = dataplane.Binding{VPC: uint32(pb.Vpc), IP: a, VTEP: vtep,
-					VNI: uint32(dp.TunnelKey), MAC: parseMAC(pb.MAC)}
-				fixed[bindingKey{uint32(pb.Vpc), a}] = true
-			}
-		}
-	}
-	for _, lb := range ops.Rows[sbdb.LearnedBinding](vs.s) {
-		vtep, ok := encap[lb.Chassis]
-		a, err := netip.ParseAddr(lb.IP)
-		if !lb.Accepted || !ok || err != nil || fixed[bindingKey{uint32(lb.Vpc), a}] {
-			continue
-		}
-		out[bindingKey{uint32(lb.Vpc), a}] = dataplane.Binding{VPC: uint32(lb.Vpc), IP: a, VTEP: vtep, VNI: uint32(lb.Vni), MAC: parseMAC(lb.MAC)}
-	}
 }
 
 // teach: a hub whose binding of an address moved or went away tells the

@@ -1,0 +1,250 @@
+package hostd
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"time"
+
+	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/pipeline"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// What the kernel should hold is a pure function of a snapshot: the
+// southbound rows this host's sessions hold, read once per reconcile,
+// and the host's own facts. reconcile takes the snapshot, desired
+// computes, the Dataplane applies; tests give desired a snapshot and
+// compare what it returns, with no kernel and no database.
+
+// snapshot is what desired reads.
+type snapshot struct {
+	chassis string
+	mtu     int                   // the overlay MTU of this host's ports
+	ifaces  map[string]int        // logical port -> ifindex of its VM interface
+	encap   map[string]netip.Addr // chassis -> VTEP
+	ports   []*sbdb.PortBinding   // the base session's: this host's, requested or bound
+	learned []*sbdb.LearnedBinding
+	vpcs    []vpcSnapshot
+}
+
+// vpcSnapshot is one VPC session's rows.
+type vpcSnapshot struct {
+	vpc      int
+	hub      bool // this host is one of the VPC's hubs
+	dps      map[string]*sbdb.Datapath
+	flows    *flowConfig // its logical flows, compiled (vpcSession.compiled caches them)
+	hubs     []*sbdb.Hub
+	bindings []*sbdb.PortBinding // every binding of the VPC (what a hub forwards by)
+	learned  []*sbdb.LearnedBinding
+}
+
+// desiredState is what desired returns: the kernel's state and what
+// reconcile does after applying it.
+type desiredState struct {
+	state    *dataplane.State
+	up       []*sbdb.PortBinding              // this host's ports to mark up once applied
+	bindings map[bindingKey]dataplane.Binding // as a hub, what it forwards to
+	hubOf    map[uint32]bool                  // the VPCs this host is a hub of
+	flowErrs []string                         // flows this data plane cannot apply
+	ready    bool                             // every VPC's datapaths are there: nb_cfg may be acknowledged
+}
+
+// takeSnapshot reads the sessions once.
+func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
+	s := &snapshot{chassis: d.cfg.Chassis, mtu: d.mtu, ifaces: d.ifaces, encap: map[string]netip.Addr{}, ports: pbs,
+		learned: ops.Rows[sbdb.LearnedBinding](d.base)}
+	for _, c := range ops.Rows[sbdb.Chassis](d.base) {
+		if a, err := netip.ParseAddr(c.EncapIP); err == nil {
+			s.encap[c.Name] = a
+		}
+	}
+	for _, vs := range d.vpcs {
+		v := vpcSnapshot{vpc: vs.vpc, hub: vs.hub, dps: map[string]*sbdb.Datapath{}, hubs: ops.Rows[sbdb.Hub](vs.s)}
+		for _, dp := range ops.Rows[sbdb.Datapath](vs.s) {
+			v.dps[dp.UUID] = dp
+		}
+		v.flows = vs.compiled(v.dps)
+		if vs.hub {
+			v.bindings, v.learned = ops.Rows[sbdb.PortBinding](vs.s), ops.Rows[sbdb.LearnedBinding](vs.s)
+		}
+		s.vpcs = append(s.vpcs, v)
+	}
+	return s
+}
+
+// desired computes the kernel's state from a snapshot.
+func desired(s *snapshot) *desiredState {
+	out := &desiredState{state: &dataplane.State{}, bindings: map[bindingKey]dataplane.Binding{}, hubOf: map[uint32]bool{}, ready: true}
+	st := out.state
+	dps := map[string]*sbdb.Datapath{}
+	dhcp := map[string]pipeline.DHCPReply{}
+	for _, v := range s.vpcs {
+		maps.Copy(dps, v.dps)
+		if len(v.dps) == 0 {
+			out.ready = false // not compiled yet, or still loading
+		}
+		fc := v.flows
+		if fc == nil {
+			fc = compileFlows(v.vpc, nil, v.dps)
+		}
+		out.flowErrs = append(out.flowErrs, fc.errs...)
+		maps.Copy(dhcp, fc.dhcp)
+		out.flowErrs = append(out.flowErrs, datapaths(st, v.dps, fc)...)
+		st.Routes = append(st.Routes, fc.routes...)
+		for _, h := range v.hubs {
+			hs := dataplane.Hubs{VPC: uint32(h.Vpc)}
+			for _, c := range h.Chassis {
+				if a, ok := s.encap[c]; ok {
+					hs.VTEPs = append(hs.VTEPs, a)
+				}
+			}
+			st.Hubs = append(st.Hubs, hs)
+		}
+		if v.hub {
+			out.hubOf[uint32(v.vpc)] = true
+			hubBindings(v, s.encap, out.bindings)
+		}
+	}
+	for _, b := range out.bindings {
+		st.Bindings = append(st.Bindings, b)
+	}
+	localPorts(s, dps, dhcp, out)
+	// Every VM interface gets the DVR as soon as it appears, so that
+	// declaring its port only writes map entries.
+	for _, ifindex := range s.ifaces {
+		st.Interfaces = append(st.Interfaces, ifindex)
+	}
+	return out
+}
+
+// datapaths adds a VPC's datapaths, with the flags its flows ask for.
+func datapaths(st *dataplane.State, dps map[string]*sbdb.Datapath, fc *flowConfig) (errs []string) {
+	for _, dp := range dps {
+		switch dp.Type {
+		case pipeline.DPVPC:
+			st.VPCs = append(st.VPCs, dataplane.VPC{ID: uint32(dp.TunnelKey), GwMAC: parseMAC(dp.GatewayMAC), Flags: fc.vpcFlags})
+		case pipeline.DPVxnet:
+			if dp.Cidr == nil || dp.GatewayIP == nil {
+				continue
+			}
+			cidr, err1 := netip.ParsePrefix(*dp.Cidr)
+			gw, err2 := netip.ParseAddr(*dp.GatewayIP)
+			if err1 != nil || err2 != nil {
+				errs = append(errs, fmt.Sprintf("datapath %s: bad CIDR or gateway", dp.Name))
+				continue
+			}
+			st.Vxnets = append(st.Vxnets, dataplane.Vxnet{VNI: uint32(dp.TunnelKey), VPC: uint32(dp.Vpc), CIDR: cidr,
+				GwIP: gw, GwMAC: parseMAC(dp.GatewayMAC), Flags: fc.vxFlags[dp.UUID]})
+		}
+	}
+	return errs
+}
+
+// localPorts adds this host's ports and the addresses they hold beyond
+// their fixed IPs once southd has accepted them.
+func localPorts(s *snapshot, dps map[string]*sbdb.Datapath, dhcp map[string]pipeline.DHCPReply, out *desiredState) {
+	st := out.state
+	byName := map[string]*sbdb.PortBinding{}
+	for _, pb := range s.ports {
+		byName[pb.LogicalPort] = pb
+		dp := dps[pb.Datapath]
+		mac := parseMAC(pb.MAC)
+		if !ours(s.chassis, s.ifaces, pb) || dp == nil || mac == nil {
+			continue
+		}
+		p := dataplane.Port{Ifindex: s.ifaces[pb.LogicalPort], Name: pb.LogicalPort, VNI: uint32(dp.TunnelKey), VPC: uint32(pb.Vpc),
+			MAC: mac, MTU: s.mtu, Security: pb.PortSecurity, Unknown: len(pb.IPs) == 0, TunnelKey: uint32(pb.TunnelKey),
+			IPs: addrs(pb.IPs), VIPs: addrs(pb.VirtualIPs), DHCP: portDHCP(dhcp, pb, dp, s.mtu)}
+		st.Ports = append(st.Ports, p)
+		if pb.Up == nil || !*pb.Up {
+			out.up = append(out.up, pb)
+		}
+	}
+	for _, lb := range s.learned {
+		ifindex := s.ifaces[lb.LogicalPort]
+		a, err := netip.ParseAddr(lb.IP)
+		if pb := byName[lb.LogicalPort]; lb.Accepted && pb != nil && ours(s.chassis, s.ifaces, pb) && ifindex != 0 && err == nil {
+			st.Locals = append(st.Locals, dataplane.Local{VPC: uint32(lb.Vpc), IP: a, Ifindex: ifindex})
+		}
+	}
+}
+
+// addrs parses the addresses that parse.
+func addrs(ss []string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// ours: a port whose VM interface is here and which is bound here, or
+// requested here (then it is ours by right, even before our claim has come
+// back through the monitor: it must be programmed before this host
+// acknowledges the configuration that created it).
+func ours(chassis string, ifaces map[string]int, pb *sbdb.PortBinding) bool {
+	if ifaces[pb.LogicalPort] == 0 {
+		return false
+	}
+	return isMe(pb.Chassis, chassis) || (pb.Chassis == nil && isMe(pb.RequestedChassis, chassis))
+}
+
+// hubBindings adds every binding of a VPC this host is a hub of: bound
+// ports' fixed IPs, then the learned addresses southd accepted (it alone
+// picks the holder of a contested address). A learned address never
+// shadows a fixed one: southd refuses such a row, and until it has, the
+// fixed binding stands.
+func hubBindings(v vpcSnapshot, encap map[string]netip.Addr, out map[bindingKey]dataplane.Binding) {
+	fixed := map[bindingKey]bool{}
+	for _, pb := range v.bindings {
+		// Where the port is: its chassis, or, until a host has claimed
+		// it, the chassis it is requested on, whose hostd programs it
+		// before acknowledging.
+		at := pb.Chassis
+		if at == nil {
+			at = pb.RequestedChassis
+		}
+		if at == nil {
+			continue
+		}
+		vtep, ok := encap[*at]
+		dp := v.dps[pb.Datapath]
+		if !ok || dp == nil {
+			continue
+		}
+		for _, a := range addrs(pb.IPs) {
+			k := bindingKey{uint32(pb.Vpc), a}
+			out[k] = dataplane.Binding{VPC: uint32(pb.Vpc), IP: a, VTEP: vtep, VNI: uint32(dp.TunnelKey), MAC: parseMAC(pb.MAC)}
+			fixed[k] = true
+		}
+	}
+	for _, lb := range v.learned {
+		vtep, ok := encap[lb.Chassis]
+		a, err := netip.ParseAddr(lb.IP)
+		if !lb.Accepted || !ok || err != nil || fixed[bindingKey{uint32(lb.Vpc), a}] {
+			continue
+		}
+		out[bindingKey{uint32(lb.Vpc), a}] = dataplane.Binding{VPC: uint32(lb.Vpc), IP: a, VTEP: vtep, VNI: uint32(lb.Vni), MAC: parseMAC(lb.MAC)}
+	}
+}
+
+// Dataplane is what hostd asks of the kernel's data plane
+// (dataplane.Datapath); tests give a fake.
+type Dataplane interface {
+	Apply(st *dataplane.State) (dataplane.ApplyStats, error)
+	Taught(vpc uint32, ip netip.Addr) ([]netip.Addr, error)
+	ExpireCache(idle time.Duration) (int, error)
+	ProbeHubs(hubs []netip.Addr) error
+	HubSeen() (map[netip.Addr]time.Duration, error)
+	HubDown(ago time.Duration) bool
+}
+
+// LearnSender sends learn messages from user space (dataplane.Sender).
+type LearnSender interface {
+	Send(to netip.Addr, vni uint32, m dataplane.LearnMsg) error
+	Probe(hub netip.Addr, vni uint32, self netip.Addr) error
+}
