@@ -80,6 +80,9 @@ func retryDump[T any](dump func() (T, error)) (T, error) {
 // ListLinks lists the namespace's interfaces, consistently.
 func ListLinks() ([]netlink.Link, error) { return retryDump(netlink.LinkList) }
 
+// ListLinksWith is ListLinks through a handle (of another namespace).
+func ListLinksWith(h *netlink.Handle) ([]netlink.Link, error) { return retryDump(h.LinkList) }
+
 // UnderlayMTU is the MTU of the interface that holds addr.
 func UnderlayMTU(addr netip.Addr) (int, error) {
 	links, err := ListLinks()

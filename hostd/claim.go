@@ -36,6 +36,7 @@ func (d *Daemon) claim(ctx context.Context, pbs []*sbdb.PortBinding) {
 		}
 		ok, err := d.guarded(cctx, sbops.BindPortBinding(pb, me))
 		if err != nil {
+			d.dirty = true
 			d.log.Warn("claim", "port", pb.LogicalPort, "err", err)
 		} else if ok {
 			d.log.Info("claimed port", "port", pb.LogicalPort, "ifindex", d.ifaces[pb.LogicalPort])
@@ -52,12 +53,14 @@ func (d *Daemon) claim(ctx context.Context, pbs []*sbdb.PortBinding) {
 		}
 		ok, err := d.guarded(cctx, sbops.UnbindPortBinding(pb))
 		if err != nil {
+			d.dirty = true
 			d.log.Warn("release", "port", pb.LogicalPort, "err", err)
 		} else if ok {
 			d.log.Info("released port", "port", pb.LogicalPort, "interface_gone", gone, "requested_elsewhere", moved)
 		}
 	}
 	if err := d.writeClaims(cctx); err != nil {
+		d.dirty = true
 		d.log.Warn("publish claims", "err", err)
 	}
 }

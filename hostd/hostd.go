@@ -27,10 +27,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
-
-	"github.com/vishvananda/netlink"
 
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/daemon"
@@ -38,6 +35,8 @@ import (
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/schema/sbdb"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // Config is hostd's configuration.
@@ -91,14 +90,20 @@ type Daemon struct {
 	baseTracker *ops.Tracker
 	vpcs        map[int]*vpcSession
 
-	ifaces  map[string]int // logical port -> ifindex of its VM interface
+	nl      *netlink.Handle // this host's namespace
+	ifaces  map[string]int  // logical port -> ifindex of its VM interface
 	byIndex map[int]string
 
 	taught    map[bindingKey]dataplane.Binding // hub: what it forwards to
 	acked     int
 	refreshed time.Time
-	status    map[string]string
-	logLimit  logLimiter
+	// dirty: the last reconcile left something undone (a write failed);
+	// reconciled: when it started. Without changes, hostd reconciles only
+	// to retry, or every safetyReconcile.
+	dirty      bool
+	reconciled time.Time
+	status     map[string]string
+	logLimit   logLimiter
 	// probes: the hubs this host probes, each with a VNI it serves.
 	probes map[netip.Addr]uint32
 }
@@ -134,6 +139,10 @@ type bindingKey struct {
 const (
 	defaultHeartbeat = time.Second
 	defaultRefresh   = 30 * time.Second
+	// safetyReconcile: with nothing changed and nothing to retry, hostd
+	// still recomputes everything this often, in case the kernel's state
+	// was changed behind its back.
+	safetyReconcile  = time.Minute
 	defaultCacheIdle = 5 * time.Minute
 	// defaultProbeInterval: with hubs judged down after 300 ms of
 	// silence, a dead hub is passed over within about 400 ms.
@@ -203,12 +212,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Error("the kernel's learn messages that need hostd cannot be read; bulk flows through a hub will not be taught", "err", err)
 	}
 
-	links := make(chan netlink.LinkUpdate, 256)
-	done := make(chan struct{})
-	defer close(done)
-	if err := netlink.LinkSubscribe(links, done); err != nil {
-		return fmt.Errorf("watch interfaces: %w", err)
+	links := make(chan linkEvent, 1024)
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if d.nl, err = netlink.NewHandle(); err != nil {
+		return fmt.Errorf("netlink: %w", err)
 	}
+	defer d.nl.Close()
+	go watchLinks(wctx, linkWatch{ns: netns.None(), rcvbuf: linkBuffer, queue: 1024, log: d.log, onLost: d.m.linkResyncs.Inc}, links)
 	d.scanLinks()
 	events := make(chan dataplane.Event, 256)
 	if er, err := dp.Events(); err == nil {
@@ -235,39 +246,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
-// scanLinks reads every interface's alias: VM interfaces carry
-// "courier:PORT".
-func (d *Daemon) scanLinks() {
-	links, err := dataplane.ListLinks()
-	if err != nil {
-		d.log.Error("list interfaces", "err", err)
-		return
-	}
-	d.ifaces, d.byIndex = map[string]int{}, map[int]string{}
-	for _, l := range links {
-		d.link(l.Attrs(), true)
-	}
-}
-
-func (d *Daemon) link(a *netlink.LinkAttrs, present bool) {
-	if old, ok := d.byIndex[a.Index]; ok {
-		delete(d.byIndex, a.Index)
-		if d.ifaces[old] == a.Index {
-			delete(d.ifaces, old)
-		}
-	}
-	port, ok := strings.CutPrefix(a.Alias, dataplane.AliasPrefix)
-	if !present || !ok || port == "" {
-		return
-	}
-	d.ifaces[port] = a.Index
-	d.byIndex[a.Index] = port
-}
-
 // session runs the base southbound session until it ends. It is
 // established once the chassis is registered: its monitors are up and
 // their contents read.
-func (d *Daemon) session(ctx context.Context, established func(), links chan netlink.LinkUpdate, events chan dataplane.Event,
+func (d *Daemon) session(ctx context.Context, established func(), links chan linkEvent, events chan dataplane.Event,
 	rotated <-chan struct{}) error {
 	if err := d.openBase(ctx); err != nil {
 		return err
@@ -312,8 +294,8 @@ func (d *Daemon) session(ctx context.Context, established func(), links chan net
 			d.m.certReloads.Inc()
 			d.closeVPCs()
 			return errors.New("certificate replaced on disk; reconnecting to present it")
-		case u := <-links:
-			d.link(u.Attrs(), u.Header.Type != 17 /* RTM_DELLINK */)
+		case e := <-links:
+			d.onLink(e)
 		case e := <-events:
 			d.event(ctx, e)
 		case <-beat.C:
@@ -329,13 +311,16 @@ func (d *Daemon) session(ctx context.Context, established func(), links chan net
 				d.log.Debug("aged out idle learned paths", "n", n)
 			}
 			d.refreshLearned(ctx)
+			if !d.dirty && time.Since(d.reconciled) < safetyReconcile {
+				continue // nothing changed: nothing to do
+			}
 		case <-d.notify:
 		}
 		// Coalesce a burst of changes into one reconcile.
 		for drained := false; !drained; {
 			select {
-			case u := <-links:
-				d.link(u.Attrs(), u.Header.Type != 17)
+			case e := <-links:
+				d.onLink(e)
 			case <-d.notify:
 			default:
 				drained = true

@@ -20,6 +20,7 @@ import (
 // back what this host can vouch for: ports up, nb_cfg applied, status.
 func (d *Daemon) reconcile(ctx context.Context) {
 	start := time.Now()
+	d.dirty, d.reconciled = false, start
 	me := d.cfg.Chassis
 	// Read nb_cfg before anything else of the session: the rows read
 	// after it are at least that new.
@@ -78,6 +79,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	applied := time.Now()
 	d.m.reconcile(time.Since(start), as, err, len(flowErrs))
 	if err != nil {
+		d.dirty = true
 		d.log.Error("applying the southbound to the kernel failed", "err", err)
 		d.status["apply"] = err.Error()
 	} else {
@@ -162,6 +164,7 @@ func (d *Daemon) markUp(ctx context.Context, pbs []*sbdb.PortBinding) {
 	defer cancel()
 	for _, pb := range pbs {
 		if _, err := d.guarded(cctx, sbops.SetPortBindingUp(pb, true)); err != nil {
+			d.dirty = true
 			d.log.Warn("mark port up", "port", pb.LogicalPort, "err", err)
 		}
 	}
@@ -177,6 +180,7 @@ func (d *Daemon) ack(ctx context.Context, cfg int) {
 	defer cancel()
 	_, err := d.transact(cctx, sbops.SetChassisPrivateNbCfg(d.cfg.Chassis, cfg, time.Now()))
 	if err != nil {
+		d.dirty = true
 		d.log.Warn("acknowledge nb_cfg", "cfg", cfg, "err", err)
 		return
 	}
@@ -202,6 +206,7 @@ func (d *Daemon) writeStatus(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := d.transact(cctx, sbops.SetChassisPrivateStatus(d.cfg.Chassis, m)); err != nil {
+		d.dirty = true
 		d.log.Warn("write status", "err", err)
 	}
 }

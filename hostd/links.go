@@ -1,0 +1,133 @@
+package hostd
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/courier-sdn/courier/dataplane"
+)
+
+// Interfaces come and go by netlink events. A subscription the kernel
+// ends (its socket's buffer overflowed: hundreds of veths created at
+// once) is reopened, and every interface read again, so that no change
+// is lost and nothing reads a closed channel.
+
+// linkEvent is an interface that appeared, changed or went; or, with
+// resync, a subscription reopened: the list of interfaces is read again.
+type linkEvent struct {
+	attrs   netlink.LinkAttrs
+	present bool
+	resync  bool
+}
+
+// linkBuffer is the subscription socket's receive buffer: room for a few
+// thousand link messages before the kernel gives up on it.
+const linkBuffer = 8 << 20
+
+// linkWatch says where to watch: a namespace (netns.None(): the
+// caller's) and the socket's buffer.
+type linkWatch struct {
+	ns     netns.NsHandle
+	rcvbuf int
+	queue  int // updates read from the socket, not yet taken
+	log    *slog.Logger
+	onLost func()
+}
+
+// watchLinks sends interface events to out until ctx ends. The first
+// event is a resync. onLost is called each time the subscription is
+// lost and reopened.
+func watchLinks(ctx context.Context, w linkWatch, out chan<- linkEvent) {
+	log := w.log
+	for first := true; ctx.Err() == nil; first = false {
+		ch := make(chan netlink.LinkUpdate, w.queue)
+		done := make(chan struct{})
+		ns := w.ns
+		err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{Namespace: &ns, ReceiveBufferSize: w.rcvbuf,
+			ErrorCallback: func(err error) { log.Debug("interface watch", "err", err) }})
+		if err != nil {
+			log.Error("watch interfaces; retrying", "err", err)
+			close(done)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		if !first {
+			w.onLost()
+			log.Warn("interface watch was lost; reopened, reading every interface again")
+		}
+		if !send(ctx, out, linkEvent{resync: true}) {
+			close(done)
+			return
+		}
+		for open := true; open; {
+			select {
+			case <-ctx.Done():
+				close(done)
+				return
+			case u, ok := <-ch:
+				if !ok {
+					open = false
+				} else if u.Link != nil {
+					send(ctx, out, linkEvent{attrs: *u.Attrs(), present: u.Header.Type != unix.RTM_DELLINK})
+				}
+			}
+		}
+		close(done)
+	}
+}
+
+func send(ctx context.Context, out chan<- linkEvent, e linkEvent) bool {
+	select {
+	case out <- e:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// onLink applies an interface event to the map of VM interfaces.
+func (d *Daemon) onLink(e linkEvent) {
+	if e.resync {
+		d.scanLinks()
+		return
+	}
+	d.link(&e.attrs, e.present)
+}
+
+// scanLinks reads every interface's alias: VM interfaces carry
+// "courier:PORT".
+func (d *Daemon) scanLinks() {
+	links, err := dataplane.ListLinksWith(d.nl)
+	if err != nil {
+		d.log.Error("list interfaces", "err", err)
+		return
+	}
+	d.ifaces, d.byIndex = map[string]int{}, map[int]string{}
+	for _, l := range links {
+		d.link(l.Attrs(), true)
+	}
+}
+
+func (d *Daemon) link(a *netlink.LinkAttrs, present bool) {
+	if old, ok := d.byIndex[a.Index]; ok {
+		delete(d.byIndex, a.Index)
+		if d.ifaces[old] == a.Index {
+			delete(d.ifaces, old)
+		}
+	}
+	port, ok := strings.CutPrefix(a.Alias, dataplane.AliasPrefix)
+	if !present || !ok || port == "" {
+		return
+	}
+	d.ifaces[port] = a.Index
+	d.byIndex[a.Index] = port
+}
