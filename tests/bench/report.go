@@ -22,6 +22,7 @@ type Report struct {
 	State       *StateResult       `json:"host_state,omitempty"`
 	Spine       *SpineResult       `json:"spine,omitempty"`
 	VM          *VMResult          `json:"vm,omitempty"`
+	CLI         *CLIResult         `json:"cli,omitempty"`
 	Errors      []string           `json:"errors,omitempty"`
 }
 
@@ -77,6 +78,11 @@ type Runner struct {
 	Samples    int
 	StatePorts int
 	StateHosts int
+	// The CLI benchmark: single commands at each of CLISizes ports,
+	// CLISamples of each kind; a bulk load of CLIBulk ports.
+	CLISizes   []int
+	CLISamples int
+	CLIBulk    int
 }
 
 func (r *Runner) want(name string) bool {
@@ -141,6 +147,14 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 			rep.VM = res
 		}
 	}
+	if r.want("cli") {
+		r.Env.Log.Info("CLI benchmark", "sizes", r.CLISizes, "bulk", r.CLIBulk)
+		if res, err := CLI(ctx, r.Env, r.CLISizes, r.CLISamples, r.CLIBulk, max(2, r.Rounds)); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("cli: %v", err))
+		} else {
+			rep.CLI = res
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -198,6 +212,9 @@ func (rep *Report) Markdown() string {
 	}
 	if s := rep.Spine; s != nil {
 		s.markdown(&b)
+	}
+	if c := rep.CLI; c != nil {
+		c.markdown(&b)
 	}
 	if v := rep.VM; v != nil {
 		v.markdown(&b)

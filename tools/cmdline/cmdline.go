@@ -32,7 +32,12 @@ type Command[S any] struct {
 	Flags   []Flag
 	// Tables it reads; an invocation monitors their union only.
 	Tables []string
-	Run    func(st S, inv *Invocation, out *Output) error
+	// Rows, when set, names the rows of its Tables it reads, by table
+	// (the names given on its command line): an invocation whose
+	// commands all name their rows reads those rows (and what the tool
+	// reads with them), not whole tables.
+	Rows func(inv *Invocation) map[string][]string
+	Run  func(st S, inv *Invocation, out *Output) error
 }
 
 // Invocation is one parsed command of the command line.

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/model"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 	"github.com/urfave/cli/v2"
@@ -153,11 +152,8 @@ func Run(ctx context.Context, o Options, args []string, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	var monitor []client.MonitorOption
-	for _, t := range sortedKeys(tables) {
-		monitor = append(monitor, client.WithTable(tableModels[t]))
-	}
-	c := &conn{o: o, remotes: remotes, model: dbModel, monitor: monitor,
+	w := rowsWanted(invs, o.TLS)
+	c := &conn{o: o, remotes: remotes, model: dbModel, monitor: monitored(tables, w), want: w,
 		backoff: cmdline.RetryBackoff()}
 	sess, a, err := c.commit(ctx, invs, o.Wait != "none")
 	if err != nil {
@@ -215,7 +211,7 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 	}
 	res, err := ops.Transact(ctx, sess.Client, st.ops...)
 	if err != nil {
-		return 0, err
+		return 0, existsError(err)
 	}
 	if st.db != nil {
 		st.db.Committed(res)

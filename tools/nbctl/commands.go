@@ -75,9 +75,9 @@ func commands() []*command {
 				{Name: "no-port-security", Usage: "let the port send from any MAC and IP"},
 				learnedLimitFlag,
 				mayExist},
-			Tables: []string{tVPC, tVxnet, tPort}, Run: cmdPortAdd},
+			Tables: []string{tVPC, tVxnet, tPort}, Rows: portAddRows, Run: cmdPortAdd},
 		{Name: "port-del", Args: "PORT", Summary: "delete a port", Min: 1, Max: 1,
-			Flags: []cmdline.Flag{ifExists}, Tables: []string{tVxnet, tPort}, Run: cmdPortDel},
+			Flags: []cmdline.Flag{ifExists}, Tables: []string{tVxnet, tPort}, Rows: namedPort(0), Run: cmdPortDel},
 		{Name: "port-set", Args: "PORT", Summary: "change a port's addresses, virtual IPs, chassis or port security", Min: 1, Max: 1,
 			Flags: []cmdline.Flag{
 				{Name: "mac", Arg: "MAC", Usage: "new MAC"},
@@ -86,9 +86,9 @@ func commands() []*command {
 				{Name: "chassis", Arg: "NAME", Usage: "requested chassis, or 'none'"},
 				{Name: "port-security", Arg: "on|off", Usage: "enforce the port's MAC and IPs"},
 				learnedLimitFlag},
-			Tables: []string{tVPC, tVxnet, tPort}, Run: cmdPortSet},
+			Tables: []string{tVPC, tVxnet, tPort}, Rows: namedPort(0), Run: cmdPortSet},
 		{Name: "port-list", Args: "[VXNET]", Summary: "list ports, of one vxnet or of all", Max: 1,
-			Tables: []string{tVxnet, tPort}, Run: cmdPortList},
+			Tables: []string{tVxnet, tPort}, Rows: portListRows, Run: cmdPortList},
 
 		{Name: "route-add", Args: "VPC PREFIX NEXTHOP", Summary: "add a static route; NEXTHOP must be an address in one of the VPC's vxnets", Min: 3, Max: 3,
 			Flags: []cmdline.Flag{mayExist}, Tables: []string{tVPC, tVxnet, tRoute}, Run: cmdRouteAdd},
@@ -138,6 +138,7 @@ func cmdVPCDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	for _, vx := range st.vxnetsOf(vpc) {
 		for _, p := range st.portsOf(vx) {
 			delete(st.ports, p.Name)
+			delete(st.addrs, vx)
 		}
 		delete(st.vxnets, vx.Name)
 	}
@@ -245,6 +246,7 @@ func cmdVxnetDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	for _, p := range st.portsOf(vx) {
 		delete(st.ports, p.Name)
 	}
+	delete(st.addrs, vx)
 	delete(st.vxnets, vx.Name)
 	if vpc == nil {
 		return nil // an orphan is garbage-collected by the server
@@ -292,22 +294,10 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 	if err != nil {
 		return nil, nil, err
 	}
-	usedIP := map[string]string{}
-	usedMAC := map[string]string{}
-	vipOf := map[string]bool{}
-	for _, o := range st.portsOf(vx) {
-		if o == skip {
-			continue
-		}
-		usedMAC[o.MAC] = o.Name
-		for _, ip := range o.IPs {
-			usedIP[ip] = o.Name
-		}
-		for _, ip := range o.VirtualIPs {
-			vipOf[ip] = true
-		}
-	}
-	if o, ok := usedMAC[mac]; ok {
+	idx := st.addrsOf(vx)
+	usedIP, usedMAC, vipOf := idx.ip, idx.mac, idx.vip
+	other := func(owner string, ok bool) bool { return ok && (skip == nil || owner != skip.Name) }
+	if o, ok := usedMAC[mac]; other(o, ok) {
 		return nil, nil, fmt.Errorf("MAC %s is already used by port %s in vxnet %s", mac, o, vx.Name)
 	}
 	var outIPs, outVIPs []string
@@ -326,10 +316,10 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 		if err := rules.CheckPortIP(vx.Name, p, gw, ip); err != nil {
 			return nil, nil, err
 		}
-		if o, ok := usedIP[ip.String()]; ok {
+		if o, ok := usedIP[ip.String()]; other(o, ok) {
 			return nil, nil, fmt.Errorf("IP %s is already used by port %s in vxnet %s", ip, o, vx.Name)
 		}
-		if vipOf[ip.String()] {
+		if o, ok := vipOf[ip.String()]; other(o, ok) {
 			return nil, nil, fmt.Errorf("IP %s is a virtual IP of another port in vxnet %s", ip, vx.Name)
 		}
 		if seen[ip.String()] {
@@ -346,7 +336,7 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 		if err := rules.CheckPortIP(vx.Name, p, gw, ip); err != nil {
 			return nil, nil, err
 		}
-		if o, ok := usedIP[ip.String()]; ok {
+		if o, ok := usedIP[ip.String()]; other(o, ok) {
 			return nil, nil, fmt.Errorf("virtual IP %s is the fixed IP of port %s in vxnet %s", ip, o, vx.Name)
 		}
 		if seen[ip.String()] {
@@ -401,6 +391,11 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		return err
 	}
 	st.ports[name] = port
+	st.portByUUID[port.UUID] = port
+	if st.touched != nil {
+		st.touched[name] = true
+	}
+	st.indexPort(vx, port)
 	st.portVxnet[port.UUID] = vx
 	if err := st.add(st.c.Create(port)); err != nil {
 		return err
@@ -438,6 +433,7 @@ func cmdPortDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	if vx == nil {
 		return nil
 	}
+	delete(st.addrs, vx)
 	if err := st.verify(vx, vx.UUID, &vx.Ports); err != nil {
 		return err
 	}
@@ -510,6 +506,7 @@ func cmdPortSet(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		return fmt.Errorf("port-set: nothing to change; give --mac, --ips, --vips, --chassis, --port-security or --learned-limit")
 	}
 	port.MAC, port.IPs, port.VirtualIPs = mac, newIPs, newVIPs
+	delete(st.addrs, vx)
 	return st.add(ops.ByUUID(st.c, port).Update(port, fields...))
 }
 

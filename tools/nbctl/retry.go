@@ -52,6 +52,7 @@ type conn struct {
 	remotes []string
 	model   model.ClientDBModel
 	monitor []client.MonitorOption
+	want    *want // the rows the commands name; nil: whole tables
 	tracker *ops.Tracker
 	backoff *ops.Backoff
 	warned  bool
@@ -97,7 +98,13 @@ type attempt struct {
 
 // applied says whether st shows every change the attempt was to make.
 func (a *attempt) applied(st *state) bool {
-	now := st.fingerprint()
+	only := map[string]bool{}
+	for k := range union(a.before, a.after) {
+		if name, ok := strings.CutPrefix(k, "port "); ok {
+			only[name] = true
+		}
+	}
+	now := st.fingerprint(only)
 	changed := false
 	for k := range union(a.before, a.after) {
 		if a.before[k] != a.after[k] {
@@ -162,7 +169,7 @@ func (c *conn) commit(ctx context.Context, invs []parsed, wait bool) (*ops.Sessi
 // try reads the database through sess and, unless an earlier attempt
 // turns out to have committed, runs the commands and commits them.
 func (c *conn) try(ctx context.Context, sess *ops.Session, invs []parsed, wait bool, unsure []*attempt) (*attempt, error) {
-	st, err := loadState(ctx, sess)
+	st, err := loadState(ctx, sess, c.want)
 	if err != nil {
 		return nil, err
 	}
@@ -181,9 +188,9 @@ func (c *conn) try(ctx context.Context, sess *ops.Session, invs []parsed, wait b
 		}
 	}
 	a := &attempt{out: &cmdline.Output{Style: cmdline.Style{Format: c.o.Format, FormatSet: c.o.FormatSet,
-		NoHeadings: c.o.NoHeadings, Bare: c.o.Bare}}, before: st.fingerprint()}
+		NoHeadings: c.o.NoHeadings, Bare: c.o.Bare}}, before: st.fingerprint(st.touched)}
 	cfg, err := execute(ctx, sess, st, invs, wait, a.out)
-	a.cfg, a.after = cfg, st.fingerprint()
+	a.cfg, a.after = cfg, st.fingerprint(st.touched)
 	a.blind = st.db != nil && st.db.Writes
 	return a, err
 }
@@ -254,8 +261,12 @@ func (c *conn) waitFor(ctx context.Context, sess *ops.Session, what string, cfg 
 
 // fingerprint describes what the commands can change, row by row, by
 // name and without UUIDs or the status columns that northd writes, so
-// that two reads of the same configuration compare equal.
-func (st *state) fingerprint() map[string]string {
+// that two reads of the same configuration compare equal. When the
+// commands read only the rows they name, only the ports in only are
+// described (those they name or create: no other can change), so that
+// a chain of thousands of port-adds does not describe every port of
+// their vxnets twice; only == nil describes every port read.
+func (st *state) fingerprint(only map[string]bool) map[string]string {
 	fp := map[string]string{}
 	for name, vpc := range st.vpcs {
 		fp["vpc "+name] = "exists"
@@ -276,6 +287,9 @@ func (st *state) fingerprint() map[string]string {
 		fp["vxnet "+name] = fmt.Sprintf("vpc=%s cidr=%s gateway=%s vni=%s", vpc.Name, vx.Cidr, str(vx.Gateway), num(vx.Vni))
 	}
 	for name, p := range st.ports {
+		if only != nil && !only[name] {
+			continue
+		}
 		vx := st.portVxnet[p.UUID]
 		if vx == nil || fp["vxnet "+vx.Name] == "" || st.vxnets[vx.Name] != vx {
 			continue

@@ -30,7 +30,16 @@ type state struct {
 	vpcs   map[string]*nbdb.VPC   // by name
 	vxnets map[string]*nbdb.Vxnet // by name
 	ports  map[string]*nbdb.Port  // by name
-	routes map[string]*nbdb.Route // by UUID
+	// addrs indexes each vxnet's addresses, made when first needed and
+	// dropped when a port of the vxnet changes (port-add adds to it).
+	addrs map[*nbdb.Vxnet]*addrIndex
+	// touched are the ports the commands name or create, when they
+	// read only the rows they name (nil: they read every row).
+	touched map[string]bool
+	// portByUUID holds every port read or created, current or not
+	// (ports[p.Name] == p says it is).
+	portByUUID map[string]*nbdb.Port
+	routes     map[string]*nbdb.Route // by UUID
 
 	vxnetVPC  map[string]*nbdb.VPC   // vxnet UUID -> its VPC
 	portVxnet map[string]*nbdb.Vxnet // port UUID -> its vxnet
@@ -47,10 +56,10 @@ type state struct {
 
 // loadState reads the state from sess's cache. A session lost meanwhile
 // is ops.ErrNoConnection: what was read may be incomplete.
-func loadState(ctx context.Context, sess *ops.Session) (*state, error) {
+func loadState(ctx context.Context, sess *ops.Session, w *want) (*state, error) {
 	rctx, cancel := sess.Context(ctx)
 	defer cancel()
-	st, err := readState(rctx, sess.Client)
+	st, err := readState(rctx, sess.Client, w)
 	select {
 	case <-sess.Done():
 		return nil, fmt.Errorf("%w: the session ended while reading", ops.ErrNoConnection)
@@ -62,15 +71,16 @@ func loadState(ctx context.Context, sess *ops.Session) (*state, error) {
 	return st, err
 }
 
-func readState(ctx context.Context, c client.Client) (*state, error) {
+func readState(ctx context.Context, c client.Client, w *want) (*state, error) {
 	st := &state{c: c, verified: map[string]bool{},
-		vpcs:      map[string]*nbdb.VPC{},
-		vxnets:    map[string]*nbdb.Vxnet{},
-		ports:     map[string]*nbdb.Port{},
-		routes:    map[string]*nbdb.Route{},
-		vxnetVPC:  map[string]*nbdb.VPC{},
-		portVxnet: map[string]*nbdb.Vxnet{},
-		routeVPC:  map[string]*nbdb.VPC{},
+		vpcs:       map[string]*nbdb.VPC{},
+		vxnets:     map[string]*nbdb.Vxnet{},
+		ports:      map[string]*nbdb.Port{},
+		portByUUID: map[string]*nbdb.Port{},
+		routes:     map[string]*nbdb.Route{},
+		vxnetVPC:   map[string]*nbdb.VPC{},
+		portVxnet:  map[string]*nbdb.Vxnet{},
+		routeVPC:   map[string]*nbdb.VPC{},
 	}
 	globals, err := ops.List[nbdb.NBGlobal](ctx, c, nil)
 	if err != nil {
@@ -83,6 +93,22 @@ func readState(ctx context.Context, c client.Client) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
+	routes, err := ops.List[nbdb.Route](ctx, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range routes {
+		st.routes[r.UUID] = r
+	}
+	for _, vpc := range vpcs {
+		st.vpcs[vpc.Name] = vpc
+		for _, u := range vpc.Routes {
+			st.routeVPC[u] = vpc
+		}
+	}
+	if w != nil {
+		return st, st.readNamed(ctx, w)
+	}
 	vxnets, err := ops.List[nbdb.Vxnet](ctx, c, nil)
 	if err != nil {
 		return nil, err
@@ -91,28 +117,23 @@ func readState(ctx context.Context, c client.Client) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	routes, err := ops.List[nbdb.Route](ctx, c, nil)
-	if err != nil {
-		return nil, err
-	}
-	byUUIDVxnet := map[string]*nbdb.Vxnet{}
 	for _, v := range vxnets {
 		st.vxnets[v.Name] = v
-		byUUIDVxnet[v.UUID] = v
 	}
 	for _, p := range ports {
 		st.ports[p.Name] = p
+		st.portByUUID[p.UUID] = p
 	}
-	for _, r := range routes {
-		st.routes[r.UUID] = r
-	}
-	for _, vpc := range vpcs {
-		st.vpcs[vpc.Name] = vpc
+	st.link(vxnets)
+	return st, nil
+}
+
+// link records which VPC each vxnet belongs to, and which vxnet each
+// port.
+func (st *state) link(vxnets []*nbdb.Vxnet) {
+	for _, vpc := range st.vpcs {
 		for _, u := range vpc.Vxnets {
 			st.vxnetVPC[u] = vpc
-		}
-		for _, u := range vpc.Routes {
-			st.routeVPC[u] = vpc
 		}
 	}
 	for _, v := range vxnets {
@@ -120,7 +141,6 @@ func readState(ctx context.Context, c client.Client) (*state, error) {
 			st.portVxnet[u] = v
 		}
 	}
-	return st, nil
 }
 
 // generic is the generic commands' view of the northbound (tools/dbcmd),
@@ -228,15 +248,54 @@ func (st *state) vxnetsOf(vpc *nbdb.VPC) []*nbdb.Vxnet {
 	return out
 }
 
-// portsOf lists a vxnet's ports.
+// portsOf lists a vxnet's ports, from its own list: what it costs grows
+// with the vxnet, not with the VPC (a bulk load of thousands of ports
+// stays linear).
 func (st *state) portsOf(vx *nbdb.Vxnet) []*nbdb.Port {
 	var out []*nbdb.Port
-	for _, p := range st.ports {
-		if st.portVxnet[p.UUID] == vx {
+	for _, u := range vx.Ports {
+		if p := st.portByUUID[u]; p != nil && st.ports[p.Name] == p && st.portVxnet[u] == vx {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// addrIndex is who holds each MAC, fixed IP and virtual IP of a vxnet.
+type addrIndex struct{ mac, ip, vip map[string]string }
+
+// addrsOf returns vx's address index, made from its ports if need be: a
+// chain of port-adds into one vxnet reads its ports once, not once each.
+func (st *state) addrsOf(vx *nbdb.Vxnet) *addrIndex {
+	if idx := st.addrs[vx]; idx != nil {
+		return idx
+	}
+	idx := &addrIndex{mac: map[string]string{}, ip: map[string]string{}, vip: map[string]string{}}
+	for _, p := range st.portsOf(vx) {
+		idx.add(p)
+	}
+	if st.addrs == nil {
+		st.addrs = map[*nbdb.Vxnet]*addrIndex{}
+	}
+	st.addrs[vx] = idx
+	return idx
+}
+
+// indexPort adds a port created in vx to its index, if it has one.
+func (st *state) indexPort(vx *nbdb.Vxnet, p *nbdb.Port) {
+	if idx := st.addrs[vx]; idx != nil {
+		idx.add(p)
+	}
+}
+
+func (idx *addrIndex) add(p *nbdb.Port) {
+	idx.mac[p.MAC] = p.Name
+	for _, ip := range p.IPs {
+		idx.ip[ip] = p.Name
+	}
+	for _, ip := range p.VirtualIPs {
+		idx.vip[ip] = p.Name
+	}
 }
 
 // vniOf is the VNI a vxnet holds: the requested one, else what northd

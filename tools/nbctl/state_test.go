@@ -55,7 +55,7 @@ func TestStaleReadIsNotCommitted(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			st, err := loadState(ctx, s)
+			st, err := loadState(ctx, s, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +124,7 @@ func TestReadFromLostSessionFailsAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err = loadState(ctx, s)
+	_, err = loadState(ctx, s, nil)
 	if took := time.Since(start); took > time.Second || !errors.Is(err, ops.ErrNoConnection) {
 		t.Fatalf("reading from a lost session: %v after %v, want ErrNoConnection at once", err, took)
 	}

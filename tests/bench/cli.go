@@ -1,0 +1,306 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/courier-sdn/courier/internal/central"
+	"github.com/courier-sdn/courier/internal/proc"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
+	"github.com/courier-sdn/courier/schema/nbdb"
+)
+
+// The CLI benchmark times what an operator or a script pays for one
+// courier-nbctl command as the database grows, and a bulk load through
+// the CLI against the same transactions sent raw.
+
+// CLIResult is the CLI benchmark's report.
+type CLIResult struct {
+	Sizes []CLISize `json:"sizes"`
+	// The bulk load: BulkPorts ports in transactions of BulkChunk, on
+	// fresh databases without northd, Rounds times interleaved.
+	BulkPorts int       `json:"bulk_ports"`
+	BulkChunk int       `json:"bulk_chunk"`
+	CLISecs   []float64 `json:"bulk_cli_seconds"`
+	RawSecs   []float64 `json:"bulk_raw_seconds"`
+}
+
+// CLISize is one database size: single port-add invocations of the
+// courier-nbctl binary, timed from exec to exit.
+type CLISize struct {
+	Ports  int     `json:"ports"`
+	AddNow Latency `json:"port_add_ms"`
+	AddSB  Latency `json:"port_add_wait_sb_ms"`
+}
+
+const cliVxnets = 253
+
+// cliIP is port p's address: vxnet p%253 is a /22, so 256,000 ports fit.
+func cliIP(p int) netip.Addr {
+	vx, h := p%cliVxnets, 2+p/cliVxnets
+	return netip.AddrFrom4([4]byte{10, byte(vx >> 6), byte((vx&63)<<2 + h>>8), byte(h)})
+}
+
+func cliCIDR(vx int) string {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(vx >> 6), byte((vx & 63) << 2), 0}), 22).String()
+}
+
+func cliMAC(p int) string {
+	vx, h := p%cliVxnets, 2+p/cliVxnets
+	return fmt.Sprintf("02:01:%02x:00:%02x:%02x", vx, h>>8, h&255)
+}
+
+// cliVxnetsTxn creates the VPC and its vxnets.
+func cliVxnetsTxn() []ovsdb.Operation {
+	txn := []ovsdb.Operation{{Op: "insert", Table: "VPC", UUIDName: "vpc", Row: ovsdb.Row{"name": "bench"}}}
+	var refs []any
+	for i := 0; i < cliVxnets; i++ {
+		txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Vxnet", UUIDName: "vx" + strconv.Itoa(i),
+			Row: ovsdb.Row{"name": "x" + strconv.Itoa(i), "cidr": cliCIDR(i)}})
+		refs = append(refs, ovsdb.UUID{GoUUID: "vx" + strconv.Itoa(i)})
+	}
+	return append(txn, ovsdb.Operation{Op: "mutate", Table: "VPC", Where: ops.WhereUUID("vpc"),
+		Mutations: []ovsdb.Mutation{{Column: "vxnets", Mutator: "insert", Value: ovsdb.OvsSet{GoSet: refs}}}})
+}
+
+// cliPortsTxn adds ports from..to-1 as one raw transaction.
+func cliPortsTxn(from, to int) []ovsdb.Operation {
+	var txn []ovsdb.Operation
+	refs := map[int][]any{}
+	for p := from; p < to; p++ {
+		n := "pt" + strconv.Itoa(p)
+		txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Port", UUIDName: n,
+			Row: ovsdb.Row{"name": "p" + strconv.Itoa(p), "mac": cliMAC(p), "ips": cliIP(p).String()}})
+		refs[p%cliVxnets] = append(refs[p%cliVxnets], ovsdb.UUID{GoUUID: n})
+	}
+	for vx := 0; vx < cliVxnets; vx++ {
+		if len(refs[vx]) > 0 {
+			txn = append(txn, ovsdb.Operation{Op: "mutate", Table: "Vxnet",
+				Where:     []ovsdb.Condition{{Column: "name", Function: "==", Value: "x" + strconv.Itoa(vx)}},
+				Mutations: []ovsdb.Mutation{{Column: "ports", Mutator: "insert", Value: ovsdb.OvsSet{GoSet: refs[vx]}}}})
+		}
+	}
+	return txn
+}
+
+// cliPortsArgs are the courier-nbctl arguments that add ports from..to-1.
+func cliPortsArgs(from, to int) []string {
+	var args []string
+	for p := from; p < to; p++ {
+		if p > from {
+			args = append(args, "--")
+		}
+		args = append(args, "port-add", "x"+strconv.Itoa(p%cliVxnets), "p"+strconv.Itoa(p), cliMAC(p), cliIP(p).String())
+	}
+	return args
+}
+
+// CLI runs the CLI benchmark.
+func CLI(ctx context.Context, env Env, sizes []int, samples, bulkPorts, rounds int) (*CLIResult, error) {
+	r := &CLIResult{BulkPorts: bulkPorts, BulkChunk: 2000}
+	for _, n := range sizes {
+		env.Log.Info("CLI benchmark: single commands", "ports", n)
+		s, err := cliSingles(ctx, env, n, samples)
+		if err != nil {
+			return nil, fmt.Errorf("%d ports: %w", n, err)
+		}
+		r.Sizes = append(r.Sizes, *s)
+	}
+	for i := 0; i < rounds; i++ {
+		env.Log.Info("CLI benchmark: bulk load", "ports", bulkPorts, "round", i+1)
+		raw, err := cliBulk(ctx, env, bulkPorts, r.BulkChunk, false)
+		if err != nil {
+			return nil, fmt.Errorf("raw bulk load: %w", err)
+		}
+		viaCLI, err := cliBulk(ctx, env, bulkPorts, r.BulkChunk, true)
+		if err != nil {
+			return nil, fmt.Errorf("CLI bulk load: %w", err)
+		}
+		r.RawSecs, r.CLISecs = append(r.RawSecs, raw), append(r.CLISecs, viaCLI)
+	}
+	return r, nil
+}
+
+// cliCentral starts standalone databases in a fresh directory, with the
+// VPC and its vxnets.
+func cliCentral(ctx context.Context, env Env) (*central.Config, string, error) {
+	dir, err := os.MkdirTemp(env.TmpDir, "bc")
+	if err != nil {
+		return nil, "", err
+	}
+	c := &central.Config{RunDir: dir, BinDir: env.BinDir}
+	if err := c.Start(ctx); err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	if err := rawTransact(ctx, c.Remote(central.Databases[0]), cliVxnetsTxn()); err != nil {
+		c.Stop()
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	return c, dir, nil
+}
+
+func rawTransact(ctx context.Context, remote string, txn []ovsdb.Operation) error {
+	conn, err := jsonrpc.Dial(remote, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return rawSend(ctx, conn, encodeTxn(txn))
+}
+
+func encodeTxn(txn []ovsdb.Operation) []byte {
+	b := []byte(`["Courier_Northbound"`)
+	for i := range txn {
+		b = append(b, ',')
+		b, _ = jsonrpc.AppendOperation(b, &txn[i])
+	}
+	return append(b, ']')
+}
+
+func rawSend(ctx context.Context, conn *jsonrpc.Conn, params []byte) error {
+	var res []json.RawMessage
+	if err := conn.CallRaw(ctx, "transact", params, &res); err != nil {
+		return err
+	}
+	for _, r := range res {
+		if strings.Contains(string(r), `"error"`) {
+			return fmt.Errorf("transaction failed: %s", r)
+		}
+	}
+	return nil
+}
+
+// cliSingles loads n ports, starts northd, and times single port-add
+// invocations, alternately without waiting and with --wait=sb.
+func cliSingles(ctx context.Context, env Env, n, samples int) (*CLISize, error) {
+	c, dir, err := cliCentral(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	defer c.Stop()
+	nbR, sbR := c.Remote(central.Databases[0]), c.Remote(central.Databases[1])
+	for from := 0; from < n; from += 64000 {
+		if err := rawTransact(ctx, nbR, cliPortsTxn(from, min(n, from+64000))); err != nil {
+			return nil, err
+		}
+	}
+	pid, err := proc.Start(proc.Spec{Bin: filepath.Join(env.BinDir, "courier-northd"), Args: []string{"--nb", nbR, "--sb", sbR},
+		LogFile: filepath.Join(dir, "northd.log"), PidFile: filepath.Join(dir, "northd.pid")})
+	if err != nil {
+		return nil, err
+	}
+	defer proc.StopPID(pid, "courier-northd", 5*time.Second)
+	if err := waitCompiled(ctx, nbR); err != nil {
+		return nil, err
+	}
+	nbctl := filepath.Join(env.BinDir, "courier-nbctl")
+	var now, sb []time.Duration
+	for k := 0; k < 2*samples; k++ {
+		p := n + k
+		args := []string{"--db", nbR, "--timeout", "60s"}
+		if k%2 == 1 {
+			args = append(args, "--wait=sb")
+		}
+		args = append(args, "port-add", "x"+strconv.Itoa(p%cliVxnets), "s"+strconv.Itoa(k), cliMAC(p), cliIP(p).String())
+		start := time.Now()
+		if out, err := exec.CommandContext(ctx, nbctl, args...).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("courier-nbctl %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		if k%2 == 1 {
+			sb = append(sb, time.Since(start))
+		} else {
+			now = append(now, time.Since(start))
+		}
+	}
+	return &CLISize{Ports: n, AddNow: Summarize(now), AddSB: Summarize(sb)}, nil
+}
+
+// waitCompiled bumps nb_cfg and waits for northd to acknowledge it.
+func waitCompiled(ctx context.Context, nbR string) error {
+	m, _ := nbdb.FullDatabaseModel()
+	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: []string{nbR},
+		Monitor: []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{})}})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	res, err := ops.Transact(ctx, s, bumpCfg()...)
+	if err != nil {
+		return err
+	}
+	return waitSbCfg(ctx, s, cfgOf(res), 10*time.Minute)
+}
+
+// cliBulk loads ports in chunks, through courier-nbctl or raw, on fresh
+// databases without northd, and returns the seconds it took.
+func cliBulk(ctx context.Context, env Env, ports, chunk int, viaCLI bool) (float64, error) {
+	c, dir, err := cliCentral(ctx, env)
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	defer c.Stop()
+	nbR := c.Remote(central.Databases[0])
+	nbctl := filepath.Join(env.BinDir, "courier-nbctl")
+	// Every transaction is prepared before the clock starts.
+	var argvs [][]string
+	var txns [][]byte
+	for from := 0; from < ports; from += chunk {
+		if viaCLI {
+			argvs = append(argvs, append([]string{"--db", nbR, "--timeout", "120s"}, cliPortsArgs(from, min(ports, from+chunk))...))
+		} else {
+			txns = append(txns, encodeTxn(cliPortsTxn(from, min(ports, from+chunk))))
+		}
+	}
+	start := time.Now()
+	if viaCLI {
+		for _, a := range argvs {
+			if out, err := exec.CommandContext(ctx, nbctl, a...).CombinedOutput(); err != nil {
+				return 0, fmt.Errorf("courier-nbctl: %v: %.500s", err, out)
+			}
+		}
+		return time.Since(start).Seconds(), nil
+	}
+	conn, err := jsonrpc.Dial(nbR, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	for _, t := range txns {
+		if err := rawSend(ctx, conn, t); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+func (r *CLIResult) markdown(b *strings.Builder) {
+	fmt.Fprintf(b, "## courier-nbctl as the database grows\n\n")
+	fmt.Fprintf(b, "One VPC, %d vxnets (/22), the ports spread over them; single `courier-nbctl port-add` invocations of the binary, timed from exec to exit, northd running.\n\n", cliVxnets)
+	fmt.Fprintf(b, "| ports | port-add p50 / p99 / max ms | port-add --wait=sb p50 / p99 / max ms |\n|---|---|---|\n")
+	for _, s := range r.Sizes {
+		fmt.Fprintf(b, "| %d | %.1f / %.1f / %.1f | %.1f / %.1f / %.1f |\n", s.Ports, s.AddNow.P50, s.AddNow.P99, s.AddNow.Max, s.AddSB.P50, s.AddSB.P99, s.AddSB.Max)
+	}
+	if len(r.CLISecs) > 0 {
+		lo, hi := spread(r.CLISecs)
+		rlo, rhi := spread(r.RawSecs)
+		fmt.Fprintf(b, "\nBulk load of %d ports in transactions of %d, fresh databases, no northd, %d interleaved rounds: through courier-nbctl %.2f s (%.2f–%.2f), the same rows as raw OVSDB transactions %.2f s (%.2f–%.2f); ratio %.2f (target: within 2).\n\n",
+			r.BulkPorts, r.BulkChunk, len(r.CLISecs), median(r.CLISecs), lo, hi, median(r.RawSecs), rlo, rhi, median(r.CLISecs)/median(r.RawSecs))
+	}
+	fmt.Fprintf(b, "Target: a single port-add --wait=sb p50 under 50 ms at every size.\n\n")
+}

@@ -1,0 +1,308 @@
+package nbctl
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/model"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
+	"github.com/courier-sdn/courier/schema"
+	"github.com/courier-sdn/courier/schema/nbdb"
+	"github.com/courier-sdn/courier/tools/cmdline"
+)
+
+// A one-shot command must not cost more as the database grows. The
+// commands that name their rows (port-add VXNET PORT, port-del PORT,
+// port-set PORT, port-list VXNET, and those that read no port at all)
+// therefore do not monitor the Vxnet and Port tables, whose rows carry
+// every port of the VPC: they select the vxnets and ports they name, the
+// vxnet each named port belongs to, and the ports of those vxnets, which
+// is what their checks compare against (an address is unique within its
+// vxnet). What such a command costs grows with its vxnet, not with the
+// database. Any command that does not name its rows (show, port-list
+// with no vxnet, vxnet-add's overlap check across the VPC) reads the
+// tables whole, as before.
+
+// want is what an invocation's commands read of the Vxnet and Port
+// tables: nil, everything.
+type want struct {
+	vxnets []string // by name, with their ports
+	ports  []string // by name, whole, with their vxnet and its ports
+	// peersWhole: some command needs the whole rows of the vxnets'
+	// other ports (port-list VXNET), not only their addresses.
+	peersWhole bool
+	tls        *tls.Config // for the connection the rows are read on
+}
+
+// peerAddresses, as a key of a command's Rows, says that of the ports
+// of the vxnets it reads, their names and addresses suffice.
+const peerAddresses = "peers:addresses"
+
+// rowsWanted merges what the commands name. It returns nil if any of
+// them reads the Vxnet or Port table without naming its rows.
+func rowsWanted(invs []parsed, tlsc *tls.Config) *want {
+	w := &want{tls: tlsc}
+	for _, p := range invs {
+		reads := slices.Contains(p.cmd.Tables, tVxnet) || slices.Contains(p.cmd.Tables, tPort)
+		if !reads {
+			continue
+		}
+		if p.cmd.Rows == nil {
+			return nil
+		}
+		rows := p.cmd.Rows(p.inv)
+		if rows == nil {
+			return nil
+		}
+		w.vxnets = append(w.vxnets, rows[tVxnet]...)
+		w.ports = append(w.ports, rows[tPort]...)
+		if _, ok := rows[peerAddresses]; !ok {
+			w.peersWhole = true
+		}
+	}
+	return w
+}
+
+// monitored are the tables an invocation monitors: those its commands
+// read, less the two that w names rows of.
+func monitored(tables map[string]bool, w *want) []client.MonitorOption {
+	var out []client.MonitorOption
+	for _, t := range sortedKeys(tables) {
+		if w != nil && (t == tVxnet || t == tPort) {
+			continue
+		}
+		out = append(out, client.WithTable(tableModels[t]))
+	}
+	return out
+}
+
+// namedPort is what a command that names one port (args[i]) reads.
+func namedPort(i int) func(inv *cmdline.Invocation) map[string][]string {
+	return func(inv *cmdline.Invocation) map[string][]string {
+		return map[string][]string{tPort: {inv.Args[i]}, peerAddresses: nil}
+	}
+}
+
+// portAddRows is what port-add VXNET PORT reads: the vxnet and the
+// addresses of its ports. Whether PORT exists elsewhere is the name
+// index's to say at commit (see existsError), so that a chain of
+// thousands of port-adds does not look up thousands of names; with
+// --may-exist, the existing port is read to compare.
+func portAddRows(inv *cmdline.Invocation) map[string][]string {
+	rows := map[string][]string{tVxnet: {inv.Args[0]}, peerAddresses: nil}
+	if inv.Has("may-exist") {
+		rows[tPort] = []string{inv.Args[1]}
+	}
+	return rows
+}
+
+// portListRows is what port-list reads: one vxnet's ports, or all.
+func portListRows(inv *cmdline.Invocation) map[string][]string {
+	if len(inv.Args) == 0 {
+		return nil
+	}
+	return map[string][]string{tVxnet: {inv.Args[0]}}
+}
+
+// readNamed fills st's vxnets and ports from the rows w names, in at
+// most three round trips on a connection of its own to the server the
+// session uses (the rows are decoded straight from the reply, not through
+// libovsdb's generic rows): the named rows; the vxnets that hold the
+// named ports; the ports of every vxnet read. The commit's wait on each
+// changed vxnet's port list (state.verify) catches a change made between
+// these reads and the commit.
+func (st *state) readNamed(ctx context.Context, w *want) error {
+	conn, err := jsonrpc.Dial(st.c.CurrentEndpoint(), w.tls)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	vxDec, err := jsonrpc.NewRowDecoder(&nbdb.Vxnet{})
+	if err != nil {
+		return err
+	}
+	pDec, err := jsonrpc.NewRowDecoder(&nbdb.Port{})
+	if err != nil {
+		return err
+	}
+	r := &reader{ctx: ctx, conn: conn}
+	st.touched = map[string]bool{}
+	for _, n := range w.ports {
+		st.touched[n] = true
+	}
+	for _, n := range dedup(w.vxnets) {
+		r.add(selectWhere(tVxnet, "name", ovsdb.ConditionEqual, n), vxDec)
+	}
+	for _, n := range dedup(w.ports) {
+		r.add(selectWhere(tPort, "name", ovsdb.ConditionEqual, n), pDec)
+	}
+	found, err := r.run()
+	if err != nil {
+		return err
+	}
+	vxnets := map[string]*nbdb.Vxnet{}
+	var named []*nbdb.Port
+	for _, m := range found {
+		switch row := m.(type) {
+		case *nbdb.Vxnet:
+			vxnets[row.UUID] = row
+		case *nbdb.Port:
+			named = append(named, row)
+		}
+	}
+	// The vxnet of each named port.
+	for _, p := range named {
+		r.add(selectWhere(tVxnet, "ports", ovsdb.ConditionIncludes, ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: p.UUID}}}), vxDec)
+	}
+	more, err := r.run()
+	if err != nil {
+		return err
+	}
+	for _, m := range more {
+		vx := m.(*nbdb.Vxnet)
+		vxnets[vx.UUID] = vx
+	}
+	peers, err := r.peers(vxnets, w.peersWhole, pDec)
+	if err != nil {
+		return err
+	}
+	for _, vx := range vxnets {
+		st.vxnets[vx.Name] = vx
+	}
+	for _, m := range append(peers, asModels(named)...) { // a named port whole
+		p := m.(*nbdb.Port)
+		st.ports[p.Name] = p
+		st.portByUUID[p.UUID] = p
+	}
+	st.link(slices.Collect(maps.Values(vxnets)))
+	return nil
+}
+
+// wholeTableAt is how many ports of the vxnets read make one select of
+// the whole Port table (its addresses only) cheaper than a select by
+// UUID for each: a chain of thousands of port-adds spread over every
+// vxnet of a VPC.
+var wholeTableAt = 4096
+
+// peers reads every port of vxnets, by UUID (an index lookup each), or,
+// for many, as one select of the table's addresses.
+func (r *reader) peers(vxnets map[string]*nbdb.Vxnet, whole bool, dec *jsonrpc.RowDecoder) ([]model.Model, error) {
+	want := map[string]bool{}
+	for _, vx := range vxnets {
+		for _, u := range vx.Ports {
+			want[u] = true
+		}
+	}
+	var cols []string
+	if !whole {
+		cols = checkedColumns
+	}
+	if len(want) < wholeTableAt {
+		for u := range want {
+			op := selectWhere(tPort, "_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: u})
+			op.Columns = cols
+			r.add(op, dec)
+		}
+		return r.run()
+	}
+	r.add(ovsdb.Operation{Op: ovsdb.OperationSelect, Table: tPort, Where: []ovsdb.Condition{}, Columns: cols}, dec)
+	all, err := r.run()
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, m := range all {
+		if want[m.(*nbdb.Port).UUID] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// checkedColumns are what port-add and port-set compare a port's
+// addresses with.
+var checkedColumns = []string{"_uuid", "name", "mac", "ips", "virtual_ips"}
+
+// rowsRead counts the rows read by name, for tests.
+var rowsRead atomic.Int64
+
+// reader batches selects into one transaction.
+type reader struct {
+	ctx  context.Context
+	conn *jsonrpc.Conn
+	q    []ovsdb.Operation
+	decs []*jsonrpc.RowDecoder
+}
+
+func (r *reader) add(op ovsdb.Operation, dec *jsonrpc.RowDecoder) {
+	r.q, r.decs = append(r.q, op), append(r.decs, dec)
+}
+
+// run sends the selects added since the last run and returns every row.
+func (r *reader) run() ([]model.Model, error) {
+	res, err := jsonrpc.Selects(r.ctx, r.conn, schema.NBName, r.q, r.decs)
+	r.q, r.decs = r.q[:0], r.decs[:0]
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading rows: %v", ops.ErrNoConnection, err)
+	}
+	var out []model.Model
+	for _, rows := range res {
+		out = append(out, rows...)
+	}
+	rowsRead.Add(int64(len(out)))
+	return out, nil
+}
+
+func selectWhere(table, col string, fn ovsdb.ConditionFunction, v any) ovsdb.Operation {
+	return ovsdb.Operation{Op: ovsdb.OperationSelect, Table: table,
+		Where: []ovsdb.Condition{{Column: col, Function: fn, Value: v}}}
+}
+
+func dedup(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+func asModels[T model.Model](s []T) []model.Model {
+	out := make([]model.Model, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+// indexClash matches the commit error of a row inserted with a name that
+// another row has (OVSDB's index check).
+var indexClash = regexp.MustCompile(`"(\w+)" table to have identical values \((.*?)\) for index on column "name"`)
+
+// existsError turns the name index's refusal of a new row into the error
+// the command would have given had it read the row: the commit is
+// refused whole, nothing was written.
+func existsError(err error) error {
+	var te *ops.TxnError
+	if !errors.As(err, &te) || te.Err != "constraint violation" {
+		return err
+	}
+	m := indexClash.FindStringSubmatch(te.Details)
+	if m == nil {
+		return err
+	}
+	name := m[2]
+	if n, uerr := strconv.Unquote(name); uerr == nil {
+		name = n
+	}
+	return fmt.Errorf("%s %s already exists", strings.ToLower(m[1]), name)
+}
