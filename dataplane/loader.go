@@ -115,6 +115,9 @@ type Datapath struct {
 	tunnel  link.Link
 	ports   map[int]link.Link // by ifindex
 	applied *compiled
+	// hubTable is the BindingTable the hub map was last written from
+	// (nil: from State.Bindings).
+	hubTable *BindingTable
 }
 
 // Load loads the programs with this host's configuration, reusing the

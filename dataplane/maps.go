@@ -201,9 +201,6 @@ func compile(s *State) (*compiled, error) {
 		}
 		c.hubs[h.VPC] = v
 	}
-	for _, b := range s.Bindings {
-		c.hubEps[dvrEpKey{Vpc: b.VPC, Ip: be32(b.IP)}] = dvrRemoteEp{Vtep: host32(b.VTEP), Vni: b.VNI, Mac: mac6(b.MAC)}
-	}
 	return c, nil
 }
 
@@ -246,7 +243,7 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	add(d.vxnetsT().sync(want.vxnets, have.vxnets))
 	add(d.routesT().sync(want.routes, have.routes))
 	add(d.hubsT().sync(want.hubs, have.hubs))
-	add(d.hubEpsT().sync(want.hubEps, have.hubEps))
+	add(d.applyHubs(s, have, want))
 	add(d.localsT().sync(want.locals, have.locals))
 	add(d.addrsT().sync(want.addrs, have.addrs))
 	add(d.dhcpT().sync(want.dhcp, have.dhcp))
@@ -285,6 +282,29 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	}
 	d.applied = want
 	return st, nil
+}
+
+// applyHubs writes the hub map: from s.HubTable's changes, or from
+// s.Bindings compared with what was applied (recorded in want).
+func (d *Datapath) applyHubs(s *State, have, want *compiled) (int, int, error) {
+	fromKernel := d.applied == nil
+	if s.HubTable != nil {
+		if fromKernel {
+			return d.applyTable(s.HubTable, have.hubEps)
+		}
+		return d.applyTable(s.HubTable, nil)
+	}
+	if d.hubTable != nil && !fromKernel { // the map was written from a table
+		var err error
+		if have.hubEps, err = d.hubEpsT().dump(); err != nil {
+			return 0, 0, err
+		}
+	}
+	d.hubTable = nil
+	for _, b := range s.Bindings {
+		want.hubEps[epKey(BindingKey{b.VPC, b.IP})] = remoteEp(b)
+	}
+	return d.hubEpsT().sync(want.hubEps, have.hubEps)
 }
 
 func (d *Datapath) dumpCompiled() (*compiled, error) {

@@ -191,6 +191,25 @@ func (d *Datapath) Taught(vpc uint32, ip netip.Addr) ([]netip.Addr, error) {
 	return out, it.Err()
 }
 
+// TaughtAbout is Taught for many addresses in one pass over the map: the
+// senders this hub told about each (a binding, or that it had none).
+func (d *Datapath) TaughtAbout(keys map[BindingKey]bool) (map[BindingKey][]netip.Addr, error) {
+	out := map[BindingKey][]netip.Addr{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	var k dvrLearnRlKey
+	var v uint64
+	it := d.objs.LearnRlV1.Iterate()
+	for it.Next(&k, &v) {
+		bk := BindingKey{VPC: k.Vpc, IP: fromBE32(k.Ip)}
+		if keys[bk] {
+			out[bk] = append(out[bk], fromHost32(k.Sender))
+		}
+	}
+	return out, it.Err()
+}
+
 // Bindings lists a hub's table of the VPCs it serves, sorted by VPC and
 // IP.
 func (d *Datapath) Bindings() ([]Binding, error) {

@@ -23,6 +23,9 @@ type State struct {
 	// Bindings are a hub's full table of the VPCs it serves (empty on
 	// other hosts).
 	Bindings []Binding
+	// HubTable, when set, is the hub's table instead of Bindings, kept
+	// by the caller across Applies: only its changes are written.
+	HubTable *BindingTable
 	// Locals are addresses held on this host beyond the ports' fixed IPs:
 	// virtual IPs a local port took over, learned addresses of ports with
 	// unknown addresses.

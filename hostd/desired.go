@@ -27,6 +27,9 @@ type snapshot struct {
 	ports   []*sbdb.PortBinding   // the base session's: this host's, requested or bound
 	learned []*sbdb.LearnedBinding
 	vpcs    []vpcSnapshot
+	// hub, when set, holds the hub VPCs' bindings already (the
+	// vpcSnapshots' bindings and learned rows are then not read).
+	hub *hubTable
 }
 
 // vpcSnapshot is one VPC session's rows.
@@ -60,16 +63,35 @@ func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 			s.encap[c.Name] = a
 		}
 	}
+	if d.hub == nil {
+		d.hub = newHubTable()
+	}
+	s.hub = d.hub
+	reload := d.hub.encapChanged(s.encap)
+	hubOf := map[int]bool{}
 	for _, vs := range d.vpcs {
 		v := vpcSnapshot{vpc: vs.vpc, hub: vs.hub, dps: map[string]*sbdb.Datapath{}, hubs: ops.Rows[sbdb.Hub](vs.s)}
 		for _, dp := range ops.Rows[sbdb.Datapath](vs.s) {
 			v.dps[dp.UUID] = dp
 		}
-		v.flows = vs.compiled(v.dps)
+		ch := vs.tracker.Drain()
+		v.flows = vs.compiled(v.dps, ch)
 		if vs.hub {
-			v.bindings, v.learned = ops.Rows[sbdb.PortBinding](vs.s), ops.Rows[sbdb.LearnedBinding](vs.s)
+			hubOf[vs.vpc] = true
+			d.hub.refresh(v, vs.s, ch, reload, func() ([]*sbdb.PortBinding, []*sbdb.LearnedBinding) {
+				return ops.Rows[sbdb.PortBinding](vs.s), ops.Rows[sbdb.LearnedBinding](vs.s)
+			}, s.encap)
 		}
 		s.vpcs = append(s.vpcs, v)
+	}
+	for vpc := range d.hub.byVPC {
+		if !hubOf[vpc] {
+			d.hub.dropVPC(vpc)
+		}
+	}
+	if time.Since(d.hubChecked) > safetyReconcile {
+		d.hub.kernel.MarkFull() // compare the whole map with the kernel now and then
+		d.hubChecked = time.Now()
 	}
 	return s
 }
@@ -104,8 +126,13 @@ func desired(s *snapshot) *desiredState {
 		}
 		if v.hub {
 			out.hubOf[uint32(v.vpc)] = true
-			hubBindings(v, s.encap, out.bindings)
+			if s.hub == nil {
+				hubBindings(v, s.encap, out.bindings)
+			}
 		}
+	}
+	if s.hub != nil {
+		st.HubTable = s.hub.kernel
 	}
 	for _, b := range out.bindings {
 		st.Bindings = append(st.Bindings, b)
@@ -197,39 +224,65 @@ func ours(chassis string, ifaces map[string]int, pb *sbdb.PortBinding) bool {
 // ports' fixed IPs, then the learned addresses southd accepted (it alone
 // picks the holder of a contested address). A learned address never
 // shadows a fixed one: southd refuses such a row, and until it has, the
-// fixed binding stands.
+// fixed binding stands. Between two rows giving one address (a moment
+// while a port moves), the lower row UUID wins. This is the whole
+// computation; a hub keeps the same row by row (hubTable).
 func hubBindings(v vpcSnapshot, encap map[string]netip.Addr, out map[bindingKey]dataplane.Binding) {
+	by := map[bindingKey]string{}
 	fixed := map[bindingKey]bool{}
 	for _, pb := range v.bindings {
-		// Where the port is: its chassis, or, until a host has claimed
-		// it, the chassis it is requested on, whose hostd programs it
-		// before acknowledging.
-		at := pb.Chassis
-		if at == nil {
-			at = pb.RequestedChassis
-		}
-		if at == nil {
-			continue
-		}
-		vtep, ok := encap[*at]
-		dp := v.dps[pb.Datapath]
-		if !ok || dp == nil {
-			continue
-		}
-		for _, a := range addrs(pb.IPs) {
-			k := bindingKey{uint32(pb.Vpc), a}
-			out[k] = dataplane.Binding{VPC: uint32(pb.Vpc), IP: a, VTEP: vtep, VNI: uint32(dp.TunnelKey), MAC: parseMAC(pb.MAC)}
+		for _, b := range fixedBindings(pb, v.dps, encap) {
+			k := bindingKey{b.VPC, b.IP}
+			if u, ok := by[k]; !ok || pb.UUID < u {
+				out[k], by[k] = b, pb.UUID
+			}
 			fixed[k] = true
 		}
 	}
 	for _, lb := range v.learned {
-		vtep, ok := encap[lb.Chassis]
-		a, err := netip.ParseAddr(lb.IP)
-		if !lb.Accepted || !ok || err != nil || fixed[bindingKey{uint32(lb.Vpc), a}] {
-			continue
+		for _, b := range learnedBindings(lb, encap) {
+			k := bindingKey{b.VPC, b.IP}
+			if fixed[k] {
+				continue
+			}
+			if u, ok := by[k]; !ok || lb.UUID < u {
+				out[k], by[k] = b, lb.UUID
+			}
 		}
-		out[bindingKey{uint32(lb.Vpc), a}] = dataplane.Binding{VPC: uint32(lb.Vpc), IP: a, VTEP: vtep, VNI: uint32(lb.Vni), MAC: parseMAC(lb.MAC)}
 	}
+}
+
+// fixedBindings are the bindings a port's row gives a hub: its fixed
+// IPs at its chassis, or, until a host has claimed it, at the chassis it
+// is requested on, whose hostd programs it before acknowledging.
+func fixedBindings(pb *sbdb.PortBinding, dps map[string]*sbdb.Datapath, encap map[string]netip.Addr) []dataplane.Binding {
+	at := pb.Chassis
+	if at == nil {
+		at = pb.RequestedChassis
+	}
+	if at == nil {
+		return nil
+	}
+	vtep, ok := encap[*at]
+	dp := dps[pb.Datapath]
+	if !ok || dp == nil {
+		return nil
+	}
+	var out []dataplane.Binding
+	for _, a := range addrs(pb.IPs) {
+		out = append(out, dataplane.Binding{VPC: uint32(pb.Vpc), IP: a, VTEP: vtep, VNI: uint32(dp.TunnelKey), MAC: parseMAC(pb.MAC)})
+	}
+	return out
+}
+
+// learnedBindings is the binding an accepted learned address gives.
+func learnedBindings(lb *sbdb.LearnedBinding, encap map[string]netip.Addr) []dataplane.Binding {
+	vtep, ok := encap[lb.Chassis]
+	a, err := netip.ParseAddr(lb.IP)
+	if !lb.Accepted || !ok || err != nil {
+		return nil
+	}
+	return []dataplane.Binding{{VPC: uint32(lb.Vpc), IP: a, VTEP: vtep, VNI: uint32(lb.Vni), MAC: parseMAC(lb.MAC)}}
 }
 
 // Dataplane is what hostd asks of the kernel's data plane
@@ -237,6 +290,7 @@ func hubBindings(v vpcSnapshot, encap map[string]netip.Addr, out map[bindingKey]
 type Dataplane interface {
 	Apply(st *dataplane.State) (dataplane.ApplyStats, error)
 	Taught(vpc uint32, ip netip.Addr) ([]netip.Addr, error)
+	TaughtAbout(keys map[dataplane.BindingKey]bool) (map[dataplane.BindingKey][]netip.Addr, error)
 	ExpireCache(idle time.Duration) (int, error)
 	ProbeHubs(hubs []netip.Addr) error
 	HubSeen() (map[netip.Addr]time.Duration, error)

@@ -207,6 +207,15 @@ func (f *fakeDataplane) Apply(st *dataplane.State) (dataplane.ApplyStats, error)
 func (f *fakeDataplane) Taught(vpc uint32, ip netip.Addr) ([]netip.Addr, error) {
 	return f.taught[bindingKey{vpc, ip}], nil
 }
+func (f *fakeDataplane) TaughtAbout(keys map[dataplane.BindingKey]bool) (map[dataplane.BindingKey][]netip.Addr, error) {
+	out := map[dataplane.BindingKey][]netip.Addr{}
+	for k := range keys {
+		if s := f.taught[bindingKey{k.VPC, k.IP}]; len(s) > 0 {
+			out[k] = s
+		}
+	}
+	return out, nil
+}
 func (f *fakeDataplane) ExpireCache(time.Duration) (int, error)         { return 0, nil }
 func (f *fakeDataplane) ProbeHubs([]netip.Addr) error                   { return nil }
 func (f *fakeDataplane) HubSeen() (map[netip.Addr]time.Duration, error) { return nil, nil }

@@ -106,6 +106,11 @@ type Daemon struct {
 	logLimit   logLimiter
 	// probes: the hubs this host probes, each with a VNI it serves.
 	probes map[netip.Addr]uint32
+	// hub is the bindings of the VPCs this host is a hub of, kept row by
+	// row (hubTable); hubChecked, when its kernel map was last compared
+	// whole.
+	hub        *hubTable
+	hubChecked time.Time
 }
 
 type vpcSession struct {
@@ -122,9 +127,8 @@ type vpcSession struct {
 }
 
 // compiled returns the session's compiled flows, recompiling them when
-// the flows or datapaths changed since the last call.
-func (vs *vpcSession) compiled(dps map[string]*sbdb.Datapath) *flowConfig {
-	ch := vs.tracker.Drain()
+// ch, its changes since the last call, touch the flows or datapaths.
+func (vs *vpcSession) compiled(dps map[string]*sbdb.Datapath, ch ops.Changes) *flowConfig {
 	if vs.flows == nil || ch.Overflow || len(ch.Table(sbdb.LogicalFlowTable)) > 0 || len(ch.Table(sbdb.DatapathTable)) > 0 {
 		vs.flows = compileFlows(vs.vpc, ops.Rows[sbdb.LogicalFlow](vs.s), dps)
 	}

@@ -94,11 +94,11 @@ func (m *Metrics) reconcile(took time.Duration, as dataplane.ApplyStats, err err
 func (m *Metrics) monitored(base *ops.Session, vpcs map[int]*vpcSession) {
 	counts := map[string]int{}
 	add := func(s *ops.Session) {
-		counts["Port_Binding"] += len(ops.Rows[sbdb.PortBinding](s))
-		counts["Datapath"] += len(ops.Rows[sbdb.Datapath](s))
-		counts["Logical_Flow"] += len(ops.Rows[sbdb.LogicalFlow](s))
-		counts["Learned_Binding"] += len(ops.Rows[sbdb.LearnedBinding](s))
-		counts["Chassis"] += len(ops.Rows[sbdb.Chassis](s))
+		counts["Port_Binding"] += ops.Count[sbdb.PortBinding](s)
+		counts["Datapath"] += ops.Count[sbdb.Datapath](s)
+		counts["Logical_Flow"] += ops.Count[sbdb.LogicalFlow](s)
+		counts["Learned_Binding"] += ops.Count[sbdb.LearnedBinding](s)
+		counts["Chassis"] += ops.Count[sbdb.Chassis](s)
 	}
 	add(base)
 	for _, vs := range vpcs {

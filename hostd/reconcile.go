@@ -3,6 +3,7 @@ package hostd
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
 	"time"
 
@@ -94,7 +95,11 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	}
 	if err == nil {
 		d.markUp(ctx, next.up)
-		d.teach(next.bindings, next.hubOf)
+		if snap.hub != nil {
+			d.teachMoved(snap.hub, next.hubOf)
+		} else {
+			d.teach(next.bindings, next.hubOf)
+		}
 		d.setProbes(st)
 		if next.ready {
 			d.ack(ctx, minOf(cfgs))
@@ -103,7 +108,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	d.writeStatus(ctx)
 	if as.Written+as.Removed+as.Attached+as.Detached > 0 {
 		d.log.Debug("applied", "written", as.Written, "removed", as.Removed, "attached", as.Attached,
-			"detached", as.Detached, "ports", len(st.Ports), "bindings", len(st.Bindings),
+			"detached", as.Detached, "ports", len(st.Ports), "bindings", len(st.Bindings)+hubLen(st.HubTable),
 			"claim", claimed.Sub(start), "compute", computed.Sub(claimed), "kernel", applied.Sub(computed), "write_back", time.Since(applied))
 	}
 	d.m.monitored(d.base, d.vpcs)
@@ -223,6 +228,43 @@ func equalMaps(a, b map[string]string) bool {
 	return true
 }
 
+func hubLen(t *dataplane.BindingTable) int {
+	if t == nil {
+		return 0
+	}
+	return t.Len()
+}
+
+// teachMoved is teach for a hub that keeps its table row by row: only
+// the addresses whose binding changed since the last call are looked at,
+// in one pass over what the hub told whom. A sender told that an address
+// was unknown (it then holds its packets back for a moment) is told the
+// new binding at once, so a new port is reachable from the hosts that
+// tried it before it came up without waiting for that moment to end.
+func (d *Daemon) teachMoved(h *hubTable, hubOf map[uint32]bool) {
+	moved := h.takeMoved()
+	keys := map[dataplane.BindingKey]bool{}
+	for k := range moved {
+		if hubOf[k.vpc] {
+			keys[dataplane.BindingKey{VPC: k.vpc, IP: k.ip}] = true
+		}
+	}
+	told, err := d.dp.TaughtAbout(keys)
+	if err != nil {
+		d.log.Warn("read whom this hub taught", "err", err)
+		return
+	}
+	for dk, senders := range told {
+		k := bindingKey{dk.VPC, dk.IP}
+		b, ok := h.kernel.Get(dk)
+		if old := moved[k]; old != nil {
+			d.tell(k, senders, *old, b, ok)
+		} else if ok {
+			d.tell(k, senders, b, b, true) // it was unknown
+		}
+	}
+}
+
 // teach: a hub whose binding of an address moved or went away tells the
 // hosts it taught about it, instead of waiting for their next packet.
 // Only for VPCs it still serves: a hub that lost its duty (southd moved
@@ -235,25 +277,37 @@ func (d *Daemon) teach(now map[bindingKey]dataplane.Binding, hubOf map[uint32]bo
 			continue
 		}
 		b, ok := now[k]
-		if ok && b.VTEP == old.VTEP && b.VNI == old.VNI && b.MAC.String() == old.MAC.String() {
+		if ok && sameBinding(b, old) {
 			continue
 		}
-		senders, err := d.dp.Taught(k.vpc, k.ip)
-		if err != nil {
-			continue
-		}
-		for _, s := range senders {
-			msg := dataplane.LearnMsg{Op: dataplane.OpForget, VNI: old.VNI, IP: k.ip}
-			if ok {
-				msg = dataplane.LearnMsg{Op: dataplane.OpLearn, VNI: b.VNI, IP: k.ip, MAC: b.MAC, VTEP: b.VTEP}
-			}
-			if err := d.sender.Send(s, old.VNI, msg); err != nil {
-				d.log.Warn("send learn message", "to", s, "err", err)
-			}
-		}
-		if len(senders) > 0 {
-			d.log.Info("told senders of a moved binding", "vpc", k.vpc, "ip", k.ip, "senders", len(senders), "gone", !ok)
-		}
+		d.tellSenders(k, old, b, ok)
 	}
 	d.taught = now
+}
+
+// tellSenders tells the hosts this hub taught an address that its
+// binding moved from old to b (ok) or went away.
+func (d *Daemon) tellSenders(k bindingKey, old, b dataplane.Binding, ok bool) {
+	senders, err := d.dp.Taught(k.vpc, k.ip)
+	if err != nil {
+		return
+	}
+	d.tell(k, senders, old, b, ok)
+}
+
+// tell sends senders the binding of an address (b, ok) or that it is
+// gone; old is what they were told before (its VNI carries the message).
+func (d *Daemon) tell(k bindingKey, senders []netip.Addr, old, b dataplane.Binding, ok bool) {
+	for _, s := range senders {
+		msg := dataplane.LearnMsg{Op: dataplane.OpForget, VNI: old.VNI, IP: k.ip}
+		if ok {
+			msg = dataplane.LearnMsg{Op: dataplane.OpLearn, VNI: b.VNI, IP: k.ip, MAC: b.MAC, VTEP: b.VTEP}
+		}
+		if err := d.sender.Send(s, old.VNI, msg); err != nil {
+			d.log.Warn("send learn message", "to", s, "err", err)
+		}
+	}
+	if len(senders) > 0 {
+		d.log.Info("told senders of a moved binding", "vpc", k.vpc, "ip", k.ip, "senders", len(senders), "gone", !ok)
+	}
 }

@@ -95,6 +95,21 @@ func Rows[T any, PT Row[T]](c client.Client) []PT {
 	return out
 }
 
+// Count is how many rows of T's table c's cache holds, without copying
+// them (Rows copies the cache's map: thousands of rows cost milliseconds).
+func Count[T any, PT Row[T]](c client.Client) int {
+	var zero PT
+	tc := c.Cache()
+	if tc == nil {
+		return 0
+	}
+	rc := tc.Table(tc.DatabaseModel().FindTable(reflect.TypeOf(zero)))
+	if rc == nil {
+		return 0
+	}
+	return rc.Len()
+}
+
 // SelectAll selects the given columns of every row of a table.
 func SelectAll(table string, columns ...string) []ovsdb.Operation {
 	return []ovsdb.Operation{{Op: ovsdb.OperationSelect, Table: table, Where: All(), Columns: columns}}

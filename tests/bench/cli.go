@@ -154,16 +154,22 @@ func cliCentral(ctx context.Context, env Env) (*central.Config, string, error) {
 }
 
 func rawTransact(ctx context.Context, remote string, txn []ovsdb.Operation) error {
+	return rawTransactDB(ctx, remote, "Courier_Northbound", txn)
+}
+
+func rawTransactDB(ctx context.Context, remote, db string, txn []ovsdb.Operation) error {
 	conn, err := jsonrpc.Dial(remote, nil)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	return rawSend(ctx, conn, encodeTxn(txn))
+	return rawSend(ctx, conn, encodeTxnDB(db, txn))
 }
 
-func encodeTxn(txn []ovsdb.Operation) []byte {
-	b := []byte(`["Courier_Northbound"`)
+func encodeTxn(txn []ovsdb.Operation) []byte { return encodeTxnDB("Courier_Northbound", txn) }
+
+func encodeTxnDB(db string, txn []ovsdb.Operation) []byte {
+	b := []byte(`["` + db + `"`)
 	for i := range txn {
 		b = append(b, ',')
 		b, _ = jsonrpc.AppendOperation(b, &txn[i])

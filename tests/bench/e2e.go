@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,6 +113,24 @@ func benchSandbox(ctx context.Context, env Env, tag string, hosts, hubs int) (*s
 	}, nil
 }
 
+// The programming benchmark's sender and new ports are in vxnets of their
+// own, after the topology's 253.
+const srcVxnet, dstVxnet = 253, 254
+
+// extraVxnets adds vxnets x<i> (benchCIDR(i)) to the benchmark's VPC.
+func extraVxnets(vxs ...int) []ovsdb.Operation {
+	var txn []ovsdb.Operation
+	var refs []any
+	for _, i := range vxs {
+		name := fmt.Sprintf("nx%d", i)
+		txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Vxnet", UUIDName: name,
+			Row: ovsdb.Row{"name": fmt.Sprintf("x%d", i), "cidr": benchCIDR(i).String()}})
+		refs = append(refs, ovsdb.UUID{GoUUID: name})
+	}
+	return append(txn, ovsdb.Operation{Op: "mutate", Table: "VPC", Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: "bench"}},
+		Mutations: []ovsdb.Mutation{{Column: "vxnets", Mutator: "insert", Value: ovsdb.OvsSet{GoSet: refs}}}})
+}
+
 // addPort declares one port in vxnet x<vx> of the benchmark topology.
 func addPort(name, mac string, ip netip.Addr, vx int, chassis string) []ovsdb.Operation {
 	row := ovsdb.Row{"name": name, "mac": mac, "ips": ip.String()}
@@ -127,15 +146,21 @@ func addPort(name, mac string, ip netip.Addr, vx int, chassis string) []ovsdb.Op
 
 // Programming measures end-to-end programming latency. Four hosts, the
 // first two hubs; present ports are declared (and not bound) first. The
-// sender is a VM on hv3 in vxnet x0; each sample is a new port in vxnet
-// x1 whose VM already runs on hv4 (its interface waits for the port, as
+// sender is a VM on hv3 in vxnet x253; each sample is a new port in vxnet
+// x254 whose VM already runs on hv4 (its interface waits for the port, as
 // when an orchestrator boots the VM and declares its port together).
 // A ping from the sender to the new address runs every 2 ms from before
 // the commit; the sample is the time from the commit's reply to the first
 // echo reply. Crossing vxnets, the path is the one Courier promises: the
 // sender's DVR routes, the first packets go through a hub, the reply
 // comes back the same way.
-func Programming(ctx context.Context, env Env, present, samples int) (*ProgrammingResult, error) {
+//
+// With boundOn set, the present ports are requested on that chassis (no
+// VM runs them), so that the hubs hold every one of them in their
+// kernel: what a new port costs a hub of a big VPC. A name that is not
+// one of the sandbox's hosts is a chassis of its own, with a tunnel
+// address and no hostd.
+func Programming(ctx context.Context, env Env, present, samples int, boundOn string) (*ProgrammingResult, error) {
 	samples++ // the first one is reported apart
 	if samples > 150 {
 		return nil, fmt.Errorf("at most 149 samples: new ports take 10.0.1.100 and up")
@@ -145,15 +170,32 @@ func Programming(ctx context.Context, env Env, present, samples int) (*Programmi
 		return nil, err
 	}
 	defer done()
-	res, err := ops.Transact(ctx, nbS, topology(present, nil)...)
+	var tweak func(int, ovsdb.Row)
+	if boundOn != "" && !slices.Contains([]string{"hv1", "hv2", "hv3", "hv4"}, boundOn) {
+		// A chassis that runs nothing, with a tunnel address: the hubs
+		// hold the ports there, no host serves them.
+		ghost := []ovsdb.Operation{{Op: "insert", Table: "Chassis", Row: ovsdb.Row{"name": boundOn, "hostname": boundOn, "encap_ip": "192.168.99.99"}}}
+		if err := rawTransactDB(ctx, sb.SB(), "Courier_Southbound", ghost); err != nil {
+			return nil, fmt.Errorf("chassis %s: %w", boundOn, err)
+		}
+	}
+	if boundOn != "" {
+		tweak = func(_ int, row ovsdb.Row) { row["requested_chassis"] = boundOn }
+	}
+	res, err := ops.Transact(ctx, nbS, topology(present, tweak)...)
 	if err != nil {
 		return nil, fmt.Errorf("bulk NB transaction: %w", err)
 	}
 	if err := waitSbCfg(ctx, nbS, cfgOf(res), 5*time.Minute); err != nil {
 		return nil, err
 	}
-	src := netip.MustParseAddr("10.0.0.250")
-	if _, err := ops.Transact(ctx, nbS, addPort("src", "02:ee:00:00:ff:01", src, 0, "hv3")...); err != nil {
+	// The sender and the new ports get vxnets of their own (x253, x254),
+	// beside the present ports' full /24s.
+	if _, err := ops.Transact(ctx, nbS, extraVxnets(srcVxnet, dstVxnet)...); err != nil {
+		return nil, err
+	}
+	src := netip.AddrFrom4([4]byte{10, 0, srcVxnet, 250})
+	if _, err := ops.Transact(ctx, nbS, addPort("src", "02:ee:00:00:ff:01", src, srcVxnet, "hv3")...); err != nil {
 		return nil, err
 	}
 	if err := sb.AddVM(ctx, "hv3", "src"); err != nil {
@@ -167,11 +209,11 @@ func Programming(ctx context.Context, env Env, present, samples int) (*Programmi
 		return nil, err
 	}
 	defer watch.stop()
-	gw := benchCIDR(1).Addr().Next()
+	gw := benchCIDR(dstVxnet).Addr().Next()
 	var lat, toPB, toUp []time.Duration
 	for i := 0; i < samples; i++ {
 		name := fmt.Sprintf("t%d", i)
-		ip := netip.AddrFrom4([4]byte{10, 0, 1, byte(100 + i)})
+		ip := netip.AddrFrom4([4]byte{10, 0, dstVxnet, byte(100 + i)})
 		mac := fmt.Sprintf("02:ee:00:00:01:%02x", i)
 		hw, _ := net.ParseMAC(mac)
 		if err := sb.AddVMAt("hv4", name, hw, netip.PrefixFrom(ip, 24), gw); err != nil {
@@ -179,7 +221,7 @@ func Programming(ctx context.Context, env Env, present, samples int) (*Programmi
 		}
 		var t0 time.Time
 		d, err := firstReply(ctx, sb.VMNS("src"), ip, func() (time.Time, error) {
-			t0, err = commit(ctx, nbS, addPort(name, mac, ip, 1, "hv4"))
+			t0, err = commit(ctx, nbS, addPort(name, mac, ip, dstVxnet, "hv4"))
 			return t0, err
 		})
 		if err != nil {
@@ -217,7 +259,7 @@ func relearn(sb *sandbox.Sandbox, host, from string, n int) (LearnStat, error) {
 		return LearnStat{}, err
 	}
 	for i := 0; i < n; i++ {
-		dst := netip.AddrFrom4([4]byte{10, 0, 1, byte(100 + i)}).String()
+		dst := netip.AddrFrom4([4]byte{10, 0, dstVxnet, byte(100 + i)}).String()
 		if out, err := lab.Exec(sb.VMNS(from), "ping", "-c", "1", "-W", "1", dst); err != nil {
 			return LearnStat{}, fmt.Errorf("ping %s after forgetting it: %v\n%s", dst, err, out)
 		}

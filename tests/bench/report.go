@@ -76,6 +76,7 @@ type Runner struct {
 	// StatePorts ports with StateHosts hosts of 20 VMs, 5 peers each.
 	Present    int
 	Samples    int
+	BoundOn    string // the chassis the present ports are requested on ("": unbound)
 	StatePorts int
 	StateHosts int
 	// The CLI benchmark: single commands at each of CLISizes ports,
@@ -117,13 +118,15 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 			rep.Dataplane = res
 		}
 	}
-	if r.want("e2e") {
+	if r.want("e2e") || r.want("programming") {
 		r.Env.Log.Info("programming latency benchmark", "present", r.Present, "samples", r.Samples)
-		if res, err := Programming(ctx, r.Env, r.Present, r.Samples); err != nil {
+		if res, err := Programming(ctx, r.Env, r.Present, r.Samples, r.BoundOn); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("programming latency: %v", err))
 		} else {
 			rep.Programming = res
 		}
+	}
+	if r.want("e2e") || r.want("state") {
 		r.Env.Log.Info("per-host state benchmark", "ports", r.StatePorts, "hosts", r.StateHosts)
 		if res, err := HostState(ctx, r.Env, r.StatePorts, r.StateHosts, 20, 5); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("per-host state: %v", err))

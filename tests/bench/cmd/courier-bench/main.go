@@ -17,7 +17,7 @@ import (
 func main() {
 	bin := flag.String("bin", "bin", "directory with Courier's binaries")
 	out := flag.String("out", "bench/results", "directory for the results")
-	only := flag.String("only", "northd,dataplane,e2e,spine,vm,cli", "comma-separated benchmarks to run")
+	only := flag.String("only", "northd,dataplane,e2e,spine,vm,cli", "comma-separated benchmarks to run (e2e is programming and state)")
 	sizes := flag.String("northd-sizes", "1000,8000,64000", "port counts for the northd benchmark")
 	northdRounds := flag.Int("northd-rounds", 5, "northd benchmark: bulk loads per size, each on fresh databases (the median is reported)")
 	rounds := flag.Int("rounds", 3, "data plane benchmark: interleaved rounds over the four paths")
@@ -26,6 +26,7 @@ func main() {
 	samples := flag.Int("samples", 60, "programming latency: new ports measured")
 	statePorts := flag.Int("state-ports", 64000, "per-host state: ports in the VPC")
 	stateHosts := flag.Int("state-hosts", 50, "per-host state: hosts with VMs (besides two hubs)")
+	boundOn := flag.String("present-bound-on", "", "programming latency: request the present ports on this chassis (hv1..hv4; no VM runs them) so that the hubs hold them all")
 	cliSizes := flag.String("cli-sizes", "8000,64000,256000", "CLI benchmark: port counts at which single commands are timed")
 	cliSamples := flag.Int("cli-samples", 20, "CLI benchmark: single commands timed per kind and size")
 	cliBulk := flag.Int("cli-bulk", 64000, "CLI benchmark: ports in the bulk load")
@@ -34,7 +35,7 @@ func main() {
 	ns, cs := ints("--northd-sizes", *sizes), ints("--cli-sizes", *cliSizes)
 	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns, NorthdRounds: *northdRounds, Rounds: *rounds, Seconds: *seconds,
 		Present: *present, Samples: *samples, StatePorts: *statePorts, StateHosts: *stateHosts,
-		CLISizes: cs, CLISamples: *cliSamples, CLIBulk: *cliBulk}
+		BoundOn: *boundOn, CLISizes: cs, CLISamples: *cliSamples, CLIBulk: *cliBulk}
 	if err := r.Run(context.Background(), *out); err != nil {
 		fmt.Fprintln(os.Stderr, "courier-bench:", err)
 		os.Exit(1)

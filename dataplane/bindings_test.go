@@ -1,0 +1,87 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+)
+
+// A hub's table kept across Applies writes only what changed, repairs
+// the map when asked to compare, and hands over to State.Bindings.
+func TestHubTableWritesOnlyChanges(t *testing.T) {
+	f := newFixture(t, true)
+	st := *f.state
+	tbl := NewBindingTable()
+	bind := func(i int, vtep string) Binding {
+		return Binding{VPC: 1, IP: netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), VTEP: ip4(vtep), VNI: 5001,
+			MAC: mac(fmt.Sprintf("02:00:00:09:%02x:%02x", i>>8, i&255))}
+	}
+	for i := 0; i < 2000; i++ {
+		tbl.Set(bind(i, "192.168.1.10"))
+	}
+	st.HubTable = tbl
+	as, err := f.d.Apply(&st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if as.Written < 2000 {
+		t.Fatalf("first apply wrote %d entries, want the 2000 bindings and the rest", as.Written)
+	}
+	kernelIs(t, f.d, tbl.All())
+
+	for i := 0; i < 3; i++ {
+		tbl.Set(bind(i, "192.168.1.11")) // moved
+	}
+	tbl.Set(bind(5, "192.168.1.10")) // unchanged: not written
+	tbl.Delete(BindingKey{1, bind(10, "0.0.0.0").IP})
+	tbl.Delete(BindingKey{1, bind(11, "0.0.0.0").IP})
+	tbl.Set(bind(3000, "192.168.1.12"))
+	if as, err = f.d.Apply(&st); err != nil {
+		t.Fatal(err)
+	}
+	if as.Written != 4 || as.Removed != 2 {
+		t.Fatalf("after 3 moves, 1 add and 2 deletes: %+v, want 4 written and 2 removed", as)
+	}
+	kernelIs(t, f.d, tbl.All())
+
+	// Changed behind the table's back: found when asked to compare.
+	if err := f.d.hubEpsT().delete(epKey(BindingKey{1, bind(20, "0.0.0.0").IP})); err != nil {
+		t.Fatal(err)
+	}
+	tbl.MarkFull()
+	if as, err = f.d.Apply(&st); err != nil || as.Written != 1 || as.Removed != 0 {
+		t.Fatalf("compare after a lost entry: %+v %v, want it rewritten alone", as, err)
+	}
+	// A restarted hostd's first Apply compares with the kernel: nothing.
+	f.d.applied, f.d.hubTable = nil, nil
+	restarted := NewBindingTable()
+	for _, b := range tbl.All() {
+		restarted.Set(b)
+	}
+	st.HubTable = restarted
+	if as, err = f.d.Apply(&st); err != nil || as.Written != 0 || as.Removed != 0 {
+		t.Fatalf("after a restart: %+v %v, want nothing written", as, err)
+	}
+	// Back to a plain list: the map holds exactly it.
+	st.HubTable, st.Bindings = nil, tbl.All()[:10]
+	if _, err = f.d.Apply(&st); err != nil {
+		t.Fatal(err)
+	}
+	kernelIs(t, f.d, st.Bindings)
+}
+
+func kernelIs(t *testing.T, d *Datapath, want []Binding) {
+	t.Helper()
+	got, err := d.Bindings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("the hub map holds %d bindings, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if g, w := fmt.Sprint(got[i]), fmt.Sprint(want[i]); g != w {
+			t.Fatalf("hub map entry %d: %s, want %s", i, g, w)
+		}
+	}
+}
