@@ -86,7 +86,7 @@ func TestTypeString(t *testing.T) {
 		"c": "map of string to string",
 		"d": "set of references to Vxnet",
 		"e": "set of up to 2 strings (one of hub, gateway)",
-		"f": "boolean; ephemeral (not written to disk)",
+		"f": "boolean; ephemeral (a standalone server does not write it to disk; a Raft cluster keeps it)",
 	} {
 		if got := columnFacts(cols[name]); got != want {
 			t.Errorf("%s: got %q, want %q", name, got, want)

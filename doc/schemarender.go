@@ -86,7 +86,7 @@ func tableFacts(ts TableSchema) string {
 func columnFacts(c ColumnSchema) string {
 	s := TypeString(c.Type)
 	if c.Ephemeral {
-		s += "; ephemeral (not written to disk)"
+		s += "; ephemeral (a standalone server does not write it to disk; a Raft cluster keeps it)"
 	}
 	return s
 }
