@@ -221,3 +221,50 @@ func TestDocCommandsRun(t *testing.T) {
 		})
 	}
 }
+
+// goSources is every non-test Go file of the repository, concatenated.
+func goSources(t *testing.T) []byte {
+	t.Helper()
+	var src bytes.Buffer
+	err := filepath.WalkDir("..", func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if err == nil && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			b, err := os.ReadFile(path)
+			src.Write(b)
+			return err
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src.Bytes()
+}
+
+// Every metric and log message the documentation names is one the code
+// emits: a metric as a string literal (its name), a log line by its
+// message (msg="..." in the text format).
+func TestDocMetricsAndLogLinesExist(t *testing.T) {
+	code := goSources(t)
+	metric := regexp.MustCompile(`courier_[a-z_]+[a-z]`)
+	msg := regexp.MustCompile(`msg="([^"]+)"`)
+	files := append(pages(t), "schema/nb.md", "schema/sb.md")
+	for _, page := range files {
+		src, err := os.ReadFile(filepath.Join("..", page))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range metric.FindAllString(string(src), -1) {
+			if !bytes.Contains(code, []byte(`"`+m+`"`)) {
+				t.Errorf("%s names the metric %s, which no code exports", page, m)
+			}
+		}
+		for _, m := range msg.FindAllStringSubmatch(string(src), -1) {
+			if !bytes.Contains(code, []byte(`"`+m[1]+`"`)) {
+				t.Errorf("%s quotes the log line %q, which no code logs", page, m[1])
+			}
+		}
+	}
+}
