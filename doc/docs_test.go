@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -266,5 +267,64 @@ func TestDocMetricsAndLogLinesExist(t *testing.T) {
 				t.Errorf("%s quotes the log line %q, which no code logs", page, m[1])
 			}
 		}
+	}
+}
+
+// The Go blocks of docs/ compile, each as the body of a function that
+// returns an error, with the imports an orchestrator would have. They
+// are compiled through an overlay, so nothing is written into the tree.
+func TestDocGoCompiles(t *testing.T) {
+	testenv.Integration(t)
+	root := testenv.RepoRoot(t)
+	goBlock := regexp.MustCompile("(?s)\n```go\n(.*?)```")
+	overlay := map[string]string{}
+	tmp := t.TempDir()
+	for _, page := range pages(t) {
+		src, err := os.ReadFile(filepath.Join(root, page))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range goBlock.FindAllSubmatch(src, -1) {
+			file := fmt.Sprintf(`package snippet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/courier-sdn/courier/nbclient"
+	"github.com/courier-sdn/courier/schema/nbdb"
+)
+
+var _, _, _ = errors.As, fmt.Println, nbdb.VPC{}
+
+// From %s.
+func example%d(ctx context.Context) error {
+%s
+	return nil
+}
+`, page, i, m[1])
+			name := filepath.Join(tmp, fmt.Sprintf("%s.%d.go", strings.NewReplacer("/", "_", ".", "_").Replace(page), i))
+			if err := os.WriteFile(name, []byte(file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			overlay[filepath.Join(root, "doc", "snippet", filepath.Base(name))] = name
+		}
+	}
+	if len(overlay) == 0 {
+		t.Fatal("no Go block found in the documentation")
+	}
+	b, err := json.Marshal(map[string]any{"Replace": overlay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ov := filepath.Join(tmp, "overlay.json")
+	if err := os.WriteFile(ov, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-overlay", ov, "./doc/snippet")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("a Go block of the documentation does not compile: %v\n%s", err, out)
 	}
 }
