@@ -77,7 +77,7 @@ sandbox: build
 	$(BIN)/courier-sandbox start
 
 install: build
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(UNITDIR) \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
 		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	for t in $(TOOLS); do \
@@ -86,6 +86,7 @@ install: build
 		install -m 0644 doc/completion/$$t.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$t && \
 		install -m 0644 doc/completion/$$t.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/ || exit 1; \
 	done
+	install -m 0644 doc/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	for u in packaging/systemd/*.service; do \
 		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; \
 	done

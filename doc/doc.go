@@ -1,7 +1,10 @@
 // Package doc generates the man pages and shell completions of every
 // Courier command from the command definitions themselves (urfave/cli's
 // ToMan and ToFishCompletion; the bash completion lists the same
-// commands and options), so that they cannot drift from the binaries.
+// commands and options), so that they cannot drift from the binaries,
+// and the reference of both database schemas (courier-nb(5),
+// courier-sb(5) and their Markdown in docs/) from the schemas and the
+// descriptions kept beside them.
 // "go generate ./doc" writes them; CI regenerates them and fails on a
 // difference (make check-generated), and so does this package's test.
 package doc
@@ -12,6 +15,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/template"
@@ -35,7 +41,10 @@ func Apps() []*cli.App {
 		sandbox.App(io.Discard), sbctl.DocApp(), southd.App(), trace.App(io.Discard)}
 }
 
-// Files renders every generated file, by path relative to doc/.
+// Files renders every generated file, by path relative to doc/ (which
+// must be the working directory, as it is for go generate and go test):
+// the commands' man pages and completions, and the schema reference
+// (schemadoc.go).
 func Files() (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, app := range Apps() {
@@ -56,6 +65,11 @@ func Files() (map[string][]byte, error) {
 		}
 		out["completion/"+app.Name+".bash"] = bash
 	}
+	schemas, err := schemaFiles(func(path string) ([]byte, error) { return os.ReadFile(filepath.Join("..", path)) })
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(out, schemas)
 	return out, nil
 }
 

@@ -144,6 +144,9 @@ func (c *Config) configureTLS(ctx context.Context) error {
 }
 
 // transact commits operations on a database through its unix socket.
+// On a cluster member that is not the leader, ovsdb-server forwards the
+// transaction to the leader: a member restarted with --tls (courier-ctl
+// start) is seldom the leader, and used to fail here.
 func (c *Config) transact(ctx context.Context, d Database, txn []ovsdb.Operation) error {
 	var m model.ClientDBModel
 	var err error
@@ -155,7 +158,7 @@ func (c *Config) transact(ctx context.Context, d Database, txn []ovsdb.Operation
 	if err != nil {
 		return err
 	}
-	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: []string{c.Remote(d)}, LeaderOnly: true})
+	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: []string{c.Remote(d)}})
 	if err != nil {
 		return err
 	}

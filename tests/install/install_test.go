@@ -111,7 +111,8 @@ func TestInstalledUnitsStartTheServices(t *testing.T) {
 		t.Fatalf("make install: %v\n%s", err, out)
 	}
 	units := filepath.Join(dest, "usr/lib/systemd/system")
-	for _, f := range []string{"usr/share/man/man8/courier-nbctl.8", "usr/share/bash-completion/completions/courier-nbctl",
+	for _, f := range []string{"usr/share/man/man8/courier-nbctl.8", "usr/share/man/man5/courier-nb.5", "usr/share/man/man5/courier-sb.5",
+		"usr/share/bash-completion/completions/courier-nbctl",
 		"etc/default/courier", "etc/default/courier-hostd", "usr/bin/courier-hostd"} {
 		if _, err := os.Stat(filepath.Join(dest, f)); err != nil {
 			t.Errorf("make install did not install %s", f)
