@@ -91,11 +91,19 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 		if row == nil {
 			continue
 		}
+		cp := *row
+		var fields []any
 		if want, write := n.portStatus(u, row.Status); write {
 			refused.note("Port", row.Name, row.Status, want)
-			cp := *row
 			cp.Status = want
-			if err := add(op(ops.ByUUID(c, &cp).Update(&cp, &cp.Status)), func() { n.nb.ports[u] = &cp }); err != nil {
+			fields = append(fields, &cp.Status)
+		}
+		if want, write := n.portDynamic(u, row.DynamicAddresses); write {
+			cp.DynamicAddresses = want
+			fields = append(fields, &cp.DynamicAddresses)
+		}
+		if len(fields) > 0 {
+			if err := add(op(ops.ByUUID(c, &cp).Update(&cp, fields...)), func() { n.nb.ports[u] = &cp }); err != nil {
 				return err
 			}
 		}
@@ -139,11 +147,15 @@ func (n *compiler) vxnetStatus(u string) map[string]string {
 		return nil
 	case cv.err != "":
 		return errStatus(cv.err)
-	case cv.dhcpErr != "":
-		return okStatus("vni", strconv.Itoa(cv.vni), "dhcp_error", cv.dhcpErr)
-	default:
-		return okStatus("vni", strconv.Itoa(cv.vni))
 	}
+	st := okStatus("vni", strconv.Itoa(cv.vni))
+	if cv.dhcpErr != "" {
+		st["dhcp_error"] = cv.dhcpErr
+	}
+	if cv.excludeErr != "" {
+		st["exclude_ips_error"] = cv.excludeErr
+	}
+	return st
 }
 
 func (n *compiler) routeStatus(u string) map[string]string {
@@ -156,6 +168,17 @@ func (n *compiler) routeStatus(u string) map[string]string {
 	default:
 		return okStatus()
 	}
+}
+
+// portDynamic is what a port's dynamic_addresses should hold given what
+// it holds, and whether to write it (ipam.go).
+func (n *compiler) portDynamic(u string, current *string) (*string, bool) {
+	p := n.ports.ports[u]
+	if p == nil {
+		return nil, false
+	}
+	want := p.dynamicAddresses()
+	return want, !sameStr(want, current)
 }
 
 // portStatus is the status a port should have given its current one: a
