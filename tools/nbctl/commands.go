@@ -68,7 +68,9 @@ func commands() []*command {
 		{Name: "vxnet-list", Args: "[VPC]", Summary: "list vxnets, of one VPC or of all", Max: 1,
 			Tables: []string{tVPC, tVxnet}, Run: cmdVxnetList},
 
-		{Name: "port-add", Args: "VXNET PORT MAC IP...", Summary: "create a VM port; IP may be 'unknown' for a port whose address is learned", Min: 4, Max: 19,
+		{Name: "port-add", Args: "VXNET PORT [MAC|dynamic] [IP...|dynamic|unknown]",
+			Summary: "create a VM port; a MAC or IP left out or 'dynamic' is allocated by northd (shown by port-list, show " +
+				"and get Port PORT dynamic_addresses), IP 'unknown' is learned from the port's traffic", Min: 2, Max: 19,
 			Flags: []cmdline.Flag{
 				{Name: "vip", Arg: "IP", Repeat: true, Usage: "a virtual IP the port may hold (repeatable)"},
 				{Name: "chassis", Arg: "NAME", Usage: "the chassis that should host the port"},
@@ -80,8 +82,8 @@ func commands() []*command {
 			Flags: []cmdline.Flag{ifExists}, Tables: []string{tVxnet, tPort}, Run: cmdPortDel},
 		{Name: "port-set", Args: "PORT", Summary: "change a port's addresses, virtual IPs, chassis or port security", Min: 1, Max: 1,
 			Flags: []cmdline.Flag{
-				{Name: "mac", Arg: "MAC", Usage: "new MAC"},
-				{Name: "ips", Arg: "IP[,IP...]", Usage: "new fixed IPs, or 'unknown'"},
+				{Name: "mac", Arg: "MAC", Usage: "new MAC, or 'dynamic'"},
+				{Name: "ips", Arg: "IP[,IP...]", Usage: "new fixed IPs, 'dynamic' or 'unknown'"},
 				{Name: "vips", Arg: "IP[,IP...]", Usage: "new virtual IPs, or 'none'"},
 				{Name: "chassis", Arg: "NAME", Usage: "requested chassis, or 'none'"},
 				{Name: "port-security", Arg: "on|off", Usage: "enforce the port's MAC and IPs"},
@@ -292,6 +294,8 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 	if err != nil {
 		return nil, nil, err
 	}
+	// A dynamic port's addresses are not in the way: a fixed port that
+	// takes one wins, and northd moves the dynamic port.
 	usedIP := map[string]string{}
 	usedMAC := map[string]string{}
 	vipOf := map[string]bool{}
@@ -299,7 +303,9 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 		if o == skip {
 			continue
 		}
-		usedMAC[o.MAC] = o.Name
+		if o.MAC != rules.Dynamic {
+			usedMAC[o.MAC] = o.Name
+		}
 		for _, ip := range o.IPs {
 			usedIP[ip] = o.Name
 		}
@@ -307,21 +313,24 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 			vipOf[ip] = true
 		}
 	}
-	if o, ok := usedMAC[mac]; ok {
+	if o, ok := usedMAC[mac]; ok && mac != rules.Dynamic {
 		return nil, nil, fmt.Errorf("MAC %s is already used by port %s in vxnet %s", mac, o, vx.Name)
 	}
 	var outIPs, outVIPs []string
 	seen := map[string]bool{}
 	for _, s := range ips {
-		if s == "unknown" {
+		if s == "unknown" || s == rules.Dynamic {
 			if len(ips) > 1 {
-				return nil, nil, fmt.Errorf("'unknown' cannot be combined with fixed IPs")
+				return nil, nil, fmt.Errorf("'%s' cannot be combined with fixed IPs", s)
+			}
+			if s == rules.Dynamic {
+				outIPs = []string{s}
 			}
 			break
 		}
 		ip, err := rules.ParseIP(s)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%v, 'dynamic' or 'unknown'", err)
 		}
 		if err := rules.CheckPortIP(vx.Name, p, gw, ip); err != nil {
 			return nil, nil, err
@@ -359,7 +368,13 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 }
 
 func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
-	vxName, name, macArg, ipArgs := inv.Args[0], inv.Args[1], inv.Args[2], inv.Args[3:]
+	vxName, name, macArg, ipArgs := inv.Args[0], inv.Args[1], rules.Dynamic, []string{rules.Dynamic}
+	if len(inv.Args) > 2 {
+		macArg = inv.Args[2]
+	}
+	if len(inv.Args) > 3 {
+		ipArgs = inv.Args[3:]
+	}
 	vx, err := st.vxnet(vxName)
 	if err != nil {
 		return err
@@ -371,9 +386,9 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		if !inv.Has("may-exist") {
 			return fmt.Errorf("port %s already exists", name)
 		}
-		return st.samePort(old, vx, inv)
+		return st.samePort(old, vx, macArg, ipArgs, inv)
 	}
-	mac, err := rules.ParseMAC(macArg)
+	mac, err := parseMAC(macArg)
 	if err != nil {
 		return err
 	}
@@ -408,6 +423,18 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	vx.Ports = append(vx.Ports, port.UUID)
 	return st.add(ops.ByUUID(st.c, vx).Mutate(vx, model.Mutation{
 		Field: &vx.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{port.UUID}}))
+}
+
+// parseMAC is a port's MAC or the word dynamic.
+func parseMAC(s string) (string, error) {
+	if s == rules.Dynamic {
+		return s, nil
+	}
+	mac, err := rules.ParseMAC(s)
+	if err != nil && !strings.Contains(s, ":") {
+		return "", fmt.Errorf("%v, or 'dynamic'", err)
+	}
+	return mac, err
 }
 
 var learnedLimitFlag = cmdline.Flag{Name: "learned-limit", Arg: "N|default",
@@ -457,7 +484,7 @@ func cmdPortSet(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	var fields []any
 	mac, ips, vips := port.MAC, port.IPs, port.VirtualIPs
 	if v := inv.Value("mac"); v != "" {
-		if mac, err = rules.ParseMAC(v); err != nil {
+		if mac, err = parseMAC(v); err != nil {
 			return err
 		}
 		fields = append(fields, &port.MAC)
@@ -531,14 +558,11 @@ func cmdPortList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error 
 		if vx != nil {
 			vxName = vx.Name
 		}
-		ips := any(p.IPs)
-		if len(p.IPs) == 0 {
-			ips = cmdline.Shown{Text: "unknown", V: []string{}}
-		}
+		mac, ips := portAddrCells(p)
 		if p.RequestedChassis != nil {
 			chassis = *p.RequestedChassis
 		}
-		rows = append(rows, []any{p.Name, vxName, p.MAC, ips, p.VirtualIPs, chassis, portStatus(p)})
+		rows = append(rows, []any{p.Name, vxName, mac, ips, p.VirtualIPs, chassis, portStatus(p)})
 	}
 	out.Table([]string{"NAME", "VXNET", "MAC", "IPS", "VIPS", "CHASSIS", "STATUS"}, rows)
 	return nil
@@ -638,6 +662,41 @@ func cmdRouteList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error
 	}
 	out.Table([]string{"PREFIX", "NEXTHOP", "STATUS"}, rows)
 	return nil
+}
+
+// portAddrCells are a port's MAC and IPs as port-list shows them: a
+// dynamic one as "dynamic (ALLOCATED)" once northd allocated it (its
+// value in JSON is the allocated one, or "dynamic").
+func portAddrCells(p *nbdb.Port) (mac, ips any) {
+	dm, dips := dynamicOf(p)
+	mac, ips = p.MAC, any(p.IPs)
+	switch {
+	case p.MAC == rules.Dynamic && dm != "":
+		mac = cmdline.Shown{Text: "dynamic (" + dm + ")", V: dm}
+	case p.MAC == rules.Dynamic:
+		mac = cmdline.Shown{Text: "dynamic", V: "dynamic"}
+	}
+	switch {
+	case len(p.IPs) == 0:
+		ips = cmdline.Shown{Text: "unknown", V: []string{}}
+	case p.IPs[0] == rules.Dynamic && len(dips) > 0:
+		ips = cmdline.Shown{Text: "dynamic (" + strings.Join(dips, " ") + ")", V: dips}
+	case p.IPs[0] == rules.Dynamic:
+		ips = cmdline.Shown{Text: "dynamic", V: []string{"dynamic"}}
+	}
+	return mac, ips
+}
+
+// dynamicOf splits what northd wrote in a port's dynamic_addresses.
+func dynamicOf(p *nbdb.Port) (mac string, ips []string) {
+	if p.DynamicAddresses == nil {
+		return "", nil
+	}
+	f := strings.Fields(*p.DynamicAddresses)
+	if len(f) == 0 {
+		return "", nil
+	}
+	return f[0], f[1:]
 }
 
 // optInt is a number recorded as a string (in a status map), or nil.
