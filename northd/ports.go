@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/courier-sdn/courier/northd/rules"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
 
@@ -323,7 +324,7 @@ func (pt *portTable) load(v *nbView, t *topology, u string) *cPort {
 // checkAddrs checks a port's MAC and addresses; it returns them sorted,
 // or the sentence that refuses the port.
 func (p *cPort) checkAddrs(np *nbdb.Port, cv *cVxnet) (ips, vips []netip.Addr, msg string) {
-	if np.MAC == rules.Dynamic {
+	if np.MAC == schema.Dynamic {
 		p.dynMAC = true
 	} else {
 		mac, err := rules.ParseMAC(np.MAC)
@@ -333,7 +334,7 @@ func (p *cPort) checkAddrs(np *nbdb.Port, cv *cVxnet) (ips, vips []netip.Addr, m
 		p.mac = mac
 	}
 	fixed := np.IPs
-	if slices.Contains(np.IPs, rules.Dynamic) {
+	if slices.Contains(np.IPs, schema.Dynamic) {
 		if len(np.IPs) > 1 {
 			return nil, nil, "IP 'dynamic' cannot be combined with fixed IPs"
 		}

@@ -7,12 +7,6 @@ import (
 	"strings"
 )
 
-// Dynamic is the word that asks northd to allocate a port's MAC (as
-// Port.mac) or IP (as the only member of Port.ips), as ovn-nbctl's
-// lsp-set-addresses dynamic does. northd writes what it allocated into
-// Port.dynamic_addresses.
-const Dynamic = "dynamic"
-
 // DefaultMACPrefix is the first three octets of dynamic MACs when
 // NB_Global has no options:mac_prefix: locally administered, unicast,
 // outside GatewayMACPrefix.

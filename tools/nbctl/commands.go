@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -303,7 +304,7 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 		if o == skip {
 			continue
 		}
-		if o.MAC != rules.Dynamic {
+		if o.MAC != schema.Dynamic {
 			usedMAC[o.MAC] = o.Name
 		}
 		for _, ip := range o.IPs {
@@ -313,17 +314,17 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 			vipOf[ip] = true
 		}
 	}
-	if o, ok := usedMAC[mac]; ok && mac != rules.Dynamic {
+	if o, ok := usedMAC[mac]; ok && mac != schema.Dynamic {
 		return nil, nil, fmt.Errorf("MAC %s is already used by port %s in vxnet %s", mac, o, vx.Name)
 	}
 	var outIPs, outVIPs []string
 	seen := map[string]bool{}
 	for _, s := range ips {
-		if s == "unknown" || s == rules.Dynamic {
+		if s == "unknown" || s == schema.Dynamic {
 			if len(ips) > 1 {
 				return nil, nil, fmt.Errorf("'%s' cannot be combined with fixed IPs", s)
 			}
-			if s == rules.Dynamic {
+			if s == schema.Dynamic {
 				outIPs = []string{s}
 			}
 			break
@@ -368,7 +369,7 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 }
 
 func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
-	vxName, name, macArg, ipArgs := inv.Args[0], inv.Args[1], rules.Dynamic, []string{rules.Dynamic}
+	vxName, name, macArg, ipArgs := inv.Args[0], inv.Args[1], schema.Dynamic, []string{schema.Dynamic}
 	if len(inv.Args) > 2 {
 		macArg = inv.Args[2]
 	}
@@ -427,7 +428,7 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 
 // parseMAC is a port's MAC or the word dynamic.
 func parseMAC(s string) (string, error) {
-	if s == rules.Dynamic {
+	if s == schema.Dynamic {
 		return s, nil
 	}
 	mac, err := rules.ParseMAC(s)
@@ -664,39 +665,36 @@ func cmdRouteList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error
 	return nil
 }
 
-// portAddrCells are a port's MAC and IPs as port-list shows them: a
-// dynamic one as "dynamic (ALLOCATED)" once northd allocated it (its
-// value in JSON is the allocated one, or "dynamic").
+// portAddrCells are a port's MAC and IPs as port-list shows them (their
+// JSON values are the allocated addresses, or the word dynamic).
 func portAddrCells(p *nbdb.Port) (mac, ips any) {
-	dm, dips := dynamicOf(p)
+	macText, ipText := addrTexts(p)
+	dm, dips, _ := schema.PortAddresses(p)
 	mac, ips = p.MAC, any(p.IPs)
-	switch {
-	case p.MAC == rules.Dynamic && dm != "":
-		mac = cmdline.Shown{Text: "dynamic (" + dm + ")", V: dm}
-	case p.MAC == rules.Dynamic:
-		mac = cmdline.Shown{Text: "dynamic", V: "dynamic"}
+	if p.MAC == schema.Dynamic {
+		mac = cmdline.Shown{Text: macText, V: dm}
 	}
-	switch {
-	case len(p.IPs) == 0:
-		ips = cmdline.Shown{Text: "unknown", V: []string{}}
-	case p.IPs[0] == rules.Dynamic && len(dips) > 0:
-		ips = cmdline.Shown{Text: "dynamic (" + strings.Join(dips, " ") + ")", V: dips}
-	case p.IPs[0] == rules.Dynamic:
-		ips = cmdline.Shown{Text: "dynamic", V: []string{"dynamic"}}
+	if len(p.IPs) == 0 || p.IPs[0] == schema.Dynamic {
+		ips = cmdline.Shown{Text: ipText, V: nonNil(dips)}
 	}
 	return mac, ips
 }
 
-// dynamicOf splits what northd wrote in a port's dynamic_addresses.
-func dynamicOf(p *nbdb.Port) (mac string, ips []string) {
-	if p.DynamicAddresses == nil {
-		return "", nil
+// addrTexts are a port's MAC and IPs for people: "unknown" for learned
+// addresses, "dynamic (ALLOCATED)" for those northd allocated.
+func addrTexts(p *nbdb.Port) (mac, ips string) {
+	dm, dips, _ := schema.PortAddresses(p)
+	mac, ips = p.MAC, strings.Join(p.IPs, " ")
+	if p.MAC == schema.Dynamic && dm != schema.Dynamic {
+		mac = "dynamic (" + dm + ")"
 	}
-	f := strings.Fields(*p.DynamicAddresses)
-	if len(f) == 0 {
-		return "", nil
+	switch {
+	case len(p.IPs) == 0:
+		ips = "unknown"
+	case ips == schema.Dynamic && !slices.Equal(dips, p.IPs):
+		ips = "dynamic (" + strings.Join(dips, " ") + ")"
 	}
-	return f[0], f[1:]
+	return mac, ips
 }
 
 // optInt is a number recorded as a string (in a status map), or nil.

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/tools/cmdline"
 	"github.com/courier-sdn/courier/tools/picture"
@@ -43,6 +42,8 @@ type showPort struct {
 	Up               any      `json:"up"`
 	Chassis          any      `json:"chassis"`
 	Error            any      `json:"error"`
+	// MAC and IPs for people (addrTexts)
+	macText, ipText string
 }
 
 type showRoute struct {
@@ -91,7 +92,9 @@ func (st *state) showModel(only string) ([]showVPC, error) {
 			ports := st.portsOf(vx)
 			sort.Slice(ports, func(i, j int) bool { return ports[i].Name < ports[j].Name })
 			for _, p := range ports {
+				mac, ips := addrTexts(p)
 				sx.Ports = append(sx.Ports, showPort{Name: p.Name, MAC: p.MAC, IPs: nonNil(p.IPs), DynamicAddresses: ptr(p.DynamicAddresses),
+					macText: mac, ipText: ips,
 					VirtualIPs:       nonNil(p.VirtualIPs),
 					RequestedChassis: ptr(p.RequestedChassis), Up: ptr(p.Up), Chassis: ptr(p.Chassis), Error: errOf(p.Status)})
 			}
@@ -170,7 +173,7 @@ func showText(vpcs []showVPC) string {
 			}
 			fmt.Fprintf(&b, "    vxnet %s (%s, gateway %s%s)%s\n", vx.Name, vx.CIDR, vx.Gateway, vni, errText(vx.Error))
 			for _, p := range vx.Ports {
-				mac, addrs := p.addrText()
+				mac, addrs := p.macText, p.ipText
 				extra := ""
 				if len(p.VirtualIPs) > 0 {
 					extra += " vips " + strings.Join(p.VirtualIPs, " ")
@@ -243,7 +246,7 @@ func showGraph(vpcs []showVPC, runtime bool) *picture.Graph {
 			g.Connect(picture.Edge{From: router, To: vxID})
 			for _, p := range vx.Ports {
 				pID := "port:" + p.Name
-				mac, addrs := p.addrText()
+				mac, addrs := p.macText, p.ipText
 				c.Add(picture.Node{ID: pID, Label: fmt.Sprintf("port %s\n%s\n%s", p.Name, mac, addrs), Shape: "ellipse", Color: color(p.Error)})
 				g.Connect(picture.Edge{From: vxID, To: pID})
 				for _, ip := range p.IPs {
@@ -276,28 +279,4 @@ func showGraph(vpcs []showVPC, runtime bool) *picture.Graph {
 		g.Add(picture.Node{ID: "chassis:" + ch, Label: "chassis " + ch, Shape: "component"})
 	}
 	return g
-}
-
-// addrText is a port's MAC and IPs as show prints them: "unknown" for a
-// learned address, "dynamic (ALLOCATED)" for one northd allocated.
-func (p showPort) addrText() (mac, ips string) {
-	var dm string
-	var dips []string
-	if s, ok := p.DynamicAddresses.(string); ok {
-		f := strings.Fields(s)
-		if len(f) > 0 {
-			dm, dips = f[0], f[1:]
-		}
-	}
-	mac, ips = p.MAC, strings.Join(p.IPs, " ")
-	if mac == rules.Dynamic && dm != "" {
-		mac = "dynamic (" + dm + ")"
-	}
-	switch {
-	case ips == "":
-		ips = "unknown"
-	case ips == rules.Dynamic && len(dips) > 0:
-		ips = "dynamic (" + strings.Join(dips, " ") + ")"
-	}
-	return mac, ips
 }

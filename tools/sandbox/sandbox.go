@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/ops/jsonrpc"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -565,13 +565,15 @@ func Locate(runDir, chassis string) (pinRoot, netns string, ok bool) {
 // waitDynamic waits until northd wrote a port's dynamic_addresses, if it
 // has a dynamic MAC or IP, and returns a copy with them filled in.
 func waitDynamic(ctx context.Context, sess *ops.Session, p *nbdb.Port) (*nbdb.Port, error) {
-	dynIP := len(p.IPs) == 1 && p.IPs[0] == rules.Dynamic
-	if p.MAC != rules.Dynamic && !dynIP {
-		return p, nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for p.DynamicAddresses == nil || len(strings.Fields(*p.DynamicAddresses)) < 2 && dynIP {
+	for {
+		mac, ips, allocated := schema.PortAddresses(p)
+		if allocated {
+			cp := *p
+			cp.MAC, cp.IPs = mac, ips
+			return &cp, nil
+		}
 		if p.Status["state"] == "error" {
 			return nil, fmt.Errorf("port %s is refused: %s", p.Name, p.Status["error"])
 		}
@@ -585,13 +587,4 @@ func waitDynamic(ctx context.Context, sess *ops.Session, p *nbdb.Port) (*nbdb.Po
 			return nil, fmt.Errorf("port %s was deleted", name)
 		}
 	}
-	cp := *p
-	f := strings.Fields(*p.DynamicAddresses)
-	if cp.MAC == rules.Dynamic {
-		cp.MAC = f[0]
-	}
-	if dynIP {
-		cp.IPs = f[1:]
-	}
-	return &cp, nil
 }
