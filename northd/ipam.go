@@ -34,6 +34,9 @@ import (
 //     to the lowest free address, deterministically.
 //   - No free IP (or a bad mac_prefix or exclude_ips) refuses the
 //     dynamic port with a sentence in its status; nothing is half-applied.
+//     A refused port's dynamic_addresses is left as it was, so that once
+//     the mistake is repaired the ports get their old addresses back
+//     rather than the order of repair deciding who gets which.
 //
 // The allocation is a function of the vxnet's ports, so the ports node
 // reallocates a vxnet whenever one of its ports or the vxnet itself
@@ -132,7 +135,7 @@ func (pt *portTable) allocate(v *nbView, t *topology, vx string) []string {
 		case p.dynMAC && prefixErr != "":
 			p.allocErr = prefixErr
 		case p.dynIP && cv.excludeErr != "":
-			p.allocErr = fmt.Sprintf("vxnet %s's options:%s", cv.name, cv.excludeErr)
+			p.allocErr = fmt.Sprintf("vxnet %s's %s", cv.name, cv.excludeErr)
 		}
 	}
 	// Recorded claims first, then fresh ones.
@@ -233,11 +236,11 @@ func (pt *portTable) takeDynamic(p *cPort, cv *cVxnet) {
 	}
 }
 
-// dynamicAddresses is what a port's dynamic_addresses should say: its MAC
-// and IPs once allocated, nothing for a port with no dynamic address or
-// refused.
+// dynamicAddresses is what a valid port's dynamic_addresses should say:
+// its MAC and IPs, nothing for a port with no dynamic address. (A refused
+// port keeps what it had: compiler.portDynamic.)
 func (p *cPort) dynamicAddresses() *string {
-	if p == nil || !(p.dynMAC || p.dynIP) || p.err != "" {
+	if !(p.dynMAC || p.dynIP) {
 		return nil
 	}
 	s := strings.Join(append([]string{p.mac}, p.ips...), " ")

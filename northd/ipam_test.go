@@ -244,3 +244,42 @@ func checkUnique(t *testing.T, got map[string]string) {
 		}
 	}
 }
+
+// A passing mistake refuses dynamic ports without losing their
+// addresses: once it is repaired, each port has its old ones back.
+func TestRefusalKeepsDynamicAddresses(t *testing.T) {
+	d := newDynNB("10.0.5.0/24", "")
+	n := newCompiler()
+	d.step(n, true)
+	d.addPorts(dynPort("d1"))
+	d.step(n, true)
+	d.addPorts(&nbdb.Port{Name: "d0", MAC: "02:00:00:00:00:0d", IPs: []string{"dynamic"}})
+	d.step(n, true)
+	d.step(n, true)
+	want := addrs(n)
+	setOpts := func(exclude, prefix string) {
+		vx := *d.get(nbdb.VxnetTable, d.vx).(*nbdb.Vxnet)
+		vx.Options = map[string]string{"exclude_ips": exclude}
+		d.put(nbdb.VxnetTable, &vx)
+		gl := *d.get(nbdb.NBGlobalTable, "global").(*nbdb.NBGlobal)
+		gl.Options = map[string]string{"mac_prefix": prefix}
+		d.put(nbdb.NBGlobalTable, &gl)
+		d.step(n, true)
+		d.step(n, true)
+	}
+	setOpts("bogus", "")
+	if got := addrs(n); !strings.HasPrefix(got["d0"], "error: vxnet web's options:exclude_ips") || !strings.HasPrefix(got["d1"], "error:") {
+		t.Fatalf("with a bad exclude_ips: %v", got)
+	}
+	setOpts("", "01:00:00") // d0 (fixed MAC) comes back first, alone
+	if got := addrs(n); got["d0"] != want["d0"] || !strings.HasPrefix(got["d1"], "error: NB_Global options:mac_prefix") {
+		t.Fatalf("with a multicast mac_prefix: %v, before %v", got, want)
+	}
+	setOpts("", "")
+	if got := addrs(n); got["d0"] != want["d0"] || got["d1"] != want["d1"] {
+		t.Fatalf("repaired: %v, before %v", got, want)
+	}
+	if a, b := southbound(n), southbound(fresh(d)); a != b {
+		t.Fatalf("a restarted northd compiles differently:\n%s", diffLines(a, b))
+	}
+}

@@ -177,6 +177,12 @@ func (n *compiler) portDynamic(u string, current *string) (*string, bool) {
 	if p == nil {
 		return nil, false
 	}
+	if p.err != "" && (p.dynMAC || p.dynIP) {
+		// A refused port keeps what it held, so that a passing mistake
+		// (a bad exclude_ips or mac_prefix, its vxnet refused) does not
+		// shuffle running VMs' addresses when it is repaired.
+		return current, false
+	}
 	want := p.dynamicAddresses()
 	return want, !sameStr(want, current)
 }

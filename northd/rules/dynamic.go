@@ -48,17 +48,17 @@ func ExcludeIPs(vxnet string, p netip.Prefix, s string) ([]IPRange, error) {
 		}
 		a, err := ParseIP(lo)
 		if err != nil {
-			return nil, fmt.Errorf("exclude_ips: %v", err)
+			return nil, fmt.Errorf("options:exclude_ips: %v", err)
 		}
 		b, err := ParseIP(hi)
 		if err != nil {
-			return nil, fmt.Errorf("exclude_ips: %v", err)
+			return nil, fmt.Errorf("options:exclude_ips: %v", err)
 		}
 		if !p.Contains(a) || !p.Contains(b) {
-			return nil, fmt.Errorf("exclude_ips: %s is outside vxnet %s's CIDR %s", w, vxnet, p)
+			return nil, fmt.Errorf("options:exclude_ips: %s is outside vxnet %s's CIDR %s", w, vxnet, p)
 		}
 		if b.Less(a) {
-			return nil, fmt.Errorf("exclude_ips: range %s ends before it starts", w)
+			return nil, fmt.Errorf("options:exclude_ips: range %s ends before it starts", w)
 		}
 		out = append(out, IPRange{a, b})
 	}

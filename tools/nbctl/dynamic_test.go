@@ -53,6 +53,26 @@ func TestPortAddDynamic(t *testing.T) {
 	if show := nbWait(t, db, "show"); !strings.Contains(show, "port d1: dynamic ("+strings.Fields(d1)[0]+") dynamic (10.0.1.11)") {
 		t.Errorf("show:\n%s", show)
 	}
+	// A bad exclude_ips refuses the vxnet's dynamic ports, not the
+	// vxnet; a bad mac_prefix refuses ports with dynamic MACs.
+	nbWait(t, db, "set", "Vxnet", "front", "options:exclude_ips=10.0.2.1")
+	if l := nbWait(t, db, "vxnet-list"); !strings.Contains(l, "ok; options:exclude_ips: 10.0.2.1 is outside vxnet front's CIDR") {
+		t.Errorf("vxnet-list with a bad exclude_ips:\n%s", l)
+	}
+	if l := nbWait(t, db, "port-list"); !strings.Contains(l, "error: vxnet front's options:exclude_ips: 10.0.2.1 is outside") ||
+		strings.Contains(l, "error: vxnet front's options:exclude_ips: 10.0.2.1 is outside vxnet front's CIDR 10.0.1.0/24\n"+"fixed") {
+		t.Errorf("port-list with a bad exclude_ips:\n%s", l)
+	}
+	nbWait(t, db, "set", "Vxnet", "front", "options:exclude_ips=10.0.1.2..10.0.1.9", "--",
+		"set", "NB_Global", ".", "options:mac_prefix=01:00:00")
+	if l := nbWait(t, db, "port-list"); !strings.Contains(l, "error: NB_Global options:mac_prefix 01:00:00 would make multicast MACs") {
+		t.Errorf("port-list with a multicast mac_prefix:\n%s", l)
+	}
+	nbWait(t, db, "remove", "NB_Global", ".", "options", "mac_prefix")
+	if got := nbWait(t, db, "get", "Port", "d1", "dynamic_addresses"); !strings.Contains(got, " 10.0.1.11\"") {
+		t.Errorf("after the options were repaired, d1's dynamic_addresses = %s, want 10.0.1.11 again", got)
+	}
+
 	// A fixed port that takes d1's IP wins; d1 moves to the next free one.
 	nbWait(t, db, "port-set", "fixed", "--ips", "10.0.1.11")
 	if got := nbWait(t, db, "get", "Port", "d1", "dynamic_addresses"); !strings.Contains(got, " 10.0.1.10\"") {

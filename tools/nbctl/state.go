@@ -272,7 +272,14 @@ func statusText(s map[string]string) string {
 	case s["state"] == "error":
 		return "error: " + s["error"]
 	case s["state"] != "":
-		return s["state"]
+		// an accepted row's problems that do not refuse it
+		text := s["state"]
+		for _, k := range []string{"dhcp_error", "exclude_ips_error"} {
+			if s[k] != "" {
+				text += "; " + s[k]
+			}
+		}
+		return text
 	default:
 		return "pending"
 	}
