@@ -115,73 +115,103 @@ func (pt *portTable) allocate(v *nbView, t *topology, vx string) []string {
 	for i, p := range dyn {
 		before[i] = was{p.mac, strings.Join(p.ips, " "), p.allocErr}
 		pt.dropDynamic(p)
-		p.allocErr = ""
 	}
-	usedMAC, usedIP := map[uint64]bool{}, map[uint64]bool{}
-	for u := range pt.byVxnet[vx] {
-		for _, k := range pt.ports[u].claims {
-			if k.kind == 'm' {
-				usedMAC[k.val] = true
-			} else {
-				usedIP[k.val] = true
-			}
-		}
-	}
-	cv := t.vxnets[vx]
-	prefix, prefixErr := macPrefix(v)
-	excl, _ := rules.ExcludeIPs(cv.name, cv.cidr, cv.exclude)
+	pool := pt.pool(v, t.vxnets[vx])
 	for _, p := range dyn {
-		switch {
-		case p.dynMAC && prefixErr != "":
-			p.allocErr = prefixErr
-		case p.dynIP && cv.excludeErr != "":
-			p.allocErr = fmt.Sprintf("vxnet %s's %s", cv.name, cv.excludeErr)
-		}
+		pool.check(p)
 	}
 	// Recorded claims first, then fresh ones.
 	for _, p := range dyn {
-		if p.allocErr != "" {
-			continue
-		}
-		mac, ip := recorded(v.ports[p.uuid].DynamicAddresses)
-		if p.dynMAC && strings.HasPrefix(mac, prefix+":") {
-			if m, err := rules.ParseMAC(mac); err == nil && !usedMAC[macValue(m)] {
-				p.mac = m
-				usedMAC[macValue(m)] = true
-			}
-		}
-		if p.dynIP && ipFree(cv, excl, usedIP, ip) {
-			p.ips = []string{ip.String()}
-			usedIP[ipValue(ip)] = true
-		}
+		pool.keep(p, v.ports[p.uuid].DynamicAddresses)
 	}
-	next := cv.cidr.Addr().Next()
 	for _, p := range dyn {
-		if p.allocErr != "" {
-			continue
-		}
-		if p.dynMAC && p.mac == "" {
-			p.mac = freeMAC(prefix, p.name, usedMAC)
-		}
-		if p.dynIP && len(p.ips) == 0 {
-			for ; cv.cidr.Contains(next) && !ipFree(cv, excl, usedIP, next); next = next.Next() {
-			}
-			if !cv.cidr.Contains(next) {
-				p.allocErr = fmt.Sprintf("no free IP left in vxnet %s for a dynamic address", cv.name)
-				continue
-			}
-			p.ips = []string{next.String()}
-			usedIP[ipValue(next)] = true
-		}
+		pool.fresh(p)
 	}
 	var changed []string
 	for i, p := range dyn {
-		pt.takeDynamic(p, cv)
+		pt.takeDynamic(p, pool.cv)
 		if now := (was{p.mac, strings.Join(p.ips, " "), p.allocErr}); now != before[i] {
 			changed = append(changed, p.uuid)
 		}
 	}
 	return changed
+}
+
+// addrPool is what one vxnet's allocation may hand out.
+type addrPool struct {
+	cv                *cVxnet
+	excl              []rules.IPRange
+	prefix, prefixErr string
+	usedMAC, usedIP   map[uint64]bool
+	next              netip.Addr // no lower IP is free
+}
+
+// pool starts from the claims of the vxnet's ports (dynamic ones dropped).
+func (pt *portTable) pool(v *nbView, cv *cVxnet) *addrPool {
+	a := &addrPool{cv: cv, usedMAC: map[uint64]bool{}, usedIP: map[uint64]bool{}, next: cv.cidr.Addr().Next()}
+	for u := range pt.byVxnet[cv.uuid] {
+		for _, k := range pt.ports[u].claims {
+			if k.kind == 'm' {
+				a.usedMAC[k.val] = true
+			} else {
+				a.usedIP[k.val] = true
+			}
+		}
+	}
+	a.prefix, a.prefixErr = macPrefix(v)
+	a.excl, _ = rules.ExcludeIPs(cv.name, cv.cidr, cv.exclude)
+	return a
+}
+
+// check refuses a port that asks for what cannot be allocated.
+func (a *addrPool) check(p *cPort) {
+	p.allocErr = ""
+	switch {
+	case p.dynMAC && a.prefixErr != "":
+		p.allocErr = a.prefixErr
+	case p.dynIP && a.cv.excludeErr != "":
+		p.allocErr = fmt.Sprintf("vxnet %s's %s", a.cv.name, a.cv.excludeErr)
+	}
+}
+
+// keep gives a port what its dynamic_addresses records, if still free.
+func (a *addrPool) keep(p *cPort, rec *string) {
+	if p.allocErr != "" {
+		return
+	}
+	mac, ip := recorded(rec)
+	if p.dynMAC && strings.HasPrefix(mac, a.prefix+":") {
+		if m, err := rules.ParseMAC(mac); err == nil && !a.usedMAC[macValue(m)] {
+			p.mac = m
+			a.usedMAC[macValue(m)] = true
+		}
+	}
+	if p.dynIP && ipFree(a.cv, a.excl, a.usedIP, ip) {
+		p.ips = []string{ip.String()}
+		a.usedIP[ipValue(ip)] = true
+	}
+}
+
+// fresh gives a port what keep did not: the lowest free IP (ports come in
+// name order, so the search never goes back) and a MAC from its name.
+func (a *addrPool) fresh(p *cPort) {
+	if p.allocErr != "" {
+		return
+	}
+	if p.dynMAC && p.mac == "" {
+		p.mac = freeMAC(a.prefix, p.name, a.usedMAC)
+	}
+	if p.dynIP && len(p.ips) == 0 {
+		for a.cv.cidr.Contains(a.next) && !ipFree(a.cv, a.excl, a.usedIP, a.next) {
+			a.next = a.next.Next()
+		}
+		if !a.cv.cidr.Contains(a.next) {
+			p.allocErr = fmt.Sprintf("no free IP left in vxnet %s for a dynamic address", a.cv.name)
+			return
+		}
+		p.ips = []string{a.next.String()}
+		a.usedIP[ipValue(a.next)] = true
+	}
 }
 
 // freeMAC is prefix followed by 24 bits hashed from the port's name, the

@@ -11,6 +11,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/nbdb"
 )
 
 // writeNB writes back what northd tells the orchestrator: each dirty row's
@@ -87,23 +88,8 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 		}
 	}
 	for _, u := range sortedSet(d.nbPort) {
-		row := n.nb.ports[u]
-		if row == nil {
-			continue
-		}
-		cp := *row
-		var fields []any
-		if want, write := n.portStatus(u, row.Status); write {
-			refused.note("Port", row.Name, row.Status, want)
-			cp.Status = want
-			fields = append(fields, &cp.Status)
-		}
-		if want, write := n.portDynamic(u, row.DynamicAddresses); write {
-			cp.DynamicAddresses = want
-			fields = append(fields, &cp.DynamicAddresses)
-		}
-		if len(fields) > 0 {
-			if err := add(op(ops.ByUUID(c, &cp).Update(&cp, fields...)), func() { n.nb.ports[u] = &cp }); err != nil {
+		if cp, fields := n.portWrite(u, refused); len(fields) > 0 {
+			if err := add(op(ops.ByUUID(c, cp).Update(cp, fields...)), func() { n.nb.ports[u] = cp }); err != nil {
 				return err
 			}
 		}
@@ -168,6 +154,27 @@ func (n *compiler) routeStatus(u string) map[string]string {
 	default:
 		return okStatus()
 	}
+}
+
+// portWrite is the port row as it should be written back and the
+// columns to write (none: nothing to write).
+func (n *compiler) portWrite(u string, refused *refusals) (*nbdb.Port, []any) {
+	row := n.nb.ports[u]
+	if row == nil {
+		return nil, nil
+	}
+	cp := *row
+	var fields []any
+	if want, write := n.portStatus(u, row.Status); write {
+		refused.note("Port", row.Name, row.Status, want)
+		cp.Status = want
+		fields = append(fields, &cp.Status)
+	}
+	if want, write := n.portDynamic(u, row.DynamicAddresses); write {
+		cp.DynamicAddresses = want
+		fields = append(fields, &cp.DynamicAddresses)
+	}
+	return &cp, fields
 }
 
 // portDynamic is what a port's dynamic_addresses should hold given what
