@@ -127,4 +127,14 @@ func TestDynamicPortAmong200GetsItsAddressByDHCP(t *testing.T) {
 		t.Errorf("dyn's VM has MAC %s, northd allocated %s", got, dyn.MAC)
 	}
 	e.mustPing("dyn", "10.0.2.10")
+
+	// A full vxnet refuses a dynamic port, and vm-add says why.
+	e.nb("vxnet-add", "blue", "tiny", "10.0.3.0/29", "--", "set", "Vxnet", "tiny", "options:exclude_ips=10.0.3.2..10.0.3.6")
+	e.nb("port-add", "tiny", "t1")
+	if st := e.portList()["t1"].Status; !strings.Contains(st, "no free IP left in vxnet tiny") {
+		t.Errorf("a dynamic port in a full vxnet: status %q, want northd's refusal", st)
+	}
+	if err := e.s.AddVM(context.Background(), "hv1", "t1"); err == nil || !strings.Contains(err.Error(), "no free IP left in vxnet tiny") {
+		t.Errorf("vm-add of a refused dynamic port: %v", err)
+	}
 }
