@@ -424,6 +424,9 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		if a != b {
 			t.Fatalf("seed %d: incremental and full compiles differ:\n%s", seed, diffLines(a, b))
 		}
+		if !reflect.DeepEqual(inc.ports.nDynamic, full.ports.nDynamic) {
+			t.Fatalf("seed %d: dynamic ports counted %v incrementally, %v in full", seed, inc.ports.nDynamic, full.ports.nDynamic)
+		}
 		if st := inc.eng.Stats(); st["ports"].Recompute != uint64(1+g.prefixChanges) || st["ports"].Compute == 0 {
 			t.Fatalf("seed %d: ports node did not run incrementally: %+v", seed, st["ports"])
 		}

@@ -98,6 +98,9 @@ func ipFree(cv *cVxnet, excl []rules.IPRange, used map[uint64]bool, a netip.Addr
 // allocate gives the dynamic ports of vxnet vx their addresses and
 // returns those whose addresses or refusal changed.
 func (pt *portTable) allocate(v *nbView, t *topology, vx string) []string {
+	if pt.nDynamic[vx] == 0 {
+		return nil
+	}
 	var dyn []*cPort
 	for u := range pt.byVxnet[vx] {
 		if p := pt.ports[u]; p.localErr == "" && (p.dynMAC || p.dynIP) {

@@ -79,6 +79,10 @@ type portTable struct {
 
 	// the mac_prefix (or its refusal) dynamic MACs were made with
 	prefix string
+	// how many ports of each vxnet have a dynamic address to allocate
+	// (accepted on their own merits), so that vxnets without any cost
+	// the allocator nothing
+	nDynamic map[string]int
 
 	changed map[string]bool // tracked: port UUIDs whose result changed
 	gone    map[string]string
@@ -87,7 +91,8 @@ type portTable struct {
 func newPortTable(sizeHint int) *portTable {
 	return &portTable{ports: make(map[string]*cPort, sizeHint), claims: make(map[claimKey][]string, 2*sizeHint),
 		byVxnet: map[string]map[string]bool{}, names: make(map[string]string, sizeHint), vxIDs: map[string]int32{},
-		changed: map[string]bool{}, gone: map[string]string{}}
+		nDynamic: map[string]int{},
+		changed:  map[string]bool{}, gone: map[string]string{}}
 }
 
 func (pt *portTable) clearTracked() {
@@ -216,6 +221,11 @@ func (pt *portTable) unload(p *cPort) {
 	for _, k := range p.claims {
 		pt.unclaim(k, p.uuid)
 	}
+	if p.localErr == "" && (p.dynMAC || p.dynIP) {
+		if pt.nDynamic[p.vxnet]--; pt.nDynamic[p.vxnet] == 0 {
+			delete(pt.nDynamic, p.vxnet)
+		}
+	}
 	if m := pt.byVxnet[p.vxnet]; m != nil {
 		delete(m, p.uuid)
 		if len(m) == 0 {
@@ -315,6 +325,9 @@ func (pt *portTable) load(v *nbView, t *topology, u string) *cPort {
 		pt.claims[k] = append(pt.claims[k], u)
 	}
 	p.nFixed = len(p.claims)
+	if p.dynMAC || p.dynIP {
+		pt.nDynamic[p.vxnet]++
+	}
 	if len(ips) > 0 {
 		p.key = rules.Offset(cv.cidr, ips[0])
 	}
