@@ -9,7 +9,9 @@
 // once: the verb returns a *RefusedError. northd refuses what only it can
 // judge (an address outside its vxnet, overlapping CIDRs) after the
 // commit, in the row's status: WaitPort returns it as a *RefusedError
-// too. Where a port runs, and whether it is up, southd writes into the
+// too. A port may ask for a dynamic MAC or IP: northd writes what it
+// allocated into dynamic_addresses, WaitPort(Accepted) waits for it and
+// Addresses reads it. Where a port runs, and whether it is up, southd writes into the
 // port's row (up, chassis), which Port and WaitPort read.
 //
 // Verbs do not repeat courier-nbctl's checks before writing; an
@@ -28,6 +30,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
 
@@ -222,7 +225,9 @@ func (c *Client) WaitPort(ctx context.Context, name string, state PortState) (*n
 			if p.Status["state"] == "error" {
 				return p, &RefusedError{Table: nbdb.PortTable, Name: name, By: "northd", Reason: p.Status["error"]}
 			}
-			if p.Up != nil && (state == Accepted || *p.Up) {
+			// A dynamic port is accepted once northd wrote its addresses.
+			_, _, allocated := schema.PortAddresses(p)
+			if p.Up != nil && (state == Accepted || *p.Up) && allocated {
 				return p, nil
 			}
 		}
@@ -236,4 +241,12 @@ func (c *Client) WaitPort(ctx context.Context, name string, state PortState) (*n
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// Addresses are a port's MAC and IPs as the network uses them: where the
+// port asked for "dynamic", what northd allocated (dynamic_addresses), or
+// still "dynamic" until northd has written it.
+func Addresses(p *nbdb.Port) (mac string, ips []string) {
+	mac, ips, _ = schema.PortAddresses(p)
+	return mac, ips
 }

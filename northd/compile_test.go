@@ -119,8 +119,15 @@ func (f *fakeNB) writeStatuses(n *compiler) {
 	}
 	for u, m := range f.rows[nbdb.PortTable] {
 		row := *m.(*nbdb.Port)
-		if want, write := n.portStatus(u, row.Status); write {
+		want, write := n.portStatus(u, row.Status)
+		if write {
 			row.Status = want
+		}
+		dyn, writeDyn := n.portDynamic(u, row.DynamicAddresses)
+		if writeDyn {
+			row.DynamicAddresses = dyn
+		}
+		if write || writeDyn {
 			f.put(nbdb.PortTable, &row)
 		}
 	}
@@ -168,6 +175,8 @@ func southbound(n *compiler) string {
 type generator struct {
 	r  *rand.Rand
 	nb *fakeNB
+	// how many times the mac_prefix changed (each is a full recompute)
+	prefixChanges int
 }
 
 func (g *generator) pick(table string) (string, model.Model) {
@@ -185,12 +194,47 @@ func (g *generator) pick(table string) (string, model.Model) {
 }
 
 var (
-	cidrs = []string{"10.0.0.0/24", "10.0.1.0/24", "10.0.0.0/16", "10.0.2.0/25", "10.0.2.128/25", "10.0.1.0/23", "bogus", "10.0.3.0/24"}
+	cidrs = []string{"10.0.0.0/24", "10.0.1.0/24", "10.0.0.0/16", "10.0.2.0/25", "10.0.2.128/25", "10.0.1.0/23", "bogus", "10.0.3.0/24", "10.0.4.0/29"}
 	macs  = []string{"02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03", "02:00:00:00:00:04", "03:00:00:00:00:01"}
 )
 
 func (g *generator) ip() string {
-	return fmt.Sprintf("10.0.%d.%d", g.r.Intn(4), 1+g.r.Intn(6))
+	return fmt.Sprintf("10.0.%d.%d", g.r.Intn(5), 1+g.r.Intn(6))
+}
+
+var (
+	excludes = []string{"", "10.0.0.2..10.0.0.4", "10.0.1.3 10.0.4.2", "10.0.4.3..10.0.4.5", "bogus", "10.0.2.130..10.0.2.129"}
+	prefixes = []string{"", "0a:58:00", "02:00:00", "bad", "0a:c0:00"}
+)
+
+// dynamicStep makes changes about dynamic addresses: the allocator's
+// inputs (a vxnet's exclude_ips, NB_Global's mac_prefix) and a port's
+// dynamic_addresses rewritten by somebody else.
+func (g *generator) dynamicStep() {
+	r := g.r
+	switch r.Intn(3) {
+	case 0:
+		if _, m := g.pick(nbdb.VxnetTable); m != nil {
+			vx := *m.(*nbdb.Vxnet)
+			vx.Options = map[string]string{"exclude_ips": excludes[r.Intn(len(excludes))]}
+			g.nb.put(nbdb.VxnetTable, &vx)
+		}
+	case 1:
+		old := g.nb.get(nbdb.NBGlobalTable, "global").(*nbdb.NBGlobal)
+		gl := *old
+		gl.Options = map[string]string{"mac_prefix": prefixes[r.Intn(len(prefixes))]}
+		if prefixKey(&nbView{global: old}) != prefixKey(&nbView{global: &gl}) {
+			g.prefixChanges++
+		}
+		g.nb.put(nbdb.NBGlobalTable, &gl)
+	case 2:
+		if _, m := g.pick(nbdb.PortTable); m != nil {
+			p := *m.(*nbdb.Port)
+			s := fmt.Sprintf("0a:58:00:00:00:%02x %s", r.Intn(4), g.ip())
+			p.DynamicAddresses = &s
+			g.nb.put(nbdb.PortTable, &p)
+		}
+	}
 }
 
 func (g *generator) step() {
@@ -257,7 +301,12 @@ func (g *generator) step() {
 		if _, m := g.pick(nbdb.VxnetTable); m != nil {
 			vx := *m.(*nbdb.Vxnet)
 			p := &nbdb.Port{UUID: g.nb.uuid(), Name: fmt.Sprintf("p%d", g.nb.seq), MAC: macs[r.Intn(len(macs))]}
-			switch r.Intn(6) {
+			if r.Intn(3) == 0 {
+				p.MAC = "dynamic"
+			}
+			switch r.Intn(8) {
+			case 6, 7:
+				p.IPs = []string{"dynamic"}
 			case 0:
 			case 1:
 				p.IPs = []string{g.ip(), g.ip()}
@@ -278,11 +327,15 @@ func (g *generator) step() {
 	case k < 78: // change a port
 		if _, m := g.pick(nbdb.PortTable); m != nil {
 			p := *m.(*nbdb.Port)
-			switch r.Intn(5) {
+			switch r.Intn(7) {
 			case 0:
 				p.MAC = macs[r.Intn(len(macs))]
 			case 1:
 				p.IPs = []string{g.ip()}
+			case 5:
+				p.MAC = "dynamic"
+			case 6:
+				p.IPs = []string{"dynamic"}
 			case 2:
 				p.VirtualIPs = []string{g.ip()}
 			case 3:
@@ -307,6 +360,8 @@ func (g *generator) step() {
 				g.nb.del(nbdb.PortTable, pu)
 			}
 		}
+	case k < 92:
+		g.dynamicStep()
 	case k < 96: // add a route
 		if _, m := g.pick(nbdb.VPCTable); m != nil {
 			vpc := *m.(*nbdb.VPC)
@@ -369,7 +424,10 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		if a != b {
 			t.Fatalf("seed %d: incremental and full compiles differ:\n%s", seed, diffLines(a, b))
 		}
-		if st := inc.eng.Stats(); st["ports"].Recompute != 1 || st["ports"].Compute == 0 {
+		if !reflect.DeepEqual(inc.ports.nDynamic, full.ports.nDynamic) {
+			t.Fatalf("seed %d: dynamic ports counted %v incrementally, %v in full", seed, inc.ports.nDynamic, full.ports.nDynamic)
+		}
+		if st := inc.eng.Stats(); st["ports"].Recompute != uint64(1+g.prefixChanges) || st["ports"].Compute == 0 {
 			t.Fatalf("seed %d: ports node did not run incrementally: %+v", seed, st["ports"])
 		}
 	}

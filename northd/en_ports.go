@@ -23,6 +23,9 @@ func (n *compiler) bulkPorts(changed int) bool {
 
 // portsHandleNB settles the ports whose compiled result may have changed.
 func (n *compiler) portsHandleNB() bool {
+	if n.nbDelta.global && prefixKey(n.nb) != n.ports.prefix {
+		return false // every dynamic MAC may change
+	}
 	changed := n.nbDelta.compileRelevantPorts()
 	// A port whose status starts or stops saying it was refused changes
 	// whether it is an incumbent for a northd that does not know it: the
@@ -90,7 +93,8 @@ func (d *nbDelta) compileRelevantPorts() map[string]bool {
 func portCompileEqual(a, b *nbdb.Port) bool {
 	return a.Name == b.Name && a.MAC == b.MAC && ops.EqualSets(a.IPs, b.IPs) &&
 		ops.EqualSets(a.VirtualIPs, b.VirtualIPs) && sameStr(a.RequestedChassis, b.RequestedChassis) &&
-		reflect.DeepEqual(a.PortSecurity, b.PortSecurity) && sameInt(a.LearnedLimit, b.LearnedLimit)
+		reflect.DeepEqual(a.PortSecurity, b.PortSecurity) && sameInt(a.LearnedLimit, b.LearnedLimit) &&
+		sameStr(a.DynamicAddresses, b.DynamicAddresses)
 }
 
 func sameStr(a, b *string) bool {

@@ -11,6 +11,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/nbdb"
 )
 
 // writeNB writes back what northd tells the orchestrator: each dirty row's
@@ -87,15 +88,8 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 		}
 	}
 	for _, u := range sortedSet(d.nbPort) {
-		row := n.nb.ports[u]
-		if row == nil {
-			continue
-		}
-		if want, write := n.portStatus(u, row.Status); write {
-			refused.note("Port", row.Name, row.Status, want)
-			cp := *row
-			cp.Status = want
-			if err := add(op(ops.ByUUID(c, &cp).Update(&cp, &cp.Status)), func() { n.nb.ports[u] = &cp }); err != nil {
+		if cp, fields := n.portWrite(u, refused); len(fields) > 0 {
+			if err := add(op(ops.ByUUID(c, cp).Update(cp, fields...)), func() { n.nb.ports[u] = cp }); err != nil {
 				return err
 			}
 		}
@@ -139,11 +133,15 @@ func (n *compiler) vxnetStatus(u string) map[string]string {
 		return nil
 	case cv.err != "":
 		return errStatus(cv.err)
-	case cv.dhcpErr != "":
-		return okStatus("vni", strconv.Itoa(cv.vni), "dhcp_error", cv.dhcpErr)
-	default:
-		return okStatus("vni", strconv.Itoa(cv.vni))
 	}
+	st := okStatus("vni", strconv.Itoa(cv.vni))
+	if cv.dhcpErr != "" {
+		st["dhcp_error"] = cv.dhcpErr
+	}
+	if cv.excludeErr != "" {
+		st["exclude_ips_error"] = cv.excludeErr
+	}
+	return st
 }
 
 func (n *compiler) routeStatus(u string) map[string]string {
@@ -156,6 +154,44 @@ func (n *compiler) routeStatus(u string) map[string]string {
 	default:
 		return okStatus()
 	}
+}
+
+// portWrite is the port row as it should be written back and the
+// columns to write (none: nothing to write).
+func (n *compiler) portWrite(u string, refused *refusals) (*nbdb.Port, []any) {
+	row := n.nb.ports[u]
+	if row == nil {
+		return nil, nil
+	}
+	cp := *row
+	var fields []any
+	if want, write := n.portStatus(u, row.Status); write {
+		refused.note("Port", row.Name, row.Status, want)
+		cp.Status = want
+		fields = append(fields, &cp.Status)
+	}
+	if want, write := n.portDynamic(u, row.DynamicAddresses); write {
+		cp.DynamicAddresses = want
+		fields = append(fields, &cp.DynamicAddresses)
+	}
+	return &cp, fields
+}
+
+// portDynamic is what a port's dynamic_addresses should hold given what
+// it holds, and whether to write it (ipam.go).
+func (n *compiler) portDynamic(u string, current *string) (*string, bool) {
+	p := n.ports.ports[u]
+	if p == nil {
+		return nil, false
+	}
+	if p.err != "" && (p.dynMAC || p.dynIP) {
+		// A refused port keeps what it held, so that a passing mistake
+		// (a bad exclude_ips or mac_prefix, its vxnet refused) does not
+		// shuffle running VMs' addresses when it is repaired.
+		return current, false
+	}
+	want := p.dynamicAddresses()
+	return want, !sameStr(want, current)
 }
 
 // portStatus is the status a port should have given its current one: a

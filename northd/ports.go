@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/courier-sdn/courier/northd/rules"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
 
@@ -56,9 +57,14 @@ type cPort struct {
 	security          bool
 	learnedLimit      *int   // NB's, copied as is: hostd applies the default
 	localErr          string // refused on its own merits
-	err               string // final: localErr or a lost claim
-	claims            []claimKey
-	vipVals           []uint64
+	allocErr          string // refused for want of a dynamic address (ipam.go)
+	err               string // final: localErr, allocErr or a lost claim
+	// claims: the fixed ones (MAC, IPs, virtual IPs), then nFixed on the
+	// dynamic ones
+	claims        []claimKey
+	nFixed        int
+	dynMAC, dynIP bool // mac, ips asked for "dynamic"
+	vipVals       []uint64
 }
 
 func (p *cPort) valid() bool { return p.err == "" }
@@ -71,6 +77,13 @@ type portTable struct {
 	names   map[string]string // port name -> UUID
 	vxIDs   map[string]int32  // vxnet UUID -> small id for claim keys
 
+	// the mac_prefix (or its refusal) dynamic MACs were made with
+	prefix string
+	// how many ports of each vxnet have a dynamic address to allocate
+	// (accepted on their own merits), so that vxnets without any cost
+	// the allocator nothing
+	nDynamic map[string]int
+
 	changed map[string]bool // tracked: port UUIDs whose result changed
 	gone    map[string]string
 }
@@ -78,7 +91,8 @@ type portTable struct {
 func newPortTable(sizeHint int) *portTable {
 	return &portTable{ports: make(map[string]*cPort, sizeHint), claims: make(map[claimKey][]string, 2*sizeHint),
 		byVxnet: map[string]map[string]bool{}, names: make(map[string]string, sizeHint), vxIDs: map[string]int32{},
-		changed: map[string]bool{}, gone: map[string]string{}}
+		nDynamic: map[string]int{},
+		changed:  map[string]bool{}, gone: map[string]string{}}
 }
 
 func (pt *portTable) clearTracked() {
@@ -97,10 +111,12 @@ func compilePorts(v *nbView, t *topology, prev *portTable) *portTable {
 	if prev != nil {
 		pt.vxIDs = prev.vxIDs
 	}
+	pt.prefix = prefixKey(v)
 	for u := range v.ports {
 		pt.load(v, t, u)
 	}
 	for vx := range pt.byVxnet {
+		pt.allocate(v, t, vx)
 		pt.assignUnknownKeys(vx)
 	}
 	// Compiling from scratch (prev nil), a northd knows no port and goes
@@ -165,7 +181,11 @@ func (pt *portTable) update(v *nbView, t *topology, uuids map[string]bool) {
 			resettle[u] = true
 		}
 	}
+	moved := map[string]bool{}
 	for vx := range vxnets {
+		for _, u := range pt.allocate(v, t, vx) {
+			resettle[u], moved[u] = true, true
+		}
 		for _, u := range pt.assignUnknownKeys(vx) {
 			resettle[u] = true
 		}
@@ -185,7 +205,7 @@ func (pt *portTable) update(v *nbView, t *topology, uuids map[string]bool) {
 		}
 		old := *p
 		pt.settle(v, accepted, p)
-		if uuids[u] || !samePort(&old, p) {
+		if uuids[u] || moved[u] || !samePort(&old, p) {
 			pt.changed[u] = true
 		}
 	}
@@ -199,14 +219,11 @@ func (pt *portTable) update(v *nbView, t *topology, uuids map[string]bool) {
 // unload forgets a port and its claims.
 func (pt *portTable) unload(p *cPort) {
 	for _, k := range p.claims {
-		cl := pt.claims[k]
-		if i := slices.Index(cl, p.uuid); i >= 0 {
-			cl = slices.Delete(cl, i, i+1)
-		}
-		if len(cl) == 0 {
-			delete(pt.claims, k)
-		} else {
-			pt.claims[k] = cl
+		pt.unclaim(k, p.uuid)
+	}
+	if p.localErr == "" && (p.dynMAC || p.dynIP) {
+		if pt.nDynamic[p.vxnet]--; pt.nDynamic[p.vxnet] == 0 {
+			delete(pt.nDynamic, p.vxnet)
 		}
 	}
 	if m := pt.byVxnet[p.vxnet]; m != nil {
@@ -220,6 +237,19 @@ func (pt *portTable) unload(p *cPort) {
 		delete(pt.names, p.name)
 	}
 	pt.gone[p.uuid] = p.name
+}
+
+// unclaim removes port u from the claimants of k.
+func (pt *portTable) unclaim(k claimKey, u string) {
+	cl := pt.claims[k]
+	if i := slices.Index(cl, u); i >= 0 {
+		cl = slices.Delete(cl, i, i+1)
+	}
+	if len(cl) == 0 {
+		delete(pt.claims, k)
+	} else {
+		pt.claims[k] = cl
+	}
 }
 
 func macValue(mac string) uint64 {
@@ -280,8 +310,10 @@ func (pt *portTable) load(v *nbView, t *topology, u string) *cPort {
 		p.localErr = msg
 		return p
 	}
-	p.claims = make([]claimKey, 0, 1+len(ips)+len(vips))
-	p.claims = append(p.claims, claimKey{vxID, 'm', macValue(p.mac)})
+	p.claims = make([]claimKey, 0, 2+len(ips)+len(vips))
+	if !p.dynMAC {
+		p.claims = append(p.claims, claimKey{vxID, 'm', macValue(p.mac)})
+	}
 	for _, a := range ips {
 		p.claims = append(p.claims, claimKey{vxID, 'i', ipValue(a)})
 	}
@@ -292,6 +324,10 @@ func (pt *portTable) load(v *nbView, t *topology, u string) *cPort {
 	for _, k := range p.claims {
 		pt.claims[k] = append(pt.claims[k], u)
 	}
+	p.nFixed = len(p.claims)
+	if p.dynMAC || p.dynIP {
+		pt.nDynamic[p.vxnet]++
+	}
 	if len(ips) > 0 {
 		p.key = rules.Offset(cv.cidr, ips[0])
 	}
@@ -301,11 +337,22 @@ func (pt *portTable) load(v *nbView, t *topology, u string) *cPort {
 // checkAddrs checks a port's MAC and addresses; it returns them sorted,
 // or the sentence that refuses the port.
 func (p *cPort) checkAddrs(np *nbdb.Port, cv *cVxnet) (ips, vips []netip.Addr, msg string) {
-	mac, err := rules.ParseMAC(np.MAC)
-	if err != nil {
-		return nil, nil, err.Error()
+	if np.MAC == schema.Dynamic {
+		p.dynMAC = true
+	} else {
+		mac, err := rules.ParseMAC(np.MAC)
+		if err != nil {
+			return nil, nil, err.Error()
+		}
+		p.mac = mac
 	}
-	p.mac = mac
+	fixed := np.IPs
+	if slices.Contains(np.IPs, schema.Dynamic) {
+		if len(np.IPs) > 1 {
+			return nil, nil, "IP 'dynamic' cannot be combined with fixed IPs"
+		}
+		p.dynIP, fixed = true, nil
+	}
 	seen := make(map[netip.Addr]bool, len(np.IPs)+len(np.VirtualIPs))
 	parse := func(list []string, what string) ([]netip.Addr, []string, string) {
 		addrs := make([]netip.Addr, 0, len(list))
@@ -330,7 +377,7 @@ func (p *cPort) checkAddrs(np *nbdb.Port, cv *cVxnet) (ips, vips []netip.Addr, m
 		}
 		return addrs, out, ""
 	}
-	if ips, p.ips, msg = parse(np.IPs, "fixed IP"); msg != "" {
+	if ips, p.ips, msg = parse(fixed, "fixed IP"); msg != "" {
 		return nil, nil, msg
 	}
 	if vips, p.vips, msg = parse(np.VirtualIPs, "virtual IP"); msg != "" {
@@ -342,6 +389,9 @@ func (p *cPort) checkAddrs(np *nbdb.Port, cv *cVxnet) (ips, vips []netip.Addr, m
 // settle decides whether p wins all its claims.
 func (pt *portTable) settle(v *nbView, accepted acceptance, p *cPort) {
 	p.err = p.localErr
+	if p.err == "" {
+		p.err = p.allocErr
+	}
 	if p.err != "" {
 		return
 	}
@@ -399,7 +449,7 @@ func incumbent(v *nbView, accepted acceptance, u string) bool {
 func (pt *portTable) assignUnknownKeys(vx string) []string {
 	var unknown []*cPort
 	for u := range pt.byVxnet[vx] {
-		if p := pt.ports[u]; p.localErr == "" && len(p.ips) == 0 {
+		if p := pt.ports[u]; p.localErr == "" && !p.dynIP && len(p.ips) == 0 {
 			unknown = append(unknown, p)
 		}
 	}

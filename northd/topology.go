@@ -40,6 +40,9 @@ type cVxnet struct {
 	err             string
 	dhcp            rules.DHCP // its DHCP options (Off when refused)
 	dhcpErr         string     // why its DHCP options were refused
+	// options:exclude_ips as written (parsed by the allocator, ipam.go),
+	// and why it is refused: dynamic ports of the vxnet are then refused
+	exclude, excludeErr string
 }
 
 // cRoute is a compiled static route.
@@ -117,6 +120,12 @@ func compileTopology(v *nbView, prev *topology) *topology {
 				cv.dhcp, cv.dhcpErr = rules.DHCP{Off: true}, err.Error()
 			} else {
 				cv.dhcp = d
+			}
+			if cv.err == "" {
+				cv.exclude = vx.Options["exclude_ips"]
+				if _, err := rules.ExcludeIPs(vx.Name, cv.cidr, cv.exclude); err != nil {
+					cv.excludeErr = err.Error()
+				}
 			}
 			if cv.err == "" {
 				if r := vnis[vx.UUID]; r.err != "" {

@@ -25,7 +25,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Northbound",
-  "version": "1.3.0",
+  "version": "1.4.0",
   "tables": {
     "Connection": {
       "columns": {
@@ -169,6 +169,17 @@ var schema = `{
     "Port": {
       "columns": {
         "chassis": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "dynamic_addresses": {
           "type": {
             "key": {
               "type": "string",
@@ -556,7 +567,9 @@ var schema = `{
                 [
                   "state",
                   "error",
-                  "vni"
+                  "vni",
+                  "dhcp_error",
+                  "exclude_ips_error"
                 ]
               ]
             },

@@ -20,6 +20,7 @@ var (
 type Port struct {
 	UUID             string            `ovsdb:"_uuid"`
 	Chassis          *string           `ovsdb:"chassis" validate:"omitempty,max=64"`
+	DynamicAddresses *string           `ovsdb:"dynamic_addresses" validate:"omitempty,max=64"`
 	ExternalIDs      map[string]string `ovsdb:"external_ids"`
 	IPs              []string          `ovsdb:"ips" validate:"max=16,dive,max=15"`
 	LearnedLimit     *int              `ovsdb:"learned_limit" validate:"omitempty,min=0,max=1024"`
@@ -50,6 +51,28 @@ func copyPortChassis(a *string) *string {
 }
 
 func equalPortChassis(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
+func (a *Port) GetDynamicAddresses() *string {
+	return a.DynamicAddresses
+}
+
+func copyPortDynamicAddresses(a *string) *string {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortDynamicAddresses(a, b *string) bool {
 	if (a == nil) != (b == nil) {
 		return false
 	}
@@ -304,6 +327,7 @@ func equalPortVirtualIPs(a, b []string) bool {
 func (a *Port) DeepCopyInto(b *Port) {
 	*b = *a
 	b.Chassis = copyPortChassis(a.Chassis)
+	b.DynamicAddresses = copyPortDynamicAddresses(a.DynamicAddresses)
 	b.ExternalIDs = copyPortExternalIDs(a.ExternalIDs)
 	b.IPs = copyPortIPs(a.IPs)
 	b.LearnedLimit = copyPortLearnedLimit(a.LearnedLimit)
@@ -333,6 +357,7 @@ func (a *Port) CloneModel() model.Model {
 func (a *Port) Equals(b *Port) bool {
 	return a.UUID == b.UUID &&
 		equalPortChassis(a.Chassis, b.Chassis) &&
+		equalPortDynamicAddresses(a.DynamicAddresses, b.DynamicAddresses) &&
 		equalPortExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		equalPortIPs(a.IPs, b.IPs) &&
 		equalPortLearnedLimit(a.LearnedLimit, b.LearnedLimit) &&

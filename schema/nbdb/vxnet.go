@@ -12,9 +12,11 @@ type (
 )
 
 var (
-	VxnetStatusState VxnetStatus = "state"
-	VxnetStatusError VxnetStatus = "error"
-	VxnetStatusVni   VxnetStatus = "vni"
+	VxnetStatusState           VxnetStatus = "state"
+	VxnetStatusError           VxnetStatus = "error"
+	VxnetStatusVni             VxnetStatus = "vni"
+	VxnetStatusDhcpError       VxnetStatus = "dhcp_error"
+	VxnetStatusExcludeIPsError VxnetStatus = "exclude_ips_error"
 )
 
 // Vxnet defines an object in Vxnet table
@@ -26,7 +28,7 @@ type Vxnet struct {
 	Name        string            `ovsdb:"name" validate:"max=64"`
 	Options     map[string]string `ovsdb:"options"`
 	Ports       []string          `ovsdb:"ports"`
-	Status      map[string]string `ovsdb:"status" validate:"dive,keys,oneof='state' 'error' 'vni'"`
+	Status      map[string]string `ovsdb:"status" validate:"dive,keys,oneof='state' 'error' 'vni' 'dhcp_error' 'exclude_ips_error'"`
 	Vni         *int              `ovsdb:"vni" validate:"omitempty,min=1,max=16777215"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -68,7 +69,9 @@ func commands() []*command {
 		{Name: "vxnet-list", Args: "[VPC]", Summary: "list vxnets, of one VPC or of all", Max: 1,
 			Tables: []string{tVPC, tVxnet}, Run: cmdVxnetList},
 
-		{Name: "port-add", Args: "VXNET PORT MAC IP...", Summary: "create a VM port; IP may be 'unknown' for a port whose address is learned", Min: 4, Max: 19,
+		{Name: "port-add", Args: "VXNET PORT [MAC|dynamic] [IP...|dynamic|unknown]",
+			Summary: "create a VM port; a MAC or IP left out or 'dynamic' is allocated by northd (shown by port-list, show " +
+				"and get Port PORT dynamic_addresses), IP 'unknown' is learned from the port's traffic", Min: 2, Max: 19,
 			Flags: []cmdline.Flag{
 				{Name: "vip", Arg: "IP", Repeat: true, Usage: "a virtual IP the port may hold (repeatable)"},
 				{Name: "chassis", Arg: "NAME", Usage: "the chassis that should host the port"},
@@ -80,8 +83,8 @@ func commands() []*command {
 			Flags: []cmdline.Flag{ifExists}, Tables: []string{tVxnet, tPort}, Rows: namedPort(0), Run: cmdPortDel},
 		{Name: "port-set", Args: "PORT", Summary: "change a port's addresses, virtual IPs, chassis or port security", Min: 1, Max: 1,
 			Flags: []cmdline.Flag{
-				{Name: "mac", Arg: "MAC", Usage: "new MAC"},
-				{Name: "ips", Arg: "IP[,IP...]", Usage: "new fixed IPs, or 'unknown'"},
+				{Name: "mac", Arg: "MAC", Usage: "new MAC, or 'dynamic'"},
+				{Name: "ips", Arg: "IP[,IP...]", Usage: "new fixed IPs, 'dynamic' or 'unknown'"},
 				{Name: "vips", Arg: "IP[,IP...]", Usage: "new virtual IPs, or 'none'"},
 				{Name: "chassis", Arg: "NAME", Usage: "requested chassis, or 'none'"},
 				{Name: "port-security", Arg: "on|off", Usage: "enforce the port's MAC and IPs"},
@@ -294,24 +297,30 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 	if err != nil {
 		return nil, nil, err
 	}
+	// A dynamic port's addresses are not in the way: a fixed port that
+	// takes one wins, and northd moves the dynamic port (addrIndex
+	// leaves dynamic MACs out).
 	idx := st.addrsOf(vx)
 	usedIP, usedMAC, vipOf := idx.ip, idx.mac, idx.vip
 	other := func(owner string, ok bool) bool { return ok && (skip == nil || owner != skip.Name) }
-	if o, ok := usedMAC[mac]; other(o, ok) {
+	if o, ok := usedMAC[mac]; other(o, ok) && mac != schema.Dynamic {
 		return nil, nil, fmt.Errorf("MAC %s is already used by port %s in vxnet %s", mac, o, vx.Name)
 	}
 	var outIPs, outVIPs []string
 	seen := map[string]bool{}
 	for _, s := range ips {
-		if s == "unknown" {
+		if s == "unknown" || s == schema.Dynamic {
 			if len(ips) > 1 {
-				return nil, nil, fmt.Errorf("'unknown' cannot be combined with fixed IPs")
+				return nil, nil, fmt.Errorf("'%s' cannot be combined with fixed IPs", s)
+			}
+			if s == schema.Dynamic {
+				outIPs = []string{s}
 			}
 			break
 		}
 		ip, err := rules.ParseIP(s)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%v, 'dynamic' or 'unknown'", err)
 		}
 		if err := rules.CheckPortIP(vx.Name, p, gw, ip); err != nil {
 			return nil, nil, err
@@ -349,7 +358,13 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 }
 
 func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
-	vxName, name, macArg, ipArgs := inv.Args[0], inv.Args[1], inv.Args[2], inv.Args[3:]
+	vxName, name, macArg, ipArgs := inv.Args[0], inv.Args[1], schema.Dynamic, []string{schema.Dynamic}
+	if len(inv.Args) > 2 {
+		macArg = inv.Args[2]
+	}
+	if len(inv.Args) > 3 {
+		ipArgs = inv.Args[3:]
+	}
 	vx, err := st.vxnet(vxName)
 	if err != nil {
 		return err
@@ -361,9 +376,9 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		if !inv.Has("may-exist") {
 			return fmt.Errorf("port %s already exists", name)
 		}
-		return st.samePort(old, vx, inv)
+		return st.samePort(old, vx, macArg, ipArgs, inv)
 	}
-	mac, err := rules.ParseMAC(macArg)
+	mac, err := parseMAC(macArg)
 	if err != nil {
 		return err
 	}
@@ -403,6 +418,18 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	vx.Ports = append(vx.Ports, port.UUID)
 	return st.add(ops.ByUUID(st.c, vx).Mutate(vx, model.Mutation{
 		Field: &vx.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{port.UUID}}))
+}
+
+// parseMAC is a port's MAC or the word dynamic.
+func parseMAC(s string) (string, error) {
+	if s == schema.Dynamic {
+		return s, nil
+	}
+	mac, err := rules.ParseMAC(s)
+	if err != nil && !strings.Contains(s, ":") {
+		return "", fmt.Errorf("%v, or 'dynamic'", err)
+	}
+	return mac, err
 }
 
 var learnedLimitFlag = cmdline.Flag{Name: "learned-limit", Arg: "N|default",
@@ -453,7 +480,7 @@ func cmdPortSet(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	var fields []any
 	mac, ips, vips := port.MAC, port.IPs, port.VirtualIPs
 	if v := inv.Value("mac"); v != "" {
-		if mac, err = rules.ParseMAC(v); err != nil {
+		if mac, err = parseMAC(v); err != nil {
 			return err
 		}
 		fields = append(fields, &port.MAC)
@@ -528,14 +555,11 @@ func cmdPortList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error 
 		if vx != nil {
 			vxName = vx.Name
 		}
-		ips := any(p.IPs)
-		if len(p.IPs) == 0 {
-			ips = cmdline.Shown{Text: "unknown", V: []string{}}
-		}
+		mac, ips := portAddrCells(p)
 		if p.RequestedChassis != nil {
 			chassis = *p.RequestedChassis
 		}
-		rows = append(rows, []any{p.Name, vxName, p.MAC, ips, p.VirtualIPs, chassis, portStatus(p)})
+		rows = append(rows, []any{p.Name, vxName, mac, ips, p.VirtualIPs, chassis, portStatus(p)})
 	}
 	out.Table([]string{"NAME", "VXNET", "MAC", "IPS", "VIPS", "CHASSIS", "STATUS"}, rows)
 	return nil
@@ -635,6 +659,38 @@ func cmdRouteList(st *state, inv *cmdline.Invocation, out *cmdline.Output) error
 	}
 	out.Table([]string{"PREFIX", "NEXTHOP", "STATUS"}, rows)
 	return nil
+}
+
+// portAddrCells are a port's MAC and IPs as port-list shows them (their
+// JSON values are the allocated addresses, or the word dynamic).
+func portAddrCells(p *nbdb.Port) (mac, ips any) {
+	macText, ipText := addrTexts(p)
+	dm, dips, _ := schema.PortAddresses(p)
+	mac, ips = p.MAC, any(p.IPs)
+	if p.MAC == schema.Dynamic {
+		mac = cmdline.Shown{Text: macText, V: dm}
+	}
+	if len(p.IPs) == 0 || p.IPs[0] == schema.Dynamic {
+		ips = cmdline.Shown{Text: ipText, V: nonNil(dips)}
+	}
+	return mac, ips
+}
+
+// addrTexts are a port's MAC and IPs for people: "unknown" for learned
+// addresses, "dynamic (ALLOCATED)" for those northd allocated.
+func addrTexts(p *nbdb.Port) (mac, ips string) {
+	dm, dips, _ := schema.PortAddresses(p)
+	mac, ips = p.MAC, strings.Join(p.IPs, " ")
+	if p.MAC == schema.Dynamic && dm != schema.Dynamic {
+		mac = "dynamic (" + dm + ")"
+	}
+	switch {
+	case len(p.IPs) == 0:
+		ips = "unknown"
+	case ips == schema.Dynamic && !slices.Equal(dips, p.IPs):
+		ips = "dynamic (" + strings.Join(dips, " ") + ")"
+	}
+	return mac, ips
 }
 
 // optInt is a number recorded as a string (in a status map), or nil.

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/tools/cmdline"
 )
@@ -46,7 +45,7 @@ func list(s []string) string {
 }
 
 // samePort compares port-add's arguments with the port that exists.
-func (st *state) samePort(old *nbdb.Port, vx *nbdb.Vxnet, inv *cmdline.Invocation) error {
+func (st *state) samePort(old *nbdb.Port, vx *nbdb.Vxnet, macArg string, ipArgs []string, inv *cmdline.Invocation) error {
 	var d diffs
 	if ov := st.portVxnet[old.UUID]; ov != vx {
 		name := "-"
@@ -55,10 +54,10 @@ func (st *state) samePort(old *nbdb.Port, vx *nbdb.Vxnet, inv *cmdline.Invocatio
 		}
 		d.add("vxnet", name, vx.Name)
 	}
-	if mac, err := rules.ParseMAC(inv.Args[2]); err != nil || mac != old.MAC {
-		d.add("MAC", old.MAC, inv.Args[2])
+	if mac, err := parseMAC(macArg); err != nil || mac != old.MAC {
+		d.add("MAC", old.MAC, macArg)
 	}
-	ips := splitList(inv.Args[3:])
+	ips := splitList(ipArgs)
 	if len(ips) == 1 && ips[0] == "unknown" {
 		ips = nil
 	}

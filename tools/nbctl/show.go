@@ -32,14 +32,18 @@ type showVxnet struct {
 }
 
 type showPort struct {
-	Name             string   `json:"name"`
-	MAC              string   `json:"mac"`
-	IPs              []string `json:"ips"` // empty: learned ("unknown")
+	Name string   `json:"name"`
+	MAC  string   `json:"mac"`
+	IPs  []string `json:"ips"` // empty: learned ("unknown")
+	// what northd allocated for "dynamic" ("MAC IP"), or null
+	DynamicAddresses any      `json:"dynamic_addresses"`
 	VirtualIPs       []string `json:"virtual_ips"`
 	RequestedChassis any      `json:"requested_chassis"`
 	Up               any      `json:"up"`
 	Chassis          any      `json:"chassis"`
 	Error            any      `json:"error"`
+	// MAC and IPs for people (addrTexts)
+	macText, ipText string
 }
 
 type showRoute struct {
@@ -88,7 +92,10 @@ func (st *state) showModel(only string) ([]showVPC, error) {
 			ports := st.portsOf(vx)
 			sort.Slice(ports, func(i, j int) bool { return ports[i].Name < ports[j].Name })
 			for _, p := range ports {
-				sx.Ports = append(sx.Ports, showPort{Name: p.Name, MAC: p.MAC, IPs: nonNil(p.IPs), VirtualIPs: nonNil(p.VirtualIPs),
+				mac, ips := addrTexts(p)
+				sx.Ports = append(sx.Ports, showPort{Name: p.Name, MAC: p.MAC, IPs: nonNil(p.IPs), DynamicAddresses: ptr(p.DynamicAddresses),
+					macText: mac, ipText: ips,
+					VirtualIPs:       nonNil(p.VirtualIPs),
 					RequestedChassis: ptr(p.RequestedChassis), Up: ptr(p.Up), Chassis: ptr(p.Chassis), Error: errOf(p.Status)})
 			}
 			sv.Vxnets = append(sv.Vxnets, sx)
@@ -166,10 +173,7 @@ func showText(vpcs []showVPC) string {
 			}
 			fmt.Fprintf(&b, "    vxnet %s (%s, gateway %s%s)%s\n", vx.Name, vx.CIDR, vx.Gateway, vni, errText(vx.Error))
 			for _, p := range vx.Ports {
-				addrs := strings.Join(p.IPs, " ")
-				if addrs == "" {
-					addrs = "unknown"
-				}
+				mac, addrs := p.macText, p.ipText
 				extra := ""
 				if len(p.VirtualIPs) > 0 {
 					extra += " vips " + strings.Join(p.VirtualIPs, " ")
@@ -180,7 +184,7 @@ func showText(vpcs []showVPC) string {
 				if where := where(p); where != "" {
 					extra += "  (" + where + ")"
 				}
-				fmt.Fprintf(&b, "        port %s: %s %s%s%s\n", p.Name, p.MAC, addrs, extra, errText(p.Error))
+				fmt.Fprintf(&b, "        port %s: %s %s%s%s\n", p.Name, mac, addrs, extra, errText(p.Error))
 			}
 		}
 		for _, r := range vpc.Routes {
@@ -242,11 +246,8 @@ func showGraph(vpcs []showVPC, runtime bool) *picture.Graph {
 			g.Connect(picture.Edge{From: router, To: vxID})
 			for _, p := range vx.Ports {
 				pID := "port:" + p.Name
-				addrs := strings.Join(p.IPs, " ")
-				if addrs == "" {
-					addrs = "unknown"
-				}
-				c.Add(picture.Node{ID: pID, Label: fmt.Sprintf("port %s\n%s\n%s", p.Name, p.MAC, addrs), Shape: "ellipse", Color: color(p.Error)})
+				mac, addrs := p.macText, p.ipText
+				c.Add(picture.Node{ID: pID, Label: fmt.Sprintf("port %s\n%s\n%s", p.Name, mac, addrs), Shape: "ellipse", Color: color(p.Error)})
 				g.Connect(picture.Edge{From: vxID, To: pID})
 				for _, ip := range p.IPs {
 					owner[ip] = pID

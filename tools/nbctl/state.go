@@ -289,7 +289,9 @@ func (st *state) indexPort(vx *nbdb.Vxnet, p *nbdb.Port) {
 }
 
 func (idx *addrIndex) add(p *nbdb.Port) {
-	idx.mac[p.MAC] = p.Name
+	if p.MAC != schema.Dynamic {
+		idx.mac[p.MAC] = p.Name
+	}
 	for _, ip := range p.IPs {
 		idx.ip[ip] = p.Name
 	}
@@ -331,7 +333,14 @@ func statusText(s map[string]string) string {
 	case s["state"] == "error":
 		return "error: " + s["error"]
 	case s["state"] != "":
-		return s["state"]
+		// an accepted row's problems that do not refuse it
+		text := s["state"]
+		for _, k := range []string{"dhcp_error", "exclude_ips_error"} {
+			if s[k] != "" {
+				text += "; " + s[k]
+			}
+		}
+		return text
 	default:
 		return "pending"
 	}

@@ -149,7 +149,10 @@ the northbound says: its IP, its vxnet's gateway, the overlay MTU. With
 --dhcp it starts with nothing but its MAC, at MTU 1500 as a VM's OS would,
 and runs a DHCP client (udhcpc unless --dhcp-client says dhclient or
 dhcpcd) that learns its address, gateway, MTU and DNS from the host;
-vm-add returns once it has an address.`,
+vm-add returns once it has an address. A port whose MAC or IP is dynamic
+(courier-nbctl port-add VXNET PORT) gets the ones northd allocated:
+vm-add waits until northd has written them into the port's
+dynamic_addresses, and fails with the port's error if northd refused it.`,
 				Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "dhcp", Usage: "configure nothing: the VM runs a DHCP client"},
 					&cli.StringFlag{Name: "dhcp-client", Value: "udhcpc", Usage: "with --dhcp, the client: udhcpc, dhclient or dhcpcd"},

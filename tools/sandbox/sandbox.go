@@ -29,6 +29,7 @@ import (
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/ops/jsonrpc"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -317,7 +318,10 @@ func (s *Sandbox) StartHostd(host string) error { return s.startHostd(host) }
 // Ctl is the central services' configuration (to restart them).
 func (s *Sandbox) Ctl() *central.Config { return s.ctl }
 
-// portInfo reads a port and its vxnet from the northbound.
+// portInfo reads a port and its vxnet from the northbound. A port with a
+// dynamic MAC or IP is read once northd has allocated them (as an
+// orchestrator would), and returned with them in place of the word
+// dynamic.
 func (s *Sandbox) portInfo(ctx context.Context, port string) (*nbdb.Port, netip.Prefix, netip.Addr, error) {
 	m, _ := nbdb.FullDatabaseModel()
 	sess, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: []string{s.NB()},
@@ -329,6 +333,9 @@ func (s *Sandbox) portInfo(ctx context.Context, port string) (*nbdb.Port, netip.
 	p, _ := ops.First[nbdb.Port](ctx, sess, func(p *nbdb.Port) bool { return p.Name == port })
 	if p == nil {
 		return nil, netip.Prefix{}, netip.Addr{}, fmt.Errorf("no port %q in the northbound (courier-nbctl port-add first)", port)
+	}
+	if p, err = waitDynamic(ctx, sess, p); err != nil {
+		return nil, netip.Prefix{}, netip.Addr{}, err
 	}
 	vx, _ := ops.First[nbdb.Vxnet](ctx, sess, func(v *nbdb.Vxnet) bool {
 		for _, u := range v.Ports {
@@ -553,4 +560,31 @@ func Locate(runDir, chassis string) (pinRoot, netns string, ok bool) {
 		}
 	}
 	return "", "", false
+}
+
+// waitDynamic waits until northd wrote a port's dynamic_addresses, if it
+// has a dynamic MAC or IP, and returns a copy with them filled in.
+func waitDynamic(ctx context.Context, sess *ops.Session, p *nbdb.Port) (*nbdb.Port, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		mac, ips, allocated := schema.PortAddresses(p)
+		if allocated {
+			cp := *p
+			cp.MAC, cp.IPs = mac, ips
+			return &cp, nil
+		}
+		if p.Status["state"] == "error" {
+			return nil, fmt.Errorf("port %s is refused: %s", p.Name, p.Status["error"])
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("northd has not allocated port %s's dynamic addresses (is it running?)", p.Name)
+		case <-time.After(20 * time.Millisecond):
+		}
+		name := p.Name
+		if p, _ = ops.First[nbdb.Port](ctx, sess, func(q *nbdb.Port) bool { return q.Name == name }); p == nil {
+			return nil, fmt.Errorf("port %s was deleted", name)
+		}
+	}
 }
