@@ -77,6 +77,7 @@ type Runner struct {
 	Present    int
 	Samples    int
 	BoundOn    string // the chassis the present ports are requested on ("": unbound)
+	Churn      int    // present ports moved a second during the samples
 	StatePorts int
 	StateHosts int
 	// The CLI benchmark: single commands at each of CLISizes ports,
@@ -120,7 +121,7 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 	}
 	if r.want("e2e") || r.want("programming") {
 		r.Env.Log.Info("programming latency benchmark", "present", r.Present, "samples", r.Samples)
-		if res, err := Programming(ctx, r.Env, r.Present, r.Samples, r.BoundOn); err != nil {
+		if res, err := Programming(ctx, r.Env, r.Present, r.Samples, r.BoundOn, r.Churn); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("programming latency: %v", err))
 		} else {
 			rep.Programming = res

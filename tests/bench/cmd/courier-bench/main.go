@@ -27,6 +27,7 @@ func main() {
 	statePorts := flag.Int("state-ports", 64000, "per-host state: ports in the VPC")
 	stateHosts := flag.Int("state-hosts", 50, "per-host state: hosts with VMs (besides two hubs)")
 	boundOn := flag.String("present-bound-on", "", "programming latency: request the present ports on this chassis (hv1..hv4; no VM runs them) so that the hubs hold them all")
+	churnRate := flag.Int("churn", 0, "programming latency: present ports moved a second during the samples (needs --present-bound-on with a name that is not a host)")
 	cliSizes := flag.String("cli-sizes", "8000,64000,256000", "CLI benchmark: port counts at which single commands are timed")
 	cliSamples := flag.Int("cli-samples", 20, "CLI benchmark: single commands timed per kind and size")
 	cliBulk := flag.Int("cli-bulk", 64000, "CLI benchmark: ports in the bulk load")
@@ -35,7 +36,7 @@ func main() {
 	ns, cs := ints("--northd-sizes", *sizes), ints("--cli-sizes", *cliSizes)
 	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns, NorthdRounds: *northdRounds, Rounds: *rounds, Seconds: *seconds,
 		Present: *present, Samples: *samples, StatePorts: *statePorts, StateHosts: *stateHosts,
-		BoundOn: *boundOn, CLISizes: cs, CLISamples: *cliSamples, CLIBulk: *cliBulk}
+		BoundOn: *boundOn, Churn: *churnRate, CLISizes: cs, CLISamples: *cliSamples, CLIBulk: *cliBulk}
 	if err := r.Run(context.Background(), *out); err != nil {
 		fmt.Fprintln(os.Stderr, "courier-bench:", err)
 		os.Exit(1)
