@@ -79,20 +79,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	as, err := d.dp.Apply(st)
 	applied := time.Now()
 	d.m.reconcile(time.Since(start), as, err, len(flowErrs))
-	if err != nil {
-		d.dirty = true
-		d.log.Error("applying the southbound to the kernel failed", "err", err)
-		d.status["apply"] = err.Error()
-	} else {
-		delete(d.status, "apply")
-	}
-	if len(flowErrs) > 0 {
-		sort.Strings(flowErrs)
-		d.status["lflows"] = fmt.Sprintf("%d flows not applied; first: %s", len(flowErrs), flowErrs[0])
-		d.log.Warn("logical flows this data plane cannot apply", "count", len(flowErrs), "first", flowErrs[0])
-	} else {
-		delete(d.status, "lflows")
-	}
+	d.report(err, flowErrs)
 	if err == nil {
 		d.markUp(ctx, next.up)
 		if snap.hub != nil {
@@ -112,6 +99,24 @@ func (d *Daemon) reconcile(ctx context.Context) {
 			"claim", claimed.Sub(start), "compute", computed.Sub(claimed), "kernel", applied.Sub(computed), "write_back", time.Since(applied))
 	}
 	d.m.monitored(d.base, d.vpcs)
+}
+
+// report records in the host's status what the last apply left undone.
+func (d *Daemon) report(applyErr error, flowErrs []string) {
+	if applyErr != nil {
+		d.dirty = true
+		d.log.Error("applying the southbound to the kernel failed", "err", applyErr)
+		d.status["apply"] = applyErr.Error()
+	} else {
+		delete(d.status, "apply")
+	}
+	if len(flowErrs) > 0 {
+		sort.Strings(flowErrs)
+		d.status["lflows"] = fmt.Sprintf("%d flows not applied; first: %s", len(flowErrs), flowErrs[0])
+		d.log.Warn("logical flows this data plane cannot apply", "count", len(flowErrs), "first", flowErrs[0])
+	} else {
+		delete(d.status, "lflows")
+	}
 }
 
 func isMe(c *string, me string) bool { return c != nil && *c == me }

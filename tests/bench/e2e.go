@@ -121,6 +121,29 @@ func benchSandbox(ctx context.Context, env Env, tag string, hosts, hubs int) (*s
 	}, nil
 }
 
+// presentPorts declares the topology's ports, requested on boundOn if
+// set, which, if it is not one of the hosts, is made a chassis that runs
+// nothing (with a second one, boundOn+"2", for churn), with a tunnel
+// address: the hubs hold the ports there, no host serves them.
+func presentPorts(ctx context.Context, sb *sandbox.Sandbox, nbS *ops.Session, present int, boundOn string) error {
+	var tweak func(int, ovsdb.Row)
+	if boundOn != "" && !slices.Contains([]string{"hv1", "hv2", "hv3", "hv4"}, boundOn) {
+		ghost := []ovsdb.Operation{{Op: "insert", Table: "Chassis", Row: ovsdb.Row{"name": boundOn, "hostname": boundOn, "encap_ip": "192.168.99.99"}},
+			{Op: "insert", Table: "Chassis", Row: ovsdb.Row{"name": boundOn + "2", "hostname": boundOn + "2", "encap_ip": "192.168.99.98"}}}
+		if err := rawTransactDB(ctx, sb.SB(), "Courier_Southbound", ghost); err != nil {
+			return fmt.Errorf("chassis %s: %w", boundOn, err)
+		}
+	}
+	if boundOn != "" {
+		tweak = func(_ int, row ovsdb.Row) { row["requested_chassis"] = boundOn }
+	}
+	res, err := ops.Transact(ctx, nbS, topology(present, tweak)...)
+	if err != nil {
+		return fmt.Errorf("bulk NB transaction: %w", err)
+	}
+	return waitSbCfg(ctx, nbS, cfgOf(res), 5*time.Minute)
+}
+
 // The programming benchmark's sender and new ports are in vxnets of their
 // own, after the topology's 253.
 const srcVxnet, dstVxnet = 253, 254
@@ -183,24 +206,7 @@ func Programming(ctx context.Context, env Env, present, samples int, boundOn str
 		return nil, err
 	}
 	defer done()
-	var tweak func(int, ovsdb.Row)
-	if boundOn != "" && !slices.Contains([]string{"hv1", "hv2", "hv3", "hv4"}, boundOn) {
-		// A chassis that runs nothing, with a tunnel address: the hubs
-		// hold the ports there, no host serves them.
-		ghost := []ovsdb.Operation{{Op: "insert", Table: "Chassis", Row: ovsdb.Row{"name": boundOn, "hostname": boundOn, "encap_ip": "192.168.99.99"}},
-			{Op: "insert", Table: "Chassis", Row: ovsdb.Row{"name": boundOn + "2", "hostname": boundOn + "2", "encap_ip": "192.168.99.98"}}}
-		if err := rawTransactDB(ctx, sb.SB(), "Courier_Southbound", ghost); err != nil {
-			return nil, fmt.Errorf("chassis %s: %w", boundOn, err)
-		}
-	}
-	if boundOn != "" {
-		tweak = func(_ int, row ovsdb.Row) { row["requested_chassis"] = boundOn }
-	}
-	res, err := ops.Transact(ctx, nbS, topology(present, tweak)...)
-	if err != nil {
-		return nil, fmt.Errorf("bulk NB transaction: %w", err)
-	}
-	if err := waitSbCfg(ctx, nbS, cfgOf(res), 5*time.Minute); err != nil {
+	if err := presentPorts(ctx, sb, nbS, present, boundOn); err != nil {
 		return nil, err
 	}
 	// The sender and the new ports get vxnets of their own (x253, x254),
