@@ -90,7 +90,8 @@ func (d *nbDelta) compileRelevantPorts() map[string]bool {
 func portCompileEqual(a, b *nbdb.Port) bool {
 	return a.Name == b.Name && a.MAC == b.MAC && ops.EqualSets(a.IPs, b.IPs) &&
 		ops.EqualSets(a.VirtualIPs, b.VirtualIPs) && sameStr(a.RequestedChassis, b.RequestedChassis) &&
-		reflect.DeepEqual(a.PortSecurity, b.PortSecurity) && sameInt(a.LearnedLimit, b.LearnedLimit)
+		reflect.DeepEqual(a.PortSecurity, b.PortSecurity) && sameInt(a.LearnedLimit, b.LearnedLimit) &&
+		ops.EqualSets(a.SecurityGroups, b.SecurityGroups)
 }
 
 func sameStr(a, b *string) bool {

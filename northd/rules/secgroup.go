@@ -82,6 +82,15 @@ func CheckSGRule(proto string, portMin, portMax *int, cidr, group *string) (SGRu
 	return r, nil
 }
 
+// CheckGroupName: a group's name is written in flows and in identity
+// records, separated by commas and spaces.
+func CheckGroupName(name string) error {
+	if name == "" || strings.ContainsAny(name, ",= \t\n\"\\") {
+		return fmt.Errorf("security group name %q: no commas, '=', quotes, backslashes or spaces", name)
+	}
+	return nil
+}
+
 // ParsePortRange reads "PORT" or "PORT-PORT".
 func ParsePortRange(s string) (int, int, error) {
 	lo, hi, ok := strings.Cut(s, "-")

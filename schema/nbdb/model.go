@@ -648,7 +648,8 @@ var schema = `{
                 [
                   "state",
                   "error",
-                  "tunnel_key"
+                  "tunnel_key",
+                  "security_identities"
                 ]
               ]
             },

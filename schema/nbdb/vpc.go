@@ -12,9 +12,10 @@ type (
 )
 
 var (
-	VPCStatusState     VPCStatus = "state"
-	VPCStatusError     VPCStatus = "error"
-	VPCStatusTunnelKey VPCStatus = "tunnel_key"
+	VPCStatusState              VPCStatus = "state"
+	VPCStatusError              VPCStatus = "error"
+	VPCStatusTunnelKey          VPCStatus = "tunnel_key"
+	VPCStatusSecurityIdentities VPCStatus = "security_identities"
 )
 
 // VPC defines an object in VPC table
@@ -26,7 +27,7 @@ type VPC struct {
 	Options        map[string]string `ovsdb:"options"`
 	Routes         []string          `ovsdb:"routes"`
 	SecurityGroups []string          `ovsdb:"security_groups"`
-	Status         map[string]string `ovsdb:"status" validate:"dive,keys,oneof='state' 'error' 'tunnel_key'"`
+	Status         map[string]string `ovsdb:"status" validate:"dive,keys,oneof='state' 'error' 'tunnel_key' 'security_identities'"`
 	Vxnets         []string          `ovsdb:"vxnets"`
 }
 

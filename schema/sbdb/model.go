@@ -30,7 +30,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.3.0",
+  "version": "1.4.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -316,6 +316,18 @@ var schema = `{
               "minLength": 80,
               "maxLength": 80
             }
+          }
+        },
+        "security_identities": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
           }
         },
         "tunnel_key": {
@@ -672,6 +684,17 @@ var schema = `{
               "type": "string",
               "minLength": 64,
               "maxLength": 64
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "sg_identity": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1,
+              "maxInteger": 65535
             },
             "min": 0,
             "max": 1
