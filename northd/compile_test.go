@@ -444,6 +444,29 @@ func TestFlowsParseAndDoNotGrowWithPorts(t *testing.T) {
 		rt := &nbdb.Route{UUID: nb.uuid(), Prefix: "0.0.0.0/0", Nexthop: "10.0.1.1"}
 		nb.put(nbdb.RouteTable, rt)
 		vpc.Routes = []string{rt.UUID}
+		// Two groups with rules; half the ports in one, some in both.
+		web, db := &nbdb.SecurityGroup{UUID: nb.uuid(), Name: "web"}, &nbdb.SecurityGroup{UUID: nb.uuid(), Name: "db"}
+		for _, g := range []*nbdb.SecurityGroup{web, db} {
+			lo, hi := 80, 90
+			r1 := &nbdb.SecurityGroupRule{UUID: nb.uuid(), Direction: "ingress", Protocol: "tcp", PortMin: &lo, PortMax: &hi, RemoteGroup: &web.UUID}
+			c := "10.0.0.0/8"
+			r2 := &nbdb.SecurityGroupRule{UUID: nb.uuid(), Direction: "egress", Protocol: "udp", RemoteCidr: &c}
+			nb.put(nbdb.SecurityGroupRuleTable, r1)
+			nb.put(nbdb.SecurityGroupRuleTable, r2)
+			g.Rules = []string{r1.UUID, r2.UUID}
+			nb.put(nbdb.SecurityGroupTable, g)
+		}
+		vpc.SecurityGroups = []string{web.UUID, db.UUID}
+		for u, m := range nb.rows[nbdb.PortTable] {
+			p := *m.(*nbdb.Port)
+			switch u[7] % 3 {
+			case 0:
+				p.SecurityGroups = []string{web.UUID}
+			case 1:
+				p.SecurityGroups = []string{web.UUID, db.UUID}
+			}
+			nb.put(nbdb.PortTable, &p)
+		}
 		nb.put(nbdb.VPCTable, vpc)
 		n := newCompiler()
 		n.pendingNB = nb.drain()

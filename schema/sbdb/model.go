@@ -583,7 +583,9 @@ var schema = `{
                   "tun_arp",
                   "tun_lookup",
                   "dhcp",
-                  "icmp_err"
+                  "icmp_err",
+                  "sg_egress",
+                  "sg_ingress"
                 ]
               ]
             }
