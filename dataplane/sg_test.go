@@ -293,3 +293,30 @@ func TestSecurityGroupCostDoesNotGrowWithRules(t *testing.T) {
 		t.Errorf("per-packet cost grows with rules: %v -> %v", one, many)
 	}
 }
+
+// A hub forwards the sender's identity as it came, the plain forward
+// and the lesson's clone alike; its lesson carries none.
+func TestHubForwardsIdentity(t *testing.T) {
+	f := newFixture(t, true)
+	d := f.d
+	sgState(f)
+	if _, err := d.Apply(f.state); err != nil {
+		t.Fatal(err)
+	}
+	pkt := l4Pkt(remMAC2, vm2MAC, ip4("10.0.2.5"), ip4("10.0.2.7"), 6, 40000, 80)
+	// First: the clone goes on to peerB (recorded first), the lesson back
+	// to peerA (recorded last, without an identity).
+	r := runTunnelGBP(t, d, peerA, 5002, idWeb|gbpApplied, pkt)
+	var tr dvrTunnelRec
+	d.objs.TunnelOut.Lookup(uint32(0), &tr)
+	if r.verdict != actRedirect || fromHost32(tr.Vtep) != peerA || tr.Gbp != 0 {
+		t.Errorf("the lesson went to %s with GBP %#x (verdict %d)", fromHost32(tr.Vtep), tr.Gbp, r.verdict)
+	}
+	// Then, taught: a plain forward with the field as it came.
+	resetSent(d)
+	r = runTunnelGBP(t, d, peerA, 5002, idOps, pkt)
+	d.objs.TunnelOut.Lookup(uint32(0), &tr)
+	if r.verdict != actRedirect || fromHost32(tr.Vtep) != peerB || tr.Gbp != idOps {
+		t.Errorf("forwarded to %s with GBP %#x, want %s with %#x (verdict %d)", fromHost32(tr.Vtep), tr.Gbp, peerB, idOps, r.verdict)
+	}
+}

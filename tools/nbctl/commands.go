@@ -116,9 +116,13 @@ func cmdVPCAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	if err := checkName("VPC", name); err != nil {
 		return err
 	}
-	if st.vpcs[name] != nil {
+	if old := st.vpcs[name]; old != nil {
 		if inv.Has("may-exist") {
-			return nil
+			var d diffs
+			if isOpen := old.Open != nil && *old.Open; isOpen != inv.Has("open") {
+				d.add("openness (open)", strconv.FormatBool(isOpen), strconv.FormatBool(inv.Has("open")))
+			}
+			return d.err("VPC", name)
 		}
 		return fmt.Errorf("VPC %s already exists", name)
 	}

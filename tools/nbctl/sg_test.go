@@ -20,6 +20,10 @@ func TestSecurityGroupCommands(t *testing.T) {
 	mustNB(t, db, "port-add", "web", "vm1", "02:00:00:00:01:05", "10.0.1.5")
 	mustNB(t, db, "sg-add", "blue", "web", "--", "sg-add", "blue", "db", "--", "sg-add", "red", "web")
 	mustNB(t, db, "--may-exist", "sg-add", "blue", "web")
+	mustNB(t, db, "--may-exist", "vpc-add", "lab", "--open")
+	if _, err := nb(db, "--may-exist", "vpc-add", "blue", "--open"); err == nil || !strings.Contains(err.Error(), "open") {
+		t.Errorf("--may-exist vpc-add of a closed VPC with --open: %v", err)
+	}
 	if _, err := nb(db, "sg-add", "blue", "web"); err == nil || !strings.Contains(err.Error(), "already has") {
 		t.Errorf("a second group web in blue: %v", err)
 	}
