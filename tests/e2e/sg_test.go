@@ -130,14 +130,22 @@ func TestSecurityGroups(t *testing.T) {
 		}
 	})
 	t.Run("propagation: a rule change reaches every host", func(t *testing.T) {
+		// From the command's start (it connects, commits, and waits
+		// until every hostd says it applied), an upper bound of NB
+		// commit to kernel.
+		const runs = 50
 		var took []time.Duration
-		for i := 0; i < 20; i++ {
+		for i := 0; i < runs; i++ {
 			start := time.Now()
 			e.nb("sg-rule-add", "blue/web", "ingress", "udp", "7000")
 			took = append(took, time.Since(start))
 			e.nb("sg-rule-del", "blue/web", e.ruleID("blue/web", "ingress", "udp", "0.0.0.0/0"))
 		}
 		slices.Sort(took)
-		t.Logf("sg-rule-add --wait=hv, NB commit to every hostd applied, 20 runs: p50 %v, max %v", took[len(took)/2], took[len(took)-1])
+		p50, p99 := took[runs/2], took[runs*99/100]
+		t.Logf("sg-rule-add --wait=hv, %d runs: p50 %v, p99 %v, max %v", runs, p50, p99, took[runs-1])
+		if p99 > 500*time.Millisecond { // the target is 100 ms; this machine is shared
+			t.Errorf("p99 %v", p99)
+		}
 	})
 }
