@@ -302,6 +302,7 @@ const (
 	dvrProgTunnelIngress     = "tunnel_ingress"
 	dvrVarCfgAnnounceBurstNs = "cfg_announce_burst_ns"
 	dvrVarCfgAnnounceCostNs  = "cfg_announce_cost_ns"
+	dvrVarCfgCtClosingNs     = "cfg_ct_closing_ns"
 	dvrVarCfgCtTimeoutNs     = "cfg_ct_timeout_ns"
 	dvrVarCfgHub             = "cfg_hub"
 	dvrVarCfgHubBurstNs      = "cfg_hub_burst_ns"
@@ -412,6 +413,7 @@ type dvrMapSpecs struct {
 type dvrVariableSpecs struct {
 	CfgAnnounceBurstNs *ebpf.VariableSpec `ebpf:"cfg_announce_burst_ns"`
 	CfgAnnounceCostNs  *ebpf.VariableSpec `ebpf:"cfg_announce_cost_ns"`
+	CfgCtClosingNs     *ebpf.VariableSpec `ebpf:"cfg_ct_closing_ns"`
 	CfgCtTimeoutNs     *ebpf.VariableSpec `ebpf:"cfg_ct_timeout_ns"`
 	CfgHub             *ebpf.VariableSpec `ebpf:"cfg_hub"`
 	CfgHubBurstNs      *ebpf.VariableSpec `ebpf:"cfg_hub_burst_ns"`
@@ -532,6 +534,7 @@ func (m *dvrMaps) Close() error {
 type dvrVariables struct {
 	CfgAnnounceBurstNs *ebpf.Variable `ebpf:"cfg_announce_burst_ns"`
 	CfgAnnounceCostNs  *ebpf.Variable `ebpf:"cfg_announce_cost_ns"`
+	CfgCtClosingNs     *ebpf.Variable `ebpf:"cfg_ct_closing_ns"`
 	CfgCtTimeoutNs     *ebpf.Variable `ebpf:"cfg_ct_timeout_ns"`
 	CfgHub             *ebpf.Variable `ebpf:"cfg_hub"`
 	CfgHubBurstNs      *ebpf.Variable `ebpf:"cfg_hub_burst_ns"`

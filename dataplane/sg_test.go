@@ -320,3 +320,46 @@ func TestHubForwardsIdentity(t *testing.T) {
 		t.Errorf("forwarded to %s with GBP %#x, want %s with %#x (verdict %d)", fromHost32(tr.Vtep), tr.Gbp, peerB, idOps, r.verdict)
 	}
 }
+
+// A RST ends a tracked connection; a FIN leaves it a moment for the last
+// ACKs.
+func TestTrackedTCPEnds(t *testing.T) {
+	f := newFixture(t, false)
+	d := f.d
+	sgState(f)
+	if _, err := d.Apply(f.state); err != nil {
+		t.Fatal(err)
+	}
+	vm1, vm3 := ip4("10.0.1.5"), ip4("10.0.1.6")
+	open := func(sport uint16) {
+		if r := run(t, d.objs.PortIngress, f.p3, l4Pkt(vm1MAC, vm3MAC, vm3, vm1, 6, sport, 80)); r.verdict != actRedirect {
+			t.Fatalf("open: verdict %d", r.verdict)
+		}
+	}
+	withFlags := func(pkt []byte, flags byte) []byte { pkt[14+20+13] = flags; return pkt }
+	open(42000)
+	if n := ctEntries(t, d, f.p1, 6, 42000); n != 1 {
+		t.Fatalf("%d entries for the connection", n)
+	}
+	// vm1 resets it: the RST goes out, the entry goes.
+	if r := run(t, d.objs.PortIngress, f.p1, withFlags(l4Pkt(vm3MAC, vm1MAC, vm1, vm3, 6, 80, 42000), 0x14)); r.verdict != actRedirect {
+		t.Errorf("RST: verdict %d", r.verdict)
+	}
+	if n := ctEntries(t, d, f.p1, 6, 42000); n != 0 {
+		t.Errorf("%d entries after a RST", n)
+	}
+	// A FIN shortens its life to the closing timeout.
+	open(42001)
+	run(t, d.objs.PortIngress, f.p3, withFlags(l4Pkt(vm1MAC, vm3MAC, vm3, vm1, 6, 42001, 80), 0x11))
+	var k dvrCtKey
+	var v dvrCtEntry
+	found := false
+	for it := d.objs.CtV1.Iterate(); it.Next(&k, &v); {
+		if int(k.Zone) == f.p1 && k.Sport == htons(42001) {
+			found = v.Flags&0x2 != 0
+		}
+	}
+	if !found {
+		t.Error("no closing entry after a FIN")
+	}
+}

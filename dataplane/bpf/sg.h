@@ -141,6 +141,7 @@ struct ct_key {
 };
 
 #define CT_F_PENDING 0x1 /* allowed pending the receiver's egress check */
+#define CT_F_CLOSING 0x2 /* a FIN was seen: forgotten cfg_ct_closing_ns after */
 
 struct ct_entry {
 	__u64 seen_ns;
@@ -277,8 +278,12 @@ struct tuple {
 	__be16 dport;
 	__u8 proto;
 	__u8 ok; /* IPv4 with a readable header */
-	__u16 pad;
+	__u8 tcp_flags;
+	__u8 pad;
 };
+
+#define TCP_FIN 0x01
+#define TCP_RST 0x04
 
 static __always_inline struct tuple tuple_of(struct __sk_buff *skb)
 {
@@ -302,6 +307,8 @@ static __always_inline struct tuple tuple_of(struct __sk_buff *skb)
 			t.sport = p[0];
 			t.dport = p[1];
 		}
+		if (t.proto == IPPROTO_TCP && (void *)(l4 + 14) <= data_end)
+			t.tcp_flags = l4[13];
 	} else if (t.proto == IPPROTO_ICMP) {
 		__u8 *h = l4;
 		if ((void *)(h + 8) <= data_end && (h[0] == 8 || h[0] == 0)) {
@@ -321,6 +328,27 @@ static __always_inline struct ct_key ct_key_of(__u32 zone, struct tuple *t, int 
 	k.sport = reverse ? t->dport : t->sport;
 	k.dport = reverse ? t->sport : t->dport;
 	return k;
+}
+
+/* ct_touch keeps a tracked connection alive: a RST ends it (the RST
+ * itself passes), a FIN leaves it cfg_ct_closing_ns for the last ACKs;
+ * otherwise its idle clock restarts, at most once a second (a write per
+ * packet would cost every packet a cache line). */
+static __always_inline void ct_touch(struct ct_entry *e, struct ct_key *k, struct tuple *t, __u64 now)
+{
+	if (cfg_trace)
+		return;
+	if (t->tcp_flags & TCP_RST) {
+		bpf_map_delete_elem(&ct_v1, k);
+		return;
+	}
+	if (t->tcp_flags & TCP_FIN && !(e->flags & CT_F_CLOSING)) {
+		e->flags |= CT_F_CLOSING;
+		e->seen_ns = now - cfg_ct_timeout_ns + cfg_ct_closing_ns;
+		return;
+	}
+	if (!(e->flags & CT_F_CLOSING) && now - e->seen_ns > 1000000000ULL)
+		e->seen_ns = now;
 }
 
 /* sg_conn decides a packet at local port zone (identity id) going in
@@ -350,8 +378,7 @@ static __always_inline int sg_conn(struct pctx *c, struct tuple *t, __u32 zone, 
 			rid = remote_id;
 		*ct_flags = e->flags;
 		if (e->gen == gen && rid == e->remote_id) {
-			if (!cfg_trace && now - e->seen_ns > 1000000000ULL)
-				e->seen_ns = now;
+			ct_touch(e, &k, t, now);
 			return (e->flags & CT_F_PENDING) ? SG_PENDING : SG_ALLOW;
 		}
 		count(STAT_CT_REVALIDATED);
@@ -371,8 +398,9 @@ static __always_inline int sg_conn(struct pctx *c, struct tuple *t, __u32 zone, 
 		if (!cfg_trace) {
 			e->gen = gen;
 			e->remote_id = rid;
-			e->seen_ns = now;
-			e->flags = v == SG_PENDING ? CT_F_PENDING : 0;
+			if (!(e->flags & CT_F_CLOSING))
+				e->seen_ns = now;
+			e->flags = (e->flags & CT_F_CLOSING) | (v == SG_PENDING ? CT_F_PENDING : 0);
 		}
 		*ct_flags = v == SG_PENDING ? CT_F_PENDING : 0;
 		return v;
