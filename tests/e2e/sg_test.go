@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/courier-sdn/courier/tools/nbctl"
+	"github.com/courier-sdn/courier/tools/trace"
 )
 
 // nbOut runs courier-nbctl with --wait=hv and returns what it printed.
@@ -83,6 +84,15 @@ func TestSecurityGroups(t *testing.T) {
 		after, _ := e.dp("hv1").Drops()
 		if after["sg_ingress"] <= before["sg_ingress"] {
 			t.Errorf("hv1 counted no sg_ingress drop: %v", after)
+		}
+		// courier-trace runs the real programs, identity and all.
+		tr := e.trace("hv2", `inport == "d1" && ip4.dst == 10.0.1.12`)
+		if tr.Outcome != trace.Dropped || !strings.Contains(tr.Detail, "sg_ingress") || tr.Chassis != "hv1" {
+			t.Errorf("trace: %s %q on %s, want dropped at sg_ingress on hv1", tr.Outcome, tr.Detail, tr.Chassis)
+		}
+		tr = e.trace("hv3", `inport == "w1" && ip4.dst == 10.0.1.12 && icmp4`)
+		if tr.Outcome != trace.Delivered {
+			t.Errorf("trace of w1 -> w3: %s %q", tr.Outcome, tr.Detail)
 		}
 	})
 	t.Run("icmp by prefix", func(t *testing.T) { e.mustPing("w1", "10.0.2.10") })
