@@ -255,7 +255,7 @@ func TestSecurityGroupCostDoesNotGrowWithRules(t *testing.T) {
 	sgState(f)
 	vm1, vm3 := ip4("10.0.1.5"), ip4("10.0.1.6")
 	pkt := l4Pkt(vm1MAC, vm3MAC, vm3, vm1, 6, 41000, 80)
-	measure := func(extra int) time.Duration {
+	apply := func(extra int) {
 		st := *f.state
 		st.SG = []SGVPC{f.state.SG[0]}
 		rules := []SGRule{}
@@ -267,27 +267,37 @@ func TestSecurityGroupCostDoesNotGrowWithRules(t *testing.T) {
 			t.Fatal(err)
 		}
 		run(t, d.objs.PortIngress, f.p3, pkt) // opens (or revalidates) the connection
-		var best time.Duration
-		for i := 0; i < 5; i++ {
-			var dur time.Duration
-			var err error
-			within(func() {
-				ctx := skbCtx{Ifindex: uint32(f.p3)}
-				out := make([]byte, len(pkt)+256)
-				start := time.Now()
-				_, err = d.objs.PortIngress.Run(&ebpf.RunOptions{Data: pkt, DataOut: out, Context: &ctx, Repeat: 20000})
-				dur = time.Since(start) / 20000
-			})
-			if err != nil {
-				t.Skipf("BPF_PROG_RUN repeat: %v", err)
+	}
+	once := func() time.Duration {
+		var dur time.Duration
+		var err error
+		within(func() {
+			ctx := skbCtx{Ifindex: uint32(f.p3)}
+			out := make([]byte, len(pkt)+256)
+			start := time.Now()
+			_, err = d.objs.PortIngress.Run(&ebpf.RunOptions{Data: pkt, DataOut: out, Context: &ctx, Repeat: 20000})
+			dur = time.Since(start) / 20000
+		})
+		if err != nil {
+			t.Skipf("BPF_PROG_RUN repeat: %v", err)
+		}
+		return dur
+	}
+	// Interleaved rounds, the best of each: the machine is shared.
+	var one, many time.Duration
+	for round := 0; round < 7; round++ {
+		for _, extra := range []int{0, 56} {
+			apply(extra)
+			took := once()
+			best := &one
+			if extra > 0 {
+				best = &many
 			}
-			if best == 0 || dur < best {
-				best = dur
+			if *best == 0 || took < *best {
+				*best = took
 			}
 		}
-		return best
 	}
-	one, many := measure(0), measure(56)
 	t.Logf("established connection, per packet: %v with 7 rules, %v with 63 rules", one, many)
 	if many > one*2 {
 		t.Errorf("per-packet cost grows with rules: %v -> %v", one, many)
