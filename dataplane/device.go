@@ -19,12 +19,13 @@ const VXLANOverhead = 50
 
 // EnsureVXLAN makes sure the collect-metadata VXLAN device exists with the
 // right configuration and is up, and returns its ifindex. A device that
-// exists but differs (not external, other port, other local address) is
-// recreated rather than patched.
+// exists but differs (not external, other port, other local address, no
+// Group Based Policy) is recreated rather than patched. GBP carries the
+// sender's security group identity (bpf/sg.h).
 //
 // Equivalent to:
 //
-//	ip link add NAME type vxlan external dstport 4789 local VTEP nolearning
+//	ip link add NAME type vxlan external dstport 4789 local VTEP nolearning gbp
 //	ip link set NAME mtu (underlay MTU - 50) up
 func EnsureVXLAN(name string, vtep netip.Addr) (int, error) {
 	mtu, err := UnderlayMTU(vtep)
@@ -33,11 +34,11 @@ func EnsureVXLAN(name string, vtep netip.Addr) (int, error) {
 	}
 	want := &netlink.Vxlan{
 		LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu - VXLANOverhead},
-		FlowBased: true, Port: VXLANPort, SrcAddr: net.IP(vtep.AsSlice()), Learning: false,
+		FlowBased: true, Port: VXLANPort, SrcAddr: net.IP(vtep.AsSlice()), Learning: false, GBP: true,
 	}
 	if l, err := netlink.LinkByName(name); err == nil {
 		vx, ok := l.(*netlink.Vxlan)
-		if ok && vx.FlowBased && vx.Port == VXLANPort && vx.SrcAddr.Equal(want.SrcAddr) && !vx.Learning {
+		if ok && vx.FlowBased && vx.Port == VXLANPort && vx.SrcAddr.Equal(want.SrcAddr) && !vx.Learning && vx.GBP {
 			if vx.MTU != want.MTU {
 				if err := netlink.LinkSetMTU(l, want.MTU); err != nil {
 					return 0, fmt.Errorf("set %s mtu: %w", name, err)
@@ -53,7 +54,7 @@ func EnsureVXLAN(name string, vtep netip.Addr) (int, error) {
 		}
 	}
 	if err := netlink.LinkAdd(want); err != nil {
-		return 0, fmt.Errorf("ip link add %s type vxlan external dstport %d local %s: %w", name, VXLANPort, vtep, err)
+		return 0, fmt.Errorf("ip link add %s type vxlan external dstport %d local %s gbp: %w", name, VXLANPort, vtep, err)
 	}
 	l, err := netlink.LinkByName(name)
 	if err != nil {

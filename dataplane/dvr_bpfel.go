@@ -30,6 +30,27 @@ type dvrCachedEp struct {
 	Hits      uint64
 }
 
+type dvrCtEntry struct {
+	_        structs.HostLayout
+	SeenNs   uint64
+	Gen      uint32
+	RemoteId uint32
+	Dir      uint8
+	Flags    uint8
+	Pad      [6]uint8
+}
+
+type dvrCtKey struct {
+	_     structs.HostLayout
+	Zone  uint32
+	Saddr uint32
+	Daddr uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
 type dvrDhcpPort struct {
 	_    structs.HostLayout
 	Ip   uint32
@@ -98,6 +119,12 @@ type dvrPortAddrKey struct {
 	Ip      uint32
 }
 
+type dvrPortSg struct {
+	_   structs.HostLayout
+	Vpc uint32
+	Id  uint32
+}
+
 type dvrRedirectRec struct {
 	_       structs.HostLayout
 	Ifindex uint32
@@ -123,6 +150,64 @@ type dvrRouteKey struct {
 	Prefixlen uint32
 	Vpc       uint32
 	Ip        uint32
+}
+
+type dvrSgIdent struct {
+	_      structs.HostLayout
+	N      uint32
+	Groups [16]uint32
+}
+
+type dvrSgIdentKey struct {
+	_   structs.HostLayout
+	Vpc uint32
+	Id  uint32
+}
+
+type dvrSgMemberKey struct {
+	_     structs.HostLayout
+	Vpc   uint32
+	Id    uint32
+	Group uint32
+}
+
+type dvrSgRule struct {
+	_       structs.HostLayout
+	Proto   uint8
+	Flags   uint8
+	PortMin uint16
+	PortMax uint16
+	Pad     uint16
+	Addr    uint32
+	Mask    uint32
+	Group   uint32
+}
+
+type dvrSgRules struct {
+	_   structs.HostLayout
+	N   uint32
+	Pad uint32
+	R   [64]dvrSgRule
+}
+
+type dvrSgRulesKey struct {
+	_     structs.HostLayout
+	Vpc   uint32
+	Group uint32
+	Dir   uint32
+}
+
+type dvrSgWalk struct {
+	_        structs.HostLayout
+	Vpc      uint32
+	RemoteId uint32
+	Raddr    uint32
+	Dir      uint32
+	Proto    uint32
+	Dport    uint32
+	N        uint32
+	Result   uint32
+	Groups   [16]uint32
 }
 
 type dvrTraceBuf struct {
@@ -153,6 +238,7 @@ type dvrTunnelRec struct {
 	_    structs.HostLayout
 	Vtep uint32
 	Vni  uint32
+	Gbp  uint32
 }
 
 type dvrVpc struct {
@@ -179,6 +265,7 @@ type dvrVxnet struct {
 const (
 	dvrMapBudgetsV1          = "budgets_v1"
 	dvrMapCacheV1            = "cache_v1"
+	dvrMapCtV1               = "ct_v1"
 	dvrMapDhcpScratch        = "dhcp_scratch"
 	dvrMapDhcpV1             = "dhcp_v1"
 	dvrMapDropsV1            = "drops_v1"
@@ -195,9 +282,15 @@ const (
 	dvrMapMonitorEventsV1    = "monitor_events_v1"
 	dvrMapMonitorV1          = "monitor_v1"
 	dvrMapPortAddrsV1        = "port_addrs_v1"
+	dvrMapPortSgV1           = "port_sg_v1"
 	dvrMapPortsV1            = "ports_v1"
 	dvrMapRedirectOut        = "redirect_out"
 	dvrMapRoutesV1           = "routes_v1"
+	dvrMapSgGenV1            = "sg_gen_v1"
+	dvrMapSgIdentV1          = "sg_ident_v1"
+	dvrMapSgMemberV1         = "sg_member_v1"
+	dvrMapSgRulesV1          = "sg_rules_v1"
+	dvrMapSgWalkScratch      = "sg_walk_scratch"
 	dvrMapStatsV1            = "stats_v1"
 	dvrMapTraceRecs          = "trace_recs"
 	dvrMapTunnelIn           = "tunnel_in"
@@ -209,6 +302,8 @@ const (
 	dvrProgTunnelIngress     = "tunnel_ingress"
 	dvrVarCfgAnnounceBurstNs = "cfg_announce_burst_ns"
 	dvrVarCfgAnnounceCostNs  = "cfg_announce_cost_ns"
+	dvrVarCfgCtClosingNs     = "cfg_ct_closing_ns"
+	dvrVarCfgCtTimeoutNs     = "cfg_ct_timeout_ns"
 	dvrVarCfgHub             = "cfg_hub"
 	dvrVarCfgHubBurstNs      = "cfg_hub_burst_ns"
 	dvrVarCfgHubCostNs       = "cfg_hub_cost_ns"
@@ -277,6 +372,7 @@ type dvrProgramSpecs struct {
 type dvrMapSpecs struct {
 	BudgetsV1       *ebpf.MapSpec `ebpf:"budgets_v1"`
 	CacheV1         *ebpf.MapSpec `ebpf:"cache_v1"`
+	CtV1            *ebpf.MapSpec `ebpf:"ct_v1"`
 	DhcpScratch     *ebpf.MapSpec `ebpf:"dhcp_scratch"`
 	DhcpV1          *ebpf.MapSpec `ebpf:"dhcp_v1"`
 	DropsV1         *ebpf.MapSpec `ebpf:"drops_v1"`
@@ -293,9 +389,15 @@ type dvrMapSpecs struct {
 	MonitorEventsV1 *ebpf.MapSpec `ebpf:"monitor_events_v1"`
 	MonitorV1       *ebpf.MapSpec `ebpf:"monitor_v1"`
 	PortAddrsV1     *ebpf.MapSpec `ebpf:"port_addrs_v1"`
+	PortSgV1        *ebpf.MapSpec `ebpf:"port_sg_v1"`
 	PortsV1         *ebpf.MapSpec `ebpf:"ports_v1"`
 	RedirectOut     *ebpf.MapSpec `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.MapSpec `ebpf:"routes_v1"`
+	SgGenV1         *ebpf.MapSpec `ebpf:"sg_gen_v1"`
+	SgIdentV1       *ebpf.MapSpec `ebpf:"sg_ident_v1"`
+	SgMemberV1      *ebpf.MapSpec `ebpf:"sg_member_v1"`
+	SgRulesV1       *ebpf.MapSpec `ebpf:"sg_rules_v1"`
+	SgWalkScratch   *ebpf.MapSpec `ebpf:"sg_walk_scratch"`
 	StatsV1         *ebpf.MapSpec `ebpf:"stats_v1"`
 	TraceRecs       *ebpf.MapSpec `ebpf:"trace_recs"`
 	TunnelIn        *ebpf.MapSpec `ebpf:"tunnel_in"`
@@ -311,6 +413,8 @@ type dvrMapSpecs struct {
 type dvrVariableSpecs struct {
 	CfgAnnounceBurstNs *ebpf.VariableSpec `ebpf:"cfg_announce_burst_ns"`
 	CfgAnnounceCostNs  *ebpf.VariableSpec `ebpf:"cfg_announce_cost_ns"`
+	CfgCtClosingNs     *ebpf.VariableSpec `ebpf:"cfg_ct_closing_ns"`
+	CfgCtTimeoutNs     *ebpf.VariableSpec `ebpf:"cfg_ct_timeout_ns"`
 	CfgHub             *ebpf.VariableSpec `ebpf:"cfg_hub"`
 	CfgHubBurstNs      *ebpf.VariableSpec `ebpf:"cfg_hub_burst_ns"`
 	CfgHubCostNs       *ebpf.VariableSpec `ebpf:"cfg_hub_cost_ns"`
@@ -349,6 +453,7 @@ func (o *dvrObjects) Close() error {
 type dvrMaps struct {
 	BudgetsV1       *ebpf.Map `ebpf:"budgets_v1"`
 	CacheV1         *ebpf.Map `ebpf:"cache_v1"`
+	CtV1            *ebpf.Map `ebpf:"ct_v1"`
 	DhcpScratch     *ebpf.Map `ebpf:"dhcp_scratch"`
 	DhcpV1          *ebpf.Map `ebpf:"dhcp_v1"`
 	DropsV1         *ebpf.Map `ebpf:"drops_v1"`
@@ -365,9 +470,15 @@ type dvrMaps struct {
 	MonitorEventsV1 *ebpf.Map `ebpf:"monitor_events_v1"`
 	MonitorV1       *ebpf.Map `ebpf:"monitor_v1"`
 	PortAddrsV1     *ebpf.Map `ebpf:"port_addrs_v1"`
+	PortSgV1        *ebpf.Map `ebpf:"port_sg_v1"`
 	PortsV1         *ebpf.Map `ebpf:"ports_v1"`
 	RedirectOut     *ebpf.Map `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.Map `ebpf:"routes_v1"`
+	SgGenV1         *ebpf.Map `ebpf:"sg_gen_v1"`
+	SgIdentV1       *ebpf.Map `ebpf:"sg_ident_v1"`
+	SgMemberV1      *ebpf.Map `ebpf:"sg_member_v1"`
+	SgRulesV1       *ebpf.Map `ebpf:"sg_rules_v1"`
+	SgWalkScratch   *ebpf.Map `ebpf:"sg_walk_scratch"`
 	StatsV1         *ebpf.Map `ebpf:"stats_v1"`
 	TraceRecs       *ebpf.Map `ebpf:"trace_recs"`
 	TunnelIn        *ebpf.Map `ebpf:"tunnel_in"`
@@ -381,6 +492,7 @@ func (m *dvrMaps) Close() error {
 	return _DvrClose(
 		m.BudgetsV1,
 		m.CacheV1,
+		m.CtV1,
 		m.DhcpScratch,
 		m.DhcpV1,
 		m.DropsV1,
@@ -397,9 +509,15 @@ func (m *dvrMaps) Close() error {
 		m.MonitorEventsV1,
 		m.MonitorV1,
 		m.PortAddrsV1,
+		m.PortSgV1,
 		m.PortsV1,
 		m.RedirectOut,
 		m.RoutesV1,
+		m.SgGenV1,
+		m.SgIdentV1,
+		m.SgMemberV1,
+		m.SgRulesV1,
+		m.SgWalkScratch,
 		m.StatsV1,
 		m.TraceRecs,
 		m.TunnelIn,
@@ -416,6 +534,8 @@ func (m *dvrMaps) Close() error {
 type dvrVariables struct {
 	CfgAnnounceBurstNs *ebpf.Variable `ebpf:"cfg_announce_burst_ns"`
 	CfgAnnounceCostNs  *ebpf.Variable `ebpf:"cfg_announce_cost_ns"`
+	CfgCtClosingNs     *ebpf.Variable `ebpf:"cfg_ct_closing_ns"`
+	CfgCtTimeoutNs     *ebpf.Variable `ebpf:"cfg_ct_timeout_ns"`
 	CfgHub             *ebpf.Variable `ebpf:"cfg_hub"`
 	CfgHubBurstNs      *ebpf.Variable `ebpf:"cfg_hub_burst_ns"`
 	CfgHubCostNs       *ebpf.Variable `ebpf:"cfg_hub_cost_ns"`

@@ -54,7 +54,8 @@ type fixture struct {
 var (
 	vmFacing = pipeline.VxGwPing | pipeline.VxICMPTTL | pipeline.VxICMPUnreach | pipeline.VxICMPFrag | pipeline.VxDHCP | pipeline.VxMSSClamp
 	allVx    = pipeline.AllFlags(pipeline.DPVxnet) &^ vmFacing
-	allVPC   = pipeline.AllFlags(pipeline.DPVPC)
+	// An open VPC: the security group tests (sg_test.go) turn groups on.
+	allVPC = pipeline.AllFlags(pipeline.DPVPC) &^ (pipeline.VPCSGEgress | pipeline.VPCSGIngress)
 )
 
 // newFixture: VPC 1 with vxnets 5001 (10.0.1.0/24) and 5002

@@ -5,4 +5,4 @@ package dataplane
 // pinned in go.mod with Debian's clang.
 //go:generate go run ../pipeline/gen bpf/stages.h
 //go:generate go run ../pipeline/gen bpf/dispatch.h
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" -target bpfel -type port -type port_addr_key -type ep_key -type local_ep -type remote_ep -type cached_ep -type vxnet -type vpc -type route_key -type route -type hubs -type learn_rl_key -type tunnel_rec -type redirect_rec -type trace_rec -type monitor_cfg -type dhcp_port -go-package dataplane dvr bpf/dvr.c
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" -target bpfel -type port -type port_addr_key -type ep_key -type local_ep -type remote_ep -type cached_ep -type vxnet -type vpc -type route_key -type route -type hubs -type learn_rl_key -type tunnel_rec -type redirect_rec -type trace_rec -type monitor_cfg -type dhcp_port -type sg_ident_key -type sg_ident -type sg_member_key -type sg_rule -type sg_rules_key -type sg_rules -type port_sg -type ct_key -type ct_entry -go-package dataplane dvr bpf/dvr.c

@@ -39,8 +39,9 @@ var vms = []vmSpec{
 }
 
 var (
-	allVx  = pipeline.AllFlags(pipeline.DPVxnet)
-	allVPC = pipeline.AllFlags(pipeline.DPVPC)
+	allVx = pipeline.AllFlags(pipeline.DPVxnet)
+	// An open VPC: the security group tests turn groups on.
+	allVPC = pipeline.AllFlags(pipeline.DPVPC) &^ (pipeline.VPCSGEgress | pipeline.VPCSGIngress)
 )
 
 func gwMAC(vpc uint32) net.HardwareAddr { return net.HardwareAddr{0x0a, 0xc0, 0, 0, 0, byte(vpc)} }

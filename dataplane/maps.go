@@ -120,6 +120,7 @@ type compiled struct {
 	routes map[dvrRouteKey]dvrRoute
 	hubs   map[uint32]dvrHubs
 	dhcp   map[uint32]dvrDhcpPort
+	sg     *compiledSG
 }
 
 const (
@@ -201,7 +202,9 @@ func compile(s *State) (*compiled, error) {
 		}
 		c.hubs[h.VPC] = v
 	}
-	return c, nil
+	var err error
+	c.sg, err = compileSG(s)
+	return c, err
 }
 
 // ApplyStats says what one Apply changed.
@@ -247,6 +250,10 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	add(d.localsT().sync(want.locals, have.locals))
 	add(d.addrsT().sync(want.addrs, have.addrs))
 	add(d.dhcpT().sync(want.dhcp, have.dhcp))
+	// A port's identity and its groups' rules before the port itself.
+	if err := d.applySG(want.sg, have.sg, add); err != nil {
+		errs = append(errs, err)
+	}
 	// Detach programs from interfaces that are no longer ports before
 	// their entries go, attach to new ones after theirs are written.
 	attach := map[int]bool{}
@@ -333,6 +340,8 @@ func (d *Datapath) dumpCompiled() (*compiled, error) {
 	c.hubs, err = d.hubsT().dump()
 	collect(err)
 	c.dhcp, err = d.dhcpT().dump()
+	collect(err)
+	c.sg, err = d.dumpSG()
 	collect(err)
 	return c, errors.Join(errs...)
 }

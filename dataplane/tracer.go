@@ -57,6 +57,9 @@ type TraceResult struct {
 	Action uint32
 	// Packet is the packet as the program left it (rewritten).
 	Packet []byte
+	// GBP is the VXLAN GBP field it was sent with (the sender's
+	// security group identity), for the next hop's run.
+	GBP uint32
 }
 
 // Last is the record of the stage that decided.
@@ -179,7 +182,13 @@ func (t *Tracer) RunPort(ifindex int, pkt []byte) (*TraceResult, error) {
 // RunTunnel runs tunnel_ingress on pkt as received from host src with
 // vni.
 func (t *Tracer) RunTunnel(src netip.Addr, vni uint32, pkt []byte) (*TraceResult, error) {
-	if err := t.objs.TunnelIn.Put(uint32(0), dvrTunnelRec{Vtep: host32(src), Vni: vni}); err != nil {
+	return t.RunTunnelGBP(src, vni, 0, pkt)
+}
+
+// RunTunnelGBP is RunTunnel for a packet that carries a VXLAN GBP field
+// (the previous hop's TraceResult.GBP).
+func (t *Tracer) RunTunnelGBP(src netip.Addr, vni, gbp uint32, pkt []byte) (*TraceResult, error) {
+	if err := t.objs.TunnelIn.Put(uint32(0), dvrTunnelRec{Vtep: host32(src), Vni: vni, Gbp: gbp}); err != nil {
 		return nil, err
 	}
 	return t.run(t.objs.TunnelIngress, t.VXLAN, pkt)
@@ -187,6 +196,9 @@ func (t *Tracer) RunTunnel(src netip.Addr, vni uint32, pkt []byte) (*TraceResult
 
 func (t *Tracer) run(prog *ebpf.Program, ifindex int, pkt []byte) (*TraceResult, error) {
 	if err := t.objs.TraceRecs.Put(uint32(0), dvrTraceBuf{}); err != nil {
+		return nil, err
+	}
+	if err := t.objs.TunnelOut.Put(uint32(0), dvrTunnelRec{}); err != nil {
 		return nil, err
 	}
 	in := make([]byte, len(pkt))
@@ -206,7 +218,11 @@ func (t *Tracer) run(prog *ebpf.Program, ifindex int, pkt []byte) (*TraceResult,
 	if err := t.objs.TraceRecs.Lookup(uint32(0), &buf); err != nil {
 		return nil, err
 	}
-	res := &TraceResult{Action: ret, Packet: opts.DataOut}
+	var sent dvrTunnelRec
+	if err := t.objs.TunnelOut.Lookup(uint32(0), &sent); err != nil {
+		return nil, err
+	}
+	res := &TraceResult{Action: ret, Packet: opts.DataOut, GBP: sent.Gbp}
 	for i := 0; i < int(buf.N) && i < len(buf.Rec); i++ {
 		r := buf.Rec[i]
 		sr := StageRecord{Stage: int(r.Stage), Verdict: int(r.Verdict), Hit: int(r.Hit), Reason: int(r.Reason),

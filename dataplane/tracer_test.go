@@ -74,9 +74,9 @@ func TestTraceRunsTheRealProgramAndChangesNothing(t *testing.T) {
 		check func(r *TraceResult) error
 	}{
 		{"across vxnets to a learned path", func() (*TraceResult, error) { return tr.RunPort(f.p1, cross) },
-			"port_sec:next l2_lookup:next ip_route:next dst_lookup:output ",
+			"port_sec:next l2_lookup:next ip_route:next dst_lookup:output sg_egress:output ",
 			func(r *TraceResult) error {
-				l := r.Last()
+				l := r.Stages[3] // dst_lookup's (sg_egress, last, only passes it on)
 				if l.VTEP != peerB || l.VNI != 5002 || l.Hit != 6 /* cache */ || r.Stages[2].Flags&0x1 == 0 {
 					return fmt.Errorf("last %+v, route flags %#x", l, r.Stages[2].Flags)
 				}
@@ -90,9 +90,9 @@ func TestTraceRunsTheRealProgramAndChangesNothing(t *testing.T) {
 		}, "port_sec:drop(spoof_ip) ", nil},
 		{"an unknown destination, through a hub", func() (*TraceResult, error) {
 			return tr.RunPort(f.p1, udpPkt(gwMAC, vm1MAC, ip4("10.0.1.5"), ip4("10.0.2.99"), 64, 10))
-		}, "port_sec:next l2_lookup:next ip_route:next dst_lookup:next to_hub:output ",
+		}, "port_sec:next l2_lookup:next ip_route:next dst_lookup:next to_hub:output sg_egress:output ",
 			func(r *TraceResult) error {
-				if l := r.Last(); l.VTEP != hubIP || l.Hit != 10 {
+				if l := r.Stages[4]; l.VTEP != hubIP || l.Hit != 10 {
 					return fmt.Errorf("last %+v", l)
 				}
 				return nil
@@ -102,7 +102,7 @@ func TestTraceRunsTheRealProgramAndChangesNothing(t *testing.T) {
 		}, "port_sec:next arp_rsp:reply ", nil},
 		{"from the tunnel to a local port", func() (*TraceResult, error) {
 			return tr.RunTunnel(peerA, 5001, udpPkt(vm1MAC, remMAC1, ip4("10.0.1.7"), ip4("10.0.1.5"), 64, 10))
-		}, "tun_admit:next tun_lookup:output ",
+		}, "tun_admit:next tun_lookup:output sg_ingress:output ",
 			func(r *TraceResult) error {
 				if l := r.Last(); l.Ifindex != f.p1 {
 					return fmt.Errorf("last %+v", l)

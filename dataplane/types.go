@@ -30,6 +30,8 @@ type State struct {
 	// virtual IPs a local port took over, learned addresses of ports with
 	// unknown addresses.
 	Locals []Local
+	// SG are the security groups of the VPCs that enforce them.
+	SG []SGVPC
 	// Interfaces are VM interfaces (host-side ifindexes) whose ports are
 	// not programmed yet. The DVR is attached to them ahead of time, and
 	// drops what they send (no_port) until their port is: attaching a
@@ -54,6 +56,8 @@ type Port struct {
 	// DHCP is what its DHCP answers say; with no fixed IP or no DHCP,
 	// DHCP from it is dropped (dhcp_no_address).
 	DHCP *DHCP
+	// Identity is its set of security groups (0: none, an open VPC).
+	Identity uint32
 }
 
 // Vxnet is one subnet of a VPC.

@@ -115,6 +115,10 @@ func desired(s *snapshot) *desiredState {
 		maps.Copy(dhcp, fc.dhcp)
 		out.flowErrs = append(out.flowErrs, datapaths(st, v.dps, fc)...)
 		st.Routes = append(st.Routes, fc.routes...)
+		if sg, errs := securityGroups(v.vpc, v.dps, fc); sg != nil {
+			st.SG = append(st.SG, *sg)
+			out.flowErrs = append(out.flowErrs, errs...)
+		}
 		for _, h := range v.hubs {
 			hs := dataplane.Hubs{VPC: uint32(h.Vpc)}
 			for _, c := range h.Chassis {
@@ -184,6 +188,9 @@ func localPorts(s *snapshot, dps map[string]*sbdb.Datapath, dhcp map[string]pipe
 		p := dataplane.Port{Ifindex: s.ifaces[pb.LogicalPort], Name: pb.LogicalPort, VNI: uint32(dp.TunnelKey), VPC: uint32(pb.Vpc),
 			MAC: mac, MTU: s.mtu, Security: pb.PortSecurity, Unknown: len(pb.IPs) == 0, TunnelKey: uint32(pb.TunnelKey),
 			IPs: addrs(pb.IPs), VIPs: addrs(pb.VirtualIPs), DHCP: portDHCP(dhcp, pb, dp, s.mtu)}
+		if pb.SgIdentity != nil {
+			p.Identity = uint32(*pb.SgIdentity)
+		}
 		st.Ports = append(st.Ports, p)
 		if pb.Up == nil || !*pb.Up {
 			out.up = append(out.up, pb)

@@ -27,6 +27,7 @@ type flowConfig struct {
 	vpcFlags uint32
 	routes   []dataplane.Route
 	dhcp     map[string]pipeline.DHCPReply // vxnet datapath UUID -> what its DHCP answers say
+	sgRules  []sgFlowRule                  // the VPC's security group rules (lflow_sg.go)
 	errs     []string
 }
 
@@ -59,6 +60,8 @@ var stageCompilers = map[int]stageCompiler{
 	pipeline.TunLookup: compileTunLookup,
 	pipeline.DHCP:      compileDHCP,
 	pipeline.ICMPErr:   compileICMPErr,
+	pipeline.SGEgress:  compileSGEgress,
+	pipeline.SGIngress: compileSGIngress,
 }
 
 var errNotImplemented = fmt.Errorf("not implemented by this data plane")

@@ -17,7 +17,8 @@ import (
 
 // Golden tests of the flow compiler: logical flows in
 // (testdata/lflows/NAME.flows), what the data plane is told out
-// (NAME.golden): each datapath's flags by name, the routes, the DHCP
+// (NAME.golden): each datapath's flags by name, the routes, security
+// group rules, the DHCP
 // answers, the flows refused. northd.flows is what a live northd writes
 // for TestNorthdFlowsCompile's network (that test keeps it current);
 // the others are variants: an older northd, behaviours turned off,
@@ -86,6 +87,14 @@ func render(fc *flowConfig) string {
 			s += " via " + r.Nexthop.String()
 		}
 		routes = append(routes, s)
+	}
+	for _, r := range fc.sgRules {
+		dir := "egress"
+		if r.rule.Ingress {
+			dir = "ingress"
+		}
+		routes = append(routes, fmt.Sprintf("sg %s %s proto %d ports %d-%d prefix %v group %q", r.group, dir, r.rule.Proto,
+			r.rule.PortMin, r.rule.PortMax, r.rule.Prefix, r.remote))
 	}
 	slices.Sort(routes)
 	errs := slices.Clone(fc.errs)

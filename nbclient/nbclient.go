@@ -64,7 +64,8 @@ func Dial(ctx context.Context, remotes string, o Options) (*Client, error) {
 	sess, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: rs, LeaderOnly: true, TLS: o.TLS, EchoInterval: 5 * time.Second,
 		Tracker: tracker, Monitor: []client.MonitorOption{
 			client.WithTable(&nbdb.NBGlobal{}), client.WithTable(&nbdb.VPC{}), client.WithTable(&nbdb.Vxnet{}),
-			client.WithTable(&nbdb.Port{}), client.WithTable(&nbdb.Route{})}})
+			client.WithTable(&nbdb.Port{}), client.WithTable(&nbdb.Route{}),
+			client.WithTable(&nbdb.SecurityGroup{}), client.WithTable(&nbdb.SecurityGroupRule{})}})
 	if err != nil {
 		return nil, err
 	}

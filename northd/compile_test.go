@@ -45,6 +45,10 @@ func tableOf(m model.Model) string {
 		return nbdb.PortTable
 	case *nbdb.Route:
 		return nbdb.RouteTable
+	case *nbdb.SecurityGroup:
+		return nbdb.SecurityGroupTable
+	case *nbdb.SecurityGroupRule:
+		return nbdb.SecurityGroupRuleTable
 	}
 	panic("unknown model")
 }
@@ -131,6 +135,20 @@ func (f *fakeNB) writeStatuses(n *compiler) {
 			f.put(nbdb.PortTable, &row)
 		}
 	}
+	for u, m := range f.rows[nbdb.SecurityGroupTable] {
+		row := *m.(*nbdb.SecurityGroup)
+		if want := n.sgStatus(u); want != nil && !reflect.DeepEqual(row.Status, want) {
+			row.Status = want
+			f.put(nbdb.SecurityGroupTable, &row)
+		}
+	}
+	for u, m := range f.rows[nbdb.SecurityGroupRuleTable] {
+		row := *m.(*nbdb.SecurityGroupRule)
+		if want := n.sgRuleStatus(u); want != nil && !reflect.DeepEqual(row.Status, want) {
+			row.Status = want
+			f.put(nbdb.SecurityGroupRuleTable, &row)
+		}
+	}
 }
 
 // southbound renders what a compiler wants the southbound to hold, in a
@@ -139,7 +157,7 @@ func southbound(n *compiler) string {
 	var lines []string
 	for name := range n.topo.vpcByDP {
 		d := n.desiredDP(name)
-		lines = append(lines, fmt.Sprintf("dp %s %s key=%d vpc=%d mac=%s", d.Name, d.Type, d.TunnelKey, d.Vpc, d.GatewayMAC))
+		lines = append(lines, fmt.Sprintf("dp %s %s key=%d vpc=%d mac=%s sg=%v", d.Name, d.Type, d.TunnelKey, d.Vpc, d.GatewayMAC, d.SecurityIdentities))
 	}
 	for name := range n.topo.vxByDP {
 		d := n.desiredDP(name)
@@ -155,8 +173,12 @@ func southbound(n *compiler) string {
 			if pb.LearnedLimit != nil {
 				limit = *pb.LearnedLimit
 			}
-			lines = append(lines, fmt.Sprintf("pb %s dp=%s vpc=%d key=%d mac=%s ips=%v vips=%v sec=%v rc=%s limit=%d",
-				pb.LogicalPort, pb.Datapath, pb.Vpc, pb.TunnelKey, pb.MAC, pb.IPs, pb.VirtualIPs, pb.PortSecurity, rc, limit))
+			id := 0
+			if pb.SgIdentity != nil {
+				id = *pb.SgIdentity
+			}
+			lines = append(lines, fmt.Sprintf("pb %s dp=%s vpc=%d key=%d mac=%s ips=%v vips=%v sec=%v rc=%s limit=%d sg=%d",
+				pb.LogicalPort, pb.Datapath, pb.Vpc, pb.TunnelKey, pb.MAC, pb.IPs, pb.VirtualIPs, pb.PortSecurity, rc, limit, id))
 		}
 	}
 	for dp, fs := range n.flows.byDP {
@@ -239,6 +261,10 @@ func (g *generator) dynamicStep() {
 
 func (g *generator) step() {
 	r := g.r
+	if r.Intn(5) == 0 {
+		g.groupStep()
+		return
+	}
 	switch k := r.Intn(100); {
 	case k < 8: // add a VPC
 		g.nb.put(nbdb.VPCTable, &nbdb.VPC{UUID: g.nb.uuid(), Name: fmt.Sprintf("vpc%d", g.nb.seq)})
@@ -476,6 +502,29 @@ func TestFlowsParseAndDoNotGrowWithPorts(t *testing.T) {
 		rt := &nbdb.Route{UUID: nb.uuid(), Prefix: "0.0.0.0/0", Nexthop: "10.0.1.1"}
 		nb.put(nbdb.RouteTable, rt)
 		vpc.Routes = []string{rt.UUID}
+		// Two groups with rules; half the ports in one, some in both.
+		web, db := &nbdb.SecurityGroup{UUID: nb.uuid(), Name: "web"}, &nbdb.SecurityGroup{UUID: nb.uuid(), Name: "db"}
+		for _, g := range []*nbdb.SecurityGroup{web, db} {
+			lo, hi := 80, 90
+			r1 := &nbdb.SecurityGroupRule{UUID: nb.uuid(), Direction: "ingress", Protocol: "tcp", PortMin: &lo, PortMax: &hi, RemoteGroup: &web.UUID}
+			c := "10.0.0.0/8"
+			r2 := &nbdb.SecurityGroupRule{UUID: nb.uuid(), Direction: "egress", Protocol: "udp", RemoteCidr: &c}
+			nb.put(nbdb.SecurityGroupRuleTable, r1)
+			nb.put(nbdb.SecurityGroupRuleTable, r2)
+			g.Rules = []string{r1.UUID, r2.UUID}
+			nb.put(nbdb.SecurityGroupTable, g)
+		}
+		vpc.SecurityGroups = []string{web.UUID, db.UUID}
+		for u, m := range nb.rows[nbdb.PortTable] {
+			p := *m.(*nbdb.Port)
+			switch u[7] % 3 {
+			case 0:
+				p.SecurityGroups = []string{web.UUID}
+			case 1:
+				p.SecurityGroups = []string{web.UUID, db.UUID}
+			}
+			nb.put(nbdb.PortTable, &p)
+		}
 		nb.put(nbdb.VPCTable, vpc)
 		n := newCompiler()
 		n.pendingNB = nb.drain()

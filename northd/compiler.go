@@ -9,7 +9,8 @@ import (
 // compiled state, and the engine graph that keeps them in step.
 //
 //	nb ──► topology ──► ports ──► output
-//	 │        │  └────► lflows ──►  ▲
+//	 │        │  ├────► lflows ──►  ▲
+//	 │        │  └────► identities ►│
 //	 │        └──────────────────►  │
 //	 └───────────────(statuses)──►  │
 //	sb ─────────────────────────────┘
@@ -17,19 +18,21 @@ import (
 // nb and sb are inputs: they fold the monitors' changes into the views
 // (en_inputs.go). topology compiles VPCs, vxnets and routes (small: it
 // recompiles them all and reports precisely what changed; en_topology.go).
-// ports compiles ports per claim (en_ports.go). lflows regenerates the
+// ports compiles ports per claim (en_ports.go). identities numbers
+// the VPCs' sets of security groups (en_identities.go; nb feeds it too). lflows regenerates the
 // flows of changed VPCs and vxnets (en_lflows.go). output collects the
 // keys a run must compare with the southbound (en_output.go). Each node's
 // file holds its run function and one handler per input, as OVN's
 // en-*.c do; newCompiler only wires them.
 type compiler struct {
-	nb    *nbView
-	sb    *sbView
-	topo  *topology
-	prevT *topology
-	ports *portTable
-	flows *flowTable
-	out   *dirtySet
+	nb     *nbView
+	sb     *sbView
+	topo   *topology
+	prevT  *topology
+	ports  *portTable
+	flows  *flowTable
+	idents *identities
+	out    *dirtySet
 
 	pendingNB, pendingSB ops.Changes
 	nbDelta              *nbDelta
@@ -39,13 +42,13 @@ type compiler struct {
 
 	eng                                          *engine.Engine
 	nbNode, sbNode, topoNode, portNode, flowNode *engine.Node
-	outNode                                      *engine.Node
+	outNode, identNode                           *engine.Node
 }
 
 // newCompiler builds the views and wires the engine graph.
 func newCompiler() *compiler {
 	n := &compiler{nb: newNBView(), sb: newSBView(), topo: newTopology(), ports: newPortTable(0),
-		flows: newFlowTable(), out: newDirtySet(), nbDelta: newDelta()}
+		flows: newFlowTable(), idents: newIdentities(), out: newDirtySet(), nbDelta: newDelta()}
 	n.prevT = n.topo
 
 	n.nbNode = engine.NewNode("nb", n.runNB, nil)
@@ -61,15 +64,20 @@ func newCompiler() *compiler {
 	n.flowNode = engine.NewNode("lflows", n.runLflows, n.clearLflows)
 	n.flowNode.AddInput(n.topoNode, n.lflowsHandleTopology)
 
+	n.identNode = engine.NewNode("identities", n.runIdentities, n.clearIdentities)
+	n.identNode.AddInput(n.nbNode, n.identitiesHandleNB)
+	n.identNode.AddInput(n.topoNode, n.identitiesHandleTopology)
+
 	n.outNode = engine.NewNode("output", n.runOutput, nil)
 	n.outNode.AddInput(n.nbNode, n.outputHandleNB)
 	n.outNode.AddInput(n.sbNode, n.outputHandleSB)
 	n.outNode.AddInput(n.topoNode, n.outputHandleTopology)
 	n.outNode.AddInput(n.portNode, n.outputHandlePorts)
 	n.outNode.AddInput(n.flowNode, n.outputHandleLflows)
+	n.outNode.AddInput(n.identNode, n.outputHandleIdentities)
 
 	var err error
-	n.eng, err = engine.New(n.nbNode, n.sbNode, n.topoNode, n.portNode, n.flowNode, n.outNode)
+	n.eng, err = engine.New(n.nbNode, n.sbNode, n.topoNode, n.portNode, n.flowNode, n.identNode, n.outNode)
 	if err != nil {
 		panic(err) // the graph above is static
 	}

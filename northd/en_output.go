@@ -63,6 +63,14 @@ func (n *compiler) outputHandleTopology() bool {
 	for u := range n.topo.changedRoutes {
 		n.out.nbRoute[u] = true
 	}
+	// Groups and rules are few: their statuses are compared whenever
+	// the topology ran.
+	for u := range n.topo.groups {
+		n.out.nbSG[u] = true
+	}
+	for u := range n.topo.sgRules {
+		n.out.nbSGRule[u] = true
+	}
 	return true
 }
 
@@ -85,6 +93,23 @@ func (n *compiler) outputHandlePorts() bool {
 func (n *compiler) outputHandleLflows() bool {
 	for k := range n.flows.changed {
 		n.out.flowDPs[k] = true
+	}
+	return true
+}
+
+// outputHandleIdentities: the bindings of ports whose identity changed,
+// and the datapaths and statuses of VPCs whose table changed.
+func (n *compiler) outputHandleIdentities() bool {
+	for u := range n.idents.changedPorts {
+		if p := n.ports.ports[u]; p != nil {
+			n.out.ports[p.name] = true
+		}
+	}
+	for u := range n.idents.changedVPCs {
+		if c := n.topo.vpcs[u]; c != nil {
+			n.out.dps[vpcDP(c.name)] = true
+		}
+		n.out.nbVPC[u] = true
 	}
 	return true
 }

@@ -94,7 +94,7 @@ func portCompileEqual(a, b *nbdb.Port) bool {
 	return a.Name == b.Name && a.MAC == b.MAC && ops.EqualSets(a.IPs, b.IPs) &&
 		ops.EqualSets(a.VirtualIPs, b.VirtualIPs) && sameStr(a.RequestedChassis, b.RequestedChassis) &&
 		reflect.DeepEqual(a.PortSecurity, b.PortSecurity) && sameInt(a.LearnedLimit, b.LearnedLimit) &&
-		sameStr(a.DynamicAddresses, b.DynamicAddresses)
+		sameStr(a.DynamicAddresses, b.DynamicAddresses) && ops.EqualSets(a.SecurityGroups, b.SecurityGroups)
 }
 
 func sameStr(a, b *string) bool {

@@ -17,11 +17,12 @@ func (n *compiler) clearTopology() { n.topo.clearTracked() }
 // ports and NB_Global do not change the topology.
 func (n *compiler) topologyHandleNB() bool {
 	d := n.nbDelta
-	if len(d.vpcs) == 0 && len(d.vxnets) == 0 && len(d.routes) == 0 {
+	if len(d.vpcs) == 0 && len(d.vxnets) == 0 && len(d.routes) == 0 && !d.groups {
 		return true
 	}
 	n.runTopology()
-	if len(n.topo.changedVPCs)+len(n.topo.changedVxnets)+len(n.topo.changedRoutes) > 0 {
+	// A refused rule changes no VPC, but its status must be written.
+	if len(n.topo.changedVPCs)+len(n.topo.changedVxnets)+len(n.topo.changedRoutes) > 0 || d.groups {
 		n.topoNode.SetUpdated()
 	}
 	return true

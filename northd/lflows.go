@@ -82,6 +82,8 @@ var stageFlows = map[int]func(b *flowBuilder, s scope){
 	pipeline.TunLookup: tunLookupFlows,
 	pipeline.DHCP:      dhcpFlows,
 	pipeline.ICMPErr:   icmpErrFlows,
+	pipeline.SGEgress:  sgEgressFlows,
+	pipeline.SGIngress: sgIngressFlows,
 }
 
 // datapathFlows are the flows of one datapath: those of every stage that

@@ -32,6 +32,12 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 		for u := range n.nb.ports {
 			d.nbPort[u] = true
 		}
+		for u := range n.nb.sgs {
+			d.nbSG[u] = true
+		}
+		for u := range n.nb.rules {
+			d.nbSGRule[u] = true
+		}
 	}
 	var b batch
 	flush := func() error {
@@ -94,6 +100,9 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 			}
 		}
 	}
+	if err := n.writeGroupStatuses(c, d, add, refused); err != nil {
+		return err
+	}
 	if g := n.nb.global; g != nil && g.SbCfg != ackCfg {
 		cp := *g
 		cp.SbCfg = ackCfg
@@ -121,6 +130,9 @@ func errStatus(msg string) map[string]string {
 
 func (n *compiler) vpcStatus(u string) map[string]string {
 	if c := n.topo.vpcs[u]; c != nil {
+		if rec := n.idents.identityRecord(u); rec != "" {
+			return okStatus("tunnel_key", strconv.Itoa(c.key), "security_identities", rec)
+		}
 		return okStatus("tunnel_key", strconv.Itoa(c.key))
 	}
 	return nil

@@ -15,6 +15,8 @@ type nbView struct {
 	vxnets map[string]*nbdb.Vxnet
 	ports  map[string]*nbdb.Port
 	routes map[string]*nbdb.Route
+	sgs    map[string]*nbdb.SecurityGroup
+	rules  map[string]*nbdb.SecurityGroupRule
 
 	vxnetVPC  map[string]string // vxnet UUID -> VPC UUID
 	portVxnet map[string]string // port UUID -> vxnet UUID
@@ -22,6 +24,10 @@ type nbView struct {
 	vpcVxnets map[string]map[string]bool
 	vxPorts   map[string]map[string]bool
 	vpcRoutes map[string]map[string]bool
+	sgVPC     map[string]string // group UUID -> VPC UUID
+	vpcSGs    map[string]map[string]bool
+	ruleSG    map[string]string // rule UUID -> group UUID
+	sgRules   map[string]map[string]bool
 }
 
 // nbDelta is what one batch of changes touched.
@@ -31,6 +37,8 @@ type nbDelta struct {
 	vxnets map[string]bool
 	ports  map[string]bool
 	routes map[string]bool
+	// groups: a security group or rule changed, or a VPC's groups
+	groups bool
 	// old rows of deleted or changed ports, for the claims they held
 	oldPorts map[string]*nbdb.Port
 	// ports whose only change is to columns that do not compile (status,
@@ -45,6 +53,9 @@ func newNBView() *nbView {
 		vxnetVPC: map[string]string{}, portVxnet: map[string]string{}, routeVPC: map[string]string{},
 		vpcVxnets: map[string]map[string]bool{}, vxPorts: map[string]map[string]bool{},
 		vpcRoutes: map[string]map[string]bool{},
+		sgs:       map[string]*nbdb.SecurityGroup{}, rules: map[string]*nbdb.SecurityGroupRule{},
+		sgVPC: map[string]string{}, vpcSGs: map[string]map[string]bool{},
+		ruleSG: map[string]string{}, sgRules: map[string]map[string]bool{},
 	}
 }
 
@@ -54,7 +65,7 @@ func newDelta() *nbDelta {
 }
 
 func (d *nbDelta) empty() bool {
-	return !d.global && len(d.vpcs) == 0 && len(d.vxnets) == 0 && len(d.ports) == 0 && len(d.routes) == 0
+	return !d.global && !d.groups && len(d.vpcs) == 0 && len(d.vxnets) == 0 && len(d.ports) == 0 && len(d.routes) == 0
 }
 
 // apply folds a batch of tracked changes into the view and reports what
@@ -115,20 +126,50 @@ func (v *nbView) apply(ch ops.Changes) *nbDelta {
 			delete(d.statusOnly, p)
 		}
 	}
+	v.applyGroups(ch, d)
 	for u, c := range ch.Table(nbdb.VPCTable) {
 		d.vpcs[u] = true
-		var vxs, rts []string
+		var vxs, rts, sgs []string
 		if c.New == nil {
 			delete(v.vpcs, u)
 		} else {
 			vpc := c.New.(*nbdb.VPC)
 			v.vpcs[u] = vpc
-			vxs, rts = vpc.Vxnets, vpc.Routes
+			vxs, rts, sgs = vpc.Vxnets, vpc.Routes, vpc.SecurityGroups
 		}
 		setChildren(v.vpcVxnets, v.vxnetVPC, u, vxs, d.vxnets)
 		setChildren(v.vpcRoutes, v.routeVPC, u, rts, d.routes)
+		moved := map[string]bool{}
+		setChildren(v.vpcSGs, v.sgVPC, u, sgs, moved)
+		d.groups = d.groups || len(moved) > 0
 	}
 	return d
+}
+
+// applyGroups folds in security groups and their rules. They are few
+// (groups × rules, never ports): any change recompiles the groups of
+// every VPC (topology.go).
+func (v *nbView) applyGroups(ch ops.Changes, d *nbDelta) {
+	for u, c := range ch.Table(nbdb.SecurityGroupRuleTable) {
+		d.groups = true
+		if c.New == nil {
+			delete(v.rules, u)
+		} else {
+			v.rules[u] = c.New.(*nbdb.SecurityGroupRule)
+		}
+	}
+	for u, c := range ch.Table(nbdb.SecurityGroupTable) {
+		d.groups = true
+		var rs []string
+		if c.New == nil {
+			delete(v.sgs, u)
+		} else {
+			g := c.New.(*nbdb.SecurityGroup)
+			v.sgs[u] = g
+			rs = g.Rules
+		}
+		setChildren(v.sgRules, v.ruleSG, u, rs, map[string]bool{})
+	}
 }
 
 // setChildren records parent's children and each child's parent; a child

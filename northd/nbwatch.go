@@ -48,6 +48,8 @@ var nbWatchTables = []struct {
 	{nbdb.VxnetTable, &nbdb.Vxnet{}},
 	{nbdb.PortTable, &nbdb.Port{}},
 	{nbdb.RouteTable, &nbdb.Route{}},
+	{nbdb.SecurityGroupTable, &nbdb.SecurityGroup{}},
+	{nbdb.SecurityGroupRuleTable, &nbdb.SecurityGroupRule{}},
 }
 
 // nbRuntimeColumns are runtime facts that southd writes into the

@@ -520,3 +520,52 @@ func (l *statusLog) get() []string {
 	defer l.mu.Unlock()
 	return append([]string{}, l.msgs...)
 }
+
+// Security groups in a real northbound: each port's identity in its
+// binding, the VPC's table of identities in its datapath and status, and
+// a rule written around the CLI's checks refused with a reason.
+func TestSecurityGroupsCompiled(t *testing.T) {
+	dbs := testenv.StartDBs(t)
+	startNorthd(t, dbs.NB, dbs.SB)
+	nb(t, dbs.NB, "vpc-add", "blue", "--", "vxnet-add", "blue", "web", "10.0.1.0/24",
+		"--", "port-add", "web", "vm1", "02:00:00:00:01:05", "10.0.1.5",
+		"--", "port-add", "web", "vm2", "02:00:00:00:01:06", "10.0.1.6",
+		"--", "sg-add", "blue", "web", "--", "sg-rule-add", "web", "ingress", "tcp", "80")
+	nb(t, dbs.NB, "port-set", "vm2", "--sg", "web")
+	query := func(db, table, col, name, key string) string {
+		out := testenv.Run(t, "ovsdb-client", "--no-headings", "-f", "csv", "--data=bare", "dump", db,
+			map[string]string{dbs.NB: schema.NBName, dbs.SB: schema.SBName}[db], table, key, col)
+		for _, line := range strings.Split(out, "\n") {
+			if k, v, ok := strings.Cut(line, ","); ok && strings.Trim(k, `"`) == name {
+				return strings.Trim(v, `"`)
+			}
+		}
+		return ""
+	}
+	id1, id2 := query(dbs.SB, "Port_Binding", "sg_identity", "vm1", "logical_port"), query(dbs.SB, "Port_Binding", "sg_identity", "vm2", "logical_port")
+	if id1 == "" || id2 == "" || id1 == id2 {
+		t.Fatalf("identities vm1 %q, vm2 %q", id1, id2)
+	}
+	table := query(dbs.SB, "Datapath", "security_identities", "vpc:blue", "name")
+	if !strings.Contains(table, id1+"=default") || !strings.Contains(table, id2+"=web") {
+		t.Errorf("datapath's identities %q (vm1 %s, vm2 %s)", table, id1, id2)
+	}
+	if st := query(dbs.NB, "VPC", "status", "blue", "name"); !strings.Contains(st, "security_identities") {
+		t.Errorf("VPC status %q does not record identities", st)
+	}
+	// A rule with no remote (an orchestrator's raw write) is refused.
+	testenv.Run(t, "ovsdb-client", "transact", dbs.NB, `["Courier_Northbound",
+		{"op":"insert","table":"Security_Group_Rule","uuid-name":"r","row":{"direction":"egress","protocol":"udp"}},
+		{"op":"mutate","table":"Security_Group","where":[["name","==","web"]],"mutations":[["rules","insert",["set",[["named-uuid","r"]]]]]}]`)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out := testenv.Run(t, "ovsdb-client", "--no-headings", "-f", "csv", "--data=bare", "dump", dbs.NB, schema.NBName, "Security_Group_Rule", "status")
+		if strings.Contains(out, "the rule has no remote") && strings.Count(out, "state=ok") == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rule statuses:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

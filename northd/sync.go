@@ -26,10 +26,10 @@ import (
 // a row's key (a datapath's name, a binding's logical_port, a flow's
 // datapath, stage, priority and match) is how it is found, not compared.
 var (
-	dpOwned = []string{"type", "tunnel_key", "vpc", "cidr", "gateway_ip", "gateway_mac", "external_ids"}
+	dpOwned = []string{"type", "tunnel_key", "vpc", "cidr", "gateway_ip", "gateway_mac", "security_identities", "external_ids"}
 	lfOwned = []string{"actions", "external_ids"}
 	pbOwned = []string{"datapath", "vpc", "tunnel_key", "mac", "ips", "virtual_ips", "port_security",
-		"requested_chassis", "learned_limit"}
+		"requested_chassis", "learned_limit", "sg_identity"}
 )
 
 // dirtySet is what the output node says must be compared.
@@ -40,15 +40,18 @@ type dirtySet struct {
 	flowDPs map[string]bool // datapath names
 	// NB rows whose status may need writing, by table
 	nbVPC, nbVxnet, nbRoute, nbPort map[string]bool
+	nbSG, nbSGRule                  map[string]bool
 }
 
 func newDirtySet() *dirtySet {
 	return &dirtySet{dps: map[string]bool{}, ports: map[string]bool{}, flowDPs: map[string]bool{},
-		nbVPC: map[string]bool{}, nbVxnet: map[string]bool{}, nbRoute: map[string]bool{}, nbPort: map[string]bool{}}
+		nbVPC: map[string]bool{}, nbVxnet: map[string]bool{}, nbRoute: map[string]bool{}, nbPort: map[string]bool{},
+		nbSG: map[string]bool{}, nbSGRule: map[string]bool{}}
 }
 
 func (d *dirtySet) empty() bool {
-	return !d.full && len(d.dps)+len(d.ports)+len(d.flowDPs)+len(d.nbVPC)+len(d.nbVxnet)+len(d.nbRoute)+len(d.nbPort) == 0
+	return !d.full && len(d.dps)+len(d.ports)+len(d.flowDPs)+len(d.nbVPC)+len(d.nbVxnet)+len(d.nbRoute)+len(d.nbPort)+
+		len(d.nbSG)+len(d.nbSGRule) == 0
 }
 
 // desiredDP is the southbound datapath for a name, or nil.
@@ -56,7 +59,8 @@ func (n *compiler) desiredDP(name string) *sbdb.Datapath {
 	if u, ok := n.topo.vpcByDP[name]; ok {
 		vpc := n.topo.vpcs[u]
 		return &sbdb.Datapath{Name: name, Type: "vpc", TunnelKey: vpc.key, Vpc: vpc.key,
-			GatewayMAC: vpc.gwMAC, ExternalIDs: map[string]string{"nb-uuid": u, "nb-name": vpc.name}}
+			GatewayMAC: vpc.gwMAC, SecurityIdentities: n.idents.identityTable(u),
+			ExternalIDs: map[string]string{"nb-uuid": u, "nb-name": vpc.name}}
 	}
 	if u, ok := n.topo.vxByDP[name]; ok {
 		vx := n.topo.vxnets[u]
@@ -84,6 +88,9 @@ func (n *compiler) desiredPB(name string) *sbdb.PortBinding {
 	if p.chassis != "" {
 		c := p.chassis
 		pb.RequestedChassis = &c
+	}
+	if id := n.idents.port[u]; id != 0 {
+		pb.SgIdentity = &id
 	}
 	return pb
 }

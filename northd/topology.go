@@ -29,6 +29,8 @@ type cVPC struct {
 	gwMAC      string
 	vxnets     []string // accepted vxnet UUIDs, by name
 	routes     []*cRoute
+	open       bool      // no security groups enforced
+	groups     []*cGroup // accepted groups by name, the default one included
 }
 
 // cVxnet is a compiled vxnet; err is set when it is refused.
@@ -58,6 +60,9 @@ type topology struct {
 	vpcs   map[string]*cVPC   // by NB UUID
 	vxnets map[string]*cVxnet // by NB UUID, refused ones included
 	routes map[string]*cRoute
+	// security groups and rules by NB UUID, refused ones included
+	groups  map[string]*cGroup
+	sgRules map[string]*cRule
 	// southbound datapath name -> NB UUID
 	vpcByDP, vxByDP map[string]string
 
@@ -69,6 +74,7 @@ type topology struct {
 
 func newTopology() *topology {
 	return &topology{vpcs: map[string]*cVPC{}, vxnets: map[string]*cVxnet{}, routes: map[string]*cRoute{},
+		groups: map[string]*cGroup{}, sgRules: map[string]*cRule{},
 		vpcByDP: map[string]string{}, vxByDP: map[string]string{}}
 }
 
@@ -151,6 +157,7 @@ func compileTopology(v *nbView, prev *topology) *topology {
 			t.vxByDP[vxnetDP(t.vxnets[u].name)] = u
 		}
 		compileRoutes(v, t, c, vpc, subnets)
+		compileGroups(v, t, c, vpc)
 	}
 	if prev != nil {
 		t.diff(prev)
@@ -402,7 +409,8 @@ func keyOf(t *topology, vpc string) int {
 }
 
 func sameVPC(a, b *cVPC) bool {
-	if a.key != b.key || a.name != b.name || len(a.vxnets) != len(b.vxnets) || len(a.routes) != len(b.routes) {
+	if a.key != b.key || a.name != b.name || len(a.vxnets) != len(b.vxnets) || len(a.routes) != len(b.routes) ||
+		!sameGroups(a, b) {
 		return false
 	}
 	for i := range a.vxnets {

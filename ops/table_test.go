@@ -122,8 +122,14 @@ func TestTablesWriteWhatTheMapperWrites(t *testing.T) {
 		"nb/" + nbdb.PortTable:           func() { checkTable[nbdb.Port](t, nb, ndbm, nbdb.PortTable) },
 		"nb/" + nbdb.RouteTable:          func() { checkTable[nbdb.Route](t, nb, ndbm, nbdb.RouteTable) },
 		"nb/" + nbdb.SSLTable:            func() { checkTable[nbdb.SSL](t, nb, ndbm, nbdb.SSLTable) },
-		"nb/" + nbdb.VPCTable:            func() { checkTable[nbdb.VPC](t, nb, ndbm, nbdb.VPCTable) },
-		"nb/" + nbdb.VxnetTable:          func() { checkTable[nbdb.Vxnet](t, nb, ndbm, nbdb.VxnetTable) },
+		"nb/" + nbdb.SecurityGroupTable: func() {
+			checkTable[nbdb.SecurityGroup](t, nb, ndbm, nbdb.SecurityGroupTable)
+		},
+		"nb/" + nbdb.SecurityGroupRuleTable: func() {
+			checkTable[nbdb.SecurityGroupRule](t, nb, ndbm, nbdb.SecurityGroupRuleTable)
+		},
+		"nb/" + nbdb.VPCTable:   func() { checkTable[nbdb.VPC](t, nb, ndbm, nbdb.VPCTable) },
+		"nb/" + nbdb.VxnetTable: func() { checkTable[nbdb.Vxnet](t, nb, ndbm, nbdb.VxnetTable) },
 	}
 	for _, s := range []ovsdb.DatabaseSchema{sb, nb} {
 		prefix := map[string]string{sb.Name: "sb/", nb.Name: "nb/"}[s.Name]

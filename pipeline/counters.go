@@ -40,6 +40,8 @@ var Counters = []Counter{
 	{26, "icmp_limited", "ICMP errors not sent: the port is over its budget"},
 	{27, "mss_clamped", "TCP SYNs whose MSS was lowered to fit the path MTU"},
 	{28, "learn_via_hostd", "learn messages hostd sent for the kernel: the packet that led to them (merged by GRO) could not become them"},
+	{29, "ct_new", "connections a security group rule allowed, now tracked"},
+	{30, "ct_revalidated", "tracked connections checked again against changed rules or identities"},
 }
 
 // CounterNames are the counters' names indexed by number.

@@ -37,6 +37,8 @@ var DropReasons = []DropReason{
 	{23, "dst_unknown", "a hub said lately that the destination does not exist"},
 	{24, "dhcp_unsupported", "a DHCP message Courier does not answer (or DHCP for this vxnet is off)"},
 	{25, "dhcp_no_address", "DHCP from a port with no fixed address to offer"},
+	{26, "sg_egress", "no egress rule of the sending port's security groups allows the connection (or no longer does)"},
+	{27, "sg_ingress", "no ingress rule of the receiving port's security groups allows the connection (or no longer does)"},
 }
 
 // DropByName returns the reason named n.

@@ -51,8 +51,11 @@ func evalCmp(c Cmp, env Env) bool {
 	if !ok {
 		return false
 	}
-	if c.Op == "<=" {
+	if c.Op == "<=" || c.Op == ">=" {
 		r, ok := resolve(c.Values[0], env)
+		if c.Op == ">=" {
+			return ok && lhs.Int >= r.Int
+		}
 		return ok && lhs.Int <= r.Int
 	}
 	any := false

@@ -46,6 +46,8 @@ const (
 	VPCTunLocal     uint32 = 0x400
 	VPCTunHub       uint32 = 0x800
 	VPCTunStale     uint32 = 0x1000
+	VPCSGEgress     uint32 = 0x2000
+	VPCSGIngress    uint32 = 0x4000
 )
 
 // Flag documents one bit.
@@ -92,6 +94,8 @@ var Flags = []Flag{
 	{VPCTunLocal, "tun_local", DPVPC, TunLookup, true, "deliver tunnel packets to local ports"},
 	{VPCTunHub, "tun_hub", DPVPC, TunLookup, true, "a hub forwards for other hosts, teaches senders, and tells them of unknown destinations"},
 	{VPCTunStale, "tun_stale", DPVPC, TunLookup, true, "a packet for a VM no longer here goes to a hub and its sender is told to forget"},
+	{VPCSGEgress, "sg_egress", DPVPC, SGEgress, false, "drop(sg_egress): what a port sends must be allowed by its groups' egress rules or a tracked connection"},
+	{VPCSGIngress, "sg_ingress", DPVPC, SGIngress, false, "drop(sg_ingress): what a port receives must be allowed by its groups' ingress rules or a tracked connection"},
 }
 
 // FlagsOf lists the flags of a scope (DPVxnet or DPVPC).

@@ -12,7 +12,7 @@ package pipeline
 //	disj     = conj { "||" conj } .
 //	conj     = unary { "&&" unary } .
 //	unary    = "!" unary | "(" disj ")" | compare | field | "1" | "0" .
-//	compare  = field ( "==" | "!=" | "<=" ) operand .
+//	compare  = field ( "==" | "!=" | "<=" | ">=" ) operand .
 //	operand  = value | "{" value { "," value } "}" .
 //	value    = INTEGER | HEX | IPV4 [ "/" INTEGER ] | MAC | field .
 //	field    = IDENT { "." IDENT } .
@@ -88,6 +88,11 @@ var Fields = map[string]Kind{
 	"tcp.syn":            KBool,   // a TCP SYN
 	"pkt.too_big":        KBool,   // the frame (or a GSO packet's segments) is longer than the port's MTU
 	"error":              KString, // icmp_err: why an earlier stage could not forward
+	"inport.sg":          KString, // sg_egress: the sending port is in this security group
+	"outport.sg":         KString, // sg_ingress: the receiving port is in this security group
+	"src.sg":             KString, // sg_ingress: the sender's identity is in this group
+	"dst.sg":             KString, // sg_egress: the destination's identity is in this group
+	"ct.est":             KBool,   // the packet belongs to a tracked connection (either way)
 }
 
 // Actions and their arguments.
@@ -114,6 +119,7 @@ var Actions = map[string]string{
 	"icmp_error":   "go on to the icmp_err stage: tell the VM why (icmp_error(REASON))",
 	"icmp4_error":  "icmp4_error(type=T, code=C[, mtu=inport.mtu]): turn the packet into that ICMP error from the gateway, back to the VM",
 	"clamp_mss":    "lower a TCP SYN's MSS to what the path MTU carries",
+	"allow":        "let the packet go on and track its connection: its later packets and replies pass without rules",
 }
 
 // Expr is a parsed match.
@@ -127,7 +133,7 @@ type (
 	// Cmp compares a field with a value or a set of values.
 	Cmp struct {
 		Field  string
-		Op     string // "==", "!=", "<="
+		Op     string // "==", "!=", "<=", ">="
 		Values []Value
 		Set    bool // written with braces
 	}
@@ -278,10 +284,10 @@ func lex(s string) ([]token, error) {
 		case strings.ContainsRune("(){},;", rune(c)):
 			out = append(out, token{"op", string(c), i})
 			i++
-		case c == '&' || c == '|' || c == '=' || c == '!' || c == '<':
+		case c == '&' || c == '|' || c == '=' || c == '!' || c == '<' || c == '>':
 			if i+1 < len(s) {
 				two := s[i : i+2]
-				if two == "&&" || two == "||" || two == "==" || two == "!=" || two == "<=" {
+				if two == "&&" || two == "||" || two == "==" || two == "!=" || two == "<=" || two == ">=" {
 					out = append(out, token{"op", two, i})
 					i += 2
 					continue
@@ -420,7 +426,7 @@ func (p *parser) unary() (Expr, error) {
 		return nil, fmt.Errorf("unknown field %q (in %q)", t.text, p.src)
 	}
 	op := p.peek()
-	if op.kind != "op" || (op.text != "==" && op.text != "!=" && op.text != "<=") {
+	if op.kind != "op" || (op.text != "==" && op.text != "!=" && op.text != "<=" && op.text != ">=") {
 		if kind != KBool {
 			return nil, fmt.Errorf("field %s is not boolean; compare it (in %q)", t.text, p.src)
 		}
@@ -430,8 +436,8 @@ func (p *parser) unary() (Expr, error) {
 	if kind == KBool {
 		return nil, fmt.Errorf("boolean field %s cannot be compared (in %q)", t.text, p.src)
 	}
-	if op.text == "<=" && kind != KInt {
-		return nil, fmt.Errorf("<= applies to integer fields only, not %s (in %q)", t.text, p.src)
+	if (op.text == "<=" || op.text == ">=") && kind != KInt {
+		return nil, fmt.Errorf("%s applies to integer fields only, not %s (in %q)", op.text, t.text, p.src)
 	}
 	c := Cmp{Field: t.text, Op: op.text}
 	if p.accept("{") {

@@ -29,8 +29,8 @@ const (
 	// FromTunnel: what other hosts send, on the VXLAN device
 	// (tunnel_ingress).
 	FromTunnel Direction = "from_tunnel"
-	// ToPort: on its way into a VM (no stage yet: security groups' ingress
-	// rules will be the first).
+	// ToPort: on its way into a VM, from a local port or from the
+	// tunnel (sg_ingress).
 	ToPort Direction = "to_port"
 )
 
@@ -60,6 +60,8 @@ const (
 	TunLookup = 9
 	DHCP      = 10
 	ICMPErr   = 11
+	SGEgress  = 12
+	SGIngress = 13
 )
 
 // Stages is the DVR pipeline, in the order a packet of each direction
@@ -90,6 +92,10 @@ var Stages = []Stage{
 		"Answer a port's DHCP on its own host: its declared address, the vxnet's mask and gateway, the overlay MTU, DNS, domain, routes, lease and its name; never another address."},
 	{ICMPErr, "icmp_err", FromPort, DPVxnet,
 		"Tell the VM why its packet went no further, from its vxnet's gateway: time exceeded, destination unreachable, fragmentation needed with the path MTU; at most the port's budget of errors a second."},
+	{SGEgress, "sg_egress", FromPort, DPVPC,
+		"Security groups, on the sender's host: a packet of a tracked connection passes; a new one passes if an egress rule of one of the port's groups allows it (protocol, port range, a CIDR or the destination's group), and its connection is tracked; else it is dropped. The sender's identity goes with it to the destination's host."},
+	{SGIngress, "sg_ingress", ToPort, DPVPC,
+		"Security groups, on the receiver's host: a packet of a tracked connection passes; a new one passes if an ingress rule of one of the destination port's groups allows it (protocol, port range, a CIDR or the sender's group, by the identity it carries), and its connection is tracked; else it is dropped."},
 }
 
 // EnteredBy names, for a stage that a packet reaches only when an earlier
@@ -98,6 +104,11 @@ var Stages = []Stage{
 var EnteredBy = map[int]string{
 	DHCP:    "dhcp",
 	ICMPErr: "icmp_error",
+	// The driver runs the security group stages on every packet another
+	// stage outputs to a VM: sg_egress on what a port sends, sg_ingress
+	// on what a local port receives.
+	SGEgress:  "output",
+	SGIngress: "output",
 }
 
 // ByName returns the stage named n.

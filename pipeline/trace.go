@@ -48,6 +48,9 @@ var Hits = []Hit{
 	{14, "miss", "nothing known about the address"},
 	{15, "learn_msg", "a learn message"},
 	{16, "dhcp", "the port's DHCP answer (dhcp map)"},
+	{17, "ct", "a tracked connection (ct map)"},
+	{18, "sg_rule", "a security group rule (sg_rules map)"},
+	{19, "sg_none", "no security group rule allows it"},
 }
 
 // TraceFlag is something a stage did besides its verdict.
@@ -68,6 +71,8 @@ var TraceFlags = []TraceFlag{
 	{0x40, "clone", "the packet goes on as a clone; the original becomes a learn message"},
 	{0x80, "answer", "the request was turned into its answer"},
 	{0x100, "mss_clamp", "lowered a TCP SYN's MSS to fit the path MTU"},
+	{0x200, "ct_new", "a new connection, now tracked"},
+	{0x400, "sg_pending", "allowed pending the receiver's check of an egress rule naming the destination's group"},
 }
 
 // VerdictName, HitName and TraceFlagNames render the numbers.

@@ -65,14 +65,14 @@ func Roles() map[string][]Permission {
 			// northd: the compiled state and its acknowledgement.
 			{Table: "SB_Global", Authorization: []string{""}, Update: []string{"nb_cfg"}},
 			{Table: "Datapath", Authorization: []string{""}, InsertDelete: true,
-				Update: []string{"type", "tunnel_key", "vpc", "cidr", "gateway_ip", "gateway_mac", "external_ids"}},
+				Update: []string{"type", "tunnel_key", "vpc", "cidr", "gateway_ip", "gateway_mac", "security_identities", "external_ids"}},
 			{Table: "Logical_Flow", Authorization: []string{""}, InsertDelete: true,
 				Update: []string{"actions", "external_ids"}},
 			// northd writes a binding's intent; southd its up (dead
 			// chassis) and chassis (grants of ports nobody requested).
 			{Table: "Port_Binding", Authorization: []string{""}, InsertDelete: true,
 				Update: []string{"datapath", "vpc", "tunnel_key", "mac", "ips", "virtual_ips", "port_security",
-					"requested_chassis", "learned_limit", "chassis", "up"}},
+					"requested_chassis", "learned_limit", "sg_identity", "chassis", "up"}},
 			// southd: liveness, hubs, and learned bindings' verdicts.
 			{Table: "Chassis_Private", Authorization: []string{""}, Update: []string{"alive"}},
 			{Table: "Hub", Authorization: []string{""}, InsertDelete: true, Update: []string{"chassis"}},

@@ -36,6 +36,10 @@ volatile const __u64 cfg_unknown_ttl_ns = 500ULL * 1000000ULL;
 /* A hub that has not answered a liveness probe for this long is skipped
  * when another of the VPC's hubs answers. */
 volatile const __u64 cfg_hub_down_ns = 300ULL * 1000000ULL;
+/* A tracked connection idle this long is forgotten (sg.h). */
+volatile const __u64 cfg_ct_timeout_ns = 300ULL * 1000000000ULL;
+/* A tracked TCP connection that saw a FIN is forgotten this long after. */
+volatile const __u64 cfg_ct_closing_ns = 10ULL * 1000000000ULL;
 /* Outer TTL of encapsulated packets. */
 volatile const __u8 cfg_tunnel_ttl = 64;
 

@@ -15,6 +15,8 @@ int stage_tun_arp(struct __sk_buff *skb, struct pctx *c);
 int stage_tun_lookup(struct __sk_buff *skb, struct pctx *c);
 int stage_dhcp(struct __sk_buff *skb, struct pctx *c);
 int stage_icmp_err(struct __sk_buff *skb, struct pctx *c);
+int stage_sg_egress(struct __sk_buff *skb, struct pctx *c);
+int stage_sg_ingress(struct __sk_buff *skb, struct pctx *c);
 
 /* run_stage runs stage number stage on the packet. */
 static __always_inline int run_stage(__u32 stage, struct __sk_buff *skb, struct pctx *c)
@@ -44,6 +46,10 @@ static __always_inline int run_stage(__u32 stage, struct __sk_buff *skb, struct 
 		return stage_dhcp(skb, c);
 	case STAGE_ICMP_ERR:
 		return stage_icmp_err(skb, c);
+	case STAGE_SG_EGRESS:
+		return stage_sg_egress(skb, c);
+	case STAGE_SG_INGRESS:
+		return stage_sg_ingress(skb, c);
 	}
 	c->reason = DROP_MALFORMED;
 	return V_DROP;

@@ -33,6 +33,8 @@
 #include "stage_tun_lookup.h"
 #include "stage_dhcp.h"
 #include "stage_icmp_err.h"
+#include "stage_sg_egress.h"
+#include "stage_sg_ingress.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -40,7 +42,7 @@ SEC("tc")
 int port_ingress(struct __sk_buff *skb)
 {
 	count(STAT_PORT_RX);
-	struct pctx c = {.ifindex = skb->ifindex};
+	struct pctx c = {.ifindex = skb->ifindex, .from_port = 1};
 	return run_pipeline(skb, &c, STAGE_PORT_SEC);
 }
 

@@ -49,6 +49,9 @@ struct pctx {
 	__be32 target; /* the address resolved: the destination or a next hop */
 	__u32 dvni;    /* the vxnet the packet goes on in */
 	__u32 have_vpc; /* vpce holds the VPC's entry */
+	__u32 from_port; /* the packet came from a VM port */
+	__u32 sg_done;   /* the security group stages ran (or are running) */
+	__u32 gbp;       /* VXLAN GBP: the sender's identity and flags (sg.h) */
 	struct vpc vpce;
 	struct port port;
 	struct vxnet vx;
@@ -111,9 +114,9 @@ static __always_inline int to_peer(__u32 ifindex)
 	return bpf_redirect_peer(ifindex, 0);
 }
 
-static __always_inline int to_vxlan(struct __sk_buff *skb, __u32 vtep, __u32 vni)
+static __always_inline int to_vxlan(struct __sk_buff *skb, __u32 vtep, __u32 vni, __u32 gbp)
 {
-	if (set_tunnel(skb, vtep, vni) < 0) {
+	if (set_tunnel(skb, vtep, vni, gbp) < 0) {
 		count_drop(DROP_REDIRECT_FAILED);
 		return TC_ACT_SHOT;
 	}
@@ -162,7 +165,7 @@ static __always_inline int finish(struct __sk_buff *skb, struct pctx *c, __u32 s
 			break;
 		}
 		count(c->d.kind == DEST_HUB ? STAT_HUB_TX : STAT_REMOTE_TX);
-		return to_vxlan(skb, c->d.vtep, c->d.vni);
+		return to_vxlan(skb, c->d.vtep, c->d.vni, c->gbp);
 	case V_REPLY:
 		return to_peer(c->ifindex);
 	case V_CONSUMED:
@@ -184,6 +187,15 @@ static __always_inline int run_pipeline(struct __sk_buff *skb, struct pctx *c, _
 		c->tflags = 0;
 		int verdict = run_stage(stage, skb, c);
 		trace_stage(c, stage, verdict);
+		/* Whatever goes to a VM, or leaves a port, meets the
+		 * security groups first: sg_egress for what a port sends
+		 * (then sg_ingress for a local destination), sg_ingress
+		 * for what the tunnel brings to a local port. */
+		if (verdict == V_OUTPUT && !c->sg_done && (c->from_port || c->d.kind == DEST_LOCAL)) {
+			c->sg_done = 1;
+			stage = c->from_port ? STAGE_SG_EGRESS : STAGE_SG_INGRESS;
+			continue;
+		}
 		if (verdict != V_NEXT)
 			return finish(skb, c, stage, verdict);
 		stage = c->next;

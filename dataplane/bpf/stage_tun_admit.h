@@ -10,10 +10,11 @@ __attribute__((noinline)) int stage_tun_admit(struct __sk_buff *skb, struct pctx
 {
 	if (!c) /* the verifier checks a global function alone: c is never NULL */
 		return V_DROP;
-	__u32 src = 0, vni = 0;
-	if (get_tunnel(skb, &src, &vni) < 0)
+	__u32 src = 0, vni = 0, gbp = 0;
+	if (get_tunnel(skb, &src, &vni, &gbp) < 0)
 		return drop_for(c, DROP_MALFORMED);
 	c->src = src;
+	c->gbp = gbp; /* a hub sends it on as it came */
 	c->vni = vni;
 	c->dvni = vni;
 	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v1, &vni);

@@ -54,7 +54,7 @@ __attribute__((noinline)) int stage_tun_arp(struct __sk_buff *skb, struct pctx *
 	c->tflags |= TRF_TEACH;
 	if (cfg_trace)
 		return V_OUTPUT;
-	if (clone_to(skb, &back) < 0)
+	if (clone_to(skb, &back, 0) < 0)
 		return drop_for(c, DROP_REDIRECT_FAILED);
 	c->tflags |= TRF_CLONE;
 	return send_learn(skb, c, c->src, LEARN_OP_LEARN, tpa, d.vni, d.mac, at);

@@ -55,7 +55,7 @@ static __always_inline int not_here(struct __sk_buff *skb, struct pctx *c, __be3
 	c->tflags |= TRF_FORGET;
 	if (cfg_trace)
 		return V_OUTPUT;
-	if (clone_to(skb, &d) < 0)
+	if (clone_to(skb, &d, c->gbp) < 0)
 		return drop_for(c, DROP_REDIRECT_FAILED);
 	c->tflags |= TRF_CLONE;
 	count(STAT_HUB_TX);

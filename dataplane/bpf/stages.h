@@ -15,7 +15,9 @@
 #define STAGE_TUN_LOOKUP 9 /* from_tunnel, vpc */
 #define STAGE_DHCP 10 /* from_port, vxnet */
 #define STAGE_ICMP_ERR 11 /* from_port, vxnet */
-#define STAGE_COUNT 12
+#define STAGE_SG_EGRESS 12 /* from_port, vpc */
+#define STAGE_SG_INGRESS 13 /* to_port, vpc */
+#define STAGE_COUNT 14
 
 /* Drop reasons: index of the drops map. */
 #define DROP_NO_PORT 1 /* frame from an interface that is not a bound port */
@@ -43,7 +45,9 @@
 #define DROP_DST_UNKNOWN 23 /* a hub said lately that the destination does not exist */
 #define DROP_DHCP_UNSUPPORTED 24 /* a DHCP message Courier does not answer (or DHCP for this vxnet is off) */
 #define DROP_DHCP_NO_ADDRESS 25 /* DHCP from a port with no fixed address to offer */
-#define DROP_MAX 26
+#define DROP_SG_EGRESS 26 /* no egress rule of the sending port's security groups allows the connection (or no longer does) */
+#define DROP_SG_INGRESS 27 /* no ingress rule of the receiving port's security groups allows the connection (or no longer does) */
+#define DROP_MAX 28
 
 /* Counters: index of the stats map. */
 enum stat {
@@ -76,6 +80,8 @@ enum stat {
 	STAT_ICMP_LIMITED = 26, /* ICMP errors not sent: the port is over its budget */
 	STAT_MSS_CLAMPED = 27, /* TCP SYNs whose MSS was lowered to fit the path MTU */
 	STAT_LEARN_VIA_HOSTD = 28, /* learn messages hostd sent for the kernel: the packet that led to them (merged by GRO) could not become them */
+	STAT_CT_NEW = 29, /* connections a security group rule allowed, now tracked */
+	STAT_CT_REVALIDATED = 30, /* tracked connections checked again against changed rules or identities */
 	STAT_MAX,
 };
 
@@ -110,6 +116,8 @@ enum stat {
 #define VPC_F_TUN_LOCAL 0x400 /* tun_lookup: deliver tunnel packets to local ports */
 #define VPC_F_TUN_HUB 0x800 /* tun_lookup: a hub forwards for other hosts, teaches senders, and tells them of unknown destinations */
 #define VPC_F_TUN_STALE 0x1000 /* tun_lookup: a packet for a VM no longer here goes to a hub and its sender is told to forget */
+#define VPC_F_SG_EGRESS 0x2000 /* sg_egress: drop(sg_egress): what a port sends must be allowed by its groups' egress rules or a tracked connection */
+#define VPC_F_SG_INGRESS 0x4000 /* sg_ingress: drop(sg_ingress): what a port receives must be allowed by its groups' ingress rules or a tracked connection */
 
 /* What a stage decided. */
 #define V_NEXT 0 /* go on with the next stage */
@@ -136,6 +144,9 @@ enum stat {
 #define HIT_MISS 14 /* nothing known about the address */
 #define HIT_LEARN_MSG 15 /* a learn message */
 #define HIT_DHCP 16 /* the port's DHCP answer (dhcp map) */
+#define HIT_CT 17 /* a tracked connection (ct map) */
+#define HIT_SG_RULE 18 /* a security group rule (sg_rules map) */
+#define HIT_SG_NONE 19 /* no security group rule allows it */
 
 /* What a stage did besides (trace records). */
 #define TRF_TTL_DEC 0x1 /* decremented the TTL */
@@ -147,5 +158,7 @@ enum stat {
 #define TRF_CLONE 0x40 /* the packet goes on as a clone; the original becomes a learn message */
 #define TRF_ANSWER 0x80 /* the request was turned into its answer */
 #define TRF_MSS_CLAMP 0x100 /* lowered a TCP SYN's MSS to fit the path MTU */
+#define TRF_CT_NEW 0x200 /* a new connection, now tracked */
+#define TRF_SG_PENDING 0x400 /* allowed pending the receiver's check of an egress rule naming the destination's group */
 
 #endif

@@ -114,13 +114,14 @@ static __always_inline int send_learn(struct __sk_buff *skb, struct pctx *c, __u
 	c->d.kind = DEST_REMOTE;
 	c->d.vtep = to;
 	c->d.vni = vni;
+	c->gbp = 0; /* a lesson carries nobody's identity */
 	__builtin_memset(c->d.mac, 0, 6);
 	return V_OUTPUT;
 }
 
 /* clone_to sends a copy of the packet on to d, so that the original can
  * become a learn message. */
-static __always_inline int clone_to(struct __sk_buff *skb, struct dest *d)
+static __always_inline int clone_to(struct __sk_buff *skb, struct dest *d, __u32 gbp)
 {
 	if (d->kind == DEST_LOCAL) {
 		/* A clone cannot be redirected to a peer; out of the host side
@@ -128,7 +129,7 @@ static __always_inline int clone_to(struct __sk_buff *skb, struct dest *d)
 		count(STAT_LOCAL_TX);
 		return bpf_clone_redirect(skb, d->ifindex, 0);
 	}
-	if (set_tunnel(skb, d->vtep, d->vni) < 0)
+	if (set_tunnel(skb, d->vtep, d->vni, gbp) < 0)
 		return -1;
 	return bpf_clone_redirect(skb, cfg_vxlan_ifindex, 0);
 }
@@ -152,7 +153,20 @@ static __always_inline int hub_forward(struct __sk_buff *skb, struct pctx *c, __
 	c->tflags |= TRF_TEACH;
 	if (cfg_trace)
 		return V_OUTPUT; /* the trace follows the packet, not the lesson */
-	if (clone_to(skb, d) < 0)
+	/* A clone to a local port would go past its security groups: the
+	 * packet goes on through sg_ingress, and hostd sends the lesson. */
+	if (d->kind == DEST_LOCAL && vpc_of(c) && (c->vpce.flags & VPC_F_SG_INGRESS)) {
+		if (learn_to_hostd(c->src, LEARN_OP_LEARN, target, d->vni, d->mac, at) < 0) {
+			count(STAT_LEARN_SKIPPED);
+			return V_OUTPUT;
+		}
+		struct learn_rl_key k = {.sender = c->src, .vpc = c->vpc, .ip = target};
+		__u64 now = bpf_ktime_get_ns();
+		bpf_map_update_elem(&learn_rl_v1, &k, &now, BPF_ANY);
+		count(STAT_LEARN_SENT);
+		return V_OUTPUT;
+	}
+	if (clone_to(skb, d, c->gbp) < 0)
 		return drop_for(c, DROP_REDIRECT_FAILED);
 	c->tflags |= TRF_CLONE;
 	return send_learn(skb, c, c->src, LEARN_OP_LEARN, target, d->vni, d->mac, at);

@@ -8,6 +8,12 @@
 struct tunnel_rec {
 	__u32 vtep; /* remote, host byte order */
 	__u32 vni;
+	__u32 gbp; /* VXLAN GBP field (sg.h) */
+};
+
+/* The VXLAN option the kernel carries for a GBP-enabled device. */
+struct vxlan_md {
+	__u32 gbp;
 };
 
 /* Tests and traces only (cfg_test, cfg_trace): the key of the packet
@@ -28,23 +34,29 @@ struct {
 } tunnel_out SEC(".maps");
 
 /* set_tunnel makes the next redirect to the VXLAN device go to vtep with
- * vni; the kernel picks the UDP source port from the inner flow hash. */
-static __always_inline int set_tunnel(struct __sk_buff *skb, __u32 vtep, __u32 vni)
+ * vni and, when gbp is not 0, that Group Based Policy field; the kernel
+ * picks the UDP source port from the inner flow hash. */
+static __always_inline int set_tunnel(struct __sk_buff *skb, __u32 vtep, __u32 vni, __u32 gbp)
 {
 	struct bpf_tunnel_key key = {};
 	key.remote_ipv4 = vtep;
 	key.tunnel_id = vni;
 	key.tunnel_ttl = cfg_tunnel_ttl;
-	if (cfg_test) {
+	if (cfg_test || cfg_trace) {
 		__u32 zero = 0;
-		struct tunnel_rec r = {.vtep = vtep, .vni = vni};
+		struct tunnel_rec r = {.vtep = vtep, .vni = vni, .gbp = gbp};
 		bpf_map_update_elem(&tunnel_out, &zero, &r, BPF_ANY);
 	}
-	return bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX);
+	int err = bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX);
+	if (err < 0 || !gbp)
+		return err;
+	struct vxlan_md md = {.gbp = gbp};
+	return bpf_skb_set_tunnel_opt(skb, &md, sizeof(md));
 }
 
-/* get_tunnel reads the VNI and the sending host of a received packet. */
-static __always_inline int get_tunnel(struct __sk_buff *skb, __u32 *vtep, __u32 *vni)
+/* get_tunnel reads the VNI, the sending host and the GBP field (0 if
+ * none) of a received packet. */
+static __always_inline int get_tunnel(struct __sk_buff *skb, __u32 *vtep, __u32 *vni, __u32 *gbp)
 {
 	if (cfg_test || cfg_trace) {
 		__u32 zero = 0;
@@ -53,6 +65,7 @@ static __always_inline int get_tunnel(struct __sk_buff *skb, __u32 *vtep, __u32 
 			return -1;
 		*vtep = r->vtep;
 		*vni = r->vni;
+		*gbp = r->gbp;
 		return 0;
 	}
 	struct bpf_tunnel_key key = {};
@@ -60,6 +73,8 @@ static __always_inline int get_tunnel(struct __sk_buff *skb, __u32 *vtep, __u32 
 		return -1;
 	*vtep = key.remote_ipv4;
 	*vni = key.tunnel_id;
+	struct vxlan_md md = {};
+	*gbp = bpf_skb_get_tunnel_opt(skb, &md, sizeof(md)) == sizeof(md) ? md.gbp : 0;
 	return 0;
 }
 

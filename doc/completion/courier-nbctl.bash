@@ -2,6 +2,6 @@
 # (go generate ./doc); do not edit.
 _courier_nbctl() {
     local cur="${COMP_WORDS[COMP_CWORD]}"
-    COMPREPLY=($(compgen -W "--all --bare --ca-cert --certificate --chassis --columns --db --format --gateway --id --if-exists --ips --learned-limit --mac --may-exist --no-headings --no-leader-only --no-port-security --port-security --private-key --run-dir --runtime --sb --timeout --vip --vips --vni --wait add clear create del-connection del-ssl destroy find get get-connection get-hub-chassis get-ssl init list port-add port-del port-list port-set remove route-add route-del route-list set set-connection set-hub-chassis set-ssl show sync vpc-add vpc-del vpc-list vxnet-add vxnet-del vxnet-list wait-until" -- "$cur"))
+    COMPREPLY=($(compgen -W "--all --bare --ca-cert --certificate --chassis --columns --db --format --gateway --id --if-exists --ips --learned-limit --mac --may-exist --no-headings --no-leader-only --no-port-security --open --port-security --private-key --remote --remote-group --run-dir --runtime --sb --sg --timeout --vip --vips --vni --wait add clear create del-connection del-ssl destroy find get get-connection get-hub-chassis get-ssl init list port-add port-del port-list port-set remove route-add route-del route-list set set-connection set-hub-chassis set-ssl sg-add sg-del sg-list sg-rule-add sg-rule-del sg-rule-list show sync vpc-add vpc-del vpc-list vxnet-add vxnet-del vxnet-list wait-until" -- "$cur"))
 }
 complete -o default -F _courier_nbctl courier-nbctl

@@ -2,7 +2,7 @@
 
 function __fish_courier-nbctl_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i init show sync vpc-add vpc-del vpc-list vxnet-add vxnet-del vxnet-list port-add port-del port-set port-list route-add route-del route-list set-connection get-connection del-connection set-ssl get-ssl del-ssl set-hub-chassis get-hub-chassis list find get set add remove clear create destroy wait-until
+        if contains -- $i init show sync vpc-add vpc-del vpc-list vxnet-add vxnet-del vxnet-list port-add port-del port-set port-list route-add route-del route-list sg-add sg-del sg-list sg-rule-add sg-rule-del sg-rule-list set-connection get-connection del-connection set-ssl get-ssl del-ssl set-hub-chassis get-hub-chassis list find get set add remove clear create destroy wait-until
             return 1
         end
     end
@@ -29,6 +29,7 @@ complete -c courier-nbctl -n '__fish_seen_subcommand_from show' -f -l format -r 
 complete -c courier-nbctl -n '__fish_seen_subcommand_from show' -f -l runtime -d 'with dot or svg, also draw the chassis each port is bound to'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'sync' -d 'with --wait, wait until everything before it has reached SB (or the hosts)'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'vpc-add' -d 'create a VPC'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from vpc-add' -f -l open -d 'no security groups: every port may send and receive anything (default: a port in no group is in the VPC\'s default group)'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from vpc-add' -f -l may-exist -d 'do nothing if it already exists as given (an error says what differs)'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'vpc-del' -d 'delete a VPC with its vxnets, ports and routes'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from vpc-del' -f -l if-exists -d 'do nothing if it does not exist'
@@ -54,6 +55,7 @@ complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l ips -r
 complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l vips -r -d 'new virtual IPs, or \'none\' (IP[,IP...])'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l chassis -r -d 'requested chassis, or \'none\' (NAME)'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l port-security -r -d 'enforce the port\'s MAC and IPs (on|off)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l sg -r -d 'the port\'s security groups, of its VPC; empty: the VPC\'s default group (SG[,SG...])'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l learned-limit -r -d 'how many addresses a port with unknown addresses may hold, 0 to 1024 (default 16) (N|default)'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'port-list' -d 'list ports, of one vxnet or of all'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'route-add' -d 'add a static route; NEXTHOP must be an address in one of the VPC\'s vxnets'
@@ -61,6 +63,18 @@ complete -c courier-nbctl -n '__fish_seen_subcommand_from route-add' -f -l may-e
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'route-del' -d 'delete a static route'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from route-del' -f -l if-exists -d 'do nothing if it does not exist'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'route-list' -d 'list a VPC\'s static routes'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'sg-add' -d 'create a security group in a VPC (it allows nothing until rules are added)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from sg-add' -f -l may-exist -d 'do nothing if it already exists as given (an error says what differs)'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'sg-del' -d 'delete a security group and its rules (refused while a port or another group\'s rule names it)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from sg-del' -f -l if-exists -d 'do nothing if it does not exist'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'sg-list' -d 'list security groups, of one VPC or of all'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'sg-rule-add' -d 'add an allow rule to a security group (remote: 0.0.0.0/0 unless given)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from sg-rule-add' -f -l remote -r -d 'the remote end is this prefix (CIDR)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from sg-rule-add' -f -l remote-group -r -d 'the remote end is a member of this group of the same VPC (SG)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from sg-rule-add' -f -l may-exist -d 'do nothing if it already exists as given (an error says what differs)'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'sg-rule-del' -d 'delete a rule (RULE-ID: its UUID or a prefix of it, as sg-rule-list prints)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from sg-rule-del' -f -l if-exists -d 'do nothing if it does not exist'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'sg-rule-list' -d 'list a security group\'s rules'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'set-connection' -d 'listen on these pssl:PORT[:IP] or ptcp:PORT[:IP] targets only (read-only may precede one)'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'get-connection' -d 'print the listeners'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'del-connection' -d 'stop listening (the unix socket stays)'

@@ -13,13 +13,15 @@ import (
 // FullDatabaseModel returns the DatabaseModel object to be used in libovsdb
 func FullDatabaseModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel("Courier_Northbound", map[string]model.Model{
-		"Connection": &Connection{},
-		"NB_Global":  &NBGlobal{},
-		"Port":       &Port{},
-		"Route":      &Route{},
-		"SSL":        &SSL{},
-		"VPC":        &VPC{},
-		"Vxnet":      &Vxnet{},
+		"Connection":          &Connection{},
+		"NB_Global":           &NBGlobal{},
+		"Port":                &Port{},
+		"Route":               &Route{},
+		"SSL":                 &SSL{},
+		"Security_Group":      &SecurityGroup{},
+		"Security_Group_Rule": &SecurityGroupRule{},
+		"VPC":                 &VPC{},
+		"Vxnet":               &Vxnet{},
 	})
 }
 
@@ -274,6 +276,17 @@ var schema = `{
             "max": 1
           }
         },
+        "security_groups": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Security_Group",
+              "refType": "weak"
+            },
+            "min": 0,
+            "max": 16
+          }
+        },
         "status": {
           "type": {
             "key": {
@@ -407,6 +420,170 @@ var schema = `{
         }
       }
     },
+    "Security_Group": {
+      "columns": {
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "name": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            }
+          }
+        },
+        "rules": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Security_Group_Rule",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": 1000
+          }
+        },
+        "status": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "state",
+                  "error"
+                ]
+              ]
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        }
+      }
+    },
+    "Security_Group_Rule": {
+      "columns": {
+        "direction": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "ingress",
+                  "egress"
+                ]
+              ]
+            }
+          }
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "port_max": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1,
+              "maxInteger": 65535
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "port_min": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1,
+              "maxInteger": 65535
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "protocol": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "tcp",
+                  "udp",
+                  "icmp",
+                  "any"
+                ]
+              ]
+            }
+          }
+        },
+        "remote_cidr": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 18,
+              "maxLength": 18
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "remote_group": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Security_Group",
+              "refType": "weak"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "status": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "state",
+                  "error"
+                ]
+              ]
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        }
+      }
+    },
     "VPC": {
       "columns": {
         "external_ids": {
@@ -428,6 +605,15 @@ var schema = `{
               "minLength": 64,
               "maxLength": 64
             }
+          }
+        },
+        "open": {
+          "type": {
+            "key": {
+              "type": "boolean"
+            },
+            "min": 0,
+            "max": 1
           }
         },
         "options": {
@@ -453,6 +639,17 @@ var schema = `{
             "max": "unlimited"
           }
         },
+        "security_groups": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Security_Group",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
         "status": {
           "type": {
             "key": {
@@ -462,7 +659,8 @@ var schema = `{
                 [
                   "state",
                   "error",
-                  "tunnel_key"
+                  "tunnel_key",
+                  "security_identities"
                 ]
               ]
             },

@@ -29,6 +29,7 @@ type Port struct {
 	Options          map[string]string `ovsdb:"options"`
 	PortSecurity     *bool             `ovsdb:"port_security"`
 	RequestedChassis *string           `ovsdb:"requested_chassis" validate:"omitempty,max=64"`
+	SecurityGroups   []string          `ovsdb:"security_groups" validate:"max=16"`
 	Status           map[string]string `ovsdb:"status" validate:"dive,keys,oneof='state' 'error'"`
 	Up               *bool             `ovsdb:"up"`
 	VirtualIPs       []string          `ovsdb:"virtual_ips" validate:"max=16,dive,max=15"`
@@ -244,6 +245,34 @@ func equalPortRequestedChassis(a, b *string) bool {
 	return *a == *b
 }
 
+func (a *Port) GetSecurityGroups() []string {
+	return a.SecurityGroups
+}
+
+func copyPortSecurityGroups(a []string) []string {
+	if a == nil {
+		return nil
+	}
+	b := make([]string, len(a))
+	copy(b, a)
+	return b
+}
+
+func equalPortSecurityGroups(a, b []string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	for i, v := range a {
+		if b[i] != v {
+			return false
+		}
+	}
+	return true
+}
+
 func (a *Port) GetStatus() map[string]string {
 	return a.Status
 }
@@ -334,6 +363,7 @@ func (a *Port) DeepCopyInto(b *Port) {
 	b.Options = copyPortOptions(a.Options)
 	b.PortSecurity = copyPortPortSecurity(a.PortSecurity)
 	b.RequestedChassis = copyPortRequestedChassis(a.RequestedChassis)
+	b.SecurityGroups = copyPortSecurityGroups(a.SecurityGroups)
 	b.Status = copyPortStatus(a.Status)
 	b.Up = copyPortUp(a.Up)
 	b.VirtualIPs = copyPortVirtualIPs(a.VirtualIPs)
@@ -366,6 +396,7 @@ func (a *Port) Equals(b *Port) bool {
 		equalPortOptions(a.Options, b.Options) &&
 		equalPortPortSecurity(a.PortSecurity, b.PortSecurity) &&
 		equalPortRequestedChassis(a.RequestedChassis, b.RequestedChassis) &&
+		equalPortSecurityGroups(a.SecurityGroups, b.SecurityGroups) &&
 		equalPortStatus(a.Status, b.Status) &&
 		equalPortUp(a.Up, b.Up) &&
 		equalPortVirtualIPs(a.VirtualIPs, b.VirtualIPs)

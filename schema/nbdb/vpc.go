@@ -12,20 +12,23 @@ type (
 )
 
 var (
-	VPCStatusState     VPCStatus = "state"
-	VPCStatusError     VPCStatus = "error"
-	VPCStatusTunnelKey VPCStatus = "tunnel_key"
+	VPCStatusState              VPCStatus = "state"
+	VPCStatusError              VPCStatus = "error"
+	VPCStatusTunnelKey          VPCStatus = "tunnel_key"
+	VPCStatusSecurityIdentities VPCStatus = "security_identities"
 )
 
 // VPC defines an object in VPC table
 type VPC struct {
-	UUID        string            `ovsdb:"_uuid"`
-	ExternalIDs map[string]string `ovsdb:"external_ids"`
-	Name        string            `ovsdb:"name" validate:"max=64"`
-	Options     map[string]string `ovsdb:"options"`
-	Routes      []string          `ovsdb:"routes"`
-	Status      map[string]string `ovsdb:"status" validate:"dive,keys,oneof='state' 'error' 'tunnel_key'"`
-	Vxnets      []string          `ovsdb:"vxnets"`
+	UUID           string            `ovsdb:"_uuid"`
+	ExternalIDs    map[string]string `ovsdb:"external_ids"`
+	Name           string            `ovsdb:"name" validate:"max=64"`
+	Open           *bool             `ovsdb:"open"`
+	Options        map[string]string `ovsdb:"options"`
+	Routes         []string          `ovsdb:"routes"`
+	SecurityGroups []string          `ovsdb:"security_groups"`
+	Status         map[string]string `ovsdb:"status" validate:"dive,keys,oneof='state' 'error' 'tunnel_key' 'security_identities'"`
+	Vxnets         []string          `ovsdb:"vxnets"`
 }
 
 func (a *VPC) GetUUID() string {
@@ -64,6 +67,28 @@ func equalVPCExternalIDs(a, b map[string]string) bool {
 
 func (a *VPC) GetName() string {
 	return a.Name
+}
+
+func (a *VPC) GetOpen() *bool {
+	return a.Open
+}
+
+func copyVPCOpen(a *bool) *bool {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalVPCOpen(a, b *bool) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
 }
 
 func (a *VPC) GetOptions() map[string]string {
@@ -110,6 +135,34 @@ func copyVPCRoutes(a []string) []string {
 }
 
 func equalVPCRoutes(a, b []string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	for i, v := range a {
+		if b[i] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *VPC) GetSecurityGroups() []string {
+	return a.SecurityGroups
+}
+
+func copyVPCSecurityGroups(a []string) []string {
+	if a == nil {
+		return nil
+	}
+	b := make([]string, len(a))
+	copy(b, a)
+	return b
+}
+
+func equalVPCSecurityGroups(a, b []string) bool {
 	if (a == nil) != (b == nil) {
 		return false
 	}
@@ -185,8 +238,10 @@ func equalVPCVxnets(a, b []string) bool {
 func (a *VPC) DeepCopyInto(b *VPC) {
 	*b = *a
 	b.ExternalIDs = copyVPCExternalIDs(a.ExternalIDs)
+	b.Open = copyVPCOpen(a.Open)
 	b.Options = copyVPCOptions(a.Options)
 	b.Routes = copyVPCRoutes(a.Routes)
+	b.SecurityGroups = copyVPCSecurityGroups(a.SecurityGroups)
 	b.Status = copyVPCStatus(a.Status)
 	b.Vxnets = copyVPCVxnets(a.Vxnets)
 }
@@ -210,8 +265,10 @@ func (a *VPC) Equals(b *VPC) bool {
 	return a.UUID == b.UUID &&
 		equalVPCExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		a.Name == b.Name &&
+		equalVPCOpen(a.Open, b.Open) &&
 		equalVPCOptions(a.Options, b.Options) &&
 		equalVPCRoutes(a.Routes, b.Routes) &&
+		equalVPCSecurityGroups(a.SecurityGroups, b.SecurityGroups) &&
 		equalVPCStatus(a.Status, b.Status) &&
 		equalVPCVxnets(a.Vxnets, b.Vxnets)
 }

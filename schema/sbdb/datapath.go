@@ -18,15 +18,16 @@ var (
 
 // Datapath defines an object in Datapath table
 type Datapath struct {
-	UUID        string            `ovsdb:"_uuid"`
-	Cidr        *string           `ovsdb:"cidr" validate:"omitempty,max=18"`
-	ExternalIDs map[string]string `ovsdb:"external_ids"`
-	GatewayIP   *string           `ovsdb:"gateway_ip" validate:"omitempty,max=15"`
-	GatewayMAC  string            `ovsdb:"gateway_mac" validate:"max=17"`
-	Name        string            `ovsdb:"name" validate:"max=80"`
-	TunnelKey   int               `ovsdb:"tunnel_key" validate:"min=1,max=16777215"`
-	Type        DatapathType      `ovsdb:"type" validate:"oneof='vpc' 'vxnet'"`
-	Vpc         int               `ovsdb:"vpc" validate:"min=1,max=16777215"`
+	UUID               string            `ovsdb:"_uuid"`
+	Cidr               *string           `ovsdb:"cidr" validate:"omitempty,max=18"`
+	ExternalIDs        map[string]string `ovsdb:"external_ids"`
+	GatewayIP          *string           `ovsdb:"gateway_ip" validate:"omitempty,max=15"`
+	GatewayMAC         string            `ovsdb:"gateway_mac" validate:"max=17"`
+	Name               string            `ovsdb:"name" validate:"max=80"`
+	SecurityIdentities map[string]string `ovsdb:"security_identities"`
+	TunnelKey          int               `ovsdb:"tunnel_key" validate:"min=1,max=16777215"`
+	Type               DatapathType      `ovsdb:"type" validate:"oneof='vpc' 'vxnet'"`
+	Vpc                int               `ovsdb:"vpc" validate:"min=1,max=16777215"`
 }
 
 func (a *Datapath) GetUUID() string {
@@ -115,6 +116,36 @@ func (a *Datapath) GetName() string {
 	return a.Name
 }
 
+func (a *Datapath) GetSecurityIdentities() map[string]string {
+	return a.SecurityIdentities
+}
+
+func copyDatapathSecurityIdentities(a map[string]string) map[string]string {
+	if a == nil {
+		return nil
+	}
+	b := make(map[string]string, len(a))
+	for k, v := range a {
+		b[k] = v
+	}
+	return b
+}
+
+func equalDatapathSecurityIdentities(a, b map[string]string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || v != w {
+			return false
+		}
+	}
+	return true
+}
+
 func (a *Datapath) GetTunnelKey() int {
 	return a.TunnelKey
 }
@@ -132,6 +163,7 @@ func (a *Datapath) DeepCopyInto(b *Datapath) {
 	b.Cidr = copyDatapathCidr(a.Cidr)
 	b.ExternalIDs = copyDatapathExternalIDs(a.ExternalIDs)
 	b.GatewayIP = copyDatapathGatewayIP(a.GatewayIP)
+	b.SecurityIdentities = copyDatapathSecurityIdentities(a.SecurityIdentities)
 }
 
 func (a *Datapath) DeepCopy() *Datapath {
@@ -156,6 +188,7 @@ func (a *Datapath) Equals(b *Datapath) bool {
 		equalDatapathGatewayIP(a.GatewayIP, b.GatewayIP) &&
 		a.GatewayMAC == b.GatewayMAC &&
 		a.Name == b.Name &&
+		equalDatapathSecurityIdentities(a.SecurityIdentities, b.SecurityIdentities) &&
 		a.TunnelKey == b.TunnelKey &&
 		a.Type == b.Type &&
 		a.Vpc == b.Vpc

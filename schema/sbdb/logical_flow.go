@@ -24,6 +24,8 @@ var (
 	LogicalFlowStageTunLookup LogicalFlowStage = "tun_lookup"
 	LogicalFlowStageDhcp      LogicalFlowStage = "dhcp"
 	LogicalFlowStageICMPErr   LogicalFlowStage = "icmp_err"
+	LogicalFlowStageSgEgress  LogicalFlowStage = "sg_egress"
+	LogicalFlowStageSgIngress LogicalFlowStage = "sg_ingress"
 )
 
 // LogicalFlow defines an object in Logical_Flow table
@@ -34,7 +36,7 @@ type LogicalFlow struct {
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	Match       string            `ovsdb:"match"`
 	Priority    int               `ovsdb:"priority" validate:"min=0,max=65535"`
-	Stage       LogicalFlowStage  `ovsdb:"stage" validate:"oneof='port_sec' 'arp_rsp' 'l2_lookup' 'ip_route' 'dst_lookup' 'to_hub' 'tun_admit' 'tun_learn' 'tun_arp' 'tun_lookup' 'dhcp' 'icmp_err'"`
+	Stage       LogicalFlowStage  `ovsdb:"stage" validate:"oneof='port_sec' 'arp_rsp' 'l2_lookup' 'ip_route' 'dst_lookup' 'to_hub' 'tun_admit' 'tun_learn' 'tun_arp' 'tun_lookup' 'dhcp' 'icmp_err' 'sg_egress' 'sg_ingress'"`
 	Vpc         int               `ovsdb:"vpc" validate:"min=1,max=16777215"`
 }
 

@@ -30,7 +30,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.3.0",
+  "version": "1.4.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -318,6 +318,18 @@ var schema = `{
             }
           }
         },
+        "security_identities": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
         "tunnel_key": {
           "type": {
             "key": {
@@ -571,7 +583,9 @@ var schema = `{
                   "tun_arp",
                   "tun_lookup",
                   "dhcp",
-                  "icmp_err"
+                  "icmp_err",
+                  "sg_egress",
+                  "sg_ingress"
                 ]
               ]
             }
@@ -672,6 +686,17 @@ var schema = `{
               "type": "string",
               "minLength": 64,
               "maxLength": 64
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "sg_identity": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1,
+              "maxInteger": 65535
             },
             "min": 0,
             "max": 1

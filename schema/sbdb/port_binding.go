@@ -19,6 +19,7 @@ type PortBinding struct {
 	MAC              string            `ovsdb:"mac" validate:"max=17"`
 	PortSecurity     bool              `ovsdb:"port_security"`
 	RequestedChassis *string           `ovsdb:"requested_chassis" validate:"omitempty,max=64"`
+	SgIdentity       *int              `ovsdb:"sg_identity" validate:"omitempty,min=1,max=65535"`
 	TunnelKey        int               `ovsdb:"tunnel_key" validate:"min=1,max=2147483647"`
 	Up               *bool             `ovsdb:"up"`
 	VirtualIPs       []string          `ovsdb:"virtual_ips" validate:"max=16,dive,max=15"`
@@ -169,6 +170,28 @@ func equalPortBindingRequestedChassis(a, b *string) bool {
 	return *a == *b
 }
 
+func (a *PortBinding) GetSgIdentity() *int {
+	return a.SgIdentity
+}
+
+func copyPortBindingSgIdentity(a *int) *int {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortBindingSgIdentity(a, b *int) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
 func (a *PortBinding) GetTunnelKey() int {
 	return a.TunnelKey
 }
@@ -234,6 +257,7 @@ func (a *PortBinding) DeepCopyInto(b *PortBinding) {
 	b.IPs = copyPortBindingIPs(a.IPs)
 	b.LearnedLimit = copyPortBindingLearnedLimit(a.LearnedLimit)
 	b.RequestedChassis = copyPortBindingRequestedChassis(a.RequestedChassis)
+	b.SgIdentity = copyPortBindingSgIdentity(a.SgIdentity)
 	b.Up = copyPortBindingUp(a.Up)
 	b.VirtualIPs = copyPortBindingVirtualIPs(a.VirtualIPs)
 }
@@ -264,6 +288,7 @@ func (a *PortBinding) Equals(b *PortBinding) bool {
 		a.MAC == b.MAC &&
 		a.PortSecurity == b.PortSecurity &&
 		equalPortBindingRequestedChassis(a.RequestedChassis, b.RequestedChassis) &&
+		equalPortBindingSgIdentity(a.SgIdentity, b.SgIdentity) &&
 		a.TunnelKey == b.TunnelKey &&
 		equalPortBindingUp(a.Up, b.Up) &&
 		equalPortBindingVirtualIPs(a.VirtualIPs, b.VirtualIPs) &&

@@ -236,6 +236,7 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 var tableModels = map[string]model.Model{
 	nbdb.NBGlobalTable: &nbdb.NBGlobal{}, nbdb.VPCTable: &nbdb.VPC{}, nbdb.VxnetTable: &nbdb.Vxnet{},
 	nbdb.PortTable: &nbdb.Port{}, nbdb.RouteTable: &nbdb.Route{},
+	nbdb.SecurityGroupTable: &nbdb.SecurityGroup{}, nbdb.SecurityGroupRuleTable: &nbdb.SecurityGroupRule{},
 }
 
 func sortedKeys(m map[string]bool) []string {

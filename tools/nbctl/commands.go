@@ -47,12 +47,13 @@ func commands() []*command {
 		{Name: "show", Args: "[VPC]", Summary: "print VPCs with their vxnets, ports and routes as a tree (-f json: structured), or draw them", Max: 1,
 			Flags: []cmdline.Flag{{Name: "format", Arg: "text|dot|svg", Usage: "dot: a Graphviz graph; svg: drawn by Graphviz's dot"},
 				{Name: "runtime", Usage: "with dot or svg, also draw the chassis each port is bound to"}},
-			Tables: []string{tVPC, tVxnet, tPort, tRoute}, Run: cmdShow},
+			Tables: []string{tVPC, tVxnet, tPort, tRoute, tSG, tSGRule}, Run: cmdShow},
 		{Name: "sync", Args: "", Summary: "with --wait, wait until everything before it has reached SB (or the hosts)", Max: 0,
 			Tables: []string{tNB}, Run: func(*state, *cmdline.Invocation, *cmdline.Output) error { return nil }},
 
 		{Name: "vpc-add", Args: "VPC", Summary: "create a VPC", Min: 1, Max: 1,
-			Flags: []cmdline.Flag{mayExist}, Tables: []string{tVPC}, Run: cmdVPCAdd},
+			Flags: []cmdline.Flag{{Name: "open", Usage: "no security groups: every port may send and receive anything (default: a port in no group is in the VPC's default group)"},
+				mayExist}, Tables: []string{tVPC}, Run: cmdVPCAdd},
 		{Name: "vpc-del", Args: "VPC", Summary: "delete a VPC with its vxnets, ports and routes", Min: 1, Max: 1,
 			Flags: []cmdline.Flag{ifExists}, Tables: []string{tVPC}, Run: cmdVPCDel},
 		{Name: "vpc-list", Args: "", Summary: "list VPCs", Max: 0,
@@ -88,8 +89,9 @@ func commands() []*command {
 				{Name: "vips", Arg: "IP[,IP...]", Usage: "new virtual IPs, or 'none'"},
 				{Name: "chassis", Arg: "NAME", Usage: "requested chassis, or 'none'"},
 				{Name: "port-security", Arg: "on|off", Usage: "enforce the port's MAC and IPs"},
+				{Name: "sg", Arg: "SG[,SG...]", Usage: "the port's security groups, of its VPC; empty: the VPC's default group"},
 				learnedLimitFlag},
-			Tables: []string{tVPC, tVxnet, tPort}, Rows: namedPort(0), Run: cmdPortSet},
+			Tables: []string{tVPC, tVxnet, tPort, tSG}, Rows: namedPort(0), Run: cmdPortSet},
 		{Name: "port-list", Args: "[VXNET]", Summary: "list ports, of one vxnet or of all", Max: 1,
 			Tables: []string{tVxnet, tPort}, Rows: portListRows, Run: cmdPortList},
 
@@ -100,7 +102,7 @@ func commands() []*command {
 		{Name: "route-list", Args: "VPC", Summary: "list a VPC's static routes", Min: 1, Max: 1,
 			Tables: []string{tVPC, tRoute}, Run: cmdRouteList},
 	}
-	cmds = append(append(cmds, connCommands()...), hubCommands()...)
+	cmds = append(append(append(cmds, sgCommands()...), connCommands()...), hubCommands()...)
 	return append(cmds, dbcmd.Commands(func(st *state) (*dbcmd.DB, error) { return st.generic() })...)
 }
 
@@ -117,13 +119,21 @@ func cmdVPCAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	if err := checkName("VPC", name); err != nil {
 		return err
 	}
-	if st.vpcs[name] != nil {
+	if old := st.vpcs[name]; old != nil {
 		if inv.Has("may-exist") {
-			return nil
+			var d diffs
+			if isOpen := old.Open != nil && *old.Open; isOpen != inv.Has("open") {
+				d.add("openness (open)", strconv.FormatBool(isOpen), strconv.FormatBool(inv.Has("open")))
+			}
+			return d.err("VPC", name)
 		}
 		return fmt.Errorf("VPC %s already exists", name)
 	}
 	vpc := &nbdb.VPC{UUID: st.newName("vpc"), Name: name}
+	if inv.Has("open") {
+		open := true
+		vpc.Open = &open
+	}
 	st.vpcs[name] = vpc
 	return st.add(st.c.Create(vpc))
 }
@@ -529,8 +539,14 @@ func cmdPortSet(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		}
 		fields = append(fields, &port.LearnedLimit)
 	}
+	if inv.Has("sg") {
+		if port.SecurityGroups, err = st.portGroups(port, st.vxnetVPC[vx.UUID], inv.Value("sg")); err != nil {
+			return err
+		}
+		fields = append(fields, &port.SecurityGroups)
+	}
 	if len(fields) == 0 {
-		return fmt.Errorf("port-set: nothing to change; give --mac, --ips, --vips, --chassis, --port-security or --learned-limit")
+		return fmt.Errorf("port-set: nothing to change; give --mac, --ips, --vips, --chassis, --port-security, --sg or --learned-limit")
 	}
 	port.MAC, port.IPs, port.VirtualIPs = mac, newIPs, newVIPs
 	delete(st.addrs, vx)

@@ -20,6 +20,14 @@ type showVPC struct {
 	Error     any         `json:"error"`
 	Vxnets    []showVxnet `json:"vxnets"`
 	Routes    []showRoute `json:"routes"`
+	Open      bool        `json:"open,omitempty"`
+	Groups    []showSG    `json:"security_groups,omitempty"`
+}
+
+type showSG struct {
+	Name  string   `json:"name"`
+	Rules []string `json:"rules"` // "ingress tcp 80 from 10.0.0.0/8"
+	Error any      `json:"error"`
 }
 
 type showVxnet struct {
@@ -42,6 +50,7 @@ type showPort struct {
 	Up               any      `json:"up"`
 	Chassis          any      `json:"chassis"`
 	Error            any      `json:"error"`
+	Groups           []string `json:"security_groups,omitempty"`
 	// MAC and IPs for people (addrTexts)
 	macText, ipText string
 }
@@ -96,7 +105,8 @@ func (st *state) showModel(only string) ([]showVPC, error) {
 				sx.Ports = append(sx.Ports, showPort{Name: p.Name, MAC: p.MAC, IPs: nonNil(p.IPs), DynamicAddresses: ptr(p.DynamicAddresses),
 					macText: mac, ipText: ips,
 					VirtualIPs:       nonNil(p.VirtualIPs),
-					RequestedChassis: ptr(p.RequestedChassis), Up: ptr(p.Up), Chassis: ptr(p.Chassis), Error: errOf(p.Status)})
+					RequestedChassis: ptr(p.RequestedChassis), Up: ptr(p.Up), Chassis: ptr(p.Chassis), Error: errOf(p.Status),
+					Groups: st.groupNames(p.SecurityGroups)})
 			}
 			sv.Vxnets = append(sv.Vxnets, sx)
 		}
@@ -105,6 +115,8 @@ func (st *state) showModel(only string) ([]showVPC, error) {
 		for _, r := range rs {
 			sv.Routes = append(sv.Routes, showRoute{Prefix: r.Prefix, Nexthop: r.Nexthop, Error: errOf(r.Status)})
 		}
+		sv.Open = vpc.Open != nil && *vpc.Open
+		sv.Groups = st.showGroups(vpc)
 		out = append(out, sv)
 	}
 	return out, nil
@@ -184,12 +196,16 @@ func showText(vpcs []showVPC) string {
 				if where := where(p); where != "" {
 					extra += "  (" + where + ")"
 				}
+				if len(p.Groups) > 0 {
+					extra += " sg " + strings.Join(p.Groups, ",")
+				}
 				fmt.Fprintf(&b, "        port %s: %s %s%s%s\n", p.Name, mac, addrs, extra, errText(p.Error))
 			}
 		}
 		for _, r := range vpc.Routes {
 			fmt.Fprintf(&b, "    route %s via %s%s\n", r.Prefix, r.Nexthop, errText(r.Error))
 		}
+		showGroupsText(&b, vpc)
 	}
 	return b.String()
 }

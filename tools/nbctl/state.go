@@ -40,6 +40,10 @@ type state struct {
 	// (ports[p.Name] == p says it is).
 	portByUUID map[string]*nbdb.Port
 	routes     map[string]*nbdb.Route // by UUID
+	// security groups and their rules, by UUID, read whole (sg.go)
+	sgs     map[string]*nbdb.SecurityGroup
+	sgRules map[string]*nbdb.SecurityGroupRule
+	sgVPC   map[string]*nbdb.VPC // group UUID -> its VPC
 
 	vxnetVPC  map[string]*nbdb.VPC   // vxnet UUID -> its VPC
 	portVxnet map[string]*nbdb.Vxnet // port UUID -> its vxnet
@@ -105,6 +109,9 @@ func readState(ctx context.Context, c client.Client, w *want) (*state, error) {
 		for _, u := range vpc.Routes {
 			st.routeVPC[u] = vpc
 		}
+	}
+	if err := st.readGroups(ctx); err != nil {
+		return nil, err
 	}
 	if w != nil {
 		return st, st.readNamed(ctx, w)

@@ -94,6 +94,8 @@ var describers = map[int]func(r dataplane.StageRecord, n namer) string{
 		}
 		return "the gateway tells the VM with an ICMP error: " + why
 	},
+	pipeline.SGEgress:  func(r dataplane.StageRecord, n namer) string { return sgWords(r, "egress", "sending") },
+	pipeline.SGIngress: func(r dataplane.StageRecord, n namer) string { return sgWords(r, "ingress", "receiving") },
 	pipeline.TunLookup: func(r dataplane.StageRecord, n namer) string {
 		if r.Flags&tellUnknown != 0 {
 			return fmt.Sprintf("the hub does not know %s: it tells the sender %s", r.Addr, n.host(r.VTEP))
@@ -143,3 +145,24 @@ func hitWords(hit int) string {
 // HasDescriber says whether a stage's records are put in words (the
 // spine test, pipeline/spine_test.go).
 func HasDescriber(stage int) bool { return describers[stage] != nil }
+
+// sgWords says what a security group stage decided.
+func sgWords(r dataplane.StageRecord, dir, side string) string {
+	switch {
+	case pipeline.VerdictName(r.Verdict) == "drop":
+		if pipeline.HitName(r.Hit) == "ct" {
+			return "denied: a tracked connection no " + dir + " rule allows any more (" + pipeline.DropName(r.Reason) + ")"
+		}
+		return "denied: no " + dir + " rule of the " + side + " port's security groups allows it (" + pipeline.DropName(r.Reason) + ")"
+	case pipeline.HitName(r.Hit) == "ct":
+		return "allowed: a tracked connection"
+	case r.Flags&sgPending != 0:
+		return "allowed, pending the receiver's check of an " + dir + " rule naming its group; now tracked"
+	case pipeline.HitName(r.Hit) == "sg_rule":
+		return "allowed by an " + dir + " rule of the " + side + " port's security groups; now tracked"
+	}
+	return "no security groups here (an open VPC, or not IPv4)"
+}
+
+// sgPending is TRF_SG_PENDING.
+var sgPending = traceFlag("sg_pending")

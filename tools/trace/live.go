@@ -88,9 +88,9 @@ func live(w *world, p *packet, sites Sites, first string) (*Trace, error) {
 			h.tr.Detail = fmt.Sprintf("sent to %s (%s), vni %d, whose data plane is not on this machine: trace it there", last.VTEP, orUnknown(next), last.VNI)
 			return h.tr, nil
 		}
-		src, vni, pkt := t.VTEP, last.VNI, res.Packet
+		src, vni, gbp, pkt := t.VTEP, last.VNI, res.GBP, res.Packet
 		res, t, err = h.run(next, nsite, func(t *dataplane.Tracer) (*dataplane.TraceResult, error) {
-			return t.RunTunnel(src, vni, pkt)
+			return t.RunTunnelGBP(src, vni, gbp, pkt)
 		})
 		if err != nil {
 			return nil, err

@@ -1,0 +1,430 @@
+/* Security groups: identities, rules and connection tracking.
+ *
+ * A port's set of groups is an identity, a number the control plane
+ * allocates per VPC (northd/identities.go). What an identity means
+ * (sg_ident_v1: its groups; sg_member_v1: "identity I is in group G") and
+ * each group's rules (sg_rules_v1, per direction) are per VPC: they grow
+ * with groups × rules and with the VPC's distinct sets of groups, never
+ * with its ports. A local port's identity is in port_sg_v1. Group numbers
+ * are hostd's own, per VPC.
+ *
+ * The sender's identity crosses the tunnel in the VXLAN header's Group
+ * Based Policy field (16 bits, set with bpf_skb_set_tunnel_opt, as the
+ * kernel's test_tunnel_kern.c does), with the "policy applied" bit when
+ * the sender decided its egress rules alone; clear, the receiver also
+ * checks the sender's egress rules that name a group (the sender does not
+ * know remote identities).
+ *
+ * Connections are tracked here, in an LRU hash keyed by the protected
+ * local port (zone) and the 5-tuple, not in the kernel's conntrack: the
+ * DVR redirects packets past netfilter, an entry must carry the policy
+ * generation it was allowed under, and a lookup costs one hash probe
+ * either way. A packet of a tracked connection (either way) passes after
+ * one or two lookups, whatever the number of rules. When hostd changes
+ * any rule or identity it bumps the generation (sg_gen_v1); an entry of an
+ * older generation, or whose sender now carries another identity, is
+ * checked again against the rules at its next packet, and removed (the
+ * packet dropped) if no rule allows it any more. Idle entries expire
+ * after cfg_ct_timeout_ns. */
+#ifndef COURIER_SG_H
+#define COURIER_SG_H
+
+#include "common.h"
+#include "config.h"
+
+#define SG_MAX_GROUPS 16
+#define SG_MAX_RULES 64
+#define SG_DIR_EGRESS 0
+#define SG_DIR_INGRESS 1
+#define SG_R_GROUP 0x1 /* the remote end is a group (group), not a prefix */
+
+#define SG_DENY 0
+#define SG_ALLOW 1
+#define SG_PENDING 2 /* only an egress rule naming the unknown destination's group */
+
+/* The VXLAN GBP field: identity in the low 16 bits, and the policy
+ * applied bit (as the kernel's VXLAN_GBP_POLICY_APPLIED). */
+#define GBP_ID_MASK 0xffff
+#define GBP_POLICY_APPLIED (1U << 19)
+
+struct sg_ident_key {
+	__u32 vpc;
+	__u32 id;
+};
+
+struct sg_ident {
+	__u32 n;
+	__u32 groups[SG_MAX_GROUPS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sg_ident_key);
+	__type(value, struct sg_ident);
+} sg_ident_v1 SEC(".maps");
+
+struct sg_member_key {
+	__u32 vpc;
+	__u32 id;
+	__u32 group;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct sg_member_key);
+	__type(value, __u32);
+} sg_member_v1 SEC(".maps");
+
+struct sg_rule {
+	__u8 proto; /* 0: any */
+	__u8 flags; /* SG_R_* */
+	__u16 port_min; /* 0: every port */
+	__u16 port_max;
+	__u16 pad;
+	__be32 addr; /* remote prefix, masked */
+	__be32 mask;
+	__u32 group; /* remote group (SG_R_GROUP) */
+};
+
+struct sg_rules_key {
+	__u32 vpc;
+	__u32 group;
+	__u32 dir; /* SG_DIR_* */
+};
+
+struct sg_rules {
+	__u32 n;
+	__u32 pad;
+	struct sg_rule r[SG_MAX_RULES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct sg_rules_key);
+	__type(value, struct sg_rules);
+} sg_rules_v1 SEC(".maps");
+
+/* A local port's identity, by host-side ifindex (ports of VPCs that
+ * enforce groups). */
+struct port_sg {
+	__u32 vpc;
+	__u32 id;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct port_sg);
+} port_sg_v1 SEC(".maps");
+
+/* The policy generation, bumped by hostd on every change of rules or
+ * identities. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} sg_gen_v1 SEC(".maps");
+
+struct ct_key {
+	__u32 zone; /* the local port protected: its ifindex */
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport; /* ICMP echo: the identifier, both ways */
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+#define CT_F_PENDING 0x1 /* allowed pending the receiver's egress check */
+#define CT_F_CLOSING 0x2 /* a FIN was seen: forgotten cfg_ct_closing_ns after */
+
+struct ct_entry {
+	__u64 seen_ns;
+	__u32 gen;
+	__u32 remote_id; /* the other end's identity when allowed (0: unknown) */
+	__u8 dir;	 /* SG_DIR_* of the packet that opened it */
+	__u8 flags;	 /* CT_F_* */
+	__u8 pad[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct ct_key);
+	__type(value, struct ct_entry);
+} ct_v1 SEC(".maps");
+
+static __always_inline __u32 sg_gen(void)
+{
+	__u32 zero = 0;
+	__u32 *g = bpf_map_lookup_elem(&sg_gen_v1, &zero);
+	return g ? *g : 0;
+}
+
+static __always_inline __u32 port_identity(__u32 ifindex)
+{
+	struct port_sg *p = bpf_map_lookup_elem(&port_sg_v1, &ifindex);
+	return p ? p->id : 0;
+}
+
+/* What sg_check walks: the identity's groups, one bpf_loop iteration
+ * each (the verifier checks the callback once; unrolled, 16 groups of 64
+ * rules are more jumps than it follows), each group's rules a bounded
+ * loop. */
+struct sg_walk {
+	__u32 vpc;
+	__u32 remote_id;
+	__be32 raddr;
+	__u32 dir;
+	__u32 proto;
+	__u32 dport;
+	__u32 n;
+	__u32 result;
+	__u32 groups[SG_MAX_GROUPS];
+};
+
+/* A per-CPU scratch: the callers' stacks are near the 512-byte limit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sg_walk);
+} sg_walk_scratch SEC(".maps");
+
+static long sg_group_cb(__u64 i, void *ctx)
+{
+	__u32 zero = 0;
+	struct sg_walk *w = bpf_map_lookup_elem(&sg_walk_scratch, &zero);
+	if (!w || i >= SG_MAX_GROUPS || i >= w->n)
+		return 1;
+	struct sg_rules_key rk = {.vpc = w->vpc, .group = w->groups[i & (SG_MAX_GROUPS - 1)], .dir = w->dir};
+	struct sg_rules *rs = bpf_map_lookup_elem(&sg_rules_v1, &rk);
+	if (!rs)
+		return 0;
+	for (__u32 j = 0; j < SG_MAX_RULES; j++) {
+		if (j >= rs->n)
+			break;
+		struct sg_rule *r = &rs->r[j];
+		if (r->proto && r->proto != w->proto)
+			continue;
+		if (r->port_max && (w->dport < r->port_min || w->dport > r->port_max))
+			continue;
+		if (!(r->flags & SG_R_GROUP)) {
+			if ((w->raddr & r->mask) == r->addr) {
+				w->result = SG_ALLOW;
+				return 1;
+			}
+			continue;
+		}
+		if (!w->remote_id) {
+			w->result = SG_PENDING;
+			continue;
+		}
+		struct sg_member_key mk = {.vpc = w->vpc, .id = w->remote_id, .group = r->group};
+		if (bpf_map_lookup_elem(&sg_member_v1, &mk)) {
+			w->result = SG_ALLOW;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* sg_what packs a check's direction, protocol and destination port into
+ * one argument (a BPF function takes five). */
+static __always_inline __u32 sg_what(__u32 dir, __u32 proto, __u32 dport)
+{
+	return dir << 24 | (proto & 0xff) << 16 | (dport & 0xffff);
+}
+
+/* sg_check says whether identity id's rules of a direction allow a new
+ * connection with the remote end (its identity, if known, and address),
+ * protocol and destination port (what, sg_what): SG_ALLOW, SG_PENDING
+ * (only a rule naming the remote's group could, and the remote's
+ * identity is unknown) or SG_DENY. Rules are walked only for a
+ * connection not tracked yet. */
+__attribute__((noinline)) int sg_check(__u32 vpc, __u32 id, __u32 remote_id, __be32 raddr, __u32 what)
+{
+	struct sg_ident_key ik = {.vpc = vpc, .id = id};
+	struct sg_ident *gi = bpf_map_lookup_elem(&sg_ident_v1, &ik);
+	if (!gi)
+		return SG_DENY;
+	__u32 zero = 0;
+	struct sg_walk *w = bpf_map_lookup_elem(&sg_walk_scratch, &zero);
+	if (!w)
+		return SG_DENY;
+	w->vpc = vpc;
+	w->remote_id = remote_id;
+	w->raddr = raddr;
+	w->dir = what >> 24;
+	w->proto = (what >> 16) & 0xff;
+	w->dport = what & 0xffff;
+	w->n = gi->n;
+	w->result = SG_DENY;
+	__builtin_memcpy(w->groups, gi->groups, sizeof(w->groups));
+	bpf_loop(SG_MAX_GROUPS, sg_group_cb, NULL, 0);
+	return w->result;
+}
+
+/* A packet's 5-tuple, from its IPv4 header on. */
+struct tuple {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 ok; /* IPv4 with a readable header */
+	__u8 tcp_flags;
+	__u8 pad;
+};
+
+#define TCP_FIN 0x01
+#define TCP_RST 0x04
+
+static __always_inline struct tuple tuple_of(struct __sk_buff *skb)
+{
+	struct tuple t = {};
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return t;
+	t.ok = 1;
+	t.saddr = ip->saddr;
+	t.daddr = ip->daddr;
+	t.proto = ip->protocol;
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return t; /* a later fragment: addresses and protocol only */
+	__u8 *l4 = (void *)ip + ip->ihl * 4;
+	if (t.proto == IPPROTO_TCP || t.proto == IPPROTO_UDP) {
+		__be16 *p = (void *)l4;
+		if ((void *)(p + 2) <= data_end) {
+			t.sport = p[0];
+			t.dport = p[1];
+		}
+		if (t.proto == IPPROTO_TCP && (void *)(l4 + 14) <= data_end)
+			t.tcp_flags = l4[13];
+	} else if (t.proto == IPPROTO_ICMP) {
+		__u8 *h = l4;
+		if ((void *)(h + 8) <= data_end && (h[0] == 8 || h[0] == 0)) {
+			__be16 echo_id = *(__be16 *)(h + 4);
+			t.sport = echo_id;
+			t.dport = echo_id;
+		}
+	}
+	return t;
+}
+
+static __always_inline struct ct_key ct_key_of(__u32 zone, struct tuple *t, int reverse)
+{
+	struct ct_key k = {.zone = zone, .proto = t->proto};
+	k.saddr = reverse ? t->daddr : t->saddr;
+	k.daddr = reverse ? t->saddr : t->daddr;
+	k.sport = reverse ? t->dport : t->sport;
+	k.dport = reverse ? t->sport : t->dport;
+	return k;
+}
+
+/* ct_touch keeps a tracked connection alive: a RST ends it (the RST
+ * itself passes), a FIN leaves it cfg_ct_closing_ns for the last ACKs;
+ * otherwise its idle clock restarts, at most once a second (a write per
+ * packet would cost every packet a cache line). */
+static __always_inline void ct_touch(struct ct_entry *e, struct ct_key *k, struct tuple *t, __u64 now)
+{
+	if (cfg_trace)
+		return;
+	if (t->tcp_flags & TCP_RST) {
+		bpf_map_delete_elem(&ct_v1, k);
+		return;
+	}
+	if (t->tcp_flags & TCP_FIN && !(e->flags & CT_F_CLOSING)) {
+		e->flags |= CT_F_CLOSING;
+		e->seen_ns = now - cfg_ct_timeout_ns + cfg_ct_closing_ns;
+		return;
+	}
+	if (!(e->flags & CT_F_CLOSING) && now - e->seen_ns > 1000000000ULL)
+		e->seen_ns = now;
+}
+
+/* sg_conn decides a packet at local port zone (identity id) going in
+ * direction dir, whose other end has identity remote_id (0: unknown):
+ * SG_ALLOW or SG_PENDING (c->hit and c->tflags say how), or SG_DENY.
+ * A tracked connection passes; an outdated one is checked again; a new
+ * one is checked and tracked. */
+static __always_inline int sg_conn(struct pctx *c, struct tuple *t, __u32 zone, __u32 id, __u32 dir, __u32 remote_id,
+				   __u8 *ct_flags)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 gen = sg_gen();
+	struct ct_key k = ct_key_of(zone, t, 0);
+	int reply = 0;
+	struct ct_entry *e = bpf_map_lookup_elem(&ct_v1, &k);
+	if (!e) {
+		k = ct_key_of(zone, t, 1);
+		e = bpf_map_lookup_elem(&ct_v1, &k);
+		reply = 1;
+	}
+	if (e && now - e->seen_ns < cfg_ct_timeout_ns) {
+		c->hit = HIT_CT;
+		/* The packet's own remote identity counts for packets in the
+		 * direction that opened the connection. */
+		__u32 rid = e->remote_id;
+		if (!reply && remote_id)
+			rid = remote_id;
+		*ct_flags = e->flags;
+		if (e->gen == gen && rid == e->remote_id) {
+			ct_touch(e, &k, t, now);
+			return (e->flags & CT_F_PENDING) ? SG_PENDING : SG_ALLOW;
+		}
+		count(STAT_CT_REVALIDATED);
+		/* Check again as the packet that opened it: its tuple is this
+		 * one, or this one reversed. */
+		__u32 odir = e->dir;
+		__be32 raddr = odir == SG_DIR_EGRESS ? k.daddr : k.saddr;
+		int v = sg_check(c->vpc, id, rid, raddr, sg_what(odir, t->proto, bpf_ntohs(k.dport)));
+		if (v == SG_PENDING && odir == SG_DIR_INGRESS)
+			v = SG_DENY; /* a receiver knows its sender's identity, or nothing */
+		if (v == SG_DENY) {
+			if (!cfg_trace)
+				bpf_map_delete_elem(&ct_v1, &k);
+			c->hit = HIT_SG_NONE;
+			return SG_DENY;
+		}
+		if (!cfg_trace) {
+			e->gen = gen;
+			e->remote_id = rid;
+			if (!(e->flags & CT_F_CLOSING))
+				e->seen_ns = now;
+			e->flags = (e->flags & CT_F_CLOSING) | (v == SG_PENDING ? CT_F_PENDING : 0);
+		}
+		*ct_flags = v == SG_PENDING ? CT_F_PENDING : 0;
+		return v;
+	}
+	__be32 raddr = dir == SG_DIR_EGRESS ? t->daddr : t->saddr;
+	int v = sg_check(c->vpc, id, remote_id, raddr, sg_what(dir, t->proto, bpf_ntohs(t->dport)));
+	if (v == SG_PENDING && dir == SG_DIR_INGRESS)
+		v = SG_DENY;
+	if (v == SG_DENY) {
+		c->hit = HIT_SG_NONE;
+		return SG_DENY;
+	}
+	c->hit = HIT_SG_RULE;
+	c->tflags |= TRF_CT_NEW;
+	if (v == SG_PENDING)
+		c->tflags |= TRF_SG_PENDING;
+	*ct_flags = v == SG_PENDING ? CT_F_PENDING : 0;
+	if (!cfg_trace) {
+		struct ct_entry ne = {.seen_ns = now, .gen = gen, .remote_id = remote_id, .dir = dir, .flags = *ct_flags};
+		k = ct_key_of(zone, t, 0);
+		bpf_map_update_elem(&ct_v1, &k, &ne, BPF_ANY);
+		count(STAT_CT_NEW);
+	}
+	return v;
+}
+
+#endif

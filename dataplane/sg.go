@@ -1,0 +1,161 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// Security groups in the data plane (bpf/sg.h): per VPC, what each
+// identity means (its groups) and each group's rules; per local port, its
+// identity; and the policy generation, bumped whenever any of these
+// changes so that tracked connections are checked again at their next
+// packet. Group numbers are hostd's, per VPC.
+
+// SGVPC is one VPC's security groups.
+type SGVPC struct {
+	VPC uint32
+	// Identities maps each identity to its groups.
+	Identities map[uint32][]uint32
+	Rules      []SGRule
+}
+
+// SGRule is one allow rule of a group.
+type SGRule struct {
+	Group            uint32
+	Ingress          bool
+	Proto            uint8  // IP protocol, 0 for any
+	PortMin, PortMax uint16 // 0, 0: every port
+	// The remote end: a prefix, or (RemoteGroup != 0) a group.
+	Prefix      netip.Prefix
+	RemoteGroup uint32
+}
+
+// MaxSGRules is how many rules a group may have in one direction.
+const MaxSGRules = 64
+
+// Connection tracking's directions (sg.h).
+const (
+	sgEgress  = 0
+	sgIngress = 1
+	sgRGroup  = 0x1
+)
+
+func (d *Datapath) sgIdentT() table[dvrSgIdentKey, dvrSgIdent] {
+	return table[dvrSgIdentKey, dvrSgIdent]{d.objs.SgIdentV1, "sg_ident"}
+}
+func (d *Datapath) sgMemberT() table[dvrSgMemberKey, uint32] {
+	return table[dvrSgMemberKey, uint32]{d.objs.SgMemberV1, "sg_member"}
+}
+func (d *Datapath) sgRulesT() table[dvrSgRulesKey, dvrSgRules] {
+	return table[dvrSgRulesKey, dvrSgRules]{d.objs.SgRulesV1, "sg_rules"}
+}
+func (d *Datapath) portSGT() table[uint32, dvrPortSg] {
+	return table[uint32, dvrPortSg]{d.objs.PortSgV1, "port_sg"}
+}
+
+// compiledSG is the security groups of a State in the maps' terms.
+type compiledSG struct {
+	ident  map[dvrSgIdentKey]dvrSgIdent
+	member map[dvrSgMemberKey]uint32
+	rules  map[dvrSgRulesKey]dvrSgRules
+	ports  map[uint32]dvrPortSg
+}
+
+func compileSG(s *State) (*compiledSG, error) {
+	c := &compiledSG{ident: map[dvrSgIdentKey]dvrSgIdent{}, member: map[dvrSgMemberKey]uint32{},
+		rules: map[dvrSgRulesKey]dvrSgRules{}, ports: map[uint32]dvrPortSg{}}
+	var errs []error
+	for _, v := range s.SG {
+		for id, groups := range v.Identities {
+			gs := slices.Sorted(slices.Values(groups))
+			if len(gs) > len(dvrSgIdent{}.Groups) {
+				errs = append(errs, fmt.Errorf("VPC %d identity %d: %d groups, at most %d", v.VPC, id, len(gs), len(dvrSgIdent{}.Groups)))
+				gs = gs[:len(dvrSgIdent{}.Groups)]
+			}
+			e := dvrSgIdent{N: uint32(len(gs))}
+			copy(e.Groups[:], gs)
+			c.ident[dvrSgIdentKey{Vpc: v.VPC, Id: id}] = e
+			for _, g := range gs {
+				c.member[dvrSgMemberKey{Vpc: v.VPC, Id: id, Group: g}] = 1
+			}
+		}
+		for _, r := range v.Rules {
+			dir := uint32(sgEgress)
+			if r.Ingress {
+				dir = sgIngress
+			}
+			k := dvrSgRulesKey{Vpc: v.VPC, Group: r.Group, Dir: dir}
+			e := c.rules[k]
+			if e.N >= MaxSGRules {
+				errs = append(errs, fmt.Errorf("VPC %d group %d: more than %d rules in one direction", v.VPC, r.Group, MaxSGRules))
+				continue
+			}
+			e.R[e.N] = r.compile()
+			e.N++
+			c.rules[k] = e
+		}
+	}
+	for _, p := range s.Ports {
+		if p.Identity != 0 {
+			c.ports[uint32(p.Ifindex)] = dvrPortSg{Vpc: p.VPC, Id: p.Identity}
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+func (r SGRule) compile() dvrSgRule {
+	e := dvrSgRule{Proto: r.Proto, PortMin: r.PortMin, PortMax: r.PortMax}
+	if r.RemoteGroup != 0 {
+		e.Flags, e.Group = sgRGroup, r.RemoteGroup
+		return e
+	}
+	p := r.Prefix
+	if !p.IsValid() {
+		p = netip.MustParsePrefix("0.0.0.0/0")
+	}
+	e.Addr, e.Mask = be32(p.Masked().Addr()), maskBE(p)
+	return e
+}
+
+// applySG syncs the security group maps and bumps the generation when
+// anything in them changed.
+func (d *Datapath) applySG(want, have *compiledSG, add func(int, int, error)) error {
+	changed := 0
+	count := func(p, r int, err error) {
+		changed += p + r
+		add(p, r, err)
+	}
+	count(d.sgIdentT().sync(want.ident, have.ident))
+	count(d.sgMemberT().sync(want.member, have.member))
+	count(d.sgRulesT().sync(want.rules, have.rules))
+	count(d.portSGT().sync(want.ports, have.ports))
+	if changed == 0 {
+		return nil
+	}
+	return d.BumpSGGeneration()
+}
+
+// BumpSGGeneration makes every tracked connection be checked again
+// against the rules at its next packet.
+func (d *Datapath) BumpSGGeneration() error {
+	var gen uint32
+	if err := d.objs.SgGenV1.Lookup(uint32(0), &gen); err != nil {
+		return fmt.Errorf("sg_gen: %w", err)
+	}
+	if err := d.objs.SgGenV1.Put(uint32(0), gen+1); err != nil {
+		return fmt.Errorf("sg_gen: %w", err)
+	}
+	return nil
+}
+
+func (d *Datapath) dumpSG() (*compiledSG, error) {
+	c := &compiledSG{}
+	var e1, e2, e3, e4 error
+	c.ident, e1 = d.sgIdentT().dump()
+	c.member, e2 = d.sgMemberT().dump()
+	c.rules, e3 = d.sgRulesT().dump()
+	c.ports, e4 = d.portSGT().dump()
+	return c, errors.Join(e1, e2, e3, e4)
+}

@@ -1,0 +1,202 @@
+package northd
+
+import (
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/courier-sdn/courier/northd/rules"
+)
+
+// Identities: a port's set of security groups is a number, its identity,
+// which the sending host writes into the VXLAN header (Group Based
+// Policy, 16 bits) so that the receiving host can check "from group X"
+// without knowing group X's members. Identities are per VPC (the VNI
+// says which VPC a packet is in): each distinct set of groups that a port
+// of the VPC is in gets one, 1 to 65535. A port's identity goes into its
+// binding (Port_Binding.sg_identity), the VPC's table of identities into
+// its datapath (Datapath.security_identities, "ID" -> "GROUP,GROUP").
+// Hosts thus learn what an identity means from the VPC, never which ports
+// hold it.
+//
+// Allocation is a function of the northbound, as VNIs are: a VPC's
+// identities are recorded in its status (security_identities,
+// "ID=GROUP,GROUP ID=..."), and read back as claims; then what this
+// northd allocated before; then the lowest free number, sets in name
+// order. An identity stays with its set as long as a port holds the set,
+// so a packet in flight never changes meaning.
+//
+// Cost: the node recomputes every port's set when a port's groups, a
+// port's existence or the groups change; that is a pass over the ports
+// (no allocation for unchanged sets), not over ports × groups.
+
+const maxIdentity = 65535
+
+type identities struct {
+	vpcs map[string]map[string]int // VPC UUID -> set key -> identity
+	port map[string]int            // port UUID -> identity (0: open VPC)
+
+	// tracked: ports whose identity changed, VPCs whose table changed
+	changedPorts map[string]bool
+	changedVPCs  map[string]bool
+}
+
+func newIdentities() *identities {
+	return &identities{vpcs: map[string]map[string]int{}, port: map[string]int{},
+		changedPorts: map[string]bool{}, changedVPCs: map[string]bool{}}
+}
+
+func (id *identities) clearTracked() {
+	id.changedPorts, id.changedVPCs = map[string]bool{}, map[string]bool{}
+}
+
+// portSet is the key of a port's set of groups in its VPC: the names of
+// its accepted groups, sorted, comma-separated; the default group when it
+// names none of them.
+func portSet(groups []string, v *nbView, c *cVPC) string {
+	var names []string
+	for _, u := range groups {
+		if g := v.sgs[u]; g != nil && v.sgVPC[u] == c.uuid {
+			if cg := c.group(g.Name); cg != nil && cg.uuid == u {
+				names = append(names, g.Name)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return rules.DefaultGroup
+	}
+	sort.Strings(names)
+	return strings.Join(slices.Compact(names), ",")
+}
+
+// compileIdentities allocates every VPC's identities; prev (may be nil)
+// is the previous result.
+func compileIdentities(v *nbView, t *topology, prev *identities) *identities {
+	out := newIdentities()
+	sets := map[string]map[string]bool{} // VPC UUID -> set keys in use
+	keyOf := map[string]string{}         // port UUID -> set key
+	vpcOf := map[string]string{}
+	for u, p := range v.ports {
+		vpcU := v.vxnetVPC[v.portVxnet[u]]
+		c := t.vpcs[vpcU]
+		if c == nil || c.open {
+			continue
+		}
+		k := portSet(p.SecurityGroups, v, c)
+		if sets[vpcU] == nil {
+			sets[vpcU] = map[string]bool{}
+		}
+		sets[vpcU][k] = true
+		keyOf[u], vpcOf[u] = k, vpcU
+	}
+	for vpcU, keys := range sets {
+		var old map[string]int
+		if prev != nil {
+			old = prev.vpcs[vpcU]
+		}
+		out.vpcs[vpcU] = allocIdentities(slices.Sorted(maps.Keys(keys)), recordedIdentities(v, vpcU), old)
+	}
+	for u, k := range keyOf {
+		out.port[u] = out.vpcs[vpcOf[u]][k]
+	}
+	if prev != nil {
+		out.diff(prev)
+	}
+	return out
+}
+
+// allocIdentities numbers sets: a recorded claim, else the previous
+// number, else the lowest free one.
+func allocIdentities(keys []string, recorded, old map[string]int) map[string]int {
+	ids := map[string]int{}
+	used := map[int]bool{}
+	for _, claims := range []map[string]int{recorded, old} {
+		for _, k := range keys {
+			if n, ok := claims[k]; ok && ids[k] == 0 && n >= 1 && n <= maxIdentity && !used[n] {
+				ids[k], used[n] = n, true
+			}
+		}
+	}
+	next := 1
+	for _, k := range keys {
+		if ids[k] != 0 {
+			continue
+		}
+		for used[next] {
+			next++
+		}
+		if next > maxIdentity {
+			break // more distinct sets than identities: these stay unknown (0)
+		}
+		ids[k], used[next] = next, true
+	}
+	return ids
+}
+
+// recordedIdentities reads a VPC's status:security_identities.
+func recordedIdentities(v *nbView, vpcU string) map[string]int {
+	vpc := v.vpcs[vpcU]
+	if vpc == nil {
+		return nil
+	}
+	out := map[string]int{}
+	for _, f := range strings.Fields(vpc.Status["security_identities"]) {
+		n, k, ok := strings.Cut(f, "=")
+		if id, err := strconv.Atoi(n); ok && err == nil {
+			out[k] = id
+		}
+	}
+	return out
+}
+
+// identityRecord is what a VPC's status records, and identityTable what
+// its datapath carries.
+func (id *identities) identityRecord(vpcU string) string {
+	var parts []string
+	for k, n := range id.vpcs[vpcU] {
+		parts = append(parts, strconv.Itoa(n)+"="+k)
+	}
+	sort.Slice(parts, func(i, j int) bool {
+		a, _ := strconv.Atoi(strings.SplitN(parts[i], "=", 2)[0])
+		b, _ := strconv.Atoi(strings.SplitN(parts[j], "=", 2)[0])
+		return a < b
+	})
+	return strings.Join(parts, " ")
+}
+
+func (id *identities) identityTable(vpcU string) map[string]string {
+	ids := id.vpcs[vpcU]
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(ids))
+	for k, n := range ids {
+		out[strconv.Itoa(n)] = k
+	}
+	return out
+}
+
+func (id *identities) diff(prev *identities) {
+	for u, n := range id.port {
+		if prev.port[u] != n {
+			id.changedPorts[u] = true
+		}
+	}
+	for u := range prev.port {
+		if _, ok := id.port[u]; !ok {
+			id.changedPorts[u] = true
+		}
+	}
+	for u, m := range id.vpcs {
+		if !maps.Equal(prev.vpcs[u], m) {
+			id.changedVPCs[u] = true
+		}
+	}
+	for u := range prev.vpcs {
+		if _, ok := id.vpcs[u]; !ok {
+			id.changedVPCs[u] = true
+		}
+	}
+}
