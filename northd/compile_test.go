@@ -453,7 +453,9 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		if !reflect.DeepEqual(inc.ports.nDynamic, full.ports.nDynamic) {
 			t.Fatalf("seed %d: dynamic ports counted %v incrementally, %v in full", seed, inc.ports.nDynamic, full.ports.nDynamic)
 		}
-		if st := inc.eng.Stats(); st["ports"].Recompute != uint64(1+g.prefixChanges) || st["ports"].Compute == 0 {
+		// Only the first run and MAC prefix changes recompute the ports
+		// (fewer when two changes land in one batch and cancel out).
+		if st := inc.eng.Stats(); st["ports"].Recompute > uint64(1+g.prefixChanges) || st["ports"].Compute == 0 {
 			t.Fatalf("seed %d: ports node did not run incrementally: %+v", seed, st["ports"])
 		}
 	}
