@@ -147,7 +147,14 @@ func decodeResult(s *scanner, dec *RowDecoder) ([]model.Model, error) {
 		return err
 	})
 	if err == nil && opErr != "" {
-		err = fmt.Errorf("select: %s: %s", opErr, details)
+		err = &SelectError{Err: opErr, Details: details}
 	}
 	return rows, err
 }
+
+// SelectError is a select the server answered with an error (a column
+// its schema lacks, say): the connection is fine, and trying again will
+// not help.
+type SelectError struct{ Err, Details string }
+
+func (e *SelectError) Error() string { return "select: " + e.Err + ": " + e.Details }

@@ -1,6 +1,7 @@
 package jsonrpc
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -39,5 +40,24 @@ func TestDecodeSelect(t *testing.T) {
 		if _, err := decodeSelect([]byte(reply), dec); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err %v, want one saying %q", reply, err, want)
 		}
+	}
+}
+
+// decodeResult reads each select's rows, and a refused select as a
+// SelectError (not a lost connection: reading again would not help).
+func TestDecodeResults(t *testing.T) {
+	dec, err := NewRowDecoder(&sbdb.PortBinding{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &scanner{b: []byte(`{"rows":[{"logical_port":"p1"},{"logical_port":"p2"}]}`)}
+	if rows, err := decodeResult(s, dec); err != nil || len(rows) != 2 || rows[1].(*sbdb.PortBinding).LogicalPort != "p2" {
+		t.Errorf("rows: %v %v", rows, err)
+	}
+	s = &scanner{b: []byte(`{"error":"syntax error","details":"no column nosuch"}`)}
+	_, err = decodeResult(s, dec)
+	var se *SelectError
+	if !errors.As(err, &se) || se.Details != "no column nosuch" {
+		t.Errorf("refused select: %v, want a SelectError", err)
 	}
 }

@@ -254,7 +254,11 @@ func (r *reader) add(op ovsdb.Operation, dec *jsonrpc.RowDecoder) {
 func (r *reader) run() ([]model.Model, error) {
 	res, err := jsonrpc.Selects(r.ctx, r.conn, schema.NBName, r.q, r.decs)
 	r.q, r.decs = r.q[:0], r.decs[:0]
-	if err != nil {
+	var refused *jsonrpc.SelectError
+	if errors.As(err, &refused) {
+		return nil, fmt.Errorf("reading rows: %w", err)
+	}
+	if err != nil { // lost, or never answered: read again
 		return nil, fmt.Errorf("%w: reading rows: %v", ops.ErrNoConnection, err)
 	}
 	var out []model.Model
