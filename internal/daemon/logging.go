@@ -37,7 +37,11 @@ func OpenLog(ctx context.Context, cx *cli.Context, component string) (*slog.Logg
 			return nil, err
 		}
 		w = f
-		go f.reopenOnHangup(ctx)
+		// Ask for SIGHUP before returning: a SIGHUP that came before
+		// Notify would kill the process (its default action).
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		go f.reopenOnHangup(ctx, hup)
 	} else {
 		signal.Ignore(syscall.SIGHUP)
 	}
@@ -88,9 +92,7 @@ func (l *logFile) reopen() error {
 	return old.Close()
 }
 
-func (l *logFile) reopenOnHangup(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+func (l *logFile) reopenOnHangup(ctx context.Context, hup chan os.Signal) {
 	defer signal.Stop(hup)
 	for {
 		select {
