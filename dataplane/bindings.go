@@ -32,7 +32,7 @@ func NewBindingTable() *BindingTable {
 // Set makes b the binding of its address.
 func (t *BindingTable) Set(b Binding) {
 	k := BindingKey{b.VPC, b.IP}
-	if old, ok := t.m[k]; ok && sameBinding(old, b) {
+	if old, ok := t.m[k]; ok && old.Equal(b) {
 		return
 	}
 	t.m[k] = b
@@ -72,8 +72,9 @@ func (t *BindingTable) All() []Binding {
 	return out
 }
 
-func sameBinding(a, b Binding) bool {
-	return a.VPC == b.VPC && a.IP == b.IP && a.VTEP == b.VTEP && a.VNI == b.VNI && mac6(a.MAC) == mac6(b.MAC)
+// Equal says whether two bindings say the same thing.
+func (b Binding) Equal(o Binding) bool {
+	return b.VPC == o.VPC && b.IP == o.IP && b.VTEP == o.VTEP && b.VNI == o.VNI && mac6(b.MAC) == mac6(o.MAC)
 }
 
 func epKey(k BindingKey) dvrEpKey { return dvrEpKey{Vpc: k.VPC, Ip: be32(k.IP)} }

@@ -176,23 +176,8 @@ func (d *Datapath) Dump() (*Dump, error) {
 	return out, nil
 }
 
-// Taught lists the hosts a hub told about (vpc, ip), from its learn
-// message rate limiter.
-func (d *Datapath) Taught(vpc uint32, ip netip.Addr) ([]netip.Addr, error) {
-	var k dvrLearnRlKey
-	var v uint64
-	var out []netip.Addr
-	it := d.objs.LearnRlV1.Iterate()
-	for it.Next(&k, &v) {
-		if k.Vpc == vpc && k.Ip == be32(ip) {
-			out = append(out, fromHost32(k.Sender))
-		}
-	}
-	return out, it.Err()
-}
-
-// TaughtAbout is Taught for many addresses in one pass over the map: the
-// senders this hub told about each (a binding, or that it had none).
+// TaughtAbout lists, for each of keys, the senders this hub told about
+// it lately (a binding, or that it had none), in one pass over the map.
 func (d *Datapath) TaughtAbout(keys map[BindingKey]bool) (map[BindingKey][]netip.Addr, error) {
 	out := map[BindingKey][]netip.Addr{}
 	if len(keys) == 0 {

@@ -28,7 +28,8 @@ type snapshot struct {
 	learned []*sbdb.LearnedBinding
 	vpcs    []vpcSnapshot
 	// hub, when set, holds the hub VPCs' bindings already (the
-	// vpcSnapshots' bindings and learned rows are then not read).
+	// vpcSnapshots' bindings and learned rows are then not read);
+	// hostd's own snapshots always have it.
 	hub *hubTable
 }
 
@@ -47,11 +48,10 @@ type vpcSnapshot struct {
 // reconcile does after applying it.
 type desiredState struct {
 	state    *dataplane.State
-	up       []*sbdb.PortBinding              // this host's ports to mark up once applied
-	bindings map[bindingKey]dataplane.Binding // as a hub, what it forwards to
-	hubOf    map[uint32]bool                  // the VPCs this host is a hub of
-	flowErrs []string                         // flows this data plane cannot apply
-	ready    bool                             // every VPC's datapaths are there: nb_cfg may be acknowledged
+	up       []*sbdb.PortBinding // this host's ports to mark up once applied
+	hubOf    map[uint32]bool     // the VPCs this host is a hub of
+	flowErrs []string            // flows this data plane cannot apply
+	ready    bool                // every VPC's datapaths are there: nb_cfg may be acknowledged
 }
 
 // takeSnapshot reads the sessions once.
@@ -98,7 +98,12 @@ func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 
 // desired computes the kernel's state from a snapshot.
 func desired(s *snapshot) *desiredState {
-	out := &desiredState{state: &dataplane.State{}, bindings: map[bindingKey]dataplane.Binding{}, hubOf: map[uint32]bool{}, ready: true}
+	out := &desiredState{state: &dataplane.State{}, hubOf: map[uint32]bool{}, ready: true}
+	hub := s.hub
+	if hub == nil { // a snapshot of rows only: their table, from scratch
+		hub = newHubTable()
+		hub.encapChanged(s.encap)
+	}
 	st := out.state
 	dps := map[string]*sbdb.Datapath{}
 	dhcp := map[string]pipeline.DHCPReply{}
@@ -131,16 +136,11 @@ func desired(s *snapshot) *desiredState {
 		if v.hub {
 			out.hubOf[uint32(v.vpc)] = true
 			if s.hub == nil {
-				hubBindings(v, s.encap, out.bindings)
+				hub.loadVPC(v, v.bindings, v.learned, s.encap)
 			}
 		}
 	}
-	if s.hub != nil {
-		st.HubTable = s.hub.kernel
-	}
-	for _, b := range out.bindings {
-		st.Bindings = append(st.Bindings, b)
-	}
+	st.HubTable = hub.kernel
 	localPorts(s, dps, dhcp, out)
 	// Every VM interface gets the DVR as soon as it appears, so that
 	// declaring its port only writes map entries.
@@ -227,38 +227,6 @@ func ours(chassis string, ifaces map[string]int, pb *sbdb.PortBinding) bool {
 	return isMe(pb.Chassis, chassis) || (pb.Chassis == nil && isMe(pb.RequestedChassis, chassis))
 }
 
-// hubBindings adds every binding of a VPC this host is a hub of: bound
-// ports' fixed IPs, then the learned addresses southd accepted (it alone
-// picks the holder of a contested address). A learned address never
-// shadows a fixed one: southd refuses such a row, and until it has, the
-// fixed binding stands. Between two rows giving one address (a moment
-// while a port moves), the lower row UUID wins. This is the whole
-// computation; a hub keeps the same row by row (hubTable).
-func hubBindings(v vpcSnapshot, encap map[string]netip.Addr, out map[bindingKey]dataplane.Binding) {
-	by := map[bindingKey]string{}
-	fixed := map[bindingKey]bool{}
-	for _, pb := range v.bindings {
-		for _, b := range fixedBindings(pb, v.dps, encap) {
-			k := bindingKey{b.VPC, b.IP}
-			if u, ok := by[k]; !ok || pb.UUID < u {
-				out[k], by[k] = b, pb.UUID
-			}
-			fixed[k] = true
-		}
-	}
-	for _, lb := range v.learned {
-		for _, b := range learnedBindings(lb, encap) {
-			k := bindingKey{b.VPC, b.IP}
-			if fixed[k] {
-				continue
-			}
-			if u, ok := by[k]; !ok || lb.UUID < u {
-				out[k], by[k] = b, lb.UUID
-			}
-		}
-	}
-}
-
 // fixedBindings are the bindings a port's row gives a hub: its fixed
 // IPs at its chassis, or, until a host has claimed it, at the chassis it
 // is requested on, whose hostd programs it before acknowledging.
@@ -296,7 +264,6 @@ func learnedBindings(lb *sbdb.LearnedBinding, encap map[string]netip.Addr) []dat
 // (dataplane.Datapath); tests give a fake.
 type Dataplane interface {
 	Apply(st *dataplane.State) (dataplane.ApplyStats, error)
-	Taught(vpc uint32, ip netip.Addr) ([]netip.Addr, error)
 	TaughtAbout(keys map[dataplane.BindingKey]bool) (map[dataplane.BindingKey][]netip.Addr, error)
 	ExpireCache(idle time.Duration) (int, error)
 	ProbeHubs(hubs []netip.Addr) error

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/courier-sdn/courier/dataplane"
-	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
 
@@ -26,7 +25,7 @@ var (
 )
 
 func pb(name, dp string, chassis, requested *string, ips ...string) *sbdb.PortBinding {
-	return &sbdb.PortBinding{LogicalPort: name, Datapath: dp, Vpc: 7, MAC: "02:00:00:00:01:05", IPs: ips, Chassis: chassis,
+	return &sbdb.PortBinding{UUID: "pb-" + name, LogicalPort: name, Datapath: dp, Vpc: 7, MAC: "02:00:00:00:01:05", IPs: ips, Chassis: chassis,
 		RequestedChassis: requested, PortSecurity: true, TunnelKey: 3}
 }
 
@@ -130,18 +129,18 @@ func TestDesired(t *testing.T) {
 				v.bindings = []*sbdb.PortBinding{pb("a", "dp-web", hv2, nil, "10.0.1.5"), pb("b", "dp-db", nil, str("hv3"), "10.0.2.5"),
 					pb("nowhere", "dp-web", nil, nil, "10.0.1.6"), pb("ghost", "dp-web", str("hv-gone"), nil, "10.0.1.7")}
 				v.learned = []*sbdb.LearnedBinding{
-					{Vpc: 7, Vni: 11, IP: "10.0.1.60", MAC: "02:00:00:00:01:60", Chassis: "hv3", Accepted: true},
-					{Vpc: 7, Vni: 11, IP: "10.0.1.5", MAC: "02:00:00:00:01:61", Chassis: "hv3", Accepted: true},
-					{Vpc: 7, Vni: 11, IP: "10.0.1.62", MAC: "02:00:00:00:01:62", Chassis: "hv3", Accepted: false},
+					{UUID: "l60", Vpc: 7, Vni: 11, IP: "10.0.1.60", MAC: "02:00:00:00:01:60", Chassis: "hv3", Accepted: true},
+					{UUID: "l5", Vpc: 7, Vni: 11, IP: "10.0.1.5", MAC: "02:00:00:00:01:61", Chassis: "hv3", Accepted: true},
+					{UUID: "l62", Vpc: 7, Vni: 11, IP: "10.0.1.62", MAC: "02:00:00:00:01:62", Chassis: "hv3", Accepted: false},
 				}
 			}),
 			func(t *testing.T, d *desiredState) {
 				got := map[string]string{}
-				for k, b := range d.bindings {
-					got[k.ip.String()] = b.VTEP.String()
+				for _, b := range d.state.HubTable.All() {
+					got[b.IP.String()] = b.VTEP.String()
 				}
 				want := map[string]string{"10.0.1.5": "192.168.0.2", "10.0.2.5": "192.168.0.3", "10.0.1.60": "192.168.0.3"}
-				if !reflect.DeepEqual(got, want) || !d.hubOf[7] || len(d.state.Bindings) != 3 {
+				if !reflect.DeepEqual(got, want) || !d.hubOf[7] || d.state.HubTable.Len() != 3 {
 					t.Errorf("bindings %v, want %v (hub of %v)", got, want, d.hubOf)
 				}
 			}},
@@ -204,9 +203,6 @@ func (f *fakeDataplane) Apply(st *dataplane.State) (dataplane.ApplyStats, error)
 	f.applied = append(f.applied, st)
 	return dataplane.ApplyStats{}, nil
 }
-func (f *fakeDataplane) Taught(vpc uint32, ip netip.Addr) ([]netip.Addr, error) {
-	return f.taught[bindingKey{vpc, ip}], nil
-}
 func (f *fakeDataplane) TaughtAbout(keys map[dataplane.BindingKey]bool) (map[dataplane.BindingKey][]netip.Addr, error) {
 	out := map[dataplane.BindingKey][]netip.Addr{}
 	for k := range keys {
@@ -230,24 +226,3 @@ func (f *fakeSender) Send(to netip.Addr, vni uint32, m dataplane.LearnMsg) error
 	return nil
 }
 func (f *fakeSender) Probe(netip.Addr, uint32, netip.Addr) error { return nil }
-
-// A hub whose binding of an address moved tells the hosts it taught
-// where it went, and those of an address gone to forget it; only for
-// VPCs it still serves.
-func TestTeachTellsWhoWasTaught(t *testing.T) {
-	k5, k6, k8 := bindingKey{7, ip("10.0.1.5")}, bindingKey{7, ip("10.0.1.6")}, bindingKey{8, ip("10.0.1.5")}
-	fd := &fakeDataplane{taught: map[bindingKey][]netip.Addr{k5: {ip("192.168.0.9")}, k6: {ip("192.168.0.9")}, k8: {ip("192.168.0.9")}}}
-	fs := &fakeSender{}
-	d := &Daemon{dp: fd, sender: fs, log: testenv.Logger(t), taught: map[bindingKey]dataplane.Binding{
-		k5: {VPC: 7, IP: k5.ip, VTEP: ip("192.168.0.2"), VNI: 11},
-		k6: {VPC: 7, IP: k6.ip, VTEP: ip("192.168.0.2"), VNI: 11},
-		k8: {VPC: 8, IP: k8.ip, VTEP: ip("192.168.0.2"), VNI: 21},
-	}}
-	now := map[bindingKey]dataplane.Binding{k5: {VPC: 7, IP: k5.ip, VTEP: ip("192.168.0.3"), VNI: 11}}
-	d.teach(now, map[uint32]bool{7: true})
-	slices.Sort(fs.sent)
-	want := []string{"192.168.0.9 10.0.1.5 learn 192.168.0.3", "192.168.0.9 10.0.1.6 forget"}
-	if !slices.Equal(fs.sent, want) {
-		t.Errorf("sent %q, want %q", fs.sent, want)
-	}
-}

@@ -94,7 +94,6 @@ type Daemon struct {
 	ifaces  map[string]int  // logical port -> ifindex of its VM interface
 	byIndex map[int]string
 
-	taught    map[bindingKey]dataplane.Binding // hub: what it forwards to
 	acked     int
 	refreshed time.Time
 	// dirty: the last reconcile left something undone (a write failed);
@@ -175,7 +174,7 @@ func New(cfg Config) *Daemon {
 	}
 	return &Daemon{cfg: cfg, tls: cfg.Credentials.TLSConfig(), log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
 		vpcs: map[int]*vpcSession{}, ifaces: map[string]int{}, byIndex: map[int]string{},
-		taught: map[bindingKey]dataplane.Binding{}, status: map[string]string{},
+		status:   map[string]string{},
 		logLimit: logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
 }
 

@@ -89,7 +89,7 @@ func (h *hubTable) settle(k bindingKey) {
 	}
 	dk := dataplane.BindingKey{VPC: k.vpc, IP: k.ip}
 	old, had := h.kernel.Get(dk)
-	if ok && had && sameBinding(old, w) || !ok && !had {
+	if ok && had && old.Equal(w) || !ok && !had {
 		return
 	}
 	if _, seen := h.moved[k]; !seen {
@@ -115,10 +115,6 @@ func lowest(by map[string]dataplane.Binding) (dataplane.Binding, bool) {
 	}
 	b, ok := by[id]
 	return b, ok
-}
-
-func sameBinding(a, b dataplane.Binding) bool {
-	return a.VTEP == b.VTEP && a.VNI == b.VNI && a.MAC.String() == b.MAC.String()
 }
 
 // dropVPC forgets a VPC's rows: the host is no longer its hub.

@@ -128,7 +128,7 @@ func TestHubTableEqualsFull(t *testing.T) {
 			}
 			moved := h.takeMoved()
 			for k, b := range full {
-				if o, ok := before[k]; !ok || !sameBinding(o, b) {
+				if o, ok := before[k]; !ok || !o.Equal(b) {
 					if _, ok := moved[k]; !ok {
 						t.Fatalf("seed %d step %d: %v changed, not reported moved", seed, i, k)
 					}
@@ -136,7 +136,7 @@ func TestHubTableEqualsFull(t *testing.T) {
 			}
 			for k, old := range moved {
 				o, had := before[k]
-				if had != (old != nil) || had && !sameBinding(o, *old) {
+				if had != (old != nil) || had && !o.Equal(*old) {
 					t.Fatalf("seed %d step %d: %v reported moved from %v, was %v", seed, i, k, old, o)
 				}
 			}
@@ -200,5 +200,38 @@ func TestTeachMovedTellsWhoWasTaught(t *testing.T) {
 	d.teachMoved(h, map[uint32]bool{})
 	if len(fs.sent) != 0 {
 		t.Errorf("sent %q, want nothing", fs.sent)
+	}
+}
+
+// hubBindings adds every binding of a VPC this host is a hub of: bound
+// ports' fixed IPs, then the learned addresses southd accepted (it alone
+// picks the holder of a contested address). A learned address never
+// shadows a fixed one: southd refuses such a row, and until it has, the
+// fixed binding stands. Between two rows giving one address (a moment
+// while a port moves), the lower row UUID wins. This is the whole
+// computation, the reference the hub's table kept row by row (hubTable)
+// is held to.
+func hubBindings(v vpcSnapshot, encap map[string]netip.Addr, out map[bindingKey]dataplane.Binding) {
+	by := map[bindingKey]string{}
+	fixed := map[bindingKey]bool{}
+	for _, pb := range v.bindings {
+		for _, b := range fixedBindings(pb, v.dps, encap) {
+			k := bindingKey{b.VPC, b.IP}
+			if u, ok := by[k]; !ok || pb.UUID < u {
+				out[k], by[k] = b, pb.UUID
+			}
+			fixed[k] = true
+		}
+	}
+	for _, lb := range v.learned {
+		for _, b := range learnedBindings(lb, encap) {
+			k := bindingKey{b.VPC, b.IP}
+			if fixed[k] {
+				continue
+			}
+			if u, ok := by[k]; !ok || lb.UUID < u {
+				out[k], by[k] = b, lb.UUID
+			}
+		}
 	}
 }

@@ -82,11 +82,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	d.report(err, flowErrs)
 	if err == nil {
 		d.markUp(ctx, next.up)
-		if snap.hub != nil {
-			d.teachMoved(snap.hub, next.hubOf)
-		} else {
-			d.teach(next.bindings, next.hubOf)
-		}
+		d.teachMoved(snap.hub, next.hubOf)
 		d.setProbes(st)
 		if next.ready {
 			d.ack(ctx, minOf(cfgs))
@@ -95,7 +91,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	d.writeStatus(ctx)
 	if as.Written+as.Removed+as.Attached+as.Detached > 0 {
 		d.log.Debug("applied", "written", as.Written, "removed", as.Removed, "attached", as.Attached,
-			"detached", as.Detached, "ports", len(st.Ports), "bindings", len(st.Bindings)+hubLen(st.HubTable),
+			"detached", as.Detached, "ports", len(st.Ports), "bindings", hubLen(st.HubTable),
 			"claim", claimed.Sub(start), "compute", computed.Sub(claimed), "kernel", applied.Sub(computed), "write_back", time.Since(applied))
 	}
 	d.m.monitored(d.base, d.vpcs)
@@ -240,9 +236,13 @@ func hubLen(t *dataplane.BindingTable) int {
 	return t.Len()
 }
 
-// teachMoved is teach for a hub that keeps its table row by row: only
-// the addresses whose binding changed since the last call are looked at,
-// in one pass over what the hub told whom. A sender told that an address
+// teachMoved: a hub whose binding of an address moved or went away
+// tells the hosts it taught about it, instead of waiting for their next
+// packet; only the addresses whose binding changed since the last call
+// are looked at, in one pass over what the hub told whom, and only in
+// VPCs it still serves (a hub that lost its duty knows nothing new about
+// them, and telling every sender to forget would throw their direct
+// paths away for nothing). A sender told that an address
 // was unknown (it then holds its packets back for a moment) is told the
 // new binding at once, so a new port is reachable from the hosts that
 // tried it before it came up without waiting for that moment to end.
@@ -268,36 +268,6 @@ func (d *Daemon) teachMoved(h *hubTable, hubOf map[uint32]bool) {
 			d.tell(k, senders, b, b, true) // it was unknown
 		}
 	}
-}
-
-// teach: a hub whose binding of an address moved or went away tells the
-// hosts it taught about it, instead of waiting for their next packet.
-// Only for VPCs it still serves: a hub that lost its duty (southd moved
-// it, or judged it dead during a database outage) knows nothing new about
-// the VPC's addresses, and telling every sender to forget would throw
-// their direct paths away for nothing.
-func (d *Daemon) teach(now map[bindingKey]dataplane.Binding, hubOf map[uint32]bool) {
-	for k, old := range d.taught {
-		if !hubOf[k.vpc] {
-			continue
-		}
-		b, ok := now[k]
-		if ok && sameBinding(b, old) {
-			continue
-		}
-		d.tellSenders(k, old, b, ok)
-	}
-	d.taught = now
-}
-
-// tellSenders tells the hosts this hub taught an address that its
-// binding moved from old to b (ok) or went away.
-func (d *Daemon) tellSenders(k bindingKey, old, b dataplane.Binding, ok bool) {
-	senders, err := d.dp.Taught(k.vpc, k.ip)
-	if err != nil {
-		return
-	}
-	d.tell(k, senders, old, b, ok)
 }
 
 // tell sends senders the binding of an address (b, ok) or that it is

@@ -37,15 +37,11 @@ func (n *compiler) portsHandleNB() bool {
 			changed[u] = true
 		}
 	}
-	if n.bulkPorts(len(changed)) {
+	if !n.settlePorts(changed) {
 		return false
 	}
-	if len(changed) > 0 {
-		n.ports.update(n.nb, n.topo, changed)
-		n.portNode.SetUpdated()
-		for u := range changed {
-			n.portsDone[u] = true
-		}
+	for u := range changed {
+		n.portsDone[u] = true
 	}
 	return true
 }
@@ -66,6 +62,12 @@ func (n *compiler) portsHandleTopology() bool {
 			}
 		}
 	}
+	return n.settlePorts(changed)
+}
+
+// settlePorts compiles the changed ports again, or says false (recompute)
+// when they are most of the ports.
+func (n *compiler) settlePorts(changed map[string]bool) bool {
 	if n.bulkPorts(len(changed)) {
 		return false
 	}

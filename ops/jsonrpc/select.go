@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/ovn-kubernetes/libovsdb/model"
@@ -35,43 +36,22 @@ func quote(s string) []byte { return appendString(nil, s) }
 func decodeSelect(raw []byte, dec *RowDecoder) ([]model.Model, error) {
 	s := &scanner{b: raw}
 	var rows []model.Model
-	var opErr, details string
 	n := 0
 	err := s.array(func() error {
 		if n++; n > 1 {
 			_, err := s.skip()
 			return err
 		}
-		return s.object(func(key []byte) error {
-			switch string(key) {
-			case "rows":
-				return s.array(func() error {
-					row, err := s.skip()
-					if err != nil {
-						return err
-					}
-					m, err := dec.Decode("", row)
-					rows = append(rows, m)
-					return err
-				})
-			case "error":
-				var err error
-				opErr, err = s.str()
-				return err
-			case "details":
-				var err error
-				details, err = s.str()
-				return err
-			}
-			_, err := s.skip()
-			return err
-		})
+		var err error
+		rows, err = decodeResult(s, dec)
+		return err
 	})
+	var refused *SelectError
 	switch {
+	case errors.As(err, &refused):
+		return nil, err
 	case err != nil:
 		return nil, fmt.Errorf("select reply: %w", err)
-	case opErr != "":
-		return nil, fmt.Errorf("select: %s: %s", opErr, details)
 	case n == 0:
 		return nil, fmt.Errorf("select: empty reply")
 	}

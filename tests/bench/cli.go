@@ -169,12 +169,11 @@ func rawTransactDB(ctx context.Context, remote, db string, txn []ovsdb.Operation
 func encodeTxn(txn []ovsdb.Operation) []byte { return encodeTxnDB("Courier_Northbound", txn) }
 
 func encodeTxnDB(db string, txn []ovsdb.Operation) []byte {
-	b := []byte(`["` + db + `"`)
-	for i := range txn {
-		b = append(b, ',')
-		b, _ = jsonrpc.AppendOperation(b, &txn[i])
+	t := newRawTxn(db)
+	for _, op := range txn {
+		t.add(op)
 	}
-	return append(b, ']')
+	return t.done()
 }
 
 func rawSend(ctx context.Context, conn *jsonrpc.Conn, params []byte) error {

@@ -486,7 +486,7 @@ func insertFloor(ctx context.Context, env Env, ports int) (float64, error) {
 		}
 		return res, nil
 	}
-	enc := newFloorTxn()
+	enc := newRawTxn(schema.SBName)
 	for i := 0; i < 253; i++ {
 		enc.add(ovsdb.Operation{Op: "insert", Table: "Datapath", Row: ovsdb.Row{"name": fmt.Sprintf("vxnet:x%d", i),
 			"type": "vxnet", "tunnel_key": i + 1, "vpc": 1, "gateway_mac": "0a:c0:00:00:00:01"}})
@@ -503,7 +503,7 @@ func insertFloor(ctx context.Context, env Env, ports int) (float64, error) {
 	// then the bindings, in chunks of northd's default size.
 	const chunk = 20000
 	var txns [][]byte
-	enc = newFloorTxn()
+	enc = newRawTxn(schema.SBName)
 	for i, dp := range dps {
 		for f := 0; f < 16; f++ {
 			enc.add(ovsdb.Operation{Op: "insert", Table: "Logical_Flow", Row: ovsdb.Row{"datapath": dp, "vpc": 1,
@@ -518,7 +518,7 @@ func insertFloor(ctx context.Context, env Env, ports int) (float64, error) {
 			"ips": ovsdb.OvsSet{GoSet: []any{fmt.Sprintf("10.%d.%d.%d", vx>>8, vx&255, host)}}, "port_security": true}})
 		if enc.n == chunk {
 			txns = append(txns, enc.done())
-			enc = newFloorTxn()
+			enc = newRawTxn(schema.SBName)
 		}
 	}
 	if enc.n > 0 {
@@ -539,17 +539,18 @@ type floorResult struct {
 	Details string   `json:"details"`
 }
 
-// floorTxn encodes the params of one transact request.
-type floorTxn struct {
+// rawTxn encodes the params of one transact request.
+type rawTxn struct {
 	b []byte
 	n int
 }
 
-func newFloorTxn() *floorTxn {
-	return &floorTxn{b: []byte(`["` + schema.SBName + `"`)}
+// newRawTxn starts a transaction on db, encoded as it is built.
+func newRawTxn(db string) *rawTxn {
+	return &rawTxn{b: []byte(`["` + db + `"`)}
 }
 
-func (t *floorTxn) add(op ovsdb.Operation) {
+func (t *rawTxn) add(op ovsdb.Operation) {
 	t.b = append(t.b, ',')
 	b, err := jsonrpc.AppendOperation(t.b, &op)
 	if err != nil {
@@ -559,7 +560,7 @@ func (t *floorTxn) add(op ovsdb.Operation) {
 	t.n++
 }
 
-func (t *floorTxn) done() []byte { return append(t.b, ']') }
+func (t *rawTxn) done() []byte { return append(t.b, ']') }
 
 func bumpCfg() []ovsdb.Operation {
 	return []ovsdb.Operation{

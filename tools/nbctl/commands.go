@@ -239,12 +239,7 @@ func cmdVxnetAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	if err := st.verify(vpc, vpc.UUID, &vpc.Vxnets); err != nil {
 		return err
 	}
-	if err := st.add(st.c.Create(vx)); err != nil {
-		return err
-	}
-	vpc.Vxnets = append(vpc.Vxnets, vx.UUID)
-	return st.add(ops.ByUUID(st.c, vpc).Mutate(vpc, model.Mutation{
-		Field: &vpc.Vxnets, Mutator: ovsdb.MutateOperationInsert, Value: []string{vx.UUID}}))
+	return st.insertInto(vpc, &vpc.Vxnets, vx, vx.UUID)
 }
 
 func cmdVxnetDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
@@ -422,12 +417,7 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	}
 	st.indexPort(vx, port)
 	st.portVxnet[port.UUID] = vx
-	if err := st.add(st.c.Create(port)); err != nil {
-		return err
-	}
-	vx.Ports = append(vx.Ports, port.UUID)
-	return st.add(ops.ByUUID(st.c, vx).Mutate(vx, model.Mutation{
-		Field: &vx.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{port.UUID}}))
+	return st.insertInto(vx, &vx.Ports, port, port.UUID)
 }
 
 // parseMAC is a port's MAC or the word dynamic.
@@ -631,12 +621,7 @@ func cmdRouteAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	r := &nbdb.Route{UUID: st.newName("route"), Prefix: prefix.String(), Nexthop: nh.String()}
 	st.routes[r.UUID] = r
 	st.routeVPC[r.UUID] = vpc
-	if err := st.add(st.c.Create(r)); err != nil {
-		return err
-	}
-	vpc.Routes = append(vpc.Routes, r.UUID)
-	return st.add(ops.ByUUID(st.c, vpc).Mutate(vpc, model.Mutation{
-		Field: &vpc.Routes, Mutator: ovsdb.MutateOperationInsert, Value: []string{r.UUID}}))
+	return st.insertInto(vpc, &vpc.Routes, r, r.UUID)
 }
 
 func cmdRouteDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {

@@ -131,12 +131,7 @@ func cmdSGAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	g := &nbdb.SecurityGroup{UUID: st.newName("sg"), Name: name}
 	st.sgs[g.UUID] = g
 	st.sgVPC[g.UUID] = vpc
-	if err := st.add(st.c.Create(g)); err != nil {
-		return err
-	}
-	vpc.SecurityGroups = append(vpc.SecurityGroups, g.UUID)
-	return st.add(ops.ByUUID(st.c, vpc).Mutate(vpc, model.Mutation{
-		Field: &vpc.SecurityGroups, Mutator: ovsdb.MutateOperationInsert, Value: []string{g.UUID}}))
+	return st.insertInto(vpc, &vpc.SecurityGroups, g, g.UUID)
 }
 
 func cmdSGDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
@@ -253,12 +248,7 @@ func cmdSGRuleAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	}
 	r.UUID = st.newName("sgrule")
 	st.sgRules[r.UUID] = r
-	if err := st.add(st.c.Create(r)); err != nil {
-		return err
-	}
-	g.Rules = append(g.Rules, r.UUID)
-	return st.add(ops.ByUUID(st.c, g).Mutate(g, model.Mutation{
-		Field: &g.Rules, Mutator: ovsdb.MutateOperationInsert, Value: []string{r.UUID}}))
+	return st.insertInto(g, &g.Rules, r, r.UUID)
 }
 
 func sameRule(a, b *nbdb.SecurityGroupRule) bool {

@@ -204,6 +204,17 @@ func (st *state) add(ops []ovsdb.Operation, err error) error {
 	return nil
 }
 
+// insertInto creates child (named uuid in this transaction) and adds it
+// to the parent's set of references, in memory and in the transaction.
+func (st *state) insertInto(parent model.Model, set *[]string, child model.Model, uuid string) error {
+	if err := st.add(st.c.Create(child)); err != nil {
+		return err
+	}
+	*set = append(*set, uuid)
+	return st.add(ops.ByUUID(st.c, parent).Mutate(parent, model.Mutation{
+		Field: set, Mutator: ovsdb.MutateOperationInsert, Value: []string{uuid}}))
+}
+
 // verify makes the transaction fail, with a "wait" operation that times
 // out at once, if the column that field points into has changed in the
 // database since it was read. A command that inserts into or deletes from
