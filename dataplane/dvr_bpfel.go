@@ -184,17 +184,18 @@ type dvrSgRule struct {
 }
 
 type dvrSgRules struct {
-	_   structs.HostLayout
-	N   uint32
-	Pad uint32
-	R   [64]dvrSgRule
+	_      structs.HostLayout
+	N      uint32
+	Chunks uint32
+	R      [64]dvrSgRule
 }
 
 type dvrSgRulesKey struct {
 	_     structs.HostLayout
 	Vpc   uint32
 	Group uint32
-	Dir   uint32
+	Dir   uint16
+	Chunk uint16
 }
 
 type dvrSgWalk struct {
@@ -207,6 +208,7 @@ type dvrSgWalk struct {
 	Dport    uint32
 	N        uint32
 	Result   uint32
+	Chunks   uint32
 	Groups   [16]uint32
 }
 
@@ -289,7 +291,7 @@ const (
 	dvrMapSgGenV1            = "sg_gen_v1"
 	dvrMapSgIdentV1          = "sg_ident_v1"
 	dvrMapSgMemberV1         = "sg_member_v1"
-	dvrMapSgRulesV1          = "sg_rules_v1"
+	dvrMapSgRulesV2          = "sg_rules_v2"
 	dvrMapSgWalkScratch      = "sg_walk_scratch"
 	dvrMapStatsV1            = "stats_v1"
 	dvrMapTraceRecs          = "trace_recs"
@@ -396,7 +398,7 @@ type dvrMapSpecs struct {
 	SgGenV1         *ebpf.MapSpec `ebpf:"sg_gen_v1"`
 	SgIdentV1       *ebpf.MapSpec `ebpf:"sg_ident_v1"`
 	SgMemberV1      *ebpf.MapSpec `ebpf:"sg_member_v1"`
-	SgRulesV1       *ebpf.MapSpec `ebpf:"sg_rules_v1"`
+	SgRulesV2       *ebpf.MapSpec `ebpf:"sg_rules_v2"`
 	SgWalkScratch   *ebpf.MapSpec `ebpf:"sg_walk_scratch"`
 	StatsV1         *ebpf.MapSpec `ebpf:"stats_v1"`
 	TraceRecs       *ebpf.MapSpec `ebpf:"trace_recs"`
@@ -477,7 +479,7 @@ type dvrMaps struct {
 	SgGenV1         *ebpf.Map `ebpf:"sg_gen_v1"`
 	SgIdentV1       *ebpf.Map `ebpf:"sg_ident_v1"`
 	SgMemberV1      *ebpf.Map `ebpf:"sg_member_v1"`
-	SgRulesV1       *ebpf.Map `ebpf:"sg_rules_v1"`
+	SgRulesV2       *ebpf.Map `ebpf:"sg_rules_v2"`
 	SgWalkScratch   *ebpf.Map `ebpf:"sg_walk_scratch"`
 	StatsV1         *ebpf.Map `ebpf:"stats_v1"`
 	TraceRecs       *ebpf.Map `ebpf:"trace_recs"`
@@ -516,7 +518,7 @@ func (m *dvrMaps) Close() error {
 		m.SgGenV1,
 		m.SgIdentV1,
 		m.SgMemberV1,
-		m.SgRulesV1,
+		m.SgRulesV2,
 		m.SgWalkScratch,
 		m.StatsV1,
 		m.TraceRecs,

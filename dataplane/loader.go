@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -207,7 +208,7 @@ func (d *Datapath) loadObjects() error {
 		}
 	}
 	for name, m := range spec.Maps {
-		if strings.HasSuffix(name, "_v1") {
+		if isPinned(name) {
 			m.Pinning = ebpf.PinByName
 		}
 	}
@@ -219,7 +220,31 @@ func (d *Datapath) loadObjects() error {
 		}
 		return fmt.Errorf("load BPF programs: %w", err)
 	}
+	d.unpinStale(spec)
 	return nil
+}
+
+// pinnedMap names the maps that outlive a hostd restart: NAME_vN, where
+// N changes with the map's layout, so that a hostd of a new layout starts
+// the map afresh instead of failing to load beside the old pin.
+var pinnedMap = regexp.MustCompile(`_v[0-9]+$`)
+
+func isPinned(name string) bool { return pinnedMap.MatchString(name) }
+
+// unpinStale removes the pins of map versions this program no longer
+// has (an upgrade's leftovers).
+func (d *Datapath) unpinStale(spec *ebpf.CollectionSpec) {
+	entries, err := os.ReadDir(d.pinDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if name := e.Name(); !e.IsDir() && isPinned(name) && spec.Maps[name] == nil {
+			if err := os.Remove(filepath.Join(d.pinDir, name)); err == nil {
+				d.log.Info("removed the pin of a map this version no longer has", "map", name)
+			}
+		}
+	}
 }
 
 // attachTCX attaches prog to ifindex's tcx ingress, or, when a link is

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
-	"strings"
 
 	"github.com/cilium/ebpf"
 )
@@ -24,7 +23,7 @@ func OpenPinned(pinRoot, chassis string) (*Datapath, error) {
 	v := reflect.ValueOf(&d.objs.dvrMaps).Elem()
 	for i := 0; i < v.NumField(); i++ {
 		name := v.Type().Field(i).Tag.Get("ebpf")
-		if !strings.HasSuffix(name, "_v1") {
+		if !isPinned(name) {
 			continue // not pinned: .rodata, and each loaded copy's own test and trace maps
 		}
 		m, err := ebpf.LoadPinnedMap(filepath.Join(dir, name), &ebpf.LoadPinOptions{ReadOnly: true})

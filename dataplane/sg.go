@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/courier-sdn/courier/pipeline"
 )
 
 // Security groups in the data plane (bpf/sg.h): per VPC, what each
@@ -32,8 +34,20 @@ type SGRule struct {
 	RemoteGroup uint32
 }
 
-// MaxSGRules is how many rules a group may have in one direction.
-const MaxSGRules = 64
+// MaxSGRules is how many rules a group may have in one direction: up to
+// 16 chunks of 64 (sg.h).
+const MaxSGRules = sgChunks * sgChunkRules
+
+const (
+	sgChunks     = 16
+	sgChunkRules = len(dvrSgRules{}.R)
+)
+
+// The limits northd enforces are the maps'.
+var (
+	_ = [1]struct{}{}[MaxSGRules-pipeline.MaxSGRules]
+	_ = [1]struct{}{}[len(dvrSgIdent{}.Groups)-pipeline.MaxPortSGs]
+)
 
 // Connection tracking's directions (sg.h).
 const (
@@ -49,7 +63,7 @@ func (d *Datapath) sgMemberT() table[dvrSgMemberKey, uint32] {
 	return table[dvrSgMemberKey, uint32]{d.objs.SgMemberV1, "sg_member"}
 }
 func (d *Datapath) sgRulesT() table[dvrSgRulesKey, dvrSgRules] {
-	return table[dvrSgRulesKey, dvrSgRules]{d.objs.SgRulesV1, "sg_rules"}
+	return table[dvrSgRulesKey, dvrSgRules]{d.objs.SgRulesV2, "sg_rules"}
 }
 func (d *Datapath) portSGT() table[uint32, dvrPortSg] {
 	return table[uint32, dvrPortSg]{d.objs.PortSgV1, "port_sg"}
@@ -81,21 +95,7 @@ func compileSG(s *State) (*compiledSG, error) {
 				c.member[dvrSgMemberKey{Vpc: v.VPC, Id: id, Group: g}] = 1
 			}
 		}
-		for _, r := range v.Rules {
-			dir := uint32(sgEgress)
-			if r.Ingress {
-				dir = sgIngress
-			}
-			k := dvrSgRulesKey{Vpc: v.VPC, Group: r.Group, Dir: dir}
-			e := c.rules[k]
-			if e.N >= MaxSGRules {
-				errs = append(errs, fmt.Errorf("VPC %d group %d: more than %d rules in one direction", v.VPC, r.Group, MaxSGRules))
-				continue
-			}
-			e.R[e.N] = r.compile()
-			e.N++
-			c.rules[k] = e
-		}
+		errs = append(errs, c.compileRules(v)...)
 	}
 	for _, p := range s.Ports {
 		if p.Identity != 0 {
@@ -103,6 +103,35 @@ func compileSG(s *State) (*compiledSG, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// compileRules splits each of a VPC's groups' rules of one direction
+// into chunks, each saying how many there are.
+func (c *compiledSG) compileRules(v SGVPC) []error {
+	type gd struct{ group, dir uint32 }
+	byGroup := map[gd][]dvrSgRule{}
+	var errs []error
+	for _, r := range v.Rules {
+		k := gd{r.Group, sgEgress}
+		if r.Ingress {
+			k.dir = sgIngress
+		}
+		if len(byGroup[k]) >= MaxSGRules {
+			errs = append(errs, fmt.Errorf("VPC %d group %d: more than %d rules in one direction", v.VPC, r.Group, MaxSGRules))
+			continue
+		}
+		byGroup[k] = append(byGroup[k], r.compile())
+	}
+	for k, rs := range byGroup {
+		chunks := (len(rs) + sgChunkRules - 1) / sgChunkRules
+		for i := 0; i < chunks; i++ {
+			part := rs[i*sgChunkRules : min(len(rs), (i+1)*sgChunkRules)]
+			e := dvrSgRules{N: uint32(len(part)), Chunks: uint32(chunks)}
+			copy(e.R[:], part)
+			c.rules[dvrSgRulesKey{Vpc: v.VPC, Group: k.group, Dir: uint16(k.dir), Chunk: uint16(i)}] = e
+		}
+	}
+	return errs
 }
 
 func (r SGRule) compile() dvrSgRule {

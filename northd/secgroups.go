@@ -11,6 +11,7 @@ import (
 
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/pipeline"
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
 
@@ -117,11 +118,31 @@ func compileGroups(v *nbView, t *topology, c *cVPC, vpc *nbdb.VPC) {
 			}
 		}
 		sort.Slice(cg.rules, func(i, j int) bool { return cg.rules[i].String() < cg.rules[j].String() })
+		cg.rules = capRules(cg.rules, g.Name)
 	}
 	if c.group(rules.DefaultGroup) == nil {
 		c.groups = append(c.groups, implicitDefault())
 		sort.Slice(c.groups, func(i, j int) bool { return c.groups[i].name < c.groups[j].name })
 	}
+}
+
+// capRules refuses a group's rules beyond what a host's data plane holds
+// in one direction (pipeline.MaxSGRules), the last in the group's order.
+func capRules(rs []*cRule, group string) []*cRule {
+	var n [2]int
+	kept := rs[:0]
+	for _, r := range rs {
+		dir, name := 0, "egress"
+		if r.ingress {
+			dir, name = 1, "ingress"
+		}
+		if n[dir]++; n[dir] > pipeline.MaxSGRules {
+			r.err = fmt.Sprintf("security group %s already has %d %s rules, the most a group may have", group, pipeline.MaxSGRules, name)
+			continue
+		}
+		kept = append(kept, r)
+	}
+	return kept
 }
 
 func compileRule(r *nbdb.SecurityGroupRule, group string, groups map[string]*cGroup, vpc string) *cRule {

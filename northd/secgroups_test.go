@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/courier-sdn/courier/pipeline"
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
 
@@ -159,5 +160,24 @@ func TestIdentities(t *testing.T) {
 	}
 	if st := n.vpcStatus(n.nb.vxnetVPC[vx.UUID]); !slices.Contains(strings.Fields(st["security_identities"]), fmt.Sprintf("%d=db", id("p1"))) {
 		t.Errorf("VPC status records %q", st["security_identities"])
+	}
+}
+
+// A group's rules past what a host holds in one direction are refused
+// with a status, the last in the group's order; the other direction is
+// counted apart.
+func TestGroupRulesCapped(t *testing.T) {
+	var rs []*cRule
+	for i := 0; i <= pipeline.MaxSGRules; i++ {
+		rs = append(rs, &cRule{ingress: true, proto: "tcp", portMin: i + 1, portMax: i + 1})
+	}
+	rs = append(rs, &cRule{proto: "any"}, &cRule{proto: "icmp"})
+	last := rs[pipeline.MaxSGRules]
+	kept := capRules(rs, "web")
+	if len(kept) != pipeline.MaxSGRules+2 {
+		t.Fatalf("kept %d rules, want %d", len(kept), pipeline.MaxSGRules+2)
+	}
+	if want := "security group web already has 1024 ingress rules, the most a group may have"; last.err != want {
+		t.Errorf("the 1,025th ingress rule: %q, want %q", last.err, want)
 	}
 }

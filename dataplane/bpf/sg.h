@@ -3,7 +3,7 @@
  * A port's set of groups is an identity, a number the control plane
  * allocates per VPC (northd/identities.go). What an identity means
  * (sg_ident_v1: its groups; sg_member_v1: "identity I is in group G") and
- * each group's rules (sg_rules_v1, per direction) are per VPC: they grow
+ * each group's rules (sg_rules_v2, per direction, in chunks) are per VPC: they grow
  * with groups × rules and with the VPC's distinct sets of groups, never
  * with its ports. A local port's identity is in port_sg_v1. Group numbers
  * are hostd's own, per VPC.
@@ -33,7 +33,8 @@
 #include "config.h"
 
 #define SG_MAX_GROUPS 16
-#define SG_MAX_RULES 64
+#define SG_MAX_RULES 64	 /* per chunk */
+#define SG_MAX_CHUNKS 16 /* per group and direction: 1,024 rules */
 #define SG_DIR_EGRESS 0
 #define SG_DIR_INGRESS 1
 #define SG_R_GROUP 0x1 /* the remote end is a group (group), not a prefix */
@@ -88,24 +89,27 @@ struct sg_rule {
 	__u32 group; /* remote group (SG_R_GROUP) */
 };
 
+/* A group's rules of one direction, in chunks of SG_MAX_RULES: chunk 0
+ * says how many chunks there are. */
 struct sg_rules_key {
 	__u32 vpc;
 	__u32 group;
-	__u32 dir; /* SG_DIR_* */
+	__u16 dir; /* SG_DIR_* */
+	__u16 chunk;
 };
 
 struct sg_rules {
-	__u32 n;
-	__u32 pad;
+	__u32 n;      /* rules in this chunk */
+	__u32 chunks; /* chunks of this group and direction */
 	struct sg_rule r[SG_MAX_RULES];
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 32768);
 	__type(key, struct sg_rules_key);
 	__type(value, struct sg_rules);
-} sg_rules_v1 SEC(".maps");
+} sg_rules_v2 SEC(".maps");
 
 /* A local port's identity, by host-side ifindex (ports of VPCs that
  * enforce groups). */
@@ -172,10 +176,11 @@ static __always_inline __u32 port_identity(__u32 ifindex)
 	return p ? p->id : 0;
 }
 
-/* What sg_check walks: the identity's groups, one bpf_loop iteration
- * each (the verifier checks the callback once; unrolled, 16 groups of 64
- * rules are more jumps than it follows), each group's rules a bounded
- * loop. */
+/* What sg_check walks: the identity's groups' chunks of rules, one
+ * bpf_loop iteration each (the verifier checks the callback once;
+ * unrolled, 16 groups of 64 rules are more jumps than it follows), each
+ * chunk a bounded loop. Iteration i is chunk i % SG_MAX_CHUNKS of group
+ * i / SG_MAX_CHUNKS; the chunks a group lacks cost a return each. */
 struct sg_walk {
 	__u32 vpc;
 	__u32 remote_id;
@@ -185,6 +190,7 @@ struct sg_walk {
 	__u32 dport;
 	__u32 n;
 	__u32 result;
+	__u32 chunks; /* of the group being walked */
 	__u32 groups[SG_MAX_GROUPS];
 };
 
@@ -200,12 +206,21 @@ static long sg_group_cb(__u64 i, void *ctx)
 {
 	__u32 zero = 0;
 	struct sg_walk *w = bpf_map_lookup_elem(&sg_walk_scratch, &zero);
-	if (!w || i >= SG_MAX_GROUPS || i >= w->n)
+	__u32 g = i / SG_MAX_CHUNKS, chunk = i % SG_MAX_CHUNKS;
+	if (!w || g >= SG_MAX_GROUPS || g >= w->n)
 		return 1;
-	struct sg_rules_key rk = {.vpc = w->vpc, .group = w->groups[i & (SG_MAX_GROUPS - 1)], .dir = w->dir};
-	struct sg_rules *rs = bpf_map_lookup_elem(&sg_rules_v1, &rk);
-	if (!rs)
+	if (chunk == 0)
+		w->chunks = 1;
+	if (chunk >= w->chunks)
 		return 0;
+	struct sg_rules_key rk = {.vpc = w->vpc, .group = w->groups[g & (SG_MAX_GROUPS - 1)], .dir = w->dir, .chunk = chunk};
+	struct sg_rules *rs = bpf_map_lookup_elem(&sg_rules_v2, &rk);
+	if (!rs) {
+		w->chunks = 0;
+		return 0;
+	}
+	if (chunk == 0)
+		w->chunks = rs->chunks;
 	for (__u32 j = 0; j < SG_MAX_RULES; j++) {
 		if (j >= rs->n)
 			break;
@@ -266,7 +281,7 @@ __attribute__((noinline)) int sg_check(__u32 vpc, __u32 id, __u32 remote_id, __b
 	w->n = gi->n;
 	w->result = SG_DENY;
 	__builtin_memcpy(w->groups, gi->groups, sizeof(w->groups));
-	bpf_loop(SG_MAX_GROUPS, sg_group_cb, NULL, 0);
+	bpf_loop(SG_MAX_GROUPS * SG_MAX_CHUNKS, sg_group_cb, NULL, 0);
 	return w->result;
 }
 

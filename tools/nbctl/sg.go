@@ -12,6 +12,7 @@ import (
 
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/pipeline"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/tools/cmdline"
 )
@@ -235,13 +236,21 @@ func cmdSGRuleAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		s := checked.CIDR.String()
 		r.RemoteCidr = &s
 	}
+	same := 0
 	for _, u := range g.Rules {
-		if o := st.sgRules[u]; o != nil && sameRule(o, r) {
+		o := st.sgRules[u]
+		if o != nil && sameRule(o, r) {
 			if inv.Has("may-exist") {
 				return nil
 			}
 			return fmt.Errorf("security group %s already has this rule (%s)", g.Name, shortID(u))
 		}
+		if o != nil && o.Direction == r.Direction {
+			same++
+		}
+	}
+	if same >= pipeline.MaxSGRules {
+		return fmt.Errorf("security group %s already has %d %s rules, the most a group may have", g.Name, same, r.Direction)
 	}
 	if err := st.verify(g, g.UUID, &g.Rules); err != nil {
 		return err
@@ -362,8 +371,8 @@ func (st *state) portGroups(port *nbdb.Port, vpc *nbdb.VPC, list string) ([]stri
 		}
 		out = append(out, g.UUID)
 	}
-	if len(out) > 16 {
-		return nil, fmt.Errorf("--sg: a port may be in at most 16 groups")
+	if len(out) > pipeline.MaxPortSGs {
+		return nil, fmt.Errorf("--sg: a port may be in at most %d groups", pipeline.MaxPortSGs)
 	}
 	return out, nil
 }
