@@ -23,6 +23,7 @@ type Report struct {
 	Spine       *SpineResult       `json:"spine,omitempty"`
 	VM          *VMResult          `json:"vm,omitempty"`
 	CLI         *CLIResult         `json:"cli,omitempty"`
+	SG          *SGResult          `json:"security_groups,omitempty"`
 	Errors      []string           `json:"errors,omitempty"`
 }
 
@@ -119,6 +120,14 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 			rep.Dataplane = res
 		}
 	}
+	if r.want("sg") {
+		r.Env.Log.Info("security group benchmark", "rounds", r.Rounds, "seconds", r.Seconds)
+		if res, err := SecurityGroups(r.Env, r.Rounds, r.Seconds); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("security groups: %v", err))
+		} else {
+			rep.SG = res
+		}
+	}
 	if r.want("e2e") || r.want("programming") {
 		r.Env.Log.Info("programming latency benchmark", "present", r.Present, "samples", r.Samples)
 		if res, err := Programming(ctx, r.Env, r.Present, r.Samples, r.BoundOn, r.Churn); err != nil {
@@ -207,6 +216,9 @@ func (rep *Report) Markdown() string {
 	}
 	if d := rep.Dataplane; d != nil {
 		d.markdown(&b)
+	}
+	if s := rep.SG; s != nil {
+		s.markdown(&b)
 	}
 	if p := rep.Programming; p != nil {
 		p.markdown(&b)
