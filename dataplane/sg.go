@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -123,6 +124,10 @@ func (c *compiledSG) compileRules(v SGVPC) []error {
 		byGroup[k] = append(byGroup[k], r.compile())
 	}
 	for k, rs := range byGroup {
+		// A group's rules in one order whatever order they came in:
+		// otherwise every apply rewrites the chunks and bumps the
+		// generation, and every tracked connection is checked again.
+		slices.SortFunc(rs, cmpRule)
 		chunks := (len(rs) + sgChunkRules - 1) / sgChunkRules
 		for i := 0; i < chunks; i++ {
 			part := rs[i*sgChunkRules : min(len(rs), (i+1)*sgChunkRules)]
@@ -132,6 +137,11 @@ func (c *compiledSG) compileRules(v SGVPC) []error {
 		}
 	}
 	return errs
+}
+
+func cmpRule(a, b dvrSgRule) int {
+	return cmp.Or(cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Flags, b.Flags), cmp.Compare(a.PortMin, b.PortMin),
+		cmp.Compare(a.PortMax, b.PortMax), cmp.Compare(a.Addr, b.Addr), cmp.Compare(a.Mask, b.Mask), cmp.Compare(a.Group, b.Group))
 }
 
 func (r SGRule) compile() dvrSgRule {
@@ -187,4 +197,24 @@ func (d *Datapath) dumpSG() (*compiledSG, error) {
 	c.rules, e3 = d.sgRulesT().dump()
 	c.ports, e4 = d.portSGT().dump()
 	return c, errors.Join(e1, e2, e3, e4)
+}
+
+// SGEntries counts the entries of the security group maps: what a host
+// holds for its ports' groups ("rules" counts chunks of up to 64).
+func (d *Datapath) SGEntries() (map[string]int, error) {
+	c, err := d.dumpSG()
+	if err != nil {
+		return nil, err
+	}
+	n := map[string]int{"identities": len(c.ident), "memberships": len(c.member), "rule_chunks": len(c.rules), "ports": len(c.ports)}
+	for _, r := range c.rules {
+		n["rules"] += int(r.N)
+	}
+	var k dvrCtKey
+	var v dvrCtEntry
+	it := d.objs.CtV1.Iterate()
+	for it.Next(&k, &v) {
+		n["tracked_connections"]++
+	}
+	return n, it.Err()
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -247,40 +248,55 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // A group holds up to 1,024 rules a direction, in chunks of 64: a new
 // connection is allowed by a rule in the last chunk, denied past it, and
-// a 1,025th rule is refused. (What an established connection costs with
-// 10 and 1,000 rules is measured by make bench's security group section.)
+// a 1,025th rule is refused. The same rules in another order write
+// nothing (and keep tracked connections' generation). (What an
+// established connection costs with 10 and 1,000 rules is measured by
+// make bench's security group section.)
 func TestSecurityGroupRulesInChunks(t *testing.T) {
 	f := newFixture(t, false)
 	d := f.d
 	sgState(f)
 	vm1, vm3 := ip4("10.0.1.5"), ip4("10.0.1.6")
-	apply := func(extra int) error {
+	apply := func(extra int, reverse bool) (ApplyStats, error) {
 		st := *f.state
 		st.SG = []SGVPC{f.state.SG[0]}
 		rules := []SGRule{}
 		for i := 0; i < extra; i++ {
 			rules = append(rules, SGRule{Group: gWeb, Ingress: true, Proto: 17, PortMin: uint16(1000 + i), PortMax: uint16(1000 + i), Prefix: prefix("10.9.0.0/16")})
 		}
-		// Last in the group's order: tcp 2000 from 10.0.0.0/8.
-		rules = append(rules, SGRule{Group: gWeb, Ingress: true, Proto: 6, PortMin: 2000, PortMax: 2000, Prefix: prefix("10.0.0.0/8")})
-		st.SG[0].Rules = append(rules, f.state.SG[0].Rules...)
-		_, err := d.Apply(&st)
-		return err
+		// Last in a group's order (protocol, then ports): udp 60000.
+		rules = append(rules, SGRule{Group: gWeb, Ingress: true, Proto: 17, PortMin: 60000, PortMax: 60000, Prefix: prefix("10.0.0.0/8")})
+		rules = append(rules, f.state.SG[0].Rules...)
+		if reverse {
+			slices.Reverse(rules)
+		}
+		st.SG[0].Rules = rules
+		return d.Apply(&st)
 	}
 	// web has 3 ingress rules of its own: 1,020 + 1 + 3 = 1,024.
-	if err := apply(MaxSGRules - 4); err != nil {
+	if _, err := apply(MaxSGRules-4, false); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := d.sgRulesT().dump(); len(n) < 16 {
 		t.Errorf("%d rule chunks in the map, want web's ingress in 16 and more", len(n))
 	}
-	if v := run(t, d.objs.PortIngress, f.p3, l4Pkt(vm1MAC, vm3MAC, vm3, vm1, 6, 41000, 2000)).verdict; v != actRedirect {
-		t.Errorf("tcp 2000 from 10.0.1.6, allowed by the group's 1,021st rule: verdict %d", v)
+	if v := run(t, d.objs.PortIngress, f.p3, l4Pkt(vm1MAC, vm3MAC, vm3, vm1, 17, 41000, 60000)).verdict; v != actRedirect {
+		t.Errorf("udp 60000 from 10.0.1.6, allowed by the group's 1,024th rule: verdict %d", v)
 	}
-	if v := run(t, d.objs.PortIngress, f.p3, l4Pkt(vm1MAC, vm3MAC, vm3, vm1, 6, 41000, 2001)).verdict; v == actRedirect {
-		t.Errorf("tcp 2001, which no rule allows, passed")
+	if v := run(t, d.objs.PortIngress, f.p3, l4Pkt(vm1MAC, vm3MAC, vm3, vm1, 17, 41000, 60001)).verdict; v == actRedirect {
+		t.Errorf("udp 60001, which no rule allows, passed")
 	}
-	if err := apply(MaxSGRules - 3); err == nil || !strings.Contains(err.Error(), "more than 1024 rules") {
+	var gen uint32
+	d.objs.SgGenV1.Lookup(uint32(0), &gen)
+	if st, err := apply(MaxSGRules-4, true); err != nil || st.Written != 0 {
+		t.Errorf("the same rules reversed: %+v, %v; want nothing written", st, err)
+	}
+	var gen2 uint32
+	d.objs.SgGenV1.Lookup(uint32(0), &gen2)
+	if gen2 != gen {
+		t.Errorf("the policy generation moved from %d to %d with no change", gen, gen2)
+	}
+	if _, err := apply(MaxSGRules-3, false); err == nil || !strings.Contains(err.Error(), "more than 1024 rules") {
 		t.Errorf("1,025 rules: %v, want refused", err)
 	}
 }

@@ -24,6 +24,7 @@ type Report struct {
 	VM          *VMResult          `json:"vm,omitempty"`
 	CLI         *CLIResult         `json:"cli,omitempty"`
 	SG          *SGResult          `json:"security_groups,omitempty"`
+	SGProp      []*SGPropagation   `json:"security_group_propagation,omitempty"`
 	Errors      []string           `json:"errors,omitempty"`
 }
 
@@ -86,6 +87,11 @@ type Runner struct {
 	CLISizes   []int
 	CLISamples int
 	CLIBulk    int
+	// The security group benchmark's propagation: VPCs of each of
+	// SGPorts ports in SGGroups groups, SGSamples changes of each kind.
+	SGPorts   []int
+	SGGroups  int
+	SGSamples int
 }
 
 func (r *Runner) want(name string) bool {
@@ -126,6 +132,14 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("security groups: %v", err))
 		} else {
 			rep.SG = res
+		}
+		for _, n := range r.SGPorts {
+			r.Env.Log.Info("security group propagation benchmark", "ports", n, "groups", r.SGGroups)
+			if res, err := SGPropagate(ctx, r.Env, n, r.SGGroups, r.SGSamples); err != nil {
+				rep.Errors = append(rep.Errors, fmt.Sprintf("security group propagation at %d ports: %v", n, err))
+			} else {
+				rep.SGProp = append(rep.SGProp, res)
+			}
 		}
 	}
 	if r.want("e2e") || r.want("programming") {
@@ -218,6 +232,9 @@ func (rep *Report) Markdown() string {
 		d.markdown(&b)
 	}
 	if s := rep.SG; s != nil {
+		s.markdown(&b)
+	}
+	for _, s := range rep.SGProp {
 		s.markdown(&b)
 	}
 	if p := rep.Programming; p != nil {

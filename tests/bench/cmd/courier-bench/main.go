@@ -31,12 +31,16 @@ func main() {
 	cliSizes := flag.String("cli-sizes", "8000,64000,256000", "CLI benchmark: port counts at which single commands are timed")
 	cliSamples := flag.Int("cli-samples", 20, "CLI benchmark: single commands timed per kind and size")
 	cliBulk := flag.Int("cli-bulk", 64000, "CLI benchmark: ports in the bulk load")
+	sgPorts := flag.String("sg-ports", "8000", "security group propagation: port counts of the VPC, one sandbox each")
+	sgGroups := flag.Int("sg-groups", 100, "security group propagation: groups the ports are spread over")
+	sgSamples := flag.Int("sg-samples", 30, "security group propagation: changes of each kind measured")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ns, cs := ints("--northd-sizes", *sizes), ints("--cli-sizes", *cliSizes)
+	ns, cs, sgs := ints("--northd-sizes", *sizes), ints("--cli-sizes", *cliSizes), ints("--sg-ports", *sgPorts)
 	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns, NorthdRounds: *northdRounds, Rounds: *rounds, Seconds: *seconds,
 		Present: *present, Samples: *samples, StatePorts: *statePorts, StateHosts: *stateHosts,
-		BoundOn: *boundOn, Churn: *churnRate, CLISizes: cs, CLISamples: *cliSamples, CLIBulk: *cliBulk}
+		BoundOn: *boundOn, Churn: *churnRate, CLISizes: cs, CLISamples: *cliSamples, CLIBulk: *cliBulk,
+		SGPorts: sgs, SGGroups: *sgGroups, SGSamples: *sgSamples}
 	if err := r.Run(context.Background(), *out); err != nil {
 		fmt.Fprintln(os.Stderr, "courier-bench:", err)
 		os.Exit(1)
