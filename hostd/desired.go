@@ -114,7 +114,7 @@ func desired(s *snapshot) *desiredState {
 		}
 		fc := v.flows
 		if fc == nil {
-			fc = compileFlows(v.vpc, nil, v.dps)
+			fc = compileFlows(v.vpc, nil, v.dps, nil)
 		}
 		out.flowErrs = append(out.flowErrs, fc.errs...)
 		maps.Copy(dhcp, fc.dhcp)

@@ -36,7 +36,7 @@ func snap(ports []*sbdb.PortBinding, ifaces map[string]int, mod ...func(*snapsho
 	dps := map[string]*sbdb.Datapath{tVPC.UUID: tVPC, tWeb.UUID: tWeb, tDB.UUID: tDB}
 	s := &snapshot{chassis: "hv1", mtu: 1450, ifaces: ifaces, ports: ports,
 		encap: map[string]netip.Addr{"hv1": ip("192.168.0.1"), "hv2": ip("192.168.0.2"), "hv3": ip("192.168.0.3")},
-		vpcs: []vpcSnapshot{{vpc: 7, dps: dps, flows: compileFlows(7, nil, dps),
+		vpcs: []vpcSnapshot{{vpc: 7, dps: dps, flows: compileFlows(7, nil, dps, nil),
 			hubs: []*sbdb.Hub{{Vpc: 7, Chassis: []string{"hv2", "hv9"}}}}}}
 	for _, m := range mod {
 		m(s)
@@ -184,7 +184,7 @@ func TestDesiredDHCP(t *testing.T) {
 	s := snap([]*sbdb.PortBinding{pb("vm1", "dp-web", str("hv1"), nil, "10.0.1.5")}, map[string]int{"vm1": 5})
 	v := &s.vpcs[0]
 	v.flows = compileFlows(7, []*sbdb.LogicalFlow{{Datapath: "dp-web", Stage: "dhcp", Priority: 100, Match: "udp.dst == 67",
-		Actions: `dhcp_reply(router=10.0.1.1, netmask=255.255.255.0, lease=600, dns={192.0.2.53}, domain="blue.internal");`}}, v.dps)
+		Actions: `dhcp_reply(router=10.0.1.1, netmask=255.255.255.0, lease=600, dns={192.0.2.53}, domain="blue.internal");`}}, v.dps, nil)
 	d := desired(s)
 	want := &dataplane.DHCP{Subnet: netip.MustParsePrefix("10.0.1.0/24"), Router: ip("10.0.1.1"), MTU: 1450,
 		DNS: []netip.Addr{ip("192.0.2.53")}, Domain: "blue.internal", Hostname: "vm1", Lease: 10 * time.Minute}

@@ -123,13 +123,17 @@ type vpcSession struct {
 	// VPC's thousands of flows on every port change would dominate the
 	// time to program a port.
 	flows *flowConfig
+	cache *flowCache
 }
 
 // compiled returns the session's compiled flows, recompiling them when
 // ch, its changes since the last call, touch the flows or datapaths.
 func (vs *vpcSession) compiled(dps map[string]*sbdb.Datapath, ch ops.Changes) *flowConfig {
 	if vs.flows == nil || ch.Overflow || len(ch.Table(sbdb.LogicalFlowTable)) > 0 || len(ch.Table(sbdb.DatapathTable)) > 0 {
-		vs.flows = compileFlows(vs.vpc, ops.Rows[sbdb.LogicalFlow](vs.s), dps)
+		if vs.cache == nil {
+			vs.cache = newFlowCache()
+		}
+		vs.flows = compileFlows(vs.vpc, ops.Rows[sbdb.LogicalFlow](vs.s), dps, vs.cache)
 	}
 	return vs.flows
 }

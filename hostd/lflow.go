@@ -66,8 +66,10 @@ var stageCompilers = map[int]stageCompiler{
 
 var errNotImplemented = fmt.Errorf("not implemented by this data plane")
 
-func compileFlows(vpc int, flows []*sbdb.LogicalFlow, dps map[string]*sbdb.Datapath) *flowConfig {
+func compileFlows(vpc int, flows []*sbdb.LogicalFlow, dps map[string]*sbdb.Datapath, cache *flowCache) *flowConfig {
 	fc := &flowConfig{vxFlags: map[string]uint32{}, dhcp: map[string]pipeline.DHCPReply{}}
+	cache.begin()
+	defer cache.end()
 	seen := map[string]map[int]bool{} // datapath UUID -> stages with flows
 	for _, f := range flows {
 		st, ok := pipeline.ByName(f.Stage)
@@ -77,7 +79,7 @@ func compileFlows(vpc int, flows []*sbdb.LogicalFlow, dps map[string]*sbdb.Datap
 			}
 			seen[f.Datapath][st.ID] = true
 		}
-		if err := fc.add(vpc, st, ok, f, dps[f.Datapath]); err != nil {
+		if err := fc.add(vpc, st, ok, f, dps[f.Datapath], cache); err != nil {
 			fc.errs = append(fc.errs, fmt.Sprintf("stage %s priority %d match (%s) actions (%s): %v",
 				f.Stage, f.Priority, f.Match, f.Actions, err))
 		}
@@ -97,7 +99,7 @@ func compileFlows(vpc int, flows []*sbdb.LogicalFlow, dps map[string]*sbdb.Datap
 	return fc
 }
 
-func (fc *flowConfig) add(vpc int, st pipeline.Stage, known bool, f *sbdb.LogicalFlow, dp *sbdb.Datapath) error {
+func (fc *flowConfig) add(vpc int, st pipeline.Stage, known bool, f *sbdb.LogicalFlow, dp *sbdb.Datapath, cache *flowCache) error {
 	if dp == nil {
 		return fmt.Errorf("unknown datapath %s", f.Datapath)
 	}
@@ -107,11 +109,7 @@ func (fc *flowConfig) add(vpc int, st pipeline.Stage, known bool, f *sbdb.Logica
 	if st.Datapath != dp.Type {
 		return fmt.Errorf("stage %s runs on %s datapaths, not on %s", st.Name, st.Datapath, dp.Type)
 	}
-	m, err := pipeline.ParseMatch(f.Match)
-	if err != nil {
-		return err
-	}
-	acts, err := pipeline.ParseActions(f.Actions)
+	m, acts, err := cache.parse(f.Match, f.Actions)
 	if err != nil {
 		return err
 	}

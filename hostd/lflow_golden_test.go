@@ -113,7 +113,7 @@ func TestCompilerGolden(t *testing.T) {
 	for _, in := range files {
 		name := strings.TrimSuffix(filepath.Base(in), ".flows")
 		t.Run(name, func(t *testing.T) {
-			got := render(compileFlows(1, readFlows(t, in), goldenDPs))
+			got := render(compileFlows(1, readFlows(t, in), goldenDPs, nil))
 			golden := strings.TrimSuffix(in, ".flows") + ".golden"
 			if *update {
 				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {

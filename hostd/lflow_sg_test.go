@@ -27,7 +27,7 @@ func TestSecurityGroupFlowsCompile(t *testing.T) {
 		{Datapath: "v", Stage: "sg_ingress", Priority: 100, Match: `tcp`, Actions: "allow;"}, // no group: refused
 		{Datapath: "v", Stage: "sg_ingress", Priority: 0, Match: "1", Actions: "drop(sg_ingress);"},
 	}
-	fc := compileFlows(1, flows, dps)
+	fc := compileFlows(1, flows, dps, nil)
 	if len(fc.errs) != 1 {
 		t.Fatalf("errors %v, want the allow flow without a group", fc.errs)
 	}
@@ -62,7 +62,7 @@ func TestSecurityGroupFlowsCompile(t *testing.T) {
 		t.Errorf("identities %v", sg.Identities)
 	}
 	// An open VPC (its flows say next, and drop nothing) has none.
-	open := compileFlows(1, []*sbdb.LogicalFlow{{Datapath: "v", Stage: "sg_egress", Priority: 0, Match: "1", Actions: "next;"}}, dps)
+	open := compileFlows(1, []*sbdb.LogicalFlow{{Datapath: "v", Stage: "sg_egress", Priority: 0, Match: "1", Actions: "next;"}}, dps, nil)
 	if sg, _ := securityGroups(1, dps, open); sg != nil {
 		t.Errorf("an open VPC has groups: %+v", sg)
 	}

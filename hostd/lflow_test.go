@@ -45,7 +45,7 @@ func TestNorthdFlowsCompile(t *testing.T) {
 	}
 	flows := ops.Rows[sbdb.LogicalFlow](s)
 	checkNorthdFlowsFile(t, flows, dps)
-	fc := compileFlows(1, flows, dps)
+	fc := compileFlows(1, flows, dps, nil)
 	if len(fc.errs) > 0 {
 		t.Fatalf("flows hostd cannot apply:\n%v", fc.errs)
 	}
@@ -67,7 +67,7 @@ func TestNorthdFlowsCompile(t *testing.T) {
 			older = append(older, f)
 		}
 	}
-	if fc := compileFlows(1, older, dps); fc.vpcFlags != pipeline.AllFlags(pipeline.DPVPC) || len(fc.errs) > 0 {
+	if fc := compileFlows(1, older, dps, nil); fc.vpcFlags != pipeline.AllFlags(pipeline.DPVPC) || len(fc.errs) > 0 {
 		t.Errorf("without tun_learn and to_hub flows: VPC flags %s, errors %v", pipeline.FlagNames("vpc", fc.vpcFlags), fc.errs)
 	}
 	routes := map[string]dataplane.Route{}
@@ -97,7 +97,7 @@ func TestNorthdFlowsCompile(t *testing.T) {
 			}
 		}
 		bad.Stage, bad.Match, bad.Actions = b[0], b[1], b[2]
-		if fc := compileFlows(1, []*sbdb.LogicalFlow{&bad}, dps); len(fc.errs) != 1 {
+		if fc := compileFlows(1, []*sbdb.LogicalFlow{&bad}, dps, nil); len(fc.errs) != 1 {
 			t.Errorf("an unimplemented flow was accepted: %s %s %s: %v", b[0], b[1], b[2], fc.errs)
 		}
 	}

@@ -32,7 +32,10 @@ type compiler struct {
 	ports  *portTable
 	flows  *flowTable
 	idents *identities
-	out    *dirtySet
+	// identKey is what identities were last computed from of the
+	// topology (identityInputs).
+	identKey string
+	out      *dirtySet
 
 	pendingNB, pendingSB ops.Changes
 	nbDelta              *nbDelta

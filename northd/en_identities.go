@@ -1,5 +1,12 @@
 package northd
 
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
 // The identities node numbers each VPC's sets of security groups
 // (identities.go). It recomputes when a port's groups change, a port
 // comes or goes, or the topology (groups, VPCs) changes, and reports the
@@ -7,6 +14,7 @@ package northd
 
 // runIdentities allocates every identity.
 func (n *compiler) runIdentities() {
+	n.identKey = identityInputs(n.nb, n.topo)
 	n.idents = compileIdentities(n.nb, n.topo, n.idents)
 	if len(n.idents.changedPorts)+len(n.idents.changedVPCs) > 0 {
 		n.identNode.SetUpdated()
@@ -28,10 +36,32 @@ func (n *compiler) identitiesHandleNB() bool {
 	return true
 }
 
-// identitiesHandleTopology: groups or VPCs changed.
+// identitiesHandleTopology: groups or VPCs changed. Identities depend
+// on which groups each VPC has, by what name, whether it is open, and
+// which vxnets it holds; a rule alone changes none (and a pass over a
+// big VPC's ports for each rule was most of northd's time).
 func (n *compiler) identitiesHandleTopology() bool {
-	n.runIdentities()
+	if identityInputs(n.nb, n.topo) != n.identKey {
+		n.runIdentities()
+	}
 	return true
+}
+
+// identityInputs is what of the topology identities depend on, as text.
+func identityInputs(v *nbView, t *topology) string {
+	var b strings.Builder
+	for _, u := range slices.Sorted(maps.Keys(t.vpcs)) {
+		c := t.vpcs[u]
+		fmt.Fprintf(&b, "%s %t", u, c.open)
+		for _, g := range c.groups {
+			fmt.Fprintf(&b, " %s=%s", g.uuid, g.name)
+		}
+		b.WriteByte('\n')
+	}
+	for _, x := range slices.Sorted(maps.Keys(v.vxnetVPC)) {
+		fmt.Fprintf(&b, "%s>%s\n", x, v.vxnetVPC[x])
+	}
+	return b.String()
 }
 
 // unnumbered: a port of a VPC with groups enforced that has no identity
