@@ -120,9 +120,10 @@ type dvrPortAddrKey struct {
 }
 
 type dvrPortSg struct {
-	_   structs.HostLayout
-	Vpc uint32
-	Id  uint32
+	_             structs.HostLayout
+	Vpc           uint32
+	Id            uint32
+	PickupUntilNs uint64
 }
 
 type dvrRedirectRec struct {
@@ -284,7 +285,7 @@ const (
 	dvrMapMonitorEventsV1    = "monitor_events_v1"
 	dvrMapMonitorV1          = "monitor_v1"
 	dvrMapPortAddrsV1        = "port_addrs_v1"
-	dvrMapPortSgV1           = "port_sg_v1"
+	dvrMapPortSgV2           = "port_sg_v2"
 	dvrMapPortsV1            = "ports_v1"
 	dvrMapRedirectOut        = "redirect_out"
 	dvrMapRoutesV1           = "routes_v1"
@@ -391,7 +392,7 @@ type dvrMapSpecs struct {
 	MonitorEventsV1 *ebpf.MapSpec `ebpf:"monitor_events_v1"`
 	MonitorV1       *ebpf.MapSpec `ebpf:"monitor_v1"`
 	PortAddrsV1     *ebpf.MapSpec `ebpf:"port_addrs_v1"`
-	PortSgV1        *ebpf.MapSpec `ebpf:"port_sg_v1"`
+	PortSgV2        *ebpf.MapSpec `ebpf:"port_sg_v2"`
 	PortsV1         *ebpf.MapSpec `ebpf:"ports_v1"`
 	RedirectOut     *ebpf.MapSpec `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.MapSpec `ebpf:"routes_v1"`
@@ -472,7 +473,7 @@ type dvrMaps struct {
 	MonitorEventsV1 *ebpf.Map `ebpf:"monitor_events_v1"`
 	MonitorV1       *ebpf.Map `ebpf:"monitor_v1"`
 	PortAddrsV1     *ebpf.Map `ebpf:"port_addrs_v1"`
-	PortSgV1        *ebpf.Map `ebpf:"port_sg_v1"`
+	PortSgV2        *ebpf.Map `ebpf:"port_sg_v2"`
 	PortsV1         *ebpf.Map `ebpf:"ports_v1"`
 	RedirectOut     *ebpf.Map `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.Map `ebpf:"routes_v1"`
@@ -511,7 +512,7 @@ func (m *dvrMaps) Close() error {
 		m.MonitorEventsV1,
 		m.MonitorV1,
 		m.PortAddrsV1,
-		m.PortSgV1,
+		m.PortSgV2,
 		m.PortsV1,
 		m.RedirectOut,
 		m.RoutesV1,

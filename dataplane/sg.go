@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/courier-sdn/courier/pipeline"
 )
@@ -67,7 +68,7 @@ func (d *Datapath) sgRulesT() table[dvrSgRulesKey, dvrSgRules] {
 	return table[dvrSgRulesKey, dvrSgRules]{d.objs.SgRulesV2, "sg_rules"}
 }
 func (d *Datapath) portSGT() table[uint32, dvrPortSg] {
-	return table[uint32, dvrPortSg]{d.objs.PortSgV1, "port_sg"}
+	return table[uint32, dvrPortSg]{d.objs.PortSgV2, "port_sg"}
 }
 
 // compiledSG is the security groups of a State in the maps' terms.
@@ -169,11 +170,32 @@ func (d *Datapath) applySG(want, have *compiledSG, add func(int, int, error)) er
 	count(d.sgIdentT().sync(want.ident, have.ident))
 	count(d.sgMemberT().sync(want.member, have.member))
 	count(d.sgRulesT().sync(want.rules, have.rules))
+	pickUpWindow(want.ports, have.ports, monotonic())
 	count(d.portSGT().sync(want.ports, have.ports))
 	if changed == 0 {
 		return nil
 	}
 	return d.BumpSGGeneration()
+}
+
+// SGPickUpWindow is how long after a port appears on this host (a VM
+// booted or migrated here) a TCP connection that this host never tracked
+// may be picked up mid-stream at it, if the port's rules allow the
+// connection the other way (sg.h, sg_pick_up): a migrated VM's
+// connections were tracked on its old host.
+const SGPickUpWindow = 30 * time.Second
+
+// pickUpWindow gives ports new on this host a pickup window from now,
+// and the others the one they have.
+func pickUpWindow(want, have map[uint32]dvrPortSg, now uint64) {
+	for ifx, p := range want {
+		if h, ok := have[ifx]; ok {
+			p.PickupUntilNs = h.PickupUntilNs
+		} else {
+			p.PickupUntilNs = now + uint64(SGPickUpWindow)
+		}
+		want[ifx] = p
+	}
 }
 
 // BumpSGGeneration makes every tracked connection be checked again

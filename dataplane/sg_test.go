@@ -95,6 +95,22 @@ func sgState(f *fixture) {
 		}}}
 }
 
+// closePickUp ends every port's pickup window: the test's ACK-only TCP
+// segments are new connections, not a migrated VM's.
+func closePickUp(t *testing.T, d *Datapath) {
+	t.Helper()
+	ports, err := d.portSGT().dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ifx, p := range ports {
+		p.PickupUntilNs = 0
+		if err := d.objs.PortSgV2.Put(ifx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestSecurityGroupStages(t *testing.T) {
 	f := newFixture(t, false)
 	d := f.d
@@ -102,6 +118,7 @@ func TestSecurityGroupStages(t *testing.T) {
 	if _, err := d.Apply(f.state); err != nil {
 		t.Fatal(err)
 	}
+	closePickUp(t, d)
 	f.learn(t, ip4("10.0.1.7"), peerA, 5001, remMAC1)
 	prog := d.objs.PortIngress
 	vm1, vm3 := ip4("10.0.1.5"), ip4("10.0.1.6")
@@ -369,4 +386,67 @@ func TestTrackedTCPEnds(t *testing.T) {
 	if !found {
 		t.Error("no closing entry after a FIN")
 	}
+}
+
+// A VM that migrated here brings TCP connections its old host tracked:
+// while its port's pickup window is open, a segment without SYN that
+// its rules allow only the other way is taken for such a connection's
+// and tracked; a SYN, a port whose rules allow neither way, or a closed
+// window are not.
+func TestMigratedConnectionsArePickedUp(t *testing.T) {
+	f := newFixture(t, false)
+	d := f.d
+	sgState(f)
+	if _, err := d.Apply(f.state); err != nil {
+		t.Fatal(err)
+	}
+	f.learn(t, ip4("10.0.1.7"), peerA, 5001, remMAC1)
+	vm1, vm2, peer := ip4("10.0.1.5"), ip4("10.0.2.5"), ip4("10.0.1.7")
+	from := func(dst net.HardwareAddr, to netip.Addr, sport uint16, syn bool) []byte {
+		p := l4Pkt(dst, remMAC1, peer, to, 6, sport, 40000)
+		if syn {
+			p[14+20+13] = 0x02
+		}
+		return p
+	}
+	before := counter(t, d, "ct_pickup")
+	resetSent(d)
+	// web allows tcp 40000 in from nobody, and anything out.
+	if r := runTunnelGBP(t, d, peerA, 5001, idRemoteDB|gbpApplied, from(vm1MAC, vm1, 5201, false)); r.verdict != actRedirect {
+		t.Errorf("a mid-stream segment to a new port whose egress rules allow the connection: verdict %d, drops %v", r.verdict, drops(t, d))
+	}
+	if n := counter(t, d, "ct_pickup") - before; n != 1 {
+		t.Errorf("ct_pickup moved by %d, want 1", n)
+	}
+	expectDrop(t, d, "sg_ingress", func() runResult {
+		return runTunnelGBP(t, d, peerA, 5001, idRemoteDB|gbpApplied, from(vm1MAC, vm1, 5202, true))
+	})
+	// ops sends only tcp 443 to web: nothing to pick up at vm2.
+	expectDrop(t, d, "sg_ingress", func() runResult {
+		return runTunnelGBP(t, d, peerA, 5002, idRemoteDB|gbpApplied, l4Pkt(vm2MAC, gwMAC, peer, vm2, 6, 5201, 40000))
+	})
+	closePickUp(t, d)
+	expectDrop(t, d, "sg_ingress", func() runResult {
+		return runTunnelGBP(t, d, peerA, 5001, idRemoteDB|gbpApplied, from(vm1MAC, vm1, 5203, false))
+	})
+	// What was picked up stays tracked, both ways.
+	if r := runTunnelGBP(t, d, peerA, 5001, idRemoteDB|gbpApplied, from(vm1MAC, vm1, 5201, false)); r.verdict != actRedirect {
+		t.Errorf("the picked-up connection, window closed: verdict %d", r.verdict)
+	}
+	if r := run(t, d.objs.PortIngress, f.p1, l4Pkt(remMAC1, vm1MAC, vm1, peer, 6, 40000, 5201)); r.verdict != actRedirect {
+		t.Errorf("its other direction: verdict %d, drops %v", r.verdict, drops(t, d))
+	}
+	// A port already here keeps its window through an apply.
+	if st, err := d.Apply(f.state); err != nil || st.Written != 0 {
+		t.Errorf("apply again: %+v %v, want nothing written", st, err)
+	}
+}
+
+func counter(t *testing.T, d *Datapath, name string) uint64 {
+	t.Helper()
+	c, err := d.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c[name]
 }

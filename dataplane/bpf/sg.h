@@ -112,10 +112,13 @@ struct {
 } sg_rules_v2 SEC(".maps");
 
 /* A local port's identity, by host-side ifindex (ports of VPCs that
- * enforce groups). */
+ * enforce groups), and until when a TCP connection this host has not
+ * tracked may be picked up mid-stream at the port (a VM that migrated
+ * here brings connections the old host tracked). */
 struct port_sg {
 	__u32 vpc;
 	__u32 id;
+	__u64 pickup_until_ns;
 };
 
 struct {
@@ -123,7 +126,7 @@ struct {
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct port_sg);
-} port_sg_v1 SEC(".maps");
+} port_sg_v2 SEC(".maps");
 
 /* The policy generation, bumped by hostd on every change of rules or
  * identities. */
@@ -172,8 +175,14 @@ static __always_inline __u32 sg_gen(void)
 
 static __always_inline __u32 port_identity(__u32 ifindex)
 {
-	struct port_sg *p = bpf_map_lookup_elem(&port_sg_v1, &ifindex);
+	struct port_sg *p = bpf_map_lookup_elem(&port_sg_v2, &ifindex);
 	return p ? p->id : 0;
+}
+
+static __always_inline int may_pick_up(__u32 ifindex, __u64 now)
+{
+	struct port_sg *p = bpf_map_lookup_elem(&port_sg_v2, &ifindex);
+	return p && now < p->pickup_until_ns;
 }
 
 /* What sg_check walks: the identity's groups' chunks of rules, one
@@ -298,6 +307,7 @@ struct tuple {
 };
 
 #define TCP_FIN 0x01
+#define TCP_SYN 0x02
 #define TCP_RST 0x04
 
 static __always_inline struct tuple tuple_of(struct __sk_buff *skb)
@@ -366,6 +376,17 @@ static __always_inline void ct_touch(struct ct_entry *e, struct ct_key *k, struc
 		e->seen_ns = now;
 }
 
+/* pick_up: may a TCP segment that no rule allows in its own direction
+ * be taken for a packet of a connection opened the other way (as the
+ * kernel's conntrack picks up a stream mid-way)? Only without SYN or
+ * RST, at a port whose pickup window is open (a VM that just came to
+ * this host brings the connections its old host tracked); then, if the
+ * rules allow the other direction, it is tracked as opened that way. */
+static __always_inline int pick_up(struct tuple *t, __u32 zone, __u64 now)
+{
+	return t->proto == IPPROTO_TCP && !(t->tcp_flags & (TCP_SYN | TCP_RST)) && may_pick_up(zone, now);
+}
+
 /* sg_conn decides a packet at local port zone (identity id) going in
  * direction dir, whose other end has identity remote_id (0: unknown):
  * SG_ALLOW or SG_PENDING (c->hit and c->tflags say how), or SG_DENY.
@@ -424,6 +445,14 @@ static __always_inline int sg_conn(struct pctx *c, struct tuple *t, __u32 zone, 
 	int v = sg_check(c->vpc, id, remote_id, raddr, sg_what(dir, t->proto, bpf_ntohs(t->dport)));
 	if (v == SG_PENDING && dir == SG_DIR_INGRESS)
 		v = SG_DENY;
+	int reverse = 0;
+	if (v == SG_DENY && pick_up(t, zone, now)) {
+		dir ^= 1; /* SG_DIR_EGRESS <-> SG_DIR_INGRESS */
+		if (sg_check(c->vpc, id, remote_id, raddr, sg_what(dir, t->proto, bpf_ntohs(t->sport))) == SG_ALLOW) {
+			v = SG_ALLOW;
+			reverse = 1;
+		}
+	}
 	if (v == SG_DENY) {
 		c->hit = HIT_SG_NONE;
 		return SG_DENY;
@@ -435,9 +464,9 @@ static __always_inline int sg_conn(struct pctx *c, struct tuple *t, __u32 zone, 
 	*ct_flags = v == SG_PENDING ? CT_F_PENDING : 0;
 	if (!cfg_trace) {
 		struct ct_entry ne = {.seen_ns = now, .gen = gen, .remote_id = remote_id, .dir = dir, .flags = *ct_flags};
-		k = ct_key_of(zone, t, 0);
+		k = ct_key_of(zone, t, reverse);
 		bpf_map_update_elem(&ct_v1, &k, &ne, BPF_ANY);
-		count(STAT_CT_NEW);
+		count(reverse ? STAT_CT_PICKUP : STAT_CT_NEW);
 	}
 	return v;
 }

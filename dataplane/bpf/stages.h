@@ -82,6 +82,7 @@ enum stat {
 	STAT_LEARN_VIA_HOSTD = 28, /* learn messages hostd sent for the kernel: the packet that led to them (merged by GRO) could not become them */
 	STAT_CT_NEW = 29, /* connections a security group rule allowed, now tracked */
 	STAT_CT_REVALIDATED = 30, /* tracked connections checked again against changed rules or identities */
+	STAT_CT_PICKUP = 31, /* TCP connections picked up mid-stream at a port new on this host (a migrated VM's), their reply direction allowed */
 	STAT_MAX,
 };
 
