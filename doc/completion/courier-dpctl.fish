@@ -2,7 +2,7 @@
 
 function __fish_courier-dpctl_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i ports vxnets vpcs routes hubs locals cache counters monitor cache-flush
+        if contains -- $i ports vxnets vpcs routes hubs locals cache counters sg ct monitor cache-flush
             return 1
         end
     end
@@ -30,6 +30,10 @@ complete -c courier-dpctl -n '__fish_seen_subcommand_from cache' -f -l help -s h
 complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'cache' -d 'learned direct paths, with age and hits'
 complete -c courier-dpctl -n '__fish_seen_subcommand_from counters' -f -l help -s h -d 'show help'
 complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'counters' -d 'packet counters and drops by reason'
+complete -c courier-dpctl -n '__fish_seen_subcommand_from sg' -f -l help -s h -d 'show help'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'sg' -d 'security groups: local ports\' identities, what identities mean, groups\' rules (group numbers are hostd\'s, per VPC)'
+complete -c courier-dpctl -n '__fish_seen_subcommand_from ct' -f -l help -s h -d 'show help'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'ct' -d 'connections the security groups track, with who opened them and how long they have been idle'
 complete -c courier-dpctl -n '__fish_seen_subcommand_from monitor' -f -l help -s h -d 'show help'
 complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'monitor' -d 'stream the data plane\'s drops live (until interrupted, or --count)'
 complete -c courier-dpctl -n '__fish_seen_subcommand_from monitor' -f -l rate -r -d 'report at most this many drops a second (0: all)'

@@ -63,6 +63,9 @@ func TestOperatorTools(t *testing.T) {
 	expect("dpctl hubs", dp("--chassis", "hv3", "hubs"), e.vtep("hv1").String(), e.vtep("hv2").String())
 	expect("dpctl cache", dp("--chassis", "hv3", "cache"), "10.0.2.10", e.vtep("hv2").String())
 	expect("dpctl counters", dp("--chassis", "hv3", "counters"), "port_rx", "learn_installed")
+	// blue enforces its default group: anything out, in from its members.
+	expect("dpctl sg", dp("--chassis", "hv3", "sg"), "identity 1", "egress any 0.0.0.0/0", "ingress any group")
+	expect("dpctl ct", dp("--chassis", "hv3", "ct"), "10.0.2.10", "by the port", "allowed")
 	expect("dpctl cache-flush", dp("--chassis", "hv3", "cache-flush", "10.0.2.10"), "forgot 1 learned paths")
 	holds := func() bool {
 		for k := range e.cache("hv3") {

@@ -1,0 +1,105 @@
+package dataplane
+
+import (
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Conn is one tracked connection (ct_v1), as its first packet went.
+type Conn struct {
+	Zone     uint32 // the local port protected: its host-side ifindex
+	Proto    uint8
+	Src, Dst netip.AddrPort
+	Ingress  bool          // opened towards the port (else by it)
+	Idle     time.Duration // since it was last renewed (at most once a second)
+	Stale    bool          // allowed under an older policy generation: checked again at its next packet
+	RemoteID uint32        // the other end's identity when allowed (0: unknown)
+	Pending  bool          // allowed pending the receiver's check of the sender's egress rules
+	Closing  bool          // a FIN was seen
+}
+
+// Connections lists the tracked connections, by zone and tuple.
+func (d *Datapath) Connections() ([]Conn, error) {
+	var gen uint32
+	if err := d.objs.SgGenV1.Lookup(uint32(0), &gen); err != nil {
+		return nil, fmt.Errorf("sg_gen: %w", err)
+	}
+	now := monotonic()
+	var out []Conn
+	var k dvrCtKey
+	var v dvrCtEntry
+	it := d.objs.CtV1.Iterate()
+	for it.Next(&k, &v) {
+		out = append(out, Conn{Zone: k.Zone, Proto: k.Proto,
+			Src:     netip.AddrPortFrom(fromBE32(k.Saddr), bits.ReverseBytes16(k.Sport)),
+			Dst:     netip.AddrPortFrom(fromBE32(k.Daddr), bits.ReverseBytes16(k.Dport)),
+			Ingress: v.Dir == sgIngress, Idle: time.Duration(now - min(now, v.SeenNs)), Stale: v.Gen != gen,
+			RemoteID: v.RemoteId, Pending: v.Flags&0x1 != 0, Closing: v.Flags&0x2 != 0})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("ct: %w", err)
+	}
+	slices.SortFunc(out, func(a, b Conn) int {
+		if a.Zone != b.Zone {
+			return int(a.Zone) - int(b.Zone)
+		}
+		return strings.Compare(a.Src.String()+a.Dst.String(), b.Src.String()+b.Dst.String())
+	})
+	return out, nil
+}
+
+// SGView is what the security group maps hold, in words: per local port
+// its VPC and identity, per VPC identity its groups, per group its rules
+// (group numbers are hostd's own, per VPC, by name).
+type SGView struct {
+	Ports      []string
+	Identities []string
+	Rules      []string
+}
+
+// SecurityGroups describes the security group maps.
+func (d *Datapath) SecurityGroups() (*SGView, error) {
+	c, err := d.dumpSG()
+	if err != nil {
+		return nil, err
+	}
+	v := &SGView{}
+	for ifx, p := range c.ports {
+		v.Ports = append(v.Ports, fmt.Sprintf("ifindex %d: vpc %d identity %d", ifx, p.Vpc, p.Id))
+	}
+	for k, id := range c.ident {
+		v.Identities = append(v.Identities, fmt.Sprintf("vpc %d identity %d: groups %v", k.Vpc, k.Id, id.Groups[:min(int(id.N), len(id.Groups))]))
+	}
+	for k, rs := range c.rules {
+		dir := "egress"
+		if k.Dir == sgIngress {
+			dir = "ingress"
+		}
+		for _, r := range rs.R[:min(int(rs.N), len(rs.R))] {
+			v.Rules = append(v.Rules, fmt.Sprintf("vpc %d group %d %s %s", k.Vpc, k.Group, dir, r))
+		}
+	}
+	for _, l := range [][]string{v.Ports, v.Identities, v.Rules} {
+		slices.Sort(l)
+	}
+	return v, nil
+}
+
+func (r dvrSgRule) String() string {
+	proto := map[uint8]string{0: "any", 1: "icmp", 6: "tcp", 17: "udp"}[r.Proto]
+	if proto == "" {
+		proto = fmt.Sprint(r.Proto)
+	}
+	s := proto
+	if r.PortMax != 0 {
+		s += fmt.Sprintf(" %d-%d", r.PortMin, r.PortMax)
+	}
+	if r.Flags&sgRGroup != 0 {
+		return s + fmt.Sprintf(" group %d", r.Group)
+	}
+	return s + " " + netip.PrefixFrom(fromBE32(r.Addr), bits.OnesCount32(r.Mask)).String()
+}
