@@ -108,7 +108,7 @@ func OpenTracer(pinRoot, chassis string) (*Tracer, error) {
 		}
 	}()
 	for name := range spec.Maps {
-		if !strings.HasSuffix(name, "_v1") {
+		if !isPinned(name) {
 			continue
 		}
 		m, err := ebpf.LoadPinnedMap(filepath.Join(dir, name), nil)

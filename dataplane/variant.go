@@ -62,7 +62,7 @@ func LoadVariant(obj []byte, pinRoot, chassis string, test bool) (*ebpf.Collecti
 		}
 	}()
 	for name, ms := range spec.Maps {
-		if !strings.HasSuffix(name, "_v1") {
+		if !isPinned(name) {
 			continue
 		}
 		m, err := ebpf.LoadPinnedMap(filepath.Join(dir, name), nil)

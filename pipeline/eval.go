@@ -1,6 +1,9 @@
 package pipeline
 
-import "net/netip"
+import (
+	"net/netip"
+	"slices"
+)
 
 // Env gives a match the values of a packet's fields and of the symbols
 // the data plane resolves (inport.*, dst.*): courier-trace evaluates
@@ -13,6 +16,9 @@ type Env interface {
 	Bool(field string) bool
 	// AddrSet returns the addresses of a set field (inport.addrs).
 	AddrSet(field string) []netip.Addr
+	// Groups returns the security groups a group field's port is in
+	// (inport.sg, outport.sg, src.sg, dst.sg).
+	Groups(field string) []string
 }
 
 // Eval says whether a match holds in env. A comparison with a field the
@@ -47,6 +53,9 @@ func Eval(e Expr, env Env) bool {
 }
 
 func evalCmp(c Cmp, env Env) bool {
+	if GroupFields[c.Field] {
+		return evalGroups(c, env.Groups(c.Field))
+	}
 	lhs, ok := env.Value(c.Field)
 	if !ok {
 		return false
@@ -94,4 +103,17 @@ func equal(lhs, r Value) bool {
 		return lhs.Str == r.Str
 	}
 	return lhs.Int == r.Int
+}
+
+// evalGroups: a port is in a group if any of its groups is named; != is
+// in none of them.
+func evalGroups(c Cmp, groups []string) bool {
+	any := false
+	for _, v := range c.Values {
+		any = any || slices.Contains(groups, v.Str)
+	}
+	if c.Op == "!=" {
+		return !any
+	}
+	return any
 }

@@ -95,6 +95,10 @@ var Fields = map[string]Kind{
 	"ct.est":             KBool,   // the packet belongs to a tracked connection (either way)
 }
 
+// GroupFields are the fields that name a port's security groups: a port
+// is in several, and field == "G" holds when G is one of them.
+var GroupFields = map[string]bool{"inport.sg": true, "outport.sg": true, "src.sg": true, "dst.sg": true}
+
 // Actions and their arguments.
 var Actions = map[string]string{
 	"next":       "continue with the next stage",

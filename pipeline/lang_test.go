@@ -99,9 +99,10 @@ func TestSchemaStagesMatchTable(t *testing.T) {
 }
 
 type testEnv struct {
-	vals  map[string]string
-	bools map[string]bool
-	set   []netip.Addr
+	vals   map[string]string
+	bools  map[string]bool
+	set    []netip.Addr
+	groups map[string][]string
 }
 
 func (e testEnv) Value(f string) (Value, bool) {
@@ -114,11 +115,13 @@ func (e testEnv) Value(f string) (Value, bool) {
 }
 func (e testEnv) Bool(f string) bool          { return e.bools[f] }
 func (e testEnv) AddrSet(string) []netip.Addr { return e.set }
+func (e testEnv) Groups(f string) []string    { return e.groups[f] }
 
 func TestEval(t *testing.T) {
 	env := testEnv{vals: map[string]string{"ip4.src": "10.0.1.5", "ip4.dst": "10.0.2.9", "eth.src": "02:00:00:00:00:01",
 		"inport.mac": "02:00:00:00:00:01", "ip.ttl": "1", "inport": "vm1"},
-		bools: map[string]bool{"ip4": true, "inport.security": true}, set: []netip.Addr{netip.MustParseAddr("10.0.1.5")}}
+		bools: map[string]bool{"ip4": true, "inport.security": true}, set: []netip.Addr{netip.MustParseAddr("10.0.1.5")},
+		groups: map[string][]string{"inport.sg": {"db", "web"}}}
 	for m, want := range map[string]bool{
 		"1": true, "0": false, "ip4": true, "arp": false, "!arp && ip4": true,
 		"ip4.dst == 10.0.2.0/24": true, "ip4.dst == 10.0.1.0/24": false, "ip4.dst == {10.0.1.0/24, 10.0.2.9}": true,
@@ -126,6 +129,8 @@ func TestEval(t *testing.T) {
 		"inport.security && ip4 && ip4.src != inport.addrs": false, "ip4.dst != inport.addrs": true,
 		"ip.ttl <= 1": true, "arp.tpa == 10.0.2.9": false, "arp.tpa != 10.0.2.9": false,
 		`inport == "vm1"`: true, `inport == "vm2"`: false, "arp || ip4.src == 10.0.1.5": true,
+		`inport.sg == "web"`: true, `inport.sg == "db"`: true, `inport.sg == "ops"`: false, `inport.sg != "web"`: false,
+		`inport.sg != "ops"`: true, `inport.sg == {"ops", "db"}`: true, `dst.sg == "web"`: false,
 	} {
 		e, err := ParseMatch(m)
 		if err != nil {

@@ -94,6 +94,15 @@ func TestSecurityGroups(t *testing.T) {
 		if tr.Outcome != trace.Delivered {
 			t.Errorf("trace of w1 -> w3: %s %q", tr.Outcome, tr.Detail)
 		}
+		// So does the logical trace, from the southbound alone.
+		tr = e.trace("", `inport == "d1" && ip4.dst == 10.0.1.12 && icmp4`)
+		if tr.Outcome != trace.Dropped || tr.Reason != "sg_ingress" || tr.Chassis != "hv1" {
+			t.Errorf("logical trace: %s %q on %s, want dropped at sg_ingress on hv1", tr.Outcome, tr.Detail, tr.Chassis)
+		}
+		tr = e.trace("", `inport == "w1" && ip4.dst == 10.0.1.12 && icmp4`)
+		if tr.Outcome != trace.Delivered || !slices.ContainsFunc(tr.Hops[len(tr.Hops)-1].Steps, func(s trace.Step) bool { return s.Stage == "sg_ingress" }) {
+			t.Errorf("logical trace of w1 -> w3: %s %q, want delivered through sg_ingress", tr.Outcome, tr.Detail)
+		}
 	})
 	t.Run("icmp by prefix", func(t *testing.T) { e.mustPing("w1", "10.0.2.10") })
 	t.Run("a port in two groups", func(t *testing.T) { e.mustPing("w2", "10.0.1.12") })

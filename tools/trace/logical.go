@@ -23,6 +23,7 @@ type env struct {
 	chassis string // where the pipeline runs
 	from    string // from the tunnel: the sending chassis
 	target  netip.Addr
+	outport string // sg_ingress: the local port delivered to
 }
 
 func (e *env) Value(f string) (pipeline.Value, bool) {
@@ -128,7 +129,7 @@ func (e *env) walk(dir pipeline.Direction, dp func(pipeline.Stage) *sbdb.Datapat
 		hop.Steps = append(hop.Steps, step)
 		switch {
 		case end != nil:
-			return *end
+			return e.guard(dir, *end, hop)
 		case next >= 0:
 			i = slices.IndexFunc(stages, func(s pipeline.Stage) bool { return s.ID == next })
 		default:
