@@ -585,7 +585,9 @@ var schema = `{
                   "dhcp",
                   "icmp_err",
                   "sg_egress",
-                  "sg_ingress"
+                  "sg_ingress",
+                  "eip_in",
+                  "eip_out"
                 ]
               ]
             }
