@@ -123,6 +123,8 @@ func (d *Daemon) openGateway(ctx context.Context) error {
 	dp := &sbdb.Datapath{}
 	var none *string
 	mon := []client.MonitorOption{
+		// nb_cfg: what this session shows is acknowledged only once read
+		client.WithTable(&sbdb.SBGlobal{}),
 		client.WithConditionalTable(pb, []model.Condition{{Field: &pb.Eip, Function: ovsdb.ConditionNotEqual, Value: none}},
 			&pb.LogicalPort, &pb.Datapath, &pb.Vpc, &pb.MAC, &pb.Chassis, &pb.Eip, &pb.EipNetwork),
 		client.WithConditionalTable(dp, []model.Condition{{Field: &dp.Type, Function: ovsdb.ConditionEqual, Value: "vxnet"}},

@@ -64,6 +64,9 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	delete(d.status, "sessions")
 
 	snap := d.takeSnapshot(pbs)
+	if d.gw != nil { // its nb_cfg before its rows, as for the base session
+		cfgs = append(cfgs, sbCfg(d.gw.Client))
+	}
 	gw, ok := d.gatewaySnapshot(snap.encap)
 	if !ok {
 		d.status["sessions"] = "gateway session down or uplink missing"

@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/courier-sdn/courier/tools/sandbox"
+)
+
+// EIPs from the internet (#15): a sandbox with two gateways and the
+// internet namespace, real packets through the gateways' uplinks, VXLAN
+// and both hosts' DVRs.
+
+// serve listens on port inside a namespace and answers each connection
+// with tag and the address it came from, as the VM saw it.
+func serve(t *testing.T, ns string, port int, tag string) {
+	t.Helper()
+	var ln net.Listener
+	err := lab.Do(ns, func() error {
+		var err error
+		ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", port))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listen in %s: %v", ns, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "%s %s", tag, c.RemoteAddr())
+			c.Close()
+		}
+	}()
+}
+
+// dial connects from a namespace, sends req and returns what the server
+// said.
+func dial(ns, addr string, req ...string) (string, error) {
+	var out string
+	err := lab.Do(ns, func() error {
+		c, err := net.DialTimeout("tcp4", addr, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := io.WriteString(c, strings.Join(req, "")); err != nil {
+			return err
+		}
+		b, err := io.ReadAll(c)
+		out = string(b)
+		return err
+	})
+	return out, err
+}
+
+// pingFrom pings from any namespace; it returns how many were answered.
+func pingFrom(ns, addr string, count int) (int, string) {
+	out, _ := lab.Exec(ns, "ping", "-n", "-q", "-c", fmt.Sprint(count), "-i", "0.2", "-W", "1", addr)
+	var sent, recv int
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "packets transmitted") {
+			fmt.Sscanf(line, "%d packets transmitted, %d received", &sent, &recv)
+		}
+	}
+	return recv, out
+}
+
+func TestEIPFromTheInternet(t *testing.T) {
+	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 2})
+	inet := e.s.InternetNS()
+	client := sandbox.InternetAddr.Addr().String()
+	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
+	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--", "port-add", "web", "vm2", "02:00:00:00:01:0b", "10.0.1.11")
+	e.vm("hv1", "vm1")
+	e.vm("hv2", "vm2")
+	e.nb("eip-add", "internet", "203.0.113.5", "--port", "vm1", "--", "eip-add", "internet", "203.0.113.6")
+	serve(t, e.s.VMNS("vm1"), 8080, "vm1")
+	serve(t, e.s.VMNS("vm2"), 8080, "vm2")
+	serve(t, inet, 8081, "internet")
+
+	t.Run("ping and TCP reach the VM, which sees the client's address", func(t *testing.T) {
+		if n, out := pingFrom(inet, "203.0.113.5", 3); n != 3 {
+			t.Fatalf("internet -> 203.0.113.5: %d/3 answered\n%s", n, out)
+		}
+		out, err := dial(inet, "203.0.113.5:8080")
+		if err != nil || !strings.HasPrefix(out, "vm1 "+client+":") {
+			t.Errorf("TCP to 203.0.113.5:8080: %q %v; want vm1 seeing %s", out, err, client)
+		}
+	})
+	t.Run("the VM reaches the internet from its EIP", func(t *testing.T) {
+		e.mustPing("vm1", client)
+		out, err := dial(e.s.VMNS("vm1"), client+":80", "GET / HTTP/1.0\r\n\r\n")
+		if err != nil || !strings.Contains(out, "hello from the internet") {
+			t.Errorf("vm1 GET http://%s/: %q %v", client, out, err)
+		}
+		out, err = dial(e.s.VMNS("vm1"), client+":8081")
+		if err != nil || !strings.HasPrefix(out, "internet 203.0.113.5:") {
+			t.Errorf("vm1 -> %s:8081 seen from %q (%v), want from the EIP 203.0.113.5", client, out, err)
+		}
+	})
+	t.Run("an unbound EIP and a VM without EIP are unreachable", func(t *testing.T) {
+		if n, _ := pingFrom(inet, "203.0.113.6", 2); n != 0 {
+			t.Errorf("the unbound EIP 203.0.113.6 answered %d pings", n)
+		}
+		if _, err := dial(inet, "203.0.113.6:8080"); err == nil {
+			t.Errorf("TCP to the unbound EIP connected")
+		}
+		e.mustNotPing("vm2", client)
+	})
+	t.Run("unbinding cuts inbound at once; binding elsewhere moves it", func(t *testing.T) {
+		e.nb("eip-unbind", "203.0.113.5")
+		if n, _ := pingFrom(inet, "203.0.113.5", 2); n != 0 {
+			t.Errorf("after eip-unbind, 203.0.113.5 answered %d pings", n)
+		}
+		e.nb("eip-bind", "203.0.113.5", "vm2")
+		out, err := dial(inet, "203.0.113.5:8080")
+		if err != nil || !strings.HasPrefix(out, "vm2 "+client+":") {
+			t.Errorf("after binding to vm2 (on hv2): %q %v", out, err)
+		}
+		e.nb("eip-unbind", "203.0.113.5")
+		e.nb("eip-bind", "203.0.113.5", "vm1")
+	})
+	t.Run("same-CIDR VPCs with EIPs stay apart", func(t *testing.T) {
+		// red's vm3 has vm1's address, on vm1's host.
+		e.nb("vpc-add", "red", "--open", "--", "vxnet-add", "red", "web-red", "10.0.1.0/24")
+		e.nb("port-add", "web-red", "vm3", "02:00:00:00:01:0c", "10.0.1.10", "--", "eip-add", "internet", "203.0.113.7", "--port", "vm3")
+		e.vm("hv1", "vm3")
+		serve(t, e.s.VMNS("vm3"), 8080, "vm3")
+		for addr, want := range map[string]string{"203.0.113.5": "vm1", "203.0.113.7": "vm3"} {
+			out, err := dial(inet, addr+":8080")
+			if err != nil || !strings.HasPrefix(out, want+" "+client+":") {
+				t.Errorf("TCP to %s: %q %v, want %s", addr, out, err, want)
+			}
+		}
+		// vm3's traffic leaves from its own EIP.
+		out, err := dial(e.s.VMNS("vm3"), client+":8081")
+		if err != nil || !strings.HasPrefix(out, "internet 203.0.113.7:") {
+			t.Errorf("vm3 -> internet seen from %q (%v), want 203.0.113.7", out, err)
+		}
+	})
+}
