@@ -309,6 +309,7 @@ const (
 	dvrMapEventsV1           = "events_v1"
 	dvrMapGwCfgV1            = "gw_cfg_v1"
 	dvrMapGwEipsV1           = "gw_eips_v1"
+	dvrMapGwVtepsV1          = "gw_vteps_v1"
 	dvrMapHubEpsV1           = "hub_eps_v1"
 	dvrMapHubSeenV1          = "hub_seen_v1"
 	dvrMapHubsV1             = "hubs_v1"
@@ -423,6 +424,7 @@ type dvrMapSpecs struct {
 	EventsV1        *ebpf.MapSpec `ebpf:"events_v1"`
 	GwCfgV1         *ebpf.MapSpec `ebpf:"gw_cfg_v1"`
 	GwEipsV1        *ebpf.MapSpec `ebpf:"gw_eips_v1"`
+	GwVtepsV1       *ebpf.MapSpec `ebpf:"gw_vteps_v1"`
 	HubEpsV1        *ebpf.MapSpec `ebpf:"hub_eps_v1"`
 	HubSeenV1       *ebpf.MapSpec `ebpf:"hub_seen_v1"`
 	HubsV1          *ebpf.MapSpec `ebpf:"hubs_v1"`
@@ -509,6 +511,7 @@ type dvrMaps struct {
 	EventsV1        *ebpf.Map `ebpf:"events_v1"`
 	GwCfgV1         *ebpf.Map `ebpf:"gw_cfg_v1"`
 	GwEipsV1        *ebpf.Map `ebpf:"gw_eips_v1"`
+	GwVtepsV1       *ebpf.Map `ebpf:"gw_vteps_v1"`
 	HubEpsV1        *ebpf.Map `ebpf:"hub_eps_v1"`
 	HubSeenV1       *ebpf.Map `ebpf:"hub_seen_v1"`
 	HubsV1          *ebpf.Map `ebpf:"hubs_v1"`
@@ -553,6 +556,7 @@ func (m *dvrMaps) Close() error {
 		m.EventsV1,
 		m.GwCfgV1,
 		m.GwEipsV1,
+		m.GwVtepsV1,
 		m.HubEpsV1,
 		m.HubSeenV1,
 		m.HubsV1,

@@ -50,6 +50,7 @@ type compiledEIP struct {
 	ports  map[uint32]dvrEipPort
 	gws    map[uint32]dvrEipGws
 	gwEIPs map[uint32]dvrGwEip
+	gwVTEP map[uint32]uint32
 	cfg    dvrGwCfg
 }
 
@@ -62,6 +63,9 @@ func (d *Datapath) eipPortsT() table[uint32, dvrEipPort] {
 func (d *Datapath) eipGwsT() table[uint32, dvrEipGws] {
 	return table[uint32, dvrEipGws]{d.objs.EipGwsV1, "eip_gws"}
 }
+func (d *Datapath) gwVTEPsT() table[uint32, uint32] {
+	return table[uint32, uint32]{d.objs.GwVtepsV1, "gw_vteps"}
+}
 func (d *Datapath) gwEIPsT() table[uint32, dvrGwEip] {
 	return table[uint32, dvrGwEip]{d.objs.GwEipsV1, "gw_eips"}
 }
@@ -70,7 +74,7 @@ const maxGateways = 8
 
 func compileEIP(s *State) (*compiledEIP, error) {
 	c := &compiledEIP{local: map[uint32]dvrEipLocal{}, ports: map[uint32]dvrEipPort{}, gws: map[uint32]dvrEipGws{},
-		gwEIPs: map[uint32]dvrGwEip{}}
+		gwEIPs: map[uint32]dvrGwEip{}, gwVTEP: map[uint32]uint32{}}
 	for _, e := range s.EIPs {
 		if !e.EIP.Is4() || !e.Addr.Is4() || e.Ifindex <= 0 {
 			return nil, fmt.Errorf("EIP %s of ifindex %d: bad addresses", e.EIP, e.Ifindex)
@@ -87,6 +91,7 @@ func compileEIP(s *State) (*compiledEIP, error) {
 		v.N = uint32(len(vteps))
 		for i, a := range vteps {
 			v.Vtep[i] = host32(a)
+			c.gwVTEP[host32(a)] = 1
 		}
 		c.gws[g.Network] = v
 	}
@@ -104,19 +109,21 @@ func compileEIP(s *State) (*compiledEIP, error) {
 
 func (d *Datapath) dumpEIP() (*compiledEIP, error) {
 	c := &compiledEIP{}
-	var err, e2, e3, e4, e5 error
+	var err, e2, e3, e4, e5, e6 error
+	c.gwVTEP, e6 = d.gwVTEPsT().dump()
 	c.local, err = d.eipLocalT().dump()
 	c.ports, e2 = d.eipPortsT().dump()
 	c.gws, e3 = d.eipGwsT().dump()
 	c.gwEIPs, e4 = d.gwEIPsT().dump()
 	e5 = d.objs.GwCfgV1.Lookup(uint32(0), &c.cfg)
-	return c, errors.Join(err, e2, e3, e4, e5)
+	return c, errors.Join(err, e2, e3, e4, e5, e6)
 }
 
 // applyEIP writes the EIP maps, and attaches the gateway program to the
 // uplink (or detaches it from one that is no longer).
 func (d *Datapath) applyEIP(want, have *compiledEIP, add func(int, int, error)) error {
 	// Where an EIP's port is, before anything sends to it.
+	add(d.gwVTEPsT().sync(want.gwVTEP, have.gwVTEP))
 	add(d.eipGwsT().sync(want.gws, have.gws))
 	add(d.eipLocalT().sync(want.local, have.local))
 	add(d.eipPortsT().sync(want.ports, have.ports))

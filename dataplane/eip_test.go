@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 // EIPs in the DVR (#15): every rewrite run through the real programs with
@@ -299,5 +300,51 @@ func TestGateway(t *testing.T) {
 		expectDrop(t, d, "gw_spoof", func() runResult {
 			return runTunnel(t, d, peerB, 5001, append(ethHdr(gwMAC, vm1MAC, 0x0800), ipPacket(eip1, client, protoUDP, udpSeg(1, 2, "x"), 0)...))
 		})
+	})
+}
+
+// Gateways answer hosts' probes in the kernel, as hubs do, and a host
+// passes over a gateway silent past the threshold.
+func TestGatewayProbes(t *testing.T) {
+	t.Run("a gateway answers a probe, in a VNI it does not serve", func(t *testing.T) {
+		f := newFixture(t, false)
+		f.state.Gateway = &Gateway{Uplink: veth(t, "up0")}
+		if _, err := f.d.Apply(f.state); err != nil {
+			t.Fatal(err)
+		}
+		resetSent(f.d)
+		r := runTunnel(t, f.d, peerA, 7777, LearnMsg{Op: OpProbe, VNI: 7777, VTEP: peerA}.Marshal())
+		vtep, vni, _, _ := sent(t, f.d)
+		m, err := ParseLearnMsg(r.out)
+		if r.verdict != actRedirect || vtep != peerA || vni != 7777 || err != nil || m.Op != OpProbeReply || m.VTEP != local {
+			t.Errorf("verdict %d to %s vni %d reply %+v %v", r.verdict, vtep, vni, m, err)
+		}
+	})
+	f := eipFixture(t, gwVTEP, gwVTEP2)
+	d := f.d
+	if err := d.ProbeHubs([]netip.Addr{gwVTEP, gwVTEP2}); err != nil {
+		t.Fatal(err)
+	}
+	spread := func() map[netip.Addr]int {
+		out := map[netip.Addr]int{}
+		for port := uint16(1000); port < 1032; port++ {
+			resetSent(d)
+			run(t, d.objs.PortIngress, f.p1, append(ethHdr(gwMAC, vm1MAC, 0x0800), ipPacket(ip4("10.0.1.5"), client, protoUDP, udpSeg(port, 53, "q"), 0)...))
+			vtep, _, _, _ := sent(t, d)
+			out[vtep]++
+		}
+		return out
+	}
+	t.Run("a reply from a host that is neither hub nor gateway is refused", func(t *testing.T) {
+		expectDrop(t, d, "learn_rejected", func() runResult {
+			return runTunnel(t, d, peerA, 5001, LearnMsg{Op: OpProbeReply, VNI: 5001, VTEP: peerA}.Marshal())
+		})
+	})
+	t.Run("a gateway silent past the threshold is passed over", func(t *testing.T) {
+		time.Sleep(DefaultHubDownAfter + 50*time.Millisecond)
+		runTunnel(t, d, gwVTEP2, 5001, LearnMsg{Op: OpProbeReply, VNI: 5001, VTEP: gwVTEP2}.Marshal())
+		if s := spread(); s[gwVTEP] != 0 || s[gwVTEP2] != 32 {
+			t.Errorf("flows went to %v, want all to %s", s, gwVTEP2)
+		}
 	})
 }

@@ -14,6 +14,7 @@
 #define COURIER_EIP_H
 
 #include "common.h"
+#include "hubs.h"
 
 #define MAX_GATEWAYS 8
 
@@ -54,6 +55,20 @@ struct {
 	__type(value, struct eip_gws);
 } eip_gws_v1 SEC(".maps");
 
+/* The gateways of this host's EIPs' networks (their VTEPs, host byte
+ * order): the hosts besides hubs whose probe replies are taken. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} gw_vteps_v1 SEC(".maps");
+
+static __always_inline int is_gateway(__u32 vtep)
+{
+	return bpf_map_lookup_elem(&gw_vteps_v1, &vtep) != NULL;
+}
+
 struct gw_eip {
 	__u32 vtep; /* the port's host, host byte order */
 	__u32 vni;  /* the port's vxnet */
@@ -67,6 +82,26 @@ struct {
 	__type(key, __be32); /* EIP */
 	__type(value, struct gw_eip);
 } gw_eips_v1 SEC(".maps");
+
+struct gw_cfg {
+	__u32 uplink;  /* ifindex; 0: this chassis is not a gateway */
+	__be32 nexthop; /* 0: route by the gateway's own table */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gw_cfg);
+} gw_cfg_v1 SEC(".maps");
+
+/* gw_enabled: this chassis is a gateway (it answers hosts' probes). */
+static __always_inline int gw_enabled(void)
+{
+	__u32 zero = 0;
+	struct gw_cfg *g = bpf_map_lookup_elem(&gw_cfg_v1, &zero);
+	return g && g->uplink;
+}
 
 /* csum_fold32 folds a 32-bit one's complement sum into 16 bits. */
 static __always_inline __u16 csum_fold32(__u32 s)
@@ -181,19 +216,31 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, __be32 from, __be3
 
 /* pick_gateway chooses one of a network's gateways by flow hash: the
  * upstream's ECMP spreads what comes in the same way, and every gateway
- * serves all of the network, so any choice is right. */
+ * serves all of the network, so any choice is right. A gateway silent to
+ * this host's probes (hub_seen_v1, as hubs) is passed over for the next
+ * one that answers; if none does, the hashed one. */
 static __always_inline __u32 pick_gateway(__u32 net, __u32 hash)
 {
 	struct eip_gws *g = bpf_map_lookup_elem(&eip_gws_v1, &net);
 	if (!g || g->n == 0)
 		return 0;
 	__u32 n = g->n > MAX_GATEWAYS ? MAX_GATEWAYS : g->n;
-	/* The mask is a no-op the verifier needs (as in pick_hub); the
-	 * empty asm keeps clang from removing it. */
-	__u32 i = hash % n;
-	asm volatile("" : "+r"(i));
-	i &= MAX_GATEWAYS - 1;
-	return g->vtep[i];
+	/* The masks are no-ops the verifier needs (as in pick_hub); the
+	 * empty asm keeps clang from removing them. */
+	__u32 first = hash % n;
+	asm volatile("" : "+r"(first));
+	first &= MAX_GATEWAYS - 1;
+	__u64 now = bpf_ktime_get_ns();
+#pragma unroll
+	for (__u32 k = 0; k < MAX_GATEWAYS; k++) {
+		__u32 i = first + k;
+		if (i >= n)
+			i -= n;
+		i &= MAX_GATEWAYS - 1;
+		if (k < n && hub_up(g->vtep[i], now))
+			return g->vtep[i];
+	}
+	return g->vtep[first];
 }
 
 #endif

@@ -13,18 +13,6 @@
 #include "pipeline.h"
 #include "eip.h"
 
-struct gw_cfg {
-	__u32 uplink;  /* ifindex; 0: this chassis is not a gateway */
-	__be32 nexthop; /* 0: route by the gateway's own table */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gw_cfg);
-} gw_cfg_v1 SEC(".maps");
-
 /* gw_from_tunnel: on a gateway, a packet a host tunnelled from an EIP of
  * one of its ports goes upstream. Returns the verdict, or -1 when the
  * packet is not one (the DVR pipeline takes it). */

@@ -19,8 +19,14 @@ __attribute__((noinline)) int stage_tun_admit(struct __sk_buff *skb, struct pctx
 	c->vni = vni;
 	c->dvni = vni;
 	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v1, &vni);
-	if (!vx)
+	if (!vx) {
+		/* A gateway serves no vxnet, but answers hosts' probes. */
+		void *d0 = (void *)(long)skb->data;
+		struct ethhdr *e0 = d0;
+		if ((void *)(e0 + 1) <= (void *)(long)skb->data_end && e0->h_proto == bpf_htons(ETH_P_COURIER_LEARN) && gw_enabled())
+			return next_stage(c, STAGE_TUN_LEARN);
 		return drop_for(c, DROP_UNKNOWN_VNI);
+	}
 	c->vx = *vx;
 	c->vpc = vx->vpc;
 	c->hit = HIT_VXNET;

@@ -39,6 +39,11 @@ func (l *Lab) AddInternet(addr, public netip.Prefix, gateways []*Host) (*Interne
 	mask := net.CIDRMask(addr.Bits(), 32)
 	err := Do(in.NS, func() error {
 		os.WriteFile("/proc/sys/net/ipv4/fib_multipath_hash_policy", []byte("1"), 0o644)
+		// A gateway whose link is down leaves the multipath route, as
+		// an upstream router's BFD would take it out.
+		for _, c := range []string{"all", "default"} {
+			os.WriteFile("/proc/sys/net/ipv4/conf/"+c+"/ignore_routes_with_linkdown", []byte("1"), 0o644)
+		}
 		lo, _ := netlink.LinkByName("lo")
 		netlink.LinkSetUp(lo)
 		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}); err != nil {
@@ -112,5 +117,24 @@ func (l *Lab) uplink(in *Internet, g *Host, a netip.Addr, mask net.IPMask) error
 			return err
 		}
 		return netlink.LinkSetUp(up)
+	})
+}
+
+// GatewayDown takes a gateway's links down, its uplink and its underlay,
+// as a dead machine's would be.
+//
+// Equivalent to: ip -n GW link set up0 down; ip -n GW link set eth0 down
+func (l *Lab) GatewayDown(g *Host) error {
+	return Do(g.NS, func() error {
+		for _, n := range []string{UplinkName, "eth0"} {
+			lk, err := netlink.LinkByName(n)
+			if err != nil {
+				return err
+			}
+			if err := netlink.LinkSetDown(lk); err != nil {
+				return fmt.Errorf("ip link set %s down: %w", n, err)
+			}
+		}
+		return nil
 	})
 }

@@ -149,3 +149,83 @@ func TestEIPFromTheInternet(t *testing.T) {
 		}
 	})
 }
+
+// A long-lived TCP stream through an EIP survives the death of the
+// gateway carrying it: no reset, every byte echoed. Gateways hold no
+// state, the internet's multipath route drops the dead one's link, and
+// the VM's host passes over a gateway silent to its probes.
+func TestEIPStreamSurvivesAGatewayDeath(t *testing.T) {
+	e := startOpts(t, sandbox.Options{Hosts: 1, Hubs: 1, Gateways: 2})
+	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
+	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--", "eip-add", "internet", "203.0.113.5", "--port", "vm1")
+	e.vm("hv1", "vm1")
+	var ln net.Listener
+	if err := lab.Do(e.s.VMNS("vm1"), func() error {
+		var err error
+		ln, err = net.Listen("tcp4", ":9090")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			io.Copy(c, c)
+			c.Close()
+		}
+	}()
+	var c net.Conn
+	if err := lab.Do(e.s.InternetNS(), func() error {
+		var err error
+		c, err = net.DialTimeout("tcp4", "203.0.113.5:9090", 2*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	echo := func(i int) {
+		t.Helper()
+		msg := fmt.Sprintf("message %04d\n", i)
+		c.SetDeadline(time.Now().Add(20 * time.Second)) // a failure guard, not a measurement
+		if _, err := io.WriteString(c, msg); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if _, err := io.ReadFull(c, buf[:len(msg)]); err != nil || string(buf[:len(msg)]) != msg {
+			t.Fatalf("echo %d: %q %v", i, buf[:len(msg)], err)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		echo(i)
+	}
+	// The gateway that carried the most of it dies.
+	busy, most, seen := "", uint64(0), ""
+	for _, g := range []string{"gw1", "gw2"} {
+		cs := e.counters(g)
+		seen += fmt.Sprintf(" %s: %d in, %d out;", g, cs["gw_down"], cs["gw_up"])
+		if n := cs["gw_down"] + cs["gw_up"]; n >= most {
+			busy, most = g, n
+		}
+	}
+	if most == 0 {
+		t.Fatal("no gateway counted the stream")
+	}
+	if err := e.s.GatewayDown(busy); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("took down %s (before:%s)", busy, seen)
+	for i := 20; i < 60; i++ {
+		echo(i)
+		time.Sleep(50 * time.Millisecond) // keep the stream going across the failover
+	}
+	cs := e.counters(other(busy))
+	t.Logf("after: %s carried %d in, %d out", other(busy), cs["gw_down"], cs["gw_up"])
+}
+
+func other(gw string) string {
+	if gw == "gw1" {
+		return "gw2"
+	}
+	return "gw1"
+}
