@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -347,4 +349,46 @@ func TestGatewayProbes(t *testing.T) {
 			t.Errorf("flows went to %v, want all to %s", s, gwVTEP2)
 		}
 	})
+}
+
+// TestEIPPathCost logs what the EIP paths cost per packet next to the
+// paths they sit beside, by the kernel's own timing of single
+// BPF_PROG_RUN runs (median of 5,000). A measurement, not a check: it
+// runs only when asked, COURIER_MEASURE=1 go test ./dataplane -run
+// TestEIPPathCost -v.
+func TestEIPPathCost(t *testing.T) {
+	if os.Getenv("COURIER_MEASURE") == "" {
+		t.Skip("a measurement: set COURIER_MEASURE=1")
+	}
+	f := eipFixture(t, gwVTEP, gwVTEP2)
+	d := f.d
+	tcp := func(src, dst netip.Addr, dmac, smac []byte) []byte {
+		return append(ethHdr(dmac, smac, 0x0800), ipPacket(src, dst, protoTCP, tcpSeg(40000, 80, "0123456789"), 0)...)
+	}
+	cases := []struct {
+		name, prog string
+		ifindex    int
+		pkt        []byte
+	}{
+		{"port: routed to a local port", "port_ingress", f.p1, tcp(ip4("10.0.1.5"), ip4("10.0.2.5"), gwMAC, vm1MAC)},
+		{"port: routed to a hub (tunnel)", "port_ingress", f.p1, tcp(ip4("10.0.1.5"), ip4("10.0.2.7"), gwMAC, vm1MAC)},
+		{"port: out through the EIP", "port_ingress", f.p1, tcp(ip4("10.0.1.5"), client, gwMAC, vm1MAC)},
+		{"tunnel: to a local port", "tunnel_ingress", d.vxlan, tcp(ip4("10.0.1.7"), ip4("10.0.1.5"), vm1MAC, remMAC1)},
+		{"tunnel: in through the EIP", "tunnel_ingress", d.vxlan, tcp(client, eip1, vm1MAC, gwMAC)},
+	}
+	for _, c := range cases {
+		src := peerA
+		if strings.Contains(c.name, "EIP") {
+			src = gwVTEP
+		}
+		d.objs.TunnelIn.Put(uint32(0), dvrTunnelRec{Vtep: host32(src), Vni: 5001})
+		var cost time.Duration
+		var verdict uint32
+		var err error
+		within(func() { cost, verdict, err = d.ProgramCost(c.prog, c.ifindex, c.pkt, 5000) })
+		if err != nil || verdict != actRedirect {
+			t.Fatalf("%s: verdict %d, %v", c.name, verdict, err)
+		}
+		t.Logf("%-32s %4d ns", c.name, cost.Nanoseconds())
+	}
 }
