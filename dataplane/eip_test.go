@@ -194,6 +194,13 @@ func TestEIPInbound(t *testing.T) {
 			t.Errorf("the reassembled datagram's UDP checksum is wrong")
 		}
 	})
+	t.Run("from a host that is not a gateway, an EIP is not translated", func(t *testing.T) {
+		resetSent(f.d)
+		r := runTunnel(t, f.d, peerA, 5001, append(ethHdr(vm1MAC, gwMAC, 0x0800), ipPacket(client, eip1, protoUDP, udpSeg(1, 2, "x"), 0)...))
+		if _, _, ifx, peer := sent(t, f.d); r.verdict == actRedirect && peer {
+			t.Errorf("delivered to port %d", ifx)
+		}
+	})
 	t.Run("an address that is no local EIP is not translated", func(t *testing.T) {
 		r := runTunnel(t, f.d, gwVTEP, 5001, append(ethHdr(vm1MAC, gwMAC, 0x0800), ipPacket(client, ip4("203.0.113.11"), protoUDP, udpSeg(1, 2, "x"), 0)...))
 		if r.verdict == actRedirect {

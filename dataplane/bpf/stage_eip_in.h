@@ -1,5 +1,5 @@
-/* STAGE_EIP_IN: what a gateway tunnelled for the EIP of a local port of
- * the VPC: its destination becomes the port's address, statelessly
+/* STAGE_EIP_IN: what a gateway of the EIP's network tunnelled for the
+ * EIP of a local port of the VPC: its destination becomes the port's address, statelessly
  * (eip.h), and tun_lookup delivers it; the VM sees the client's own
  * address. Anything else goes on to tun_lookup as it came. */
 #ifndef COURIER_STAGE_EIP_IN_H
@@ -21,7 +21,10 @@ __attribute__((noinline)) int stage_eip_in(struct __sk_buff *skb, struct pctx *c
 		return drop_for(c, DROP_MALFORMED);
 	__be32 daddr = ip->daddr;
 	struct eip_local *e = bpf_map_lookup_elem(&eip_local_v1, &daddr);
-	if (!e || e->vpc != c->vpc)
+	/* Only a gateway of this host's EIPs' networks brings packets for
+	 * them: from any other host the address is not translated (and the
+	 * packet, for no local address, goes no further). */
+	if (!e || e->vpc != c->vpc || !is_gateway(c->src))
 		return next_stage(c, STAGE_TUN_LOOKUP);
 	__be32 to = e->addr;
 	if (nat_rewrite(skb, daddr, to, 0) < 0)

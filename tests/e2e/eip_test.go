@@ -90,13 +90,19 @@ func TestEIPFromTheInternet(t *testing.T) {
 	serve(t, e.s.VMNS("vm2"), 8080, "vm2")
 	serve(t, inet, 8081, "internet")
 
-	t.Run("ping and TCP reach the VM, which sees the client's address", func(t *testing.T) {
+	t.Run("ping and TCP reach the VM, which sees the client's address; replies cross no hub", func(t *testing.T) {
+		before := e.counters("hv1")
 		if n, out := pingFrom(inet, "203.0.113.5", 3); n != 3 {
 			t.Fatalf("internet -> 203.0.113.5: %d/3 answered\n%s", n, out)
 		}
 		out, err := dial(inet, "203.0.113.5:8080")
 		if err != nil || !strings.HasPrefix(out, "vm1 "+client+":") {
 			t.Errorf("TCP to 203.0.113.5:8080: %q %v; want vm1 seeing %s", out, err, client)
+		}
+		after := e.counters("hv1")
+		if after["hub_tx"] != before["hub_tx"] || after["remote_tx"]-before["remote_tx"] < 3 {
+			t.Errorf("vm1's host sent %d packets to hubs and %d straight to a host; want none to hubs, the replies to gateways",
+				after["hub_tx"]-before["hub_tx"], after["remote_tx"]-before["remote_tx"])
 		}
 	})
 	t.Run("the VM reaches the internet from its EIP", func(t *testing.T) {
