@@ -156,6 +156,32 @@ func TestEIPFromTheInternet(t *testing.T) {
 			t.Errorf("vm3 -> internet seen from %q (%v), want 203.0.113.7", out, err)
 		}
 	})
+	t.Run("security groups see the VM's own address both ways", func(t *testing.T) {
+		// green is not open: vm4 is in the default group (all egress,
+		// ingress from members only).
+		e.nb("vpc-add", "green", "--", "vxnet-add", "green", "app", "10.2.0.0/24")
+		e.nb("port-add", "app", "vm4", "02:00:00:00:02:0a", "10.2.0.10", "--", "eip-add", "internet", "203.0.113.8", "--port", "vm4")
+		e.vm("hv2", "vm4")
+		serve(t, e.s.VMNS("vm4"), 8080, "vm4")
+		before := e.dropsOf("hv2")["sg_ingress"]
+		if out, err := dial(inet, "203.0.113.8:8080"); err == nil {
+			t.Errorf("the default group let the internet in: %q", out)
+		}
+		if e.dropsOf("hv2")["sg_ingress"] == before {
+			t.Errorf("the refused connection was not dropped as sg_ingress on vm4's host")
+		}
+		// A connection vm4 opens is tracked by its own address: the
+		// replies, translated back on the way in, pass.
+		if out, err := dial(e.s.VMNS("vm4"), client+":8081"); err != nil || !strings.HasPrefix(out, "internet 203.0.113.8:") {
+			t.Errorf("vm4 -> internet: %q %v", out, err)
+		}
+		e.nb("sg-add", "green", "web", "--", "sg-rule-add", "green/web", "egress", "any",
+			"--", "sg-rule-add", "green/web", "ingress", "tcp", "8080", "--remote", "198.51.100.0/24")
+		e.nb("port-set", "vm4", "--sg", "web")
+		if out, err := dial(inet, "203.0.113.8:8080"); err != nil || !strings.HasPrefix(out, "vm4 "+client+":") {
+			t.Errorf("after an ingress rule for the internet's prefix: %q %v", out, err)
+		}
+	})
 }
 
 // A long-lived TCP stream through an EIP survives the death of the
