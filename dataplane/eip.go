@@ -160,3 +160,32 @@ func (d *Datapath) closeUplink(unpin bool) {
 	d.uplink.Close()
 	d.uplink = nil
 }
+
+// lines renders the EIP maps for courier-dpctl eips.
+func (c *compiledEIP) lines() []string {
+	var out []string
+	for k, v := range c.local {
+		out = append(out, fmt.Sprintf("eip %s -> %s (vpc %d, port ifindex %d)", fromBE32(k), fromBE32(v.Addr), v.Vpc, v.Ifindex))
+	}
+	for k, v := range c.ports {
+		out = append(out, fmt.Sprintf("port ifindex %d: eip %s, network %d", k, fromBE32(v.Eip), v.Net))
+	}
+	for k, v := range c.gws {
+		var vteps []string
+		for i := uint32(0); i < v.N && i < maxGateways; i++ {
+			vteps = append(vteps, fromHost32(v.Vtep[i]).String())
+		}
+		out = append(out, fmt.Sprintf("network %d: gateways %v", k, vteps))
+	}
+	if c.cfg.Uplink != 0 {
+		nh := "its routes"
+		if c.cfg.Nexthop != 0 {
+			nh = fromBE32(c.cfg.Nexthop).String()
+		}
+		out = append(out, fmt.Sprintf("gateway: uplink ifindex %d, upstream via %s", c.cfg.Uplink, nh))
+	}
+	for k, v := range c.gwEIPs {
+		out = append(out, fmt.Sprintf("gateway eip %s -> host %s vni %d mac %s", fromBE32(k), fromHost32(v.Vtep), v.Vni, macString(v.Mac)))
+	}
+	return out
+}

@@ -99,6 +99,12 @@ func TestEIPFromTheInternet(t *testing.T) {
 		if err != nil || !strings.HasPrefix(out, "vm1 "+client+":") {
 			t.Errorf("TCP to 203.0.113.5:8080: %q %v; want vm1 seeing %s", out, err, client)
 		}
+		for host, want := range map[string]string{"hv1": "eip 203.0.113.5 -> 10.0.1.10", "gw1": "gateway eip 203.0.113.5 -> host 192.168.100.1 "} {
+			d, err := e.dp(host).Dump()
+			if err != nil || !strings.Contains(strings.Join(d.EIPs, "\n"), want) {
+				t.Errorf("courier-dpctl --chassis %s eips: %q %v, want a line with %q", host, d.EIPs, err, want)
+			}
+		}
 		after := e.counters("hv1")
 		if after["hub_tx"] != before["hub_tx"] || after["remote_tx"]-before["remote_tx"] < 3 {
 			t.Errorf("vm1's host sent %d packets to hubs and %d straight to a host; want none to hubs, the replies to gateways",
