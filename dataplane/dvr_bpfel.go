@@ -62,6 +62,25 @@ type dvrDhcpScratch struct {
 	B [512]uint8
 }
 
+type dvrEipGws struct {
+	_    structs.HostLayout
+	N    uint32
+	Vtep [8]uint32
+}
+
+type dvrEipLocal struct {
+	_       structs.HostLayout
+	Addr    uint32
+	Vpc     uint32
+	Ifindex uint32
+}
+
+type dvrEipPort struct {
+	_   structs.HostLayout
+	Eip uint32
+	Net uint32
+}
+
 type dvrEpKey struct {
 	_   structs.HostLayout
 	Vpc uint32
@@ -72,6 +91,20 @@ type dvrEvKey struct {
 	_       structs.HostLayout
 	Ifindex uint32
 	Ip      uint32
+}
+
+type dvrGwCfg struct {
+	_       structs.HostLayout
+	Uplink  uint32
+	Nexthop uint32
+}
+
+type dvrGwEip struct {
+	_     structs.HostLayout
+	Vtep  uint32
+	Vni   uint32
+	Mac   [6]uint8
+	GwMac [6]uint8
 }
 
 type dvrHubs struct {
@@ -272,8 +305,14 @@ const (
 	dvrMapDhcpScratch        = "dhcp_scratch"
 	dvrMapDhcpV1             = "dhcp_v1"
 	dvrMapDropsV1            = "drops_v1"
+	dvrMapEipGwsV1           = "eip_gws_v1"
+	dvrMapEipLocalV1         = "eip_local_v1"
+	dvrMapEipPortsV1         = "eip_ports_v1"
 	dvrMapEvRlV1             = "ev_rl_v1"
 	dvrMapEventsV1           = "events_v1"
+	dvrMapGwCfgV1            = "gw_cfg_v1"
+	dvrMapGwEipsV1           = "gw_eips_v1"
+	dvrMapGwVtepsV1          = "gw_vteps_v1"
 	dvrMapHubEpsV1           = "hub_eps_v1"
 	dvrMapHubSeenV1          = "hub_seen_v1"
 	dvrMapHubsV1             = "hubs_v1"
@@ -301,6 +340,7 @@ const (
 	dvrMapUnknownV1          = "unknown_v1"
 	dvrMapVpcsV1             = "vpcs_v1"
 	dvrMapVxnetsV1           = "vxnets_v1"
+	dvrProgGwUplinkIngress   = "gw_uplink_ingress"
 	dvrProgPortIngress       = "port_ingress"
 	dvrProgTunnelIngress     = "tunnel_ingress"
 	dvrVarCfgAnnounceBurstNs = "cfg_announce_burst_ns"
@@ -365,8 +405,9 @@ type dvrSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dvrProgramSpecs struct {
-	PortIngress   *ebpf.ProgramSpec `ebpf:"port_ingress"`
-	TunnelIngress *ebpf.ProgramSpec `ebpf:"tunnel_ingress"`
+	GwUplinkIngress *ebpf.ProgramSpec `ebpf:"gw_uplink_ingress"`
+	PortIngress     *ebpf.ProgramSpec `ebpf:"port_ingress"`
+	TunnelIngress   *ebpf.ProgramSpec `ebpf:"tunnel_ingress"`
 }
 
 // dvrMapSpecs contains maps before they are loaded into the kernel.
@@ -379,8 +420,14 @@ type dvrMapSpecs struct {
 	DhcpScratch     *ebpf.MapSpec `ebpf:"dhcp_scratch"`
 	DhcpV1          *ebpf.MapSpec `ebpf:"dhcp_v1"`
 	DropsV1         *ebpf.MapSpec `ebpf:"drops_v1"`
+	EipGwsV1        *ebpf.MapSpec `ebpf:"eip_gws_v1"`
+	EipLocalV1      *ebpf.MapSpec `ebpf:"eip_local_v1"`
+	EipPortsV1      *ebpf.MapSpec `ebpf:"eip_ports_v1"`
 	EvRlV1          *ebpf.MapSpec `ebpf:"ev_rl_v1"`
 	EventsV1        *ebpf.MapSpec `ebpf:"events_v1"`
+	GwCfgV1         *ebpf.MapSpec `ebpf:"gw_cfg_v1"`
+	GwEipsV1        *ebpf.MapSpec `ebpf:"gw_eips_v1"`
+	GwVtepsV1       *ebpf.MapSpec `ebpf:"gw_vteps_v1"`
 	HubEpsV1        *ebpf.MapSpec `ebpf:"hub_eps_v1"`
 	HubSeenV1       *ebpf.MapSpec `ebpf:"hub_seen_v1"`
 	HubsV1          *ebpf.MapSpec `ebpf:"hubs_v1"`
@@ -460,8 +507,14 @@ type dvrMaps struct {
 	DhcpScratch     *ebpf.Map `ebpf:"dhcp_scratch"`
 	DhcpV1          *ebpf.Map `ebpf:"dhcp_v1"`
 	DropsV1         *ebpf.Map `ebpf:"drops_v1"`
+	EipGwsV1        *ebpf.Map `ebpf:"eip_gws_v1"`
+	EipLocalV1      *ebpf.Map `ebpf:"eip_local_v1"`
+	EipPortsV1      *ebpf.Map `ebpf:"eip_ports_v1"`
 	EvRlV1          *ebpf.Map `ebpf:"ev_rl_v1"`
 	EventsV1        *ebpf.Map `ebpf:"events_v1"`
+	GwCfgV1         *ebpf.Map `ebpf:"gw_cfg_v1"`
+	GwEipsV1        *ebpf.Map `ebpf:"gw_eips_v1"`
+	GwVtepsV1       *ebpf.Map `ebpf:"gw_vteps_v1"`
 	HubEpsV1        *ebpf.Map `ebpf:"hub_eps_v1"`
 	HubSeenV1       *ebpf.Map `ebpf:"hub_seen_v1"`
 	HubsV1          *ebpf.Map `ebpf:"hubs_v1"`
@@ -499,8 +552,14 @@ func (m *dvrMaps) Close() error {
 		m.DhcpScratch,
 		m.DhcpV1,
 		m.DropsV1,
+		m.EipGwsV1,
+		m.EipLocalV1,
+		m.EipPortsV1,
 		m.EvRlV1,
 		m.EventsV1,
+		m.GwCfgV1,
+		m.GwEipsV1,
+		m.GwVtepsV1,
 		m.HubEpsV1,
 		m.HubSeenV1,
 		m.HubsV1,
@@ -559,12 +618,14 @@ type dvrVariables struct {
 //
 // It can be passed to loadDvrObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dvrPrograms struct {
-	PortIngress   *ebpf.Program `ebpf:"port_ingress"`
-	TunnelIngress *ebpf.Program `ebpf:"tunnel_ingress"`
+	GwUplinkIngress *ebpf.Program `ebpf:"gw_uplink_ingress"`
+	PortIngress     *ebpf.Program `ebpf:"port_ingress"`
+	TunnelIngress   *ebpf.Program `ebpf:"tunnel_ingress"`
 }
 
 func (p *dvrPrograms) Close() error {
 	return _DvrClose(
+		p.GwUplinkIngress,
 		p.PortIngress,
 		p.TunnelIngress,
 	)

@@ -108,14 +108,17 @@ func (c *Config) pinDir() string {
 
 // Datapath is the loaded data plane of one host.
 type Datapath struct {
-	cfg     Config
-	log     *slog.Logger
-	objs    dvrObjects
-	pinDir  string
-	vxlan   int // ifindex
-	tunnel  link.Link
-	ports   map[int]link.Link // by ifindex
-	applied *compiled
+	cfg    Config
+	log    *slog.Logger
+	objs   dvrObjects
+	pinDir string
+	vxlan  int // ifindex
+	tunnel link.Link
+	// uplink: on a gateway, the program on the uplink (gateway.h)
+	uplink    link.Link
+	uplinkIdx int
+	ports     map[int]link.Link // by ifindex
+	applied   *compiled
 	// hubTable is the BindingTable the hub map was last written from
 	// (nil: from State.Bindings).
 	hubTable *BindingTable
@@ -375,6 +378,7 @@ func (d *Datapath) Close() error {
 	if d.tunnel != nil {
 		d.tunnel.Close()
 	}
+	d.closeUplink(false)
 	return d.objs.Close()
 }
 
@@ -387,6 +391,7 @@ func (d *Datapath) Destroy() error {
 	if d.tunnel != nil {
 		d.tunnel.Unpin()
 	}
+	d.closeUplink(true)
 	err := d.Close()
 	return errors.Join(err, os.RemoveAll(d.pinDir))
 }

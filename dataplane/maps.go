@@ -121,6 +121,7 @@ type compiled struct {
 	hubs   map[uint32]dvrHubs
 	dhcp   map[uint32]dvrDhcpPort
 	sg     *compiledSG
+	eip    *compiledEIP
 }
 
 const (
@@ -203,7 +204,10 @@ func compile(s *State) (*compiled, error) {
 		c.hubs[h.VPC] = v
 	}
 	var err error
-	c.sg, err = compileSG(s)
+	if c.sg, err = compileSG(s); err != nil {
+		return nil, err
+	}
+	c.eip, err = compileEIP(s)
 	return c, err
 }
 
@@ -252,6 +256,9 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	add(d.dhcpT().sync(want.dhcp, have.dhcp))
 	// A port's identity and its groups' rules before the port itself.
 	if err := d.applySG(want.sg, have.sg, add); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.applyEIP(want.eip, have.eip, add); err != nil {
 		errs = append(errs, err)
 	}
 	// Detach programs from interfaces that are no longer ports before
@@ -342,6 +349,8 @@ func (d *Datapath) dumpCompiled() (*compiled, error) {
 	c.dhcp, err = d.dhcpT().dump()
 	collect(err)
 	c.sg, err = d.dumpSG()
+	collect(err)
+	c.eip, err = d.dumpEIP()
 	collect(err)
 	return c, errors.Join(errs...)
 }

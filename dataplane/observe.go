@@ -136,6 +136,7 @@ type Dump struct {
 	Routes   []string
 	Hubs     []string
 	Locals   []string
+	EIPs     []string // a host's EIPs and gateways, a gateway's EIPs (eip.go)
 	Bindings int
 }
 
@@ -170,7 +171,8 @@ func (d *Datapath) Dump() (*Dump, error) {
 	for k, v := range c.locals {
 		out.Locals = append(out.Locals, fmt.Sprintf("vpc %d %s: ifindex %d vni %d mac %s", k.Vpc, fromBE32(k.Ip), v.Ifindex, v.Vni, macString(v.Mac)))
 	}
-	for _, s := range [][]string{out.Ports, out.Vxnets, out.VPCs, out.Routes, out.Hubs, out.Locals} {
+	out.EIPs = c.eip.lines()
+	for _, s := range [][]string{out.Ports, out.Vxnets, out.VPCs, out.Routes, out.Hubs, out.Locals, out.EIPs} {
 		sort.Strings(s)
 	}
 	return out, nil

@@ -102,7 +102,7 @@ func TestTraceRunsTheRealProgramAndChangesNothing(t *testing.T) {
 		}, "port_sec:next arp_rsp:reply ", nil},
 		{"from the tunnel to a local port", func() (*TraceResult, error) {
 			return tr.RunTunnel(peerA, 5001, udpPkt(vm1MAC, remMAC1, ip4("10.0.1.7"), ip4("10.0.1.5"), 64, 10))
-		}, "tun_admit:next tun_lookup:output sg_ingress:output ",
+		}, "tun_admit:next eip_in:next tun_lookup:output sg_ingress:output ",
 			func(r *TraceResult) error {
 				if l := r.Last(); l.Ifindex != f.p1 {
 					return fmt.Errorf("last %+v", l)

@@ -38,6 +38,11 @@ type State struct {
 	// tcx program waits for an RCU grace period, 10-15 ms that would
 	// otherwise be paid when the port is declared.
 	Interfaces []int
+	// EIPs of local ports, and the gateways of their networks (eip.go).
+	EIPs        []EIP
+	EIPGateways []EIPGateways
+	// Gateway, on a chassis that serves external networks.
+	Gateway *Gateway
 }
 
 // Port is a VM port on this host.

@@ -46,7 +46,12 @@ once (hostd reconnects; the data plane forwards on).`,
 			&cli.StringFlag{Name: "chassis", Usage: "this chassis's `NAME` (required)"},
 			&cli.StringFlag{Name: "encap-ip", Usage: "this host's underlay (VTEP) `ADDRESS` (required)"},
 			daemon.SBFlag(), daemon.RunDirFlag(),
-			&cli.StringSliceFlag{Name: "role", Usage: "a role of this chassis: hub; repeatable"},
+			&cli.StringSliceFlag{Name: "role", Usage: "a role of this chassis: hub, gateway; repeatable"},
+			&cli.StringFlag{Name: "gateway-networks", Category: "Gateway",
+				Usage: "with --role gateway: the external `NETWORKS` it serves, comma-separated"},
+			&cli.StringFlag{Name: "uplink", Category: "Gateway", Usage: "with --role gateway: the `INTERFACE` facing the external networks"},
+			&cli.StringFlag{Name: "gateway-next-hop", Category: "Gateway",
+				Usage: "with --role gateway: send upstream through this `ADDRESS` (default: the gateway's own routes)"},
 			&cli.StringFlag{Name: "pin-root", Value: dataplane.DefaultPinRoot, Usage: "pin BPF objects under `DIR`/CHASSIS"},
 			&cli.StringFlag{Name: "device", Value: dataplane.DefaultDevice, Usage: "name of the VXLAN device"},
 			&cli.DurationFlag{Name: "heartbeat", Value: defaultHeartbeat, Usage: "how often to tell southd this chassis is alive"},
@@ -111,12 +116,17 @@ func run(cx *cli.Context) error {
 		return fmt.Errorf("--encap-ip %q is not an IPv4 address", cx.String("encap-ip"))
 	}
 	hub := false
+	var gw *GatewayConfig
 	for _, r := range cx.StringSlice("role") {
 		switch strings.TrimSpace(r) {
 		case "hub":
 			hub = true
+		case "gateway":
+			if gw, err = gatewayFlags(cx); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("--role %q: the only role is hub", r)
+			return fmt.Errorf("--role %q: the roles are hub and gateway", r)
 		}
 	}
 	sb, err := daemon.SBRemotes(cx)
@@ -144,7 +154,7 @@ func run(cx *cli.Context) error {
 	}
 	log.Info("starting", "version", version.String(), "chassis", cx.String("chassis"), "encap_ip", encap, "hub", hub, "sb", sb)
 	defer log.Info("stopped")
-	d := New(Config{Chassis: cx.String("chassis"), EncapIP: encap, Hub: hub, SB: sb, Credentials: creds, PinRoot: cx.String("pin-root"),
+	d := New(Config{Chassis: cx.String("chassis"), EncapIP: encap, Hub: hub, Gateway: gw, SB: sb, Credentials: creds, PinRoot: cx.String("pin-root"),
 		Device: cx.String("device"), Heartbeat: cx.Duration("heartbeat"), Refresh: cx.Duration("refresh"),
 		CacheIdle: cx.Duration("cache-idle"), Log: log, Metrics: NewMetrics(reg),
 		HubBudget:      dataplane.Budget{Rate: cx.Float64("hub-budget"), Burst: cx.Int("hub-burst")},
@@ -158,4 +168,25 @@ func run(cx *cli.Context) error {
 			}
 		}})
 	return d.Run(ctx)
+}
+
+// gatewayFlags reads what --role gateway needs.
+func gatewayFlags(cx *cli.Context) (*GatewayConfig, error) {
+	g := &GatewayConfig{Uplink: cx.String("uplink")}
+	for _, n := range strings.Split(cx.String("gateway-networks"), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			g.Networks = append(g.Networks, n)
+		}
+	}
+	if len(g.Networks) == 0 || g.Uplink == "" {
+		return nil, fmt.Errorf("--role gateway needs --gateway-networks and --uplink")
+	}
+	if s := cx.String("gateway-next-hop"); s != "" {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return nil, fmt.Errorf("--gateway-next-hop %q is not an IPv4 address", s)
+		}
+		g.NextHop = a
+	}
+	return g, nil
 }

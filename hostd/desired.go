@@ -24,7 +24,11 @@ type snapshot struct {
 	mtu     int                   // the overlay MTU of this host's ports
 	ifaces  map[string]int        // logical port -> ifindex of its VM interface
 	encap   map[string]netip.Addr // chassis -> VTEP
-	ports   []*sbdb.PortBinding   // the base session's: this host's, requested or bound
+	// gateways: external network -> the VTEPs of its gateways (eip.go)
+	gateways map[string][]netip.Addr
+	// gateway: what this chassis serves as a gateway, or nil
+	gateway *dataplane.Gateway
+	ports   []*sbdb.PortBinding // the base session's: this host's, requested or bound
 	learned []*sbdb.LearnedBinding
 	vpcs    []vpcSnapshot
 	// hub, when set, holds the hub VPCs' bindings already (the
@@ -58,11 +62,13 @@ type desiredState struct {
 func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 	s := &snapshot{chassis: d.cfg.Chassis, mtu: d.mtu, ifaces: d.ifaces, encap: map[string]netip.Addr{}, ports: pbs,
 		learned: ops.Rows[sbdb.LearnedBinding](d.base)}
-	for _, c := range ops.Rows[sbdb.Chassis](d.base) {
+	chassis := ops.Rows[sbdb.Chassis](d.base)
+	for _, c := range chassis {
 		if a, err := netip.ParseAddr(c.EncapIP); err == nil {
 			s.encap[c.Name] = a
 		}
 	}
+	s.gateways = gatewaysOf(chassis)
 	if d.hub == nil {
 		d.hub = newHubTable()
 	}
@@ -142,6 +148,8 @@ func desired(s *snapshot) *desiredState {
 	}
 	st.HubTable = hub.kernel
 	localPorts(s, dps, dhcp, out)
+	localEIPs(s, st)
+	st.Gateway = s.gateway
 	// Every VM interface gets the DVR as soon as it appears, so that
 	// declaring its port only writes map entries.
 	for _, ifindex := range s.ifaces {

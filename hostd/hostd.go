@@ -45,7 +45,9 @@ type Config struct {
 	Hostname string
 	EncapIP  netip.Addr
 	Hub      bool // the hub role
-	SB       []string
+	// Gateway, when set, gives the chassis the gateway role (eip.go).
+	Gateway *GatewayConfig
+	SB      []string
 	// Credentials, for ssl: remotes, are this chassis's TLS identity
 	// (internal/pki): its certificate's common name must be Chassis.
 	Credentials *pki.Credentials
@@ -86,6 +88,8 @@ type Daemon struct {
 
 	notify chan struct{}
 	base   *ops.Session
+	// gw: on a gateway, the bindings with an EIP (eip.go)
+	gw *ops.Session
 	// baseTracker only wakes the loop; reconcile drains it.
 	baseTracker *ops.Tracker
 	vpcs        map[int]*vpcSession
@@ -265,6 +269,15 @@ func (d *Daemon) session(ctx context.Context, established func(), links chan lin
 		d.base.Close()
 		d.base = nil
 	}()
+	if d.cfg.Gateway != nil {
+		if err := d.openGateway(ctx); err != nil {
+			return err
+		}
+		defer func() {
+			d.gw.Close()
+			d.gw = nil
+		}()
+	}
 	if err := d.register(ctx); err != nil {
 		return fmt.Errorf("register chassis: %w", err)
 	}

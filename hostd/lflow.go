@@ -62,6 +62,8 @@ var stageCompilers = map[int]stageCompiler{
 	pipeline.ICMPErr:   compileICMPErr,
 	pipeline.SGEgress:  compileSGEgress,
 	pipeline.SGIngress: compileSGIngress,
+	pipeline.EIPIn:     compileEIPIn,
+	pipeline.EIPOut:    compileEIPOut,
 }
 
 var errNotImplemented = fmt.Errorf("not implemented by this data plane")
@@ -210,6 +212,8 @@ func compileIPRoute(fc *flowConfig, f *lflow) error {
 		return fc.vpc(pipeline.VPCTTL)
 	case f.is("icmp_error", "no_route"), f.is("drop", "no_route"):
 		return nil
+	case f.is("eip_out"):
+		return fc.vpc(pipeline.VPCEIPOut)
 	case f.is("route"):
 		dst, ok := find(f.match, "ip4.dst")
 		if !ok {

@@ -19,7 +19,8 @@ import (
 
 // setProbes records which hubs to probe after a reconcile: every hub of
 // this host's VPCs but itself, each with a VNI of one of its VPCs (the
-// hub's tunnel program drops packets of VNIs it does not serve).
+// hub's tunnel program drops packets of VNIs it does not serve), and the
+// gateways of its ports' EIPs' networks, which answer in any VNI.
 func (d *Daemon) setProbes(st *dataplane.State) {
 	vniOf := map[uint32]uint32{}
 	for _, v := range st.Vxnets {
@@ -38,6 +39,28 @@ func (d *Daemon) setProbes(st *dataplane.State) {
 				continue
 			}
 			if old, ok := probes[vtep]; !ok || vni < old {
+				probes[vtep] = vni
+			}
+		}
+	}
+	// The gateways of its ports' EIPs, in the vxnet of such a port.
+	portVNI := map[int]uint32{}
+	for _, p := range st.Ports {
+		portVNI[p.Ifindex] = p.VNI
+	}
+	netVNI := map[uint32]uint32{}
+	for _, e := range st.EIPs {
+		if vni, ok := portVNI[e.Ifindex]; ok {
+			netVNI[e.Network] = vni
+		}
+	}
+	for _, g := range st.EIPGateways {
+		vni, ok := netVNI[g.Network]
+		if !ok {
+			continue
+		}
+		for _, vtep := range g.VTEPs {
+			if _, seen := probes[vtep]; !seen && vtep != d.cfg.EncapIP {
 				probes[vtep] = vni
 			}
 		}

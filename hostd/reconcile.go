@@ -64,6 +64,17 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	delete(d.status, "sessions")
 
 	snap := d.takeSnapshot(pbs)
+	if d.gw != nil { // its nb_cfg before its rows, as for the base session
+		cfgs = append(cfgs, sbCfg(d.gw.Client))
+	}
+	gw, ok := d.gatewaySnapshot(snap.encap)
+	if !ok {
+		d.status["sessions"] = "gateway session down or uplink missing"
+		d.log.Warn("not applying: the gateway's view is incomplete; the data plane keeps its state")
+		d.retryLater()
+		return
+	}
+	snap.gateway = gw
 	for _, vs := range d.vpcs {
 		cfgs = append(cfgs, sbCfg(vs.s.Client))
 	}

@@ -3,6 +3,8 @@ package hostd
 import (
 	"context"
 	"fmt"
+	"maps"
+	"strings"
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -52,6 +54,11 @@ func (d *Daemon) register(ctx context.Context) error {
 	if d.cfg.Hub {
 		roles = append(roles, "hub")
 	}
+	other := map[string]string{}
+	if g := d.cfg.Gateway; g != nil {
+		roles = append(roles, "gateway")
+		other[otherConfigGateways] = strings.Join(g.Networks, ",")
+	}
 	want := &sbdb.Chassis{Name: d.cfg.Chassis, Hostname: d.cfg.Hostname, EncapIP: d.cfg.EncapIP.String(), Roles: roles}
 	var txn []ovsdb.Operation
 	var have *sbdb.Chassis
@@ -63,14 +70,22 @@ func (d *Daemon) register(ctx context.Context) error {
 	switch {
 	case have == nil:
 		want.UUID = "chassis"
+		want.OtherConfig = other
 		o, err := d.base.Create(want)
 		if err != nil {
 			return err
 		}
 		txn = append(txn, o...)
-	case have.EncapIP != want.EncapIP || have.Hostname != want.Hostname || !ops.EqualSets(have.Roles, want.Roles):
+	case have.EncapIP != want.EncapIP || have.Hostname != want.Hostname || !ops.EqualSets(have.Roles, want.Roles) ||
+		have.OtherConfig[otherConfigGateways] != other[otherConfigGateways]:
 		want.UUID = have.UUID
-		o, err := ops.ByUUID(d.base, want).Update(want, &want.EncapIP, &want.Hostname, &want.Roles)
+		want.OtherConfig = maps.Clone(have.OtherConfig)
+		if want.OtherConfig == nil {
+			want.OtherConfig = map[string]string{}
+		}
+		delete(want.OtherConfig, otherConfigGateways)
+		maps.Copy(want.OtherConfig, other)
+		o, err := ops.ByUUID(d.base, want).Update(want, &want.EncapIP, &want.Hostname, &want.Roles, &want.OtherConfig)
 		if err != nil {
 			return err
 		}

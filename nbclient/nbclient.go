@@ -65,7 +65,8 @@ func Dial(ctx context.Context, remotes string, o Options) (*Client, error) {
 		Tracker: tracker, Monitor: []client.MonitorOption{
 			client.WithTable(&nbdb.NBGlobal{}), client.WithTable(&nbdb.VPC{}), client.WithTable(&nbdb.Vxnet{}),
 			client.WithTable(&nbdb.Port{}), client.WithTable(&nbdb.Route{}),
-			client.WithTable(&nbdb.SecurityGroup{}), client.WithTable(&nbdb.SecurityGroupRule{})}})
+			client.WithTable(&nbdb.SecurityGroup{}), client.WithTable(&nbdb.SecurityGroupRule{}),
+			client.WithTable(&nbdb.ExternalNetwork{}), client.WithTable(&nbdb.EIP{})}})
 	if err != nil {
 		return nil, err
 	}

@@ -177,8 +177,12 @@ func southbound(n *compiler) string {
 			if pb.SgIdentity != nil {
 				id = *pb.SgIdentity
 			}
-			lines = append(lines, fmt.Sprintf("pb %s dp=%s vpc=%d key=%d mac=%s ips=%v vips=%v sec=%v rc=%s limit=%d sg=%d",
-				pb.LogicalPort, pb.Datapath, pb.Vpc, pb.TunnelKey, pb.MAC, pb.IPs, pb.VirtualIPs, pb.PortSecurity, rc, limit, id))
+			eip := ""
+			if pb.Eip != nil {
+				eip = *pb.Eip + "@" + *pb.EipNetwork
+			}
+			lines = append(lines, fmt.Sprintf("pb %s dp=%s vpc=%d key=%d mac=%s ips=%v vips=%v sec=%v rc=%s limit=%d sg=%d eip=%s",
+				pb.LogicalPort, pb.Datapath, pb.Vpc, pb.TunnelKey, pb.MAC, pb.IPs, pb.VirtualIPs, pb.PortSecurity, rc, limit, id, eip))
 		}
 	}
 	for dp, fs := range n.flows.byDP {
@@ -188,6 +192,12 @@ func southbound(n *compiler) string {
 		for _, f := range fs {
 			lines = append(lines, fmt.Sprintf("lf %s %s %d %s -> %s", dp, f.stage, f.priority, f.match, f.actions))
 		}
+	}
+	for u, c := range n.eips.eips {
+		lines = append(lines, fmt.Sprintf("eip %s %s %v", u, c.addr, n.eips.eipStatus(u)))
+	}
+	for u := range n.eips.nets {
+		lines = append(lines, fmt.Sprintf("extnet %s %v", u, n.eips.netStatus(u)))
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
@@ -263,6 +273,10 @@ func (g *generator) step() {
 	r := g.r
 	if r.Intn(5) == 0 {
 		g.groupStep()
+		return
+	}
+	if r.Intn(6) == 0 {
+		g.eipStep()
 		return
 	}
 	switch k := r.Intn(100); {

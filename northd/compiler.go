@@ -45,12 +45,14 @@ type compiler struct {
 
 	eng                                          *engine.Engine
 	nbNode, sbNode, topoNode, portNode, flowNode *engine.Node
-	outNode, identNode                           *engine.Node
+	outNode, identNode, eipNode                  *engine.Node
+	eips                                         *eipTable
+	eipsRan                                      bool // the eips node ran in this run
 }
 
 // newCompiler builds the views and wires the engine graph.
 func newCompiler() *compiler {
-	n := &compiler{nb: newNBView(), sb: newSBView(), topo: newTopology(), ports: newPortTable(0),
+	n := &compiler{nb: newNBView(), sb: newSBView(), topo: newTopology(), ports: newPortTable(0), eips: newEIPTable(),
 		flows: newFlowTable(), idents: newIdentities(), out: newDirtySet(), nbDelta: newDelta()}
 	n.prevT = n.topo
 
@@ -71,6 +73,11 @@ func newCompiler() *compiler {
 	n.identNode.AddInput(n.nbNode, n.identitiesHandleNB)
 	n.identNode.AddInput(n.topoNode, n.identitiesHandleTopology)
 
+	n.eipNode = engine.NewNode("eips", n.runEIPs, n.clearEIPs)
+	n.eipNode.AddInput(n.nbNode, n.eipsHandleNB)
+	n.eipNode.AddInput(n.topoNode, n.eipsHandleTopology)
+	n.eipNode.AddInput(n.portNode, n.eipsHandlePorts)
+
 	n.outNode = engine.NewNode("output", n.runOutput, nil)
 	n.outNode.AddInput(n.nbNode, n.outputHandleNB)
 	n.outNode.AddInput(n.sbNode, n.outputHandleSB)
@@ -78,9 +85,10 @@ func newCompiler() *compiler {
 	n.outNode.AddInput(n.portNode, n.outputHandlePorts)
 	n.outNode.AddInput(n.flowNode, n.outputHandleLflows)
 	n.outNode.AddInput(n.identNode, n.outputHandleIdentities)
+	n.outNode.AddInput(n.eipNode, n.outputHandleEIPs)
 
 	var err error
-	n.eng, err = engine.New(n.nbNode, n.sbNode, n.topoNode, n.portNode, n.flowNode, n.identNode, n.outNode)
+	n.eng, err = engine.New(n.nbNode, n.sbNode, n.topoNode, n.portNode, n.flowNode, n.identNode, n.eipNode, n.outNode)
 	if err != nil {
 		panic(err) // the graph above is static
 	}

@@ -84,6 +84,8 @@ var stageFlows = map[int]func(b *flowBuilder, s scope){
 	pipeline.ICMPErr:   icmpErrFlows,
 	pipeline.SGEgress:  sgEgressFlows,
 	pipeline.SGIngress: sgIngressFlows,
+	pipeline.EIPIn:     eipInFlows,
+	pipeline.EIPOut:    eipOutFlows,
 }
 
 // datapathFlows are the flows of one datapath: those of every stage that

@@ -38,6 +38,12 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 		for u := range n.nb.rules {
 			d.nbSGRule[u] = true
 		}
+		for u := range n.nb.extnets {
+			d.nbExtnet[u] = true
+		}
+		for u := range n.nb.eips {
+			d.nbEIP[u] = true
+		}
 	}
 	var b batch
 	flush := func() error {
@@ -101,6 +107,9 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 		}
 	}
 	if err := n.writeGroupStatuses(c, d, add, refused); err != nil {
+		return err
+	}
+	if err := n.writeEIPStatuses(c, d, add, refused); err != nil {
 		return err
 	}
 	if g := n.nb.global; g != nil && g.SbCfg != ackCfg {

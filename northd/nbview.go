@@ -28,6 +28,12 @@ type nbView struct {
 	vpcSGs    map[string]map[string]bool
 	ruleSG    map[string]string // rule UUID -> group UUID
 	sgRules   map[string]map[string]bool
+	// external networks and EIPs (eips.go)
+	extnets  map[string]*nbdb.ExternalNetwork
+	eips     map[string]*nbdb.EIP
+	eipNet   map[string]string // EIP UUID -> network UUID
+	netEIPs  map[string]map[string]bool
+	portEIPs map[string]int // port UUID -> how many EIPs name it
 }
 
 // nbDelta is what one batch of changes touched.
@@ -39,6 +45,8 @@ type nbDelta struct {
 	routes map[string]bool
 	// groups: a security group or rule changed, or a VPC's groups
 	groups bool
+	// eips: an external network or EIP changed
+	eips bool
 	// old rows of deleted or changed ports, for the claims they held
 	oldPorts map[string]*nbdb.Port
 	// ports whose only change is to columns that do not compile (status,
@@ -56,6 +64,8 @@ func newNBView() *nbView {
 		sgs:       map[string]*nbdb.SecurityGroup{}, rules: map[string]*nbdb.SecurityGroupRule{},
 		sgVPC: map[string]string{}, vpcSGs: map[string]map[string]bool{},
 		ruleSG: map[string]string{}, sgRules: map[string]map[string]bool{},
+		extnets: map[string]*nbdb.ExternalNetwork{}, eips: map[string]*nbdb.EIP{},
+		eipNet: map[string]string{}, netEIPs: map[string]map[string]bool{}, portEIPs: map[string]int{},
 	}
 }
 
@@ -65,7 +75,7 @@ func newDelta() *nbDelta {
 }
 
 func (d *nbDelta) empty() bool {
-	return !d.global && !d.groups && len(d.vpcs) == 0 && len(d.vxnets) == 0 && len(d.ports) == 0 && len(d.routes) == 0
+	return !d.global && !d.groups && !d.eips && len(d.vpcs) == 0 && len(d.vxnets) == 0 && len(d.ports) == 0 && len(d.routes) == 0
 }
 
 // apply folds a batch of tracked changes into the view and reports what
@@ -127,6 +137,7 @@ func (v *nbView) apply(ch ops.Changes) *nbDelta {
 		}
 	}
 	v.applyGroups(ch, d)
+	v.applyEIPs(ch, d)
 	for u, c := range ch.Table(nbdb.VPCTable) {
 		d.vpcs[u] = true
 		var vxs, rts, sgs []string
@@ -215,4 +226,38 @@ func vxnetEqualButPorts(a, b *nbdb.Vxnet) bool {
 
 func equalPtr[T comparable](a, b *T) bool {
 	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+// applyEIPs folds in external networks and EIPs, and counts the EIPs
+// naming each port (a port change matters to the EIPs only then).
+func (v *nbView) applyEIPs(ch ops.Changes, d *nbDelta) {
+	for u, c := range ch.Table(nbdb.EIPTable) {
+		d.eips = true
+		if old := v.eips[u]; old != nil && old.Port != nil {
+			if v.portEIPs[*old.Port]--; v.portEIPs[*old.Port] <= 0 {
+				delete(v.portEIPs, *old.Port)
+			}
+		}
+		if c.New == nil {
+			delete(v.eips, u)
+		} else {
+			e := c.New.(*nbdb.EIP)
+			v.eips[u] = e
+			if e.Port != nil {
+				v.portEIPs[*e.Port]++
+			}
+		}
+	}
+	for u, c := range ch.Table(nbdb.ExternalNetworkTable) {
+		d.eips = true
+		var es []string
+		if c.New == nil {
+			delete(v.extnets, u)
+		} else {
+			n := c.New.(*nbdb.ExternalNetwork)
+			v.extnets[u] = n
+			es = n.Eips
+		}
+		setChildren(v.netEIPs, v.eipNet, u, es, map[string]bool{})
+	}
 }

@@ -50,6 +50,8 @@ var nbWatchTables = []struct {
 	{nbdb.RouteTable, &nbdb.Route{}},
 	{nbdb.SecurityGroupTable, &nbdb.SecurityGroup{}},
 	{nbdb.SecurityGroupRuleTable, &nbdb.SecurityGroupRule{}},
+	{nbdb.ExternalNetworkTable, &nbdb.ExternalNetwork{}},
+	{nbdb.EIPTable, &nbdb.EIP{}},
 }
 
 // nbRuntimeColumns are runtime facts that southd writes into the

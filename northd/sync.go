@@ -29,7 +29,7 @@ var (
 	dpOwned = []string{"type", "tunnel_key", "vpc", "cidr", "gateway_ip", "gateway_mac", "security_identities", "external_ids"}
 	lfOwned = []string{"actions", "external_ids"}
 	pbOwned = []string{"datapath", "vpc", "tunnel_key", "mac", "ips", "virtual_ips", "port_security",
-		"requested_chassis", "learned_limit", "sg_identity"}
+		"requested_chassis", "learned_limit", "sg_identity", "eip", "eip_network"}
 )
 
 // dirtySet is what the output node says must be compared.
@@ -41,17 +41,18 @@ type dirtySet struct {
 	// NB rows whose status may need writing, by table
 	nbVPC, nbVxnet, nbRoute, nbPort map[string]bool
 	nbSG, nbSGRule                  map[string]bool
+	nbExtnet, nbEIP                 map[string]bool
 }
 
 func newDirtySet() *dirtySet {
 	return &dirtySet{dps: map[string]bool{}, ports: map[string]bool{}, flowDPs: map[string]bool{},
 		nbVPC: map[string]bool{}, nbVxnet: map[string]bool{}, nbRoute: map[string]bool{}, nbPort: map[string]bool{},
-		nbSG: map[string]bool{}, nbSGRule: map[string]bool{}}
+		nbSG: map[string]bool{}, nbSGRule: map[string]bool{}, nbExtnet: map[string]bool{}, nbEIP: map[string]bool{}}
 }
 
 func (d *dirtySet) empty() bool {
 	return !d.full && len(d.dps)+len(d.ports)+len(d.flowDPs)+len(d.nbVPC)+len(d.nbVxnet)+len(d.nbRoute)+len(d.nbPort)+
-		len(d.nbSG)+len(d.nbSGRule) == 0
+		len(d.nbSG)+len(d.nbSGRule)+len(d.nbExtnet)+len(d.nbEIP) == 0
 }
 
 // desiredDP is the southbound datapath for a name, or nil.
@@ -91,6 +92,9 @@ func (n *compiler) desiredPB(name string) *sbdb.PortBinding {
 	}
 	if id := n.idents.port[u]; id != 0 {
 		pb.SgIdentity = &id
+	}
+	if b, ok := n.eips.byPort[u]; ok {
+		pb.Eip, pb.EipNetwork = &b.addr, &b.net
 	}
 	return pb
 }

@@ -128,6 +128,10 @@ func TestTablesWriteWhatTheMapperWrites(t *testing.T) {
 		"nb/" + nbdb.SecurityGroupRuleTable: func() {
 			checkTable[nbdb.SecurityGroupRule](t, nb, ndbm, nbdb.SecurityGroupRuleTable)
 		},
+		"nb/" + nbdb.ExternalNetworkTable: func() {
+			checkTable[nbdb.ExternalNetwork](t, nb, ndbm, nbdb.ExternalNetworkTable)
+		},
+		"nb/" + nbdb.EIPTable:   func() { checkTable[nbdb.EIP](t, nb, ndbm, nbdb.EIPTable) },
 		"nb/" + nbdb.VPCTable:   func() { checkTable[nbdb.VPC](t, nb, ndbm, nbdb.VPCTable) },
 		"nb/" + nbdb.VxnetTable: func() { checkTable[nbdb.Vxnet](t, nb, ndbm, nbdb.VxnetTable) },
 	}

@@ -42,7 +42,9 @@ var Counters = []Counter{
 	{28, "learn_via_hostd", "learn messages hostd sent for the kernel: the packet that led to them (merged by GRO) could not become them"},
 	{29, "ct_new", "connections a security group rule allowed, now tracked"},
 	{30, "ct_revalidated", "tracked connections checked again against changed rules or identities"},
-	{31, "ct_pickup", "TCP connections picked up mid-stream at a port new on this host (a migrated VM's), their reply direction allowed"},
+	{31, "gw_down", "gateway: packets for an EIP tunnelled to its port's host"},
+	{32, "gw_up", "gateway: packets from an EIP sent upstream"},
+	{33, "ct_pickup", "TCP connections picked up mid-stream at a port new on this host (a migrated VM's), their reply direction allowed"},
 }
 
 // CounterNames are the counters' names indexed by number.

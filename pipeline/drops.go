@@ -39,6 +39,8 @@ var DropReasons = []DropReason{
 	{25, "dhcp_no_address", "DHCP from a port with no fixed address to offer"},
 	{26, "sg_egress", "no egress rule of the sending port's security groups allows the connection (or no longer does)"},
 	{27, "sg_ingress", "no ingress rule of the receiving port's security groups allows the connection (or no longer does)"},
+	{28, "no_gateway", "the port's EIP belongs to an external network with no gateway"},
+	{29, "gw_spoof", "a gateway got a packet from an EIP whose port is not on the host that sent it"},
 }
 
 // DropByName returns the reason named n.

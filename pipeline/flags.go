@@ -48,6 +48,8 @@ const (
 	VPCTunStale     uint32 = 0x1000
 	VPCSGEgress     uint32 = 0x2000
 	VPCSGIngress    uint32 = 0x4000
+	VPCEIPIn        uint32 = 0x8000
+	VPCEIPOut       uint32 = 0x10000
 )
 
 // Flag documents one bit.
@@ -96,6 +98,8 @@ var Flags = []Flag{
 	{VPCTunStale, "tun_stale", DPVPC, TunLookup, true, "a packet for a VM no longer here goes to a hub and its sender is told to forget"},
 	{VPCSGEgress, "sg_egress", DPVPC, SGEgress, false, "drop(sg_egress): what a port sends must be allowed by its groups' egress rules or a tracked connection"},
 	{VPCSGIngress, "sg_ingress", DPVPC, SGIngress, false, "drop(sg_ingress): what a port receives must be allowed by its groups' ingress rules or a tracked connection"},
+	{VPCEIPIn, "eip_in", DPVPC, EIPIn, false, "translate what gateways tunnel for the EIPs of local ports to the ports' addresses"},
+	{VPCEIPOut, "eip_out", DPVPC, IPRoute, false, "send what a port with an EIP addresses outside the VPC to the eip_out stage"},
 }
 
 // FlagsOf lists the flags of a scope (DPVxnet or DPVPC).

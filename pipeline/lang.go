@@ -93,6 +93,9 @@ var Fields = map[string]Kind{
 	"src.sg":             KString, // sg_ingress: the sender's identity is in this group
 	"dst.sg":             KString, // sg_egress: the destination's identity is in this group
 	"ct.est":             KBool,   // the packet belongs to a tracked connection (either way)
+	"inport.eip":         KBool,   // the sending port has an EIP
+	"dst.eip":            KBool,   // from the tunnel: the destination is the EIP of a local port
+	"eip.gateway":        KBool,   // eip_out: the EIP's network has a gateway
 }
 
 // GroupFields are the fields that name a port's security groups: a port
@@ -124,6 +127,9 @@ var Actions = map[string]string{
 	"icmp4_error":  "icmp4_error(type=T, code=C[, mtu=inport.mtu]): turn the packet into that ICMP error from the gateway, back to the VM",
 	"clamp_mss":    "lower a TCP SYN's MSS to what the path MTU carries",
 	"allow":        "let the packet go on and track its connection: its later packets and replies pass without rules",
+	"eip_out":      "go on to the eip_out stage",
+	"eip_dnat":     "translate the destination, an EIP, to its port's address, and go on",
+	"eip_snat":     "once the security groups passed it, translate the source to the port's EIP and send it to a gateway of the EIP's network",
 }
 
 // Expr is a parsed match.

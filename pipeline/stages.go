@@ -62,6 +62,8 @@ const (
 	ICMPErr   = 11
 	SGEgress  = 12
 	SGIngress = 13
+	EIPIn     = 14
+	EIPOut    = 15
 )
 
 // Stages is the DVR pipeline, in the order a packet of each direction
@@ -96,6 +98,10 @@ var Stages = []Stage{
 		"Security groups, on the sender's host: a packet of a tracked connection passes; a new one passes if an egress rule of one of the port's groups allows it (protocol, port range, a CIDR or the destination's group), and its connection is tracked; else it is dropped. The sender's identity goes with it to the destination's host."},
 	{SGIngress, "sg_ingress", ToPort, DPVPC,
 		"Security groups, on the receiver's host: a packet of a tracked connection passes; a new one passes if an ingress rule of one of the destination port's groups allows it (protocol, port range, a CIDR or the sender's group, by the identity it carries), and its connection is tracked; else it is dropped."},
+	{EIPIn, "eip_in", FromTunnel, DPVPC,
+		"A packet a gateway tunnelled for an EIP bound to a local port of the VPC: its destination becomes the port's address, statelessly (IPv4 and TCP/UDP checksums updated incrementally; an ICMP error's quoted packet translated too), then tun_lookup delivers it."},
+	{EIPOut, "eip_out", FromPort, DPVPC,
+		"A packet for outside the VPC (no route) from a port with an EIP: its source becomes the EIP, statelessly, once the security groups passed it, and it goes to one of the EIP network's gateways, chosen by flow hash."},
 }
 
 // EnteredBy names, for a stage that a packet reaches only when an earlier
@@ -109,6 +115,7 @@ var EnteredBy = map[int]string{
 	// on what a local port receives.
 	SGEgress:  "output",
 	SGIngress: "output",
+	EIPOut:    "eip_out",
 }
 
 // ByName returns the stage named n.

@@ -51,6 +51,7 @@ var Hits = []Hit{
 	{17, "ct", "a tracked connection (ct map)"},
 	{18, "sg_rule", "a security group rule (sg_rules map)"},
 	{19, "sg_none", "no security group rule allows it"},
+	{20, "eip", "an EIP of a local port (eip_local map) or the port's EIP (eip_ports map)"},
 }
 
 // TraceFlag is something a stage did besides its verdict.

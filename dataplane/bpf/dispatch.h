@@ -17,6 +17,8 @@ int stage_dhcp(struct __sk_buff *skb, struct pctx *c);
 int stage_icmp_err(struct __sk_buff *skb, struct pctx *c);
 int stage_sg_egress(struct __sk_buff *skb, struct pctx *c);
 int stage_sg_ingress(struct __sk_buff *skb, struct pctx *c);
+int stage_eip_in(struct __sk_buff *skb, struct pctx *c);
+int stage_eip_out(struct __sk_buff *skb, struct pctx *c);
 
 /* run_stage runs stage number stage on the packet. */
 static __always_inline int run_stage(__u32 stage, struct __sk_buff *skb, struct pctx *c)
@@ -50,6 +52,10 @@ static __always_inline int run_stage(__u32 stage, struct __sk_buff *skb, struct 
 		return stage_sg_egress(skb, c);
 	case STAGE_SG_INGRESS:
 		return stage_sg_ingress(skb, c);
+	case STAGE_EIP_IN:
+		return stage_eip_in(skb, c);
+	case STAGE_EIP_OUT:
+		return stage_eip_out(skb, c);
 	}
 	c->reason = DROP_MALFORMED;
 	return V_DROP;

@@ -35,6 +35,9 @@
 #include "stage_icmp_err.h"
 #include "stage_sg_egress.h"
 #include "stage_sg_ingress.h"
+#include "stage_eip_in.h"
+#include "stage_eip_out.h"
+#include "gateway.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -50,6 +53,9 @@ SEC("tc")
 int tunnel_ingress(struct __sk_buff *skb)
 {
 	count(STAT_TUNNEL_RX);
+	int gw = gw_from_tunnel(skb);
+	if (gw >= 0)
+		return gw;
 	struct pctx c = {};
 	return run_pipeline(skb, &c, STAGE_TUN_ADMIT);
 }

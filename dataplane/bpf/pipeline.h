@@ -19,6 +19,7 @@
 #include "tunnel.h"
 #include "trace.h"
 #include "monitor.h"
+#include "eip.h"
 
 #define DEST_LOCAL 1  /* a port of this host */
 #define DEST_REMOTE 2 /* another host */
@@ -52,6 +53,8 @@ struct pctx {
 	__u32 from_port; /* the packet came from a VM port */
 	__u32 sg_done;   /* the security group stages ran (or are running) */
 	__u32 gbp;       /* VXLAN GBP: the sender's identity and flags (sg.h) */
+	__be32 snat_from; /* eip_out: translate the source from this ... */
+	__be32 snat_to;   /* ... to this (the EIP) when sending */
 	struct vpc vpce;
 	struct port port;
 	struct vxnet vx;
@@ -162,6 +165,13 @@ static __always_inline int finish(struct __sk_buff *skb, struct pctx *c, __u32 s
 		if (c->d.vtep == cfg_local_vtep) {
 			verdict = V_DROP;
 			c->reason = DROP_LOOP;
+			break;
+		}
+		/* eip_out's translation waits until sg_egress passed the
+		 * packet under the port's own address. */
+		if (c->snat_to && nat_rewrite(skb, c->snat_from, c->snat_to, 1) < 0) {
+			verdict = V_DROP;
+			c->reason = DROP_MALFORMED;
 			break;
 		}
 		count(c->d.kind == DEST_HUB ? STAT_HUB_TX : STAT_REMOTE_TX);

@@ -27,7 +27,7 @@ __attribute__((noinline)) int stage_ip_route(struct __sk_buff *skb, struct pctx 
 	struct route *rt = route_lookup(c->vpc, ip->daddr);
 	if (!rt) {
 		c->reason = DROP_NO_ROUTE;
-		return next_stage(c, STAGE_ICMP_ERR);
+		return next_stage(c, (vpc->flags & VPC_F_EIP_OUT) ? STAGE_EIP_OUT : STAGE_ICMP_ERR);
 	}
 	c->hit = HIT_ROUTE;
 	c->target = rt->nexthop ? rt->nexthop : ip->daddr;

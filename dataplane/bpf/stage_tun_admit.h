@@ -1,6 +1,7 @@
 /* STAGE_TUN_ADMIT: a packet from another host, decapsulated by the VXLAN
- * device: a VNI this host serves, carrying IPv4, ARP or a learn message,
- * each to its stage. */
+ * device: a VNI this host serves, carrying IPv4 (through eip_in, which
+ * translates what gateways send for EIPs), ARP or a learn message, each
+ * to its stage. */
 #ifndef COURIER_STAGE_TUN_ADMIT_H
 #define COURIER_STAGE_TUN_ADMIT_H
 
@@ -18,8 +19,14 @@ __attribute__((noinline)) int stage_tun_admit(struct __sk_buff *skb, struct pctx
 	c->vni = vni;
 	c->dvni = vni;
 	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v1, &vni);
-	if (!vx)
+	if (!vx) {
+		/* A gateway serves no vxnet, but answers hosts' probes. */
+		void *d0 = (void *)(long)skb->data;
+		struct ethhdr *e0 = d0;
+		if ((void *)(e0 + 1) <= (void *)(long)skb->data_end && e0->h_proto == bpf_htons(ETH_P_COURIER_LEARN) && gw_enabled())
+			return next_stage(c, STAGE_TUN_LEARN);
 		return drop_for(c, DROP_UNKNOWN_VNI);
+	}
 	c->vx = *vx;
 	c->vpc = vx->vpc;
 	c->hit = HIT_VXNET;
@@ -34,7 +41,7 @@ __attribute__((noinline)) int stage_tun_admit(struct __sk_buff *skb, struct pctx
 	if (proto == bpf_htons(ETH_P_ARP))
 		return next_stage(c, STAGE_TUN_ARP);
 	if (proto == bpf_htons(ETH_P_IP))
-		return next_stage(c, STAGE_TUN_LOOKUP);
+		return next_stage(c, STAGE_EIP_IN);
 	if (proto == bpf_htons(ETH_P_IPV6))
 		return drop_for(c, DROP_IPV6);
 	return drop_for(c, DROP_UNSUPPORTED_PROTO);

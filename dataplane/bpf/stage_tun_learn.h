@@ -98,25 +98,27 @@ __attribute__((noinline)) int stage_tun_learn(struct __sk_buff *skb, struct pctx
 	if (op == LEARN_OP_FORGET)
 		return (flags & VPC_F_FORGET) ? learn_forget(c, m) : V_CONSUMED;
 	if (op == LEARN_OP_PROBE) {
-		/* Only hubs answer: nobody else is asked. */
-		if (!cfg_hub || !(flags & VPC_F_PROBE))
+		/* Only hubs and gateways answer: nobody else is asked. */
+		if (!(cfg_hub && (flags & VPC_F_PROBE)) && !gw_enabled())
 			return V_CONSUMED;
 		return send_learn(skb, c, c->src, LEARN_OP_PROBE_REPLY, 0, c->vni, 0, cfg_local_vtep);
 	}
-	if (op != LEARN_OP_LEARN && op != LEARN_OP_UNKNOWN && op != LEARN_OP_PROBE_REPLY)
+	if (op == LEARN_OP_PROBE_REPLY) {
+		if (!is_hub_of(vpc_id, c->src) && !is_gateway(c->src))
+			return drop_for(c, DROP_LEARN_REJECTED);
+		__u64 now = bpf_ktime_get_ns();
+		__u32 src = c->src;
+		if ((flags & VPC_F_PROBE) && !cfg_trace && bpf_map_update_elem(&hub_seen_v1, &src, &now, BPF_EXIST) == 0)
+			count(STAT_PROBE_REPLY);
+		return V_CONSUMED;
+	}
+	if (op != LEARN_OP_LEARN && op != LEARN_OP_UNKNOWN)
 		return drop_for(c, DROP_LEARN_MALFORMED);
 	if (!is_hub_of(vpc_id, c->src))
 		return drop_for(c, DROP_LEARN_REJECTED);
 	if (op == LEARN_OP_LEARN)
 		return (flags & VPC_F_LEARN) ? learn_install(c, m) : V_CONSUMED;
-	if (op == LEARN_OP_UNKNOWN)
-		return (flags & VPC_F_LEARN_UNKNOWN) ? learn_unknown(c, m) : V_CONSUMED;
-	/* A probe reply. */
-	__u64 now = bpf_ktime_get_ns();
-	__u32 src = c->src;
-	if ((flags & VPC_F_PROBE) && !cfg_trace && bpf_map_update_elem(&hub_seen_v1, &src, &now, BPF_EXIST) == 0)
-		count(STAT_PROBE_REPLY);
-	return V_CONSUMED;
+	return (flags & VPC_F_LEARN_UNKNOWN) ? learn_unknown(c, m) : V_CONSUMED;
 }
 
 #endif

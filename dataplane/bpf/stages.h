@@ -17,7 +17,9 @@
 #define STAGE_ICMP_ERR 11 /* from_port, vxnet */
 #define STAGE_SG_EGRESS 12 /* from_port, vpc */
 #define STAGE_SG_INGRESS 13 /* to_port, vpc */
-#define STAGE_COUNT 14
+#define STAGE_EIP_IN 14 /* from_tunnel, vpc */
+#define STAGE_EIP_OUT 15 /* from_port, vpc */
+#define STAGE_COUNT 16
 
 /* Drop reasons: index of the drops map. */
 #define DROP_NO_PORT 1 /* frame from an interface that is not a bound port */
@@ -47,7 +49,9 @@
 #define DROP_DHCP_NO_ADDRESS 25 /* DHCP from a port with no fixed address to offer */
 #define DROP_SG_EGRESS 26 /* no egress rule of the sending port's security groups allows the connection (or no longer does) */
 #define DROP_SG_INGRESS 27 /* no ingress rule of the receiving port's security groups allows the connection (or no longer does) */
-#define DROP_MAX 28
+#define DROP_NO_GATEWAY 28 /* the port's EIP belongs to an external network with no gateway */
+#define DROP_GW_SPOOF 29 /* a gateway got a packet from an EIP whose port is not on the host that sent it */
+#define DROP_MAX 30
 
 /* Counters: index of the stats map. */
 enum stat {
@@ -82,7 +86,9 @@ enum stat {
 	STAT_LEARN_VIA_HOSTD = 28, /* learn messages hostd sent for the kernel: the packet that led to them (merged by GRO) could not become them */
 	STAT_CT_NEW = 29, /* connections a security group rule allowed, now tracked */
 	STAT_CT_REVALIDATED = 30, /* tracked connections checked again against changed rules or identities */
-	STAT_CT_PICKUP = 31, /* TCP connections picked up mid-stream at a port new on this host (a migrated VM's), their reply direction allowed */
+	STAT_GW_DOWN = 31, /* gateway: packets for an EIP tunnelled to its port's host */
+	STAT_GW_UP = 32, /* gateway: packets from an EIP sent upstream */
+	STAT_CT_PICKUP = 33, /* TCP connections picked up mid-stream at a port new on this host (a migrated VM's), their reply direction allowed */
 	STAT_MAX,
 };
 
@@ -119,6 +125,8 @@ enum stat {
 #define VPC_F_TUN_STALE 0x1000 /* tun_lookup: a packet for a VM no longer here goes to a hub and its sender is told to forget */
 #define VPC_F_SG_EGRESS 0x2000 /* sg_egress: drop(sg_egress): what a port sends must be allowed by its groups' egress rules or a tracked connection */
 #define VPC_F_SG_INGRESS 0x4000 /* sg_ingress: drop(sg_ingress): what a port receives must be allowed by its groups' ingress rules or a tracked connection */
+#define VPC_F_EIP_IN 0x8000 /* eip_in: translate what gateways tunnel for the EIPs of local ports to the ports' addresses */
+#define VPC_F_EIP_OUT 0x10000 /* ip_route: send what a port with an EIP addresses outside the VPC to the eip_out stage */
 
 /* What a stage decided. */
 #define V_NEXT 0 /* go on with the next stage */
@@ -148,6 +156,7 @@ enum stat {
 #define HIT_CT 17 /* a tracked connection (ct map) */
 #define HIT_SG_RULE 18 /* a security group rule (sg_rules map) */
 #define HIT_SG_NONE 19 /* no security group rule allows it */
+#define HIT_EIP 20 /* an EIP of a local port (eip_local map) or the port's EIP (eip_ports map) */
 
 /* What a stage did besides (trace records). */
 #define TRF_TTL_DEC 0x1 /* decremented the TTL */

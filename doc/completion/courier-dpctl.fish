@@ -2,7 +2,7 @@
 
 function __fish_courier-dpctl_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i ports vxnets vpcs routes hubs locals cache counters sg ct monitor cache-flush
+        if contains -- $i ports vxnets vpcs routes hubs locals eips cache counters sg ct monitor cache-flush
             return 1
         end
     end
@@ -26,6 +26,8 @@ complete -c courier-dpctl -n '__fish_seen_subcommand_from hubs' -f -l help -s h 
 complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'hubs' -d 'each VPC\'s hubs, and when each last answered this host\'s probes'
 complete -c courier-dpctl -n '__fish_seen_subcommand_from locals' -f -l help -s h -d 'show help'
 complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'locals' -d 'addresses held by local ports'
+complete -c courier-dpctl -n '__fish_seen_subcommand_from eips' -f -l help -s h -d 'show help'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'eips' -d 'EIPs of local ports and their networks\' gateways; on a gateway, where each EIP\'s port is'
 complete -c courier-dpctl -n '__fish_seen_subcommand_from cache' -f -l help -s h -d 'show help'
 complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'cache' -d 'learned direct paths, with age and hits'
 complete -c courier-dpctl -n '__fish_seen_subcommand_from counters' -f -l help -s h -d 'show help'

@@ -2,7 +2,7 @@
 
 function __fish_courier-nbctl_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i init show sync vpc-add vpc-del vpc-list vxnet-add vxnet-del vxnet-list port-add port-del port-set port-list route-add route-del route-list sg-add sg-del sg-list sg-rule-add sg-rule-del sg-rule-list set-connection get-connection del-connection set-ssl get-ssl del-ssl set-hub-chassis get-hub-chassis list find get set add remove clear create destroy wait-until
+        if contains -- $i init show sync vpc-add vpc-del vpc-list vxnet-add vxnet-del vxnet-list port-add port-del port-set port-list route-add route-del route-list sg-add sg-del sg-list sg-rule-add sg-rule-del sg-rule-list set-connection get-connection del-connection set-ssl get-ssl del-ssl set-hub-chassis get-hub-chassis extnet-add extnet-del extnet-list eip-add eip-bind eip-unbind eip-del eip-list list find get set add remove clear create destroy wait-until
             return 1
         end
     end
@@ -83,6 +83,22 @@ complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'get-ssl
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'del-ssl' -d 'remove the TLS files'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'set-hub-chassis' -d 'only these chassis may serve as hubs (none: any that declares the hub role)'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'get-hub-chassis' -d 'print the chassis that may serve as hubs'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'extnet-add' -d 'create an external network whose addresses can be bound to ports'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from extnet-add' -f -l kind -r -d 'public: reached through gateway chassis; physical: the data centre\'s network (public|physical)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from extnet-add' -f -l next-hop -r -d 'the upstream router the gateways forward to (IP)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from extnet-add' -f -l may-exist -d 'do nothing if it already exists as given (an error says what differs)'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'extnet-del' -d 'delete an external network and its EIPs (refused while one is bound)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from extnet-del' -f -l if-exists -d 'do nothing if it does not exist'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'extnet-list' -d 'list external networks'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'eip-add' -d 'add an address of an external network, bound to a port with --port'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from eip-add' -f -l port -r -d 'bind it to this port (PORT)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from eip-add' -f -l may-exist -d 'do nothing if it already exists as given (an error says what differs)'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'eip-bind' -d 'bind an EIP to a port (refused if either is bound elsewhere)'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'eip-unbind' -d 'unbind an EIP from its port'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from eip-unbind' -f -l if-exists -d 'do nothing if it does not exist'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'eip-del' -d 'delete an EIP'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from eip-del' -f -l if-exists -d 'do nothing if it does not exist'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'eip-list' -d 'list EIPs, of one external network or of all'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'list' -d 'print every record of TABLE, or the ones named'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from list' -f -l columns -r -d 'print only these columns, in this order (COLUMN[,COLUMN...])'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'find' -d 'print the records of TABLE for which every condition holds'

@@ -14,6 +14,8 @@ import (
 func FullDatabaseModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel("Courier_Northbound", map[string]model.Model{
 		"Connection":          &Connection{},
+		"EIP":                 &EIP{},
+		"External_Network":    &ExternalNetwork{},
 		"NB_Global":           &NBGlobal{},
 		"Port":                &Port{},
 		"Route":               &Route{},
@@ -27,7 +29,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Northbound",
-  "version": "1.4.0",
+  "version": "1.5.0",
   "tables": {
     "Connection": {
       "columns": {
@@ -100,6 +102,163 @@ var schema = `{
           "target"
         ]
       ]
+    },
+    "EIP": {
+      "columns": {
+        "address": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 15,
+              "maxLength": 15
+            }
+          }
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "port": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Port",
+              "refType": "weak"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "status": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "state",
+                  "error"
+                ]
+              ]
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        }
+      },
+      "indexes": [
+        [
+          "address"
+        ]
+      ]
+    },
+    "External_Network": {
+      "columns": {
+        "cidrs": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 18,
+              "maxLength": 18
+            },
+            "min": 1,
+            "max": 16
+          }
+        },
+        "eips": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "EIP",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "kind": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "public",
+                  "physical"
+                ]
+              ]
+            }
+          }
+        },
+        "name": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            }
+          }
+        },
+        "next_hop": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 15,
+              "maxLength": 15
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "status": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "state",
+                  "error"
+                ]
+              ]
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        }
+      },
+      "indexes": [
+        [
+          "name"
+        ]
+      ],
+      "isRoot": true
     },
     "NB_Global": {
       "columns": {

@@ -26,6 +26,8 @@ var (
 	LogicalFlowStageICMPErr   LogicalFlowStage = "icmp_err"
 	LogicalFlowStageSgEgress  LogicalFlowStage = "sg_egress"
 	LogicalFlowStageSgIngress LogicalFlowStage = "sg_ingress"
+	LogicalFlowStageEipIn     LogicalFlowStage = "eip_in"
+	LogicalFlowStageEipOut    LogicalFlowStage = "eip_out"
 )
 
 // LogicalFlow defines an object in Logical_Flow table
@@ -36,7 +38,7 @@ type LogicalFlow struct {
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	Match       string            `ovsdb:"match"`
 	Priority    int               `ovsdb:"priority" validate:"min=0,max=65535"`
-	Stage       LogicalFlowStage  `ovsdb:"stage" validate:"oneof='port_sec' 'arp_rsp' 'l2_lookup' 'ip_route' 'dst_lookup' 'to_hub' 'tun_admit' 'tun_learn' 'tun_arp' 'tun_lookup' 'dhcp' 'icmp_err' 'sg_egress' 'sg_ingress'"`
+	Stage       LogicalFlowStage  `ovsdb:"stage" validate:"oneof='port_sec' 'arp_rsp' 'l2_lookup' 'ip_route' 'dst_lookup' 'to_hub' 'tun_admit' 'tun_learn' 'tun_arp' 'tun_lookup' 'dhcp' 'icmp_err' 'sg_egress' 'sg_ingress' 'eip_in' 'eip_out'"`
 	Vpc         int               `ovsdb:"vpc" validate:"min=1,max=16777215"`
 }
 

@@ -30,7 +30,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.4.0",
+  "version": "1.5.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -585,7 +585,9 @@ var schema = `{
                   "dhcp",
                   "icmp_err",
                   "sg_egress",
-                  "sg_ingress"
+                  "sg_ingress",
+                  "eip_in",
+                  "eip_out"
                 ]
               ]
             }
@@ -623,6 +625,28 @@ var schema = `{
               "refTable": "Datapath",
               "refType": "strong"
             }
+          }
+        },
+        "eip": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 15,
+              "maxLength": 15
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "eip_network": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            },
+            "min": 0,
+            "max": 1
           }
         },
         "external_ids": {

@@ -12,6 +12,8 @@ type PortBinding struct {
 	UUID             string            `ovsdb:"_uuid"`
 	Chassis          *string           `ovsdb:"chassis" validate:"omitempty,max=64"`
 	Datapath         string            `ovsdb:"datapath"`
+	Eip              *string           `ovsdb:"eip" validate:"omitempty,max=15"`
+	EipNetwork       *string           `ovsdb:"eip_network" validate:"omitempty,max=64"`
 	ExternalIDs      map[string]string `ovsdb:"external_ids"`
 	IPs              []string          `ovsdb:"ips" validate:"max=16,dive,max=15"`
 	LearnedLimit     *int              `ovsdb:"learned_limit" validate:"omitempty,min=0,max=1024"`
@@ -54,6 +56,50 @@ func equalPortBindingChassis(a, b *string) bool {
 
 func (a *PortBinding) GetDatapath() string {
 	return a.Datapath
+}
+
+func (a *PortBinding) GetEip() *string {
+	return a.Eip
+}
+
+func copyPortBindingEip(a *string) *string {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortBindingEip(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
+func (a *PortBinding) GetEipNetwork() *string {
+	return a.EipNetwork
+}
+
+func copyPortBindingEipNetwork(a *string) *string {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortBindingEipNetwork(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
 }
 
 func (a *PortBinding) GetExternalIDs() map[string]string {
@@ -253,6 +299,8 @@ func (a *PortBinding) GetVpc() int {
 func (a *PortBinding) DeepCopyInto(b *PortBinding) {
 	*b = *a
 	b.Chassis = copyPortBindingChassis(a.Chassis)
+	b.Eip = copyPortBindingEip(a.Eip)
+	b.EipNetwork = copyPortBindingEipNetwork(a.EipNetwork)
 	b.ExternalIDs = copyPortBindingExternalIDs(a.ExternalIDs)
 	b.IPs = copyPortBindingIPs(a.IPs)
 	b.LearnedLimit = copyPortBindingLearnedLimit(a.LearnedLimit)
@@ -281,6 +329,8 @@ func (a *PortBinding) Equals(b *PortBinding) bool {
 	return a.UUID == b.UUID &&
 		equalPortBindingChassis(a.Chassis, b.Chassis) &&
 		a.Datapath == b.Datapath &&
+		equalPortBindingEip(a.Eip, b.Eip) &&
+		equalPortBindingEipNetwork(a.EipNetwork, b.EipNetwork) &&
 		equalPortBindingExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		equalPortBindingIPs(a.IPs, b.IPs) &&
 		equalPortBindingLearnedLimit(a.LearnedLimit, b.LearnedLimit) &&

@@ -51,6 +51,7 @@ type showPort struct {
 	Chassis          any      `json:"chassis"`
 	Error            any      `json:"error"`
 	Groups           []string `json:"security_groups,omitempty"`
+	EIP              string   `json:"eip,omitempty"`
 	// MAC and IPs for people (addrTexts)
 	macText, ipText string
 }
@@ -106,7 +107,7 @@ func (st *state) showModel(only string) ([]showVPC, error) {
 					macText: mac, ipText: ips,
 					VirtualIPs:       nonNil(p.VirtualIPs),
 					RequestedChassis: ptr(p.RequestedChassis), Up: ptr(p.Up), Chassis: ptr(p.Chassis), Error: errOf(p.Status),
-					Groups: st.groupNames(p.SecurityGroups)})
+					Groups: st.groupNames(p.SecurityGroups), EIP: st.eipAddress(p.UUID)})
 			}
 			sv.Vxnets = append(sv.Vxnets, sx)
 		}
@@ -140,7 +141,11 @@ func cmdShow(st *state, inv *cmdline.Invocation, out *cmdline.Output) error {
 	}
 	switch f := inv.Value("format"); f {
 	case "", "text":
-		out.Value(showText(vpcs), vpcs)
+		text := showText(vpcs)
+		if only == "" {
+			text += st.showExtnetsText()
+		}
+		out.Value(text, vpcs)
 		return nil
 	default:
 		g := showGraph(vpcs, inv.Has("runtime"))
@@ -198,6 +203,9 @@ func showText(vpcs []showVPC) string {
 				}
 				if len(p.Groups) > 0 {
 					extra += " sg " + strings.Join(p.Groups, ",")
+				}
+				if p.EIP != "" {
+					extra += " eip " + p.EIP
 				}
 				fmt.Fprintf(&b, "        port %s: %s %s%s%s\n", p.Name, mac, addrs, extra, errText(p.Error))
 			}

@@ -44,6 +44,10 @@ type state struct {
 	sgs     map[string]*nbdb.SecurityGroup
 	sgRules map[string]*nbdb.SecurityGroupRule
 	sgVPC   map[string]*nbdb.VPC // group UUID -> its VPC
+	// external networks by name, EIPs by address, read whole (eip.go)
+	extnets map[string]*nbdb.ExternalNetwork
+	eips    map[string]*nbdb.EIP
+	eipNet  map[string]*nbdb.ExternalNetwork // EIP address -> its network
 
 	vxnetVPC  map[string]*nbdb.VPC   // vxnet UUID -> its VPC
 	portVxnet map[string]*nbdb.Vxnet // port UUID -> its vxnet
@@ -111,6 +115,9 @@ func readState(ctx context.Context, c client.Client, w *want) (*state, error) {
 		}
 	}
 	if err := st.readGroups(ctx); err != nil {
+		return nil, err
+	}
+	if err := st.readExtnets(ctx); err != nil {
 		return nil, err
 	}
 	if w != nil {

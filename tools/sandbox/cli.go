@@ -53,6 +53,7 @@ process the sandbox made, also after a crash.`,
 				Flags: []cli.Flag{
 					&cli.IntFlag{Name: "hosts", Value: 3, Usage: "number of hypervisors"},
 					&cli.IntFlag{Name: "hubs", Value: 2, Usage: "how many of them are hubs"},
+					&cli.IntFlag{Name: "gateways", Usage: "add this many gateway chassis (gw1..gwN) of an external network \"internet\" (203.0.113.0/24), and an internet namespace (198.51.100.10) routed through them"},
 					&cli.BoolFlag{Name: "tls", Usage: "run over mutual TLS with role-based access control, as across machines (PKI in RUN-DIR/pki)"},
 					&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log what is done"},
 				},
@@ -61,7 +62,7 @@ process the sandbox made, also after a crash.`,
 					if cx.Bool("verbose") {
 						lvl = slog.LevelInfo
 					}
-					s, err := Start(context.Background(), Options{RunDir: cx.String("run-dir"), Hosts: cx.Int("hosts"), Hubs: cx.Int("hubs"), TLS: cx.Bool("tls"),
+					s, err := Start(context.Background(), Options{RunDir: cx.String("run-dir"), Hosts: cx.Int("hosts"), Hubs: cx.Int("hubs"), Gateways: cx.Int("gateways"), TLS: cx.Bool("tls"),
 						Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))})
 					if err != nil {
 						return err
@@ -79,6 +80,7 @@ Or let the sandbox show itself: courier-sandbox demo
 Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox stop
 `, len(s.State.Hosts), len(s.State.Hosts), cx.Int("hubs"), s.RunDir, s.State.Prefix, s.State.Prefix, s.State.Prefix, s.RunDir)
 					s.printTLS(stdout)
+					s.printInternet(stdout)
 					return nil
 				},
 			},
@@ -109,6 +111,9 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 						if h.Hub {
 							role = " hub"
 						}
+						if h.Gateway {
+							role = " gateway"
+						}
 						state := "hostd stopped"
 						if pid := s.HostdPID(h.Name); pid != 0 {
 							state = fmt.Sprintf("hostd pid %d", pid)
@@ -122,6 +127,7 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 						fmt.Fprintf(stdout, "%s: running=%v pid=%d\n", st.Name, st.Running, st.PID)
 					}
 					s.printTLS(stdout)
+					s.printInternet(stdout)
 					return nil
 				},
 			},
@@ -220,14 +226,17 @@ dynamic_addresses, and fails with the port's error if northd refused it.`,
 					if err != nil {
 						return err
 					}
-					if _, ok := s.HasVM(port); !ok {
+					ns := s.VMNS(port)
+					if port == InternetName && s.InternetNS() != "" {
+						ns = s.InternetNS()
+					} else if _, ok := s.HasVM(port); !ok {
 						return fmt.Errorf("no VM %s in the sandbox", port)
 					}
 					ip, err := lookPath("ip")
 					if err != nil {
 						return err
 					}
-					return syscall.Exec(ip, append([]string{"ip", "netns", "exec", s.VMNS(port)}, cmd...), os.Environ())
+					return syscall.Exec(ip, append([]string{"ip", "netns", "exec", ns}, cmd...), os.Environ())
 				},
 			},
 			{

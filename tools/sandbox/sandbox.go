@@ -44,7 +44,9 @@ type Options struct {
 	Prefix string // namespace prefix, "cs-" by default
 	Hosts  int
 	Hubs   int
-	BinDir string
+	// Gateways adds gateway chassis gw1..gwN and the internet (internet.go).
+	Gateways int
+	BinDir   string
 	// Underlay is the hosts' subnet (192.168.100.0/24 by default).
 	Underlay netip.Prefix
 	// DeadAfter is southd's liveness timeout.
@@ -65,6 +67,8 @@ type State struct {
 	Hosts   []HostState     `json:"hosts"`
 	VMs     map[string]VMSt `json:"vms"` // by port
 	TLS     *TLSState       `json:"tls,omitempty"`
+	// Internet, with gateways (internet.go)
+	Internet *InternetState `json:"internet,omitempty"`
 }
 
 // HostState is one hypervisor.
@@ -73,6 +77,8 @@ type HostState struct {
 	VTEP string `json:"vtep"`
 	MAC  string `json:"mac"`
 	Hub  bool   `json:"hub"`
+	// Gateway: a gateway of the internet (internet.go), not a hypervisor
+	Gateway bool `json:"gateway,omitempty"`
 }
 
 // VMSt is one VM.
@@ -195,6 +201,11 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 			return fail(err)
 		}
 	}
+	if o.Gateways > 0 {
+		if err := s.addGateways(ctx, o.Gateways); err != nil {
+			return fail(err)
+		}
+	}
 	return s, s.save()
 }
 
@@ -272,6 +283,9 @@ func (s *Sandbox) startHostd(name string) error {
 		"--metrics-addr", "127.0.0.1:9660", "--log-level", "debug")
 	if h.Hub {
 		args = append(args, "--role", "hub")
+	}
+	if h.Gateway {
+		args = append(args, gatewayArgs()...)
 	}
 	args = append(args, s.args...)
 	// hostd says when its data plane is loaded; one that dies first
@@ -534,6 +548,7 @@ func (s *Sandbox) Stop() error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, s.stopHTTP())
 	errs = append(errs, s.ctl.Stop())
 	errs = append(errs, lab.DestroyPrefix(s.State.Prefix))
 	if s.State.PinRoot != "" {

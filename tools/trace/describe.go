@@ -46,6 +46,9 @@ var describers = map[int]func(r dataplane.StageRecord, n namer) string{
 		return ""
 	},
 	pipeline.IPRoute: func(r dataplane.StageRecord, n namer) string {
+		if r.Next == pipeline.EIPOut {
+			return "no route in the VPC: outside, through the port's EIP if it has one"
+		}
 		return fmt.Sprintf("route to %s in vni %d; TTL-1, the gateway's MAC as source", r.Addr, r.VNI)
 	},
 	pipeline.DstLookup: func(r dataplane.StageRecord, n namer) string {
@@ -96,6 +99,18 @@ var describers = map[int]func(r dataplane.StageRecord, n namer) string{
 	},
 	pipeline.SGEgress:  func(r dataplane.StageRecord, n namer) string { return sgWords(r, "egress", "sending") },
 	pipeline.SGIngress: func(r dataplane.StageRecord, n namer) string { return sgWords(r, "ingress", "receiving") },
+	pipeline.EIPIn: func(r dataplane.StageRecord, n namer) string {
+		if r.Addr.IsValid() && !r.Addr.IsUnspecified() {
+			return fmt.Sprintf("for an EIP of a local port: destination translated to %s", r.Addr)
+		}
+		return "not for an EIP of this host"
+	},
+	pipeline.EIPOut: func(r dataplane.StageRecord, n namer) string {
+		if pipeline.VerdictName(r.Verdict) == "output" {
+			return fmt.Sprintf("source translated to the port's EIP %s, to gateway %s", r.Addr, n.host(r.VTEP))
+		}
+		return "no EIP or no gateway: " + pipeline.DropName(r.Reason)
+	},
 	pipeline.TunLookup: func(r dataplane.StageRecord, n namer) string {
 		if r.Flags&tellUnknown != 0 {
 			return fmt.Sprintf("the hub does not know %s: it tells the sender %s", r.Addr, n.host(r.VTEP))

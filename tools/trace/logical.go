@@ -51,6 +51,8 @@ func (e *env) Bool(f string) bool {
 		return known && b.chassis != "" && b.chassis == e.chassis
 	case "chassis.hub":
 		return slices.Contains(e.w.hubs, e.chassis)
+	case "inport.eip":
+		return e.w.inport.Eip != nil
 	case "from.hub":
 		return slices.Contains(e.w.hubs, e.from)
 	}
@@ -206,6 +208,13 @@ func (e *env) act(st pipeline.Stage, acts []pipeline.Action, step *Step) (*walkE
 		case "output", "teach":
 			step.Verdict = "output"
 			return e.output(step, a.Name == "teach"), -1
+		case "eip_out":
+			step.Detail = "no route in the VPC: outside, through the port's EIP if it has one"
+			return nil, pipeline.EIPOut
+		case "eip_snat":
+			step.Verdict, step.Detail = "output", fmt.Sprintf("source translated to the port's EIP %s, to a gateway of %s",
+				deref(e.w.inport.Eip), deref(e.w.inport.EipNetwork))
+			return &walkEnd{action: "output"}, -1
 		case "tell_unknown":
 			step.Verdict, step.Detail = "drop", "the hub does not know "+e.target.String()+": it tells the sender"
 			return &walkEnd{action: "drop", reason: "hub_miss"}, -1

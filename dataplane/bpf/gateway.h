@@ -1,0 +1,69 @@
+/* A gateway of external networks, stateless. Inbound (gw_uplink_ingress,
+ * on the uplink NIC): a packet for an EIP goes, unchanged but for its
+ * Ethernet addresses, through the VXLAN device to the host of the EIP's
+ * port (gw_eips_v1), in the port's vxnet; anything else is the gateway's
+ * own. Outbound (tunnel_ingress, before the pipeline): what a host sends
+ * from one of its ports' EIPs goes up the uplink to the network's next
+ * hop (or wherever the gateway's routes say), the kernel resolving the
+ * next hop's MAC (bpf_redirect_neigh). No connection is remembered: any
+ * gateway can take any packet, so one dying loses no connection. */
+#ifndef COURIER_GATEWAY_H
+#define COURIER_GATEWAY_H
+
+#include "pipeline.h"
+#include "eip.h"
+
+/* gw_from_tunnel: on a gateway, a packet a host tunnelled from an EIP of
+ * one of its ports goes upstream. Returns the verdict, or -1 when the
+ * packet is not one (the DVR pipeline takes it). */
+static __always_inline int gw_from_tunnel(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct gw_cfg *g = bpf_map_lookup_elem(&gw_cfg_v1, &zero);
+	if (!g || !g->uplink)
+		return -1;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return -1;
+	__be32 saddr = ip->saddr;
+	struct gw_eip *e = bpf_map_lookup_elem(&gw_eips_v1, &saddr);
+	if (!e)
+		return -1;
+	__u32 src = 0, vni = 0, gbp = 0;
+	if (get_tunnel(skb, &src, &vni, &gbp) < 0 || src != e->vtep) {
+		/* an EIP sent from a host its port is not on */
+		count_drop(DROP_GW_SPOOF);
+		return TC_ACT_SHOT;
+	}
+	count(STAT_GW_UP);
+	test_record(g->uplink, 0);
+	if (g->nexthop) {
+		struct bpf_redir_neigh nh = {.nh_family = 2 /* AF_INET */, .ipv4_nh = g->nexthop};
+		return bpf_redirect_neigh(g->uplink, &nh, sizeof(nh), 0);
+	}
+	return bpf_redirect_neigh(g->uplink, NULL, 0, 0);
+}
+
+SEC("tc")
+int gw_uplink_ingress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	__be32 daddr = ip->daddr;
+	struct gw_eip *e = bpf_map_lookup_elem(&gw_eips_v1, &daddr);
+	if (!e)
+		return TC_ACT_OK; /* the gateway's own traffic */
+	mac_copy(eth->h_dest, e->mac);
+	mac_copy(eth->h_source, e->gw_mac);
+	count(STAT_GW_DOWN);
+	return to_vxlan(skb, e->vtep, e->vni, 0);
+}
+
+#endif

@@ -1,0 +1,49 @@
+/* STAGE_EIP_OUT: a packet ip_route found no route for. From a port with
+ * an EIP it goes to one of the EIP network's gateways, chosen by flow
+ * hash, TTL-1 and from the VPC's gateway MAC; its source becomes the EIP
+ * when the driver sends it, after sg_egress passed it (which tracks the
+ * connection by the port's own address). Without an EIP the VM is told
+ * there is no route. */
+#ifndef COURIER_STAGE_EIP_OUT_H
+#define COURIER_STAGE_EIP_OUT_H
+
+#include "pipeline.h"
+#include "eip.h"
+
+__attribute__((noinline)) int stage_eip_out(struct __sk_buff *skb, struct pctx *c)
+{
+	if (!c) /* the verifier checks a global function alone: c is never NULL */
+		return V_DROP;
+	__u32 ifindex = c->ifindex;
+	struct eip_port *p = bpf_map_lookup_elem(&eip_ports_v1, &ifindex);
+	if (!p || !vpc_of(c)) {
+		c->reason = DROP_NO_ROUTE;
+		return next_stage(c, STAGE_ICMP_ERR);
+	}
+	c->hit = HIT_EIP;
+	c->target = p->eip;
+	__be32 eip = p->eip;
+	__u32 gw = pick_gateway(p->net, bpf_get_hash_recalc(skb));
+	if (!gw)
+		return drop_for(c, DROP_NO_GATEWAY);
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return drop_for(c, DROP_MALFORMED);
+	c->snat_from = ip->saddr;
+	c->snat_to = eip;
+	__be16 old = *(__be16 *)&ip->ttl;
+	ip->ttl--;
+	__be16 new = *(__be16 *)&ip->ttl;
+	__builtin_memcpy(eth->h_source, c->vpce.gw_mac, 6);
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, check), old, new, 2) < 0)
+		return drop_for(c, DROP_MALFORMED);
+	c->tflags |= TRF_TTL_DEC | TRF_MAC_REWRITE;
+	struct dest d = {.kind = DEST_REMOTE, .vtep = gw, .vni = c->vni};
+	c->d = d;
+	return V_OUTPUT;
+}
+
+#endif

@@ -1,0 +1,167 @@
+package hostd
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/model"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+	"github.com/vishvananda/netlink"
+
+	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/northd/rules"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// EIPs. A port's host translates its port's EIP (Port_Binding.eip) and
+// sends what the port addresses outside its VPC to the gateways of the
+// EIP's network: the chassis with the gateway role that name the network
+// in other_config:gateway_networks. A gateway watches every binding with
+// an EIP (one more session, "gateway": Port_Binding where eip is set,
+// and the vxnet datapaths for their VNIs) and tunnels what its uplink
+// receives for an EIP to the port's chassis.
+
+// GatewayConfig makes this chassis a gateway of external networks.
+type GatewayConfig struct {
+	Networks []string // names of the NB External_Networks it serves
+	Uplink   string   // the interface facing them
+	NextHop  netip.Addr
+}
+
+// otherConfigGateways is the Chassis.other_config key naming the
+// external networks a gateway serves, comma-separated.
+const otherConfigGateways = "gateway_networks"
+
+// gatewaysOf lists, per external network, the VTEPs of the chassis that
+// serve it.
+func gatewaysOf(chassis []*sbdb.Chassis) map[string][]netip.Addr {
+	out := map[string][]netip.Addr{}
+	for _, c := range chassis {
+		a, err := netip.ParseAddr(c.EncapIP)
+		if err != nil || !slices.Contains(c.Roles, "gateway") {
+			continue
+		}
+		for _, n := range strings.Split(c.OtherConfig[otherConfigGateways], ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				out[n] = append(out[n], a)
+			}
+		}
+	}
+	return out
+}
+
+// localEIPs adds the EIPs of this host's ports, and the gateways of their
+// networks, to st. Networks are numbered here, by name.
+func localEIPs(s *snapshot, st *dataplane.State) {
+	var nets []string
+	type eipOf struct {
+		pb      *sbdb.PortBinding
+		ifindex int
+	}
+	var eips []eipOf
+	for _, pb := range s.ports {
+		if pb.Eip == nil || pb.EipNetwork == nil || len(pb.IPs) == 0 || !ours(s.chassis, s.ifaces, pb) {
+			continue
+		}
+		eips = append(eips, eipOf{pb, s.ifaces[pb.LogicalPort]})
+		if !slices.Contains(nets, *pb.EipNetwork) {
+			nets = append(nets, *pb.EipNetwork)
+		}
+	}
+	sort.Strings(nets)
+	for _, e := range eips {
+		eip, err1 := netip.ParseAddr(*e.pb.Eip)
+		addr, err2 := netip.ParseAddr(e.pb.IPs[0])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		st.EIPs = append(st.EIPs, dataplane.EIP{Ifindex: e.ifindex, VPC: uint32(e.pb.Vpc), EIP: eip, Addr: addr,
+			Network: uint32(slices.Index(nets, *e.pb.EipNetwork) + 1)})
+	}
+	for i, n := range nets {
+		st.EIPGateways = append(st.EIPGateways, dataplane.EIPGateways{Network: uint32(i + 1), VTEPs: s.gateways[n]})
+	}
+}
+
+// gatewayState is what a gateway's data plane serves: every EIP of its
+// networks whose port is bound, where its port is.
+func gatewayState(cfg *GatewayConfig, uplink int, pbs []*sbdb.PortBinding, dps map[string]*sbdb.Datapath,
+	encap map[string]netip.Addr) *dataplane.Gateway {
+	g := &dataplane.Gateway{Uplink: uplink, NextHop: cfg.NextHop}
+	for _, pb := range pbs {
+		if pb.Eip == nil || pb.EipNetwork == nil || !slices.Contains(cfg.Networks, *pb.EipNetwork) || pb.Chassis == nil {
+			continue
+		}
+		vtep, ok := encap[*pb.Chassis]
+		dp := dps[pb.Datapath]
+		eip, err := netip.ParseAddr(*pb.Eip)
+		mac, merr := net.ParseMAC(pb.MAC)
+		gw, gerr := net.ParseMAC(rules.GatewayMAC(pb.Vpc))
+		if !ok || dp == nil || err != nil || merr != nil || gerr != nil {
+			continue
+		}
+		g.EIPs = append(g.EIPs, dataplane.GatewayEIP{EIP: eip, VTEP: vtep, VNI: uint32(dp.TunnelKey), MAC: mac, GwMAC: gw})
+	}
+	return g
+}
+
+// openGateway opens the gateway's session: the bindings with an EIP and
+// the vxnet datapaths (for their VNIs).
+func (d *Daemon) openGateway(ctx context.Context) error {
+	m, err := sbdb.FullDatabaseModel()
+	if err != nil {
+		return err
+	}
+	pb := &sbdb.PortBinding{}
+	dp := &sbdb.Datapath{}
+	var none *string
+	mon := []client.MonitorOption{
+		// nb_cfg: what this session shows is acknowledged only once read
+		client.WithTable(&sbdb.SBGlobal{}),
+		client.WithConditionalTable(pb, []model.Condition{{Field: &pb.Eip, Function: ovsdb.ConditionNotEqual, Value: none}},
+			&pb.LogicalPort, &pb.Datapath, &pb.Vpc, &pb.MAC, &pb.Chassis, &pb.Eip, &pb.EipNetwork),
+		client.WithConditionalTable(dp, []model.Condition{{Field: &dp.Type, Function: ovsdb.ConditionEqual, Value: "vxnet"}},
+			&dp.TunnelKey, &dp.Vpc, &dp.Type),
+	}
+	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: d.cfg.SB, Monitor: mon, Tracker: ops.NewTrackerNotifying(d.notify),
+		EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.tls})
+	if err != nil {
+		return err
+	}
+	d.gw = s
+	return nil
+}
+
+// gatewaySnapshot is the gateway's part of the kernel state, or nil on a
+// chassis that is not one (or whose session is down: then the kernel keeps
+// what it has, as for VPC sessions).
+func (d *Daemon) gatewaySnapshot(encap map[string]netip.Addr) (*dataplane.Gateway, bool) {
+	if d.cfg.Gateway == nil {
+		return nil, true
+	}
+	if d.gw == nil {
+		return nil, false
+	}
+	select {
+	case <-d.gw.Done():
+		return nil, false
+	default:
+	}
+	l, err := netlink.LinkByName(d.cfg.Gateway.Uplink)
+	if err != nil {
+		d.log.Warn("gateway uplink", "uplink", d.cfg.Gateway.Uplink, "err", err)
+		return nil, false
+	}
+	dps := map[string]*sbdb.Datapath{}
+	for _, dp := range ops.Rows[sbdb.Datapath](d.gw) {
+		dps[dp.UUID] = dp
+	}
+	return gatewayState(d.cfg.Gateway, l.Attrs().Index, ops.Rows[sbdb.PortBinding](d.gw), dps, encap), true
+}
