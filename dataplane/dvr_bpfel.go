@@ -301,6 +301,7 @@ type dvrVxnet struct {
 const (
 	dvrMapBudgetsV1          = "budgets_v1"
 	dvrMapCacheV1            = "cache_v1"
+	dvrMapCtScratch          = "ct_scratch"
 	dvrMapCtV1               = "ct_v1"
 	dvrMapDhcpScratch        = "dhcp_scratch"
 	dvrMapDhcpV1             = "dhcp_v1"
@@ -416,6 +417,7 @@ type dvrProgramSpecs struct {
 type dvrMapSpecs struct {
 	BudgetsV1       *ebpf.MapSpec `ebpf:"budgets_v1"`
 	CacheV1         *ebpf.MapSpec `ebpf:"cache_v1"`
+	CtScratch       *ebpf.MapSpec `ebpf:"ct_scratch"`
 	CtV1            *ebpf.MapSpec `ebpf:"ct_v1"`
 	DhcpScratch     *ebpf.MapSpec `ebpf:"dhcp_scratch"`
 	DhcpV1          *ebpf.MapSpec `ebpf:"dhcp_v1"`
@@ -503,6 +505,7 @@ func (o *dvrObjects) Close() error {
 type dvrMaps struct {
 	BudgetsV1       *ebpf.Map `ebpf:"budgets_v1"`
 	CacheV1         *ebpf.Map `ebpf:"cache_v1"`
+	CtScratch       *ebpf.Map `ebpf:"ct_scratch"`
 	CtV1            *ebpf.Map `ebpf:"ct_v1"`
 	DhcpScratch     *ebpf.Map `ebpf:"dhcp_scratch"`
 	DhcpV1          *ebpf.Map `ebpf:"dhcp_v1"`
@@ -548,6 +551,7 @@ func (m *dvrMaps) Close() error {
 	return _DvrClose(
 		m.BudgetsV1,
 		m.CacheV1,
+		m.CtScratch,
 		m.CtV1,
 		m.DhcpScratch,
 		m.DhcpV1,

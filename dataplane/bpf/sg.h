@@ -166,6 +166,13 @@ struct {
 	__type(value, struct ct_entry);
 } ct_v1 SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ct_entry);
+} ct_scratch SEC(".maps");
+
 static __always_inline __u32 sg_gen(void)
 {
 	__u32 zero = 0;
@@ -463,10 +470,16 @@ static __always_inline int sg_conn(struct pctx *c, struct tuple *t, __u32 zone, 
 		c->tflags |= TRF_SG_PENDING;
 	*ct_flags = v == SG_PENDING ? CT_F_PENDING : 0;
 	if (!cfg_trace) {
-		struct ct_entry ne = {.seen_ns = now, .gen = gen, .remote_id = remote_id, .dir = dir, .flags = *ct_flags};
-		k = ct_key_of(zone, t, reverse);
-		bpf_map_update_elem(&ct_v1, &k, &ne, BPF_ANY);
-		count(reverse ? STAT_CT_PICKUP : STAT_CT_NEW);
+		/* The new entry is built in a per-CPU scratch: on the stack it
+		 * would take the stages' frames past the 512-byte limit. */
+		__u32 zero = 0;
+		struct ct_entry *ne = bpf_map_lookup_elem(&ct_scratch, &zero);
+		if (ne) {
+			*ne = (struct ct_entry){.seen_ns = now, .gen = gen, .remote_id = remote_id, .dir = dir, .flags = *ct_flags};
+			k = ct_key_of(zone, t, reverse);
+			bpf_map_update_elem(&ct_v1, &k, ne, BPF_ANY);
+			count(reverse ? STAT_CT_PICKUP : STAT_CT_NEW);
+		}
 	}
 	return v;
 }
