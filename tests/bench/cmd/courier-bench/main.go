@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/courier-sdn/courier/tests/bench"
 )
@@ -31,8 +33,18 @@ func main() {
 	cliSizes := flag.String("cli-sizes", "8000,64000,256000", "CLI benchmark: port counts at which single commands are timed")
 	cliSamples := flag.Int("cli-samples", 20, "CLI benchmark: single commands timed per kind and size")
 	cliBulk := flag.Int("cli-bulk", 64000, "CLI benchmark: ports in the bulk load")
+	hold := flag.Bool("hold", false, "build the data plane benchmark's paths, print their namespaces and keep them until interrupted (for profiling); measure nothing")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if *hold {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := bench.HoldDataplane(ctx, bench.Env{BinDir: *bin, Log: log}); err != nil {
+			fmt.Fprintln(os.Stderr, "courier-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ns, cs := ints("--northd-sizes", *sizes), ints("--cli-sizes", *cliSizes)
 	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns, NorthdRounds: *northdRounds, Rounds: *rounds, Seconds: *seconds,
 		Present: *present, Samples: *samples, StatePorts: *statePorts, StateHosts: *stateHosts,
