@@ -85,7 +85,7 @@ func TestBelowTarget(t *testing.T) {
 		}
 		return p
 	}
-	d := &DataplaneResult{Ratios: map[string]float64{}}
+	d := &DataplaneResult{Ratios: map[string]float64{}, RoundRatios: map[string]Stat{}}
 	d.compare(path(10, 5), path(10, 5), path(9, 6))
 	gated := 0
 	for _, m := range metrics {
@@ -101,5 +101,13 @@ func TestBelowTarget(t *testing.T) {
 		if !strings.HasPrefix(s, "cross_vxnet_vs_bridge_") {
 			t.Fatalf("%q: (c) equals (b) and meets its target", s)
 		}
+	}
+}
+
+func TestRoundRatios(t *testing.T) {
+	// Drift between rounds cancels: each round is 0.8 of its own baseline.
+	got := roundRatios([]float64{8, 4, 16}, []float64{10, 5, 20})
+	if got.Min < 0.799 || got.Max > 0.801 {
+		t.Fatalf("%+v, want 0.8 throughout", got)
 	}
 }

@@ -52,6 +52,10 @@ type DataplaneResult struct {
 	// Ratios are Courier over the Linux bridge + VXLAN baseline, and
 	// across vxnets over within one (medians).
 	Ratios map[string]float64 `json:"ratios"`
+	// RoundRatios are the same ratios taken round by round (each
+	// round's pair was measured back to back): on a shared machine,
+	// their spread is the noise.
+	RoundRatios map[string]Stat `json:"round_ratios"`
 	// BelowTarget names each ratio that misses its target, with both.
 	BelowTarget []string `json:"below_target,omitempty"`
 	// The CPU the numbers come from, and the machine's load average
@@ -128,7 +132,7 @@ func (d *dpLab) close() {
 // Dataplane runs the data plane benchmark: four paths between VMs on two
 // hosts, measured interleaved, rounds times.
 func Dataplane(env Env, rounds int, seconds int) (*DataplaneResult, error) {
-	res := &DataplaneResult{Rounds: rounds, Ratios: map[string]float64{}, ProgramNs: map[string]float64{}, CPU: describe().CPU}
+	res := &DataplaneResult{Rounds: rounds, Ratios: map[string]float64{}, RoundRatios: map[string]Stat{}, ProgramNs: map[string]float64{}, CPU: describe().CPU}
 	res.LoadAvg[0] = loadAvg()
 	d, err := newDPLab()
 	if err != nil {

@@ -23,6 +23,7 @@ func (d *DataplaneResult) compare(b, c, x *PathResult) {
 			k := p.name + "_vs_bridge_" + m.key
 			r := p.r.Stats[m.key].Med / base
 			d.Ratios[k] = r
+			d.RoundRatios[k] = roundRatios(p.r.Raw[m.key], b.Raw[m.key])
 			if m.gate && ((!m.lower && r < 1) || (m.lower && r > 1)) {
 				want := "≥"
 				if m.lower {
@@ -37,6 +38,19 @@ func (d *DataplaneResult) compare(b, c, x *PathResult) {
 			d.Ratios["cross_vs_same_vxnet_"+k] = x.Stats[k].Med / s
 		}
 	}
+}
+
+// roundRatios is min, median and max of v[i]/base[i]: each round's pair
+// measured back to back, which drift in the machine's load between
+// rounds does not move.
+func roundRatios(v, base []float64) Stat {
+	var r []float64
+	for i := range min(len(v), len(base)) {
+		if base[i] != 0 {
+			r = append(r, v[i]/base[i])
+		}
+	}
+	return stat(r)
 }
 
 func (d *DataplaneResult) markdown(b *strings.Builder) {
@@ -69,14 +83,18 @@ func (d *DataplaneResult) markdown(b *strings.Builder) {
 	fmt.Fprintf(b, "\nTCP: iperf3 (%s); req/resp: sockperf ping-pong --tcp, %d-byte messages, round trips a second and their median; "+
 		"conn/req: connect, %d bytes each way, server closes, one connection at a time; ping: -A, 2000 echoes.\n",
 		"3.12 runs every stream on one thread", rrSize, rrSize)
-	fmt.Fprintf(b, "\nRatios of medians (Courier over the Linux bridge + VXLAN baseline measured in this run):\n\n")
+	fmt.Fprintf(b, "\nRatios of medians (Courier over the Linux bridge + VXLAN baseline measured in this run), and of each round's pair (min / median / max):\n\n")
 	keys := make([]string, 0, len(d.Ratios))
 	for k := range d.Ratios {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(b, "- %s: %.2f\n", k, d.Ratios[k])
+		if r, ok := d.RoundRatios[k]; ok {
+			fmt.Fprintf(b, "- %s: %.2f (round by round %.2f / %.2f / %.2f)\n", k, d.Ratios[k], r.Min, r.Med, r.Max)
+		} else {
+			fmt.Fprintf(b, "- %s: %.2f\n", k, d.Ratios[k])
+		}
 	}
 	fmt.Fprintf(b, "\nport_ingress per packet (median of 20,000 single BPF_PROG_TEST_RUN runs, kernel-timed; the baseline is the same harness around a program that only returns):\n\n")
 	keys = keys[:0]
