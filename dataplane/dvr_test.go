@@ -526,10 +526,10 @@ func TestHubStages(t *testing.T) {
 // A bulk TCP flow into a hub arrives as GSO packets, which cannot become
 // the lesson in band. They used to leave as clones out of the veth's
 // host side, the original dropped, and while hostd's queue was full (the
-// data plane benchmark runs no hostd) every packet did (#21: a fifth of a
-// stream's rate). Now the packet goes on whole, to its peer, and hostd
-// sends the lesson; a lesson lost to a full queue is tried again an
-// interval later, not at the next packet.
+// data plane benchmark runs no hostd) every packet did (#21). Now the
+// packet goes on whole, to its peer, and hostd sends the lesson; a lesson
+// lost to a full queue is tried again an interval later, not at the next
+// packet.
 func TestHubForwardsGSOPacketsWhole(t *testing.T) {
 	f := newFixture(t, true)
 	d := f.d

@@ -170,10 +170,9 @@ static __always_inline int hub_forward(struct __sk_buff *skb, struct pctx *c, __
 	 * packet cannot become it: a GSO packet (what GRO makes of a bulk
 	 * flow), which the kernel will not reshape, and a packet for a local
 	 * port behind security groups, which a clone would take past them.
-	 * A clone of every such packet, out through the veth's backlog
-	 * rather than to its peer, while the original was dropped (and, with
-	 * hostd's queue full, for every packet) cost a bulk flow into a hub
-	 * a good part of its rate (#21). */
+	 * It used to leave as a clone, out through the veth's backlog
+	 * rather than to its peer, the original dropped; with hostd's queue
+	 * full, every packet of a bulk flow into a hub did (#21). */
 	if (skb->gso_size || (d->kind == DEST_LOCAL && vpc_of(c) && (c->vpce.flags & VPC_F_SG_INGRESS))) {
 		hold_lesson(c->src, c->vpc, target);
 		if (learn_to_hostd(c->src, LEARN_OP_LEARN, target, d->vni, d->mac, at) < 0)
