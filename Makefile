@@ -16,11 +16,12 @@ TESTFLAGS ?= -count=1 -p 1 -timeout 40m
 # the script-compatibility test (tests/compat); it starts nothing where
 # systemd does not run. graphviz draws courier-nbctl show --format svg.
 # udhcpc (busybox's client and its script), isc-dhcp-client and dhcpcd
-# are the DHCP clients the tests run in VMs; traceroute and tracepath what a VM sees of the path.
+# are the DHCP clients the tests run in VMs; traceroute and tracepath what a VM sees of the path;
+# sockperf the data plane benchmark's request/response rate.
 DEBS := openvswitch-common clang llvm libbpf-dev iproute2 iperf3 tcpdump \
         hyperfine bpftool ethtool procps util-linux iputils-ping \
         libjemalloc2 ovn-central graphviz busybox isc-dhcp-client \
-        udhcpc dhcpcd-base traceroute iputils-tracepath
+        udhcpc dhcpcd-base traceroute iputils-tracepath sockperf
 
 # make install [PREFIX=/usr/local] [DESTDIR=] puts the binaries, man
 # pages, shell completions, systemd units and the environment files they

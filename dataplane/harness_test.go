@@ -124,12 +124,16 @@ func loadTest(t *testing.T, cfg Config) *Datapath {
 	return d
 }
 
-// skbCtx is the prefix of struct __sk_buff that BPF_PROG_RUN accepts as
-// input; only ifindex is set.
+// skbCtx is struct __sk_buff as BPF_PROG_RUN takes it: ifindex, and
+// gso_segs and gso_size to play a GSO packet (what GRO hands a host).
 type skbCtx struct {
 	_       [40]byte
 	Ifindex uint32
-	_       [148]byte
+	_       [120]byte
+	GSOSegs uint32
+	_       [8]byte
+	GSOSize uint32
+	_       [12]byte
 }
 
 type runResult struct {
@@ -139,8 +143,12 @@ type runResult struct {
 
 func run(t *testing.T, prog *ebpf.Program, ifindex int, pkt []byte) runResult {
 	t.Helper()
+	return runCtx(t, prog, skbCtx{Ifindex: uint32(ifindex)}, pkt)
+}
+
+func runCtx(t *testing.T, prog *ebpf.Program, ctx skbCtx, pkt []byte) runResult {
+	t.Helper()
 	out := make([]byte, len(pkt)+256)
-	ctx := skbCtx{Ifindex: uint32(ifindex)}
 	var ret uint32
 	var err error
 	if testNS < 0 {
@@ -161,6 +169,15 @@ func runTunnel(t *testing.T, d *Datapath, src netip.Addr, vni uint32, pkt []byte
 		t.Fatal(err)
 	}
 	return run(t, d.objs.TunnelIngress, d.vxlan, pkt)
+}
+
+// runTunnelGSO is runTunnel for a GSO packet of segments of mss bytes.
+func runTunnelGSO(t *testing.T, d *Datapath, src netip.Addr, vni uint32, pkt []byte, segs, mss uint32) runResult {
+	t.Helper()
+	if err := d.objs.TunnelIn.Put(uint32(0), dvrTunnelRec{Vtep: host32(src), Vni: vni}); err != nil {
+		t.Fatal(err)
+	}
+	return runCtx(t, d.objs.TunnelIngress, skbCtx{Ifindex: uint32(d.vxlan), GSOSegs: segs, GSOSize: mss}, pkt)
 }
 
 // sent reads where the program last sent a packet: the tunnel key and

@@ -82,24 +82,37 @@ static __always_inline int learn_to_hostd(__u32 to, __u8 op, __be32 ip, __u32 vn
 	return 0;
 }
 
+/* hold_lesson starts the interval during which sender is not told about
+ * (vpc, ip) again: after a lesson, and after one that was lost (hostd's
+ * queue full), so that a full queue costs one attempt an interval, not a
+ * clone and an attempt for every packet. */
+static __always_inline void hold_lesson(__u32 sender, __u32 vpc, __be32 ip)
+{
+	if (cfg_trace)
+		return;
+	struct learn_rl_key k = {.sender = sender, .vpc = vpc, .ip = ip};
+	__u64 now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&learn_rl_v1, &k, &now, BPF_ANY);
+}
+
 /* send_learn turns the packet into a learn message (op) for host to and
  * makes it the packet's destination; or, if the packet cannot become
  * it, has hostd send it and consumes the packet. */
 static __always_inline int send_learn(struct __sk_buff *skb, struct pctx *c, __u32 to, __u8 op, __be32 ip, __u32 vni,
 				      const __u8 *mac, __u32 at)
 {
-	int handed = 0;
+	int handed = 0, lost = 0;
 	if (learn_in_place(skb, op, ip, vni, mac, at) < 0) {
-		if (cfg_trace || learn_to_hostd(to, op, ip, vni, mac, at) < 0) {
-			count(STAT_LEARN_SKIPPED);
-			return V_CONSUMED;
-		}
-		handed = 1;
+		if (cfg_trace || learn_to_hostd(to, op, ip, vni, mac, at) < 0)
+			lost = 1;
+		else
+			handed = 1;
 	}
-	if ((op == LEARN_OP_LEARN || op == LEARN_OP_UNKNOWN) && !cfg_trace) {
-		struct learn_rl_key k = {.sender = to, .vpc = c->vpc, .ip = ip};
-		__u64 now = bpf_ktime_get_ns();
-		bpf_map_update_elem(&learn_rl_v1, &k, &now, BPF_ANY);
+	if (op == LEARN_OP_LEARN || op == LEARN_OP_UNKNOWN)
+		hold_lesson(to, c->vpc, ip);
+	if (lost) {
+		count(STAT_LEARN_SKIPPED);
+		return V_CONSUMED;
 	}
 	if (op == LEARN_OP_LEARN)
 		count(STAT_LEARN_SENT);
@@ -153,17 +166,19 @@ static __always_inline int hub_forward(struct __sk_buff *skb, struct pctx *c, __
 	c->tflags |= TRF_TEACH;
 	if (cfg_trace)
 		return V_OUTPUT; /* the trace follows the packet, not the lesson */
-	/* A clone to a local port would go past its security groups: the
-	 * packet goes on through sg_ingress, and hostd sends the lesson. */
-	if (d->kind == DEST_LOCAL && vpc_of(c) && (c->vpce.flags & VPC_F_SG_INGRESS)) {
-		if (learn_to_hostd(c->src, LEARN_OP_LEARN, target, d->vni, d->mac, at) < 0) {
+	/* The packet goes on whole and hostd sends the lesson when the
+	 * packet cannot become it: a GSO packet (what GRO makes of a bulk
+	 * flow), which the kernel will not reshape, and a packet for a local
+	 * port behind security groups, which a clone would take past them.
+	 * It used to leave as a clone, out through the veth's backlog
+	 * rather than to its peer, the original dropped; with hostd's queue
+	 * full, every packet of a bulk flow into a hub did (#21). */
+	if (skb->gso_size || (d->kind == DEST_LOCAL && vpc_of(c) && (c->vpce.flags & VPC_F_SG_INGRESS))) {
+		hold_lesson(c->src, c->vpc, target);
+		if (learn_to_hostd(c->src, LEARN_OP_LEARN, target, d->vni, d->mac, at) < 0)
 			count(STAT_LEARN_SKIPPED);
-			return V_OUTPUT;
-		}
-		struct learn_rl_key k = {.sender = c->src, .vpc = c->vpc, .ip = target};
-		__u64 now = bpf_ktime_get_ns();
-		bpf_map_update_elem(&learn_rl_v1, &k, &now, BPF_ANY);
-		count(STAT_LEARN_SENT);
+		else
+			count(STAT_LEARN_SENT);
 		return V_OUTPUT;
 	}
 	if (clone_to(skb, d, c->gbp) < 0)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -54,5 +55,59 @@ func TestBenchTopology(t *testing.T) {
 		if c := benchCIDR(p % 253); !c.Contains(ip) || ip == c.Addr().Next() {
 			t.Fatalf("port %d: %s outside %s or on its gateway", p, ip, c)
 		}
+	}
+}
+
+func TestParseSockperf(t *testing.T) {
+	out := `sockperf: [Total Run] RunTime=1.001 sec; Warm up time=400 msec; SentMessages=190662; ReceivedMessages=190661
+sockperf: [Valid Duration] RunTime=0.550 sec; SentMessages=101437; ReceivedMessages=101437
+sockperf: ---> percentile 90.000 =    2.696
+sockperf: ---> percentile 50.000 =    2.497
+`
+	rate, p50, err := parseSockperf(out)
+	if err != nil || int(rate) != 184430 || p50 != 2.497 {
+		t.Fatalf("got %v %v %v, want 184430/s, 2.497 µs", rate, p50, err)
+	}
+	if _, _, err := parseSockperf("sockperf: connection refused"); err == nil {
+		t.Fatal("nonsense parsed")
+	}
+}
+
+func TestBelowTarget(t *testing.T) {
+	path := func(gbps, rtt float64) *PathResult {
+		p := &PathResult{Stats: map[string]Stat{}}
+		for _, m := range metrics {
+			v := gbps
+			if m.lower {
+				v = rtt
+			}
+			p.Stats[m.key] = Stat{Min: v, Med: v, Max: v}
+		}
+		return p
+	}
+	d := &DataplaneResult{Ratios: map[string]float64{}, RoundRatios: map[string]Stat{}}
+	d.compare(path(10, 5), path(10, 5), path(9, 6))
+	gated := 0
+	for _, m := range metrics {
+		if m.gate {
+			gated++
+		}
+	}
+	// Equal to the bridge meets every target; (d) misses each gated one.
+	if len(d.BelowTarget) != gated {
+		t.Fatalf("below target: %q, want the %d gated ratios of (d) only", d.BelowTarget, gated)
+	}
+	for _, s := range d.BelowTarget {
+		if !strings.HasPrefix(s, "cross_vxnet_vs_bridge_") {
+			t.Fatalf("%q: (c) equals (b) and meets its target", s)
+		}
+	}
+}
+
+func TestRoundRatios(t *testing.T) {
+	// Drift between rounds cancels: each round is 0.8 of its own baseline.
+	got := roundRatios([]float64{8, 4, 16}, []float64{10, 5, 20})
+	if got.Min < 0.799 || got.Max > 0.801 {
+		t.Fatalf("%+v, want 0.8 throughout", got)
 	}
 }

@@ -1,17 +1,14 @@
 package bench
 
 import (
+	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -39,16 +36,10 @@ func stat(v []float64) Stat {
 
 // PathResult is one forwarding path measured over the rounds.
 type PathResult struct {
-	Name    string `json:"name"`
-	Gbps1   Stat   `json:"tcp_1_stream_gbps"`
-	Gbps4   Stat   `json:"tcp_4_streams_gbps"`
-	RTTMean Stat   `json:"rtt_mean_us"`
-	RTTP99  Stat   `json:"rtt_p99_us"`
-	// Every round's value, in order.
-	Raw1     []float64 `json:"raw_tcp_1_stream_gbps"`
-	Raw4     []float64 `json:"raw_tcp_4_streams_gbps"`
-	RawMean  []float64 `json:"raw_rtt_mean_us"`
-	RawP99   []float64 `json:"raw_rtt_p99_us"`
+	Name string `json:"name"`
+	// Stats and every round's value, in order, by metric key (metrics).
+	Stats    map[string]Stat      `json:"stats"`
+	Raw      map[string][]float64 `json:"raw"`
 	client   string
 	serverNS string
 	dst      string
@@ -61,148 +52,132 @@ type DataplaneResult struct {
 	// Ratios are Courier over the Linux bridge + VXLAN baseline, and
 	// across vxnets over within one (medians).
 	Ratios map[string]float64 `json:"ratios"`
+	// RoundRatios are the same ratios taken round by round (each
+	// round's pair was measured back to back): on a shared machine,
+	// their spread is the noise.
+	RoundRatios map[string]Stat `json:"round_ratios"`
+	// BelowTarget names each ratio that misses its target, with both.
+	BelowTarget []string `json:"below_target,omitempty"`
+	// The CPU the numbers come from, and the machine's load average
+	// (1 minute) before and after: the bench shares the machine.
+	CPU     string     `json:"cpu"`
+	LoadAvg [2]float64 `json:"load_avg_1m"`
 	// ProgramNs is the per-packet cost of port_ingress through
 	// BPF_PROG_RUN, by path, and of a program that only returns
 	// ("baseline": the harness's own cost, clock reads included).
 	ProgramNs map[string]float64 `json:"program_ns"`
 }
 
-// Dataplane runs the data plane benchmark: four paths between VMs on two
-// hosts, measured interleaved, rounds times.
-func Dataplane(env Env, rounds int, seconds int) (*DataplaneResult, error) {
+// dpLab is the data plane benchmark's setting: six hosts, the four paths
+// between VMs on them, and every path's servers running.
+type dpLab struct {
+	l       *lab.Lab
+	hosts   map[string]*lab.Host
+	paths   []*PathResult // (a), (b), (c), (d)
+	dps     map[string]*dataplane.Datapath
+	pinRoot string
+	stop    func()
+}
+
+// newDPLab builds it; on error it leaves nothing behind.
+func newDPLab() (_ *dpLab, err error) {
 	prefix := fmt.Sprintf("bd%d-", os.Getpid()%10000)
 	l, err := lab.New(prefix, netip.MustParsePrefix("192.168.90.0/24"))
 	if err != nil {
 		return nil, err
 	}
-	defer l.Destroy()
-	pinRoot := "/sys/fs/bpf/courier-bench-" + prefix
-	defer os.RemoveAll(pinRoot)
-	hosts := map[string]*lab.Host{}
+	d := &dpLab{l: l, hosts: map[string]*lab.Host{}, pinRoot: "/sys/fs/bpf/courier-bench-" + prefix, stop: func() {}}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
 	for i, h := range []string{"r1", "r2", "b1", "b2", "c1", "c2"} {
-		if hosts[h], err = l.AddHost(h, i+1); err != nil {
+		if d.hosts[h], err = l.AddHost(h, i+1); err != nil {
 			return nil, err
 		}
 	}
-	res := &DataplaneResult{Rounds: rounds, Ratios: map[string]float64{}, ProgramNs: map[string]float64{}}
-	routed, err := buildRouted(l, hosts["r1"], hosts["r2"])
+	routed, err := buildRouted(l, d.hosts["r1"], d.hosts["r2"])
 	if err != nil {
 		return nil, fmt.Errorf("routed path: %w", err)
 	}
-	bridged, err := buildBridged(l, hosts["b1"], hosts["b2"])
+	bridged, err := buildBridged(l, d.hosts["b1"], d.hosts["b2"])
 	if err != nil {
 		return nil, fmt.Errorf("bridge path: %w", err)
 	}
-	same, cross, dps, err := buildCourier(l, hosts["c1"], hosts["c2"], pinRoot)
+	same, cross, dps, err := buildCourier(l, d.hosts["c1"], d.hosts["c2"], d.pinRoot)
+	d.dps = dps
 	if err != nil {
 		return nil, fmt.Errorf("courier paths: %w", err)
 	}
-	defer func() {
-		for h, d := range dps {
-			lab.Do(hosts[h].NS, d.Destroy)
-		}
-	}()
-	res.Paths = []*PathResult{routed, bridged, same, cross}
-	var servers []*exec.Cmd
-	for _, p := range res.Paths {
-		srv := exec.Command("ip", "netns", "exec", p.serverNS, "iperf3", "-s", "-p", "5201")
-		if err := srv.Start(); err != nil {
-			return nil, err
-		}
-		servers = append(servers, srv)
+	d.paths = []*PathResult{routed, bridged, same, cross}
+	if d.stop, err = startServers(d.paths); err != nil {
+		return nil, err
 	}
-	defer func() {
-		for _, s := range servers {
-			s.Process.Kill()
-			s.Wait()
-		}
-	}()
-	time.Sleep(500 * time.Millisecond)
-	for _, p := range res.Paths { // warm up (ARP, learning) before measuring
+	for _, p := range d.paths { // warm up (ARP, learning) before measuring
 		lab.Exec(p.client, "ping", "-c", "3", "-i", "0.2", p.dst)
 	}
+	return d, nil
+}
+
+func (d *dpLab) close() {
+	d.stop()
+	for h, dp := range d.dps {
+		lab.Do(d.hosts[h].NS, dp.Destroy)
+	}
+	d.l.Destroy()
+	os.RemoveAll(d.pinRoot)
+}
+
+// Dataplane runs the data plane benchmark: four paths between VMs on two
+// hosts, measured interleaved, rounds times.
+func Dataplane(env Env, rounds int, seconds int) (*DataplaneResult, error) {
+	res := &DataplaneResult{Rounds: rounds, Ratios: map[string]float64{}, RoundRatios: map[string]Stat{}, ProgramNs: map[string]float64{}, CPU: describe().CPU}
+	res.LoadAvg[0] = loadAvg()
+	d, err := newDPLab()
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	res.Paths = d.paths
 	for r := 0; r < rounds; r++ {
 		for _, p := range res.Paths {
 			env.Log.Info("data plane benchmark", "round", r+1, "path", p.Name)
-			g1, err := iperf(p.client, p.dst, 1, seconds)
-			if err != nil {
+			if err := measure(p, seconds); err != nil {
 				return nil, fmt.Errorf("%s: %w", p.Name, err)
 			}
-			g4, err := iperf(p.client, p.dst, 4, seconds)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", p.Name, err)
-			}
-			mean, p99, err := pingRTT(p.client, p.dst, 2000)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", p.Name, err)
-			}
-			p.Raw1, p.Raw4 = append(p.Raw1, g1), append(p.Raw4, g4)
-			p.RawMean, p.RawP99 = append(p.RawMean, mean), append(p.RawP99, p99)
 		}
 	}
 	for _, p := range res.Paths {
-		p.Gbps1, p.Gbps4, p.RTTMean, p.RTTP99 = stat(p.Raw1), stat(p.Raw4), stat(p.RawMean), stat(p.RawP99)
+		p.Stats = map[string]Stat{}
+		for k, v := range p.Raw {
+			p.Stats[k] = stat(v)
+		}
 	}
-	b, c, d := bridged, same, cross
-	res.Ratios["same_vxnet_vs_bridge_tcp1"] = c.Gbps1.Med / b.Gbps1.Med
-	res.Ratios["same_vxnet_vs_bridge_tcp4"] = c.Gbps4.Med / b.Gbps4.Med
-	res.Ratios["cross_vxnet_vs_bridge_tcp1"] = d.Gbps1.Med / b.Gbps1.Med
-	res.Ratios["cross_vxnet_vs_bridge_tcp4"] = d.Gbps4.Med / b.Gbps4.Med
-	res.Ratios["same_vxnet_vs_bridge_rtt_p99"] = c.RTTP99.Med / b.RTTP99.Med
-	res.Ratios["cross_vxnet_vs_bridge_rtt_p99"] = d.RTTP99.Med / b.RTTP99.Med
-	res.Ratios["cross_vs_same_vxnet_tcp1"] = d.Gbps1.Med / c.Gbps1.Med
-	res.Ratios["cross_vs_same_vxnet_rtt_mean"] = d.RTTMean.Med / c.RTTMean.Med
-	if err := programCost(res, dps["c1"], hosts["c1"], l.VMs["ca"]); err != nil {
+	res.LoadAvg[1] = loadAvg()
+	res.compare(d.paths[1], d.paths[2], d.paths[3])
+	if err := programCost(res, d.dps["c1"], d.hosts["c1"], d.l.VMs["ca"]); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-func iperf(clientNS, dst string, streams, seconds int) (float64, error) {
-	out, err := lab.Exec(clientNS, "iperf3", "-c", dst, "-p", "5201", "-t", strconv.Itoa(seconds), "-P", strconv.Itoa(streams), "-J")
+// HoldDataplane builds the data plane benchmark's paths, with their
+// servers running, prints where they are and keeps them until ctx ends,
+// for profiling one path by hand (DEVELOPERS.md, data plane performance).
+func HoldDataplane(ctx context.Context, env Env) error {
+	d, err := newDPLab()
 	if err != nil {
-		return 0, fmt.Errorf("iperf3: %v: %s", err, firstLine(out))
+		return err
 	}
-	var r struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
+	defer d.close()
+	for _, p := range d.paths {
+		fmt.Printf("%s: client netns %s, server netns %s, %s (iperf3 -p %d, sockperf --tcp -p %d)\n",
+			p.Name, p.client, p.serverNS, p.dst, iperfPort, sockperfPort)
 	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		return 0, fmt.Errorf("iperf3 output: %v", err)
-	}
-	return r.End.SumReceived.BitsPerSecond / 1e9, nil
-}
-
-// pingRTT measures back-to-back (adaptive) pings: the path's latency
-// rather than the CPU's wake-up time.
-func pingRTT(clientNS, dst string, n int) (mean, p99 float64, err error) {
-	out, err := lab.Exec(clientNS, "ping", "-A", "-n", "-c", strconv.Itoa(n), dst)
-	if err != nil {
-		return 0, 0, fmt.Errorf("ping: %v", err)
-	}
-	var rtts []float64
-	for _, line := range strings.Split(out, "\n") {
-		i := strings.Index(line, "time=")
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(line[i+5:])
-		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
-			rtts = append(rtts, v*1000)
-		}
-	}
-	if len(rtts) < n/2 {
-		return 0, 0, fmt.Errorf("ping: %d of %d answered", len(rtts), n)
-	}
-	sort.Float64s(rtts)
-	sum := 0.0
-	for _, v := range rtts {
-		sum += v
-	}
-	return sum / float64(len(rtts)), rtts[len(rtts)*99/100], nil
+	fmt.Println("holding until interrupted")
+	<-ctx.Done()
+	return nil
 }
 
 func firstLine(s string) string {
@@ -288,7 +263,11 @@ func buildCourier(l *lab.Lab, h1, h2 *lab.Host, pinRoot string) (*PathResult, *P
 	dps := map[string]*dataplane.Datapath{}
 	flags := pipeline.AllFlags(pipeline.DPVxnet)
 	for _, h := range []*lab.Host{h1, h2} {
-		st := &dataplane.State{VPCs: []dataplane.VPC{{ID: 1, GwMAC: gw, Flags: pipeline.AllFlags(pipeline.DPVPC)}},
+		// An open VPC (no security groups), as the bridge filters nothing:
+		// with the groups' flags on and no groups, every packet is
+		// dropped (sg_egress), which stalled this benchmark since #16.
+		open := pipeline.AllFlags(pipeline.DPVPC) &^ (pipeline.VPCSGEgress | pipeline.VPCSGIngress)
+		st := &dataplane.State{VPCs: []dataplane.VPC{{ID: 1, GwMAC: gw, Flags: open}},
 			Hubs: []dataplane.Hubs{{VPC: 1, VTEPs: []netip.Addr{h1.VTEP, h2.VTEP}}}}
 		for vni, c := range cidr {
 			st.Vxnets = append(st.Vxnets, dataplane.Vxnet{VNI: vni, VPC: 1, CIDR: c, GwIP: c.Addr().Next(), GwMAC: gw, Flags: flags})
@@ -381,36 +360,6 @@ func frame(dst, src net.HardwareAddr, sip, dip string) []byte {
 	binary.BigEndian.PutUint16(b[36:], 7)
 	binary.BigEndian.PutUint16(b[38:], 8+64)
 	return b
-}
-
-func (d *DataplaneResult) markdown(b *strings.Builder) {
-	fmt.Fprintf(b, "## Data plane (two hosts, one VM each side, %d interleaved rounds; min / median / max)\n\n", d.Rounds)
-	fmt.Fprintf(b, "| path | TCP 1 stream Gbit/s | TCP 4 streams Gbit/s | RTT mean µs | RTT p99 µs |\n|---|---|---|---|---|\n")
-	f := func(s Stat, prec int) string {
-		return fmt.Sprintf("%.*f / %.*f / %.*f", prec, s.Min, prec, s.Med, prec, s.Max)
-	}
-	for _, p := range d.Paths {
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", p.Name, f(p.Gbps1, 2), f(p.Gbps4, 2), f(p.RTTMean, 0), f(p.RTTP99, 0))
-	}
-	fmt.Fprintf(b, "\nRatios of medians (Courier over the Linux bridge + VXLAN baseline measured in this run):\n\n")
-	keys := make([]string, 0, len(d.Ratios))
-	for k := range d.Ratios {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(b, "- %s: %.2f\n", k, d.Ratios[k])
-	}
-	fmt.Fprintf(b, "\nport_ingress per packet (median of 20,000 single BPF_PROG_TEST_RUN runs, kernel-timed; the baseline is the same harness around a program that only returns):\n\n")
-	keys = keys[:0]
-	for k := range d.ProgramNs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(b, "- %s: %.0f ns\n", k, d.ProgramNs[k])
-	}
-	fmt.Fprintf(b, "\nTargets: (c) and (d) at least 95%% of (b)'s throughput and no worse than its latency; (d) equal to (c) within noise. Rounds are interleaved; compare the min–max ranges, not only the medians.\n\n")
 }
 
 func nonZero(m map[string]uint64) map[string]uint64 {

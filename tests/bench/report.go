@@ -207,6 +207,9 @@ func (rep *Report) Markdown() string {
 	fmt.Fprintf(&b, "# Courier benchmark %s\n\n", rep.Date)
 	m := rep.Machine
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %d GiB, kernel %s, %s, %s.\n\n", m.CPUs, m.CPU, m.MemGiB, m.Kernel, m.Go, m.OVSDB)
+	if d := rep.Dataplane; d != nil && len(d.BelowTarget) > 0 {
+		fmt.Fprintf(&b, "**Data plane below target on %d of its ratios** (listed in its section).\n\n", len(d.BelowTarget))
+	}
 	if len(rep.Northd) > 0 {
 		fmt.Fprintf(&b, "## northd (one VPC, 253 vxnets)\n\n")
 		fmt.Fprintf(&b, "| ports | NB commit s | commit→sb_cfg s (min–max) | ovsdb-server floor s | ratio | datapaths | bindings | logical flows | northd peak RSS MiB | add p50/p90/p99 ms | update p50/p90/p99 ms | delete p50/p90/p99 ms |\n")

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/courier-sdn/courier/tests/bench"
 )
@@ -34,8 +36,18 @@ func main() {
 	sgPorts := flag.String("sg-ports", "8000", "security group propagation: port counts of the VPC, one sandbox each")
 	sgGroups := flag.Int("sg-groups", 100, "security group propagation: groups the ports are spread over")
 	sgSamples := flag.Int("sg-samples", 30, "security group propagation: changes of each kind measured")
+	hold := flag.Bool("hold", false, "build the data plane benchmark's paths, print their namespaces and keep them until interrupted (for profiling); measure nothing")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if *hold {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := bench.HoldDataplane(ctx, bench.Env{BinDir: *bin, Log: log}); err != nil {
+			fmt.Fprintln(os.Stderr, "courier-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ns, cs, sgs := ints("--northd-sizes", *sizes), ints("--cli-sizes", *cliSizes), ints("--sg-ports", *sgPorts)
 	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns, NorthdRounds: *northdRounds, Rounds: *rounds, Seconds: *seconds,
 		Present: *present, Samples: *samples, StatePorts: *statePorts, StateHosts: *stateHosts,

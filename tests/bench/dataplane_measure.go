@@ -1,0 +1,284 @@
+package bench
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/courier-sdn/courier/internal/lab"
+)
+
+// What the data plane benchmark measures on every path, in each round.
+// Throughput with 1, 4 and 32 TCP streams (iperf3; 3.12 runs all streams
+// on one thread, the same on every path); a request/response rate, one
+// 64-byte message each way on one TCP connection (sockperf ping-pong),
+// and its round trip; a connection-per-request rate (connect, 64 bytes
+// each way, close: what NAT and security groups set up per flow); and
+// ping's round trip (back to back, -A).
+type metric struct {
+	key   string
+	title string
+	prec  int
+	// lower is better (a latency); otherwise higher is.
+	lower bool
+	// Courier's paths must do at least as well as the bridge (b).
+	gate bool
+}
+
+var metrics = []metric{
+	{key: "tcp_1_stream_gbps", title: "TCP 1 stream Gbit/s", prec: 2, gate: true},
+	{key: "tcp_4_streams_gbps", title: "TCP 4 streams Gbit/s", prec: 2, gate: true},
+	{key: "tcp_32_streams_gbps", title: "TCP 32 streams Gbit/s", prec: 2, gate: true},
+	{key: "tcp_rr_per_s", title: "TCP req/resp /s", prec: 0, gate: true},
+	{key: "tcp_crr_per_s", title: "TCP conn/req /s", prec: 0, gate: true},
+	{key: "rr_rtt_p50_us", title: "req/resp RTT p50 µs", prec: 1, lower: true, gate: true},
+	{key: "rtt_mean_us", title: "ping RTT mean µs", prec: 0, lower: true, gate: true},
+	{key: "rtt_p99_us", title: "ping RTT p99 µs", prec: 0, lower: true},
+}
+
+const (
+	iperfPort    = 5201
+	sockperfPort = 11111
+	crrPort      = 5301
+	rrSize       = 64
+)
+
+// startServers starts, in every path's server VM, iperf3, sockperf and
+// the connection-per-request server; stop ends them all (call it even
+// on error).
+func startServers(paths []*PathResult) (stop func(), err error) {
+	var cmds []*exec.Cmd
+	var lns []net.Listener
+	stop = func() {
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+		for _, l := range lns {
+			l.Close()
+		}
+	}
+	for _, p := range paths {
+		for _, args := range [][]string{{"iperf3", "-s", "-p", strconv.Itoa(iperfPort)},
+			{"sockperf", "server", "--tcp", "-i", p.dst, "-p", strconv.Itoa(sockperfPort)}} {
+			c := exec.Command("ip", append([]string{"netns", "exec", p.serverNS}, args...)...)
+			if err := c.Start(); err != nil {
+				return stop, fmt.Errorf("%s in %s: %w", args[0], p.serverNS, err)
+			}
+			cmds = append(cmds, c)
+		}
+		ln, err := crrServer(p.serverNS)
+		if err != nil {
+			return stop, err
+		}
+		lns = append(lns, ln)
+	}
+	time.Sleep(500 * time.Millisecond)
+	return stop, nil
+}
+
+// measure runs every metric once on p and appends the values to p.Raw.
+func measure(p *PathResult, seconds int) error {
+	if p.Raw == nil {
+		p.Raw = map[string][]float64{}
+	}
+	add := func(k string, v float64) { p.Raw[k] = append(p.Raw[k], v) }
+	for _, n := range []int{1, 4, 32} {
+		g, err := iperf(p.client, p.dst, n, seconds)
+		if err != nil {
+			return err
+		}
+		add(map[int]string{1: "tcp_1_stream_gbps", 4: "tcp_4_streams_gbps", 32: "tcp_32_streams_gbps"}[n], g)
+	}
+	rate, p50, err := sockperfRR(p.client, p.dst, seconds)
+	if err != nil {
+		return err
+	}
+	add("tcp_rr_per_s", rate)
+	add("rr_rtt_p50_us", p50)
+	crr, err := crrRate(p.client, p.dst, seconds)
+	if err != nil {
+		return err
+	}
+	add("tcp_crr_per_s", crr)
+	mean, p99, err := pingRTT(p.client, p.dst, 2000)
+	if err != nil {
+		return err
+	}
+	add("rtt_mean_us", mean)
+	add("rtt_p99_us", p99)
+	return nil
+}
+
+func iperf(clientNS, dst string, streams, seconds int) (float64, error) {
+	out, err := lab.Exec(clientNS, "iperf3", "-c", dst, "-p", strconv.Itoa(iperfPort), "-t", strconv.Itoa(seconds), "-P", strconv.Itoa(streams), "-J")
+	if err != nil {
+		return 0, fmt.Errorf("iperf3: %v: %s", err, firstLine(out))
+	}
+	var r struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		return 0, fmt.Errorf("iperf3 output: %v", err)
+	}
+	return r.End.SumReceived.BitsPerSecond / 1e9, nil
+}
+
+var (
+	sockperfValid = regexp.MustCompile(`\[Valid Duration\] RunTime=([0-9.]+) sec; SentMessages=\d+; ReceivedMessages=(\d+)`)
+	sockperfP50   = regexp.MustCompile(`percentile 50\.000 =\s*([0-9.]+)`)
+)
+
+// sockperfRR runs a TCP ping-pong of 64-byte messages for seconds and
+// returns the round trips a second and the median round trip in µs.
+func sockperfRR(clientNS, dst string, seconds int) (rate, p50 float64, err error) {
+	out, err := lab.Exec(clientNS, "sockperf", "ping-pong", "--tcp", "--full-rtt", "-i", dst, "-p", strconv.Itoa(sockperfPort),
+		"-m", strconv.Itoa(rrSize), "-t", strconv.Itoa(seconds))
+	if err != nil {
+		return 0, 0, fmt.Errorf("sockperf: %v: %s", err, firstLine(out))
+	}
+	return parseSockperf(out)
+}
+
+func parseSockperf(out string) (rate, p50 float64, err error) {
+	v, m := sockperfValid.FindStringSubmatch(out), sockperfP50.FindStringSubmatch(out)
+	if v == nil || m == nil {
+		return 0, 0, fmt.Errorf("sockperf output not understood: %q", firstLine(out))
+	}
+	secs, _ := strconv.ParseFloat(v[1], 64)
+	n, _ := strconv.ParseFloat(v[2], 64)
+	p50, _ = strconv.ParseFloat(m[1], 64)
+	if secs <= 0 {
+		return 0, 0, fmt.Errorf("sockperf ran %v s", secs)
+	}
+	return n / secs, p50, nil
+}
+
+// crrServer listens in ns and answers each connection's 64-byte request
+// with 64 bytes, then closes first, as an HTTP/1.0 server does: the
+// client's ports do not wait in TIME_WAIT, so a run is not limited by
+// the ephemeral port range.
+func crrServer(ns string) (net.Listener, error) {
+	var ln net.Listener
+	err := lab.Do(ns, func() (err error) {
+		ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", crrPort))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connection-per-request server in %s: %w", ns, err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, rrSize)
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := io.ReadFull(c, buf); err == nil {
+					c.Write(buf)
+				}
+			}()
+		}
+	}()
+	return ln, nil
+}
+
+// crrRate connects to the crrServer at dst from clientNS, one connection
+// at a time, for seconds, and returns the completed requests a second.
+func crrRate(clientNS, dst string, seconds int) (float64, error) {
+	addr := net.JoinHostPort(dst, strconv.Itoa(crrPort))
+	n := 0
+	var elapsed time.Duration
+	err := lab.Do(clientNS, func() error {
+		req, resp := make([]byte, rrSize), make([]byte, rrSize+1)
+		start := time.Now()
+		end := start.Add(time.Duration(seconds) * time.Second)
+		for time.Now().Before(end) {
+			c, err := net.DialTimeout("tcp4", addr, 2*time.Second)
+			if err != nil {
+				return err
+			}
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			_, err = c.Write(req)
+			if err == nil {
+				var got int
+				got, err = io.ReadFull(c, resp)
+				if errors.Is(err, io.ErrUnexpectedEOF) && got == rrSize {
+					err = nil // the response, then the server's close
+				} else if err == nil {
+					err = fmt.Errorf("more than %d bytes in the response", rrSize)
+				}
+			}
+			c.Close()
+			if err != nil {
+				return fmt.Errorf("request %d: %w", n+1, err)
+			}
+			n++
+		}
+		elapsed = time.Since(start)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("connection per request to %s: %w", addr, err)
+	}
+	return float64(n) / elapsed.Seconds(), nil
+}
+
+// pingRTT measures back-to-back (adaptive) pings: the path's latency
+// rather than the CPU's wake-up time.
+func pingRTT(clientNS, dst string, n int) (mean, p99 float64, err error) {
+	out, err := lab.Exec(clientNS, "ping", "-A", "-n", "-c", strconv.Itoa(n), dst)
+	if err != nil {
+		return 0, 0, fmt.Errorf("ping: %v", err)
+	}
+	var rtts []float64
+	for _, line := range strings.Split(out, "\n") {
+		i := strings.Index(line, "time=")
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(line[i+5:])
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+			rtts = append(rtts, v*1000)
+		}
+	}
+	if len(rtts) < n/2 {
+		return 0, 0, fmt.Errorf("ping: %d of %d answered", len(rtts), n)
+	}
+	sort.Float64s(rtts)
+	sum := 0.0
+	for _, v := range rtts {
+		sum += v
+	}
+	return sum / float64(len(rtts)), rtts[len(rtts)*99/100], nil
+}
+
+// loadAvg is the machine's 1-minute load average.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}

@@ -1,0 +1,110 @@
+package bench
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// compare fills the ratios of medians, Courier within a vxnet (c) and
+// across vxnets (d) over the bridge (b), and across over within, and
+// names every gated ratio that misses its target: at least (b)'s rate,
+// at most (b)'s latency.
+func (d *DataplaneResult) compare(b, c, x *PathResult) {
+	for _, m := range metrics {
+		for _, p := range []struct {
+			name string
+			r    *PathResult
+		}{{"same_vxnet", c}, {"cross_vxnet", x}} {
+			base := b.Stats[m.key].Med
+			if base == 0 {
+				continue
+			}
+			k := p.name + "_vs_bridge_" + m.key
+			r := p.r.Stats[m.key].Med / base
+			d.Ratios[k] = r
+			d.RoundRatios[k] = roundRatios(p.r.Raw[m.key], b.Raw[m.key])
+			if m.gate && ((!m.lower && r < 1) || (m.lower && r > 1)) {
+				want := "≥"
+				if m.lower {
+					want = "≤"
+				}
+				d.BelowTarget = append(d.BelowTarget, fmt.Sprintf("%s: %.2f (target %s 1.00)", k, r, want))
+			}
+		}
+	}
+	for _, k := range []string{"tcp_1_stream_gbps", "rtt_mean_us"} {
+		if s := c.Stats[k].Med; s != 0 {
+			d.Ratios["cross_vs_same_vxnet_"+k] = x.Stats[k].Med / s
+		}
+	}
+}
+
+// roundRatios is min, median and max of v[i]/base[i]: each round's pair
+// measured back to back, which drift in the machine's load between
+// rounds does not move.
+func roundRatios(v, base []float64) Stat {
+	var r []float64
+	for i := range min(len(v), len(base)) {
+		if base[i] != 0 {
+			r = append(r, v[i]/base[i])
+		}
+	}
+	return stat(r)
+}
+
+func (d *DataplaneResult) markdown(b *strings.Builder) {
+	fmt.Fprintf(b, "## Data plane (two hosts, one VM each side, %d interleaved rounds; min / median / max)\n\n", d.Rounds)
+	fmt.Fprintf(b, "CPU: %s; load average (1 min) %.2f before, %.2f after.\n\n", d.CPU, d.LoadAvg[0], d.LoadAvg[1])
+	if len(d.BelowTarget) == 0 {
+		fmt.Fprintf(b, "**All targets met**: (c) and (d) at least (b)'s rates and at most its latency (medians).\n\n")
+	} else {
+		fmt.Fprintf(b, "**BELOW TARGET** (Courier over the bridge, medians of this run):\n\n")
+		for _, s := range d.BelowTarget {
+			fmt.Fprintf(b, "- %s\n", s)
+		}
+		fmt.Fprintln(b)
+	}
+	f := func(s Stat, prec int) string {
+		return fmt.Sprintf("%.*f / %.*f / %.*f", prec, s.Min, prec, s.Med, prec, s.Max)
+	}
+	fmt.Fprintf(b, "| path |")
+	for _, m := range metrics {
+		fmt.Fprintf(b, " %s |", m.title)
+	}
+	fmt.Fprintf(b, "\n|---|%s\n", strings.Repeat("---|", len(metrics)))
+	for _, p := range d.Paths {
+		fmt.Fprintf(b, "| %s |", p.Name)
+		for _, m := range metrics {
+			fmt.Fprintf(b, " %s |", f(p.Stats[m.key], m.prec))
+		}
+		fmt.Fprintln(b)
+	}
+	fmt.Fprintf(b, "\nTCP: iperf3 (%s); req/resp: sockperf ping-pong --tcp, %d-byte messages, round trips a second and their median; "+
+		"conn/req: connect, %d bytes each way, server closes, one connection at a time; ping: -A, 2000 echoes.\n",
+		"3.12 runs every stream on one thread", rrSize, rrSize)
+	fmt.Fprintf(b, "\nRatios of medians (Courier over the Linux bridge + VXLAN baseline measured in this run), and of each round's pair (min / median / max):\n\n")
+	keys := make([]string, 0, len(d.Ratios))
+	for k := range d.Ratios {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if r, ok := d.RoundRatios[k]; ok {
+			fmt.Fprintf(b, "- %s: %.2f (round by round %.2f / %.2f / %.2f)\n", k, d.Ratios[k], r.Min, r.Med, r.Max)
+		} else {
+			fmt.Fprintf(b, "- %s: %.2f\n", k, d.Ratios[k])
+		}
+	}
+	fmt.Fprintf(b, "\nport_ingress per packet (median of 20,000 single BPF_PROG_TEST_RUN runs, kernel-timed; the baseline is the same harness around a program that only returns):\n\n")
+	keys = keys[:0]
+	for k := range d.ProgramNs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(b, "- %s: %.0f ns\n", k, d.ProgramNs[k])
+	}
+	fmt.Fprintf(b, "\nTargets: (c) and (d) at least (b)'s throughput (1, 4, 32 streams) and request rates, and no worse than its latency; "+
+		"(d) equal to (c) within noise. Rounds are interleaved; compare the min–max ranges, not only the medians.\n\n")
+}
