@@ -2,7 +2,7 @@
 
 function __fish_courier-sandbox_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i start stop status show vm-add vm-del vm-move exec demo
+        if contains -- $i start stop status show vm-add vm-del vm-move vm-migrate exec demo
             return 1
         end
     end
@@ -35,6 +35,8 @@ complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-del' -f -l help -
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'vm-del' -d 'remove a VM'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-move' -f -l help -s h -d 'show help'
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'vm-move' -d 'move a VM to another host, keeping its MAC and IP'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-migrate' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'vm-migrate' -d 'live-migrate a QEMU guest to another host, its port moving with it'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from exec' -f -l help -s h -d 'show help'
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'exec' -d 'run a command inside a VM'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from demo' -f -l help -s h -d 'show help'

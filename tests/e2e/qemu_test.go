@@ -3,10 +3,14 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,5 +120,145 @@ func TestQEMUGuests(t *testing.T) {
 		}
 		// The port's own address still works.
 		e.mustPing("g1", "10.5.1.11")
+	})
+}
+
+// interruptedPing pings every interval from a namespace VM until stop.
+type interruptedPing struct {
+	cmd *exec.Cmd
+	out strings.Builder
+}
+
+func (e *env) pingUntilStopped(from, to, interval string) *interruptedPing {
+	e.t.Helper()
+	p := &interruptedPing{cmd: exec.Command("ip", "netns", "exec", e.s.VMNS(from), "ping", "-n", "-q", "-i", interval, "-W", "1", to)}
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+	})
+	return p
+}
+
+// stop ends the ping (SIGINT: it prints its summary) and counts.
+func (p *interruptedPing) stop() (sent, recv int) {
+	p.cmd.Process.Signal(os.Interrupt)
+	p.cmd.Wait()
+	for _, line := range strings.Split(p.out.String(), "\n") {
+		if strings.Contains(line, "packets transmitted") {
+			fmt.Sscanf(line, "%d packets transmitted, %d received", &sent, &recv)
+		}
+	}
+	return sent, recv
+}
+
+// streamed is how many lines of the peer's TCP stream the guest has.
+func (e *env) streamed(port string) int {
+	out, err := e.s.Exec(port, "wc", "-l", "/tmp/stream")
+	if err != nil {
+		e.t.Fatalf("%s: wc: %v %s", port, err, out)
+	}
+	n, _ := strconv.Atoi(strings.Fields(out + " 0")[0])
+	return n
+}
+
+// A guest live-migrates (QEMU's migration over the underlay) while a
+// namespace VM on a third host pings it every 10 ms and streams to it
+// over TCP: the port moves with the guest, the TCP connection survives,
+// and the pings resume. The blackout (lost pings x 10 ms) is logged.
+func TestQEMULiveMigration(t *testing.T) {
+	e := start(t, 3, 1)
+	e.nb("vpc-add", "m", "--", "vxnet-add", "m", "ma", "10.6.1.0/24",
+		"--", "port-add", "ma", "g1", "02:00:00:06:01:0a", "10.6.1.10",
+		"--", "port-add", "ma", "n1", "02:00:00:06:01:0b", "10.6.1.11")
+	e.vm("hv3", "n1")
+	e.guests("hv1", "g1")
+	e.mustPing("n1", "10.6.1.10")
+
+	ctx := t.Context()
+	// busybox nc ends the connection at the end of its input: give it none.
+	if out, st, err := e.s.GuestExec(ctx, "g1", "sleep 100000 | nc -l -p 5001 >/tmp/stream 2>&1 &"); err != nil || st != 0 {
+		t.Fatalf("start the guest's listener: %v %d %s", err, st, out)
+	}
+	testenv.Eventually(t, 20*time.Second, "the guest listens on 5001", func() error {
+		if out, st, err := e.s.GuestExec(ctx, "g1", "netstat -ltn | grep -q ':5001 '"); err != nil || st != 0 {
+			return fmt.Errorf("not yet: %v %d %s", err, st, out)
+		}
+		return nil
+	})
+	stream := exec.Command("ip", "netns", "exec", e.s.VMNS("n1"), "sh", "-c",
+		"i=0; while i=$((i+1)); do echo $i; sleep 0.02; done | busybox nc 10.6.1.10 5001")
+	stream.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var streamOut strings.Builder
+	stream.Stdout, stream.Stderr = &streamOut, &streamOut
+	if err := stream.Start(); err != nil {
+		t.Fatal(err)
+	}
+	streamDone := make(chan error, 1)
+	go func() { streamDone <- stream.Wait() }()
+	t.Cleanup(func() { syscall.Kill(-stream.Process.Pid, syscall.SIGKILL); <-streamDone })
+	testenv.Eventually(t, 20*time.Second, "the TCP stream reaches the guest", func() error {
+		if n := e.streamed("g1"); n == 0 {
+			return fmt.Errorf("nothing streamed yet: %s", streamOut.String())
+		}
+		return nil
+	})
+
+	first := e.streamed("g1")
+	testenv.Eventually(t, 20*time.Second, "the stream flows before the migration", func() error {
+		if n := e.streamed("g1"); n <= first {
+			return fmt.Errorf("the guest has %d lines, as before: %s", n, streamOut.String())
+		}
+		return nil
+	})
+	p := e.pingUntilStopped("n1", "10.6.1.10", "0.01")
+	time.Sleep(500 * time.Millisecond) // pings before the migration
+	start := time.Now()
+	downtime, err := e.s.MigrateVM(ctx, "g1", "hv2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	// Pings after it: whatever was lost, the guest answers again.
+	testenv.Eventually(t, 20*time.Second, "n1 reaches g1 on hv2", func() error {
+		if n, out := e.s.Ping("n1", ip("10.6.1.10"), 1, "0.2"); n != 1 {
+			return fmt.Errorf("no answer: %s", out)
+		}
+		return nil
+	})
+	sent, recv := p.stop()
+	t.Logf("live migration hv1 -> hv2: %s end to end, QEMU downtime %s; %d of %d pings (10 ms) lost: a blackout of about %d ms",
+		took.Round(time.Millisecond), downtime, sent-recv, sent, (sent-recv)*10)
+
+	if host, _ := e.s.HasVM("g1"); host != "hv2" {
+		t.Errorf("g1 is recorded on %s", host)
+	}
+	t.Run("the TCP connection survives", func(t *testing.T) {
+		before := e.streamed("g1")
+		testenv.Eventually(t, 20*time.Second, "the stream goes on after the migration", func() error {
+			if n := e.streamed("g1"); n <= before {
+				return fmt.Errorf("the guest has %d lines, as before", n)
+			}
+			return nil
+		})
+		select {
+		case err := <-streamDone:
+			streamDone <- err
+			t.Errorf("the peer's TCP stream ended: %v %s", err, streamOut.String())
+		default:
+		}
+	})
+	t.Run("the guest runs on hv2 only", func(t *testing.T) {
+		if out, err := e.s.Exec("g1", "hostname"); err != nil || strings.TrimSpace(out) != "g1" {
+			t.Errorf("console after migration: %v %q", err, out)
+		}
+		if pid, err := os.ReadFile(filepath.Join(e.s.RunDir, "guest-g1.pid")); err != nil || len(pid) == 0 {
+			t.Errorf("no pid file for the migrated guest: %v", err)
+		}
 	})
 }

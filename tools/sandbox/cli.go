@@ -205,6 +205,30 @@ dynamic_addresses, and fails with the port's error if northd refused it.`,
 				},
 			},
 			{
+				Name:      "vm-migrate",
+				Usage:     "live-migrate a QEMU guest to another host, its port moving with it",
+				ArgsUsage: "PORT HOST",
+				Description: `QEMU's live migration: a QEMU on HOST waits with -incoming on HOST's
+underlay address, the guest's QEMU migrates to it over QMP, and once the
+guest runs there its old QEMU and tap go and its port is bound on HOST.
+Returns once the port is up on HOST, printing QEMU's downtime.`,
+				Action: func(cx *cli.Context) error {
+					if cx.NArg() != 2 {
+						return fmt.Errorf("usage: courier-sandbox vm-migrate PORT HOST")
+					}
+					s, err := open(cx)
+					if err != nil {
+						return err
+					}
+					d, err := s.MigrateVM(context.Background(), cx.Args().Get(0), cx.Args().Get(1))
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(stdout, "%s runs on %s (QEMU downtime %s)\n", cx.Args().Get(0), cx.Args().Get(1), d)
+					return nil
+				},
+			},
+			{
 				Name:      "exec",
 				Usage:     "run a command inside a VM",
 				ArgsUsage: "PORT -- COMMAND [ARG...]",

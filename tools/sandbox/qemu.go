@@ -75,7 +75,7 @@ func (s *Sandbox) addGuest(ctx context.Context, host, port string, mac net.Hardw
 	if err != nil {
 		return fmt.Errorf("guest %s: %w", port, err)
 	}
-	s.setVM(port, &VMSt{Host: host, QEMU: true})
+	s.setVM(port, &VMSt{Host: host, QEMU: true, MTU: mtu})
 	if err := s.save(); err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func (s *Sandbox) addGuest(ctx context.Context, host, port string, mac net.Hardw
 	if err != nil {
 		return err
 	}
-	s.setVM(port, &VMSt{Host: host, IP: ip, QEMU: true})
+	s.setVM(port, &VMSt{Host: host, IP: ip, QEMU: true, MTU: mtu})
 	if err := s.save(); err != nil {
 		return err
 	}
@@ -142,17 +142,22 @@ func (s *Sandbox) stopGuest(port string) error {
 	if err := proc.Stop(s.guestFile(port, ".pid"), "qemu-system", 10*time.Second); err != nil {
 		errs = append(errs, fmt.Errorf("stop QEMU of %s: %w", port, err))
 	}
-	errs = append(errs, lab.Do(s.HostNS(vm.Host), func() error {
-		l, err := netlink.LinkByName(tapName(port))
-		if err != nil {
-			return nil
-		}
-		return netlink.LinkDel(l)
-	}))
+	errs = append(errs, lab.Do(s.HostNS(vm.Host), func() error { return delLink(tapName(port)) }))
 	for _, ext := range []string{".pid", ".log", ".con", ".con.log", ".qmp", ".lock"} {
 		os.Remove(s.guestFile(port, ext))
 	}
 	return errors.Join(errs...)
+}
+
+// delLink deletes an interface of the current namespace, if it exists.
+//
+// Equivalent to: ip link del NAME
+func delLink(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil
+	}
+	return netlink.LinkDel(l)
 }
 
 // GuestExec runs a shell command line in a QEMU guest through its serial

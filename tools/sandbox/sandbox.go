@@ -82,6 +82,7 @@ type VMSt struct {
 	IP   string `json:"ip"`
 	DHCP string `json:"dhcp,omitempty"` // the DHCP client it runs, if any
 	QEMU bool   `json:"qemu,omitempty"` // a QEMU guest on a tap (qemu.go), not a namespace
+	MTU  int    `json:"mtu,omitempty"`  // a guest's NIC's (a migration's destination has the same)
 }
 
 // Sandbox is a running sandbox. Its methods may be called concurrently.
