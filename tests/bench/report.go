@@ -23,6 +23,7 @@ type Report struct {
 	Spine       *SpineResult       `json:"spine,omitempty"`
 	VM          *VMResult          `json:"vm,omitempty"`
 	CLI         *CLIResult         `json:"cli,omitempty"`
+	Migrate     *MigrateResult     `json:"migrate,omitempty"`
 	Errors      []string           `json:"errors,omitempty"`
 }
 
@@ -151,6 +152,14 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 			rep.VM = res
 		}
 	}
+	if r.want("migrate") {
+		r.Env.Log.Info("live migration benchmark", "migrations", 10)
+		if res, err := Migrate(ctx, r.Env, 10); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("migrate: %v", err))
+		} else {
+			rep.Migrate = res
+		}
+	}
 	if r.want("cli") {
 		r.Env.Log.Info("CLI benchmark", "sizes", r.CLISizes, "bulk", r.CLIBulk)
 		if res, err := CLI(ctx, r.Env, r.CLISizes, r.CLISamples, r.CLIBulk, max(2, r.Rounds)); err != nil {
@@ -222,6 +231,9 @@ func (rep *Report) Markdown() string {
 	}
 	if v := rep.VM; v != nil {
 		v.markdown(&b)
+	}
+	if m := rep.Migrate; m != nil {
+		m.markdown(&b)
 	}
 	for _, e := range rep.Errors {
 		fmt.Fprintf(&b, "- error: %s\n", e)
