@@ -257,8 +257,11 @@ func TestQEMULiveMigration(t *testing.T) {
 		if out, err := e.s.Exec("g1", "hostname"); err != nil || strings.TrimSpace(out) != "g1" {
 			t.Errorf("console after migration: %v %q", err, out)
 		}
-		if pid, err := os.ReadFile(filepath.Join(e.s.RunDir, "guest-g1.pid")); err != nil || len(pid) == 0 {
+		if pid, err := os.ReadFile(filepath.Join(e.s.RunDir, "guest-g1@hv2.pid")); err != nil || len(pid) == 0 {
 			t.Errorf("no pid file for the migrated guest: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(e.s.RunDir, "guest-g1@hv1.pid")); err == nil {
+			t.Error("the source QEMU's pid file is still there")
 		}
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"time"
 
@@ -54,8 +53,7 @@ func (s *Sandbox) MigrateVM(ctx context.Context, port, to string) (time.Duration
 	if err != nil {
 		return 0, err
 	}
-	// The destination: its tap, then QEMU waiting for the stream. Its
-	// files are the guest's with ".in" until it takes over.
+	// The destination: its tap, then QEMU waiting for the stream.
 	tap := tapName(port)
 	err = lab.Do(s.HostNS(to), func() error {
 		_, err := dataplane.CreateTap(tap, dataplane.AliasPrefix+port)
@@ -64,7 +62,7 @@ func (s *Sandbox) MigrateVM(ctx context.Context, port, to string) (time.Duration
 	if err != nil {
 		return 0, fmt.Errorf("guest %s: tap on %s: %w", port, to, err)
 	}
-	in := func(ext string) string { return s.guestFile(port, ".in"+ext) }
+	in := func(ext string) string { return s.guestFile(port, to, ext) }
 	uri := fmt.Sprintf("tcp:%s:%d", dst.VTEP, migrationPort)
 	mac, err := s.guestMAC(port)
 	if err != nil {
@@ -79,19 +77,14 @@ func (s *Sandbox) MigrateVM(ctx context.Context, port, to string) (time.Duration
 		return 0, s.abortMigration(port, to, err)
 	}
 	s.log.Info("started incoming QEMU", "port", port, "host", to, "pid", pid)
-	downtime, err := s.migrate(ctx, port, uri)
+	downtime, err := s.migrate(ctx, s.guestFile(port, vm.Host, ".qmp"), uri)
 	if err != nil {
 		return 0, s.abortMigration(port, to, err)
 	}
 	// The guest runs on the destination: the source goes, and with its
 	// tap its claim.
-	if err := s.stopGuest(port); err != nil {
+	if err := s.stopQEMU(port, vm.Host); err != nil {
 		return 0, err
-	}
-	for _, ext := range []string{".pid", ".log", ".con", ".con.log", ".qmp"} {
-		if err := os.Rename(in(ext), s.guestFile(port, ext)); err != nil {
-			return 0, err
-		}
 	}
 	vm.Host = to
 	s.setVM(port, &vm)
@@ -111,12 +104,12 @@ func (s *Sandbox) guestMAC(port string) (net.HardwareAddr, error) {
 }
 
 // migrate asks the source QEMU to migrate to uri and waits for the end.
-func (s *Sandbox) migrate(ctx context.Context, port, uri string) (int64, error) {
+func (s *Sandbox) migrate(ctx context.Context, qmp, uri string) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	// The incoming QEMU listens once it has started: retry the migrate
 	// until it accepts.
-	src, err := guest.DialQMP(ctx, s.guestFile(port, ".qmp"))
+	src, err := guest.DialQMP(ctx, qmp)
 	if err != nil {
 		return 0, err
 	}
@@ -137,13 +130,7 @@ func (s *Sandbox) migrate(ctx context.Context, port, uri string) (int64, error) 
 // abortMigration removes the destination's QEMU and tap after a failed
 // migration; the guest keeps running on its source.
 func (s *Sandbox) abortMigration(port, to string, cause error) error {
-	in := func(ext string) string { return s.guestFile(port, ".in"+ext) }
-	errs := []error{cause, proc.Stop(in(".pid"), "qemu-system", 10*time.Second)}
-	errs = append(errs, lab.Do(s.HostNS(to), func() error { return delLink(tapName(port)) }))
-	for _, ext := range []string{".pid", ".log", ".con", ".con.log", ".qmp"} {
-		os.Remove(in(ext))
-	}
-	return errors.Join(errs...)
+	return errors.Join(cause, s.stopQEMU(port, to))
 }
 
 // WaitBound waits until a port is bound to chassis and up there.

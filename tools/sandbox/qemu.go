@@ -24,14 +24,20 @@ import (
 
 // QEMU guests (vm-add --qemu): a real VM on a tap in its host's
 // namespace, as a hypervisor attaches one, booted from the image
-// tools/guest builds. Its files are in the run directory:
-// guest-PORT.{pid,log} (QEMU's), .con (its serial console's socket),
-// .con.log (everything the console printed) and .qmp.
+// tools/guest builds. Its QEMU's files are in the run directory, named
+// by port and host: guest-PORT@HOST.{pid,log} (QEMU's), .con (its
+// serial console's socket), .con.log (everything the console printed)
+// and .qmp. By host, because during a migration two QEMUs run the guest,
+// and a QEMU removes its sockets' paths when it exits: a renamed path
+// would take the other's.
 
-// guestFile is one of a guest's files in the run directory.
-func (s *Sandbox) guestFile(port, ext string) string {
-	return filepath.Join(s.RunDir, "guest-"+port+ext)
+// guestFile is one of the files of a guest's QEMU on host.
+func (s *Sandbox) guestFile(port, host, ext string) string {
+	return filepath.Join(s.RunDir, "guest-"+port+"@"+host+ext)
 }
+
+// guestFiles are the extensions of a QEMU's files.
+var guestFiles = []string{".pid", ".log", ".con", ".con.log", ".qmp"}
 
 // tapName fits "t-PORT" into an interface name (15 bytes); a long name
 // is cut and given a hash of the whole, as a veth's host side is.
@@ -80,7 +86,7 @@ func (s *Sandbox) addGuest(ctx context.Context, host, port string, mac net.Hardw
 		return err
 	}
 	spec := guest.Spec{Name: port, Image: img, Tap: tap, MAC: mac, MTU: mtu, Addr: addr, GW: gw,
-		Console: s.guestFile(port, ".con"), ConsoleLog: s.guestFile(port, ".con.log"), QMP: s.guestFile(port, ".qmp")}
+		Console: s.guestFile(port, host, ".con"), ConsoleLog: s.guestFile(port, host, ".con.log"), QMP: s.guestFile(port, host, ".qmp")}
 	ip, err := s.bootGuest(ctx, host, qemu, spec)
 	if err != nil {
 		return err
@@ -99,8 +105,8 @@ func (s *Sandbox) bootGuest(ctx context.Context, host, qemu string, spec guest.S
 	if fi, err := os.Stat(spec.ConsoleLog); err == nil {
 		offset = fi.Size()
 	}
-	logFile := s.guestFile(spec.Name, ".log")
-	pid, err := proc.Start(proc.Spec{Bin: qemu, Args: spec.Args(), LogFile: logFile, PidFile: s.guestFile(spec.Name, ".pid"),
+	logFile := s.guestFile(spec.Name, host, ".log")
+	pid, err := proc.Start(proc.Spec{Bin: qemu, Args: spec.Args(), LogFile: logFile, PidFile: s.guestFile(spec.Name, host, ".pid"),
 		Start: func(c *exec.Cmd) error { return lab.Do(s.HostNS(host), c.Start) }})
 	if err != nil {
 		return "", err
@@ -138,15 +144,27 @@ func (s *Sandbox) stopGuest(port string) error {
 	if !vm.QEMU {
 		return nil
 	}
+	err := s.stopQEMU(port, vm.Host)
+	os.Remove(s.guestLock(port))
+	return err
+}
+
+// stopQEMU stops a guest's QEMU on host, removes its tap there and its
+// files.
+func (s *Sandbox) stopQEMU(port, host string) error {
 	var errs []error
-	if err := proc.Stop(s.guestFile(port, ".pid"), "qemu-system", 10*time.Second); err != nil {
-		errs = append(errs, fmt.Errorf("stop QEMU of %s: %w", port, err))
+	if err := proc.Stop(s.guestFile(port, host, ".pid"), "qemu-system", 10*time.Second); err != nil {
+		errs = append(errs, fmt.Errorf("stop QEMU of %s on %s: %w", port, host, err))
 	}
-	errs = append(errs, lab.Do(s.HostNS(vm.Host), func() error { return delLink(tapName(port)) }))
-	for _, ext := range []string{".pid", ".log", ".con", ".con.log", ".qmp", ".lock"} {
-		os.Remove(s.guestFile(port, ext))
+	errs = append(errs, lab.Do(s.HostNS(host), func() error { return delLink(tapName(port)) }))
+	for _, ext := range guestFiles {
+		os.Remove(s.guestFile(port, host, ext))
 	}
 	return errors.Join(errs...)
+}
+
+func (s *Sandbox) guestLock(port string) string {
+	return filepath.Join(s.RunDir, "guest-"+port+".lock")
 }
 
 // delLink deletes an interface of the current namespace, if it exists.
@@ -164,7 +182,7 @@ func delLink(name string) error {
 // console, one at a time (a lock file), and returns its output and exit
 // status.
 func (s *Sandbox) GuestExec(ctx context.Context, port, command string) (string, int, error) {
-	lock, err := os.OpenFile(s.guestFile(port, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(s.guestLock(port), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return "", -1, err
 	}
@@ -172,7 +190,8 @@ func (s *Sandbox) GuestExec(ctx context.Context, port, command string) (string, 
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return "", -1, err
 	}
-	return guest.Exec(ctx, s.guestFile(port, ".con"), command)
+	host, _ := s.HasVM(port)
+	return guest.Exec(ctx, s.guestFile(port, host, ".con"), command)
 }
 
 // IsGuest reports whether a VM is a QEMU guest.
