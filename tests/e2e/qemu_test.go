@@ -264,4 +264,19 @@ func TestQEMULiveMigration(t *testing.T) {
 			t.Error("the source QEMU's pid file is still there")
 		}
 	})
+	// A migrated guest's QEMU exiting after a second migration removed
+	// its successor's sockets (their paths had been renamed to its).
+	t.Run("and back, the stream still going", func(t *testing.T) {
+		if _, err := e.s.MigrateVM(ctx, "g1", "hv1"); err != nil {
+			t.Fatal(err)
+		}
+		e.mustPing("n1", "10.6.1.10")
+		before := e.streamed("g1")
+		testenv.Eventually(t, 20*time.Second, "the stream goes on after the second migration", func() error {
+			if n := e.streamed("g1"); n <= before {
+				return fmt.Errorf("the guest has %d lines, as before", n)
+			}
+			return nil
+		})
+	})
 }
