@@ -27,6 +27,9 @@ type MigrateResult struct {
 	Downtime   Latency `json:"qemu_reported_downtime_ms"`
 	Namespace  Latency `json:"namespace_vm_move_blackout_ms"`
 	Accel      string  `json:"accel"`
+	// Every move's blackout in ms, in order (hv1->hv2, hv2->hv1, ...).
+	QEMUSamples      []float64 `json:"qemu_blackouts_ms"`
+	NamespaceSamples []float64 `json:"namespace_blackouts_ms"`
 }
 
 // Migrate runs it: n moves of each kind.
@@ -75,6 +78,12 @@ func Migrate(ctx context.Context, env Env, n int) (*MigrateResult, error) {
 		ns = append(ns, b)
 	}
 	res.QEMU, res.Downtime, res.Namespace = Summarize(qemu), Summarize(downtime), Summarize(ns)
+	for _, d := range qemu {
+		res.QEMUSamples = append(res.QEMUSamples, float64(d.Milliseconds()))
+	}
+	for _, d := range ns {
+		res.NamespaceSamples = append(res.NamespaceSamples, float64(d.Milliseconds()))
+	}
 	return res, nil
 }
 
@@ -129,5 +138,6 @@ func (m *MigrateResult) markdown(b *strings.Builder) {
 	}{{"QEMU guest, vm-migrate (live)", m.QEMU}, {"its QEMU-reported downtime", m.Downtime}, {"namespace VM, vm-move (recreated)", m.Namespace}} {
 		fmt.Fprintf(b, "| %s | %.0f | %.0f | %.0f |\n", r.name, r.l.P50, r.l.P99, r.l.Max)
 	}
+	fmt.Fprintf(b, "\nEach move, ms: QEMU %v; namespace VM %v.\n", m.QEMUSamples, m.NamespaceSamples)
 	fmt.Fprintf(b, "\nTarget: p99 under 100 ms (Andromeda reports p50 65 ms / p99 388 ms).\n")
 }
