@@ -113,6 +113,9 @@ func interfacesAtOnce(t *testing.T, rcvbuf, queue int) (resyncs int) {
 // interface's event and from a rescan, and reaches the data plane's
 // port, which then delivers out of it.
 func TestTapIsDetectedNotConfigured(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs root and a network namespace")
+	}
 	ns := testNS(t, "ch"+testenv.ID()+"-tap")
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {

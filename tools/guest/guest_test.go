@@ -51,10 +51,10 @@ func startGuest(t *testing.T, ns string, s Spec) {
 // serves its page. No Courier here: the tap's host side is a plain
 // interface with an address.
 func TestGuestBootsOnATap(t *testing.T) {
-	testenv.Root(t)
 	if testing.Short() {
 		t.Skip("boots a QEMU guest")
 	}
+	testenv.Root(t)
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Fatal("qemu-system-x86_64 is not installed (make deps)")
 	}
