@@ -18,10 +18,16 @@ TESTFLAGS ?= -count=1 -p 1 -timeout 40m
 # udhcpc (busybox's client and its script), isc-dhcp-client and dhcpcd
 # are the DHCP clients the tests run in VMs; traceroute and tracepath what a VM sees of the path;
 # sockperf the data plane benchmark's request/response rate.
+# qemu-system-x86 runs real guests (tools/guest); cpio and xz-utils build
+# their image, whose kernel and busybox-static mkguest.sh downloads itself
+# (busybox-static would replace busybox if installed).
 DEBS := openvswitch-common clang llvm libbpf-dev iproute2 iperf3 tcpdump \
         hyperfine bpftool ethtool procps util-linux iputils-ping \
         libjemalloc2 ovn-central graphviz busybox isc-dhcp-client \
-        udhcpc dhcpcd-base traceroute iputils-tracepath sockperf
+        udhcpc dhcpcd-base traceroute iputils-tracepath sockperf \
+        qemu-system-x86 cpio xz-utils
+# Where the QEMU guest image is built and cached (tools/guest).
+GUEST_CACHE ?= /var/cache/courier/guest
 
 # make install [PREFIX=/usr/local] [DESTDIR=] puts the binaries, man
 # pages, shell completions, systemd units and the environment files they
@@ -32,7 +38,7 @@ UNITDIR    ?= $(PREFIX)/lib/systemd/system
 BINDIR     := $(PREFIX)/bin
 TOOLS      := $(notdir $(wildcard cmd/courier-*))
 
-.PHONY: all deps generate build test unit bench sandbox check-generated vet fmt clean install
+.PHONY: all deps guest generate build test unit bench sandbox check-generated vet fmt clean install
 
 all: build
 
@@ -45,6 +51,12 @@ deps:
 	else echo "all Debian dependencies present"; fi
 	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 	$(GO) mod download
+	@$(MAKE) --no-print-directory guest
+
+# The QEMU guest's kernel and initramfs, built from the Debian archive
+# once per kernel and script (tests that boot guests build it too).
+guest:
+	sh tools/guest/mkguest.sh $(GUEST_CACHE)
 
 generate:
 	$(GO) generate ./...

@@ -104,6 +104,51 @@ func UnderlayMTU(addr netip.Addr) (int, error) {
 	return 0, fmt.Errorf("no interface holds the VTEP address %s", addr)
 }
 
+// IsTap reports whether a link is a tap, the interface a hypervisor
+// gives a guest (QEMU -netdev tap, libvirt <interface type='ethernet'>),
+// rather than the host side of a veth. The kernel says so (link kind
+// "tun", IFLA_TUN_TYPE tap): a port's interface type is read, never
+// configured.
+func IsTap(l netlink.Link) bool {
+	t, ok := l.(*netlink.Tuntap)
+	return ok && t.Mode == netlink.TUNTAP_MODE_TAP
+}
+
+// CreateTap makes a persistent tap for a hypervisor to open, tied to its
+// port by alias, its MTU raised as every VM interface's host side is,
+// and up. The sandbox and the tests use it; a hypervisor's own tap
+// (libvirt's vnetN) is bound just the same once its alias is set.
+//
+// Equivalent to:
+//
+//	ip tuntap add dev NAME mode tap vnet_hdr
+//	ip link set NAME alias courier:PORT mtu 9000 up
+func CreateTap(name, alias string) (int, error) {
+	t := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: name}, Mode: netlink.TUNTAP_MODE_TAP,
+		Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_VNET_HDR}
+	if err := netlink.LinkAdd(t); err != nil {
+		return 0, fmt.Errorf("ip tuntap add dev %s mode tap: %w", name, err)
+	}
+	// netlink.LinkAdd keeps the tap's file descriptors open for the
+	// caller; a hypervisor opens the device itself.
+	for _, f := range t.Fds {
+		f.Close()
+	}
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return 0, err
+	}
+	steps := []error{netlink.LinkSetMTU(l, hostSideMTU), netlink.LinkSetUp(l)}
+	if alias != "" {
+		steps = append(steps, netlink.LinkSetAlias(l, alias))
+	}
+	if err := errors.Join(steps...); err != nil {
+		netlink.LinkDel(l)
+		return 0, fmt.Errorf("configure tap %s: %w", name, err)
+	}
+	return l.Attrs().Index, nil
+}
+
 // VMPort describes a VM's interface, for CreateVMPort.
 type VMPort struct {
 	HostName string // host side of the veth, in the current namespace

@@ -125,7 +125,7 @@ type dvrLocalEp struct {
 	Ifindex uint32
 	Vni     uint32
 	Mac     [6]uint8
-	Pad     uint16
+	Flags   uint16
 }
 
 type dvrMonitorCfg struct {

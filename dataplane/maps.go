@@ -127,6 +127,8 @@ type compiled struct {
 const (
 	portSecurity = 0x1
 	portUnknown  = 0x2
+	portTap      = 0x4 // PORT_F_TAP
+	localTap     = 0x1 // LEP_F_TAP
 	addrFixed    = 0x1
 	addrVIP      = 0x2
 	maxHubs      = 8
@@ -147,6 +149,11 @@ func compile(s *State) (*compiled, error) {
 		if p.Unknown {
 			flags |= portUnknown
 		}
+		var lflags uint16
+		if p.Tap {
+			flags |= portTap
+			lflags = localTap
+		}
 		mtu := p.MTU
 		if mtu == 0 {
 			mtu = 1450
@@ -155,7 +162,7 @@ func compile(s *State) (*compiled, error) {
 		c.ports[idx] = dvrPort{Vni: p.VNI, Vpc: p.VPC, Mac: mac6(p.MAC), Mtu: uint16(mtu), Flags: flags, TunnelKey: p.TunnelKey}
 		for _, ip := range p.IPs {
 			c.addrs[dvrPortAddrKey{Ifindex: idx, Ip: be32(ip)}] = addrFixed
-			c.locals[dvrEpKey{Vpc: p.VPC, Ip: be32(ip)}] = dvrLocalEp{Ifindex: idx, Vni: p.VNI, Mac: mac6(p.MAC)}
+			c.locals[dvrEpKey{Vpc: p.VPC, Ip: be32(ip)}] = dvrLocalEp{Ifindex: idx, Vni: p.VNI, Mac: mac6(p.MAC), Flags: lflags}
 		}
 		for _, ip := range p.VIPs {
 			c.addrs[dvrPortAddrKey{Ifindex: idx, Ip: be32(ip)}] |= addrVIP
@@ -175,7 +182,11 @@ func compile(s *State) (*compiled, error) {
 		if !ok {
 			return nil, fmt.Errorf("local address %s: ifindex %d is not a port", l.IP, l.Ifindex)
 		}
-		c.locals[dvrEpKey{Vpc: l.VPC, Ip: be32(l.IP)}] = dvrLocalEp{Ifindex: uint32(l.Ifindex), Vni: p.Vni, Mac: p.Mac}
+		var lflags uint16
+		if p.Flags&portTap != 0 {
+			lflags = localTap
+		}
+		c.locals[dvrEpKey{Vpc: l.VPC, Ip: be32(l.IP)}] = dvrLocalEp{Ifindex: uint32(l.Ifindex), Vni: p.Vni, Mac: p.Mac, Flags: lflags}
 	}
 	for _, v := range s.Vxnets {
 		c.vxnets[v.VNI] = dvrVxnet{Vpc: v.VPC, Net: be32(v.CIDR.Masked().Addr()), Mask: maskBE(v.CIDR),

@@ -47,14 +47,18 @@ type State struct {
 
 // Port is a VM port on this host.
 type Port struct {
-	Ifindex   int
-	Name      string // the logical port, for logs
-	VNI       uint32
-	VPC       uint32
-	MAC       net.HardwareAddr
-	MTU       int
-	Security  bool
-	Unknown   bool         // addresses unknown: report what it uses
+	Ifindex  int
+	Name     string // the logical port, for logs
+	VNI      uint32
+	VPC      uint32
+	MAC      net.HardwareAddr
+	MTU      int
+	Security bool
+	Unknown  bool // addresses unknown: report what it uses
+	// Tap: the interface is a hypervisor's tap (a QEMU guest), not the
+	// host side of a veth; the DVR delivers out of it rather than into a
+	// peer. hostd sets it from the link's type (IsTap).
+	Tap       bool
 	IPs       []netip.Addr // fixed
 	VIPs      []netip.Addr // it may send from these, and announce them
 	TunnelKey uint32

@@ -23,6 +23,7 @@ type snapshot struct {
 	chassis string
 	mtu     int                   // the overlay MTU of this host's ports
 	ifaces  map[string]int        // logical port -> ifindex of its VM interface
+	taps    map[int]bool          // the VM interfaces that are taps
 	encap   map[string]netip.Addr // chassis -> VTEP
 	// gateways: external network -> the VTEPs of its gateways (eip.go)
 	gateways map[string][]netip.Addr
@@ -60,7 +61,7 @@ type desiredState struct {
 
 // takeSnapshot reads the sessions once.
 func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
-	s := &snapshot{chassis: d.cfg.Chassis, mtu: d.mtu, ifaces: d.ifaces, encap: map[string]netip.Addr{}, ports: pbs,
+	s := &snapshot{chassis: d.cfg.Chassis, mtu: d.mtu, ifaces: d.ifaces, taps: d.taps, encap: map[string]netip.Addr{}, ports: pbs,
 		learned: ops.Rows[sbdb.LearnedBinding](d.base)}
 	chassis := ops.Rows[sbdb.Chassis](d.base)
 	for _, c := range chassis {
@@ -194,7 +195,7 @@ func localPorts(s *snapshot, dps map[string]*sbdb.Datapath, dhcp map[string]pipe
 			continue
 		}
 		p := dataplane.Port{Ifindex: s.ifaces[pb.LogicalPort], Name: pb.LogicalPort, VNI: uint32(dp.TunnelKey), VPC: uint32(pb.Vpc),
-			MAC: mac, MTU: s.mtu, Security: pb.PortSecurity, Unknown: len(pb.IPs) == 0, TunnelKey: uint32(pb.TunnelKey),
+			MAC: mac, MTU: s.mtu, Tap: s.taps[s.ifaces[pb.LogicalPort]], Security: pb.PortSecurity, Unknown: len(pb.IPs) == 0, TunnelKey: uint32(pb.TunnelKey),
 			IPs: addrs(pb.IPs), VIPs: addrs(pb.VirtualIPs), DHCP: portDHCP(dhcp, pb, dp, s.mtu)}
 		if pb.SgIdentity != nil {
 			p.Identity = uint32(*pb.SgIdentity)

@@ -97,6 +97,7 @@ type Daemon struct {
 	nl      *netlink.Handle // this host's namespace
 	ifaces  map[string]int  // logical port -> ifindex of its VM interface
 	byIndex map[int]string
+	taps    map[int]bool // the VM interfaces that are taps, by ifindex
 
 	acked     int
 	refreshed time.Time
@@ -182,7 +183,7 @@ func New(cfg Config) *Daemon {
 	}
 	return &Daemon{cfg: cfg, tls: cfg.Credentials.TLSConfig(), log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
 		vpcs: map[int]*vpcSession{}, ifaces: map[string]int{}, byIndex: map[int]string{},
-		status:   map[string]string{},
+		taps: map[int]bool{}, status: map[string]string{},
 		logLimit: logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
 }
 

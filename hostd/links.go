@@ -22,6 +22,7 @@ import (
 // resync, a subscription reopened: the list of interfaces is read again.
 type linkEvent struct {
 	attrs   netlink.LinkAttrs
+	tap     bool // a hypervisor's tap, not a veth (dataplane.IsTap)
 	present bool
 	resync  bool
 }
@@ -77,7 +78,7 @@ func watchLinks(ctx context.Context, w linkWatch, out chan<- linkEvent) {
 				if !ok {
 					open = false
 				} else if u.Link != nil {
-					send(ctx, out, linkEvent{attrs: *u.Attrs(), present: u.Header.Type != unix.RTM_DELLINK})
+					send(ctx, out, linkEvent{attrs: *u.Attrs(), tap: dataplane.IsTap(u.Link), present: u.Header.Type != unix.RTM_DELLINK})
 				}
 			}
 		}
@@ -100,7 +101,7 @@ func (d *Daemon) onLink(e linkEvent) {
 		d.scanLinks()
 		return
 	}
-	d.link(&e.attrs, e.present)
+	d.link(&e.attrs, e.tap, e.present)
 }
 
 // scanLinks reads every interface's alias: VM interfaces carry
@@ -111,15 +112,18 @@ func (d *Daemon) scanLinks() {
 		d.log.Error("list interfaces", "err", err)
 		return
 	}
-	d.ifaces, d.byIndex = map[string]int{}, map[int]string{}
+	d.ifaces, d.byIndex, d.taps = map[string]int{}, map[int]string{}, map[int]bool{}
 	for _, l := range links {
-		d.link(l.Attrs(), true)
+		d.link(l.Attrs(), dataplane.IsTap(l), true)
 	}
 }
 
-func (d *Daemon) link(a *netlink.LinkAttrs, present bool) {
+// link records an interface: a VM interface (a veth's host side or a tap)
+// carries its port's name in its alias.
+func (d *Daemon) link(a *netlink.LinkAttrs, tap, present bool) {
 	if old, ok := d.byIndex[a.Index]; ok {
 		delete(d.byIndex, a.Index)
+		delete(d.taps, a.Index)
 		if d.ifaces[old] == a.Index {
 			delete(d.ifaces, old)
 		}
@@ -130,4 +134,7 @@ func (d *Daemon) link(a *netlink.LinkAttrs, present bool) {
 	}
 	d.ifaces[port] = a.Index
 	d.byIndex[a.Index] = port
+	if tap {
+		d.taps[a.Index] = true
+	}
 }

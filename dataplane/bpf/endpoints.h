@@ -13,11 +13,18 @@ struct ep_key {
 	__be32 ip;
 };
 
+/* A VM interface is the host side of a veth or a hypervisor's tap.
+ * bpf_redirect_peer reaches a veth's peer (the VM) directly; a tap has no
+ * peer, and what is sent out of it (bpf_redirect to its egress) is what
+ * its guest receives. LEP_F_TAP says which; it took the slot of what was
+ * padding, so an entry written before it (0) is a veth. */
+#define LEP_F_TAP 0x1
+
 struct local_ep {
-	__u32 ifindex; /* host side of the VM's veth */
+	__u32 ifindex; /* host side of the VM's veth, or its tap */
 	__u32 vni;
 	__u8 mac[6];
-	__u16 pad;
+	__u16 flags; /* LEP_F_* */
 };
 
 struct {

@@ -13,10 +13,7 @@ static __always_inline int lookup_dest(struct pctx *c, __u32 vpc, __be32 ip, str
 	struct ep_key k = {.vpc = vpc, .ip = ip};
 	struct local_ep *l = bpf_map_lookup_elem(&local_eps_v1, &k);
 	if (l) {
-		d->kind = DEST_LOCAL;
-		d->ifindex = l->ifindex;
-		d->vni = l->vni;
-		mac_copy(d->mac, l->mac);
+		local_dest(d, l);
 		c->hit = HIT_LOCAL_EP;
 		return 1;
 	}

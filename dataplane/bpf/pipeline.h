@@ -20,6 +20,7 @@
 #include "trace.h"
 #include "monitor.h"
 #include "eip.h"
+#include "endpoints.h"
 
 #define DEST_LOCAL 1  /* a port of this host */
 #define DEST_REMOTE 2 /* another host */
@@ -32,8 +33,18 @@ struct dest {
 	__u32 vtep;    /* DEST_REMOTE, DEST_HUB */
 	__u32 vni;
 	__u8 mac[6];
-	__u16 pad;
+	__u16 flags; /* DEST_LOCAL: LEP_F_* of its interface */
 };
+
+/* local_dest makes d the local VM interface l. */
+static __always_inline void local_dest(struct dest *d, const struct local_ep *l)
+{
+	d->kind = DEST_LOCAL;
+	d->ifindex = l->ifindex;
+	d->vni = l->vni;
+	d->flags = l->flags;
+	mac_copy(d->mac, l->mac);
+}
 
 /* What the stages of one packet share. Plain values only (copies of map
  * entries, no pointers): stages are global functions, which the verifier
@@ -111,8 +122,15 @@ static __always_inline void test_record(__u32 ifindex, __u32 peer)
 	}
 }
 
-static __always_inline int to_peer(__u32 ifindex)
+/* to_port delivers to a local VM interface: into a veth's peer (the VM's
+ * side, skipping a pass through the host's backlog), or out of a tap to
+ * its guest. */
+static __always_inline int to_port(__u32 ifindex, int tap)
 {
+	if (tap) {
+		test_record(ifindex, 0);
+		return bpf_redirect(ifindex, 0);
+	}
 	test_record(ifindex, 1);
 	return bpf_redirect_peer(ifindex, 0);
 }
@@ -160,7 +178,7 @@ static __always_inline int finish(struct __sk_buff *skb, struct pctx *c, __u32 s
 	case V_OUTPUT:
 		if (c->d.kind == DEST_LOCAL) {
 			count(STAT_LOCAL_TX);
-			return to_peer(c->d.ifindex);
+			return to_port(c->d.ifindex, c->d.flags & LEP_F_TAP);
 		}
 		if (c->d.vtep == cfg_local_vtep) {
 			verdict = V_DROP;
@@ -177,7 +195,7 @@ static __always_inline int finish(struct __sk_buff *skb, struct pctx *c, __u32 s
 		count(c->d.kind == DEST_HUB ? STAT_HUB_TX : STAT_REMOTE_TX);
 		return to_vxlan(skb, c->d.vtep, c->d.vni, c->gbp);
 	case V_REPLY:
-		return to_peer(c->ifindex);
+		return to_port(c->ifindex, c->port.flags & PORT_F_TAP);
 	case V_CONSUMED:
 		return TC_ACT_SHOT;
 	}

@@ -1,4 +1,4 @@
-/* VM ports: the host side of each VM's veth, keyed by ifindex. */
+/* VM ports: the host side of each VM's veth, or its tap, keyed by ifindex. */
 #ifndef COURIER_PORTS_H
 #define COURIER_PORTS_H
 
@@ -6,6 +6,7 @@
 
 #define PORT_F_SECURITY 0x1 /* enforce the port's MAC and addresses */
 #define PORT_F_UNKNOWN 0x2  /* addresses unknown: report what it uses */
+#define PORT_F_TAP 0x4      /* a tap (a hypervisor's guest), not a veth: endpoints.h */
 
 struct port {
 	__u32 vni;        /* its vxnet */

@@ -27,10 +27,7 @@ __attribute__((noinline)) int stage_tun_arp(struct __sk_buff *skb, struct pctx *
 		if (!l || !(c->vx.flags & VX_F_TUN_ARP_REPLY))
 			return drop_for(c, DROP_ARP_UNANSWERED);
 		c->hit = HIT_LOCAL_EP;
-		c->d.kind = DEST_LOCAL;
-		c->d.ifindex = l->ifindex;
-		c->d.vni = l->vni;
-		mac_copy(c->d.mac, l->mac);
+		local_dest(&c->d, l);
 		return V_OUTPUT;
 	}
 	if (arp->op != bpf_htons(ARPOP_REQUEST) || !cfg_hub || !(c->vx.flags & VX_F_TUN_ARP_ANSWER))

@@ -92,8 +92,8 @@ __attribute__((noinline)) int stage_tun_lookup(struct __sk_buff *skb, struct pct
 			c->tflags |= TRF_MAC_REWRITE;
 		}
 		c->hit = HIT_LOCAL_EP;
-		struct dest d = {.kind = DEST_LOCAL, .ifindex = l->ifindex, .vni = l->vni};
-		mac_copy(d.mac, l->mac);
+		struct dest d = {};
+		local_dest(&d, l);
 		/* On a hub, whether its sender knew cannot be told from the
 		 * packet (an L2 frame through a hub carries the VM's own MAC
 		 * too): it is taught, at most once per learn interval. */

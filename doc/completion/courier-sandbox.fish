@@ -2,7 +2,7 @@
 
 function __fish_courier-sandbox_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i start stop status show vm-add vm-del vm-move exec demo
+        if contains -- $i start stop status show vm-add vm-del vm-move vm-migrate exec demo
             return 1
         end
     end
@@ -31,10 +31,13 @@ complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'vm-
 complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-add' -f -l dhcp -d 'configure nothing: the VM runs a DHCP client'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-add' -f -l dhcp-client -r -d 'with --dhcp, the client: udhcpc, dhclient or dhcpcd'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-add' -f -l mtu -r -d 'the VM\'s MTU (default: the overlay\'s; 1500 with --dhcp)'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-add' -f -l qemu -d 'boot a real QEMU guest on a tap in the host\'s namespace, not a namespace VM (image: make guest)'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-del' -f -l help -s h -d 'show help'
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'vm-del' -d 'remove a VM'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-move' -f -l help -s h -d 'show help'
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'vm-move' -d 'move a VM to another host, keeping its MAC and IP'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-migrate' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'vm-migrate' -d 'live-migrate a VM to another host, its port moving with it'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from exec' -f -l help -s h -d 'show help'
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'exec' -d 'run a command inside a VM'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from demo' -f -l help -s h -d 'show help'

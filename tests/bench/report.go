@@ -25,6 +25,7 @@ type Report struct {
 	CLI         *CLIResult         `json:"cli,omitempty"`
 	SG          *SGResult          `json:"security_groups,omitempty"`
 	SGProp      []*SGPropagation   `json:"security_group_propagation,omitempty"`
+	Migrate     *MigrateResult     `json:"migrate,omitempty"`
 	Errors      []string           `json:"errors,omitempty"`
 }
 
@@ -174,6 +175,14 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 			rep.VM = res
 		}
 	}
+	if r.want("migrate") {
+		r.Env.Log.Info("live migration benchmark", "migrations", 10)
+		if res, err := Migrate(ctx, r.Env, 10); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("migrate: %v", err))
+		} else {
+			rep.Migrate = res
+		}
+	}
 	if r.want("cli") {
 		r.Env.Log.Info("CLI benchmark", "sizes", r.CLISizes, "bulk", r.CLIBulk)
 		if res, err := CLI(ctx, r.Env, r.CLISizes, r.CLISamples, r.CLIBulk, max(2, r.Rounds)); err != nil {
@@ -254,6 +263,9 @@ func (rep *Report) Markdown() string {
 	}
 	if v := rep.VM; v != nil {
 		v.markdown(&b)
+	}
+	if m := rep.Migrate; m != nil {
+		m.markdown(&b)
 	}
 	for _, e := range rep.Errors {
 		fmt.Fprintf(&b, "- error: %s\n", e)

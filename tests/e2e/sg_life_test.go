@@ -57,7 +57,7 @@ func TestSecurityGroupsAcrossRestartsAndMigration(t *testing.T) {
 	}
 	pickedBefore := e.counters("hv4")["ct_pickup"]
 	e.nb("port-set", "mover", "--chassis", "hv4")
-	if err := e.s.MigrateVM("mover", "hv4"); err != nil {
+	if _, err := e.s.MigrateVM(t.Context(), "mover", "hv4"); err != nil {
 		t.Fatal(err)
 	}
 	var r result

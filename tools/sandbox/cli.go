@@ -163,6 +163,7 @@ dynamic_addresses, and fails with the port's error if northd refused it.`,
 					&cli.BoolFlag{Name: "dhcp", Usage: "configure nothing: the VM runs a DHCP client"},
 					&cli.StringFlag{Name: "dhcp-client", Value: "udhcpc", Usage: "with --dhcp, the client: udhcpc, dhclient or dhcpcd"},
 					&cli.IntFlag{Name: "mtu", Usage: "the VM's MTU (default: the overlay's; 1500 with --dhcp)"},
+					&cli.BoolFlag{Name: "qemu", Usage: "boot a real QEMU guest on a tap in the host's namespace, not a namespace VM (image: make guest)"},
 				},
 				Action: func(cx *cli.Context) error {
 					if cx.NArg() != 2 {
@@ -172,7 +173,7 @@ dynamic_addresses, and fails with the port's error if northd refused it.`,
 					if err != nil {
 						return err
 					}
-					o := VMOptions{MTU: cx.Int("mtu")}
+					o := VMOptions{MTU: cx.Int("mtu"), QEMU: cx.Bool("qemu")}
 					if cx.Bool("dhcp") {
 						o.DHCP = cx.String("dhcp-client")
 					}
@@ -210,6 +211,38 @@ dynamic_addresses, and fails with the port's error if northd refused it.`,
 				},
 			},
 			{
+				Name:      "vm-migrate",
+				Usage:     "live-migrate a VM to another host, its port moving with it",
+				ArgsUsage: "PORT HOST",
+				Description: `A QEMU guest: QEMU's live migration. A QEMU on HOST waits with -incoming
+on HOST's underlay address, the guest's QEMU migrates to it over QMP, and
+once the guest runs there its old QEMU and tap go and its port is bound on
+HOST. Returns once the port is up on HOST, printing QEMU's downtime.
+
+A namespace VM: its namespace, processes and open connections stay, and
+the host side of its veth moves to HOST (vm-move instead recreates the VM
+there, a reboot).`,
+				Action: func(cx *cli.Context) error {
+					if cx.NArg() != 2 {
+						return fmt.Errorf("usage: courier-sandbox vm-migrate PORT HOST")
+					}
+					s, err := open(cx)
+					if err != nil {
+						return err
+					}
+					d, err := s.MigrateVM(context.Background(), cx.Args().Get(0), cx.Args().Get(1))
+					if err != nil {
+						return err
+					}
+					if d == 0 {
+						fmt.Fprintf(stdout, "%s runs on %s\n", cx.Args().Get(0), cx.Args().Get(1))
+						return nil
+					}
+					fmt.Fprintf(stdout, "%s runs on %s (QEMU downtime %s)\n", cx.Args().Get(0), cx.Args().Get(1), d)
+					return nil
+				},
+			},
+			{
 				Name:      "exec",
 				Usage:     "run a command inside a VM",
 				ArgsUsage: "PORT -- COMMAND [ARG...]",
@@ -231,6 +264,9 @@ dynamic_addresses, and fails with the port's error if northd refused it.`,
 						ns = s.InternetNS()
 					} else if _, ok := s.HasVM(port); !ok {
 						return fmt.Errorf("no VM %s in the sandbox", port)
+					}
+					if s.IsGuest(port) {
+						return guestExec(cx.Context, s, port, cmd, stdout)
 					}
 					ip, err := lookPath("ip")
 					if err != nil {
@@ -323,6 +359,25 @@ func Demo(ctx context.Context, s *Sandbox, out io.Writer) error {
 	check("red-app1", "10.0.1.11", "(red-app2, not blue-web2: VPCs reuse CIDRs)", true)
 	check("red-app1", "10.0.2.10", "(blue's db: another VPC, unreachable)", false)
 	fmt.Fprintln(out, "\nSee the bindings with: courier-sbctl --db unix:"+s.RunDir+"/sb.sock show")
+	return nil
+}
+
+// guestExec runs a command in a QEMU guest through its console, prints
+// its output and exits with its status.
+func guestExec(ctx context.Context, s *Sandbox, port string, cmd []string, stdout io.Writer) error {
+	// A lone argument is a shell command line (exec g -- 'ls | wc -l').
+	line := cmd[0]
+	if len(cmd) > 1 {
+		line = shellQuote(cmd)
+	}
+	out, status, err := s.GuestExec(ctx, port, line)
+	fmt.Fprint(stdout, out)
+	if err != nil {
+		return err
+	}
+	if status != 0 {
+		return cli.Exit("", status)
+	}
 	return nil
 }
 

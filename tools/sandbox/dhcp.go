@@ -25,6 +25,9 @@ type VMOptions struct {
 	DHCP string
 	// MTU is the VM's MTU; 0: the overlay's, or 1500 with DHCP.
 	MTU int
+	// QEMU boots a real guest on a tap (qemu.go) instead of a namespace;
+	// with DHCP set it runs the guest's own udhcpc.
+	QEMU bool
 }
 
 // DHCPClients are the clients vm-add --dhcp can run, with the command

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,6 +87,8 @@ type VMSt struct {
 	Host string `json:"host"`
 	IP   string `json:"ip"`
 	DHCP string `json:"dhcp,omitempty"` // the DHCP client it runs, if any
+	QEMU bool   `json:"qemu,omitempty"` // a QEMU guest on a tap (qemu.go), not a namespace
+	MTU  int    `json:"mtu,omitempty"`  // a guest's NIC's (a migration's destination has the same)
 }
 
 // Sandbox is a running sandbox. Its methods may be called concurrently.
@@ -400,9 +403,6 @@ func (s *Sandbox) AddVMWith(ctx context.Context, host, port string, o VMOptions)
 	if err != nil {
 		return err
 	}
-	if o.DHCP != "" {
-		return s.addDHCPVM(ctx, host, port, mac, o)
-	}
 	var addr netip.Prefix
 	if len(p.IPs) > 0 {
 		a, err := netip.ParseAddr(p.IPs[0])
@@ -410,6 +410,12 @@ func (s *Sandbox) AddVMWith(ctx context.Context, host, port string, o VMOptions)
 			return err
 		}
 		addr = netip.PrefixFrom(a, cidr.Bits())
+	}
+	if o.QEMU {
+		return s.addGuest(ctx, host, port, mac, addr, gw, o)
+	}
+	if o.DHCP != "" {
+		return s.addDHCPVM(ctx, host, port, mac, o)
 	}
 	if _, err := s.lab.AddVM(port, s.lab.Hosts[host], lab.VMConfig{Port: port, MAC: mac, Addr: addr, Gateway: gw, MTU: o.MTU}); err != nil {
 		return err
@@ -497,6 +503,13 @@ func (s *Sandbox) DelVM(port string) error {
 	if !ok {
 		return fmt.Errorf("no VM %s in the sandbox", port)
 	}
+	if s.IsGuest(port) {
+		if err := s.stopGuest(port); err != nil {
+			return fmt.Errorf("guest %s: %w", port, err)
+		}
+		s.setVM(port, nil)
+		return s.save()
+	}
 	if err := s.stopDHCP(port); err != nil {
 		return fmt.Errorf("VM %s: stop its DHCP client: %w", port, err)
 	}
@@ -514,21 +527,42 @@ func (s *Sandbox) MoveVM(ctx context.Context, port, to string) error {
 		return fmt.Errorf("no VM %s in the sandbox", port)
 	}
 	s.mu.Lock()
-	client := s.State.VMs[port].DHCP
+	vm := s.State.VMs[port]
 	s.mu.Unlock()
 	if err := s.DelVM(port); err != nil {
 		return err
 	}
-	return s.AddVMWith(ctx, to, port, VMOptions{DHCP: client})
+	return s.AddVMWith(ctx, to, port, VMOptions{DHCP: vm.DHCP, QEMU: vm.QEMU})
 }
 
-// Exec runs a command inside a VM.
+// Exec runs a command inside a VM: in its namespace, or in a QEMU
+// guest through its console (a non-zero exit status is an error).
 func (s *Sandbox) Exec(port string, args ...string) (string, error) {
+	if s.IsGuest(port) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		out, status, err := s.GuestExec(ctx, port, shellQuote(args))
+		if err == nil && status != 0 {
+			err = fmt.Errorf("guest %s: %s: exit status %d", port, args[0], status)
+		}
+		return out, err
+	}
 	return lab.Exec(s.VMNS(port), args...)
 }
 
 // Ping pings from a VM; it returns how many answers came back.
 func (s *Sandbox) Ping(port string, ip netip.Addr, count int, interval string) (int, string) {
+	if s.IsGuest(port) {
+		// busybox ping, which counts "N packets received".
+		out, _ := s.Exec(port, "ping", "-q", "-c", fmt.Sprint(count), "-i", interval, "-W", "1", ip.String())
+		var sent, recv int
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "packets transmitted") {
+				fmt.Sscanf(line, "%d packets transmitted, %d", &sent, &recv)
+			}
+		}
+		return recv, out
+	}
 	l := &lab.Lab{VMs: map[string]*lab.VM{port: {NS: s.VMNS(port)}}}
 	return l.Ping(port, ip, count, interval)
 }
@@ -538,7 +572,7 @@ func (s *Sandbox) Ping(port string, ip netip.Addr, count int, interval string) (
 func (s *Sandbox) Stop() error {
 	var errs []error
 	for port := range s.State.VMs {
-		errs = append(errs, s.stopDHCP(port))
+		errs = append(errs, s.stopDHCP(port), s.stopGuest(port))
 	}
 	for _, h := range s.State.Hosts {
 		if err := s.StopHostd(h.Name); err != nil {

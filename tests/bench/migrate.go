@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/courier-sdn/courier/tools/guest"
+	"github.com/courier-sdn/courier/tools/sandbox"
+)
+
+// Live migration (#19): the blackout a peer sees, pinging every 10 ms
+// from a namespace VM on a third host, while a QEMU guest live-migrates
+// back and forth between two hosts (vm-migrate), beside the same figure
+// for a namespace VM moved with vm-move (deleted and recreated). The
+// blackout of one move is its lost pings x 10 ms.
+
+// MigrateResult is that benchmark's result.
+type MigrateResult struct {
+	Migrations int     `json:"migrations"`
+	QEMU       Latency `json:"qemu_live_migration_blackout_ms"`
+	Downtime   Latency `json:"qemu_reported_downtime_ms"`
+	Namespace  Latency `json:"namespace_vm_move_blackout_ms"`
+	Accel      string  `json:"accel"`
+	// Every move's blackout in ms, in order (hv1->hv2, hv2->hv1, ...).
+	QEMUSamples      []float64 `json:"qemu_blackouts_ms"`
+	NamespaceSamples []float64 `json:"namespace_blackouts_ms"`
+}
+
+// Migrate runs it: n moves of each kind.
+func Migrate(ctx context.Context, env Env, n int) (*MigrateResult, error) {
+	sb, _, done, err := benchSandbox(ctx, env, "mig", 3, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	cmd := exec.Command(filepath.Join(env.BinDir, "courier-nbctl"), "--db", sb.NB(), "--timeout", "30s", "--wait=hv",
+		"vpc-add", "m", "--", "vxnet-add", "m", "ma", "10.71.1.0/24",
+		"--", "port-add", "ma", "guest", "02:00:00:71:01:0a", "10.71.1.10",
+		"--", "port-add", "ma", "nsvm", "02:00:00:71:01:0b", "10.71.1.11",
+		"--", "port-add", "ma", "peer", "02:00:00:71:01:0c", "10.71.1.12")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("courier-nbctl: %v: %s", err, out)
+	}
+	if err := sb.AddVM(ctx, "hv3", "peer"); err != nil {
+		return nil, err
+	}
+	if err := sb.AddVM(ctx, "hv1", "nsvm"); err != nil {
+		return nil, err
+	}
+	if err := sb.AddVMWith(ctx, "hv1", "guest", sandbox.VMOptions{QEMU: true}); err != nil {
+		return nil, err
+	}
+	res := &MigrateResult{Migrations: n, Accel: guest.Accel()}
+	var qemu, downtime, ns []time.Duration
+	hosts := []string{"hv2", "hv1"}
+	for i := 0; i < n; i++ {
+		to := hosts[i%2]
+		var d time.Duration
+		b, err := blackout(sb, "peer", "10.71.1.10", func() error {
+			var err error
+			d, err = sb.MigrateVM(ctx, "guest", to)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("migration %d: %w", i, err)
+		}
+		qemu, downtime = append(qemu, b), append(downtime, d)
+		b, err = blackout(sb, "peer", "10.71.1.11", func() error { return sb.MoveVM(ctx, "nsvm", to) })
+		if err != nil {
+			return nil, fmt.Errorf("vm-move %d: %w", i, err)
+		}
+		ns = append(ns, b)
+	}
+	res.QEMU, res.Downtime, res.Namespace = Summarize(qemu), Summarize(downtime), Summarize(ns)
+	for _, d := range qemu {
+		res.QEMUSamples = append(res.QEMUSamples, float64(d.Milliseconds()))
+	}
+	for _, d := range ns {
+		res.NamespaceSamples = append(res.NamespaceSamples, float64(d.Milliseconds()))
+	}
+	return res, nil
+}
+
+// blackout pings ip from a VM every 10 ms around move, until ip
+// answers again, and returns the lost pings x 10 ms.
+func blackout(sb *sandbox.Sandbox, from, ip string, move func() error) (time.Duration, error) {
+	p := exec.Command("ip", "netns", "exec", sb.VMNS(from), "ping", "-n", "-q", "-i", "0.01", "-W", "1", ip)
+	var out strings.Builder
+	p.Stdout, p.Stderr = &out, &out
+	if err := p.Start(); err != nil {
+		return 0, err
+	}
+	defer func() {
+		if p.ProcessState == nil {
+			p.Process.Kill()
+			p.Wait()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := move(); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if n, _ := sb.Ping(from, netip.MustParseAddr(ip), 1, "0.2"); n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%s does not answer after the move", ip)
+		}
+	}
+	p.Process.Signal(os.Interrupt)
+	p.Wait()
+	var sent, recv int
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, "packets transmitted") {
+			fmt.Sscanf(line, "%d packets transmitted, %d received", &sent, &recv)
+		}
+	}
+	if sent == 0 {
+		return 0, fmt.Errorf("ping from %s: %s", from, out.String())
+	}
+	return time.Duration(sent-recv) * 10 * time.Millisecond, nil
+}
+
+func (m *MigrateResult) markdown(b *strings.Builder) {
+	fmt.Fprintf(b, "\n## Live migration\n\nBlackout a peer on a third host sees, pinging every 10 ms (lost pings x 10 ms), over %d moves of each kind (QEMU under %s):\n\n", m.Migrations, m.Accel)
+	fmt.Fprintf(b, "| move | p50 ms | p99 ms | max ms |\n|---|---|---|---|\n")
+	for _, r := range []struct {
+		name string
+		l    Latency
+	}{{"QEMU guest, vm-migrate (live)", m.QEMU}, {"its QEMU-reported downtime", m.Downtime}, {"namespace VM, vm-move (recreated)", m.Namespace}} {
+		fmt.Fprintf(b, "| %s | %.0f | %.0f | %.0f |\n", r.name, r.l.P50, r.l.P99, r.l.Max)
+	}
+	fmt.Fprintf(b, "\nEach move, ms: QEMU %v; namespace VM %v.\n", m.QEMUSamples, m.NamespaceSamples)
+	fmt.Fprintf(b, "\nTarget: p99 under 100 ms (Andromeda reports p50 65 ms / p99 388 ms).\n")
+}

@@ -1,0 +1,114 @@
+package guest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"time"
+)
+
+// QMP is a session on QEMU's monitor protocol: JSON lines over its unix
+// socket. Plain JSON rather than a library: migration needs three
+// commands (qmp_capabilities, migrate, query-migrate).
+type QMP struct {
+	c net.Conn
+	r *bufio.Reader
+}
+
+// DialQMP connects to a QMP socket and leaves capabilities negotiation.
+func DialQMP(ctx context.Context, path string) (*QMP, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("QMP %s: %w", path, err)
+	}
+	q := &QMP{c: c, r: bufio.NewReader(c)}
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	if _, err := q.r.ReadBytes('\n'); err != nil { // the greeting
+		c.Close()
+		return nil, fmt.Errorf("QMP %s: greeting: %w", path, err)
+	}
+	if _, err := q.Do("qmp_capabilities", nil); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+// Do runs a command and returns its "return" value. Events that arrive
+// meanwhile are skipped.
+func (q *QMP) Do(cmd string, args any) (json.RawMessage, error) {
+	req := map[string]any{"execute": cmd}
+	if args != nil {
+		req["arguments"] = args
+	}
+	b, _ := json.Marshal(req)
+	if _, err := q.c.Write(append(b, '\n')); err != nil {
+		return nil, fmt.Errorf("QMP %s: %w", cmd, err)
+	}
+	for {
+		line, err := q.r.ReadBytes('\n')
+		if err != nil {
+			return nil, fmt.Errorf("QMP %s: %w", cmd, err)
+		}
+		var resp struct {
+			Return json.RawMessage `json:"return"`
+			Error  *struct {
+				Class, Desc string
+			} `json:"error"`
+			Event string `json:"event"`
+		}
+		if err := json.Unmarshal(line, &resp); err != nil {
+			return nil, fmt.Errorf("QMP %s: %w", cmd, err)
+		}
+		if resp.Event != "" {
+			continue
+		}
+		if resp.Error != nil {
+			return nil, fmt.Errorf("QMP %s: %s: %s", cmd, resp.Error.Class, resp.Error.Desc)
+		}
+		return resp.Return, nil
+	}
+}
+
+// Close ends the session.
+func (q *QMP) Close() error { return q.c.Close() }
+
+// Migrate live-migrates the guest to uri (tcp:HOST:PORT, where a QEMU
+// started with -incoming waits) and returns once the migration has
+// completed: the source is paused then, the destination running. It
+// returns the downtime QEMU reports (the guest paused, in ms).
+func (q *QMP) Migrate(ctx context.Context, uri string) (int64, error) {
+	if _, err := q.Do("migrate", map[string]any{"uri": uri}); err != nil {
+		return 0, err
+	}
+	for {
+		raw, err := q.Do("query-migrate", nil)
+		if err != nil {
+			return 0, err
+		}
+		var st struct {
+			Status   string `json:"status"`
+			Downtime int64  `json:"downtime"`
+			Error    string `json:"error-desc"`
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return 0, err
+		}
+		switch st.Status {
+		case "completed":
+			return st.Downtime, nil
+		case "failed", "cancelled":
+			return 0, fmt.Errorf("migration to %s %s: %s", uri, st.Status, st.Error)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("migration to %s: %w", uri, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
