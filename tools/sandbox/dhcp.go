@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -118,12 +119,16 @@ func (s *Sandbox) addDHCPVM(ctx context.Context, host, port string, mac net.Hard
 	return s.save()
 }
 
-// awaitAddress waits for eth0 in the namespace to have an IPv4 address.
+// awaitAddress waits for eth0 in the namespace to have an IPv4 address
+// and a default route.
 func (s *Sandbox) awaitAddress(ctx context.Context, ns string, timeout time.Duration) (netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
+		// Configured means an address and the lease's default route: a
+		// client's script adds the route a moment after the address.
 		var got netip.Addr
+		routed := false
 		lab.Do(ns, func() error {
 			l, err := netlink.LinkByName("eth0")
 			if err != nil {
@@ -133,14 +138,18 @@ func (s *Sandbox) awaitAddress(ctx context.Context, ns string, timeout time.Dura
 			if err == nil && len(as) > 0 {
 				got, _ = netip.AddrFromSlice(as[0].IP.To4())
 			}
-			return err
+			rs, rerr := netlink.RouteList(l, netlink.FAMILY_V4)
+			for _, r := range rs {
+				routed = routed || (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.Gw != nil
+			}
+			return errors.Join(err, rerr)
 		})
-		if got.IsValid() {
+		if got.IsValid() && routed {
 			return got, nil
 		}
 		select {
 		case <-ctx.Done():
-			return netip.Addr{}, fmt.Errorf("no address on eth0 after %s", timeout)
+			return netip.Addr{}, fmt.Errorf("no address with a default route on eth0 after %s (address: %v)", timeout, got)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
