@@ -1,15 +1,12 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -388,37 +385,18 @@ func (w *bindingWatch) stop() { w.s.Close() }
 // (which returns the instant to measure from), and returns the time from
 // that instant to the first echo reply, by the reply's kernel timestamp.
 func firstReply(ctx context.Context, ns string, dst netip.Addr, action func() (time.Time, error)) (time.Duration, error) {
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "ping", "-D", "-n", "-i", "0.002", "-w", "20", dst.String())
-	out, err := cmd.StdoutPipe()
+	replies, stop, err := pingReplies(ctx, ns, dst)
 	if err != nil {
 		return 0, err
 	}
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	lines := bufio.NewScanner(out)
-	// ping's output is a pipe, so even its header stays in its buffer
-	// until the first reply: give it time to start and send a few
-	// unanswered probes.
+	defer stop()
+	// Give ping time to start and send a few unanswered probes.
 	time.Sleep(50 * time.Millisecond)
 	t0, err := action()
 	if err != nil {
 		return 0, err
 	}
-	for lines.Scan() {
-		l := lines.Text()
-		if !strings.Contains(l, "bytes from") || !strings.HasPrefix(l, "[") {
-			continue
-		}
-		ts, err := strconv.ParseFloat(l[1:strings.IndexByte(l, ']')], 64)
-		if err != nil {
-			return 0, fmt.Errorf("ping output %q: %v", l, err)
-		}
-		at := time.Unix(0, int64(ts*1e9))
+	if at, ok := <-replies; ok {
 		return at.Sub(t0), nil
 	}
 	return 0, fmt.Errorf("no echo reply from %s within 20 s", dst)

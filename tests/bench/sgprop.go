@@ -198,23 +198,18 @@ func sgToggle(ctx context.Context, sb *sandbox.Sandbox, s *ops.Session, dst neti
 	return Summarize(in), Summarize(out), nil
 }
 
-// lastReply pings dst from ns every 2 ms, waits for an echo, runs
-// action and returns the time from its instant to the last echo reply
-// (by the reply's kernel timestamp) before 300 ms without any.
-func lastReply(ctx context.Context, ns string, dst netip.Addr, action func() (time.Time, error)) (time.Duration, error) {
+// pingReplies pings dst from ns every 2 ms (for at most 20 s) and sends
+// each echo reply's kernel timestamp; stop ends it.
+func pingReplies(ctx context.Context, ns string, dst netip.Addr) (<-chan time.Time, func(), error) {
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "ping", "-D", "-n", "-i", "0.002", "-w", "20", dst.String())
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	replies := make(chan time.Time, 4096)
+	replies := make(chan time.Time, 16384)
 	go func() {
 		defer close(replies)
 		lines := bufio.NewScanner(pipe)
@@ -228,6 +223,18 @@ func lastReply(ctx context.Context, ns string, dst netip.Addr, action func() (ti
 			}
 		}
 	}()
+	return replies, func() { cmd.Process.Kill(); cmd.Wait() }, nil
+}
+
+// lastReply pings dst from ns every 2 ms, waits for an echo, runs
+// action and returns the time from its instant to the last echo reply
+// before 300 ms without any.
+func lastReply(ctx context.Context, ns string, dst netip.Addr, action func() (time.Time, error)) (time.Duration, error) {
+	replies, stop, err := pingReplies(ctx, ns, dst)
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
 	select {
 	case <-replies:
 	case <-time.After(5 * time.Second):
