@@ -128,20 +128,7 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 		}
 	}
 	if r.want("sg") {
-		r.Env.Log.Info("security group benchmark", "rounds", r.Rounds, "seconds", r.Seconds)
-		if res, err := SecurityGroups(r.Env, r.Rounds, r.Seconds); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("security groups: %v", err))
-		} else {
-			rep.SG = res
-		}
-		for _, n := range r.SGPorts {
-			r.Env.Log.Info("security group propagation benchmark", "ports", n, "groups", r.SGGroups)
-			if res, err := SGPropagate(ctx, r.Env, n, r.SGGroups, r.SGSamples); err != nil {
-				rep.Errors = append(rep.Errors, fmt.Sprintf("security group propagation at %d ports: %v", n, err))
-			} else {
-				rep.SGProp = append(rep.SGProp, res)
-			}
-		}
+		r.runSG(ctx, rep)
 	}
 	if r.want("e2e") || r.want("programming") {
 		r.Env.Log.Info("programming latency benchmark", "present", r.Present, "samples", r.Samples)
@@ -208,6 +195,25 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 		return fmt.Errorf("%d benchmark(s) failed: %s", len(rep.Errors), strings.Join(rep.Errors, "; "))
 	}
 	return nil
+}
+
+// runSG runs the security group benchmarks: the data plane's, then
+// propagation at each of SGPorts.
+func (r *Runner) runSG(ctx context.Context, rep *Report) {
+	r.Env.Log.Info("security group benchmark", "rounds", r.Rounds, "seconds", r.Seconds)
+	if res, err := SecurityGroups(r.Env, r.Rounds, r.Seconds); err != nil {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("security groups: %v", err))
+	} else {
+		rep.SG = res
+	}
+	for _, n := range r.SGPorts {
+		r.Env.Log.Info("security group propagation benchmark", "ports", n, "groups", r.SGGroups)
+		if res, err := SGPropagate(ctx, r.Env, n, r.SGGroups, r.SGSamples); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("security group propagation at %d ports: %v", n, err))
+		} else {
+			rep.SGProp = append(rep.SGProp, res)
+		}
+	}
 }
 
 // Markdown renders the report as a short document.
