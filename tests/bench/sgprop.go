@@ -303,10 +303,13 @@ func (r *SGPropagation) markdown(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "\nLogical flows in the sg stages: %d (groups × rules; none per port). Security group maps of a VM host with two local ports: %v; of a hub: %v (identities and memberships grow with the VPC's distinct sets of groups, not its ports).\n", r.SGFlows, r.HostState, r.HubState)
 	fmt.Fprintf(b, "Target: p99 under 100 ms.\n\n")
-	for _, x := range []Latency{r.RuleAdd, r.RuleDel, r.JoinGroup, r.Leave} {
-		if x.P99 >= 100 {
-			fmt.Fprintf(b, "**Below target:** a propagation p99 of %.1f ms.\n\n", x.P99)
-			break
+	for _, x := range []struct {
+		name string
+		l    Latency
+	}{{"rule added", r.RuleAdd}, {"rule removed", r.RuleDel}, {"port joins a group", r.JoinGroup}, {"port leaves it", r.Leave}} {
+		if x.l.P99 >= 100 {
+			fmt.Fprintf(b, "**Below target:** %s, p99 %.1f ms.\n", x.name, x.l.P99)
 		}
 	}
+	fmt.Fprintln(b)
 }
