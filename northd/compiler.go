@@ -33,9 +33,11 @@ type compiler struct {
 	flows  *flowTable
 	idents *identities
 	// identKey is what identities were last computed from of the
-	// topology (identityInputs).
-	identKey string
-	out      *dirtySet
+	// topology (identityInputs); identsAlone counts the port changes
+	// handled without a pass over every port.
+	identKey    string
+	identsAlone int
+	out         *dirtySet
 
 	pendingNB, pendingSB ops.Changes
 	nbDelta              *nbDelta

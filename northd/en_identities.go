@@ -26,12 +26,26 @@ func (n *compiler) clearIdentities() { n.idents.clearTracked() }
 // identitiesHandleNB: only a change of a port's groups, or a port added
 // or removed, can change identities (groups come through topology).
 func (n *compiler) identitiesHandleNB() bool {
+	var changed []string
 	for u := range n.nbDelta.ports {
 		old, now := n.nbDelta.oldPorts[u], n.nb.ports[u]
 		if old == nil || now == nil || !sameSet(old.SecurityGroups, now.SecurityGroups) || n.unnumbered(u) {
-			n.runIdentities()
-			return true
+			changed = append(changed, u)
 		}
+	}
+	if len(changed) == 0 {
+		return true
+	}
+	// A few ports: each alone (a pass over a 64,000-port VPC per change
+	// was most of northd's time); a bulk change, or a VPC whose recorded
+	// identities lag, the full pass.
+	if len(changed) > len(n.nb.ports)/4 || !n.idents.updatePorts(n.nb, n.topo, changed) {
+		n.runIdentities()
+		return true
+	}
+	n.identsAlone++
+	if len(n.idents.changedPorts)+len(n.idents.changedVPCs) > 0 {
+		n.identNode.SetUpdated()
 	}
 	return true
 }

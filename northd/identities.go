@@ -37,6 +37,10 @@ const maxIdentity = 65535
 type identities struct {
 	vpcs map[string]map[string]int // VPC UUID -> set key -> identity
 	port map[string]int            // port UUID -> identity (0: open VPC)
+	// What a port change needs to be handled alone (updatePorts): each
+	// port's set key and VPC, and how many ports hold each set.
+	keyOf, vpcOf map[string]string
+	refs         map[string]map[string]int
 
 	// tracked: ports whose identity changed, VPCs whose table changed
 	changedPorts map[string]bool
@@ -45,6 +49,7 @@ type identities struct {
 
 func newIdentities() *identities {
 	return &identities{vpcs: map[string]map[string]int{}, port: map[string]int{},
+		keyOf: map[string]string{}, vpcOf: map[string]string{}, refs: map[string]map[string]int{},
 		changedPorts: map[string]bool{}, changedVPCs: map[string]bool{}}
 }
 
@@ -75,36 +80,169 @@ func portSet(groups []string, v *nbView, c *cVPC) string {
 // is the previous result.
 func compileIdentities(v *nbView, t *topology, prev *identities) *identities {
 	out := newIdentities()
-	sets := map[string]map[string]bool{} // VPC UUID -> set keys in use
-	keyOf := map[string]string{}         // port UUID -> set key
-	vpcOf := map[string]string{}
-	for u, p := range v.ports {
-		vpcU := v.vxnetVPC[v.portVxnet[u]]
-		c := t.vpcs[vpcU]
-		if c == nil || c.open {
-			continue
+	for u := range v.ports {
+		if vpcU, k, ok := portKey(v, t, u); ok {
+			out.hold(u, vpcU, k)
 		}
-		k := portSet(p.SecurityGroups, v, c)
-		if sets[vpcU] == nil {
-			sets[vpcU] = map[string]bool{}
-		}
-		sets[vpcU][k] = true
-		keyOf[u], vpcOf[u] = k, vpcU
 	}
-	for vpcU, keys := range sets {
+	for vpcU, keys := range out.refs {
 		var old map[string]int
 		if prev != nil {
 			old = prev.vpcs[vpcU]
 		}
 		out.vpcs[vpcU] = allocIdentities(slices.Sorted(maps.Keys(keys)), recordedIdentities(v, vpcU), old)
 	}
-	for u, k := range keyOf {
-		out.port[u] = out.vpcs[vpcOf[u]][k]
+	for u, k := range out.keyOf {
+		out.port[u] = out.vpcs[out.vpcOf[u]][k]
 	}
 	if prev != nil {
 		out.diff(prev)
+		// Changes an earlier handler of the same run tracked are still
+		// to be written.
+		for u := range prev.changedPorts {
+			out.changedPorts[u] = true
+		}
+		for u := range prev.changedVPCs {
+			out.changedVPCs[u] = true
+		}
 	}
 	return out
+}
+
+// portKey is port u's VPC and set key, if its VPC enforces groups.
+func portKey(v *nbView, t *topology, u string) (vpcU, key string, ok bool) {
+	p := v.ports[u]
+	if p == nil {
+		return "", "", false
+	}
+	vpcU = v.vxnetVPC[v.portVxnet[u]]
+	c := t.vpcs[vpcU]
+	if c == nil || c.open {
+		return "", "", false
+	}
+	return vpcU, portSet(p.SecurityGroups, v, c), true
+}
+
+// hold records that port u holds set key in vpcU.
+func (id *identities) hold(u, vpcU, key string) {
+	id.keyOf[u], id.vpcOf[u] = key, vpcU
+	if id.refs[vpcU] == nil {
+		id.refs[vpcU] = map[string]int{}
+	}
+	id.refs[vpcU][key]++
+}
+
+// release forgets port u's set; it reports a set no port holds any more.
+func (id *identities) release(u string) (vpcU, key string, gone bool) {
+	key, held := id.keyOf[u]
+	if !held {
+		return "", "", false
+	}
+	vpcU = id.vpcOf[u]
+	delete(id.keyOf, u)
+	delete(id.vpcOf, u)
+	if id.refs[vpcU][key]--; id.refs[vpcU][key] > 0 {
+		return vpcU, key, false
+	}
+	delete(id.refs[vpcU], key)
+	if len(id.refs[vpcU]) == 0 {
+		delete(id.refs, vpcU)
+	}
+	return vpcU, key, true
+}
+
+// updatePorts applies the changes of some ports' groups (or existence)
+// alone, without a pass over every port: what compileIdentities would
+// compute from this state, as long as each VPC's recorded identities are
+// its current ones (the full compile prefers a recorded claim); it
+// reports false, changing nothing, when one is not.
+func (id *identities) updatePorts(v *nbView, t *topology, ports []string) bool {
+	type change struct{ vpcU, key string }
+	now := map[string]change{}
+	touched := map[string]bool{}
+	for _, u := range ports {
+		c := change{}
+		vpcU, key, ok := portKey(v, t, u)
+		if ok {
+			c = change{vpcU, key}
+		}
+		if old := (change{id.vpcOf[u], id.keyOf[u]}); old == c {
+			continue
+		}
+		now[u] = c
+		touched[id.vpcOf[u]], touched[c.vpcU] = true, true
+	}
+	delete(touched, "")
+	for vpcU := range touched {
+		if !maps.Equal(recordedIdentities(v, vpcU), id.vpcs[vpcU]) {
+			return false
+		}
+	}
+	for _, u := range slices.Sorted(maps.Keys(now)) {
+		if vpcU, key, gone := id.release(u); gone {
+			delete(id.vpcs[vpcU], key)
+			if len(id.vpcs[vpcU]) == 0 {
+				delete(id.vpcs, vpcU)
+			}
+			id.changedVPCs[vpcU] = true
+		}
+		if c := now[u]; c.vpcU != "" {
+			id.hold(u, c.vpcU, c.key)
+		}
+	}
+	for vpcU := range touched {
+		id.allocNew(vpcU)
+	}
+	for u, c := range now {
+		n := id.vpcs[c.vpcU][c.key]
+		if _, had := id.port[u]; c.vpcU == "" {
+			if had {
+				delete(id.port, u)
+				id.changedPorts[u] = true
+			}
+			continue
+		}
+		if old, had := id.port[u]; !had || old != n {
+			id.port[u] = n
+			id.changedPorts[u] = true
+		}
+	}
+	return true
+}
+
+// allocNew numbers the sets of vpcU that have none yet, as
+// allocIdentities would: the lowest free numbers, in key order.
+func (id *identities) allocNew(vpcU string) {
+	var fresh []string
+	for k := range id.refs[vpcU] {
+		if _, ok := id.vpcs[vpcU][k]; !ok {
+			fresh = append(fresh, k)
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	if id.vpcs[vpcU] == nil {
+		id.vpcs[vpcU] = map[string]int{}
+	}
+	used := map[int]bool{}
+	for _, n := range id.vpcs[vpcU] {
+		used[n] = true
+	}
+	next := 1
+	for _, k := range slices.Sorted(slices.Values(fresh)) {
+		for used[next] {
+			next++
+		}
+		if next > maxIdentity {
+			break // more distinct sets than identities: these stay unknown (0)
+		}
+		id.vpcs[vpcU][k], used[next] = next, true
+	}
+	if len(id.vpcs[vpcU]) == 0 {
+		delete(id.vpcs, vpcU)
+	}
+	id.changedVPCs[vpcU] = true
 }
 
 // allocIdentities numbers sets: a recorded claim, else the previous
