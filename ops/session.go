@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -134,7 +136,11 @@ func OpenRetrying(ctx context.Context, dbModel model.ClientDBModel, o SessionOpt
 		if untrusted(err) || IsWrongDatabase(err) {
 			return nil, err // no retry makes the ends trust each other, or serves another database
 		}
-		last = err
+		// An attempt cut short by the deadline says less than the one
+		// before it (a refused certificate, say): keep that one.
+		if last == nil || !isTimeout(err) {
+			last = err
+		}
 		if failed != nil {
 			failed(err)
 		}
@@ -142,7 +148,7 @@ func OpenRetrying(ctx context.Context, dbModel model.ClientDBModel, o SessionOpt
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, err
+			return nil, last
 		case <-t.C:
 		}
 	}
@@ -231,4 +237,10 @@ func (s *libovsdbSink) WithName(name string) logr.LogSink {
 	c := *s
 	c.name = s.name + "/" + name
 	return &c
+}
+
+// isTimeout: err is a deadline's, not the server's answer.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
