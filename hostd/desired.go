@@ -127,7 +127,7 @@ func desired(s *snapshot) *desiredState {
 		maps.Copy(dhcp, fc.dhcp)
 		out.flowErrs = append(out.flowErrs, datapaths(st, v.dps, fc)...)
 		st.Routes = append(st.Routes, fc.routes...)
-		if sg, errs := securityGroups(v.vpc, v.dps, fc); sg != nil {
+		if sg, errs := fc.groups(v.vpc, v.dps); sg != nil {
 			st.SG = append(st.SG, *sg)
 			out.flowErrs = append(out.flowErrs, errs...)
 		}

@@ -29,6 +29,12 @@ type flowConfig struct {
 	dhcp     map[string]pipeline.DHCPReply // vxnet datapath UUID -> what its DHCP answers say
 	sgRules  []sgFlowRule                  // the VPC's security group rules (lflow_sg.go)
 	errs     []string
+	// The groups for the data plane, built once per compile: a
+	// compile's flows and datapaths do not change (vpcSession.compiled
+	// compiles again when they do), and every reconcile needs them.
+	sg     *dataplane.SGVPC
+	sgErrs []string
+	sgDone bool
 }
 
 // lflow is one flow, parsed, with its datapath.

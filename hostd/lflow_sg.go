@@ -90,6 +90,15 @@ func portRange(e pipeline.Expr, field string, r *dataplane.SGRule) error {
 	return nil
 }
 
+// groups is securityGroups, built once per compiled flowConfig.
+func (fc *flowConfig) groups(vpc int, dps map[string]*sbdb.Datapath) (*dataplane.SGVPC, []string) {
+	if !fc.sgDone {
+		fc.sg, fc.sgErrs = securityGroups(vpc, dps, fc)
+		fc.sgDone = true
+	}
+	return fc.sg, fc.sgErrs
+}
+
 // securityGroups is a VPC's groups for the data plane: nil when the VPC
 // enforces none.
 func securityGroups(vpc int, dps map[string]*sbdb.Datapath, fc *flowConfig) (*dataplane.SGVPC, []string) {
