@@ -186,6 +186,13 @@ type dvrRouteKey struct {
 	Ip        uint32
 }
 
+type dvrSgDeniedKey struct {
+	_   structs.HostLayout
+	Vpc uint32
+	Id  uint32
+	Dir uint32
+}
+
 type dvrSgIdent struct {
 	_      structs.HostLayout
 	N      uint32
@@ -329,6 +336,7 @@ const (
 	dvrMapPortsV1            = "ports_v1"
 	dvrMapRedirectOut        = "redirect_out"
 	dvrMapRoutesV1           = "routes_v1"
+	dvrMapSgDeniedV1         = "sg_denied_v1"
 	dvrMapSgGenV1            = "sg_gen_v1"
 	dvrMapSgIdentV1          = "sg_ident_v1"
 	dvrMapSgMemberV1         = "sg_member_v1"
@@ -445,6 +453,7 @@ type dvrMapSpecs struct {
 	PortsV1         *ebpf.MapSpec `ebpf:"ports_v1"`
 	RedirectOut     *ebpf.MapSpec `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.MapSpec `ebpf:"routes_v1"`
+	SgDeniedV1      *ebpf.MapSpec `ebpf:"sg_denied_v1"`
 	SgGenV1         *ebpf.MapSpec `ebpf:"sg_gen_v1"`
 	SgIdentV1       *ebpf.MapSpec `ebpf:"sg_ident_v1"`
 	SgMemberV1      *ebpf.MapSpec `ebpf:"sg_member_v1"`
@@ -533,6 +542,7 @@ type dvrMaps struct {
 	PortsV1         *ebpf.Map `ebpf:"ports_v1"`
 	RedirectOut     *ebpf.Map `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.Map `ebpf:"routes_v1"`
+	SgDeniedV1      *ebpf.Map `ebpf:"sg_denied_v1"`
 	SgGenV1         *ebpf.Map `ebpf:"sg_gen_v1"`
 	SgIdentV1       *ebpf.Map `ebpf:"sg_ident_v1"`
 	SgMemberV1      *ebpf.Map `ebpf:"sg_member_v1"`
@@ -579,6 +589,7 @@ func (m *dvrMaps) Close() error {
 		m.PortsV1,
 		m.RedirectOut,
 		m.RoutesV1,
+		m.SgDeniedV1,
 		m.SgGenV1,
 		m.SgIdentV1,
 		m.SgMemberV1,

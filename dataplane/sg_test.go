@@ -140,6 +140,22 @@ func TestSecurityGroupStages(t *testing.T) {
 	t.Run("local: tcp 22 is allowed by no rule", func(t *testing.T) {
 		expectDrop(t, d, "sg_ingress", func() runResult { return run(t, prog, f.p3, l4Pkt(vm1MAC, vm3MAC, vm3, vm1, 6, 40001, 22)) })
 	})
+	t.Run("denials are counted by the refusing port's identity and direction", func(t *testing.T) {
+		expectDrop(t, d, "sg_egress", func() runResult {
+			return run(t, prog, f.p2, l4Pkt(gwMAC, vm2MAC, ip4("10.0.2.5"), vm3, 17, 5001, 53))
+		})
+		ns, err := d.SGDenials()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[SGDenial]bool{}
+		for _, n := range ns {
+			got[SGDenial{VPC: n.VPC, Identity: n.Identity, Ingress: n.Ingress}] = n.Packets > 0
+		}
+		if !got[SGDenial{VPC: 1, Identity: idWeb, Ingress: true}] || !got[SGDenial{VPC: 1, Identity: idOps}] || len(ns) != 2 {
+			t.Errorf("denials %+v, want web's ingress (tcp 22) and ops's egress", ns)
+		}
+	})
 	t.Run("local: the port range's ends", func(t *testing.T) {
 		resetSent(d)
 		delivered(t, run(t, prog, f.p3, l4Pkt(vm1MAC, vm3MAC, vm3, vm1, 6, 40002, 81)), f.p1)

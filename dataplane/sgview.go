@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"fmt"
 	"math/bits"
 	"net/netip"
@@ -59,6 +60,37 @@ type SGView struct {
 	Ports      []string
 	Identities []string
 	Rules      []string
+	Denials    []string
+}
+
+// SGDenial is how many packets the rules of one identity refused in one
+// direction.
+type SGDenial struct {
+	VPC, Identity uint32
+	Ingress       bool
+	Packets       uint64
+}
+
+// SGDenials sums the per-CPU denial counts (sg_denied_v1).
+func (d *Datapath) SGDenials() ([]SGDenial, error) {
+	var out []SGDenial
+	var k dvrSgDeniedKey
+	var per []uint64
+	it := d.objs.SgDeniedV1.Iterate()
+	for it.Next(&k, &per) {
+		var n uint64
+		for _, v := range per {
+			n += v
+		}
+		out = append(out, SGDenial{VPC: k.Vpc, Identity: k.Id, Ingress: k.Dir == sgIngress, Packets: n})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("sg_denied: %w", err)
+	}
+	slices.SortFunc(out, func(a, b SGDenial) int {
+		return cmp.Or(cmp.Compare(a.VPC, b.VPC), cmp.Compare(a.Identity, b.Identity), cmp.Compare(fmt.Sprint(a.Ingress), fmt.Sprint(b.Ingress)))
+	})
+	return out, nil
 }
 
 // SecurityGroups describes the security group maps.
@@ -85,6 +117,19 @@ func (d *Datapath) SecurityGroups() (*SGView, error) {
 	}
 	for _, l := range [][]string{v.Ports, v.Identities, v.Rules} {
 		slices.Sort(l)
+	}
+	denials, err := d.SGDenials()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range denials {
+		dir := "egress"
+		if n.Ingress {
+			dir = "ingress"
+		}
+		id := c.ident[dvrSgIdentKey{Vpc: n.VPC, Id: n.Identity}]
+		v.Denials = append(v.Denials, fmt.Sprintf("vpc %d identity %d (groups %v): %d packets refused by its %s rules",
+			n.VPC, n.Identity, id.Groups[:min(int(id.N), len(id.Groups))], n.Packets, dir))
 	}
 	return v, nil
 }

@@ -173,6 +173,39 @@ struct {
 	__type(value, struct ct_entry);
 } ct_scratch SEC(".maps");
 
+/* Denials by the identity of the port whose rules refused, and the
+ * direction of those rules: which groups' ports are refused what
+ * (courier-dpctl sg). Per CPU; pinned, so counts outlive hostd. */
+struct sg_denied_key {
+	__u32 vpc;
+	__u32 id;
+	__u32 dir; /* SG_DIR_* */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sg_denied_key);
+	__type(value, __u64);
+} sg_denied_v1 SEC(".maps");
+
+/* sg_count_denial counts one denial (not while tracing). A function of
+ * its own: its frame stays off the rule walk's call chain. */
+__attribute__((noinline)) int sg_count_denial(__u32 vpc, __u32 id, __u32 dir)
+{
+	if (cfg_trace)
+		return 0;
+	struct sg_denied_key k = {.vpc = vpc, .id = id, .dir = dir};
+	__u64 *n = bpf_map_lookup_elem(&sg_denied_v1, &k);
+	if (n) {
+		(*n)++;
+		return 0;
+	}
+	__u64 one = 1;
+	bpf_map_update_elem(&sg_denied_v1, &k, &one, BPF_NOEXIST);
+	return 0;
+}
+
 static __always_inline __u32 sg_gen(void)
 {
 	__u32 zero = 0;

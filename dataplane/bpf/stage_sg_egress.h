@@ -29,8 +29,10 @@ __attribute__((noinline)) int stage_sg_egress(struct __sk_buff *skb, struct pctx
 	__u32 remote = c->d.kind == DEST_LOCAL ? port_identity(c->d.ifindex) : 0;
 	__u8 flags = 0;
 	int v = sg_conn(c, &t, c->ifindex, id, SG_DIR_EGRESS, remote, &flags);
-	if (v == SG_DENY)
+	if (v == SG_DENY) {
+		sg_count_denial(c->vpc, id, SG_DIR_EGRESS);
 		return drop_for(c, DROP_SG_EGRESS);
+	}
 	if (v == SG_PENDING && c->d.kind != DEST_LOCAL)
 		c->gbp = id; /* the receiver checks the rule naming its group */
 	return sg_egress_pass(c);

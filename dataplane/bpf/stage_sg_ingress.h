@@ -29,12 +29,15 @@ __attribute__((noinline)) int stage_sg_ingress(struct __sk_buff *skb, struct pct
 		if (!bpf_map_lookup_elem(&ct_v1, &k) &&
 		    sg_check(c->vpc, sender, id, t.daddr, sg_what(SG_DIR_EGRESS, t.proto, bpf_ntohs(t.dport))) != SG_ALLOW) {
 			c->hit = HIT_SG_NONE;
+			sg_count_denial(c->vpc, sender, SG_DIR_EGRESS);
 			return drop_for(c, DROP_SG_EGRESS);
 		}
 	}
 	__u8 flags = 0;
-	if (sg_conn(c, &t, zone, id, SG_DIR_INGRESS, sender, &flags) == SG_DENY)
+	if (sg_conn(c, &t, zone, id, SG_DIR_INGRESS, sender, &flags) == SG_DENY) {
+		sg_count_denial(c->vpc, id, SG_DIR_INGRESS);
 		return drop_for(c, DROP_SG_INGRESS);
+	}
 	return V_OUTPUT;
 }
 

@@ -19,7 +19,7 @@ func sg(d *dataplane.Datapath, out io.Writer) error {
 	for _, part := range []struct {
 		what  string
 		lines []string
-	}{{"ports", v.Ports}, {"identities", v.Identities}, {"rules", v.Rules}} {
+	}{{"ports", v.Ports}, {"identities", v.Identities}, {"rules", v.Rules}, {"denials", v.Denials}} {
 		if len(part.lines) == 0 {
 			fmt.Fprintf(out, "(no %s)\n", part.what)
 		}
