@@ -6,7 +6,6 @@ import (
 	"math/bits"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -45,10 +44,7 @@ func (d *Datapath) Connections() ([]Conn, error) {
 		return nil, fmt.Errorf("ct: %w", err)
 	}
 	slices.SortFunc(out, func(a, b Conn) int {
-		if a.Zone != b.Zone {
-			return int(a.Zone) - int(b.Zone)
-		}
-		return strings.Compare(a.Src.String()+a.Dst.String(), b.Src.String()+b.Dst.String())
+		return cmp.Or(cmp.Compare(a.Zone, b.Zone), a.Src.Compare(b.Src), a.Dst.Compare(b.Dst))
 	})
 	return out, nil
 }
@@ -88,7 +84,7 @@ func (d *Datapath) SGDenials() ([]SGDenial, error) {
 		return nil, fmt.Errorf("sg_denied: %w", err)
 	}
 	slices.SortFunc(out, func(a, b SGDenial) int {
-		return cmp.Or(cmp.Compare(a.VPC, b.VPC), cmp.Compare(a.Identity, b.Identity), cmp.Compare(fmt.Sprint(a.Ingress), fmt.Sprint(b.Ingress)))
+		return cmp.Or(cmp.Compare(a.VPC, b.VPC), cmp.Compare(a.Identity, b.Identity), compareBool(a.Ingress, b.Ingress))
 	})
 	return out, nil
 }
@@ -147,4 +143,14 @@ func (r dvrSgRule) String() string {
 		return s + fmt.Sprintf(" group %d", r.Group)
 	}
 	return s + " " + netip.PrefixFrom(fromBE32(r.Addr), bits.OnesCount32(r.Mask)).String()
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

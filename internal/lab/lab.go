@@ -322,16 +322,19 @@ func waitLinkGone(name string, timeout time.Duration) error {
 	}
 }
 
-// hostSideName fits "v-NAME" into an interface name (15 bytes); a long
+// hostSideName is a VM's veth's host side: LinkName("v-", vm).
+func hostSideName(vm string) string { return LinkName("v-", vm) }
+
+// LinkName fits prefix+name into an interface name (15 bytes); a long
 // name is cut and given a hash of the whole, so two never collide.
-func hostSideName(vm string) string {
-	n := "v-" + vm
+func LinkName(prefix, name string) string {
+	n := prefix + name
 	if len(n) <= 15 {
 		return n
 	}
 	h := fnv.New32a()
-	h.Write([]byte(vm))
-	return fmt.Sprintf("v-%s-%04x", vm[:8], h.Sum32()&0xffff)
+	h.Write([]byte(name))
+	return fmt.Sprintf("%s%s-%04x", prefix, name[:8], h.Sum32()&0xffff)
 }
 
 // Exec runs a command inside namespace ns and returns its output.

@@ -348,14 +348,7 @@ func frame(dst, src net.HardwareAddr, sip, dip string) []byte {
 	s, d := netip.MustParseAddr(sip).As4(), netip.MustParseAddr(dip).As4()
 	copy(ip[12:16], s[:])
 	copy(ip[16:20], d[:])
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(ip[10:], ^onesSum(ip))
 	binary.BigEndian.PutUint16(b[34:], 40000)
 	binary.BigEndian.PutUint16(b[36:], 7)
 	binary.BigEndian.PutUint16(b[38:], 8+64)

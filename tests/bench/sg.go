@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -366,12 +367,7 @@ func (s *SGResult) markdown(b *strings.Builder) {
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.0f |\n", v.Name, f(v.Gbps1, 2), f(v.Gbps4, 2), f(v.RTTMean, 0), f(v.RTTP99, 0), f(v.ConnPerSec, 0), v.EstablishedN)
 	}
 	fmt.Fprintf(b, "\nRatios of medians (with groups over without, in this run):\n\n")
-	keys := make([]string, 0, len(s.Ratios))
-	for k := range s.Ratios {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(s.Ratios)) {
 		fmt.Fprintf(b, "- %s: %.2f\n", k, s.Ratios[k])
 	}
 	fmt.Fprintf(b, "\nA new connection (%d at a time: connect, a 64-byte request and answer, RST) walks the client's egress rules and the server's ingress rules once, then is tracked; \"established packet\" is port_ingress for a tracked packet through BPF_PROG_RUN (median of 20,000 single runs; a program that only returns costs about 40 ns in the data plane section).\n", sgConnWorker)

@@ -167,10 +167,14 @@ type pingLoop struct {
 	out bytes.Buffer
 }
 
+// startPing pings every interval from a VM, count times (0: until stop).
 func (e *env) startPing(from, to string, count int, interval string) *pingLoop {
 	e.t.Helper()
-	p := &pingLoop{cmd: exec.Command("ip", "netns", "exec", e.s.VMNS(from), "ping", "-n", "-q", "-i", interval,
-		"-c", fmt.Sprint(count), "-W", "1", to)}
+	args := []string{"netns", "exec", e.s.VMNS(from), "ping", "-n", "-q", "-i", interval, "-W", "1", to}
+	if count > 0 {
+		args = append(args, "-c", fmt.Sprint(count))
+	}
+	p := &pingLoop{cmd: exec.Command("ip", args...)}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -182,6 +186,13 @@ func (e *env) startPing(from, to string, count int, interval string) *pingLoop {
 		}
 	})
 	return p
+}
+
+// stop ends a ping started with no count (SIGINT: it prints its
+// summary) and counts.
+func (p *pingLoop) stop() (sent, recv int) {
+	p.cmd.Process.Signal(os.Interrupt)
+	return p.wait()
 }
 
 func (p *pingLoop) wait() (sent, recv int) {

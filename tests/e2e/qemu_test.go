@@ -123,40 +123,6 @@ func TestQEMUGuests(t *testing.T) {
 	})
 }
 
-// interruptedPing pings every interval from a namespace VM until stop.
-type interruptedPing struct {
-	cmd *exec.Cmd
-	out strings.Builder
-}
-
-func (e *env) pingUntilStopped(from, to, interval string) *interruptedPing {
-	e.t.Helper()
-	p := &interruptedPing{cmd: exec.Command("ip", "netns", "exec", e.s.VMNS(from), "ping", "-n", "-q", "-i", interval, "-W", "1", to)}
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	if err := p.cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			p.cmd.Wait()
-		}
-	})
-	return p
-}
-
-// stop ends the ping (SIGINT: it prints its summary) and counts.
-func (p *interruptedPing) stop() (sent, recv int) {
-	p.cmd.Process.Signal(os.Interrupt)
-	p.cmd.Wait()
-	for _, line := range strings.Split(p.out.String(), "\n") {
-		if strings.Contains(line, "packets transmitted") {
-			fmt.Sscanf(line, "%d packets transmitted, %d received", &sent, &recv)
-		}
-	}
-	return sent, recv
-}
-
 // streamed is how many lines of the peer's TCP stream the guest has.
 func (e *env) streamed(port string) int {
 	out, err := e.s.Exec(port, "wc", "-l", "/tmp/stream")
@@ -216,8 +182,8 @@ func TestQEMULiveMigration(t *testing.T) {
 		}
 		return nil
 	})
-	p := e.pingUntilStopped("n1", "10.6.1.10", "0.01")
-	time.Sleep(500 * time.Millisecond) // pings before the migration
+	p := e.startPing("n1", "10.6.1.10", 0, "0.01") // until stopped
+	time.Sleep(500 * time.Millisecond)             // pings before the migration
 	start := time.Now()
 	downtime, err := e.s.MigrateVM(ctx, "g1", "hv2")
 	if err != nil {

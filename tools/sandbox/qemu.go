@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net"
 	"net/netip"
 	"os"
@@ -39,17 +38,8 @@ func (s *Sandbox) guestFile(port, host, ext string) string {
 // guestFiles are the extensions of a QEMU's files.
 var guestFiles = []string{".pid", ".log", ".con", ".con.log", ".qmp"}
 
-// tapName fits "t-PORT" into an interface name (15 bytes); a long name
-// is cut and given a hash of the whole, as a veth's host side is.
-func tapName(port string) string {
-	n := "t-" + port
-	if len(n) <= 15 {
-		return n
-	}
-	h := fnv.New32a()
-	h.Write([]byte(port))
-	return fmt.Sprintf("t-%s-%04x", port[:8], h.Sum32()&0xffff)
-}
+// tapName is a guest's tap: "t-PORT", fitted as a veth's host side is.
+func tapName(port string) string { return lab.LinkName("t-", port) }
 
 // guestCache is where the guest image is built ($COURIER_GUEST_CACHE or
 // guest.DefaultCache).
