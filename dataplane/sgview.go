@@ -15,7 +15,7 @@ type Conn struct {
 	Proto    uint8
 	Src, Dst netip.AddrPort
 	Ingress  bool          // opened towards the port (else by it)
-	Idle     time.Duration // since it was last renewed (at most once a second)
+	Expires  time.Duration // until it is forgotten unless a packet renews it (a closing one is not)
 	Stale    bool          // allowed under an older policy generation: checked again at its next packet
 	RemoteID uint32        // the other end's identity when allowed (0: unknown)
 	Pending  bool          // allowed pending the receiver's check of the sender's egress rules
@@ -28,6 +28,10 @@ func (d *Datapath) Connections() ([]Conn, error) {
 	if err := d.objs.SgGenV1.Lookup(uint32(0), &gen); err != nil {
 		return nil, fmt.Errorf("sg_gen: %w", err)
 	}
+	timeout, err := ctTimeout()
+	if err != nil {
+		return nil, err
+	}
 	now := monotonic()
 	var out []Conn
 	var k dvrCtKey
@@ -37,7 +41,7 @@ func (d *Datapath) Connections() ([]Conn, error) {
 		out = append(out, Conn{Zone: k.Zone, Proto: k.Proto,
 			Src:     netip.AddrPortFrom(fromBE32(k.Saddr), bits.ReverseBytes16(k.Sport)),
 			Dst:     netip.AddrPortFrom(fromBE32(k.Daddr), bits.ReverseBytes16(k.Dport)),
-			Ingress: v.Dir == sgIngress, Idle: time.Duration(now - min(now, v.SeenNs)), Stale: v.Gen != gen,
+			Ingress: v.Dir == sgIngress, Expires: time.Duration(max(0, int64(v.SeenNs+timeout)-int64(now))), Stale: v.Gen != gen,
 			RemoteID: v.RemoteId, Pending: v.Flags&0x1 != 0, Closing: v.Flags&0x2 != 0})
 	}
 	if err := it.Err(); err != nil {
@@ -47,6 +51,21 @@ func (d *Datapath) Connections() ([]Conn, error) {
 		return cmp.Or(cmp.Compare(a.Zone, b.Zone), a.Src.Compare(b.Src), a.Dst.Compare(b.Dst))
 	})
 	return out, nil
+}
+
+// ctTimeout is how long an idle tracked connection lives: the program's
+// compiled cfg_ct_timeout_ns (a closing one's clock is set back so that
+// it goes cfg_ct_closing_ns after its FIN).
+func ctTimeout() (uint64, error) {
+	spec, err := loadDvr()
+	if err != nil {
+		return 0, err
+	}
+	var t uint64
+	if err := spec.Variables["cfg_ct_timeout_ns"].Get(&t); err != nil {
+		return 0, fmt.Errorf("cfg_ct_timeout_ns: %w", err)
+	}
+	return t, nil
 }
 
 // SGView is what the security group maps hold, in words: per local port

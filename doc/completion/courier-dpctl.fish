@@ -35,7 +35,7 @@ complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'counter
 complete -c courier-dpctl -n '__fish_seen_subcommand_from sg' -f -l help -s h -d 'show help'
 complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'sg' -d 'security groups: local ports\' identities, what identities mean, groups\' rules (group numbers are hostd\'s, per VPC)'
 complete -c courier-dpctl -n '__fish_seen_subcommand_from ct' -f -l help -s h -d 'show help'
-complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'ct' -d 'connections the security groups track, with who opened them and how long they have been idle'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'ct' -d 'connections the security groups track, with who opened them and when they are forgotten unless renewed'
 complete -c courier-dpctl -n '__fish_seen_subcommand_from monitor' -f -l help -s h -d 'show help'
 complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'monitor' -d 'stream the data plane\'s drops live (until interrupted, or --count)'
 complete -c courier-dpctl -n '__fish_seen_subcommand_from monitor' -f -l rate -r -d 'report at most this many drops a second (0: all)'

@@ -17,22 +17,17 @@ import (
 // Equivalent to:
 //
 //	ip -n FROM link set v-NAME netns TO; ip -n TO link set v-NAME up
-func (l *Lab) MigrateVM(name string, to *Host) error {
-	l.mu.Lock()
-	vm := l.VMs[name]
-	l.mu.Unlock()
-	if vm == nil {
-		return fmt.Errorf("no VM %s", name)
-	}
+func (l *Lab) MigrateVM(name string, from, to *Host) error {
+	hostSide := hostSideName(name) // a lab reopened from a saved state knows its VMs by name only
 	target, err := netns.GetFromName(to.NS)
 	if err != nil {
 		return fmt.Errorf("namespace %s: %w", to.NS, err)
 	}
 	defer target.Close()
-	err = Do(vm.Host.NS, func() error {
-		link, err := netlink.LinkByName(vm.HostSide)
+	err = Do(from.NS, func() error {
+		link, err := netlink.LinkByName(hostSide)
 		if err != nil {
-			return fmt.Errorf("%s on %s: %w", vm.HostSide, vm.Host.Name, err)
+			return fmt.Errorf("%s on %s: %w", hostSide, from.Name, err)
 		}
 		return netlink.LinkSetNsFd(link, int(target))
 	})
@@ -40,15 +35,17 @@ func (l *Lab) MigrateVM(name string, to *Host) error {
 		return err
 	}
 	return Do(to.NS, func() error {
-		link, err := netlink.LinkByName(vm.HostSide)
+		link, err := netlink.LinkByName(hostSide)
 		if err != nil {
-			return fmt.Errorf("%s on %s: %w", vm.HostSide, to.Name, err)
+			return fmt.Errorf("%s on %s: %w", hostSide, to.Name, err)
 		}
 		if err := netlink.LinkSetUp(link); err != nil {
 			return err
 		}
 		l.mu.Lock()
-		vm.Host, vm.Ifindex = to, link.Attrs().Index
+		if vm := l.VMs[name]; vm != nil {
+			vm.Host, vm.Ifindex = to, link.Attrs().Index
+		}
 		l.mu.Unlock()
 		return nil
 	})

@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/courier-sdn/courier/tools/sandbox"
 )
 
 // Issue #16: an established connection survives hostd restarts on both
@@ -57,7 +59,13 @@ func TestSecurityGroupsAcrossRestartsAndMigration(t *testing.T) {
 	}
 	pickedBefore := e.counters("hv4")["ct_pickup"]
 	e.nb("port-set", "mover", "--chassis", "hv4")
-	if _, err := e.s.MigrateVM(t.Context(), "mover", "hv4"); err != nil {
+	// As courier-sandbox vm-migrate does: a sandbox opened afresh from
+	// its run directory, whose lab knows its VMs by name only.
+	op, err := sandbox.Open(e.s.RunDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := op.MigrateVM(t.Context(), "mover", "hv4"); err != nil {
 		t.Fatal(err)
 	}
 	var r result

@@ -83,7 +83,7 @@ every chassis.`,
 			{Name: "cache", Usage: "learned direct paths, with age and hits", Action: with(cache)},
 			{Name: "counters", Usage: "packet counters and drops by reason", Action: with(counters)},
 			{Name: "sg", Usage: "security groups: local ports' identities, what identities mean, groups' rules (group numbers are hostd's, per VPC)", Action: with(sg)},
-			{Name: "ct", Usage: "connections the security groups track, with who opened them and how long they have been idle", Action: with(ct)},
+			{Name: "ct", Usage: "connections the security groups track, with who opened them and when they are forgotten unless renewed", Action: with(ct)},
 			monitorCommand(out),
 			{Name: "cache-flush", Usage: "forget learned paths (all, or to IP); their next packets go through a hub and are learned again",
 				ArgsUsage: "[IP]", Action: func(cx *cli.Context) error {

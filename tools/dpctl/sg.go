@@ -37,7 +37,7 @@ func ct(d *dataplane.Datapath, out io.Writer) error {
 		return err
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ZONE\tPROTO\tFROM\tTO\tOPENED\tIDLE\tREMOTE-ID\tSTATE")
+	fmt.Fprintln(w, "ZONE\tPROTO\tFROM\tTO\tOPENED\tEXPIRES IN\tREMOTE-ID\tSTATE")
 	for _, c := range cs {
 		opened := "by the port"
 		if c.Ingress {
@@ -53,7 +53,7 @@ func ct(d *dataplane.Datapath, out io.Writer) error {
 		if c.Closing {
 			state += ", closing"
 		}
-		fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%s\t%d\t%s\n", c.Zone, c.Proto, c.Src, c.Dst, opened, c.Idle.Round(time.Second), c.RemoteID, state)
+		fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%s\t%d\t%s\n", c.Zone, c.Proto, c.Src, c.Dst, opened, c.Expires.Round(time.Second), c.RemoteID, state)
 	}
 	if len(cs) == 0 {
 		fmt.Fprintln(w, "(no tracked connections)")

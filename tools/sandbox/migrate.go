@@ -177,7 +177,7 @@ func (s *Sandbox) migrateNamespaceVM(port, to string) error {
 	if _, err := s.host(to); err != nil {
 		return err
 	}
-	if err := s.lab.MigrateVM(port, s.lab.Hosts[to]); err != nil {
+	if err := s.lab.MigrateVM(port, s.lab.Hosts[from], s.lab.Hosts[to]); err != nil {
 		return fmt.Errorf("migrate VM %s to %s: %w", port, to, err)
 	}
 	s.mu.Lock()
