@@ -23,6 +23,12 @@ func (n *compiler) outputHandleNB() bool {
 	for u := range d.routes {
 		n.out.nbRoute[u] = true
 	}
+	for u := range d.sgStatus {
+		n.out.nbSG[u] = true
+	}
+	for u := range d.ruleStatus {
+		n.out.nbSGRule[u] = true
+	}
 	return true
 }
 
@@ -89,10 +95,21 @@ func (n *compiler) outputHandlePorts() bool {
 	return true
 }
 
-// outputHandleLflows: the datapaths whose flows changed.
+// outputHandleLflows: the datapaths whose flows changed (and, when only
+// some stages' did, which).
 func (n *compiler) outputHandleLflows() bool {
 	for k := range n.flows.changed {
-		n.out.flowDPs[k] = true
+		stages := n.flows.changedStages[k]
+		if stages == nil {
+			n.out.flowDPs[k] = true
+			continue
+		}
+		if n.out.flowStages[k] == nil {
+			n.out.flowStages[k] = map[string]bool{}
+		}
+		for st := range stages {
+			n.out.flowStages[k][st] = true
+		}
 	}
 	return true
 }

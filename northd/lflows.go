@@ -112,15 +112,23 @@ func vpcFlows(t *topology, vpc *cVPC) []flow {
 
 // flowTable holds the desired flows per datapath name.
 type flowTable struct {
-	byDP    map[string][]flow
-	changed map[string]bool // tracked: datapath names
+	byDP map[string][]flow
+	// tracked: datapath names, and for some of them the only stages
+	// whose flows changed (absent: any may have)
+	changed       map[string]bool
+	changedStages map[string]map[string]bool
 }
 
 func newFlowTable() *flowTable {
-	return &flowTable{byDP: map[string][]flow{}, changed: map[string]bool{}}
+	return &flowTable{byDP: map[string][]flow{}, changed: map[string]bool{}, changedStages: map[string]map[string]bool{}}
 }
 
-func (ft *flowTable) clearTracked() { ft.changed = map[string]bool{} }
+func (ft *flowTable) clearTracked() {
+	ft.changed, ft.changedStages = map[string]bool{}, map[string]map[string]bool{}
+}
+
+// sgStages are the stages a VPC's security groups compile into.
+var sgStages = []int{pipeline.SGEgress, pipeline.SGIngress}
 
 // compileFlows regenerates the flows of every datapath.
 func compileFlows(t *topology) *flowTable {
@@ -135,6 +143,7 @@ func compileFlows(t *topology) *flowTable {
 func (ft *flowTable) setVPC(t *topology, vpc *cVPC) {
 	ft.byDP[vpcDP(vpc.name)] = vpcFlows(t, vpc)
 	ft.changed[vpcDP(vpc.name)] = true
+	delete(ft.changedStages, vpcDP(vpc.name))
 	for _, u := range vpc.vxnets {
 		vx := t.vxnets[u]
 		ft.byDP[vxnetDP(vx.name)] = vxnetFlows(t, vpc, vx)
@@ -146,7 +155,9 @@ func (ft *flowTable) setVPC(t *topology, vpc *cVPC) {
 func (ft *flowTable) update(prev, t *topology) {
 	vpcs := map[string]bool{}
 	for u := range t.changedVPCs {
-		vpcs[u] = true
+		if !t.groupsOnlyVPCs[u] {
+			vpcs[u] = true
+		}
 	}
 	for u := range t.changedVxnets {
 		if cv := t.vxnets[u]; cv != nil {
@@ -168,6 +179,11 @@ func (ft *flowTable) update(prev, t *topology) {
 			vpcs[r.vpc] = true
 		}
 	}
+	for u := range t.groupsOnlyVPCs {
+		if !vpcs[u] {
+			ft.setGroups(t, t.vpcs[u])
+		}
+	}
 	for u := range vpcs {
 		if old := prev.vpcs[u]; old != nil {
 			delete(ft.byDP, vpcDP(old.name))
@@ -183,6 +199,47 @@ func (ft *flowTable) update(prev, t *topology) {
 			ft.setVPC(t, vpc)
 		}
 	}
+}
+
+// setGroups regenerates only the sg stages' flows of a VPC whose security
+// groups alone changed: a rule change costs its VPC's rules, not the
+// VPC's and vxnets' every flow (nor comparing them all with the
+// southbound). Each stage's new flows take the place of its old ones, so
+// the datapath's flows stay in order.
+func (ft *flowTable) setGroups(t *topology, vpc *cVPC) {
+	name := vpcDP(vpc.name)
+	fresh := map[string][]flow{}
+	for _, st := range sgStages {
+		var b flowBuilder
+		stageFlows[st](&b, scope{t: t, vpc: vpc})
+		fresh[pipeline.Stages[st].Name] = b.sorted()
+	}
+	out := make([]flow, 0, len(ft.byDP[name]))
+	for _, f := range ft.byDP[name] {
+		fs, ok := fresh[f.stage]
+		if !ok {
+			out = append(out, f)
+		} else if fs != nil {
+			out, fresh[f.stage] = append(out, fs...), nil
+		}
+	}
+	var missing bool
+	for st, fs := range fresh {
+		if fs != nil { // a stage that had no flows: order them all again
+			out, missing = append(out, fs...), true
+		}
+		if ft.changedStages[name] != nil || !ft.changed[name] {
+			if ft.changedStages[name] == nil {
+				ft.changedStages[name] = map[string]bool{}
+			}
+			ft.changedStages[name][st] = true
+		}
+	}
+	if missing {
+		out = (&flowBuilder{flows: out}).sorted()
+	}
+	ft.byDP[name] = out
+	ft.changed[name] = true
 }
 
 // HasFlowBuilder says whether a stage has its flow builder (the spine

@@ -2,6 +2,7 @@ package northd
 
 import (
 	"maps"
+	"reflect"
 
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/nbdb"
@@ -45,6 +46,9 @@ type nbDelta struct {
 	routes map[string]bool
 	// groups: a security group or rule changed, or a VPC's groups
 	groups bool
+	// groups and rules of which only the status changed (northd's own
+	// writes, read back): compared again, nothing recompiled
+	sgStatus, ruleStatus map[string]bool
 	// eips: an external network or EIP changed
 	eips bool
 	// old rows of deleted or changed ports, for the claims they held
@@ -71,11 +75,13 @@ func newNBView() *nbView {
 
 func newDelta() *nbDelta {
 	return &nbDelta{vpcs: map[string]bool{}, vxnets: map[string]bool{}, ports: map[string]bool{},
-		routes: map[string]bool{}, oldPorts: map[string]*nbdb.Port{}, statusOnly: map[string]bool{}}
+		routes: map[string]bool{}, oldPorts: map[string]*nbdb.Port{}, statusOnly: map[string]bool{},
+		sgStatus: map[string]bool{}, ruleStatus: map[string]bool{}}
 }
 
 func (d *nbDelta) empty() bool {
-	return !d.global && !d.groups && !d.eips && len(d.vpcs) == 0 && len(d.vxnets) == 0 && len(d.ports) == 0 && len(d.routes) == 0
+	return !d.global && !d.groups && !d.eips && len(d.vpcs) == 0 && len(d.vxnets) == 0 && len(d.ports) == 0 && len(d.routes) == 0 &&
+		len(d.sgStatus) == 0 && len(d.ruleStatus) == 0
 }
 
 // apply folds a batch of tracked changes into the view and reports what
@@ -162,6 +168,12 @@ func (v *nbView) apply(ch ops.Changes) *nbDelta {
 // every VPC (topology.go).
 func (v *nbView) applyGroups(ch ops.Changes, d *nbDelta) {
 	for u, c := range ch.Table(nbdb.SecurityGroupRuleTable) {
+		if c.Old != nil && c.New != nil {
+			if o, r := c.Old.(*nbdb.SecurityGroupRule), c.New.(*nbdb.SecurityGroupRule); ruleStatusOnly(o, r) {
+				v.rules[u], d.ruleStatus[u] = r, true
+				continue
+			}
+		}
 		d.groups = true
 		if c.New == nil {
 			delete(v.rules, u)
@@ -170,6 +182,12 @@ func (v *nbView) applyGroups(ch ops.Changes, d *nbDelta) {
 		}
 	}
 	for u, c := range ch.Table(nbdb.SecurityGroupTable) {
+		if c.Old != nil && c.New != nil {
+			if o, g := c.Old.(*nbdb.SecurityGroup), c.New.(*nbdb.SecurityGroup); groupStatusOnly(o, g) {
+				v.sgs[u], d.sgStatus[u] = g, true
+				continue
+			}
+		}
 		d.groups = true
 		var rs []string
 		if c.New == nil {
@@ -181,6 +199,20 @@ func (v *nbView) applyGroups(ch ops.Changes, d *nbDelta) {
 		}
 		setChildren(v.sgRules, v.ruleSG, u, rs, map[string]bool{})
 	}
+}
+
+// ruleStatusOnly and groupStatusOnly: the row changed in its status
+// alone.
+func ruleStatusOnly(old, now *nbdb.SecurityGroupRule) bool {
+	cp := *now
+	cp.Status = old.Status
+	return reflect.DeepEqual(&cp, old)
+}
+
+func groupStatusOnly(old, now *nbdb.SecurityGroup) bool {
+	cp := *now
+	cp.Status = old.Status
+	return reflect.DeepEqual(&cp, old)
 }
 
 // setChildren records parent's children and each child's parent; a child

@@ -1,6 +1,8 @@
 package northd
 
 import (
+	"maps"
+
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
@@ -117,6 +119,20 @@ func (v *sbView) delLF(uuid string) {
 	}
 }
 
+// ownLF says whether a flow's change is already in the view: northd
+// wrote it (the view took the row when the write committed), and what
+// the southbound now holds is exactly that. Comparing the datapath's
+// every flow again for it would find nothing to do.
+func (v *sbView) ownLF(u string, c *ops.Change) bool {
+	have := v.lfByUUID[u]
+	if c.New == nil {
+		return have == nil
+	}
+	f := c.New.(*sbdb.LogicalFlow)
+	return have != nil && have.Datapath == f.Datapath && have.Vpc == f.Vpc && have.Stage == f.Stage &&
+		have.Priority == f.Priority && have.Match == f.Match && have.Actions == f.Actions && maps.Equal(have.ExternalIDs, f.ExternalIDs)
+}
+
 // apply folds monitor changes in and says what northd should re-check.
 func (v *sbView) apply(ch ops.Changes) sbDirty {
 	d := sbDirty{dps: map[string]bool{}, ports: map[string]bool{}, flowDPs: map[string]bool{}}
@@ -165,6 +181,9 @@ func (v *sbView) apply(ch ops.Changes) sbDirty {
 		d.ports[pb.LogicalPort] = true
 	}
 	for u, c := range ch.Table(sbdb.LogicalFlowTable) {
+		if v.ownLF(u, c) {
+			continue // northd's own write, read back: nothing to check
+		}
 		if c.Old != nil {
 			d.flowDPs[v.dpName(c.Old.(*sbdb.LogicalFlow).Datapath)] = true
 		}

@@ -1,9 +1,11 @@
 package northd
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -46,6 +48,7 @@ type cRule struct {
 	cidr    netip.Prefix // when remote is ""
 	remote  string       // the remote group's name
 	err     string
+	order   string // String(), by which a group's rules are sorted
 }
 
 func (r *cRule) String() string {
@@ -117,7 +120,7 @@ func compileGroups(v *nbView, t *topology, c *cVPC, vpc *nbdb.VPC) {
 				cg.rules = append(cg.rules, cr)
 			}
 		}
-		sort.Slice(cg.rules, func(i, j int) bool { return cg.rules[i].String() < cg.rules[j].String() })
+		slices.SortFunc(cg.rules, func(a, b *cRule) int { return cmp.Or(cmp.Compare(a.order, b.order), cmp.Compare(a.uuid, b.uuid)) })
 		cg.rules = capRules(cg.rules, g.Name)
 	}
 	if c.group(rules.DefaultGroup) == nil {
@@ -161,6 +164,7 @@ func compileRule(r *nbdb.SecurityGroupRule, group string, groups map[string]*cGr
 		}
 		cr.remote = rg.name
 	}
+	cr.order = cr.String()
 	return cr
 }
 

@@ -3,6 +3,7 @@ package northd
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
@@ -38,6 +39,9 @@ type dirtySet struct {
 	dps     map[string]bool // datapath names
 	ports   map[string]bool // logical ports
 	flowDPs map[string]bool // datapath names
+	// datapath names of which only these stages' flows are compared
+	// (a datapath in flowDPs is compared whole)
+	flowStages map[string]map[string]bool
 	// NB rows whose status may need writing, by table
 	nbVPC, nbVxnet, nbRoute, nbPort map[string]bool
 	nbSG, nbSGRule                  map[string]bool
@@ -45,13 +49,13 @@ type dirtySet struct {
 }
 
 func newDirtySet() *dirtySet {
-	return &dirtySet{dps: map[string]bool{}, ports: map[string]bool{}, flowDPs: map[string]bool{},
+	return &dirtySet{dps: map[string]bool{}, ports: map[string]bool{}, flowDPs: map[string]bool{}, flowStages: map[string]map[string]bool{},
 		nbVPC: map[string]bool{}, nbVxnet: map[string]bool{}, nbRoute: map[string]bool{}, nbPort: map[string]bool{},
 		nbSG: map[string]bool{}, nbSGRule: map[string]bool{}, nbExtnet: map[string]bool{}, nbEIP: map[string]bool{}}
 }
 
 func (d *dirtySet) empty() bool {
-	return !d.full && len(d.dps)+len(d.ports)+len(d.flowDPs)+len(d.nbVPC)+len(d.nbVxnet)+len(d.nbRoute)+len(d.nbPort)+
+	return !d.full && len(d.dps)+len(d.ports)+len(d.flowDPs)+len(d.flowStages)+len(d.nbVPC)+len(d.nbVxnet)+len(d.nbRoute)+len(d.nbPort)+
 		len(d.nbSG)+len(d.nbSGRule)+len(d.nbExtnet)+len(d.nbEIP) == 0
 }
 
@@ -216,18 +220,24 @@ func (n *compiler) syncFlows(ctx context.Context, w *sbWriter, d *dirtySet) erro
 	v, t := n.sb, sbops.LogicalFlows()
 	var keys []lfRef
 	want := map[lfRef]*flow{}
-	for _, name := range sortedSet(d.flowDPs) {
+	for _, name := range d.flowNames() {
 		fs := n.flows.byDP[name]
 		if n.desiredDP(name) == nil {
 			fs = nil
 		}
+		only := d.flowStages[name]
+		if d.flowDPs[name] {
+			only = nil
+		}
 		for i := range fs {
-			k := lfRef{name, fs[i].key()}
-			keys = append(keys, k)
-			want[k] = &fs[i]
+			if only == nil || only[fs[i].stage] {
+				k := lfRef{name, fs[i].key()}
+				keys = append(keys, k)
+				want[k] = &fs[i]
+			}
 		}
 		for k := range v.flows[v.dps[name]] {
-			if want[lfRef{name, k}] == nil {
+			if (only == nil || only[k.stage]) && want[lfRef{name, k}] == nil {
 				keys = append(keys, lfRef{name, k})
 			}
 		}
@@ -364,7 +374,7 @@ func (v *sbView) putCommittedPB(r *sbdb.PortBinding, created string) {
 // estimate bounds the operations the rest of a write may need.
 func (n *compiler) estimate(d *dirtySet) int {
 	e := len(d.ports)
-	for name := range d.flowDPs {
+	for _, name := range d.flowNames() {
 		e += len(n.flows.byDP[name]) + len(n.sb.flows[n.sb.dps[name]])
 	}
 	return e
@@ -376,6 +386,15 @@ func (n *compiler) dpVPC(name string) int {
 		return dp.Vpc
 	}
 	return 0
+}
+
+// flowNames are the datapaths whose flows are compared, in order.
+func (d *dirtySet) flowNames() []string {
+	names := maps.Clone(d.flowDPs)
+	for name := range d.flowStages {
+		names[name] = true
+	}
+	return sortedSet(names)
 }
 
 func sortedSet(m map[string]bool) []string {

@@ -70,6 +70,10 @@ type topology struct {
 	changedVPCs   map[string]bool
 	changedVxnets map[string]bool
 	changedRoutes map[string]bool
+	// changed VPCs of which only the security groups changed (their
+	// rules, or whether the VPC is open): only the sg stages' flows of
+	// their routing datapath follow (lflows.go)
+	groupsOnlyVPCs map[string]bool
 }
 
 func newTopology() *topology {
@@ -79,7 +83,7 @@ func newTopology() *topology {
 }
 
 func (t *topology) clearTracked() {
-	t.changedVPCs, t.changedVxnets, t.changedRoutes = nil, nil, nil
+	t.changedVPCs, t.changedVxnets, t.changedRoutes, t.groupsOnlyVPCs = nil, nil, nil, nil
 }
 
 func statusInt(status map[string]string, key string) int {
@@ -368,9 +372,15 @@ func allocVNIs(v *nbView, prev *topology) map[string]vniResult {
 // diff records what changed between prev and t.
 func (t *topology) diff(prev *topology) {
 	t.changedVPCs, t.changedVxnets, t.changedRoutes = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	t.groupsOnlyVPCs = map[string]bool{}
 	for u, c := range t.vpcs {
-		if p := prev.vpcs[u]; p == nil || !sameVPC(p, c) {
-			t.changedVPCs[u] = true
+		p := prev.vpcs[u]
+		if p != nil && sameVPC(p, c) {
+			continue
+		}
+		t.changedVPCs[u] = true
+		if p != nil && sameShape(p, c) {
+			t.groupsOnlyVPCs[u] = true
 		}
 	}
 	for u := range prev.vpcs {
@@ -408,9 +418,11 @@ func keyOf(t *topology, vpc string) int {
 	return 0
 }
 
-func sameVPC(a, b *cVPC) bool {
-	if a.key != b.key || a.name != b.name || len(a.vxnets) != len(b.vxnets) || len(a.routes) != len(b.routes) ||
-		!sameGroups(a, b) {
+func sameVPC(a, b *cVPC) bool { return sameShape(a, b) && sameGroups(a, b) }
+
+// sameShape: the VPC is the same but for its security groups.
+func sameShape(a, b *cVPC) bool {
+	if a.key != b.key || a.name != b.name || a.gwMAC != b.gwMAC || len(a.vxnets) != len(b.vxnets) || len(a.routes) != len(b.routes) {
 		return false
 	}
 	for i := range a.vxnets {
