@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/courier-sdn/courier/internal/lab"
 )
@@ -127,4 +129,16 @@ func (b *Bench) KernelEntries() (int, error) {
 		return err
 	})
 	return n, err
+}
+
+// KernelFlows lists the namespace's conntrack entries. Equivalent to:
+// ip netns exec NS conntrack -L -f ipv4.
+func (b *Bench) KernelFlows() ([]*netlink.ConntrackFlow, error) {
+	var flows []*netlink.ConntrackFlow
+	err := lab.Do(b.NS, func() error {
+		var err error
+		flows, err = netlink.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
+		return err
+	})
+	return flows, err
 }

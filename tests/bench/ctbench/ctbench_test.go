@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 )
@@ -104,5 +105,41 @@ func TestVaryMakesNewConnections(t *testing.T) {
 	}
 	if n, err := b.KernelEntries(); err != nil || n != runs {
 		t.Fatalf("conntrack entries: %d (%v), want %d", n, err, runs)
+	}
+}
+
+// The kernel's entry is in the port's zone with Courier's idle timeout,
+// and a packet restarts that timeout once it has run a second or more
+// (as ct_touch does ct_v1's), which netfilter would do if it saw the
+// packets.
+func TestKernelEntryTimesOutAsCouriers(t *testing.T) {
+	b := open(t)
+	f := frame(netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:80"))
+	if err := b.SetZone(7); err != nil {
+		t.Fatal(err)
+	}
+	timeout := func() uint32 {
+		t.Helper()
+		flows, err := b.KernelFlows()
+		if err != nil || len(flows) != 1 || flows[0].Zone != 7 || flows[0].Forward.SrcPort != 40000 {
+			t.Fatalf("conntrack -L: %v (%v), want the one connection in zone 7", flows, err)
+		}
+		return flows[0].TimeOut
+	}
+	if ret, _, err := b.Run(Kfunc, f, 1); err != nil || ret != New {
+		t.Fatalf("first packet: %d (%v)", ret, err)
+	}
+	if s := timeout(); s < 299 || s > 300 {
+		t.Fatalf("a new entry expires in %d s, want 300", s)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if s := timeout(); s > 298 {
+		t.Fatalf("2.1 s later it expires in %d s, want at most 298", s)
+	}
+	if ret, _, err := b.Run(Kfunc, f, 1); err != nil || ret != Hit {
+		t.Fatalf("second packet: %d (%v)", ret, err)
+	}
+	if s := timeout(); s < 299 {
+		t.Fatalf("after a packet it expires in %d s, want 300 again", s)
 	}
 }

@@ -7,9 +7,10 @@
  * the same key, entry, map and parser (ct.h), and no rules: look the
  * packet up as sent, then reversed; on a miss, insert it. kfunc_track
  * does the same with the kernel's conntrack through its kfuncs
- * (net/netfilter/nf_conntrack_bpf.c): one lookup finds either direction;
- * on a miss, allocate, set Courier's idle timeout, insert. parse_only is
- * the work both share, for scale.
+ * (net/netfilter/nf_conntrack_bpf.c): one lookup finds either direction
+ * and restarts the idle timeout as ct_touch does; on a miss, allocate,
+ * set Courier's idle timeout, insert. parse_only is the work both share,
+ * for scale.
  *
  * With vary set, each run stands for a new connection: the source port
  * and the source address's middle bits come from a counter. */
@@ -28,15 +29,17 @@ struct bpf_ct_opts {
 	__u8 reserved[3];
 };
 
-/* Only pointers to these are handled; cilium/ebpf matches a kfunc's
- * prototype against the kernel's kind by kind, so they are structs, not
- * forward declarations. */
+/* cilium/ebpf matches a kfunc's prototype against the kernel's kind by
+ * kind, so these are structs, not forward declarations; of an nf_conn,
+ * only its expiry (in jiffies) is read, relocated to the kernel's layout. */
 struct nf_conn {
-	unsigned long status;
-};
+	__u32 timeout;
+} __attribute__((preserve_access_index));
 struct nf_conn___init {
-	unsigned long status;
+	__u32 timeout;
 };
+
+extern unsigned long CONFIG_HZ __kconfig;
 
 extern struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb, struct bpf_sock_tuple *tuple, __u32 tuple__sz,
 					 struct bpf_ct_opts *opts, __u32 opts__sz) __ksym;
@@ -44,6 +47,7 @@ extern struct nf_conn___init *bpf_skb_ct_alloc(struct __sk_buff *skb, struct bpf
 					       struct bpf_ct_opts *opts, __u32 opts__sz) __ksym;
 extern struct nf_conn *bpf_ct_insert_entry(struct nf_conn___init *ct) __ksym;
 extern void bpf_ct_set_timeout(struct nf_conn___init *ct, __u32 timeout_ms) __ksym;
+extern int bpf_ct_change_timeout(struct nf_conn *ct, __u32 timeout_ms) __ksym;
 extern void bpf_ct_release(struct nf_conn *ct) __ksym;
 
 /* What a run found; a tc program's return value. */
@@ -52,7 +56,8 @@ extern void bpf_ct_release(struct nf_conn *ct) __ksym;
 #define CTB_FAIL 3 /* not tracked and could not be (see last_error) */
 #define CTB_BAD 4  /* not TCP over IPv4 */
 
-#define CTB_TIMEOUT_NS 300000000000ULL /* Courier's idle timeout, 300 s */
+#define CTB_TIMEOUT_S 300 /* Courier's idle timeout */
+#define CTB_TIMEOUT_NS (CTB_TIMEOUT_S * 1000000000ULL)
 
 /* Set by the measurement between runs. */
 __u32 zone = 1;	 /* the protected port: ct_key.zone, the kernel's ct zone */
@@ -122,6 +127,11 @@ int kfunc_track(struct __sk_buff *skb)
 	struct bpf_ct_opts opts = {.netns_id = BPF_F_CURRENT_NETNS, .l4proto = IPPROTO_TCP, .ct_zone_id = zone};
 	struct nf_conn *ct = bpf_skb_ct_lookup(skb, &bt, sizeof(bt.ipv4), &opts, sizeof(opts));
 	if (ct) {
+		/* As ct_touch: netfilter never sees the packet, so the idle
+		 * timeout is restarted here, at most once a second. */
+		__s32 left = ct->timeout - (__u32)bpf_jiffies64();
+		if (left < (__s32)((CTB_TIMEOUT_S - 1) * CONFIG_HZ))
+			bpf_ct_change_timeout(ct, CTB_TIMEOUT_S * 1000);
 		bpf_ct_release(ct);
 		return CTB_HIT;
 	}
@@ -131,7 +141,7 @@ int kfunc_track(struct __sk_buff *skb)
 		last_error = opts.error;
 		return CTB_FAIL;
 	}
-	bpf_ct_set_timeout(n, CTB_TIMEOUT_NS / 1000000);
+	bpf_ct_set_timeout(n, CTB_TIMEOUT_S * 1000);
 	ct = bpf_ct_insert_entry(n);
 	if (!ct) {
 		last_error = -17; /* EEXIST, or the table is full */
