@@ -3,7 +3,7 @@
  * Connections are tracked in an LRU hash keyed by the protected local
  * port (zone) and the 5-tuple, not in the kernel's conntrack through its
  * kfuncs (bpf_skb_ct_lookup, bpf_skb_ct_alloc): measured on the same
- * packet, the kernel's costs 1.3 to 1.7 times as much per packet
+ * packet, the kernel's costs 1.4 to 1.6 times as much per packet
  * (courier-bench --only ct), an nf_conn has no room for the policy
  * generation and identity an entry was allowed under, and the DVR's
  * packets bypass netfilter, so the kernel would only store what this
