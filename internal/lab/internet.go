@@ -33,7 +33,7 @@ const UplinkName = "up0"
 // ...; ip route add PUBLIC nexthop via GW1 nexthop via GW2 ...
 func (l *Lab) AddInternet(addr, public netip.Prefix, gateways []*Host) (*Internet, error) {
 	in := &Internet{NS: l.Prefix + "internet", Addr: addr, Uplinks: map[string]netip.Addr{}}
-	if err := newNS(in.NS); err != nil {
+	if err := NewNS(in.NS); err != nil {
 		return nil, err
 	}
 	mask := net.CIDRMask(addr.Bits(), 32)

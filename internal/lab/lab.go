@@ -86,8 +86,9 @@ func Do(ns string, fn func() error) error {
 	})
 }
 
-// newNS creates a named namespace (lo up) without leaving the caller in it.
-func newNS(name string) error {
+// NewNS creates a named namespace (lo up) without leaving the caller in
+// it. Equivalent to: ip netns add NAME; ip -n NAME link set lo up.
+func NewNS(name string) error {
 	return onThread(func() error {
 		h, err := netns.NewNamed(name)
 		if err != nil {
@@ -109,7 +110,7 @@ func newNS(name string) error {
 // Underlay addresses are taken from subnet (e.g. 192.168.100.0/24).
 func New(prefix string, subnet netip.Prefix) (*Lab, error) {
 	l := &Lab{Prefix: prefix, Fabric: prefix + "fabric", Hosts: map[string]*Host{}, VMs: map[string]*VM{}, subnet: subnet}
-	if err := newNS(l.Fabric); err != nil {
+	if err := NewNS(l.Fabric); err != nil {
 		return nil, err
 	}
 	err := Do(l.Fabric, func() error {
@@ -144,7 +145,7 @@ func (l *Lab) AddHost(name string, n int) (*Host, error) {
 		a = a.Next()
 	}
 	h := &Host{Name: name, NS: l.Prefix + name, VTEP: a}
-	if err := newNS(h.NS); err != nil {
+	if err := NewNS(h.NS); err != nil {
 		return nil, err
 	}
 	fabSide := "u-" + name
@@ -236,7 +237,7 @@ type VMConfig struct {
 // AddVM creates VM namespace <prefix><name> on host h with one NIC.
 func (l *Lab) AddVM(name string, h *Host, c VMConfig) (*VM, error) {
 	vm := &VM{Name: name, NS: l.Prefix + name, Host: h}
-	if err := newNS(vm.NS); err != nil {
+	if err := NewNS(vm.NS); err != nil {
 		return nil, err
 	}
 	vm.HostSide = hostSideName(name)

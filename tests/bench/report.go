@@ -26,6 +26,7 @@ type Report struct {
 	SG          *SGResult          `json:"security_groups,omitempty"`
 	SGProp      []*SGPropagation   `json:"security_group_propagation,omitempty"`
 	Migrate     *MigrateResult     `json:"migrate,omitempty"`
+	Conntrack   *CTResult          `json:"conntrack,omitempty"`
 	Errors      []string           `json:"errors,omitempty"`
 }
 
@@ -129,6 +130,14 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 	}
 	if r.want("sg") {
 		r.runSG(ctx, rep)
+	}
+	if r.want("ct") {
+		r.Env.Log.Info("connection tracking benchmark", "rounds", max(5, r.Rounds))
+		if res, err := Conntrack(max(5, r.Rounds)); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("conntrack: %v", err))
+		} else {
+			rep.Conntrack = res
+		}
 	}
 	if r.want("e2e") || r.want("programming") {
 		r.Env.Log.Info("programming latency benchmark", "present", r.Present, "samples", r.Samples)
@@ -256,6 +265,9 @@ func (rep *Report) Markdown() string {
 	}
 	for _, s := range rep.SGProp {
 		s.markdown(&b)
+	}
+	if c := rep.Conntrack; c != nil {
+		c.markdown(&b)
 	}
 	if p := rep.Programming; p != nil {
 		p.markdown(&b)

@@ -19,7 +19,7 @@ import (
 func main() {
 	bin := flag.String("bin", "bin", "directory with Courier's binaries")
 	out := flag.String("out", "bench/results", "directory for the results")
-	only := flag.String("only", "northd,dataplane,sg,e2e,spine,vm,migrate,cli", "comma-separated benchmarks to run (e2e is programming and state; sg is security groups)")
+	only := flag.String("only", "northd,dataplane,sg,ct,e2e,spine,vm,migrate,cli", "comma-separated benchmarks to run (e2e is programming and state; sg is security groups; ct is connection tracking, Courier's table against the kernel's conntrack)")
 	sizes := flag.String("northd-sizes", "1000,8000,64000", "port counts for the northd benchmark")
 	northdRounds := flag.Int("northd-rounds", 5, "northd benchmark: bulk loads per size, each on fresh databases (the median is reported)")
 	rounds := flag.Int("rounds", 3, "data plane benchmark: interleaved rounds over the four paths")
