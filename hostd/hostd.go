@@ -126,19 +126,23 @@ type vpcSession struct {
 	// flows is the VPC's compiled logical flows, kept until the
 	// tracker reports a change to Logical_Flow or Datapath: compiling a
 	// VPC's thousands of flows on every port change would dominate the
-	// time to program a port.
+	// time to program a port. parts compiles only what changed.
 	flows *flowConfig
-	cache *flowCache
+	parts *flowParts
 }
 
-// compiled returns the session's compiled flows, recompiling them when
-// ch, its changes since the last call, touch the flows or datapaths.
+// compiled returns the session's compiled flows, compiling again the
+// parts that ch, its changes since the last call, touch; all of them the
+// first time, or when the tracker lost changes.
 func (vs *vpcSession) compiled(dps map[string]*sbdb.Datapath, ch ops.Changes) *flowConfig {
-	if vs.flows == nil || ch.Overflow || len(ch.Table(sbdb.LogicalFlowTable)) > 0 || len(ch.Table(sbdb.DatapathTable)) > 0 {
-		if vs.cache == nil {
-			vs.cache = newFlowCache()
+	if vs.flows == nil || ch.Overflow {
+		if vs.parts == nil {
+			vs.parts = newFlowParts(vs.vpc)
 		}
-		vs.flows = compileFlows(vs.vpc, ops.Rows[sbdb.LogicalFlow](vs.s), dps, vs.cache)
+		vs.parts.reset(ops.Rows[sbdb.LogicalFlow](vs.s))
+		vs.flows = vs.parts.compile(dps)
+	} else if vs.parts.apply(ch) {
+		vs.flows = vs.parts.compile(dps)
 	}
 	return vs.flows
 }

@@ -74,8 +74,10 @@ var stageCompilers = map[int]stageCompiler{
 
 var errNotImplemented = fmt.Errorf("not implemented by this data plane")
 
+// compileFlows compiles a VPC's flows afresh (flowParts compiles them
+// part by part, and must give the same).
 func compileFlows(vpc int, flows []*sbdb.LogicalFlow, dps map[string]*sbdb.Datapath, cache *flowCache) *flowConfig {
-	fc := &flowConfig{vxFlags: map[string]uint32{}, dhcp: map[string]pipeline.DHCPReply{}}
+	fc := newFlowConfig()
 	cache.begin()
 	defer cache.end()
 	seen := map[string]map[int]bool{} // datapath UUID -> stages with flows
@@ -87,11 +89,28 @@ func compileFlows(vpc int, flows []*sbdb.LogicalFlow, dps map[string]*sbdb.Datap
 			}
 			seen[f.Datapath][st.ID] = true
 		}
-		if err := fc.add(vpc, st, ok, f, dps[f.Datapath], cache); err != nil {
-			fc.errs = append(fc.errs, fmt.Sprintf("stage %s priority %d match (%s) actions (%s): %v",
-				f.Stage, f.Priority, f.Match, f.Actions, err))
-		}
+		fc.addFlow(vpc, f, dps, cache)
 	}
+	fc.defaults(dps, seen)
+	return fc
+}
+
+func newFlowConfig() *flowConfig {
+	return &flowConfig{vxFlags: map[string]uint32{}, dhcp: map[string]pipeline.DHCPReply{}}
+}
+
+// addFlow compiles one flow into fc, or records why it cannot.
+func (fc *flowConfig) addFlow(vpc int, f *sbdb.LogicalFlow, dps map[string]*sbdb.Datapath, cache *flowCache) {
+	st, ok := pipeline.ByName(f.Stage)
+	if err := fc.add(vpc, st, ok, f, dps[f.Datapath], cache); err != nil {
+		fc.errs = append(fc.errs, fmt.Sprintf("stage %s priority %d match (%s) actions (%s): %v",
+			f.Stage, f.Priority, f.Match, f.Actions, err))
+	}
+}
+
+// defaults gives each datapath's stages without any flow (seen) their
+// default flags.
+func (fc *flowConfig) defaults(dps map[string]*sbdb.Datapath, seen map[string]map[int]bool) {
 	for u, dp := range dps {
 		for _, st := range pipeline.Stages {
 			if st.Datapath != dp.Type || seen[u][st.ID] {
@@ -104,7 +123,6 @@ func compileFlows(vpc int, flows []*sbdb.LogicalFlow, dps map[string]*sbdb.Datap
 			}
 		}
 	}
-	return fc
 }
 
 func (fc *flowConfig) add(vpc int, st pipeline.Stage, known bool, f *sbdb.LogicalFlow, dp *sbdb.Datapath, cache *flowCache) error {

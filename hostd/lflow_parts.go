@@ -1,0 +1,159 @@
+package hostd
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/pipeline"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// Compiling a VPC's flows part by part. A part is one datapath's flows of
+// one stage; what a part asks of the data plane depends only on its flows
+// and its datapath, so when a few flows change hostd compiles again only
+// their parts, and merges every part's result (flags are or-ed, rows
+// appended: cheap). A security group rule added to a VPC of 256 vxnets
+// thus compiles its VPC's sg stage, not the VPC's 9,700 flows. Each part
+// keeps its own parse cache, so a part compiled again parses only its
+// flows that changed. TestPartsEqualFull checks that any sequence of
+// changes compiles to what compiling every flow afresh gives.
+
+// flowPart names a part: a datapath's UUID and a stage's name, as the
+// flows spell them (an unknown stage or datapath is a part too, whose
+// flows are reported as errors).
+type flowPart struct{ dp, stage string }
+
+type partState struct {
+	flows map[string]*sbdb.LogicalFlow // by UUID
+	cache *flowCache
+	fc    *flowConfig // compiled; nil when dirty
+}
+
+// flowParts is a VPC's flows by part, and each part's compiled result.
+type flowParts struct {
+	vpc    int
+	parts  map[flowPart]*partState
+	partOf map[string]flowPart // flow UUID -> its part
+	// compiles counts parts compiled, for tests and the log.
+	compiles int
+}
+
+func newFlowParts(vpc int) *flowParts {
+	return &flowParts{vpc: vpc, parts: map[flowPart]*partState{}, partOf: map[string]flowPart{}}
+}
+
+func partOfFlow(f *sbdb.LogicalFlow) flowPart { return flowPart{f.Datapath, string(f.Stage)} }
+
+// put adds or replaces a flow; del removes one. Both leave its parts
+// dirty.
+func (fp *flowParts) put(f *sbdb.LogicalFlow) {
+	fp.del(f.UUID)
+	p := partOfFlow(f)
+	ps := fp.parts[p]
+	if ps == nil {
+		ps = &partState{flows: map[string]*sbdb.LogicalFlow{}, cache: newFlowCache()}
+		fp.parts[p] = ps
+	}
+	ps.flows[f.UUID], ps.fc = f, nil
+	fp.partOf[f.UUID] = p
+}
+
+func (fp *flowParts) del(uuid string) {
+	p, ok := fp.partOf[uuid]
+	if !ok {
+		return
+	}
+	delete(fp.partOf, uuid)
+	ps := fp.parts[p]
+	delete(ps.flows, uuid)
+	ps.fc = nil
+	if len(ps.flows) == 0 {
+		delete(fp.parts, p)
+	}
+}
+
+// reset replaces every flow.
+func (fp *flowParts) reset(flows []*sbdb.LogicalFlow) {
+	old := fp.parts
+	fp.parts, fp.partOf = map[flowPart]*partState{}, map[string]flowPart{}
+	for _, f := range flows {
+		fp.put(f)
+	}
+	for p, ps := range fp.parts {
+		if o := old[p]; o != nil {
+			ps.cache = o.cache // parsed texts stay useful
+		}
+	}
+}
+
+// apply folds in a batch of changes: flows put or deleted, and the
+// parts of datapaths that changed made dirty. It says whether anything
+// changed.
+func (fp *flowParts) apply(ch ops.Changes) bool {
+	lfs, dps := ch.Table(sbdb.LogicalFlowTable), ch.Table(sbdb.DatapathTable)
+	for u, c := range lfs {
+		if c.New == nil {
+			fp.del(u)
+		} else {
+			fp.put(c.New.(*sbdb.LogicalFlow))
+		}
+	}
+	if len(dps) > 0 {
+		for p, ps := range fp.parts {
+			if dps[p.dp] != nil {
+				ps.fc = nil
+			}
+		}
+	}
+	return len(lfs)+len(dps) > 0
+}
+
+// compile compiles the dirty parts and merges them all.
+func (fp *flowParts) compile(dps map[string]*sbdb.Datapath) *flowConfig {
+	seen := map[string]map[int]bool{} // datapath UUID -> stages with flows
+	keys := slices.SortedFunc(maps.Keys(fp.parts), func(a, b flowPart) int {
+		return cmp.Or(cmp.Compare(a.dp, b.dp), cmp.Compare(a.stage, b.stage))
+	})
+	out := newFlowConfig()
+	for _, p := range keys {
+		ps := fp.parts[p]
+		if ps.fc == nil {
+			ps.fc = compilePart(fp.vpc, ps, dps)
+			fp.compiles++
+		}
+		if st, ok := pipeline.ByName(p.stage); ok && dps[p.dp] != nil {
+			if seen[p.dp] == nil {
+				seen[p.dp] = map[int]bool{}
+			}
+			seen[p.dp][st.ID] = true
+		}
+		out.merge(ps.fc)
+	}
+	out.defaults(dps, seen)
+	return out
+}
+
+// compilePart compiles one part's flows, in UUID order.
+func compilePart(vpc int, ps *partState, dps map[string]*sbdb.Datapath) *flowConfig {
+	fc := newFlowConfig()
+	ps.cache.begin()
+	defer ps.cache.end()
+	for _, u := range slices.Sorted(maps.Keys(ps.flows)) {
+		fc.addFlow(vpc, ps.flows[u], dps, ps.cache)
+	}
+	return fc
+}
+
+// merge adds a part's result to fc.
+func (fc *flowConfig) merge(p *flowConfig) {
+	for u, f := range p.vxFlags {
+		fc.vxFlags[u] |= f
+	}
+	fc.vpcFlags |= p.vpcFlags
+	fc.routes = append(fc.routes, p.routes...)
+	maps.Copy(fc.dhcp, p.dhcp)
+	fc.sgRules = append(fc.sgRules, p.sgRules...)
+	fc.errs = append(fc.errs, p.errs...)
+}

@@ -1,0 +1,121 @@
+package hostd
+
+import (
+	"fmt"
+	"maps"
+	"math/rand"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// Compiling part by part, through any sequence of flows added, removed,
+// changed or moved and datapaths coming and going, gives what compiling
+// every flow afresh gives; and a change compiles again only its parts.
+func TestPartsEqualFull(t *testing.T) {
+	files, _ := filepath.Glob("testdata/lflows/*.flows")
+	if len(files) < 4 {
+		t.Fatalf("%d flow files in testdata/lflows", len(files))
+	}
+	for seed := int64(1); seed <= 20; seed++ {
+		r := rand.New(rand.NewSource(seed))
+		in := files[r.Intn(len(files))]
+		all := map[string]*sbdb.LogicalFlow{}
+		for i, f := range readFlows(t, in) {
+			f.UUID = fmt.Sprintf("f%d", i)
+			all[f.UUID] = f
+		}
+		dps := maps.Clone(goldenDPs)
+		fp := newFlowParts(1)
+		fp.reset(slices.Collect(maps.Values(all)))
+		check := func(step int, fc *flowConfig) {
+			t.Helper()
+			want := compileFlows(1, slices.Collect(maps.Values(all)), dps, nil)
+			if got, w := render(fc), render(want); got != w {
+				t.Fatalf("seed %d (%s) step %d: parts give\n%s\nall flows give\n%s", seed, in, step, got, w)
+			}
+			// rules in any order: the data plane puts them in its own
+			g1, e1 := fc.groups(1, dps)
+			g2, e2 := want.groups(1, dps)
+			for _, g := range []*dataplane.SGVPC{g1, g2} {
+				if g != nil {
+					slices.SortFunc(g.Rules, func(a, b dataplane.SGRule) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+				}
+			}
+			if !reflect.DeepEqual(g1, g2) || !reflect.DeepEqual(e1, e2) {
+				t.Fatalf("seed %d step %d: groups %+v %v, want %+v %v", seed, step, g1, e1, g2, e2)
+			}
+		}
+		check(0, fp.compile(dps))
+		for step := 1; step <= 60; step++ {
+			ch := ops.Changes{Tables: map[string]map[string]*ops.Change{}}
+			for range 1 + r.Intn(3) {
+				randomFlowChange(r, all, dps, ch)
+			}
+			before := fp.compiles
+			fp.apply(ch)
+			check(step, fp.compile(dps))
+			if dirty := len(ch.Table(sbdb.LogicalFlowTable))*2 + len(ch.Table(sbdb.DatapathTable))*len(fp.parts); fp.compiles-before > dirty {
+				t.Fatalf("seed %d step %d: %d parts compiled for %d changes", seed, step, fp.compiles-before, dirty)
+			}
+		}
+	}
+}
+
+// randomFlowChange changes all (a flow removed, added, its match or
+// actions changed, moved to another datapath) or dps (a datapath gone or
+// back), and records it in ch as the tracker would.
+func randomFlowChange(r *rand.Rand, all map[string]*sbdb.LogicalFlow, dps map[string]*sbdb.Datapath, ch ops.Changes) {
+	put := func(table, u string, m any) {
+		if ch.Tables[table] == nil {
+			ch.Tables[table] = map[string]*ops.Change{}
+		}
+		c := &ops.Change{UUID: u}
+		if m != nil {
+			c.New = m.(interface{ GetUUID() string })
+		}
+		ch.Tables[table][u] = c
+	}
+	uuids := slices.Sorted(maps.Keys(all))
+	pick := all[uuids[r.Intn(len(uuids))]]
+	switch k := r.Intn(10); {
+	case k < 3 && len(all) > 1:
+		delete(all, pick.UUID)
+		put(sbdb.LogicalFlowTable, pick.UUID, nil)
+	case k < 5: // a copy under a new UUID, perhaps on another datapath
+		f := *pick
+		f.UUID = fmt.Sprintf("n%d", r.Int63())
+		f.Datapath = []string{"vpc:a", "vxnet:x", "vxnet:y", "nowhere"}[r.Intn(4)]
+		all[f.UUID] = &f
+		put(sbdb.LogicalFlowTable, f.UUID, &f)
+	case k < 7:
+		f := *pick
+		if r.Intn(2) == 0 {
+			f.Match = "(" + f.Match + ")"
+		} else {
+			f.Actions = "drop;"
+		}
+		all[f.UUID] = &f
+		put(sbdb.LogicalFlowTable, f.UUID, &f)
+	case k < 8:
+		f := *pick
+		f.Stage = []sbdb.LogicalFlowStage{"sg_ingress", "port_sec", "nosuch"}[r.Intn(3)]
+		all[f.UUID] = &f
+		put(sbdb.LogicalFlowTable, f.UUID, &f)
+	default: // a datapath goes, or comes back
+		name := []string{"vpc:a", "vxnet:x", "vxnet:y"}[r.Intn(3)]
+		if dps[name] != nil {
+			delete(dps, name)
+			put(sbdb.DatapathTable, name, nil)
+		} else {
+			dps[name] = goldenDPs[name]
+			put(sbdb.DatapathTable, name, goldenDPs[name])
+		}
+	}
+}
