@@ -115,6 +115,29 @@ func TestInternetIdentityAtThePort(t *testing.T) {
 	})
 }
 
+// What a port sends to the internet through its EIP is the internet's
+// to receive: a rule naming a group does not let it go (before, it went
+// pending a check that no gateway makes); a rule naming a prefix does.
+func TestEgressToTheInternet(t *testing.T) {
+	f := internetFixture(t)
+	d := f.d
+	f.state.EIPs = append(f.state.EIPs, EIP{Ifindex: f.p2, VPC: 1, EIP: ip4("203.0.113.11"), Addr: ip4("10.0.2.5"), Network: 1})
+	if _, err := d.Apply(f.state); err != nil {
+		t.Fatal(err)
+	}
+	closePickUp(t, d)
+	// vm2 is in ops, whose one egress rule is "tcp 443 to web".
+	expectDrop(t, d, "sg_egress", func() runResult {
+		return run(t, d.objs.PortIngress, f.p2, l4Pkt(gwMAC, vm2MAC, ip4("10.0.2.5"), client, 6, 40000, 443))
+	})
+	// vm1 is in web, which may send anything anywhere.
+	resetSent(d)
+	r := run(t, d.objs.PortIngress, f.p1, l4Pkt(gwMAC, vm1MAC, ip4("10.0.1.5"), client, 6, 40000, 443))
+	if vtep, _, _, _ := sent(t, d); r.verdict != actRedirect || vtep != gwVTEP {
+		t.Errorf("verdict %d to %s, want the gateway %s; drops %v", r.verdict, vtep, gwVTEP, drops(t, d))
+	}
+}
+
 // No port sends as the internet, even if its entry said it was one.
 func TestNoPortSendsAsTheInternet(t *testing.T) {
 	f := internetFixture(t)
