@@ -85,6 +85,10 @@ func compileSG(s *State) (*compiledSG, error) {
 	var errs []error
 	for _, v := range s.SG {
 		for id, groups := range v.Identities {
+			if id > pipeline.MaxIdentity {
+				errs = append(errs, fmt.Errorf("VPC %d identity %d: reserved (%s), in no group", v.VPC, id, identityName(id)))
+				continue
+			}
 			gs := slices.Sorted(slices.Values(groups))
 			if len(gs) > len(dvrSgIdent{}.Groups) {
 				errs = append(errs, fmt.Errorf("VPC %d identity %d: %d groups, at most %d", v.VPC, id, len(gs), len(dvrSgIdent{}.Groups)))
@@ -100,6 +104,11 @@ func compileSG(s *State) (*compiledSG, error) {
 		errs = append(errs, c.compileRules(v)...)
 	}
 	for _, p := range s.Ports {
+		if p.Identity > pipeline.MaxIdentity {
+			// Its traffic is refused rather than sent as the internet's.
+			errs = append(errs, fmt.Errorf("port %s: identity %d is reserved (%s)", p.Name, p.Identity, identityName(p.Identity)))
+			continue
+		}
 		if p.Identity != 0 {
 			c.ports[uint32(p.Ifindex)] = dvrPortSg{Vpc: p.VPC, Id: p.Identity}
 		}

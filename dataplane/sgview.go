@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/courier-sdn/courier/pipeline"
 )
 
 // Conn is one tracked connection (ct_v1), as its first packet went.
@@ -142,6 +144,13 @@ func (d *Datapath) SecurityGroups() (*SGView, error) {
 		if n.Ingress {
 			dir = "ingress"
 		}
+		if n.Identity > pipeline.MaxIdentity {
+			// A reserved identity has no rules: what it sent was refused
+			// by the receiving ports' (counted under theirs as well).
+			v.Denials = append(v.Denials, fmt.Sprintf("vpc %d identity %s: %d packets from it refused by ports' %s rules",
+				n.VPC, IdentityString(n.Identity), n.Packets, dir))
+			continue
+		}
 		id := c.ident[dvrSgIdentKey{Vpc: n.VPC, Id: n.Identity}]
 		v.Denials = append(v.Denials, fmt.Sprintf("vpc %d identity %d (groups %v): %d packets refused by its %s rules",
 			n.VPC, n.Identity, id.Groups[:min(int(id.N), len(id.Groups))], n.Packets, dir))
@@ -162,6 +171,23 @@ func (r dvrSgRule) String() string {
 		return s + fmt.Sprintf(" group %d", r.Group)
 	}
 	return s + " " + netip.PrefixFrom(fromBE32(r.Addr), bits.OnesCount32(r.Mask)).String()
+}
+
+// identityName names a reserved identity ("internet"), or says "reserved".
+func identityName(id uint32) string {
+	if n, ok := pipeline.ReservedIdentities[id]; ok {
+		return n
+	}
+	return "reserved"
+}
+
+// IdentityString is an identity as courier-dpctl and courier-trace show
+// it: its number, and a reserved one's name ("65535 (internet)").
+func IdentityString(id uint32) string {
+	if id > pipeline.MaxIdentity {
+		return fmt.Sprintf("%d (%s)", id, identityName(id))
+	}
+	return fmt.Sprint(id)
 }
 
 func compareBool(a, b bool) int {

@@ -197,8 +197,13 @@ func localPorts(s *snapshot, dps map[string]*sbdb.Datapath, dhcp map[string]pipe
 		p := dataplane.Port{Ifindex: s.ifaces[pb.LogicalPort], Name: pb.LogicalPort, VNI: uint32(dp.TunnelKey), VPC: uint32(pb.Vpc),
 			MAC: mac, MTU: s.mtu, Tap: s.taps[s.ifaces[pb.LogicalPort]], Security: pb.PortSecurity, Unknown: len(pb.IPs) == 0, TunnelKey: uint32(pb.TunnelKey),
 			IPs: addrs(pb.IPs), VIPs: addrs(pb.VirtualIPs), DHCP: portDHCP(dhcp, pb, dp, s.mtu)}
-		if pb.SgIdentity != nil {
+		// A reserved identity (the internet's, from a northd older than
+		// the reservation) is no port's: the port goes without, and its
+		// VPC's groups refuse its traffic until northd numbers it anew.
+		if pb.SgIdentity != nil && *pb.SgIdentity <= pipeline.MaxIdentity {
 			p.Identity = uint32(*pb.SgIdentity)
+		} else if pb.SgIdentity != nil {
+			out.flowErrs = append(out.flowErrs, fmt.Sprintf("port %s: identity %d is reserved", pb.LogicalPort, *pb.SgIdentity))
 		}
 		st.Ports = append(st.Ports, p)
 		if pb.Up == nil || !*pb.Up {

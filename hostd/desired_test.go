@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/pipeline"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
 
@@ -170,6 +171,22 @@ func TestDesired(t *testing.T) {
 			func(t *testing.T, d *desiredState) {
 				if len(d.flowErrs) != 1 || len(d.state.Vxnets) != 1 {
 					t.Errorf("errors %v vxnets %d", d.flowErrs, len(d.state.Vxnets))
+				}
+			}},
+		{"a binding with the internet's reserved identity gives its port none, and says so",
+			func() *snapshot {
+				ok, bad := pb("vm1", "dp-web", hv1, nil, "10.0.1.5"), pb("vm2", "dp-web", hv1, nil, "10.0.1.6")
+				one, internet := 1, pipeline.InternetIdentity
+				ok.SgIdentity, bad.SgIdentity = &one, &internet
+				return snap([]*sbdb.PortBinding{ok, bad}, map[string]int{"vm1": 5, "vm2": 6})
+			}(),
+			func(t *testing.T, d *desiredState) {
+				ids := map[string]uint32{}
+				for _, p := range d.state.Ports {
+					ids[p.Name] = p.Identity
+				}
+				if ids["vm1"] != 1 || ids["vm2"] != 0 || len(d.flowErrs) != 1 {
+					t.Errorf("identities %v, errors %v; want vm1 1, vm2 none, one error", ids, d.flowErrs)
 				}
 			}},
 	}

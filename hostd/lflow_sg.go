@@ -114,7 +114,7 @@ func securityGroups(vpc int, dps map[string]*sbdb.Datapath, fc *flowConfig) (*da
 		}
 		for k, v := range dp.SecurityIdentities {
 			id, err := strconv.Atoi(k)
-			if err != nil || id < 1 || id > 65535 {
+			if err != nil || id < 1 || id > pipeline.MaxIdentity {
 				errs = append(errs, fmt.Sprintf("datapath %s: bad identity %q", dp.Name, k))
 				continue
 			}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/courier-sdn/courier/northd/rules"
+	"github.com/courier-sdn/courier/pipeline"
 )
 
 // Identities: a port's set of security groups is a number, its identity,
@@ -15,9 +16,10 @@ import (
 // Policy, 16 bits) so that the receiving host can check "from group X"
 // without knowing group X's members. Identities are per VPC (the VNI
 // says which VPC a packet is in): each distinct set of groups that a port
-// of the VPC is in gets one, 1 to 65535. A port's identity goes into its
-// binding (Port_Binding.sg_identity), the VPC's table of identities into
-// its datapath (Datapath.security_identities, "ID" -> "GROUP,GROUP").
+// of the VPC is in gets one, 1 to pipeline.MaxIdentity (65534). A port's
+// identity goes into its binding (Port_Binding.sg_identity), the VPC's
+// table of identities into its datapath (Datapath.security_identities,
+// "ID" -> "GROUP,GROUP").
 // Hosts thus learn what an identity means from the VPC, never which ports
 // hold it.
 //
@@ -28,11 +30,19 @@ import (
 // order. An identity stays with its set as long as a port holds the set,
 // so a packet in flight never changes meaning.
 //
+// The numbers above MaxIdentity are reserved (pipeline/limits.go):
+// 65535 is the internet, what gateways stamp on what they tunnel in for
+// EIPs. It is in no group, so a rule naming a group never admits the
+// internet and a rule naming a prefix (0.0.0.0/0) does. northd never
+// allocates it, and a claim of it (a status written by a northd from
+// before it was reserved) is refused like any other out of range: the
+// set gets the lowest free number, as a new one would.
+//
 // Cost: the node recomputes every port's set when a port's groups, a
 // port's existence or the groups change; that is a pass over the ports
 // (no allocation for unchanged sets), not over ports × groups.
 
-const maxIdentity = 65535
+const maxIdentity = pipeline.MaxIdentity
 
 type identities struct {
 	vpcs map[string]map[string]int // VPC UUID -> set key -> identity

@@ -1,9 +1,12 @@
 package northd
 
 import (
+	"fmt"
 	"maps"
 	"math/rand"
 	"testing"
+
+	"github.com/courier-sdn/courier/pipeline"
 )
 
 // Each run's identities are what a full pass computes from the same
@@ -63,4 +66,49 @@ func TestIdentityUpdatesEqualFullPass(t *testing.T) {
 		t.Fatal("no port change was handled alone: the test checks only the full pass")
 	}
 	t.Logf("%d port changes handled alone", alone)
+}
+
+// The internet's identity is reserved: a full VPC's sets take every
+// other number and leave the last without one, a recorded claim of it
+// (a status from before it was reserved) is refused and the set numbered
+// anew, lowest free first, and a set added alone never gets it either.
+func TestIdentityAllocationSkipsTheInternet(t *testing.T) {
+	keys := make([]string, pipeline.MaxIdentity+1)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("g%05d", i)
+	}
+	ids := allocIdentities(keys, nil, nil)
+	if len(ids) != pipeline.MaxIdentity {
+		t.Fatalf("%d sets numbered, want %d", len(ids), pipeline.MaxIdentity)
+	}
+	for k, n := range ids {
+		if n < 1 || n > pipeline.MaxIdentity {
+			t.Fatalf("set %s got %d", k, n)
+		}
+	}
+	if _, ok := ids[keys[len(keys)-1]]; ok {
+		t.Fatalf("the last set got %d: one set too many has a number", ids[keys[len(keys)-1]])
+	}
+
+	recorded := map[string]int{"db": 1, "web": pipeline.InternetIdentity}
+	got := allocIdentities([]string{"db", "web"}, recorded, recorded)
+	if want := map[string]int{"db": 1, "web": 2}; !maps.Equal(got, want) {
+		t.Fatalf("claims %v: got %v, want %v", recorded, got, want)
+	}
+
+	id := newIdentities()
+	id.vpcs["v"] = map[string]int{}
+	for i, k := range keys[:pipeline.MaxIdentity-1] {
+		id.vpcs["v"][k] = i + 1
+		id.hold("p"+k, "v", k)
+	}
+	id.hold("pnew", "v", "new")
+	id.hold("pnewer", "v", "newer")
+	id.allocNew("v")
+	if n := id.vpcs["v"]["new"]; n != pipeline.MaxIdentity {
+		t.Fatalf("set added alone got %d, want %d", n, pipeline.MaxIdentity)
+	}
+	if n, ok := id.vpcs["v"]["newer"]; ok {
+		t.Fatalf("a set past the last number got %d", n)
+	}
 }

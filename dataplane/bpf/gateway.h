@@ -63,7 +63,10 @@ int gw_uplink_ingress(struct __sk_buff *skb)
 	mac_copy(eth->h_dest, e->mac);
 	mac_copy(eth->h_source, e->gw_mac);
 	count(STAT_GW_DOWN);
-	return to_vxlan(skb, e->vtep, e->vni, 0);
+	/* The internet's identity, without the policy applied bit: a gateway
+	 * decides nothing, the port's host checks its ingress rules (a rule
+	 * naming a group never admits it, one naming a prefix may). */
+	return to_vxlan(skb, e->vtep, e->vni, SG_ID_INTERNET);
 }
 
 #endif

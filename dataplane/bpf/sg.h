@@ -15,6 +15,14 @@
  * checks the sender's egress rules that name a group (the sender does not
  * know remote identities).
  *
+ * Identities above SG_ID_MAX_ALLOCATED are reserved (stages.h, from
+ * pipeline/limits.go) for senders that are no port: SG_ID_INTERNET is
+ * what a gateway stamps on what it tunnels in for an EIP. No port holds
+ * one (port_identity) and no group has one as a member (sg_group_cb), so
+ * a rule naming a group never matches them and a rule naming a prefix
+ * does. A receiver honours the internet's identity only from a gateway
+ * of its EIPs' networks (sg_sender, stage_sg_ingress.h).
+ *
  * Connections are tracked in ct_v1 (ct.h). A packet of a tracked
  * connection (either way) passes after one or two lookups, whatever the
  * number of rules. When hostd changes any rule or identity it bumps the
@@ -174,10 +182,12 @@ static __always_inline __u32 sg_gen(void)
 	return g ? *g : 0;
 }
 
+/* port_identity: a local port's identity, 0 if none (or a reserved one,
+ * which no port may send as: hostd never writes one). */
 static __always_inline __u32 port_identity(__u32 ifindex)
 {
 	struct port_sg *p = bpf_map_lookup_elem(&port_sg_v2, &ifindex);
-	return p ? p->id : 0;
+	return p && p->id <= SG_ID_MAX_ALLOCATED ? p->id : 0;
 }
 
 static __always_inline int may_pick_up(__u32 ifindex, __u64 now)
@@ -250,6 +260,8 @@ static long sg_group_cb(__u64 i, void *ctx)
 			w->result = SG_PENDING;
 			continue;
 		}
+		if (w->remote_id > SG_ID_MAX_ALLOCATED)
+			continue; /* the internet is in no group */
 		struct sg_member_key mk = {.vpc = w->vpc, .id = w->remote_id, .group = r->group};
 		if (bpf_map_lookup_elem(&sg_member_v1, &mk)) {
 			w->result = SG_ALLOW;

@@ -1,7 +1,9 @@
 /* STAGE_SG_EGRESS: what a port sends, once a stage decided where it goes:
  * a tracked connection passes; a new one needs an egress rule of one of
  * the port's groups (sg.h). The port's identity goes with the packet in
- * the VXLAN header; a local destination meets sg_ingress next. */
+ * the VXLAN header; a local destination meets sg_ingress next. What goes
+ * out through an EIP goes to the internet (SG_ID_INTERNET), which no
+ * rule naming a group allows. */
 #ifndef COURIER_STAGE_SG_EGRESS_H
 #define COURIER_STAGE_SG_EGRESS_H
 
@@ -26,7 +28,10 @@ __attribute__((noinline)) int stage_sg_egress(struct __sk_buff *skb, struct pctx
 	struct tuple t = tuple_of(skb);
 	if (!t.ok)
 		return sg_egress_pass(c); /* ARP: never subject to groups */
-	__u32 remote = c->d.kind == DEST_LOCAL ? port_identity(c->d.ifindex) : 0;
+	/* The other end's identity: a local port's; the internet's for what
+	 * leaves through the port's EIP (eip_out), so that a rule naming a
+	 * group never lets it go (no gateway would check it); else unknown. */
+	__u32 remote = c->d.kind == DEST_LOCAL ? port_identity(c->d.ifindex) : c->snat_to ? SG_ID_INTERNET : 0;
 	__u8 flags = 0;
 	int v = sg_conn(c, &t, c->ifindex, id, SG_DIR_EGRESS, remote, &flags);
 	if (v == SG_DENY) {

@@ -171,4 +171,9 @@ enum stat {
 #define TRF_CT_NEW 0x200 /* a new connection, now tracked */
 #define TRF_SG_PENDING 0x400 /* allowed pending the receiver's check of an egress rule naming the destination's group */
 
+/* Reserved security group identities (pipeline/limits.go): no port's,
+ * member of no group. */
+#define SG_ID_MAX_ALLOCATED 65534
+#define SG_ID_INTERNET 65535 /* internet */
+
 #endif

@@ -86,6 +86,9 @@ func stages() string {
 	for _, f := range pipeline.TraceFlags {
 		fmt.Fprintf(&b, "#define TRF_%s %#x /* %s */\n", upper(f.Name), f.Bit, f.Doc)
 	}
+	b.WriteString("\n/* Reserved security group identities (pipeline/limits.go): no port's,\n * member of no group. */\n")
+	fmt.Fprintf(&b, "#define SG_ID_MAX_ALLOCATED %d\n", pipeline.MaxIdentity)
+	fmt.Fprintf(&b, "#define SG_ID_INTERNET %d /* %s */\n", pipeline.InternetIdentity, pipeline.ReservedIdentities[pipeline.InternetIdentity])
 	b.WriteString("\n#endif\n")
 	return b.String()
 }

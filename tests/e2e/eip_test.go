@@ -6,12 +6,16 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/courier-sdn/courier/pipeline"
 	"github.com/courier-sdn/courier/tools/sandbox"
+	"github.com/courier-sdn/courier/tools/trace"
 )
 
 // EIPs from the internet (#15): a sandbox with two gateways and the
@@ -164,7 +168,8 @@ func TestEIPFromTheInternet(t *testing.T) {
 	})
 	t.Run("security groups see the VM's own address both ways", func(t *testing.T) {
 		// green is not open: vm4 is in the default group (all egress,
-		// ingress from members only).
+		// ingress from members only: a rule naming a group, which the
+		// internet's identity is never a member of).
 		e.nb("vpc-add", "green", "--", "vxnet-add", "green", "app", "10.2.0.0/24")
 		e.nb("port-add", "app", "vm4", "02:00:00:00:02:0a", "10.2.0.10", "--", "eip-add", "internet", "203.0.113.8", "--port", "vm4")
 		e.vm("hv2", "vm4")
@@ -176,16 +181,35 @@ func TestEIPFromTheInternet(t *testing.T) {
 		if e.dropsOf("hv2")["sg_ingress"] == before {
 			t.Errorf("the refused connection was not dropped as sg_ingress on vm4's host")
 		}
+		// The gateway stamped the internet's identity, and vm4's host
+		// counted the refusal under it (courier-dpctl sg).
+		if v, err := e.dp("hv2").SecurityGroups(); err != nil || !slices.ContainsFunc(v.Denials, func(l string) bool {
+			return strings.Contains(l, "identity 65535 (internet): ") && strings.Contains(l, "refused by ports' ingress rules")
+		}) {
+			t.Errorf("hv2's denials %q (%v), want the internet's", v.Denials, err)
+		}
 		// A connection vm4 opens is tracked by its own address: the
 		// replies, translated back on the way in, pass.
 		if out, err := dial(e.s.VMNS("vm4"), client+":8081"); err != nil || !strings.HasPrefix(out, "internet 203.0.113.8:") {
 			t.Errorf("vm4 -> internet: %q %v", out, err)
+		}
+		tr := e.trace("", `inport == "vm4" && ip4.dst == `+client+` && tcp.dst == 8081 && eip.gateway`)
+		if !slices.ContainsFunc(tr.Hops[0].Steps, func(s trace.Step) bool {
+			return s.Stage == "sg_egress" && strings.Contains(s.Detail, "the other end is the internet, identity 65535 (internet)")
+		}) {
+			t.Errorf("logical trace of vm4 -> internet: %+v, want sg_egress naming the internet", tr.Hops)
 		}
 		e.nb("sg-add", "green", "web", "--", "sg-rule-add", "green/web", "egress", "any",
 			"--", "sg-rule-add", "green/web", "ingress", "tcp", "8080", "--remote", "198.51.100.0/24")
 		e.nb("port-set", "vm4", "--sg", "web")
 		if out, err := dial(inet, "203.0.113.8:8080"); err != nil || !strings.HasPrefix(out, "vm4 "+client+":") {
 			t.Errorf("after an ingress rule for the internet's prefix: %q %v", out, err)
+		}
+		cs, err := e.dp("hv2").Connections()
+		if err != nil || !slices.ContainsFunc(cs, func(c dataplane.Conn) bool {
+			return c.Ingress && c.Src.Addr().String() == client && c.RemoteID == pipeline.InternetIdentity
+		}) {
+			t.Errorf("hv2's connections %+v (%v), want the internet's, opened to vm4 by identity 65535", cs, err)
 		}
 	})
 }

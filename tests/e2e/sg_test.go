@@ -90,6 +90,9 @@ func TestSecurityGroups(t *testing.T) {
 		if tr.Outcome != trace.Dropped || !strings.Contains(tr.Detail, "sg_ingress") || tr.Chassis != "hv1" {
 			t.Errorf("trace: %s %q on %s, want dropped at sg_ingress on hv1", tr.Outcome, tr.Detail, tr.Chassis)
 		}
+		if last := tr.Hops[len(tr.Hops)-1]; last.Identity == "" || last.Identity == "0" {
+			t.Errorf("trace: the tunnel hop to hv1 shows no sender identity (%q)", last.Identity)
+		}
 		tr = e.trace("hv3", `inport == "w1" && ip4.dst == 10.0.1.12 && icmp4`)
 		if tr.Outcome != trace.Delivered {
 			t.Errorf("trace of w1 -> w3: %s %q", tr.Outcome, tr.Detail)

@@ -10,7 +10,9 @@ import (
 )
 
 // sg prints the security group maps: local ports' identities, what each
-// identity means, each group's rules (numbers are hostd's, per VPC).
+// identity means, each group's rules (numbers are hostd's, per VPC), and
+// the packets each identity's rules refused; what the internet sent
+// (its reserved identity) and ports refused is shown under "internet".
 func sg(d *dataplane.Datapath, out io.Writer) error {
 	v, err := d.SecurityGroups()
 	if err != nil {
@@ -53,7 +55,8 @@ func ct(d *dataplane.Datapath, out io.Writer) error {
 		if c.Closing {
 			state += ", closing"
 		}
-		fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%s\t%d\t%s\n", c.Zone, c.Proto, c.Src, c.Dst, opened, c.Expires.Round(time.Second), c.RemoteID, state)
+		fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Zone, c.Proto, c.Src, c.Dst, opened, c.Expires.Round(time.Second),
+			dataplane.IdentityString(c.RemoteID), state)
 	}
 	if len(cs) == 0 {
 		fmt.Fprintln(w, "(no tracked connections)")

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/pipeline"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
@@ -14,7 +15,9 @@ import (
 // the chassis of the port it is delivered to, as in the data plane.
 // Groups come from the bindings' identities and the VPC's table of them.
 // The packet is taken for a new connection (ct.est false, unless the
-// microflow says ct.est).
+// microflow says ct.est). What leaves through a port's EIP goes to the
+// internet, whose reserved identity is in no group (dst.sg names none);
+// what comes in from it cannot be traced (a trace starts at a port).
 
 // Groups names the groups of the port a group field stands for.
 func (e *env) Groups(f string) []string {
@@ -104,6 +107,10 @@ func (e *env) sgStage(name string, end walkEnd, hop *Hop) walkEnd {
 		step.Detail = fmt.Sprintf("allowed (%s)", f.Match)
 	default:
 		step.Detail = "not subject to security groups"
+	}
+	if e.internet && st.Name == "sg_egress" {
+		step.Detail += "; the other end is the internet, identity " + dataplane.IdentityString(pipeline.InternetIdentity) +
+			", in no group: only a rule naming a prefix lets it go"
 	}
 	hop.Steps = append(hop.Steps, step)
 	return end

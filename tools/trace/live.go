@@ -33,6 +33,9 @@ type Sites func(chassis string) (Site, bool)
 // its destination is unknown, on its way back to the sender.
 var tellUnknown = traceFlag("tell_unknown")
 
+// gbpIDMask is the identity's bits of the VXLAN GBP field (sg.h).
+const gbpIDMask = 0xffff
+
 func traceFlag(name string) uint32 {
 	for _, f := range pipeline.TraceFlags {
 		if f.Name == name {
@@ -97,6 +100,9 @@ func live(w *world, p *packet, sites Sites, first string) (*Trace, error) {
 		}
 		site = nsite
 		hop = h.hop(next, t, site, res, string(pipeline.FromTunnel), src.String()+" ("+orUnknown(w.chassisAt(src))+")", vni)
+		if id := gbp & gbpIDMask; id != 0 {
+			hop.Identity = dataplane.IdentityString(id)
+		}
 	}
 	h.tr.Outcome, h.tr.Detail = Dropped, "more than six hops"
 	return h.tr, nil

@@ -18,12 +18,13 @@ import (
 
 // env evaluates matches for one stage of one chassis.
 type env struct {
-	w       *world
-	p       *packet
-	chassis string // where the pipeline runs
-	from    string // from the tunnel: the sending chassis
-	target  netip.Addr
-	outport string // sg_ingress: the local port delivered to
+	w        *world
+	p        *packet
+	chassis  string // where the pipeline runs
+	from     string // from the tunnel: the sending chassis
+	target   netip.Addr
+	outport  string // sg_ingress: the local port delivered to
+	internet bool   // sg_egress: the packet leaves through the port's EIP
 }
 
 func (e *env) Value(f string) (pipeline.Value, bool) {
@@ -212,6 +213,7 @@ func (e *env) act(st pipeline.Stage, acts []pipeline.Action, step *Step) (*walkE
 			step.Detail = "no route in the VPC: outside, through the port's EIP if it has one"
 			return nil, pipeline.EIPOut
 		case "eip_snat":
+			e.internet = true
 			step.Verdict, step.Detail = "output", fmt.Sprintf("source translated to the port's EIP %s, to a gateway of %s",
 				deref(e.w.inport.Eip), deref(e.w.inport.EipNetwork))
 			return &walkEnd{action: "output"}, -1

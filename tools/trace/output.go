@@ -54,6 +54,9 @@ func (tr *Trace) detailed(b *strings.Builder) {
 		from := "from port " + h.From
 		if h.Direction != "from_port" {
 			from = fmt.Sprintf("from %s, vni %d", h.From, h.VNI)
+			if h.Identity != "" {
+				from += ", identity " + h.Identity
+			}
 		}
 		fmt.Fprintf(b, "%s, %s\n", where, from)
 		for _, s := range h.Steps {

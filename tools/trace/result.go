@@ -26,7 +26,11 @@ type Hop struct {
 	Direction string `json:"direction"`
 	From      string `json:"from"` // the port, or the sending host
 	VNI       uint32 `json:"vni,omitempty"`
-	Steps     []Step `json:"steps"`
+	// Identity is the sender's security group identity the packet
+	// carried from the tunnel (live mode; "65535 (internet)" for a
+	// reserved one), empty when none.
+	Identity string `json:"identity,omitempty"`
+	Steps    []Step `json:"steps"`
 }
 
 // Outcomes of a trace.
