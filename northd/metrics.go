@@ -17,10 +17,15 @@ type Metrics struct {
 	nodeRuns   *prometheus.CounterVec
 	// seen is each node's counters at the last observe: the engine
 	// keeps totals, the counter adds what changed.
-	seen        map[string]engine.Stats
-	rows        *prometheus.GaugeVec
-	writeErrors prometheus.Counter
-	refusedRows *prometheus.GaugeVec
+	seen map[string]engine.Stats
+	// counted: the port table (and its update count) whose valid and
+	// refused ports are in rows and refusedRows; counting them is a
+	// pass over every port, not worth doing after each run
+	counted        *portTable
+	countedUpdates int
+	rows           *prometheus.GaugeVec
+	writeErrors    prometheus.Counter
+	refusedRows    *prometheus.GaugeVec
 }
 
 // NewMetrics registers northd's metrics with reg (nil: not registered).
@@ -84,18 +89,21 @@ func (m *Metrics) observe(n *compiler, st RunStats) {
 	for _, fs := range n.flows.byDP {
 		flows += len(fs)
 	}
-	valid, refused := 0, 0
-	for _, p := range n.ports.ports {
-		if p.valid() {
-			valid++
-		} else {
-			refused++
+	if m.counted != n.ports || m.countedUpdates != n.ports.updates {
+		m.counted, m.countedUpdates = n.ports, n.ports.updates
+		valid, refused := 0, 0
+		for _, p := range n.ports.ports {
+			if p.valid() {
+				valid++
+			} else {
+				refused++
+			}
 		}
+		m.rows.WithLabelValues("bindings").Set(float64(valid))
+		m.refusedRows.WithLabelValues("Port").Set(float64(refused))
 	}
 	m.rows.WithLabelValues("datapaths").Set(float64(len(n.topo.vpcByDP) + len(n.topo.vxByDP)))
-	m.rows.WithLabelValues("bindings").Set(float64(valid))
 	m.rows.WithLabelValues("logical_flows").Set(float64(flows))
-	m.refusedRows.WithLabelValues("Port").Set(float64(refused))
 	rv := 0
 	for _, v := range n.topo.vxnets {
 		if v.err != "" {
