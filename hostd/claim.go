@@ -23,9 +23,9 @@ import (
 // requested for it, and releases what it holds when the VM has gone or
 // is requested elsewhere.
 
-// claim binds the ports requested here whose VMs are here, releases the
-// ports it holds whose VMs left or which are requested elsewhere, and
-// publishes its claims.
+// claim binds the ports requested here whose VMs are here, publishes its
+// claims, and releases the ports it holds whose VMs left or which are
+// requested elsewhere.
 func (d *Daemon) claim(ctx context.Context, pbs []*sbdb.PortBinding) {
 	me := d.cfg.Chassis
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -41,6 +41,14 @@ func (d *Daemon) claim(ctx context.Context, pbs []*sbdb.PortBinding) {
 		} else if ok {
 			d.log.Info("claimed port", "port", pb.LogicalPort, "ifindex", d.ifaces[pb.LogicalPort])
 		}
+	}
+	// Stop claiming what left before releasing it: a port released while
+	// this host still claimed it was granted straight back to it by
+	// southd (the first claimer by name), and reached its VM's new host
+	// only at southd's pass after the stale claim went (#19).
+	if err := d.writeClaims(cctx); err != nil {
+		d.dirty = true
+		d.log.Warn("publish claims", "err", err)
 	}
 	for _, pb := range pbs {
 		if !isMe(pb.Chassis, me) {
@@ -58,10 +66,6 @@ func (d *Daemon) claim(ctx context.Context, pbs []*sbdb.PortBinding) {
 		} else if ok {
 			d.log.Info("released port", "port", pb.LogicalPort, "interface_gone", gone, "requested_elsewhere", moved)
 		}
-	}
-	if err := d.writeClaims(cctx); err != nil {
-		d.dirty = true
-		d.log.Warn("publish claims", "err", err)
 	}
 }
 

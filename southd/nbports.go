@@ -86,8 +86,26 @@ func (d *Daemon) reportPorts(ctx context.Context, sb, nb *ops.Session) error {
 	}
 	d.m.portStates.Add(float64(len(changes)))
 	d.m.phase.WithLabelValues("write_port_state").Observe(time.Since(start).Seconds())
-	d.await(ctx, "port states", func() bool {
-		return len(portStates(ops.Rows[nbdb.Port](nb), ops.Rows[sbdb.PortBinding](sb))) == 0
-	})
+	d.await(ctx, "port states", func() bool { return shown(ops.Rows[nbdb.Port](nb), changes) })
 	return nil
+}
+
+// shown: the northbound ports show the states written. It compares with
+// what was written, not with the bindings as they are now: a binding
+// that changed meanwhile (a VM leaving a host is two or three quick
+// changes: released, granted, up) made the await wait out its whole
+// timeout, 2 s in which southd granted nothing, and a migrating VM's
+// peers lost it for that long (#19).
+func shown(ports []*nbdb.Port, written []portState) bool {
+	byUUID := make(map[string]*nbdb.Port, len(ports))
+	for _, p := range ports {
+		byUUID[p.UUID] = p
+	}
+	for _, s := range written {
+		p := byUUID[s.port.UUID]
+		if p != nil && (!sameBool(p.Up, s.up) || !sameString(p.Chassis, s.chassis)) {
+			return false
+		}
+	}
+	return true
 }

@@ -87,11 +87,21 @@ func (s *Sandbox) MigrateVM(ctx context.Context, port, to string) (time.Duration
 	if err != nil {
 		return 0, s.abortMigration(port, to, err)
 	}
-	// The guest runs on the destination: the source goes, and with its
-	// tap its claim.
+	// The guest runs on the destination: the source's tap goes first,
+	// and with it the source's claim, which hands the port over; then
+	// its QEMU. QEMU first and its tap after held the handover back by
+	// QEMU's exit too: 50-90 ms in all here, against 30-55 ms for the
+	// tap alone (#19).
+	done := time.Now()
+	if err := lab.Do(s.HostNS(vm.Host), func() error { return delLink(tap) }); err != nil {
+		return 0, fmt.Errorf("guest %s: remove its tap on %s: %w", port, vm.Host, err)
+	}
+	handedOver := time.Since(done)
 	if err := s.stopQEMU(port, vm.Host); err != nil {
 		return 0, err
 	}
+	s.log.Info("migrated", "port", port, "from", vm.Host, "to", to, "downtime_ms", downtime,
+		"source_tap_removed_after", handedOver, "source_stopped_after", time.Since(done))
 	vm.Host = to
 	s.setVM(port, &vm)
 	if err := s.save(); err != nil {
