@@ -49,43 +49,51 @@ func groupedNB(ports, groups int) (*fakeNB, *nbdb.SecurityGroup) {
 	return nb, sgs[groups]
 }
 
+// runAndWrite runs n's engine and writes the result to sb, as the
+// daemon's runOnce does (its statuses are the caller's).
+func runAndWrite(tb testing.TB, n *compiler, sb ops.Transactor) {
+	tb.Helper()
+	n.run(false)
+	if _, err := n.writeSB(context.Background(), sb, n.out, 1, 20000); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// addPingRule adds an ingress ICMP rule to web and returns the rule.
+func addPingRule(nb *fakeNB, web *nbdb.SecurityGroup) *nbdb.SecurityGroupRule {
+	rule, cidr := &nbdb.SecurityGroupRule{UUID: nb.uuid(), Direction: "ingress", Protocol: "icmp"}, "0.0.0.0/0"
+	rule.RemoteCidr = &cidr
+	nb.put(nbdb.SecurityGroupRuleTable, rule)
+	sg := *web
+	sg.Rules = append(slices.Clone(web.Rules), rule.UUID)
+	nb.put(nbdb.SecurityGroupTable, &sg)
+	return rule
+}
+
 // BenchmarkRuleChange is northd's part of a security group rule added to
 // (then removed from) a group of an 8,000-port VPC with 100 groups of ten
 // rules: compiling it and writing the southbound and the statuses (to a
 // southbound that answers without a server), as the propagation
 // benchmark measures end to end.
 func BenchmarkRuleChange(b *testing.B) {
-	ctx := context.Background()
 	nb, web := groupedNB(8000, 100)
 	n := newCompiler()
 	n.pendingNB = nb.all()
 	n.sb.global = &sbdb.SBGlobal{UUID: "00000000-0000-4000-8000-00000000ffff"}
 	step := func() {
-		n.run(false)
-		if _, err := n.writeSB(ctx, &answeringSB{}, n.out, 1, 20000); err != nil {
-			b.Fatal(err)
-		}
+		runAndWrite(b, n, &answeringSB{})
 		nb.writeStatuses(n)
 		n.consumed()
 		// northd reads back the statuses it wrote, as the daemon does
 		n.pendingNB = nb.drain()
-		n.run(false)
-		if _, err := n.writeSB(ctx, &answeringSB{}, n.out, 1, 20000); err != nil {
-			b.Fatal(err)
-		}
+		runAndWrite(b, n, &answeringSB{})
 		n.consumed()
 		runtime.KeepAlive(n)
 	}
 	step()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		rule := &nbdb.SecurityGroupRule{UUID: nb.uuid(), Direction: "ingress", Protocol: "icmp"}
-		cidr := "0.0.0.0/0"
-		rule.RemoteCidr = &cidr
-		nb.put(nbdb.SecurityGroupRuleTable, rule)
-		sg := *web
-		sg.Rules = append(slices.Clone(web.Rules), rule.UUID)
-		nb.put(nbdb.SecurityGroupTable, &sg)
+		rule := addPingRule(nb, web)
 		n.pendingNB = nb.drain()
 		step()
 		nb.put(nbdb.SecurityGroupTable, web)
@@ -111,27 +119,19 @@ func (f *recordingSB) Transact(ctx context.Context, txn ...ovsdb.Operation) ([]o
 // and writes one flow; the southbound's echo of that write marks nothing
 // to compare again, while a flow somebody else changed does.
 func TestRuleChangeComparesOnlyItsStages(t *testing.T) {
-	ctx := context.Background()
 	nb, web := groupedNB(300, 4)
 	n := newCompiler()
 	n.pendingNB = nb.all()
 	n.sb.global = &sbdb.SBGlobal{UUID: "00000000-0000-4000-8000-00000000ffff"}
 	n.run(true)
-	if _, err := n.writeSB(ctx, &answeringSB{}, n.out, 1, 20000); err != nil {
-		t.Fatal(err)
-	}
+	runAndWrite(t, n, &answeringSB{})
 	n.consumed()
 	nb.writeStatuses(n)
 	n.pendingNB = nb.drain()
 	n.run(false)
 	n.consumed()
 
-	rule, cidr := &nbdb.SecurityGroupRule{UUID: nb.uuid(), Direction: "ingress", Protocol: "icmp"}, "0.0.0.0/0"
-	rule.RemoteCidr = &cidr
-	nb.put(nbdb.SecurityGroupRuleTable, rule)
-	sg := *web
-	sg.Rules = append(slices.Clone(web.Rules), rule.UUID)
-	nb.put(nbdb.SecurityGroupTable, &sg)
+	rule := addPingRule(nb, web)
 	n.pendingNB = nb.drain()
 	n.run(false)
 	want := map[string]map[string]bool{"vpc:bench": {"sg_egress": true, "sg_ingress": true}}
@@ -139,7 +139,7 @@ func TestRuleChangeComparesOnlyItsStages(t *testing.T) {
 		t.Fatalf("compared whole: %v, by stage: %v; want only %v", n.out.flowDPs, n.out.flowStages, want)
 	}
 	rec := &recordingSB{}
-	if _, err := n.writeSB(ctx, rec, n.out, 1, 20000); err != nil {
+	if _, err := n.writeSB(context.Background(), rec, n.out, 1, 20000); err != nil {
 		t.Fatal(err)
 	}
 	n.consumed()
