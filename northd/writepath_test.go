@@ -107,7 +107,7 @@ func wantFlowLines(n *compiler) string {
 		}
 	}
 	sort.Strings(lines)
-	return strings.Join(lines, "\n")
+	return strings.Join(slices.Compact(lines), "\n") // flows alike are one row
 }
 
 // The southbound a random sequence of changes is written to, run by run
@@ -182,6 +182,15 @@ func TestIncrementalWritesEqualFull(t *testing.T) {
 						f.UUID = fmt.Sprintf("ffffffff-%04d-4000-8000-000000000000", i)
 						db.set(f.UUID, &f)
 					}
+				}
+			case 2: // a VPC renamed, opened or closed with its groups in one batch
+				if _, m := g.pick(nbdb.VPCTable); m != nil {
+					vpc := *m.(*nbdb.VPC)
+					vpc.Name = fmt.Sprintf("renamed%d", i)
+					open := r.Intn(2) == 0
+					vpc.Open = &open
+					g.nb.put(nbdb.VPCTable, &vpc)
+					g.groupStep()
 				}
 			case 1: // an operator overwrites a group's or a rule's status
 				if _, m := g.pick(nbdb.SecurityGroupRuleTable); m != nil {
@@ -267,5 +276,57 @@ func TestFlowDeletedBeforeItsEchoIsRestored(t *testing.T) {
 	}
 	if a, b := sbFlowLines(db.rows, n.sb), wantFlowLines(n); a != b {
 		t.Fatalf("the southbound's flows are not what northd wants:\n%s", diffLines(a, b))
+	}
+}
+
+// Two rules of a group alike compile to two flows with one key
+// (sg_ingress, 100, the match). Both were inserted, and the view, which
+// indexes a datapath's flows by key, kept only the second: once the rules
+// were deleted the first stayed in the southbound, allowing what no rule
+// allows any more, and deleting its datapath (a VPC renamed) failed on
+// the flow's strong reference at every retry.
+func TestRulesAlikeLeaveNoFlowBehind(t *testing.T) {
+	ctx := context.Background()
+	nb, web := groupedNB(10, 1)
+	cidr, port := "0.0.0.0/0", 22
+	var twins []string
+	for range 2 {
+		r := &nbdb.SecurityGroupRule{UUID: nb.uuid(), Direction: "ingress", Protocol: "tcp", PortMin: &port, PortMax: &port, RemoteCidr: &cidr}
+		nb.put(nbdb.SecurityGroupRuleTable, r)
+		twins = append(twins, r.UUID)
+	}
+	sg := *web
+	sg.Rules = append(slices.Clone(web.Rules), twins...)
+	nb.put(nbdb.SecurityGroupTable, &sg)
+	n := newCompiler()
+	n.sb.global = &sbdb.SBGlobal{UUID: "00000000-0000-4000-8000-00000000ffff"}
+	n.pendingNB = nb.all()
+	n.run(true)
+	db := &fakeSBFlows{rows: map[string]*sbdb.LogicalFlow{}}
+	var sb answeringSB
+	write := func() {
+		t.Helper()
+		before := maps.Clone(n.sb.lfByUUID)
+		if _, err := n.writeSB(ctx, &sb, n.out, 1, 20000); err != nil {
+			t.Fatal(err)
+		}
+		db.committed(before, n.sb)
+		n.consumed()
+		n.pendingSB = db.drain()
+		n.run(false)
+		n.consumed()
+	}
+	write()
+	nb.put(nbdb.SecurityGroupTable, web)
+	for _, u := range twins {
+		nb.del(nbdb.SecurityGroupRuleTable, u)
+	}
+	n.pendingNB = nb.drain()
+	n.run(false)
+	write()
+	for _, f := range db.rows {
+		if strings.Contains(f.Match, "tcp.dst == 22") {
+			t.Fatalf("a flow of the rules deleted is still in the southbound: %s %s", f.Stage, f.Match)
+		}
 	}
 }
