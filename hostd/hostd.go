@@ -141,7 +141,10 @@ func (vs *vpcSession) compiled(dps map[string]*sbdb.Datapath, ch ops.Changes) *f
 		}
 		vs.parts.reset(ops.Rows[sbdb.LogicalFlow](vs.s))
 		vs.flows = vs.parts.compile(dps)
-	} else if vs.parts.apply(ch) {
+	} else if vs.parts.apply(ch) || vs.parts.newDPs(dps) {
+		// dps may be older than ch (takeSnapshot reads them first): a
+		// datapath's change compiled with its old row is compiled again
+		// once its new row is given
 		vs.flows = vs.parts.compile(dps)
 	}
 	return vs.flows

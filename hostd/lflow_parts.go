@@ -29,6 +29,11 @@ type partState struct {
 	flows map[string]*sbdb.LogicalFlow // by UUID
 	cache *flowCache
 	fc    *flowConfig // compiled; nil when dirty
+	// the datapath row fc was compiled with: the rows compile is given
+	// may be older than the changes apply was given (takeSnapshot reads
+	// them before it drains the tracker), so a part compiled with a row
+	// since replaced is compiled again
+	dp *sbdb.Datapath
 }
 
 // flowParts is a VPC's flows by part, and each part's compiled result.
@@ -38,6 +43,8 @@ type flowParts struct {
 	partOf map[string]flowPart // flow UUID -> its part
 	// compiles counts parts compiled, for tests and the log.
 	compiles int
+	// the datapath rows of the last compile
+	dps map[string]*sbdb.Datapath
 }
 
 func newFlowParts(vpc int) *flowParts {
@@ -110,8 +117,24 @@ func (fp *flowParts) apply(ch ops.Changes) bool {
 	return len(lfs)+len(dps) > 0
 }
 
-// compile compiles the dirty parts and merges them all.
+// newDPs says whether dps are not the rows the last compile was given
+// (a row is replaced, never changed in place, in libovsdb's cache).
+func (fp *flowParts) newDPs(dps map[string]*sbdb.Datapath) bool {
+	if len(dps) != len(fp.dps) {
+		return true
+	}
+	for u, dp := range dps {
+		if fp.dps[u] != dp {
+			return true
+		}
+	}
+	return false
+}
+
+// compile compiles the dirty parts, and those whose datapath row is not
+// the one they were compiled with, and merges them all.
 func (fp *flowParts) compile(dps map[string]*sbdb.Datapath) *flowConfig {
+	fp.dps = maps.Clone(dps)
 	seen := map[string]map[int]bool{} // datapath UUID -> stages with flows
 	keys := slices.SortedFunc(maps.Keys(fp.parts), func(a, b flowPart) int {
 		return cmp.Or(cmp.Compare(a.dp, b.dp), cmp.Compare(a.stage, b.stage))
@@ -119,8 +142,8 @@ func (fp *flowParts) compile(dps map[string]*sbdb.Datapath) *flowConfig {
 	out := newFlowConfig()
 	for _, p := range keys {
 		ps := fp.parts[p]
-		if ps.fc == nil {
-			ps.fc = compilePart(fp.vpc, ps, dps)
+		if ps.fc == nil || ps.dp != dps[p.dp] {
+			ps.fc, ps.dp = compilePart(fp.vpc, ps, dps), dps[p.dp]
 			fp.compiles++
 		}
 		if st, ok := pipeline.ByName(p.stage); ok && dps[p.dp] != nil {

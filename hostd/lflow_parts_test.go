@@ -119,3 +119,35 @@ func randomFlowChange(r *rand.Rand, all map[string]*sbdb.LogicalFlow, dps map[st
 		}
 	}
 }
+
+// takeSnapshot reads a VPC's datapaths, then drains its tracker: a
+// datapath changed in between reaches compiled in ch while dps still
+// holds the old row. The parts it makes dirty are compiled from that old
+// row, and nothing makes them dirty again: the next call, with the new
+// row and no change, must still give what the new row compiles to.
+func TestCompiledFollowsDatapathsReadBeforeTheirChange(t *testing.T) {
+	var flows []*sbdb.LogicalFlow
+	for i, f := range readFlows(t, "testdata/lflows/northd.flows") {
+		f.UUID = fmt.Sprintf("f%d", i)
+		flows = append(flows, f)
+	}
+	dps := maps.Clone(goldenDPs)
+	vs := &vpcSession{vpc: 1, parts: newFlowParts(1)}
+	vs.parts.reset(flows)
+	vs.flows = vs.parts.compile(dps)
+
+	x := *goldenDPs["vxnet:x"]
+	x.GatewayIP, x.Cidr = str("10.0.9.1"), str("10.0.9.0/24")
+	now := maps.Clone(dps)
+	now["vxnet:x"] = &x
+	ch := ops.Changes{Tables: map[string]map[string]*ops.Change{sbdb.DatapathTable: {"vxnet:x": {UUID: "vxnet:x", Old: dps["vxnet:x"], New: &x}}}}
+	vs.compiled(dps, ch) // the rows read before the change, the change drained after it
+	got := vs.compiled(now, ops.Changes{})
+	want := compileFlows(1, flows, now, nil)
+	if render(want) == render(compileFlows(1, flows, dps, nil)) {
+		t.Fatal("the datapath change changes nothing compiled: the test tests nothing")
+	}
+	if g, w := render(got), render(want); g != w {
+		t.Fatalf("compiled from the datapath's old row:\n%s\nwant\n%s", g, w)
+	}
+}

@@ -25,6 +25,9 @@ type fakeNB struct {
 	rows    map[string]map[string]model.Model // table -> uuid -> row
 	pending ops.Changes
 	seq     int
+	// when set, writeStatuses writes only the group and rule statuses
+	// it marks, as writeNB does (writepath_test.go)
+	groupsDirty *dirtySet
 }
 
 func newFakeNB() *fakeNB {
@@ -137,6 +140,9 @@ func (f *fakeNB) writeStatuses(n *compiler) {
 	}
 	for u, m := range f.rows[nbdb.SecurityGroupTable] {
 		row := *m.(*nbdb.SecurityGroup)
+		if d := f.groupsDirty; d != nil && !d.full && !d.nbSG[u] {
+			continue
+		}
 		if want := n.sgStatus(u); want != nil && !reflect.DeepEqual(row.Status, want) {
 			row.Status = want
 			f.put(nbdb.SecurityGroupTable, &row)
@@ -144,6 +150,9 @@ func (f *fakeNB) writeStatuses(n *compiler) {
 	}
 	for u, m := range f.rows[nbdb.SecurityGroupRuleTable] {
 		row := *m.(*nbdb.SecurityGroupRule)
+		if d := f.groupsDirty; d != nil && !d.full && !d.nbSGRule[u] {
+			continue
+		}
 		if want := n.sgRuleStatus(u); want != nil && !reflect.DeepEqual(row.Status, want) {
 			row.Status = want
 			f.put(nbdb.SecurityGroupRuleTable, &row)

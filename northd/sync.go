@@ -231,9 +231,14 @@ func (n *compiler) syncFlows(ctx context.Context, w *sbWriter, d *dirtySet) erro
 		}
 		for i := range fs {
 			if only == nil || only[fs[i].stage] {
+				// Flows alike (two rules of a group alike) are one row:
+				// the view indexes a datapath's flows by key, and a
+				// second row would be one it never deletes.
 				k := lfRef{name, fs[i].key()}
-				keys = append(keys, k)
-				want[k] = &fs[i]
+				if want[k] == nil {
+					keys = append(keys, k)
+					want[k] = &fs[i]
+				}
 			}
 		}
 		for k := range v.flows[v.dps[name]] {
