@@ -125,6 +125,10 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	nbModel, _ := nbdb.FullDatabaseModel()
 	sbModel, _ := sbdb.FullDatabaseModel()
 	nbT, sbT := ops.NewTracker(), ops.NewTracker()
+	// The southbound view takes northd's rows when its writes commit: a
+	// row somebody deletes before the insert is delivered must still
+	// reach it as a delete.
+	sbT.KeepBrief = true
 	for _, r := range []struct {
 		remotes []string
 		db      string

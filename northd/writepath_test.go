@@ -48,7 +48,8 @@ func (f *fakeSBFlows) set(u string, now *sbdb.LogicalFlow) {
 	if now != nil {
 		c.New = now
 	}
-	f.pending.Merge(ops.Changes{Tables: map[string]map[string]*ops.Change{sbdb.LogicalFlowTable: {u: c}}})
+	// as northd's southbound tracker does (daemon.go)
+	f.pending.Merge(ops.Changes{KeepBrief: true, Tables: map[string]map[string]*ops.Change{sbdb.LogicalFlowTable: {u: c}}})
 }
 
 // committed folds what a write did to the view into the table.

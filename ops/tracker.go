@@ -22,6 +22,12 @@ type Changes struct {
 	// collected: the batch is incomplete and the consumer must rebuild
 	// from the cache.
 	Overflow bool
+	// KeepBrief keeps a row inserted and deleted within the batch, as a
+	// delete whose Old is the inserted row, instead of dropping it: a
+	// consumer that took the row when its own write committed (northd's
+	// southbound view) must hear that somebody deleted it before the
+	// insert was even delivered. Merge keeps them if either side does.
+	KeepBrief bool
 }
 
 // Table returns the changes to one table (nil if none).
@@ -37,6 +43,9 @@ type Tracker struct {
 	mu      sync.Mutex
 	pending Changes
 	notify  chan struct{}
+	// KeepBrief: the batches this tracker drains keep rows inserted and
+	// deleted within them (Changes.KeepBrief); set before use.
+	KeepBrief bool
 }
 
 // NewTracker returns an empty tracker.
@@ -59,6 +68,7 @@ func (t *Tracker) Drain() Changes {
 	defer t.mu.Unlock()
 	c := t.pending
 	t.pending = Changes{}
+	c.KeepBrief = t.KeepBrief
 	return c
 }
 
@@ -79,10 +89,7 @@ func (t *Tracker) recordLocked(table string, uuid string, old, new model.Model) 
 		t.pending.Tables[table] = tm
 	}
 	if ch, ok := tm[uuid]; ok {
-		ch.New = new
-		if ch.Old == nil && ch.New == nil {
-			delete(tm, uuid) // inserted and deleted within one batch
-		}
+		foldInto(tm, uuid, ch, new, t.KeepBrief)
 	} else {
 		tm[uuid] = &Change{UUID: uuid, Old: old, New: new}
 	}
@@ -135,6 +142,8 @@ func (c *Changes) Merge(later Changes) {
 	if later.Overflow {
 		c.Overflow = true
 	}
+	keep := c.KeepBrief || later.KeepBrief
+	c.KeepBrief = keep
 	for table, rows := range later.Tables {
 		if c.Tables == nil {
 			c.Tables = map[string]map[string]*Change{}
@@ -146,14 +155,25 @@ func (c *Changes) Merge(later Changes) {
 		}
 		for u, ch := range rows {
 			if prev, ok := tm[u]; ok {
-				prev.New = ch.New
-				if prev.Old == nil && prev.New == nil {
-					delete(tm, u)
-				}
+				foldInto(tm, u, prev, ch.New, keep)
 			} else {
 				cp := *ch
 				tm[u] = &cp
 			}
 		}
+	}
+}
+
+// foldInto makes a row's change end at now. A row inserted and deleted
+// within one batch is dropped, or kept as a delete of the inserted row.
+func foldInto(tm map[string]*Change, uuid string, ch *Change, now model.Model, keep bool) {
+	inserted := ch.New
+	ch.New = now
+	if ch.Old == nil && ch.New == nil {
+		if !keep || inserted == nil {
+			delete(tm, uuid)
+			return
+		}
+		ch.Old = inserted
 	}
 }
