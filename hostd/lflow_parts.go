@@ -45,6 +45,8 @@ type flowParts struct {
 	compiles int
 	// the datapath rows of the last compile
 	dps map[string]*sbdb.Datapath
+	// keys is the parts in order, kept until a part comes or goes
+	keys []flowPart
 }
 
 func newFlowParts(vpc int) *flowParts {
@@ -61,7 +63,7 @@ func (fp *flowParts) put(f *sbdb.LogicalFlow) {
 	ps := fp.parts[p]
 	if ps == nil {
 		ps = &partState{flows: map[string]*sbdb.LogicalFlow{}, cache: newFlowCache()}
-		fp.parts[p] = ps
+		fp.parts[p], fp.keys = ps, nil
 	}
 	ps.flows[f.UUID], ps.fc = f, nil
 	fp.partOf[f.UUID] = p
@@ -78,13 +80,14 @@ func (fp *flowParts) del(uuid string) {
 	ps.fc = nil
 	if len(ps.flows) == 0 {
 		delete(fp.parts, p)
+		fp.keys = nil
 	}
 }
 
 // reset replaces every flow.
 func (fp *flowParts) reset(flows []*sbdb.LogicalFlow) {
 	old := fp.parts
-	fp.parts, fp.partOf = map[flowPart]*partState{}, map[string]flowPart{}
+	fp.parts, fp.partOf, fp.keys = map[flowPart]*partState{}, map[string]flowPart{}, nil
 	for _, f := range flows {
 		fp.put(f)
 	}
@@ -135,12 +138,14 @@ func (fp *flowParts) newDPs(dps map[string]*sbdb.Datapath) bool {
 // the one they were compiled with, and merges them all.
 func (fp *flowParts) compile(dps map[string]*sbdb.Datapath) *flowConfig {
 	fp.dps = maps.Clone(dps)
-	seen := map[string]map[int]bool{} // datapath UUID -> stages with flows
-	keys := slices.SortedFunc(maps.Keys(fp.parts), func(a, b flowPart) int {
-		return cmp.Or(cmp.Compare(a.dp, b.dp), cmp.Compare(a.stage, b.stage))
-	})
-	out := newFlowConfig()
-	for _, p := range keys {
+	seen := make(map[string]map[int]bool, len(dps)) // datapath UUID -> stages with flows
+	if fp.keys == nil {
+		fp.keys = slices.SortedFunc(maps.Keys(fp.parts), func(a, b flowPart) int {
+			return cmp.Or(cmp.Compare(a.dp, b.dp), cmp.Compare(a.stage, b.stage))
+		})
+	}
+	out := &flowConfig{vxFlags: make(map[string]uint32, len(dps)), dhcp: map[string]pipeline.DHCPReply{}}
+	for _, p := range fp.keys {
 		ps := fp.parts[p]
 		if ps.fc == nil || ps.dp != dps[p.dp] {
 			ps.fc, ps.dp = compilePart(fp.vpc, ps, dps), dps[p.dp]
