@@ -21,6 +21,11 @@ type sbView struct {
 	pbByUUID map[string]*sbdb.PortBinding
 	flows    map[string]map[flowKey]string // datapath UUID -> key -> flow UUID
 	lfByUUID map[string]*sbdb.LogicalFlow
+	// twins: flows another row of the same datapath and key displaced
+	// from the index (a northd before flows alike were written as one
+	// row wrote both); the next write deletes them, since no compare
+	// would ever reach them
+	twins map[string]bool
 }
 
 // sbDirty is what an SB change makes northd look at again.
@@ -33,7 +38,7 @@ type sbDirty struct {
 func newSBView() *sbView {
 	return &sbView{dps: map[string]string{}, dpByUUID: map[string]*sbdb.Datapath{},
 		pbs: map[string]string{}, pbByUUID: map[string]*sbdb.PortBinding{},
-		flows: map[string]map[flowKey]string{}, lfByUUID: map[string]*sbdb.LogicalFlow{}}
+		flows: map[string]map[flowKey]string{}, lfByUUID: map[string]*sbdb.LogicalFlow{}, twins: map[string]bool{}}
 }
 
 func (v *sbView) dp(name string) *sbdb.Datapath { return v.dpByUUID[v.dps[name]] }
@@ -100,6 +105,9 @@ func (v *sbView) putLF(f *sbdb.LogicalFlow) {
 		m = map[flowKey]string{}
 		v.flows[f.Datapath] = m
 	}
+	if u, ok := m[lfKey(f)]; ok && u != f.UUID {
+		v.twins[u] = true
+	}
 	m[lfKey(f)] = f.UUID
 }
 
@@ -117,6 +125,7 @@ func (v *sbView) delLF(uuid string) {
 		v.unindexLF(f)
 		delete(v.lfByUUID, uuid)
 	}
+	delete(v.twins, uuid)
 }
 
 // ownLF says whether a flow's change is already in the view: northd

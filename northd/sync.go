@@ -262,6 +262,11 @@ func (n *compiler) syncFlows(ctx context.Context, w *sbWriter, d *dirtySet) erro
 		return nil
 	}
 	deletes, upserts := ops.Diff(t, lfOwned, keys, desired, current)
+	for _, u := range sortedSet(v.twins) {
+		if row := v.lfByUUID[u]; row != nil {
+			deletes = append(deletes, ops.Edit[lfRef, *sbdb.LogicalFlow]{Have: row})
+		}
+	}
 	for _, e := range deletes {
 		row := e.Have
 		w.cur.put(t.DeleteByUUID(row.UUID), func([]ovsdb.OperationResult, int) { v.delLF(row.UUID) })

@@ -331,3 +331,57 @@ func TestRulesAlikeLeaveNoFlowBehind(t *testing.T) {
 		}
 	}
 }
+
+// Two rows of one flow already in the southbound (written by a northd
+// before flows alike were one row) reach the view as the monitor
+// delivers them; one displaces the other from the view's index, and the
+// next write deletes the displaced one rather than leaving a row no
+// compare would ever reach.
+func TestTwinFlowsInTheSouthboundAreDeleted(t *testing.T) {
+	ctx := context.Background()
+	nb, _ := groupedNB(10, 1)
+	n := newCompiler()
+	n.sb.global = &sbdb.SBGlobal{UUID: "00000000-0000-4000-8000-00000000ffff"}
+	n.pendingNB = nb.all()
+	n.run(true)
+	var sb answeringSB
+	if _, err := n.writeSB(ctx, &sb, n.out, 1, 20000); err != nil {
+		t.Fatal(err)
+	}
+	n.consumed()
+	var one *sbdb.LogicalFlow
+	for _, f := range n.sb.lfByUUID {
+		if f.Stage == "sg_ingress" && f.Priority == 100 {
+			one = f
+		}
+	}
+	twin := *one
+	twin.UUID = "00000000-0000-4000-8000-0000000000aa"
+	n.pendingSB = ops.Changes{Tables: map[string]map[string]*ops.Change{sbdb.LogicalFlowTable: {twin.UUID: {UUID: twin.UUID, New: &twin}}}}
+	n.run(false)
+	rec := &recordingSB{}
+	if _, err := n.writeSB(ctx, rec, n.out, 1, 20000); err != nil {
+		t.Fatal(err)
+	}
+	n.consumed()
+	deleted := map[string]bool{}
+	for _, op := range rec.txn {
+		if op.Table == sbdb.LogicalFlowTable && op.Op == ovsdb.OperationDelete {
+			for _, c := range op.Where {
+				if u, ok := c.Value.(ovsdb.UUID); ok {
+					deleted[u.GoUUID] = true
+				}
+			}
+		}
+	}
+	if len(deleted) != 1 || !(deleted[one.UUID] || deleted[twin.UUID]) {
+		t.Fatalf("deleted %v, want one of the twins %s, %s", deleted, one.UUID, twin.UUID)
+	}
+	if len(n.sb.twins) != 0 || len(rec.txn) == 0 {
+		t.Fatalf("twins left in the view: %v", n.sb.twins)
+	}
+	rec.txn = nil
+	if _, err := n.writeSB(ctx, rec, n.out, 1, 20000); err != nil || len(rec.txn) != 0 {
+		t.Fatalf("a write after the twin went sends %v (%v)", rec.txn, err)
+	}
+}
