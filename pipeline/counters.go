@@ -45,6 +45,7 @@ var Counters = []Counter{
 	{31, "gw_down", "gateway: packets for an EIP tunnelled to its port's host"},
 	{32, "gw_up", "gateway: packets from an EIP sent upstream"},
 	{33, "ct_pickup", "TCP connections picked up mid-stream at a port new on this host (a migrated VM's), their reply direction allowed"},
+	{34, "ct_related", "ICMP errors (unreachable, time exceeded, parameter problem) passed as about a connection tracked at the port"},
 }
 
 // CounterNames are the counters' names indexed by number.

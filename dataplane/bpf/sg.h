@@ -328,6 +328,44 @@ static __always_inline void ct_touch(struct ct_entry *e, struct ct_key *k, struc
 		e->seen_ns = now;
 }
 
+/* ct_related: is this an ICMP error (destination unreachable, time
+ * exceeded, parameter problem) about a connection tracked at port zone?
+ * It quotes the packet it is about (its IPv4 header and 8 bytes more),
+ * which the port sent or received: the connection's entry is that
+ * quoted tuple, one way or the other. Like the kernel's conntrack
+ * "related", such an error needs no rule of its own (a UDP peer's port
+ * unreachable, a router's fragmentation needed). */
+static __attribute__((noinline)) int ct_related(struct __sk_buff *skb, __u32 zone)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_ICMP || ip->ihl != 5)
+		return 0;
+	__u8 *h = (void *)(ip + 1);
+	struct iphdr *in = (void *)(h + 8);
+	if ((void *)(in + 1) > data_end || (h[0] != 3 && h[0] != 11 && h[0] != 12) || in->ihl != 5)
+		return 0;
+	__be16 *l4 = (void *)(in + 1);
+	if ((void *)(l4 + 4) > data_end)
+		return 0;
+	struct tuple t = {.ok = 1, .saddr = in->saddr, .daddr = in->daddr, .proto = in->protocol};
+	if (t.proto == IPPROTO_TCP || t.proto == IPPROTO_UDP) {
+		t.sport = l4[0];
+		t.dport = l4[1];
+	} else if (t.proto == IPPROTO_ICMP) {
+		t.sport = l4[2]; /* a quoted echo's identifier */
+		t.dport = l4[2];
+	} else {
+		return 0;
+	}
+	struct ct_key k = ct_key_of(zone, &t, 0);
+	if (bpf_map_lookup_elem(&ct_v1, &k))
+		return 1;
+	k = ct_key_of(zone, &t, 1);
+	return bpf_map_lookup_elem(&ct_v1, &k) != NULL;
+}
+
 /* pick_up: may a TCP segment that no rule allows in its own direction
  * be taken for a packet of a connection opened the other way (as the
  * kernel's conntrack picks up a stream mid-way)? Only without SYN or

@@ -32,6 +32,11 @@ __attribute__((noinline)) int stage_sg_egress(struct __sk_buff *skb, struct pctx
 	 * leaves through the port's EIP (eip_out), so that a rule naming a
 	 * group never lets it go (no gateway would check it); else unknown. */
 	__u32 remote = c->d.kind == DEST_LOCAL ? port_identity(c->d.ifindex) : c->snat_to ? SG_ID_INTERNET : 0;
+	if (t.proto == IPPROTO_ICMP && ct_related(skb, c->ifindex)) {
+		count(STAT_CT_RELATED);
+		c->hit = HIT_CT; /* about a tracked connection */
+		return sg_egress_pass(c);
+	}
 	__u8 flags = 0;
 	int v = sg_conn(c, &t, c->ifindex, id, SG_DIR_EGRESS, remote, &flags);
 	if (v == SG_DENY) {

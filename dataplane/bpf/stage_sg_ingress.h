@@ -37,6 +37,11 @@ __attribute__((noinline)) int stage_sg_ingress(struct __sk_buff *skb, struct pct
 	if (!t.ok)
 		return V_OUTPUT;
 	__u32 zone = c->d.ifindex;
+	if (t.proto == IPPROTO_ICMP && ct_related(skb, zone)) {
+		count(STAT_CT_RELATED);
+		c->hit = HIT_CT; /* about a tracked connection */
+		return V_OUTPUT;
+	}
 	__u32 id = port_identity(zone);
 	__u32 sender = sg_sender(c);
 	if (sender && sender <= SG_ID_MAX_ALLOCATED && !c->from_port && !(c->gbp & GBP_POLICY_APPLIED)) {

@@ -89,6 +89,7 @@ enum stat {
 	STAT_GW_DOWN = 31, /* gateway: packets for an EIP tunnelled to its port's host */
 	STAT_GW_UP = 32, /* gateway: packets from an EIP sent upstream */
 	STAT_CT_PICKUP = 33, /* TCP connections picked up mid-stream at a port new on this host (a migrated VM's), their reply direction allowed */
+	STAT_CT_RELATED = 34, /* ICMP errors (unreachable, time exceeded, parameter problem) passed as about a connection tracked at the port */
 	STAT_MAX,
 };
 
