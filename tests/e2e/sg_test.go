@@ -165,9 +165,26 @@ func TestSecurityGroups(t *testing.T) {
 		}
 		slices.Sort(took)
 		p50, p99 := took[runs/2], took[runs*99/100]
+		// Timing is make bench's (the sg section); here every change
+		// must be applied by every host (--wait=hv) at all.
 		t.Logf("sg-rule-add --wait=hv, %d runs: p50 %v, p99 %v, max %v", runs, p50, p99, took[runs-1])
-		if p99 > 500*time.Millisecond { // the target is 100 ms; this machine is shared
-			t.Errorf("p99 %v", p99)
+	})
+	t.Run("a peer's port unreachable reaches the sender without an icmp rule (related)", func(t *testing.T) {
+		// w1 (web) takes icmp from web only; d1 (db) takes udp 53 and
+		// runs nothing on it, so its stack answers port unreachable.
+		// traceroute -U probes udp 53: hop 1 is the VPC router (its
+		// time exceeded never meets the groups), hop 2 d1 itself.
+		out, _ := e.s.Exec("w1", "traceroute", "-n", "-U", "-q", "1", "-w", "2", "-m", "2", "10.0.2.10")
+		if !strings.Contains(out, " 2  10.0.2.10 ") {
+			t.Errorf("d1's port unreachable did not reach w1:\n%s", out)
+		}
+		var related uint64
+		for _, h := range []string{"hv1", "hv2", "hv3"} {
+			c, _ := e.dp(h).Counters()
+			related += c["ct_related"]
+		}
+		if related == 0 {
+			t.Error("no host counted ct_related")
 		}
 	})
 }
