@@ -58,8 +58,10 @@ type EIPFailover struct {
 	IntervalMs float64 `json:"interval_ms"`
 	// LossMs is over the deaths of gateways that carried the pings
 	// in, their replies out, or both (FailoverKill.Carried).
-	LossMs  map[string]Stat `json:"loss_window_ms"`
-	Samples []FailoverKill  `json:"samples"`
+	LossMs map[string]Stat `json:"loss_window_ms"`
+	// SilenceMs is the same for the longest silence between replies.
+	SilenceMs map[string]Stat `json:"longest_silence_ms"`
+	Samples   []FailoverKill  `json:"samples"`
 }
 
 // FailoverKill is one gateway death.
@@ -123,13 +125,14 @@ func EIP(ctx context.Context, env Env, rounds, seconds, kills int) (*EIPResult, 
 
 // summarize fills LossMs from the samples, by what the dead carried.
 func (f *EIPFailover) summarize() {
-	by := map[string][]float64{}
+	loss, silence := map[string][]float64{}, map[string][]float64{}
 	for _, k := range f.Samples {
-		by[k.Carried] = append(by[k.Carried], k.LossMs)
+		loss[k.Carried] = append(loss[k.Carried], k.LossMs)
+		silence[k.Carried] = append(silence[k.Carried], k.SilenceMs)
 	}
-	f.LossMs = map[string]Stat{}
-	for c, v := range by {
-		f.LossMs[c] = stat(v)
+	f.LossMs, f.SilenceMs = map[string]Stat{}, map[string]Stat{}
+	for c := range loss {
+		f.LossMs[c], f.SilenceMs[c] = stat(loss[c]), stat(silence[c])
 	}
 }
 

@@ -202,7 +202,9 @@ func (f *EIPFailover) markdown(b *strings.Builder) {
 		"Lost pings x %.0f ms, min / median / max:\n\n", f.IntervalMs, f.IntervalMs)
 	for _, c := range []string{"in", "out", "in+out"} {
 		if s, ok := f.LossMs[c]; ok {
-			fmt.Fprintf(b, "- **the gateway that carried them %s: %.0f / %.0f / %.0f ms**\n", c, s.Min, s.Med, s.Max)
+			q := f.SilenceMs[c]
+			fmt.Fprintf(b, "- **the gateway that carried them %s: %.0f / %.0f / %.0f ms** (longest silence between replies %.0f / %.0f / %.0f ms)\n",
+				c, s.Min, s.Med, s.Max, q.Min, q.Med, q.Max)
 		}
 	}
 	fmt.Fprintf(b, "\n| death | gateway killed | it carried | the other from then on, packets | sent | lost | duplicates | loss window ms | longest silence between replies ms | last second answered |\n|---|---|---|---|---|---|---|---|---|---|\n")

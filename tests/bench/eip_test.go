@@ -95,7 +95,7 @@ func TestEIPCompare(t *testing.T) {
 // inbound gateway's loss and an outbound one's are different figures.
 func TestFailoverSummary(t *testing.T) {
 	f := &EIPFailover{IntervalMs: 10, Samples: []FailoverKill{
-		{Gateway: "gw1", Carried: "in", LossMs: 0}, {Gateway: "gw2", Carried: "out", LossMs: 160},
+		{Gateway: "gw1", Carried: "in", LossMs: 0}, {Gateway: "gw2", Carried: "out", LossMs: 160, SilenceMs: 300},
 		{Gateway: "gw1", Carried: "in", LossMs: 20}, {Gateway: "gw2", Carried: "out", LossMs: 130},
 		{Gateway: "gw1", Carried: "in", LossMs: 10}}}
 	f.summarize()
@@ -110,7 +110,10 @@ func TestFailoverSummary(t *testing.T) {
 	}
 	var b strings.Builder
 	f.markdown(&b)
-	if !strings.Contains(b.String(), "carried them out: 130 / 160 / 160 ms") {
+	if s := f.SilenceMs["out"]; s != (Stat{Min: 0, Med: 300, Max: 300}) {
+		t.Errorf("out, silence: %+v", s)
+	}
+	if !strings.Contains(b.String(), "carried them out: 130 / 160 / 160 ms** (longest silence between replies 0 / 300 / 300 ms)") {
 		t.Errorf("markdown:\n%s", b.String())
 	}
 }
