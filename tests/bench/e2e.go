@@ -85,15 +85,22 @@ func learnStat(hist []uint64) LearnStat {
 // benchSandbox starts a sandbox of its own (run directory and namespace
 // prefix unique to this process) with a northbound session.
 func benchSandbox(ctx context.Context, env Env, tag string, hosts, hubs int) (*sandbox.Sandbox, *ops.Session, func(), error) {
+	return benchSandboxWith(ctx, env, tag, sandbox.Options{Hosts: hosts, Hubs: hubs})
+}
+
+// benchSandboxWith is benchSandbox with more of the sandbox's options
+// (gateways); the run directory, prefix, underlay and logging are its.
+func benchSandboxWith(ctx context.Context, env Env, tag string, o sandbox.Options) (*sandbox.Sandbox, *ops.Session, func(), error) {
 	dir, err := os.MkdirTemp(env.TmpDir, "courier-bench-"+tag)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sb, err := sandbox.Start(ctx, sandbox.Options{RunDir: dir, Prefix: fmt.Sprintf("%s%d-", tag, os.Getpid()%10000),
-		Hosts: hosts, Hubs: hubs, BinDir: env.BinDir, Underlay: netip.MustParsePrefix("192.168.96.0/22"),
-		// Dozens of hostds share two CPUs with the databases: a late
-		// heartbeat must not move hubs in the middle of a measurement.
-		DeadAfter: time.Minute, Log: env.Log})
+	o.RunDir, o.Prefix, o.BinDir, o.Log = dir, fmt.Sprintf("%s%d-", tag, os.Getpid()%10000), env.BinDir, env.Log
+	o.Underlay = netip.MustParsePrefix("192.168.96.0/22")
+	// Dozens of hostds share two CPUs with the databases: a late
+	// heartbeat must not move hubs in the middle of a measurement.
+	o.DeadAfter = time.Minute
+	sb, err := sandbox.Start(ctx, o)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, nil, err

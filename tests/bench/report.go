@@ -27,6 +27,7 @@ type Report struct {
 	SGProp      []*SGPropagation   `json:"security_group_propagation,omitempty"`
 	Migrate     *MigrateResult     `json:"migrate,omitempty"`
 	Conntrack   *CTResult          `json:"conntrack,omitempty"`
+	EIP         *EIPResult         `json:"eip,omitempty"`
 	Errors      []string           `json:"errors,omitempty"`
 }
 
@@ -179,6 +180,14 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 			rep.Migrate = res
 		}
 	}
+	if r.want("eip") {
+		r.Env.Log.Info("EIP benchmark", "rounds", max(3, r.Rounds), "seconds", r.Seconds)
+		if res, err := EIP(ctx, r.Env, max(3, r.Rounds), r.Seconds, 6); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("eip: %v", err))
+		} else {
+			rep.EIP = res
+		}
+	}
 	if r.want("cli") {
 		r.Env.Log.Info("CLI benchmark", "sizes", r.CLISizes, "bulk", r.CLIBulk)
 		if res, err := CLI(ctx, r.Env, r.CLISizes, r.CLISamples, r.CLIBulk, max(2, r.Rounds)); err != nil {
@@ -236,6 +245,9 @@ func (rep *Report) Markdown() string {
 	if d := rep.Dataplane; d != nil && len(d.BelowTarget) > 0 {
 		fmt.Fprintf(&b, "**Data plane below target on %d of its ratios** (listed in its section).\n\n", len(d.BelowTarget))
 	}
+	if e := rep.EIP; e != nil && len(e.BelowTarget) > 0 {
+		fmt.Fprintf(&b, "**EIP path below target on %d of its ratios** (listed in its section).\n\n", len(e.BelowTarget))
+	}
 	if len(rep.Northd) > 0 {
 		fmt.Fprintf(&b, "## northd (one VPC, 253 vxnets)\n\n")
 		fmt.Fprintf(&b, "| ports | NB commit s | commit→sb_cfg s (min–max) | ovsdb-server floor s | ratio | datapaths | bindings | logical flows | northd peak RSS MiB | add p50/p90/p99 ms | update p50/p90/p99 ms | delete p50/p90/p99 ms |\n")
@@ -286,6 +298,9 @@ func (rep *Report) Markdown() string {
 	}
 	if m := rep.Migrate; m != nil {
 		m.markdown(&b)
+	}
+	if e := rep.EIP; e != nil {
+		e.markdown(&b)
 	}
 	for _, e := range rep.Errors {
 		fmt.Fprintf(&b, "- error: %s\n", e)

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -292,43 +290,4 @@ func other(gw string) string {
 		return "gw2"
 	}
 	return "gw1"
-}
-
-// TestEIPThroughput logs TCP throughput into a VM by its EIP from the
-// internet (one gateway, which encapsulates to the VM's host) next to
-// VM-to-VM across hosts, interleaved. A measurement, not a
-// check: COURIER_MEASURE=1 go test ./tests/e2e -run TestEIPThroughput -v.
-func TestEIPThroughput(t *testing.T) {
-	if os.Getenv("COURIER_MEASURE") == "" {
-		t.Skip("a measurement: set COURIER_MEASURE=1")
-	}
-	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 1})
-	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
-	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--", "port-add", "web", "vm2", "02:00:00:00:01:0b", "10.0.1.11",
-		"--", "eip-add", "internet", "203.0.113.5", "--port", "vm1")
-	e.vm("hv1", "vm1")
-	e.vm("hv2", "vm2")
-	e.mustPing("vm2", "10.0.1.10")
-	run := func(clientNS, addr string) string {
-		srv := exec.Command("ip", "netns", "exec", e.s.VMNS("vm1"), "iperf3", "-s", "-1", "-p", "5201")
-		if err := srv.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { srv.Process.Kill(); srv.Wait() }()
-		time.Sleep(300 * time.Millisecond)
-		out, err := lab.Exec(clientNS, "iperf3", "-c", addr, "-p", "5201", "-t", "3", "-f", "g")
-		if err != nil {
-			t.Fatalf("iperf3 to %s: %v\n%s", addr, err, out)
-		}
-		for _, l := range strings.Split(out, "\n") {
-			if strings.Contains(l, "receiver") {
-				return strings.Join(strings.Fields(l)[6:8], " ")
-			}
-		}
-		return out
-	}
-	for round := 1; round <= 3; round++ {
-		t.Logf("round %d: vm2 -> vm1 (VM to VM) %s; internet -> 203.0.113.5 (EIP) %s", round,
-			run(e.s.VMNS("vm2"), "10.0.1.10"), run(e.s.InternetNS(), "203.0.113.5"))
-	}
 }
