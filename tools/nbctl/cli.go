@@ -209,7 +209,7 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 			Where: ops.All(), Columns: []string{"nb_cfg"}})
 		cfgIndex = len(st.ops) - 1
 	}
-	res, err := ops.Transact(ctx, sess.Client, st.ops...)
+	res, err := ops.Transact(ctx, st.transactor(sess), st.ops...)
 	if err != nil {
 		return 0, existsError(err)
 	}

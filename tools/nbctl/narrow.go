@@ -119,7 +119,7 @@ func portListRows(inv *cmdline.Invocation) map[string][]string {
 // readNamed fills st's vxnets and ports from the rows w names, in at
 // most three round trips on a connection of its own to the server the
 // session uses (the rows are decoded straight from the reply, not through
-// libovsdb's generic rows): the named rows; the vxnets that hold the
+// libovsdb's generic rows; the transaction is committed on it too): the named rows; the vxnets that hold the
 // named ports; the ports of every vxnet read. The commit's wait on each
 // changed vxnet's port list (state.verify) catches a change made between
 // these reads and the commit.
@@ -128,7 +128,7 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	st.rpc = conn // the commit goes on it too (execute)
 	vxDec, err := jsonrpc.NewRowDecoder(&nbdb.Vxnet{})
 	if err != nil {
 		return err
