@@ -10,3 +10,9 @@ func SetWholeTableAt(n int) func() {
 
 // RowsRead is how many rows commands have read by name so far.
 func RowsRead() int64 { return rowsRead.Load() }
+
+// OpsCommitted is how many operations invocations have committed.
+func OpsCommitted() int64 { return opsCommitted.Load() }
+
+// MergeInserts is mergeInserts, for its unit test.
+var MergeInserts = mergeInserts
