@@ -14,7 +14,50 @@ import (
 
 // A chain of thousands of commands must cost in proportion to its length
 // and to the vxnets it touches, never to their product: these tests count
-// what an invocation does rather than time it.
+// what an invocation does (address indexes built, rows read, operations
+// committed) rather than time it.
+
+// TestChainBuildsEachIndexOnce: port-adds, port-sets and port-dels in
+// one vxnet build its address index once, keep it up to date, and still
+// refuse an address taken earlier in the chain and accept one freed
+// earlier in it.
+func TestChainBuildsEachIndexOnce(t *testing.T) {
+	db := testenv.StartDBs(t).NB
+	mustNB(t, db, "init", "--", "vpc-add", "v", "--", "vxnet-add", "v", "big", "10.1.0.0/16", "--", "vxnet-add", "v", "other", "10.2.0.0/16")
+	const existing = 300
+	mustNB(t, db, portAdds("big", "b", 0, existing)...)
+	var chain []string
+	for i := 0; i < 200; i++ {
+		chain = append(chain, "--", "port-set", fmt.Sprintf("b%d", i), "--ips", ip(1, 1000+i)) // frees 10.1.x of b<i>
+		chain = append(chain, "--", "port-add", "big", fmt.Sprintf("n%d", i), mac(1, 1000+i), ip(1, i))
+		if i%10 == 0 {
+			chain = append(chain, "--", "port-del", fmt.Sprintf("b%d", existing-1-i/10))
+		}
+	}
+	chain = append(append(chain, "--"), portAdds("other", "o", 0, 100)...)
+	builds, rows := nbctl.IndexesBuilt(), nbctl.RowsRead()
+	mustNB(t, db, chain[1:]...)
+	if n := nbctl.IndexesBuilt() - builds; n != 2 {
+		t.Errorf("the chain built %d address indexes, want 2 (one per vxnet)", n)
+	}
+	// The two vxnets, big's ports, and each of the 220 ports named with
+	// its vxnet.
+	if n, most := nbctl.RowsRead()-rows, int64(2+existing+2*220); n > most {
+		t.Errorf("the chain read %d rows, want at most %d", n, most)
+	}
+	for _, c := range []struct{ args, refusal string }{
+		{"port-set b250 --ips 10.1.4.10 -- port-add big x " + mac(1, 5000) + " 10.1.4.10", "IP 10.1.4.10 is already used by port b250 in vxnet big"},
+		{"port-add big x " + mac(1, 5000) + " 10.1.9.1 -- port-add big y " + mac(1, 5000) + " 10.1.9.2", "MAC " + mac(1, 5000) + " is already used by port x in vxnet big"},
+		{"port-del n3 -- port-add big x " + mac(1, 1003) + " " + ip(1, 3), ""},
+		{"port-set b251 --ips " + ip(1, 252) + " -- port-set b252 --ips " + ip(1, 251), "IP " + ip(1, 252) + " is already used by port b252 in vxnet big"},
+		{"port-set b251 --ips " + ip(1, 5000) + " -- port-set b252 --ips " + ip(1, 251), ""},
+	} {
+		_, err := nb(db, strings.Fields(c.args)...)
+		if errText(err) != c.refusal {
+			t.Errorf("%s: got %v, want %q", c.args, err, c.refusal)
+		}
+	}
+}
 
 // TestChainCommitsOneMutationPerVxnet: a chain of port-adds over two
 // vxnets commits its inserts, one wait and one mutation per vxnet.

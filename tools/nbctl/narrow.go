@@ -235,8 +235,9 @@ func (r *reader) peers(vxnets map[string]*nbdb.Vxnet, whole bool, dec *jsonrpc.R
 // addresses with.
 var checkedColumns = []string{"_uuid", "name", "mac", "ips", "virtual_ips"}
 
-// For tests: the rows read by name and the operations committed, so far.
-var rowsRead, opsCommitted atomic.Int64
+// For tests: the rows read by name, the vxnet address indexes built
+// (addrsOf) and the operations committed, so far.
+var rowsRead, indexesBuilt, opsCommitted atomic.Int64
 
 // reader batches selects into one transaction.
 type reader struct {
