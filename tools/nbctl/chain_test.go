@@ -35,7 +35,7 @@ func TestChainBuildsEachIndexOnce(t *testing.T) {
 		}
 	}
 	chain = append(append(chain, "--"), portAdds("other", "o", 0, 100)...)
-	builds, rows := nbctl.IndexesBuilt(), nbctl.RowsRead()
+	builds, rows, refs := nbctl.IndexesBuilt(), nbctl.RowsRead(), nbctl.PortRefsRead()
 	mustNB(t, db, chain[1:]...)
 	if n := nbctl.IndexesBuilt() - builds; n != 2 {
 		t.Errorf("the chain built %d address indexes, want 2 (one per vxnet)", n)
@@ -44,6 +44,10 @@ func TestChainBuildsEachIndexOnce(t *testing.T) {
 	// its vxnet.
 	if n, most := nbctl.RowsRead()-rows, int64(2+existing+2*220); n > most {
 		t.Errorf("the chain read %d rows, want at most %d", n, most)
+	}
+	// big's port set once, not once per port named in it.
+	if n := nbctl.PortRefsRead() - refs; n != existing {
+		t.Errorf("the vxnets read named %d ports, want %d (big's, once)", n, existing)
 	}
 	for _, c := range []struct{ args, refusal string }{
 		{"port-set b250 --ips 10.1.4.10 -- port-add big x " + mac(1, 5000) + " 10.1.4.10", "IP 10.1.4.10 is already used by port b250 in vxnet big"},

@@ -19,3 +19,6 @@ func OpsCommitted() int64 { return opsCommitted.Load() }
 
 // MergeInserts is mergeInserts, for its unit test.
 var MergeInserts = mergeInserts
+
+// PortRefsRead is how many port references the vxnet rows read held.
+func PortRefsRead() int64 { return portRefsRead.Load() }
