@@ -84,6 +84,27 @@ func TestChainCommitsOneMutationPerVxnet(t *testing.T) {
 	}
 }
 
+// TestChainFindsItsPortsInOnePass: a chain naming hundreds of ports
+// finds them in one pass over the Port table, not one scan each (the
+// server scans the table for a select by name).
+func TestChainFindsItsPortsInOnePass(t *testing.T) {
+	db := testenv.StartDBs(t).NB
+	mustNB(t, db, "init", "--", "vpc-add", "v", "--", "vxnet-add", "v", "big", "10.1.0.0/16")
+	mustNB(t, db, portAdds("big", "b", 0, 300)...)
+	var chain []string
+	for i := 0; i < 300; i++ {
+		chain = append(chain, "--", "port-set", fmt.Sprintf("b%d", i), "--ips", ip(1, 1000+i))
+	}
+	scans := nbctl.PortScans()
+	mustNB(t, db, chain[1:]...)
+	if n := nbctl.PortScans() - scans; n != 1 {
+		t.Errorf("300 port-sets scanned the Port table %d times, want 1", n)
+	}
+	if out := mustNB(t, db, "port-list", "big"); !strings.Contains(out, ip(1, 1299)) || strings.Contains(out, ip(1, 299)+" ") {
+		t.Errorf("port-list after the chain:\n%.300s", out)
+	}
+}
+
 func portAdds(vxnet, prefix string, from, to int) []string {
 	var args []string
 	vx := map[string]int{"big": 1, "other": 2}[vxnet]

@@ -1,11 +1,12 @@
 package nbctl
 
 // SetWholeTableAt makes named-row reads switch to one select of the
-// whole Port table at n ports; it returns what restores the default.
+// whole Port table at n ports, and to one pass over its names at n named
+// ports; it returns what restores the defaults.
 func SetWholeTableAt(n int) func() {
-	old := wholeTableAt
-	wholeTableAt = n
-	return func() { wholeTableAt = old }
+	old, oldNames := wholeTableAt, namesScanAt
+	wholeTableAt, namesScanAt = n, n
+	return func() { wholeTableAt, namesScanAt = old, oldNames }
 }
 
 // RowsRead is how many rows commands have read by name so far.
@@ -22,3 +23,6 @@ var MergeInserts = mergeInserts
 
 // PortRefsRead is how many port references the vxnet rows read held.
 func PortRefsRead() int64 { return portRefsRead.Load() }
+
+// PortScans is how many passes over the Port table found ports by name.
+func PortScans() int64 { return portScans.Load() }

@@ -117,7 +117,7 @@ func portListRows(inv *cmdline.Invocation) map[string][]string {
 }
 
 // readNamed fills st's vxnets and ports from the rows w names, in at
-// most four round trips on a connection of its own to the server the
+// most five round trips on a connection of its own to the server the
 // session uses (the rows are decoded straight from the reply, not through
 // libovsdb's generic rows; the transaction is committed on it too): the named rows; the vxnets that hold the
 // named ports; the ports of every vxnet read. The commit's wait on each
@@ -142,11 +142,11 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 	for _, n := range w.ports {
 		st.touched[n] = true
 	}
+	if err := r.namedPorts(dedup(w.ports), pDec); err != nil {
+		return err
+	}
 	for _, n := range dedup(w.vxnets) {
 		r.add(selectWhere(tVxnet, "name", ovsdb.ConditionEqual, n), vxDec)
-	}
-	for _, n := range dedup(w.ports) {
-		r.add(selectWhere(tPort, "name", ovsdb.ConditionEqual, n), pDec)
 	}
 	found, err := r.run()
 	if err != nil {
@@ -178,6 +178,40 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 		st.portByUUID[p.UUID] = p
 	}
 	st.link(slices.Collect(maps.Values(vxnets)))
+	return nil
+}
+
+// namesScanAt is how many named ports make one pass over the Port
+// table's names cheaper than a select by name for each: ovsdb-server
+// scans the table for every select by a column other than _uuid, so a
+// chain of thousands of port-sets would scan it thousands of times.
+var namesScanAt = 256
+
+// namedPorts queues the selects of the ports named: by name each, or,
+// for many, by UUID each, found in one pass over the table's names.
+func (r *reader) namedPorts(names []string, dec *jsonrpc.RowDecoder) error {
+	if len(names) < namesScanAt {
+		for _, n := range names {
+			r.add(selectWhere(tPort, "name", ovsdb.ConditionEqual, n), dec)
+		}
+		portScans.Add(int64(len(names)))
+		return nil
+	}
+	portScans.Add(1)
+	r.add(ovsdb.Operation{Op: ovsdb.OperationSelect, Table: tPort, Where: []ovsdb.Condition{}, Columns: []string{"_uuid", "name"}}, dec)
+	all, err := r.run() // nothing else is queued yet (readNamed)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	for _, m := range all {
+		if p := m.(*nbdb.Port); want[p.Name] {
+			r.add(selectWhere(tPort, "_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: p.UUID}), dec)
+		}
+	}
 	return nil
 }
 
@@ -261,9 +295,9 @@ func (r *reader) peers(vxnets map[string]*nbdb.Vxnet, whole bool, dec *jsonrpc.R
 var checkedColumns = []string{"_uuid", "name", "mac", "ips", "virtual_ips"}
 
 // For tests: the rows read by name, the ports named in the vxnet rows
-// read, the vxnet address indexes built (addrsOf) and the operations
-// committed, so far.
-var rowsRead, portRefsRead, indexesBuilt, opsCommitted atomic.Int64
+// read, the passes over the Port table to find ports by name, the vxnet
+// address indexes built (addrsOf) and the operations committed, so far.
+var rowsRead, portRefsRead, portScans, indexesBuilt, opsCommitted atomic.Int64
 
 // reader batches selects into one transaction.
 type reader struct {
