@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
 	"github.com/courier-sdn/courier/ops"
 )
 
@@ -390,4 +392,27 @@ func ensureGlobalRow(ctx context.Context, remote string, tlsc *tls.Config, db, t
 		}
 	}
 	return nil
+}
+
+// Transactor commits transactions on database db over r, encoded by
+// AppendOperation rather than libovsdb's MarshalJSON: for a writer whose
+// transactions carry thousands of operations or large sets (a chain of
+// courier-nbctl commands). A lost connection is ops.ErrNoConnection.
+func (r *Conn) Transactor(db string) ops.Transactor { return connTxn{r.c, db} }
+
+type connTxn struct {
+	c  *rpcConn
+	db string
+}
+
+func (t connTxn) Transact(ctx context.Context, txn ...ovsdb.Operation) ([]ovsdb.OperationResult, error) {
+	params, err := encodeTransact(t.db, "", txn)
+	if err != nil {
+		return nil, err
+	}
+	var raw json.RawMessage
+	if err := t.c.callRaw(ctx, "transact", params, &raw); err != nil {
+		return nil, err
+	}
+	return decodeResults(raw)
 }

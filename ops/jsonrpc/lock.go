@@ -288,14 +288,16 @@ func (l *LockSession) TransactPrepared(ctx context.Context, p *Prepared) ([]ovsd
 }
 
 // encodeTransact builds the params of a transact request: the database,
-// the lock assertion, then the operations.
+// the lock assertion (none if lock is ""), then the operations.
 func encodeTransact(db, lock string, ops []ovsdb.Operation) ([]byte, error) {
 	b := make([]byte, 0, 64+200*len(ops))
 	b = append(b, '[')
 	b = appendString(b, db)
-	b = append(b, `,{"op":"assert","lock":`...)
-	b = appendString(b, lock)
-	b = append(b, '}')
+	if lock != "" {
+		b = append(b, `,{"op":"assert","lock":`...)
+		b = appendString(b, lock)
+		b = append(b, '}')
+	}
 	var err error
 	for i := range ops {
 		b = append(b, ',')

@@ -187,6 +187,9 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 			syncOnly = true
 		}
 	}
+	if st.db == nil { // the generic commands' results are found by index
+		st.ops = mergeInserts(st.ops)
+	}
 	cfgIndex := -1
 	if wait && (len(st.ops) > 0 || syncOnly) {
 		if st.global == nil {
@@ -209,7 +212,8 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 			Where: ops.All(), Columns: []string{"nb_cfg"}})
 		cfgIndex = len(st.ops) - 1
 	}
-	res, err := ops.Transact(ctx, sess.Client, st.ops...)
+	opsCommitted.Add(int64(len(st.ops)))
+	res, err := ops.Transact(ctx, st.transactor(sess), st.ops...)
 	if err != nil {
 		return 0, existsError(err)
 	}

@@ -307,9 +307,11 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 	// takes one wins, and northd moves the dynamic port (addrIndex
 	// leaves dynamic MACs out).
 	idx := st.addrsOf(vx)
-	usedIP, usedMAC, vipOf := idx.ip, idx.mac, idx.vip
-	other := func(owner string, ok bool) bool { return ok && (skip == nil || owner != skip.Name) }
-	if o, ok := usedMAC[mac]; other(o, ok) && mac != schema.Dynamic {
+	skipName := ""
+	if skip != nil {
+		skipName = skip.Name
+	}
+	if o, ok := idx.mac.other(mac, skipName); ok && mac != schema.Dynamic {
 		return nil, nil, fmt.Errorf("MAC %s is already used by port %s in vxnet %s", mac, o, vx.Name)
 	}
 	var outIPs, outVIPs []string
@@ -331,10 +333,10 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 		if err := rules.CheckPortIP(vx.Name, p, gw, ip); err != nil {
 			return nil, nil, err
 		}
-		if o, ok := usedIP[ip.String()]; other(o, ok) {
+		if o, ok := idx.ip.other(ip.String(), skipName); ok {
 			return nil, nil, fmt.Errorf("IP %s is already used by port %s in vxnet %s", ip, o, vx.Name)
 		}
-		if o, ok := vipOf[ip.String()]; other(o, ok) {
+		if _, ok := idx.vip.other(ip.String(), skipName); ok {
 			return nil, nil, fmt.Errorf("IP %s is a virtual IP of another port in vxnet %s", ip, vx.Name)
 		}
 		if seen[ip.String()] {
@@ -351,7 +353,7 @@ func (st *state) portAddrs(vx *nbdb.Vxnet, skip *nbdb.Port, mac string, ips, vip
 		if err := rules.CheckPortIP(vx.Name, p, gw, ip); err != nil {
 			return nil, nil, err
 		}
-		if o, ok := usedIP[ip.String()]; other(o, ok) {
+		if o, ok := idx.ip.other(ip.String(), skipName); ok {
 			return nil, nil, fmt.Errorf("virtual IP %s is the fixed IP of port %s in vxnet %s", ip, o, vx.Name)
 		}
 		if seen[ip.String()] {
@@ -461,7 +463,7 @@ func cmdPortDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	if vx == nil {
 		return nil
 	}
-	delete(st.addrs, vx)
+	st.unindexPort(vx, port)
 	if err := st.verify(vx, vx.UUID, &vx.Ports); err != nil {
 		return err
 	}
@@ -539,8 +541,9 @@ func cmdPortSet(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	if len(fields) == 0 {
 		return fmt.Errorf("port-set: nothing to change; give --mac, --ips, --vips, --chassis, --port-security, --sg or --learned-limit")
 	}
+	st.unindexPort(vx, port)
 	port.MAC, port.IPs, port.VirtualIPs = mac, newIPs, newVIPs
-	delete(st.addrs, vx)
+	st.indexPort(vx, port)
 	return st.add(ops.ByUUID(st.c, port).Update(port, fields...))
 }
 

@@ -1,12 +1,28 @@
 package nbctl
 
 // SetWholeTableAt makes named-row reads switch to one select of the
-// whole Port table at n ports; it returns what restores the default.
+// whole Port table at n ports, and to one pass over its names at n named
+// ports; it returns what restores the defaults.
 func SetWholeTableAt(n int) func() {
-	old := wholeTableAt
-	wholeTableAt = n
-	return func() { wholeTableAt = old }
+	old, oldNames := wholeTableAt, namesScanAt
+	wholeTableAt, namesScanAt = n, n
+	return func() { wholeTableAt, namesScanAt = old, oldNames }
 }
 
 // RowsRead is how many rows commands have read by name so far.
 func RowsRead() int64 { return rowsRead.Load() }
+
+// IndexesBuilt is how many vxnet address indexes commands have built.
+func IndexesBuilt() int64 { return indexesBuilt.Load() }
+
+// OpsCommitted is how many operations invocations have committed.
+func OpsCommitted() int64 { return opsCommitted.Load() }
+
+// MergeInserts is mergeInserts, for its unit test.
+var MergeInserts = mergeInserts
+
+// PortRefsRead is how many port references the vxnet rows read held.
+func PortRefsRead() int64 { return portRefsRead.Load() }
+
+// PortScans is how many passes over the Port table found ports by name.
+func PortScans() int64 { return portScans.Load() }

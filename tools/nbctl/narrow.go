@@ -117,9 +117,9 @@ func portListRows(inv *cmdline.Invocation) map[string][]string {
 }
 
 // readNamed fills st's vxnets and ports from the rows w names, in at
-// most three round trips on a connection of its own to the server the
+// most five round trips on a connection of its own to the server the
 // session uses (the rows are decoded straight from the reply, not through
-// libovsdb's generic rows): the named rows; the vxnets that hold the
+// libovsdb's generic rows; the transaction is committed on it too): the named rows; the vxnets that hold the
 // named ports; the ports of every vxnet read. The commit's wait on each
 // changed vxnet's port list (state.verify) catches a change made between
 // these reads and the commit.
@@ -128,7 +128,7 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	st.rpc = conn // the commit goes on it too (execute)
 	vxDec, err := jsonrpc.NewRowDecoder(&nbdb.Vxnet{})
 	if err != nil {
 		return err
@@ -142,11 +142,11 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 	for _, n := range w.ports {
 		st.touched[n] = true
 	}
+	if err := r.namedPorts(dedup(w.ports), pDec); err != nil {
+		return err
+	}
 	for _, n := range dedup(w.vxnets) {
 		r.add(selectWhere(tVxnet, "name", ovsdb.ConditionEqual, n), vxDec)
-	}
-	for _, n := range dedup(w.ports) {
-		r.add(selectWhere(tPort, "name", ovsdb.ConditionEqual, n), pDec)
 	}
 	found, err := r.run()
 	if err != nil {
@@ -162,17 +162,8 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 			named = append(named, row)
 		}
 	}
-	// The vxnet of each named port.
-	for _, p := range named {
-		r.add(selectWhere(tVxnet, "ports", ovsdb.ConditionIncludes, ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: p.UUID}}}), vxDec)
-	}
-	more, err := r.run()
-	if err != nil {
+	if err := r.vxnetsOf(named, vxnets, vxDec); err != nil {
 		return err
-	}
-	for _, m := range more {
-		vx := m.(*nbdb.Vxnet)
-		vxnets[vx.UUID] = vx
 	}
 	peers, err := r.peers(vxnets, w.peersWhole, pDec)
 	if err != nil {
@@ -187,6 +178,74 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 		st.portByUUID[p.UUID] = p
 	}
 	st.link(slices.Collect(maps.Values(vxnets)))
+	return nil
+}
+
+// namesScanAt is how many named ports make one pass over the Port
+// table's names cheaper than a select by name for each: ovsdb-server
+// scans the table for every select by a column other than _uuid, so a
+// chain of thousands of port-sets would scan it thousands of times.
+var namesScanAt = 256
+
+// namedPorts queues the selects of the ports named: by name each, or,
+// for many, by UUID each, found in one pass over the table's names.
+func (r *reader) namedPorts(names []string, dec *jsonrpc.RowDecoder) error {
+	if len(names) < namesScanAt {
+		for _, n := range names {
+			r.add(selectWhere(tPort, "name", ovsdb.ConditionEqual, n), dec)
+		}
+		portScans.Add(int64(len(names)))
+		return nil
+	}
+	portScans.Add(1)
+	r.add(ovsdb.Operation{Op: ovsdb.OperationSelect, Table: tPort, Where: []ovsdb.Condition{}, Columns: []string{"_uuid", "name"}}, dec)
+	all, err := r.run() // nothing else is queued yet (readNamed)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	for _, m := range all {
+		if p := m.(*nbdb.Port); want[p.Name] {
+			r.add(selectWhere(tPort, "_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: p.UUID}), dec)
+		}
+	}
+	return nil
+}
+
+// vxnetsOf adds the vxnet of each named port to vxnets: which one it is
+// (its UUID only), then each vxnet not read yet, whole and once. Read
+// whole for each port, a vxnet's port set came back once per port named
+// in it, which for a chain of thousands of port-sets in one vxnet grows
+// with the chain squared.
+func (r *reader) vxnetsOf(named []*nbdb.Port, vxnets map[string]*nbdb.Vxnet, dec *jsonrpc.RowDecoder) error {
+	for _, p := range named {
+		op := selectWhere(tVxnet, "ports", ovsdb.ConditionIncludes, ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: p.UUID}}})
+		op.Columns = []string{"_uuid"}
+		r.add(op, dec)
+	}
+	which, err := r.run()
+	if err != nil {
+		return err
+	}
+	queued := map[string]bool{}
+	for _, m := range which {
+		u := m.(*nbdb.Vxnet).UUID
+		if vxnets[u] == nil && !queued[u] {
+			queued[u] = true
+			r.add(selectWhere(tVxnet, "_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: u}), dec)
+		}
+	}
+	more, err := r.run()
+	if err != nil {
+		return err
+	}
+	for _, m := range more {
+		vx := m.(*nbdb.Vxnet)
+		vxnets[vx.UUID] = vx
+	}
 	return nil
 }
 
@@ -235,8 +294,10 @@ func (r *reader) peers(vxnets map[string]*nbdb.Vxnet, whole bool, dec *jsonrpc.R
 // addresses with.
 var checkedColumns = []string{"_uuid", "name", "mac", "ips", "virtual_ips"}
 
-// rowsRead counts the rows read by name, for tests.
-var rowsRead atomic.Int64
+// For tests: the rows read by name, the ports named in the vxnet rows
+// read, the passes over the Port table to find ports by name, the vxnet
+// address indexes built (addrsOf) and the operations committed, so far.
+var rowsRead, portRefsRead, portScans, indexesBuilt, opsCommitted atomic.Int64
 
 // reader batches selects into one transaction.
 type reader struct {
@@ -266,6 +327,11 @@ func (r *reader) run() ([]model.Model, error) {
 		out = append(out, rows...)
 	}
 	rowsRead.Add(int64(len(out)))
+	for _, m := range out {
+		if vx, ok := m.(*nbdb.Vxnet); ok {
+			portRefsRead.Add(int64(len(vx.Ports)))
+		}
+	}
 	return out, nil
 }
 

@@ -173,6 +173,7 @@ func (c *conn) try(ctx context.Context, sess *ops.Session, invs []parsed, wait b
 	if err != nil {
 		return nil, err
 	}
+	defer st.close()
 	st.sbRemote, st.tls = c.o.SB, c.o.TLS
 	for _, a := range unsure {
 		if a.applied(st) {

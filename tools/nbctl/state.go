@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/tools/dbcmd"
@@ -31,7 +33,7 @@ type state struct {
 	vxnets map[string]*nbdb.Vxnet // by name
 	ports  map[string]*nbdb.Port  // by name
 	// addrs indexes each vxnet's addresses, made when first needed and
-	// dropped when a port of the vxnet changes (port-add adds to it).
+	// kept up to date by port-add, port-set and port-del.
 	addrs map[*nbdb.Vxnet]*addrIndex
 	// touched are the ports the commands name or create, when they
 	// read only the rows they name (nil: they read every row).
@@ -54,6 +56,9 @@ type state struct {
 	routeVPC  map[string]*nbdb.VPC   // route UUID -> its VPC
 
 	ops []ovsdb.Operation
+	// rpc is the connection named rows are read on (readNamed), which
+	// also carries the commit; nil when the commands read whole tables.
+	rpc *jsonrpc.Conn
 	db  *dbcmd.DB // the generic commands' view, made when first needed
 	// sbRemote and tls are where show --runtime reads the southbound.
 	sbRemote string
@@ -70,8 +75,12 @@ func loadState(ctx context.Context, sess *ops.Session, w *want) (*state, error) 
 	st, err := readState(rctx, sess.Client, w)
 	select {
 	case <-sess.Done():
-		return nil, fmt.Errorf("%w: the session ended while reading", ops.ErrNoConnection)
+		err = fmt.Errorf("%w: the session ended while reading", ops.ErrNoConnection)
 	default:
+	}
+	if err != nil {
+		st.close()
+		return nil, err
 	}
 	if st != nil {
 		st.ctx = ctx // for the commands' own reads: rctx ends here
@@ -140,6 +149,24 @@ func readState(ctx context.Context, c client.Client, w *want) (*state, error) {
 	}
 	st.link(vxnets)
 	return st, nil
+}
+
+// close ends the connection the rows were read on, if any.
+func (st *state) close() {
+	if st != nil && st.rpc != nil {
+		st.rpc.Close()
+		st.rpc = nil
+	}
+}
+
+// transactor is what commits the commands' operations: the connection
+// the rows were read on, whose encoding costs a fraction of libovsdb's
+// for a chain of thousands of commands, else the session.
+func (st *state) transactor(sess *ops.Session) ops.Transactor {
+	if st.rpc != nil {
+		return st.rpc.Transactor(schema.NBName)
+	}
+	return sess.Client
 }
 
 // link records which VPC each vxnet belongs to, and which vxnet each
@@ -286,8 +313,41 @@ func (st *state) portsOf(vx *nbdb.Vxnet) []*nbdb.Port {
 	return out
 }
 
-// addrIndex is who holds each MAC, fixed IP and virtual IP of a vxnet.
-type addrIndex struct{ mac, ip, vip map[string]string }
+// addrIndex is who holds each MAC, fixed IP and virtual IP of a vxnet:
+// the names of the ports holding it, in the order they were indexed (more
+// than one only where the database already holds a clash, which northd
+// refuses). It is made once per vxnet and kept up to date by the commands
+// that change the vxnet's ports, so that a chain of thousands of
+// port-adds, port-sets and port-dels reads each vxnet's ports once.
+type addrIndex struct{ mac, ip, vip owners }
+
+// owners maps an address to the ports that hold it.
+type owners map[string][]string
+
+// other is the last holder of addr that is not skip ("": none).
+func (o owners) other(addr, skip string) (string, bool) {
+	hs := o[addr]
+	for i := len(hs) - 1; i >= 0; i-- {
+		if hs[i] != skip {
+			return hs[i], true
+		}
+	}
+	return "", false
+}
+
+func (o owners) add(addr, name string) { o[addr] = append(o[addr], name) }
+
+func (o owners) remove(addr, name string) {
+	hs := o[addr]
+	if i := slices.Index(hs, name); i >= 0 {
+		hs = slices.Delete(hs, i, i+1)
+	}
+	if len(hs) == 0 {
+		delete(o, addr)
+	} else {
+		o[addr] = hs
+	}
+}
 
 // addrsOf returns vx's address index, made from its ports if need be: a
 // chain of port-adds into one vxnet reads its ports once, not once each.
@@ -295,7 +355,7 @@ func (st *state) addrsOf(vx *nbdb.Vxnet) *addrIndex {
 	if idx := st.addrs[vx]; idx != nil {
 		return idx
 	}
-	idx := &addrIndex{mac: map[string]string{}, ip: map[string]string{}, vip: map[string]string{}}
+	idx := &addrIndex{mac: owners{}, ip: owners{}, vip: owners{}}
 	for _, p := range st.portsOf(vx) {
 		idx.add(p)
 	}
@@ -303,25 +363,40 @@ func (st *state) addrsOf(vx *nbdb.Vxnet) *addrIndex {
 		st.addrs = map[*nbdb.Vxnet]*addrIndex{}
 	}
 	st.addrs[vx] = idx
+	indexesBuilt.Add(1)
 	return idx
 }
 
-// indexPort adds a port created in vx to its index, if it has one.
+// indexPort adds a port created or changed in vx to its index, if it has
+// one.
 func (st *state) indexPort(vx *nbdb.Vxnet, p *nbdb.Port) {
 	if idx := st.addrs[vx]; idx != nil {
 		idx.add(p)
 	}
 }
 
-func (idx *addrIndex) add(p *nbdb.Port) {
+// unindexPort takes a port deleted or about to change in vx out of its
+// index, if it has one.
+func (st *state) unindexPort(vx *nbdb.Vxnet, p *nbdb.Port) {
+	if idx := st.addrs[vx]; idx != nil {
+		idx.each(p, owners.remove)
+	}
+}
+
+func (idx *addrIndex) add(p *nbdb.Port) { idx.each(p, owners.add) }
+
+// each applies f to each of p's addresses in its kind's owners. A
+// dynamic MAC is no port's: northd moves a dynamic port out of a fixed
+// one's way.
+func (idx *addrIndex) each(p *nbdb.Port, f func(o owners, addr, name string)) {
 	if p.MAC != schema.Dynamic {
-		idx.mac[p.MAC] = p.Name
+		f(idx.mac, p.MAC, p.Name)
 	}
 	for _, ip := range p.IPs {
-		idx.ip[ip] = p.Name
+		f(idx.ip, ip, p.Name)
 	}
 	for _, ip := range p.VirtualIPs {
-		idx.vip[ip] = p.Name
+		f(idx.vip, ip, p.Name)
 	}
 }
 
