@@ -58,6 +58,19 @@ func (c *flowCache) parse(match, actions string) (pipeline.Expr, []pipeline.Acti
 	return m.e, a.a, a.err
 }
 
+// keep marks a flow's texts as used by this compile without parsing
+// them (its result was kept).
+func (c *flowCache) keep(match, actions string) {
+	if m, ok := c.matches[match]; ok {
+		m.gen = c.gen
+		c.matches[match] = m
+	}
+	if a, ok := c.actions[actions]; ok {
+		a.gen = c.gen
+		c.actions[actions] = a
+	}
+}
+
 // begin starts a compile; end drops what it did not use.
 func (c *flowCache) begin() {
 	if c != nil {

@@ -146,6 +146,9 @@ func (fc *flowConfig) add(vpc int, st pipeline.Stage, known bool, f *sbdb.Logica
 
 // vx sets flags of the flow's vxnet, vpc of its VPC.
 func (fc *flowConfig) vx(f *lflow, flags uint32) error {
+	if fc.vxFlags == nil { // one flow's own result (flowParts) starts empty
+		fc.vxFlags = map[string]uint32{}
+	}
 	fc.vxFlags[f.dp.UUID] |= flags
 	return nil
 }

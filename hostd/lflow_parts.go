@@ -29,6 +29,13 @@ type partState struct {
 	flows map[string]*sbdb.LogicalFlow // by UUID
 	cache *flowCache
 	fc    *flowConfig // compiled; nil when dirty
+	// each flow's own result, and the flow and datapath rows it was
+	// compiled from: a part compiled again compiles only its flows that
+	// changed (a rule added to a group of 1,000 compiles one flow) and
+	// merges the rest; order is the flows' UUIDs in order, kept until a
+	// flow comes or goes
+	memo  map[string]flowMemo
+	order []string
 	// the datapath row fc was compiled with: the rows compile is given
 	// may be older than the changes apply was given (takeSnapshot reads
 	// them before it drains the tracker), so a part compiled with a row
@@ -37,12 +44,18 @@ type partState struct {
 }
 
 // flowParts is a VPC's flows by part, and each part's compiled result.
+type flowMemo struct {
+	flow *sbdb.LogicalFlow
+	dp   *sbdb.Datapath
+	fc   *flowConfig
+}
+
 type flowParts struct {
 	vpc    int
 	parts  map[flowPart]*partState
 	partOf map[string]flowPart // flow UUID -> its part
-	// compiles counts parts compiled, for tests and the log.
-	compiles int
+	// compiles counts parts compiled, flowCompiles flows, for tests.
+	compiles, flowCompiles int
 	// the datapath rows of the last compile
 	dps map[string]*sbdb.Datapath
 	// keys is the parts in order, kept until a part comes or goes
@@ -62,8 +75,11 @@ func (fp *flowParts) put(f *sbdb.LogicalFlow) {
 	p := partOfFlow(f)
 	ps := fp.parts[p]
 	if ps == nil {
-		ps = &partState{flows: map[string]*sbdb.LogicalFlow{}, cache: newFlowCache()}
+		ps = &partState{flows: map[string]*sbdb.LogicalFlow{}, cache: newFlowCache(), memo: map[string]flowMemo{}}
 		fp.parts[p], fp.keys = ps, nil
+	}
+	if _, ok := ps.flows[f.UUID]; !ok {
+		ps.order = nil
 	}
 	ps.flows[f.UUID], ps.fc = f, nil
 	fp.partOf[f.UUID] = p
@@ -77,7 +93,8 @@ func (fp *flowParts) del(uuid string) {
 	delete(fp.partOf, uuid)
 	ps := fp.parts[p]
 	delete(ps.flows, uuid)
-	ps.fc = nil
+	delete(ps.memo, uuid)
+	ps.fc, ps.order = nil, nil
 	if len(ps.flows) == 0 {
 		delete(fp.parts, p)
 		fp.keys = nil
@@ -93,7 +110,7 @@ func (fp *flowParts) reset(flows []*sbdb.LogicalFlow) {
 	}
 	for p, ps := range fp.parts {
 		if o := old[p]; o != nil {
-			ps.cache = o.cache // parsed texts stay useful
+			ps.cache, ps.memo = o.cache, o.memo // parsed texts and results stay useful
 		}
 	}
 }
@@ -148,8 +165,11 @@ func (fp *flowParts) compile(dps map[string]*sbdb.Datapath) *flowConfig {
 	for _, p := range fp.keys {
 		ps := fp.parts[p]
 		if ps.fc == nil || ps.dp != dps[p.dp] {
-			ps.fc, ps.dp = compilePart(fp.vpc, ps, dps), dps[p.dp]
+			var n int
+			ps.fc, n = compilePart(fp.vpc, ps, dps)
+			ps.dp = dps[p.dp]
 			fp.compiles++
+			fp.flowCompiles += n
 		}
 		if st, ok := pipeline.ByName(p.stage); ok && dps[p.dp] != nil {
 			if seen[p.dp] == nil {
@@ -163,15 +183,35 @@ func (fp *flowParts) compile(dps map[string]*sbdb.Datapath) *flowConfig {
 	return out
 }
 
-// compilePart compiles one part's flows, in UUID order.
-func compilePart(vpc int, ps *partState, dps map[string]*sbdb.Datapath) *flowConfig {
-	fc := newFlowConfig()
-	ps.cache.begin()
-	defer ps.cache.end()
-	for _, u := range slices.Sorted(maps.Keys(ps.flows)) {
-		fc.addFlow(vpc, ps.flows[u], dps, ps.cache)
+// compilePart compiles one part's flows, in UUID order: each flow whose
+// row or datapath row changed since it was last compiled, and the
+// others' results as they were.
+func compilePart(vpc int, ps *partState, dps map[string]*sbdb.Datapath) (*flowConfig, int) {
+	fc, n := newFlowConfig(), 0
+	if ps.order == nil {
+		ps.order = slices.Sorted(maps.Keys(ps.flows))
 	}
-	return fc
+	for _, u := range ps.order {
+		f := ps.flows[u]
+		m, ok := ps.memo[u]
+		if !ok || m.flow != f || m.dp != dps[f.Datapath] {
+			m = flowMemo{flow: f, dp: dps[f.Datapath], fc: &flowConfig{}}
+			m.fc.addFlow(vpc, f, dps, ps.cache)
+			ps.memo[u] = m
+			n++
+		}
+		fc.merge(m.fc)
+	}
+	// The parse cache keeps texts flows no longer have until they are
+	// as many as the part's flows, then forgets them.
+	if len(ps.cache.matches)+len(ps.cache.actions) > 4*len(ps.flows)+16 {
+		ps.cache.begin()
+		for _, f := range ps.flows {
+			ps.cache.keep(f.Match, f.Actions)
+		}
+		ps.cache.end()
+	}
+	return fc, n
 }
 
 // merge adds a part's result to fc.

@@ -58,11 +58,16 @@ func TestPartsEqualFull(t *testing.T) {
 			for range 1 + r.Intn(3) {
 				randomFlowChange(r, all, dps, ch)
 			}
-			before := fp.compiles
+			before, flowsBefore := fp.compiles, fp.flowCompiles
 			fp.apply(ch)
 			check(step, fp.compile(dps))
 			if dirty := len(ch.Table(sbdb.LogicalFlowTable))*2 + len(ch.Table(sbdb.DatapathTable))*len(fp.parts); fp.compiles-before > dirty {
 				t.Fatalf("seed %d step %d: %d parts compiled for %d changes", seed, step, fp.compiles-before, dirty)
+			}
+			// Within a part, only flows that changed compile again
+			// (a changed datapath: all of its flows).
+			if n, lfs := fp.flowCompiles-flowsBefore, len(ch.Table(sbdb.LogicalFlowTable)); len(ch.Table(sbdb.DatapathTable)) == 0 && n > lfs {
+				t.Fatalf("seed %d step %d: %d flows compiled for %d flow changes", seed, step, n, lfs)
 			}
 		}
 	}

@@ -20,6 +20,9 @@ func compileDHCP(fc *flowConfig, f *lflow) error {
 		if err != nil {
 			return err
 		}
+		if fc.dhcp == nil { // one flow's own result (flowParts) starts empty
+			fc.dhcp = map[string]pipeline.DHCPReply{}
+		}
 		fc.dhcp[f.dp.UUID] = r
 		return fc.vx(f, pipeline.VxDHCP)
 	case f.is("drop", "dhcp_unsupported"), f.is("drop", "dhcp_no_address"):
