@@ -3,6 +3,7 @@ package hostd
 import (
 	"cmp"
 	"maps"
+	"reflect"
 	"slices"
 
 	"github.com/courier-sdn/courier/ops"
@@ -164,7 +165,7 @@ func (fp *flowParts) compile(dps map[string]*sbdb.Datapath) *flowConfig {
 	out := &flowConfig{vxFlags: make(map[string]uint32, len(dps)), dhcp: map[string]pipeline.DHCPReply{}}
 	for _, p := range fp.keys {
 		ps := fp.parts[p]
-		if ps.fc == nil || ps.dp != dps[p.dp] {
+		if ps.fc == nil || !sameForFlows(ps.dp, dps[p.dp]) {
 			var n int
 			ps.fc, n = compilePart(fp.vpc, ps, dps)
 			ps.dp = dps[p.dp]
@@ -194,7 +195,7 @@ func compilePart(vpc int, ps *partState, dps map[string]*sbdb.Datapath) (*flowCo
 	for _, u := range ps.order {
 		f := ps.flows[u]
 		m, ok := ps.memo[u]
-		if !ok || m.flow != f || m.dp != dps[f.Datapath] {
+		if !ok || m.flow != f || !sameForFlows(m.dp, dps[f.Datapath]) {
 			m = flowMemo{flow: f, dp: dps[f.Datapath], fc: &flowConfig{}}
 			m.fc.addFlow(vpc, f, dps, ps.cache)
 			ps.memo[u] = m
@@ -212,6 +213,20 @@ func compilePart(vpc int, ps *partState, dps map[string]*sbdb.Datapath) (*flowCo
 		ps.cache.end()
 	}
 	return fc, n
+}
+
+// sameForFlows says whether a datapath's flows compile the same with
+// either row: rows differ only in the VPC's table of identities, which
+// only the groups read, after the merge (securityGroups). A port that
+// joins or leaves a group changes that table, and must not make a host
+// compile the VPC's every flow again.
+func sameForFlows(a, b *sbdb.Datapath) bool {
+	if a == b || a == nil || b == nil {
+		return a == b
+	}
+	ca, cb := *a, *b
+	ca.SecurityIdentities, cb.SecurityIdentities = nil, nil
+	return reflect.DeepEqual(ca, cb)
 }
 
 // merge adds a part's result to fc.
