@@ -22,8 +22,7 @@ import (
 
 // claimWatch follows, transaction by transaction, one port's binding
 // and a chassis's claims, and notes every moment the port was bound
-// elsewhere or nowhere while that chassis, which had lost the VM, still
-// claimed it.
+// nowhere while that chassis, which had lost the VM, still claimed it.
 type claimWatch struct {
 	port, chassis string
 	mu            sync.Mutex
@@ -48,8 +47,11 @@ func (w *claimWatch) event(m model.Model) {
 	default:
 		return
 	}
-	if w.gone && !isMe(w.bound, w.chassis) && slices.Contains(w.claims, w.port) {
-		w.stale = append(w.stale, fmt.Sprintf("bound to %v while %s claims %v", w.bound, w.chassis, w.claims))
+	// Released (bound nowhere) while still claimed: southd grants it
+	// back to the first claimer by name. (southd may move it to another
+	// live claimer meanwhile, which is no release.)
+	if w.gone && w.bound == nil && slices.Contains(w.claims, w.port) {
+		w.stale = append(w.stale, fmt.Sprintf("released while %s claims %v", w.chassis, w.claims))
 	}
 }
 
