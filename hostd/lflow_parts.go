@@ -37,18 +37,18 @@ type partState struct {
 	// flow comes or goes
 	memo  map[string]flowMemo
 	order []string
-	// the datapath row fc was compiled with: the rows compile is given
-	// may be older than the changes apply was given (takeSnapshot reads
-	// them before it drains the tracker), so a part compiled with a row
-	// since replaced is compiled again
-	dp *sbdb.Datapath
+	// the epoch of its datapath's row that fc was compiled with: the
+	// rows compile is given may be older than the changes apply was
+	// given (takeSnapshot reads them before it drains the tracker), so a
+	// part compiled with a row since replaced is compiled again
+	epoch uint64
 }
 
 // flowParts is a VPC's flows by part, and each part's compiled result.
 type flowMemo struct {
-	flow *sbdb.LogicalFlow
-	dp   *sbdb.Datapath
-	fc   *flowConfig
+	flow  *sbdb.LogicalFlow
+	epoch uint64 // its datapath row's
+	fc    *flowConfig
 }
 
 type flowParts struct {
@@ -57,14 +57,18 @@ type flowParts struct {
 	partOf map[string]flowPart // flow UUID -> its part
 	// compiles counts parts compiled, flowCompiles flows, for tests.
 	compiles, flowCompiles int
-	// the datapath rows of the last compile
-	dps map[string]*sbdb.Datapath
+	// the datapath rows of the last compile, and each datapath's epoch:
+	// it moves on when a row comes, goes, or differs in what flows
+	// compile from (sameForFlows), compared once per datapath and
+	// compile, not once per part or flow
+	dps   map[string]*sbdb.Datapath
+	epoch map[string]uint64
 	// keys is the parts in order, kept until a part comes or goes
 	keys []flowPart
 }
 
 func newFlowParts(vpc int) *flowParts {
-	return &flowParts{vpc: vpc, parts: map[flowPart]*partState{}, partOf: map[string]flowPart{}}
+	return &flowParts{vpc: vpc, parts: map[flowPart]*partState{}, partOf: map[string]flowPart{}, epoch: map[string]uint64{}}
 }
 
 func partOfFlow(f *sbdb.LogicalFlow) flowPart { return flowPart{f.Datapath, string(f.Stage)} }
@@ -155,6 +159,16 @@ func (fp *flowParts) newDPs(dps map[string]*sbdb.Datapath) bool {
 // compile compiles the dirty parts, and those whose datapath row is not
 // the one they were compiled with, and merges them all.
 func (fp *flowParts) compile(dps map[string]*sbdb.Datapath) *flowConfig {
+	for u, dp := range dps {
+		if !sameForFlows(fp.dps[u], dp) {
+			fp.epoch[u]++
+		}
+	}
+	for u := range fp.dps {
+		if dps[u] == nil {
+			fp.epoch[u]++
+		}
+	}
 	fp.dps = maps.Clone(dps)
 	seen := make(map[string]map[int]bool, len(dps)) // datapath UUID -> stages with flows
 	if fp.keys == nil {
@@ -165,10 +179,10 @@ func (fp *flowParts) compile(dps map[string]*sbdb.Datapath) *flowConfig {
 	out := &flowConfig{vxFlags: make(map[string]uint32, len(dps)), dhcp: map[string]pipeline.DHCPReply{}}
 	for _, p := range fp.keys {
 		ps := fp.parts[p]
-		if ps.fc == nil || !sameForFlows(ps.dp, dps[p.dp]) {
+		if ps.fc == nil || ps.epoch != fp.epoch[p.dp] {
 			var n int
-			ps.fc, n = compilePart(fp.vpc, ps, dps)
-			ps.dp = dps[p.dp]
+			ps.epoch = fp.epoch[p.dp]
+			ps.fc, n = compilePart(fp.vpc, ps, dps, ps.epoch)
 			fp.compiles++
 			fp.flowCompiles += n
 		}
@@ -187,7 +201,7 @@ func (fp *flowParts) compile(dps map[string]*sbdb.Datapath) *flowConfig {
 // compilePart compiles one part's flows, in UUID order: each flow whose
 // row or datapath row changed since it was last compiled, and the
 // others' results as they were.
-func compilePart(vpc int, ps *partState, dps map[string]*sbdb.Datapath) (*flowConfig, int) {
+func compilePart(vpc int, ps *partState, dps map[string]*sbdb.Datapath, epoch uint64) (*flowConfig, int) {
 	fc, n := newFlowConfig(), 0
 	if ps.order == nil {
 		ps.order = slices.Sorted(maps.Keys(ps.flows))
@@ -195,8 +209,8 @@ func compilePart(vpc int, ps *partState, dps map[string]*sbdb.Datapath) (*flowCo
 	for _, u := range ps.order {
 		f := ps.flows[u]
 		m, ok := ps.memo[u]
-		if !ok || m.flow != f || !sameForFlows(m.dp, dps[f.Datapath]) {
-			m = flowMemo{flow: f, dp: dps[f.Datapath], fc: &flowConfig{}}
+		if !ok || m.flow != f || m.epoch != epoch {
+			m = flowMemo{flow: f, epoch: epoch, fc: &flowConfig{}}
 			m.fc.addFlow(vpc, f, dps, ps.cache)
 			ps.memo[u] = m
 			n++
