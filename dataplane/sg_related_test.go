@@ -28,12 +28,8 @@ func icmpErr(dst, src net.HardwareAddr, sip, dip netip.Addr, typ, code byte, abo
 // it related); one about a connection never tracked there needs a rule
 // like any ICMP packet.
 func TestICMPErrorsAboutTrackedConnections(t *testing.T) {
-	f := newFixture(t, false)
+	f := sgFixture(t)
 	d := f.d
-	sgState(f)
-	if _, err := d.Apply(f.state); err != nil {
-		t.Fatal(err)
-	}
 	closePickUp(t, d)
 	remote := ip4("10.0.1.7")
 	f.learn(t, remote, peerA, 5001, remMAC1)

@@ -95,6 +95,17 @@ func sgState(f *fixture) {
 		}}}
 }
 
+// sgFixture is a fixture with sgState applied.
+func sgFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := newFixture(t, false)
+	sgState(f)
+	if _, err := f.d.Apply(f.state); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // closePickUp ends every port's pickup window: the test's ACK-only TCP
 // segments are new connections, not a migrated VM's.
 func closePickUp(t *testing.T, d *Datapath) {
@@ -112,12 +123,8 @@ func closePickUp(t *testing.T, d *Datapath) {
 }
 
 func TestSecurityGroupStages(t *testing.T) {
-	f := newFixture(t, false)
+	f := sgFixture(t)
 	d := f.d
-	sgState(f)
-	if _, err := d.Apply(f.state); err != nil {
-		t.Fatal(err)
-	}
 	closePickUp(t, d)
 	f.learn(t, ip4("10.0.1.7"), peerA, 5001, remMAC1)
 	prog := d.objs.PortIngress
@@ -364,12 +371,8 @@ func TestHubForwardsIdentity(t *testing.T) {
 // A RST ends a tracked connection; a FIN leaves it a moment for the last
 // ACKs.
 func TestTrackedTCPEnds(t *testing.T) {
-	f := newFixture(t, false)
+	f := sgFixture(t)
 	d := f.d
-	sgState(f)
-	if _, err := d.Apply(f.state); err != nil {
-		t.Fatal(err)
-	}
 	vm1, vm3 := ip4("10.0.1.5"), ip4("10.0.1.6")
 	open := func(sport uint16) {
 		if r := run(t, d.objs.PortIngress, f.p3, l4Pkt(vm1MAC, vm3MAC, vm3, vm1, 6, sport, 80)); r.verdict != actRedirect {
@@ -410,12 +413,8 @@ func TestTrackedTCPEnds(t *testing.T) {
 // and tracked; a SYN, a port whose rules allow neither way, or a closed
 // window are not.
 func TestMigratedConnectionsArePickedUp(t *testing.T) {
-	f := newFixture(t, false)
+	f := sgFixture(t)
 	d := f.d
-	sgState(f)
-	if _, err := d.Apply(f.state); err != nil {
-		t.Fatal(err)
-	}
 	f.learn(t, ip4("10.0.1.7"), peerA, 5001, remMAC1)
 	vm1, vm2, peer := ip4("10.0.1.5"), ip4("10.0.2.5"), ip4("10.0.1.7")
 	from := func(dst net.HardwareAddr, to netip.Addr, sport uint16, syn bool) []byte {

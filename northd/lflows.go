@@ -223,23 +223,18 @@ func (ft *flowTable) setGroups(t *topology, vpc *cVPC) {
 			out, fresh[f.stage] = append(out, fs...), nil
 		}
 	}
-	var missing bool
+	stages, missing := map[string]bool{}, false
 	for st, fs := range fresh {
+		stages[st] = true
 		if fs != nil { // a stage that had no flows: order them all again
 			out, missing = append(out, fs...), true
-		}
-		if ft.changedStages[name] != nil || !ft.changed[name] {
-			if ft.changedStages[name] == nil {
-				ft.changedStages[name] = map[string]bool{}
-			}
-			ft.changedStages[name][st] = true
 		}
 	}
 	if missing {
 		out = (&flowBuilder{flows: out}).sorted()
 	}
 	ft.byDP[name] = out
-	ft.changed[name] = true
+	ft.changed[name], ft.changedStages[name] = true, stages
 }
 
 // HasFlowBuilder says whether a stage has its flow builder (the spine

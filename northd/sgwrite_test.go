@@ -49,6 +49,16 @@ func groupedNB(ports, groups int) (*fakeNB, *nbdb.SecurityGroup) {
 	return nb, sgs[groups]
 }
 
+// compiledFrom is a compiler that has compiled nb whole, with the
+// southbound's SB_Global known, and written nothing yet.
+func compiledFrom(nb *fakeNB) *compiler {
+	n := newCompiler()
+	n.sb.global = &sbdb.SBGlobal{UUID: "00000000-0000-4000-8000-00000000ffff"}
+	n.pendingNB = nb.all()
+	n.run(true)
+	return n
+}
+
 // runAndWrite runs n's engine and writes the result to sb, as the
 // daemon's runOnce does (its statuses are the caller's).
 func runAndWrite(tb testing.TB, n *compiler, sb ops.Transactor) {
@@ -77,9 +87,7 @@ func addPingRule(nb *fakeNB, web *nbdb.SecurityGroup) *nbdb.SecurityGroupRule {
 // benchmark measures end to end.
 func BenchmarkRuleChange(b *testing.B) {
 	nb, web := groupedNB(8000, 100)
-	n := newCompiler()
-	n.pendingNB = nb.all()
-	n.sb.global = &sbdb.SBGlobal{UUID: "00000000-0000-4000-8000-00000000ffff"}
+	n := compiledFrom(nb)
 	step := func() {
 		runAndWrite(b, n, &answeringSB{})
 		nb.writeStatuses(n)
@@ -120,10 +128,7 @@ func (f *recordingSB) Transact(ctx context.Context, txn ...ovsdb.Operation) ([]o
 // to compare again, while a flow somebody else changed does.
 func TestRuleChangeComparesOnlyItsStages(t *testing.T) {
 	nb, web := groupedNB(300, 4)
-	n := newCompiler()
-	n.pendingNB = nb.all()
-	n.sb.global = &sbdb.SBGlobal{UUID: "00000000-0000-4000-8000-00000000ffff"}
-	n.run(true)
+	n := compiledFrom(nb)
 	runAndWrite(t, n, &answeringSB{})
 	n.consumed()
 	nb.writeStatuses(n)

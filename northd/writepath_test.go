@@ -252,10 +252,7 @@ func TestIncrementalWritesEqualFull(t *testing.T) {
 func TestFlowDeletedBeforeItsEchoIsRestored(t *testing.T) {
 	ctx := context.Background()
 	nb, _ := groupedNB(10, 1)
-	n := newCompiler()
-	n.sb.global = &sbdb.SBGlobal{UUID: "00000000-0000-4000-8000-00000000ffff"}
-	n.pendingNB = nb.all()
-	n.run(true)
+	n := compiledFrom(nb)
 	db := &fakeSBFlows{rows: map[string]*sbdb.LogicalFlow{}}
 	var sb answeringSB
 	write := func() {
@@ -299,10 +296,7 @@ func TestRulesAlikeLeaveNoFlowBehind(t *testing.T) {
 	sg := *web
 	sg.Rules = append(slices.Clone(web.Rules), twins...)
 	nb.put(nbdb.SecurityGroupTable, &sg)
-	n := newCompiler()
-	n.sb.global = &sbdb.SBGlobal{UUID: "00000000-0000-4000-8000-00000000ffff"}
-	n.pendingNB = nb.all()
-	n.run(true)
+	n := compiledFrom(nb)
 	db := &fakeSBFlows{rows: map[string]*sbdb.LogicalFlow{}}
 	var sb answeringSB
 	write := func() {
@@ -340,10 +334,7 @@ func TestRulesAlikeLeaveNoFlowBehind(t *testing.T) {
 func TestTwinFlowsInTheSouthboundAreDeleted(t *testing.T) {
 	ctx := context.Background()
 	nb, _ := groupedNB(10, 1)
-	n := newCompiler()
-	n.sb.global = &sbdb.SBGlobal{UUID: "00000000-0000-4000-8000-00000000ffff"}
-	n.pendingNB = nb.all()
-	n.run(true)
+	n := compiledFrom(nb)
 	var sb answeringSB
 	if _, err := n.writeSB(ctx, &sb, n.out, 1, 20000); err != nil {
 		t.Fatal(err)

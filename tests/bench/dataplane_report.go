@@ -53,6 +53,23 @@ func roundRatios(v, base []float64) Stat {
 	return stat(r)
 }
 
+// pathTable renders paths by metric, each cell min / median / max.
+func pathTable(b *strings.Builder, paths []*PathResult, ms []metric) {
+	fmt.Fprintf(b, "| path |")
+	for _, m := range ms {
+		fmt.Fprintf(b, " %s |", m.title)
+	}
+	fmt.Fprintf(b, "\n|---|%s\n", strings.Repeat("---|", len(ms)))
+	for _, p := range paths {
+		fmt.Fprintf(b, "| %s |", p.Name)
+		for _, m := range ms {
+			s := p.Stats[m.key]
+			fmt.Fprintf(b, " %.*f / %.*f / %.*f |", m.prec, s.Min, m.prec, s.Med, m.prec, s.Max)
+		}
+		fmt.Fprintln(b)
+	}
+}
+
 func (d *DataplaneResult) markdown(b *strings.Builder) {
 	fmt.Fprintf(b, "## Data plane (two hosts, one VM each side, %d interleaved rounds; min / median / max)\n\n", d.Rounds)
 	fmt.Fprintf(b, "CPU: %s; load average (1 min) %.2f before, %.2f after.\n\n", d.CPU, d.LoadAvg[0], d.LoadAvg[1])
@@ -65,21 +82,7 @@ func (d *DataplaneResult) markdown(b *strings.Builder) {
 		}
 		fmt.Fprintln(b)
 	}
-	f := func(s Stat, prec int) string {
-		return fmt.Sprintf("%.*f / %.*f / %.*f", prec, s.Min, prec, s.Med, prec, s.Max)
-	}
-	fmt.Fprintf(b, "| path |")
-	for _, m := range metrics {
-		fmt.Fprintf(b, " %s |", m.title)
-	}
-	fmt.Fprintf(b, "\n|---|%s\n", strings.Repeat("---|", len(metrics)))
-	for _, p := range d.Paths {
-		fmt.Fprintf(b, "| %s |", p.Name)
-		for _, m := range metrics {
-			fmt.Fprintf(b, " %s |", f(p.Stats[m.key], m.prec))
-		}
-		fmt.Fprintln(b)
-	}
+	pathTable(b, d.Paths, metrics)
 	fmt.Fprintf(b, "\nTCP: iperf3 (%s); req/resp: sockperf ping-pong --tcp, %d-byte messages, round trips a second and their median; "+
 		"conn/req: connect, %d bytes each way, server closes, one connection at a time; ping: -A, 2000 echoes.\n",
 		"3.12 runs every stream on one thread", rrSize, rrSize)

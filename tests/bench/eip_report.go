@@ -160,19 +160,7 @@ func (e *EIPResult) markdown(b *strings.Builder) {
 		}
 		fmt.Fprintln(b)
 	}
-	fmt.Fprintf(b, "| path |")
-	for _, m := range eipMetrics {
-		fmt.Fprintf(b, " %s |", m.title)
-	}
-	fmt.Fprintf(b, "\n|---|%s\n", strings.Repeat("---|", len(eipMetrics)))
-	for _, p := range e.Paths {
-		fmt.Fprintf(b, "| %s |", p.Name)
-		for _, m := range eipMetrics {
-			s := p.Stats[m.key]
-			fmt.Fprintf(b, " %.*f / %.*f / %.*f |", m.prec, s.Min, m.prec, s.Med, m.prec, s.Max)
-		}
-		fmt.Fprintln(b)
-	}
+	pathTable(b, e.Paths, eipMetrics)
 	fmt.Fprintf(b, "\nTCP: iperf3, %d s a run; ping: -A, 2000 echoes. The EIP path's share of VM to VM (a rate over the rate; for a latency, VM to VM's over the EIP path's), medians and round by round (min / median / max):\n\n", e.Seconds)
 	for _, m := range eipMetrics {
 		k := "eip_vs_vm_" + m.key

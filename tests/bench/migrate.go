@@ -126,12 +126,8 @@ func blackout(sb *sandbox.Sandbox, from, ip string, move func() error) (time.Dur
 	}
 	p.Process.Signal(os.Interrupt)
 	p.Wait()
-	var sent, recv int
-	for _, line := range strings.Split(out.String(), "\n") {
-		if strings.Contains(line, "packets transmitted") {
-			fmt.Sscanf(line, "%d packets transmitted, %d received", &sent, &recv)
-		}
-	}
+	r := parsePing(out.String())
+	sent, recv := r.Sent, r.Received
 	if sent == 0 {
 		return 0, fmt.Errorf("ping from %s: %s", from, out.String())
 	}
