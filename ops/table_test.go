@@ -116,6 +116,8 @@ func TestTablesWriteWhatTheMapperWrites(t *testing.T) {
 		"sb/" + sbdb.RBACPermissionTable: func() { checkTable[sbdb.RBACPermission](t, sb, sdbm, sbdb.RBACPermissionTable) },
 		"sb/" + sbdb.RBACRoleTable:       func() { checkTable[sbdb.RBACRole](t, sb, sdbm, sbdb.RBACRoleTable) },
 		"sb/" + sbdb.SBGlobalTable:       func() { checkTable[sbdb.SBGlobal](t, sb, sdbm, sbdb.SBGlobalTable) },
+		"sb/" + sbdb.SNATTable:           func() { checkTable[sbdb.SNAT](t, sb, sdbm, sbdb.SNATTable) },
+		"sb/" + sbdb.SNATBlockTable:      func() { checkTable[sbdb.SNATBlock](t, sb, sdbm, sbdb.SNATBlockTable) },
 		"sb/" + sbdb.SSLTable:            func() { checkTable[sbdb.SSL](t, sb, sdbm, sbdb.SSLTable) },
 		"nb/" + nbdb.ConnectionTable:     func() { checkTable[nbdb.Connection](t, nb, ndbm, nbdb.ConnectionTable) },
 		"nb/" + nbdb.NBGlobalTable:       func() { checkTable[nbdb.NBGlobal](t, nb, ndbm, nbdb.NBGlobalTable) },

@@ -53,9 +53,10 @@ func Roles() map[string][]Permission {
 			{Table: "Chassis_Private", Authorization: []string{"name"}, InsertDelete: true,
 				Update: []string{"heartbeat", "nb_cfg", "nb_cfg_timestamp", "status", "claims", "external_ids"}},
 			// Bindings requested for it, or bound to it (by itself or by
-			// southd's grant): chassis and up only, no insert or delete.
+			// southd's grant): chassis, up and the SNAT blocks its port
+			// needs only, no insert or delete.
 			{Table: "Port_Binding", Authorization: []string{"requested_chassis", "chassis"},
-				Update: []string{"chassis", "up"}},
+				Update: []string{"chassis", "up", "snat_demand"}},
 			// Addresses its ports announced; never accepted (southd's
 			// verdict), nor the row's address, port or chassis.
 			{Table: "Learned_Binding", Authorization: []string{"chassis"}, InsertDelete: true,
@@ -77,6 +78,11 @@ func Roles() map[string][]Permission {
 			{Table: "Chassis_Private", Authorization: []string{""}, Update: []string{"alive"}},
 			{Table: "Hub", Authorization: []string{""}, InsertDelete: true, Update: []string{"chassis"}},
 			{Table: "Learned_Binding", Authorization: []string{""}, InsertDelete: true, Update: []string{"accepted"}},
+			// northd: a VPC's SNAT addresses; southd: their port blocks.
+			{Table: "SNAT", Authorization: []string{""}, InsertDelete: true,
+				Update: []string{"network", "addresses", "block_size", "external_ids"}},
+			{Table: "SNAT_Block", Authorization: []string{""}, InsertDelete: true,
+				Update: []string{"vpc", "logical_port", "address", "port_lo", "port_hi", "external_ids"}},
 		},
 	}
 }

@@ -24,13 +24,15 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 		"RBAC_Permission": &RBACPermission{},
 		"RBAC_Role":       &RBACRole{},
 		"SB_Global":       &SBGlobal{},
+		"SNAT":            &SNAT{},
+		"SNAT_Block":      &SNATBlock{},
 		"SSL":             &SSL{},
 	})
 }
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.5.0",
+  "version": "1.6.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -726,6 +728,17 @@ var schema = `{
             "max": 1
           }
         },
+        "snat_demand": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 0,
+              "maxInteger": 64
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
         "tunnel_key": {
           "type": {
             "key": {
@@ -881,6 +894,134 @@ var schema = `{
           }
         }
       },
+      "isRoot": true
+    },
+    "SNAT": {
+      "columns": {
+        "addresses": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 15,
+              "maxLength": 15
+            },
+            "min": 1,
+            "max": 16
+          }
+        },
+        "block_size": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 64,
+              "maxInteger": 32768
+            }
+          }
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "network": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            }
+          }
+        },
+        "vpc": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1,
+              "maxInteger": 16777215
+            }
+          }
+        }
+      },
+      "indexes": [
+        [
+          "vpc"
+        ]
+      ],
+      "isRoot": true
+    },
+    "SNAT_Block": {
+      "columns": {
+        "address": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 15,
+              "maxLength": 15
+            }
+          }
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "logical_port": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            }
+          }
+        },
+        "port_hi": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1024,
+              "maxInteger": 65535
+            }
+          }
+        },
+        "port_lo": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1024,
+              "maxInteger": 65535
+            }
+          }
+        },
+        "vpc": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1,
+              "maxInteger": 16777215
+            }
+          }
+        }
+      },
+      "indexes": [
+        [
+          "address",
+          "port_lo"
+        ]
+      ],
       "isRoot": true
     },
     "SSL": {

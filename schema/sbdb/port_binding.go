@@ -22,6 +22,7 @@ type PortBinding struct {
 	PortSecurity     bool              `ovsdb:"port_security"`
 	RequestedChassis *string           `ovsdb:"requested_chassis" validate:"omitempty,max=64"`
 	SgIdentity       *int              `ovsdb:"sg_identity" validate:"omitempty,min=1,max=65535"`
+	SNATDemand       *int              `ovsdb:"snat_demand" validate:"omitempty,min=0,max=64"`
 	TunnelKey        int               `ovsdb:"tunnel_key" validate:"min=1,max=2147483647"`
 	Up               *bool             `ovsdb:"up"`
 	VirtualIPs       []string          `ovsdb:"virtual_ips" validate:"max=16,dive,max=15"`
@@ -238,6 +239,28 @@ func equalPortBindingSgIdentity(a, b *int) bool {
 	return *a == *b
 }
 
+func (a *PortBinding) GetSNATDemand() *int {
+	return a.SNATDemand
+}
+
+func copyPortBindingSNATDemand(a *int) *int {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortBindingSNATDemand(a, b *int) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
 func (a *PortBinding) GetTunnelKey() int {
 	return a.TunnelKey
 }
@@ -306,6 +329,7 @@ func (a *PortBinding) DeepCopyInto(b *PortBinding) {
 	b.LearnedLimit = copyPortBindingLearnedLimit(a.LearnedLimit)
 	b.RequestedChassis = copyPortBindingRequestedChassis(a.RequestedChassis)
 	b.SgIdentity = copyPortBindingSgIdentity(a.SgIdentity)
+	b.SNATDemand = copyPortBindingSNATDemand(a.SNATDemand)
 	b.Up = copyPortBindingUp(a.Up)
 	b.VirtualIPs = copyPortBindingVirtualIPs(a.VirtualIPs)
 }
@@ -339,6 +363,7 @@ func (a *PortBinding) Equals(b *PortBinding) bool {
 		a.PortSecurity == b.PortSecurity &&
 		equalPortBindingRequestedChassis(a.RequestedChassis, b.RequestedChassis) &&
 		equalPortBindingSgIdentity(a.SgIdentity, b.SgIdentity) &&
+		equalPortBindingSNATDemand(a.SNATDemand, b.SNATDemand) &&
 		a.TunnelKey == b.TunnelKey &&
 		equalPortBindingUp(a.Up, b.Up) &&
 		equalPortBindingVirtualIPs(a.VirtualIPs, b.VirtualIPs) &&
