@@ -11,6 +11,7 @@ const SNATBlockTable = "SNAT_Block"
 type SNATBlock struct {
 	UUID        string            `ovsdb:"_uuid"`
 	Address     string            `ovsdb:"address" validate:"max=15"`
+	Chassis     *string           `ovsdb:"chassis" validate:"omitempty,max=64"`
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	LogicalPort string            `ovsdb:"logical_port" validate:"max=64"`
 	PortHi      int               `ovsdb:"port_hi" validate:"min=1024,max=65535"`
@@ -24,6 +25,28 @@ func (a *SNATBlock) GetUUID() string {
 
 func (a *SNATBlock) GetAddress() string {
 	return a.Address
+}
+
+func (a *SNATBlock) GetChassis() *string {
+	return a.Chassis
+}
+
+func copySNATBlockChassis(a *string) *string {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalSNATBlockChassis(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
 }
 
 func (a *SNATBlock) GetExternalIDs() map[string]string {
@@ -74,6 +97,7 @@ func (a *SNATBlock) GetVpc() int {
 
 func (a *SNATBlock) DeepCopyInto(b *SNATBlock) {
 	*b = *a
+	b.Chassis = copySNATBlockChassis(a.Chassis)
 	b.ExternalIDs = copySNATBlockExternalIDs(a.ExternalIDs)
 }
 
@@ -95,6 +119,7 @@ func (a *SNATBlock) CloneModel() model.Model {
 func (a *SNATBlock) Equals(b *SNATBlock) bool {
 	return a.UUID == b.UUID &&
 		a.Address == b.Address &&
+		equalSNATBlockChassis(a.Chassis, b.Chassis) &&
 		equalSNATBlockExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		a.LogicalPort == b.LogicalPort &&
 		a.PortHi == b.PortHi &&
