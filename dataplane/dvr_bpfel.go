@@ -107,6 +107,12 @@ type dvrGwEip struct {
 	GwMac [6]uint8
 }
 
+type dvrGwSnatKey struct {
+	_    structs.HostLayout
+	Addr uint32
+	Lo   uint32
+}
+
 type dvrHubs struct {
 	_    structs.HostLayout
 	N    uint32
@@ -253,6 +259,74 @@ type dvrSgWalk struct {
 	Groups   [16]uint32
 }
 
+type dvrSnatBlock struct {
+	_    structs.HostLayout
+	Addr uint32
+	Lo   uint32
+}
+
+type dvrSnatFkey struct {
+	_      structs.HostLayout
+	Vpc    uint32
+	Addr   uint32
+	Remote uint32
+	Port   uint16
+	Rport  uint16
+	Proto  uint8
+	Pad    [3]uint8
+}
+
+type dvrSnatFval struct {
+	_       structs.HostLayout
+	Ext     uint32
+	Eport   uint16
+	Flags   uint8
+	Pad     uint8
+	Ifindex uint32
+	Pad2    uint32
+	SeenNs  uint64
+}
+
+type dvrSnatPort struct {
+	_      structs.HostLayout
+	Vpc    uint32
+	Net    uint32
+	Addr   uint32
+	Shift  uint32
+	N      uint32
+	Pad    uint32
+	Blocks [64]dvrSnatBlock
+}
+
+type dvrSnatRkey struct {
+	_      structs.HostLayout
+	Ext    uint32
+	Remote uint32
+	Eport  uint16
+	Rport  uint16
+	Proto  uint8
+	Pad    [3]uint8
+}
+
+type dvrSnatRval struct {
+	_       structs.HostLayout
+	Vpc     uint32
+	Addr    uint32
+	Port    uint16
+	Flags   uint8
+	Pad     uint8
+	Ifindex uint32
+	SeenNs  uint64
+}
+
+type dvrSnatUse struct {
+	_      structs.HostLayout
+	Cursor uint32
+	Pad    uint32
+	Allocs uint64
+	Fails  uint64
+}
+
 type dvrTraceBuf struct {
 	_   structs.HostLayout
 	N   uint32
@@ -320,6 +394,8 @@ const (
 	dvrMapEventsV1           = "events_v1"
 	dvrMapGwCfgV1            = "gw_cfg_v1"
 	dvrMapGwEipsV1           = "gw_eips_v1"
+	dvrMapGwSnatAddrsV1      = "gw_snat_addrs_v1"
+	dvrMapGwSnatV1           = "gw_snat_v1"
 	dvrMapGwVtepsV1          = "gw_vteps_v1"
 	dvrMapHubEpsV1           = "hub_eps_v1"
 	dvrMapHubSeenV1          = "hub_seen_v1"
@@ -342,6 +418,10 @@ const (
 	dvrMapSgMemberV1         = "sg_member_v1"
 	dvrMapSgRulesV2          = "sg_rules_v2"
 	dvrMapSgWalkScratch      = "sg_walk_scratch"
+	dvrMapSnatFwdV1          = "snat_fwd_v1"
+	dvrMapSnatPortsV1        = "snat_ports_v1"
+	dvrMapSnatRevV1          = "snat_rev_v1"
+	dvrMapSnatUseV1          = "snat_use_v1"
 	dvrMapStatsV1            = "stats_v1"
 	dvrMapTraceRecs          = "trace_recs"
 	dvrMapTunnelIn           = "tunnel_in"
@@ -437,6 +517,8 @@ type dvrMapSpecs struct {
 	EventsV1        *ebpf.MapSpec `ebpf:"events_v1"`
 	GwCfgV1         *ebpf.MapSpec `ebpf:"gw_cfg_v1"`
 	GwEipsV1        *ebpf.MapSpec `ebpf:"gw_eips_v1"`
+	GwSnatAddrsV1   *ebpf.MapSpec `ebpf:"gw_snat_addrs_v1"`
+	GwSnatV1        *ebpf.MapSpec `ebpf:"gw_snat_v1"`
 	GwVtepsV1       *ebpf.MapSpec `ebpf:"gw_vteps_v1"`
 	HubEpsV1        *ebpf.MapSpec `ebpf:"hub_eps_v1"`
 	HubSeenV1       *ebpf.MapSpec `ebpf:"hub_seen_v1"`
@@ -459,6 +541,10 @@ type dvrMapSpecs struct {
 	SgMemberV1      *ebpf.MapSpec `ebpf:"sg_member_v1"`
 	SgRulesV2       *ebpf.MapSpec `ebpf:"sg_rules_v2"`
 	SgWalkScratch   *ebpf.MapSpec `ebpf:"sg_walk_scratch"`
+	SnatFwdV1       *ebpf.MapSpec `ebpf:"snat_fwd_v1"`
+	SnatPortsV1     *ebpf.MapSpec `ebpf:"snat_ports_v1"`
+	SnatRevV1       *ebpf.MapSpec `ebpf:"snat_rev_v1"`
+	SnatUseV1       *ebpf.MapSpec `ebpf:"snat_use_v1"`
 	StatsV1         *ebpf.MapSpec `ebpf:"stats_v1"`
 	TraceRecs       *ebpf.MapSpec `ebpf:"trace_recs"`
 	TunnelIn        *ebpf.MapSpec `ebpf:"tunnel_in"`
@@ -526,6 +612,8 @@ type dvrMaps struct {
 	EventsV1        *ebpf.Map `ebpf:"events_v1"`
 	GwCfgV1         *ebpf.Map `ebpf:"gw_cfg_v1"`
 	GwEipsV1        *ebpf.Map `ebpf:"gw_eips_v1"`
+	GwSnatAddrsV1   *ebpf.Map `ebpf:"gw_snat_addrs_v1"`
+	GwSnatV1        *ebpf.Map `ebpf:"gw_snat_v1"`
 	GwVtepsV1       *ebpf.Map `ebpf:"gw_vteps_v1"`
 	HubEpsV1        *ebpf.Map `ebpf:"hub_eps_v1"`
 	HubSeenV1       *ebpf.Map `ebpf:"hub_seen_v1"`
@@ -548,6 +636,10 @@ type dvrMaps struct {
 	SgMemberV1      *ebpf.Map `ebpf:"sg_member_v1"`
 	SgRulesV2       *ebpf.Map `ebpf:"sg_rules_v2"`
 	SgWalkScratch   *ebpf.Map `ebpf:"sg_walk_scratch"`
+	SnatFwdV1       *ebpf.Map `ebpf:"snat_fwd_v1"`
+	SnatPortsV1     *ebpf.Map `ebpf:"snat_ports_v1"`
+	SnatRevV1       *ebpf.Map `ebpf:"snat_rev_v1"`
+	SnatUseV1       *ebpf.Map `ebpf:"snat_use_v1"`
 	StatsV1         *ebpf.Map `ebpf:"stats_v1"`
 	TraceRecs       *ebpf.Map `ebpf:"trace_recs"`
 	TunnelIn        *ebpf.Map `ebpf:"tunnel_in"`
@@ -573,6 +665,8 @@ func (m *dvrMaps) Close() error {
 		m.EventsV1,
 		m.GwCfgV1,
 		m.GwEipsV1,
+		m.GwSnatAddrsV1,
+		m.GwSnatV1,
 		m.GwVtepsV1,
 		m.HubEpsV1,
 		m.HubSeenV1,
@@ -595,6 +689,10 @@ func (m *dvrMaps) Close() error {
 		m.SgMemberV1,
 		m.SgRulesV2,
 		m.SgWalkScratch,
+		m.SnatFwdV1,
+		m.SnatPortsV1,
+		m.SnatRevV1,
+		m.SnatUseV1,
 		m.StatsV1,
 		m.TraceRecs,
 		m.TunnelIn,

@@ -34,6 +34,7 @@ type Gateway struct {
 	Uplink  int // ifindex
 	NextHop netip.Addr
 	EIPs    []GatewayEIP
+	SNAT    []GatewaySNAT // SNAT blocks of its networks' addresses
 }
 
 // GatewayEIP says where an EIP's port is.

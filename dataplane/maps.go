@@ -122,6 +122,7 @@ type compiled struct {
 	dhcp   map[uint32]dvrDhcpPort
 	sg     *compiledSG
 	eip    *compiledEIP
+	snat   *compiledSNAT
 }
 
 const (
@@ -218,7 +219,10 @@ func compile(s *State) (*compiled, error) {
 	if c.sg, err = compileSG(s); err != nil {
 		return nil, err
 	}
-	c.eip, err = compileEIP(s)
+	if c.eip, err = compileEIP(s); err != nil {
+		return nil, err
+	}
+	c.snat, err = compileSNAT(s)
 	return c, err
 }
 
@@ -272,6 +276,7 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	if err := d.applyEIP(want.eip, have.eip, add); err != nil {
 		errs = append(errs, err)
 	}
+	d.applySNAT(want.snat, have.snat, add)
 	// Detach programs from interfaces that are no longer ports before
 	// their entries go, attach to new ones after theirs are written.
 	attach := map[int]bool{}
@@ -362,6 +367,8 @@ func (d *Datapath) dumpCompiled() (*compiled, error) {
 	c.sg, err = d.dumpSG()
 	collect(err)
 	c.eip, err = d.dumpEIP()
+	collect(err)
+	c.snat, err = d.dumpSNAT()
 	collect(err)
 	return c, errors.Join(errs...)
 }

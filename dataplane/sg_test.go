@@ -284,8 +284,6 @@ func ctEntries(t *testing.T, d *Datapath, zone int, proto uint8, dport uint16) i
 	return n
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
 // A group holds up to 1,024 rules a direction, in chunks of 64: a new
 // connection is allowed by a rule in the last chunk, denied past it, and
 // a 1,025th rule is refused. The same rules in another order write

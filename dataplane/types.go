@@ -41,6 +41,9 @@ type State struct {
 	// EIPs of local ports, and the gateways of their networks (eip.go).
 	EIPs        []EIP
 	EIPGateways []EIPGateways
+	// SNATPorts are local ports translated by their VPC's SNAT (snat.go);
+	// their networks' gateways are in EIPGateways too.
+	SNATPorts []SNATPort
 	// Gateway, on a chassis that serves external networks.
 	Gateway *Gateway
 }

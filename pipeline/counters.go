@@ -46,6 +46,8 @@ var Counters = []Counter{
 	{32, "gw_up", "gateway: packets from an EIP sent upstream"},
 	{33, "ct_pickup", "TCP connections picked up mid-stream at a port new on this host (a migrated VM's), their reply direction allowed"},
 	{34, "ct_related", "ICMP errors (unreachable, time exceeded, parameter problem) passed as about a connection tracked at the port"},
+	{35, "snat_new", "connections given an address and a port of their port's SNAT blocks"},
+	{36, "snat_in", "packets gateways brought back for connections translated by SNAT, translated to the port's address and port"},
 }
 
 // CounterNames are the counters' names indexed by number.

@@ -41,6 +41,8 @@ var DropReasons = []DropReason{
 	{27, "sg_ingress", "no ingress rule of the receiving port's security groups allows the connection (or no longer does)"},
 	{28, "no_gateway", "the port's EIP belongs to an external network with no gateway"},
 	{29, "gw_spoof", "a gateway got a packet from an EIP whose port is not on the host that sent it"},
+	{30, "snat_exhausted", "a new connection from a port translated by SNAT found no free port in the port's blocks (its host asks for more before they run out)"},
+	{31, "snat_untracked", "a packet from a port translated by SNAT that no connection maps: a later fragment, an ICMP message other than an echo request, a protocol other than TCP, UDP and ICMP, or a TCP reset of no connection"},
 }
 
 // DropByName returns the reason named n.

@@ -50,6 +50,8 @@ const (
 	VPCSGIngress    uint32 = 0x4000
 	VPCEIPIn        uint32 = 0x8000
 	VPCEIPOut       uint32 = 0x10000
+	VPCSNATIn       uint32 = 0x20000
+	VPCSNATOut      uint32 = 0x40000
 )
 
 // Flag documents one bit.
@@ -100,6 +102,8 @@ var Flags = []Flag{
 	{VPCSGIngress, "sg_ingress", DPVPC, SGIngress, false, "drop(sg_ingress): what a port receives must be allowed by its groups' ingress rules or a tracked connection"},
 	{VPCEIPIn, "eip_in", DPVPC, EIPIn, false, "translate what gateways tunnel for the EIPs of local ports to the ports' addresses"},
 	{VPCEIPOut, "eip_out", DPVPC, IPRoute, false, "send what a port with an EIP addresses outside the VPC to the eip_out stage"},
+	{VPCSNATIn, "snat_in", DPVPC, EIPIn, false, "translate back what gateways tunnel for connections of local ports translated by SNAT"},
+	{VPCSNATOut, "snat_out", DPVPC, EIPOut, false, "translate what a port without an EIP sends outside the VPC to its VPC's SNAT addresses, within the port's blocks"},
 }
 
 // FlagsOf lists the flags of a scope (DPVxnet or DPVPC).

@@ -96,6 +96,9 @@ var Fields = map[string]Kind{
 	"inport.eip":         KBool,   // the sending port has an EIP
 	"dst.eip":            KBool,   // from the tunnel: the destination is the EIP of a local port
 	"eip.gateway":        KBool,   // eip_out: the EIP's network has a gateway
+	"inport.snat":        KBool,   // the sending port is translated by its VPC's SNAT (no EIP of its own)
+	"dst.snat":           KBool,   // from the tunnel: the destination is a SNAT address and port of a local port's connection
+	"snat.gateway":       KBool,   // eip_out: the SNAT addresses' network has a gateway
 }
 
 // GroupFields are the fields that name a port's security groups: a port
@@ -130,6 +133,8 @@ var Actions = map[string]string{
 	"eip_out":      "go on to the eip_out stage",
 	"eip_dnat":     "translate the destination, an EIP, to its port's address, and go on",
 	"eip_snat":     "once the security groups passed it, translate the source to the port's EIP and send it to a gateway of the EIP's network",
+	"snat":         "once the security groups passed it, translate the source to an address and port of the port's SNAT blocks (the connection's, or the next free one) and send it to a gateway of the addresses' network",
+	"unsnat":       "translate the destination, a SNAT address and port, back to the connection's port address and port, and go on",
 }
 
 // Expr is a parsed match.

@@ -99,9 +99,9 @@ var Stages = []Stage{
 	{SGIngress, "sg_ingress", ToPort, DPVPC,
 		"Security groups, on the receiver's host: a packet of a tracked connection passes; a new one passes if an ingress rule of one of the destination port's groups allows it (protocol, port range, a CIDR or the sender's group, by the identity it carries), and its connection is tracked; else it is dropped."},
 	{EIPIn, "eip_in", FromTunnel, DPVPC,
-		"A packet a gateway tunnelled for an EIP bound to a local port of the VPC: its destination becomes the port's address, statelessly (IPv4 and TCP/UDP checksums updated incrementally; an ICMP error's quoted packet translated too), then tun_lookup delivers it."},
+		"A packet a gateway tunnelled for an EIP bound to a local port of the VPC: its destination becomes the port's address, statelessly (IPv4 and TCP/UDP checksums updated incrementally; an ICMP error's quoted packet translated too), then tun_lookup delivers it. A packet a gateway brought back for a connection a local port opened through SNAT: its destination address and port become the connection's own (an ICMP error's quoted packet too)."},
 	{EIPOut, "eip_out", FromPort, DPVPC,
-		"A packet for outside the VPC (no route) from a port with an EIP: its source becomes the EIP, statelessly, once the security groups passed it, and it goes to one of the EIP network's gateways, chosen by flow hash."},
+		"A packet for outside the VPC (no route) from a port with an EIP: its source becomes the EIP, statelessly, once the security groups passed it, and it goes to one of the EIP network's gateways, chosen by flow hash. From a port without an EIP in a VPC with SNAT: its source address and port become the connection's address and port of the port's SNAT blocks (the next free one for a new connection), and it goes the same way."},
 }
 
 // EnteredBy names, for a stage that a packet reaches only when an earlier

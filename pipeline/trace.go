@@ -52,6 +52,7 @@ var Hits = []Hit{
 	{18, "sg_rule", "a security group rule (sg_rules map)"},
 	{19, "sg_none", "no security group rule allows it"},
 	{20, "eip", "an EIP of a local port (eip_local map) or the port's EIP (eip_ports map)"},
+	{21, "snat", "the port's SNAT blocks (snat_ports map) or a connection translated by SNAT (snat_rev map)"},
 }
 
 // TraceFlag is something a stage did besides its verdict.

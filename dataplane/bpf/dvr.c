@@ -37,6 +37,7 @@
 #include "stage_sg_ingress.h"
 #include "stage_eip_in.h"
 #include "stage_eip_out.h"
+#include "nat_snat.h"
 #include "gateway.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,9 +1,10 @@
 /* A gateway of external networks, stateless. Inbound (gw_uplink_ingress,
- * on the uplink NIC): a packet for an EIP goes, unchanged but for its
- * Ethernet addresses, through the VXLAN device to the host of the EIP's
- * port (gw_eips_v1), in the port's vxnet; anything else is the gateway's
- * own. Outbound (tunnel_ingress, before the pipeline): what a host sends
- * from one of its ports' EIPs goes up the uplink to the network's next
+ * on the uplink NIC): a packet for an EIP, or for a port of a SNAT block,
+ * goes, unchanged but for its Ethernet addresses, through the VXLAN
+ * device to the host of the EIP's or block's port (gw_eips_v1,
+ * gw_snat_v1), in the port's vxnet; anything else is the gateway's own.
+ * Outbound (tunnel_ingress, before the pipeline): what a host sends from
+ * one of its ports' EIPs or blocks goes up the uplink to the network's next
  * hop (or wherever the gateway's routes say), the kernel resolving the
  * next hop's MAC (bpf_redirect_neigh). No connection is remembered: any
  * gateway can take any packet, so one dying loses no connection. */
@@ -12,11 +13,13 @@
 
 #include "pipeline.h"
 #include "eip.h"
+#include "nat_snat.h"
 
 /* gw_from_tunnel: on a gateway, a packet a host tunnelled from an EIP of
- * one of its ports goes upstream. Returns the verdict, or -1 when the
- * packet is not one (the DVR pipeline takes it). */
-static __always_inline int gw_from_tunnel(struct __sk_buff *skb)
+ * one of its ports, or from a SNAT block of one, goes upstream. Returns
+ * the verdict, or -1 when the packet is not one (the DVR pipeline takes
+ * it). A global function: its frame is not on the pipeline's stack. */
+__attribute__((noinline)) int gw_from_tunnel(struct __sk_buff *skb)
 {
 	__u32 zero = 0;
 	struct gw_cfg *g = bpf_map_lookup_elem(&gw_cfg_v1, &zero);
@@ -30,6 +33,8 @@ static __always_inline int gw_from_tunnel(struct __sk_buff *skb)
 		return -1;
 	__be32 saddr = ip->saddr;
 	struct gw_eip *e = bpf_map_lookup_elem(&gw_eips_v1, &saddr);
+	if (!e)
+		e = gw_snat_out(skb);
 	if (!e)
 		return -1;
 	__u32 src = 0, vni = 0, gbp = 0;
@@ -58,6 +63,8 @@ int gw_uplink_ingress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	__be32 daddr = ip->daddr;
 	struct gw_eip *e = bpf_map_lookup_elem(&gw_eips_v1, &daddr);
+	if (!e)
+		e = gw_snat_in(skb);
 	if (!e)
 		return TC_ACT_OK; /* the gateway's own traffic */
 	mac_copy(eth->h_dest, e->mac);

@@ -26,6 +26,9 @@
 #define DEST_REMOTE 2 /* another host */
 #define DEST_HUB 3    /* a hub: the destination is not known here */
 
+#define SNAT_OUT 1 /* eip_out: translate by SNAT when sending */
+#define SNAT_IN 2  /* eip_in: translate back before the next stage */
+
 /* A resolved destination. */
 struct dest {
 	__u32 kind;
@@ -60,9 +63,10 @@ struct pctx {
 	__u32 tflags;  /* trace: what was done besides (TRF_*) */
 	__be32 target; /* the address resolved: the destination or a next hop */
 	__u32 dvni;    /* the vxnet the packet goes on in */
-	__u32 have_vpc; /* vpce holds the VPC's entry */
-	__u32 from_port; /* the packet came from a VM port */
-	__u32 sg_done;   /* the security group stages ran (or are running) */
+	__u8 have_vpc;  /* vpce holds the VPC's entry */
+	__u8 from_port; /* the packet came from a VM port */
+	__u8 sg_done;   /* the security group stages ran (or are running) */
+	__u8 snat;      /* SNAT_OUT, SNAT_IN: what the driver translates (nat_snat.h) */
 	__u32 gbp;       /* VXLAN GBP: the sender's identity and flags (sg.h) */
 	__be32 snat_from; /* eip_out: translate the source from this ... */
 	__be32 snat_to;   /* ... to this (the EIP) when sending */
@@ -99,6 +103,12 @@ static __always_inline int drop_for(struct pctx *c, __u32 reason)
 }
 
 #include "dispatch.h"
+
+/* SNAT's translations (nat_snat.h), which the driver carries out: of
+ * what a port sends (0, or a drop reason), and of what comes back (1
+ * done, 0 not SNAT's, -1 malformed). */
+int snat_out(struct __sk_buff *skb, struct pctx *c);
+int snat_in(struct __sk_buff *skb, struct pctx *c);
 
 /* Tests only: where the last packet was redirected. */
 struct redirect_rec {
@@ -192,6 +202,14 @@ static __always_inline int finish(struct __sk_buff *skb, struct pctx *c, __u32 s
 			c->reason = DROP_MALFORMED;
 			break;
 		}
+		if (c->snat == SNAT_OUT) {
+			__u32 why = snat_out(skb, c);
+			if (why) {
+				verdict = V_DROP;
+				c->reason = why;
+				break;
+			}
+		}
 		count(c->d.kind == DEST_HUB ? STAT_HUB_TX : STAT_REMOTE_TX);
 		return to_vxlan(skb, c->d.vtep, c->d.vni, c->gbp);
 	case V_REPLY:
@@ -226,6 +244,15 @@ static __always_inline int run_pipeline(struct __sk_buff *skb, struct pctx *c, _
 		}
 		if (verdict != V_NEXT)
 			return finish(skb, c, stage, verdict);
+		if (c->snat == SNAT_IN) {
+			/* here, not in eip_in: the translation's stack frame
+			 * would not fit under a stage's */
+			c->snat = 0;
+			if (snat_in(skb, c) < 0) {
+				c->reason = DROP_MALFORMED;
+				return finish(skb, c, stage, V_DROP);
+			}
+		}
 		stage = c->next;
 	}
 	c->reason = DROP_LOOP;

@@ -2,13 +2,16 @@
  * an EIP it goes to one of the EIP network's gateways, chosen by flow
  * hash, TTL-1 and from the VPC's gateway MAC; its source becomes the EIP
  * when the driver sends it, after sg_egress passed it (which tracks the
- * connection by the port's own address). Without an EIP the VM is told
- * there is no route. */
+ * connection by the port's own address). From a port translated by its
+ * VPC's SNAT (snat_ports_v1) it goes the same way, its source becoming
+ * an address and port of the port's blocks (nat_snat.h). Else the VM is
+ * told there is no route. */
 #ifndef COURIER_STAGE_EIP_OUT_H
 #define COURIER_STAGE_EIP_OUT_H
 
 #include "pipeline.h"
 #include "eip.h"
+#include "snat.h"
 
 __attribute__((noinline)) int stage_eip_out(struct __sk_buff *skb, struct pctx *c)
 {
@@ -16,14 +19,25 @@ __attribute__((noinline)) int stage_eip_out(struct __sk_buff *skb, struct pctx *
 		return V_DROP;
 	__u32 ifindex = c->ifindex;
 	struct eip_port *p = bpf_map_lookup_elem(&eip_ports_v1, &ifindex);
-	if (!p || !vpc_of(c)) {
+	struct snat_port *s = NULL;
+	if (!p && vpc_of(c) && (c->vpce.flags & VPC_F_SNAT_OUT))
+		s = bpf_map_lookup_elem(&snat_ports_v1, &ifindex);
+	if ((!p && !s) || !vpc_of(c)) {
 		c->reason = DROP_NO_ROUTE;
 		return next_stage(c, STAGE_ICMP_ERR);
 	}
-	c->hit = HIT_EIP;
-	c->target = p->eip;
-	__be32 eip = p->eip;
-	__u32 gw = pick_gateway(p->net, bpf_get_hash_recalc(skb));
+	__be32 eip = 0;
+	__u32 net;
+	if (p) {
+		c->hit = HIT_EIP;
+		c->target = eip = p->eip;
+		net = p->net;
+	} else {
+		c->hit = HIT_SNAT;
+		c->snat = SNAT_OUT;
+		net = s->net;
+	}
+	__u32 gw = pick_gateway(net, bpf_get_hash_recalc(skb));
 	if (!gw)
 		return drop_for(c, DROP_NO_GATEWAY);
 	void *data = (void *)(long)skb->data;
@@ -32,8 +46,10 @@ __attribute__((noinline)) int stage_eip_out(struct __sk_buff *skb, struct pctx *
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
 		return drop_for(c, DROP_MALFORMED);
-	c->snat_from = ip->saddr;
-	c->snat_to = eip;
+	if (eip) {
+		c->snat_from = ip->saddr;
+		c->snat_to = eip;
+	}
 	__be16 old = *(__be16 *)&ip->ttl;
 	ip->ttl--;
 	__be16 new = *(__be16 *)&ip->ttl;

@@ -51,7 +51,9 @@
 #define DROP_SG_INGRESS 27 /* no ingress rule of the receiving port's security groups allows the connection (or no longer does) */
 #define DROP_NO_GATEWAY 28 /* the port's EIP belongs to an external network with no gateway */
 #define DROP_GW_SPOOF 29 /* a gateway got a packet from an EIP whose port is not on the host that sent it */
-#define DROP_MAX 30
+#define DROP_SNAT_EXHAUSTED 30 /* a new connection from a port translated by SNAT found no free port in the port's blocks (its host asks for more before they run out) */
+#define DROP_SNAT_UNTRACKED 31 /* a packet from a port translated by SNAT that no connection maps: a later fragment, an ICMP message other than an echo request, a protocol other than TCP, UDP and ICMP, or a TCP reset of no connection */
+#define DROP_MAX 32
 
 /* Counters: index of the stats map. */
 enum stat {
@@ -90,6 +92,8 @@ enum stat {
 	STAT_GW_UP = 32, /* gateway: packets from an EIP sent upstream */
 	STAT_CT_PICKUP = 33, /* TCP connections picked up mid-stream at a port new on this host (a migrated VM's), their reply direction allowed */
 	STAT_CT_RELATED = 34, /* ICMP errors (unreachable, time exceeded, parameter problem) passed as about a connection tracked at the port */
+	STAT_SNAT_NEW = 35, /* connections given an address and a port of their port's SNAT blocks */
+	STAT_SNAT_IN = 36, /* packets gateways brought back for connections translated by SNAT, translated to the port's address and port */
 	STAT_MAX,
 };
 
@@ -128,6 +132,8 @@ enum stat {
 #define VPC_F_SG_INGRESS 0x4000 /* sg_ingress: drop(sg_ingress): what a port receives must be allowed by its groups' ingress rules or a tracked connection */
 #define VPC_F_EIP_IN 0x8000 /* eip_in: translate what gateways tunnel for the EIPs of local ports to the ports' addresses */
 #define VPC_F_EIP_OUT 0x10000 /* ip_route: send what a port with an EIP addresses outside the VPC to the eip_out stage */
+#define VPC_F_SNAT_IN 0x20000 /* eip_in: translate back what gateways tunnel for connections of local ports translated by SNAT */
+#define VPC_F_SNAT_OUT 0x40000 /* eip_out: translate what a port without an EIP sends outside the VPC to its VPC's SNAT addresses, within the port's blocks */
 
 /* What a stage decided. */
 #define V_NEXT 0 /* go on with the next stage */
@@ -158,6 +164,7 @@ enum stat {
 #define HIT_SG_RULE 18 /* a security group rule (sg_rules map) */
 #define HIT_SG_NONE 19 /* no security group rule allows it */
 #define HIT_EIP 20 /* an EIP of a local port (eip_local map) or the port's EIP (eip_ports map) */
+#define HIT_SNAT 21 /* the port's SNAT blocks (snat_ports map) or a connection translated by SNAT (snat_rev map) */
 
 /* What a stage did besides (trace records). */
 #define TRF_TTL_DEC 0x1 /* decremented the TTL */
