@@ -30,6 +30,10 @@ type snapshot struct {
 	// gateway: what this chassis serves as a gateway, or nil
 	gateway *dataplane.Gateway
 	ports   []*sbdb.PortBinding // the base session's: this host's, requested or bound
+	// snat: the VPCs' SNAT rows, by VPC; blocks: this host's ports'
+	// SNAT blocks, by port (snat.go)
+	snat    map[int]*sbdb.SNAT
+	blocks  map[string][]*sbdb.SNATBlock
 	learned []*sbdb.LearnedBinding
 	vpcs    []vpcSnapshot
 	// hub, when set, holds the hub VPCs' bindings already (the
@@ -70,6 +74,7 @@ func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 		}
 	}
 	s.gateways = gatewaysOf(chassis)
+	s.snat, s.blocks = snatRows(d.base)
 	if d.hub == nil {
 		d.hub = newHubTable()
 	}
@@ -149,7 +154,7 @@ func desired(s *snapshot) *desiredState {
 	}
 	st.HubTable = hub.kernel
 	localPorts(s, dps, dhcp, out)
-	localEIPs(s, st)
+	localNAT(s, st)
 	st.Gateway = s.gateway
 	// Every VM interface gets the DVR as soon as it appears, so that
 	// declaring its port only writes map entries.

@@ -57,37 +57,40 @@ func gatewaysOf(chassis []*sbdb.Chassis) map[string][]netip.Addr {
 	return out
 }
 
-// localEIPs adds the EIPs of this host's ports, and the gateways of their
-// networks, to st. Networks are numbered here, by name.
-func localEIPs(s *snapshot, st *dataplane.State) {
-	var nets []string
-	type eipOf struct {
-		pb      *sbdb.PortBinding
-		ifindex int
-	}
-	var eips []eipOf
+// localNAT adds the EIPs of this host's ports and its ports translated
+// by SNAT (snat.go) to st, with the gateways of their networks. Networks
+// are numbered here, by name.
+func localNAT(s *snapshot, st *dataplane.State) {
+	names := map[string]bool{}
+	var eips []*sbdb.PortBinding
 	for _, pb := range s.ports {
-		if pb.Eip == nil || pb.EipNetwork == nil || len(pb.IPs) == 0 || !ours(s.chassis, s.ifaces, pb) {
+		if !ours(s.chassis, s.ifaces, pb) {
 			continue
 		}
-		eips = append(eips, eipOf{pb, s.ifaces[pb.LogicalPort]})
-		if !slices.Contains(nets, *pb.EipNetwork) {
-			nets = append(nets, *pb.EipNetwork)
+		if sn := snatOf(s, pb); sn != nil {
+			names[sn.Network] = true
 		}
+		if pb.Eip == nil || pb.EipNetwork == nil || len(pb.IPs) == 0 {
+			continue
+		}
+		eips = append(eips, pb)
+		names[*pb.EipNetwork] = true
 	}
-	sort.Strings(nets)
-	for _, e := range eips {
-		eip, err1 := netip.ParseAddr(*e.pb.Eip)
-		addr, err2 := netip.ParseAddr(e.pb.IPs[0])
+	nets := netNumbers(names)
+	for _, pb := range eips {
+		eip, err1 := netip.ParseAddr(*pb.Eip)
+		addr, err2 := netip.ParseAddr(pb.IPs[0])
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		st.EIPs = append(st.EIPs, dataplane.EIP{Ifindex: e.ifindex, VPC: uint32(e.pb.Vpc), EIP: eip, Addr: addr,
-			Network: uint32(slices.Index(nets, *e.pb.EipNetwork) + 1)})
+		st.EIPs = append(st.EIPs, dataplane.EIP{Ifindex: s.ifaces[pb.LogicalPort], VPC: uint32(pb.Vpc), EIP: eip, Addr: addr,
+			Network: nets[*pb.EipNetwork]})
 	}
-	for i, n := range nets {
-		st.EIPGateways = append(st.EIPGateways, dataplane.EIPGateways{Network: uint32(i + 1), VTEPs: s.gateways[n]})
+	localSNAT(s, st, nets)
+	for n, i := range nets {
+		st.EIPGateways = append(st.EIPGateways, dataplane.EIPGateways{Network: i, VTEPs: s.gateways[n]})
 	}
+	sort.Slice(st.EIPGateways, func(i, j int) bool { return st.EIPGateways[i].Network < st.EIPGateways[j].Network })
 }
 
 // gatewayState is what a gateway's data plane serves: every EIP of its
@@ -121,12 +124,14 @@ func (d *Daemon) openGateway(ctx context.Context) error {
 	}
 	pb := &sbdb.PortBinding{}
 	dp := &sbdb.Datapath{}
-	var none *string
 	mon := []client.MonitorOption{
 		// nb_cfg: what this session shows is acknowledged only once read
 		client.WithTable(&sbdb.SBGlobal{}),
-		client.WithConditionalTable(pb, []model.Condition{{Field: &pb.Eip, Function: ovsdb.ConditionNotEqual, Value: none}},
-			&pb.LogicalPort, &pb.Datapath, &pb.Vpc, &pb.MAC, &pb.Chassis, &pb.Eip, &pb.EipNetwork),
+		// Every binding, not only those with an EIP: a SNAT block's
+		// port may be any (the columns a gateway needs only).
+		client.WithTable(pb, &pb.LogicalPort, &pb.Datapath, &pb.Vpc, &pb.MAC, &pb.Chassis, &pb.Eip, &pb.EipNetwork),
+		client.WithTable(&sbdb.SNAT{}),
+		client.WithTable(&sbdb.SNATBlock{}),
 		client.WithConditionalTable(dp, []model.Condition{{Field: &dp.Type, Function: ovsdb.ConditionEqual, Value: "vxnet"}},
 			&dp.TunnelKey, &dp.Vpc, &dp.Type),
 	}
@@ -163,5 +168,12 @@ func (d *Daemon) gatewaySnapshot(encap map[string]netip.Addr) (*dataplane.Gatewa
 	for _, dp := range ops.Rows[sbdb.Datapath](d.gw) {
 		dps[dp.UUID] = dp
 	}
-	return gatewayState(d.cfg.Gateway, l.Attrs().Index, ops.Rows[sbdb.PortBinding](d.gw), dps, encap), true
+	pbs := ops.Rows[sbdb.PortBinding](d.gw)
+	g := gatewayState(d.cfg.Gateway, l.Attrs().Index, pbs, dps, encap)
+	byName := make(map[string]*sbdb.PortBinding, len(pbs))
+	for _, pb := range pbs {
+		byName[pb.LogicalPort] = pb
+	}
+	gatewaySNAT(g, d.cfg.Gateway, ops.Rows[sbdb.SNAT](d.gw), ops.Rows[sbdb.SNATBlock](d.gw), byName, dps, encap)
+	return g, true
 }

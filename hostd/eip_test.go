@@ -40,7 +40,7 @@ func TestEIPStates(t *testing.T) {
 	}
 	s := &snapshot{chassis: "hv1", ifaces: map[string]int{"vm1": 7, "vm3": 8}, ports: pbs, gateways: gws}
 	var st dataplane.State
-	localEIPs(s, &st)
+	localNAT(s, &st)
 	wantEIPs := []dataplane.EIP{{Ifindex: 7, VPC: 1, EIP: netip.MustParseAddr("203.0.113.10"), Addr: netip.MustParseAddr("10.0.1.5"), Network: 1}}
 	if !reflect.DeepEqual(st.EIPs, wantEIPs) || len(st.EIPGateways) != 1 || !reflect.DeepEqual(st.EIPGateways[0].VTEPs, want["internet"]) {
 		t.Errorf("host hv1: EIPs %+v gateways %+v", st.EIPs, st.EIPGateways)

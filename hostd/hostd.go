@@ -61,6 +61,9 @@ type Config struct {
 	Heartbeat time.Duration
 	// CacheIdle removes learned paths unused for that long.
 	CacheIdle time.Duration
+	// SNATTimeouts: how long connections translated by SNAT are kept
+	// idle (default dataplane.DefaultSNATTimeouts).
+	SNATTimeouts dataplane.SNATTimeouts
 	// Refresh: a learned path older than this is refreshed through a hub.
 	Refresh time.Duration
 	// Protection of the hubs and the southbound from a hostile VM, and
@@ -115,6 +118,13 @@ type Daemon struct {
 	// whole.
 	hub        *hubTable
 	hubChecked time.Time
+	// SNAT (snat.go): the local ports it translates, by ifindex, with
+	// their block size and blocks held, and what it knows of their use.
+	snatPorts map[int]*sbdb.PortBinding
+	snatSize  map[int]int
+	snatHeld  map[int]int
+	snatState map[int]*snatDemand
+	snatSwept time.Time
 }
 
 type vpcSession struct {
@@ -175,6 +185,9 @@ func New(cfg Config) *Daemon {
 	}
 	if cfg.CacheIdle == 0 {
 		cfg.CacheIdle = defaultCacheIdle
+	}
+	if cfg.SNATTimeouts == (dataplane.SNATTimeouts{}) {
+		cfg.SNATTimeouts = dataplane.DefaultSNATTimeouts
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname, _ = os.Hostname()
@@ -309,6 +322,8 @@ func (d *Daemon) session(ctx context.Context, established func(), links chan lin
 	}
 	upkeep := time.NewTicker(time.Second)
 	defer upkeep.Stop()
+	snat := time.NewTicker(snatTick)
+	defer snat.Stop()
 	d.kick()
 	for {
 		select {
@@ -333,6 +348,9 @@ func (d *Daemon) session(ctx context.Context, established func(), links chan lin
 			continue
 		case <-probe:
 			d.probe()
+			continue
+		case <-snat.C:
+			d.snatUpkeep(ctx)
 			continue
 		case <-upkeep.C:
 			if n, err := d.dp.ExpireCache(d.cfg.CacheIdle); err == nil && n > 0 {

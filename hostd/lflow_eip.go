@@ -9,6 +9,8 @@ func compileEIPIn(fc *flowConfig, f *lflow) error {
 	switch {
 	case f.is("eip_dnat") && has(f.match, "dst.eip"):
 		return fc.vpc(pipeline.VPCEIPIn)
+	case f.is("unsnat") && has(f.match, "dst.snat"):
+		return fc.vpc(pipeline.VPCSNATIn)
 	case f.is("next"):
 		return nil
 	}
@@ -19,6 +21,8 @@ func compileEIPOut(fc *flowConfig, f *lflow) error {
 	switch {
 	case f.is("eip_snat"), f.is("drop", "no_gateway"), f.is("icmp_error", "no_route"):
 		return nil // what the stage always does, once ip_route sends packets here
+	case f.is("snat") && has(f.match, "inport.snat"):
+		return fc.vpc(pipeline.VPCSNATOut)
 	}
 	return errNotImplemented
 }

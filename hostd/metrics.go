@@ -28,6 +28,7 @@ type Metrics struct {
 	vpcSessions      prometheus.Gauge
 	refused          *prometheus.CounterVec
 	certReloads      prometheus.Counter
+	snatDemand       prometheus.Counter
 	linkResyncs      prometheus.Counter
 
 	mu sync.Mutex
@@ -65,13 +66,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Southbound writes the database's access control refused, by table: the certificate is not this chassis's, or the row is not this chassis's to write."}, []string{"table"}),
 		certReloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_certificate_reloads_total",
 			Help: "Times a certificate replaced on disk was taken into use (each reconnects the southbound sessions)."}),
+		snatDemand: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_snat_demand_changes_total",
+			Help: "Times this host asked southd for another number of SNAT port blocks for one of its ports (Port_Binding.snat_demand)."}),
 		linkResyncs: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_interface_watch_resyncs_total",
 			Help: "Times the kernel ended the interface watch (its buffer overflowed) and every interface was read again."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.reconcileSeconds, m.applyErrors, m.lflowErrors, m.written, m.sessionRestarts,
 			m.learned, m.learnedRefused, m.learnedRetries, m.probes, m.hubsDown, m.monitoredRows, m.vpcSessions,
-			m.refused, m.certReloads, m.linkResyncs, (*dpCollector)(m))
+			m.refused, m.certReloads, m.linkResyncs, m.snatDemand, (*dpCollector)(m))
 	}
 	return m
 }

@@ -95,6 +95,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		d.markUp(ctx, next.up)
 		d.teachMoved(snap.hub, next.hubOf)
 		d.setProbes(st)
+		d.noteSNAT(snap, st)
 		if next.ready {
 			d.ack(ctx, minOf(cfgs))
 		}

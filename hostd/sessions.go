@@ -24,6 +24,7 @@ func (d *Daemon) openBase(ctx context.Context) error {
 	pb := &sbdb.PortBinding{}
 	priv := &sbdb.ChassisPrivate{}
 	lb := &sbdb.LearnedBinding{}
+	blk := &sbdb.SNATBlock{}
 	mon := []client.MonitorOption{
 		client.WithTable(&sbdb.SBGlobal{}),
 		client.WithTable(&sbdb.Chassis{}),
@@ -33,6 +34,9 @@ func (d *Daemon) openBase(ctx context.Context) error {
 			{Field: &pb.RequestedChassis, Function: ovsdb.ConditionEqual, Value: &me},
 			{Field: &pb.Chassis, Function: ovsdb.ConditionEqual, Value: &me}}),
 		client.WithConditionalTable(lb, []model.Condition{{Field: &lb.Chassis, Function: ovsdb.ConditionEqual, Value: me}}),
+		// SNAT: every VPC's (a row per VPC), and this host's ports' blocks
+		client.WithTable(&sbdb.SNAT{}),
+		client.WithConditionalTable(blk, []model.Condition{{Field: &blk.Chassis, Function: ovsdb.ConditionEqual, Value: &me}}),
 	}
 	if d.cfg.Hub {
 		mon = append(mon, client.WithTable(&sbdb.Hub{}))

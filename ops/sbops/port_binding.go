@@ -40,3 +40,9 @@ func UnbindPortBinding(read *sbdb.PortBinding) ovsdb.Operation {
 func SetPortBindingUp(read *sbdb.PortBinding, up bool) ovsdb.Operation {
 	return portBindingT.Update(&sbdb.PortBinding{Up: &up}, ifHeld(read), "up")
 }
+
+// SetSNATDemand asks for n SNAT port blocks for the port read, if it is
+// still bound where it was read (its host's write; southd allocates).
+func SetSNATDemand(read *sbdb.PortBinding, n int) ovsdb.Operation {
+	return portBindingT.Update(&sbdb.PortBinding{SNATDemand: &n}, ifHeld(read), "snat_demand")
+}

@@ -54,6 +54,12 @@ func (e *env) Bool(f string) bool {
 		return slices.Contains(e.w.hubs, e.chassis)
 	case "inport.eip":
 		return e.w.inport.Eip != nil
+	case "eip.gateway":
+		return e.w.inport.EipNetwork != nil && e.w.served(*e.w.inport.EipNetwork)
+	case "inport.snat":
+		return e.w.inport.Eip == nil && e.w.snat != nil
+	case "snat.gateway":
+		return e.w.snat != nil && e.w.served(e.w.snat.Network)
 	case "from.hub":
 		return slices.Contains(e.w.hubs, e.from)
 	}
@@ -216,6 +222,11 @@ func (e *env) act(st pipeline.Stage, acts []pipeline.Action, step *Step) (*walkE
 			e.internet = true
 			step.Verdict, step.Detail = "output", fmt.Sprintf("source translated to the port's EIP %s, to a gateway of %s",
 				deref(e.w.inport.Eip), deref(e.w.inport.EipNetwork))
+			return &walkEnd{action: "output"}, -1
+		case "snat":
+			e.internet = true
+			step.Verdict, step.Detail = "output", fmt.Sprintf("source translated by SNAT to one of %v and a port of the port's blocks, to a gateway of %s",
+				e.w.snat.Addresses, e.w.snat.Network)
 			return &walkEnd{action: "output"}, -1
 		case "tell_unknown":
 			step.Verdict, step.Detail = "drop", "the hub does not know "+e.target.String()+": it tells the sender"

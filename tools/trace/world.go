@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/model"
@@ -30,6 +32,23 @@ type world struct {
 	flows    map[string][]*sbdb.LogicalFlow // by datapath UUID, in the order evaluated
 	hubs     []string                       // chassis names
 	chassis  map[string]*sbdb.Chassis       // by name
+	snat     *sbdb.SNAT                     // the VPC's SNAT addresses, if any
+}
+
+// served says whether a live gateway chassis serves external network n
+// (other_config:gateway_networks, as hostd reads it).
+func (w *world) served(n string) bool {
+	for _, c := range w.chassis {
+		if !slices.Contains(c.Roles, "gateway") {
+			continue
+		}
+		for _, s := range strings.Split(c.OtherConfig["gateway_networks"], ",") {
+			if strings.TrimSpace(s) == n {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func readWorld(ctx context.Context, remotes []string, tlsc *tls.Config, port string) (*world, error) {
@@ -49,7 +68,7 @@ func readWorld(ctx context.Context, remotes []string, tlsc *tls.Config, port str
 		return nil, fmt.Errorf("no port %q in the southbound (is it declared, and accepted by northd?)", port)
 	}
 	vpc := rows[0].Vpc
-	dp, lf, h, lb, pbv := &sbdb.Datapath{}, &sbdb.LogicalFlow{}, &sbdb.Hub{}, &sbdb.LearnedBinding{}, &sbdb.PortBinding{}
+	dp, lf, h, lb, pbv, sn := &sbdb.Datapath{}, &sbdb.LogicalFlow{}, &sbdb.Hub{}, &sbdb.LearnedBinding{}, &sbdb.PortBinding{}, &sbdb.SNAT{}
 	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: remotes, TLS: tlsc, Monitor: []client.MonitorOption{
 		client.WithTable(&sbdb.Chassis{}),
 		client.WithConditionalTable(dp, []model.Condition{{Field: &dp.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}),
@@ -57,6 +76,7 @@ func readWorld(ctx context.Context, remotes []string, tlsc *tls.Config, port str
 		client.WithConditionalTable(h, []model.Condition{{Field: &h.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}),
 		client.WithConditionalTable(lb, []model.Condition{{Field: &lb.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}),
 		client.WithConditionalTable(pbv, []model.Condition{{Field: &pbv.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}),
+		client.WithConditionalTable(sn, []model.Condition{{Field: &sn.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}),
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("southbound: %w", err)
@@ -96,6 +116,9 @@ func readWorld(ctx context.Context, remotes []string, tlsc *tls.Config, port str
 			}
 			return fs[i].Match < fs[j].Match
 		})
+	}
+	for _, r := range ops.Rows[sbdb.SNAT](s) {
+		w.snat = r
 	}
 	for _, hub := range ops.Rows[sbdb.Hub](s) {
 		w.hubs = append(w.hubs, hub.Chassis...)
