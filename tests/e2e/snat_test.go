@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/sbdb"
+	"github.com/courier-sdn/courier/tools/sandbox"
+)
+
+// Distributed SNAT (#15): VMs without an EIP reach the internet through
+// their VPC's SNAT address, translated on their own host within port
+// blocks southd allocated, through stateless gateways.
+
+// snatBlocks lists the southbound's SNAT blocks as "port address:lo".
+func (e *env) snatBlocks() []string {
+	e.t.Helper()
+	m, _ := sbdb.FullDatabaseModel()
+	s, err := ops.Open(e.t.Context(), m, ops.SessionOptions{Remotes: []string{e.s.SB()}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer s.Close()
+	res, err := ops.Transact(e.t.Context(), s, ops.SelectAll(sbdb.SNATBlockTable, "logical_port", "address", "port_lo")...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, r := range res[0].Rows {
+		out = append(out, fmt.Sprintf("%v %v:%v", r["logical_port"], r["address"], r["port_lo"]))
+	}
+	return out
+}
+
+// blocksOf counts a port's blocks.
+func blocksOf(blocks []string, port string) int {
+	n := 0
+	for _, b := range blocks {
+		if strings.HasPrefix(b, port+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+// connectMany opens n TCP connections from a namespace to addr, w at a
+// time, each read to its end; it returns the errors and how many took
+// longer than a second (a SYN retransmitted).
+func connectMany(ns, addr string, n, w int) (errs map[string]int, slow int, took time.Duration) {
+	errs = map[string]int{}
+	var mu sync.Mutex
+	var slowN atomic.Int64
+	next := atomic.Int64{}
+	start := time.Now()
+	lab.Do(ns, func() error {
+		var wg sync.WaitGroup
+		for range w {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= int64(n) {
+					t0 := time.Now()
+					c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+					if err == nil {
+						buf := make([]byte, 256)
+						c.SetDeadline(time.Now().Add(5 * time.Second))
+						for err == nil {
+							_, err = c.Read(buf)
+						}
+						c.Close()
+						if errors.Is(err, io.EOF) {
+							err = nil
+						}
+					}
+					if time.Since(t0) > time.Second {
+						slowN.Add(1)
+					}
+					if err != nil {
+						mu.Lock()
+						errs[err.Error()]++
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return nil
+	})
+	return errs, int(slowN.Load()), time.Since(start)
+}
+
+func TestSNATToTheInternet(t *testing.T) {
+	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 2})
+	inet := e.s.InternetNS()
+	client := sandbox.InternetAddr.Addr().String()
+	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
+	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--", "port-add", "web", "vm2", "02:00:00:00:01:0b", "10.0.1.11")
+	e.vm("hv1", "vm1")
+	e.vm("hv2", "vm2")
+	e.nb("snat-set", "blue", "internet", "203.0.113.100", "--block", "1024")
+	serve(t, inet, 8081, "internet")
+	serve(t, e.s.VMNS("vm1"), 8080, "vm1")
+
+	t.Run("a VM without EIP reaches the internet from the VPC's SNAT address", func(t *testing.T) {
+		e.mustPing("vm1", client)
+		out, err := dial(e.s.VMNS("vm1"), client+":8081")
+		if err != nil || !strings.HasPrefix(out, "internet 203.0.113.100:") {
+			t.Fatalf("vm1 -> %s:8081: %q %v; want the server seeing 203.0.113.100", client, out, err)
+		}
+		var port int
+		fmt.Sscanf(out[len("internet 203.0.113.100:"):], "%d", &port)
+		if port < 1024 {
+			t.Errorf("translated to port %d, outside every block", port)
+		}
+		out, err = dial(e.s.VMNS("vm2"), client+":80", "GET / HTTP/1.0\r\n\r\n")
+		if err != nil || !strings.Contains(out, "hello from the internet") {
+			t.Errorf("vm2 GET http://%s/: %q %v", client, out, err)
+		}
+		if b := e.snatBlocks(); blocksOf(b, "vm1") < 1 || blocksOf(b, "vm2") < 1 {
+			t.Errorf("blocks %v: want each port to hold one", b)
+		}
+		d, err := e.dp("hv1").Dump()
+		if err != nil || !strings.Contains(strings.Join(d.EIPs, "\n"), "snat 10.0.1.10") {
+			t.Errorf("courier-dpctl --chassis hv1 eips: %q %v, want vm1's SNAT entry", d.EIPs, err)
+		}
+	})
+	t.Run("the internet cannot open a connection to a VM without EIP", func(t *testing.T) {
+		if out, err := dial(inet, "203.0.113.100:8080"); err == nil {
+			t.Errorf("internet -> 203.0.113.100:8080 answered %q", out)
+		}
+		if n, _ := pingFrom(inet, "203.0.113.100", 2); n != 0 {
+			t.Errorf("the SNAT address answered %d pings", n)
+		}
+	})
+	t.Run("20,000 connections from one VM, none refused or reset", func(t *testing.T) {
+		errs, slow, took := connectMany(e.s.VMNS("vm1"), client+":8081", 20000, 64)
+		drops := e.dropsOf("hv1")
+		b := e.snatBlocks()
+		t.Logf("20,000 connections in %v: %d took over a second (a SYN retransmitted), snat_exhausted drops %d, vm1 holds %d blocks",
+			took.Round(time.Millisecond), slow, drops["snat_exhausted"], blocksOf(b, "vm1"))
+		if len(errs) > 0 {
+			t.Errorf("errors: %v", errs)
+		}
+		if blocksOf(b, "vm1") < 20 {
+			t.Errorf("vm1 holds %d blocks of 1,024 after 20,000 connections; its host should have asked for more", blocksOf(b, "vm1"))
+		}
+	})
+	t.Run("a deleted VM's blocks are returned", func(t *testing.T) {
+		e.nb("port-del", "vm2")
+		deadline := time.Now().Add(5 * time.Second)
+		for blocksOf(e.snatBlocks(), "vm2") > 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if b := e.snatBlocks(); blocksOf(b, "vm2") > 0 {
+			t.Errorf("vm2 deleted, its blocks stay: %v", b)
+		}
+	})
+	t.Run("snat-del cuts the VPC off the internet", func(t *testing.T) {
+		e.nb("snat-del", "blue")
+		if _, err := dial(e.s.VMNS("vm1"), client+":8081"); err == nil {
+			t.Errorf("vm1 still reaches the internet")
+		}
+		if b := e.snatBlocks(); len(b) > 0 {
+			t.Errorf("blocks stay after snat-del: %v", b)
+		}
+	})
+}
