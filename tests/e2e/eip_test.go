@@ -273,9 +273,7 @@ func TestEIPStreamSurvivesAGatewayDeath(t *testing.T) {
 	if most == 0 {
 		t.Fatal("no gateway counted the stream")
 	}
-	if err := e.s.GatewayDown(busy); err != nil {
-		t.Fatal(err)
-	}
+	e.hostDown(busy)
 	t.Logf("took down %s (before:%s)", busy, seen)
 	for i := 20; i < 60; i++ {
 		echo(i)
