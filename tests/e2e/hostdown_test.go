@@ -12,6 +12,7 @@ import (
 	"github.com/courier-sdn/courier/internal/lab"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/sbdb"
+	"github.com/courier-sdn/courier/tools/sandbox"
 )
 
 // sbView is what the southbound says of a chassis and a port: the
@@ -134,5 +135,52 @@ func TestHostDownAndUpOfAHypervisor(t *testing.T) {
 	e.mustPing("b", "10.9.0.10")
 	if was, err := e.s.HostUp("hv2"); err != nil || !was {
 		t.Errorf("host-up hv2 again: was up %v, %v; want it told it was", was, err)
+	}
+}
+
+// Gateways fail and return (#15). Every gateway down: the internet has
+// no route to the EIPs left (the kernel deletes a multipath route whose
+// every next hop is dead). One back: host-up puts its next hop back, its
+// hostd is restarted as it was, and the EIP answers through it alone.
+func TestHostDownAndUpOfEveryGateway(t *testing.T) {
+	e := startOpts(t, sandbox.Options{Hosts: 1, Hubs: 1, Gateways: 2})
+	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
+	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--", "eip-add", "internet", "203.0.113.5", "--port", "vm1")
+	e.vm("hv1", "vm1")
+	inet := e.s.InternetNS()
+	if n, out := pingFrom(inet, "203.0.113.5", 3); n != 3 {
+		t.Fatalf("from the internet before: %d/3\n%s", n, out)
+	}
+	cmdline := e.hostdCmdline("gw2")
+	for _, g := range []string{"gw1", "gw2"} {
+		e.hostDown(g)
+		for _, end := range e.s.Lab().UplinkEnds(e.s.Lab().Hosts[g]) {
+			if up, err := lab.LinksUp([]lab.LinkEnd{end}); up || err != nil {
+				t.Errorf("%s is up (%v), want down", end, err)
+			}
+		}
+	}
+	if n, out := pingFrom(inet, "203.0.113.5", 2); n != 0 {
+		t.Errorf("from the internet with every gateway down: %d answered\n%s", n, out)
+	}
+	if was, err := e.s.HostUp("gw2"); err != nil || was {
+		t.Fatalf("host-up gw2: was up %v, %v", was, err)
+	}
+	if got := e.hostdCmdline("gw2"); got != cmdline {
+		t.Errorf("gw2's hostd restarted as %q, want %q", got, cmdline)
+	}
+	before := e.counters("gw2")["gw_down"]
+	// The host passes over gw1, silent to its probes, within 300 ms.
+	if !waitFor(5*time.Second, func() bool { n, _ := pingFrom(inet, "203.0.113.5", 1); return n == 1 }) {
+		t.Fatal("the EIP does not answer through gw2 after host-up gw2")
+	}
+	if n, out := pingFrom(inet, "203.0.113.5", 3); n != 3 {
+		t.Errorf("from the internet through gw2 alone: %d/3\n%s", n, out)
+	}
+	if in := e.counters("gw2")["gw_down"] - before; in == 0 {
+		t.Error("gw2 carried nothing in after host-up")
+	}
+	if !e.s.IsDown("gw1") || e.s.IsDown("gw2") {
+		t.Errorf("down: gw1 %v gw2 %v, want gw1 only", e.s.IsDown("gw1"), e.s.IsDown("gw2"))
 	}
 }
