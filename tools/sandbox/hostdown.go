@@ -19,14 +19,15 @@ import (
 // router's BFD would take it out). The kill comes first, so that hostd
 // never reports the links it loses. What stays is what a powered-off
 // machine keeps: its namespace, its VMs and their bindings, its pinned
-// data plane (which, with its links down, reaches nobody).
+// data plane (which, its links down, reaches no other host; VMs on the
+// same host still reach each other, which a real dead machine's would
+// not).
 //
-// host-up brings the links back (for a gateway, and the internet's route
-// through it, which the kernel deleted if every gateway was down), then
-// starts hostd with the arguments it
-// had (they are recorded in the run directory, HostdArgs included), and
-// returns once its data plane is loaded; southd finds it alive at its
-// next heartbeat.
+// host-up brings the links back (for a gateway, and the internet's
+// route through it, which the kernel deleted if every gateway was down),
+// then starts hostd with the arguments it had (recorded in the run
+// directory, HostdArgs included), and returns once its data plane is
+// loaded; southd finds it alive at its next heartbeat.
 
 // hostEnds are both ends of every link of host h.
 func (s *Sandbox) hostEnds(h HostState) []lab.LinkEnd {
