@@ -282,7 +282,7 @@ func TestGateway(t *testing.T) {
 	t.Run("inbound, tunnelled unchanged to the port's host", func(t *testing.T) {
 		ip := ipPacket(client, eip1, protoTCP, tcpSeg(43210, 80, "x"), 0)
 		resetSent(d)
-		r := run(t, d.objs.GwUplinkIngress, up, append(ethHdr(mac("02:aa:00:00:00:01"), mac("02:bb:00:00:00:01"), 0x0800), ip...))
+		r := run(t, d.objs.GwUplinkIngress, up, append(ethHdr(linkMAC(t, up), mac("02:bb:00:00:00:01"), 0x0800), ip...))
 		vtep, vni, ifx, _ := sent(t, d)
 		if r.verdict != actRedirect || vtep != peerA || vni != 5001 || ifx != d.vxlan {
 			t.Fatalf("verdict %d to %s vni %d ifindex %d", r.verdict, vtep, vni, ifx)
@@ -292,7 +292,7 @@ func TestGateway(t *testing.T) {
 		}
 	})
 	t.Run("the gateway's own traffic passes", func(t *testing.T) {
-		r := run(t, d.objs.GwUplinkIngress, up, append(ethHdr(mac("02:aa:00:00:00:01"), mac("02:bb:00:00:00:01"), 0x0800),
+		r := run(t, d.objs.GwUplinkIngress, up, append(ethHdr(linkMAC(t, up), mac("02:bb:00:00:00:01"), 0x0800),
 			ipPacket(client, ip4("198.51.100.1"), protoUDP, udpSeg(1, 2, "x"), 0)...))
 		if r.verdict != actOK {
 			t.Errorf("verdict %d, want TC_ACT_OK", r.verdict)

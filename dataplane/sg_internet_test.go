@@ -54,7 +54,7 @@ func TestGatewayStampsTheInternet(t *testing.T) {
 	}
 	resetSent(f.d)
 	ip := ipPacket(client, eip1, protoTCP, tcpSeg(43210, 80, "x"), 0)
-	r := run(t, f.d.objs.GwUplinkIngress, up, append(ethHdr(mac("02:aa:00:00:00:01"), mac("02:bb:00:00:00:01"), 0x0800), ip...))
+	r := run(t, f.d.objs.GwUplinkIngress, up, append(ethHdr(linkMAC(t, up), mac("02:bb:00:00:00:01"), 0x0800), ip...))
 	var tr dvrTunnelRec
 	if err := f.d.objs.TunnelOut.Lookup(uint32(0), &tr); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,8 @@
 #ifndef COURIER_GATEWAY_H
 #define COURIER_GATEWAY_H
 
+#include <linux/if_packet.h>
+
 #include "pipeline.h"
 #include "eip.h"
 #include "nat_snat.h"
@@ -55,6 +57,13 @@ __attribute__((noinline)) int gw_from_tunnel(struct __sk_buff *skb)
 SEC("tc")
 int gw_uplink_ingress(struct __sk_buff *skb)
 {
+	/* Only frames addressed to this uplink, as the kernel forwards only
+	 * PACKET_HOST (ip_forward): a frame for another MAC (a switch
+	 * flooding what was meant for a dead gateway, a capture's
+	 * promiscuous mode) is not this gateway's to carry, or two gateways
+	 * would deliver it. The stack drops it. */
+	if (skb->pkt_type != PACKET_HOST)
+		return TC_ACT_OK;
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;

@@ -2,7 +2,7 @@
 
 function __fish_courier-sandbox_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i start stop status show vm-add vm-del vm-move vm-migrate exec demo
+        if contains -- $i start stop status show vm-add vm-del vm-move vm-migrate host-down host-up exec demo
             return 1
         end
     end
@@ -38,6 +38,10 @@ complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-move' -f -l help 
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'vm-move' -d 'move a VM to another host, keeping its MAC and IP'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from vm-migrate' -f -l help -s h -d 'show help'
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'vm-migrate' -d 'live-migrate a VM to another host, its port moving with it'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from host-down' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'host-down' -d 'simulate a host\'s failure: its hostd killed, its links down on both sides'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from host-up' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'host-up' -d 'bring a host back after host-down: its links up, its hostd started as it was'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from exec' -f -l help -s h -d 'show help'
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'exec' -d 'run a command inside a VM'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from demo' -f -l help -s h -d 'show help'

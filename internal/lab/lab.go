@@ -148,10 +148,7 @@ func (l *Lab) AddHost(name string, n int) (*Host, error) {
 	if err := NewNS(h.NS); err != nil {
 		return nil, err
 	}
-	fabSide := "u-" + name
-	if len(fabSide) > 15 {
-		fabSide = fabSide[:15]
-	}
+	fabSide := fabricSide(name)
 	err := Do(l.Fabric, func() error {
 		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fabSide, MTU: 1500}, PeerName: "eth0"}); err != nil {
 			return err
@@ -197,6 +194,74 @@ func (l *Lab) AddHost(name string, n int) (*Host, error) {
 	}
 	l.Hosts[name] = h
 	return h, l.Neighbours()
+}
+
+// fabricSide is the fabric's end of a host's underlay link.
+func fabricSide(host string) string {
+	n := "u-" + host
+	if len(n) > 15 {
+		n = n[:15]
+	}
+	return n
+}
+
+// LinkEnd is one end of a link: an interface in a namespace.
+type LinkEnd struct {
+	NS, Name string
+}
+
+func (e LinkEnd) String() string { return e.NS + "/" + e.Name }
+
+// UnderlayEnds are both ends of a host's link into the fabric: its eth0
+// and the fabric bridge's port. (A lab reopened from a saved state knows
+// its hosts by name, which is all this needs.)
+func (l *Lab) UnderlayEnds(h *Host) []LinkEnd {
+	return []LinkEnd{{NS: h.NS, Name: "eth0"}, {NS: l.Fabric, Name: fabricSide(h.Name)}}
+}
+
+// SetLinks sets each end administratively up or down. Setting an end to
+// the state it is in is not an error; a missing one is.
+//
+// Equivalent to: ip -n NS link set NAME up|down, for each end.
+func SetLinks(ends []LinkEnd, up bool) error {
+	var errs []error
+	for _, e := range ends {
+		errs = append(errs, Do(e.NS, func() error {
+			lk, err := netlink.LinkByName(e.Name)
+			if err != nil {
+				return fmt.Errorf("%s: %w", e, err)
+			}
+			if up {
+				err = netlink.LinkSetUp(lk)
+			} else {
+				err = netlink.LinkSetDown(lk)
+			}
+			if err != nil {
+				return fmt.Errorf("ip -n %s link set %s %s: %w", e.NS, e.Name, map[bool]string{true: "up", false: "down"}[up], err)
+			}
+			return nil
+		}))
+	}
+	return errors.Join(errs...)
+}
+
+// LinksUp reports whether every end is administratively up.
+func LinksUp(ends []LinkEnd) (bool, error) {
+	all := true
+	for _, e := range ends {
+		err := Do(e.NS, func() error {
+			lk, err := netlink.LinkByName(e.Name)
+			if err != nil {
+				return fmt.Errorf("%s: %w", e, err)
+			}
+			all = all && lk.Attrs().Flags&net.FlagUp != 0
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+	}
+	return all, nil
 }
 
 // Neighbours writes every host's underlay neighbour entries statically, so

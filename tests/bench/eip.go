@@ -243,9 +243,9 @@ func measureEIP(p *PathResult, seconds int) error {
 
 // eipGatewayDeath pings the EIP every interval from the internet in a
 // fresh sandbox of one host and two gateways, kills the gateway that
-// carried the pings one way (dir 0 in, 1 out; as
-// TestEIPStreamSurvivesAGatewayDeath does: hostd killed, uplink and
-// underlay down), and counts the pings lost.
+// carried the pings one way (dir 0 in, 1 out) with courier-sandbox
+// host-down (hostd killed, its uplink and underlay down on both sides,
+// as TestEIPStreamSurvivesAGatewayDeath does), and counts the pings lost.
 func eipGatewayDeath(ctx context.Context, env Env, intervalMs float64, dir int) (*FailoverKill, error) {
 	sb, done, err := eipSandbox(ctx, env, "eipgw", 1)
 	if err != nil {
@@ -268,7 +268,8 @@ func eipGatewayDeath(ctx context.Context, env Env, intervalMs float64, dir int) 
 		if k.Gateway == "" {
 			return fmt.Errorf("no gateway counted the pings")
 		}
-		return sb.GatewayDown(k.Gateway)
+		_, err := sb.HostDown(k.Gateway)
+		return err
 	})
 	if err != nil {
 		return nil, err

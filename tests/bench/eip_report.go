@@ -148,7 +148,7 @@ func awaitPing(ns, dst string, timeout time.Duration) error {
 
 func (e *EIPResult) markdown(b *strings.Builder) {
 	fmt.Fprintf(b, "## EIPs (#15): the internet to a VM by its EIP, against VM to VM (%d interleaved rounds; min / median / max)\n\n", e.Rounds)
-	fmt.Fprintf(b, "One sandbox: two hosts (hv1 a hub), two gateways, the internet namespace reaching 203.0.113.0/24 by a multipath route through both (L4 hash). "+
+	fmt.Fprintf(b, "One sandbox: two hosts (hv1 a hub), two gateways, the internet namespace reaching 203.0.113.0/24 by a multipath route with a next hop on its point-to-point link to each (L4 hash). "+
 		"Both paths end in the same VM on hv1: from a VM on hv2 (its DVR, VXLAN), and from the internet by the VM's EIP (a gateway tunnels it unchanged, eip_in translates it on hv1; replies leave by eip_out to a gateway). "+
 		"Load average (1 min) %.2f before, %.2f after.\n\n", e.LoadAvg[0], e.LoadAvg[1])
 	if len(e.BelowTarget) == 0 {
@@ -170,7 +170,7 @@ func (e *EIPResult) markdown(b *strings.Builder) {
 		}
 	}
 	u := e.UplinkRTT
-	fmt.Fprintf(b, "\nThe internet's own hop (its bridge and a gateway's uplink), which the EIP path crosses and VM to VM does not: ping from the internet to gw1's uplink address, mean %.0f / %.0f / %.0f µs", u.Min, u.Med, u.Max)
+	fmt.Fprintf(b, "\nThe internet's own hop (its link to a gateway), which the EIP path crosses and VM to VM does not: ping from the internet to gw1's uplink address, mean %.0f / %.0f / %.0f µs", u.Min, u.Med, u.Max)
 	if len(e.Paths) == 2 && e.Paths[1].Stats["rtt_mean_us"].Med > u.Med {
 		fmt.Fprintf(b, "; without it, the EIP path's mean RTT would be about %.2f of VM to VM's (medians; not a target, the gateway's own ICMP answer is in it)",
 			e.Paths[0].Stats["rtt_mean_us"].Med/(e.Paths[1].Stats["rtt_mean_us"].Med-u.Med))
@@ -186,7 +186,7 @@ func (e *EIPResult) markdown(b *strings.Builder) {
 
 func (f *EIPFailover) markdown(b *strings.Builder) {
 	fmt.Fprintf(b, "\n### Loss window when a gateway dies\n\nIn a fresh sandbox each time (one host, two gateways), a ping every %.0f ms from the internet to the EIP; "+
-		"after 1 s a gateway loses its hostd and its links (uplink and underlay), as in TestEIPStreamSurvivesAGatewayDeath: alternately the one that carried the pings in and the one that carried the replies out. "+
+		"after 1 s a gateway is taken down with courier-sandbox host-down (its hostd killed, then its uplink and underlay down on both sides), as in TestEIPStreamSurvivesAGatewayDeath: alternately the one that carried the pings in and the one that carried the replies out. "+
 		"Lost pings x %.0f ms, min / median / max:\n\n", f.IntervalMs, f.IntervalMs)
 	for _, c := range []string{"in", "out", "in+out"} {
 		if s, ok := f.LossMs[c]; ok {
@@ -199,8 +199,12 @@ func (f *EIPFailover) markdown(b *strings.Builder) {
 	for i, k := range f.Samples {
 		fmt.Fprintf(b, "| %d | %s | %s | %s | %d | %d | %d | %.0f | %.0f | %v |\n", i+1, k.Gateway, k.Carried, k.Survivor, k.Sent, k.Lost, k.Dups, k.LossMs, k.SilenceMs, k.Recovered)
 	}
-	fmt.Fprintf(b, "\nThe longest silence is read from the replies' timestamps (ping -D): the blackout plus one interval, also when the sender's timer runs late on a loaded machine, which lost pings x %.0f ms does not see.\n", f.IntervalMs)
+	fmt.Fprintf(b, "\nThe longest silence is read from the replies' timestamps (ping -D): the blackout plus one interval, also when the sender's timer runs late on a loaded machine, which lost pings x %.0f ms does not see. "+
+		"A long silence with nothing lost is that timer alone: the sender stalled, anywhere in the 4 s, and the replies on either side of the gap have consecutive sequence numbers and sub-millisecond round trips.\n", f.IntervalMs)
 	fmt.Fprintf(b, "\nOut: the host passes over a gateway silent to its probes (every 100 ms; silent for 300 ms, DefaultHubDownAfter). "+
-		"In: the sandbox's internet is a Linux bridge, which, once the dead gateway's port is down, floods the frames still addressed to its MAC (the multipath route's next hop does not change: the route is through the bridge, so `ignore_routes_with_linkdown` does not apply), "+
-		"and the surviving gateway's uplink program takes any frame for an EIP whatever its destination MAC; so inbound loss here is about nothing, where a routed upstream would lose what ECMP still hashes to the dead next hop until its BFD or neighbour entry gives up.\n")
+		"In: the internet reaches each gateway over a link of its own with the multipath route's next hop on it, so the dead gateway's link going down marks its next hop dead at once "+
+		"(`ignore_routes_with_linkdown`), and the flows hashed to it move to the survivor, which serves every EIP: what is lost is what was in flight. "+
+		"That is an upstream that sees the failure as a link going down, at once; one that relies on BFD adds its detection time (typically 3 x 50-300 ms), and one with neither keeps hashing flows to the dead next hop until its neighbour entry fails. "+
+		"Before (bench/results/2026-12-02T18-36-47Z.md) the internet was one bridge: the dead gateway's next hop stayed, the bridge flooded its frames to the survivor, and the survivor's uplink program took frames for any MAC, so the inbound window read 0 ms for the wrong reason; "+
+		"the program now takes only frames addressed to it (TestGatewayTakesOnlyFramesForItsOwnMAC).\n")
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/courier-sdn/courier/dataplane"
-	"github.com/courier-sdn/courier/internal/lab"
 	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/tools/nbctl"
@@ -245,19 +244,12 @@ func mac(s string) net.HardwareAddr {
 	return m
 }
 
-// hostDown takes a host off the underlay and kills its hostd: as far as
-// the rest is concerned, the machine died.
+// hostDown takes a host down as courier-sandbox host-down does: its
+// hostd killed, its links down on both sides. As far as the rest is
+// concerned, the machine died.
 func (e *env) hostDown(host string) {
 	e.t.Helper()
-	e.s.KillHostd(host)
-	err := lab.Do(e.s.HostNS(host), func() error {
-		out, err := exec.Command("ip", "link", "set", "eth0", "down").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%v: %s", err, out)
-		}
-		return nil
-	})
-	if err != nil {
+	if _, err := e.s.HostDown(host); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -40,6 +40,9 @@ Point courier-nbctl and courier-sbctl at it with
 and run a command in a VM with
   courier-sandbox exec PORT -- ping 10.0.1.11
 
+courier-sandbox host-down HOST simulates a host's failure (its hostd
+killed, its links down), host-up its return.
+
 courier-sandbox stop removes every namespace, link, pinned object and
 process the sandbox made, also after a crash.`,
 		Flags:           []cli.Flag{runDir},
@@ -117,6 +120,9 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 						state := "hostd stopped"
 						if pid := s.HostdPID(h.Name); pid != 0 {
 							state = fmt.Sprintf("hostd pid %d", pid)
+						}
+						if h.Down {
+							state = "DOWN (links down, " + state + "; courier-sandbox host-up " + h.Name + ")"
 						}
 						fmt.Fprintf(stdout, "%s (%s, vtep %s%s): %s\n", h.Name, s.HostNS(h.Name), h.VTEP, role, state)
 					}
@@ -239,6 +245,64 @@ there, a reboot).`,
 						return nil
 					}
 					fmt.Fprintf(stdout, "%s runs on %s (QEMU downtime %s)\n", cx.Args().Get(0), cx.Args().Get(1), d)
+					return nil
+				},
+			},
+			{
+				Name:      "host-down",
+				Usage:     "simulate a host's failure: its hostd killed, its links down on both sides",
+				ArgsUsage: "HOST",
+				Description: `For a hypervisor (hv1..) or a gateway (gw1..) alike: its hostd is killed
+(SIGKILL, by the pid the sandbox recorded), then both ends of each of
+its links go down: its underlay link (eth0 in its namespace and its port
+on the fabric's bridge) and, for a gateway, its uplink (up0 and the
+internet's side, so that the internet's multipath route loses that next
+hop, as a router's BFD would take it out). Its namespace, VMs and pinned
+data plane stay, as a powered-off machine's disks would. southd declares
+its chassis dead after --dead-after; its ports are marked down but keep
+their bindings. status shows it as DOWN. Taking a host that is down down
+again is not an error (it says so).`,
+				Action: func(cx *cli.Context) error {
+					s, name, err := openHost(cx, "host-down")
+					if err != nil {
+						return err
+					}
+					was, err := s.HostDown(name)
+					if err != nil {
+						return err
+					}
+					if was {
+						fmt.Fprintf(stdout, "%s was already down (its hostd stopped, its links down)\n", name)
+					} else {
+						fmt.Fprintf(stdout, "%s is down: hostd killed, links down on both sides (courier-sandbox host-up %s brings it back)\n", name, name)
+					}
+					return nil
+				},
+			},
+			{
+				Name:      "host-up",
+				Usage:     "bring a host back after host-down: its links up, its hostd started as it was",
+				ArgsUsage: "HOST",
+				Description: `Sets both ends of each of the host's links up again and starts its hostd
+with the arguments it had, returning once its data plane is loaded;
+southd declares the chassis alive at its next heartbeat, and its ports
+come up again where they were bound. On a host that is up it changes
+nothing (it says so); one whose hostd was stopped otherwise gets it
+started.`,
+				Action: func(cx *cli.Context) error {
+					s, name, err := openHost(cx, "host-up")
+					if err != nil {
+						return err
+					}
+					was, err := s.HostUp(name)
+					if err != nil {
+						return err
+					}
+					if was {
+						fmt.Fprintf(stdout, "%s was already up\n", name)
+					} else {
+						fmt.Fprintf(stdout, "%s is up: links up, hostd pid %d\n", name, s.HostdPID(name))
+					}
 					return nil
 				},
 			},
@@ -379,6 +443,22 @@ func guestExec(ctx context.Context, s *Sandbox, port string, cmd []string, stdou
 		return cli.Exit("", status)
 	}
 	return nil
+}
+
+// openHost opens the sandbox for a command taking one HOST argument.
+func openHost(cx *cli.Context, cmd string) (*Sandbox, string, error) {
+	if cx.NArg() != 1 {
+		return nil, "", fmt.Errorf("usage: courier-sandbox %s HOST", cmd)
+	}
+	s, err := Open(cx.String("run-dir"))
+	if err != nil {
+		return nil, "", err
+	}
+	name := cx.Args().First()
+	if _, err := s.host(name); err != nil {
+		return nil, "", err
+	}
+	return s, name, nil
 }
 
 func lookPath(name string) (string, error) {

@@ -153,16 +153,3 @@ func (s *Sandbox) printInternet(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n  courier-nbctl eip-add %s 203.0.113.5 --port PORT; courier-sandbox exec internet -- ping 203.0.113.5\n", InternetName)
 }
-
-// GatewayDown simulates a gateway's death: its hostd killed, its uplink
-// and underlay links down.
-func (s *Sandbox) GatewayDown(name string) error {
-	h, err := s.host(name)
-	if err != nil || !h.Gateway {
-		return fmt.Errorf("no gateway %q in the sandbox", name)
-	}
-	if err := s.KillHostd(name); err != nil {
-		return err
-	}
-	return s.lab.GatewayDown(s.lab.Hosts[name])
-}

@@ -70,6 +70,9 @@ type State struct {
 	TLS     *TLSState       `json:"tls,omitempty"`
 	// Internet, with gateways (internet.go)
 	Internet *InternetState `json:"internet,omitempty"`
+	// HostdArgs are added to every hostd's command line (Options), kept
+	// so that a hostd started later (host-up) gets them too.
+	HostdArgs []string `json:"hostd_args,omitempty"`
 }
 
 // HostState is one hypervisor.
@@ -80,6 +83,8 @@ type HostState struct {
 	Hub  bool   `json:"hub"`
 	// Gateway: a gateway of the internet (internet.go), not a hypervisor
 	Gateway bool `json:"gateway,omitempty"`
+	// Down: host-down took it down (hostdown.go)
+	Down bool `json:"down,omitempty"`
 }
 
 // VMSt is one VM.
@@ -157,7 +162,7 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 		os.Remove(filepath.Join(o.RunDir, f))
 	}
 	s := &Sandbox{RunDir: o.RunDir, log: o.Log, args: o.HostdArgs, State: State{Prefix: o.Prefix, BinDir: o.BinDir,
-		PinRoot: filepath.Join(dataplane.DefaultPinRoot, "sandbox-"+o.Prefix), VMs: map[string]VMSt{}}}
+		PinRoot: filepath.Join(dataplane.DefaultPinRoot, "sandbox-"+o.Prefix), VMs: map[string]VMSt{}, HostdArgs: o.HostdArgs}}
 	fail := func(err error) (*Sandbox, error) {
 		s.Stop()
 		return nil, err
@@ -232,6 +237,7 @@ func Open(runDir string) (*Sandbox, error) {
 	if s.State.VMs == nil {
 		s.State.VMs = map[string]VMSt{}
 	}
+	s.args = s.State.HostdArgs
 	s.ctl = ctlConfig(runDir, s.State.BinDir, 0, s.State.TLS)
 	s.lab = &lab.Lab{Prefix: s.State.Prefix, Fabric: s.State.Prefix + "fabric", Hosts: map[string]*lab.Host{}, VMs: map[string]*lab.VM{}}
 	for _, h := range s.State.Hosts {
@@ -246,12 +252,16 @@ func Open(runDir string) (*Sandbox, error) {
 func (s *Sandbox) SetLog(l *slog.Logger) { s.log = l; s.ctl.Log = l }
 
 func (s *Sandbox) host(name string) (HostState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
 	for _, h := range s.State.Hosts {
 		if h.Name == name {
 			return h, nil
 		}
+		names = append(names, h.Name)
 	}
-	return HostState{}, fmt.Errorf("no host %q in the sandbox (hosts are hv1..hv%d)", name, len(s.State.Hosts))
+	return HostState{}, fmt.Errorf("no host %q in the sandbox (its hosts: %s)", name, strings.Join(names, " "))
 }
 
 // NB and SB are the databases' remotes.
@@ -386,8 +396,10 @@ func (s *Sandbox) AddVM(ctx context.Context, host, port string) error {
 // AddVMWith is AddVM with options: a DHCP client instead of addresses
 // set by hand, another MTU.
 func (s *Sandbox) AddVMWith(ctx context.Context, host, port string, o VMOptions) error {
-	if _, err := s.host(host); err != nil {
+	if h, err := s.host(host); err != nil {
 		return err
+	} else if h.Down {
+		return fmt.Errorf("host %s is down (courier-sandbox host-up %s)", host, host)
 	}
 	s.mu.Lock()
 	vm, ok := s.State.VMs[port]

@@ -1,0 +1,46 @@
+package sandbox
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// host-down and host-up refuse a host the sandbox does not have, naming
+// the ones it has, before touching anything; and a recorded sandbox
+// keeps its hostd arguments for the hostd host-up starts. No root
+// needed: the state is a file.
+func TestHostDownRefusesUnknownHosts(t *testing.T) {
+	dir := t.TempDir()
+	st := State{Prefix: "cx-", Hosts: []HostState{{Name: "hv1", VTEP: "192.168.100.1"}, {Name: "gw1", VTEP: "192.168.100.201", Gateway: true}},
+		HostdArgs: []string{"--refresh", "1ms"}}
+	b, _ := json.Marshal(st)
+	if err := os.WriteFile(filepath.Join(dir, "sandbox.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"host-down", "hv9"}, `no host "hv9" in the sandbox (its hosts: hv1 gw1)`},
+		{[]string{"host-up", "gw7"}, `no host "gw7" in the sandbox (its hosts: hv1 gw1)`},
+		{[]string{"host-down"}, "usage: courier-sandbox host-down HOST"},
+		{[]string{"host-up", "hv1", "gw1"}, "usage: courier-sandbox host-up HOST"},
+	} {
+		var out bytes.Buffer
+		err := App(&out).Run(append([]string{"courier-sandbox", "--run-dir", dir}, c.args...))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(s.args, " ") != "--refresh 1ms" {
+		t.Errorf("reopened sandbox's hostd arguments %q, want those it was started with", s.args)
+	}
+}
