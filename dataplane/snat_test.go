@@ -248,7 +248,7 @@ func TestGatewaySNAT(t *testing.T) {
 	d := f.d
 	inbound := func(ip []byte) (runResult, netip.Addr) {
 		resetSent(d)
-		r := run(t, d.objs.GwUplinkIngress, up, append(ethHdr(mac("02:aa:00:00:00:01"), mac("02:bb:00:00:00:01"), 0x0800), ip...))
+		r := run(t, d.objs.GwUplinkIngress, up, append(ethHdr(linkMAC(t, up), mac("02:bb:00:00:00:01"), 0x0800), ip...))
 		vtep, _, _, _ := sent(t, d)
 		return r, vtep
 	}
