@@ -3,12 +3,16 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
 
+	"github.com/courier-sdn/courier/internal/daemon"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
@@ -17,12 +21,14 @@ import (
 // session that had lived a minute, so after a few short database restarts
 // the daemons waited 8-10 s to reach servers that had been back for
 // milliseconds. Both databases are restarted ten times in a row; each
-// time, a --wait=hv port-add must be applied by every host soon after the
-// servers are back. The target is 2 s; the bound is 1 s because a daemon
-// that never resets its backoff still reaches its cap (2 s, each wait
-// drawn from 1-2 s) and would pass a 2 s bound. Here it takes 0.1-0.2 s.
+// time, a --wait=hv port-add must be applied by every host. What is
+// checked is the behaviour, not a time (which a loaded machine would
+// stretch): every session that ended after it was established was
+// retried after at most the first backoff (each host's log says how long
+// it waited), and every host saw every outage. The time each round took
+// is logged (0.1-0.2 s here).
 func TestReconnectStaysFastAcrossRestarts(t *testing.T) {
-	const rounds, bound = 10, time.Second
+	const rounds = 10
 	e := start(t, 2, 1)
 	e.nb("vpc-add", "r", "--", "vxnet-add", "r", "x", "10.3.0.0/24")
 	// The outages must meet established sessions: a hostd started a
@@ -68,11 +74,44 @@ func TestReconnectStaysFastAcrossRestarts(t *testing.T) {
 	sorted := slices.Sorted(slices.Values(took))
 	t.Logf("%d restarts of both databases: min %v, median %v, max %v", rounds,
 		sorted[0].Round(time.Millisecond), sorted[rounds/2].Round(time.Millisecond), sorted[rounds-1].Round(time.Millisecond))
-	for i, d := range took {
-		if d > bound {
-			t.Errorf("restart %d: %v to apply a change after the servers were back, want within %v", i+1, d, bound)
+	for _, host := range []string{"hv1", "hv2"} {
+		waits := e.reconnectWaits(host)
+		if len(waits) < rounds {
+			t.Errorf("%s's log shows %d established sessions ending, want at least %d (one per outage)", host, len(waits), rounds)
+		}
+		for i, w := range waits {
+			if w > daemon.DefaultFirstBackoff {
+				t.Errorf("%s: established session %d ended and was retried after %v, more than the first backoff %v: the backoff was not reset",
+					host, i+1, w, daemon.DefaultFirstBackoff)
+			}
 		}
 	}
+}
+
+// reconnectWaits reads from a host's hostd log how long it waited before
+// reconnecting each session that ended after it was established.
+func (e *env) reconnectWaits(host string) []time.Duration {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.s.RunDir, "hostd-"+host+".log"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []time.Duration
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.Contains(l, "ended; reconnecting") || !strings.Contains(l, "established=true") {
+			continue
+		}
+		_, in, ok := strings.Cut(l, " in=")
+		if !ok {
+			e.t.Fatalf("%s: a reconnect line without its wait: %s", host, l)
+		}
+		d, err := time.ParseDuration(strings.Fields(in)[0])
+		if err != nil {
+			e.t.Fatalf("%s: wait in %q: %v", host, l, err)
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // hostsApplied says whether every host has applied the southbound's
