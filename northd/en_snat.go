@@ -6,7 +6,9 @@ package northd
 // the topology does (a VPC's key); it reports the VPC keys whose
 // southbound SNAT row must change.
 
-// runSNAT compiles every configuration.
+// runSNAT compiles every configuration. It runs at most once per engine
+// run: by then every input is current, and a second compile would take
+// the first one's result as the previous state and lose what changed.
 func (n *compiler) runSNAT() {
 	n.snat = compileSNAT(n.nb, n.topo, n.eips, n.snat)
 	n.snatRan = true
@@ -20,7 +22,7 @@ func (n *compiler) clearSNAT() {
 
 // snatHandleNB: a SNAT row, a VPC's snat, a network or an EIP changed.
 func (n *compiler) snatHandleNB() bool {
-	if n.nbDelta.snat || n.nbDelta.eips {
+	if (n.nbDelta.snat || n.nbDelta.eips) && !n.snatRan {
 		n.runSNAT()
 	}
 	return true
@@ -28,7 +30,7 @@ func (n *compiler) snatHandleNB() bool {
 
 // snatHandleTopology: a VPC added, deleted or renumbered.
 func (n *compiler) snatHandleTopology() bool {
-	if len(n.topo.changedVPCs) > 0 {
+	if len(n.topo.changedVPCs) > 0 && !n.snatRan {
 		n.runSNAT()
 	}
 	return true

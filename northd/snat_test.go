@@ -113,3 +113,33 @@ func TestSNATCompile(t *testing.T) {
 		}
 	}
 }
+
+// Regression: deleting a VPC with SNAT (its SNAT row goes with it)
+// compiled the configurations twice in one run (once for the rows, once
+// for the topology), the second compile taking the first's result as
+// the previous state: the VPC's southbound SNAT row was never marked
+// for deletion and stayed.
+func TestSNATRowOfADeletedVPCIsDeleted(t *testing.T) {
+	nb := newFakeNB()
+	net := &nbdb.ExternalNetwork{UUID: "net-pub", Name: "internet", Kind: "public", Cidrs: []string{"203.0.113.0/24"}}
+	s := &nbdb.SNAT{UUID: "s-a", ExternalNetwork: net.UUID, Addresses: []string{"203.0.113.10"}}
+	vpc := &nbdb.VPC{UUID: "vpc-a", Name: "a", SNAT: &s.UUID}
+	nb.put(nbdb.ExternalNetworkTable, net)
+	nb.put(nbdb.SNATTable, s)
+	nb.put(nbdb.VPCTable, vpc)
+	n := newCompiler()
+	n.pendingNB = nb.drain()
+	n.run(true)
+	key := n.topo.vpcs[vpc.UUID].key
+	if n.snat.sbRow(key) == nil {
+		t.Fatal("no southbound SNAT row compiled")
+	}
+	n.consumed()
+	nb.del(nbdb.SNATTable, s.UUID)
+	nb.del(nbdb.VPCTable, vpc.UUID)
+	n.pendingNB.Merge(nb.drain())
+	n.run(false)
+	if !n.out.snats[key] && !n.out.full {
+		t.Fatalf("the deleted VPC's SNAT row (key %d) is not marked for writing: %v", key, n.out.snats)
+	}
+}
