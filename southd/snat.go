@@ -48,6 +48,7 @@ func (d *Daemon) allocateSNAT(ctx context.Context) error {
 		for i, b := range inserted {
 			x.committed(b, res[at[i]].UUID.GoUUID)
 		}
+		d.m.snatWrites.Add(float64(len(txn)))
 		txn, inserted, at = txn[:0], inserted[:0], at[:0]
 		return nil
 	}
@@ -66,7 +67,6 @@ func (d *Daemon) allocateSNAT(ctx context.Context) error {
 				txn = append(txn, sbops.InsertSNATBlock(&sbdb.SNATBlock{Vpc: b.Vpc, LogicalPort: b.LogicalPort,
 					Address: b.Address, PortLo: b.PortLo, PortHi: b.PortHi}))
 			}
-			d.m.snatWrites.Add(float64(len(p.deletes) + len(p.inserts)))
 			if len(txn) >= maxSNATOps {
 				if err := flush(); err != nil {
 					return err
