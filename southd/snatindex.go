@@ -283,6 +283,42 @@ func (x *snatIndex) allocate(v int) snatPlan {
 		rules.SortAddrs(addrs)
 		p.total = len(addrs) * rules.SNATBlocksPerAddress(s.BlockSize)
 	}
+	held := x.keep(v, s, addrs, want, &p)
+	if s == nil {
+		return p
+	}
+	names := make([]string, 0, len(want))
+	for name := range want {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	x.fill(v, s, addrs, names, want, held, &p)
+	for _, name := range names {
+		p.used += len(held[name])
+		if n := want[name] - len(held[name]); n > 0 {
+			p.short[name] = n
+		}
+	}
+	return p
+}
+
+// wake marks dirty the other VPCs with ports lacking blocks that could
+// use blocks v freed: an address passing from one VPC to another is
+// freed by the first after the second found it taken.
+func (x *snatIndex) wake(v int, freed []*sbdb.SNATBlock) {
+	for w := range x.short {
+		if s := x.snats[w]; w != v && s != nil && slices.ContainsFunc(freed, func(b *sbdb.SNATBlock) bool {
+			return slices.Contains(s.Addresses, b.Address)
+		}) {
+			x.dirty[w] = true
+		}
+	}
+}
+
+// keep frees every block of VPC v but those each eligible port keeps:
+// up to its demand of its valid blocks, those sorting first. It returns
+// the blocks kept, by port.
+func (x *snatIndex) keep(v int, s *sbdb.SNAT, addrs []string, want map[string]int, p *snatPlan) map[string][]*sbdb.SNATBlock {
 	held := map[string][]*sbdb.SNATBlock{}
 	for _, b := range x.blocks[v] {
 		if s != nil && want[b.LogicalPort] > 0 && slices.Contains(addrs, b.Address) && validBlock(b, s.BlockSize) {
@@ -304,21 +340,19 @@ func (x *snatIndex) allocate(v int) snatPlan {
 		x.delBlock(b.UUID)
 	}
 	x.wake(v, p.deletes)
-	if s == nil {
-		return p
-	}
-	names := make([]string, 0, len(want))
-	for name := range want {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	return held
+}
+
+// fill gives the ports lacking blocks the lowest free ones: first every
+// port without any its first, in name order, then further ones.
+func (x *snatIndex) fill(v int, s *sbdb.SNAT, addrs, names []string, want map[string]int, held map[string][]*sbdb.SNATBlock, p *snatPlan) {
 	next := x.cursor(addrs, s.BlockSize)
 	for _, first := range []bool{true, false} {
 		for _, name := range names {
 			for len(held[name]) < want[name] && !(first && len(held[name]) > 0) {
 				addr, lo, ok := next()
 				if !ok {
-					break
+					return
 				}
 				x.seq++
 				b := &sbdb.SNATBlock{UUID: newBlockName(x.seq), Vpc: v, LogicalPort: name, Address: addr, PortLo: lo, PortHi: lo + s.BlockSize - 1}
@@ -326,26 +360,6 @@ func (x *snatIndex) allocate(v int) snatPlan {
 				p.inserts = append(p.inserts, b)
 				held[name] = append(held[name], b)
 			}
-		}
-	}
-	for _, name := range names {
-		p.used += len(held[name])
-		if n := want[name] - len(held[name]); n > 0 {
-			p.short[name] = n
-		}
-	}
-	return p
-}
-
-// wake marks dirty the other VPCs with ports lacking blocks that could
-// use blocks v freed: an address passing from one VPC to another is
-// freed by the first after the second found it taken.
-func (x *snatIndex) wake(v int, freed []*sbdb.SNATBlock) {
-	for w := range x.short {
-		if s := x.snats[w]; w != v && s != nil && slices.ContainsFunc(freed, func(b *sbdb.SNATBlock) bool {
-			return slices.Contains(s.Addresses, b.Address)
-		}) {
-			x.dirty[w] = true
 		}
 	}
 }
