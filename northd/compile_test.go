@@ -138,6 +138,13 @@ func (f *fakeNB) writeStatuses(n *compiler) {
 			f.put(nbdb.PortTable, &row)
 		}
 	}
+	for u, m := range f.rows[nbdb.SNATTable] {
+		row := *m.(*nbdb.SNAT)
+		if want := n.snat.status(u); want != nil && !reflect.DeepEqual(row.Status, want) {
+			row.Status = want
+			f.put(nbdb.SNATTable, &row)
+		}
+	}
 	for u, m := range f.rows[nbdb.SecurityGroupTable] {
 		row := *m.(*nbdb.SecurityGroup)
 		if d := f.groupsDirty; d != nil && !d.full && !d.nbSG[u] {
@@ -207,6 +214,13 @@ func southbound(n *compiler) string {
 	}
 	for u := range n.eips.nets {
 		lines = append(lines, fmt.Sprintf("extnet %s %v", u, n.eips.netStatus(u)))
+	}
+	for u := range n.snat.rows {
+		lines = append(lines, fmt.Sprintf("snat %s %v", u, n.snat.status(u)))
+	}
+	for k := range n.snat.byKey {
+		s := n.snat.sbRow(k)
+		lines = append(lines, fmt.Sprintf("sb-snat vpc=%d net=%s addrs=%v block=%d", s.Vpc, s.Network, s.Addresses, s.BlockSize))
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
@@ -288,6 +302,10 @@ func (g *generator) step() {
 		g.eipStep()
 		return
 	}
+	if r.Intn(8) == 0 {
+		g.snatStep()
+		return
+	}
 	switch k := r.Intn(100); {
 	case k < 8: // add a VPC
 		g.nb.put(nbdb.VPCTable, &nbdb.VPC{UUID: g.nb.uuid(), Name: fmt.Sprintf("vpc%d", g.nb.seq)})
@@ -304,6 +322,9 @@ func (g *generator) step() {
 			}
 			for _, rt := range vpc.Routes {
 				g.nb.del(nbdb.RouteTable, rt)
+			}
+			if vpc.SNAT != nil {
+				g.nb.del(nbdb.SNATTable, *vpc.SNAT)
 			}
 			g.nb.del(nbdb.VPCTable, u)
 		}

@@ -11,6 +11,7 @@ import (
 //	nb ──► topology ──► ports ──► output
 //	 │        │  ├────► lflows ──►  ▲
 //	 │        │  └────► identities ►│
+//	 │        ├──► eips ──► snat ─► │
 //	 │        └──────────────────►  │
 //	 └───────────────(statuses)──►  │
 //	sb ─────────────────────────────┘
@@ -47,14 +48,16 @@ type compiler struct {
 
 	eng                                          *engine.Engine
 	nbNode, sbNode, topoNode, portNode, flowNode *engine.Node
-	outNode, identNode, eipNode                  *engine.Node
+	outNode, identNode, eipNode, snatNode        *engine.Node
 	eips                                         *eipTable
 	eipsRan                                      bool // the eips node ran in this run
+	snat                                         *snatTable
+	snatRan                                      bool // the snat node ran in this run
 }
 
 // newCompiler builds the views and wires the engine graph.
 func newCompiler() *compiler {
-	n := &compiler{nb: newNBView(), sb: newSBView(), topo: newTopology(), ports: newPortTable(0), eips: newEIPTable(),
+	n := &compiler{nb: newNBView(), sb: newSBView(), topo: newTopology(), ports: newPortTable(0), eips: newEIPTable(), snat: newSNATTable(),
 		flows: newFlowTable(), idents: newIdentities(), out: newDirtySet(), nbDelta: newDelta()}
 	n.prevT = n.topo
 
@@ -80,6 +83,11 @@ func newCompiler() *compiler {
 	n.eipNode.AddInput(n.topoNode, n.eipsHandleTopology)
 	n.eipNode.AddInput(n.portNode, n.eipsHandlePorts)
 
+	n.snatNode = engine.NewNode("snat", n.runSNAT, n.clearSNAT)
+	n.snatNode.AddInput(n.nbNode, n.snatHandleNB)
+	n.snatNode.AddInput(n.topoNode, n.snatHandleTopology)
+	n.snatNode.AddInput(n.eipNode, n.snatHandleEIPs)
+
 	n.outNode = engine.NewNode("output", n.runOutput, nil)
 	n.outNode.AddInput(n.nbNode, n.outputHandleNB)
 	n.outNode.AddInput(n.sbNode, n.outputHandleSB)
@@ -88,9 +96,10 @@ func newCompiler() *compiler {
 	n.outNode.AddInput(n.flowNode, n.outputHandleLflows)
 	n.outNode.AddInput(n.identNode, n.outputHandleIdentities)
 	n.outNode.AddInput(n.eipNode, n.outputHandleEIPs)
+	n.outNode.AddInput(n.snatNode, n.outputHandleSNAT)
 
 	var err error
-	n.eng, err = engine.New(n.nbNode, n.sbNode, n.topoNode, n.portNode, n.flowNode, n.identNode, n.eipNode, n.outNode)
+	n.eng, err = engine.New(n.nbNode, n.sbNode, n.topoNode, n.portNode, n.flowNode, n.identNode, n.eipNode, n.snatNode, n.outNode)
 	if err != nil {
 		panic(err) // the graph above is static
 	}

@@ -85,7 +85,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
-var sbTables = []model.Model{&sbdb.SBGlobal{}, &sbdb.Datapath{}, &sbdb.LogicalFlow{}}
+var sbTables = []model.Model{&sbdb.SBGlobal{}, &sbdb.Datapath{}, &sbdb.LogicalFlow{}, &sbdb.SNAT{}}
 
 func monitorAll(ms []model.Model) []client.MonitorOption {
 	var out []client.MonitorOption

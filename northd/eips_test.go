@@ -156,3 +156,34 @@ func TestEIPsCompile(t *testing.T) {
 		t.Errorf("EIP of a port refused since: %v", st)
 	}
 }
+
+// Regression: an EIP unbound in the same transaction as a topology
+// change (a VPC added) compiled twice in one run, the second compile
+// taking the first's result as the previous state, and the port's
+// binding was never marked for writing: it kept the EIP in the
+// southbound.
+func TestEIPUnboundWithATopologyChangeReachesTheBinding(t *testing.T) {
+	nb := newFakeNB()
+	vpc := &nbdb.VPC{UUID: nb.uuid(), Name: "blue"}
+	vx := &nbdb.Vxnet{UUID: nb.uuid(), Name: "web", Cidr: "10.0.1.0/24"}
+	p1 := &nbdb.Port{UUID: nb.uuid(), Name: "vm1", MAC: "02:00:00:00:01:05", IPs: []string{"10.0.1.5"}}
+	vx.Ports, vpc.Vxnets = []string{p1.UUID}, []string{vx.UUID}
+	e := &nbdb.EIP{UUID: nb.uuid(), Address: "203.0.113.10", Port: &p1.UUID}
+	net := &nbdb.ExternalNetwork{UUID: nb.uuid(), Name: "internet", Kind: "public", Cidrs: []string{"203.0.113.0/24"}, Eips: []string{e.UUID}}
+	for table, row := range map[string]any{nbdb.VPCTable: vpc, nbdb.VxnetTable: vx, nbdb.PortTable: p1, nbdb.EIPTable: e, nbdb.ExternalNetworkTable: net} {
+		nb.put(table, row)
+	}
+	n := newCompiler()
+	n.pendingNB = nb.drain()
+	n.run(true)
+	n.consumed()
+	cp := *e
+	cp.Port = nil
+	nb.put(nbdb.EIPTable, &cp)
+	nb.put(nbdb.VPCTable, &nbdb.VPC{UUID: nb.uuid(), Name: "red"})
+	n.pendingNB.Merge(nb.drain())
+	n.run(false)
+	if !n.out.ports["vm1"] && !n.out.full {
+		t.Fatalf("vm1's binding, whose EIP was unbound, is not marked for writing (out.ports %v)", n.out.ports)
+	}
+}

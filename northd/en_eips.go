@@ -5,7 +5,10 @@ package northd
 // an EIP changes (its addresses, its refusal), or when the topology
 // does; it reports the ports whose binding must carry another EIP.
 
-// runEIPs compiles every network and EIP.
+// runEIPs compiles every network and EIP. It runs at most once per
+// engine run: by then every input is current, and a second compile would
+// take the first one's result as the previous state and lose the ports
+// whose binding changed.
 func (n *compiler) runEIPs() {
 	n.eips = compileEIPs(n.nb, n.ports, n.eips)
 	n.eipsRan = true
@@ -19,7 +22,7 @@ func (n *compiler) clearEIPs() {
 
 // eipsHandleNB: a network or EIP changed.
 func (n *compiler) eipsHandleNB() bool {
-	if n.nbDelta.eips {
+	if n.nbDelta.eips && !n.eipsRan {
 		n.runEIPs()
 	}
 	return true
@@ -29,7 +32,7 @@ func (n *compiler) eipsHandleNB() bool {
 // it, may have gained or lost its gateway path.
 func (n *compiler) eipsHandlePorts() bool {
 	for u := range n.ports.changed {
-		if n.nb.portEIPs[u] > 0 {
+		if n.nb.portEIPs[u] > 0 && !n.eipsRan {
 			n.runEIPs()
 			return true
 		}
@@ -40,7 +43,7 @@ func (n *compiler) eipsHandlePorts() bool {
 // eipsHandleTopology: a vxnet or VPC refused or accepted changes its
 // ports (through the ports node); recompiling here too is cheap.
 func (n *compiler) eipsHandleTopology() bool {
-	if len(n.topo.changedVPCs)+len(n.topo.changedVxnets) > 0 {
+	if len(n.topo.changedVPCs)+len(n.topo.changedVxnets) > 0 && !n.eipsRan {
 		n.runEIPs()
 	}
 	return true

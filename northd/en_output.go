@@ -44,6 +44,9 @@ func (n *compiler) outputHandleSB() bool {
 	for k := range n.sbDirty.flowDPs {
 		n.out.flowDPs[k] = true
 	}
+	for k := range n.sbDirty.snats {
+		n.out.snats[k] = true
+	}
 	return true
 }
 

@@ -44,6 +44,9 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 		for u := range n.nb.eips {
 			d.nbEIP[u] = true
 		}
+		for u := range n.nb.snats {
+			d.nbSNAT[u] = true
+		}
 	}
 	var b batch
 	flush := func() error {
@@ -110,6 +113,9 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 		return err
 	}
 	if err := n.writeEIPStatuses(c, d, add, refused); err != nil {
+		return err
+	}
+	if err := n.writeSNATStatuses(c, d, add, refused); err != nil {
 		return err
 	}
 	if g := n.nb.global; g != nil && g.SbCfg != ackCfg {

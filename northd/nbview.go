@@ -35,6 +35,8 @@ type nbView struct {
 	eipNet   map[string]string // EIP UUID -> network UUID
 	netEIPs  map[string]map[string]bool
 	portEIPs map[string]int // port UUID -> how many EIPs name it
+	// VPCs' SNAT configurations (snat.go), by UUID
+	snats map[string]*nbdb.SNAT
 }
 
 // nbDelta is what one batch of changes touched.
@@ -51,6 +53,8 @@ type nbDelta struct {
 	sgStatus, ruleStatus map[string]bool
 	// eips: an external network or EIP changed
 	eips bool
+	// snat: a SNAT row changed, or a VPC's snat or name
+	snat bool
 	// old rows of deleted or changed ports, for the claims they held
 	oldPorts map[string]*nbdb.Port
 	// ports whose only change is to columns that do not compile (status,
@@ -70,6 +74,7 @@ func newNBView() *nbView {
 		ruleSG: map[string]string{}, sgRules: map[string]map[string]bool{},
 		extnets: map[string]*nbdb.ExternalNetwork{}, eips: map[string]*nbdb.EIP{},
 		eipNet: map[string]string{}, netEIPs: map[string]map[string]bool{}, portEIPs: map[string]int{},
+		snats: map[string]*nbdb.SNAT{},
 	}
 }
 
@@ -80,7 +85,7 @@ func newDelta() *nbDelta {
 }
 
 func (d *nbDelta) empty() bool {
-	return !d.global && !d.groups && !d.eips && len(d.vpcs) == 0 && len(d.vxnets) == 0 && len(d.ports) == 0 && len(d.routes) == 0 &&
+	return !d.global && !d.groups && !d.eips && !d.snat && len(d.vpcs) == 0 && len(d.vxnets) == 0 && len(d.ports) == 0 && len(d.routes) == 0 &&
 		len(d.sgStatus) == 0 && len(d.ruleStatus) == 0
 }
 
@@ -144,8 +149,19 @@ func (v *nbView) apply(ch ops.Changes) *nbDelta {
 	}
 	v.applyGroups(ch, d)
 	v.applyEIPs(ch, d)
+	for u, c := range ch.Table(nbdb.SNATTable) {
+		d.snat = true
+		if c.New == nil {
+			delete(v.snats, u)
+		} else {
+			v.snats[u] = c.New.(*nbdb.SNAT)
+		}
+	}
 	for u, c := range ch.Table(nbdb.VPCTable) {
 		d.vpcs[u] = true
+		if old, vpc := v.vpcs[u], asVPC(c.New); snatMoved(old, vpc) {
+			d.snat = true
+		}
 		var vxs, rts, sgs []string
 		if c.New == nil {
 			delete(v.vpcs, u)
@@ -249,6 +265,27 @@ func (v *nbView) routesOf(vpc string) []string {
 		out = append(out, r)
 	}
 	return out
+}
+
+func asVPC(m any) *nbdb.VPC {
+	if m == nil {
+		return nil
+	}
+	return m.(*nbdb.VPC)
+}
+
+// snatMoved: a VPC's change matters to the SNAT configurations (it has
+// one, had one, and its name or configuration changed).
+func snatMoved(old, now *nbdb.VPC) bool {
+	switch {
+	case old == nil && now == nil:
+		return false
+	case old == nil:
+		return now.SNAT != nil
+	case now == nil:
+		return old.SNAT != nil
+	}
+	return (old.SNAT != nil || now.SNAT != nil) && (!equalPtr(old.SNAT, now.SNAT) || old.Name != now.Name)
 }
 
 func vxnetEqualButPorts(a, b *nbdb.Vxnet) bool {

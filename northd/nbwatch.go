@@ -52,6 +52,7 @@ var nbWatchTables = []struct {
 	{nbdb.SecurityGroupRuleTable, &nbdb.SecurityGroupRule{}},
 	{nbdb.ExternalNetworkTable, &nbdb.ExternalNetwork{}},
 	{nbdb.EIPTable, &nbdb.EIP{}},
+	{nbdb.SNATTable, &nbdb.SNAT{}},
 }
 
 // nbRuntimeColumns are runtime facts that southd writes into the

@@ -45,18 +45,20 @@ type dirtySet struct {
 	// NB rows whose status may need writing, by table
 	nbVPC, nbVxnet, nbRoute, nbPort map[string]bool
 	nbSG, nbSGRule                  map[string]bool
-	nbExtnet, nbEIP                 map[string]bool
+	nbExtnet, nbEIP, nbSNAT         map[string]bool
+	snats                           map[int]bool // SB SNAT rows, by VPC key
 }
 
 func newDirtySet() *dirtySet {
 	return &dirtySet{dps: map[string]bool{}, ports: map[string]bool{}, flowDPs: map[string]bool{}, flowStages: map[string]map[string]bool{},
 		nbVPC: map[string]bool{}, nbVxnet: map[string]bool{}, nbRoute: map[string]bool{}, nbPort: map[string]bool{},
-		nbSG: map[string]bool{}, nbSGRule: map[string]bool{}, nbExtnet: map[string]bool{}, nbEIP: map[string]bool{}}
+		nbSG: map[string]bool{}, nbSGRule: map[string]bool{}, nbExtnet: map[string]bool{}, nbEIP: map[string]bool{},
+		nbSNAT: map[string]bool{}, snats: map[int]bool{}}
 }
 
 func (d *dirtySet) empty() bool {
 	return !d.full && len(d.dps)+len(d.ports)+len(d.flowDPs)+len(d.flowStages)+len(d.nbVPC)+len(d.nbVxnet)+len(d.nbRoute)+len(d.nbPort)+
-		len(d.nbSG)+len(d.nbSGRule)+len(d.nbExtnet)+len(d.nbEIP) == 0
+		len(d.nbSG)+len(d.nbSGRule)+len(d.nbExtnet)+len(d.nbEIP)+len(d.nbSNAT)+len(d.snats) == 0
 }
 
 // desiredDP is the southbound datapath for a name, or nil.
@@ -133,6 +135,7 @@ func (n *compiler) writeSB(ctx context.Context, txn ops.Transactor, d *dirtySet,
 	if err := n.syncBindings(ctx, w, d); err != nil {
 		return w.txns, err
 	}
+	n.syncSNATs(w, d)
 	v := n.sb
 	for _, dp := range dpDeletes {
 		row := dp
@@ -168,6 +171,12 @@ func (n *compiler) markAllSB(d *dirtySet) {
 	}
 	for name := range n.ports.names {
 		d.ports[name] = true
+	}
+	for k := range v.snats {
+		d.snats[k] = true
+	}
+	for k := range n.snat.byKey {
+		d.snats[k] = true
 	}
 }
 

@@ -134,6 +134,7 @@ func TestTablesWriteWhatTheMapperWrites(t *testing.T) {
 			checkTable[nbdb.ExternalNetwork](t, nb, ndbm, nbdb.ExternalNetworkTable)
 		},
 		"nb/" + nbdb.EIPTable:   func() { checkTable[nbdb.EIP](t, nb, ndbm, nbdb.EIPTable) },
+		"nb/" + nbdb.SNATTable:  func() { checkTable[nbdb.SNAT](t, nb, ndbm, nbdb.SNATTable) },
 		"nb/" + nbdb.VPCTable:   func() { checkTable[nbdb.VPC](t, nb, ndbm, nbdb.VPCTable) },
 		"nb/" + nbdb.VxnetTable: func() { checkTable[nbdb.Vxnet](t, nb, ndbm, nbdb.VxnetTable) },
 	}

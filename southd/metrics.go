@@ -16,6 +16,11 @@ type Metrics struct {
 	// decide and phase time each pass of the active instance.
 	decide prometheus.Histogram
 	phase  *prometheus.HistogramVec
+	// SNAT blocks (snat.go): ports found lacking, blocks written, and
+	// per VPC (by key) the blocks in use and in all
+	snatExhausted       prometheus.Counter
+	snatWrites          prometheus.Counter
+	snatUsed, snatTotal *prometheus.GaugeVec
 }
 
 // NewMetrics registers southd's metrics with reg (nil: not registered).
@@ -41,11 +46,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time of one pass of the active southd: judging, writing the southbound, hv_cfg and ports' state.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "courier_southd_phase_seconds",
-			Help:    "Where a pass's time goes: write_sb (liveness, grants, hubs, learned), ack_hosts (hv_cfg), write_port_state.",
+			Help:    "Where a pass's time goes: write_sb (liveness, grants, hubs, learned), ack_hosts (hv_cfg), write_port_state, snat (SNAT blocks).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"phase"}),
+		snatExhausted: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_southd_snat_exhausted_total",
+			Help: "Times a port started lacking SNAT blocks because its VPC's SNAT addresses had no free block."}),
+		snatWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_southd_snat_block_writes_total",
+			Help: "SNAT blocks allocated or freed."}),
+		snatUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "courier_southd_snat_blocks_used",
+			Help: "SNAT blocks allocated to a VPC's ports, by VPC key."}, []string{"vpc"}),
+		snatTotal: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "courier_southd_snat_blocks",
+			Help: "SNAT blocks a VPC's addresses have in all, by VPC key."}, []string{"vpc"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.active, m.chassis, m.hubMoves, m.learned, m.accepted, m.stalls, m.grants, m.portStates, m.decide, m.phase)
+		reg.MustRegister(m.active, m.chassis, m.hubMoves, m.learned, m.accepted, m.stalls, m.grants, m.portStates, m.decide, m.phase,
+			m.snatExhausted, m.snatWrites, m.snatUsed, m.snatTotal)
 	}
 	return m
 }

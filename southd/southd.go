@@ -89,6 +89,8 @@ type Daemon struct {
 	m    *Metrics
 	lock *jsonrpc.LockSession
 	live liveness
+	// snat is the session's index of SNAT rows, bindings and blocks.
+	snat *snatIndex
 }
 
 // New prepares a southd.
@@ -113,11 +115,16 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	notify := make(chan struct{}, 1)
 	pb := &sbdb.PortBinding{}
 	dp := &sbdb.Datapath{}
+	// The southbound's changes feed the SNAT index (snatindex.go); the
+	// other decisions read the monitor's rows whole.
+	sbT := ops.NewTrackerNotifying(notify)
 	sb, err := ops.Open(ctx, sbM, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true, EchoInterval: 5 * time.Second, TLS: d.cfg.TLS,
-		Tracker: ops.NewTrackerNotifying(notify), Logger: d.log, Monitor: []client.MonitorOption{
+		Tracker: sbT, Logger: d.log, Monitor: []client.MonitorOption{
 			client.WithTable(&sbdb.SBGlobal{}), client.WithTable(&sbdb.Chassis{}), client.WithTable(&sbdb.ChassisPrivate{}),
 			client.WithTable(&sbdb.Hub{}), client.WithTable(&sbdb.LearnedBinding{}),
-			client.WithTable(pb, &pb.LogicalPort, &pb.Chassis, &pb.RequestedChassis, &pb.Up, &pb.VirtualIPs, &pb.IPs, &pb.Vpc, &pb.Datapath, &pb.LearnedLimit),
+			client.WithTable(pb, &pb.LogicalPort, &pb.Chassis, &pb.RequestedChassis, &pb.Up, &pb.VirtualIPs, &pb.IPs, &pb.Vpc, &pb.Datapath, &pb.LearnedLimit,
+				&pb.Eip, &pb.SNATDemand),
+			client.WithTable(&sbdb.SNAT{}), client.WithTable(&sbdb.SNATBlock{}),
 			client.WithTable(dp, &dp.Name, &dp.Type, &dp.TunnelKey, &dp.Vpc, &dp.Cidr, &dp.GatewayIP),
 		}})
 	if err != nil {
@@ -134,6 +141,8 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	defer nb.Close()
 	d.log.Info("connected", "sb", sb.CurrentEndpoint(), "nb", nb.CurrentEndpoint())
 	d.live.restart()
+	d.snat = newSNATIndex()
+	d.snat.stale = true // built from the monitor's rows at the first pass
 	ectx, stopEchoes := context.WithCancel(ctx)
 	defer stopEchoes()
 	go d.echoes(ectx, sb)
@@ -161,6 +170,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 			return errors.New("northbound session lost")
 		default:
 		}
+		d.syncSNATIndex(sb, sbT.Drain())
 		active := d.lock.Held()
 		d.m.active.Set(map[bool]float64{true: 1, false: 0}[active])
 		// Liveness is observed by every instance, so that a standby that
@@ -196,6 +206,7 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 			return err
 		}
 	}
+
 	if len(hubOps) > 0 {
 		d.await(cctx, "hub assignments", func() bool { return hubsShown(sb, hubs) })
 	}
@@ -208,7 +219,16 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 		return err
 	}
 	d.m.phase.WithLabelValues("ack_hosts").Observe(time.Since(acked).Seconds())
-	return d.reportPorts(cctx, sb, nb)
+	if err := d.reportPorts(cctx, sb, nb); err != nil {
+		return err
+	}
+	// Blocks go in transactions of their own: a block refused by the
+	// index (decided from rows the monitor had not shown yet) must not
+	// hold back liveness, grants or hubs.
+	allocated := time.Now()
+	err := d.allocateSNAT(cctx)
+	d.m.phase.WithLabelValues("snat").Observe(time.Since(allocated).Seconds())
+	return err
 }
 
 // markLiveness records each chassis's state and marks the ports of dead

@@ -2,7 +2,7 @@
 
 function __fish_courier-nbctl_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i init show sync vpc-add vpc-del vpc-list vxnet-add vxnet-del vxnet-list port-add port-del port-set port-list route-add route-del route-list sg-add sg-del sg-list sg-rule-add sg-rule-del sg-rule-list set-connection get-connection del-connection set-ssl get-ssl del-ssl set-hub-chassis get-hub-chassis extnet-add extnet-del extnet-list eip-add eip-bind eip-unbind eip-del eip-list list find get set add remove clear create destroy wait-until
+        if contains -- $i init show sync vpc-add vpc-del vpc-list vxnet-add vxnet-del vxnet-list port-add port-del port-set port-list route-add route-del route-list sg-add sg-del sg-list sg-rule-add sg-rule-del sg-rule-list set-connection get-connection del-connection set-ssl get-ssl del-ssl set-hub-chassis get-hub-chassis extnet-add extnet-del extnet-list eip-add eip-bind eip-unbind eip-del eip-list snat-set snat-del snat-list list find get set add remove clear create destroy wait-until
             return 1
         end
     end
@@ -87,7 +87,7 @@ complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'extnet-
 complete -c courier-nbctl -n '__fish_seen_subcommand_from extnet-add' -f -l kind -r -d 'public: reached through gateway chassis; physical: the data centre\'s network (public|physical)'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from extnet-add' -f -l next-hop -r -d 'the upstream router the gateways forward to (IP)'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from extnet-add' -f -l may-exist -d 'do nothing if it already exists as given (an error says what differs)'
-complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'extnet-del' -d 'delete an external network and its EIPs (refused while one is bound)'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'extnet-del' -d 'delete an external network and its EIPs (refused while one is bound or a VPC\'s SNAT uses it)'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from extnet-del' -f -l if-exists -d 'do nothing if it does not exist'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'extnet-list' -d 'list external networks'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'eip-add' -d 'add an address of an external network, bound to a port with --port'
@@ -99,6 +99,11 @@ complete -c courier-nbctl -n '__fish_seen_subcommand_from eip-unbind' -f -l if-e
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'eip-del' -d 'delete an EIP'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from eip-del' -f -l if-exists -d 'do nothing if it does not exist'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'eip-list' -d 'list EIPs, of one external network or of all'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'snat-set' -d 'share these addresses of a public external network among the VPC\'s ports without an EIP, each translated within blocks of ports of its own (creates or replaces the VPC\'s SNAT)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from snat-set' -f -l block -r -d 'ports per block each port is given, a power of two from 64 to 32768 (default 1024: 63 blocks an address) (N)'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'snat-del' -d 'stop translating the VPC\'s ports (deletes its SNAT)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from snat-del' -f -l if-exists -d 'do nothing if it does not exist'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'snat-list' -d 'list the VPCs\' SNAT addresses'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'list' -d 'print every record of TABLE, or the ones named'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from list' -f -l columns -r -d 'print only these columns, in this order (COLUMN[,COLUMN...])'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'find' -d 'print the records of TABLE for which every condition holds'

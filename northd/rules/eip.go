@@ -64,6 +64,12 @@ func CheckNextHop(s string) error {
 // one of its prefixes, and neither the network nor the broadcast address
 // of a prefix longer than /31.
 func CheckEIP(extnet string, prefixes []netip.Prefix, s string) (netip.Addr, error) {
+	return checkExternalAddr("EIP", extnet, prefixes, s)
+}
+
+// checkExternalAddr checks an address given out of an external network
+// (what names what kind of address, for the error).
+func checkExternalAddr(what, extnet string, prefixes []netip.Prefix, s string) (netip.Addr, error) {
 	a, err := ParseIP(s)
 	if err != nil {
 		return a, err
@@ -73,11 +79,11 @@ func CheckEIP(extnet string, prefixes []netip.Prefix, s string) (netip.Addr, err
 			continue
 		}
 		if p.Bits() <= 30 && (a == p.Addr() || a == Broadcast(p)) {
-			return a, fmt.Errorf("EIP %s is the network or broadcast address of %s", a, p)
+			return a, fmt.Errorf("%s %s is the network or broadcast address of %s", what, a, p)
 		}
 		return a, nil
 	}
-	return a, fmt.Errorf("EIP %s is outside external network %s (%s)", a, extnet, prefixList(prefixes))
+	return a, fmt.Errorf("%s %s is outside external network %s (%s)", what, a, extnet, prefixList(prefixes))
 }
 
 func prefixList(ps []netip.Prefix) string {

@@ -29,4 +29,6 @@ var (
 	logicalFlowT    = ops.MustTable[sbdb.LogicalFlow](sbSchema, sbdb.LogicalFlowTable)
 	portBindingT    = ops.MustTable[sbdb.PortBinding](sbSchema, sbdb.PortBindingTable)
 	sbGlobalT       = ops.MustTable[sbdb.SBGlobal](sbSchema, sbdb.SBGlobalTable)
+	snatT           = ops.MustTable[sbdb.SNAT](sbSchema, sbdb.SNATTable)
+	snatBlockT      = ops.MustTable[sbdb.SNATBlock](sbSchema, sbdb.SNATBlockTable)
 )

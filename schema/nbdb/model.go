@@ -19,6 +19,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 		"NB_Global":           &NBGlobal{},
 		"Port":                &Port{},
 		"Route":               &Route{},
+		"SNAT":                &SNAT{},
 		"SSL":                 &SSL{},
 		"Security_Group":      &SecurityGroup{},
 		"Security_Group_Rule": &SecurityGroupRule{},
@@ -29,7 +30,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Northbound",
-  "version": "1.5.0",
+  "version": "1.6.0",
   "tables": {
     "Connection": {
       "columns": {
@@ -545,6 +546,72 @@ var schema = `{
         }
       }
     },
+    "SNAT": {
+      "columns": {
+        "addresses": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 15,
+              "maxLength": 15
+            },
+            "min": 1,
+            "max": 16
+          }
+        },
+        "block_size": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 64,
+              "maxInteger": 32768
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "external_network": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "External_Network",
+              "refType": "strong"
+            }
+          }
+        },
+        "status": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "state",
+                  "error"
+                ]
+              ]
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        }
+      }
+    },
     "SSL": {
       "columns": {
         "bootstrap_ca_cert": {
@@ -807,6 +874,17 @@ var schema = `{
             },
             "min": 0,
             "max": "unlimited"
+          }
+        },
+        "snat": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "SNAT",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": 1
           }
         },
         "status": {

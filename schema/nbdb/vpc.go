@@ -27,6 +27,7 @@ type VPC struct {
 	Options        map[string]string `ovsdb:"options"`
 	Routes         []string          `ovsdb:"routes"`
 	SecurityGroups []string          `ovsdb:"security_groups"`
+	SNAT           *string           `ovsdb:"snat"`
 	Status         map[string]string `ovsdb:"status" validate:"dive,keys,oneof='state' 'error' 'tunnel_key' 'security_identities'"`
 	Vxnets         []string          `ovsdb:"vxnets"`
 }
@@ -177,6 +178,28 @@ func equalVPCSecurityGroups(a, b []string) bool {
 	return true
 }
 
+func (a *VPC) GetSNAT() *string {
+	return a.SNAT
+}
+
+func copyVPCSNAT(a *string) *string {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalVPCSNAT(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
 func (a *VPC) GetStatus() map[string]string {
 	return a.Status
 }
@@ -242,6 +265,7 @@ func (a *VPC) DeepCopyInto(b *VPC) {
 	b.Options = copyVPCOptions(a.Options)
 	b.Routes = copyVPCRoutes(a.Routes)
 	b.SecurityGroups = copyVPCSecurityGroups(a.SecurityGroups)
+	b.SNAT = copyVPCSNAT(a.SNAT)
 	b.Status = copyVPCStatus(a.Status)
 	b.Vxnets = copyVPCVxnets(a.Vxnets)
 }
@@ -269,6 +293,7 @@ func (a *VPC) Equals(b *VPC) bool {
 		equalVPCOptions(a.Options, b.Options) &&
 		equalVPCRoutes(a.Routes, b.Routes) &&
 		equalVPCSecurityGroups(a.SecurityGroups, b.SecurityGroups) &&
+		equalVPCSNAT(a.SNAT, b.SNAT) &&
 		equalVPCStatus(a.Status, b.Status) &&
 		equalVPCVxnets(a.Vxnets, b.Vxnets)
 }

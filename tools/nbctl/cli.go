@@ -241,7 +241,7 @@ var tableModels = map[string]model.Model{
 	nbdb.NBGlobalTable: &nbdb.NBGlobal{}, nbdb.VPCTable: &nbdb.VPC{}, nbdb.VxnetTable: &nbdb.Vxnet{},
 	nbdb.PortTable: &nbdb.Port{}, nbdb.RouteTable: &nbdb.Route{},
 	nbdb.SecurityGroupTable: &nbdb.SecurityGroup{}, nbdb.SecurityGroupRuleTable: &nbdb.SecurityGroupRule{},
-	nbdb.ExternalNetworkTable: &nbdb.ExternalNetwork{}, nbdb.EIPTable: &nbdb.EIP{},
+	nbdb.ExternalNetworkTable: &nbdb.ExternalNetwork{}, nbdb.EIPTable: &nbdb.EIP{}, nbdb.SNATTable: &nbdb.SNAT{},
 }
 
 func sortedKeys(m map[string]bool) []string {

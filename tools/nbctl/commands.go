@@ -47,7 +47,7 @@ func commands() []*command {
 		{Name: "show", Args: "[VPC]", Summary: "print VPCs with their vxnets, ports and routes as a tree (-f json: structured), or draw them", Max: 1,
 			Flags: []cmdline.Flag{{Name: "format", Arg: "text|dot|svg", Usage: "dot: a Graphviz graph; svg: drawn by Graphviz's dot"},
 				{Name: "runtime", Usage: "with dot or svg, also draw the chassis each port is bound to"}},
-			Tables: []string{tVPC, tVxnet, tPort, tRoute, tSG, tSGRule, tExtnet, tEIP}, Run: cmdShow},
+			Tables: []string{tVPC, tVxnet, tPort, tRoute, tSG, tSGRule, tExtnet, tEIP, tSNAT}, Run: cmdShow},
 		{Name: "sync", Args: "", Summary: "with --wait, wait until everything before it has reached SB (or the hosts)", Max: 0,
 			Tables: []string{tNB}, Run: func(*state, *cmdline.Invocation, *cmdline.Output) error { return nil }},
 
@@ -104,6 +104,7 @@ func commands() []*command {
 	}
 	cmds = append(append(append(cmds, sgCommands()...), connCommands()...), hubCommands()...)
 	cmds = append(cmds, eipCommands()...)
+	cmds = append(cmds, snatCommands()...)
 	return append(cmds, dbcmd.Commands(func(st *state) (*dbcmd.DB, error) { return st.generic() })...)
 }
 

@@ -30,7 +30,7 @@ var (
 
 func eipCommands() []*command {
 	nets := []string{tExtnet, tEIP}
-	withPorts := []string{tExtnet, tEIP, tVPC, tVxnet, tPort}
+	withPorts := []string{tExtnet, tEIP, tVPC, tVxnet, tPort, tSNAT}
 	return []*command{
 		{Name: "extnet-add", Args: "NAME CIDR[,CIDR...]", Summary: "create an external network whose addresses can be bound to ports", Min: 2, Max: 2,
 			Flags: []cmdline.Flag{
@@ -38,7 +38,7 @@ func eipCommands() []*command {
 				{Name: "next-hop", Arg: "IP", Usage: "the upstream router the gateways forward to"},
 				mayExist},
 			Tables: nets, Run: cmdExtnetAdd},
-		{Name: "extnet-del", Args: "NAME", Summary: "delete an external network and its EIPs (refused while one is bound)", Min: 1, Max: 1,
+		{Name: "extnet-del", Args: "NAME", Summary: "delete an external network and its EIPs (refused while one is bound or a VPC's SNAT uses it)", Min: 1, Max: 1,
 			Flags: []cmdline.Flag{ifExists}, Tables: withPorts, Run: cmdExtnetDel},
 		{Name: "extnet-list", Args: "", Summary: "list external networks", Max: 0,
 			Tables: nets, Run: cmdExtnetList},
@@ -161,6 +161,16 @@ func cmdExtnetDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		}
 		return fmt.Errorf("no external network named %q", inv.Args[0])
 	}
+	var users []string
+	for _, vpc := range st.vpcs {
+		if s := st.snatOf(vpc); s != nil && s.ExternalNetwork == n.UUID {
+			users = append(users, vpc.Name)
+		}
+	}
+	if len(users) > 0 {
+		sort.Strings(users)
+		return fmt.Errorf("external network %s is the SNAT network of VPC %s: snat-del it first", n.Name, strings.Join(users, ", "))
+	}
 	for addr, e := range st.eips {
 		if st.eipNet[addr] == n && e.Port != nil {
 			return fmt.Errorf("EIP %s of %s is bound to port %s: eip-unbind it first", addr, n.Name, st.portName(*e.Port))
@@ -226,6 +236,9 @@ func cmdEIPAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		return err
 	}
 	addr := a.String()
+	if vpc := st.snatUser(addr, nil); vpc != "" {
+		return fmt.Errorf("%s is a SNAT address of VPC %s", addr, vpc)
+	}
 	e := &nbdb.EIP{UUID: st.newName("eip"), Address: addr}
 	if pn := inv.Value("port"); pn != "" {
 		p, err := st.port(pn)

@@ -22,6 +22,15 @@ type showVPC struct {
 	Routes    []showRoute `json:"routes"`
 	Open      bool        `json:"open,omitempty"`
 	Groups    []showSG    `json:"security_groups,omitempty"`
+	SNAT      *showSNAT   `json:"snat,omitempty"`
+}
+
+type showSNAT struct {
+	Network   string   `json:"network"`
+	Addresses []string `json:"addresses"`
+	Block     int      `json:"block_size"`
+	Error     any      `json:"error"`
+	text      string
 }
 
 type showSG struct {
@@ -118,6 +127,9 @@ func (st *state) showModel(only string) ([]showVPC, error) {
 		}
 		sv.Open = vpc.Open != nil && *vpc.Open
 		sv.Groups = st.showGroups(vpc)
+		if s := st.snatOf(vpc); s != nil {
+			sv.SNAT = st.showSNAT(s)
+		}
 		out = append(out, sv)
 	}
 	return out, nil
@@ -212,6 +224,9 @@ func showText(vpcs []showVPC) string {
 		}
 		for _, r := range vpc.Routes {
 			fmt.Fprintf(&b, "    route %s via %s%s\n", r.Prefix, r.Nexthop, errText(r.Error))
+		}
+		if s := vpc.SNAT; s != nil {
+			fmt.Fprintf(&b, "    snat %s%s\n", s.text, errText(s.Error))
 		}
 		showGroupsText(&b, vpc)
 	}

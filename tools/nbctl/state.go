@@ -50,6 +50,8 @@ type state struct {
 	extnets map[string]*nbdb.ExternalNetwork
 	eips    map[string]*nbdb.EIP
 	eipNet  map[string]*nbdb.ExternalNetwork // EIP address -> its network
+	// VPCs' SNAT configurations by UUID, read whole (snat.go)
+	snats map[string]*nbdb.SNAT
 
 	vxnetVPC  map[string]*nbdb.VPC   // vxnet UUID -> its VPC
 	portVxnet map[string]*nbdb.Vxnet // port UUID -> its vxnet
@@ -127,6 +129,9 @@ func readState(ctx context.Context, c client.Client, w *want) (*state, error) {
 		return nil, err
 	}
 	if err := st.readExtnets(ctx); err != nil {
+		return nil, err
+	}
+	if err := st.readSNATs(ctx); err != nil {
 		return nil, err
 	}
 	if w != nil {

@@ -1,0 +1,22 @@
+package sbops
+
+import (
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// SNAT rows are northd's (a VPC's accepted SNAT configuration), written
+// whole: it syncs them with ops.Diff and the table's verbs. SNAT_Block
+// rows are southd's: it allocates and frees them.
+
+// SNATs is the SNAT table.
+func SNATs() *ops.Table[sbdb.SNAT, *sbdb.SNAT] { return snatT }
+
+// InsertSNATBlock allocates block b. The table's index on (address,
+// port_lo) fails the transaction if the block is somebody's already.
+func InsertSNATBlock(b *sbdb.SNATBlock) ovsdb.Operation { return snatBlockT.Insert(b) }
+
+// DeleteSNATBlock frees the block whose row is uuid.
+func DeleteSNATBlock(uuid string) ovsdb.Operation { return snatBlockT.DeleteByUUID(uuid) }
