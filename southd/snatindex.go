@@ -146,8 +146,9 @@ func (x *snatIndex) delSNAT(uuid string) {
 // snatEqual: two versions of a binding are alike to SNAT allocation.
 func snatEqual(a, b *sbdb.PortBinding) bool {
 	return a.Vpc == b.Vpc && a.LogicalPort == b.LogicalPort && (a.Eip == nil) == (b.Eip == nil) &&
-		(len(a.IPs) == 0) == (len(b.IPs) == 0) && demand(a) == demand(b)
+		(len(a.IPs) == 0) == (len(b.IPs) == 0) && demand(a) == demand(b) && sameString(a.Chassis, b.Chassis)
 }
+
 
 func (x *snatIndex) putPort(pb *sbdb.PortBinding) {
 	if old := x.portByUUID[pb.UUID]; old != nil {
@@ -187,7 +188,9 @@ func (x *snatIndex) putBlock(b *sbdb.SNATBlock) {
 	if old := x.blockByUUID[b.UUID]; old != nil {
 		if old.Vpc == b.Vpc && old.LogicalPort == b.LogicalPort && old.Address == b.Address &&
 			old.PortLo == b.PortLo && old.PortHi == b.PortHi {
-			return // southd's own write, echoed
+			// southd's own write, echoed, or its chassis moved
+			x.blockByUUID[b.UUID], x.blocks[b.Vpc][b.UUID] = b, b
+			return
 		}
 		x.delBlock(b.UUID)
 	}
@@ -248,6 +251,7 @@ func blockLess(a, b *sbdb.SNATBlock) bool {
 // index already shows them so), and what the VPC then holds.
 type snatPlan struct {
 	deletes, inserts []*sbdb.SNATBlock
+	moves            []*sbdb.SNATBlock // kept blocks whose port's chassis changed: their new chassis
 	short            map[string]int // ports lacking blocks: how many
 	shortBefore      map[string]int // the same after the VPC's last pass
 	used, total      int
@@ -293,6 +297,7 @@ func (x *snatIndex) allocate(v int) snatPlan {
 	}
 	sort.Strings(names)
 	x.fill(v, s, addrs, names, want, held, &p)
+	x.follow(v, names, held, &p)
 	for _, name := range names {
 		p.used += len(held[name])
 		if n := want[name] - len(held[name]); n > 0 {
@@ -359,6 +364,29 @@ func (x *snatIndex) fill(v int, s *sbdb.SNAT, addrs, names []string, want map[st
 				x.putBlock(b)
 				p.inserts = append(p.inserts, b)
 				held[name] = append(held[name], b)
+			}
+		}
+	}
+}
+
+// follow keeps each held block's chassis equal to its port's binding's:
+// the host of the port monitors its blocks by chassis, and gateways send
+// a block's traffic there. The index shows the change at once.
+func (x *snatIndex) follow(v int, names []string, held map[string][]*sbdb.SNATBlock, p *snatPlan) {
+	for _, name := range names {
+		pb := x.ports[v][name]
+		for i, b := range held[name] {
+			if pb == nil || sameString(b.Chassis, pb.Chassis) {
+				continue
+			}
+			cp := *b
+			cp.Chassis = pb.Chassis
+			x.blockByUUID[cp.UUID], x.blocks[v][cp.UUID] = &cp, &cp
+			held[name][i] = &cp
+			if !slices.Contains(p.inserts, b) {
+				p.moves = append(p.moves, &cp)
+			} else {
+				p.inserts[slices.Index(p.inserts, b)] = &cp
 			}
 		}
 	}

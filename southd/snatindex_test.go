@@ -112,10 +112,20 @@ func (w *snatWorld) round() int {
 			echoed := cp
 			echo.Tables[sbdb.SNATBlockTable][u] = &ops.Change{UUID: u, New: &echoed}
 		}
+		for _, b := range p.moves {
+			if w.blocks[b.UUID] == nil {
+				panic("moved a block the database does not have: " + b.UUID)
+			}
+			cp := *w.blocks[b.UUID]
+			cp.Chassis = b.Chassis
+			w.blocks[b.UUID] = &cp
+			echoed := cp
+			echo.Tables[sbdb.SNATBlockTable][b.UUID] = &ops.Change{UUID: b.UUID, New: &echoed}
+		}
 		if len(echo.Tables[sbdb.SNATBlockTable]) > 0 {
 			w.echoes = append(w.echoes, echo)
 		}
-		writes += len(p.deletes) + len(p.inserts)
+		writes += len(p.deletes) + len(p.inserts) + len(p.moves)
 	}
 	return writes
 }
@@ -296,5 +306,47 @@ func TestSNATRandomHistories(t *testing.T) {
 		if n := w.pass(); n != 0 {
 			t.Fatalf("seed %d: a rebuilt index wrote %d blocks", seed, n)
 		}
+	}
+}
+
+// A block's chassis is its port's: written with the block, and again
+// when the port's binding moves, once.
+func TestSNATBlocksFollowTheirPort(t *testing.T) {
+	w := newSNATWorld()
+	w.setSNAT(1, 1024, "203.0.113.50")
+	w.setPort("vm1", 1, false, 2)
+	hv := func(c string) {
+		pb := *w.pbs["vm1"]
+		pb.Chassis = &c
+		w.pbs["vm1"] = &pb
+		w.x.putPort(&pb)
+	}
+	hv("hv1")
+	w.pass()
+	for len(w.echoes) > 0 {
+		w.deliver()
+	}
+	chassisOf := func() []string {
+		var out []string
+		for _, b := range w.blocks {
+			out = append(out, *b.Chassis)
+		}
+		return out
+	}
+	if got := chassisOf(); len(got) != 2 || got[0] != "hv1" || got[1] != "hv1" {
+		t.Fatalf("blocks at %v, want both at hv1", got)
+	}
+	hv("hv2")
+	if n := w.pass(); n != 2 {
+		t.Errorf("a move wrote %d blocks, want its 2", n)
+	}
+	for len(w.echoes) > 0 {
+		w.deliver()
+	}
+	if got := chassisOf(); len(got) != 2 || got[0] != "hv2" || got[1] != "hv2" {
+		t.Errorf("blocks at %v after the port moved to hv2", got)
+	}
+	if n := w.pass(); n != 0 {
+		t.Errorf("settled, a pass wrote %d", n)
 	}
 }
