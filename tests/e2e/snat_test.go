@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -141,6 +143,45 @@ func TestSNATToTheInternet(t *testing.T) {
 		}
 		if n, _ := pingFrom(inet, "203.0.113.100", 2); n != 0 {
 			t.Errorf("the SNAT address answered %d pings", n)
+		}
+	})
+	t.Run("a translated stream survives restarting its host's and the gateways' hostds", func(t *testing.T) {
+		srv := exec.Command("ip", "netns", "exec", inet, "iperf3", "-s", "-1", "-p", "5299")
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { srv.Process.Kill(); srv.Wait() }()
+		time.Sleep(300 * time.Millisecond)
+		done := make(chan string, 1)
+		go func() {
+			out, _ := e.s.Exec("vm1", "timeout", "20", "iperf3", "-c", client, "-p", "5299", "-t", "6", "-b", "20M", "-J")
+			done <- out
+		}()
+		time.Sleep(1500 * time.Millisecond)
+		for _, h := range []string{"hv1", "gw1", "gw2"} {
+			if err := e.s.RestartHostd(h); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var rep struct {
+			Intervals []struct {
+				Sum struct {
+					Bytes float64 `json:"bytes"`
+				} `json:"sum"`
+			} `json:"intervals"`
+			Error string `json:"error"`
+		}
+		out := <-done
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Error != "" {
+			t.Fatalf("the stream failed: %v %q", err, rep.Error)
+		}
+		for i, iv := range rep.Intervals {
+			if iv.Sum.Bytes == 0 {
+				t.Errorf("second %d of the stream carried nothing", i+1)
+			}
+		}
+		if len(rep.Intervals) < 6 {
+			t.Errorf("the stream lasted %d s, want 6", len(rep.Intervals))
 		}
 	})
 	t.Run("20,000 connections from one VM, none refused or reset", func(t *testing.T) {
