@@ -7,6 +7,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -16,9 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/internal/testenv"
+	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema/sbdb"
 	"github.com/courier-sdn/courier/tools/nbctl"
 	"github.com/courier-sdn/courier/tools/sandbox"
 )
@@ -275,4 +280,48 @@ func (e *env) diagnose(hosts ...string) {
 		e.t.Logf("%s: ports %v vxnets %v vpcs %v hubs %v routes %v locals %v bindings %d\ncache %+v\ncounters %v\ndrops %v",
 			h, dump.Ports, dump.Vxnets, dump.VPCs, dump.Hubs, dump.Routes, dump.Locals, dump.Bindings, c, cs, nz)
 	}
+}
+
+// sbRows selects columns of every row of a southbound table.
+func (e *env) sbRows(table string, columns ...string) []ovsdb.Row {
+	e.t.Helper()
+	m, _ := sbdb.FullDatabaseModel()
+	s, err := ops.Open(e.t.Context(), m, ops.SessionOptions{Remotes: []string{e.s.SB()}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer s.Close()
+	res, err := ops.Transact(e.t.Context(), s, ops.SelectAll(table, columns...)...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res[0].Rows
+}
+
+// iperfReport is what the tests read of iperf3 -J.
+type iperfReport struct {
+	Intervals []struct {
+		Sum struct {
+			Bytes float64 `json:"bytes"`
+		} `json:"sum"`
+	} `json:"intervals"`
+	End struct {
+		SumReceived struct {
+			Bytes float64 `json:"bytes"`
+		} `json:"sum_received"`
+	} `json:"end"`
+	Error string `json:"error"`
+}
+
+// parseIperf reads iperf3 -J's output; a run iperf3 says failed is an
+// error.
+func parseIperf(out string) (iperfReport, error) {
+	var rep iperfReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		return rep, fmt.Errorf("iperf3 output: %w", err)
+	}
+	if rep.Error != "" {
+		return rep, fmt.Errorf("iperf3: %s", rep.Error)
+	}
+	return rep, nil
 }

@@ -17,18 +17,8 @@ import (
 // hubRows lists each VPC's hubs as the southbound says.
 func (e *env) hubRows() string {
 	e.t.Helper()
-	m, _ := sbdb.FullDatabaseModel()
-	s, err := ops.Open(e.t.Context(), m, ops.SessionOptions{Remotes: []string{e.s.SB()}})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer s.Close()
-	res, err := ops.Transact(e.t.Context(), s, ops.SelectAll(sbdb.HubTable, "vpc", "chassis")...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	var out []string
-	for _, r := range res[0].Rows {
+	for _, r := range e.sbRows(sbdb.HubTable, "vpc", "chassis") {
 		out = append(out, fmt.Sprintf("%v:%v", r["vpc"], ops.StringSet(r["chassis"])))
 	}
 	return strings.Join(out, " ")

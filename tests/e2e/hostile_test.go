@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
@@ -24,18 +23,8 @@ import (
 // with "(pending)" for rows southd has not accepted.
 func (e *env) learnedRows() []string {
 	e.t.Helper()
-	m, _ := sbdb.FullDatabaseModel()
-	s, err := ops.Open(e.t.Context(), m, ops.SessionOptions{Remotes: []string{e.s.SB()}})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer s.Close()
-	res, err := ops.Transact(e.t.Context(), s, ops.SelectAll(sbdb.LearnedBindingTable, "logical_port", "ip", "accepted")...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	var out []string
-	for _, r := range res[0].Rows {
+	for _, r := range e.sbRows(sbdb.LearnedBindingTable, "logical_port", "ip", "accepted") {
 		row := fmt.Sprintf("%v/%v", r["logical_port"], r["ip"])
 		if r["accepted"] != true {
 			row += "(pending)"

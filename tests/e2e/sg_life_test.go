@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"os/exec"
 	"testing"
 	"time"
@@ -74,21 +73,9 @@ func TestSecurityGroupsAcrossRestartsAndMigration(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		t.Fatal("the stream did not end 40 s after it started")
 	}
-	var rep struct {
-		Intervals []struct {
-			Sum struct {
-				Bytes float64 `json:"bytes"`
-			} `json:"sum"`
-		} `json:"intervals"`
-		End struct {
-			SumReceived struct {
-				Bytes float64 `json:"bytes"`
-			} `json:"sum_received"`
-		} `json:"end"`
-		Error string `json:"error"`
-	}
-	if err := json.Unmarshal([]byte(r.out), &rep); err != nil || r.err != nil || rep.Error != "" {
-		t.Fatalf("the stream across restarts and the move failed: %v %v %q", r.err, err, rep.Error)
+	rep, err := parseIperf(r.out)
+	if err != nil || r.err != nil {
+		t.Fatalf("the stream across restarts and the move failed: %v %v", r.err, err)
 	}
 	n := len(rep.Intervals)
 	if n < 10 || rep.Intervals[n-1].Sum.Bytes == 0 || rep.Intervals[n-2].Sum.Bytes == 0 {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/courier-sdn/courier/internal/lab"
-	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/sbdb"
 	"github.com/courier-sdn/courier/tools/sandbox"
 )
@@ -25,18 +23,8 @@ import (
 // snatBlocks lists the southbound's SNAT blocks as "port address:lo".
 func (e *env) snatBlocks() []string {
 	e.t.Helper()
-	m, _ := sbdb.FullDatabaseModel()
-	s, err := ops.Open(e.t.Context(), m, ops.SessionOptions{Remotes: []string{e.s.SB()}})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer s.Close()
-	res, err := ops.Transact(e.t.Context(), s, ops.SelectAll(sbdb.SNATBlockTable, "logical_port", "address", "port_lo")...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	var out []string
-	for _, r := range res[0].Rows {
+	for _, r := range e.sbRows(sbdb.SNATBlockTable, "logical_port", "address", "port_lo") {
 		out = append(out, fmt.Sprintf("%v %v:%v", r["logical_port"], r["address"], r["port_lo"]))
 	}
 	return out
@@ -163,17 +151,9 @@ func TestSNATToTheInternet(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		var rep struct {
-			Intervals []struct {
-				Sum struct {
-					Bytes float64 `json:"bytes"`
-				} `json:"sum"`
-			} `json:"intervals"`
-			Error string `json:"error"`
-		}
-		out := <-done
-		if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Error != "" {
-			t.Fatalf("the stream failed: %v %q", err, rep.Error)
+		rep, err := parseIperf(<-done)
+		if err != nil {
+			t.Fatalf("the stream failed: %v", err)
 		}
 		for i, iv := range rep.Intervals {
 			if iv.Sum.Bytes == 0 {
