@@ -420,6 +420,7 @@ const (
 	dvrMapSgWalkScratch      = "sg_walk_scratch"
 	dvrMapSnatFwdV1          = "snat_fwd_v1"
 	dvrMapSnatPortsV1        = "snat_ports_v1"
+	dvrMapSnatQuotaV1        = "snat_quota_v1"
 	dvrMapSnatRevV1          = "snat_rev_v1"
 	dvrMapSnatUseV1          = "snat_use_v1"
 	dvrMapStatsV1            = "stats_v1"
@@ -543,6 +544,7 @@ type dvrMapSpecs struct {
 	SgWalkScratch   *ebpf.MapSpec `ebpf:"sg_walk_scratch"`
 	SnatFwdV1       *ebpf.MapSpec `ebpf:"snat_fwd_v1"`
 	SnatPortsV1     *ebpf.MapSpec `ebpf:"snat_ports_v1"`
+	SnatQuotaV1     *ebpf.MapSpec `ebpf:"snat_quota_v1"`
 	SnatRevV1       *ebpf.MapSpec `ebpf:"snat_rev_v1"`
 	SnatUseV1       *ebpf.MapSpec `ebpf:"snat_use_v1"`
 	StatsV1         *ebpf.MapSpec `ebpf:"stats_v1"`
@@ -638,6 +640,7 @@ type dvrMaps struct {
 	SgWalkScratch   *ebpf.Map `ebpf:"sg_walk_scratch"`
 	SnatFwdV1       *ebpf.Map `ebpf:"snat_fwd_v1"`
 	SnatPortsV1     *ebpf.Map `ebpf:"snat_ports_v1"`
+	SnatQuotaV1     *ebpf.Map `ebpf:"snat_quota_v1"`
 	SnatRevV1       *ebpf.Map `ebpf:"snat_rev_v1"`
 	SnatUseV1       *ebpf.Map `ebpf:"snat_use_v1"`
 	StatsV1         *ebpf.Map `ebpf:"stats_v1"`
@@ -691,6 +694,7 @@ func (m *dvrMaps) Close() error {
 		m.SgWalkScratch,
 		m.SnatFwdV1,
 		m.SnatPortsV1,
+		m.SnatQuotaV1,
 		m.SnatRevV1,
 		m.SnatUseV1,
 		m.StatsV1,

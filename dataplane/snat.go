@@ -164,6 +164,23 @@ func (d *Datapath) SNATUses() (map[int]SNATUse, error) {
 	return out, nil
 }
 
+// SetSNATQuotas makes each port's quota (by ifindex) what q says: the
+// count of allocations (SNATUse.Allocs) at which its new connections are
+// refused (snat_quota) until the next call; ports not in q have none.
+func (d *Datapath) SetSNATQuotas(q map[int]uint64) error {
+	t := table[uint32, uint64]{d.objs.SnatQuotaV1, "snat_quota"}
+	have, err := t.dump()
+	if err != nil {
+		return err
+	}
+	want := make(map[uint32]uint64, len(q))
+	for k, v := range q {
+		want[uint32(k)] = v
+	}
+	_, _, err = t.sync(want, have)
+	return err
+}
+
 // SNATTimeouts are how long a translated connection is kept idle.
 type SNATTimeouts struct {
 	TCP        time.Duration // established

@@ -271,3 +271,29 @@ func TestGatewaySNAT(t *testing.T) {
 		return runTunnel(t, d, peerB, 5001, append(ethHdr(gwMAC, vm3MAC, 0x0800), ipPacket(snatAddr, server, protoTCP, tcpSeg(1100, 80, "x"), 0)...))
 	})
 }
+
+// A port's quota bounds the connections it may map (a hostile VM cannot
+// take its host's whole table); the refusals are not failures that would
+// ask for more blocks, and another port is not held back.
+func TestSNATQuota(t *testing.T) {
+	f := snatFixture(t, 4)
+	if err := f.d.SetSNATQuotas(map[int]uint64{f.p3: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(uint16(30000+i), 80, ""), 0))
+	}
+	expectDrop(t, f.d, "snat_quota", func() runResult {
+		return run(t, f.d.objs.PortIngress, f.p3, append(ethHdr(gwMAC, vm3MAC, 0x0800),
+			ipPacket(vm3Addr, server, protoTCP, tcpSeg(30002, 80, ""), 0)...))
+	})
+	// A connection already mapped goes on.
+	snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(30000, 80, "more"), 0))
+	if use, _ := f.d.SNATUses(); use[f.p3].Allocs != 2 || use[f.p3].Fails != 0 {
+		t.Errorf("use %+v: want 2 allocations and no failure", use[f.p3])
+	}
+	if err := f.d.SetSNATQuotas(nil); err != nil {
+		t.Fatal(err)
+	}
+	snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(30002, 80, ""), 0))
+}

@@ -64,6 +64,9 @@ type Config struct {
 	// SNATTimeouts: how long connections translated by SNAT are kept
 	// idle (default dataplane.DefaultSNATTimeouts).
 	SNATTimeouts dataplane.SNATTimeouts
+	// SNATPortQuota: the connections one local port may have translated
+	// by SNAT at once (0: no quota), its share of the host's table.
+	SNATPortQuota int
 	// Refresh: a learned path older than this is refreshed through a hub.
 	Refresh time.Duration
 	// Protection of the hubs and the southbound from a hostile VM, and
@@ -124,6 +127,7 @@ type Daemon struct {
 	snatSize  map[int]int
 	snatHeld  map[int]int
 	snatState map[int]*snatDemand
+	snatQuota map[int]uint64 // as written to the data plane
 	snatSwept time.Time
 }
 

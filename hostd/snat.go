@@ -2,6 +2,7 @@ package hostd
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -24,6 +25,10 @@ import (
 // (Port_Binding.snat_demand), at once when a connection found no free
 // port; every snatGCEvery it removes idle connections, and gives blocks
 // back only when a port has none left.
+
+// DefaultSNATPortQuota is a port's share of the host's SNAT table
+// (262,144 connections): eight ports at their quota fill it.
+const DefaultSNATPortQuota = 32768
 
 const (
 	snatTick    = 100 * time.Millisecond
@@ -140,6 +145,7 @@ type snatDemand struct {
 type SNATUser interface {
 	SNATUses() (map[int]dataplane.SNATUse, error)
 	SNATGC(t dataplane.SNATTimeouts) (dataplane.SNATGCStats, error)
+	SetSNATQuotas(q map[int]uint64) error
 }
 
 // snatUpkeep sweeps idle connections now and then, and asks for the
@@ -170,7 +176,9 @@ func (d *Daemon) snatUpkeep(ctx context.Context) {
 			ds := d.demandOf(ifindex)
 			ds.live, ds.allocs, ds.swept = st.Live[ifindex], uses[ifindex].Allocs, err == nil
 		}
+		d.snatQuota = nil // every port's quota again, from what the sweep counted
 	}
+	d.setQuotas(du, uses)
 	for ifindex, pb := range d.snatPorts {
 		if want, ok := d.snatWant(ifindex, pb, uses[ifindex]); ok {
 			d.askBlocks(ctx, pb, want)
@@ -181,6 +189,34 @@ func (d *Daemon) snatUpkeep(ctx context.Context) {
 			delete(d.snatState, ifindex)
 		}
 	}
+}
+
+// setQuotas gives each local SNAT port its share of the host's table: it
+// may map as many new connections as the quota less the live ones the
+// last sweep counted (a port new since: the whole quota), until the next
+// sweep. Written only when a port's quota changes.
+func (d *Daemon) setQuotas(du SNATUser, uses map[int]dataplane.SNATUse) {
+	limit := d.cfg.SNATPortQuota
+	if limit <= 0 {
+		return
+	}
+	want := map[int]uint64{}
+	for ifindex := range d.snatPorts {
+		q, ok := d.snatQuota[ifindex]
+		if !ok {
+			ds := d.demandOf(ifindex)
+			q = uses[ifindex].Allocs + uint64(max(0, limit-ds.live))
+		}
+		want[ifindex] = q
+	}
+	if maps.Equal(want, d.snatQuota) {
+		return
+	}
+	if err := du.SetSNATQuotas(want); err != nil {
+		d.log.Warn("set SNAT quotas", "err", err)
+		return
+	}
+	d.snatQuota = want
 }
 
 func (d *Daemon) demandOf(ifindex int) *snatDemand {

@@ -92,3 +92,28 @@ func TestSNATDemand(t *testing.T) {
 		t.Errorf("an idle port asked for %d blocks, want 1", n)
 	}
 }
+
+type fakeSNAT struct{ quotas map[int]uint64 }
+
+func (f *fakeSNAT) SNATUses() (map[int]dataplane.SNATUse, error) { return nil, nil }
+func (f *fakeSNAT) SNATGC(dataplane.SNATTimeouts) (dataplane.SNATGCStats, error) {
+	return dataplane.SNATGCStats{}, nil
+}
+func (f *fakeSNAT) SetSNATQuotas(q map[int]uint64) error { f.quotas = q; return nil }
+
+// Each port may map its quota less what it holds live, counted by the
+// last sweep; a port new since gets the whole quota.
+func TestSNATQuotas(t *testing.T) {
+	d := &Daemon{cfg: Config{SNATPortQuota: 1000}, snatState: map[int]*snatDemand{7: {live: 300}},
+		snatPorts: map[int]*sbdb.PortBinding{7: {}, 8: {}}}
+	f := &fakeSNAT{}
+	d.setQuotas(f, map[int]dataplane.SNATUse{7: {Allocs: 5000}, 8: {Allocs: 10}})
+	if f.quotas[7] != 5700 || f.quotas[8] != 1010 {
+		t.Errorf("quotas %v, want 7: 5,000+700, 8: 10+1,000", f.quotas)
+	}
+	f.quotas = nil
+	d.setQuotas(f, map[int]dataplane.SNATUse{7: {Allocs: 5600}, 8: {Allocs: 20}})
+	if f.quotas != nil {
+		t.Errorf("between sweeps the quotas were written again: %v", f.quotas)
+	}
+}

@@ -70,6 +70,17 @@ struct {
 	__type(value, struct snat_use);
 } snat_use_v1 SEC(".maps");
 
+/* A port's quota, written only by hostd: its allocs may grow to this
+ * before a sweep counts its live connections again and moves it on (the
+ * live connections plus the allocations since stay within the port's
+ * share of the host's table). No entry: no quota. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32); /* ifindex */
+	__type(value, __u64);
+} snat_quota_v1 SEC(".maps");
+
 #define SNAT_F_CLOSING 0x1 /* a FIN or a reset was seen: forgotten sooner */
 
 /* A connection as its port sent it; ICMP echo: port is the identifier,
@@ -243,6 +254,9 @@ static __always_inline __u32 snat_new(__u32 ifindex, struct snat_fkey *fk, __u64
 		__sync_fetch_and_add(&u->fails, 1);
 		return DROP_SNAT_EXHAUSTED;
 	}
+	__u64 *quota = bpf_map_lookup_elem(&snat_quota_v1, &ifindex);
+	if (quota && u->allocs >= *quota)
+		return DROP_SNAT_QUOTA; /* not a failure: more blocks would not help */
 	struct snat_rkey rk = {.remote = fk->remote, .rport = fk->rport, .proto = fk->proto};
 	struct snat_rval rv = {.vpc = fk->vpc, .addr = fk->addr, .port = fk->port, .flags = flags, .ifindex = ifindex, .seen_ns = now};
 	for (int i = 0; i < SNAT_TRIES; i++) {

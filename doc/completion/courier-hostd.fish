@@ -22,6 +22,7 @@ complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l device -
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l heartbeat -r -d 'how often to tell southd this chassis is alive'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l refresh -r -d 'refresh a learned path through a hub after this long'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l cache-idle -r -d 'forget learned paths unused for this long'
+complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l snat-port-quota -r -d 'per VM port, connections translated by SNAT it may hold at once (its share of the host\'s table of 262,144); 0: no limit'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l hub-budget -r -d 'per VM port, packets a second it may send to hubs (first packets to destinations not learned yet); 0: no limit'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l hub-burst -r -d 'per VM port, packets it may send to hubs at once'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l announce-budget -r -d 'per VM port, new addresses a second reported to hostd (gratuitous ARP, addresses of ports with unknown addresses); 0: no limit'
