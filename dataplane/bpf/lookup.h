@@ -17,9 +17,12 @@ static __always_inline int lookup_dest(struct pctx *c, __u32 vpc, __be32 ip, str
 		c->hit = HIT_LOCAL_EP;
 		return 1;
 	}
-	__u64 now = bpf_ktime_get_ns();
+	/* The clock is a helper call (tens of ns on every packet): read it
+	 * only for a learned path or a miss, not for a local or hub hit. */
+	__u64 now = 0;
 	struct cached_ep *e = bpf_map_lookup_elem(&cache_v1, &k);
 	if (e) {
+		now = bpf_ktime_get_ns();
 		if (now - e->learned_ns < cfg_refresh_ns) {
 			if (!cfg_trace) {
 				e->used_ns = now;
@@ -50,8 +53,11 @@ static __always_inline int lookup_dest(struct pctx *c, __u32 vpc, __be32 ip, str
 		}
 	}
 	count(STAT_CACHE_MISS);
-	if (!cfg_trace)
+	if (!cfg_trace) {
+		if (!now)
+			now = bpf_ktime_get_ns();
 		bpf_map_update_elem(&miss_ts_v1, &k, &now, BPF_NOEXIST);
+	}
 	if (c->hit == HIT_NONE)
 		c->hit = HIT_MISS;
 	return 0;

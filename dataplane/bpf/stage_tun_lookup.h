@@ -75,7 +75,9 @@ __attribute__((noinline)) int stage_tun_lookup(struct __sk_buff *skb, struct pct
 	__u32 vpc_id = c->vpc;
 	__be32 target = ip->daddr;
 	c->target = target;
-	struct vpc *vpc = bpf_map_lookup_elem(&vpcs_v1, &vpc_id);
+	/* eip_in read the VPC's entry already: a second lookup was one
+	 * more hash on every packet. */
+	struct vpc *vpc = vpc_of(c) ? &c->vpce : 0;
 	__u32 flags = vpc ? vpc->flags : 0;
 	int incomplete = vpc && mac_eq(eth->h_dest, vpc->gw_mac);
 	int hub = cfg_hub && (flags & VPC_F_TUN_HUB);

@@ -62,6 +62,8 @@ type DataplaneResult struct {
 	// (1 minute) before and after: the bench shares the machine.
 	CPU     string     `json:"cpu"`
 	LoadAvg [2]float64 `json:"load_avg_1m"`
+	// FIFO: iperf3 and sockperf ran under SCHED_FIFO (--fifo).
+	FIFO bool `json:"fifo,omitempty"`
 	// ProgramNs is the per-packet cost of port_ingress through
 	// BPF_PROG_RUN, by path, and of a program that only returns
 	// ("baseline": the harness's own cost, clock reads included).
@@ -80,7 +82,7 @@ type dpLab struct {
 }
 
 // newDPLab builds it; on error it leaves nothing behind.
-func newDPLab() (_ *dpLab, err error) {
+func newDPLab(prio fifo) (_ *dpLab, err error) {
 	prefix := fmt.Sprintf("bd%d-", os.Getpid()%10000)
 	l, err := lab.New(prefix, netip.MustParsePrefix("192.168.90.0/24"))
 	if err != nil {
@@ -111,7 +113,7 @@ func newDPLab() (_ *dpLab, err error) {
 		return nil, fmt.Errorf("courier paths: %w", err)
 	}
 	d.paths = []*PathResult{routed, bridged, same, cross}
-	if d.stop, err = startServers(d.paths); err != nil {
+	if d.stop, err = startServers(d.paths, prio); err != nil {
 		return nil, err
 	}
 	for _, p := range d.paths { // warm up (ARP, learning) before measuring
@@ -130,11 +132,12 @@ func (d *dpLab) close() {
 }
 
 // Dataplane runs the data plane benchmark: four paths between VMs on two
-// hosts, measured interleaved, rounds times.
-func Dataplane(env Env, rounds int, seconds int) (*DataplaneResult, error) {
-	res := &DataplaneResult{Rounds: rounds, Ratios: map[string]float64{}, RoundRatios: map[string]Stat{}, ProgramNs: map[string]float64{}, CPU: describe().CPU}
+// hosts, measured interleaved, rounds times; with prio, its tools run
+// under SCHED_FIFO (fifo).
+func Dataplane(env Env, rounds int, seconds int, prio fifo) (*DataplaneResult, error) {
+	res := &DataplaneResult{Rounds: rounds, Ratios: map[string]float64{}, RoundRatios: map[string]Stat{}, ProgramNs: map[string]float64{}, CPU: describe().CPU, FIFO: bool(prio)}
 	res.LoadAvg[0] = loadAvg()
-	d, err := newDPLab()
+	d, err := newDPLab(prio)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +146,7 @@ func Dataplane(env Env, rounds int, seconds int) (*DataplaneResult, error) {
 	for r := 0; r < rounds; r++ {
 		for _, p := range res.Paths {
 			env.Log.Info("data plane benchmark", "round", r+1, "path", p.Name)
-			if err := measure(p, seconds); err != nil {
+			if err := measure(p, seconds, prio); err != nil {
 				return nil, fmt.Errorf("%s: %w", p.Name, err)
 			}
 		}
@@ -166,7 +169,7 @@ func Dataplane(env Env, rounds int, seconds int) (*DataplaneResult, error) {
 // servers running, prints where they are and keeps them until ctx ends,
 // for profiling one path by hand (DEVELOPERS.md, data plane performance).
 func HoldDataplane(ctx context.Context, env Env) error {
-	d, err := newDPLab()
+	d, err := newDPLab(false)
 	if err != nil {
 		return err
 	}

@@ -52,10 +52,27 @@ const (
 	rrSize       = 64
 )
 
+// fifo says whether iperf3 and sockperf, client and server, run under
+// SCHED_FIFO (chrt -f 50). On a machine shared with other work the
+// ordinary scheduler lets that work set the rate: one stream swung by
+// ±30% between runs on 2 CPUs, ±3–5% with the tools ahead of it
+// (DEVELOPERS.md, data-plane performance). Every path gets the same;
+// what the kernel defers to ksoftirqd, and the connection-per-request
+// client and server (in this process), stay ordinary.
+type fifo bool
+
+// argv is args, under chrt when f is set.
+func (f fifo) argv(args ...string) []string {
+	if !f {
+		return args
+	}
+	return append([]string{"chrt", "-f", "50"}, args...)
+}
+
 // startServers starts, in every path's server VM, iperf3, sockperf and
 // the connection-per-request server; stop ends them all (call it even
 // on error).
-func startServers(paths []*PathResult) (stop func(), err error) {
+func startServers(paths []*PathResult, prio fifo) (stop func(), err error) {
 	var cmds []*exec.Cmd
 	var lns []net.Listener
 	stop = func() {
@@ -70,7 +87,7 @@ func startServers(paths []*PathResult) (stop func(), err error) {
 	for _, p := range paths {
 		for _, args := range [][]string{{"iperf3", "-s", "-p", strconv.Itoa(iperfPort)},
 			{"sockperf", "server", "--tcp", "-i", p.dst, "-p", strconv.Itoa(sockperfPort)}} {
-			c := exec.Command("ip", append([]string{"netns", "exec", p.serverNS}, args...)...)
+			c := exec.Command("ip", append([]string{"netns", "exec", p.serverNS}, prio.argv(args...)...)...)
 			if err := c.Start(); err != nil {
 				return stop, fmt.Errorf("%s in %s: %w", args[0], p.serverNS, err)
 			}
@@ -87,19 +104,19 @@ func startServers(paths []*PathResult) (stop func(), err error) {
 }
 
 // measure runs every metric once on p and appends the values to p.Raw.
-func measure(p *PathResult, seconds int) error {
+func measure(p *PathResult, seconds int, prio fifo) error {
 	if p.Raw == nil {
 		p.Raw = map[string][]float64{}
 	}
 	add := func(k string, v float64) { p.Raw[k] = append(p.Raw[k], v) }
 	for _, n := range []int{1, 4, 32} {
-		g, err := iperf(p.client, p.dst, n, seconds)
+		g, err := iperfAt(prio, p.client, p.dst, n, seconds)
 		if err != nil {
 			return err
 		}
 		add(map[int]string{1: "tcp_1_stream_gbps", 4: "tcp_4_streams_gbps", 32: "tcp_32_streams_gbps"}[n], g)
 	}
-	rate, p50, err := sockperfRR(p.client, p.dst, seconds)
+	rate, p50, err := sockperfRR(prio, p.client, p.dst, seconds)
 	if err != nil {
 		return err
 	}
@@ -120,7 +137,11 @@ func measure(p *PathResult, seconds int) error {
 }
 
 func iperf(clientNS, dst string, streams, seconds int) (float64, error) {
-	out, err := lab.Exec(clientNS, "iperf3", "-c", dst, "-p", strconv.Itoa(iperfPort), "-t", strconv.Itoa(seconds), "-P", strconv.Itoa(streams), "-J")
+	return iperfAt(false, clientNS, dst, streams, seconds)
+}
+
+func iperfAt(prio fifo, clientNS, dst string, streams, seconds int) (float64, error) {
+	out, err := lab.Exec(clientNS, prio.argv("iperf3", "-c", dst, "-p", strconv.Itoa(iperfPort), "-t", strconv.Itoa(seconds), "-P", strconv.Itoa(streams), "-J")...)
 	if err != nil {
 		return 0, fmt.Errorf("iperf3: %v: %s", err, firstLine(out))
 	}
@@ -144,9 +165,9 @@ var (
 
 // sockperfRR runs a TCP ping-pong of 64-byte messages for seconds and
 // returns the round trips a second and the median round trip in µs.
-func sockperfRR(clientNS, dst string, seconds int) (rate, p50 float64, err error) {
-	out, err := lab.Exec(clientNS, "sockperf", "ping-pong", "--tcp", "--full-rtt", "-i", dst, "-p", strconv.Itoa(sockperfPort),
-		"-m", strconv.Itoa(rrSize), "-t", strconv.Itoa(seconds))
+func sockperfRR(prio fifo, clientNS, dst string, seconds int) (rate, p50 float64, err error) {
+	out, err := lab.Exec(clientNS, prio.argv("sockperf", "ping-pong", "--tcp", "--full-rtt", "-i", dst, "-p", strconv.Itoa(sockperfPort),
+		"-m", strconv.Itoa(rrSize), "-t", strconv.Itoa(seconds))...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sockperf: %v: %s", err, firstLine(out))
 	}

@@ -76,6 +76,9 @@ type Runner struct {
 	// measures every path once, each iperf3 run lasts Seconds.
 	Rounds  int
 	Seconds int
+	// FIFO runs the data plane benchmark's iperf3 and sockperf under
+	// SCHED_FIFO, for a machine shared with other work.
+	FIFO bool
 	// The end-to-end benchmarks: programming latency with Present ports
 	// declared, over Samples new ports; per-host state in a VPC of
 	// StatePorts ports with StateHosts hosts of 20 VMs, 5 peers each.
@@ -122,7 +125,7 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 	}
 	if r.want("dataplane") {
 		r.Env.Log.Info("data plane benchmark", "rounds", r.Rounds, "seconds", r.Seconds)
-		res, err := Dataplane(r.Env, r.Rounds, r.Seconds)
+		res, err := Dataplane(r.Env, r.Rounds, r.Seconds, fifo(r.FIFO))
 		if err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("dataplane: %v", err))
 		} else {

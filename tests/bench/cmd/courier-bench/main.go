@@ -36,6 +36,7 @@ func main() {
 	sgPorts := flag.String("sg-ports", "8000", "security group propagation: port counts of the VPC, one sandbox each")
 	sgGroups := flag.Int("sg-groups", 100, "security group propagation: groups the ports are spread over")
 	sgSamples := flag.Int("sg-samples", 30, "security group propagation: changes of each kind measured")
+	fifoRun := flag.Bool("fifo", false, "data plane benchmark: run iperf3 and sockperf (client and server) under SCHED_FIFO (chrt -f 50), so that other work on a shared machine does not set the rate")
 	hold := flag.Bool("hold", false, "build the data plane benchmark's paths, print their namespaces and keep them until interrupted (for profiling); measure nothing")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -52,7 +53,7 @@ func main() {
 	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns, NorthdRounds: *northdRounds, Rounds: *rounds, Seconds: *seconds,
 		Present: *present, Samples: *samples, StatePorts: *statePorts, StateHosts: *stateHosts,
 		BoundOn: *boundOn, Churn: *churnRate, CLISizes: cs, CLISamples: *cliSamples, CLIBulk: *cliBulk,
-		SGPorts: sgs, SGGroups: *sgGroups, SGSamples: *sgSamples}
+		SGPorts: sgs, SGGroups: *sgGroups, SGSamples: *sgSamples, FIFO: *fifoRun}
 	if err := r.Run(context.Background(), *out); err != nil {
 		fmt.Fprintln(os.Stderr, "courier-bench:", err)
 		os.Exit(1)
