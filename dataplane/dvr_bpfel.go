@@ -319,6 +319,13 @@ type dvrSnatRval struct {
 	SeenNs  uint64
 }
 
+type dvrSnatScratch struct {
+	_  structs.HostLayout
+	Rk dvrSnatRkey
+	Rv dvrSnatRval
+	Fv dvrSnatFval
+}
+
 type dvrSnatUse struct {
 	_      structs.HostLayout
 	Cursor uint32
@@ -422,6 +429,7 @@ const (
 	dvrMapSnatPortsV1        = "snat_ports_v1"
 	dvrMapSnatQuotaV1        = "snat_quota_v1"
 	dvrMapSnatRevV1          = "snat_rev_v1"
+	dvrMapSnatScratch        = "snat_scratch"
 	dvrMapSnatUseV1          = "snat_use_v1"
 	dvrMapStatsV1            = "stats_v1"
 	dvrMapTraceRecs          = "trace_recs"
@@ -546,6 +554,7 @@ type dvrMapSpecs struct {
 	SnatPortsV1     *ebpf.MapSpec `ebpf:"snat_ports_v1"`
 	SnatQuotaV1     *ebpf.MapSpec `ebpf:"snat_quota_v1"`
 	SnatRevV1       *ebpf.MapSpec `ebpf:"snat_rev_v1"`
+	SnatScratch     *ebpf.MapSpec `ebpf:"snat_scratch"`
 	SnatUseV1       *ebpf.MapSpec `ebpf:"snat_use_v1"`
 	StatsV1         *ebpf.MapSpec `ebpf:"stats_v1"`
 	TraceRecs       *ebpf.MapSpec `ebpf:"trace_recs"`
@@ -642,6 +651,7 @@ type dvrMaps struct {
 	SnatPortsV1     *ebpf.Map `ebpf:"snat_ports_v1"`
 	SnatQuotaV1     *ebpf.Map `ebpf:"snat_quota_v1"`
 	SnatRevV1       *ebpf.Map `ebpf:"snat_rev_v1"`
+	SnatScratch     *ebpf.Map `ebpf:"snat_scratch"`
 	SnatUseV1       *ebpf.Map `ebpf:"snat_use_v1"`
 	StatsV1         *ebpf.Map `ebpf:"stats_v1"`
 	TraceRecs       *ebpf.Map `ebpf:"trace_recs"`
@@ -696,6 +706,7 @@ func (m *dvrMaps) Close() error {
 		m.SnatPortsV1,
 		m.SnatQuotaV1,
 		m.SnatRevV1,
+		m.SnatScratch,
 		m.SnatUseV1,
 		m.StatsV1,
 		m.TraceRecs,

@@ -297,3 +297,20 @@ func TestSNATQuota(t *testing.T) {
 	}
 	snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(30002, 80, ""), 0))
 }
+
+// A block added while the cursor is in the older ones is reached only
+// after them: the gateways get the time to learn it.
+func TestSNATNewBlockLast(t *testing.T) {
+	f := snatFixture(t, 1)
+	for i := 0; i < 70; i++ { // each to its own remote: ports wrap round, none in use
+		snatOut(t, f, ipPacket(vm3Addr, netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}), protoTCP, tcpSeg(40000, 80, ""), 0))
+	}
+	f.state.SNATPorts[0].Blocks = append(f.state.SNATPorts[0].Blocks, SNATBlock{Addr: snatAddr, Lo: 1088})
+	if _, err := f.d.Apply(f.state); err != nil {
+		t.Fatal(err)
+	}
+	p := snatOut(t, f, ipPacket(vm3Addr, ip4("198.51.100.200"), protoTCP, tcpSeg(40000, 80, ""), 0))
+	if port := port16(p.l4, 0); port >= 1088 {
+		t.Errorf("the next connection took port %d of the new block, before the older block's turn ended", port)
+	}
+}

@@ -32,10 +32,11 @@ type snapshot struct {
 	ports   []*sbdb.PortBinding // the base session's: this host's, requested or bound
 	// snat: the VPCs' SNAT rows, by VPC; blocks: this host's ports'
 	// SNAT blocks, by port (snat.go)
-	snat    map[int]*sbdb.SNAT
-	blocks  map[string][]*sbdb.SNATBlock
-	learned []*sbdb.LearnedBinding
-	vpcs    []vpcSnapshot
+	snat      map[int]*sbdb.SNAT
+	blocks    map[string][]*sbdb.SNATBlock
+	blockSeen map[string]int // block UUID -> when first seen (an order)
+	learned   []*sbdb.LearnedBinding
+	vpcs      []vpcSnapshot
 	// hub, when set, holds the hub VPCs' bindings already (the
 	// vpcSnapshots' bindings and learned rows are then not read);
 	// hostd's own snapshots always have it.
@@ -74,7 +75,8 @@ func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 		}
 	}
 	s.gateways = gatewaysOf(chassis)
-	s.snat, s.blocks = snatRows(d.base)
+	s.snat, s.blocks = d.snatRows()
+	s.blockSeen = d.blockSeen
 	if d.hub == nil {
 		d.hub = newHubTable()
 	}

@@ -128,6 +128,8 @@ type Daemon struct {
 	snatHeld  map[int]int
 	snatState map[int]*snatDemand
 	snatQuota map[int]uint64 // as written to the data plane
+	blockSeen map[string]int // SNAT blocks by row UUID: the order they appeared in
+	blockSeq  int
 	snatSwept time.Time
 }
 

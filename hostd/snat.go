@@ -61,22 +61,36 @@ func snatOf(s *snapshot, pb *sbdb.PortBinding) *sbdb.SNAT {
 }
 
 // snatBlocks are a port's blocks that fit its VPC's SNAT row (an address
-// of the row, the row's size), in (address, port) order.
-func snatBlocks(sn *sbdb.SNAT, rows []*sbdb.SNATBlock) []dataplane.SNATBlock {
-	var out []dataplane.SNATBlock
+// of the row, the row's size), in the order this host first saw them
+// (seen, by row UUID), then (address, port): a new block goes last, and
+// the data plane reaches it only after the older ones, by when the
+// gateways know it too.
+func snatBlocks(sn *sbdb.SNAT, rows []*sbdb.SNATBlock, seen map[string]int) []dataplane.SNATBlock {
+	type block struct {
+		b   dataplane.SNATBlock
+		seq int
+	}
+	var bs []block
 	for _, b := range rows {
 		a, err := netip.ParseAddr(b.Address)
 		if err != nil || b.Vpc != sn.Vpc || !slices.Contains(sn.Addresses, b.Address) || b.PortHi-b.PortLo+1 != sn.BlockSize {
 			continue
 		}
-		out = append(out, dataplane.SNATBlock{Addr: a, Lo: uint16(b.PortLo)})
+		bs = append(bs, block{dataplane.SNATBlock{Addr: a, Lo: uint16(b.PortLo)}, seen[b.UUID]})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if c := out[i].Addr.Compare(out[j].Addr); c != 0 {
+	sort.Slice(bs, func(i, j int) bool {
+		if bs[i].seq != bs[j].seq {
+			return bs[i].seq < bs[j].seq
+		}
+		if c := bs[i].b.Addr.Compare(bs[j].b.Addr); c != 0 {
 			return c < 0
 		}
-		return out[i].Lo < out[j].Lo
+		return bs[i].b.Lo < bs[j].b.Lo
 	})
+	out := make([]dataplane.SNATBlock, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, b.b)
+	}
 	if len(out) > maxDemand {
 		out = out[:maxDemand]
 	}
@@ -96,7 +110,7 @@ func localSNAT(s *snapshot, st *dataplane.State, nets map[string]uint32) {
 			continue
 		}
 		st.SNATPorts = append(st.SNATPorts, dataplane.SNATPort{Ifindex: s.ifaces[pb.LogicalPort], VPC: uint32(pb.Vpc), Addr: addr,
-			Network: nets[sn.Network], BlockSize: sn.BlockSize, Blocks: snatBlocks(sn, s.blocks[pb.LogicalPort])})
+			Network: nets[sn.Network], BlockSize: sn.BlockSize, Blocks: snatBlocks(sn, s.blocks[pb.LogicalPort], s.blockSeen)})
 	}
 }
 
@@ -288,15 +302,23 @@ func (d *Daemon) noteSNAT(s *snapshot, st *dataplane.State) {
 }
 
 // snatRows reads the base session's SNAT rows (by VPC) and this host's
-// blocks (by port).
-func snatRows(base *ops.Session) (map[int]*sbdb.SNAT, map[string][]*sbdb.SNATBlock) {
+// blocks (by port), numbering blocks in the order they first appeared.
+func (d *Daemon) snatRows() (map[int]*sbdb.SNAT, map[string][]*sbdb.SNATBlock) {
 	snat := map[int]*sbdb.SNAT{}
-	for _, sn := range ops.Rows[sbdb.SNAT](base) {
+	for _, sn := range ops.Rows[sbdb.SNAT](d.base) {
 		snat[sn.Vpc] = sn
 	}
 	blocks := map[string][]*sbdb.SNATBlock{}
-	for _, b := range ops.Rows[sbdb.SNATBlock](base) {
+	seen := make(map[string]int, len(d.blockSeen))
+	for _, b := range ops.Rows[sbdb.SNATBlock](d.base) {
 		blocks[b.LogicalPort] = append(blocks[b.LogicalPort], b)
+		if n, ok := d.blockSeen[b.UUID]; ok {
+			seen[b.UUID] = n
+		} else {
+			d.blockSeq++
+			seen[b.UUID] = d.blockSeq
+		}
 	}
+	d.blockSeen = seen
 	return snat, blocks
 }

@@ -117,3 +117,17 @@ func TestSNATQuotas(t *testing.T) {
 		t.Errorf("between sweeps the quotas were written again: %v", f.quotas)
 	}
 }
+
+// Blocks go to the data plane in the order the host first saw them: a
+// new one last, whatever its address and ports.
+func TestSNATBlocksInTheOrderSeen(t *testing.T) {
+	sn := &sbdb.SNAT{Vpc: 1, Addresses: []string{"203.0.113.50"}, BlockSize: 1024}
+	rows := []*sbdb.SNATBlock{
+		{UUID: "b", Vpc: 1, Address: "203.0.113.50", PortLo: 1024, PortHi: 2047},
+		{UUID: "a", Vpc: 1, Address: "203.0.113.50", PortLo: 3072, PortHi: 4095},
+	}
+	got := snatBlocks(sn, rows, map[string]int{"a": 1, "b": 2})
+	if len(got) != 2 || got[0].Lo != 3072 || got[1].Lo != 1024 {
+		t.Errorf("blocks %+v: want 3072 (seen first), then 1024", got)
+	}
+}

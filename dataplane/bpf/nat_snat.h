@@ -17,12 +17,13 @@ __attribute__((noinline)) int snat_out(struct __sk_buff *skb, struct pctx *c)
 	if (!c) /* the verifier checks a global function alone: c is never NULL */
 		return DROP_MALFORMED;
 	struct tuple t = tuple_of(skb);
-	struct iphdr ip;
-	__u32 l4 = l4_of(skb, &ip);
-	if (!t.ok || !l4)
+	void *data = (void *)(long)skb->data;
+	struct iphdr *iph = data + ETH_HLEN;
+	if (!t.ok || (void *)(iph + 1) > (void *)(long)skb->data_end || iph->ihl < 5)
 		return DROP_MALFORMED;
-	if (ip.frag_off & bpf_htons(IP_OFFSET_MASK))
+	if (iph->frag_off & bpf_htons(IP_OFFSET_MASK))
 		return DROP_SNAT_UNTRACKED; /* no ports to map it by */
+	__u32 l4 = ETH_HLEN + iph->ihl * 4;
 	__u32 poff = 0;
 	__be16 rport = t.dport;
 	if (t.proto == IPPROTO_ICMP) {

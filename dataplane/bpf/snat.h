@@ -13,8 +13,12 @@
  * different remotes, and the insertion itself (BPF_NOEXIST) settles a
  * race between CPUs. Ports are taken in order, not by random probing, so
  * a port comes round again only after every other port of the blocks
- * did; a connection fails (drop snat_exhausted) only when SNAT_TRIES
- * ports in a row are in use with the same remote end. hostd counts use
+ * did, and a block hostd appends (the newest last) is reached only once
+ * the cursor has gone through the older ones, which gives the gateways
+ * time to learn it. When the next port is taken, the search strides a
+ * block and a port at a time, so it looks into every block; a
+ * connection fails (drop snat_exhausted) only when SNAT_TRIES ports so
+ * tried are all in use with the same remote end. hostd counts use
  * (snat_use_v1) and asks for another block long before (hostd/snat.go);
  * it also removes idle connections (dataplane/snatgc.go), so the maps
  * are plain hashes, never LRU: a live connection is never evicted.
@@ -160,6 +164,19 @@ struct {
 	__type(value, struct gw_eip);
 } gw_snat_v1 SEC(".maps");
 
+struct snat_scratch {
+	struct snat_rkey rk;
+	struct snat_rval rv;
+	struct snat_fval fv;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct snat_scratch);
+} snat_scratch SEC(".maps");
+
 #define ICMP_ECHOREPLY 0
 #define ICMP_ECHO 8
 
@@ -257,24 +274,35 @@ static __always_inline __u32 snat_new(__u32 ifindex, struct snat_fkey *fk, __u64
 	__u64 *quota = bpf_map_lookup_elem(&snat_quota_v1, &ifindex);
 	if (quota && u->allocs >= *quota)
 		return DROP_SNAT_QUOTA; /* not a failure: more blocks would not help */
-	struct snat_rkey rk = {.remote = fk->remote, .rport = fk->rport, .proto = fk->proto};
-	struct snat_rval rv = {.vpc = fk->vpc, .addr = fk->addr, .port = fk->port, .flags = flags, .ifindex = ifindex, .seen_ns = now};
+	/* The entries are built in a per-CPU scratch value, not on the
+	 * stack, which the driver's frame and this one's share. */
+	__u32 zero = 0;
+	struct snat_scratch *sc = bpf_map_lookup_elem(&snat_scratch, &zero);
+	if (!sc)
+		return DROP_SNAT_EXHAUSTED;
+	struct snat_rkey *rk = &sc->rk;
+	*rk = (struct snat_rkey){.remote = fk->remote, .rport = fk->rport, .proto = fk->proto};
+	sc->rv = (struct snat_rval){.vpc = fk->vpc, .addr = fk->addr, .port = fk->port, .flags = flags, .ifindex = ifindex, .seen_ns = now};
+	/* Not atomic: two CPUs reading one value try the same port, and
+	 * the insertion lets one have it. */
+	__u32 start = u->cursor;
+	if (start >= total)
+		start = 0;
+	__u32 stride = (1U << shift) + 1;
 	for (int i = 0; i < SNAT_TRIES; i++) {
-		/* Not atomic: two CPUs reading one value try the same port,
-		 * and the insertion lets one have it. */
-		__u32 idx = u->cursor;
-		u->cursor = idx + 1;
-		idx %= total;
+		__u32 idx = (start + i * stride) % total;
 		__u32 b = (idx >> shift) & (SNAT_MAX_BLOCKS - 1);
-		rk.ext = p->blocks[b].addr;
-		rk.eport = bpf_htons((__u16)(p->blocks[b].lo + (idx & ((1U << shift) - 1))));
-		if (bpf_map_update_elem(&snat_rev_v1, &rk, &rv, BPF_NOEXIST) < 0)
+		rk->ext = p->blocks[b].addr;
+		rk->eport = bpf_htons((__u16)(p->blocks[b].lo + (idx & ((1U << shift) - 1))));
+		if (bpf_map_update_elem(&snat_rev_v1, rk, &sc->rv, BPF_NOEXIST) < 0)
 			continue;
-		struct snat_fval fv = {.ext = rk.ext, .eport = rk.eport, .flags = flags, .ifindex = ifindex, .seen_ns = now};
-		if (bpf_map_update_elem(&snat_fwd_v1, fk, &fv, BPF_NOEXIST) < 0) {
+		out->ext = rk->ext;
+		out->eport = rk->eport;
+		sc->fv = (struct snat_fval){.ext = rk->ext, .eport = rk->eport, .flags = flags, .ifindex = ifindex, .seen_ns = now};
+		if (bpf_map_update_elem(&snat_fwd_v1, fk, &sc->fv, BPF_NOEXIST) < 0) {
 			/* Another CPU mapped the connection first (or the map
 			 * is full): give the port back, take its mapping. */
-			bpf_map_delete_elem(&snat_rev_v1, &rk);
+			bpf_map_delete_elem(&snat_rev_v1, rk);
 			struct snat_fval *f = bpf_map_lookup_elem(&snat_fwd_v1, fk);
 			/* keeps clang from offsetting f before the check */
 			asm volatile("" : "+r"(f));
@@ -284,9 +312,9 @@ static __always_inline __u32 snat_new(__u32 ifindex, struct snat_fkey *fk, __u64
 			out->eport = f->eport;
 			return 0;
 		}
+		u->cursor = idx + 1;
 		__sync_fetch_and_add(&u->allocs, 1);
 		count(STAT_SNAT_NEW);
-		*out = fv;
 		return 0;
 	}
 	__sync_fetch_and_add(&u->fails, 1);

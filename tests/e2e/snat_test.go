@@ -164,6 +164,53 @@ func TestSNATToTheInternet(t *testing.T) {
 			t.Errorf("the stream lasted %d s, want 6", len(rep.Intervals))
 		}
 	})
+	t.Run("a translated stream survives its gateway's death and the control plane's restarts", func(t *testing.T) {
+		srv := exec.Command("ip", "netns", "exec", inet, "iperf3", "-s", "-1", "-p", "5298")
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { srv.Process.Kill(); srv.Wait() }()
+		time.Sleep(300 * time.Millisecond)
+		before := map[string]uint64{"gw1": e.counters("gw1")["gw_up"], "gw2": e.counters("gw2")["gw_up"]}
+		done := make(chan string, 1)
+		go func() {
+			out, _ := e.s.Exec("vm1", "timeout", "25", "iperf3", "-c", client, "-p", "5298", "-t", "8", "-b", "20M", "-J")
+			done <- out
+		}()
+		time.Sleep(1500 * time.Millisecond)
+		busy := "gw1"
+		if e.counters("gw2")["gw_up"]-before["gw2"] > e.counters("gw1")["gw_up"]-before["gw1"] {
+			busy = "gw2"
+		}
+		e.hostDown(busy) // the gateway carrying the stream out: the host's probes pass over it
+		c := e.s.Ctl()
+		for _, d := range []string{"courier-southd", "courier-northd"} {
+			if err := c.StopDaemon(d); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.StartDaemon(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.StopServer("sb"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.StartServer(t.Context(), "sb"); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := parseIperf(<-done)
+		if err != nil {
+			t.Fatalf("the stream failed: %v", err)
+		}
+		n := len(rep.Intervals)
+		if n < 8 || rep.Intervals[n-1].Sum.Bytes == 0 || rep.Intervals[n-2].Sum.Bytes == 0 {
+			t.Errorf("the stream stopped after %s died: %d intervals", busy, n)
+		}
+		t.Logf("%.1f MB across %s's death and restarts of southd, northd and the southbound", rep.End.SumReceived.Bytes/1e6, busy)
+		if _, err := e.s.HostUp(busy); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("20,000 connections from one VM, none refused or reset", func(t *testing.T) {
 		errs, slow, took := connectMany(e.s.VMNS("vm1"), client+":8081", 20000, 64)
 		drops := e.dropsOf("hv1")
