@@ -99,6 +99,10 @@ func (n *compiler) desiredPB(name string) *sbdb.PortBinding {
 	}
 	if b, ok := n.eips.byPort[u]; ok {
 		pb.Eip, pb.EipNetwork = &b.addr, &b.net
+		if b.kind != "" {
+			kind := b.kind
+			pb.EipKind = &kind
+		}
 	}
 	return pb
 }

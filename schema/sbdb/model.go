@@ -32,7 +32,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.6.0",
+  "version": "1.7.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -635,6 +635,22 @@ var schema = `{
               "type": "string",
               "minLength": 15,
               "maxLength": 15
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "eip_kind": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "public",
+                  "physical"
+                ]
+              ]
             },
             "min": 0,
             "max": 1
