@@ -122,6 +122,7 @@ type compiled struct {
 	dhcp   map[uint32]dvrDhcpPort
 	sg     *compiledSG
 	eip    *compiledEIP
+	phys   *compiledPhys
 	snat   *compiledSNAT
 }
 
@@ -222,6 +223,9 @@ func compile(s *State) (*compiled, error) {
 	if c.eip, err = compileEIP(s); err != nil {
 		return nil, err
 	}
+	if c.phys, err = compilePhys(s); err != nil {
+		return nil, err
+	}
 	c.snat, err = compileSNAT(s)
 	return c, err
 }
@@ -274,6 +278,9 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 		errs = append(errs, err)
 	}
 	if err := d.applyEIP(want.eip, have.eip, add); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.applyPhys(want.phys, have.phys, add); err != nil {
 		errs = append(errs, err)
 	}
 	d.applySNAT(want.snat, have.snat, add)
@@ -367,6 +374,8 @@ func (d *Datapath) dumpCompiled() (*compiled, error) {
 	c.sg, err = d.dumpSG()
 	collect(err)
 	c.eip, err = d.dumpEIP()
+	collect(err)
+	c.phys, err = d.dumpPhys()
 	collect(err)
 	c.snat, err = d.dumpSNAT()
 	collect(err)

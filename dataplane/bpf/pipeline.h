@@ -25,6 +25,7 @@
 #define DEST_LOCAL 1  /* a port of this host */
 #define DEST_REMOTE 2 /* another host */
 #define DEST_HUB 3    /* a hub: the destination is not known here */
+#define DEST_PHYS 4   /* out of the underlay NIC, from a physical EIP (phys.h) */
 
 #define SNAT_OUT 1 /* eip_out: translate by SNAT when sending */
 #define SNAT_IN 2  /* eip_in: translate back before the next stage */
@@ -109,6 +110,8 @@ static __always_inline int drop_for(struct pctx *c, __u32 reason)
  * done, 0 not SNAT's, -1 malformed). */
 int snat_out(struct __sk_buff *skb, struct pctx *c);
 int snat_in(struct __sk_buff *skb, struct pctx *c);
+/* A physical EIP's packet, out of the underlay NIC (phys.h). */
+int phys_send(struct __sk_buff *skb, struct pctx *c);
 
 /* Tests only: where the last packet was redirected. */
 struct redirect_rec {
@@ -190,6 +193,8 @@ static __always_inline int finish(struct __sk_buff *skb, struct pctx *c, __u32 s
 			count(STAT_LOCAL_TX);
 			return to_port(c->d.ifindex, c->d.flags & LEP_F_TAP);
 		}
+		if (c->d.kind == DEST_PHYS)
+			return phys_send(skb, c);
 		if (c->d.vtep == cfg_local_vtep) {
 			verdict = V_DROP;
 			c->reason = DROP_LOOP;
