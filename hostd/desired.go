@@ -29,6 +29,9 @@ type snapshot struct {
 	gateways map[string][]netip.Addr
 	// gateway: what this chassis serves as a gateway, or nil
 	gateway *dataplane.Gateway
+	// underlay: the ifindex of the NIC holding this host's VTEP, where
+	// physical EIPs are served (phys.go); 0 in tests without one
+	underlay int
 	ports   []*sbdb.PortBinding // the base session's: this host's, requested or bound
 	// snat: the VPCs' SNAT rows, by VPC; blocks: this host's ports'
 	// SNAT blocks, by port (snat.go)
@@ -74,6 +77,12 @@ func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 		}
 	}
 	s.gateways = gatewaysOf(chassis)
+	if ix, err := underlayIndex(d.cfg.EncapIP); err != nil {
+		d.status["underlay"] = err.Error() // physical EIPs are not served
+	} else {
+		delete(d.status, "underlay")
+		s.underlay = ix
+	}
 	s.snat, s.blocks = snatRows(d.base)
 	if d.hub == nil {
 		d.hub = newHubTable()
@@ -156,6 +165,7 @@ func desired(s *snapshot) *desiredState {
 	localPorts(s, dps, dhcp, out)
 	localNAT(s, st)
 	st.Gateway = s.gateway
+	st.Underlay = s.underlay
 	// Every VM interface gets the DVR as soon as it appears, so that
 	// declaring its port only writes map entries.
 	for _, ifindex := range s.ifaces {
