@@ -120,8 +120,8 @@ type Datapath struct {
 	// underlay: phys_ingress on the underlay NIC (phys.go)
 	underlay    link.Link
 	underlayIdx int
-	ports     map[int]link.Link // by ifindex
-	applied   *compiled
+	ports       map[int]link.Link // by ifindex
+	applied     *compiled
 	// hubTable is the BindingTable the hub map was last written from
 	// (nil: from State.Bindings).
 	hubTable *BindingTable

@@ -32,7 +32,7 @@ type snapshot struct {
 	// underlay: the ifindex of the NIC holding this host's VTEP, where
 	// physical EIPs are served (phys.go); 0 in tests without one
 	underlay int
-	ports   []*sbdb.PortBinding // the base session's: this host's, requested or bound
+	ports    []*sbdb.PortBinding // the base session's: this host's, requested or bound
 	// snat: the VPCs' SNAT rows, by VPC; blocks: this host's ports'
 	// SNAT blocks, by port (snat.go)
 	snat    map[int]*sbdb.SNAT
