@@ -99,7 +99,7 @@ func TestEIPsCompile(t *testing.T) {
 	n.pendingNB = nb.drain()
 	n.run(true)
 	if pb := n.desiredPB("vm1"); pb == nil || pb.Eip == nil || *pb.Eip != "203.0.113.10" || *pb.EipNetwork != "internet" ||
-		pb.EipKind == nil || *pb.EipKind != "public" {
+		pb.EipKind == nil || *pb.EipKind != "public" || pb.EipVpc == nil || *pb.EipVpc != pb.Vpc {
 		t.Fatalf("vm1's binding: %+v", pb)
 	}
 	if pb := n.desiredPB("vm2"); pb == nil || pb.Eip != nil {

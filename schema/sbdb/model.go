@@ -667,6 +667,17 @@ var schema = `{
             "max": 1
           }
         },
+        "eip_vpc": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1,
+              "maxInteger": 16777215
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
         "external_ids": {
           "type": {
             "key": {

@@ -24,6 +24,7 @@ type PortBinding struct {
 	Eip              *string             `ovsdb:"eip" validate:"omitempty,max=15"`
 	EipKind          *PortBindingEipKind `ovsdb:"eip_kind" validate:"omitempty,oneof='public' 'physical'"`
 	EipNetwork       *string             `ovsdb:"eip_network" validate:"omitempty,max=64"`
+	EipVpc           *int                `ovsdb:"eip_vpc" validate:"omitempty,min=1,max=16777215"`
 	ExternalIDs      map[string]string   `ovsdb:"external_ids"`
 	IPs              []string            `ovsdb:"ips" validate:"max=16,dive,max=15"`
 	LearnedLimit     *int                `ovsdb:"learned_limit" validate:"omitempty,min=0,max=1024"`
@@ -126,6 +127,28 @@ func copyPortBindingEipNetwork(a *string) *string {
 }
 
 func equalPortBindingEipNetwork(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
+func (a *PortBinding) GetEipVpc() *int {
+	return a.EipVpc
+}
+
+func copyPortBindingEipVpc(a *int) *int {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortBindingEipVpc(a, b *int) bool {
 	if (a == nil) != (b == nil) {
 		return false
 	}
@@ -357,6 +380,7 @@ func (a *PortBinding) DeepCopyInto(b *PortBinding) {
 	b.Eip = copyPortBindingEip(a.Eip)
 	b.EipKind = copyPortBindingEipKind(a.EipKind)
 	b.EipNetwork = copyPortBindingEipNetwork(a.EipNetwork)
+	b.EipVpc = copyPortBindingEipVpc(a.EipVpc)
 	b.ExternalIDs = copyPortBindingExternalIDs(a.ExternalIDs)
 	b.IPs = copyPortBindingIPs(a.IPs)
 	b.LearnedLimit = copyPortBindingLearnedLimit(a.LearnedLimit)
@@ -389,6 +413,7 @@ func (a *PortBinding) Equals(b *PortBinding) bool {
 		equalPortBindingEip(a.Eip, b.Eip) &&
 		equalPortBindingEipKind(a.EipKind, b.EipKind) &&
 		equalPortBindingEipNetwork(a.EipNetwork, b.EipNetwork) &&
+		equalPortBindingEipVpc(a.EipVpc, b.EipVpc) &&
 		equalPortBindingExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		equalPortBindingIPs(a.IPs, b.IPs) &&
 		equalPortBindingLearnedLimit(a.LearnedLimit, b.LearnedLimit) &&
