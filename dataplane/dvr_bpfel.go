@@ -372,6 +372,12 @@ type dvrVpc struct {
 	Flags uint32
 }
 
+type dvrVpcEipKey struct {
+	_   structs.HostLayout
+	Vpc uint32
+	Eip uint32
+}
+
 type dvrVxnet struct {
 	_     structs.HostLayout
 	Vpc   uint32
@@ -438,6 +444,7 @@ const (
 	dvrMapTunnelIn           = "tunnel_in"
 	dvrMapTunnelOut          = "tunnel_out"
 	dvrMapUnknownV1          = "unknown_v1"
+	dvrMapVpcEipsV1          = "vpc_eips_v1"
 	dvrMapVpcsV1             = "vpcs_v1"
 	dvrMapVxnetsV1           = "vxnets_v1"
 	dvrProgGwUplinkIngress   = "gw_uplink_ingress"
@@ -567,6 +574,7 @@ type dvrMapSpecs struct {
 	TunnelIn        *ebpf.MapSpec `ebpf:"tunnel_in"`
 	TunnelOut       *ebpf.MapSpec `ebpf:"tunnel_out"`
 	UnknownV1       *ebpf.MapSpec `ebpf:"unknown_v1"`
+	VpcEipsV1       *ebpf.MapSpec `ebpf:"vpc_eips_v1"`
 	VpcsV1          *ebpf.MapSpec `ebpf:"vpcs_v1"`
 	VxnetsV1        *ebpf.MapSpec `ebpf:"vxnets_v1"`
 }
@@ -666,6 +674,7 @@ type dvrMaps struct {
 	TunnelIn        *ebpf.Map `ebpf:"tunnel_in"`
 	TunnelOut       *ebpf.Map `ebpf:"tunnel_out"`
 	UnknownV1       *ebpf.Map `ebpf:"unknown_v1"`
+	VpcEipsV1       *ebpf.Map `ebpf:"vpc_eips_v1"`
 	VpcsV1          *ebpf.Map `ebpf:"vpcs_v1"`
 	VxnetsV1        *ebpf.Map `ebpf:"vxnets_v1"`
 }
@@ -723,6 +732,7 @@ func (m *dvrMaps) Close() error {
 		m.TunnelIn,
 		m.TunnelOut,
 		m.UnknownV1,
+		m.VpcEipsV1,
 		m.VpcsV1,
 		m.VxnetsV1,
 	)

@@ -123,6 +123,7 @@ type compiled struct {
 	sg     *compiledSG
 	eip    *compiledEIP
 	phys   *compiledPhys
+	vpcEIP map[dvrVpcEipKey]uint32 // hairpin.go
 	snat   *compiledSNAT
 }
 
@@ -226,6 +227,9 @@ func compile(s *State) (*compiled, error) {
 	if c.phys, err = compilePhys(s); err != nil {
 		return nil, err
 	}
+	if c.vpcEIP, err = compileHairpin(s); err != nil {
+		return nil, err
+	}
 	c.snat, err = compileSNAT(s)
 	return c, err
 }
@@ -283,6 +287,7 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	if err := d.applyPhys(want.phys, have.phys, add); err != nil {
 		errs = append(errs, err)
 	}
+	add(d.vpcEIPsT().sync(want.vpcEIP, have.vpcEIP))
 	d.applySNAT(want.snat, have.snat, add)
 	// Detach programs from interfaces that are no longer ports before
 	// their entries go, attach to new ones after theirs are written.
@@ -376,6 +381,8 @@ func (d *Datapath) dumpCompiled() (*compiled, error) {
 	c.eip, err = d.dumpEIP()
 	collect(err)
 	c.phys, err = d.dumpPhys()
+	collect(err)
+	c.vpcEIP, err = d.vpcEIPsT().dump()
 	collect(err)
 	c.snat, err = d.dumpSNAT()
 	collect(err)

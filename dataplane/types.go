@@ -51,6 +51,9 @@ type State struct {
 	// phys_ingress is not attached).
 	PhysEIPs []PhysEIP
 	Underlay int
+	// VPCEIPs are every EIP of the VPCs this host takes part in, for
+	// hairpins (hairpin.go).
+	VPCEIPs []VPCEIP
 }
 
 // Port is a VM port on this host.

@@ -71,6 +71,7 @@ struct pctx {
 	__u32 gbp;       /* VXLAN GBP: the sender's identity and flags (sg.h) */
 	__be32 snat_from; /* eip_out: translate the source from this ... */
 	__be32 snat_to;   /* ... to this (the EIP) when sending */
+	__be32 dnat_to;   /* eip_out, a hairpin: the destination becomes this after sg_egress (hairpin.h) */
 	struct vpc vpce;
 	struct port port;
 	struct vxnet vx;
@@ -112,6 +113,8 @@ int snat_out(struct __sk_buff *skb, struct pctx *c);
 int snat_in(struct __sk_buff *skb, struct pctx *c);
 /* A physical EIP's packet, out of the underlay NIC (phys.h). */
 int phys_send(struct __sk_buff *skb, struct pctx *c);
+/* A hairpin's translation, once sg_egress passed it (hairpin.h). */
+int hairpin_nat(struct __sk_buff *skb, struct pctx *c);
 
 /* Tests only: where the last packet was redirected. */
 struct redirect_rec {
@@ -238,6 +241,10 @@ static __always_inline int run_pipeline(struct __sk_buff *skb, struct pctx *c, _
 		c->tflags = 0;
 		int verdict = run_stage(stage, skb, c);
 		trace_stage(c, stage, verdict);
+		if (c->dnat_to && stage == STAGE_SG_EGRESS && (verdict == V_NEXT || verdict == V_OUTPUT) && hairpin_nat(skb, c) < 0) {
+			c->reason = DROP_MALFORMED;
+			return finish(skb, c, stage, V_DROP);
+		}
 		/* Whatever goes to a VM, or leaves a port, meets the
 		 * security groups first: sg_egress for what a port sends
 		 * (then sg_ingress for a local destination), sg_ingress
