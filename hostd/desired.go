@@ -53,6 +53,7 @@ type vpcSnapshot struct {
 	flows    *flowConfig // its logical flows, compiled (vpcSession.compiled caches them)
 	hubs     []*sbdb.Hub
 	bindings []*sbdb.PortBinding // every binding of the VPC (what a hub forwards by)
+	eips     []dataplane.VPCEIP  // every EIP of the VPC (hairpin.go)
 	learned  []*sbdb.LearnedBinding
 }
 
@@ -97,6 +98,7 @@ func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 		}
 		ch := vs.tracker.Drain()
 		v.flows = vs.compiled(v.dps, ch)
+		v.eips = vs.vpcEIPs(ch)
 		if vs.hub {
 			hubOf[vs.vpc] = true
 			d.hub.refresh(v, vs.s, ch, reload, func() ([]*sbdb.PortBinding, []*sbdb.LearnedBinding) {
@@ -145,6 +147,7 @@ func desired(s *snapshot) *desiredState {
 			st.SG = append(st.SG, *sg)
 			out.flowErrs = append(out.flowErrs, errs...)
 		}
+		st.VPCEIPs = append(st.VPCEIPs, v.eips...)
 		for _, h := range v.hubs {
 			hs := dataplane.Hubs{VPC: uint32(h.Vpc)}
 			for _, c := range h.Chassis {
