@@ -119,3 +119,40 @@ func TestPhysicalIPFromTheDataCentre(t *testing.T) {
 		}
 	})
 }
+
+// Hairpin (#15 item 5): VMs reaching each other's EIPs, public or
+// physical, in the same VPC, on one host or two: the receiver sees the
+// caller's EIP, the caller the EIP it called, and no gateway carries
+// anything.
+func TestHairpinToAnEIPOfTheVPC(t *testing.T) {
+	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 1})
+	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
+	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--", "port-add", "web", "vm2", "02:00:00:00:01:0b", "10.0.1.11",
+		"--", "port-add", "web", "vm3", "02:00:00:00:01:0c", "10.0.1.12")
+	e.vm("hv1", "vm1")
+	e.vm("hv2", "vm2")
+	e.vm("hv1", "vm3")
+	e.nb("eip-add", "internet", "203.0.113.5", "--port", "vm1", "--", "eip-add", "dc", "192.168.200.6", "--port", "vm2",
+		"--", "eip-add", "internet", "203.0.113.7", "--port", "vm3")
+	for _, vm := range []string{"vm1", "vm2", "vm3"} {
+		serve(t, e.s.VMNS(vm), 8080, vm)
+	}
+	gw := e.counters("gw1")
+	for _, c := range []struct{ from, to, tag, sees string }{
+		{"vm1", "192.168.200.6", "vm2", "203.0.113.5"}, // to a physical EIP on another host
+		{"vm2", "203.0.113.5", "vm1", "192.168.200.6"}, // to a public EIP on another host, from a physical one
+		{"vm1", "203.0.113.7", "vm3", "203.0.113.5"},   // on the same host
+	} {
+		if n, out := e.s.Ping(c.from, ip(c.to), 3, "0.2"); n != 3 {
+			t.Errorf("%s -> %s: %d/3 answered\n%s", c.from, c.to, n, out)
+		}
+		if out, err := dial(e.s.VMNS(c.from), c.to+":8080"); err != nil || !strings.HasPrefix(out, c.tag+" "+c.sees+":") {
+			t.Errorf("%s -> %s:8080: %q %v; want %s seeing %s", c.from, c.to, out, err, c.tag, c.sees)
+		}
+	}
+	after := e.counters("gw1")
+	if after["gw_up"] != gw["gw_up"] || after["gw_down"] != gw["gw_down"] {
+		t.Errorf("gw1 carried %d up, %d down: a hairpin left its host's DVR for the gateway",
+			after["gw_up"]-gw["gw_up"], after["gw_down"]-gw["gw_down"])
+	}
+}
