@@ -5,8 +5,11 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
+	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 
 	"github.com/courier-sdn/courier/pipeline"
@@ -193,4 +196,47 @@ func TestPhysOutbound(t *testing.T) {
 			t.Errorf("vm3, without an EIP, was sent out of the underlay NIC")
 		}
 	})
+}
+
+// TestPhysPathCost times single runs (median of 5,000) of what the
+// physical network and hairpins add, beside the paths they compare to.
+// COURIER_MEASURE=1 go test ./dataplane -run TestPhysPathCost -v
+func TestPhysPathCost(t *testing.T) {
+	if os.Getenv("COURIER_MEASURE") == "" {
+		t.Skip("a measurement: set COURIER_MEASURE=1")
+	}
+	f, ul, ulMAC := physFixture(t)
+	f.state.VPCEIPs = []VPCEIP{{VPC: 1, EIP: physEIP, Addr: ip4("10.0.1.5")}, {VPC: 1, EIP: eip3, Addr: ip4("10.0.1.6")}}
+	if _, err := f.d.Apply(f.state); err != nil {
+		t.Fatal(err)
+	}
+	d := f.d
+	tcp := func(src, dst netip.Addr, dmac, smac []byte) []byte {
+		return append(ethHdr(dmac, smac, 0x0800), ipPacket(src, dst, protoTCP, tcpSeg(40000, 80, "0123456789"), 0)...)
+	}
+	vxlan := append(ethHdr(ulMAC, serverMAC, 0x0800), ipPacket(peerA, local, protoUDP, udpSeg(40000, 4789, "0123456789abcdef"), 0)...)
+	cases := []struct {
+		name    string
+		prog    *ebpf.Program
+		ifindex int
+		pkt     []byte
+		verdict uint32
+	}{
+		{"port: routed to a local port", d.objs.PortIngress, f.p1, tcp(ip4("10.0.1.5"), ip4("10.0.2.5"), gwMAC, vm1MAC), actRedirect},
+		{"port: hairpin to a local EIP", d.objs.PortIngress, f.p1, tcp(ip4("10.0.1.5"), eip3, gwMAC, vm1MAC), actRedirect},
+		{"port: out through a physical EIP", d.objs.PortIngress, f.p1, tcp(ip4("10.0.1.5"), physServer, gwMAC, vm1MAC), actRedirect},
+		{"underlay: VXLAN, left to the host", d.objs.PhysIngress, ul, vxlan, actOK},
+		{"underlay: in through a physical EIP", d.objs.PhysIngress, ul, tcp(physServer, physEIP, ulMAC, serverMAC), actRedirect},
+		{"underlay: ARP for a physical EIP", d.objs.PhysIngress, ul, arpRequest(serverMAC, physServer, physEIP), actRedirect},
+	}
+	for _, c := range cases {
+		var cost time.Duration
+		var verdict uint32
+		var err error
+		within(func() { cost, verdict, err = TimeRuns(c.prog, c.ifindex, c.pkt, 5000) })
+		if err != nil || verdict != c.verdict {
+			t.Fatalf("%s: verdict %d, %v", c.name, verdict, err)
+		}
+		t.Logf("%-36s %4d ns", c.name, cost.Nanoseconds())
+	}
 }
