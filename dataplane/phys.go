@@ -106,6 +106,7 @@ func (d *Datapath) applyPhys(want, have *compiledPhys, add func(int, int, error)
 			// The interface left meanwhile: nothing to serve (the next
 			// reconcile drops the port).
 			if errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.EINVAL) || errors.Is(err, ebpf.ErrKeyNotExist) {
+				d.log.Warn("physical EIP not served: its port's interface is gone", "eip", fromBE32(eip), "ifindex", e.Ifindex, "err", err)
 				continue
 			}
 			add(0, 0, err)

@@ -11,6 +11,9 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/courier-sdn/courier/internal/testenv"
 
 	"github.com/courier-sdn/courier/pipeline"
 )
@@ -75,6 +78,34 @@ func TestPhysARP(t *testing.T) {
 			if r := run(t, f.d.objs.PhysIngress, ul, req); r.verdict != actOK || !bytes.Equal(r.out[:len(req)], req) {
 				t.Errorf("verdict %d, frame changed %v", r.verdict, !bytes.Equal(r.out[:len(req)], req))
 			}
+		}
+	})
+	t.Run("an interface moved to another namespace (a live migration) is silenced at once", func(t *testing.T) {
+		f.state.PhysEIPs = append(f.state.PhysEIPs, PhysEIP{Ifindex: f.p3, VPC: 1, EIP: ip4("100.64.0.6"), Addr: ip4("10.0.1.6")})
+		var err error
+		within(func() { _, err = f.d.Apply(f.state) }) // the device map takes ifindexes of the caller's namespace
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := run(t, f.d.objs.PhysIngress, ul, arpRequest(serverMAC, physServer, ip4("100.64.0.6"))); r.verdict != actRedirect {
+			t.Fatalf("verdict %d for vm3's EIP before its move", r.verdict)
+		}
+		name := "cdp-moved-" + testenv.ID()
+		within(func() {
+			other, err := netns.NewNamed(name) // the thread is in it now
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			netns.Set(testNS)
+			l, _ := netlink.LinkByIndex(f.p3)
+			if err := netlink.LinkSetNsFd(l, int(other)); err != nil {
+				t.Fatal(err)
+			}
+		})
+		defer netns.DeleteNamed(name)
+		if r := run(t, f.d.objs.PhysIngress, ul, arpRequest(serverMAC, physServer, ip4("100.64.0.6"))); r.verdict != actOK {
+			t.Errorf("verdict %d after vm3's interface left for another namespace: still answered", r.verdict)
 		}
 	})
 	t.Run("the port's interface leaving the host silences it at once, before hostd knows", func(t *testing.T) {

@@ -54,6 +54,8 @@ func TestPhysicalIPFromTheDataCentre(t *testing.T) {
 	serve(t, phys, 8082, "phys")
 	gw := e.counters("gw1")
 
+	// reach checks everything with vm1 on host (its listener lives as
+	// long as the subtest)
 	reach := func(t *testing.T, host string) {
 		t.Helper()
 		serve(t, e.s.VMNS("vm1"), 8080, "vm1")
@@ -110,6 +112,18 @@ func TestPhysicalIPFromTheDataCentre(t *testing.T) {
 		if !garp {
 			t.Errorf("no gratuitous ARP from hv2 on the fabric:\n%s", strings.Join(lines, "\n"))
 		}
+	})
+
+	t.Run("back with vm-migrate, its interface moving between namespaces: hv2 silent at once", func(t *testing.T) {
+		start := time.Now()
+		if _, err := e.s.MigrateVM(t.Context(), "vm1", "hv1"); err != nil {
+			t.Fatal(err)
+		}
+		for neighMAC(phys, "192.168.200.5") != hostMAC["hv1"] && time.Since(start) < 5*time.Second {
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("phys's neighbour entry moved to hv1 %v after vm-migrate began", time.Since(start).Round(time.Millisecond))
+		reach(t, "hv1")
 	})
 
 	t.Run("no gateway carried any of it", func(t *testing.T) {
