@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
@@ -246,6 +247,13 @@ func TestPhysPathCost(t *testing.T) {
 		return append(ethHdr(dmac, smac, 0x0800), ipPacket(src, dst, protoTCP, tcpSeg(40000, 80, "0123456789"), 0)...)
 	}
 	vxlan := append(ethHdr(ulMAC, serverMAC, 0x0800), ipPacket(peerA, local, protoUDP, udpSeg(40000, 4789, "0123456789abcdef"), 0)...)
+	// A program that returns at once: what BPF_PROG_RUN itself costs.
+	noop, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noop.Close()
 	cases := []struct {
 		name    string
 		prog    *ebpf.Program
@@ -253,6 +261,7 @@ func TestPhysPathCost(t *testing.T) {
 		pkt     []byte
 		verdict uint32
 	}{
+		{"underlay: VXLAN, a program doing nothing", noop, ul, vxlan, actOK},
 		{"port: routed to a local port", d.objs.PortIngress, f.p1, tcp(ip4("10.0.1.5"), ip4("10.0.2.5"), gwMAC, vm1MAC), actRedirect},
 		{"port: hairpin to a local EIP", d.objs.PortIngress, f.p1, tcp(ip4("10.0.1.5"), eip3, gwMAC, vm1MAC), actRedirect},
 		{"port: out through a physical EIP", d.objs.PortIngress, f.p1, tcp(ip4("10.0.1.5"), physServer, gwMAC, vm1MAC), actRedirect},
