@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -126,12 +127,71 @@ func (d *Datapath) applyPhys(want, have *compiledPhys, add func(int, int, error)
 	}
 	if want.cfg.Ifindex != 0 {
 		for _, a := range announce {
-			if err := GratuitousARP(int(want.cfg.Ifindex), want.cfg.Mac[:], a); err != nil {
-				d.log.Warn("gratuitous ARP", "eip", a, "err", err)
-			}
+			d.announce(int(want.cfg.Ifindex), want.cfg.Mac[:], a)
 		}
 	}
 	return nil
+}
+
+// garpRepeats are when an EIP that became live here is announced, from
+// then: at once, and again in case the first was lost (a switch's MAC
+// table learns from them too).
+var garpRepeats = []time.Duration{0, 500 * time.Millisecond, 2 * time.Second}
+
+// announce sends the gratuitous ARPs for eip, each only if this host
+// still serves it then (the port may have moved on). The socket is
+// opened here, in the caller's network namespace, and serves the later
+// ones too, whatever thread their timer runs on.
+func (d *Datapath) announce(ifindex int, mac net.HardwareAddr, eip netip.Addr) {
+	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, int(htons(syscall.ETH_P_ARP)))
+	if err != nil {
+		d.log.Warn("gratuitous ARP: packet socket", "eip", eip, "err", err)
+		return
+	}
+	frame := garpFrame(mac, eip)
+	send := func(last bool) {
+		if last {
+			defer syscall.Close(fd)
+		}
+		var e dvrEipLocal
+		if err := d.objs.PhysLocalV1.Lookup(be32(eip), &e); err != nil {
+			return
+		}
+		if _, ok := d.physLiveT().lookup(e.Ifindex); !ok {
+			return
+		}
+		sa := &syscall.SockaddrLinklayer{Protocol: htons(syscall.ETH_P_ARP), Ifindex: ifindex, Halen: 6}
+		copy(sa.Addr[:], frame[:6])
+		if err := syscall.Sendto(fd, frame, 0, sa); err != nil {
+			d.log.Warn("gratuitous ARP", "eip", eip, "ifindex", ifindex, "err", err)
+		}
+	}
+	for i, after := range garpRepeats {
+		last := i == len(garpRepeats)-1
+		if after == 0 {
+			send(last)
+		} else {
+			time.AfterFunc(after, func() { send(last) })
+		}
+	}
+}
+
+// garpFrame announces that ip is at mac: an ARP request from ip for ip,
+// broadcast, which updates the neighbour entry every host of the segment
+// holds for ip (Linux overrides it even within its lock time:
+// arp_process's is_garp). Equivalent to: arping -U -I IFACE -s IP IP.
+func garpFrame(mac net.HardwareAddr, ip netip.Addr) []byte {
+	bcast := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	a := ip.As4()
+	f := make([]byte, 0, 42)
+	f = append(f, bcast...)
+	f = append(f, mac...)
+	f = binary.BigEndian.AppendUint16(f, syscall.ETH_P_ARP)
+	f = append(f, 0, 1, 0x08, 0x00, 6, 4, 0, 1) // Ethernet, IPv4, request
+	f = append(f, mac...)
+	f = append(f, a[:]...)
+	f = append(f, 0, 0, 0, 0, 0, 0)
+	return append(f, a[:]...)
 }
 
 // attachUnderlay attaches phys_ingress to ifindex (0: detaches it).
@@ -159,37 +219,6 @@ func (d *Datapath) closeUnderlay(unpin bool) {
 	}
 	d.underlay.Close()
 	d.underlay, d.underlayIdx = nil, 0
-}
-
-// GratuitousARP announces that ip is at mac, out of ifindex: an ARP
-// request from ip for ip, broadcast, which updates the neighbour entry
-// every host of the segment holds for ip (Linux overrides it even within
-// its lock time: arp_process's is_garp).
-//
-// Equivalent to: arping -U -c 1 -I IFACE -s IP IP.
-func GratuitousARP(ifindex int, mac net.HardwareAddr, ip netip.Addr) error {
-	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, int(htons(syscall.ETH_P_ARP)))
-	if err != nil {
-		return fmt.Errorf("packet socket: %w", err)
-	}
-	defer syscall.Close(fd)
-	bcast := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-	a := ip.As4()
-	f := make([]byte, 0, 42)
-	f = append(f, bcast...)
-	f = append(f, mac...)
-	f = binary.BigEndian.AppendUint16(f, syscall.ETH_P_ARP)
-	f = append(f, 0, 1, 0x08, 0x00, 6, 4, 0, 1) // Ethernet, IPv4, request
-	f = append(f, mac...)
-	f = append(f, a[:]...)
-	f = append(f, 0, 0, 0, 0, 0, 0)
-	f = append(f, a[:]...)
-	sa := &syscall.SockaddrLinklayer{Protocol: htons(syscall.ETH_P_ARP), Ifindex: ifindex, Halen: 6}
-	copy(sa.Addr[:], bcast)
-	if err := syscall.Sendto(fd, f, 0, sa); err != nil {
-		return fmt.Errorf("send gratuitous ARP for %s on ifindex %d: %w", ip, ifindex, err)
-	}
-	return nil
 }
 
 // lines renders the physical EIPs for courier-dpctl eips.

@@ -100,17 +100,17 @@ func TestPhysicalIPFromTheDataCentre(t *testing.T) {
 		t.Logf("phys's neighbour entry moved to hv2 %v after vm-move began", time.Since(start).Round(time.Millisecond))
 		reach(t, "hv2")
 		lines := cap.stop()
-		garp := false
+		garp := 0
 		for _, l := range lines {
 			if strings.Contains(l, hostMAC["hv1"]+" >") && strings.Contains(l, "is-at") && strings.Contains(l, "192.168.200.5") {
 				t.Errorf("hv1 answered for 192.168.200.5 after vm1 left it: %s", l)
 			}
 			if strings.Contains(l, hostMAC["hv2"]+" >") && strings.Contains(l, "who-has 192.168.200.5 tell 192.168.200.5") {
-				garp = true
+				garp++
 			}
 		}
-		if !garp {
-			t.Errorf("no gratuitous ARP from hv2 on the fabric:\n%s", strings.Join(lines, "\n"))
+		if garp < 2 { // at once, 0.5 s later (and 2 s later, which the capture may miss)
+			t.Errorf("%d gratuitous ARPs from hv2 on the fabric, want at least 2:\n%s", garp, strings.Join(lines, "\n"))
 		}
 	})
 
