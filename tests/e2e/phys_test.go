@@ -71,6 +71,9 @@ func TestPhysicalIPFromTheDataCentre(t *testing.T) {
 		if got := neighMAC(phys, "192.168.200.5"); got != hostMAC[host] {
 			t.Errorf("phys's neighbour 192.168.200.5 is at %s, want %s's NIC %s", got, host, hostMAC[host])
 		}
+		if d, err := e.dp(host).Dump(); err != nil || !strings.Contains(strings.Join(d.EIPs, "\n"), "physical eip 192.168.200.5 -> 10.0.1.10 (vpc 1") {
+			t.Errorf("courier-dpctl --chassis %s eips: %q %v, want vm1's physical EIP", host, d.EIPs, err)
+		}
 		macs := arpReplies(t, phys, "192.168.200.5", 2)
 		if len(macs) == 0 {
 			t.Errorf("no ARP reply for 192.168.200.5")
