@@ -142,6 +142,13 @@ type dvrMonitorCfg struct {
 	Tat     uint64
 }
 
+type dvrPhysCfg struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Mac     [6]uint8
+	Pad     uint16
+}
+
 type dvrPort struct {
 	_         structs.HostLayout
 	Vni       uint32
@@ -372,6 +379,12 @@ type dvrVpc struct {
 	Flags uint32
 }
 
+type dvrVpcEipKey struct {
+	_   structs.HostLayout
+	Vpc uint32
+	Eip uint32
+}
+
 type dvrVxnet struct {
 	_     structs.HostLayout
 	Vpc   uint32
@@ -414,6 +427,10 @@ const (
 	dvrMapMissTsV1           = "miss_ts_v1"
 	dvrMapMonitorEventsV1    = "monitor_events_v1"
 	dvrMapMonitorV1          = "monitor_v1"
+	dvrMapPhysCfgV1          = "phys_cfg_v1"
+	dvrMapPhysLiveV1         = "phys_live_v1"
+	dvrMapPhysLocalV1        = "phys_local_v1"
+	dvrMapPhysPortsV1        = "phys_ports_v1"
 	dvrMapPortAddrsV1        = "port_addrs_v1"
 	dvrMapPortSgV2           = "port_sg_v2"
 	dvrMapPortsV1            = "ports_v1"
@@ -436,9 +453,11 @@ const (
 	dvrMapTunnelIn           = "tunnel_in"
 	dvrMapTunnelOut          = "tunnel_out"
 	dvrMapUnknownV1          = "unknown_v1"
+	dvrMapVpcEipsV1          = "vpc_eips_v1"
 	dvrMapVpcsV1             = "vpcs_v1"
 	dvrMapVxnetsV1           = "vxnets_v1"
 	dvrProgGwUplinkIngress   = "gw_uplink_ingress"
+	dvrProgPhysIngress       = "phys_ingress"
 	dvrProgPortIngress       = "port_ingress"
 	dvrProgTunnelIngress     = "tunnel_ingress"
 	dvrVarCfgAnnounceBurstNs = "cfg_announce_burst_ns"
@@ -504,6 +523,7 @@ type dvrSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type dvrProgramSpecs struct {
 	GwUplinkIngress *ebpf.ProgramSpec `ebpf:"gw_uplink_ingress"`
+	PhysIngress     *ebpf.ProgramSpec `ebpf:"phys_ingress"`
 	PortIngress     *ebpf.ProgramSpec `ebpf:"port_ingress"`
 	TunnelIngress   *ebpf.ProgramSpec `ebpf:"tunnel_ingress"`
 }
@@ -539,6 +559,10 @@ type dvrMapSpecs struct {
 	MissTsV1        *ebpf.MapSpec `ebpf:"miss_ts_v1"`
 	MonitorEventsV1 *ebpf.MapSpec `ebpf:"monitor_events_v1"`
 	MonitorV1       *ebpf.MapSpec `ebpf:"monitor_v1"`
+	PhysCfgV1       *ebpf.MapSpec `ebpf:"phys_cfg_v1"`
+	PhysLiveV1      *ebpf.MapSpec `ebpf:"phys_live_v1"`
+	PhysLocalV1     *ebpf.MapSpec `ebpf:"phys_local_v1"`
+	PhysPortsV1     *ebpf.MapSpec `ebpf:"phys_ports_v1"`
 	PortAddrsV1     *ebpf.MapSpec `ebpf:"port_addrs_v1"`
 	PortSgV2        *ebpf.MapSpec `ebpf:"port_sg_v2"`
 	PortsV1         *ebpf.MapSpec `ebpf:"ports_v1"`
@@ -561,6 +585,7 @@ type dvrMapSpecs struct {
 	TunnelIn        *ebpf.MapSpec `ebpf:"tunnel_in"`
 	TunnelOut       *ebpf.MapSpec `ebpf:"tunnel_out"`
 	UnknownV1       *ebpf.MapSpec `ebpf:"unknown_v1"`
+	VpcEipsV1       *ebpf.MapSpec `ebpf:"vpc_eips_v1"`
 	VpcsV1          *ebpf.MapSpec `ebpf:"vpcs_v1"`
 	VxnetsV1        *ebpf.MapSpec `ebpf:"vxnets_v1"`
 }
@@ -636,6 +661,10 @@ type dvrMaps struct {
 	MissTsV1        *ebpf.Map `ebpf:"miss_ts_v1"`
 	MonitorEventsV1 *ebpf.Map `ebpf:"monitor_events_v1"`
 	MonitorV1       *ebpf.Map `ebpf:"monitor_v1"`
+	PhysCfgV1       *ebpf.Map `ebpf:"phys_cfg_v1"`
+	PhysLiveV1      *ebpf.Map `ebpf:"phys_live_v1"`
+	PhysLocalV1     *ebpf.Map `ebpf:"phys_local_v1"`
+	PhysPortsV1     *ebpf.Map `ebpf:"phys_ports_v1"`
 	PortAddrsV1     *ebpf.Map `ebpf:"port_addrs_v1"`
 	PortSgV2        *ebpf.Map `ebpf:"port_sg_v2"`
 	PortsV1         *ebpf.Map `ebpf:"ports_v1"`
@@ -658,6 +687,7 @@ type dvrMaps struct {
 	TunnelIn        *ebpf.Map `ebpf:"tunnel_in"`
 	TunnelOut       *ebpf.Map `ebpf:"tunnel_out"`
 	UnknownV1       *ebpf.Map `ebpf:"unknown_v1"`
+	VpcEipsV1       *ebpf.Map `ebpf:"vpc_eips_v1"`
 	VpcsV1          *ebpf.Map `ebpf:"vpcs_v1"`
 	VxnetsV1        *ebpf.Map `ebpf:"vxnets_v1"`
 }
@@ -691,6 +721,10 @@ func (m *dvrMaps) Close() error {
 		m.MissTsV1,
 		m.MonitorEventsV1,
 		m.MonitorV1,
+		m.PhysCfgV1,
+		m.PhysLiveV1,
+		m.PhysLocalV1,
+		m.PhysPortsV1,
 		m.PortAddrsV1,
 		m.PortSgV2,
 		m.PortsV1,
@@ -713,6 +747,7 @@ func (m *dvrMaps) Close() error {
 		m.TunnelIn,
 		m.TunnelOut,
 		m.UnknownV1,
+		m.VpcEipsV1,
 		m.VpcsV1,
 		m.VxnetsV1,
 	)
@@ -747,6 +782,7 @@ type dvrVariables struct {
 // It can be passed to loadDvrObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dvrPrograms struct {
 	GwUplinkIngress *ebpf.Program `ebpf:"gw_uplink_ingress"`
+	PhysIngress     *ebpf.Program `ebpf:"phys_ingress"`
 	PortIngress     *ebpf.Program `ebpf:"port_ingress"`
 	TunnelIngress   *ebpf.Program `ebpf:"tunnel_ingress"`
 }
@@ -754,6 +790,7 @@ type dvrPrograms struct {
 func (p *dvrPrograms) Close() error {
 	return _DvrClose(
 		p.GwUplinkIngress,
+		p.PhysIngress,
 		p.PortIngress,
 		p.TunnelIngress,
 	)

@@ -117,8 +117,11 @@ type Datapath struct {
 	// uplink: on a gateway, the program on the uplink (gateway.h)
 	uplink    link.Link
 	uplinkIdx int
-	ports     map[int]link.Link // by ifindex
-	applied   *compiled
+	// underlay: phys_ingress on the underlay NIC (phys.go)
+	underlay    link.Link
+	underlayIdx int
+	ports       map[int]link.Link // by ifindex
+	applied     *compiled
 	// hubTable is the BindingTable the hub map was last written from
 	// (nil: from State.Bindings).
 	hubTable *BindingTable
@@ -379,6 +382,7 @@ func (d *Datapath) Close() error {
 		d.tunnel.Close()
 	}
 	d.closeUplink(false)
+	d.closeUnderlay(false)
 	return d.objs.Close()
 }
 
@@ -392,6 +396,7 @@ func (d *Datapath) Destroy() error {
 		d.tunnel.Unpin()
 	}
 	d.closeUplink(true)
+	d.closeUnderlay(true)
 	err := d.Close()
 	return errors.Join(err, os.RemoveAll(d.pinDir))
 }

@@ -122,6 +122,8 @@ type compiled struct {
 	dhcp   map[uint32]dvrDhcpPort
 	sg     *compiledSG
 	eip    *compiledEIP
+	phys   *compiledPhys
+	vpcEIP map[dvrVpcEipKey]uint32 // hairpin.go
 	snat   *compiledSNAT
 }
 
@@ -222,6 +224,12 @@ func compile(s *State) (*compiled, error) {
 	if c.eip, err = compileEIP(s); err != nil {
 		return nil, err
 	}
+	if c.phys, err = compilePhys(s); err != nil {
+		return nil, err
+	}
+	if c.vpcEIP, err = compileHairpin(s); err != nil {
+		return nil, err
+	}
 	c.snat, err = compileSNAT(s)
 	return c, err
 }
@@ -276,6 +284,10 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	if err := d.applyEIP(want.eip, have.eip, add); err != nil {
 		errs = append(errs, err)
 	}
+	if err := d.applyPhys(want.phys, have.phys, add); err != nil {
+		errs = append(errs, err)
+	}
+	add(d.vpcEIPsT().sync(want.vpcEIP, have.vpcEIP))
 	d.applySNAT(want.snat, have.snat, add)
 	// Detach programs from interfaces that are no longer ports before
 	// their entries go, attach to new ones after theirs are written.
@@ -367,6 +379,10 @@ func (d *Datapath) dumpCompiled() (*compiled, error) {
 	c.sg, err = d.dumpSG()
 	collect(err)
 	c.eip, err = d.dumpEIP()
+	collect(err)
+	c.phys, err = d.dumpPhys()
+	collect(err)
+	c.vpcEIP, err = d.vpcEIPsT().dump()
 	collect(err)
 	c.snat, err = d.dumpSNAT()
 	collect(err)

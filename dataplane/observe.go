@@ -171,7 +171,7 @@ func (d *Datapath) Dump() (*Dump, error) {
 	for k, v := range c.locals {
 		out.Locals = append(out.Locals, fmt.Sprintf("vpc %d %s: ifindex %d vni %d mac %s", k.Vpc, fromBE32(k.Ip), v.Ifindex, v.Vni, macString(v.Mac)))
 	}
-	out.EIPs = append(c.eip.lines(), c.snat.lines()...)
+	out.EIPs = append(append(c.eip.lines(), c.phys.lines()...), c.snat.lines()...)
 	for _, s := range [][]string{out.Ports, out.Vxnets, out.VPCs, out.Routes, out.Hubs, out.Locals, out.EIPs} {
 		sort.Strings(s)
 	}

@@ -46,6 +46,14 @@ type State struct {
 	SNATPorts []SNATPort
 	// Gateway, on a chassis that serves external networks.
 	Gateway *Gateway
+	// PhysEIPs are local ports' EIPs of physical networks, served on
+	// the underlay NIC (phys.go); Underlay is its ifindex (0: none, and
+	// phys_ingress is not attached).
+	PhysEIPs []PhysEIP
+	Underlay int
+	// VPCEIPs are every EIP of the VPCs this host takes part in, for
+	// hairpins (hairpin.go).
+	VPCEIPs []VPCEIP
 }
 
 // Port is a VM port on this host.

@@ -29,7 +29,10 @@ type snapshot struct {
 	gateways map[string][]netip.Addr
 	// gateway: what this chassis serves as a gateway, or nil
 	gateway *dataplane.Gateway
-	ports   []*sbdb.PortBinding // the base session's: this host's, requested or bound
+	// underlay: the ifindex of the NIC holding this host's VTEP, where
+	// physical EIPs are served (phys.go); 0 in tests without one
+	underlay int
+	ports    []*sbdb.PortBinding // the base session's: this host's, requested or bound
 	// snat: the VPCs' SNAT rows, by VPC; blocks: this host's ports'
 	// SNAT blocks, by port (snat.go)
 	snat      map[int]*sbdb.SNAT
@@ -51,6 +54,7 @@ type vpcSnapshot struct {
 	flows    *flowConfig // its logical flows, compiled (vpcSession.compiled caches them)
 	hubs     []*sbdb.Hub
 	bindings []*sbdb.PortBinding // every binding of the VPC (what a hub forwards by)
+	eips     []dataplane.VPCEIP  // every EIP of the VPC (hairpin.go)
 	learned  []*sbdb.LearnedBinding
 }
 
@@ -75,6 +79,12 @@ func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 		}
 	}
 	s.gateways = gatewaysOf(chassis)
+	if ix, err := underlayIndex(d.cfg.EncapIP); err != nil {
+		d.status["underlay"] = err.Error() // physical EIPs are not served
+	} else {
+		delete(d.status, "underlay")
+		s.underlay = ix
+	}
 	s.snat, s.blocks = d.snatRows()
 	s.blockSeen = d.blockSeen
 	if d.hub == nil {
@@ -90,6 +100,7 @@ func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 		}
 		ch := vs.tracker.Drain()
 		v.flows = vs.compiled(v.dps, ch)
+		v.eips = vs.vpcEIPs(ch)
 		if vs.hub {
 			hubOf[vs.vpc] = true
 			d.hub.refresh(v, vs.s, ch, reload, func() ([]*sbdb.PortBinding, []*sbdb.LearnedBinding) {
@@ -138,6 +149,7 @@ func desired(s *snapshot) *desiredState {
 			st.SG = append(st.SG, *sg)
 			out.flowErrs = append(out.flowErrs, errs...)
 		}
+		st.VPCEIPs = append(st.VPCEIPs, v.eips...)
 		for _, h := range v.hubs {
 			hs := dataplane.Hubs{VPC: uint32(h.Vpc)}
 			for _, c := range h.Chassis {
@@ -158,6 +170,7 @@ func desired(s *snapshot) *desiredState {
 	localPorts(s, dps, dhcp, out)
 	localNAT(s, st)
 	st.Gateway = s.gateway
+	st.Underlay = s.underlay
 	// Every VM interface gets the DVR as soon as it appears, so that
 	// declaring its port only writes map entries.
 	for _, ifindex := range s.ifaces {

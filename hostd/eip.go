@@ -70,7 +70,11 @@ func localNAT(s *snapshot, st *dataplane.State) {
 		if sn := snatOf(s, pb); sn != nil {
 			names[sn.Network] = true
 		}
-		if pb.Eip == nil || pb.EipNetwork == nil || len(pb.IPs) == 0 {
+		if e, ok := physEIP(pb, s.ifaces[pb.LogicalPort]); ok {
+			st.PhysEIPs = append(st.PhysEIPs, e) // phys.go: no gateway
+			continue
+		}
+		if pb.Eip == nil || pb.EipNetwork == nil || len(pb.IPs) == 0 || isPhysical(pb) {
 			continue
 		}
 		eips = append(eips, pb)
@@ -99,7 +103,7 @@ func gatewayState(cfg *GatewayConfig, uplink int, pbs []*sbdb.PortBinding, dps m
 	encap map[string]netip.Addr) *dataplane.Gateway {
 	g := &dataplane.Gateway{Uplink: uplink, NextHop: cfg.NextHop}
 	for _, pb := range pbs {
-		if pb.Eip == nil || pb.EipNetwork == nil || !slices.Contains(cfg.Networks, *pb.EipNetwork) || pb.Chassis == nil {
+		if pb.Eip == nil || pb.EipNetwork == nil || !slices.Contains(cfg.Networks, *pb.EipNetwork) || pb.Chassis == nil || isPhysical(pb) {
 			continue
 		}
 		vtep, ok := encap[*pb.Chassis]

@@ -37,13 +37,19 @@ func TestEIPStates(t *testing.T) {
 			Eip: strp("203.0.113.12"), EipNetwork: strp("internet")},
 		{LogicalPort: "vm5", Datapath: "dp1", Vpc: 1, MAC: "02:00:00:00:01:09", IPs: []string{"10.0.1.9"}, Chassis: strp("hv2"),
 			Eip: strp("192.0.2.9"), EipNetwork: strp("lab")}, // a network gw1 does not serve
+		{LogicalPort: "vm6", Datapath: "dp1", Vpc: 1, MAC: "02:00:00:00:01:0a", IPs: []string{"10.0.1.10"}, Chassis: strp("hv1"),
+			Eip: strp("192.168.200.5"), EipNetwork: strp("internet"), EipKind: strp("physical")}, // served by hv1 itself
 	}
-	s := &snapshot{chassis: "hv1", ifaces: map[string]int{"vm1": 7, "vm3": 8}, ports: pbs, gateways: gws}
+	s := &snapshot{chassis: "hv1", ifaces: map[string]int{"vm1": 7, "vm3": 8, "vm6": 9}, ports: pbs, gateways: gws}
 	var st dataplane.State
 	localNAT(s, &st)
 	wantEIPs := []dataplane.EIP{{Ifindex: 7, VPC: 1, EIP: netip.MustParseAddr("203.0.113.10"), Addr: netip.MustParseAddr("10.0.1.5"), Network: 1}}
 	if !reflect.DeepEqual(st.EIPs, wantEIPs) || len(st.EIPGateways) != 1 || !reflect.DeepEqual(st.EIPGateways[0].VTEPs, want["internet"]) {
 		t.Errorf("host hv1: EIPs %+v gateways %+v", st.EIPs, st.EIPGateways)
+	}
+	wantPhys := []dataplane.PhysEIP{{Ifindex: 9, VPC: 1, EIP: netip.MustParseAddr("192.168.200.5"), Addr: netip.MustParseAddr("10.0.1.10")}}
+	if !reflect.DeepEqual(st.PhysEIPs, wantPhys) {
+		t.Errorf("host hv1: physical EIPs %+v, want %+v", st.PhysEIPs, wantPhys)
 	}
 	encap := map[string]netip.Addr{"hv1": netip.MustParseAddr("192.168.0.1"), "hv2": netip.MustParseAddr("192.168.0.2")}
 	g := gatewayState(&GatewayConfig{Networks: []string{"internet"}}, 3, pbs, map[string]*sbdb.Datapath{"dp1": {TunnelKey: 5001}}, encap)

@@ -145,6 +145,8 @@ type vpcSession struct {
 	// time to program a port. parts compiles only what changed.
 	flows *flowConfig
 	parts *flowParts
+	// eips: the VPC's EIPs, by binding UUID, for hairpins (hairpin.go)
+	eips map[string]dataplane.VPCEIP
 }
 
 // compiled returns the session's compiled flows, compiling again the

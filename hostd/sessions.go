@@ -121,15 +121,19 @@ func vpcMonitor(vpc int, hub bool) []client.MonitorOption {
 		client.WithConditionalTable(lf, []model.Condition{{Field: &lf.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}),
 		client.WithConditionalTable(h, []model.Condition{{Field: &h.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}),
 	}
+	pb := &sbdb.PortBinding{}
 	if hub {
-		pb := &sbdb.PortBinding{}
 		lb := &sbdb.LearnedBinding{}
 		mon = append(mon,
 			client.WithConditionalTable(pb, []model.Condition{{Field: &pb.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}},
-				&pb.LogicalPort, &pb.Datapath, &pb.Vpc, &pb.MAC, &pb.IPs, &pb.Chassis, &pb.RequestedChassis),
+				&pb.LogicalPort, &pb.Datapath, &pb.Vpc, &pb.MAC, &pb.IPs, &pb.Chassis, &pb.RequestedChassis, &pb.Eip, &pb.EipVpc),
 			client.WithConditionalTable(lb, []model.Condition{{Field: &lb.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}))
+		return mon
 	}
-	return mon
+	// The VPC's EIPs alone, for hairpins (hairpin.go).
+	eipVPC := vpc
+	return append(mon, client.WithConditionalTable(pb, []model.Condition{{Field: &pb.EipVpc, Function: ovsdb.ConditionEqual, Value: &eipVPC}},
+		&pb.LogicalPort, &pb.Vpc, &pb.IPs, &pb.Eip, &pb.EipVpc))
 }
 
 // syncVPCs opens a session for every VPC in want (value: whether this

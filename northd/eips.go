@@ -37,12 +37,15 @@ type cExtnet struct {
 // cEIP is a compiled EIP; err is set when it is refused.
 type cEIP struct {
 	uuid, addr, net string // net: the network's name
+	kind            string // the network's kind
 	port            string // bound port's UUID, "" if unbound
 	err             string
 }
 
-// eipBinding is what a port's binding carries.
-type eipBinding struct{ addr, net string }
+// eipBinding is what a port's binding carries: the address, its
+// network's name and kind (public: gateways carry it; physical: the
+// port's host serves it on its underlay NIC).
+type eipBinding struct{ addr, net, kind string }
 
 type eipTable struct {
 	nets   map[string]*cExtnet // by NB UUID
@@ -96,7 +99,7 @@ func compileEIPs(v *nbView, ports *portTable, prev *eipTable) *eipTable {
 		case net.err != "":
 			c.net, c.err = net.name, fmt.Sprintf("external network %s is refused", net.name)
 		default:
-			c.net = net.name
+			c.net, c.kind = net.name, net.kind
 			if _, err := rules.CheckEIP(net.name, net.prefixes, e.Address); err != nil {
 				c.err = err.Error()
 			}
@@ -126,7 +129,7 @@ func compileEIPs(v *nbView, ports *portTable, prev *eipTable) *eipTable {
 		case t.byPort[c.port] != (eipBinding{}):
 			c.err = fmt.Sprintf("port %s already has EIP %s", p.name, t.byPort[c.port].addr)
 		default:
-			t.byPort[c.port] = eipBinding{addr: c.addr, net: c.net}
+			t.byPort[c.port] = eipBinding{addr: c.addr, net: c.net, kind: c.kind}
 		}
 	}
 	for u, b := range t.byPort {

@@ -20,7 +20,7 @@ func (g *generator) eipStep() {
 	r := g.r
 	switch k := r.Intn(100); {
 	case k < 15:
-		n := &nbdb.ExternalNetwork{UUID: g.nb.uuid(), Name: []string{"internet", "dc", "lab"}[r.Intn(3)], Kind: "public",
+		n := &nbdb.ExternalNetwork{UUID: g.nb.uuid(), Name: []string{"internet", "dc", "lab"}[r.Intn(3)], Kind: []string{"public", "physical"}[r.Intn(2)],
 			Cidrs: extnetCIDRs[r.Intn(len(extnetCIDRs))]}
 		g.nb.put(nbdb.ExternalNetworkTable, n)
 	case k < 20:
@@ -98,7 +98,8 @@ func TestEIPsCompile(t *testing.T) {
 	n := newCompiler()
 	n.pendingNB = nb.drain()
 	n.run(true)
-	if pb := n.desiredPB("vm1"); pb == nil || pb.Eip == nil || *pb.Eip != "203.0.113.10" || *pb.EipNetwork != "internet" {
+	if pb := n.desiredPB("vm1"); pb == nil || pb.Eip == nil || *pb.Eip != "203.0.113.10" || *pb.EipNetwork != "internet" ||
+		pb.EipKind == nil || *pb.EipKind != "public" || pb.EipVpc == nil || *pb.EipVpc != pb.Vpc {
 		t.Fatalf("vm1's binding: %+v", pb)
 	}
 	if pb := n.desiredPB("vm2"); pb == nil || pb.Eip != nil {
@@ -113,6 +114,19 @@ func TestEIPsCompile(t *testing.T) {
 	}
 	if st := n.eips.netStatus(bad.UUID); !strings.Contains(st["error"], "overlaps 203.0.113.0/24 of external network internet") {
 		t.Errorf("overlapping network: %v", st)
+	}
+	// The network's kind reaches the binding, incrementally: its port's
+	// host serves a physical EIP itself.
+	for _, kind := range []string{"physical", "public"} {
+		n.consumed()
+		cp := *net
+		cp.Kind = kind
+		nb.put(nbdb.ExternalNetworkTable, &cp)
+		n.pendingNB.Merge(nb.drain())
+		n.run(false)
+		if pb := n.desiredPB("vm1"); !n.out.ports["vm1"] || pb == nil || pb.EipKind == nil || *pb.EipKind != kind {
+			t.Fatalf("vm1's binding after its network became %s (marked %v): %+v", kind, n.out.ports["vm1"], pb)
+		}
 	}
 	// Unbind, incrementally: the EIP refused for being second takes the
 	// port, then, unbound too, the binding carries none.

@@ -30,7 +30,7 @@ var (
 	dpOwned = []string{"type", "tunnel_key", "vpc", "cidr", "gateway_ip", "gateway_mac", "security_identities", "external_ids"}
 	lfOwned = []string{"actions", "external_ids"}
 	pbOwned = []string{"datapath", "vpc", "tunnel_key", "mac", "ips", "virtual_ips", "port_security",
-		"requested_chassis", "learned_limit", "sg_identity", "eip", "eip_network"}
+		"requested_chassis", "learned_limit", "sg_identity", "eip", "eip_network", "eip_kind", "eip_vpc"}
 )
 
 // dirtySet is what the output node says must be compared.
@@ -101,6 +101,12 @@ func (n *compiler) desiredPB(name string) *sbdb.PortBinding {
 	}
 	if b, ok := n.eips.byPort[u]; ok {
 		pb.Eip, pb.EipNetwork = &b.addr, &b.net
+		vpcKey := vpc.key
+		pb.EipVpc = &vpcKey
+		if b.kind != "" {
+			kind := b.kind
+			pb.EipKind = &kind
+		}
 	}
 	return pb
 }

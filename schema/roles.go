@@ -73,7 +73,7 @@ func Roles() map[string][]Permission {
 			// chassis) and chassis (grants of ports nobody requested).
 			{Table: "Port_Binding", Authorization: []string{""}, InsertDelete: true,
 				Update: []string{"datapath", "vpc", "tunnel_key", "mac", "ips", "virtual_ips", "port_security",
-					"requested_chassis", "learned_limit", "sg_identity", "eip", "eip_network", "chassis", "up"}},
+					"requested_chassis", "learned_limit", "sg_identity", "eip", "eip_network", "eip_kind", "eip_vpc", "chassis", "up"}},
 			// southd: liveness, hubs, and learned bindings' verdicts.
 			{Table: "Chassis_Private", Authorization: []string{""}, Update: []string{"alive"}},
 			{Table: "Hub", Authorization: []string{""}, InsertDelete: true, Update: []string{"chassis"}},

@@ -39,6 +39,7 @@
 #include "stage_eip_out.h"
 #include "nat_snat.h"
 #include "gateway.h"
+#include "phys.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -25,6 +25,7 @@
 #define DEST_LOCAL 1  /* a port of this host */
 #define DEST_REMOTE 2 /* another host */
 #define DEST_HUB 3    /* a hub: the destination is not known here */
+#define DEST_PHYS 4   /* out of the underlay NIC, from a physical EIP (phys.h) */
 
 #define SNAT_OUT 1 /* eip_out: translate by SNAT when sending */
 #define SNAT_IN 2  /* eip_in: translate back before the next stage */
@@ -70,6 +71,7 @@ struct pctx {
 	__u32 gbp;       /* VXLAN GBP: the sender's identity and flags (sg.h) */
 	__be32 snat_from; /* eip_out: translate the source from this ... */
 	__be32 snat_to;   /* ... to this (the EIP) when sending */
+	__be32 dnat_to;   /* eip_out, a hairpin: the destination becomes this after sg_egress (hairpin.h) */
 	struct vpc vpce;
 	struct port port;
 	struct vxnet vx;
@@ -109,6 +111,10 @@ static __always_inline int drop_for(struct pctx *c, __u32 reason)
  * done, 0 not SNAT's, -1 malformed). */
 int snat_out(struct __sk_buff *skb, struct pctx *c);
 int snat_in(struct __sk_buff *skb, struct pctx *c);
+/* A physical EIP's packet, out of the underlay NIC (phys.h). */
+int phys_send(struct __sk_buff *skb, struct pctx *c);
+/* A hairpin's translation, once sg_egress passed it (hairpin.h). */
+int hairpin_nat(struct __sk_buff *skb, struct pctx *c);
 
 /* Tests only: where the last packet was redirected. */
 struct redirect_rec {
@@ -190,6 +196,8 @@ static __always_inline int finish(struct __sk_buff *skb, struct pctx *c, __u32 s
 			count(STAT_LOCAL_TX);
 			return to_port(c->d.ifindex, c->d.flags & LEP_F_TAP);
 		}
+		if (c->d.kind == DEST_PHYS)
+			return phys_send(skb, c);
 		if (c->d.vtep == cfg_local_vtep) {
 			verdict = V_DROP;
 			c->reason = DROP_LOOP;
@@ -233,6 +241,10 @@ static __always_inline int run_pipeline(struct __sk_buff *skb, struct pctx *c, _
 		c->tflags = 0;
 		int verdict = run_stage(stage, skb, c);
 		trace_stage(c, stage, verdict);
+		if (c->dnat_to && stage == STAGE_SG_EGRESS && (verdict == V_NEXT || verdict == V_OUTPUT) && hairpin_nat(skb, c) < 0) {
+			c->reason = DROP_MALFORMED;
+			return finish(skb, c, stage, V_DROP);
+		}
 		/* Whatever goes to a VM, or leaves a port, meets the
 		 * security groups first: sg_egress for what a port sends
 		 * (then sg_ingress for a local destination), sg_ingress

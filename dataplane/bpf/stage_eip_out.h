@@ -1,17 +1,23 @@
 /* STAGE_EIP_OUT: a packet ip_route found no route for. From a port with
+ * an EIP, to an EIP of its own VPC, it is a hairpin, routed as VM to VM
+ * (hairpin.h). Else, from a port with
  * an EIP it goes to one of the EIP network's gateways, chosen by flow
  * hash, TTL-1 and from the VPC's gateway MAC; its source becomes the EIP
  * when the driver sends it, after sg_egress passed it (which tracks the
  * connection by the port's own address). From a port translated by its
  * VPC's SNAT (snat_ports_v1) it goes the same way, its source becoming
- * an address and port of the port's blocks (nat_snat.h). Else the VM is
- * told there is no route. */
+ * an address and port of the port's blocks (nat_snat.h). From a port
+ * whose EIP is physical it leaves from this host's underlay NIC, its
+ * source becoming the EIP likewise (phys.h). Else the VM is told there
+ * is no route. */
 #ifndef COURIER_STAGE_EIP_OUT_H
 #define COURIER_STAGE_EIP_OUT_H
 
 #include "pipeline.h"
 #include "eip.h"
 #include "snat.h"
+#include "phys.h"
+#include "hairpin.h"
 
 __attribute__((noinline)) int stage_eip_out(struct __sk_buff *skb, struct pctx *c)
 {
@@ -19,6 +25,17 @@ __attribute__((noinline)) int stage_eip_out(struct __sk_buff *skb, struct pctx *
 		return V_DROP;
 	__u32 ifindex = c->ifindex;
 	struct eip_port *p = bpf_map_lookup_elem(&eip_ports_v1, &ifindex);
+	__be32 *ph = NULL;
+	if (!p && vpc_of(c))
+		ph = bpf_map_lookup_elem(&phys_ports_v1, &ifindex);
+	__be32 own = p ? p->eip : ph ? *ph : 0;
+	if (own && vpc_of(c)) {
+		int v = hairpin_route(skb, c, own);
+		if (v >= 0)
+			return v;
+	}
+	if (ph)
+		return phys_route(skb, c, *ph);
 	struct snat_port *s = NULL;
 	if (!p && vpc_of(c) && (c->vpce.flags & VPC_F_SNAT_OUT))
 		s = bpf_map_lookup_elem(&snat_ports_v1, &ifindex);

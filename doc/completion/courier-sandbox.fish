@@ -16,7 +16,7 @@ complete -c courier-sandbox -n '__fish_seen_subcommand_from start' -f -l help -s
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'start' -d 'start a sandbox (replacing any earlier one in the run directory)'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from start' -f -l hosts -r -d 'number of hypervisors'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from start' -f -l hubs -r -d 'how many of them are hubs'
-complete -c courier-sandbox -n '__fish_seen_subcommand_from start' -f -l gateways -r -d 'add this many gateway chassis (gw1..gwN) of an external network "internet" (203.0.113.0/24), and an internet namespace (198.51.100.10) routed through them'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from start' -f -l gateways -r -d 'add this many gateway chassis (gw1..gwN) of an external network "internet" (203.0.113.0/24), and an internet namespace (198.51.100.10) routed through them; and a physical server on the fabric (192.168.200.10) with an external network "dc" of kind physical (192.168.200.0/24)'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from start' -f -l tls -d 'run over mutual TLS with role-based access control, as across machines (PKI in RUN-DIR/pki)'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from start' -f -l verbose -s v -d 'log what is done'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from stop' -f -l help -s h -d 'show help'

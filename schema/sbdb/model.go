@@ -32,7 +32,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.6.0",
+  "version": "1.7.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -640,12 +640,39 @@ var schema = `{
             "max": 1
           }
         },
+        "eip_kind": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "public",
+                  "physical"
+                ]
+              ]
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
         "eip_network": {
           "type": {
             "key": {
               "type": "string",
               "minLength": 64,
               "maxLength": 64
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "eip_vpc": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 1,
+              "maxInteger": 16777215
             },
             "min": 0,
             "max": 1

@@ -7,26 +7,37 @@ import "github.com/ovn-kubernetes/libovsdb/model"
 
 const PortBindingTable = "Port_Binding"
 
+type (
+	PortBindingEipKind = string
+)
+
+var (
+	PortBindingEipKindPublic   PortBindingEipKind = "public"
+	PortBindingEipKindPhysical PortBindingEipKind = "physical"
+)
+
 // PortBinding defines an object in Port_Binding table
 type PortBinding struct {
-	UUID             string            `ovsdb:"_uuid"`
-	Chassis          *string           `ovsdb:"chassis" validate:"omitempty,max=64"`
-	Datapath         string            `ovsdb:"datapath"`
-	Eip              *string           `ovsdb:"eip" validate:"omitempty,max=15"`
-	EipNetwork       *string           `ovsdb:"eip_network" validate:"omitempty,max=64"`
-	ExternalIDs      map[string]string `ovsdb:"external_ids"`
-	IPs              []string          `ovsdb:"ips" validate:"max=16,dive,max=15"`
-	LearnedLimit     *int              `ovsdb:"learned_limit" validate:"omitempty,min=0,max=1024"`
-	LogicalPort      string            `ovsdb:"logical_port" validate:"max=64"`
-	MAC              string            `ovsdb:"mac" validate:"max=17"`
-	PortSecurity     bool              `ovsdb:"port_security"`
-	RequestedChassis *string           `ovsdb:"requested_chassis" validate:"omitempty,max=64"`
-	SgIdentity       *int              `ovsdb:"sg_identity" validate:"omitempty,min=1,max=65535"`
-	SNATDemand       *int              `ovsdb:"snat_demand" validate:"omitempty,min=0,max=64"`
-	TunnelKey        int               `ovsdb:"tunnel_key" validate:"min=1,max=2147483647"`
-	Up               *bool             `ovsdb:"up"`
-	VirtualIPs       []string          `ovsdb:"virtual_ips" validate:"max=16,dive,max=15"`
-	Vpc              int               `ovsdb:"vpc" validate:"min=1,max=16777215"`
+	UUID             string              `ovsdb:"_uuid"`
+	Chassis          *string             `ovsdb:"chassis" validate:"omitempty,max=64"`
+	Datapath         string              `ovsdb:"datapath"`
+	Eip              *string             `ovsdb:"eip" validate:"omitempty,max=15"`
+	EipKind          *PortBindingEipKind `ovsdb:"eip_kind" validate:"omitempty,oneof='public' 'physical'"`
+	EipNetwork       *string             `ovsdb:"eip_network" validate:"omitempty,max=64"`
+	EipVpc           *int                `ovsdb:"eip_vpc" validate:"omitempty,min=1,max=16777215"`
+	ExternalIDs      map[string]string   `ovsdb:"external_ids"`
+	IPs              []string            `ovsdb:"ips" validate:"max=16,dive,max=15"`
+	LearnedLimit     *int                `ovsdb:"learned_limit" validate:"omitempty,min=0,max=1024"`
+	LogicalPort      string              `ovsdb:"logical_port" validate:"max=64"`
+	MAC              string              `ovsdb:"mac" validate:"max=17"`
+	PortSecurity     bool                `ovsdb:"port_security"`
+	RequestedChassis *string             `ovsdb:"requested_chassis" validate:"omitempty,max=64"`
+	SgIdentity       *int                `ovsdb:"sg_identity" validate:"omitempty,min=1,max=65535"`
+	SNATDemand       *int                `ovsdb:"snat_demand" validate:"omitempty,min=0,max=64"`
+	TunnelKey        int                 `ovsdb:"tunnel_key" validate:"min=1,max=2147483647"`
+	Up               *bool               `ovsdb:"up"`
+	VirtualIPs       []string            `ovsdb:"virtual_ips" validate:"max=16,dive,max=15"`
+	Vpc              int                 `ovsdb:"vpc" validate:"min=1,max=16777215"`
 }
 
 func (a *PortBinding) GetUUID() string {
@@ -81,6 +92,28 @@ func equalPortBindingEip(a, b *string) bool {
 	return *a == *b
 }
 
+func (a *PortBinding) GetEipKind() *PortBindingEipKind {
+	return a.EipKind
+}
+
+func copyPortBindingEipKind(a *PortBindingEipKind) *PortBindingEipKind {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortBindingEipKind(a, b *PortBindingEipKind) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
 func (a *PortBinding) GetEipNetwork() *string {
 	return a.EipNetwork
 }
@@ -94,6 +127,28 @@ func copyPortBindingEipNetwork(a *string) *string {
 }
 
 func equalPortBindingEipNetwork(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
+func (a *PortBinding) GetEipVpc() *int {
+	return a.EipVpc
+}
+
+func copyPortBindingEipVpc(a *int) *int {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortBindingEipVpc(a, b *int) bool {
 	if (a == nil) != (b == nil) {
 		return false
 	}
@@ -323,7 +378,9 @@ func (a *PortBinding) DeepCopyInto(b *PortBinding) {
 	*b = *a
 	b.Chassis = copyPortBindingChassis(a.Chassis)
 	b.Eip = copyPortBindingEip(a.Eip)
+	b.EipKind = copyPortBindingEipKind(a.EipKind)
 	b.EipNetwork = copyPortBindingEipNetwork(a.EipNetwork)
+	b.EipVpc = copyPortBindingEipVpc(a.EipVpc)
 	b.ExternalIDs = copyPortBindingExternalIDs(a.ExternalIDs)
 	b.IPs = copyPortBindingIPs(a.IPs)
 	b.LearnedLimit = copyPortBindingLearnedLimit(a.LearnedLimit)
@@ -354,7 +411,9 @@ func (a *PortBinding) Equals(b *PortBinding) bool {
 		equalPortBindingChassis(a.Chassis, b.Chassis) &&
 		a.Datapath == b.Datapath &&
 		equalPortBindingEip(a.Eip, b.Eip) &&
+		equalPortBindingEipKind(a.EipKind, b.EipKind) &&
 		equalPortBindingEipNetwork(a.EipNetwork, b.EipNetwork) &&
+		equalPortBindingEipVpc(a.EipVpc, b.EipVpc) &&
 		equalPortBindingExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		equalPortBindingIPs(a.IPs, b.IPs) &&
 		equalPortBindingLearnedLimit(a.LearnedLimit, b.LearnedLimit) &&

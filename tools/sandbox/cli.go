@@ -56,7 +56,7 @@ process the sandbox made, also after a crash.`,
 				Flags: []cli.Flag{
 					&cli.IntFlag{Name: "hosts", Value: 3, Usage: "number of hypervisors"},
 					&cli.IntFlag{Name: "hubs", Value: 2, Usage: "how many of them are hubs"},
-					&cli.IntFlag{Name: "gateways", Usage: "add this many gateway chassis (gw1..gwN) of an external network \"internet\" (203.0.113.0/24), and an internet namespace (198.51.100.10) routed through them"},
+					&cli.IntFlag{Name: "gateways", Usage: "add this many gateway chassis (gw1..gwN) of an external network \"internet\" (203.0.113.0/24), and an internet namespace (198.51.100.10) routed through them; and a physical server on the fabric (192.168.200.10) with an external network \"dc\" of kind physical (192.168.200.0/24)"},
 					&cli.BoolFlag{Name: "tls", Usage: "run over mutual TLS with role-based access control, as across machines (PKI in RUN-DIR/pki)"},
 					&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log what is done"},
 				},
@@ -84,6 +84,7 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 `, len(s.State.Hosts), len(s.State.Hosts), cx.Int("hubs"), s.RunDir, s.State.Prefix, s.State.Prefix, s.State.Prefix, s.RunDir)
 					s.printTLS(stdout)
 					s.printInternet(stdout)
+					s.printPhys(stdout)
 					return nil
 				},
 			},
@@ -134,6 +135,7 @@ Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox st
 					}
 					s.printTLS(stdout)
 					s.printInternet(stdout)
+					s.printPhys(stdout)
 					return nil
 				},
 			},
@@ -326,6 +328,8 @@ started.`,
 					ns := s.VMNS(port)
 					if port == InternetName && s.InternetNS() != "" {
 						ns = s.InternetNS()
+					} else if port == PhysName && s.PhysNS() != "" {
+						ns = s.PhysNS()
 					} else if _, ok := s.HasVM(port); !ok {
 						return fmt.Errorf("no VM %s in the sandbox", port)
 					}

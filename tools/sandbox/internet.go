@@ -73,6 +73,9 @@ func (s *Sandbox) addGateways(ctx context.Context, n int) error {
 	if err := s.startHTTP(); err != nil {
 		return err
 	}
+	if err := s.addPhys(ctx); err != nil {
+		return err
+	}
 	var out bytes.Buffer
 	err = nbctl.Run(ctx, nbctl.Options{DB: s.NB(), Wait: "none", Format: "table", LeaderOnly: true},
 		[]string{"--may-exist", "extnet-add", InternetName, InternetPublic.String(), "--kind", "public"}, &out)

@@ -70,6 +70,8 @@ type State struct {
 	TLS     *TLSState       `json:"tls,omitempty"`
 	// Internet, with gateways (internet.go)
 	Internet *InternetState `json:"internet,omitempty"`
+	// Phys, the physical server, with gateways too (phys.go)
+	Phys *PhysState `json:"phys,omitempty"`
 	// HostdArgs are added to every hostd's command line (Options), kept
 	// so that a hostd started later (host-up) gets them too.
 	HostdArgs []string `json:"hostd_args,omitempty"`

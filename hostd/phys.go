@@ -1,0 +1,54 @@
+package hostd
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/schema/sbdb"
+)
+
+// Physical-network EIPs (#15): a port's EIP whose network is of kind
+// physical (Port_Binding.eip_kind) is served by the port's host on its
+// underlay NIC, the interface holding its VTEP address: the data plane
+// answers ARP for it there, translates what comes in and sends what the
+// port addresses outside its VPC out of that NIC, and announces the
+// address (gratuitous ARP) when it starts serving it. No gateway takes
+// part, so none is looked up for its network.
+
+// isPhysical says whether a binding's EIP is of a physical network.
+func isPhysical(pb *sbdb.PortBinding) bool {
+	return pb.EipKind != nil && *pb.EipKind == sbdb.PortBindingEipKindPhysical
+}
+
+// physEIP is a local port's physical EIP, or false.
+func physEIP(pb *sbdb.PortBinding, ifindex int) (dataplane.PhysEIP, bool) {
+	if pb.Eip == nil || !isPhysical(pb) || len(pb.IPs) == 0 || ifindex <= 0 {
+		return dataplane.PhysEIP{}, false
+	}
+	eip, err1 := netip.ParseAddr(*pb.Eip)
+	addr, err2 := netip.ParseAddr(pb.IPs[0])
+	if err1 != nil || err2 != nil {
+		return dataplane.PhysEIP{}, false
+	}
+	return dataplane.PhysEIP{Ifindex: ifindex, VPC: uint32(pb.Vpc), EIP: eip, Addr: addr}, true
+}
+
+// underlayIndex is the ifindex of the interface holding the VTEP
+// address: the NIC the physical network is reached on.
+//
+// Equivalent to: ip -o -4 addr show to VTEP.
+func underlayIndex(vtep netip.Addr) (int, error) {
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return 0, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == vtep {
+			return a.LinkIndex, nil
+		}
+	}
+	return 0, fmt.Errorf("no interface holds the VTEP address %s", vtep)
+}

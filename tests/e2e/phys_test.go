@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/courier-sdn/courier/tools/sandbox"
+)
+
+// Physical-network IPs (#15 item 4): the sandbox's physical server, on
+// the fabric, reaches a VM by its EIP of the physical network dc, which
+// the VM's host answers for and translates on its underlay NIC; no
+// gateway on the path, before and after the VM moves.
+
+// arpReplies sends count broadcast ARP requests for addr from the
+// physical server and returns the MAC of every reply.
+func arpReplies(t *testing.T, ns, addr string, count int) []string {
+	t.Helper()
+	out, _ := lab.Exec(ns, "busybox", "arping", "-b", "-c", "2", "-w", "2", "-I", "eth0", addr)
+	var macs []string
+	for _, m := range regexp.MustCompile(`reply from \S+ \[([0-9a-fA-F:]+)\]`).FindAllStringSubmatch(out, -1) {
+		macs = append(macs, strings.ToLower(m[1]))
+	}
+	return macs
+}
+
+// neighMAC is the MAC the namespace's neighbour table holds for addr.
+func neighMAC(ns, addr string) string {
+	out, _ := lab.Exec(ns, "ip", "neigh", "show", addr)
+	f := strings.Fields(out)
+	for i, w := range f {
+		if w == "lladdr" && i+1 < len(f) {
+			return strings.ToLower(f[i+1])
+		}
+	}
+	return ""
+}
+
+func TestPhysicalIPFromTheDataCentre(t *testing.T) {
+	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 1})
+	phys := e.s.PhysNS()
+	server := sandbox.PhysAddr.Addr().String()
+	hostMAC := map[string]string{}
+	for _, h := range e.s.State.Hosts {
+		hostMAC[h.Name] = strings.ToLower(h.MAC)
+	}
+	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
+	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10")
+	e.vm("hv1", "vm1")
+	e.nb("eip-add", "dc", "192.168.200.5", "--port", "vm1")
+	serve(t, phys, 8082, "phys")
+	gw := e.counters("gw1")
+
+	// reach checks everything with vm1 on host (its listener lives as
+	// long as the subtest)
+	reach := func(t *testing.T, host string) {
+		t.Helper()
+		serve(t, e.s.VMNS("vm1"), 8080, "vm1")
+		if n, out := pingFrom(phys, "192.168.200.5", 3); n != 3 {
+			t.Fatalf("phys -> 192.168.200.5: %d/3 answered\n%s", n, out)
+		}
+		if out, err := dial(phys, "192.168.200.5:8080"); err != nil || !strings.HasPrefix(out, "vm1 "+server+":") {
+			t.Errorf("TCP to 192.168.200.5:8080: %q %v; want vm1 seeing %s", out, err, server)
+		}
+		if out, err := dial(e.s.VMNS("vm1"), server+":8082"); err != nil || !strings.HasPrefix(out, "phys 192.168.200.5:") {
+			t.Errorf("vm1 -> %s:8082: %q %v; want the server seeing 192.168.200.5", server, out, err)
+		}
+		if got := neighMAC(phys, "192.168.200.5"); got != hostMAC[host] {
+			t.Errorf("phys's neighbour 192.168.200.5 is at %s, want %s's NIC %s", got, host, hostMAC[host])
+		}
+		if d, err := e.dp(host).Dump(); err != nil || !strings.Contains(strings.Join(d.EIPs, "\n"), "physical eip 192.168.200.5 -> 10.0.1.10 (vpc 1") {
+			t.Errorf("courier-dpctl --chassis %s eips: %q %v, want vm1's physical EIP", host, d.EIPs, err)
+		}
+		macs := arpReplies(t, phys, "192.168.200.5", 2)
+		if len(macs) == 0 {
+			t.Errorf("no ARP reply for 192.168.200.5")
+		}
+		for _, m := range macs {
+			if m != hostMAC[host] {
+				t.Errorf("ARP replies for 192.168.200.5 from %v; want only %s's %s", macs, host, hostMAC[host])
+				break
+			}
+		}
+	}
+	t.Run("ping and TCP both ways, addresses kept, answered by vm1's host only", func(t *testing.T) { reach(t, "hv1") })
+
+	t.Run("after vm-move the new host announces the address and the old one is silent", func(t *testing.T) {
+		cap := e.capture("arp")
+		start := time.Now()
+		if err := e.s.MoveVM(t.Context(), "vm1", "hv2"); err != nil {
+			t.Fatal(err)
+		}
+		// The gratuitous ARP moves phys's entry before phys sends anything.
+		for neighMAC(phys, "192.168.200.5") != hostMAC["hv2"] && time.Since(start) < 5*time.Second {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := neighMAC(phys, "192.168.200.5"); got != hostMAC["hv2"] {
+			t.Fatalf("phys's neighbour 192.168.200.5 is at %s after the move, want hv2's %s", got, hostMAC["hv2"])
+		}
+		t.Logf("phys's neighbour entry moved to hv2 %v after vm-move began", time.Since(start).Round(time.Millisecond))
+		reach(t, "hv2")
+		lines := cap.stop()
+		garp := 0
+		for _, l := range lines {
+			if strings.Contains(l, hostMAC["hv1"]+" >") && strings.Contains(l, "is-at") && strings.Contains(l, "192.168.200.5") {
+				t.Errorf("hv1 answered for 192.168.200.5 after vm1 left it: %s", l)
+			}
+			if strings.Contains(l, hostMAC["hv2"]+" >") && strings.Contains(l, "who-has 192.168.200.5 tell 192.168.200.5") {
+				garp++
+			}
+		}
+		if garp < 2 { // at once, 0.5 s later (and 2 s later, which the capture may miss)
+			t.Errorf("%d gratuitous ARPs from hv2 on the fabric, want at least 2:\n%s", garp, strings.Join(lines, "\n"))
+		}
+	})
+
+	t.Run("back with vm-migrate, its interface moving between namespaces: hv2 silent at once", func(t *testing.T) {
+		start := time.Now()
+		if _, err := e.s.MigrateVM(t.Context(), "vm1", "hv1"); err != nil {
+			t.Fatal(err)
+		}
+		for neighMAC(phys, "192.168.200.5") != hostMAC["hv1"] && time.Since(start) < 5*time.Second {
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("phys's neighbour entry moved to hv1 %v after vm-migrate began", time.Since(start).Round(time.Millisecond))
+		reach(t, "hv1")
+	})
+
+	t.Run("no gateway carried any of it", func(t *testing.T) {
+		after := e.counters("gw1")
+		if after["gw_up"] != gw["gw_up"] || after["gw_down"] != gw["gw_down"] {
+			t.Errorf("gw1 carried %d up, %d down", after["gw_up"]-gw["gw_up"], after["gw_down"]-gw["gw_down"])
+		}
+	})
+}
+
+// Hairpin (#15 item 5): VMs reaching each other's EIPs, public or
+// physical, in the same VPC, on one host or two: the receiver sees the
+// caller's EIP, the caller the EIP it called, and no gateway carries
+// anything.
+func TestHairpinToAnEIPOfTheVPC(t *testing.T) {
+	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 1})
+	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
+	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--", "port-add", "web", "vm2", "02:00:00:00:01:0b", "10.0.1.11",
+		"--", "port-add", "web", "vm3", "02:00:00:00:01:0c", "10.0.1.12")
+	e.vm("hv1", "vm1")
+	e.vm("hv2", "vm2")
+	e.vm("hv1", "vm3")
+	e.nb("eip-add", "internet", "203.0.113.5", "--port", "vm1", "--", "eip-add", "dc", "192.168.200.6", "--port", "vm2",
+		"--", "eip-add", "internet", "203.0.113.7", "--port", "vm3")
+	for _, vm := range []string{"vm1", "vm2", "vm3"} {
+		serve(t, e.s.VMNS(vm), 8080, vm)
+	}
+	gw := e.counters("gw1")
+	for _, c := range []struct{ from, to, tag, sees string }{
+		{"vm1", "192.168.200.6", "vm2", "203.0.113.5"}, // to a physical EIP on another host
+		{"vm2", "203.0.113.5", "vm1", "192.168.200.6"}, // to a public EIP on another host, from a physical one
+		{"vm1", "203.0.113.7", "vm3", "203.0.113.5"},   // on the same host
+	} {
+		if n, out := e.s.Ping(c.from, ip(c.to), 3, "0.2"); n != 3 {
+			t.Errorf("%s -> %s: %d/3 answered\n%s", c.from, c.to, n, out)
+		}
+		if out, err := dial(e.s.VMNS(c.from), c.to+":8080"); err != nil || !strings.HasPrefix(out, c.tag+" "+c.sees+":") {
+			t.Errorf("%s -> %s:8080: %q %v; want %s seeing %s", c.from, c.to, out, err, c.tag, c.sees)
+		}
+	}
+	after := e.counters("gw1")
+	if after["gw_up"] != gw["gw_up"] || after["gw_down"] != gw["gw_down"] {
+		t.Errorf("gw1 carried %d up, %d down: a hairpin left its host's DVR for the gateway",
+			after["gw_up"]-gw["gw_up"], after["gw_down"]-gw["gw_down"])
+	}
+}
