@@ -149,7 +149,6 @@ func snatEqual(a, b *sbdb.PortBinding) bool {
 		(len(a.IPs) == 0) == (len(b.IPs) == 0) && demand(a) == demand(b) && sameString(a.Chassis, b.Chassis)
 }
 
-
 func (x *snatIndex) putPort(pb *sbdb.PortBinding) {
 	if old := x.portByUUID[pb.UUID]; old != nil {
 		if snatEqual(old, pb) {
@@ -252,8 +251,8 @@ func blockLess(a, b *sbdb.SNATBlock) bool {
 type snatPlan struct {
 	deletes, inserts []*sbdb.SNATBlock
 	moves            []*sbdb.SNATBlock // kept blocks whose port's chassis changed: their new chassis
-	short            map[string]int // ports lacking blocks: how many
-	shortBefore      map[string]int // the same after the VPC's last pass
+	short            map[string]int    // ports lacking blocks: how many
+	shortBefore      map[string]int    // the same after the VPC's last pass
 	used, total      int
 	hasSNAT          bool
 }
