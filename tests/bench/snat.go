@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,7 @@ type SNATResult struct {
 	// ConntrackFailures is the router's conntrack insert_failed + drop
 	// over the run: the kernel's counterpart of snat_exhausted.
 	ConntrackFailures uint64     `json:"conntrack_failures"`
+	ConntrackMax      int        `json:"nf_conntrack_max"`
 	LoadAvg           [2]float64 `json:"load_avg_1m"`
 }
 
@@ -91,17 +93,16 @@ var snatMetrics = []metric{
 const snatConnTarget = 1.0
 
 const (
-	snatAddr      = "203.0.113.100"
-	snatBlock     = 1024
-	snatVMAddr    = "10.73.1.10"
-	snatPeerAddr  = "10.73.1.11"
-	snatWorkers   = 8
-	masqClient    = "10.74.0.2"
-	masqRouter    = "10.74.0.1"
-	masqUplink    = "192.0.2.2"
-	routedClient  = "10.75.0.2"
-	routedRouter  = "10.75.0.1"
-	masqCTMaxWant = 262144 // as Courier's SNAT maps
+	snatAddr     = "203.0.113.100"
+	snatBlock    = 1024
+	snatVMAddr   = "10.73.1.10"
+	snatPeerAddr = "10.73.1.11"
+	snatWorkers  = 8
+	masqClient   = "10.74.0.2"
+	masqRouter   = "10.74.0.1"
+	masqUplink   = "192.0.2.2"
+	routedClient = "10.75.0.2"
+	routedRouter = "10.75.0.1"
 )
 
 // SNAT runs the SNAT benchmark: rounds interleaved rounds, each path's
@@ -180,7 +181,7 @@ func SNAT(ctx context.Context, env Env, rounds, seconds int) (*SNATResult, error
 	if err != nil {
 		return nil, err
 	}
-	res.ConntrackFailures = ct1 - ct0
+	res.ConntrackFailures, res.ConntrackMax = ct1-ct0, conntrackMax()
 	for _, p := range res.Paths {
 		p.Stats = map[string]Stat{}
 		for k, v := range p.Raw {
@@ -286,21 +287,19 @@ func newMasquerade(internetNS string) (_ *lab.Lab, err error) {
 			return nil, fmt.Errorf("nft %s: %v: %s (is nftables installed? make deps)", cmd, err, out)
 		}
 	}
-	// Room for as many connections as Courier's SNAT maps hold; the
-	// table is the kernel's, for every namespace, so it is only raised.
-	if b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_max"); err == nil {
-		if n, _ := strconv.Atoi(string(trimNL(b))); n < masqCTMaxWant {
-			lab.Exec(r.NS, "sysctl", "-qw", fmt.Sprintf("net.netfilter.nf_conntrack_max=%d", masqCTMaxWant))
-		}
-	}
 	return l, nil
 }
 
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
+// conntrackMax is the kernel's nf_conntrack_max, which a namespace
+// other than the first cannot set: the MASQUERADE router's room for
+// connections, beside Courier's 262,144 (0 if unreadable).
+func conntrackMax() int {
+	b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_max")
+	if err != nil {
+		return 0
 	}
-	return b
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
 }
 
 // snatServers starts iperf3 and the connection-per-request server in

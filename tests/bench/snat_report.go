@@ -108,8 +108,8 @@ func (s *SNATResult) markdown(b *strings.Builder) {
 		}
 	}
 	fmt.Fprintf(b, "\nhv1's snat_exhausted drops: %d over the run (%d connections mapped, snat_new); during each round's SNAT connection rate: %s. "+
-		"The VM's blocks after each round: %s. The MASQUERADE router's conntrack insert_failed + drop: %d.\n",
-		s.ExhaustedTotal, s.SNATNew, uints(s.Exhausted), intList(s.Blocks), s.ConntrackFailures)
+		"The VM's blocks after each round: %s. The MASQUERADE router's conntrack insert_failed + drop: %d (nf_conntrack_max %d; Courier's SNAT maps hold 262,144).\n",
+		s.ExhaustedTotal, s.SNATNew, uints(s.Exhausted), intList(s.Blocks), s.ConntrackFailures, s.ConntrackMax)
 	fmt.Fprintf(b, "\nTargets (#15): SNAT's new connections a second at least the kernel MASQUERADE's (%.2f); no snat_exhausted drop below port-space exhaustion "+
 		"(one client to one server reuses its ports, so the VM never holds more connections than its ephemeral range, about 28,000, under its 64 blocks' 65,536 ports). "+
 		"Throughput and RTT against VM to VM and MASQUERADE are reported, not gated. Per-packet cost of the NAT stages: `COURIER_MEASURE=1 go test ./dataplane -run 'TestSNATPathCost|TestEIPPathCost' -v` (DEVELOPERS.md).\n\n", snatConnTarget)
