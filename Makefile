@@ -17,7 +17,8 @@ TESTFLAGS ?= -count=1 -p 1 -timeout 40m
 # systemd does not run. graphviz draws courier-nbctl show --format svg.
 # udhcpc (busybox's client and its script), isc-dhcp-client and dhcpcd
 # are the DHCP clients the tests run in VMs; traceroute and tracepath what a VM sees of the path;
-# sockperf the data plane benchmark's request/response rate.
+# sockperf the data plane benchmark's request/response rate; nftables
+# the SNAT benchmark's kernel baseline (a router namespace's masquerade).
 # qemu-system-x86 runs real guests (tools/guest); cpio and xz-utils build
 # their image, whose kernel and busybox-static mkguest.sh downloads itself
 # (busybox-static would replace busybox if installed).
@@ -25,7 +26,7 @@ DEBS := openvswitch-common clang llvm libbpf-dev iproute2 iperf3 tcpdump \
         hyperfine bpftool ethtool procps util-linux iputils-ping \
         libjemalloc2 ovn-central graphviz busybox isc-dhcp-client \
         udhcpc dhcpcd-base traceroute iputils-tracepath sockperf \
-        qemu-system-x86 cpio xz-utils
+        qemu-system-x86 cpio xz-utils nftables
 # Where the QEMU guest image is built and cached (tools/guest).
 GUEST_CACHE ?= /var/cache/courier/guest
 

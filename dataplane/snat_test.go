@@ -3,6 +3,8 @@ package dataplane
 import (
 	"encoding/binary"
 	"net/netip"
+	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -312,5 +314,100 @@ func TestSNATNewBlockLast(t *testing.T) {
 	p := snatOut(t, f, ipPacket(vm3Addr, ip4("198.51.100.200"), protoTCP, tcpSeg(40000, 80, ""), 0))
 	if port := port16(p.l4, 0); port >= 1088 {
 		t.Errorf("the next connection took port %d of the new block, before the older block's turn ended", port)
+
+// TestSNATPathCost logs what SNAT costs per packet beside the paths it
+// sits by, as TestEIPPathCost does for EIPs (kernel timing of single
+// BPF_PROG_RUN runs, median of 5,000): out, a connection's first packet
+// (each run a new source port, so each maps a new connection: the
+// allocation, both maps written) and a packet of an established one; in,
+// a gateway's packet for an established connection. A measurement, not
+// a check: COURIER_MEASURE=1 go test ./dataplane -run TestSNATPathCost -v.
+func TestSNATPathCost(t *testing.T) {
+	if os.Getenv("COURIER_MEASURE") == "" {
+		t.Skip("a measurement: set COURIER_MEASURE=1")
+	}
+	const runs = 5000
+	// Blocks of 1,024 ports, 8 of them: every new connection of the
+	// runs finds a free port at its first try, as below exhaustion.
+	f := newFixture(t, false)
+	p := SNATPort{Ifindex: f.p3, VPC: 1, Addr: vm3Addr, Network: 1, BlockSize: 1024}
+	for i := 0; i < 8; i++ {
+		p.Blocks = append(p.Blocks, SNATBlock{Addr: snatAddr, Lo: uint16(1024 * (i + 1))})
+	}
+	f.state.SNATPorts = []SNATPort{p}
+	f.state.EIPGateways = []EIPGateways{{Network: 1, VTEPs: []netip.Addr{gwVTEP}}}
+	if _, err := f.d.Apply(f.state); err != nil {
+		t.Fatal(err)
+	}
+	d := f.d
+	tcp := func(src, dst netip.Addr, sport, dport uint16, dmac, smac []byte) []byte {
+		return append(ethHdr(dmac, smac, 0x0800), ipPacket(src, dst, protoTCP, tcpSeg(sport, dport, "0123456789"), 0)...)
+	}
+	tunnelFrom := func(src netip.Addr) {
+		if err := d.objs.TunnelIn.Put(uint32(0), dvrTunnelRec{Vtep: host32(src), Vni: 5001}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logCost := func(name string, cost time.Duration, verdict uint32, err error) {
+		t.Helper()
+		if err != nil || verdict != actRedirect {
+			drops, _ := d.Drops()
+			t.Fatalf("%s: verdict %d, %v (drops %v)", name, verdict, err, drops)
+		}
+		t.Logf("%-40s %4d ns", name, cost.Nanoseconds())
+	}
+	for _, c := range []struct {
+		name, prog string
+		ifindex    int
+		pkt        []byte
+		from       netip.Addr
+	}{
+		{"port: routed to a local port", "port_ingress", f.p3, tcp(vm3Addr, ip4("10.0.2.5"), 40000, 80, gwMAC, vm3MAC), peerA},
+		{"port: routed to a hub (tunnel)", "port_ingress", f.p3, tcp(vm3Addr, ip4("10.0.2.7"), 40000, 80, gwMAC, vm3MAC), peerA},
+		{"tunnel: to a local port", "tunnel_ingress", d.vxlan, tcp(ip4("10.0.1.7"), vm3Addr, 80, 40000, vm3MAC, remMAC1), peerA},
+	} {
+		tunnelFrom(c.from)
+		var cost time.Duration
+		var verdict uint32
+		var err error
+		within(func() { cost, verdict, err = d.ProgramCost(c.prog, c.ifindex, c.pkt, runs) })
+		logCost(c.name, cost, verdict, err)
+	}
+	// New connections: one run each, from source ports 20000 on.
+	durs := make([]time.Duration, 0, runs)
+	var verdict uint32
+	var err error
+	within(func() {
+		for i := 0; i < runs && err == nil; i++ {
+			var c time.Duration
+			c, verdict, err = d.ProgramCost("port_ingress", f.p3, tcp(vm3Addr, server, uint16(20000+i), 80, gwMAC, vm3MAC), 1)
+			if verdict != actRedirect {
+				break
+			}
+			durs = append(durs, c)
+		}
+	})
+	slices.Sort(durs)
+	var med time.Duration
+	if len(durs) > 0 {
+		med = durs[len(durs)/2]
+	}
+	logCost("port: SNAT out, a new connection", med, verdict, err)
+	if n := counter(t, d, "snat_new"); n != runs {
+		t.Fatalf("snat_new %d after %d new connections", n, runs)
+	}
+	// Established: the first of them again, and its replies.
+	first := tcp(vm3Addr, server, 20000, 80, gwMAC, vm3MAC)
+	eport := port16(parse(t, run(t, d.objs.PortIngress, f.p3, first).out).l4, 0)
+	var cost time.Duration
+	within(func() { cost, verdict, err = d.ProgramCost("port_ingress", f.p3, first, runs) })
+	logCost("port: SNAT out, established", cost, verdict, err)
+	tunnelFrom(gwVTEP)
+	within(func() {
+		cost, verdict, err = d.ProgramCost("tunnel_ingress", d.vxlan, tcp(server, snatAddr, 80, eport, vm3MAC, gwMAC), runs)
+	})
+	logCost("tunnel: SNAT in, established", cost, verdict, err)
+	if n := counter(t, d, "snat_new"); n != runs {
+		t.Errorf("snat_new %d: an established connection was mapped again", n)
 	}
 }

@@ -25,9 +25,8 @@ import (
 // receiving side is the same; the sandbox's internet reaches the
 // gateways by a multipath route (L4 hash), so four streams may use both.
 //
-// SNAT for VMs without an EIP is not built, so its path, its new
-// connections a second against the kernel's MASQUERADE, and the kernel
-// NAT baseline of #15 are not measured here.
+// SNAT for VMs without an EIP, its new connections a second and the
+// kernel's MASQUERADE baseline of #15 are snat.go's.
 
 // EIPResult is the EIP benchmark's result.
 type EIPResult struct {

@@ -180,8 +180,8 @@ func (e *EIPResult) markdown(b *strings.Builder) {
 		f.markdown(b)
 	}
 	fmt.Fprintf(b, "\nTarget: the EIP path at least %.2f of the VM-to-VM path (#15). "+
-		"Not measured: SNAT for VMs without an EIP is not built, so there is no SNAT path, no new-connection rate against the kernel's MASQUERADE, "+
-		"and no kernel NAT baseline; the NAT stages' per-packet cost is in DEVELOPERS.md (TestEIPPathCost), not here.\n\n", eipTarget)
+		"SNAT for VMs without an EIP, its new connections a second and the kernel's MASQUERADE are the snat section's; "+
+		"the NAT stages' per-packet cost is in DEVELOPERS.md (TestEIPPathCost, TestSNATPathCost), not here.\n\n", eipTarget)
 }
 
 func (f *EIPFailover) markdown(b *strings.Builder) {

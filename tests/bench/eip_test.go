@@ -86,7 +86,7 @@ func TestEIPCompare(t *testing.T) {
 	}
 	var b strings.Builder
 	e.markdown(&b)
-	if !strings.Contains(b.String(), "SNAT for VMs without an EIP is not built") || !strings.Contains(b.String(), "BELOW TARGET") {
+	if !strings.Contains(b.String(), "are the snat section's") || !strings.Contains(b.String(), "BELOW TARGET") {
 		t.Errorf("markdown:\n%s", b.String())
 	}
 }

@@ -28,6 +28,7 @@ type Report struct {
 	Migrate     *MigrateResult     `json:"migrate,omitempty"`
 	Conntrack   *CTResult          `json:"conntrack,omitempty"`
 	EIP         *EIPResult         `json:"eip,omitempty"`
+	SNAT        *SNATResult        `json:"snat,omitempty"`
 	Errors      []string           `json:"errors,omitempty"`
 }
 
@@ -191,6 +192,14 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 			rep.EIP = res
 		}
 	}
+	if r.want("snat") {
+		r.Env.Log.Info("SNAT benchmark", "rounds", max(3, r.Rounds), "seconds", r.Seconds)
+		if res, err := SNAT(ctx, r.Env, max(3, r.Rounds), r.Seconds); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("snat: %v", err))
+		} else {
+			rep.SNAT = res
+		}
+	}
 	if r.want("cli") {
 		r.Env.Log.Info("CLI benchmark", "sizes", r.CLISizes, "bulk", r.CLIBulk)
 		if res, err := CLI(ctx, r.Env, r.CLISizes, r.CLISamples, r.CLIBulk, max(2, r.Rounds)); err != nil {
@@ -251,6 +260,9 @@ func (rep *Report) Markdown() string {
 	if e := rep.EIP; e != nil && len(e.BelowTarget) > 0 {
 		fmt.Fprintf(&b, "**EIP path below target on %d of its ratios** (listed in its section).\n\n", len(e.BelowTarget))
 	}
+	if s := rep.SNAT; s != nil && len(s.BelowTarget) > 0 {
+		fmt.Fprintf(&b, "**SNAT below target on %d of its targets** (listed in its section).\n\n", len(s.BelowTarget))
+	}
 	if len(rep.Northd) > 0 {
 		fmt.Fprintf(&b, "## northd (one VPC, 253 vxnets)\n\n")
 		fmt.Fprintf(&b, "| ports | NB commit s | commit→sb_cfg s (min–max) | ovsdb-server floor s | ratio | datapaths | bindings | logical flows | northd peak RSS MiB | add p50/p90/p99 ms | update p50/p90/p99 ms | delete p50/p90/p99 ms |\n")
@@ -304,6 +316,9 @@ func (rep *Report) Markdown() string {
 	}
 	if e := rep.EIP; e != nil {
 		e.markdown(&b)
+	}
+	if s := rep.SNAT; s != nil {
+		s.markdown(&b)
 	}
 	for _, e := range rep.Errors {
 		fmt.Fprintf(&b, "- error: %s\n", e)

@@ -19,10 +19,10 @@ import (
 func main() {
 	bin := flag.String("bin", "bin", "directory with Courier's binaries")
 	out := flag.String("out", "bench/results", "directory for the results")
-	only := flag.String("only", "northd,dataplane,sg,ct,e2e,spine,vm,migrate,eip,cli", "comma-separated benchmarks to run (e2e is programming and state; sg is security groups; ct is connection tracking, Courier's table against the kernel's conntrack; eip is the internet to a VM by its EIP against VM to VM, and the loss when a gateway dies)")
+	only := flag.String("only", "northd,dataplane,sg,ct,e2e,spine,vm,migrate,eip,snat,cli", "comma-separated benchmarks to run (e2e is programming and state; sg is security groups; ct is connection tracking, Courier's table against the kernel's conntrack; eip is the internet to a VM by its EIP against VM to VM, and the loss when a gateway dies; snat is a VM without EIP to the internet by SNAT against VM to VM and the kernel's MASQUERADE, with new connections a second)")
 	sizes := flag.String("northd-sizes", "1000,8000,64000", "port counts for the northd benchmark")
 	northdRounds := flag.Int("northd-rounds", 5, "northd benchmark: bulk loads per size, each on fresh databases (the median is reported)")
-	rounds := flag.Int("rounds", 3, "data plane benchmark: interleaved rounds over the four paths (the EIP benchmark: over its two, at least 3)")
+	rounds := flag.Int("rounds", 3, "data plane benchmark: interleaved rounds over the four paths (the EIP and SNAT benchmarks: over their paths, at least 3)")
 	seconds := flag.Int("seconds", 5, "data plane benchmark: seconds per iperf3 run")
 	present := flag.Int("present", 8000, "programming latency: ports declared before measuring")
 	samples := flag.Int("samples", 60, "programming latency: new ports measured")
