@@ -314,6 +314,8 @@ func TestSNATNewBlockLast(t *testing.T) {
 	p := snatOut(t, f, ipPacket(vm3Addr, ip4("198.51.100.200"), protoTCP, tcpSeg(40000, 80, ""), 0))
 	if port := port16(p.l4, 0); port >= 1088 {
 		t.Errorf("the next connection took port %d of the new block, before the older block's turn ended", port)
+	}
+}
 
 // TestSNATPathCost logs what SNAT costs per packet beside the paths it
 // sits by, as TestEIPPathCost does for EIPs (kernel timing of single
