@@ -215,8 +215,8 @@ type SNATGCStats struct {
 }
 
 // SNATGC removes translated connections idle longer than their timeout,
-// and those of ports no longer translated here, and counts the others per
-// port. A connection is as recent as the later of its two directions.
+// those of ports no longer translated here and those mapped into blocks
+// their port no longer holds, and counts the others per port. A connection is as recent as the later of its two directions.
 func (d *Datapath) SNATGC(t SNATTimeouts) (SNATGCStats, error) {
 	st := SNATGCStats{Live: map[int]int{}}
 	ports, err := d.snatPortsT().dump()
@@ -237,8 +237,8 @@ func (d *Datapath) SNATGC(t SNATTimeouts) (SNATGCStats, error) {
 		if r, ok := rev.lookup(rk); ok {
 			seen, flags = max(seen, r.SeenNs), flags|r.Flags
 		}
-		_, here := ports[v.Ifindex]
-		if here && now < seen+uint64(t.of(k.Proto, flags)) {
+		p, here := ports[v.Ifindex]
+		if here && inBlocks(p, v.Ext, htons(v.Eport)) && now < seen+uint64(t.of(k.Proto, flags)) {
 			st.Live[int(v.Ifindex)]++
 			continue
 		}
@@ -247,6 +247,21 @@ func (d *Datapath) SNATGC(t SNATTimeouts) (SNATGCStats, error) {
 	}
 	st.Removed += d.snatOrphans(fwd, rev, now, &errs)
 	return st, errors.Join(errs...)
+}
+
+// inBlocks says whether port p still holds the block of ext:eport (host
+// order): a connection mapped into a block the port gave back, or of an
+// address its VPC no longer has, must go, or it would leave from ports
+// that are somebody else's now.
+func inBlocks(p dvrSnatPort, ext uint32, eport uint16) bool {
+	size := uint32(1) << p.Shift
+	for i := uint32(0); i < p.N && i < maxSNATBlocks; i++ {
+		b := p.Blocks[i]
+		if b.Addr == ext && uint32(eport) >= b.Lo && uint32(eport) < b.Lo+size {
+			return true
+		}
+	}
+	return false
 }
 
 // snatOrphans removes reverse entries without their forward one (a

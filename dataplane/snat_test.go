@@ -413,3 +413,20 @@ func TestSNATPathCost(t *testing.T) {
 		t.Errorf("snat_new %d: an established connection was mapped again", n)
 	}
 }
+
+// A connection mapped into a block its port gave back is forgotten by
+// the next sweep, not left to leave from ports now somebody else's.
+func TestSNATGCForgetsBlocksGivenBack(t *testing.T) {
+	f := snatFixture(t, 2)
+	for i := 0; i < 66; i++ { // 64 fill the first block, two go to the second
+		snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(uint16(30000+i), 80, ""), 0))
+	}
+	f.state.SNATPorts[0].Blocks = f.state.SNATPorts[0].Blocks[:1]
+	if _, err := f.d.Apply(f.state); err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.d.SNATGC(DefaultSNATTimeouts)
+	if err != nil || st.Removed != 2 || st.Live[f.p3] != 64 {
+		t.Errorf("sweep %+v %v: want the second block's 2 connections removed, 64 live", st, err)
+	}
+}

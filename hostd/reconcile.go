@@ -30,6 +30,13 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	// read whole tables. Drain them so they do not pile up.
 	d.baseTracker.Drain()
 	pbs := ops.Rows[sbdb.PortBinding](d.base)
+	if d.baseDown() {
+		// No rows is not "no ports": leaving the VPCs and applying an
+		// empty state would cut every VM off until the southbound is
+		// back. The main loop reconnects.
+		d.log.Warn("not applying: the base session ended; the data plane keeps its state")
+		return
+	}
 	d.claim(ctx, pbs)
 	claimed := time.Now()
 
@@ -129,12 +136,22 @@ func (d *Daemon) report(applyErr error, flowErrs []string) {
 
 func isMe(c *string, me string) bool { return c != nil && *c == me }
 
-// unhealthy says which session the host needs is down, or "".
-func (d *Daemon) unhealthy(want map[int]bool) string {
+// baseDown says whether the base session has ended: closed, or its
+// cache already dropped (libovsdb drops it when the connection goes,
+// before the session's end is noticed). Its rows then read as none.
+func (d *Daemon) baseDown() bool {
 	select {
 	case <-d.base.Done():
-		return "base session down"
+		return true
 	default:
+	}
+	return d.base.Cache() == nil
+}
+
+// unhealthy says which session the host needs is down, or "".
+func (d *Daemon) unhealthy(want map[int]bool) string {
+	if d.baseDown() {
+		return "base session down"
 	}
 	for vpc := range want {
 		vs, ok := d.vpcs[vpc]

@@ -150,7 +150,8 @@ type snatDemand struct {
 	allocs  uint64 // the data plane's count then
 	fails   uint64 // its count of failures when last read
 	swept   bool
-	asked   int // what was last asked, so as not to ask twice
+	seeded  bool // allocs and fails start from the counters as first read
+	asked   int  // what was last asked, so as not to ask twice
 	askedAt time.Time
 }
 
@@ -248,6 +249,11 @@ func (d *Daemon) demandOf(ifindex int) *snatDemand {
 // one once a sweep found it idle.
 func (d *Daemon) snatWant(ifindex int, pb *sbdb.PortBinding, u dataplane.SNATUse) (int, bool) {
 	ds := d.demandOf(ifindex)
+	if !ds.seeded {
+		// The counters are the data plane's, pinned: what they held
+		// before this hostd (a restart) is no new use or failure.
+		ds.allocs, ds.fails, ds.seeded = u.Allocs, u.Fails, true
+	}
 	size := d.snatSize[ifindex]
 	if size == 0 {
 		return 0, false

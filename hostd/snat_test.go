@@ -68,27 +68,31 @@ func TestSNATDemand(t *testing.T) {
 		pb.SNATDemand = &n
 		return n
 	}
-	if n := step(dataplane.SNATUse{Allocs: 100}); n != 0 {
+	if n := step(dataplane.SNATUse{Allocs: 40, Fails: 3}); n != 0 {
+		t.Errorf("counters from before this hostd (a restart) asked for %d blocks", n)
+	}
+	d.snatState[7].allocs = 0 // as if the port were new: use counts from 0
+	if n := step(dataplane.SNATUse{Allocs: 100, Fails: 3}); n != 0 {
 		t.Errorf("100 connections in a block of 1,024 asked for %d", n)
 	}
-	if n := step(dataplane.SNATUse{Allocs: 600}); n != 2 {
+	if n := step(dataplane.SNATUse{Allocs: 600, Fails: 3}); n != 2 {
 		t.Errorf("600 connections asked for %d blocks, want 2", n)
 	}
-	if n := step(dataplane.SNATUse{Allocs: 5000}); n != 10 {
+	if n := step(dataplane.SNATUse{Allocs: 5000, Fails: 3}); n != 10 {
 		t.Errorf("5,000 connections asked for %d blocks, want 10", n)
 	}
 	d.snatHeld[7] = 10
-	if n := step(dataplane.SNATUse{Allocs: 5000, Fails: 1}); n != 11 {
+	if n := step(dataplane.SNATUse{Allocs: 5000, Fails: 4}); n != 11 {
 		t.Errorf("a failure with 10 blocks held asked for %d, want 11", n)
 	}
 	ds := d.snatState[7]
 	ds.live, ds.allocs, ds.swept = 300, 5000, true
-	if n := step(dataplane.SNATUse{Allocs: 5000, Fails: 1}); n != 0 {
+	if n := step(dataplane.SNATUse{Allocs: 5000, Fails: 4}); n != 0 {
 		t.Errorf("a port with 300 live connections gave blocks back: asked for %d", n)
 	}
 	ds.live = 0
 	ds.askedAt = time.Time{}
-	if n := step(dataplane.SNATUse{Allocs: 5000, Fails: 1}); n != 1 {
+	if n := step(dataplane.SNATUse{Allocs: 5000, Fails: 4}); n != 1 {
 		t.Errorf("an idle port asked for %d blocks, want 1", n)
 	}
 }

@@ -44,6 +44,7 @@ var DropReasons = []DropReason{
 	{30, "snat_exhausted", "a new connection from a port translated by SNAT found no free port in the port's blocks (its host asks for more before they run out)"},
 	{31, "snat_untracked", "a packet from a port translated by SNAT that no connection maps: a later fragment, an ICMP message other than an echo request, a protocol other than TCP, UDP and ICMP, or a TCP reset of no connection"},
 	{32, "snat_quota", "a port translated by SNAT opened as many connections as its host lets one port hold (courier-hostd --snat-port-quota), so that no VM takes the host's whole table"},
+	{33, "snat_table_full", "the host's table of connections translated by SNAT is full: no new connection is mapped until a sweep frees entries"},
 }
 
 // DropByName returns the reason named n.

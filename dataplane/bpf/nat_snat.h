@@ -24,6 +24,18 @@ __attribute__((noinline)) int snat_out(struct __sk_buff *skb, struct pctx *c)
 	if (iph->frag_off & bpf_htons(IP_OFFSET_MASK))
 		return DROP_SNAT_UNTRACKED; /* no ports to map it by */
 	__u32 l4 = ETH_HLEN + iph->ihl * 4;
+	/* The ports and flags again, through the helper: tuple_of reads the
+	 * linear part only, which a guest's packet may end before its L4
+	 * header. */
+	if (t.proto == IPPROTO_TCP || t.proto == IPPROTO_UDP) {
+		__be16 ports[2];
+		if (bpf_skb_load_bytes(skb, l4, ports, 4) < 0)
+			return DROP_MALFORMED;
+		t.sport = ports[0];
+		t.dport = ports[1];
+		if (t.proto == IPPROTO_TCP && bpf_skb_load_bytes(skb, l4 + 13, &t.tcp_flags, 1) < 0)
+			return DROP_MALFORMED;
+	}
 	__u32 poff = 0;
 	__be16 rport = t.dport;
 	if (t.proto == IPPROTO_ICMP) {

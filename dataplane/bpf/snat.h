@@ -33,6 +33,7 @@
 #include "stats.h"
 
 #define SNAT_MAX_BLOCKS 64
+#define EEXIST 17
 #define SNAT_TRIES 32
 #define SNAT_TOUCH_NS (1000ULL * 1000000ULL) /* seen_ns is refreshed at most once a second */
 
@@ -294,8 +295,11 @@ static __always_inline __u32 snat_new(__u32 ifindex, struct snat_fkey *fk, __u64
 		__u32 b = (idx >> shift) & (SNAT_MAX_BLOCKS - 1);
 		rk->ext = p->blocks[b].addr;
 		rk->eport = bpf_htons((__u16)(p->blocks[b].lo + (idx & ((1U << shift) - 1))));
-		if (bpf_map_update_elem(&snat_rev_v1, rk, &sc->rv, BPF_NOEXIST) < 0)
-			continue;
+		long err = bpf_map_update_elem(&snat_rev_v1, rk, &sc->rv, BPF_NOEXIST);
+		if (err == -EEXIST)
+			continue; /* in use with this remote: the next */
+		if (err < 0)
+			return DROP_SNAT_TABLE_FULL; /* not the port's failure: more blocks would not help */
 		out->ext = rk->ext;
 		out->eport = rk->eport;
 		sc->fv = (struct snat_fval){.ext = rk->ext, .eport = rk->eport, .flags = flags, .ifindex = ifindex, .seen_ns = now};

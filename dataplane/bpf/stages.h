@@ -54,7 +54,8 @@
 #define DROP_SNAT_EXHAUSTED 30 /* a new connection from a port translated by SNAT found no free port in the port's blocks (its host asks for more before they run out) */
 #define DROP_SNAT_UNTRACKED 31 /* a packet from a port translated by SNAT that no connection maps: a later fragment, an ICMP message other than an echo request, a protocol other than TCP, UDP and ICMP, or a TCP reset of no connection */
 #define DROP_SNAT_QUOTA 32 /* a port translated by SNAT opened as many connections as its host lets one port hold (courier-hostd --snat-port-quota), so that no VM takes the host's whole table */
-#define DROP_MAX 33
+#define DROP_SNAT_TABLE_FULL 33 /* the host's table of connections translated by SNAT is full: no new connection is mapped until a sweep frees entries */
+#define DROP_MAX 34
 
 /* Counters: index of the stats map. */
 enum stat {
