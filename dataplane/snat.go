@@ -242,6 +242,10 @@ func (d *Datapath) SNATGC(t SNATTimeouts) (SNATGCStats, error) {
 			st.Live[int(v.Ifindex)]++
 			continue
 		}
+		if cur, ok := fwd.lookup(k); ok && cur.SeenNs != v.SeenNs && here && inBlocks(p, v.Ext, htons(v.Eport)) {
+			st.Live[int(v.Ifindex)]++ // used since the dump: kept
+			continue
+		}
 		errs = append(errs, rev.delete(rk), fwd.delete(k))
 		st.Removed++
 	}

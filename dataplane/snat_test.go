@@ -261,9 +261,10 @@ func TestGatewaySNAT(t *testing.T) {
 	if r, vtep := inbound(ipPacket(server, snatAddr, protoICM, append([]byte{3, 3, 0, 0, 0, 0, 0, 0}, quoted...), 0)); r.verdict != actRedirect || vtep != peerA {
 		t.Errorf("an ICMP error about port 1500: verdict %d to %s", r.verdict, vtep)
 	}
-	if r, _ := inbound(ipPacket(server, snatAddr, protoTCP, tcpSeg(80, 2048, "x"), 0)); r.verdict != actOK {
-		t.Errorf("port 2048, in no block: verdict %d, want the gateway's own", r.verdict)
-	}
+	expectDrop(t, d, "gw_no_block", func() runResult {
+		r, _ := inbound(ipPacket(server, snatAddr, protoTCP, tcpSeg(80, 2048, "x"), 0))
+		return r
+	})
 	resetSent(d)
 	r := runTunnel(t, d, peerA, 5001, append(ethHdr(gwMAC, vm3MAC, 0x0800), ipPacket(snatAddr, server, protoTCP, tcpSeg(1100, 80, "x"), 0)...))
 	if _, _, ifx, _ := sent(t, d); r.verdict != actRedirect || ifx != up {
@@ -428,5 +429,32 @@ func TestSNATGCForgetsBlocksGivenBack(t *testing.T) {
 	st, err := f.d.SNATGC(DefaultSNATTimeouts)
 	if err != nil || st.Removed != 2 || st.Live[f.p3] != 64 {
 		t.Errorf("sweep %+v %v: want the second block's 2 connections removed, 64 live", st, err)
+	}
+}
+
+// A FIN marks a connection closing (forgotten sooner); a SYN that reuses
+// its tuple opens it anew.
+func TestSNATClosingThenReused(t *testing.T) {
+	f := snatFixture(t, 1)
+	seg := func(flags byte) []byte {
+		s := tcpSeg(40000, 80, "")
+		s[13] = flags
+		return ipPacket(vm3Addr, server, protoTCP, s, 0)
+	}
+	closing := func() bool {
+		cs, err := f.d.SNATConns()
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("connections %+v %v", cs, err)
+		}
+		return cs[0].Closing
+	}
+	snatOut(t, f, seg(0x02))
+	snatOut(t, f, seg(0x11)) // FIN ACK
+	if !closing() {
+		t.Fatal("a FIN did not mark the connection closing")
+	}
+	snatOut(t, f, seg(0x02))
+	if closing() {
+		t.Error("a SYN reusing the tuple left it closing")
 	}
 }

@@ -45,6 +45,7 @@ var DropReasons = []DropReason{
 	{31, "snat_untracked", "a packet from a port translated by SNAT that no connection maps: a later fragment, an ICMP message other than an echo request, a protocol other than TCP, UDP and ICMP, or a TCP reset of no connection"},
 	{32, "snat_quota", "a port translated by SNAT opened as many connections as its host lets one port hold (courier-hostd --snat-port-quota), so that no VM takes the host's whole table"},
 	{33, "snat_table_full", "the host's table of connections translated by SNAT is full: no new connection is mapped until a sweep frees entries"},
+	{34, "gw_no_block", "a gateway got a packet for a SNAT address and a port of no block it knows (free, or not learned yet): it is not the gateway's own, and its stack would only send it back upstream"},
 }
 
 // DropByName returns the reason named n.

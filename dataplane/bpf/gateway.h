@@ -75,8 +75,13 @@ int gw_uplink_ingress(struct __sk_buff *skb)
 	struct gw_eip *e = bpf_map_lookup_elem(&gw_eips_v1, &daddr);
 	if (!e)
 		e = gw_snat_in(skb);
-	if (!e)
+	if (!e) {
+		if (bpf_map_lookup_elem(&gw_snat_addrs_v1, &daddr)) {
+			count_drop(DROP_GW_NO_BLOCK);
+			return TC_ACT_SHOT;
+		}
 		return TC_ACT_OK; /* the gateway's own traffic */
+	}
 	mac_copy(eth->h_dest, e->mac);
 	mac_copy(eth->h_source, e->gw_mac);
 	count(STAT_GW_DOWN);

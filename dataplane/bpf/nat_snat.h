@@ -54,6 +54,9 @@ __attribute__((noinline)) int snat_out(struct __sk_buff *skb, struct pctx *c)
 	struct snat_fval m;
 	struct snat_fval *f = bpf_map_lookup_elem(&snat_fwd_v1, &fk);
 	if (f) {
+		/* a SYN reusing a closed connection's tuple opens it anew */
+		if ((tcp & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+			f->flags &= ~SNAT_F_CLOSING;
 		snat_touch(&f->seen_ns, &f->flags, now, closing);
 		m = *f;
 	} else {

@@ -34,6 +34,7 @@
 
 #define SNAT_MAX_BLOCKS 64
 #define EEXIST 17
+#define TCP_ACK 0x10
 #define SNAT_TRIES 32
 #define SNAT_TOUCH_NS (1000ULL * 1000000ULL) /* seen_ns is refreshed at most once a second */
 

@@ -55,7 +55,8 @@
 #define DROP_SNAT_UNTRACKED 31 /* a packet from a port translated by SNAT that no connection maps: a later fragment, an ICMP message other than an echo request, a protocol other than TCP, UDP and ICMP, or a TCP reset of no connection */
 #define DROP_SNAT_QUOTA 32 /* a port translated by SNAT opened as many connections as its host lets one port hold (courier-hostd --snat-port-quota), so that no VM takes the host's whole table */
 #define DROP_SNAT_TABLE_FULL 33 /* the host's table of connections translated by SNAT is full: no new connection is mapped until a sweep frees entries */
-#define DROP_MAX 34
+#define DROP_GW_NO_BLOCK 34 /* a gateway got a packet for a SNAT address and a port of no block it knows (free, or not learned yet): it is not the gateway's own, and its stack would only send it back upstream */
+#define DROP_MAX 35
 
 /* Counters: index of the stats map. */
 enum stat {
