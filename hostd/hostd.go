@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/courier-sdn/courier/dataplane"
@@ -122,7 +123,9 @@ type Daemon struct {
 	hub        *hubTable
 	hubChecked time.Time
 	// SNAT (snat.go): the local ports it translates, by ifindex, with
-	// their block size and blocks held, and what it knows of their use.
+	// their block size and blocks held, and what it knows of their use;
+	// snatMu guards them (keepSNAT sweeps from its own goroutine).
+	snatMu    sync.Mutex
 	snatPorts map[int]*sbdb.PortBinding
 	snatSize  map[int]int
 	snatHeld  map[int]int
@@ -277,6 +280,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.cfg.Ready != nil {
 		d.cfg.Ready()
 	}
+	go d.keepSNAT(ctx)
 	rotated := d.cfg.Credentials.Watch(ctx, d.cfg.CertCheck)
 	session := func(ctx context.Context, established func()) error {
 		return d.session(ctx, established, links, events, rotated)

@@ -166,32 +166,14 @@ type SNATUser interface {
 // snatUpkeep sweeps idle connections now and then, and asks for the
 // blocks each local SNAT port needs.
 func (d *Daemon) snatUpkeep(ctx context.Context) {
-	du, ok := d.dp.(SNATUser)
-	if !ok || len(d.snatPorts) == 0 {
-		return
-	}
-	if d.snatState == nil {
-		d.snatState = map[int]*snatDemand{}
-	}
-	uses, err := du.SNATUses()
-	if err != nil {
-		d.log.Warn("read SNAT use", "err", err)
+	d.snatMu.Lock()
+	defer d.snatMu.Unlock()
+	du, uses, ok := d.snatUses()
+	if !ok {
 		return
 	}
 	if time.Since(d.snatSwept) >= snatGCEvery {
-		d.snatSwept = time.Now()
-		st, err := du.SNATGC(d.cfg.SNATTimeouts)
-		if err != nil {
-			d.log.Warn("SNAT sweep", "err", err)
-		}
-		if st.Removed > 0 {
-			d.log.Debug("forgot idle SNAT connections", "n", st.Removed)
-		}
-		for ifindex := range d.snatPorts {
-			ds := d.demandOf(ifindex)
-			ds.live, ds.allocs, ds.swept = st.Live[ifindex], uses[ifindex].Allocs, err == nil
-		}
-		d.snatQuota = nil // every port's quota again, from what the sweep counted
+		d.sweepSNAT(du, uses)
 	}
 	d.setQuotas(du, uses)
 	for ifindex, pb := range d.snatPorts {
@@ -203,6 +185,73 @@ func (d *Daemon) snatUpkeep(ctx context.Context) {
 		if _, ok := d.snatPorts[ifindex]; !ok {
 			delete(d.snatState, ifindex)
 		}
+	}
+}
+
+// snatUses reads the local SNAT ports' use, if there are any.
+func (d *Daemon) snatUses() (SNATUser, map[int]dataplane.SNATUse, bool) {
+	du, ok := d.dp.(SNATUser)
+	if !ok || len(d.snatPorts) == 0 {
+		return nil, nil, false
+	}
+	if d.snatState == nil {
+		d.snatState = map[int]*snatDemand{}
+	}
+	uses, err := du.SNATUses()
+	if err != nil {
+		d.log.Warn("read SNAT use", "err", err)
+		return nil, nil, false
+	}
+	return du, uses, true
+}
+
+// sweepSNAT forgets idle connections and counts the live ones per port,
+// from which demand and quotas are computed until the next sweep.
+func (d *Daemon) sweepSNAT(du SNATUser, uses map[int]dataplane.SNATUse) {
+	d.snatSwept = time.Now()
+	st, err := du.SNATGC(d.cfg.SNATTimeouts)
+	if err != nil {
+		d.log.Warn("SNAT sweep", "err", err)
+	}
+	if st.Removed > 0 {
+		d.log.Debug("forgot idle SNAT connections", "n", st.Removed)
+	}
+	for ifindex := range d.snatPorts {
+		ds := d.demandOf(ifindex)
+		ds.live, ds.allocs, ds.swept = st.Live[ifindex], uses[ifindex].Allocs, err == nil
+	}
+	d.snatQuota = nil // every port's quota again, from what the sweep counted
+}
+
+// keepSNAT sweeps and sets quotas when the main loop has not for a while:
+// while the southbound is down the loop does not run, and the data plane
+// goes on translating (the ports it knew stay as they were). Asking for
+// blocks needs the southbound, and waits for it.
+func (d *Daemon) keepSNAT(ctx context.Context) {
+	t := time.NewTicker(snatGCEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.sweepIfStale()
+	}
+}
+
+// sweepIfStale sweeps and sets quotas if the main loop has not swept for
+// two of its periods.
+func (d *Daemon) sweepIfStale() {
+	d.snatMu.Lock()
+	defer d.snatMu.Unlock()
+	if time.Since(d.snatSwept) < 2*snatGCEvery {
+		return
+	}
+	if du, uses, ok := d.snatUses(); ok {
+		d.log.Debug("sweeping SNAT connections outside the main loop (no southbound session)")
+		d.sweepSNAT(du, uses)
+		d.setQuotas(du, uses)
 	}
 }
 
@@ -293,6 +342,8 @@ func (d *Daemon) askBlocks(ctx context.Context, pb *sbdb.PortBinding, n int) {
 // noteSNAT records, after a reconcile, the local ports translated by SNAT
 // (by ifindex) with their binding, block size and blocks held.
 func (d *Daemon) noteSNAT(s *snapshot, st *dataplane.State) {
+	d.snatMu.Lock()
+	defer d.snatMu.Unlock()
 	d.snatPorts, d.snatSize, d.snatHeld = map[int]*sbdb.PortBinding{}, map[int]int{}, map[int]int{}
 	byName := map[string]*sbdb.PortBinding{}
 	for _, pb := range s.ports {

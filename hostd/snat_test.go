@@ -1,6 +1,7 @@
 package hostd
 
 import (
+	"log/slog"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -97,11 +98,16 @@ func TestSNATDemand(t *testing.T) {
 	}
 }
 
-type fakeSNAT struct{ quotas map[int]uint64 }
+type fakeSNAT struct {
+	fakeDataplane
+	quotas map[int]uint64
+	sweeps int
+}
 
 func (f *fakeSNAT) SNATUses() (map[int]dataplane.SNATUse, error) { return nil, nil }
 func (f *fakeSNAT) SNATGC(dataplane.SNATTimeouts) (dataplane.SNATGCStats, error) {
-	return dataplane.SNATGCStats{}, nil
+	f.sweeps++
+	return dataplane.SNATGCStats{Live: map[int]int{7: 10}}, nil
 }
 func (f *fakeSNAT) SetSNATQuotas(q map[int]uint64) error { f.quotas = q; return nil }
 
@@ -133,5 +139,23 @@ func TestSNATBlocksInTheOrderSeen(t *testing.T) {
 	got := snatBlocks(sn, rows, map[string]int{"a": 1, "b": 2})
 	if len(got) != 2 || got[0].Lo != 3072 || got[1].Lo != 1024 {
 		t.Errorf("blocks %+v: want 3072 (seen first), then 1024", got)
+	}
+}
+
+// With the main loop stopped (no southbound session), connections are
+// still swept and quotas still set; while it runs, it alone sweeps.
+func TestSNATSweptWithoutTheSouthbound(t *testing.T) {
+	f := &fakeSNAT{}
+	d := &Daemon{dp: f, log: slog.New(slog.DiscardHandler), cfg: Config{SNATPortQuota: 1000},
+		snatPorts: map[int]*sbdb.PortBinding{7: {}}}
+	d.snatSwept = time.Now()
+	d.sweepIfStale()
+	if f.sweeps != 0 {
+		t.Fatalf("swept %d times while the main loop had just swept", f.sweeps)
+	}
+	d.snatSwept = time.Now().Add(-time.Minute)
+	d.sweepIfStale()
+	if f.sweeps != 1 || f.quotas[7] != 990 {
+		t.Errorf("%d sweeps, quotas %v: want one sweep and port 7's quota 1,000 less its 10 live", f.sweeps, f.quotas)
 	}
 }
