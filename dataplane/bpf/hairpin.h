@@ -64,13 +64,8 @@ static __always_inline int hairpin_route(struct __sk_buff *skb, struct pctx *c, 
 	c->snat_from = ip->saddr;
 	c->snat_to = own;
 	c->dnat_to = dst;
-	__be16 old = *(__be16 *)&ip->ttl;
-	ip->ttl--;
-	__be16 new = *(__be16 *)&ip->ttl;
-	__builtin_memcpy(eth->h_source, c->vpce.gw_mac, 6);
-	if (bpf_l3_csum_replace(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, check), old, new, 2) < 0)
+	if (routed_hop(skb, c, eth, ip, c->vpce.gw_mac) < 0)
 		return drop_for(c, DROP_MALFORMED);
-	c->tflags |= TRF_TTL_DEC | TRF_MAC_REWRITE;
 	return next_stage(c, STAGE_DST_LOOKUP);
 }
 

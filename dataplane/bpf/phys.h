@@ -203,12 +203,8 @@ static __always_inline int phys_route(struct __sk_buff *skb, struct pctx *c, __b
 	c->snat_from = ip->saddr;
 	c->snat_to = eip;
 	c->target = ip->daddr; /* on the segment: its own next hop */
-	__be16 old = *(__be16 *)&ip->ttl;
-	ip->ttl--;
-	__be16 new = *(__be16 *)&ip->ttl;
-	if (bpf_l3_csum_replace(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, check), old, new, 2) < 0)
+	if (routed_hop(skb, c, eth, ip, NULL) < 0)
 		return drop_for(c, DROP_MALFORMED);
-	c->tflags |= TRF_TTL_DEC;
 	struct dest d = {.kind = DEST_PHYS, .ifindex = cfg->ifindex};
 	c->d = d;
 	return V_OUTPUT;

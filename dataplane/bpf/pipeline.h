@@ -92,6 +92,24 @@ static __always_inline int vpc_of(struct pctx *c)
 	return 1;
 }
 
+/* routed_hop makes the packet one routed hop: TTL-1, the IPv4 checksum
+ * with it, and, given a gateway MAC, from that MAC. Returns 0, or -1 if
+ * the kernel refused the checksum. Packet pointers are stale after it. */
+static __always_inline int routed_hop(struct __sk_buff *skb, struct pctx *c, struct ethhdr *eth, struct iphdr *ip, const __u8 *gw_mac)
+{
+	__be16 old = *(__be16 *)&ip->ttl;
+	ip->ttl--;
+	__be16 new = *(__be16 *)&ip->ttl;
+	if (gw_mac) {
+		__builtin_memcpy(eth->h_source, gw_mac, 6);
+		c->tflags |= TRF_MAC_REWRITE;
+	}
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, check), old, new, 2) < 0)
+		return -1;
+	c->tflags |= TRF_TTL_DEC;
+	return 0;
+}
+
 static __always_inline int next_stage(struct pctx *c, __u32 stage)
 {
 	c->next = stage;

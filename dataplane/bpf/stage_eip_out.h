@@ -67,13 +67,8 @@ __attribute__((noinline)) int stage_eip_out(struct __sk_buff *skb, struct pctx *
 		c->snat_from = ip->saddr;
 		c->snat_to = eip;
 	}
-	__be16 old = *(__be16 *)&ip->ttl;
-	ip->ttl--;
-	__be16 new = *(__be16 *)&ip->ttl;
-	__builtin_memcpy(eth->h_source, c->vpce.gw_mac, 6);
-	if (bpf_l3_csum_replace(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, check), old, new, 2) < 0)
+	if (routed_hop(skb, c, eth, ip, c->vpce.gw_mac) < 0)
 		return drop_for(c, DROP_MALFORMED);
-	c->tflags |= TRF_TTL_DEC | TRF_MAC_REWRITE;
 	struct dest d = {.kind = DEST_REMOTE, .vtep = gw, .vni = c->vni};
 	c->d = d;
 	return V_OUTPUT;

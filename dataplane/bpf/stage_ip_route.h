@@ -32,13 +32,8 @@ __attribute__((noinline)) int stage_ip_route(struct __sk_buff *skb, struct pctx 
 	c->hit = HIT_ROUTE;
 	c->target = rt->nexthop ? rt->nexthop : ip->daddr;
 	c->dvni = rt->vni;
-	__be16 old = *(__be16 *)&ip->ttl;
-	ip->ttl--;
-	__be16 new = *(__be16 *)&ip->ttl;
-	__builtin_memcpy(eth->h_source, vpc->gw_mac, 6);
-	if (bpf_l3_csum_replace(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, check), old, new, 2) < 0)
+	if (routed_hop(skb, c, eth, ip, vpc->gw_mac) < 0)
 		return drop_for(c, DROP_MALFORMED);
-	c->tflags |= TRF_TTL_DEC | TRF_MAC_REWRITE;
 	return next_stage(c, STAGE_DST_LOOKUP);
 }
 
