@@ -73,34 +73,58 @@ func (f fifo) argv(args ...string) []string {
 // the connection-per-request server; stop ends them all (call it even
 // on error).
 func startServers(paths []*PathResult, prio fifo) (stop func(), err error) {
-	var cmds []*exec.Cmd
-	var lns []net.Listener
-	stop = func() {
-		for _, c := range cmds {
-			c.Process.Kill()
-			c.Wait()
-		}
-		for _, l := range lns {
-			l.Close()
-		}
-	}
+	s := &serverSet{}
 	for _, p := range paths {
 		for _, args := range [][]string{{"iperf3", "-s", "-p", strconv.Itoa(iperfPort)},
 			{"sockperf", "server", "--tcp", "-i", p.dst, "-p", strconv.Itoa(sockperfPort)}} {
-			c := exec.Command("ip", append([]string{"netns", "exec", p.serverNS}, prio.argv(args...)...)...)
-			if err := c.Start(); err != nil {
-				return stop, fmt.Errorf("%s in %s: %w", args[0], p.serverNS, err)
+			if err := s.run(p.serverNS, prio.argv(args...)...); err != nil {
+				return s.stop, err
 			}
-			cmds = append(cmds, c)
 		}
-		ln, err := crrServer(p.serverNS)
-		if err != nil {
-			return stop, err
+		if err := s.crr(p.serverNS); err != nil {
+			return s.stop, err
 		}
-		lns = append(lns, ln)
 	}
 	time.Sleep(500 * time.Millisecond)
-	return stop, nil
+	return s.stop, nil
+}
+
+// serverSet is the servers a benchmark section starts in namespaces:
+// commands, and connection-per-request servers in this process.
+type serverSet struct {
+	cmds []*exec.Cmd
+	lns  []net.Listener
+}
+
+// run starts argv in namespace ns.
+func (s *serverSet) run(ns string, argv ...string) error {
+	c := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("%s in %s: %w", argv[0], ns, err)
+	}
+	s.cmds = append(s.cmds, c)
+	return nil
+}
+
+// crr starts the connection-per-request server in namespace ns.
+func (s *serverSet) crr(ns string) error {
+	ln, err := crrServer(ns)
+	if err != nil {
+		return err
+	}
+	s.lns = append(s.lns, ln)
+	return nil
+}
+
+// stop ends every server started (call it even after an error).
+func (s *serverSet) stop() {
+	for _, c := range s.cmds {
+		c.Process.Kill()
+		c.Wait()
+	}
+	for _, l := range s.lns {
+		l.Close()
+	}
 }
 
 // measure runs every metric once on p and appends the values to p.Raw.

@@ -305,31 +305,17 @@ func conntrackMax() int {
 // snatServers starts iperf3 and the connection-per-request server in
 // each namespace; stop ends them (call it even on error).
 func snatServers(nss ...string) (stop func(), err error) {
-	var cmds []*exec.Cmd
-	var lns []net.Listener
-	stop = func() {
-		for _, c := range cmds {
-			c.Process.Kill()
-			c.Wait()
-		}
-		for _, l := range lns {
-			l.Close()
-		}
-	}
+	s := &serverSet{}
 	for _, ns := range nss {
-		c := exec.Command("ip", "netns", "exec", ns, "iperf3", "-s", "-p", strconv.Itoa(iperfPort))
-		if err := c.Start(); err != nil {
-			return stop, fmt.Errorf("iperf3 in %s: %w", ns, err)
+		if err := s.run(ns, "iperf3", "-s", "-p", strconv.Itoa(iperfPort)); err != nil {
+			return s.stop, err
 		}
-		cmds = append(cmds, c)
-		ln, err := crrServer(ns)
-		if err != nil {
-			return stop, err
+		if err := s.crr(ns); err != nil {
+			return s.stop, err
 		}
-		lns = append(lns, ln)
 	}
 	time.Sleep(300 * time.Millisecond)
-	return stop, nil
+	return s.stop, nil
 }
 
 // measureSNAT runs every SNAT metric once on p.
