@@ -68,23 +68,15 @@ type desiredState struct {
 	ready    bool                // every VPC's datapaths are there: nb_cfg may be acknowledged
 }
 
-// takeSnapshot reads the sessions once.
+// takeSnapshot reads the sessions once, through the caches that make a
+// change cost what it changed: each VPC's flows compiled part by part
+// (lflow_parts.go), its EIPs kept from its changes (hairpin.go), a hub's
+// bindings kept row by row (hubtable.go). fullSnapshot reads the same
+// rows with none of those caches; TestIncrementalEqualsFull checks, on
+// random histories against a real southbound, that both give the same
+// data plane.
 func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
-	s := &snapshot{chassis: d.cfg.Chassis, mtu: d.mtu, ifaces: d.ifaces, taps: d.taps, encap: map[string]netip.Addr{}, ports: pbs,
-		learned: ops.Rows[sbdb.LearnedBinding](d.base)}
-	chassis := ops.Rows[sbdb.Chassis](d.base)
-	for _, c := range chassis {
-		if a, err := netip.ParseAddr(c.EncapIP); err == nil {
-			s.encap[c.Name] = a
-		}
-	}
-	s.gateways = gatewaysOf(chassis)
-	if ix, err := underlayIndex(d.cfg.EncapIP); err != nil {
-		d.status["underlay"] = err.Error() // physical EIPs are not served
-	} else {
-		delete(d.status, "underlay")
-		s.underlay = ix
-	}
+	s := d.hostSnapshot(pbs)
 	s.snat, s.blocks = d.snatRows()
 	s.blockSeen = d.blockSeen
 	if d.hub == nil {
@@ -94,10 +86,7 @@ func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 	reload := d.hub.encapChanged(s.encap)
 	hubOf := map[int]bool{}
 	for _, vs := range d.vpcs {
-		v := vpcSnapshot{vpc: vs.vpc, hub: vs.hub, dps: map[string]*sbdb.Datapath{}, hubs: ops.Rows[sbdb.Hub](vs.s)}
-		for _, dp := range ops.Rows[sbdb.Datapath](vs.s) {
-			v.dps[dp.UUID] = dp
-		}
+		v := vpcRows(vs)
 		ch := vs.tracker.Drain()
 		v.flows = vs.compiled(v.dps, ch)
 		v.eips = vs.vpcEIPs(ch)
@@ -119,6 +108,56 @@ func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 		d.hubChecked = time.Now()
 	}
 	return s
+}
+
+// fullSnapshot reads the sessions whole: every VPC's flows compiled
+// afresh, its EIPs and a hub's bindings from their rows, as a restarted
+// hostd would. It changes none of takeSnapshot's caches (nor the order
+// SNAT blocks were seen in, which is history, not rows).
+func (d *Daemon) fullSnapshot(pbs []*sbdb.PortBinding) *snapshot {
+	s := d.hostSnapshot(pbs)
+	s.snat, s.blocks = readSNAT(d.base)
+	for _, vs := range d.vpcs {
+		v := vpcRows(vs)
+		v.flows = compileFlows(vs.vpc, ops.Rows[sbdb.LogicalFlow](vs.s), v.dps, nil)
+		v.eips = sortedEIPs(allEIPs(ops.Rows[sbdb.PortBinding](vs.s)))
+		if vs.hub {
+			v.bindings, v.learned = ops.Rows[sbdb.PortBinding](vs.s), ops.Rows[sbdb.LearnedBinding](vs.s)
+		}
+		s.vpcs = append(s.vpcs, v)
+	}
+	return s
+}
+
+// hostSnapshot reads what is this host's and the base session's: its
+// interfaces, ports and learned addresses, the chassis' VTEPs and
+// gateways, its underlay NIC.
+func (d *Daemon) hostSnapshot(pbs []*sbdb.PortBinding) *snapshot {
+	s := &snapshot{chassis: d.cfg.Chassis, mtu: d.mtu, ifaces: d.ifaces, taps: d.taps, encap: map[string]netip.Addr{}, ports: pbs,
+		learned: ops.Rows[sbdb.LearnedBinding](d.base), blockSeen: d.blockSeen}
+	chassis := ops.Rows[sbdb.Chassis](d.base)
+	for _, c := range chassis {
+		if a, err := netip.ParseAddr(c.EncapIP); err == nil {
+			s.encap[c.Name] = a
+		}
+	}
+	s.gateways = gatewaysOf(chassis)
+	if ix, err := underlayIndex(d.cfg.EncapIP); err != nil {
+		d.status["underlay"] = err.Error() // physical EIPs are not served
+	} else {
+		delete(d.status, "underlay")
+		s.underlay = ix
+	}
+	return s
+}
+
+// vpcRows is a VPC session's datapaths and hubs.
+func vpcRows(vs *vpcSession) vpcSnapshot {
+	v := vpcSnapshot{vpc: vs.vpc, hub: vs.hub, dps: map[string]*sbdb.Datapath{}, hubs: ops.Rows[sbdb.Hub](vs.s)}
+	for _, dp := range ops.Rows[sbdb.Datapath](vs.s) {
+		v.dps[dp.UUID] = dp
+	}
+	return v
 }
 
 // desired computes the kernel's state from a snapshot.

@@ -36,12 +36,7 @@ func eipOf(pb *sbdb.PortBinding) (dataplane.VPCEIP, bool) {
 // the last call, and returns them in order.
 func (vs *vpcSession) vpcEIPs(ch ops.Changes) []dataplane.VPCEIP {
 	if vs.eips == nil || ch.Overflow {
-		vs.eips = map[string]dataplane.VPCEIP{}
-		for _, pb := range ops.Rows[sbdb.PortBinding](vs.s) {
-			if e, ok := eipOf(pb); ok {
-				vs.eips[pb.UUID] = e
-			}
-		}
+		vs.eips = allEIPs(ops.Rows[sbdb.PortBinding](vs.s))
 	} else {
 		for u, c := range ch.Table(sbdb.PortBindingTable) {
 			delete(vs.eips, u)
@@ -53,6 +48,17 @@ func (vs *vpcSession) vpcEIPs(ch ops.Changes) []dataplane.VPCEIP {
 		}
 	}
 	return sortedEIPs(vs.eips)
+}
+
+// allEIPs is the EIPs of bindings, by binding UUID.
+func allEIPs(pbs []*sbdb.PortBinding) map[string]dataplane.VPCEIP {
+	out := map[string]dataplane.VPCEIP{}
+	for _, pb := range pbs {
+		if e, ok := eipOf(pb); ok {
+			out[pb.UUID] = e
+		}
+	}
+	return out
 }
 
 func sortedEIPs(m map[string]dataplane.VPCEIP) []dataplane.VPCEIP {

@@ -361,21 +361,32 @@ func (d *Daemon) noteSNAT(s *snapshot, st *dataplane.State) {
 // snatRows reads the base session's SNAT rows (by VPC) and this host's
 // blocks (by port), numbering blocks in the order they first appeared.
 func (d *Daemon) snatRows() (map[int]*sbdb.SNAT, map[string][]*sbdb.SNATBlock) {
-	snat := map[int]*sbdb.SNAT{}
-	for _, sn := range ops.Rows[sbdb.SNAT](d.base) {
-		snat[sn.Vpc] = sn
-	}
-	blocks := map[string][]*sbdb.SNATBlock{}
+	snat, blocks := readSNAT(d.base)
 	seen := make(map[string]int, len(d.blockSeen))
-	for _, b := range ops.Rows[sbdb.SNATBlock](d.base) {
-		blocks[b.LogicalPort] = append(blocks[b.LogicalPort], b)
-		if n, ok := d.blockSeen[b.UUID]; ok {
-			seen[b.UUID] = n
-		} else {
-			d.blockSeq++
-			seen[b.UUID] = d.blockSeq
+	for _, bs := range blocks {
+		for _, b := range bs {
+			if n, ok := d.blockSeen[b.UUID]; ok {
+				seen[b.UUID] = n
+			} else {
+				d.blockSeq++
+				seen[b.UUID] = d.blockSeq
+			}
 		}
 	}
 	d.blockSeen = seen
+	return snat, blocks
+}
+
+// readSNAT reads the VPCs' SNAT rows, by VPC, and this host's ports'
+// blocks, by port.
+func readSNAT(base *ops.Session) (map[int]*sbdb.SNAT, map[string][]*sbdb.SNATBlock) {
+	snat := map[int]*sbdb.SNAT{}
+	for _, sn := range ops.Rows[sbdb.SNAT](base) {
+		snat[sn.Vpc] = sn
+	}
+	blocks := map[string][]*sbdb.SNATBlock{}
+	for _, b := range ops.Rows[sbdb.SNATBlock](base) {
+		blocks[b.LogicalPort] = append(blocks[b.LogicalPort], b)
+	}
 	return snat, blocks
 }
