@@ -79,3 +79,39 @@ func TestHairpin(t *testing.T) {
 		}
 	})
 }
+
+// A list of EIPs under the key of the last successful Apply is taken as
+// unchanged (hostd names its lists; thousands of EIPs are not compiled
+// and compared on every change of something else); a new key, or none,
+// writes the list.
+func TestVPCEIPsKeySkipsAnUnchangedList(t *testing.T) {
+	f := hairpinFixture(t)
+	has := func(e VPCEIP) bool {
+		var v uint32
+		return f.d.objs.VpcEipsV1.Lookup(dvrVpcEipKey{Vpc: e.VPC, Eip: be32(e.EIP)}, &v) == nil
+	}
+	extra := VPCEIP{VPC: 1, EIP: ip4("203.0.113.40"), Addr: ip4("10.0.1.8")}
+	apply := func(key string, eips []VPCEIP) {
+		t.Helper()
+		f.state.VPCEIPs, f.state.VPCEIPsKey = eips, key
+		if _, err := f.d.Apply(f.state); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := f.state.VPCEIPs
+	apply("1:1", base)
+	// The same key with another list breaks the contract: which shows
+	// that the list was not read.
+	apply("1:1", append(base[:len(base):len(base)], extra))
+	if has(extra) {
+		t.Fatalf("a list under an unchanged key was written")
+	}
+	apply("1:2", append(base[:len(base):len(base)], extra))
+	if !has(extra) {
+		t.Fatalf("a list under a new key was not written")
+	}
+	apply("", base)
+	if has(extra) {
+		t.Fatalf("a list without a key was not compared")
+	}
+}

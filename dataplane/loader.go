@@ -122,6 +122,8 @@ type Datapath struct {
 	underlayIdx int
 	ports       map[int]link.Link // by ifindex
 	applied     *compiled
+	// vpcEIPsKey is State.VPCEIPsKey of the last successful Apply.
+	vpcEIPsKey string
 	// hubTable is the BindingTable the hub map was last written from
 	// (nil: from State.Bindings).
 	hubTable *BindingTable

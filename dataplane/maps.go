@@ -137,7 +137,9 @@ const (
 	maxHubs      = 8
 )
 
-func compile(s *State) (*compiled, error) {
+// compile compiles s; vpcEIP, when not nil, is s.VPCEIPs compiled
+// already (Apply's, when s.VPCEIPsKey says they did not change).
+func compile(s *State, vpcEIP map[dvrVpcEipKey]uint32) (*compiled, error) {
 	c := &compiled{ports: map[uint32]dvrPort{}, addrs: map[dvrPortAddrKey]uint32{}, locals: map[dvrEpKey]dvrLocalEp{},
 		hubEps: map[dvrEpKey]dvrRemoteEp{}, vxnets: map[uint32]dvrVxnet{}, vpcs: map[uint32]dvrVpc{},
 		routes: map[dvrRouteKey]dvrRoute{}, hubs: map[uint32]dvrHubs{}, dhcp: map[uint32]dvrDhcpPort{}}
@@ -227,8 +229,10 @@ func compile(s *State) (*compiled, error) {
 	if c.phys, err = compilePhys(s); err != nil {
 		return nil, err
 	}
-	if c.vpcEIP, err = compileHairpin(s); err != nil {
-		return nil, err
+	if c.vpcEIP = vpcEIP; c.vpcEIP == nil {
+		if c.vpcEIP, err = compileHairpin(s); err != nil {
+			return nil, err
+		}
 	}
 	c.snat, err = compileSNAT(s)
 	return c, err
@@ -249,7 +253,12 @@ type ApplyStats struct {
 // longer serves, or to addresses now local, are dropped.
 func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	var st ApplyStats
-	want, err := compile(s)
+	var sameEIPs map[dvrVpcEipKey]uint32
+	if s.VPCEIPsKey != "" && s.VPCEIPsKey == d.vpcEIPsKey && d.applied != nil {
+		sameEIPs = d.applied.vpcEIP
+	}
+	d.vpcEIPsKey = "" // until this Apply succeeds
+	want, err := compile(s, sameEIPs)
 	if err != nil {
 		return st, err
 	}
@@ -287,7 +296,9 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	if err := d.applyPhys(want.phys, have.phys, add); err != nil {
 		errs = append(errs, err)
 	}
-	add(d.vpcEIPsT().sync(want.vpcEIP, have.vpcEIP))
+	if sameEIPs == nil {
+		add(d.vpcEIPsT().sync(want.vpcEIP, have.vpcEIP))
+	}
 	d.applySNAT(want.snat, have.snat, add)
 	// Detach programs from interfaces that are no longer ports before
 	// their entries go, attach to new ones after theirs are written.
@@ -322,7 +333,7 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 		d.applied = nil // compare with the kernel next time
 		return st, errors.Join(errs...)
 	}
-	d.applied = want
+	d.applied, d.vpcEIPsKey = want, s.VPCEIPsKey
 	return st, nil
 }
 

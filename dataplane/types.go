@@ -54,6 +54,11 @@ type State struct {
 	// VPCEIPs are every EIP of the VPCs this host takes part in, for
 	// hairpins (hairpin.go).
 	VPCEIPs []VPCEIP
+	// VPCEIPsKey names VPCEIPs' content: when set and the same as the
+	// last successful Apply's, Apply takes the list as unchanged and
+	// neither compiles nor compares it (a VPC's EIPs can be as many as
+	// its VMs, and every host of the VPC holds them all). "" compares.
+	VPCEIPsKey string
 }
 
 // Port is a VM port on this host.

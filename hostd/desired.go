@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/courier-sdn/courier/dataplane"
@@ -55,6 +57,7 @@ type vpcSnapshot struct {
 	hubs     []*sbdb.Hub
 	bindings []*sbdb.PortBinding // every binding of the VPC (what a hub forwards by)
 	eips     []dataplane.VPCEIP  // every EIP of the VPC (hairpin.go)
+	eipsKey  string              // names eips ("": unnamed, compared whole)
 	learned  []*sbdb.LearnedBinding
 }
 
@@ -89,7 +92,7 @@ func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 		v := vpcRows(vs)
 		ch := vs.tracker.Drain()
 		v.flows = vs.compiled(v.dps, ch)
-		v.eips = vs.vpcEIPs(ch)
+		v.eips, v.eipsKey = vs.vpcEIPs(ch)
 		if vs.hub {
 			hubOf[vs.vpc] = true
 			d.hub.refresh(v, vs.s, ch, reload, func() ([]*sbdb.PortBinding, []*sbdb.LearnedBinding) {
@@ -171,6 +174,7 @@ func desired(s *snapshot) *desiredState {
 	st := out.state
 	dps := map[string]*sbdb.Datapath{}
 	dhcp := map[string]pipeline.DHCPReply{}
+	var eipKeys []string
 	for _, v := range s.vpcs {
 		maps.Copy(dps, v.dps)
 		if len(v.dps) == 0 {
@@ -189,6 +193,7 @@ func desired(s *snapshot) *desiredState {
 			out.flowErrs = append(out.flowErrs, errs...)
 		}
 		st.VPCEIPs = append(st.VPCEIPs, v.eips...)
+		eipKeys = append(eipKeys, v.eipsKey)
 		for _, h := range v.hubs {
 			hs := dataplane.Hubs{VPC: uint32(h.Vpc)}
 			for _, c := range h.Chassis {
@@ -204,6 +209,10 @@ func desired(s *snapshot) *desiredState {
 				hub.loadVPC(v, v.bindings, v.learned, s.encap)
 			}
 		}
+	}
+	if !slices.Contains(eipKeys, "") {
+		slices.Sort(eipKeys) // the VPCs come in any order
+		st.VPCEIPsKey = strings.Join(eipKeys, ",")
 	}
 	st.HubTable = hub.kernel
 	localPorts(s, dps, dhcp, out)

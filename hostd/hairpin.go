@@ -1,8 +1,10 @@
 package hostd
 
 import (
+	"fmt"
 	"net/netip"
 	"sort"
+	"sync/atomic"
 
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/ops"
@@ -33,22 +35,37 @@ func eipOf(pb *sbdb.PortBinding) (dataplane.VPCEIP, bool) {
 }
 
 // vpcEIPs brings the session's EIPs up to date with ch, its changes since
-// the last call, and returns them in order.
-func (vs *vpcSession) vpcEIPs(ch ops.Changes) []dataplane.VPCEIP {
-	if vs.eips == nil || ch.Overflow {
+// the last call, and returns them in order with a key that changes when
+// they do (dataplane.State.VPCEIPsKey): a VPC's EIPs can be as many as
+// its VMs, and a change to none of them costs no sort, compile or compare.
+func (vs *vpcSession) vpcEIPs(ch ops.Changes) ([]dataplane.VPCEIP, string) {
+	changed := vs.eips == nil || ch.Overflow
+	if changed {
 		vs.eips = allEIPs(ops.Rows[sbdb.PortBinding](vs.s))
 	} else {
 		for u, c := range ch.Table(sbdb.PortBindingTable) {
-			delete(vs.eips, u)
-			if pb, _ := c.New.(*sbdb.PortBinding); pb != nil {
-				if e, ok := eipOf(pb); ok {
-					vs.eips[u] = e
-				}
+			old, had := vs.eips[u]
+			pb, _ := c.New.(*sbdb.PortBinding) // nil: deleted
+			e, ok := eipOf(pb)
+			if had != ok || old != e {
+				changed = true
+			}
+			if ok {
+				vs.eips[u] = e
+			} else {
+				delete(vs.eips, u)
 			}
 		}
 	}
-	return sortedEIPs(vs.eips)
+	if changed {
+		vs.eipList = sortedEIPs(vs.eips)
+		vs.eipKey = fmt.Sprintf("%d:%d", vs.vpc, eipGeneration.Add(1))
+	}
+	return vs.eipList, vs.eipKey
 }
+
+// eipGeneration numbers the VPCs' lists of EIPs, across sessions.
+var eipGeneration atomic.Uint64
 
 // allEIPs is the EIPs of bindings, by binding UUID.
 func allEIPs(pbs []*sbdb.PortBinding) map[string]dataplane.VPCEIP {

@@ -148,8 +148,11 @@ type vpcSession struct {
 	// time to program a port. parts compiles only what changed.
 	flows *flowConfig
 	parts *flowParts
-	// eips: the VPC's EIPs, by binding UUID, for hairpins (hairpin.go)
-	eips map[string]dataplane.VPCEIP
+	// eips: the VPC's EIPs, by binding UUID, for hairpins (hairpin.go);
+	// eipList, in order, and eipKey, which names that list
+	eips    map[string]dataplane.VPCEIP
+	eipList []dataplane.VPCEIP
+	eipKey  string
 }
 
 // compiled returns the session's compiled flows, compiling again the
