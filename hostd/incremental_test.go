@@ -126,23 +126,25 @@ func stateDiff(incr, full *dataplane.State) string {
 
 // twinHost is one hostd of the test, with its interfaces.
 type twinHost struct {
-	name  string
-	d     *Daemon
-	dp    *twinDP
-	links chan linkEvent
-	up    map[string]bool // port -> its interface is here
-	index int
+	name   string
+	d      *Daemon
+	dp     *twinDP
+	links  chan linkEvent
+	events chan dataplane.Event
+	up     map[string]bool // port -> its interface is here
+	index  int
 }
 
 func startTwinHost(ctx context.Context, t *testing.T, dbs *testenv.TLSDBs, name string, index int, hub bool) *twinHost {
 	d := New(Config{Chassis: name, EncapIP: netip4(192, 0, 2, byte(index)), SB: []string{dbs.SBChassis}, Hub: hub,
 		Credentials: dbs.Creds(t, name), Log: testenv.Logger(t)})
-	h := &twinHost{name: name, d: d, dp: &twinDP{d: d}, links: make(chan linkEvent, 64), up: map[string]bool{}, index: index}
+	h := &twinHost{name: name, d: d, dp: &twinDP{d: d}, links: make(chan linkEvent, 64),
+		events: make(chan dataplane.Event, 64), up: map[string]bool{}, index: index}
 	d.dp, d.sender = h.dp, &fakeSender{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := d.session(ctx, func() {}, h.links, nil, nil); err != nil && ctx.Err() == nil {
+		if err := d.session(ctx, func() {}, h.links, h.events, nil); err != nil && ctx.Err() == nil {
 			t.Errorf("%s: session ended: %v", name, err)
 		}
 	}()
@@ -154,6 +156,13 @@ func startTwinHost(ctx context.Context, t *testing.T, dbs *testenv.TLSDBs, name 
 func (h *twinHost) iface(port string, portIndex int, present bool) {
 	h.up[port] = present
 	h.links <- linkEvent{attrs: netlink.LinkAttrs{Index: h.index*100 + portIndex + 1, Alias: dataplane.AliasPrefix + port}, present: present}
+}
+
+// announce: the port's VM sent from an address, as the data plane tells
+// hostd of a port with unknown addresses.
+func (h *twinHost) announce(portIndex int, vxnet, ip string) {
+	h.events <- dataplane.Event{Type: dataplane.EventAddrSeen, Ifindex: h.index*100 + portIndex + 1, IP: netip.MustParseAddr(ip), VNI: twinVNIs[vxnet],
+		MAC: parseMAC(fmt.Sprintf("02:00:00:00:00:%02x", portIndex+1))}
 }
 
 // checkpoint waits until the host's latest Apply, made after now, equals
@@ -178,16 +187,22 @@ func (h *twinHost) checkpoint(t *testing.T, step int) {
 // twinWorld is the test's model of the northbound, enough to choose
 // operations that mostly succeed.
 type twinWorld struct {
-	rng    *rand.Rand
-	ports  map[string]string // port -> its vxnet
-	hosts  []*twinHost
-	vxnets []string
-	ok     int
+	rng   *rand.Rand
+	ports map[string]string // port -> its vxnet
+	// unknown: the ports with unknown addresses, which learn theirs
+	unknown   map[string]bool
+	announced int
+	hosts     []*twinHost
+	vxnets    []string
+	ok        int
 }
 
 const twinPorts = 10
 
-var twinVxnets = map[string]string{"x1": "10.1.1", "x2": "10.1.2", "x3": "10.1.3", "y1": "10.2.1"}
+var (
+	twinVxnets = map[string]string{"x1": "10.1.1", "x2": "10.1.2", "x3": "10.1.3", "y1": "10.2.1"}
+	twinVNIs   = map[string]uint32{"x1": 101, "x2": 102, "x3": 103, "y1": 201}
+)
 
 func (w *twinWorld) pick(s ...string) string { return s[w.rng.IntN(len(s))] }
 
@@ -202,7 +217,11 @@ func (w *twinWorld) op() []string {
 	switch r := w.rng.IntN(100); {
 	case r < 20 && !exists:
 		vx = w.pick("x1", "x2", "x3", "y1")
-		args := []string{"port-add", vx, p, fmt.Sprintf("02:00:00:00:00:%02x", i+1), fmt.Sprintf("%s.%d", twinVxnets[vx], 10+i)}
+		addr := fmt.Sprintf("%s.%d", twinVxnets[vx], 10+i)
+		if w.rng.IntN(3) == 0 {
+			addr = "unknown"
+		}
+		args := []string{"port-add", vx, p, fmt.Sprintf("02:00:00:00:00:%02x", i+1), addr}
 		if c := w.chassis(); c != "none" {
 			args = append(args, "--chassis", c)
 		}
@@ -211,9 +230,24 @@ func (w *twinWorld) op() []string {
 		return []string{"port-del", p}
 	case r < 42 && exists:
 		return []string{"port-set", p, "--chassis", w.chassis()}
-	case r < 62:
+	case r < 58:
 		h := w.hosts[w.rng.IntN(len(w.hosts))]
 		h.iface(p, i, !h.up[p])
+		return nil
+	case r < 64:
+		// a port with unknown addresses sends, wherever its interface
+		// is; southd accepts it from the host it is bound to
+		for q := range twinPorts {
+			if name := fmt.Sprintf("p%d", q); w.unknown[name] {
+				for _, h := range w.hosts {
+					if h.up[name] {
+						vx := w.ports[name]
+						h.announce(q, vx, fmt.Sprintf("%s.%d", twinVxnets[vx], 150+w.rng.IntN(4)))
+						w.announced++
+					}
+				}
+			}
+		}
 		return nil
 	case r < 70 && exists && vx != "y1":
 		return []string{"port-set", p, "--sg", w.pick("g1", "g2", "g1,g2", "")}
@@ -231,7 +265,7 @@ func (w *twinWorld) op() []string {
 		if slices.Contains(w.vxnets, "x3") {
 			return []string{"vxnet-del", "x3"}
 		}
-		return []string{"vxnet-add", "a", "x3", "10.1.3.0/24"}
+		return []string{"vxnet-add", "a", "x3", "10.1.3.0/24", "--vni", "103"}
 	case r < 97:
 		return append([]string{"set-hub-chassis"}, strings.Fields(w.pick("hv1", "hv2", "hv1 hv2"))...)
 	}
@@ -244,13 +278,16 @@ func (w *twinWorld) apply(args []string) {
 	switch args[0] {
 	case "port-add":
 		w.ports[args[2]] = args[1]
+		w.unknown[args[2]] = args[4] == "unknown"
 	case "port-del":
 		delete(w.ports, args[1])
+		delete(w.unknown, args[1])
 	case "vxnet-del":
 		w.vxnets = slices.DeleteFunc(w.vxnets, func(v string) bool { return v == args[1] })
 		for p, vx := range w.ports {
 			if vx == args[1] {
 				delete(w.ports, p)
+				delete(w.unknown, p)
 			}
 		}
 	case "vxnet-add":
@@ -272,8 +309,8 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		return nbctl.Run(ctx, nbctl.Options{DB: dbs.NB, Wait: wait, Format: "table", LeaderOnly: true, Timeout: 30 * time.Second}, args, &out)
 	}
 	err := nb("sb", "vpc-add", "a", "--", "vpc-add", "b", "--open",
-		"--", "vxnet-add", "a", "x1", "10.1.1.0/24", "--", "vxnet-add", "a", "x2", "10.1.2.0/24",
-		"--", "vxnet-add", "a", "x3", "10.1.3.0/24", "--", "vxnet-add", "b", "y1", "10.2.1.0/24",
+		"--", "vxnet-add", "a", "x1", "10.1.1.0/24", "--vni", "101", "--", "vxnet-add", "a", "x2", "10.1.2.0/24", "--vni", "102",
+		"--", "vxnet-add", "a", "x3", "10.1.3.0/24", "--vni", "103", "--", "vxnet-add", "b", "y1", "10.2.1.0/24", "--vni", "201",
 		"--", "sg-add", "a", "g1", "--", "sg-add", "a", "g2", "--", "extnet-add", "pub", "203.0.113.0/24", "--kind", "public",
 		"--", "eip-add", "pub", "203.0.113.1", "--", "eip-add", "pub", "203.0.113.2", "--", "eip-add", "pub", "203.0.113.3",
 		"--", "set-hub-chassis", "hv1")
@@ -282,11 +319,11 @@ func TestIncrementalEqualsFull(t *testing.T) {
 	}
 	hctx, stop := context.WithCancel(ctx)
 	defer stop()
-	w := &twinWorld{rng: rand.New(rand.NewPCG(seed, 1)), ports: map[string]string{}, vxnets: []string{"x1", "x2", "x3", "y1"}}
+	w := &twinWorld{rng: rand.New(rand.NewPCG(seed, 1)), ports: map[string]string{}, unknown: map[string]bool{}, vxnets: []string{"x1", "x2", "x3", "y1"}}
 	for i, name := range []string{"hv1", "hv2", "hv3"} {
 		w.hosts = append(w.hosts, startTwinHost(hctx, t, dbs, name, i+1, i < 2))
 	}
-	const steps = 120
+	const steps = 160
 	tried := 0
 	for step := 1; step <= steps; step++ {
 		if args := w.op(); args != nil {
@@ -308,6 +345,11 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d northbound operations succeeded; ports at the end: %v", w.ok, tried, w.ports)
+	learned := 0
+	for _, h := range w.hosts {
+		learned += len(ops.Rows[sbdb.LearnedBinding](h.d.base))
+	}
+	t.Logf("%d addresses announced; learned bindings at the end: %d", w.announced, learned)
 	if w.ok < tried/2 {
 		t.Errorf("only %d of %d operations succeeded: the history hardly changed anything", w.ok, tried)
 	}
