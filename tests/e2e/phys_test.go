@@ -8,6 +8,7 @@ import (
 
 	"github.com/courier-sdn/courier/internal/lab"
 	"github.com/courier-sdn/courier/tools/sandbox"
+	"github.com/courier-sdn/courier/tools/trace"
 )
 
 // Physical-network IPs (#15 item 4): the sandbox's physical server, on
@@ -172,4 +173,42 @@ func TestHairpinToAnEIPOfTheVPC(t *testing.T) {
 		t.Errorf("gw1 carried %d up, %d down: a hairpin left its host's DVR for the gateway",
 			after["gw_up"]-gw["gw_up"], after["gw_down"]-gw["gw_down"])
 	}
+	traceHairpins(t, e)
+}
+
+// The logical trace (courier-trace without --chassis) tells the same:
+// hairpins delivered on one hop, translated after sg_egress, and a
+// physical EIP's traffic leaving from its host with no gateway.
+func traceHairpins(t *testing.T, e *env) {
+	for _, c := range []struct{ from, to, port, path string }{
+		{"vm1", "192.168.200.6", "vm2", "hv1>hv2"},
+		{"vm2", "203.0.113.5", "vm1", "hv2>hv1"},
+		{"vm1", "203.0.113.7", "vm3", "hv1"},
+	} {
+		tr := e.trace("", `inport == "`+c.from+`" && ip4.dst == `+c.to+` && tcp.dst == 8080`)
+		eip := stepOf(tr.Hops[0], "eip_out")
+		if tr.Outcome != trace.Delivered || tr.Port != c.port || route(tr) != c.path || !strings.Contains(eip.Detail, "a hairpin") {
+			var b strings.Builder
+			tr.Write(&b, trace.Detailed, "text")
+			t.Errorf("logical trace %s -> %s: %s via %s, want a hairpin to %s via %s\n%s", c.from, c.to, tr.Detail, route(tr), c.port, c.path, b.String())
+		}
+	}
+	tr := e.trace("", `inport == "vm2" && ip4.dst == `+sandbox.PhysAddr.Addr().String())
+	if tr.Outcome != trace.Left || tr.Chassis != "hv2" || !strings.Contains(tr.Detail, "underlay NIC") {
+		t.Errorf("logical trace vm2 -> the physical server: %s %q on %s, want it to leave hv2 by its underlay NIC", tr.Outcome, tr.Detail, tr.Chassis)
+	}
+	tr = e.trace("", `inport == "vm1" && ip4.dst == 198.51.100.1`)
+	if tr.Outcome != trace.Left || !strings.Contains(tr.Detail, "to a gateway of internet") {
+		t.Errorf("logical trace vm1 -> the internet: %s %q, want it to leave through a gateway", tr.Outcome, tr.Detail)
+	}
+}
+
+// stepOf is a hop's step of a stage.
+func stepOf(h trace.Hop, stage string) trace.Step {
+	for _, s := range h.Steps {
+		if s.Stage == stage {
+			return s
+		}
+	}
+	return trace.Step{}
 }

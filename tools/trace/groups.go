@@ -23,6 +23,9 @@ import (
 func (e *env) Groups(f string) []string {
 	switch f {
 	case "inport.sg", "src.sg":
+		if e.p.outside {
+			return nil // a hairpin: from an EIP, with no identity
+		}
 		return e.groupsOf(e.w.inport)
 	case "outport.sg":
 		return e.groupsOf(e.w.port(e.outport))
@@ -67,6 +70,7 @@ func (e *env) guard(dir pipeline.Direction, end walkEnd, hop *Hop) walkEnd {
 		if end = e.sgStage("sg_egress", end, hop); end.action != "output" {
 			return end
 		}
+		e.p.translate()
 	}
 	if end.port == "" {
 		return end

@@ -55,7 +55,8 @@ func (e *env) Bool(f string) bool {
 	case "inport.eip":
 		return e.w.inport.Eip != nil
 	case "eip.gateway":
-		return e.w.inport.EipNetwork != nil && e.w.served(*e.w.inport.EipNetwork)
+		// a physical network is served by the port's own host (nat.go)
+		return e.w.inport.EipNetwork != nil && (physical(e.w.inport) || e.w.served(*e.w.inport.EipNetwork))
 	case "inport.snat":
 		return e.w.inport.Eip == nil && e.w.snat != nil
 	case "snat.gateway":
@@ -219,10 +220,7 @@ func (e *env) act(st pipeline.Stage, acts []pipeline.Action, step *Step) (*walkE
 			step.Detail = "no route in the VPC: outside, through the port's EIP if it has one"
 			return nil, pipeline.EIPOut
 		case "eip_snat":
-			e.internet = true
-			step.Verdict, step.Detail = "output", fmt.Sprintf("source translated to the port's EIP %s, to a gateway of %s",
-				deref(e.w.inport.Eip), deref(e.w.inport.EipNetwork))
-			return &walkEnd{action: "output"}, -1
+			return e.eipOut(step)
 		case "snat":
 			e.internet = true
 			step.Verdict, step.Detail = "output", fmt.Sprintf("source translated by SNAT to one of %v and a port of the port's blocks, to a gateway of %s",
@@ -326,6 +324,11 @@ func logical(w *world, p *packet) *Trace {
 	last := tr.Hops[len(tr.Hops)-1]
 	switch end.action {
 	case "output":
+		if end.port == "" { // out of the VPC: to a gateway or the physical network
+			tr.Outcome, tr.Chassis = Left, last.Chassis
+			tr.Detail = fmt.Sprintf("left the VPC on %s: %s", last.Chassis, stepOf(last, "eip_out").Detail)
+			break
+		}
 		tr.Outcome, tr.Port, tr.Chassis = Delivered, end.port, last.Chassis
 		tr.Detail = fmt.Sprintf("delivered to %s on %s", end.port, last.Chassis)
 	case "reply":
@@ -337,6 +340,16 @@ func logical(w *world, p *packet) *Trace {
 		tr.Detail = fmt.Sprintf("dropped on %s at %s: %s", last.Chassis, last.Steps[len(last.Steps)-1].Stage, end.reason)
 	}
 	return tr
+}
+
+// stepOf is a hop's step of a stage (empty if it has none).
+func stepOf(h Hop, stage string) Step {
+	for _, s := range h.Steps {
+		if s.Stage == stage {
+			return s
+		}
+	}
+	return Step{}
 }
 
 // datapathOf says on which datapath each stage of a direction runs.

@@ -26,6 +26,10 @@ type packet struct {
 	// destination or a route's next hop), and the vxnet it goes on in.
 	target netip.Addr
 	dvni   int
+	// hairpin: the translation a hairpin makes after sg_egress (nat.go);
+	// outside, once made: the packet comes as from outside the VPC.
+	hairpin *hairpinNAT
+	outside bool
 }
 
 func (p *packet) str(f string) string {
