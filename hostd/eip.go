@@ -131,9 +131,12 @@ func (d *Daemon) openGateway(ctx context.Context) error {
 	mon := []client.MonitorOption{
 		// nb_cfg: what this session shows is acknowledged only once read
 		client.WithTable(&sbdb.SBGlobal{}),
-		// Every binding, not only those with an EIP: a SNAT block's
-		// port may be any (the columns a gateway needs only).
-		client.WithTable(pb, &pb.LogicalPort, &pb.Datapath, &pb.Vpc, &pb.MAC, &pb.Chassis, &pb.Eip, &pb.EipNetwork),
+		// The bindings with a public EIP (a physical network's are served
+		// by their own hosts), the columns a gateway needs only: a
+		// gateway's work grows with the EIPs it serves, not with every
+		// port (a SNAT block says itself where its port is).
+		client.WithConditionalTable(pb, []model.Condition{{Field: &pb.EipKind, Function: ovsdb.ConditionEqual, Value: &publicEIP}},
+			&pb.LogicalPort, &pb.Datapath, &pb.Vpc, &pb.MAC, &pb.Chassis, &pb.Eip, &pb.EipNetwork, &pb.EipKind),
 		client.WithTable(&sbdb.SNAT{}),
 		client.WithTable(&sbdb.SNATBlock{}),
 		client.WithConditionalTable(dp, []model.Condition{{Field: &dp.Type, Function: ovsdb.ConditionEqual, Value: "vxnet"}},
@@ -147,6 +150,9 @@ func (d *Daemon) openGateway(ctx context.Context) error {
 	d.gw = s
 	return nil
 }
+
+// publicEIP is the kind of EIP gateways serve.
+var publicEIP = sbdb.PortBindingEipKindPublic
 
 // gatewaySnapshot is the gateway's part of the kernel state, or nil on a
 // chassis that is not one (or whose session is down: then the kernel keeps
@@ -172,12 +178,7 @@ func (d *Daemon) gatewaySnapshot(encap map[string]netip.Addr) (*dataplane.Gatewa
 	for _, dp := range ops.Rows[sbdb.Datapath](d.gw) {
 		dps[dp.UUID] = dp
 	}
-	pbs := ops.Rows[sbdb.PortBinding](d.gw)
-	g := gatewayState(d.cfg.Gateway, l.Attrs().Index, pbs, dps, encap)
-	byName := make(map[string]*sbdb.PortBinding, len(pbs))
-	for _, pb := range pbs {
-		byName[pb.LogicalPort] = pb
-	}
-	gatewaySNAT(g, d.cfg.Gateway, ops.Rows[sbdb.SNAT](d.gw), ops.Rows[sbdb.SNATBlock](d.gw), byName, dps, encap)
+	g := gatewayState(d.cfg.Gateway, l.Attrs().Index, ops.Rows[sbdb.PortBinding](d.gw), dps, encap)
+	gatewaySNAT(g, d.cfg.Gateway, ops.Rows[sbdb.SNAT](d.gw), ops.Rows[sbdb.SNATBlock](d.gw), dps, encap)
 	return g, true
 }

@@ -117,7 +117,7 @@ func localSNAT(s *snapshot, st *dataplane.State, nets map[string]uint32) {
 // gatewaySNAT adds to g the blocks of its networks' SNAT addresses whose
 // port is bound, where the port is.
 func gatewaySNAT(g *dataplane.Gateway, cfg *GatewayConfig, snat []*sbdb.SNAT, blocks []*sbdb.SNATBlock,
-	pbs map[string]*sbdb.PortBinding, dps map[string]*sbdb.Datapath, encap map[string]netip.Addr) {
+	dps map[string]*sbdb.Datapath, encap map[string]netip.Addr) {
 	size := map[string]int{} // SNAT address -> block size, for the networks served
 	for _, sn := range snat {
 		if slices.Contains(cfg.Networks, sn.Network) {
@@ -127,15 +127,16 @@ func gatewaySNAT(g *dataplane.Gateway, cfg *GatewayConfig, snat []*sbdb.SNAT, bl
 		}
 	}
 	for _, b := range blocks {
-		pb := pbs[b.LogicalPort]
-		if size[b.Address] != b.PortHi-b.PortLo+1 || b.Chassis == nil || pb == nil {
+		// a block written before schema 1.8.0 says where its port is
+		// once southd has filled its MAC and vxnet in
+		if size[b.Address] != b.PortHi-b.PortLo+1 || b.Chassis == nil || b.MAC == nil || b.Datapath == nil {
 			continue
 		}
 		vtep, ok := encap[*b.Chassis]
-		dp := dps[pb.Datapath]
+		dp := dps[*b.Datapath]
 		addr, err := netip.ParseAddr(b.Address)
-		mac, merr := net.ParseMAC(pb.MAC)
-		gw, gerr := net.ParseMAC(rules.GatewayMAC(pb.Vpc))
+		mac, merr := net.ParseMAC(*b.MAC)
+		gw, gerr := net.ParseMAC(rules.GatewayMAC(b.Vpc))
 		if !ok || dp == nil || err != nil || merr != nil || gerr != nil {
 			continue
 		}

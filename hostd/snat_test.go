@@ -41,16 +41,22 @@ func TestSNATState(t *testing.T) {
 	if len(st.EIPs) != 1 || st.EIPs[0].Network != 1 || len(st.EIPGateways) != 1 {
 		t.Errorf("EIPs %+v gateways %+v: one network, numbered once for both", st.EIPs, st.EIPGateways)
 	}
+	// A gateway reads where a block's port is from the block: its
+	// chassis, MAC and vxnet (southd keeps them); a block without them
+	// (written before schema 1.8.0, not yet filled in) is not served.
 	g := &dataplane.Gateway{}
-	byName := map[string]*sbdb.PortBinding{"vm1": pbs[0]}
+	for _, b := range blocks[1:] {
+		b.MAC, b.Datapath = strp(pbs[0].MAC), strp("dp1")
+	}
 	encap := map[string]netip.Addr{"hv1": netip.MustParseAddr("192.168.0.1")}
-	gatewaySNAT(g, &GatewayConfig{Networks: []string{"internet"}}, []*sbdb.SNAT{snat}, blocks, byName,
+	gatewaySNAT(g, &GatewayConfig{Networks: []string{"internet"}}, []*sbdb.SNAT{snat}, blocks,
 		map[string]*sbdb.Datapath{"dp1": {TunnelKey: 5001}}, encap)
-	if len(g.SNAT) != 2 || g.SNAT[0].VTEP != encap["hv1"] || g.SNAT[0].VNI != 5001 || g.SNAT[0].MAC.String() != pbs[0].MAC {
-		t.Errorf("gateway blocks %+v, want vm1's two blocks at hv1", g.SNAT)
+	if len(g.SNAT) != 1 || g.SNAT[0].VTEP != encap["hv1"] || g.SNAT[0].VNI != 5001 || g.SNAT[0].MAC.String() != pbs[0].MAC ||
+		g.SNAT[0].Lo != 3072 {
+		t.Errorf("gateway blocks %+v, want vm1's block 3072 at hv1 (1024 says not where its port is)", g.SNAT)
 	}
 	g = &dataplane.Gateway{}
-	gatewaySNAT(g, &GatewayConfig{Networks: []string{"dc"}}, []*sbdb.SNAT{snat}, blocks, byName, nil, encap)
+	gatewaySNAT(g, &GatewayConfig{Networks: []string{"dc"}}, []*sbdb.SNAT{snat}, blocks, nil, encap)
 	if len(g.SNAT) != 0 {
 		t.Errorf("a gateway of another network serves %+v", g.SNAT)
 	}

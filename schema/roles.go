@@ -82,7 +82,7 @@ func Roles() map[string][]Permission {
 			{Table: "SNAT", Authorization: []string{""}, InsertDelete: true,
 				Update: []string{"network", "addresses", "block_size", "external_ids"}},
 			{Table: "SNAT_Block", Authorization: []string{""}, InsertDelete: true,
-				Update: []string{"vpc", "logical_port", "address", "port_lo", "port_hi", "chassis", "external_ids"}},
+				Update: []string{"vpc", "logical_port", "address", "port_lo", "port_hi", "chassis", "mac", "datapath", "external_ids"}},
 		},
 	}
 }

@@ -65,10 +65,10 @@ func (d *Daemon) allocateSNAT(ctx context.Context) error {
 				at = append(at, len(txn))
 				inserted = append(inserted, b)
 				txn = append(txn, sbops.InsertSNATBlock(&sbdb.SNATBlock{Vpc: b.Vpc, LogicalPort: b.LogicalPort,
-					Address: b.Address, PortLo: b.PortLo, PortHi: b.PortHi, Chassis: b.Chassis}))
+					Address: b.Address, PortLo: b.PortLo, PortHi: b.PortHi, Chassis: b.Chassis, MAC: b.MAC, Datapath: b.Datapath}))
 			}
 			for _, b := range p.moves {
-				txn = append(txn, sbops.SetSNATBlockChassis(b.UUID, b.Chassis))
+				txn = append(txn, sbops.SetSNATBlockWhere(b))
 			}
 			if len(txn) >= maxSNATOps {
 				if err := flush(); err != nil {

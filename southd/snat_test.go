@@ -160,6 +160,23 @@ func TestSNATBlocksInTheSouthbound(t *testing.T) {
 	l.setSNAT(16384, "203.0.113.10", "203.0.113.9")
 	stop := l.southd()
 	l.want("first blocks", map[string][]string{"p1": {"203.0.113.9:16384"}, "p2": {"203.0.113.9:32768"}, "p3": {"203.0.113.9:49152"}})
+	str := func(s *string) string {
+		if s == nil {
+			return "none"
+		}
+		return *s
+	}
+	testenv.Eventually(t, 5*time.Second, "each block says its port's MAC and vxnet", func() error {
+		dp := l.do(ovsdb.Operation{Op: "select", Table: "Datapath", Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: "vx"}}})[0].
+			Rows[0]["_uuid"].(ovsdb.UUID).GoUUID
+		for _, b := range ops.Rows[sbdb.SNATBlock](l.sb) {
+			mac := fmt.Sprintf("02:00:00:00:00:%02x", b.LogicalPort[1]-'0')
+			if b.MAC == nil || *b.MAC != mac || b.Datapath == nil || *b.Datapath != dp {
+				return fmt.Errorf("block of %s: MAC %s vxnet %s, want %s and %s", b.LogicalPort, str(b.MAC), str(b.Datapath), mac, dp)
+			}
+		}
+		return nil
+	})
 
 	l.setPort("p1", ovsdb.Row{"snat_demand": 3})
 	l.want("p1 asks for 3", map[string][]string{"p1": {"203.0.113.10:16384", "203.0.113.10:32768", "203.0.113.9:16384"},

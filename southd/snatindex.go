@@ -146,7 +146,8 @@ func (x *snatIndex) delSNAT(uuid string) {
 // snatEqual: two versions of a binding are alike to SNAT allocation.
 func snatEqual(a, b *sbdb.PortBinding) bool {
 	return a.Vpc == b.Vpc && a.LogicalPort == b.LogicalPort && (a.Eip == nil) == (b.Eip == nil) &&
-		(len(a.IPs) == 0) == (len(b.IPs) == 0) && demand(a) == demand(b) && sameString(a.Chassis, b.Chassis)
+		(len(a.IPs) == 0) == (len(b.IPs) == 0) && demand(a) == demand(b) && sameString(a.Chassis, b.Chassis) &&
+		a.MAC == b.MAC && a.Datapath == b.Datapath
 }
 
 func (x *snatIndex) putPort(pb *sbdb.PortBinding) {
@@ -250,7 +251,7 @@ func blockLess(a, b *sbdb.SNATBlock) bool {
 // index already shows them so), and what the VPC then holds.
 type snatPlan struct {
 	deletes, inserts []*sbdb.SNATBlock
-	moves            []*sbdb.SNATBlock // kept blocks whose port's chassis changed: their new chassis
+	moves            []*sbdb.SNATBlock // kept blocks whose port moved (chassis, MAC or vxnet): where it is now
 	short            map[string]int    // ports lacking blocks: how many
 	shortBefore      map[string]int    // the same after the VPC's last pass
 	used, total      int
@@ -368,18 +369,19 @@ func (x *snatIndex) fill(v int, s *sbdb.SNAT, addrs, names []string, want map[st
 	}
 }
 
-// follow keeps each held block's chassis equal to its port's binding's:
-// the host of the port monitors its blocks by chassis, and gateways send
-// a block's traffic there. The index shows the change at once.
+// follow keeps each held block's chassis, MAC and vxnet equal to its
+// port's binding's: the host of the port monitors its blocks by chassis,
+// and gateways send a block's traffic there, to that MAC in that vxnet's
+// VNI. The index shows the change at once.
 func (x *snatIndex) follow(v int, names []string, held map[string][]*sbdb.SNATBlock, p *snatPlan) {
 	for _, name := range names {
 		pb := x.ports[v][name]
 		for i, b := range held[name] {
-			if pb == nil || sameString(b.Chassis, pb.Chassis) {
+			if pb == nil || blockAt(b, pb) {
 				continue
 			}
 			cp := *b
-			cp.Chassis = pb.Chassis
+			cp.Chassis, cp.MAC, cp.Datapath = pb.Chassis, &pb.MAC, &pb.Datapath
 			x.blockByUUID[cp.UUID], x.blocks[v][cp.UUID] = &cp, &cp
 			held[name][i] = &cp
 			if !slices.Contains(p.inserts, b) {
@@ -389,6 +391,11 @@ func (x *snatIndex) follow(v int, names []string, held map[string][]*sbdb.SNATBl
 			}
 		}
 	}
+}
+
+// blockAt: a block says where its port is, as the binding does.
+func blockAt(b *sbdb.SNATBlock, pb *sbdb.PortBinding) bool {
+	return sameString(b.Chassis, pb.Chassis) && sameString(b.MAC, &pb.MAC) && sameString(b.Datapath, &pb.Datapath)
 }
 
 // newBlockName names a block allocated and not yet committed.

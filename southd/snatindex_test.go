@@ -117,7 +117,7 @@ func (w *snatWorld) round() int {
 				panic("moved a block the database does not have: " + b.UUID)
 			}
 			cp := *w.blocks[b.UUID]
-			cp.Chassis = b.Chassis
+			cp.Chassis, cp.MAC, cp.Datapath = b.Chassis, b.MAC, b.Datapath
 			w.blocks[b.UUID] = &cp
 			echoed := cp
 			echo.Tables[sbdb.SNATBlockTable][b.UUID] = &ops.Change{UUID: b.UUID, New: &echoed}
@@ -309,44 +309,58 @@ func TestSNATRandomHistories(t *testing.T) {
 	}
 }
 
-// A block's chassis is its port's: written with the block, and again
-// when the port's binding moves, once.
+// A block says where its port is, as its binding does: its chassis, MAC
+// and vxnet, written with the block, and again when the binding moves or
+// the port's MAC changes, once.
 func TestSNATBlocksFollowTheirPort(t *testing.T) {
 	w := newSNATWorld()
 	w.setSNAT(1, 1024, "203.0.113.50")
 	w.setPort("vm1", 1, false, 2)
-	hv := func(c string) {
+	set := func(c, mac string) {
 		pb := *w.pbs["vm1"]
-		pb.Chassis = &c
+		pb.Chassis, pb.MAC, pb.Datapath = &c, mac, "dp-web"
 		w.pbs["vm1"] = &pb
 		w.x.putPort(&pb)
 	}
-	hv("hv1")
-	w.pass()
-	for len(w.echoes) > 0 {
-		w.deliver()
+	settle := func(what string, writes int) {
+		t.Helper()
+		if n := w.pass(); n != writes {
+			t.Errorf("%s wrote %d blocks, want %d", what, n, writes)
+		}
+		for len(w.echoes) > 0 {
+			w.deliver()
+		}
+		if n := w.pass(); n != 0 {
+			t.Errorf("settled after %s, a pass wrote %d", what, n)
+		}
 	}
-	chassisOf := func() []string {
+	where := func() []string {
 		var out []string
 		for _, b := range w.blocks {
-			out = append(out, *b.Chassis)
+			out = append(out, fmt.Sprintf("%s %s %s", deref(b.Chassis), deref(b.MAC), deref(b.Datapath)))
 		}
 		return out
 	}
-	if got := chassisOf(); len(got) != 2 || got[0] != "hv1" || got[1] != "hv1" {
-		t.Fatalf("blocks at %v, want both at hv1", got)
+	check := func(want string) {
+		t.Helper()
+		if got := where(); len(got) != 2 || got[0] != want || got[1] != want {
+			t.Errorf("blocks at %v, want both at %s", got, want)
+		}
 	}
-	hv("hv2")
-	if n := w.pass(); n != 2 {
-		t.Errorf("a move wrote %d blocks, want its 2", n)
+	set("hv1", "02:00:00:00:00:05")
+	settle("the first allocation", 2)
+	check("hv1 02:00:00:00:00:05 dp-web")
+	set("hv2", "02:00:00:00:00:05")
+	settle("a move", 2)
+	check("hv2 02:00:00:00:00:05 dp-web")
+	set("hv2", "02:00:00:00:00:06")
+	settle("a new MAC", 2)
+	check("hv2 02:00:00:00:00:06 dp-web")
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "-"
 	}
-	for len(w.echoes) > 0 {
-		w.deliver()
-	}
-	if got := chassisOf(); len(got) != 2 || got[0] != "hv2" || got[1] != "hv2" {
-		t.Errorf("blocks at %v after the port moved to hv2", got)
-	}
-	if n := w.pass(); n != 0 {
-		t.Errorf("settled, a pass wrote %d", n)
-	}
+	return *s
 }

@@ -123,7 +123,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 			client.WithTable(&sbdb.SBGlobal{}), client.WithTable(&sbdb.Chassis{}), client.WithTable(&sbdb.ChassisPrivate{}),
 			client.WithTable(&sbdb.Hub{}), client.WithTable(&sbdb.LearnedBinding{}),
 			client.WithTable(pb, &pb.LogicalPort, &pb.Chassis, &pb.RequestedChassis, &pb.Up, &pb.VirtualIPs, &pb.IPs, &pb.Vpc, &pb.Datapath, &pb.LearnedLimit,
-				&pb.Eip, &pb.SNATDemand),
+				&pb.Eip, &pb.SNATDemand, &pb.MAC),
 			client.WithTable(&sbdb.SNAT{}), client.WithTable(&sbdb.SNATBlock{}),
 			client.WithTable(dp, &dp.Name, &dp.Type, &dp.TunnelKey, &dp.Vpc, &dp.Cidr, &dp.GatewayIP),
 		}})

@@ -18,10 +18,11 @@ func SNATs() *ops.Table[sbdb.SNAT, *sbdb.SNAT] { return snatT }
 // port_lo) fails the transaction if the block is somebody's already.
 func InsertSNATBlock(b *sbdb.SNATBlock) ovsdb.Operation { return snatBlockT.Insert(b) }
 
-// SetSNATBlockChassis records where the block's port is bound now (nil:
-// nowhere), so that its host and the gateways find it.
-func SetSNATBlockChassis(uuid string, chassis *string) ovsdb.Operation {
-	return snatBlockT.UpdateByUUID(&sbdb.SNATBlock{UUID: uuid, Chassis: chassis}, "chassis")
+// SetSNATBlockWhere records where the block's port is now: its chassis
+// (nil: bound nowhere), MAC and vxnet, so that its host and the gateways
+// find it.
+func SetSNATBlockWhere(b *sbdb.SNATBlock) ovsdb.Operation {
+	return snatBlockT.UpdateByUUID(&sbdb.SNATBlock{UUID: b.UUID, Chassis: b.Chassis, MAC: b.MAC, Datapath: b.Datapath}, "chassis", "mac", "datapath")
 }
 
 // DeleteSNATBlock frees the block whose row is uuid.

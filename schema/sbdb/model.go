@@ -32,7 +32,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.7.0",
+  "version": "1.8.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -1005,6 +1005,17 @@ var schema = `{
             "max": 1
           }
         },
+        "datapath": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Datapath",
+              "refType": "weak"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
         "external_ids": {
           "type": {
             "key": {
@@ -1024,6 +1035,17 @@ var schema = `{
               "minLength": 64,
               "maxLength": 64
             }
+          }
+        },
+        "mac": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 17,
+              "maxLength": 17
+            },
+            "min": 0,
+            "max": 1
           }
         },
         "port_hi": {

@@ -12,8 +12,10 @@ type SNATBlock struct {
 	UUID        string            `ovsdb:"_uuid"`
 	Address     string            `ovsdb:"address" validate:"max=15"`
 	Chassis     *string           `ovsdb:"chassis" validate:"omitempty,max=64"`
+	Datapath    *string           `ovsdb:"datapath"`
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	LogicalPort string            `ovsdb:"logical_port" validate:"max=64"`
+	MAC         *string           `ovsdb:"mac" validate:"omitempty,max=17"`
 	PortHi      int               `ovsdb:"port_hi" validate:"min=1024,max=65535"`
 	PortLo      int               `ovsdb:"port_lo" validate:"min=1024,max=65535"`
 	Vpc         int               `ovsdb:"vpc" validate:"min=1,max=16777215"`
@@ -40,6 +42,28 @@ func copySNATBlockChassis(a *string) *string {
 }
 
 func equalSNATBlockChassis(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
+func (a *SNATBlock) GetDatapath() *string {
+	return a.Datapath
+}
+
+func copySNATBlockDatapath(a *string) *string {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalSNATBlockDatapath(a, b *string) bool {
 	if (a == nil) != (b == nil) {
 		return false
 	}
@@ -83,6 +107,28 @@ func (a *SNATBlock) GetLogicalPort() string {
 	return a.LogicalPort
 }
 
+func (a *SNATBlock) GetMAC() *string {
+	return a.MAC
+}
+
+func copySNATBlockMAC(a *string) *string {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalSNATBlockMAC(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
 func (a *SNATBlock) GetPortHi() int {
 	return a.PortHi
 }
@@ -98,7 +144,9 @@ func (a *SNATBlock) GetVpc() int {
 func (a *SNATBlock) DeepCopyInto(b *SNATBlock) {
 	*b = *a
 	b.Chassis = copySNATBlockChassis(a.Chassis)
+	b.Datapath = copySNATBlockDatapath(a.Datapath)
 	b.ExternalIDs = copySNATBlockExternalIDs(a.ExternalIDs)
+	b.MAC = copySNATBlockMAC(a.MAC)
 }
 
 func (a *SNATBlock) DeepCopy() *SNATBlock {
@@ -120,8 +168,10 @@ func (a *SNATBlock) Equals(b *SNATBlock) bool {
 	return a.UUID == b.UUID &&
 		a.Address == b.Address &&
 		equalSNATBlockChassis(a.Chassis, b.Chassis) &&
+		equalSNATBlockDatapath(a.Datapath, b.Datapath) &&
 		equalSNATBlockExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		a.LogicalPort == b.LogicalPort &&
+		equalSNATBlockMAC(a.MAC, b.MAC) &&
 		a.PortHi == b.PortHi &&
 		a.PortLo == b.PortLo &&
 		a.Vpc == b.Vpc
