@@ -119,23 +119,55 @@ func rereadSBBindings(ctx context.Context, sb *ops.Session, tlsc *tls.Config, n 
 	return nil
 }
 
+// conn is one pair of database sessions and what follows them: the
+// northbound through its watch, the southbound's bindings through theirs.
+type conn struct {
+	nb, sb         *ops.Session
+	nbT, sbT       *ops.Tracker
+	nbWatch, watch interface{ Done() <-chan struct{} }
+	n              *compiler
+	closers        []func()
+}
+
+func (c *conn) close() {
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		c.closers[i]()
+	}
+}
+
 // session runs one pair of database sessions until one of them ends. It
 // is established once both are open and their contents read.
 func (d *Daemon) session(ctx context.Context, established func()) error {
+	c, err := d.connect(ctx)
+	if c != nil {
+		defer c.close()
+	}
+	if err != nil {
+		return err
+	}
+	d.log.Info("connected", "nb", c.nb.CurrentEndpoint(), "sb", c.sb.CurrentEndpoint())
+	established()
+	return d.loop(ctx, c)
+}
+
+// connect opens the sessions and watches and reads the southbound's
+// initial contents. The conn it returns, even with an error, holds what
+// was opened, for close.
+func (d *Daemon) connect(ctx context.Context) (*conn, error) {
 	nbModel, _ := nbdb.FullDatabaseModel()
 	sbModel, _ := sbdb.FullDatabaseModel()
-	nbT, sbT := ops.NewTracker(), ops.NewTracker()
+	c := &conn{nbT: ops.NewTracker(), sbT: ops.NewTracker(), n: newCompiler()}
 	// The southbound view takes northd's rows when its writes commit: a
 	// row somebody deletes before the insert is delivered must still
 	// reach it as a delete.
-	sbT.KeepBrief = true
+	c.sbT.KeepBrief = true
 	for _, r := range []struct {
 		remotes []string
 		db      string
 		table   string
 	}{{d.cfg.NB, schema.NBName, nbdb.NBGlobalTable}, {d.cfg.SB, schema.SBName, sbdb.SBGlobalTable}} {
 		if err := jsonrpc.EnsureGlobalRow(ctx, r.remotes, d.cfg.TLS, r.db, r.table); err != nil {
-			return fmt.Errorf("initialize %s: %w", r.table, err)
+			return c, fmt.Errorf("initialize %s: %w", r.table, err)
 		}
 	}
 	// The northbound session only writes; the rows come through nbWatch,
@@ -143,36 +175,59 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	nb, err := ops.Open(ctx, nbModel, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true,
 		EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.cfg.TLS})
 	if err != nil {
-		return err
+		return c, err
 	}
-	defer nb.Close()
+	c.nb, c.closers = nb, append(c.closers, nb.Close)
 	sb, err := ops.Open(ctx, sbModel, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true,
-		Tracker: sbT, Monitor: sbMonitor(), EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.cfg.TLS})
+		Tracker: c.sbT, Monitor: sbMonitor(), EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.cfg.TLS})
 	if err != nil {
-		return err
+		return c, err
 	}
-	defer sb.Close()
-
-	n := newCompiler()
-	nbWatch, err := watchNB(ctx, nb.CurrentEndpoint(), d.cfg.TLS, nbT, d.log)
+	c.sb, c.closers = sb, append(c.closers, sb.Close)
+	nbWatch, err := watchNB(ctx, nb.CurrentEndpoint(), d.cfg.TLS, c.nbT, d.log)
 	if err != nil {
-		return fmt.Errorf("watch the northbound: %w", err)
+		return c, fmt.Errorf("watch the northbound: %w", err)
 	}
-	defer nbWatch.Close()
-	n.pendingNB.Merge(nbT.Drain())
+	c.nbWatch, c.closers = nbWatch, append(c.closers, nbWatch.Close)
+	c.n.pendingNB.Merge(c.nbT.Drain())
 	// The first run must see the whole initial contents, not the part of
 	// it that the monitor's events have delivered so far.
-	if err := loadInitial(ctx, sb, sbT, &n.pendingSB, sbTables); err != nil {
-		return err
+	if err := loadInitial(ctx, sb, c.sbT, &c.n.pendingSB, sbTables); err != nil {
+		return c, err
 	}
-	watch, err := watchBindings(ctx, sb.CurrentEndpoint(), d.cfg.TLS, sbT, d.log)
+	watch, err := watchBindings(ctx, sb.CurrentEndpoint(), d.cfg.TLS, c.sbT, d.log)
 	if err != nil {
-		return fmt.Errorf("watch bindings: %w", err)
+		return c, fmt.Errorf("watch bindings: %w", err)
 	}
-	defer watch.Close()
-	d.log.Info("connected", "nb", nb.CurrentEndpoint(), "sb", sb.CurrentEndpoint())
-	established()
+	c.watch, c.closers = watch, append(c.closers, watch.Close)
+	return c, nil
+}
 
+// wait returns when something happened: a change, the lock, the retry
+// timer; or an error when a session or watch ended.
+func (c *conn) wait(ctx context.Context, lock <-chan struct{}, retry <-chan time.Time) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.nb.Done():
+		return errors.New("northbound session lost")
+	case <-c.nbWatch.Done():
+		return errors.New("northbound watch lost")
+	case <-c.sb.Done():
+		return errors.New("southbound session lost")
+	case <-c.watch.Done():
+		return errors.New("southbound binding watch lost")
+	case <-c.nbT.Notify():
+	case <-c.sbT.Notify():
+	case <-lock:
+	case <-retry:
+	}
+	return nil
+}
+
+// loop compiles and writes as changes come, until a session ends.
+func (d *Daemon) loop(ctx context.Context, c *conn) error {
+	n := c.n
 	// rereadBindings is set whenever northd's view of the bindings may be
 	// incomplete: before its first write, when it takes over from another
 	// instance, after a write failed.
@@ -181,23 +236,13 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-nb.Done():
-			return errors.New("northbound session lost")
-		case <-nbWatch.Done():
-			return errors.New("northbound watch lost")
-		case <-sb.Done():
-			return errors.New("southbound session lost")
-		case <-watch.Done():
-			return errors.New("southbound binding watch lost")
-		case <-nbT.Notify():
-		case <-sbT.Notify():
-		case <-d.lock.Changed():
-		case <-retry.C:
+		if err := c.wait(ctx, d.lock.Changed(), retry.C); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
-		nbCh, sbCh := nbT.Drain(), sbT.Drain()
+		nbCh, sbCh := c.nbT.Drain(), c.sbT.Drain()
 		if firstSeen.IsZero() && size(nbCh)+size(sbCh) > 0 {
 			firstSeen = time.Now()
 		}
@@ -205,7 +250,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 		n.pendingSB.Merge(sbCh)
 		active := d.lock.Held()
 		if size(sbCh) > 1000 {
-			coalesce(nbT, sbT, &n.pendingNB, &n.pendingSB)
+			coalesce(c.nbT, c.sbT, &n.pendingNB, &n.pendingSB)
 		}
 		if n.pendingSB.Overflow { // the northbound comes through a watch, which drops nothing
 			return errors.New("libovsdb dropped monitor events; rebuilding from a new session")
@@ -222,7 +267,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 			continue
 		}
 		if active && rereadBindings {
-			if err := rereadSBBindings(ctx, sb, d.cfg.TLS, n); err != nil {
+			if err := rereadSBBindings(ctx, c.sb, d.cfg.TLS, n); err != nil {
 				return fmt.Errorf("read bindings: %w", err)
 			}
 			rereadBindings = false
@@ -231,7 +276,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 		if !firstSeen.IsZero() {
 			waited, firstSeen = time.Since(firstSeen), time.Time{}
 		}
-		st := d.runOnce(ctx, n, nb, sb, active, needFull, waited)
+		st := d.runOnce(ctx, n, c.nb, c.sb, active, needFull, waited)
 		if st.Err != nil {
 			d.log.Warn("writing the result failed; will read the bindings again and recompute", "err", st.Err)
 			needFull, rereadBindings = true, true
