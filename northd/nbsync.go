@@ -20,33 +20,7 @@ import (
 // nb_cfg. Statuses are written through to the view.
 func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ackCfg int, maxOps int, refused *refusals) error {
 	if d.full {
-		for u := range n.nb.vpcs {
-			d.nbVPC[u] = true
-		}
-		for u := range n.nb.vxnets {
-			d.nbVxnet[u] = true
-		}
-		for u := range n.nb.routes {
-			d.nbRoute[u] = true
-		}
-		for u := range n.nb.ports {
-			d.nbPort[u] = true
-		}
-		for u := range n.nb.sgs {
-			d.nbSG[u] = true
-		}
-		for u := range n.nb.rules {
-			d.nbSGRule[u] = true
-		}
-		for u := range n.nb.extnets {
-			d.nbExtnet[u] = true
-		}
-		for u := range n.nb.eips {
-			d.nbEIP[u] = true
-		}
-		for u := range n.nb.snats {
-			d.nbSNAT[u] = true
-		}
+		d.markNB(n.nb)
 	}
 	var b batch
 	flush := func() error {
@@ -72,6 +46,51 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 		}
 		return nil
 	}
+	if err := n.writeTopologyStatuses(c, d, add, refused); err != nil {
+		return err
+	}
+	if err := n.writeGroupStatuses(c, d, add, refused); err != nil {
+		return err
+	}
+	if err := n.writeEIPStatuses(c, d, add, refused); err != nil {
+		return err
+	}
+	if err := n.writeSNATStatuses(c, d, add, refused); err != nil {
+		return err
+	}
+	if g := n.nb.global; g != nil && g.SbCfg != ackCfg {
+		cp := *g
+		cp.SbCfg = ackCfg
+		cp.SbCfgTimestamp = int(time.Now().UnixMilli())
+		if err := add(op(ops.ByUUID(c, &cp).Update(&cp, &cp.SbCfg, &cp.SbCfgTimestamp)), func() { n.nb.global = &cp }); err != nil {
+			return err
+		}
+	}
+	return flush()
+}
+
+// markNB marks every row of the northbound view dirty (a full run).
+func (d *dirtySet) markNB(nb *nbView) {
+	markAll(d.nbVPC, nb.vpcs)
+	markAll(d.nbVxnet, nb.vxnets)
+	markAll(d.nbRoute, nb.routes)
+	markAll(d.nbPort, nb.ports)
+	markAll(d.nbSG, nb.sgs)
+	markAll(d.nbSGRule, nb.rules)
+	markAll(d.nbExtnet, nb.extnets)
+	markAll(d.nbEIP, nb.eips)
+	markAll(d.nbSNAT, nb.snats)
+}
+
+func markAll[T any](dirty map[string]bool, rows map[string]T) {
+	for u := range rows {
+		dirty[u] = true
+	}
+}
+
+// writeTopologyStatuses writes the statuses of the dirty VPCs, vxnets,
+// routes and ports that differ from what they should say.
+func (n *compiler) writeTopologyStatuses(c client.Client, d *dirtySet, add func(built, func()) error, refused *refusals) error {
 	for _, u := range sortedSet(d.nbVPC) {
 		if row, want := n.nb.vpcs[u], n.vpcStatus(u); row != nil && want != nil && !reflect.DeepEqual(row.Status, want) {
 			refused.note("VPC", row.Name, row.Status, want)
@@ -109,24 +128,7 @@ func (n *compiler) writeNB(ctx context.Context, c client.Client, d *dirtySet, ac
 			}
 		}
 	}
-	if err := n.writeGroupStatuses(c, d, add, refused); err != nil {
-		return err
-	}
-	if err := n.writeEIPStatuses(c, d, add, refused); err != nil {
-		return err
-	}
-	if err := n.writeSNATStatuses(c, d, add, refused); err != nil {
-		return err
-	}
-	if g := n.nb.global; g != nil && g.SbCfg != ackCfg {
-		cp := *g
-		cp.SbCfg = ackCfg
-		cp.SbCfgTimestamp = int(time.Now().UnixMilli())
-		if err := add(op(ops.ByUUID(c, &cp).Update(&cp, &cp.SbCfg, &cp.SbCfgTimestamp)), func() { n.nb.global = &cp }); err != nil {
-			return err
-		}
-	}
-	return flush()
+	return nil
 }
 
 // okStatus and errStatus are the statuses a compiled row can have in
