@@ -98,24 +98,40 @@ func (p *packet) complete(w *world) error {
 		isARP = isARP || strings.HasPrefix(f, "arp.")
 	}
 	if isARP {
-		p.bools["arp"] = true
-		if _, ok := p.vals["arp.tpa"]; !ok {
-			return fmt.Errorf("an ARP microflow needs arp.tpa")
-		}
-		if _, ok := p.vals["arp.op"]; !ok {
-			p.setInt("arp.op", 1)
-		}
-		if _, ok := p.vals["arp.sha"]; !ok {
-			p.vals["arp.sha"] = p.vals["eth.src"]
-		}
-		if _, ok := p.vals["arp.spa"]; !ok && src.IsValid() {
-			p.setAddr("arp.spa", src)
-		}
-		if _, ok := p.vals["eth.dst"]; !ok {
-			p.setMAC("eth.dst", "ff:ff:ff:ff:ff:ff")
-		}
-		return nil
+		return p.completeARP(src)
 	}
+	if err := p.completeIP(w, src); err != nil {
+		return err
+	}
+	p.completeL4()
+	return nil
+}
+
+// completeARP fills in an ARP request from the port.
+func (p *packet) completeARP(src netip.Addr) error {
+	p.bools["arp"] = true
+	if _, ok := p.vals["arp.tpa"]; !ok {
+		return fmt.Errorf("an ARP microflow needs arp.tpa")
+	}
+	if _, ok := p.vals["arp.op"]; !ok {
+		p.setInt("arp.op", 1)
+	}
+	if _, ok := p.vals["arp.sha"]; !ok {
+		p.vals["arp.sha"] = p.vals["eth.src"]
+	}
+	if _, ok := p.vals["arp.spa"]; !ok && src.IsValid() {
+		p.setAddr("arp.spa", src)
+	}
+	if _, ok := p.vals["eth.dst"]; !ok {
+		p.setMAC("eth.dst", "ff:ff:ff:ff:ff:ff")
+	}
+	return nil
+}
+
+// completeIP fills in the IPv4 header and the Ethernet destination: the
+// port's address, TTL 64, the gateway's MAC off the vxnet, a DHCP
+// client's first DISCOVER.
+func (p *packet) completeIP(w *world, src netip.Addr) error {
 	p.bools["ip4"] = true
 	if p.isDHCP() {
 		// a client's first DISCOVER, unless the microflow says otherwise
@@ -133,7 +149,7 @@ func (p *packet) complete(w *world) error {
 	}
 	if _, ok := p.vals["ip4.src"]; !ok {
 		if !src.IsValid() {
-			return fmt.Errorf("port %s has no fixed IP: give ip4.src", pb.LogicalPort)
+			return fmt.Errorf("port %s has no fixed IP: give ip4.src", w.inport.LogicalPort)
 		}
 		p.setAddr("ip4.src", src)
 	}
@@ -152,6 +168,12 @@ func (p *packet) complete(w *world) error {
 			p.setMAC("eth.dst", "ff:ff:ff:ff:ff:ff") // unresolved: the DVR routes by IP
 		}
 	}
+	return nil
+}
+
+// completeL4 says the protocol (from ip.proto, tcp/udp, or the fields
+// named; ICMP echo otherwise) and fills in its defaults.
+func (p *packet) completeL4() {
 	proto := int64(1)
 	for f := range p.vals {
 		switch {
@@ -184,7 +206,6 @@ func (p *packet) complete(w *world) error {
 		p.bools["udp"] = true
 		p.defaultPorts("udp")
 	}
-	return nil
 }
 
 func (p *packet) defaultPorts(l4 string) {
