@@ -143,44 +143,8 @@ func compile(s *State, vpcEIP map[dvrVpcEipKey]uint32) (*compiled, error) {
 	c := &compiled{ports: map[uint32]dvrPort{}, addrs: map[dvrPortAddrKey]uint32{}, locals: map[dvrEpKey]dvrLocalEp{},
 		hubEps: map[dvrEpKey]dvrRemoteEp{}, vxnets: map[uint32]dvrVxnet{}, vpcs: map[uint32]dvrVpc{},
 		routes: map[dvrRouteKey]dvrRoute{}, hubs: map[uint32]dvrHubs{}, dhcp: map[uint32]dvrDhcpPort{}}
-	for _, p := range s.Ports {
-		if p.Ifindex <= 0 || len(p.MAC) != 6 {
-			return nil, fmt.Errorf("port %s: bad ifindex %d or MAC %s", p.Name, p.Ifindex, p.MAC)
-		}
-		var flags uint32
-		if p.Security {
-			flags |= portSecurity
-		}
-		if p.Unknown {
-			flags |= portUnknown
-		}
-		var lflags uint16
-		if p.Tap {
-			flags |= portTap
-			lflags = localTap
-		}
-		mtu := p.MTU
-		if mtu == 0 {
-			mtu = 1450
-		}
-		idx := uint32(p.Ifindex)
-		c.ports[idx] = dvrPort{Vni: p.VNI, Vpc: p.VPC, Mac: mac6(p.MAC), Mtu: uint16(mtu), Flags: flags, TunnelKey: p.TunnelKey}
-		for _, ip := range p.IPs {
-			c.addrs[dvrPortAddrKey{Ifindex: idx, Ip: be32(ip)}] = addrFixed
-			c.locals[dvrEpKey{Vpc: p.VPC, Ip: be32(ip)}] = dvrLocalEp{Ifindex: idx, Vni: p.VNI, Mac: mac6(p.MAC), Flags: lflags}
-		}
-		for _, ip := range p.VIPs {
-			c.addrs[dvrPortAddrKey{Ifindex: idx, Ip: be32(ip)}] |= addrVIP
-		}
-		if p.DHCP != nil && len(p.IPs) > 0 {
-			block, err := p.DHCP.Block()
-			if err != nil {
-				return nil, fmt.Errorf("port %s: %w", p.Name, err)
-			}
-			e := dvrDhcpPort{Ip: be32(p.IPs[0])}
-			copy(e.Opts[:], block)
-			c.dhcp[idx] = e
-		}
+	if err := c.addPorts(s.Ports); err != nil {
+		return nil, err
 	}
 	for _, l := range s.Locals {
 		p, ok := c.ports[uint32(l.Ifindex)]
@@ -236,6 +200,51 @@ func compile(s *State, vpcEIP map[dvrVpcEipKey]uint32) (*compiled, error) {
 	}
 	c.snat, err = compileSNAT(s)
 	return c, err
+}
+
+// addPorts compiles the local ports: their entries, their addresses
+// (fixed, virtual), their local endpoints and DHCP answers.
+func (c *compiled) addPorts(ports []Port) error {
+	for _, p := range ports {
+		if p.Ifindex <= 0 || len(p.MAC) != 6 {
+			return fmt.Errorf("port %s: bad ifindex %d or MAC %s", p.Name, p.Ifindex, p.MAC)
+		}
+		var flags uint32
+		if p.Security {
+			flags |= portSecurity
+		}
+		if p.Unknown {
+			flags |= portUnknown
+		}
+		var lflags uint16
+		if p.Tap {
+			flags |= portTap
+			lflags = localTap
+		}
+		mtu := p.MTU
+		if mtu == 0 {
+			mtu = 1450
+		}
+		idx := uint32(p.Ifindex)
+		c.ports[idx] = dvrPort{Vni: p.VNI, Vpc: p.VPC, Mac: mac6(p.MAC), Mtu: uint16(mtu), Flags: flags, TunnelKey: p.TunnelKey}
+		for _, ip := range p.IPs {
+			c.addrs[dvrPortAddrKey{Ifindex: idx, Ip: be32(ip)}] = addrFixed
+			c.locals[dvrEpKey{Vpc: p.VPC, Ip: be32(ip)}] = dvrLocalEp{Ifindex: idx, Vni: p.VNI, Mac: mac6(p.MAC), Flags: lflags}
+		}
+		for _, ip := range p.VIPs {
+			c.addrs[dvrPortAddrKey{Ifindex: idx, Ip: be32(ip)}] |= addrVIP
+		}
+		if p.DHCP != nil && len(p.IPs) > 0 {
+			block, err := p.DHCP.Block()
+			if err != nil {
+				return fmt.Errorf("port %s: %w", p.Name, err)
+			}
+			e := dvrDhcpPort{Ip: be32(p.IPs[0])}
+			copy(e.Opts[:], block)
+			c.dhcp[idx] = e
+		}
+	}
+	return nil
 }
 
 // ApplyStats says what one Apply changed.
