@@ -150,67 +150,109 @@ func median(v []float64) float64 {
 // time to sb_cfg in r; with singles, it goes on to time single-port
 // changes and read northd's peak memory. It returns the NB commit time.
 func northdRound(ctx context.Context, env Env, ports int, r *NorthdResult, phases map[string][]float64, singles bool) (float64, error) {
-	const vxnets = 253
-	dir, err := os.MkdirTemp(env.TmpDir, "bn")
+	l, err := startNorthdLab(ctx, env)
+	defer l.stop()
 	if err != nil {
 		return 0, err
 	}
-	defer func() {
+	nbCommit, err := l.bulkLoad(ctx, ports, r, phases)
+	if err != nil {
+		return 0, err
+	}
+	if r.SBRows, err = countRows(ctx, l.sbR); err != nil || !singles {
+		return nbCommit, err
+	}
+	if err := l.singleChanges(ctx, ports, r); err != nil {
+		return 0, err
+	}
+	r.NorthdPeakRSSMiB = peakRSS(l.pid)
+	r.TakeoverSeconds, err = takeover(ctx, env, l.dir, l.nbR, l.sbR, l.pid, l.nbS)
+	return nbCommit, err
+}
+
+// northdLab is one round's databases, northd and a northbound session.
+type northdLab struct {
+	env         Env
+	dir         string
+	nbR, sbR    string
+	metricsAddr string
+	pid         int
+	nbS         *ops.Session
+	stops       []func()
+}
+
+func (l *northdLab) stop() {
+	for i := len(l.stops) - 1; i >= 0; i-- {
+		l.stops[i]()
+	}
+}
+
+// startNorthdLab starts the databases and northd in a run directory of
+// their own (kept with COURIER_BENCH_KEEP). Stop it even on an error.
+func startNorthdLab(ctx context.Context, env Env) (*northdLab, error) {
+	l := &northdLab{env: env}
+	dir, err := os.MkdirTemp(env.TmpDir, "bn")
+	if err != nil {
+		return l, err
+	}
+	l.dir = dir
+	l.stops = append(l.stops, func() {
 		if os.Getenv("COURIER_BENCH_KEEP") != "" {
 			env.Log.Warn("COURIER_BENCH_KEEP is set: leaving the northd run directory", "run_dir", dir)
 			return
 		}
 		os.RemoveAll(dir)
-	}()
+	})
 	c := &central.Config{RunDir: dir, BinDir: env.BinDir}
-	defer c.Stop()
+	l.stops = append(l.stops, func() { c.Stop() })
 	if err := c.Start(ctx); err != nil {
-		return 0, err
+		return l, err
 	}
-	nbR, sbR := c.Remote(central.Databases[0]), c.Remote(central.Databases[1])
-	pidFile := filepath.Join(dir, "northd.pid")
-	metricsAddr, err := freeAddr()
+	l.nbR, l.sbR = c.Remote(central.Databases[0]), c.Remote(central.Databases[1])
+	if l.metricsAddr, err = freeAddr(); err != nil {
+		return l, err
+	}
+	l.pid, err = proc.Start(proc.Spec{Bin: filepath.Join(env.BinDir, "courier-northd"),
+		Args:    []string{"--nb", l.nbR, "--sb", l.sbR, "--log-level", "info", "--metrics-addr", l.metricsAddr},
+		LogFile: filepath.Join(dir, "northd.log"), PidFile: filepath.Join(dir, "northd.pid")})
 	if err != nil {
-		return 0, err
+		return l, err
 	}
-	pid, err := proc.Start(proc.Spec{Bin: filepath.Join(env.BinDir, "courier-northd"),
-		Args:    []string{"--nb", nbR, "--sb", sbR, "--log-level", "info", "--metrics-addr", metricsAddr},
-		LogFile: filepath.Join(dir, "northd.log"), PidFile: pidFile})
-	if err != nil {
-		return 0, err
-	}
-	defer proc.StopPID(pid, "courier-northd", 5*time.Second)
-
+	pid := l.pid
+	l.stops = append(l.stops, func() { proc.StopPID(pid, "courier-northd", 5*time.Second) })
 	nbM, _ := nbdb.FullDatabaseModel()
-	sbM, _ := sbdb.FullDatabaseModel()
-	nbS, err := ops.Open(ctx, nbM, ops.SessionOptions{Remotes: []string{nbR},
+	l.nbS, err = ops.Open(ctx, nbM, ops.SessionOptions{Remotes: []string{l.nbR},
 		Monitor: []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{})}})
 	if err != nil {
-		return 0, err
+		return l, err
 	}
-	defer nbS.Close()
+	l.stops = append(l.stops, l.nbS.Close)
+	return l, nil
+}
 
-	before, err := scrapePhases(ctx, metricsAddr)
+// bulkLoad commits the topology as one NB transaction, plus the nb_cfg
+// bump, and waits for northd to acknowledge it; it records the compile
+// time and each phase's, and returns the NB commit's.
+func (l *northdLab) bulkLoad(ctx context.Context, ports int, r *NorthdResult, phases map[string][]float64) (float64, error) {
+	before, err := scrapePhases(ctx, l.metricsAddr)
 	if err != nil {
 		return 0, err
 	}
-	// The topology, as one NB transaction, plus the nb_cfg bump.
 	txn := topology(ports, nil)
 	start := time.Now()
-	res, err := ops.Transact(ctx, nbS, txn...)
+	res, err := ops.Transact(ctx, l.nbS, txn...)
 	if err != nil {
 		return 0, fmt.Errorf("bulk NB transaction: %w", err)
 	}
 	committed := time.Now()
-	cfg := cfgOf(res)
-	if err := waitSbCfg(ctx, nbS, cfg, 10*time.Minute); err != nil {
+	if err := waitSbCfg(ctx, l.nbS, cfgOf(res), 10*time.Minute); err != nil {
 		return 0, err
 	}
 	r.CompileRounds = append(r.CompileRounds, time.Since(committed).Seconds())
 	// northd counts a run's phases just after writing the acknowledgement.
 	var after map[string]float64
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if after, err = scrapePhases(ctx, metricsAddr); err != nil {
+		if after, err = scrapePhases(ctx, l.metricsAddr); err != nil {
 			return 0, err
 		}
 		if after["write_nb"] != before["write_nb"] || time.Now().After(deadline) {
@@ -220,134 +262,156 @@ func northdRound(ctx context.Context, env Env, ports int, r *NorthdResult, phase
 	for phase, v := range after {
 		phases[phase] = append(phases[phase], v-before[phase])
 	}
-	nbCommit := committed.Sub(start).Seconds()
-	r.SBRows, err = countRows(ctx, sbR)
-	if err != nil || !singles {
-		return nbCommit, err
-	}
-	// Single changes are seen through a southbound monitor, opened only
-	// now: during the bulk load it would be one more subscriber for
-	// ovsdb-server to serve (and this process to decode) on the same two
-	// CPUs, which is the benchmark's cost, not northd's.
-	sbT := ops.NewTracker()
-	pbModel := &sbdb.PortBinding{}
-	sbS, err := ops.Open(ctx, sbM, ops.SessionOptions{Remotes: []string{sbR}, Tracker: sbT,
-		Monitor: []client.MonitorOption{client.WithTable(pbModel, &pbModel.LogicalPort, &pbModel.MAC)}})
+	return committed.Sub(start).Seconds(), nil
+}
+
+// benchVxnets is how many vxnets topology spreads the ports over.
+const benchVxnets = 253
+
+// singleChanges times single-port changes, each from its NB commit to
+// the southbound's: 60 adds, updates and deletes.
+func (l *northdLab) singleChanges(ctx context.Context, ports int, r *NorthdResult) error {
+	// Seen through a southbound monitor, opened only now: during the
+	// bulk load it would be one more subscriber for ovsdb-server to
+	// serve (and this process to decode) on the same two CPUs, which is
+	// the benchmark's cost, not northd's.
+	w, err := l.watchPorts(ctx)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	defer sbS.Close()
+	defer w.s.Close()
+	const n = 60
+	var adds, upds, dels []time.Duration
+	for _, step := range []struct {
+		times *[]time.Duration
+		gone  bool
+		txn   func(i int, name string) ([]ovsdb.Operation, error)
+	}{{&adds, false, func(i int, name string) ([]ovsdb.Operation, error) { return l.addExtra(ctx, ports, i, name) }},
+		{&upds, false, func(i int, name string) ([]ovsdb.Operation, error) {
+			return []ovsdb.Operation{{Op: "update", Table: "Port", Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: name}},
+				Row: ovsdb.Row{"mac": fmt.Sprintf("02:ef:00:00:%02x:%02x", i>>8, i&255)}}}, nil
+		}},
+		{&dels, true, func(i int, name string) ([]ovsdb.Operation, error) { return l.deleteExtra(ctx, i, name) }},
+	} {
+		for i := 0; i < n; i++ {
+			name := fmt.Sprintf("extra%d", i)
+			txn, err := step.txn(i, name)
+			if err != nil {
+				return err
+			}
+			t0, err := commit(ctx, l.nbS, txn)
+			if err != nil {
+				return err
+			}
+			d, err := w.seen(ctx, l, name, step.gone, t0)
+			if err != nil {
+				return err
+			}
+			*step.times = append(*step.times, d)
+		}
+	}
+	r.Add, r.Update, r.Delete = Summarize(adds), Summarize(upds), Summarize(dels)
+	return nil
+}
+
+// addExtra is the transaction that adds extra port i. Each takes .254 of
+// its vxnet; where a bulk port holds it (the vxnet is full), that port is
+// deleted in the same transaction, which also exercises the reuse of its
+// key.
+func (l *northdLab) addExtra(ctx context.Context, ports, i int, name string) ([]ovsdb.Operation, error) {
+	vx := i % benchVxnets
+	ip := fmt.Sprintf("10.%d.%d.254", vx>>8, vx&255)
+	add := []ovsdb.Operation{
+		{Op: "insert", Table: "Port", UUIDName: "np", Row: ovsdb.Row{"name": name,
+			"mac": fmt.Sprintf("02:ee:00:00:%02x:%02x", i>>8, i&255), "ips": ip}},
+		{Op: "mutate", Table: "Vxnet", Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: fmt.Sprintf("x%d", vx)}},
+			Mutations: []ovsdb.Mutation{{Column: "ports", Mutator: "insert", Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: "np"}}}}}},
+	}
+	if holder := vx + 252*benchVxnets; holder < ports {
+		u, err := l.portUUID(ctx, fmt.Sprintf("p%d", holder))
+		if err != nil {
+			return nil, err
+		}
+		add[1].Mutations = append(add[1].Mutations, ovsdb.Mutation{Column: "ports", Mutator: "delete",
+			Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: u}}}})
+	}
+	return add, nil
+}
+
+// deleteExtra is the transaction that deletes extra port i.
+func (l *northdLab) deleteExtra(ctx context.Context, i int, name string) ([]ovsdb.Operation, error) {
+	u, err := l.portUUID(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return []ovsdb.Operation{{Op: "mutate", Table: "Vxnet",
+		Where:     []ovsdb.Condition{{Column: "name", Function: "==", Value: fmt.Sprintf("x%d", i%benchVxnets)}},
+		Mutations: []ovsdb.Mutation{{Column: "ports", Mutator: "delete", Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: u}}}}}}}, nil
+}
+
+func (l *northdLab) portUUID(ctx context.Context, name string) (string, error) {
+	res, err := commit2(ctx, l.nbS, []ovsdb.Operation{{Op: "select", Table: "Port", Columns: []string{"_uuid"},
+		Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: name}}}})
+	if err != nil || len(res[0].Rows) != 1 {
+		return "", fmt.Errorf("find %s: %v", name, err)
+	}
+	return res[0].Rows[0]["_uuid"].(ovsdb.UUID).GoUUID, nil
+}
+
+// portWatch follows the southbound's bindings.
+type portWatch struct {
+	s *ops.Session
+	t *ops.Tracker
+}
+
+func (l *northdLab) watchPorts(ctx context.Context) (*portWatch, error) {
+	sbM, _ := sbdb.FullDatabaseModel()
+	w := &portWatch{t: ops.NewTracker()}
+	pb := &sbdb.PortBinding{}
+	var err error
+	w.s, err = ops.Open(ctx, sbM, ops.SessionOptions{Remotes: []string{l.sbR}, Tracker: w.t,
+		Monitor: []client.MonitorOption{client.WithTable(pb, &pb.LogicalPort, &pb.MAC)}})
+	if err != nil {
+		return nil, err
+	}
 	// Let the bulk settle (statuses come back through northd's monitor)
 	// before timing single changes.
 	time.Sleep(2 * time.Second)
-	sbT.Drain()
+	w.t.Drain()
+	return w, nil
+}
 
-	// Single-port changes: NB commit to the southbound commit, as seen
-	// by a southbound monitor.
-	seen := func(name string, gone bool, from time.Time) (time.Duration, error) {
-		deadline := time.After(30 * time.Second)
-		for {
-			ch := sbT.Drain()
-			for _, c := range ch.Table(sbdb.PortBindingTable) {
-				var pb *sbdb.PortBinding
-				if gone && c.New == nil && c.Old != nil {
-					pb = c.Old.(*sbdb.PortBinding)
-				} else if !gone && c.New != nil {
-					pb = c.New.(*sbdb.PortBinding)
-				}
-				if pb != nil && pb.LogicalPort == name {
-					return time.Since(from), nil
-				}
+// seen waits for port name's binding to change (or go) and returns how
+// long after from it did.
+func (w *portWatch) seen(ctx context.Context, l *northdLab, name string, gone bool, from time.Time) (time.Duration, error) {
+	deadline := time.After(30 * time.Second)
+	for {
+		ch := w.t.Drain()
+		for _, c := range ch.Table(sbdb.PortBindingTable) {
+			var pb *sbdb.PortBinding
+			if gone && c.New == nil && c.Old != nil {
+				pb = c.Old.(*sbdb.PortBinding)
+			} else if !gone && c.New != nil {
+				pb = c.New.(*sbdb.PortBinding)
 			}
-			select {
-			case <-sbT.Notify():
-			case <-deadline:
-				st, _ := commit2(ctx, nbS, []ovsdb.Operation{{Op: "select", Table: "Port", Columns: []string{"status"},
-					Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: name}}}})
-				log, _ := os.ReadFile(filepath.Join(dir, "northd.log"))
-				if len(log) > 2000 {
-					log = log[len(log)-2000:]
-				}
-				return 0, fmt.Errorf("port %s never reached the southbound (NB: %v); northd log:\n%s", name, st, log)
-			case <-ctx.Done():
-				return 0, ctx.Err()
+			if pb != nil && pb.LogicalPort == name {
+				return time.Since(from), nil
 			}
 		}
-	}
-	const n = 60
-	var adds, upds, dels []time.Duration
-	for i := 0; i < n; i++ {
-		vx := i % vxnets
-		name := fmt.Sprintf("extra%d", i)
-		// Each extra port takes .254 of its vxnet; where a bulk port
-		// holds it (the vxnet is full), that port is deleted in the same
-		// transaction, which also exercises the reuse of its key.
-		ip := fmt.Sprintf("10.%d.%d.254", vx>>8, vx&255)
-		add := []ovsdb.Operation{
-			{Op: "insert", Table: "Port", UUIDName: "np", Row: ovsdb.Row{"name": name,
-				"mac": fmt.Sprintf("02:ee:00:00:%02x:%02x", i>>8, i&255), "ips": ip}},
-			{Op: "mutate", Table: "Vxnet", Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: fmt.Sprintf("x%d", vx)}},
-				Mutations: []ovsdb.Mutation{{Column: "ports", Mutator: "insert", Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: "np"}}}}}},
-		}
-		if holder := vx + 252*vxnets; holder < ports {
-			res, err := commit2(ctx, nbS, []ovsdb.Operation{{Op: "select", Table: "Port", Columns: []string{"_uuid"},
-				Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: fmt.Sprintf("p%d", holder)}}}})
-			if err != nil || len(res[0].Rows) != 1 {
-				return 0, fmt.Errorf("find p%d: %v", holder, err)
+		select {
+		case <-w.t.Notify():
+		case <-deadline:
+			st, _ := commit2(ctx, l.nbS, []ovsdb.Operation{{Op: "select", Table: "Port", Columns: []string{"status"},
+				Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: name}}}})
+			log, _ := os.ReadFile(filepath.Join(l.dir, "northd.log"))
+			if len(log) > 2000 {
+				log = log[len(log)-2000:]
 			}
-			add[1].Mutations = append(add[1].Mutations, ovsdb.Mutation{Column: "ports", Mutator: "delete",
-				Value: ovsdb.OvsSet{GoSet: []any{res[0].Rows[0]["_uuid"]}}})
+			return 0, fmt.Errorf("port %s never reached the southbound (NB: %v); northd log:\n%s", name, st, log)
+		case <-ctx.Done():
+			return 0, ctx.Err()
 		}
-		t0, err := commit(ctx, nbS, add)
-		if err != nil {
-			return 0, err
-		}
-		d, err := seen(name, false, t0)
-		if err != nil {
-			return 0, err
-		}
-		adds = append(adds, d)
 	}
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("extra%d", i)
-		t0, err := commit(ctx, nbS, []ovsdb.Operation{{Op: "update", Table: "Port",
-			Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: name}},
-			Row:   ovsdb.Row{"mac": fmt.Sprintf("02:ef:00:00:%02x:%02x", i>>8, i&255)}}})
-		if err != nil {
-			return 0, err
-		}
-		d, err := seen(name, false, t0)
-		if err != nil {
-			return 0, err
-		}
-		upds = append(upds, d)
-	}
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("extra%d", i)
-		vx := i % vxnets
-		var u string
-		if rows, err := commit2(ctx, nbS, []ovsdb.Operation{{Op: "select", Table: "Port", Columns: []string{"_uuid"},
-			Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: name}}}}); err == nil && len(rows[0].Rows) == 1 {
-			u = rows[0].Rows[0]["_uuid"].(ovsdb.UUID).GoUUID
-		} else {
-			return 0, fmt.Errorf("find %s: %v", name, err)
-		}
-		t0, err := commit(ctx, nbS, []ovsdb.Operation{{Op: "mutate", Table: "Vxnet",
-			Where:     []ovsdb.Condition{{Column: "name", Function: "==", Value: fmt.Sprintf("x%d", vx)}},
-			Mutations: []ovsdb.Mutation{{Column: "ports", Mutator: "delete", Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: u}}}}}}})
-		if err != nil {
-			return 0, err
-		}
-		d, err := seen(name, true, t0)
-		if err != nil {
-			return 0, err
-		}
-		dels = append(dels, d)
-	}
-	r.Add, r.Update, r.Delete = Summarize(adds), Summarize(upds), Summarize(dels)
-	r.NorthdPeakRSSMiB = peakRSS(pid)
-	r.TakeoverSeconds, err = takeover(ctx, env, dir, nbR, sbR, pid, nbS)
-	return nbCommit, err
 }
 
 // takeover starts a standby northd, waits until it has compiled the
