@@ -63,31 +63,7 @@ func HostState(ctx context.Context, env Env, vpcPorts, hosts, local, peers int) 
 		return nil, fmt.Errorf("%d VMs do not fit in %d ports", vms, vpcPorts)
 	}
 	hostOf := func(p int) string { return "hv" + strconv.Itoa(hubs+1+p/local) }
-	env.Log.Info("state benchmark: loading the VPC", "ports", vpcPorts)
-	res, err := ops.Transact(ctx, nbS, topology(vpcPorts, func(p int, row ovsdb.Row) {
-		if p < vms {
-			row["requested_chassis"] = hostOf(p)
-		}
-	})...)
-	if err != nil {
-		return nil, fmt.Errorf("bulk NB transaction: %w", err)
-	}
-	if err := waitSbCfg(ctx, nbS, cfgOf(res), 10*time.Minute); err != nil {
-		return nil, err
-	}
-	env.Log.Info("state benchmark: starting VMs", "vms", vms)
-	if err := parallel(4, vms, func(p int) error {
-		mac, _ := net.ParseMAC(benchMAC(p))
-		return sb.AddVMAt(hostOf(p), fmt.Sprintf("p%d", p), mac, netip.PrefixFrom(benchIP(p), 24), benchCIDR(p%253).Addr().Next())
-	}); err != nil {
-		return nil, err
-	}
-	if err := waitBound(ctx, sb, vms, 10*time.Minute); err != nil {
-		return nil, err
-	}
-	// Learning latency is measured from a packet's first miss, so the
-	// hubs must already hold the bindings a VM's first packet needs.
-	if err := waitHubs(sb, vms, 5*time.Minute); err != nil {
+	if err := loadStateVPC(ctx, env, sb, nbS, vpcPorts, vms, hostOf); err != nil {
 		return nil, err
 	}
 	r := &StateResult{VPCPorts: vpcPorts, Hosts: hosts, Hubs: hubs, LocalPorts: local, PeersPerPort: peers,
@@ -105,6 +81,46 @@ func HostState(ctx context.Context, env Env, vpcPorts, hosts, local, peers int) 
 		}
 	}
 	env.Log.Info("state benchmark: traffic", "flows", len(edges))
+	if err := sendFlows(sb, edges); err != nil {
+		return nil, err
+	}
+	time.Sleep(2 * time.Second)
+	return r, collectHostState(sb, r, expect)
+}
+
+// loadStateVPC declares the VPC's ports, the first vms of them requested
+// on their hosts, and starts those VMs; it returns once they are bound
+// and the hubs hold them.
+func loadStateVPC(ctx context.Context, env Env, sb *sandbox.Sandbox, nbS *ops.Session, vpcPorts, vms int, hostOf func(int) string) error {
+	env.Log.Info("state benchmark: loading the VPC", "ports", vpcPorts)
+	res, err := ops.Transact(ctx, nbS, topology(vpcPorts, func(p int, row ovsdb.Row) {
+		if p < vms {
+			row["requested_chassis"] = hostOf(p)
+		}
+	})...)
+	if err != nil {
+		return fmt.Errorf("bulk NB transaction: %w", err)
+	}
+	if err := waitSbCfg(ctx, nbS, cfgOf(res), 10*time.Minute); err != nil {
+		return err
+	}
+	env.Log.Info("state benchmark: starting VMs", "vms", vms)
+	if err := parallel(4, vms, func(p int) error {
+		mac, _ := net.ParseMAC(benchMAC(p))
+		return sb.AddVMAt(hostOf(p), fmt.Sprintf("p%d", p), mac, netip.PrefixFrom(benchIP(p), 24), benchCIDR(p%253).Addr().Next())
+	}); err != nil {
+		return err
+	}
+	if err := waitBound(ctx, sb, vms, 10*time.Minute); err != nil {
+		return err
+	}
+	// Learning latency is measured from a packet's first miss, so the
+	// hubs must already hold the bindings a VM's first packet needs.
+	return waitHubs(sb, vms, 5*time.Minute)
+}
+
+// sendFlows sends one UDP datagram each way along every edge.
+func sendFlows(sb *sandbox.Sandbox, edges [][2]int) error {
 	send := func(from, to int) error {
 		return lab.Do(sb.VMNS(fmt.Sprintf("p%d", from)), func() error {
 			c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: benchIP(to).AsSlice(), Port: 9})
@@ -116,16 +132,17 @@ func HostState(ctx context.Context, env Env, vpcPorts, hosts, local, peers int) 
 			return err
 		})
 	}
-	if err := parallel(1, len(edges), func(i int) error {
+	return parallel(1, len(edges), func(i int) error {
 		if err := send(edges[i][0], edges[i][1]); err != nil {
 			return err
 		}
 		return send(edges[i][1], edges[i][0])
-	}); err != nil {
-		return nil, err
-	}
-	time.Sleep(2 * time.Second)
+	})
+}
 
+// collectHostState reads what each host holds (monitored rows, learned
+// paths, learning latency) into r; expect is each VM host's peers.
+func collectHostState(sb *sandbox.Sandbox, r *StateResult, expect map[string]map[netip.Addr]bool) error {
 	var expected, cache []float64
 	monitored := map[string][]float64{}
 	var hubPB []float64
@@ -133,7 +150,7 @@ func HostState(ctx context.Context, env Env, vpcPorts, hosts, local, peers int) 
 	for _, h := range sb.State.Hosts {
 		m, err := scrape(sb.HostNS(h.Name))
 		if err != nil {
-			return nil, fmt.Errorf("%s metrics: %w", h.Name, err)
+			return fmt.Errorf("%s metrics: %w", h.Name, err)
 		}
 		if h.Hub {
 			hubPB = append(hubPB, m[`courier_hostd_monitored_rows{table="Port_Binding"}`])
@@ -144,13 +161,13 @@ func HostState(ctx context.Context, env Env, vpcPorts, hosts, local, peers int) 
 		}
 		dp, err := dataplane.OpenPinned(sb.State.PinRoot, h.Name)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		entries, err := dp.Cache()
 		lh, lerr := dp.LearnLatency()
 		dp.ClosePinned()
 		if err != nil || lerr != nil {
-			return nil, fmt.Errorf("%s data plane: %v %v", h.Name, err, lerr)
+			return fmt.Errorf("%s data plane: %v %v", h.Name, err, lerr)
 		}
 		if hist == nil {
 			hist = make([]uint64, len(lh))
@@ -173,9 +190,9 @@ func HostState(ctx context.Context, env Env, vpcPorts, hosts, local, peers int) 
 	for t, v := range monitored {
 		r.Monitored[t] = stat(v)
 	}
-	r.MonitoredPct = 100 * r.Monitored["Port_Binding"].Max / float64(vpcPorts)
+	r.MonitoredPct = 100 * r.Monitored["Port_Binding"].Max / float64(r.VPCPorts)
 	r.Learning = learnStat(hist)
-	return r, nil
+	return nil
 }
 
 // peerGraph returns edges of a random graph on n nodes where each node
