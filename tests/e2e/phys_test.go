@@ -63,6 +63,12 @@ func TestPhysicalIPFromTheDataCentre(t *testing.T) {
 		if n, out := pingFrom(phys, "192.168.200.5", 3); n != 3 {
 			t.Fatalf("phys -> 192.168.200.5: %d/3 answered\n%s", n, out)
 		}
+		// The data centre's MTU (1,500) is the fabric's, not the
+		// overlay's: no encapsulation on this path, so a full-sized
+		// datagram with DF gets through, and its answer back.
+		if out, _ := lab.Exec(phys, "ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "1", "-s", "1472", "-M", "do", "192.168.200.5"); !strings.Contains(out, " 2 received") {
+			t.Errorf("phys -> 192.168.200.5, 1,500 bytes with DF: not answered\n%s", out)
+		}
 		if out, err := dial(phys, "192.168.200.5:8080"); err != nil || !strings.HasPrefix(out, "vm1 "+server+":") {
 			t.Errorf("TCP to 192.168.200.5:8080: %q %v; want vm1 seeing %s", out, err, server)
 		}
