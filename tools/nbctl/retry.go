@@ -158,7 +158,7 @@ func (c *conn) commit(ctx context.Context, invs []parsed, wait bool) (*ops.Sessi
 			}
 			slog.Debug("transaction unanswered; reading again", "err", err)
 			pause(ctx, c.backoff.Next())
-		case verifyFailed(err):
+		case verifyFailed(err) || errors.Is(err, errClaimRace):
 			slog.Debug("rows changed before the commit; reading again", "err", err)
 		default:
 			return nil, nil, err
