@@ -60,13 +60,7 @@ var schema = `{
           }
         },
         "vxnet": {
-          "type": {
-            "key": {
-              "type": "uuid",
-              "refTable": "Vxnet",
-              "refType": "weak"
-            }
-          }
+          "type": "uuid"
         }
       },
       "indexes": [
