@@ -104,6 +104,7 @@ func commands() []*command {
 	}
 	cmds = append(append(append(cmds, sgCommands()...), connCommands()...), hubCommands()...)
 	cmds = append(cmds, eipCommands()...)
+	cmds = append(cmds, claimSyncCommand())
 	cmds = append(cmds, snatCommands()...)
 	return append(cmds, dbcmd.Commands(func(st *state) (*dbcmd.DB, error) { return st.generic() })...)
 }
