@@ -51,7 +51,7 @@ func TestChainReadsNoPeers(t *testing.T) {
 		{"port-set b250 --ips 10.1.4.10 -- port-add big x " + mac(1, 5000) + " 10.1.4.10", "IP 10.1.4.10 is already used by port b250 in vxnet big"},
 		{"port-add big x " + mac(1, 5000) + " 10.1.9.1 -- port-add big y " + mac(1, 5000) + " 10.1.9.2", "MAC " + mac(1, 5000) + " is already used by port x in vxnet big"},
 		{"port-del n3 -- port-add big x " + mac(1, 1003) + " " + ip(1, 3), ""},
-		{"port-set b251 --ips " + ip(1, 252) + " -- port-set b252 --ips " + ip(1, 251), ""}, // a swap
+		{"port-set b251 --ips " + ip(1, 252) + " -- port-set b252 --ips " + ip(1, 251), ""},                      // a swap
 		{"port-set b253 --ips " + ip(1, 251), "IP " + ip(1, 251) + " is already used by port b252 in vxnet big"}, // after the swap
 		{"port-set b251 --ips " + ip(1, 5000) + " -- port-set b252 --ips " + ip(1, 252), ""},
 	} {
