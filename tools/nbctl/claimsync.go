@@ -3,6 +3,7 @@ package nbctl
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/ovn-kubernetes/libovsdb/model"
@@ -52,18 +53,38 @@ func cmdClaimSync(st *state, _ *cmdline.Invocation, out *cmdline.Output) error {
 	if err != nil {
 		return err
 	}
-	byUUID, byKey := map[string]*nbdb.AddressClaim{}, map[claimKey]*nbdb.AddressClaim{}
+	db := &dbClaims{byUUID: map[string]*nbdb.AddressClaim{}, byKey: map[claimKey]*nbdb.AddressClaim{}}
 	for _, m := range rows {
 		c := m.(*nbdb.AddressClaim)
-		byUUID[c.UUID], byKey[claimKey{c.Vxnet, c.Address}] = c, c
+		db.byUUID[c.UUID], db.byKey[claimKey{c.Vxnet, c.Address}] = c, c
 	}
-	var ports []*nbdb.Port
-	for _, p := range st.ports {
-		ports = append(ports, p)
+	var held [][]any
+	for _, p := range byPrecedence(st.ports) {
+		if vx := st.portVxnet[p.UUID]; vx != nil {
+			h, err := st.syncPortClaims(db, vx, p)
+			if err != nil {
+				return fmt.Errorf("port %s: %w", p.Name, err)
+			}
+			held = append(held, h...)
+		}
 	}
-	// northd's precedence: a port it accepted before one it refused,
-	// then by name.
-	slices.SortFunc(ports, func(a, b *nbdb.Port) int {
+	if len(held) > 0 {
+		out.Table([]string{"PORT", "VXNET", "ADDRESS HELD BY ANOTHER PORT"}, held)
+	}
+	return nil
+}
+
+// dbClaims are the database's claims, and those claim-sync adds.
+type dbClaims struct {
+	byUUID map[string]*nbdb.AddressClaim
+	byKey  map[claimKey]*nbdb.AddressClaim
+}
+
+// byPrecedence orders ports as northd's precedence does: one it
+// accepted before one it refused, then by name.
+func byPrecedence(ports map[string]*nbdb.Port) []*nbdb.Port {
+	out := slices.Collect(maps.Values(ports))
+	slices.SortFunc(out, func(a, b *nbdb.Port) int {
 		ra, rb := a.Status["state"] == "error", b.Status["state"] == "error"
 		if ra != rb {
 			if ra {
@@ -73,59 +94,55 @@ func cmdClaimSync(st *state, _ *cmdline.Invocation, out *cmdline.Output) error {
 		}
 		return cmp.Compare(a.Name, b.Name)
 	})
+	return out
+}
+
+// syncPortClaims gives p the claims it lacks and takes those of
+// addresses it no longer has; it returns the addresses another port's
+// claim holds.
+func (st *state) syncPortClaims(db *dbClaims, vx *nbdb.Vxnet, p *nbdb.Port) ([][]any, error) {
+	wanted := wantedClaims(p)
+	has := map[string]bool{}
+	var stale []string // claims of addresses the port no longer has
+	for _, u := range p.Claims {
+		c := db.byUUID[u]
+		switch {
+		case c == nil:
+		case c.Vxnet != vx.UUID || !slices.ContainsFunc(wanted, func(w wantedClaim) bool { return w.addr == c.Address }):
+			stale = append(stale, u)
+		default:
+			has[c.Address] = true
+		}
+	}
+	if len(stale) > 0 {
+		if err := st.add(ops.ByUUID(st.c, p).Mutate(p, model.Mutation{
+			Field: &p.Claims, Mutator: ovsdb.MutateOperationDelete, Value: stale})); err != nil {
+			return nil, err
+		}
+	}
+	var add []string
 	var held [][]any
-	for _, p := range ports {
-		vx := st.portVxnet[p.UUID]
-		if vx == nil {
-			continue
-		}
-		wanted := wantedClaims(p)
-		has := map[string]bool{}
-		var stale []string // claims of addresses the port no longer has
-		for _, u := range p.Claims {
-			c := byUUID[u]
-			switch {
-			case c == nil:
-			case c.Vxnet != vx.UUID || !slices.ContainsFunc(wanted, func(w wantedClaim) bool { return w.addr == c.Address }):
-				stale = append(stale, u)
-			default:
-				has[c.Address] = true
-			}
-		}
-		if len(stale) > 0 {
-			if err := st.add(ops.ByUUID(st.c, p).Mutate(p, model.Mutation{
-				Field: &p.Claims, Mutator: ovsdb.MutateOperationDelete, Value: stale})); err != nil {
-				return fmt.Errorf("port %s: %w", p.Name, err)
-			}
-		}
-		var add []string
-		for _, w := range wanted {
-			k := claimKey{vx.UUID, w.addr}
-			c := byKey[k]
-			switch {
-			case has[w.addr]:
-			case c == nil:
-				c = &nbdb.AddressClaim{UUID: st.newName("claim"), Vxnet: vx.UUID, Address: w.addr, Kind: w.kind}
-				byKey[k] = c
-				st.ops = append(st.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: nbdb.AddressClaimTable, UUIDName: c.UUID,
-					Row: ovsdb.Row{"vxnet": ovsdb.UUID{GoUUID: vx.UUID}, "address": w.addr, "kind": w.kind}})
-				add = append(add, c.UUID)
-			case c.Kind == nbdb.AddressClaimKindVip && w.kind == c.Kind:
-				add = append(add, c.UUID)
-			default:
-				held = append(held, []any{p.Name, vx.Name, w.addr})
-			}
-		}
-		if len(add) > 0 {
-			p.Claims = append(p.Claims, add...)
-			if err := st.add(ops.ByUUID(st.c, p).Mutate(p, model.Mutation{
-				Field: &p.Claims, Mutator: ovsdb.MutateOperationInsert, Value: add})); err != nil {
-				return fmt.Errorf("port %s: %w", p.Name, err)
-			}
+	for _, w := range wanted {
+		k := claimKey{vx.UUID, w.addr}
+		c := db.byKey[k]
+		switch {
+		case has[w.addr]:
+		case c == nil:
+			c = &nbdb.AddressClaim{UUID: st.newName("claim"), Vxnet: vx.UUID, Address: w.addr, Kind: w.kind}
+			db.byKey[k] = c
+			st.ops = append(st.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: nbdb.AddressClaimTable, UUIDName: c.UUID,
+				Row: ovsdb.Row{"vxnet": ovsdb.UUID{GoUUID: vx.UUID}, "address": w.addr, "kind": w.kind}})
+			add = append(add, c.UUID)
+		case c.Kind == nbdb.AddressClaimKindVip && w.kind == c.Kind:
+			add = append(add, c.UUID)
+		default:
+			held = append(held, []any{p.Name, vx.Name, w.addr})
 		}
 	}
-	if len(held) > 0 {
-		out.Table([]string{"PORT", "VXNET", "ADDRESS HELD BY ANOTHER PORT"}, held)
+	if len(add) == 0 {
+		return held, nil
 	}
-	return nil
+	p.Claims = append(p.Claims, add...)
+	return held, st.add(ops.ByUUID(st.c, p).Mutate(p, model.Mutation{
+		Field: &p.Claims, Mutator: ovsdb.MutateOperationInsert, Value: add}))
 }
