@@ -134,22 +134,30 @@ func (c *Client) CreateVxnet(ctx context.Context, vpc string, vx *nbdb.Vxnet) er
 	return c.createChild(ctx, vx, vx.UUID, nbdb.VxnetTable, vx.Name, nbdb.VPCTable, vpc, "vxnets")
 }
 
-// CreatePort creates a port in a vxnet, in one transaction.
+// CreatePort creates a port in a vxnet, in one transaction, with the
+// claims of its MAC and IPs (Address_Claim): a MAC or IP another port of
+// the vxnet claims makes the database refuse the call whole.
 func (c *Client) CreatePort(ctx context.Context, vxnet string, p *nbdb.Port) error {
 	p.UUID = "new_port"
-	return c.createChild(ctx, p, p.UUID, nbdb.PortTable, p.Name, nbdb.VxnetTable, vxnet, "ports")
+	claims, err := c.claimsFor(ctx, vxnet, p)
+	if err != nil {
+		return err
+	}
+	return c.createChild(ctx, p, p.UUID, nbdb.PortTable, p.Name, nbdb.VxnetTable, vxnet, "ports", claims...)
 }
 
-// createChild inserts a row and adds it to the set column of its parent,
-// found by name in the same transaction (not in the cache, which may lag
-// behind this client's own writes). A missing parent matches nothing:
-// the new row, referenced by nobody, is then dropped by the database in
-// the same commit, and the call says so.
-func (c *Client) createChild(ctx context.Context, child model.Model, childUUID, table, name, parentTable, parent, column string) error {
+// createChild inserts a row (with the rows in extra, which it refers
+// to) and adds it to the set column of its parent, found by name in the
+// same transaction (not in the cache, which may lag behind this client's
+// own writes). A missing parent matches nothing: the new row, referenced
+// by nobody, is then dropped by the database in the same commit, and the
+// call says so.
+func (c *Client) createChild(ctx context.Context, child model.Model, childUUID, table, name, parentTable, parent, column string, extra ...ovsdb.Operation) error {
 	ins, err := c.sess.Create(child)
 	if err != nil {
 		return err
 	}
+	ins = append(extra, ins...)
 	mut := ovsdb.Operation{Op: ovsdb.OperationMutate, Table: parentTable,
 		Where:     []ovsdb.Condition{{Column: "name", Function: ovsdb.ConditionEqual, Value: parent}},
 		Mutations: []ovsdb.Mutation{{Column: column, Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: childUUID}}}}}}

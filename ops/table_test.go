@@ -133,6 +133,9 @@ func TestTablesWriteWhatTheMapperWrites(t *testing.T) {
 		"nb/" + nbdb.ExternalNetworkTable: func() {
 			checkTable[nbdb.ExternalNetwork](t, nb, ndbm, nbdb.ExternalNetworkTable)
 		},
+		"nb/" + nbdb.AddressClaimTable: func() {
+			checkTable[nbdb.AddressClaim](t, nb, ndbm, nbdb.AddressClaimTable)
+		},
 		"nb/" + nbdb.EIPTable:   func() { checkTable[nbdb.EIP](t, nb, ndbm, nbdb.EIPTable) },
 		"nb/" + nbdb.SNATTable:  func() { checkTable[nbdb.SNAT](t, nb, ndbm, nbdb.SNATTable) },
 		"nb/" + nbdb.VPCTable:   func() { checkTable[nbdb.VPC](t, nb, ndbm, nbdb.VPCTable) },

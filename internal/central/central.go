@@ -171,26 +171,43 @@ func run(name string, args ...string) (string, error) {
 
 // ensureStandalone creates a database file that does not exist, and
 // converts one whose schema is older than the binary's: an upgrade keeps
-// the data.
-func (c *Config) ensureStandalone(d Database) error {
+// the data. It says whether it converted.
+func (c *Config) ensureStandalone(d Database) (bool, error) {
 	file := c.DBFile(d)
 	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
 		c.log().Info("creating database", "file", file)
 		_, err := run("ovsdb-tool", "create", file, c.schemaFile(d))
-		return err
+		return false, err
 	}
 	if _, err := run("ovsdb-tool", "db-is-clustered", file); err == nil {
-		return nil // a cluster member converts online, not here
+		return false, nil // a cluster member converts online, not here
 	}
 	needs, err := run("ovsdb-tool", "needs-conversion", file, c.schemaFile(d))
+	if err != nil || needs != "yes" {
+		return false, err
+	}
+	c.log().Info("converting database to the current schema", "file", file)
+	_, err = run("ovsdb-tool", "convert", file, c.schemaFile(d))
+	return err == nil, err
+}
+
+// claimSync gives the ports of a converted northbound the address claims
+// that schema 1.7.0 added (courier-nbctl claim-sync; idempotent, so it
+// runs after any conversion). Addresses two ports already shared stay
+// with northd's refusal, and are logged.
+func (c *Config) claimSync() error {
+	bin, err := proc.Find(c.BinDir, "courier-nbctl")
 	if err != nil {
-		return err
+		return fmt.Errorf("filling in address claims after the conversion: %w", err)
 	}
-	if needs == "yes" {
-		c.log().Info("converting database to the current schema", "file", file)
-		_, err = run("ovsdb-tool", "convert", file, c.schemaFile(d))
+	out, err := run(bin, "--db", c.Remote(Databases[0]), "--timeout", "5m", "claim-sync")
+	if err != nil {
+		return fmt.Errorf("filling in address claims after the conversion (run courier-nbctl claim-sync): %w", err)
 	}
-	return err
+	if out != "" {
+		c.log().Warn("ports left without a claim: another port holds the address (northd refuses one of them)", "ports", out)
+	}
+	return nil
 }
 
 // Start creates missing database files, starts both ovsdb-servers and then
@@ -199,15 +216,24 @@ func (c *Config) Start(ctx context.Context) error {
 	if err := c.prepare(); err != nil {
 		return err
 	}
+	nbConverted := false
 	for _, d := range Databases {
-		if err := c.ensureStandalone(d); err != nil {
+		converted, err := c.ensureStandalone(d)
+		if err != nil {
 			return err
 		}
+		nbConverted = nbConverted || (converted && d.Short == Databases[0].Short)
 	}
 	if _, err := run("ovsdb-tool", "db-is-clustered", c.DBFile(Databases[0])); err == nil {
 		c.warnLocalOnly() // a cluster member started again
 	}
-	return c.startAll(ctx)
+	if err := c.startAll(ctx); err != nil {
+		return err
+	}
+	if nbConverted {
+		return c.claimSync()
+	}
+	return nil
 }
 
 func (c *Config) startAll(ctx context.Context) error {

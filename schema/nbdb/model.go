@@ -13,6 +13,7 @@ import (
 // FullDatabaseModel returns the DatabaseModel object to be used in libovsdb
 func FullDatabaseModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel("Courier_Northbound", map[string]model.Model{
+		"Address_Claim":       &AddressClaim{},
 		"Connection":          &Connection{},
 		"EIP":                 &EIP{},
 		"External_Network":    &ExternalNetwork{},
@@ -30,8 +31,45 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Northbound",
-  "version": "1.6.0",
+  "version": "1.7.0",
   "tables": {
+    "Address_Claim": {
+      "columns": {
+        "address": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 17,
+              "maxLength": 17
+            }
+          }
+        },
+        "kind": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "mac",
+                  "ip",
+                  "vip"
+                ]
+              ]
+            }
+          }
+        },
+        "vxnet": {
+          "type": "uuid"
+        }
+      },
+      "indexes": [
+        [
+          "vxnet",
+          "address"
+        ]
+      ]
+    },
     "Connection": {
       "columns": {
         "external_ids": {
@@ -339,6 +377,17 @@ var schema = `{
             },
             "min": 0,
             "max": 1
+          }
+        },
+        "claims": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Address_Claim",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": "unlimited"
           }
         },
         "dynamic_addresses": {

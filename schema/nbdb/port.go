@@ -20,6 +20,7 @@ var (
 type Port struct {
 	UUID             string            `ovsdb:"_uuid"`
 	Chassis          *string           `ovsdb:"chassis" validate:"omitempty,max=64"`
+	Claims           []string          `ovsdb:"claims"`
 	DynamicAddresses *string           `ovsdb:"dynamic_addresses" validate:"omitempty,max=64"`
 	ExternalIDs      map[string]string `ovsdb:"external_ids"`
 	IPs              []string          `ovsdb:"ips" validate:"max=16,dive,max=15"`
@@ -59,6 +60,34 @@ func equalPortChassis(a, b *string) bool {
 		return true
 	}
 	return *a == *b
+}
+
+func (a *Port) GetClaims() []string {
+	return a.Claims
+}
+
+func copyPortClaims(a []string) []string {
+	if a == nil {
+		return nil
+	}
+	b := make([]string, len(a))
+	copy(b, a)
+	return b
+}
+
+func equalPortClaims(a, b []string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	for i, v := range a {
+		if b[i] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *Port) GetDynamicAddresses() *string {
@@ -356,6 +385,7 @@ func equalPortVirtualIPs(a, b []string) bool {
 func (a *Port) DeepCopyInto(b *Port) {
 	*b = *a
 	b.Chassis = copyPortChassis(a.Chassis)
+	b.Claims = copyPortClaims(a.Claims)
 	b.DynamicAddresses = copyPortDynamicAddresses(a.DynamicAddresses)
 	b.ExternalIDs = copyPortExternalIDs(a.ExternalIDs)
 	b.IPs = copyPortIPs(a.IPs)
@@ -387,6 +417,7 @@ func (a *Port) CloneModel() model.Model {
 func (a *Port) Equals(b *Port) bool {
 	return a.UUID == b.UUID &&
 		equalPortChassis(a.Chassis, b.Chassis) &&
+		equalPortClaims(a.Claims, b.Claims) &&
 		equalPortDynamicAddresses(a.DynamicAddresses, b.DynamicAddresses) &&
 		equalPortExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		equalPortIPs(a.IPs, b.IPs) &&

@@ -103,7 +103,7 @@ func TestStartConvertsOldSchema(t *testing.T) {
 	testenv.Run(t, "ovsdb-tool", "create", filepath.Join(dir, "nb.db"), filepath.Join(dir, "old.ovsschema"))
 	testenv.Run(t, "ovsdb-tool", "transact", filepath.Join(dir, "nb.db"),
 		`["Courier_Northbound",{"op":"insert","table":"VPC","row":{"name":"kept"}}]`)
-	c := &central.Config{RunDir: dir}
+	c := &central.Config{RunDir: dir, BinDir: testenv.BinDir(t)} // courier-nbctl claim-sync runs after a conversion
 	t.Cleanup(func() { c.Stop() })
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)

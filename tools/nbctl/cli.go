@@ -215,7 +215,7 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 	opsCommitted.Add(int64(len(st.ops)))
 	res, err := ops.Transact(ctx, st.transactor(sess), st.ops...)
 	if err != nil {
-		return 0, existsError(err)
+		return 0, st.claimError(ctx, existsError(err))
 	}
 	if st.db != nil {
 		st.db.Committed(res)

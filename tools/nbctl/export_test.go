@@ -12,9 +12,6 @@ func SetWholeTableAt(n int) func() {
 // RowsRead is how many rows commands have read by name so far.
 func RowsRead() int64 { return rowsRead.Load() }
 
-// IndexesBuilt is how many vxnet address indexes commands have built.
-func IndexesBuilt() int64 { return indexesBuilt.Load() }
-
 // OpsCommitted is how many operations invocations have committed.
 func OpsCommitted() int64 { return opsCommitted.Load() }
 

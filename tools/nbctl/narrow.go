@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -23,32 +24,33 @@ import (
 	"github.com/courier-sdn/courier/tools/cmdline"
 )
 
-// A one-shot command must not cost more as the database grows. The
-// commands that name their rows (port-add VXNET PORT, port-del PORT,
-// port-set PORT, port-list VXNET, and those that read no port at all)
-// therefore do not monitor the Vxnet and Port tables, whose rows carry
-// every port of the VPC: they select the vxnets and ports they name, the
-// vxnet each named port belongs to, and the ports of those vxnets, which
-// is what their checks compare against (an address is unique within its
-// vxnet). What such a command costs grows with its vxnet, not with the
-// database. Any command that does not name its rows (show, port-list
+// A one-shot command must not cost more as the database grows, nor a
+// chain more than its length. The commands that name their rows
+// (port-add VXNET PORT, port-del PORT, port-set PORT, port-list VXNET,
+// and those that read no port at all) therefore do not monitor the Vxnet
+// and Port tables, whose rows carry every port of the VPC: they select
+// the vxnets and ports they name and the vxnet each named port belongs
+// to, without the vxnets' port lists. They read no other port: an
+// address taken is refused by the server at commit (its claim, claims.go),
+// as a taken name is by the name index. Only port-list VXNET reads its
+// vxnet's ports. Any command that does not name its rows (show, port-list
 // with no vxnet, vxnet-add's overlap check across the VPC) reads the
 // tables whole, as before.
 
 // want is what an invocation's commands read of the Vxnet and Port
 // tables: nil, everything.
 type want struct {
-	vxnets []string // by name, with their ports
-	ports  []string // by name, whole, with their vxnet and its ports
-	// peersWhole: some command needs the whole rows of the vxnets'
-	// other ports (port-list VXNET), not only their addresses.
-	peersWhole bool
-	tls        *tls.Config // for the connection the rows are read on
+	vxnets []string // by name
+	ports  []string // by name, whole, with their vxnet
+	// peers: some command lists the vxnets' ports (port-list VXNET), so
+	// the vxnets are read with their port lists, and those ports whole.
+	peers bool
+	tls   *tls.Config // for the connection the rows are read on
 }
 
-// peerAddresses, as a key of a command's Rows, says that of the ports
-// of the vxnets it reads, their names and addresses suffice.
-const peerAddresses = "peers:addresses"
+// peerPorts, as a key of a command's Rows, says that it reads the ports
+// of the vxnets it names.
+const peerPorts = "peers"
 
 // rowsWanted merges what the commands name. It returns nil if any of
 // them reads the Vxnet or Port table without naming its rows.
@@ -68,8 +70,8 @@ func rowsWanted(invs []parsed, tlsc *tls.Config) *want {
 		}
 		w.vxnets = append(w.vxnets, rows[tVxnet]...)
 		w.ports = append(w.ports, rows[tPort]...)
-		if _, ok := rows[peerAddresses]; !ok {
-			w.peersWhole = true
+		if _, ok := rows[peerPorts]; ok {
+			w.peers = true
 		}
 	}
 	return w
@@ -91,17 +93,17 @@ func monitored(tables map[string]bool, w *want) []client.MonitorOption {
 // namedPort is what a command that names one port (args[i]) reads.
 func namedPort(i int) func(inv *cmdline.Invocation) map[string][]string {
 	return func(inv *cmdline.Invocation) map[string][]string {
-		return map[string][]string{tPort: {inv.Args[i]}, peerAddresses: nil}
+		return map[string][]string{tPort: {inv.Args[i]}}
 	}
 }
 
-// portAddRows is what port-add VXNET PORT reads: the vxnet and the
-// addresses of its ports. Whether PORT exists elsewhere is the name
-// index's to say at commit (see existsError), so that a chain of
-// thousands of port-adds does not look up thousands of names; with
-// --may-exist, the existing port is read to compare.
+// portAddRows is what port-add VXNET PORT reads: the vxnet. Whether PORT
+// exists elsewhere is the name index's to say at commit (see
+// existsError), whether its addresses are taken the claim index's (see
+// claimError), so that a chain of thousands of port-adds looks up
+// neither; with --may-exist, the existing port is read to compare.
 func portAddRows(inv *cmdline.Invocation) map[string][]string {
-	rows := map[string][]string{tVxnet: {inv.Args[0]}, peerAddresses: nil}
+	rows := map[string][]string{tVxnet: {inv.Args[0]}}
 	if inv.Has("may-exist") {
 		rows[tPort] = []string{inv.Args[1]}
 	}
@@ -113,16 +115,17 @@ func portListRows(inv *cmdline.Invocation) map[string][]string {
 	if len(inv.Args) == 0 {
 		return nil
 	}
-	return map[string][]string{tVxnet: {inv.Args[0]}}
+	return map[string][]string{tVxnet: {inv.Args[0]}, peerPorts: nil}
 }
 
 // readNamed fills st's vxnets and ports from the rows w names, in at
-// most five round trips on a connection of its own to the server the
+// most four round trips on a connection of its own to the server the
 // session uses (the rows are decoded straight from the reply, not through
-// libovsdb's generic rows; the transaction is committed on it too): the named rows; the vxnets that hold the
-// named ports; the ports of every vxnet read. The commit's wait on each
-// changed vxnet's port list (state.verify) catches a change made between
-// these reads and the commit.
+// libovsdb's generic rows; the transaction is committed on it too): the
+// named rows; which vxnet holds each named port; those vxnets; and, for
+// port-list VXNET, the ports of every vxnet read. The vxnets are read
+// without their port lists unless those ports are listed: a list is what
+// grows with the vxnet.
 func (st *state) readNamed(ctx context.Context, w *want) error {
 	conn, err := jsonrpc.Dial(st.c.CurrentEndpoint(), w.tls)
 	if err != nil {
@@ -137,7 +140,10 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 	if err != nil {
 		return err
 	}
-	r := &reader{ctx: ctx, conn: conn}
+	r := &reader{ctx: ctx, conn: conn, vxCols: vxnetColumns}
+	if w.peers {
+		r.vxCols = nil
+	}
 	st.touched = map[string]bool{}
 	for _, n := range w.ports {
 		st.touched[n] = true
@@ -146,7 +152,7 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 		return err
 	}
 	for _, n := range dedup(w.vxnets) {
-		r.add(selectWhere(tVxnet, "name", ovsdb.ConditionEqual, n), vxDec)
+		r.addVxnet(selectWhere(tVxnet, "name", ovsdb.ConditionEqual, n), vxDec)
 	}
 	found, err := r.run()
 	if err != nil {
@@ -162,12 +168,15 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 			named = append(named, row)
 		}
 	}
-	if err := r.vxnetsOf(named, vxnets, vxDec); err != nil {
-		return err
-	}
-	peers, err := r.peers(vxnets, w.peersWhole, pDec)
+	holder, err := r.vxnetsOf(named, vxnets, vxDec)
 	if err != nil {
 		return err
+	}
+	var peers []model.Model
+	if w.peers {
+		if peers, err = r.peers(vxnets, pDec); err != nil {
+			return err
+		}
 	}
 	for _, vx := range vxnets {
 		st.vxnets[vx.Name] = vx
@@ -178,8 +187,24 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 		st.portByUUID[p.UUID] = p
 	}
 	st.link(slices.Collect(maps.Values(vxnets)))
+	for p, vx := range holder {
+		st.portVxnet[p] = vxnets[vx]
+	}
 	return nil
 }
+
+// vxnetColumns are the Vxnet columns read for commands that do not list
+// a vxnet's ports: all but ports.
+var vxnetColumns = func() []string {
+	var cols []string
+	t := reflect.TypeOf(nbdb.Vxnet{})
+	for i := 0; i < t.NumField(); i++ {
+		if c := t.Field(i).Tag.Get("ovsdb"); c != "" && c != "ports" {
+			cols = append(cols, c)
+		}
+	}
+	return cols
+}()
 
 // namesScanAt is how many named ports make one pass over the Port
 // table's names cheaper than a select by name for each: ovsdb-server
@@ -215,68 +240,62 @@ func (r *reader) namedPorts(names []string, dec *jsonrpc.RowDecoder) error {
 	return nil
 }
 
-// vxnetsOf adds the vxnet of each named port to vxnets: which one it is
-// (its UUID only), then each vxnet not read yet, whole and once. Read
-// whole for each port, a vxnet's port set came back once per port named
-// in it, which for a chain of thousands of port-sets in one vxnet grows
-// with the chain squared.
-func (r *reader) vxnetsOf(named []*nbdb.Port, vxnets map[string]*nbdb.Vxnet, dec *jsonrpc.RowDecoder) error {
+// vxnetsOf finds the vxnet of each named port (its UUID only, by the
+// port set that includes it) and adds each vxnet not read yet to vxnets,
+// read once. It returns which vxnet holds each port, by UUID.
+func (r *reader) vxnetsOf(named []*nbdb.Port, vxnets map[string]*nbdb.Vxnet, dec *jsonrpc.RowDecoder) (map[string]string, error) {
 	for _, p := range named {
 		op := selectWhere(tVxnet, "ports", ovsdb.ConditionIncludes, ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: p.UUID}}})
 		op.Columns = []string{"_uuid"}
 		r.add(op, dec)
 	}
-	which, err := r.run()
+	which, err := r.runEach()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	holder := map[string]string{}
 	queued := map[string]bool{}
-	for _, m := range which {
-		u := m.(*nbdb.Vxnet).UUID
-		if vxnets[u] == nil && !queued[u] {
-			queued[u] = true
-			r.add(selectWhere(tVxnet, "_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: u}), dec)
+	for i, rows := range which {
+		for _, m := range rows {
+			u := m.(*nbdb.Vxnet).UUID
+			holder[named[i].UUID] = u
+			if vxnets[u] == nil && !queued[u] {
+				queued[u] = true
+				r.addVxnet(selectWhere(tVxnet, "_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: u}), dec)
+			}
 		}
 	}
 	more, err := r.run()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, m := range more {
 		vx := m.(*nbdb.Vxnet)
 		vxnets[vx.UUID] = vx
 	}
-	return nil
+	return holder, nil
 }
 
-// wholeTableAt is how many ports of the vxnets read make one select of
-// the whole Port table (its addresses only) cheaper than a select by
-// UUID for each: a chain of thousands of port-adds spread over every
-// vxnet of a VPC.
+// wholeTableAt is how many ports of the vxnets listed make one select of
+// the whole Port table cheaper than a select by UUID for each.
 var wholeTableAt = 4096
 
 // peers reads every port of vxnets, by UUID (an index lookup each), or,
-// for many, as one select of the table's addresses.
-func (r *reader) peers(vxnets map[string]*nbdb.Vxnet, whole bool, dec *jsonrpc.RowDecoder) ([]model.Model, error) {
+// for many, as one select of the table.
+func (r *reader) peers(vxnets map[string]*nbdb.Vxnet, dec *jsonrpc.RowDecoder) ([]model.Model, error) {
 	want := map[string]bool{}
 	for _, vx := range vxnets {
 		for _, u := range vx.Ports {
 			want[u] = true
 		}
 	}
-	var cols []string
-	if !whole {
-		cols = checkedColumns
-	}
 	if len(want) < wholeTableAt {
 		for u := range want {
-			op := selectWhere(tPort, "_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: u})
-			op.Columns = cols
-			r.add(op, dec)
+			r.add(selectWhere(tPort, "_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: u}), dec)
 		}
 		return r.run()
 	}
-	r.add(ovsdb.Operation{Op: ovsdb.OperationSelect, Table: tPort, Where: []ovsdb.Condition{}, Columns: cols}, dec)
+	r.add(ovsdb.Operation{Op: ovsdb.OperationSelect, Table: tPort, Where: []ovsdb.Condition{}}, dec)
 	all, err := r.run()
 	if err != nil {
 		return nil, err
@@ -290,29 +309,43 @@ func (r *reader) peers(vxnets map[string]*nbdb.Vxnet, whole bool, dec *jsonrpc.R
 	return out, nil
 }
 
-// checkedColumns are what port-add and port-set compare a port's
-// addresses with.
-var checkedColumns = []string{"_uuid", "name", "mac", "ips", "virtual_ips"}
-
 // For tests: the rows read by name, the ports named in the vxnet rows
-// read, the passes over the Port table to find ports by name, the vxnet
-// address indexes built (addrsOf) and the operations committed, so far.
-var rowsRead, portRefsRead, portScans, indexesBuilt, opsCommitted atomic.Int64
+// read, the passes over the Port table to find ports by name and the
+// operations committed, so far.
+var rowsRead, portRefsRead, portScans, opsCommitted atomic.Int64
 
 // reader batches selects into one transaction.
 type reader struct {
-	ctx  context.Context
-	conn *jsonrpc.Conn
-	q    []ovsdb.Operation
-	decs []*jsonrpc.RowDecoder
+	ctx    context.Context
+	conn   *jsonrpc.Conn
+	q      []ovsdb.Operation
+	decs   []*jsonrpc.RowDecoder
+	vxCols []string // the Vxnet columns read whole (nil: all)
 }
 
 func (r *reader) add(op ovsdb.Operation, dec *jsonrpc.RowDecoder) {
 	r.q, r.decs = append(r.q, op), append(r.decs, dec)
 }
 
+// addVxnet adds a select of vxnet rows, with the columns r reads.
+func (r *reader) addVxnet(op ovsdb.Operation, dec *jsonrpc.RowDecoder) {
+	op.Columns = r.vxCols
+	r.add(op, dec)
+}
+
 // run sends the selects added since the last run and returns every row.
 func (r *reader) run() ([]model.Model, error) {
+	res, err := r.runEach()
+	var out []model.Model
+	for _, rows := range res {
+		out = append(out, rows...)
+	}
+	return out, err
+}
+
+// runEach sends the selects added since the last run and returns each
+// one's rows.
+func (r *reader) runEach() ([][]model.Model, error) {
 	res, err := jsonrpc.Selects(r.ctx, r.conn, schema.NBName, r.q, r.decs)
 	r.q, r.decs = r.q[:0], r.decs[:0]
 	var refused *jsonrpc.SelectError
@@ -322,17 +355,15 @@ func (r *reader) run() ([]model.Model, error) {
 	if err != nil { // lost, or never answered: read again
 		return nil, fmt.Errorf("%w: reading rows: %v", ops.ErrNoConnection, err)
 	}
-	var out []model.Model
 	for _, rows := range res {
-		out = append(out, rows...)
-	}
-	rowsRead.Add(int64(len(out)))
-	for _, m := range out {
-		if vx, ok := m.(*nbdb.Vxnet); ok {
-			portRefsRead.Add(int64(len(vx.Ports)))
+		rowsRead.Add(int64(len(rows)))
+		for _, m := range rows {
+			if vx, ok := m.(*nbdb.Vxnet); ok {
+				portRefsRead.Add(int64(len(vx.Ports)))
+			}
 		}
 	}
-	return out, nil
+	return res, nil
 }
 
 func selectWhere(table, col string, fn ovsdb.ConditionFunction, v any) ovsdb.Operation {

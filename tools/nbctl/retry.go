@@ -158,7 +158,7 @@ func (c *conn) commit(ctx context.Context, invs []parsed, wait bool) (*ops.Sessi
 			}
 			slog.Debug("transaction unanswered; reading again", "err", err)
 			pause(ctx, c.backoff.Next())
-		case verifyFailed(err):
+		case verifyFailed(err) || errors.Is(err, errClaimRace):
 			slog.Debug("rows changed before the commit; reading again", "err", err)
 		default:
 			return nil, nil, err
@@ -169,7 +169,7 @@ func (c *conn) commit(ctx context.Context, invs []parsed, wait bool) (*ops.Sessi
 // try reads the database through sess and, unless an earlier attempt
 // turns out to have committed, runs the commands and commits them.
 func (c *conn) try(ctx context.Context, sess *ops.Session, invs []parsed, wait bool, unsure []*attempt) (*attempt, error) {
-	st, err := loadState(ctx, sess, c.want)
+	st, err := loadState(ctx, sess, c.want.with(unsure))
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +194,26 @@ func (c *conn) try(ctx context.Context, sess *ops.Session, invs []parsed, wait b
 	a.cfg, a.after = cfg, st.fingerprint(st.touched)
 	a.blind = st.db != nil && st.db.Writes
 	return a, err
+}
+
+// with is w, plus the ports earlier attempts that may have committed
+// describe: commands that read only what they name do not read the
+// ports they create (port-add), and whether such an attempt committed
+// is read from those ports.
+func (w *want) with(unsure []*attempt) *want {
+	if w == nil || len(unsure) == 0 {
+		return w
+	}
+	more := *w
+	more.ports = slices.Clone(w.ports)
+	for _, a := range unsure {
+		for k := range union(a.before, a.after) {
+			if name, ok := strings.CutPrefix(k, "port "); ok {
+				more.ports = append(more.ports, name)
+			}
+		}
+	}
+	return &more
 }
 
 func pause(ctx context.Context, d time.Duration) {

@@ -189,7 +189,7 @@ func TestUnansweredWriteAppliesOnce(t *testing.T) {
 	dbs := testenv.StartDBs(t)
 	mustNB(t, dbs.NB, "vpc-add", "v", "--", "vxnet-add", "v", "x", "10.0.0.0/16")
 	for i, committed := range []bool{true, false} {
-		proxy := lossyProxy(t, strings.TrimPrefix(dbs.NB, "unix:"), committed)
+		proxy := lossyProxy(t, strings.TrimPrefix(dbs.NB, "unix:"), committed, `"Route"`)
 		o := nbctl.Options{DB: "unix:" + proxy, Wait: "none", Format: "table", LeaderOnly: true, Timeout: 10 * time.Second}
 		err := nbctl.Run(context.Background(), o, []string{"port-add", "x", fmt.Sprintf("p%d", i), fmt.Sprintf("02:00:00:00:00:%02x", i+2),
 			fmt.Sprintf("10.0.0.%d", i+10), "--", "route-add", "v", fmt.Sprintf("172.16.%d.0/24", i), "10.0.0.2"}, &bytes.Buffer{})
@@ -200,11 +200,32 @@ func TestUnansweredWriteAppliesOnce(t *testing.T) {
 	checkOnce(t, dbs.NB, map[int]bool{0: true, 1: true}, 2)
 }
 
+// The same for commands that read only the rows they name: port-add
+// reads no port, so the read after an unanswered attempt must read the
+// ports that attempt created to see that it committed, not add the port
+// again and fail with "already exists".
+func TestUnansweredNamedWriteAppliesOnce(t *testing.T) {
+	dbs := testenv.StartDBs(t)
+	mustNB(t, dbs.NB, "vpc-add", "v", "--", "vxnet-add", "v", "x", "10.0.0.0/16")
+	for i, committed := range []bool{true, false} {
+		proxy := lossyProxy(t, strings.TrimPrefix(dbs.NB, "unix:"), committed, `"Address_Claim"`)
+		o := nbctl.Options{DB: "unix:" + proxy, Wait: "none", Format: "table", LeaderOnly: true, Timeout: 10 * time.Second}
+		err := nbctl.Run(context.Background(), o, []string{"port-add", "x", fmt.Sprintf("p%d", i), fmt.Sprintf("02:00:00:00:00:%02x", i+2),
+			fmt.Sprintf("10.0.0.%d", i+10)}, &bytes.Buffer{})
+		if err != nil {
+			t.Errorf("committed=%v: %v", committed, err)
+		}
+	}
+	if out := mustNB(t, dbs.NB, "port-list", "x"); strings.Count(out, "\n") != 1+2 {
+		t.Errorf("port-list after the unanswered writes:\n%s", out)
+	}
+}
+
 // lossyProxy passes JSON-RPC messages between its clients and the server
-// at socket, except the first transaction that adds a route: with
+// at socket, except the first transaction that names table (quoted): with
 // committed, the server's answer to it is dropped with the connection;
 // without, the transaction itself is.
-func lossyProxy(t *testing.T, socket string, committed bool) string {
+func lossyProxy(t *testing.T, socket string, committed bool, table string) string {
 	path := filepath.Join(testenv.RunDir(t), "proxy.sock")
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -230,7 +251,7 @@ func lossyProxy(t *testing.T, socket string, committed bool) string {
 				return p == nil || *p != id || !drop.CompareAndSwap(p, nil)
 			})
 			go relay(c, s, func(id string, msg []byte) bool {
-				if !bytes.Contains(msg, []byte(`"transact"`)) || !bytes.Contains(msg, []byte(`"Route"`)) || fired.Swap(true) {
+				if !bytes.Contains(msg, []byte(`"transact"`)) || !bytes.Contains(msg, []byte(table)) || fired.Swap(true) {
 					return true
 				}
 				if committed {

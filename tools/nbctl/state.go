@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -32,9 +31,8 @@ type state struct {
 	vpcs   map[string]*nbdb.VPC   // by name
 	vxnets map[string]*nbdb.Vxnet // by name
 	ports  map[string]*nbdb.Port  // by name
-	// addrs indexes each vxnet's addresses, made when first needed and
-	// kept up to date by port-add, port-set and port-del.
-	addrs map[*nbdb.Vxnet]*addrIndex
+	// claims are the address claims the commands made (claims.go).
+	claims *claimBook
 	// touched are the ports the commands name or create, when they
 	// read only the rows they name (nil: they read every row).
 	touched map[string]bool
@@ -61,6 +59,9 @@ type state struct {
 	// rpc is the connection named rows are read on (readNamed), which
 	// also carries the commit; nil when the commands read whole tables.
 	rpc *jsonrpc.Conn
+	// aux carries the reads of claims when the commands read whole
+	// tables (rpc is nil then); dialled when first needed.
+	aux *jsonrpc.Conn
 	db  *dbcmd.DB // the generic commands' view, made when first needed
 	// sbRemote and tls are where show --runtime reads the southbound.
 	sbRemote string
@@ -91,7 +92,7 @@ func loadState(ctx context.Context, sess *ops.Session, w *want) (*state, error) 
 }
 
 func readState(ctx context.Context, c client.Client, w *want) (*state, error) {
-	st := &state{c: c, verified: map[string]bool{},
+	st := &state{c: c, verified: map[string]bool{}, claims: newClaimBook(),
 		vpcs:       map[string]*nbdb.VPC{},
 		vxnets:     map[string]*nbdb.Vxnet{},
 		ports:      map[string]*nbdb.Port{},
@@ -158,9 +159,14 @@ func readState(ctx context.Context, c client.Client, w *want) (*state, error) {
 
 // close ends the connection the rows were read on, if any.
 func (st *state) close() {
-	if st != nil && st.rpc != nil {
-		st.rpc.Close()
-		st.rpc = nil
+	if st == nil {
+		return
+	}
+	for _, c := range []**jsonrpc.Conn{&st.rpc, &st.aux} {
+		if *c != nil {
+			(*c).Close()
+			*c = nil
+		}
 	}
 }
 
@@ -316,93 +322,6 @@ func (st *state) portsOf(vx *nbdb.Vxnet) []*nbdb.Port {
 		}
 	}
 	return out
-}
-
-// addrIndex is who holds each MAC, fixed IP and virtual IP of a vxnet:
-// the names of the ports holding it, in the order they were indexed (more
-// than one only where the database already holds a clash, which northd
-// refuses). It is made once per vxnet and kept up to date by the commands
-// that change the vxnet's ports, so that a chain of thousands of
-// port-adds, port-sets and port-dels reads each vxnet's ports once.
-type addrIndex struct{ mac, ip, vip owners }
-
-// owners maps an address to the ports that hold it.
-type owners map[string][]string
-
-// other is the last holder of addr that is not skip ("": none).
-func (o owners) other(addr, skip string) (string, bool) {
-	hs := o[addr]
-	for i := len(hs) - 1; i >= 0; i-- {
-		if hs[i] != skip {
-			return hs[i], true
-		}
-	}
-	return "", false
-}
-
-func (o owners) add(addr, name string) { o[addr] = append(o[addr], name) }
-
-func (o owners) remove(addr, name string) {
-	hs := o[addr]
-	if i := slices.Index(hs, name); i >= 0 {
-		hs = slices.Delete(hs, i, i+1)
-	}
-	if len(hs) == 0 {
-		delete(o, addr)
-	} else {
-		o[addr] = hs
-	}
-}
-
-// addrsOf returns vx's address index, made from its ports if need be: a
-// chain of port-adds into one vxnet reads its ports once, not once each.
-func (st *state) addrsOf(vx *nbdb.Vxnet) *addrIndex {
-	if idx := st.addrs[vx]; idx != nil {
-		return idx
-	}
-	idx := &addrIndex{mac: owners{}, ip: owners{}, vip: owners{}}
-	for _, p := range st.portsOf(vx) {
-		idx.add(p)
-	}
-	if st.addrs == nil {
-		st.addrs = map[*nbdb.Vxnet]*addrIndex{}
-	}
-	st.addrs[vx] = idx
-	indexesBuilt.Add(1)
-	return idx
-}
-
-// indexPort adds a port created or changed in vx to its index, if it has
-// one.
-func (st *state) indexPort(vx *nbdb.Vxnet, p *nbdb.Port) {
-	if idx := st.addrs[vx]; idx != nil {
-		idx.add(p)
-	}
-}
-
-// unindexPort takes a port deleted or about to change in vx out of its
-// index, if it has one.
-func (st *state) unindexPort(vx *nbdb.Vxnet, p *nbdb.Port) {
-	if idx := st.addrs[vx]; idx != nil {
-		idx.each(p, owners.remove)
-	}
-}
-
-func (idx *addrIndex) add(p *nbdb.Port) { idx.each(p, owners.add) }
-
-// each applies f to each of p's addresses in its kind's owners. A
-// dynamic MAC is no port's: northd moves a dynamic port out of a fixed
-// one's way.
-func (idx *addrIndex) each(p *nbdb.Port, f func(o owners, addr, name string)) {
-	if p.MAC != schema.Dynamic {
-		f(idx.mac, p.MAC, p.Name)
-	}
-	for _, ip := range p.IPs {
-		f(idx.ip, ip, p.Name)
-	}
-	for _, ip := range p.VirtualIPs {
-		f(idx.vip, ip, p.Name)
-	}
 }
 
 // vniOf is the VNI a vxnet holds: the requested one, else what northd

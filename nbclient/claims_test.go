@@ -1,0 +1,73 @@
+package nbclient_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/courier-sdn/courier/internal/testenv"
+	"github.com/courier-sdn/courier/nbclient"
+	"github.com/courier-sdn/courier/schema/nbdb"
+)
+
+// CreatePort writes the port's address claims: a second port with the
+// same IP or MAC in the vxnet is refused by the database, whole; ports
+// sharing a virtual IP share its claim.
+func TestCreatePortClaimsItsAddresses(t *testing.T) {
+	dbs := testenv.StartDBs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := nbclient.Dial(ctx, dbs.NB, nbclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.CreateVPC(ctx, &nbdb.VPC{Name: "blue"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateVxnet(ctx, "blue", &nbdb.Vxnet{Name: "web", Cidr: "10.0.1.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*nbdb.Port{
+		{Name: "vm1", MAC: "02:00:00:00:01:0a", IPs: []string{"10.0.1.10"}, VirtualIPs: []string{"10.0.1.100"}},
+		{Name: "vm2", MAC: "02:00:00:00:01:0b", IPs: []string{"10.0.1.11"}, VirtualIPs: []string{"10.0.1.100"}},
+	} {
+		if err := c.CreatePort(ctx, "web", p); err != nil {
+			t.Fatalf("%s: %v", p.Name, err)
+		}
+	}
+	for _, p := range []*nbdb.Port{
+		{Name: "vm3", MAC: "02:00:00:00:01:0c", IPs: []string{"10.0.1.10"}},
+		{Name: "vm3", MAC: "02:00:00:00:01:0a", IPs: []string{"10.0.1.13"}},
+		{Name: "vm3", MAC: "02:00:00:00:01:0c", IPs: []string{"10.0.1.100"}},
+	} {
+		err := c.CreatePort(ctx, "web", p)
+		var re *nbclient.RefusedError
+		if !errors.As(err, &re) || re.By != "database" || !strings.Contains(re.Reason, "Address_Claim") {
+			t.Errorf("port %s %v: %v, want a refusal by the database's claim index", p.MAC, p.IPs, err)
+		}
+	}
+	for c.Port("vm2") == nil && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	vm1, vm2 := c.Port("vm1"), c.Port("vm2")
+	if vm1 == nil || vm2 == nil || len(vm1.Claims) != 3 || len(vm2.Claims) != 3 || vm1.Claims[2] == "" {
+		t.Fatalf("claims: %v, %v", vm1, vm2)
+	}
+	shared := 0
+	for _, u := range vm1.Claims {
+		for _, v := range vm2.Claims {
+			if u == v {
+				shared++
+			}
+		}
+	}
+	if shared != 1 {
+		t.Errorf("vm1 and vm2 share %d claims, want 1 (their virtual IP)", shared)
+	}
+	if c.Port("vm3") != nil {
+		t.Error("a refused port was written")
+	}
+}
