@@ -1,13 +1,11 @@
 package nbclient_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/nbclient"
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
@@ -16,20 +14,7 @@ import (
 // same IP or MAC in the vxnet is refused by the database, whole; ports
 // sharing a virtual IP share its claim.
 func TestCreatePortClaimsItsAddresses(t *testing.T) {
-	dbs := testenv.StartDBs(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := nbclient.Dial(ctx, dbs.NB, nbclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.CreateVPC(ctx, &nbdb.VPC{Name: "blue"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.CreateVxnet(ctx, "blue", &nbdb.Vxnet{Name: "web", Cidr: "10.0.1.0/24"}); err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := blueWeb(t)
 	for _, p := range []*nbdb.Port{
 		{Name: "vm1", MAC: "02:00:00:00:01:0a", IPs: []string{"10.0.1.10"}, VirtualIPs: []string{"10.0.1.100"}},
 		{Name: "vm2", MAC: "02:00:00:00:01:0b", IPs: []string{"10.0.1.11"}, VirtualIPs: []string{"10.0.1.100"}},

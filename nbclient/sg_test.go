@@ -14,20 +14,7 @@ import (
 // An orchestrator makes a group with its rules in one call, puts a port
 // in it, and takes it out again.
 func TestSecurityGroupVerbs(t *testing.T) {
-	dbs := testenv.StartDBs(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := nbclient.Dial(ctx, dbs.NB, nbclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.CreateVPC(ctx, &nbdb.VPC{Name: "blue"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.CreateVxnet(ctx, "blue", &nbdb.Vxnet{Name: "web", Cidr: "10.0.1.0/24"}); err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := blueWeb(t)
 	if err := c.CreatePort(ctx, "web", &nbdb.Port{Name: "vm1", MAC: "02:00:00:00:01:0a", IPs: []string{"10.0.1.10"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -62,4 +49,25 @@ func TestSecurityGroupVerbs(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatalf("vm1 still in the deleted group")
 	}
+}
+
+// blueWeb dials a fresh northbound with VPC blue and its vxnet web
+// (10.0.1.0/24).
+func blueWeb(t *testing.T) (context.Context, *nbclient.Client) {
+	t.Helper()
+	dbs := testenv.StartDBs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	c, err := nbclient.Dial(ctx, dbs.NB, nbclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.CreateVPC(ctx, &nbdb.VPC{Name: "blue"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateVxnet(ctx, "blue", &nbdb.Vxnet{Name: "web", Cidr: "10.0.1.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, c
 }

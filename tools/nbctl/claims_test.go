@@ -98,19 +98,10 @@ func TestTwoCLIsRaceForOneAddress(t *testing.T) {
 	var winners []string
 	for i := 0; i < 20; i++ {
 		addr := fmt.Sprintf("10.0.%d.%d", 1+i/200, 2+i%200)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		errs := make([]error, 2)
-		for k := range errs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				_, errs[k] = nb(db, "port-add", "web", fmt.Sprintf("r%d-%d", i, k), fmt.Sprintf("02:00:00:00:%02x:%02x", k, i), addr)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		errs := race(func(k int) error {
+			_, err := nb(db, "port-add", "web", fmt.Sprintf("r%d-%d", i, k), fmt.Sprintf("02:00:00:00:%02x:%02x", k, i), addr)
+			return err
+		})
 		won := slices.IndexFunc(errs, func(err error) bool { return err == nil })
 		if won < 0 || errs[1-won] == nil {
 			t.Fatalf("round %d: %v, %v: want exactly one to commit", i, errs[0], errs[1])
@@ -128,19 +119,10 @@ func TestTwoCLIsRaceForOneAddress(t *testing.T) {
 	// one claim (the loser of the insert reads again and shares it).
 	for i := 0; i < 10; i++ {
 		vip := fmt.Sprintf("10.0.9.%d", 2+i)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		errs := make([]error, 2)
-		for k := range errs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				_, errs[k] = nb(db, "port-set", winners[2*i+k], "--vips", vip)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		errs := race(func(k int) error {
+			_, err := nb(db, "port-set", winners[2*i+k], "--vips", vip)
+			return err
+		})
 		if errs[0] != nil || errs[1] != nil {
 			t.Errorf("round %d: a shared virtual IP added at once: %v, %v", i, errs[0], errs[1])
 		}
@@ -148,6 +130,24 @@ func TestTwoCLIsRaceForOneAddress(t *testing.T) {
 	if got := claims(t, db); len(got) != 2*20+10 {
 		t.Errorf("%d claims after the races, want %d (20 ports' MAC and IP, 10 shared virtual IPs)", len(got), 2*20+10)
 	}
+}
+
+// race runs f(0) and f(1) at once and returns their errors.
+func race(f func(k int) error) []error {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make([]error, 2)
+	for k := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[k] = f(k)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return errs
 }
 
 // TestPortsWrittenWithoutClaims: a port an orchestrator wrote without
