@@ -30,7 +30,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Northbound",
-  "version": "1.6.0",
+  "version": "1.7.0",
   "tables": {
     "Connection": {
       "columns": {
@@ -393,6 +393,17 @@ var schema = `{
               "minLength": 17,
               "maxLength": 17
             }
+          }
+        },
+        "migration_destination": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            },
+            "min": 0,
+            "max": 1
           }
         },
         "name": {

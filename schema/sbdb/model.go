@@ -32,7 +32,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.7.0",
+  "version": "1.8.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -728,6 +728,28 @@ var schema = `{
               "minLength": 17,
               "maxLength": 17
             }
+          }
+        },
+        "migration_destination": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "migration_prepared": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            },
+            "min": 0,
+            "max": 1
           }
         },
         "port_security": {
