@@ -14,6 +14,7 @@ import (
 const (
 	EventVIPAnnounce = 1 // a port announced one of its virtual IPs
 	EventAddrSeen    = 2 // a port with unknown addresses used an IP
+	EventResumed     = 3 // a migrating port's guest announced itself here (RARP or ARP)
 )
 
 // Event is something only the data plane saw.
