@@ -99,6 +99,9 @@ type Runner struct {
 	SGPorts   []int
 	SGGroups  int
 	SGSamples int
+	// Migrations is the live migration benchmark's moves of each kind,
+	// alternately hv1 -> hv2 and back (0: 20, ten each way).
+	Migrations int
 }
 
 func (r *Runner) want(name string) bool {
@@ -177,8 +180,12 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 		}
 	}
 	if r.want("migrate") {
-		r.Env.Log.Info("live migration benchmark", "migrations", 10)
-		if res, err := Migrate(ctx, r.Env, 10); err != nil {
+		n := r.Migrations
+		if n <= 0 {
+			n = 20
+		}
+		r.Env.Log.Info("live migration benchmark", "migrations", n)
+		if res, err := Migrate(ctx, r.Env, n); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("migrate: %v", err))
 		} else {
 			rep.Migrate = res

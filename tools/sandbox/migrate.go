@@ -48,54 +48,70 @@ var MigrationParams = map[string]any{"downtime-limit": 10, "max-bandwidth": 4 <<
 // namespace, processes and connections while its uplink moves
 // (lab.MigrateVM), and the downtime is not measured (0).
 func (s *Sandbox) MigrateVM(ctx context.Context, port, to string) (time.Duration, error) {
+	m, err := s.MigrateVMTimed(ctx, port, to)
+	return m.Downtime, err
+}
+
+// Migration is how a live migration went.
+type Migration struct {
+	Downtime time.Duration // the guest paused, as QEMU reports it
+	// Activated: from QEMU reporting the migration completed until the
+	// destination had bound the port on the guest's announcement, as
+	// the southbound showed it to a client polling every 2 ms.
+	Activated time.Duration
+}
+
+// MigrateVMTimed is MigrateVM with the migration's timings.
+func (s *Sandbox) MigrateVMTimed(ctx context.Context, port, to string) (Migration, error) {
 	s.mu.Lock()
 	vm, ok := s.State.VMs[port]
 	s.mu.Unlock()
 	if !ok {
-		return 0, fmt.Errorf("no VM %s in the sandbox", port)
+		return Migration{}, fmt.Errorf("no VM %s in the sandbox", port)
 	}
 	if !vm.QEMU {
-		return 0, s.migrateNamespaceVM(port, to)
+		return Migration{}, s.migrateNamespaceVM(port, to)
 	}
 	if vm.Host == to {
-		return 0, fmt.Errorf("guest %s already runs on %s", port, to)
+		return Migration{}, fmt.Errorf("guest %s already runs on %s", port, to)
 	}
 	if err := s.setMigrationDestination(ctx, port, to); err != nil {
-		return 0, err
+		return Migration{}, err
 	}
 	uri, err := s.startIncoming(ctx, port, to, vm.MTU)
 	if err != nil {
-		return 0, s.abortMigration(ctx, port, to, err)
+		return Migration{}, s.abortMigration(ctx, port, to, err)
 	}
 	// The destination holds the port ready before the guest switches.
 	if err := s.waitBinding(ctx, port, "migration_prepared", to, 15*time.Second); err != nil {
-		return 0, s.abortMigration(ctx, port, to, err)
+		return Migration{}, s.abortMigration(ctx, port, to, err)
 	}
 	downtime, err := s.migrate(ctx, s.guestFile(port, vm.Host, ".qmp"), uri)
 	if err != nil {
-		return 0, s.abortMigration(ctx, port, to, err)
+		return Migration{}, s.abortMigration(ctx, port, to, err)
 	}
 	// The guest runs on the destination, whose hostd binds the port on
 	// its RARP: nothing here hands it over. The source goes after.
 	done := time.Now()
+	m := Migration{Downtime: time.Duration(downtime) * time.Millisecond}
 	if err := s.waitBinding(ctx, port, "chassis", to, 15*time.Second); err != nil {
-		return 0, fmt.Errorf("guest %s resumed on %s, which did not activate its port: %w", port, to, err)
+		return m, fmt.Errorf("guest %s resumed on %s, which did not activate its port: %w", port, to, err)
 	}
-	activated := time.Since(done)
+	m.Activated = time.Since(done)
 	if err := s.stopQEMU(port, vm.Host); err != nil {
-		return 0, err
+		return m, err
 	}
-	if err := s.setMigrationDestination(ctx, port, ""); err != nil {
-		return 0, err
+	if err := s.endMigration(ctx, port, to); err != nil {
+		return m, err
 	}
 	s.log.Info("migrated", "port", port, "from", vm.Host, "to", to, "downtime_ms", downtime,
-		"activated_after", activated, "source_stopped_after", time.Since(done))
+		"activated_after", m.Activated, "source_stopped_after", time.Since(done))
 	vm.Host = to
 	s.setVM(port, &vm)
 	if err := s.save(); err != nil {
-		return 0, err
+		return m, err
 	}
-	return time.Duration(downtime) * time.Millisecond, s.WaitBound(ctx, port, to, 15*time.Second)
+	return m, s.WaitBound(ctx, port, to, 15*time.Second)
 }
 
 // startIncoming creates the port's tap on the destination and starts a
@@ -145,26 +161,55 @@ func (s *Sandbox) startIncoming(ctx context.Context, port, to string, mtu int) (
 //
 // Equivalent to: courier-nbctl port-set PORT --migrating-to CHASSIS|none
 func (s *Sandbox) setMigrationDestination(ctx context.Context, port, to string) error {
+	val := any([]any{"set", []any{}})
+	if to != "" {
+		val = to
+	}
+	return s.updateNBPort(ctx, port, map[string]any{"op": "update", "table": "Port",
+		"where": []any{[]any{"name", "==", port}}, "row": map[string]any{"migration_destination": val}})
+}
+
+// endMigration ends a port's migration to a host where its guest now
+// runs: a port requested on a chassis is requested there from now on
+// (or its old host would take it back), and the migration destination
+// goes, in one transaction.
+//
+// Equivalent to: courier-nbctl port-set PORT [--chassis TO] --migrating-to none
+func (s *Sandbox) endMigration(ctx context.Context, port, to string) error {
+	return s.updateNBPort(ctx, port,
+		map[string]any{"op": "update", "table": "Port", "row": map[string]any{"requested_chassis": to},
+			"where": []any{[]any{"name", "==", port}, []any{"requested_chassis", "!=", []any{"set", []any{}}}}},
+		map[string]any{"op": "update", "table": "Port", "row": map[string]any{"migration_destination": []any{"set", []any{}}},
+			"where": []any{[]any{"name", "==", port}}})
+}
+
+// updateNBPort commits ops on the northbound; the last must update the
+// port.
+func (s *Sandbox) updateNBPort(ctx context.Context, port string, ops ...map[string]any) error {
 	conn, err := jsonrpc.Dial(s.NB(), nil)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	val := any([]any{"set", []any{}})
-	if to != "" {
-		val = to
-	}
 	var res []struct {
 		Count int    `json:"count"`
 		Error string `json:"error"`
 	}
-	err = conn.Call(ctx, "transact", []any{"Courier_Northbound", map[string]any{"op": "update", "table": "Port",
-		"where": []any{[]any{"name", "==", port}}, "row": map[string]any{"migration_destination": val}}}, &res)
+	params := []any{"Courier_Northbound"}
+	for _, op := range ops {
+		params = append(params, op)
+	}
+	err = conn.Call(ctx, "transact", params, &res)
 	switch {
 	case err != nil:
-		return fmt.Errorf("port %s: set its migration destination: %w", port, err)
-	case len(res) != 1 || res[0].Error != "" || res[0].Count != 1:
-		return fmt.Errorf("port %s: set its migration destination: %+v", port, res)
+		return fmt.Errorf("port %s: its migration: %w", port, err)
+	case len(res) < len(ops) || res[len(ops)-1].Count != 1:
+		return fmt.Errorf("port %s: its migration: %+v", port, res)
+	}
+	for _, r := range res {
+		if r.Error != "" {
+			return fmt.Errorf("port %s: its migration: %+v", port, res)
+		}
 	}
 	return nil
 }
@@ -246,7 +291,7 @@ func (s *Sandbox) waitBindingRow(ctx context.Context, port string, timeout time.
 		select {
 		case <-ctx.Done():
 			return errors.New(fail)
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(2 * time.Millisecond):
 		}
 	}
 }
