@@ -84,7 +84,8 @@ func (d *Daemon) activate(ctx context.Context, e dataplane.Event) {
 	if pb.Chassis != nil {
 		from = *pb.Chassis
 	}
-	d.log.Info("activated migrated port: its guest announced itself here", "port", port, "from", from)
+	d.log.Info("activated migrated port: its guest announced itself here", "port", port, "from", from,
+		"since_announced", time.Since(e.Read))
 }
 
 // withActivations is the base session's bindings as this host last wrote
