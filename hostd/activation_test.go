@@ -14,6 +14,7 @@ import (
 	"github.com/courier-sdn/courier/internal/central"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/schema/sbdb"
 	"github.com/courier-sdn/courier/tools/nbctl"
 )
@@ -99,6 +100,11 @@ func TestMigratedAway(t *testing.T) {
 	}
 }
 
+func isDenied(err error, table string) bool {
+	t, ok := ops.PermissionDenied(err)
+	return ok && t == table
+}
+
 func activations(d *Daemon, outcome string) float64 {
 	var m dto.Metric
 	d.m.activations.WithLabelValues(outcome).Write(&m)
@@ -144,6 +150,14 @@ func TestMigrationActivation(t *testing.T) {
 		if err := nbctl.Run(ctx, nbctl.Options{DB: dbs.NB, Wait: "sb", Format: "table", LeaderOnly: true}, args, &bytes.Buffer{}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Before the migration, hv3 writing the activation itself, as a
+	// compromised host would, is refused by the southbound.
+	if _, err := hv3.guarded(ctx, sbops.ActivatePortBinding(binding(t, hv1, "p1"), "hv3")); !isDenied(err, sbdb.PortBindingTable) {
+		t.Errorf("hv3 activated p1, which is not migrating to it: %v", err)
+	}
+	if _, err := hv3.transact(ctx, sbops.SetPortBindingPrepared(binding(t, hv1, "p1"), "hv3")); err != nil {
+		t.Errorf("marking prepared a port not migrating here should match no row, not fail: %v", err)
 	}
 	nb("port-set", "p1", "--migrating-to", "hv3")
 	p1 := binding(t, hv3, "p1") // the destination monitors it now
