@@ -36,6 +36,8 @@ type MigrateResult struct {
 	Activation Latency `json:"activation_after_completed_ms"`
 	Namespace  Latency `json:"namespace_vm_move_blackout_ms"`
 	Accel      string  `json:"accel"`
+	// QMPParams are the migration parameters QEMU was given.
+	QMPParams map[string]any `json:"qmp_migrate_parameters"`
 	// Each direction's live migration blackouts apart.
 	Out  Latency `json:"qemu_blackout_hv1_to_hv2_ms"`
 	Back Latency `json:"qemu_blackout_hv2_to_hv1_ms"`
@@ -48,8 +50,12 @@ type MigrateResult struct {
 	NamespaceSamples []float64 `json:"namespace_blackouts_ms"`
 }
 
-// Migrate runs it: n moves of each kind.
-func Migrate(ctx context.Context, env Env, n int) (*MigrateResult, error) {
+// Migrate runs it: n moves of each kind, QEMU's migrations with params
+// (sandbox.MigrationParams by default).
+func Migrate(ctx context.Context, env Env, n int, params map[string]any) (*MigrateResult, error) {
+	if params == nil {
+		params = sandbox.MigrationParams()
+	}
 	sb, _, done, err := benchSandbox(ctx, env, "mig", 3, 1)
 	if err != nil {
 		return nil, err
@@ -72,7 +78,7 @@ func Migrate(ctx context.Context, env Env, n int) (*MigrateResult, error) {
 	if err := sb.AddVMWith(ctx, "hv1", "guest", sandbox.VMOptions{QEMU: true}); err != nil {
 		return nil, err
 	}
-	res := &MigrateResult{Migrations: n, Accel: guest.Accel()}
+	res := &MigrateResult{Migrations: n, Accel: guest.Accel(), QMPParams: params}
 	res.LoadAvg[0] = loadAvg()
 	var qemu, downtime, beyond, ns, act []time.Duration
 	var dirs [2][]time.Duration
@@ -82,7 +88,7 @@ func Migrate(ctx context.Context, env Env, n int) (*MigrateResult, error) {
 		var m sandbox.Migration
 		b, err := blackout(sb, "peer", "10.71.1.10", func() error {
 			var err error
-			m, err = sb.MigrateVMTimed(ctx, "guest", to)
+			m, err = sb.MigrateVMTimed(ctx, "guest", to, params)
 			return err
 		})
 		if err != nil {
@@ -165,6 +171,7 @@ func (m *MigrateResult) markdown(b *strings.Builder) {
 		fmt.Fprintf(b, "| %s | %s | %.0f | %.0f | %.0f |\n", r.name, minOf(r.all), r.l.P50, r.l.P99, r.l.Max)
 	}
 	fmt.Fprintf(b, "\nEach move, ms: QEMU %v (QEMU's downtime %v); namespace VM %v.\n", m.QEMUSamples, m.DowntimeSamples, m.NamespaceSamples)
+	fmt.Fprintf(b, "\nQEMU's migration parameters: %v.\n", m.QMPParams)
 	fmt.Fprintf(b, "\nLoad average (1 min) %.2f before, %.2f after.\n", m.LoadAvg[0], m.LoadAvg[1])
 	fmt.Fprintf(b, "\nTarget: p99 under 100 ms (Andromeda reports p50 65 ms / p99 388 ms).\n")
 }

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/courier-sdn/courier/tools/sandbox"
 )
 
 // Report is everything one benchmark run measured.
@@ -102,6 +104,9 @@ type Runner struct {
 	// Migrations is the live migration benchmark's moves of each kind,
 	// alternately hv1 -> hv2 and back (0: 20, ten each way).
 	Migrations int
+	// MigrateQEMUDefaults migrates with QEMU's own migration parameters
+	// rather than the sandbox's.
+	MigrateQEMUDefaults bool
 }
 
 func (r *Runner) want(name string) bool {
@@ -185,7 +190,11 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 			n = 20
 		}
 		r.Env.Log.Info("live migration benchmark", "migrations", n)
-		if res, err := Migrate(ctx, r.Env, n); err != nil {
+		var params map[string]any
+		if r.MigrateQEMUDefaults {
+			params = sandbox.QEMUDefaultMigrationParams()
+		}
+		if res, err := Migrate(ctx, r.Env, n, params); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("migrate: %v", err))
 		} else {
 			rep.Migrate = res

@@ -40,7 +40,15 @@ const migrationPort = 4444
 // rate (default 128 MiB/s); the underlay here is a veth, so the cap only
 // lengthened the pre-copy and lowered the measured bandwidth, and with
 // it what QEMU dares to leave for the pause.
-var MigrationParams = map[string]any{"downtime-limit": 10, "max-bandwidth": 4 << 30}
+func MigrationParams() map[string]any {
+	return map[string]any{"downtime-limit": 10, "max-bandwidth": 4 << 30}
+}
+
+// QEMUDefaultMigrationParams are QEMU 7.2's own (query-migrate-parameters),
+// for comparison.
+func QEMUDefaultMigrationParams() map[string]any {
+	return map[string]any{"downtime-limit": 300, "max-bandwidth": 128 << 20}
+}
 
 // MigrateVM live-migrates a VM to another host. A QEMU guest migrates
 // with QEMU's own migration, and MigrateVM returns once its port is bound
@@ -48,7 +56,7 @@ var MigrationParams = map[string]any{"downtime-limit": 10, "max-bandwidth": 4 <<
 // namespace, processes and connections while its uplink moves
 // (lab.MigrateVM), and the downtime is not measured (0).
 func (s *Sandbox) MigrateVM(ctx context.Context, port, to string) (time.Duration, error) {
-	m, err := s.MigrateVMTimed(ctx, port, to)
+	m, err := s.MigrateVMTimed(ctx, port, to, MigrationParams())
 	return m.Downtime, err
 }
 
@@ -61,8 +69,9 @@ type Migration struct {
 	Activated time.Duration
 }
 
-// MigrateVMTimed is MigrateVM with the migration's timings.
-func (s *Sandbox) MigrateVMTimed(ctx context.Context, port, to string) (Migration, error) {
+// MigrateVMTimed is MigrateVM with QEMU's migration parameters given
+// (migrate-set-parameters), returning the migration's timings.
+func (s *Sandbox) MigrateVMTimed(ctx context.Context, port, to string, params map[string]any) (Migration, error) {
 	s.mu.Lock()
 	vm, ok := s.State.VMs[port]
 	s.mu.Unlock()
@@ -86,7 +95,7 @@ func (s *Sandbox) MigrateVMTimed(ctx context.Context, port, to string) (Migratio
 	if err := s.waitBinding(ctx, port, "migration_prepared", to, 15*time.Second); err != nil {
 		return Migration{}, s.abortMigration(ctx, port, to, err)
 	}
-	downtime, err := s.migrate(ctx, s.guestFile(port, vm.Host, ".qmp"), uri)
+	downtime, err := s.migrate(ctx, s.guestFile(port, vm.Host, ".qmp"), uri, params)
 	if err != nil {
 		return Migration{}, s.abortMigration(ctx, port, to, err)
 	}
@@ -224,7 +233,7 @@ func (s *Sandbox) guestMAC(port string) (net.HardwareAddr, error) {
 }
 
 // migrate asks the source QEMU to migrate to uri and waits for the end.
-func (s *Sandbox) migrate(ctx context.Context, qmp, uri string) (int64, error) {
+func (s *Sandbox) migrate(ctx context.Context, qmp, uri string, params map[string]any) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	// The incoming QEMU listens once it has started: retry the migrate
@@ -234,7 +243,7 @@ func (s *Sandbox) migrate(ctx context.Context, qmp, uri string) (int64, error) {
 		return 0, err
 	}
 	defer src.Close()
-	if _, err := src.Do("migrate-set-parameters", MigrationParams); err != nil {
+	if _, err := src.Do("migrate-set-parameters", params); err != nil {
 		return 0, err
 	}
 	for {
