@@ -84,8 +84,11 @@ func (d *Daemon) activate(ctx context.Context, e dataplane.Event) {
 	if pb.Chassis != nil {
 		from = *pb.Chassis
 	}
-	d.log.Info("activated migrated port: its guest announced itself here", "port", port, "from", from,
-		"since_announced", time.Since(e.Read))
+	var since time.Duration
+	if !e.Read.IsZero() {
+		since = time.Since(e.Read)
+	}
+	d.log.Info("activated migrated port: its guest announced itself here", "port", port, "from", from, "since_announced", since)
 }
 
 // withActivations is the base session's bindings as this host last wrote

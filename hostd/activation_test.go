@@ -202,6 +202,27 @@ func TestMigrationActivation(t *testing.T) {
 			t.Errorf("migration_prepared %v stays after the activation", row["migration_prepared"])
 		}
 	})
+	t.Run("an aborted migration's readiness mark is cleared by southd", func(t *testing.T) {
+		nb("port-set", "p3", "--migrating-to", "hv1")
+		p3 := binding(t, hv1, "p3")
+		testenv.Eventually(t, 10*time.Second, "hv1 sees p3 migrating to it", func() error {
+			if p3 = binding(t, hv1, "p3"); !migratingHere("hv1", p3) {
+				return fmt.Errorf("p3 reads %+v", p3)
+			}
+			return nil
+		})
+		hv1.markPrepared(ctx, []*sbdb.PortBinding{p3}, &dataplane.State{Ports: []dataplane.Port{{Name: "p3", Migrating: true}}})
+		if got := atom(readBinding(ctx, t, hv1, "p3")["migration_prepared"]); got != "hv1" {
+			t.Fatalf("migration_prepared %v, want hv1", got)
+		}
+		nb("port-set", "p3", "--migrating-to", "none")
+		testenv.Eventually(t, 10*time.Second, "southd clears the mark", func() error {
+			if got := readBinding(ctx, t, hv3, "p3")["migration_prepared"]; !empty(got) {
+				return fmt.Errorf("migration_prepared %v", got)
+			}
+			return nil
+		})
+	})
 	t.Run("the source, whose port it was by request, does not take it back", func(t *testing.T) {
 		testenv.Eventually(t, 10*time.Second, "hv1 reads the activation", func() error {
 			if pb := binding(t, hv1, "p1"); !isMe(pb.Chassis, "hv3") {

@@ -71,10 +71,12 @@ func Roles() map[string][]Permission {
 			{Table: "Logical_Flow", Authorization: []string{""}, InsertDelete: true,
 				Update: []string{"actions", "external_ids"}},
 			// northd writes a binding's intent; southd its up (dead
-			// chassis) and chassis (grants of ports nobody requested).
+			// chassis), chassis (grants of ports nobody requested) and
+			// a stale migration_prepared (southd/migration.go).
 			{Table: "Port_Binding", Authorization: []string{""}, InsertDelete: true,
 				Update: []string{"datapath", "vpc", "tunnel_key", "mac", "ips", "virtual_ips", "port_security",
-					"requested_chassis", "migration_destination", "learned_limit", "sg_identity", "eip", "eip_network", "eip_kind", "eip_vpc", "chassis", "up"}},
+					"requested_chassis", "migration_destination", "learned_limit", "sg_identity", "eip", "eip_network", "eip_kind", "eip_vpc", "chassis", "up",
+					"migration_prepared"}},
 			// southd: liveness, hubs, and learned bindings' verdicts.
 			{Table: "Chassis_Private", Authorization: []string{""}, Update: []string{"alive"}},
 			{Table: "Hub", Authorization: []string{""}, InsertDelete: true, Update: []string{"chassis"}},

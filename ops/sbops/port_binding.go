@@ -46,6 +46,16 @@ func SetPortBindingPrepared(read *sbdb.PortBinding, chassis string) ovsdb.Operat
 		"migration_prepared")
 }
 
+// ClearPortBindingPrepared removes a migration's readiness mark that no
+// longer names the port's migration destination, if the binding still
+// reads as it was read (southd's write: the mark of a migration that
+// ended without its activation, or was sent elsewhere).
+func ClearPortBindingPrepared(read *sbdb.PortBinding) ovsdb.Operation {
+	return portBindingT.Update(&sbdb.PortBinding{}, []ovsdb.Condition{ops.WhereUUID(read.UUID)[0],
+		portBindingT.Cond("migration_prepared", ovsdb.ConditionEqual, read.MigrationPrepared),
+		portBindingT.Cond("migration_destination", ovsdb.ConditionEqual, read.MigrationDestination)}, "migration_prepared")
+}
+
 // UnbindPortBinding releases the port read, if it is still bound where
 // it was read.
 func UnbindPortBinding(read *sbdb.PortBinding) ovsdb.Operation {
