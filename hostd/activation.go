@@ -44,6 +44,15 @@ func migratingHere(chassis string, pb *sbdb.PortBinding) bool {
 	return isMe(pb.MigrationDestination, chassis) && !isMe(pb.Chassis, chassis)
 }
 
+// holding: a port of this host's that is not merely prepared for its
+// migration. What only the port's holder serves goes by it: its learned
+// addresses, its EIPs (a physical EIP answered on two hosts' underlays
+// would be two hosts claiming an address on the data centre's network),
+// its SNAT (blocks are its holder's).
+func holding(chassis string, ifaces map[string]int, pb *sbdb.PortBinding) bool {
+	return ours(chassis, ifaces, pb) && !migratingHere(chassis, pb)
+}
+
 // activate binds a migrating port here when its guest announced itself
 // out of its interface here (EventResumed).
 func (d *Daemon) activate(ctx context.Context, e dataplane.Event) {

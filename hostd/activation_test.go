@@ -44,6 +44,26 @@ func TestDesiredDuringMigration(t *testing.T) {
 			t.Errorf("a learned address of a port still on its source is delivered here: %v", d.state.Locals)
 		}
 	})
+	t.Run("its EIPs, physical EIP and SNAT stay its holder's until it is bound here", func(t *testing.T) {
+		withEIP := migrating("vm1", "hv2", "hv1")
+		withEIP.Eip, withEIP.EipNetwork = str("203.0.113.10"), str("internet")
+		phys := migrating("vm2", "hv2", "hv1")
+		phys.Eip, phys.EipNetwork, phys.EipKind = str("192.168.200.5"), str("dcnet"), str("physical")
+		snatted := migrating("vm3", "hv2", "hv1")
+		for _, pbs := range [][]*sbdb.PortBinding{{withEIP, phys, snatted}, {migrating("vm1", "hv1", "hv1")}} {
+			here := !migratingHere("hv1", pbs[0])
+			s := &snapshot{chassis: "hv1", ifaces: map[string]int{"vm1": 5, "vm2": 6, "vm3": 7}, ports: pbs,
+				snat: map[int]*sbdb.SNAT{7: {Vpc: 7, Network: "internet", Addresses: []string{"203.0.113.50"}, BlockSize: 1024}}}
+			var st dataplane.State
+			localNAT(s, &st)
+			if got := len(st.EIPs) + len(st.PhysEIPs) + len(st.SNATPorts); here != (got > 0) {
+				t.Errorf("bound here %v: EIPs %v, physical EIPs %v, SNAT ports %v", here, st.EIPs, st.PhysEIPs, st.SNATPorts)
+			}
+		}
+		if d := desired(snap([]*sbdb.PortBinding{phys}, map[string]int{"vm2": 6})); len(d.state.PhysEIPs) != 0 {
+			t.Errorf("the destination answers for a physical EIP its source serves: %v", d.state.PhysEIPs)
+		}
+	})
 	t.Run("without its interface here the destination has nothing to prepare", func(t *testing.T) {
 		if d := desired(snap([]*sbdb.PortBinding{migrating("vm1", "hv2", "hv1")}, map[string]int{})); len(d.state.Ports) != 0 {
 			t.Errorf("ports %+v", d.state.Ports)

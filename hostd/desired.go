@@ -234,7 +234,7 @@ func localPorts(s *snapshot, dps map[string]*sbdb.Datapath, dhcp map[string]pipe
 	for _, lb := range s.learned {
 		ifindex := s.ifaces[lb.LogicalPort]
 		a, err := netip.ParseAddr(lb.IP)
-		if pb := byName[lb.LogicalPort]; lb.Accepted && pb != nil && ours(s.chassis, s.ifaces, pb) && !migratingHere(s.chassis, pb) && ifindex != 0 && err == nil {
+		if pb := byName[lb.LogicalPort]; lb.Accepted && pb != nil && holding(s.chassis, s.ifaces, pb) && ifindex != 0 && err == nil {
 			st.Locals = append(st.Locals, dataplane.Local{VPC: uint32(lb.Vpc), IP: a, Ifindex: ifindex})
 		}
 	}
