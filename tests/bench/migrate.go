@@ -34,8 +34,15 @@ type MigrateResult struct {
 	// destination had bound the port on the guest's RARP (the
 	// southbound polled every 2 ms).
 	Activation Latency `json:"activation_after_completed_ms"`
-	Namespace  Latency `json:"namespace_vm_move_blackout_ms"`
-	Accel      string  `json:"accel"`
+	// Paused: the guest's whole pause, from the source's STOP to the
+	// destination's RESUME (QEMU's own event timestamps), which QEMU's
+	// downtime figure ends before; BoundAfterResume: from RESUME until
+	// the binding was seen moved (Courier's share: the RARP, hostd's
+	// write, and a 2 ms poll of the southbound).
+	Paused           Latency `json:"qemu_pause_stop_to_resume_ms"`
+	BoundAfterResume Latency `json:"bound_after_resume_ms"`
+	Namespace        Latency `json:"namespace_vm_move_blackout_ms"`
+	Accel            string  `json:"accel"`
 	// QMPParams are the migration parameters QEMU was given.
 	QMPParams map[string]any `json:"qmp_migrate_parameters"`
 	// Each direction's live migration blackouts apart.
@@ -80,7 +87,7 @@ func Migrate(ctx context.Context, env Env, n int, params map[string]any) (*Migra
 	}
 	res := &MigrateResult{Migrations: n, Accel: guest.Accel(), QMPParams: params}
 	res.LoadAvg[0] = loadAvg()
-	var qemu, downtime, beyond, ns, act []time.Duration
+	var qemu, downtime, beyond, ns, act, paused, afterResume []time.Duration
 	var dirs [2][]time.Duration
 	hosts := []string{"hv2", "hv1"}
 	for i := 0; i < n; i++ {
@@ -97,6 +104,9 @@ func Migrate(ctx context.Context, env Env, n int, params map[string]any) (*Migra
 		d := m.Downtime
 		qemu, downtime, beyond = append(qemu, b), append(downtime, d), append(beyond, max(0, b-d))
 		act, dirs[i%2] = append(act, m.Activated), append(dirs[i%2], b)
+		if m.Paused > 0 {
+			paused, afterResume = append(paused, m.Paused), append(afterResume, m.BoundAfterResume)
+		}
 		b, err = blackout(sb, "peer", "10.71.1.11", func() error { return sb.MoveVM(ctx, "nsvm", to) })
 		if err != nil {
 			return nil, fmt.Errorf("vm-move %d: %w", i, err)
@@ -106,6 +116,7 @@ func Migrate(ctx context.Context, env Env, n int, params map[string]any) (*Migra
 	res.LoadAvg[1] = loadAvg()
 	res.QEMU, res.Downtime, res.Beyond, res.Namespace = Summarize(qemu), Summarize(downtime), Summarize(beyond), Summarize(ns)
 	res.Activation, res.Out, res.Back = Summarize(act), Summarize(dirs[0]), Summarize(dirs[1])
+	res.Paused, res.BoundAfterResume = Summarize(paused), Summarize(afterResume)
 	res.QEMUSamples, res.DowntimeSamples, res.NamespaceSamples = millis(qemu), millis(downtime), millis(ns)
 	return res, nil
 }
@@ -167,6 +178,8 @@ func (m *MigrateResult) markdown(b *strings.Builder) {
 		{"QEMU blackout beyond its downtime", m.Beyond, beyondSamples(m)},
 		{"QEMU guest, hv1 -> hv2", m.Out, nil}, {"QEMU guest, hv2 -> hv1", m.Back, nil},
 		{"activation after QEMU's completion (RARP to binding)", m.Activation, nil},
+		{"the guest's whole pause (source STOP to destination RESUME)", m.Paused, nil},
+		{"binding moved after the guest's RESUME (Courier's share)", m.BoundAfterResume, nil},
 		{"namespace VM, vm-move (recreated)", m.Namespace, m.NamespaceSamples}} {
 		fmt.Fprintf(b, "| %s | %s | %.0f | %.0f | %.0f |\n", r.name, minOf(r.all), r.l.P50, r.l.P99, r.l.Max)
 	}

@@ -62,11 +62,48 @@ func (s *Sandbox) MigrateVM(ctx context.Context, port, to string) (time.Duration
 
 // Migration is how a live migration went.
 type Migration struct {
-	Downtime time.Duration // the guest paused, as QEMU reports it
+	Downtime time.Duration // the guest paused, as the source QEMU reports it
 	// Activated: from QEMU reporting the migration completed until the
 	// destination had bound the port on the guest's announcement, as
 	// the southbound showed it to a client polling every 2 ms.
 	Activated time.Duration
+	// Paused: from the source's STOP event to the destination's RESUME
+	// (QEMU's timestamps), the guest's whole pause, which the source's
+	// downtime figure ends before (the destination still loads the last
+	// pages and resumes); BoundAfterResume: from that RESUME until the
+	// binding was seen on the destination, Courier's share. Both 0 when
+	// an event was missed.
+	Paused, BoundAfterResume time.Duration
+}
+
+// timeResume reads the destination's RESUME and times the pause and the
+// activation from it.
+func (m *Migration) timeResume(ctx context.Context, dst *guest.QMP, stop, bound time.Time) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ev, err := dst.WaitEvent(ctx, "RESUME")
+	if err != nil || stop.IsZero() {
+		return
+	}
+	m.Paused, m.BoundAfterResume = ev.At.Sub(stop), max(0, bound.Sub(ev.At))
+}
+
+// dialQMP connects to a QEMU's monitor, waiting for a QEMU just started
+// to open it.
+func dialQMP(ctx context.Context, path string) (*guest.QMP, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		q, err := guest.DialQMP(ctx, path)
+		if err == nil {
+			return q, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // MigrateVMTimed is MigrateVM with QEMU's migration parameters given
@@ -95,7 +132,13 @@ func (s *Sandbox) MigrateVMTimed(ctx context.Context, port, to string, params ma
 	if err := s.waitBinding(ctx, port, "migration_prepared", to, 15*time.Second); err != nil {
 		return Migration{}, s.abortMigration(ctx, port, to, err)
 	}
-	downtime, err := s.migrate(ctx, s.guestFile(port, vm.Host, ".qmp"), uri, params)
+	// The destination's monitor says when the guest resumes there.
+	dst, err := dialQMP(ctx, s.guestFile(port, to, ".qmp"))
+	if err != nil {
+		return Migration{}, s.abortMigration(ctx, port, to, err)
+	}
+	defer dst.Close()
+	downtime, stop, err := s.migrate(ctx, s.guestFile(port, vm.Host, ".qmp"), uri, params)
 	if err != nil {
 		return Migration{}, s.abortMigration(ctx, port, to, err)
 	}
@@ -104,7 +147,9 @@ func (s *Sandbox) MigrateVMTimed(ctx context.Context, port, to string, params ma
 	done := time.Now()
 	m := Migration{Downtime: time.Duration(downtime) * time.Millisecond}
 	activateErr := s.waitBinding(ctx, port, "chassis", to, 15*time.Second)
-	m.Activated = time.Since(done)
+	bound := time.Now()
+	m.Activated = bound.Sub(done)
+	m.timeResume(ctx, dst, stop, bound)
 	// The guest runs on the destination whether its port followed or
 	// not: the source goes and the sandbox records where the guest
 	// runs, so that stop finds it. Without the activation, the source
@@ -234,27 +279,35 @@ func (s *Sandbox) guestMAC(port string) (net.HardwareAddr, error) {
 }
 
 // migrate asks the source QEMU to migrate to uri and waits for the end.
-func (s *Sandbox) migrate(ctx context.Context, qmp, uri string, params map[string]any) (int64, error) {
+// It returns the downtime QEMU reports and when the source paused the
+// guest (its STOP event; zero if none was seen).
+func (s *Sandbox) migrate(ctx context.Context, qmp, uri string, params map[string]any) (int64, time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	// The incoming QEMU listens once it has started: retry the migrate
 	// until it accepts.
 	src, err := guest.DialQMP(ctx, qmp)
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	defer src.Close()
 	if _, err := src.Do("migrate-set-parameters", params); err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	for {
 		d, err := src.Migrate(ctx, uri)
 		if err == nil {
-			return d, nil
+			var stop time.Time
+			for _, e := range src.Events() {
+				if e.Name == "STOP" {
+					stop = e.At
+				}
+			}
+			return d, stop, nil
 		}
 		select {
 		case <-ctx.Done():
-			return 0, err
+			return 0, time.Time{}, err
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
