@@ -14,6 +14,7 @@ import (
 const (
 	EventVIPAnnounce = 1 // a port announced one of its virtual IPs
 	EventAddrSeen    = 2 // a port with unknown addresses used an IP
+	EventResumed     = 3 // a migrating port's guest announced itself here (RARP or ARP)
 )
 
 // Event is something only the data plane saw.
@@ -23,6 +24,7 @@ type Event struct {
 	IP      netip.Addr
 	VNI     uint32
 	MAC     net.HardwareAddr
+	Read    time.Time // when user space read it
 }
 
 // EventReader reads the data plane's events.
@@ -49,7 +51,7 @@ func (e *EventReader) Read() (Event, error) {
 	}
 	return Event{Type: binary.LittleEndian.Uint32(b[0:]), Ifindex: int(binary.LittleEndian.Uint32(b[4:])),
 		IP: netip.AddrFrom4([4]byte(b[8:12])), VNI: binary.LittleEndian.Uint32(b[12:]),
-		MAC: append(net.HardwareAddr{}, b[16:22]...)}, nil
+		MAC: append(net.HardwareAddr{}, b[16:22]...), Read: time.Now()}, nil
 }
 
 // SetDeadline makes Read fail with os.ErrDeadlineExceeded once t has

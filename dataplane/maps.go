@@ -131,6 +131,7 @@ const (
 	portSecurity = 0x1
 	portUnknown  = 0x2
 	portTap      = 0x4 // PORT_F_TAP
+	portMig      = 0x8 // PORT_F_MIGRATING
 	localTap     = 0x1 // LEP_F_TAP
 	addrFixed    = 0x1
 	addrVIP      = 0x2
@@ -221,6 +222,9 @@ func (c *compiled) addPorts(ports []Port) error {
 			flags |= portTap
 			lflags = localTap
 		}
+		if p.Migrating {
+			flags |= portMig
+		}
 		mtu := p.MTU
 		if mtu == 0 {
 			mtu = 1450
@@ -229,6 +233,9 @@ func (c *compiled) addPorts(ports []Port) error {
 		c.ports[idx] = dvrPort{Vni: p.VNI, Vpc: p.VPC, Mac: mac6(p.MAC), Mtu: uint16(mtu), Flags: flags, TunnelKey: p.TunnelKey}
 		for _, ip := range p.IPs {
 			c.addrs[dvrPortAddrKey{Ifindex: idx, Ip: be32(ip)}] = addrFixed
+			if p.Migrating {
+				continue // delivered where its guest runs until it resumes here
+			}
 			c.locals[dvrEpKey{Vpc: p.VPC, Ip: be32(ip)}] = dvrLocalEp{Ifindex: idx, Vni: p.VNI, Mac: mac6(p.MAC), Flags: lflags}
 		}
 		for _, ip := range p.VIPs {

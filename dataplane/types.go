@@ -74,7 +74,13 @@ type Port struct {
 	// Tap: the interface is a hypervisor's tap (a QEMU guest), not the
 	// host side of a veth; the DVR delivers out of it rather than into a
 	// peer. hostd sets it from the link's type (IsTap).
-	Tap       bool
+	Tap bool
+	// Migrating: a live migration's destination, prepared before its
+	// guest resumes here. Its frames are checked and its DVR answers
+	// it, but its addresses are not delivered to it (the guest still
+	// runs on the source), and its first RARP or ARP is reported
+	// (EventResumed) for hostd to bind it here.
+	Migrating bool
 	IPs       []netip.Addr // fixed
 	VIPs      []netip.Addr // it may send from these, and announce them
 	TunnelKey uint32

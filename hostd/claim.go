@@ -31,7 +31,7 @@ func (d *Daemon) claim(ctx context.Context, pbs []*sbdb.PortBinding) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for _, pb := range pbs {
-		if d.ifaces[pb.LogicalPort] == 0 || isMe(pb.Chassis, me) || !isMe(pb.RequestedChassis, me) {
+		if d.ifaces[pb.LogicalPort] == 0 || isMe(pb.Chassis, me) || !isMe(pb.RequestedChassis, me) || migratedAway(pb, me) {
 			continue
 		}
 		ok, err := d.guarded(cctx, sbops.BindPortBinding(pb, me))
@@ -55,7 +55,9 @@ func (d *Daemon) claim(ctx context.Context, pbs []*sbdb.PortBinding) {
 			continue
 		}
 		gone := d.ifaces[pb.LogicalPort] == 0
-		moved := pb.RequestedChassis != nil && *pb.RequestedChassis != me
+		// A port activated here by its migration is ours until the
+		// orchestrator requests it here or ends the migration.
+		moved := pb.RequestedChassis != nil && *pb.RequestedChassis != me && !isMe(pb.MigrationDestination, me)
 		if !gone && !moved {
 			continue
 		}
@@ -67,6 +69,13 @@ func (d *Daemon) claim(ctx context.Context, pbs []*sbdb.PortBinding) {
 			d.log.Info("released port", "port", pb.LogicalPort, "interface_gone", gone, "requested_elsewhere", moved)
 		}
 	}
+}
+
+// migratedAway: a port requested here that its live migration bound to
+// its destination; taking it back would undo the migration while the
+// source's interface lingers.
+func migratedAway(pb *sbdb.PortBinding, me string) bool {
+	return pb.MigrationDestination != nil && *pb.MigrationDestination != me && isMe(pb.Chassis, *pb.MigrationDestination)
 }
 
 // claims are the ports whose VM interfaces are here, sorted; a name the

@@ -264,7 +264,8 @@ func localPorts(s *snapshot, dps map[string]*sbdb.Datapath, dhcp map[string]pipe
 		}
 		p := dataplane.Port{Ifindex: s.ifaces[pb.LogicalPort], Name: pb.LogicalPort, VNI: uint32(dp.TunnelKey), VPC: uint32(pb.Vpc),
 			MAC: mac, MTU: s.mtu, Tap: s.taps[s.ifaces[pb.LogicalPort]], Security: pb.PortSecurity, Unknown: len(pb.IPs) == 0, TunnelKey: uint32(pb.TunnelKey),
-			IPs: addrs(pb.IPs), VIPs: addrs(pb.VirtualIPs), DHCP: portDHCP(dhcp, pb, dp, s.mtu)}
+			IPs: addrs(pb.IPs), VIPs: addrs(pb.VirtualIPs), DHCP: portDHCP(dhcp, pb, dp, s.mtu),
+			Migrating: migratingHere(s.chassis, pb)} // activation.go
 		// A reserved identity (the internet's, from a northd older than
 		// the reservation) is no port's: the port goes without, and its
 		// VPC's groups refuse its traffic until northd numbers it anew.
@@ -274,14 +275,14 @@ func localPorts(s *snapshot, dps map[string]*sbdb.Datapath, dhcp map[string]pipe
 			out.flowErrs = append(out.flowErrs, fmt.Sprintf("port %s: identity %d is reserved", pb.LogicalPort, *pb.SgIdentity))
 		}
 		st.Ports = append(st.Ports, p)
-		if pb.Up == nil || !*pb.Up {
+		if (pb.Up == nil || !*pb.Up) && !p.Migrating { // a migrating port is its source's to mark
 			out.up = append(out.up, pb)
 		}
 	}
 	for _, lb := range s.learned {
 		ifindex := s.ifaces[lb.LogicalPort]
 		a, err := netip.ParseAddr(lb.IP)
-		if pb := byName[lb.LogicalPort]; lb.Accepted && pb != nil && ours(s.chassis, s.ifaces, pb) && ifindex != 0 && err == nil {
+		if pb := byName[lb.LogicalPort]; lb.Accepted && pb != nil && holding(s.chassis, s.ifaces, pb) && ifindex != 0 && err == nil {
 			st.Locals = append(st.Locals, dataplane.Local{VPC: uint32(lb.Vpc), IP: a, Ifindex: ifindex})
 		}
 	}
@@ -301,12 +302,13 @@ func addrs(ss []string) []netip.Addr {
 // ours: a port whose VM interface is here and which is bound here, or
 // requested here (then it is ours by right, even before our claim has come
 // back through the monitor: it must be programmed before this host
-// acknowledges the configuration that created it).
+// acknowledges the configuration that created it), or migrating here
+// (prepared before its guest resumes: activation.go).
 func ours(chassis string, ifaces map[string]int, pb *sbdb.PortBinding) bool {
 	if ifaces[pb.LogicalPort] == 0 {
 		return false
 	}
-	return isMe(pb.Chassis, chassis) || (pb.Chassis == nil && isMe(pb.RequestedChassis, chassis))
+	return isMe(pb.Chassis, chassis) || (pb.Chassis == nil && isMe(pb.RequestedChassis, chassis)) || isMe(pb.MigrationDestination, chassis)
 }
 
 // fixedBindings are the bindings a port's row gives a hub: its fixed

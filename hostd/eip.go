@@ -64,7 +64,7 @@ func localNAT(s *snapshot, st *dataplane.State) {
 	names := map[string]bool{}
 	var eips []*sbdb.PortBinding
 	for _, pb := range s.ports {
-		if !ours(s.chassis, s.ifaces, pb) {
+		if !holding(s.chassis, s.ifaces, pb) { // activation.go
 			continue
 		}
 		if sn := snatOf(s, pb); sn != nil {

@@ -105,6 +105,10 @@ type Daemon struct {
 	ifaces  map[string]int  // logical port -> ifindex of its VM interface
 	byIndex map[int]string
 	taps    map[int]bool // the VM interfaces that are taps, by ifindex
+	// activated: migrated ports this host bound on their guests'
+	// announcement, until the monitor brings the binding back
+	// (activation.go)
+	activated map[string]bool
 
 	acked     int
 	refreshed time.Time

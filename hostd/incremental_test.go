@@ -46,7 +46,7 @@ type twinDP struct {
 }
 
 func (f *twinDP) Apply(st *dataplane.State) (dataplane.ApplyStats, error) {
-	full := desired(f.d.fullSnapshot(ops.Rows[sbdb.PortBinding](f.d.base))).state
+	full := desired(f.d.fullSnapshot(f.d.withActivations(ops.Rows[sbdb.PortBinding](f.d.base)))).state
 	diff := stateDiff(st, full)
 	f.mu.Lock()
 	defer f.mu.Unlock()

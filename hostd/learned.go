@@ -45,6 +45,10 @@ const (
 // gratuitous ARP) or used (an address of a port declared with unknown
 // addresses).
 func (d *Daemon) event(ctx context.Context, e dataplane.Event) {
+	if e.Type == dataplane.EventResumed {
+		d.activate(ctx, e)
+		return
+	}
 	port := d.byIndex[e.Ifindex]
 	if port == "" {
 		return

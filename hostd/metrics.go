@@ -21,6 +21,7 @@ type Metrics struct {
 	sessionRestarts  prometheus.Counter
 	learned          *prometheus.CounterVec
 	learnedRefused   *prometheus.CounterVec
+	activations      *prometheus.CounterVec
 	learnedRetries   prometheus.Counter
 	probes           prometheus.Counter
 	hubsDown         prometheus.Gauge
@@ -52,6 +53,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Addresses this host's ports announced, by kind."}, []string{"kind"}),
 		learnedRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "courier_hostd_learned_refused_total",
 			Help: "Addresses this host's ports announced that it refused to record, by reason."}, []string{"reason"}),
+		activations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "courier_hostd_migration_activations_total",
+			Help: "Guests that announced themselves out of a port migrating here, by outcome: activated (bound here), raced (its holder changed meanwhile), failed (the write failed), refused (not migrating here)."}, []string{"outcome"}),
 		learnedRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_learned_write_retries_total",
 			Help: "Learned binding writes retried because another writer changed the address's holders meanwhile."}),
 		probes: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_hub_probes_total",
@@ -73,7 +76,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.reconcileSeconds, m.applyErrors, m.lflowErrors, m.written, m.sessionRestarts,
-			m.learned, m.learnedRefused, m.learnedRetries, m.probes, m.hubsDown, m.monitoredRows, m.vpcSessions,
+			m.learned, m.learnedRefused, m.activations, m.learnedRetries, m.probes, m.hubsDown, m.monitoredRows, m.vpcSessions,
 			m.refused, m.certReloads, m.linkResyncs, m.snatDemand, (*dpCollector)(m))
 	}
 	return m

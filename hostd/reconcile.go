@@ -29,7 +29,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	// The base session's changes only wake reconciles up: reconciles
 	// read whole tables. Drain them so they do not pile up.
 	d.baseTracker.Drain()
-	pbs := ops.Rows[sbdb.PortBinding](d.base)
+	pbs := d.withActivations(ops.Rows[sbdb.PortBinding](d.base)) // activation.go
 	if d.baseDown() {
 		// No rows is not "no ports": leaving the VPCs and applying an
 		// empty state would cut every VM off until the southbound is
@@ -100,6 +100,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	d.report(err, flowErrs)
 	if err == nil {
 		d.markUp(ctx, next.up)
+		d.markPrepared(ctx, pbs, st) // activation.go
 		d.teachMoved(snap.hub, next.hubOf)
 		d.setProbes(st)
 		d.noteSNAT(snap, st)

@@ -32,7 +32,9 @@ func (d *Daemon) openBase(ctx context.Context) error {
 		// Either condition matches: monitor conditions are a disjunction.
 		client.WithConditionalTable(pb, []model.Condition{
 			{Field: &pb.RequestedChassis, Function: ovsdb.ConditionEqual, Value: &me},
-			{Field: &pb.Chassis, Function: ovsdb.ConditionEqual, Value: &me}}),
+			{Field: &pb.Chassis, Function: ovsdb.ConditionEqual, Value: &me},
+			// a live migration's destination prepares the port (activation.go)
+			{Field: &pb.MigrationDestination, Function: ovsdb.ConditionEqual, Value: &me}}),
 		client.WithConditionalTable(lb, []model.Condition{{Field: &lb.Chassis, Function: ovsdb.ConditionEqual, Value: me}}),
 		// SNAT: every VPC's (a row per VPC), and this host's ports' blocks
 		client.WithTable(&sbdb.SNAT{}),

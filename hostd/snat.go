@@ -102,7 +102,7 @@ func snatBlocks(sn *sbdb.SNAT, rows []*sbdb.SNATBlock, seen map[string]int) []da
 func localSNAT(s *snapshot, st *dataplane.State, nets map[string]uint32) {
 	for _, pb := range s.ports {
 		sn := snatOf(s, pb)
-		if sn == nil || !ours(s.chassis, s.ifaces, pb) {
+		if sn == nil || !holding(s.chassis, s.ifaces, pb) { // activation.go
 			continue
 		}
 		addr, err := netip.ParseAddr(pb.IPs[0])

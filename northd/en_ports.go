@@ -94,7 +94,7 @@ func (d *nbDelta) compileRelevantPorts() map[string]bool {
 // portCompileEqual reports whether two versions of a port compile alike.
 func portCompileEqual(a, b *nbdb.Port) bool {
 	return a.Name == b.Name && a.MAC == b.MAC && ops.EqualSets(a.IPs, b.IPs) &&
-		ops.EqualSets(a.VirtualIPs, b.VirtualIPs) && sameStr(a.RequestedChassis, b.RequestedChassis) &&
+		ops.EqualSets(a.VirtualIPs, b.VirtualIPs) && sameStr(a.RequestedChassis, b.RequestedChassis) && sameStr(a.MigrationDestination, b.MigrationDestination) &&
 		reflect.DeepEqual(a.PortSecurity, b.PortSecurity) && sameInt(a.LearnedLimit, b.LearnedLimit) &&
 		sameStr(a.DynamicAddresses, b.DynamicAddresses) && ops.EqualSets(a.SecurityGroups, b.SecurityGroups)
 }

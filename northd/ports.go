@@ -54,6 +54,7 @@ type cPort struct {
 	ips, vips         []string
 	key               int
 	chassis           string // requested; "" for none
+	migratingTo       string // a live migration's destination; "" for none
 	security          bool
 	learnedLimit      *int   // NB's, copied as is: hostd applies the default
 	localErr          string // refused on its own merits
@@ -287,6 +288,9 @@ func (pt *portTable) load(v *nbView, t *topology, u string) *cPort {
 		learnedLimit: np.LearnedLimit}
 	if np.RequestedChassis != nil {
 		p.chassis = *np.RequestedChassis
+	}
+	if np.MigrationDestination != nil {
+		p.migratingTo = *np.MigrationDestination
 	}
 	pt.ports[u] = p
 	pt.names[p.name] = u

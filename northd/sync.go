@@ -30,7 +30,7 @@ var (
 	dpOwned = []string{"type", "tunnel_key", "vpc", "cidr", "gateway_ip", "gateway_mac", "security_identities", "external_ids"}
 	lfOwned = []string{"actions", "external_ids"}
 	pbOwned = []string{"datapath", "vpc", "tunnel_key", "mac", "ips", "virtual_ips", "port_security",
-		"requested_chassis", "learned_limit", "sg_identity", "eip", "eip_network", "eip_kind", "eip_vpc"}
+		"requested_chassis", "migration_destination", "learned_limit", "sg_identity", "eip", "eip_network", "eip_kind", "eip_vpc"}
 )
 
 // dirtySet is what the output node says must be compared.
@@ -95,6 +95,10 @@ func (n *compiler) desiredPB(name string) *sbdb.PortBinding {
 	if p.chassis != "" {
 		c := p.chassis
 		pb.RequestedChassis = &c
+	}
+	if p.migratingTo != "" {
+		m := p.migratingTo
+		pb.MigrationDestination = &m
 	}
 	if id := n.idents.port[u]; id != 0 {
 		pb.SgIdentity = &id

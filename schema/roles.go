@@ -52,11 +52,12 @@ func Roles() map[string][]Permission {
 			// claims; not alive, which southd judges.
 			{Table: "Chassis_Private", Authorization: []string{"name"}, InsertDelete: true,
 				Update: []string{"heartbeat", "nb_cfg", "nb_cfg_timestamp", "status", "claims", "external_ids"}},
-			// Bindings requested for it, or bound to it (by itself or by
-			// southd's grant): chassis, up and the SNAT blocks its port
-			// needs only, no insert or delete.
-			{Table: "Port_Binding", Authorization: []string{"requested_chassis", "chassis"},
-				Update: []string{"chassis", "up", "snat_demand"}},
+			// Bindings requested for it, bound to it (by itself or by
+			// southd's grant) or migrating to it: chassis, up, the SNAT
+			// blocks its port needs and that it is prepared for the
+			// migration only, no insert or delete.
+			{Table: "Port_Binding", Authorization: []string{"requested_chassis", "chassis", "migration_destination"},
+				Update: []string{"chassis", "up", "snat_demand", "migration_prepared"}},
 			// Addresses its ports announced; never accepted (southd's
 			// verdict), nor the row's address, port or chassis.
 			{Table: "Learned_Binding", Authorization: []string{"chassis"}, InsertDelete: true,
@@ -70,10 +71,12 @@ func Roles() map[string][]Permission {
 			{Table: "Logical_Flow", Authorization: []string{""}, InsertDelete: true,
 				Update: []string{"actions", "external_ids"}},
 			// northd writes a binding's intent; southd its up (dead
-			// chassis) and chassis (grants of ports nobody requested).
+			// chassis), chassis (grants of ports nobody requested) and
+			// a stale migration_prepared (southd/migration.go).
 			{Table: "Port_Binding", Authorization: []string{""}, InsertDelete: true,
 				Update: []string{"datapath", "vpc", "tunnel_key", "mac", "ips", "virtual_ips", "port_security",
-					"requested_chassis", "learned_limit", "sg_identity", "eip", "eip_network", "eip_kind", "eip_vpc", "chassis", "up"}},
+					"requested_chassis", "migration_destination", "learned_limit", "sg_identity", "eip", "eip_network", "eip_kind", "eip_vpc", "chassis", "up",
+					"migration_prepared"}},
 			// southd: liveness, hubs, and learned bindings' verdicts.
 			{Table: "Chassis_Private", Authorization: []string{""}, Update: []string{"alive"}},
 			{Table: "Hub", Authorization: []string{""}, InsertDelete: true, Update: []string{"chassis"}},

@@ -122,7 +122,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 		Tracker: sbT, Logger: d.log, Monitor: []client.MonitorOption{
 			client.WithTable(&sbdb.SBGlobal{}), client.WithTable(&sbdb.Chassis{}), client.WithTable(&sbdb.ChassisPrivate{}),
 			client.WithTable(&sbdb.Hub{}), client.WithTable(&sbdb.LearnedBinding{}),
-			client.WithTable(pb, &pb.LogicalPort, &pb.Chassis, &pb.RequestedChassis, &pb.Up, &pb.VirtualIPs, &pb.IPs, &pb.Vpc, &pb.Datapath, &pb.LearnedLimit,
+			client.WithTable(pb, &pb.LogicalPort, &pb.Chassis, &pb.RequestedChassis, &pb.MigrationDestination, &pb.MigrationPrepared, &pb.Up, &pb.VirtualIPs, &pb.IPs, &pb.Vpc, &pb.Datapath, &pb.LearnedLimit,
 				&pb.Eip, &pb.SNATDemand, &pb.MAC),
 			client.WithTable(&sbdb.SNAT{}), client.WithTable(&sbdb.SNATBlock{}),
 			client.WithTable(dp, &dp.Name, &dp.Type, &dp.TunnelKey, &dp.Vpc, &dp.Cidr, &dp.GatewayIP),
@@ -195,6 +195,7 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 	var txn []ovsdb.Operation
 	txn = append(txn, d.markLiveness(sb, alive)...)
 	txn = append(txn, d.grantClaims(sb, alive)...)
+	txn = append(txn, d.clearStalePrepared(sb)...)
 	hubOps, hubs := d.assignHubs(sb, hubChassis(nb), alive)
 	txn = append(txn, hubOps...)
 	learnedOps, learnedShown := d.arbitrate(sb)

@@ -13,6 +13,9 @@
 #include "stages.h"
 
 #define ETH_P_COURIER_LEARN 0x88B5 /* IEEE local experimental ethertype */
+#ifndef ETH_P_RARP
+#define ETH_P_RARP 0x8035 /* what QEMU announces a migrated guest with */
+#endif
 #define ARPOP_REQUEST 1
 #define ARPOP_REPLY 2
 

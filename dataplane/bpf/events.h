@@ -13,6 +13,7 @@
 
 #define EV_VIP_ANNOUNCE 1 /* a port announced one of its virtual IPs */
 #define EV_ADDR_SEEN 2    /* a port with unknown addresses used an IP */
+#define EV_RESUMED 3      /* a migrating port's guest announced itself here */
 
 struct event {
 	__u32 type;

@@ -7,6 +7,10 @@
 #define PORT_F_SECURITY 0x1 /* enforce the port's MAC and addresses */
 #define PORT_F_UNKNOWN 0x2  /* addresses unknown: report what it uses */
 #define PORT_F_TAP 0x4      /* a tap (a hypervisor's guest), not a veth: endpoints.h */
+/* A live migration's destination, prepared, its guest not yet resumed
+ * here: the guest's first announcement out of it (QEMU's RARP, or an
+ * ARP) is reported to hostd, which binds the port here (EV_RESUMED). */
+#define PORT_F_MIGRATING 0x8
 
 struct port {
 	__u32 vni;        /* its vxnet */

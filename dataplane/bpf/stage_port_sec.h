@@ -190,6 +190,12 @@ __attribute__((noinline)) int stage_port_sec(struct __sk_buff *skb, struct pctx 
 	}
 	if ((port->flags & PORT_F_SECURITY) && (vx->flags & VX_F_PSEC_MAC) && !mac_eq(eth->h_source, port->mac))
 		return drop_for(c, DROP_SPOOF_MAC);
+	/* Only a port hostd flagged as migrating here reports its guest's
+	 * resumption, by RARP or ARP: from any other port, RARP is dropped
+	 * below and an ARP only goes on, so a guest cannot take a binding
+	 * by announcing itself. */
+	if ((port->flags & PORT_F_MIGRATING) && (proto == bpf_htons(ETH_P_RARP) || proto == bpf_htons(ETH_P_ARP)))
+		report(EV_RESUMED, ifindex, 0, vni, port->mac);
 	if (proto == bpf_htons(ETH_P_ARP))
 		return port_sec_arp(skb, c);
 	if (proto == bpf_htons(ETH_P_IP))

@@ -54,6 +54,7 @@ complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l mac -r
 complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l ips -r -d 'new fixed IPs, \'dynamic\' or \'unknown\' (IP[,IP...])'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l vips -r -d 'new virtual IPs, or \'none\' (IP[,IP...])'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l chassis -r -d 'requested chassis, or \'none\' (NAME)'
+complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l migrating-to -r -d 'the chassis a live migration takes the port to (prepared there, bound on the guest\'s RARP), or \'none\' when it ends (NAME)'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l port-security -r -d 'enforce the port\'s MAC and IPs (on|off)'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l sg -r -d 'the port\'s security groups, of its VPC; empty: the VPC\'s default group (SG[,SG...])'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from port-set' -f -l learned-limit -r -d 'how many addresses a port with unknown addresses may hold, 0 to 1024 (default 16) (N|default)'

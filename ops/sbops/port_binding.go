@@ -28,6 +28,34 @@ func BindPortBinding(read *sbdb.PortBinding, chassis string) ovsdb.Operation {
 	return portBindingT.Update(&sbdb.PortBinding{Chassis: &chassis, Up: &down}, ifHeld(read), "chassis", "up")
 }
 
+// ActivatePortBinding binds the port read to chassis, its live
+// migration's destination, not yet up, if it is still bound where it was
+// read; the migration's readiness mark goes with it, so that a later
+// migration back to chassis waits for that host to prepare anew.
+func ActivatePortBinding(read *sbdb.PortBinding, chassis string) ovsdb.Operation {
+	down := false
+	return portBindingT.Update(&sbdb.PortBinding{Chassis: &chassis, Up: &down}, ifHeld(read), "chassis", "up", "migration_prepared")
+}
+
+// SetPortBindingPrepared says that chassis, the destination of the port's
+// live migration, holds the port ready for its guest, if the port is
+// still migrating there.
+func SetPortBindingPrepared(read *sbdb.PortBinding, chassis string) ovsdb.Operation {
+	return portBindingT.Update(&sbdb.PortBinding{MigrationPrepared: &chassis},
+		[]ovsdb.Condition{ops.WhereUUID(read.UUID)[0], portBindingT.Cond("migration_destination", ovsdb.ConditionEqual, &chassis)},
+		"migration_prepared")
+}
+
+// ClearPortBindingPrepared removes a migration's readiness mark that no
+// longer names the port's migration destination, if the binding still
+// reads as it was read (southd's write: the mark of a migration that
+// ended without its activation, or was sent elsewhere).
+func ClearPortBindingPrepared(read *sbdb.PortBinding) ovsdb.Operation {
+	return portBindingT.Update(&sbdb.PortBinding{}, []ovsdb.Condition{ops.WhereUUID(read.UUID)[0],
+		portBindingT.Cond("migration_prepared", ovsdb.ConditionEqual, read.MigrationPrepared),
+		portBindingT.Cond("migration_destination", ovsdb.ConditionEqual, read.MigrationDestination)}, "migration_prepared")
+}
+
 // UnbindPortBinding releases the port read, if it is still bound where
 // it was read.
 func UnbindPortBinding(read *sbdb.PortBinding) ovsdb.Operation {

@@ -444,6 +444,17 @@ var schema = `{
             }
           }
         },
+        "migration_destination": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
         "name": {
           "type": {
             "key": {

@@ -18,22 +18,23 @@ var (
 
 // Port defines an object in Port table
 type Port struct {
-	UUID             string            `ovsdb:"_uuid"`
-	Chassis          *string           `ovsdb:"chassis" validate:"omitempty,max=64"`
-	Claims           []string          `ovsdb:"claims"`
-	DynamicAddresses *string           `ovsdb:"dynamic_addresses" validate:"omitempty,max=64"`
-	ExternalIDs      map[string]string `ovsdb:"external_ids"`
-	IPs              []string          `ovsdb:"ips" validate:"max=16,dive,max=15"`
-	LearnedLimit     *int              `ovsdb:"learned_limit" validate:"omitempty,min=0,max=1024"`
-	MAC              string            `ovsdb:"mac" validate:"max=17"`
-	Name             string            `ovsdb:"name" validate:"max=64"`
-	Options          map[string]string `ovsdb:"options"`
-	PortSecurity     *bool             `ovsdb:"port_security"`
-	RequestedChassis *string           `ovsdb:"requested_chassis" validate:"omitempty,max=64"`
-	SecurityGroups   []string          `ovsdb:"security_groups" validate:"max=16"`
-	Status           map[string]string `ovsdb:"status" validate:"dive,keys,oneof='state' 'error'"`
-	Up               *bool             `ovsdb:"up"`
-	VirtualIPs       []string          `ovsdb:"virtual_ips" validate:"max=16,dive,max=15"`
+	UUID                 string            `ovsdb:"_uuid"`
+	Chassis              *string           `ovsdb:"chassis" validate:"omitempty,max=64"`
+	Claims               []string          `ovsdb:"claims"`
+	DynamicAddresses     *string           `ovsdb:"dynamic_addresses" validate:"omitempty,max=64"`
+	ExternalIDs          map[string]string `ovsdb:"external_ids"`
+	IPs                  []string          `ovsdb:"ips" validate:"max=16,dive,max=15"`
+	LearnedLimit         *int              `ovsdb:"learned_limit" validate:"omitempty,min=0,max=1024"`
+	MAC                  string            `ovsdb:"mac" validate:"max=17"`
+	MigrationDestination *string           `ovsdb:"migration_destination" validate:"omitempty,max=64"`
+	Name                 string            `ovsdb:"name" validate:"max=64"`
+	Options              map[string]string `ovsdb:"options"`
+	PortSecurity         *bool             `ovsdb:"port_security"`
+	RequestedChassis     *string           `ovsdb:"requested_chassis" validate:"omitempty,max=64"`
+	SecurityGroups       []string          `ovsdb:"security_groups" validate:"max=16"`
+	Status               map[string]string `ovsdb:"status" validate:"dive,keys,oneof='state' 'error'"`
+	Up                   *bool             `ovsdb:"up"`
+	VirtualIPs           []string          `ovsdb:"virtual_ips" validate:"max=16,dive,max=15"`
 }
 
 func (a *Port) GetUUID() string {
@@ -194,6 +195,28 @@ func equalPortLearnedLimit(a, b *int) bool {
 
 func (a *Port) GetMAC() string {
 	return a.MAC
+}
+
+func (a *Port) GetMigrationDestination() *string {
+	return a.MigrationDestination
+}
+
+func copyPortMigrationDestination(a *string) *string {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortMigrationDestination(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
 }
 
 func (a *Port) GetName() string {
@@ -390,6 +413,7 @@ func (a *Port) DeepCopyInto(b *Port) {
 	b.ExternalIDs = copyPortExternalIDs(a.ExternalIDs)
 	b.IPs = copyPortIPs(a.IPs)
 	b.LearnedLimit = copyPortLearnedLimit(a.LearnedLimit)
+	b.MigrationDestination = copyPortMigrationDestination(a.MigrationDestination)
 	b.Options = copyPortOptions(a.Options)
 	b.PortSecurity = copyPortPortSecurity(a.PortSecurity)
 	b.RequestedChassis = copyPortRequestedChassis(a.RequestedChassis)
@@ -423,6 +447,7 @@ func (a *Port) Equals(b *Port) bool {
 		equalPortIPs(a.IPs, b.IPs) &&
 		equalPortLearnedLimit(a.LearnedLimit, b.LearnedLimit) &&
 		a.MAC == b.MAC &&
+		equalPortMigrationDestination(a.MigrationDestination, b.MigrationDestination) &&
 		a.Name == b.Name &&
 		equalPortOptions(a.Options, b.Options) &&
 		equalPortPortSecurity(a.PortSecurity, b.PortSecurity) &&

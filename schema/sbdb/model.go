@@ -730,6 +730,28 @@ var schema = `{
             }
           }
         },
+        "migration_destination": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "migration_prepared": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
         "port_security": {
           "type": "boolean"
         },

@@ -18,26 +18,28 @@ var (
 
 // PortBinding defines an object in Port_Binding table
 type PortBinding struct {
-	UUID             string              `ovsdb:"_uuid"`
-	Chassis          *string             `ovsdb:"chassis" validate:"omitempty,max=64"`
-	Datapath         string              `ovsdb:"datapath"`
-	Eip              *string             `ovsdb:"eip" validate:"omitempty,max=15"`
-	EipKind          *PortBindingEipKind `ovsdb:"eip_kind" validate:"omitempty,oneof='public' 'physical'"`
-	EipNetwork       *string             `ovsdb:"eip_network" validate:"omitempty,max=64"`
-	EipVpc           *int                `ovsdb:"eip_vpc" validate:"omitempty,min=1,max=16777215"`
-	ExternalIDs      map[string]string   `ovsdb:"external_ids"`
-	IPs              []string            `ovsdb:"ips" validate:"max=16,dive,max=15"`
-	LearnedLimit     *int                `ovsdb:"learned_limit" validate:"omitempty,min=0,max=1024"`
-	LogicalPort      string              `ovsdb:"logical_port" validate:"max=64"`
-	MAC              string              `ovsdb:"mac" validate:"max=17"`
-	PortSecurity     bool                `ovsdb:"port_security"`
-	RequestedChassis *string             `ovsdb:"requested_chassis" validate:"omitempty,max=64"`
-	SgIdentity       *int                `ovsdb:"sg_identity" validate:"omitempty,min=1,max=65535"`
-	SNATDemand       *int                `ovsdb:"snat_demand" validate:"omitempty,min=0,max=64"`
-	TunnelKey        int                 `ovsdb:"tunnel_key" validate:"min=1,max=2147483647"`
-	Up               *bool               `ovsdb:"up"`
-	VirtualIPs       []string            `ovsdb:"virtual_ips" validate:"max=16,dive,max=15"`
-	Vpc              int                 `ovsdb:"vpc" validate:"min=1,max=16777215"`
+	UUID                 string              `ovsdb:"_uuid"`
+	Chassis              *string             `ovsdb:"chassis" validate:"omitempty,max=64"`
+	Datapath             string              `ovsdb:"datapath"`
+	Eip                  *string             `ovsdb:"eip" validate:"omitempty,max=15"`
+	EipKind              *PortBindingEipKind `ovsdb:"eip_kind" validate:"omitempty,oneof='public' 'physical'"`
+	EipNetwork           *string             `ovsdb:"eip_network" validate:"omitempty,max=64"`
+	EipVpc               *int                `ovsdb:"eip_vpc" validate:"omitempty,min=1,max=16777215"`
+	ExternalIDs          map[string]string   `ovsdb:"external_ids"`
+	IPs                  []string            `ovsdb:"ips" validate:"max=16,dive,max=15"`
+	LearnedLimit         *int                `ovsdb:"learned_limit" validate:"omitempty,min=0,max=1024"`
+	LogicalPort          string              `ovsdb:"logical_port" validate:"max=64"`
+	MAC                  string              `ovsdb:"mac" validate:"max=17"`
+	MigrationDestination *string             `ovsdb:"migration_destination" validate:"omitempty,max=64"`
+	MigrationPrepared    *string             `ovsdb:"migration_prepared" validate:"omitempty,max=64"`
+	PortSecurity         bool                `ovsdb:"port_security"`
+	RequestedChassis     *string             `ovsdb:"requested_chassis" validate:"omitempty,max=64"`
+	SgIdentity           *int                `ovsdb:"sg_identity" validate:"omitempty,min=1,max=65535"`
+	SNATDemand           *int                `ovsdb:"snat_demand" validate:"omitempty,min=0,max=64"`
+	TunnelKey            int                 `ovsdb:"tunnel_key" validate:"min=1,max=2147483647"`
+	Up                   *bool               `ovsdb:"up"`
+	VirtualIPs           []string            `ovsdb:"virtual_ips" validate:"max=16,dive,max=15"`
+	Vpc                  int                 `ovsdb:"vpc" validate:"min=1,max=16777215"`
 }
 
 func (a *PortBinding) GetUUID() string {
@@ -246,6 +248,50 @@ func (a *PortBinding) GetMAC() string {
 	return a.MAC
 }
 
+func (a *PortBinding) GetMigrationDestination() *string {
+	return a.MigrationDestination
+}
+
+func copyPortBindingMigrationDestination(a *string) *string {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortBindingMigrationDestination(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
+func (a *PortBinding) GetMigrationPrepared() *string {
+	return a.MigrationPrepared
+}
+
+func copyPortBindingMigrationPrepared(a *string) *string {
+	if a == nil {
+		return nil
+	}
+	b := *a
+	return &b
+}
+
+func equalPortBindingMigrationPrepared(a, b *string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	return *a == *b
+}
+
 func (a *PortBinding) GetPortSecurity() bool {
 	return a.PortSecurity
 }
@@ -384,6 +430,8 @@ func (a *PortBinding) DeepCopyInto(b *PortBinding) {
 	b.ExternalIDs = copyPortBindingExternalIDs(a.ExternalIDs)
 	b.IPs = copyPortBindingIPs(a.IPs)
 	b.LearnedLimit = copyPortBindingLearnedLimit(a.LearnedLimit)
+	b.MigrationDestination = copyPortBindingMigrationDestination(a.MigrationDestination)
+	b.MigrationPrepared = copyPortBindingMigrationPrepared(a.MigrationPrepared)
 	b.RequestedChassis = copyPortBindingRequestedChassis(a.RequestedChassis)
 	b.SgIdentity = copyPortBindingSgIdentity(a.SgIdentity)
 	b.SNATDemand = copyPortBindingSNATDemand(a.SNATDemand)
@@ -419,6 +467,8 @@ func (a *PortBinding) Equals(b *PortBinding) bool {
 		equalPortBindingLearnedLimit(a.LearnedLimit, b.LearnedLimit) &&
 		a.LogicalPort == b.LogicalPort &&
 		a.MAC == b.MAC &&
+		equalPortBindingMigrationDestination(a.MigrationDestination, b.MigrationDestination) &&
+		equalPortBindingMigrationPrepared(a.MigrationPrepared, b.MigrationPrepared) &&
 		a.PortSecurity == b.PortSecurity &&
 		equalPortBindingRequestedChassis(a.RequestedChassis, b.RequestedChassis) &&
 		equalPortBindingSgIdentity(a.SgIdentity, b.SgIdentity) &&

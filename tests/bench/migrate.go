@@ -29,17 +29,44 @@ type MigrateResult struct {
 	// Beyond is each live migration's blackout beyond QEMU's reported
 	// downtime (0 if less): the network's share, handover and
 	// convergence, which is Courier's to cut.
-	Beyond    Latency `json:"qemu_blackout_beyond_downtime_ms"`
-	Namespace Latency `json:"namespace_vm_move_blackout_ms"`
-	Accel     string  `json:"accel"`
+	Beyond Latency `json:"qemu_blackout_beyond_downtime_ms"`
+	// Activation: from QEMU reporting the migration completed until the
+	// destination had bound the port on the guest's RARP (the
+	// southbound polled every 2 ms).
+	Activation Latency `json:"activation_after_completed_ms"`
+	// Paused: the guest's whole pause, from the source's STOP to the
+	// destination's RESUME (QEMU's own event timestamps), which QEMU's
+	// downtime figure ends before; BoundAfterResume: from RESUME until
+	// the binding was seen moved (Courier's share: the RARP, hostd's
+	// write, and a 2 ms poll of the southbound).
+	Paused           Latency `json:"qemu_pause_stop_to_resume_ms"`
+	BoundAfterResume Latency `json:"bound_after_resume_ms"`
+	Namespace        Latency `json:"namespace_vm_move_blackout_ms"`
+	Accel            string  `json:"accel"`
+	// QMPParams are the migration parameters QEMU was given.
+	QMPParams map[string]any `json:"qmp_migrate_parameters"`
+	// Each direction's live migration blackouts apart.
+	Out  Latency `json:"qemu_blackout_hv1_to_hv2_ms"`
+	Back Latency `json:"qemu_blackout_hv2_to_hv1_ms"`
+	// The machine's 1-minute load average before and after (it is
+	// shared with other work).
+	LoadAvg [2]float64 `json:"load_avg_1m"`
 	// Every move's blackout in ms, in order (hv1->hv2, hv2->hv1, ...).
 	QEMUSamples      []float64 `json:"qemu_blackouts_ms"`
 	DowntimeSamples  []float64 `json:"qemu_downtimes_ms"`
 	NamespaceSamples []float64 `json:"namespace_blackouts_ms"`
+	// The guest's pause and Courier's share, each move (0: an event
+	// was missed).
+	PausedSamples      []float64 `json:"qemu_pauses_ms"`
+	AfterResumeSamples []float64 `json:"bound_after_resume_samples_ms"`
 }
 
-// Migrate runs it: n moves of each kind.
-func Migrate(ctx context.Context, env Env, n int) (*MigrateResult, error) {
+// Migrate runs it: n moves of each kind, QEMU's migrations with params
+// (sandbox.MigrationParams by default).
+func Migrate(ctx context.Context, env Env, n int, params map[string]any) (*MigrateResult, error) {
+	if params == nil {
+		params = sandbox.MigrationParams()
+	}
 	sb, _, done, err := benchSandbox(ctx, env, "mig", 3, 1)
 	if err != nil {
 		return nil, err
@@ -62,28 +89,40 @@ func Migrate(ctx context.Context, env Env, n int) (*MigrateResult, error) {
 	if err := sb.AddVMWith(ctx, "hv1", "guest", sandbox.VMOptions{QEMU: true}); err != nil {
 		return nil, err
 	}
-	res := &MigrateResult{Migrations: n, Accel: guest.Accel()}
-	var qemu, downtime, beyond, ns []time.Duration
+	res := &MigrateResult{Migrations: n, Accel: guest.Accel(), QMPParams: params}
+	res.LoadAvg[0] = loadAvg()
+	var qemu, downtime, beyond, ns, act, paused, afterResume, pausedAll, afterAll []time.Duration
+	var dirs [2][]time.Duration
 	hosts := []string{"hv2", "hv1"}
 	for i := 0; i < n; i++ {
 		to := hosts[i%2]
-		var d time.Duration
+		var m sandbox.Migration
 		b, err := blackout(sb, "peer", "10.71.1.10", func() error {
 			var err error
-			d, err = sb.MigrateVM(ctx, "guest", to)
+			m, err = sb.MigrateVMTimed(ctx, "guest", to, params)
 			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("migration %d: %w", i, err)
 		}
+		d := m.Downtime
 		qemu, downtime, beyond = append(qemu, b), append(downtime, d), append(beyond, max(0, b-d))
+		act, dirs[i%2] = append(act, m.Activated), append(dirs[i%2], b)
+		pausedAll, afterAll = append(pausedAll, m.Paused), append(afterAll, m.BoundAfterResume)
+		if m.Paused > 0 {
+			paused, afterResume = append(paused, m.Paused), append(afterResume, m.BoundAfterResume)
+		}
 		b, err = blackout(sb, "peer", "10.71.1.11", func() error { return sb.MoveVM(ctx, "nsvm", to) })
 		if err != nil {
 			return nil, fmt.Errorf("vm-move %d: %w", i, err)
 		}
 		ns = append(ns, b)
 	}
+	res.LoadAvg[1] = loadAvg()
 	res.QEMU, res.Downtime, res.Beyond, res.Namespace = Summarize(qemu), Summarize(downtime), Summarize(beyond), Summarize(ns)
+	res.Activation, res.Out, res.Back = Summarize(act), Summarize(dirs[0]), Summarize(dirs[1])
+	res.Paused, res.BoundAfterResume = Summarize(paused), Summarize(afterResume)
+	res.PausedSamples, res.AfterResumeSamples = millis(pausedAll), millis(afterAll)
 	res.QEMUSamples, res.DowntimeSamples, res.NamespaceSamples = millis(qemu), millis(downtime), millis(ns)
 	return res, nil
 }
@@ -142,10 +181,18 @@ func (m *MigrateResult) markdown(b *strings.Builder) {
 		l    Latency
 		all  []float64
 	}{{"QEMU guest, vm-migrate (live)", m.QEMU, m.QEMUSamples}, {"its QEMU-reported downtime", m.Downtime, m.DowntimeSamples},
-		{"QEMU blackout beyond its downtime", m.Beyond, beyondSamples(m)}, {"namespace VM, vm-move (recreated)", m.Namespace, m.NamespaceSamples}} {
+		{"QEMU blackout beyond its downtime", m.Beyond, beyondSamples(m)},
+		{"QEMU guest, hv1 -> hv2", m.Out, nil}, {"QEMU guest, hv2 -> hv1", m.Back, nil},
+		{"activation after QEMU's completion (RARP to binding)", m.Activation, nil},
+		{"the guest's whole pause (source STOP to destination RESUME)", m.Paused, nil},
+		{"binding moved after the guest's RESUME (Courier's share)", m.BoundAfterResume, nil},
+		{"namespace VM, vm-move (recreated)", m.Namespace, m.NamespaceSamples}} {
 		fmt.Fprintf(b, "| %s | %s | %.0f | %.0f | %.0f |\n", r.name, minOf(r.all), r.l.P50, r.l.P99, r.l.Max)
 	}
-	fmt.Fprintf(b, "\nEach move, ms: QEMU %v (QEMU's downtime %v); namespace VM %v.\n", m.QEMUSamples, m.DowntimeSamples, m.NamespaceSamples)
+	fmt.Fprintf(b, "\nEach move, ms: QEMU %v (QEMU's downtime %v; the guest's pause %v; the binding moved after RESUME %v); namespace VM %v.\n",
+		m.QEMUSamples, m.DowntimeSamples, m.PausedSamples, m.AfterResumeSamples, m.NamespaceSamples)
+	fmt.Fprintf(b, "\nQEMU's migration parameters: %v.\n", m.QMPParams)
+	fmt.Fprintf(b, "\nLoad average (1 min) %.2f before, %.2f after.\n", m.LoadAvg[0], m.LoadAvg[1])
 	fmt.Fprintf(b, "\nTarget: p99 under 100 ms (Andromeda reports p50 65 ms / p99 388 ms).\n")
 }
 

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/courier-sdn/courier/tools/sandbox"
 )
 
 // Report is everything one benchmark run measured.
@@ -99,6 +101,12 @@ type Runner struct {
 	SGPorts   []int
 	SGGroups  int
 	SGSamples int
+	// Migrations is the live migration benchmark's moves of each kind,
+	// alternately hv1 -> hv2 and back (0: 20, ten each way).
+	Migrations int
+	// MigrateQEMUDefaults migrates with QEMU's own migration parameters
+	// rather than the sandbox's.
+	MigrateQEMUDefaults bool
 }
 
 func (r *Runner) want(name string) bool {
@@ -177,8 +185,16 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 		}
 	}
 	if r.want("migrate") {
-		r.Env.Log.Info("live migration benchmark", "migrations", 10)
-		if res, err := Migrate(ctx, r.Env, 10); err != nil {
+		n := r.Migrations
+		if n <= 0 {
+			n = 20
+		}
+		r.Env.Log.Info("live migration benchmark", "migrations", n)
+		var params map[string]any
+		if r.MigrateQEMUDefaults {
+			params = sandbox.QEMUDefaultMigrationParams()
+		}
+		if res, err := Migrate(ctx, r.Env, n, params); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("migrate: %v", err))
 		} else {
 			rep.Migrate = res

@@ -15,6 +15,15 @@ import (
 type QMP struct {
 	c net.Conn
 	r *bufio.Reader
+	// events QEMU sent while a command was awaited, in order
+	events []Event
+}
+
+// Event is a QMP event: its name and when QEMU sent it (QEMU's
+// wall clock, microseconds).
+type Event struct {
+	Name string
+	At   time.Time
 }
 
 // DialQMP connects to a QMP socket and leaves capabilities negotiation.
@@ -55,23 +64,68 @@ func (q *QMP) Do(cmd string, args any) (json.RawMessage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("QMP %s: %w", cmd, err)
 		}
-		var resp struct {
-			Return json.RawMessage `json:"return"`
-			Error  *struct {
-				Class, Desc string
-			} `json:"error"`
-			Event string `json:"event"`
-		}
+		var resp reply
 		if err := json.Unmarshal(line, &resp); err != nil {
 			return nil, fmt.Errorf("QMP %s: %w", cmd, err)
 		}
 		if resp.Event != "" {
+			q.events = append(q.events, resp.event())
 			continue
 		}
 		if resp.Error != nil {
 			return nil, fmt.Errorf("QMP %s: %s: %s", cmd, resp.Error.Class, resp.Error.Desc)
 		}
 		return resp.Return, nil
+	}
+}
+
+// reply is one line from QEMU: a command's answer or an event.
+type reply struct {
+	Return json.RawMessage `json:"return"`
+	Error  *struct {
+		Class, Desc string
+	} `json:"error"`
+	Event     string `json:"event"`
+	Timestamp struct {
+		Seconds      int64 `json:"seconds"`
+		Microseconds int64 `json:"microseconds"`
+	} `json:"timestamp"`
+}
+
+func (r *reply) event() Event {
+	return Event{Name: r.Event, At: time.Unix(r.Timestamp.Seconds, r.Timestamp.Microseconds*1000)}
+}
+
+// Events returns the events read so far and forgets them.
+func (q *QMP) Events() []Event {
+	ev := q.events
+	q.events = nil
+	return ev
+}
+
+// WaitEvent reads until QEMU sends the event name (or has sent it
+// already) and returns it.
+func (q *QMP) WaitEvent(ctx context.Context, name string) (Event, error) {
+	for i, e := range q.events {
+		if e.Name == name {
+			q.events = q.events[i+1:]
+			return e, nil
+		}
+	}
+	q.events = nil
+	if dl, ok := ctx.Deadline(); ok {
+		q.c.SetReadDeadline(dl)
+		defer q.c.SetReadDeadline(time.Time{})
+	}
+	for {
+		line, err := q.r.ReadBytes('\n')
+		if err != nil {
+			return Event{}, fmt.Errorf("QMP: waiting for %s: %w", name, err)
+		}
+		var r reply
+		if err := json.Unmarshal(line, &r); err == nil && r.Event == name {
+			return r.event(), nil
+		}
 	}
 }
 

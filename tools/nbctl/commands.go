@@ -88,6 +88,7 @@ func commands() []*command {
 				{Name: "ips", Arg: "IP[,IP...]", Usage: "new fixed IPs, 'dynamic' or 'unknown'"},
 				{Name: "vips", Arg: "IP[,IP...]", Usage: "new virtual IPs, or 'none'"},
 				{Name: "chassis", Arg: "NAME", Usage: "requested chassis, or 'none'"},
+				{Name: "migrating-to", Arg: "NAME", Usage: "the chassis a live migration takes the port to (prepared there, bound on the guest's RARP), or 'none' when it ends"},
 				{Name: "port-security", Arg: "on|off", Usage: "enforce the port's MAC and IPs"},
 				{Name: "sg", Arg: "SG[,SG...]", Usage: "the port's security groups, of its VPC; empty: the VPC's default group"},
 				learnedLimitFlag},
@@ -505,6 +506,17 @@ func cmdPortSet(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 			port.RequestedChassis = &c
 		}
 		fields = append(fields, &port.RequestedChassis)
+	}
+	if inv.Has("migrating-to") {
+		if c := inv.Value("migrating-to"); c == "none" || c == "" {
+			port.MigrationDestination = nil
+		} else {
+			if err := checkName("migrating-to", c); err != nil {
+				return err
+			}
+			port.MigrationDestination = &c
+		}
+		fields = append(fields, &port.MigrationDestination)
 	}
 	if inv.Has("port-security") {
 		var on bool

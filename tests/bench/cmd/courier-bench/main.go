@@ -29,6 +29,8 @@ func main() {
 	statePorts := flag.Int("state-ports", 64000, "per-host state: ports in the VPC")
 	stateHosts := flag.Int("state-hosts", 50, "per-host state: hosts with VMs (besides two hubs)")
 	boundOn := flag.String("present-bound-on", "", "programming latency: request the present ports on this chassis (hv1..hv4; no VM runs them) so that the hubs hold them all")
+	qemuDefaults := flag.Bool("migrate-qemu-defaults", false, "live migration benchmark: QEMU's own migration parameters (downtime-limit 300 ms, max-bandwidth 128 MiB/s) instead of the sandbox's")
+	migrations := flag.Int("migrations", 20, "live migration benchmark: moves of each kind, alternately hv1 -> hv2 and back")
 	churnRate := flag.Int("churn", 0, "programming latency: present ports moved a second during the samples (needs --present-bound-on with a name that is not a host)")
 	cliSizes := flag.String("cli-sizes", "8000,64000,256000", "CLI benchmark: port counts at which single commands are timed")
 	cliSamples := flag.Int("cli-samples", 20, "CLI benchmark: single commands timed per kind and size")
@@ -53,7 +55,8 @@ func main() {
 	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns, NorthdRounds: *northdRounds, Rounds: *rounds, Seconds: *seconds,
 		Present: *present, Samples: *samples, StatePorts: *statePorts, StateHosts: *stateHosts,
 		BoundOn: *boundOn, Churn: *churnRate, CLISizes: cs, CLISamples: *cliSamples, CLIBulk: *cliBulk,
-		SGPorts: sgs, SGGroups: *sgGroups, SGSamples: *sgSamples, FIFO: *fifoRun}
+		SGPorts: sgs, SGGroups: *sgGroups, SGSamples: *sgSamples, FIFO: *fifoRun,
+		Migrations: *migrations, MigrateQEMUDefaults: *qemuDefaults}
 	if err := r.Run(context.Background(), *out); err != nil {
 		fmt.Fprintln(os.Stderr, "courier-bench:", err)
 		os.Exit(1)
