@@ -125,6 +125,9 @@ type Datapath struct {
 	// hubTable is the BindingTable the hub map was last written from
 	// (nil: from State.Bindings).
 	hubTable *BindingTable
+	// stepped, when set (by tests), is told the steps of Apply whose
+	// order matters, as each begins.
+	stepped func(step string)
 }
 
 // Load loads the programs with this host's configuration, reusing the
