@@ -91,3 +91,38 @@ func TestNewPortAnswersBeforeDelivery(t *testing.T) {
 		t.Fatalf("Apply's steps: %s", got)
 	}
 }
+
+// The hub map is sized when the programs load: a hub's holds its VPCs'
+// bindings (131,072 did not fit a 256,000-port VPC), a host that is
+// not a hub gets a small one, and a capacity changed across a restart
+// replaces the pinned map instead of failing to load beside it.
+func TestHubMapSizedAtLoad(t *testing.T) {
+	inNetns(t)
+	underlay(t, hubIP)
+	capacity := func(d *Datapath) uint32 { return d.objs.HubEpsV1.MaxEntries() }
+	d := loadTest(t, Config{VTEP: hubIP, Hub: true, HubBindings: 5000})
+	if c := capacity(d); c != 5000 {
+		t.Fatalf("hub map of a hub asked for 5000: %d entries", c)
+	}
+	cfg := d.cfg
+	d.Close()
+	cfg.HubBindings = 0
+	d2, err := Load(cfg)
+	if err != nil {
+		t.Fatalf("reload with another capacity: %v", err)
+	}
+	t.Cleanup(func() { d2.Destroy() })
+	if c := capacity(d2); c != DefaultHubBindings {
+		t.Fatalf("hub map after the reload: %d entries, want %d", c, DefaultHubBindings)
+	}
+	d2.Close()
+	cfg.Hub = false
+	d3, err := Load(cfg)
+	if err != nil {
+		t.Fatalf("reload as a host that is not a hub: %v", err)
+	}
+	t.Cleanup(func() { d3.Destroy() })
+	if c := capacity(d3); c != nonHubBindings {
+		t.Fatalf("hub map of a host that is not a hub: %d entries, want %d", c, nonHubBindings)
+	}
+}
