@@ -168,7 +168,7 @@ func (c *churner) ops(kind churnKind, p int) []ovsdb.Operation {
 	case churnAdd:
 		return []ovsdb.Operation{
 			{Op: ovsdb.OperationInsert, Table: "Port", UUIDName: "np", Row: ovsdb.Row{"name": fmt.Sprintf("p%d", p),
-				"mac": benchMAC(p), "ips": benchIP(p).String(), "requested_chassis": c.at[p]}},
+				"mac": benchMAC(p), "ips": portIP(p, c.n).String(), "requested_chassis": c.at[p]}},
 			{Op: ovsdb.OperationMutate, Table: "Vxnet", Where: vx, Mutations: []ovsdb.Mutation{{Column: "ports",
 				Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: "np"}}}}}},
 		}
