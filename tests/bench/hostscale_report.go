@@ -41,7 +41,7 @@ func (r *HostScaleResult) markdown(b *strings.Builder) {
 		}
 		fmt.Fprintf(b, " %.2f | %.3f | %.2f |\n", per(s.HubReconciles), per(s.HubReconcileSecs*1000), per(s.HubMapWrites))
 	}
-	fmt.Fprintf(b, "\nIdle (10 s after the load, nothing changing, load average %.1f; target: a hostd under %d%% of a core):", r.IdleLoadAvg, targetIdlePct)
+	fmt.Fprintf(b, "\nIdle (%.0f s after the load, nothing changing, load average %.1f; target: a hostd under %d%% of a core):", idleWindow.Seconds(), r.IdleLoadAvg, targetIdlePct)
 	for _, l := range r.Idle {
 		fmt.Fprintf(b, " %s %.1f%%,", l.Host, l.CPUPct)
 	}
