@@ -46,6 +46,10 @@ type Config struct {
 	HubDownAfter time.Duration
 	// ICMPBudget limits, per port, the ICMP errors sent back to it.
 	ICMPBudget Budget
+	// HubBindings is how many bindings the hub map holds: on a hub,
+	// every binding of the VPCs it serves (default DefaultHubBindings);
+	// a host that is not a hub never uses the map and gets a small one.
+	HubBindings int
 	// TestHooks makes the programs take the tunnel key of received
 	// packets from a map and record where they send packets, which
 	// BPF_PROG_RUN tests need. Never set it on a real host.
@@ -127,6 +131,9 @@ type Datapath struct {
 	// hubTable is the BindingTable the hub map was last written from
 	// (nil: from State.Bindings).
 	hubTable *BindingTable
+	// stepped, when set (by tests), is told the steps of Apply whose
+	// order matters, as each begins.
+	stepped func(step string)
 }
 
 // Load loads the programs with this host's configuration, reusing the
@@ -215,6 +222,10 @@ func (d *Datapath) loadObjects() error {
 			return fmt.Errorf("configure %s: %w", name, err)
 		}
 	}
+	if m := spec.Maps[hubMap]; m != nil {
+		m.MaxEntries = uint32(d.cfg.hubBindings())
+		d.unpinResized(hubMap, m.MaxEntries)
+	}
 	for name, m := range spec.Maps {
 		if isPinned(name) {
 			m.Pinning = ebpf.PinByName
@@ -238,6 +249,47 @@ func (d *Datapath) loadObjects() error {
 var pinnedMap = regexp.MustCompile(`_v[0-9]+$`)
 
 func isPinned(name string) bool { return pinnedMap.MatchString(name) }
+
+// The hub map is sized at load time: a hub's holds every binding of its
+// VPCs (a 256,000-port VPC did not fit the 131,072 the object declared),
+// and it is preallocated, so a host that is not a hub, which never uses
+// it, gets a small one rather than paying 22 MiB for nothing.
+const (
+	hubMap = "hub_eps_v1"
+	// DefaultHubBindings is a hub's map capacity: 88 bytes each in the
+	// kernel, 22 MiB.
+	DefaultHubBindings = 262144
+	nonHubBindings     = 1024
+)
+
+func (c *Config) hubBindings() int {
+	switch {
+	case !c.Hub:
+		return nonHubBindings
+	case c.HubBindings > 0:
+		return c.HubBindings
+	}
+	return DefaultHubBindings
+}
+
+// unpinResized removes the pin of map name if it was made with another
+// capacity, which the kernel cannot change: the new map starts empty and
+// the next Apply fills it (a hub compares its whole table with the
+// kernel when it starts).
+func (d *Datapath) unpinResized(name string, entries uint32) {
+	path := filepath.Join(d.pinDir, name)
+	m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
+	if err != nil {
+		return
+	}
+	had := m.MaxEntries()
+	m.Close()
+	if had != entries {
+		if err := os.Remove(path); err == nil {
+			d.log.Info("resized a map: its pin is replaced", "map", name, "entries", entries, "had", had)
+		}
+	}
+}
 
 // unpinStale removes the pins of map versions this program no longer
 // has (an upgrade's leftovers).

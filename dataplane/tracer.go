@@ -115,6 +115,9 @@ func OpenTracer(pinRoot, chassis string) (*Tracer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("no data plane pinned for chassis %s under %s: %w", chassis, pinRoot, err)
 		}
+		if name == hubMap { // sized when the data plane loaded
+			spec.Maps[name].MaxEntries = m.MaxEntries()
+		}
 		repl[name] = m
 	}
 	t := &Tracer{}

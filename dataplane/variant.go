@@ -69,6 +69,9 @@ func LoadVariant(obj []byte, pinRoot, chassis string, test bool) (*ebpf.Collecti
 		if err != nil {
 			continue
 		}
+		if name == hubMap { // sized when the data plane loaded
+			ms.MaxEntries = m.MaxEntries()
+		}
 		if m.Type() != ms.Type || m.KeySize() != ms.KeySize || m.ValueSize() != ms.ValueSize || m.MaxEntries() != ms.MaxEntries {
 			m.Close()
 			continue

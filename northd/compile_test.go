@@ -463,8 +463,10 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		nb := newFakeNB()
 		g := &generator{r: r, nb: nb}
 		inc := newCompiler()
+		var counts portCounts // as the daemon counts them, run by run
 		inc.pendingNB = nb.drain()
 		inc.run(true)
+		counts.track(inc.ports)
 		inc.consumed()
 		nb.writeStatuses(inc)
 		for i := 0; i < 150; i++ {
@@ -473,6 +475,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			}
 			inc.pendingNB.Merge(nb.drain())
 			inc.run(false)
+			counts.track(inc.ports)
 			inc.consumed()
 			// As the real northd does, write statuses back; they come
 			// back through the monitor in the next batch.
@@ -481,10 +484,12 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		// Let the last statuses come back.
 		inc.pendingNB.Merge(nb.drain())
 		inc.run(false)
+		counts.track(inc.ports)
 		inc.consumed()
 		nb.writeStatuses(inc)
 		inc.pendingNB.Merge(nb.drain())
 		inc.run(false)
+		counts.track(inc.ports)
 		inc.consumed()
 
 		full := newCompiler()
@@ -493,6 +498,12 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		a, b := southbound(inc), southbound(full)
 		if a != b {
 			t.Fatalf("seed %d: incremental and full compiles differ:\n%s", seed, diffLines(a, b))
+		}
+		var fullCounts portCounts
+		fullCounts.track(full.ports)
+		if counts.valid != fullCounts.valid || counts.refused != fullCounts.refused {
+			t.Fatalf("seed %d: ports counted valid/refused %d/%d run by run, %d/%d in full", seed,
+				counts.valid, counts.refused, fullCounts.valid, fullCounts.refused)
 		}
 		if !reflect.DeepEqual(inc.ports.nDynamic, full.ports.nDynamic) {
 			t.Fatalf("seed %d: dynamic ports counted %v incrementally, %v in full", seed, inc.ports.nDynamic, full.ports.nDynamic)

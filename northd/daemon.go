@@ -312,6 +312,7 @@ func (d *Daemon) runOnce(ctx context.Context, n *compiler, nb, sb *ops.Session, 
 		}
 		st.Err = err
 	}
+	d.m.ports.track(n.ports) // before the changes are consumed
 	if st.Err == nil {
 		n.consumed()
 	}

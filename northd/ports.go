@@ -87,9 +87,6 @@ type portTable struct {
 
 	changed map[string]bool // tracked: port UUIDs whose result changed
 	gone    map[string]string
-	// updates counts updates, so that what is counted over the ports
-	// (the metrics) is counted again only when they changed
-	updates int
 }
 
 func newPortTable(sizeHint int) *portTable {
@@ -150,7 +147,6 @@ func compilePorts(v *nbView, t *topology, prev *portTable) *portTable {
 // update recompiles the given ports (changed in the NB or in a changed
 // vxnet) and every port that shares a claim with them.
 func (pt *portTable) update(v *nbView, t *topology, uuids map[string]bool) {
-	pt.updates++
 	affected := map[claimKey]bool{}
 	vxnets := map[string]bool{}
 	// Which ports were accepted before this update decides conflicts, so

@@ -95,6 +95,22 @@ func Rows[T any, PT Row[T]](c client.Client) []PT {
 	return out
 }
 
+// RowByUUID is the cached row of T's table with this UUID (nil: none),
+// without copying the table as Rows does.
+func RowByUUID[T any, PT Row[T]](c client.Client, uuid string) PT {
+	var zero PT
+	tc := c.Cache()
+	if tc == nil {
+		return zero
+	}
+	rc := tc.Table(tc.DatabaseModel().FindTable(reflect.TypeOf(zero)))
+	if rc == nil {
+		return zero
+	}
+	m, _ := rc.Row(uuid).(PT)
+	return m
+}
+
 // Count is how many rows of T's table c's cache holds, without copying
 // them (Rows copies the cache's map: thousands of rows cost milliseconds).
 func Count[T any, PT Row[T]](c client.Client) int {

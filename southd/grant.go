@@ -64,9 +64,9 @@ func grants(pbs []*sbdb.PortBinding, privs []*sbdb.ChassisPrivate, alive map[str
 // grantClaims returns the operations that bind claimed ports. Each is
 // guarded by the holder it was decided from, as a host's own claim is:
 // a binding that changed meanwhile is left alone.
-func (d *Daemon) grantClaims(sb *ops.Session, alive map[string]bool) []ovsdb.Operation {
+func (d *Daemon) grantClaims(sb *ops.Session, pbs []*sbdb.PortBinding, alive map[string]bool) []ovsdb.Operation {
 	var txn []ovsdb.Operation
-	for _, g := range grants(ops.Rows[sbdb.PortBinding](sb), ops.Rows[sbdb.ChassisPrivate](sb), alive) {
+	for _, g := range grants(pbs, ops.Rows[sbdb.ChassisPrivate](sb), alive) {
 		txn = append(txn, sbops.BindPortBinding(g.pb, g.to))
 		d.m.grants.Inc()
 		from := "-"

@@ -171,13 +171,13 @@ func limitOf(pb *sbdb.PortBinding) int {
 
 // arbitrate turns a judgment into operations, counts and logs it, and
 // returns with them a test of whether the monitor shows them done.
-func (d *Daemon) arbitrate(sb *ops.Session) ([]ovsdb.Operation, func() bool) {
+func (d *Daemon) arbitrate(sb *ops.Session, pbs []*sbdb.PortBinding) ([]ovsdb.Operation, func() bool) {
 	lbs := ops.Rows[sbdb.LearnedBinding](sb)
 	dps := map[string]*sbdb.Datapath{}
 	for _, dp := range ops.Rows[sbdb.Datapath](sb) {
 		dps[dp.UUID] = dp
 	}
-	j := judgeLearned(ops.Rows[sbdb.PortBinding](sb), dps, lbs, time.Now(), d.cfg.LearnedAge, d.cfg.AgeBatch)
+	j := judgeLearned(pbs, dps, lbs, time.Now(), d.cfg.LearnedAge, d.cfg.AgeBatch)
 	if len(j.del) == 0 && len(j.accept) == 0 {
 		return nil, nil
 	}

@@ -3,7 +3,6 @@ package southd
 import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
-	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
@@ -33,9 +32,9 @@ func stalePrepared(pbs []*sbdb.PortBinding) []*sbdb.PortBinding {
 
 // clearStalePrepared returns the operations that clear stale marks, each
 // guarded by the binding as read.
-func (d *Daemon) clearStalePrepared(sb *ops.Session) []ovsdb.Operation {
+func (d *Daemon) clearStalePrepared(pbs []*sbdb.PortBinding) []ovsdb.Operation {
 	var txn []ovsdb.Operation
-	for _, pb := range stalePrepared(ops.Rows[sbdb.PortBinding](sb)) {
+	for _, pb := range stalePrepared(pbs) {
 		txn = append(txn, sbops.ClearPortBindingPrepared(pb))
 		d.log.Info("cleared a migration's stale readiness mark", "port", pb.LogicalPort, "prepared", *pb.MigrationPrepared)
 	}

@@ -66,8 +66,8 @@ func optional[T any](v *T) ovsdb.OvsSet {
 const portStateBatch = 5000
 
 // reportPorts writes the ports' runtime state into the northbound.
-func (d *Daemon) reportPorts(ctx context.Context, sb, nb *ops.Session) error {
-	changes := portStates(ops.Rows[nbdb.Port](nb), ops.Rows[sbdb.PortBinding](sb))
+func (d *Daemon) reportPorts(ctx context.Context, nb *ops.Session, pbs []*sbdb.PortBinding) error {
+	changes := portStates(ops.Rows[nbdb.Port](nb), pbs)
 	if len(changes) == 0 {
 		return nil
 	}
@@ -86,7 +86,8 @@ func (d *Daemon) reportPorts(ctx context.Context, sb, nb *ops.Session) error {
 	}
 	d.m.portStates.Add(float64(len(changes)))
 	d.m.phase.WithLabelValues("write_port_state").Observe(time.Since(start).Seconds())
-	d.await(ctx, "port states", func() bool { return shown(ops.Rows[nbdb.Port](nb), changes) })
+	port := func(uuid string) *nbdb.Port { return ops.RowByUUID[nbdb.Port](nb, uuid) }
+	d.await(ctx, "port states", func() bool { return shown(port, changes) })
 	return nil
 }
 
@@ -95,14 +96,12 @@ func (d *Daemon) reportPorts(ctx context.Context, sb, nb *ops.Session) error {
 // that changed meanwhile (a VM leaving a host is two or three quick
 // changes: released, granted, up) made the await wait out its whole
 // timeout, 2 s in which southd granted nothing, and a migrating VM's
-// peers lost it for that long (#19).
-func shown(ports []*nbdb.Port, written []portState) bool {
-	byUUID := make(map[string]*nbdb.Port, len(ports))
-	for _, p := range ports {
-		byUUID[p.UUID] = p
-	}
+// peers lost it for that long (#19). It looks up the written ports one
+// by one (port), as the wait asks every 5 ms: a copy of 64,000 ports
+// each time made the wait itself the cost.
+func shown(port func(uuid string) *nbdb.Port, written []portState) bool {
 	for _, s := range written {
-		p := byUUID[s.port.UUID]
+		p := port(s.port.UUID)
 		if p != nil && (!sameBool(p.Up, s.up) || !sameString(p.Chassis, s.chassis)) {
 			return false
 		}

@@ -21,7 +21,7 @@ func TestPortStatesShownWhileTheBindingMovesOn(t *testing.T) {
 	if len(written) != 1 || *written[0].up {
 		t.Fatalf("states to write: %+v", written)
 	}
-	if shown(before, written) {
+	if shown(lookup(before), written) {
 		t.Error("the northbound shows the write before it was made")
 	}
 	// The write has arrived; the binding has since moved on to hv2.
@@ -30,10 +30,21 @@ func TestPortStatesShownWhileTheBindingMovesOn(t *testing.T) {
 	if len(portStates(after, pbs)) == 0 {
 		t.Fatal("the test's binding did not move on")
 	}
-	if !shown(after, written) {
+	if !shown(lookup(after), written) {
 		t.Error("the write is shown, but the wait goes on because the binding changed since")
 	}
-	if !shown(nil, written) {
+	if !shown(lookup(nil), written) {
 		t.Error("a port deleted meanwhile holds the wait")
+	}
+}
+
+func lookup(ports []*nbdb.Port) func(string) *nbdb.Port {
+	return func(uuid string) *nbdb.Port {
+		for _, p := range ports {
+			if p.UUID == uuid {
+				return p
+			}
+		}
+		return nil
 	}
 }

@@ -132,8 +132,9 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	}
 	defer sb.Close()
 	port := &nbdb.Port{}
+	nbT := ops.NewTrackerNotifying(notify)
 	nb, err := ops.Open(ctx, nbM, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true, EchoInterval: 5 * time.Second, TLS: d.cfg.TLS,
-		Tracker: ops.NewTrackerNotifying(notify), Logger: d.log, Monitor: []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{}),
+		Tracker: nbT, Logger: d.log, Monitor: []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{}),
 			client.WithTable(port, &port.Name, &port.Up, &port.Chassis)}})
 	if err != nil {
 		return err
@@ -149,6 +150,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	established()
 	tick := time.NewTicker(d.cfg.Tick)
 	defer tick.Stop()
+	var gate passGate
 	for {
 		select {
 		case <-ctx.Done():
@@ -170,16 +172,27 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 			return errors.New("northbound session lost")
 		default:
 		}
-		d.syncSNATIndex(sb, sbT.Drain())
+		sbCh := sbT.Drain()
+		d.syncSNATIndex(sb, sbCh)
+		if nbCh := nbT.Drain(); worthDeciding(sbCh) || !nbCh.Empty() {
+			gate.pending = true
+		}
 		active := d.lock.Held()
 		d.m.active.Set(map[bool]float64{true: 1, false: 0}[active])
 		// Liveness is observed by every instance, so that a standby that
 		// takes over knows how long each heartbeat has been silent.
 		alive, fresh := d.judgeLiveness(sb)
 		if !active || !fresh {
+			gate.active = false
 			continue
 		}
-		if err := d.decide(ctx, sb, nb, alive); err != nil {
+		now := time.Now()
+		if !gate.due(now, alive, active, safetyPass) {
+			continue
+		}
+		err := d.decide(ctx, sb, nb, alive)
+		gate.done(now, alive, active, err)
+		if err != nil {
 			d.log.Warn("writing decisions failed", "err", err)
 			if errors.Is(err, ops.ErrNoConnection) {
 				return err
@@ -192,13 +205,16 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[string]bool) error {
 	start := time.Now()
 	defer func() { d.m.decide.Observe(time.Since(start).Seconds()) }()
+	// The bindings, read once: a copy of the cache's 64,000 rows is
+	// most of a pass's cost.
+	pbs := ops.Rows[sbdb.PortBinding](sb)
 	var txn []ovsdb.Operation
-	txn = append(txn, d.markLiveness(sb, alive)...)
-	txn = append(txn, d.grantClaims(sb, alive)...)
-	txn = append(txn, d.clearStalePrepared(sb)...)
+	txn = append(txn, d.markLiveness(sb, pbs, alive)...)
+	txn = append(txn, d.grantClaims(sb, pbs, alive)...)
+	txn = append(txn, d.clearStalePrepared(pbs)...)
 	hubOps, hubs := d.assignHubs(sb, hubChassis(nb), alive)
 	txn = append(txn, hubOps...)
-	learnedOps, learnedShown := d.arbitrate(sb)
+	learnedOps, learnedShown := d.arbitrate(sb, pbs)
 	txn = append(txn, learnedOps...)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -220,7 +236,10 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 		return err
 	}
 	d.m.phase.WithLabelValues("ack_hosts").Observe(time.Since(acked).Seconds())
-	if err := d.reportPorts(cctx, sb, nb); err != nil {
+	if len(txn) > 0 {
+		pbs = ops.Rows[sbdb.PortBinding](sb) // with what was just written
+	}
+	if err := d.reportPorts(cctx, nb, pbs); err != nil {
 		return err
 	}
 	// Blocks go in transactions of their own: a block refused by the
@@ -234,7 +253,7 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 
 // markLiveness records each chassis's state and marks the ports of dead
 // chassis down (their VMs may come back: they are not unbound).
-func (d *Daemon) markLiveness(sb *ops.Session, alive map[string]bool) []ovsdb.Operation {
+func (d *Daemon) markLiveness(sb *ops.Session, pbs []*sbdb.PortBinding, alive map[string]bool) []ovsdb.Operation {
 	var txn []ovsdb.Operation
 	live, dead := 0, 0
 	for _, p := range ops.Rows[sbdb.ChassisPrivate](sb) {
@@ -251,7 +270,7 @@ func (d *Daemon) markLiveness(sb *ops.Session, alive map[string]bool) []ovsdb.Op
 	}
 	d.m.chassis.WithLabelValues("alive").Set(float64(live))
 	d.m.chassis.WithLabelValues("dead").Set(float64(dead))
-	for _, pb := range ops.Rows[sbdb.PortBinding](sb) {
+	for _, pb := range pbs {
 		if pb.Chassis != nil && !alive[*pb.Chassis] && pb.Up != nil && *pb.Up {
 			txn = append(txn, sbops.SetPortBindingUp(pb, false))
 		}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -55,6 +56,30 @@ func TestBenchTopology(t *testing.T) {
 		if c := benchCIDR(p % 253); !c.Contains(ip) || ip == c.Addr().Next() {
 			t.Fatalf("port %d: %s outside %s or on its gateway", p, ip, c)
 		}
+	}
+}
+
+// Beyond 253 /24s, a VPC's ports take /22s, still unique and inside
+// their vxnet, and apart from the programming benchmark's vxnets.
+func TestWideTopology(t *testing.T) {
+	const n = 256000
+	ips := map[netip.Addr]bool{}
+	for p := 0; p < n; p++ {
+		ip, c := portIP(p, n), portCIDR(p%253, n)
+		if ips[ip] || !c.Contains(ip) || ip == c.Addr().Next() || ip == c.Addr() {
+			t.Fatalf("port %d: %s reused, outside %s, or its gateway or network", p, ip, c)
+		}
+		ips[ip] = true
+	}
+	for i := 0; i < 253; i++ {
+		for _, own := range []int{srcVxnet, dstVxnet} {
+			if portCIDR(i, n).Overlaps(benchCIDR(own)) {
+				t.Fatalf("vxnet %d (%s) overlaps x%d", i, portCIDR(i, n), own)
+			}
+		}
+	}
+	if portIP(1000, 64000) != benchIP(1000) {
+		t.Fatal("64,000 ports no longer take the /24 plan")
 	}
 }
 

@@ -3,113 +3,264 @@ package bench
 import (
 	"context"
 	"fmt"
-	"maps"
-	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/ops"
-	"github.com/courier-sdn/courier/tools/sandbox"
 )
 
-// HostLoad is one hostd's CPU over a window, in percent of a core, and
-// its peak RSS.
-type HostLoad struct {
-	Host       string  `json:"host"`
-	CPUPct     float64 `json:"cpu_pct"`
-	PeakRSSMiB float64 `json:"peak_rss_mib"`
+// The churn is what an orchestrator does to a big VPC all day: ports
+// deleted, added and moved, each its own NB transaction, at a steady
+// rate. It used to wait for each transaction's reply before sending the
+// next one, off a ticker that drops the ticks it misses, so a round
+// trip of more than 1/rate (the NB server at 64,000 ports takes 10–20
+// ms under load) capped it: 100 asked made ~70 a second. Now each
+// change is sent when it is due, on its own goroutine, with up to
+// churnInFlight outstanding; what was made, and how late, is reported.
+
+// churnInFlight bounds the churn's outstanding transactions: at 100 a
+// second, 64 is 640 ms of replies that may be late before a change is
+// sent late.
+const churnInFlight = 64
+
+// ChurnStats is what a churn made in one window.
+type ChurnStats struct {
+	Asked    int     `json:"asked_per_s"`
+	Seconds  float64 `json:"seconds"`
+	Adds     int     `json:"adds"`
+	Deletes  int     `json:"deletes"`
+	Moves    int     `json:"moves"`
+	Failed   int     `json:"failed"`
+	Achieved float64 `json:"achieved_per_s"`
+	// Late is how many changes were sent more than one period after
+	// they were due (all churnInFlight slots busy, or the machine).
+	Late int `json:"late"`
+	// Commit is each change's NB transaction round trip.
+	Commit Latency `json:"commit_ms"`
 }
 
-// cpuMeter reads hostds' CPU time from /proc.
-type cpuMeter struct {
-	pids  map[string]int
-	ticks map[string]float64
-	start time.Time
+// Made is how many changes the NB server committed.
+func (c ChurnStats) Made() int { return c.Adds + c.Deletes + c.Moves }
+
+type churnKind int
+
+const (
+	churnDelete churnKind = iota
+	churnAdd
+	churnMove
+)
+
+func (k churnKind) String() string { return [...]string{"delete", "add", "move"}[k] }
+
+// churner holds which of the present ports exist and where; a change
+// picks a port no other change in flight touches.
+type churner struct {
+	nb       *ops.Session
+	from, to string
+	made     atomic.Int64 // changes committed, all runs together
+
+	mu     sync.Mutex
+	n      int            // present ports: p0..p(n-1)
+	uuid   map[int]string // existing ports' Port rows
+	at     map[int]string // where each port is requested
+	busy   map[int]bool   // a change to it is in flight
+	gone   []int          // deleted ports, oldest first, to add back
+	cursor int
 }
 
-func newCPUMeter(sb *sandbox.Sandbox, hosts ...string) *cpuMeter {
-	m := &cpuMeter{pids: map[string]int{}, ticks: map[string]float64{}, start: time.Now()}
-	for _, h := range hosts {
-		b, err := os.ReadFile(filepath.Join(sb.RunDir, "hostd-"+h+".pid"))
-		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil {
-			m.pids[h] = pid
-			m.ticks[h] = cpuTicks(pid)
-		}
-	}
-	return m
-}
-
-// read returns each hostd's load since the meter was made.
-func (m *cpuMeter) read() []HostLoad {
-	secs := time.Since(m.start).Seconds()
-	var out []HostLoad
-	for _, h := range slices.Sorted(maps.Keys(m.pids)) {
-		pid := m.pids[h]
-		out = append(out, HostLoad{Host: h, CPUPct: (cpuTicks(pid) - m.ticks[h]) / secs, PeakRSSMiB: peakRSS(pid)})
-	}
-	return out
-}
-
-// cpuTicks is a process's user and system time in clock ticks (1/100 s).
-func cpuTicks(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // after the command name
-	u, _ := strconv.ParseFloat(f[11], 64)
-	k, _ := strconv.ParseFloat(f[12], 64)
-	return u + k
-}
-
-// churn moves present ports between two chassis that run nothing,
-// rate changes a second, one NB transaction each, until stop is called;
-// stop returns how many changes were made.
-func churn(ctx context.Context, nbS *ops.Session, present, rate int, from, to string) (stop func() int, err error) {
-	res, err := ops.Transact(ctx, nbS, ovsdb.Operation{Op: ovsdb.OperationSelect, Table: "Port",
-		Where: []ovsdb.Condition{{Column: "requested_chassis", Function: ovsdb.ConditionEqual, Value: from}}, Columns: []string{"_uuid"}})
+// newChurner reads the present ports requested on from (named p<i>, as
+// topology makes them); moves take them to to and back.
+func newChurner(ctx context.Context, nb *ops.Session, n int, from, to string) (*churner, error) {
+	res, err := ops.Transact(ctx, nb, ovsdb.Operation{Op: ovsdb.OperationSelect, Table: "Port",
+		Where:   []ovsdb.Condition{{Column: "requested_chassis", Function: ovsdb.ConditionEqual, Value: from}},
+		Columns: []string{"_uuid", "name"}})
 	if err != nil {
 		return nil, err
 	}
-	var uuids []string
+	c := &churner{nb: nb, from: from, to: to, n: n, uuid: map[int]string{}, at: map[int]string{}, busy: map[int]bool{}}
 	for _, r := range res[0].Rows {
-		if u, ok := r["_uuid"].(ovsdb.UUID); ok {
-			uuids = append(uuids, u.GoUUID)
+		u, ok := r["_uuid"].(ovsdb.UUID)
+		name, _ := r["name"].(string)
+		p, err := strconv.Atoi(strings.TrimPrefix(name, "p"))
+		if !ok || err != nil || p >= n {
+			continue
+		}
+		c.uuid[p], c.at[p] = u.GoUUID, from
+	}
+	if len(c.uuid) == 0 {
+		return nil, fmt.Errorf("no port on %s to churn", from)
+	}
+	return c, nil
+}
+
+// pick chooses change i: a delete, an add (of the port deleted longest
+// ago; a move if none is waiting) and a move, in turn. Deletes and
+// moves walk the ports with a stride, skipping those busy or gone. It
+// marks the port busy; done releases it.
+func (c *churner) pick(i int) (churnKind, int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kind := churnKind(i % 3)
+	if kind == churnAdd {
+		if len(c.gone) > 0 {
+			p := c.gone[0]
+			c.gone = c.gone[1:]
+			c.busy[p] = true
+			return churnAdd, p, true
+		}
+		kind = churnMove
+	}
+	for tries := 0; tries < c.n; tries++ {
+		p := (c.cursor * 97) % c.n
+		c.cursor++
+		if _, ok := c.uuid[p]; ok && !c.busy[p] {
+			c.busy[p] = true
+			return kind, p, true
 		}
 	}
-	if len(uuids) == 0 {
-		return nil, fmt.Errorf("no port on %s to move", from)
+	return kind, 0, false
+}
+
+// done records what change (kind, p) did: uuid is an added port's row;
+// err means it was not made, and the port is as before.
+func (c *churner) done(kind churnKind, p int, uuid string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.busy, p)
+	if err == nil {
+		c.made.Add(1)
 	}
+	switch {
+	case err != nil && kind == churnAdd:
+		c.gone = append(c.gone, p) // try again later
+	case err != nil:
+	case kind == churnDelete:
+		delete(c.uuid, p)
+		c.gone = append(c.gone, p)
+	case kind == churnAdd:
+		c.uuid[p] = uuid
+	case kind == churnMove:
+		if c.at[p] == c.from {
+			c.at[p] = c.to
+		} else {
+			c.at[p] = c.from
+		}
+	}
+}
+
+// ops is change (kind, p) as NB operations. A port lives in vxnet
+// x<p%253>, which holds it (Port is not a root table: out of the
+// vxnet's set, the row is gone).
+func (c *churner) ops(kind churnKind, p int) []ovsdb.Operation {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	vx := []ovsdb.Condition{{Column: "name", Function: ovsdb.ConditionEqual, Value: fmt.Sprintf("x%d", p%253)}}
+	switch kind {
+	case churnDelete:
+		return []ovsdb.Operation{{Op: ovsdb.OperationMutate, Table: "Vxnet", Where: vx,
+			Mutations: []ovsdb.Mutation{{Column: "ports", Mutator: ovsdb.MutateOperationDelete,
+				Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: c.uuid[p]}}}}}}}
+	case churnAdd:
+		return []ovsdb.Operation{
+			{Op: ovsdb.OperationInsert, Table: "Port", UUIDName: "np", Row: ovsdb.Row{"name": fmt.Sprintf("p%d", p),
+				"mac": benchMAC(p), "ips": portIP(p, c.n).String(), "requested_chassis": c.at[p]}},
+			{Op: ovsdb.OperationMutate, Table: "Vxnet", Where: vx, Mutations: []ovsdb.Mutation{{Column: "ports",
+				Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: "np"}}}}}},
+		}
+	default:
+		next := c.to
+		if c.at[p] == c.to {
+			next = c.from
+		}
+		return []ovsdb.Operation{{Op: ovsdb.OperationUpdate, Table: "Port", Where: ops.WhereUUID(c.uuid[p]),
+			Row: ovsdb.Row{"requested_chassis": next}}}
+	}
+}
+
+// run makes rate changes a second until stop is called, which waits for
+// the changes in flight and returns what was made. Change i is due at
+// start + i/rate and sent then, without waiting for earlier replies.
+func (c *churner) run(ctx context.Context, rate int) (stop func() ChurnStats) {
 	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan int)
+	period := time.Second / time.Duration(rate)
+	st := ChurnStats{Asked: rate}
+	var (
+		mu      sync.Mutex
+		commits []time.Duration
+		wg      sync.WaitGroup
+	)
+	record := func(kind churnKind, took time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			st.Failed++
+			return
+		}
+		commits = append(commits, took)
+		switch kind {
+		case churnAdd:
+			st.Adds++
+		case churnDelete:
+			st.Deletes++
+		default:
+			st.Moves++
+		}
+	}
+	start := time.Now()
+	finished := make(chan struct{})
 	go func() {
-		n := 0
-		t := time.NewTicker(time.Second / time.Duration(rate))
-		defer t.Stop()
-		for {
+		defer close(finished)
+		slots := make(chan struct{}, churnInFlight)
+		for i := 0; ; i++ {
+			due := start.Add(time.Duration(i) * period)
 			select {
 			case <-cctx.Done():
-				done <- n
 				return
-			case <-t.C:
+			case <-time.After(time.Until(due)):
 			}
-			// Each port goes over and, a round later, comes back.
-			at := to
-			if (n/len(uuids))%2 == 1 {
-				at = from
+			select {
+			case <-cctx.Done():
+				return
+			case slots <- struct{}{}:
 			}
-			u := uuids[(n*97)%len(uuids)]
-			if _, err := ops.Transact(cctx, nbS, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: "Port",
-				Where: ops.WhereUUID(u), Row: ovsdb.Row{"requested_chassis": at}}); err == nil {
-				n++
+			if time.Since(due) > period {
+				mu.Lock()
+				st.Late++
+				mu.Unlock()
 			}
+			kind, p, ok := c.pick(i)
+			if !ok {
+				<-slots
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				// A change sent is seen through, stop or not, so
+				// that what the churner holds is what NB holds.
+				t0 := time.Now()
+				res, err := ops.Transact(ctx, c.nb, c.ops(kind, p)...)
+				var uuid string
+				if err == nil && kind == churnAdd {
+					uuid = res[0].UUID.GoUUID
+				}
+				c.done(kind, p, uuid, err)
+				record(kind, time.Since(t0), err)
+			}()
 		}
 	}()
-	return func() int { cancel(); return <-done }, nil
+	return func() ChurnStats {
+		cancel()
+		<-finished
+		wg.Wait()
+		st.Seconds = time.Since(start).Seconds()
+		st.Achieved = float64(st.Made()) / st.Seconds
+		st.Commit = Summarize(commits)
+		return st
+	}
 }

@@ -39,14 +39,10 @@ type ProgrammingResult struct {
 	// Learning is the sender's learning latency afterwards: its learned
 	// paths to the new ports are dropped, then each is pinged once.
 	Learning LearnStat `json:"learning"`
-	// Churn is the background port moves a second asked for during the
-	// samples, ChurnMade how many were made; Idle and During are the
-	// hub (hv1), sender (hv3) and target (hv4) hostds' load, for 5 s
-	// before and during the samples.
-	Churn     int        `json:"churn_per_s"`
-	ChurnMade int        `json:"churn_made"`
-	Idle      []HostLoad `json:"idle"`
-	During    []HostLoad `json:"during"`
+	// Idle and During are the hub (hv1), sender (hv3) and target (hv4)
+	// hostds' load, for 5 s before and during the samples.
+	Idle   []HostLoad `json:"idle"`
+	During []HostLoad `json:"during"`
 }
 
 // LearnStat summarizes the kernel's learning-latency histogram (first
@@ -194,16 +190,11 @@ func addPort(name, mac string, ip netip.Addr, vx int, chassis string) []ovsdb.Op
 // VM runs them), so that the hubs hold every one of them in their
 // kernel: what a new port costs a hub of a big VPC. A name that is not
 // one of the sandbox's hosts is a chassis of its own, with a tunnel
-// address and no hostd.
-//
-// With churn (which needs boundOn to be such a chassis), that many of the
-// present ports a second move to a second chassis that runs nothing and
-// back while the samples are taken, and the hostds' CPU is read, idle
-// before and during.
-func Programming(ctx context.Context, env Env, present, samples int, boundOn string, rate int) (*ProgrammingResult, error) {
-	samples++ // the first one is reported apart
-	if samples > 150 {
-		return nil, fmt.Errorf("at most 149 samples: new ports take 10.0.1.100 and up")
+// address and no hostd. The hostds' CPU is read, idle before and during
+// the samples. (Churn while measuring is the hostscale section's.)
+func Programming(ctx context.Context, env Env, present, samples int, boundOn string) (*ProgrammingResult, error) {
+	if samples+1 > maxSamples {
+		return nil, fmt.Errorf("at most %d samples", maxSamples-1)
 	}
 	sb, nbS, done, err := benchSandbox(ctx, env, "bp", 4, 2)
 	if err != nil {
@@ -213,8 +204,57 @@ func Programming(ctx context.Context, env Env, present, samples int, boundOn str
 	if err := presentPorts(ctx, sb, nbS, present, boundOn); err != nil {
 		return nil, err
 	}
-	// The sender and the new ports get vxnets of their own (x253, x254),
-	// beside the present ports' full /24s.
+	sm, err := newSampler(ctx, env, sb, nbS)
+	if err != nil {
+		return nil, err
+	}
+	defer sm.stop()
+	// The first port of a VPC on a host also opens the host's monitor
+	// of the VPC and programs its vxnets and routes: a one-time cost per
+	// host and VPC, measured by the first sample and reported apart.
+	first, err := sm.take(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	r := &ProgrammingResult{PresentPorts: present, Samples: samples, FirstOnHost: ms(first.lat[0])}
+	idle := newCPUMeter(sb, "hv1", "hv3", "hv4")
+	time.Sleep(5 * time.Second)
+	r.Idle = idle.read()
+	during := newCPUMeter(sb, "hv1", "hv3", "hv4")
+	s, err := sm.take(ctx, samples)
+	if err != nil {
+		return nil, err
+	}
+	r.During = during.read()
+	r.Latency, r.ToBinding, r.ToUp = Summarize(s.lat), Summarize(s.toPB), Summarize(s.toUp)
+	r.Learning, err = relearn(sb, "hv3", "src", sm.next)
+	return r, err
+}
+
+// maxSamples bounds the new ports a sandbox can measure: they take
+// 10.0.254.10 and up.
+const maxSamples = 240
+
+// sampleIP is sample i's address (in vxnet x254).
+func sampleIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, dstVxnet, byte(10 + i)}) }
+
+// sampler measures new ports from their NB commit: to the binding in SB,
+// to the binding up, and to the first echo reply from the port's VM on
+// hv4, pinged from a VM on hv3 in another vxnet.
+type sampler struct {
+	env   Env
+	sb    *sandbox.Sandbox
+	nbS   *ops.Session
+	watch *bindingWatch
+	next  int // the next sample's index
+}
+
+// samples are what sampler.take measured.
+type samples struct{ lat, toPB, toUp []time.Duration }
+
+// newSampler adds the vxnets x253 (the sender's) and x254 (the new
+// ports'), beside the present ports' full /24s, and the sender.
+func newSampler(ctx context.Context, env Env, sb *sandbox.Sandbox, nbS *ops.Session) (*sampler, error) {
 	if _, err := ops.Transact(ctx, nbS, extraVxnets(srcVxnet, dstVxnet)...); err != nil {
 		return nil, err
 	}
@@ -225,56 +265,48 @@ func Programming(ctx context.Context, env Env, present, samples int, boundOn str
 	if err := sb.AddVM(ctx, "hv3", "src"); err != nil {
 		return nil, err
 	}
-	// The first port of a VPC on a host also opens the host's monitor
-	// of the VPC and programs its vxnets and routes: a one-time cost per
-	// host and VPC, measured by the first sample and reported apart.
 	watch, err := watchBindings(ctx, sb.SB())
 	if err != nil {
 		return nil, err
 	}
-	defer watch.stop()
-	gw := benchCIDR(dstVxnet).Addr().Next()
-	r := &ProgrammingResult{PresentPorts: present, Samples: samples - 1, Churn: rate}
-	idle := newCPUMeter(sb, "hv1", "hv3", "hv4")
-	time.Sleep(5 * time.Second)
-	r.Idle = idle.read()
-	if rate > 0 {
-		stop, err := churn(ctx, nbS, present, rate, boundOn, boundOn+"2")
-		if err != nil {
-			return nil, err
-		}
-		defer func() { r.ChurnMade = stop() }()
+	return &sampler{env: env, sb: sb, nbS: nbS, watch: watch}, nil
+}
+
+func (sm *sampler) stop() { sm.watch.stop() }
+
+// take measures n new ports, one after the other.
+func (sm *sampler) take(ctx context.Context, n int) (*samples, error) {
+	if sm.next+n > maxSamples {
+		return nil, fmt.Errorf("%d samples asked, %d left", n, maxSamples-sm.next)
 	}
-	during := newCPUMeter(sb, "hv1", "hv3", "hv4")
-	var lat, toPB, toUp []time.Duration
-	for i := 0; i < samples; i++ {
-		name := fmt.Sprintf("t%d", i)
-		ip := netip.AddrFrom4([4]byte{10, 0, dstVxnet, byte(100 + i)})
+	gw := benchCIDR(dstVxnet).Addr().Next()
+	out := &samples{}
+	for ; n > 0; n-- {
+		i := sm.next
+		sm.next++
+		name, ip := fmt.Sprintf("t%d", i), sampleIP(i)
 		mac := fmt.Sprintf("02:ee:00:00:01:%02x", i)
 		hw, _ := net.ParseMAC(mac)
-		if err := sb.AddVMAt("hv4", name, hw, netip.PrefixFrom(ip, 24), gw); err != nil {
+		if err := sm.sb.AddVMAt("hv4", name, hw, netip.PrefixFrom(ip, 24), gw); err != nil {
 			return nil, err
 		}
 		var t0 time.Time
-		d, err := firstReply(ctx, sb.VMNS("src"), ip, func() (time.Time, error) {
-			t0, err = commit(ctx, nbS, addPort(name, mac, ip, dstVxnet, "hv4"))
+		d, err := firstReply(ctx, sm.sb.VMNS("src"), ip, func() (time.Time, error) {
+			var err error
+			t0, err = commit(ctx, sm.nbS, addPort(name, mac, ip, dstVxnet, "hv4"))
 			return t0, err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("sample %d: %w", i, err)
 		}
-		lat = append(lat, d)
-		pb, up := watch.when(name, 5*time.Second)
+		pb, up := sm.watch.when(name, 5*time.Second)
 		if up.IsZero() {
 			return nil, fmt.Errorf("sample %d: the monitor never saw %s up", i, name)
 		}
-		toPB, toUp = append(toPB, pb.Sub(t0)), append(toUp, up.Sub(t0))
-		env.Log.Debug("programming latency", "port", name, "reply", d, "binding", pb.Sub(t0), "up", up.Sub(t0))
+		out.lat, out.toPB, out.toUp = append(out.lat, d), append(out.toPB, pb.Sub(t0)), append(out.toUp, up.Sub(t0))
+		sm.env.Log.Debug("programming latency", "port", name, "reply", d, "binding", pb.Sub(t0), "up", up.Sub(t0))
 	}
-	r.During = during.read()
-	r.FirstOnHost, r.Latency, r.ToBinding, r.ToUp = ms(lat[0]), Summarize(lat[1:]), Summarize(toPB[1:]), Summarize(toUp[1:])
-	r.Learning, err = relearn(sb, "hv3", "src", samples)
-	return r, err
+	return out, nil
 }
 
 // relearn measures learning latency on a quiet sandbox: host drops every
@@ -295,7 +327,7 @@ func relearn(sb *sandbox.Sandbox, host, from string, n int) (LearnStat, error) {
 		return LearnStat{}, err
 	}
 	for i := 0; i < n; i++ {
-		dst := netip.AddrFrom4([4]byte{10, 0, dstVxnet, byte(100 + i)}).String()
+		dst := sampleIP(i).String()
 		if out, err := lab.Exec(sb.VMNS(from), "ping", "-c", "1", "-W", "1", dst); err != nil {
 			return LearnStat{}, fmt.Errorf("ping %s after forgetting it: %v\n%s", dst, err, out)
 		}
@@ -422,9 +454,6 @@ func (p *ProgrammingResult) markdown(b *strings.Builder) {
 	fmt.Fprintf(b, "\nThe first port of the VPC on the target host (which opens the host's monitor of the VPC and programs its %s) is not among the samples: %.1f ms.\n",
 		"vxnets and routes", p.FirstOnHost)
 	fmt.Fprintf(b, "Target: first echo reply p99 under 500 ms (#20: 150 ms at 64,000 ports and 100 changes a second).\n\n")
-	if p.Churn > 0 {
-		fmt.Fprintf(b, "During the samples, %d present ports a second moved between two chassis that run nothing (%d moves made).\n\n", p.Churn, p.ChurnMade)
-	}
 	fmt.Fprintf(b, "| hostd | idle CPU %% of a core | CPU during the samples | peak RSS MiB |\n|---|---|---|---|\n")
 	for i, h := range p.During {
 		var idle float64

@@ -483,7 +483,7 @@ func topology(ports int, tweak func(p int, row ovsdb.Row)) []ovsdb.Operation {
 	portRefs := make([][]any, vxnets)
 	for p := 0; p < ports; p++ {
 		vx := p % vxnets
-		row := ovsdb.Row{"name": fmt.Sprintf("p%d", p), "mac": benchMAC(p), "ips": benchIP(p).String()}
+		row := ovsdb.Row{"name": fmt.Sprintf("p%d", p), "mac": benchMAC(p), "ips": portIP(p, ports).String()}
 		if tweak != nil {
 			tweak(p, row)
 		}
@@ -492,12 +492,35 @@ func topology(ports int, tweak func(p int, row ovsdb.Row)) []ovsdb.Operation {
 	}
 	for i := 0; i < vxnets; i++ {
 		txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Vxnet", UUIDName: vxUUIDs[i], Row: ovsdb.Row{
-			"name": fmt.Sprintf("x%d", i), "cidr": benchCIDR(i).String(),
+			"name": fmt.Sprintf("x%d", i), "cidr": portCIDR(i, ports).String(),
 			"ports": ovsdb.OvsSet{GoSet: portRefs[i]}}})
 	}
 	txn = append(txn, ovsdb.Operation{Op: "mutate", Table: "VPC", Where: []ovsdb.Condition{{Column: "_uuid", Function: "==", Value: ovsdb.UUID{GoUUID: "vpc"}}},
 		Mutations: []ovsdb.Mutation{{Column: "vxnets", Mutator: "insert", Value: ovsdb.OvsSet{GoSet: vxRefs}}}})
 	return append(txn, bumpCfg()...)
+}
+
+// A VPC of more ports than 253 /24s hold (64,009) takes /22s instead,
+// in 10.16.0.0/14: up to 258,566 ports, apart from the programming
+// benchmark's own vxnets (benchCIDR(253), benchCIDR(254)).
+func wideTopology(ports int) bool { return ports > 253*253 }
+
+// portCIDR is vxnet i's subnet in a topology of ports ports.
+func portCIDR(i, ports int) netip.Prefix {
+	if !wideTopology(ports) {
+		return benchCIDR(i)
+	}
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(16 + i>>6), byte((i & 63) << 2), 0}), 22)
+}
+
+// portIP is port p's address in a topology of ports ports.
+func portIP(p, ports int) netip.Addr {
+	if !wideTopology(ports) {
+		return benchIP(p)
+	}
+	vx, host := p%253, 2+p/253
+	c := portCIDR(vx, ports).Addr().As4()
+	return netip.AddrFrom4([4]byte{c[0], c[1], c[2] + byte(host>>8), byte(host)})
 }
 
 // benchCIDR is vxnet i's subnet in the benchmark topology.

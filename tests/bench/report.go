@@ -21,6 +21,7 @@ type Report struct {
 	Northd      []*NorthdResult    `json:"northd,omitempty"`
 	Dataplane   *DataplaneResult   `json:"dataplane,omitempty"`
 	Programming *ProgrammingResult `json:"programming,omitempty"`
+	HostScale   []*HostScaleResult `json:"host_scale,omitempty"`
 	State       *StateResult       `json:"host_state,omitempty"`
 	Spine       *SpineResult       `json:"spine,omitempty"`
 	VM          *VMResult          `json:"vm,omitempty"`
@@ -85,12 +86,17 @@ type Runner struct {
 	// The end-to-end benchmarks: programming latency with Present ports
 	// declared, over Samples new ports; per-host state in a VPC of
 	// StatePorts ports with StateHosts hosts of 20 VMs, 5 peers each.
-	Present    int
-	Samples    int
-	BoundOn    string // the chassis the present ports are requested on ("": unbound)
-	Churn      int    // present ports moved a second during the samples
-	StatePorts int
-	StateHosts int
+	Present int
+	Samples int
+	BoundOn string // the chassis the present ports are requested on ("": unbound)
+	// The host-side scale run: a VPC of each of ScalePorts ports, all
+	// bound, churned at each of ScaleRates changes a second, with
+	// ScaleSamples new ports measured per rate.
+	ScalePorts   []int
+	ScaleRates   []int
+	ScaleSamples int
+	StatePorts   int
+	StateHosts   int
 	// The CLI benchmark: single commands at each of CLISizes ports,
 	// CLISamples of each kind; a bulk load of CLIBulk ports.
 	CLISizes   []int
@@ -154,10 +160,20 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 	}
 	if r.want("e2e") || r.want("programming") {
 		r.Env.Log.Info("programming latency benchmark", "present", r.Present, "samples", r.Samples)
-		if res, err := Programming(ctx, r.Env, r.Present, r.Samples, r.BoundOn, r.Churn); err != nil {
+		if res, err := Programming(ctx, r.Env, r.Present, r.Samples, r.BoundOn); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("programming latency: %v", err))
 		} else {
 			rep.Programming = res
+		}
+	}
+	if r.want("hostscale") {
+		for _, n := range r.ScalePorts {
+			r.Env.Log.Info("host scale benchmark", "ports", n, "rates", r.ScaleRates, "samples", r.ScaleSamples)
+			if res, err := HostScale(ctx, r.Env, n, r.ScaleSamples, r.ScaleRates); err != nil {
+				rep.Errors = append(rep.Errors, fmt.Sprintf("host scale at %d ports: %v", n, err))
+			} else {
+				rep.HostScale = append(rep.HostScale, res)
+			}
 		}
 	}
 	if r.want("e2e") || r.want("state") {
@@ -279,6 +295,11 @@ func (rep *Report) Markdown() string {
 	if s := rep.SNAT; s != nil && len(s.BelowTarget) > 0 {
 		fmt.Fprintf(&b, "**SNAT below target on %d of its targets** (listed in its section).\n\n", len(s.BelowTarget))
 	}
+	for _, h := range rep.HostScale {
+		if len(h.BelowTarget) > 0 {
+			fmt.Fprintf(&b, "**Host-side scale at %d ports below target on %d of its targets** (listed in its section).\n\n", h.Ports, len(h.BelowTarget))
+		}
+	}
 	if len(rep.Northd) > 0 {
 		fmt.Fprintf(&b, "## northd (one VPC, 253 vxnets)\n\n")
 		fmt.Fprintf(&b, "| ports | NB commit s | commit→sb_cfg s (min–max) | ovsdb-server floor s | ratio | datapaths | bindings | logical flows | northd peak RSS MiB | add p50/p90/p99 ms | update p50/p90/p99 ms | delete p50/p90/p99 ms |\n")
@@ -314,6 +335,9 @@ func (rep *Report) Markdown() string {
 	}
 	if p := rep.Programming; p != nil {
 		p.markdown(&b)
+	}
+	for _, h := range rep.HostScale {
+		h.markdown(&b)
 	}
 	if s := rep.State; s != nil {
 		s.markdown(&b)

@@ -19,7 +19,7 @@ import (
 func main() {
 	bin := flag.String("bin", "bin", "directory with Courier's binaries")
 	out := flag.String("out", "bench/results", "directory for the results")
-	only := flag.String("only", "northd,dataplane,sg,ct,e2e,spine,vm,migrate,eip,snat,cli", "comma-separated benchmarks to run (e2e is programming and state; sg is security groups; ct is connection tracking, Courier's table against the kernel's conntrack; eip is the internet to a VM by its EIP against VM to VM, and the loss when a gateway dies; snat is a VM without EIP to the internet by SNAT against VM to VM and the kernel's MASQUERADE, with new connections a second)")
+	only := flag.String("only", "northd,dataplane,sg,ct,e2e,hostscale,spine,vm,migrate,eip,snat,cli", "comma-separated benchmarks to run (e2e is programming and state; hostscale is #20's host-side scale run, a VPC with every port bound and held by its hubs, churned at several rates; sg is security groups; ct is connection tracking, Courier's table against the kernel's conntrack; eip is the internet to a VM by its EIP against VM to VM, and the loss when a gateway dies; snat is a VM without EIP to the internet by SNAT against VM to VM and the kernel's MASQUERADE, with new connections a second)")
 	sizes := flag.String("northd-sizes", "1000,8000,64000", "port counts for the northd benchmark")
 	northdRounds := flag.Int("northd-rounds", 5, "northd benchmark: bulk loads per size, each on fresh databases (the median is reported)")
 	rounds := flag.Int("rounds", 3, "data plane benchmark: interleaved rounds over the four paths (the EIP and SNAT benchmarks: over their paths, at least 3)")
@@ -31,7 +31,9 @@ func main() {
 	boundOn := flag.String("present-bound-on", "", "programming latency: request the present ports on this chassis (hv1..hv4; no VM runs them) so that the hubs hold them all")
 	qemuDefaults := flag.Bool("migrate-qemu-defaults", false, "live migration benchmark: QEMU's own migration parameters (downtime-limit 300 ms, max-bandwidth 128 MiB/s) instead of the sandbox's")
 	migrations := flag.Int("migrations", 20, "live migration benchmark: moves of each kind, alternately hv1 -> hv2 and back")
-	churnRate := flag.Int("churn", 0, "programming latency: present ports moved a second during the samples (needs --present-bound-on with a name that is not a host)")
+	scalePorts := flag.String("scale-ports", "64000", "host scale: port counts of the VPC, one sandbox each")
+	scaleRates := flag.String("churn", "20,50,100", "host scale: churn rates (port deletes, adds and moves a second), in turn on the same VPC")
+	scaleSamples := flag.Int("scale-samples", 40, "host scale: new ports measured at each churn rate")
 	cliSizes := flag.String("cli-sizes", "8000,64000,256000", "CLI benchmark: port counts at which single commands are timed")
 	cliSamples := flag.Int("cli-samples", 20, "CLI benchmark: single commands timed per kind and size")
 	cliBulk := flag.Int("cli-bulk", 64000, "CLI benchmark: ports in the bulk load")
@@ -39,9 +41,14 @@ func main() {
 	sgGroups := flag.Int("sg-groups", 100, "security group propagation: groups the ports are spread over")
 	sgSamples := flag.Int("sg-samples", 30, "security group propagation: changes of each kind measured")
 	fifoRun := flag.Bool("fifo", false, "data plane benchmark: run iperf3 and sockperf (client and server) under SCHED_FIFO (chrt -f 50), so that other work on a shared machine does not set the rate")
+	debug := flag.Bool("debug", false, "log at debug level (each sample of the programming and host scale benchmarks)")
 	hold := flag.Bool("hold", false, "build the data plane benchmark's paths, print their namespaces and keep them until interrupted (for profiling); measure nothing")
 	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if *hold {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -52,9 +59,10 @@ func main() {
 		return
 	}
 	ns, cs, sgs := ints("--northd-sizes", *sizes), ints("--cli-sizes", *cliSizes), ints("--sg-ports", *sgPorts)
+	sps, srs := ints("--scale-ports", *scalePorts), ints("--churn", *scaleRates)
 	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns, NorthdRounds: *northdRounds, Rounds: *rounds, Seconds: *seconds,
 		Present: *present, Samples: *samples, StatePorts: *statePorts, StateHosts: *stateHosts,
-		BoundOn: *boundOn, Churn: *churnRate, CLISizes: cs, CLISamples: *cliSamples, CLIBulk: *cliBulk,
+		BoundOn: *boundOn, ScalePorts: sps, ScaleRates: srs, ScaleSamples: *scaleSamples, CLISizes: cs, CLISamples: *cliSamples, CLIBulk: *cliBulk,
 		SGPorts: sgs, SGGroups: *sgGroups, SGSamples: *sgSamples, FIFO: *fifoRun,
 		Migrations: *migrations, MigrateQEMUDefaults: *qemuDefaults}
 	if err := r.Run(context.Background(), *out); err != nil {
