@@ -127,119 +127,113 @@ func (r *Runner) want(name string) bool {
 // Run runs and writes the report into dir.
 func (r *Runner) Run(ctx context.Context, dir string) error {
 	rep := &Report{Date: time.Now().UTC().Format("2006-01-02T15-04-05Z"), Machine: describe()}
+	r.runSections(ctx, rep)
+	if err := rep.write(dir); err != nil {
+		return err
+	}
+	if len(rep.Errors) > 0 {
+		return fmt.Errorf("%d benchmark(s) failed: %s", len(rep.Errors), strings.Join(rep.Errors, "; "))
+	}
+	return nil
+}
+
+// record keeps a section's result, or its error in the report.
+func record[T any](rep *Report, label string, res T, err error, set func(T)) {
+	if err != nil {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", label, err))
+		return
+	}
+	set(res)
+}
+
+// runSections runs the sections asked for, in order.
+func (r *Runner) runSections(ctx context.Context, rep *Report) {
+	log := r.Env.Log
 	if r.want("northd") {
 		for _, n := range r.NorthdSizes {
-			r.Env.Log.Info("northd benchmark", "ports", n)
+			log.Info("northd benchmark", "ports", n)
 			res, err := Northd(ctx, r.Env, n, max(1, r.NorthdRounds))
-			if err != nil {
-				rep.Errors = append(rep.Errors, fmt.Sprintf("northd %d: %v", n, err))
-				continue
-			}
-			rep.Northd = append(rep.Northd, res)
+			record(rep, fmt.Sprintf("northd %d", n), res, err, func(x *NorthdResult) { rep.Northd = append(rep.Northd, x) })
 		}
 	}
 	if r.want("dataplane") {
-		r.Env.Log.Info("data plane benchmark", "rounds", r.Rounds, "seconds", r.Seconds)
+		log.Info("data plane benchmark", "rounds", r.Rounds, "seconds", r.Seconds)
 		res, err := Dataplane(r.Env, r.Rounds, r.Seconds, fifo(r.FIFO))
-		if err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("dataplane: %v", err))
-		} else {
-			rep.Dataplane = res
-		}
+		record(rep, "dataplane", res, err, func(x *DataplaneResult) { rep.Dataplane = x })
 	}
 	if r.want("sg") {
 		r.runSG(ctx, rep)
 	}
 	if r.want("ct") {
-		r.Env.Log.Info("connection tracking benchmark", "rounds", max(5, r.Rounds))
-		if res, err := Conntrack(max(5, r.Rounds)); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("conntrack: %v", err))
-		} else {
-			rep.Conntrack = res
-		}
+		log.Info("connection tracking benchmark", "rounds", max(5, r.Rounds))
+		res, err := Conntrack(max(5, r.Rounds))
+		record(rep, "conntrack", res, err, func(x *CTResult) { rep.Conntrack = x })
 	}
 	if r.want("e2e") || r.want("programming") {
-		r.Env.Log.Info("programming latency benchmark", "present", r.Present, "samples", r.Samples)
-		if res, err := Programming(ctx, r.Env, r.Present, r.Samples, r.BoundOn); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("programming latency: %v", err))
-		} else {
-			rep.Programming = res
-		}
+		log.Info("programming latency benchmark", "present", r.Present, "samples", r.Samples)
+		res, err := Programming(ctx, r.Env, r.Present, r.Samples, r.BoundOn)
+		record(rep, "programming latency", res, err, func(x *ProgrammingResult) { rep.Programming = x })
 	}
 	if r.want("hostscale") {
 		for _, n := range r.ScalePorts {
-			r.Env.Log.Info("host scale benchmark", "ports", n, "rates", r.ScaleRates, "samples", r.ScaleSamples)
-			if res, err := HostScale(ctx, r.Env, n, r.ScaleSamples, r.ScaleRates); err != nil {
-				rep.Errors = append(rep.Errors, fmt.Sprintf("host scale at %d ports: %v", n, err))
-			} else {
-				rep.HostScale = append(rep.HostScale, res)
-			}
+			log.Info("host scale benchmark", "ports", n, "rates", r.ScaleRates, "samples", r.ScaleSamples)
+			res, err := HostScale(ctx, r.Env, n, r.ScaleSamples, r.ScaleRates)
+			record(rep, fmt.Sprintf("host scale at %d ports", n), res, err, func(x *HostScaleResult) { rep.HostScale = append(rep.HostScale, x) })
 		}
 	}
 	if r.want("e2e") || r.want("state") {
-		r.Env.Log.Info("per-host state benchmark", "ports", r.StatePorts, "hosts", r.StateHosts)
-		if res, err := HostState(ctx, r.Env, r.StatePorts, r.StateHosts, 20, 5); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("per-host state: %v", err))
-		} else {
-			rep.State = res
-		}
+		log.Info("per-host state benchmark", "ports", r.StatePorts, "hosts", r.StateHosts)
+		res, err := HostState(ctx, r.Env, r.StatePorts, r.StateHosts, 20, 5)
+		record(rep, "per-host state", res, err, func(x *StateResult) { rep.State = x })
 	}
 	if r.want("spine") {
-		r.Env.Log.Info("pipeline spine benchmark", "rounds", max(5, r.Rounds))
-		if res, err := Spine(ctx, r.Env, max(5, r.Rounds)); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("spine: %v", err))
-		} else {
-			rep.Spine = res
-		}
+		log.Info("pipeline spine benchmark", "rounds", max(5, r.Rounds))
+		res, err := Spine(ctx, r.Env, max(5, r.Rounds))
+		record(rep, "spine", res, err, func(x *SpineResult) { rep.Spine = x })
 	}
 	if r.want("vm") {
-		r.Env.Log.Info("what a VM sees benchmark", "rounds", max(3, r.Rounds))
-		if res, err := VM(ctx, r.Env, max(3, r.Rounds), 300, r.Seconds); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("vm: %v", err))
-		} else {
-			rep.VM = res
-		}
+		log.Info("what a VM sees benchmark", "rounds", max(3, r.Rounds))
+		res, err := VM(ctx, r.Env, max(3, r.Rounds), 300, r.Seconds)
+		record(rep, "vm", res, err, func(x *VMResult) { rep.VM = x })
 	}
 	if r.want("migrate") {
-		n := r.Migrations
-		if n <= 0 {
-			n = 20
-		}
-		r.Env.Log.Info("live migration benchmark", "migrations", n)
-		var params map[string]any
-		if r.MigrateQEMUDefaults {
-			params = sandbox.QEMUDefaultMigrationParams()
-		}
-		if res, err := Migrate(ctx, r.Env, n, params); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("migrate: %v", err))
-		} else {
-			rep.Migrate = res
-		}
+		r.runMigrate(ctx, rep)
 	}
 	if r.want("eip") {
-		r.Env.Log.Info("EIP benchmark", "rounds", max(3, r.Rounds), "seconds", r.Seconds)
-		if res, err := EIP(ctx, r.Env, max(3, r.Rounds), r.Seconds, 6); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("eip: %v", err))
-		} else {
-			rep.EIP = res
-		}
+		log.Info("EIP benchmark", "rounds", max(3, r.Rounds), "seconds", r.Seconds)
+		res, err := EIP(ctx, r.Env, max(3, r.Rounds), r.Seconds, 6)
+		record(rep, "eip", res, err, func(x *EIPResult) { rep.EIP = x })
 	}
 	if r.want("snat") {
-		r.Env.Log.Info("SNAT benchmark", "rounds", max(3, r.Rounds), "seconds", r.Seconds)
-		if res, err := SNAT(ctx, r.Env, max(3, r.Rounds), r.Seconds); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("snat: %v", err))
-		} else {
-			rep.SNAT = res
-		}
+		log.Info("SNAT benchmark", "rounds", max(3, r.Rounds), "seconds", r.Seconds)
+		res, err := SNAT(ctx, r.Env, max(3, r.Rounds), r.Seconds)
+		record(rep, "snat", res, err, func(x *SNATResult) { rep.SNAT = x })
 	}
 	if r.want("cli") {
-		r.Env.Log.Info("CLI benchmark", "sizes", r.CLISizes, "bulk", r.CLIBulk)
-		if res, err := CLI(ctx, r.Env, r.CLISizes, r.CLISamples, r.CLIBulk, max(2, r.Rounds)); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("cli: %v", err))
-		} else {
-			rep.CLI = res
-		}
+		log.Info("CLI benchmark", "sizes", r.CLISizes, "bulk", r.CLIBulk)
+		res, err := CLI(ctx, r.Env, r.CLISizes, r.CLISamples, r.CLIBulk, max(2, r.Rounds))
+		record(rep, "cli", res, err, func(x *CLIResult) { rep.CLI = x })
 	}
+}
+
+// runMigrate runs the live migration benchmark.
+func (r *Runner) runMigrate(ctx context.Context, rep *Report) {
+	n := r.Migrations
+	if n <= 0 {
+		n = 20
+	}
+	r.Env.Log.Info("live migration benchmark", "migrations", n)
+	var params map[string]any
+	if r.MigrateQEMUDefaults {
+		params = sandbox.QEMUDefaultMigrationParams()
+	}
+	res, err := Migrate(ctx, r.Env, n, params)
+	record(rep, "migrate", res, err, func(x *MigrateResult) { rep.Migrate = x })
+}
+
+// write writes the report as JSON and Markdown into dir, and prints the
+// Markdown.
+func (rep *Report) write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -253,9 +247,6 @@ func (r *Runner) Run(ctx context.Context, dir string) error {
 		return err
 	}
 	fmt.Print(md)
-	if len(rep.Errors) > 0 {
-		return fmt.Errorf("%d benchmark(s) failed: %s", len(rep.Errors), strings.Join(rep.Errors, "; "))
-	}
 	return nil
 }
 
