@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"time"
 
@@ -22,7 +23,6 @@ import (
 func (d *Daemon) reconcile(ctx context.Context) {
 	start := time.Now()
 	d.dirty, d.reconciled = false, start
-	me := d.cfg.Chassis
 	// Read nb_cfg before anything else of the session: the rows read
 	// after it are at least that new.
 	cfgs := []int{sbCfg(d.base.Client)}
@@ -40,23 +40,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	d.claim(ctx, pbs)
 	claimed := time.Now()
 
-	// The VPCs this host takes part in: those of its bound ports, and
-	// those it is a hub of.
-	want := map[int]bool{}
-	for _, pb := range pbs {
-		if d.ours(pb) {
-			want[pb.Vpc] = want[pb.Vpc] || false
-		}
-	}
-	if d.cfg.Hub {
-		for _, h := range ops.Rows[sbdb.Hub](d.base) {
-			for _, c := range h.Chassis {
-				if c == me {
-					want[h.Vpc] = true
-				}
-			}
-		}
-	}
+	want := d.wantedVPCs(pbs)
 	d.syncVPCs(ctx, want)
 	// Apply only what healthy sessions say: a VPC whose session is down
 	// (a database restarting) is not a VPC the host left. Until every
@@ -99,14 +83,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	d.m.reconcile(time.Since(start), as, err, len(flowErrs))
 	d.report(err, flowErrs)
 	if err == nil {
-		d.markUp(ctx, next.up)
-		d.markPrepared(ctx, pbs, st) // activation.go
-		d.teachMoved(snap.hub, next.hubOf)
-		d.setProbes(st)
-		d.noteSNAT(snap, st)
-		if next.ready {
-			d.ack(ctx, minOf(cfgs))
-		}
+		d.applied(ctx, pbs, snap, next, minOf(cfgs))
 	}
 	d.writeStatus(ctx)
 	if as.Written+as.Removed+as.Attached+as.Detached > 0 {
@@ -115,6 +92,41 @@ func (d *Daemon) reconcile(ctx context.Context) {
 			"claim", claimed.Sub(start), "compute", computed.Sub(claimed), "kernel", applied.Sub(computed), "write_back", time.Since(applied))
 	}
 	d.m.monitored(d.base, d.vpcs)
+}
+
+// wantedVPCs is the VPCs this host takes part in: those of its bound
+// ports (value false), and those it is a hub of (true).
+func (d *Daemon) wantedVPCs(pbs []*sbdb.PortBinding) map[int]bool {
+	want := map[int]bool{}
+	for _, pb := range pbs {
+		if d.ours(pb) {
+			want[pb.Vpc] = want[pb.Vpc] || false
+		}
+	}
+	if d.cfg.Hub {
+		for _, h := range ops.Rows[sbdb.Hub](d.base) {
+			if slices.Contains(h.Chassis, d.cfg.Chassis) {
+				want[h.Vpc] = true
+			}
+		}
+	}
+	return want
+}
+
+// applied writes back, and tells, what an applied state makes true: its
+// ports up, migrations prepared, moved bindings to whom the hub taught
+// them, hubs to probe, SNAT's use, and nb_cfg (cfg) once every VPC's
+// datapaths are there.
+func (d *Daemon) applied(ctx context.Context, pbs []*sbdb.PortBinding, snap *snapshot, next *desiredState, cfg int) {
+	st := next.state
+	d.markUp(ctx, next.up)
+	d.markPrepared(ctx, pbs, st) // activation.go
+	d.teachMoved(snap.hub, next.hubOf)
+	d.setProbes(st)
+	d.noteSNAT(snap, st)
+	if next.ready {
+		d.ack(ctx, cfg)
+	}
 }
 
 // report records in the host's status what the last apply left undone.
