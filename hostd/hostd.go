@@ -331,6 +331,13 @@ func (d *Daemon) session(ctx context.Context, established func(), links chan lin
 		d.log.Warn("heartbeat", "err", err)
 	}
 	established()
+	return d.serve(ctx, links, events, rotated)
+}
+
+// serve reacts to the session's changes, interfaces, the data plane's
+// events and its timers until the session ends, reconciling after each
+// burst of changes.
+func (d *Daemon) serve(ctx context.Context, links chan linkEvent, events chan dataplane.Event, rotated <-chan struct{}) error {
 	beat := time.NewTicker(d.cfg.Heartbeat)
 	defer beat.Stop()
 	var probe <-chan time.Time
