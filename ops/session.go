@@ -28,8 +28,13 @@ type SessionOptions struct {
 	// ConnectTimeout bounds connecting and the initial monitor reply.
 	ConnectTimeout time.Duration
 	// EchoInterval, when non-zero, probes the server; a probe that gets
-	// no answer within the interval ends the session.
+	// no answer within EchoTimeout ends the session.
 	EchoInterval time.Duration
+	// EchoTimeout is how long a probe waits for its answer (default
+	// EchoInterval). A server committing a big transaction, or sending a
+	// big update that libovsdb processes before the echo's reply, answers
+	// late but is alive: the central daemons wait longer than they probe.
+	EchoTimeout time.Duration
 	// Logger receives libovsdb's messages at debug level.
 	Logger *slog.Logger
 	// Tracker, when set, receives every row change the session's monitor
@@ -106,8 +111,11 @@ func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*
 			return nil, fmt.Errorf("monitor %s: %w", dbModel.Name(), err)
 		}
 	}
+	if o.EchoTimeout <= 0 {
+		o.EchoTimeout = o.EchoInterval
+	}
 	if o.EchoInterval > 0 {
-		go s.probe(o.EchoInterval, log)
+		go s.probe(o.EchoInterval, o.EchoTimeout, log)
 	}
 	return s, nil
 }
@@ -182,7 +190,7 @@ func (s *Session) Close() {
 	})
 }
 
-func (s *Session) probe(every time.Duration, log *slog.Logger) {
+func (s *Session) probe(every, timeout time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -190,7 +198,7 @@ func (s *Session) probe(every time.Duration, log *slog.Logger) {
 		case <-s.done:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), every)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			err := s.Echo(ctx)
 			cancel()
 			if err != nil {
