@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -55,7 +56,19 @@ type Session struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	stop      chan struct{}
+	// heard is when the monitor last delivered a row (Unix nanoseconds).
+	heard atomic.Int64
 }
+
+// hearing notes, for the probe, that the monitor delivered a row: a
+// server sending a big update, or a client still applying one to its
+// cache, answers an echo late, but is not silent.
+type hearing struct{ s *Session }
+
+func (h hearing) note()                                     { h.s.heard.Store(time.Now().UnixNano()) }
+func (h hearing) OnAdd(string, model.Model)                 { h.note() }
+func (h hearing) OnUpdate(string, model.Model, model.Model) { h.note() }
+func (h hearing) OnDelete(string, model.Model)              { h.note() }
 
 // Open connects, installs the tracker and starts the monitor. The returned
 // session's cache holds the monitored rows when Open returns.
@@ -104,6 +117,9 @@ func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*
 	}
 	if o.Tracker != nil {
 		c.Cache().AddEventHandler(o.Tracker)
+	}
+	if len(o.Monitor) > 0 && o.EchoInterval > 0 {
+		c.Cache().AddEventHandler(hearing{s})
 	}
 	if len(o.Monitor) > 0 {
 		if _, err := c.Monitor(cctx, c.NewMonitor(o.Monitor...)); err != nil {
@@ -201,6 +217,11 @@ func (s *Session) probe(every, timeout time.Duration, log *slog.Logger) {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			err := s.Echo(ctx)
 			cancel()
+			if err != nil && s.heardWithin(timeout) {
+				log.Debug("echo unanswered, but the monitor delivers rows; keeping the session",
+					"endpoint", s.CurrentEndpoint(), "err", err)
+				continue
+			}
 			if err != nil {
 				log.Warn("database did not answer the echo probe; ending session",
 					"endpoint", s.CurrentEndpoint(), "err", err)
@@ -209,6 +230,11 @@ func (s *Session) probe(every, timeout time.Duration, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// heardWithin: the monitor delivered a row less than d ago.
+func (s *Session) heardWithin(d time.Duration) bool {
+	return time.Since(time.Unix(0, s.heard.Load())) < d
 }
 
 // libovsdbSink forwards libovsdb's logr messages to slog at debug level,
