@@ -35,7 +35,10 @@ type Config struct {
 	MaxTxnOps int
 	// ProbeInterval is how often a silent database server is probed;
 	// silent for jsonrpc.ProbeSilence times it, it is given up, and with
-	// the southbound the lock (0: jsonrpc.DefaultProbeInterval).
+	// the southbound the lock (0: jsonrpc.DefaultProbeInterval). A
+	// session's initial contents get 12 intervals (a minute by default):
+	// at 256,000 ports southd's did not arrive within 10 s on a busy
+	// machine, and each new try started over.
 	ProbeInterval time.Duration
 	Log           *slog.Logger
 	Metrics       *Metrics
@@ -180,14 +183,14 @@ func (d *Daemon) connect(ctx context.Context) (*conn, error) {
 	// The northbound session only writes; the rows come through nbWatch,
 	// on the same server (nbwatch.go says why).
 	nb, err := ops.Open(ctx, nbModel, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true,
-		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval, Logger: d.log, TLS: d.cfg.TLS})
+		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval, ConnectTimeout: 12 * d.cfg.ProbeInterval, Logger: d.log, TLS: d.cfg.TLS})
 	if err != nil {
 		return c, err
 	}
 	c.nb, c.closers = nb, append(c.closers, nb.Close)
 	sb, err := ops.Open(ctx, sbModel, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true,
 		Tracker: c.sbT, Monitor: sbMonitor(),
-		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval, Logger: d.log, TLS: d.cfg.TLS})
+		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval, ConnectTimeout: 12 * d.cfg.ProbeInterval, Logger: d.log, TLS: d.cfg.TLS})
 	if err != nil {
 		return c, err
 	}

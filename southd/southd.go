@@ -56,7 +56,10 @@ type Config struct {
 	Tick time.Duration
 	// ProbeInterval is how often a silent database server is probed;
 	// silent for jsonrpc.ProbeSilence times it, it is given up, and with
-	// the southbound the lock (0: jsonrpc.DefaultProbeInterval).
+	// the southbound the lock (0: jsonrpc.DefaultProbeInterval). A
+	// session's initial contents get 12 intervals (a minute by default):
+	// at 256,000 ports southd's did not arrive within 10 s on a busy
+	// machine, and each new try started over.
 	ProbeInterval time.Duration
 	Log           *slog.Logger
 	Metrics       *Metrics
@@ -126,7 +129,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	// other decisions read the monitor's rows whole.
 	sbT := ops.NewTrackerNotifying(notify)
 	sb, err := ops.Open(ctx, sbM, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true, TLS: d.cfg.TLS,
-		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval,
+		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval, ConnectTimeout: 12 * d.cfg.ProbeInterval,
 		Tracker: sbT, Logger: d.log, Monitor: []client.MonitorOption{
 			client.WithTable(&sbdb.SBGlobal{}), client.WithTable(&sbdb.Chassis{}), client.WithTable(&sbdb.ChassisPrivate{}),
 			client.WithTable(&sbdb.Hub{}), client.WithTable(&sbdb.LearnedBinding{}),
@@ -142,7 +145,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	port := &nbdb.Port{}
 	nbT := ops.NewTrackerNotifying(notify)
 	nb, err := ops.Open(ctx, nbM, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true, TLS: d.cfg.TLS,
-		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval,
+		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval, ConnectTimeout: 12 * d.cfg.ProbeInterval,
 		Tracker: nbT, Logger: d.log, Monitor: []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{}),
 			client.WithTable(port, &port.Name, &port.Up, &port.Chassis)}})
 	if err != nil {
