@@ -199,7 +199,7 @@ func (l *LockSession) runOnce(ctx context.Context, remote string) error {
 // watch keeps the session until it ends, ctx ends or the server has been
 // silent too long (ProbeVerdict), with at most one echo outstanding.
 func (l *LockSession) watch(ctx context.Context, conn *rpcConn) error {
-	tick := time.NewTicker(l.probe / 2)
+	tick := time.NewTicker(max(l.probe/2, time.Millisecond))
 	defer tick.Stop()
 	var echoing atomic.Bool
 	for {
@@ -212,6 +212,8 @@ func (l *LockSession) watch(ctx context.Context, conn *rpcConn) error {
 			silent := conn.silentFor(time.Now())
 			echo, dead := ProbeVerdict(silent, l.probe)
 			if dead {
+				l.log.Warn("database server sent nothing for too long; dropping the lock session",
+					"lock", l.name, "silent", silent.Round(time.Millisecond), "probe_interval", l.probe)
 				return fmt.Errorf("server sent nothing for %v", silent.Round(time.Millisecond))
 			}
 			if echo && echoing.CompareAndSwap(false, true) {
