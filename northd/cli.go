@@ -35,7 +35,7 @@ waits for.`,
 				return err
 			}
 			defer cancel()
-			d := New(Config{NB: c.NB, SB: c.SB, TLS: c.TLS, MaxTxnOps: cx.Int("max-txn-ops"), Log: c.Log, Metrics: NewMetrics(c.Registry)})
+			d := New(Config{NB: c.NB, SB: c.SB, TLS: c.TLS, MaxTxnOps: cx.Int("max-txn-ops"), ProbeInterval: c.ProbeInterval, Log: c.Log, Metrics: NewMetrics(c.Registry)})
 			return d.Run(ctx)
 		},
 	}

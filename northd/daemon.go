@@ -33,8 +33,15 @@ type Config struct {
 	// most this many operations, so that one bulk load does not stall the
 	// database for every other client.
 	MaxTxnOps int
-	Log       *slog.Logger
-	Metrics   *Metrics
+	// ProbeInterval is how often a silent database server is probed;
+	// silent for jsonrpc.ProbeSilence times it, it is given up, and with
+	// the southbound the lock (0: jsonrpc.DefaultProbeInterval). A
+	// session's initial contents get 12 intervals (a minute by default):
+	// at 256,000 ports southd's did not arrive within 10 s on a busy
+	// machine, and each new try started over.
+	ProbeInterval time.Duration
+	Log           *slog.Logger
+	Metrics       *Metrics
 	// OnRun, if set, is called after every engine run (tests use it to
 	// see which path ran).
 	OnRun func(active bool, st RunStats)
@@ -67,6 +74,9 @@ func New(cfg Config) *Daemon {
 	if cfg.MaxTxnOps == 0 {
 		cfg.MaxTxnOps = 20000
 	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = jsonrpc.DefaultProbeInterval
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -74,7 +84,7 @@ func New(cfg Config) *Daemon {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics, refused: newRefusals(cfg.Log),
-		lock: jsonrpc.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.Log)}
+		lock: jsonrpc.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.ProbeInterval, cfg.Log)}
 }
 
 // Run keeps northd going until ctx ends: sessions are reopened after any
@@ -173,13 +183,14 @@ func (d *Daemon) connect(ctx context.Context) (*conn, error) {
 	// The northbound session only writes; the rows come through nbWatch,
 	// on the same server (nbwatch.go says why).
 	nb, err := ops.Open(ctx, nbModel, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true,
-		EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.cfg.TLS})
+		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval, ConnectTimeout: 12 * d.cfg.ProbeInterval, Logger: d.log, TLS: d.cfg.TLS})
 	if err != nil {
 		return c, err
 	}
 	c.nb, c.closers = nb, append(c.closers, nb.Close)
 	sb, err := ops.Open(ctx, sbModel, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true,
-		Tracker: c.sbT, Monitor: sbMonitor(), EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.cfg.TLS})
+		Tracker: c.sbT, Monitor: sbMonitor(),
+		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval, ConnectTimeout: 12 * d.cfg.ProbeInterval, Logger: d.log, TLS: d.cfg.TLS})
 	if err != nil {
 		return c, err
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -28,8 +29,13 @@ type SessionOptions struct {
 	// ConnectTimeout bounds connecting and the initial monitor reply.
 	ConnectTimeout time.Duration
 	// EchoInterval, when non-zero, probes the server; a probe that gets
-	// no answer within the interval ends the session.
+	// no answer within EchoTimeout ends the session.
 	EchoInterval time.Duration
+	// EchoTimeout is how long a probe waits for its answer (default
+	// EchoInterval). A server committing a big transaction, or sending a
+	// big update that libovsdb processes before the echo's reply, answers
+	// late but is alive: the central daemons wait longer than they probe.
+	EchoTimeout time.Duration
 	// Logger receives libovsdb's messages at debug level.
 	Logger *slog.Logger
 	// Tracker, when set, receives every row change the session's monitor
@@ -50,7 +56,19 @@ type Session struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	stop      chan struct{}
+	// heard is when the monitor last delivered a row (Unix nanoseconds).
+	heard atomic.Int64
 }
+
+// hearing notes, for the probe, that the monitor delivered a row: a
+// server sending a big update, or a client still applying one to its
+// cache, answers an echo late, but is not silent.
+type hearing struct{ s *Session }
+
+func (h hearing) note()                                     { h.s.heard.Store(time.Now().UnixNano()) }
+func (h hearing) OnAdd(string, model.Model)                 { h.note() }
+func (h hearing) OnUpdate(string, model.Model, model.Model) { h.note() }
+func (h hearing) OnDelete(string, model.Model)              { h.note() }
 
 // Open connects, installs the tracker and starts the monitor. The returned
 // session's cache holds the monitored rows when Open returns.
@@ -100,14 +118,20 @@ func Open(ctx context.Context, dbModel model.ClientDBModel, o SessionOptions) (*
 	if o.Tracker != nil {
 		c.Cache().AddEventHandler(o.Tracker)
 	}
+	if len(o.Monitor) > 0 && o.EchoInterval > 0 {
+		c.Cache().AddEventHandler(hearing{s})
+	}
 	if len(o.Monitor) > 0 {
 		if _, err := c.Monitor(cctx, c.NewMonitor(o.Monitor...)); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("monitor %s: %w", dbModel.Name(), err)
 		}
 	}
+	if o.EchoTimeout <= 0 {
+		o.EchoTimeout = o.EchoInterval
+	}
 	if o.EchoInterval > 0 {
-		go s.probe(o.EchoInterval, log)
+		go s.probe(o.EchoInterval, o.EchoTimeout, log)
 	}
 	return s, nil
 }
@@ -182,7 +206,7 @@ func (s *Session) Close() {
 	})
 }
 
-func (s *Session) probe(every time.Duration, log *slog.Logger) {
+func (s *Session) probe(every, timeout time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -190,9 +214,14 @@ func (s *Session) probe(every time.Duration, log *slog.Logger) {
 		case <-s.done:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), every)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			err := s.Echo(ctx)
 			cancel()
+			if err != nil && s.heardWithin(timeout) {
+				log.Debug("echo unanswered, but the monitor delivers rows; keeping the session",
+					"endpoint", s.CurrentEndpoint(), "err", err)
+				continue
+			}
 			if err != nil {
 				log.Warn("database did not answer the echo probe; ending session",
 					"endpoint", s.CurrentEndpoint(), "err", err)
@@ -201,6 +230,11 @@ func (s *Session) probe(every time.Duration, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// heardWithin: the monitor delivered a row less than d ago.
+func (s *Session) heardWithin(d time.Duration) bool {
+	return time.Since(time.Unix(0, s.heard.Load())) < d
 }
 
 // libovsdbSink forwards libovsdb's logr messages to slog at debug level,

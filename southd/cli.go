@@ -35,7 +35,7 @@ Several instances may run; the one holding the southbound lock
 			}
 			defer cancel()
 			d := New(Config{NB: c.NB, SB: c.SB, TLS: c.TLS, DeadAfter: cx.Duration("dead-after"), HubsPerVPC: cx.Int("hubs-per-vpc"),
-				LearnedAge: cx.Duration("learned-age"), AgeBatch: cx.Int("age-batch"), Log: c.Log, Metrics: NewMetrics(c.Registry)})
+				LearnedAge: cx.Duration("learned-age"), AgeBatch: cx.Int("age-batch"), ProbeInterval: c.ProbeInterval, Log: c.Log, Metrics: NewMetrics(c.Registry)})
 			return d.Run(ctx)
 		},
 	}

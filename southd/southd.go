@@ -53,12 +53,22 @@ type Config struct {
 	LearnedAge time.Duration
 	AgeBatch   int
 	// Tick is how often liveness and aging are re-evaluated.
-	Tick    time.Duration
-	Log     *slog.Logger
-	Metrics *Metrics
+	Tick time.Duration
+	// ProbeInterval is how often a silent database server is probed;
+	// silent for jsonrpc.ProbeSilence times it, it is given up, and with
+	// the southbound the lock (0: jsonrpc.DefaultProbeInterval). A
+	// session's initial contents get 12 intervals (a minute by default):
+	// at 256,000 ports southd's did not arrive within 10 s on a busy
+	// machine, and each new try started over.
+	ProbeInterval time.Duration
+	Log           *slog.Logger
+	Metrics       *Metrics
 }
 
 func (c *Config) defaults() {
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = jsonrpc.DefaultProbeInterval
+	}
 	if c.DeadAfter == 0 {
 		c.DeadAfter = 5 * time.Second
 	}
@@ -97,7 +107,7 @@ type Daemon struct {
 func New(cfg Config) *Daemon {
 	cfg.defaults()
 	return &Daemon{cfg: cfg, log: cfg.Log, m: cfg.Metrics,
-		lock: jsonrpc.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.Log)}
+		lock: jsonrpc.NewLockSession(cfg.SB, cfg.TLS, schema.SBName, LockName, cfg.ProbeInterval, cfg.Log)}
 }
 
 // Run decides until ctx ends, reconnecting after failures.
@@ -118,7 +128,8 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	// The southbound's changes feed the SNAT index (snatindex.go); the
 	// other decisions read the monitor's rows whole.
 	sbT := ops.NewTrackerNotifying(notify)
-	sb, err := ops.Open(ctx, sbM, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true, EchoInterval: 5 * time.Second, TLS: d.cfg.TLS,
+	sb, err := ops.Open(ctx, sbM, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true, TLS: d.cfg.TLS,
+		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval, ConnectTimeout: 12 * d.cfg.ProbeInterval,
 		Tracker: sbT, Logger: d.log, Monitor: []client.MonitorOption{
 			client.WithTable(&sbdb.SBGlobal{}), client.WithTable(&sbdb.Chassis{}), client.WithTable(&sbdb.ChassisPrivate{}),
 			client.WithTable(&sbdb.Hub{}), client.WithTable(&sbdb.LearnedBinding{}),
@@ -133,7 +144,8 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	defer sb.Close()
 	port := &nbdb.Port{}
 	nbT := ops.NewTrackerNotifying(notify)
-	nb, err := ops.Open(ctx, nbM, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true, EchoInterval: 5 * time.Second, TLS: d.cfg.TLS,
+	nb, err := ops.Open(ctx, nbM, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true, TLS: d.cfg.TLS,
+		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval, ConnectTimeout: 12 * d.cfg.ProbeInterval,
 		Tracker: nbT, Logger: d.log, Monitor: []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{}),
 			client.WithTable(port, &port.Name, &port.Up, &port.Chassis)}})
 	if err != nil {

@@ -2,6 +2,6 @@
 # (go generate ./doc); do not edit.
 _courier_northd() {
     local cur="${COMP_WORDS[COMP_CWORD]}"
-    COMPREPLY=($(compgen -W "--ca-cert --certificate --log-file --log-format --log-level --max-txn-ops --metrics-addr --nb --private-key --run-dir --sb" -- "$cur"))
+    COMPREPLY=($(compgen -W "--ca-cert --certificate --log-file --log-format --log-level --max-txn-ops --metrics-addr --nb --private-key --probe-interval --run-dir --sb" -- "$cur"))
 }
 complete -o default -F _courier_northd courier-northd

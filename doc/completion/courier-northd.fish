@@ -16,6 +16,7 @@ complete -c courier-northd -n '__fish_courier-northd_no_subcommand' -f -l privat
 complete -c courier-northd -n '__fish_courier-northd_no_subcommand' -f -l certificate -s c -r -d 'this party\'s certificate `FILE`; its common name is who the database thinks it is'
 complete -c courier-northd -n '__fish_courier-northd_no_subcommand' -f -l ca-cert -s C -r -d 'the CA certificate `FILE` the database\'s certificate must be signed by'
 complete -c courier-northd -n '__fish_courier-northd_no_subcommand' -f -l max-txn-ops -r -d 'split big southbound changes into transactions of at most `N` operations'
+complete -c courier-northd -n '__fish_courier-northd_no_subcommand' -f -l probe-interval -r -d 'echo a database server that has been silent this long, and give it up (and the southbound lock) when silent 3 times as long. Raise it for very large databases, whose big commits keep the server silent for seconds'
 complete -c courier-northd -n '__fish_courier-northd_no_subcommand' -f -l metrics-addr -r -d 'serve Prometheus metrics (/metrics), /healthz and /readyz on `ADDR` (host:port; a port alone is loopback\'s); empty: off'
 complete -c courier-northd -n '__fish_courier-northd_no_subcommand' -f -l log-level -r -d 'debug, info, warn or error'
 complete -c courier-northd -n '__fish_courier-northd_no_subcommand' -f -l log-format -r -d 'text (key=value) or json, one record a line'

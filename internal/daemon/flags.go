@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
@@ -13,6 +14,7 @@ import (
 	"github.com/courier-sdn/courier/internal/ready"
 	"github.com/courier-sdn/courier/internal/version"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 )
 
 // Database flags shared by the daemons: --nb and --sb, each defaulting to
@@ -62,6 +64,8 @@ func CentralFlags(own ...cli.Flag) []cli.Flag {
 	flags := []cli.Flag{NBFlag(), SBFlag(), RunDirFlag()}
 	flags = append(flags, pki.Flags()...)
 	flags = append(flags, own...)
+	flags = append(flags, &cli.DurationFlag{Name: "probe-interval", Value: jsonrpc.DefaultProbeInterval,
+		Usage: "echo a database server that has been silent this long, and give it up (and the southbound lock) when silent 3 times as long. Raise it for very large databases, whose big commits keep the server silent for seconds"})
 	return append(append(flags, MetricsFlag()), LogFlags()...)
 }
 
@@ -79,6 +83,8 @@ type Central struct {
 	// TLS is the client configuration for ssl: remotes, nil without
 	// --private-key, --certificate and --ca-cert.
 	TLS *tls.Config
+	// ProbeInterval is --probe-interval (jsonrpc.ProbeVerdict).
+	ProbeInterval time.Duration
 }
 
 // StartCentral refuses stray arguments, reads the shared flags, starts
@@ -136,5 +142,6 @@ func StartCentral(cx *cli.Context, component string) (context.Context, context.C
 		stop()
 		log.Info("stopped")
 	}
-	return ctx, cancel, &Central{Log: log, NB: nb, SB: sb, Registry: reg, TLS: creds.TLSConfig()}, nil
+	return ctx, cancel, &Central{Log: log, NB: nb, SB: sb, Registry: reg, TLS: creds.TLSConfig(),
+		ProbeInterval: cx.Duration("probe-interval")}, nil
 }

@@ -37,6 +37,9 @@ type rpcConn struct {
 	// answered: a reply came; a TLS server that refuses the client's
 	// certificate closes the connection before any.
 	answered atomic.Bool
+	// received is when bytes last arrived (Unix nanoseconds): a server
+	// busy sending a large message, or any message, is alive.
+	received atomic.Int64
 }
 
 type rpcReply struct {
@@ -60,18 +63,25 @@ func dialRPC(remote string, tlsc *tls.Config, notify func(string, json.RawMessag
 	if err != nil {
 		return nil, err
 	}
+	return newRPCConn(c, notify), nil
+}
+
+// newRPCConn runs the protocol over c, which it owns from here on.
+func newRPCConn(c net.Conn, notify func(string, json.RawMessage)) *rpcConn {
 	r := &rpcConn{conn: c, enc: json.NewEncoder(c), pending: map[uint64]chan rpcReply{},
 		notify: notify, done: make(chan struct{})}
+	r.received.Store(time.Now().UnixNano())
 	go r.read()
-	return r, nil
+	return r
 }
 
 func (r *rpcConn) read() {
 	var err error
 	fr := &framer{}
+	in := receiptReader{r}
 	for {
 		var msg []byte
-		if msg, err = fr.next(r.conn); err != nil {
+		if msg, err = fr.next(in); err != nil {
 			break
 		}
 		var m rpcMessage
@@ -110,6 +120,22 @@ func (r *rpcConn) read() {
 	r.mu.Unlock()
 	r.conn.Close()
 	close(r.done)
+}
+
+// receiptReader reads the connection and notes when bytes arrive.
+type receiptReader struct{ r *rpcConn }
+
+func (t receiptReader) Read(b []byte) (int, error) {
+	n, err := t.r.conn.Read(b)
+	if n > 0 {
+		t.r.received.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// silentFor is how long nothing has arrived from the server.
+func (r *rpcConn) silentFor(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, r.received.Load()))
 }
 
 // parse reads one message's members; the raw values are slices of msg.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
@@ -36,6 +37,7 @@ type LockSession struct {
 	tls     *tls.Config
 	db      string
 	name    string
+	probe   time.Duration
 	log     *slog.Logger
 
 	mu      sync.Mutex
@@ -44,13 +46,39 @@ type LockSession struct {
 	changed chan struct{}
 }
 
+// DefaultProbeInterval is the probe interval of a LockSession (and of
+// the central daemons' sessions) unless configured: OVN's default
+// inactivity probe.
+const DefaultProbeInterval = 5 * time.Second
+
 // NewLockSession prepares a session for lock name on database db (tlsc
-// for ssl: remotes).
-func NewLockSession(remotes []string, tlsc *tls.Config, db, name string, log *slog.Logger) *LockSession {
+// for ssl: remotes). probe is the probe interval (ProbeVerdict; 0 means
+// DefaultProbeInterval).
+func NewLockSession(remotes []string, tlsc *tls.Config, db, name string, probe time.Duration, log *slog.Logger) *LockSession {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &LockSession{remotes: remotes, tls: tlsc, db: db, name: name, log: log, changed: make(chan struct{}, 1)}
+	if probe <= 0 {
+		probe = DefaultProbeInterval
+	}
+	return &LockSession{remotes: remotes, tls: tlsc, db: db, name: name, probe: probe, log: log, changed: make(chan struct{}, 1)}
+}
+
+// ProbeSilence is how many probe intervals of silence end a session:
+// with the default interval, a server that sends nothing for 15 s is
+// given up (noticed within half an interval more, 17.5 s).
+const ProbeSilence = 3
+
+// ProbeVerdict says what a session does about a server that has sent
+// nothing for silent: any bytes received count as liveness, so a server
+// streaming a large update, or answering anything, is alive. Silent for
+// an interval, it is sent an echo; silent for ProbeSilence intervals, it
+// is given up. A server committing a 256,000-row load answers nobody for
+// seconds (issue #20): before, the lock session echoed every 2 s and gave
+// up after 4 s without an answer, so northd lost its lock over and over
+// and its load never landed.
+func ProbeVerdict(silent, interval time.Duration) (echo, dead bool) {
+	return silent >= interval, silent >= ProbeSilence*interval
 }
 
 // Held reports whether this instance holds the lock now.
@@ -165,20 +193,38 @@ func (l *LockSession) runOnce(ctx context.Context, remote string) error {
 	} else {
 		l.log.Info("lock is held by another instance; standing by", "lock", l.name, "remote", remote)
 	}
-	probe := time.NewTicker(2 * time.Second)
-	defer probe.Stop()
+	return l.watch(ctx, conn)
+}
+
+// watch keeps the session until it ends, ctx ends or the server has been
+// silent too long (ProbeVerdict), with at most one echo outstanding.
+func (l *LockSession) watch(ctx context.Context, conn *rpcConn) error {
+	tick := time.NewTicker(max(l.probe/2, time.Millisecond))
+	defer tick.Stop()
+	var echoing atomic.Bool
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-conn.done:
 			return conn.err
-		case <-probe.C:
-			pctx, pcancel := context.WithTimeout(ctx, 4*time.Second)
-			err := conn.call(pctx, "echo", []any{"courier"}, nil)
-			pcancel()
-			if err != nil {
-				return fmt.Errorf("echo: %w", err)
+		case <-tick.C:
+			silent := conn.silentFor(time.Now())
+			echo, dead := ProbeVerdict(silent, l.probe)
+			if dead {
+				l.log.Warn("database server sent nothing for too long; dropping the lock session",
+					"lock", l.name, "silent", silent.Round(time.Millisecond), "probe_interval", l.probe)
+				return fmt.Errorf("server sent nothing for %v", silent.Round(time.Millisecond))
+			}
+			if echo && echoing.CompareAndSwap(false, true) {
+				go func() {
+					// The reply, like anything else received, counts
+					// through silentFor; its absence is judged there.
+					pctx, cancel := context.WithTimeout(ctx, ProbeSilence*l.probe)
+					_ = conn.call(pctx, "echo", []any{"courier"}, nil)
+					cancel()
+					echoing.Store(false)
+				}()
 			}
 		}
 	}

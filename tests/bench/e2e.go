@@ -361,7 +361,9 @@ func watchBindings(ctx context.Context, remote string) (*bindingWatch, error) {
 	t := ops.NewTracker()
 	m, _ := sbdb.FullDatabaseModel()
 	pb := &sbdb.PortBinding{}
-	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: []string{remote}, Tracker: t,
+	// Every binding's name and state: 256,000 rows in the host scale
+	// run, more than Open's default 10 s on a busy machine.
+	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: []string{remote}, Tracker: t, ConnectTimeout: 2 * time.Minute,
 		Monitor: []client.MonitorOption{client.WithTable(pb, &pb.LogicalPort, &pb.Up)}})
 	if err != nil {
 		return nil, err

@@ -34,6 +34,8 @@ import (
 	"github.com/courier-sdn/courier/schema/nbdb"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
+	"github.com/ovn-kubernetes/libovsdb/model"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 )
 
 // DefaultRunDir is the sandbox's run directory.
@@ -353,8 +355,13 @@ func (s *Sandbox) Ctl() *central.Config { return s.ctl }
 // dynamic.
 func (s *Sandbox) portInfo(ctx context.Context, port string) (*nbdb.Port, netip.Prefix, netip.Addr, error) {
 	m, _ := nbdb.FullDatabaseModel()
+	// Only this port: the whole Port table, 256,000 rows in the host
+	// scale run, took longer than Open's 10 s to arrive (issue #20).
+	pm := &nbdb.Port{}
 	sess, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: []string{s.NB()},
-		Monitor: []client.MonitorOption{client.WithTable(&nbdb.Port{}), client.WithTable(&nbdb.Vxnet{})}})
+		Monitor: []client.MonitorOption{
+			client.WithConditionalTable(pm, []model.Condition{{Field: &pm.Name, Function: ovsdb.ConditionEqual, Value: port}}),
+			client.WithTable(&nbdb.Vxnet{})}})
 	if err != nil {
 		return nil, netip.Prefix{}, netip.Addr{}, err
 	}
