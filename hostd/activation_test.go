@@ -1,7 +1,6 @@
 package hostd
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/schema/sbdb"
-	"github.com/courier-sdn/courier/tools/nbctl"
 )
 
 // migrating is a binding held by holder and migrating to dest.
@@ -167,7 +165,7 @@ func TestMigrationActivation(t *testing.T) {
 	defer cancel()
 	hv1, hv3, _ := honestHosts(ctx, t, dbs)
 	nb := func(args ...string) {
-		if err := nbctl.Run(ctx, nbctl.Options{DB: dbs.NB, Wait: "sb", Format: "table", LeaderOnly: true}, args, &bytes.Buffer{}); err != nil {
+		if err := nbRun(ctx, dbs, "sb", args...); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,7 +1,6 @@
 package hostd
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -17,7 +16,6 @@ import (
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/sbdb"
-	"github.com/courier-sdn/courier/tools/nbctl"
 )
 
 // claimWatch follows, transaction by transaction, one port's binding
@@ -71,9 +69,9 @@ func TestReleasedPortIsNoLongerClaimed(t *testing.T) {
 	dbs := testenv.StartTLSDBs(t, central.Daemons("", "")...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	err := nbctl.Run(ctx, nbctl.Options{DB: dbs.NB, Wait: "sb", Format: "table", LeaderOnly: true}, []string{
+	err := nbRun(ctx, dbs, "sb", []string{
 		"vpc-add", "v", "--", "vxnet-add", "v", "x", "10.0.0.0/24",
-		"--", "port-add", "x", "vm", "02:00:00:00:00:05", "10.0.0.15"}, &bytes.Buffer{})
+		"--", "port-add", "x", "vm", "02:00:00:00:00:05", "10.0.0.15"}...)
 	if err != nil {
 		t.Fatal(err)
 	}

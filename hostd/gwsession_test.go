@@ -1,7 +1,6 @@
 package hostd
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -13,7 +12,6 @@ import (
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/sbdb"
-	"github.com/courier-sdn/courier/tools/nbctl"
 )
 
 // A gateway's session holds the bindings with a public EIP, not every
@@ -24,7 +22,7 @@ func TestGatewayMonitorsWhatItServes(t *testing.T) {
 	dbs := testenv.StartTLSDBs(t, central.Daemons("", "")...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	err := nbctl.Run(ctx, nbctl.Options{DB: dbs.NB, Wait: "sb", Format: "table", LeaderOnly: true}, []string{
+	err := nbRun(ctx, dbs, "sb", []string{
 		"vpc-add", "v", "--open", "--", "vxnet-add", "v", "x", "10.0.0.0/24",
 		"--", "port-add", "x", "pub", "02:00:00:00:00:01", "10.0.0.11", "--chassis", "hv1",
 		"--", "port-add", "x", "phys", "02:00:00:00:00:02", "10.0.0.12", "--chassis", "hv1",
@@ -33,7 +31,7 @@ func TestGatewayMonitorsWhatItServes(t *testing.T) {
 		"--", "extnet-add", "dc", "192.168.200.0/24", "--kind", "physical",
 		"--", "eip-add", "internet", "203.0.113.5", "--port", "pub",
 		"--", "eip-add", "dc", "192.168.200.5", "--port", "phys",
-		"--", "snat-set", "v", "internet", "203.0.113.100"}, &bytes.Buffer{})
+		"--", "snat-set", "v", "internet", "203.0.113.100"}...)
 	if err != nil {
 		t.Fatal(err)
 	}

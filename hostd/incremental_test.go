@@ -1,7 +1,6 @@
 package hostd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,7 +22,6 @@ import (
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/sbdb"
-	"github.com/courier-sdn/courier/tools/nbctl"
 )
 
 // hostd keeps its desired state through caches that apply the
@@ -304,10 +302,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 	dbs := testenv.StartTLSDBs(t, central.Daemons("", "")...)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	nb := func(wait string, args ...string) error {
-		var out bytes.Buffer
-		return nbctl.Run(ctx, nbctl.Options{DB: dbs.NB, Wait: wait, Format: "table", LeaderOnly: true, Timeout: 30 * time.Second}, args, &out)
-	}
+	nb := func(wait string, args ...string) error { return nbRun(ctx, dbs, wait, args...) }
 	err := nb("sb", "vpc-add", "a", "--", "vpc-add", "b", "--open",
 		"--", "vxnet-add", "a", "x1", "10.1.1.0/24", "--vni", "101", "--", "vxnet-add", "a", "x2", "10.1.2.0/24", "--vni", "102",
 		"--", "vxnet-add", "a", "x3", "10.1.3.0/24", "--vni", "103", "--", "vxnet-add", "b", "y1", "10.2.1.0/24", "--vni", "201",

@@ -37,6 +37,13 @@ func connect(t *testing.T, dbs *testenv.TLSDBs, chassis, cert, encap string) (*D
 	return d, d.register(ctx)
 }
 
+// nbRun runs a courier-nbctl command line (a -- chain) against the test's
+// northbound, waiting as wait says (none, sb, hv).
+func nbRun(ctx context.Context, dbs *testenv.TLSDBs, wait string, args ...string) error {
+	return nbctl.Run(ctx, nbctl.Options{DB: dbs.NB, Wait: wait, Format: "table", LeaderOnly: true, Timeout: 30 * time.Second},
+		args, &bytes.Buffer{})
+}
+
 func binding(t *testing.T, d *Daemon, port string) *sbdb.PortBinding {
 	t.Helper()
 	var pb *sbdb.PortBinding
@@ -73,13 +80,13 @@ func learnedRow(chassis, port, ip string, extra ovsdb.Row) ovsdb.Operation {
 // announced, accepted by southd (lbs: chassis to its learned binding).
 func honestHosts(ctx context.Context, t *testing.T, dbs *testenv.TLSDBs) (hv1, hv3 *Daemon, lbs map[string]string) {
 	t.Helper()
-	err := nbctl.Run(ctx, nbctl.Options{DB: dbs.NB, Wait: "sb", Format: "table", LeaderOnly: true}, []string{
+	err := nbRun(ctx, dbs, "sb", []string{
 		"vpc-add", "v", "--", "vxnet-add", "v", "x", "10.0.0.0/24",
 		"--", "port-add", "x", "p1", "02:00:00:00:00:01", "10.0.0.11", "--chassis", "hv1",
 		"--", "port-add", "x", "u1", "02:00:00:00:00:02", "unknown", "--chassis", "hv1",
 		"--", "port-add", "x", "p3", "02:00:00:00:00:03", "10.0.0.13", "--chassis", "hv3",
 		"--", "port-add", "x", "u3", "02:00:00:00:00:04", "unknown", "--chassis", "hv3",
-		"--", "port-add", "x", "free", "02:00:00:00:00:05", "10.0.0.15"}, &bytes.Buffer{})
+		"--", "port-add", "x", "free", "02:00:00:00:00:05", "10.0.0.15"}...)
 	if err != nil {
 		t.Fatal(err)
 	}
