@@ -100,11 +100,12 @@ type dvrGwCfg struct {
 }
 
 type dvrGwEip struct {
-	_     structs.HostLayout
-	Vtep  uint32
-	Vni   uint32
-	Mac   [6]uint8
-	GwMac [6]uint8
+	_       structs.HostLayout
+	Vtep    uint32
+	Vni     uint32
+	Mac     [6]uint8
+	GwMac   [6]uint8
+	Nexthop uint32
 }
 
 type dvrGwSnatKey struct {

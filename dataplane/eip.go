@@ -31,8 +31,8 @@ type EIPGateways struct {
 // external networks (its next hop, if they have one) and where each EIP's
 // port is.
 type Gateway struct {
-	Uplink  int // ifindex
-	NextHop netip.Addr
+	Uplink  int        // ifindex
+	NextHop netip.Addr // for networks that name none; invalid: the gateway's routes decide
 	EIPs    []GatewayEIP
 	SNAT    []GatewaySNAT // SNAT blocks of its networks' addresses
 }
@@ -44,6 +44,9 @@ type GatewayEIP struct {
 	VNI   uint32     // its vxnet
 	MAC   net.HardwareAddr
 	GwMAC net.HardwareAddr // its VPC's gateway MAC
+	// NextHop is the EIP's network's upstream router; invalid: the
+	// Gateway's.
+	NextHop netip.Addr
 }
 
 type compiledEIP struct {
@@ -98,11 +101,10 @@ func compileEIP(s *State) (*compiledEIP, error) {
 	}
 	if gw := s.Gateway; gw != nil {
 		c.cfg.Uplink = uint32(gw.Uplink)
-		if gw.NextHop.IsValid() {
-			c.cfg.Nexthop = be32(gw.NextHop)
-		}
+		c.cfg.Nexthop = be32Or0(gw.NextHop)
 		for _, e := range gw.EIPs {
-			c.gwEIPs[be32(e.EIP)] = dvrGwEip{Vtep: host32(e.VTEP), Vni: e.VNI, Mac: mac6(e.MAC), GwMac: mac6(e.GwMAC)}
+			c.gwEIPs[be32(e.EIP)] = dvrGwEip{Vtep: host32(e.VTEP), Vni: e.VNI, Mac: mac6(e.MAC), GwMac: mac6(e.GwMAC),
+				Nexthop: be32Or0(e.NextHop)}
 		}
 	}
 	return c, nil
@@ -186,7 +188,16 @@ func (c *compiledEIP) lines() []string {
 		out = append(out, fmt.Sprintf("gateway: uplink ifindex %d, upstream via %s", c.cfg.Uplink, nh))
 	}
 	for k, v := range c.gwEIPs {
-		out = append(out, fmt.Sprintf("gateway eip %s -> host %s vni %d mac %s", fromBE32(k), fromHost32(v.Vtep), v.Vni, macString(v.Mac)))
+		out = append(out, fmt.Sprintf("gateway eip %s -> host %s vni %d mac %s%s", fromBE32(k), fromHost32(v.Vtep), v.Vni, macString(v.Mac),
+			upstreamVia(v.Nexthop)))
 	}
 	return out
+}
+
+// upstreamVia says which next hop a gateway entry names, if any.
+func upstreamVia(nexthop uint32) string {
+	if nexthop == 0 {
+		return ""
+	}
+	return ", upstream via " + fromBE32(nexthop).String()
 }

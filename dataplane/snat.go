@@ -41,6 +41,7 @@ type GatewaySNAT struct {
 	VNI       uint32
 	MAC       net.HardwareAddr
 	GwMAC     net.HardwareAddr
+	NextHop   netip.Addr // the network's upstream router; invalid: the Gateway's
 }
 
 // maxSNATBlocks is SNAT_MAX_BLOCKS: the blocks a port's entry holds.
@@ -103,7 +104,7 @@ func compileSNAT(s *State) (*compiledSNAT, error) {
 			}
 			c.gwAddr[be32(b.Addr)] = shift
 			c.gw[dvrGwSnatKey{Addr: be32(b.Addr), Lo: uint32(b.Lo)}] = dvrGwEip{Vtep: host32(b.VTEP), Vni: b.VNI,
-				Mac: mac6(b.MAC), GwMac: mac6(b.GwMAC)}
+				Mac: mac6(b.MAC), GwMac: mac6(b.GwMAC), Nexthop: be32Or0(b.NextHop)}
 		}
 	}
 	return c, nil
@@ -329,8 +330,8 @@ func (c *compiledSNAT) lines() []string {
 	}
 	for k, v := range c.gw {
 		size := 1 << c.gwAddr[k.Addr]
-		out = append(out, fmt.Sprintf("gateway snat %s:%d-%d -> host %s vni %d mac %s", fromBE32(k.Addr), k.Lo, int(k.Lo)+size-1,
-			fromHost32(v.Vtep), v.Vni, macString(v.Mac)))
+		out = append(out, fmt.Sprintf("gateway snat %s:%d-%d -> host %s vni %d mac %s%s", fromBE32(k.Addr), k.Lo, int(k.Lo)+size-1,
+			fromHost32(v.Vtep), v.Vni, macString(v.Mac), upstreamVia(v.Nexthop)))
 	}
 	return out
 }

@@ -147,6 +147,14 @@ func be32(a netip.Addr) uint32 {
 	return binary.LittleEndian.Uint32(b[:])
 }
 
+// be32Or0 is be32 of a, or 0 (none) for an invalid a.
+func be32Or0(a netip.Addr) uint32 {
+	if !a.IsValid() {
+		return 0
+	}
+	return be32(a)
+}
+
 func fromBE32(v uint32) netip.Addr {
 	var b [4]byte
 	binary.LittleEndian.PutUint32(b[:], v)

@@ -2,6 +2,7 @@ package hostd
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -100,7 +101,7 @@ func localNAT(s *snapshot, st *dataplane.State) {
 // gatewayState is what a gateway's data plane serves: every EIP of its
 // networks whose port is bound, where its port is.
 func gatewayState(cfg *GatewayConfig, uplink int, pbs []*sbdb.PortBinding, dps map[string]*sbdb.Datapath,
-	encap map[string]netip.Addr) *dataplane.Gateway {
+	encap map[string]netip.Addr, via map[string]netip.Addr) *dataplane.Gateway {
 	g := &dataplane.Gateway{Uplink: uplink, NextHop: cfg.NextHop}
 	for _, pb := range pbs {
 		if pb.Eip == nil || pb.EipNetwork == nil || !slices.Contains(cfg.Networks, *pb.EipNetwork) || pb.Chassis == nil || isPhysical(pb) {
@@ -114,7 +115,8 @@ func gatewayState(cfg *GatewayConfig, uplink int, pbs []*sbdb.PortBinding, dps m
 		if !ok || dp == nil || err != nil || merr != nil || gerr != nil {
 			continue
 		}
-		g.EIPs = append(g.EIPs, dataplane.GatewayEIP{EIP: eip, VTEP: vtep, VNI: uint32(dp.TunnelKey), MAC: mac, GwMAC: gw})
+		g.EIPs = append(g.EIPs, dataplane.GatewayEIP{EIP: eip, VTEP: vtep, VNI: uint32(dp.TunnelKey), MAC: mac, GwMAC: gw,
+			NextHop: via[*pb.EipNetwork]})
 	}
 	return g
 }
@@ -139,6 +141,8 @@ func (d *Daemon) openGateway(ctx context.Context) error {
 			&pb.LogicalPort, &pb.Datapath, &pb.Vpc, &pb.MAC, &pb.Chassis, &pb.Eip, &pb.EipNetwork, &pb.EipKind),
 		client.WithTable(&sbdb.SNAT{}),
 		client.WithTable(&sbdb.SNATBlock{}),
+		// the networks' next hops
+		client.WithTable(&sbdb.ExternalNetwork{}),
 		client.WithConditionalTable(dp, []model.Condition{{Field: &dp.Type, Function: ovsdb.ConditionEqual, Value: "vxnet"}},
 			&dp.TunnelKey, &dp.Vpc, &dp.Type),
 	}
@@ -149,6 +153,25 @@ func (d *Daemon) openGateway(ctx context.Context) error {
 	}
 	d.gw = s
 	return nil
+}
+
+// nextHops are the external networks' upstream routers, by name, as
+// northd wrote them (it checked them; one that does not parse is logged
+// and left to the gateway's own).
+func nextHops(nets []*sbdb.ExternalNetwork, log *slog.Logger) map[string]netip.Addr {
+	out := map[string]netip.Addr{}
+	for _, n := range nets {
+		if n.NextHop == nil {
+			continue
+		}
+		a, err := netip.ParseAddr(*n.NextHop)
+		if err != nil || !a.Is4() {
+			log.Warn("external network's next hop is not an IPv4 address; using the gateway's", "network", n.Name, "next_hop", *n.NextHop)
+			continue
+		}
+		out[n.Name] = a
+	}
+	return out
 }
 
 // publicEIP is the kind of EIP gateways serve.
@@ -178,7 +201,8 @@ func (d *Daemon) gatewaySnapshot(encap map[string]netip.Addr) (*dataplane.Gatewa
 	for _, dp := range ops.Rows[sbdb.Datapath](d.gw) {
 		dps[dp.UUID] = dp
 	}
-	g := gatewayState(d.cfg.Gateway, l.Attrs().Index, ops.Rows[sbdb.PortBinding](d.gw), dps, encap)
-	gatewaySNAT(g, d.cfg.Gateway, ops.Rows[sbdb.SNAT](d.gw), ops.Rows[sbdb.SNATBlock](d.gw), dps, encap)
+	via := nextHops(ops.Rows[sbdb.ExternalNetwork](d.gw), d.log)
+	g := gatewayState(d.cfg.Gateway, l.Attrs().Index, ops.Rows[sbdb.PortBinding](d.gw), dps, encap, via)
+	gatewaySNAT(g, d.cfg.Gateway, ops.Rows[sbdb.SNAT](d.gw), ops.Rows[sbdb.SNATBlock](d.gw), dps, encap, via)
 	return g, true
 }

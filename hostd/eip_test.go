@@ -52,16 +52,17 @@ func TestEIPStates(t *testing.T) {
 		t.Errorf("host hv1: physical EIPs %+v, want %+v", st.PhysEIPs, wantPhys)
 	}
 	encap := map[string]netip.Addr{"hv1": netip.MustParseAddr("192.168.0.1"), "hv2": netip.MustParseAddr("192.168.0.2")}
-	g := gatewayState(&GatewayConfig{Networks: []string{"internet"}}, 3, pbs, map[string]*sbdb.Datapath{"dp1": {TunnelKey: 5001}}, encap)
+	via := map[string]netip.Addr{"internet": netip.MustParseAddr("198.51.100.1")}
+	g := gatewayState(&GatewayConfig{Networks: []string{"internet"}}, 3, pbs, map[string]*sbdb.Datapath{"dp1": {TunnelKey: 5001}}, encap, via)
 	got := map[string]string{}
 	for _, e := range g.EIPs {
-		got[e.EIP.String()] = e.VTEP.String() + "/" + e.MAC.String() + "/" + e.GwMAC.String()
+		got[e.EIP.String()] = e.VTEP.String() + "/" + e.MAC.String() + "/" + e.GwMAC.String() + " via " + e.NextHop.String()
 		if e.VNI != 5001 {
 			t.Errorf("EIP %s in vni %d", e.EIP, e.VNI)
 		}
 	}
-	wantGW := map[string]string{"203.0.113.10": "192.168.0.1/02:00:00:00:01:05/0a:c0:00:00:00:01",
-		"203.0.113.11": "192.168.0.2/02:00:00:00:01:06/0a:c0:00:00:00:01"}
+	wantGW := map[string]string{"203.0.113.10": "192.168.0.1/02:00:00:00:01:05/0a:c0:00:00:00:01 via 198.51.100.1",
+		"203.0.113.11": "192.168.0.2/02:00:00:00:01:06/0a:c0:00:00:00:01 via 198.51.100.1"}
 	if g.Uplink != 3 || !reflect.DeepEqual(got, wantGW) {
 		t.Errorf("gateway serves %v on ifindex %d, want %v", got, g.Uplink, wantGW)
 	}

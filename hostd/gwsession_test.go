@@ -62,9 +62,9 @@ func TestGatewayMonitorsWhatItServes(t *testing.T) {
 		for _, dp := range ops.Rows[sbdb.Datapath](gw.gw) {
 			dps[dp.UUID] = dp
 		}
-		g := gatewayState(gw.cfg.Gateway, 1, ops.Rows[sbdb.PortBinding](gw.gw), dps, map[string]netip.Addr{"hv1": netip.MustParseAddr("192.0.2.1")})
-		gatewaySNAT(g, gw.cfg.Gateway, ops.Rows[sbdb.SNAT](gw.gw), ops.Rows[sbdb.SNATBlock](gw.gw), dps,
-			map[string]netip.Addr{"hv1": netip.MustParseAddr("192.0.2.1")})
+		encap := map[string]netip.Addr{"hv1": netip.MustParseAddr("192.0.2.1")}
+		g := gatewayState(gw.cfg.Gateway, 1, ops.Rows[sbdb.PortBinding](gw.gw), dps, encap, nil)
+		gatewaySNAT(g, gw.cfg.Gateway, ops.Rows[sbdb.SNAT](gw.gw), ops.Rows[sbdb.SNATBlock](gw.gw), dps, encap, nil)
 		if len(g.EIPs) != 1 || len(g.SNAT) != 1 || g.SNAT[0].MAC.String() != "02:00:00:00:00:03" || g.SNAT[0].VNI == 0 {
 			var rows []string
 			for _, b := range ops.Rows[sbdb.SNATBlock](gw.gw) {

@@ -117,12 +117,14 @@ func localSNAT(s *snapshot, st *dataplane.State, nets map[string]uint32) {
 // gatewaySNAT adds to g the blocks of its networks' SNAT addresses whose
 // port is bound, where the port is.
 func gatewaySNAT(g *dataplane.Gateway, cfg *GatewayConfig, snat []*sbdb.SNAT, blocks []*sbdb.SNATBlock,
-	dps map[string]*sbdb.Datapath, encap map[string]netip.Addr) {
-	size := map[string]int{} // SNAT address -> block size, for the networks served
+	dps map[string]*sbdb.Datapath, encap map[string]netip.Addr, via map[string]netip.Addr) {
+	size := map[string]int{}       // SNAT address -> block size, for the networks served
+	hop := map[string]netip.Addr{} // SNAT address -> its network's next hop
 	for _, sn := range snat {
 		if slices.Contains(cfg.Networks, sn.Network) {
 			for _, a := range sn.Addresses {
 				size[a] = sn.BlockSize
+				hop[a] = via[sn.Network]
 			}
 		}
 	}
@@ -141,7 +143,7 @@ func gatewaySNAT(g *dataplane.Gateway, cfg *GatewayConfig, snat []*sbdb.SNAT, bl
 			continue
 		}
 		g.SNAT = append(g.SNAT, dataplane.GatewaySNAT{Addr: addr, Lo: uint16(b.PortLo), BlockSize: b.PortHi - b.PortLo + 1,
-			VTEP: vtep, VNI: uint32(dp.TunnelKey), MAC: mac, GwMAC: gw})
+			VTEP: vtep, VNI: uint32(dp.TunnelKey), MAC: mac, GwMAC: gw, NextHop: hop[b.Address]})
 	}
 }
 

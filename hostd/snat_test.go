@@ -49,14 +49,15 @@ func TestSNATState(t *testing.T) {
 		b.MAC, b.Datapath = strp(pbs[0].MAC), strp("dp1")
 	}
 	encap := map[string]netip.Addr{"hv1": netip.MustParseAddr("192.168.0.1")}
+	via := map[string]netip.Addr{"internet": netip.MustParseAddr("198.51.100.1")}
 	gatewaySNAT(g, &GatewayConfig{Networks: []string{"internet"}}, []*sbdb.SNAT{snat}, blocks,
-		map[string]*sbdb.Datapath{"dp1": {TunnelKey: 5001}}, encap)
+		map[string]*sbdb.Datapath{"dp1": {TunnelKey: 5001}}, encap, via)
 	if len(g.SNAT) != 1 || g.SNAT[0].VTEP != encap["hv1"] || g.SNAT[0].VNI != 5001 || g.SNAT[0].MAC.String() != pbs[0].MAC ||
-		g.SNAT[0].Lo != 3072 {
+		g.SNAT[0].Lo != 3072 || g.SNAT[0].NextHop != via["internet"] {
 		t.Errorf("gateway blocks %+v, want vm1's block 3072 at hv1 (1024 says not where its port is)", g.SNAT)
 	}
 	g = &dataplane.Gateway{}
-	gatewaySNAT(g, &GatewayConfig{Networks: []string{"dc"}}, []*sbdb.SNAT{snat}, blocks, nil, encap)
+	gatewaySNAT(g, &GatewayConfig{Networks: []string{"dc"}}, []*sbdb.SNAT{snat}, blocks, nil, encap, via)
 	if len(g.SNAT) != 0 {
 		t.Errorf("a gateway of another network serves %+v", g.SNAT)
 	}

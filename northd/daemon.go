@@ -95,7 +95,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
-var sbTables = []model.Model{&sbdb.SBGlobal{}, &sbdb.Datapath{}, &sbdb.LogicalFlow{}, &sbdb.SNAT{}}
+var sbTables = []model.Model{&sbdb.SBGlobal{}, &sbdb.Datapath{}, &sbdb.LogicalFlow{}, &sbdb.SNAT{}, &sbdb.ExternalNetwork{}}
 
 func monitorAll(ms []model.Model) []client.MonitorOption {
 	var out []client.MonitorOption

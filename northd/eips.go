@@ -10,7 +10,9 @@ import (
 
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/sbops"
 	"github.com/courier-sdn/courier/schema/nbdb"
+	"github.com/courier-sdn/courier/schema/sbdb"
 )
 
 // External networks and their addresses (EIPs), compiled into the
@@ -48,15 +50,16 @@ type cEIP struct {
 type eipBinding struct{ addr, net, kind string }
 
 type eipTable struct {
-	nets   map[string]*cExtnet // by NB UUID
-	eips   map[string]*cEIP    // by NB UUID
+	nets   map[string]*cExtnet              // by NB UUID
+	sbNets map[string]*sbdb.ExternalNetwork // accepted networks' southbound rows, by name
+	eips   map[string]*cEIP                 // by NB UUID
 	byPort map[string]eipBinding
 
 	changedPorts map[string]bool // tracked: port UUIDs whose binding changed
 }
 
 func newEIPTable() *eipTable {
-	return &eipTable{nets: map[string]*cExtnet{}, eips: map[string]*cEIP{}, byPort: map[string]eipBinding{},
+	return &eipTable{nets: map[string]*cExtnet{}, sbNets: map[string]*sbdb.ExternalNetwork{}, eips: map[string]*cEIP{}, byPort: map[string]eipBinding{},
 		changedPorts: map[string]bool{}}
 }
 
@@ -83,6 +86,7 @@ func compileEIPs(v *nbView, ports *portTable, prev *eipTable) *eipTable {
 		c.prefixes, c.err = checkExtnet(n, accepted)
 		if c.err == "" {
 			accepted = append(accepted, c)
+			t.sbNets[n.Name] = &sbdb.ExternalNetwork{Name: n.Name, Kind: n.Kind, NextHop: n.NextHop}
 		}
 	}
 	var eips []*cEIP
@@ -167,6 +171,18 @@ func checkExtnet(n *nbdb.ExternalNetwork, accepted []*cExtnet) ([]netip.Prefix, 
 		}
 	}
 	return ps, ""
+}
+
+// sbNet is the southbound row of the accepted network name, or nil.
+func (t *eipTable) sbNet(name string) *sbdb.ExternalNetwork { return t.sbNets[name] }
+
+// extnetOwned are the SB External_Network columns northd writes; name
+// is the key.
+var extnetOwned = []string{"kind", "next_hop"}
+
+// syncExtnets writes the SB External_Network rows of every dirty name.
+func (n *compiler) syncExtnets(w *sbWriter, d *dirtySet) {
+	syncKeyed(w, sbops.ExternalNetworks(), extnetOwned, d.extnets, n.eips.sbNet, n.sb.extnets)
 }
 
 func (t *eipTable) netStatus(u string) map[string]string {

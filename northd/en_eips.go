@@ -61,6 +61,13 @@ func (n *compiler) outputHandleEIPs() bool {
 		for u := range n.eips.nets {
 			n.out.nbExtnet[u] = true
 		}
+		// The southbound's networks, old and new (few).
+		for name := range n.eips.sbNets {
+			n.out.extnets[name] = true
+		}
+		for name := range n.sb.extnets.byKey {
+			n.out.extnets[name] = true
+		}
 		for u := range n.eips.eips {
 			n.out.nbEIP[u] = true
 		}

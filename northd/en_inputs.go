@@ -20,7 +20,7 @@ func (n *compiler) runNB() {
 func (n *compiler) runSB() {
 	n.sbDirty = n.sb.apply(n.pendingSB)
 	n.pendingSB = ops.Changes{}
-	if len(n.sbDirty.dps)+len(n.sbDirty.ports)+len(n.sbDirty.flowDPs)+len(n.sbDirty.snats) > 0 {
+	if len(n.sbDirty.dps)+len(n.sbDirty.ports)+len(n.sbDirty.flowDPs)+len(n.sbDirty.snats)+len(n.sbDirty.extnets) > 0 {
 		n.sbNode.SetUpdated()
 	}
 }

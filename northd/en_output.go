@@ -47,6 +47,9 @@ func (n *compiler) outputHandleSB() bool {
 	for k := range n.sbDirty.snats {
 		n.out.snats[k] = true
 	}
+	for k := range n.sbDirty.extnets {
+		n.out.extnets[k] = true
+	}
 	return true
 }
 

@@ -25,10 +25,9 @@ type sbView struct {
 	// from the index (a northd before flows alike were written as one
 	// row wrote both); the next write deletes them, since no compare
 	// would ever reach them
-	twins map[string]bool
-	// SNAT rows, by VPC key
-	snats      map[int]string
-	snatByUUID map[string]*sbdb.SNAT
+	twins   map[string]bool
+	snats   *keyedRows[int, sbdb.SNAT, *sbdb.SNAT]                          // by VPC key
+	extnets *keyedRows[string, sbdb.ExternalNetwork, *sbdb.ExternalNetwork] // by name
 }
 
 // sbDirty is what an SB change makes northd look at again.
@@ -37,13 +36,16 @@ type sbDirty struct {
 	ports   map[string]bool // logical ports
 	flowDPs map[string]bool // datapath names whose flows changed
 	snats   map[int]bool    // VPC keys whose SNAT row changed
+	extnets map[string]bool // names of external networks whose row changed
 }
 
 func newSBView() *sbView {
 	return &sbView{dps: map[string]string{}, dpByUUID: map[string]*sbdb.Datapath{},
 		pbs: map[string]string{}, pbByUUID: map[string]*sbdb.PortBinding{},
 		flows: map[string]map[flowKey]string{}, lfByUUID: map[string]*sbdb.LogicalFlow{}, twins: map[string]bool{},
-		snats: map[int]string{}, snatByUUID: map[string]*sbdb.SNAT{}}
+		snats: newKeyedRows(func(s *sbdb.SNAT) int { return s.Vpc }, func(s *sbdb.SNAT, u string) { s.UUID = u }),
+		extnets: newKeyedRows(func(e *sbdb.ExternalNetwork) string { return e.Name },
+			func(e *sbdb.ExternalNetwork, u string) { e.UUID = u })}
 }
 
 func (v *sbView) dp(name string) *sbdb.Datapath { return v.dpByUUID[v.dps[name]] }
@@ -149,7 +151,7 @@ func (v *sbView) ownLF(u string, c *ops.Change) bool {
 
 // apply folds monitor changes in and says what northd should re-check.
 func (v *sbView) apply(ch ops.Changes) sbDirty {
-	d := sbDirty{dps: map[string]bool{}, ports: map[string]bool{}, flowDPs: map[string]bool{}, snats: map[int]bool{}}
+	d := sbDirty{dps: map[string]bool{}, ports: map[string]bool{}, flowDPs: map[string]bool{}, snats: map[int]bool{}, extnets: map[string]bool{}}
 	for _, c := range ch.Table(sbdb.SBGlobalTable) {
 		if c.New == nil {
 			v.global = nil
@@ -210,36 +212,7 @@ func (v *sbView) apply(ch ops.Changes) sbDirty {
 		}
 	}
 	delete(d.flowDPs, "")
-	for u, c := range ch.Table(sbdb.SNATTable) {
-		if c.Old != nil {
-			d.snats[c.Old.(*sbdb.SNAT).Vpc] = true
-		}
-		if c.New == nil {
-			v.delSNAT(u)
-		} else {
-			s := c.New.(*sbdb.SNAT)
-			v.putSNAT(s)
-			d.snats[s.Vpc] = true
-		}
-	}
+	v.snats.update(ch.Table(sbdb.SNATTable), d.snats)
+	v.extnets.update(ch.Table(sbdb.ExternalNetworkTable), d.extnets)
 	return d
-}
-
-func (v *sbView) snat(key int) *sbdb.SNAT { return v.snatByUUID[v.snats[key]] }
-
-func (v *sbView) putSNAT(s *sbdb.SNAT) {
-	if old := v.snatByUUID[s.UUID]; old != nil && old.Vpc != s.Vpc && v.snats[old.Vpc] == s.UUID {
-		delete(v.snats, old.Vpc)
-	}
-	v.snatByUUID[s.UUID] = s
-	v.snats[s.Vpc] = s.UUID
-}
-
-func (v *sbView) delSNAT(uuid string) {
-	if s := v.snatByUUID[uuid]; s != nil {
-		if v.snats[s.Vpc] == uuid {
-			delete(v.snats, s.Vpc)
-		}
-		delete(v.snatByUUID, uuid)
-	}
 }

@@ -7,7 +7,6 @@ import (
 	"sort"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
-	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/northd/rules"
 	"github.com/courier-sdn/courier/ops"
@@ -172,30 +171,7 @@ var snatOwned = []string{"network", "addresses", "block_size"}
 
 // syncSNATs writes the SB SNAT rows of every dirty VPC key.
 func (n *compiler) syncSNATs(w *sbWriter, d *dirtySet) {
-	v, t := n.sb, sbops.SNATs()
-	keys := make([]int, 0, len(d.snats))
-	for k := range d.snats {
-		keys = append(keys, k)
-	}
-	sort.Ints(keys)
-	deletes, upserts := ops.Diff(t, snatOwned, keys, n.snat.sbRow, v.snat)
-	for _, e := range deletes {
-		row := e.Have
-		w.cur.put(t.DeleteByUUID(row.UUID), func([]ovsdb.OperationResult, int) { v.delSNAT(row.UUID) })
-	}
-	for _, e := range upserts {
-		if e.Have != nil {
-			row := t.With(e.Have, e.Want, e.Columns...)
-			w.cur.put(t.UpdateByUUID(row, e.Columns...), func([]ovsdb.OperationResult, int) { v.putSNAT(row) })
-			continue
-		}
-		row := *e.Want
-		w.cur.put(t.Insert(e.Want), func(res []ovsdb.OperationResult, i int) {
-			r := row
-			r.UUID = res[i].UUID.GoUUID
-			v.putSNAT(&r)
-		})
-	}
+	syncKeyed(w, sbops.SNATs(), snatOwned, d.snats, n.snat.sbRow, n.sb.snats)
 }
 
 // writeSNATStatuses writes the statuses of dirty SNAT rows.

@@ -46,19 +46,20 @@ type dirtySet struct {
 	nbVPC, nbVxnet, nbRoute, nbPort map[string]bool
 	nbSG, nbSGRule                  map[string]bool
 	nbExtnet, nbEIP, nbSNAT         map[string]bool
-	snats                           map[int]bool // SB SNAT rows, by VPC key
+	snats                           map[int]bool    // SB SNAT rows, by VPC key
+	extnets                         map[string]bool // SB External_Network rows, by name
 }
 
 func newDirtySet() *dirtySet {
 	return &dirtySet{dps: map[string]bool{}, ports: map[string]bool{}, flowDPs: map[string]bool{}, flowStages: map[string]map[string]bool{},
 		nbVPC: map[string]bool{}, nbVxnet: map[string]bool{}, nbRoute: map[string]bool{}, nbPort: map[string]bool{},
 		nbSG: map[string]bool{}, nbSGRule: map[string]bool{}, nbExtnet: map[string]bool{}, nbEIP: map[string]bool{},
-		nbSNAT: map[string]bool{}, snats: map[int]bool{}}
+		nbSNAT: map[string]bool{}, snats: map[int]bool{}, extnets: map[string]bool{}}
 }
 
 func (d *dirtySet) empty() bool {
 	return !d.full && len(d.dps)+len(d.ports)+len(d.flowDPs)+len(d.flowStages)+len(d.nbVPC)+len(d.nbVxnet)+len(d.nbRoute)+len(d.nbPort)+
-		len(d.nbSG)+len(d.nbSGRule)+len(d.nbExtnet)+len(d.nbEIP)+len(d.nbSNAT)+len(d.snats) == 0
+		len(d.nbSG)+len(d.nbSGRule)+len(d.nbExtnet)+len(d.nbEIP)+len(d.nbSNAT)+len(d.snats)+len(d.extnets) == 0
 }
 
 // desiredDP is the southbound datapath for a name, or nil.
@@ -146,6 +147,7 @@ func (n *compiler) writeSB(ctx context.Context, txn ops.Transactor, d *dirtySet,
 		return w.txns, err
 	}
 	n.syncSNATs(w, d)
+	n.syncExtnets(w, d)
 	v := n.sb
 	for _, dp := range dpDeletes {
 		row := dp
@@ -182,8 +184,14 @@ func (n *compiler) markAllSB(d *dirtySet) {
 	for name := range n.ports.names {
 		d.ports[name] = true
 	}
-	for k := range v.snats {
+	for k := range v.snats.byKey {
 		d.snats[k] = true
+	}
+	for k := range v.extnets.byKey {
+		d.extnets[k] = true
+	}
+	for k := range n.eips.sbNets {
+		d.extnets[k] = true
 	}
 	for k := range n.snat.byKey {
 		d.snats[k] = true

@@ -109,6 +109,9 @@ func TestTablesWriteWhatTheMapperWrites(t *testing.T) {
 		"sb/" + sbdb.ChassisPrivateTable: func() { checkTable[sbdb.ChassisPrivate](t, sb, sdbm, sbdb.ChassisPrivateTable) },
 		"sb/" + sbdb.ConnectionTable:     func() { checkTable[sbdb.Connection](t, sb, sdbm, sbdb.ConnectionTable) },
 		"sb/" + sbdb.DatapathTable:       func() { checkTable[sbdb.Datapath](t, sb, sdbm, sbdb.DatapathTable) },
+		"sb/" + sbdb.ExternalNetworkTable: func() {
+			checkTable[sbdb.ExternalNetwork](t, sb, sdbm, sbdb.ExternalNetworkTable)
+		},
 		"sb/" + sbdb.HubTable:            func() { checkTable[sbdb.Hub](t, sb, sdbm, sbdb.HubTable) },
 		"sb/" + sbdb.LearnedBindingTable: func() { checkTable[sbdb.LearnedBinding](t, sb, sdbm, sbdb.LearnedBindingTable) },
 		"sb/" + sbdb.LogicalFlowTable:    func() { checkTable[sbdb.LogicalFlow](t, sb, sdbm, sbdb.LogicalFlowTable) },

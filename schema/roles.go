@@ -86,6 +86,9 @@ func Roles() map[string][]Permission {
 				Update: []string{"network", "addresses", "block_size", "external_ids"}},
 			{Table: "SNAT_Block", Authorization: []string{""}, InsertDelete: true,
 				Update: []string{"vpc", "logical_port", "address", "port_lo", "port_hi", "chassis", "mac", "datapath", "external_ids"}},
+			// northd: the accepted external networks, for gateways.
+			{Table: "External_Network", Authorization: []string{""}, InsertDelete: true,
+				Update: []string{"kind", "next_hop", "external_ids"}},
 		},
 	}
 }

@@ -74,6 +74,7 @@ struct gw_eip {
 	__u32 vni;  /* the port's vxnet */
 	__u8 mac[6];    /* the port's MAC */
 	__u8 gw_mac[6]; /* its VPC's gateway MAC */
+	__be32 nexthop; /* its network's upstream router; 0: gw_cfg's */
 };
 
 struct {
@@ -85,7 +86,7 @@ struct {
 
 struct gw_cfg {
 	__u32 uplink;  /* ifindex; 0: this chassis is not a gateway */
-	__be32 nexthop; /* 0: route by the gateway's own table */
+	__be32 nexthop; /* for networks that name none; 0: route by the gateway's own table */
 };
 
 struct {

@@ -5,8 +5,9 @@
  * gw_snat_v1), in the port's vxnet; anything else is the gateway's own.
  * Outbound (tunnel_ingress, before the pipeline): what a host sends from
  * one of its ports' EIPs or blocks goes up the uplink to the network's next
- * hop (or wherever the gateway's routes say), the kernel resolving the
- * next hop's MAC (bpf_redirect_neigh). No connection is remembered: any
+ * hop (the southbound's External_Network.next_hop, else the gateway's
+ * --gateway-next-hop, else wherever its routes say), the kernel resolving
+ * the next hop's MAC (bpf_redirect_neigh). No connection is remembered: any
  * gateway can take any packet, so one dying loses no connection. */
 #ifndef COURIER_GATEWAY_H
 #define COURIER_GATEWAY_H
@@ -48,8 +49,9 @@ __attribute__((noinline)) int gw_from_tunnel(struct __sk_buff *skb)
 	}
 	count(STAT_GW_UP);
 	test_record(g->uplink, 0);
-	if (g->nexthop) {
-		struct bpf_redir_neigh nh = {.nh_family = 2 /* AF_INET */, .ipv4_nh = g->nexthop};
+	__be32 via = e->nexthop ? e->nexthop : g->nexthop;
+	if (via) {
+		struct bpf_redir_neigh nh = {.nh_family = 2 /* AF_INET */, .ipv4_nh = via};
 		return bpf_redirect_neigh(g->uplink, &nh, sizeof(nh), 0);
 	}
 	return bpf_redirect_neigh(g->uplink, NULL, 0, 0);

@@ -16,7 +16,7 @@ complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l run-dir 
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l role -r -d 'a role of this chassis: hub, gateway; repeatable'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l gateway-networks -r -d 'with --role gateway: the external `NETWORKS` it serves, comma-separated'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l uplink -r -d 'with --role gateway: the `INTERFACE` facing the external networks'
-complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l gateway-next-hop -r -d 'with --role gateway: send upstream through this `ADDRESS` (default: the gateway\'s own routes)'
+complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l gateway-next-hop -r -d 'with --role gateway: send upstream through this `ADDRESS` for networks whose External_Network.next_hop is unset (default: the gateway\'s own routes)'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l pin-root -r -d 'pin BPF objects under `DIR`/CHASSIS'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l device -r -d 'name of the VXLAN device'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l heartbeat -r -d 'how often to tell southd this chassis is alive'

@@ -24,6 +24,7 @@ var (
 	sbSchema        = sbdb.Schema()
 	chassisPrivateT = ops.MustTable[sbdb.ChassisPrivate](sbSchema, sbdb.ChassisPrivateTable)
 	datapathT       = ops.MustTable[sbdb.Datapath](sbSchema, sbdb.DatapathTable)
+	extnetT         = ops.MustTable[sbdb.ExternalNetwork](sbSchema, sbdb.ExternalNetworkTable)
 	hubT            = ops.MustTable[sbdb.Hub](sbSchema, sbdb.HubTable)
 	learnedT        = ops.MustTable[sbdb.LearnedBinding](sbSchema, sbdb.LearnedBindingTable)
 	logicalFlowT    = ops.MustTable[sbdb.LogicalFlow](sbSchema, sbdb.LogicalFlowTable)

@@ -13,26 +13,27 @@ import (
 // FullDatabaseModel returns the DatabaseModel object to be used in libovsdb
 func FullDatabaseModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel("Courier_Southbound", map[string]model.Model{
-		"Chassis":         &Chassis{},
-		"Chassis_Private": &ChassisPrivate{},
-		"Connection":      &Connection{},
-		"Datapath":        &Datapath{},
-		"Hub":             &Hub{},
-		"Learned_Binding": &LearnedBinding{},
-		"Logical_Flow":    &LogicalFlow{},
-		"Port_Binding":    &PortBinding{},
-		"RBAC_Permission": &RBACPermission{},
-		"RBAC_Role":       &RBACRole{},
-		"SB_Global":       &SBGlobal{},
-		"SNAT":            &SNAT{},
-		"SNAT_Block":      &SNATBlock{},
-		"SSL":             &SSL{},
+		"Chassis":          &Chassis{},
+		"Chassis_Private":  &ChassisPrivate{},
+		"Connection":       &Connection{},
+		"Datapath":         &Datapath{},
+		"External_Network": &ExternalNetwork{},
+		"Hub":              &Hub{},
+		"Learned_Binding":  &LearnedBinding{},
+		"Logical_Flow":     &LogicalFlow{},
+		"Port_Binding":     &PortBinding{},
+		"RBAC_Permission":  &RBACPermission{},
+		"RBAC_Role":        &RBACRole{},
+		"SB_Global":        &SBGlobal{},
+		"SNAT":             &SNAT{},
+		"SNAT_Block":       &SNATBlock{},
+		"SSL":              &SSL{},
 	})
 }
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.8.0",
+  "version": "1.9.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -372,6 +373,62 @@ var schema = `{
         [
           "type",
           "tunnel_key"
+        ]
+      ],
+      "isRoot": true
+    },
+    "External_Network": {
+      "columns": {
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "kind": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "public",
+                  "physical"
+                ]
+              ]
+            }
+          }
+        },
+        "name": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            }
+          }
+        },
+        "next_hop": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 15,
+              "maxLength": 15
+            },
+            "min": 0,
+            "max": 1
+          }
+        }
+      },
+      "indexes": [
+        [
+          "name"
         ]
       ],
       "isRoot": true

@@ -124,6 +124,33 @@ func TestEIPFromTheInternet(t *testing.T) {
 			t.Errorf("vm1 -> %s:8081 seen from %q (%v), want from the EIP 203.0.113.5", client, out, err)
 		}
 	})
+	t.Run("gateways send upstream through the network's next hop", func(t *testing.T) {
+		// An address of the internet that the gateways' own tables
+		// send to a router that is down: only the next hop the sandbox
+		// gave the network reaches it. (With no route at all, the
+		// kernel would take the address as on the uplink's link and
+		// find it there by ARP.)
+		const far = "192.0.2.80"
+		if out, err := lab.Exec(inet, "ip", "addr", "add", far+"/32", "dev", "lo"); err != nil {
+			t.Fatalf("ip addr add: %v %s", err, out)
+		}
+		for _, gw := range []string{"gw1", "gw2"} {
+			if out, err := lab.Exec(e.s.HostNS(gw), "ip", "route", "add", "192.0.2.0/24", "via", "198.51.100.99", "dev", lab.UplinkName); err != nil {
+				t.Fatalf("route on %s: %v %s", gw, err, out)
+			}
+		}
+		if n, out := pingFrom(e.s.VMNS("vm1"), far, 3); n != 3 {
+			t.Fatalf("vm1 -> %s through next hop %s: %d/3 answered\n%s", far, client, n, out)
+		}
+		e.nb("clear", "External_Network", "internet", "next_hop")
+		if n, _ := pingFrom(e.s.VMNS("vm1"), far, 2); n != 0 {
+			t.Errorf("without a next hop, the gateways still reached %s (%d answered): the next hop decided nothing", far, n)
+		}
+		e.nb("set", "External_Network", "internet", "next_hop="+client)
+		if n, out := pingFrom(e.s.VMNS("vm1"), far, 3); n != 3 {
+			t.Errorf("next hop set again: %d/3 answered\n%s", n, out)
+		}
+	})
 	t.Run("an unbound EIP and a VM without EIP are unreachable", func(t *testing.T) {
 		if n, _ := pingFrom(inet, "203.0.113.6", 2); n != 0 {
 			t.Errorf("the unbound EIP 203.0.113.6 answered %d pings", n)

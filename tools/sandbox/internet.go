@@ -23,6 +23,8 @@ import (
 // <prefix>internet (198.51.100.10, an HTTP server on port 80) reaches it
 // through all of them, by a multipath route. EIPs of that network are
 // reached from there: courier-sandbox exec internet -- curl 203.0.113.5.
+// The network's next hop is the internet namespace's address, so what
+// gateways send upstream goes there whatever their own routes say.
 
 // Names and addresses of the sandbox's internet.
 const (
@@ -78,7 +80,7 @@ func (s *Sandbox) addGateways(ctx context.Context, n int) error {
 	}
 	var out bytes.Buffer
 	err = nbctl.Run(ctx, nbctl.Options{DB: s.NB(), Wait: "none", Format: "table", LeaderOnly: true},
-		[]string{"--may-exist", "extnet-add", InternetName, InternetPublic.String(), "--kind", "public"}, &out)
+		[]string{"--may-exist", "extnet-add", InternetName, InternetPublic.String(), "--kind", "public", "--next-hop", InternetAddr.Addr().String()}, &out)
 	if err != nil {
 		return fmt.Errorf("external network %s: %w", InternetName, err)
 	}
