@@ -111,6 +111,27 @@ func RowByUUID[T any, PT Row[T]](c client.Client, uuid string) PT {
 	return m
 }
 
+// RowByIndex is the cached row of T's table that matches m on one of the
+// schema's indexes (nbdb.Port{Name: n}: the port named n), nil if none,
+// without copying the table as Rows does.
+func RowByIndex[T any, PT Row[T]](c client.Client, m PT) PT {
+	var zero PT
+	tc := c.Cache()
+	if tc == nil {
+		return zero
+	}
+	rc := tc.Table(tc.DatabaseModel().FindTable(reflect.TypeOf(zero)))
+	if rc == nil {
+		return zero
+	}
+	_, row, err := rc.RowByModel(m)
+	if err != nil {
+		return zero
+	}
+	r, _ := row.(PT)
+	return r
+}
+
 // Count is how many rows of T's table c's cache holds, without copying
 // them (Rows copies the cache's map: thousands of rows cost milliseconds).
 func Count[T any, PT Row[T]](c client.Client) int {

@@ -52,6 +52,7 @@ type passGate struct {
 	alive   map[string]bool
 	active  bool
 	at      time.Time
+	full    time.Time // of the last full pass that succeeded
 }
 
 // due says whether a pass must run now, given who is alive and whether
@@ -60,9 +61,19 @@ func (g *passGate) due(now time.Time, alive map[string]bool, active bool, every 
 	return g.pending || g.at.IsZero() || active != g.active || !sameAlive(alive, g.alive) || now.Sub(g.at) >= every
 }
 
+// whole says whether the pass due must read every binding and port
+// (pass.go): which chassis are alive or whether this instance holds the
+// lock changed, or the last full pass is safetyPass old.
+func (g *passGate) whole(now time.Time, alive map[string]bool, active bool, every time.Duration) bool {
+	return g.full.IsZero() || active != g.active || !sameAlive(alive, g.alive) || now.Sub(g.full) >= every
+}
+
 // done records a pass made at now; a failed one is due again.
-func (g *passGate) done(now time.Time, alive map[string]bool, active bool, err error) {
+func (g *passGate) done(now time.Time, alive map[string]bool, active, full bool, err error) {
 	g.pending, g.alive, g.active, g.at = err != nil, alive, active, now
+	if full && err == nil {
+		g.full = now
+	}
 }
 
 func sameAlive(a, b map[string]bool) bool {

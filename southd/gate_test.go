@@ -47,8 +47,23 @@ func TestPassGate(t *testing.T) {
 	if !g.due(t0, alive, true, safetyPass) {
 		t.Fatal("the first pass is not due")
 	}
-	g.done(t0, alive, true, nil)
+	if !g.whole(t0, alive, true, safetyPass) {
+		t.Fatal("the first pass does not read everything")
+	}
+	g.done(t0, alive, true, true, nil)
 	later := t0.Add(safetyPass / 2)
+	if g.whole(later, alive, true, safetyPass) {
+		t.Fatal("a pass with nothing but changes reads everything")
+	}
+	for name, whole := range map[string]bool{
+		"a chassis died":    g.whole(later, map[string]bool{"hv1": true, "hv2": false}, true, safetyPass),
+		"the lock was lost": g.whole(later, alive, false, safetyPass),
+		"time passed":       g.whole(t0.Add(safetyPass), alive, true, safetyPass),
+	} {
+		if !whole {
+			t.Errorf("%s: the pass does not read everything", name)
+		}
+	}
 	if g.due(later, map[string]bool{"hv1": true, "hv2": true}, true, safetyPass) {
 		t.Fatal("a pass is due with nothing changed")
 	}
@@ -66,7 +81,7 @@ func TestPassGate(t *testing.T) {
 	if !g.due(later, alive, true, safetyPass) {
 		t.Error("a change is pending: no pass due")
 	}
-	g.done(later, alive, true, errors.New("refused"))
+	g.done(later, alive, true, false, errors.New("refused"))
 	if !g.due(later, alive, true, safetyPass) {
 		t.Error("the last pass failed: no pass due")
 	}

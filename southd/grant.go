@@ -29,15 +29,18 @@ type grant struct {
 	to   string
 }
 
-// grants decides which bindings go to which claimer.
-func grants(pbs []*sbdb.PortBinding, privs []*sbdb.ChassisPrivate, alive map[string]bool) []grant {
+// grants decides which bindings of pbs go to which claimer; only, when
+// not nil, names the ports whose claims to read (those of pbs).
+func grants(pbs []*sbdb.PortBinding, privs []*sbdb.ChassisPrivate, alive map[string]bool, only map[string]bool) []grant {
 	claimers := map[string][]string{}
 	for _, p := range privs {
 		if !alive[p.Name] {
 			continue
 		}
 		for _, port := range p.Claims {
-			claimers[port] = append(claimers[port], p.Name)
+			if only == nil || only[port] {
+				claimers[port] = append(claimers[port], p.Name)
+			}
 		}
 	}
 	var out []grant
@@ -64,9 +67,9 @@ func grants(pbs []*sbdb.PortBinding, privs []*sbdb.ChassisPrivate, alive map[str
 // grantClaims returns the operations that bind claimed ports. Each is
 // guarded by the holder it was decided from, as a host's own claim is:
 // a binding that changed meanwhile is left alone.
-func (d *Daemon) grantClaims(sb *ops.Session, pbs []*sbdb.PortBinding, alive map[string]bool) []ovsdb.Operation {
+func (d *Daemon) grantClaims(sb *ops.Session, pbs []*sbdb.PortBinding, alive map[string]bool, only map[string]bool) []ovsdb.Operation {
 	var txn []ovsdb.Operation
-	for _, g := range grants(pbs, ops.Rows[sbdb.ChassisPrivate](sb), alive) {
+	for _, g := range grants(pbs, ops.Rows[sbdb.ChassisPrivate](sb), alive, only) {
 		txn = append(txn, sbops.BindPortBinding(g.pb, g.to))
 		d.m.grants.Inc()
 		from := "-"

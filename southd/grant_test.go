@@ -31,7 +31,7 @@ func TestGrants(t *testing.T) {
 	}
 	alive := map[string]bool{"hv1": true, "hv2": true, "hv3": true}
 	var got []string
-	for _, g := range grants(pbs, privs, alive) {
+	for _, g := range grants(pbs, privs, alive, nil) {
 		from := "-"
 		if g.from != nil {
 			from = *g.from

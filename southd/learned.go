@@ -171,8 +171,16 @@ func limitOf(pb *sbdb.PortBinding) int {
 
 // arbitrate turns a judgment into operations, counts and logs it, and
 // returns with them a test of whether the monitor shows them done.
-func (d *Daemon) arbitrate(sb *ops.Session, pbs []*sbdb.PortBinding) ([]ovsdb.Operation, func() bool) {
+func (d *Daemon) arbitrate(sb *ops.Session, full bool, pbs []*sbdb.PortBinding) ([]ovsdb.Operation, func() bool) {
 	lbs := ops.Rows[sbdb.LearnedBinding](sb)
+	if len(lbs) == 0 {
+		return nil, nil // nothing to judge: no need to index every binding
+	}
+	if !full {
+		// A learned address is judged against every port's: pbs are
+		// only the changed ones.
+		pbs = ops.Rows[sbdb.PortBinding](sb)
+	}
 	dps := map[string]*sbdb.Datapath{}
 	for _, dp := range ops.Rows[sbdb.Datapath](sb) {
 		dps[dp.UUID] = dp

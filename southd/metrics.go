@@ -16,6 +16,8 @@ type Metrics struct {
 	// decide and phase time each pass of the active instance.
 	decide prometheus.Histogram
 	phase  *prometheus.HistogramVec
+	// passes counts passes by what they read (full, changes: pass.go)
+	passes *prometheus.CounterVec
 	// SNAT blocks (snat.go): ports found lacking, blocks written, and
 	// per VPC (by key) the blocks in use and in all
 	snatExhausted       prometheus.Counter
@@ -48,6 +50,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "courier_southd_phase_seconds",
 			Help:    "Where a pass's time goes: write_sb (liveness, grants, hubs, learned), ack_hosts (hv_cfg), write_port_state, snat (SNAT blocks).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, []string{"phase"}),
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "courier_southd_passes_total",
+			Help: "Decision passes of the active instance, by what they read: full (every binding and port) or changes (only those that changed since the last pass)."}, []string{"read"}),
 		snatExhausted: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_southd_snat_exhausted_total",
 			Help: "Times a port started lacking SNAT blocks because its VPC's SNAT addresses had no free block."}),
 		snatWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_southd_snat_block_writes_total",
@@ -58,7 +62,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "SNAT blocks a VPC's addresses have in all, by VPC key."}, []string{"vpc"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.active, m.chassis, m.hubMoves, m.learned, m.accepted, m.stalls, m.grants, m.portStates, m.decide, m.phase,
+		reg.MustRegister(m.active, m.chassis, m.hubMoves, m.learned, m.accepted, m.stalls, m.grants, m.portStates, m.decide, m.phase, m.passes,
 			m.snatExhausted, m.snatWrites, m.snatUsed, m.snatTotal)
 	}
 	return m

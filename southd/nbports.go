@@ -66,8 +66,10 @@ func optional[T any](v *T) ovsdb.OvsSet {
 const portStateBatch = 5000
 
 // reportPorts writes the ports' runtime state into the northbound.
-func (d *Daemon) reportPorts(ctx context.Context, nb *ops.Session, pbs []*sbdb.PortBinding) error {
-	changes := portStates(ops.Rows[nbdb.Port](nb), pbs)
+// ports and pbs: every port and binding, or those of the ports that
+// changed (each port's binding must be in pbs if it has one).
+func (d *Daemon) reportPorts(ctx context.Context, nb *ops.Session, ports []*nbdb.Port, pbs []*sbdb.PortBinding) error {
+	changes := portStates(ports, pbs)
 	if len(changes) == 0 {
 		return nil
 	}

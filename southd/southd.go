@@ -163,6 +163,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	tick := time.NewTicker(d.cfg.Tick)
 	defer tick.Stop()
 	var gate passGate
+	pend := newPending() // the first pass is a full one
 	for {
 		select {
 		case <-ctx.Done():
@@ -184,9 +185,10 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 			return errors.New("northbound session lost")
 		default:
 		}
-		sbCh := sbT.Drain()
+		sbCh, nbCh := sbT.Drain(), nbT.Drain()
 		d.syncSNATIndex(sb, sbCh)
-		if nbCh := nbT.Drain(); worthDeciding(sbCh) || !nbCh.Empty() {
+		pend.add(sbCh, nbCh)
+		if worthDeciding(sbCh) || !nbCh.Empty() {
 			gate.pending = true
 		}
 		active := d.lock.Held()
@@ -196,14 +198,23 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 		alive, fresh := d.judgeLiveness(sb)
 		if !active || !fresh {
 			gate.active = false
+			if !active {
+				// the first pass once active reads everything
+				pend.reset()
+				pend.full = true
+			}
 			continue
 		}
 		now := time.Now()
 		if !gate.due(now, alive, active, safetyPass) {
 			continue
 		}
-		err := d.decide(ctx, sb, nb, alive)
-		gate.done(now, alive, active, err)
+		full := pend.full || gate.whole(now, alive, active, safetyPass)
+		err := d.decide(ctx, sb, nb, alive, pend, full)
+		gate.done(now, alive, active, full, err)
+		if err == nil {
+			pend.reset()
+		}
 		if err != nil {
 			d.log.Warn("writing decisions failed", "err", err)
 			if errors.Is(err, ops.ErrNoConnection) {
@@ -213,20 +224,31 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	}
 }
 
-// decide writes every decision that changed, in one fenced transaction.
-func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[string]bool) error {
+// decide writes every decision that changed, in one fenced transaction:
+// for every binding and port when full, else for those pend names
+// (pass.go).
+func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[string]bool, pend *pending, full bool) error {
 	start := time.Now()
 	defer func() { d.m.decide.Observe(time.Since(start).Seconds()) }()
-	// The bindings, read once: a copy of the cache's 64,000 rows is
-	// most of a pass's cost.
-	pbs := ops.Rows[sbdb.PortBinding](sb)
+	d.m.passes.WithLabelValues(map[bool]string{true: "full", false: "changes"}[full]).Inc()
+	read := func() []*sbdb.PortBinding {
+		if full {
+			return ops.Rows[sbdb.PortBinding](sb)
+		}
+		return pend.changedBindings(sb)
+	}
+	pbs := read()
+	var only map[string]bool // the ports whose claims are judged (nil: all)
+	if !full {
+		only = pend.names
+	}
 	var txn []ovsdb.Operation
 	txn = append(txn, d.markLiveness(sb, pbs, alive)...)
-	txn = append(txn, d.grantClaims(sb, pbs, alive)...)
+	txn = append(txn, d.grantClaims(sb, pbs, alive, only)...)
 	txn = append(txn, d.clearStalePrepared(pbs)...)
 	hubOps, hubs := d.assignHubs(sb, hubChassis(nb), alive)
 	txn = append(txn, hubOps...)
-	learnedOps, learnedShown := d.arbitrate(sb, pbs)
+	learnedOps, learnedShown := d.arbitrate(sb, full, pbs)
 	txn = append(txn, learnedOps...)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -249,9 +271,13 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 	}
 	d.m.phase.WithLabelValues("ack_hosts").Observe(time.Since(acked).Seconds())
 	if len(txn) > 0 {
-		pbs = ops.Rows[sbdb.PortBinding](sb) // with what was just written
+		pbs = read() // with what was just written
 	}
-	if err := d.reportPorts(cctx, nb, pbs); err != nil {
+	ports := func() []*nbdb.Port { return pend.changedPorts(nb) }
+	if full {
+		ports = func() []*nbdb.Port { return ops.Rows[nbdb.Port](nb) }
+	}
+	if err := d.reportPorts(cctx, nb, ports(), pbs); err != nil {
 		return err
 	}
 	// Blocks go in transactions of their own: a block refused by the
