@@ -93,6 +93,29 @@ type dvrEvKey struct {
 	Ip      uint32
 }
 
+type dvrFragAddr struct {
+	_    structs.HostLayout
+	Addr uint32
+	Pad  uint32
+	Ns   uint64
+}
+
+type dvrFragGw struct {
+	_  structs.HostLayout
+	E  dvrGwEip
+	Ns uint64
+}
+
+type dvrFragKey struct {
+	_     structs.HostLayout
+	Vpc   uint32
+	Saddr uint32
+	Daddr uint32
+	Id    uint16
+	Proto uint8
+	Dir   uint8
+}
+
 type dvrGwCfg struct {
 	_       structs.HostLayout
 	Uplink  uint32
@@ -415,6 +438,7 @@ const (
 	dvrMapEventsV1           = "events_v1"
 	dvrMapGwCfgV1            = "gw_cfg_v1"
 	dvrMapGwEipsV1           = "gw_eips_v1"
+	dvrMapGwFragsV1          = "gw_frags_v1"
 	dvrMapGwSnatAddrsV1      = "gw_snat_addrs_v1"
 	dvrMapGwSnatV1           = "gw_snat_v1"
 	dvrMapGwVtepsV1          = "gw_vteps_v1"
@@ -443,6 +467,7 @@ const (
 	dvrMapSgMemberV1         = "sg_member_v1"
 	dvrMapSgRulesV2          = "sg_rules_v2"
 	dvrMapSgWalkScratch      = "sg_walk_scratch"
+	dvrMapSnatFragsV1        = "snat_frags_v1"
 	dvrMapSnatFwdV1          = "snat_fwd_v1"
 	dvrMapSnatPortsV1        = "snat_ports_v1"
 	dvrMapSnatQuotaV1        = "snat_quota_v1"
@@ -547,6 +572,7 @@ type dvrMapSpecs struct {
 	EventsV1        *ebpf.MapSpec `ebpf:"events_v1"`
 	GwCfgV1         *ebpf.MapSpec `ebpf:"gw_cfg_v1"`
 	GwEipsV1        *ebpf.MapSpec `ebpf:"gw_eips_v1"`
+	GwFragsV1       *ebpf.MapSpec `ebpf:"gw_frags_v1"`
 	GwSnatAddrsV1   *ebpf.MapSpec `ebpf:"gw_snat_addrs_v1"`
 	GwSnatV1        *ebpf.MapSpec `ebpf:"gw_snat_v1"`
 	GwVtepsV1       *ebpf.MapSpec `ebpf:"gw_vteps_v1"`
@@ -575,6 +601,7 @@ type dvrMapSpecs struct {
 	SgMemberV1      *ebpf.MapSpec `ebpf:"sg_member_v1"`
 	SgRulesV2       *ebpf.MapSpec `ebpf:"sg_rules_v2"`
 	SgWalkScratch   *ebpf.MapSpec `ebpf:"sg_walk_scratch"`
+	SnatFragsV1     *ebpf.MapSpec `ebpf:"snat_frags_v1"`
 	SnatFwdV1       *ebpf.MapSpec `ebpf:"snat_fwd_v1"`
 	SnatPortsV1     *ebpf.MapSpec `ebpf:"snat_ports_v1"`
 	SnatQuotaV1     *ebpf.MapSpec `ebpf:"snat_quota_v1"`
@@ -649,6 +676,7 @@ type dvrMaps struct {
 	EventsV1        *ebpf.Map `ebpf:"events_v1"`
 	GwCfgV1         *ebpf.Map `ebpf:"gw_cfg_v1"`
 	GwEipsV1        *ebpf.Map `ebpf:"gw_eips_v1"`
+	GwFragsV1       *ebpf.Map `ebpf:"gw_frags_v1"`
 	GwSnatAddrsV1   *ebpf.Map `ebpf:"gw_snat_addrs_v1"`
 	GwSnatV1        *ebpf.Map `ebpf:"gw_snat_v1"`
 	GwVtepsV1       *ebpf.Map `ebpf:"gw_vteps_v1"`
@@ -677,6 +705,7 @@ type dvrMaps struct {
 	SgMemberV1      *ebpf.Map `ebpf:"sg_member_v1"`
 	SgRulesV2       *ebpf.Map `ebpf:"sg_rules_v2"`
 	SgWalkScratch   *ebpf.Map `ebpf:"sg_walk_scratch"`
+	SnatFragsV1     *ebpf.Map `ebpf:"snat_frags_v1"`
 	SnatFwdV1       *ebpf.Map `ebpf:"snat_fwd_v1"`
 	SnatPortsV1     *ebpf.Map `ebpf:"snat_ports_v1"`
 	SnatQuotaV1     *ebpf.Map `ebpf:"snat_quota_v1"`
@@ -709,6 +738,7 @@ func (m *dvrMaps) Close() error {
 		m.EventsV1,
 		m.GwCfgV1,
 		m.GwEipsV1,
+		m.GwFragsV1,
 		m.GwSnatAddrsV1,
 		m.GwSnatV1,
 		m.GwVtepsV1,
@@ -737,6 +767,7 @@ func (m *dvrMaps) Close() error {
 		m.SgMemberV1,
 		m.SgRulesV2,
 		m.SgWalkScratch,
+		m.SnatFragsV1,
 		m.SnatFwdV1,
 		m.SnatPortsV1,
 		m.SnatQuotaV1,

@@ -8,6 +8,7 @@
 
 #include "pipeline.h"
 #include "snat.h"
+#include "frag.h"
 
 /* snat_out translates the source of what port c->ifindex sends to its
  * connection's address and port, mapping a new connection first. Returns
@@ -21,8 +22,15 @@ __attribute__((noinline)) int snat_out(struct __sk_buff *skb, struct pctx *c)
 	struct iphdr *iph = data + ETH_HLEN;
 	if (!t.ok || (void *)(iph + 1) > (void *)(long)skb->data_end || iph->ihl < 5)
 		return DROP_MALFORMED;
-	if (iph->frag_off & bpf_htons(IP_OFFSET_MASK))
-		return DROP_SNAT_UNTRACKED; /* no ports to map it by */
+	struct frag_key k = frag_key_of(c->vpc, iph, FRAG_OUT);
+	int first = first_frag(iph);
+	if (later_frag(iph)) {
+		/* no ports to map it by: its first fragment's address (frag.h) */
+		__be32 ext = frag_recall(&k);
+		if (!ext)
+			return DROP_SNAT_UNTRACKED;
+		return nat_rewrite(skb, k.saddr, ext, 1) < 0 ? DROP_MALFORMED : 0;
+	}
 	__u32 l4 = ETH_HLEN + iph->ihl * 4;
 	/* The ports and flags again, through the helper: tuple_of reads the
 	 * linear part only, which a guest's packet may end before its L4
@@ -68,6 +76,8 @@ __attribute__((noinline)) int snat_out(struct __sk_buff *skb, struct pctx *c)
 	}
 	if (nat_rewrite(skb, t.saddr, m.ext, 1) < 0 || nat_port(skb, l4, t.proto, poff, t.sport, m.eport) < 0)
 		return DROP_MALFORMED;
+	if (first)
+		frag_remember(&k, m.ext);
 	return 0;
 }
 
@@ -132,8 +142,18 @@ __attribute__((noinline)) int snat_in(struct __sk_buff *skb, struct pctx *c)
 	__u32 l4 = l4_of(skb, &ip);
 	if (!l4)
 		return -1;
-	if (ip.frag_off & bpf_htons(IP_OFFSET_MASK))
-		return 0;
+	struct frag_key k = frag_key_of(c->vpc, &ip, FRAG_IN);
+	if (later_frag(&ip)) {
+		/* its first fragment's connection (frag.h) */
+		__be32 to = frag_recall(&k);
+		if (!to)
+			return 0;
+		if (nat_rewrite(skb, ip.daddr, to, 0) < 0)
+			return -1;
+		c->target = to;
+		count(STAT_SNAT_IN);
+		return 1;
+	}
 	struct snat_rkey rk = {};
 	__u8 tcp = 0;
 	int kind = snat_rkey_in(skb, &ip, l4, &rk, &tcp);
@@ -154,6 +174,8 @@ __attribute__((noinline)) int snat_in(struct __sk_buff *skb, struct pctx *c)
 	} else if (nat_port(skb, l4, ip.protocol, ip.protocol == IPPROTO_ICMP ? 4 : 2, rk.eport, port) < 0) {
 		return -1;
 	}
+	if (first_frag(&ip))
+		frag_remember(&k, to);
 	c->target = to;
 	count(STAT_SNAT_IN);
 	return 1;
@@ -175,13 +197,15 @@ static __always_inline struct gw_eip *gw_snat_in(struct __sk_buff *skb)
 {
 	struct iphdr ip;
 	__u32 l4 = l4_of(skb, &ip);
-	if (!l4 || (ip.frag_off & bpf_htons(IP_OFFSET_MASK)))
+	if (!l4)
 		return NULL;
+	if (later_frag(&ip))
+		return gw_frag(&ip, FRAG_IN, NULL);
 	struct snat_rkey rk = {};
 	__u8 tcp;
 	if (!snat_rkey_in(skb, &ip, l4, &rk, &tcp))
 		return NULL;
-	return gw_snat_find(ip.daddr, rk.eport);
+	return gw_frag(&ip, FRAG_IN, gw_snat_find(ip.daddr, rk.eport));
 }
 
 /* gw_snat_out: the block a host sent from, or NULL. */
@@ -189,15 +213,17 @@ static __always_inline struct gw_eip *gw_snat_out(struct __sk_buff *skb)
 {
 	struct iphdr ip;
 	__u32 l4 = l4_of(skb, &ip);
-	if (!l4 || (ip.frag_off & bpf_htons(IP_OFFSET_MASK)))
+	if (!l4)
 		return NULL;
+	if (later_frag(&ip))
+		return gw_frag(&ip, FRAG_OUT, NULL);
 	__be16 p[3];
 	if (bpf_skb_load_bytes(skb, l4, p, 6) < 0)
 		return NULL;
 	if (ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP)
-		return gw_snat_find(ip.saddr, p[0]);
+		return gw_frag(&ip, FRAG_OUT, gw_snat_find(ip.saddr, p[0]));
 	if (ip.protocol == IPPROTO_ICMP && ((__u8 *)p)[0] == ICMP_ECHO)
-		return gw_snat_find(ip.saddr, p[2]);
+		return gw_frag(&ip, FRAG_OUT, gw_snat_find(ip.saddr, p[2]));
 	return NULL;
 }
 

@@ -125,6 +125,16 @@ func TestSNATToTheInternet(t *testing.T) {
 			t.Errorf("courier-dpctl --chassis hv1 eips: %q %v, want vm1's SNAT entry", d.EIPs, err)
 		}
 	})
+	t.Run("a datagram in fragments crosses SNAT both ways", func(t *testing.T) {
+		// 3,000 bytes: three fragments from the VM (MTU 1450), three
+		// back from the internet (MTU 1500); only the first of each
+		// carries the ports.
+		echoUDP(t, inet, 7007)
+		got, err := udpExchange(e.s.VMNS("vm1"), client+":7007", 3000)
+		if err != nil || len(got) != 3000 || !strings.HasPrefix(got, "from 203.0.113.100:") {
+			t.Errorf("vm1's 3000-byte datagram: answer of %d bytes %.40q, %v; want 3000 bytes from the SNAT address", len(got), got, err)
+		}
+	})
 	t.Run("the internet cannot open a connection to a VM without EIP", func(t *testing.T) {
 		if out, err := dial(inet, "203.0.113.100:8080"); err == nil {
 			t.Errorf("internet -> 203.0.113.100:8080 answered %q", out)
@@ -243,4 +253,54 @@ func TestSNATToTheInternet(t *testing.T) {
 			t.Errorf("blocks stay after snat-del: %v", b)
 		}
 	})
+}
+
+// echoUDP answers each datagram on port in namespace ns with one as long,
+// which starts with the address it came from.
+func echoUDP(t *testing.T, ns string, port int) {
+	t.Helper()
+	var c net.PacketConn
+	err := lab.Do(ns, func() error {
+		var err error
+		c, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", port))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listen in %s: %v", ns, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			out := []byte(strings.Repeat(".", n))
+			copy(out, "from "+from.String()+" ")
+			c.WriteTo(out, from)
+		}
+	}()
+}
+
+// udpExchange sends one datagram of size bytes from namespace ns and
+// returns the answer.
+func udpExchange(ns, addr string, size int) (string, error) {
+	var out string
+	err := lab.Do(ns, func() error {
+		c, err := net.Dial("udp4", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Write([]byte(strings.Repeat("x", size))); err != nil {
+			return err
+		}
+		buf := make([]byte, 65536)
+		n, err := c.Read(buf)
+		out = string(buf[:n])
+		return err
+	})
+	return out, err
 }
