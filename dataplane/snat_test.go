@@ -238,22 +238,30 @@ func TestSNATGC(t *testing.T) {
 	}
 }
 
-// A gateway tunnels what comes back for a block to its port's host, and
-// takes from a host only what it sends from its own ports' blocks.
-func TestGatewaySNAT(t *testing.T) {
+// gatewaySNATFixture is a gateway whose uplink is up, serving one block
+// (203.0.113.50:1024-2047) of a port on peerA, and inbound, which runs
+// what the uplink receives and returns where it was tunnelled.
+func gatewaySNATFixture(t *testing.T) (d *Datapath, up int, inbound func(ip []byte) (runResult, netip.Addr)) {
 	f := newFixture(t, false)
-	up := veth(t, "up0")
+	up = veth(t, "up0")
 	f.state.Gateway = &Gateway{Uplink: up, SNAT: []GatewaySNAT{{Addr: snatAddr, Lo: 1024, BlockSize: 1024, VTEP: peerA, VNI: 5001, MAC: vm3MAC, GwMAC: gwMAC}}}
 	if _, err := f.d.Apply(f.state); err != nil {
 		t.Fatal(err)
 	}
-	d := f.d
-	inbound := func(ip []byte) (runResult, netip.Addr) {
+	d = f.d
+	inbound = func(ip []byte) (runResult, netip.Addr) {
 		resetSent(d)
 		r := run(t, d.objs.GwUplinkIngress, up, append(ethHdr(linkMAC(t, up), mac("02:bb:00:00:00:01"), 0x0800), ip...))
 		vtep, _, _, _ := sent(t, d)
 		return r, vtep
 	}
+	return d, up, inbound
+}
+
+// A gateway tunnels what comes back for a block to its port's host, and
+// takes from a host only what it sends from its own ports' blocks.
+func TestGatewaySNAT(t *testing.T) {
+	d, up, inbound := gatewaySNATFixture(t)
 	if r, vtep := inbound(ipPacket(server, snatAddr, protoTCP, tcpSeg(80, 2047, "x"), 0)); r.verdict != actRedirect || vtep != peerA {
 		t.Errorf("port 2047: verdict %d to %s, want the block's host %s", r.verdict, vtep, peerA)
 	}

@@ -70,19 +70,7 @@ func TestSNATFragments(t *testing.T) {
 // the first, both ways, and takes a host's later fragment only from the
 // host its first came from.
 func TestGatewaySNATFragments(t *testing.T) {
-	f := newFixture(t, false)
-	up := veth(t, "up0")
-	f.state.Gateway = &Gateway{Uplink: up, SNAT: []GatewaySNAT{{Addr: snatAddr, Lo: 1024, BlockSize: 1024, VTEP: peerA, VNI: 5001, MAC: vm3MAC, GwMAC: gwMAC}}}
-	if _, err := f.d.Apply(f.state); err != nil {
-		t.Fatal(err)
-	}
-	d := f.d
-	inbound := func(ip []byte) (runResult, netip.Addr) {
-		resetSent(d)
-		r := run(t, d.objs.GwUplinkIngress, up, append(ethHdr(linkMAC(t, up), mac("02:bb:00:00:00:01"), 0x0800), ip...))
-		vtep, _, _, _ := sent(t, d)
-		return r, vtep
-	}
+	d, up, inbound := gatewaySNATFixture(t)
 	first, later, _ := fragments(server, snatAddr, 53, 1500, 0x1111)
 	for i, ip := range [][]byte{first, later} {
 		if r, vtep := inbound(ip); r.verdict != actRedirect || vtep != peerA {

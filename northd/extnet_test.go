@@ -30,18 +30,11 @@ func TestExternalNetworksReachTheSouthbound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	transact := func(op ovsdb.Operation) []ovsdb.OperationResult {
-		t.Helper()
-		var res []ovsdb.OperationResult
-		if err := c.Call(ctx, "transact", []any{schema.SBName, op}, &res); err != nil || len(res) != 1 || res[0].Error != "" {
-			t.Fatalf("%s on the southbound: %v %+v", op.Op, err, res)
-		}
-		return res
-	}
+	transact := func(op ovsdb.Operation) ovsdb.OperationResult { return rawOp(t, ctx, c, schema.SBName, op) }
 	rows := func() string {
 		res := transact(ovsdb.Operation{Op: "select", Table: sbdb.ExternalNetworkTable, Where: []ovsdb.Condition{}})
 		var out []string
-		for _, r := range res[0].Rows {
+		for _, r := range res.Rows {
 			nh := ""
 			if s, ok := r["next_hop"].(string); ok {
 				nh = s
@@ -69,11 +62,8 @@ func TestExternalNetworksReachTheSouthbound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	var res []ovsdb.OperationResult
-	if err := n.Call(ctx, "transact", []any{schema.NBName, ovsdb.Operation{Op: "insert", Table: "External_Network",
-		Row: ovsdb.Row{"name": "overlap", "kind": "public", "cidrs": "203.0.113.128/25"}}}, &res); err != nil || res[0].Error != "" {
-		t.Fatalf("raw insert: %v %+v", err, res)
-	}
+	rawOp(t, ctx, n, schema.NBName, ovsdb.Operation{Op: "insert", Table: "External_Network",
+		Row: ovsdb.Row{"name": "overlap", "kind": "public", "cidrs": "203.0.113.128/25"}})
 	settled("accepted networks written", "dc physical ; internet public 198.51.100.1")
 
 	nb(t, dbs.NB, "set", "External_Network", "internet", "next_hop=198.51.100.2")
@@ -94,4 +84,15 @@ func TestExternalNetworksReachTheSouthbound(t *testing.T) {
 	// The refused network is accepted once the one it overlaps is gone.
 	nb(t, dbs.NB, "extnet-del", "internet")
 	settled("a deleted network's row deleted, the other accepted", "dc physical ; overlap public ")
+}
+
+// rawOp runs one operation on database db through c, as a writer other
+// than the daemons, and fails the test unless it succeeds.
+func rawOp(t *testing.T, ctx context.Context, c *jsonrpc.Conn, db string, op ovsdb.Operation) ovsdb.OperationResult {
+	t.Helper()
+	var res []ovsdb.OperationResult
+	if err := c.Call(ctx, "transact", []any{db, op}, &res); err != nil || len(res) != 1 || res[0].Error != "" {
+		t.Fatalf("%s on %s: %v %+v", op.Op, db, err, res)
+	}
+	return res[0]
 }

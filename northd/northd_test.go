@@ -406,13 +406,7 @@ func TestOthersBindingWritesAreRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	sbTxn := func(op ovsdb.Operation) {
-		t.Helper()
-		var res []ovsdb.OperationResult
-		if err := c.Call(ctx, "transact", []any{schema.SBName, op}, &res); err != nil || len(res) != 1 || res[0].Error != "" {
-			t.Fatalf("%s on the southbound: %v %+v", op.Op, err, res)
-		}
-	}
+	sbTxn := func(op ovsdb.Operation) { rawOp(t, ctx, c, schema.SBName, op) }
 	port := func(name string) []ovsdb.Condition {
 		return []ovsdb.Condition{{Column: "logical_port", Function: "==", Value: name}}
 	}

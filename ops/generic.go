@@ -5,6 +5,8 @@ import (
 
 	"context"
 	"errors"
+
+	"github.com/ovn-kubernetes/libovsdb/cache"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -77,13 +79,7 @@ func All() []ovsdb.Condition {
 // for big tables, and read-only (libovsdb replaces, never mutates, a
 // cached row).
 func Rows[T any, PT Row[T]](c client.Client) []PT {
-	var zero PT
-	tc := c.Cache()
-	if tc == nil {
-		return nil // the session ended: libovsdb dropped its cache
-	}
-	table := tc.DatabaseModel().FindTable(reflect.TypeOf(zero))
-	rc := tc.Table(table)
+	rc := tableCache[T, PT](c)
 	if rc == nil {
 		return nil
 	}
@@ -95,15 +91,22 @@ func Rows[T any, PT Row[T]](c client.Client) []PT {
 	return out
 }
 
+// tableCache is c's cache of T's table, nil when the session ended
+// (libovsdb dropped its cache) or the table is not monitored.
+func tableCache[T any, PT Row[T]](c client.Client) *cache.RowCache {
+	var zero PT
+	tc := c.Cache()
+	if tc == nil {
+		return nil
+	}
+	return tc.Table(tc.DatabaseModel().FindTable(reflect.TypeOf(zero)))
+}
+
 // RowByUUID is the cached row of T's table with this UUID (nil: none),
 // without copying the table as Rows does.
 func RowByUUID[T any, PT Row[T]](c client.Client, uuid string) PT {
 	var zero PT
-	tc := c.Cache()
-	if tc == nil {
-		return zero
-	}
-	rc := tc.Table(tc.DatabaseModel().FindTable(reflect.TypeOf(zero)))
+	rc := tableCache[T, PT](c)
 	if rc == nil {
 		return zero
 	}
@@ -116,11 +119,7 @@ func RowByUUID[T any, PT Row[T]](c client.Client, uuid string) PT {
 // without copying the table as Rows does.
 func RowByIndex[T any, PT Row[T]](c client.Client, m PT) PT {
 	var zero PT
-	tc := c.Cache()
-	if tc == nil {
-		return zero
-	}
-	rc := tc.Table(tc.DatabaseModel().FindTable(reflect.TypeOf(zero)))
+	rc := tableCache[T, PT](c)
 	if rc == nil {
 		return zero
 	}
@@ -135,12 +134,7 @@ func RowByIndex[T any, PT Row[T]](c client.Client, m PT) PT {
 // Count is how many rows of T's table c's cache holds, without copying
 // them (Rows copies the cache's map: thousands of rows cost milliseconds).
 func Count[T any, PT Row[T]](c client.Client) int {
-	var zero PT
-	tc := c.Cache()
-	if tc == nil {
-		return 0
-	}
-	rc := tc.Table(tc.DatabaseModel().FindTable(reflect.TypeOf(zero)))
+	rc := tableCache[T, PT](c)
 	if rc == nil {
 		return 0
 	}
