@@ -37,8 +37,16 @@ func (t table[K, V]) lookup(k K) (V, bool) {
 	return v, true
 }
 
+// dump reads the whole map: in batches of dumpBatch entries, a system
+// call each (a hub's 64,000 bindings one by one took two system calls
+// an entry, most of an idle hub's minute-by-minute full comparison), or
+// entry by entry where the kernel has no batches for the map's type.
 func (t table[K, V]) dump() (map[K]V, error) {
 	out := map[K]V{}
+	if err := t.dumpBatches(out); err == nil {
+		return out, nil
+	}
+	clear(out)
 	var k K
 	var v V
 	it := t.m.Iterate()
@@ -49,6 +57,27 @@ func (t table[K, V]) dump() (map[K]V, error) {
 		return nil, fmt.Errorf("%s: dump: %w", t.name, err)
 	}
 	return out, nil
+}
+
+// dumpBatch is how many entries one system call of dump reads. A hash
+// map's batch must hold a whole bucket; buckets hold a few entries.
+const dumpBatch = 4096
+
+func (t table[K, V]) dumpBatches(out map[K]V) error {
+	keys, vals := make([]K, dumpBatch), make([]V, dumpBatch)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := t.m.BatchLookup(&cursor, keys, vals, nil)
+		for i := 0; i < n; i++ {
+			out[keys[i]] = vals[i]
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil // the end
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // sync makes the map hold exactly want, given that it holds have, and

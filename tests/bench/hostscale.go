@@ -141,6 +141,7 @@ func HostScale(ctx context.Context, env Env, ports, samples int, rates []int) (*
 	}
 	r.FirstOnHost = ms(first.lat[0])
 	time.Sleep(2 * time.Second) // the first port's aftermath
+	env.Log.Info("host scale benchmark: idle", "ports", ports, "window", idleWindow)
 	idle := newPidMeter(sb.RunDir, append([]string{"hostd-hv1", "hostd-hv2", "hostd-hv3", "hostd-hv4"}, centralPids...)...)
 	time.Sleep(idleWindow)
 	r.Idle, r.IdleLoadAvg = idle.read(), loadAvg()
