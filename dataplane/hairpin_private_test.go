@@ -174,3 +174,48 @@ func TestHairpinSpoofedSender(t *testing.T) {
 		}
 	})
 }
+
+// Groups see a hairpin from a port without an EIP as the VMs do: the
+// sender's egress as to the internet (it called an EIP), the receiver's
+// ingress as VPC traffic from the sender's own address and identity
+// (sgState: vm3 is db, whose egress allows anything; vm1 is web, which
+// admits ICMP from db by group, TCP 80 from 10.0.0.0/8 by prefix; vm2
+// is ops, whose one egress rule names web's group).
+func TestHairpinWithoutAnEIPGroups(t *testing.T) {
+	f := eipFixture(t, gwVTEP)
+	sgState(f)
+	f.state.VPCEIPs = []VPCEIP{{VPC: 1, EIP: eip1, Addr: ip4("10.0.1.5")}}
+	if _, err := f.d.Apply(f.state); err != nil {
+		t.Fatal(err)
+	}
+	closePickUp(t, f.d)
+	vm1, vm3 := ip4("10.0.1.5"), ip4("10.0.1.6")
+	to := func(t *testing.T, from int, src net.HardwareAddr, ip []byte, want int) parsed {
+		t.Helper()
+		resetSent(f.d)
+		r := run(t, f.d.objs.PortIngress, from, append(ethHdr(gwMAC, src, 0x0800), ip...))
+		if _, _, ifx, _ := sent(t, f.d); r.verdict != actRedirect || ifx != want {
+			t.Fatalf("verdict %d to %d, want port %d; drops %v", r.verdict, ifx, want, drops(t, f.d))
+		}
+		return parse(t, r.out)
+	}
+	t.Run("icmp by the sender's group, and its reply through the sender's conntrack", func(t *testing.T) {
+		if p := to(t, f.p3, vm3MAC, ipPacket(vm3, eip1, protoICM, echo(8, 9), 0), f.p1); p.src != vm3 || p.dst != vm1 {
+			t.Errorf("%s -> %s, want %s -> %s", p.src, p.dst, vm3, vm1)
+		}
+		if p := to(t, f.p1, vm1MAC, ipPacket(vm1, vm3, protoICM, echo(0, 9), 0), f.p3); p.src != eip1 {
+			t.Errorf("reply from %s, want %s", p.src, eip1)
+		}
+	})
+	t.Run("tcp 80 by the sender's private prefix", func(t *testing.T) {
+		to(t, f.p3, vm3MAC, ipPacket(vm3, eip1, protoTCP, tcpSeg(40000, 80, "x"), 0), f.p1)
+	})
+	t.Run("the sender's egress sees the internet: a rule naming a group does not let it go", func(t *testing.T) {
+		resetSent(f.d)
+		before := drops(t, f.d)["sg_egress"]
+		run(t, f.d.objs.PortIngress, f.p2, append(ethHdr(gwMAC, vm2MAC, 0x0800), ipPacket(vm2Addr, eip1, protoTCP, tcpSeg(40000, 443, "x"), 0)...))
+		if n := drops(t, f.d)["sg_egress"]; n != before+1 {
+			t.Errorf("sg_egress drops %d, want %d", n, before+1)
+		}
+	})
+}
