@@ -120,6 +120,22 @@ func TestHairpinWithoutAnEIP(t *testing.T) {
 				in.src, in.dst, in.ipOK, l4ok(vm2Addr, eip3, protoUDP, inner[20:28]))
 		}
 	})
+	t.Run("a connection opened straight to the receiver forgets a hairpin's on its tuple", func(t *testing.T) {
+		if r := fromVM2(t, f, ipPacket(vm2Addr, eip3, protoTCP, tcpSeg(43000, 8080, "h"), 0)); r.verdict != actRedirect {
+			t.Fatalf("hairpin verdict %d", r.verdict)
+		}
+		syn := tcpSeg(43000, 8080, "")
+		syn[13] = 0x02
+		if r := fromVM2(t, f, ipPacket(vm2Addr, vm3, protoTCP, syn, 0)); r.verdict != actRedirect {
+			t.Fatalf("SYN verdict %d", r.verdict)
+		}
+		if _, ok := hairpinEntry(t, f, vm3, vm2Addr, 8080, 43000, protoTCP); ok {
+			t.Errorf("the hairpin's entry outlived a new connection on its tuple")
+		}
+		if p := fromVM3(t, f, ipPacket(vm3, vm2Addr, protoTCP, tcpSeg(8080, 43000, "r"), 0)); p.src != vm3 {
+			t.Errorf("the new connection's reply came from %s, want %s", p.src, vm3)
+		}
+	})
 	t.Run("a packet to the sender of no connection it opened is not translated", func(t *testing.T) {
 		if p := fromVM3(t, f, ipPacket(vm3, vm2Addr, protoTCP, tcpSeg(8080, 40001, "x"), 0)); p.src != vm3 {
 			t.Errorf("from %s, want %s", p.src, vm3)

@@ -25,7 +25,9 @@
  * local port or over the tunnel: the sender's conntrack matches its own
  * connection to the EIP, and an ICMP error about it has its quote
  * translated too. Only the host of the sender holds the entry, and only
- * a packet delivered to the sender's own port is translated by it.
+ * a packet delivered to the sender's own port is translated by it; a
+ * new connection the sender opens straight to the receiver on the same
+ * tuple drops it (hairpin_forget).
  *
  * vpc_eips_v1 holds every EIP of the VPCs this host takes part in (the
  * southbound's bindings with eip_vpc set, hostd's VPC sessions). */
@@ -203,6 +205,27 @@ __attribute__((noinline)) int hairpin_nat(struct __sk_buff *skb, struct pctx *c)
 	}
 	c->dnat_to = 0;
 	c->snat_to = 0;
+	return 0;
+}
+
+/* hairpin_forget: a new connection a port opens straight to an address
+ * of its VPC (a TCP SYN, or one sg_egress just began tracking) drops an
+ * entry of that port on its tuple, left by a hairpin to the receiver's
+ * EIP, so that the new connection's replies are not taken for the old
+ * one's. The driver calls it for a port hairpin_to says may have one. A
+ * global function: its frame is not on the stages'. */
+__attribute__((noinline)) int hairpin_forget(struct __sk_buff *skb, struct pctx *c)
+{
+	if (!c || cfg_trace)
+		return 0;
+	struct tuple t = tuple_of(skb);
+	int syn = t.proto == IPPROTO_TCP && (t.tcp_flags & (TCP_SYN | 0x10)) == TCP_SYN;
+	if (!t.ok || !(syn || (c->tflags & TRF_CT_NEW)))
+		return 0;
+	struct hairpin_key k = {.vpc = c->vpc, .raddr = t.daddr, .saddr = t.saddr, .rport = t.dport, .sport = t.sport, .proto = t.proto};
+	struct hairpin_entry *e = bpf_map_lookup_elem(&hairpin_ct_v1, &k);
+	if (e && e->ifindex == c->ifindex)
+		bpf_map_delete_elem(&hairpin_ct_v1, &k);
 	return 0;
 }
 

@@ -135,6 +135,7 @@ int phys_send(struct __sk_buff *skb, struct pctx *c);
  * from a port without an EIP translated back (hairpin.h). */
 int hairpin_nat(struct __sk_buff *skb, struct pctx *c);
 int hairpin_back(struct __sk_buff *skb, struct pctx *c);
+int hairpin_forget(struct __sk_buff *skb, struct pctx *c);
 static __always_inline int hairpin_to(__u32 port);
 
 /* Tests only: where the last packet was redirected. */
@@ -269,6 +270,11 @@ static __always_inline int run_pipeline(struct __sk_buff *skb, struct pctx *c, _
 		}
 		int verdict = run_stage(stage, skb, c);
 		trace_stage(c, stage, verdict);
+		/* A connection a port opens straight to an address of the
+		 * VPC forgets a hairpin's on its tuple (hairpin.h). */
+		if (stage == STAGE_SG_EGRESS && !c->dnat_to && !c->snat_to && c->snat != SNAT_OUT && c->d.kind != DEST_PHYS &&
+		    (verdict == V_NEXT || verdict == V_OUTPUT) && hairpin_to(c->ifindex))
+			hairpin_forget(skb, c);
 		if (c->dnat_to && stage == STAGE_SG_EGRESS && (verdict == V_NEXT || verdict == V_OUTPUT) && hairpin_nat(skb, c) < 0) {
 			c->reason = DROP_MALFORMED;
 			return finish(skb, c, stage, V_DROP);
