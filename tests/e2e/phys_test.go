@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"errors"
+	"net"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,6 +212,31 @@ func traceHairpins(t *testing.T, e *env) {
 	}
 }
 
+// udpRefused sends a datagram to addr from a connected UDP socket in ns
+// and returns what reading the answer gives: ECONNREFUSED once an ICMP
+// port unreachable about it came back and the kernel matched its quote
+// to the socket.
+func udpRefused(ns, addr string) error {
+	var rerr error
+	err := lab.Do(ns, func() error {
+		c, err := net.Dial("udp4", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		for i := 0; i < 3 && rerr == nil; i++ {
+			c.Write([]byte("x"))
+			_, rerr = c.Read(make([]byte, 16))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return rerr
+}
+
 // stepOf is a hop's step of a stage.
 func stepOf(h trace.Hop, stage string) trace.Step {
 	for _, s := range h.Steps {
@@ -266,6 +294,13 @@ func TestHairpinWithoutAnEIP(t *testing.T) {
 	if n1, n2 := e.counters("hv1")["hairpin_back"]-back1, e.counters("hv2")["hairpin_back"]-back2; n1 == 0 || n2 == 0 {
 		t.Errorf("hairpin_back: hv1 %d, hv2 %d; want replies translated back on both senders' hosts", n1, n2)
 	}
+	// The receiver's port unreachable, about the connection, reaches the
+	// sender's socket: its quote names the EIP the sender called.
+	for _, to := range []string{"203.0.113.5:9", "192.168.200.6:9"} {
+		if err := udpRefused(e.s.VMNS("vm4"), to); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("vm4 -> udp %s: %v, want connection refused (the ICMP error matched to the socket)", to, err)
+		}
+	}
 
 	t.Run("another VPC of the same CIDR goes the public way", func(t *testing.T) {
 		// The public way from one of the network's addresses to another:
@@ -287,6 +322,18 @@ func TestHairpinWithoutAnEIP(t *testing.T) {
 		tr := e.trace("", `inport == "vm5" && ip4.dst == 203.0.113.5 && tcp.dst == 8080`)
 		if tr.Outcome != trace.Left || strings.Contains(stepOf(tr.Hops[0], "eip_out").Detail, "hairpin") {
 			t.Errorf("logical trace vm5 -> 203.0.113.5: %s %q, want it to leave by SNAT", tr.Outcome, tr.Detail)
+		}
+	})
+	t.Run("the kernel's trace delivers in one hop", func(t *testing.T) {
+		for _, c := range []struct{ chassis, from, to, detail, path string }{
+			{"hv1", "vm3", "203.0.113.5", "delivered to vm1 on hv1", "hv1"},
+			{"hv1", "vm3", "192.168.200.6", "delivered to vm2 on hv2", "hv1>hv2"},
+		} {
+			tr := e.trace(c.chassis, `inport == "`+c.from+`" && ip4.dst == `+c.to+` && tcp.dst == 8080`)
+			if tr.Outcome != trace.Delivered || !strings.Contains(tr.Detail, c.detail) || route(tr) != c.path {
+				t.Errorf("courier-trace --chassis %s %s -> %s: %s %q via %s, want %q via %s", c.chassis, c.from, c.to, tr.Outcome, tr.Detail,
+					route(tr), c.detail, c.path)
+			}
 		}
 	})
 	t.Run("the logical trace shows the hairpins", func(t *testing.T) {
