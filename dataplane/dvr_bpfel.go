@@ -137,6 +137,24 @@ type dvrGwSnatKey struct {
 	Lo   uint32
 }
 
+type dvrHairpinEntry struct {
+	_       structs.HostLayout
+	SeenNs  uint64
+	Eip     uint32
+	Ifindex uint32
+}
+
+type dvrHairpinKey struct {
+	_     structs.HostLayout
+	Vpc   uint32
+	Raddr uint32
+	Saddr uint32
+	Rport uint16
+	Sport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
 type dvrHubs struct {
 	_    structs.HostLayout
 	N    uint32
@@ -442,6 +460,8 @@ const (
 	dvrMapGwSnatAddrsV1      = "gw_snat_addrs_v1"
 	dvrMapGwSnatV1           = "gw_snat_v1"
 	dvrMapGwVtepsV1          = "gw_vteps_v1"
+	dvrMapHairpinCtV1        = "hairpin_ct_v1"
+	dvrMapHairpinPortsV1     = "hairpin_ports_v1"
 	dvrMapHubEpsV1           = "hub_eps_v1"
 	dvrMapHubSeenV1          = "hub_seen_v1"
 	dvrMapHubsV1             = "hubs_v1"
@@ -576,6 +596,8 @@ type dvrMapSpecs struct {
 	GwSnatAddrsV1   *ebpf.MapSpec `ebpf:"gw_snat_addrs_v1"`
 	GwSnatV1        *ebpf.MapSpec `ebpf:"gw_snat_v1"`
 	GwVtepsV1       *ebpf.MapSpec `ebpf:"gw_vteps_v1"`
+	HairpinCtV1     *ebpf.MapSpec `ebpf:"hairpin_ct_v1"`
+	HairpinPortsV1  *ebpf.MapSpec `ebpf:"hairpin_ports_v1"`
 	HubEpsV1        *ebpf.MapSpec `ebpf:"hub_eps_v1"`
 	HubSeenV1       *ebpf.MapSpec `ebpf:"hub_seen_v1"`
 	HubsV1          *ebpf.MapSpec `ebpf:"hubs_v1"`
@@ -680,6 +702,8 @@ type dvrMaps struct {
 	GwSnatAddrsV1   *ebpf.Map `ebpf:"gw_snat_addrs_v1"`
 	GwSnatV1        *ebpf.Map `ebpf:"gw_snat_v1"`
 	GwVtepsV1       *ebpf.Map `ebpf:"gw_vteps_v1"`
+	HairpinCtV1     *ebpf.Map `ebpf:"hairpin_ct_v1"`
+	HairpinPortsV1  *ebpf.Map `ebpf:"hairpin_ports_v1"`
 	HubEpsV1        *ebpf.Map `ebpf:"hub_eps_v1"`
 	HubSeenV1       *ebpf.Map `ebpf:"hub_seen_v1"`
 	HubsV1          *ebpf.Map `ebpf:"hubs_v1"`
@@ -742,6 +766,8 @@ func (m *dvrMaps) Close() error {
 		m.GwSnatAddrsV1,
 		m.GwSnatV1,
 		m.GwVtepsV1,
+		m.HairpinCtV1,
+		m.HairpinPortsV1,
 		m.HubEpsV1,
 		m.HubSeenV1,
 		m.HubsV1,

@@ -48,6 +48,7 @@ var Counters = []Counter{
 	{34, "ct_related", "ICMP errors (unreachable, time exceeded, parameter problem) passed as about a connection tracked at the port"},
 	{35, "snat_new", "connections given an address and a port of their port's SNAT blocks"},
 	{36, "snat_in", "packets gateways brought back for connections translated by SNAT, translated to the port's address and port"},
+	{37, "hairpin_back", "replies to a port without an EIP that called an EIP of its VPC (a hairpin), their source translated back to that EIP"},
 }
 
 // CounterNames are the counters' names indexed by number.

@@ -131,8 +131,12 @@ int snat_out(struct __sk_buff *skb, struct pctx *c);
 int snat_in(struct __sk_buff *skb, struct pctx *c);
 /* A physical EIP's packet, out of the underlay NIC (phys.h). */
 int phys_send(struct __sk_buff *skb, struct pctx *c);
-/* A hairpin's translation, once sg_egress passed it (hairpin.h). */
+/* A hairpin's translation, once sg_egress passed it, and a reply to one
+ * from a port without an EIP translated back (hairpin.h). */
 int hairpin_nat(struct __sk_buff *skb, struct pctx *c);
+int hairpin_back(struct __sk_buff *skb, struct pctx *c);
+int hairpin_forget(struct __sk_buff *skb, struct pctx *c);
+static __always_inline int hairpin_to(__u32 port);
 
 /* Tests only: where the last packet was redirected. */
 struct redirect_rec {
@@ -257,8 +261,20 @@ static __always_inline int run_pipeline(struct __sk_buff *skb, struct pctx *c, _
 		c->next = 0;
 		c->hit = HIT_NONE;
 		c->tflags = 0;
+		/* A reply to a hairpin from a port without an EIP comes from
+		 * the EIP it called, before that port's groups see it (a
+		 * hairpin's own packet, snat_from set, is no reply). */
+		if (stage == STAGE_SG_INGRESS && !c->snat_from && hairpin_to(c->d.ifindex) && hairpin_back(skb, c) < 0) {
+			c->reason = DROP_MALFORMED;
+			return finish(skb, c, stage, V_DROP);
+		}
 		int verdict = run_stage(stage, skb, c);
 		trace_stage(c, stage, verdict);
+		/* A connection a port opens straight to an address of the
+		 * VPC forgets a hairpin's on its tuple (hairpin.h). */
+		if (stage == STAGE_SG_EGRESS && !c->dnat_to && !c->snat_to && c->snat != SNAT_OUT && c->d.kind != DEST_PHYS &&
+		    (verdict == V_NEXT || verdict == V_OUTPUT) && hairpin_to(c->ifindex))
+			hairpin_forget(skb, c);
 		if (c->dnat_to && stage == STAGE_SG_EGRESS && (verdict == V_NEXT || verdict == V_OUTPUT) && hairpin_nat(skb, c) < 0) {
 			c->reason = DROP_MALFORMED;
 			return finish(skb, c, stage, V_DROP);

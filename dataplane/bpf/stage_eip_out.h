@@ -1,6 +1,6 @@
-/* STAGE_EIP_OUT: a packet ip_route found no route for. From a port with
- * an EIP, to an EIP of its own VPC, it is a hairpin, routed as VM to VM
- * (hairpin.h). Else, from a port with
+/* STAGE_EIP_OUT: a packet ip_route found no route for. To an EIP of its
+ * own VPC it is a hairpin, routed as VM to VM (hairpin.h), from a port
+ * with an EIP or without. Else, from a port with
  * an EIP it goes to one of the EIP network's gateways, chosen by flow
  * hash, TTL-1 and from the VPC's gateway MAC; its source becomes the EIP
  * when the driver sends it, after sg_egress passed it (which tracks the
@@ -29,7 +29,7 @@ __attribute__((noinline)) int stage_eip_out(struct __sk_buff *skb, struct pctx *
 	if (!p && vpc_of(c))
 		ph = bpf_map_lookup_elem(&phys_ports_v1, &ifindex);
 	__be32 own = p ? p->eip : ph ? *ph : 0;
-	if (own && vpc_of(c)) {
+	if (vpc_of(c)) {
 		int v = hairpin_route(skb, c, own);
 		if (v >= 0)
 			return v;

@@ -29,10 +29,11 @@ __attribute__((noinline)) int stage_sg_egress(struct __sk_buff *skb, struct pctx
 	if (!t.ok)
 		return sg_egress_pass(c); /* ARP: never subject to groups */
 	/* The other end's identity: the internet's for what leaves through
-	 * the port's EIP (eip_out, a hairpin too: the VM called an EIP), so
-	 * that a rule naming a group never lets it go (no gateway would
-	 * check it); a local port's; else unknown. */
-	__u32 remote = c->snat_to || c->snat == SNAT_OUT ? SG_ID_INTERNET : c->d.kind == DEST_LOCAL ? port_identity(c->d.ifindex) : 0;
+	 * the port's EIP or SNAT, or is a hairpin (the VM called an EIP,
+	 * with an EIP of its own or without), so that a rule naming a group
+	 * never lets it go (no gateway would check it); a local port's;
+	 * else unknown. */
+	__u32 remote = c->snat_to || c->dnat_to || c->snat == SNAT_OUT ? SG_ID_INTERNET : c->d.kind == DEST_LOCAL ? port_identity(c->d.ifindex) : 0;
 	if (t.proto == IPPROTO_ICMP && ct_related(skb, c->ifindex)) {
 		count(STAT_CT_RELATED);
 		c->hit = HIT_CT; /* about a tracked connection */

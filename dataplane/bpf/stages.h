@@ -97,6 +97,7 @@ enum stat {
 	STAT_CT_RELATED = 34, /* ICMP errors (unreachable, time exceeded, parameter problem) passed as about a connection tracked at the port */
 	STAT_SNAT_NEW = 35, /* connections given an address and a port of their port's SNAT blocks */
 	STAT_SNAT_IN = 36, /* packets gateways brought back for connections translated by SNAT, translated to the port's address and port */
+	STAT_HAIRPIN_BACK = 37, /* replies to a port without an EIP that called an EIP of its VPC (a hairpin), their source translated back to that EIP */
 	STAT_MAX,
 };
 

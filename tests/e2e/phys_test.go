@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"errors"
+	"net"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,6 +212,31 @@ func traceHairpins(t *testing.T, e *env) {
 	}
 }
 
+// udpRefused sends a datagram to addr from a connected UDP socket in ns
+// and returns what reading the answer gives: ECONNREFUSED once an ICMP
+// port unreachable about it came back and the kernel matched its quote
+// to the socket.
+func udpRefused(ns, addr string) error {
+	var rerr error
+	err := lab.Do(ns, func() error {
+		c, err := net.Dial("udp4", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		for i := 0; i < 3 && rerr == nil; i++ {
+			c.Write([]byte("x"))
+			_, rerr = c.Read(make([]byte, 16))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return rerr
+}
+
 // stepOf is a hop's step of a stage.
 func stepOf(h trace.Hop, stage string) trace.Step {
 	for _, s := range h.Steps {
@@ -217,4 +245,110 @@ func stepOf(h trace.Hop, stage string) trace.Step {
 		}
 	}
 	return trace.Step{}
+}
+
+// A hairpin from VMs without an EIP (#15 item 5): vm3 and vm4 of blue,
+// whose VPC has SNAT, reach vm1's public EIP and vm2's physical one on
+// their own host and across, in one hop: the receiver sees the caller's
+// private address, the caller the EIP it called, and the gateway
+// carries nothing. red's vm5, of the same CIDR and vm3's address, goes
+// the public way to the same EIP (through its SNAT and the gateway) and
+// gets no hairpin.
+func TestHairpinWithoutAnEIP(t *testing.T) {
+	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 1})
+	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
+	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--", "port-add", "web", "vm2", "02:00:00:00:01:0b", "10.0.1.11",
+		"--", "port-add", "web", "vm3", "02:00:00:00:01:0c", "10.0.1.12", "--", "port-add", "web", "vm4", "02:00:00:00:01:0d", "10.0.1.13")
+	e.nb("vpc-add", "red", "--open", "--", "vxnet-add", "red", "web-red", "10.0.1.0/24",
+		"--", "port-add", "web-red", "vm5", "02:00:00:00:02:0c", "10.0.1.12")
+	e.vm("hv1", "vm1")
+	e.vm("hv2", "vm2")
+	e.vm("hv1", "vm3")
+	e.vm("hv2", "vm4")
+	e.vm("hv1", "vm5")
+	e.nb("eip-add", "internet", "203.0.113.5", "--port", "vm1", "--", "eip-add", "dc", "192.168.200.6", "--port", "vm2")
+	e.nb("snat-set", "blue", "internet", "203.0.113.100", "--block", "1024")
+	e.nb("snat-set", "red", "internet", "203.0.113.101", "--block", "1024")
+	for _, vm := range []string{"vm1", "vm2"} {
+		serve(t, e.s.VMNS(vm), 8080, vm)
+	}
+	gw, back1, back2 := e.counters("gw1"), e.counters("hv1")["hairpin_back"], e.counters("hv2")["hairpin_back"]
+	for _, c := range []struct{ from, to, tag, sees string }{
+		{"vm3", "203.0.113.5", "vm1", "10.0.1.12"},   // a public EIP on the same host
+		{"vm3", "192.168.200.6", "vm2", "10.0.1.12"}, // a physical EIP on another host
+		{"vm4", "203.0.113.5", "vm1", "10.0.1.13"},   // a public EIP on another host
+		{"vm4", "192.168.200.6", "vm2", "10.0.1.13"}, // a physical EIP on the same host
+	} {
+		if n, out := e.s.Ping(c.from, ip(c.to), 3, "0.2"); n != 3 {
+			t.Errorf("%s -> %s: %d/3 answered\n%s", c.from, c.to, n, out)
+		}
+		if out, err := dial(e.s.VMNS(c.from), c.to+":8080"); err != nil || !strings.HasPrefix(out, c.tag+" "+c.sees+":") {
+			t.Errorf("%s -> %s:8080: %q %v; want %s seeing %s", c.from, c.to, out, err, c.tag, c.sees)
+		}
+	}
+	after := e.counters("gw1")
+	if after["gw_up"] != gw["gw_up"] || after["gw_down"] != gw["gw_down"] {
+		t.Errorf("gw1 carried %d up, %d down: a hairpin left its host's DVR for the gateway",
+			after["gw_up"]-gw["gw_up"], after["gw_down"]-gw["gw_down"])
+	}
+	if n1, n2 := e.counters("hv1")["hairpin_back"]-back1, e.counters("hv2")["hairpin_back"]-back2; n1 == 0 || n2 == 0 {
+		t.Errorf("hairpin_back: hv1 %d, hv2 %d; want replies translated back on both senders' hosts", n1, n2)
+	}
+	// The receiver's port unreachable, about the connection, reaches the
+	// sender's socket: its quote names the EIP the sender called.
+	for _, to := range []string{"203.0.113.5:9", "192.168.200.6:9"} {
+		if err := udpRefused(e.s.VMNS("vm4"), to); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("vm4 -> udp %s: %v, want connection refused (the ICMP error matched to the socket)", to, err)
+		}
+	}
+
+	t.Run("another VPC of the same CIDR goes the public way", func(t *testing.T) {
+		// The public way from one of the network's addresses to another:
+		// the gateway sends it to the upstream (the internet namespace,
+		// here made a router), which routes it back to the gateways.
+		for _, c := range [][]string{{e.s.InternetNS(), "sysctl", "-w", "net.ipv4.ip_forward=1"},
+			{e.s.HostNS("gw1"), "ip", "route", "replace", "203.0.113.0/24", "via", sandbox.InternetAddr.Addr().String(), "dev", lab.UplinkName}} {
+			if out, err := lab.Exec(c[0], c[1:]...); err != nil {
+				t.Fatalf("the upstream as a router: %v %s", err, out)
+			}
+		}
+		gw := e.counters("gw1")
+		if out, err := dial(e.s.VMNS("vm5"), "203.0.113.5:8080"); err != nil || !strings.HasPrefix(out, "vm1 203.0.113.101:") {
+			t.Errorf("vm5 (red) -> 203.0.113.5:8080: %q %v; want vm1 seeing red's SNAT address 203.0.113.101", out, err)
+		}
+		if after := e.counters("gw1"); after["gw_up"] == gw["gw_up"] || after["gw_down"] == gw["gw_down"] {
+			t.Errorf("gw1 carried %d up, %d down: red's connection did not go through it", after["gw_up"]-gw["gw_up"], after["gw_down"]-gw["gw_down"])
+		}
+		tr := e.trace("", `inport == "vm5" && ip4.dst == 203.0.113.5 && tcp.dst == 8080`)
+		if tr.Outcome != trace.Left || strings.Contains(stepOf(tr.Hops[0], "eip_out").Detail, "hairpin") {
+			t.Errorf("logical trace vm5 -> 203.0.113.5: %s %q, want it to leave by SNAT", tr.Outcome, tr.Detail)
+		}
+	})
+	t.Run("the kernel's trace delivers in one hop", func(t *testing.T) {
+		for _, c := range []struct{ chassis, from, to, detail, path string }{
+			{"hv1", "vm3", "203.0.113.5", "delivered to vm1 on hv1", "hv1"},
+			{"hv1", "vm3", "192.168.200.6", "delivered to vm2 on hv2", "hv1>hv2"},
+		} {
+			tr := e.trace(c.chassis, `inport == "`+c.from+`" && ip4.dst == `+c.to+` && tcp.dst == 8080`)
+			if tr.Outcome != trace.Delivered || !strings.Contains(tr.Detail, c.detail) || route(tr) != c.path {
+				t.Errorf("courier-trace --chassis %s %s -> %s: %s %q via %s, want %q via %s", c.chassis, c.from, c.to, tr.Outcome, tr.Detail,
+					route(tr), c.detail, c.path)
+			}
+		}
+	})
+	t.Run("the logical trace shows the hairpins", func(t *testing.T) {
+		for _, c := range []struct{ from, to, port, path string }{
+			{"vm3", "203.0.113.5", "vm1", "hv1"},
+			{"vm3", "192.168.200.6", "vm2", "hv1>hv2"},
+			{"vm4", "203.0.113.5", "vm1", "hv2>hv1"},
+		} {
+			tr := e.trace("", `inport == "`+c.from+`" && ip4.dst == `+c.to+` && tcp.dst == 8080`)
+			eip := stepOf(tr.Hops[0], "eip_out")
+			if tr.Outcome != trace.Delivered || tr.Port != c.port || route(tr) != c.path || !strings.Contains(eip.Detail, "a hairpin") {
+				var b strings.Builder
+				tr.Write(&b, trace.Detailed, "text")
+				t.Errorf("logical trace %s -> %s: %s via %s, want a hairpin to %s via %s\n%s", c.from, c.to, tr.Detail, route(tr), c.port, c.path, b.String())
+			}
+		}
+	})
 }

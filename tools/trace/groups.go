@@ -30,6 +30,9 @@ func (e *env) Groups(f string) []string {
 	case "outport.sg":
 		return e.groupsOf(e.w.port(e.outport))
 	case "dst.sg":
+		if e.internet {
+			return nil // to an EIP, a hairpin's too: the internet, in no group
+		}
 		b, ok := e.w.lookup(e.target)
 		if !ok {
 			return nil

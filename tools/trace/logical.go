@@ -156,6 +156,9 @@ func (e *env) walk(dir pipeline.Direction, dp func(pipeline.Stage) *sbdb.Datapat
 // the stage it goes on with (-1: the next one).
 func (e *env) act(st pipeline.Stage, acts []pipeline.Action, step *Step) (*walkEnd, int) {
 	step.Verdict = "next"
+	if next := e.privateHairpin(st, step); next >= 0 {
+		return nil, next
+	}
 	for _, a := range acts {
 		arg, _ := a.Arg("")
 		switch a.Name {
