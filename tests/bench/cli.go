@@ -43,7 +43,17 @@ type CLIResult struct {
 	RawBareSecs []float64 `json:"bulk_raw_bare_seconds"`
 	// LoadAvg is the machine's 1-minute load average after each round.
 	LoadAvg []float64 `json:"bulk_load_avg"`
+	// Where each load's time goes, per round: the northbound
+	// ovsdb-server's CPU seconds (CLI, raw, ports alone) and the
+	// courier-nbctl processes' (user and system, summed).
+	ServerCPUCLI  []float64 `json:"bulk_cli_server_cpu_seconds"`
+	ServerCPURaw  []float64 `json:"bulk_raw_server_cpu_seconds"`
+	ServerCPUBare []float64 `json:"bulk_raw_bare_server_cpu_seconds"`
+	ClientCPUCLI  []float64 `json:"bulk_cli_client_cpu_seconds"`
 }
+
+// bulkRun is one bulk load's wall time and CPU.
+type bulkRun struct{ secs, serverCPU, clientCPU float64 }
 
 // CLISize is one database size: single port-add invocations of the
 // courier-nbctl binary, timed from exec to exit.
@@ -151,8 +161,10 @@ func CLI(ctx context.Context, env Env, sizes []int, samples, bulkPorts, rounds i
 		if err != nil {
 			return nil, fmt.Errorf("raw bulk load without claims: %w", err)
 		}
-		r.RawSecs, r.CLISecs = append(r.RawSecs, raw), append(r.CLISecs, viaCLI)
-		r.RawBareSecs = append(r.RawBareSecs, bare)
+		r.RawSecs, r.CLISecs = append(r.RawSecs, raw.secs), append(r.CLISecs, viaCLI.secs)
+		r.RawBareSecs = append(r.RawBareSecs, bare.secs)
+		r.ServerCPURaw, r.ServerCPUCLI = append(r.ServerCPURaw, raw.serverCPU), append(r.ServerCPUCLI, viaCLI.serverCPU)
+		r.ServerCPUBare, r.ClientCPUCLI = append(r.ServerCPUBare, bare.serverCPU), append(r.ClientCPUCLI, viaCLI.clientCPU)
 		r.LoadAvg = append(r.LoadAvg, loadAvg())
 	}
 	return r, nil
@@ -317,11 +329,11 @@ const (
 )
 
 // cliBulk loads ports in chunks, on fresh databases without northd, and
-// returns the seconds it took.
-func cliBulk(ctx context.Context, env Env, ports, chunk, how int) (float64, error) {
+// returns the seconds it took and the CPU it cost.
+func cliBulk(ctx context.Context, env Env, ports, chunk, how int) (bulkRun, error) {
 	c, dir, vxnets, err := cliCentral(ctx, env)
 	if err != nil {
-		return 0, err
+		return bulkRun{}, err
 	}
 	viaCLI := how == bulkCLI
 	if how == bulkRawBare {
@@ -341,26 +353,34 @@ func cliBulk(ctx context.Context, env Env, ports, chunk, how int) (float64, erro
 			txns = append(txns, encodeTxn(cliPortsTxn(from, min(ports, from+chunk), vxnets)))
 		}
 	}
+	m := newPidMeter(dir, "ovsdb-server-"+central.Databases[0].Short)
+	pid, ticks := m.pids[m.names[0]], m.ticks[m.names[0]]
+	serverCPU := func() float64 { return (cpuTicks(pid) - ticks) / 100 }
+	var r bulkRun
 	start := time.Now()
 	if viaCLI {
 		for _, a := range argvs {
-			if out, err := exec.CommandContext(ctx, nbctl, a...).CombinedOutput(); err != nil {
-				return 0, fmt.Errorf("courier-nbctl: %v: %.500s", err, out)
+			cmd := exec.CommandContext(ctx, nbctl, a...)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return r, fmt.Errorf("courier-nbctl: %v: %.500s", err, out)
 			}
+			r.clientCPU += (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 		}
-		return time.Since(start).Seconds(), nil
+		r.secs, r.serverCPU = time.Since(start).Seconds(), serverCPU()
+		return r, nil
 	}
 	conn, err := jsonrpc.Dial(nbR, nil)
 	if err != nil {
-		return 0, err
+		return r, err
 	}
 	defer conn.Close()
 	for _, t := range txns {
 		if err := rawSend(ctx, conn, t); err != nil {
-			return 0, err
+			return r, err
 		}
 	}
-	return time.Since(start).Seconds(), nil
+	r.secs, r.serverCPU = time.Since(start).Seconds(), serverCPU()
+	return r, nil
 }
 
 func (r *CLIResult) markdown(b *strings.Builder) {
@@ -379,6 +399,10 @@ func (r *CLIResult) markdown(b *strings.Builder) {
 			blo, bhi := spread(r.RawBareSecs)
 			fmt.Fprintf(b, " The ports alone, raw and without claims: %.2f s (%.2f–%.2f); ratio %.2f.",
 				median(r.RawBareSecs), blo, bhi, median(r.CLISecs)/median(r.RawBareSecs))
+		}
+		if len(r.ServerCPUCLI) > 0 {
+			fmt.Fprintf(b, " Where the time goes (medians): the northbound ovsdb-server's CPU %.2f s for the CLI's load, %.2f s for the same rows raw, %.2f s for the ports alone; the courier-nbctl processes' CPU %.2f s.",
+				median(r.ServerCPUCLI), median(r.ServerCPURaw), median(r.ServerCPUBare), median(r.ClientCPUCLI))
 		}
 		llo, lhi := spread(r.LoadAvg)
 		fmt.Fprintf(b, " The machine's load average after each round: %.1f–%.1f.\n\n", llo, lhi)

@@ -56,9 +56,12 @@ type claimBook struct {
 	guarded  map[string]bool              // claim rows read, with a wait
 }
 
-func newClaimBook() *claimBook {
-	return &claimBook{held: map[claimKey]*heldClaim{}, byPort: map[string][]claimKey{},
-		inserted: map[claimKey]string{}, dbVIPs: map[string]map[string]string{}, guarded: map[string]bool{}}
+// newClaimBook makes a book for about ports ports (two claims each,
+// sized up front: growing the maps cost a chain of thousands of
+// port-adds more than filling them).
+func newClaimBook(ports int) *claimBook {
+	return &claimBook{held: make(map[claimKey]*heldClaim, 2*ports), byPort: make(map[string][]claimKey, ports),
+		inserted: make(map[claimKey]string, 2*ports), dbVIPs: map[string]map[string]string{}, guarded: map[string]bool{}}
 }
 
 // errClaimRace: two writers added the same new virtual IP at once; the

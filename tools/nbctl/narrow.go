@@ -144,7 +144,7 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 	if w.peers {
 		r.vxCols = nil
 	}
-	st.touched = map[string]bool{}
+	st.touched = make(map[string]bool, len(w.ports))
 	for _, n := range w.ports {
 		st.touched[n] = true
 	}

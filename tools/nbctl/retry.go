@@ -191,7 +191,10 @@ func (c *conn) try(ctx context.Context, sess *ops.Session, invs []parsed, wait b
 	a := &attempt{out: &cmdline.Output{Style: cmdline.Style{Format: c.o.Format, FormatSet: c.o.FormatSet,
 		NoHeadings: c.o.NoHeadings, Bare: c.o.Bare}}, before: st.fingerprint(st.touched)}
 	cfg, err := execute(ctx, sess, st, invs, wait, a.out)
-	a.cfg, a.after = cfg, st.fingerprint(st.touched)
+	a.cfg = cfg
+	if err != nil { // only an attempt that may have committed is read back
+		a.after = st.fingerprint(st.touched)
+	}
 	a.blind = st.db != nil && st.db.Writes
 	return a, err
 }

@@ -92,15 +92,23 @@ func loadState(ctx context.Context, sess *ops.Session, w *want) (*state, error) 
 }
 
 func readState(ctx context.Context, c client.Client, w *want) (*state, error) {
-	st := &state{c: c, verified: map[string]bool{}, claims: newClaimBook(),
+	n := 0 // the ports the commands name, which they mostly create
+	if w != nil {
+		n = len(w.ports)
+	}
+	st := &state{c: c, verified: map[string]bool{}, claims: newClaimBook(n),
 		vpcs:       map[string]*nbdb.VPC{},
 		vxnets:     map[string]*nbdb.Vxnet{},
-		ports:      map[string]*nbdb.Port{},
-		portByUUID: map[string]*nbdb.Port{},
+		ports:      make(map[string]*nbdb.Port, n),
+		portByUUID: make(map[string]*nbdb.Port, n),
 		routes:     map[string]*nbdb.Route{},
 		vxnetVPC:   map[string]*nbdb.VPC{},
-		portVxnet:  map[string]*nbdb.Vxnet{},
+		portVxnet:  make(map[string]*nbdb.Vxnet, n),
 		routeVPC:   map[string]*nbdb.VPC{},
+		// A new port is its insert, two claims' and a share of its
+		// vxnet's mutation: the chain's operations grow once, not log n
+		// times.
+		ops: make([]ovsdb.Operation, 0, 4*n),
 	}
 	globals, err := ops.List[nbdb.NBGlobal](ctx, c, nil)
 	if err != nil {
@@ -238,7 +246,7 @@ func Schema() (*dbcmd.Schema, error) {
 // newName returns a fresh named-UUID for a row inserted by this invocation.
 func (st *state) newName(prefix string) string {
 	st.named++
-	return fmt.Sprintf("%s%d", prefix, st.named)
+	return prefix + strconv.Itoa(st.named)
 }
 
 func (st *state) add(ops []ovsdb.Operation, err error) error {
