@@ -74,6 +74,10 @@ func (l *Lab) AddInternet(addr, public netip.Prefix, gateways []*Host) (*Interne
 	}
 	err := Do(in.NS, func() error {
 		os.WriteFile("/proc/sys/net/ipv4/fib_multipath_hash_policy", []byte("1"), 0o644)
+		// The upstream routes: what a gateway sends to one of the
+		// network's own addresses (a VPC reaching another's EIP through
+		// its SNAT) goes back to the gateways.
+		os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
 		// A gateway whose link is down leaves the multipath route, as
 		// an upstream router's BFD would take it out ("default" for the
 		// links made below).
