@@ -117,20 +117,48 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
+// sessions are southd's two database sessions and their trackers, which
+// wake the loop through notify.
+type sessions struct {
+	sb, nb   *ops.Session
+	sbT, nbT *ops.Tracker
+	notify   chan struct{}
+}
+
 // session runs the southbound and northbound sessions until one ends. It
 // is established once both are open with their monitors read.
 func (d *Daemon) session(ctx context.Context, established func()) error {
+	s, err := d.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.sb.Close()
+	defer s.nb.Close()
+	d.log.Info("connected", "sb", s.sb.CurrentEndpoint(), "nb", s.nb.CurrentEndpoint())
+	d.live.restart()
+	d.snat = newSNATIndex()
+	d.snat.stale = true // built from the monitor's rows at the first pass
+	ectx, stopEchoes := context.WithCancel(ctx)
+	defer stopEchoes()
+	go d.echoes(ectx, s.sb)
+	established()
+	return d.loop(ctx, s)
+}
+
+// connect opens both sessions, with the columns southd decides from.
+func (d *Daemon) connect(ctx context.Context) (*sessions, error) {
 	sbM, _ := sbdb.FullDatabaseModel()
 	nbM, _ := nbdb.FullDatabaseModel()
-	notify := make(chan struct{}, 1)
+	s := &sessions{notify: make(chan struct{}, 1)}
 	pb := &sbdb.PortBinding{}
 	dp := &sbdb.Datapath{}
-	// The southbound's changes feed the SNAT index (snatindex.go); the
-	// other decisions read the monitor's rows whole.
-	sbT := ops.NewTrackerNotifying(notify)
-	sb, err := ops.Open(ctx, sbM, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true, TLS: d.cfg.TLS,
+	// The southbound's changes feed the SNAT index (snatindex.go) and
+	// name what a pass reads (pass.go).
+	s.sbT = ops.NewTrackerNotifying(s.notify)
+	var err error
+	s.sb, err = ops.Open(ctx, sbM, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true, TLS: d.cfg.TLS,
 		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval, ConnectTimeout: 12 * d.cfg.ProbeInterval,
-		Tracker: sbT, Logger: d.log, Monitor: []client.MonitorOption{
+		Tracker: s.sbT, Logger: d.log, Monitor: []client.MonitorOption{
 			client.WithTable(&sbdb.SBGlobal{}), client.WithTable(&sbdb.Chassis{}), client.WithTable(&sbdb.ChassisPrivate{}),
 			client.WithTable(&sbdb.Hub{}), client.WithTable(&sbdb.LearnedBinding{}),
 			client.WithTable(pb, &pb.LogicalPort, &pb.Chassis, &pb.RequestedChassis, &pb.MigrationDestination, &pb.MigrationPrepared, &pb.Up, &pb.VirtualIPs, &pb.IPs, &pb.Vpc, &pb.Datapath, &pb.LearnedLimit,
@@ -139,27 +167,25 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 			client.WithTable(dp, &dp.Name, &dp.Type, &dp.TunnelKey, &dp.Vpc, &dp.Cidr, &dp.GatewayIP),
 		}})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer sb.Close()
 	port := &nbdb.Port{}
-	nbT := ops.NewTrackerNotifying(notify)
-	nb, err := ops.Open(ctx, nbM, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true, TLS: d.cfg.TLS,
+	s.nbT = ops.NewTrackerNotifying(s.notify)
+	s.nb, err = ops.Open(ctx, nbM, ops.SessionOptions{Remotes: d.cfg.NB, LeaderOnly: true, TLS: d.cfg.TLS,
 		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval, ConnectTimeout: 12 * d.cfg.ProbeInterval,
-		Tracker: nbT, Logger: d.log, Monitor: []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{}),
+		Tracker: s.nbT, Logger: d.log, Monitor: []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{}),
 			client.WithTable(port, &port.Name, &port.Up, &port.Chassis)}})
 	if err != nil {
-		return err
+		s.sb.Close()
+		return nil, err
 	}
-	defer nb.Close()
-	d.log.Info("connected", "sb", sb.CurrentEndpoint(), "nb", nb.CurrentEndpoint())
-	d.live.restart()
-	d.snat = newSNATIndex()
-	d.snat.stale = true // built from the monitor's rows at the first pass
-	ectx, stopEchoes := context.WithCancel(ctx)
-	defer stopEchoes()
-	go d.echoes(ectx, sb)
-	established()
+	return s, nil
+}
+
+// loop decides whenever something it decides from may have changed
+// (gate.go), until a session ends.
+func (d *Daemon) loop(ctx context.Context, s *sessions) error {
+	sb, nb := s.sb, s.nb
 	tick := time.NewTicker(d.cfg.Tick)
 	defer tick.Stop()
 	var gate passGate
@@ -172,7 +198,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 			return errors.New("southbound session lost")
 		case <-nb.Done():
 			return errors.New("northbound session lost")
-		case <-notify:
+		case <-s.notify:
 		case <-tick.C:
 		case <-d.lock.Changed():
 		}
@@ -185,7 +211,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 			return errors.New("northbound session lost")
 		default:
 		}
-		sbCh, nbCh := sbT.Drain(), nbT.Drain()
+		sbCh, nbCh := s.sbT.Drain(), s.nbT.Drain()
 		d.syncSNATIndex(sb, sbCh)
 		pend.add(sbCh, nbCh)
 		if worthDeciding(sbCh) || !nbCh.Empty() {
@@ -214,12 +240,11 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 		gate.done(now, alive, active, full, err)
 		if err == nil {
 			pend.reset()
+			continue
 		}
-		if err != nil {
-			d.log.Warn("writing decisions failed", "err", err)
-			if errors.Is(err, ops.ErrNoConnection) {
-				return err
-			}
+		d.log.Warn("writing decisions failed", "err", err)
+		if errors.Is(err, ops.ErrNoConnection) {
+			return err
 		}
 	}
 }
