@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net"
 	"net/netip"
@@ -89,6 +90,20 @@ func TestHairpinWithoutAnEIP(t *testing.T) {
 		rr := runTunnel(t, f.d, peerA, 5002, append(ethHdr(vm2MAC, gwMAC, 0x0800), ipPacket(remote, vm2Addr, protoUDP, udpSeg(53, 5000, "a"), 0)...))
 		if p := toVM2(t, f, rr); p.src != eipRemote || p.dst != vm2Addr || !p.ipOK || !l4ok(eipRemote, vm2Addr, protoUDP, p.l4) {
 			t.Errorf("reply %s -> %s, IPv4 ok %v, UDP ok %v", p.src, p.dst, p.ipOK, l4ok(eipRemote, vm2Addr, protoUDP, p.l4))
+		}
+	})
+	t.Run("a reply in fragments comes back from the EIP, its later fragment too", func(t *testing.T) {
+		fromVM2(t, f, ipPacket(vm2Addr, eip3, protoUDP, udpSeg(5300, 53, "query"), 0))
+		first, later, _ := fragments(vm3, vm2Addr, 53, 5300, 0x5151)
+		a, b := fromVM3(t, f, first), fromVM3(t, f, later)
+		whole := append(bytes.Clone(a.l4), b.l4...)
+		if a.src != eip3 || b.src != eip3 || !b.ipOK || !l4ok(eip3, vm2Addr, protoUDP, whole) {
+			t.Errorf("fragments from %s and %s, later's IPv4 ok %v, the datagram's UDP ok %v", a.src, b.src, b.ipOK,
+				l4ok(eip3, vm2Addr, protoUDP, whole))
+		}
+		_, stray, _ := fragments(vm3, vm2Addr, 53, 5300, 0x5152)
+		if p := fromVM3(t, f, stray); p.src != vm3 {
+			t.Errorf("a later fragment of no translated datagram came from %s, want %s untouched", p.src, vm3)
 		}
 	})
 	t.Run("icmp echo: the identifier as the port", func(t *testing.T) {

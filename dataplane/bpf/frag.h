@@ -10,7 +10,9 @@
  *     (snat_frags_v1, outbound key: the port's address);
  *   - a port's host, receiving: the port's address (inbound key: the
  *     SNAT address);
- *   - a gateway, either way: the block's host (gw_frags_v1).
+ *   - a gateway, either way: the block's host (gw_frags_v1);
+ *   - a host delivering a reply to a hairpin from a port without an EIP:
+ *     the EIP the port called (hairpin.h).
  *
  * Entries are per datagram, not per connection, and only as old as
  * FRAG_TTL_NS (the kernel's reassembly timeout, ipfrag_time): a gateway
@@ -77,8 +79,9 @@ static __always_inline int later_frag(const struct iphdr *ip)
 	return (ip->frag_off & bpf_htons(IP_OFFSET_MASK)) != 0;
 }
 
-#define FRAG_OUT 1 /* a key as a datagram leaves (the untranslated source) */
-#define FRAG_IN 2  /* as it comes back (the untranslated destination) */
+#define FRAG_OUT 1     /* a key as a datagram leaves (the untranslated source) */
+#define FRAG_IN 2      /* as it comes back (the untranslated destination) */
+#define FRAG_HAIRPIN 3 /* a reply to a hairpin from a port without an EIP (hairpin.h) */
 
 static __always_inline struct frag_key frag_key_of(__u32 vpc, const struct iphdr *ip, __u8 dir)
 {

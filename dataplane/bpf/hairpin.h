@@ -38,6 +38,7 @@
 #include "routes.h"
 #include "eip.h"
 #include "ct.h"
+#include "frag.h"
 
 struct vpc_eip_key {
 	__u32 vpc;
@@ -192,9 +193,10 @@ __attribute__((noinline)) int hairpin_nat(struct __sk_buff *skb, struct pctx *c)
 	if (!c) /* the verifier checks a global function alone: c is never NULL */
 		return -1;
 	struct tuple t = tuple_of(skb);
-	if (!t.ok)
+	__be16 frag;
+	if (!t.ok || bpf_skb_load_bytes(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, frag_off), &frag, 2) < 0)
 		return -1;
-	if (!c->snat_to)
+	if (!c->snat_to && !(frag & bpf_htons(IP_OFFSET_MASK))) /* a later fragment has no ports: its first noted them */
 		hairpin_track(c, &t);
 	if (nat_rewrite(skb, t.daddr, c->dnat_to, 0) < 0)
 		return -1;
@@ -296,6 +298,21 @@ __attribute__((noinline)) int hairpin_back(struct __sk_buff *skb, struct pctx *c
 	__u64 now = bpf_ktime_get_ns();
 	if (m && now - *m >= cfg_ct_timeout_ns)
 		return 0; /* none lately */
+	struct iphdr ip;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+		return 0;
+	struct frag_key fk = frag_key_of(c->vpc, &ip, FRAG_HAIRPIN);
+	if (later_frag(&ip)) {
+		/* no ports: the EIP its first fragment came back from (frag.h) */
+		__be32 eip = frag_recall(&fk);
+		if (!eip)
+			return 0;
+		if (nat_rewrite(skb, ip.saddr, eip, 1) < 0)
+			return -1;
+		c->gbp = 0;
+		count(STAT_HAIRPIN_BACK);
+		return 1;
+	}
 	struct hairpin_key k = {.vpc = c->vpc};
 	if (hairpin_reply_key(skb, &k) < 0)
 		return 0;
@@ -305,6 +322,8 @@ __attribute__((noinline)) int hairpin_back(struct __sk_buff *skb, struct pctx *c
 	if (!cfg_trace) {
 		e->seen_ns = now;
 		hairpin_mark(port, now);
+		if (first_frag(&ip))
+			frag_remember(&fk, e->eip);
 	}
 	if (nat_rewrite(skb, k.raddr, e->eip, 1) < 0)
 		return -1;
