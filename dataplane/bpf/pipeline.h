@@ -93,19 +93,26 @@ static __always_inline int vpc_of(struct pctx *c)
 }
 
 /* routed_hop makes the packet one routed hop: TTL-1, the IPv4 checksum
- * with it, and, given a gateway MAC, from that MAC. Returns 0, or -1 if
- * the kernel refused the checksum. Packet pointers are stale after it. */
+ * with it, and, given a gateway MAC, from that MAC. Returns 0 (callers
+ * check for -1, which it no longer gives: a failed checksum helper).
+ *
+ * The checksum is updated in place, incrementally (RFC 1624, eqn. 3):
+ * bpf_l3_csum_replace cost a helper call, 50 ns a routed packet on AMD
+ * EPYC with SRSO (TestVMPathCost, #21), for the same arithmetic; the
+ * TTL is written in place already, so the packet is writable here. */
 static __always_inline int routed_hop(struct __sk_buff *skb, struct pctx *c, struct ethhdr *eth, struct iphdr *ip, const __u8 *gw_mac)
 {
-	__be16 old = *(__be16 *)&ip->ttl;
+	__u16 old = *(__u16 *)&ip->ttl;
 	ip->ttl--;
-	__be16 new = *(__be16 *)&ip->ttl;
+	__u16 new = *(__u16 *)&ip->ttl;
+	__u32 sum = (__u16)~ip->check + (__u16)~old + new;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	ip->check = ~sum;
 	if (gw_mac) {
 		__builtin_memcpy(eth->h_source, gw_mac, 6);
 		c->tflags |= TRF_MAC_REWRITE;
 	}
-	if (bpf_l3_csum_replace(skb, ETH_HLEN + __builtin_offsetof(struct iphdr, check), old, new, 2) < 0)
-		return -1;
 	c->tflags |= TRF_TTL_DEC;
 	return 0;
 }
