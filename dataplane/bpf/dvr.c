@@ -55,9 +55,14 @@ SEC("tc")
 int tunnel_ingress(struct __sk_buff *skb)
 {
 	count(STAT_TUNNEL_RX);
-	int gw = gw_from_tunnel(skb);
-	if (gw >= 0)
-		return gw;
+	/* Only a gateway pays gw_from_tunnel's call (its config is an
+	 * array entry, read inline): a call and its return are dear under
+	 * SRSO, on every packet a host receives (#21). */
+	if (gw_enabled()) {
+		int gw = gw_from_tunnel(skb);
+		if (gw >= 0)
+			return gw;
+	}
 	struct pctx c = {};
 	return run_pipeline(skb, &c, STAGE_TUN_ADMIT);
 }
