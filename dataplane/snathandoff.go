@@ -77,7 +77,9 @@ func (d *Datapath) SNATExport(ifindex int) ([]SNATHandoffConn, error) {
 // for the local port ifindex, which must be translated here already
 // (its blocks applied): a connection outside the port's blocks is
 // refused, one whose tuple or external port is mapped here already is
-// left as it is. It returns how many it installed and how many it
+// left as it is (unless it is the same connection, left under another
+// ifindex when the port was here before: it is the port's again). It
+// returns how many it installed and how many it
 // refused or skipped.
 func (d *Datapath) SNATImport(ifindex int, conns []SNATHandoffConn) (installed, skipped int, err error) {
 	p, ok := d.snatPortsT().lookup(uint32(ifindex))
@@ -105,6 +107,11 @@ func (d *Datapath) SNATImport(ifindex int, conns []SNATHandoffConn) (installed, 
 		if err := d.objs.SnatRevV1.Update(rk, rv, ebpf.UpdateNoExist); err != nil {
 			if !errors.Is(err, ebpf.ErrKeyExist) {
 				errs = append(errs, fmt.Errorf("snat_rev: %w", err))
+			} else if ok, err := d.snatAdopt(fk, rk, ifindex); err != nil {
+				errs = append(errs, err)
+			} else if ok {
+				installed++
+				continue
 			}
 			skipped++
 			continue
@@ -120,4 +127,23 @@ func (d *Datapath) SNATImport(ifindex int, conns []SNATHandoffConn) (installed, 
 		installed++
 	}
 	return installed, skipped, errors.Join(errs...)
+}
+
+// snatAdopt gives the local port ifindex the connection fk -> rk that
+// this host maps already under another ifindex: the port's own, left
+// from when it was here before (a port that migrates away and back
+// within a sweep). It says whether the entries were the same connection.
+func (d *Datapath) snatAdopt(fk dvrSnatFkey, rk dvrSnatRkey, ifindex int) (bool, error) {
+	fwd := table[dvrSnatFkey, dvrSnatFval]{d.objs.SnatFwdV1, "snat_fwd"}
+	rev := table[dvrSnatRkey, dvrSnatRval]{d.objs.SnatRevV1, "snat_rev"}
+	f, okf := fwd.lookup(fk)
+	r, okr := rev.lookup(rk)
+	if !okf || !okr || f.Ext != rk.Ext || f.Eport != rk.Eport || r.Vpc != fk.Vpc || r.Addr != fk.Addr || r.Port != fk.Port {
+		return false, nil
+	}
+	if int(f.Ifindex) == ifindex && int(r.Ifindex) == ifindex {
+		return false, nil // installed already
+	}
+	f.Ifindex, r.Ifindex = uint32(ifindex), uint32(ifindex)
+	return true, errors.Join(fwd.put(fk, f), rev.put(rk, r))
 }

@@ -61,5 +61,18 @@ func TestSNATHandoffRoundTrip(t *testing.T) {
 		if st, err := f.d.SNATGC(DefaultSNATTimeouts); err != nil || st.Live[f.p3] != 2 || st.Removed != 0 {
 			t.Errorf("sweep %+v %v: want the 2 handed-off connections live", st, err)
 		}
+		// The port leaves and comes back (another interface) before a
+		// sweep forgot its entries here: they are its own again.
+		p4 := veth(t, "p4")
+		f.state.SNATPorts[0].Ifindex = p4
+		if _, err := f.d.Apply(f.state); err != nil {
+			t.Fatal(err)
+		}
+		if in, skipped, err := f.d.SNATImport(p4, conns); err != nil || in != 2 || skipped != 0 {
+			t.Errorf("back under ifindex %d: %d installed, %d skipped, %v; want its 2 connections adopted", p4, in, skipped, err)
+		}
+		if st, err := f.d.SNATGC(DefaultSNATTimeouts); err != nil || st.Live[p4] != 2 || st.Removed != 0 {
+			t.Errorf("sweep %+v %v: want the 2 adopted connections live", st, err)
+		}
 	})
 }

@@ -224,7 +224,7 @@ func New(cfg Config) *Daemon {
 	return &Daemon{cfg: cfg, tls: cfg.Credentials.TLSConfig(), log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
 		vpcs: map[int]*vpcSession{}, ifaces: map[string]int{}, byIndex: map[int]string{},
 		taps: map[int]bool{}, status: map[string]string{},
-		handoff:  snatHandoff{departed: map[string]departedSNAT{}, seen: map[string]time.Time{}, origin: map[string]string{}},
+		handoff:  snatHandoff{departed: map[string]departedSNAT{}, seen: map[string]time.Time{}, origin: map[string]portOrigin{}},
 		logLimit: logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
 }
 

@@ -2,7 +2,10 @@ package hostd
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
@@ -41,7 +44,9 @@ import (
 //     here whose requested chassis is the row's source (the host the
 //     orchestrator placed it on), or that it saw bound there while the
 //     port migrated here (migration_destination), or requested there
-//     while bound here; it refuses (deletes, counts) others.
+//     while bound here, within handoffGrace (kept in its Chassis_Private
+//     external_ids, for a restarted hostd); it refuses (deletes, counts)
+//     others.
 //   - Either end deletes a row it has seen for handoffGrace: the port
 //     went elsewhere again, was deleted, or its new host is gone.
 
@@ -68,8 +73,22 @@ type departedSNAT struct {
 type snatHandoff struct {
 	departed map[string]departedSNAT // by logical port
 	seen     map[string]time.Time    // SNAT_Handoff rows by UUID: when first seen
-	origin   map[string]string       // ports bound here: the chassis they were requested on
+	// origin: ports moved here, by name, with the chassis they came
+	// from and when this host learned it; kept in this chassis's
+	// Chassis_Private external_ids too, so that a restarted hostd still
+	// knows (originKey)
+	origin map[string]portOrigin
+	loaded bool // origin read back from external_ids
 }
+
+type portOrigin struct {
+	from string
+	at   time.Time
+}
+
+// originKey is the external_ids key of a port's origin; its value is
+// "CHASSIS@UNIX_MS".
+const originKey = "snat-handoff-from:"
 
 // exportDeparted records the connections of the local SNAT ports that
 // the next apply (st) no longer translates. Called before the apply.
@@ -221,18 +240,8 @@ func (d *Daemon) installHandoffs(ctx context.Context, pbs []*sbdb.PortBinding, s
 	byName := make(map[string]*sbdb.PortBinding, len(pbs))
 	for _, pb := range pbs {
 		byName[pb.LogicalPort] = pb
-		switch {
-		case isMe(pb.Chassis, me) && pb.RequestedChassis != nil && *pb.RequestedChassis != me:
-			d.handoff.origin[pb.LogicalPort] = *pb.RequestedChassis
-		case isMe(pb.MigrationDestination, me) && pb.Chassis != nil && *pb.Chassis != me:
-			d.handoff.origin[pb.LogicalPort] = *pb.Chassis // where it migrates here from
-		}
 	}
-	for port := range d.handoff.origin {
-		if byName[port] == nil {
-			delete(d.handoff.origin, port)
-		}
-	}
+	origins := d.learnOrigins(ctx, byName)
 	seen := map[string]time.Time{}
 	var txn []ovsdb.Operation
 	for _, h := range ops.Rows[sbdb.SNATHandoff](d.base) {
@@ -242,7 +251,7 @@ func (d *Daemon) installHandoffs(ctx context.Context, pbs []*sbdb.PortBinding, s
 		}
 		seen[h.UUID] = first
 		ifindex, translated := snatIfindex[h.LogicalPort]
-		switch judgeHandoff(me, h, byName[h.LogicalPort], translated, d.handoff.origin[h.LogicalPort]) {
+		switch judgeHandoff(me, h, byName[h.LogicalPort], translated, origins[h.LogicalPort]) {
 		case handoffInstall:
 			d.importHandoff(ifindex, h)
 			txn = append(txn, sbops.DeleteSNATHandoff(h.UUID))
@@ -267,6 +276,60 @@ func (d *Daemon) installHandoffs(ctx context.Context, pbs []*sbdb.PortBinding, s
 		d.dirty = true // deleted on a later pass; installing again skips what is there
 		d.log.Warn("delete SNAT handoffs", "err", err)
 	}
+}
+
+// learnOrigins notes where ports moving here come from: a port migrating
+// here, from the chassis it is bound to; a port bound here, from the
+// chassis it is still requested on. An origin lasts handoffGrace, or
+// until its port is out of sight; the set is kept in this chassis's
+// external_ids. It returns the port -> chassis to accept handoffs from.
+func (d *Daemon) learnOrigins(ctx context.Context, byName map[string]*sbdb.PortBinding) map[string]string {
+	me := d.cfg.Chassis
+	if !d.handoff.loaded {
+		d.handoff.loaded = true
+		for _, p := range ops.Rows[sbdb.ChassisPrivate](d.base) {
+			for k, v := range p.ExternalIDs {
+				from, ms, ok := strings.Cut(v, "@")
+				n, err := strconv.ParseInt(ms, 10, 64)
+				if port, isOrigin := strings.CutPrefix(k, originKey); isOrigin && ok && err == nil {
+					d.handoff.origin[port] = portOrigin{from, time.UnixMilli(n)}
+				}
+			}
+		}
+	}
+	set, del := map[string]string{}, []string{}
+	for port, pb := range byName {
+		from := ""
+		switch {
+		case isMe(pb.Chassis, me) && pb.RequestedChassis != nil && *pb.RequestedChassis != me:
+			from = *pb.RequestedChassis
+		case isMe(pb.MigrationDestination, me) && pb.Chassis != nil && *pb.Chassis != me:
+			from = *pb.Chassis
+		}
+		if o, ok := d.handoff.origin[port]; from != "" && (!ok || o.from != from) {
+			o = portOrigin{from, time.Now()}
+			d.handoff.origin[port] = o
+			set[originKey+port] = fmt.Sprintf("%s@%d", from, o.at.UnixMilli())
+		}
+	}
+	out := map[string]string{}
+	for port, o := range d.handoff.origin {
+		if byName[port] == nil || time.Since(o.at) > handoffGrace {
+			delete(d.handoff.origin, port)
+			del = append(del, originKey+port)
+			continue
+		}
+		out[port] = o.from
+	}
+	if len(set)+len(del) > 0 {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := d.transact(cctx, sbops.SetChassisPrivateExternalIDs(me, set, del)...); err != nil {
+			d.dirty = true
+			d.log.Warn("record where migrated ports came from", "err", err)
+		}
+	}
+	return out
 }
 
 // importHandoff installs one row's connections for the local port ifindex.
