@@ -131,12 +131,14 @@ func (d *Daemon) sendDeparted(ctx context.Context, pbs []*sbdb.PortBinding) {
 	for _, pb := range pbs {
 		byName[pb.LogicalPort] = pb
 	}
+	unseen := false
 	for port, dep := range d.handoff.departed {
 		to, exists := "", true
 		if pb := byName[port]; pb != nil && pb.Chassis != nil {
 			to = *pb.Chassis
 		} else if pb == nil {
 			to, exists = d.boundWhere(ctx, port) // no longer monitored here
+			unseen = true
 		}
 		if !exists {
 			delete(d.handoff.departed, port) // the port was deleted
@@ -157,7 +159,7 @@ func (d *Daemon) sendDeparted(ctx context.Context, pbs []*sbdb.PortBinding) {
 		d.m.snatHandoffs.WithLabelValues("sent").Inc()
 		d.log.Info("handed a port's SNAT connections to its new host", "port", port, "to", to, "connections", len(dep.conns))
 	}
-	if len(d.handoff.departed) > 0 {
+	if unseen && len(d.handoff.departed) > 0 {
 		time.AfterFunc(200*time.Millisecond, d.kick) // a binding this host does not monitor moves unseen
 	}
 }
