@@ -3,7 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,7 +49,7 @@ func TestSNATConnectionsFollowALiveMigration(t *testing.T) {
 		done <- out
 	}()
 	time.Sleep(2 * time.Second)
-	untracked := e.counters("hv2")["snat_untracked"]
+	untracked := e.dropsOf("hv2")["snat_untracked"]
 	e.liveMigrate("vm1", "hv1", "hv2", nil)
 	time.Sleep(3 * time.Second)
 	// Back, with hv1's hostd restarted while the handoff waits for it
@@ -89,7 +92,22 @@ func TestSNATConnectionsFollowALiveMigration(t *testing.T) {
 		}
 	}
 	t.Logf("%.1f MB across two live migrations; hv2 dropped %d untracked segments meanwhile", rep.End.SumReceived.Bytes/1e6,
-		e.counters("hv2")["snat_untracked"]-untracked)
+		e.dropsOf("hv2")["snat_untracked"]-untracked)
+	// From hv2's log: how long after binding the port it installed its
+	// connections (the first move, nothing held back).
+	if log, err := os.ReadFile(filepath.Join(e.s.RunDir, "hostd-hv2.log")); err == nil {
+		at := func(msg string) time.Time {
+			for _, l := range strings.Split(string(log), "\n") {
+				if strings.Contains(l, msg) && strings.HasPrefix(l, "time=") {
+					ts, _ := time.Parse(time.RFC3339Nano, strings.Fields(l)[0][len("time="):])
+					return ts
+				}
+			}
+			return time.Time{}
+		}
+		act, in := at("activated migrated port"), at("installed a migrated port's SNAT connections")
+		t.Logf("hv2 installed vm1's connections %v after activating the port", in.Sub(act))
+	}
 }
 
 // waitHandoffs waits up to 15 s until the number of SNAT_Handoff rows
