@@ -61,9 +61,17 @@ func snatIn(t *testing.T, f *fixture, ip []byte) parsed {
 
 func port16(b []byte, off int) uint16 { return binary.BigEndian.Uint16(b[off:]) }
 
+// synSeg is a connection's first TCP segment: only a SYN opens one
+// (a later segment of no connection is snat_untracked).
+func synSeg(sport, dport uint16, payload string) []byte {
+	s := tcpSeg(sport, dport, payload)
+	s[13] = 0x02
+	return s
+}
+
 func TestSNATTCP(t *testing.T) {
 	f := snatFixture(t, 2)
-	p := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(40000, 80, "hello"), 0))
+	p := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, synSeg(40000, 80, "hello"), 0))
 	eport := port16(p.l4, 0)
 	if p.src != snatAddr || eport < 1024 || eport >= 1024+128 || !p.ipOK || !l4ok(snatAddr, server, protoTCP, p.l4) {
 		t.Fatalf("%s:%d -> %s, IPv4 ok %v, TCP ok %v", p.src, eport, p.dst, p.ipOK, l4ok(snatAddr, server, protoTCP, p.l4))
@@ -71,7 +79,7 @@ func TestSNATTCP(t *testing.T) {
 	if again := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(40000, 80, "more"), 0)); port16(again.l4, 0) != eport {
 		t.Errorf("the connection's second packet left from port %d, its first from %d", port16(again.l4, 0), eport)
 	}
-	if other := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(40001, 80, "x"), 0)); port16(other.l4, 0) == eport {
+	if other := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, synSeg(40001, 80, "x"), 0)); port16(other.l4, 0) == eport {
 		t.Errorf("two connections to one server share port %d", eport)
 	}
 	back := snatIn(t, f, ipPacket(server, snatAddr, protoTCP, tcpSeg(80, eport, "reply"), 0))
@@ -149,9 +157,14 @@ func TestSNATUntracked(t *testing.T) {
 		expectDrop(t, f.d, "snat_untracked", send(ipPacket(vm3Addr, server, protoICM, append([]byte{3, 3, 0, 0, 0, 0, 0, 0}, quoted...), 0)))
 	})
 	t.Run("a reset of no connection", func(t *testing.T) {
-		seg := tcpSeg(41000, 80, "")
+		seg := synSeg(41000, 80, "")
 		seg[13] = 0x04
 		expectDrop(t, f.d, "snat_untracked", send(ipPacket(vm3Addr, server, protoTCP, seg, 0)))
+	})
+	t.Run("a segment of no connection other than a SYN", func(t *testing.T) {
+		// a migrated port's before its connections are handed over:
+		// mapped anew, it would leave from another port and be reset
+		expectDrop(t, f.d, "snat_untracked", send(ipPacket(vm3Addr, server, protoTCP, tcpSeg(41001, 80, "mid-stream"), 0)))
 	})
 	t.Run("another protocol", func(t *testing.T) {
 		expectDrop(t, f.d, "snat_untracked", send(ipPacket(vm3Addr, server, 47, []byte("gre payload!"), 0)))
@@ -169,7 +182,7 @@ func TestSNATInboundRefusals(t *testing.T) {
 			t.Errorf("delivered to vm3")
 		}
 	}
-	p := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(40000, 80, "x"), 0))
+	p := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, synSeg(40000, 80, "x"), 0))
 	eport := port16(p.l4, 0)
 	t.Run("a port no connection holds", func(t *testing.T) {
 		notDelivered(t, gwVTEP, ipPacket(server, snatAddr, protoTCP, tcpSeg(80, eport+1, "x"), 0))
@@ -189,7 +202,7 @@ func TestSNATExhaustion(t *testing.T) {
 	f := snatFixture(t, 1)
 	seen := map[uint16]bool{}
 	for i := 0; i < 64; i++ {
-		p := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(uint16(30000+i), 80, ""), 0))
+		p := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, synSeg(uint16(30000+i), 80, ""), 0))
 		seen[port16(p.l4, 0)] = true
 	}
 	if len(seen) != 64 {
@@ -197,9 +210,9 @@ func TestSNATExhaustion(t *testing.T) {
 	}
 	expectDrop(t, f.d, "snat_exhausted", func() runResult {
 		return run(t, f.d.objs.PortIngress, f.p3, append(ethHdr(gwMAC, vm3MAC, 0x0800),
-			ipPacket(vm3Addr, server, protoTCP, tcpSeg(31000, 80, ""), 0)...))
+			ipPacket(vm3Addr, server, protoTCP, synSeg(31000, 80, ""), 0)...))
 	})
-	if p := snatOut(t, f, ipPacket(vm3Addr, ip4("198.51.100.81"), protoTCP, tcpSeg(31000, 80, ""), 0)); p.src != snatAddr {
+	if p := snatOut(t, f, ipPacket(vm3Addr, ip4("198.51.100.81"), protoTCP, synSeg(31000, 80, ""), 0)); p.src != snatAddr {
 		t.Errorf("a connection to another server left from %s", p.src)
 	}
 	use, err := f.d.SNATUses()
@@ -211,7 +224,7 @@ func TestSNATExhaustion(t *testing.T) {
 	if _, err := f.d.Apply(f.state); err != nil {
 		t.Fatal(err)
 	}
-	if p := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(31000, 80, ""), 0)); port16(p.l4, 0) < 1088 {
+	if p := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, synSeg(31000, 80, ""), 0)); port16(p.l4, 0) < 1088 {
 		t.Errorf("with a second block, the connection took port %d", port16(p.l4, 0))
 	}
 	if use, _ := f.d.SNATUses(); use[f.p3].Allocs != 66 {
@@ -223,7 +236,7 @@ func TestSNATExhaustion(t *testing.T) {
 // a port no longer translated at once; the others are counted per port.
 func TestSNATGC(t *testing.T) {
 	f := snatFixture(t, 1)
-	snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(40000, 80, ""), 0))
+	snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, synSeg(40000, 80, ""), 0))
 	snatOut(t, f, ipPacket(vm3Addr, server, protoUDP, udpSeg(5353, 53, "q"), 0))
 	st, err := f.d.SNATGC(SNATTimeouts{TCP: time.Hour, TCPClosing: time.Hour, UDP: time.Nanosecond, ICMP: time.Hour})
 	if err != nil || st.Removed != 1 || st.Live[f.p3] != 1 {
@@ -292,11 +305,11 @@ func TestSNATQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(uint16(30000+i), 80, ""), 0))
+		snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, synSeg(uint16(30000+i), 80, ""), 0))
 	}
 	expectDrop(t, f.d, "snat_quota", func() runResult {
 		return run(t, f.d.objs.PortIngress, f.p3, append(ethHdr(gwMAC, vm3MAC, 0x0800),
-			ipPacket(vm3Addr, server, protoTCP, tcpSeg(30002, 80, ""), 0)...))
+			ipPacket(vm3Addr, server, protoTCP, synSeg(30002, 80, ""), 0)...))
 	})
 	// A connection already mapped goes on.
 	snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(30000, 80, "more"), 0))
@@ -306,7 +319,7 @@ func TestSNATQuota(t *testing.T) {
 	if err := f.d.SetSNATQuotas(nil); err != nil {
 		t.Fatal(err)
 	}
-	snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(30002, 80, ""), 0))
+	snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, synSeg(30002, 80, ""), 0))
 }
 
 // A block added while the cursor is in the older ones is reached only
@@ -314,13 +327,13 @@ func TestSNATQuota(t *testing.T) {
 func TestSNATNewBlockLast(t *testing.T) {
 	f := snatFixture(t, 1)
 	for i := 0; i < 70; i++ { // each to its own remote: ports wrap round, none in use
-		snatOut(t, f, ipPacket(vm3Addr, netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}), protoTCP, tcpSeg(40000, 80, ""), 0))
+		snatOut(t, f, ipPacket(vm3Addr, netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}), protoTCP, synSeg(40000, 80, ""), 0))
 	}
 	f.state.SNATPorts[0].Blocks = append(f.state.SNATPorts[0].Blocks, SNATBlock{Addr: snatAddr, Lo: 1088})
 	if _, err := f.d.Apply(f.state); err != nil {
 		t.Fatal(err)
 	}
-	p := snatOut(t, f, ipPacket(vm3Addr, ip4("198.51.100.200"), protoTCP, tcpSeg(40000, 80, ""), 0))
+	p := snatOut(t, f, ipPacket(vm3Addr, ip4("198.51.100.200"), protoTCP, synSeg(40000, 80, ""), 0))
 	if port := port16(p.l4, 0); port >= 1088 {
 		t.Errorf("the next connection took port %d of the new block, before the older block's turn ended", port)
 	}
@@ -391,7 +404,8 @@ func TestSNATPathCost(t *testing.T) {
 	within(func() {
 		for i := 0; i < runs && err == nil; i++ {
 			var c time.Duration
-			c, verdict, err = d.ProgramCost("port_ingress", f.p3, tcp(vm3Addr, server, uint16(20000+i), 80, gwMAC, vm3MAC), 1)
+			syn := append(ethHdr(gwMAC, vm3MAC, 0x0800), ipPacket(vm3Addr, server, protoTCP, synSeg(uint16(20000+i), 80, ""), 0)...)
+			c, verdict, err = d.ProgramCost("port_ingress", f.p3, syn, 1)
 			if verdict != actRedirect {
 				break
 			}
@@ -428,7 +442,7 @@ func TestSNATPathCost(t *testing.T) {
 func TestSNATGCForgetsBlocksGivenBack(t *testing.T) {
 	f := snatFixture(t, 2)
 	for i := 0; i < 66; i++ { // 64 fill the first block, two go to the second
-		snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(uint16(30000+i), 80, ""), 0))
+		snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, synSeg(uint16(30000+i), 80, ""), 0))
 	}
 	f.state.SNATPorts[0].Blocks = f.state.SNATPorts[0].Blocks[:1]
 	if _, err := f.d.Apply(f.state); err != nil {

@@ -138,6 +138,8 @@ type Daemon struct {
 	blockSeen map[string]int // SNAT blocks by row UUID: the order they appeared in
 	blockSeq  int
 	snatSwept time.Time
+	// handoff: a live-migrated port's SNAT connections (snathandoff.go)
+	handoff snatHandoff
 }
 
 type vpcSession struct {
@@ -222,6 +224,7 @@ func New(cfg Config) *Daemon {
 	return &Daemon{cfg: cfg, tls: cfg.Credentials.TLSConfig(), log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
 		vpcs: map[int]*vpcSession{}, ifaces: map[string]int{}, byIndex: map[int]string{},
 		taps: map[int]bool{}, status: map[string]string{},
+		handoff:  snatHandoff{departed: map[string]departedSNAT{}, seen: map[string]time.Time{}, origin: map[string]portOrigin{}},
 		logLimit: logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
 }
 

@@ -30,6 +30,7 @@ type Metrics struct {
 	refused          *prometheus.CounterVec
 	certReloads      prometheus.Counter
 	snatDemand       prometheus.Counter
+	snatHandoffs     *prometheus.CounterVec
 	linkResyncs      prometheus.Counter
 
 	mu sync.Mutex
@@ -71,13 +72,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Times a certificate replaced on disk was taken into use (each reconnects the southbound sessions)."}),
 		snatDemand: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_snat_demand_changes_total",
 			Help: "Times this host asked southd for another number of SNAT port blocks for one of its ports (Port_Binding.snat_demand)."}),
+		snatHandoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "courier_hostd_snat_handoffs_total",
+			Help: "SNAT_Handoff rows (a live-migrated port's SNAT connections) by outcome: sent (written by the port's old host), installed and refused (by its new host), expired (deleted unused after two minutes)."}, []string{"outcome"}),
 		linkResyncs: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_interface_watch_resyncs_total",
 			Help: "Times the kernel ended the interface watch (its buffer overflowed) and every interface was read again."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.reconcileSeconds, m.applyErrors, m.lflowErrors, m.written, m.sessionRestarts,
 			m.learned, m.learnedRefused, m.activations, m.learnedRetries, m.probes, m.hubsDown, m.monitoredRows, m.vpcSessions,
-			m.refused, m.certReloads, m.linkResyncs, m.snatDemand, (*dpCollector)(m))
+			m.refused, m.certReloads, m.linkResyncs, m.snatDemand, m.snatHandoffs, (*dpCollector)(m))
 	}
 	return m
 }

@@ -212,6 +212,11 @@ func rogueAttempts(ctx context.Context, t *testing.T, rogue, hv3 *Daemon, lbs ma
 				Where: whereName("hv3"), Row: ovsdb.Row{"name": "hv9"}})
 			return err
 		}},
+		{"hand SNAT connections from hv1 to another host", sbdb.SNATHandoffTable, func() error {
+			_, err := rogue.transact(ctx, sbops.InsertSNATHandoff(&sbdb.SNATHandoff{LogicalPort: "p1", FromChassis: "hv1",
+				ToChassis: "hv9", Connections: []string{"6 40000 198.51.100.10:80 203.0.113.50:1024"}}))
+			return err
+		}},
 		{"open a listener", "Connection", func() error {
 			_, err := rogue.transact(ctx, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: "Connection",
 				Row: ovsdb.Row{"target": "ptcp:6699"}})
@@ -254,6 +259,7 @@ func TestRogueChassisIsRefused(t *testing.T) {
 	if pb := binding(t, hv1, "p1"); !isMe(pb.Chassis, "hv1") {
 		t.Errorf("p1 is bound to %v, want hv1", pb.Chassis)
 	}
+	ownHandoffsOnly(ctx, t, hv1, hv3)
 	unrequestedStaysWithItsHolder(ctx, t, hv1, hv3)
 	forgedVerdictIsUndone(ctx, t, hv3)
 }
@@ -304,4 +310,20 @@ func forgedVerdictIsUndone(ctx context.Context, t *testing.T, hv3 *Daemon) {
 		}
 		return nil
 	})
+}
+
+// A host may hand connections from itself, and delete what was handed
+// to it, but not delete a handoff between two others'.
+func ownHandoffsOnly(ctx context.Context, t *testing.T, hv1, hv3 *Daemon) {
+	res, err := hv3.transact(ctx, sbops.InsertSNATHandoff(&sbdb.SNATHandoff{LogicalPort: "p3", FromChassis: "hv3", ToChassis: "hv1"}))
+	if err != nil {
+		t.Fatalf("hv3 hands its own port's connections to hv1: %v", err)
+	}
+	uuid := res[0].UUID.GoUUID
+	if _, err := hv1.transact(ctx, sbops.InsertSNATHandoff(&sbdb.SNATHandoff{LogicalPort: "p3", FromChassis: "hv3", ToChassis: "hv9"})); err == nil {
+		t.Error("hv1 inserted a handoff from hv3 to hv9")
+	}
+	if _, err := hv1.transact(ctx, sbops.DeleteSNATHandoff(uuid)); err != nil {
+		t.Errorf("hv1 deletes what was handed to it: %v", err)
+	}
 }

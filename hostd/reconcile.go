@@ -78,6 +78,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		return
 	}
 	computed := time.Now()
+	d.exportDeparted(st) // snathandoff.go: before the apply forgets them
 	as, err := d.dp.Apply(st)
 	applied := time.Now()
 	d.m.reconcile(time.Since(start), as, err, len(flowErrs))
@@ -124,6 +125,7 @@ func (d *Daemon) applied(ctx context.Context, pbs []*sbdb.PortBinding, snap *sna
 	d.teachMoved(snap.hub, next.hubOf)
 	d.setProbes(st)
 	d.noteSNAT(snap, st)
+	d.handOffSNAT(ctx, pbs, st) // snathandoff.go
 	if next.ready {
 		d.ack(ctx, cfg)
 	}

@@ -25,6 +25,7 @@ func (d *Daemon) openBase(ctx context.Context) error {
 	priv := &sbdb.ChassisPrivate{}
 	lb := &sbdb.LearnedBinding{}
 	blk := &sbdb.SNATBlock{}
+	ho := &sbdb.SNATHandoff{}
 	mon := []client.MonitorOption{
 		client.WithTable(&sbdb.SBGlobal{}),
 		client.WithTable(&sbdb.Chassis{}),
@@ -43,6 +44,10 @@ func (d *Daemon) openBase(ctx context.Context) error {
 		// SNAT: every VPC's (a row per VPC), and this host's ports' blocks
 		client.WithTable(&sbdb.SNAT{}),
 		client.WithConditionalTable(blk, []model.Condition{{Field: &blk.Chassis, Function: ovsdb.ConditionEqual, Value: &me}}),
+		// a live-migrated port's SNAT connections, to or from here (snathandoff.go)
+		client.WithConditionalTable(ho, []model.Condition{
+			{Field: &ho.ToChassis, Function: ovsdb.ConditionEqual, Value: me},
+			{Field: &ho.FromChassis, Function: ovsdb.ConditionEqual, Value: me}}),
 	}
 	if d.cfg.Hub {
 		mon = append(mon, client.WithTable(&sbdb.Hub{}))

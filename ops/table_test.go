@@ -121,12 +121,15 @@ func TestTablesWriteWhatTheMapperWrites(t *testing.T) {
 		"sb/" + sbdb.SBGlobalTable:       func() { checkTable[sbdb.SBGlobal](t, sb, sdbm, sbdb.SBGlobalTable) },
 		"sb/" + sbdb.SNATTable:           func() { checkTable[sbdb.SNAT](t, sb, sdbm, sbdb.SNATTable) },
 		"sb/" + sbdb.SNATBlockTable:      func() { checkTable[sbdb.SNATBlock](t, sb, sdbm, sbdb.SNATBlockTable) },
-		"sb/" + sbdb.SSLTable:            func() { checkTable[sbdb.SSL](t, sb, sdbm, sbdb.SSLTable) },
-		"nb/" + nbdb.ConnectionTable:     func() { checkTable[nbdb.Connection](t, nb, ndbm, nbdb.ConnectionTable) },
-		"nb/" + nbdb.NBGlobalTable:       func() { checkTable[nbdb.NBGlobal](t, nb, ndbm, nbdb.NBGlobalTable) },
-		"nb/" + nbdb.PortTable:           func() { checkTable[nbdb.Port](t, nb, ndbm, nbdb.PortTable) },
-		"nb/" + nbdb.RouteTable:          func() { checkTable[nbdb.Route](t, nb, ndbm, nbdb.RouteTable) },
-		"nb/" + nbdb.SSLTable:            func() { checkTable[nbdb.SSL](t, nb, ndbm, nbdb.SSLTable) },
+		"sb/" + sbdb.SNATHandoffTable: func() {
+			checkTable[sbdb.SNATHandoff](t, sb, sdbm, sbdb.SNATHandoffTable)
+		},
+		"sb/" + sbdb.SSLTable:        func() { checkTable[sbdb.SSL](t, sb, sdbm, sbdb.SSLTable) },
+		"nb/" + nbdb.ConnectionTable: func() { checkTable[nbdb.Connection](t, nb, ndbm, nbdb.ConnectionTable) },
+		"nb/" + nbdb.NBGlobalTable:   func() { checkTable[nbdb.NBGlobal](t, nb, ndbm, nbdb.NBGlobalTable) },
+		"nb/" + nbdb.PortTable:       func() { checkTable[nbdb.Port](t, nb, ndbm, nbdb.PortTable) },
+		"nb/" + nbdb.RouteTable:      func() { checkTable[nbdb.Route](t, nb, ndbm, nbdb.RouteTable) },
+		"nb/" + nbdb.SSLTable:        func() { checkTable[nbdb.SSL](t, nb, ndbm, nbdb.SSLTable) },
 		"nb/" + nbdb.SecurityGroupTable: func() {
 			checkTable[nbdb.SecurityGroup](t, nb, ndbm, nbdb.SecurityGroupTable)
 		},

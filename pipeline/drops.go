@@ -42,7 +42,7 @@ var DropReasons = []DropReason{
 	{28, "no_gateway", "the port's EIP belongs to an external network with no gateway"},
 	{29, "gw_spoof", "a gateway got a packet from an EIP whose port is not on the host that sent it"},
 	{30, "snat_exhausted", "a new connection from a port translated by SNAT found no free port in the port's blocks (its host asks for more before they run out)"},
-	{31, "snat_untracked", "a packet from a port translated by SNAT that no connection maps: a later fragment whose first was not seen, an ICMP message other than an echo request, a protocol other than TCP, UDP and ICMP, or a TCP reset of no connection"},
+	{31, "snat_untracked", "a packet from a port translated by SNAT that no connection maps: a later fragment whose first was not seen, an ICMP message other than an echo request, a protocol other than TCP, UDP and ICMP, or a TCP segment of no connection other than a SYN (a migrated port's, before its connections are handed over)"},
 	{32, "snat_quota", "a port translated by SNAT opened as many connections as its host lets one port hold (courier-hostd --snat-port-quota), so that no VM takes the host's whole table"},
 	{33, "snat_table_full", "the host's table of connections translated by SNAT is full: no new connection is mapped until a sweep frees entries"},
 	{34, "gw_no_block", "a gateway got a packet for a SNAT address and a port of no block it knows (free, or not learned yet), or a later fragment whose first it did not see: it is not the gateway's own, and its stack would only send it back upstream"},

@@ -58,6 +58,15 @@ func Roles() map[string][]Permission {
 			// migration only, no insert or delete.
 			{Table: "Port_Binding", Authorization: []string{"requested_chassis", "chassis", "migration_destination"},
 				Update: []string{"chassis", "up", "snat_demand", "migration_prepared"}},
+			// A live-migrated port's SNAT connections, handed from the
+			// port's old host to its new one (hostd/snathandoff.go): a
+			// row naming it either way, inserted whole and deleted,
+			// never updated. A chassis may so insert a row naming
+			// another as its source only if it names itself as the
+			// destination, which only its own data plane reads; the
+			// destination installs only for a port bound to it whose
+			// requested chassis is the row's source.
+			{Table: "SNAT_Handoff", Authorization: []string{"from_chassis", "to_chassis"}, InsertDelete: true},
 			// Addresses its ports announced; never accepted (southd's
 			// verdict), nor the row's address, port or chassis.
 			{Table: "Learned_Binding", Authorization: []string{"chassis"}, InsertDelete: true,

@@ -68,7 +68,13 @@ __attribute__((noinline)) int snat_out(struct __sk_buff *skb, struct pctx *c)
 		snat_touch(&f->seen_ns, &f->flags, now, closing);
 		m = *f;
 	} else {
-		if (tcp & TCP_RST)
+		/* Only a SYN opens a TCP connection: a later segment of no
+		 * connection here is a live-migrated port's whose connections
+		 * are not handed over yet (hostd/snathandoff.go). Mapped anew,
+		 * it would leave from another port, the server would reset
+		 * it and the handed-over mapping would find its tuple taken;
+		 * dropped, it is sent again. */
+		if (t.proto == IPPROTO_TCP && (tcp & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
 			return DROP_SNAT_UNTRACKED;
 		__u32 r = snat_new(c->ifindex, &fk, now, closing, &m);
 		if (r)

@@ -52,7 +52,7 @@
 #define DROP_NO_GATEWAY 28 /* the port's EIP belongs to an external network with no gateway */
 #define DROP_GW_SPOOF 29 /* a gateway got a packet from an EIP whose port is not on the host that sent it */
 #define DROP_SNAT_EXHAUSTED 30 /* a new connection from a port translated by SNAT found no free port in the port's blocks (its host asks for more before they run out) */
-#define DROP_SNAT_UNTRACKED 31 /* a packet from a port translated by SNAT that no connection maps: a later fragment whose first was not seen, an ICMP message other than an echo request, a protocol other than TCP, UDP and ICMP, or a TCP reset of no connection */
+#define DROP_SNAT_UNTRACKED 31 /* a packet from a port translated by SNAT that no connection maps: a later fragment whose first was not seen, an ICMP message other than an echo request, a protocol other than TCP, UDP and ICMP, or a TCP segment of no connection other than a SYN (a migrated port's, before its connections are handed over) */
 #define DROP_SNAT_QUOTA 32 /* a port translated by SNAT opened as many connections as its host lets one port hold (courier-hostd --snat-port-quota), so that no VM takes the host's whole table */
 #define DROP_SNAT_TABLE_FULL 33 /* the host's table of connections translated by SNAT is full: no new connection is mapped until a sweep frees entries */
 #define DROP_GW_NO_BLOCK 34 /* a gateway got a packet for a SNAT address and a port of no block it knows (free, or not learned yet), or a later fragment whose first it did not see: it is not the gateway's own, and its stack would only send it back upstream */

@@ -46,3 +46,24 @@ func SetChassisPrivateClaims(chassis string, claims []string) ovsdb.Operation {
 func SetChassisPrivateAlive(uuid string, alive bool) ovsdb.Operation {
 	return chassisPrivateT.Update(&sbdb.ChassisPrivate{Alive: &alive}, ops.WhereUUID(uuid), "alive")
 }
+
+// SetChassisPrivateExternalIDs sets the keys of set and removes those of
+// del in chassis's external_ids, leaving its other keys as they are.
+func SetChassisPrivateExternalIDs(chassis string, set map[string]string, del []string) []ovsdb.Operation {
+	var keys []any
+	for _, k := range del {
+		keys = append(keys, k)
+	}
+	m := map[any]any{}
+	for k, v := range set {
+		keys, m[k] = append(keys, k), v // an insert keeps a key already there
+	}
+	var txn []ovsdb.Operation
+	if len(keys) > 0 {
+		txn = append(txn, chassisPrivateT.Mutate(privateOf(chassis), "external_ids", ovsdb.MutateOperationDelete, ovsdb.OvsSet{GoSet: keys}))
+	}
+	if len(m) > 0 {
+		txn = append(txn, chassisPrivateT.Mutate(privateOf(chassis), "external_ids", ovsdb.MutateOperationInsert, ovsdb.OvsMap{GoMap: m}))
+	}
+	return txn
+}

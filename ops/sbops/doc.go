@@ -32,4 +32,5 @@ var (
 	sbGlobalT       = ops.MustTable[sbdb.SBGlobal](sbSchema, sbdb.SBGlobalTable)
 	snatT           = ops.MustTable[sbdb.SNAT](sbSchema, sbdb.SNATTable)
 	snatBlockT      = ops.MustTable[sbdb.SNATBlock](sbSchema, sbdb.SNATBlockTable)
+	snatHandoffT    = ops.MustTable[sbdb.SNATHandoff](sbSchema, sbdb.SNATHandoffTable)
 )

@@ -74,3 +74,9 @@ func SetPortBindingUp(read *sbdb.PortBinding, up bool) ovsdb.Operation {
 func SetSNATDemand(read *sbdb.PortBinding, n int) ovsdb.Operation {
 	return portBindingT.Update(&sbdb.PortBinding{SNATDemand: &n}, ifHeld(read), "snat_demand")
 }
+
+// SelectPortBindingChassis reads where port is bound (its chassis
+// column): for a host that no longer monitors the binding.
+func SelectPortBindingChassis(port string) ovsdb.Operation {
+	return portBindingT.Select([]ovsdb.Condition{portBindingT.Cond("logical_port", ovsdb.ConditionEqual, port)}, "chassis")
+}

@@ -27,3 +27,17 @@ func SetSNATBlockWhere(b *sbdb.SNATBlock) ovsdb.Operation {
 
 // DeleteSNATBlock frees the block whose row is uuid.
 func DeleteSNATBlock(uuid string) ovsdb.Operation { return snatBlockT.DeleteByUUID(uuid) }
+
+// SNAT_Handoff rows are hostd's: a live-migrated port's old host inserts
+// its connections (hostd/snathandoff.go), the new host deletes the row
+// once it installed them; either end deletes a row left too long. Never
+// updated.
+
+// SNATHandoffs is the SNAT_Handoff table.
+func SNATHandoffs() *ops.Table[sbdb.SNATHandoff, *sbdb.SNATHandoff] { return snatHandoffT }
+
+// InsertSNATHandoff hands h's connections to its destination.
+func InsertSNATHandoff(h *sbdb.SNATHandoff) ovsdb.Operation { return snatHandoffT.Insert(h) }
+
+// DeleteSNATHandoff deletes the handoff whose row is uuid.
+func DeleteSNATHandoff(uuid string) ovsdb.Operation { return snatHandoffT.DeleteByUUID(uuid) }

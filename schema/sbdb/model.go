@@ -27,13 +27,14 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 		"SB_Global":        &SBGlobal{},
 		"SNAT":             &SNAT{},
 		"SNAT_Block":       &SNATBlock{},
+		"SNAT_Handoff":     &SNATHandoff{},
 		"SSL":              &SSL{},
 	})
 }
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.9.0",
+  "version": "1.10.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -1161,6 +1162,49 @@ var schema = `{
           "port_lo"
         ]
       ],
+      "isRoot": true
+    },
+    "SNAT_Handoff": {
+      "columns": {
+        "connections": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "from_chassis": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            }
+          }
+        },
+        "logical_port": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            }
+          }
+        },
+        "to_chassis": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            }
+          }
+        }
+      },
       "isRoot": true
     },
     "SSL": {

@@ -1,0 +1,78 @@
+package dataplane
+
+import (
+	"slices"
+	"testing"
+)
+
+// A live-migrated port's SNAT connections follow it (#15): what one
+// host's data plane exported, another's imports, and the connection's
+// next packet leaves the new host from the same address and port, its
+// reply is translated back, and nothing is mapped anew.
+func TestSNATHandoffRoundTrip(t *testing.T) {
+	var conns []SNATHandoffConn
+	var eport, eportUDP uint16
+	t.Run("the old host exports", func(t *testing.T) {
+		f := snatFixture(t, 2)
+		eport = port16(snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, synSeg(40000, 80, ""), 0)).l4, 0)
+		eportUDP = port16(snatOut(t, f, ipPacket(vm3Addr, server, protoUDP, udpSeg(5353, 53, "q"), 0)).l4, 0)
+		var err error
+		if conns, err = f.d.SNATExport(f.p3); err != nil || len(conns) != 2 {
+			t.Fatalf("exported %v, %v: want the port's 2 connections", conns, err)
+		}
+		if other, err := f.d.SNATExport(f.p1); err != nil || len(other) != 0 {
+			t.Errorf("another port exported %v, %v", other, err)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	for _, c := range conns { // as the southbound carries them
+		back, err := ParseSNATHandoffConn(c.String())
+		if err != nil || back != c {
+			t.Fatalf("%q read back as %+v, %v", c.String(), back, err)
+		}
+	}
+	t.Run("the new host imports", func(t *testing.T) {
+		f := snatFixture(t, 2)
+		// a forged connection outside the port's blocks is refused
+		forged := SNATHandoffConn{Proto: protoTCP, Port: 22, Remote: server, RPort: 4444, Ext: snatAddr, EPort: 9000}
+		in, skipped, err := f.d.SNATImport(f.p3, append(slices.Clone(conns), forged))
+		if err != nil || in != 2 || skipped != 1 {
+			t.Fatalf("imported %d, skipped %d, %v: want 2 and the forged one refused", in, skipped, err)
+		}
+		p := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(40000, 80, "mid-stream"), 0))
+		if p.src != snatAddr || port16(p.l4, 0) != eport || !l4ok(snatAddr, server, protoTCP, p.l4) {
+			t.Errorf("the connection's next segment left from %s:%d, want %s:%d", p.src, port16(p.l4, 0), snatAddr, eport)
+		}
+		back := snatIn(t, f, ipPacket(server, snatAddr, protoTCP, tcpSeg(80, eport, "reply"), 0))
+		if back.dst != vm3Addr || port16(back.l4, 2) != 40000 || !l4ok(server, vm3Addr, protoTCP, back.l4) {
+			t.Errorf("the reply went to %s:%d, want %s:40000", back.dst, port16(back.l4, 2), vm3Addr)
+		}
+		if u := snatOut(t, f, ipPacket(vm3Addr, server, protoUDP, udpSeg(5353, 53, "q2"), 0)); port16(u.l4, 0) != eportUDP {
+			t.Errorf("the UDP flow left from port %d, want %d", port16(u.l4, 0), eportUDP)
+		}
+		if n := counter(t, f.d, "snat_new"); n != 0 {
+			t.Errorf("snat_new %d: a handed-off connection was mapped anew", n)
+		}
+		if in, skipped, _ := f.d.SNATImport(f.p3, conns); in != 0 || skipped != 2 {
+			t.Errorf("imported again: %d installed, %d skipped; want none installed", in, skipped)
+		}
+		if st, err := f.d.SNATGC(DefaultSNATTimeouts); err != nil || st.Live[f.p3] != 2 || st.Removed != 0 {
+			t.Errorf("sweep %+v %v: want the 2 handed-off connections live", st, err)
+		}
+		// The port leaves and comes back (another interface) before a
+		// sweep forgot its entries here: they are its own again.
+		p4 := veth(t, "p4")
+		f.state.SNATPorts[0].Ifindex = p4
+		if _, err := f.d.Apply(f.state); err != nil {
+			t.Fatal(err)
+		}
+		if in, skipped, err := f.d.SNATImport(p4, conns); err != nil || in != 2 || skipped != 0 {
+			t.Errorf("back under ifindex %d: %d installed, %d skipped, %v; want its 2 connections adopted", p4, in, skipped, err)
+		}
+		if st, err := f.d.SNATGC(DefaultSNATTimeouts); err != nil || st.Live[p4] != 2 || st.Removed != 0 {
+			t.Errorf("sweep %+v %v: want the 2 adopted connections live", st, err)
+		}
+	})
+}

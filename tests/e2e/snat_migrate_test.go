@@ -1,0 +1,178 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/courier-sdn/courier/schema/sbdb"
+	"github.com/courier-sdn/courier/tools/sandbox"
+)
+
+// #15: a VM's SNAT connections survive its live migration. The VM's old
+// host hands the connections it translated to the new one through the
+// southbound (SNAT_Handoff), so that the stream keeps its external port:
+// without them the new host would drop its segments (only a SYN opens a
+// mapping) and, before that rule, map them anew from another port, which
+// the server reset.
+//
+// The migration is an orchestrator's (the port is requested on hv1 and
+// named migrating to hv2, prepared there, bound on the guest's first ARP
+// out of its new host, then requested there), with a namespace VM whose
+// interface moves between the hosts' namespaces, its TCP state intact.
+// It goes there and back, the second time with the destination's hostd
+// restarted before it could install what it was handed.
+func TestSNATConnectionsFollowALiveMigration(t *testing.T) {
+	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 2})
+	inet := e.s.InternetNS()
+	client := sandbox.InternetAddr.Addr().String()
+	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
+	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--chassis", "hv1")
+	e.vm("hv1", "vm1")
+	e.nb("snat-set", "blue", "internet", "203.0.113.100", "--block", "1024")
+	e.mustPing("vm1", client)
+
+	srv := exec.Command("ip", "netns", "exec", inet, "iperf3", "-s", "-1", "-p", "5297")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+	done := make(chan string, 1)
+	go func() {
+		out, _ := e.s.Exec("vm1", "timeout", "40", "iperf3", "-c", client, "-p", "5297", "-t", "14", "-b", "20M", "-J")
+		done <- out
+	}()
+	time.Sleep(2 * time.Second)
+	untracked := e.dropsOf("hv2")["snat_untracked"]
+	e.liveMigrate("vm1", "hv1", "hv2", nil)
+	time.Sleep(3 * time.Second)
+	// Back, with hv1's hostd restarted while the handoff waits for it
+	// (stopped once the port is bound to it, started once the migration
+	// ended):
+	// southd is stopped, so the port's blocks stay hv2's and hv1 cannot
+	// install what hv2 handed it until southd is back; by then the
+	// migration has ended (the port is requested on hv1), and only what
+	// hv1 recorded of the port's origin before its restart vouches for
+	// hv2's handoff.
+	c := e.s.Ctl()
+	if err := c.StopDaemon("courier-southd"); err != nil {
+		t.Fatal(err)
+	}
+	e.liveMigrate("vm1", "hv2", "hv1", func() {
+		e.waitHandoffs(func(n int) bool { return n > 0 }, "hv2 to hand vm1's connections to hv1")
+		if err := e.s.StopHostd("hv1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err := e.s.StartHostd("hv1"); err != nil { // the migration has ended
+		t.Fatal(err)
+	}
+	if err := c.StartDaemon("courier-southd"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitHandoffs(func(n int) bool { return n == 0 }, "hv1 to install and delete the handoff")
+
+	rep, err := parseIperf(<-done)
+	if err != nil {
+		t.Fatalf("the stream did not survive the migrations: %v", err)
+	}
+	n := len(rep.Intervals)
+	if n < 14 || rep.Intervals[n-1].Sum.Bytes == 0 || rep.Intervals[n-2].Sum.Bytes == 0 {
+		t.Errorf("the stream stopped: %d intervals, last ones %+v", n, rep.Intervals[max(0, n-3):])
+	}
+	for i, iv := range rep.Intervals {
+		if iv.Sum.Bytes == 0 {
+			t.Logf("second %d of the stream carried nothing", i+1)
+		}
+	}
+	t.Logf("%.1f MB across two live migrations; hv2 dropped %d untracked segments meanwhile", rep.End.SumReceived.Bytes/1e6,
+		e.dropsOf("hv2")["snat_untracked"]-untracked)
+	// From hv2's log: how long after binding the port it installed its
+	// connections (the first move, nothing held back).
+	if log, err := os.ReadFile(filepath.Join(e.s.RunDir, "hostd-hv2.log")); err == nil {
+		at := func(msg string) time.Time {
+			for _, l := range strings.Split(string(log), "\n") {
+				if strings.Contains(l, msg) && strings.HasPrefix(l, "time=") {
+					ts, _ := time.Parse(time.RFC3339Nano, strings.Fields(l)[0][len("time="):])
+					return ts
+				}
+			}
+			return time.Time{}
+		}
+		act, in := at("activated migrated port"), at("installed a migrated port's SNAT connections")
+		t.Logf("hv2 installed vm1's connections %v after activating the port", in.Sub(act))
+	}
+}
+
+// waitHandoffs waits up to 15 s until the number of SNAT_Handoff rows
+// satisfies ok.
+func (e *env) waitHandoffs(ok func(int) bool, what string) {
+	e.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !ok(len(e.sbRows(sbdb.SNATHandoffTable, "logical_port"))) {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("waited 15 s for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// liveMigrate migrates a namespace VM whose port is requested on from to
+// to, as an orchestrator does with a guest (courier-sandbox vm-migrate):
+// destination named, its interface there, prepared, the guest's
+// announcement, bound there (then bound runs, if not nil), then
+// requested there.
+func (e *env) liveMigrate(port, from, to string, bound func()) {
+	e.t.Helper()
+	if err := e.nbErr("sb", "port-set", port, "--migrating-to", to); err != nil { // southd may be stopped
+		e.t.Fatal(err)
+	}
+	op, err := sandbox.Open(e.s.RunDir)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := op.MigrateVM(e.t.Context(), port, to); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitPrepared(port, to)
+	// QEMU's RARP on resuming: here the VM's next packet's ARP (or
+	// the ARP it sent already, which activated the port)
+	if _, err := e.s.Exec(port, "ip", "neigh", "flush", "all"); err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(e.t.Context(), 15*time.Second)
+	defer cancel()
+	if err := e.s.WaitBound(ctx, port, to, 15*time.Second); err != nil {
+		e.t.Fatalf("%s migrating from %s: %v", port, from, err)
+	}
+	if bound != nil {
+		bound()
+	}
+	if err := e.nbErr("sb", "port-set", port, "--chassis", to, "--migrating-to", "none"); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// waitPrepared waits until a port is prepared on chassis for its
+// migration, or already activated there.
+func (e *env) waitPrepared(port, chassis string) {
+	e.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		for _, r := range e.sbRows(sbdb.PortBindingTable, "logical_port", "migration_prepared", "chassis") {
+			if r["logical_port"] == port && (fmt.Sprint(r["migration_prepared"]) == chassis || fmt.Sprint(r["chassis"]) == chassis) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("port %s is not prepared on %s after 15 s", port, chassis)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
