@@ -164,24 +164,11 @@ func TestHairpinToAnEIPOfTheVPC(t *testing.T) {
 	for _, vm := range []string{"vm1", "vm2", "vm3"} {
 		serve(t, e.s.VMNS(vm), 8080, vm)
 	}
-	gw := e.counters("gw1")
-	for _, c := range []struct{ from, to, tag, sees string }{
+	e.hairpins(t, []hairpin{
 		{"vm1", "192.168.200.6", "vm2", "203.0.113.5"}, // to a physical EIP on another host
 		{"vm2", "203.0.113.5", "vm1", "192.168.200.6"}, // to a public EIP on another host, from a physical one
 		{"vm1", "203.0.113.7", "vm3", "203.0.113.5"},   // on the same host
-	} {
-		if n, out := e.s.Ping(c.from, ip(c.to), 3, "0.2"); n != 3 {
-			t.Errorf("%s -> %s: %d/3 answered\n%s", c.from, c.to, n, out)
-		}
-		if out, err := dial(e.s.VMNS(c.from), c.to+":8080"); err != nil || !strings.HasPrefix(out, c.tag+" "+c.sees+":") {
-			t.Errorf("%s -> %s:8080: %q %v; want %s seeing %s", c.from, c.to, out, err, c.tag, c.sees)
-		}
-	}
-	after := e.counters("gw1")
-	if after["gw_up"] != gw["gw_up"] || after["gw_down"] != gw["gw_down"] {
-		t.Errorf("gw1 carried %d up, %d down: a hairpin left its host's DVR for the gateway",
-			after["gw_up"]-gw["gw_up"], after["gw_down"]-gw["gw_down"])
-	}
+	})
 	traceHairpins(t, e)
 }
 
@@ -272,25 +259,13 @@ func TestHairpinWithoutAnEIP(t *testing.T) {
 	for _, vm := range []string{"vm1", "vm2"} {
 		serve(t, e.s.VMNS(vm), 8080, vm)
 	}
-	gw, back1, back2 := e.counters("gw1"), e.counters("hv1")["hairpin_back"], e.counters("hv2")["hairpin_back"]
-	for _, c := range []struct{ from, to, tag, sees string }{
+	back1, back2 := e.counters("hv1")["hairpin_back"], e.counters("hv2")["hairpin_back"]
+	e.hairpins(t, []hairpin{
 		{"vm3", "203.0.113.5", "vm1", "10.0.1.12"},   // a public EIP on the same host
 		{"vm3", "192.168.200.6", "vm2", "10.0.1.12"}, // a physical EIP on another host
 		{"vm4", "203.0.113.5", "vm1", "10.0.1.13"},   // a public EIP on another host
 		{"vm4", "192.168.200.6", "vm2", "10.0.1.13"}, // a physical EIP on the same host
-	} {
-		if n, out := e.s.Ping(c.from, ip(c.to), 3, "0.2"); n != 3 {
-			t.Errorf("%s -> %s: %d/3 answered\n%s", c.from, c.to, n, out)
-		}
-		if out, err := dial(e.s.VMNS(c.from), c.to+":8080"); err != nil || !strings.HasPrefix(out, c.tag+" "+c.sees+":") {
-			t.Errorf("%s -> %s:8080: %q %v; want %s seeing %s", c.from, c.to, out, err, c.tag, c.sees)
-		}
-	}
-	after := e.counters("gw1")
-	if after["gw_up"] != gw["gw_up"] || after["gw_down"] != gw["gw_down"] {
-		t.Errorf("gw1 carried %d up, %d down: a hairpin left its host's DVR for the gateway",
-			after["gw_up"]-gw["gw_up"], after["gw_down"]-gw["gw_down"])
-	}
+	})
 	if n1, n2 := e.counters("hv1")["hairpin_back"]-back1, e.counters("hv2")["hairpin_back"]-back2; n1 == 0 || n2 == 0 {
 		t.Errorf("hairpin_back: hv1 %d, hv2 %d; want replies translated back on both senders' hosts", n1, n2)
 	}
@@ -345,4 +320,28 @@ func TestHairpinWithoutAnEIP(t *testing.T) {
 			}
 		}
 	})
+}
+
+// hairpin is a VM (from) reaching an EIP of its VPC (to), served by the
+// VM tag, which sees it come from sees.
+type hairpin struct{ from, to, tag, sees string }
+
+// hairpins pings and connects each hairpin, and checks that none of it
+// went through the gateway gw1.
+func (e *env) hairpins(t *testing.T, cases []hairpin) {
+	t.Helper()
+	gw := e.counters("gw1")
+	for _, c := range cases {
+		if n, out := e.s.Ping(c.from, ip(c.to), 3, "0.2"); n != 3 {
+			t.Errorf("%s -> %s: %d/3 answered\n%s", c.from, c.to, n, out)
+		}
+		if out, err := dial(e.s.VMNS(c.from), c.to+":8080"); err != nil || !strings.HasPrefix(out, c.tag+" "+c.sees+":") {
+			t.Errorf("%s -> %s:8080: %q %v; want %s seeing %s", c.from, c.to, out, err, c.tag, c.sees)
+		}
+	}
+	after := e.counters("gw1")
+	if after["gw_up"] != gw["gw_up"] || after["gw_down"] != gw["gw_down"] {
+		t.Errorf("gw1 carried %d up, %d down: a hairpin left its host's DVR for the gateway",
+			after["gw_up"]-gw["gw_up"], after["gw_down"]-gw["gw_down"])
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,17 +36,7 @@ func TestSNATConnectionsFollowALiveMigration(t *testing.T) {
 	e.nb("snat-set", "blue", "internet", "203.0.113.100", "--block", "1024")
 	e.mustPing("vm1", client)
 
-	srv := exec.Command("ip", "netns", "exec", inet, "iperf3", "-s", "-1", "-p", "5297")
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
-	time.Sleep(300 * time.Millisecond)
-	done := make(chan string, 1)
-	go func() {
-		out, _ := e.s.Exec("vm1", "timeout", "40", "iperf3", "-c", client, "-p", "5297", "-t", "14", "-b", "20M", "-J")
-		done <- out
-	}()
+	done := e.stream(t, "vm1", inet, client, 5297, 14)
 	time.Sleep(2 * time.Second)
 	untracked := e.dropsOf("hv2")["snat_untracked"]
 	e.liveMigrate("vm1", "hv1", "hv2", nil)

@@ -144,17 +144,7 @@ func TestSNATToTheInternet(t *testing.T) {
 		}
 	})
 	t.Run("a translated stream survives restarting its host's and the gateways' hostds", func(t *testing.T) {
-		srv := exec.Command("ip", "netns", "exec", inet, "iperf3", "-s", "-1", "-p", "5299")
-		if err := srv.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { srv.Process.Kill(); srv.Wait() }()
-		time.Sleep(300 * time.Millisecond)
-		done := make(chan string, 1)
-		go func() {
-			out, _ := e.s.Exec("vm1", "timeout", "20", "iperf3", "-c", client, "-p", "5299", "-t", "6", "-b", "20M", "-J")
-			done <- out
-		}()
+		done := e.stream(t, "vm1", inet, client, 5299, 6)
 		time.Sleep(1500 * time.Millisecond)
 		for _, h := range []string{"hv1", "gw1", "gw2"} {
 			if err := e.s.RestartHostd(h); err != nil {
@@ -175,18 +165,8 @@ func TestSNATToTheInternet(t *testing.T) {
 		}
 	})
 	t.Run("a translated stream survives its gateway's death and the control plane's restarts", func(t *testing.T) {
-		srv := exec.Command("ip", "netns", "exec", inet, "iperf3", "-s", "-1", "-p", "5298")
-		if err := srv.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { srv.Process.Kill(); srv.Wait() }()
-		time.Sleep(300 * time.Millisecond)
 		before := map[string]uint64{"gw1": e.counters("gw1")["gw_up"], "gw2": e.counters("gw2")["gw_up"]}
-		done := make(chan string, 1)
-		go func() {
-			out, _ := e.s.Exec("vm1", "timeout", "25", "iperf3", "-c", client, "-p", "5298", "-t", "8", "-b", "20M", "-J")
-			done <- out
-		}()
+		done := e.stream(t, "vm1", inet, client, 5298, 8)
 		time.Sleep(1500 * time.Millisecond)
 		busy := "gw1"
 		if e.counters("gw2")["gw_up"]-before["gw2"] > e.counters("gw1")["gw_up"]-before["gw1"] {
@@ -303,4 +283,23 @@ func udpExchange(ns, addr string, size int) (string, error) {
 		return err
 	})
 	return out, err
+}
+
+// stream runs an iperf3 server on port in namespace ns (at addr) and a
+// 20 Mbit/s stream of secs seconds to it from VM vm; its JSON report
+// comes on the channel. The server goes with the test.
+func (e *env) stream(t *testing.T, vm, ns, addr string, port, secs int) <-chan string {
+	t.Helper()
+	srv := exec.Command("ip", "netns", "exec", ns, "iperf3", "-s", "-1", "-p", fmt.Sprint(port))
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	time.Sleep(300 * time.Millisecond)
+	done := make(chan string, 1)
+	go func() {
+		out, _ := e.s.Exec(vm, "timeout", fmt.Sprint(2*secs+12), "iperf3", "-c", addr, "-p", fmt.Sprint(port), "-t", fmt.Sprint(secs), "-b", "20M", "-J")
+		done <- out
+	}()
+	return done
 }
