@@ -60,6 +60,15 @@ func (s *Sandbox) HostDown(name string) (wasDown bool, err error) {
 	if err := lab.SetLinks(s.hostEnds(h), false); err != nil {
 		return h.Down, fmt.Errorf("host %s: %w", name, err)
 	}
+	if h.Gateway {
+		// The internet's route through the gateways that are left, as
+		// HostUp sets it: the kernel only marks a dead next hop, and
+		// twice in ~15 e2e runs the route was found gone altogether
+		// after a gateway's death (TestSNATToTheInternet's stream).
+		if err := s.routeInternet(); err != nil {
+			return h.Down, fmt.Errorf("host %s: %w", name, err)
+		}
+	}
 	s.setDown(name, true)
 	return h.Down, s.save()
 }
