@@ -47,18 +47,18 @@ func TestPassGate(t *testing.T) {
 	if !g.due(t0, alive, true, safetyPass) {
 		t.Fatal("the first pass is not due")
 	}
-	if !g.whole(t0, alive, true, safetyPass) {
+	if !g.whole(t0, alive, true, fullPass) {
 		t.Fatal("the first pass does not read everything")
 	}
 	g.done(t0, alive, true, true, nil)
 	later := t0.Add(safetyPass / 2)
-	if g.whole(later, alive, true, safetyPass) {
+	if g.whole(later, alive, true, fullPass) {
 		t.Fatal("a pass with nothing but changes reads everything")
 	}
 	for name, whole := range map[string]bool{
-		"a chassis died":    g.whole(later, map[string]bool{"hv1": true, "hv2": false}, true, safetyPass),
-		"the lock was lost": g.whole(later, alive, false, safetyPass),
-		"time passed":       g.whole(t0.Add(safetyPass), alive, true, safetyPass),
+		"a chassis died":    g.whole(later, map[string]bool{"hv1": true, "hv2": false}, true, fullPass),
+		"the lock was lost": g.whole(later, alive, false, fullPass),
+		"time passed":       g.whole(t0.Add(fullPass), alive, true, fullPass),
 	} {
 		if !whole {
 			t.Errorf("%s: the pass does not read everything", name)

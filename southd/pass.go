@@ -16,7 +16,7 @@ import (
 // one in the monitors' caches. A full pass runs when the set may be
 // incomplete (the first pass, a tracker overflow), when what decides for
 // every binding changed (which chassis are alive, whether this instance
-// holds the lock), and every safetyPass anyway.
+// holds the lock), and every fullPass anyway.
 
 // pending is what changed since the last successful pass.
 type pending struct {

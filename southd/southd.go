@@ -235,7 +235,7 @@ func (d *Daemon) loop(ctx context.Context, s *sessions) error {
 		if !gate.due(now, alive, active, safetyPass) {
 			continue
 		}
-		full := pend.full || gate.whole(now, alive, active, safetyPass)
+		full := pend.full || gate.whole(now, alive, active, fullPass)
 		err := d.decide(ctx, sb, nb, alive, pend, full)
 		gate.done(now, alive, active, full, err)
 		if err == nil {
