@@ -67,6 +67,12 @@ type compiledSNAT struct {
 func (d *Datapath) snatPortsT() table[uint32, dvrSnatPort] {
 	return table[uint32, dvrSnatPort]{d.objs.SnatPortsV1, "snat_ports"}
 }
+func (d *Datapath) snatFwdT() table[dvrSnatFkey, dvrSnatFval] {
+	return table[dvrSnatFkey, dvrSnatFval]{d.objs.SnatFwdV1, "snat_fwd"}
+}
+func (d *Datapath) snatRevT() table[dvrSnatRkey, dvrSnatRval] {
+	return table[dvrSnatRkey, dvrSnatRval]{d.objs.SnatRevV1, "snat_rev"}
+}
 func (d *Datapath) snatUseT() table[uint32, dvrSnatUse] {
 	return table[uint32, dvrSnatUse]{d.objs.SnatUseV1, "snat_use"}
 }
@@ -224,8 +230,8 @@ func (d *Datapath) SNATGC(t SNATTimeouts) (SNATGCStats, error) {
 	if err != nil {
 		return st, err
 	}
-	fwd := table[dvrSnatFkey, dvrSnatFval]{d.objs.SnatFwdV1, "snat_fwd"}
-	rev := table[dvrSnatRkey, dvrSnatRval]{d.objs.SnatRevV1, "snat_rev"}
+	fwd := d.snatFwdT()
+	rev := d.snatRevT()
 	entries, err := fwd.dump()
 	if err != nil {
 		return st, err
@@ -302,7 +308,7 @@ type SNATConn struct {
 
 // SNATConns lists the translated connections.
 func (d *Datapath) SNATConns() ([]SNATConn, error) {
-	fwd := table[dvrSnatFkey, dvrSnatFval]{d.objs.SnatFwdV1, "snat_fwd"}
+	fwd := d.snatFwdT()
 	entries, err := fwd.dump()
 	if err != nil {
 		return nil, err

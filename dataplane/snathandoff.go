@@ -57,7 +57,7 @@ func ParseSNATHandoffConn(s string) (SNATHandoffConn, error) {
 // ifindex here (the port may be gone: its entries stay until the next
 // SNATGC).
 func (d *Datapath) SNATExport(ifindex int) ([]SNATHandoffConn, error) {
-	fwd := table[dvrSnatFkey, dvrSnatFval]{d.objs.SnatFwdV1, "snat_fwd"}
+	fwd := d.snatFwdT()
 	entries, err := fwd.dump()
 	if err != nil {
 		return nil, err
@@ -120,7 +120,7 @@ func (d *Datapath) SNATImport(ifindex int, conns []SNATHandoffConn) (installed, 
 			if !errors.Is(err, ebpf.ErrKeyExist) {
 				errs = append(errs, fmt.Errorf("snat_fwd: %w", err))
 			}
-			errs = append(errs, table[dvrSnatRkey, dvrSnatRval]{d.objs.SnatRevV1, "snat_rev"}.delete(rk))
+			errs = append(errs, d.snatRevT().delete(rk))
 			skipped++
 			continue
 		}
@@ -134,8 +134,8 @@ func (d *Datapath) SNATImport(ifindex int, conns []SNATHandoffConn) (installed, 
 // from when it was here before (a port that migrates away and back
 // within a sweep). It says whether the entries were the same connection.
 func (d *Datapath) snatAdopt(fk dvrSnatFkey, rk dvrSnatRkey, ifindex int) (bool, error) {
-	fwd := table[dvrSnatFkey, dvrSnatFval]{d.objs.SnatFwdV1, "snat_fwd"}
-	rev := table[dvrSnatRkey, dvrSnatRval]{d.objs.SnatRevV1, "snat_rev"}
+	fwd := d.snatFwdT()
+	rev := d.snatRevT()
 	f, okf := fwd.lookup(fk)
 	r, okr := rev.lookup(rk)
 	if !okf || !okr || f.Ext != rk.Ext || f.Eport != rk.Eport || r.Vpc != fk.Vpc || r.Addr != fk.Addr || r.Port != fk.Port {

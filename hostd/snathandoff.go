@@ -125,12 +125,8 @@ func (d *Daemon) exportDeparted(st *dataplane.State) {
 
 // sendDeparted hands the connections of departed ports bound elsewhere
 // now to their new host, and forgets those kept for handoffGrace.
-func (d *Daemon) sendDeparted(ctx context.Context, pbs []*sbdb.PortBinding) {
+func (d *Daemon) sendDeparted(ctx context.Context, byName map[string]*sbdb.PortBinding) {
 	me := d.cfg.Chassis
-	byName := make(map[string]*sbdb.PortBinding, len(pbs))
-	for _, pb := range pbs {
-		byName[pb.LogicalPort] = pb
-	}
 	unseen := false
 	for port, dep := range d.handoff.departed {
 		to, exists := "", true
@@ -237,12 +233,8 @@ func judgeHandoff(me string, h *sbdb.SNATHandoff, pb *sbdb.PortBinding, translat
 // bound and translated here (snatIfindex: port -> ifindex, as applied),
 // refuses those it may not take, and deletes both, and any row seen for
 // handoffGrace. Called after a successful apply.
-func (d *Daemon) installHandoffs(ctx context.Context, pbs []*sbdb.PortBinding, snatIfindex map[string]int) {
+func (d *Daemon) installHandoffs(ctx context.Context, byName map[string]*sbdb.PortBinding, snatIfindex map[string]int) {
 	me := d.cfg.Chassis
-	byName := make(map[string]*sbdb.PortBinding, len(pbs))
-	for _, pb := range pbs {
-		byName[pb.LogicalPort] = pb
-	}
 	origins := d.learnOrigins(ctx, byName)
 	seen := map[string]time.Time{}
 	var txn []ovsdb.Operation
@@ -352,7 +344,9 @@ func (d *Daemon) importHandoff(ifindex int, h *sbdb.SNATHandoff) {
 	}
 	in, skipped, err := du.SNATImport(ifindex, conns)
 	if err != nil {
-		d.log.Warn("install handed-off SNAT connections", "port", h.LogicalPort, "err", err)
+		d.m.snatHandoffs.WithLabelValues("failed").Inc()
+		d.log.Warn("install handed-off SNAT connections", "port", h.LogicalPort, "installed", in, "err", err)
+		return
 	}
 	d.m.snatHandoffs.WithLabelValues("installed").Inc()
 	d.log.Info("installed a migrated port's SNAT connections", "port", h.LogicalPort, "from", h.FromChassis,
@@ -362,12 +356,16 @@ func (d *Daemon) importHandoff(ifindex int, h *sbdb.SNATHandoff) {
 // handOffSNAT sends what departed ports left here and installs what
 // arrived for the ports st translates. Called after a successful apply.
 func (d *Daemon) handOffSNAT(ctx context.Context, pbs []*sbdb.PortBinding, st *dataplane.State) {
-	d.sendDeparted(ctx, pbs)
+	byName := make(map[string]*sbdb.PortBinding, len(pbs))
+	for _, pb := range pbs {
+		byName[pb.LogicalPort] = pb
+	}
+	d.sendDeparted(ctx, byName)
 	translated := make(map[string]int, len(st.SNATPorts))
 	for _, p := range st.SNATPorts {
 		if len(p.Blocks) > 0 {
 			translated[d.byIndex[p.Ifindex]] = p.Ifindex
 		}
 	}
-	d.installHandoffs(ctx, pbs, translated)
+	d.installHandoffs(ctx, byName, translated)
 }

@@ -54,6 +54,9 @@ func (p *pending) add(sb, nb ops.Changes) {
 		if n, ok := c.New.(*sbdb.ChassisPrivate); ok {
 			after = n.Claims
 		}
+		if slices.Equal(before, after) {
+			continue // a heartbeat, every second per chassis: no maps built
+		}
 		for _, name := range symmetricDifference(before, after) {
 			p.names[name] = true
 		}
