@@ -120,6 +120,8 @@ type dvrGwCfg struct {
 	_       structs.HostLayout
 	Uplink  uint32
 	Nexthop uint32
+	Addr    uint32
+	Mtu     uint32
 }
 
 type dvrGwEip struct {
@@ -188,7 +190,7 @@ type dvrPhysCfg struct {
 	_       structs.HostLayout
 	Ifindex uint32
 	Mac     [6]uint8
-	Pad     uint16
+	Mtu     uint16
 }
 
 type dvrPort struct {

@@ -33,8 +33,15 @@ type EIPGateways struct {
 type Gateway struct {
 	Uplink  int        // ifindex
 	NextHop netip.Addr // for networks that name none; invalid: the gateway's routes decide
-	EIPs    []GatewayEIP
-	SNAT    []GatewaySNAT // SNAT blocks of its networks' addresses
+	// Addr is the uplink's address, the source of the gateway's ICMP
+	// errors; invalid: the packet's own destination.
+	Addr netip.Addr
+	// MTU is the overlay's: a longer packet from upstream is cut into
+	// fragments, or answered with fragmentation needed if DF is set.
+	// 0: none is (it would then be dropped at the VM's interface).
+	MTU  int
+	EIPs []GatewayEIP
+	SNAT []GatewaySNAT // SNAT blocks of its networks' addresses
 }
 
 // GatewayEIP says where an EIP's port is.
@@ -102,6 +109,8 @@ func compileEIP(s *State) (*compiledEIP, error) {
 	if gw := s.Gateway; gw != nil {
 		c.cfg.Uplink = uint32(gw.Uplink)
 		c.cfg.Nexthop = be32Or0(gw.NextHop)
+		c.cfg.Addr = be32Or0(gw.Addr)
+		c.cfg.Mtu = uint32(gw.MTU)
 		for _, e := range gw.EIPs {
 			c.gwEIPs[be32(e.EIP)] = dvrGwEip{Vtep: host32(e.VTEP), Vni: e.VNI, Mac: mac6(e.MAC), GwMac: mac6(e.GwMAC),
 				Nexthop: be32Or0(e.NextHop)}
@@ -185,7 +194,8 @@ func (c *compiledEIP) lines() []string {
 		if c.cfg.Nexthop != 0 {
 			nh = fromBE32(c.cfg.Nexthop).String()
 		}
-		out = append(out, fmt.Sprintf("gateway: uplink ifindex %d, upstream via %s", c.cfg.Uplink, nh))
+		out = append(out, fmt.Sprintf("gateway: uplink ifindex %d, upstream via %s, overlay mtu %d, icmp errors from %s",
+			c.cfg.Uplink, nh, c.cfg.Mtu, icmpSource(c.cfg.Addr)))
 	}
 	for k, v := range c.gwEIPs {
 		out = append(out, fmt.Sprintf("gateway eip %s -> host %s vni %d mac %s%s", fromBE32(k), fromHost32(v.Vtep), v.Vni, macString(v.Mac),
@@ -200,4 +210,12 @@ func upstreamVia(nexthop uint32) string {
 		return ""
 	}
 	return ", upstream via " + fromBE32(nexthop).String()
+}
+
+// icmpSource says where a gateway's ICMP errors come from.
+func icmpSource(addr uint32) string {
+	if addr == 0 {
+		return "the packets' destinations"
+	}
+	return fromBE32(addr).String()
 }

@@ -127,7 +127,9 @@ func loadTest(t *testing.T, cfg Config) *Datapath {
 // skbCtx is struct __sk_buff as BPF_PROG_RUN takes it: ifindex, and
 // gso_segs and gso_size to play a GSO packet (what GRO hands a host).
 type skbCtx struct {
-	_       [40]byte
+	_       [8]byte
+	Mark    uint32
+	_       [28]byte
 	Ifindex uint32
 	_       [120]byte
 	GSOSegs uint32

@@ -57,6 +57,7 @@ func compilePhys(s *State) (*compiledPhys, error) {
 	}
 	if s.Underlay > 0 {
 		c.cfg.Ifindex = uint32(s.Underlay)
+		c.cfg.Mtu = uint16(s.UnderlayMTU)
 	}
 	return c, nil
 }

@@ -51,6 +51,10 @@ type State struct {
 	// phys_ingress is not attached).
 	PhysEIPs []PhysEIP
 	Underlay int
+	// UnderlayMTU is the VMs' MTU, for what comes in by the underlay
+	// NIC for a physical EIP: a longer packet is cut into fragments, or
+	// answered with fragmentation needed if DF is set. 0: none is.
+	UnderlayMTU int
 	// VPCEIPs are every EIP of the VPCs this host takes part in, for
 	// hairpins (hairpin.go).
 	VPCEIPs []VPCEIP

@@ -218,7 +218,7 @@ func desired(s *snapshot) *desiredState {
 	localPorts(s, dps, dhcp, out)
 	localNAT(s, st)
 	st.Gateway = s.gateway
-	st.Underlay = s.underlay
+	st.Underlay, st.UnderlayMTU = s.underlay, s.mtu
 	// Every VM interface gets the DVR as soon as it appears, so that
 	// declaring its port only writes map entries.
 	for _, ifindex := range s.ifaces {

@@ -87,6 +87,8 @@ struct {
 struct gw_cfg {
 	__u32 uplink;  /* ifindex; 0: this chassis is not a gateway */
 	__be32 nexthop; /* for networks that name none; 0: route by the gateway's own table */
+	__be32 addr;   /* the uplink's address, the source of its ICMP errors; 0: the packet's destination */
+	__u32 mtu;     /* the overlay's: longer packets from upstream are cut or refused (mtu.h); 0: none */
 };
 
 struct {

@@ -105,6 +105,14 @@ static __always_inline __be32 frag_recall(const struct frag_key *k)
 	return v->addr;
 }
 
+/* gw_frag_note remembers e as the block of the datagram ip heads. */
+static __always_inline void gw_frag_note(const struct iphdr *ip, __u8 dir, const struct gw_eip *e)
+{
+	struct frag_key k = frag_key_of(0, ip, dir);
+	struct frag_gw v = {.e = *e, .ns = bpf_ktime_get_ns()};
+	bpf_map_update_elem(&gw_frags_v1, &k, &v, BPF_ANY);
+}
+
 /* gw_frag finds the block a gateway tunnels a SNAT fragment by: a later
  * fragment's, as its first fragment's was found (NULL: none); for a
  * first fragment, the one found (e) is remembered. */
@@ -117,10 +125,8 @@ static __always_inline struct gw_eip *gw_frag(const struct iphdr *ip, __u8 dir, 
 			return NULL;
 		return &v->e;
 	}
-	if (e && first_frag(ip)) {
-		struct frag_gw v = {.e = *e, .ns = bpf_ktime_get_ns()};
-		bpf_map_update_elem(&gw_frags_v1, &k, &v, BPF_ANY);
-	}
+	if (e && first_frag(ip))
+		gw_frag_note(ip, dir, e);
 	return e;
 }
 

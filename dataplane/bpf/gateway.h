@@ -17,6 +17,7 @@
 #include "pipeline.h"
 #include "eip.h"
 #include "nat_snat.h"
+#include "mtu.h"
 
 /* gw_from_tunnel: on a gateway, a packet a host tunnelled from an EIP of
  * one of its ports, or from a SNAT block of one, goes upstream. Returns
@@ -57,6 +58,19 @@ __attribute__((noinline)) int gw_from_tunnel(struct __sk_buff *skb)
 	return bpf_redirect_neigh(g->uplink, NULL, 0, 0);
 }
 
+/* gw_tunnel_down tunnels what came from upstream, unchanged but for its
+ * Ethernet addresses, to the host of e's port. */
+static __always_inline int gw_tunnel_down(struct __sk_buff *skb, struct ethhdr *eth, struct gw_eip *e)
+{
+	mac_copy(eth->h_dest, e->mac);
+	mac_copy(eth->h_source, e->gw_mac);
+	count(STAT_GW_DOWN);
+	/* The internet's identity, without the policy applied bit: a gateway
+	 * decides nothing, the port's host checks its ingress rules (a rule
+	 * naming a group never admits it, one naming a prefix may). */
+	return to_vxlan(skb, e->vtep, e->vni, SG_ID_INTERNET);
+}
+
 SEC("tc")
 int gw_uplink_ingress(struct __sk_buff *skb)
 {
@@ -73,8 +87,23 @@ int gw_uplink_ingress(struct __sk_buff *skb)
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
+	__u32 zero = 0;
+	struct gw_cfg *g = bpf_map_lookup_elem(&gw_cfg_v1, &zero);
+	if (!g)
+		return TC_ACT_OK;
+	if (skb->mark == FRAG_REST_MARK && frag_rest(skb, g->mtu) < 0) {
+		count_drop(DROP_MTU_EXCEEDED);
+		return TC_ACT_SHOT;
+	}
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end)
+		return TC_ACT_OK;
 	__be32 daddr = ip->daddr;
 	struct gw_eip *e = bpf_map_lookup_elem(&gw_eips_v1, &daddr);
+	int snat = !e;
 	if (!e)
 		e = gw_snat_in(skb);
 	if (!e) {
@@ -84,13 +113,22 @@ int gw_uplink_ingress(struct __sk_buff *skb)
 		}
 		return TC_ACT_OK; /* the gateway's own traffic */
 	}
-	mac_copy(eth->h_dest, e->mac);
-	mac_copy(eth->h_source, e->gw_mac);
-	count(STAT_GW_DOWN);
-	/* The internet's identity, without the policy applied bit: a gateway
-	 * decides nothing, the port's host checks its ingress rules (a rule
-	 * naming a group never admits it, one naming a prefix may). */
-	return to_vxlan(skb, e->vtep, e->vni, SG_ID_INTERNET);
+	if (g->mtu && too_big(skb, g->mtu, bpf_htons(ETH_P_IP))) {
+		struct gw_eip to = *e; /* the lookup's entry may go while the packet is cut */
+		/* A SNAT block's later fragments find their host by the first. */
+		if (snat && !later_frag(ip))
+			gw_frag_note(ip, FRAG_IN, &to);
+		int v = mtu_exceeded(skb, g->mtu, g->addr ? g->addr : daddr);
+		if (v)
+			return v;
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		eth = data;
+		if ((void *)(eth + 1) > data_end)
+			return TC_ACT_SHOT;
+		return gw_tunnel_down(skb, eth, &to);
+	}
+	return gw_tunnel_down(skb, eth, e);
 }
 
 #endif

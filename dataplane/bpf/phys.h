@@ -28,6 +28,7 @@
 #include <linux/if_packet.h>
 
 #include "pipeline.h"
+#include "mtu.h"
 #include "eip.h"
 #include "endpoints.h"
 
@@ -57,7 +58,7 @@ struct {
 struct phys_cfg {
 	__u32 ifindex; /* the underlay NIC; 0: no physical EIP is served */
 	__u8 mac[6];   /* its MAC */
-	__u16 pad;
+	__u16 mtu;     /* the VMs': longer packets for them are cut or refused (mtu.h); 0: none */
 };
 
 struct {
@@ -113,6 +114,30 @@ static __always_inline int phys_arp(struct __sk_buff *skb)
 	return bpf_redirect(skb->ifindex, 0);
 }
 
+/* phys_mtu: what comes in for a served EIP longer than the VMs' MTU
+ * leaves as its first fragment, its rest coming around (0), or is
+ * answered with fragmentation needed from the EIP itself, as if from
+ * the VM's own link (mtu.h); a rest come around is cut first. Returns 0
+ * to go on, or the verdict. */
+static __always_inline int phys_mtu(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct phys_cfg *cfg = bpf_map_lookup_elem(&phys_cfg_v1, &zero);
+	if (!cfg || !cfg->mtu)
+		return 0;
+	if (skb->mark == FRAG_REST_MARK && frag_rest(skb, cfg->mtu) < 0) {
+		count_drop(DROP_MTU_EXCEEDED);
+		return TC_ACT_SHOT;
+	}
+	if (!too_big(skb, cfg->mtu, bpf_htons(ETH_P_IP)))
+		return 0;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip = (void *)(long)skb->data + ETH_HLEN;
+	if ((void *)(ip + 1) > data_end)
+		return TC_ACT_SHOT;
+	return mtu_exceeded(skb, cfg->mtu, ip->daddr);
+}
+
 #define PHYS_DELIVER 0x100 /* not a TC verdict: deliver c's packet through sg_ingress */
 
 /* phys_from_underlay: an ARP request for a served EIP is answered; an
@@ -145,6 +170,9 @@ __attribute__((noinline)) int phys_from_underlay(struct __sk_buff *skb, struct p
 	struct eip_local *e = phys_serving(daddr);
 	if (!e)
 		return TC_ACT_OK;
+	int v = phys_mtu(skb);
+	if (v)
+		return v;
 	struct ep_key k = {.vpc = e->vpc, .ip = e->addr};
 	struct local_ep *l = bpf_map_lookup_elem(&local_eps_v1, &k);
 	c->vpc = e->vpc;

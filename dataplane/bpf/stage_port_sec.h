@@ -10,6 +10,7 @@
 #include "pipeline.h"
 #include "endpoints.h"
 #include "events.h"
+#include "mtu.h"
 
 /* usable_addr: a host address of the vxnet other than its gateway. */
 static __always_inline int usable_addr(struct vxnet *vx, __be32 a)
@@ -32,30 +33,6 @@ static __always_inline int unknown_src(struct pctx *c, __be32 src)
 	report(EV_ADDR_SEEN, c->ifindex, src, c->port.vni, c->port.mac);
 	c->tflags |= TRF_REPORT;
 	return 0;
-}
-
-/* too_big: a frame, or the segments of a GSO packet, longer than the
- * port's MTU. */
-static __always_inline int too_big(struct __sk_buff *skb, __u32 mtu, __be16 proto)
-{
-	if (skb->gso_size == 0)
-		return skb->len > mtu + ETH_HLEN;
-	if (proto != bpf_htons(ETH_P_IP))
-		return 0;
-	/* The headers are read in place: a GSO packet's are in its linear
-	 * part, and a helper call costs tens of ns on every packet. */
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	__u8 *h = data;
-	if ((void *)(h + ETH_HLEN + 20 + 20) > data_end)
-		return 0;
-	struct iphdr *ip = (void *)(h + ETH_HLEN);
-	if (ip->ihl != 5)
-		return 0; /* rare: judged by the packets' MSS (mss_clamp) */
-	__u32 l4 = 8;
-	if (ip->protocol == IPPROTO_TCP)
-		l4 = (h[ETH_HLEN + 20 + 12] >> 4) * 4;
-	return skb->gso_size + 20 + l4 > mtu;
 }
 
 /* is_dhcp_request: UDP from port 68 to 67. */

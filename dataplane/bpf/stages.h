@@ -56,7 +56,8 @@
 #define DROP_SNAT_QUOTA 32 /* a port translated by SNAT opened as many connections as its host lets one port hold (courier-hostd --snat-port-quota), so that no VM takes the host's whole table */
 #define DROP_SNAT_TABLE_FULL 33 /* the host's table of connections translated by SNAT is full: no new connection is mapped until a sweep frees entries */
 #define DROP_GW_NO_BLOCK 34 /* a gateway got a packet for a SNAT address and a port of no block it knows (free, or not learned yet), or a later fragment whose first it did not see: it is not the gateway's own, and its stack would only send it back upstream */
-#define DROP_MAX 35
+#define DROP_MTU_EXCEEDED 35 /* a packet for a VM from outside the overlay (a gateway's upstream, a physical network), longer than the overlay's MTU, that may not be cut into fragments: with DF set (answered with ICMP fragmentation needed, within the device's ICMP budget), a GSO packet, or one with IP options */
+#define DROP_MAX 36
 
 /* Counters: index of the stats map. */
 enum stat {
@@ -98,6 +99,7 @@ enum stat {
 	STAT_SNAT_NEW = 35, /* connections given an address and a port of their port's SNAT blocks */
 	STAT_SNAT_IN = 36, /* packets gateways brought back for connections translated by SNAT, translated to the port's address and port */
 	STAT_HAIRPIN_BACK = 37, /* replies to a port without an EIP that called an EIP of its VPC (a hairpin), their source translated back to that EIP */
+	STAT_FRAGMENTED = 38, /* packets for a VM from outside the overlay (a gateway's upstream, a physical network) longer than the overlay's MTU, without DF, cut into fragments as a router between the two would (counted once a cut) */
 	STAT_MAX,
 };
 
