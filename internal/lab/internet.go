@@ -9,7 +9,6 @@ import (
 	"sort"
 	"syscall"
 
-	"github.com/courier-sdn/courier/dataplane"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -158,13 +157,11 @@ func host32(a netip.Addr) *net.IPNet {
 func (l *Lab) uplink(in *Internet, g *Host, a netip.Addr) error {
 	side := internetSide(g.Name)
 	err := Do(in.NS, func() error {
-		// The VMs' MTU (the fabric's 1500 less VXLAN's overhead), so
-		// that the internet fragments what it sends into the VPCs for
-		// them: a gateway tunnels a packet as it came, and one bigger
-		// than the VM's interface would be dropped there (DEVELOPERS.md,
-		// "EIPs and stateless gateways").
-		mtu := 1500 - dataplane.VXLANOverhead
-		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: side, MTU: mtu}, PeerName: UplinkName}); err != nil {
+		// An upstream's usual MTU, 50 bytes more than the VMs': the
+		// gateways cut what is longer than the overlay carries, or answer
+		// it with fragmentation needed (DEVELOPERS.md, "EIPs and
+		// stateless gateways").
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: side, MTU: 1500}, PeerName: UplinkName}); err != nil {
 			return err
 		}
 		s, err := netlink.LinkByName(side)

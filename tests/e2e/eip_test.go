@@ -151,6 +151,23 @@ func TestEIPFromTheInternet(t *testing.T) {
 			t.Errorf("next hop set again: %d/3 answered\n%s", n, out)
 		}
 	})
+	t.Run("what the overlay cannot carry is cut, or refused with fragmentation needed", func(t *testing.T) {
+		// 1,500-byte pings: the upstream carries them, the overlay's
+		// 1,450 does not.
+		big := func(df string) string {
+			out, _ := lab.Exec(inet, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-s", "1472", "-M", df, "203.0.113.5")
+			return out
+		}
+		if out := big("dont"); !strings.Contains(out, "2 received") {
+			t.Errorf("1,500-byte pings without DF: want both answered (cut by a gateway)\n%s", out)
+		}
+		out := big("do")
+		route, _ := lab.Exec(inet, "ip", "route", "get", "203.0.113.5")
+		if !strings.Contains(out, "mtu = 1450") || !strings.Contains(route, "mtu 1450") {
+			t.Errorf("1,500-byte pings with DF: want fragmentation needed naming 1450, and the path MTU learnt\n%s\n%s", out, route)
+		}
+		lab.Exec(inet, "ip", "route", "flush", "cache")
+	})
 	t.Run("an unbound EIP and a VM without EIP are unreachable", func(t *testing.T) {
 		if n, _ := pingFrom(inet, "203.0.113.6", 2); n != 0 {
 			t.Errorf("the unbound EIP 203.0.113.6 answered %d pings", n)

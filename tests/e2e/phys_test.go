@@ -66,12 +66,24 @@ func TestPhysicalIPFromTheDataCentre(t *testing.T) {
 		if n, out := pingFrom(phys, "192.168.200.5", 3); n != 3 {
 			t.Fatalf("phys -> 192.168.200.5: %d/3 answered\n%s", n, out)
 		}
-		// The data centre's MTU (1,500) is the fabric's, not the
-		// overlay's: no encapsulation on this path, so a full-sized
-		// datagram with DF gets through, and its answer back.
-		if out, _ := lab.Exec(phys, "ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "1", "-s", "1472", "-M", "do", "192.168.200.5"); !strings.Contains(out, " 2 received") {
-			t.Errorf("phys -> 192.168.200.5, 1,500 bytes with DF: not answered\n%s", out)
+		// The data centre's MTU (1,500) is the fabric's, the VM's the
+		// overlay's (1,450): its host cuts a longer datagram into
+		// fragments, or refuses it with fragmentation needed if DF is
+		// set, as a router between the two would.
+		big := func(size, df string) string {
+			out, _ := lab.Exec(phys, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-s", size, "-M", df, "192.168.200.5")
+			return out
 		}
+		if out := big("1422", "do"); !strings.Contains(out, " 2 received") {
+			t.Errorf("phys -> 192.168.200.5, 1,450 bytes with DF: not answered\n%s", out)
+		}
+		if out := big("1472", "dont"); !strings.Contains(out, " 2 received") {
+			t.Errorf("phys -> 192.168.200.5, 1,500 bytes without DF: not answered (cut by the host)\n%s", out)
+		}
+		if out := big("1472", "do"); !strings.Contains(out, "mtu = 1450") {
+			t.Errorf("phys -> 192.168.200.5, 1,500 bytes with DF: want fragmentation needed naming 1450\n%s", out)
+		}
+		lab.Exec(phys, "ip", "route", "flush", "cache")
 		if out, err := dial(phys, "192.168.200.5:8080"); err != nil || !strings.HasPrefix(out, "vm1 "+server+":") {
 			t.Errorf("TCP to 192.168.200.5:8080: %q %v; want vm1 seeing %s", out, err, server)
 		}

@@ -127,8 +127,9 @@ func TestSNATToTheInternet(t *testing.T) {
 	})
 	t.Run("a datagram in fragments crosses SNAT both ways", func(t *testing.T) {
 		// 3,000 bytes: three fragments from the VM (MTU 1450), three
-		// back from the internet (MTU 1500); only the first of each
-		// carries the ports.
+		// back from the internet (MTU 1500), the gateway cutting its
+		// 1,500-byte ones again for the overlay; only the first of each
+		// datagram carries the ports.
 		echoUDP(t, inet, 7007)
 		got, err := udpExchange(e.s.VMNS("vm1"), client+":7007", 3000)
 		if err != nil || len(got) != 3000 || !strings.HasPrefix(got, "from 203.0.113.100:") {
