@@ -25,8 +25,8 @@ var gwAddr = ip4("198.51.100.2")
 // gatewayMTUFixture is a gateway whose overlay MTU is 1,450, serving eip1
 // (a port on peerA) and a SNAT block (203.0.113.50:1024-2047, on peerA).
 // in runs what the uplink receives with mark.
-func gatewayMTUFixture(t *testing.T) (d *Datapath, up int, in func(ip []byte, mark uint32) runResult) {
-	f := newFixture(t, false)
+func gatewayMTUFixture(t *testing.T, cfg Config) (d *Datapath, up int, in func(ip []byte, mark uint32) runResult) {
+	f := newFixtureWith(t, false, cfg)
 	up = veth(t, "up0")
 	f.state.Gateway = &Gateway{Uplink: up, MTU: overlayMTU, Addr: gwAddr,
 		EIPs: []GatewayEIP{{EIP: eip1, VTEP: peerA, VNI: 5001, MAC: vm1MAC, GwMAC: gwMAC}},
@@ -58,7 +58,7 @@ func fragOf(out []byte) (tot int, frag uint16, ok bool) {
 }
 
 func TestGatewayFragmentsWhatTheOverlayCannotCarry(t *testing.T) {
-	d, _, in := gatewayMTUFixture(t)
+	d, _, in := gatewayMTUFixture(t, Config{})
 	for _, c := range []struct {
 		name string
 		dst  netip.Addr
@@ -112,6 +112,17 @@ func TestGatewayFragmentsWhatTheOverlayCannotCarry(t *testing.T) {
 			t.Errorf("a 1,450-byte packet: verdict %d", r.verdict)
 		}
 	})
+	t.Run("a length the frame does not hold: the rest is dropped", func(t *testing.T) {
+		ip := bigUDP(client, eip1, 53, 1500, 0)
+		binary.BigEndian.PutUint16(ip[2:], 3000) // says 3,000, carries 1,500
+		binary.BigEndian.PutUint16(ip[10:], 0)
+		binary.BigEndian.PutUint16(ip[10:], csum(ip[:20]))
+		expectDrop(t, d, "mtu_exceeded", func() runResult { return in(ip, fragMark) })
+		binary.BigEndian.PutUint16(ip[2:], 1000) // says 1,000: nothing to cut
+		binary.BigEndian.PutUint16(ip[10:], 0)
+		binary.BigEndian.PutUint16(ip[10:], csum(ip[:20]))
+		expectDrop(t, d, "mtu_exceeded", func() runResult { return in(ip, 0) })
+	})
 	t.Run("IP options are not cut", func(t *testing.T) {
 		ip := withOptions(bigUDP(client, eip1, 53, 1496, 0))
 		expectDrop(t, d, "mtu_exceeded", func() runResult { return in(ip, 0) })
@@ -129,7 +140,7 @@ func withOptions(ip []byte) []byte {
 }
 
 func TestGatewayAnswersDFWithFragmentationNeeded(t *testing.T) {
-	d, up, in := gatewayMTUFixture(t)
+	d, up, in := gatewayMTUFixture(t, Config{ICMPBudget: Budget{Rate: 1, Burst: 3}})
 	for _, dst := range []netip.Addr{eip1, snatAddr} {
 		ip := bigUDP(client, dst, 1500, 1500, ipDF)
 		icmpBefore, dropsBefore := counter(t, d, "icmp_error"), drops(t, d)["mtu_exceeded"]
@@ -160,6 +171,18 @@ func TestGatewayAnswersDFWithFragmentationNeeded(t *testing.T) {
 		body := append([]byte{3, 3, 0, 0, 0, 0, 0, 0}, quoted...)
 		body = append(body, make([]byte, 1500-20-len(body))...)
 		expectDrop(t, d, "mtu_exceeded", func() runResult { return in(ipPacket(client, eip1, protoICM, body, ipDF), 0) })
+	})
+	t.Run("at most the uplink's ICMP budget", func(t *testing.T) {
+		// A budget of 3 at once: two spent above, one left.
+		ip := bigUDP(client, eip1, 53, 1500, ipDF)
+		if r := in(ip, 0); r.verdict != actRedirect {
+			t.Fatalf("the third error: verdict %d", r.verdict)
+		}
+		before := counter(t, d, "icmp_limited")
+		expectDrop(t, d, "mtu_exceeded", func() runResult { return in(ip, 0) })
+		if n := counter(t, d, "icmp_limited") - before; n != 1 {
+			t.Errorf("icmp_limited moved by %d, want 1", n)
+		}
 	})
 }
 
