@@ -8,7 +8,9 @@
  * hop (the southbound's External_Network.next_hop, else the gateway's
  * --gateway-next-hop, else wherever its routes say), the kernel resolving
  * the next hop's MAC (bpf_redirect_neigh). No connection is remembered: any
- * gateway can take any packet, so one dying loses no connection. */
+ * gateway can take any packet, so one dying loses no connection. What
+ * comes in longer than the overlay's MTU is cut into fragments or answered
+ * with fragmentation needed, as a router between the two would (mtu.h). */
 #ifndef COURIER_GATEWAY_H
 #define COURIER_GATEWAY_H
 
@@ -71,6 +73,27 @@ static __always_inline int gw_tunnel_down(struct __sk_buff *skb, struct ethhdr *
 	return to_vxlan(skb, e->vtep, e->vni, SG_ID_INTERNET);
 }
 
+/* gw_down_too_big: what came for e longer than the overlay's MTU goes
+ * down as its first fragment, or is answered with fragmentation needed,
+ * or dropped (mtu.h). */
+static __always_inline int gw_down_too_big(struct __sk_buff *skb, struct gw_cfg *g, struct gw_eip *e, int snat)
+{
+	struct gw_eip to = *e; /* the lookup's entry may go while the packet is cut */
+	struct iphdr *ip = (void *)(long)skb->data + ETH_HLEN;
+	if ((void *)(ip + 1) > (void *)(long)skb->data_end)
+		return TC_ACT_SHOT;
+	/* A SNAT block's later fragments find their host by the first. */
+	if (snat && !later_frag(ip))
+		gw_frag_note(ip, FRAG_IN, &to);
+	int v = mtu_exceeded(skb, g->mtu, g->addr ? g->addr : ip->daddr);
+	if (v)
+		return v;
+	struct ethhdr *eth = (void *)(long)skb->data;
+	if ((void *)(eth + 1) > (void *)(long)skb->data_end)
+		return TC_ACT_SHOT;
+	return gw_tunnel_down(skb, eth, &to);
+}
+
 SEC("tc")
 int gw_uplink_ingress(struct __sk_buff *skb)
 {
@@ -91,16 +114,18 @@ int gw_uplink_ingress(struct __sk_buff *skb)
 	struct gw_cfg *g = bpf_map_lookup_elem(&gw_cfg_v1, &zero);
 	if (!g)
 		return TC_ACT_OK;
-	if (skb->mark == FRAG_REST_MARK && frag_rest(skb, g->mtu) < 0) {
-		count_drop(DROP_MTU_EXCEEDED);
-		return TC_ACT_SHOT;
+	if (skb->mark == FRAG_REST_MARK) { /* a datagram's rest, come around (mtu.h) */
+		if (frag_rest(skb, g->mtu) < 0) {
+			count_drop(DROP_MTU_EXCEEDED);
+			return TC_ACT_SHOT;
+		}
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		eth = data;
+		ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > data_end)
+			return TC_ACT_SHOT;
 	}
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	eth = data;
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end)
-		return TC_ACT_OK;
 	__be32 daddr = ip->daddr;
 	struct gw_eip *e = bpf_map_lookup_elem(&gw_eips_v1, &daddr);
 	int snat = !e;
@@ -113,21 +138,8 @@ int gw_uplink_ingress(struct __sk_buff *skb)
 		}
 		return TC_ACT_OK; /* the gateway's own traffic */
 	}
-	if (g->mtu && too_big(skb, g->mtu, bpf_htons(ETH_P_IP))) {
-		struct gw_eip to = *e; /* the lookup's entry may go while the packet is cut */
-		/* A SNAT block's later fragments find their host by the first. */
-		if (snat && !later_frag(ip))
-			gw_frag_note(ip, FRAG_IN, &to);
-		int v = mtu_exceeded(skb, g->mtu, g->addr ? g->addr : daddr);
-		if (v)
-			return v;
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-		eth = data;
-		if ((void *)(eth + 1) > data_end)
-			return TC_ACT_SHOT;
-		return gw_tunnel_down(skb, eth, &to);
-	}
+	if (g->mtu && too_big(skb, g->mtu, bpf_htons(ETH_P_IP)))
+		return gw_down_too_big(skb, g, e, snat);
 	return gw_tunnel_down(skb, eth, e);
 }
 
