@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A gateway between an upstream of 1,500 bytes and an overlay of 1,450
@@ -223,5 +225,36 @@ func TestPhysCutsOrRefusesWhatTheVMCannotTake(t *testing.T) {
 		netip.AddrFrom4([4]byte(r.out[26:30])) != physEIP || icmp[0] != 3 || icmp[1] != 4 ||
 		binary.BigEndian.Uint16(icmp[6:]) != overlayMTU {
 		t.Errorf("DF: verdict %d to %d, frame %x", r.verdict, ifx, r.out[:42])
+	}
+}
+
+// TestGatewayPathCost logs what a gateway's inbound program costs per
+// packet: one that fits the overlay, one cut in two (the clone's own
+// run not included), one answered with fragmentation needed. A
+// measurement, not a check: COURIER_MEASURE=1 go test ./dataplane -run
+// TestGatewayPathCost -v.
+func TestGatewayPathCost(t *testing.T) {
+	if os.Getenv("COURIER_MEASURE") == "" {
+		t.Skip("a measurement: set COURIER_MEASURE=1")
+	}
+	d, up, _ := gatewayMTUFixture(t, Config{})
+	frame := func(ip []byte) []byte { return append(ethHdr(linkMAC(t, up), upstreamMAC, 0x0800), ip...) }
+	cases := []struct {
+		name string
+		pkt  []byte
+	}{
+		{"EIP, 100 bytes", frame(bigUDP(client, eip1, 53, 100, 0))},
+		{"EIP, 1,450 bytes (fits)", frame(bigUDP(client, eip1, 53, 1450, 0))},
+		{"EIP, 1,500 bytes, cut", frame(bigUDP(client, eip1, 53, 1500, 0))},
+		{"EIP, 1,500 bytes, DF: ICMP", frame(bigUDP(client, eip1, 53, 1500, ipDF))},
+	}
+	for _, c := range cases {
+		var cost time.Duration
+		var err error
+		within(func() { cost, _, err = TimeRuns(d.objs.GwUplinkIngress, up, c.pkt, 5000) })
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		t.Logf("%-28s %5d ns", c.name, cost.Nanoseconds())
 	}
 }
