@@ -121,10 +121,14 @@ func (d *Daemon) expireHandoffs(ctx context.Context, sb *ops.Session, alive map[
 	if len(txn) == 0 {
 		return nil
 	}
-	if _, err := ops.Transact(ctx, d.lock, txn...); err != nil {
+	res, err := ops.Transact(ctx, d.lock, txn...)
+	if err != nil {
 		return fmt.Errorf("remove stale SNAT handoffs: %w", err)
 	}
 	for i, h := range rows {
+		if res[i].Count == 0 {
+			continue // removed by the last pass or an end; the monitor lags
+		}
 		d.m.handoffsRemoved.WithLabelValues(why[i]).Inc()
 		d.log.Info("removed a stale SNAT handoff", "port", h.LogicalPort, "from", h.FromChassis, "to", h.ToChassis,
 			"why", why[i], "seen_for", now.Sub(a.seen[h.UUID]).Round(time.Millisecond))
