@@ -2,7 +2,9 @@ package dataplane
 
 import (
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // A live-migrated port's SNAT connections follow it (#15): what one
@@ -75,4 +77,61 @@ func TestSNATHandoffRoundTrip(t *testing.T) {
 			t.Errorf("sweep %+v %v: want the 2 adopted connections live", st, err)
 		}
 	})
+}
+
+// A departed port's connections outlive its host's hostd (#15): saved
+// in the pinned snat_depart_v1, they are read back by a data plane
+// loaded again from the same pins, a port saved again replaces what it
+// had, and a port forgotten leaves the others'.
+func TestSNATDepartedSurviveAReload(t *testing.T) {
+	inNetns(t)
+	underlay(t, hubIP)
+	d := loadTest(t, Config{VTEP: hubIP})
+	at := time.UnixMilli(time.Now().UnixMilli())
+	conns := []SNATHandoffConn{
+		{Proto: protoTCP, Port: 40000, Remote: server, RPort: 80, Ext: snatAddr, EPort: 1030},
+		{Proto: protoUDP, Port: 5353, Remote: server, RPort: 53, Ext: snatAddr, EPort: 1031, Closing: true},
+	}
+	long := strings.Repeat("p", 64) // the schema's longest port name
+	before := []SNATHandoffConn{{Proto: protoTCP, Port: 41000, Remote: server, RPort: 443, Ext: snatAddr, EPort: 1029}}
+	if err := d.SNATKeepDeparted("vm1", at.Add(-time.Minute), before); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SNATKeepDeparted("vm1", at, conns); err != nil { // replaces
+		t.Fatal(err)
+	}
+	if err := d.SNATKeepDeparted(long, at.Add(time.Second), conns[1:]); err != nil {
+		t.Fatal(err)
+	}
+	cfg := d.cfg
+	d.Close()
+	d2, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d2.Destroy() })
+	got, err := d2.SNATDeparted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sortConns := func(cs []SNATHandoffConn) []SNATHandoffConn {
+		slices.SortFunc(cs, func(a, b SNATHandoffConn) int { return int(a.Port) - int(b.Port) })
+		return cs
+	}
+	want := map[string]SNATDeparture{"vm1": {At: at, Conns: conns}, long: {At: at.Add(time.Second), Conns: conns[1:]}}
+	if len(got) != len(want) {
+		t.Fatalf("read back %v, want %v", got, want)
+	}
+	for port, w := range want {
+		g := got[port]
+		if !g.At.Equal(w.At) || !slices.Equal(sortConns(g.Conns), sortConns(slices.Clone(w.Conns))) {
+			t.Errorf("%s read back as %+v, want %+v", port, g, w)
+		}
+	}
+	if err := d2.SNATForgetDeparted("vm1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d2.SNATDeparted(); err != nil || len(got) != 1 || len(got[long].Conns) != 1 {
+		t.Errorf("after forgetting vm1: %v, %v; want only %s's", got, err, long)
+	}
 }
