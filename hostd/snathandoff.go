@@ -25,7 +25,8 @@ import (
 //   - The old host, when a port leaves its SNAT ports, exports the
 //     port's connections from its maps (before the apply that removes the
 //     port, so before any sweep forgets them) and keeps them for
-//     handoffGrace. As soon as it sees the binding bound to another
+//     handoffGrace, in memory and in a pinned map (SNATKeepDeparted),
+//     from which a hostd restarted meanwhile reads them back. As soon as it sees the binding bound to another
 //     chassis (the port is still requested here, as during a live
 //     migration: namespace moves keep requested_chassis, vm-migrate
 //     until it ends the migration), it inserts SNAT_Handoff rows for
@@ -60,6 +61,11 @@ const (
 type SNATHandoffUser interface {
 	SNATExport(ifindex int) ([]dataplane.SNATHandoffConn, error)
 	SNATImport(ifindex int, conns []dataplane.SNATHandoffConn) (int, int, error)
+	// Departed ports' connections, kept where a restarted hostd finds
+	// them (a pinned map)
+	SNATKeepDeparted(port string, at time.Time, conns []dataplane.SNATHandoffConn) error
+	SNATDeparted() (map[string]dataplane.SNATDeparture, error)
+	SNATForgetDeparted(port string) error
 }
 
 // departedSNAT is a port that stopped being translated here, with its
@@ -117,8 +123,44 @@ func (d *Daemon) exportDeparted(st *dataplane.State) {
 			continue
 		}
 		if len(conns) > 0 {
-			d.handoff.departed[port] = departedSNAT{conns: conns, at: time.Now()}
+			at := time.Now()
+			d.handoff.departed[port] = departedSNAT{conns: conns, at: at}
 			d.log.Info("a port translated by SNAT left; its connections wait for its new host", "port", port, "connections", len(conns))
+			if err := du.SNATKeepDeparted(port, at, conns); err != nil {
+				// handed over all the same, unless hostd restarts first
+				d.m.snatHandoffs.WithLabelValues("unsaved").Inc()
+				d.log.Warn("save a departed port's SNAT connections for a restart", "port", port, "err", err)
+			}
+		}
+	}
+}
+
+// loadDeparted reads back what departed ports left here before a
+// restart: their connections wait for the port's new host as before.
+func (d *Daemon) loadDeparted() error {
+	du, ok := d.dp.(SNATHandoffUser)
+	if !ok {
+		return nil
+	}
+	deps, err := du.SNATDeparted()
+	if err != nil {
+		return fmt.Errorf("read departed ports' SNAT connections: %w", err)
+	}
+	for port, dep := range deps {
+		d.handoff.departed[port] = departedSNAT{conns: dep.Conns, at: dep.At}
+		d.log.Info("a port translated by SNAT left before this restart; its connections wait for its new host", "port", port,
+			"connections", len(dep.Conns), "left", time.Since(dep.At).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// forgetDeparted drops what port left here: handed over, or no longer
+// wanted.
+func (d *Daemon) forgetDeparted(port string) {
+	delete(d.handoff.departed, port)
+	if du, ok := d.dp.(SNATHandoffUser); ok {
+		if err := du.SNATForgetDeparted(port); err != nil {
+			d.log.Warn("forget a departed port's saved SNAT connections", "port", port, "err", err)
 		}
 	}
 }
@@ -137,12 +179,12 @@ func (d *Daemon) sendDeparted(ctx context.Context, byName map[string]*sbdb.PortB
 			unseen = true
 		}
 		if !exists {
-			delete(d.handoff.departed, port) // the port was deleted
+			d.forgetDeparted(port) // the port was deleted
 			continue
 		}
 		if to == "" || to == me {
 			if time.Since(dep.at) > handoffGrace {
-				delete(d.handoff.departed, port)
+				d.forgetDeparted(port)
 			}
 			continue
 		}
@@ -151,7 +193,7 @@ func (d *Daemon) sendDeparted(ctx context.Context, byName map[string]*sbdb.PortB
 			d.log.Warn("hand a port's SNAT connections to its new host", "port", port, "to", to, "err", err)
 			continue
 		}
-		delete(d.handoff.departed, port)
+		d.forgetDeparted(port)
 		d.m.snatHandoffs.WithLabelValues("sent").Inc()
 		d.log.Info("handed a port's SNAT connections to its new host", "port", port, "to", to, "connections", len(dep.conns))
 	}

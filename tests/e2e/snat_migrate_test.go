@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/schema/sbdb"
 	"github.com/courier-sdn/courier/tools/sandbox"
 )
@@ -99,6 +100,77 @@ func TestSNATConnectionsFollowALiveMigration(t *testing.T) {
 	}
 }
 
+// #15: the old host's hostd dies between the port leaving it and the
+// port being bound elsewhere, and the connections it exported still
+// follow the port. They were in its memory only; now it also keeps them
+// in a pinned map, reads them back when it starts again and hands them
+// over once it sees the port bound to its new host.
+func TestSNATHandoffSurvivesTheOldHostsRestart(t *testing.T) {
+	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 2})
+	inet := e.s.InternetNS()
+	client := sandbox.InternetAddr.Addr().String()
+	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
+	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--chassis", "hv1")
+	e.vm("hv1", "vm1")
+	e.nb("snat-set", "blue", "internet", "203.0.113.100", "--block", "1024")
+	e.mustPing("vm1", client)
+
+	done := e.stream(t, "vm1", inet, client, 5298, 12)
+	time.Sleep(2 * time.Second)
+	hv1Log := filepath.Join(e.s.RunDir, "hostd-hv1.log")
+	e.liveMigrateHooks("vm1", "hv1", "hv2", func() {
+		// The interface is on hv2 now: hv1 exported the port's
+		// connections. It dies before the port is bound on hv2.
+		testenv.Eventually(t, 10*time.Second, "hv1 to export vm1's connections", func() error {
+			if b, _ := os.ReadFile(hv1Log); !strings.Contains(string(b), "a port translated by SNAT left; its connections wait") {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+		if err := e.s.KillHostd("hv1"); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range e.sbRows(sbdb.PortBindingTable, "logical_port", "chassis") {
+			if r["logical_port"] == "vm1" && fmt.Sprint(r["chassis"]) == "hv2" {
+				t.Fatalf("vm1 was bound to %v before hv1's hostd died: the guest announced itself early", r["chassis"])
+			}
+		}
+	}, func() {
+		time.Sleep(time.Second) // hv2 has bound it; nobody hands anything over
+		if n := len(e.sbRows(sbdb.SNATHandoffTable, "logical_port")); n != 0 {
+			t.Fatalf("%d handoffs written while hv1's hostd was dead", n)
+		}
+		if err := e.s.StartHostd("hv1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	e.waitHandoffs(func(n int) bool { return n == 0 }, "hv2 to install and delete the handoff")
+
+	rep, err := parseIperf(<-done)
+	if err != nil {
+		t.Fatalf("the stream did not survive the migration: %v", err)
+	}
+	n := len(rep.Intervals)
+	if n < 12 || rep.Intervals[n-1].Sum.Bytes == 0 || rep.Intervals[n-2].Sum.Bytes == 0 {
+		t.Errorf("the stream stopped: %d intervals, last ones %+v", n, rep.Intervals[max(0, n-3):])
+	}
+	b, _ := os.ReadFile(hv1Log)
+	if !strings.Contains(string(b), "a port translated by SNAT left before this restart") {
+		t.Error("hv1 did not read back vm1's connections after its restart")
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.s.RunDir, "hostd-hv2.log")); !strings.Contains(string(b), "installed a migrated port's SNAT connections") {
+		t.Error("hv2 installed no handed-off connections")
+	}
+	quiet := 0
+	for _, iv := range rep.Intervals {
+		if iv.Sum.Bytes == 0 {
+			quiet++
+		}
+	}
+	t.Logf("%.1f MB across a live migration whose source hostd was killed and restarted; %d seconds carried nothing",
+		rep.End.SumReceived.Bytes/1e6, quiet)
+}
+
 // waitHandoffs waits up to 15 s until the number of SNAT_Handoff rows
 // satisfies ok.
 func (e *env) waitHandoffs(ok func(int) bool, what string) {
@@ -119,6 +191,13 @@ func (e *env) waitHandoffs(ok func(int) bool, what string) {
 // requested there.
 func (e *env) liveMigrate(port, from, to string, bound func()) {
 	e.t.Helper()
+	e.liveMigrateHooks(port, from, to, nil, bound)
+}
+
+// liveMigrateHooks is liveMigrate, with prepared run (if not nil) once
+// the port is prepared on to, before the guest announces itself there.
+func (e *env) liveMigrateHooks(port, from, to string, prepared, bound func()) {
+	e.t.Helper()
 	if err := e.nbErr("sb", "port-set", port, "--migrating-to", to); err != nil { // southd may be stopped
 		e.t.Fatal(err)
 	}
@@ -130,6 +209,9 @@ func (e *env) liveMigrate(port, from, to string, bound func()) {
 		e.t.Fatal(err)
 	}
 	e.waitPrepared(port, to)
+	if prepared != nil {
+		prepared()
+	}
 	// QEMU's RARP on resuming: here the VM's next packet's ARP (or
 	// the ARP it sent already, which activated the port)
 	if _, err := e.s.Exec(port, "ip", "neigh", "flush", "all"); err != nil {
