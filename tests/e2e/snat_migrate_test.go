@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -246,4 +250,102 @@ func (e *env) waitPrepared(port, chassis string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// #15: a QEMU guest without an EIP live-migrates (QEMU's own migration,
+// vm-migrate) in the middle of a TCP stream to the internet through its
+// SNAT: its old host hands the connection to the new one, the stream
+// goes on from the same external address and port, and the server sees
+// no reset (busybox nc -l ends at one).
+func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
+	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 1})
+	inet := e.s.InternetNS()
+	server := sandbox.InternetAddr.Addr().String()
+	e.nb("vpc-add", "q", "--open", "--", "vxnet-add", "q", "qa", "10.7.1.0/24",
+		"--", "port-add", "qa", "g1", "02:00:00:07:01:0a", "10.7.1.10", "--chassis", "hv1")
+	e.nb("snat-set", "q", "internet", "203.0.113.100", "--block", "1024")
+	e.guests("hv1", "g1")
+	e.mustPing("g1", server)
+
+	srv := exec.Command("ip", "netns", "exec", inet, "busybox", "nc", "-l", "-p", "5400")
+	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var got lines
+	srv.Stdout = &got
+	// busybox nc ends the connection at the end of its input: give it none
+	in, hold, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stdin = in
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in.Close()
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Wait() }()
+	t.Cleanup(func() { syscall.Kill(-srv.Process.Pid, syscall.SIGKILL); <-srvDone; hold.Close() })
+	time.Sleep(300 * time.Millisecond)
+	ctx := t.Context()
+	if out, st, err := e.s.GuestExec(ctx, "g1", "(i=0; while i=$((i+1)); do echo $i; sleep 0.02; done | nc "+server+" 5400) >/dev/null 2>&1 &"); err != nil || st != 0 {
+		t.Fatalf("start the guest's stream: %v %d %s", err, st, out)
+	}
+	flows := func(what string) {
+		t.Helper()
+		before := got.count()
+		testenv.Eventually(t, 20*time.Second, what, func() error {
+			if n := got.count(); n <= before+10 {
+				return fmt.Errorf("the server has %d lines, %d before", n, before)
+			}
+			return nil
+		})
+	}
+	flows("the stream flows before the migration")
+	peer := func() string { // the stream's source as the server sees it
+		t.Helper()
+		out, err := exec.Command("ip", "netns", "exec", inet, "ss", "-Htn", "state", "established", "sport", "= :5400").CombinedOutput()
+		if f := strings.Fields(string(out)); err == nil && len(f) >= 4 && strings.Count(string(out), "\n") == 1 {
+			return f[len(f)-1]
+		}
+		t.Fatalf("the server's connections: %v\n%s", err, out)
+		return ""
+	}
+	from := peer()
+	m, err := e.s.MigrateVMTimed(ctx, "g1", "hv2", sandbox.MigrationParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows("the stream goes on after the migration")
+	select {
+	case err := <-srvDone:
+		srvDone <- err
+		t.Fatalf("the server's connection ended: %v", err)
+	default:
+	}
+	if after := peer(); after != from {
+		t.Errorf("the stream came from %s, now from %s", from, after)
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.s.RunDir, "hostd-hv2.log")); !strings.Contains(string(b), "installed a migrated port's SNAT connections") {
+		t.Error("hv2 installed no handed-off connections")
+	}
+	t.Logf("stream from %s kept across QEMU's migration (downtime %s, bound %s after it completed); %d lines so far",
+		from, m.Downtime, m.Activated, got.count())
+}
+
+// lines counts the lines written to it.
+type lines struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n += bytes.Count(p, []byte("\n"))
+	return len(p), nil
+}
+
+func (l *lines) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
 }
