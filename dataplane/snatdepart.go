@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -77,7 +76,8 @@ func (d *Datapath) SNATKeepDeparted(port string, at time.Time, conns []SNATHando
 	if err := d.SNATForgetDeparted(port); err != nil {
 		return err
 	}
-	var errs []error
+	keys := make([]snatDepartKey, 0, len(conns))
+	vals := make([]snatDepartVal, 0, len(conns))
 	for _, c := range conns {
 		if !c.Remote.Is4() || !c.Ext.Is4() {
 			continue
@@ -88,12 +88,9 @@ func (d *Datapath) SNATKeepDeparted(port string, at time.Time, conns []SNATHando
 		if c.Closing {
 			v.Flags = snatClosing
 		}
-		if err := d.departed.put(k, v); err != nil {
-			errs = append(errs, err)
-			break // the map is full: the rest would fail too
-		}
+		keys, vals = append(keys, k), append(vals, v)
 	}
-	return errors.Join(errs...)
+	return d.departed.putAll(keys, vals)
 }
 
 // SNATDeparted reads back every departed port's connections.
@@ -122,11 +119,11 @@ func (d *Datapath) SNATForgetDeparted(port string) error {
 	}
 	var name [64]byte
 	copy(name[:], port)
-	var errs []error
+	var keys []snatDepartKey
 	for k := range entries {
 		if k.Port == name {
-			errs = append(errs, d.departed.delete(k))
+			keys = append(keys, k)
 		}
 	}
-	return errors.Join(errs...)
+	return d.departed.deleteAll(keys)
 }
