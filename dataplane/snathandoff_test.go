@@ -1,6 +1,8 @@
 package dataplane
 
 import (
+	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -133,5 +135,42 @@ func TestSNATDepartedSurviveAReload(t *testing.T) {
 	}
 	if got, err := d2.SNATDeparted(); err != nil || len(got) != 1 || len(got[long].Conns) != 1 {
 		t.Errorf("after forgetting vm1: %v, %v; want only %s's", got, err, long)
+	}
+}
+
+// What saving a departed port's connections costs the reconcile that
+// removes the port, at a port's quota (32,768), and reading them back
+// and forgetting them. A measurement, not a check: it runs only when
+// asked, COURIER_MEASURE=1 go test ./dataplane -run TestSNATDepartedCost -v.
+func TestSNATDepartedCost(t *testing.T) {
+	if os.Getenv("COURIER_MEASURE") == "" {
+		t.Skip("a measurement: set COURIER_MEASURE=1")
+	}
+	inNetns(t)
+	underlay(t, hubIP)
+	d := loadTest(t, Config{VTEP: hubIP})
+	var conns []SNATHandoffConn
+	for i := range 32768 {
+		conns = append(conns, SNATHandoffConn{Proto: protoTCP, Port: uint16(10000 + i), Remote: netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}),
+			RPort: 80, Ext: snatAddr, EPort: uint16(1024 + i)})
+	}
+	for range 3 {
+		start := time.Now()
+		if err := d.SNATKeepDeparted("vm1", time.Now(), conns); err != nil {
+			t.Fatal(err)
+		}
+		kept := time.Since(start)
+		start = time.Now()
+		got, err := d.SNATDeparted()
+		if err != nil || len(got["vm1"].Conns) != len(conns) {
+			t.Fatalf("read back %d, %v", len(got["vm1"].Conns), err)
+		}
+		read := time.Since(start)
+		start = time.Now()
+		if err := d.SNATForgetDeparted("vm1"); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d connections: saved in %v, read back in %v, forgotten in %v", len(conns), kept.Round(time.Millisecond),
+			read.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	}
 }
