@@ -147,6 +147,10 @@ func (d *Daemon) loadDeparted() error {
 		return fmt.Errorf("read departed ports' SNAT connections: %w", err)
 	}
 	for port, dep := range deps {
+		if time.Since(dep.At) > handoffGrace {
+			d.forgetDeparted(port) // too old to hand over (hostd was down long)
+			continue
+		}
 		d.handoff.departed[port] = departedSNAT{conns: dep.Conns, at: dep.At}
 		d.log.Info("a port translated by SNAT left before this restart; its connections wait for its new host", "port", port,
 			"connections", len(dep.Conns), "left", time.Since(dep.At).Round(time.Millisecond))
