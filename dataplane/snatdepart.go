@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -126,4 +127,26 @@ func (d *Datapath) SNATForgetDeparted(port string) error {
 		}
 	}
 	return d.departed.deleteAll(keys)
+}
+
+// SNATPortID is who a port translated here was: its VPC and address.
+type SNATPortID struct {
+	VPC  uint32
+	Addr netip.Addr
+}
+
+// SNATTranslated lists the ports the data plane translates, by ifindex,
+// as the last Apply left them: before a restarted hostd's first Apply,
+// as the previous hostd left them, which names a port whose interface
+// left while hostd was down (its connections are still in the maps).
+func (d *Datapath) SNATTranslated() (map[int]SNATPortID, error) {
+	ports, err := d.snatPortsT().dump()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]SNATPortID, len(ports))
+	for ifindex, p := range ports {
+		out[int(ifindex)] = SNATPortID{VPC: p.Vpc, Addr: fromBE32(p.Addr)}
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package hostd
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,6 +67,9 @@ type SNATHandoffUser interface {
 	SNATKeepDeparted(port string, at time.Time, conns []dataplane.SNATHandoffConn) error
 	SNATDeparted() (map[string]dataplane.SNATDeparture, error)
 	SNATForgetDeparted(port string) error
+	// the ports it translates, as the last apply (maybe the previous
+	// hostd's) left them
+	SNATTranslated() (map[int]dataplane.SNATPortID, error)
 }
 
 // departedSNAT is a port that stopped being translated here, with its
@@ -85,6 +89,10 @@ type snatHandoff struct {
 	// knows (originKey)
 	origin map[string]portOrigin
 	loaded bool // origin read back from external_ids
+	// before: the ports the data plane translated when this hostd
+	// started, until its first apply: one whose interface left while
+	// hostd was down is exported then
+	before map[int]dataplane.SNATPortID
 }
 
 type portOrigin struct {
@@ -97,8 +105,9 @@ type portOrigin struct {
 const originKey = "snat-handoff-from:"
 
 // exportDeparted records the connections of the local SNAT ports that
-// the next apply (st) no longer translates. Called before the apply.
-func (d *Daemon) exportDeparted(st *dataplane.State) {
+// the next apply (st) no longer translates, among pbs. Called before the
+// apply.
+func (d *Daemon) exportDeparted(ctx context.Context, st *dataplane.State, pbs []*sbdb.PortBinding) {
 	du, ok := d.dp.(SNATHandoffUser)
 	if !ok {
 		return
@@ -109,6 +118,11 @@ func (d *Daemon) exportDeparted(st *dataplane.State) {
 		prev[ifindex] = pb.LogicalPort
 	}
 	d.snatMu.Unlock()
+	for ifindex, port := range d.nameBefore(ctx, pbs) {
+		if _, ok := prev[ifindex]; !ok {
+			prev[ifindex] = port
+		}
+	}
 	still := map[string]bool{}
 	for _, p := range st.SNATPorts {
 		still[d.byIndex[p.Ifindex]] = true
@@ -135,13 +149,65 @@ func (d *Daemon) exportDeparted(st *dataplane.State) {
 	}
 }
 
+// nameBefore names the ports the previous hostd left translated (after
+// a restart, once): by their VPC and address, among the bindings this
+// host monitors, else (a port that left while hostd was down is no
+// longer requested here once its migration ended) as the southbound
+// says, one select each.
+func (d *Daemon) nameBefore(ctx context.Context, pbs []*sbdb.PortBinding) map[int]string {
+	if len(d.handoff.before) == 0 {
+		return nil
+	}
+	out := map[int]string{}
+	byAddr := map[dataplane.SNATPortID]string{}
+	for _, pb := range pbs {
+		if a, err := netip.ParseAddr(first(pb.IPs)); err == nil {
+			byAddr[dataplane.SNATPortID{VPC: uint32(pb.Vpc), Addr: a}] = pb.LogicalPort
+		}
+	}
+	for ifindex, id := range d.handoff.before {
+		if port, ok := byAddr[id]; ok {
+			out[ifindex] = port
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		res, err := ops.Transact(cctx, d.base, sbops.SelectPortBindingByAddress(int(id.VPC), id.Addr.String()))
+		cancel()
+		if err != nil || len(res) == 0 {
+			d.log.Warn("name a port translated before this restart", "vpc", id.VPC, "address", id.Addr, "err", err)
+			continue
+		}
+		for _, r := range res[0].Rows {
+			if ips := ops.StringSet(r["ips"]); len(ips) > 0 && ips[0] == id.Addr.String() {
+				out[ifindex], _ = r["logical_port"].(string)
+			}
+		}
+	}
+	d.handoff.before = nil
+	return out
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
 // loadDeparted reads back what departed ports left here before a
-// restart: their connections wait for the port's new host as before.
+// restart: their connections wait for the port's new host as before;
+// and which ports the data plane translated, for the first apply to
+// export those that left while hostd was down.
 func (d *Daemon) loadDeparted() error {
 	du, ok := d.dp.(SNATHandoffUser)
 	if !ok {
 		return nil
 	}
+	before, err := du.SNATTranslated()
+	if err != nil {
+		return fmt.Errorf("read the ports translated by SNAT: %w", err)
+	}
+	d.handoff.before = before
 	deps, err := du.SNATDeparted()
 	if err != nil {
 		return fmt.Errorf("read departed ports' SNAT connections: %w", err)
