@@ -108,7 +108,9 @@ func TestSNATConnectionsFollowALiveMigration(t *testing.T) {
 // port being bound elsewhere, and the connections it exported still
 // follow the port. They were in its memory only; now it also keeps them
 // in a pinned map, reads them back when it starts again and hands them
-// over once it sees the port bound to its new host.
+// over once it sees the port bound to its new host. (A hostd dead
+// before the port leaves is TestQEMULiveMigrationKeepsASNATStream's: a
+// namespace VM's interface would carry the dead hostd's program along.)
 func TestSNATHandoffSurvivesTheOldHostsRestart(t *testing.T) {
 	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 2})
 	inet := e.s.InternetNS()
@@ -121,16 +123,10 @@ func TestSNATHandoffSurvivesTheOldHostsRestart(t *testing.T) {
 
 	done := e.stream(t, "vm1", inet, client, 5298, 12)
 	time.Sleep(2 * time.Second)
-	hv1Log := filepath.Join(e.s.RunDir, "hostd-hv1.log")
 	e.liveMigrateHooks("vm1", "hv1", "hv2", func() {
 		// The interface is on hv2 now: hv1 exported the port's
 		// connections. It dies before the port is bound on hv2.
-		testenv.Eventually(t, 10*time.Second, "hv1 to export vm1's connections", func() error {
-			if b, _ := os.ReadFile(hv1Log); !strings.Contains(string(b), "a port translated by SNAT left; its connections wait") {
-				return fmt.Errorf("not yet")
-			}
-			return nil
-		})
+		e.waitLog("hv1", "a port translated by SNAT left; its connections wait", "hv1 to export vm1's connections")
 		if err := e.s.KillHostd("hv1"); err != nil {
 			t.Fatal(err)
 		}
@@ -148,7 +144,10 @@ func TestSNATHandoffSurvivesTheOldHostsRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	e.waitHandoffs(func(n int) bool { return n == 0 }, "hv2 to install and delete the handoff")
+	e.waitLog("hv2", "installed a migrated port's SNAT connections", "hv2 to install what the restarted hv1 handed over")
+	if !strings.Contains(e.hostdLog("hv1"), "a port translated by SNAT left before this restart") {
+		t.Error("hv1 did not read back vm1's connections after its restart")
+	}
 
 	rep, err := parseIperf(<-done)
 	if err != nil {
@@ -158,13 +157,6 @@ func TestSNATHandoffSurvivesTheOldHostsRestart(t *testing.T) {
 	if n < 12 || rep.Intervals[n-1].Sum.Bytes == 0 || rep.Intervals[n-2].Sum.Bytes == 0 {
 		t.Errorf("the stream stopped: %d intervals, last ones %+v", n, rep.Intervals[max(0, n-3):])
 	}
-	b, _ := os.ReadFile(hv1Log)
-	if !strings.Contains(string(b), "a port translated by SNAT left before this restart") {
-		t.Error("hv1 did not read back vm1's connections after its restart")
-	}
-	if b, _ := os.ReadFile(filepath.Join(e.s.RunDir, "hostd-hv2.log")); !strings.Contains(string(b), "installed a migrated port's SNAT connections") {
-		t.Error("hv2 installed no handed-off connections")
-	}
 	quiet := 0
 	for _, iv := range rep.Intervals {
 		if iv.Sum.Bytes == 0 {
@@ -173,6 +165,23 @@ func TestSNATHandoffSurvivesTheOldHostsRestart(t *testing.T) {
 	}
 	t.Logf("%.1f MB across a live migration whose source hostd was killed and restarted; %d seconds carried nothing",
 		rep.End.SumReceived.Bytes/1e6, quiet)
+}
+
+// hostdLog is a host's hostd log so far.
+func (e *env) hostdLog(host string) string {
+	b, _ := os.ReadFile(filepath.Join(e.s.RunDir, "hostd-"+host+".log"))
+	return string(b)
+}
+
+// waitLog waits up to 15 s until a host's hostd logged line.
+func (e *env) waitLog(host, line, what string) {
+	e.t.Helper()
+	testenv.Eventually(e.t, 15*time.Second, what, func() error {
+		if !strings.Contains(e.hostdLog(host), line) {
+			return fmt.Errorf("not in hostd-%s.log yet", host)
+		}
+		return nil
+	})
 }
 
 // waitHandoffs waits up to 15 s until the number of SNAT_Handoff rows
@@ -256,7 +265,8 @@ func (e *env) waitPrepared(port, chassis string) {
 // vm-migrate) in the middle of a TCP stream to the internet through its
 // SNAT: its old host hands the connection to the new one, the stream
 // goes on from the same external address and port, and the server sees
-// no reset (busybox nc -l ends at one).
+// no reset (busybox nc -l ends at one). Then back, with its old host's
+// hostd dead before the guest leaves.
 func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
 	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 1})
 	inet := e.s.InternetNS()
@@ -324,11 +334,38 @@ func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
 	if after := peer(); after != from {
 		t.Errorf("the stream came from %s, now from %s", from, after)
 	}
-	if b, _ := os.ReadFile(filepath.Join(e.s.RunDir, "hostd-hv2.log")); !strings.Contains(string(b), "installed a migrated port's SNAT connections") {
+	if !strings.Contains(e.hostdLog("hv2"), "installed a migrated port's SNAT connections") {
 		t.Error("hv2 installed no handed-off connections")
 	}
 	t.Logf("stream from %s kept across QEMU's migration (downtime %s, bound %s after it completed); %d lines so far",
 		from, m.Downtime, m.Activated, got.count())
+
+	// And back, with hv2's hostd dead before the guest leaves it (its
+	// tap goes, the migration ends): the restarted hostd finds the port
+	// among those its data plane still translates, named by the
+	// southbound, and hands its connections to hv1 then.
+	if err := e.s.KillHostd("hv2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.MigrateVMTimed(ctx, "g1", "hv1", sandbox.MigrationParams()); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	if err := e.s.StartHostd("hv2"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitLog("hv1", "installed a migrated port's SNAT connections", "hv1 to install what the restarted hv2 handed over")
+	t.Logf("hv1 installed what hv2 handed over %v after hv2's hostd was started again", time.Since(restarted).Round(time.Millisecond))
+	flows("the stream goes on after the migration back")
+	select {
+	case err := <-srvDone:
+		srvDone <- err
+		t.Fatalf("the server's connection ended: %v", err)
+	default:
+	}
+	if after := peer(); after != from {
+		t.Errorf("the stream came from %s, now from %s", from, after)
+	}
 }
 
 // lines counts the lines written to it.
