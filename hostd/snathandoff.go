@@ -27,11 +27,14 @@ import (
 //     port's connections from its maps (before the apply that removes the
 //     port, so before any sweep forgets them) and keeps them for
 //     handoffGrace, in memory and in a pinned map (SNATKeepDeparted),
-//     from which a hostd restarted meanwhile reads them back. As soon as it sees the binding bound to another
-//     chassis (the port is still requested here, as during a live
-//     migration: namespace moves keep requested_chassis, vm-migrate
-//     until it ends the migration), it inserts SNAT_Handoff rows for
-//     that chassis, handoffChunk connections a row, in one transaction.
+//     from which a hostd restarted meanwhile reads them back; a port
+//     that left while hostd was down is exported by the restarted
+//     hostd's first apply (nameBefore). As soon as it sees the binding
+//     bound to another chassis (the port is still requested here, as
+//     during a live migration: namespace moves keep requested_chassis,
+//     vm-migrate until it ends the migration), it inserts SNAT_Handoff
+//     rows for that chassis, handoffChunk connections a row, in one
+//     transaction.
 //   - The new host monitors the rows naming it. Once the port is bound
 //     here and translated (its blocks applied), it installs them under
 //     its own ifindex (dataplane.SNATImport: only connections within
