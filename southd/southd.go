@@ -1,9 +1,11 @@
 // Package southd keeps the southbound true to the running world, where
 // northd only compiles intent: which chassis are alive (from their
 // heartbeats), which chassis serve as each VPC's hubs, which port holds a
-// contested virtual IP, which learned bindings have gone stale, and how far
-// the live hosts have applied the northbound (NB_Global.hv_cfg). Each of
-// these is decided once, here, instead of by every host.
+// contested virtual IP, which learned bindings have gone stale, how far
+// the live hosts have applied the northbound (NB_Global.hv_cfg), which
+// SNAT port blocks each port holds (snat.go) and which SNAT handoffs no
+// host will ever install (handoff.go). Each of these is decided once,
+// here, instead of by every host.
 //
 // Like northd it runs active/standby: the instance holding the southbound
 // lock "courier_southd" decides and writes; its writes are fenced by the
