@@ -125,7 +125,9 @@ type Datapath struct {
 	underlay    link.Link
 	underlayIdx int
 	ports       map[int]link.Link // by ifindex
-	applied     *compiled
+	// departed: the SNAT connections of ports that left (snatdepart.go)
+	departed table[snatDepartKey, snatDepartVal]
+	applied  *compiled
 	// vpcEIPsKey is State.VPCEIPsKey of the last successful Apply.
 	vpcEIPsKey string
 	// hubTable is the BindingTable the hub map was last written from
@@ -175,7 +177,12 @@ func Load(cfg Config) (*Datapath, error) {
 	if err := d.loadObjects(); err != nil {
 		return nil, err
 	}
+	if err := d.openSNATDepart(); err != nil {
+		d.objs.Close()
+		return nil, err
+	}
 	if err := d.attachTunnel(); err != nil {
+		d.departed.m.Close()
 		d.objs.Close()
 		return nil, err
 	}
@@ -299,7 +306,7 @@ func (d *Datapath) unpinStale(spec *ebpf.CollectionSpec) {
 		return
 	}
 	for _, e := range entries {
-		if name := e.Name(); !e.IsDir() && isPinned(name) && spec.Maps[name] == nil {
+		if name := e.Name(); !e.IsDir() && isPinned(name) && spec.Maps[name] == nil && !goPinned[name] {
 			if err := os.Remove(filepath.Join(d.pinDir, name)); err == nil {
 				d.log.Info("removed the pin of a map this version no longer has", "map", name)
 			}
@@ -437,6 +444,9 @@ func (d *Datapath) Close() error {
 	}
 	d.closeUplink(false)
 	d.closeUnderlay(false)
+	if d.departed.m != nil {
+		d.departed.m.Close()
+	}
 	return d.objs.Close()
 }
 

@@ -37,6 +37,44 @@ func (t table[K, V]) lookup(k K) (V, bool) {
 	return v, true
 }
 
+// putAll writes keys[i] = vals[i], a batch of dumpBatch a system call
+// (one by one where the kernel has no batches for the map's type); it
+// stops at the first failure (a full map fails the rest too).
+func (t table[K, V]) putAll(keys []K, vals []V) error {
+	for len(keys) > 0 {
+		n := min(len(keys), dumpBatch)
+		if _, err := t.m.BatchUpdate(keys[:n], vals[:n], nil); err != nil {
+			if !errors.Is(err, ebpf.ErrNotSupported) {
+				return fmt.Errorf("%s: update %d entries: %w", t.name, n, err)
+			}
+			for i := range n {
+				if err := t.put(keys[i], vals[i]); err != nil {
+					return err
+				}
+			}
+		}
+		keys, vals = keys[n:], vals[n:]
+	}
+	return nil
+}
+
+// deleteAll removes keys, in batches as putAll writes; a key that is not
+// there is no failure.
+func (t table[K, V]) deleteAll(keys []K) error {
+	var errs []error
+	for len(keys) > 0 {
+		n := min(len(keys), dumpBatch)
+		if _, err := t.m.BatchDelete(keys[:n], nil); err != nil {
+			// one by one: a batch stops at a key already gone
+			for _, k := range keys[:n] {
+				errs = append(errs, t.delete(k))
+			}
+		}
+		keys = keys[n:]
+	}
+	return errors.Join(errs...)
+}
+
 // dump reads the whole map: in batches of dumpBatch entries, a system
 // call each (a hub's 64,000 bindings one by one took two system calls
 // an entry, most of an idle hub's minute-by-minute full comparison), or

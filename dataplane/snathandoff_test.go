@@ -1,8 +1,12 @@
 package dataplane
 
 import (
+	"net/netip"
+	"os"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // A live-migrated port's SNAT connections follow it (#15): what one
@@ -75,4 +79,98 @@ func TestSNATHandoffRoundTrip(t *testing.T) {
 			t.Errorf("sweep %+v %v: want the 2 adopted connections live", st, err)
 		}
 	})
+}
+
+// A departed port's connections outlive its host's hostd (#15): saved
+// in the pinned snat_depart_v1, they are read back by a data plane
+// loaded again from the same pins, a port saved again replaces what it
+// had, and a port forgotten leaves the others'.
+func TestSNATDepartedSurviveAReload(t *testing.T) {
+	inNetns(t)
+	underlay(t, hubIP)
+	d := loadTest(t, Config{VTEP: hubIP})
+	at := time.UnixMilli(time.Now().UnixMilli())
+	conns := []SNATHandoffConn{
+		{Proto: protoTCP, Port: 40000, Remote: server, RPort: 80, Ext: snatAddr, EPort: 1030},
+		{Proto: protoUDP, Port: 5353, Remote: server, RPort: 53, Ext: snatAddr, EPort: 1031, Closing: true},
+	}
+	long := strings.Repeat("p", 64) // the schema's longest port name
+	before := []SNATHandoffConn{{Proto: protoTCP, Port: 41000, Remote: server, RPort: 443, Ext: snatAddr, EPort: 1029}}
+	if err := d.SNATKeepDeparted("vm1", at.Add(-time.Minute), before); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SNATKeepDeparted("vm1", at, conns); err != nil { // replaces
+		t.Fatal(err)
+	}
+	if err := d.SNATKeepDeparted(long, at.Add(time.Second), conns[1:]); err != nil {
+		t.Fatal(err)
+	}
+	cfg := d.cfg
+	d.Close()
+	d2, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d2.Destroy() })
+	got, err := d2.SNATDeparted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sortConns := func(cs []SNATHandoffConn) []SNATHandoffConn {
+		slices.SortFunc(cs, func(a, b SNATHandoffConn) int { return int(a.Port) - int(b.Port) })
+		return cs
+	}
+	want := map[string]SNATDeparture{"vm1": {At: at, Conns: conns}, long: {At: at.Add(time.Second), Conns: conns[1:]}}
+	if len(got) != len(want) {
+		t.Fatalf("read back %v, want %v", got, want)
+	}
+	for port, w := range want {
+		g := got[port]
+		if !g.At.Equal(w.At) || !slices.Equal(sortConns(g.Conns), sortConns(slices.Clone(w.Conns))) {
+			t.Errorf("%s read back as %+v, want %+v", port, g, w)
+		}
+	}
+	if err := d2.SNATForgetDeparted("vm1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d2.SNATDeparted(); err != nil || len(got) != 1 || len(got[long].Conns) != 1 {
+		t.Errorf("after forgetting vm1: %v, %v; want only %s's", got, err, long)
+	}
+}
+
+// What saving a departed port's connections costs the reconcile that
+// removes the port, at a port's quota (32,768), and reading them back
+// and forgetting them. A measurement, not a check: it runs only when
+// asked, COURIER_MEASURE=1 go test ./dataplane -run TestSNATDepartedCost -v.
+func TestSNATDepartedCost(t *testing.T) {
+	if os.Getenv("COURIER_MEASURE") == "" {
+		t.Skip("a measurement: set COURIER_MEASURE=1")
+	}
+	inNetns(t)
+	underlay(t, hubIP)
+	d := loadTest(t, Config{VTEP: hubIP})
+	var conns []SNATHandoffConn
+	for i := range 32768 {
+		conns = append(conns, SNATHandoffConn{Proto: protoTCP, Port: uint16(10000 + i), Remote: netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}),
+			RPort: 80, Ext: snatAddr, EPort: uint16(1024 + i)})
+	}
+	for range 3 {
+		start := time.Now()
+		if err := d.SNATKeepDeparted("vm1", time.Now(), conns); err != nil {
+			t.Fatal(err)
+		}
+		kept := time.Since(start)
+		start = time.Now()
+		got, err := d.SNATDeparted()
+		if err != nil || len(got["vm1"].Conns) != len(conns) {
+			t.Fatalf("read back %d, %v", len(got["vm1"].Conns), err)
+		}
+		read := time.Since(start)
+		start = time.Now()
+		if err := d.SNATForgetDeparted("vm1"); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d connections: saved in %v, read back in %v, forgotten in %v", len(conns), kept.Round(time.Millisecond),
+			read.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	}
 }

@@ -249,6 +249,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.dp = dp
 	d.m.attach(dp)
 	defer dp.Close()
+	if err := d.loadDeparted(); err != nil { // snathandoff.go
+		// forwarding matters more: those ports' connections break
+		d.log.Error("departed ports' SNAT connections are lost", "err", err)
+	}
 	if mtu, err := dataplane.UnderlayMTU(d.cfg.EncapIP); err == nil {
 		d.mtu = mtu - dataplane.VXLANOverhead
 	}

@@ -73,7 +73,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		snatDemand: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_snat_demand_changes_total",
 			Help: "Times this host asked southd for another number of SNAT port blocks for one of its ports (Port_Binding.snat_demand)."}),
 		snatHandoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "courier_hostd_snat_handoffs_total",
-			Help: "SNAT_Handoff rows (a live-migrated port's SNAT connections) by outcome: sent (written by the port's old host), installed, failed (some connections could not be written into its maps) and refused (by its new host), expired (deleted unused after two minutes)."}, []string{"outcome"}),
+			Help: "SNAT_Handoff rows (a live-migrated port's SNAT connections) by outcome: sent (written by the port's old host), installed, failed (some connections could not be written into its maps) and refused (by its new host), expired (deleted unused after two minutes); unsaved (a departed port's connections not saved for a restart of hostd)."}, []string{"outcome"}),
 		linkResyncs: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_interface_watch_resyncs_total",
 			Help: "Times the kernel ended the interface watch (its buffer overflowed) and every interface was read again."}),
 	}

@@ -78,7 +78,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		return
 	}
 	computed := time.Now()
-	d.exportDeparted(st) // snathandoff.go: before the apply forgets them
+	d.exportDeparted(ctx, st, pbs) // snathandoff.go: before the apply forgets them
 	as, err := d.dp.Apply(st)
 	applied := time.Now()
 	d.m.reconcile(time.Since(start), as, err, len(flowErrs))

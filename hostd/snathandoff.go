@@ -3,6 +3,7 @@ package hostd
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,11 +26,15 @@ import (
 //   - The old host, when a port leaves its SNAT ports, exports the
 //     port's connections from its maps (before the apply that removes the
 //     port, so before any sweep forgets them) and keeps them for
-//     handoffGrace. As soon as it sees the binding bound to another
-//     chassis (the port is still requested here, as during a live
-//     migration: namespace moves keep requested_chassis, vm-migrate
-//     until it ends the migration), it inserts SNAT_Handoff rows for
-//     that chassis, handoffChunk connections a row, in one transaction.
+//     handoffGrace, in memory and in a pinned map (SNATKeepDeparted),
+//     from which a hostd restarted meanwhile reads them back; a port
+//     that left while hostd was down is exported by the restarted
+//     hostd's first apply (nameBefore). As soon as it sees the binding
+//     bound to another chassis (the port is still requested here, as
+//     during a live migration: namespace moves keep requested_chassis,
+//     vm-migrate until it ends the migration), it inserts SNAT_Handoff
+//     rows for that chassis, handoffChunk connections a row, in one
+//     transaction.
 //   - The new host monitors the rows naming it. Once the port is bound
 //     here and translated (its blocks applied), it installs them under
 //     its own ifindex (dataplane.SNATImport: only connections within
@@ -60,6 +65,14 @@ const (
 type SNATHandoffUser interface {
 	SNATExport(ifindex int) ([]dataplane.SNATHandoffConn, error)
 	SNATImport(ifindex int, conns []dataplane.SNATHandoffConn) (int, int, error)
+	// Departed ports' connections, kept where a restarted hostd finds
+	// them (a pinned map)
+	SNATKeepDeparted(port string, at time.Time, conns []dataplane.SNATHandoffConn) error
+	SNATDeparted() (map[string]dataplane.SNATDeparture, error)
+	SNATForgetDeparted(port string) error
+	// the ports it translates, as the last apply (maybe the previous
+	// hostd's) left them
+	SNATTranslated() (map[int]dataplane.SNATPortID, error)
 }
 
 // departedSNAT is a port that stopped being translated here, with its
@@ -79,6 +92,10 @@ type snatHandoff struct {
 	// knows (originKey)
 	origin map[string]portOrigin
 	loaded bool // origin read back from external_ids
+	// before: the ports the data plane translated when this hostd
+	// started, until its first apply: one whose interface left while
+	// hostd was down is exported then
+	before map[int]dataplane.SNATPortID
 }
 
 type portOrigin struct {
@@ -91,8 +108,9 @@ type portOrigin struct {
 const originKey = "snat-handoff-from:"
 
 // exportDeparted records the connections of the local SNAT ports that
-// the next apply (st) no longer translates. Called before the apply.
-func (d *Daemon) exportDeparted(st *dataplane.State) {
+// the next apply (st) no longer translates, among pbs. Called before the
+// apply.
+func (d *Daemon) exportDeparted(ctx context.Context, st *dataplane.State, pbs []*sbdb.PortBinding) {
 	du, ok := d.dp.(SNATHandoffUser)
 	if !ok {
 		return
@@ -103,6 +121,11 @@ func (d *Daemon) exportDeparted(st *dataplane.State) {
 		prev[ifindex] = pb.LogicalPort
 	}
 	d.snatMu.Unlock()
+	for ifindex, port := range d.nameBefore(ctx, pbs) {
+		if _, ok := prev[ifindex]; !ok {
+			prev[ifindex] = port
+		}
+	}
 	still := map[string]bool{}
 	for _, p := range st.SNATPorts {
 		still[d.byIndex[p.Ifindex]] = true
@@ -117,8 +140,100 @@ func (d *Daemon) exportDeparted(st *dataplane.State) {
 			continue
 		}
 		if len(conns) > 0 {
-			d.handoff.departed[port] = departedSNAT{conns: conns, at: time.Now()}
+			at := time.Now()
+			d.handoff.departed[port] = departedSNAT{conns: conns, at: at}
 			d.log.Info("a port translated by SNAT left; its connections wait for its new host", "port", port, "connections", len(conns))
+			if err := du.SNATKeepDeparted(port, at, conns); err != nil {
+				// handed over all the same, unless hostd restarts first
+				d.m.snatHandoffs.WithLabelValues("unsaved").Inc()
+				d.log.Warn("save a departed port's SNAT connections for a restart", "port", port, "err", err)
+			}
+		}
+	}
+}
+
+// nameBefore names the ports the previous hostd left translated (after
+// a restart, once): by their VPC and address, among the bindings this
+// host monitors, else (a port that left while hostd was down is no
+// longer requested here once its migration ended) as the southbound
+// says, one select each.
+func (d *Daemon) nameBefore(ctx context.Context, pbs []*sbdb.PortBinding) map[int]string {
+	if len(d.handoff.before) == 0 {
+		return nil
+	}
+	out := map[int]string{}
+	byAddr := map[dataplane.SNATPortID]string{}
+	for _, pb := range pbs {
+		if a, err := netip.ParseAddr(first(pb.IPs)); err == nil {
+			byAddr[dataplane.SNATPortID{VPC: uint32(pb.Vpc), Addr: a}] = pb.LogicalPort
+		}
+	}
+	for ifindex, id := range d.handoff.before {
+		if port, ok := byAddr[id]; ok {
+			out[ifindex] = port
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		res, err := ops.Transact(cctx, d.base, sbops.SelectPortBindingByAddress(int(id.VPC), id.Addr.String()))
+		cancel()
+		if err != nil || len(res) == 0 {
+			d.log.Warn("name a port translated before this restart", "vpc", id.VPC, "address", id.Addr, "err", err)
+			continue
+		}
+		for _, r := range res[0].Rows {
+			if ips := ops.StringSet(r["ips"]); len(ips) > 0 && ips[0] == id.Addr.String() {
+				out[ifindex], _ = r["logical_port"].(string)
+			}
+		}
+	}
+	d.handoff.before = nil
+	return out
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// loadDeparted reads back what departed ports left here before a
+// restart: their connections wait for the port's new host as before;
+// and which ports the data plane translated, for the first apply to
+// export those that left while hostd was down.
+func (d *Daemon) loadDeparted() error {
+	du, ok := d.dp.(SNATHandoffUser)
+	if !ok {
+		return nil
+	}
+	before, err := du.SNATTranslated()
+	if err != nil {
+		return fmt.Errorf("read the ports translated by SNAT: %w", err)
+	}
+	d.handoff.before = before
+	deps, err := du.SNATDeparted()
+	if err != nil {
+		return fmt.Errorf("read departed ports' SNAT connections: %w", err)
+	}
+	for port, dep := range deps {
+		if time.Since(dep.At) > handoffGrace {
+			d.forgetDeparted(port) // too old to hand over (hostd was down long)
+			continue
+		}
+		d.handoff.departed[port] = departedSNAT{conns: dep.Conns, at: dep.At}
+		d.log.Info("a port translated by SNAT left before this restart; its connections wait for its new host", "port", port,
+			"connections", len(dep.Conns), "left", time.Since(dep.At).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// forgetDeparted drops what port left here: handed over, or no longer
+// wanted.
+func (d *Daemon) forgetDeparted(port string) {
+	delete(d.handoff.departed, port)
+	if du, ok := d.dp.(SNATHandoffUser); ok {
+		if err := du.SNATForgetDeparted(port); err != nil {
+			d.log.Warn("forget a departed port's saved SNAT connections", "port", port, "err", err)
 		}
 	}
 }
@@ -137,12 +252,12 @@ func (d *Daemon) sendDeparted(ctx context.Context, byName map[string]*sbdb.PortB
 			unseen = true
 		}
 		if !exists {
-			delete(d.handoff.departed, port) // the port was deleted
+			d.forgetDeparted(port) // the port was deleted
 			continue
 		}
 		if to == "" || to == me {
 			if time.Since(dep.at) > handoffGrace {
-				delete(d.handoff.departed, port)
+				d.forgetDeparted(port)
 			}
 			continue
 		}
@@ -151,7 +266,7 @@ func (d *Daemon) sendDeparted(ctx context.Context, byName map[string]*sbdb.PortB
 			d.log.Warn("hand a port's SNAT connections to its new host", "port", port, "to", to, "err", err)
 			continue
 		}
-		delete(d.handoff.departed, port)
+		d.forgetDeparted(port)
 		d.m.snatHandoffs.WithLabelValues("sent").Inc()
 		d.log.Info("handed a port's SNAT connections to its new host", "port", port, "to", to, "connections", len(dep.conns))
 	}

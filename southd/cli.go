@@ -18,7 +18,8 @@ intent: which chassis are alive (from their heartbeats), which live
 hub-role chassis serve each VPC's hubs (kept stable, balanced, replaced
 when one dies), which port holds a contested virtual IP (the newest
 announcement), which learned bindings are not allowed or have gone stale,
-and NB_Global.hv_cfg, the configuration every live host has applied.
+NB_Global.hv_cfg, the configuration every live host has applied, SNAT
+port blocks, and which SNAT handoffs nobody will ever install.
 
 Several instances may run; the one holding the southbound lock
 "courier_southd" decides, the others stand by.`,
@@ -27,6 +28,8 @@ Several instances may run; the one holding the southbound lock
 			&cli.IntFlag{Name: "hubs-per-vpc", Value: 2, Usage: "hubs to assign to every VPC"},
 			&cli.DurationFlag{Name: "learned-age", Value: 600e9, Usage: "remove learned bindings not refreshed for this long"},
 			&cli.IntFlag{Name: "age-batch", Value: 100, Usage: "remove at most `N` stale learned bindings per pass"},
+			&cli.DurationFlag{Name: "handoff-dead-for", Value: 120e9, Usage: "remove a SNAT handoff whose destination chassis has been dead this long"},
+			&cli.DurationFlag{Name: "handoff-max-age", Value: 600e9, Usage: "remove a SNAT handoff left this long"},
 		),
 		Action: func(cx *cli.Context) error {
 			ctx, cancel, c, err := daemon.StartCentral(cx, "southd")
@@ -35,7 +38,8 @@ Several instances may run; the one holding the southbound lock
 			}
 			defer cancel()
 			d := New(Config{NB: c.NB, SB: c.SB, TLS: c.TLS, DeadAfter: cx.Duration("dead-after"), HubsPerVPC: cx.Int("hubs-per-vpc"),
-				LearnedAge: cx.Duration("learned-age"), AgeBatch: cx.Int("age-batch"), ProbeInterval: c.ProbeInterval, Log: c.Log, Metrics: NewMetrics(c.Registry)})
+				LearnedAge: cx.Duration("learned-age"), AgeBatch: cx.Int("age-batch"),
+				HandoffDeadFor: cx.Duration("handoff-dead-for"), HandoffMaxAge: cx.Duration("handoff-max-age"), ProbeInterval: c.ProbeInterval, Log: c.Log, Metrics: NewMetrics(c.Registry)})
 			return d.Run(ctx)
 		},
 	}

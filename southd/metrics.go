@@ -23,6 +23,9 @@ type Metrics struct {
 	snatExhausted       prometheus.Counter
 	snatWrites          prometheus.Counter
 	snatUsed, snatTotal *prometheus.GaugeVec
+	// handoffsRemoved counts stale SNAT_Handoff rows removed, by why
+	// (handoff.go)
+	handoffsRemoved *prometheus.CounterVec
 }
 
 // NewMetrics registers southd's metrics with reg (nil: not registered).
@@ -60,10 +63,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "SNAT blocks allocated to a VPC's ports, by VPC key."}, []string{"vpc"}),
 		snatTotal: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "courier_southd_snat_blocks",
 			Help: "SNAT blocks a VPC's addresses have in all, by VPC key."}, []string{"vpc"}),
+		handoffsRemoved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "courier_southd_snat_handoffs_removed_total",
+			Help: "Stale SNAT_Handoff rows removed, by why: no_port (its port was deleted), destination_gone (its destination chassis was deleted or dead past --handoff-dead-for), aged (seen for --handoff-max-age)."}, []string{"why"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.active, m.chassis, m.hubMoves, m.learned, m.accepted, m.stalls, m.grants, m.portStates, m.decide, m.phase, m.passes,
-			m.snatExhausted, m.snatWrites, m.snatUsed, m.snatTotal)
+			m.snatExhausted, m.snatWrites, m.snatUsed, m.snatTotal, m.handoffsRemoved)
 	}
 	return m
 }

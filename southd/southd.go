@@ -1,9 +1,11 @@
 // Package southd keeps the southbound true to the running world, where
 // northd only compiles intent: which chassis are alive (from their
 // heartbeats), which chassis serve as each VPC's hubs, which port holds a
-// contested virtual IP, which learned bindings have gone stale, and how far
-// the live hosts have applied the northbound (NB_Global.hv_cfg). Each of
-// these is decided once, here, instead of by every host.
+// contested virtual IP, which learned bindings have gone stale, how far
+// the live hosts have applied the northbound (NB_Global.hv_cfg), which
+// SNAT port blocks each port holds (snat.go) and which SNAT handoffs no
+// host will ever install (handoff.go). Each of these is decided once,
+// here, instead of by every host.
 //
 // Like northd it runs active/standby: the instance holding the southbound
 // lock "courier_southd" decides and writes; its writes are fenced by the
@@ -52,6 +54,10 @@ type Config struct {
 	// removed, at most AgeBatch per pass.
 	LearnedAge time.Duration
 	AgeBatch   int
+	// HandoffDeadFor: a SNAT_Handoff row whose destination chassis has
+	// been dead this long is removed; HandoffMaxAge: any row seen this
+	// long is (handoff.go).
+	HandoffDeadFor, HandoffMaxAge time.Duration
 	// Tick is how often liveness and aging are re-evaluated.
 	Tick time.Duration
 	// ProbeInterval is how often a silent database server is probed;
@@ -84,6 +90,12 @@ func (c *Config) defaults() {
 	if c.Tick == 0 {
 		c.Tick = 250 * time.Millisecond
 	}
+	if c.HandoffDeadFor == 0 {
+		c.HandoffDeadFor = 2 * time.Minute
+	}
+	if c.HandoffMaxAge == 0 {
+		c.HandoffMaxAge = 10 * time.Minute
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -101,6 +113,8 @@ type Daemon struct {
 	live liveness
 	// snat is the session's index of SNAT rows, bindings and blocks.
 	snat *snatIndex
+	// handoffs: what the session saw of SNAT_Handoff rows (handoff.go)
+	handoffs handoffAging
 }
 
 // New prepares a southd.
@@ -138,6 +152,7 @@ func (d *Daemon) session(ctx context.Context, established func()) error {
 	d.live.restart()
 	d.snat = newSNATIndex()
 	d.snat.stale = true // built from the monitor's rows at the first pass
+	d.handoffs = newHandoffAging()
 	ectx, stopEchoes := context.WithCancel(ctx)
 	defer stopEchoes()
 	go d.echoes(ectx, s.sb)
@@ -152,6 +167,7 @@ func (d *Daemon) connect(ctx context.Context) (*sessions, error) {
 	s := &sessions{notify: make(chan struct{}, 1)}
 	pb := &sbdb.PortBinding{}
 	dp := &sbdb.Datapath{}
+	ho := &sbdb.SNATHandoff{}
 	// The southbound's changes feed the SNAT index (snatindex.go) and
 	// name what a pass reads (pass.go).
 	s.sbT = ops.NewTrackerNotifying(s.notify)
@@ -165,6 +181,8 @@ func (d *Daemon) connect(ctx context.Context) (*sessions, error) {
 				&pb.Eip, &pb.SNATDemand, &pb.MAC),
 			client.WithTable(&sbdb.SNAT{}), client.WithTable(&sbdb.SNATBlock{}),
 			client.WithTable(dp, &dp.Name, &dp.Type, &dp.TunnelKey, &dp.Vpc, &dp.Cidr, &dp.GatewayIP),
+			// who a handoff is for, not its connections (handoff.go)
+			client.WithTable(ho, &ho.LogicalPort, &ho.FromChassis, &ho.ToChassis),
 		}})
 	if err != nil {
 		return nil, err
@@ -311,7 +329,7 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 	allocated := time.Now()
 	err := d.allocateSNAT(cctx)
 	d.m.phase.WithLabelValues("snat").Observe(time.Since(allocated).Seconds())
-	return err
+	return errors.Join(err, d.expireHandoffs(cctx, sb, alive))
 }
 
 // markLiveness records each chassis's state and marks the ports of dead

@@ -19,6 +19,8 @@ complete -c courier-southd -n '__fish_courier-southd_no_subcommand' -f -l dead-a
 complete -c courier-southd -n '__fish_courier-southd_no_subcommand' -f -l hubs-per-vpc -r -d 'hubs to assign to every VPC'
 complete -c courier-southd -n '__fish_courier-southd_no_subcommand' -f -l learned-age -r -d 'remove learned bindings not refreshed for this long'
 complete -c courier-southd -n '__fish_courier-southd_no_subcommand' -f -l age-batch -r -d 'remove at most `N` stale learned bindings per pass'
+complete -c courier-southd -n '__fish_courier-southd_no_subcommand' -f -l handoff-dead-for -r -d 'remove a SNAT handoff whose destination chassis has been dead this long'
+complete -c courier-southd -n '__fish_courier-southd_no_subcommand' -f -l handoff-max-age -r -d 'remove a SNAT handoff left this long'
 complete -c courier-southd -n '__fish_courier-southd_no_subcommand' -f -l probe-interval -r -d 'echo a database server that has been silent this long, and give it up (and the southbound lock) when silent 3 times as long. Raise it for very large databases, whose big commits keep the server silent for seconds'
 complete -c courier-southd -n '__fish_courier-southd_no_subcommand' -f -l metrics-addr -r -d 'serve Prometheus metrics (/metrics), /healthz and /readyz on `ADDR` (host:port; a port alone is loopback\'s); empty: off'
 complete -c courier-southd -n '__fish_courier-southd_no_subcommand' -f -l log-level -r -d 'debug, info, warn or error'

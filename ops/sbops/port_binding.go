@@ -80,3 +80,11 @@ func SetSNATDemand(read *sbdb.PortBinding, n int) ovsdb.Operation {
 func SelectPortBindingChassis(port string) ovsdb.Operation {
 	return portBindingT.Select([]ovsdb.Condition{portBindingT.Cond("logical_port", ovsdb.ConditionEqual, port)}, "chassis")
 }
+
+// SelectPortBindingByAddress reads the name and addresses of the
+// bindings of VPC vpc that hold addr: for a host naming a port it
+// translated before a restart and no longer monitors.
+func SelectPortBindingByAddress(vpc int, addr string) ovsdb.Operation {
+	return portBindingT.Select([]ovsdb.Condition{portBindingT.Cond("vpc", ovsdb.ConditionEqual, vpc),
+		portBindingT.Cond("ips", ovsdb.ConditionIncludes, []string{addr})}, "logical_port", "ips")
+}

@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/schema/sbdb"
 	"github.com/courier-sdn/courier/tools/sandbox"
 )
@@ -99,6 +104,86 @@ func TestSNATConnectionsFollowALiveMigration(t *testing.T) {
 	}
 }
 
+// #15: the old host's hostd dies between the port leaving it and the
+// port being bound elsewhere, and the connections it exported still
+// follow the port. They were in its memory only; now it also keeps them
+// in a pinned map, reads them back when it starts again and hands them
+// over once it sees the port bound to its new host. (A hostd dead
+// before the port leaves is TestQEMULiveMigrationKeepsASNATStream's: a
+// namespace VM's interface would carry the dead hostd's program along.)
+func TestSNATHandoffSurvivesTheOldHostsRestart(t *testing.T) {
+	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 2})
+	inet := e.s.InternetNS()
+	client := sandbox.InternetAddr.Addr().String()
+	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
+	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--chassis", "hv1")
+	e.vm("hv1", "vm1")
+	e.nb("snat-set", "blue", "internet", "203.0.113.100", "--block", "1024")
+	e.mustPing("vm1", client)
+
+	done := e.stream(t, "vm1", inet, client, 5298, 12)
+	time.Sleep(2 * time.Second)
+	e.liveMigrateHooks("vm1", "hv1", "hv2", func() {
+		// The interface is on hv2 now: hv1 exported the port's
+		// connections. It dies before the port is bound on hv2.
+		e.waitLog("hv1", "a port translated by SNAT left; its connections wait", "hv1 to export vm1's connections")
+		if err := e.s.KillHostd("hv1"); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range e.sbRows(sbdb.PortBindingTable, "logical_port", "chassis") {
+			if r["logical_port"] == "vm1" && fmt.Sprint(r["chassis"]) == "hv2" {
+				t.Fatalf("vm1 was bound to %v before hv1's hostd died: the guest announced itself early", r["chassis"])
+			}
+		}
+	}, func() {
+		time.Sleep(time.Second) // hv2 has bound it; nobody hands anything over
+		if n := len(e.sbRows(sbdb.SNATHandoffTable, "logical_port")); n != 0 {
+			t.Fatalf("%d handoffs written while hv1's hostd was dead", n)
+		}
+		if err := e.s.StartHostd("hv1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	e.waitLog("hv2", "installed a migrated port's SNAT connections", "hv2 to install what the restarted hv1 handed over")
+	if !strings.Contains(e.hostdLog("hv1"), "a port translated by SNAT left before this restart") {
+		t.Error("hv1 did not read back vm1's connections after its restart")
+	}
+
+	rep, err := parseIperf(<-done)
+	if err != nil {
+		t.Fatalf("the stream did not survive the migration: %v", err)
+	}
+	n := len(rep.Intervals)
+	if n < 12 || rep.Intervals[n-1].Sum.Bytes == 0 || rep.Intervals[n-2].Sum.Bytes == 0 {
+		t.Errorf("the stream stopped: %d intervals, last ones %+v", n, rep.Intervals[max(0, n-3):])
+	}
+	quiet := 0
+	for _, iv := range rep.Intervals {
+		if iv.Sum.Bytes == 0 {
+			quiet++
+		}
+	}
+	t.Logf("%.1f MB across a live migration whose source hostd was killed and restarted; %d seconds carried nothing",
+		rep.End.SumReceived.Bytes/1e6, quiet)
+}
+
+// hostdLog is a host's hostd log so far.
+func (e *env) hostdLog(host string) string {
+	b, _ := os.ReadFile(filepath.Join(e.s.RunDir, "hostd-"+host+".log"))
+	return string(b)
+}
+
+// waitLog waits up to 15 s until a host's hostd logged line.
+func (e *env) waitLog(host, line, what string) {
+	e.t.Helper()
+	testenv.Eventually(e.t, 15*time.Second, what, func() error {
+		if !strings.Contains(e.hostdLog(host), line) {
+			return fmt.Errorf("not in hostd-%s.log yet", host)
+		}
+		return nil
+	})
+}
+
 // waitHandoffs waits up to 15 s until the number of SNAT_Handoff rows
 // satisfies ok.
 func (e *env) waitHandoffs(ok func(int) bool, what string) {
@@ -119,6 +204,13 @@ func (e *env) waitHandoffs(ok func(int) bool, what string) {
 // requested there.
 func (e *env) liveMigrate(port, from, to string, bound func()) {
 	e.t.Helper()
+	e.liveMigrateHooks(port, from, to, nil, bound)
+}
+
+// liveMigrateHooks is liveMigrate, with prepared run (if not nil) once
+// the port is prepared on to, before the guest announces itself there.
+func (e *env) liveMigrateHooks(port, from, to string, prepared, bound func()) {
+	e.t.Helper()
 	if err := e.nbErr("sb", "port-set", port, "--migrating-to", to); err != nil { // southd may be stopped
 		e.t.Fatal(err)
 	}
@@ -130,6 +222,9 @@ func (e *env) liveMigrate(port, from, to string, bound func()) {
 		e.t.Fatal(err)
 	}
 	e.waitPrepared(port, to)
+	if prepared != nil {
+		prepared()
+	}
 	// QEMU's RARP on resuming: here the VM's next packet's ARP (or
 	// the ARP it sent already, which activated the port)
 	if _, err := e.s.Exec(port, "ip", "neigh", "flush", "all"); err != nil {
@@ -164,4 +259,130 @@ func (e *env) waitPrepared(port, chassis string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// #15: a QEMU guest without an EIP live-migrates (QEMU's own migration,
+// vm-migrate) in the middle of a TCP stream to the internet through its
+// SNAT: its old host hands the connection to the new one, the stream
+// goes on from the same external address and port, and the server sees
+// no reset (busybox nc -l ends at one). Then back, with its old host's
+// hostd dead before the guest leaves.
+func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
+	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 1})
+	inet := e.s.InternetNS()
+	server := sandbox.InternetAddr.Addr().String()
+	e.nb("vpc-add", "q", "--open", "--", "vxnet-add", "q", "qa", "10.7.1.0/24",
+		"--", "port-add", "qa", "g1", "02:00:00:07:01:0a", "10.7.1.10", "--chassis", "hv1")
+	e.nb("snat-set", "q", "internet", "203.0.113.100", "--block", "1024")
+	e.guests("hv1", "g1")
+	e.mustPing("g1", server)
+
+	srv := exec.Command("ip", "netns", "exec", inet, "busybox", "nc", "-l", "-p", "5400")
+	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var got lines
+	srv.Stdout = &got
+	// busybox nc ends the connection at the end of its input: give it none
+	in, hold, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stdin = in
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in.Close()
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Wait() }()
+	t.Cleanup(func() { syscall.Kill(-srv.Process.Pid, syscall.SIGKILL); <-srvDone; hold.Close() })
+	time.Sleep(300 * time.Millisecond)
+	ctx := t.Context()
+	if out, st, err := e.s.GuestExec(ctx, "g1", "(i=0; while i=$((i+1)); do echo $i; sleep 0.02; done | nc "+server+" 5400) >/dev/null 2>&1 &"); err != nil || st != 0 {
+		t.Fatalf("start the guest's stream: %v %d %s", err, st, out)
+	}
+	flows := func(what string) {
+		t.Helper()
+		before := got.count()
+		testenv.Eventually(t, 20*time.Second, what, func() error {
+			if n := got.count(); n <= before+10 {
+				return fmt.Errorf("the server has %d lines, %d before", n, before)
+			}
+			return nil
+		})
+	}
+	flows("the stream flows before the migration")
+	peer := func() string { // the stream's source as the server sees it
+		t.Helper()
+		out, err := exec.Command("ip", "netns", "exec", inet, "ss", "-Htn", "state", "established", "sport", "= :5400").CombinedOutput()
+		if f := strings.Fields(string(out)); err == nil && len(f) >= 4 && strings.Count(string(out), "\n") == 1 {
+			return f[len(f)-1]
+		}
+		t.Fatalf("the server's connections: %v\n%s", err, out)
+		return ""
+	}
+	from := peer()
+	m, err := e.s.MigrateVMTimed(ctx, "g1", "hv2", sandbox.MigrationParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows("the stream goes on after the migration")
+	select {
+	case err := <-srvDone:
+		srvDone <- err
+		t.Fatalf("the server's connection ended: %v", err)
+	default:
+	}
+	if after := peer(); after != from {
+		t.Errorf("the stream came from %s, now from %s", from, after)
+	}
+	if !strings.Contains(e.hostdLog("hv2"), "installed a migrated port's SNAT connections") {
+		t.Error("hv2 installed no handed-off connections")
+	}
+	t.Logf("stream from %s kept across QEMU's migration (downtime %s, bound %s after it completed); %d lines so far",
+		from, m.Downtime, m.Activated, got.count())
+
+	// And back, with hv2's hostd dead before the guest leaves it (its
+	// tap goes, the migration ends): the restarted hostd finds the port
+	// among those its data plane still translates, named by the
+	// southbound, and hands its connections to hv1 then.
+	if err := e.s.KillHostd("hv2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.MigrateVMTimed(ctx, "g1", "hv1", sandbox.MigrationParams()); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	if err := e.s.StartHostd("hv2"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitLog("hv1", "installed a migrated port's SNAT connections", "hv1 to install what the restarted hv2 handed over")
+	t.Logf("hv1 installed what hv2 handed over %v after hv2's hostd was started again", time.Since(restarted).Round(time.Millisecond))
+	flows("the stream goes on after the migration back")
+	select {
+	case err := <-srvDone:
+		srvDone <- err
+		t.Fatalf("the server's connection ended: %v", err)
+	default:
+	}
+	if after := peer(); after != from {
+		t.Errorf("the stream came from %s, now from %s", from, after)
+	}
+}
+
+// lines counts the lines written to it.
+type lines struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n += bytes.Count(p, []byte("\n"))
+	return len(p), nil
+}
+
+func (l *lines) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
 }
