@@ -117,7 +117,18 @@ func (d *Datapath) SNATImport(ifindex int, conns []SNATHandoffConn) (installed, 
 			continue
 		}
 		if err := d.objs.SnatFwdV1.Update(fk, fv, ebpf.UpdateNoExist); err != nil {
-			if !errors.Is(err, ebpf.ErrKeyExist) {
+			if errors.Is(err, ebpf.ErrKeyExist) && c.Proto != 6 {
+				// A datagram flow the VM sent on before its
+				// handoff came was mapped anew here, from
+				// another port: the handed-over mapping, the
+				// one the far end knows, takes its place.
+				if err := d.snatReplaceFwd(fk, fv); err != nil {
+					errs = append(errs, err)
+				} else {
+					installed++
+					continue
+				}
+			} else if !errors.Is(err, ebpf.ErrKeyExist) {
 				errs = append(errs, fmt.Errorf("snat_fwd: %w", err))
 			}
 			errs = append(errs, d.snatRevT().delete(rk))
@@ -127,6 +138,23 @@ func (d *Datapath) SNATImport(ifindex int, conns []SNATHandoffConn) (installed, 
 		installed++
 	}
 	return installed, skipped, errors.Join(errs...)
+}
+
+// snatReplaceFwd maps the VM's side fk to fv in place of the mapping it
+// has, whose reverse entry goes (if it is still that flow's): a TCP
+// connection is mapped only by its SYN, so this is for datagram flows,
+// whose first packets after a migration can beat their handoff.
+func (d *Datapath) snatReplaceFwd(fk dvrSnatFkey, fv dvrSnatFval) error {
+	fwd, rev := d.snatFwdT(), d.snatRevT()
+	if old, ok := fwd.lookup(fk); ok && (old.Ext != fv.Ext || old.Eport != fv.Eport) {
+		ork := dvrSnatRkey{Ext: old.Ext, Remote: fk.Remote, Eport: old.Eport, Rport: fk.Rport, Proto: fk.Proto}
+		if r, ok := rev.lookup(ork); ok && r.Vpc == fk.Vpc && r.Addr == fk.Addr && r.Port == fk.Port {
+			if err := rev.delete(ork); err != nil {
+				return err
+			}
+		}
+	}
+	return fwd.put(fk, fv)
 }
 
 // snatAdopt gives the local port ifindex the connection fk -> rk that

@@ -174,3 +174,34 @@ func TestSNATDepartedCost(t *testing.T) {
 			read.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	}
 }
+
+// A datagram flow the migrated VM sends on before its handoff arrives is
+// mapped anew from another port; the handed-over mapping, the one the
+// far end knows, takes its place, and the brief one's reply entry goes.
+// A TCP connection's is never replaced: only its SYN maps one.
+func TestSNATHandoffReplacesADatagramFlowMappedBeforeIt(t *testing.T) {
+	f := snatFixture(t, 2)
+	early := port16(snatOut(t, f, ipPacket(vm3Addr, server, protoUDP, udpSeg(5353, 53, "too early"), 0)).l4, 0)
+	known := early ^ 1 // in the same block
+	tcpEarly := port16(snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, synSeg(40000, 80, ""), 0)).l4, 0)
+	conns := []SNATHandoffConn{
+		{Proto: protoUDP, Port: 5353, Remote: server, RPort: 53, Ext: snatAddr, EPort: known},
+		{Proto: protoTCP, Port: 40000, Remote: server, RPort: 80, Ext: snatAddr, EPort: tcpEarly ^ 2},
+	}
+	if in, skipped, err := f.d.SNATImport(f.p3, conns); err != nil || in != 1 || skipped != 1 {
+		t.Fatalf("imported %d, skipped %d, %v: want the datagram flow's in place of its early mapping, the TCP one kept", in, skipped, err)
+	}
+	if u := snatOut(t, f, ipPacket(vm3Addr, server, protoUDP, udpSeg(5353, 53, "next"), 0)); port16(u.l4, 0) != known {
+		t.Errorf("the flow's next datagram left from port %d, want the handed-over %d", port16(u.l4, 0), known)
+	}
+	if back := snatIn(t, f, ipPacket(server, snatAddr, protoUDP, udpSeg(53, known, "answer"), 0)); back.dst != vm3Addr || port16(back.l4, 2) != 5353 {
+		t.Errorf("an answer to port %d went to %s:%d", known, back.dst, port16(back.l4, 2))
+	}
+	r := runTunnel(t, f.d, gwVTEP, 5001, append(ethHdr(vm3MAC, gwMAC, 0x0800), ipPacket(server, snatAddr, protoUDP, udpSeg(53, early, "stale"), 0)...))
+	if _, _, ifx, _ := sent(t, f.d); r.verdict == actRedirect && ifx == f.p3 {
+		t.Errorf("an answer to the early mapping's port %d was still delivered to vm3", early)
+	}
+	if p := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, tcpSeg(40000, 80, "data"), 0)); port16(p.l4, 0) != tcpEarly {
+		t.Errorf("the TCP connection left from port %d, want its own %d", port16(p.l4, 0), tcpEarly)
+	}
+}
