@@ -415,10 +415,12 @@ type dvrTunnelRec struct {
 }
 
 type dvrVpc struct {
-	_     structs.HostLayout
-	GwMac [6]uint8
-	Pad   uint16
-	Flags uint32
+	_       structs.HostLayout
+	GwMac   [6]uint8
+	Dflags  uint8
+	SpanLen uint8
+	Flags   uint32
+	SpanNet uint32
 }
 
 type dvrVpcEipKey struct {
@@ -436,6 +438,7 @@ type dvrVxnet struct {
 	GwMac [6]uint8
 	Pad   uint16
 	Flags uint32
+	Vpce  dvrVpc
 }
 
 // Names of all BPF objects in the ELF.
@@ -500,8 +503,8 @@ const (
 	dvrMapTunnelOut          = "tunnel_out"
 	dvrMapUnknownV1          = "unknown_v1"
 	dvrMapVpcEipsV1          = "vpc_eips_v1"
-	dvrMapVpcsV1             = "vpcs_v1"
-	dvrMapVxnetsV1           = "vxnets_v1"
+	dvrMapVpcsV2             = "vpcs_v2"
+	dvrMapVxnetsV2           = "vxnets_v2"
 	dvrProgGwUplinkIngress   = "gw_uplink_ingress"
 	dvrProgPhysIngress       = "phys_ingress"
 	dvrProgPortIngress       = "port_ingress"
@@ -636,8 +639,8 @@ type dvrMapSpecs struct {
 	TunnelOut       *ebpf.MapSpec `ebpf:"tunnel_out"`
 	UnknownV1       *ebpf.MapSpec `ebpf:"unknown_v1"`
 	VpcEipsV1       *ebpf.MapSpec `ebpf:"vpc_eips_v1"`
-	VpcsV1          *ebpf.MapSpec `ebpf:"vpcs_v1"`
-	VxnetsV1        *ebpf.MapSpec `ebpf:"vxnets_v1"`
+	VpcsV2          *ebpf.MapSpec `ebpf:"vpcs_v2"`
+	VxnetsV2        *ebpf.MapSpec `ebpf:"vxnets_v2"`
 }
 
 // dvrVariableSpecs contains global variables before they are loaded into the kernel.
@@ -742,8 +745,8 @@ type dvrMaps struct {
 	TunnelOut       *ebpf.Map `ebpf:"tunnel_out"`
 	UnknownV1       *ebpf.Map `ebpf:"unknown_v1"`
 	VpcEipsV1       *ebpf.Map `ebpf:"vpc_eips_v1"`
-	VpcsV1          *ebpf.Map `ebpf:"vpcs_v1"`
-	VxnetsV1        *ebpf.Map `ebpf:"vxnets_v1"`
+	VpcsV2          *ebpf.Map `ebpf:"vpcs_v2"`
+	VxnetsV2        *ebpf.Map `ebpf:"vxnets_v2"`
 }
 
 func (m *dvrMaps) Close() error {
@@ -806,8 +809,8 @@ func (m *dvrMaps) Close() error {
 		m.TunnelOut,
 		m.UnknownV1,
 		m.VpcEipsV1,
-		m.VpcsV1,
-		m.VxnetsV1,
+		m.VpcsV2,
+		m.VxnetsV2,
 	)
 }
 

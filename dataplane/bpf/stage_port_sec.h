@@ -175,7 +175,7 @@ __attribute__((noinline)) int stage_port_sec(struct __sk_buff *skb, struct pctx 
 	if (skb->vlan_present || proto == bpf_htons(0x8100) || proto == bpf_htons(0x88A8))
 		return drop_for(c, DROP_VLAN);
 	__u32 vni = port->vni;
-	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v1, &vni);
+	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v2, &vni);
 	if (!vx)
 		return drop_for(c, DROP_UNKNOWN_VNI);
 	c->vx = *vx;
