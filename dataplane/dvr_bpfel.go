@@ -199,6 +199,7 @@ type dvrPort struct {
 	Mtu       uint16
 	Flags     uint32
 	TunnelKey uint32
+	Ip        uint32
 }
 
 type dvrPortAddrKey struct {
@@ -481,7 +482,7 @@ const (
 	dvrMapPhysPortsV1        = "phys_ports_v1"
 	dvrMapPortAddrsV1        = "port_addrs_v1"
 	dvrMapPortSgV2           = "port_sg_v2"
-	dvrMapPortsV1            = "ports_v1"
+	dvrMapPortsV2            = "ports_v2"
 	dvrMapRedirectOut        = "redirect_out"
 	dvrMapRoutesV1           = "routes_v1"
 	dvrMapSgDeniedV1         = "sg_denied_v1"
@@ -617,7 +618,7 @@ type dvrMapSpecs struct {
 	PhysPortsV1     *ebpf.MapSpec `ebpf:"phys_ports_v1"`
 	PortAddrsV1     *ebpf.MapSpec `ebpf:"port_addrs_v1"`
 	PortSgV2        *ebpf.MapSpec `ebpf:"port_sg_v2"`
-	PortsV1         *ebpf.MapSpec `ebpf:"ports_v1"`
+	PortsV2         *ebpf.MapSpec `ebpf:"ports_v2"`
 	RedirectOut     *ebpf.MapSpec `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.MapSpec `ebpf:"routes_v1"`
 	SgDeniedV1      *ebpf.MapSpec `ebpf:"sg_denied_v1"`
@@ -723,7 +724,7 @@ type dvrMaps struct {
 	PhysPortsV1     *ebpf.Map `ebpf:"phys_ports_v1"`
 	PortAddrsV1     *ebpf.Map `ebpf:"port_addrs_v1"`
 	PortSgV2        *ebpf.Map `ebpf:"port_sg_v2"`
-	PortsV1         *ebpf.Map `ebpf:"ports_v1"`
+	PortsV2         *ebpf.Map `ebpf:"ports_v2"`
 	RedirectOut     *ebpf.Map `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.Map `ebpf:"routes_v1"`
 	SgDeniedV1      *ebpf.Map `ebpf:"sg_denied_v1"`
@@ -787,7 +788,7 @@ func (m *dvrMaps) Close() error {
 		m.PhysPortsV1,
 		m.PortAddrsV1,
 		m.PortSgV2,
-		m.PortsV1,
+		m.PortsV2,
 		m.RedirectOut,
 		m.RoutesV1,
 		m.SgDeniedV1,

@@ -110,7 +110,7 @@ func (t table[K, V]) sync(want, have map[K]V) (int, int, error) {
 
 // The maps, one typed table each.
 func (d *Datapath) portsT() table[uint32, dvrPort] {
-	return table[uint32, dvrPort]{d.objs.PortsV1, "ports"}
+	return table[uint32, dvrPort]{d.objs.PortsV2, "ports"}
 }
 func (d *Datapath) addrsT() table[dvrPortAddrKey, uint32] {
 	return table[dvrPortAddrKey, uint32]{d.objs.PortAddrsV1, "port_addrs"}
@@ -256,6 +256,11 @@ func (c *compiled) addPorts(ports []Port) error {
 		}
 		idx := uint32(p.Ifindex)
 		c.ports[idx] = dvrPort{Vni: p.VNI, Vpc: p.VPC, Mac: mac6(p.MAC), Mtu: uint16(mtu), Flags: flags, TunnelKey: p.TunnelKey}
+		if len(p.IPs) > 0 { // port_sec's src_addr: also in addrs, as fixed
+			e := c.ports[idx]
+			e.Ip = be32(p.IPs[0])
+			c.ports[idx] = e
+		}
 		for _, ip := range p.IPs {
 			c.addrs[dvrPortAddrKey{Ifindex: idx, Ip: be32(ip)}] = addrFixed
 			if p.Migrating {
