@@ -18,9 +18,11 @@ import (
 // static route lies inside a connected one (northd's CheckRoute refuses
 // such routes; the data plane checks again rather than trust it) and
 // every binding lies in a vxnet the VPC routes to: northd keeps ports'
-// and virtual addresses inside their vxnets, port_sec an unknown port's,
-// the local ports' vxnets are checked here, and purgeCache drops learned
-// paths into a vxnet the VPC no longer routes to. Only destinations in
+// and virtual addresses inside their vxnets, port_sec an unknown port's;
+// the local ports' and a hub's bindings' vxnets are checked here (not a
+// HubTable's, which hostd fills from the same southbound as the routes),
+// and purgeCache drops learned paths into a vxnet the VPC no longer
+// routes to. Only destinations in
 // the smallest prefix that holds all the VPC's vxnets try their binding
 // first, so that what goes outside the VPC (EIPs, SNAT) pays nothing
 // more; a VPC whose vxnets need 0.0.0.0/0 to hold them does without.
