@@ -201,6 +201,7 @@ type dvrPort struct {
 	Mtu       uint16
 	Flags     uint32
 	TunnelKey uint32
+	Ip        uint32
 }
 
 type dvrPortAddrKey struct {
@@ -417,10 +418,12 @@ type dvrTunnelRec struct {
 }
 
 type dvrVpc struct {
-	_     structs.HostLayout
-	GwMac [6]uint8
-	Pad   uint16
-	Flags uint32
+	_       structs.HostLayout
+	GwMac   [6]uint8
+	Dflags  uint8
+	SpanLen uint8
+	Flags   uint32
+	SpanNet uint32
 }
 
 type dvrVpcEipKey struct {
@@ -438,6 +441,7 @@ type dvrVxnet struct {
 	GwMac [6]uint8
 	Pad   uint16
 	Flags uint32
+	Vpce  dvrVpc
 }
 
 // Names of all BPF objects in the ELF.
@@ -480,7 +484,7 @@ const (
 	dvrMapPhysPortsV1        = "phys_ports_v1"
 	dvrMapPortAddrsV1        = "port_addrs_v1"
 	dvrMapPortSgV2           = "port_sg_v2"
-	dvrMapPortsV1            = "ports_v1"
+	dvrMapPortsV2            = "ports_v2"
 	dvrMapRedirectOut        = "redirect_out"
 	dvrMapRoutesV1           = "routes_v1"
 	dvrMapSgDeniedV1         = "sg_denied_v1"
@@ -502,8 +506,8 @@ const (
 	dvrMapTunnelOut          = "tunnel_out"
 	dvrMapUnknownV1          = "unknown_v1"
 	dvrMapVpcEipsV1          = "vpc_eips_v1"
-	dvrMapVpcsV1             = "vpcs_v1"
-	dvrMapVxnetsV1           = "vxnets_v1"
+	dvrMapVpcsV2             = "vpcs_v2"
+	dvrMapVxnetsV2           = "vxnets_v2"
 	dvrProgGwUplinkIngress   = "gw_uplink_ingress"
 	dvrProgPhysIngress       = "phys_ingress"
 	dvrProgPortIngress       = "port_ingress"
@@ -616,7 +620,7 @@ type dvrMapSpecs struct {
 	PhysPortsV1     *ebpf.MapSpec `ebpf:"phys_ports_v1"`
 	PortAddrsV1     *ebpf.MapSpec `ebpf:"port_addrs_v1"`
 	PortSgV2        *ebpf.MapSpec `ebpf:"port_sg_v2"`
-	PortsV1         *ebpf.MapSpec `ebpf:"ports_v1"`
+	PortsV2         *ebpf.MapSpec `ebpf:"ports_v2"`
 	RedirectOut     *ebpf.MapSpec `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.MapSpec `ebpf:"routes_v1"`
 	SgDeniedV1      *ebpf.MapSpec `ebpf:"sg_denied_v1"`
@@ -638,8 +642,8 @@ type dvrMapSpecs struct {
 	TunnelOut       *ebpf.MapSpec `ebpf:"tunnel_out"`
 	UnknownV1       *ebpf.MapSpec `ebpf:"unknown_v1"`
 	VpcEipsV1       *ebpf.MapSpec `ebpf:"vpc_eips_v1"`
-	VpcsV1          *ebpf.MapSpec `ebpf:"vpcs_v1"`
-	VxnetsV1        *ebpf.MapSpec `ebpf:"vxnets_v1"`
+	VpcsV2          *ebpf.MapSpec `ebpf:"vpcs_v2"`
+	VxnetsV2        *ebpf.MapSpec `ebpf:"vxnets_v2"`
 }
 
 // dvrVariableSpecs contains global variables before they are loaded into the kernel.
@@ -722,7 +726,7 @@ type dvrMaps struct {
 	PhysPortsV1     *ebpf.Map `ebpf:"phys_ports_v1"`
 	PortAddrsV1     *ebpf.Map `ebpf:"port_addrs_v1"`
 	PortSgV2        *ebpf.Map `ebpf:"port_sg_v2"`
-	PortsV1         *ebpf.Map `ebpf:"ports_v1"`
+	PortsV2         *ebpf.Map `ebpf:"ports_v2"`
 	RedirectOut     *ebpf.Map `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.Map `ebpf:"routes_v1"`
 	SgDeniedV1      *ebpf.Map `ebpf:"sg_denied_v1"`
@@ -744,8 +748,8 @@ type dvrMaps struct {
 	TunnelOut       *ebpf.Map `ebpf:"tunnel_out"`
 	UnknownV1       *ebpf.Map `ebpf:"unknown_v1"`
 	VpcEipsV1       *ebpf.Map `ebpf:"vpc_eips_v1"`
-	VpcsV1          *ebpf.Map `ebpf:"vpcs_v1"`
-	VxnetsV1        *ebpf.Map `ebpf:"vxnets_v1"`
+	VpcsV2          *ebpf.Map `ebpf:"vpcs_v2"`
+	VxnetsV2        *ebpf.Map `ebpf:"vxnets_v2"`
 }
 
 func (m *dvrMaps) Close() error {
@@ -786,7 +790,7 @@ func (m *dvrMaps) Close() error {
 		m.PhysPortsV1,
 		m.PortAddrsV1,
 		m.PortSgV2,
-		m.PortsV1,
+		m.PortsV2,
 		m.RedirectOut,
 		m.RoutesV1,
 		m.SgDeniedV1,
@@ -808,8 +812,8 @@ func (m *dvrMaps) Close() error {
 		m.TunnelOut,
 		m.UnknownV1,
 		m.VpcEipsV1,
-		m.VpcsV1,
-		m.VxnetsV1,
+		m.VpcsV2,
+		m.VxnetsV2,
 	)
 }
 

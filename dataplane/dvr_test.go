@@ -581,8 +581,8 @@ func TestLayouts(t *testing.T) {
 		"vpc": binary.Size(dvrVpc{}), "route_key": binary.Size(dvrRouteKey{}), "route": binary.Size(dvrRoute{}),
 		"hubs": binary.Size(dvrHubs{}), "hairpin_key": binary.Size(dvrHairpinKey{}), "hairpin_entry": binary.Size(dvrHairpinEntry{}),
 	} {
-		want := map[string]int{"port": 24, "ep_key": 8, "local_ep": 16, "remote_ep": 16, "cached_ep": 40,
-			"vxnet": 28, "vpc": 12, "route_key": 12, "route": 8, "hubs": 36,
+		want := map[string]int{"port": 28, "ep_key": 8, "local_ep": 16, "remote_ep": 16, "cached_ep": 40,
+			"vxnet": 44, "vpc": 16, "route_key": 12, "route": 8, "hubs": 36,
 			"hairpin_key": 20, "hairpin_entry": 16}[name]
 		if size != want {
 			t.Errorf("%s: Go size %d, C size %d", name, size, want)

@@ -148,7 +148,7 @@ func (t table[K, V]) sync(want, have map[K]V) (int, int, error) {
 
 // The maps, one typed table each.
 func (d *Datapath) portsT() table[uint32, dvrPort] {
-	return table[uint32, dvrPort]{d.objs.PortsV1, "ports"}
+	return table[uint32, dvrPort]{d.objs.PortsV2, "ports"}
 }
 func (d *Datapath) addrsT() table[dvrPortAddrKey, uint32] {
 	return table[dvrPortAddrKey, uint32]{d.objs.PortAddrsV1, "port_addrs"}
@@ -163,9 +163,9 @@ func (d *Datapath) cacheT() table[dvrEpKey, dvrCachedEp] {
 	return table[dvrEpKey, dvrCachedEp]{d.objs.CacheV1, "cache"}
 }
 func (d *Datapath) vxnetsT() table[uint32, dvrVxnet] {
-	return table[uint32, dvrVxnet]{d.objs.VxnetsV1, "vxnets"}
+	return table[uint32, dvrVxnet]{d.objs.VxnetsV2, "vxnets"}
 }
-func (d *Datapath) vpcsT() table[uint32, dvrVpc] { return table[uint32, dvrVpc]{d.objs.VpcsV1, "vpcs"} }
+func (d *Datapath) vpcsT() table[uint32, dvrVpc] { return table[uint32, dvrVpc]{d.objs.VpcsV2, "vpcs"} }
 func (d *Datapath) routesT() table[dvrRouteKey, dvrRoute] {
 	return table[dvrRouteKey, dvrRoute]{d.objs.RoutesV1, "routes"}
 }
@@ -184,14 +184,16 @@ type compiled struct {
 	hubEps map[dvrEpKey]dvrRemoteEp
 	vxnets map[uint32]dvrVxnet
 	vpcs   map[uint32]dvrVpc
-	routes map[dvrRouteKey]dvrRoute
-	hubs   map[uint32]dvrHubs
-	dhcp   map[uint32]dvrDhcpPort
-	sg     *compiledSG
-	eip    *compiledEIP
-	phys   *compiledPhys
-	vpcEIP map[dvrVpcEipKey]uint32 // hairpin.go
-	snat   *compiledSNAT
+	// connected are the vxnets each VPC's connected routes lead to.
+	connected map[uint32]map[uint32]bool
+	routes    map[dvrRouteKey]dvrRoute
+	hubs      map[uint32]dvrHubs
+	dhcp      map[uint32]dvrDhcpPort
+	sg        *compiledSG
+	eip       *compiledEIP
+	phys      *compiledPhys
+	vpcEIP    map[dvrVpcEipKey]uint32 // hairpin.go
+	snat      *compiledSNAT
 }
 
 const (
@@ -209,8 +211,7 @@ const (
 // already (Apply's, when s.VPCEIPsKey says they did not change).
 func compile(s *State, vpcEIP map[dvrVpcEipKey]uint32) (*compiled, error) {
 	c := &compiled{ports: map[uint32]dvrPort{}, addrs: map[dvrPortAddrKey]uint32{}, locals: map[dvrEpKey]dvrLocalEp{},
-		hubEps: map[dvrEpKey]dvrRemoteEp{}, vxnets: map[uint32]dvrVxnet{}, vpcs: map[uint32]dvrVpc{},
-		routes: map[dvrRouteKey]dvrRoute{}, hubs: map[uint32]dvrHubs{}, dhcp: map[uint32]dvrDhcpPort{}}
+		hubEps: map[dvrEpKey]dvrRemoteEp{}, routes: map[dvrRouteKey]dvrRoute{}, hubs: map[uint32]dvrHubs{}, dhcp: map[uint32]dvrDhcpPort{}}
 	if err := c.addPorts(s.Ports); err != nil {
 		return nil, err
 	}
@@ -225,13 +226,8 @@ func compile(s *State, vpcEIP map[dvrVpcEipKey]uint32) (*compiled, error) {
 		}
 		c.locals[dvrEpKey{Vpc: l.VPC, Ip: be32(l.IP)}] = dvrLocalEp{Ifindex: uint32(l.Ifindex), Vni: p.Vni, Mac: p.Mac, Flags: lflags}
 	}
-	for _, v := range s.Vxnets {
-		c.vxnets[v.VNI] = dvrVxnet{Vpc: v.VPC, Net: be32(v.CIDR.Masked().Addr()), Mask: maskBE(v.CIDR),
-			GwIp: be32(v.GwIP), GwMac: mac6(v.GwMAC), Flags: v.Flags}
-	}
-	for _, v := range s.VPCs {
-		c.vpcs[v.ID] = dvrVpc{GwMac: mac6(v.GwMAC), Flags: v.Flags}
-	}
+	c.vpcs, c.vxnets = compileVPCs(s)
+	c.connected = connectedVNIs(s.Routes)
 	for _, r := range s.Routes {
 		var nh uint32
 		if r.Nexthop.IsValid() {
@@ -298,6 +294,11 @@ func (c *compiled) addPorts(ports []Port) error {
 		}
 		idx := uint32(p.Ifindex)
 		c.ports[idx] = dvrPort{Vni: p.VNI, Vpc: p.VPC, Mac: mac6(p.MAC), Mtu: uint16(mtu), Flags: flags, TunnelKey: p.TunnelKey}
+		if len(p.IPs) > 0 { // port_sec's src_addr: also in addrs, as fixed
+			e := c.ports[idx]
+			e.Ip = be32(p.IPs[0])
+			c.ports[idx] = e
+		}
 		for _, ip := range p.IPs {
 			c.addrs[dvrPortAddrKey{Ifindex: idx, Ip: be32(ip)}] = addrFixed
 			if p.Migrating {
@@ -502,10 +503,14 @@ func (d *Datapath) purgeCache(want *compiled) int {
 		return 0
 	}
 	n := 0
-	for k := range entries {
-		_, vpcHere := want.vpcs[k.Vpc]
+	for k, e := range entries {
+		vpc, vpcHere := want.vpcs[k.Vpc]
 		_, local := want.locals[k]
-		if !vpcHere || local {
+		// ip_route routes a learned path by its vxnet (VPC_D_ROUTE_BOUND):
+		// one into a vxnet the VPC no longer routes to goes, as the
+		// routes would no longer take a packet there.
+		gone := vpc.Dflags&vpcDRouteBound != 0 && !want.connected[k.Vpc][e.Vni]
+		if !vpcHere || local || gone {
 			if d.cacheT().delete(k) == nil {
 				n++
 			}

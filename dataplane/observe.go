@@ -154,7 +154,11 @@ func (d *Datapath) Dump() (*Dump, error) {
 		out.Vxnets = append(out.Vxnets, fmt.Sprintf("vni %d: %s", k, v))
 	}
 	for k, v := range c.vpcs {
-		out.VPCs = append(out.VPCs, fmt.Sprintf("vpc %d: gateway %s flags %s", k, macString(v.GwMac), pipeline.FlagNames(pipeline.DPVPC, v.Flags)))
+		line := fmt.Sprintf("vpc %d: gateway %s flags %s", k, macString(v.GwMac), pipeline.FlagNames(pipeline.DPVPC, v.Flags))
+		if v.Dflags&vpcDRouteBound != 0 {
+			line += fmt.Sprintf(" route-by-binding %s/%d", fromBE32(v.SpanNet), v.SpanLen)
+		}
+		out.VPCs = append(out.VPCs, line)
 	}
 	for k, v := range c.routes {
 		vpc := k.Vpc>>24 | (k.Vpc>>8)&0xff00 | (k.Vpc<<8)&0xff0000 | k.Vpc<<24

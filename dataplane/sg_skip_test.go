@@ -52,3 +52,36 @@ func TestSGStagesSkippedOnlyInOpenVPCs(t *testing.T) {
 		}
 	})
 }
+
+// TestVPCGainingGroupsEnforcesOnExistingPorts: a VPC's flags ride in its
+// vxnets' entries (vxnets.h), which the packets' paths read instead of
+// the VPC's; when an open VPC gains its first security group rule, its
+// ports, already programmed, are checked from the next packet on, both
+// what they send and what the tunnel brings them.
+func TestVPCGainingGroupsEnforcesOnExistingPorts(t *testing.T) {
+	f := newFixture(t, false)
+	d := f.d
+	f.learn(t, ip4("10.0.1.7"), peerA, 5001, remMAC1)
+	vm1, rem := ip4("10.0.1.5"), ip4("10.0.1.7")
+	out := func() runResult {
+		return run(t, d.objs.PortIngress, f.p1, l4Pkt(remMAC1, vm1MAC, vm1, rem, 6, 40200, 8080))
+	}
+	in := func() runResult { return runTunnel(t, d, peerA, 5001, l4Pkt(vm1MAC, remMAC1, rem, vm1, 6, 40201, 22)) }
+	if r := out(); r.verdict != actRedirect {
+		t.Fatalf("open VPC: sent verdict %d; drops %v", r.verdict, drops(t, d))
+	}
+	if r := in(); r.verdict != actRedirect {
+		t.Fatalf("open VPC: received verdict %d; drops %v", r.verdict, drops(t, d))
+	}
+	// Its first rule: web takes tcp 80-81 in, and nothing out.
+	f.state.VPCs[0].Flags |= pipeline.VPCSGEgress | pipeline.VPCSGIngress
+	f.state.Ports[0].Identity = idWeb
+	f.state.SG = []SGVPC{{VPC: 1, Identities: map[uint32][]uint32{idWeb: {gWeb}},
+		Rules: []SGRule{{Group: gWeb, Ingress: true, Proto: 6, PortMin: 80, PortMax: 81, Prefix: prefix("10.0.0.0/8")}}}}
+	if _, err := d.Apply(f.state); err != nil {
+		t.Fatal(err)
+	}
+	closePickUp(t, d)
+	expectDrop(t, d, "sg_egress", out)
+	expectDrop(t, d, "sg_ingress", in)
+}

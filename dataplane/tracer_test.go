@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 
@@ -82,6 +83,12 @@ func TestTraceRunsTheRealProgramAndChangesNothing(t *testing.T) {
 				}
 				if r.Packet[14+8] != 63 {
 					return fmt.Errorf("TTL %d in the traced packet", r.Packet[14+8])
+				}
+				// ip_route found the binding already (its fast path), for
+				// dst_lookup: its own record shows the route, as without.
+				if rt := r.Stages[2]; rt.Hit != 9 /* route */ || rt.VTEP.IsValid() || rt.Ifindex != f.p1 || rt.VNI != 5002 ||
+					!bytes.Equal(rt.MAC, make([]byte, 6)) {
+					return fmt.Errorf("ip_route's record %+v", rt)
 				}
 				return nil
 			}},

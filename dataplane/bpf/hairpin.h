@@ -149,7 +149,7 @@ static __always_inline int hairpin_route(struct __sk_buff *skb, struct pctx *c, 
 	c->snat_from = ip->saddr;
 	c->snat_to = own;
 	c->dnat_to = dst;
-	if (routed_hop(skb, c, eth, ip, c->vpce.gw_mac) < 0)
+	if (routed_hop(skb, c, eth, ip, c->vx.vpce.gw_mac) < 0)
 		return drop_for(c, DROP_MALFORMED);
 	return next_stage(c, STAGE_DST_LOOKUP);
 }

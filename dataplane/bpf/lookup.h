@@ -6,9 +6,12 @@
 #include "pipeline.h"
 #include "endpoints.h"
 
-/* lookup_dest finds where (vpc, ip) lives and says what decided in
- * c->hit. It returns 0 when the destination must be resolved by a hub. */
-static __always_inline int lookup_dest(struct pctx *c, __u32 vpc, __be32 ip, struct dest *d)
+/* find_dest finds where (vpc, ip) lives and says what decided in
+ * c->hit. It returns 0 when the destination must be resolved by a hub:
+ * having counted the miss (and a stale path), unless quiet, when a miss
+ * leaves no trace at all (ip_route's try by binding, which a miss sends
+ * on to the routes and to lookup_dest). */
+static __always_inline int find_dest(struct pctx *c, __u32 vpc, __be32 ip, struct dest *d, int quiet)
 {
 	struct ep_key k = {.vpc = vpc, .ip = ip};
 	struct local_ep *l = bpf_map_lookup_elem(&local_eps_v1, &k);
@@ -20,6 +23,7 @@ static __always_inline int lookup_dest(struct pctx *c, __u32 vpc, __be32 ip, str
 	/* The clock is a helper call (tens of ns on every packet): read it
 	 * only for a learned path or a miss, not for a local or hub hit. */
 	__u64 now = 0;
+	int stale = 0;
 	struct cached_ep *e = bpf_map_lookup_elem(&cache_v1, &k);
 	if (e) {
 		now = bpf_ktime_get_ns();
@@ -38,12 +42,13 @@ static __always_inline int lookup_dest(struct pctx *c, __u32 vpc, __be32 ip, str
 		}
 		/* Past its refresh interval: this packet goes through a hub,
 		 * which answers with a fresh learn message. */
-		count(STAT_CACHE_STALE);
-		c->hit = HIT_CACHE_STALE;
+		stale = 1;
 	}
 	if (cfg_hub) {
 		struct remote_ep *r = bpf_map_lookup_elem(&hub_eps_v1, &k);
 		if (r) {
+			if (stale)
+				count(STAT_CACHE_STALE);
 			d->kind = DEST_REMOTE;
 			d->vtep = r->vtep;
 			d->vni = r->vni;
@@ -51,6 +56,12 @@ static __always_inline int lookup_dest(struct pctx *c, __u32 vpc, __be32 ip, str
 			c->hit = HIT_HUB_EP;
 			return 1;
 		}
+	}
+	if (quiet)
+		return 0;
+	if (stale) {
+		count(STAT_CACHE_STALE);
+		c->hit = HIT_CACHE_STALE;
 	}
 	count(STAT_CACHE_MISS);
 	if (!cfg_trace) {
@@ -61,6 +72,13 @@ static __always_inline int lookup_dest(struct pctx *c, __u32 vpc, __be32 ip, str
 	if (c->hit == HIT_NONE)
 		c->hit = HIT_MISS;
 	return 0;
+}
+
+/* lookup_dest finds where (vpc, ip) lives and says what decided in
+ * c->hit. It returns 0 when the destination must be resolved by a hub. */
+static __always_inline int lookup_dest(struct pctx *c, __u32 vpc, __be32 ip, struct dest *d)
+{
+	return find_dest(c, vpc, ip, d, 0);
 }
 
 #endif

@@ -185,7 +185,7 @@ __attribute__((noinline)) int phys_from_underlay(struct __sk_buff *skb, struct p
 		count_drop(DROP_MALFORMED);
 		return TC_ACT_SHOT;
 	}
-	if (bpf_skb_store_bytes(skb, 0, l->mac, 6, 0) < 0 || bpf_skb_store_bytes(skb, 6, c->vpce.gw_mac, 6, 0) < 0) {
+	if (bpf_skb_store_bytes(skb, 0, l->mac, 6, 0) < 0 || bpf_skb_store_bytes(skb, 6, c->vx.vpce.gw_mac, 6, 0) < 0) {
 		count_drop(DROP_MALFORMED);
 		return TC_ACT_SHOT;
 	}

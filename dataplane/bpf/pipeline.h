@@ -32,7 +32,9 @@
 
 /* A resolved destination. */
 struct dest {
-	__u32 kind;
+	__u8 kind;
+	__u8 hit;  /* found by ip_route's fast path: what found it (HIT_*), for dst_lookup */
+	__u16 pad;
 	__u32 ifindex; /* DEST_LOCAL */
 	__u32 vtep;    /* DEST_REMOTE, DEST_HUB */
 	__u32 vni;
@@ -64,7 +66,7 @@ struct pctx {
 	__u32 tflags;  /* trace: what was done besides (TRF_*) */
 	__be32 target; /* the address resolved: the destination or a next hop */
 	__u32 dvni;    /* the vxnet the packet goes on in */
-	__u8 have_vpc;  /* vpce holds the VPC's entry */
+	__u8 have_vpc;  /* vx.vpce holds the VPC's entry (vpc_of) */
 	__u8 from_port; /* the packet came from a VM port */
 	__u8 sg_done;   /* the security group stages ran (or are running) */
 	__u8 snat;      /* SNAT_OUT, SNAT_IN: what the driver translates (nat_snat.h) */
@@ -72,22 +74,25 @@ struct pctx {
 	__be32 snat_from; /* eip_out: translate the source from this ... */
 	__be32 snat_to;   /* ... to this (the EIP) when sending */
 	__be32 dnat_to;   /* eip_out, a hairpin: the destination becomes this after sg_egress (hairpin.h) */
-	struct vpc vpce;
 	struct port port;
-	struct vxnet vx;
+	struct vxnet vx; /* and in it, once vpc_of says so, the VPC's entry */
 	struct dest d; /* V_OUTPUT: where the packet goes */
 };
 
-/* vpc_of gives the packet's VPC entry, read once per packet. */
+/* vpc_of gives the packet's VPC entry (c->vx.vpce), read once per
+ * packet: the copy its vxnet's entry carries (vxnets.h), else from the
+ * VPCs' map. */
 static __always_inline int vpc_of(struct pctx *c)
 {
 	if (c->have_vpc)
 		return 1;
 	__u32 id = c->vpc;
-	struct vpc *v = bpf_map_lookup_elem(&vpcs_v1, &id);
-	if (!v)
-		return 0;
-	c->vpce = *v;
+	if (!(c->vx.vpce.dflags & VPC_D_ENTRY) || c->vx.vpc != id) {
+		struct vpc *v = bpf_map_lookup_elem(&vpcs_v2, &id);
+		if (!v)
+			return 0;
+		c->vx.vpce = *v;
+	}
 	c->have_vpc = 1;
 	return 1;
 }
@@ -190,17 +195,20 @@ static __always_inline int to_vxlan(struct __sk_buff *skb, __u32 vtep, __u32 vni
 	return bpf_redirect(cfg_vxlan_ifindex, 0);
 }
 
-static __always_inline void trace_stage(struct pctx *c, __u32 stage, int verdict)
+/* trace_record writes a stage's trace record. A function of its own,
+ * called only when tracing: inlined, its temporaries took stack from
+ * every program's frame, which the stages' calls share (512 bytes). */
+__attribute__((noinline)) int trace_record(struct pctx *c, __u32 stage, int verdict)
 {
-	if (!cfg_trace)
-		return;
+	if (!c) /* the verifier checks a global function alone: c is never NULL */
+		return 0;
 	__u32 zero = 0;
 	struct trace_buf *t = bpf_map_lookup_elem(&trace_recs, &zero);
 	if (!t)
-		return;
+		return 0;
 	__u32 i = t->n;
 	if (i >= TRACE_MAX)
-		return;
+		return 0;
 	struct trace_rec *r = &t->rec[i];
 	r->stage = stage;
 	r->verdict = verdict;
@@ -208,12 +216,26 @@ static __always_inline void trace_stage(struct pctx *c, __u32 stage, int verdict
 	r->reason = verdict == V_DROP ? c->reason : 0;
 	r->next = verdict == V_NEXT ? c->next : 0;
 	r->flags = c->tflags;
-	r->ifindex = c->d.kind == DEST_LOCAL ? c->d.ifindex : c->ifindex;
-	r->vtep = c->d.kind == DEST_LOCAL ? 0 : c->d.vtep;
-	r->vni = c->d.kind ? c->d.vni : c->dvni;
+	/* ip_route's fast path found d already, for dst_lookup: ip_route's
+	 * record shows no destination, as without it. */
+	int early = stage == STAGE_IP_ROUTE && c->d.hit;
+	__u32 kind = early ? 0 : c->d.kind;
+	r->ifindex = kind == DEST_LOCAL ? c->d.ifindex : c->ifindex;
+	r->vtep = kind == DEST_LOCAL || early ? 0 : c->d.vtep;
+	r->vni = kind ? c->d.vni : c->dvni;
 	r->addr = c->target;
-	mac_copy(r->mac, c->d.mac);
+	if (early)
+		__builtin_memset(r->mac, 0, 6);
+	else
+		mac_copy(r->mac, c->d.mac);
 	t->n = i + 1;
+	return 0;
+}
+
+static __always_inline void trace_stage(struct pctx *c, __u32 stage, int verdict)
+{
+	if (cfg_trace)
+		trace_record(c, stage, verdict);
 }
 
 /* finish carries out a pipeline's last verdict. */
@@ -281,7 +303,7 @@ static __always_inline int sg_skip(struct pctx *c)
 	if (hairpin_to(c->d.ifindex) || (c->from_port && hairpin_to(c->ifindex)))
 		return 0;
 	__u32 on = c->from_port ? VPC_F_SG_EGRESS | VPC_F_SG_INGRESS : VPC_F_SG_INGRESS;
-	return !(c->vpce.flags & on);
+	return !(c->vx.vpce.flags & on);
 }
 
 /* run_pipeline runs a direction's stages from first until one decides,

@@ -15,9 +15,13 @@ __attribute__((noinline)) int stage_dst_lookup(struct __sk_buff *skb, struct pct
 		return V_DROP;
 	if (!vpc_of(c))
 		return drop_for(c, DROP_NO_ROUTE);
-	struct vpc *vpc = &c->vpce;
+	struct vpc *vpc = &c->vx.vpce;
 	struct dest *d = &c->d;
-	int known = lookup_dest(c, c->vpc, c->target, d);
+	int known = 1;
+	if (d->hit) /* ip_route found d by its binding (its fast path) */
+		c->hit = d->hit;
+	else
+		known = lookup_dest(c, c->vpc, c->target, d);
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;

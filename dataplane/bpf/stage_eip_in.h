@@ -14,7 +14,7 @@ __attribute__((noinline)) int stage_eip_in(struct __sk_buff *skb, struct pctx *c
 {
 	if (!c) /* the verifier checks a global function alone: c is never NULL */
 		return V_DROP;
-	if (!vpc_of(c) || !(c->vpce.flags & (VPC_F_EIP_IN | VPC_F_SNAT_IN)))
+	if (!vpc_of(c) || !(c->vx.vpce.flags & (VPC_F_EIP_IN | VPC_F_SNAT_IN)))
 		return next_stage(c, STAGE_TUN_LOOKUP);
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -28,10 +28,10 @@ __attribute__((noinline)) int stage_eip_in(struct __sk_buff *skb, struct pctx *c
 	if (!is_gateway(c->src))
 		return next_stage(c, STAGE_TUN_LOOKUP);
 	struct eip_local *e = NULL;
-	if (c->vpce.flags & VPC_F_EIP_IN)
+	if (c->vx.vpce.flags & VPC_F_EIP_IN)
 		e = bpf_map_lookup_elem(&eip_local_v1, &daddr);
 	if (!e || e->vpc != c->vpc) {
-		if (c->vpce.flags & VPC_F_SNAT_IN) {
+		if (c->vx.vpce.flags & VPC_F_SNAT_IN) {
 			c->snat = SNAT_IN; /* the driver translates it back, if a connection of a local port */
 			c->hit = HIT_SNAT;
 		}

@@ -37,7 +37,7 @@ __attribute__((noinline)) int stage_eip_out(struct __sk_buff *skb, struct pctx *
 	if (ph)
 		return phys_route(skb, c, *ph);
 	struct snat_port *s = NULL;
-	if (!p && vpc_of(c) && (c->vpce.flags & VPC_F_SNAT_OUT))
+	if (!p && vpc_of(c) && (c->vx.vpce.flags & VPC_F_SNAT_OUT))
 		s = bpf_map_lookup_elem(&snat_ports_v1, &ifindex);
 	if ((!p && !s) || !vpc_of(c)) {
 		c->reason = DROP_NO_ROUTE;
@@ -67,7 +67,7 @@ __attribute__((noinline)) int stage_eip_out(struct __sk_buff *skb, struct pctx *
 		c->snat_from = ip->saddr;
 		c->snat_to = eip;
 	}
-	if (routed_hop(skb, c, eth, ip, c->vpce.gw_mac) < 0)
+	if (routed_hop(skb, c, eth, ip, c->vx.vpce.gw_mac) < 0)
 		return drop_for(c, DROP_MALFORMED);
 	struct dest d = {.kind = DEST_REMOTE, .vtep = gw, .vni = c->vni};
 	c->d = d;

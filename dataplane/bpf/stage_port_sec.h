@@ -78,6 +78,15 @@ static __always_inline void clamp_mss(struct __sk_buff *skb, struct pctx *c, __u
 	}
 }
 
+/* src_addr: what the port may send from src (ADDR_F_*, 0: nothing),
+ * its first fixed address known from its entry, any other looked up. */
+static __always_inline __u32 src_addr(struct pctx *c, __be32 src)
+{
+	if (src && src == c->port.ip)
+		return ADDR_F_FIXED;
+	return port_addr(c->ifindex, src);
+}
+
 static __always_inline int port_sec_arp(struct __sk_buff *skb, struct pctx *c)
 {
 	void *data = (void *)(long)skb->data;
@@ -88,7 +97,7 @@ static __always_inline int port_sec_arp(struct __sk_buff *skb, struct pctx *c)
 	if (arp->htype != bpf_htons(1) || arp->ptype != bpf_htons(ETH_P_IP) || arp->hlen != 6 || arp->plen != 4)
 		return drop_for(c, DROP_MALFORMED);
 	__be32 spa = arp->spa;
-	__u32 af = port_addr(c->ifindex, spa);
+	__u32 af = src_addr(c, spa);
 	if ((c->port.flags & PORT_F_SECURITY) && (c->vx.flags & VX_F_PSEC_IP)) {
 		__u8 sha[6];
 		__builtin_memcpy(sha, arp->sha, 6);
@@ -117,7 +126,7 @@ static __always_inline int port_sec_ipv4(struct __sk_buff *skb, struct pctx *c)
 	if (ip->version != 4 || ip->ihl < 5 || data + ETH_HLEN + ip->ihl * 4 > data_end)
 		return drop_for(c, DROP_MALFORMED);
 	__be32 src = ip->saddr;
-	if (port_addr(c->ifindex, src)) {
+	if (src_addr(c, src)) {
 		c->hit = HIT_PORT_ADDR;
 	} else if (c->port.flags & PORT_F_UNKNOWN) {
 		int why = src ? unknown_src(c, src) : 0;
@@ -143,7 +152,7 @@ __attribute__((noinline)) int stage_port_sec(struct __sk_buff *skb, struct pctx 
 	if ((void *)(eth + 1) > data_end)
 		return drop_for(c, DROP_MALFORMED);
 	__u32 ifindex = c->ifindex;
-	struct port *port = bpf_map_lookup_elem(&ports_v1, &ifindex);
+	struct port *port = bpf_map_lookup_elem(&ports_v2, &ifindex);
 	if (!port)
 		return drop_for(c, DROP_NO_PORT);
 	c->port = *port;
@@ -152,7 +161,7 @@ __attribute__((noinline)) int stage_port_sec(struct __sk_buff *skb, struct pctx 
 	if (skb->vlan_present || proto == bpf_htons(0x8100) || proto == bpf_htons(0x88A8))
 		return drop_for(c, DROP_VLAN);
 	__u32 vni = port->vni;
-	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v1, &vni);
+	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v2, &vni);
 	if (!vx)
 		return drop_for(c, DROP_UNKNOWN_VNI);
 	c->vx = *vx;

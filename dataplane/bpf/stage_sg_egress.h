@@ -23,7 +23,7 @@ __attribute__((noinline)) int stage_sg_egress(struct __sk_buff *skb, struct pctx
 		return V_DROP;
 	__u32 id = port_identity(c->ifindex);
 	c->gbp = id ? id | GBP_POLICY_APPLIED : 0;
-	if (!vpc_of(c) || !(c->vpce.flags & VPC_F_SG_EGRESS))
+	if (!vpc_of(c) || !(c->vx.vpce.flags & VPC_F_SG_EGRESS))
 		return sg_egress_pass(c);
 	struct tuple t = tuple_of(skb);
 	if (!t.ok)

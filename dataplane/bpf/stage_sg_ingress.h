@@ -31,7 +31,7 @@ __attribute__((noinline)) int stage_sg_ingress(struct __sk_buff *skb, struct pct
 		return V_DROP;
 	if (c->d.kind != DEST_LOCAL)
 		return V_OUTPUT;
-	if (!vpc_of(c) || !(c->vpce.flags & VPC_F_SG_INGRESS))
+	if (!vpc_of(c) || !(c->vx.vpce.flags & VPC_F_SG_INGRESS))
 		return V_OUTPUT;
 	struct tuple t = tuple_of(skb);
 	if (!t.ok)

@@ -19,7 +19,7 @@ __attribute__((noinline)) int stage_to_hub(struct __sk_buff *skb, struct pctx *c
 	if (!vpc_of(c))
 		return drop_for(c, DROP_NO_HUB);
 	__u32 vpc_id = c->vpc;
-	struct vpc *vpc = &c->vpce;
+	struct vpc *vpc = &c->vx.vpce;
 	if ((vpc->flags & VPC_F_HUB_UNKNOWN) && known_unknown(vpc_id, c->target)) {
 		c->hit = HIT_UNKNOWN;
 		return drop_for(c, DROP_DST_UNKNOWN);

@@ -18,7 +18,7 @@ __attribute__((noinline)) int stage_tun_admit(struct __sk_buff *skb, struct pctx
 	c->gbp = gbp; /* a hub sends it on as it came */
 	c->vni = vni;
 	c->dvni = vni;
-	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v1, &vni);
+	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v2, &vni);
 	if (!vx) {
 		/* A gateway serves no vxnet, but answers hosts' probes. */
 		void *d0 = (void *)(long)skb->data;

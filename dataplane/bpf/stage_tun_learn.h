@@ -90,7 +90,7 @@ __attribute__((noinline)) int stage_tun_learn(struct __sk_buff *skb, struct pctx
 	if ((void *)(m + 1) > data_end || m->version != LEARN_VERSION)
 		return drop_for(c, DROP_LEARN_MALFORMED);
 	__u32 vpc_id = c->vpc;
-	struct vpc *vpc = bpf_map_lookup_elem(&vpcs_v1, &vpc_id);
+	struct vpc *vpc = bpf_map_lookup_elem(&vpcs_v2, &vpc_id);
 	__u32 flags = vpc ? vpc->flags : 0;
 	c->hit = HIT_LEARN_MSG;
 	c->target = m->ip;

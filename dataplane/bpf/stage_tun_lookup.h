@@ -77,7 +77,7 @@ __attribute__((noinline)) int stage_tun_lookup(struct __sk_buff *skb, struct pct
 	c->target = target;
 	/* eip_in read the VPC's entry already: a second lookup was one
 	 * more hash on every packet. */
-	struct vpc *vpc = vpc_of(c) ? &c->vpce : 0;
+	struct vpc *vpc = vpc_of(c) ? &c->vx.vpce : 0;
 	__u32 flags = vpc ? vpc->flags : 0;
 	int incomplete = vpc && mac_eq(eth->h_dest, vpc->gw_mac);
 	int hub = cfg_hub && (flags & VPC_F_TUN_HUB);

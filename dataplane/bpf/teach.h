@@ -173,7 +173,7 @@ static __always_inline int hub_forward(struct __sk_buff *skb, struct pctx *c, __
 	 * It used to leave as a clone, out through the veth's backlog
 	 * rather than to its peer, the original dropped; with hostd's queue
 	 * full, every packet of a bulk flow into a hub did (#21). */
-	if (skb->gso_size || (d->kind == DEST_LOCAL && vpc_of(c) && (c->vpce.flags & VPC_F_SG_INGRESS))) {
+	if (skb->gso_size || (d->kind == DEST_LOCAL && vpc_of(c) && (c->vx.vpce.flags & VPC_F_SG_INGRESS))) {
 		hold_lesson(c->src, c->vpc, target);
 		if (learn_to_hostd(c->src, LEARN_OP_LEARN, target, d->vni, d->mac, at) < 0)
 			count(STAT_LEARN_SKIPPED);
