@@ -42,7 +42,7 @@ func AppendOperation(b []byte, op *ovsdb.Operation) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if len(op.Rows) > 0 {
+	if len(op.Rows) > 0 || op.Op == "wait" { // a wait for no rows still sends them
 		b = append(b, `,"rows":[`...)
 		for i, r := range op.Rows {
 			if i > 0 {

@@ -11,15 +11,28 @@ import (
 	"github.com/courier-sdn/courier/internal/testenv"
 )
 
-// claims lists the northbound's address claims as address/kind, sorted.
+// claims lists the addresses the northbound's ports hold, as
+// address/kind, sorted: the keys on Port rows (a MAC's, kind mac; an
+// IP's, kind ip; not per-port scopes) and the Address_Claim rows.
 func claims(t *testing.T, db string) []string {
 	t.Helper()
-	out, err := exec.Command("ovsdb-client", "-f", "csv", "--no-headings", "dump", db, "Courier_Northbound", "Address_Claim", "address", "kind").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ovsdb-client dump: %v: %s", err, out)
+	var got []string
+	for i, cols := range [][]string{{"Address_Claim", "address", "kind"}, {"Port", "mac_key"}, {"Port", "ip_key"}} {
+		args := append([]string{"-f", "csv", "--no-headings", "dump", db, "Courier_Northbound"}, cols...)
+		out, err := exec.Command("ovsdb-client", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ovsdb-client dump: %v: %s", err, out)
+		}
+		_, rows, _ := strings.Cut(string(out), "\n") // after the table's name
+		for _, f := range strings.Fields(strings.ReplaceAll(strings.ReplaceAll(rows, ",", "/"), `"`, "")) {
+			switch _, addr, keyed := strings.Cut(f, "/"); {
+			case i == 0:
+				got = append(got, f)
+			case keyed:
+				got = append(got, addr+"/"+cols[1][:len(cols[1])-4])
+			}
+		}
 	}
-	_, rows, _ := strings.Cut(string(out), "\n") // after the table's name
-	got := strings.Fields(strings.ReplaceAll(strings.ReplaceAll(rows, ",", "/"), `"`, ""))
 	slices.Sort(got)
 	return got
 }

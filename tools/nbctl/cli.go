@@ -191,6 +191,8 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 	if st.db == nil { // the generic commands' results are found by index
 		st.ops = mergeInserts(st.ops)
 	}
+	guards := len(st.claims.guards)
+	st.ops = st.claims.wrap(st.ops)
 	cfgIndex := -1
 	if wait && (len(st.ops) > 0 || syncOnly) {
 		if st.global == nil {
@@ -219,7 +221,7 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 		return 0, st.claimError(ctx, existsError(err))
 	}
 	if st.db != nil {
-		st.db.Committed(res)
+		st.db.Committed(res[guards:])
 	}
 	if cfgIndex < 0 {
 		return 0, nil

@@ -46,6 +46,10 @@ type want struct {
 	// the vxnets are read with their port lists, and those ports whole.
 	peers bool
 	tls   *tls.Config // for the connection the rows are read on
+	// commands is how many commands the invocation runs: what its
+	// maps and operations are sized by (a chain of port-adds names no
+	// port to read, but creates one a command).
+	commands int
 }
 
 // peerPorts, as a key of a command's Rows, says that it reads the ports
@@ -55,7 +59,7 @@ const peerPorts = "peers"
 // rowsWanted merges what the commands name. It returns nil if any of
 // them reads the Vxnet or Port table without naming its rows.
 func rowsWanted(invs []parsed, tlsc *tls.Config) *want {
-	w := &want{tls: tlsc}
+	w := &want{tls: tlsc, commands: len(invs)}
 	for _, p := range invs {
 		reads := slices.Contains(p.cmd.Tables, tVxnet) || slices.Contains(p.cmd.Tables, tPort)
 		if !reads {
@@ -178,6 +182,9 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 			return err
 		}
 	}
+	if err := st.prefetchClaims(r, vxnets); err != nil {
+		return err
+	}
 	for _, vx := range vxnets {
 		st.vxnets[vx.Name] = vx
 	}
@@ -189,6 +196,36 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 	st.link(slices.Collect(maps.Values(vxnets)))
 	for p, vx := range holder {
 		st.portVxnet[p] = vxnets[vx]
+	}
+	return nil
+}
+
+// prefetchClaims reads the claim rows of every vxnet read, in one round
+// trip (a select each: a port-add checks its IP against its vxnet's).
+func (st *state) prefetchClaims(r *reader, vxnets map[string]*nbdb.Vxnet) error {
+	if len(vxnets) == 0 {
+		return nil
+	}
+	dec, err := jsonrpc.NewRowDecoder(&nbdb.AddressClaim{})
+	if err != nil {
+		return err
+	}
+	var order []string
+	for u := range vxnets {
+		order = append(order, u)
+		r.add(claimsOf(u), dec)
+	}
+	res, err := r.runEach()
+	if err != nil {
+		return err
+	}
+	for i, rows := range res {
+		m := make(map[string]*nbdb.AddressClaim, len(rows))
+		for _, row := range rows {
+			c := row.(*nbdb.AddressClaim)
+			m[c.Address] = c
+		}
+		st.claims.dbClaims[order[i]] = m
 	}
 	return nil
 }
