@@ -14,6 +14,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/lab"
 	"github.com/courier-sdn/courier/ops"
@@ -164,7 +165,7 @@ func extraVxnets(vxs ...int) []ovsdb.Operation {
 
 // addPort declares one port in vxnet x<vx> of the benchmark topology.
 func addPort(name, mac string, ip netip.Addr, vx int, chassis string) []ovsdb.Operation {
-	row := ovsdb.Row{"name": name, "mac": mac, "ips": ip.String()}
+	row := ovsdb.Row{"name": name, "mac": mac, "ips": ip.String(), "mac_key": schema.NewScope(), "ip_key": schema.NewScope()}
 	if chassis != "" {
 		row["requested_chassis"] = chassis
 	}
