@@ -123,7 +123,7 @@ func (c *Config) schemaFile(d Database) string {
 
 // stagingFile is the schema an older northbound is converted to first
 // (schema.NBStaging): the current one without the Port keys' indexes.
-func (c *Config) stagingFile() string { return filepath.Join(c.RunDir, "nb-staging.ovsschema") }
+func (c *Config) stagingFile() string          { return filepath.Join(c.RunDir, "nb-staging.ovsschema") }
 func (c *Config) daemonPid(name string) string { return filepath.Join(c.RunDir, name+".pid") }
 func (c *Config) daemonLog(name string) string { return filepath.Join(c.RunDir, name+".log") }
 
