@@ -145,6 +145,39 @@ func TestTwoCLIsRaceForOneAddress(t *testing.T) {
 	}
 }
 
+// TestKeyAndClaimRaceForOneAddress: a port that holds an IP by its key
+// (one fixed IP) and a port that claims it (two fixed IPs, so claim
+// rows), racing, are decided by the server: exactly one commits (the
+// claimant's wait that no key holds it, the key holder's wait that its
+// vxnet's claims are those it read), the other is refused naming it.
+func TestKeyAndClaimRaceForOneAddress(t *testing.T) {
+	db := testenv.StartDBs(t).NB
+	mustNB(t, db, "init", "--", "vpc-add", "v", "--", "vxnet-add", "v", "web", "10.0.0.0/16")
+	for i := 0; i < 20; i++ {
+		addr, other := fmt.Sprintf("10.0.1.%d", 2+i), fmt.Sprintf("10.0.2.%d", 2+i)
+		names := []string{fmt.Sprintf("key%d", i), fmt.Sprintf("claim%d", i)}
+		errs := race(func(k int) error {
+			args := []string{"port-add", "web", names[k], fmt.Sprintf("02:00:00:00:%02x:%02x", k, i), addr}
+			if k == 1 {
+				args = append(args, other)
+			}
+			_, err := nb(db, args...)
+			return err
+		})
+		won := slices.IndexFunc(errs, func(err error) bool { return err == nil })
+		if won < 0 || errs[1-won] == nil {
+			t.Fatalf("round %d: %v, %v: want exactly one to commit", i, errs[0], errs[1])
+		}
+		want := fmt.Sprintf("IP %s is already used by port %s in vxnet web", addr, names[won])
+		if got := errs[1-won].Error(); got != want {
+			t.Errorf("round %d: the loser got %q, want %q", i, got, want)
+		}
+	}
+	if out := mustNB(t, db, "port-list", "web"); strings.Count(out, "\n") != 1+20 {
+		t.Errorf("after 20 races, port-list:\n%s", out)
+	}
+}
+
 // race runs f(0) and f(1) at once and returns their errors.
 func race(f func(k int) error) []error {
 	var wg sync.WaitGroup
