@@ -61,6 +61,7 @@ type claimBook struct {
 	dbClaims map[string]map[string]*nbdb.AddressClaim // vxnet UUID -> address -> claim row
 	guarded  map[string]bool                          // claim rows and vxnets the commit waits on
 	fixed    map[string]string                        // named UUID -> the UUID given at insert (fixUUID)
+	whole    []ovsdb.Row                              // the whole table's claims as read, if it was (prefetchClaims)
 	guards   []ovsdb.Operation                        // those waits, sent first
 	checks   []ovsdb.Operation                        // waits sent last (unkeyed)
 }
@@ -347,6 +348,15 @@ func (st *state) guardVxnet(vx *nbdb.Vxnet, claims map[string]*nbdb.AddressClaim
 		return
 	}
 	st.claims.guarded[vx.UUID] = true
+	if b := st.claims; b.whole != nil { // read whole: one wait for the table
+		if !b.guarded[""] {
+			b.guarded[""] = true
+			timeout := 0
+			b.guards = append(b.guards, ovsdb.Operation{Op: ovsdb.OperationWait, Table: nbdb.AddressClaimTable, Timeout: &timeout,
+				Where: []ovsdb.Condition{}, Columns: []string{"vxnet", "address"}, Until: string(ovsdb.WaitConditionEqual), Rows: b.whole})
+		}
+		return
+	}
 	rows := make([]ovsdb.Row, 0, len(claims))
 	for a := range claims {
 		rows = append(rows, ovsdb.Row{"address": a})
