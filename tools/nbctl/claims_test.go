@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/courier-sdn/courier/internal/testenv"
+	"github.com/courier-sdn/courier/tools/nbctl"
 )
 
 // claims lists the addresses the northbound's ports hold, as
@@ -175,6 +176,37 @@ func TestKeyAndClaimRaceForOneAddress(t *testing.T) {
 	}
 	if out := mustNB(t, db, "port-list", "web"); strings.Count(out, "\n") != 1+20 {
 		t.Errorf("after 20 races, port-list:\n%s", out)
+	}
+}
+
+// TestKeyAndClaimInterleaved: a writer whose IP is a key and one that
+// claims it (two fixed IPs), the second committing between the first's
+// reads and its commit: the first is refused naming the second, by its
+// wait that the vxnet's claims (or, for a chain over many vxnets, the
+// table's) are those it read, or that no key holds the claimed address.
+func TestKeyAndClaimInterleaved(t *testing.T) {
+	for _, others := range []int{0, 20} {
+		for _, keyFirst := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%d other vxnets, key first %v", others, keyFirst), func(t *testing.T) {
+				db := testenv.StartDBs(t).NB
+				mustNB(t, db, "init", "--", "vpc-add", "v", "--", "vxnet-add", "v", "web", "10.0.0.0/16")
+				key := []string{"port-add", "web", "key", "02:00:00:00:00:01", "10.0.1.2"}
+				for o := 0; o < others; o++ {
+					mustNB(t, db, "vxnet-add", "v", fmt.Sprintf("o%d", o), fmt.Sprintf("10.%d.0.0/16", 1+o))
+					key = append(key, "--", "port-add", fmt.Sprintf("o%d", o), fmt.Sprintf("o%d", o), mac(1+o, 0), ip(1+o, 0))
+				}
+				claim := []string{"port-add", "web", "claim", "02:00:00:00:00:02", "10.0.1.2", "10.0.2.2"}
+				first, second, winner := key, claim, "claim"
+				if !keyFirst {
+					first, second, winner = claim, key, "key"
+				}
+				nbctl.BeforeCommit(func() { mustNB(t, db, second...) })
+				_, err := nb(db, first...)
+				if want := "IP 10.0.1.2 is already used by port " + winner + " in vxnet web"; errText(err) != want {
+					t.Errorf("the first writer: %v, want %q", err, want)
+				}
+			})
+		}
 	}
 }
 

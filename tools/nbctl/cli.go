@@ -216,6 +216,9 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 		cfgIndex = len(st.ops) - 1
 	}
 	opsCommitted.Add(int64(len(st.ops)))
+	if hook := beforeCommit.Swap(nil); hook != nil {
+		(*hook)()
+	}
 	res, err := ops.Transact(ctx, st.transactor(sess), st.ops...)
 	if err != nil {
 		return 0, st.claimError(ctx, existsError(err))

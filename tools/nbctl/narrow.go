@@ -155,8 +155,17 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 	if err := r.namedPorts(dedup(w.ports), pDec); err != nil {
 		return err
 	}
-	for _, n := range dedup(w.vxnets) {
-		r.addVxnet(selectWhere(tVxnet, "name", ovsdb.ConditionEqual, n), vxDec)
+	vxNames := dedup(w.vxnets)
+	wanted := map[string]bool{} // by name, when the whole table is read
+	if len(vxNames) >= vxnetsScanAt {
+		for _, n := range vxNames {
+			wanted[n] = true
+		}
+		r.addVxnet(ovsdb.Operation{Op: ovsdb.OperationSelect, Table: tVxnet, Where: []ovsdb.Condition{}}, vxDec)
+	} else {
+		for _, n := range vxNames {
+			r.addVxnet(selectWhere(tVxnet, "name", ovsdb.ConditionEqual, n), vxDec)
+		}
 	}
 	found, err := r.run()
 	if err != nil {
@@ -167,6 +176,9 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 	for _, m := range found {
 		switch row := m.(type) {
 		case *nbdb.Vxnet:
+			if len(wanted) > 0 && !wanted[row.Name] {
+				continue
+			}
 			vxnets[row.UUID] = row
 		case *nbdb.Port:
 			named = append(named, row)
@@ -199,6 +211,11 @@ func (st *state) readNamed(ctx context.Context, w *want) error {
 	}
 	return nil
 }
+
+// vxnetsScanAt is how many vxnets named make one select of the Vxnet
+// table (without its port lists) cheaper than a select by name for each,
+// which ovsdb-server answers with a scan of the table.
+var vxnetsScanAt = 64
 
 // claimsScanAt is how many vxnets read make one select of the whole
 // Address_Claim table (the claims of the few ports that claim, in every
@@ -372,6 +389,10 @@ func (r *reader) peers(vxnets map[string]*nbdb.Vxnet, dec *jsonrpc.RowDecoder) (
 // read, the passes over the Port table to find ports by name and the
 // operations committed, so far.
 var rowsRead, portRefsRead, portScans, opsCommitted atomic.Int64
+
+// beforeCommit, for tests, runs once between an invocation's reads and
+// its commit: another writer's change lands in between.
+var beforeCommit atomic.Pointer[func()]
 
 // reader batches selects into one transaction.
 type reader struct {
