@@ -104,14 +104,17 @@ var errClaimRace = errors.New("a virtual IP was claimed meanwhile")
 // it referenced are garbage-collected by the server at commit unless
 // referenced again.
 func (st *state) claimPort(vx *nbdb.Vxnet, p *nbdb.Port) error {
-	own := map[string]bool{}
+	var own map[string]bool // the claim rows it held (a new port: none)
 	for _, u := range p.Claims {
+		if own == nil {
+			own = map[string]bool{}
+		}
 		own[u] = true
 	}
 	st.releasePort(vx, p.Name)
 	schema.SetPortKeys(st.keyUUID(vx), p)
 	if p.MAC != schema.Dynamic {
-		if _, err := st.hold(vx, p.Name, nbdb.AddressClaimKindMAC, p.MAC, ""); err != nil {
+		if _, err := st.hold(vx, p.Name, nbdb.AddressClaimKindMAC, p.MAC); err != nil {
 			return err
 		}
 	}
@@ -145,7 +148,7 @@ func (st *state) claimPort(vx *nbdb.Vxnet, p *nbdb.Port) error {
 // port's own (own) does; the commit waits for the vxnet's claims to be
 // those read.
 func (st *state) keyIP(vx *nbdb.Vxnet, port, ip string, own map[string]bool) error {
-	if _, err := st.hold(vx, port, nbdb.AddressClaimKindIP, ip, ""); err != nil {
+	if _, err := st.hold(vx, port, nbdb.AddressClaimKindIP, ip); err != nil {
 		return err
 	}
 	claims, err := st.vxnetClaims(vx)
@@ -217,10 +220,10 @@ func (st *state) unkeyed(vx *nbdb.Vxnet, kind, addr string) error {
 	return nil
 }
 
-// hold records that port holds addr in vx (by claim row u, or by a key
-// if u is empty), refusing what an earlier command holds; it returns the
+// hold records that port holds addr in vx (by a key, until claim sets
+// the claim row), refusing what an earlier command holds; it returns the
 // earlier holding when it is the virtual IP the port shares.
-func (st *state) hold(vx *nbdb.Vxnet, port, kind, addr, u string) (*heldClaim, error) {
+func (st *state) hold(vx *nbdb.Vxnet, port, kind, addr string) (*heldClaim, error) {
 	b, k := st.claims, claimKey{vx.UUID, addr}
 	if h := b.held[k]; h != nil && len(h.ports) > 0 {
 		if kind == nbdb.AddressClaimKindVip && h.kind == kind {
@@ -230,7 +233,7 @@ func (st *state) hold(vx *nbdb.Vxnet, port, kind, addr, u string) (*heldClaim, e
 		}
 		return nil, clashError(kind, h.kind, addr, h.ports[len(h.ports)-1], vx.Name)
 	}
-	b.held[k] = &heldClaim{uuid: u, kind: kind, ports: []string{port}}
+	b.held[k] = &heldClaim{kind: kind, ports: []string{port}}
 	b.byPort[port] = append(b.byPort[port], k)
 	return nil, nil
 }
@@ -239,7 +242,7 @@ func (st *state) hold(vx *nbdb.Vxnet, port, kind, addr, u string) (*heldClaim, e
 // virtual IP row other ports share. It refuses what an earlier command
 // of the invocation holds.
 func (st *state) claim(vx *nbdb.Vxnet, port, kind, addr string) (string, error) {
-	shared, err := st.hold(vx, port, kind, addr, "")
+	shared, err := st.hold(vx, port, kind, addr)
 	if err != nil || shared != nil {
 		return shared.uuidOrEmpty(), err
 	}
