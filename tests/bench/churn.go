@@ -11,8 +11,8 @@ import (
 
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
-	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema"
 )
 
 // The churn is what an orchestrator does to a big VPC all day: ports
