@@ -37,7 +37,7 @@ func (c *Client) CreateEIP(ctx context.Context, network, address, port string) e
 		}
 		e.Port = &p.UUID
 	}
-	return c.createChild(ctx, e, e.UUID, nbdb.EIPTable, address, nbdb.ExternalNetworkTable, network, "eips")
+	return c.createChild(ctx, e, e.UUID, nbdb.EIPTable, address, nbdb.ExternalNetworkTable, network, "eips", nil, nil)
 }
 
 // BindEIP binds an unbound EIP to a port.

@@ -131,19 +131,20 @@ func (c *Client) CreateVPC(ctx context.Context, vpc *nbdb.VPC) error {
 // its reference from the VPC.
 func (c *Client) CreateVxnet(ctx context.Context, vpc string, vx *nbdb.Vxnet) error {
 	vx.UUID = "new_vxnet"
-	return c.createChild(ctx, vx, vx.UUID, nbdb.VxnetTable, vx.Name, nbdb.VPCTable, vpc, "vxnets")
+	return c.createChild(ctx, vx, vx.UUID, nbdb.VxnetTable, vx.Name, nbdb.VPCTable, vpc, "vxnets", nil, nil)
 }
 
 // CreatePort creates a port in a vxnet, in one transaction, with the
-// claims of its MAC and IPs (Address_Claim): a MAC or IP another port of
-// the vxnet claims makes the database refuse the call whole.
+// keys of its MAC and IP (and claims of other addresses, claims.go): a
+// MAC or IP another port of the vxnet holds makes the database refuse
+// the call whole.
 func (c *Client) CreatePort(ctx context.Context, vxnet string, p *nbdb.Port) error {
 	p.UUID = "new_port"
-	claims, err := c.claimsFor(ctx, vxnet, p)
+	claims, waits, err := c.claimsFor(ctx, vxnet, p)
 	if err != nil {
 		return err
 	}
-	return c.createChild(ctx, p, p.UUID, nbdb.PortTable, p.Name, nbdb.VxnetTable, vxnet, "ports", claims...)
+	return c.createChild(ctx, p, p.UUID, nbdb.PortTable, p.Name, nbdb.VxnetTable, vxnet, "ports", claims, waits)
 }
 
 // createChild inserts a row (with the rows in extra, which it refers
@@ -152,7 +153,7 @@ func (c *Client) CreatePort(ctx context.Context, vxnet string, p *nbdb.Port) err
 // own writes). A missing parent matches nothing: the new row, referenced
 // by nobody, is then dropped by the database in the same commit, and the
 // call says so.
-func (c *Client) createChild(ctx context.Context, child model.Model, childUUID, table, name, parentTable, parent, column string, extra ...ovsdb.Operation) error {
+func (c *Client) createChild(ctx context.Context, child model.Model, childUUID, table, name, parentTable, parent, column string, extra, after []ovsdb.Operation) error {
 	ins, err := c.sess.Create(child)
 	if err != nil {
 		return err
@@ -161,7 +162,7 @@ func (c *Client) createChild(ctx context.Context, child model.Model, childUUID, 
 	mut := ovsdb.Operation{Op: ovsdb.OperationMutate, Table: parentTable,
 		Where:     []ovsdb.Condition{{Column: "name", Function: ovsdb.ConditionEqual, Value: parent}},
 		Mutations: []ovsdb.Mutation{{Column: column, Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: childUUID}}}}}}
-	res, err := c.transact(ctx, table, name, append(ins, mut))
+	res, err := c.transact(ctx, table, name, append(append(ins, mut), after...))
 	if err != nil {
 		return err
 	}

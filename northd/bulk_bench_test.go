@@ -13,6 +13,7 @@ import (
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/northd"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
 
@@ -43,7 +44,7 @@ func BenchmarkBulkLoad(b *testing.B) {
 			vx, host := p%253, 2+p/253
 			txn = append(txn, ovsdb.Operation{Op: "insert", Table: "Port", UUIDName: "pt" + strconv.Itoa(p), Row: ovsdb.Row{
 				"name": fmt.Sprintf("p%d", p), "mac": fmt.Sprintf("02:00:%02x:%02x:%02x:%02x", vx>>8, vx&255, host>>8, host&255),
-				"ips": fmt.Sprintf("10.%d.%d.%d", vx>>8, vx&255, host)}})
+				"ips": fmt.Sprintf("10.%d.%d.%d", vx>>8, vx&255, host), "mac_key": schema.NewScope(), "ip_key": schema.NewScope()}})
 			refs[vx] = append(refs[vx], ovsdb.UUID{GoUUID: "pt" + strconv.Itoa(p)})
 		}
 		var vxRefs []any

@@ -16,6 +16,7 @@ import (
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/ops/jsonrpc"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 )
 
@@ -116,7 +117,8 @@ func TestNBWatchMatchesLibovsdb(t *testing.T) {
 		case k < 3 || len(ports) == 0: // a port
 			name := fmt.Sprintf("p%d", step)
 			res := txn(ovsdb.Operation{Op: "insert", Table: nbdb.PortTable, UUIDName: "p", Row: ovsdb.Row{"name": name,
-				"mac": fmt.Sprintf("02:00:00:00:%02x:%02x", step>>8, step&255), "ips": fmt.Sprintf("10.0.%d.%d", step>>8, step&255)}},
+				"mac": fmt.Sprintf("02:00:00:00:%02x:%02x", step>>8, step&255), "ips": fmt.Sprintf("10.0.%d.%d", step>>8, step&255),
+				"mac_key": schema.NewScope(), "ip_key": schema.NewScope()}},
 				ovsdb.Operation{Op: "mutate", Table: nbdb.VxnetTable, Where: byUUID(vx),
 					Mutations: []ovsdb.Mutation{{Column: "ports", Mutator: "insert", Value: ovsdb.UUID{GoUUID: "p"}}}})
 			ports = append(ports, res[0].UUID.GoUUID)

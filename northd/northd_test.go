@@ -174,9 +174,11 @@ func TestRawWritesAreRefusedRowByRow(t *testing.T) {
 		`["Courier_Northbound",{"op":"select","table":"VPC","where":[["name","==","web"]],"columns":["_uuid"]}]`))
 	web = web[strings.Index(web, "uuid\",\"")+7:]
 	web = web[:36]
+	// A writer that keys its ports with scopes of their own: the server
+	// checks none of their addresses, northd checks them all.
 	port := func(name, mac, ips string) string {
-		return fmt.Sprintf(`["Courier_Northbound",{"op":"insert","table":"Port","uuid-name":"p","row":{"name":%q,"mac":%q,"ips":["set",[%s]]}},
-		 {"op":"mutate","table":"Vxnet","where":[["_uuid","==",["uuid",%q]]],"mutations":[["ports","insert",["set",[["named-uuid","p"]]]]]}]`, name, mac, ips, front)
+		return fmt.Sprintf(`["Courier_Northbound",{"op":"insert","table":"Port","uuid-name":"p","row":{"name":%q,"mac":%q,"ips":["set",[%s]],"mac_key":%q,"ip_key":%q}},
+		 {"op":"mutate","table":"Vxnet","where":[["_uuid","==",["uuid",%q]]],"mutations":[["ports","insert",["set",[["named-uuid","p"]]]]]}]`, name, mac, ips, schema.NewScope(), schema.NewScope(), front)
 	}
 	vxnet := func(name, cidr, extra string) string {
 		return fmt.Sprintf(`["Courier_Northbound",{"op":"insert","table":"Vxnet","uuid-name":"v","row":{"name":%q,"cidr":%q%s}},
@@ -469,7 +471,8 @@ func TestBulkTransactionCompiledWhole(t *testing.T) {
 		vx, host := p%vxnets, 2+p/vxnets
 		id := fmt.Sprintf("p%d", p)
 		txn = append(txn, ovsdb.Operation{Op: "insert", Table: nbdb.PortTable, UUIDName: id, Row: ovsdb.Row{"name": id,
-			"mac": fmt.Sprintf("02:00:00:%02x:%02x:%02x", vx, host>>8, host&255), "ips": fmt.Sprintf("10.7.%d.%d", vx, host)}})
+			"mac": fmt.Sprintf("02:00:00:%02x:%02x:%02x", vx, host>>8, host&255), "ips": fmt.Sprintf("10.7.%d.%d", vx, host),
+			"mac_key": schema.NewScope(), "ip_key": schema.NewScope()}})
 		refs[vx] = append(refs[vx], ovsdb.UUID{GoUUID: id})
 	}
 	var vxRefs []any

@@ -100,7 +100,7 @@ complete -c courier-nbctl -n '__fish_seen_subcommand_from eip-unbind' -f -l if-e
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'eip-del' -d 'delete an EIP'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from eip-del' -f -l if-exists -d 'do nothing if it does not exist'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'eip-list' -d 'list EIPs, of one external network or of all'
-complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'claim-sync' -d 'give every port the address claims it lacks (after an upgrade, or writers that do not claim); lists the addresses another port holds'
+complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'claim-sync' -d 'give every port the address keys and claims it lacks (after an upgrade, or writers that do not claim); lists the addresses another port holds'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'snat-set' -d 'share these addresses of a public external network among the VPC\'s ports without an EIP, each translated within blocks of ports of its own (creates or replaces the VPC\'s SNAT)'
 complete -c courier-nbctl -n '__fish_seen_subcommand_from snat-set' -f -l block -r -d 'ports per block each port is given, a power of two from 64 to 32768 (default 1024: 63 blocks an address) (N)'
 complete -r -c courier-nbctl -n '__fish_courier-nbctl_no_subcommand' -a 'snat-del' -d 'stop translating the VPC\'s ports (deletes its SNAT)'

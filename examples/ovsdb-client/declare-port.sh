@@ -30,9 +30,16 @@ out=$(tx "$(absent VPC blue),
 case $out in *'"timed out"'*) echo "VPC blue exists already" ;; *'"error"'*) echo "$out" >&2; exit 1 ;; esac
 
 # The port, added to the vxnet's ports, and nb_cfg bumped in the same
-# transaction: its new value is the answer's last result.
+# transaction: its new value is the answer's last result. Its mac_key and
+# ip_key ("vxnet UUID/address", schema 1.8.0) are unique: a MAC or IP
+# another port of the vxnet holds makes the server refuse the whole
+# transaction (a port with several IPs or virtual IPs would take a key of
+# its own and Address_Claim rows instead; docs/orchestrators.md).
+VX=$(tx '{"op":"select","table":"Vxnet","where":[["name","==","web"]],"columns":["_uuid"]}' |
+	sed -n 's/.*"_uuid":\["uuid","\([0-9a-f-]*\)"\].*/\1/p')
 out=$(tx "$(absent Port "$PORT"),
-	{\"op\":\"insert\",\"table\":\"Port\",\"uuid-name\":\"p\",\"row\":{\"name\":\"$PORT\",\"mac\":\"$MAC\",\"ips\":\"$IP\"}},
+	{\"op\":\"insert\",\"table\":\"Port\",\"uuid-name\":\"p\",\"row\":{\"name\":\"$PORT\",\"mac\":\"$MAC\",\"ips\":\"$IP\",
+		\"mac_key\":\"$VX/$MAC\",\"ip_key\":\"$VX/$IP\"}},
 	{\"op\":\"mutate\",\"table\":\"Vxnet\",\"where\":[[\"name\",\"==\",\"web\"]],\"mutations\":[[\"ports\",\"insert\",[\"named-uuid\",\"p\"]]]},
 	$bump")
 case $out in

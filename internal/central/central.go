@@ -120,6 +120,10 @@ func (c *Config) serverLog(d Database) string {
 func (c *Config) schemaFile(d Database) string {
 	return filepath.Join(c.RunDir, d.Short+".ovsschema")
 }
+
+// stagingFile is the schema an older northbound is converted to first
+// (schema.NBStaging): the current one without the Port keys' indexes.
+func (c *Config) stagingFile() string          { return filepath.Join(c.RunDir, "nb-staging.ovsschema") }
 func (c *Config) daemonPid(name string) string { return filepath.Join(c.RunDir, name+".pid") }
 func (c *Config) daemonLog(name string) string { return filepath.Join(c.RunDir, name+".log") }
 
@@ -158,7 +162,7 @@ func (c *Config) prepare() error {
 			return err
 		}
 	}
-	return nil
+	return os.WriteFile(c.stagingFile(), schema.NBStaging(), 0o644)
 }
 
 func run(name string, args ...string) (string, error) {
@@ -186,14 +190,32 @@ func (c *Config) ensureStandalone(d Database) (bool, error) {
 	if err != nil || needs != "yes" {
 		return false, err
 	}
-	c.log().Info("converting database to the current schema", "file", file)
-	_, err = run("ovsdb-tool", "convert", file, c.schemaFile(d))
+	target := c.schemaFile(d)
+	if d.Short == Databases[0].Short {
+		target = c.stagingFile() // the rest after claim-sync (finishNB)
+	}
+	c.log().Info("converting database to the current schema", "file", file, "schema", target)
+	_, err = run("ovsdb-tool", "convert", file, target)
 	return err == nil, err
 }
 
-// claimSync gives the ports of a converted northbound the address claims
-// that schema 1.7.0 added (courier-nbctl claim-sync; idempotent, so it
-// runs after any conversion). Addresses two ports already shared stay
+// finishNB completes the conversion of an older northbound, running: it
+// gives every port its address keys and claims (claimSync), then
+// converts the database online from the staging schema to the current
+// one, whose keys' unique indexes the filled keys now satisfy.
+func (c *Config) finishNB() error {
+	if err := c.claimSync(); err != nil {
+		return err
+	}
+	if _, err := run("ovsdb-client", "convert", c.Remote(Databases[0]), c.schemaFile(Databases[0])); err != nil {
+		return fmt.Errorf("converting the northbound to the current schema after claim-sync: %w", err)
+	}
+	return nil
+}
+
+// claimSync gives the ports of a converted northbound the address keys
+// and claims of schema 1.8.0 (courier-nbctl claim-sync; idempotent, so
+// it runs after any conversion). Addresses two ports already shared stay
 // with northd's refusal, and are logged.
 func (c *Config) claimSync() error {
 	bin, err := proc.Find(c.BinDir, "courier-nbctl")
@@ -231,7 +253,7 @@ func (c *Config) Start(ctx context.Context) error {
 		return err
 	}
 	if nbConverted {
-		return c.claimSync()
+		return c.finishNB()
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func AppendOperation(b []byte, op *ovsdb.Operation) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if len(op.Rows) > 0 {
+	if len(op.Rows) > 0 || op.Op == ovsdb.OperationWait { // a wait for no rows still sends them
 		b = append(b, `,"rows":[`...)
 		for i, r := range op.Rows {
 			if i > 0 {
@@ -78,7 +78,7 @@ func AppendOperation(b []byte, op *ovsdb.Operation) ([]byte, error) {
 	}
 	// A select always carries where (RFC 7047 requires it); other
 	// operations omit an empty one, as libovsdb does.
-	if len(op.Where) > 0 || op.Op == ovsdb.OperationSelect {
+	if len(op.Where) > 0 || op.Op == ovsdb.OperationSelect || op.Op == ovsdb.OperationWait {
 		b = append(b, `,"where":[`...)
 		for i, c := range op.Where {
 			if i > 0 {

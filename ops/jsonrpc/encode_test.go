@@ -8,7 +8,10 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 )
 
-// AppendOperation must say exactly what libovsdb's own encoding says.
+// AppendOperation must say exactly what libovsdb's own encoding says,
+// except that a wait always carries where and rows (RFC 7047 requires
+// both, and ovsdb-server refuses a wait without them; libovsdb drops
+// them when empty, so a wait for no rows could not be sent).
 func TestAppendOperationMatchesLibovsdb(t *testing.T) {
 	timeout, durable, comment, lock := 5, true, "why \"not\"", "l"
 	u := "c0ffee00-1234-4abc-8def-0123456789ab"
@@ -33,6 +36,7 @@ func TestAppendOperationMatchesLibovsdb(t *testing.T) {
 			{Column: "external_ids", Mutator: "delete", Value: ovsdb.OvsSet{GoSet: []any{"k"}}}}},
 		{Op: "delete", Table: "T", Where: []ovsdb.Condition{{Column: "_uuid", Function: "==", Value: ovsdb.UUID{GoUUID: "ABCDEF00-1234-4abc-8def-0123456789ab"}}}},
 		{Op: "wait", Table: "T", Timeout: &timeout, Until: "==", Columns: []string{"a"}, Rows: []ovsdb.Row{{"a": 1}, {"a": "z"}}, Where: []ovsdb.Condition{}},
+		{Op: "wait", Table: "T", Timeout: &timeout, Until: "==", Columns: []string{"a"}},
 		{Op: "commit", Durable: &durable},
 		{Op: "comment", Comment: &comment},
 		{Op: "assert", Lock: &lock},
@@ -49,6 +53,13 @@ func TestAppendOperationMatchesLibovsdb(t *testing.T) {
 		var w, g any
 		if err := json.Unmarshal(want, &w); err != nil {
 			t.Fatal(err)
+		}
+		if m, ok := w.(map[string]any); ok && op.Op == "wait" {
+			for _, k := range []string{"where", "rows"} {
+				if m[k] == nil {
+					m[k] = []any{}
+				}
+			}
 		}
 		if err := json.Unmarshal(got, &g); err != nil {
 			t.Fatalf("%s: invalid JSON %s: %v", op.Op, got, err)

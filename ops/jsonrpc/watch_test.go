@@ -123,7 +123,8 @@ func TestWatchDeliversTransactionsWhole(t *testing.T) {
 	var refs []any
 	for i := 0; i < 50; i++ {
 		txn = append(txn, ovsdb.Operation{Op: "insert", Table: nbdb.PortTable, UUIDName: fmt.Sprintf("p%d", i),
-			Row: ovsdb.Row{"name": fmt.Sprintf("p%d", i), "mac": "02:00:00:00:00:01", "ips": "10.0.0.9"}})
+			Row: ovsdb.Row{"name": fmt.Sprintf("p%d", i), "mac": "02:00:00:00:00:01", "ips": "10.0.0.9",
+				"mac_key": schema.NewScope(), "ip_key": schema.NewScope()}}) // clashing on purpose
 		refs = append(refs, ovsdb.UUID{GoUUID: fmt.Sprintf("p%d", i)})
 	}
 	txn = append(txn, ovsdb.Operation{Op: "insert", Table: nbdb.VxnetTable, UUIDName: "x", Row: ovsdb.Row{"name": "x", "cidr": "10.0.0.0/24",

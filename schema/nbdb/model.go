@@ -31,7 +31,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Northbound",
-  "version": "1.7.0",
+  "version": "1.8.0",
   "tables": {
     "Address_Claim": {
       "columns": {
@@ -413,6 +413,15 @@ var schema = `{
             "max": "unlimited"
           }
         },
+        "ip_key": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
+            }
+          }
+        },
         "ips": {
           "type": {
             "key": {
@@ -441,6 +450,15 @@ var schema = `{
               "type": "string",
               "minLength": 17,
               "maxLength": 17
+            }
+          }
+        },
+        "mac_key": {
+          "type": {
+            "key": {
+              "type": "string",
+              "minLength": 64,
+              "maxLength": 64
             }
           }
         },
@@ -550,6 +568,12 @@ var schema = `{
       "indexes": [
         [
           "name"
+        ],
+        [
+          "mac_key"
+        ],
+        [
+          "ip_key"
         ]
       ]
     },

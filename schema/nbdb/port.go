@@ -23,9 +23,11 @@ type Port struct {
 	Claims               []string          `ovsdb:"claims"`
 	DynamicAddresses     *string           `ovsdb:"dynamic_addresses" validate:"omitempty,max=64"`
 	ExternalIDs          map[string]string `ovsdb:"external_ids"`
+	IPKey                string            `ovsdb:"ip_key" validate:"max=64"`
 	IPs                  []string          `ovsdb:"ips" validate:"max=16,dive,max=15"`
 	LearnedLimit         *int              `ovsdb:"learned_limit" validate:"omitempty,min=0,max=1024"`
 	MAC                  string            `ovsdb:"mac" validate:"max=17"`
+	MACKey               string            `ovsdb:"mac_key" validate:"max=64"`
 	MigrationDestination *string           `ovsdb:"migration_destination" validate:"omitempty,max=64"`
 	Name                 string            `ovsdb:"name" validate:"max=64"`
 	Options              map[string]string `ovsdb:"options"`
@@ -143,6 +145,10 @@ func equalPortExternalIDs(a, b map[string]string) bool {
 	return true
 }
 
+func (a *Port) GetIPKey() string {
+	return a.IPKey
+}
+
 func (a *Port) GetIPs() []string {
 	return a.IPs
 }
@@ -195,6 +201,10 @@ func equalPortLearnedLimit(a, b *int) bool {
 
 func (a *Port) GetMAC() string {
 	return a.MAC
+}
+
+func (a *Port) GetMACKey() string {
+	return a.MACKey
 }
 
 func (a *Port) GetMigrationDestination() *string {
@@ -444,9 +454,11 @@ func (a *Port) Equals(b *Port) bool {
 		equalPortClaims(a.Claims, b.Claims) &&
 		equalPortDynamicAddresses(a.DynamicAddresses, b.DynamicAddresses) &&
 		equalPortExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
+		a.IPKey == b.IPKey &&
 		equalPortIPs(a.IPs, b.IPs) &&
 		equalPortLearnedLimit(a.LearnedLimit, b.LearnedLimit) &&
 		a.MAC == b.MAC &&
+		a.MACKey == b.MACKey &&
 		equalPortMigrationDestination(a.MigrationDestination, b.MigrationDestination) &&
 		a.Name == b.Name &&
 		equalPortOptions(a.Options, b.Options) &&

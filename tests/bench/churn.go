@@ -12,6 +12,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema"
 )
 
 // The churn is what an orchestrator does to a big VPC all day: ports
@@ -168,7 +169,8 @@ func (c *churner) ops(kind churnKind, p int) []ovsdb.Operation {
 	case churnAdd:
 		return []ovsdb.Operation{
 			{Op: ovsdb.OperationInsert, Table: "Port", UUIDName: "np", Row: ovsdb.Row{"name": fmt.Sprintf("p%d", p),
-				"mac": benchMAC(p), "ips": portIP(p, c.n).String(), "requested_chassis": c.at[p]}},
+				"mac": benchMAC(p), "ips": portIP(p, c.n).String(), "requested_chassis": c.at[p],
+				"mac_key": schema.NewScope(), "ip_key": schema.NewScope()}},
 			{Op: ovsdb.OperationMutate, Table: "Vxnet", Where: vx, Mutations: []ovsdb.Mutation{{Column: "ports",
 				Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: "np"}}}}}},
 		}

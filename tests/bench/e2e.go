@@ -17,6 +17,7 @@ import (
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/lab"
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/schema"
 	"github.com/courier-sdn/courier/schema/nbdb"
 	"github.com/courier-sdn/courier/schema/sbdb"
 	"github.com/courier-sdn/courier/tools/sandbox"
@@ -164,7 +165,7 @@ func extraVxnets(vxs ...int) []ovsdb.Operation {
 
 // addPort declares one port in vxnet x<vx> of the benchmark topology.
 func addPort(name, mac string, ip netip.Addr, vx int, chassis string) []ovsdb.Operation {
-	row := ovsdb.Row{"name": name, "mac": mac, "ips": ip.String()}
+	row := ovsdb.Row{"name": name, "mac": mac, "ips": ip.String(), "mac_key": schema.NewScope(), "ip_key": schema.NewScope()}
 	if chassis != "" {
 		row["requested_chassis"] = chassis
 	}

@@ -323,7 +323,7 @@ func (l *northdLab) addExtra(ctx context.Context, ports, i int, name string) ([]
 	ip := fmt.Sprintf("10.%d.%d.254", vx>>8, vx&255)
 	add := []ovsdb.Operation{
 		{Op: "insert", Table: "Port", UUIDName: "np", Row: ovsdb.Row{"name": name,
-			"mac": fmt.Sprintf("02:ee:00:00:%02x:%02x", i>>8, i&255), "ips": ip}},
+			"mac": fmt.Sprintf("02:ee:00:00:%02x:%02x", i>>8, i&255), "ips": ip, "mac_key": schema.NewScope(), "ip_key": schema.NewScope()}},
 		{Op: "mutate", Table: "Vxnet", Where: []ovsdb.Condition{{Column: "name", Function: "==", Value: fmt.Sprintf("x%d", vx)}},
 			Mutations: []ovsdb.Mutation{{Column: "ports", Mutator: "insert", Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: "np"}}}}}},
 	}
@@ -483,7 +483,10 @@ func topology(ports int, tweak func(p int, row ovsdb.Row)) []ovsdb.Operation {
 	portRefs := make([][]any, vxnets)
 	for p := 0; p < ports; p++ {
 		vx := p % vxnets
-		row := ovsdb.Row{"name": fmt.Sprintf("p%d", p), "mac": benchMAC(p), "ips": portIP(p, ports).String()}
+		// Keys of its own (no uniqueness by the server): the benchmark
+		// times northd, which checks addresses itself.
+		row := ovsdb.Row{"name": fmt.Sprintf("p%d", p), "mac": benchMAC(p), "ips": portIP(p, ports).String(),
+			"mac_key": schema.NewScope(), "ip_key": schema.NewScope()}
 		if tweak != nil {
 			tweak(p, row)
 		}

@@ -57,52 +57,105 @@ func TestClusterConvertsOnline(t *testing.T) {
 	}
 }
 
-// An upgrade from schema 1.6.0, before address claims: courier-ctl start
-// converts the database and gives every port the claims of its MAC and
-// IPs (courier-nbctl claim-sync), so that courier-nbctl, which reads no
-// other port, still refuses an address an old port holds. Of two old
-// ports sharing an IP, the first by name gets the claim; a shared
-// virtual IP is one claim.
-func TestUpgradeFillsAddressClaims(t *testing.T) {
-	testenv.Integration(t, "ovsdb-client")
-	dir := testenv.RunDir(t)
+// oldNB is the northbound schema of an older version: the current one
+// without the Port keys (before 1.8.0) and, before 1.7.0, without
+// address claims.
+func oldNB(version string) []byte {
 	var sch map[string]any
 	json.Unmarshal(central.Databases[0].Schema, &sch)
-	sch["version"] = "1.6.0"
+	sch["version"] = version
 	tables := sch["tables"].(map[string]any)
-	delete(tables, "Address_Claim")
-	delete(tables["Port"].(map[string]any)["columns"].(map[string]any), "claims")
+	port := tables["Port"].(map[string]any)
+	delete(port["columns"].(map[string]any), "mac_key")
+	delete(port["columns"].(map[string]any), "ip_key")
+	port["indexes"] = []any{[]any{"name"}}
+	if version < "1.7.0" {
+		delete(tables, "Address_Claim")
+		delete(port["columns"].(map[string]any), "claims")
+	}
 	old, _ := json.Marshal(sch)
-	os.WriteFile(filepath.Join(dir, "old.ovsschema"), old, 0o644)
-	db := filepath.Join(dir, "nb.db")
-	testenv.Run(t, "ovsdb-tool", "create", db, filepath.Join(dir, "old.ovsschema"))
-	port := func(name, mac, ip, vip string) string {
+	return old
+}
+
+// held lists the addresses the northbound's ports hold, as address/kind,
+// sorted: Port keys (not per-port scopes) and Address_Claim rows.
+func held(t *testing.T, remote string) []string {
+	var got []string
+	for i, cols := range [][]string{{"Address_Claim", "address", "kind"}, {"Port", "mac_key"}, {"Port", "ip_key"}} {
+		out := testenv.Run(t, "ovsdb-client", append([]string{"-f", "csv", "--no-headings", "dump", remote, "Courier_Northbound"}, cols...)...)
+		_, rows, _ := strings.Cut(out, "\n") // after the table's name
+		for _, f := range strings.Fields(strings.ReplaceAll(strings.ReplaceAll(rows, ",", "/"), `"`, "")) {
+			switch _, addr, keyed := strings.Cut(f, "/"); {
+			case i == 0:
+				got = append(got, f)
+			case keyed:
+				got = append(got, addr+"/"+strings.TrimSuffix(cols[1], "_key"))
+			}
+		}
+	}
+	slices.Sort(got)
+	return got
+}
+
+// An upgrade from schema 1.6.0, before address claims, or 1.7.0, when
+// every MAC and IP was a claim row: courier-ctl start converts the
+// database in two steps (to the schema without the keys' unique indexes,
+// then, after courier-nbctl claim-sync has given every port its keys and
+// the claims a key cannot hold, to the current one), so that
+// courier-nbctl, which reads no other port, still refuses an address an
+// old port holds. Of two old ports sharing an IP, the first by name holds
+// it; a shared virtual IP is one claim; a 1.7.0 port's MAC and single IP
+// move from claim rows to its keys.
+func TestUpgradeFillsAddressClaims(t *testing.T) {
+	testenv.Integration(t, "ovsdb-client")
+	port := func(name, mac, ip, vip, claims string) string {
 		row := fmt.Sprintf(`"name":%q,"mac":%q,"ips":%q`, name, mac, ip)
 		if vip != "" {
 			row += fmt.Sprintf(`,"virtual_ips":%q`, vip)
 		}
+		if claims != "" {
+			row += `,"claims":["set",[` + claims + `]]`
+		}
 		return fmt.Sprintf(`{"op":"insert","table":"Port","uuid-name":%q,"row":{%s}}`, name, row)
 	}
+	claim := func(name, addr, kind string) string {
+		return fmt.Sprintf(`{"op":"insert","table":"Address_Claim","uuid-name":%q,"row":{"vxnet":["named-uuid","web"],"address":%q,"kind":%q}},`, name, addr, kind)
+	}
+	for _, tc := range []struct{ version, rows string }{
+		{"1.6.0", port("a", "02:00:00:00:01:0a", "10.0.1.10", "10.0.1.100", "") + "," +
+			port("b", "02:00:00:00:01:0b", "10.0.1.11", "10.0.1.100", "") + "," + port("c", "02:00:00:00:01:0c", "10.0.1.10", "", "")},
+		{"1.7.0", claim("am", "02:00:00:00:01:0a", "mac") + claim("ai", "10.0.1.10", "ip") + claim("v", "10.0.1.100", "vip") +
+			claim("bm", "02:00:00:00:01:0b", "mac") + claim("bi", "10.0.1.11", "ip") + claim("cm", "02:00:00:00:01:0c", "mac") +
+			port("a", "02:00:00:00:01:0a", "10.0.1.10", "10.0.1.100", `["named-uuid","am"],["named-uuid","ai"],["named-uuid","v"]`) + "," +
+			port("b", "02:00:00:00:01:0b", "10.0.1.11", "10.0.1.100", `["named-uuid","bm"],["named-uuid","bi"],["named-uuid","v"]`) + "," +
+			port("c", "02:00:00:00:01:0c", "10.0.1.10", "", `["named-uuid","cm"]`)},
+	} {
+		t.Run(tc.version, func(t *testing.T) { upgradeFrom(t, tc.version, tc.rows) })
+	}
+}
+
+func upgradeFrom(t *testing.T, version, rows string) {
+	dir := testenv.RunDir(t)
+	os.WriteFile(filepath.Join(dir, "old.ovsschema"), oldNB(version), 0o644)
+	db := filepath.Join(dir, "nb.db")
+	testenv.Run(t, "ovsdb-tool", "create", db, filepath.Join(dir, "old.ovsschema"))
 	testenv.Run(t, "ovsdb-tool", "transact", db, `["Courier_Northbound",
 		{"op":"insert","table":"VPC","row":{"name":"blue","vxnets":["named-uuid","web"]}},
 		{"op":"insert","table":"Vxnet","uuid-name":"web","row":{"name":"web","cidr":"10.0.1.0/24",
 			"ports":["set",[["named-uuid","a"],["named-uuid","b"],["named-uuid","c"]]]}},
-		`+port("a", "02:00:00:00:01:0a", "10.0.1.10", "10.0.1.100")+`,
-		`+port("b", "02:00:00:00:01:0b", "10.0.1.11", "10.0.1.100")+`,
-		`+port("c", "02:00:00:00:01:0c", "10.0.1.10", "")+`]`)
+		`+rows+`]`)
 	c := &central.Config{RunDir: dir, BinDir: testenv.BinDir(t)}
 	t.Cleanup(func() { c.Stop() })
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	remote := c.Remote(central.Databases[0])
-	out := testenv.Run(t, "ovsdb-client", "-f", "csv", "--no-headings", "dump", remote, "Courier_Northbound", "Address_Claim", "address", "kind")
-	_, rows, _ := strings.Cut(out, "\n") // after the table's name
-	got := strings.Fields(strings.ReplaceAll(strings.ReplaceAll(rows, ",", "/"), `"`, ""))
-	slices.Sort(got)
+	if out := strings.TrimSpace(testenv.Run(t, "ovsdb-client", "needs-conversion", remote, filepath.Join(dir, "nb.ovsschema"))); out != "no" {
+		t.Errorf("after the upgrade, the database needs conversion to the current schema: %s", out)
+	}
 	want := []string{"02:00:00:00:01:0a/mac", "02:00:00:00:01:0b/mac", "02:00:00:00:01:0c/mac", "10.0.1.10/ip", "10.0.1.100/vip", "10.0.1.11/ip"}
-	if !slices.Equal(got, want) {
-		t.Errorf("claims after the upgrade: %v, want %v", got, want)
+	if got := held(t, remote); !slices.Equal(got, want) {
+		t.Errorf("addresses held after the upgrade: %v, want %v", got, want)
 	}
 	nbctl := filepath.Join(testenv.BinDir(t), "courier-nbctl")
 	for _, tc := range []struct{ args, want string }{

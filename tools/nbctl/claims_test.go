@@ -9,17 +9,31 @@ import (
 	"testing"
 
 	"github.com/courier-sdn/courier/internal/testenv"
+	"github.com/courier-sdn/courier/tools/nbctl"
 )
 
-// claims lists the northbound's address claims as address/kind, sorted.
+// claims lists the addresses the northbound's ports hold, as
+// address/kind, sorted: the keys on Port rows (a MAC's, kind mac; an
+// IP's, kind ip; not per-port scopes) and the Address_Claim rows.
 func claims(t *testing.T, db string) []string {
 	t.Helper()
-	out, err := exec.Command("ovsdb-client", "-f", "csv", "--no-headings", "dump", db, "Courier_Northbound", "Address_Claim", "address", "kind").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ovsdb-client dump: %v: %s", err, out)
+	var got []string
+	for i, cols := range [][]string{{"Address_Claim", "address", "kind"}, {"Port", "mac_key"}, {"Port", "ip_key"}} {
+		args := append([]string{"-f", "csv", "--no-headings", "dump", db, "Courier_Northbound"}, cols...)
+		out, err := exec.Command("ovsdb-client", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ovsdb-client dump: %v: %s", err, out)
+		}
+		_, rows, _ := strings.Cut(string(out), "\n") // after the table's name
+		for _, f := range strings.Fields(strings.ReplaceAll(strings.ReplaceAll(rows, ",", "/"), `"`, "")) {
+			switch _, addr, keyed := strings.Cut(f, "/"); {
+			case i == 0:
+				got = append(got, f)
+			case keyed:
+				got = append(got, addr+"/"+cols[1][:len(cols[1])-4])
+			}
+		}
 	}
-	_, rows, _ := strings.Cut(string(out), "\n") // after the table's name
-	got := strings.Fields(strings.ReplaceAll(strings.ReplaceAll(rows, ",", "/"), `"`, ""))
 	slices.Sort(got)
 	return got
 }
@@ -129,6 +143,70 @@ func TestTwoCLIsRaceForOneAddress(t *testing.T) {
 	}
 	if got := claims(t, db); len(got) != 2*20+10 {
 		t.Errorf("%d claims after the races, want %d (20 ports' MAC and IP, 10 shared virtual IPs)", len(got), 2*20+10)
+	}
+}
+
+// TestKeyAndClaimRaceForOneAddress: a port that holds an IP by its key
+// (one fixed IP) and a port that claims it (two fixed IPs, so claim
+// rows), racing, are decided by the server: exactly one commits (the
+// claimant's wait that no key holds it, the key holder's wait that its
+// vxnet's claims are those it read), the other is refused naming it.
+func TestKeyAndClaimRaceForOneAddress(t *testing.T) {
+	db := testenv.StartDBs(t).NB
+	mustNB(t, db, "init", "--", "vpc-add", "v", "--", "vxnet-add", "v", "web", "10.0.0.0/16")
+	for i := 0; i < 20; i++ {
+		addr, other := fmt.Sprintf("10.0.1.%d", 2+i), fmt.Sprintf("10.0.2.%d", 2+i)
+		names := []string{fmt.Sprintf("key%d", i), fmt.Sprintf("claim%d", i)}
+		errs := race(func(k int) error {
+			args := []string{"port-add", "web", names[k], fmt.Sprintf("02:00:00:00:%02x:%02x", k, i), addr}
+			if k == 1 {
+				args = append(args, other)
+			}
+			_, err := nb(db, args...)
+			return err
+		})
+		won := slices.IndexFunc(errs, func(err error) bool { return err == nil })
+		if won < 0 || errs[1-won] == nil {
+			t.Fatalf("round %d: %v, %v: want exactly one to commit", i, errs[0], errs[1])
+		}
+		want := fmt.Sprintf("IP %s is already used by port %s in vxnet web", addr, names[won])
+		if got := errs[1-won].Error(); got != want {
+			t.Errorf("round %d: the loser got %q, want %q", i, got, want)
+		}
+	}
+	if out := mustNB(t, db, "port-list", "web"); strings.Count(out, "\n") != 1+20 {
+		t.Errorf("after 20 races, port-list:\n%s", out)
+	}
+}
+
+// TestKeyAndClaimInterleaved: a writer whose IP is a key and one that
+// claims it (two fixed IPs), the second committing between the first's
+// reads and its commit: the first is refused naming the second, by its
+// wait that the vxnet's claims (or, for a chain over many vxnets, the
+// table's) are those it read, or that no key holds the claimed address.
+func TestKeyAndClaimInterleaved(t *testing.T) {
+	for _, others := range []int{0, 20} {
+		for _, keyFirst := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%d other vxnets, key first %v", others, keyFirst), func(t *testing.T) {
+				db := testenv.StartDBs(t).NB
+				mustNB(t, db, "init", "--", "vpc-add", "v", "--", "vxnet-add", "v", "web", "10.0.0.0/16")
+				key := []string{"port-add", "web", "key", "02:00:00:00:00:01", "10.0.1.2"}
+				for o := 0; o < others; o++ {
+					mustNB(t, db, "vxnet-add", "v", fmt.Sprintf("o%d", o), fmt.Sprintf("10.%d.0.0/16", 1+o))
+					key = append(key, "--", "port-add", fmt.Sprintf("o%d", o), fmt.Sprintf("o%d", o), mac(1+o, 0), ip(1+o, 0))
+				}
+				claim := []string{"port-add", "web", "claim", "02:00:00:00:00:02", "10.0.1.2", "10.0.2.2"}
+				first, second, winner := key, claim, "claim"
+				if !keyFirst {
+					first, second, winner = claim, key, "key"
+				}
+				nbctl.BeforeCommit(func() { mustNB(t, db, second...) })
+				_, err := nb(db, first...)
+				if want := "IP 10.0.1.2 is already used by port " + winner + " in vxnet web"; errText(err) != want {
+					t.Errorf("the first writer: %v, want %q", err, want)
+				}
+			})
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/ovn-kubernetes/libovsdb/model"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/ops"
@@ -15,36 +14,19 @@ import (
 	"github.com/courier-sdn/courier/tools/cmdline"
 )
 
-// claim-sync gives every port the address claims it lacks: ports of a
-// database older than schema 1.7.0 (courier-ctl start runs it after
-// converting one), or written by an orchestrator that does not claim.
-// Where two ports hold one address, the port northd keeps (one it
-// accepted, then the first by name) gets the claim and the other is
-// listed; northd refuses it as before. It reads the whole database, once.
+// claim-sync gives every port the address keys and claims it lacks and
+// drops those it no longer needs: ports of a database older than schema
+// 1.8.0 (courier-ctl start runs it after converting one: their keys are
+// empty, their MACs and IPs claim rows), or written by an orchestrator
+// that does not maintain them. Where two ports hold one address, the
+// port northd keeps (one it accepted, then the first by name) gets the
+// key or claim and the other is listed (its key becomes a scope of its
+// own); northd refuses it as before. It reads the whole database, once.
 
 func claimSyncCommand() *command {
 	return &command{Name: "claim-sync", Args: "",
-		Summary: "give every port the address claims it lacks (after an upgrade, or writers that do not claim); lists the addresses another port holds",
+		Summary: "give every port the address keys and claims it lacks (after an upgrade, or writers that do not claim); lists the addresses another port holds",
 		Max:     0, Tables: []string{tVPC, tVxnet, tPort}, Run: cmdClaimSync}
-}
-
-// wantedClaim is an address a port should hold a claim of.
-type wantedClaim struct{ kind, addr string }
-
-func wantedClaims(p *nbdb.Port) []wantedClaim {
-	var out []wantedClaim
-	if p.MAC != schema.Dynamic {
-		out = append(out, wantedClaim{nbdb.AddressClaimKindMAC, p.MAC})
-	}
-	for _, ip := range p.IPs {
-		if ip != schema.Dynamic {
-			out = append(out, wantedClaim{nbdb.AddressClaimKindIP, ip})
-		}
-	}
-	for _, ip := range p.VirtualIPs {
-		out = append(out, wantedClaim{nbdb.AddressClaimKindVip, ip})
-	}
-	return out
 }
 
 func cmdClaimSync(st *state, _ *cmdline.Invocation, out *cmdline.Output) error {
@@ -53,31 +35,35 @@ func cmdClaimSync(st *state, _ *cmdline.Invocation, out *cmdline.Output) error {
 	if err != nil {
 		return err
 	}
-	db := &dbClaims{byUUID: map[string]*nbdb.AddressClaim{}, byKey: map[claimKey]*nbdb.AddressClaim{}}
+	sy := &syncer{st: st, byUUID: map[string]*nbdb.AddressClaim{}, vips: map[claimKey]string{}, taken: map[claimKey]string{}}
 	for _, m := range rows {
 		c := m.(*nbdb.AddressClaim)
-		db.byUUID[c.UUID], db.byKey[claimKey{c.Vxnet, c.Address}] = c, c
-	}
-	var held [][]any
-	for _, p := range byPrecedence(st.ports) {
-		if vx := st.portVxnet[p.UUID]; vx != nil {
-			h, err := st.syncPortClaims(db, vx, p)
-			if err != nil {
-				return fmt.Errorf("port %s: %w", p.Name, err)
-			}
-			held = append(held, h...)
+		sy.byUUID[c.UUID] = c
+		if c.Kind == nbdb.AddressClaimKindVip {
+			sy.vips[claimKey{c.Vxnet, c.Address}] = c.UUID
 		}
 	}
-	if len(held) > 0 {
-		out.Table([]string{"PORT", "VXNET", "ADDRESS HELD BY ANOTHER PORT"}, held)
+	for _, p := range byPrecedence(st.ports) {
+		if vx := st.portVxnet[p.UUID]; vx != nil {
+			if err := sy.port(vx, p); err != nil {
+				return fmt.Errorf("port %s: %w", p.Name, err)
+			}
+		}
+	}
+	if len(sy.held) > 0 {
+		out.Table([]string{"PORT", "VXNET", "ADDRESS HELD BY ANOTHER PORT"}, sy.held)
 	}
 	return nil
 }
 
-// dbClaims are the database's claims, and those claim-sync adds.
-type dbClaims struct {
+// syncer is claim-sync's view: the database's claim rows, and what the
+// ports synced so far hold.
+type syncer struct {
+	st     *state
 	byUUID map[string]*nbdb.AddressClaim
-	byKey  map[claimKey]*nbdb.AddressClaim
+	vips   map[claimKey]string // a virtual IP's shared claim row
+	taken  map[claimKey]string // address -> kind its holder holds it as
+	held   [][]any
 }
 
 // byPrecedence orders ports as northd's precedence does: one it
@@ -97,52 +83,94 @@ func byPrecedence(ports map[string]*nbdb.Port) []*nbdb.Port {
 	return out
 }
 
-// syncPortClaims gives p the claims it lacks and takes those of
-// addresses it no longer has; it returns the addresses another port's
-// claim holds.
-func (st *state) syncPortClaims(db *dbClaims, vx *nbdb.Vxnet, p *nbdb.Port) ([][]any, error) {
-	wanted := wantedClaims(p)
-	has := map[string]bool{}
-	var stale []string // claims of addresses the port no longer has
+// take says whether p may hold addr in vx as kind, and records it; an
+// address another port holds is listed.
+func (sy *syncer) take(vx *nbdb.Vxnet, p *nbdb.Port, kind, addr string) bool {
+	k := claimKey{vx.UUID, addr}
+	if theirs, ok := sy.taken[k]; ok && !(kind == nbdb.AddressClaimKindVip && theirs == kind) {
+		sy.held = append(sy.held, []any{p.Name, vx.Name, addr})
+		return false
+	}
+	sy.taken[k] = kind
+	return true
+}
+
+// port gives p the keys and claims it should hold, and writes what
+// changed.
+func (sy *syncer) port(vx *nbdb.Vxnet, p *nbdb.Port) error {
+	want := *p
+	schema.SetPortKeys(vx.UUID, &want)
+	if p.MAC != schema.Dynamic && !sy.take(vx, p, nbdb.AddressClaimKindMAC, p.MAC) {
+		want.MACKey = scopeOf(p.MACKey)
+	}
+	if ip, ok := schema.KeyedIP(p); ok && !sy.take(vx, p, nbdb.AddressClaimKindIP, ip) {
+		want.IPKey = scopeOf(p.IPKey)
+	}
+	mine := map[claimKey]string{} // the port's claim rows by (vxnet, address) and kind
 	for _, u := range p.Claims {
-		c := db.byUUID[u]
-		switch {
-		case c == nil:
-		case c.Vxnet != vx.UUID || !slices.ContainsFunc(wanted, func(w wantedClaim) bool { return w.addr == c.Address }):
-			stale = append(stale, u)
-		default:
-			has[c.Address] = true
+		if c := sy.byUUID[u]; c != nil {
+			mine[claimKey{c.Vxnet, c.Address + " " + c.Kind}] = u
 		}
 	}
-	if len(stale) > 0 {
-		if err := st.add(ops.ByUUID(st.c, p).Mutate(p, model.Mutation{
-			Field: &p.Claims, Mutator: ovsdb.MutateOperationDelete, Value: stale})); err != nil {
-			return nil, err
+	want.Claims = nil
+	ips, vips := schema.ClaimedAddresses(p)
+	for i, addr := range append(ips, vips...) {
+		kind := nbdb.AddressClaimKindIP
+		if i >= len(ips) {
+			kind = nbdb.AddressClaimKindVip
 		}
-	}
-	var add []string
-	var held [][]any
-	for _, w := range wanted {
-		k := claimKey{vx.UUID, w.addr}
-		c := db.byKey[k]
-		switch {
-		case has[w.addr]:
-		case c == nil:
-			c = &nbdb.AddressClaim{UUID: st.newName("claim"), Vxnet: vx.UUID, Address: w.addr, Kind: w.kind}
-			db.byKey[k] = c
-			st.ops = append(st.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: nbdb.AddressClaimTable, UUIDName: c.UUID,
-				Row: ovsdb.Row{"vxnet": ovsdb.UUID{GoUUID: vx.UUID}, "address": w.addr, "kind": w.kind}})
-			add = append(add, c.UUID)
-		case c.Kind == nbdb.AddressClaimKindVip && w.kind == c.Kind:
-			add = append(add, c.UUID)
-		default:
-			held = append(held, []any{p.Name, vx.Name, w.addr})
+		if !sy.take(vx, p, kind, addr) {
+			continue
 		}
+		want.Claims = append(want.Claims, sy.claimRow(vx, kind, addr, mine))
 	}
-	if len(add) == 0 {
-		return held, nil
+	var fields []any
+	if want.MACKey != p.MACKey {
+		fields = append(fields, &p.MACKey)
 	}
-	p.Claims = append(p.Claims, add...)
-	return held, st.add(ops.ByUUID(st.c, p).Mutate(p, model.Mutation{
-		Field: &p.Claims, Mutator: ovsdb.MutateOperationInsert, Value: add}))
+	if want.IPKey != p.IPKey {
+		fields = append(fields, &p.IPKey)
+	}
+	if !sameSet(want.Claims, p.Claims) {
+		fields = append(fields, &p.Claims)
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	p.MACKey, p.IPKey, p.Claims = want.MACKey, want.IPKey, want.Claims
+	return sy.st.add(ops.ByUUID(sy.st.c, p).Update(p, fields...))
+}
+
+// claimRow is the claim row for addr in vx as kind: the port's own, the
+// virtual IP's shared one, or a new one.
+func (sy *syncer) claimRow(vx *nbdb.Vxnet, kind, addr string, mine map[claimKey]string) string {
+	if u := mine[claimKey{vx.UUID, addr + " " + kind}]; u != "" {
+		return u
+	}
+	k := claimKey{vx.UUID, addr}
+	if u := sy.vips[k]; u != "" && kind == nbdb.AddressClaimKindVip {
+		return u
+	}
+	u := sy.st.newName("claim")
+	if kind == nbdb.AddressClaimKindVip {
+		sy.vips[k] = u
+	}
+	sy.st.ops = append(sy.st.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: nbdb.AddressClaimTable, UUIDName: u,
+		Row: ovsdb.Row{"vxnet": ovsdb.UUID{GoUUID: vx.UUID}, "address": addr, "kind": kind}})
+	return u
+}
+
+// scopeOf is key if it is a scope, else a new scope.
+func scopeOf(key string) string {
+	if schema.IsScope(key) {
+		return key
+	}
+	return schema.NewScope()
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }

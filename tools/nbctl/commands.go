@@ -243,7 +243,11 @@ func cmdVxnetAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 	if err := st.verify(vpc, vpc.UUID, &vpc.Vxnets); err != nil {
 		return err
 	}
-	return st.insertInto(vpc, &vpc.Vxnets, vx, vx.UUID)
+	if err := st.insertInto(vpc, &vpc.Vxnets, vx, vx.UUID); err != nil {
+		return err
+	}
+	st.fixUUID(vx.UUID)
+	return nil
 }
 
 func cmdVxnetDel(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
@@ -546,11 +550,11 @@ func cmdPortSet(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		return fmt.Errorf("port-set: nothing to change; give --mac, --ips, --vips, --chassis, --port-security, --sg or --learned-limit")
 	}
 	port.MAC, port.IPs, port.VirtualIPs = mac, newIPs, newVIPs
-	if readdressed { // its claims anew; the old rows are collected
+	if readdressed { // its keys and claims anew; old claim rows are collected
 		if err := st.claimPort(vx, port); err != nil {
 			return err
 		}
-		fields = append(fields, &port.Claims)
+		fields = append(fields, &port.Claims, &port.MACKey, &port.IPKey)
 	}
 	return st.add(ops.ByUUID(st.c, port).Update(port, fields...))
 }

@@ -23,3 +23,7 @@ func PortRefsRead() int64 { return portRefsRead.Load() }
 
 // PortScans is how many passes over the Port table found ports by name.
 func PortScans() int64 { return portScans.Load() }
+
+// BeforeCommit makes the next invocation run f between its reads and its
+// commit.
+func BeforeCommit(f func()) { beforeCommit.Store(&f) }

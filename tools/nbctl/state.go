@@ -92,9 +92,9 @@ func loadState(ctx context.Context, sess *ops.Session, w *want) (*state, error) 
 }
 
 func readState(ctx context.Context, c client.Client, w *want) (*state, error) {
-	n := 0 // the ports the commands name, which they mostly create
+	n := 0 // the ports the commands name or create, about one a command
 	if w != nil {
-		n = len(w.ports)
+		n = max(len(w.ports), w.commands)
 	}
 	st := &state{c: c, verified: map[string]bool{}, claims: newClaimBook(n),
 		vpcs:       map[string]*nbdb.VPC{},
@@ -180,10 +180,15 @@ func (st *state) close() {
 
 // transactor is what commits the commands' operations: the connection
 // the rows were read on, whose encoding costs a fraction of libovsdb's
-// for a chain of thousands of commands, else the session.
+// for a chain of thousands of commands; else the connection claims were
+// read on (libovsdb's encoding drops a wait's empty rows, which a guard
+// of a vxnet without claims has); else the session.
 func (st *state) transactor(sess *ops.Session) ops.Transactor {
-	if st.rpc != nil {
+	switch {
+	case st.rpc != nil:
 		return st.rpc.Transactor(schema.NBName)
+	case st.aux != nil:
+		return st.aux.Transactor(schema.NBName)
 	}
 	return sess.Client
 }
