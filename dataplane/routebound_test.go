@@ -8,22 +8,21 @@ import (
 	"testing"
 )
 
-// TestRoutedByBindingFollowsTheRoutes: ip_route routes a destination
-// with a binding to the binding's vxnet without the routes trie
-// (VPC_D_ROUTE_BOUND, vpcs.go) only while the routes would take it
-// there too. A static route that takes part of a vxnet turns that off,
-// and its removal back on; a vxnet the VPC no longer routes to takes its
-// learned paths with it; and a miss, tried first, leaves no trace for
-// the routes' own lookup to count twice.
-func TestRoutedByBindingFollowsTheRoutes(t *testing.T) {
-	f := newFixture(t, false)
+// routeBoundFixture is the fixture with a third vxnet and two learned
+// destinations in 10.0.2.0/24 (10.0.2.7 on peerB, the next hop
+// 10.0.2.50 on peerA); apply applies its state, bound says whether its
+// VPC routes by binding (checking the vxnets' copy of the VPC's entry),
+// to sends vm1's datagram to dst and checks where it went.
+func routeBoundFixture(t *testing.T) (f *fixture, apply func(*testing.T), bound func(*testing.T) bool,
+	to func(t *testing.T, dst string, vtep netip.Addr, dmac net.HardwareAddr)) {
+	f = newFixture(t, false)
 	d := f.d
 	// A third vxnet, with no ports here: the VPC's vxnets then lie in
 	// 10.0.0.0/22, which still holds 10.0.2.0/24 once that goes.
 	f.state.Vxnets = append(f.state.Vxnets, Vxnet{VNI: 5003, VPC: 1, CIDR: netip.MustParsePrefix("10.0.3.0/24"),
 		GwIP: ip4("10.0.3.1"), GwMAC: gwMAC, Flags: allVx})
 	f.state.Routes = append(f.state.Routes, Route{VPC: 1, Prefix: netip.MustParsePrefix("10.0.3.0/24"), VNI: 5003})
-	apply := func(t *testing.T) {
+	apply = func(t *testing.T) {
 		t.Helper()
 		if _, err := d.Apply(f.state); err != nil {
 			t.Fatal(err)
@@ -32,7 +31,7 @@ func TestRoutedByBindingFollowsTheRoutes(t *testing.T) {
 	apply(t)
 	f.learn(t, ip4("10.0.2.7"), peerB, 5002, remMAC2)
 	f.learn(t, ip4("10.0.2.50"), peerA, 5002, nhMAC)
-	bound := func(t *testing.T) bool {
+	bound = func(t *testing.T) bool {
 		t.Helper()
 		v, ok := d.vpcsT().lookup(1)
 		x, okx := d.vxnetsT().lookup(5001)
@@ -41,7 +40,7 @@ func TestRoutedByBindingFollowsTheRoutes(t *testing.T) {
 		}
 		return v.Dflags&vpcDRouteBound != 0
 	}
-	to := func(t *testing.T, dst string, vtep netip.Addr, dmac net.HardwareAddr) {
+	to = func(t *testing.T, dst string, vtep netip.Addr, dmac net.HardwareAddr) {
 		t.Helper()
 		resetSent(d)
 		r := run(t, d.objs.PortIngress, f.p1, udpPkt(gwMAC, vm1MAC, ip4("10.0.1.5"), ip4(dst), 64, 10))
@@ -51,6 +50,19 @@ func TestRoutedByBindingFollowsTheRoutes(t *testing.T) {
 				dst, r.verdict, got, vni, r.out[0:6], vtep, dmac, drops(t, d))
 		}
 	}
+	return f, apply, bound, to
+}
+
+// TestRoutedByBindingFollowsTheRoutes: ip_route routes a destination
+// with a binding to the binding's vxnet without the routes trie
+// (VPC_D_ROUTE_BOUND, vpcs.go) only while the routes would take it
+// there too. A static route that takes part of a vxnet turns that off,
+// and its removal back on; a vxnet the VPC no longer routes to takes its
+// learned paths with it; and a miss, tried first, leaves no trace for
+// the routes' own lookup to count twice.
+func TestRoutedByBindingFollowsTheRoutes(t *testing.T) {
+	f, apply, bound, to := routeBoundFixture(t)
+	d := f.d
 	inside := Route{VPC: 1, Prefix: netip.MustParsePrefix("10.0.2.0/28"), VNI: 5002, Nexthop: ip4("10.0.2.50")}
 
 	t.Run("a bound destination goes straight to its host", func(t *testing.T) {
