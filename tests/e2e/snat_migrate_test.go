@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,14 +33,7 @@ import (
 // It goes there and back, the second time with the destination's hostd
 // restarted before it could install what it was handed.
 func TestSNATConnectionsFollowALiveMigration(t *testing.T) {
-	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 2})
-	inet := e.s.InternetNS()
-	client := sandbox.InternetAddr.Addr().String()
-	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
-	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--chassis", "hv1")
-	e.vm("hv1", "vm1")
-	e.nb("snat-set", "blue", "internet", "203.0.113.100", "--block", "1024")
-	e.mustPing("vm1", client)
+	e, inet, client := snatMigrationLab(t)
 
 	done := e.stream(t, "vm1", inet, client, 5297, 14)
 	time.Sleep(2 * time.Second)
@@ -104,6 +98,21 @@ func TestSNATConnectionsFollowALiveMigration(t *testing.T) {
 	}
 }
 
+// snatMigrationLab is two hosts and two gateways, vm1 on hv1 (requested
+// there, as an orchestrator does) translated by SNAT, reaching the
+// internet namespace at client.
+func snatMigrationLab(t *testing.T) (e *env, inet, client string) {
+	e = startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 2})
+	inet = e.s.InternetNS()
+	client = sandbox.InternetAddr.Addr().String()
+	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
+	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--chassis", "hv1")
+	e.vm("hv1", "vm1")
+	e.nb("snat-set", "blue", "internet", "203.0.113.100", "--block", "1024")
+	e.mustPing("vm1", client)
+	return e, inet, client
+}
+
 // #15: the old host's hostd dies between the port leaving it and the
 // port being bound elsewhere, and the connections it exported still
 // follow the port. They were in its memory only; now it also keeps them
@@ -112,14 +121,7 @@ func TestSNATConnectionsFollowALiveMigration(t *testing.T) {
 // before the port leaves is TestQEMULiveMigrationKeepsASNATStream's: a
 // namespace VM's interface would carry the dead hostd's program along.)
 func TestSNATHandoffSurvivesTheOldHostsRestart(t *testing.T) {
-	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 2})
-	inet := e.s.InternetNS()
-	client := sandbox.InternetAddr.Addr().String()
-	e.nb("vpc-add", "blue", "--open", "--", "vxnet-add", "blue", "web", "10.0.1.0/24")
-	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--chassis", "hv1")
-	e.vm("hv1", "vm1")
-	e.nb("snat-set", "blue", "internet", "203.0.113.100", "--block", "1024")
-	e.mustPing("vm1", client)
+	e, inet, client := snatMigrationLab(t)
 
 	done := e.stream(t, "vm1", inet, client, 5298, 12)
 	time.Sleep(2 * time.Second)
@@ -277,24 +279,7 @@ func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
 	e.guests("hv1", "g1")
 	e.mustPing("g1", server)
 
-	srv := exec.Command("ip", "netns", "exec", inet, "busybox", "nc", "-l", "-p", "5400")
-	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var got lines
-	srv.Stdout = &got
-	// busybox nc ends the connection at the end of its input: give it none
-	in, hold, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Stdin = in
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	in.Close()
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Wait() }()
-	t.Cleanup(func() { syscall.Kill(-srv.Process.Pid, syscall.SIGKILL); <-srvDone; hold.Close() })
-	time.Sleep(300 * time.Millisecond)
+	got, alive := ncServer(t, inet, 5400)
 	ctx := t.Context()
 	if out, st, err := e.s.GuestExec(ctx, "g1", "(i=0; while i=$((i+1)); do echo $i; sleep 0.02; done | nc "+server+" 5400) >/dev/null 2>&1 &"); err != nil || st != 0 {
 		t.Fatalf("start the guest's stream: %v %d %s", err, st, out)
@@ -310,30 +295,22 @@ func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
 		})
 	}
 	flows("the stream flows before the migration")
-	peer := func() string { // the stream's source as the server sees it
+	from := serverPeer(t, inet, 5400)
+	kept := func(what string) { // the stream goes on, from the same address and port
 		t.Helper()
-		out, err := exec.Command("ip", "netns", "exec", inet, "ss", "-Htn", "state", "established", "sport", "= :5400").CombinedOutput()
-		if f := strings.Fields(string(out)); err == nil && len(f) >= 4 && strings.Count(string(out), "\n") == 1 {
-			return f[len(f)-1]
+		flows(what)
+		if !alive() {
+			t.Fatalf("the server's connection ended")
 		}
-		t.Fatalf("the server's connections: %v\n%s", err, out)
-		return ""
+		if after := serverPeer(t, inet, 5400); after != from {
+			t.Errorf("the stream came from %s, now from %s", from, after)
+		}
 	}
-	from := peer()
 	m, err := e.s.MigrateVMTimed(ctx, "g1", "hv2", sandbox.MigrationParams())
 	if err != nil {
 		t.Fatal(err)
 	}
-	flows("the stream goes on after the migration")
-	select {
-	case err := <-srvDone:
-		srvDone <- err
-		t.Fatalf("the server's connection ended: %v", err)
-	default:
-	}
-	if after := peer(); after != from {
-		t.Errorf("the stream came from %s, now from %s", from, after)
-	}
+	kept("the stream goes on after the migration")
 	if !strings.Contains(e.hostdLog("hv2"), "installed a migrated port's SNAT connections") {
 		t.Error("hv2 installed no handed-off connections")
 	}
@@ -356,16 +333,54 @@ func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
 	}
 	e.waitLog("hv1", "installed a migrated port's SNAT connections", "hv1 to install what the restarted hv2 handed over")
 	t.Logf("hv1 installed what hv2 handed over %v after hv2's hostd was started again", time.Since(restarted).Round(time.Millisecond))
-	flows("the stream goes on after the migration back")
-	select {
-	case err := <-srvDone:
-		srvDone <- err
-		t.Fatalf("the server's connection ended: %v", err)
-	default:
+	kept("the stream goes on after the migration back")
+}
+
+// ncServer is busybox nc listening on port in namespace ns until the test
+// ends, given no input (it ends its connection at the end of its input
+// and at a reset): got counts the lines it received, alive says whether
+// it still runs.
+func ncServer(t *testing.T, ns string, port int) (got *lines, alive func() bool) {
+	t.Helper()
+	srv := exec.Command("ip", "netns", "exec", ns, "busybox", "nc", "-l", "-p", strconv.Itoa(port))
+	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	got = &lines{}
+	srv.Stdout = got
+	in, hold, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if after := peer(); after != from {
-		t.Errorf("the stream came from %s, now from %s", from, after)
+	srv.Stdin = in
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
 	}
+	in.Close()
+	done := make(chan error, 1)
+	go func() { done <- srv.Wait() }()
+	t.Cleanup(func() { syscall.Kill(-srv.Process.Pid, syscall.SIGKILL); <-done; hold.Close() })
+	time.Sleep(300 * time.Millisecond)
+	alive = func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			return false
+		default:
+			return true
+		}
+	}
+	return got, alive
+}
+
+// serverPeer is the address and port the one TCP connection established
+// to port in namespace ns comes from.
+func serverPeer(t *testing.T, ns string, port int) string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "ss", "-Htn", "state", "established", "sport", fmt.Sprintf("= :%d", port)).CombinedOutput()
+	if f := strings.Fields(string(out)); err == nil && len(f) >= 4 && strings.Count(string(out), "\n") == 1 {
+		return f[len(f)-1]
+	}
+	t.Fatalf("the server's connections: %v\n%s", err, out)
+	return ""
 }
 
 // lines counts the lines written to it.
