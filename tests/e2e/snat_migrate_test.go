@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,6 +110,15 @@ func snatMigrationLab(t *testing.T) (e *env, inet, client string) {
 	e.nb("port-add", "web", "vm1", "02:00:00:00:01:0a", "10.0.1.10", "--chassis", "hv1")
 	e.vm("hv1", "vm1")
 	e.nb("snat-set", "blue", "internet", "203.0.113.100", "--block", "1024")
+	// The port's blocks come from southd after the command: until hv1
+	// holds one, vm1's first packets have no port to leave from.
+	testenv.Eventually(t, 10*time.Second, "hv1 to translate vm1", func() error {
+		d, err := e.dp("hv1").Dump()
+		if err != nil || !regexp.MustCompile(`snat 10\.0\.1\.10, network \d+, [1-9]\d* blocks`).MatchString(strings.Join(d.EIPs, "\n")) {
+			return fmt.Errorf("courier-dpctl --chassis hv1 eips: %q %v", d.EIPs, err)
+		}
+		return nil
+	})
 	e.mustPing("vm1", client)
 	return e, inet, client
 }
@@ -125,6 +135,14 @@ func TestSNATHandoffSurvivesTheOldHostsRestart(t *testing.T) {
 
 	done := e.stream(t, "vm1", inet, client, 5298, 12)
 	time.Sleep(2 * time.Second)
+	// vm1's announcement on hv2 (its next ARP) waits until hv1's hostd
+	// is dead: a permanent neighbour for its gateway, so that its stream
+	// sends no ARP from hv2 before that.
+	neigh := strings.Fields(e.vmExec("vm1", "ip", "neigh", "show", "10.0.1.1"))
+	if len(neigh) < 5 || neigh[3] != "lladdr" {
+		t.Fatalf("vm1's neighbour 10.0.1.1: %q", neigh)
+	}
+	e.vmExec("vm1", "ip", "neigh", "replace", "10.0.1.1", "lladdr", neigh[4], "dev", neigh[2], "nud", "permanent")
 	e.liveMigrateHooks("vm1", "hv1", "hv2", func() {
 		// The interface is on hv2 now: hv1 exported the port's
 		// connections. It dies before the port is bound on hv2.
@@ -132,6 +150,7 @@ func TestSNATHandoffSurvivesTheOldHostsRestart(t *testing.T) {
 		if err := e.s.KillHostd("hv1"); err != nil {
 			t.Fatal(err)
 		}
+		e.vmExec("vm1", "ip", "neigh", "del", "10.0.1.1", "dev", neigh[2])
 		for _, r := range e.sbRows(sbdb.PortBindingTable, "logical_port", "chassis") {
 			if r["logical_port"] == "vm1" && fmt.Sprint(r["chassis"]) == "hv2" {
 				t.Fatalf("vm1 was bound to %v before hv1's hostd died: the guest announced itself early", r["chassis"])
@@ -207,6 +226,16 @@ func (e *env) waitHandoffs(ok func(int) bool, what string) {
 func (e *env) liveMigrate(port, from, to string, bound func()) {
 	e.t.Helper()
 	e.liveMigrateHooks(port, from, to, nil, bound)
+}
+
+// vmExec runs a command in a VM's namespace, failing the test if it fails.
+func (e *env) vmExec(vm string, args ...string) string {
+	e.t.Helper()
+	out, err := e.s.Exec(vm, args...)
+	if err != nil {
+		e.t.Fatalf("%s: %v: %v %s", vm, args, err, out)
+	}
+	return out
 }
 
 // liveMigrateHooks is liveMigrate, with prepared run (if not nil) once
