@@ -22,7 +22,10 @@ import (
 
 // App is the courier-sandbox command line.
 func App(stdout io.Writer) *cli.App {
-	runDir := &cli.StringFlag{Name: "run-dir", Value: DefaultRunDir, EnvVars: []string{"COURIER_SANDBOX_DIR"},
+	// COURIER_RUNDIR too: start tells the operator to export it for
+	// courier-nbctl and courier-sbctl, and the sandbox's own commands that
+	// follow must find the same sandbox.
+	runDir := &cli.StringFlag{Name: "run-dir", Value: DefaultRunDir, EnvVars: []string{"COURIER_SANDBOX_DIR", "COURIER_RUNDIR"},
 		Usage: "the sandbox's run directory (its database sockets are there)"}
 	open := func(cx *cli.Context) (*Sandbox, error) { return Open(cx.String("run-dir")) }
 	return &cli.App{
@@ -81,7 +84,7 @@ process the sandbox made, also after a crash.`,
 
 Or let the sandbox show itself: courier-sandbox demo
 Namespaces: %sfabric, %shv1.., %sPORT; logs in %s. Stop with: courier-sandbox stop
-`, len(s.State.Hosts), len(s.State.Hosts), cx.Int("hubs"), s.RunDir, s.State.Prefix, s.State.Prefix, s.State.Prefix, s.RunDir)
+`, cx.Int("hosts"), cx.Int("hosts"), cx.Int("hubs"), s.RunDir, s.State.Prefix, s.State.Prefix, s.State.Prefix, s.RunDir)
 					s.printTLS(stdout)
 					s.printInternet(stdout)
 					s.printPhys(stdout)
