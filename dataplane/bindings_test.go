@@ -3,6 +3,7 @@ package dataplane
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
 	"testing"
 )
 
@@ -52,6 +53,19 @@ func TestHubTableWritesOnlyChanges(t *testing.T) {
 	if as, err = f.d.Apply(&st); err != nil || as.Written != 1 || as.Removed != 0 {
 		t.Fatalf("compare after a lost entry: %+v %v, want it rewritten alone", as, err)
 	}
+	// Changed and added behind its back: both repaired by the check alone.
+	moved := epKey(BindingKey{1, bind(21, "0.0.0.0").IP})
+	if err := f.d.hubEpsT().put(moved, dvrRemoteEp{Vtep: 7, Vni: 5001}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.d.hubEpsT().put(epKey(BindingKey{1, ip4("10.9.200.1")}), dvrRemoteEp{Vtep: 7, Vni: 5001}); err != nil {
+		t.Fatal(err)
+	}
+	tbl.MarkFull()
+	if as, err = f.d.Apply(&st); err != nil || as.Written != 1 || as.Removed != 1 {
+		t.Fatalf("compare after a changed and a foreign entry: %+v %v, want one rewritten, one removed", as, err)
+	}
+	kernelIs(t, f.d, tbl.All())
 	// A restarted hostd's first Apply compares with the kernel: nothing.
 	f.d.applied, f.d.hubTable = nil, nil
 	restarted := NewBindingTable()
@@ -84,4 +98,35 @@ func kernelIs(t *testing.T, d *Datapath, want []Binding) {
 			t.Fatalf("hub map entry %d: %s, want %s", i, g, w)
 		}
 	}
+}
+
+// The periodic comparison of a hub's map with its table (MarkFull) reads
+// the map in reused batches: it allocates far less than the map holds,
+// where copying both into maps made garbage of every binding, twice.
+func TestHubCheckCopiesNothing(t *testing.T) {
+	f := newFixtureWith(t, true, Config{HubBindings: 65536})
+	st := *f.state
+	tbl := NewBindingTable()
+	const n = 50000
+	for i := range n {
+		tbl.Set(Binding{VPC: 1, IP: netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), VTEP: ip4("192.168.1.10"),
+			VNI: 5001, MAC: mac(fmt.Sprintf("02:00:00:09:%02x:%02x", i>>8, i&255))})
+	}
+	st.HubTable = tbl
+	if _, err := f.d.Apply(&st); err != nil {
+		t.Fatal(err)
+	}
+	tbl.MarkFull()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	as, err := f.d.Apply(&st)
+	runtime.ReadMemStats(&after)
+	if err != nil || as.Written != 0 || as.Removed != 0 {
+		t.Fatalf("the check of an unchanged map: %+v %v, want nothing written", as, err)
+	}
+	// 24 bytes an entry (key and value) would be 1.2 MB for one copy.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 512<<10 {
+		t.Fatalf("the check of %d bindings allocated %d bytes, want under 512 KiB", n, got)
+	}
+	kernelIs(t, f.d, tbl.All())
 }

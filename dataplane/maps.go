@@ -75,13 +75,12 @@ func (t table[K, V]) deleteAll(keys []K) error {
 	return errors.Join(errs...)
 }
 
-// dump reads the whole map: in batches of dumpBatch entries, a system
-// call each (a hub's 64,000 bindings one by one took two system calls
-// an entry, most of an idle hub's minute-by-minute full comparison), or
-// entry by entry where the kernel has no batches for the map's type.
+// dump reads the whole map: in batches (eachBatch), or entry by entry
+// where the kernel has no batches for the map's type.
 func (t table[K, V]) dump() (map[K]V, error) {
 	out := map[K]V{}
-	if err := t.dumpBatches(out); err == nil {
+	add := func(k K, v V) { out[k] = v }
+	if err := t.eachBatch(add); err == nil {
 		return out, nil
 	}
 	clear(out)
@@ -89,7 +88,7 @@ func (t table[K, V]) dump() (map[K]V, error) {
 	var v V
 	it := t.m.Iterate()
 	for it.Next(&k, &v) {
-		out[k] = v
+		add(k, v)
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("%s: dump: %w", t.name, err)
@@ -101,13 +100,18 @@ func (t table[K, V]) dump() (map[K]V, error) {
 // map's batch must hold a whole bucket; buckets hold a few entries.
 const dumpBatch = 4096
 
-func (t table[K, V]) dumpBatches(out map[K]V) error {
+// eachBatch calls fn for every entry of the map, read in batches of
+// dumpBatch entries, a system call each, into buffers reused from batch
+// to batch (a hub's 64,000 bindings one by one took two system calls an
+// entry, most of an idle hub's minute-by-minute full comparison). On an
+// error fn has seen some of the entries.
+func (t table[K, V]) eachBatch(fn func(K, V)) error {
 	keys, vals := make([]K, dumpBatch), make([]V, dumpBatch)
 	var cursor ebpf.MapBatchCursor
 	for {
 		n, err := t.m.BatchLookup(&cursor, keys, vals, nil)
 		for i := 0; i < n; i++ {
-			out[keys[i]] = vals[i]
+			fn(keys[i], vals[i])
 		}
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return nil // the end

@@ -25,7 +25,7 @@ func TestDumpReadsEveryEntry(t *testing.T) {
 	}
 	got := map[dvrEpKey]dvrRemoteEp{}
 	start := time.Now()
-	if err := hub.dumpBatches(got); err != nil {
+	if err := hub.eachBatch(func(k dvrEpKey, v dvrRemoteEp) { got[k] = v }); err != nil {
 		t.Fatalf("the hub map read in batches: %v", err)
 	}
 	batched := time.Since(start)
