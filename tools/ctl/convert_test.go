@@ -15,6 +15,7 @@ import (
 	"github.com/courier-sdn/courier/internal/central"
 	"github.com/courier-sdn/courier/internal/proc"
 	"github.com/courier-sdn/courier/internal/testenv"
+	"github.com/courier-sdn/courier/schema"
 )
 
 // The operations guide's upgrade of a clustered database: ovsdb-client
@@ -108,6 +109,14 @@ func held(t *testing.T, remote string) []string {
 // move from claim rows to its keys.
 func TestUpgradeFillsAddressClaims(t *testing.T) {
 	testenv.Integration(t, "ovsdb-client")
+	for _, tc := range oldNBRows() {
+		t.Run(tc.version, func(t *testing.T) { upgradeFrom(t, tc.version, tc.rows) })
+	}
+}
+
+// oldNBRows are a northbound's rows at schema versions 1.6.0 and 1.7.0:
+// a vxnet web whose ports a and b share a virtual IP and c takes a's IP.
+func oldNBRows() []struct{ version, rows string } {
 	port := func(name, mac, ip, vip, claims string) string {
 		row := fmt.Sprintf(`"name":%q,"mac":%q,"ips":%q`, name, mac, ip)
 		if vip != "" {
@@ -121,7 +130,7 @@ func TestUpgradeFillsAddressClaims(t *testing.T) {
 	claim := func(name, addr, kind string) string {
 		return fmt.Sprintf(`{"op":"insert","table":"Address_Claim","uuid-name":%q,"row":{"vxnet":["named-uuid","web"],"address":%q,"kind":%q}},`, name, addr, kind)
 	}
-	for _, tc := range []struct{ version, rows string }{
+	return []struct{ version, rows string }{
 		{"1.6.0", port("a", "02:00:00:00:01:0a", "10.0.1.10", "10.0.1.100", "") + "," +
 			port("b", "02:00:00:00:01:0b", "10.0.1.11", "10.0.1.100", "") + "," + port("c", "02:00:00:00:01:0c", "10.0.1.10", "", "")},
 		{"1.7.0", claim("am", "02:00:00:00:01:0a", "mac") + claim("ai", "10.0.1.10", "ip") + claim("v", "10.0.1.100", "vip") +
@@ -129,9 +138,16 @@ func TestUpgradeFillsAddressClaims(t *testing.T) {
 			port("a", "02:00:00:00:01:0a", "10.0.1.10", "10.0.1.100", `["named-uuid","am"],["named-uuid","ai"],["named-uuid","v"]`) + "," +
 			port("b", "02:00:00:00:01:0b", "10.0.1.11", "10.0.1.100", `["named-uuid","bm"],["named-uuid","bi"],["named-uuid","v"]`) + "," +
 			port("c", "02:00:00:00:01:0c", "10.0.1.10", "", `["named-uuid","cm"]`)},
-	} {
-		t.Run(tc.version, func(t *testing.T) { upgradeFrom(t, tc.version, tc.rows) })
 	}
+}
+
+// oldNBTxn is a transaction of the vxnet and rows of oldNBRows.
+func oldNBTxn(rows string) string {
+	return `["Courier_Northbound",
+		{"op":"insert","table":"VPC","row":{"name":"blue","vxnets":["named-uuid","web"]}},
+		{"op":"insert","table":"Vxnet","uuid-name":"web","row":{"name":"web","cidr":"10.0.1.0/24",
+			"ports":["set",[["named-uuid","a"],["named-uuid","b"],["named-uuid","c"]]]}},
+		` + rows + `]`
 }
 
 func upgradeFrom(t *testing.T, version, rows string) {
@@ -139,18 +155,24 @@ func upgradeFrom(t *testing.T, version, rows string) {
 	os.WriteFile(filepath.Join(dir, "old.ovsschema"), oldNB(version), 0o644)
 	db := filepath.Join(dir, "nb.db")
 	testenv.Run(t, "ovsdb-tool", "create", db, filepath.Join(dir, "old.ovsschema"))
-	testenv.Run(t, "ovsdb-tool", "transact", db, `["Courier_Northbound",
-		{"op":"insert","table":"VPC","row":{"name":"blue","vxnets":["named-uuid","web"]}},
-		{"op":"insert","table":"Vxnet","uuid-name":"web","row":{"name":"web","cidr":"10.0.1.0/24",
-			"ports":["set",[["named-uuid","a"],["named-uuid","b"],["named-uuid","c"]]]}},
-		`+rows+`]`)
+	testenv.Run(t, "ovsdb-tool", "transact", db, oldNBTxn(rows))
 	c := &central.Config{RunDir: dir, BinDir: testenv.BinDir(t)}
 	t.Cleanup(func() { c.Stop() })
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	remote := c.Remote(central.Databases[0])
-	if out := strings.TrimSpace(testenv.Run(t, "ovsdb-client", "needs-conversion", remote, filepath.Join(dir, "nb.ovsschema"))); out != "no" {
+	upgraded(t, remote, remote, filepath.Join(dir, "nb.ovsschema"))
+}
+
+// upgraded checks a northbound upgraded from oldNBRows: at the current
+// schema, every address held once (read from remote), and courier-nbctl
+// (given nbDB) refusing a new port any of them.
+func upgraded(t *testing.T, remote, nbDB, schemaFile string) {
+	t.Helper()
+	// (a cluster's ovsdb-client warns first that its columns are persistent)
+	out := strings.TrimSpace(testenv.Run(t, "ovsdb-client", "needs-conversion", remote, schemaFile))
+	if out = out[strings.LastIndex(out, "\n")+1:]; out != "no" {
 		t.Errorf("after the upgrade, the database needs conversion to the current schema: %s", out)
 	}
 	want := []string{"02:00:00:00:01:0a/mac", "02:00:00:00:01:0b/mac", "02:00:00:00:01:0c/mac", "10.0.1.10/ip", "10.0.1.100/vip", "10.0.1.11/ip"}
@@ -163,9 +185,61 @@ func upgradeFrom(t *testing.T, version, rows string) {
 		{"port-add web d 02:00:00:00:01:0d 10.0.1.100", "IP 10.0.1.100 is a virtual IP of another port in vxnet web"},
 		{"port-add web d 02:00:00:00:01:0b 10.0.1.13", "MAC 02:00:00:00:01:0b is already used by port b in vxnet web"},
 	} {
-		out, err := exec.Command(nbctl, append([]string{"--db", remote, "--timeout", "20s"}, strings.Fields(tc.args)...)...).CombinedOutput()
+		out, err := exec.Command(nbctl, append([]string{"--db", nbDB, "--timeout", "20s"}, strings.Fields(tc.args)...)...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), tc.want) {
 			t.Errorf("%s after the upgrade: %v: %s, want %q", tc.args, err, out, tc.want)
 		}
 	}
+}
+
+// The operations guide's upgrade of a clustered northbound older than
+// 1.8.0, online through one member: ovsdb-client convert to the staging
+// schema, courier-nbctl claim-sync, ovsdb-client convert to the current
+// one. Another member then serves the keys and courier-nbctl refuses
+// what the old ports hold.
+func TestClusterUpgradeFillsPortKeys(t *testing.T) {
+	testenv.Integration(t, "ovsdb-client")
+	for _, tc := range oldNBRows() {
+		t.Run(tc.version, func(t *testing.T) {
+			dir := testenv.RunDir(t)
+			oldFile, staging, current := filepath.Join(dir, "old.ovsschema"), filepath.Join(dir, "nb-staging.ovsschema"), filepath.Join(dir, "nb.ovsschema")
+			os.WriteFile(oldFile, oldNB(tc.version), 0o644)
+			os.WriteFile(staging, schema.NBStaging(), 0o644)
+			os.WriteFile(current, central.Databases[0].Schema, 0o644)
+			m := oldCluster(t, dir, oldFile, 3)
+			testenv.Eventually(t, 20*time.Second, "the cluster takes the old rows", func() error {
+				out, err := exec.Command("ovsdb-client", "transact", m[0], oldNBTxn(tc.rows)).CombinedOutput()
+				if err != nil || strings.Contains(string(out), "error") {
+					return fmt.Errorf("%v: %s", err, out)
+				}
+				return nil
+			})
+			nbctl := filepath.Join(testenv.BinDir(t), "courier-nbctl")
+			testenv.Run(t, "ovsdb-client", "convert", m[1], staging)
+			// courier-nbctl writes to the leader: it is given every member
+			testenv.Run(t, nbctl, "--db", strings.Join(m, ","), "--timeout", "20s", "claim-sync")
+			testenv.Run(t, "ovsdb-client", "convert", m[1], current)
+			upgraded(t, m[2], strings.Join(m, ","), current)
+		})
+	}
+}
+
+// oldCluster starts a northbound Raft cluster of n members at the
+// schema in file, and returns the members' unix remotes.
+func oldCluster(t *testing.T, dir, file string, n int) []string {
+	var remotes []string
+	first := fmt.Sprintf("tcp:127.0.0.1:%d", testenv.FreePort(t))
+	for i := range n {
+		db, sock, pid := filepath.Join(dir, fmt.Sprintf("nb%d.db", i)), filepath.Join(dir, fmt.Sprintf("nb%d.sock", i)), filepath.Join(dir, fmt.Sprintf("nb%d.pid", i))
+		if i == 0 {
+			testenv.Run(t, "ovsdb-tool", "create-cluster", db, file, first)
+		} else {
+			testenv.Run(t, "ovsdb-tool", "join-cluster", db, "Courier_Northbound", fmt.Sprintf("tcp:127.0.0.1:%d", testenv.FreePort(t)), first)
+		}
+		testenv.Run(t, "ovsdb-server", db, "--remote=punix:"+sock, "--unixctl="+filepath.Join(dir, fmt.Sprintf("nb%d.ctl", i)),
+			"--pidfile="+pid, "--log-file="+filepath.Join(dir, fmt.Sprintf("nb%d.log", i)), "--detach", "--no-chdir", "-vconsole:off")
+		t.Cleanup(func() { proc.Stop(pid, "ovsdb-server", 5*time.Second) })
+		remotes = append(remotes, "unix:"+sock)
+	}
+	return remotes
 }
