@@ -247,6 +247,15 @@ func crrServer(ns string) (net.Listener, error) {
 // crrRate connects to the crrServer at dst from clientNS, one connection
 // at a time, for seconds, and returns the completed requests a second.
 func crrRate(clientNS, dst string, seconds int) (float64, error) {
+	n, elapsed, err := crrRun(clientNS, dst, seconds)
+	if err != nil {
+		return 0, err
+	}
+	return float64(n) / elapsed.Seconds(), nil
+}
+
+// crrRun is crrRate's loop: the requests completed and the time taken.
+func crrRun(clientNS, dst string, seconds int) (int, time.Duration, error) {
 	addr := net.JoinHostPort(dst, strconv.Itoa(crrPort))
 	n := 0
 	var elapsed time.Duration
@@ -280,17 +289,30 @@ func crrRate(clientNS, dst string, seconds int) (float64, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("connection per request to %s: %w", addr, err)
+		return 0, 0, fmt.Errorf("connection per request to %s: %w", addr, err)
 	}
-	return float64(n) / elapsed.Seconds(), nil
+	return n, elapsed, nil
 }
 
 // pingRTT measures back-to-back (adaptive) pings: the path's latency
 // rather than the CPU's wake-up time.
 func pingRTT(clientNS, dst string, n int) (mean, p99 float64, err error) {
+	rtts, err := pingRTTs(clientNS, dst, n)
+	if err != nil {
+		return 0, 0, err
+	}
+	sum := 0.0
+	for _, v := range rtts {
+		sum += v
+	}
+	return sum / float64(len(rtts)), rtts[len(rtts)*99/100], nil
+}
+
+// pingRTTs is pingRTT's round trips (µs), sorted: one per echo answered.
+func pingRTTs(clientNS, dst string, n int) ([]float64, error) {
 	out, err := lab.Exec(clientNS, "ping", "-A", "-n", "-c", strconv.Itoa(n), dst)
 	if err != nil {
-		return 0, 0, fmt.Errorf("ping: %v", err)
+		return nil, fmt.Errorf("ping: %v", err)
 	}
 	var rtts []float64
 	for _, line := range strings.Split(out, "\n") {
@@ -304,14 +326,10 @@ func pingRTT(clientNS, dst string, n int) (mean, p99 float64, err error) {
 		}
 	}
 	if len(rtts) < n/2 {
-		return 0, 0, fmt.Errorf("ping: %d of %d answered", len(rtts), n)
+		return nil, fmt.Errorf("ping: %d of %d answered", len(rtts), n)
 	}
 	sort.Float64s(rtts)
-	sum := 0.0
-	for _, v := range rtts {
-		sum += v
-	}
-	return sum / float64(len(rtts)), rtts[len(rtts)*99/100], nil
+	return rtts, nil
 }
 
 // loadAvg is the machine's 1-minute load average.

@@ -111,6 +111,7 @@ func (d *DataplaneResult) markdown(b *strings.Builder) {
 	for _, k := range keys {
 		fmt.Fprintf(b, "- %s: %.0f ns\n", k, d.ProgramNs[k])
 	}
+	runsMarkdown(b, d.Runs)
 	fmt.Fprintf(b, "\nTargets: (c) and (d) at least (b)'s throughput (1, 4, 32 streams) and request rates, and no worse than its latency; "+
 		"(d) equal to (c) within noise. Rounds are interleaved; compare the min–max ranges, not only the medians.\n\n")
 }
