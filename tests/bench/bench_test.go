@@ -151,3 +151,12 @@ func TestRunsPerOp(t *testing.T) {
 		t.Fatalf("no runs: got %.1f at %.0f ns, want 0 at 0", runs, ns)
 	}
 }
+
+func TestPingArgs(t *testing.T) {
+	if got, want := strings.Join(pingArgs(2000, "10.0.1.12", ""), " "), "ping -A -n -c 2000 10.0.1.12"; got != want {
+		t.Errorf("back to back: %q, want %q", got, want)
+	}
+	if got, want := strings.Join(pingArgs(500, "10.0.1.12", "0.002"), " "), "ping -i 0.002 -n -c 500 10.0.1.12"; got != want {
+		t.Errorf("2 ms apart: %q, want %q", got, want)
+	}
+}
