@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 // TestVMPathCost logs what a VM-to-VM packet costs per packet on each of
@@ -69,5 +72,54 @@ func TestVMPathCost(t *testing.T) {
 		s := samples[i]
 		sort.Float64s(s)
 		t.Logf("%-38s %s ns", c.name, fmt.Sprintf("%4.0f / %4.0f / %4.0f", s[0], s[len(s)/2], s[len(s)-1]))
+	}
+}
+
+// TestRunsCountsEachProgram: Runs reads each program's own counts, which
+// the benchmark divides by connections and pings (#21): with the kernel's
+// statistics on, five sends and three receives show as such.
+func TestRunsCountsEachProgram(t *testing.T) {
+	f := newFixture(t, true)
+	d := f.d
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		t.Skipf("no program statistics: %v", err)
+	}
+	defer stats.Close()
+	tcp := func(src, dst string, dmac, smac []byte) []byte {
+		return append(ethHdr(dmac, smac, 0x0800), ipPacket(ip4(src), ip4(dst), protoTCP, tcpSeg(40000, 80, "0123456789"), 0)...)
+	}
+	before, err := d.Runs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(func() {
+		_, _, err = d.ProgramCost("port_ingress", f.p1, tcp("10.0.1.5", "10.0.1.7", remMAC1, vm1MAC), 5)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.objs.TunnelIn.Put(uint32(0), dvrTunnelRec{Vtep: host32(peerA), Vni: 5001}); err != nil {
+		t.Fatal(err)
+	}
+	within(func() {
+		_, _, err = d.ProgramCost("tunnel_ingress", d.vxlan, tcp("10.0.1.7", "10.0.1.5", vm1MAC, remMAC1), 3)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := d.Runs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fixture's VMs may send a stray packet of their own (IPv6) to
+	// port_ingress; nothing else reaches tunnel_ingress.
+	port := after["port_ingress"].RunCount - before["port_ingress"].RunCount
+	tun := after["tunnel_ingress"].RunCount - before["tunnel_ingress"].RunCount
+	if port < 5 || port > 20 || tun != 3 {
+		t.Fatalf("port_ingress ran %d times, tunnel_ingress %d: want 5 (give or take a stray packet) and 3", port, tun)
+	}
+	if after["tunnel_ingress"].Runtime <= before["tunnel_ingress"].Runtime {
+		t.Fatalf("tunnel_ingress's run time did not grow: %v -> %v", before["tunnel_ingress"].Runtime, after["tunnel_ingress"].Runtime)
 	}
 }

@@ -73,3 +73,20 @@ func TimeRuns(prog *ebpf.Program, ifindex int, pkt []byte, runs int) (time.Durat
 	sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
 	return durs[len(durs)/2], verdict, nil
 }
+
+// Runs says how often port_ingress and tunnel_ingress ran, and for how
+// long in all, by name: the kernel's counts of every run, the real path's
+// and BPF_PROG_TEST_RUN's alike. They grow only while the kernel's
+// statistics are on (ebpf.EnableStats, or the sysctl
+// kernel.bpf_stats_enabled), so take two readings around what to count.
+func (d *Datapath) Runs() (map[string]ebpf.ProgramStats, error) {
+	out := map[string]ebpf.ProgramStats{}
+	for name, p := range map[string]*ebpf.Program{"port_ingress": d.objs.PortIngress, "tunnel_ingress": d.objs.TunnelIngress} {
+		s, err := p.Stats()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out[name] = *s
+	}
+	return out, nil
+}

@@ -5,6 +5,9 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
 )
 
 func TestLearnStat(t *testing.T) {
@@ -134,5 +137,26 @@ func TestRoundRatios(t *testing.T) {
 	got := roundRatios([]float64{8, 4, 16}, []float64{10, 5, 20})
 	if got.Min < 0.799 || got.Max > 0.801 {
 		t.Fatalf("%+v, want 0.8 throughout", got)
+	}
+}
+
+func TestRunsPerOp(t *testing.T) {
+	before := ebpf.ProgramStats{RunCount: 1000, Runtime: 5 * time.Millisecond}
+	after := ebpf.ProgramStats{RunCount: 1200, Runtime: 5*time.Millisecond + 240*time.Microsecond}
+	runs, ns := runsPerOp(before, after, 10)
+	if runs != 20 || ns != 1200 {
+		t.Fatalf("got %.1f runs per operation at %.0f ns, want 20 at 1200", runs, ns)
+	}
+	if runs, ns := runsPerOp(before, before, 10); runs != 0 || ns != 0 {
+		t.Fatalf("no runs: got %.1f at %.0f ns, want 0 at 0", runs, ns)
+	}
+}
+
+func TestPingArgs(t *testing.T) {
+	if got, want := strings.Join(pingArgs(2000, "10.0.1.12", ""), " "), "ping -A -n -c 2000 10.0.1.12"; got != want {
+		t.Errorf("back to back: %q, want %q", got, want)
+	}
+	if got, want := strings.Join(pingArgs(500, "10.0.1.12", "0.002"), " "), "ping -i 0.002 -n -c 500 10.0.1.12"; got != want {
+		t.Errorf("2 ms apart: %q, want %q", got, want)
 	}
 }

@@ -68,6 +68,9 @@ type DataplaneResult struct {
 	// BPF_PROG_RUN, by path, and of a program that only returns
 	// ("baseline": the harness's own cost, clock reads included).
 	ProgramNs map[string]float64 `json:"program_ns"`
+	// Runs is what the programs cost in the real path, per connection
+	// and per ping (dataplane_runs.go).
+	Runs []PathRuns `json:"program_runs,omitempty"`
 }
 
 // dpLab is the data plane benchmark's setting: six hosts, the four paths
@@ -160,6 +163,9 @@ func Dataplane(env Env, rounds int, seconds int, prio fifo) (*DataplaneResult, e
 	res.LoadAvg[1] = loadAvg()
 	res.compare(d.paths[1], d.paths[2], d.paths[3])
 	if err := programCost(res, d.dps["c1"], d.hosts["c1"], d.l.VMs["ca"]); err != nil {
+		return nil, err
+	}
+	if err := programRuns(res, d, seconds); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -87,7 +87,7 @@ func (d *DataplaneResult) markdown(b *strings.Builder) {
 	}
 	pathTable(b, d.Paths, metrics)
 	fmt.Fprintf(b, "\nTCP: iperf3 (%s); req/resp: sockperf ping-pong --tcp, %d-byte messages, round trips a second and their median; "+
-		"conn/req: connect, %d bytes each way, server closes, one connection at a time; ping: -A, 2000 echoes.\n",
+		"conn/req: connect, %d bytes each way, server closes, one connection at a time; ping: -A, 2000 echoes; ping 2 ms apart: 500 echoes, their median (a path gone cold between packets).\n",
 		"3.12 runs every stream on one thread", rrSize, rrSize)
 	fmt.Fprintf(b, "\nRatios of medians (Courier over the Linux bridge + VXLAN baseline measured in this run), and of each round's pair (min / median / max):\n\n")
 	keys := make([]string, 0, len(d.Ratios))
@@ -111,6 +111,7 @@ func (d *DataplaneResult) markdown(b *strings.Builder) {
 	for _, k := range keys {
 		fmt.Fprintf(b, "- %s: %.0f ns\n", k, d.ProgramNs[k])
 	}
+	runsMarkdown(b, d.Runs)
 	fmt.Fprintf(b, "\nTargets: (c) and (d) at least (b)'s throughput (1, 4, 32 streams) and request rates, and no worse than its latency; "+
 		"(d) equal to (c) within noise. Rounds are interleaved; compare the min–max ranges, not only the medians.\n\n")
 }
