@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/courier-sdn/courier/internal/testenv"
 )
@@ -19,24 +20,7 @@ func TestUplinkAddressChangeIsPickedUp(t *testing.T) {
 		t.Skip("needs root and a network namespace")
 	}
 	ns := testNS(t, "ch"+testenv.ID()+"-uplink")
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	addr := func(s string) *netlink.Addr {
-		a, _ := netlink.ParseAddr(s)
-		return a
-	}
-	// a veth pair: this kernel has no dummy interfaces
-	up := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "up0"}, PeerName: "other"}
-	if err := h.LinkAdd(up); err != nil {
-		t.Fatal(err)
-	}
-	other := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "other"}}
-	if err := h.AddrAdd(up, addr("192.0.2.10/24")); err != nil {
-		t.Fatal(err)
-	}
+	h, up, other := uplinkLinks(t, ns)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addrs := make(chan int, 64)
@@ -97,6 +81,31 @@ func TestUplinkAddressChangeIsPickedUp(t *testing.T) {
 	}
 	until("the uplink's new address is picked up", func(int) bool { return read() == netip.MustParseAddr("203.0.113.20") })
 	t.Logf("%d reads of the uplink's addresses", c.reads)
+}
+
+// uplinkLinks makes an uplink up0 holding 192.0.2.10/24 in ns, and
+// another interface, with a handle on ns closed with the test. (A veth
+// pair: this kernel has no dummy interfaces.)
+func uplinkLinks(t *testing.T, ns netns.NsHandle) (h *netlink.Handle, up, other netlink.Link) {
+	t.Helper()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	up = &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "up0"}, PeerName: "other"}
+	if err := h.LinkAdd(up); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddrAdd(up, addr("192.0.2.10/24")); err != nil {
+		t.Fatal(err)
+	}
+	return h, up, &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "other"}}
+}
+
+func addr(s string) *netlink.Addr {
+	a, _ := netlink.ParseAddr(s)
+	return a
 }
 
 func linkIndex(t *testing.T, h *netlink.Handle, name string) int {

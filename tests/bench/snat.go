@@ -119,20 +119,15 @@ func SNAT(ctx context.Context, env Env, rounds, seconds int) (*SNATResult, error
 		return nil, fmt.Errorf("the kernel's NAT: %w", err)
 	}
 	defer kl.Destroy()
-	inet := sandbox.InternetAddr.Addr().String()
-	vm := &PathResult{Name: "VM to VM across hosts", client: sb.VMNS("vm"), serverNS: sb.VMNS("peer"), dst: snatPeerAddr}
-	snat := &PathResult{Name: "VM to the internet by SNAT (2 gateways)", client: sb.VMNS("vm"), serverNS: sb.InternetNS(), dst: inet}
-	overlay := &PathResult{Name: "kernel: bridge + VXLAN to a MASQUERADE gateway (baseline)", client: kl.VMs["ko"].NS, serverNS: sb.InternetNS(), dst: inet}
-	masq := &PathResult{Name: "kernel: one-hop router with MASQUERADE", client: kl.VMs["kc"].NS, serverNS: sb.InternetNS(), dst: inet}
-	routed := &PathResult{Name: "kernel: the same router, routed without NAT", client: kl.VMs["kr"].NS, serverNS: sb.InternetNS(), dst: inet}
-	res.Paths = []*PathResult{vm, snat, overlay, masq, routed}
-	stop, err := snatServers(vm.serverNS, snat.serverNS)
+	res.Paths = snatPaths(sb, kl)
+	snat := res.Paths[1]
+	stop, err := snatServers(res.Paths[0].serverNS, snat.serverNS)
 	defer stop()
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range []*PathResult{overlay, masq, routed} {
-		if err := awaitPing(p.client, inet, 10*time.Second); err != nil {
+	for _, p := range res.Paths[2:] { // the kernel's
+		if err := awaitPing(p.client, p.dst, 10*time.Second); err != nil {
 			return nil, err
 		}
 	}
@@ -190,6 +185,23 @@ func SNAT(ctx context.Context, env Env, rounds, seconds int) (*SNATResult, error
 	res.LoadAvg[1] = loadAvg()
 	res.compare()
 	return res, nil
+}
+
+// snatPaths are the five paths, in snatPairs' order: VM to VM, SNAT,
+// the kernel's overlay to a MASQUERADE gateway, its one-hop router
+// with MASQUERADE and without NAT.
+func snatPaths(sb *sandbox.Sandbox, kl *lab.Lab) []*PathResult {
+	inet := sandbox.InternetAddr.Addr().String()
+	kernel := func(name, client string) *PathResult {
+		return &PathResult{Name: name, client: kl.VMs[client].NS, serverNS: sb.InternetNS(), dst: inet}
+	}
+	return []*PathResult{
+		{Name: "VM to VM across hosts", client: sb.VMNS("vm"), serverNS: sb.VMNS("peer"), dst: snatPeerAddr},
+		{Name: "VM to the internet by SNAT (2 gateways)", client: sb.VMNS("vm"), serverNS: sb.InternetNS(), dst: inet},
+		kernel("kernel: bridge + VXLAN to a MASQUERADE gateway (baseline)", "ko"),
+		kernel("kernel: one-hop router with MASQUERADE", "kc"),
+		kernel("kernel: the same router, routed without NAT", "kr"),
+	}
 }
 
 // snatSandbox starts a sandbox of two hosts (hv1 a hub) and two
