@@ -203,22 +203,7 @@ func (d *Daemon) gatewaySnapshot(encap map[string]netip.Addr) (*dataplane.Gatewa
 	}
 	via := nextHops(ops.Rows[sbdb.ExternalNetwork](d.gw), d.log)
 	g := gatewayState(d.cfg.Gateway, l.Attrs().Index, ops.Rows[sbdb.PortBinding](d.gw), dps, encap, via)
-	g.MTU, g.Addr = d.mtu, uplinkAddr(l)
+	g.MTU, g.Addr = d.mtu, d.uplink.get(l)
 	gatewaySNAT(g, d.cfg.Gateway, ops.Rows[sbdb.SNAT](d.gw), ops.Rows[sbdb.SNATBlock](d.gw), dps, encap, via)
 	return g, true
-}
-
-// uplinkAddr is the uplink's first global IPv4 address, the source of
-// the gateway's ICMP errors, or the invalid address if it has none.
-func uplinkAddr(l netlink.Link) netip.Addr {
-	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
-	if err != nil {
-		return netip.Addr{}
-	}
-	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && a.Scope == int(netlink.SCOPE_UNIVERSE) {
-			return ip
-		}
-	}
-	return netip.Addr{}
 }

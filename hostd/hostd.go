@@ -97,6 +97,11 @@ type Daemon struct {
 	base   *ops.Session
 	// gw: on a gateway, the bindings with an EIP (eip.go)
 	gw *ops.Session
+	// uplink: a gateway's uplink address, read again when addrs (the
+	// indexes of interfaces whose addresses changed; nil on a host that
+	// is no gateway) names it (uplink.go)
+	uplink uplinkCache
+	addrs  chan int
 	// baseTracker only wakes the loop; reconcile drains it.
 	baseTracker *ops.Tracker
 	vpcs        map[int]*vpcSession
@@ -277,6 +282,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer d.nl.Close()
 	go watchLinks(wctx, linkWatch{ns: netns.None(), rcvbuf: linkBuffer, queue: 1024, log: d.log, onLost: d.m.linkResyncs.Inc}, links)
+	if d.cfg.Gateway != nil {
+		d.addrs = make(chan int, 64)
+		go watchAddrs(wctx, netns.None(), d.log, d.addrs)
+	}
 	d.scanLinks()
 	events := make(chan dataplane.Event, 256)
 	if er, err := dp.Events(); err == nil {
@@ -372,6 +381,10 @@ func (d *Daemon) serve(ctx context.Context, links chan linkEvent, events chan da
 			return errors.New("certificate replaced on disk; reconnecting to present it")
 		case e := <-links:
 			d.onLink(e)
+		case i := <-d.addrs:
+			if !d.uplink.forget(i) {
+				continue // not the uplink's address
+			}
 		case e := <-events:
 			d.event(ctx, e)
 		case <-beat.C:

@@ -233,18 +233,60 @@ func buildBridged(l *lab.Lab, h1, h2 *lab.Host) (*PathResult, error) {
 			return nil, err
 		}
 		other := []*lab.Host{h2, h1}[i]
-		if err := sh(h.NS, "ip link add brv type bridge",
-			fmt.Sprintf("ip link add vx100 type vxlan id 100 dstport 4789 local %s nolearning", h.VTEP),
-			"ip link set vx100 mtu 1450 master brv up",
-			fmt.Sprintf("ip link set %s master brv", l.VMs[vm].HostSide), "ip link set brv up",
-			fmt.Sprintf("bridge fdb append %s dev vx100 dst %s", macs[1-i], other.VTEP)); err != nil {
+		if err := bridgeVXLAN(h, []string{l.VMs[vm].HostSide}, fdbEntry{macs[1-i], other.VTEP}); err != nil {
 			return nil, err
 		}
-		if err := sh(l.VMs[vm].NS, fmt.Sprintf("ip neigh replace %s lladdr %s dev eth0 nud permanent", ips[1-i], macs[1-i])); err != nil {
+		if err := staticNeigh(l.VMs[vm].NS, "eth0", ips[1-i], macs[1-i]); err != nil {
 			return nil, err
 		}
 	}
 	return &PathResult{Name: "(b) Linux bridge + kernel VXLAN", client: l.VMs["ba"].NS, serverNS: l.VMs["bb"].NS, dst: ips[1]}, nil
+}
+
+// bridgeName and vxlanName are the devices bridgeVXLAN makes.
+const (
+	bridgeName = "brv"
+	vxlanName  = "vx100"
+)
+
+// fdbEntry sends frames for a MAC to a VTEP.
+type fdbEntry struct {
+	mac  net.HardwareAddr
+	vtep netip.Addr
+}
+
+// bridgeVXLAN makes host h's end of the kernel's overlay, path (b): a
+// Linux bridge with a kernel VXLAN device on it (VNI 100, MTU 1450, no
+// learning: every remote MAC has a static FDB entry), and ports on the
+// bridge. What crosses it is never flooded, so the ends need static
+// neighbours (staticNeigh) for each other: no ARP crosses the overlay.
+//
+// Equivalent to:
+//
+//	ip link add brv type bridge
+//	ip link add vx100 type vxlan id 100 dstport 4789 local VTEP nolearning
+//	ip link set vx100 mtu 1450 master brv up
+//	ip link set PORT master brv          (each port)
+//	ip link set brv up
+//	bridge fdb append MAC dev vx100 dst REMOTE   (each entry)
+func bridgeVXLAN(h *lab.Host, ports []string, remote ...fdbEntry) error {
+	cmds := []string{"ip link add " + bridgeName + " type bridge",
+		fmt.Sprintf("ip link add %s type vxlan id 100 dstport 4789 local %s nolearning", vxlanName, h.VTEP),
+		"ip link set " + vxlanName + " mtu 1450 master " + bridgeName + " up"}
+	for _, p := range ports {
+		cmds = append(cmds, "ip link set "+p+" master "+bridgeName)
+	}
+	cmds = append(cmds, "ip link set "+bridgeName+" up")
+	for _, r := range remote {
+		cmds = append(cmds, fmt.Sprintf("bridge fdb append %s dev %s dst %s", r.mac, vxlanName, r.vtep))
+	}
+	return sh(h.NS, cmds...)
+}
+
+// staticNeigh is a permanent neighbour entry: ip -n NS neigh replace IP
+// lladdr MAC dev DEV nud permanent.
+func staticNeigh(ns, dev, ip string, mac net.HardwareAddr) error {
+	return sh(ns, fmt.Sprintf("ip neigh replace %s lladdr %s dev %s nud permanent", ip, mac, dev))
 }
 
 // (c) and (d): Courier within a vxnet and across vxnets. Both hosts hold

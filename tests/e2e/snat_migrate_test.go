@@ -36,7 +36,8 @@ import (
 func TestSNATConnectionsFollowALiveMigration(t *testing.T) {
 	e, inet, client := snatMigrationLab(t)
 
-	done := e.stream(t, "vm1", inet, client, 5297, 14)
+	const secs = 14
+	done := e.stream(t, "vm1", inet, client, 5297, secs)
 	time.Sleep(2 * time.Second)
 	untracked := e.dropsOf("hv2")["snat_untracked"]
 	e.liveMigrate("vm1", "hv1", "hv2", nil)
@@ -67,19 +68,7 @@ func TestSNATConnectionsFollowALiveMigration(t *testing.T) {
 	}
 	e.waitHandoffs(func(n int) bool { return n == 0 }, "hv1 to install and delete the handoff")
 
-	rep, err := parseIperf(<-done)
-	if err != nil {
-		t.Fatalf("the stream did not survive the migrations: %v", err)
-	}
-	n := len(rep.Intervals)
-	if n < 14 || rep.Intervals[n-1].Sum.Bytes == 0 || rep.Intervals[n-2].Sum.Bytes == 0 {
-		t.Errorf("the stream stopped: %d intervals, last ones %+v", n, rep.Intervals[max(0, n-3):])
-	}
-	for i, iv := range rep.Intervals {
-		if iv.Sum.Bytes == 0 {
-			t.Logf("second %d of the stream carried nothing", i+1)
-		}
-	}
+	rep, _ := streamKeptOn(t, done, secs, "the migrations")
 	t.Logf("%.1f MB across two live migrations; hv2 dropped %d untracked segments meanwhile", rep.End.SumReceived.Bytes/1e6,
 		e.dropsOf("hv2")["snat_untracked"]-untracked)
 	// From hv2's log: how long after binding the port it installed its
@@ -133,7 +122,8 @@ func snatMigrationLab(t *testing.T) (e *env, inet, client string) {
 func TestSNATHandoffSurvivesTheOldHostsRestart(t *testing.T) {
 	e, inet, client := snatMigrationLab(t)
 
-	done := e.stream(t, "vm1", inet, client, 5298, 12)
+	const secs = 12
+	done := e.stream(t, "vm1", inet, client, 5298, secs)
 	time.Sleep(2 * time.Second)
 	// vm1's announcement on hv2 (its next ARP) waits until hv1's hostd
 	// is dead: a permanent neighbour for its gateway, so that its stream
@@ -170,20 +160,7 @@ func TestSNATHandoffSurvivesTheOldHostsRestart(t *testing.T) {
 		t.Error("hv1 did not read back vm1's connections after its restart")
 	}
 
-	rep, err := parseIperf(<-done)
-	if err != nil {
-		t.Fatalf("the stream did not survive the migration: %v", err)
-	}
-	n := len(rep.Intervals)
-	if n < 12 || rep.Intervals[n-1].Sum.Bytes == 0 || rep.Intervals[n-2].Sum.Bytes == 0 {
-		t.Errorf("the stream stopped: %d intervals, last ones %+v", n, rep.Intervals[max(0, n-3):])
-	}
-	quiet := 0
-	for _, iv := range rep.Intervals {
-		if iv.Sum.Bytes == 0 {
-			quiet++
-		}
-	}
+	rep, quiet := streamKeptOn(t, done, secs, "the migration")
 	t.Logf("%.1f MB across a live migration whose source hostd was killed and restarted; %d seconds carried nothing",
 		rep.End.SumReceived.Bytes/1e6, quiet)
 }

@@ -304,3 +304,28 @@ func (e *env) stream(t *testing.T, vm, ns, addr string, port, secs int) <-chan s
 	}()
 	return done
 }
+
+// streamKeptOn waits for a stream of secs seconds (e.stream) that what
+// was done to and fails the test unless it ran its whole length and was
+// still carrying data in its last two seconds: the stream did not stop.
+// It logs each second that carried nothing and returns the report and
+// how many there were.
+func streamKeptOn(t *testing.T, done <-chan string, secs int, what string) (iperfReport, int) {
+	t.Helper()
+	rep, err := parseIperf(<-done)
+	if err != nil {
+		t.Fatalf("the stream did not survive %s: %v", what, err)
+	}
+	n := len(rep.Intervals)
+	if n < secs || rep.Intervals[n-1].Sum.Bytes == 0 || rep.Intervals[n-2].Sum.Bytes == 0 {
+		t.Errorf("the stream stopped: %d intervals, last ones %+v", n, rep.Intervals[max(0, n-3):])
+	}
+	quiet := 0
+	for i, iv := range rep.Intervals {
+		if iv.Sum.Bytes == 0 {
+			t.Logf("second %d of the stream carried nothing", i+1)
+			quiet++
+		}
+	}
+	return rep, quiet
+}
