@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/model"
@@ -146,8 +145,7 @@ func (d *Daemon) openGateway(ctx context.Context) error {
 		client.WithConditionalTable(dp, []model.Condition{{Field: &dp.Type, Function: ovsdb.ConditionEqual, Value: "vxnet"}},
 			&dp.TunnelKey, &dp.Vpc, &dp.Type),
 	}
-	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: d.cfg.SB, Monitor: mon, Tracker: ops.NewTrackerNotifying(d.notify),
-		EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.tls})
+	s, err := ops.Open(ctx, m, d.sbOptions(mon, ops.NewTrackerNotifying(d.notify)))
 	if err != nil {
 		return err
 	}

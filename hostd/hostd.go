@@ -105,6 +105,8 @@ type Daemon struct {
 	// baseTracker only wakes the loop; reconcile drains it.
 	baseTracker *ops.Tracker
 	vpcs        map[int]*vpcSession
+	// vpcOpenFailed: VPC sessions' failed opens in a row (sessions.go)
+	vpcOpenFailed map[int]int
 
 	nl      *netlink.Handle // this host's namespace
 	ifaces  map[string]int  // logical port -> ifindex of its VM interface
@@ -227,7 +229,7 @@ func New(cfg Config) *Daemon {
 		cfg.CertCheck = 2 * time.Second
 	}
 	return &Daemon{cfg: cfg, tls: cfg.Credentials.TLSConfig(), log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
-		vpcs: map[int]*vpcSession{}, ifaces: map[string]int{}, byIndex: map[int]string{},
+		vpcs: map[int]*vpcSession{}, vpcOpenFailed: map[int]int{}, ifaces: map[string]int{}, byIndex: map[int]string{},
 		taps: map[int]bool{}, status: map[string]string{},
 		handoff:  snatHandoff{departed: map[string]departedSNAT{}, seen: map[string]time.Time{}, origin: map[string]portOrigin{}},
 		logLimit: logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}

@@ -12,6 +12,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/ops"
+	"github.com/courier-sdn/courier/ops/jsonrpc"
 	"github.com/courier-sdn/courier/schema/sbdb"
 )
 
@@ -53,8 +54,7 @@ func (d *Daemon) openBase(ctx context.Context) error {
 		mon = append(mon, client.WithTable(&sbdb.Hub{}))
 	}
 	d.baseTracker = ops.NewTrackerNotifying(d.notify)
-	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: d.cfg.SB, Monitor: mon, Tracker: d.baseTracker,
-		EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.tls})
+	s, err := ops.Open(ctx, m, d.sbOptions(mon, d.baseTracker))
 	if err != nil {
 		return err
 	}
@@ -169,16 +169,17 @@ func (d *Daemon) syncVPCs(ctx context.Context, want map[int]bool) {
 		if _, ok := d.vpcs[vpc]; ok {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, vpcOpenTimeout(d.vpcOpenFailed[vpc]))
 		tracker := ops.NewTrackerNotifying(d.notify)
-		s, err := ops.Open(cctx, m, ops.SessionOptions{Remotes: d.cfg.SB, Monitor: vpcMonitor(vpc, hub),
-			Tracker: tracker, EchoInterval: 5 * time.Second, Logger: d.log, TLS: d.tls})
+		s, err := ops.Open(cctx, m, d.sbOptions(vpcMonitor(vpc, hub), tracker))
 		cancel()
 		if err != nil {
-			d.log.Warn("open VPC session", "vpc", vpc, "err", err)
+			d.vpcOpenFailed[vpc]++
+			d.log.Warn("open VPC session", "vpc", vpc, "err", err, "failures", d.vpcOpenFailed[vpc])
 			d.status["vpc-"+fmt.Sprint(vpc)] = "cannot monitor: " + err.Error()
 			continue
 		}
+		delete(d.vpcOpenFailed, vpc)
 		vs := &vpcSession{vpc: vpc, hub: hub, s: s, tracker: tracker, dead: make(chan struct{})}
 		go func() {
 			<-s.Done()
@@ -196,4 +197,29 @@ func (d *Daemon) closeVPCs() {
 		vs.s.Close()
 		delete(d.vpcs, vpc)
 	}
+}
+
+// sbEcho is how often hostd probes a silent southbound server; it gives
+// the server jsonrpc.ProbeSilence times as long to answer, as the central
+// daemons do. A server sending a hub's initial rows (256,000 bindings)
+// to another client answers nobody for seconds: with an answer due
+// within one interval, every host dropped and reopened its sessions, each
+// reopening asked for its rows again, and at load 6 the server never
+// caught up (hostscale at 256,000 ports). Waiting costs a host nothing:
+// its data plane forwards meanwhile.
+const sbEcho = 5 * time.Second
+
+// sbOptions are the options of a southbound session monitoring mon.
+func (d *Daemon) sbOptions(mon []client.MonitorOption, t *ops.Tracker) ops.SessionOptions {
+	return ops.SessionOptions{Remotes: d.cfg.SB, Monitor: mon, Tracker: t, EchoInterval: sbEcho,
+		EchoTimeout: jsonrpc.ProbeSilence * sbEcho, Logger: d.log, TLS: d.tls}
+}
+
+// vpcOpenTimeout bounds opening a VPC's session (its initial rows
+// included) after failures in a row: 30 s, doubled with each, up to 8
+// minutes. A hub's rows of a big VPC from a busy server can take longer
+// than any fixed bound, and a bound that always cuts them short is tried
+// forever, each try costing the server the whole reply again.
+func vpcOpenTimeout(failures int) time.Duration {
+	return 30 * time.Second << min(failures, 4)
 }

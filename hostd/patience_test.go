@@ -1,0 +1,50 @@
+package hostd
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/courier-sdn/courier/internal/testenv"
+)
+
+// A southbound server silent for longer than one probe interval but less
+// than ProbeSilence of them (busy sending another client a hub's rows)
+// keeps hostd's session: dropping it made every host reopen its sessions
+// and ask for its rows again, and a busy server never caught up.
+func TestBusySouthboundKeepsTheSession(t *testing.T) {
+	dbs := testenv.StartTLSDBs(t)
+	d, err := connect(t, dbs, "hv1", "hv1", "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := dbs.ServerPID("sb")
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	time.Sleep(2*sbEcho + time.Second)
+	syscall.Kill(pid, syscall.SIGCONT)
+	stopped = false
+	select {
+	case <-d.base.Done():
+		t.Fatalf("the session ended while the server was silent for %v", 2*sbEcho+time.Second)
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// A VPC's session that failed to open gets longer next time, up to a
+// bound.
+func TestVPCOpenTimeoutGrows(t *testing.T) {
+	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 8 * time.Minute}
+	for failures, w := range want {
+		if got := vpcOpenTimeout(failures); got != w {
+			t.Errorf("after %d failures: %v, want %v", failures, got, w)
+		}
+	}
+}
