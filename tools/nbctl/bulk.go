@@ -64,6 +64,8 @@ func bulkChain(invs []parsed, w *want) bool {
 func (c *conn) tryBulk(ctx context.Context, invs []parsed, wait bool) (*attempt, error) {
 	st := newState(c.want)
 	st.ctx, st.sbRemote, st.tls = ctx, c.o.SB, c.o.TLS
+	st.compact = newCompactPorts(len(invs))
+	st.ops = nil // sized for a port's operations; a compact port has none
 	defer st.close()
 	// The reads are bounded as a session's connect is: a server that
 	// accepts and never answers sends the chain to the general path.

@@ -150,12 +150,8 @@ func Run(ctx context.Context, o Options, args []string, stdout io.Writer) error 
 		ctx, cancel = context.WithTimeout(ctx, o.Timeout)
 		defer cancel()
 	}
-	dbModel, err := nbdb.FullDatabaseModel()
-	if err != nil {
-		return err
-	}
 	w := rowsWanted(invs, o.TLS)
-	c := &conn{o: o, remotes: remotes, model: dbModel, monitor: monitored(tables, w), want: w,
+	c := &conn{o: o, remotes: remotes, monitor: monitored(tables, w), want: w,
 		backoff: cmdline.RetryBackoff()}
 	sess, a, err := c.commit(ctx, invs, o.Wait != "none")
 	if err != nil {
@@ -193,6 +189,7 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 			syncOnly = true
 		}
 	}
+	st.ops = append(st.ops, st.compact.mutations()...)
 	if st.db == nil { // the generic commands' results are found by index
 		st.ops = mergeInserts(st.ops)
 	}
@@ -216,9 +213,12 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 				Where: ops.All(), Columns: []string{"nb_cfg"}})
 		cfgIndex = len(st.ops) - 1
 	}
-	opsCommitted.Add(int64(len(st.ops)))
+	opsCommitted.Add(int64(len(st.ops) + st.compact.count()))
 	if hook := beforeCommit.Swap(nil); hook != nil {
 		(*hook)()
+	}
+	if st.compact != nil {
+		return st.commitCompact(ctx, guards, cfgIndex)
 	}
 	res, err := ops.Transact(ctx, st.transactor(sess), st.ops...)
 	if err != nil {

@@ -426,9 +426,13 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		st.touched[name] = true
 	}
 	st.portVxnet[port.UUID] = vx
+	vx.Ports = append(vx.Ports, port.UUID)
+	if st.compact != nil && compactable(port) { // encoded at commit (compact.go)
+		st.compact.add(vx, port)
+		return nil
+	}
 	// Built by ops.Table, not libovsdb's mapper, which cost half the
 	// CPU of a chain of thousands of port-adds.
-	vx.Ports = append(vx.Ports, port.UUID)
 	st.ops = append(st.ops, portT().Insert(port), ovsdb.Operation{Op: ovsdb.OperationMutate, Table: tVxnet,
 		Where: ops.WhereUUID(vx.UUID), Mutations: []ovsdb.Mutation{{Column: "ports", Mutator: ovsdb.MutateOperationInsert,
 			Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: port.UUID}}}}}})

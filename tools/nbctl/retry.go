@@ -50,7 +50,7 @@ import (
 type conn struct {
 	o       Options
 	remotes []string
-	model   model.ClientDBModel
+	model   *model.ClientDBModel // made when first needed: the bulk path needs none
 	monitor []client.MonitorOption
 	want    *want // the rows the commands name; nil: whole tables
 	tracker *ops.Tracker
@@ -65,8 +65,15 @@ const echoEvery = 5 * time.Second
 // open connects, retrying until ctx ends. Each session has a tracker of
 // its own, which wakes waitFor.
 func (c *conn) open(ctx context.Context) (*ops.Session, error) {
+	if c.model == nil {
+		m, err := nbdb.FullDatabaseModel()
+		if err != nil {
+			return nil, err
+		}
+		c.model = &m
+	}
 	c.tracker = ops.NewTracker()
-	s, err := ops.OpenRetrying(ctx, c.model, ops.SessionOptions{Remotes: c.remotes, LeaderOnly: c.o.LeaderOnly,
+	s, err := ops.OpenRetrying(ctx, *c.model, ops.SessionOptions{Remotes: c.remotes, LeaderOnly: c.o.LeaderOnly,
 		Monitor: c.monitor, Tracker: c.tracker, Logger: slog.Default(), EchoInterval: echoEvery, TLS: c.o.TLS}, c.backoff,
 		func(err error) {
 			if c.o.Timeout == 0 && !c.warned {

@@ -68,6 +68,9 @@ type state struct {
 	tls      *tls.Config
 	named    int
 	verified map[string]bool // row UUID and column pointer
+	// compact, set by the bulk path (bulk.go), holds the ports added
+	// without claims, encoded straight to JSON at commit (compact.go).
+	compact *compactPorts
 }
 
 // loadState reads the state from sess's cache. A session lost meanwhile
