@@ -230,3 +230,40 @@ func TestValidNameIsTheRegexp(t *testing.T) {
 		}
 	}
 }
+
+// TestBulkPathWritesOnTheLeader: in a cluster, the bulk path commits
+// only on the leader; a chain whose first remote is a follower goes to
+// the general path, which finds the leader.
+func TestBulkPathWritesOnTheLeader(t *testing.T) {
+	cl := testenv.StartCluster(t)
+	remotes := cl.Remotes("nb")
+	leader := -1
+	testenv.Eventually(t, 20*time.Second, "a northbound leader", func() error {
+		if leader = cl.Leader("nb"); leader < 0 {
+			return fmt.Errorf("none")
+		}
+		return nil
+	})
+	follower := (leader + 1) % len(remotes)
+	run := func(first int, args ...string) {
+		t.Helper()
+		db := strings.Join(append([]string{remotes[first]}, slices.Delete(slices.Clone(remotes), first, first+1)...), ",")
+		o := nbctl.Options{DB: db, Wait: "none", Format: "table", LeaderOnly: true, Timeout: 20 * time.Second}
+		if err := nbctl.Run(context.Background(), o, args, &bytes.Buffer{}); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	run(leader, "init", "--", "vpc-add", "v", "--", "vxnet-add", "v", "x", "10.0.0.0/16")
+	commits := nbctl.BulkCommits()
+	run(follower, "port-add", "x", "p1", "02:00:00:00:00:01", "10.0.0.11", "--", "port-add", "x", "p2", "02:00:00:00:00:02", "10.0.0.12")
+	if n := nbctl.BulkCommits() - commits; n != 0 {
+		t.Errorf("a chain sent first to a follower was committed by the bulk path (%d)", n)
+	}
+	run(leader, "port-add", "x", "p3", "02:00:00:00:00:03", "10.0.0.13")
+	if n := nbctl.BulkCommits() - commits; n != 1 {
+		t.Errorf("a chain sent first to the leader: %d bulk commits, want 1", n)
+	}
+	if out := mustNB(t, strings.Join(remotes, ","), "port-list", "x"); strings.Count(out, "\n") != 1+3 {
+		t.Errorf("port-list:\n%s", out)
+	}
+}
