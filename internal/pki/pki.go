@@ -31,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"time"
 )
 
@@ -51,12 +52,12 @@ func For(dir, name string) Files {
 	return Files{PrivateKey: PrivateKey(dir, name), Certificate: Certificate(dir, name), CACert: CACert(dir)}
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`) })
 
 // CheckName refuses a name that cannot be a chassis name (the schema
 // allows 1 to 64 characters) or a file name.
 func CheckName(name string) error {
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return fmt.Errorf("name %q: use 1 to 64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit", name)
 	}
 	return nil

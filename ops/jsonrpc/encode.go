@@ -36,7 +36,7 @@ func AppendOperation(b []byte, op *ovsdb.Operation) ([]byte, error) {
 		b = append(b, `,"uuid":`...)
 		b = appendString(b, op.UUID)
 	}
-	if len(op.Row) > 0 {
+	if len(op.Row) > 0 || op.Op == ovsdb.OperationInsert { // an insert of defaults still sends its row
 		b = append(b, `,"row":`...)
 		if b, err = appendRow(b, op.Row); err != nil {
 			return nil, err

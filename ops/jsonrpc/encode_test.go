@@ -130,3 +130,16 @@ func TestDecodeResultsMatchesLibovsdb(t *testing.T) {
 		}
 	}
 }
+
+// An insert of a row of defaults (courier-nbctl init's NB_Global) must
+// still carry "row", which RFC 7047 requires and ovsdb-server refuses to
+// do without; libovsdb's encoding drops it.
+func TestAppendOperationInsertOfDefaults(t *testing.T) {
+	got, err := AppendOperation(nil, &ovsdb.Operation{Op: "insert", Table: "NB_Global", UUIDName: "g", Row: ovsdb.Row{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"op":"insert","table":"NB_Global","uuid-name":"g","row":{}}`; string(got) != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}

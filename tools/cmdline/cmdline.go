@@ -63,21 +63,26 @@ func (inv *Invocation) Values(name string) []string { return inv.flags[name] }
 
 // Split splits the arguments after the global options into
 // commands at each "--", as ovn-nbctl does.
+// Each command is a slice of args (capped, so that appending to it
+// copies): a chain of thousands of commands is split without copying
+// its words.
 func Split(args []string) [][]string {
-	var out [][]string
-	cur := []string{}
+	n := 1
 	for _, a := range args {
 		if a == "--" {
-			if len(cur) > 0 {
-				out = append(out, cur)
-			}
-			cur = []string{}
+			n++
+		}
+	}
+	out := make([][]string, 0, n)
+	start := 0
+	for i := 0; i <= len(args); i++ {
+		if i < len(args) && args[i] != "--" {
 			continue
 		}
-		cur = append(cur, a)
-	}
-	if len(cur) > 0 {
-		out = append(out, cur)
+		if i > start {
+			out = append(out, args[start:i:i])
+		}
+		start = i + 1
 	}
 	return out
 }
@@ -101,22 +106,30 @@ func Parse[S any](tool string, table map[string]*Command[S], words []string) (*I
 	if cmd == nil {
 		return nil, nil, fmt.Errorf("unknown command %q; see %s --help", words[idx], tool)
 	}
-	rest := append(append([]string{}, words[:idx]...), words[idx+1:]...)
+	rest := words[1:] // the name first, as almost always: nothing to copy
+	if idx > 0 {
+		rest = append(append([]string{}, words[:idx]...), words[idx+1:]...)
+	}
 	for _, w := range rest {
 		if w == "--help" || w == "-h" {
 			return nil, nil, &HelpRequest{Text: Help(tool, cmd)}
 		}
 	}
-	inv := &Invocation{Name: cmd.Name, flags: map[string][]string{}}
-	specs := map[string]Flag{}
-	for _, f := range cmd.Flags {
-		specs[f.Name] = f
-	}
+	// The flags' map is made for the commands that have options: a
+	// chain of thousands of port-adds mostly has none.
+	inv := &Invocation{Name: cmd.Name, flags: map[string][]string{}, Args: make([]string, 0, len(rest))}
+	var specs map[string]Flag
 	for i := 0; i < len(rest); i++ {
 		w := rest[i]
 		if !strings.HasPrefix(w, "--") {
 			inv.Args = append(inv.Args, w)
 			continue
+		}
+		if specs == nil {
+			specs = make(map[string]Flag, len(cmd.Flags))
+			for _, f := range cmd.Flags {
+				specs[f.Name] = f
+			}
 		}
 		name, val, hasVal := strings.Cut(strings.TrimPrefix(w, "--"), "=")
 		f, ok := specs[name]

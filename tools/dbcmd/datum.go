@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
@@ -208,11 +209,13 @@ func (d datum) toOVS(t colType) any {
 
 // The three ways ovn-nbctl prints a value (--data): string, bare, json.
 
-var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+var uuidRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+})
 
 // needsQuotes is Open vSwitch's rule (ovsdb-data.c, string_needs_quotes).
 func needsQuotes(s string) bool {
-	if s == "" || s == "true" || s == "false" || uuidRE.MatchString(s) {
+	if s == "" || s == "true" || s == "false" || uuidRE().MatchString(s) {
 		return true
 	}
 	for i, r := range s {

@@ -205,7 +205,7 @@ func (db *DB) parseRef(b *ovsdb.BaseType, tok string) (ovsdb.UUID, error) {
 		}
 		return ovsdb.UUID{}, fmt.Errorf("%s: no row was given this name with --id earlier in the command line", tok)
 	}
-	if uuidRE.MatchString(tok) {
+	if uuidRE().MatchString(tok) {
 		return ovsdb.UUID{GoUUID: strings.ToLower(tok)}, nil
 	}
 	if ref, err := b.RefTable(); err == nil && ref != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -410,9 +409,9 @@ func (st *state) auxSelect(op ovsdb.Operation, m model.Model) ([]model.Model, er
 // claimClash matches the claim index's refusal; existedRow the row that
 // holds the address.
 var (
-	claimClash = regexp.MustCompile(`"Address_Claim" table to have identical values \(([0-9a-f-]+) and "(.*?)"\) for index on columns "vxnet" and "address"`)
-	existedRow = regexp.MustCompile(`with UUID ([0-9a-f-]+), existed in the database`)
-	keyClash   = regexp.MustCompile(`"Port" table to have identical values \("(.*?)"\) for index on column "(mac_key|ip_key)"`)
+	claimClash = lazyRegexp(`"Address_Claim" table to have identical values \(([0-9a-f-]+) and "(.*?)"\) for index on columns "vxnet" and "address"`)
+	existedRow = lazyRegexp(`with UUID ([0-9a-f-]+), existed in the database`)
+	keyClash   = lazyRegexp(`"Port" table to have identical values \("(.*?)"\) for index on column "(mac_key|ip_key)"`)
 )
 
 // keyError is the error for a commit refused by a Port key's index: the
@@ -454,11 +453,11 @@ func (st *state) claimError(ctx context.Context, err error) error {
 	if !errors.As(err, &te) || te.Err != "constraint violation" {
 		return err
 	}
-	e := existedRow.FindStringSubmatch(te.Details)
-	if k := keyClash.FindStringSubmatch(te.Details); k != nil {
+	e := existedRow().FindStringSubmatch(te.Details)
+	if k := keyClash().FindStringSubmatch(te.Details); k != nil {
 		return st.keyError(ctx, err, k[1], k[2], e)
 	}
-	m := claimClash.FindStringSubmatch(te.Details)
+	m := claimClash().FindStringSubmatch(te.Details)
 	if m == nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/model"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 	"github.com/urfave/cli/v2"
@@ -149,24 +150,24 @@ func Run(ctx context.Context, o Options, args []string, stdout io.Writer) error 
 		ctx, cancel = context.WithTimeout(ctx, o.Timeout)
 		defer cancel()
 	}
-	dbModel, err := nbdb.FullDatabaseModel()
-	if err != nil {
-		return err
-	}
 	w := rowsWanted(invs, o.TLS)
-	c := &conn{o: o, remotes: remotes, model: dbModel, monitor: monitored(tables, w), want: w,
+	c := &conn{o: o, remotes: remotes, monitor: monitored(tables, w), want: w,
 		backoff: cmdline.RetryBackoff()}
 	sess, a, err := c.commit(ctx, invs, o.Wait != "none")
 	if err != nil {
 		return err
 	}
-	if err := a.out.Write(stdout); err != nil {
-		sess.Close()
+	if err := a.out.Write(stdout); err != nil || a.cfg == 0 {
+		if sess != nil {
+			sess.Close()
+		}
 		return err
 	}
-	if a.cfg == 0 {
-		sess.Close()
-		return nil
+	if sess == nil { // the bulk path committed: a session to wait on
+		c.monitor = []client.MonitorOption{client.WithTable(&nbdb.NBGlobal{})}
+		if sess, err = c.open(ctx); err != nil {
+			return fmt.Errorf("lost the database while waiting for nb_cfg %d: %w", a.cfg, err)
+		}
 	}
 	return c.waitFor(ctx, sess, o.Wait, a.cfg)
 }
@@ -188,6 +189,7 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 			syncOnly = true
 		}
 	}
+	st.ops = append(st.ops, st.compact.mutations()...)
 	if st.db == nil { // the generic commands' results are found by index
 		st.ops = mergeInserts(st.ops)
 	}
@@ -198,26 +200,25 @@ func execute(ctx context.Context, sess *ops.Session, st *state, invs []parsed, w
 		if st.global == nil {
 			return 0, errors.New("the NB_Global row is missing; run courier-ctl start or courier-nbctl init")
 		}
+		// Written out rather than through libovsdb's mapper, the same
+		// operations: the bulk path (bulk.go) has no libovsdb client.
 		g := st.global
-		now := int(time.Now().UnixMilli())
-		g.NbCfgTimestamp = now
-		upd, err := ops.ByUUID(sess.Client, g).Update(g, &g.NbCfgTimestamp)
-		if err != nil {
-			return 0, err
-		}
-		mut, err := ops.ByUUID(sess.Client, g).Mutate(g, model.Mutation{Field: &g.NbCfg, Mutator: ovsdb.MutateOperationAdd, Value: 1})
-		if err != nil {
-			return 0, err
-		}
-		st.ops = append(st.ops, upd...)
-		st.ops = append(st.ops, mut...)
-		st.ops = append(st.ops, ovsdb.Operation{Op: ovsdb.OperationSelect, Table: nbdb.NBGlobalTable,
-			Where: ops.All(), Columns: []string{"nb_cfg"}})
+		g.NbCfgTimestamp = int(time.Now().UnixMilli())
+		st.ops = append(st.ops,
+			ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: nbdb.NBGlobalTable, Where: ops.WhereUUID(g.UUID),
+				Row: ovsdb.Row{"nb_cfg_timestamp": g.NbCfgTimestamp}},
+			ovsdb.Operation{Op: ovsdb.OperationMutate, Table: nbdb.NBGlobalTable, Where: ops.WhereUUID(g.UUID),
+				Mutations: []ovsdb.Mutation{{Column: "nb_cfg", Mutator: ovsdb.MutateOperationAdd, Value: 1}}},
+			ovsdb.Operation{Op: ovsdb.OperationSelect, Table: nbdb.NBGlobalTable,
+				Where: ops.All(), Columns: []string{"nb_cfg"}})
 		cfgIndex = len(st.ops) - 1
 	}
-	opsCommitted.Add(int64(len(st.ops)))
+	opsCommitted.Add(int64(len(st.ops) + st.compact.count()))
 	if hook := beforeCommit.Swap(nil); hook != nil {
 		(*hook)()
+	}
+	if st.compact != nil {
+		return st.commitCompact(ctx, guards, cfgIndex)
 	}
 	res, err := ops.Transact(ctx, st.transactor(sess), st.ops...)
 	if err != nil {

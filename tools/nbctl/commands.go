@@ -3,10 +3,10 @@ package nbctl
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ovn-kubernetes/libovsdb/model"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
@@ -19,13 +19,30 @@ import (
 	"github.com/courier-sdn/courier/tools/dbcmd"
 )
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
-
 func checkName(kind, name string) error {
-	if !nameRE.MatchString(name) {
+	if !validName(name) {
 		return fmt.Errorf("%s name %q: use 1 to 64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit", kind, name)
 	}
 	return nil
+}
+
+// validName says whether name matches ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$,
+// without a regexp: compiled at start it cost every invocation, and
+// matched it cost a chain of thousands of port-adds.
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == ':' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 var (
@@ -409,17 +426,25 @@ func cmdPortAdd(st *state, inv *cmdline.Invocation, _ *cmdline.Output) error {
 		st.touched[name] = true
 	}
 	st.portVxnet[port.UUID] = vx
+	vx.Ports = append(vx.Ports, port.UUID)
+	if st.compact != nil && compactable(port) { // encoded at commit (compact.go)
+		st.compact.add(vx, port)
+		return nil
+	}
 	// Built by ops.Table, not libovsdb's mapper, which cost half the
 	// CPU of a chain of thousands of port-adds.
-	vx.Ports = append(vx.Ports, port.UUID)
-	st.ops = append(st.ops, portT.Insert(port), ovsdb.Operation{Op: ovsdb.OperationMutate, Table: tVxnet,
+	st.ops = append(st.ops, portT().Insert(port), ovsdb.Operation{Op: ovsdb.OperationMutate, Table: tVxnet,
 		Where: ops.WhereUUID(vx.UUID), Mutations: []ovsdb.Mutation{{Column: "ports", Mutator: ovsdb.MutateOperationInsert,
 			Value: ovsdb.OvsSet{GoSet: []any{ovsdb.UUID{GoUUID: port.UUID}}}}}})
 	return nil
 }
 
 // portT writes Port rows.
-var portT = ops.MustTable[nbdb.Port](nbdb.Schema(), nbdb.PortTable)
+// (planned when first used: parsing the schema at start cost every
+// invocation a millisecond).
+var portT = sync.OnceValue(func() *ops.Table[nbdb.Port, *nbdb.Port] {
+	return ops.MustTable[nbdb.Port](nbdb.Schema(), nbdb.PortTable)
+})
 
 // parseMAC is a port's MAC or the word dynamic.
 func parseMAC(s string) (string, error) {

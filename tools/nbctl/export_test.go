@@ -27,3 +27,17 @@ func PortScans() int64 { return portScans.Load() }
 // BeforeCommit makes the next invocation run f between its reads and its
 // commit.
 func BeforeCommit(f func()) { beforeCommit.Store(&f) }
+
+// SetBulk turns the bulk path (bulk.go) on or off; it returns what
+// restores it.
+func SetBulk(on bool) func() {
+	old := bulkOff
+	bulkOff = !on
+	return func() { bulkOff = old }
+}
+
+// BulkCommits is how many chains the bulk path has committed.
+func BulkCommits() int64 { return bulkCommits.Load() }
+
+// ValidName is validName, for its test against the regexp it replaces.
+var ValidName = validName

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -131,11 +132,14 @@ func portListRows(inv *cmdline.Invocation) map[string][]string {
 // without their port lists unless those ports are listed: a list is what
 // grows with the vxnet.
 func (st *state) readNamed(ctx context.Context, w *want) error {
-	conn, err := jsonrpc.Dial(st.c.CurrentEndpoint(), w.tls)
-	if err != nil {
-		return err
+	if st.rpc == nil { // the bulk path (bulk.go) dialled it already
+		conn, err := jsonrpc.Dial(st.c.CurrentEndpoint(), w.tls)
+		if err != nil {
+			return err
+		}
+		st.rpc = conn // the commit goes on it too (execute)
 	}
-	st.rpc = conn // the commit goes on it too (execute)
+	conn := st.rpc
 	vxDec, err := jsonrpc.NewRowDecoder(&nbdb.Vxnet{})
 	if err != nil {
 		return err
@@ -467,7 +471,14 @@ func asModels[T model.Model](s []T) []model.Model {
 
 // indexClash matches the commit error of a row inserted with a name that
 // another row has (OVSDB's index check).
-var indexClash = regexp.MustCompile(`"(\w+)" table to have identical values \((.*?)\) for index on column "name"`)
+var indexClash = lazyRegexp(`"(\w+)" table to have identical values \((.*?)\) for index on column "name"`)
+
+// lazyRegexp compiles pattern when first used: the refusals' patterns
+// are needed only after a refusal, and compiling them at start cost
+// every invocation.
+func lazyRegexp(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
+}
 
 // existsError turns the name index's refusal of a new row into the error
 // the command would have given had it read the row: the commit is
@@ -477,7 +488,7 @@ func existsError(err error) error {
 	if !errors.As(err, &te) || te.Err != "constraint violation" {
 		return err
 	}
-	m := indexClash.FindStringSubmatch(te.Details)
+	m := indexClash().FindStringSubmatch(te.Details)
 	if m == nil {
 		return err
 	}

@@ -285,3 +285,15 @@ func TestWrongDatabaseSaysSo(t *testing.T) {
 		t.Errorf("took %v: the wrong database must not be retried", d)
 	}
 }
+
+// TestInitCreatesTheGlobalRow: init on a northbound without NB_Global
+// inserts it (a row of defaults, which the commit must still send).
+func TestInitCreatesTheGlobalRow(t *testing.T) {
+	db := testenv.StartDBs(t).NB
+	testenv.Run(t, "ovsdb-client", "transact", db, `["Courier_Northbound",{"op":"delete","table":"NB_Global","where":[]}]`)
+	mustNB(t, db, "init", "--", "vpc-add", "v")
+	out := testenv.Run(t, "ovsdb-client", "transact", db, `["Courier_Northbound",{"op":"select","table":"NB_Global","where":[],"columns":["nb_cfg"]}]`)
+	if !strings.Contains(out, `"nb_cfg":0`) {
+		t.Errorf("NB_Global after init: %s", out)
+	}
+}

@@ -50,7 +50,7 @@ import (
 type conn struct {
 	o       Options
 	remotes []string
-	model   model.ClientDBModel
+	model   *model.ClientDBModel // made when first needed: the bulk path needs none
 	monitor []client.MonitorOption
 	want    *want // the rows the commands name; nil: whole tables
 	tracker *ops.Tracker
@@ -65,8 +65,15 @@ const echoEvery = 5 * time.Second
 // open connects, retrying until ctx ends. Each session has a tracker of
 // its own, which wakes waitFor.
 func (c *conn) open(ctx context.Context) (*ops.Session, error) {
+	if c.model == nil {
+		m, err := nbdb.FullDatabaseModel()
+		if err != nil {
+			return nil, err
+		}
+		c.model = &m
+	}
 	c.tracker = ops.NewTracker()
-	s, err := ops.OpenRetrying(ctx, c.model, ops.SessionOptions{Remotes: c.remotes, LeaderOnly: c.o.LeaderOnly,
+	s, err := ops.OpenRetrying(ctx, *c.model, ops.SessionOptions{Remotes: c.remotes, LeaderOnly: c.o.LeaderOnly,
 		Monitor: c.monitor, Tracker: c.tracker, Logger: slog.Default(), EchoInterval: echoEvery, TLS: c.o.TLS}, c.backoff,
 		func(err error) {
 			if c.o.Timeout == 0 && !c.warned {
@@ -134,6 +141,21 @@ func union(a, b map[string]string) map[string]bool {
 // (open) and the attempt that committed.
 func (c *conn) commit(ctx context.Context, invs []parsed, wait bool) (*ops.Session, *attempt, error) {
 	var unsure []*attempt // attempts that may have committed
+	if bulkChain(invs, c.want) {
+		a, err := c.tryBulk(ctx, invs, wait)
+		switch {
+		case err == nil:
+			return nil, a, nil // no session: waitFor opens one
+		case errors.Is(err, errNoBulk):
+			slog.Debug("bulk path unavailable; opening a session", "err", err)
+		case unanswered(err):
+			unsure = append(unsure, a)
+		case verifyFailed(err) || errors.Is(err, errClaimRace):
+			slog.Debug("rows changed before the commit; reading again", "err", err)
+		default:
+			return nil, nil, err
+		}
+	}
 	for {
 		sess, err := c.open(ctx)
 		if err != nil {
@@ -144,7 +166,7 @@ func (c *conn) commit(ctx context.Context, invs []parsed, wait bool) (*ops.Sessi
 			return sess, a, nil
 		}
 		sess.Close()
-		unanswered := errors.Is(err, ops.ErrNoConnection) || errors.Is(err, context.DeadlineExceeded) || serverTryAgain(err)
+		unanswered := unanswered(err)
 		switch {
 		case ctx.Err() != nil && unanswered:
 			return nil, nil, mayHaveApplied(err, append(unsure, a))
@@ -164,6 +186,17 @@ func (c *conn) commit(ctx context.Context, invs []parsed, wait bool) (*ops.Sessi
 			return nil, nil, err
 		}
 	}
+}
+
+// unanswered: the transaction may or may not have committed.
+func unanswered(err error) bool {
+	return errors.Is(err, ops.ErrNoConnection) || errors.Is(err, context.DeadlineExceeded) || serverTryAgain(err)
+}
+
+// output is where an attempt's commands print.
+func (c *conn) output() *cmdline.Output {
+	return &cmdline.Output{Style: cmdline.Style{Format: c.o.Format, FormatSet: c.o.FormatSet,
+		NoHeadings: c.o.NoHeadings, Bare: c.o.Bare}}
 }
 
 // try reads the database through sess and, unless an earlier attempt
@@ -188,8 +221,7 @@ func (c *conn) try(ctx context.Context, sess *ops.Session, invs []parsed, wait b
 			return a, nil
 		}
 	}
-	a := &attempt{out: &cmdline.Output{Style: cmdline.Style{Format: c.o.Format, FormatSet: c.o.FormatSet,
-		NoHeadings: c.o.NoHeadings, Bare: c.o.Bare}}, before: st.fingerprint(st.touched)}
+	a := &attempt{out: c.output(), before: st.fingerprint(st.touched)}
 	cfg, err := execute(ctx, sess, st, invs, wait, a.out)
 	a.cfg = cfg
 	if err != nil { // only an attempt that may have committed is read back

@@ -68,6 +68,9 @@ type state struct {
 	tls      *tls.Config
 	named    int
 	verified map[string]bool // row UUID and column pointer
+	// compact, set by the bulk path (bulk.go), holds the ports added
+	// without claims, encoded straight to JSON at commit (compact.go).
+	compact *compactPorts
 }
 
 // loadState reads the state from sess's cache. A session lost meanwhile
@@ -91,12 +94,14 @@ func loadState(ctx context.Context, sess *ops.Session, w *want) (*state, error) 
 	return st, err
 }
 
-func readState(ctx context.Context, c client.Client, w *want) (*state, error) {
+// newState is an empty state for commands that read the rows w names
+// (nil: whole tables), its maps sized for them.
+func newState(w *want) *state {
 	n := 0 // the ports the commands name or create, about one a command
 	if w != nil {
 		n = max(len(w.ports), w.commands)
 	}
-	st := &state{c: c, verified: map[string]bool{}, claims: newClaimBook(n),
+	return &state{verified: map[string]bool{}, claims: newClaimBook(n),
 		vpcs:       map[string]*nbdb.VPC{},
 		vxnets:     map[string]*nbdb.Vxnet{},
 		ports:      make(map[string]*nbdb.Port, n),
@@ -105,11 +110,16 @@ func readState(ctx context.Context, c client.Client, w *want) (*state, error) {
 		vxnetVPC:   map[string]*nbdb.VPC{},
 		portVxnet:  make(map[string]*nbdb.Vxnet, n),
 		routeVPC:   map[string]*nbdb.VPC{},
-		// A new port is its insert, two claims' and a share of its
-		// vxnet's mutation: the chain's operations grow once, not log n
+		// A new port is its insert and its vxnet's mutation (merged at
+		// commit): the chain's operations grow at most once, not log n
 		// times.
-		ops: make([]ovsdb.Operation, 0, 4*n),
+		ops: make([]ovsdb.Operation, 0, 2*n+8),
 	}
+}
+
+func readState(ctx context.Context, c client.Client, w *want) (*state, error) {
+	st := newState(w)
+	st.c = c
 	globals, err := ops.List[nbdb.NBGlobal](ctx, c, nil)
 	if err != nil {
 		return nil, err
