@@ -48,3 +48,17 @@ func TestVPCOpenTimeoutGrows(t *testing.T) {
 		}
 	}
 }
+
+// A hub compares its whole map with its table every minute up to 65,536
+// bindings, and less often as it holds more: the check's cost a minute
+// stays that of a 65,536-binding hub.
+func TestHubCheckEveryGrowsWithTheTable(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want time.Duration
+	}{{0, time.Minute}, {65536, time.Minute}, {65537, 2 * time.Minute}, {256000, 4 * time.Minute}} {
+		if got := hubCheckEvery(c.n); got != c.want {
+			t.Errorf("%d bindings: every %v, want %v", c.n, got, c.want)
+		}
+	}
+}
