@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -42,5 +43,21 @@ func TestHostDownRefusesUnknownHosts(t *testing.T) {
 	}
 	if strings.Join(s.args, " ") != "--refresh 1ms" {
 		t.Errorf("reopened sandbox's hostd arguments %q, want those it was started with", s.args)
+	}
+}
+
+// A hostd that died leaves its pid file: the sandbox does not take the
+// pid it names for a running hostd (status, host-up), whether the process
+// is gone or the pid is now another program's.
+func TestDeadHostdIsNotRunning(t *testing.T) {
+	dir := t.TempDir()
+	s := &Sandbox{RunDir: dir}
+	for _, pid := range []int{os.Getpid(), 1 << 22} { // this test's process; beyond pid_max
+		if err := os.WriteFile(s.hostdPid("hv1"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.HostdPID("hv1"); got != 0 {
+			t.Errorf("pid file naming %d (no hostd): HostdPID %d, want 0", pid, got)
+		}
 	}
 }

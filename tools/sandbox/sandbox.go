@@ -280,10 +280,15 @@ func (s *Sandbox) VMNS(port string) string { return s.State.Prefix + port }
 
 func (s *Sandbox) hostdPid(host string) string { return filepath.Join(s.RunDir, "hostd-"+host+".pid") }
 
-// HostdPID is the pid of a host's hostd, or 0.
+// HostdPID is the pid of a host's running hostd, or 0: also when its pid
+// file names a process gone (a hostd that crashed or was killed leaves
+// its pid file), which status showed as running and host-up did not
+// start again.
 func (s *Sandbox) HostdPID(host string) int {
-	pid, _ := proc.Running(s.hostdPid(host), "courier-hostd")
-	return pid
+	if pid, running := proc.Running(s.hostdPid(host), "courier-hostd"); running {
+		return pid
+	}
+	return 0
 }
 
 func (s *Sandbox) startHostd(name string) error {
