@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"runtime"
 	"testing"
@@ -129,4 +130,61 @@ func TestHubCheckCopiesNothing(t *testing.T) {
 		t.Fatalf("the check of %d bindings allocated %d bytes, want under 512 KiB", n, got)
 	}
 	kernelIs(t, f.d, tbl.All())
+}
+
+// The hub map in the kernel equals a hub's table after every Apply of a
+// random churn (adds, moves, deletes), with the periodic comparison
+// (MarkFull) now and then and entries changed, added or removed behind
+// the table's back before it. (A check that comes with changes not yet
+// written finds the map lacking them and goes through the full sync.)
+func TestHubMapEqualsTableThroughRandomChurn(t *testing.T) {
+	f := newFixture(t, true)
+	st := *f.state
+	tbl := NewBindingTable()
+	st.HubTable = tbl
+	r := rand.New(rand.NewPCG(20, 3))
+	ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}) }
+	for step := 0; step < 200; step++ {
+		for range 1 + r.IntN(40) {
+			i := r.IntN(3000)
+			if r.IntN(4) == 0 {
+				tbl.Delete(BindingKey{1, ip(i)})
+				continue
+			}
+			tbl.Set(Binding{VPC: 1, IP: ip(i), VTEP: netip.AddrFrom4([4]byte{192, 168, 1, byte(10 + r.IntN(4))}), VNI: 5001,
+				MAC: mac(fmt.Sprintf("02:00:00:09:%02x:%02x", i>>8, i&255))})
+		}
+		if _, err := f.d.Apply(&st); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		if step%10 == 9 { // as on an idle hub: the check alone
+			tamper(t, f.d, r, ip)
+			tbl.MarkFull()
+			if _, err := f.d.Apply(&st); err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+		}
+		if step%10 == 9 || step%17 == 0 {
+			kernelIs(t, f.d, tbl.All())
+		}
+	}
+	kernelIs(t, f.d, tbl.All())
+}
+
+// tamper changes the hub map behind its table's back: an entry rewritten,
+// one added and, one time in two, one removed.
+func tamper(t *testing.T, d *Datapath, r *rand.Rand, ip func(int) netip.Addr) {
+	t.Helper()
+	hub := d.hubEpsT()
+	if err := hub.put(epKey(BindingKey{1, ip(r.IntN(3000))}), dvrRemoteEp{Vtep: 7, Vni: 5001}); err != nil {
+		t.Fatal(err)
+	}
+	if err := hub.put(epKey(BindingKey{1, ip(4000 + r.IntN(100))}), dvrRemoteEp{Vtep: 7, Vni: 5001}); err != nil {
+		t.Fatal(err)
+	}
+	if r.IntN(2) == 0 {
+		if err := hub.delete(epKey(BindingKey{1, ip(r.IntN(3000))})); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
