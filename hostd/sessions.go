@@ -164,6 +164,11 @@ func (d *Daemon) syncVPCs(ctx context.Context, want map[int]bool) {
 			d.log.Info("left VPC", "vpc", vpc, "hub", vs.hub)
 		}
 	}
+	for vpc := range d.vpcOpenFailed {
+		if _, ok := want[vpc]; !ok {
+			delete(d.vpcOpenFailed, vpc) // a VPC left is tried afresh
+		}
+	}
 	m, _ := sbdb.FullDatabaseModel()
 	for vpc, hub := range want {
 		if _, ok := d.vpcs[vpc]; ok {
