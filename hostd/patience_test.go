@@ -39,11 +39,14 @@ func TestBusySouthboundKeepsTheSession(t *testing.T) {
 }
 
 // A VPC's session that failed to open gets longer next time, up to a
-// bound.
+// bound: the session's connect timeout, which also bounds its initial
+// rows (a context deadline alone is cut short by Open's 10 s default).
 func TestVPCOpenTimeoutGrows(t *testing.T) {
+	d := New(Config{Chassis: "hv1"})
 	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 8 * time.Minute}
 	for failures, w := range want {
-		if got := vpcOpenTimeout(failures); got != w {
+		d.vpcOpenFailed[7] = failures
+		if got := d.vpcOptions(7, true, nil).ConnectTimeout; got != w {
 			t.Errorf("after %d failures: %v, want %v", failures, got, w)
 		}
 	}

@@ -174,10 +174,8 @@ func (d *Daemon) syncVPCs(ctx context.Context, want map[int]bool) {
 		if _, ok := d.vpcs[vpc]; ok {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, vpcOpenTimeout(d.vpcOpenFailed[vpc]))
 		tracker := ops.NewTrackerNotifying(d.notify)
-		s, err := ops.Open(cctx, m, d.sbOptions(vpcMonitor(vpc, hub), tracker))
-		cancel()
+		s, err := ops.Open(ctx, m, d.vpcOptions(vpc, hub, tracker))
 		if err != nil {
 			d.vpcOpenFailed[vpc]++
 			d.log.Warn("open VPC session", "vpc", vpc, "err", err, "failures", d.vpcOpenFailed[vpc])
@@ -218,6 +216,14 @@ const sbEcho = 5 * time.Second
 func (d *Daemon) sbOptions(mon []client.MonitorOption, t *ops.Tracker) ops.SessionOptions {
 	return ops.SessionOptions{Remotes: d.cfg.SB, Monitor: mon, Tracker: t, EchoInterval: sbEcho,
 		EchoTimeout: jsonrpc.ProbeSilence * sbEcho, Logger: d.log, TLS: d.tls}
+}
+
+// vpcOptions are the options of a VPC's session: its monitor (vpcMonitor),
+// and connecting with its initial rows bounded by vpcOpenTimeout.
+func (d *Daemon) vpcOptions(vpc int, hub bool, t *ops.Tracker) ops.SessionOptions {
+	o := d.sbOptions(vpcMonitor(vpc, hub), t)
+	o.ConnectTimeout = vpcOpenTimeout(d.vpcOpenFailed[vpc])
+	return o
 }
 
 // vpcOpenTimeout bounds opening a VPC's session (its initial rows
