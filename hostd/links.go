@@ -45,15 +45,39 @@ type linkWatch struct {
 // event is a resync. onLost is called each time the subscription is
 // lost and reopened.
 func watchLinks(ctx context.Context, w linkWatch, out chan<- linkEvent) {
-	log := w.log
+	ns := w.ns
+	resubscribe(ctx, w.log, "interface", w.queue,
+		func(ch chan netlink.LinkUpdate, done chan struct{}) error {
+			return netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{Namespace: &ns, ReceiveBufferSize: w.rcvbuf,
+				ErrorCallback: func(err error) { w.log.Debug("interface watch", "err", err) }})
+		},
+		func(first bool) bool {
+			if !first {
+				w.onLost()
+				w.log.Warn("interface watch was lost; reopened, reading every interface again")
+			}
+			return sendCtx(ctx, out, linkEvent{resync: true})
+		},
+		func(u netlink.LinkUpdate) {
+			if u.Link != nil {
+				sendCtx(ctx, out, linkEvent{attrs: *u.Attrs(), tap: dataplane.IsTap(u.Link), present: u.Header.Type != unix.RTM_DELLINK})
+			}
+		})
+}
+
+// resubscribe keeps a netlink subscription open until ctx ends:
+// subscribe opens it (updates on ch, a queue of queue, until done is
+// closed), a failure to open is retried a second later, and a
+// subscription the kernel ends is opened again. After each opening,
+// opened (first: the first one) runs; it returns false to stop. Each
+// update goes to handle.
+func resubscribe[U any](ctx context.Context, log *slog.Logger, what string, queue int,
+	subscribe func(ch chan U, done chan struct{}) error, opened func(first bool) bool, handle func(U)) {
 	for first := true; ctx.Err() == nil; first = false {
-		ch := make(chan netlink.LinkUpdate, w.queue)
+		ch := make(chan U, queue)
 		done := make(chan struct{})
-		ns := w.ns
-		err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{Namespace: &ns, ReceiveBufferSize: w.rcvbuf,
-			ErrorCallback: func(err error) { log.Debug("interface watch", "err", err) }})
-		if err != nil {
-			log.Error("watch interfaces; retrying", "err", err)
+		if err := subscribe(ch, done); err != nil {
+			log.Error("watch "+what+"s; retrying", "err", err)
 			close(done)
 			select {
 			case <-ctx.Done():
@@ -61,11 +85,7 @@ func watchLinks(ctx context.Context, w linkWatch, out chan<- linkEvent) {
 			}
 			continue
 		}
-		if !first {
-			w.onLost()
-			log.Warn("interface watch was lost; reopened, reading every interface again")
-		}
-		if !send(ctx, out, linkEvent{resync: true}) {
+		if !opened(first) {
 			close(done)
 			return
 		}
@@ -75,10 +95,8 @@ func watchLinks(ctx context.Context, w linkWatch, out chan<- linkEvent) {
 				close(done)
 				return
 			case u, ok := <-ch:
-				if !ok {
-					open = false
-				} else if u.Link != nil {
-					send(ctx, out, linkEvent{attrs: *u.Attrs(), tap: dataplane.IsTap(u.Link), present: u.Header.Type != unix.RTM_DELLINK})
+				if open = ok; ok {
+					handle(u)
 				}
 			}
 		}
@@ -86,9 +104,10 @@ func watchLinks(ctx context.Context, w linkWatch, out chan<- linkEvent) {
 	}
 }
 
-func send(ctx context.Context, out chan<- linkEvent, e linkEvent) bool {
+// sendCtx sends v on out unless ctx ends first.
+func sendCtx[T any](ctx context.Context, out chan<- T, v T) bool {
 	select {
-	case out <- e:
+	case out <- v:
 		return true
 	case <-ctx.Done():
 		return false

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -71,49 +70,20 @@ func uplinkAddr(l netlink.Link) (netip.Addr, error) {
 // namespace ns (netns.None(): the caller's) to out until ctx ends; 0
 // first, and each time the subscription was lost and reopened.
 func watchAddrs(ctx context.Context, ns netns.NsHandle, log *slog.Logger, out chan<- int) {
-	for first := true; ctx.Err() == nil; first = false {
-		ch := make(chan netlink.AddrUpdate, 64)
-		done := make(chan struct{})
-		err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{Namespace: &ns,
-			ErrorCallback: func(err error) { log.Debug("address watch", "err", err) }})
-		if err != nil {
-			log.Error("watch addresses; retrying", "err", err)
-			close(done)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
+	resubscribe(ctx, log, "address", 64,
+		func(ch chan netlink.AddrUpdate, done chan struct{}) error {
+			return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{Namespace: &ns,
+				ErrorCallback: func(err error) { log.Debug("address watch", "err", err) }})
+		},
+		func(first bool) bool {
+			if !first {
+				log.Warn("address watch was lost; reopened, reading the uplink's address again")
 			}
-			continue
-		}
-		if !first {
-			log.Warn("address watch was lost; reopened, reading the uplink's address again")
-		}
-		if !sendIndex(ctx, out, 0) {
-			close(done)
-			return
-		}
-		for open := true; open; {
-			select {
-			case <-ctx.Done():
-				close(done)
-				return
-			case u, ok := <-ch:
-				if !ok {
-					open = false
-				} else if u.LinkAddress.IP.To4() != nil {
-					sendIndex(ctx, out, u.LinkIndex)
-				}
+			return sendCtx(ctx, out, 0)
+		},
+		func(u netlink.AddrUpdate) {
+			if u.LinkAddress.IP.To4() != nil {
+				sendCtx(ctx, out, u.LinkIndex)
 			}
-		}
-		close(done)
-	}
-}
-
-func sendIndex(ctx context.Context, out chan<- int, i int) bool {
-	select {
-	case out <- i:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+		})
 }
