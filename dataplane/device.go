@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -86,9 +88,18 @@ func ListLinksWith(h *netlink.Handle) ([]netlink.Link, error) { return retryDump
 
 // UnderlayMTU is the MTU of the interface that holds addr.
 func UnderlayMTU(addr netip.Addr) (int, error) {
-	links, err := ListLinks()
+	l, err := underlayLink(addr)
 	if err != nil {
 		return 0, err
+	}
+	return l.Attrs().MTU, nil
+}
+
+// underlayLink is the interface that holds addr.
+func underlayLink(addr netip.Addr) (netlink.Link, error) {
+	links, err := ListLinks()
+	if err != nil {
+		return nil, err
 	}
 	for _, l := range links {
 		addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(l, netlink.FAMILY_V4) })
@@ -97,11 +108,38 @@ func UnderlayMTU(addr netip.Addr) (int, error) {
 		}
 		for _, a := range addrs {
 			if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && ip == addr {
-				return l.Attrs().MTU, nil
+				return l, nil
 			}
 		}
 	}
-	return 0, fmt.Errorf("no interface holds the VTEP address %s", addr)
+	return nil, fmt.Errorf("no interface holds the VTEP address %s", addr)
+}
+
+// encapLink is the ifindex the programs encapsulate out of (encap.h):
+// the interface that holds the VTEP address when packets to other VTEPs
+// can leave by it. 0 when the address is on a loopback or dummy device
+// (a routed host's VTEP, reached over several uplinks) or on none: then
+// the VXLAN device encapsulates everything, as it does for whatever the
+// programs cannot send themselves.
+func encapLink(vtep netip.Addr) int {
+	l, err := underlayLink(vtep)
+	if err != nil || l.Attrs().Flags&net.FlagLoopback != 0 || l.Type() == "dummy" {
+		return 0
+	}
+	return l.Attrs().Index
+}
+
+// forwardOn turns IPv4 forwarding on for the VXLAN device: the kernel's
+// route lookup for the programs (bpf_fib_lookup, encap.h) answers only
+// for a device that forwards. The device hands nothing to the host's
+// stack (tunnel_ingress redirects or drops every packet), so nothing is
+// forwarded that was not before.
+func forwardOn(dev string) error {
+	p := filepath.Join("/proc/sys/net/ipv4/conf", dev, "forwarding")
+	if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("turn forwarding on for %s: %w", dev, err)
+	}
+	return nil
 }
 
 // IsTap reports whether a link is a tap, the interface a hypervisor

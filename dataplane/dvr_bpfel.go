@@ -81,6 +81,11 @@ type dvrEipPort struct {
 	Net uint32
 }
 
+type dvrEncapScratch struct {
+	_ structs.HostLayout
+	B [8]uint64
+}
+
 type dvrEpKey struct {
 	_   structs.HostLayout
 	Vpc uint32
@@ -458,6 +463,7 @@ const (
 	dvrMapEipGwsV1           = "eip_gws_v1"
 	dvrMapEipLocalV1         = "eip_local_v1"
 	dvrMapEipPortsV1         = "eip_ports_v1"
+	dvrMapEncapFib           = "encap_fib"
 	dvrMapEvRlV1             = "ev_rl_v1"
 	dvrMapEventsV1           = "events_v1"
 	dvrMapGwCfgV1            = "gw_cfg_v1"
@@ -528,6 +534,7 @@ const (
 	dvrVarCfgTest            = "cfg_test"
 	dvrVarCfgTrace           = "cfg_trace"
 	dvrVarCfgTunnelTtl       = "cfg_tunnel_ttl"
+	dvrVarCfgUnderlayIfindex = "cfg_underlay_ifindex"
 	dvrVarCfgUnknownTtlNs    = "cfg_unknown_ttl_ns"
 	dvrVarCfgVxlanIfindex    = "cfg_vxlan_ifindex"
 )
@@ -594,6 +601,7 @@ type dvrMapSpecs struct {
 	EipGwsV1        *ebpf.MapSpec `ebpf:"eip_gws_v1"`
 	EipLocalV1      *ebpf.MapSpec `ebpf:"eip_local_v1"`
 	EipPortsV1      *ebpf.MapSpec `ebpf:"eip_ports_v1"`
+	EncapFib        *ebpf.MapSpec `ebpf:"encap_fib"`
 	EvRlV1          *ebpf.MapSpec `ebpf:"ev_rl_v1"`
 	EventsV1        *ebpf.MapSpec `ebpf:"events_v1"`
 	GwCfgV1         *ebpf.MapSpec `ebpf:"gw_cfg_v1"`
@@ -666,6 +674,7 @@ type dvrVariableSpecs struct {
 	CfgTest            *ebpf.VariableSpec `ebpf:"cfg_test"`
 	CfgTrace           *ebpf.VariableSpec `ebpf:"cfg_trace"`
 	CfgTunnelTtl       *ebpf.VariableSpec `ebpf:"cfg_tunnel_ttl"`
+	CfgUnderlayIfindex *ebpf.VariableSpec `ebpf:"cfg_underlay_ifindex"`
 	CfgUnknownTtlNs    *ebpf.VariableSpec `ebpf:"cfg_unknown_ttl_ns"`
 	CfgVxlanIfindex    *ebpf.VariableSpec `ebpf:"cfg_vxlan_ifindex"`
 }
@@ -700,6 +709,7 @@ type dvrMaps struct {
 	EipGwsV1        *ebpf.Map `ebpf:"eip_gws_v1"`
 	EipLocalV1      *ebpf.Map `ebpf:"eip_local_v1"`
 	EipPortsV1      *ebpf.Map `ebpf:"eip_ports_v1"`
+	EncapFib        *ebpf.Map `ebpf:"encap_fib"`
 	EvRlV1          *ebpf.Map `ebpf:"ev_rl_v1"`
 	EventsV1        *ebpf.Map `ebpf:"events_v1"`
 	GwCfgV1         *ebpf.Map `ebpf:"gw_cfg_v1"`
@@ -764,6 +774,7 @@ func (m *dvrMaps) Close() error {
 		m.EipGwsV1,
 		m.EipLocalV1,
 		m.EipPortsV1,
+		m.EncapFib,
 		m.EvRlV1,
 		m.EventsV1,
 		m.GwCfgV1,
@@ -837,6 +848,7 @@ type dvrVariables struct {
 	CfgTest            *ebpf.Variable `ebpf:"cfg_test"`
 	CfgTrace           *ebpf.Variable `ebpf:"cfg_trace"`
 	CfgTunnelTtl       *ebpf.Variable `ebpf:"cfg_tunnel_ttl"`
+	CfgUnderlayIfindex *ebpf.Variable `ebpf:"cfg_underlay_ifindex"`
 	CfgUnknownTtlNs    *ebpf.Variable `ebpf:"cfg_unknown_ttl_ns"`
 	CfgVxlanIfindex    *ebpf.Variable `ebpf:"cfg_vxlan_ifindex"`
 }

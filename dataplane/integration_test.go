@@ -64,6 +64,8 @@ type world struct {
 	lab   *lab.Lab
 	dp    map[string]*dataplane.Datapath
 	state map[string]*dataplane.State
+	// kernelEncap: the hosts whose VXLAN device encapsulates everything
+	kernelEncap map[string]bool
 }
 
 func newWorld(t *testing.T, hosts ...string) *world {
@@ -119,7 +121,7 @@ func (w *world) load(t *testing.T, h string, hub bool) {
 	host := w.lab.Hosts[h]
 	err := lab.Do(host.NS, func() error {
 		d, err := dataplane.Load(dataplane.Config{Chassis: h, PinRoot: "/sys/fs/bpf/courier-test-" + w.lab.Prefix,
-			VTEP: host.VTEP, Hub: hub, LearnInterval: time.Millisecond})
+			VTEP: host.VTEP, Hub: hub, LearnInterval: time.Millisecond, KernelEncap: w.kernelEncap[h]})
 		w.dp[h] = d
 		return err
 	})

@@ -50,6 +50,10 @@ type Config struct {
 	// every binding of the VPCs it serves (default DefaultHubBindings);
 	// a host that is not a hub never uses the map and gets a small one.
 	HubBindings int
+	// KernelEncap leaves every encapsulation to the VXLAN device, as
+	// before #21: an escape hatch, and the baseline the programs' own
+	// encapsulation is measured against.
+	KernelEncap bool
 	// TestHooks makes the programs take the tunnel key of received
 	// packets from a map and record where they send packets, which
 	// BPF_PROG_RUN tests need. Never set it on a real host.
@@ -117,7 +121,9 @@ type Datapath struct {
 	objs   dvrObjects
 	pinDir string
 	vxlan  int // ifindex
-	tunnel link.Link
+	// encapIdx: the ifindex the programs encapsulate out of, 0: none
+	encapIdx int
+	tunnel   link.Link
 	// uplink: on a gateway, the program on the uplink (gateway.h)
 	uplink    link.Link
 	uplinkIdx int
@@ -174,6 +180,16 @@ func Load(cfg Config) (*Datapath, error) {
 		return nil, err
 	}
 	d.vxlan = vx
+	if !cfg.KernelEncap {
+		d.encapIdx = encapLink(cfg.VTEP)
+	}
+	if d.encapIdx != 0 {
+		if err := forwardOn(cfg.Device); err != nil {
+			log.Warn("the VXLAN device encapsulates every packet", "err", err)
+			d.encapIdx = 0
+		}
+	}
+	d.log.Info("encapsulation", "vxlan_device", cfg.Device, "underlay_ifindex", d.encapIdx, "in_programs", d.encapIdx != 0)
 	if err := d.loadObjects(); err != nil {
 		return nil, err
 	}
@@ -217,7 +233,8 @@ func (d *Datapath) loadObjects() error {
 	annCost, annBurst := d.cfg.AnnounceBudget.gcra()
 	icmpCost, icmpBurst := d.cfg.ICMPBudget.gcra()
 	for name, v := range map[string]any{
-		"cfg_local_vtep": host32(d.cfg.VTEP), "cfg_vxlan_ifindex": uint32(d.vxlan), "cfg_hub": hub,
+		"cfg_local_vtep": host32(d.cfg.VTEP), "cfg_vxlan_ifindex": uint32(d.vxlan),
+		"cfg_underlay_ifindex": uint32(d.encapIdx), "cfg_hub": hub,
 		"cfg_refresh_ns": uint64(d.cfg.RefreshInterval), "cfg_learn_interval_ns": uint64(d.cfg.LearnInterval),
 		"cfg_tunnel_ttl": uint8(64), "cfg_test": test,
 		"cfg_hub_cost_ns": hubCost, "cfg_hub_burst_ns": hubBurst,

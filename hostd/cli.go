@@ -54,6 +54,9 @@ once (hostd reconnects; the data plane forwards on).`,
 				Usage: "with --role gateway: send upstream through this `ADDRESS` for networks whose External_Network.next_hop is unset (default: the gateway's own routes)"},
 			&cli.StringFlag{Name: "pin-root", Value: dataplane.DefaultPinRoot, Usage: "pin BPF objects under `DIR`/CHASSIS"},
 			&cli.StringFlag{Name: "device", Value: dataplane.DefaultDevice, Usage: "name of the VXLAN device"},
+			&cli.BoolFlag{Name: "kernel-encap", Usage: "leave every encapsulation to the VXLAN device; by default the DVR puts the VXLAN headers on " +
+				"itself and sends out of the interface that holds the VTEP address, and the device sends only what the DVR cannot " +
+				"(no route out of that interface, a neighbour not yet resolved, a packet over its MTU; counter encap_device)"},
 			&cli.DurationFlag{Name: "heartbeat", Value: defaultHeartbeat, Usage: "how often to tell southd this chassis is alive"},
 			&cli.DurationFlag{Name: "refresh", Value: defaultRefresh, Usage: "refresh a learned path through a hub after this long"},
 			&cli.DurationFlag{Name: "cache-idle", Value: defaultCacheIdle, Usage: "forget learned paths unused for this long"},
@@ -157,7 +160,7 @@ func run(cx *cli.Context) error {
 	log.Info("starting", "version", version.String(), "chassis", cx.String("chassis"), "encap_ip", encap, "hub", hub, "sb", sb)
 	defer log.Info("stopped")
 	d := New(Config{Chassis: cx.String("chassis"), EncapIP: encap, Hub: hub, Gateway: gw, SB: sb, Credentials: creds, PinRoot: cx.String("pin-root"),
-		Device: cx.String("device"), Heartbeat: cx.Duration("heartbeat"), Refresh: cx.Duration("refresh"),
+		Device: cx.String("device"), KernelEncap: cx.Bool("kernel-encap"), Heartbeat: cx.Duration("heartbeat"), Refresh: cx.Duration("refresh"),
 		CacheIdle: cx.Duration("cache-idle"), SNATPortQuota: cx.Int("snat-port-quota"), Log: log, Metrics: NewMetrics(reg),
 		HubBudget:      dataplane.Budget{Rate: cx.Float64("hub-budget"), Burst: cx.Int("hub-burst")},
 		AnnounceBudget: dataplane.Budget{Rate: cx.Float64("announce-budget"), Burst: cx.Int("announce-burst")},

@@ -58,6 +58,8 @@ type Config struct {
 	CertCheck time.Duration
 	PinRoot   string
 	Device    string
+	// KernelEncap leaves every encapsulation to the VXLAN device.
+	KernelEncap bool
 	// Heartbeat is how often Chassis_Private.heartbeat is bumped.
 	Heartbeat time.Duration
 	// CacheIdle removes learned paths unused for that long.
@@ -247,7 +249,7 @@ func (d *Daemon) kick() {
 // programs and maps stay pinned and keep forwarding.
 func (d *Daemon) Run(ctx context.Context) error {
 	dp, err := dataplane.Load(dataplane.Config{Chassis: d.cfg.Chassis, PinRoot: d.cfg.PinRoot, VTEP: d.cfg.EncapIP,
-		Device: d.cfg.Device, Hub: d.cfg.Hub, RefreshInterval: d.cfg.Refresh, Log: d.log,
+		Device: d.cfg.Device, KernelEncap: d.cfg.KernelEncap, Hub: d.cfg.Hub, RefreshInterval: d.cfg.Refresh, Log: d.log,
 		HubBudget: d.cfg.HubBudget, AnnounceBudget: d.cfg.AnnounceBudget, ICMPBudget: d.cfg.ICMPBudget, UnknownTTL: d.cfg.UnknownTTL,
 		HubDownAfter: d.cfg.HubDownAfter})
 	if err != nil {

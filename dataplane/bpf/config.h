@@ -10,6 +10,9 @@
 volatile const __u32 cfg_local_vtep = 0;
 /* ifindex of the collect-metadata VXLAN device. */
 volatile const __u32 cfg_vxlan_ifindex = 0;
+/* ifindex of the underlay device the programs encapsulate out of
+ * (encap.h); 0: the VXLAN device encapsulates every packet. */
+volatile const __u32 cfg_underlay_ifindex = 0;
 /* Non-zero on a hub: holds full bindings of the VPCs it serves,
  * forwards unknown destinations and teaches senders. */
 volatile const __u8 cfg_hub = 0;

@@ -17,6 +17,7 @@
 #include "ports.h"
 #include "vxnets.h"
 #include "tunnel.h"
+#include "encap.h"
 #include "trace.h"
 #include "monitor.h"
 #include "eip.h"
@@ -187,6 +188,14 @@ static __always_inline int to_port(__u32 ifindex, int tap)
 
 static __always_inline int to_vxlan(struct __sk_buff *skb, __u32 vtep, __u32 vni, __u32 gbp)
 {
+	long sent = encap_out(skb, vtep, vni, gbp);
+	if (sent == TC_ACT_SHOT)
+		count_drop(DROP_REDIRECT_FAILED);
+	if (sent >= 0) {
+		test_record(cfg_underlay_ifindex, 0);
+		return sent;
+	}
+	count(STAT_ENCAP_DEVICE);
 	if (set_tunnel(skb, vtep, vni, gbp) < 0) {
 		count_drop(DROP_REDIRECT_FAILED);
 		return TC_ACT_SHOT;

@@ -19,6 +19,7 @@ complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l uplink -
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l gateway-next-hop -r -d 'with --role gateway: send upstream through this `ADDRESS` for networks whose External_Network.next_hop is unset (default: the gateway\'s own routes)'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l pin-root -r -d 'pin BPF objects under `DIR`/CHASSIS'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l device -r -d 'name of the VXLAN device'
+complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l kernel-encap -d 'leave every encapsulation to the VXLAN device; by default the DVR puts the VXLAN headers on itself and sends out of the interface that holds the VTEP address, and the device sends only what the DVR cannot (no route out of that interface, a neighbour not yet resolved, a packet over its MTU; counter encap_device)'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l heartbeat -r -d 'how often to tell southd this chassis is alive'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l refresh -r -d 'refresh a learned path through a hub after this long'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l cache-idle -r -d 'forget learned paths unused for this long'
