@@ -114,7 +114,12 @@ func TestBelowTarget(t *testing.T) {
 		return p
 	}
 	d := &DataplaneResult{Ratios: map[string]float64{}, RoundRatios: map[string]Stat{}}
-	d.compare(path(10, 5), path(10, 5), path(9, 6))
+	// (e), the VXLAN device encapsulating, far ahead of (c): measured, not
+	// a target.
+	d.compare(path(10, 5), path(10, 5), path(9, 6), path(20, 2))
+	if r := d.Ratios["same_vxnet_vs_device_encap_tcp_1_stream_gbps"]; r != 0.5 {
+		t.Fatalf("(c) over (e), one stream: %v, want 0.5", r)
+	}
 	gated := 0
 	for _, m := range metrics {
 		if m.gate {

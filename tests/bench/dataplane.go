@@ -97,7 +97,7 @@ func newDPLab(prio fifo) (_ *dpLab, err error) {
 			d.close()
 		}
 	}()
-	for i, h := range []string{"r1", "r2", "b1", "b2", "c1", "c2"} {
+	for i, h := range []string{"r1", "r2", "b1", "b2", "c1", "c2", "k1", "k2"} {
 		if d.hosts[h], err = l.AddHost(h, i+1); err != nil {
 			return nil, err
 		}
@@ -110,12 +110,16 @@ func newDPLab(prio fifo) (_ *dpLab, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("bridge path: %w", err)
 	}
-	same, cross, dps, err := buildCourier(l, d.hosts["c1"], d.hosts["c2"], d.pinRoot)
-	d.dps = dps
+	d.dps = map[string]*dataplane.Datapath{}
+	same, cross, err := buildCourier(l, d.hosts["c1"], d.hosts["c2"], d.pinRoot, d.dps, false)
 	if err != nil {
 		return nil, fmt.Errorf("courier paths: %w", err)
 	}
-	d.paths = []*PathResult{routed, bridged, same, cross}
+	devSame, _, err := buildCourier(l, d.hosts["k1"], d.hosts["k2"], d.pinRoot, d.dps, true)
+	if err != nil {
+		return nil, fmt.Errorf("courier paths, the VXLAN device encapsulating: %w", err)
+	}
+	d.paths = []*PathResult{routed, bridged, same, cross, devSame}
 	if d.stop, err = startServers(d.paths, prio); err != nil {
 		return nil, err
 	}
@@ -161,7 +165,7 @@ func Dataplane(env Env, rounds int, seconds int, prio fifo) (*DataplaneResult, e
 		}
 	}
 	res.LoadAvg[1] = loadAvg()
-	res.compare(d.paths[1], d.paths[2], d.paths[3])
+	res.compare(d.paths[1], d.paths[2], d.paths[3], d.paths[4])
 	if err := programCost(res, d.dps["c1"], d.hosts["c1"], d.l.VMs["ca"]); err != nil {
 		return nil, err
 	}
@@ -290,8 +294,11 @@ func staticNeigh(ns, dev, ip string, mac net.HardwareAddr) error {
 }
 
 // (c) and (d): Courier within a vxnet and across vxnets. Both hosts hold
-// every binding (as hubs do), so only the data plane is measured.
-func buildCourier(l *lab.Lab, h1, h2 *lab.Host, pinRoot string) (*PathResult, *PathResult, map[string]*dataplane.Datapath, error) {
+// every binding (as hubs do), so only the data plane is measured. With
+// kernelEncap, (e): the same with the VXLAN device encapsulating every
+// packet (dataplane.Config.KernelEncap), as before #21, so that each run
+// measures what the programs' own encapsulation changes.
+func buildCourier(l *lab.Lab, h1, h2 *lab.Host, pinRoot string, dps map[string]*dataplane.Datapath, kernelEncap bool) (*PathResult, *PathResult, error) {
 	type vmDef struct {
 		name string
 		host *lab.Host
@@ -300,18 +307,18 @@ func buildCourier(l *lab.Lab, h1, h2 *lab.Host, pinRoot string) (*PathResult, *P
 		mac  net.HardwareAddr
 	}
 	gw := net.HardwareAddr{0x0a, 0xc0, 0, 0, 0, 1}
-	defs := []vmDef{{"ca", h1, 5001, "10.0.1.11", net.HardwareAddr{2, 0, 0, 0x40, 1, 11}},
-		{"cb", h2, 5001, "10.0.1.12", net.HardwareAddr{2, 0, 0, 0x40, 1, 12}},
-		{"cc", h2, 5002, "10.0.2.12", net.HardwareAddr{2, 0, 0, 0x40, 2, 12}}}
+	vm := map[bool]string{false: "c", true: "k"}[kernelEncap] // ca, cb, cc or ka, kb, kc
+	defs := []vmDef{{vm + "a", h1, 5001, "10.0.1.11", net.HardwareAddr{2, 0, 0, 0x40, 1, 11}},
+		{vm + "b", h2, 5001, "10.0.1.12", net.HardwareAddr{2, 0, 0, 0x40, 1, 12}},
+		{vm + "c", h2, 5002, "10.0.2.12", net.HardwareAddr{2, 0, 0, 0x40, 2, 12}}}
 	cidr := map[uint32]netip.Prefix{5001: netip.MustParsePrefix("10.0.1.0/24"), 5002: netip.MustParsePrefix("10.0.2.0/24")}
 	for _, v := range defs {
 		c := cidr[v.vni]
 		if _, err := l.AddVM(v.name, v.host, lab.VMConfig{Port: v.name, MAC: v.mac,
 			Addr: netip.PrefixFrom(netip.MustParseAddr(v.ip), 24), Gateway: c.Addr().Next()}); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 	}
-	dps := map[string]*dataplane.Datapath{}
 	flags := pipeline.AllFlags(pipeline.DPVxnet)
 	for _, h := range []*lab.Host{h1, h2} {
 		// An open VPC (no security groups), as the bridge filters nothing:
@@ -334,7 +341,7 @@ func buildCourier(l *lab.Lab, h1, h2 *lab.Host, pinRoot string) (*PathResult, *P
 			}
 		}
 		err := lab.Do(h.NS, func() error {
-			d, err := dataplane.Load(dataplane.Config{Chassis: h.Name, PinRoot: pinRoot, VTEP: h.VTEP, Hub: true})
+			d, err := dataplane.Load(dataplane.Config{Chassis: h.Name, PinRoot: pinRoot, VTEP: h.VTEP, Hub: true, KernelEncap: kernelEncap})
 			if err != nil {
 				return err
 			}
@@ -343,12 +350,16 @@ func buildCourier(l *lab.Lab, h1, h2 *lab.Host, pinRoot string) (*PathResult, *P
 			return err
 		})
 		if err != nil {
-			return nil, nil, dps, err
+			return nil, nil, err
 		}
+	}
+	if kernelEncap {
+		same := &PathResult{Name: "(e) Courier, same vxnet, the VXLAN device encapsulating", client: l.VMs["ka"].NS, serverNS: l.VMs["kb"].NS, dst: "10.0.1.12"}
+		return same, nil, nil
 	}
 	same := &PathResult{Name: "(c) Courier, same vxnet", client: l.VMs["ca"].NS, serverNS: l.VMs["cb"].NS, dst: "10.0.1.12"}
 	cross := &PathResult{Name: "(d) Courier, across vxnets", client: l.VMs["ca"].NS, serverNS: l.VMs["cc"].NS, dst: "10.0.2.12"}
-	return same, cross, dps, nil
+	return same, cross, nil
 }
 
 // programCost measures port_ingress per packet through BPF_PROG_RUN.

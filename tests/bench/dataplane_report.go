@@ -9,8 +9,9 @@ import (
 // compare fills the ratios of medians, Courier within a vxnet (c) and
 // across vxnets (d) over the bridge (b), and across over within, and
 // names every gated ratio that misses its target: at least (b)'s rate,
-// at most (b)'s latency.
-func (d *DataplaneResult) compare(b, c, x *PathResult) {
+// at most (b)'s latency. With e, (c) over (e) too (the programs' own
+// encapsulation over the VXLAN device's), a measure, not a target.
+func (d *DataplaneResult) compare(b, c, x, e *PathResult) {
 	for _, m := range metrics {
 		for _, p := range []struct {
 			name string
@@ -32,6 +33,14 @@ func (d *DataplaneResult) compare(b, c, x *PathResult) {
 				d.BelowTarget = append(d.BelowTarget, fmt.Sprintf("%s: %.2f (target %s 1.00)", k, r, want))
 			}
 		}
+	}
+	for _, m := range metrics {
+		if e == nil || e.Stats[m.key].Med == 0 {
+			continue
+		}
+		k := "same_vxnet_vs_device_encap_" + m.key
+		d.Ratios[k] = c.Stats[m.key].Med / e.Stats[m.key].Med
+		d.RoundRatios[k] = roundRatios(c.Raw[m.key], e.Raw[m.key])
 	}
 	for _, k := range []string{"tcp_1_stream_gbps", "rtt_mean_us"} {
 		if s := c.Stats[k].Med; s != 0 {
@@ -89,7 +98,7 @@ func (d *DataplaneResult) markdown(b *strings.Builder) {
 	fmt.Fprintf(b, "\nTCP: iperf3 (%s); req/resp: sockperf ping-pong --tcp, %d-byte messages, round trips a second and their median; "+
 		"conn/req: connect, %d bytes each way, server closes, one connection at a time; ping: -A, 2000 echoes; ping 2 ms apart: 500 echoes, their median (a path gone cold between packets).\n",
 		"3.12 runs every stream on one thread", rrSize, rrSize)
-	fmt.Fprintf(b, "\nRatios of medians (Courier over the Linux bridge + VXLAN baseline measured in this run), and of each round's pair (min / median / max):\n\n")
+	fmt.Fprintf(b, "\nRatios of medians (Courier over the Linux bridge + VXLAN baseline measured in this run; same_vxnet_vs_device_encap: (c) over (e), the programs encapsulating over the VXLAN device), and of each round's pair (min / median / max):\n\n")
 	keys := make([]string, 0, len(d.Ratios))
 	for k := range d.Ratios {
 		keys = append(keys, k)
