@@ -45,6 +45,7 @@ func TestProgramsEncapsulate(t *testing.T) {
 	w.tcp(t, "a1", "a3", "10.0.1.12")
 	w.tcp(t, "a4", "a1", "10.0.1.11")
 	c1, c2 := w.counters(t, "h1"), w.counters(t, "h2")
+	t.Logf("h1: remote_tx %d, encap_device %d; h2: remote_tx %d, encap_device %d", c1["remote_tx"], c1["encap_device"], c2["remote_tx"], c2["encap_device"])
 	if c1["remote_tx"] < 1000 || c1["encap_device"] > 5 {
 		t.Errorf("h1 sent %d to other hosts, %d of them through its VXLAN device: want the programs to send all but the first few",
 			c1["remote_tx"], c1["encap_device"])
