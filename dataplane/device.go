@@ -129,17 +129,37 @@ func encapLink(vtep netip.Addr) int {
 	return l.Attrs().Index
 }
 
-// forwardOn turns IPv4 forwarding on for the VXLAN device: the kernel's
-// route lookup for the programs (bpf_fib_lookup, encap.h) answers only
-// for a device that forwards. The device hands nothing to the host's
-// stack (tunnel_ingress redirects or drops every packet), so nothing is
-// forwarded that was not before.
-func forwardOn(dev string) error {
+// setForwarding turns IPv4 forwarding on or off for the VXLAN device. On
+// while the programs encapsulate: the kernel's route lookup for them
+// (bpf_fib_lookup, encap.h) answers only for a device that forwards. The
+// device hands nothing to the host's stack (tunnel_ingress redirects or
+// drops every packet), so nothing is forwarded that was not before.
+// Writing net.ipv4.conf.all.forwarding resets it, as for every device;
+// the programs then send through the device (counter encap_device) until
+// hostd restarts.
+func setForwarding(dev string, on bool) error {
+	v := []byte("0")
+	if on {
+		v = []byte("1")
+	}
 	p := filepath.Join("/proc/sys/net/ipv4/conf", dev, "forwarding")
-	if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
-		return fmt.Errorf("turn forwarding on for %s: %w", dev, err)
+	if err := os.WriteFile(p, v, 0o644); err != nil {
+		return fmt.Errorf("set forwarding for %s: %w", dev, err)
 	}
 	return nil
+}
+
+// localPortRange is net.ipv4.ip_local_port_range, which the VXLAN device
+// draws its UDP source ports from and so do the programs (encap.h); the
+// kernel's default if it cannot be read.
+func localPortRange() (lo, hi uint32) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo < hi {
+			return lo, hi
+		}
+	}
+	return 32768, 60999
 }
 
 // IsTap reports whether a link is a tap, the interface a hypervisor

@@ -531,6 +531,8 @@ const (
 	dvrVarCfgLearnIntervalNs = "cfg_learn_interval_ns"
 	dvrVarCfgLocalVtep       = "cfg_local_vtep"
 	dvrVarCfgRefreshNs       = "cfg_refresh_ns"
+	dvrVarCfgSportMax        = "cfg_sport_max"
+	dvrVarCfgSportMin        = "cfg_sport_min"
 	dvrVarCfgTest            = "cfg_test"
 	dvrVarCfgTrace           = "cfg_trace"
 	dvrVarCfgTunnelTtl       = "cfg_tunnel_ttl"
@@ -671,6 +673,8 @@ type dvrVariableSpecs struct {
 	CfgLearnIntervalNs *ebpf.VariableSpec `ebpf:"cfg_learn_interval_ns"`
 	CfgLocalVtep       *ebpf.VariableSpec `ebpf:"cfg_local_vtep"`
 	CfgRefreshNs       *ebpf.VariableSpec `ebpf:"cfg_refresh_ns"`
+	CfgSportMax        *ebpf.VariableSpec `ebpf:"cfg_sport_max"`
+	CfgSportMin        *ebpf.VariableSpec `ebpf:"cfg_sport_min"`
 	CfgTest            *ebpf.VariableSpec `ebpf:"cfg_test"`
 	CfgTrace           *ebpf.VariableSpec `ebpf:"cfg_trace"`
 	CfgTunnelTtl       *ebpf.VariableSpec `ebpf:"cfg_tunnel_ttl"`
@@ -845,6 +849,8 @@ type dvrVariables struct {
 	CfgLearnIntervalNs *ebpf.Variable `ebpf:"cfg_learn_interval_ns"`
 	CfgLocalVtep       *ebpf.Variable `ebpf:"cfg_local_vtep"`
 	CfgRefreshNs       *ebpf.Variable `ebpf:"cfg_refresh_ns"`
+	CfgSportMax        *ebpf.Variable `ebpf:"cfg_sport_max"`
+	CfgSportMin        *ebpf.Variable `ebpf:"cfg_sport_min"`
 	CfgTest            *ebpf.Variable `ebpf:"cfg_test"`
 	CfgTrace           *ebpf.Variable `ebpf:"cfg_trace"`
 	CfgTunnelTtl       *ebpf.Variable `ebpf:"cfg_tunnel_ttl"`

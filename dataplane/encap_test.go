@@ -1,25 +1,36 @@
 package dataplane_test
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/courier-sdn/courier/internal/lab"
+	"golang.org/x/sys/unix"
 )
 
 // TestProgramsEncapsulate: h1's programs put the VXLAN headers on
 // themselves (encap.h) and h2 leaves it to its VXLAN device
-// (KernelEncap). Pings and TCP (GSO packets, both ways) cross; what h1
-// sends looks on the wire as what h2's device sends, field by field; h1
-// counts next to nothing in encap_device (a packet or two while the
-// neighbour is resolved) and h2 counts everything it sent there.
+// (KernelEncap). h1 reaches h2 through a router (rt): the outer
+// destination is the remote host, the link layer the router's. Pings
+// and TCP (GSO packets, both ways) cross; what h1 sends looks on the
+// wire as what h2's device sends, field by field, for a CE-marked echo;
+// h1 counts next to nothing in encap_device and h2 counts everything it
+// sent there.
 func TestProgramsEncapsulate(t *testing.T) {
-	w := newWorld(t, "h1", "h2")
+	w := newWorld(t, "h1", "h2", "rt")
 	w.kernelEncap = map[string]bool{"h2": true}
+	h1, h2, rt := w.lab.Hosts["h1"], w.lab.Hosts["h2"], w.lab.Hosts["rt"]
+	routeVia(t, h1.NS, h2.VTEP.String()+"/32", rt.VTEP.String())
+	if err := exec.Command("ip", "netns", "exec", rt.NS, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0",
+		"net.ipv4.conf.eth0.send_redirects=0").Run(); err != nil {
+		t.Fatal(err)
+	}
 	for _, h := range []string{"h1", "h2"} {
 		w.load(t, h, true)
 		s := w.baseState(h)
@@ -32,15 +43,18 @@ func TestProgramsEncapsulate(t *testing.T) {
 	// One echo each way of a ping from a1 to a3, caught on the receiving
 	// host's underlay: the request as h1's programs wrote it, the reply
 	// as h2's device did.
-	h1, h2 := w.lab.Hosts["h1"], w.lab.Hosts["h2"]
 	icmp := " and udp[28:2] = 0x0800 and udp[39] = 1" // inner IPv4, ICMP
 	req := capture(t, h2.NS, "udp dst port 4789 and src host "+h1.VTEP.String()+icmp)
 	rep := capture(t, h1.NS, "udp dst port 4789 and src host "+h2.VTEP.String()+icmp)
 	time.Sleep(500 * time.Millisecond)
-	if n, out := w.lab.Ping("a1", ip("10.0.1.12"), 1, "0.2"); n != 1 {
-		t.Fatalf("a1 -> a3: no answer\n%s", out)
+	if out, err := lab.Exec(w.lab.VMs["a1"].NS, "ping", "-n", "-c", "1", "-W", "2", "-Q", "3", "10.0.1.12"); err != nil {
+		t.Fatalf("a1 -> a3, CE: %v\n%s", err, out)
 	}
-	sameOuter(t, req(), rep())
+	r := req()
+	sameOuter(t, r, rep())
+	if string(r[6:12]) != string(macOf(t, rt.NS, "eth0")) {
+		t.Errorf("h1's frame for h2 came from % x, not the router's eth0", r[6:12])
+	}
 
 	w.tcp(t, "a1", "a3", "10.0.1.12")
 	w.tcp(t, "a4", "a1", "10.0.1.11")
@@ -53,6 +67,29 @@ func TestProgramsEncapsulate(t *testing.T) {
 	if c2["remote_tx"] < 1000 || c2["encap_device"] < c2["remote_tx"] {
 		t.Errorf("h2 (KernelEncap) sent %d to other hosts, %d through its VXLAN device: want all", c2["remote_tx"], c2["encap_device"])
 	}
+}
+
+// routeVia adds a route in ns: ip route add DST via GW.
+func routeVia(t *testing.T, ns, dst, gw string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "-n", ns, "route", "add", dst, "via", gw).CombinedOutput(); err != nil {
+		t.Fatalf("ip route add %s via %s: %v: %s", dst, gw, err, out)
+	}
+}
+
+// macOf is dev's MAC address in ns.
+func macOf(t *testing.T, ns, dev string) []byte {
+	t.Helper()
+	out, err := exec.Command("ip", "-n", ns, "-br", "link", "show", dev).Output()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) < 3 {
+		t.Fatalf("ip -br link show %s: %v %q", dev, err, out)
+	}
+	m, err := net.ParseMAC(f[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func (w *world) counters(t *testing.T, h string) map[string]uint64 {
@@ -122,16 +159,20 @@ func sameOuter(t *testing.T, prog, kern []byte) {
 		}
 	}
 	field("ethertype", 12, 2)
-	field("IP version, header length, TOS, total length", 14, 4)
+	field("IP version, header length, TOS (CE inside: ECT(0)), total length", 14, 4)
 	field("IP flags and fragment offset", 20, 2)
-	field("TTL and protocol", 22, 2)
+	field("protocol", 23, 1)
+	if prog[22] != 63 || kern[22] != 64 { // 64, less the router's hop
+		t.Errorf("TTL: the programs' %d after a router, the device's %d; want 63 and 64", prog[22], kern[22])
+	}
 	field("UDP destination port, length and checksum", 36, 6)
 	field("VXLAN header", 42, 8)
+	// An echo and its reply hash alike (the flow hash orders the
+	// addresses and ICMP has no ports): the same source port, by the
+	// same formula.
+	field("UDP source port", 34, 2)
 	if string(prog[26:30]) != string(kern[30:34]) || string(prog[30:34]) != string(kern[26:30]) {
 		t.Errorf("addresses: % x -> % x, reply % x -> % x", prog[26:30], prog[30:34], kern[26:30], kern[30:34])
-	}
-	if sport := int(prog[34])<<8 | int(prog[35]); sport < 32768 || sport >= 61000 {
-		t.Errorf("UDP source port %d is outside 32768-60999", sport)
 	}
 	if sum := ipSum(prog[14:34]); sum != 0xffff {
 		t.Errorf("outer IP checksum does not add up: %#x", sum)
@@ -149,3 +190,84 @@ func ipSum(h []byte) uint16 {
 	}
 	return uint16(s)
 }
+
+// TestOversizedGSOGoesThroughTheDevice: a hostile guest hands its
+// interface a GSO packet whose segments (3,000 bytes of TCP each, IP
+// options so that port_sec's quick check passes it) exceed the
+// underlay's MTU, through an AF_PACKET socket with a virtio header, as a
+// tap guest can. The programs must not send such segments to the NIC:
+// the packet goes through the VXLAN device (encap_device), whose IP
+// output segments and fragments it. A packet with segments that fit is
+// the programs' own.
+func TestOversizedGSOGoesThroughTheDevice(t *testing.T) {
+	w := newWorld(t, "h1", "h2")
+	for _, h := range []string{"h1", "h2"} {
+		w.load(t, h, true)
+		s := w.baseState(h)
+		s.Bindings = w.bindings(h)
+		w.apply(t, h, s)
+	}
+	w.mustPing(t, "a1", "10.0.1.12")
+	send := func(segment int) (remote, device uint64) {
+		before := w.counters(t, "h1")
+		a3, _ := net.ParseMAC("02:00:00:01:01:12")
+		a1, _ := net.ParseMAC("02:00:00:01:01:11")
+		err := lab.Do(w.lab.VMs["a1"].NS, func() error { return sendGSO(a3, a1, segment) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		after := w.counters(t, "h1")
+		return after["remote_tx"] - before["remote_tx"], after["encap_device"] - before["encap_device"]
+	}
+	if remote, device := send(1000); remote == 0 || device != 0 {
+		t.Errorf("segments of 1,000 bytes: %d sent, %d by the device; want it sent by the programs", remote, device)
+	}
+	if remote, device := send(3000); remote == 0 || device == 0 {
+		t.Errorf("segments of 3,000 bytes: %d sent, %d by the device; want it sent by the device", remote, device)
+	}
+}
+
+// sendGSO writes one TCP GSO packet of 6,000 bytes, in segments of
+// segment bytes, from src to dst out of eth0, with a virtio_net_hdr
+// (PACKET_VNET_HDR), as a guest's virtio driver would hand it to a tap.
+func sendGSO(dst, src net.HardwareAddr, segment int) error {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		return err
+	}
+	l, err := net.InterfaceByName("eth0")
+	if err != nil {
+		return err
+	}
+	const ipLen, tcpLen, payload = 24, 20, 6000 // IPv4 with a 4-byte option
+	f := append([]byte{}, dst...)
+	f = append(f, src...)
+	f = append(f, 0x08, 0x00)
+	iph := []byte{0x46, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 1, 11, 10, 0, 1, 12, 1, 1, 1, 0}
+	binary.BigEndian.PutUint16(iph[2:], ipLen+tcpLen+payload)
+	binary.BigEndian.PutUint16(iph[10:], ^ipSum(iph))
+	f = append(f, iph...)
+	tcp := make([]byte, tcpLen)
+	binary.BigEndian.PutUint16(tcp[0:], 40000)
+	binary.BigEndian.PutUint16(tcp[2:], 9)
+	tcp[12], tcp[13] = 5<<4, 0x18 // header length, ACK|PSH
+	f = append(f, tcp...)
+	f = append(f, make([]byte, payload)...)
+	// struct virtio_net_hdr: flags, gso_type, hdr_len, gso_size,
+	// csum_start, csum_offset (little endian).
+	vh := make([]byte, 10)
+	vh[0], vh[1] = 1, 1 // NEEDS_CSUM, GSO_TCPV4
+	binary.LittleEndian.PutUint16(vh[2:], 14+ipLen+tcpLen)
+	binary.LittleEndian.PutUint16(vh[4:], uint16(segment))
+	binary.LittleEndian.PutUint16(vh[6:], 14+ipLen)
+	binary.LittleEndian.PutUint16(vh[8:], 16)
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: l.Index}
+	return unix.Sendto(fd, append(vh, f...), 0, sa)
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -183,12 +183,6 @@ func Load(cfg Config) (*Datapath, error) {
 	if !cfg.KernelEncap {
 		d.encapIdx = encapLink(cfg.VTEP)
 	}
-	if d.encapIdx != 0 {
-		if err := forwardOn(cfg.Device); err != nil {
-			log.Warn("the VXLAN device encapsulates every packet", "err", err)
-			d.encapIdx = 0
-		}
-	}
 	d.log.Info("encapsulation", "vxlan_device", cfg.Device, "underlay_ifindex", d.encapIdx, "in_programs", d.encapIdx != 0)
 	if err := d.loadObjects(); err != nil {
 		return nil, err
@@ -201,6 +195,10 @@ func Load(cfg Config) (*Datapath, error) {
 		d.departed.m.Close()
 		d.objs.Close()
 		return nil, err
+	}
+	// Only now that tunnel_ingress takes every packet the device receives.
+	if err := setForwarding(cfg.Device, d.encapIdx != 0); err != nil && d.encapIdx != 0 {
+		log.Warn("the VXLAN device encapsulates every packet: the programs' route lookups fail", "err", err)
 	}
 	if err := d.adoptPortLinks(); err != nil {
 		d.Close()
@@ -229,12 +227,14 @@ func (d *Datapath) loadObjects() error {
 	if d.cfg.TestHooks {
 		test = 1
 	}
+	sportMin, sportMax := localPortRange()
 	hubCost, hubBurst := d.cfg.HubBudget.gcra()
 	annCost, annBurst := d.cfg.AnnounceBudget.gcra()
 	icmpCost, icmpBurst := d.cfg.ICMPBudget.gcra()
 	for name, v := range map[string]any{
 		"cfg_local_vtep": host32(d.cfg.VTEP), "cfg_vxlan_ifindex": uint32(d.vxlan),
-		"cfg_underlay_ifindex": uint32(d.encapIdx), "cfg_hub": hub,
+		"cfg_underlay_ifindex": uint32(d.encapIdx), "cfg_sport_min": sportMin, "cfg_sport_max": sportMax,
+		"cfg_hub":        hub,
 		"cfg_refresh_ns": uint64(d.cfg.RefreshInterval), "cfg_learn_interval_ns": uint64(d.cfg.LearnInterval),
 		"cfg_tunnel_ttl": uint8(64), "cfg_test": test,
 		"cfg_hub_cost_ns": hubCost, "cfg_hub_burst_ns": hubBurst,

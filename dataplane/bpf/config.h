@@ -13,6 +13,10 @@ volatile const __u32 cfg_vxlan_ifindex = 0;
 /* ifindex of the underlay device the programs encapsulate out of
  * (encap.h); 0: the VXLAN device encapsulates every packet. */
 volatile const __u32 cfg_underlay_ifindex = 0;
+/* The host's local port range (net.ipv4.ip_local_port_range), which the
+ * device draws UDP source ports from (udp_flow_src_port). */
+volatile const __u32 cfg_sport_min = 32768;
+volatile const __u32 cfg_sport_max = 60999;
 /* Non-zero on a hub: holds full bindings of the VPCs it serves,
  * forwards unknown destinations and teaches senders. */
 volatile const __u8 cfg_hub = 0;

@@ -1,14 +1,17 @@
 /* Encapsulating in the program (#21): an IPv4 packet for another host
  * gets its VXLAN headers here and leaves straight out of the underlay
- * device, where the collect-metadata device would look its route up
- * again (bpf_skb_set_tunnel_key asks for no cached route), allocate,
- * and run the host's IP output path for every packet. The wire format
- * is the device's: the same outer header fields, GBP as the device
- * writes it, UDP checksum zero, the source port from the inner flow's
- * hash. Anything this cannot send (not IPv4, no route through the
- * underlay device, a neighbour not yet resolved, an outer packet over
- * the device's MTU) goes through the device, which resolves, fragments
- * and reports as before. */
+ * interface, where the collect-metadata device would look its route up
+ * again (bpf_skb_set_tunnel_key asks for no cached route) and run the
+ * host's UDP and IP output path for every packet. The headers are the
+ * device's (ECN copied, DF clear, TTL 64, UDP checksum zero, GBP as
+ * vxlan_build_gbp_hdr writes it, the source port by udp_flow_src_port's
+ * formula); only the IP ID differs (random here, a hashed counter
+ * there). The kernel's neighbour code fills in the link layer
+ * (bpf_redirect_neigh), so a neighbour is resolved and refreshed as for
+ * any packet the host sends. Anything this cannot send (not IPv4, a VLAN
+ * tag, no route out of the underlay interface, a packet or segment over
+ * the MTU, one already encapsulated) goes through the device, which
+ * fragments and reports as before. */
 #ifndef COURIER_ENCAP_H
 #define COURIER_ENCAP_H
 
@@ -23,11 +26,18 @@
 #define ENCAP_FLAGS                                                                                      \
 	(BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |         \
 	 BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN))
-/* The GBP field's flags, as the kernel keeps them (VXLAN_GBP_*). */
+/* The GBP field's flags, as the kernel keeps them (VXLAN_GBP_*), and
+ * where they go on the wire (the VXLAN header's first two bytes). */
 #define GBP_DONT_LEARN (1U << 22)
 #define GBP_POLICY_APPLIED (1U << 19)
 #define VXLAN_F_GBP 0x80
 #define VXLAN_F_VNI 0x08
+#define VXLAN_GBP_D 0x40
+#define VXLAN_GBP_A 0x08
+#ifndef AF_INET
+#define AF_INET 2
+#define AF_INET6 10
+#endif
 
 /* A struct bpf_fib_lookup, which bpf2go cannot render (its unions). */
 struct encap_scratch {
@@ -47,17 +57,40 @@ struct {
  * packet arriving on the VXLAN device would be forwarded (the kernel
  * looks up only for devices that forward: hostd turns forwarding on for
  * the VXLAN device, which passes nothing to the host's stack), and
- * checks the outer packet's length against the next hop's MTU. */
+ * checks a packet that is not GSO against the route's MTU with its outer
+ * headers. The neighbour is left to bpf_redirect_neigh. On success fib
+ * holds the egress interface and the next hop (ipv4_dst, or ipv6_dst
+ * with family AF_INET6: an IPv6 next hop). */
 static __always_inline long encap_route(struct __sk_buff *skb, __u32 vtep, struct bpf_fib_lookup *fib)
 {
-	fib->family = 2; /* AF_INET */
+	fib->family = AF_INET;
+	fib->l4_protocol = IPPROTO_UDP;
+	fib->dport = bpf_htons(VXLAN_PORT);
 	fib->ipv4_src = bpf_htonl(cfg_local_vtep);
 	fib->ipv4_dst = bpf_htonl(vtep);
 	fib->ifindex = cfg_vxlan_ifindex;
-	/* A GSO packet leaves as segments the port's MTU already bounds;
-	 * any other is checked whole, with its outer headers. */
 	fib->tot_len = skb->gso_size ? 0 : skb->len - ETH_HLEN + ENCAP_LEN;
-	return bpf_fib_lookup(skb, fib, sizeof(*fib), 0);
+	return bpf_fib_lookup(skb, fib, sizeof(*fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+}
+
+/* fits: a GSO packet's segments, each with outer headers, fit the
+ * underlay: no longer than the VXLAN device's MTU (the underlay's less
+ * the overhead). A guest chooses its segment size (a tap's virtio
+ * header), and port_sec bounds it only for simple headers; the device's
+ * path segments and fragments what does not fit. */
+static __always_inline int fits(struct __sk_buff *skb)
+{
+	__u32 mtu = 0;
+	return !skb->gso_size || bpf_check_mtu(skb, cfg_vxlan_ifindex, &mtu, 0, BPF_MTU_CHK_SEGS) == BPF_MTU_CHK_RET_SUCCESS;
+}
+
+/* src_port is udp_flow_src_port's: the inner flow's hash over this
+ * host's local port range, as the device picks it, so that a flow's
+ * packets sent either way take the same underlay path. */
+static __always_inline __be16 src_port(__u32 hash)
+{
+	hash ^= hash << 16;
+	return bpf_htons((__u16)((((__u64)hash * (cfg_sport_max - cfg_sport_min)) >> 32) + cfg_sport_min));
 }
 
 /* outer_tos: the inner packet's ECN, as the kernel's tunnels copy it. */
@@ -70,8 +103,7 @@ static __always_inline __u8 outer_tos(struct iphdr *inner)
 /* encap_fill writes the outer headers in front of the inner frame, whose
  * Ethernet header adjust_room left at the front, ENCAP_LEN bytes from
  * where it belongs. */
-static __always_inline int encap_fill(struct __sk_buff *skb, struct bpf_fib_lookup *fib, __u8 tos, __u32 vni,
-				      __u32 gbp, __u32 hash)
+static __always_inline int encap_fill(struct __sk_buff *skb, __u32 vtep, __u8 tos, __u32 vni, __u32 gbp, __u32 hash)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -83,10 +115,7 @@ static __always_inline int encap_fill(struct __sk_buff *skb, struct bpf_fib_look
 	if ((void *)(inner + 1) > data_end)
 		return -1;
 	*inner = *eth;
-	/* byte by byte: the lookup's MACs are not 4-byte aligned */
-	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
-	eth->h_proto = bpf_htons(ETH_P_IP);
+	eth->h_proto = bpf_htons(ETH_P_IP); /* the addresses are the neighbour's to write */
 	__u32 len = skb->len;
 	ip->version = 4;
 	ip->ihl = 5;
@@ -97,29 +126,29 @@ static __always_inline int encap_fill(struct __sk_buff *skb, struct bpf_fib_look
 	ip->ttl = cfg_tunnel_ttl;
 	ip->protocol = IPPROTO_UDP;
 	ip->check = 0;
-	ip->saddr = fib->ipv4_src;
-	ip->daddr = fib->ipv4_dst;
+	ip->saddr = bpf_htonl(cfg_local_vtep);
+	ip->daddr = bpf_htonl(vtep);
 	ip->check = csum16(ip, data_end, sizeof(*ip));
-	/* the kernel's udp_flow_src_port over its default range */
-	udp->source = bpf_htons((__u16)((((__u64)hash * (61000 - 32768)) >> 32) + 32768));
+	udp->source = src_port(hash);
 	udp->dest = bpf_htons(VXLAN_PORT);
 	udp->len = bpf_htons(len - ETH_HLEN - sizeof(struct iphdr));
 	udp->check = 0;
 	vx[0] = VXLAN_F_VNI | (gbp ? VXLAN_F_GBP : 0);
-	vx[1] = (gbp & GBP_DONT_LEARN ? 0x40 : 0) | (gbp & GBP_POLICY_APPLIED ? 0x08 : 0);
+	vx[1] = (gbp & GBP_DONT_LEARN ? VXLAN_GBP_D : 0) | (gbp & GBP_POLICY_APPLIED ? VXLAN_GBP_A : 0);
 	*(__be16 *)(vx + 2) = bpf_htons(gbp & 0xffff);
 	*(__be32 *)(vx + 4) = bpf_htonl(vni << 8);
 	return 0;
 }
 
 /* encap_out sends an IPv4 frame to vtep in vni with gbp, out of the
- * underlay device. Returns the redirect, TC_ACT_SHOT when the frame was
- * changed and could not be finished, or -1: nothing was changed and the
- * device must send it. A function of its own (not inlined), so that its
- * locals do not grow the frame of every program that sends. */
+ * underlay interface. Returns the redirect, TC_ACT_SHOT when the frame
+ * was changed and could not be finished, or -1: nothing was changed and
+ * the device must send it. A function of its own (not inlined), so that
+ * its locals do not grow the frame of every program that sends. */
 static __attribute__((noinline)) long encap_out(struct __sk_buff *skb, __u32 vtep, __u32 vni, __u32 gbp)
 {
-	if (cfg_trace || !cfg_underlay_ifindex || skb->protocol != bpf_htons(ETH_P_IP))
+	/* A VLAN tag would go on the outer frame: the device puts it inside. */
+	if (cfg_trace || !cfg_underlay_ifindex || skb->protocol != bpf_htons(ETH_P_IP) || skb->vlan_present)
 		return -1;
 	__u32 zero = 0;
 	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&encap_fib, &zero);
@@ -127,8 +156,13 @@ static __attribute__((noinline)) long encap_out(struct __sk_buff *skb, __u32 vte
 	if (!fib)
 		return -1;
 	__builtin_memset(fib, 0, sizeof(*fib));
-	if (encap_route(skb, vtep, fib) != BPF_FIB_LKUP_RET_SUCCESS || fib->ifindex != cfg_underlay_ifindex)
+	if (encap_route(skb, vtep, fib) != BPF_FIB_LKUP_RET_SUCCESS || fib->ifindex != cfg_underlay_ifindex || !fits(skb))
 		return -1;
+	struct bpf_redir_neigh nh = {.nh_family = fib->family};
+	if (fib->family == AF_INET6)
+		__builtin_memcpy(nh.ipv6_nh, fib->ipv6_dst, sizeof(nh.ipv6_nh));
+	else
+		nh.ipv4_nh = fib->ipv4_dst;
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct iphdr *ip = data + ETH_HLEN;
@@ -138,9 +172,9 @@ static __attribute__((noinline)) long encap_out(struct __sk_buff *skb, __u32 vte
 	__u32 hash = bpf_get_hash_recalc(skb);
 	if (bpf_skb_adjust_room(skb, ENCAP_LEN, BPF_ADJ_ROOM_MAC, ENCAP_FLAGS) < 0)
 		return -1;
-	if (encap_fill(skb, fib, tos, vni, gbp, hash) < 0)
+	if (encap_fill(skb, vtep, tos, vni, gbp, hash) < 0)
 		return TC_ACT_SHOT;
-	return bpf_redirect(cfg_underlay_ifindex, 0);
+	return bpf_redirect_neigh(cfg_underlay_ifindex, &nh, sizeof(nh), 0);
 }
 
 #endif
