@@ -50,7 +50,7 @@ var Counters = []Counter{
 	{36, "snat_in", "packets gateways brought back for connections translated by SNAT, translated to the port's address and port"},
 	{37, "hairpin_back", "replies to a port without an EIP that called an EIP of its VPC (a hairpin), their source translated back to that EIP"},
 	{38, "fragmented", "packets for a VM from outside the overlay (a gateway's upstream, a physical network) longer than the overlay's MTU, without DF, cut into fragments as a router between the two would (counted once a cut)"},
-	{39, "encap_device", "packets for another host that the VXLAN device encapsulated, not the programs: not IPv4, no route through the underlay device, its neighbour not yet resolved, or over its MTU"},
+	{39, "encap_device", "packets for another host that the VXLAN device encapsulated, not the programs: not IPv4, VLAN-tagged, no route out of the underlay interface, a packet or segment over its MTU, or already encapsulated"},
 }
 
 // CounterNames are the counters' names indexed by number.

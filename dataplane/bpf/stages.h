@@ -100,7 +100,7 @@ enum stat {
 	STAT_SNAT_IN = 36, /* packets gateways brought back for connections translated by SNAT, translated to the port's address and port */
 	STAT_HAIRPIN_BACK = 37, /* replies to a port without an EIP that called an EIP of its VPC (a hairpin), their source translated back to that EIP */
 	STAT_FRAGMENTED = 38, /* packets for a VM from outside the overlay (a gateway's upstream, a physical network) longer than the overlay's MTU, without DF, cut into fragments as a router between the two would (counted once a cut) */
-	STAT_ENCAP_DEVICE = 39, /* packets for another host that the VXLAN device encapsulated, not the programs: not IPv4, no route through the underlay device, its neighbour not yet resolved, or over its MTU */
+	STAT_ENCAP_DEVICE = 39, /* packets for another host that the VXLAN device encapsulated, not the programs: not IPv4, VLAN-tagged, no route out of the underlay interface, a packet or segment over its MTU, or already encapsulated */
 	STAT_MAX,
 };
 
