@@ -119,16 +119,20 @@ func newWorld(t *testing.T, hosts ...string) *world {
 func (w *world) load(t *testing.T, h string, hub bool) {
 	t.Helper()
 	host := w.lab.Hosts[h]
+	// before loading: a load that fails may have pinned maps already
+	t.Cleanup(func() { os.RemoveAll("/sys/fs/bpf/courier-test-" + w.lab.Prefix) })
 	err := lab.Do(host.NS, func() error {
 		d, err := dataplane.Load(dataplane.Config{Chassis: h, PinRoot: "/sys/fs/bpf/courier-test-" + w.lab.Prefix,
 			VTEP: host.VTEP, Hub: hub, LearnInterval: time.Millisecond, KernelEncap: w.kernelEncap[h]})
-		w.dp[h] = d
-		return err
+		if err != nil {
+			return err
+		}
+		w.dp[h] = d // only a loaded one: the cleanup destroys it
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll("/sys/fs/bpf/courier-test-" + w.lab.Prefix) })
 }
 
 // baseState: the host's own ports, and every VPC's vxnets and routes.

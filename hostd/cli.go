@@ -56,7 +56,7 @@ once (hostd reconnects; the data plane forwards on).`,
 			&cli.StringFlag{Name: "device", Value: dataplane.DefaultDevice, Usage: "name of the VXLAN device"},
 			&cli.BoolFlag{Name: "kernel-encap", Usage: "leave every encapsulation to the VXLAN device; by default the DVR puts the VXLAN headers on " +
 				"itself and sends out of the interface that holds the VTEP address, and the device sends only what the DVR cannot " +
-				"(no route out of that interface, a neighbour not yet resolved, a packet over its MTU; counter encap_device)"},
+				"(anything not IPv4, such as hub probes and lessons; a VLAN tag; no route out of that interface; a packet over its MTU; counter encap_device)"},
 			&cli.DurationFlag{Name: "heartbeat", Value: defaultHeartbeat, Usage: "how often to tell southd this chassis is alive"},
 			&cli.DurationFlag{Name: "refresh", Value: defaultRefresh, Usage: "refresh a learned path through a hub after this long"},
 			&cli.DurationFlag{Name: "cache-idle", Value: defaultCacheIdle, Usage: "forget learned paths unused for this long"},
