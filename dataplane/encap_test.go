@@ -31,12 +31,7 @@ func TestProgramsEncapsulate(t *testing.T) {
 		"net.ipv4.conf.eth0.send_redirects=0").Run(); err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range []string{"h1", "h2"} {
-		w.load(t, h, true)
-		s := w.baseState(h)
-		s.Bindings = w.bindings(h)
-		w.apply(t, h, s)
-	}
+	w.loadKnowingAll(t, "h1", "h2")
 	w.mustPing(t, "a1", "10.0.1.12")
 	w.mustPing(t, "a1", "10.0.2.12")
 
@@ -201,12 +196,7 @@ func ipSum(h []byte) uint16 {
 // the programs' own.
 func TestOversizedGSOGoesThroughTheDevice(t *testing.T) {
 	w := newWorld(t, "h1", "h2")
-	for _, h := range []string{"h1", "h2"} {
-		w.load(t, h, true)
-		s := w.baseState(h)
-		s.Bindings = w.bindings(h)
-		w.apply(t, h, s)
-	}
+	w.loadKnowingAll(t, "h1", "h2")
 	w.mustPing(t, "a1", "10.0.1.12")
 	send := func(segment int) (remote, device uint64) {
 		before := w.counters(t, "h1")

@@ -136,6 +136,18 @@ func (w *world) load(t *testing.T, h string, hub bool) {
 }
 
 // baseState: the host's own ports, and every VPC's vxnets and routes.
+// loadKnowingAll starts a data plane on each host, a hub holding every
+// binding: static full knowledge.
+func (w *world) loadKnowingAll(t *testing.T, hosts ...string) {
+	t.Helper()
+	for _, h := range hosts {
+		w.load(t, h, true)
+		s := w.baseState(h)
+		s.Bindings = w.bindings(h)
+		w.apply(t, h, s)
+	}
+}
+
 func (w *world) baseState(h string) *dataplane.State {
 	s := &dataplane.State{}
 	for _, vni := range []uint32{5001, 5002, 6001, 6002} {
@@ -214,13 +226,7 @@ func (w *world) tcp(t *testing.T, client, server, addr string) {
 
 func TestTwoHostsForward(t *testing.T) {
 	w := newWorld(t, "h1", "h2")
-	for _, h := range []string{"h1", "h2"} {
-		// Static full knowledge: every host holds every binding.
-		w.load(t, h, true)
-		s := w.baseState(h)
-		s.Bindings = w.bindings(h)
-		w.apply(t, h, s)
-	}
+	w.loadKnowingAll(t, "h1", "h2")
 	t.Run("same vxnet, across hosts", func(t *testing.T) { w.mustPing(t, "a1", "10.0.1.12"); w.mustPing(t, "a3", "10.0.1.11") })
 	t.Run("across vxnets and hosts", func(t *testing.T) { w.mustPing(t, "a1", "10.0.2.12"); w.mustPing(t, "a4", "10.0.1.11") })
 	t.Run("across vxnets on one host", func(t *testing.T) { w.mustPing(t, "a1", "10.0.2.11"); w.mustPing(t, "a2", "10.0.1.11") })
