@@ -16,6 +16,11 @@ import (
 	"github.com/courier-sdn/courier/internal/version"
 )
 
+// kernelEncapFlag is --kernel-encap (dataplane.Config.KernelEncap).
+var kernelEncapFlag = &cli.BoolFlag{Name: "kernel-encap", Usage: "leave every encapsulation to the VXLAN device; by default the DVR puts the VXLAN headers on " +
+	"itself and sends out of the interface that holds the VTEP address, and the device sends only what the DVR cannot " +
+	"(anything not IPv4, such as hub probes and lessons; a VLAN tag; no route out of that interface; a packet over its MTU; counter encap_device)"}
+
 // App is the courier-hostd command line.
 func App() *cli.App {
 	return &cli.App{
@@ -54,9 +59,7 @@ once (hostd reconnects; the data plane forwards on).`,
 				Usage: "with --role gateway: send upstream through this `ADDRESS` for networks whose External_Network.next_hop is unset (default: the gateway's own routes)"},
 			&cli.StringFlag{Name: "pin-root", Value: dataplane.DefaultPinRoot, Usage: "pin BPF objects under `DIR`/CHASSIS"},
 			&cli.StringFlag{Name: "device", Value: dataplane.DefaultDevice, Usage: "name of the VXLAN device"},
-			&cli.BoolFlag{Name: "kernel-encap", Usage: "leave every encapsulation to the VXLAN device; by default the DVR puts the VXLAN headers on " +
-				"itself and sends out of the interface that holds the VTEP address, and the device sends only what the DVR cannot " +
-				"(anything not IPv4, such as hub probes and lessons; a VLAN tag; no route out of that interface; a packet over its MTU; counter encap_device)"},
+			kernelEncapFlag,
 			&cli.DurationFlag{Name: "heartbeat", Value: defaultHeartbeat, Usage: "how often to tell southd this chassis is alive"},
 			&cli.DurationFlag{Name: "refresh", Value: defaultRefresh, Usage: "refresh a learned path through a hub after this long"},
 			&cli.DurationFlag{Name: "cache-idle", Value: defaultCacheIdle, Usage: "forget learned paths unused for this long"},
