@@ -107,10 +107,14 @@ func underlay(t *testing.T, vteps ...netip.Addr) {
 }
 
 // loadTest loads a data plane with test hooks, pinned under a
-// test-unique root that is removed afterwards.
+// test-unique root that is removed afterwards. The VXLAN device
+// encapsulates (KernelEncap): these tests read where the pipeline sent a
+// packet from the tunnel key it set (tunnel_out); the programs' own
+// encapsulation is tested with real packets (encap_test.go).
 func loadTest(t *testing.T, cfg Config) *Datapath {
 	t.Helper()
 	cfg.TestHooks = true
+	cfg.KernelEncap = true
 	cfg.PinRoot = "/sys/fs/bpf/courier-test-" + testenv.ID()
 	if cfg.Chassis == "" {
 		cfg.Chassis = "t"
