@@ -95,21 +95,16 @@ func UnderlayMTU(addr netip.Addr) (int, error) {
 	return l.Attrs().MTU, nil
 }
 
-// underlayLink is the interface that holds addr.
+// underlayLink is the interface that holds addr: one dump of the
+// namespace's addresses, however many VM interfaces the host has.
 func underlayLink(addr netip.Addr) (netlink.Link, error) {
-	links, err := ListLinks()
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_V4) })
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range links {
-		addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(l, netlink.FAMILY_V4) })
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && ip == addr {
-				return l, nil
-			}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && ip == addr {
+			return netlink.LinkByIndex(a.LinkIndex)
 		}
 	}
 	return nil, fmt.Errorf("no interface holds the VTEP address %s", addr)

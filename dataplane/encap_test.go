@@ -169,21 +169,10 @@ func sameOuter(t *testing.T, prog, kern []byte) {
 	if string(prog[26:30]) != string(kern[30:34]) || string(prog[30:34]) != string(kern[26:30]) {
 		t.Errorf("addresses: % x -> % x, reply % x -> % x", prog[26:30], prog[30:34], kern[26:30], kern[30:34])
 	}
-	if sum := ipSum(prog[14:34]); sum != 0xffff {
+	if sum := csum16(prog[14:34]); sum != 0 {
 		t.Errorf("outer IP checksum does not add up: %#x", sum)
 	}
 	t.Logf("programs: %s\ndevice:   %s", fmt.Sprintf("% x", prog[:64]), fmt.Sprintf("% x", kern[:64]))
-}
-
-func ipSum(h []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(h); i += 2 {
-		s += uint32(h[i])<<8 | uint32(h[i+1])
-	}
-	for s > 0xffff {
-		s = s&0xffff + s>>16
-	}
-	return uint16(s)
 }
 
 // TestOversizedGSOGoesThroughTheDevice: a hostile guest hands its
@@ -240,7 +229,7 @@ func sendGSO(dst, src net.HardwareAddr, segment int) error {
 	f = append(f, 0x08, 0x00)
 	iph := []byte{0x46, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 1, 11, 10, 0, 1, 12, 1, 1, 1, 0}
 	binary.BigEndian.PutUint16(iph[2:], ipLen+tcpLen+payload)
-	binary.BigEndian.PutUint16(iph[10:], ^ipSum(iph))
+	binary.BigEndian.PutUint16(iph[10:], csum16(iph))
 	f = append(f, iph...)
 	tcp := make([]byte, tcpLen)
 	binary.BigEndian.PutUint16(tcp[0:], 40000)
