@@ -57,11 +57,7 @@ func Build(ctx context.Context, cache string) (Image, error) {
 	// whose content is the embedded script.
 	script := filepath.Join(cache, "mkguest.sh")
 	if b, err := os.ReadFile(script); err != nil || !bytes.Equal(b, mkguest) {
-		tmp := script + ".tmp" + strconv.Itoa(os.Getpid())
-		if err := os.WriteFile(tmp, mkguest, 0o755); err != nil {
-			return Image{}, err
-		}
-		if err := os.Rename(tmp, script); err != nil {
+		if err := writeScript(script); err != nil {
 			return Image{}, err
 		}
 	}
@@ -77,6 +73,28 @@ func Build(ctx context.Context, cache string) (Image, error) {
 	}
 	dir := lines[len(lines)-1]
 	return Image{Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd")}, nil
+}
+
+// writeScript replaces script with the embedded mkguest.sh, atomically:
+// a temporary file of its own (two guests of one process start at once,
+// so a name by PID is not enough), renamed over it.
+func writeScript(script string) error {
+	f, err := os.CreateTemp(filepath.Dir(script), "mkguest.sh.tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // gone after the rename; left by an error
+	_, err = f.Write(mkguest)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o755)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), script)
+	}
+	return err
 }
 
 // Accel chooses QEMU's accelerator: $COURIER_GUEST_ACCEL when set (tcg

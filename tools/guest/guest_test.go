@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,5 +114,33 @@ func TestGuestBootsOnATap(t *testing.T) {
 	out, err := lab.Exec(h.NS, "busybox", "wget", "-q", "-O", "-", "http://10.9.0.2/")
 	if err != nil || !strings.Contains(out, "courier guest g1") {
 		t.Errorf("the guest's page: %v %q", err, out)
+	}
+}
+
+// Guests started at once from one process all write the script: none
+// may find another's temporary file gone (a name by PID was shared).
+func TestScriptWrittenConcurrently(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "mkguest.sh")
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- writeScript(script)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if b, err := os.ReadFile(script); err != nil || string(b) != string(mkguest) {
+		t.Errorf("the script is not the embedded one: %v", err)
+	}
+	if left, _ := filepath.Glob(script + ".tmp*"); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
