@@ -67,12 +67,41 @@ func startOpts(t *testing.T, o sandbox.Options) *env {
 	t.Cleanup(func() {
 		if t.Failed() {
 			testenv.DumpLogs(t, s.RunDir)
+			e.dumpCounters()
 		}
 		if err := s.Stop(); err != nil {
 			t.Errorf("sandbox stop: %v", err)
 		}
 	})
 	return e
+}
+
+// dumpCounters logs every host's data-plane counters and drops that are
+// not zero, as the test failed: what each host's programs did with the
+// packets that went missing (the programs' own ways out: a redirect the
+// device made, one they made, a drop by reason).
+func (e *env) dumpCounters() {
+	for _, h := range e.s.State.Hosts {
+		d, err := dataplane.OpenPinned(e.s.State.PinRoot, h.Name)
+		if err != nil {
+			e.t.Logf("==== %s: counters: %v", h.Name, err)
+			continue
+		}
+		c, cerr := d.Counters()
+		ds, derr := d.Drops()
+		d.ClosePinned()
+		e.t.Logf("==== %s: counters %v (%v), drops %v (%v)", h.Name, nonZero(c), cerr, nonZero(ds), derr)
+	}
+}
+
+func nonZero(m map[string]uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // nb runs courier-nbctl with --wait=hv.
