@@ -17,9 +17,8 @@ import (
 )
 
 // kernelEncapFlag is --kernel-encap (dataplane.Config.KernelEncap).
-var kernelEncapFlag = &cli.BoolFlag{Name: "kernel-encap", Value: true, Usage: "leave every encapsulation to the VXLAN device " +
-	"(the default for now: SNAT streams across a gateway's death or a live migration stopped in 3 of 5 CI runs with the DVR " +
-	"encapsulating, cause not found); with --kernel-encap=false the DVR puts the VXLAN headers on itself and sends out of the " +
+var kernelEncapFlag = &cli.BoolFlag{Name: "kernel-encap", Usage: "leave every encapsulation to the VXLAN device, as before #21 " +
+	"(an escape hatch, and the benchmark's baseline). By default the DVR puts the VXLAN headers on itself and sends out of the " +
 	"interface that holds the VTEP address, and the device sends only what the DVR cannot (anything not IPv4, such as hub " +
 	"probes and lessons; a VLAN tag; no route out of that interface; a packet over its MTU; counter encap_device)"}
 
