@@ -250,3 +250,28 @@ func sendGSO(dst, src net.HardwareAddr, segment int) error {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// A VM may address an IPv4 packet for a unicast neighbour to a multicast
+// or broadcast MAC (a static neighbour entry; a hostile guest): the
+// programs route it by its IP as any other, and the outer frame must not
+// keep that address, which bpf_redirect_neigh refuses silently
+// (is_multicast_ether_addr in __bpf_redirect_neigh).
+func TestMulticastInnerMACIsEncapsulated(t *testing.T) {
+	w := newWorld(t, "h1", "h2")
+	w.loadKnowingAll(t, "h1", "h2")
+	w.mustPing(t, "a1", "10.0.1.12")
+	a1 := w.lab.VMs["a1"].NS
+	for _, mac := range []string{"01:00:5e:01:02:03", "ff:ff:ff:ff:ff:ff"} {
+		if out, err := lab.Exec(a1, "ip", "neigh", "replace", "10.0.1.12", "lladdr", mac, "dev", "eth0", "nud", "permanent"); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		before := w.counters(t, "h1")
+		n, out := w.lab.Ping("a1", ip("10.0.1.12"), 3, "0.2")
+		after := w.counters(t, "h1")
+		sent, device := after["remote_tx"]-before["remote_tx"], after["encap_device"]-before["encap_device"]
+		if n != 3 || sent < 3 || device != 0 {
+			t.Errorf("a1 -> a3 through %s: %d/3 answered, h1 sent %d, %d of them through the device; want 3, by the programs\n%s",
+				mac, n, sent, device, out)
+		}
+	}
+}

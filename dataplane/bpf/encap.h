@@ -115,7 +115,11 @@ static __always_inline int encap_fill(struct __sk_buff *skb, __u32 vtep, __u8 to
 	if ((void *)(inner + 1) > data_end)
 		return -1;
 	*inner = *eth;
-	eth->h_proto = bpf_htons(ETH_P_IP); /* the addresses are the neighbour's to write */
+	/* The addresses are the neighbour's to write; but a multicast
+	 * destination left here (the inner frame's, a guest's choice) would
+	 * make bpf_redirect_neigh drop the packet, unsaid. */
+	__builtin_memset(eth->h_dest, 0, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
 	__u32 len = skb->len;
 	ip->version = 4;
 	ip->ihl = 5;
