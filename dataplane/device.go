@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -131,7 +132,7 @@ func encapLink(vtep netip.Addr) int {
 // drops every packet), so nothing is forwarded that was not before.
 // Writing net.ipv4.conf.all.forwarding resets it, as for every device;
 // the programs then send through the device (counter encap_device) until
-// hostd restarts.
+// KeepForwarding turns it on again.
 func setForwarding(dev string, on bool) error {
 	v := []byte("0")
 	if on {
@@ -142,6 +143,25 @@ func setForwarding(dev string, on bool) error {
 		return fmt.Errorf("set forwarding for %s: %w", dev, err)
 	}
 	return nil
+}
+
+// KeepForwarding turns the VXLAN device's forwarding back on if the
+// programs encapsulate and something turned it off (a write of
+// net.ipv4.conf.all.forwarding, an operator), and says whether it had
+// to. Until then their route lookups fail and every packet goes through
+// the device. hostd calls it every second: one read of /proc.
+func (d *Datapath) KeepForwarding() (bool, error) {
+	if d.encapIdx == 0 {
+		return false, nil
+	}
+	b, err := os.ReadFile(filepath.Join("/proc/sys/net/ipv4/conf", d.cfg.Device, "forwarding"))
+	if err != nil {
+		return false, fmt.Errorf("read forwarding for %s: %w", d.cfg.Device, err)
+	}
+	if strings.TrimSpace(string(b)) == "1" {
+		return false, nil
+	}
+	return true, setForwarding(d.cfg.Device, true)
 }
 
 // localPortRange is net.ipv4.ip_local_port_range, which the VXLAN device

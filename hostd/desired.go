@@ -364,6 +364,7 @@ type Dataplane interface {
 	ProbeHubs(hubs []netip.Addr) error
 	HubSeen() (map[netip.Addr]time.Duration, error)
 	HubDown(ago time.Duration) bool
+	KeepForwarding() (bool, error)
 }
 
 // LearnSender sends learn messages from user space (dataplane.Sender).

@@ -406,6 +406,7 @@ func (d *Daemon) serve(ctx context.Context, links chan linkEvent, events chan da
 			if n, err := d.dp.ExpireCache(d.cfg.CacheIdle); err == nil && n > 0 {
 				d.log.Debug("aged out idle learned paths", "n", n)
 			}
+			d.keepForwarding()
 			d.refreshLearned(ctx)
 			if !d.dirty && time.Since(d.reconciled) < safetyReconcile {
 				continue // nothing changed: nothing to do
@@ -423,6 +424,19 @@ func (d *Daemon) serve(ctx context.Context, links chan linkEvent, events chan da
 			}
 		}
 		d.reconcile(ctx)
+	}
+}
+
+// keepForwarding turns the VXLAN device's forwarding back on when
+// something turned it off, which sent every packet through the device.
+func (d *Daemon) keepForwarding() {
+	switch again, err := d.dp.KeepForwarding(); {
+	case err != nil:
+		d.log.Warn("the VXLAN device's forwarding: the programs cannot encapsulate without it", "err", err)
+	case again:
+		d.m.forwardingResets.Inc()
+		d.log.Warn("the VXLAN device's forwarding was turned off (a write of net.ipv4.conf.all.forwarding resets it): "+
+			"turned it on again; meanwhile the device encapsulated every packet", "device", d.cfg.Device)
 	}
 }
 

@@ -32,6 +32,7 @@ type Metrics struct {
 	snatDemand       prometheus.Counter
 	snatHandoffs     *prometheus.CounterVec
 	linkResyncs      prometheus.Counter
+	forwardingResets prometheus.Counter
 
 	mu sync.Mutex
 	dp *dataplane.Datapath
@@ -76,11 +77,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "SNAT_Handoff rows (a live-migrated port's SNAT connections) by outcome: sent (written by the port's old host), installed, failed (some connections could not be written into its maps) and refused (by its new host), expired (deleted unused after two minutes); unsaved (a departed port's connections not saved for a restart of hostd)."}, []string{"outcome"}),
 		linkResyncs: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_interface_watch_resyncs_total",
 			Help: "Times the kernel ended the interface watch (its buffer overflowed) and every interface was read again."}),
+		forwardingResets: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_vxlan_forwarding_resets_total",
+			Help: "Times the VXLAN device's IPv4 forwarding, which the programs' encapsulation needs, was found off and turned on again (a write of net.ipv4.conf.all.forwarding resets it)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.reconcileSeconds, m.applyErrors, m.lflowErrors, m.written, m.sessionRestarts,
 			m.learned, m.learnedRefused, m.activations, m.learnedRetries, m.probes, m.hubsDown, m.monitoredRows, m.vpcSessions,
-			m.refused, m.certReloads, m.linkResyncs, m.snatDemand, m.snatHandoffs, (*dpCollector)(m))
+			m.refused, m.certReloads, m.linkResyncs, m.forwardingResets, m.snatDemand, m.snatHandoffs, (*dpCollector)(m))
 	}
 	return m
 }

@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
+
+	"github.com/courier-sdn/courier/internal/lab"
 )
 
 // hostd's programs encapsulate what they send to other hosts by default
 // (#21); --kernel-encap, the escape hatch, leaves all of it to the VXLAN
 // device. Either way the VMs reach each other, and encap_device says who
 // encapsulated: the device sends only what is not IPv4 (hub probes and
-// lessons) by default, everything with the flag.
+// lessons) by default, everything with the flag. A write of
+// net.ipv4.conf.all.forwarding turns the device's forwarding off, which
+// the programs' route lookups need: hostd turns it on again.
 func TestWhoEncapsulates(t *testing.T) {
 	for _, c := range []struct {
 		name       string
@@ -26,23 +31,56 @@ func TestWhoEncapsulates(t *testing.T) {
 			e.vm("hv1", "p1")
 			e.vm("hv2", "p2")
 			e.mustPing("p1", "10.8.1.11")
-			before := e.counters("hv2")
-			if n, out := pingFrom(e.s.VMNS("p2"), "10.8.1.10", 20); n != 20 {
-				t.Fatalf("p2 -> p1: %d/20 answered\n%s", n, out)
+			e.encapsulatedBy(c.inPrograms)
+			if !c.inPrograms {
+				if f := e.forwarding("hv2"); f != "0" {
+					t.Errorf("courier0's forwarding on hv2 is %s, want 0: the device needs none", f)
+				}
+				return
 			}
-			after := e.counters("hv2")
-			sent := after["remote_tx"] - before["remote_tx"]
-			device := after["encap_device"] - before["encap_device"]
-			t.Logf("hv2 sent %d packets to other hosts, %d through the device", sent, device)
-			if sent < 20 {
-				t.Fatalf("hv2 counted %d packets sent to other hosts for 20 echo requests", sent)
+			// Only a change of all.forwarding is written to every device.
+			for _, v := range []string{"1", "0"} {
+				if out, err := lab.Exec(e.s.HostNS("hv2"), "sysctl", "-qw", "net.ipv4.conf.all.forwarding="+v); err != nil {
+					t.Fatalf("%v %s", err, out)
+				}
 			}
-			if c.inPrograms && sent-device < 20 {
-				t.Errorf("the programs encapsulated %d of hv2's %d packets, want the 20 echo requests at least", sent-device, sent)
+			e.waitLog("hv2", "forwarding was turned off", "hv2's hostd to turn courier0's forwarding on again")
+			if f := e.forwarding("hv2"); f != "1" {
+				t.Errorf("courier0's forwarding on hv2 is %s after hostd saw it off", f)
 			}
-			if !c.inPrograms && device != sent {
-				t.Errorf("the device encapsulated %d of hv2's %d packets, want all", device, sent)
-			}
+			e.encapsulatedBy(true)
 		})
 	}
+}
+
+// encapsulatedBy pings p1 from p2 and checks who encapsulated hv2's
+// packets: the programs (inPrograms), or the VXLAN device.
+func (e *env) encapsulatedBy(inPrograms bool) {
+	e.t.Helper()
+	before := e.counters("hv2")
+	if n, out := pingFrom(e.s.VMNS("p2"), "10.8.1.10", 20); n != 20 {
+		e.t.Fatalf("p2 -> p1: %d/20 answered\n%s", n, out)
+	}
+	after := e.counters("hv2")
+	sent := after["remote_tx"] - before["remote_tx"]
+	device := after["encap_device"] - before["encap_device"]
+	e.t.Logf("hv2 sent %d packets to other hosts, %d through the device", sent, device)
+	switch {
+	case sent < 20:
+		e.t.Fatalf("hv2 counted %d packets sent to other hosts for 20 echo requests", sent)
+	case inPrograms && sent-device < 20:
+		e.t.Errorf("the programs encapsulated %d of hv2's %d packets, want the 20 echo requests at least", sent-device, sent)
+	case !inPrograms && device != sent:
+		e.t.Errorf("the device encapsulated %d of hv2's %d packets, want all", device, sent)
+	}
+}
+
+// forwarding is net.ipv4.conf.courier0.forwarding on host.
+func (e *env) forwarding(host string) string {
+	e.t.Helper()
+	out, err := lab.Exec(e.s.HostNS(host), "sysctl", "-n", "net.ipv4.conf.courier0.forwarding")
+	if err != nil {
+		e.t.Fatalf("%v %s", err, out)
+	}
+	return strings.TrimSpace(out)
 }
