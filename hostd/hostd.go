@@ -431,7 +431,7 @@ func (d *Daemon) serve(ctx context.Context, links chan linkEvent, events chan da
 // something turned it off, which sent every packet through the device.
 func (d *Daemon) keepForwarding() {
 	switch again, err := d.dp.KeepForwarding(); {
-	case err != nil:
+	case err != nil && d.logLimit.allow("forwarding"):
 		d.log.Warn("the VXLAN device's forwarding: the programs cannot encapsulate without it", "err", err)
 	case again:
 		d.m.forwardingResets.Inc()
