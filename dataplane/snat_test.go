@@ -22,7 +22,12 @@ var (
 // within blocks of 64 ports starting at 1024 (n of them), in network 1,
 // whose gateway is gwVTEP.
 func snatFixture(t *testing.T, n int) *fixture {
-	f := newFixture(t, false)
+	return snatFixtureOn(t, n, false)
+}
+
+// snatFixtureOn is snatFixture on a hub (hub) or a host.
+func snatFixtureOn(t *testing.T, n int, hub bool) *fixture {
+	f := newFixture(t, hub)
 	p := SNATPort{Ifindex: f.p3, VPC: 1, Addr: vm3Addr, Network: 1, BlockSize: 64}
 	for i := 0; i < n; i++ {
 		p.Blocks = append(p.Blocks, SNATBlock{Addr: snatAddr, Lo: uint16(1024 + 64*i)})
@@ -88,6 +93,26 @@ func TestSNATTCP(t *testing.T) {
 	}
 	if n := counter(t, f.d, "snat_new"); n != 2 {
 		t.Errorf("snat_new %d, want 2", n)
+	}
+}
+
+// A hub that holds a translated port teaches the gateway nothing about
+// what it brought back: a gateway tunnels by its own tables and rejects
+// lessons, and one went through hostd every learn interval for every
+// flow (learn_sent as many as the replies).
+func TestSNATHubTeachesNoGateway(t *testing.T) {
+	f := snatFixtureOn(t, 1, true)
+	p := snatOut(t, f, ipPacket(vm3Addr, server, protoTCP, synSeg(40000, 80, "hello"), 0))
+	eport := port16(p.l4, 0)
+	for i := 0; i < 3; i++ {
+		back := snatIn(t, f, ipPacket(server, snatAddr, protoTCP, tcpSeg(80, eport, "reply"), 0))
+		if back.dst != vm3Addr || port16(back.l4, 2) != 40000 {
+			t.Fatalf("reply %d to %s:%d, want vm3's connection", i, back.dst, port16(back.l4, 2))
+		}
+		time.Sleep(30 * time.Millisecond) // past the learn interval
+	}
+	if n, h := counter(t, f.d, "learn_sent"), counter(t, f.d, "learn_via_hostd"); n+h != 0 {
+		t.Errorf("the hub sent the gateway %d lessons (%d through hostd), want none", n, h)
 	}
 }
 

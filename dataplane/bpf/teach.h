@@ -7,6 +7,7 @@
 
 #include "pipeline.h"
 #include "learn.h"
+#include "eip.h"
 
 /* should_teach: has this hub not told sender about (vpc, ip) lately? */
 static __always_inline int should_teach(__u32 sender, __u32 vpc, __be32 ip)
@@ -161,7 +162,10 @@ static __always_inline int hub_forward(struct __sk_buff *skb, struct pctx *c, __
 	}
 	c->target = target;
 	c->d = *d;
-	if (!should_teach(c->src, c->vpc, target))
+	/* A gateway tunnels by its own tables (gateway.h) and rejects
+	 * lessons (learn_rejected): teaching it what it brought back cost a
+	 * lesson through hostd every learn interval for every flow. */
+	if (is_gateway(c->src) || !should_teach(c->src, c->vpc, target))
 		return V_OUTPUT;
 	c->tflags |= TRF_TEACH;
 	if (cfg_trace)
