@@ -89,6 +89,9 @@ func Do(ns string, fn func() error) error {
 // NewNS creates a named namespace (lo up) without leaving the caller in
 // it. Equivalent to: ip netns add NAME; ip -n NAME link set lo up.
 func NewNS(name string) error {
+	if err := sharedNetnsDir(); err != nil {
+		return err
+	}
 	return onThread(func() error {
 		h, err := netns.NewNamed(name)
 		if err != nil {
