@@ -125,6 +125,11 @@ func encapLink(vtep netip.Addr) int {
 	return l.Attrs().Index
 }
 
+// forwardingPath is net.ipv4.conf.DEV.forwarding.
+func forwardingPath(dev string) string {
+	return filepath.Join("/proc/sys/net/ipv4/conf", dev, "forwarding")
+}
+
 // setForwarding turns IPv4 forwarding on or off for the VXLAN device. On
 // while the programs encapsulate: the kernel's route lookup for them
 // (bpf_fib_lookup, encap.h) answers only for a device that forwards. The
@@ -138,8 +143,7 @@ func setForwarding(dev string, on bool) error {
 	if on {
 		v = []byte("1")
 	}
-	p := filepath.Join("/proc/sys/net/ipv4/conf", dev, "forwarding")
-	if err := os.WriteFile(p, v, 0o644); err != nil {
+	if err := os.WriteFile(forwardingPath(dev), v, 0o644); err != nil {
 		return fmt.Errorf("set forwarding for %s: %w", dev, err)
 	}
 	return nil
@@ -154,7 +158,7 @@ func (d *Datapath) KeepForwarding() (bool, error) {
 	if d.encapIdx == 0 {
 		return false, nil
 	}
-	b, err := os.ReadFile(filepath.Join("/proc/sys/net/ipv4/conf", d.cfg.Device, "forwarding"))
+	b, err := os.ReadFile(forwardingPath(d.cfg.Device))
 	if err != nil {
 		return false, fmt.Errorf("read forwarding for %s: %w", d.cfg.Device, err)
 	}

@@ -24,7 +24,8 @@ var netnsDirOnce struct {
 // mount point yet, a later `ip netns add` (another test, an operator)
 // binds the directory over itself and hides what was mounted before, and
 // deleting those namespaces fails (EINVAL) and leaves them behind. Once a
-// process; a lock file keeps two processes from both binding it.
+// process; a lock on the directory keeps two processes from both
+// binding it.
 func sharedNetnsDir() error {
 	netnsDirOnce.Do(func() { netnsDirOnce.err = makeSharedNetnsDir() })
 	return netnsDirOnce.err
@@ -34,7 +35,7 @@ func makeSharedNetnsDir() error {
 	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
 		return err
 	}
-	lock, err := os.OpenFile("/run/courier-netns.lock", os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.Open(netnsDir) // the directory itself: no lock file left behind
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -90,18 +91,11 @@ func (e *env) dumpCounters() {
 		c, cerr := d.Counters()
 		ds, derr := d.Drops()
 		d.ClosePinned()
-		e.t.Logf("==== %s: counters %v (%v), drops %v (%v)", h.Name, nonZero(c), cerr, nonZero(ds), derr)
+		zero := func(_ string, v uint64) bool { return v == 0 }
+		maps.DeleteFunc(c, zero)
+		maps.DeleteFunc(ds, zero)
+		e.t.Logf("==== %s: counters %v (%v), drops %v (%v)", h.Name, c, cerr, ds, derr)
 	}
-}
-
-func nonZero(m map[string]uint64) map[string]uint64 {
-	out := map[string]uint64{}
-	for k, v := range m {
-		if v != 0 {
-			out[k] = v
-		}
-	}
-	return out
 }
 
 // nb runs courier-nbctl with --wait=hv.
