@@ -17,11 +17,28 @@ import (
 // 10,000 packets a second, against the seconds of failed new flows that
 // waiting for southd would cost.
 
-// setProbes records which hubs to probe after a reconcile: every hub of
-// this host's VPCs but itself, each with a VNI of one of its VPCs (the
-// hub's tunnel program drops packets of VNIs it does not serve), and the
-// gateways of its ports' EIPs' networks, which answer in any VNI.
+// setProbes records which hubs and gateways to probe after a reconcile
+// (probeTargets).
 func (d *Daemon) setProbes(st *dataplane.State) {
+	probes := probeTargets(st, d.cfg.EncapIP)
+	hubs := make([]netip.Addr, 0, len(probes))
+	for h := range probes {
+		hubs = append(hubs, h)
+	}
+	if err := d.dp.ProbeHubs(hubs); err != nil {
+		d.log.Warn("record the hubs to probe", "err", err)
+		return
+	}
+	d.probes = probes
+}
+
+// probeTargets is what a host probes, each VTEP with the VNI to probe it
+// in: every hub of this host's VPCs but itself, each with a VNI of one of
+// its VPCs (the hub's tunnel program drops packets of VNIs it does not
+// serve), and the gateways of the networks its ports reach through an EIP
+// or SNAT, which answer in any VNI. A gateway not probed is never judged
+// silent, so pick_gateway would keep hashing flows to it after it died.
+func probeTargets(st *dataplane.State, self netip.Addr) map[netip.Addr]uint32 {
 	vniOf := map[uint32]uint32{}
 	for _, v := range st.Vxnets {
 		if old, ok := vniOf[v.VPC]; !ok || v.VNI < old {
@@ -35,7 +52,7 @@ func (d *Daemon) setProbes(st *dataplane.State) {
 			continue
 		}
 		for _, vtep := range h.VTEPs {
-			if vtep == d.cfg.EncapIP {
+			if vtep == self {
 				continue
 			}
 			if old, ok := probes[vtep]; !ok || vni < old {
@@ -43,16 +60,22 @@ func (d *Daemon) setProbes(st *dataplane.State) {
 			}
 		}
 	}
-	// The gateways of its ports' EIPs, in the vxnet of such a port.
+	// The gateways of its networks, in the vxnet of a port that uses one.
 	portVNI := map[int]uint32{}
 	for _, p := range st.Ports {
 		portVNI[p.Ifindex] = p.VNI
 	}
 	netVNI := map[uint32]uint32{}
-	for _, e := range st.EIPs {
-		if vni, ok := portVNI[e.Ifindex]; ok {
-			netVNI[e.Network] = vni
+	uses := func(ifindex int, network uint32) {
+		if vni, ok := portVNI[ifindex]; ok {
+			netVNI[network] = vni
 		}
+	}
+	for _, e := range st.EIPs {
+		uses(e.Ifindex, e.Network)
+	}
+	for _, p := range st.SNATPorts {
+		uses(p.Ifindex, p.Network)
 	}
 	for _, g := range st.EIPGateways {
 		vni, ok := netVNI[g.Network]
@@ -60,20 +83,12 @@ func (d *Daemon) setProbes(st *dataplane.State) {
 			continue
 		}
 		for _, vtep := range g.VTEPs {
-			if _, seen := probes[vtep]; !seen && vtep != d.cfg.EncapIP {
+			if _, seen := probes[vtep]; !seen && vtep != self {
 				probes[vtep] = vni
 			}
 		}
 	}
-	hubs := make([]netip.Addr, 0, len(probes))
-	for h := range probes {
-		hubs = append(hubs, h)
-	}
-	if err := d.dp.ProbeHubs(hubs); err != nil {
-		d.log.Warn("record the hubs to probe", "err", err)
-		return
-	}
-	d.probes = probes
+	return probes
 }
 
 // probe sends one probe to every hub, and tells how many have gone

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/schema/sbdb"
 	"github.com/courier-sdn/courier/tools/sandbox"
 )
@@ -164,6 +166,29 @@ func TestSNATToTheInternet(t *testing.T) {
 		if len(rep.Intervals) < 6 {
 			t.Errorf("the stream lasted %d s, want 6", len(rep.Intervals))
 		}
+	})
+	t.Run("pings through SNAT pass over a dead gateway", func(t *testing.T) {
+		// A ping's flow hash never changes (a TCP socket's changes on each
+		// timeout, which can hide a host still sending to a dead gateway):
+		// the host must judge the gateway dead by its probes.
+		before := map[string]uint64{"gw1": e.counters("gw1")["gw_up"], "gw2": e.counters("gw2")["gw_up"]}
+		p := e.startPing("vm1", client, 0, "0.02")
+		time.Sleep(time.Second)
+		busy := "gw1"
+		if e.counters("gw2")["gw_up"]-before["gw2"] > e.counters("gw1")["gw_up"]-before["gw1"] {
+			busy = "gw2"
+		}
+		e.hostDown(busy)
+		time.Sleep(3 * time.Second)
+		sent, recv := p.stop()
+		t.Logf("%s died: %d of %d pings lost (every 20 ms)", busy, sent-recv, sent)
+		if sent < 100 || sent-recv > 50 {
+			t.Errorf("%d of %d pings lost after %s died, want its silence (300 ms) noticed within a second", sent-recv, sent, busy)
+		}
+		if _, err := e.s.HostUp(busy); err != nil {
+			t.Fatal(err)
+		}
+		e.gatewayAnswers("hv1", busy)
 	})
 	t.Run("a translated stream survives its gateway's death and the control plane's restarts", func(t *testing.T) {
 		before := map[string]uint64{"gw1": e.counters("gw1")["gw_up"], "gw2": e.counters("gw2")["gw_up"]}
@@ -328,4 +353,22 @@ func streamKeptOn(t *testing.T, done <-chan string, secs int, what string) (iper
 		}
 	}
 	return rep, quiet
+}
+
+// gatewayAnswers waits until host has heard gateway gw answer its probes
+// within hostd's default threshold: the host sends through it again.
+func (e *env) gatewayAnswers(host, gw string) {
+	e.t.Helper()
+	vtep := e.vtep(gw)
+	d := e.dp(host)
+	testenv.Eventually(e.t, 20*time.Second, host+" hears "+gw+" answer its probes", func() error {
+		seen, err := d.HubSeen()
+		if err != nil {
+			return err
+		}
+		if ago, ok := seen[vtep]; !ok || ago >= dataplane.DefaultHubDownAfter { // hostd's default
+			return fmt.Errorf("%s last answered %v ago (probed: %v)", gw, ago, ok)
+		}
+		return nil
+	})
 }
