@@ -168,6 +168,30 @@ func (d *Datapath) KeepForwarding() (bool, error) {
 	return true, setForwarding(d.cfg.Device, true)
 }
 
+// FollowUnderlay finds the interface the programs encapsulate out of
+// again (encapLink) and, when it changed, tells the running programs and
+// sets the VXLAN device's forwarding to match: an underlay interface
+// replaced (a bond or a VLAN device recreated, a NIC renamed into place)
+// has a new ifindex, and until then every packet the programs would send
+// goes through the device, its route leading out of an interface they do
+// not know (encap.h). It returns the ifindex before and after (0: the
+// device encapsulates). With KernelEncap it does nothing. hostd calls it
+// every second: one dump of the namespace's IPv4 addresses.
+func (d *Datapath) FollowUnderlay() (from, to int, err error) {
+	if d.cfg.KernelEncap || d.objs.CfgUnderlayIfindex == nil {
+		return 0, 0, nil
+	}
+	from, to = d.encapIdx, encapLink(d.cfg.VTEP)
+	if to == from {
+		return from, to, nil
+	}
+	if err := d.objs.CfgUnderlayIfindex.Set(uint32(to)); err != nil {
+		return from, from, fmt.Errorf("tell the programs the underlay's ifindex %d: %w", to, err)
+	}
+	d.encapIdx = to
+	return from, to, setForwarding(d.cfg.Device, to != 0)
+}
+
 // localPortRange is net.ipv4.ip_local_port_range, which the VXLAN device
 // draws its UDP source ports from and so do the programs (encap.h); the
 // kernel's default if it cannot be read.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -273,5 +274,56 @@ func TestMulticastInnerMACIsEncapsulated(t *testing.T) {
 			t.Errorf("a1 -> a3 through %s: %d/3 answered, h1 sent %d, %d of them through the device; want 3, by the programs\n%s",
 				mac, n, sent, device, out)
 		}
+	}
+}
+
+// TestProgramsFollowAReplacedUnderlay: h1's eth0 is deleted and a new
+// one plugged in with the same address (a recreated bond: a new ifindex
+// and MAC). Until FollowUnderlay the programs' route leads out of an
+// interface they do not know, and the device sends every packet; after
+// it, the programs send them again out of the new one.
+func TestProgramsFollowAReplacedUnderlay(t *testing.T) {
+	w := newWorld(t, "h1", "h2")
+	w.loadKnowingAll(t, "h1", "h2")
+	w.mustPing(t, "a1", "10.0.1.12")
+	h1 := w.lab.Hosts["h1"].NS
+	follow := func() (from, to int) {
+		t.Helper()
+		err := lab.Do(h1, func() error { var err error; from, to, err = w.dp["h1"].FollowUnderlay(); return err })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return from, to
+	}
+	if from, to := follow(); from == 0 || from != to {
+		t.Fatalf("FollowUnderlay before any change: %d -> %d, want the same non-zero ifindex", from, to)
+	}
+	ping := func(when string) (programs, device uint64) {
+		t.Helper()
+		before := w.counters(t, "h1")
+		n, out := w.lab.Ping("a1", ip("10.0.1.12"), 3, "0.2")
+		after := w.counters(t, "h1")
+		if n != 3 {
+			t.Errorf("%s: a1 -> a3 %d/3 answered\n%s", when, n, out)
+		}
+		device = after["encap_device"] - before["encap_device"]
+		return after["remote_tx"] - before["remote_tx"] - device, device
+	}
+	if err := w.lab.ReplaceUnderlay("h1"); err != nil {
+		t.Fatal(err)
+	}
+	if p, d := ping("eth0 replaced"); p != 0 || d < 3 {
+		t.Errorf("eth0 replaced, not yet followed: the programs sent %d, the device %d; want the device all", p, d)
+	}
+	from, to := follow()
+	var eth0 netlink.Link
+	if err := lab.Do(h1, func() error { var err error; eth0, err = netlink.LinkByName("eth0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if to != eth0.Attrs().Index || from == to {
+		t.Fatalf("FollowUnderlay: %d -> %d, want the new eth0's %d", from, to, eth0.Attrs().Index)
+	}
+	if p, d := ping("followed"); p < 3 || d != 0 {
+		t.Errorf("followed: the programs sent %d, the device %d; want the programs all", p, d)
 	}
 }

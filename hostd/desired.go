@@ -365,6 +365,7 @@ type Dataplane interface {
 	HubSeen() (map[netip.Addr]time.Duration, error)
 	HubDown(ago time.Duration) bool
 	KeepForwarding() (bool, error)
+	FollowUnderlay() (from, to int, err error)
 }
 
 // LearnSender sends learn messages from user space (dataplane.Sender).

@@ -407,6 +407,7 @@ func (d *Daemon) serve(ctx context.Context, links chan linkEvent, events chan da
 				d.log.Debug("aged out idle learned paths", "n", n)
 			}
 			d.keepForwarding()
+			d.followUnderlay()
 			d.refreshLearned(ctx)
 			if !d.dirty && time.Since(d.reconciled) < safetyReconcile {
 				continue // nothing changed: nothing to do
@@ -437,6 +438,20 @@ func (d *Daemon) keepForwarding() {
 		d.m.forwardingResets.Inc()
 		d.log.Warn("the VXLAN device's forwarding was turned off (a write of net.ipv4.conf.all.forwarding resets it): "+
 			"turned it on again; meanwhile the device encapsulated every packet", "device", d.cfg.Device)
+	}
+}
+
+// followUnderlay tells the programs which interface to encapsulate out
+// of when the underlay interface was replaced (Datapath.FollowUnderlay).
+func (d *Daemon) followUnderlay() {
+	from, to, err := d.dp.FollowUnderlay()
+	switch {
+	case err != nil && d.logLimit.allow("underlay"):
+		d.log.Warn("the underlay interface changed; the VXLAN device encapsulates meanwhile", "err", err)
+	case from != to:
+		d.m.underlayChanges.Inc()
+		d.log.Info("the underlay interface changed; the programs encapsulate out of the new one (0: the VXLAN device encapsulates)",
+			"from_ifindex", from, "to_ifindex", to)
 	}
 }
 

@@ -1,6 +1,7 @@
 /* Configuration fixed when hostd loads the programs (one load per host):
  * rewritten constants, not a matrix of #ifdefs. The verifier prunes the
- * branches they disable. */
+ * branches they disable. One exception, cfg_underlay_ifindex, which
+ * hostd may change while the programs run. */
 #ifndef COURIER_CONFIG_H
 #define COURIER_CONFIG_H
 
@@ -11,8 +12,10 @@ volatile const __u32 cfg_local_vtep = 0;
 /* ifindex of the collect-metadata VXLAN device. */
 volatile const __u32 cfg_vxlan_ifindex = 0;
 /* ifindex of the underlay device the programs encapsulate out of
- * (encap.h); 0: the VXLAN device encapsulates every packet. */
-volatile const __u32 cfg_underlay_ifindex = 0;
+ * (encap.h); 0: the VXLAN device encapsulates every packet. Not a
+ * constant (.bss): hostd follows an underlay interface that is replaced
+ * (Datapath.FollowUnderlay) without reloading the programs. */
+volatile __u32 cfg_underlay_ifindex = 0;
 /* The host's local port range (net.ipv4.ip_local_port_range), which the
  * device draws UDP source ports from (udp_flow_src_port). */
 volatile const __u32 cfg_sport_min = 32768;

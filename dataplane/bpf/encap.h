@@ -151,8 +151,10 @@ static __always_inline int encap_fill(struct __sk_buff *skb, __u32 vtep, __u8 to
  * its locals do not grow the frame of every program that sends. */
 static __attribute__((noinline)) long encap_out(struct __sk_buff *skb, __u32 vtep, __u32 vni, __u32 gbp)
 {
+	/* Read once: hostd may change it meanwhile. */
+	__u32 underlay = cfg_underlay_ifindex;
 	/* A VLAN tag would go on the outer frame: the device puts it inside. */
-	if (cfg_trace || !cfg_underlay_ifindex || skb->protocol != bpf_htons(ETH_P_IP) || skb->vlan_present)
+	if (cfg_trace || !underlay || skb->protocol != bpf_htons(ETH_P_IP) || skb->vlan_present)
 		return -1;
 	__u32 zero = 0;
 	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&encap_fib, &zero);
@@ -160,7 +162,7 @@ static __attribute__((noinline)) long encap_out(struct __sk_buff *skb, __u32 vte
 	if (!fib)
 		return -1;
 	__builtin_memset(fib, 0, sizeof(*fib));
-	if (encap_route(skb, vtep, fib) != BPF_FIB_LKUP_RET_SUCCESS || fib->ifindex != cfg_underlay_ifindex || !fits(skb))
+	if (encap_route(skb, vtep, fib) != BPF_FIB_LKUP_RET_SUCCESS || fib->ifindex != underlay || !fits(skb))
 		return -1;
 	struct bpf_redir_neigh nh = {.nh_family = fib->family};
 	if (fib->family == AF_INET6)
@@ -178,7 +180,7 @@ static __attribute__((noinline)) long encap_out(struct __sk_buff *skb, __u32 vte
 		return -1;
 	if (encap_fill(skb, vtep, tos, vni, gbp, hash) < 0)
 		return TC_ACT_SHOT;
-	return bpf_redirect_neigh(cfg_underlay_ifindex, &nh, sizeof(nh), 0);
+	return bpf_redirect_neigh(underlay, &nh, sizeof(nh), 0);
 }
 
 #endif

@@ -151,7 +151,17 @@ func (l *Lab) AddHost(name string, n int) (*Host, error) {
 	if err := NewNS(h.NS); err != nil {
 		return nil, err
 	}
-	fabSide := fabricSide(name)
+	if err := l.plugUnderlay(h, l.subnet.Bits()); err != nil {
+		return nil, err
+	}
+	l.Hosts[name] = h
+	return h, l.Neighbours()
+}
+
+// plugUnderlay links host h into the fabric: a veth, its eth0 holding
+// the host's VTEP address with a prefix of bits.
+func (l *Lab) plugUnderlay(h *Host, bits int) error {
+	fabSide := fabricSide(h.Name)
 	err := Do(l.Fabric, func() error {
 		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fabSide, MTU: 1500}, PeerName: "eth0"}); err != nil {
 			return err
@@ -176,7 +186,7 @@ func (l *Lab) AddHost(name string, n int) (*Host, error) {
 		return netlink.LinkSetNsFd(peer, int(hns))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("host %s underlay: %w", name, err)
+		return fmt.Errorf("host %s underlay: %w", h.Name, err)
 	}
 	err = Do(h.NS, func() error {
 		eth, err := netlink.LinkByName("eth0")
@@ -187,16 +197,56 @@ func (l *Lab) AddHost(name string, n int) (*Host, error) {
 		if err := netlink.LinkSetMulticastOff(eth); err != nil {
 			return err
 		}
-		if err := netlink.AddrAdd(eth, &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(l.subnet.Bits(), 32)}}); err != nil {
+		if err := netlink.AddrAdd(eth, &netlink.Addr{IPNet: &net.IPNet{IP: h.VTEP.AsSlice(), Mask: net.CIDRMask(bits, 32)}}); err != nil {
 			return err
 		}
 		return netlink.LinkSetUp(eth)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("host %s address: %w", name, err)
+		return fmt.Errorf("host %s address: %w", h.Name, err)
 	}
-	l.Hosts[name] = h
-	return h, l.Neighbours()
+	return nil
+}
+
+// ReplaceUnderlay deletes host name's eth0 and plugs in a new one with
+// the same address (a new ifindex and MAC), as when an operator recreates
+// a bond, and rewrites the underlay's neighbour entries. It works on a
+// lab reopened from saved state (its hosts' names, VTEPs and MACs).
+func (l *Lab) ReplaceUnderlay(name string) error {
+	h, ok := l.Hosts[name]
+	if !ok {
+		return fmt.Errorf("no host %s", name)
+	}
+	bits := 0
+	err := Do(h.NS, func() error {
+		eth, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		addrs, err := netlink.AddrList(eth, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if a.IP.Equal(h.VTEP.AsSlice()) {
+				bits, _ = a.Mask.Size()
+			}
+		}
+		if bits == 0 {
+			return fmt.Errorf("eth0 does not hold %s", h.VTEP)
+		}
+		return netlink.LinkDel(eth)
+	})
+	if err != nil {
+		return fmt.Errorf("host %s: delete eth0: %w", name, err)
+	}
+	if err := Do(l.Fabric, func() error { return waitLinkGone(fabricSide(name), 5*time.Second) }); err != nil {
+		return err
+	}
+	if err := l.plugUnderlay(h, bits); err != nil {
+		return err
+	}
+	return l.Neighbours()
 }
 
 // fabricSide is the fabric's end of a host's underlay link.

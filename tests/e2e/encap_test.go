@@ -13,7 +13,8 @@ import (
 // encapsulated: the device sends only what is not IPv4 (hub probes and
 // lessons) by default, everything with the flag. A write of
 // net.ipv4.conf.all.forwarding turns the device's forwarding off, which
-// the programs' route lookups need: hostd turns it on again.
+// the programs' route lookups need: hostd turns it on again. An underlay
+// interface replaced (a new ifindex): hostd tells the programs.
 func TestWhoEncapsulates(t *testing.T) {
 	for _, c := range []struct {
 		name       string
@@ -48,6 +49,13 @@ func TestWhoEncapsulates(t *testing.T) {
 			if f := e.forwarding("hv2"); f != "1" {
 				t.Errorf("courier0's forwarding on hv2 is %s after hostd saw it off", f)
 			}
+			e.encapsulatedBy(true)
+			// A recreated underlay interface: a new ifindex, which hostd
+			// follows within a second.
+			if err := e.s.ReplaceUnderlay("hv2"); err != nil {
+				t.Fatal(err)
+			}
+			e.waitLog("hv2", "the underlay interface changed", "hv2's hostd to follow its new eth0")
 			e.encapsulatedBy(true)
 		})
 	}

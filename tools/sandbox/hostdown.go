@@ -141,3 +141,25 @@ func (s *Sandbox) setDown(name string, down bool) {
 		}
 	}
 }
+
+// ReplaceUnderlay deletes host name's underlay link and plugs in a new
+// one holding the same VTEP address, with a new ifindex and MAC, as an
+// operator recreating a bond does; its hostd keeps running. The other
+// hosts' static neighbour entries learn the new MAC.
+func (s *Sandbox) ReplaceUnderlay(name string) error {
+	if _, err := s.host(name); err != nil {
+		return err
+	}
+	if err := s.lab.ReplaceUnderlay(name); err != nil {
+		return fmt.Errorf("host %s: %w", name, err)
+	}
+	s.mu.Lock()
+	for i := range s.State.Hosts {
+		if s.State.Hosts[i].Name == name {
+			s.State.Hosts[i].MAC = s.lab.Hosts[name].MAC.String()
+		}
+	}
+	s.mu.Unlock()
+	s.log.Info("replaced the underlay link", "host", name)
+	return s.save()
+}
