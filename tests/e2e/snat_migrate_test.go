@@ -296,11 +296,12 @@ func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
 	}
 }
 
-// snatAcrossMigration runs the scenario once. It returns the console
-// log that shows the guest's kernel crashed, when a stream stopped with
-// it; a stream that stopped otherwise fails t.
-func snatAcrossMigration(t *testing.T) (crash string) {
-	e := startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 1})
+// snatGuestStream starts a sandbox whose guest g1, on hv1 and
+// translated by SNAT, sends a line every 20 ms to a server on the
+// internet (port 5400): the server's lines and whether its connection
+// lives.
+func snatGuestStream(t *testing.T) (e *env, got *lines, alive func() bool) {
+	e = startOpts(t, sandbox.Options{Hosts: 2, Hubs: 1, Gateways: 1})
 	inet := e.s.InternetNS()
 	server := sandbox.InternetAddr.Addr().String()
 	e.nb("vpc-add", "q", "--open", "--", "vxnet-add", "q", "qa", "10.7.1.0/24",
@@ -309,16 +310,25 @@ func snatAcrossMigration(t *testing.T) (crash string) {
 	e.guests("hv1", "g1")
 	e.mustPing("g1", server)
 
-	got, alive := ncServer(t, inet, 5400)
-	ctx := t.Context()
+	got, alive = ncServer(t, inet, 5400)
 	// A line every 20 ms from shell builtins (read times out on a pipe
 	// that never speaks): a sleep forked every 20 ms made the guest's
 	// memory churn through the migration, and its kernel crash after it
 	// more often (TestQEMULiveMigrationKeepsASNATStream's comment).
 	loop := "sleep 100000 | (i=0; while i=$((i+1)); do echo $i; read -t 0.02 x; done)"
-	if out, st, err := e.s.GuestExec(ctx, "g1", "("+loop+" | nc "+server+" 5400) >/dev/null 2>&1 &"); err != nil || st != 0 {
+	if out, st, err := e.s.GuestExec(t.Context(), "g1", "("+loop+" | nc "+server+" 5400) >/dev/null 2>&1 &"); err != nil || st != 0 {
 		t.Fatalf("start the guest's stream: %v %d %s", err, st, out)
 	}
+	return e, got, alive
+}
+
+// snatAcrossMigration runs the scenario once. It returns the console
+// log that shows the guest's kernel crashed, when a stream stopped with
+// it; a stream that stopped otherwise fails t.
+func snatAcrossMigration(t *testing.T) (crash string) {
+	e, got, alive := snatGuestStream(t)
+	inet := e.s.InternetNS()
+	ctx := t.Context()
 	// flows: the server receives more lines within 20 s; or the guest's
 	// kernel crashed (crash is set, false).
 	flows := func(what string) bool {
