@@ -129,7 +129,7 @@ type Daemon struct {
 	status     map[string]string
 	logLimit   logLimiter
 	// probes: the hubs this host probes, each with a VNI it serves.
-	probes map[netip.Addr]uint32
+	probes map[netip.Addr]probe
 	// hub is the bindings of the VPCs this host is a hub of, kept row by
 	// row (hubTable); hubChecked, when its kernel map was last compared
 	// whole.

@@ -63,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		probes: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_hub_probes_total",
 			Help: "Liveness probes sent to hubs."}),
 		hubsDown: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_hostd_hubs_down",
-			Help: "Hubs this host probes that have not answered lately: its data plane passes over them."}),
+			Help: "Hubs and gateways this host probes that have not answered lately: its data plane passes over them."}),
 		monitoredRows: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "courier_hostd_monitored_rows",
 			Help: "Southbound rows this host receives, by table."}, []string{"table"}),
 		vpcSessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_hostd_vpc_sessions",

@@ -32,20 +32,27 @@ func (d *Daemon) setProbes(st *dataplane.State) {
 	d.probes = probes
 }
 
+// probe is how a VTEP is probed: in which VNI, and whether it is a
+// gateway (else a hub).
+type probe struct {
+	vni     uint32
+	gateway bool
+}
+
 // probeTargets is what a host probes, each VTEP with the VNI to probe it
 // in: every hub of this host's VPCs but itself, each with a VNI of one of
 // its VPCs (the hub's tunnel program drops packets of VNIs it does not
 // serve), and the gateways of the networks its ports reach through an EIP
 // or SNAT, which answer in any VNI. A gateway not probed is never judged
 // silent, so pick_gateway would keep hashing flows to it after it died.
-func probeTargets(st *dataplane.State, self netip.Addr) map[netip.Addr]uint32 {
+func probeTargets(st *dataplane.State, self netip.Addr) map[netip.Addr]probe {
 	vniOf := map[uint32]uint32{}
 	for _, v := range st.Vxnets {
 		if old, ok := vniOf[v.VPC]; !ok || v.VNI < old {
 			vniOf[v.VPC] = v.VNI
 		}
 	}
-	probes := map[netip.Addr]uint32{}
+	probes := map[netip.Addr]probe{}
 	for _, h := range st.Hubs {
 		vni, ok := vniOf[h.VPC]
 		if !ok {
@@ -55,8 +62,8 @@ func probeTargets(st *dataplane.State, self netip.Addr) map[netip.Addr]uint32 {
 			if vtep == self {
 				continue
 			}
-			if old, ok := probes[vtep]; !ok || vni < old {
-				probes[vtep] = vni
+			if old, ok := probes[vtep]; !ok || vni < old.vni {
+				probes[vtep] = probe{vni: vni}
 			}
 		}
 	}
@@ -84,18 +91,18 @@ func probeTargets(st *dataplane.State, self netip.Addr) map[netip.Addr]uint32 {
 		}
 		for _, vtep := range g.VTEPs {
 			if _, seen := probes[vtep]; !seen && vtep != self {
-				probes[vtep] = vni
+				probes[vtep] = probe{vni: vni, gateway: true}
 			}
 		}
 	}
 	return probes
 }
 
-// probe sends one probe to every hub, and tells how many have gone
-// silent.
+// probe sends one probe to every hub and gateway, and tells how many
+// have gone silent.
 func (d *Daemon) probe() {
-	for hub, vni := range d.probes {
-		if err := d.sender.Probe(hub, vni, d.cfg.EncapIP); err != nil {
+	for hub, p := range d.probes {
+		if err := d.sender.Probe(hub, p.vni, d.cfg.EncapIP); err != nil {
 			if d.logLimit.allow("probe/" + hub.String()) {
 				d.log.Warn("probe hub", "hub", hub, "err", err)
 			}
@@ -108,12 +115,18 @@ func (d *Daemon) probe() {
 		return
 	}
 	down := 0
-	for hub, ago := range seen {
-		if d.dp.HubDown(ago) {
-			down++
-			if d.logLimit.allow("down/" + hub.String()) {
-				d.log.Warn("a hub stopped answering probes; new flows go to the VPC's other hubs", "hub", hub, "silent", ago)
-			}
+	for vtep, ago := range seen {
+		if !d.dp.HubDown(ago) {
+			continue
+		}
+		down++
+		if !d.logLimit.allow("down/" + vtep.String()) {
+			continue
+		}
+		if d.probes[vtep].gateway {
+			d.log.Warn("a gateway stopped answering probes; new packets go to its network's other gateways", "gateway", vtep, "silent", ago)
+		} else {
+			d.log.Warn("a hub stopped answering probes; new flows go to the VPC's other hubs", "hub", vtep, "silent", ago)
 		}
 	}
 	d.m.hubsDown.Set(float64(down))

@@ -185,6 +185,7 @@ func TestSNATToTheInternet(t *testing.T) {
 		if sent < 100 || sent-recv > 50 {
 			t.Errorf("%d of %d pings lost after %s died, want its silence (300 ms) noticed within a second", sent-recv, sent, busy)
 		}
+		e.waitLog("hv1", "a gateway stopped answering probes", "hv1's hostd to report the dead gateway")
 		if _, err := e.s.HostUp(busy); err != nil {
 			t.Fatal(err)
 		}
