@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/lab"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -325,5 +326,35 @@ func TestProgramsFollowAReplacedUnderlay(t *testing.T) {
 	}
 	if p, d := ping("followed"); p < 3 || d != 0 {
 		t.Errorf("followed: the programs sent %d, the device %d; want the programs all", p, d)
+	}
+}
+
+// TestVariantKeepsTheUnderlay: a variant of the programs (make bench's
+// before and after builds) gets the running programs' configuration,
+// the underlay's ifindex included, which hostd keeps in .bss; without it
+// a variant never encapsulates, and its "encapsulate" timings are the
+// device's.
+func TestVariantKeepsTheUnderlay(t *testing.T) {
+	w := newWorld(t, "h1")
+	w.load(t, "h1", true)
+	var underlay int
+	err := lab.Do(w.lab.Hosts["h1"].NS, func() error { var err error; _, underlay, err = w.dp["h1"].FollowUnderlay(); return err })
+	if err != nil || underlay == 0 {
+		t.Fatalf("the running programs' underlay: %d %v", underlay, err)
+	}
+	coll, err := dataplane.LoadVariant(dataplane.CurrentObject(), "/sys/fs/bpf/courier-test-"+w.lab.Prefix, "h1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coll.Close()
+	var got, vtep uint32
+	if err := coll.Variables["cfg_underlay_ifindex"].Get(&got); err != nil {
+		t.Fatal(err)
+	}
+	if err := coll.Variables["cfg_local_vtep"].Get(&vtep); err != nil {
+		t.Fatal(err)
+	}
+	if int(got) != underlay || vtep == 0 {
+		t.Errorf("the variant's underlay ifindex %d (the running programs' %d), its VTEP %#x", got, underlay, vtep)
 	}
 }

@@ -137,6 +137,21 @@ func OpenTracer(pinRoot, chassis string) (*Tracer, error) {
 // runningRodata reads the load-time configuration of the programs hostd
 // attached, through the pinned link of the tunnel program.
 func runningRodata(dir string) ([]byte, error) {
+	secs, err := runningSections(dir)
+	if err != nil {
+		return nil, err
+	}
+	if secs[".rodata"] == nil {
+		return nil, errors.New("the running programs have no .rodata")
+	}
+	return secs[".rodata"], nil
+}
+
+// runningSections reads the data sections of the programs hostd attached
+// (.rodata, the load-time configuration; .bss, what hostd changes while
+// they run), by section name, through the pinned link of the tunnel
+// program.
+func runningSections(dir string) (map[string][]byte, error) {
 	l, err := link.LoadPinnedLink(filepath.Join(dir, "links", "tunnel"), nil)
 	if err != nil {
 		return nil, fmt.Errorf("no tunnel program attached (is hostd running there?): %w", err)
@@ -156,22 +171,24 @@ func runningRodata(dir string) ([]byte, error) {
 		return nil, err
 	}
 	ids, _ := pi.MapIDs()
+	out := map[string][]byte{}
 	for _, id := range ids {
 		m, err := ebpf.NewMapFromID(id)
 		if err != nil {
 			continue
 		}
 		mi, err := m.Info()
-		if err != nil || !strings.HasSuffix(mi.Name, "rodata") {
-			m.Close()
-			continue
+		for _, sec := range []string{".rodata", ".bss"} {
+			if err == nil && strings.HasSuffix(mi.Name, sec[1:]) && out[sec] == nil {
+				val := make([]byte, m.ValueSize())
+				if err := m.Lookup(uint32(0), &val); err == nil {
+					out[sec] = val
+				}
+			}
 		}
-		val := make([]byte, m.ValueSize())
-		err = m.Lookup(uint32(0), &val)
 		m.Close()
-		return val, err
 	}
-	return nil, errors.New("the running programs have no .rodata")
+	return out, nil
 }
 
 // Close releases the trace programs (the chassis's maps stay).

@@ -14,8 +14,8 @@ import (
 // Variants let the benchmark compare two builds of the programs on one
 // state, in one run: another build (an ELF object as bpf2go writes
 // dvr_bpfel.o, such as an earlier commit's) is loaded for a chassis whose
-// programs run, with the running configuration (every constant both
-// builds name), on the chassis's pinned maps wherever the two builds lay
+// programs run, with the running configuration (every variable both
+// builds name, constant or not), on the chassis's pinned maps wherever the two builds lay
 // a map out alike, on fresh maps where they do not (counters that gained
 // entries, test maps renamed). Nothing is attached.
 
@@ -35,16 +35,23 @@ func LoadVariant(obj []byte, pinRoot, chassis string, test bool) (*ebpf.Collecti
 	if err != nil {
 		return nil, err
 	}
-	rodata, err := runningRodata(dir)
+	secs, err := runningSections(dir)
 	if err != nil {
 		return nil, err
 	}
+	// Every variable both builds name, from the section this build keeps
+	// it in: a constant, or one hostd changes as the programs run (.bss:
+	// the underlay's ifindex, without which a variant never encapsulates).
 	for name, v := range spec.Variables {
 		cur, ok := running.Variables[name]
-		if !ok || !v.Constant() || len(cur.Value) != len(v.Value) || int(cur.Offset)+len(v.Value) > len(rodata) {
+		if !ok {
 			continue
 		}
-		copy(v.Value, rodata[cur.Offset:int(cur.Offset)+len(v.Value)])
+		data := secs[cur.SectionName]
+		if len(cur.Value) != len(v.Value) || int(cur.Offset)+len(v.Value) > len(data) {
+			continue
+		}
+		copy(v.Value, data[cur.Offset:int(cur.Offset)+len(v.Value)])
 	}
 	for _, name := range []string{"cfg_test", "cfg_test_tunnel"} {
 		if v, ok := spec.Variables[name]; ok {
