@@ -96,6 +96,9 @@ func UnderlayMTU(addr netip.Addr) (int, error) {
 	return l.Attrs().MTU, nil
 }
 
+// errNoUnderlay: no interface holds the VTEP address.
+var errNoUnderlay = errors.New("no interface holds the VTEP address")
+
 // underlayLink is the interface that holds addr: one dump of the
 // namespace's addresses, however many VM interfaces the host has.
 func underlayLink(addr netip.Addr) (netlink.Link, error) {
@@ -108,7 +111,7 @@ func underlayLink(addr netip.Addr) (netlink.Link, error) {
 			return netlink.LinkByIndex(a.LinkIndex)
 		}
 	}
-	return nil, fmt.Errorf("no interface holds the VTEP address %s", addr)
+	return nil, fmt.Errorf("%w (%s)", errNoUnderlay, addr)
 }
 
 // encapLink is the ifindex the programs encapsulate out of (encap.h):
@@ -116,13 +119,20 @@ func underlayLink(addr netip.Addr) (netlink.Link, error) {
 // can leave by it. 0 when the address is on a loopback or dummy device
 // (a routed host's VTEP, reached over several uplinks) or on none: then
 // the VXLAN device encapsulates everything, as it does for whatever the
-// programs cannot send themselves.
-func encapLink(vtep netip.Addr) int {
+// programs cannot send themselves. An error says the kernel could not be
+// asked (a failed dump, the interface gone meanwhile): nothing is known.
+func encapLink(vtep netip.Addr) (int, error) {
 	l, err := underlayLink(vtep)
-	if err != nil || l.Attrs().Flags&net.FlagLoopback != 0 || l.Type() == "dummy" {
-		return 0
+	if errors.Is(err, errNoUnderlay) {
+		return 0, nil
 	}
-	return l.Attrs().Index
+	if err != nil {
+		return 0, err
+	}
+	if l.Attrs().Flags&net.FlagLoopback != 0 || l.Type() == "dummy" {
+		return 0, nil
+	}
+	return l.Attrs().Index, nil
 }
 
 // forwardingPath is net.ipv4.conf.DEV.forwarding.
@@ -171,19 +181,21 @@ func (d *Datapath) KeepForwarding() (bool, error) {
 // FollowUnderlay finds the interface the programs encapsulate out of
 // again (encapLink) and, when it changed, tells the running programs and
 // sets the VXLAN device's forwarding to match: an underlay interface
-// replaced (a bond or a VLAN device recreated, a NIC renamed into place)
-// has a new ifindex, and until then every packet the programs would send
-// goes through the device, its route leading out of an interface they do
-// not know (encap.h). It returns the ifindex before and after (0: the
-// device encapsulates). With KernelEncap it does nothing. hostd calls it
-// every second: one dump of the namespace's IPv4 addresses.
+// replaced (a bond or a VLAN device recreated) or the VTEP address moved
+// to another interface has a new ifindex, and until then every packet
+// the programs would send goes through the device, its route leading out
+// of an interface they do not know (encap.h). It returns the ifindex
+// before and after (0: the device encapsulates); when the interface
+// cannot be read, nothing changes. With KernelEncap it does nothing.
+// hostd calls it every second: a dump of the namespace's IPv4 addresses
+// and a read of one interface.
 func (d *Datapath) FollowUnderlay() (from, to int, err error) {
-	if d.cfg.KernelEncap || d.objs.CfgUnderlayIfindex == nil {
+	if d.cfg.KernelEncap {
 		return 0, 0, nil
 	}
-	from, to = d.encapIdx, encapLink(d.cfg.VTEP)
-	if to == from {
-		return from, to, nil
+	from = d.encapIdx
+	if to, err = encapLink(d.cfg.VTEP); err != nil || to == from {
+		return from, from, err
 	}
 	if err := d.objs.CfgUnderlayIfindex.Set(uint32(to)); err != nil {
 		return from, from, fmt.Errorf("tell the programs the underlay's ifindex %d: %w", to, err)

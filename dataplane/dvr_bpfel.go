@@ -522,6 +522,7 @@ const (
 	dvrVarCfgAnnounceCostNs  = "cfg_announce_cost_ns"
 	dvrVarCfgCtClosingNs     = "cfg_ct_closing_ns"
 	dvrVarCfgCtTimeoutNs     = "cfg_ct_timeout_ns"
+	dvrVarCfgEncap           = "cfg_encap"
 	dvrVarCfgHub             = "cfg_hub"
 	dvrVarCfgHubBurstNs      = "cfg_hub_burst_ns"
 	dvrVarCfgHubCostNs       = "cfg_hub_cost_ns"
@@ -664,6 +665,7 @@ type dvrVariableSpecs struct {
 	CfgAnnounceCostNs  *ebpf.VariableSpec `ebpf:"cfg_announce_cost_ns"`
 	CfgCtClosingNs     *ebpf.VariableSpec `ebpf:"cfg_ct_closing_ns"`
 	CfgCtTimeoutNs     *ebpf.VariableSpec `ebpf:"cfg_ct_timeout_ns"`
+	CfgEncap           *ebpf.VariableSpec `ebpf:"cfg_encap"`
 	CfgHub             *ebpf.VariableSpec `ebpf:"cfg_hub"`
 	CfgHubBurstNs      *ebpf.VariableSpec `ebpf:"cfg_hub_burst_ns"`
 	CfgHubCostNs       *ebpf.VariableSpec `ebpf:"cfg_hub_cost_ns"`
@@ -840,6 +842,7 @@ type dvrVariables struct {
 	CfgAnnounceCostNs  *ebpf.Variable `ebpf:"cfg_announce_cost_ns"`
 	CfgCtClosingNs     *ebpf.Variable `ebpf:"cfg_ct_closing_ns"`
 	CfgCtTimeoutNs     *ebpf.Variable `ebpf:"cfg_ct_timeout_ns"`
+	CfgEncap           *ebpf.Variable `ebpf:"cfg_encap"`
 	CfgHub             *ebpf.Variable `ebpf:"cfg_hub"`
 	CfgHubBurstNs      *ebpf.Variable `ebpf:"cfg_hub_burst_ns"`
 	CfgHubCostNs       *ebpf.Variable `ebpf:"cfg_hub_cost_ns"`

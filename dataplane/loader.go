@@ -181,7 +181,11 @@ func Load(cfg Config) (*Datapath, error) {
 	}
 	d.vxlan = vx
 	if !cfg.KernelEncap {
-		d.encapIdx = encapLink(cfg.VTEP)
+		idx, err := encapLink(cfg.VTEP)
+		if err != nil {
+			log.Warn("the underlay interface: the VXLAN device encapsulates until hostd finds it", "err", err)
+		}
+		d.encapIdx = idx
 	}
 	d.log.Info("encapsulation", "vxlan_device", cfg.Device, "underlay_ifindex", d.encapIdx, "in_programs", d.encapIdx != 0)
 	if err := d.loadObjects(); err != nil {
@@ -223,9 +227,12 @@ func (d *Datapath) loadObjects() error {
 	if d.cfg.Hub {
 		hub = 1
 	}
-	var test uint8
+	var test, encap uint8
 	if d.cfg.TestHooks {
 		test = 1
+	}
+	if !d.cfg.KernelEncap {
+		encap = 1
 	}
 	sportMin, sportMax := localPortRange()
 	hubCost, hubBurst := d.cfg.HubBudget.gcra()
@@ -233,7 +240,7 @@ func (d *Datapath) loadObjects() error {
 	icmpCost, icmpBurst := d.cfg.ICMPBudget.gcra()
 	for name, v := range map[string]any{
 		"cfg_local_vtep": host32(d.cfg.VTEP), "cfg_vxlan_ifindex": uint32(d.vxlan),
-		"cfg_underlay_ifindex": uint32(d.encapIdx), "cfg_sport_min": sportMin, "cfg_sport_max": sportMax,
+		"cfg_underlay_ifindex": uint32(d.encapIdx), "cfg_encap": encap, "cfg_sport_min": sportMin, "cfg_sport_max": sportMax,
 		"cfg_hub":        hub,
 		"cfg_refresh_ns": uint64(d.cfg.RefreshInterval), "cfg_learn_interval_ns": uint64(d.cfg.LearnInterval),
 		"cfg_tunnel_ttl": uint8(64), "cfg_test": test,

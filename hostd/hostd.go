@@ -128,8 +128,10 @@ type Daemon struct {
 	reconciled time.Time
 	status     map[string]string
 	logLimit   logLimiter
-	// probes: the hubs this host probes, each with a VNI it serves.
-	probes map[netip.Addr]probe
+	// probes: the hubs and gateways this host probes, each with a VNI
+	// it serves; probingSince, when this process began probing.
+	probes       map[netip.Addr]probeTarget
+	probingSince time.Time
 	// hub is the bindings of the VPCs this host is a hub of, kept row by
 	// row (hubTable); hubChecked, when its kernel map was last compared
 	// whole.
@@ -445,13 +447,13 @@ func (d *Daemon) keepForwarding() {
 // of when the underlay interface was replaced (Datapath.FollowUnderlay).
 func (d *Daemon) followUnderlay() {
 	from, to, err := d.dp.FollowUnderlay()
-	switch {
-	case err != nil && d.logLimit.allow("underlay"):
-		d.log.Warn("the underlay interface changed; the VXLAN device encapsulates meanwhile", "err", err)
-	case from != to:
+	if from != to {
 		d.m.underlayChanges.Inc()
 		d.log.Info("the underlay interface changed; the programs encapsulate out of the new one (0: the VXLAN device encapsulates)",
-			"from_ifindex", from, "to_ifindex", to)
+			"to_ifindex", to, "from_ifindex", from)
+	}
+	if err != nil && d.logLimit.allow("underlay") {
+		d.log.Warn("follow the underlay interface: meanwhile the VXLAN device encapsulates what the programs cannot", "err", err)
 	}
 }
 

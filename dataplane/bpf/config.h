@@ -1,7 +1,7 @@
 /* Configuration fixed when hostd loads the programs (one load per host):
  * rewritten constants, not a matrix of #ifdefs. The verifier prunes the
  * branches they disable. One exception, cfg_underlay_ifindex, which
- * hostd may change while the programs run. */
+ * hostd may change while the programs run (cfg_encap keeps the pruning). */
 #ifndef COURIER_CONFIG_H
 #define COURIER_CONFIG_H
 
@@ -11,6 +11,10 @@
 volatile const __u32 cfg_local_vtep = 0;
 /* ifindex of the collect-metadata VXLAN device. */
 volatile const __u32 cfg_vxlan_ifindex = 0;
+/* Non-zero: the programs encapsulate what they can (hostd without
+ * --kernel-encap). A constant, so that with it off the verifier prunes
+ * the encapsulation, which cfg_underlay_ifindex below cannot. */
+volatile const __u8 cfg_encap = 0;
 /* ifindex of the underlay device the programs encapsulate out of
  * (encap.h); 0: the VXLAN device encapsulates every packet. Not a
  * constant (.bss): hostd follows an underlay interface that is replaced

@@ -151,10 +151,12 @@ static __always_inline int encap_fill(struct __sk_buff *skb, __u32 vtep, __u8 to
  * its locals do not grow the frame of every program that sends. */
 static __attribute__((noinline)) long encap_out(struct __sk_buff *skb, __u32 vtep, __u32 vni, __u32 gbp)
 {
+	if (!cfg_encap || cfg_trace)
+		return -1;
 	/* Read once: hostd may change it meanwhile. */
 	__u32 underlay = cfg_underlay_ifindex;
 	/* A VLAN tag would go on the outer frame: the device puts it inside. */
-	if (cfg_trace || !underlay || skb->protocol != bpf_htons(ETH_P_IP) || skb->vlan_present)
+	if (!underlay || skb->protocol != bpf_htons(ETH_P_IP) || skb->vlan_present)
 		return -1;
 	__u32 zero = 0;
 	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&encap_fib, &zero);

@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/vishvananda/netlink"
 )
 
 // hostd's programs encapsulate what they send to other hosts by default
@@ -52,10 +55,15 @@ func TestWhoEncapsulates(t *testing.T) {
 			e.encapsulatedBy(true)
 			// A recreated underlay interface: a new ifindex, which hostd
 			// follows within a second.
+			skip := e.hostdLogSize("hv2")
 			if err := e.s.ReplaceUnderlay("hv2"); err != nil {
 				t.Fatal(err)
 			}
-			e.waitLog("hv2", "the underlay interface changed", "hv2's hostd to follow its new eth0")
+			var eth0 netlink.Link
+			if err := lab.Do(e.s.HostNS("hv2"), func() error { var err error; eth0, err = netlink.LinkByName("eth0"); return err }); err != nil {
+				t.Fatal(err)
+			}
+			e.hostdSays("hv2", skip, 10*time.Second, "the underlay interface changed", fmt.Sprintf("to_ifindex=%d", eth0.Attrs().Index))
 			e.encapsulatedBy(true)
 		})
 	}

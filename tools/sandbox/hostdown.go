@@ -147,8 +147,12 @@ func (s *Sandbox) setDown(name string, down bool) {
 // operator recreating a bond does; its hostd keeps running. The other
 // hosts' static neighbour entries learn the new MAC.
 func (s *Sandbox) ReplaceUnderlay(name string) error {
-	if _, err := s.host(name); err != nil {
+	h, err := s.host(name)
+	if err != nil {
 		return err
+	}
+	if h.Down {
+		return fmt.Errorf("host %s is down (courier-sandbox host-up %s first): a new link would come up", name, name)
 	}
 	if err := s.lab.ReplaceUnderlay(name); err != nil {
 		return fmt.Errorf("host %s: %w", name, err)
