@@ -61,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		learnedRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_learned_write_retries_total",
 			Help: "Learned binding writes retried because another writer changed the address's holders meanwhile."}),
 		probes: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_hub_probes_total",
-			Help: "Liveness probes sent to hubs."}),
+			Help: "Liveness probes sent to hubs and gateways."}),
 		hubsDown: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_hostd_hubs_down",
 			Help: "Hubs and gateways this host probes that have not answered lately: its data plane passes over them."}),
 		monitoredRows: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "courier_hostd_monitored_rows",

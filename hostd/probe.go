@@ -32,9 +32,9 @@ func (d *Daemon) setProbes(st *dataplane.State) {
 	d.probes = probes
 }
 
-// probe is how a VTEP is probed: in which VNI, and whether it is a
+// probeTarget is how a VTEP is probed: in which VNI, and whether it is a
 // gateway (else a hub).
-type probe struct {
+type probeTarget struct {
 	vni     uint32
 	gateway bool
 }
@@ -45,14 +45,14 @@ type probe struct {
 // serve), and the gateways of the networks its ports reach through an EIP
 // or SNAT, which answer in any VNI. A gateway not probed is never judged
 // silent, so pick_gateway would keep hashing flows to it after it died.
-func probeTargets(st *dataplane.State, self netip.Addr) map[netip.Addr]probe {
+func probeTargets(st *dataplane.State, self netip.Addr) map[netip.Addr]probeTarget {
 	vniOf := map[uint32]uint32{}
 	for _, v := range st.Vxnets {
 		if old, ok := vniOf[v.VPC]; !ok || v.VNI < old {
 			vniOf[v.VPC] = v.VNI
 		}
 	}
-	probes := map[netip.Addr]probe{}
+	probes := map[netip.Addr]probeTarget{}
 	for _, h := range st.Hubs {
 		vni, ok := vniOf[h.VPC]
 		if !ok {
@@ -63,7 +63,7 @@ func probeTargets(st *dataplane.State, self netip.Addr) map[netip.Addr]probe {
 				continue
 			}
 			if old, ok := probes[vtep]; !ok || vni < old.vni {
-				probes[vtep] = probe{vni: vni}
+				probes[vtep] = probeTarget{vni: vni}
 			}
 		}
 	}
@@ -91,7 +91,7 @@ func probeTargets(st *dataplane.State, self netip.Addr) map[netip.Addr]probe {
 		}
 		for _, vtep := range g.VTEPs {
 			if _, seen := probes[vtep]; !seen && vtep != self {
-				probes[vtep] = probe{vni: vni, gateway: true}
+				probes[vtep] = probeTarget{vni: vni, gateway: true}
 			}
 		}
 	}
@@ -101,10 +101,13 @@ func probeTargets(st *dataplane.State, self netip.Addr) map[netip.Addr]probe {
 // probe sends one probe to every hub and gateway, and tells how many
 // have gone silent.
 func (d *Daemon) probe() {
-	for hub, p := range d.probes {
-		if err := d.sender.Probe(hub, p.vni, d.cfg.EncapIP); err != nil {
-			if d.logLimit.allow("probe/" + hub.String()) {
-				d.log.Warn("probe hub", "hub", hub, "err", err)
+	if d.probingSince.IsZero() {
+		d.probingSince = time.Now()
+	}
+	for vtep, p := range d.probes {
+		if err := d.sender.Probe(vtep, p.vni, d.cfg.EncapIP); err != nil {
+			if d.logLimit.allow("probe/" + vtep.String()) {
+				d.log.Warn("probe a hub or gateway", "vtep", vtep, "err", err)
 			}
 			continue
 		}
@@ -116,7 +119,10 @@ func (d *Daemon) probe() {
 	}
 	down := 0
 	for vtep, ago := range seen {
-		if !d.dp.HubDown(ago) {
+		// hub_seen is pinned: after a restart its stamps are as old as
+		// the restart took. A VTEP is not judged silent for longer than
+		// this process has probed it, nor one it does not probe.
+		if _, probed := d.probes[vtep]; !probed || !d.dp.HubDown(min(ago, time.Since(d.probingSince))) {
 			continue
 		}
 		down++

@@ -27,7 +27,7 @@ func TestProbeTargets(t *testing.T) {
 	st.EIPs = []dataplane.EIP{{Ifindex: 7, VPC: 1, Network: 1}}
 	st.SNATPorts = []dataplane.SNATPort{{Ifindex: 8, VPC: 2, Network: 2}}
 	got := probeTargets(st, self)
-	want := map[netip.Addr]probe{hub: {vni: 5001}, gw1: {vni: 5002, gateway: true}, gw2: {vni: 6001, gateway: true}}
+	want := map[netip.Addr]probeTarget{hub: {vni: 5001}, gw1: {vni: 5002, gateway: true}, gw2: {vni: 6001, gateway: true}}
 	if !maps.Equal(got, want) {
 		t.Errorf("probes %v, want %v (the hub in its VPC's lowest VNI, the EIP's and the SNAT port's gateways in their port's, never itself)", got, want)
 	}

@@ -178,6 +178,7 @@ func TestSNATToTheInternet(t *testing.T) {
 		if e.counters("gw2")["gw_up"]-before["gw2"] > e.counters("gw1")["gw_up"]-before["gw1"] {
 			busy = "gw2"
 		}
+		skip := e.hostdLogSize("hv1")
 		e.hostDown(busy)
 		time.Sleep(3 * time.Second)
 		sent, recv := p.stop()
@@ -185,7 +186,7 @@ func TestSNATToTheInternet(t *testing.T) {
 		if sent < 100 || sent-recv > 50 {
 			t.Errorf("%d of %d pings lost after %s died, want its silence (300 ms) noticed within a second", sent-recv, sent, busy)
 		}
-		e.waitLog("hv1", "a gateway stopped answering probes", "hv1's hostd to report the dead gateway")
+		e.hostdSays("hv1", skip, 10*time.Second, "a gateway stopped answering probes", "gateway="+e.vtep(busy).String())
 		if _, err := e.s.HostUp(busy); err != nil {
 			t.Fatal(err)
 		}
