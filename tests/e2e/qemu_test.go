@@ -137,7 +137,14 @@ func (e *env) streamed(port string) int {
 // namespace VM on a third host pings it every 10 ms and streams to it
 // over TCP: the port moves with the guest, the TCP connection survives,
 // and the pings resume. The blackout (lost pings x 10 ms) is logged.
+// A guest whose kernel crashed right after QEMU's migration (QEMU 7.2's
+// TCG, TestQEMULiveMigrationKeepsASNATStream) proves nothing: the
+// scenario runs again, and is skipped if it crashes twice.
 func TestQEMULiveMigration(t *testing.T) {
+	unlessTheGuestCrashes(t, qemuMigration)
+}
+
+func qemuMigration(t *testing.T) (crash string) {
 	e := start(t, 3, 1)
 	e.nb("vpc-add", "m", "--", "vxnet-add", "m", "ma", "10.6.1.0/24",
 		"--", "port-add", "ma", "g1", "02:00:00:06:01:0a", "10.6.1.10",
@@ -191,12 +198,10 @@ func TestQEMULiveMigration(t *testing.T) {
 	}
 	took := time.Since(start)
 	// Pings after it: whatever was lost, the guest answers again.
-	testenv.Eventually(t, 20*time.Second, "n1 reaches g1 on hv2", func() error {
-		if n, out := e.s.Ping("n1", ip("10.6.1.10"), 1, "0.2"); n != 1 {
-			return fmt.Errorf("no answer: %s", out)
-		}
-		return nil
-	})
+	if crash := e.answersAfterMigration(t, "n1", "10.6.1.10", "g1"); crash != "" {
+		p.stop()
+		return crash
+	}
 	sent, recv := p.stop()
 	t.Logf("live migration hv1 -> hv2: %s end to end, QEMU downtime %s; %d of %d pings (10 ms) lost: a blackout of about %d ms",
 		took.Round(time.Millisecond), downtime, sent-recv, sent, (sent-recv)*10)
@@ -236,7 +241,11 @@ func TestQEMULiveMigration(t *testing.T) {
 		if _, err := e.s.MigrateVM(ctx, "g1", "hv1"); err != nil {
 			t.Fatal(err)
 		}
-		e.mustPing("n1", "10.6.1.10")
+		// What the first migration showed stands; a crash on the way
+		// back skips only this.
+		if crash := e.answersAfterMigration(t, "n1", "10.6.1.10", "g1"); crash != "" {
+			t.Skipf("the guest's kernel crashed after QEMU's migration back (%s): nothing was checked across it", crash)
+		}
 		before := e.streamed("g1")
 		testenv.Eventually(t, 20*time.Second, "the stream goes on after the second migration", func() error {
 			if n := e.streamed("g1"); n <= before {
@@ -245,4 +254,25 @@ func TestQEMULiveMigration(t *testing.T) {
 			return nil
 		})
 	})
+	return ""
+}
+
+// answersAfterMigration waits up to 20 s for guest port (at addr) to
+// answer a ping from vm. It returns the console's sign of the guest's
+// kernel crash if it does not answer and crashed; it fails the test if
+// it does not answer and lives.
+func (e *env) answersAfterMigration(t *testing.T, vm, addr, port string) (crash string) {
+	t.Helper()
+	var out string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		var n int
+		if n, out = e.s.Ping(vm, ip(addr), 1, "0.2"); n == 1 {
+			return ""
+		}
+	}
+	if crash = e.guestCrashed(port); crash != "" {
+		return crash
+	}
+	t.Fatalf("%s reaches %s after the migration: not after 20s: %s", vm, port, out)
+	return ""
 }
