@@ -201,7 +201,22 @@ func (d *Datapath) FollowUnderlay() (from, to int, err error) {
 		return from, from, fmt.Errorf("tell the programs the underlay's ifindex %d: %w", to, err)
 	}
 	d.encapIdx = to
+	if err := d.RoutesChanged(); err != nil { // the kept routes name the old one
+		return from, to, err
+	}
 	return from, to, setForwarding(d.cfg.Device, to != 0)
+}
+
+// RoutesChanged tells the running programs that the host's routes
+// changed: the route each keeps per VTEP (encap.h's encap_routes) is
+// looked up again at its next packet. Without it a kept route is used
+// for up to a second. hostd calls it on every route message; it may be
+// called from any goroutine.
+func (d *Datapath) RoutesChanged() error {
+	if err := d.objs.CfgRouteGen.Set(d.routeGen.Add(1)); err != nil {
+		return fmt.Errorf("tell the programs the routes changed: %w", err)
+	}
+	return nil
 }
 
 // localPortRange is net.ipv4.ip_local_port_range, which the VXLAN device

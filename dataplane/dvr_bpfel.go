@@ -81,9 +81,22 @@ type dvrEipPort struct {
 	Net uint32
 }
 
+type dvrEncapRoute struct {
+	_       structs.HostLayout
+	Expires uint64
+	Vtep    uint32
+	Gen     uint32
+	OkLen   uint32
+	Ifindex uint32
+	Family  uint32
+	Nh      [4]uint32
+	_       [4]byte
+}
+
 type dvrEncapScratch struct {
-	_ structs.HostLayout
-	B [8]uint64
+	_   structs.HostLayout
+	Fib [8]uint64
+	Rt  dvrEncapRoute
 }
 
 type dvrEpKey struct {
@@ -464,6 +477,7 @@ const (
 	dvrMapEipLocalV1         = "eip_local_v1"
 	dvrMapEipPortsV1         = "eip_ports_v1"
 	dvrMapEncapFib           = "encap_fib"
+	dvrMapEncapRoutes        = "encap_routes"
 	dvrMapEvRlV1             = "ev_rl_v1"
 	dvrMapEventsV1           = "events_v1"
 	dvrMapGwCfgV1            = "gw_cfg_v1"
@@ -532,6 +546,7 @@ const (
 	dvrVarCfgLearnIntervalNs = "cfg_learn_interval_ns"
 	dvrVarCfgLocalVtep       = "cfg_local_vtep"
 	dvrVarCfgRefreshNs       = "cfg_refresh_ns"
+	dvrVarCfgRouteGen        = "cfg_route_gen"
 	dvrVarCfgSportMax        = "cfg_sport_max"
 	dvrVarCfgSportMin        = "cfg_sport_min"
 	dvrVarCfgTest            = "cfg_test"
@@ -605,6 +620,7 @@ type dvrMapSpecs struct {
 	EipLocalV1      *ebpf.MapSpec `ebpf:"eip_local_v1"`
 	EipPortsV1      *ebpf.MapSpec `ebpf:"eip_ports_v1"`
 	EncapFib        *ebpf.MapSpec `ebpf:"encap_fib"`
+	EncapRoutes     *ebpf.MapSpec `ebpf:"encap_routes"`
 	EvRlV1          *ebpf.MapSpec `ebpf:"ev_rl_v1"`
 	EventsV1        *ebpf.MapSpec `ebpf:"events_v1"`
 	GwCfgV1         *ebpf.MapSpec `ebpf:"gw_cfg_v1"`
@@ -675,6 +691,7 @@ type dvrVariableSpecs struct {
 	CfgLearnIntervalNs *ebpf.VariableSpec `ebpf:"cfg_learn_interval_ns"`
 	CfgLocalVtep       *ebpf.VariableSpec `ebpf:"cfg_local_vtep"`
 	CfgRefreshNs       *ebpf.VariableSpec `ebpf:"cfg_refresh_ns"`
+	CfgRouteGen        *ebpf.VariableSpec `ebpf:"cfg_route_gen"`
 	CfgSportMax        *ebpf.VariableSpec `ebpf:"cfg_sport_max"`
 	CfgSportMin        *ebpf.VariableSpec `ebpf:"cfg_sport_min"`
 	CfgTest            *ebpf.VariableSpec `ebpf:"cfg_test"`
@@ -716,6 +733,7 @@ type dvrMaps struct {
 	EipLocalV1      *ebpf.Map `ebpf:"eip_local_v1"`
 	EipPortsV1      *ebpf.Map `ebpf:"eip_ports_v1"`
 	EncapFib        *ebpf.Map `ebpf:"encap_fib"`
+	EncapRoutes     *ebpf.Map `ebpf:"encap_routes"`
 	EvRlV1          *ebpf.Map `ebpf:"ev_rl_v1"`
 	EventsV1        *ebpf.Map `ebpf:"events_v1"`
 	GwCfgV1         *ebpf.Map `ebpf:"gw_cfg_v1"`
@@ -781,6 +799,7 @@ func (m *dvrMaps) Close() error {
 		m.EipLocalV1,
 		m.EipPortsV1,
 		m.EncapFib,
+		m.EncapRoutes,
 		m.EvRlV1,
 		m.EventsV1,
 		m.GwCfgV1,
@@ -852,6 +871,7 @@ type dvrVariables struct {
 	CfgLearnIntervalNs *ebpf.Variable `ebpf:"cfg_learn_interval_ns"`
 	CfgLocalVtep       *ebpf.Variable `ebpf:"cfg_local_vtep"`
 	CfgRefreshNs       *ebpf.Variable `ebpf:"cfg_refresh_ns"`
+	CfgRouteGen        *ebpf.Variable `ebpf:"cfg_route_gen"`
 	CfgSportMax        *ebpf.Variable `ebpf:"cfg_sport_max"`
 	CfgSportMin        *ebpf.Variable `ebpf:"cfg_sport_min"`
 	CfgTest            *ebpf.Variable `ebpf:"cfg_test"`

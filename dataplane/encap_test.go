@@ -313,6 +313,11 @@ func TestProgramsFollowAReplacedUnderlay(t *testing.T) {
 	if err := w.lab.ReplaceUnderlay("h1"); err != nil {
 		t.Fatal(err)
 	}
+	// As hostd does on the interface messages: the kept route names the
+	// old eth0.
+	if err := w.dp["h1"].RoutesChanged(); err != nil {
+		t.Fatal(err)
+	}
 	if p, d := ping("eth0 replaced"); p != 0 || d < 3 {
 		t.Errorf("eth0 replaced, not yet followed: the programs sent %d, the device %d; want the device all", p, d)
 	}

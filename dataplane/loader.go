@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -123,6 +124,8 @@ type Datapath struct {
 	vxlan  int // ifindex
 	// encapIdx: the ifindex the programs encapsulate out of, 0: none
 	encapIdx int
+	// routeGen: cfg_route_gen as last set (RoutesChanged)
+	routeGen atomic.Uint32
 	tunnel   link.Link
 	// uplink: on a gateway, the program on the uplink (gateway.h)
 	uplink    link.Link

@@ -1,7 +1,8 @@
 /* Configuration fixed when hostd loads the programs (one load per host):
  * rewritten constants, not a matrix of #ifdefs. The verifier prunes the
- * branches they disable. One exception, cfg_underlay_ifindex, which
- * hostd may change while the programs run (cfg_encap keeps the pruning). */
+ * branches they disable. Two exceptions, cfg_underlay_ifindex and
+ * cfg_route_gen, which hostd changes while the programs run (cfg_encap
+ * keeps the pruning). */
 #ifndef COURIER_CONFIG_H
 #define COURIER_CONFIG_H
 
@@ -20,6 +21,9 @@ volatile const __u8 cfg_encap = 0;
  * constant (.bss): hostd follows an underlay interface that is replaced
  * (Datapath.FollowUnderlay) without reloading the programs. */
 volatile __u32 cfg_underlay_ifindex = 0;
+/* Bumped by hostd when the host's routes change (Datapath.RoutesChanged):
+ * the route lookups encap.h keeps are then looked up again. */
+volatile __u32 cfg_route_gen = 0;
 /* The host's local port range (net.ipv4.ip_local_port_range), which the
  * device draws UDP source ports from (udp_flow_src_port). */
 volatile const __u32 cfg_sport_min = 32768;

@@ -11,7 +11,8 @@
  * any packet the host sends. Anything this cannot send (not IPv4, a VLAN
  * tag, no route out of the underlay interface, a packet or segment over
  * the MTU, one already encapsulated) goes through the device, which
- * fragments and reports as before. */
+ * fragments and reports as before. The route lookup's answer is kept
+ * per VTEP (encap_routes) until the routes change or a second passes. */
 #ifndef COURIER_ENCAP_H
 #define COURIER_ENCAP_H
 
@@ -39,13 +40,39 @@
 #define AF_INET6 10
 #endif
 
-/* A struct bpf_fib_lookup, which bpf2go cannot render (its unions). */
-struct encap_scratch {
-	__u64 b[8];
+/* How long a cached route (encap_routes) is used without a new lookup.
+ * hostd bumps cfg_route_gen on every route change it hears of; this
+ * bounds what the kernel changes without a route message (a path MTU
+ * learned from an ICMP error, an interface's MTU) and a hostd that is
+ * not running. */
+#define ENCAP_ROUTE_TTL_NS 1000000000ULL
+
+/* A route lookup's answer for one VTEP, kept so that the packets after
+ * the first do not pay for bpf_fib_lookup (nearly 30% of the programs'
+ * time for a packet they encapsulate, DEVELOPERS.md). */
+struct encap_route {
+	__u64 expires; /* bpf_ktime_get_coarse_ns */
+	__u32 vtep;    /* the key again: an LRU entry may be reused meanwhile */
+	__u32 gen;     /* cfg_route_gen when looked up */
+	/* The longest packet not GSO (outer IP length) the route was seen
+	 * to carry: a longer one is looked up again, as the lookup checks
+	 * the route's MTU. 0: only GSO packets so far, whose segments fits()
+	 * checks. */
+	__u32 ok_len;
+	__u32 ifindex; /* the egress interface */
+	__u32 family;  /* the next hop's: AF_INET or AF_INET6 */
+	__u32 nh[4];   /* the next hop, as struct bpf_redir_neigh holds it */
 };
 
-/* The route lookup's parameters: 64 bytes a program's stack, which the
- * stages' calls share (512 bytes), cannot spare. */
+/* A struct bpf_fib_lookup (which bpf2go cannot render: its unions), and
+ * the route entry built from its answer. */
+struct encap_scratch {
+	__u64 fib[8];
+	struct encap_route rt;
+};
+
+/* The route lookup's parameters and answer: 104 bytes a program's stack,
+ * which the stages' calls share (512 bytes), cannot spare. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -53,15 +80,24 @@ struct {
 	__type(value, struct encap_scratch);
 } encap_fib SEC(".maps");
 
+/* Route lookups' answers by VTEP (host order). Not pinned: a new load
+ * starts empty. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct encap_route);
+} encap_routes SEC(".maps");
+
 /* encap_route finds the underlay's next hop for vtep (host order), as a
  * packet arriving on the VXLAN device would be forwarded (the kernel
  * looks up only for devices that forward: hostd turns forwarding on for
  * the VXLAN device, which passes nothing to the host's stack), and
- * checks a packet that is not GSO against the route's MTU with its outer
- * headers. The neighbour is left to bpf_redirect_neigh. On success fib
- * holds the egress interface and the next hop (ipv4_dst, or ipv6_dst
- * with family AF_INET6: an IPv6 next hop). */
-static __always_inline long encap_route(struct __sk_buff *skb, __u32 vtep, struct bpf_fib_lookup *fib)
+ * checks a packet that is not GSO, len bytes with its outer headers,
+ * against the route's MTU. The neighbour is left to bpf_redirect_neigh.
+ * On success fib holds the egress interface and the next hop (ipv4_dst,
+ * or ipv6_dst with family AF_INET6: an IPv6 next hop). */
+static __always_inline long encap_route(struct __sk_buff *skb, __u32 vtep, __u32 len, struct bpf_fib_lookup *fib)
 {
 	fib->family = AF_INET;
 	fib->l4_protocol = IPPROTO_UDP;
@@ -69,8 +105,46 @@ static __always_inline long encap_route(struct __sk_buff *skb, __u32 vtep, struc
 	fib->ipv4_src = bpf_htonl(cfg_local_vtep);
 	fib->ipv4_dst = bpf_htonl(vtep);
 	fib->ifindex = cfg_vxlan_ifindex;
-	fib->tot_len = skb->gso_size ? 0 : skb->len - ETH_HLEN + ENCAP_LEN;
+	fib->tot_len = len;
 	return bpf_fib_lookup(skb, fib, sizeof(*fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+}
+
+/* encap_next_hop is vtep's route: encap_routes' entry while it is
+ * current (the same cfg_route_gen, not expired, seen to carry a packet
+ * this long), else a new lookup, kept. NULL: no route the programs can
+ * use (none, or the MTU is exceeded); the device sends the packet. */
+static __always_inline struct encap_route *encap_next_hop(struct __sk_buff *skb, __u32 vtep)
+{
+	__u32 gen = cfg_route_gen;
+	__u64 now = bpf_ktime_get_coarse_ns();
+	__u32 len = skb->gso_size ? 0 : skb->len - ETH_HLEN + ENCAP_LEN;
+	struct encap_route *r = bpf_map_lookup_elem(&encap_routes, &vtep);
+	if (r && r->vtep == vtep && r->gen == gen && now < r->expires && len <= r->ok_len)
+		return r;
+	__u32 zero = 0;
+	struct encap_scratch *s = bpf_map_lookup_elem(&encap_fib, &zero);
+	_Static_assert(sizeof(s->fib) == sizeof(struct bpf_fib_lookup), "encap_scratch holds a bpf_fib_lookup");
+	if (!s)
+		return NULL;
+	struct bpf_fib_lookup *fib = (void *)s->fib;
+	__builtin_memset(fib, 0, sizeof(*fib));
+	if (encap_route(skb, vtep, len, fib) != BPF_FIB_LKUP_RET_SUCCESS)
+		return NULL;
+	r = &s->rt;
+	r->expires = now + ENCAP_ROUTE_TTL_NS;
+	r->vtep = vtep;
+	r->gen = gen;
+	r->ok_len = len;
+	r->ifindex = fib->ifindex;
+	r->family = fib->family;
+	if (fib->family == AF_INET6) {
+		__builtin_memcpy(r->nh, fib->ipv6_dst, sizeof(r->nh));
+	} else {
+		__builtin_memset(r->nh, 0, sizeof(r->nh));
+		r->nh[0] = fib->ipv4_dst;
+	}
+	bpf_map_update_elem(&encap_routes, &vtep, r, BPF_ANY);
+	return r;
 }
 
 /* fits: a GSO packet's segments, each with outer headers, fit the
@@ -158,19 +232,11 @@ static __attribute__((noinline)) long encap_out(struct __sk_buff *skb, __u32 vte
 	/* A VLAN tag would go on the outer frame: the device puts it inside. */
 	if (!underlay || skb->protocol != bpf_htons(ETH_P_IP) || skb->vlan_present)
 		return -1;
-	__u32 zero = 0;
-	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&encap_fib, &zero);
-	_Static_assert(sizeof(struct encap_scratch) == sizeof(*fib), "encap_scratch holds a bpf_fib_lookup");
-	if (!fib)
+	struct encap_route *rt = encap_next_hop(skb, vtep);
+	if (!rt || rt->ifindex != underlay || !fits(skb))
 		return -1;
-	__builtin_memset(fib, 0, sizeof(*fib));
-	if (encap_route(skb, vtep, fib) != BPF_FIB_LKUP_RET_SUCCESS || fib->ifindex != underlay || !fits(skb))
-		return -1;
-	struct bpf_redir_neigh nh = {.nh_family = fib->family};
-	if (fib->family == AF_INET6)
-		__builtin_memcpy(nh.ipv6_nh, fib->ipv6_dst, sizeof(nh.ipv6_nh));
-	else
-		nh.ipv4_nh = fib->ipv4_dst;
+	struct bpf_redir_neigh nh = {.nh_family = rt->family};
+	__builtin_memcpy(nh.ipv6_nh, rt->nh, sizeof(nh.ipv6_nh));
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct iphdr *ip = data + ETH_HLEN;

@@ -1,0 +1,93 @@
+package dataplane_test
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/courier-sdn/courier/internal/lab"
+)
+
+// TestKeptRoutes: the programs keep each VTEP's route lookup (encap.h's
+// encap_routes) until the routes change (RoutesChanged, which hostd
+// calls on every route, address and interface message) or a second
+// passes, and look again for a packet longer than any the kept route
+// carried, which the route's MTU may refuse. A route to h2 over a veth
+// that leads nowhere loses what the device sends by it; the programs send only
+// out of eth0.
+func TestKeptRoutes(t *testing.T) {
+	w := newWorld(t, "h1", "h2")
+	w.loadKnowingAll(t, "h1", "h2")
+	w.mustPing(t, "a1", "10.0.1.12")
+	h1, dst := w.lab.Hosts["h1"].NS, w.lab.Hosts["h2"].VTEP.String()+"/32"
+	ipCmd := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", append([]string{"-n", h1}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	changed := func() {
+		t.Helper()
+		if err := w.dp["h1"].RoutesChanged(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// expect sends one echo request of size bytes from a1 to a3 and
+	// checks who sent it (and, by the programs, that it was answered).
+	// A hub (h1 is one) may teach h2 the way back as the answer comes
+	// in: a lesson either may send, short, not the echo request.
+	expect := func(step string, size int, byPrograms bool) {
+		t.Helper()
+		before := w.counters(t, "h1")
+		out, err := lab.Exec(w.lab.VMs["a1"].NS, "ping", "-n", "-c", "1", "-W", "0.3", "-s", fmt.Sprint(size), "10.0.1.12")
+		after := w.counters(t, "h1")
+		device := after["encap_device"] - before["encap_device"]
+		programs := after["remote_tx"] - before["remote_tx"] - device
+		lessons := after["learn_sent"] - before["learn_sent"]
+		if byPrograms && (programs == 0 || device != 0 || err != nil) {
+			t.Errorf("%s: the programs sent %d, the device %d (answered: %v); want the programs, answered\n%s",
+				step, programs, device, err == nil, out)
+		}
+		if !byPrograms && (programs > lessons || device == 0) {
+			t.Errorf("%s: the programs sent %d (%d lessons), the device %d; want the device\n%s", step, programs, lessons, device, out)
+		}
+	}
+	ipCmd("link", "add", "kr0", "type", "veth", "peer", "name", "kr1")
+	ipCmd("link", "set", "kr0", "up")
+
+	// Each step that relies on a kept route runs well within its second.
+	quick := func(since time.Time) {
+		t.Helper()
+		if d := time.Since(since); d > 700*time.Millisecond {
+			t.Fatalf("the machine is too slow for this test: %v of a kept route's second gone", d)
+		}
+	}
+	changed()
+	start := time.Now()
+	expect("looked up", 56, true)
+	ipCmd("route", "add", dst, "dev", "kr0")
+	expect("a route over kr0, not told", 56, true)
+	quick(start)
+	changed()
+	start = time.Now()
+	expect("a route over kr0, told", 56, false)
+	ipCmd("route", "del", dst, "dev", "kr0")
+	expect("kr0's route gone, not told", 56, false)
+	quick(start)
+	time.Sleep(time.Second)
+	expect("kr0's route gone, a second later", 56, true)
+
+	// The route's MTU is checked for a packet not GSO longer than any
+	// the kept route carried: 1,300 bytes of echo are 1,378 with the
+	// outer headers, over 1,200. The device fragments them.
+	ipCmd("route", "add", dst, "dev", "eth0", "mtu", "lock", "1200")
+	changed()
+	expect("MTU 1200, short", 56, true)
+	expect("MTU 1200, long", 1300, false)
+	expect("MTU 1200, short again", 100, true)
+	if out, err := lab.Exec(w.lab.VMs["a1"].NS, "ping", "-n", "-c", "1", "-W", "1", "-s", "1300", "10.0.1.12"); err != nil {
+		t.Errorf("a long echo through the device, fragmented: not answered: %v\n%s", err, out)
+	}
+}
