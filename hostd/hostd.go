@@ -287,7 +287,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("netlink: %w", err)
 	}
 	defer d.nl.Close()
-	go watchLinks(wctx, linkWatch{ns: netns.None(), rcvbuf: linkBuffer, queue: 1024, log: d.log, onLost: d.m.linkResyncs.Inc}, links)
+	routed := make(chan struct{}, 1)
+	go watchRouting(wctx, routeWatch{ns: netns.None(), log: d.log, changed: dp.RoutesChanged, told: d.m.routeChanges.Inc}, routed)
+	go watchLinks(wctx, linkWatch{ns: netns.None(), rcvbuf: linkBuffer, queue: 1024, log: d.log, onLost: d.m.linkResyncs.Inc,
+		onAny: func() { poke(routed) }}, links)
 	if d.cfg.Gateway != nil {
 		d.addrs = make(chan int, 64)
 		go watchAddrs(wctx, netns.None(), d.log, d.addrs)

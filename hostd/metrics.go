@@ -34,6 +34,7 @@ type Metrics struct {
 	linkResyncs      prometheus.Counter
 	forwardingResets prometheus.Counter
 	underlayChanges  prometheus.Counter
+	routeChanges     prometheus.Counter
 
 	mu sync.Mutex
 	dp *dataplane.Datapath
@@ -82,11 +83,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Times the VXLAN device's IPv4 forwarding, which the programs' encapsulation needs, was found off and turned on again (a write of net.ipv4.conf.all.forwarding resets it)."}),
 		underlayChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_underlay_changes_total",
 			Help: "Times the interface holding the VTEP address, which the programs encapsulate out of, was found changed (replaced, or the address moved) and the programs told so."}),
+		routeChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_route_changes_total",
+			Help: "Times the programs were told the host's routing changed (a burst of route, address or interface messages), so that they look up again the route to each VTEP they keep."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.reconcileSeconds, m.applyErrors, m.lflowErrors, m.written, m.sessionRestarts,
 			m.learned, m.learnedRefused, m.activations, m.learnedRetries, m.probes, m.hubsDown, m.monitoredRows, m.vpcSessions,
-			m.refused, m.certReloads, m.linkResyncs, m.forwardingResets, m.underlayChanges, m.snatDemand, m.snatHandoffs, (*dpCollector)(m))
+			m.refused, m.certReloads, m.linkResyncs, m.forwardingResets, m.underlayChanges, m.routeChanges, m.snatDemand, m.snatHandoffs, (*dpCollector)(m))
 	}
 	return m
 }
