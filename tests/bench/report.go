@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -83,6 +84,9 @@ type Runner struct {
 	// FIFO runs the data plane benchmark's iperf3 and sockperf under
 	// SCHED_FIFO, for a machine shared with other work.
 	FIFO bool
+	// SpineBaseline is the build the spine benchmark times the programs
+	// against (a git revision; "": BaselineRev).
+	SpineBaseline string
 	// The end-to-end benchmarks: programming latency with Present ports
 	// declared, over Samples new ports; per-host state in a VPC of
 	// StatePorts ports with StateHosts hosts of 20 VMs, 5 peers each.
@@ -188,7 +192,7 @@ func (r *Runner) runSections(ctx context.Context, rep *Report) {
 	}
 	if r.want("spine") {
 		log.Info("pipeline spine benchmark", "rounds", max(5, r.Rounds))
-		res, err := Spine(ctx, r.Env, max(5, r.Rounds))
+		res, err := Spine(ctx, r.Env, max(5, r.Rounds), cmp.Or(r.SpineBaseline, BaselineRev))
 		record(rep, "spine", res, err, func(x *SpineResult) { rep.Spine = x })
 	}
 	if r.want("vm") {

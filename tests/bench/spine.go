@@ -24,9 +24,10 @@ import (
 // state and timed by the same harness in interleaved rounds, and how long
 // courier-trace takes.
 
-// BaselineRev is the build the programs are compared with: the last
-// commit before the pipeline became one stage per function (and before
-// this session's hardening of the same paths).
+// BaselineRev is the build the programs are compared with by default:
+// the last commit before the pipeline became one stage per function (and
+// before that session's hardening of the same paths). courier-bench
+// --spine-baseline names another, to time a change of the programs.
 const BaselineRev = "59925c6"
 
 // SpineResult is that benchmark's result.
@@ -50,7 +51,7 @@ type ProgCost struct {
 }
 
 // Spine runs it.
-func Spine(ctx context.Context, env Env, rounds int) (*SpineResult, error) {
+func Spine(ctx context.Context, env Env, rounds int, baseline string) (*SpineResult, error) {
 	sb, _, done, err := benchSandbox(ctx, env, "spine", 3, 1)
 	if err != nil {
 		return nil, err
@@ -79,7 +80,7 @@ func Spine(ctx context.Context, env Env, rounds int) (*SpineResult, error) {
 			return nil, fmt.Errorf("a cannot reach %s: %s", dst, out)
 		}
 	}
-	res := &SpineResult{Baseline: BaselineRev, Rounds: rounds}
+	res := &SpineResult{Baseline: baseline, Rounds: rounds}
 	if err := spineCosts(res, sb.State.PinRoot, sb.HostNS("hv2"), rounds); err != nil {
 		return nil, err
 	}
@@ -107,9 +108,9 @@ func Spine(ctx context.Context, env Env, rounds int) (*SpineResult, error) {
 // spineCosts times port_ingress of this build and of the baseline on the
 // sandbox chassis's state.
 func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
-	old, err := exec.Command("git", "show", BaselineRev+":dataplane/dvr_bpfel.o").Output()
+	old, err := exec.Command("git", "show", res.Baseline+":dataplane/dvr_bpfel.o").Output()
 	if err != nil {
-		return fmt.Errorf("the baseline object (git show %s:dataplane/dvr_bpfel.o; make bench runs in a clone): %w", BaselineRev, err)
+		return fmt.Errorf("the baseline object (git show %s:dataplane/dvr_bpfel.o; make bench runs in a clone): %w", res.Baseline, err)
 	}
 	builds := map[string][]byte{"before": old, "after": dataplane.CurrentObject()}
 	progs := map[string]*ebpf.Program{}
@@ -179,7 +180,11 @@ func minMedMax(v []float64) [3]float64 {
 }
 
 func (s *SpineResult) markdown(b *strings.Builder) {
-	fmt.Fprintf(b, "## The pipeline spine\n\nport_ingress per packet, this build against %s (before one function per stage), both loaded on one sandbox chassis's state, timed by the same harness (median of 5,000 single BPF_PROG_TEST_RUN runs per round, %d interleaved rounds; min/median/max ns):\n\n", s.Baseline, s.Rounds)
+	what := s.Baseline
+	if what == BaselineRev {
+		what += " (before one function per stage)"
+	}
+	fmt.Fprintf(b, "## The pipeline spine\n\nport_ingress per packet, this build against %s, both loaded on one sandbox chassis's state, timed by the same harness (median of 5,000 single BPF_PROG_TEST_RUN runs per round, %d interleaved rounds; min/median/max ns):\n\n", what, s.Rounds)
 	fmt.Fprintln(b, "| path | before | after | after/before (medians) |\n|---|---|---|---|")
 	for _, c := range s.Costs {
 		fmt.Fprintf(b, "| %s | %.0f/%.0f/%.0f | %.0f/%.0f/%.0f | %.3f |\n", c.Path, c.Before[0], c.Before[1], c.Before[2],

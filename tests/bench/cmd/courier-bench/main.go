@@ -42,6 +42,7 @@ func main() {
 	sgSamples := flag.Int("sg-samples", 30, "security group propagation: changes of each kind measured")
 	fifoRun := flag.Bool("fifo", false, "data plane benchmark: run iperf3 and sockperf (client and server) under SCHED_FIFO (chrt -f 50), so that other work on a shared machine does not set the rate")
 	debug := flag.Bool("debug", false, "log at debug level (each sample of the programming and host scale benchmarks)")
+	spineBase := flag.String("spine-baseline", bench.BaselineRev, "spine benchmark: the git revision whose programs (dataplane/dvr_bpfel.o) this build's are timed against")
 	hold := flag.Bool("hold", false, "build the data plane benchmark's paths, print their namespaces and keep them until interrupted (for profiling); measure nothing")
 	flag.Parse()
 	level := slog.LevelInfo
@@ -63,7 +64,7 @@ func main() {
 	r := &bench.Runner{Env: bench.Env{BinDir: *bin, Log: log}, Only: strings.Split(*only, ","), NorthdSizes: ns, NorthdRounds: *northdRounds, Rounds: *rounds, Seconds: *seconds,
 		Present: *present, Samples: *samples, StatePorts: *statePorts, StateHosts: *stateHosts,
 		BoundOn: *boundOn, ScalePorts: sps, ScaleRates: srs, ScaleSamples: *scaleSamples, CLISizes: cs, CLISamples: *cliSamples, CLIBulk: *cliBulk,
-		SGPorts: sgs, SGGroups: *sgGroups, SGSamples: *sgSamples, FIFO: *fifoRun,
+		SGPorts: sgs, SGGroups: *sgGroups, SGSamples: *sgSamples, FIFO: *fifoRun, SpineBaseline: *spineBase,
 		Migrations: *migrations, MigrateQEMUDefaults: *qemuDefaults}
 	if err := r.Run(context.Background(), *out); err != nil {
 		fmt.Fprintln(os.Stderr, "courier-bench:", err)
