@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,7 @@ func TestWhoEncapsulates(t *testing.T) {
 			}
 			e.hostdSays("hv2", skip, 10*time.Second, "the underlay interface changed", fmt.Sprintf("to_ifindex=%d", eth0.Attrs().Index))
 			e.encapsulatedBy(true)
+			e.routeChangeFollowed()
 		})
 	}
 }
@@ -88,6 +90,46 @@ func (e *env) encapsulatedBy(inPrograms bool) {
 		e.t.Errorf("the programs encapsulated %d of hv2's %d packets, want the 20 echo requests at least", sent-device, sent)
 	case !inPrograms && device != sent:
 		e.t.Errorf("the device encapsulated %d of hv2's %d packets, want all", device, sent)
+	}
+}
+
+// routeChangeFollowed: a route on hv2 to hv1's VTEP out of a veth that
+// leads nowhere, added and deleted, is followed at once: hostd tells the
+// programs, which otherwise keep a VTEP's route for a second (encap.h).
+func (e *env) routeChangeFollowed() {
+	e.t.Helper()
+	ns, dst := e.s.HostNS("hv2"), e.vtep("hv1").String()+"/32"
+	ip := func(args ...string) {
+		e.t.Helper()
+		if out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
+			e.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	// pings sends 10 echo requests in half a second, well within a
+	// kept route's second.
+	pings := func() int {
+		out, _ := lab.Exec(e.s.VMNS("p2"), "ping", "-n", "-q", "-c", "10", "-i", "0.05", "-W", "0.3", "10.8.1.10")
+		var sent, recv int
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "packets transmitted") {
+				fmt.Sscanf(l, "%d packets transmitted, %d received", &sent, &recv)
+			}
+		}
+		return recv
+	}
+	ip("link", "add", "kr0", "type", "veth", "peer", "name", "kr1")
+	ip("link", "set", "kr0", "up")
+	if n := pings(); n != 10 {
+		e.t.Fatalf("before the route: %d/10 answered", n)
+	}
+	ip("route", "add", dst, "dev", "kr0")
+	// hostd tells within milliseconds; the first request may beat it.
+	if n := pings(); n > 1 {
+		e.t.Errorf("a route to hv1 out of kr0: %d/10 answered, want none: the programs kept the old route", n)
+	}
+	ip("route", "del", dst, "dev", "kr0")
+	if n := pings(); n < 9 {
+		e.t.Errorf("kr0's route deleted: %d/10 answered", n)
 	}
 }
 
