@@ -99,19 +99,31 @@ func UnderlayMTU(addr netip.Addr) (int, error) {
 // errNoUnderlay: no interface holds the VTEP address.
 var errNoUnderlay = errors.New("no interface holds the VTEP address")
 
-// underlayLink is the interface that holds addr: one dump of the
-// namespace's addresses, however many VM interfaces the host has.
-func underlayLink(addr netip.Addr) (netlink.Link, error) {
+// UnderlayIndex is the ifindex of the interface that holds addr (the
+// VTEP address): one dump of the namespace's addresses, however many VM
+// interfaces the host has, retried if the kernel interrupts it.
+//
+// Equivalent to: ip -o -4 addr show to ADDR.
+func UnderlayIndex(addr netip.Addr) (int, error) {
 	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_V4) })
 	if err != nil {
-		return nil, err
+		return 0, fmt.Errorf("list addresses: %w", err)
 	}
 	for _, a := range addrs {
 		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && ip == addr {
-			return netlink.LinkByIndex(a.LinkIndex)
+			return a.LinkIndex, nil
 		}
 	}
-	return nil, fmt.Errorf("%w (%s)", errNoUnderlay, addr)
+	return 0, fmt.Errorf("%w (%s)", errNoUnderlay, addr)
+}
+
+// underlayLink is the interface that holds addr.
+func underlayLink(addr netip.Addr) (netlink.Link, error) {
+	i, err := UnderlayIndex(addr)
+	if err != nil {
+		return nil, err
+	}
+	return netlink.LinkByIndex(i)
 }
 
 // encapLink is the ifindex the programs encapsulate out of (encap.h):

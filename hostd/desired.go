@@ -156,7 +156,7 @@ func (d *Daemon) hostSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 		}
 	}
 	s.gateways = gatewaysOf(chassis)
-	if ix, err := underlayIndex(d.cfg.EncapIP); err != nil {
+	if ix, err := dataplane.UnderlayIndex(d.cfg.EncapIP); err != nil {
 		d.status["underlay"] = err.Error() // physical EIPs are not served
 	} else {
 		delete(d.status, "underlay")

@@ -1,10 +1,7 @@
 package hostd
 
 import (
-	"fmt"
 	"net/netip"
-
-	"github.com/vishvananda/netlink"
 
 	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/schema/sbdb"
@@ -34,21 +31,4 @@ func physEIP(pb *sbdb.PortBinding, ifindex int) (dataplane.PhysEIP, bool) {
 		return dataplane.PhysEIP{}, false
 	}
 	return dataplane.PhysEIP{Ifindex: ifindex, VPC: uint32(pb.Vpc), EIP: eip, Addr: addr}, true
-}
-
-// underlayIndex is the ifindex of the interface holding the VTEP
-// address: the NIC the physical network is reached on.
-//
-// Equivalent to: ip -o -4 addr show to VTEP.
-func underlayIndex(vtep netip.Addr) (int, error) {
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		return 0, fmt.Errorf("list addresses: %w", err)
-	}
-	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == vtep {
-			return a.LinkIndex, nil
-		}
-	}
-	return 0, fmt.Errorf("no interface holds the VTEP address %s", vtep)
 }
