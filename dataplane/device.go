@@ -213,17 +213,17 @@ func (d *Datapath) FollowUnderlay() (from, to int, err error) {
 		return from, from, fmt.Errorf("tell the programs the underlay's ifindex %d: %w", to, err)
 	}
 	d.encapIdx = to
-	if err := d.RoutesChanged(); err != nil { // the kept routes name the old one
-		return from, to, err
-	}
-	return from, to, setForwarding(d.cfg.Device, to != 0)
+	// The kept routes name the old interface.
+	return from, to, errors.Join(d.RoutesChanged(), setForwarding(d.cfg.Device, to != 0))
 }
 
 // RoutesChanged tells the running programs that the host's routes
 // changed: the route each keeps per VTEP (encap.h's encap_routes) is
 // looked up again at its next packet. Without it a kept route is used
-// for up to a second. hostd calls it on every route message; it may be
-// called from any goroutine.
+// for up to Config.RouteKeep. hostd calls it on route and interface
+// messages; it may be called from any goroutine. Two calls at once may
+// leave the generation they stored in either order: the programs need a
+// value they have not seen, not a larger one.
 func (d *Datapath) RoutesChanged() error {
 	if err := d.objs.CfgRouteGen.Set(d.routeGen.Add(1)); err != nil {
 		return fmt.Errorf("tell the programs the routes changed: %w", err)

@@ -94,9 +94,8 @@ type dvrEncapRoute struct {
 }
 
 type dvrEncapScratch struct {
-	_   structs.HostLayout
-	Fib [8]uint64
-	Rt  dvrEncapRoute
+	_ structs.HostLayout
+	B [8]uint64
 }
 
 type dvrEpKey struct {
@@ -547,6 +546,7 @@ const (
 	dvrVarCfgLocalVtep       = "cfg_local_vtep"
 	dvrVarCfgRefreshNs       = "cfg_refresh_ns"
 	dvrVarCfgRouteGen        = "cfg_route_gen"
+	dvrVarCfgRouteKeepNs     = "cfg_route_keep_ns"
 	dvrVarCfgSportMax        = "cfg_sport_max"
 	dvrVarCfgSportMin        = "cfg_sport_min"
 	dvrVarCfgTest            = "cfg_test"
@@ -692,6 +692,7 @@ type dvrVariableSpecs struct {
 	CfgLocalVtep       *ebpf.VariableSpec `ebpf:"cfg_local_vtep"`
 	CfgRefreshNs       *ebpf.VariableSpec `ebpf:"cfg_refresh_ns"`
 	CfgRouteGen        *ebpf.VariableSpec `ebpf:"cfg_route_gen"`
+	CfgRouteKeepNs     *ebpf.VariableSpec `ebpf:"cfg_route_keep_ns"`
 	CfgSportMax        *ebpf.VariableSpec `ebpf:"cfg_sport_max"`
 	CfgSportMin        *ebpf.VariableSpec `ebpf:"cfg_sport_min"`
 	CfgTest            *ebpf.VariableSpec `ebpf:"cfg_test"`
@@ -872,6 +873,7 @@ type dvrVariables struct {
 	CfgLocalVtep       *ebpf.Variable `ebpf:"cfg_local_vtep"`
 	CfgRefreshNs       *ebpf.Variable `ebpf:"cfg_refresh_ns"`
 	CfgRouteGen        *ebpf.Variable `ebpf:"cfg_route_gen"`
+	CfgRouteKeepNs     *ebpf.Variable `ebpf:"cfg_route_keep_ns"`
 	CfgSportMax        *ebpf.Variable `ebpf:"cfg_sport_max"`
 	CfgSportMin        *ebpf.Variable `ebpf:"cfg_sport_min"`
 	CfgTest            *ebpf.Variable `ebpf:"cfg_test"`

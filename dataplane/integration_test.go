@@ -66,6 +66,8 @@ type world struct {
 	state map[string]*dataplane.State
 	// kernelEncap: the hosts whose VXLAN device encapsulates everything
 	kernelEncap map[string]bool
+	// routeKeep: Config.RouteKeep (0: the default)
+	routeKeep time.Duration
 }
 
 func newWorld(t *testing.T, hosts ...string) *world {
@@ -123,7 +125,7 @@ func (w *world) load(t *testing.T, h string, hub bool) {
 	t.Cleanup(func() { os.RemoveAll("/sys/fs/bpf/courier-test-" + w.lab.Prefix) })
 	err := lab.Do(host.NS, func() error {
 		d, err := dataplane.Load(dataplane.Config{Chassis: h, PinRoot: "/sys/fs/bpf/courier-test-" + w.lab.Prefix,
-			VTEP: host.VTEP, Hub: hub, LearnInterval: time.Millisecond, KernelEncap: w.kernelEncap[h]})
+			VTEP: host.VTEP, Hub: hub, LearnInterval: time.Millisecond, KernelEncap: w.kernelEncap[h], RouteKeep: w.routeKeep})
 		if err != nil {
 			return err
 		}

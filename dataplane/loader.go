@@ -47,6 +47,11 @@ type Config struct {
 	HubDownAfter time.Duration
 	// ICMPBudget limits, per port, the ICMP errors sent back to it.
 	ICMPBudget Budget
+	// RouteKeep: the programs keep a VTEP's route lookup this long unless
+	// told the routes changed (RoutesChanged; default 1 s). It bounds
+	// what changes without a route message: a path MTU learned from an
+	// ICMP error, an interface's MTU.
+	RouteKeep time.Duration
 	// HubBindings is how many bindings the hub map holds: on a hub,
 	// every binding of the VPCs it serves (default DefaultHubBindings);
 	// a host that is not a hub never uses the map and gets a small one.
@@ -86,6 +91,7 @@ var (
 const (
 	DefaultUnknownTTL   = 500 * time.Millisecond
 	DefaultHubDownAfter = 300 * time.Millisecond
+	DefaultRouteKeep    = time.Second
 )
 
 // gcra is the budget as the C meter takes it (budget.h): the cost of one
@@ -166,6 +172,9 @@ func Load(cfg Config) (*Datapath, error) {
 	}
 	if cfg.UnknownTTL == 0 {
 		cfg.UnknownTTL = DefaultUnknownTTL
+	}
+	if cfg.RouteKeep == 0 {
+		cfg.RouteKeep = DefaultRouteKeep
 	}
 	if cfg.HubDownAfter == 0 {
 		cfg.HubDownAfter = DefaultHubDownAfter
@@ -250,7 +259,8 @@ func (d *Datapath) loadObjects() error {
 		"cfg_hub_cost_ns": hubCost, "cfg_hub_burst_ns": hubBurst,
 		"cfg_announce_cost_ns": annCost, "cfg_announce_burst_ns": annBurst,
 		"cfg_unknown_ttl_ns": uint64(d.cfg.UnknownTTL), "cfg_hub_down_ns": uint64(d.cfg.HubDownAfter),
-		"cfg_icmp_cost_ns": icmpCost, "cfg_icmp_burst_ns": icmpBurst,
+		"cfg_route_keep_ns": uint64(d.cfg.RouteKeep),
+		"cfg_icmp_cost_ns":  icmpCost, "cfg_icmp_burst_ns": icmpBurst,
 	} {
 		if err := set(name, v); err != nil {
 			return fmt.Errorf("configure %s: %w", name, err)

@@ -39,14 +39,6 @@ type linkWatch struct {
 	queue  int // updates read from the socket, not yet taken
 	log    *slog.Logger
 	onLost func()
-	// onAny, if set, runs for every message and reopening (routes.go).
-	onAny func()
-}
-
-func (w linkWatch) any() {
-	if w.onAny != nil {
-		w.onAny()
-	}
 }
 
 // watchLinks sends interface events to out until ctx ends. The first
@@ -60,7 +52,6 @@ func watchLinks(ctx context.Context, w linkWatch, out chan<- linkEvent) {
 				ErrorCallback: func(err error) { w.log.Debug("interface watch", "err", err) }})
 		},
 		func(first bool) bool {
-			w.any()
 			if !first {
 				w.onLost()
 				w.log.Warn("interface watch was lost; reopened, reading every interface again")
@@ -68,7 +59,6 @@ func watchLinks(ctx context.Context, w linkWatch, out chan<- linkEvent) {
 			return sendCtx(ctx, out, linkEvent{resync: true})
 		},
 		func(u netlink.LinkUpdate) {
-			w.any()
 			if u.Link != nil {
 				sendCtx(ctx, out, linkEvent{attrs: *u.Attrs(), tap: dataplane.IsTap(u.Link), present: u.Header.Type != unix.RTM_DELLINK})
 			}

@@ -21,9 +21,14 @@ volatile const __u8 cfg_encap = 0;
  * constant (.bss): hostd follows an underlay interface that is replaced
  * (Datapath.FollowUnderlay) without reloading the programs. */
 volatile __u32 cfg_underlay_ifindex = 0;
-/* Bumped by hostd when the host's routes change (Datapath.RoutesChanged):
+/* Changed by hostd when the host's routes change (Datapath.RoutesChanged):
  * the route lookups encap.h keeps are then looked up again. */
 volatile __u32 cfg_route_gen = 0;
+/* How long encap.h keeps a route lookup without a change of
+ * cfg_route_gen: it bounds what the kernel changes without a route
+ * message (a path MTU learned from an ICMP error, an interface's MTU)
+ * and a hostd that is not running. */
+volatile const __u64 cfg_route_keep_ns = 1000000000ULL;
 /* The host's local port range (net.ipv4.ip_local_port_range), which the
  * device draws UDP source ports from (udp_flow_src_port). */
 volatile const __u32 cfg_sport_min = 32768;

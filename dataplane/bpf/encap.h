@@ -40,19 +40,12 @@
 #define AF_INET6 10
 #endif
 
-/* How long a cached route (encap_routes) is used without a new lookup.
- * hostd bumps cfg_route_gen on every route change it hears of; this
- * bounds what the kernel changes without a route message (a path MTU
- * learned from an ICMP error, an interface's MTU) and a hostd that is
- * not running. */
-#define ENCAP_ROUTE_TTL_NS 1000000000ULL
-
 /* A route lookup's answer for one VTEP, kept so that the packets after
  * the first do not pay for bpf_fib_lookup (nearly 30% of the programs'
  * time for a packet they encapsulate, DEVELOPERS.md). */
 struct encap_route {
 	__u64 expires; /* bpf_ktime_get_coarse_ns */
-	__u32 vtep;    /* the key again: an LRU entry may be reused meanwhile */
+	__u32 vtep;    /* whose: slots are shared (encap_routes) */
 	__u32 gen;     /* cfg_route_gen when looked up */
 	/* The longest packet not GSO (outer IP length) the route was seen
 	 * to carry: a longer one is looked up again, as the lookup checks
@@ -64,15 +57,13 @@ struct encap_route {
 	__u32 nh[4];   /* the next hop, as struct bpf_redir_neigh holds it */
 };
 
-/* A struct bpf_fib_lookup (which bpf2go cannot render: its unions), and
- * the route entry built from its answer. */
+/* A struct bpf_fib_lookup, which bpf2go cannot render (its unions). */
 struct encap_scratch {
-	__u64 fib[8];
-	struct encap_route rt;
+	__u64 b[8];
 };
 
-/* The route lookup's parameters and answer: 104 bytes a program's stack,
- * which the stages' calls share (512 bytes), cannot spare. */
+/* The route lookup's parameters: 64 bytes a program's stack, which the
+ * stages' calls share (512 bytes), cannot spare. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -80,11 +71,17 @@ struct {
 	__type(value, struct encap_scratch);
 } encap_fib SEC(".maps");
 
-/* Route lookups' answers by VTEP (host order). Not pinned: a new load
- * starts empty. */
+/* Kept routes: a direct-mapped cache per CPU, a VTEP's slot chosen by
+ * its hash. Per CPU, each slot has one writer, the program running on
+ * that CPU, which is also its only reader: no entry changes under a
+ * reader (a shared LRU hash reuses an element at once, while another
+ * CPU may be reading it), no lock, no helper call to keep one. Two VTEPs
+ * sharing a slot take turns; each CPU looks a VTEP up once a second at
+ * most. Not pinned: a new load starts empty. */
+#define ENCAP_ROUTE_SLOTS 2048
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ENCAP_ROUTE_SLOTS);
 	__type(key, __u32);
 	__type(value, struct encap_route);
 } encap_routes SEC(".maps");
@@ -109,29 +106,32 @@ static __always_inline long encap_route(struct __sk_buff *skb, __u32 vtep, __u32
 	return bpf_fib_lookup(skb, fib, sizeof(*fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
 }
 
-/* encap_next_hop is vtep's route: encap_routes' entry while it is
- * current (the same cfg_route_gen, not expired, seen to carry a packet
- * this long), else a new lookup, kept. NULL: no route the programs can
- * use (none, or the MTU is exceeded); the device sends the packet. */
+/* encap_next_hop is vtep's route: its kept entry while it is current
+ * (the same cfg_route_gen, younger than cfg_route_keep_ns, seen to carry
+ * a packet this long), else a new lookup, kept. NULL: no route the
+ * programs can use (none, or the MTU is exceeded); the device sends the
+ * packet. */
 static __always_inline struct encap_route *encap_next_hop(struct __sk_buff *skb, __u32 vtep)
 {
 	__u32 gen = cfg_route_gen;
 	__u64 now = bpf_ktime_get_coarse_ns();
 	__u32 len = skb->gso_size ? 0 : skb->len - ETH_HLEN + ENCAP_LEN;
-	struct encap_route *r = bpf_map_lookup_elem(&encap_routes, &vtep);
-	if (r && r->vtep == vtep && r->gen == gen && now < r->expires && len <= r->ok_len)
+	__u32 slot = (vtep * 2654435761U) >> 21; /* Fibonacci hashing: 11 bits */
+	_Static_assert(ENCAP_ROUTE_SLOTS == 1 << 11, "the slot is 11 bits");
+	struct encap_route *r = bpf_map_lookup_elem(&encap_routes, &slot);
+	if (!r)
+		return NULL;
+	if (r->vtep == vtep && r->gen == gen && now < r->expires && len <= r->ok_len)
 		return r;
 	__u32 zero = 0;
-	struct encap_scratch *s = bpf_map_lookup_elem(&encap_fib, &zero);
-	_Static_assert(sizeof(s->fib) == sizeof(struct bpf_fib_lookup), "encap_scratch holds a bpf_fib_lookup");
-	if (!s)
+	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&encap_fib, &zero);
+	_Static_assert(sizeof(struct encap_scratch) == sizeof(*fib), "encap_scratch holds a bpf_fib_lookup");
+	if (!fib)
 		return NULL;
-	struct bpf_fib_lookup *fib = (void *)s->fib;
 	__builtin_memset(fib, 0, sizeof(*fib));
 	if (encap_route(skb, vtep, len, fib) != BPF_FIB_LKUP_RET_SUCCESS)
 		return NULL;
-	r = &s->rt;
-	r->expires = now + ENCAP_ROUTE_TTL_NS;
+	r->expires = now + cfg_route_keep_ns;
 	r->vtep = vtep;
 	r->gen = gen;
 	r->ok_len = len;
@@ -143,7 +143,6 @@ static __always_inline struct encap_route *encap_next_hop(struct __sk_buff *skb,
 		__builtin_memset(r->nh, 0, sizeof(r->nh));
 		r->nh[0] = fib->ipv4_dst;
 	}
-	bpf_map_update_elem(&encap_routes, &vtep, r, BPF_ANY);
 	return r;
 }
 
