@@ -15,8 +15,8 @@ import (
 // state, in one run: another build (an ELF object as bpf2go writes
 // dvr_bpfel.o, such as an earlier commit's) is loaded for a chassis whose
 // programs run, with the running configuration (every variable both
-// builds name, constant or not), on the chassis's pinned maps wherever the two builds lay
-// a map out alike, on fresh maps where they do not (counters that gained
+// builds name, constant or not), on the chassis's pinned maps wherever
+// the two builds lay a map out alike, on fresh maps where they do not (counters that gained
 // entries, test maps renamed). Nothing is attached.
 
 // CurrentObject is this build's object.
@@ -38,6 +38,15 @@ func LoadVariant(obj []byte, pinRoot, chassis string, test bool) (*ebpf.Collecti
 	secs, err := runningSections(dir)
 	if err != nil {
 		return nil, err
+	}
+	// The running values are read by this build's layout: a chassis
+	// running another build's programs (a hostd binary older than this
+	// one) would hand every variable another's bytes.
+	for sec, data := range secs {
+		if ms, ok := running.Maps[sec]; ok && int(ms.ValueSize) != len(data) {
+			return nil, fmt.Errorf("chassis %s runs another build's programs (%s of %d bytes, this build's %d): run this build's hostd",
+				chassis, sec, len(data), ms.ValueSize)
+		}
 	}
 	// Every variable both builds name, from the section this build keeps
 	// it in: a constant, or one hostd changes as the programs run (.bss:
