@@ -287,10 +287,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("netlink: %w", err)
 	}
 	defer d.nl.Close()
-	routed := make(chan struct{}, 1)
-	go watchRouting(wctx, routeWatch{ns: netns.None(), log: d.log, changed: dp.RoutesChanged, told: d.m.routeChanges.Inc}, routed)
-	go watchLinks(wctx, linkWatch{ns: netns.None(), rcvbuf: linkBuffer, queue: 1024, log: d.log, onLost: d.m.linkResyncs.Inc,
-		onAny: func() { poke(routed) }}, links)
+	go watchRouting(wctx, routeWatch{ns: netns.None(), log: d.log, changed: dp.RoutesChanged, told: d.m.routeChanges.Inc})
+	go watchLinks(wctx, linkWatch{ns: netns.None(), rcvbuf: linkBuffer, queue: 1024, log: d.log, onLost: d.m.linkResyncs.Inc}, links)
 	if d.cfg.Gateway != nil {
 		d.addrs = make(chan int, 64)
 		go watchAddrs(wctx, netns.None(), d.log, d.addrs)
@@ -313,6 +311,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.cfg.Ready()
 	}
 	go d.keepSNAT(ctx)
+	go d.keepUnderlay(ctx)
 	rotated := d.cfg.Credentials.Watch(ctx, d.cfg.CertCheck)
 	session := func(ctx context.Context, established func()) error {
 		return d.session(ctx, established, links, events, rotated)
@@ -411,8 +410,6 @@ func (d *Daemon) serve(ctx context.Context, links chan linkEvent, events chan da
 			if n, err := d.dp.ExpireCache(d.cfg.CacheIdle); err == nil && n > 0 {
 				d.log.Debug("aged out idle learned paths", "n", n)
 			}
-			d.keepForwarding()
-			d.followUnderlay()
 			d.refreshLearned(ctx)
 			if !d.dirty && time.Since(d.reconciled) < safetyReconcile {
 				continue // nothing changed: nothing to do
@@ -430,33 +427,6 @@ func (d *Daemon) serve(ctx context.Context, links chan linkEvent, events chan da
 			}
 		}
 		d.reconcile(ctx)
-	}
-}
-
-// keepForwarding turns the VXLAN device's forwarding back on when
-// something turned it off, which sent every packet through the device.
-func (d *Daemon) keepForwarding() {
-	switch again, err := d.dp.KeepForwarding(); {
-	case err != nil && d.logLimit.allow("forwarding"):
-		d.log.Warn("the VXLAN device's forwarding: the programs cannot encapsulate without it", "err", err)
-	case again:
-		d.m.forwardingResets.Inc()
-		d.log.Warn("the VXLAN device's forwarding was turned off (a write of net.ipv4.conf.all.forwarding resets it): "+
-			"turned it on again; meanwhile the device encapsulated every packet", "device", d.cfg.Device)
-	}
-}
-
-// followUnderlay tells the programs which interface to encapsulate out
-// of when the underlay interface was replaced (Datapath.FollowUnderlay).
-func (d *Daemon) followUnderlay() {
-	from, to, err := d.dp.FollowUnderlay()
-	if from != to {
-		d.m.underlayChanges.Inc()
-		d.log.Info("the underlay interface changed; the programs encapsulate out of the new one (0: the VXLAN device encapsulates)",
-			"to_ifindex", to, "from_ifindex", from)
-	}
-	if err != nil && d.logLimit.allow("underlay") {
-		d.log.Warn("follow the underlay interface: meanwhile the VXLAN device encapsulates what the programs cannot", "err", err)
 	}
 }
 

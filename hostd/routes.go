@@ -5,39 +5,54 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
+// The programs encapsulate out of the underlay interface themselves
+// (dataplane/bpf/encap.h). What that needs of the host is kept here.
+//
 // The programs keep each VTEP's route lookup (dataplane/bpf/encap.h) for
-// up to a second. hostd tells them at once when the host's routing may
-// have changed (Datapath.RoutesChanged): on every route message, IPv4 or
-// IPv6 (an IPv4 route may have an IPv6 next hop; an IPv4 address comes
-// and goes with its local and prefix routes), and on every interface
-// message, since the kernel removes a deleted or downed interface's IPv4
-// routes without a route message. A burst of messages is told once.
+// up to a second (dataplane.Config.RouteKeep). hostd tells them at once
+// when the host's routing may have changed (Datapath.RoutesChanged): on
+// any message of the netlink groups below, unparsed (a route the netlink
+// library cannot parse, an MPLS or seg6 one, still tells). A burst is
+// told once, and at most every routeTellEvery.
+
+// routingGroups are the netlink groups whose messages may change a
+// VTEP's route: routes (IPv4, and IPv6 for an IPv4 route's IPv6 next
+// hop; an IPv4 address comes and goes with its local and prefix routes),
+// policy rules, next-hop objects, and interfaces, since the kernel
+// removes a deleted or downed interface's IPv4 routes without a route
+// message.
+var routingGroups = []uint{unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE,
+	unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_IPV6_RULE, unix.RTNLGRP_NEXTHOP}
+
+// routeTellEvery spaces the tellings: under route churn (a BGP session
+// flapping) each telling makes every CPU look up every VTEP it sends to
+// again; a few milliseconds more of a kept route is nothing beside it.
+const routeTellEvery = 10 * time.Millisecond
 
 // routeWatch is what watchRouting needs: where to watch, whom to tell.
 type routeWatch struct {
 	ns  netns.NsHandle // netns.None(): the caller's
 	log *slog.Logger
-	// changed tells the programs; it runs on one goroutine.
+	// changed tells the programs; watchRouting calls it from one
+	// goroutine (Datapath.FollowUnderlay calls it too).
 	changed func() error
 	told    func() // counts a telling
 }
 
-// watchRouting tells w.changed of route changes until ctx ends, and of
-// whatever is sent on kick (the interface watch's messages). A
-// subscription lost and reopened tells too: messages were lost.
-func watchRouting(ctx context.Context, w routeWatch, kick chan struct{}) {
-	tell := func() { poke(kick) }
-	go resubscribe(ctx, w.log, "route", 256,
-		func(ch chan netlink.RouteUpdate, done chan struct{}) error {
-			return netlink.RouteSubscribeWithOptions(ch, done, netlink.RouteSubscribeOptions{Namespace: &w.ns,
-				ErrorCallback: func(err error) { w.log.Debug("route watch", "err", err) }})
-		},
-		func(bool) bool { tell(); return true },
-		func(netlink.RouteUpdate) { tell() })
+// watchRouting tells w.changed of routing changes until ctx ends. A
+// subscription lost (its buffer overflowed) and reopened tells too:
+// messages were lost.
+func watchRouting(ctx context.Context, w routeWatch) {
+	kick := make(chan struct{}, 1)
+	go resubscribe(ctx, w.log, "routing change", 1,
+		func(ch chan struct{}, done chan struct{}) error { return subscribeRouting(w.ns, ch, done, w.log) },
+		func(bool) bool { poke(kick); return true },
+		func(struct{}) { poke(kick) })
 	var warned time.Time
 	for {
 		select {
@@ -50,7 +65,38 @@ func watchRouting(ctx context.Context, w routeWatch, kick chan struct{}) {
 			warned = time.Now()
 			w.log.Warn("tell the programs the routes changed: they keep a VTEP's old route for up to a second", "err", err)
 		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(routeTellEvery):
+		}
 	}
+}
+
+// subscribeRouting opens a netlink socket on routingGroups in ns and
+// sends on ch for each batch of messages it reads, until done is closed
+// or the socket fails (its buffer overflowed), when ch is closed.
+func subscribeRouting(ns netns.NsHandle, ch chan struct{}, done chan struct{}, log *slog.Logger) error {
+	s, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_ROUTE, routingGroups...)
+	if err != nil {
+		return err
+	}
+	go func() { <-done; s.Close() }()
+	go func() {
+		defer close(ch)
+		for {
+			if _, _, err := s.Receive(); err != nil {
+				log.Debug("routing watch", "err", err)
+				return
+			}
+			select {
+			case ch <- struct{}{}:
+			case <-done:
+				return
+			}
+		}
+	}()
+	return nil
 }
 
 // poke asks watchRouting to tell the programs, unless a telling is
@@ -59,5 +105,51 @@ func poke(kick chan struct{}) {
 	select {
 	case kick <- struct{}{}:
 	default:
+	}
+}
+
+// keepUnderlay keeps the programs' encapsulation right every second,
+// whether or not the southbound session is up: the VXLAN device's
+// forwarding turned on again, the interface holding the VTEP followed.
+// Until each is done the device encapsulates every packet.
+func (d *Daemon) keepUnderlay(ctx context.Context) {
+	limit := &logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.keepForwarding(limit)
+		d.followUnderlay(limit)
+	}
+}
+
+// keepForwarding turns the VXLAN device's forwarding back on when
+// something turned it off, which sent every packet through the device.
+func (d *Daemon) keepForwarding(limit *logLimiter) {
+	switch again, err := d.dp.KeepForwarding(); {
+	case err != nil && limit.allow("forwarding"):
+		d.log.Warn("the VXLAN device's forwarding: the programs cannot encapsulate without it", "err", err)
+	case again:
+		d.m.forwardingResets.Inc()
+		d.log.Warn("the VXLAN device's forwarding was turned off (a write of net.ipv4.conf.all.forwarding resets it): "+
+			"turned it on again; meanwhile the device encapsulated every packet", "device", d.cfg.Device)
+	}
+}
+
+// followUnderlay tells the programs which interface to encapsulate out
+// of when the underlay interface was replaced (Datapath.FollowUnderlay).
+func (d *Daemon) followUnderlay(limit *logLimiter) {
+	from, to, err := d.dp.FollowUnderlay()
+	if from != to {
+		d.m.underlayChanges.Inc()
+		d.log.Info("the underlay interface changed; the programs encapsulate out of the new one (0: the VXLAN device encapsulates)",
+			"to_ifindex", to, "from_ifindex", from)
+	}
+	if err != nil && limit.allow("underlay") {
+		d.log.Warn("follow the underlay interface: meanwhile the VXLAN device encapsulates what the programs cannot", "err", err)
 	}
 }

@@ -1,12 +1,18 @@
 package hostd
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
 	"net"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/vishvananda/netlink"
 
 	"github.com/courier-sdn/courier/internal/testenv"
@@ -15,7 +21,8 @@ import (
 // The programs are told of each kind of routing change in the host's
 // namespace: an interface added (a link message alone: it is down), an
 // address (its routes' messages), a route added and deleted (a route
-// message alone: the interface and its address are there).
+// message alone: the interface and its address are there), a policy
+// rule, the interface down.
 func TestRoutingChangesAreTold(t *testing.T) {
 	name := "ch" + testenv.ID() + "-routes"
 	ns := testNS(t, name)
@@ -34,10 +41,7 @@ func TestRoutingChangesAreTold(t *testing.T) {
 	defer cancel()
 	told := make(chan struct{}, 64)
 	log := testenv.Logger(t)
-	kick := make(chan struct{}, 1)
-	go watchRouting(ctx, routeWatch{ns: ns, log: log, changed: func() error { told <- struct{}{}; return nil }, told: func() {}}, kick)
-	go watchLinks(ctx, linkWatch{ns: ns, rcvbuf: linkBuffer, queue: 16, log: log, onLost: func() {}, onAny: func() { poke(kick) }},
-		make(chan linkEvent, 64))
+	go watchRouting(ctx, routeWatch{ns: ns, log: log, changed: func() error { told <- struct{}{}; return nil }, told: func() {}})
 	// quiet drains the tellings until none came for a while.
 	quiet := func() {
 		for {
@@ -79,4 +83,60 @@ func TestRoutingChangesAreTold(t *testing.T) {
 		Gw: net.IPv4(192, 0, 2, 2)}
 	expect("a route added", func() error { return h.RouteAdd(r) })
 	expect("a route deleted", func() error { return h.RouteDel(r) })
+	rule := netlink.NewRule()
+	rule.Table, rule.Priority = 100, 1000
+	expect("a rule added", func() error { return h.RuleAdd(rule) })
+	expect("the interface down (its routes go without a route message)", func() error { return h.LinkSetDown(veth) })
+}
+
+// underlayFake is a data plane whose underlay upkeep says what the test
+// sets.
+type underlayFake struct {
+	fakeDataplane
+	from, to int
+	again    bool
+	err      error
+}
+
+func (f *underlayFake) FollowUnderlay() (int, int, error) { return f.from, f.to, f.err }
+func (f *underlayFake) KeepForwarding() (bool, error)     { return f.again, f.err }
+
+// The underlay upkeep logs and counts a change, says nothing when
+// nothing changed, and warns of an error once in a while, not each
+// second.
+func TestUnderlayUpkeepSaysWhatChanged(t *testing.T) {
+	var buf bytes.Buffer
+	f := &underlayFake{from: 3, to: 3}
+	d := &Daemon{dp: f, m: NewMetrics(nil), log: slog.New(slog.NewTextHandler(&buf, nil))}
+	limit := &logLimiter{every: time.Hour, last: map[string]time.Time{}}
+	step := func(what string, wantLog string, wantChanges, wantResets float64) {
+		t.Helper()
+		buf.Reset()
+		d.keepForwarding(limit)
+		d.followUnderlay(limit)
+		if wantLog == "" && buf.Len() > 0 || !strings.Contains(buf.String(), wantLog) {
+			t.Errorf("%s: logged %q, want %q", what, buf.String(), wantLog)
+		}
+		if c, r := counted(t, d.m.underlayChanges), counted(t, d.m.forwardingResets); c != wantChanges || r != wantResets {
+			t.Errorf("%s: %v underlay changes and %v forwarding resets counted, want %v and %v", what, c, r, wantChanges, wantResets)
+		}
+	}
+	step("nothing changed", "", 0, 0)
+	f.to = 7
+	step("a new interface", "to_ifindex=7 from_ifindex=3", 1, 0)
+	f.from, f.to, f.again = 7, 7, true
+	step("forwarding found off", "turned it on again", 1, 1)
+	f.again, f.err = false, errors.New("dump interrupted")
+	step("an error", "dump interrupted", 1, 1)
+	step("the same error a second later", "", 1, 1)
+}
+
+// counted is a counter's value.
+func counted(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
