@@ -311,7 +311,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.cfg.Ready()
 	}
 	go d.keepSNAT(ctx)
-	go d.keepUnderlay(ctx)
+	go d.keepUnderlay(wctx)
 	rotated := d.cfg.Credentials.Watch(ctx, d.cfg.CertCheck)
 	session := func(ctx context.Context, established func()) error {
 		return d.session(ctx, established, links, events, rotated)

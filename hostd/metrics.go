@@ -84,7 +84,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		underlayChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_underlay_changes_total",
 			Help: "Times the interface holding the VTEP address, which the programs encapsulate out of, was found changed (replaced, or the address moved) and the programs told so."}),
 		routeChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_route_changes_total",
-			Help: "Times the programs were told the host's routing changed (a burst of route, address or interface messages), so that they look up again the route to each VTEP they keep."}),
+			Help: "Times the programs were told the host's routing changed (a burst of route, rule, next-hop or interface messages), so that they look up again the route to each VTEP they keep."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.reconcileSeconds, m.applyErrors, m.lflowErrors, m.written, m.sessionRestarts,

@@ -12,7 +12,8 @@
  * tag, no route out of the underlay interface, a packet or segment over
  * the MTU, one already encapsulated) goes through the device, which
  * fragments and reports as before. The route lookup's answer is kept
- * per VTEP (encap_routes) until the routes change or a second passes. */
+ * per VTEP (encap_routes) until the routes change or a second passes
+ * (cfg_route_keep_ns). */
 #ifndef COURIER_ENCAP_H
 #define COURIER_ENCAP_H
 
@@ -76,8 +77,9 @@ struct {
  * that CPU, which is also its only reader: no entry changes under a
  * reader (a shared LRU hash reuses an element at once, while another
  * CPU may be reading it), no lock, no helper call to keep one. Two VTEPs
- * sharing a slot take turns; each CPU looks a VTEP up once a second at
- * most. Not pinned: a new load starts empty. */
+ * sharing a slot take turns. Each CPU looks a VTEP up once per
+ * cfg_route_keep_ns, when told, and for a longer packet. Not pinned: a
+ * new load starts empty. */
 #define ENCAP_ROUTE_SLOTS 2048
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -42,7 +42,7 @@ func main() {
 	sgSamples := flag.Int("sg-samples", 30, "security group propagation: changes of each kind measured")
 	fifoRun := flag.Bool("fifo", false, "data plane benchmark: run iperf3 and sockperf (client and server) under SCHED_FIFO (chrt -f 50), so that other work on a shared machine does not set the rate")
 	debug := flag.Bool("debug", false, "log at debug level (each sample of the programming and host scale benchmarks)")
-	spineBase := flag.String("spine-baseline", bench.BaselineRev, "spine benchmark: the git revision whose programs (dataplane/dvr_bpfel.o) this build's are timed against")
+	spineBase := flag.String("spine-baseline", bench.BaselineRev, "spine benchmark: the git revision whose programs (dataplane/dvr_bpfel.o) this build's are timed against (an old one may no longer run on today's maps)")
 	hold := flag.Bool("hold", false, "build the data plane benchmark's paths, print their namespaces and keep them until interrupted (for profiling); measure nothing")
 	flag.Parse()
 	level := slog.LevelInfo
