@@ -231,6 +231,23 @@ func (d *Datapath) RoutesChanged() error {
 	return nil
 }
 
+// keptRoutes is cfg_route_keep_ns: Config.RouteKeep, or 0 (nothing
+// kept) when it is negative or the kernel is PREEMPT_RT. The kept routes
+// and the lookup's scratch are per CPU with one writer, the program on
+// that CPU, because a tc program cannot be preempted there; on
+// PREEMPT_RT it can, by another tc program on the same CPU, which could
+// leave one VTEP's next hop kept under another's name.
+func (d *Datapath) keptRoutes() uint64 {
+	if d.cfg.RouteKeep < 0 {
+		return 0
+	}
+	if b, err := os.ReadFile("/sys/kernel/realtime"); err == nil && strings.TrimSpace(string(b)) == "1" {
+		d.log.Warn("a PREEMPT_RT kernel: the programs keep no route lookups (every encapsulated packet is looked up)")
+		return 0
+	}
+	return uint64(d.cfg.RouteKeep)
+}
+
 // localPortRange is net.ipv4.ip_local_port_range, which the VXLAN device
 // draws its UDP source ports from and so do the programs (encap.h); the
 // kernel's default if it cannot be read.

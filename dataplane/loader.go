@@ -50,7 +50,8 @@ type Config struct {
 	// RouteKeep: the programs keep a VTEP's route lookup this long unless
 	// told the routes changed (RoutesChanged; default 1 s). It bounds
 	// what changes without a route message: a path MTU learned from an
-	// ICMP error, an interface's MTU.
+	// ICMP error, an interface's MTU. Negative: nothing is kept (every
+	// packet looked up), as on a PREEMPT_RT kernel (keptRoutes).
 	RouteKeep time.Duration
 	// HubBindings is how many bindings the hub map holds: on a hub,
 	// every binding of the VPCs it serves (default DefaultHubBindings);
@@ -259,7 +260,7 @@ func (d *Datapath) loadObjects() error {
 		"cfg_hub_cost_ns": hubCost, "cfg_hub_burst_ns": hubBurst,
 		"cfg_announce_cost_ns": annCost, "cfg_announce_burst_ns": annBurst,
 		"cfg_unknown_ttl_ns": uint64(d.cfg.UnknownTTL), "cfg_hub_down_ns": uint64(d.cfg.HubDownAfter),
-		"cfg_route_keep_ns": uint64(d.cfg.RouteKeep),
+		"cfg_route_keep_ns": d.keptRoutes(),
 		"cfg_icmp_cost_ns":  icmpCost, "cfg_icmp_burst_ns": icmpBurst,
 	} {
 		if err := set(name, v); err != nil {

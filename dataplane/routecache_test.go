@@ -68,7 +68,7 @@ func TestKeptRoutes(t *testing.T) {
 	quick := func(since time.Time) {
 		t.Helper()
 		if d := time.Since(since); d > w.routeKeep*3/4 {
-			t.Fatalf("the machine is too slow for this test: %v of a kept route's %v gone", d, w.routeKeep)
+			t.Skipf("the machine is too slow for the rest of this test: %v of a kept route's %v gone", d, w.routeKeep)
 		}
 	}
 	changed()
@@ -93,8 +93,14 @@ func TestKeptRoutes(t *testing.T) {
 	changed()
 	a3, _ := net.ParseMAC("02:00:00:01:01:12")
 	a1, _ := net.ParseMAC("02:00:00:01:01:11")
+	before := w.counters(t, "h1")
 	if err := lab.Do(w.lab.VMs["a1"].NS, func() error { return onCPU0(func() error { return sendGSO(a3, a1, 1000) }) }); err != nil {
 		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if after := w.counters(t, "h1"); after["remote_tx"]-before["remote_tx"] == 0 || after["encap_device"] != before["encap_device"] {
+		t.Fatalf("the GSO packet was not sent by the programs: %d sent, %d by the device",
+			after["remote_tx"]-before["remote_tx"], after["encap_device"]-before["encap_device"])
 	}
 	expect("MTU 1200, long, after a GSO packet", 1300, false)
 	expect("MTU 1200, short", 56, true)

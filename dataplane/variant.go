@@ -16,8 +16,9 @@ import (
 // dvr_bpfel.o, such as an earlier commit's) is loaded for a chassis whose
 // programs run, with the running configuration (every variable both
 // builds name, constant or not), on the chassis's pinned maps wherever
-// the two builds lay a map out alike, on fresh maps where they do not (counters that gained
-// entries, test maps renamed). Nothing is attached.
+// the two builds lay a map out alike, on fresh maps where they do not
+// (counters that gained entries, test maps renamed). Nothing is
+// attached.
 
 // CurrentObject is this build's object.
 func CurrentObject() []byte { return _DvrBytes }

@@ -18,21 +18,27 @@ import (
 // when the host's routing may have changed (Datapath.RoutesChanged): on
 // any message of the netlink groups below, unparsed (a route the netlink
 // library cannot parse, an MPLS or seg6 one, still tells). A burst is
-// told once, and at most every routeTellEvery.
+// told once, then once more, and at most every routeTellEvery.
 
 // routingGroups are the netlink groups whose messages may change a
-// VTEP's route: routes (IPv4, and IPv6 for an IPv4 route's IPv6 next
-// hop; an IPv4 address comes and goes with its local and prefix routes),
-// policy rules, next-hop objects, and interfaces, since the kernel
-// removes a deleted or downed interface's IPv4 routes without a route
-// message.
-var routingGroups = []uint{unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE,
-	unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_IPV6_RULE, unix.RTNLGRP_NEXTHOP}
+// VTEP's route (an IPv4 one: an IPv6 next hop comes in the IPv4 route's
+// message): IPv4 routes (an address comes and goes with its local and
+// prefix routes), IPv4 policy rules, next-hop objects, and interfaces,
+// since the kernel removes a deleted or downed interface's IPv4 routes
+// without a route message.
+var routingGroups = []uint{unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_NEXTHOP}
 
 // routeTellEvery spaces the tellings: under route churn (a BGP session
 // flapping) each telling makes every CPU look up every VTEP it sends to
 // again; a few milliseconds more of a kept route is nothing beside it.
+// Each telling is followed by another this much later: the kernel sends
+// an interface's message before it removes the interface's routes, and a
+// packet looked up in between would keep a route about to go.
 const routeTellEvery = 10 * time.Millisecond
+
+// routingBuffer is the watch's socket buffer: it carries every interface
+// message too (VM ports come and go in hundreds).
+const routingBuffer = 1 << 20
 
 // routeWatch is what watchRouting needs: where to watch, whom to tell.
 type routeWatch struct {
@@ -51,24 +57,43 @@ func watchRouting(ctx context.Context, w routeWatch) {
 	kick := make(chan struct{}, 1)
 	go resubscribe(ctx, w.log, "routing change", 1,
 		func(ch chan struct{}, done chan struct{}) error { return subscribeRouting(w.ns, ch, done, w.log) },
-		func(bool) bool { poke(kick); return true },
+		func(first bool) bool {
+			if !first {
+				w.log.Warn("routing watch was lost (its buffer overflowed); reopened, the programs look every route up again")
+			}
+			poke(kick)
+			return true
+		},
 		func(struct{}) { poke(kick) })
 	var warned time.Time
+	tell := func() {
+		w.told()
+		if err := w.changed(); err != nil && time.Since(warned) > 10*time.Second {
+			warned = time.Now()
+			w.log.Warn("tell the programs the routes changed: they keep a VTEP's old route for up to a second", "err", err)
+		}
+	}
+	pause := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(routeTellEvery):
+			return true
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-kick:
 		}
-		w.told()
-		if err := w.changed(); err != nil && time.Since(warned) > 10*time.Second {
-			warned = time.Now()
-			w.log.Warn("tell the programs the routes changed: they keep a VTEP's old route for up to a second", "err", err)
-		}
-		select {
-		case <-ctx.Done():
+		tell()
+		if !pause() {
 			return
-		case <-time.After(routeTellEvery):
+		}
+		tell() // the trailing one (routeTellEvery)
+		if !pause() {
+			return
 		}
 	}
 }
@@ -81,12 +106,19 @@ func subscribeRouting(ns netns.NsHandle, ch chan struct{}, done chan struct{}, l
 	if err != nil {
 		return err
 	}
+	if err := s.SetReceiveBufferSize(routingBuffer, false); err != nil {
+		log.Debug("routing watch: its buffer stays the default", "err", err)
+	}
 	go func() { <-done; s.Close() }()
 	go func() {
 		defer close(ch)
 		for {
 			if _, _, err := s.Receive(); err != nil {
-				log.Debug("routing watch", "err", err)
+				select {
+				case <-done: // closed: not an error
+				default:
+					log.Debug("routing watch", "err", err)
+				}
 				return
 			}
 			select {

@@ -44,11 +44,15 @@ func TestRoutingChangesAreTold(t *testing.T) {
 	go watchRouting(ctx, routeWatch{ns: ns, log: log, changed: func() error { told <- struct{}{}; return nil }, told: func() {}})
 	// quiet drains the tellings until none came for a while.
 	quiet := func() {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
 		for {
 			select {
 			case <-told:
 			case <-time.After(300 * time.Millisecond):
 				return
+			case <-deadline:
+				t.Fatal("the programs are told without end, with nothing changing")
 			}
 		}
 	}

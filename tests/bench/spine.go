@@ -34,6 +34,9 @@ import (
 // packet (verdict 2) and the section failed.
 const BaselineRev = "c5dc43f"
 
+// spineRev14 is #14's baseline, named in the reports that used it.
+const spineRev14 = "59925c6"
+
 // SpineResult is that benchmark's result.
 type SpineResult struct {
 	Baseline string     `json:"baseline"`
@@ -185,7 +188,7 @@ func minMedMax(v []float64) [3]float64 {
 
 func (s *SpineResult) markdown(b *strings.Builder) {
 	what := s.Baseline
-	if what == "59925c6" {
+	if what == spineRev14 {
 		what += " (before one function per stage)"
 	}
 	fmt.Fprintf(b, "## The pipeline spine\n\nport_ingress per packet, this build against %s, both loaded on one sandbox chassis's state, timed by the same harness (median of 5,000 single BPF_PROG_TEST_RUN runs per round, %d interleaved rounds; min/median/max ns):\n\n", what, s.Rounds)
