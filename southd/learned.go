@@ -171,16 +171,22 @@ func limitOf(pb *sbdb.PortBinding) int {
 
 // arbitrate turns a judgment into operations, counts and logs it, and
 // returns with them a test of whether the monitor shows them done.
-func (d *Daemon) arbitrate(sb *ops.Session, full bool, pbs []*sbdb.PortBinding) ([]ovsdb.Operation, func() bool) {
+//
+// The bindings are read here, after the learned rows, never taken from
+// the start of the pass: the monitor applies updates in commit order, so
+// a learned row read now comes with its port's binding as it was when
+// the row was written (a host learns only on a port it holds), where a
+// binding read at the start of the pass may predate both. Judged against
+// that older binding, a legitimate address was refused as wrong_chassis
+// (hostd's TestMigrationActivation failed so in CI).
+func (d *Daemon) arbitrate(sb *ops.Session) ([]ovsdb.Operation, func() bool) {
 	lbs := ops.Rows[sbdb.LearnedBinding](sb)
 	if len(lbs) == 0 {
 		return nil, nil // nothing to judge: no need to index every binding
 	}
-	if !full {
-		// A learned address is judged against every port's: pbs are
-		// only the changed ones.
-		pbs = ops.Rows[sbdb.PortBinding](sb)
-	}
+	// Every port's, not only the changed ones: a learned address is
+	// judged against all of them.
+	pbs := ops.Rows[sbdb.PortBinding](sb)
 	dps := map[string]*sbdb.Datapath{}
 	for _, dp := range ops.Rows[sbdb.Datapath](sb) {
 		dps[dp.UUID] = dp

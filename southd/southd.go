@@ -291,7 +291,7 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 	txn = append(txn, d.clearStalePrepared(pbs)...)
 	hubOps, hubs := d.assignHubs(sb, hubChassis(nb), alive)
 	txn = append(txn, hubOps...)
-	learnedOps, learnedShown := d.arbitrate(sb, full, pbs)
+	learnedOps, learnedShown := d.arbitrate(sb)
 	txn = append(txn, learnedOps...)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
