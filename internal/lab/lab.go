@@ -466,13 +466,21 @@ func Exec(ns string, args ...string) (string, error) {
 // fractional) and returns how many were answered.
 func (l *Lab) Ping(vm string, ip netip.Addr, count int, interval string) (int, string) {
 	out, _ := Exec(l.VMs[vm].NS, "ping", "-n", "-q", "-c", fmt.Sprint(count), "-i", interval, "-W", "1", ip.String())
-	var sent, recv int
+	_, recv := PingSummary(out)
+	return recv, out
+}
+
+// PingSummary reads how many echo requests a ping sent and how many
+// were answered from its summary line, iputils' ("5 packets
+// transmitted, 4 received, ...") or busybox's ("5 packets transmitted,
+// 4 packets received, ..."); 0, 0 without one.
+func PingSummary(out string) (sent, recv int) {
 	for _, line := range strings.Split(out, "\n") {
 		if strings.Contains(line, "packets transmitted") {
-			fmt.Sscanf(line, "%d packets transmitted, %d received", &sent, &recv)
+			fmt.Sscanf(strings.TrimSpace(line), "%d packets transmitted, %d", &sent, &recv)
 		}
 	}
-	return recv, out
+	return sent, recv
 }
 
 // Destroy removes every namespace with the lab's prefix, including ones a

@@ -51,11 +51,8 @@ type pingResult struct {
 // ("... icmp_seq=N ..."; duplicates ignored) and the summary.
 func parsePing(out string) pingResult {
 	r := pingResult{Answered: map[int]bool{}, At: map[int]float64{}}
+	r.Sent, r.Received = lab.PingSummary(out)
 	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "packets transmitted") {
-			fmt.Sscanf(strings.TrimSpace(line), "%d packets transmitted, %d received", &r.Sent, &r.Received)
-			continue
-		}
 		i := strings.Index(line, "icmp_seq=")
 		if i < 0 || !strings.Contains(line, "bytes from") {
 			continue

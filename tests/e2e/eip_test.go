@@ -70,12 +70,7 @@ func dial(ns, addr string, req ...string) (string, error) {
 // pingFrom pings from any namespace; it returns how many were answered.
 func pingFrom(ns, addr string, count int) (int, string) {
 	out, _ := lab.Exec(ns, "ping", "-n", "-q", "-c", fmt.Sprint(count), "-i", "0.2", "-W", "1", addr)
-	var sent, recv int
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "packets transmitted") {
-			fmt.Sscanf(line, "%d packets transmitted, %d received", &sent, &recv)
-		}
-	}
+	_, recv := lab.PingSummary(out)
 	return recv, out
 }
 

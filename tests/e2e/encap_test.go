@@ -109,12 +109,7 @@ func (e *env) routeChangeFollowed() {
 	// kept per CPU.
 	pings := func(n int) int {
 		out, _ := lab.Exec(e.s.VMNS("p2"), "taskset", "-c", "0", "ping", "-n", "-q", "-c", fmt.Sprint(n), "-i", "0.05", "-W", "0.3", "10.8.1.10")
-		var sent, recv int
-		for _, l := range strings.Split(out, "\n") {
-			if strings.Contains(l, "packets transmitted") {
-				fmt.Sscanf(l, "%d packets transmitted, %d received", &sent, &recv)
-			}
-		}
+		_, recv := lab.PingSummary(out)
 		return recv
 	}
 	ip("link", "add", "kr0", "type", "veth", "peer", "name", "kr1")

@@ -21,6 +21,7 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/courier-sdn/courier/dataplane"
+	"github.com/courier-sdn/courier/internal/lab"
 	"github.com/courier-sdn/courier/internal/pki"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/ops"
@@ -224,12 +225,7 @@ func (p *pingLoop) stop() (sent, recv int) {
 
 func (p *pingLoop) wait() (sent, recv int) {
 	p.cmd.Wait()
-	for _, line := range strings.Split(p.out.String(), "\n") {
-		if strings.Contains(line, "packets transmitted") {
-			fmt.Sscanf(line, "%d packets transmitted, %d received", &sent, &recv)
-		}
-	}
-	return sent, recv
+	return lab.PingSummary(p.out.String())
 }
 
 // capture counts frames matching filter on the fabric bridge (the

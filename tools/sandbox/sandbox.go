@@ -585,12 +585,7 @@ func (s *Sandbox) Ping(port string, ip netip.Addr, count int, interval string) (
 	if s.IsGuest(port) {
 		// busybox ping, which counts "N packets received".
 		out, _ := s.Exec(port, "ping", "-q", "-c", fmt.Sprint(count), "-i", interval, "-W", "1", ip.String())
-		var sent, recv int
-		for _, line := range strings.Split(out, "\n") {
-			if strings.Contains(line, "packets transmitted") {
-				fmt.Sscanf(line, "%d packets transmitted, %d", &sent, &recv)
-			}
-		}
+		_, recv := lab.PingSummary(out)
 		return recv, out
 	}
 	l := &lab.Lab{VMs: map[string]*lab.VM{port: {NS: s.VMNS(port)}}}
