@@ -173,3 +173,19 @@ func dpCame(had, now map[string]*sbdb.Datapath) bool {
 	}
 	return false
 }
+
+// A flow read from the session's rows before its insert was delivered,
+// then inserted and deleted within one batch of the VPC's tracker, is
+// forgotten (newVPCTracker).
+func TestPartsForgetABriefFlowAlreadyRead(t *testing.T) {
+	f := &sbdb.LogicalFlow{UUID: "f1", Datapath: "dp-router", Stage: "ip_route", Priority: 24,
+		Match: "ip4.dst == 10.1.3.0/24", Actions: "route(vni=103);"}
+	fp := newFlowParts(1)
+	fp.reset([]*sbdb.LogicalFlow{f})
+	tr := newVPCTracker(make(chan struct{}, 1))
+	tr.OnAdd(sbdb.LogicalFlowTable, f)
+	tr.OnDelete(sbdb.LogicalFlowTable, f)
+	if !fp.apply(tr.Drain()) || len(fp.partOf) != 0 || len(fp.parts) != 0 {
+		t.Errorf("the flow inserted and deleted is kept: %v", fp.partOf)
+	}
+}
