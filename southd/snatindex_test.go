@@ -364,3 +364,26 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// A block southd committed, and somebody deleted before the monitor
+// delivered its insert, reaches the index as a delete within the same
+// batch (newSBTracker), and its ports are free again.
+func TestSNATBlockDeletedBeforeItsInsertCame(t *testing.T) {
+	w := newSNATWorld()
+	w.setSNAT(1, 1024, "203.0.113.1")
+	w.setPort("p1", 1, false, 1024)
+	if w.pass() == 0 || len(w.blocks) == 0 {
+		t.Fatal("no block was allocated")
+	}
+	tr := newSBTracker(make(chan struct{}, 1))
+	for u, b := range w.blocks {
+		tr.OnAdd(sbdb.SNATBlockTable, b)
+		tr.OnDelete(sbdb.SNATBlockTable, b)
+		delete(w.blocks, u)
+	}
+	w.echoes = nil
+	w.x.apply(tr.Drain())
+	if n := len(w.x.blockByUUID); n != 0 {
+		t.Errorf("the index holds %d blocks the southbound no longer has", n)
+	}
+}

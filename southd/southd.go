@@ -170,7 +170,7 @@ func (d *Daemon) connect(ctx context.Context) (*sessions, error) {
 	ho := &sbdb.SNATHandoff{}
 	// The southbound's changes feed the SNAT index (snatindex.go) and
 	// name what a pass reads (pass.go).
-	s.sbT = ops.NewTrackerNotifying(s.notify)
+	s.sbT = newSBTracker(s.notify)
 	var err error
 	s.sb, err = ops.Open(ctx, sbM, ops.SessionOptions{Remotes: d.cfg.SB, LeaderOnly: true, TLS: d.cfg.TLS,
 		EchoInterval: d.cfg.ProbeInterval, EchoTimeout: jsonrpc.ProbeSilence * d.cfg.ProbeInterval, ConnectTimeout: 12 * d.cfg.ProbeInterval,
@@ -265,6 +265,19 @@ func (d *Daemon) loop(ctx context.Context, s *sessions) error {
 			return err
 		}
 	}
+}
+
+// newSBTracker is the southbound session's tracker. It keeps a row
+// inserted and deleted within one batch, as a delete
+// (ops.Changes.KeepBrief): the SNAT index holds rows before their
+// inserts are delivered (the blocks southd committed, and every row a
+// rebuild reads from libovsdb's cache, which is ahead of its events), so
+// a delete must reach it even when its insert came in the same batch;
+// dropped together, both would leave the block's ports taken for good.
+func newSBTracker(notify chan struct{}) *ops.Tracker {
+	t := ops.NewTrackerNotifying(notify)
+	t.KeepBrief = true
+	return t
 }
 
 // decide writes every decision that changed, in one fenced transaction:
