@@ -147,7 +147,7 @@ func (d *Daemon) fullSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 // interfaces, ports and learned addresses, the chassis' VTEPs and
 // gateways, its underlay NIC.
 func (d *Daemon) hostSnapshot(pbs []*sbdb.PortBinding) *snapshot {
-	s := &snapshot{chassis: d.cfg.Chassis, mtu: d.mtu, ifaces: d.ifaces, taps: d.taps, encap: map[string]netip.Addr{}, ports: pbs,
+	s := &snapshot{chassis: d.cfg.Chassis, mtu: int(d.mtu.Load()), ifaces: d.ifaces, taps: d.taps, encap: map[string]netip.Addr{}, ports: pbs,
 		learned: ops.Rows[sbdb.LearnedBinding](d.base), blockSeen: d.blockSeen}
 	chassis := ops.Rows[sbdb.Chassis](d.base)
 	for _, c := range chassis {

@@ -201,7 +201,7 @@ func (d *Daemon) gatewaySnapshot(encap map[string]netip.Addr) (*dataplane.Gatewa
 	}
 	via := nextHops(ops.Rows[sbdb.ExternalNetwork](d.gw), d.log)
 	g := gatewayState(d.cfg.Gateway, l.Attrs().Index, ops.Rows[sbdb.PortBinding](d.gw), dps, encap, via)
-	g.MTU, g.Addr = d.mtu, d.uplink.get(l)
+	g.MTU, g.Addr = int(d.mtu.Load()), d.uplink.get(l)
 	gatewaySNAT(g, d.cfg.Gateway, ops.Rows[sbdb.SNAT](d.gw), ops.Rows[sbdb.SNATBlock](d.gw), dps, encap, via)
 	return g, true
 }

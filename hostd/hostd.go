@@ -28,6 +28,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/courier-sdn/courier/dataplane"
@@ -93,7 +94,11 @@ type Daemon struct {
 	m      *Metrics
 	dp     Dataplane
 	sender LearnSender
-	mtu    int
+	// mtu is what VMs are offered and their ports allow: the underlay's
+	// MTU less VXLAN's overhead, followed each second (followMTU); 0
+	// before the underlay was found. underlayMTU reads the underlay's.
+	mtu         atomic.Int32
+	underlayMTU func() (int, error)
 
 	notify chan struct{}
 	base   *ops.Session
@@ -235,8 +240,9 @@ func New(cfg Config) *Daemon {
 	return &Daemon{cfg: cfg, tls: cfg.Credentials.TLSConfig(), log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
 		vpcs: map[int]*vpcSession{}, vpcOpenFailed: map[int]int{}, ifaces: map[string]int{}, byIndex: map[int]string{},
 		taps: map[int]bool{}, status: map[string]string{},
-		handoff:  snatHandoff{departed: map[string]departedSNAT{}, seen: map[string]time.Time{}, origin: map[string]portOrigin{}},
-		logLimit: logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
+		underlayMTU: func() (int, error) { return dataplane.UnderlayMTU(cfg.EncapIP) },
+		handoff:     snatHandoff{departed: map[string]departedSNAT{}, seen: map[string]time.Time{}, origin: map[string]portOrigin{}},
+		logLimit:    logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
 }
 
 func (d *Daemon) kick() {
@@ -264,9 +270,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// forwarding matters more: those ports' connections break
 		d.log.Error("departed ports' SNAT connections are lost", "err", err)
 	}
-	if mtu, err := dataplane.UnderlayMTU(d.cfg.EncapIP); err == nil {
-		d.mtu = mtu - dataplane.VXLANOverhead
-	}
+	d.followMTU()
 	sender, err := dataplane.NewSender(d.cfg.EncapIP)
 	if err != nil {
 		return fmt.Errorf("learn message socket: %w", err)

@@ -35,6 +35,7 @@ type Metrics struct {
 	forwardingResets prometheus.Counter
 	underlayChanges  prometheus.Counter
 	routeChanges     prometheus.Counter
+	vmMTU            prometheus.Gauge
 
 	mu sync.Mutex
 	dp *dataplane.Datapath
@@ -85,11 +86,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Times the interface holding the VTEP address, which the programs encapsulate out of, was found changed (replaced, or the address moved) and the programs told so."}),
 		routeChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_route_changes_total",
 			Help: "Times the programs were told the host's routing changed (a burst of route, rule, next-hop or interface messages), so that they look up again the route to each VTEP they keep."}),
+		vmMTU: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_hostd_vm_mtu",
+			Help: "The MTU VMs are offered by DHCP and their ports allow: the underlay interface's MTU less VXLAN's 50 bytes, followed each second (0: the underlay interface was not found)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.reconcileSeconds, m.applyErrors, m.lflowErrors, m.written, m.sessionRestarts,
 			m.learned, m.learnedRefused, m.activations, m.learnedRetries, m.probes, m.hubsDown, m.monitoredRows, m.vpcSessions,
-			m.refused, m.certReloads, m.linkResyncs, m.forwardingResets, m.underlayChanges, m.routeChanges, m.snatDemand, m.snatHandoffs, (*dpCollector)(m))
+			m.refused, m.certReloads, m.linkResyncs, m.forwardingResets, m.underlayChanges, m.routeChanges, m.vmMTU, m.snatDemand, m.snatHandoffs, (*dpCollector)(m))
 	}
 	return m
 }

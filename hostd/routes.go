@@ -8,6 +8,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/courier-sdn/courier/dataplane"
 )
 
 // The programs encapsulate out of the underlay interface themselves
@@ -156,7 +158,33 @@ func (d *Daemon) keepUnderlay(ctx context.Context) {
 		}
 		d.keepForwarding(limit)
 		d.followUnderlay(limit)
+		d.followMTU()
 	}
+}
+
+// followMTU reads the underlay's MTU again: an operator may raise it
+// (jumbo frames) or lower it without restarting hostd. A change is
+// logged and applied at once: the ports' programs allow the new MTU
+// (a VM sending more than a lowered one is told so by ICMP, and lowers
+// its path MTU), and DHCP offers it from the next lease. An underlay
+// not found leaves the MTU as it was (followUnderlay says why).
+func (d *Daemon) followMTU() {
+	under, err := d.underlayMTU()
+	if err != nil {
+		return
+	}
+	mtu := int32(under - dataplane.VXLANOverhead)
+	old := d.mtu.Swap(mtu)
+	if old == mtu {
+		return
+	}
+	d.m.vmMTU.Set(float64(mtu))
+	if old == 0 {
+		d.log.Info("VMs' MTU, from the underlay's", "mtu", mtu, "underlay_mtu", under)
+		return
+	}
+	d.log.Info("the underlay's MTU changed: VMs are allowed, and offered, a new MTU", "mtu", mtu, "was", old, "underlay_mtu", under)
+	d.kick()
 }
 
 // keepForwarding turns the VXLAN device's forwarding back on when

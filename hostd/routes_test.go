@@ -144,3 +144,43 @@ func counted(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// The VMs' MTU follows the underlay's: read at start, and a change
+// found later is logged, counted in the gauge and applied at once (a
+// reconcile is asked for); an underlay not found changes nothing.
+func TestVMsMTUFollowsTheUnderlay(t *testing.T) {
+	var buf bytes.Buffer
+	under, err := 1500, error(nil)
+	d := &Daemon{m: NewMetrics(nil), log: slog.New(slog.NewTextHandler(&buf, nil)), notify: make(chan struct{}, 1),
+		underlayMTU: func() (int, error) { return under, err }}
+	step := func(what string, wantMTU int32, wantLog string, wantKick bool) {
+		t.Helper()
+		buf.Reset()
+		d.followMTU()
+		kicked := false
+		select {
+		case <-d.notify:
+			kicked = true
+		default:
+		}
+		var m dto.Metric
+		d.m.vmMTU.Write(&m)
+		if got := d.mtu.Load(); got != wantMTU || m.GetGauge().GetValue() != float64(wantMTU) {
+			t.Errorf("%s: MTU %d (gauge %v), want %d", what, got, m.GetGauge().GetValue(), wantMTU)
+		}
+		if wantLog == "" && buf.Len() > 0 || !strings.Contains(buf.String(), wantLog) {
+			t.Errorf("%s: logged %q, want %q", what, buf.String(), wantLog)
+		}
+		if kicked != wantKick {
+			t.Errorf("%s: a reconcile asked for: %v, want %v", what, kicked, wantKick)
+		}
+	}
+	step("at start", 1450, "from the underlay's", false)
+	step("unchanged", 1450, "", false)
+	under = 9000
+	step("jumbo frames", 8950, "mtu=8950 was=1450 underlay_mtu=9000", true)
+	err = errors.New("no interface holds the VTEP address")
+	step("the underlay gone", 8950, "", false)
+	under, err = 1400, nil
+	step("lowered", 1350, "mtu=1350 was=8950", true)
+}

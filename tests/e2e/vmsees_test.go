@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/tools/sandbox"
 )
 
@@ -138,6 +140,18 @@ func TestDHCPClientsGetEverythingFromTheHost(t *testing.T) {
 	if !strings.Contains(out, "mtu = 1450") && !strings.Contains(out, "mtu=1450") {
 		t.Errorf("ping -M do -s 1472 from an MTU 1500 VM, want frag needed with mtu 1450:\n%s", out)
 	}
+	// hv1's underlay MTU lowered under a running hostd: its ports allow,
+	// and say, the new one (1400 less VXLAN's 50) within seconds.
+	if out, err := lab.Exec(e.s.HostNS("hv1"), "ip", "link", "set", "dev", "eth0", "mtu", "1400"); err != nil {
+		t.Fatalf("lower hv1's underlay MTU: %v: %s", err, out)
+	}
+	testenv.Eventually(t, 10*time.Second, "an MTU 1500 VM on hv1 told the lowered MTU (1350)", func() error {
+		out, _ := e.s.Exec("big2", "ping", "-n", "-c", "1", "-W", "1", "-M", "do", "-s", "1400", "10.0.2.10")
+		if !strings.Contains(out, "mtu = 1350") && !strings.Contains(out, "mtu=1350") {
+			return fmt.Errorf("ping -M do -s 1400:\n%s", out)
+		}
+		return nil
+	})
 }
 
 // A VM left at MTU 1500, on a host that is no hub, sends bulk TCP to a
