@@ -96,6 +96,25 @@ func UnderlayMTU(addr netip.Addr) (int, error) {
 	return l.Attrs().MTU, nil
 }
 
+// SetVXLANMTU sets the VXLAN device's MTU, when it differs: the
+// underlay's less VXLAN's overhead, as EnsureVXLAN sets it at load. The
+// programs check a GSO packet's segments against it (encap.h, fits).
+//
+// Equivalent to: ip link set DEVICE mtu MTU.
+func (d *Datapath) SetVXLANMTU(mtu int) error {
+	l, err := netlink.LinkByIndex(d.vxlan)
+	if err != nil {
+		return fmt.Errorf("the VXLAN device (ifindex %d): %w", d.vxlan, err)
+	}
+	if l.Attrs().MTU == mtu {
+		return nil
+	}
+	if err := netlink.LinkSetMTU(l, mtu); err != nil {
+		return fmt.Errorf("ip link set %s mtu %d: %w", l.Attrs().Name, mtu, err)
+	}
+	return nil
+}
+
 // errNoUnderlay: no interface holds the VTEP address.
 var errNoUnderlay = errors.New("no interface holds the VTEP address")
 
@@ -295,7 +314,7 @@ func CreateTap(name, alias string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	steps := []error{netlink.LinkSetMTU(l, hostSideMTU), netlink.LinkSetUp(l)}
+	steps := []error{netlink.LinkSetMTU(l, HostSideMTU), netlink.LinkSetUp(l)}
 	if alias != "" {
 		steps = append(steps, netlink.LinkSetAlias(l, alias))
 	}

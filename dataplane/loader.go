@@ -436,13 +436,13 @@ func (d *Datapath) attachPort(ifindex int) error {
 	return openMTU(ifindex)
 }
 
-// hostSideMTU is what a VM interface's host side is raised to, so that
+// HostSideMTU is what a VM interface's host side is raised to, so that
 // the DVR sees what a VM sends whatever MTU the VM set, and can answer
 // a frame too big for the overlay with "fragmentation needed" instead
 // of the interface dropping it unseen.
-const hostSideMTU = 9000
+const HostSideMTU = 9000
 
-// openMTU raises a VM interface's host-side MTU to hostSideMTU.
+// openMTU raises a VM interface's host-side MTU to HostSideMTU.
 //
 // Equivalent to: ip link set dev IFNAME mtu 9000
 func openMTU(ifindex int) error {
@@ -450,11 +450,11 @@ func openMTU(ifindex int) error {
 	if err != nil {
 		return fmt.Errorf("interface %d: %w", ifindex, err)
 	}
-	if l.Attrs().MTU >= hostSideMTU {
+	if l.Attrs().MTU >= HostSideMTU {
 		return nil
 	}
-	if err := netlink.LinkSetMTU(l, hostSideMTU); err != nil {
-		return fmt.Errorf("ip link set %s mtu %d: %w", l.Attrs().Name, hostSideMTU, err)
+	if err := netlink.LinkSetMTU(l, HostSideMTU); err != nil {
+		return fmt.Errorf("ip link set %s mtu %d: %w", l.Attrs().Name, HostSideMTU, err)
 	}
 	return nil
 }

@@ -366,6 +366,7 @@ type Dataplane interface {
 	HubDown(ago time.Duration) bool
 	KeepForwarding() (bool, error)
 	FollowUnderlay() (from, to int, err error)
+	SetVXLANMTU(mtu int) error
 }
 
 // LearnSender sends learn messages from user space (dataplane.Sender).

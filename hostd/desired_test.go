@@ -232,6 +232,7 @@ func (f *fakeDataplane) TaughtAbout(keys map[dataplane.BindingKey]bool) (map[dat
 func (f *fakeDataplane) ExpireCache(time.Duration) (int, error)         { return 0, nil }
 func (f *fakeDataplane) KeepForwarding() (bool, error)                  { return false, nil }
 func (f *fakeDataplane) FollowUnderlay() (int, int, error)              { return 0, 0, nil }
+func (f *fakeDataplane) SetVXLANMTU(int) error                          { return nil }
 func (f *fakeDataplane) ProbeHubs([]netip.Addr) error                   { return nil }
 func (f *fakeDataplane) HubSeen() (map[netip.Addr]time.Duration, error) { return nil, nil }
 func (f *fakeDataplane) HubDown(time.Duration) bool                     { return false }

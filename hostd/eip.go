@@ -178,7 +178,7 @@ var publicEIP = sbdb.PortBindingEipKindPublic
 // gatewaySnapshot is the gateway's part of the kernel state, or nil on a
 // chassis that is not one (or whose session is down: then the kernel keeps
 // what it has, as for VPC sessions).
-func (d *Daemon) gatewaySnapshot(encap map[string]netip.Addr) (*dataplane.Gateway, bool) {
+func (d *Daemon) gatewaySnapshot(encap map[string]netip.Addr, mtu int) (*dataplane.Gateway, bool) {
 	if d.cfg.Gateway == nil {
 		return nil, true
 	}
@@ -201,7 +201,7 @@ func (d *Daemon) gatewaySnapshot(encap map[string]netip.Addr) (*dataplane.Gatewa
 	}
 	via := nextHops(ops.Rows[sbdb.ExternalNetwork](d.gw), d.log)
 	g := gatewayState(d.cfg.Gateway, l.Attrs().Index, ops.Rows[sbdb.PortBinding](d.gw), dps, encap, via)
-	g.MTU, g.Addr = int(d.mtu.Load()), d.uplink.get(l)
+	g.MTU, g.Addr = mtu, d.uplink.get(l)
 	gatewaySNAT(g, d.cfg.Gateway, ops.Rows[sbdb.SNAT](d.gw), ops.Rows[sbdb.SNATBlock](d.gw), dps, encap, via)
 	return g, true
 }

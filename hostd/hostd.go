@@ -95,10 +95,13 @@ type Daemon struct {
 	dp     Dataplane
 	sender LearnSender
 	// mtu is what VMs are offered and their ports allow: the underlay's
-	// MTU less VXLAN's overhead, followed each second (followMTU); 0
-	// before the underlay was found. underlayMTU reads the underlay's.
+	// MTU less VXLAN's overhead (vmMTU), followed each second
+	// (followMTU); 0 before the underlay was found. underlayMTU reads
+	// the underlay's, and underMTU is the last one followed (only
+	// followMTU's goroutine touches it).
 	mtu         atomic.Int32
 	underlayMTU func() (int, error)
+	underMTU    int
 
 	notify chan struct{}
 	base   *ops.Session
@@ -242,7 +245,7 @@ func New(cfg Config) *Daemon {
 		taps: map[int]bool{}, status: map[string]string{},
 		underlayMTU: func() (int, error) { return dataplane.UnderlayMTU(cfg.EncapIP) },
 		handoff:     snatHandoff{departed: map[string]departedSNAT{}, seen: map[string]time.Time{}, origin: map[string]portOrigin{}},
-		logLimit:    logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
+		logLimit:    *newLogLimiter()}
 }
 
 func (d *Daemon) kick() {
@@ -270,7 +273,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// forwarding matters more: those ports' connections break
 		d.log.Error("departed ports' SNAT connections are lost", "err", err)
 	}
-	d.followMTU()
+	upkeep := newLogLimiter()
+	d.followMTU(upkeep)
 	sender, err := dataplane.NewSender(d.cfg.EncapIP)
 	if err != nil {
 		return fmt.Errorf("learn message socket: %w", err)
@@ -315,7 +319,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.cfg.Ready()
 	}
 	go d.keepSNAT(ctx)
-	go d.keepUnderlay(wctx)
+	go d.keepUnderlay(wctx, upkeep)
 	rotated := d.cfg.Credentials.Watch(ctx, d.cfg.CertCheck)
 	session := func(ctx context.Context, established func()) error {
 		return d.session(ctx, established, links, events, rotated)

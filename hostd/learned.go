@@ -220,6 +220,11 @@ type logLimiter struct {
 	last  map[string]time.Time
 }
 
+// newLogLimiter lets each message through once in 10 s.
+func newLogLimiter() *logLimiter {
+	return &logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}
+}
+
 func (l *logLimiter) allow(key string) bool {
 	now := time.Now()
 	if t, ok := l.last[key]; ok && now.Sub(t) < l.every {

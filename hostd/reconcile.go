@@ -58,7 +58,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	if d.gw != nil { // its nb_cfg before its rows, as for the base session
 		cfgs = append(cfgs, sbCfg(d.gw.Client))
 	}
-	gw, ok := d.gatewaySnapshot(snap.encap)
+	gw, ok := d.gatewaySnapshot(snap.encap, snap.mtu)
 	if !ok {
 		d.status["sessions"] = "gateway session down or uplink missing"
 		d.log.Warn("not applying: the gateway's view is incomplete; the data plane keeps its state")

@@ -146,8 +146,7 @@ func poke(kick chan struct{}) {
 // whether or not the southbound session is up: the VXLAN device's
 // forwarding turned on again, the interface holding the VTEP followed.
 // Until each is done the device encapsulates every packet.
-func (d *Daemon) keepUnderlay(ctx context.Context) {
-	limit := &logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}
+func (d *Daemon) keepUnderlay(ctx context.Context, limit *logLimiter) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -158,22 +157,37 @@ func (d *Daemon) keepUnderlay(ctx context.Context) {
 		}
 		d.keepForwarding(limit)
 		d.followUnderlay(limit)
-		d.followMTU()
+		d.followMTU(limit)
 	}
 }
 
 // followMTU reads the underlay's MTU again: an operator may raise it
-// (jumbo frames) or lower it without restarting hostd. A change is
-// logged and applied at once: the ports' programs allow the new MTU
-// (a VM sending more than a lowered one is told so by ICMP, and lowers
-// its path MTU), and DHCP offers it from the next lease. An underlay
-// not found leaves the MTU as it was (followUnderlay says why).
-func (d *Daemon) followMTU() {
+// (jumbo frames) or lower it without restarting hostd. A change sets the
+// VXLAN device's MTU (what the programs check a GSO packet's segments
+// against), and VMs' (vmMTU), applied at once: the ports' programs allow
+// the new MTU (a VM sending more than a lowered one is told so by ICMP,
+// and lowers its path MTU), DHCP offers it from the next lease, a
+// gateway uses it. An underlay not found changes nothing
+// (followUnderlay says why); a device that refuses the MTU is tried
+// again the next second.
+func (d *Daemon) followMTU(limit *logLimiter) {
 	under, err := d.underlayMTU()
-	if err != nil {
+	if err != nil || under == d.underMTU {
 		return
 	}
-	mtu := int32(under - dataplane.VXLANOverhead)
+	if err := d.dp.SetVXLANMTU(under - dataplane.VXLANOverhead); err != nil {
+		if limit.allow("vxlan-mtu") {
+			d.log.Warn("the underlay's MTU changed; the VXLAN device does not follow", "underlay_mtu", under, "err", err)
+		}
+		return
+	}
+	d.underMTU = under
+	mtu, ok := vmMTU(under)
+	if !ok {
+		d.log.Warn("the underlay's MTU leaves VMs less than 576 bytes: their MTU is left as it was",
+			"underlay_mtu", under, "mtu", d.mtu.Load())
+		return
+	}
 	old := d.mtu.Swap(mtu)
 	if old == mtu {
 		return
@@ -181,10 +195,20 @@ func (d *Daemon) followMTU() {
 	d.m.vmMTU.Set(float64(mtu))
 	if old == 0 {
 		d.log.Info("VMs' MTU, from the underlay's", "mtu", mtu, "underlay_mtu", under)
-		return
+	} else {
+		d.log.Info("the underlay's MTU changed: VMs are allowed, and offered, a new MTU", "mtu", mtu, "was", old, "underlay_mtu", under)
 	}
-	d.log.Info("the underlay's MTU changed: VMs are allowed, and offered, a new MTU", "mtu", mtu, "was", old, "underlay_mtu", under)
 	d.kick()
+}
+
+// vmMTU is the MTU VMs get over an underlay of MTU under: under less
+// VXLAN's overhead, at most what a VM interface's host side takes
+// (dataplane.HostSideMTU: a larger frame would be dropped there unseen,
+// with no ICMP), and false below 576, the least an IPv4 host must take
+// (a loopback's 65,536, a routed host's VTEP, gives 9,000).
+func vmMTU(under int) (int32, bool) {
+	mtu := min(under-dataplane.VXLANOverhead, dataplane.HostSideMTU)
+	return int32(mtu), mtu >= 576
 }
 
 // keepForwarding turns the VXLAN device's forwarding back on when

@@ -145,18 +145,38 @@ func counted(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
+// mtuFake is a data plane whose VXLAN device's MTU is recorded, and
+// refused while refuse is set.
+type mtuFake struct {
+	fakeDataplane
+	device int
+	refuse error
+}
+
+func (f *mtuFake) SetVXLANMTU(mtu int) error {
+	if f.refuse != nil {
+		return f.refuse
+	}
+	f.device = mtu
+	return nil
+}
+
 // The VMs' MTU follows the underlay's: read at start, and a change
-// found later is logged, counted in the gauge and applied at once (a
-// reconcile is asked for); an underlay not found changes nothing.
+// found later is logged, shown in the gauge and applied at once (a
+// reconcile is asked for), with the VXLAN device's MTU; an underlay not
+// found changes nothing, a device that refuses is tried again, and an
+// underlay too small or too large for VMs is not passed on as it is.
 func TestVMsMTUFollowsTheUnderlay(t *testing.T) {
 	var buf bytes.Buffer
 	under, err := 1500, error(nil)
-	d := &Daemon{m: NewMetrics(nil), log: slog.New(slog.NewTextHandler(&buf, nil)), notify: make(chan struct{}, 1),
+	f := &mtuFake{}
+	d := &Daemon{dp: f, m: NewMetrics(nil), log: slog.New(slog.NewTextHandler(&buf, nil)), notify: make(chan struct{}, 1),
 		underlayMTU: func() (int, error) { return under, err }}
-	step := func(what string, wantMTU int32, wantLog string, wantKick bool) {
+	limit := &logLimiter{every: time.Hour, last: map[string]time.Time{}}
+	step := func(what string, wantMTU int32, wantDevice int, wantLog string, wantKick bool) {
 		t.Helper()
 		buf.Reset()
-		d.followMTU()
+		d.followMTU(limit)
 		kicked := false
 		select {
 		case <-d.notify:
@@ -168,6 +188,9 @@ func TestVMsMTUFollowsTheUnderlay(t *testing.T) {
 		if got := d.mtu.Load(); got != wantMTU || m.GetGauge().GetValue() != float64(wantMTU) {
 			t.Errorf("%s: MTU %d (gauge %v), want %d", what, got, m.GetGauge().GetValue(), wantMTU)
 		}
+		if f.device != wantDevice {
+			t.Errorf("%s: the VXLAN device's MTU %d, want %d", what, f.device, wantDevice)
+		}
 		if wantLog == "" && buf.Len() > 0 || !strings.Contains(buf.String(), wantLog) {
 			t.Errorf("%s: logged %q, want %q", what, buf.String(), wantLog)
 		}
@@ -175,12 +198,20 @@ func TestVMsMTUFollowsTheUnderlay(t *testing.T) {
 			t.Errorf("%s: a reconcile asked for: %v, want %v", what, kicked, wantKick)
 		}
 	}
-	step("at start", 1450, "from the underlay's", false)
-	step("unchanged", 1450, "", false)
+	step("at start", 1450, 1450, "from the underlay's", true)
+	step("unchanged", 1450, 1450, "", false)
 	under = 9000
-	step("jumbo frames", 8950, "mtu=8950 was=1450 underlay_mtu=9000", true)
+	step("jumbo frames", 8950, 8950, "mtu=8950 was=1450 underlay_mtu=9000", true)
 	err = errors.New("no interface holds the VTEP address")
-	step("the underlay gone", 8950, "", false)
+	step("the underlay gone", 8950, 8950, "", false)
 	under, err = 1400, nil
-	step("lowered", 1350, "mtu=1350 was=8950", true)
+	f.refuse = errors.New("invalid argument")
+	step("the device refuses", 8950, 8950, "the VXLAN device does not follow", false)
+	step("the device refuses a second later", 8950, 8950, "", false)
+	f.refuse = nil
+	step("lowered", 1350, 1350, "mtu=1350 was=8950", true)
+	under = 600
+	step("too small for VMs", 1350, 550, "less than 576 bytes", false)
+	under = 65536
+	step("a loopback's", 9000, 65486, "mtu=9000 was=1350", true)
 }

@@ -152,6 +152,9 @@ func TestDHCPClientsGetEverythingFromTheHost(t *testing.T) {
 		}
 		return nil
 	})
+	if out, _ := lab.Exec(e.s.HostNS("hv1"), "ip", "link", "show", "courier0"); !strings.Contains(out, "mtu 1350 ") {
+		t.Errorf("hv1's VXLAN device, want mtu 1350:\n%s", out)
+	}
 }
 
 // A VM left at MTU 1500, on a host that is no hub, sends bulk TCP to a
