@@ -284,14 +284,15 @@ func (e *env) waitPrepared(port, chassis string) {
 // if the guest crashes again. A stream that stops while the guest lives
 // fails the test.
 func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
-	unlessTheGuestCrashes(t, snatAcrossMigration)
+	unlessTheGuestIsLost(t, snatAcrossMigration)
 }
 
-// unlessTheGuestCrashes runs a migration scenario, which returns why
+// unlessTheGuestIsLost runs a migration scenario, which returns why
 // its guest could not be judged when it stopped on that (guestLost: its
-// kernel crashed or it hung), again in a new sandbox if it did, and
-// skips the test, saying why, if it does twice.
-func unlessTheGuestCrashes(t *testing.T, scenario func(*testing.T) (crash string)) {
+// kernel crashed or it hung, after a migration as a rule), again in a
+// new sandbox if it did, and skips the test, saying why, if it does
+// twice.
+func unlessTheGuestIsLost(t *testing.T, scenario func(*testing.T) (crash string)) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
 		crash := scenario(t)
@@ -299,9 +300,9 @@ func unlessTheGuestCrashes(t *testing.T, scenario func(*testing.T) (crash string
 			return
 		}
 		if attempt == 2 {
-			t.Skipf("the guest crashed or hung after QEMU's live migration in both attempts (%s): nothing was checked across it", crash)
+			t.Skipf("the guest crashed or hung in both attempts (%s): nothing was checked across QEMU's live migration", crash)
 		}
-		t.Logf("attempt %d: the guest crashed or hung after QEMU's live migration (%s), not a network fault; again in a new sandbox", attempt, crash)
+		t.Logf("attempt %d: the guest crashed or hung (%s), not a network fault; again in a new sandbox", attempt, crash)
 	}
 }
 
