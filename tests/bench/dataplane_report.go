@@ -97,7 +97,7 @@ func (d *DataplaneResult) markdown(b *strings.Builder) {
 	pathTable(b, d.Paths, metrics)
 	fmt.Fprintf(b, "\nTCP: iperf3 (%s); req/resp: sockperf ping-pong --tcp, %d-byte messages, round trips a second and their median; "+
 		"conn/req: connect, %d bytes each way, server closes, one connection at a time; ping: -A, 2000 echoes; ping 2 ms apart: 500 echoes, their median (a path gone cold between packets).\n",
-		"3.12 runs every stream on one thread", rrSize, rrSize)
+		"3.12 runs every stream on one thread; ends pinned apart: the client on CPU 0, the server on CPU 1, -A 0,1, reported, not a target", rrSize, rrSize)
 	fmt.Fprintf(b, "\nRatios of medians (Courier over the Linux bridge + VXLAN baseline measured in this run; same_vxnet_vs_device_encap: (c) over (e), the programs encapsulating over the VXLAN device), and of each round's pair (min / median / max):\n\n")
 	keys := make([]string, 0, len(d.Ratios))
 	for k := range d.Ratios {
