@@ -22,11 +22,11 @@ import (
 // Throughput with 1, 4 and 32 TCP streams (iperf3; 3.12 runs all streams
 // on one thread, the same on every path), and 4 again with the client
 // on CPU 0 and the server on CPU 1 (iperf3 -A 0,1; with two CPUs or
-// more). On two CPUs the plain four-stream rate is bimodal on every
-// path, set by where the scheduler lets the two ends and their softirqs
-// settle (DEVELOPERS.md, "Four streams on two vCPUs"); pinned apart, it
-// shows the data plane's cost. It is reported, not a target: #21's
-// targets are the unpinned rates. A request/response rate, one
+// more), which takes the scheduler's placement of the two ends out of
+// it. On two CPUs both stay bimodal on every path, set by how often the
+// receiver sleeps and is woken (DEVELOPERS.md, "Four streams on two
+// vCPUs"). The pinned rate is reported, not a target: #21's targets are
+// the plain rates. A request/response rate, one
 // 64-byte message each way on one TCP connection (sockperf ping-pong),
 // and its round trip; a connection-per-request rate (connect, 64 bytes
 // each way, close: what NAT and security groups set up per flow); and
