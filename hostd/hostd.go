@@ -96,9 +96,9 @@ type Daemon struct {
 	sender LearnSender
 	// mtu is what VMs are offered and their ports allow: the underlay's
 	// MTU less VXLAN's overhead (vmMTU), followed each second
-	// (followMTU); 0 before the underlay was found. underlayMTU reads
-	// the underlay's, and underMTU is the last one followed (only
-	// followMTU's goroutine touches it).
+	// (followMTU); 0 until an underlay gives VMs 576 bytes or more.
+	// underlayMTU reads the underlay's, and underMTU is the last one
+	// the VXLAN device took (only followMTU's goroutine touches it).
 	mtu         atomic.Int32
 	underlayMTU func() (int, error)
 	underMTU    int
@@ -245,7 +245,7 @@ func New(cfg Config) *Daemon {
 		taps: map[int]bool{}, status: map[string]string{},
 		underlayMTU: func() (int, error) { return dataplane.UnderlayMTU(cfg.EncapIP) },
 		handoff:     snatHandoff{departed: map[string]departedSNAT{}, seen: map[string]time.Time{}, origin: map[string]portOrigin{}},
-		logLimit:    *newLogLimiter()}
+		logLimit:    logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
 }
 
 func (d *Daemon) kick() {

@@ -164,28 +164,30 @@ func (d *Daemon) keepUnderlay(ctx context.Context, limit *logLimiter) {
 // followMTU reads the underlay's MTU again: an operator may raise it
 // (jumbo frames) or lower it without restarting hostd. A change sets the
 // VXLAN device's MTU (what the programs check a GSO packet's segments
-// against), and VMs' (vmMTU), applied at once: the ports' programs allow
-// the new MTU (a VM sending more than a lowered one is told so by ICMP,
-// and lowers its path MTU), DHCP offers it from the next lease, a
-// gateway uses it. An underlay not found changes nothing
-// (followUnderlay says why); a device that refuses the MTU is tried
-// again the next second.
+// against; tried again each second while the device refuses), and VMs'
+// (vmMTU), applied at once: the ports' programs allow the new MTU (a VM
+// sending more than a lowered one is told so by ICMP, and lowers its
+// path MTU), DHCP offers it from the next lease, a gateway uses it.
+// VMs' follows even while the device refuses: a lowered underlay must
+// not go on being offered, and with a raised one the device's path
+// still carries what does not fit the device. An underlay not found
+// changes nothing (followUnderlay says why).
 func (d *Daemon) followMTU(limit *logLimiter) {
 	under, err := d.underlayMTU()
 	if err != nil || under == d.underMTU {
 		return
 	}
-	if err := d.dp.SetVXLANMTU(under - dataplane.VXLANOverhead); err != nil {
-		if limit.allow("vxlan-mtu") {
-			d.log.Warn("the underlay's MTU changed; the VXLAN device does not follow", "underlay_mtu", under, "err", err)
-		}
-		return
+	if err := d.dp.SetVXLANMTU(under - dataplane.VXLANOverhead); err == nil {
+		d.underMTU = under
+	} else if limit.allow("vxlan-mtu") {
+		d.log.Warn("the underlay's MTU changed; the VXLAN device does not follow", "underlay_mtu", under, "err", err)
 	}
-	d.underMTU = under
 	mtu, ok := vmMTU(under)
 	if !ok {
-		d.log.Warn("the underlay's MTU leaves VMs less than 576 bytes: their MTU is left as it was",
-			"underlay_mtu", under, "mtu", d.mtu.Load())
+		if limit.allow("vm-mtu") {
+			d.log.Warn("the underlay's MTU leaves VMs less than 576 bytes: their MTU is left as it was",
+				"underlay_mtu", under, "mtu", d.mtu.Load())
+		}
 		return
 	}
 	old := d.mtu.Swap(mtu)
