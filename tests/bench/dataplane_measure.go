@@ -9,11 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/courier-sdn/courier/internal/lab"
 )
@@ -152,8 +153,8 @@ func measure(p *PathResult, seconds int, prio fifo) error {
 		}
 		add(map[int]string{1: "tcp_1_stream_gbps", 4: "tcp_4_streams_gbps", 32: "tcp_32_streams_gbps"}[n], g)
 	}
-	if runtime.NumCPU() >= 2 {
-		g, err := iperfAt(prio, p.client, p.dst, 4, seconds, "-A", "0,1")
+	if cpus := twoCPUs(); cpus != "" {
+		g, err := iperfAt(prio, p.client, p.dst, 4, seconds, "-A", cpus)
 		if err != nil {
 			return err
 		}
@@ -186,6 +187,26 @@ func measure(p *PathResult, seconds int, prio fifo) error {
 
 func iperf(clientNS, dst string, streams, seconds int) (float64, error) {
 	return iperfAt(false, clientNS, dst, streams, seconds)
+}
+
+// twoCPUs is iperf3's -A for the client on the first CPU this process
+// may run on and the server on the second ("0,1" as a rule; a cpuset
+// may give others), or "" with fewer than two.
+func twoCPUs() string {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return ""
+	}
+	var cpus []int
+	for i := 0; i < len(set)*64 && len(cpus) < 2; i++ {
+		if set.IsSet(i) {
+			cpus = append(cpus, i)
+		}
+	}
+	if len(cpus) < 2 {
+		return ""
+	}
+	return fmt.Sprintf("%d,%d", cpus[0], cpus[1])
 }
 
 // iperfAt runs iperf3's client, with more of its options, and returns

@@ -72,7 +72,11 @@ func pathTable(b *strings.Builder, paths []*PathResult, ms []metric) {
 	for _, p := range paths {
 		fmt.Fprintf(b, "| %s |", p.Name)
 		for _, m := range ms {
-			s := p.Stats[m.key]
+			s, ok := p.Stats[m.key]
+			if !ok {
+				fmt.Fprintf(b, " n/a |") // not measured here (the pinned rate, with one CPU)
+				continue
+			}
 			fmt.Fprintf(b, " %.*f / %.*f / %.*f |", m.prec, s.Min, m.prec, s.Med, m.prec, s.Max)
 		}
 		fmt.Fprintln(b)
