@@ -96,7 +96,7 @@ type Daemon struct {
 	sender LearnSender
 	// mtu is what VMs are offered and their ports allow: the underlay's
 	// MTU less VXLAN's overhead (vmMTU), followed each second
-	// (followMTU); 0 until an underlay gives VMs 576 bytes or more.
+	// (followMTU); 0 until an underlay is found.
 	// underlayMTU reads the underlay's, and underMTU is the last one
 	// the VXLAN device took (only followMTU's goroutine touches it).
 	mtu         atomic.Int32

@@ -87,7 +87,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		routeChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_route_changes_total",
 			Help: "Times the programs were told the host's routing changed (a burst of route, rule, next-hop or interface messages), so that they look up again the route to each VTEP they keep."}),
 		vmMTU: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_hostd_vm_mtu",
-			Help: "The MTU VMs are offered by DHCP and their ports allow: the underlay interface's MTU less VXLAN's 50 bytes (at most 9000), followed each second (0: none yet, no underlay found or one leaving VMs less than 576 bytes)."}),
+			Help: "The MTU VMs are offered by DHCP and their ports allow: the underlay interface's MTU less VXLAN's 50 bytes (576 to 9000), followed each second (0: no underlay found yet)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.reconcileSeconds, m.applyErrors, m.lflowErrors, m.written, m.sessionRestarts,

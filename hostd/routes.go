@@ -182,13 +182,10 @@ func (d *Daemon) followMTU(limit *logLimiter) {
 	} else if limit.allow("vxlan-mtu") {
 		d.log.Warn("the underlay's MTU changed; the VXLAN device does not follow", "underlay_mtu", under, "err", err)
 	}
-	mtu, ok := vmMTU(under)
-	if !ok {
-		if limit.allow("vm-mtu") {
-			d.log.Warn("the underlay's MTU leaves VMs less than 576 bytes: their MTU is left as it was",
-				"underlay_mtu", under, "mtu", d.mtu.Load())
-		}
-		return
+	mtu, low := vmMTU(under)
+	if low && limit.allow("vm-mtu") {
+		d.log.Warn("the underlay's MTU leaves VMs less than 576 bytes: they get 576, and the underlay fragments what they send",
+			"underlay_mtu", under)
 	}
 	old := d.mtu.Swap(mtu)
 	if old == mtu {
@@ -206,11 +203,12 @@ func (d *Daemon) followMTU(limit *logLimiter) {
 // vmMTU is the MTU VMs get over an underlay of MTU under: under less
 // VXLAN's overhead, at most what a VM interface's host side takes
 // (dataplane.HostSideMTU: a larger frame would be dropped there unseen,
-// with no ICMP), and false below 576, the least an IPv4 host must take
-// (a loopback's 65,536, a routed host's VTEP, gives 9,000).
-func vmMTU(under int) (int32, bool) {
-	mtu := min(under-dataplane.VXLANOverhead, dataplane.HostSideMTU)
-	return int32(mtu), mtu >= 576
+// with no ICMP; a loopback's 65,536, a routed host's VTEP, gives 9,000),
+// and at least 576, the least an IPv4 host must take (low: the underlay
+// fragments what VMs send; a VM left at a larger MTU would be worse).
+func vmMTU(under int) (mtu int32, low bool) {
+	m := under - dataplane.VXLANOverhead
+	return int32(min(max(m, 576), dataplane.HostSideMTU)), m < 576
 }
 
 // keepForwarding turns the VXLAN device's forwarding back on when

@@ -165,8 +165,8 @@ func (f *mtuFake) SetVXLANMTU(mtu int) error {
 // found later is logged, shown in the gauge and applied at once (a
 // reconcile is asked for), with the VXLAN device's MTU; an underlay not
 // found changes nothing, a device that refuses is tried again (VMs
-// follow meanwhile), and an underlay too small or too large for VMs is
-// not passed on as it is.
+// follow meanwhile), and an underlay too small or too large for VMs
+// gives them 576 or 9000.
 func TestVMsMTUFollowsTheUnderlay(t *testing.T) {
 	var buf bytes.Buffer
 	under, err := 1500, error(nil)
@@ -215,7 +215,8 @@ func TestVMsMTUFollowsTheUnderlay(t *testing.T) {
 	f.refuse = nil
 	step("the device follows", 1350, 1350, "", false)
 	under = 600
-	step("too small for VMs", 1350, 550, "less than 576 bytes", false)
+	step("too small for VMs", 576, 550, "less than 576 bytes: they get 576", true)
+	step("too small, a second later", 576, 550, "", false)
 	under = 65536
-	step("a loopback's", 9000, 65486, "mtu=9000 was=1350", true)
+	step("a loopback's", 9000, 65486, "mtu=9000 was=576", true)
 }
