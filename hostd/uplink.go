@@ -73,7 +73,7 @@ func watchAddrs(ctx context.Context, ns netns.NsHandle, log *slog.Logger, out ch
 	resubscribe(ctx, log, "address", 64,
 		func(ch chan netlink.AddrUpdate, done chan struct{}) error {
 			return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{Namespace: &ns,
-				ErrorCallback: func(err error) { log.Debug("address watch", "err", err) }})
+				ErrorCallback: watchError(ctx, log, "address watch")})
 		},
 		func(first bool) bool {
 			if !first {
