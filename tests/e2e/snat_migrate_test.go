@@ -289,9 +289,9 @@ func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
 
 // unlessTheGuestIsLost runs a migration scenario, which returns why
 // its guest could not be judged when it stopped on that (guestLost: its
-// kernel crashed or it hung, after a migration as a rule), again in a
-// new sandbox if it did, and skips the test, saying why, if it does
-// twice.
+// kernel crashed or it hung; guestDeaf: it stopped receiving; after a
+// migration as a rule), again in a new sandbox if it did, and skips the
+// test, saying why, if it does twice.
 func unlessTheGuestIsLost(t *testing.T, scenario func(*testing.T) (crash string)) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
@@ -300,9 +300,9 @@ func unlessTheGuestIsLost(t *testing.T, scenario func(*testing.T) (crash string)
 			return
 		}
 		if attempt == 2 {
-			t.Skipf("the guest crashed or hung in both attempts (%s): nothing was checked across QEMU's live migration", crash)
+			t.Skipf("the guest was lost in both attempts (%s): nothing was checked across QEMU's live migration", crash)
 		}
-		t.Logf("attempt %d: the guest crashed or hung (%s), not a network fault; again in a new sandbox", attempt, crash)
+		t.Logf("attempt %d: the guest was lost (%s), not a network fault; again in a new sandbox", attempt, crash)
 	}
 }
 

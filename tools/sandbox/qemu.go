@@ -41,6 +41,16 @@ var guestFiles = []string{".pid", ".log", ".con", ".con.log", ".qmp"}
 // tapName is a guest's tap: "t-PORT", fitted as a veth's host side is.
 func tapName(port string) string { return lab.LinkName("t-", port) }
 
+// GuestTap is the namespace of the host running guest port and the
+// name of its tap there; ok is false if port is not a running guest.
+func (s *Sandbox) GuestTap(port string) (ns, tap string, ok bool) {
+	host, ok := s.HasVM(port)
+	if !ok || !s.IsGuest(port) {
+		return "", "", false
+	}
+	return s.HostNS(host), tapName(port), true
+}
+
 // guestCache is where the guest image is built ($COURIER_GUEST_CACHE or
 // guest.DefaultCache).
 func guestCache() string { return os.Getenv("COURIER_GUEST_CACHE") }
