@@ -31,7 +31,7 @@ const VXLANOverhead = 50
 //	ip link add NAME type vxlan external dstport 4789 local VTEP nolearning gbp
 //	ip link set NAME mtu (underlay MTU - 50) up
 func EnsureVXLAN(name string, vtep netip.Addr) (int, error) {
-	mtu, err := UnderlayMTU(vtep)
+	mtu, err := underlayMTU(vtep)
 	if err != nil {
 		return 0, err
 	}
@@ -42,10 +42,8 @@ func EnsureVXLAN(name string, vtep netip.Addr) (int, error) {
 	if l, err := netlink.LinkByName(name); err == nil {
 		vx, ok := l.(*netlink.Vxlan)
 		if ok && vx.FlowBased && vx.Port == VXLANPort && vx.SrcAddr.Equal(want.SrcAddr) && !vx.Learning && vx.GBP {
-			if vx.MTU != want.MTU {
-				if err := netlink.LinkSetMTU(l, want.MTU); err != nil {
-					return 0, fmt.Errorf("set %s mtu: %w", name, err)
-				}
+			if err := setMTU(l, want.MTU); err != nil {
+				return 0, err
 			}
 			if err := netlink.LinkSetUp(l); err != nil {
 				return 0, fmt.Errorf("set %s up: %w", name, err)
@@ -87,8 +85,8 @@ func ListLinks() ([]netlink.Link, error) { return retryDump(netlink.LinkList) }
 // ListLinksWith is ListLinks through a handle (of another namespace).
 func ListLinksWith(h *netlink.Handle) ([]netlink.Link, error) { return retryDump(h.LinkList) }
 
-// UnderlayMTU is the MTU of the interface that holds addr.
-func UnderlayMTU(addr netip.Addr) (int, error) {
+// underlayMTU is the MTU of the interface that holds addr.
+func underlayMTU(addr netip.Addr) (int, error) {
 	l, err := underlayLink(addr)
 	if err != nil {
 		return 0, err
@@ -99,13 +97,18 @@ func UnderlayMTU(addr netip.Addr) (int, error) {
 // SetVXLANMTU sets the VXLAN device's MTU, when it differs: the
 // underlay's less VXLAN's overhead, as EnsureVXLAN sets it at load. The
 // programs check a GSO packet's segments against it (encap.h, fits).
-//
-// Equivalent to: ip link set DEVICE mtu MTU.
 func (d *Datapath) SetVXLANMTU(mtu int) error {
 	l, err := netlink.LinkByIndex(d.vxlan)
 	if err != nil {
 		return fmt.Errorf("the VXLAN device (ifindex %d): %w", d.vxlan, err)
 	}
+	return setMTU(l, mtu)
+}
+
+// setMTU sets l's MTU when it differs.
+//
+// Equivalent to: ip link set NAME mtu MTU.
+func setMTU(l netlink.Link, mtu int) error {
 	if l.Attrs().MTU == mtu {
 		return nil
 	}
@@ -152,8 +155,10 @@ func underlayLink(addr netip.Addr) (netlink.Link, error) {
 // the VXLAN device encapsulates everything, as it does for whatever the
 // programs cannot send themselves. An error says the kernel could not be
 // asked (a failed dump, the interface gone meanwhile): nothing is known.
-func encapLink(vtep netip.Addr) (int, error) {
-	l, err := underlayLink(vtep)
+func encapLink(vtep netip.Addr) (int, error) { return encapIndex(underlayLink(vtep)) }
+
+// encapIndex is encapLink of underlayLink's answer.
+func encapIndex(l netlink.Link, err error) (int, error) {
 	if errors.Is(err, errNoUnderlay) {
 		return 0, nil
 	}
@@ -209,31 +214,47 @@ func (d *Datapath) KeepForwarding() (bool, error) {
 	return true, setForwarding(d.cfg.Device, true)
 }
 
-// FollowUnderlay finds the interface the programs encapsulate out of
-// again (encapLink) and, when it changed, tells the running programs and
+// Underlay is what FollowUnderlay found of the interface that holds the
+// VTEP address.
+type Underlay struct {
+	// From and To are the ifindex the programs encapsulated out of
+	// before and after (0: the VXLAN device encapsulates).
+	From, To int
+	// MTU is the interface's; 0 when no interface holds the address or
+	// it could not be read.
+	MTU int
+}
+
+// FollowUnderlay reads the interface that holds the VTEP address again,
+// for hostd to follow its MTU, and, when the interface the programs
+// encapsulate out of (encapLink) changed, tells the running programs and
 // sets the VXLAN device's forwarding to match: an underlay interface
 // replaced (a bond or a VLAN device recreated) or the VTEP address moved
 // to another interface has a new ifindex, and until then every packet
 // the programs would send goes through the device, its route leading out
-// of an interface they do not know (encap.h). It returns the ifindex
-// before and after (0: the device encapsulates); when the interface
-// cannot be read, nothing changes. With KernelEncap it does nothing.
+// of an interface they do not know (encap.h). When the interface cannot
+// be read, nothing changes. With KernelEncap the programs follow nothing.
 // hostd calls it every second: a dump of the namespace's IPv4 addresses
 // and a read of one interface.
-func (d *Datapath) FollowUnderlay() (from, to int, err error) {
-	if d.cfg.KernelEncap {
-		return 0, 0, nil
+func (d *Datapath) FollowUnderlay() (Underlay, error) {
+	l, err := underlayLink(d.cfg.VTEP)
+	u := Underlay{From: d.encapIdx, To: d.encapIdx}
+	if err == nil {
+		u.MTU = l.Attrs().MTU
 	}
-	from = d.encapIdx
-	if to, err = encapLink(d.cfg.VTEP); err != nil || to == from {
-		return from, from, err
+	if d.cfg.KernelEncap {
+		return u, nil
+	}
+	to, err := encapIndex(l, err)
+	if err != nil || to == u.From {
+		return u, err
 	}
 	if err := d.objs.CfgUnderlayIfindex.Set(uint32(to)); err != nil {
-		return from, from, fmt.Errorf("tell the programs the underlay's ifindex %d: %w", to, err)
+		return u, fmt.Errorf("tell the programs the underlay's ifindex %d: %w", to, err)
 	}
-	d.encapIdx = to
+	d.encapIdx, u.To = to, to
 	// The kept routes name the old interface.
-	return from, to, errors.Join(d.RoutesChanged(), setForwarding(d.cfg.Device, to != 0))
+	return u, errors.Join(d.RoutesChanged(), setForwarding(d.cfg.Device, to != 0))
 }
 
 // RoutesChanged tells the running programs that the host's routes

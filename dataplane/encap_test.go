@@ -288,16 +288,15 @@ func TestProgramsFollowAReplacedUnderlay(t *testing.T) {
 	w.loadKnowingAll(t, "h1", "h2")
 	w.mustPing(t, "a1", "10.0.1.12")
 	h1 := w.lab.Hosts["h1"].NS
-	follow := func() (from, to int) {
+	follow := func() (u dataplane.Underlay) {
 		t.Helper()
-		err := lab.Do(h1, func() error { var err error; from, to, err = w.dp["h1"].FollowUnderlay(); return err })
-		if err != nil {
+		if err := lab.Do(h1, func() error { var err error; u, err = w.dp["h1"].FollowUnderlay(); return err }); err != nil {
 			t.Fatal(err)
 		}
-		return from, to
+		return u
 	}
-	if from, to := follow(); from == 0 || from != to {
-		t.Fatalf("FollowUnderlay before any change: %d -> %d, want the same non-zero ifindex", from, to)
+	if u := follow(); u.From == 0 || u.From != u.To || u.MTU != 1500 {
+		t.Fatalf("FollowUnderlay before any change: %+v, want the same non-zero ifindex, MTU 1500", u)
 	}
 	ping := func(when string) (programs, device uint64) {
 		t.Helper()
@@ -321,13 +320,13 @@ func TestProgramsFollowAReplacedUnderlay(t *testing.T) {
 	if p, d := ping("eth0 replaced"); p != 0 || d < 3 {
 		t.Errorf("eth0 replaced, not yet followed: the programs sent %d, the device %d; want the device all", p, d)
 	}
-	from, to := follow()
+	u := follow()
 	var eth0 netlink.Link
 	if err := lab.Do(h1, func() error { var err error; eth0, err = netlink.LinkByName("eth0"); return err }); err != nil {
 		t.Fatal(err)
 	}
-	if to != eth0.Attrs().Index || from == to {
-		t.Fatalf("FollowUnderlay: %d -> %d, want the new eth0's %d", from, to, eth0.Attrs().Index)
+	if u.To != eth0.Attrs().Index || u.From == u.To || u.MTU != eth0.Attrs().MTU {
+		t.Fatalf("FollowUnderlay: %+v, want the new eth0's ifindex %d and MTU %d", u, eth0.Attrs().Index, eth0.Attrs().MTU)
 	}
 	if p, d := ping("followed"); p < 3 || d != 0 {
 		t.Errorf("followed: the programs sent %d, the device %d; want the programs all", p, d)
@@ -343,7 +342,11 @@ func TestVariantKeepsTheUnderlay(t *testing.T) {
 	w := newWorld(t, "h1")
 	w.load(t, "h1", true)
 	var underlay int
-	err := lab.Do(w.lab.Hosts["h1"].NS, func() error { var err error; _, underlay, err = w.dp["h1"].FollowUnderlay(); return err })
+	err := lab.Do(w.lab.Hosts["h1"].NS, func() error {
+		u, err := w.dp["h1"].FollowUnderlay()
+		underlay = u.To
+		return err
+	})
 	if err != nil || underlay == 0 {
 		t.Fatalf("the running programs' underlay: %d %v", underlay, err)
 	}

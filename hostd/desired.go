@@ -365,7 +365,7 @@ type Dataplane interface {
 	HubSeen() (map[netip.Addr]time.Duration, error)
 	HubDown(ago time.Duration) bool
 	KeepForwarding() (bool, error)
-	FollowUnderlay() (from, to int, err error)
+	FollowUnderlay() (dataplane.Underlay, error)
 	SetVXLANMTU(mtu int) error
 }
 

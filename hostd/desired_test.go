@@ -229,9 +229,11 @@ func (f *fakeDataplane) TaughtAbout(keys map[dataplane.BindingKey]bool) (map[dat
 	}
 	return out, nil
 }
-func (f *fakeDataplane) ExpireCache(time.Duration) (int, error)         { return 0, nil }
-func (f *fakeDataplane) KeepForwarding() (bool, error)                  { return false, nil }
-func (f *fakeDataplane) FollowUnderlay() (int, int, error)              { return 0, 0, nil }
+func (f *fakeDataplane) ExpireCache(time.Duration) (int, error) { return 0, nil }
+func (f *fakeDataplane) KeepForwarding() (bool, error)          { return false, nil }
+func (f *fakeDataplane) FollowUnderlay() (dataplane.Underlay, error) {
+	return dataplane.Underlay{}, nil
+}
 func (f *fakeDataplane) SetVXLANMTU(int) error                          { return nil }
 func (f *fakeDataplane) ProbeHubs([]netip.Addr) error                   { return nil }
 func (f *fakeDataplane) HubSeen() (map[netip.Addr]time.Duration, error) { return nil, nil }

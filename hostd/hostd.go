@@ -96,12 +96,11 @@ type Daemon struct {
 	sender LearnSender
 	// mtu is what VMs are offered and their ports allow: the underlay's
 	// MTU less VXLAN's overhead (vmMTU), followed each second
-	// (followMTU); 0 until an underlay is found.
-	// underlayMTU reads the underlay's, and underMTU is the last one
-	// the VXLAN device took (only followMTU's goroutine touches it).
-	mtu         atomic.Int32
-	underlayMTU func() (int, error)
-	underMTU    int
+	// (followMTU); 0 until an underlay is found. underMTU is the last
+	// underlay MTU the VXLAN device took (only followMTU's goroutine
+	// touches it).
+	mtu      atomic.Int32
+	underMTU int
 
 	notify chan struct{}
 	base   *ops.Session
@@ -243,9 +242,8 @@ func New(cfg Config) *Daemon {
 	return &Daemon{cfg: cfg, tls: cfg.Credentials.TLSConfig(), log: cfg.Log, m: cfg.Metrics, notify: make(chan struct{}, 1),
 		vpcs: map[int]*vpcSession{}, vpcOpenFailed: map[int]int{}, ifaces: map[string]int{}, byIndex: map[int]string{},
 		taps: map[int]bool{}, status: map[string]string{},
-		underlayMTU: func() (int, error) { return dataplane.UnderlayMTU(cfg.EncapIP) },
-		handoff:     snatHandoff{departed: map[string]departedSNAT{}, seen: map[string]time.Time{}, origin: map[string]portOrigin{}},
-		logLimit:    logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
+		handoff:  snatHandoff{departed: map[string]departedSNAT{}, seen: map[string]time.Time{}, origin: map[string]portOrigin{}},
+		logLimit: logLimiter{every: 10 * time.Second, last: map[string]time.Time{}}}
 }
 
 func (d *Daemon) kick() {
@@ -274,7 +272,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Error("departed ports' SNAT connections are lost", "err", err)
 	}
 	upkeep := newLogLimiter()
-	d.followMTU(upkeep)
+	d.followMTU(d.followUnderlay(upkeep), upkeep)
 	sender, err := dataplane.NewSender(d.cfg.EncapIP)
 	if err != nil {
 		return fmt.Errorf("learn message socket: %w", err)

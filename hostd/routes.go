@@ -156,8 +156,7 @@ func (d *Daemon) keepUnderlay(ctx context.Context, limit *logLimiter) {
 		case <-t.C:
 		}
 		d.keepForwarding(limit)
-		d.followUnderlay(limit)
-		d.followMTU(limit)
+		d.followMTU(d.followUnderlay(limit), limit)
 	}
 }
 
@@ -171,10 +170,9 @@ func (d *Daemon) keepUnderlay(ctx context.Context, limit *logLimiter) {
 // VMs' follows even while the device refuses: a lowered underlay must
 // not go on being offered, and with a raised one the device's path
 // still carries what does not fit the device. An underlay not found
-// changes nothing (followUnderlay says why).
-func (d *Daemon) followMTU(limit *logLimiter) {
-	under, err := d.underlayMTU()
-	if err != nil || under == d.underMTU {
+// changes nothing (under 0; followUnderlay says why).
+func (d *Daemon) followMTU(under int, limit *logLimiter) {
+	if under == 0 || under == d.underMTU {
 		return
 	}
 	if err := d.dp.SetVXLANMTU(under - dataplane.VXLANOverhead); err == nil {
@@ -225,15 +223,17 @@ func (d *Daemon) keepForwarding(limit *logLimiter) {
 }
 
 // followUnderlay tells the programs which interface to encapsulate out
-// of when the underlay interface was replaced (Datapath.FollowUnderlay).
-func (d *Daemon) followUnderlay(limit *logLimiter) {
-	from, to, err := d.dp.FollowUnderlay()
-	if from != to {
+// of when the underlay interface was replaced (Datapath.FollowUnderlay),
+// and returns the underlay's MTU (0: not found).
+func (d *Daemon) followUnderlay(limit *logLimiter) (mtu int) {
+	u, err := d.dp.FollowUnderlay()
+	if u.From != u.To {
 		d.m.underlayChanges.Inc()
 		d.log.Info("the underlay interface changed; the programs encapsulate out of the new one (0: the VXLAN device encapsulates)",
-			"to_ifindex", to, "from_ifindex", from)
+			"to_ifindex", u.To, "from_ifindex", u.From)
 	}
 	if err != nil && limit.allow("underlay") {
 		d.log.Warn("follow the underlay interface: meanwhile the VXLAN device encapsulates what the programs cannot", "err", err)
 	}
+	return u.MTU
 }

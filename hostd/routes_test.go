@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/vishvananda/netlink"
 
+	"github.com/courier-sdn/courier/dataplane"
 	"github.com/courier-sdn/courier/internal/testenv"
 )
 
@@ -98,26 +99,31 @@ func TestRoutingChangesAreTold(t *testing.T) {
 type underlayFake struct {
 	fakeDataplane
 	from, to int
+	mtu      int
 	again    bool
 	err      error
 }
 
-func (f *underlayFake) FollowUnderlay() (int, int, error) { return f.from, f.to, f.err }
-func (f *underlayFake) KeepForwarding() (bool, error)     { return f.again, f.err }
+func (f *underlayFake) FollowUnderlay() (dataplane.Underlay, error) {
+	return dataplane.Underlay{From: f.from, To: f.to, MTU: f.mtu}, f.err
+}
+func (f *underlayFake) KeepForwarding() (bool, error) { return f.again, f.err }
 
 // The underlay upkeep logs and counts a change, says nothing when
 // nothing changed, and warns of an error once in a while, not each
 // second.
 func TestUnderlayUpkeepSaysWhatChanged(t *testing.T) {
 	var buf bytes.Buffer
-	f := &underlayFake{from: 3, to: 3}
+	f := &underlayFake{from: 3, to: 3, mtu: 1500}
 	d := &Daemon{dp: f, m: NewMetrics(nil), log: slog.New(slog.NewTextHandler(&buf, nil))}
 	limit := &logLimiter{every: time.Hour, last: map[string]time.Time{}}
 	step := func(what string, wantLog string, wantChanges, wantResets float64) {
 		t.Helper()
 		buf.Reset()
 		d.keepForwarding(limit)
-		d.followUnderlay(limit)
+		if mtu := d.followUnderlay(limit); mtu != f.mtu {
+			t.Errorf("%s: the underlay's MTU read as %d, want %d", what, mtu, f.mtu)
+		}
 		if wantLog == "" && buf.Len() > 0 || !strings.Contains(buf.String(), wantLog) {
 			t.Errorf("%s: logged %q, want %q", what, buf.String(), wantLog)
 		}
@@ -169,15 +175,14 @@ func (f *mtuFake) SetVXLANMTU(mtu int) error {
 // gives them 576 or 9000.
 func TestVMsMTUFollowsTheUnderlay(t *testing.T) {
 	var buf bytes.Buffer
-	under, err := 1500, error(nil)
+	under := 1500
 	f := &mtuFake{}
-	d := &Daemon{dp: f, m: NewMetrics(nil), log: slog.New(slog.NewTextHandler(&buf, nil)), notify: make(chan struct{}, 1),
-		underlayMTU: func() (int, error) { return under, err }}
+	d := &Daemon{dp: f, m: NewMetrics(nil), log: slog.New(slog.NewTextHandler(&buf, nil)), notify: make(chan struct{}, 1)}
 	limit := &logLimiter{every: time.Hour, last: map[string]time.Time{}}
 	step := func(what string, wantMTU int32, wantDevice int, wantLog string, wantKick bool) {
 		t.Helper()
 		buf.Reset()
-		d.followMTU(limit)
+		d.followMTU(under, limit)
 		kicked := false
 		select {
 		case <-d.notify:
@@ -203,9 +208,9 @@ func TestVMsMTUFollowsTheUnderlay(t *testing.T) {
 	step("unchanged", 1450, 1450, "", false)
 	under = 9000
 	step("jumbo frames", 8950, 8950, "mtu=8950 was=1450 underlay_mtu=9000", true)
-	err = errors.New("no interface holds the VTEP address")
+	under = 0
 	step("the underlay gone", 8950, 8950, "", false)
-	under, err = 1400, nil
+	under = 1400
 	f.refuse = errors.New("invalid argument")
 	step("lowered, the device refusing", 1350, 8950, "the VXLAN device does not follow", true)
 	if !strings.Contains(buf.String(), "mtu=1350 was=8950") {
