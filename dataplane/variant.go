@@ -23,6 +23,10 @@ import (
 // CurrentObject is this build's object.
 func CurrentObject() []byte { return _DvrBytes }
 
+// ProfiledObject is this build's programs with each stage timed
+// (bpf/profile.h; ReadProfile reads the times), to load as a variant.
+func ProfiledObject() []byte { return _DvrprofBytes }
+
 // LoadVariant loads obj for chassis, pinned under pinRoot. Test sets the
 // object's test hooks (cfg_test, or cfg_test_tunnel in older builds),
 // which tunnel_ingress needs under BPF_PROG_RUN.

@@ -46,14 +46,20 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 SEC("tc")
 int port_ingress(struct __sk_buff *skb)
 {
+	prof_clock();
+	prof_start(PROF_T_WHOLE);
 	count(STAT_PORT_RX);
 	struct pctx c = {.ifindex = skb->ifindex, .from_port = 1};
-	return run_pipeline(skb, &c, STAGE_PORT_SEC);
+	int r = run_pipeline(skb, &c, STAGE_PORT_SEC);
+	prof_end(PROF_T_WHOLE, PROF_WHOLE);
+	return r;
 }
 
 SEC("tc")
 int tunnel_ingress(struct __sk_buff *skb)
 {
+	prof_clock();
+	prof_start(PROF_T_WHOLE);
 	count(STAT_TUNNEL_RX);
 	/* Only a gateway pays gw_from_tunnel's call (its config is an
 	 * array entry, read inline): a call and its return are dear under
@@ -64,5 +70,7 @@ int tunnel_ingress(struct __sk_buff *skb)
 			return gw;
 	}
 	struct pctx c = {};
-	return run_pipeline(skb, &c, STAGE_TUN_ADMIT);
+	int r = run_pipeline(skb, &c, STAGE_TUN_ADMIT);
+	prof_end(PROF_T_WHOLE, PROF_WHOLE);
+	return r;
 }

@@ -22,6 +22,7 @@
 #include "monitor.h"
 #include "eip.h"
 #include "endpoints.h"
+#include "profile.h"
 
 #define DEST_LOCAL 1  /* a port of this host */
 #define DEST_REMOTE 2 /* another host */
@@ -290,6 +291,15 @@ static __always_inline int finish(struct __sk_buff *skb, struct pctx *c, __u32 s
 	return TC_ACT_SHOT;
 }
 
+/* finish_timed is finish, timed with cfg_profile (profile.h). */
+static __always_inline int finish_timed(struct __sk_buff *skb, struct pctx *c, __u32 stage, int verdict)
+{
+	prof_start(PROF_T_STEP);
+	int r = finish(skb, c, stage, verdict);
+	prof_end(PROF_T_STEP, PROF_FINISH);
+	return r;
+}
+
 /* sg_skip says whether the security group stages would only pass the
  * packet, so that the driver need not call them: its VPC enforces no
  * groups. From a port, that takes both directions' flags off: with
@@ -331,7 +341,9 @@ static __always_inline int run_pipeline(struct __sk_buff *skb, struct pctx *c, _
 			c->reason = DROP_MALFORMED;
 			return finish(skb, c, stage, V_DROP);
 		}
+		prof_start(PROF_T_STEP);
 		int verdict = run_stage(stage, skb, c);
+		prof_end(PROF_T_STEP, stage);
 		trace_stage(c, stage, verdict);
 		/* A connection a port opens straight to an address of the
 		 * VPC forgets a hairpin's on its tuple (hairpin.h). */
@@ -354,7 +366,7 @@ static __always_inline int run_pipeline(struct __sk_buff *skb, struct pctx *c, _
 			}
 		}
 		if (verdict != V_NEXT)
-			return finish(skb, c, stage, verdict);
+			return finish_timed(skb, c, stage, verdict);
 		if (c->snat == SNAT_IN) {
 			/* here, not in eip_in: the translation's stack frame
 			 * would not fit under a stage's */
