@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/courier-sdn/courier/pipeline"
 	"github.com/vishvananda/netlink"
@@ -309,6 +310,22 @@ func TestPortStages(t *testing.T) {
 		expectDrop(t, d, "l2_unknown_dst", func() runResult {
 			return run(t, prog, f.p1, udpPkt(vm2MAC, vm1MAC, ip4("10.0.1.5"), ip4("10.0.2.5"), 64, 10))
 		})
+	})
+	// The programs read the coarse clock on a learned path, which lags
+	// the fine one that stamps a learn message's entry by up to a tick.
+	t.Run("an entry stamped ahead of the coarse clock is fresh", func(t *testing.T) {
+		k := dvrEpKey{Vpc: 1, Ip: be32(ip4("10.0.1.7"))}
+		e, ok := d.cacheT().lookup(k)
+		if !ok {
+			t.Fatal("no entry")
+		}
+		e.LearnedNs = monotonic() + uint64(20*time.Millisecond)
+		d.cacheT().put(k, e)
+		resetSent(d)
+		r := run(t, prog, f.p1, udpPkt(remMAC1, vm1MAC, ip4("10.0.1.5"), ip4("10.0.1.7"), 64, 10))
+		if vtep, _, _, _ := sent(t, d); r.verdict != actRedirect || vtep != peerA {
+			t.Errorf("an entry learned just now sent to %s (verdict %d), want its host %s", vtep, r.verdict, peerA)
+		}
 	})
 	t.Run("an entry past its refresh interval goes through a hub", func(t *testing.T) {
 		k := dvrEpKey{Vpc: 1, Ip: be32(ip4("10.0.1.7"))}

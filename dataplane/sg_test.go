@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/courier-sdn/courier/pipeline"
 )
@@ -402,6 +403,48 @@ func TestTrackedTCPEnds(t *testing.T) {
 	}
 	if !found {
 		t.Error("no closing entry after a FIN")
+	}
+}
+
+// The programs read the coarse clock, which lags the fine one by up to a
+// tick: an entry stamped ahead of it (by an older build's programs,
+// which read the fine clock) is a live connection's, neither checked
+// again nor stamped anew.
+func TestTrackedConnectionStampedAheadOfTheClock(t *testing.T) {
+	f := sgFixture(t)
+	d := f.d
+	vm1, vm3 := ip4("10.0.1.5"), ip4("10.0.1.6")
+	if r := run(t, d.objs.PortIngress, f.p3, l4Pkt(vm1MAC, vm3MAC, vm3, vm1, 6, 42100, 80)); r.verdict != actRedirect {
+		t.Fatalf("open: verdict %d", r.verdict)
+	}
+	ahead := monotonic() + uint64(20*time.Millisecond)
+	var k dvrCtKey
+	var v dvrCtEntry
+	var keys []dvrCtKey
+	for it := d.objs.CtV1.Iterate(); it.Next(&k, &v); {
+		if k.Sport == htons(42100) || k.Dport == htons(42100) {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		if err := d.objs.CtV1.Lookup(k, &v); err != nil {
+			t.Fatal(err)
+		}
+		v.SeenNs = ahead
+		if err := d.objs.CtV1.Put(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(keys) == 0 {
+		t.Fatal("the connection is not tracked")
+	}
+	if r := run(t, d.objs.PortIngress, f.p1, l4Pkt(vm3MAC, vm1MAC, vm1, vm3, 6, 80, 42100)); r.verdict != actRedirect {
+		t.Fatalf("the reply: verdict %d", r.verdict)
+	}
+	for _, k := range keys {
+		if err := d.objs.CtV1.Lookup(k, &v); err != nil || v.SeenNs != ahead {
+			t.Errorf("zone %d: the entry was stamped anew (%d, %v): taken for an expired one", k.Zone, int64(v.SeenNs-ahead), err)
+		}
 	}
 }
 
