@@ -532,6 +532,18 @@ func TestHubStages(t *testing.T) {
 		if _, _, ifx, peer := sent(t, d); r.verdict != actRedirect || ifx != f.p2 || !peer {
 			t.Errorf("verdict %d to %d peer %v", r.verdict, ifx, peer)
 		}
+		// The lesson stamped ahead of the coarse clock the hub reads (by
+		// an older build's programs, which read the fine one): taught
+		// lately all the same.
+		k := dvrLearnRlKey{Sender: host32(peerA), Vpc: 1, Ip: be32(ip4("10.0.2.5"))}
+		if err := d.objs.LearnRlV1.Put(k, monotonic()+uint64(20*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		resetSent(d)
+		r = runTunnel(t, d, peerA, 5002, pkt)
+		if _, _, ifx, peer := sent(t, d); r.verdict != actRedirect || ifx != f.p2 || !peer {
+			t.Errorf("a lesson stamped ahead: verdict %d to %d peer %v, want a plain delivery", r.verdict, ifx, peer)
+		}
 	})
 	t.Run("never sends a packet back to where it came from", func(t *testing.T) {
 		expectDrop(t, d, "loop", func() runResult {

@@ -9,12 +9,16 @@
 #include "learn.h"
 #include "eip.h"
 
-/* should_teach: has this hub not told sender about (vpc, ip) lately? */
+/* should_teach: has this hub not told sender about (vpc, ip) lately?
+ * Asked for every packet a hub delivers, so by the coarse clock (a
+ * tick; the interval is seconds), as hold_lesson stamps it; compared
+ * signed, for a stamp of the fine clock an older build left, up to a
+ * tick ahead. */
 static __always_inline int should_teach(__u32 sender, __u32 vpc, __be32 ip)
 {
 	struct learn_rl_key k = {.sender = sender, .vpc = vpc, .ip = ip};
 	__u64 *last = bpf_map_lookup_elem(&learn_rl_v1, &k);
-	return !last || bpf_ktime_get_ns() - *last >= cfg_learn_interval_ns;
+	return !last || (__s64)(bpf_ktime_get_coarse_ns() - *last) >= (__s64)cfg_learn_interval_ns;
 }
 
 /* learn_out_v1 carries the learn messages hostd sends for the kernel
@@ -92,7 +96,7 @@ static __always_inline void hold_lesson(__u32 sender, __u32 vpc, __be32 ip)
 	if (cfg_trace)
 		return;
 	struct learn_rl_key k = {.sender = sender, .vpc = vpc, .ip = ip};
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns();
 	bpf_map_update_elem(&learn_rl_v1, &k, &now, BPF_ANY);
 }
 
