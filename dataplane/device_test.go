@@ -2,7 +2,10 @@ package dataplane
 
 import (
 	"errors"
+	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -27,5 +30,15 @@ func TestRetryDump(t *testing.T) {
 	calls = 0
 	if _, err := retryDump(func() (int, error) { calls++; return 0, netlink.ErrDumpInterrupted }); !errors.Is(err, netlink.ErrDumpInterrupted) || calls != 10 {
 		t.Fatalf("endless interruption: %d calls, %v; want 10 calls and the error", calls, err)
+	}
+}
+
+// A negative refresh interval is refused before anything is made: the
+// programs compare it signed (lookup.h), so it would mean "never
+// fresh", every packet through a hub.
+func TestNegativeRefreshIsRefused(t *testing.T) {
+	_, err := Load(Config{Chassis: "x", VTEP: netip.MustParseAddr("192.0.2.1"), RefreshInterval: -time.Second})
+	if err == nil || !strings.Contains(err.Error(), "must be positive") {
+		t.Fatalf("Load with a refresh of -1s: %v", err)
 	}
 }

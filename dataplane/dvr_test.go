@@ -319,7 +319,7 @@ func TestPortStages(t *testing.T) {
 		if !ok {
 			t.Fatal("no entry")
 		}
-		e.LearnedNs = monotonic() + uint64(20*time.Millisecond)
+		e.LearnedNs = monotonic() + uint64(time.Second)
 		d.cacheT().put(k, e)
 		resetSent(d)
 		r := run(t, prog, f.p1, udpPkt(remMAC1, vm1MAC, ip4("10.0.1.5"), ip4("10.0.1.7"), 64, 10))
@@ -532,11 +532,11 @@ func TestHubStages(t *testing.T) {
 		if _, _, ifx, peer := sent(t, d); r.verdict != actRedirect || ifx != f.p2 || !peer {
 			t.Errorf("verdict %d to %d peer %v", r.verdict, ifx, peer)
 		}
-		// The lesson stamped ahead of the coarse clock the hub reads (by
-		// an older build's programs, which read the fine one): taught
-		// lately all the same.
+		// hold_lesson stamps by the fine clock, should_teach reads the
+		// coarse one, up to a tick behind: a lesson stamped ahead of it
+		// is recent all the same.
 		k := dvrLearnRlKey{Sender: host32(peerA), Vpc: 1, Ip: be32(ip4("10.0.2.5"))}
-		if err := d.objs.LearnRlV1.Put(k, monotonic()+uint64(20*time.Millisecond)); err != nil {
+		if err := d.objs.LearnRlV1.Put(k, monotonic()+uint64(time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		resetSent(d)

@@ -165,6 +165,9 @@ func Load(cfg Config) (*Datapath, error) {
 	if cfg.Device == "" {
 		cfg.Device = DefaultDevice
 	}
+	if cfg.RefreshInterval < 0 {
+		return nil, fmt.Errorf("dataplane: a refresh interval of %s: it must be positive", cfg.RefreshInterval)
+	}
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = 30 * time.Second
 	}

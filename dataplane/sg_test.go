@@ -417,7 +417,7 @@ func TestTrackedConnectionStampedAheadOfTheClock(t *testing.T) {
 	if r := run(t, d.objs.PortIngress, f.p3, l4Pkt(vm1MAC, vm3MAC, vm3, vm1, 6, 42100, 80)); r.verdict != actRedirect {
 		t.Fatalf("open: verdict %d", r.verdict)
 	}
-	ahead := monotonic() + uint64(20*time.Millisecond)
+	ahead := monotonic() + uint64(time.Second)
 	var k dvrCtKey
 	var v dvrCtEntry
 	var keys []dvrCtKey

@@ -37,7 +37,8 @@ volatile const __u32 cfg_sport_max = 60999;
  * forwards unknown destinations and teaches senders. */
 volatile const __u8 cfg_hub = 0;
 /* A cached entry older than this sends its next packet through a hub,
- * which answers with a fresh learn message. */
+ * which answers with a fresh learn message; judged by the coarse clock
+ * (lookup.h), so up to a tick late. */
 volatile const __u64 cfg_refresh_ns = 30ULL * 1000000000ULL;
 /* A hub tells a given sender about a given destination at most this
  * often. */

@@ -10,10 +10,10 @@
 #include "eip.h"
 
 /* should_teach: has this hub not told sender about (vpc, ip) lately?
- * Asked for every packet a hub delivers, so by the coarse clock (a
- * tick; the interval is seconds), as hold_lesson stamps it; compared
- * signed, for a stamp of the fine clock an older build left, up to a
- * tick ahead. */
+ * Asked for every packet a hub delivers, so by the coarse clock, which
+ * lags hold_lesson's fine stamp by up to a tick: compared signed, the
+ * interval (20 ms by default) is never shorter, at most a tick (4 ms
+ * at HZ=250) longer. */
 static __always_inline int should_teach(__u32 sender, __u32 vpc, __be32 ip)
 {
 	struct learn_rl_key k = {.sender = sender, .vpc = vpc, .ip = ip};
@@ -96,7 +96,7 @@ static __always_inline void hold_lesson(__u32 sender, __u32 vpc, __be32 ip)
 	if (cfg_trace)
 		return;
 	struct learn_rl_key k = {.sender = sender, .vpc = vpc, .ip = ip};
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = bpf_ktime_get_ns(); /* once a lesson: see should_teach */
 	bpf_map_update_elem(&learn_rl_v1, &k, &now, BPF_ANY);
 }
 

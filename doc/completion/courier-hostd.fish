@@ -21,7 +21,7 @@ complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l pin-root
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l device -r -d 'name of the VXLAN device'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l kernel-encap -d 'leave every encapsulation to the VXLAN device, as before #21 (an escape hatch, and the benchmark\'s baseline). By default the DVR puts the VXLAN headers on itself and sends out of the interface that holds the VTEP address, and the device sends only what the DVR cannot (anything not IPv4, such as hub probes and lessons; a VLAN tag; no route out of that interface; a packet over its MTU; counter encap_device)'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l heartbeat -r -d 'how often to tell southd this chassis is alive'
-complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l refresh -r -d 'refresh a learned path through a hub after this long'
+complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l refresh -r -d 'refresh a learned path through a hub after this long (to the kernel\'s tick: a path is used up to a tick, a few ms, longer)'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l cache-idle -r -d 'forget learned paths unused for this long'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l snat-port-quota -r -d 'per VM port, connections translated by SNAT it may hold at once (its share of the host\'s table of 262,144); 0: no limit'
 complete -c courier-hostd -n '__fish_courier-hostd_no_subcommand' -f -l hub-budget -r -d 'per VM port, packets a second it may send to hubs (first packets to destinations not learned yet); 0: no limit'
