@@ -91,15 +91,15 @@ int lru_track(struct __sk_buff *skb)
 	struct tuple t;
 	if (!packet(skb, &t))
 		return CTB_BAD;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns(); /* as sg_conn */
 	struct ct_key k = ct_key_of(zone, &t, 0);
 	struct ct_entry *e = bpf_map_lookup_elem(&ct_v1, &k);
 	if (!e) {
 		k = ct_key_of(zone, &t, 1);
 		e = bpf_map_lookup_elem(&ct_v1, &k);
 	}
-	if (e && now - e->seen_ns < CTB_TIMEOUT_NS) {
-		if (now - e->seen_ns > 1000000000ULL) /* as ct_touch */
+	if (e && (__s64)(now - e->seen_ns) < (__s64)CTB_TIMEOUT_NS) {
+		if ((__s64)(now - e->seen_ns) > 1000000000LL) /* as ct_touch */
 			e->seen_ns = now;
 		return CTB_HIT;
 	}
