@@ -42,3 +42,30 @@ func TestNegativeRefreshIsRefused(t *testing.T) {
 		t.Fatalf("Load with a refresh of -1s: %v", err)
 	}
 }
+
+// With the VXLAN device encapsulating (KernelEncap), FollowUnderlay
+// follows no interface but still reads the underlay's MTU, which hostd
+// follows for VMs: a raised MTU is seen, and an underlay gone gives 0.
+func TestFollowUnderlayReadsTheMTUWithKernelEncap(t *testing.T) {
+	f := newFixture(t, false)
+	u, err := f.d.FollowUnderlay()
+	if err != nil || u.MTU != 1500 || u.From != 0 || u.To != 0 {
+		t.Fatalf("FollowUnderlay: %+v %v, want MTU 1500 and no interface followed", u, err)
+	}
+	l, err := netlink.LinkByName("ul0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetMTU(l, 9000); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := f.d.FollowUnderlay(); err != nil || u.MTU != 9000 {
+		t.Errorf("after ul0 went to 9000: %+v %v", u, err)
+	}
+	if err := netlink.LinkDel(l); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := f.d.FollowUnderlay(); u.MTU != 0 {
+		t.Errorf("with the underlay gone: %+v %v, want MTU 0", u, err)
+	}
+}

@@ -170,7 +170,7 @@ func (d *Daemon) keepUnderlay(ctx context.Context, limit *logLimiter) {
 // VMs' follows even while the device refuses: a lowered underlay must
 // not go on being offered, and with a raised one the device's path
 // still carries what does not fit the device. An underlay not found
-// changes nothing (under 0; followUnderlay says why).
+// (under 0) changes nothing.
 func (d *Daemon) followMTU(under int, limit *logLimiter) {
 	if under == 0 || under == d.underMTU {
 		return
