@@ -27,22 +27,25 @@ func TestProfileTimesEachStage(t *testing.T) {
 	if err != nil || verdict != actRedirect {
 		t.Fatalf("the profiled copy: verdict %d, %v", verdict, err)
 	}
-	steps, programs, clock, err := ReadProfile(coll)
+	p, err := ReadProfile(coll)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each step's time, with its timing, is within the whole's; the
+	// clock's own is the least of them.
 	var names []string
-	for _, s := range steps {
+	for _, s := range p.Steps {
 		names = append(names, s.Step)
-		if s.Runs != 100 || s.MeanNS+clock <= 0 {
-			t.Errorf("%s: %d runs of %.0f ns (the clock's %.0f ns taken off), want 100 of some time", s.Step, s.Runs, s.MeanNS, clock)
+		if raw := s.MeanNS + p.ClockNS; s.Runs != 100 || raw <= p.ClockNS || raw >= p.WholeNS {
+			t.Errorf("%s: %d runs of %.0f ns (the clock's %.0f ns taken off), want 100 of more than the clock and less than the whole program's %.0f",
+				s.Step, s.Runs, s.MeanNS, p.ClockNS, p.WholeNS)
 		}
 	}
-	if want := []string{"port_sec", "l2_lookup", "finish"}; !slices.Equal(names, want) || programs != 100 || clock <= 0 {
-		t.Errorf("profiled: steps %v in %d programs, the clock %.0f ns; want %v in 100", names, programs, clock, want)
+	if want := []string{"port_sec", "l2_lookup", "finish"}; !slices.Equal(names, want) || p.Programs != 100 || p.ClockNS <= 0 {
+		t.Errorf("profiled: steps %v in %d programs, the clock %.0f ns; want %v in 100", names, p.Programs, p.ClockNS, want)
 	}
-	if steps, programs, _, err := ReadProfile(coll); err != nil || len(steps) != 0 || programs != 0 {
-		t.Errorf("a second read: %v in %d programs (%v), want nothing: the first clears", steps, programs, err)
+	if again, err := ReadProfile(coll); err != nil || len(again.Steps) != 0 || again.Programs != 0 {
+		t.Errorf("a second read: %+v (%v), want nothing: the first clears", again, err)
 	}
 
 	spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(CurrentObject()))
@@ -51,5 +54,25 @@ func TestProfileTimesEachStage(t *testing.T) {
 	}
 	if _, ok := spec.Maps["stage_prof"]; ok {
 		t.Error("the production object has a stage profile")
+	}
+}
+
+// The mean of copies' profiles weighs each step by its runs, and
+// per packet a step run twice counts twice.
+func TestMeanProfile(t *testing.T) {
+	a := Profile{Programs: 10, WholeNS: 500, ClockNS: 20, Steps: []StepTime{{"port_sec", 10, 100}, {"finish", 10, 200}}}
+	b := Profile{Programs: 10, WholeNS: 700, ClockNS: 30, Steps: []StepTime{{"port_sec", 10, 140}, {"finish", 30, 100}}}
+	m := MeanProfile([]Profile{a, b})
+	if m.Programs != 20 || m.WholeNS != 600 || m.ClockNS != 25 {
+		t.Errorf("mean: %+v", m)
+	}
+	if v, ok := m.PerPacket("port_sec"); !ok || v != 120 {
+		t.Errorf("port_sec per packet %v %v, want 120", v, ok)
+	}
+	if v, _ := m.PerPacket("finish"); v != 250 { // (2,000 + 3,000) ns over 20 packets
+		t.Errorf("finish per packet %v, want 250", v)
+	}
+	if _, ok := m.PerPacket("ip_route"); ok {
+		t.Error("a step that never ran is reported")
 	}
 }

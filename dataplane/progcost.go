@@ -10,8 +10,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
-
-	"github.com/courier-sdn/courier/pipeline"
 )
 
 // ProgramCost runs port_ingress or tunnel_ingress on pkt, as if received
@@ -91,61 +89,4 @@ func (d *Datapath) Runs() (map[string]ebpf.ProgramStats, error) {
 		out[name] = *s
 	}
 	return out, nil
-}
-
-// StepTime is what a profiled copy of the programs (ProfiledObject,
-// bpf/profile.h) measured of one step of the pipeline: how
-// often it ran and its mean time per run, the clock's own cost taken
-// off.
-type StepTime struct {
-	// Step is a stage's name, or "finish": carrying out the verdict
-	// (encapsulation, redirection, counting).
-	Step   string
-	Runs   uint64
-	MeanNS float64
-}
-
-// ReadProfile reads a profiled copy's times since the last read, and
-// clears them: the steps in the pipeline's order (those that ran), how
-// many times the programs ran, and what the clock costs per reading
-// (already taken off each step's mean).
-func ReadProfile(coll *ebpf.Collection) (steps []StepTime, programs uint64, clockNS float64, err error) {
-	m := coll.Maps["stage_prof"]
-	if m == nil {
-		return nil, 0, 0, fmt.Errorf("these programs have no stage profile (stage_prof): not ProfiledObject's")
-	}
-	n := len(pipeline.Stages)
-	if int(m.MaxEntries()) != n+3 {
-		return nil, 0, 0, fmt.Errorf("stage_prof has %d slots, want %d: another build's programs", m.MaxEntries(), n+3)
-	}
-	sums := make([]dvrprofProfSlot, n+3)
-	zero := make([]dvrprofProfSlot, ebpf.MustPossibleCPU())
-	for i := range sums {
-		var per []dvrprofProfSlot
-		if err := m.Lookup(uint32(i), &per); err != nil {
-			return nil, 0, 0, fmt.Errorf("stage_prof[%d]: %w", i, err)
-		}
-		for _, p := range per {
-			sums[i].Ns += p.Ns
-			sums[i].Runs += p.Runs
-		}
-		if err := m.Put(uint32(i), zero); err != nil {
-			return nil, 0, 0, fmt.Errorf("clear stage_prof[%d]: %w", i, err)
-		}
-	}
-	mean := func(s dvrprofProfSlot) float64 { return float64(s.Ns) / float64(max(s.Runs, 1)) }
-	clockNS = mean(sums[n+2])
-	for i, s := range sums[:n+1] {
-		if s.Runs == 0 {
-			continue
-		}
-		name := "finish"
-		for _, st := range pipeline.Stages {
-			if st.ID == i {
-				name = st.Name
-			}
-		}
-		steps = append(steps, StepTime{Step: name, Runs: s.Runs, MeanNS: mean(s) - clockNS})
-	}
-	return steps, sums[n+1].Runs, clockNS, nil
 }

@@ -52,16 +52,15 @@ type SpineResult struct {
 }
 
 // PathSteps is where the time of one path through port_ingress goes:
-// each step's time (dataplane.ReadProfile) over Programs runs.
+// the mean of profiled copies' profiles (dataplane.ReadProfile).
 type PathSteps struct {
-	Path     string               `json:"path"`
-	Steps    []dataplane.StepTime `json:"steps"`
-	Programs uint64               `json:"programs"`
-	ClockNS  float64              `json:"clock_ns"`
+	Path    string            `json:"path"`
+	Profile dataplane.Profile `json:"profile"`
 }
 
 // ProgCost is one path through port_ingress: ns per packet, min, median
-// and max over the rounds (each round a median of 5,000 runs).
+// and max over the rounds (each round the mean of spineCopies loads'
+// medians of 5,000 runs).
 type ProgCost struct {
 	Path   string     `json:"path"`
 	Before [3]float64 `json:"before_ns"`
@@ -101,9 +100,6 @@ func Spine(ctx context.Context, env Env, rounds int, baseline string) (*SpineRes
 	}
 	res := &SpineResult{Baseline: baseline, Rounds: rounds}
 	if err := spineCosts(res, sb.State.PinRoot, sb.HostNS("hv2"), rounds); err != nil {
-		return nil, err
-	}
-	if err := spineSteps(res, sb.State.PinRoot, sb.HostNS("hv2")); err != nil {
 		return nil, err
 	}
 	bin := filepath.Join(env.BinDir, "courier-trace")
@@ -150,8 +146,20 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 			progs[name] = append(progs[name], coll.Programs["port_ingress"])
 		}
 	}
+	// Profiled copies of this build, timed in the same rounds: where
+	// its time goes (spineSteps).
+	var profiled []*ebpf.Collection
+	for range spineCopies {
+		coll, err := dataplane.LoadVariant(dataplane.ProfiledObject(), pinRoot, "hv2", false)
+		if err != nil {
+			return fmt.Errorf("load a profiled copy: %w", err)
+		}
+		defer coll.Close()
+		profiled = append(profiled, coll)
+	}
 	cases, pkts := spinePaths()
 	samples := map[string][][]float64{"before": make([][]float64, len(cases)), "after": make([][]float64, len(cases))}
+	profiles := make([][]dataplane.Profile, len(cases))
 	err = lab.Do(ns, func() error {
 		ifindex, err := aliasIfindex("a")
 		if err != nil {
@@ -171,6 +179,11 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 					}
 					samples[b][i] = append(samples[b][i], per)
 				}
+				ps, err := spineSteps(profiled, ifindex, pkt)
+				if err != nil {
+					return fmt.Errorf("%s: %w", cases[i], err)
+				}
+				profiles[i] = append(profiles[i], ps...)
 			}
 		}
 		return nil
@@ -182,6 +195,7 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 		pc := ProgCost{Path: c, Before: minMedMax(samples["before"][i]), After: minMedMax(samples["after"][i])}
 		pc.Ratio = pc.After[1] / pc.Before[1]
 		res.Costs = append(res.Costs, pc)
+		res.Steps = append(res.Steps, PathSteps{Path: c, Profile: dataplane.MeanProfile(profiles[i])})
 	}
 	return nil
 }
@@ -215,36 +229,25 @@ func spinePaths() (names []string, pkts [][]byte) {
 		[][]byte{frame(net.HardwareAddr{2, 0, 0, 0x60, 1, 0x0b}, src, "10.60.1.10", "10.60.1.11"), frame(gw, src, "10.60.1.10", "10.60.2.10")}
 }
 
-// spineSteps times each step of this build's port_ingress on each path
-// with a profiled copy of the programs (dataplane.ProfiledObject):
-// where the time goes.
-func spineSteps(res *SpineResult, pinRoot, ns string) error {
-	coll, err := dataplane.LoadVariant(dataplane.ProfiledObject(), pinRoot, "hv2", false)
-	if err != nil {
-		return fmt.Errorf("load a profiled copy: %w", err)
-	}
-	defer coll.Close()
-	names, pkts := spinePaths()
-	return lab.Do(ns, func() error {
-		ifindex, err := aliasIfindex("a")
+// spineSteps times each step of this build's port_ingress on pkt with
+// each profiled copy of the programs (dataplane.ProfiledObject): where
+// the time goes.
+func spineSteps(copies []*ebpf.Collection, ifindex int, pkt []byte) ([]dataplane.Profile, error) {
+	var ps []dataplane.Profile
+	for _, coll := range copies {
+		if _, err := dataplane.ReadProfile(coll); err != nil { // clears
+			return nil, err
+		}
+		if _, verdict, err := dataplane.TimeRuns(coll.Programs["port_ingress"], ifindex, pkt, 5000); err != nil || verdict != 7 {
+			return nil, fmt.Errorf("a profiled copy: verdict %d, %v", verdict, err)
+		}
+		p, err := dataplane.ReadProfile(coll)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for i, pkt := range pkts {
-			if _, _, _, err := dataplane.ReadProfile(coll); err != nil { // clears
-				return err
-			}
-			if _, verdict, err := dataplane.TimeRuns(coll.Programs["port_ingress"], ifindex, pkt, 5000); err != nil || verdict != 7 {
-				return fmt.Errorf("the profiled copy, %s: verdict %d, %v", names[i], verdict, err)
-			}
-			steps, programs, clock, err := dataplane.ReadProfile(coll)
-			if err != nil {
-				return err
-			}
-			res.Steps = append(res.Steps, PathSteps{Path: names[i], Steps: steps, Programs: programs, ClockNS: clock})
-		}
-		return nil
-	})
+		ps = append(ps, p)
+	}
+	return ps, nil
 }
 
 func aliasIfindex(port string) (int, error) {
@@ -272,7 +275,7 @@ func (s *SpineResult) markdown(b *strings.Builder) {
 	if what == spineRev14 {
 		what += " (before one function per stage)"
 	}
-	fmt.Fprintf(b, "## The pipeline spine\n\nport_ingress per packet, this build against %s, both loaded on one sandbox chassis's state, timed by the same harness (median of 5,000 single BPF_PROG_TEST_RUN runs per round, %d interleaved rounds; min/median/max ns):\n\n", what, s.Rounds)
+	fmt.Fprintf(b, "## The pipeline spine\n\nport_ingress per packet, this build against %s, both loaded on one sandbox chassis's state, timed by the same harness (each build loaded %d times, each copy's median of 5,000 single BPF_PROG_TEST_RUN runs per round, their mean; %d interleaved rounds, the builds first in turn; min/median/max ns):\n\n", what, spineCopies, s.Rounds)
 	fmt.Fprintln(b, "| path | before | after | after/before (medians) |\n|---|---|---|---|")
 	for _, c := range s.Costs {
 		fmt.Fprintf(b, "| %s | %.0f/%.0f/%.0f | %.0f/%.0f/%.0f | %.3f |\n", c.Path, c.Before[0], c.Before[1], c.Before[2],
@@ -287,7 +290,8 @@ func (s *SpineResult) markdown(b *strings.Builder) {
 }
 
 // stepsMarkdown is the table of where this build's time goes: a row per
-// step, in the pipeline's order, a column per path, ns per packet.
+// step, in the pipeline's order, a column per path, ns per packet; then
+// their sum, the whole profiled program and the unprofiled one.
 func (s *SpineResult) stepsMarkdown(b *strings.Builder) {
 	if len(s.Steps) == 0 {
 		return
@@ -297,46 +301,50 @@ func (s *SpineResult) stepsMarkdown(b *strings.Builder) {
 		order = append(order, st.Name)
 	}
 	order = append(order, "finish")
-	per := make([]map[string]float64, len(s.Steps))
-	ran := map[string]bool{}
-	for i, p := range s.Steps {
-		per[i] = map[string]float64{}
-		for _, st := range p.Steps {
-			per[i][st.Step] = st.MeanNS * float64(st.Runs) / float64(max(p.Programs, 1))
-			ran[st.Step] = true
-		}
+	var clock []string
+	for _, p := range s.Steps {
+		clock = append(clock, fmt.Sprintf("%.0f", p.Profile.ClockNS))
 	}
-	fmt.Fprintf(b, "\nWhere this build's time goes: a profiled copy of the programs (bpf/profile.h) times each step with bpf_ktime_get_ns over 5,000 runs per path; ns per packet, the clock's own cost (%.0f ns a reading) taken off. \"finish\" carries the verdict out (encapsulation, redirection). The steps leave the rest of the unprofiled time to the driver between them and to the harness.\n\n", s.Steps[0].ClockNS)
+	fmt.Fprintf(b, "\nWhere this build's time goes: profiled copies of the programs (bpf/profile.h, loaded %d times as above, timed in the same rounds) time each step with bpf_ktime_get_ns over 5,000 runs per path and round; ns per packet, their mean, the cost of one timing (%s ns) taken off. \"finish\" carries the verdict out (encapsulation, redirection). The timings slow what they time as well (the profiled program against the unprofiled one below): read the steps against each other, not as what each costs unprofiled.\n\n", spineCopies, strings.Join(clock, " / "))
 	fmt.Fprint(b, "| step |")
 	for _, p := range s.Steps {
 		fmt.Fprintf(b, " %s |", strings.SplitN(p.Path, " ", 2)[0])
 	}
 	fmt.Fprint(b, "\n|---|"+strings.Repeat("---|", len(s.Steps))+"\n")
-	sums := make([]float64, len(s.Steps))
-	for _, name := range order {
-		if !ran[name] {
-			continue
-		}
+	row := func(name string, v func(i int, p dataplane.Profile) (float64, bool)) {
 		fmt.Fprintf(b, "| %s |", name)
-		for i := range s.Steps {
-			if v, ok := per[i][name]; ok {
-				fmt.Fprintf(b, " %.0f |", v)
-				sums[i] += v
+		for i, p := range s.Steps {
+			if x, ok := v(i, p.Profile); ok {
+				fmt.Fprintf(b, " %.0f |", x)
 			} else {
 				fmt.Fprint(b, " – |")
 			}
 		}
 		fmt.Fprintln(b)
 	}
-	fmt.Fprint(b, "| the steps' sum |")
-	for _, v := range sums {
-		fmt.Fprintf(b, " %.0f |", v)
-	}
-	fmt.Fprint(b, "\n| the program, unprofiled (median above) |")
-	for i := range s.Steps {
-		if i < len(s.Costs) {
-			fmt.Fprintf(b, " %.0f |", s.Costs[i].After[1])
+	for _, name := range order {
+		ran := false
+		for _, p := range s.Steps {
+			_, ok := p.Profile.PerPacket(name)
+			ran = ran || ok
+		}
+		if ran {
+			row(name, func(_ int, p dataplane.Profile) (float64, bool) { return p.PerPacket(name) })
 		}
 	}
-	fmt.Fprintln(b)
+	row("the steps' sum", func(_ int, p dataplane.Profile) (float64, bool) {
+		sum := 0.0
+		for _, st := range p.Steps {
+			v, _ := p.PerPacket(st.Step)
+			sum += v
+		}
+		return sum, true
+	})
+	row("the program, profiled", func(_ int, p dataplane.Profile) (float64, bool) { return p.WholeNS, true })
+	row("the program, unprofiled (median above)", func(i int, _ dataplane.Profile) (float64, bool) {
+		if i < len(s.Costs) {
+			return s.Costs[i].After[1], true
+		}
+		return 0, false
+	})
 }
