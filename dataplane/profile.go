@@ -30,7 +30,8 @@ type StepTime struct {
 
 // Profile is what a profiled copy measured since the last read.
 type Profile struct {
-	// Steps in the pipeline's order, those that ran.
+	// Steps that ran, in the pipeline's order as ReadProfile reads
+	// them.
 	Steps []StepTime `json:"steps"`
 	// Programs is how many times the programs ran; WholeNS their mean
 	// time, the clock's cost taken off once.
@@ -94,18 +95,20 @@ func ReadProfile(coll *ebpf.Collection) (Profile, error) {
 	return p, nil
 }
 
-// MeanProfile is the mean of profiles of the same runs (copies of the
-// programs loaded apart, whose code lands apart: spine's copies).
+// MeanProfile is the mean of profiles of the same path (copies of the
+// programs loaded apart, whose code lands apart: spine's copies), each
+// weighed by its runs; a profile of no runs counts for nothing. Steps
+// are in the order first seen.
 func MeanProfile(ps []Profile) Profile {
-	if len(ps) == 0 {
-		return Profile{}
-	}
 	out := Profile{}
 	idx := map[string]int{}
 	for _, p := range ps {
+		if p.Programs == 0 {
+			continue
+		}
 		out.Programs += p.Programs
-		out.WholeNS += p.WholeNS / float64(len(ps))
-		out.ClockNS += p.ClockNS / float64(len(ps))
+		out.WholeNS += p.WholeNS * float64(p.Programs)
+		out.ClockNS += p.ClockNS * float64(p.Programs)
 		for _, s := range p.Steps {
 			i, ok := idx[s.Step]
 			if !ok {
@@ -116,6 +119,10 @@ func MeanProfile(ps []Profile) Profile {
 			out.Steps[i].Runs += s.Runs
 			out.Steps[i].MeanNS += s.MeanNS * float64(s.Runs)
 		}
+	}
+	if out.Programs > 0 {
+		out.WholeNS /= float64(out.Programs)
+		out.ClockNS /= float64(out.Programs)
 	}
 	for i := range out.Steps {
 		out.Steps[i].MeanNS /= float64(max(out.Steps[i].Runs, 1))

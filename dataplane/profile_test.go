@@ -57,20 +57,21 @@ func TestProfileTimesEachStage(t *testing.T) {
 	}
 }
 
-// The mean of copies' profiles weighs each step by its runs, and
-// per packet a step run twice counts twice.
+// The mean of copies' profiles weighs each by its runs (one of none
+// counts for nothing), and per packet a step run thrice counts thrice.
 func TestMeanProfile(t *testing.T) {
 	a := Profile{Programs: 10, WholeNS: 500, ClockNS: 20, Steps: []StepTime{{"port_sec", 10, 100}, {"finish", 10, 200}}}
-	b := Profile{Programs: 10, WholeNS: 700, ClockNS: 30, Steps: []StepTime{{"port_sec", 10, 140}, {"finish", 30, 100}}}
-	m := MeanProfile([]Profile{a, b})
-	if m.Programs != 20 || m.WholeNS != 600 || m.ClockNS != 25 {
-		t.Errorf("mean: %+v", m)
+	b := Profile{Programs: 30, WholeNS: 700, ClockNS: 40, Steps: []StepTime{{"port_sec", 30, 140}, {"finish", 90, 100}}}
+	none := Profile{WholeNS: 9999, ClockNS: 9999}
+	m := MeanProfile([]Profile{a, none, b})
+	if m.Programs != 40 || m.WholeNS != 650 || m.ClockNS != 35 {
+		t.Errorf("mean: %+v, want 40 programs of 650 ns, the clock 35", m)
 	}
-	if v, ok := m.PerPacket("port_sec"); !ok || v != 120 {
-		t.Errorf("port_sec per packet %v %v, want 120", v, ok)
+	if v, ok := m.PerPacket("port_sec"); !ok || v != 130 { // (1,000 + 4,200) over 40
+		t.Errorf("port_sec per packet %v %v, want 130", v, ok)
 	}
-	if v, _ := m.PerPacket("finish"); v != 250 { // (2,000 + 3,000) ns over 20 packets
-		t.Errorf("finish per packet %v, want 250", v)
+	if v, _ := m.PerPacket("finish"); v != 275 { // (2,000 + 9,000) over 40
+		t.Errorf("finish per packet %v, want 275", v)
 	}
 	if _, ok := m.PerPacket("ip_route"); ok {
 		t.Error("a step that never ran is reported")
