@@ -33,13 +33,15 @@ func TestRetryDump(t *testing.T) {
 	}
 }
 
-// A negative refresh interval is refused before anything is made: the
-// programs compare it signed (lookup.h), so it would mean "never
-// fresh", every packet through a hub.
-func TestNegativeRefreshIsRefused(t *testing.T) {
-	_, err := Load(Config{Chassis: "x", VTEP: netip.MustParseAddr("192.0.2.1"), RefreshInterval: -time.Second})
-	if err == nil || !strings.Contains(err.Error(), "must be positive") {
-		t.Fatalf("Load with a refresh of -1s: %v", err)
+// A negative refresh or learn interval is refused before anything is
+// made: the programs compare them signed (lookup.h, teach.h), so they
+// would mean every packet through a hub, every packet a lesson.
+func TestNegativeIntervalsAreRefused(t *testing.T) {
+	for _, cfg := range []Config{{RefreshInterval: -time.Second}, {LearnInterval: -time.Millisecond}} {
+		cfg.Chassis, cfg.VTEP = "x", netip.MustParseAddr("192.0.2.1")
+		if _, err := Load(cfg); err == nil || !strings.Contains(err.Error(), "neither may be negative") {
+			t.Errorf("Load with refresh %s, learn interval %s: %v", cfg.RefreshInterval, cfg.LearnInterval, err)
+		}
 	}
 }
 

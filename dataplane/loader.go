@@ -165,8 +165,11 @@ func Load(cfg Config) (*Datapath, error) {
 	if cfg.Device == "" {
 		cfg.Device = DefaultDevice
 	}
-	if cfg.RefreshInterval < 0 {
-		return nil, fmt.Errorf("dataplane: a refresh interval of %s: it must be positive", cfg.RefreshInterval)
+	// The programs compare these signed: a negative refresh would mean
+	// "never fresh", a negative learn interval "teach every packet".
+	if cfg.RefreshInterval < 0 || cfg.LearnInterval < 0 {
+		return nil, fmt.Errorf("dataplane: a refresh interval of %s, a learn interval of %s: neither may be negative",
+			cfg.RefreshInterval, cfg.LearnInterval)
 	}
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = 30 * time.Second

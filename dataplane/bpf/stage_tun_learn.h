@@ -54,7 +54,7 @@ static __always_inline int learn_unknown(struct pctx *c, struct learn_msg *m)
 	}
 	__u64 now = bpf_ktime_get_ns();
 	struct cached_ep *e = bpf_map_lookup_elem(&cache_v1, &k);
-	if (e && now - e->learned_ns < cfg_refresh_ns) {
+	if (e && (__s64)(now - e->learned_ns) < (__s64)cfg_refresh_ns) { /* signed, as find_dest */
 		c->hit = HIT_CACHE;
 		return V_CONSUMED;
 	}
