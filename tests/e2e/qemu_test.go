@@ -124,37 +124,44 @@ func TestQEMUGuests(t *testing.T) {
 		// The port's own address still works.
 		e.mustPing("g1", "10.5.1.11")
 	})
-	// What TestQEMULiveMigration takes for a guest lost after QEMU's
-	// migration: its tap handed packets its interface never received.
-	t.Run("a guest that stops receiving is told from a network fault", func(t *testing.T) {
-		if deaf := e.guestDeaf(t, "n1", "10.5.1.10", "g1"); deaf != "" {
-			t.Fatalf("a guest that receives is taken for deaf: %s", deaf)
-		}
-		// Delivered to another MAC than the guest's (QEMU's receive
-		// filter would drop those unseen): not deaf either.
-		if out, err := e.s.Exec("n1", "ip", "neigh", "replace", "10.5.1.10", "lladdr", "02:00:00:05:01:99", "dev", "eth0"); err != nil {
-			t.Fatalf("%v %s", err, out)
-		}
-		deaf := e.guestDeaf(t, "n1", "10.5.1.10", "g1")
-		e.s.Exec("n1", "ip", "neigh", "del", "10.5.1.10", "dev", "eth0")
-		if deaf != "" {
-			t.Fatalf("a guest handed frames for another MAC is taken for deaf: %s", deaf)
-		}
-		// Its interface down, the guest posts no more receive buffers
-		// and counts nothing; QEMU still reads the tap.
-		if out, err := e.s.Exec("g1", "ip", "link", "set", "eth0", "down"); err != nil {
-			t.Fatalf("%v %s", err, out)
-		}
-		defer e.s.Exec("g1", "ip", "link", "set", "eth0", "up")
-		if deaf := e.guestDeaf(t, "n1", "10.5.1.10", "g1"); deaf == "" {
-			t.Error("a guest whose interface is down is not taken for deaf")
-		}
-		// Pings its tap is never handed (to an address nobody holds)
-		// leave it the network's fault, deaf guest or not.
-		if deaf := e.guestDeaf(t, "n1", "10.5.1.99", "g1"); deaf != "" {
-			t.Errorf("a guest handed nothing is taken for deaf: %s", deaf)
-		}
-	})
+	t.Run("a guest that stops receiving is told from a network fault", func(t *testing.T) { deafnessVerdicts(t, e) })
+}
+
+// deafnessVerdicts checks guestDeaf, what TestQEMULiveMigration takes
+// for a guest lost after QEMU's migration (its tap handed packets its
+// interface never received), on g1 (10.5.1.10), pinged from n1, of
+// TestQEMUGuests: deaf only when g1 hears nothing its tap is handed.
+func deafnessVerdicts(t *testing.T, e *env) {
+	if deaf := e.guestDeaf(t, "n1", "10.5.1.10", "g1"); deaf != "" {
+		t.Fatalf("a guest that receives is taken for deaf: %s", deaf)
+	}
+	// Delivered to another MAC than the guest's (QEMU's receive filter
+	// would drop those unseen): not deaf either.
+	if out, err := e.s.Exec("n1", "ip", "neigh", "replace", "10.5.1.10", "lladdr", "02:00:00:05:01:99", "dev", "eth0"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	deaf := e.guestDeaf(t, "n1", "10.5.1.10", "g1")
+	if out, err := e.s.Exec("n1", "ip", "neigh", "del", "10.5.1.10", "dev", "eth0"); err != nil {
+		t.Errorf("remove the wrong neighbour: %v %s", err, out)
+	}
+	if deaf != "" {
+		t.Fatalf("a guest handed frames for another MAC is taken for deaf: %s", deaf)
+	}
+	// Its interface down, the guest posts no more receive buffers and
+	// counts nothing; QEMU still reads the tap.
+	if out, err := e.s.Exec("g1", "ip", "link", "set", "eth0", "down"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	defer e.s.Exec("g1", "ip", "link", "set", "eth0", "up")
+	if deaf := e.guestDeaf(t, "n1", "10.5.1.10", "g1"); deaf == "" {
+		t.Error("a guest whose interface is down is not taken for deaf")
+	}
+	// Pings its tap is never handed (to an address nobody holds: the
+	// spoof subtest's 10.5.1.99 is g1's own now) leave it the network's
+	// fault, deaf guest or not.
+	if deaf := e.guestDeaf(t, "n1", "10.5.1.98", "g1"); deaf != "" {
+		t.Errorf("a guest handed nothing is taken for deaf: %s", deaf)
+	}
 }
 
 // streamed is how many lines of the peer's TCP stream the guest has.
@@ -326,20 +333,24 @@ func (e *env) answersAfterMigration(t *testing.T, vm, addr, port string) (crash 
 // Such a guest is lost, not the network: Courier's part ends at the
 // tap. The interface is promiscuous meanwhile, so that QEMU's receive
 // filter passes what Courier addressed wrongly (another MAC) and the
-// guest counts it: a wrong delivery is not taken for deafness. "" when
-// the guest received anything, or its tap was handed nothing (the
-// network's fault).
+// guest counts it: a wrong delivery is not taken for deafness; a guest
+// that takes no such setting is lost. "" when the guest received
+// anything, or its tap was handed nothing (the network's fault).
 func (e *env) guestDeaf(t *testing.T, vm, addr, port string) string {
 	t.Helper()
 	ns, tap, ok := e.s.GuestTap(port)
 	if !ok {
 		return ""
 	}
-	if out, err := e.s.Exec(port, "ip", "link", "set", "eth0", "promisc", "on"); err != nil {
-		t.Logf("whether %s receives: promiscuous: %v %s", port, err, out)
-		return ""
+	// The setting goes by virtio's control queue: a guest whose device
+	// no longer answers it is lost too (Courier has no part in it).
+	if lost, err := e.guestIfaceSet(t, port, "promisc", "on"); lost != "" || err != nil {
+		if err != nil {
+			t.Logf("whether %s receives: %v", port, err)
+		}
+		return lost
 	}
-	defer e.s.Exec(port, "ip", "link", "set", "eth0", "promisc", "off")
+	defer e.guestIfaceSet(t, port, "promisc", "off")
 	read0, dropped0, err1 := tapHanded(ns, tap)
 	rx0, err2 := e.guestReceived(t, port)
 	e.s.Ping(vm, ip(addr), 5, "0.2")
@@ -356,6 +367,22 @@ func (e *env) guestDeaf(t *testing.T, vm, addr, port string) string {
 		return fmt.Sprintf("its interface received none of the %d packets its tap was handed", handed)
 	}
 	return ""
+}
+
+// guestIfaceSet sets a flag of guest port's eth0 (ip link set eth0
+// ARGS) within 15 s; lost says why the guest is lost if its console
+// does not come back.
+func (e *env) guestIfaceSet(t *testing.T, port string, args ...string) (lost string, err error) {
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	out, st, err := e.s.GuestExec(ctx, port, "ip link set eth0 "+strings.Join(args, " "))
+	if ctx.Err() != nil {
+		return fmt.Sprintf("its interface took no setting (%s) in 15 s", strings.Join(args, " ")), nil
+	}
+	if err != nil || st != 0 {
+		return "", fmt.Errorf("ip link set eth0 %s: %v (status %d) %s", strings.Join(args, " "), err, st, out)
+	}
+	return "", nil
 }
 
 // tapHanded is what tap (in namespace ns) was handed for its guest:
