@@ -291,7 +291,7 @@ static __always_inline int finish(struct __sk_buff *skb, struct pctx *c, __u32 s
 	return TC_ACT_SHOT;
 }
 
-/* finish_timed is finish, timed with cfg_profile (profile.h). */
+/* finish_timed is finish, timed in the profiled build (profile.h). */
 static __always_inline int finish_timed(struct __sk_buff *skb, struct pctx *c, __u32 stage, int verdict)
 {
 	prof_start(PROF_T_STEP);

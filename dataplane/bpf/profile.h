@@ -1,15 +1,14 @@
 /* Where a packet's time goes, stage by stage (#21): built with
  * COURIER_PROFILE (dvrprof_bpfel.o, dataplane.ProfiledObject), the driver
  * times each stage's call, its verdict's carrying out and the whole
- * program with bpf_ktime_get_ns, into stage_prof. make bench's spine
- * section loads that copy beside the running programs and reports the
- * table (tests/bench/spine.go): this machine's PMU is not the guest's to
- * read, so bpftool's profile cannot tell it. The production object is
- * built without it and pays nothing: with a switch read at run time, the
- * verifier removed the branches but left their loads on every packet's
- * path.
- * The clock's own cost is measured the same way, in its own slot, for
- * the reader to take off. */
+ * program with bpf_ktime_get_ns, into stage_prof, and an empty start and
+ * end in its own slot: the clock's own cost, for the reader to take off.
+ * make bench's spine section loads such copies beside the running
+ * programs and reports the table (tests/bench/spine.go): this machine's
+ * PMU is not the guest's to read, so bpftool's profile cannot tell it.
+ * The production object is built without it and pays nothing: with a
+ * switch read at run time instead, the verifier removed the branches but
+ * left their loads on every packet's path. */
 #ifndef COURIER_PROFILE_H
 #define COURIER_PROFILE_H
 

@@ -387,9 +387,9 @@ static __always_inline int sg_conn(struct pctx *c, struct tuple *t, __u32 zone, 
 {
 	/* The coarse clock (a tick's resolution; with find_dest's, it took
 	 * ~75 ns off a packet on a kvm-clock guest, #21) is enough for
-	 * timeouts of seconds. Entries stamped by the fine clock (an older build's,
-	 * before an upgrade) may be up to a tick ahead of it: differences
-	 * are compared signed. */
+	 * timeouts of seconds. Entries stamped by the fine clock (an older
+	 * build's, before an upgrade) may be up to a tick ahead of it:
+	 * differences are compared signed. */
 	__u64 now = bpf_ktime_get_coarse_ns();
 	__u32 gen = sg_gen();
 	struct ct_key k = ct_key_of(zone, t, 0);
