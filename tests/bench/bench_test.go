@@ -137,6 +137,29 @@ func TestBelowTarget(t *testing.T) {
 	}
 }
 
+func TestMoonshot(t *testing.T) {
+	one := func(gbps ...float64) *PathResult {
+		return &PathResult{Stats: map[string]Stat{"tcp_1_stream_gbps": stat(gbps)}, Raw: map[string][]float64{"tcp_1_stream_gbps": gbps}}
+	}
+	d := &DataplaneResult{Ratios: map[string]float64{}, RoundRatios: map[string]Stat{}}
+	// (c) at 0.95 of the underlay meets it; (d) at 0.90 misses.
+	d.moonshot(one(20, 20, 20), one(19, 19, 19), one(18, 18, 18))
+	if r := d.Ratios["same_vxnet_vs_underlay_tcp_1_stream_gbps"]; r != 0.95 {
+		t.Fatalf("(c) over (a): %v, want 0.95", r)
+	}
+	if len(d.Moonshot) != 1 || !strings.HasPrefix(d.Moonshot[0], "cross_vxnet_vs_underlay_tcp_1_stream_gbps: 0.90") {
+		t.Fatalf("missed: %q, want (d) only", d.Moonshot)
+	}
+	if len(d.BelowTarget) != 0 {
+		t.Fatalf("the moonshot counted as a target: %q", d.BelowTarget)
+	}
+	var b strings.Builder
+	d.markdown(&b)
+	if !strings.Contains(b.String(), "Moonshot (one stream at least 0.95 of the routed underlay's, not counted as a target) missed: cross_vxnet") {
+		t.Fatalf("the report does not say the moonshot was missed:\n%s", b.String())
+	}
+}
+
 func TestRoundRatios(t *testing.T) {
 	// Drift between rounds cancels: each round is 0.8 of its own baseline.
 	got := roundRatios([]float64{8, 4, 16}, []float64{10, 5, 20})
