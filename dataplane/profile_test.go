@@ -57,6 +57,51 @@ func TestProfileTimesEachStage(t *testing.T) {
 	}
 }
 
+// TestProfileTimesTheTunnelPath: a profiled copy with its test hooks
+// times tunnel_ingress's steps for the tunnel key SetTestTunnel gives
+// it: a packet from another host delivered to a local port.
+func TestProfileTimesTheTunnelPath(t *testing.T) {
+	f := newFixture(t, true)
+	d := f.d
+	coll, err := LoadVariant(ProfiledObject(), d.cfg.PinRoot, d.cfg.Chassis, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coll.Close()
+	if err := SetTestTunnel(coll, peerA, 5001, 0); err != nil {
+		t.Fatal(err)
+	}
+	pkt := append(ethHdr(vm1MAC, remMAC1, 0x0800), ipPacket(ip4("10.0.1.7"), ip4("10.0.1.5"), protoTCP, tcpSeg(40000, 80, "x"), 0)...)
+	var verdict uint32
+	within(func() { _, verdict, err = TimeRuns(coll.Programs["tunnel_ingress"], d.vxlan, pkt, 100) })
+	if err != nil || verdict != actRedirect {
+		t.Fatalf("the profiled copy: verdict %d, %v", verdict, err)
+	}
+	var r dvrRedirectRec
+	if err := coll.Maps["redirect_out"].Lookup(uint32(0), &r); err != nil || int(r.Ifindex) != f.p1 || r.Peer != 1 {
+		t.Fatalf("delivered to %+v (%v), want port 1's peer (ifindex %d)", r, err, f.p1)
+	}
+	p, err := ReadProfile(coll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range p.Steps {
+		names = append(names, s.Step)
+	}
+	if !slices.Contains(names, "tun_admit") || !slices.Contains(names, "tun_lookup") || names[len(names)-1] != "finish" || p.Programs != 100 {
+		t.Errorf("profiled: steps %v in %d programs, want tun_admit, tun_lookup ... finish in 100", names, p.Programs)
+	}
+	// A key from a VNI the host does not serve: dropped (the key is read).
+	if err := SetTestTunnel(coll, peerA, 777, 0); err != nil {
+		t.Fatal(err)
+	}
+	within(func() { _, verdict, err = TimeRuns(coll.Programs["tunnel_ingress"], d.vxlan, pkt, 1) })
+	if err != nil || verdict != actShot {
+		t.Errorf("an unknown VNI: verdict %d, %v; want dropped", verdict, err)
+	}
+}
+
 // The mean of copies' profiles weighs each by its runs (one of none
 // counts for nothing), and per packet a step run thrice counts thrice.
 func TestMeanProfile(t *testing.T) {

@@ -2,11 +2,14 @@ package dataplane
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math/bits"
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/courier-sdn/courier/pipeline"
 )
@@ -108,6 +111,21 @@ func (d *Datapath) SGDenials() ([]SGDenial, error) {
 		return cmp.Or(cmp.Compare(a.VPC, b.VPC), cmp.Compare(a.Identity, b.Identity), compareBool(a.Ingress, b.Ingress))
 	})
 	return out, nil
+}
+
+// PortIdentity is the security group identity of the local port whose
+// host side is ifindex; false if it has none (its VPC enforces no
+// groups).
+func (d *Datapath) PortIdentity(ifindex int) (uint32, bool, error) {
+	var p dvrPortSg
+	err := d.objs.PortSgV2.Lookup(uint32(ifindex), &p)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return p.Id, true, nil
 }
 
 // SecurityGroups describes the security group maps.

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,3 +138,20 @@ func RunningProgram(pinRoot, chassis string, tunnel bool) (*ebpf.Program, error)
 	}
 	return ebpf.NewProgramFromID(info.Program)
 }
+
+// SetTestTunnel sets the key the tunnel_ingress of a variant loaded with
+// its test hooks reads for the packets it runs (tunnel_in): sent by vtep
+// in vni with that VXLAN GBP field (GBPPolicyApplied | identity, as a
+// sender whose egress rules passed the packet; 0: none). BPF_PROG_RUN
+// carries no tunnel metadata.
+func SetTestTunnel(coll *ebpf.Collection, vtep netip.Addr, vni, gbp uint32) error {
+	m := coll.Maps["tunnel_in"]
+	if m == nil {
+		return fmt.Errorf("the variant has no tunnel_in map")
+	}
+	return m.Put(uint32(0), dvrTunnelRec{Vtep: host32(vtep), Vni: vni, Gbp: gbp})
+}
+
+// GBPPolicyApplied is the VXLAN GBP field's "policy applied" bit, as the
+// kernel keeps it (VXLAN_GBP_POLICY_APPLIED; sg.h).
+const GBPPolicyApplied = 1 << 19

@@ -51,7 +51,7 @@ type SpineResult struct {
 	Notes []string    `json:"notes,omitempty"`
 }
 
-// PathSteps is where the time of one path through port_ingress goes:
+// PathSteps is where the time of one path through a program goes:
 // the mean of profiled copies' profiles (dataplane.ReadProfile).
 type PathSteps struct {
 	Path    string            `json:"path"`
@@ -61,7 +61,7 @@ type PathSteps struct {
 	ProfiledNS float64 `json:"profiled_ns"`
 }
 
-// ProgCost is one path through port_ingress: ns per packet, min, median
+// ProgCost is one path through a program: ns per packet, min, median
 // and max over the rounds (each round the mean of spineCopies loads'
 // medians of 5,000 runs).
 type ProgCost struct {
@@ -126,7 +126,7 @@ func Spine(ctx context.Context, env Env, rounds int, baseline string) (*SpineRes
 	return res, nil
 }
 
-// spineCosts times port_ingress of this build and of the baseline on the
+// spineCosts times the programs of this build and of the baseline on the
 // sandbox chassis's state.
 func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 	old, err := exec.Command("git", "show", res.Baseline+":dataplane/dvr_bpfel.o").Output()
@@ -134,39 +134,37 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 		return fmt.Errorf("the baseline object (git show %s:dataplane/dvr_bpfel.o; make bench runs in a clone): %w", res.Baseline, err)
 	}
 	builds := map[string][]byte{"before": old, "after": dataplane.CurrentObject()}
+	cases := spinePaths()
 	// Each build is loaded spineCopies times, and every copy timed each
 	// round: one load of a build ran 3-7% faster or slower than another
 	// of nearly the same code (where its code and maps landed), which a
-	// single copy of each took for the builds' difference.
-	progs := map[string][]*ebpf.Program{}
+	// single copy of each took for the builds' difference. tunnel_ingress
+	// is timed in copies of their own with the test hooks on.
+	copies := map[string]map[bool][]*ebpf.Collection{}
 	for name, obj := range builds {
-		for range spineCopies {
-			coll, err := dataplane.LoadVariant(obj, pinRoot, "hv2", false)
+		copies[name] = map[bool][]*ebpf.Collection{}
+		for _, test := range []bool{false, true} {
+			cs, err := loadCopies(obj, pinRoot, ns, test)
 			if err != nil {
 				return fmt.Errorf("load the %s build: %w", name, err)
 			}
-			defer coll.Close()
-			progs[name] = append(progs[name], coll.Programs["port_ingress"])
+			defer closeAll(cs)
+			copies[name][test] = cs
 		}
 	}
 	// Profiled copies of this build, timed in the same rounds: where
-	// its time goes (spineSteps).
-	var profiled []*ebpf.Collection
-	for range spineCopies {
-		coll, err := dataplane.LoadVariant(dataplane.ProfiledObject(), pinRoot, "hv2", false)
-		if err != nil {
-			return fmt.Errorf("load a profiled copy: %w", err)
-		}
-		defer coll.Close()
-		profiled = append(profiled, coll)
+	// its time goes (spineSteps). Their test hooks are on for
+	// tunnel_ingress; port_ingress's paths here meet none.
+	profiled, err := loadCopies(dataplane.ProfiledObject(), pinRoot, ns, true)
+	if err != nil {
+		return fmt.Errorf("load a profiled copy: %w", err)
 	}
-	cases, pkts := spinePaths()
+	defer closeAll(profiled)
 	samples := map[string][][]float64{"before": make([][]float64, len(cases)), "after": make([][]float64, len(cases))}
 	profiles := make([][]dataplane.Profile, len(cases))
 	profiledNS := make([][]float64, len(cases))
 	err = lab.Do(ns, func() error {
-		ifindex, err := aliasIfindex("a")
-		if err != nil {
+		if err := resolveIfindexes(cases); err != nil {
 			return err
 		}
 		for r := 0; r < rounds; r++ {
@@ -175,17 +173,17 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 			if r%2 == 1 {
 				order[0], order[1] = order[1], order[0]
 			}
-			for i, pkt := range pkts {
+			for i, c := range cases {
 				for _, b := range order {
-					per, err := timeCopies(progs[b], ifindex, pkt)
+					per, err := timeCopies(copies[b][c.tunnel], c)
 					if err != nil {
-						return fmt.Errorf("%s build, %s: %w", b, cases[i], err)
+						return fmt.Errorf("%s build, %s: %w", b, c.name, err)
 					}
 					samples[b][i] = append(samples[b][i], per)
 				}
-				ps, medians, err := spineSteps(profiled, ifindex, pkt)
+				ps, medians, err := spineSteps(profiled, c)
 				if err != nil {
-					return fmt.Errorf("%s: %w", cases[i], err)
+					return fmt.Errorf("%s: %w", c.name, err)
 				}
 				profiles[i] = append(profiles[i], ps...)
 				profiledNS[i] = append(profiledNS[i], medians...)
@@ -197,10 +195,10 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 		return err
 	}
 	for i, c := range cases {
-		pc := ProgCost{Path: c, Before: minMedMax(samples["before"][i]), After: minMedMax(samples["after"][i])}
+		pc := ProgCost{Path: c.name, Before: minMedMax(samples["before"][i]), After: minMedMax(samples["after"][i])}
 		pc.Ratio = pc.After[1] / pc.Before[1]
 		res.Costs = append(res.Costs, pc)
-		res.Steps = append(res.Steps, PathSteps{Path: c, Profile: dataplane.MeanProfile(profiles[i]), ProfiledNS: minMedMax(profiledNS[i])[1]})
+		res.Steps = append(res.Steps, PathSteps{Path: c.name, Profile: dataplane.MeanProfile(profiles[i]), ProfiledNS: minMedMax(profiledNS[i])[1]})
 	}
 	return nil
 }
@@ -208,12 +206,94 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 // spineCopies is how many times each build is loaded (spineCosts).
 const spineCopies = 3
 
-// timeCopies is the mean of the copies' medians of 5,000 runs of pkt, in
-// ns; each must redirect it.
-func timeCopies(copies []*ebpf.Program, ifindex int, pkt []byte) (float64, error) {
+// loadCopies loads obj spineCopies times on hv2's state (its namespace
+// ns), with its test hooks if test; each test copy's tunnel_ingress
+// then reads the key of a packet from port b on hv3.
+func loadCopies(obj []byte, pinRoot, ns string, test bool) ([]*ebpf.Collection, error) {
+	var key testTunnel
+	if test {
+		var err error
+		if key, err = fromHV3(pinRoot, ns); err != nil {
+			return nil, err
+		}
+	}
+	var cs []*ebpf.Collection
+	for range spineCopies {
+		coll, err := dataplane.LoadVariant(obj, pinRoot, "hv2", test)
+		if err == nil && test {
+			err = dataplane.SetTestTunnel(coll, key.vtep, key.vni, key.gbp)
+		}
+		if err != nil {
+			closeAll(cs)
+			if coll != nil {
+				coll.Close()
+			}
+			return nil, err
+		}
+		cs = append(cs, coll)
+	}
+	return cs, nil
+}
+
+// testTunnel is the tunnel key of a packet from port b on hv3.
+type testTunnel struct {
+	vtep     netip.Addr
+	vni, gbp uint32
+}
+
+// fromHV3 is the tunnel key hv3 sends port b's packets to hv2 with: hv3
+// and the vxnet's VNI as hv2's learned path to b says, and b's security
+// group identity, which is a's (both in the VPC's default group), with
+// the bit that says b's egress rules passed it.
+func fromHV3(pinRoot, ns string) (testTunnel, error) {
+	dp, err := dataplane.OpenPinned(pinRoot, "hv2")
+	if err != nil {
+		return testTunnel{}, err
+	}
+	defer dp.ClosePinned()
+	paths, err := dp.Cache()
+	if err != nil {
+		return testTunnel{}, err
+	}
+	var key testTunnel
+	for _, p := range paths {
+		if p.IP == netip.MustParseAddr("10.60.1.11") {
+			key = testTunnel{vtep: p.VTEP, vni: p.VNI}
+		}
+	}
+	if !key.vtep.IsValid() {
+		return key, fmt.Errorf("hv2 holds no path to port b (10.60.1.11): %v", paths)
+	}
+	var id uint32
+	var ok bool
+	err = lab.Do(ns, func() error {
+		ifindex, err := aliasIfindex("a")
+		if err == nil {
+			id, ok, err = dp.PortIdentity(ifindex)
+		}
+		return err
+	})
+	if err != nil {
+		return key, err
+	}
+	if ok {
+		key.gbp = id | dataplane.GBPPolicyApplied
+	}
+	return key, nil
+}
+
+func closeAll(cs []*ebpf.Collection) {
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
+// timeCopies is the mean of the copies' medians of 5,000 runs of c's
+// packet, in ns; each must redirect it.
+func timeCopies(copies []*ebpf.Collection, c spineCase) (float64, error) {
 	var sum float64
-	for _, p := range copies {
-		per, verdict, err := dataplane.TimeRuns(p, ifindex, pkt, 5000)
+	for _, coll := range copies {
+		per, verdict, err := dataplane.TimeRuns(coll.Programs[c.prog()], c.ifindex, c.pkt, 5000)
 		if err != nil {
 			return 0, err
 		}
@@ -225,26 +305,65 @@ func timeCopies(copies []*ebpf.Program, ifindex int, pkt []byte) (float64, error
 	return sum / float64(len(copies)), nil
 }
 
-// spinePaths are the paths through port_ingress the section times, from
-// port a on hv2, and a packet of each.
-func spinePaths() (names []string, pkts [][]byte) {
-	gw := net.HardwareAddr{0x0a, 0xc0, 0, 0, 0, 1}
-	src := net.HardwareAddr{2, 0, 0, 0x60, 1, 0x0a}
-	return []string{"l2_remote (a learned path, encapsulate)", "l3_remote (route, TTL-1, a learned path, encapsulate)"},
-		[][]byte{frame(net.HardwareAddr{2, 0, 0, 0x60, 1, 0x0b}, src, "10.60.1.10", "10.60.1.11"), frame(gw, src, "10.60.1.10", "10.60.2.10")}
+// spineCase is a path the section times on hv2: a packet from port a
+// through port_ingress, or, tunnel, one that hv3 sent through
+// tunnel_ingress.
+type spineCase struct {
+	name    string
+	tunnel  bool
+	pkt     []byte
+	ifindex int // the context's: port a's host side, or the VXLAN device
 }
 
-// spineSteps times each step of this build's port_ingress on pkt with
+func (c spineCase) prog() string {
+	if c.tunnel {
+		return "tunnel_ingress"
+	}
+	return "port_ingress"
+}
+
+// spinePaths are the paths the section times, and a packet of each.
+func spinePaths() []spineCase {
+	gw := net.HardwareAddr{0x0a, 0xc0, 0, 0, 0, 1}
+	a := net.HardwareAddr{2, 0, 0, 0x60, 1, 0x0a}
+	b := net.HardwareAddr{2, 0, 0, 0x60, 1, 0x0b}
+	return []spineCase{
+		{name: "l2_remote (a learned path, encapsulate)", pkt: frame(b, a, "10.60.1.10", "10.60.1.11")},
+		{name: "l3_remote (route, TTL-1, a learned path, encapsulate)", pkt: frame(gw, a, "10.60.1.10", "10.60.2.10")},
+		{name: "tunnel_local (tunnel_ingress, from port b on hv3 to port a; test hooks on)", tunnel: true, pkt: frame(a, b, "10.60.1.11", "10.60.1.10")},
+	}
+}
+
+// resolveIfindexes fills each case's context ifindex, in hv2's namespace.
+func resolveIfindexes(cases []spineCase) error {
+	port, err := aliasIfindex("a")
+	if err != nil {
+		return err
+	}
+	dev, err := netlink.LinkByName(dataplane.DefaultDevice)
+	if err != nil {
+		return fmt.Errorf("the VXLAN device: %w", err)
+	}
+	for i := range cases {
+		cases[i].ifindex = port
+		if cases[i].tunnel {
+			cases[i].ifindex = dev.Attrs().Index
+		}
+	}
+	return nil
+}
+
+// spineSteps times each step of this build's program on c's packet with
 // each profiled copy of the programs (dataplane.ProfiledObject): where
 // the time goes; and each copy's median as the kernel times it.
-func spineSteps(copies []*ebpf.Collection, ifindex int, pkt []byte) ([]dataplane.Profile, []float64, error) {
+func spineSteps(copies []*ebpf.Collection, c spineCase) ([]dataplane.Profile, []float64, error) {
 	var ps []dataplane.Profile
 	var medians []float64
 	for _, coll := range copies {
 		if _, err := dataplane.ReadProfile(coll); err != nil { // clears
 			return nil, nil, err
 		}
-		per, verdict, err := dataplane.TimeRuns(coll.Programs["port_ingress"], ifindex, pkt, 5000)
+		per, verdict, err := dataplane.TimeRuns(coll.Programs[c.prog()], c.ifindex, c.pkt, 5000)
 		if err != nil || verdict != 7 {
 			return nil, nil, fmt.Errorf("a profiled copy: verdict %d, %v", verdict, err)
 		}
@@ -283,7 +402,7 @@ func (s *SpineResult) markdown(b *strings.Builder) {
 	if what == spineRev14 {
 		what += " (before one function per stage)"
 	}
-	fmt.Fprintf(b, "## The pipeline spine\n\nport_ingress per packet, this build against %s, both loaded on one sandbox chassis's state, timed by the same harness (each build loaded %d times, each copy's median of 5,000 single BPF_PROG_TEST_RUN runs per round, their mean; %d interleaved rounds, the builds first in turn; min/median/max ns):\n\n", what, spineCopies, s.Rounds)
+	fmt.Fprintf(b, "## The pipeline spine\n\nPer packet, this build against %s, both loaded on one sandbox chassis's state, timed by the same harness (each build loaded %d times, each copy's median of 5,000 single BPF_PROG_TEST_RUN runs per round, their mean; %d interleaved rounds, the builds first in turn; min/median/max ns). port_ingress as port a sends; tunnel_ingress as a packet from hv3 arrives, in copies with the test hooks on (BPF_PROG_RUN carries no tunnel key: the program reads it from a map, and records its redirect in another):\n\n", what, spineCopies, s.Rounds)
 	fmt.Fprintln(b, "| path | before | after | after/before (medians) |\n|---|---|---|---|")
 	for _, c := range s.Costs {
 		fmt.Fprintf(b, "| %s | %.0f/%.0f/%.0f | %.0f/%.0f/%.0f | %.3f |\n", c.Path, c.Before[0], c.Before[1], c.Before[2],
