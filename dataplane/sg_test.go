@@ -291,20 +291,6 @@ func ctEntries(t *testing.T, d *Datapath, zone int, proto uint8, dport uint16) i
 // nothing (and keep tracked connections' generation). (What an
 // established connection costs with 10 and 1,000 rules is measured by
 // make bench's security group section.)
-// TestPortIdentity: a port's identity as its entry holds it; none for
-// an interface that is no port of a VPC enforcing groups.
-func TestPortIdentity(t *testing.T) {
-	f := sgFixture(t)
-	for ifindex, want := range map[int]uint32{f.p1: idWeb, f.p3: idDB, f.p2: idOps} {
-		if id, ok, err := f.d.PortIdentity(ifindex); err != nil || !ok || id != want {
-			t.Errorf("ifindex %d: identity %d (%v, %v), want %d", ifindex, id, ok, err, want)
-		}
-	}
-	if id, ok, err := f.d.PortIdentity(f.d.vxlan); err != nil || ok {
-		t.Errorf("the VXLAN device: identity %d (%v, %v), want none", id, ok, err)
-	}
-}
-
 func TestSecurityGroupRulesInChunks(t *testing.T) {
 	f := newFixture(t, false)
 	d := f.d
@@ -519,4 +505,18 @@ func counter(t *testing.T, d *Datapath, name string) uint64 {
 		t.Fatal(err)
 	}
 	return c[name]
+}
+
+// TestPortIdentity: a port's identity as its entry holds it; none for
+// an interface that is no port of a VPC enforcing groups.
+func TestPortIdentity(t *testing.T) {
+	f := sgFixture(t)
+	for ifindex, want := range map[int]uint32{f.p1: idWeb, f.p3: idDB, f.p2: idOps} {
+		if id, ok, err := f.d.PortIdentity(ifindex); err != nil || !ok || id != want {
+			t.Errorf("ifindex %d: identity %d (%v, %v), want %d", ifindex, id, ok, err, want)
+		}
+	}
+	if id, ok, err := f.d.PortIdentity(f.d.vxlan); err != nil || ok {
+		t.Errorf("the VXLAN device: identity %d (%v, %v), want none", id, ok, err)
+	}
 }

@@ -71,7 +71,7 @@ func (d *DataplaneResult) moonshot(a, c, x *PathResult) {
 		d.Ratios[k] = r
 		d.RoundRatios[k] = roundRatios(p.r.Raw[key], a.Raw[key])
 		if r < moonshotRatio {
-			d.Moonshot = append(d.Moonshot, fmt.Sprintf("%s: %.2f (moonshot ≥ %.2f)", k, r, moonshotRatio))
+			d.Moonshot = append(d.Moonshot, fmt.Sprintf("%s: %.3f (moonshot ≥ %.2f)", k, r, moonshotRatio))
 		}
 	}
 }
