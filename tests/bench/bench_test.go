@@ -137,6 +137,46 @@ func TestBelowTarget(t *testing.T) {
 	}
 }
 
+// A miss of the medians is told apart from one every round made.
+func TestBelowTargetInEveryRound(t *testing.T) {
+	path := func(rounds ...float64) *PathResult {
+		p := &PathResult{Stats: map[string]Stat{}, Raw: map[string][]float64{}}
+		for _, m := range metrics {
+			p.Stats[m.key] = stat(rounds)
+			p.Raw[m.key] = rounds
+		}
+		return p
+	}
+	d := &DataplaneResult{Ratios: map[string]float64{}, RoundRatios: map[string]Stat{}}
+	// (c) under the bridge in every round's rate (0.9, 0.8, 0.9); (d)'s
+	// median under it, one round over (0.8, 1.1, 0.9).
+	d.compare(path(10, 10, 10), path(9, 8, 9), path(8, 11, 9), nil)
+	rate := "_vs_bridge_tcp_1_stream_gbps: "
+	var same, cross string
+	for _, s := range d.BelowTarget {
+		switch {
+		case strings.HasPrefix(s, "same_vxnet"+rate):
+			same = s
+		case strings.HasPrefix(s, "cross_vxnet"+rate):
+			cross = s
+		}
+	}
+	if !strings.Contains(same, "every round missed it: 0.80–0.90") || !strings.Contains(cross, "round by round 0.80–1.10)") {
+		t.Fatalf("(c): %q, want every round; (d): %q, want round by round", same, cross)
+	}
+	// The latencies (lower is better) are the same numbers: both meet
+	// them. (c) misses every gated rate in every round, (d) not.
+	rates := 0
+	for _, m := range metrics {
+		if m.gate && !m.lower {
+			rates++
+		}
+	}
+	if d.EveryRound != rates {
+		t.Fatalf("%d missed in every round, want (c)'s %d rates: %q", d.EveryRound, rates, d.BelowTarget)
+	}
+}
+
 func TestMoonshot(t *testing.T) {
 	one := func(gbps ...float64) *PathResult {
 		return &PathResult{Stats: map[string]Stat{"tcp_1_stream_gbps": stat(gbps)}, Raw: map[string][]float64{"tcp_1_stream_gbps": gbps}}

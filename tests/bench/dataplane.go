@@ -58,6 +58,9 @@ type DataplaneResult struct {
 	RoundRatios map[string]Stat `json:"round_ratios"`
 	// BelowTarget names each ratio that misses its target, with both.
 	BelowTarget []string `json:"below_target,omitempty"`
+	// EveryRound counts those of BelowTarget that every round's pair
+	// missed as well: the others straddle the target within the run.
+	EveryRound int `json:"below_target_every_round"`
 	// Moonshot is #21's: one stream through Courier at least
 	// moonshotRatio of the routed underlay's (a), the overlay costing
 	// nearly nothing; each ratio that misses it, with both. Reported,

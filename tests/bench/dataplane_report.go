@@ -24,13 +24,14 @@ func (d *DataplaneResult) compare(b, c, x, e *PathResult) {
 			k := p.name + "_vs_bridge_" + m.key
 			r := p.r.Stats[m.key].Med / base
 			d.Ratios[k] = r
-			d.RoundRatios[k] = roundRatios(p.r.Raw[m.key], b.Raw[m.key])
+			rr := roundRatios(p.r.Raw[m.key], b.Raw[m.key])
+			d.RoundRatios[k] = rr
 			if m.gate && ((!m.lower && r < 1) || (m.lower && r > 1)) {
-				want := "≥"
-				if m.lower {
-					want = "≤"
+				msg, every := missed(k, r, rr, m.lower)
+				d.BelowTarget = append(d.BelowTarget, msg)
+				if every {
+					d.EveryRound++
 				}
-				d.BelowTarget = append(d.BelowTarget, fmt.Sprintf("%s: %.2f (target %s 1.00)", k, r, want))
 			}
 		}
 	}
@@ -74,6 +75,20 @@ func (d *DataplaneResult) moonshot(a, c, x *PathResult) {
 			d.Moonshot = append(d.Moonshot, fmt.Sprintf("%s: %.3f (moonshot ≥ %.2f)", k, r, moonshotRatio))
 		}
 	}
+}
+
+// missed says how ratio k, r of medians, misses its target of 1, and
+// whether every round's pair (rr; none: a zero Stat) missed it too,
+// rather than straddling it: a miss within the run's own spread.
+func missed(k string, r float64, rr Stat, lower bool) (string, bool) {
+	want, every := "≥", rr.Max > 0 && rr.Max < 1
+	if lower {
+		want, every = "≤", rr.Min > 1
+	}
+	if every {
+		return fmt.Sprintf("%s: %.2f (target %s 1.00; every round missed it: %.2f–%.2f)", k, r, want, rr.Min, rr.Max), true
+	}
+	return fmt.Sprintf("%s: %.2f (target %s 1.00; round by round %.2f–%.2f)", k, r, want, rr.Min, rr.Max), false
 }
 
 // roundRatios is min, median and max of v[i]/base[i]: each round's pair
