@@ -102,7 +102,7 @@ func Spine(ctx context.Context, env Env, rounds int, baseline string) (*SpineRes
 		}
 	}
 	res := &SpineResult{Baseline: baseline, Rounds: rounds}
-	if err := spineCosts(res, sb.State.PinRoot, sb.HostNS("hv2"), rounds); err != nil {
+	if err := spineCosts(res, sb.State.PinRoot, sb.HostNS(spineHost), rounds); err != nil {
 		return nil, err
 	}
 	bin := filepath.Join(env.BinDir, "courier-trace")
@@ -135,16 +135,24 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 	}
 	builds := map[string][]byte{"before": old, "after": dataplane.CurrentObject()}
 	cases := spinePaths()
+	key, err := fromHV3(pinRoot, ns)
+	if err != nil {
+		return err
+	}
 	// Each build is loaded spineCopies times, and every copy timed each
 	// round: one load of a build ran 3-7% faster or slower than another
 	// of nearly the same code (where its code and maps landed), which a
 	// single copy of each took for the builds' difference. tunnel_ingress
-	// is timed in copies of their own with the test hooks on.
+	// is timed in copies of their own with the test hooks on, which also
+	// record every redirect: port_ingress is timed without them.
 	copies := map[string]map[bool][]*ebpf.Collection{}
+	// Profiled copies of this build, timed in the same rounds: where
+	// its time goes (spineSteps).
+	builds["profiled"] = dataplane.ProfiledObject()
 	for name, obj := range builds {
 		copies[name] = map[bool][]*ebpf.Collection{}
 		for _, test := range []bool{false, true} {
-			cs, err := loadCopies(obj, pinRoot, ns, test)
+			cs, err := loadCopies(obj, pinRoot, test, key)
 			if err != nil {
 				return fmt.Errorf("load the %s build: %w", name, err)
 			}
@@ -152,14 +160,6 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 			copies[name][test] = cs
 		}
 	}
-	// Profiled copies of this build, timed in the same rounds: where
-	// its time goes (spineSteps). Their test hooks are on for
-	// tunnel_ingress; port_ingress's paths here meet none.
-	profiled, err := loadCopies(dataplane.ProfiledObject(), pinRoot, ns, true)
-	if err != nil {
-		return fmt.Errorf("load a profiled copy: %w", err)
-	}
-	defer closeAll(profiled)
 	samples := map[string][][]float64{"before": make([][]float64, len(cases)), "after": make([][]float64, len(cases))}
 	profiles := make([][]dataplane.Profile, len(cases))
 	profiledNS := make([][]float64, len(cases))
@@ -181,7 +181,7 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 					}
 					samples[b][i] = append(samples[b][i], per)
 				}
-				ps, medians, err := spineSteps(profiled, c)
+				ps, medians, err := spineSteps(copies["profiled"][c.tunnel], c)
 				if err != nil {
 					return fmt.Errorf("%s: %w", c.name, err)
 				}
@@ -206,20 +206,21 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 // spineCopies is how many times each build is loaded (spineCosts).
 const spineCopies = 3
 
-// loadCopies loads obj spineCopies times on hv2's state (its namespace
-// ns), with its test hooks if test; each test copy's tunnel_ingress
-// then reads the key of a packet from port b on hv3.
-func loadCopies(obj []byte, pinRoot, ns string, test bool) ([]*ebpf.Collection, error) {
-	var key testTunnel
-	if test {
-		var err error
-		if key, err = fromHV3(pinRoot, ns); err != nil {
-			return nil, err
-		}
-	}
+// The chassis whose programs are timed, the port its packets come from
+// and the address of port b on hv3, which sends it what tunnel_ingress
+// gets.
+const (
+	spineHost     = "hv2"
+	spinePort     = "a"
+	spinePeerAddr = "10.60.1.11"
+)
+
+// loadCopies loads obj spineCopies times on spineHost's state, with
+// its test hooks if test, each copy's tunnel_ingress then reading key.
+func loadCopies(obj []byte, pinRoot string, test bool, key testTunnel) ([]*ebpf.Collection, error) {
 	var cs []*ebpf.Collection
 	for range spineCopies {
-		coll, err := dataplane.LoadVariant(obj, pinRoot, "hv2", test)
+		coll, err := dataplane.LoadVariant(obj, pinRoot, spineHost, test)
 		if err == nil && test {
 			err = dataplane.SetTestTunnel(coll, key.vtep, key.vni, key.gbp)
 		}
@@ -241,12 +242,13 @@ type testTunnel struct {
 	vni, gbp uint32
 }
 
-// fromHV3 is the tunnel key hv3 sends port b's packets to hv2 with: hv3
-// and the vxnet's VNI as hv2's learned path to b says, and b's security
-// group identity, which is a's (both in the VPC's default group), with
-// the bit that says b's egress rules passed it.
+// fromHV3 is the tunnel key hv3 sends port b's packets to spineHost
+// (namespace ns) with: hv3 and the vxnet's VNI as spineHost's learned
+// path to b says, and b's security group identity, which is a's (both
+// in the VPC's default group), with the bit that says b's egress rules
+// passed it.
 func fromHV3(pinRoot, ns string) (testTunnel, error) {
-	dp, err := dataplane.OpenPinned(pinRoot, "hv2")
+	dp, err := dataplane.OpenPinned(pinRoot, spineHost)
 	if err != nil {
 		return testTunnel{}, err
 	}
@@ -257,17 +259,17 @@ func fromHV3(pinRoot, ns string) (testTunnel, error) {
 	}
 	var key testTunnel
 	for _, p := range paths {
-		if p.IP == netip.MustParseAddr("10.60.1.11") {
+		if p.IP == netip.MustParseAddr(spinePeerAddr) {
 			key = testTunnel{vtep: p.VTEP, vni: p.VNI}
 		}
 	}
 	if !key.vtep.IsValid() {
-		return key, fmt.Errorf("hv2 holds no path to port b (10.60.1.11): %v", paths)
+		return key, fmt.Errorf("%s holds no path to port b (%s): %v", spineHost, spinePeerAddr, paths)
 	}
 	var id uint32
 	var ok bool
 	err = lab.Do(ns, func() error {
-		ifindex, err := aliasIfindex("a")
+		ifindex, err := aliasIfindex(spinePort)
 		if err == nil {
 			id, ok, err = dp.PortIdentity(ifindex)
 		}
@@ -336,7 +338,7 @@ func spinePaths() []spineCase {
 
 // resolveIfindexes fills each case's context ifindex, in hv2's namespace.
 func resolveIfindexes(cases []spineCase) error {
-	port, err := aliasIfindex("a")
+	port, err := aliasIfindex(spinePort)
 	if err != nil {
 		return err
 	}
