@@ -64,7 +64,7 @@ const (
 	gWeb, gDB, gOps            = 1, 2, 3
 	idWeb, idDB, idBoth        = 1, 2, 3
 	idRemoteDB, idOps          = 4, 5
-	gbpApplied          uint32 = 1 << 19
+	gbpApplied          uint32 = GBPPolicyApplied
 )
 
 func prefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
@@ -508,7 +508,7 @@ func counter(t *testing.T, d *Datapath, name string) uint64 {
 }
 
 // TestPortIdentity: a port's identity as its entry holds it; none for
-// an interface that is no port of a VPC enforcing groups.
+// an interface that is no port.
 func TestPortIdentity(t *testing.T) {
 	f := sgFixture(t)
 	for ifindex, want := range map[int]uint32{f.p1: idWeb, f.p3: idDB, f.p2: idOps} {

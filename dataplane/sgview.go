@@ -114,8 +114,8 @@ func (d *Datapath) SGDenials() ([]SGDenial, error) {
 }
 
 // PortIdentity is the security group identity of the local port whose
-// host side is ifindex; false if it has none (its VPC enforces no
-// groups).
+// host side is ifindex; false if it has none: an interface that is no
+// port, or a port of a VPC that enforces no groups.
 func (d *Datapath) PortIdentity(ifindex int) (uint32, bool, error) {
 	var p dvrPortSg
 	err := d.objs.PortSgV2.Lookup(uint32(ifindex), &p)
@@ -127,6 +127,11 @@ func (d *Datapath) PortIdentity(ifindex int) (uint32, bool, error) {
 	}
 	return p.Id, true, nil
 }
+
+// GBPPolicyApplied is the VXLAN GBP field's "policy applied" bit, as the
+// kernel keeps it (VXLAN_GBP_POLICY_APPLIED; sg.h): the sender's egress
+// rules passed the packet, which carries its identity in the low bits.
+const GBPPolicyApplied = 1 << 19
 
 // SecurityGroups describes the security group maps.
 func (d *Datapath) SecurityGroups() (*SGView, error) {

@@ -151,7 +151,3 @@ func SetTestTunnel(coll *ebpf.Collection, vtep netip.Addr, vni, gbp uint32) erro
 	}
 	return m.Put(uint32(0), dvrTunnelRec{Vtep: host32(vtep), Vni: vni, Gbp: gbp})
 }
-
-// GBPPolicyApplied is the VXLAN GBP field's "policy applied" bit, as the
-// kernel keeps it (VXLAN_GBP_POLICY_APPLIED; sg.h).
-const GBPPolicyApplied = 1 << 19
