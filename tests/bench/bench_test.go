@@ -195,8 +195,22 @@ func TestMoonshot(t *testing.T) {
 	}
 	var b strings.Builder
 	d.markdown(&b)
-	if !strings.Contains(b.String(), "Moonshot (one stream at least 0.95 of the routed underlay's, not counted as a target) missed: cross_vxnet") {
-		t.Fatalf("the report does not say the moonshot was missed:\n%s", b.String())
+	if !strings.Contains(b.String(), "Moonshot (one stream at least 0.95 of the routed underlay's, not counted as a target) missed: cross_vxnet") ||
+		!strings.Contains(b.String(), "- cross_vxnet_vs_underlay_tcp_1_stream_gbps: 0.900 (round by round 0.900") {
+		t.Fatalf("the report does not say the moonshot was missed, to 3 places:\n%s", b.String())
+	}
+	// Both at 0.95: met. (a) without a rate: not checked, not met.
+	for _, c := range []struct {
+		a    *PathResult
+		want string
+	}{{one(20, 20, 20), "Moonshot met"}, {one(), "Moonshot not checked"}} {
+		d := &DataplaneResult{Ratios: map[string]float64{}, RoundRatios: map[string]Stat{}}
+		d.moonshot(c.a, one(19, 19, 19), one(19, 19, 19))
+		var b strings.Builder
+		d.markdown(&b)
+		if !strings.Contains(b.String(), c.want) || len(d.Moonshot) != 0 {
+			t.Errorf("(a) %+v: missed %q, want the report to say %q:\n%s", c.a.Stats, d.Moonshot, c.want, b.String())
+		}
 	}
 }
 

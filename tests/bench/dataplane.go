@@ -49,8 +49,10 @@ type PathResult struct {
 type DataplaneResult struct {
 	Rounds int           `json:"rounds"`
 	Paths  []*PathResult `json:"paths"`
-	// Ratios are Courier over the Linux bridge + VXLAN baseline, and
-	// across vxnets over within one (medians).
+	// Ratios are Courier over the Linux bridge + VXLAN baseline, over
+	// the VXLAN device encapsulating, over the routed underlay (one
+	// stream: the moonshot), and across vxnets over within one
+	// (medians).
 	Ratios map[string]float64 `json:"ratios"`
 	// RoundRatios are the same ratios taken round by round (each
 	// round's pair was measured back to back): on a shared machine,
@@ -66,6 +68,8 @@ type DataplaneResult struct {
 	// nearly nothing; each ratio that misses it, with both. Reported,
 	// not a target the summary counts.
 	Moonshot []string `json:"moonshot_missed,omitempty"`
+	// MoonshotChecked: (a) measured a rate to compare with.
+	MoonshotChecked bool `json:"moonshot_checked"`
 	// The CPU the numbers come from, and the machine's load average
 	// (1 minute) before and after: the bench shares the machine.
 	CPU     string     `json:"cpu"`
