@@ -87,9 +87,9 @@ func missed(k string, r float64, rr Stat, lower bool) (string, bool) {
 		want, every = "≤", rr.Min > 1
 	}
 	if every {
-		return fmt.Sprintf("%s: %.2f (target %s 1.00; every round missed it: %.2f–%.2f)", k, r, want, rr.Min, rr.Max), true
+		return fmt.Sprintf("%s: %.3f (target %s 1.00; every round missed it: %.2f–%.2f)", k, r, want, rr.Min, rr.Max), true
 	}
-	return fmt.Sprintf("%s: %.2f (target %s 1.00; round by round %.2f–%.2f)", k, r, want, rr.Min, rr.Max), false
+	return fmt.Sprintf("%s: %.3f (target %s 1.00; round by round %.2f–%.2f)", k, r, want, rr.Min, rr.Max), false
 }
 
 // roundRatios is min, median and max of v[i]/base[i]: each round's pair
