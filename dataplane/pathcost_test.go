@@ -125,16 +125,25 @@ func TestRunsCountsEachProgram(t *testing.T) {
 }
 
 // TestTimeRunsColdWritesBetweenRuns: the eviction buffer is written
-// once per run, a byte in every 64, and the runs still run the program.
+// once per run, a byte in every 64, the runs still run the program, and
+// the thread gets its CPUs back.
 func TestTimeRunsColdWritesBetweenRuns(t *testing.T) {
 	f := newFixture(t, true)
 	pkt := append(ethHdr(remMAC1, vm1MAC, 0x0800), ipPacket(ip4("10.0.1.5"), ip4("10.0.1.7"), protoTCP, tcpSeg(40000, 80, "x"), 0)...)
 	evict := make([]byte, 4096)
 	var verdict uint32
 	var err error
-	within(func() { _, verdict, err = TimeRunsCold(f.d.objs.PortIngress, f.p1, pkt, 10, evict) })
+	var before, after unix.CPUSet
+	within(func() {
+		unix.SchedGetaffinity(0, &before)
+		_, verdict, err = TimeRunsCold(f.d.objs.PortIngress, f.p1, pkt, 10, evict)
+		unix.SchedGetaffinity(0, &after)
+	})
 	if err != nil || verdict != actRedirect {
 		t.Fatalf("verdict %d, %v; want redirect", verdict, err)
+	}
+	if before != after {
+		t.Errorf("the thread's CPUs %v, want them back as before (%v)", after, before)
 	}
 	if evict[0] != 10 || evict[4032] != 10 || evict[1] != 0 || evict[4095] != 0 {
 		t.Fatalf("evict[0]=%d [4032]=%d [1]=%d [4095]=%d, want 10, 10, 0, 0", evict[0], evict[4032], evict[1], evict[4095])

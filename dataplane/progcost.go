@@ -44,6 +44,15 @@ func TimeRuns(prog *ebpf.Program, ifindex int, pkt []byte, runs int) (time.Durat
 // packet repeated on one CPU otherwise finds every map entry it needs
 // cached, and times the programs at a fraction of their cost there.
 func TimeRunsCold(prog *ebpf.Program, ifindex int, pkt []byte, runs int, evict []byte) (time.Duration, uint32, error) {
+	if evict != nil {
+		// Written on one CPU, run on another, the buffer would evict
+		// nothing the run needs: the thread stays on one CPU.
+		restore, err := onOneCPU()
+		if err != nil {
+			return 0, 0, err
+		}
+		defer restore()
+	}
 	ctx := make([]byte, 192) // struct __sk_buff; ifindex at offset 40
 	binary.LittleEndian.PutUint32(ctx[40:], uint32(ifindex))
 	out := make([]byte, len(pkt)+256)
@@ -102,4 +111,29 @@ func (d *Datapath) Runs() (map[string]ebpf.ProgramStats, error) {
 		out[name] = *s
 	}
 	return out, nil
+}
+
+// onOneCPU binds the calling goroutine's thread to the first CPU it may
+// run on, until the returned function restores its CPUs.
+func onOneCPU() (func(), error) {
+	runtime.LockOSThread()
+	var old, one unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	for cpu := 0; cpu < len(old)*64; cpu++ {
+		if old.IsSet(cpu) {
+			one.Set(cpu)
+			break
+		}
+	}
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	return func() {
+		unix.SchedSetaffinity(0, &old)
+		runtime.UnlockOSThread()
+	}, nil
 }
