@@ -27,7 +27,8 @@ func (d *DataplaneResult) compare(b, c, x, e *PathResult) {
 			rr := roundRatios(p.r.Raw[m.key], b.Raw[m.key])
 			d.RoundRatios[k] = rr
 			if m.gate && ((!m.lower && r < 1) || (m.lower && r > 1)) {
-				msg, every := missed(k, r, rr, m.lower)
+				n := min(len(p.r.Raw[m.key]), len(b.Raw[m.key]))
+				msg, every := missed(k, r, rr, n, m.lower)
 				d.BelowTarget = append(d.BelowTarget, msg)
 				if every {
 					d.EveryRound++
@@ -79,17 +80,17 @@ func (d *DataplaneResult) moonshot(a, c, x *PathResult) {
 }
 
 // missed says how ratio k, r of medians, misses its target of 1, and
-// whether every round's pair (rr; none: a zero Stat) missed it too,
-// rather than straddling it: a miss within the run's own spread.
-func missed(k string, r float64, rr Stat, lower bool) (string, bool) {
-	want, every := "≥", rr.Max > 0 && rr.Max < 1
+// whether every one of the n rounds' pairs (their ratios rr) missed it
+// too, rather than straddling it: a miss within the run's own spread.
+func missed(k string, r float64, rr Stat, n int, lower bool) (string, bool) {
+	want, every := "≥", n > 0 && rr.Max < 1
 	if lower {
-		want, every = "≤", rr.Min > 1
+		want, every = "≤", n > 0 && rr.Min > 1
 	}
 	if every {
-		return fmt.Sprintf("%s: %.3f (target %s 1.00; every round missed it: %.2f–%.2f)", k, r, want, rr.Min, rr.Max), true
+		return fmt.Sprintf("%s: %.3f (target %s 1.00; every round missed it: %.3f–%.3f)", k, r, want, rr.Min, rr.Max), true
 	}
-	return fmt.Sprintf("%s: %.3f (target %s 1.00; round by round %.2f–%.2f)", k, r, want, rr.Min, rr.Max), false
+	return fmt.Sprintf("%s: %.3f (target %s 1.00; round by round %.3f–%.3f)", k, r, want, rr.Min, rr.Max), false
 }
 
 // roundRatios is min, median and max of v[i]/base[i]: each round's pair

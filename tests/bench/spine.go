@@ -69,9 +69,10 @@ type ProgCost struct {
 	Before [3]float64 `json:"before_ns"`
 	After  [3]float64 `json:"after_ns"`
 	Ratio  float64    `json:"ratio_of_medians"`
-	// AfterCold is this build with spineEvict bytes written between
-	// runs (dataplane.TimeRunsCold): closer to what a packet costs
-	// when payload copies run between packets.
+	// AfterCold is this build with spineEvict bytes of lines dirtied
+	// between runs (dataplane.TimeRunsCold): what a packet costs when
+	// other work has pushed the programs and their maps out of the
+	// near caches, towards an upper bound (spineEvict).
 	AfterCold [3]float64 `json:"after_cold_ns"`
 }
 
@@ -301,9 +302,12 @@ func closeAll(cs []*ebpf.Collection) {
 	}
 }
 
-// spineEvict is how much the cold timing writes between runs: about
-// a core's L2 cache on today's x86 servers (512 KiB to 2 MiB; this
-// guest does not say its own), and 16 64-KB packets' payload.
+// spineEvict is how much memory the cold timing dirties between runs
+// (a byte in each 64-byte line): about a core's L2 cache on today's x86
+// servers (512 KiB to 2 MiB; this guest does not say its own). One
+// 64-KB packet's copies touch less between two runs on a CPU, so this
+// is nearer an upper bound of what payload evicts than a typical case,
+// and it evicts the programs' code as well as their maps.
 const spineEvict = 1 << 20
 
 // timeCopies is the mean of the copies' medians of 5,000 runs of c's
@@ -426,7 +430,7 @@ func (s *SpineResult) markdown(b *strings.Builder) {
 		what += " (before one function per stage)"
 	}
 	fmt.Fprintf(b, "## The pipeline spine\n\nPer packet, this build against %s, both loaded on one sandbox chassis's state, timed by the same harness (each build loaded %d times, each copy's median of 5,000 single BPF_PROG_TEST_RUN runs per round, their mean; %d interleaved rounds, the builds first in turn; min/median/max ns). port_ingress as port a sends; tunnel_ingress as a packet from hv3 arrives, in copies with the test hooks on (BPF_PROG_RUN carries no tunnel key: the program reads it from a map, and records its redirect in another):\n\n", what, spineCopies, s.Rounds)
-	fmt.Fprintf(b, "| path | before | after | after/before (medians) | after, caches cold (%d KiB written between runs) |\n|---|---|---|---|---|\n", spineEvict>>10)
+	fmt.Fprintf(b, "| path | before | after | after/before (medians) | after, caches cold (%d KiB of lines dirtied between runs) |\n|---|---|---|---|---|\n", spineEvict>>10)
 	for _, c := range s.Costs {
 		fmt.Fprintf(b, "| %s | %.0f/%.0f/%.0f | %.0f/%.0f/%.0f | %.3f | %.0f/%.0f/%.0f |\n", c.Path, c.Before[0], c.Before[1], c.Before[2],
 			c.After[0], c.After[1], c.After[2], c.Ratio, c.AfterCold[0], c.AfterCold[1], c.AfterCold[2])

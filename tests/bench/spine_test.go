@@ -42,7 +42,7 @@ func TestSpineCostsTable(t *testing.T) {
 		Before: [3]float64{900, 950, 990}, After: [3]float64{560, 570, 600}, Ratio: 0.6, AfterCold: [3]float64{860, 880, 960}}}}
 	var b strings.Builder
 	s.markdown(&b)
-	want := "| after, caches cold (1024 KiB written between runs) |\n|---|---|---|---|---|\n| l2_remote (x) | 900/950/990 | 560/570/600 | 0.600 | 860/880/960 |\n"
+	want := "| after, caches cold (1024 KiB of lines dirtied between runs) |\n|---|---|---|---|---|\n| l2_remote (x) | 900/950/990 | 560/570/600 | 0.600 | 860/880/960 |\n"
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("the table lacks %q:\n%s", want, b.String())
 	}
