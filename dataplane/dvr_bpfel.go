@@ -227,6 +227,12 @@ type dvrPortAddrKey struct {
 	Ip      uint32
 }
 
+type dvrPortEntry struct {
+	_    structs.HostLayout
+	Port dvrPort
+	Vx   dvrVxnet
+}
+
 type dvrPortSg struct {
 	_             structs.HostLayout
 	Vpc           uint32
@@ -503,7 +509,7 @@ const (
 	dvrMapPhysPortsV1        = "phys_ports_v1"
 	dvrMapPortAddrsV1        = "port_addrs_v1"
 	dvrMapPortSgV2           = "port_sg_v2"
-	dvrMapPortsV2            = "ports_v2"
+	dvrMapPortsV3            = "ports_v3"
 	dvrMapRedirectOut        = "redirect_out"
 	dvrMapRoutesV1           = "routes_v1"
 	dvrMapSgDeniedV1         = "sg_denied_v1"
@@ -647,7 +653,7 @@ type dvrMapSpecs struct {
 	PhysPortsV1     *ebpf.MapSpec `ebpf:"phys_ports_v1"`
 	PortAddrsV1     *ebpf.MapSpec `ebpf:"port_addrs_v1"`
 	PortSgV2        *ebpf.MapSpec `ebpf:"port_sg_v2"`
-	PortsV2         *ebpf.MapSpec `ebpf:"ports_v2"`
+	PortsV3         *ebpf.MapSpec `ebpf:"ports_v3"`
 	RedirectOut     *ebpf.MapSpec `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.MapSpec `ebpf:"routes_v1"`
 	SgDeniedV1      *ebpf.MapSpec `ebpf:"sg_denied_v1"`
@@ -761,7 +767,7 @@ type dvrMaps struct {
 	PhysPortsV1     *ebpf.Map `ebpf:"phys_ports_v1"`
 	PortAddrsV1     *ebpf.Map `ebpf:"port_addrs_v1"`
 	PortSgV2        *ebpf.Map `ebpf:"port_sg_v2"`
-	PortsV2         *ebpf.Map `ebpf:"ports_v2"`
+	PortsV3         *ebpf.Map `ebpf:"ports_v3"`
 	RedirectOut     *ebpf.Map `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.Map `ebpf:"routes_v1"`
 	SgDeniedV1      *ebpf.Map `ebpf:"sg_denied_v1"`
@@ -827,7 +833,7 @@ func (m *dvrMaps) Close() error {
 		m.PhysPortsV1,
 		m.PortAddrsV1,
 		m.PortSgV2,
-		m.PortsV2,
+		m.PortsV3,
 		m.RedirectOut,
 		m.RoutesV1,
 		m.SgDeniedV1,

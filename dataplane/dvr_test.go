@@ -605,12 +605,12 @@ func TestHubForwardsGSOPacketsWhole(t *testing.T) {
 // The Go and C layouts agree: sizes the C headers fix.
 func TestLayouts(t *testing.T) {
 	for name, size := range map[string]int{
-		"port": binary.Size(dvrPort{}), "ep_key": binary.Size(dvrEpKey{}), "local_ep": binary.Size(dvrLocalEp{}),
+		"port": binary.Size(dvrPort{}), "port_entry": binary.Size(dvrPortEntry{}), "ep_key": binary.Size(dvrEpKey{}), "local_ep": binary.Size(dvrLocalEp{}),
 		"remote_ep": binary.Size(dvrRemoteEp{}), "cached_ep": binary.Size(dvrCachedEp{}), "vxnet": binary.Size(dvrVxnet{}),
 		"vpc": binary.Size(dvrVpc{}), "route_key": binary.Size(dvrRouteKey{}), "route": binary.Size(dvrRoute{}),
 		"hubs": binary.Size(dvrHubs{}), "hairpin_key": binary.Size(dvrHairpinKey{}), "hairpin_entry": binary.Size(dvrHairpinEntry{}),
 	} {
-		want := map[string]int{"port": 28, "ep_key": 8, "local_ep": 16, "remote_ep": 16, "cached_ep": 40,
+		want := map[string]int{"port": 28, "port_entry": 72, "ep_key": 8, "local_ep": 16, "remote_ep": 16, "cached_ep": 40,
 			"vxnet": 44, "vpc": 16, "route_key": 12, "route": 8, "hubs": 36,
 			"hairpin_key": 20, "hairpin_entry": 16}[name]
 		if size != want {

@@ -61,7 +61,7 @@ const (
 	dvrprofMapPhysPortsV1        = "phys_ports_v1"
 	dvrprofMapPortAddrsV1        = "port_addrs_v1"
 	dvrprofMapPortSgV2           = "port_sg_v2"
-	dvrprofMapPortsV2            = "ports_v2"
+	dvrprofMapPortsV3            = "ports_v3"
 	dvrprofMapProfStartNs        = "prof_start_ns"
 	dvrprofMapRedirectOut        = "redirect_out"
 	dvrprofMapRoutesV1           = "routes_v1"
@@ -207,7 +207,7 @@ type dvrprofMapSpecs struct {
 	PhysPortsV1     *ebpf.MapSpec `ebpf:"phys_ports_v1"`
 	PortAddrsV1     *ebpf.MapSpec `ebpf:"port_addrs_v1"`
 	PortSgV2        *ebpf.MapSpec `ebpf:"port_sg_v2"`
-	PortsV2         *ebpf.MapSpec `ebpf:"ports_v2"`
+	PortsV3         *ebpf.MapSpec `ebpf:"ports_v3"`
 	ProfStartNs     *ebpf.MapSpec `ebpf:"prof_start_ns"`
 	RedirectOut     *ebpf.MapSpec `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.MapSpec `ebpf:"routes_v1"`
@@ -323,7 +323,7 @@ type dvrprofMaps struct {
 	PhysPortsV1     *ebpf.Map `ebpf:"phys_ports_v1"`
 	PortAddrsV1     *ebpf.Map `ebpf:"port_addrs_v1"`
 	PortSgV2        *ebpf.Map `ebpf:"port_sg_v2"`
-	PortsV2         *ebpf.Map `ebpf:"ports_v2"`
+	PortsV3         *ebpf.Map `ebpf:"ports_v3"`
 	ProfStartNs     *ebpf.Map `ebpf:"prof_start_ns"`
 	RedirectOut     *ebpf.Map `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.Map `ebpf:"routes_v1"`
@@ -391,7 +391,7 @@ func (m *dvrprofMaps) Close() error {
 		m.PhysPortsV1,
 		m.PortAddrsV1,
 		m.PortSgV2,
-		m.PortsV2,
+		m.PortsV3,
 		m.ProfStartNs,
 		m.RedirectOut,
 		m.RoutesV1,

@@ -151,8 +151,8 @@ func (t table[K, V]) sync(want, have map[K]V) (int, int, error) {
 }
 
 // The maps, one typed table each.
-func (d *Datapath) portsT() table[uint32, dvrPort] {
-	return table[uint32, dvrPort]{d.objs.PortsV2, "ports"}
+func (d *Datapath) portsT() table[uint32, dvrPortEntry] {
+	return table[uint32, dvrPortEntry]{d.objs.PortsV3, "ports"}
 }
 func (d *Datapath) addrsT() table[dvrPortAddrKey, uint32] {
 	return table[dvrPortAddrKey, uint32]{d.objs.PortAddrsV1, "port_addrs"}
@@ -182,7 +182,7 @@ func (d *Datapath) hubsT() table[uint32, dvrHubs] {
 
 // compiled is a State in the maps' own terms.
 type compiled struct {
-	ports  map[uint32]dvrPort
+	ports  map[uint32]dvrPortEntry // each with its vxnet's entry (withVxnets)
 	addrs  map[dvrPortAddrKey]uint32
 	locals map[dvrEpKey]dvrLocalEp
 	hubEps map[dvrEpKey]dvrRemoteEp
@@ -203,9 +203,10 @@ type compiled struct {
 const (
 	portSecurity = 0x1
 	portUnknown  = 0x2
-	portTap      = 0x4 // PORT_F_TAP
-	portMig      = 0x8 // PORT_F_MIGRATING
-	localTap     = 0x1 // LEP_F_TAP
+	portTap      = 0x4  // PORT_F_TAP
+	portMig      = 0x8  // PORT_F_MIGRATING
+	portVxnet    = 0x10 // PORT_F_VXNET: the entry carries its vxnet's
+	localTap     = 0x1  // LEP_F_TAP
 	addrFixed    = 0x1
 	addrVIP      = 0x2
 	maxHubs      = 8
@@ -214,13 +215,14 @@ const (
 // compile compiles s; vpcEIP, when not nil, is s.VPCEIPs compiled
 // already (Apply's, when s.VPCEIPsKey says they did not change).
 func compile(s *State, vpcEIP map[dvrVpcEipKey]uint32) (*compiled, error) {
-	c := &compiled{ports: map[uint32]dvrPort{}, addrs: map[dvrPortAddrKey]uint32{}, locals: map[dvrEpKey]dvrLocalEp{},
+	c := &compiled{ports: map[uint32]dvrPortEntry{}, addrs: map[dvrPortAddrKey]uint32{}, locals: map[dvrEpKey]dvrLocalEp{},
 		hubEps: map[dvrEpKey]dvrRemoteEp{}, routes: map[dvrRouteKey]dvrRoute{}, hubs: map[uint32]dvrHubs{}, dhcp: map[uint32]dvrDhcpPort{}}
 	if err := c.addPorts(s.Ports); err != nil {
 		return nil, err
 	}
 	for _, l := range s.Locals {
-		p, ok := c.ports[uint32(l.Ifindex)]
+		e, ok := c.ports[uint32(l.Ifindex)]
+		p := e.Port
 		if !ok {
 			return nil, fmt.Errorf("local address %s: ifindex %d is not a port", l.IP, l.Ifindex)
 		}
@@ -231,6 +233,7 @@ func compile(s *State, vpcEIP map[dvrVpcEipKey]uint32) (*compiled, error) {
 		c.locals[dvrEpKey{Vpc: l.VPC, Ip: be32(l.IP)}] = dvrLocalEp{Ifindex: uint32(l.Ifindex), Vni: p.Vni, Mac: p.Mac, Flags: lflags}
 	}
 	c.vpcs, c.vxnets = compileVPCs(s)
+	c.withVxnets()
 	c.connected = connectedVNIs(s.Routes)
 	for _, r := range s.Routes {
 		var nh uint32
@@ -297,12 +300,11 @@ func (c *compiled) addPorts(ports []Port) error {
 			mtu = 1450
 		}
 		idx := uint32(p.Ifindex)
-		c.ports[idx] = dvrPort{Vni: p.VNI, Vpc: p.VPC, Mac: mac6(p.MAC), Mtu: uint16(mtu), Flags: flags, TunnelKey: p.TunnelKey}
+		e := dvrPort{Vni: p.VNI, Vpc: p.VPC, Mac: mac6(p.MAC), Mtu: uint16(mtu), Flags: flags, TunnelKey: p.TunnelKey}
 		if len(p.IPs) > 0 { // port_sec's src_addr: also in addrs, as fixed
-			e := c.ports[idx]
 			e.Ip = be32(p.IPs[0])
-			c.ports[idx] = e
 		}
+		c.ports[idx] = dvrPortEntry{Port: e}
 		for _, ip := range p.IPs {
 			c.addrs[dvrPortAddrKey{Ifindex: idx, Ip: be32(ip)}] = addrFixed
 			if p.Migrating {
@@ -324,6 +326,20 @@ func (c *compiled) addPorts(ports []Port) error {
 		}
 	}
 	return nil
+}
+
+// withVxnets copies each port's vxnet's entry into the port's (ports.h:
+// port_sec then needs no lookup of the vxnet), flagged; a port whose
+// vxnet is not there has none, and port_sec drops what it sends, as
+// before.
+func (c *compiled) withVxnets() {
+	for k, e := range c.ports {
+		if vx, ok := c.vxnets[e.Port.Vni]; ok {
+			e.Port.Flags |= portVxnet
+			e.Vx = vx
+			c.ports[k] = e
+		}
+	}
 }
 
 // ApplyStats says what one Apply changed.

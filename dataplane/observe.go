@@ -148,7 +148,7 @@ func (d *Datapath) Dump() (*Dump, error) {
 	}
 	out := &Dump{Bindings: len(c.hubEps)}
 	for k, v := range c.ports {
-		out.Ports = append(out.Ports, fmt.Sprintf("ifindex %d: %s", k, v))
+		out.Ports = append(out.Ports, fmt.Sprintf("ifindex %d: %s", k, v.Port))
 	}
 	for k, v := range c.vxnets {
 		out.Vxnets = append(out.Vxnets, fmt.Sprintf("vni %d: %s", k, v))

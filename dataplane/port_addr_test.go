@@ -3,6 +3,8 @@ package dataplane
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/courier-sdn/courier/pipeline"
 )
 
 // TestPortAddressFromItsEntry: a port's first fixed address rides in its
@@ -36,4 +38,53 @@ func TestPortAddressFromItsEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectDrop(t, d, "spoof_ip", func() runResult { return from("0.0.0.0") })
+}
+
+// TestPortCarriesItsVxnet: a port's entry carries its vxnet's, with the
+// VPC's inside it (ports.h), and follows both: a flag the vxnet loses no
+// longer holds from the port's next packet on, a VPC's change reaches
+// the copy, and a port whose vxnet goes drops what it sends
+// (unknown_vni), as when port_sec looked the vxnet up.
+func TestPortCarriesItsVxnet(t *testing.T) {
+	f := newFixture(t, false)
+	d := f.d
+	entry := func() dvrPortEntry {
+		t.Helper()
+		e, ok := d.portsT().lookup(uint32(f.p1))
+		if !ok {
+			t.Fatalf("port %d has no entry", f.p1)
+		}
+		return e
+	}
+	apply := func() {
+		t.Helper()
+		if _, err := d.Apply(f.state); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from := func(srcMAC string) runResult {
+		return run(t, d.objs.PortIngress, f.p1, udpPkt(vm3MAC, mac(srcMAC), ip4("10.0.1.5"), ip4("10.0.1.6"), 64, 10))
+	}
+	const spoofed = "02:66:66:66:66:66"
+	if e := entry(); e.Port.Flags&portVxnet == 0 || e.Vx.Flags != allVx || e.Vx.Vpce.Flags != allVPC {
+		t.Fatalf("entry %+v: no copy of vxnet 5001's", e)
+	}
+	expectDrop(t, d, "spoof_mac", func() runResult { return from(spoofed) })
+
+	f.state.Vxnets[0].Flags &^= pipeline.VxPsecMAC
+	f.state.VPCs[0].Flags &^= pipeline.VPCEIPIn
+	apply()
+	if r := from(spoofed); r.verdict != actRedirect {
+		t.Errorf("psec_mac off: verdict %d; drops %v", r.verdict, drops(t, d))
+	}
+	if e := entry(); e.Vx.Vpce.Flags != allVPC&^pipeline.VPCEIPIn {
+		t.Errorf("the VPC's flags in the port's copy: %#x", e.Vx.Vpce.Flags)
+	}
+
+	f.state.Vxnets = f.state.Vxnets[1:]
+	apply()
+	if e := entry(); e.Port.Flags&portVxnet != 0 {
+		t.Errorf("vxnet 5001 gone, its copy stays: %+v", e)
+	}
+	expectDrop(t, d, "unknown_vni", func() runResult { return from(vm1MAC.String()) })
 }

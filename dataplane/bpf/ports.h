@@ -3,6 +3,7 @@
 #define COURIER_PORTS_H
 
 #include "common.h"
+#include "vxnets.h"
 
 #define PORT_F_SECURITY 0x1 /* enforce the port's MAC and addresses */
 #define PORT_F_UNKNOWN 0x2  /* addresses unknown: report what it uses */
@@ -11,6 +12,8 @@
  * here: the guest's first announcement out of it (QEMU's RARP, or an
  * ARP) is reported to hostd, which binds the port here (EV_RESUMED). */
 #define PORT_F_MIGRATING 0x8
+/* The entry carries its vxnet's (port_entry.vx). */
+#define PORT_F_VXNET 0x10
 
 struct port {
 	__u32 vni;        /* its vxnet */
@@ -25,12 +28,25 @@ struct port {
 	__be32 ip;
 };
 
+/* A port's entry in ports_v3: the port, and a copy of its vxnet's entry
+ * (vxnets_v2, PORT_F_VXNET), so that port_sec, on every packet a port
+ * sends, looks up one entry where it looked up two: the vxnet's hash
+ * lookup was one more bucket and element to bring into the cache, and a
+ * call (#21). Both are compiled from the same State (maps.go): a vxnet
+ * whose entry changes has its ports' entries rewritten in the same
+ * Apply, as a VPC's has its vxnets'. Without the flag (the vxnet is
+ * not there) port_sec looks the vxnet up, and drops. */
+struct port_entry {
+	struct port port;
+	struct vxnet vx;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32); /* ifindex */
-	__type(value, struct port);
-} ports_v2 SEC(".maps");
+	__type(value, struct port_entry);
+} ports_v3 SEC(".maps");
 
 /* Addresses a port may send from: its fixed IPs and virtual IPs. */
 #define ADDR_F_FIXED 0x1

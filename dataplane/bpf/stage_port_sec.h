@@ -152,19 +152,24 @@ __attribute__((noinline)) int stage_port_sec(struct __sk_buff *skb, struct pctx 
 	if ((void *)(eth + 1) > data_end)
 		return drop_for(c, DROP_MALFORMED);
 	__u32 ifindex = c->ifindex;
-	struct port *port = bpf_map_lookup_elem(&ports_v2, &ifindex);
-	if (!port)
+	struct port_entry *e = bpf_map_lookup_elem(&ports_v3, &ifindex);
+	if (!e)
 		return drop_for(c, DROP_NO_PORT);
+	struct port *port = &e->port;
 	c->port = *port;
 	c->hit = HIT_PORT;
 	__be16 proto = eth->h_proto;
 	if (skb->vlan_present || proto == bpf_htons(0x8100) || proto == bpf_htons(0x88A8))
 		return drop_for(c, DROP_VLAN);
 	__u32 vni = port->vni;
-	struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v2, &vni);
-	if (!vx)
-		return drop_for(c, DROP_UNKNOWN_VNI);
-	c->vx = *vx;
+	if (port->flags & PORT_F_VXNET) {
+		c->vx = e->vx;
+	} else {
+		struct vxnet *vx = bpf_map_lookup_elem(&vxnets_v2, &vni);
+		if (!vx)
+			return drop_for(c, DROP_UNKNOWN_VNI);
+		c->vx = *vx;
+	}
 	c->vni = vni;
 	c->dvni = vni;
 	c->vpc = port->vpc;
@@ -174,7 +179,7 @@ __attribute__((noinline)) int stage_port_sec(struct __sk_buff *skb, struct pctx 
 		c->reason = DROP_OVERSIZE;
 		return proto == bpf_htons(ETH_P_IP) ? next_stage(c, STAGE_ICMP_ERR) : V_DROP;
 	}
-	if ((port->flags & PORT_F_SECURITY) && (vx->flags & VX_F_PSEC_MAC) && !mac_eq(eth->h_source, port->mac))
+	if ((port->flags & PORT_F_SECURITY) && (c->vx.flags & VX_F_PSEC_MAC) && !mac_eq(eth->h_source, port->mac))
 		return drop_for(c, DROP_SPOOF_MAC);
 	/* Only a port hostd flagged as migrating here reports its guest's
 	 * resumption, by RARP or ARP: from any other port, RARP is dropped
