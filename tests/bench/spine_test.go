@@ -35,14 +35,16 @@ func TestStepsTable(t *testing.T) {
 	}
 }
 
-// The costs table gives each path's builds, their ratio and this build
+// The costs table gives each path's builds and their ratio, warm and
 // with the caches cold.
 func TestSpineCostsTable(t *testing.T) {
 	s := &SpineResult{Baseline: "abc1234", Rounds: 3, Costs: []ProgCost{{Path: "l2_remote (x)",
-		Before: [3]float64{900, 950, 990}, After: [3]float64{560, 570, 600}, Ratio: 0.6, AfterCold: [3]float64{860, 880, 960}}}}
+		Before: [3]float64{900, 950, 990}, After: [3]float64{560, 570, 600}, Ratio: 0.6,
+		BeforeCold: [3]float64{1100, 1200, 1300}, AfterCold: [3]float64{860, 880, 960}, RatioCold: 0.733}}}
 	var b strings.Builder
 	s.markdown(&b)
-	want := "| after, caches cold (1024 KiB of lines dirtied between runs) |\n|---|---|---|---|---|\n| l2_remote (x) | 900/950/990 | 560/570/600 | 0.600 | 860/880/960 |\n"
+	want := "| caches cold (1024 KiB of lines dirtied between runs): before | after | after/before |\n|---|---|---|---|---|---|---|\n" +
+		"| l2_remote (x) | 900/950/990 | 560/570/600 | 0.600 | 1100/1200/1300 | 860/880/960 | 0.733 |\n"
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("the table lacks %q:\n%s", want, b.String())
 	}
