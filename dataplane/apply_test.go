@@ -87,7 +87,7 @@ func TestNewPortAnswersBeforeDelivery(t *testing.T) {
 	if as.Attached != 1 || !delivered() {
 		t.Fatalf("new port and interface: %+v, delivered %v; want an attach and delivery", as, delivered())
 	}
-	if got := strings.Join(steps, ","); got != "ports,local_eps" {
+	if got := strings.Join(steps, ","); got != "routes,ports,local_eps" {
 		t.Fatalf("Apply's steps: %s", got)
 	}
 }

@@ -222,10 +222,10 @@ func compile(s *State, vpcEIP map[dvrVpcEipKey]uint32) (*compiled, error) {
 	}
 	for _, l := range s.Locals {
 		e, ok := c.ports[uint32(l.Ifindex)]
-		p := e.Port
 		if !ok {
 			return nil, fmt.Errorf("local address %s: ifindex %d is not a port", l.IP, l.Ifindex)
 		}
+		p := e.Port
 		var lflags uint16
 		if p.Flags&portTap != 0 {
 			lflags = localTap
@@ -300,11 +300,11 @@ func (c *compiled) addPorts(ports []Port) error {
 			mtu = 1450
 		}
 		idx := uint32(p.Ifindex)
-		e := dvrPort{Vni: p.VNI, Vpc: p.VPC, Mac: mac6(p.MAC), Mtu: uint16(mtu), Flags: flags, TunnelKey: p.TunnelKey}
+		port := dvrPort{Vni: p.VNI, Vpc: p.VPC, Mac: mac6(p.MAC), Mtu: uint16(mtu), Flags: flags, TunnelKey: p.TunnelKey}
 		if len(p.IPs) > 0 { // port_sec's src_addr: also in addrs, as fixed
-			e.Ip = be32(p.IPs[0])
+			port.Ip = be32(p.IPs[0])
 		}
-		c.ports[idx] = dvrPortEntry{Port: e}
+		c.ports[idx] = dvrPortEntry{Port: port} // and its vxnet's (withVxnets)
 		for _, ip := range p.IPs {
 			c.addrs[dvrPortAddrKey{Ifindex: idx, Ip: be32(ip)}] = addrFixed
 			if p.Migrating {
@@ -340,6 +340,54 @@ func (c *compiled) withVxnets() {
 			c.ports[k] = e
 		}
 	}
+}
+
+// refreshPortCopies rewrites, right after the vxnets, each port's copy
+// of its vxnet's entry where that entry changed or went, so that no
+// port acts on a vxnet's old entry for the rest of Apply: the routes,
+// rules and EIPs come next and the ports nearly last (a vxnet removed
+// would have kept admitting its ports' packets until then, where a
+// lookup dropped them at once). The copy is what a lookup of the port's
+// vxnet (its VNI as written) would give, so a port leaving or moving to
+// another vxnet is covered too; the rest of each entry waits for the
+// ports' own write. Nothing is removed here (the 0 fits add).
+func (d *Datapath) refreshPortCopies(want, have *compiled) (int, int, error) {
+	var errs []error
+	n := 0
+	for k, h := range have.ports {
+		vx, ok := want.vxnets[h.Port.Vni]
+		var flag uint32
+		if ok {
+			flag = portVxnet
+		}
+		if vx == h.Vx && h.Port.Flags&portVxnet == flag {
+			continue
+		}
+		h.Port.Flags = h.Port.Flags&^portVxnet | flag
+		h.Vx = vx
+		if err := d.portsT().put(k, h); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		have.ports[k] = h
+		n++
+	}
+	return n, 0, errors.Join(errs...)
+}
+
+// applyConfig writes the VPCs, the vxnets (and the ports' copies of
+// them), the routes, the hubs, and the ports' addresses and DHCP
+// answers: what the ports' entries, written later, rely on.
+func (d *Datapath) applyConfig(s *State, want, have *compiled, add func(int, int, error)) {
+	add(d.vpcsT().sync(want.vpcs, have.vpcs))
+	add(d.vxnetsT().sync(want.vxnets, have.vxnets))
+	add(d.refreshPortCopies(want, have))
+	d.step("routes")
+	add(d.routesT().sync(want.routes, have.routes))
+	add(d.hubsT().sync(want.hubs, have.hubs))
+	add(d.applyHubs(s, have, want))
+	add(d.addrsT().sync(want.addrs, have.addrs))
+	add(d.dhcpT().sync(want.dhcp, have.dhcp))
 }
 
 // ApplyStats says what one Apply changed.
@@ -382,13 +430,7 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	}
 	// Configuration first, then where things are, then the ports: a
 	// program never sees a port whose vxnet is not there yet.
-	add(d.vpcsT().sync(want.vpcs, have.vpcs))
-	add(d.vxnetsT().sync(want.vxnets, have.vxnets))
-	add(d.routesT().sync(want.routes, have.routes))
-	add(d.hubsT().sync(want.hubs, have.hubs))
-	add(d.applyHubs(s, have, want))
-	add(d.addrsT().sync(want.addrs, have.addrs))
-	add(d.dhcpT().sync(want.dhcp, have.dhcp))
+	d.applyConfig(s, want, have, add)
 	// A port's identity and its groups' rules before the port itself.
 	if err := d.applySG(want.sg, have.sg, add); err != nil {
 		errs = append(errs, err)

@@ -44,7 +44,9 @@ func TestPortAddressFromItsEntry(t *testing.T) {
 // VPC's inside it (ports.h), and follows both: a flag the vxnet loses no
 // longer holds from the port's next packet on, a VPC's change reaches
 // the copy, and a port whose vxnet goes drops what it sends
-// (unknown_vni), as when port_sec looked the vxnet up.
+// (unknown_vni), as when port_sec looked the vxnet up. The copies are
+// rewritten with the vxnets, before the routes, also for a port moving
+// out of a vxnet that goes.
 func TestPortCarriesItsVxnet(t *testing.T) {
 	f := newFixture(t, false)
 	d := f.d
@@ -70,10 +72,38 @@ func TestPortCarriesItsVxnet(t *testing.T) {
 		t.Fatalf("entry %+v: no copy of vxnet 5001's", e)
 	}
 	expectDrop(t, d, "spoof_mac", func() runResult { return from(spoofed) })
+	// port_sec reads the copy: with the vxnet's own entry gone, the
+	// port still sends.
+	vx, _ := d.vxnetsT().lookup(5001)
+	if err := d.vxnetsT().delete(5001); err != nil {
+		t.Fatal(err)
+	}
+	if r := from(vm1MAC.String()); r.verdict != actRedirect {
+		t.Errorf("without vxnet 5001's entry: verdict %d; drops %v", r.verdict, drops(t, d))
+	}
+	if err := d.vxnetsT().put(5001, vx); err != nil {
+		t.Fatal(err)
+	}
 
+	// Before anything after the vxnets is written (the routes first),
+	// the port's copy is the vxnet's entry already.
+	checked := 0
+	d.stepped = func(step string) {
+		if step != "routes" {
+			return
+		}
+		vx, _ := d.vxnetsT().lookup(5001)
+		if e := entry(); e.Vx != vx {
+			t.Errorf("the routes are written while the port's copy of vxnet 5001 is %v, its entry %v", e.Vx, vx)
+		}
+		checked++
+	}
 	f.state.Vxnets[0].Flags &^= pipeline.VxPsecMAC
 	f.state.VPCs[0].Flags &^= pipeline.VPCEIPIn
 	apply()
+	if d.stepped = nil; checked != 1 {
+		t.Errorf("Apply's routes step seen %d times", checked)
+	}
 	if r := from(spoofed); r.verdict != actRedirect {
 		t.Errorf("psec_mac off: verdict %d; drops %v", r.verdict, drops(t, d))
 	}
@@ -81,8 +111,30 @@ func TestPortCarriesItsVxnet(t *testing.T) {
 		t.Errorf("the VPC's flags in the port's copy: %#x", e.Vx.Vpce.Flags)
 	}
 
+	// Vxnet 5001 goes, while vm3 moves from it to 5002: before the
+	// routes, neither port's entry carries 5001's copy any more.
 	f.state.Vxnets = f.state.Vxnets[1:]
+	for i := range f.state.Ports {
+		if f.state.Ports[i].Ifindex == f.p3 {
+			f.state.Ports[i].VNI = 5002
+		}
+	}
+	checked = 0
+	d.stepped = func(step string) {
+		if step != "routes" {
+			return
+		}
+		for _, p := range []int{f.p1, f.p3} {
+			if e, _ := d.portsT().lookup(uint32(p)); e.Port.Flags&portVxnet != 0 || e.Vx != (dvrVxnet{}) {
+				t.Errorf("port %d still carries the copy of vxnet 5001, which is gone: %+v", p, e)
+			}
+		}
+		checked++
+	}
 	apply()
+	if d.stepped = nil; checked != 1 {
+		t.Errorf("Apply's routes step seen %d times", checked)
+	}
 	if e := entry(); e.Port.Flags&portVxnet != 0 {
 		t.Errorf("vxnet 5001 gone, its copy stays: %+v", e)
 	}
