@@ -290,8 +290,81 @@ func (d *Datapath) loadObjects() error {
 		}
 		return fmt.Errorf("load BPF programs: %w", err)
 	}
+	d.carryEarlierLayouts()
 	d.unpinStale(spec)
 	return nil
+}
+
+// earlierLayouts are pinned maps an earlier build laid out as the first
+// size bytes of one of this build's values (into), whose rest, zero,
+// means what the earlier layout meant: ports_v2 held a port's entry
+// before it carried its vxnet's (ports_v3, #21), 28 bytes (TestLayouts'
+// "port" before), and without PORT_F_VXNET port_sec looks the vxnet up,
+// as it did. A hostd upgraded across the change carries the earlier
+// map's entries over (carryEarlierLayouts), so that the ports whose
+// programs it swaps keep forwarding before its first Apply, which waits
+// for the southbound; a benchmark's variant of an earlier build gets its
+// map filled from today's (fillEarlierLayouts). A downgrade has no such
+// carry: the earlier build's unpinStale drops ports_v3, and its ports
+// drop what they send until its first Apply.
+var earlierLayouts = map[string]struct {
+	into string
+	size int
+}{"ports_v2": {"ports_v3", 28}}
+
+// carryEarlierLayouts copies the entries of an earlier layout's pinned
+// map into this build's, each zero beyond the earlier bytes, where this
+// build's has none yet; unpinStale then removes the earlier pin.
+func (d *Datapath) carryEarlierLayouts() {
+	for name, l := range earlierLayouts {
+		src, err := ebpf.LoadPinnedMap(filepath.Join(d.pinDir, name), &ebpf.LoadPinOptions{ReadOnly: true})
+		if errors.Is(err, os.ErrNotExist) {
+			continue // no earlier pin: nothing to carry
+		}
+		if err != nil {
+			d.log.Warn("an earlier layout's pin unreadable: its entries are not carried over, the next Apply writes them", "map", name, "err", err)
+			continue
+		}
+		n, err := carryEntries(src, filepath.Join(d.pinDir, l.into), l.size)
+		src.Close()
+		if err != nil {
+			d.log.Warn("an earlier layout's entries not carried over: the next Apply writes them", "map", name, "to", l.into, "carried", n, "err", err)
+			continue
+		}
+		d.log.Info("carried an earlier layout's entries over", "map", name, "to", l.into, "entries", n)
+	}
+}
+
+// carryEntries writes src's entries, size bytes each, into the map
+// pinned at dstPin, zero beyond them, and says how many. A key dstPin
+// has already keeps its entry: both pins are there only when an earlier
+// removal of src's pin failed after this build had written its own.
+func carryEntries(src *ebpf.Map, dstPin string, size int) (int, error) {
+	dst, err := ebpf.LoadPinnedMap(dstPin, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer dst.Close()
+	if int(src.ValueSize()) != size || int(dst.ValueSize()) < size || src.KeySize() != dst.KeySize() {
+		return 0, fmt.Errorf("keys of %d bytes into %d, values of %d bytes, %d expected, into %d",
+			src.KeySize(), dst.KeySize(), src.ValueSize(), size, dst.ValueSize())
+	}
+	var k, v []byte
+	val := make([]byte, dst.ValueSize()) // only its first size bytes are ever written
+	n := 0
+	it := src.Iterate()
+	for it.Next(&k, &v) {
+		copy(val, v)
+		err := dst.Update(k, val, ebpf.UpdateNoExist)
+		if errors.Is(err, ebpf.ErrKeyExist) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, it.Err()
 }
 
 // pinnedMap names the maps that outlive a hostd restart: NAME_vN, where
