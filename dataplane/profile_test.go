@@ -8,21 +8,29 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+// profiledFixture is a hub's fixture with a profiled copy of the
+// programs, test hooks on, loaded on its maps.
+func profiledFixture(t *testing.T) (*fixture, *ebpf.Collection) {
+	t.Helper()
+	f := newFixture(t, true)
+	coll, err := LoadVariant(ProfiledObject(), f.d.cfg.PinRoot, f.d.cfg.Chassis, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { coll.Close() })
+	return f, coll
+}
+
 // TestProfileTimesEachStage: a profiled copy of the programs (make
 // bench's stage table) times each stage a packet meets and the carrying
 // out of its verdict, once per run, and a read clears the times; the
 // production object, which hostd runs, has no profile.
 func TestProfileTimesEachStage(t *testing.T) {
-	f := newFixture(t, true)
-	d := f.d
-	coll, err := LoadVariant(ProfiledObject(), d.cfg.PinRoot, d.cfg.Chassis, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer coll.Close()
+	f, coll := profiledFixture(t)
 	// To a remote binding in the vxnet: encapsulated.
 	pkt := append(ethHdr(remMAC1, vm1MAC, 0x0800), ipPacket(ip4("10.0.1.5"), ip4("10.0.1.7"), protoTCP, tcpSeg(40000, 80, "x"), 0)...)
 	var verdict uint32
+	var err error
 	within(func() { _, verdict, err = TimeRuns(coll.Programs["port_ingress"], f.p1, pkt, 100) })
 	if err != nil || verdict != actRedirect {
 		t.Fatalf("the profiled copy: verdict %d, %v", verdict, err)
@@ -61,18 +69,14 @@ func TestProfileTimesEachStage(t *testing.T) {
 // times tunnel_ingress's steps for the tunnel key SetTestTunnel gives
 // it: a packet from another host delivered to a local port.
 func TestProfileTimesTheTunnelPath(t *testing.T) {
-	f := newFixture(t, true)
+	f, coll := profiledFixture(t)
 	d := f.d
-	coll, err := LoadVariant(ProfiledObject(), d.cfg.PinRoot, d.cfg.Chassis, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer coll.Close()
 	if err := SetTestTunnel(coll, peerA, 5001, 0); err != nil {
 		t.Fatal(err)
 	}
 	pkt := append(ethHdr(vm1MAC, remMAC1, 0x0800), ipPacket(ip4("10.0.1.7"), ip4("10.0.1.5"), protoTCP, tcpSeg(40000, 80, "x"), 0)...)
 	var verdict uint32
+	var err error
 	within(func() { _, verdict, err = TimeRuns(coll.Programs["tunnel_ingress"], d.vxlan, pkt, 100) })
 	if err != nil || verdict != actRedirect {
 		t.Fatalf("the profiled copy: verdict %d, %v", verdict, err)
