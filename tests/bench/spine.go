@@ -76,7 +76,7 @@ type ProgCost struct {
 	// change that touches fewer lines shows most.
 	BeforeCold [3]float64 `json:"before_cold_ns"`
 	AfterCold  [3]float64 `json:"after_cold_ns"`
-	RatioCold  float64    `json:"ratio_cold"`
+	RatioCold  float64    `json:"ratio_cold_of_medians"`
 }
 
 // Spine runs it.
@@ -168,13 +168,7 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 			copies[name][test] = cs
 		}
 	}
-	samples := map[string][][]float64{}
-	for _, s := range []string{"before", "after", "before cold", "after cold"} {
-		samples[s] = make([][]float64, len(cases))
-	}
-	evict := make([]byte, spineEvict)
-	profiles := make([][]dataplane.Profile, len(cases))
-	profiledNS := make([][]float64, len(cases))
+	runs := newSpineRuns(len(cases))
 	err = lab.Do(ns, func() error {
 		if err := resolveIfindexes(cases); err != nil {
 			return err
@@ -186,26 +180,9 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 				order[0], order[1] = order[1], order[0]
 			}
 			for i, c := range cases {
-				for _, b := range order {
-					per, err := timeCopies(copies[b][c.tunnel], c)
-					if err != nil {
-						return fmt.Errorf("%s build, %s: %w", b, c.name, err)
-					}
-					samples[b][i] = append(samples[b][i], per)
+				if err := runs.timePath(copies, i, c, order); err != nil {
+					return err
 				}
-				for _, b := range order {
-					cold, err := timeCopiesCold(copies[b][c.tunnel], c, evict)
-					if err != nil {
-						return fmt.Errorf("%s build, caches cold, %s: %w", b, c.name, err)
-					}
-					samples[b+" cold"][i] = append(samples[b+" cold"][i], cold)
-				}
-				ps, medians, err := spineSteps(copies["profiled"][c.tunnel], c)
-				if err != nil {
-					return fmt.Errorf("%s: %w", c.name, err)
-				}
-				profiles[i] = append(profiles[i], ps...)
-				profiledNS[i] = append(profiledNS[i], medians...)
 			}
 		}
 		return nil
@@ -214,14 +191,62 @@ func spineCosts(res *SpineResult, pinRoot, ns string, rounds int) error {
 		return err
 	}
 	for i, c := range cases {
-		pc := ProgCost{Path: c.name, Before: minMedMax(samples["before"][i]), After: minMedMax(samples["after"][i])}
-		pc.Ratio = pc.After[1] / pc.Before[1]
-		pc.BeforeCold, pc.AfterCold = minMedMax(samples["before cold"][i]), minMedMax(samples["after cold"][i])
-		pc.RatioCold = pc.AfterCold[1] / pc.BeforeCold[1]
-		res.Costs = append(res.Costs, pc)
-		res.Steps = append(res.Steps, PathSteps{Path: c.name, Profile: dataplane.MeanProfile(profiles[i]), ProfiledNS: minMedMax(profiledNS[i])[1]})
+		res.Costs = append(res.Costs, runs.cost(i, c.name))
+		res.Steps = append(res.Steps, PathSteps{Path: c.name, Profile: dataplane.MeanProfile(runs.profiles[i]), ProfiledNS: minMedMax(runs.profiledNS[i])[1]})
 	}
 	return nil
+}
+
+// spineRuns gathers the spine's timings of each path over the rounds.
+type spineRuns struct {
+	samples    map[string][][]float64 // ns, by build, and build + " cold"
+	profiles   [][]dataplane.Profile
+	profiledNS [][]float64
+	evict      []byte // written between cold runs
+}
+
+func newSpineRuns(paths int) *spineRuns {
+	s := &spineRuns{samples: map[string][][]float64{}, profiles: make([][]dataplane.Profile, paths),
+		profiledNS: make([][]float64, paths), evict: make([]byte, spineEvict)}
+	for _, b := range []string{"before", "after", "before cold", "after cold"} {
+		s.samples[b] = make([][]float64, paths)
+	}
+	return s
+}
+
+// timePath times path i (c) in one round: each build in order, warm and
+// then cold, and this build's profiled copies.
+func (s *spineRuns) timePath(copies map[string]map[bool][]*ebpf.Collection, i int, c spineCase, order []string) error {
+	for _, b := range order {
+		per, err := timeCopies(copies[b][c.tunnel], c)
+		if err != nil {
+			return fmt.Errorf("%s build, %s: %w", b, c.name, err)
+		}
+		s.samples[b][i] = append(s.samples[b][i], per)
+	}
+	for _, b := range order {
+		cold, err := timeCopiesCold(copies[b][c.tunnel], c, s.evict)
+		if err != nil {
+			return fmt.Errorf("%s build, caches cold, %s: %w", b, c.name, err)
+		}
+		s.samples[b+" cold"][i] = append(s.samples[b+" cold"][i], cold)
+	}
+	ps, medians, err := spineSteps(copies["profiled"][c.tunnel], c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.name, err)
+	}
+	s.profiles[i] = append(s.profiles[i], ps...)
+	s.profiledNS[i] = append(s.profiledNS[i], medians...)
+	return nil
+}
+
+// cost is path i's costs over the rounds.
+func (s *spineRuns) cost(i int, path string) ProgCost {
+	pc := ProgCost{Path: path, Before: minMedMax(s.samples["before"][i]), After: minMedMax(s.samples["after"][i]),
+		BeforeCold: minMedMax(s.samples["before cold"][i]), AfterCold: minMedMax(s.samples["after cold"][i])}
+	pc.Ratio = pc.After[1] / pc.Before[1]
+	pc.RatioCold = pc.AfterCold[1] / pc.BeforeCold[1]
+	return pc
 }
 
 // spineCopies is how many times each build is loaded (spineCosts).
@@ -442,7 +467,7 @@ func (s *SpineResult) markdown(b *strings.Builder) {
 		what += " (before one function per stage)"
 	}
 	fmt.Fprintf(b, "## The pipeline spine\n\nPer packet, this build against %s, both loaded on one sandbox chassis's state, timed by the same harness (each build loaded %d times, each copy's median of 5,000 single BPF_PROG_TEST_RUN runs per round, their mean; %d interleaved rounds, the builds first in turn; min/median/max ns). port_ingress as port a sends; tunnel_ingress as a packet from hv3 arrives, in copies with the test hooks on (BPF_PROG_RUN carries no tunnel key: the program reads it from a map, and records its redirect in another):\n\n", what, spineCopies, s.Rounds)
-	fmt.Fprintf(b, "| path | before | after | after/before (medians) | caches cold (%d KiB of lines dirtied between runs): before | after | after/before |\n|---|---|---|---|---|---|---|\n", spineEvict>>10)
+	fmt.Fprintf(b, "| path | before | after | after/before (medians) | before, caches cold (%d KiB of lines dirtied between runs) | after, cold | after/before, cold |\n|---|---|---|---|---|---|---|\n", spineEvict>>10)
 	for _, c := range s.Costs {
 		fmt.Fprintf(b, "| %s | %s | %s | %.3f | %s | %s | %.3f |\n", c.Path, mmm(c.Before), mmm(c.After), c.Ratio, mmm(c.BeforeCold), mmm(c.AfterCold), c.RatioCold)
 		if c.Ratio > 1.05 {

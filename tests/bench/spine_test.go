@@ -43,7 +43,7 @@ func TestSpineCostsTable(t *testing.T) {
 		BeforeCold: [3]float64{1100, 1200, 1300}, AfterCold: [3]float64{860, 880, 960}, RatioCold: 0.733}}}
 	var b strings.Builder
 	s.markdown(&b)
-	want := "| caches cold (1024 KiB of lines dirtied between runs): before | after | after/before |\n|---|---|---|---|---|---|---|\n" +
+	want := "| before, caches cold (1024 KiB of lines dirtied between runs) | after, cold | after/before, cold |\n|---|---|---|---|---|---|---|\n" +
 		"| l2_remote (x) | 900/950/990 | 560/570/600 | 0.600 | 1100/1200/1300 | 860/880/960 | 0.733 |\n"
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("the table lacks %q:\n%s", want, b.String())
