@@ -33,9 +33,9 @@ struct port {
  * sends, looks up one entry where it looked up two: the vxnet's hash
  * lookup was one more bucket and element to bring into the cache, and a
  * call (#21). Both are compiled from the same State (maps.go): a vxnet
- * whose entry changes has its ports' entries rewritten in the same
- * Apply, as a VPC's has its vxnets'. Without the flag (the vxnet is
- * not there) port_sec looks the vxnet up, and drops. */
+ * whose entry changes has its ports' copies rewritten right after it
+ * (refreshPortCopies), as a VPC's has its vxnets'. Without the flag
+ * (the vxnet is not there) port_sec looks the vxnet up, and drops. */
 struct port_entry {
 	struct port port;
 	struct vxnet vx;
