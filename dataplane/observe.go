@@ -140,6 +140,21 @@ type Dump struct {
 	Bindings int
 }
 
+// copyState says whether a port's entry carries its vxnet's (ports.h)
+// and whether the copy is the vxnet's entry as it is: "current",
+// "stale" (port_sec acts on an entry the vxnets' map no longer has, as
+// it may for a moment within an Apply) or "none" (port_sec looks the
+// vxnet up).
+func copyState(e dvrPortEntry, vxnets map[uint32]dvrVxnet) string {
+	if e.Port.Flags&portVxnet == 0 {
+		return "none"
+	}
+	if vx, ok := vxnets[e.Port.Vni]; ok && vx == e.Vx {
+		return "current"
+	}
+	return "stale"
+}
+
 // Dump lists the configuration maps in readable form.
 func (d *Datapath) Dump() (*Dump, error) {
 	c, err := d.dumpCompiled()
@@ -148,7 +163,7 @@ func (d *Datapath) Dump() (*Dump, error) {
 	}
 	out := &Dump{Bindings: len(c.hubEps)}
 	for k, v := range c.ports {
-		out.Ports = append(out.Ports, fmt.Sprintf("ifindex %d: %s", k, v.Port))
+		out.Ports = append(out.Ports, fmt.Sprintf("ifindex %d: %s vxnet-copy %s", k, v.Port, copyState(v, c.vxnets)))
 	}
 	for k, v := range c.vxnets {
 		out.Vxnets = append(out.Vxnets, fmt.Sprintf("vni %d: %s", k, v))

@@ -1,7 +1,9 @@
 package dataplane
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/courier-sdn/courier/pipeline"
@@ -72,8 +74,25 @@ func TestPortCarriesItsVxnet(t *testing.T) {
 		t.Fatalf("entry %+v: no copy of vxnet 5001's", e)
 	}
 	expectDrop(t, d, "spoof_mac", func() runResult { return from(spoofed) })
+	dumped := func(want string) {
+		t.Helper()
+		dump, err := d.Dump()
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := fmt.Sprintf("ifindex %d: ", f.p1)
+		for _, l := range dump.Ports {
+			if strings.HasPrefix(l, line) {
+				line = l
+			}
+		}
+		if !strings.HasSuffix(line, " vxnet-copy "+want) {
+			t.Errorf("courier-dpctl ports: %q, want vxnet-copy %s", line, want)
+		}
+	}
+	dumped("current")
 	// port_sec reads the copy: with the vxnet's own entry gone, the
-	// port still sends.
+	// port still sends, and the operator sees the copy as stale.
 	vx, _ := d.vxnetsT().lookup(5001)
 	if err := d.vxnetsT().delete(5001); err != nil {
 		t.Fatal(err)
@@ -81,6 +100,7 @@ func TestPortCarriesItsVxnet(t *testing.T) {
 	if r := from(vm1MAC.String()); r.verdict != actRedirect {
 		t.Errorf("without vxnet 5001's entry: verdict %d; drops %v", r.verdict, drops(t, d))
 	}
+	dumped("stale")
 	if err := d.vxnetsT().put(5001, vx); err != nil {
 		t.Fatal(err)
 	}
@@ -138,5 +158,6 @@ func TestPortCarriesItsVxnet(t *testing.T) {
 	if e := entry(); e.Port.Flags&portVxnet != 0 {
 		t.Errorf("vxnet 5001 gone, its copy stays: %+v", e)
 	}
+	dumped("none")
 	expectDrop(t, d, "unknown_vni", func() runResult { return from(vm1MAC.String()) })
 }
