@@ -306,3 +306,19 @@ func TestHubsAnswerProbesAndSilentHubsArePassedOver(t *testing.T) {
 		}
 	})
 }
+
+// TestHubDownFromThePins: a data plane opened from the pins (courier-dpctl)
+// says a hub is down after the running programs' time, hostd's
+// --hub-down-after, not its own zero (which took every hub for down).
+func TestHubDownFromThePins(t *testing.T) {
+	f := newFixtureWith(t, true, Config{HubDownAfter: 2 * time.Second})
+	p, err := OpenPinned(f.d.cfg.PinRoot, f.d.cfg.Chassis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.ClosePinned()
+	if p.HubDown(time.Second) || !p.HubDown(2*time.Second) || !p.HubDown(3*time.Second) {
+		t.Errorf("from the pins, with 2s running: down after 1s %v, 2s %v, 3s %v; want false, true, true",
+			p.HubDown(time.Second), p.HubDown(2*time.Second), p.HubDown(3*time.Second))
+	}
+}

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -61,8 +62,34 @@ func (d *Datapath) HubSeen() (map[netip.Addr]time.Duration, error) {
 }
 
 // HubDown reports whether the DVR passes over a hub that was last heard
-// from ago.
-func (d *Datapath) HubDown(ago time.Duration) bool { return ago >= d.cfg.HubDownAfter }
+// from ago. On a data plane opened with OpenPinned the time is the
+// running programs' (hostd's --hub-down-after, read once), the default
+// when no program runs.
+func (d *Datapath) HubDown(ago time.Duration) bool {
+	if d.cfg.HubDownAfter > 0 { // Load set it
+		return ago >= d.cfg.HubDownAfter
+	}
+	d.pinned.once.Do(func() { d.pinned.hubDownAfter = runningHubDownAfter(d.pinDir) })
+	return ago >= d.pinned.hubDownAfter
+}
+
+// runningHubDownAfter reads cfg_hub_down_ns from the programs hostd
+// attached for the chassis whose maps are pinned in dir.
+func runningHubDownAfter(dir string) time.Duration {
+	ro, err := runningRodata(dir)
+	if err != nil {
+		return DefaultHubDownAfter
+	}
+	spec, err := loadDvr()
+	if err != nil {
+		return DefaultHubDownAfter
+	}
+	v := spec.Variables["cfg_hub_down_ns"]
+	if v == nil || int(v.Offset)+8 > len(ro) {
+		return DefaultHubDownAfter
+	}
+	return time.Duration(binary.LittleEndian.Uint64(ro[v.Offset:]))
+}
 
 // Probe asks a hub whether it is there, in a VXLAN packet with a VNI the
 // hub serves; its kernel answers this host's kernel.

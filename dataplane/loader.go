@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -152,6 +153,12 @@ type Datapath struct {
 	// stepped, when set (by tests), is told the steps of Apply whose
 	// order matters, as each begins.
 	stepped func(step string)
+	// pinned: what OpenPinned's data plane reads of the running
+	// programs when first asked (HubDown).
+	pinned struct {
+		once         sync.Once
+		hubDownAfter time.Duration
+	}
 }
 
 // Load loads the programs with this host's configuration, reusing the
