@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/courier-sdn/courier/ops"
 	"github.com/courier-sdn/courier/schema/sbdb"
+	"github.com/courier-sdn/courier/tools/dpctl"
 )
 
 // Faults that must not outlast themselves (#12, items 5 and 7), under
@@ -100,6 +103,11 @@ func TestDeadHubIsPassedOverWithinHalfASecond(t *testing.T) {
 	p := e.startPing("a", "10.9.0.11", 300, "0.01") // 3 s
 	time.Sleep(500 * time.Millisecond)
 	e.hostDown(used)
+	// Between the DVR passing over it (300 ms) and southd replacing it
+	// (2 s), the operator's view says so.
+	time.Sleep(700 * time.Millisecond)
+	var hubs bytes.Buffer
+	hubsErr := dpctl.App(&hubs).Run([]string{"courier-dpctl", "--pin-root", e.s.State.PinRoot, "--chassis", "hv3", "hubs"})
 	sent, recv := p.wait()
 	gap := time.Duration(sent-recv) * 10 * time.Millisecond
 	t.Logf("%s died under a 100/s ping through it: %d of %d lost, new flows stopped for about %v", used, sent-recv, sent, gap)
@@ -108,5 +116,9 @@ func TestDeadHubIsPassedOverWithinHalfASecond(t *testing.T) {
 	}
 	if c := e.counters("hv3"); c["hub_down_skipped"] == 0 {
 		t.Errorf("hv3's DVR never passed over the dead hub: %v", c)
+	}
+	down := regexp.MustCompile(`probe ` + regexp.QuoteMeta(e.vtep(used).String()) + `: last answered \S+ ago, down`)
+	if hubsErr != nil || !down.MatchString(hubs.String()) {
+		t.Errorf("courier-dpctl hubs on hv3, %s dead for 700 ms: %v\n%s", used, hubsErr, hubs.String())
 	}
 }

@@ -131,7 +131,11 @@ func hubs(d *dataplane.Datapath, out io.Writer) error {
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i].Less(hs[j]) })
 	for _, h := range hs {
-		fmt.Fprintf(out, "probe %s: last answered %s ago\n", h, seen[h].Round(time.Millisecond))
+		state := "up"
+		if d.HubDown(seen[h]) {
+			state = "down: the DVR passes over it"
+		}
+		fmt.Fprintf(out, "probe %s: last answered %s ago, %s\n", h, seen[h].Round(time.Millisecond), state)
 	}
 	return nil
 }
