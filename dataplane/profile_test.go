@@ -21,6 +21,23 @@ func profiledFixture(t *testing.T) (*fixture, *ebpf.Collection) {
 	return f, coll
 }
 
+// profiled100 runs prog of a profiled copy 100 times on pkt, which it
+// must redirect, and reads the profile.
+func profiled100(t *testing.T, coll *ebpf.Collection, prog string, ifindex int, pkt []byte) Profile {
+	t.Helper()
+	var verdict uint32
+	var err error
+	within(func() { _, verdict, err = TimeRuns(coll.Programs[prog], ifindex, pkt, 100) })
+	if err != nil || verdict != actRedirect {
+		t.Fatalf("the profiled copy's %s: verdict %d, %v", prog, verdict, err)
+	}
+	p, err := ReadProfile(coll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestProfileTimesEachStage: a profiled copy of the programs (make
 // bench's stage table) times each stage a packet meets and the carrying
 // out of its verdict, once per run, and a read clears the times; the
@@ -29,16 +46,7 @@ func TestProfileTimesEachStage(t *testing.T) {
 	f, coll := profiledFixture(t)
 	// To a remote binding in the vxnet: encapsulated.
 	pkt := append(ethHdr(remMAC1, vm1MAC, 0x0800), ipPacket(ip4("10.0.1.5"), ip4("10.0.1.7"), protoTCP, tcpSeg(40000, 80, "x"), 0)...)
-	var verdict uint32
-	var err error
-	within(func() { _, verdict, err = TimeRuns(coll.Programs["port_ingress"], f.p1, pkt, 100) })
-	if err != nil || verdict != actRedirect {
-		t.Fatalf("the profiled copy: verdict %d, %v", verdict, err)
-	}
-	p, err := ReadProfile(coll)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := profiled100(t, coll, "port_ingress", f.p1, pkt)
 	// Each step's time, with its timing, is within the whole's; the
 	// clock's own is the least of them.
 	var names []string
@@ -75,19 +83,10 @@ func TestProfileTimesTheTunnelPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	pkt := append(ethHdr(vm1MAC, remMAC1, 0x0800), ipPacket(ip4("10.0.1.7"), ip4("10.0.1.5"), protoTCP, tcpSeg(40000, 80, "x"), 0)...)
-	var verdict uint32
-	var err error
-	within(func() { _, verdict, err = TimeRuns(coll.Programs["tunnel_ingress"], d.vxlan, pkt, 100) })
-	if err != nil || verdict != actRedirect {
-		t.Fatalf("the profiled copy: verdict %d, %v", verdict, err)
-	}
+	p := profiled100(t, coll, "tunnel_ingress", d.vxlan, pkt)
 	var r dvrRedirectRec
 	if err := coll.Maps["redirect_out"].Lookup(uint32(0), &r); err != nil || int(r.Ifindex) != f.p1 || r.Peer != 1 {
 		t.Fatalf("delivered to %+v (%v), want port 1's peer (ifindex %d)", r, err, f.p1)
-	}
-	p, err := ReadProfile(coll)
-	if err != nil {
-		t.Fatal(err)
 	}
 	var names []string
 	for _, s := range p.Steps {
@@ -100,6 +99,8 @@ func TestProfileTimesTheTunnelPath(t *testing.T) {
 	if err := SetTestTunnel(coll, peerA, 777, 0); err != nil {
 		t.Fatal(err)
 	}
+	var verdict uint32
+	var err error
 	within(func() { _, verdict, err = TimeRuns(coll.Programs["tunnel_ingress"], d.vxlan, pkt, 1) })
 	if err != nil || verdict != actShot {
 		t.Errorf("an unknown VNI: verdict %d, %v; want dropped", verdict, err)
