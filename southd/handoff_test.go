@@ -135,15 +135,20 @@ func TestStaleSNATHandoffsAreRemoved(t *testing.T) {
 	if time.Since(inserted) >= maxAge {
 		t.Fatal("too slow to tell the stale rows from the aged")
 	}
-	if got, want := counters(t, reg, "courier_southd_snat_handoffs_removed_total", "why"),
-		map[string]float64{"no_port": 1, "destination_gone": 2}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("removed by why: %v, want %v", got, want)
-	}
-	for _, l := range []string{"p3 from=hv1 to=hv2 why=no_port", "p2 from=hv1 to=hv9 why=destination_gone", "p2 from=hv1 to=hv4 why=destination_gone"} {
-		if !strings.Contains(logs.String(), `msg="removed a stale SNAT handoff" port=`+l) {
-			t.Errorf("no log line of a stale handoff with %q", l)
+	// southd counts and logs a removal after its transaction commits,
+	// so the rows can be gone a moment before both say so.
+	testenv.Eventually(t, 2*time.Second, "the removals counted and logged", func() error {
+		if got, want := counters(t, reg, "courier_southd_snat_handoffs_removed_total", "why"),
+			map[string]float64{"no_port": 1, "destination_gone": 2}; fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("removed by why: %v, want %v", got, want)
 		}
-	}
+		for _, l := range []string{"p3 from=hv1 to=hv2 why=no_port", "p2 from=hv1 to=hv9 why=destination_gone", "p2 from=hv1 to=hv4 why=destination_gone"} {
+			if !strings.Contains(logs.String(), `msg="removed a stale SNAT handoff" port=`+l) {
+				return fmt.Errorf("no log line of a stale handoff with %q", l)
+			}
+		}
+		return nil
+	})
 	// hv4's row goes deadAfter after its last beat (judged dead), then
 	// HandoffDeadFor, at the next pass (at most safetyPass later).
 	testenv.Eventually(t, maxAge+5*time.Second, "the old handoffs removed", func() error {
