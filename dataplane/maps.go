@@ -445,8 +445,30 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 		add(d.vpcEIPsT().sync(want.vpcEIP, have.vpcEIP))
 	}
 	d.applySNAT(want.snat, have.snat, add)
-	// Detach programs from interfaces that are no longer ports before
-	// their entries go, attach to new ones after theirs are written.
+	if err := d.applyPorts(s, want, have, add, &st); err != nil {
+		errs = append(errs, err)
+	}
+	// Delivery to local ports last: a VM that gets a packet must be
+	// able to answer it. Its reply's ARP for the gateway, sent before
+	// its port's entry was written, was dropped (no_port), and the
+	// VM's stack asked again only a second later: 1 in 30 new ports
+	// answered their first ping after ~1.05 s under churn.
+	d.step("local_eps")
+	add(d.localsT().sync(want.locals, have.locals))
+	st.CachePurged = d.purgeCache(want)
+	if len(errs) > 0 {
+		d.applied = nil // compare with the kernel next time
+		return st, errors.Join(errs...)
+	}
+	d.applied, d.vpcEIPsKey = want, s.VPCEIPsKey
+	return st, nil
+}
+
+// applyPorts writes the ports' entries, detaching the programs from
+// interfaces that are no longer ports before their entries go and
+// attaching them to new ones after theirs are written.
+func (d *Datapath) applyPorts(s *State, want, have *compiled, add func(int, int, error), st *ApplyStats) error {
+	var errs []error
 	attach := map[int]bool{}
 	for ifindex := range want.ports {
 		attach[int(ifindex)] = true
@@ -474,20 +496,7 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 		}
 		st.Attached++
 	}
-	// Delivery to local ports last: a VM that gets a packet must be
-	// able to answer it. Its reply's ARP for the gateway, sent before
-	// its port's entry was written, was dropped (no_port), and the
-	// VM's stack asked again only a second later: 1 in 30 new ports
-	// answered their first ping after ~1.05 s under churn.
-	d.step("local_eps")
-	add(d.localsT().sync(want.locals, have.locals))
-	st.CachePurged = d.purgeCache(want)
-	if len(errs) > 0 {
-		d.applied = nil // compare with the kernel next time
-		return st, errors.Join(errs...)
-	}
-	d.applied, d.vpcEIPsKey = want, s.VPCEIPsKey
-	return st, nil
+	return errors.Join(errs...)
 }
 
 func (d *Datapath) step(name string) {
