@@ -2,7 +2,7 @@
 
 function __fish_courier-sandbox_no_subcommand --description 'Test if there has been any subcommand yet'
     for i in (commandline -opc)
-        if contains -- $i start stop status show vm-add vm-del vm-move vm-migrate host-down host-up exec demo
+        if contains -- $i start stop status show vm-add vm-del vm-move vm-migrate host-down host-up underlay-replace exec demo
             return 1
         end
     end
@@ -42,6 +42,8 @@ complete -c courier-sandbox -n '__fish_seen_subcommand_from host-down' -f -l hel
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'host-down' -d 'simulate a host\'s failure: its hostd killed, its links down on both sides'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from host-up' -f -l help -s h -d 'show help'
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'host-up' -d 'bring a host back after host-down: its links up, its hostd started as it was'
+complete -c courier-sandbox -n '__fish_seen_subcommand_from underlay-replace' -f -l help -s h -d 'show help'
+complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'underlay-replace' -d 'replace a host\'s underlay link under its running hostd, as an operator recreating a bond'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from exec' -f -l help -s h -d 'show help'
 complete -r -c courier-sandbox -n '__fish_courier-sandbox_no_subcommand' -a 'exec' -d 'run a command inside a VM'
 complete -c courier-sandbox -n '__fish_seen_subcommand_from demo' -f -l help -s h -d 'show help'

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/courier-sdn/courier/internal/lab"
+	"github.com/courier-sdn/courier/tools/sandbox"
 	"github.com/vishvananda/netlink"
 )
 
@@ -55,10 +57,14 @@ func TestWhoEncapsulates(t *testing.T) {
 			}
 			e.encapsulatedBy(true)
 			// A recreated underlay interface: a new ifindex, which hostd
-			// follows within a second.
+			// follows within a second. By the operator's command.
 			skip := e.hostdLogSize("hv2")
-			if err := e.s.ReplaceUnderlay("hv2"); err != nil {
+			var out bytes.Buffer
+			if err := sandbox.App(&out).Run([]string{"courier-sandbox", "--run-dir", e.s.RunDir, "underlay-replace", "hv2"}); err != nil {
 				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), "hv2's underlay link replaced") {
+				t.Errorf("underlay-replace hv2 said %q", out.String())
 			}
 			var eth0 netlink.Link
 			if err := lab.Do(e.s.HostNS("hv2"), func() error { var err error; eth0, err = netlink.LinkByName("eth0"); return err }); err != nil {

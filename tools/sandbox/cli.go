@@ -312,6 +312,31 @@ started.`,
 				},
 			},
 			{
+				Name:      "underlay-replace",
+				Usage:     "replace a host's underlay link under its running hostd, as an operator recreating a bond",
+				ArgsUsage: "HOST",
+				Description: `Deletes the host's underlay link (eth0 in its namespace, and its port on
+the fabric's bridge) and plugs in a new one holding the same VTEP address,
+with a new ifindex and MAC; the other hosts' neighbour entries learn the
+new MAC. Its hostd keeps running and follows the new interface within a
+second: its log says "the underlay interface changed" with the new
+ifindex, and courier_hostd_underlay_changes_total counts it. Until then
+what the host's VMs send to other hosts may be lost. A host that is down
+(host-down) is refused: a new link would come up.`,
+				Action: func(cx *cli.Context) error {
+					s, name, err := openHost(cx, "underlay-replace")
+					if err != nil {
+						return err
+					}
+					if err := s.ReplaceUnderlay(name); err != nil {
+						return err
+					}
+					h := s.lab.Hosts[name]
+					fmt.Fprintf(stdout, "%s's underlay link replaced: %s, MAC %s (its hostd follows it; its log says so)\n", name, h.VTEP, h.MAC)
+					return nil
+				},
+			},
+			{
 				Name:      "exec",
 				Usage:     "run a command inside a VM",
 				ArgsUsage: "PORT -- COMMAND [ARG...]",

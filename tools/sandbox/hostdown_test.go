@@ -10,13 +10,14 @@ import (
 	"testing"
 )
 
-// host-down and host-up refuse a host the sandbox does not have, naming
-// the ones it has, before touching anything; and a recorded sandbox
+// host-down, host-up and underlay-replace refuse a host the sandbox
+// does not have, naming the ones it has, before touching anything;
+// underlay-replace refuses a host that is down; and a recorded sandbox
 // keeps its hostd arguments for the hostd host-up starts. No root
 // needed: the state is a file.
 func TestHostDownRefusesUnknownHosts(t *testing.T) {
 	dir := t.TempDir()
-	st := State{Prefix: "cx-", Hosts: []HostState{{Name: "hv1", VTEP: "192.168.100.1"}, {Name: "gw1", VTEP: "192.168.100.201", Gateway: true}},
+	st := State{Prefix: "cx-", Hosts: []HostState{{Name: "hv1", VTEP: "192.168.100.1"}, {Name: "gw1", VTEP: "192.168.100.201", Gateway: true, Down: true}},
 		HostdArgs: []string{"--refresh", "1ms"}}
 	b, _ := json.Marshal(st)
 	if err := os.WriteFile(filepath.Join(dir, "sandbox.json"), b, 0o644); err != nil {
@@ -30,6 +31,9 @@ func TestHostDownRefusesUnknownHosts(t *testing.T) {
 		{[]string{"host-up", "gw7"}, `no host "gw7" in the sandbox (its hosts: hv1 gw1)`},
 		{[]string{"host-down"}, "usage: courier-sandbox host-down HOST"},
 		{[]string{"host-up", "hv1", "gw1"}, "usage: courier-sandbox host-up HOST"},
+		{[]string{"underlay-replace", "hv2"}, `no host "hv2" in the sandbox (its hosts: hv1 gw1)`},
+		{[]string{"underlay-replace"}, "usage: courier-sandbox underlay-replace HOST"},
+		{[]string{"underlay-replace", "gw1"}, "host gw1 is down (courier-sandbox host-up gw1 first)"},
 	} {
 		var out bytes.Buffer
 		err := App(&out).Run(append([]string{"courier-sandbox", "--run-dir", dir}, c.args...))
