@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -309,7 +310,8 @@ func TestHubsAnswerProbesAndSilentHubsArePassedOver(t *testing.T) {
 
 // TestHubDownFromThePins: a data plane opened from the pins (courier-dpctl)
 // says a hub is down after the running programs' time, hostd's
-// --hub-down-after, not its own zero (which took every hub for down).
+// --hub-down-after, not its own zero (which took every hub for down);
+// with no program running, it says it cannot know, not a default.
 func TestHubDownFromThePins(t *testing.T) {
 	f := newFixtureWith(t, true, Config{HubDownAfter: 2 * time.Second})
 	p, err := OpenPinned(f.d.cfg.PinRoot, f.d.cfg.Chassis)
@@ -317,8 +319,27 @@ func TestHubDownFromThePins(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.ClosePinned()
+	if after, err := p.HubDownAfter(); after != 2*time.Second || err != nil {
+		t.Errorf("from the pins, with 2s running: %v, %v", after, err)
+	}
 	if p.HubDown(time.Second) || !p.HubDown(2*time.Second) || !p.HubDown(3*time.Second) {
 		t.Errorf("from the pins, with 2s running: down after 1s %v, 2s %v, 3s %v; want false, true, true",
 			p.HubDown(time.Second), p.HubDown(2*time.Second), p.HubDown(3*time.Second))
+	}
+	// The tunnel program's pinned link is how the running programs are
+	// found: without it, nothing is known to run.
+	if err := os.Remove(filepath.Join(f.d.pinDir, "links", "tunnel")); err != nil {
+		t.Fatal(err)
+	}
+	q, err := OpenPinned(f.d.cfg.PinRoot, f.d.cfg.Chassis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.ClosePinned()
+	if after, err := q.HubDownAfter(); err == nil || q.HubDown(time.Hour) {
+		t.Errorf("no program found running: %v, %v; want an error, and no hub down", after, err)
+	}
+	if _, err := q.HubStates(); err == nil {
+		t.Error("no program found running: hubs judged all the same")
 	}
 }

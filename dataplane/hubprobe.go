@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -61,34 +62,100 @@ func (d *Datapath) HubSeen() (map[netip.Addr]time.Duration, error) {
 	return out, nil
 }
 
-// HubDown reports whether the DVR passes over a hub that was last heard
-// from ago. On a data plane opened with OpenPinned the time is the
-// running programs' (hostd's --hub-down-after, read once), the default
-// when no program runs.
-func (d *Datapath) HubDown(ago time.Duration) bool {
+// HubDownAfter is how long a hub may be silent before the DVR passes
+// over it: the Config's on a data plane Load loaded; on one opened with
+// OpenPinned, the running programs' (hostd's --hub-down-after), read
+// once. An error says why it cannot be known: no program runs, or one of
+// another build.
+func (d *Datapath) HubDownAfter() (time.Duration, error) {
 	if d.cfg.HubDownAfter > 0 { // Load set it
-		return ago >= d.cfg.HubDownAfter
+		return d.cfg.HubDownAfter, nil
 	}
-	d.pinned.once.Do(func() { d.pinned.hubDownAfter = runningHubDownAfter(d.pinDir) })
-	return ago >= d.pinned.hubDownAfter
+	d.pinned.once.Do(func() { d.pinned.hubDownAfter, d.pinned.hubDownErr = runningHubDownAfter(d.pinDir) })
+	return d.pinned.hubDownAfter, d.pinned.hubDownErr
+}
+
+// HubDown reports whether a hub last heard from ago counts as down:
+// silent for HubDownAfter or longer; false when that cannot be known.
+func (d *Datapath) HubDown(ago time.Duration) bool {
+	after, err := d.HubDownAfter()
+	return err == nil && ago >= after
 }
 
 // runningHubDownAfter reads cfg_hub_down_ns from the programs hostd
 // attached for the chassis whose maps are pinned in dir.
-func runningHubDownAfter(dir string) time.Duration {
+func runningHubDownAfter(dir string) (time.Duration, error) {
 	ro, err := runningRodata(dir)
 	if err != nil {
-		return DefaultHubDownAfter
+		return 0, err
 	}
 	spec, err := loadDvr()
 	if err != nil {
-		return DefaultHubDownAfter
+		return 0, err
 	}
-	v := spec.Variables["cfg_hub_down_ns"]
-	if v == nil || int(v.Offset)+8 > len(ro) {
-		return DefaultHubDownAfter
+	v, ms := spec.Variables["cfg_hub_down_ns"], spec.Maps[".rodata"]
+	if v == nil || ms == nil || int(ms.ValueSize) != len(ro) {
+		return 0, fmt.Errorf("the running programs are of another build (settings of %d bytes): ask its own courier-dpctl", len(ro))
 	}
-	return time.Duration(binary.LittleEndian.Uint64(ro[v.Offset:]))
+	return time.Duration(binary.LittleEndian.Uint64(ro[v.Offset:])), nil
+}
+
+// HubState is what the DVR makes of a hub this host probes.
+type HubState struct {
+	Addr netip.Addr
+	Ago  time.Duration // since it last answered a probe
+	Down bool          // silent for HubDownAfter or longer
+	// Kept: the VPCs whose packets still go through it although it is
+	// down, since none of their hubs is up (pick_hub's last resort).
+	Kept []uint32
+}
+
+// HubStates says of each hub this host probes whether it is up and, if
+// it is down, whether the DVR still sends through it.
+func (d *Datapath) HubStates() ([]HubState, error) {
+	after, err := d.HubDownAfter()
+	if err != nil {
+		return nil, err
+	}
+	seen, err := d.HubSeen()
+	if err != nil {
+		return nil, err
+	}
+	hubs, err := d.hubsT().dump()
+	if err != nil {
+		return nil, err
+	}
+	vpcHubs := map[uint32][]netip.Addr{}
+	for vpc, h := range hubs {
+		for i := 0; i < int(h.N) && i < len(h.Vtep); i++ {
+			vpcHubs[vpc] = append(vpcHubs[vpc], fromHost32(h.Vtep[i]))
+		}
+	}
+	return hubStates(vpcHubs, seen, after), nil
+}
+
+// hubStates judges the probed hubs as pick_hub does: a hub is up when
+// it answered within after, or was never probed; a VPC's packets pass
+// over a hub that is down to one of its hubs that is up, and when none
+// is, go to the hub their hash picks, any of them.
+func hubStates(vpcHubs map[uint32][]netip.Addr, seen map[netip.Addr]time.Duration, after time.Duration) []HubState {
+	up := func(h netip.Addr) bool {
+		ago, ok := seen[h]
+		return !ok || ago < after
+	}
+	var out []HubState
+	for h, ago := range seen {
+		s := HubState{Addr: h, Ago: ago, Down: !up(h)}
+		for vpc, hs := range vpcHubs {
+			if s.Down && slices.Contains(hs, h) && !slices.ContainsFunc(hs, up) {
+				s.Kept = append(s.Kept, vpc)
+			}
+		}
+		slices.Sort(s.Kept)
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b HubState) int { return a.Addr.Compare(b.Addr) })
+	return out
 }
 
 // Probe asks a hub whether it is there, in a VXLAN packet with a VNI the

@@ -154,10 +154,11 @@ type Datapath struct {
 	// order matters, as each begins.
 	stepped func(step string)
 	// pinned: what OpenPinned's data plane reads of the running
-	// programs when first asked (HubDown).
+	// programs when first asked (HubDownAfter).
 	pinned struct {
 		once         sync.Once
 		hubDownAfter time.Duration
+		hubDownErr   error
 	}
 }
 

@@ -143,8 +143,9 @@ type Dump struct {
 // copyState says whether a port's entry carries its vxnet's (ports.h)
 // and whether the copy is the vxnet's entry as it is: "current",
 // "stale" (port_sec acts on an entry the vxnets' map no longer has, as
-// it may for a moment within an Apply) or "none" (port_sec looks the
-// vxnet up).
+// it may for a moment within an Apply, and until the next one if an
+// Apply failed or hostd died between the vxnets' write and the ports')
+// or "none" (port_sec looks the vxnet up).
 func copyState(e dvrPortEntry, vxnets map[uint32]dvrVxnet) string {
 	if e.Port.Flags&portVxnet == 0 {
 		return "none"

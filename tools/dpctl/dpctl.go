@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -121,6 +122,34 @@ func hubs(d *dataplane.Datapath, out io.Writer) error {
 	if len(dump.Hubs) == 0 {
 		fmt.Fprintln(out, "(no hubs)")
 	}
+	states, err := d.HubStates()
+	if err != nil {
+		return unjudgedHubs(d, out, err)
+	}
+	for _, s := range states {
+		fmt.Fprintf(out, "probe %s: last answered %s ago, %s\n", s.Addr, s.Ago.Round(time.Millisecond), hubVerdict(s))
+	}
+	return nil
+}
+
+// hubVerdict says what the DVR does with a hub it probes.
+func hubVerdict(s dataplane.HubState) string {
+	switch {
+	case !s.Down:
+		return "up"
+	case len(s.Kept) == 0:
+		return "down: the DVR passes over it"
+	}
+	vpcs := make([]string, len(s.Kept))
+	for i, v := range s.Kept {
+		vpcs[i] = strconv.FormatUint(uint64(v), 10)
+	}
+	return "down, yet the DVR still sends through it for VPC " + strings.Join(vpcs, ", ") + ": none of their hubs is up"
+}
+
+// unjudgedHubs lists the probes when whether a hub is down cannot be
+// known (why: err).
+func unjudgedHubs(d *dataplane.Datapath, out io.Writer, why error) error {
 	seen, err := d.HubSeen()
 	if err != nil {
 		return err
@@ -131,11 +160,7 @@ func hubs(d *dataplane.Datapath, out io.Writer) error {
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i].Less(hs[j]) })
 	for _, h := range hs {
-		state := "up"
-		if d.HubDown(seen[h]) {
-			state = "down: the DVR passes over it"
-		}
-		fmt.Fprintf(out, "probe %s: last answered %s ago, %s\n", h, seen[h].Round(time.Millisecond), state)
+		fmt.Fprintf(out, "probe %s: last answered %s ago, up or down unknown: %v\n", h, seen[h].Round(time.Millisecond), why)
 	}
 	return nil
 }
