@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -282,16 +283,19 @@ func (e *env) waitPrepared(port, chassis string) {
 // because the guest is dead. Such an attempt proves nothing either way;
 // the scenario runs again in a new sandbox, and is skipped, saying why,
 // if the guest crashes again. A stream that stops while the guest lives
-// fails the test.
+// fails the test, unless the guest ended it itself (its socket shows it
+// sent the first FIN, which no fault of the network makes it do): such
+// an attempt runs again too.
 func TestQEMULiveMigrationKeepsASNATStream(t *testing.T) {
 	unlessTheGuestIsLost(t, snatAcrossMigration)
 }
 
 // unlessTheGuestIsLost runs a migration scenario, which returns why
 // its guest could not be judged when it stopped on that (guestLost: its
-// kernel crashed or it hung; guestDeaf: it stopped receiving; after a
-// migration as a rule), again in a new sandbox if it did, and skips the
-// test, saying why, if it does twice.
+// kernel crashed or it hung; guestDeaf: it stopped receiving;
+// guestClosedFirst: it ended its own stream; after a migration as a
+// rule), again in a new sandbox if it did, and skips the test, saying
+// why, if it does twice.
 func unlessTheGuestIsLost(t *testing.T, scenario func(*testing.T) (crash string)) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
@@ -300,9 +304,9 @@ func unlessTheGuestIsLost(t *testing.T, scenario func(*testing.T) (crash string)
 			return
 		}
 		if attempt == 2 {
-			t.Skipf("the guest was lost in both attempts (%s): nothing was checked across QEMU's live migration", crash)
+			t.Skipf("the guest could not be judged in both attempts (%s): nothing was checked across QEMU's live migration", crash)
 		}
-		t.Logf("attempt %d: the guest was lost (%s), not a network fault; again in a new sandbox", attempt, crash)
+		t.Logf("attempt %d: the guest could not be judged (%s), not a network fault; again in a new sandbox", attempt, crash)
 	}
 }
 
@@ -353,7 +357,8 @@ func snatAcrossMigration(t *testing.T) (crash string) {
 		if crash = e.guestLost(t, "g1"); crash != "" {
 			return false
 		}
-		if crash = e.guestClosedFirst(t, "g1", 5400); crash != "" {
+		if crash = e.guestClosedFirst(t, "g1", netip.AddrPortFrom(sandbox.InternetAddr.Addr(), 5400)); crash != "" {
+			t.Logf("%s: %s; the guest says:\n%s", what, crash, e.guestNetState(t, "g1"))
 			return false
 		}
 		t.Fatalf("%s: not after 20s: the server has %d lines, %d before; the guest says:\n%s", what, got.count(), before,
@@ -415,7 +420,7 @@ func snatAcrossMigration(t *testing.T) (crash string) {
 // not answer within 15 s (hung, as one was once after a migration in
 // CI: only QEMU's five RARP announcements left it). "" when it answers:
 // a guest that answers its console but not the network is a network
-// fault.
+// fault, unless it ended its stream itself (guestClosedFirst).
 func (e *env) guestLost(t *testing.T, port string) string {
 	t.Helper()
 	if crash := e.guestCrashed(port); crash != "" {
@@ -429,17 +434,17 @@ func (e *env) guestLost(t *testing.T, port string) string {
 	return ""
 }
 
-// guestClosedFirst says why a guest's stream to remote port rport
-// ended by the guest's own doing: its socket is in a state only the
-// guest's sending a FIN first leads to (its writer ended or was
-// killed), which no fault of the network makes it do (a reset, from
-// the server or from a translation gone wrong, leaves no socket). ""
-// when no such socket is there.
+// guestClosedFirst says why a guest's stream to remote ended by the
+// guest's own doing: its socket is in a state only the guest's sending
+// a FIN first leads to (its writer ended or was killed), which no fault
+// of the network makes it do (a reset, from the server or from a
+// translation gone wrong, leaves no socket; the server's FIN first
+// leads to other states). "" when no such socket is there.
 //
 // Seen once in CI (stop 38): after the migration the guest answered
 // its console, its nc and the loop feeding it were gone, and its socket
 // to the server was in TIME_WAIT.
-func (e *env) guestClosedFirst(t *testing.T, port string, rport int) string {
+func (e *env) guestClosedFirst(t *testing.T, port string, remote netip.AddrPort) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
@@ -447,23 +452,30 @@ func (e *env) guestClosedFirst(t *testing.T, port string, rport int) string {
 	if err != nil || st != 0 {
 		return ""
 	}
-	if state := closedFirst(out, rport); state != "" {
-		return fmt.Sprintf("the guest closed its stream first: its socket to port %d is in %s", rport, state)
+	if state := closedFirst(out, remote); state != "" {
+		return fmt.Sprintf("the guest closed its stream first: its socket to %s is in %s", remote, state)
 	}
 	return ""
 }
 
 // closedFirst finds, in the text of /proc/net/tcp, a socket to remote
-// port rport in a state its own FIN leads to, and names the state.
-func closedFirst(procNetTCP string, rport int) string {
+// in a state its own FIN leads to, and names the state.
+func closedFirst(procNetTCP string, remote netip.AddrPort) string {
 	states := map[string]string{"04": "FIN_WAIT1", "05": "FIN_WAIT2", "06": "TIME_WAIT", "0B": "CLOSING"}
 	for _, l := range strings.Split(procNetTCP, "\n") {
 		f := strings.Fields(l)
 		if len(f) < 4 {
 			continue
 		}
-		_, p, ok := strings.Cut(f[2], ":")
-		if n, err := strconv.ParseUint(p, 16, 16); !ok || err != nil || int(n) != rport {
+		// The address is the 32 bits in the kernel's byte order
+		// (little-endian here), the port in the host's.
+		a, p, ok := strings.Cut(f[2], ":")
+		ip, aerr := strconv.ParseUint(a, 16, 32)
+		port, perr := strconv.ParseUint(p, 16, 16)
+		if !ok || aerr != nil || perr != nil {
+			continue
+		}
+		if netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(ip), byte(ip >> 8), byte(ip >> 16), byte(ip >> 24)}), uint16(port)) != remote {
 			continue
 		}
 		if name := states[f[3]]; name != "" {
@@ -571,26 +583,28 @@ func (l *lines) count() int {
 }
 
 // closedFirst tells a socket the guest closed first from one a reset
-// ended or that still runs, by the remote port.
+// ended or that still runs, by the remote address and port.
 func TestClosedFirst(t *testing.T) {
 	// /proc/net/tcp as the guest's console gave it in CI (stop 38).
 	const seen = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0A01070A:DCCA 0A6433C6:1518 06 00000000:00000000 03:00000F98 00000000     0        0 0 3 (____ptrval____)
 `
 	established := strings.Replace(seen, " 06 ", " 01 ", 1)
+	server := netip.MustParseAddrPort("198.51.100.10:5400")
 	for _, c := range []struct {
-		text  string
-		rport int
-		want  string
+		text   string
+		remote netip.AddrPort
+		want   string
 	}{
-		{seen, 5400, "TIME_WAIT"},
-		{seen, 5401, ""},        // another connection's
-		{established, 5400, ""}, // still open
-		{strings.Replace(seen, " 06 ", " 05 ", 1), 5400, "FIN_WAIT2"}, // closed, not yet answered
-		{"", 5400, ""}, // reset: no socket left
+		{seen, server, "TIME_WAIT"},
+		{seen, netip.MustParseAddrPort("198.51.100.10:5401"), ""},       // another port
+		{seen, netip.MustParseAddrPort("198.51.100.11:5400"), ""},       // another server
+		{established, server, ""},                                       // still open
+		{strings.Replace(seen, " 06 ", " 05 ", 1), server, "FIN_WAIT2"}, // closed, not yet answered
+		{"", server, ""}, // reset: no socket left
 	} {
-		if got := closedFirst(c.text, c.rport); got != c.want {
-			t.Errorf("closedFirst(port %d) = %q, want %q in:\n%s", c.rport, got, c.want, c.text)
+		if got := closedFirst(c.text, c.remote); got != c.want {
+			t.Errorf("closedFirst(%s) = %q, want %q in:\n%s", c.remote, got, c.want, c.text)
 		}
 	}
 }
