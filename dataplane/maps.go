@@ -445,9 +445,7 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 		add(d.vpcEIPsT().sync(want.vpcEIP, have.vpcEIP))
 	}
 	d.applySNAT(want.snat, have.snat, add)
-	if err := d.applyPorts(s, want, have, add, &st); err != nil {
-		errs = append(errs, err)
-	}
+	d.applyPorts(s, want, have, add, &st)
 	// Delivery to local ports last: a VM that gets a packet must be
 	// able to answer it. Its reply's ARP for the gateway, sent before
 	// its port's entry was written, was dropped (no_port), and the
@@ -467,8 +465,7 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 // applyPorts writes the ports' entries, detaching the programs from
 // interfaces that are no longer ports before their entries go and
 // attaching them to new ones after theirs are written.
-func (d *Datapath) applyPorts(s *State, want, have *compiled, add func(int, int, error), st *ApplyStats) error {
-	var errs []error
+func (d *Datapath) applyPorts(s *State, want, have *compiled, add func(int, int, error), st *ApplyStats) {
 	attach := map[int]bool{}
 	for ifindex := range want.ports {
 		attach[int(ifindex)] = true
@@ -491,12 +488,11 @@ func (d *Datapath) applyPorts(s *State, want, have *compiled, add func(int, int,
 			continue
 		}
 		if err := d.attachPort(ifindex); err != nil {
-			errs = append(errs, err)
+			add(0, 0, err)
 			continue
 		}
 		st.Attached++
 	}
-	return errors.Join(errs...)
 }
 
 func (d *Datapath) step(name string) {

@@ -42,6 +42,25 @@ func TestPortAddressFromItsEntry(t *testing.T) {
 	expectDrop(t, d, "spoof_ip", func() runResult { return from("0.0.0.0") })
 }
 
+// dumpedCopy checks what courier-dpctl ports says of port ifindex's copy
+// of its vxnet.
+func dumpedCopy(t *testing.T, d *Datapath, ifindex int, want string) {
+	t.Helper()
+	dump, err := d.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := fmt.Sprintf("ifindex %d: ", ifindex)
+	for _, l := range dump.Ports {
+		if strings.HasPrefix(l, line) {
+			line = l
+		}
+	}
+	if !strings.HasSuffix(line, " vxnet-copy "+want) {
+		t.Errorf("courier-dpctl ports: %q, want vxnet-copy %s", line, want)
+	}
+}
+
 // TestPortCarriesItsVxnet: a port's entry carries its vxnet's, with the
 // VPC's inside it (ports.h), and follows both: a flag the vxnet loses no
 // longer holds from the port's next packet on, a VPC's change reaches
@@ -74,22 +93,7 @@ func TestPortCarriesItsVxnet(t *testing.T) {
 		t.Fatalf("entry %+v: no copy of vxnet 5001's", e)
 	}
 	expectDrop(t, d, "spoof_mac", func() runResult { return from(spoofed) })
-	dumped := func(want string) {
-		t.Helper()
-		dump, err := d.Dump()
-		if err != nil {
-			t.Fatal(err)
-		}
-		line := fmt.Sprintf("ifindex %d: ", f.p1)
-		for _, l := range dump.Ports {
-			if strings.HasPrefix(l, line) {
-				line = l
-			}
-		}
-		if !strings.HasSuffix(line, " vxnet-copy "+want) {
-			t.Errorf("courier-dpctl ports: %q, want vxnet-copy %s", line, want)
-		}
-	}
+	dumped := func(want string) { t.Helper(); dumpedCopy(t, d, f.p1, want) }
 	dumped("current")
 	// port_sec reads the copy: with the vxnet's own entry gone, the
 	// port still sends, and the operator sees the copy as stale.
