@@ -94,24 +94,35 @@ func runningHubDownAfter(dir string) (time.Duration, error) {
 		return 0, err
 	}
 	v, ms := spec.Variables["cfg_hub_down_ns"], spec.Maps[".rodata"]
-	if v == nil || ms == nil || int(ms.ValueSize) != len(ro) {
-		return 0, fmt.Errorf("the running programs are of another build (settings of %d bytes): ask its own courier-dpctl", len(ro))
+	if v == nil || ms == nil {
+		return 0, errors.New("this build's programs have no cfg_hub_down_ns")
+	}
+	// The same size is what can be checked without the running
+	// programs' BTF; a build that moved the setting within the same
+	// size would go unnoticed (as OpenTracer's copy would).
+	if int(ms.ValueSize) != len(ro) {
+		return 0, fmt.Errorf("the running programs are of another build (settings of %d bytes, this build's %d): ask its own courier-dpctl", len(ro), ms.ValueSize)
 	}
 	return time.Duration(binary.LittleEndian.Uint64(ro[v.Offset:])), nil
 }
 
-// HubState is what the DVR makes of a hub this host probes.
+// HubState is what the DVR makes of a hub or gateway this host probes
+// (hub_seen holds both).
 type HubState struct {
 	Addr netip.Addr
 	Ago  time.Duration // since it last answered a probe
 	Down bool          // silent for HubDownAfter or longer
-	// Kept: the VPCs whose packets still go through it although it is
-	// down, since none of their hubs is up (pick_hub's last resort).
-	Kept []uint32
+	// Kept: the VPCs ("VPC 1") and external networks ("network 2")
+	// whose packets still go through it although it is down, since none
+	// of their other hubs or gateways is up (pick_hub's and
+	// pick_gateway's last resort).
+	Kept []string
+	// Unused: none of the VPCs' hubs nor of the networks' gateways.
+	Unused bool
 }
 
-// HubStates says of each hub this host probes whether it is up and, if
-// it is down, whether the DVR still sends through it.
+// HubStates says of each hub and gateway this host probes whether it
+// is up and, if it is down, whether the DVR still sends through it.
 func (d *Datapath) HubStates() ([]HubState, error) {
 	after, err := d.HubDownAfter()
 	if err != nil {
@@ -125,30 +136,50 @@ func (d *Datapath) HubStates() ([]HubState, error) {
 	if err != nil {
 		return nil, err
 	}
-	vpcHubs := map[uint32][]netip.Addr{}
+	gws, err := d.eipGwsT().dump()
+	if err != nil {
+		return nil, err
+	}
+	groups := map[string][]netip.Addr{}
 	for vpc, h := range hubs {
-		for i := 0; i < int(h.N) && i < len(h.Vtep); i++ {
-			vpcHubs[vpc] = append(vpcHubs[vpc], fromHost32(h.Vtep[i]))
+		if h.N <= uint32(len(h.Vtep)) { // pick_hub takes none from a longer list
+			groups[fmt.Sprintf("VPC %d", vpc)] = vteps(h.Vtep[:h.N])
 		}
 	}
-	return hubStates(vpcHubs, seen, after), nil
+	for net, g := range gws {
+		groups[fmt.Sprintf("network %d", net)] = vteps(g.Vtep[:min(g.N, uint32(len(g.Vtep)))]) // as pick_gateway
+	}
+	return hubStates(groups, seen, after), nil
 }
 
-// hubStates judges the probed hubs as pick_hub does: a hub is up when
-// it answered within after, or was never probed; a VPC's packets pass
-// over a hub that is down to one of its hubs that is up, and when none
-// is, go to the hub their hash picks, any of them.
-func hubStates(vpcHubs map[uint32][]netip.Addr, seen map[netip.Addr]time.Duration, after time.Duration) []HubState {
+func vteps(host32 []uint32) []netip.Addr {
+	out := make([]netip.Addr, len(host32))
+	for i, v := range host32 {
+		out[i] = fromHost32(v)
+	}
+	return out
+}
+
+// hubStates judges the probed hubs and gateways as pick_hub and
+// pick_gateway do: one is up when it answered within after, or was
+// never probed; a group's (a VPC's hubs, a network's gateways) packets
+// pass over one that is down to one of the group's that is up, and when
+// none is, go to the one their hash picks, any of them.
+func hubStates(groups map[string][]netip.Addr, seen map[netip.Addr]time.Duration, after time.Duration) []HubState {
 	up := func(h netip.Addr) bool {
 		ago, ok := seen[h]
 		return !ok || ago < after
 	}
 	var out []HubState
 	for h, ago := range seen {
-		s := HubState{Addr: h, Ago: ago, Down: !up(h)}
-		for vpc, hs := range vpcHubs {
-			if s.Down && slices.Contains(hs, h) && !slices.ContainsFunc(hs, up) {
-				s.Kept = append(s.Kept, vpc)
+		s := HubState{Addr: h, Ago: ago, Down: !up(h), Unused: true}
+		for name, hs := range groups {
+			if !slices.Contains(hs, h) {
+				continue
+			}
+			s.Unused = false
+			if s.Down && !slices.ContainsFunc(hs, up) {
+				s.Kept = append(s.Kept, name)
 			}
 		}
 		slices.Sort(s.Kept)

@@ -13,7 +13,8 @@ import (
 // data plane from anywhere (courier-dpctl, tests): maps live in bpffs,
 // not in a network namespace, and keep their contents while hostd is
 // down. Only the reading methods (Counters, Drops, LearnLatency, Cache,
-// Dump, Taught, HubSeen, HubDown) may be used on it.
+// Dump, Taught, HubSeen, HubDownAfter, HubDown, HubStates) may be used
+// on it.
 func OpenPinned(pinRoot, chassis string) (*Datapath, error) {
 	if pinRoot == "" {
 		pinRoot = DefaultPinRoot

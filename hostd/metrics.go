@@ -65,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		probes: prometheus.NewCounter(prometheus.CounterOpts{Name: "courier_hostd_hub_probes_total",
 			Help: "Liveness probes sent to hubs and gateways."}),
 		hubsDown: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_hostd_hubs_down",
-			Help: "Hubs and gateways this host probes that have not answered lately: its data plane passes over them."}),
+			Help: "Hubs and gateways this host probes that have not answered lately: its data plane passes over each to another of its VPC's hubs or network's gateways that answers, if any (courier-dpctl hubs says which)."}),
 		monitoredRows: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "courier_hostd_monitored_rows",
 			Help: "Southbound rows this host receives, by table."}, []string{"table"}),
 		vpcSessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "courier_hostd_vpc_sessions",

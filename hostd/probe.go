@@ -130,9 +130,9 @@ func (d *Daemon) probe() {
 			continue
 		}
 		if d.probes[vtep].gateway {
-			d.log.Warn("a gateway stopped answering probes; new packets go to its network's other gateways", "gateway", vtep, "silent", ago)
+			d.log.Warn("a gateway stopped answering probes; new packets go to another of its network's gateways that answers, if any", "gateway", vtep, "silent", ago)
 		} else {
-			d.log.Warn("a hub stopped answering probes; new flows go to the VPC's other hubs", "hub", vtep, "silent", ago)
+			d.log.Warn("a hub stopped answering probes; new flows go to another of the VPC's hubs that answers, if any", "hub", vtep, "silent", ago)
 		}
 	}
 	d.m.hubsDown.Set(float64(down))

@@ -23,7 +23,7 @@ complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'vpcs' -
 complete -c courier-dpctl -n '__fish_seen_subcommand_from routes' -f -l help -s h -d 'show help'
 complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'routes' -d 'VPC routes'
 complete -c courier-dpctl -n '__fish_seen_subcommand_from hubs' -f -l help -s h -d 'show help'
-complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'hubs' -d 'each VPC\'s hubs, and when each last answered this host\'s probes'
+complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'hubs' -d 'each VPC\'s hubs; when each hub and gateway last answered this host\'s probes, and whether the DVR passes over it'
 complete -c courier-dpctl -n '__fish_seen_subcommand_from locals' -f -l help -s h -d 'show help'
 complete -r -c courier-dpctl -n '__fish_courier-dpctl_no_subcommand' -a 'locals' -d 'addresses held by local ports'
 complete -c courier-dpctl -n '__fish_seen_subcommand_from eips' -f -l help -s h -d 'show help'

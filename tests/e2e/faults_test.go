@@ -117,7 +117,7 @@ func TestDeadHubIsPassedOverWithinHalfASecond(t *testing.T) {
 	if c := e.counters("hv3"); c["hub_down_skipped"] == 0 {
 		t.Errorf("hv3's DVR never passed over the dead hub: %v", c)
 	}
-	down := regexp.MustCompile(`probe ` + regexp.QuoteMeta(e.vtep(used).String()) + `: last answered \S+ ago, down`)
+	down := regexp.MustCompile(`probe ` + regexp.QuoteMeta(e.vtep(used).String()) + `: last answered \S+ ago, down: the DVR passes over it\n`)
 	if hubsErr != nil || !down.MatchString(hubs.String()) {
 		t.Errorf("courier-dpctl hubs on hv3, %s dead for 700 ms: %v\n%s", used, hubsErr, hubs.String())
 	}

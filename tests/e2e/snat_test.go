@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	"github.com/courier-sdn/courier/internal/lab"
 	"github.com/courier-sdn/courier/internal/testenv"
 	"github.com/courier-sdn/courier/schema/sbdb"
+	"github.com/courier-sdn/courier/tools/dpctl"
 	"github.com/courier-sdn/courier/tools/sandbox"
 )
 
@@ -180,9 +183,18 @@ func TestSNATToTheInternet(t *testing.T) {
 		}
 		skip := e.hostdLogSize("hv1")
 		e.hostDown(busy)
-		time.Sleep(3 * time.Second)
+		// Once the DVR passes over it (300 ms), the operator's view
+		// says so, naming it among the probed.
+		time.Sleep(700 * time.Millisecond)
+		var hubs bytes.Buffer
+		hubsErr := dpctl.App(&hubs).Run([]string{"courier-dpctl", "--pin-root", e.s.State.PinRoot, "--chassis", "hv1", "hubs"})
+		time.Sleep(2300 * time.Millisecond)
 		sent, recv := p.stop()
 		t.Logf("%s died: %d of %d pings lost (every 20 ms)", busy, sent-recv, sent)
+		down := regexp.MustCompile(`probe ` + regexp.QuoteMeta(e.vtep(busy).String()) + `: last answered \S+ ago, down: the DVR passes over it\n`)
+		if hubsErr != nil || !down.MatchString(hubs.String()) {
+			t.Errorf("courier-dpctl hubs on hv1, %s dead for 700 ms: %v\n%s", busy, hubsErr, hubs.String())
+		}
 		if sent < 100 || sent-recv > 50 {
 			t.Errorf("%d of %d pings lost after %s died, want its silence (300 ms) noticed within a second", sent-recv, sent, busy)
 		}

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -77,7 +76,7 @@ every chassis.`,
 			{Name: "vxnets", Usage: "vxnets and their flags", Action: list("vxnets", func(d *dataplane.Dump) []string { return d.Vxnets })},
 			{Name: "vpcs", Usage: "VPCs and their flags", Action: list("VPCs", func(d *dataplane.Dump) []string { return d.VPCs })},
 			{Name: "routes", Usage: "VPC routes", Action: list("routes", func(d *dataplane.Dump) []string { return d.Routes })},
-			{Name: "hubs", Usage: "each VPC's hubs, and when each last answered this host's probes", Action: with(hubs)},
+			{Name: "hubs", Usage: "each VPC's hubs; when each hub and gateway last answered this host's probes, and whether the DVR passes over it", Action: with(hubs)},
 			{Name: "locals", Usage: "addresses held by local ports", Action: list("local addresses", func(d *dataplane.Dump) []string { return d.Locals })},
 			{Name: "eips", Usage: "EIPs of local ports and their networks' gateways; on a gateway, where each EIP's port is",
 				Action: list("EIPs", func(d *dataplane.Dump) []string { return d.EIPs })},
@@ -132,19 +131,17 @@ func hubs(d *dataplane.Datapath, out io.Writer) error {
 	return nil
 }
 
-// hubVerdict says what the DVR does with a hub it probes.
+// hubVerdict says what the DVR does with a hub or gateway it probes.
 func hubVerdict(s dataplane.HubState) string {
 	switch {
 	case !s.Down:
 		return "up"
+	case s.Unused:
+		return "down; none of this host's VPCs or networks sends through it"
 	case len(s.Kept) == 0:
 		return "down: the DVR passes over it"
 	}
-	vpcs := make([]string, len(s.Kept))
-	for i, v := range s.Kept {
-		vpcs[i] = strconv.FormatUint(uint64(v), 10)
-	}
-	return "down, yet the DVR still sends through it for VPC " + strings.Join(vpcs, ", ") + ": none of their hubs is up"
+	return "down, yet the DVR still sends through it for " + strings.Join(s.Kept, ", ") + ": none of their hubs or gateways is up"
 }
 
 // unjudgedHubs lists the probes when whether a hub is down cannot be
