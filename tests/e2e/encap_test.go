@@ -57,7 +57,10 @@ func TestWhoEncapsulates(t *testing.T) {
 			}
 			e.encapsulatedBy(true)
 			// A recreated underlay interface: a new ifindex, which hostd
-			// follows within a second. By the operator's command.
+			// follows within a second. By the operator's command, which
+			// records hv2's new MAC in the sandbox's file, not in e.s:
+			// nothing after it here saves e.s's state or sets
+			// neighbours from it.
 			skip := e.hostdLogSize("hv2")
 			var out bytes.Buffer
 			if err := sandbox.App(&out).Run([]string{"courier-sandbox", "--run-dir", e.s.RunDir, "underlay-replace", "hv2"}); err != nil {

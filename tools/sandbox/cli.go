@@ -332,7 +332,11 @@ what the host's VMs send to other hosts may be lost. A host that is down
 						return err
 					}
 					h := s.lab.Hosts[name]
-					fmt.Fprintf(stdout, "%s's underlay link replaced: %s, MAC %s (its hostd follows it; its log says so)\n", name, h.VTEP, h.MAC)
+					follows := "its hostd follows it; its log says so"
+					if s.HostdPID(name) == 0 {
+						follows = fmt.Sprintf("its hostd is not running: courier-sandbox host-up %s starts it", name)
+					}
+					fmt.Fprintf(stdout, "%s's underlay link replaced: %s, MAC %s (%s)\n", name, h.VTEP, h.MAC, follows)
 					return nil
 				},
 			},
