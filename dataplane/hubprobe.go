@@ -66,7 +66,7 @@ func (d *Datapath) HubSeen() (map[netip.Addr]time.Duration, error) {
 // over it: the Config's on a data plane Load loaded; on one opened with
 // OpenPinned, the running programs' (hostd's --hub-down-after), read
 // once. An error says why it cannot be known: no program runs, or one of
-// another build.
+// a build without that setting.
 func (d *Datapath) HubDownAfter() (time.Duration, error) {
 	if d.cfg.HubDownAfter > 0 { // Load set it
 		return d.cfg.HubDownAfter, nil
@@ -85,25 +85,15 @@ func (d *Datapath) HubDown(ago time.Duration) bool {
 // runningHubDownAfter reads cfg_hub_down_ns from the programs hostd
 // attached for the chassis whose maps are pinned in dir.
 func runningHubDownAfter(dir string) (time.Duration, error) {
-	ro, err := runningRodata(dir)
+	vars, err := runningVars(dir)
 	if err != nil {
 		return 0, err
 	}
-	spec, err := loadDvr()
-	if err != nil {
-		return 0, err
+	v := vars["cfg_hub_down_ns"]
+	if len(v) != 8 {
+		return 0, errors.New("the running programs are of another build, without cfg_hub_down_ns: ask its own courier-dpctl")
 	}
-	v, ms := spec.Variables["cfg_hub_down_ns"], spec.Maps[".rodata"]
-	if v == nil || ms == nil {
-		return 0, errors.New("this build's programs have no cfg_hub_down_ns")
-	}
-	// The same size is what can be checked without the running
-	// programs' BTF; a build that moved the setting within the same
-	// size would go unnoticed (as OpenTracer's copy would).
-	if int(ms.ValueSize) != len(ro) {
-		return 0, fmt.Errorf("the running programs are of another build (settings of %d bytes, this build's %d): ask its own courier-dpctl", len(ro), ms.ValueSize)
-	}
-	return time.Duration(binary.LittleEndian.Uint64(ro[v.Offset:])), nil
+	return time.Duration(binary.LittleEndian.Uint64(v)), nil
 }
 
 // HubState is what the DVR makes of a hub or gateway this host probes

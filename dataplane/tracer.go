@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 )
 
@@ -81,7 +82,7 @@ func OpenTracer(pinRoot, chassis string) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	rodata, err := runningRodata(dir)
+	running, err := runningVars(dir)
 	if err != nil {
 		return nil, fmt.Errorf("chassis %s: %w", chassis, err)
 	}
@@ -89,11 +90,10 @@ func OpenTracer(pinRoot, chassis string) (*Tracer, error) {
 		if !v.Constant() {
 			continue
 		}
-		end := int(v.Offset) + len(v.Value)
-		if end > len(rodata) {
-			return nil, fmt.Errorf("chassis %s runs another version of the data plane (no %s); trace with its own courier-trace", chassis, name)
+		if len(running[name]) != len(v.Value) {
+			return nil, fmt.Errorf("chassis %s runs another version of the data plane (no %s of %d bytes); trace with its own courier-trace", chassis, name, len(v.Value))
 		}
-		copy(v.Value, rodata[v.Offset:end])
+		copy(v.Value, running[name])
 	}
 	if err := spec.Variables["cfg_trace"].Set(uint8(1)); err != nil {
 		return nil, err
@@ -134,24 +134,12 @@ func OpenTracer(pinRoot, chassis string) (*Tracer, error) {
 	return t, nil
 }
 
-// runningRodata reads the load-time configuration of the programs hostd
-// attached, through the pinned link of the tunnel program.
-func runningRodata(dir string) ([]byte, error) {
-	secs, err := runningSections(dir)
-	if err != nil {
-		return nil, err
-	}
-	if secs[".rodata"] == nil {
-		return nil, errors.New("the running programs have no .rodata")
-	}
-	return secs[".rodata"], nil
-}
-
-// runningSections reads the data sections of the programs hostd attached
-// (.rodata, the load-time configuration; .bss, what hostd changes while
-// they run), by section name, through the pinned link of the tunnel
-// program.
-func runningSections(dir string) (map[string][]byte, error) {
+// runningVars reads the variables of the programs hostd attached, by
+// name: those of .rodata (the load-time configuration) and of .bss (what
+// hostd changes while they run), each where the running programs' own
+// BTF places it, so that a build laid out otherwise is read right. They
+// are found through the pinned link of the tunnel program.
+func runningVars(dir string) (map[string][]byte, error) {
 	l, err := link.LoadPinnedLink(filepath.Join(dir, "links", "tunnel"), nil)
 	if err != nil {
 		return nil, fmt.Errorf("no tunnel program attached (is hostd running there?): %w", err)
@@ -177,18 +165,58 @@ func runningSections(dir string) (map[string][]byte, error) {
 		if err != nil {
 			continue
 		}
-		mi, err := m.Info()
-		for _, sec := range []string{".rodata", ".bss"} {
-			if err == nil && strings.HasSuffix(mi.Name, sec[1:]) && out[sec] == nil {
-				val := make([]byte, m.ValueSize())
-				if err := m.Lookup(uint32(0), &val); err == nil {
-					out[sec] = val
-				}
-			}
-		}
+		err = sectionVars(m, out)
 		m.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the running programs have no settings")
 	}
 	return out, nil
+}
+
+// sectionVars adds the variables of m to vars, if m is a .rodata or
+// .bss section: its value, cut by the datasec of its BTF.
+func sectionVars(m *ebpf.Map, vars map[string][]byte) error {
+	mi, err := m.Info()
+	if err != nil {
+		return nil
+	}
+	var sec string
+	for _, s := range []string{".rodata", ".bss"} {
+		if strings.HasSuffix(mi.Name, s[1:]) {
+			sec = s
+		}
+	}
+	id, ok := mi.BTFID()
+	if sec == "" || !ok {
+		return nil
+	}
+	val := make([]byte, m.ValueSize())
+	if err := m.Lookup(uint32(0), &val); err != nil {
+		return fmt.Errorf("read the running %s: %w", sec, err)
+	}
+	h, err := btf.NewHandleFromID(id)
+	if err != nil {
+		return fmt.Errorf("the running %s's BTF: %w", sec, err)
+	}
+	defer h.Close()
+	spec, err := h.Spec(nil)
+	if err != nil {
+		return fmt.Errorf("the running %s's BTF: %w", sec, err)
+	}
+	var ds *btf.Datasec
+	if err := spec.TypeByName(sec, &ds); err != nil {
+		return fmt.Errorf("the running %s's BTF: %w", sec, err)
+	}
+	for _, v := range ds.Vars {
+		if end := int(v.Offset) + int(v.Size); end <= len(val) {
+			vars[v.Type.TypeName()] = val[v.Offset:end]
+		}
+	}
+	return nil
 }
 
 // Close releases the trace programs (the chassis's maps stay).

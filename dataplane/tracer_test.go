@@ -2,8 +2,10 @@ package dataplane
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -147,5 +149,39 @@ func TestTraceRunsTheRealProgramAndChangesNothing(t *testing.T) {
 	r := run(t, d.objs.PortIngress, f.p1, cross)
 	if vtep, vni, _, _ := sent(t, d); r.verdict != actRedirect || vtep != peerB || vni != 5002 {
 		t.Errorf("the real program sent to %s vni %d (verdict %d)", vtep, vni, r.verdict)
+	}
+}
+
+// runningVars reads the running programs' variables by name, cut by
+// their own BTF: every variable of this build's .rodata and .bss, of
+// its size, and the values Load gave (hostd's configuration).
+func TestRunningVarsByName(t *testing.T) {
+	f := newFixtureWith(t, false, Config{HubDownAfter: 1234 * time.Millisecond})
+	vars, err := runningVars(f.d.pinDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := loadDvr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for name, v := range spec.Variables {
+		if v.SectionName != ".rodata" && v.SectionName != ".bss" {
+			continue
+		}
+		n++
+		if len(vars[name]) != len(v.Value) {
+			t.Errorf("%s (%s): %d bytes read, %d in this build", name, v.SectionName, len(vars[name]), len(v.Value))
+		}
+	}
+	if n == 0 || len(vars) != n {
+		t.Errorf("%d variables read, this build has %d", len(vars), n)
+	}
+	for name, want := range map[string]uint64{"cfg_hub_down_ns": uint64(1234 * time.Millisecond), "cfg_local_vtep": uint64(host32(local))} {
+		b := append(vars[name], make([]byte, 8)...)
+		if got := binary.LittleEndian.Uint64(b[:8]) & (1<<(8*len(vars[name])) - 1); got != want {
+			t.Errorf("%s read as %#x, want %#x", name, got, want)
+		}
 	}
 }

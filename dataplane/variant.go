@@ -38,36 +38,17 @@ func LoadVariant(obj []byte, pinRoot, chassis string, test bool) (*ebpf.Collecti
 	if err != nil {
 		return nil, err
 	}
-	running, err := loadDvr()
+	running, err := runningVars(dir)
 	if err != nil {
 		return nil, err
 	}
-	secs, err := runningSections(dir)
-	if err != nil {
-		return nil, err
-	}
-	// The running values are read by this build's layout: a chassis
-	// running another build's programs (a hostd binary older than this
-	// one) would hand every variable another's bytes.
-	for sec, data := range secs {
-		if ms, ok := running.Maps[sec]; ok && int(ms.ValueSize) != len(data) {
-			return nil, fmt.Errorf("chassis %s runs another build's programs (%s of %d bytes, this build's %d): run this build's hostd",
-				chassis, sec, len(data), ms.ValueSize)
-		}
-	}
-	// Every variable both builds name, from the section this build keeps
-	// it in: a constant, or one hostd changes as the programs run (.bss:
-	// the underlay's ifindex, without which a variant never encapsulates).
+	// Every variable both builds name, where each build keeps it: a
+	// constant, or one hostd changes as the programs run (.bss: the
+	// underlay's ifindex, without which a variant never encapsulates).
 	for name, v := range spec.Variables {
-		cur, ok := running.Variables[name]
-		if !ok {
-			continue
+		if data, ok := running[name]; ok && len(data) == len(v.Value) {
+			copy(v.Value, data)
 		}
-		data := secs[cur.SectionName]
-		if len(cur.Value) != len(v.Value) || int(cur.Offset)+len(v.Value) > len(data) {
-			continue
-		}
-		copy(v.Value, data[cur.Offset:int(cur.Offset)+len(v.Value)])
 	}
 	for _, name := range []string{"cfg_test", "cfg_test_tunnel"} {
 		if v, ok := spec.Variables[name]; ok {
