@@ -1,9 +1,11 @@
 package dataplane
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -11,8 +13,9 @@ import (
 
 // Hub liveness, in band (bpf/learn.h, bpf/hubs.h): hostd probes each hub
 // its VPCs use, the hub's kernel answers, and the reply stamps the hub's
-// entry in hub_seen. The DVR passes over a hub silent for HubDownAfter,
-// so new flows stop going to a dead hub within a few hundred
+// entry in hub_seen. The DVR passes over a hub silent for HubDownAfter
+// for another that answers, if any, so new flows stop going to a dead
+// hub within a few hundred
 // milliseconds, while southd, judging heartbeats, takes seconds to
 // replace it.
 
@@ -91,7 +94,7 @@ func runningHubDownAfter(dir string) (time.Duration, error) {
 	}
 	v := vars["cfg_hub_down_ns"]
 	if len(v) != 8 {
-		return 0, errors.New("the running programs are of another build, without cfg_hub_down_ns: ask its own courier-dpctl")
+		return 0, errors.New("the running programs have no cfg_hub_down_ns of 8 bytes (another build?): ask its own courier-dpctl")
 	}
 	return time.Duration(binary.LittleEndian.Uint64(v)), nil
 }
@@ -130,16 +133,32 @@ func (d *Datapath) HubStates() ([]HubState, error) {
 	if err != nil {
 		return nil, err
 	}
-	groups := map[string][]netip.Addr{}
+	return hubStates(hubGroups(hubs, gws), seen, after), nil
+}
+
+// hubGroup is what picks among a list of hubs or gateways: a VPC
+// (pick_hub) or an external network (pick_gateway).
+type hubGroup struct {
+	kind string // "VPC" or "network"
+	id   uint32
+}
+
+func (g hubGroup) String() string { return fmt.Sprintf("%s %d", g.kind, g.id) }
+
+// hubGroups are the lists the DVR picks from, as it reads them: a
+// VPC's hubs unless there are more than MAX_HUBS (pick_hub then picks
+// none), a network's first MAX_GATEWAYS gateways.
+func hubGroups(hubs map[uint32]dvrHubs, gws map[uint32]dvrEipGws) map[hubGroup][]netip.Addr {
+	groups := map[hubGroup][]netip.Addr{}
 	for vpc, h := range hubs {
-		if h.N <= uint32(len(h.Vtep)) { // pick_hub takes none from a longer list
-			groups[fmt.Sprintf("VPC %d", vpc)] = vteps(h.Vtep[:h.N])
+		if h.N <= uint32(len(h.Vtep)) {
+			groups[hubGroup{"VPC", vpc}] = vteps(h.Vtep[:h.N])
 		}
 	}
 	for net, g := range gws {
-		groups[fmt.Sprintf("network %d", net)] = vteps(g.Vtep[:min(g.N, uint32(len(g.Vtep)))]) // as pick_gateway
+		groups[hubGroup{"network", net}] = vteps(g.Vtep[:min(g.N, uint32(len(g.Vtep)))])
 	}
-	return hubStates(groups, seen, after), nil
+	return groups
 }
 
 func vteps(host32 []uint32) []netip.Addr {
@@ -155,24 +174,26 @@ func vteps(host32 []uint32) []netip.Addr {
 // never probed; a group's (a VPC's hubs, a network's gateways) packets
 // pass over one that is down to one of the group's that is up, and when
 // none is, go to the one their hash picks, any of them.
-func hubStates(groups map[string][]netip.Addr, seen map[netip.Addr]time.Duration, after time.Duration) []HubState {
+func hubStates(groups map[hubGroup][]netip.Addr, seen map[netip.Addr]time.Duration, after time.Duration) []HubState {
 	up := func(h netip.Addr) bool {
 		ago, ok := seen[h]
 		return !ok || ago < after
 	}
+	order := slices.SortedFunc(maps.Keys(groups), func(a, b hubGroup) int {
+		return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(a.id, b.id))
+	})
 	var out []HubState
 	for h, ago := range seen {
 		s := HubState{Addr: h, Ago: ago, Down: !up(h), Unused: true}
-		for name, hs := range groups {
-			if !slices.Contains(hs, h) {
+		for _, g := range order {
+			if !slices.Contains(groups[g], h) {
 				continue
 			}
 			s.Unused = false
-			if s.Down && !slices.ContainsFunc(hs, up) {
-				s.Kept = append(s.Kept, name)
+			if s.Down && !slices.ContainsFunc(groups[g], up) {
+				s.Kept = append(s.Kept, g.String())
 			}
 		}
-		slices.Sort(s.Kept)
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b HubState) int { return a.Addr.Compare(b.Addr) })

@@ -44,7 +44,8 @@ type Config struct {
 	// it are dropped here for this long (default 500 ms).
 	UnknownTTL time.Duration
 	// HubDownAfter: a hub that has not answered probes for this long is
-	// passed over for another of the VPC's hubs (default 300 ms).
+	// passed over for another of the VPC's hubs that answers, if any
+	// (default 300 ms).
 	HubDownAfter time.Duration
 	// ICMPBudget limits, per port, the ICMP errors sent back to it.
 	ICMPBudget Budget

@@ -186,7 +186,7 @@ func sectionVars(m *ebpf.Map, vars map[string][]byte) error {
 	}
 	var sec string
 	for _, s := range []string{".rodata", ".bss"} {
-		if strings.HasSuffix(mi.Name, s[1:]) {
+		if mi.Name == s || mi.Name == s[1:] { // without the dot on kernels that refuse one
 			sec = s
 		}
 	}
@@ -213,7 +213,7 @@ func sectionVars(m *ebpf.Map, vars map[string][]byte) error {
 	}
 	for _, v := range ds.Vars {
 		if end := int(v.Offset) + int(v.Size); end <= len(val) {
-			vars[v.Type.TypeName()] = val[v.Offset:end]
+			vars[v.Type.TypeName()] = val[v.Offset:end:end]
 		}
 	}
 	return nil

@@ -40,7 +40,7 @@ func LoadVariant(obj []byte, pinRoot, chassis string, test bool) (*ebpf.Collecti
 	}
 	running, err := runningVars(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("chassis %s: %w", chassis, err)
 	}
 	// Every variable both builds name, where each build keeps it: a
 	// constant, or one hostd changes as the programs run (.bss: the

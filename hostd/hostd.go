@@ -212,7 +212,8 @@ const (
 	safetyReconcile  = time.Minute
 	defaultCacheIdle = 5 * time.Minute
 	// defaultProbeInterval: with hubs judged down after 300 ms of
-	// silence, a dead hub is passed over within about 400 ms.
+	// silence, a dead hub is passed over (for one that answers) within
+	// about 400 ms.
 	defaultProbeInterval = 100 * time.Millisecond
 )
 

@@ -12,7 +12,7 @@ import (
 
 // Hub liveness (dataplane/hubprobe.go): hostd probes every hub of the
 // VPCs it takes part in, and the data plane passes over a hub that stops
-// answering. This costs each hub one small packet per host per interval
+// answering for another that answers, if any. This costs each hub one small packet per host per interval
 // (10 a second by default), answered in its kernel: with 1,000 hosts,
 // 10,000 packets a second, against the seconds of failed new flows that
 // waiting for southd would cost.
