@@ -15,9 +15,8 @@ import (
 // its VPCs use, the hub's kernel answers, and the reply stamps the hub's
 // entry in hub_seen. The DVR passes over a hub silent for HubDownAfter
 // for another that answers, if any, so new flows stop going to a dead
-// hub within a few hundred
-// milliseconds, while southd, judging heartbeats, takes seconds to
-// replace it.
+// hub within a few hundred milliseconds, while southd, judging
+// heartbeats, takes seconds to replace it.
 
 func (d *Datapath) hubSeenT() table[uint32, uint64] {
 	return table[uint32, uint64]{d.objs.HubSeenV1, "hub_seen"}
