@@ -358,13 +358,21 @@ func carryEntries(src *ebpf.Map, dstPin string, size int) (int, error) {
 		return 0, fmt.Errorf("keys of %d bytes into %d, values of %d bytes, %d expected, into %d",
 			src.KeySize(), dst.KeySize(), src.ValueSize(), size, dst.ValueSize())
 	}
+	return copyEntries(src, dst, size, ebpf.UpdateNoExist)
+}
+
+// copyEntries writes the first size bytes of each of src's values into
+// dst, under the same key, zero beyond them to dst's value size, and
+// says how many it wrote. With ebpf.UpdateNoExist a key dst has already
+// keeps its entry.
+func copyEntries(src, dst *ebpf.Map, size int, flags ebpf.MapUpdateFlags) (int, error) {
 	var k, v []byte
 	val := make([]byte, dst.ValueSize()) // only its first size bytes are ever written
 	n := 0
 	it := src.Iterate()
 	for it.Next(&k, &v) {
-		copy(val, v)
-		err := dst.Update(k, val, ebpf.UpdateNoExist)
+		copy(val, v[:size])
+		err := dst.Update(k, val, flags)
 		if errors.Is(err, ebpf.ErrKeyExist) {
 			continue
 		}

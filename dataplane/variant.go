@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -122,15 +121,9 @@ func fillEarlierLayouts(coll *ebpf.Collection, dir string, pinned map[string]*eb
 			src.Close()
 			return fmt.Errorf("%s's values (%d bytes) are shorter than the variant's %s (%d)", l.into, src.ValueSize(), name, l.size)
 		}
-		var k, v []byte
-		it := src.Iterate()
-		for it.Next(&k, &v) {
-			if err = dst.Put(k, v[:l.size]); err != nil {
-				break
-			}
-		}
+		_, err = copyEntries(src, dst, l.size, ebpf.UpdateAny)
 		src.Close()
-		if err = errors.Join(err, it.Err()); err != nil {
+		if err != nil {
 			return fmt.Errorf("fill the variant's %s from %s: %w", name, l.into, err)
 		}
 	}
