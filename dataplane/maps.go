@@ -432,15 +432,13 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	// program never sees a port whose vxnet is not there yet.
 	d.applyConfig(s, want, have, add)
 	// A port's identity and its groups' rules before the port itself.
-	if err := d.applySG(want.sg, have.sg, add); err != nil {
-		errs = append(errs, err)
-	}
-	if err := d.applyEIP(want.eip, have.eip, add); err != nil {
-		errs = append(errs, err)
-	}
-	if err := d.applyPhys(want.phys, have.phys, add); err != nil {
-		errs = append(errs, err)
-	}
+	// Each step reports what it wrote, and every error it goes on past,
+	// through add; the three below also return the error that ended them
+	// (the groups' generation to bump, a program to attach, the kernel's
+	// state to read first).
+	add(0, 0, d.applySG(want.sg, have.sg, add))
+	add(0, 0, d.applyEIP(want.eip, have.eip, add))
+	add(0, 0, d.applyPhys(want.phys, have.phys, add))
 	if sameEIPs == nil {
 		add(d.vpcEIPsT().sync(want.vpcEIP, have.vpcEIP))
 	}
