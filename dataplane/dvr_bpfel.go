@@ -57,11 +57,6 @@ type dvrDhcpPort struct {
 	Opts [256]uint8
 }
 
-type dvrDhcpScratch struct {
-	_ structs.HostLayout
-	B [512]uint8
-}
-
 type dvrEipGws struct {
 	_    structs.HostLayout
 	N    uint32
@@ -91,11 +86,6 @@ type dvrEncapRoute struct {
 	Family  uint32
 	Nh      [4]uint32
 	_       [4]byte
-}
-
-type dvrEncapScratch struct {
-	_ structs.HostLayout
-	B [8]uint64
 }
 
 type dvrEpKey struct {
@@ -267,6 +257,11 @@ type dvrRouteKey struct {
 	Ip        uint32
 }
 
+type dvrScratch struct {
+	_ structs.HostLayout
+	B [512]uint8
+}
+
 type dvrSgDeniedKey struct {
 	_   structs.HostLayout
 	Vpc uint32
@@ -318,20 +313,6 @@ type dvrSgRulesKey struct {
 	Group uint32
 	Dir   uint16
 	Chunk uint16
-}
-
-type dvrSgWalk struct {
-	_        structs.HostLayout
-	Vpc      uint32
-	RemoteId uint32
-	Raddr    uint32
-	Dir      uint32
-	Proto    uint32
-	Dport    uint32
-	N        uint32
-	Result   uint32
-	Chunks   uint32
-	Groups   [16]uint32
 }
 
 type dvrSnatBlock struct {
@@ -392,13 +373,6 @@ type dvrSnatRval struct {
 	Pad     uint8
 	Ifindex uint32
 	SeenNs  uint64
-}
-
-type dvrSnatScratch struct {
-	_  structs.HostLayout
-	Rk dvrSnatRkey
-	Rv dvrSnatRval
-	Fv dvrSnatFval
 }
 
 type dvrSnatUse struct {
@@ -473,15 +447,12 @@ type dvrVxnet struct {
 const (
 	dvrMapBudgetsV1          = "budgets_v1"
 	dvrMapCacheV1            = "cache_v1"
-	dvrMapCtScratch          = "ct_scratch"
 	dvrMapCtV1               = "ct_v1"
-	dvrMapDhcpScratch        = "dhcp_scratch"
 	dvrMapDhcpV1             = "dhcp_v1"
 	dvrMapDropsV1            = "drops_v1"
 	dvrMapEipGwsV1           = "eip_gws_v1"
 	dvrMapEipLocalV1         = "eip_local_v1"
 	dvrMapEipPortsV1         = "eip_ports_v1"
-	dvrMapEncapFib           = "encap_fib"
 	dvrMapEncapRoutes        = "encap_routes"
 	dvrMapEvRlV1             = "ev_rl_v1"
 	dvrMapEventsV1           = "events_v1"
@@ -512,18 +483,17 @@ const (
 	dvrMapPortsV3            = "ports_v3"
 	dvrMapRedirectOut        = "redirect_out"
 	dvrMapRoutesV1           = "routes_v1"
+	dvrMapScratchV1          = "scratch_v1"
 	dvrMapSgDeniedV1         = "sg_denied_v1"
 	dvrMapSgGenV1            = "sg_gen_v1"
 	dvrMapSgIdentV1          = "sg_ident_v1"
 	dvrMapSgMemberV1         = "sg_member_v1"
 	dvrMapSgRulesV2          = "sg_rules_v2"
-	dvrMapSgWalkScratch      = "sg_walk_scratch"
 	dvrMapSnatFragsV1        = "snat_frags_v1"
 	dvrMapSnatFwdV1          = "snat_fwd_v1"
 	dvrMapSnatPortsV1        = "snat_ports_v1"
 	dvrMapSnatQuotaV1        = "snat_quota_v1"
 	dvrMapSnatRevV1          = "snat_rev_v1"
-	dvrMapSnatScratch        = "snat_scratch"
 	dvrMapSnatUseV1          = "snat_use_v1"
 	dvrMapStatsV1            = "stats_v1"
 	dvrMapTraceRecs          = "trace_recs"
@@ -617,15 +587,12 @@ type dvrProgramSpecs struct {
 type dvrMapSpecs struct {
 	BudgetsV1       *ebpf.MapSpec `ebpf:"budgets_v1"`
 	CacheV1         *ebpf.MapSpec `ebpf:"cache_v1"`
-	CtScratch       *ebpf.MapSpec `ebpf:"ct_scratch"`
 	CtV1            *ebpf.MapSpec `ebpf:"ct_v1"`
-	DhcpScratch     *ebpf.MapSpec `ebpf:"dhcp_scratch"`
 	DhcpV1          *ebpf.MapSpec `ebpf:"dhcp_v1"`
 	DropsV1         *ebpf.MapSpec `ebpf:"drops_v1"`
 	EipGwsV1        *ebpf.MapSpec `ebpf:"eip_gws_v1"`
 	EipLocalV1      *ebpf.MapSpec `ebpf:"eip_local_v1"`
 	EipPortsV1      *ebpf.MapSpec `ebpf:"eip_ports_v1"`
-	EncapFib        *ebpf.MapSpec `ebpf:"encap_fib"`
 	EncapRoutes     *ebpf.MapSpec `ebpf:"encap_routes"`
 	EvRlV1          *ebpf.MapSpec `ebpf:"ev_rl_v1"`
 	EventsV1        *ebpf.MapSpec `ebpf:"events_v1"`
@@ -656,18 +623,17 @@ type dvrMapSpecs struct {
 	PortsV3         *ebpf.MapSpec `ebpf:"ports_v3"`
 	RedirectOut     *ebpf.MapSpec `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.MapSpec `ebpf:"routes_v1"`
+	ScratchV1       *ebpf.MapSpec `ebpf:"scratch_v1"`
 	SgDeniedV1      *ebpf.MapSpec `ebpf:"sg_denied_v1"`
 	SgGenV1         *ebpf.MapSpec `ebpf:"sg_gen_v1"`
 	SgIdentV1       *ebpf.MapSpec `ebpf:"sg_ident_v1"`
 	SgMemberV1      *ebpf.MapSpec `ebpf:"sg_member_v1"`
 	SgRulesV2       *ebpf.MapSpec `ebpf:"sg_rules_v2"`
-	SgWalkScratch   *ebpf.MapSpec `ebpf:"sg_walk_scratch"`
 	SnatFragsV1     *ebpf.MapSpec `ebpf:"snat_frags_v1"`
 	SnatFwdV1       *ebpf.MapSpec `ebpf:"snat_fwd_v1"`
 	SnatPortsV1     *ebpf.MapSpec `ebpf:"snat_ports_v1"`
 	SnatQuotaV1     *ebpf.MapSpec `ebpf:"snat_quota_v1"`
 	SnatRevV1       *ebpf.MapSpec `ebpf:"snat_rev_v1"`
-	SnatScratch     *ebpf.MapSpec `ebpf:"snat_scratch"`
 	SnatUseV1       *ebpf.MapSpec `ebpf:"snat_use_v1"`
 	StatsV1         *ebpf.MapSpec `ebpf:"stats_v1"`
 	TraceRecs       *ebpf.MapSpec `ebpf:"trace_recs"`
@@ -731,15 +697,12 @@ func (o *dvrObjects) Close() error {
 type dvrMaps struct {
 	BudgetsV1       *ebpf.Map `ebpf:"budgets_v1"`
 	CacheV1         *ebpf.Map `ebpf:"cache_v1"`
-	CtScratch       *ebpf.Map `ebpf:"ct_scratch"`
 	CtV1            *ebpf.Map `ebpf:"ct_v1"`
-	DhcpScratch     *ebpf.Map `ebpf:"dhcp_scratch"`
 	DhcpV1          *ebpf.Map `ebpf:"dhcp_v1"`
 	DropsV1         *ebpf.Map `ebpf:"drops_v1"`
 	EipGwsV1        *ebpf.Map `ebpf:"eip_gws_v1"`
 	EipLocalV1      *ebpf.Map `ebpf:"eip_local_v1"`
 	EipPortsV1      *ebpf.Map `ebpf:"eip_ports_v1"`
-	EncapFib        *ebpf.Map `ebpf:"encap_fib"`
 	EncapRoutes     *ebpf.Map `ebpf:"encap_routes"`
 	EvRlV1          *ebpf.Map `ebpf:"ev_rl_v1"`
 	EventsV1        *ebpf.Map `ebpf:"events_v1"`
@@ -770,18 +733,17 @@ type dvrMaps struct {
 	PortsV3         *ebpf.Map `ebpf:"ports_v3"`
 	RedirectOut     *ebpf.Map `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.Map `ebpf:"routes_v1"`
+	ScratchV1       *ebpf.Map `ebpf:"scratch_v1"`
 	SgDeniedV1      *ebpf.Map `ebpf:"sg_denied_v1"`
 	SgGenV1         *ebpf.Map `ebpf:"sg_gen_v1"`
 	SgIdentV1       *ebpf.Map `ebpf:"sg_ident_v1"`
 	SgMemberV1      *ebpf.Map `ebpf:"sg_member_v1"`
 	SgRulesV2       *ebpf.Map `ebpf:"sg_rules_v2"`
-	SgWalkScratch   *ebpf.Map `ebpf:"sg_walk_scratch"`
 	SnatFragsV1     *ebpf.Map `ebpf:"snat_frags_v1"`
 	SnatFwdV1       *ebpf.Map `ebpf:"snat_fwd_v1"`
 	SnatPortsV1     *ebpf.Map `ebpf:"snat_ports_v1"`
 	SnatQuotaV1     *ebpf.Map `ebpf:"snat_quota_v1"`
 	SnatRevV1       *ebpf.Map `ebpf:"snat_rev_v1"`
-	SnatScratch     *ebpf.Map `ebpf:"snat_scratch"`
 	SnatUseV1       *ebpf.Map `ebpf:"snat_use_v1"`
 	StatsV1         *ebpf.Map `ebpf:"stats_v1"`
 	TraceRecs       *ebpf.Map `ebpf:"trace_recs"`
@@ -797,15 +759,12 @@ func (m *dvrMaps) Close() error {
 	return _DvrClose(
 		m.BudgetsV1,
 		m.CacheV1,
-		m.CtScratch,
 		m.CtV1,
-		m.DhcpScratch,
 		m.DhcpV1,
 		m.DropsV1,
 		m.EipGwsV1,
 		m.EipLocalV1,
 		m.EipPortsV1,
-		m.EncapFib,
 		m.EncapRoutes,
 		m.EvRlV1,
 		m.EventsV1,
@@ -836,18 +795,17 @@ func (m *dvrMaps) Close() error {
 		m.PortsV3,
 		m.RedirectOut,
 		m.RoutesV1,
+		m.ScratchV1,
 		m.SgDeniedV1,
 		m.SgGenV1,
 		m.SgIdentV1,
 		m.SgMemberV1,
 		m.SgRulesV2,
-		m.SgWalkScratch,
 		m.SnatFragsV1,
 		m.SnatFwdV1,
 		m.SnatPortsV1,
 		m.SnatQuotaV1,
 		m.SnatRevV1,
-		m.SnatScratch,
 		m.SnatUseV1,
 		m.StatsV1,
 		m.TraceRecs,

@@ -25,15 +25,12 @@ type dvrprofProfSlot struct {
 const (
 	dvrprofMapBudgetsV1          = "budgets_v1"
 	dvrprofMapCacheV1            = "cache_v1"
-	dvrprofMapCtScratch          = "ct_scratch"
 	dvrprofMapCtV1               = "ct_v1"
-	dvrprofMapDhcpScratch        = "dhcp_scratch"
 	dvrprofMapDhcpV1             = "dhcp_v1"
 	dvrprofMapDropsV1            = "drops_v1"
 	dvrprofMapEipGwsV1           = "eip_gws_v1"
 	dvrprofMapEipLocalV1         = "eip_local_v1"
 	dvrprofMapEipPortsV1         = "eip_ports_v1"
-	dvrprofMapEncapFib           = "encap_fib"
 	dvrprofMapEncapRoutes        = "encap_routes"
 	dvrprofMapEvRlV1             = "ev_rl_v1"
 	dvrprofMapEventsV1           = "events_v1"
@@ -65,18 +62,17 @@ const (
 	dvrprofMapProfStartNs        = "prof_start_ns"
 	dvrprofMapRedirectOut        = "redirect_out"
 	dvrprofMapRoutesV1           = "routes_v1"
+	dvrprofMapScratchV1          = "scratch_v1"
 	dvrprofMapSgDeniedV1         = "sg_denied_v1"
 	dvrprofMapSgGenV1            = "sg_gen_v1"
 	dvrprofMapSgIdentV1          = "sg_ident_v1"
 	dvrprofMapSgMemberV1         = "sg_member_v1"
 	dvrprofMapSgRulesV2          = "sg_rules_v2"
-	dvrprofMapSgWalkScratch      = "sg_walk_scratch"
 	dvrprofMapSnatFragsV1        = "snat_frags_v1"
 	dvrprofMapSnatFwdV1          = "snat_fwd_v1"
 	dvrprofMapSnatPortsV1        = "snat_ports_v1"
 	dvrprofMapSnatQuotaV1        = "snat_quota_v1"
 	dvrprofMapSnatRevV1          = "snat_rev_v1"
-	dvrprofMapSnatScratch        = "snat_scratch"
 	dvrprofMapSnatUseV1          = "snat_use_v1"
 	dvrprofMapStageProf          = "stage_prof"
 	dvrprofMapStatsV1            = "stats_v1"
@@ -171,15 +167,12 @@ type dvrprofProgramSpecs struct {
 type dvrprofMapSpecs struct {
 	BudgetsV1       *ebpf.MapSpec `ebpf:"budgets_v1"`
 	CacheV1         *ebpf.MapSpec `ebpf:"cache_v1"`
-	CtScratch       *ebpf.MapSpec `ebpf:"ct_scratch"`
 	CtV1            *ebpf.MapSpec `ebpf:"ct_v1"`
-	DhcpScratch     *ebpf.MapSpec `ebpf:"dhcp_scratch"`
 	DhcpV1          *ebpf.MapSpec `ebpf:"dhcp_v1"`
 	DropsV1         *ebpf.MapSpec `ebpf:"drops_v1"`
 	EipGwsV1        *ebpf.MapSpec `ebpf:"eip_gws_v1"`
 	EipLocalV1      *ebpf.MapSpec `ebpf:"eip_local_v1"`
 	EipPortsV1      *ebpf.MapSpec `ebpf:"eip_ports_v1"`
-	EncapFib        *ebpf.MapSpec `ebpf:"encap_fib"`
 	EncapRoutes     *ebpf.MapSpec `ebpf:"encap_routes"`
 	EvRlV1          *ebpf.MapSpec `ebpf:"ev_rl_v1"`
 	EventsV1        *ebpf.MapSpec `ebpf:"events_v1"`
@@ -211,18 +204,17 @@ type dvrprofMapSpecs struct {
 	ProfStartNs     *ebpf.MapSpec `ebpf:"prof_start_ns"`
 	RedirectOut     *ebpf.MapSpec `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.MapSpec `ebpf:"routes_v1"`
+	ScratchV1       *ebpf.MapSpec `ebpf:"scratch_v1"`
 	SgDeniedV1      *ebpf.MapSpec `ebpf:"sg_denied_v1"`
 	SgGenV1         *ebpf.MapSpec `ebpf:"sg_gen_v1"`
 	SgIdentV1       *ebpf.MapSpec `ebpf:"sg_ident_v1"`
 	SgMemberV1      *ebpf.MapSpec `ebpf:"sg_member_v1"`
 	SgRulesV2       *ebpf.MapSpec `ebpf:"sg_rules_v2"`
-	SgWalkScratch   *ebpf.MapSpec `ebpf:"sg_walk_scratch"`
 	SnatFragsV1     *ebpf.MapSpec `ebpf:"snat_frags_v1"`
 	SnatFwdV1       *ebpf.MapSpec `ebpf:"snat_fwd_v1"`
 	SnatPortsV1     *ebpf.MapSpec `ebpf:"snat_ports_v1"`
 	SnatQuotaV1     *ebpf.MapSpec `ebpf:"snat_quota_v1"`
 	SnatRevV1       *ebpf.MapSpec `ebpf:"snat_rev_v1"`
-	SnatScratch     *ebpf.MapSpec `ebpf:"snat_scratch"`
 	SnatUseV1       *ebpf.MapSpec `ebpf:"snat_use_v1"`
 	StageProf       *ebpf.MapSpec `ebpf:"stage_prof"`
 	StatsV1         *ebpf.MapSpec `ebpf:"stats_v1"`
@@ -287,15 +279,12 @@ func (o *dvrprofObjects) Close() error {
 type dvrprofMaps struct {
 	BudgetsV1       *ebpf.Map `ebpf:"budgets_v1"`
 	CacheV1         *ebpf.Map `ebpf:"cache_v1"`
-	CtScratch       *ebpf.Map `ebpf:"ct_scratch"`
 	CtV1            *ebpf.Map `ebpf:"ct_v1"`
-	DhcpScratch     *ebpf.Map `ebpf:"dhcp_scratch"`
 	DhcpV1          *ebpf.Map `ebpf:"dhcp_v1"`
 	DropsV1         *ebpf.Map `ebpf:"drops_v1"`
 	EipGwsV1        *ebpf.Map `ebpf:"eip_gws_v1"`
 	EipLocalV1      *ebpf.Map `ebpf:"eip_local_v1"`
 	EipPortsV1      *ebpf.Map `ebpf:"eip_ports_v1"`
-	EncapFib        *ebpf.Map `ebpf:"encap_fib"`
 	EncapRoutes     *ebpf.Map `ebpf:"encap_routes"`
 	EvRlV1          *ebpf.Map `ebpf:"ev_rl_v1"`
 	EventsV1        *ebpf.Map `ebpf:"events_v1"`
@@ -327,18 +316,17 @@ type dvrprofMaps struct {
 	ProfStartNs     *ebpf.Map `ebpf:"prof_start_ns"`
 	RedirectOut     *ebpf.Map `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.Map `ebpf:"routes_v1"`
+	ScratchV1       *ebpf.Map `ebpf:"scratch_v1"`
 	SgDeniedV1      *ebpf.Map `ebpf:"sg_denied_v1"`
 	SgGenV1         *ebpf.Map `ebpf:"sg_gen_v1"`
 	SgIdentV1       *ebpf.Map `ebpf:"sg_ident_v1"`
 	SgMemberV1      *ebpf.Map `ebpf:"sg_member_v1"`
 	SgRulesV2       *ebpf.Map `ebpf:"sg_rules_v2"`
-	SgWalkScratch   *ebpf.Map `ebpf:"sg_walk_scratch"`
 	SnatFragsV1     *ebpf.Map `ebpf:"snat_frags_v1"`
 	SnatFwdV1       *ebpf.Map `ebpf:"snat_fwd_v1"`
 	SnatPortsV1     *ebpf.Map `ebpf:"snat_ports_v1"`
 	SnatQuotaV1     *ebpf.Map `ebpf:"snat_quota_v1"`
 	SnatRevV1       *ebpf.Map `ebpf:"snat_rev_v1"`
-	SnatScratch     *ebpf.Map `ebpf:"snat_scratch"`
 	SnatUseV1       *ebpf.Map `ebpf:"snat_use_v1"`
 	StageProf       *ebpf.Map `ebpf:"stage_prof"`
 	StatsV1         *ebpf.Map `ebpf:"stats_v1"`
@@ -355,15 +343,12 @@ func (m *dvrprofMaps) Close() error {
 	return _DvrprofClose(
 		m.BudgetsV1,
 		m.CacheV1,
-		m.CtScratch,
 		m.CtV1,
-		m.DhcpScratch,
 		m.DhcpV1,
 		m.DropsV1,
 		m.EipGwsV1,
 		m.EipLocalV1,
 		m.EipPortsV1,
-		m.EncapFib,
 		m.EncapRoutes,
 		m.EvRlV1,
 		m.EventsV1,
@@ -395,18 +380,17 @@ func (m *dvrprofMaps) Close() error {
 		m.ProfStartNs,
 		m.RedirectOut,
 		m.RoutesV1,
+		m.ScratchV1,
 		m.SgDeniedV1,
 		m.SgGenV1,
 		m.SgIdentV1,
 		m.SgMemberV1,
 		m.SgRulesV2,
-		m.SgWalkScratch,
 		m.SnatFragsV1,
 		m.SnatFwdV1,
 		m.SnatPortsV1,
 		m.SnatQuotaV1,
 		m.SnatRevV1,
-		m.SnatScratch,
 		m.SnatUseV1,
 		m.StageProf,
 		m.StatsV1,

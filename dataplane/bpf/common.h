@@ -11,6 +11,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "stages.h"
+#include "scratch.h"
 
 #define ETH_P_COURIER_LEARN 0x88B5 /* IEEE local experimental ethertype */
 #ifndef ETH_P_RARP

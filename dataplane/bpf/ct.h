@@ -46,12 +46,7 @@ struct {
 	__type(value, struct ct_entry);
 } ct_v1 SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ct_entry);
-} ct_scratch SEC(".maps");
+_Static_assert(sizeof(struct ct_entry) <= SCRATCH_SIZE, "a new connection's entry is built in SCRATCH_CT");
 
 /* A packet's 5-tuple, from its IPv4 header on. */
 struct tuple {

@@ -64,13 +64,8 @@ struct encap_scratch {
 };
 
 /* The route lookup's parameters: 64 bytes a program's stack, which the
- * stages' calls share (512 bytes), cannot spare. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct encap_scratch);
-} encap_fib SEC(".maps");
+ * stages' calls share (512 bytes), cannot spare (SCRATCH_FIB). */
+_Static_assert(sizeof(struct encap_scratch) <= SCRATCH_SIZE, "in SCRATCH_FIB");
 
 /* Kept routes: a direct-mapped cache per CPU, a VTEP's slot chosen by
  * its hash. Per CPU, each slot has one writer, the program running on
@@ -128,8 +123,7 @@ static __always_inline struct encap_route *encap_next_hop(struct __sk_buff *skb,
 		return NULL;
 	if (r->vtep == vtep && r->gen == gen && now < r->expires && len <= r->ok_len)
 		return r;
-	__u32 zero = 0;
-	struct bpf_fib_lookup *fib = bpf_map_lookup_elem(&encap_fib, &zero);
+	struct bpf_fib_lookup *fib = scratch_of(SCRATCH_FIB);
 	_Static_assert(sizeof(struct encap_scratch) == sizeof(*fib), "encap_scratch holds a bpf_fib_lookup");
 	if (!fib)
 		return NULL;

@@ -214,18 +214,12 @@ struct sg_walk {
 	__u32 groups[SG_MAX_GROUPS];
 };
 
-/* A per-CPU scratch: the callers' stacks are near the 512-byte limit. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sg_walk);
-} sg_walk_scratch SEC(".maps");
+/* In a per-CPU scratch: the callers' stacks are near the 512-byte limit. */
+_Static_assert(sizeof(struct sg_walk) <= SCRATCH_SIZE, "the rule walk's state is in SCRATCH_SG_WALK");
 
 static long sg_group_cb(__u64 i, void *ctx)
 {
-	__u32 zero = 0;
-	struct sg_walk *w = bpf_map_lookup_elem(&sg_walk_scratch, &zero);
+	struct sg_walk *w = scratch_of(SCRATCH_SG_WALK);
 	__u32 g = i / SG_MAX_CHUNKS, chunk = i % SG_MAX_CHUNKS;
 	if (!w || g >= SG_MAX_GROUPS || g >= w->n)
 		return 1;
@@ -290,8 +284,7 @@ __attribute__((noinline)) int sg_check(__u32 vpc, __u32 id, __u32 remote_id, __b
 	struct sg_ident *gi = bpf_map_lookup_elem(&sg_ident_v1, &ik);
 	if (!gi)
 		return SG_DENY;
-	__u32 zero = 0;
-	struct sg_walk *w = bpf_map_lookup_elem(&sg_walk_scratch, &zero);
+	struct sg_walk *w = scratch_of(SCRATCH_SG_WALK);
 	if (!w)
 		return SG_DENY;
 	w->vpc = vpc;
@@ -460,8 +453,7 @@ static __always_inline int sg_conn(struct pctx *c, struct tuple *t, __u32 zone, 
 	if (!cfg_trace) {
 		/* The new entry is built in a per-CPU scratch: on the stack it
 		 * would take the stages' frames past the 512-byte limit. */
-		__u32 zero = 0;
-		struct ct_entry *ne = bpf_map_lookup_elem(&ct_scratch, &zero);
+		struct ct_entry *ne = scratch_of(SCRATCH_CT);
 		if (ne) {
 			*ne = (struct ct_entry){.seen_ns = now, .gen = gen, .remote_id = remote_id, .dir = dir, .flags = *ct_flags};
 			k = ct_key_of(zone, t, reverse);

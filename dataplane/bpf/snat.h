@@ -172,12 +172,7 @@ struct snat_scratch {
 	struct snat_fval fv;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct snat_scratch);
-} snat_scratch SEC(".maps");
+_Static_assert(sizeof(struct snat_scratch) <= SCRATCH_SIZE, "in SCRATCH_SNAT");
 
 #define ICMP_ECHOREPLY 0
 #define ICMP_ECHO 8
@@ -278,8 +273,7 @@ static __always_inline __u32 snat_new(__u32 ifindex, struct snat_fkey *fk, __u64
 		return DROP_SNAT_QUOTA; /* not a failure: more blocks would not help */
 	/* The entries are built in a per-CPU scratch value, not on the
 	 * stack, which the driver's frame and this one's share. */
-	__u32 zero = 0;
-	struct snat_scratch *sc = bpf_map_lookup_elem(&snat_scratch, &zero);
+	struct snat_scratch *sc = scratch_of(SCRATCH_SNAT);
 	if (!sc)
 		return DROP_SNAT_EXHAUSTED;
 	struct snat_rkey *rk = &sc->rk;

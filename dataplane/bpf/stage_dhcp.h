@@ -38,12 +38,7 @@ struct dhcp_scratch {
 	__u8 b[512];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct dhcp_scratch);
-} dhcp_scratch SEC(".maps");
+_Static_assert(sizeof(struct dhcp_scratch) <= SCRATCH_SIZE, "the answer is built in SCRATCH_DHCP");
 
 struct dhcp_walk {
 	__u32 off, len;
@@ -54,8 +49,7 @@ struct dhcp_walk {
 static long dhcp_opt(__u64 i, void *ctx)
 {
 	struct dhcp_walk *w = ctx;
-	__u32 zero = 0;
-	struct dhcp_scratch *s = bpf_map_lookup_elem(&dhcp_scratch, &zero);
+	struct dhcp_scratch *s = scratch_of(SCRATCH_DHCP);
 	__u32 off = w->off;
 	if (!s || off > 300 || off + 2 > w->len)
 		return 1;
@@ -96,8 +90,7 @@ static __always_inline int dhcp_parse(struct __sk_buff *skb, struct dhcp_req *r)
 	r->flags = *(__u16 *)(b + 10);
 	r->ciaddr = *(__be32 *)(b + 12);
 	__builtin_memcpy(r->chaddr, b + 28, 6);
-	__u32 zero = 0;
-	struct dhcp_scratch *s = bpf_map_lookup_elem(&dhcp_scratch, &zero);
+	struct dhcp_scratch *s = scratch_of(SCRATCH_DHCP);
 	if (!s)
 		return -1;
 	__u32 start = DHCP_HDRS + BOOTP_LEN + 4;
