@@ -70,7 +70,7 @@ func localNAT(s *snapshot, st *dataplane.State) {
 		if sn := snatOf(s, pb); sn != nil {
 			names[sn.Network] = true
 		}
-		if e, ok := physEIP(pb, s.ifaces[pb.LogicalPort]); ok {
+		if e, ok := physEIP(pb, s.ifaces[pb.LogicalPort], s.physNets); ok {
 			st.PhysEIPs = append(st.PhysEIPs, e) // phys.go: no gateway
 			continue
 		}

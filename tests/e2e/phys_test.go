@@ -1,10 +1,15 @@
 package e2e
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
+	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -151,12 +156,111 @@ func TestPhysicalIPFromTheDataCentre(t *testing.T) {
 		reach(t, "hv1")
 	})
 
+	t.Run("its VM never reaches the hosts: no VXLAN of its own making", func(t *testing.T) { physTenantAttack(t, e) })
+
 	t.Run("no gateway carried any of it", func(t *testing.T) {
 		after := e.counters("gw1")
 		if after["gw_up"] != gw["gw_up"] || after["gw_down"] != gw["gw_down"] {
 			t.Errorf("gw1 carried %d up, %d down", after["gw_up"]-gw["gw_up"], after["gw_down"]-gw["gw_down"])
 		}
 	})
+}
+
+// physTenantAttack: vm1, on hv1 with a physical EIP, sends UDP to hv2's
+// VTEP, port 4789: a VXLAN packet of its own making for another VPC's VM
+// on hv2. Out of its host's underlay NIC, on the hosts' own segment, it
+// would reach hv2's VXLAN device, which takes any VNI from anyone; so the
+// host drops what a port sends to the underlay's addresses, and what it
+// sends off its network's prefixes gets "no route".
+func physTenantAttack(t *testing.T, e *env) {
+	e.nb("vpc-add", "red", "--open", "--", "vxnet-add", "red", "app", "10.0.1.0/24")
+	e.nb("port-add", "app", "victim", "02:00:00:00:0e:14", "10.0.1.20")
+	e.vm("hv2", "victim")
+	vni := 0
+	rows := e.sbRows("Datapath", "name", "tunnel_key", "type")
+	for _, r := range rows {
+		if name, _ := r["name"].(string); r["type"] == "vxnet" && strings.HasSuffix(name, "app") {
+			vni, _ = strconv.Atoi(fmt.Sprint(r["tunnel_key"]))
+		}
+	}
+	if vni == 0 {
+		t.Fatalf("no southbound datapath for vxnet app: %v", rows)
+	}
+	var got atomic.Int32
+	var ln net.PacketConn
+	if err := lab.Do(e.s.VMNS("victim"), func() (err error) { ln, err = net.ListenPacket("udp4", ":7777"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := ln.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if strings.Contains(string(buf[:n]), "forged") {
+				got.Add(1)
+			}
+		}
+	}()
+	victimMAC, _ := net.ParseMAC("02:00:00:00:0e:14")
+	frame := forgedVXLAN(uint32(vni), victimMAC, netip.MustParseAddr("10.0.1.99"), netip.MustParseAddr("10.0.1.20"), 7777, []byte("forged"))
+	before := e.dp("hv1").Drops
+	drops0, _ := before()
+	to := netip.AddrPortFrom(e.vtep("hv2"), 4789)
+	if err := lab.Do(e.s.VMNS("vm1"), func() error {
+		c, err := net.Dial("udp4", to.String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for range 5 {
+			if _, err := c.Write(frame); err != nil {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := got.Load(); n != 0 {
+		t.Errorf("the victim, in another VPC on hv2, got %d of 5 datagrams vm1 wrapped in VXLAN to hv2's VTEP", n)
+	}
+	drops1, _ := e.dp("hv1").Drops()
+	if n := drops1["phys_underlay"] - drops0["phys_underlay"]; n != 5 {
+		t.Errorf("hv1 counted %d phys_underlay drops, want 5", n)
+	}
+	// Off the network's prefixes (dc: 192.168.200.0/24) there is no route.
+	if out, _ := lab.Exec(e.s.VMNS("vm1"), "ping", "-n", "-c", "1", "-W", "1", sandbox.InternetAddr.Addr().String()); !strings.Contains(out, "Unreachable") {
+		t.Errorf("vm1 -> the internet, off dc's prefixes: want destination unreachable\n%s", out)
+	}
+}
+
+// forgedVXLAN is a VXLAN packet (no group policy) carrying an IPv4 UDP
+// datagram from src to dst:port, addressed to dstMAC.
+func forgedVXLAN(vni uint32, dstMAC net.HardwareAddr, src, dst netip.Addr, port uint16, payload []byte) []byte {
+	b := []byte{0x08, 0, 0, 0, byte(vni >> 16), byte(vni >> 8), byte(vni), 0}
+	b = append(b, dstMAC...)
+	b = append(b, 0x02, 0, 0, 0, 0, 0x63, 0x08, 0x00)
+	ip := []byte{0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0}
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+len(payload)))
+	ip = append(append(ip, src.AsSlice()...), dst.AsSlice()...)
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	udp := binary.BigEndian.AppendUint16(nil, 40000)
+	udp = binary.BigEndian.AppendUint16(udp, port)
+	udp = binary.BigEndian.AppendUint16(udp, uint16(8+len(payload)))
+	udp = append(udp, 0, 0) // no checksum
+	return append(append(append(b, ip...), udp...), payload...)
 }
 
 // Hairpin (#15 item 5): VMs reaching each other's EIPs, public or
