@@ -231,6 +231,22 @@ func TestDHCPAnswers(t *testing.T) {
 		expectDrop(t, d, "spoof_ip", func() runResult {
 			return run(t, d.objs.PortIngress, f.p1, udpPkt(bcastMAC, vm1MAC, zero, bcast, 64, 300))
 		})
+		// From port 68 to 67, but to where no DHCP answer is: it would
+		// be forwarded as it came (to a VM, routed, out through NAT).
+		for what, dst := range map[string]netip.Addr{"to another VM": ip4("10.0.1.6"), "off the vxnet": ip4("8.8.8.8")} {
+			t.Run(what, func(t *testing.T) {
+				expectDrop(t, d, "spoof_ip", func() runResult {
+					return run(t, d.objs.PortIngress, f.p1, dhcpFrame(dhcpMsg(t, dhcpv4.MessageTypeDiscover, vm1MAC), gwMAC, vm1MAC, zero, dst))
+				})
+			})
+		}
+		t.Run("a fragment", func(t *testing.T) {
+			frag := dhcpFrame(dhcpMsg(t, dhcpv4.MessageTypeDiscover, vm1MAC), bcastMAC, vm1MAC, zero, bcast)
+			binary.BigEndian.PutUint16(frag[20:], 0x2000) // MF
+			binary.BigEndian.PutUint16(frag[24:], 0)
+			binary.BigEndian.PutUint16(frag[24:], csum(frag[14:34]))
+			expectDrop(t, d, "spoof_ip", func() runResult { return run(t, d.objs.PortIngress, f.p1, frag) })
+		})
 	})
 	t.Run("malformed requests are counted as such", func(t *testing.T) {
 		good := dhcpFrame(dhcpMsg(t, dhcpv4.MessageTypeDiscover, vm1MAC), bcastMAC, vm1MAC, zero, bcast)

@@ -76,6 +76,11 @@ func TestUnknownPortMayUseOnlyItsVxnetsFreeAddresses(t *testing.T) {
 			})
 		})
 	}
+	t.Run("as source: 0.0.0.0, not DHCP", func(t *testing.T) { // a DHCP client's is its only use
+		expectDrop(t, d, "spoof_ip", func() runResult {
+			return run(t, prog, unk, udpPkt(vm3MAC, unkMAC, ip4("0.0.0.0"), ip4("10.0.1.6"), 64, 10))
+		})
+	})
 	if got := events(t, ev); len(got) != 0 {
 		t.Errorf("refused addresses were reported to hostd: %+v", got)
 	}
@@ -342,4 +347,26 @@ func TestHubDownFromThePins(t *testing.T) {
 	if _, err := q.HubStates(); err == nil {
 		t.Error("no program found running: hubs judged all the same")
 	}
+}
+
+// TestTunnelARPRepliesOnlyFromHubs: an ARP reply from the tunnel is a
+// hub's answer to a VM that asked; any other host's, or one in a vxnet
+// other than the VM's, would poison the VM's neighbour table.
+func TestTunnelARPRepliesOnlyFromHubs(t *testing.T) {
+	f := newFixture(t, false)
+	d := f.d
+	reply := arpPkt(2, remMAC1, ip4("10.0.1.7"), vm1MAC, ip4("10.0.1.5"))
+	t.Run("from a hub, in the VM's vxnet: delivered", func(t *testing.T) {
+		resetSent(d)
+		r := runTunnel(t, d, hubIP, 5001, reply)
+		if _, _, ifx, _ := sent(t, d); r.verdict != actRedirect || ifx != f.p1 {
+			t.Errorf("verdict %d to %d, want vm1's port %d", r.verdict, ifx, f.p1)
+		}
+	})
+	t.Run("from a host that is no hub", func(t *testing.T) {
+		expectDrop(t, d, "arp_unanswered", func() runResult { return runTunnel(t, d, peerA, 5001, reply) })
+	})
+	t.Run("from a hub, in another vxnet", func(t *testing.T) {
+		expectDrop(t, d, "l2_cross_vxnet", func() runResult { return runTunnel(t, d, hubIP, 5002, reply) })
+	})
 }

@@ -60,7 +60,7 @@ __attribute__((noinline)) int stage_l2_lookup(struct __sk_buff *skb, struct pctx
 		return drop_for(c, DROP_MALFORMED);
 	__be32 dst = ip->daddr;
 	c->target = dst;
-	if ((dst == 0xffffffff || dst == c->vx.gw_ip) && is_dhcp_request(ip, data_end))
+	if (is_dhcp_request(c, ip, data_end)) /* broadcast or to the gateway */
 		return next_stage(c, STAGE_DHCP);
 	if (mac_eq(eth->h_dest, c->vx.gw_mac)) {
 		c->hit = HIT_GATEWAY;

@@ -35,11 +35,18 @@ static __always_inline int unknown_src(struct pctx *c, __be32 src)
 	return 0;
 }
 
-/* is_dhcp_request: UDP from port 68 to 67. */
-static __always_inline int is_dhcp_request(struct iphdr *ip, void *data_end)
+/* is_dhcp_request: UDP from port 68 to 67, whole (not a fragment), to
+ * where l2_lookup hands it to the host's DHCP answer: broadcast or the
+ * vxnet's gateway. A client without an address sends nothing else; any
+ * other datagram from 0.0.0.0 would be forwarded as it came. */
+static __always_inline int is_dhcp_request(struct pctx *c, struct iphdr *ip, void *data_end)
 {
 	__u8 *udp = (void *)ip + ip->ihl * 4;
 	if (ip->protocol != IPPROTO_UDP || (void *)(udp + 4) > data_end)
+		return 0;
+	if (ip->frag_off & bpf_htons(0x3fff)) /* MF or an offset */
+		return 0;
+	if (ip->daddr != 0xffffffff && ip->daddr != c->vx.gw_ip)
 		return 0;
 	return udp[0] == 0 && udp[1] == 68 && udp[2] == 0 && udp[3] == 67;
 }
@@ -129,10 +136,10 @@ static __always_inline int port_sec_ipv4(struct __sk_buff *skb, struct pctx *c)
 	if (src_addr(c, src)) {
 		c->hit = HIT_PORT_ADDR;
 	} else if (c->port.flags & PORT_F_UNKNOWN) {
-		int why = src ? unknown_src(c, src) : 0;
+		int why = src ? unknown_src(c, src) : is_dhcp_request(c, ip, data_end) ? 0 : DROP_SPOOF_IP;
 		if (why)
 			return drop_for(c, why);
-	} else if (src == 0 && is_dhcp_request(ip, data_end)) {
+	} else if (src == 0 && is_dhcp_request(c, ip, data_end)) {
 		/* a DHCP client before it has an address */
 	} else if ((c->port.flags & PORT_F_SECURITY) && (c->vx.flags & VX_F_PSEC_IP)) {
 		return drop_for(c, DROP_SPOOF_IP);

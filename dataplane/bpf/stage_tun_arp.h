@@ -6,6 +6,7 @@
 
 #include "pipeline.h"
 #include "lookup.h"
+#include "hubs.h"
 #include "teach.h"
 #include "stage_arp_rsp.h"
 
@@ -22,10 +23,13 @@ __attribute__((noinline)) int stage_tun_arp(struct __sk_buff *skb, struct pctx *
 	c->target = tpa;
 	struct ep_key k = {.vpc = c->vpc, .ip = tpa};
 	if (arp->op == bpf_htons(ARPOP_REPLY)) {
-		/* A hub's answer to one of our VMs. */
+		/* A hub's answer to one of our VMs, in the VM's own vxnet: no
+		 * other host answers ARP across the tunnel. */
 		struct local_ep *l = bpf_map_lookup_elem(&local_eps_v1, &k);
-		if (!l || !(c->vx.flags & VX_F_TUN_ARP_REPLY))
+		if (!l || !(c->vx.flags & VX_F_TUN_ARP_REPLY) || !is_hub_of(c->vpc, c->src))
 			return drop_for(c, DROP_ARP_UNANSWERED);
+		if (l->vni != c->vni)
+			return drop_for(c, DROP_L2_CROSS_VXNET);
 		c->hit = HIT_LOCAL_EP;
 		local_dest(&c->d, l);
 		return V_OUTPUT;
