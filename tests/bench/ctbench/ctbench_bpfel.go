@@ -34,12 +34,17 @@ type ctbenchCtKey struct {
 	Pad   [3]uint8
 }
 
+type ctbenchScratch struct {
+	_ structs.HostLayout
+	B [512]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	ctbenchMapCtScratch   = "ct_scratch"
 	ctbenchMapCtV1        = "ct_v1"
+	ctbenchMapScratchV1   = "scratch_v1"
 	ctbenchProgKfuncTrack = "kfunc_track"
 	ctbenchProgLruTrack   = "lru_track"
 	ctbenchProgParseOnly  = "parse_only"
@@ -100,8 +105,8 @@ type ctbenchProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ctbenchMapSpecs struct {
-	CtScratch *ebpf.MapSpec `ebpf:"ct_scratch"`
 	CtV1      *ebpf.MapSpec `ebpf:"ct_v1"`
+	ScratchV1 *ebpf.MapSpec `ebpf:"scratch_v1"`
 }
 
 // ctbenchVariableSpecs contains global variables before they are loaded into the kernel.
@@ -134,14 +139,14 @@ func (o *ctbenchObjects) Close() error {
 //
 // It can be passed to loadCtbenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ctbenchMaps struct {
-	CtScratch *ebpf.Map `ebpf:"ct_scratch"`
 	CtV1      *ebpf.Map `ebpf:"ct_v1"`
+	ScratchV1 *ebpf.Map `ebpf:"scratch_v1"`
 }
 
 func (m *ctbenchMaps) Close() error {
 	return _CtbenchClose(
-		m.CtScratch,
 		m.CtV1,
+		m.ScratchV1,
 	)
 }
 

@@ -103,8 +103,7 @@ int lru_track(struct __sk_buff *skb)
 			e->seen_ns = now;
 		return CTB_HIT;
 	}
-	__u32 zero = 0;
-	struct ct_entry *ne = bpf_map_lookup_elem(&ct_scratch, &zero);
+	struct ct_entry *ne = scratch_of(SCRATCH_CT);
 	if (!ne)
 		return CTB_FAIL;
 	*ne = (struct ct_entry){.seen_ns = now};
