@@ -41,12 +41,13 @@ static __always_inline int unknown_src(struct pctx *c, __be32 src)
  * other datagram from 0.0.0.0 would be forwarded as it came. */
 static __always_inline int is_dhcp_request(struct pctx *c, struct iphdr *ip, void *data_end)
 {
+	/* The destination first: l2_lookup asks for every packet. */
+	if (ip->daddr != 0xffffffff && ip->daddr != c->vx.gw_ip)
+		return 0;
 	__u8 *udp = (void *)ip + ip->ihl * 4;
 	if (ip->protocol != IPPROTO_UDP || (void *)(udp + 4) > data_end)
 		return 0;
 	if (ip->frag_off & bpf_htons(0x3fff)) /* MF or an offset */
-		return 0;
-	if (ip->daddr != 0xffffffff && ip->daddr != c->vx.gw_ip)
 		return 0;
 	return udp[0] == 0 && udp[1] == 68 && udp[2] == 0 && udp[3] == 67;
 }
