@@ -233,6 +233,13 @@ func physTenantAttack(t *testing.T, e *env) {
 	if n := drops1["phys_underlay"] - drops0["phys_underlay"]; n != 5 {
 		t.Errorf("hv1 counted %d phys_underlay drops, want 5", n)
 	}
+	// courier-trace says so, from the southbound and from hv1's programs.
+	for _, chassis := range []string{"", "hv1"} {
+		tr := e.trace(chassis, `inport == "vm1" && ip4.dst == `+to.Addr().String()+` && udp.dst == 4789`)
+		if tr.Outcome != trace.Dropped || tr.Reason != "phys_underlay" {
+			t.Errorf("courier-trace (chassis %q) vm1 -> hv2's VTEP: %s %s %q, want dropped for phys_underlay", chassis, tr.Outcome, tr.Reason, tr.Detail)
+		}
+	}
 	// Off the network's prefixes (dc: 192.168.200.0/24) there is no route.
 	if out, _ := lab.Exec(e.s.VMNS("vm1"), "ping", "-n", "-c", "1", "-W", "1", sandbox.InternetAddr.Addr().String()); !strings.Contains(out, "Unreachable") {
 		t.Errorf("vm1 -> the internet, off dc's prefixes: want destination unreachable\n%s", out)
