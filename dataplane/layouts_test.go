@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/courier-sdn/courier/internal/testenv"
+	"github.com/courier-sdn/courier/pipeline"
 )
 
 // TestVariantFillsAnEarlierLayout: a variant of a build whose ports map
@@ -155,4 +158,37 @@ func TestUpgradeCarriesThePorts(t *testing.T) {
 	expectDrop(t, d2, "spoof_mac", func() runResult {
 		return run(t, d2.objs.PortIngress, f.p1, udpPkt(vm3MAC, mac("02:66:66:66:66:66"), ip4("10.0.1.5"), ip4("10.0.1.6"), 64, 10))
 	})
+}
+
+// TestLoadReplacesAPinThatNoLongerFits: a hostd upgraded across a new
+// drop reason finds drops_v1 pinned with fewer entries. The kernel cannot
+// resize it, and the programs would not load beside it: the pin is
+// replaced (its counters start again) and the programs load.
+func TestLoadReplacesAPinThatNoLongerFits(t *testing.T) {
+	inNetns(t)
+	underlay(t, local)
+	cfg := Config{VTEP: local, Chassis: "t", PinRoot: "/sys/fs/bpf/courier-test-" + testenv.ID(), TestHooks: true, KernelEncap: true}
+	t.Cleanup(func() { os.RemoveAll(cfg.PinRoot) }) // also when Load fails
+	if err := os.MkdirAll(cfg.pinDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old, err := ebpf.NewMap(&ebpf.MapSpec{Name: "drops_v1", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Pin(filepath.Join(cfg.pinDir(), "drops_v1")); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	d, err := Load(cfg) // loadTest would pin elsewhere
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Destroy() })
+	if n, want := d.objs.DropsV1.MaxEntries(), uint32(len(pipeline.DropReasons)+1); n != want {
+		t.Errorf("drops_v1 has %d entries, want %d", n, want)
+	}
+	if _, err := d.Drops(); err != nil {
+		t.Errorf("drops: %v", err)
+	}
 }

@@ -284,10 +284,10 @@ func (d *Datapath) loadObjects() error {
 	}
 	if m := spec.Maps[hubMap]; m != nil {
 		m.MaxEntries = uint32(d.cfg.hubBindings())
-		d.unpinResized(hubMap, m.MaxEntries)
 	}
 	for name, m := range spec.Maps {
 		if isPinned(name) {
+			d.unpinMismatched(name, m)
 			m.Pinning = ebpf.PinByName
 		}
 	}
@@ -413,21 +413,25 @@ func (c *Config) hubBindings() int {
 	return DefaultHubBindings
 }
 
-// unpinResized removes the pin of map name if it was made with another
-// capacity, which the kernel cannot change: the new map starts empty and
-// the next Apply fills it (a hub compares its whole table with the
-// kernel when it starts).
-func (d *Datapath) unpinResized(name string, entries uint32) {
+// unpinMismatched removes the pin of map name if the pinned map no longer
+// fits spec, which the kernel cannot change and beside which the programs
+// would not load: a hub's table sized otherwise (--hub-bindings), or a
+// map an upgrade reshaped under the same name, such as drops_v1 growing
+// with a new drop reason. The new map starts empty: the next Apply fills
+// a table (a hub compares its whole table with the kernel when it
+// starts), and counters start again from zero. A layout whose entries
+// must survive an upgrade takes a new name instead (earlierLayouts).
+func (d *Datapath) unpinMismatched(name string, spec *ebpf.MapSpec) {
 	path := filepath.Join(d.pinDir, name)
 	m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
 	if err != nil {
 		return
 	}
-	had := m.MaxEntries()
+	why := spec.Compatible(m)
 	m.Close()
-	if had != entries {
+	if why != nil {
 		if err := os.Remove(path); err == nil {
-			d.log.Info("resized a map: its pin is replaced", "map", name, "entries", entries, "had", had)
+			d.log.Warn("a pinned map does not fit this build: its pin is replaced and the map starts empty", "map", name, "why", why)
 		}
 	}
 }
