@@ -491,7 +491,7 @@ const (
 	dvrMapPortsV3            = "ports_v3"
 	dvrMapRedirectOut        = "redirect_out"
 	dvrMapRoutesV1           = "routes_v1"
-	dvrMapScratchV1          = "scratch_v1"
+	dvrMapScratch            = "scratch"
 	dvrMapSgDeniedV1         = "sg_denied_v1"
 	dvrMapSgGenV1            = "sg_gen_v1"
 	dvrMapSgIdentV1          = "sg_ident_v1"
@@ -632,7 +632,7 @@ type dvrMapSpecs struct {
 	PortsV3         *ebpf.MapSpec `ebpf:"ports_v3"`
 	RedirectOut     *ebpf.MapSpec `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.MapSpec `ebpf:"routes_v1"`
-	ScratchV1       *ebpf.MapSpec `ebpf:"scratch_v1"`
+	Scratch         *ebpf.MapSpec `ebpf:"scratch"`
 	SgDeniedV1      *ebpf.MapSpec `ebpf:"sg_denied_v1"`
 	SgGenV1         *ebpf.MapSpec `ebpf:"sg_gen_v1"`
 	SgIdentV1       *ebpf.MapSpec `ebpf:"sg_ident_v1"`
@@ -743,7 +743,7 @@ type dvrMaps struct {
 	PortsV3         *ebpf.Map `ebpf:"ports_v3"`
 	RedirectOut     *ebpf.Map `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.Map `ebpf:"routes_v1"`
-	ScratchV1       *ebpf.Map `ebpf:"scratch_v1"`
+	Scratch         *ebpf.Map `ebpf:"scratch"`
 	SgDeniedV1      *ebpf.Map `ebpf:"sg_denied_v1"`
 	SgGenV1         *ebpf.Map `ebpf:"sg_gen_v1"`
 	SgIdentV1       *ebpf.Map `ebpf:"sg_ident_v1"`
@@ -806,7 +806,7 @@ func (m *dvrMaps) Close() error {
 		m.PortsV3,
 		m.RedirectOut,
 		m.RoutesV1,
-		m.ScratchV1,
+		m.Scratch,
 		m.SgDeniedV1,
 		m.SgGenV1,
 		m.SgIdentV1,

@@ -63,7 +63,7 @@ const (
 	dvrprofMapProfStartNs        = "prof_start_ns"
 	dvrprofMapRedirectOut        = "redirect_out"
 	dvrprofMapRoutesV1           = "routes_v1"
-	dvrprofMapScratchV1          = "scratch_v1"
+	dvrprofMapScratch            = "scratch"
 	dvrprofMapSgDeniedV1         = "sg_denied_v1"
 	dvrprofMapSgGenV1            = "sg_gen_v1"
 	dvrprofMapSgIdentV1          = "sg_ident_v1"
@@ -206,7 +206,7 @@ type dvrprofMapSpecs struct {
 	ProfStartNs     *ebpf.MapSpec `ebpf:"prof_start_ns"`
 	RedirectOut     *ebpf.MapSpec `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.MapSpec `ebpf:"routes_v1"`
-	ScratchV1       *ebpf.MapSpec `ebpf:"scratch_v1"`
+	Scratch         *ebpf.MapSpec `ebpf:"scratch"`
 	SgDeniedV1      *ebpf.MapSpec `ebpf:"sg_denied_v1"`
 	SgGenV1         *ebpf.MapSpec `ebpf:"sg_gen_v1"`
 	SgIdentV1       *ebpf.MapSpec `ebpf:"sg_ident_v1"`
@@ -319,7 +319,7 @@ type dvrprofMaps struct {
 	ProfStartNs     *ebpf.Map `ebpf:"prof_start_ns"`
 	RedirectOut     *ebpf.Map `ebpf:"redirect_out"`
 	RoutesV1        *ebpf.Map `ebpf:"routes_v1"`
-	ScratchV1       *ebpf.Map `ebpf:"scratch_v1"`
+	Scratch         *ebpf.Map `ebpf:"scratch"`
 	SgDeniedV1      *ebpf.Map `ebpf:"sg_denied_v1"`
 	SgGenV1         *ebpf.Map `ebpf:"sg_gen_v1"`
 	SgIdentV1       *ebpf.Map `ebpf:"sg_ident_v1"`
@@ -384,7 +384,7 @@ func (m *dvrprofMaps) Close() error {
 		m.ProfStartNs,
 		m.RedirectOut,
 		m.RoutesV1,
-		m.ScratchV1,
+		m.Scratch,
 		m.SgDeniedV1,
 		m.SgGenV1,
 		m.SgIdentV1,

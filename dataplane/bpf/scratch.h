@@ -1,9 +1,10 @@
 /* Per-CPU scratch space for what a program's stack (512 bytes, which the
  * stages' calls share) cannot hold: one map with a slot per user, in
  * place of a map each. The kernel lets a program use at most 64 maps,
- * and tunnel_ingress, which reaches every stage, was at 63. A slot is
+ * and tunnel_ingress, which reaches every stage, was at 62. A slot is
  * its user's alone, as its map was: two users on one packet's path do
- * not share bytes. */
+ * not share bytes. Not pinned (no _vN in its name), as none of the five
+ * was: nothing in it outlives a packet. */
 #ifndef COURIER_SCRATCH_H
 #define COURIER_SCRATCH_H
 
@@ -27,14 +28,14 @@ struct {
 	__uint(max_entries, SCRATCH_SLOTS);
 	__type(key, __u32);
 	__type(value, struct scratch);
-} scratch_v1 SEC(".maps");
+} scratch SEC(".maps");
 
 /* scratch_of is this CPU's slot, or NULL (never, for a slot below
  * SCRATCH_SLOTS; the verifier wants the check). Each user asserts that
  * its struct fits. */
 static __always_inline void *scratch_of(__u32 slot)
 {
-	return bpf_map_lookup_elem(&scratch_v1, &slot);
+	return bpf_map_lookup_elem(&scratch, &slot);
 }
 
 #endif
