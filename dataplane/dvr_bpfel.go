@@ -200,13 +200,6 @@ type dvrPhysCfg struct {
 	Mtu     uint16
 }
 
-type dvrPhysDestKey struct {
-	_         structs.HostLayout
-	Prefixlen uint32
-	Ifindex   uint32
-	Addr      uint32
-}
-
 type dvrPort struct {
 	_         structs.HostLayout
 	Vni       uint32
@@ -482,7 +475,7 @@ const (
 	dvrMapMonitorEventsV1    = "monitor_events_v1"
 	dvrMapMonitorV1          = "monitor_v1"
 	dvrMapPhysCfgV1          = "phys_cfg_v1"
-	dvrMapPhysDestsV1        = "phys_dests_v1"
+	dvrMapPhysDenyV1         = "phys_deny_v1"
 	dvrMapPhysLiveV1         = "phys_live_v1"
 	dvrMapPhysLocalV1        = "phys_local_v1"
 	dvrMapPhysPortsV1        = "phys_ports_v1"
@@ -623,7 +616,7 @@ type dvrMapSpecs struct {
 	MonitorEventsV1 *ebpf.MapSpec `ebpf:"monitor_events_v1"`
 	MonitorV1       *ebpf.MapSpec `ebpf:"monitor_v1"`
 	PhysCfgV1       *ebpf.MapSpec `ebpf:"phys_cfg_v1"`
-	PhysDestsV1     *ebpf.MapSpec `ebpf:"phys_dests_v1"`
+	PhysDenyV1      *ebpf.MapSpec `ebpf:"phys_deny_v1"`
 	PhysLiveV1      *ebpf.MapSpec `ebpf:"phys_live_v1"`
 	PhysLocalV1     *ebpf.MapSpec `ebpf:"phys_local_v1"`
 	PhysPortsV1     *ebpf.MapSpec `ebpf:"phys_ports_v1"`
@@ -734,7 +727,7 @@ type dvrMaps struct {
 	MonitorEventsV1 *ebpf.Map `ebpf:"monitor_events_v1"`
 	MonitorV1       *ebpf.Map `ebpf:"monitor_v1"`
 	PhysCfgV1       *ebpf.Map `ebpf:"phys_cfg_v1"`
-	PhysDestsV1     *ebpf.Map `ebpf:"phys_dests_v1"`
+	PhysDenyV1      *ebpf.Map `ebpf:"phys_deny_v1"`
 	PhysLiveV1      *ebpf.Map `ebpf:"phys_live_v1"`
 	PhysLocalV1     *ebpf.Map `ebpf:"phys_local_v1"`
 	PhysPortsV1     *ebpf.Map `ebpf:"phys_ports_v1"`
@@ -797,7 +790,7 @@ func (m *dvrMaps) Close() error {
 		m.MonitorEventsV1,
 		m.MonitorV1,
 		m.PhysCfgV1,
-		m.PhysDestsV1,
+		m.PhysDenyV1,
 		m.PhysLiveV1,
 		m.PhysLocalV1,
 		m.PhysPortsV1,

@@ -53,7 +53,7 @@ const (
 	dvrprofMapMonitorEventsV1    = "monitor_events_v1"
 	dvrprofMapMonitorV1          = "monitor_v1"
 	dvrprofMapPhysCfgV1          = "phys_cfg_v1"
-	dvrprofMapPhysDestsV1        = "phys_dests_v1"
+	dvrprofMapPhysDenyV1         = "phys_deny_v1"
 	dvrprofMapPhysLiveV1         = "phys_live_v1"
 	dvrprofMapPhysLocalV1        = "phys_local_v1"
 	dvrprofMapPhysPortsV1        = "phys_ports_v1"
@@ -196,7 +196,7 @@ type dvrprofMapSpecs struct {
 	MonitorEventsV1 *ebpf.MapSpec `ebpf:"monitor_events_v1"`
 	MonitorV1       *ebpf.MapSpec `ebpf:"monitor_v1"`
 	PhysCfgV1       *ebpf.MapSpec `ebpf:"phys_cfg_v1"`
-	PhysDestsV1     *ebpf.MapSpec `ebpf:"phys_dests_v1"`
+	PhysDenyV1      *ebpf.MapSpec `ebpf:"phys_deny_v1"`
 	PhysLiveV1      *ebpf.MapSpec `ebpf:"phys_live_v1"`
 	PhysLocalV1     *ebpf.MapSpec `ebpf:"phys_local_v1"`
 	PhysPortsV1     *ebpf.MapSpec `ebpf:"phys_ports_v1"`
@@ -309,7 +309,7 @@ type dvrprofMaps struct {
 	MonitorEventsV1 *ebpf.Map `ebpf:"monitor_events_v1"`
 	MonitorV1       *ebpf.Map `ebpf:"monitor_v1"`
 	PhysCfgV1       *ebpf.Map `ebpf:"phys_cfg_v1"`
-	PhysDestsV1     *ebpf.Map `ebpf:"phys_dests_v1"`
+	PhysDenyV1      *ebpf.Map `ebpf:"phys_deny_v1"`
 	PhysLiveV1      *ebpf.Map `ebpf:"phys_live_v1"`
 	PhysLocalV1     *ebpf.Map `ebpf:"phys_local_v1"`
 	PhysPortsV1     *ebpf.Map `ebpf:"phys_ports_v1"`
@@ -374,7 +374,7 @@ func (m *dvrprofMaps) Close() error {
 		m.MonitorEventsV1,
 		m.MonitorV1,
 		m.PhysCfgV1,
-		m.PhysDestsV1,
+		m.PhysDenyV1,
 		m.PhysLiveV1,
 		m.PhysLocalV1,
 		m.PhysPortsV1,

@@ -26,19 +26,16 @@ type PhysEIP struct {
 	VPC     uint32
 	EIP     netip.Addr
 	Addr    netip.Addr // the port's address it translates to
-	// Dests are the network's prefixes: the port sends out of the
-	// underlay NIC only to an address within them (none: nowhere).
-	Dests []netip.Prefix
 }
 
-// maxPhysDests is phys_dests_v1's size: the ports' prefixes and the
-// underlay NIC's entries together.
-const maxPhysDests = 65536
+// maxPhysDeny is phys_deny_v1's size: the hosts' VTEPs and the underlay
+// NIC's addresses together.
+const maxPhysDeny = 65536
 
 type compiledPhys struct {
 	local map[uint32]dvrEipLocal
 	ports map[uint32]uint32
-	dests map[dvrPhysDestKey]uint8
+	deny  map[uint32]uint8  // addresses no port sends to
 	live  map[uint32]uint32 // ifindex -> ifindex (a device map)
 	cfg   dvrPhysCfg
 }
@@ -49,15 +46,15 @@ func (d *Datapath) physLocalT() table[uint32, dvrEipLocal] {
 func (d *Datapath) physPortsT() table[uint32, uint32] {
 	return table[uint32, uint32]{d.objs.PhysPortsV1, "phys_ports"}
 }
-func (d *Datapath) physDestsT() table[dvrPhysDestKey, uint8] {
-	return table[dvrPhysDestKey, uint8]{d.objs.PhysDestsV1, "phys_dests"}
+func (d *Datapath) physDenyT() table[uint32, uint8] {
+	return table[uint32, uint8]{d.objs.PhysDenyV1, "phys_deny"}
 }
 func (d *Datapath) physLiveT() table[uint32, uint32] {
 	return table[uint32, uint32]{d.objs.PhysLiveV1, "phys_live"}
 }
 
 func compilePhys(s *State) (*compiledPhys, error) {
-	c := &compiledPhys{local: map[uint32]dvrEipLocal{}, ports: map[uint32]uint32{}, dests: map[dvrPhysDestKey]uint8{},
+	c := &compiledPhys{local: map[uint32]dvrEipLocal{}, ports: map[uint32]uint32{}, deny: map[uint32]uint8{},
 		live: map[uint32]uint32{}}
 	for _, e := range s.PhysEIPs {
 		if !e.EIP.Is4() || !e.Addr.Is4() || e.Ifindex <= 0 {
@@ -66,15 +63,16 @@ func compilePhys(s *State) (*compiledPhys, error) {
 		c.local[be32(e.EIP)] = dvrEipLocal{Addr: be32(e.Addr), Vpc: e.VPC, Ifindex: uint32(e.Ifindex)}
 		c.ports[uint32(e.Ifindex)] = be32(e.EIP)
 		c.live[uint32(e.Ifindex)] = uint32(e.Ifindex)
-		for _, p := range e.Dests {
-			if !p.Addr().Is4() {
-				return nil, fmt.Errorf("physical EIP %s: network prefix %s is not IPv4", e.EIP, p)
+	}
+	if len(s.PhysEIPs) > 0 { // only a port with a physical EIP is refused them
+		for _, a := range s.PhysDeny {
+			if a.Is4() {
+				c.deny[be32(a)] = 1
 			}
-			c.dests[physDest(uint32(e.Ifindex), p)] = 1
 		}
 	}
-	if len(c.dests) > maxPhysDests-64 { // room for the underlay's entries
-		return nil, fmt.Errorf("physical EIPs: %d ports' network prefixes, more than the %d a host holds", len(c.dests), maxPhysDests-64)
+	if len(c.deny) > maxPhysDeny-64 { // room for the underlay NIC's addresses
+		return nil, fmt.Errorf("physical EIPs: %d hosts' VTEPs, more than the %d a host holds", len(c.deny), maxPhysDeny-64)
 	}
 	if s.Underlay > 0 {
 		c.cfg.Ifindex = uint32(s.Underlay)
@@ -92,33 +90,21 @@ func (d *Datapath) dumpPhys() (*compiledPhys, error) {
 	e4 = d.objs.PhysCfgV1.Lookup(uint32(0), &c.cfg)
 	c.cfg.Mac = [6]uint8{} // compared by ifindex; the MAC is read again
 	var e5 error
-	c.dests, e5 = d.physDestsT().dump()
+	c.deny, e5 = d.physDenyT().dump()
 	return c, errors.Join(e1, e2, e3, e4, e5)
 }
 
-// physDest is phys_dests_v1's key for a prefix under ifindex (0: the
-// underlay's).
-func physDest(ifindex uint32, p netip.Prefix) dvrPhysDestKey {
-	p = p.Masked()
-	return dvrPhysDestKey{Prefixlen: 32 + uint32(p.Bits()), Ifindex: ifindex, Addr: be32(p.Addr())}
-}
-
-// underlayDests adds to dests, under ifindex 0, every IPv4 address of the
-// underlay NIC l and its network: no port with a physical EIP sends
-// there (phys.h, phys_route).
-func underlayDests(l netlink.Link, dests map[dvrPhysDestKey]uint8) error {
+// underlayDeny adds the underlay NIC l's IPv4 addresses to deny: no port
+// with a physical EIP sends to this host either (phys.h, phys_route).
+func underlayDeny(l netlink.Link, deny map[uint32]uint8) error {
 	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
 	if err != nil {
 		return fmt.Errorf("underlay NIC %s: addresses: %w", l.Attrs().Name, err)
 	}
 	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP.To4())
-		if !ok || a.IPNet == nil {
-			continue
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
+			deny[be32(ip)] = 1
 		}
-		ones, _ := a.Mask.Size()
-		dests[physDest(0, netip.PrefixFrom(ip, ones))] = 1
-		dests[physDest(0, netip.PrefixFrom(ip, 32))] = 1
 	}
 	return nil
 }
@@ -135,17 +121,24 @@ func (d *Datapath) applyPhys(want, have *compiledPhys, add func(int, int, error)
 		if hw := l.Attrs().HardwareAddr; len(hw) == 6 {
 			want.cfg.Mac = mac6(hw)
 		}
-		if err := underlayDests(l, want.dests); err != nil {
-			return err
+		if len(want.ports) > 0 {
+			if err := underlayDeny(l, want.deny); err != nil {
+				return err
+			}
 		}
 	}
 	if err := d.objs.PhysCfgV1.Put(uint32(0), want.cfg); err != nil {
 		return fmt.Errorf("phys_cfg: %w", err)
 	}
-	// Where a port may send before the port, the port's address before
+	// Where no port may send before the ports, the port's address before
 	// the EIP that leads to it, and the EIP before the liveness that lets
 	// it be answered.
-	add(d.physDestsT().sync(want.dests, have.dests))
+	// Should that fail, no port is written: closed, not open.
+	n, r, err := d.physDenyT().sync(want.deny, have.deny)
+	add(n, r, nil)
+	if err != nil {
+		return err
+	}
 	add(d.physPortsT().sync(want.ports, have.ports))
 	add(d.physLocalT().sync(want.local, have.local))
 	// The kernel takes entries out of the device map itself: compare

@@ -26,7 +26,6 @@ import (
 var (
 	physEIP    = ip4("100.64.0.5") // not under the fixture's route to 192.168.0.0/16
 	physServer = ip4("100.64.0.10")
-	physNet    = netip.MustParsePrefix("100.64.0.0/24")
 	serverMAC  = mac("02:00:00:00:c8:0a")
 )
 
@@ -40,7 +39,7 @@ func physFixture(t *testing.T) (*fixture, int, net.HardwareAddr) {
 		t.Fatal("no underlay NIC")
 	}
 	f.state.Underlay = ul.Attrs().Index
-	f.state.PhysEIPs = []PhysEIP{{Ifindex: f.p1, VPC: 1, EIP: physEIP, Addr: ip4("10.0.1.5"), Dests: []netip.Prefix{physNet}}}
+	f.state.PhysEIPs = []PhysEIP{{Ifindex: f.p1, VPC: 1, EIP: physEIP, Addr: ip4("10.0.1.5")}}
 	if _, err := f.d.Apply(f.state); err != nil {
 		t.Fatal(err)
 	}
@@ -222,44 +221,41 @@ func TestPhysOutbound(t *testing.T) {
 			t.Errorf("from %s, ICMP ok %v, quoted destination %s", p.src, csum(p.l4) == 0, idst)
 		}
 	})
-	// What the port sends elsewhere does not leave: a VXLAN packet to a
+	// What the port sends to a host does not leave: a VXLAN packet to a
 	// host's VTEP could carry any VNI and group.
-	notOut := func(t *testing.T, dst netip.Addr, reason string) {
+	notOut := func(t *testing.T, dst netip.Addr) {
 		t.Helper()
 		resetSent(f.d)
-		before := drops(t, f.d)[reason]
+		before := drops(t, f.d)["phys_underlay"]
 		r := run(t, f.d.objs.PortIngress, f.p1, append(ethHdr(gwMAC, vm1MAC, 0x0800), ipPacket(vm, dst, protoUDP, udpSeg(40000, 4789, "vxlan"), 0)...))
 		if _, _, ifx, _ := sent(t, f.d); r.verdict == actRedirect && ifx == ul {
 			t.Errorf("to %s: sent out of the underlay NIC", dst)
 		}
-		if n := drops(t, f.d)[reason] - before; n != 1 {
-			t.Errorf("to %s: %s counted %d times, want 1", dst, reason, n)
+		if n := drops(t, f.d)["phys_underlay"] - before; n != 1 {
+			t.Errorf("to %s: phys_underlay counted %d times, want 1", dst, n)
 		}
 	}
-	t.Run("only within the network's prefixes", func(t *testing.T) {
-		notOut(t, ip4("100.64.1.10"), "no_route")
-		notOut(t, ip4("8.8.8.8"), "no_route")
-	})
-	t.Run("never to the underlay, whatever the network's prefixes", func(t *testing.T) {
+	t.Run("never to a host", func(t *testing.T) {
 		// The fixture's VPC routes 192.168.0.0/16, where its VTEP is:
-		// the NIC gets an address the VPC does not route.
+		// the NIC gets an address the VPC does not route, and another
+		// host a VTEP there.
 		within(func() {
 			l, _ := netlink.LinkByIndex(ul)
 			if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: net.IP{172, 31, 0, 1}, Mask: net.CIDRMask(24, 32)}}); err != nil {
 				t.Fatal(err)
 			}
 		})
-		f.state.PhysEIPs[0].Dests = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
-		defer func() { f.state.PhysEIPs[0].Dests = []netip.Prefix{physNet} }()
+		f.state.PhysDeny = []netip.Addr{local, ip4("172.31.0.9")}
+		defer func() { f.state.PhysDeny = nil }()
 		var err error
 		within(func() { _, err = f.d.Apply(f.state) }) // a subtest's goroutine is not in the namespace
 		if err != nil {
 			t.Fatal(err)
 		}
-		notOut(t, ip4("172.31.0.1"), "phys_underlay") // this host's own address there
-		notOut(t, ip4("172.31.0.7"), "phys_underlay") // another host on its network
+		notOut(t, ip4("172.31.0.1"))                                            // this host's own address there
+		notOut(t, ip4("172.31.0.9"))                                            // another host's VTEP
+		out(t, ipPacket(vm, ip4("172.31.0.7"), protoUDP, udpSeg(1, 2, "x"), 0)) // a server on the segment
 		out(t, ipPacket(vm, ip4("8.8.8.8"), protoUDP, udpSeg(1, 2, "x"), 0))
-		out(t, ipPacket(vm, ip4("172.31.1.7"), protoUDP, udpSeg(1, 2, "x"), 0))
 	})
 	if _, err := f.d.Apply(f.state); err != nil {
 		t.Fatal(err)

@@ -50,6 +50,10 @@ type State struct {
 	// the underlay NIC (phys.go); Underlay is its ifindex (0: none, and
 	// phys_ingress is not attached).
 	PhysEIPs []PhysEIP
+	// PhysDeny are the hosts' VTEPs, which no port with a physical EIP
+	// sends to: their VXLAN devices take any VNI from anyone. The
+	// underlay NIC's own addresses are added at Apply.
+	PhysDeny []netip.Addr
 	Underlay int
 	// UnderlayMTU is the VMs' MTU, for what comes in by the underlay
 	// NIC for a physical EIP: a longer packet is cut into fragments, or

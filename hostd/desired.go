@@ -34,9 +34,6 @@ type snapshot struct {
 	// underlay: the ifindex of the NIC holding this host's VTEP, where
 	// physical EIPs are served (phys.go); 0 in tests without one
 	underlay int
-	// physNets: each physical network's prefixes, by name: where its
-	// EIPs' ports may send (phys.go)
-	physNets map[string][]netip.Prefix
 	ports    []*sbdb.PortBinding // the base session's: this host's, requested or bound
 	// snat: the VPCs' SNAT rows, by VPC; blocks: this host's ports'
 	// SNAT blocks, by port (snat.go)
@@ -159,7 +156,6 @@ func (d *Daemon) hostSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 		}
 	}
 	s.gateways = gatewaysOf(chassis)
-	s.physNets = physNets(ops.Rows[sbdb.ExternalNetwork](d.base))
 	if ix, err := dataplane.UnderlayIndex(d.cfg.EncapIP); err != nil {
 		d.status["underlay"] = err.Error() // physical EIPs are not served
 	} else {

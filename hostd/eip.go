@@ -70,7 +70,7 @@ func localNAT(s *snapshot, st *dataplane.State) {
 		if sn := snatOf(s, pb); sn != nil {
 			names[sn.Network] = true
 		}
-		if e, ok := physEIP(pb, s.ifaces[pb.LogicalPort], s.physNets); ok {
+		if e, ok := physEIP(pb, s.ifaces[pb.LogicalPort]); ok {
 			st.PhysEIPs = append(st.PhysEIPs, e) // phys.go: no gateway
 			continue
 		}
@@ -79,6 +79,9 @@ func localNAT(s *snapshot, st *dataplane.State) {
 		}
 		eips = append(eips, pb)
 		names[*pb.EipNetwork] = true
+	}
+	if len(st.PhysEIPs) > 0 {
+		st.PhysDeny = physDeny(s.encap)
 	}
 	nets := netNumbers(names)
 	for _, pb := range eips {

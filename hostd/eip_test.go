@@ -40,25 +40,22 @@ func TestEIPStates(t *testing.T) {
 		{LogicalPort: "vm6", Datapath: "dp1", Vpc: 1, MAC: "02:00:00:00:01:0a", IPs: []string{"10.0.1.10"}, Chassis: strp("hv1"),
 			Eip: strp("192.168.200.5"), EipNetwork: strp("internet"), EipKind: strp("physical")}, // served by hv1 itself
 	}
-	nets := physNets([]*sbdb.ExternalNetwork{
-		{Name: "internet", Kind: sbdb.ExternalNetworkKindPhysical, Cidrs: []string{"192.168.201.0/24", "192.168.200.0/24", "bad", "2001:db8::/32"}},
-		{Name: "public", Kind: sbdb.ExternalNetworkKindPublic, Cidrs: []string{"203.0.113.0/24"}}})
-	s := &snapshot{chassis: "hv1", ifaces: map[string]int{"vm1": 7, "vm3": 8, "vm6": 9}, ports: pbs, gateways: gws, physNets: nets}
+	vteps := map[string]netip.Addr{"hv1": netip.MustParseAddr("192.168.0.1"), "hv2": netip.MustParseAddr("192.168.0.2"),
+		"gw1": netip.MustParseAddr("192.168.0.2")} // two chassis on one address: once
+	s := &snapshot{chassis: "hv1", ifaces: map[string]int{"vm1": 7, "vm3": 8, "vm6": 9}, ports: pbs, gateways: gws, encap: vteps}
 	var st dataplane.State
 	localNAT(s, &st)
 	wantEIPs := []dataplane.EIP{{Ifindex: 7, VPC: 1, EIP: netip.MustParseAddr("203.0.113.10"), Addr: netip.MustParseAddr("10.0.1.5"), Network: 1}}
 	if !reflect.DeepEqual(st.EIPs, wantEIPs) || len(st.EIPGateways) != 1 || !reflect.DeepEqual(st.EIPGateways[0].VTEPs, want["internet"]) {
 		t.Errorf("host hv1: EIPs %+v gateways %+v", st.EIPs, st.EIPGateways)
 	}
-	// Where vm6 may send: its network's prefixes, sorted, those that do
-	// not parse (or are not IPv4) left out; a public network has none.
-	wantPhys := []dataplane.PhysEIP{{Ifindex: 9, VPC: 1, EIP: netip.MustParseAddr("192.168.200.5"), Addr: netip.MustParseAddr("10.0.1.10"),
-		Dests: []netip.Prefix{netip.MustParsePrefix("192.168.200.0/24"), netip.MustParsePrefix("192.168.201.0/24")}}}
-	if len(nets) != 1 {
-		t.Errorf("physical networks %v, want internet alone", nets)
-	}
+	wantPhys := []dataplane.PhysEIP{{Ifindex: 9, VPC: 1, EIP: netip.MustParseAddr("192.168.200.5"), Addr: netip.MustParseAddr("10.0.1.10")}}
 	if !reflect.DeepEqual(st.PhysEIPs, wantPhys) {
 		t.Errorf("host hv1: physical EIPs %+v, want %+v", st.PhysEIPs, wantPhys)
+	}
+	// vm6 sends to no host's VTEP.
+	if want := []netip.Addr{netip.MustParseAddr("192.168.0.1"), netip.MustParseAddr("192.168.0.2")}; !reflect.DeepEqual(st.PhysDeny, want) {
+		t.Errorf("host hv1: physical EIPs refused %v, want the VTEPs %v", st.PhysDeny, want)
 	}
 	encap := map[string]netip.Addr{"hv1": netip.MustParseAddr("192.168.0.1"), "hv2": netip.MustParseAddr("192.168.0.2")}
 	via := map[string]netip.Addr{"internet": netip.MustParseAddr("198.51.100.1")}

@@ -21,9 +21,8 @@ func isPhysical(pb *sbdb.PortBinding) bool {
 	return pb.EipKind != nil && *pb.EipKind == sbdb.PortBindingEipKindPhysical
 }
 
-// physEIP is a local port's physical EIP, or false; nets are the
-// physical networks' prefixes (physNets), where the port may send.
-func physEIP(pb *sbdb.PortBinding, ifindex int, nets map[string][]netip.Prefix) (dataplane.PhysEIP, bool) {
+// physEIP is a local port's physical EIP, or false.
+func physEIP(pb *sbdb.PortBinding, ifindex int) (dataplane.PhysEIP, bool) {
 	if pb.Eip == nil || !isPhysical(pb) || len(pb.IPs) == 0 || ifindex <= 0 {
 		return dataplane.PhysEIP{}, false
 	}
@@ -32,30 +31,18 @@ func physEIP(pb *sbdb.PortBinding, ifindex int, nets map[string][]netip.Prefix) 
 	if err1 != nil || err2 != nil {
 		return dataplane.PhysEIP{}, false
 	}
-	e := dataplane.PhysEIP{Ifindex: ifindex, VPC: uint32(pb.Vpc), EIP: eip, Addr: addr}
-	if pb.EipNetwork != nil {
-		e.Dests = nets[*pb.EipNetwork]
-	}
-	return e, true
+	return dataplane.PhysEIP{Ifindex: ifindex, VPC: uint32(pb.Vpc), EIP: eip, Addr: addr}, true
 }
 
-// physNets are the physical networks' prefixes, by name. A prefix that
-// does not parse is left out (northd writes only those it accepted), so
-// the port sends less, never more.
-func physNets(rows []*sbdb.ExternalNetwork) map[string][]netip.Prefix {
-	nets := map[string][]netip.Prefix{}
-	for _, n := range rows {
-		if n.Kind != sbdb.ExternalNetworkKindPhysical {
-			continue
-		}
-		var ps []netip.Prefix
-		for _, c := range n.Cidrs {
-			if p, err := netip.ParsePrefix(c); err == nil && p.Addr().Is4() {
-				ps = append(ps, p.Masked())
-			}
-		}
-		slices.SortFunc(ps, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-		nets[n.Name] = ps
+// physDeny are the hosts' VTEPs, sorted: the physical network shares the
+// hosts' segment, and no port with a physical EIP may send to a host's
+// VXLAN device, which takes any VNI from anyone (the data plane adds its
+// own underlay NIC's addresses).
+func physDeny(encap map[string]netip.Addr) []netip.Addr {
+	out := make([]netip.Addr, 0, len(encap))
+	for _, a := range encap {
+		out = append(out, a)
 	}
-	return nets
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
 }

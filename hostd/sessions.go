@@ -42,9 +42,6 @@ func (d *Daemon) openBase(ctx context.Context) error {
 			// a live migration's destination prepares the port (activation.go)
 			{Field: &pb.MigrationDestination, Function: ovsdb.ConditionEqual, Value: &me}}),
 		client.WithConditionalTable(lb, []model.Condition{{Field: &lb.Chassis, Function: ovsdb.ConditionEqual, Value: me}}),
-		// the external networks (a row each): a physical one's prefixes
-		// bound where its EIPs' ports may send (phys.go)
-		client.WithTable(&sbdb.ExternalNetwork{}),
 		// SNAT: every VPC's (a row per VPC), and this host's ports' blocks
 		client.WithTable(&sbdb.SNAT{}),
 		client.WithConditionalTable(blk, []model.Condition{{Field: &blk.Chassis, Function: ovsdb.ConditionEqual, Value: &me}}),

@@ -86,7 +86,7 @@ func compileEIPs(v *nbView, ports *portTable, prev *eipTable) *eipTable {
 		c.prefixes, c.err = checkExtnet(n, accepted)
 		if c.err == "" {
 			accepted = append(accepted, c)
-			t.sbNets[n.Name] = &sbdb.ExternalNetwork{Name: n.Name, Kind: n.Kind, NextHop: n.NextHop, Cidrs: prefixStrings(c.prefixes)}
+			t.sbNets[n.Name] = &sbdb.ExternalNetwork{Name: n.Name, Kind: n.Kind, NextHop: n.NextHop}
 		}
 	}
 	var eips []*cEIP
@@ -178,17 +178,7 @@ func (t *eipTable) sbNet(name string) *sbdb.ExternalNetwork { return t.sbNets[na
 
 // extnetOwned are the SB External_Network columns northd writes; name
 // is the key.
-var extnetOwned = []string{"kind", "next_hop", "cidrs"}
-
-// prefixStrings are ps as the southbound holds them (a physical
-// network's hosts send only within them).
-func prefixStrings(ps []netip.Prefix) []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.Masked().String()
-	}
-	return out
-}
+var extnetOwned = []string{"kind", "next_hop"}
 
 // syncExtnets writes the SB External_Network rows of every dirty name.
 func (n *compiler) syncExtnets(w *sbWriter, d *dirtySet) {

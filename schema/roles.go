@@ -97,7 +97,7 @@ func Roles() map[string][]Permission {
 				Update: []string{"vpc", "logical_port", "address", "port_lo", "port_hi", "chassis", "mac", "datapath", "external_ids"}},
 			// northd: the accepted external networks, for gateways.
 			{Table: "External_Network", Authorization: []string{""}, InsertDelete: true,
-				Update: []string{"kind", "next_hop", "cidrs", "external_ids"}},
+				Update: []string{"kind", "next_hop", "external_ids"}},
 		},
 	}
 }

@@ -20,10 +20,9 @@
  * new host announces the address (gratuitous ARP, hostd/phys.go).
  *
  * Maps: phys_local_v1 (EIP -> the port's address, VPC and ifindex),
- * phys_ports_v1 (ifindex -> its physical EIP), phys_dests_v1 (where each
- * port may send: its network's prefixes, never the underlay's),
- * phys_live_v1 (the ports' interfaces), phys_cfg_v1 (the underlay NIC
- * and its MAC). */
+ * phys_ports_v1 (ifindex -> its physical EIP), phys_deny_v1 (the hosts'
+ * addresses, which no port reaches), phys_live_v1 (the ports'
+ * interfaces), phys_cfg_v1 (the underlay NIC and its MAC). */
 #ifndef COURIER_PHYS_H
 #define COURIER_PHYS_H
 
@@ -48,24 +47,18 @@ struct {
 	__type(value, __be32); /* its physical EIP */
 } phys_ports_v1 SEC(".maps");
 
-/* Where a port with a physical EIP may send: under its ifindex, its
- * network's prefixes; under ifindex 0, the underlay NIC's own addresses
- * and networks, which no port reaches (a tenant sending to a host's VTEP
- * could put any VNI and group on a VXLAN packet). An entry's presence is
- * what counts; the key's prefix length counts the ifindex's 32 bits. */
-struct phys_dest_key {
-	__u32 prefixlen;
-	__u32 ifindex;
-	__be32 addr;
-};
-
+/* Where no port with a physical EIP sends: the hosts' VTEPs and this
+ * host's underlay NIC's own addresses. The network shares the hosts'
+ * segment, and a host's collect-metadata VXLAN device takes any VNI
+ * from anyone: a tenant sending to it could put any VNI and group on a
+ * VXLAN packet. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct phys_dest_key);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* empty on most hosts */
+	__type(key, __be32);
 	__type(value, __u8);
-} phys_dests_v1 SEC(".maps");
+} phys_deny_v1 SEC(".maps");
 
 /* The ports' interfaces, by ifindex; the kernel deletes an entry when its
  * interface leaves this namespace. */
@@ -248,14 +241,9 @@ static __always_inline int phys_route(struct __sk_buff *skb, struct pctx *c, __b
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
 		return drop_for(c, DROP_MALFORMED);
-	struct phys_dest_key k = {.prefixlen = 64, .ifindex = 0, .addr = ip->daddr};
-	if (bpf_map_lookup_elem(&phys_dests_v1, &k))
+	__be32 dst = ip->daddr;
+	if (bpf_map_lookup_elem(&phys_deny_v1, &dst))
 		return drop_for(c, DROP_PHYS_UNDERLAY);
-	k.ifindex = c->ifindex;
-	if (!bpf_map_lookup_elem(&phys_dests_v1, &k)) { /* not on the segment */
-		c->reason = DROP_NO_ROUTE;
-		return next_stage(c, STAGE_ICMP_ERR);
-	}
 	c->hit = HIT_EIP;
 	c->snat_from = ip->saddr;
 	c->snat_to = eip;

@@ -19,7 +19,6 @@ var (
 // ExternalNetwork defines an object in External_Network table
 type ExternalNetwork struct {
 	UUID        string              `ovsdb:"_uuid"`
-	Cidrs       []string            `ovsdb:"cidrs" validate:"max=16,dive,max=18"`
 	ExternalIDs map[string]string   `ovsdb:"external_ids"`
 	Kind        ExternalNetworkKind `ovsdb:"kind" validate:"oneof='public' 'physical'"`
 	Name        string              `ovsdb:"name" validate:"max=64"`
@@ -28,34 +27,6 @@ type ExternalNetwork struct {
 
 func (a *ExternalNetwork) GetUUID() string {
 	return a.UUID
-}
-
-func (a *ExternalNetwork) GetCidrs() []string {
-	return a.Cidrs
-}
-
-func copyExternalNetworkCidrs(a []string) []string {
-	if a == nil {
-		return nil
-	}
-	b := make([]string, len(a))
-	copy(b, a)
-	return b
-}
-
-func equalExternalNetworkCidrs(a, b []string) bool {
-	if (a == nil) != (b == nil) {
-		return false
-	}
-	if len(a) != len(b) {
-		return false
-	}
-	for i, v := range a {
-		if b[i] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func (a *ExternalNetwork) GetExternalIDs() map[string]string {
@@ -120,7 +91,6 @@ func equalExternalNetworkNextHop(a, b *string) bool {
 
 func (a *ExternalNetwork) DeepCopyInto(b *ExternalNetwork) {
 	*b = *a
-	b.Cidrs = copyExternalNetworkCidrs(a.Cidrs)
 	b.ExternalIDs = copyExternalNetworkExternalIDs(a.ExternalIDs)
 	b.NextHop = copyExternalNetworkNextHop(a.NextHop)
 }
@@ -142,7 +112,6 @@ func (a *ExternalNetwork) CloneModel() model.Model {
 
 func (a *ExternalNetwork) Equals(b *ExternalNetwork) bool {
 	return a.UUID == b.UUID &&
-		equalExternalNetworkCidrs(a.Cidrs, b.Cidrs) &&
 		equalExternalNetworkExternalIDs(a.ExternalIDs, b.ExternalIDs) &&
 		a.Kind == b.Kind &&
 		a.Name == b.Name &&

@@ -34,7 +34,7 @@ func FullDatabaseModel() (model.ClientDBModel, error) {
 
 var schema = `{
   "name": "Courier_Southbound",
-  "version": "1.11.0",
+  "version": "1.10.0",
   "tables": {
     "Chassis": {
       "columns": {
@@ -380,17 +380,6 @@ var schema = `{
     },
     "External_Network": {
       "columns": {
-        "cidrs": {
-          "type": {
-            "key": {
-              "type": "string",
-              "minLength": 18,
-              "maxLength": 18
-            },
-            "min": 0,
-            "max": 16
-          }
-        },
         "external_ids": {
           "type": {
             "key": {

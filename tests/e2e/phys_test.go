@@ -170,8 +170,8 @@ func TestPhysicalIPFromTheDataCentre(t *testing.T) {
 // VTEP, port 4789: a VXLAN packet of its own making for another VPC's VM
 // on hv2. Out of its host's underlay NIC, on the hosts' own segment, it
 // would reach hv2's VXLAN device, which takes any VNI from anyone; so the
-// host drops what a port sends to the underlay's addresses, and what it
-// sends off its network's prefixes gets "no route".
+// host drops what a port sends to a host's VTEP (or its own underlay
+// addresses).
 func physTenantAttack(t *testing.T, e *env) {
 	e.nb("vpc-add", "red", "--open", "--", "vxnet-add", "red", "app", "10.0.1.0/24")
 	e.nb("port-add", "app", "victim", "02:00:00:00:0e:14", "10.0.1.20")
@@ -239,10 +239,6 @@ func physTenantAttack(t *testing.T, e *env) {
 		if tr.Outcome != trace.Dropped || tr.Reason != "phys_underlay" {
 			t.Errorf("courier-trace (chassis %q) vm1 -> hv2's VTEP: %s %s %q, want dropped for phys_underlay", chassis, tr.Outcome, tr.Reason, tr.Detail)
 		}
-	}
-	// Off the network's prefixes (dc: 192.168.200.0/24) there is no route.
-	if out, _ := lab.Exec(e.s.VMNS("vm1"), "ping", "-n", "-c", "1", "-W", "1", sandbox.InternetAddr.Addr().String()); !strings.Contains(out, "Unreachable") {
-		t.Errorf("vm1 -> the internet, off dc's prefixes: want destination unreachable\n%s", out)
 	}
 }
 

@@ -110,7 +110,7 @@ var describers = map[int]func(r dataplane.StageRecord, n namer) string{
 			return fmt.Sprintf("source translated to the port's EIP %s, to gateway %s", r.Addr, n.host(r.VTEP))
 		}
 		if pipeline.VerdictName(r.Verdict) == "next" { // to icmp_err
-			return "no way out: no EIP or SNAT for the port, or off its physical network's prefixes; the VM is told there is no route"
+			return "no way out: no EIP or SNAT for the port; the VM is told there is no route"
 		}
 		return "no EIP or no gateway: " + pipeline.DropName(r.Reason)
 	},

@@ -47,7 +47,7 @@ func (e *env) eipOut(step *Step) (*walkEnd, int) {
 		return nil, e.hairpin(step, to, netip.MustParseAddr(*in.Eip))
 	}
 	if physical(in) {
-		if end := e.physRefused(step, in); end != nil {
+		if end := e.physRefused(step); end != nil {
 			return end, -1
 		}
 		step.Verdict, step.Detail = "output", fmt.Sprintf("source translated to the port's physical-network IP %s; sent from "+
@@ -109,29 +109,17 @@ func (p *packet) translate() {
 }
 
 // physRefused is where phys_route stops what a port with a physical EIP
-// sends outside its VPC (bpf/phys.h): to a host's VTEP, or off its
-// network's prefixes. A host also refuses its own underlay network,
-// which only its data plane knows (--chassis runs the real program).
-func (e *env) physRefused(step *Step, in *sbdb.PortBinding) *walkEnd {
+// sends outside its VPC (bpf/phys.h): to a host's VTEP. A host also
+// refuses its own underlay addresses, which only its data plane knows
+// (--chassis runs the real program).
+func (e *env) physRefused(step *Step) *walkEnd {
 	dst := e.p.addr("ip4.dst")
 	for _, c := range e.w.chassis {
 		if c.EncapIP == dst.String() {
 			step.Verdict, step.Reason = "drop", "phys_underlay"
-			step.Detail = fmt.Sprintf("dropped: %s is %s's VTEP, and no port reaches the hosts' underlay (phys_underlay)", dst, c.Name)
+			step.Detail = fmt.Sprintf("dropped: %s is %s's VTEP, and no port reaches the hosts (phys_underlay)", dst, c.Name)
 			return &walkEnd{action: "drop", reason: step.Reason}
 		}
 	}
-	var cidrs []string
-	if n := e.w.nets[deref(in.EipNetwork)]; n != nil {
-		cidrs = n.Cidrs
-	}
-	for _, c := range cidrs {
-		if p, err := netip.ParsePrefix(c); err == nil && p.Contains(dst) {
-			return nil
-		}
-	}
-	step.Verdict, step.Reason = "drop", "no_route"
-	step.Detail = fmt.Sprintf("dropped: %s is not within %s's prefixes %v, where the port's physical EIP is sent (no_route: the VM is told with an ICMP error)",
-		dst, deref(in.EipNetwork), cidrs)
-	return &walkEnd{action: "drop", reason: step.Reason}
+	return nil
 }

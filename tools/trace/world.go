@@ -29,11 +29,10 @@ type world struct {
 	byVNI    map[int]*sbdb.Datapath
 	bindings []*sbdb.PortBinding
 	learned  []*sbdb.LearnedBinding
-	flows    map[string][]*sbdb.LogicalFlow   // by datapath UUID, in the order evaluated
-	hubs     []string                         // chassis names
-	chassis  map[string]*sbdb.Chassis         // by name
-	snat     *sbdb.SNAT                       // the VPC's SNAT addresses, if any
-	nets     map[string]*sbdb.ExternalNetwork // by name
+	flows    map[string][]*sbdb.LogicalFlow // by datapath UUID, in the order evaluated
+	hubs     []string                       // chassis names
+	chassis  map[string]*sbdb.Chassis       // by name
+	snat     *sbdb.SNAT                     // the VPC's SNAT addresses, if any
 }
 
 // served says whether a live gateway chassis serves external network n
@@ -72,7 +71,6 @@ func readWorld(ctx context.Context, remotes []string, tlsc *tls.Config, port str
 	dp, lf, h, lb, pbv, sn := &sbdb.Datapath{}, &sbdb.LogicalFlow{}, &sbdb.Hub{}, &sbdb.LearnedBinding{}, &sbdb.PortBinding{}, &sbdb.SNAT{}
 	s, err := ops.Open(ctx, m, ops.SessionOptions{Remotes: remotes, TLS: tlsc, Monitor: []client.MonitorOption{
 		client.WithTable(&sbdb.Chassis{}),
-		client.WithTable(&sbdb.ExternalNetwork{}),
 		client.WithConditionalTable(dp, []model.Condition{{Field: &dp.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}),
 		client.WithConditionalTable(lf, []model.Condition{{Field: &lf.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}),
 		client.WithConditionalTable(h, []model.Condition{{Field: &h.Vpc, Function: ovsdb.ConditionEqual, Value: vpc}}),
@@ -85,12 +83,9 @@ func readWorld(ctx context.Context, remotes []string, tlsc *tls.Config, port str
 	}
 	defer s.Close()
 	w := &world{dps: map[string]*sbdb.Datapath{}, byVNI: map[int]*sbdb.Datapath{}, flows: map[string][]*sbdb.LogicalFlow{},
-		chassis: map[string]*sbdb.Chassis{}, nets: map[string]*sbdb.ExternalNetwork{}}
+		chassis: map[string]*sbdb.Chassis{}}
 	for _, c := range ops.Rows[sbdb.Chassis](s) {
 		w.chassis[c.Name] = c
-	}
-	for _, n := range ops.Rows[sbdb.ExternalNetwork](s) {
-		w.nets[n.Name] = n
 	}
 	for _, d := range ops.Rows[sbdb.Datapath](s) {
 		w.dps[d.UUID] = d
