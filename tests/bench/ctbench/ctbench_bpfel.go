@@ -44,7 +44,7 @@ type ctbenchScratch struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	ctbenchMapCtV1        = "ct_v1"
-	ctbenchMapScratchV1   = "scratch_v1"
+	ctbenchMapScratch     = "scratch"
 	ctbenchProgKfuncTrack = "kfunc_track"
 	ctbenchProgLruTrack   = "lru_track"
 	ctbenchProgParseOnly  = "parse_only"
@@ -105,8 +105,8 @@ type ctbenchProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ctbenchMapSpecs struct {
-	CtV1      *ebpf.MapSpec `ebpf:"ct_v1"`
-	ScratchV1 *ebpf.MapSpec `ebpf:"scratch_v1"`
+	CtV1    *ebpf.MapSpec `ebpf:"ct_v1"`
+	Scratch *ebpf.MapSpec `ebpf:"scratch"`
 }
 
 // ctbenchVariableSpecs contains global variables before they are loaded into the kernel.
@@ -139,14 +139,14 @@ func (o *ctbenchObjects) Close() error {
 //
 // It can be passed to loadCtbenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ctbenchMaps struct {
-	CtV1      *ebpf.Map `ebpf:"ct_v1"`
-	ScratchV1 *ebpf.Map `ebpf:"scratch_v1"`
+	CtV1    *ebpf.Map `ebpf:"ct_v1"`
+	Scratch *ebpf.Map `ebpf:"scratch"`
 }
 
 func (m *ctbenchMaps) Close() error {
 	return _CtbenchClose(
 		m.CtV1,
-		m.ScratchV1,
+		m.Scratch,
 	)
 }
 
