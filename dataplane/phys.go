@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -94,16 +95,27 @@ func (d *Datapath) dumpPhys() (*compiledPhys, error) {
 	return c, errors.Join(e1, e2, e3, e4, e5)
 }
 
-// underlayDeny adds the underlay NIC l's IPv4 addresses to deny: no port
-// with a physical EIP sends to this host either (phys.h, phys_route).
+// underlayDeny adds the underlay NIC l's IPv4 addresses, and their
+// networks' broadcast addresses, to deny: no port with a physical EIP
+// sends to this host, nor to every host of its subnet at once (phys.h,
+// phys_route).
 func underlayDeny(l netlink.Link, deny map[uint32]uint8) error {
 	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
 	if err != nil {
 		return fmt.Errorf("underlay NIC %s: addresses: %w", l.Attrs().Name, err)
 	}
 	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
-			deny[be32(ip)] = 1
+		ip, ok := netip.AddrFromSlice(a.IP.To4())
+		if !ok {
+			continue
+		}
+		deny[be32(ip)] = 1
+		if ones, bits := a.Mask.Size(); bits == 32 && ones < 31 {
+			b := ip.As4()
+			host := ^uint32(0) >> ones
+			v := binary.BigEndian.Uint32(b[:]) | host
+			binary.BigEndian.PutUint32(b[:], v)
+			deny[be32(netip.AddrFrom4(b))] = 1
 		}
 	}
 	return nil
@@ -130,16 +142,22 @@ func (d *Datapath) applyPhys(want, have *compiledPhys, add func(int, int, error)
 	if err := d.objs.PhysCfgV1.Put(uint32(0), want.cfg); err != nil {
 		return fmt.Errorf("phys_cfg: %w", err)
 	}
-	// Where no port may send before the ports, the port's address before
-	// the EIP that leads to it, and the EIP before the liveness that lets
-	// it be answered.
-	// Should that fail, no port is written: closed, not open.
-	n, r, err := d.physDenyT().sync(want.deny, have.deny)
+	// Where no port may send: added before the ports are written (should
+	// that fail, none is), removed only once they are.
+	grown := maps.Clone(want.deny)
+	maps.Copy(grown, have.deny)
+	n, r, err := d.physDenyT().sync(grown, have.deny)
 	add(n, r, nil)
 	if err != nil {
 		return err
 	}
-	add(d.physPortsT().sync(want.ports, have.ports))
+	n, r, err = d.physPortsT().sync(want.ports, have.ports)
+	add(n, r, err)
+	if err == nil {
+		add(d.physDenyT().sync(want.deny, grown))
+	}
+	// The port's address before the EIP that leads to it, and the EIP
+	// before the liveness that lets it be answered.
 	add(d.physLocalT().sync(want.local, have.local))
 	// The kernel takes entries out of the device map itself: compare
 	// with what it holds now.

@@ -252,10 +252,28 @@ func TestPhysOutbound(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		notOut(t, ip4("172.31.0.1"))                                            // this host's own address there
-		notOut(t, ip4("172.31.0.9"))                                            // another host's VTEP
+		notOut(t, ip4("172.31.0.1")) // this host's own address there
+		notOut(t, ip4("172.31.0.9")) // another host's VTEP
+		// every host at once: each host's VXLAN socket takes them
+		notOut(t, ip4("172.31.0.255"))
+		notOut(t, ip4("255.255.255.255"))
+		notOut(t, ip4("224.0.0.1"))
+		notOut(t, ip4("239.1.2.3"))
 		out(t, ipPacket(vm, ip4("172.31.0.7"), protoUDP, udpSeg(1, 2, "x"), 0)) // a server on the segment
 		out(t, ipPacket(vm, ip4("8.8.8.8"), protoUDP, udpSeg(1, 2, "x"), 0))
+	})
+	if _, err := f.d.Apply(f.state); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("the refusals go with the last physical EIP", func(t *testing.T) {
+		eips := f.state.PhysEIPs
+		f.state.PhysEIPs, f.state.PhysDeny = nil, []netip.Addr{local}
+		defer func() { f.state.PhysEIPs, f.state.PhysDeny = eips, nil }()
+		var err error
+		within(func() { _, err = f.d.Apply(f.state) })
+		if deny, derr := f.d.physDenyT().dump(); err != nil || derr != nil || len(deny) != 0 {
+			t.Errorf("phys_deny holds %d entries with no physical EIP (%v %v)", len(deny), err, derr)
+		}
 	})
 	if _, err := f.d.Apply(f.state); err != nil {
 		t.Fatal(err)

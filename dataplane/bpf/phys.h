@@ -47,11 +47,11 @@ struct {
 	__type(value, __be32); /* its physical EIP */
 } phys_ports_v1 SEC(".maps");
 
-/* Where no port with a physical EIP sends: the hosts' VTEPs and this
- * host's underlay NIC's own addresses. The network shares the hosts'
- * segment, and a host's collect-metadata VXLAN device takes any VNI
- * from anyone: a tenant sending to it could put any VNI and group on a
- * VXLAN packet. */
+/* Where no port with a physical EIP sends: the hosts' VTEPs, this host's
+ * underlay NIC's own addresses and its networks' broadcast addresses.
+ * The network shares the hosts' segment, and a host's collect-metadata
+ * VXLAN device takes any VNI from anyone: a tenant sending to it could
+ * put any VNI and group on a VXLAN packet. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -241,8 +241,12 @@ static __always_inline int phys_route(struct __sk_buff *skb, struct pctx *c, __b
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
 		return drop_for(c, DROP_MALFORMED);
+	/* Broadcast and multicast reach every host's VXLAN socket at once
+	 * (it listens on every address, and takes both): refused, with the
+	 * hosts' own addresses and this host's subnets' broadcast. */
 	__be32 dst = ip->daddr;
-	if (bpf_map_lookup_elem(&phys_deny_v1, &dst))
+	if (dst == 0xffffffff || (dst & bpf_htonl(0xf0000000)) == bpf_htonl(0xe0000000) ||
+	    bpf_map_lookup_elem(&phys_deny_v1, &dst))
 		return drop_for(c, DROP_PHYS_UNDERLAY);
 	c->hit = HIT_EIP;
 	c->snat_from = ip->saddr;
