@@ -287,7 +287,9 @@ func (d *Datapath) loadObjects() error {
 	}
 	for name, m := range spec.Maps {
 		if isPinned(name) {
-			d.unpinMismatched(name, m)
+			if sizedByBuild[name] {
+				d.unpinMismatched(name, m)
+			}
 			m.Pinning = ebpf.PinByName
 		}
 	}
@@ -386,7 +388,8 @@ func copyEntries(src, dst *ebpf.Map, size int, flags ebpf.MapUpdateFlags) (int, 
 
 // pinnedMap names the maps that outlive a hostd restart: NAME_vN, where
 // N changes with the map's layout, so that a hostd of a new layout starts
-// the map afresh instead of failing to load beside the old pin.
+// the map afresh instead of failing to load beside the old pin (only the
+// maps of sizedByBuild change size under one name).
 var pinnedMap = regexp.MustCompile(`_v[0-9]+$`)
 
 func isPinned(name string) bool { return pinnedMap.MatchString(name) }
@@ -413,14 +416,19 @@ func (c *Config) hubBindings() int {
 	return DefaultHubBindings
 }
 
+// sizedByBuild are the pinned maps whose capacity a build or a flag sets
+// and whose contents may start again: the counters, one per drop reason
+// or counter (a new one grows them), and a hub's table, sized by
+// --hub-bindings and refilled by Apply. Any other map reshaped under the
+// same name still fails the load, loudly, rather than be emptied: a
+// layout whose entries must survive takes a new name (earlierLayouts).
+var sizedByBuild = map[string]bool{"drops_v1": true, "stats_v1": true, hubMap: true}
+
 // unpinMismatched removes the pin of map name if the pinned map no longer
 // fits spec, which the kernel cannot change and beside which the programs
-// would not load: a hub's table sized otherwise (--hub-bindings), or a
-// map an upgrade reshaped under the same name, such as drops_v1 growing
-// with a new drop reason. The new map starts empty: the next Apply fills
-// a table (a hub compares its whole table with the kernel when it
-// starts), and counters start again from zero. A layout whose entries
-// must survive an upgrade takes a new name instead (earlierLayouts).
+// would not load. The new map starts empty: the next Apply fills a hub's
+// table (a hub compares its whole table with the kernel when it starts),
+// and counters start again from zero.
 func (d *Datapath) unpinMismatched(name string, spec *ebpf.MapSpec) {
 	path := filepath.Join(d.pinDir, name)
 	m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
