@@ -233,11 +233,14 @@ func physTenantAttack(t *testing.T, e *env) {
 	if n := drops1["phys_underlay"] - drops0["phys_underlay"]; n != 5 {
 		t.Errorf("hv1 counted %d phys_underlay drops, want 5", n)
 	}
-	// courier-trace says so, from the southbound and from hv1's programs.
-	for _, chassis := range []string{"", "hv1"} {
-		tr := e.trace(chassis, `inport == "vm1" && ip4.dst == `+to.Addr().String()+` && udp.dst == 4789`)
-		if tr.Outcome != trace.Dropped || tr.Reason != "phys_underlay" {
-			t.Errorf("courier-trace (chassis %q) vm1 -> hv2's VTEP: %s %s %q, want dropped for phys_underlay", chassis, tr.Outcome, tr.Reason, tr.Detail)
+	// courier-trace says so, from the southbound and from hv1's programs,
+	// also for a multicast group (every host's VXLAN socket takes it).
+	for _, dst := range []string{to.Addr().String(), "224.0.0.1"} {
+		for _, chassis := range []string{"", "hv1"} {
+			tr := e.trace(chassis, `inport == "vm1" && ip4.dst == `+dst+` && udp.dst == 4789`)
+			if tr.Outcome != trace.Dropped || tr.Reason != "phys_underlay" {
+				t.Errorf("courier-trace (chassis %q) vm1 -> %s: %s %s %q, want dropped for phys_underlay", chassis, dst, tr.Outcome, tr.Reason, tr.Detail)
+			}
 		}
 	}
 }

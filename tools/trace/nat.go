@@ -109,11 +109,17 @@ func (p *packet) translate() {
 }
 
 // physRefused is where phys_route stops what a port with a physical EIP
-// sends outside its VPC (bpf/phys.h): to a host's VTEP. A host also
-// refuses its own underlay addresses, which only its data plane knows
-// (--chassis runs the real program).
+// sends outside its VPC (bpf/phys.h): to a broadcast or multicast
+// address, or to a host's VTEP. A host also refuses its own underlay
+// addresses and their subnets' broadcast, which only its data plane
+// knows (--chassis runs the real program).
 func (e *env) physRefused(step *Step) *walkEnd {
 	dst := e.p.addr("ip4.dst")
+	if dst.IsMulticast() || dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		step.Verdict, step.Reason = "drop", "phys_underlay"
+		step.Detail = fmt.Sprintf("dropped: %s would reach every host of the segment at once (phys_underlay)", dst)
+		return &walkEnd{action: "drop", reason: step.Reason}
+	}
 	for _, c := range e.w.chassis {
 		if c.EncapIP == dst.String() {
 			step.Verdict, step.Reason = "drop", "phys_underlay"
