@@ -72,8 +72,10 @@ func compilePhys(s *State) (*compiledPhys, error) {
 			}
 		}
 	}
-	if len(c.deny) > maxPhysDeny-64 { // room for the underlay NIC's addresses
-		return nil, fmt.Errorf("physical EIPs: %d hosts' VTEPs, more than the %d a host holds", len(c.deny), maxPhysDeny-64)
+	// Apply adds the new entries before it removes the old: room for
+	// two sets, and for the underlay NIC's addresses.
+	if limit := maxPhysDeny/2 - 128; len(c.deny) > limit {
+		return nil, fmt.Errorf("physical EIPs: %d hosts' VTEPs, more than the %d a host holds", len(c.deny), limit)
 	}
 	if s.Underlay > 0 {
 		c.cfg.Ifindex = uint32(s.Underlay)
