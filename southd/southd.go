@@ -299,7 +299,7 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 		only = pend.names
 	}
 	var txn []ovsdb.Operation
-	txn = append(txn, d.markLiveness(sb, pbs, alive)...)
+	txn = append(txn, d.markLiveness(ops.Rows[sbdb.ChassisPrivate](sb), pbs, alive)...)
 	txn = append(txn, d.grantClaims(sb, pbs, alive, only)...)
 	txn = append(txn, d.clearStalePrepared(pbs)...)
 	hubOps, hubs := d.assignHubs(sb, hubChassis(nb), alive)
@@ -346,15 +346,23 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 }
 
 // markLiveness records each chassis's state and marks the ports of dead
-// chassis down (their VMs may come back: they are not unbound).
-func (d *Daemon) markLiveness(sb *ops.Session, pbs []*sbdb.PortBinding, alive map[string]bool) []ovsdb.Operation {
+// chassis down (their VMs may come back: they are not unbound). privs is
+// read after alive was judged: a chassis registered in between is in
+// privs but not in alive, and waits for the next pass rather than be
+// declared dead at its first sight.
+func (d *Daemon) markLiveness(privs []*sbdb.ChassisPrivate, pbs []*sbdb.PortBinding, alive map[string]bool) []ovsdb.Operation {
 	var txn []ovsdb.Operation
 	live, dead := 0, 0
-	for _, p := range ops.Rows[sbdb.ChassisPrivate](sb) {
-		a := alive[p.Name]
-		if a {
+	unjudged := map[string]bool{}
+	for _, p := range privs {
+		a, judged := alive[p.Name]
+		switch {
+		case !judged:
+			unjudged[p.Name] = true
+			continue
+		case a:
 			live++
-		} else {
+		default:
 			dead++
 		}
 		if p.Alive == nil || *p.Alive != a {
@@ -365,7 +373,7 @@ func (d *Daemon) markLiveness(sb *ops.Session, pbs []*sbdb.PortBinding, alive ma
 	d.m.chassis.WithLabelValues("alive").Set(float64(live))
 	d.m.chassis.WithLabelValues("dead").Set(float64(dead))
 	for _, pb := range pbs {
-		if pb.Chassis != nil && !alive[*pb.Chassis] && pb.Up != nil && *pb.Up {
+		if pb.Chassis != nil && !alive[*pb.Chassis] && !unjudged[*pb.Chassis] && pb.Up != nil && *pb.Up {
 			txn = append(txn, sbops.SetPortBindingUp(pb, false))
 		}
 	}
