@@ -503,6 +503,7 @@ const (
 	dvrMapUnknownV1          = "unknown_v1"
 	dvrMapVpcEipsV1          = "vpc_eips_v1"
 	dvrMapVpcsV2             = "vpcs_v2"
+	dvrMapVtepsV1            = "vteps_v1"
 	dvrMapVxnetsV2           = "vxnets_v2"
 	dvrProgGwUplinkIngress   = "gw_uplink_ingress"
 	dvrProgPhysIngress       = "phys_ingress"
@@ -531,6 +532,7 @@ const (
 	dvrVarCfgTunnelTtl       = "cfg_tunnel_ttl"
 	dvrVarCfgUnderlayIfindex = "cfg_underlay_ifindex"
 	dvrVarCfgUnknownTtlNs    = "cfg_unknown_ttl_ns"
+	dvrVarCfgVtepGen         = "cfg_vtep_gen"
 	dvrVarCfgVxlanIfindex    = "cfg_vxlan_ifindex"
 )
 
@@ -644,6 +646,7 @@ type dvrMapSpecs struct {
 	UnknownV1       *ebpf.MapSpec `ebpf:"unknown_v1"`
 	VpcEipsV1       *ebpf.MapSpec `ebpf:"vpc_eips_v1"`
 	VpcsV2          *ebpf.MapSpec `ebpf:"vpcs_v2"`
+	VtepsV1         *ebpf.MapSpec `ebpf:"vteps_v1"`
 	VxnetsV2        *ebpf.MapSpec `ebpf:"vxnets_v2"`
 }
 
@@ -674,6 +677,7 @@ type dvrVariableSpecs struct {
 	CfgTunnelTtl       *ebpf.VariableSpec `ebpf:"cfg_tunnel_ttl"`
 	CfgUnderlayIfindex *ebpf.VariableSpec `ebpf:"cfg_underlay_ifindex"`
 	CfgUnknownTtlNs    *ebpf.VariableSpec `ebpf:"cfg_unknown_ttl_ns"`
+	CfgVtepGen         *ebpf.VariableSpec `ebpf:"cfg_vtep_gen"`
 	CfgVxlanIfindex    *ebpf.VariableSpec `ebpf:"cfg_vxlan_ifindex"`
 }
 
@@ -755,6 +759,7 @@ type dvrMaps struct {
 	UnknownV1       *ebpf.Map `ebpf:"unknown_v1"`
 	VpcEipsV1       *ebpf.Map `ebpf:"vpc_eips_v1"`
 	VpcsV2          *ebpf.Map `ebpf:"vpcs_v2"`
+	VtepsV1         *ebpf.Map `ebpf:"vteps_v1"`
 	VxnetsV2        *ebpf.Map `ebpf:"vxnets_v2"`
 }
 
@@ -818,6 +823,7 @@ func (m *dvrMaps) Close() error {
 		m.UnknownV1,
 		m.VpcEipsV1,
 		m.VpcsV2,
+		m.VtepsV1,
 		m.VxnetsV2,
 	)
 }
@@ -849,6 +855,7 @@ type dvrVariables struct {
 	CfgTunnelTtl       *ebpf.Variable `ebpf:"cfg_tunnel_ttl"`
 	CfgUnderlayIfindex *ebpf.Variable `ebpf:"cfg_underlay_ifindex"`
 	CfgUnknownTtlNs    *ebpf.Variable `ebpf:"cfg_unknown_ttl_ns"`
+	CfgVtepGen         *ebpf.Variable `ebpf:"cfg_vtep_gen"`
 	CfgVxlanIfindex    *ebpf.Variable `ebpf:"cfg_vxlan_ifindex"`
 }
 

@@ -83,6 +83,7 @@ const (
 	dvrprofMapUnknownV1          = "unknown_v1"
 	dvrprofMapVpcEipsV1          = "vpc_eips_v1"
 	dvrprofMapVpcsV2             = "vpcs_v2"
+	dvrprofMapVtepsV1            = "vteps_v1"
 	dvrprofMapVxnetsV2           = "vxnets_v2"
 	dvrprofProgGwUplinkIngress   = "gw_uplink_ingress"
 	dvrprofProgPhysIngress       = "phys_ingress"
@@ -111,6 +112,7 @@ const (
 	dvrprofVarCfgTunnelTtl       = "cfg_tunnel_ttl"
 	dvrprofVarCfgUnderlayIfindex = "cfg_underlay_ifindex"
 	dvrprofVarCfgUnknownTtlNs    = "cfg_unknown_ttl_ns"
+	dvrprofVarCfgVtepGen         = "cfg_vtep_gen"
 	dvrprofVarCfgVxlanIfindex    = "cfg_vxlan_ifindex"
 )
 
@@ -226,6 +228,7 @@ type dvrprofMapSpecs struct {
 	UnknownV1       *ebpf.MapSpec `ebpf:"unknown_v1"`
 	VpcEipsV1       *ebpf.MapSpec `ebpf:"vpc_eips_v1"`
 	VpcsV2          *ebpf.MapSpec `ebpf:"vpcs_v2"`
+	VtepsV1         *ebpf.MapSpec `ebpf:"vteps_v1"`
 	VxnetsV2        *ebpf.MapSpec `ebpf:"vxnets_v2"`
 }
 
@@ -256,6 +259,7 @@ type dvrprofVariableSpecs struct {
 	CfgTunnelTtl       *ebpf.VariableSpec `ebpf:"cfg_tunnel_ttl"`
 	CfgUnderlayIfindex *ebpf.VariableSpec `ebpf:"cfg_underlay_ifindex"`
 	CfgUnknownTtlNs    *ebpf.VariableSpec `ebpf:"cfg_unknown_ttl_ns"`
+	CfgVtepGen         *ebpf.VariableSpec `ebpf:"cfg_vtep_gen"`
 	CfgVxlanIfindex    *ebpf.VariableSpec `ebpf:"cfg_vxlan_ifindex"`
 }
 
@@ -339,6 +343,7 @@ type dvrprofMaps struct {
 	UnknownV1       *ebpf.Map `ebpf:"unknown_v1"`
 	VpcEipsV1       *ebpf.Map `ebpf:"vpc_eips_v1"`
 	VpcsV2          *ebpf.Map `ebpf:"vpcs_v2"`
+	VtepsV1         *ebpf.Map `ebpf:"vteps_v1"`
 	VxnetsV2        *ebpf.Map `ebpf:"vxnets_v2"`
 }
 
@@ -404,6 +409,7 @@ func (m *dvrprofMaps) Close() error {
 		m.UnknownV1,
 		m.VpcEipsV1,
 		m.VpcsV2,
+		m.VtepsV1,
 		m.VxnetsV2,
 	)
 }
@@ -435,6 +441,7 @@ type dvrprofVariables struct {
 	CfgTunnelTtl       *ebpf.Variable `ebpf:"cfg_tunnel_ttl"`
 	CfgUnderlayIfindex *ebpf.Variable `ebpf:"cfg_underlay_ifindex"`
 	CfgUnknownTtlNs    *ebpf.Variable `ebpf:"cfg_unknown_ttl_ns"`
+	CfgVtepGen         *ebpf.Variable `ebpf:"cfg_vtep_gen"`
 	CfgVxlanIfindex    *ebpf.Variable `ebpf:"cfg_vxlan_ifindex"`
 }
 

@@ -370,3 +370,59 @@ func TestTunnelARPRepliesOnlyFromHubs(t *testing.T) {
 		expectDrop(t, d, "l2_cross_vxnet", func() runResult { return runTunnel(t, d, hubIP, 5002, reply) })
 	})
 }
+
+// VXLAN is taken only from a chassis's VTEP once the southbound's list
+// is in force: the collect-metadata device takes any VNI and group from
+// whoever reaches its port, a server or router on the hosts' segment
+// included. Without a list (a data plane driven without a southbound)
+// anyone is taken, as before.
+func TestTunnelOnlyFromChassisVTEPs(t *testing.T) {
+	f := newFixture(t, false)
+	d := f.d
+	stranger := ip4("192.168.100.77")
+	pkt := udpPkt(vm1MAC, remMAC1, ip4("10.0.1.7"), ip4("10.0.1.5"), 64, 100)
+	delivered := func(t *testing.T, src netip.Addr) {
+		t.Helper()
+		resetSent(d)
+		r := runTunnel(t, d, src, 5001, pkt)
+		if _, _, ifx, _ := sent(t, d); r.verdict != actRedirect || ifx != f.p1 {
+			t.Errorf("from %s: verdict %d to %d, want vm1's port %d", src, r.verdict, ifx, f.p1)
+		}
+	}
+	apply := func(t *testing.T, vteps []netip.Addr) {
+		t.Helper()
+		f.state.VTEPs = vteps
+		if _, err := d.Apply(f.state); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("no list: from anyone", func(t *testing.T) { delivered(t, stranger) })
+	t.Run("a list: from its VTEPs only", func(t *testing.T) {
+		apply(t, []netip.Addr{local, peerA, peerB, hubIP})
+		delivered(t, peerA)
+		expectDrop(t, d, "unknown_vtep", func() runResult { return runTunnel(t, d, stranger, 5001, pkt) })
+		// a learn message too: it would install a path to the sender
+		msg := LearnMsg{Op: OpLearn, VNI: 5001, IP: ip4("10.0.1.8"), MAC: remMAC1, VTEP: stranger}
+		expectDrop(t, d, "unknown_vtep", func() runResult { return runTunnel(t, d, stranger, 5001, msg.Marshal()) })
+	})
+	t.Run("a chassis that leaves is refused", func(t *testing.T) {
+		apply(t, []netip.Addr{local, peerB, hubIP})
+		expectDrop(t, d, "unknown_vtep", func() runResult { return runTunnel(t, d, peerA, 5001, pkt) })
+		delivered(t, hubIP)
+	})
+	t.Run("the list withdrawn: from anyone again", func(t *testing.T) {
+		apply(t, nil)
+		delivered(t, stranger)
+		if m, err := d.vtepsT().dump(); err != nil || len(m) != 0 {
+			t.Errorf("vteps holds %v (%v), want nothing", m, err)
+		}
+	})
+	t.Run("not an IPv4 host address: refused, nothing applied", func(t *testing.T) {
+		f.state.VTEPs = []netip.Addr{local, ip4("0.0.0.0")}
+		defer func() { f.state.VTEPs = nil }()
+		if _, err := d.Apply(f.state); err == nil {
+			t.Error("0.0.0.0 as a VTEP was taken")
+		}
+		delivered(t, stranger)
+	})
+}

@@ -135,6 +135,8 @@ type Datapath struct {
 	encapIdx int
 	// routeGen: cfg_route_gen as last set (RoutesChanged)
 	routeGen atomic.Uint32
+	// vtepGen: cfg_vtep_gen as last set (vteps.go)
+	vtepGen atomic.Uint32
 	tunnel   link.Link
 	// uplink: on a gateway, the program on the uplink (gateway.h)
 	uplink    link.Link

@@ -196,6 +196,7 @@ type compiled struct {
 	sg        *compiledSG
 	eip       *compiledEIP
 	phys      *compiledPhys
+	vteps     map[uint32]uint8        // vteps.go
 	vpcEIP    map[dvrVpcEipKey]uint32 // hairpin.go
 	snat      *compiledSNAT
 }
@@ -262,6 +263,9 @@ func compile(s *State, vpcEIP map[dvrVpcEipKey]uint32) (*compiled, error) {
 		return nil, err
 	}
 	if c.phys, err = compilePhys(s); err != nil {
+		return nil, err
+	}
+	if c.vteps, err = compileVTEPs(s); err != nil {
 		return nil, err
 	}
 	if c.vpcEIP = vpcEIP; c.vpcEIP == nil {
@@ -430,6 +434,8 @@ func (d *Datapath) Apply(s *State) (ApplyStats, error) {
 	}
 	// Configuration first, then where things are, then the ports: a
 	// program never sees a port whose vxnet is not there yet.
+	// A new chassis's packets are taken before any path leads there.
+	add(d.applyVTEPs(want.vteps, have.vteps))
 	d.applyConfig(s, want, have, add)
 	// A port's identity and its groups' rules before the port itself.
 	// Each step reports what it wrote, and every error it goes on past,
@@ -554,6 +560,8 @@ func (d *Datapath) dumpCompiled() (*compiled, error) {
 	c.eip, err = d.dumpEIP()
 	collect(err)
 	c.phys, err = d.dumpPhys()
+	collect(err)
+	c.vteps, err = d.vtepsT().dump()
 	collect(err)
 	c.vpcEIP, err = d.vpcEIPsT().dump()
 	collect(err)

@@ -66,7 +66,7 @@ func compilePhys(s *State) (*compiledPhys, error) {
 		c.live[uint32(e.Ifindex)] = uint32(e.Ifindex)
 	}
 	if len(s.PhysEIPs) > 0 { // only a port with a physical EIP is refused them
-		for _, a := range s.PhysDeny {
+		for _, a := range s.VTEPs {
 			if a.Is4() {
 				c.deny[be32(a)] = 1
 			}

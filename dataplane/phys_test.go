@@ -245,8 +245,8 @@ func TestPhysOutbound(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
-		f.state.PhysDeny = []netip.Addr{local, ip4("172.31.0.9")}
-		defer func() { f.state.PhysDeny = nil }()
+		f.state.VTEPs = []netip.Addr{local, ip4("172.31.0.9")}
+		defer func() { f.state.VTEPs = nil }()
 		var err error
 		within(func() { _, err = f.d.Apply(f.state) }) // a subtest's goroutine is not in the namespace
 		if err != nil {
@@ -267,8 +267,8 @@ func TestPhysOutbound(t *testing.T) {
 	}
 	t.Run("the refusals go with the last physical EIP", func(t *testing.T) {
 		eips := f.state.PhysEIPs
-		f.state.PhysEIPs, f.state.PhysDeny = nil, []netip.Addr{local}
-		defer func() { f.state.PhysEIPs, f.state.PhysDeny = eips, nil }()
+		f.state.PhysEIPs, f.state.VTEPs = nil, []netip.Addr{local}
+		defer func() { f.state.PhysEIPs, f.state.VTEPs = eips, nil }()
 		var err error
 		within(func() { _, err = f.d.Apply(f.state) })
 		if deny, derr := f.d.physDenyT().dump(); err != nil || derr != nil || len(deny) != 0 {

@@ -50,10 +50,13 @@ type State struct {
 	// the underlay NIC (phys.go); Underlay is its ifindex (0: none, and
 	// phys_ingress is not attached).
 	PhysEIPs []PhysEIP
-	// PhysDeny are the hosts' VTEPs, which no port with a physical EIP
-	// sends to: their VXLAN devices take any VNI from anyone. The
-	// underlay NIC's own addresses are added at Apply.
-	PhysDeny []netip.Addr
+	// VTEPs are every chassis's VTEP, from the southbound. tun_admit
+	// takes VXLAN only from them (vteps.go), and no port with a physical
+	// EIP sends to them (phys.go, which adds the underlay NIC's own
+	// addresses at Apply). Nil: no list, VXLAN from anyone, nothing
+	// refused to physical EIPs (a data plane driven without a
+	// southbound: tests, tools).
+	VTEPs    []netip.Addr
 	Underlay int
 	// UnderlayMTU is the VMs' MTU, for what comes in by the underlay
 	// NIC for a physical EIP: a longer packet is cut into fragments, or

@@ -228,6 +228,7 @@ func desired(s *snapshot) *desiredState {
 	st.HubTable = hub.kernel
 	localPorts(s, dps, dhcp, out)
 	localNAT(s, st)
+	st.VTEPs = chassisVTEPs(s.encap, s.chassis)
 	st.Gateway = s.gateway
 	st.Underlay, st.UnderlayMTU = s.underlay, s.mtu
 	// Every VM interface gets the DVR as soon as it appears, so that

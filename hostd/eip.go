@@ -80,9 +80,6 @@ func localNAT(s *snapshot, st *dataplane.State) {
 		eips = append(eips, pb)
 		names[*pb.EipNetwork] = true
 	}
-	if len(st.PhysEIPs) > 0 {
-		st.PhysDeny = physDeny(s.encap)
-	}
 	nets := netNumbers(names)
 	for _, pb := range eips {
 		eip, err1 := netip.ParseAddr(*pb.Eip)

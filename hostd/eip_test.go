@@ -53,9 +53,13 @@ func TestEIPStates(t *testing.T) {
 	if !reflect.DeepEqual(st.PhysEIPs, wantPhys) {
 		t.Errorf("host hv1: physical EIPs %+v, want %+v", st.PhysEIPs, wantPhys)
 	}
-	// vm6 sends to no host's VTEP.
-	if want := []netip.Addr{netip.MustParseAddr("192.168.0.1"), netip.MustParseAddr("192.168.0.2")}; !reflect.DeepEqual(st.PhysDeny, want) {
-		t.Errorf("host hv1: physical EIPs refused %v, want the VTEPs %v", st.PhysDeny, want)
+	// The senders hv1 takes VXLAN from, and vm6 sends to none of.
+	if want := []netip.Addr{netip.MustParseAddr("192.168.0.1"), netip.MustParseAddr("192.168.0.2")}; !reflect.DeepEqual(chassisVTEPs(vteps, "hv1"), want) {
+		t.Errorf("host hv1: VTEPs %v, want %v", chassisVTEPs(vteps, "hv1"), want)
+	}
+	// A view without this host's own row is not whole: no list.
+	if got := chassisVTEPs(vteps, "hv9"); got != nil {
+		t.Errorf("host hv9, not in the view: VTEPs %v, want none", got)
 	}
 	encap := map[string]netip.Addr{"hv1": netip.MustParseAddr("192.168.0.1"), "hv2": netip.MustParseAddr("192.168.0.2")}
 	via := map[string]netip.Addr{"internet": netip.MustParseAddr("198.51.100.1")}

@@ -34,14 +34,21 @@ func physEIP(pb *sbdb.PortBinding, ifindex int) (dataplane.PhysEIP, bool) {
 	return dataplane.PhysEIP{Ifindex: ifindex, VPC: uint32(pb.Vpc), EIP: eip, Addr: addr}, true
 }
 
-// physDeny are the hosts' VTEPs, sorted: the physical network shares the
-// hosts' segment, and no port with a physical EIP may send to a host's
-// VXLAN device, which takes any VNI from anyone (the data plane adds its
-// own underlay NIC's addresses).
-func physDeny(encap map[string]netip.Addr) []netip.Addr {
+// chassisVTEPs are every chassis's VTEP, sorted: the only senders this
+// host takes VXLAN from, and addresses no port with a physical EIP sends
+// to (the physical network shares the hosts' segment). Nil, no list,
+// when this host's own row is not among them: a southbound view without
+// it is not whole, and a list made from it would cut off every host it
+// lacks.
+func chassisVTEPs(encap map[string]netip.Addr, me string) []netip.Addr {
+	if _, ok := encap[me]; !ok {
+		return nil
+	}
 	out := make([]netip.Addr, 0, len(encap))
 	for _, a := range encap {
-		out = append(out, a)
+		if a.Is4() && !a.IsUnspecified() {
+			out = append(out, a)
+		}
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return slices.Compact(out)

@@ -1,8 +1,8 @@
 /* Configuration fixed when hostd loads the programs (one load per host):
  * rewritten constants, not a matrix of #ifdefs. The verifier prunes the
- * branches they disable. Two exceptions, cfg_underlay_ifindex and
- * cfg_route_gen, which hostd changes while the programs run (cfg_encap
- * keeps the pruning). */
+ * branches they disable. Three exceptions, cfg_underlay_ifindex,
+ * cfg_route_gen and cfg_vtep_gen, which hostd changes while the programs
+ * run (cfg_encap keeps the pruning). */
 #ifndef COURIER_CONFIG_H
 #define COURIER_CONFIG_H
 
@@ -24,6 +24,10 @@ volatile __u32 cfg_underlay_ifindex = 0;
 /* Changed by hostd when the host's routes change (Datapath.RoutesChanged):
  * the route lookups encap.h keeps are then looked up again. */
 volatile __u32 cfg_route_gen = 0;
+/* Changed by Apply whenever vteps_v1 changes (dataplane/vteps.go): the
+ * sender each CPU remembers admitting (tunnel.h, vtep_known) holds only
+ * within one value. */
+volatile __u32 cfg_vtep_gen = 0;
 /* How long encap.h keeps a route lookup without a change of
  * cfg_route_gen: it bounds what the kernel changes without a route
  * message (a path MTU learned from an ICMP error, an interface's MTU)

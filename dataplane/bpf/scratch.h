@@ -4,7 +4,8 @@
  * and tunnel_ingress, which reaches every stage, was at 62. A slot is
  * its user's alone, as its map was: two users on one packet's path do
  * not share bytes. Not pinned (no _vN in its name), as none of the five
- * was: nothing in it outlives a packet. */
+ * was: nothing in it outlives a load of the programs, and but for
+ * SCRATCH_VTEP (a cache its user checks) nothing outlives a packet. */
 #ifndef COURIER_SCRATCH_H
 #define COURIER_SCRATCH_H
 
@@ -16,6 +17,7 @@ enum scratch_slot {
 	SCRATCH_SNAT,    /* snat.h: struct snat_scratch */
 	SCRATCH_DHCP,    /* stage_dhcp.h: the answer being built */
 	SCRATCH_FIB,     /* encap.h: bpf_fib_lookup's parameters */
+	SCRATCH_VTEP,    /* tunnel.h: the sender last admitted (outlives a packet) */
 	SCRATCH_SLOTS,
 };
 

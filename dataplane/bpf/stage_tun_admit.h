@@ -1,7 +1,7 @@
 /* STAGE_TUN_ADMIT: a packet from another host, decapsulated by the VXLAN
- * device: a VNI this host serves, carrying IPv4 (through eip_in, which
- * translates what gateways send for EIPs), ARP or a learn message, each
- * to its stage. */
+ * device: from a chassis's VTEP (tunnel.h, vteps_v1), of a VNI this host
+ * serves, carrying IPv4 (through eip_in, which translates what gateways
+ * send for EIPs), ARP or a learn message, each to its stage. */
 #ifndef COURIER_STAGE_TUN_ADMIT_H
 #define COURIER_STAGE_TUN_ADMIT_H
 
@@ -14,6 +14,8 @@ __attribute__((noinline)) int stage_tun_admit(struct __sk_buff *skb, struct pctx
 	__u32 src = 0, vni = 0, gbp = 0;
 	if (get_tunnel(skb, &src, &vni, &gbp) < 0)
 		return drop_for(c, DROP_MALFORMED);
+	if (!vtep_known(src))
+		return drop_for(c, DROP_UNKNOWN_VTEP);
 	c->src = src;
 	c->gbp = gbp; /* a hub sends it on as it came */
 	c->vni = vni;

@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "scratch.h"
 
 struct tunnel_rec {
 	__u32 vtep; /* remote, host byte order */
@@ -32,6 +33,50 @@ struct {
 	__type(key, __u32);
 	__type(value, struct tunnel_rec);
 } tunnel_out SEC(".maps");
+
+/* The VTEPs this host takes VXLAN from: every chassis's (hostd writes
+ * them from the southbound's Chassis rows), host byte order. The device
+ * takes any VNI and group identity from anyone who reaches its port, so
+ * without this whatever shares the hosts' segment could put a packet
+ * into any VPC. 0.0.0.0, never a VTEP, marks the list as in force: a
+ * data plane driven without a southbound (tests, an upgrade before its
+ * first Apply) has none and takes from anyone. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __u8);
+} vteps_v1 SEC(".maps");
+
+/* The sender a CPU last admitted, and cfg_vtep_gen then. */
+struct vtep_seen {
+	__u32 vtep;
+	__u32 gen;
+};
+
+/* vtep_known: vtep may send here. One flow's packets come from one
+ * sender: a CPU remembers the last it found in the list, which holds
+ * until Apply changes the list (cfg_vtep_gen, read before the lookup
+ * so that a change during it is not remembered as older). The marker is
+ * read only for a sender not in the list. */
+static __always_inline int vtep_known(__u32 vtep)
+{
+	_Static_assert(sizeof(struct vtep_seen) <= SCRATCH_SIZE, "vtep_seen fits its scratch slot");
+	__u32 gen = cfg_vtep_gen;
+	struct vtep_seen *seen = scratch_of(SCRATCH_VTEP);
+	if (seen && seen->vtep == vtep && seen->gen == gen && vtep)
+		return 1;
+	if (bpf_map_lookup_elem(&vteps_v1, &vtep)) {
+		if (seen) {
+			seen->vtep = vtep;
+			seen->gen = gen;
+		}
+		return 1;
+	}
+	__u32 marker = 0;
+	return !bpf_map_lookup_elem(&vteps_v1, &marker);
+}
 
 /* set_tunnel makes the next redirect to the VXLAN device go to vtep with
  * vni and, when gbp is not 0, that Group Based Policy field; the kernel

@@ -171,7 +171,8 @@ func TestPhysicalIPFromTheDataCentre(t *testing.T) {
 // on hv2. Out of its host's underlay NIC, on the hosts' own segment, it
 // would reach hv2's VXLAN device, which takes any VNI from anyone; so the
 // host drops what a port sends to a host's VTEP (or its own underlay
-// addresses).
+// addresses). Then a server of the segment sends the same, and hv2 drops
+// it: it is no chassis's VTEP.
 func physTenantAttack(t *testing.T, e *env) {
 	e.nb("vpc-add", "red", "--open", "--", "vxnet-add", "red", "app", "10.0.1.0/24")
 	e.nb("port-add", "app", "victim", "02:00:00:00:0e:14", "10.0.1.20")
@@ -206,33 +207,45 @@ func physTenantAttack(t *testing.T, e *env) {
 	}()
 	victimMAC, _ := net.ParseMAC("02:00:00:00:0e:14")
 	frame := forgedVXLAN(uint32(vni), victimMAC, netip.MustParseAddr("10.0.1.99"), netip.MustParseAddr("10.0.1.20"), 7777, []byte("forged"))
-	before := e.dp("hv1").Drops
-	drops0, _ := before()
 	to := netip.AddrPortFrom(e.vtep("hv2"), 4789)
-	if err := lab.Do(e.s.VMNS("vm1"), func() error {
-		c, err := net.Dial("udp4", to.String())
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		for range 5 {
-			if _, err := c.Write(frame); err != nil {
+	// send writes the frame 5 times from namespace ns; host must count 5
+	// drops of reason, and the victim get none.
+	send := func(who, ns, host, reason string) {
+		t.Helper()
+		drops0, _ := e.dp(host).Drops()
+		if err := lab.Do(ns, func() error {
+			c, err := net.Dial("udp4", to.String())
+			if err != nil {
 				return err
 			}
-			time.Sleep(50 * time.Millisecond)
+			defer c.Close()
+			for range 5 {
+				if _, err := c.Write(frame); err != nil {
+					return err
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+		time.Sleep(500 * time.Millisecond)
+		if n := got.Swap(0); n != 0 {
+			t.Errorf("the victim, in another VPC on hv2, got %d of 5 datagrams %s wrapped in VXLAN to hv2's VTEP", n, who)
+		}
+		drops1, _ := e.dp(host).Drops()
+		if n := drops1[reason] - drops0[reason]; n != 5 {
+			t.Errorf("%s counted %d %s drops of what %s sent, want 5", host, n, reason, who)
+		}
 	}
-	time.Sleep(500 * time.Millisecond)
-	if n := got.Load(); n != 0 {
-		t.Errorf("the victim, in another VPC on hv2, got %d of 5 datagrams vm1 wrapped in VXLAN to hv2's VTEP", n)
+	send("vm1", e.s.VMNS("vm1"), "hv1", "phys_underlay")
+	// A server on the hosts' own subnet, no chassis, tries the same: hv2
+	// takes VXLAN only from the chassis' VTEPs.
+	if out, err := lab.Exec(e.s.PhysNS(), "ip", "addr", "add", "192.168.100.250/24", "dev", "eth0"); err != nil {
+		t.Fatalf("%v: %s", err, out)
 	}
-	drops1, _ := e.dp("hv1").Drops()
-	if n := drops1["phys_underlay"] - drops0["phys_underlay"]; n != 5 {
-		t.Errorf("hv1 counted %d phys_underlay drops, want 5", n)
-	}
+	defer lab.Exec(e.s.PhysNS(), "ip", "addr", "del", "192.168.100.250/24", "dev", "eth0")
+	send("a server on the hosts' subnet", e.s.PhysNS(), "hv2", "unknown_vtep")
 	// courier-trace says so, from the southbound and from hv1's programs,
 	// also for a multicast group (every host's VXLAN socket takes it).
 	for _, dst := range []string{to.Addr().String(), "224.0.0.1"} {
