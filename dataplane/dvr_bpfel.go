@@ -408,10 +408,11 @@ type dvrTraceRec struct {
 }
 
 type dvrTunnelRec struct {
-	_    structs.HostLayout
-	Vtep uint32
-	Vni  uint32
-	Gbp  uint32
+	_     structs.HostLayout
+	Vtep  uint32
+	Vni   uint32
+	Gbp   uint32
+	Local uint32
 }
 
 type dvrVpc struct {

@@ -372,10 +372,11 @@ func TestTunnelARPRepliesOnlyFromHubs(t *testing.T) {
 }
 
 // VXLAN is taken only from a chassis's VTEP once the southbound's list
-// is in force: the collect-metadata device takes any VNI and group from
-// whoever reaches its port, a server or router on the hosts' segment
-// included. Without a list (a data plane driven without a southbound)
-// anyone is taken, as before.
+// is in force, and only when sent to this host's VTEP: the
+// collect-metadata device takes any VNI and group from whoever reaches
+// its port, on any of the host's addresses, a server or router on the
+// hosts' segment included. Without a list (a data plane driven without a
+// southbound) any sender is taken, as before.
 func TestTunnelOnlyFromChassisVTEPs(t *testing.T) {
 	f := newFixture(t, false)
 	d := f.d
@@ -389,6 +390,10 @@ func TestTunnelOnlyFromChassisVTEPs(t *testing.T) {
 			t.Errorf("from %s: verdict %d to %d, want vm1's port %d", src, r.verdict, ifx, f.p1)
 		}
 	}
+	refused := func(t *testing.T, src netip.Addr) {
+		t.Helper()
+		expectDrop(t, d, "unknown_vtep", func() runResult { return runTunnel(t, d, src, 5001, pkt) })
+	}
 	apply := func(t *testing.T, vteps []netip.Addr) {
 		t.Helper()
 		f.state.VTEPs = vteps
@@ -400,14 +405,32 @@ func TestTunnelOnlyFromChassisVTEPs(t *testing.T) {
 	t.Run("a list: from its VTEPs only", func(t *testing.T) {
 		apply(t, []netip.Addr{local, peerA, peerB, hubIP})
 		delivered(t, peerA)
-		expectDrop(t, d, "unknown_vtep", func() runResult { return runTunnel(t, d, stranger, 5001, pkt) })
+		refused(t, stranger)
+		// 0.0.0.0 is the marker's key, no sender's (Linux takes it as
+		// the source of a broadcast)
+		refused(t, ip4("0.0.0.0"))
 		// a learn message too: it would install a path to the sender
 		msg := LearnMsg{Op: OpLearn, VNI: 5001, IP: ip4("10.0.1.8"), MAC: remMAC1, VTEP: stranger}
 		expectDrop(t, d, "unknown_vtep", func() runResult { return runTunnel(t, d, stranger, 5001, msg.Marshal()) })
 	})
+	t.Run("sent to another address of this host", func(t *testing.T) {
+		for _, to := range []netip.Addr{ip4("255.255.255.255"), ip4("224.0.0.1"), ip4("192.168.100.255")} {
+			if err := d.objs.TunnelIn.Put(uint32(0), dvrTunnelRec{Vtep: host32(peerA), Vni: 5001, Local: host32(to)}); err != nil {
+				t.Fatal(err)
+			}
+			expectDrop(t, d, "unknown_vtep", func() runResult { return run(t, d.objs.TunnelIngress, d.vxlan, pkt) })
+		}
+	})
+	// The cache is per CPU: the sender is admitted, then removed, on one.
 	t.Run("a chassis that leaves is refused", func(t *testing.T) {
+		back, err := onOneCPU() // progcost.go
+		if err != nil {
+			t.Fatal(err)
+		}
+		delivered(t, peerA)
 		apply(t, []netip.Addr{local, peerB, hubIP})
-		expectDrop(t, d, "unknown_vtep", func() runResult { return runTunnel(t, d, peerA, 5001, pkt) })
+		refused(t, peerA)
+		back()
 		delivered(t, hubIP)
 	})
 	t.Run("the list withdrawn: from anyone again", func(t *testing.T) {
@@ -423,6 +446,8 @@ func TestTunnelOnlyFromChassisVTEPs(t *testing.T) {
 		if _, err := d.Apply(f.state); err == nil {
 			t.Error("0.0.0.0 as a VTEP was taken")
 		}
-		delivered(t, stranger)
+		if m, err := d.vtepsT().dump(); err != nil || len(m) != 0 {
+			t.Errorf("vteps holds %v (%v) after a refused Apply, want nothing", m, err)
+		}
 	})
 }

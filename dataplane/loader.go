@@ -135,9 +135,12 @@ type Datapath struct {
 	encapIdx int
 	// routeGen: cfg_route_gen as last set (RoutesChanged)
 	routeGen atomic.Uint32
-	// vtepGen: cfg_vtep_gen as last set (vteps.go)
-	vtepGen atomic.Uint32
-	tunnel   link.Link
+	// vtepGen: cfg_vtep_gen as last set; vtepsStale: vteps_v1 changed
+	// since (vteps.go)
+	vtepGen    atomic.Uint32
+	vtepsStale bool
+
+	tunnel link.Link
 	// uplink: on a gateway, the program on the uplink (gateway.h)
 	uplink    link.Link
 	uplinkIdx int

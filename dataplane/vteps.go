@@ -60,9 +60,18 @@ func (d *Datapath) applyVTEPs(want, have map[uint32]uint8) (int, int, error) {
 		return n1, r1, err
 	}
 	n2, r2, err := d.vtepsT().sync(want, grown)
-	if n, r := n1+n2, r1+r2; n+r > 0 {
-		// What each CPU remembers admitting is checked again.
-		err = errors.Join(err, d.vtepsChanged())
+	// What each CPU remembers admitting is checked again, until the
+	// programs are told (a failure is told at the next Apply, which
+	// finds the map as wanted).
+	if n1+n2+r1+r2 > 0 {
+		d.vtepsStale = true
+	}
+	if d.vtepsStale {
+		if berr := d.vtepsChanged(); berr != nil {
+			err = errors.Join(err, berr)
+		} else {
+			d.vtepsStale = false
+		}
 	}
 	return n1 + n2, r1 + r2, err
 }

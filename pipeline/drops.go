@@ -48,7 +48,7 @@ var DropReasons = []DropReason{
 	{34, "gw_no_block", "a gateway got a packet for a SNAT address and a port of no block it knows (free, or not learned yet), or a later fragment whose first it did not see: it is not the gateway's own, and its stack would only send it back upstream"},
 	{35, "mtu_exceeded", "a packet for a VM from outside the overlay (a gateway's upstream, a physical network), longer than the overlay's MTU, that may not be cut into fragments: with DF set (answered with ICMP fragmentation needed, within the device's ICMP budget), a GSO packet, or one with IP options"},
 	{36, "phys_underlay", "a port with a physical EIP sent to a host's VTEP, this host's underlay address or its network's broadcast, or to a broadcast or multicast address: tenants never reach the hosts, whose VXLAN devices take a packet of any VNI and group from anyone"},
-	{37, "unknown_vtep", "a VXLAN packet from an address that is no chassis's VTEP: a host takes tunnel traffic only from the southbound's hosts and gateways, not from whatever else shares their segment"},
+	{37, "unknown_vtep", "a VXLAN packet from an address that is no chassis's VTEP, or to an address of this host other than its VTEP (a broadcast, a multicast group, another of its addresses): a host takes tunnel traffic only from the southbound's hosts and gateways, sent to it, not from whatever else shares their segment"},
 }
 
 // DropByName returns the reason named n.

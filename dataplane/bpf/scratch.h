@@ -17,7 +17,7 @@ enum scratch_slot {
 	SCRATCH_SNAT,    /* snat.h: struct snat_scratch */
 	SCRATCH_DHCP,    /* stage_dhcp.h: the answer being built */
 	SCRATCH_FIB,     /* encap.h: bpf_fib_lookup's parameters */
-	SCRATCH_VTEP,    /* tunnel.h: the sender last admitted (outlives a packet) */
+	SCRATCH_VTEP,    /* tunnel.h: the sender last admitted, a __u64 (outlives a packet) */
 	SCRATCH_SLOTS,
 };
 

@@ -1,5 +1,5 @@
 /* STAGE_TUN_ADMIT: a packet from another host, decapsulated by the VXLAN
- * device: from a chassis's VTEP (tunnel.h, vteps_v1), of a VNI this host
+ * device: from a chassis's VTEP to this host's (tunnel.h), of a VNI this host
  * serves, carrying IPv4 (through eip_in, which translates what gateways
  * send for EIPs), ARP or a learn message, each to its stage. */
 #ifndef COURIER_STAGE_TUN_ADMIT_H
@@ -12,10 +12,11 @@ __attribute__((noinline)) int stage_tun_admit(struct __sk_buff *skb, struct pctx
 	if (!c) /* the verifier checks a global function alone: c is never NULL */
 		return V_DROP;
 	__u32 src = 0, vni = 0, gbp = 0;
-	if (get_tunnel(skb, &src, &vni, &gbp) < 0)
-		return drop_for(c, DROP_MALFORMED);
-	if (!vtep_known(src))
+	int got = get_tunnel(skb, &src, &vni, &gbp);
+	if (got == -2 || (got == 0 && !vtep_known(src)))
 		return drop_for(c, DROP_UNKNOWN_VTEP);
+	if (got < 0)
+		return drop_for(c, DROP_MALFORMED);
 	c->src = src;
 	c->gbp = gbp; /* a hub sends it on as it came */
 	c->vni = vni;

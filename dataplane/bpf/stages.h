@@ -58,7 +58,7 @@
 #define DROP_GW_NO_BLOCK 34 /* a gateway got a packet for a SNAT address and a port of no block it knows (free, or not learned yet), or a later fragment whose first it did not see: it is not the gateway's own, and its stack would only send it back upstream */
 #define DROP_MTU_EXCEEDED 35 /* a packet for a VM from outside the overlay (a gateway's upstream, a physical network), longer than the overlay's MTU, that may not be cut into fragments: with DF set (answered with ICMP fragmentation needed, within the device's ICMP budget), a GSO packet, or one with IP options */
 #define DROP_PHYS_UNDERLAY 36 /* a port with a physical EIP sent to a host's VTEP, this host's underlay address or its network's broadcast, or to a broadcast or multicast address: tenants never reach the hosts, whose VXLAN devices take a packet of any VNI and group from anyone */
-#define DROP_UNKNOWN_VTEP 37 /* a VXLAN packet from an address that is no chassis's VTEP: a host takes tunnel traffic only from the southbound's hosts and gateways, not from whatever else shares their segment */
+#define DROP_UNKNOWN_VTEP 37 /* a VXLAN packet from an address that is no chassis's VTEP, or to an address of this host other than its VTEP (a broadcast, a multicast group, another of its addresses): a host takes tunnel traffic only from the southbound's hosts and gateways, sent to it, not from whatever else shares their segment */
 #define DROP_MAX 38
 
 /* Counters: index of the stats map. */

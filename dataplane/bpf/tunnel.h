@@ -9,7 +9,8 @@
 struct tunnel_rec {
 	__u32 vtep; /* remote, host byte order */
 	__u32 vni;
-	__u32 gbp; /* VXLAN GBP field (sg.h) */
+	__u32 gbp;   /* VXLAN GBP field (sg.h) */
+	__u32 local; /* received: the outer destination (0: this host's VTEP) */
 };
 
 /* The VXLAN option the kernel carries for a GBP-enabled device. */
@@ -49,32 +50,27 @@ struct {
 	__type(value, __u8);
 } vteps_v1 SEC(".maps");
 
-/* The sender a CPU last admitted, and cfg_vtep_gen then. */
-struct vtep_seen {
-	__u32 vtep;
-	__u32 gen;
-};
-
 /* vtep_known: vtep may send here. One flow's packets come from one
- * sender: a CPU remembers the last it found in the list, which holds
- * until Apply changes the list (cfg_vtep_gen, read before the lookup
- * so that a change during it is not remembered as older). The marker is
- * read only for a sender not in the list. */
+ * sender: a CPU remembers the last it found in the list (its scratch
+ * slot: the sender and cfg_vtep_gen, one 8-byte store, never torn), which
+ * holds until Apply changes the list. The generation is read before the
+ * lookup, so that a change during it is not remembered as older. The
+ * marker is read only for a sender not in the list; 0.0.0.0 is its key,
+ * no sender's (Linux takes a 0.0.0.0 source to a broadcast address). */
 static __always_inline int vtep_known(__u32 vtep)
 {
-	_Static_assert(sizeof(struct vtep_seen) <= SCRATCH_SIZE, "vtep_seen fits its scratch slot");
-	__u32 gen = cfg_vtep_gen;
-	struct vtep_seen *seen = scratch_of(SCRATCH_VTEP);
-	if (seen && seen->vtep == vtep && seen->gen == gen && vtep)
+	__u32 marker = 0;
+	if (!vtep)
+		return !bpf_map_lookup_elem(&vteps_v1, &marker);
+	__u64 now = (__u64)cfg_vtep_gen << 32 | vtep;
+	__u64 *seen = scratch_of(SCRATCH_VTEP);
+	if (seen && *seen == now)
 		return 1;
 	if (bpf_map_lookup_elem(&vteps_v1, &vtep)) {
-		if (seen) {
-			seen->vtep = vtep;
-			seen->gen = gen;
-		}
+		if (seen)
+			*seen = now;
 		return 1;
 	}
-	__u32 marker = 0;
 	return !bpf_map_lookup_elem(&vteps_v1, &marker);
 }
 
@@ -85,6 +81,10 @@ static __always_inline int set_tunnel(struct __sk_buff *skb, __u32 vtep, __u32 v
 {
 	struct bpf_tunnel_key key = {};
 	key.remote_ipv4 = vtep;
+	/* The device's own local address does not apply to a key's packet:
+	 * without this the route's source would, and the receivers take
+	 * VXLAN only from VTEPs. */
+	key.local_ipv4 = cfg_local_vtep;
 	key.tunnel_id = vni;
 	key.tunnel_ttl = cfg_tunnel_ttl;
 	if (cfg_test || cfg_trace) {
@@ -100,9 +100,12 @@ static __always_inline int set_tunnel(struct __sk_buff *skb, __u32 vtep, __u32 v
 }
 
 /* get_tunnel reads the VNI, the sending host and the GBP field (0 if
- * none) of a received packet. */
+ * none) of a received packet. -1: no key; -2: not sent to this host's
+ * VTEP but to another of its addresses, a broadcast or a multicast
+ * group, where its VXLAN socket takes it too and no host sends. */
 static __always_inline int get_tunnel(struct __sk_buff *skb, __u32 *vtep, __u32 *vni, __u32 *gbp)
 {
+	__u32 local;
 	if (cfg_test || cfg_trace) {
 		__u32 zero = 0;
 		struct tunnel_rec *r = bpf_map_lookup_elem(&tunnel_in, &zero);
@@ -111,15 +114,19 @@ static __always_inline int get_tunnel(struct __sk_buff *skb, __u32 *vtep, __u32 
 		*vtep = r->vtep;
 		*vni = r->vni;
 		*gbp = r->gbp;
-		return 0;
+		local = r->local ? r->local : cfg_local_vtep;
+	} else {
+		struct bpf_tunnel_key key = {};
+		if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+			return -1;
+		*vtep = key.remote_ipv4;
+		*vni = key.tunnel_id;
+		local = key.local_ipv4;
+		struct vxlan_md md = {};
+		*gbp = bpf_skb_get_tunnel_opt(skb, &md, sizeof(md)) == sizeof(md) ? md.gbp : 0;
 	}
-	struct bpf_tunnel_key key = {};
-	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
-		return -1;
-	*vtep = key.remote_ipv4;
-	*vni = key.tunnel_id;
-	struct vxlan_md md = {};
-	*gbp = bpf_skb_get_tunnel_opt(skb, &md, sizeof(md)) == sizeof(md) ? md.gbp : 0;
+	if (cfg_local_vtep && local != cfg_local_vtep)
+		return -2;
 	return 0;
 }
 
