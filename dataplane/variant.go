@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
@@ -173,5 +174,14 @@ func SetTestTunnel(coll *ebpf.Collection, vtep netip.Addr, vni, gbp uint32) erro
 	if m == nil {
 		return fmt.Errorf("the variant has no tunnel_in map")
 	}
-	return m.Put(uint32(0), dvrTunnelRec{Vtep: host32(vtep), Vni: vni, Gbp: gbp})
+	// An older build's record is a prefix of this one (the bench loads
+	// its baseline's programs): cut to the map's size.
+	rec := binary.NativeEndian.AppendUint32(nil, host32(vtep))
+	rec = binary.NativeEndian.AppendUint32(rec, vni)
+	rec = binary.NativeEndian.AppendUint32(rec, gbp)
+	rec = binary.NativeEndian.AppendUint32(rec, 0) // local: this host's VTEP
+	if n := int(m.ValueSize()); n < len(rec) {
+		rec = rec[:n]
+	}
+	return m.Put(uint32(0), rec)
 }
