@@ -310,6 +310,14 @@ func TestGateway(t *testing.T) {
 			return runTunnel(t, d, peerB, 5001, append(ethHdr(gwMAC, vm1MAC, 0x0800), ipPacket(eip1, client, protoUDP, udpSeg(1, 2, "x"), 0)...))
 		})
 	})
+	t.Run("outbound not sent to the gateway's VTEP is no tunnel traffic of its", func(t *testing.T) {
+		if err := d.objs.TunnelIn.Put(uint32(0), dvrTunnelRec{Vtep: host32(peerA), Vni: 5001, Local: host32(ip4("224.0.0.1"))}); err != nil {
+			t.Fatal(err)
+		}
+		expectDrop(t, d, "unknown_vtep", func() runResult {
+			return run(t, d.objs.TunnelIngress, d.vxlan, append(ethHdr(gwMAC, vm1MAC, 0x0800), ipPacket(eip1, client, protoUDP, udpSeg(1, 2, "x"), 0)...))
+		})
+	})
 }
 
 // Gateways answer hosts' probes in the kernel, as hubs do, and a host

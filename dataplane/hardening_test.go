@@ -376,7 +376,8 @@ func TestTunnelARPRepliesOnlyFromHubs(t *testing.T) {
 // collect-metadata device takes any VNI and group from whoever reaches
 // its port, on any of the host's addresses, a server or router on the
 // hosts' segment included. Without a list (a data plane driven without a
-// southbound) any sender is taken, as before.
+// southbound) any sender is taken, as before (the destination is still
+// checked).
 func TestTunnelOnlyFromChassisVTEPs(t *testing.T) {
 	f := newFixture(t, false)
 	d := f.d
@@ -427,10 +428,10 @@ func TestTunnelOnlyFromChassisVTEPs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer back()
 		delivered(t, peerA)
 		apply(t, []netip.Addr{local, peerB, hubIP})
 		refused(t, peerA)
-		back()
 		delivered(t, hubIP)
 	})
 	t.Run("the list withdrawn: from anyone again", func(t *testing.T) {

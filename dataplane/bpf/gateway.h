@@ -44,7 +44,10 @@ __attribute__((noinline)) int gw_from_tunnel(struct __sk_buff *skb)
 	if (!e)
 		return -1;
 	__u32 src = 0, vni = 0, gbp = 0;
-	if (get_tunnel(skb, &src, &vni, &gbp) < 0 || src != e->vtep || vni != e->vni) {
+	int got = get_tunnel(skb, &src, &vni, &gbp);
+	if (got == -2)
+		return -1; /* not sent to this VTEP: tun_admit drops it (unknown_vtep) */
+	if (got < 0 || src != e->vtep || vni != e->vni) {
 		/* an EIP or block sent from a host its port is not on, or
 		 * from another vxnet than its port's */
 		count_drop(DROP_GW_SPOOF);
