@@ -1,7 +1,7 @@
 /* STAGE_TUN_ADMIT: a packet from another host, decapsulated by the VXLAN
- * device: from a chassis's VTEP to this host's (tunnel.h), of a VNI this host
- * serves, carrying IPv4 (through eip_in, which translates what gateways
- * send for EIPs), ARP or a learn message, each to its stage. */
+ * device: from a chassis's VTEP to this host's (tunnel.h), of a VNI this
+ * host serves, carrying IPv4 (through eip_in, which translates what
+ * gateways send for EIPs), ARP or a learn message, each to its stage. */
 #ifndef COURIER_STAGE_TUN_ADMIT_H
 #define COURIER_STAGE_TUN_ADMIT_H
 
