@@ -395,6 +395,7 @@ func TestTunnelOnlyFromChassisVTEPs(t *testing.T) {
 		t.Helper()
 		expectDrop(t, d, "unknown_vtep", func() runResult { return runTunnel(t, d, src, 5001, pkt) })
 	}
+	t.Cleanup(func() { f.state.VTEPs = nil })
 	apply := func(t *testing.T, vteps []netip.Addr) {
 		t.Helper()
 		f.state.VTEPs = vteps
@@ -415,7 +416,8 @@ func TestTunnelOnlyFromChassisVTEPs(t *testing.T) {
 		expectDrop(t, d, "unknown_vtep", func() runResult { return runTunnel(t, d, stranger, 5001, msg.Marshal()) })
 	})
 	t.Run("sent to another address of this host", func(t *testing.T) {
-		for _, to := range []netip.Addr{ip4("255.255.255.255"), ip4("224.0.0.1"), ip4("192.168.100.255")} {
+		// broadcast, multicast, the subnet's broadcast, another address
+		for _, to := range []netip.Addr{ip4("255.255.255.255"), ip4("224.0.0.1"), ip4("192.168.100.255"), ip4("172.31.0.1")} {
 			if err := d.objs.TunnelIn.Put(uint32(0), dvrTunnelRec{Vtep: host32(peerA), Vni: 5001, Local: host32(to)}); err != nil {
 				t.Fatal(err)
 			}
