@@ -29,14 +29,10 @@ type PhysEIP struct {
 	Addr    netip.Addr // the port's address it translates to
 }
 
-// maxPhysDeny is phys_deny_v1's size: the hosts' VTEPs and the underlay
-// NIC's addresses together.
-const maxPhysDeny = 65536
-
 type compiledPhys struct {
 	local map[uint32]dvrEipLocal
 	ports map[uint32]uint32
-	deny  map[uint32]uint8  // addresses no port sends to
+	deny  map[uint32]uint8  // the underlay NIC's addresses: no port sends to them
 	live  map[uint32]uint32 // ifindex -> ifindex (a device map)
 	cfg   dvrPhysCfg
 }
@@ -64,18 +60,6 @@ func compilePhys(s *State) (*compiledPhys, error) {
 		c.local[be32(e.EIP)] = dvrEipLocal{Addr: be32(e.Addr), Vpc: e.VPC, Ifindex: uint32(e.Ifindex)}
 		c.ports[uint32(e.Ifindex)] = be32(e.EIP)
 		c.live[uint32(e.Ifindex)] = uint32(e.Ifindex)
-	}
-	if len(s.PhysEIPs) > 0 { // only a port with a physical EIP is refused them
-		for _, a := range s.VTEPs {
-			if a.Is4() {
-				c.deny[be32(a)] = 1
-			}
-		}
-	}
-	// Apply adds the new entries before it removes the old: room for
-	// two sets, and for the underlay NIC's addresses.
-	if limit := maxPhysDeny/2 - 128; len(c.deny) > limit {
-		return nil, fmt.Errorf("physical EIPs: %d hosts' VTEPs, more than the %d a host holds", len(c.deny), limit)
 	}
 	if s.Underlay > 0 {
 		c.cfg.Ifindex = uint32(s.Underlay)

@@ -50,12 +50,12 @@ type State struct {
 	// the underlay NIC (phys.go); Underlay is its ifindex (0: none, and
 	// phys_ingress is not attached).
 	PhysEIPs []PhysEIP
-	// VTEPs are every chassis's VTEP, from the southbound. tun_admit
-	// takes VXLAN only from them (vteps.go), and no port with a physical
-	// EIP sends to them (phys.go, which adds the underlay NIC's own
-	// addresses at Apply). Nil: no list, VXLAN from anyone, nothing
-	// refused to physical EIPs (a data plane driven without a
-	// southbound: tests, tools).
+	// VTEPs are every chassis's VTEP, from the southbound (vteps.go):
+	// tun_admit takes VXLAN only from them, and no port with a physical
+	// EIP sends to them (phys_route reads the same map; phys.go refuses
+	// the underlay NIC's own addresses besides). Nil: no list, VXLAN
+	// from anyone, no host's VTEP refused to physical EIPs (a data plane
+	// driven without a southbound: tests, tools).
 	VTEPs    []netip.Addr
 	Underlay int
 	// UnderlayMTU is the VMs' MTU, for what comes in by the underlay

@@ -20,8 +20,8 @@
  * new host announces the address (gratuitous ARP, hostd/phys.go).
  *
  * Maps: phys_local_v1 (EIP -> the port's address, VPC and ifindex),
- * phys_ports_v1 (ifindex -> its physical EIP), phys_deny_v1 (the hosts'
- * addresses, which no port reaches), phys_live_v1 (the ports'
+ * phys_ports_v1 (ifindex -> its physical EIP), phys_deny_v1 (this host's
+ * underlay addresses, which no port reaches, nor vteps_v1's), phys_live_v1 (the ports'
  * interfaces), phys_cfg_v1 (the underlay NIC and its MAC). */
 #ifndef COURIER_PHYS_H
 #define COURIER_PHYS_H
@@ -32,6 +32,7 @@
 #include "mtu.h"
 #include "eip.h"
 #include "endpoints.h"
+#include "tunnel.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -47,14 +48,15 @@ struct {
 	__type(value, __be32); /* its physical EIP */
 } phys_ports_v1 SEC(".maps");
 
-/* Where no port with a physical EIP sends: the hosts' VTEPs, this host's
- * underlay NIC's own addresses and its networks' broadcast addresses.
- * The network shares the hosts' segment, and a host's collect-metadata
- * VXLAN device takes any VNI from anyone: a tenant sending to it could
- * put any VNI and group on a VXLAN packet. */
+/* Where no port with a physical EIP sends, beside the hosts' VTEPs
+ * (vteps_v1, tunnel.h): this host's underlay NIC's own addresses and its
+ * networks' broadcast addresses. The network shares the hosts' segment,
+ * and a host's collect-metadata VXLAN device takes any VNI from whoever
+ * reaches it: a tenant sending to it could put any VNI and group on a
+ * VXLAN packet. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 1024);
 	__uint(map_flags, BPF_F_NO_PREALLOC); /* empty on most hosts */
 	__type(key, __be32);
 	__type(value, __u8);
@@ -245,8 +247,9 @@ static __always_inline int phys_route(struct __sk_buff *skb, struct pctx *c, __b
 	 * (it listens on every address, and takes both): refused, with the
 	 * hosts' own addresses and this host's subnets' broadcast. */
 	__be32 dst = ip->daddr;
+	__u32 host = bpf_ntohl(dst); /* vteps_v1's order */
 	if (dst == 0xffffffff || (dst & bpf_htonl(0xf0000000)) == bpf_htonl(0xe0000000) ||
-	    bpf_map_lookup_elem(&phys_deny_v1, &dst))
+	    bpf_map_lookup_elem(&vteps_v1, &host) || bpf_map_lookup_elem(&phys_deny_v1, &dst))
 		return drop_for(c, DROP_PHYS_UNDERLAY);
 	c->hit = HIT_EIP;
 	c->snat_from = ip->saddr;
