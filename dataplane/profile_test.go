@@ -47,14 +47,17 @@ func TestProfileTimesEachStage(t *testing.T) {
 	// To a remote binding in the vxnet: encapsulated.
 	pkt := append(ethHdr(remMAC1, vm1MAC, 0x0800), ipPacket(ip4("10.0.1.5"), ip4("10.0.1.7"), protoTCP, tcpSeg(40000, 80, "x"), 0)...)
 	p := profiled100(t, coll, "port_ingress", f.p1, pkt)
-	// Each step's time, with its timing, is within the whole's; the
-	// clock's own is the least of them.
+	// Each step's time, as read (its timing's cost still in), is within
+	// the whole program's, as read: its interval is nested in the
+	// whole's on every run. (Not "more than the clock": the clock's cost
+	// is a mean of its own runs, and one interrupt among them once put it
+	// above every step's in CI.)
 	var names []string
 	for _, s := range p.Steps {
 		names = append(names, s.Step)
-		if raw := s.MeanNS + p.ClockNS; s.Runs != 100 || raw <= p.ClockNS || raw >= p.WholeNS {
-			t.Errorf("%s: %d runs of %.0f ns (the clock's %.0f ns taken off), want 100 of more than the clock and less than the whole program's %.0f",
-				s.Step, s.Runs, s.MeanNS, p.ClockNS, p.WholeNS)
+		if raw, whole := s.MeanNS+p.ClockNS, p.WholeNS+p.ClockNS; s.Runs != 100 || raw <= 0 || raw >= whole {
+			t.Errorf("%s: %d runs of %.0f ns as read, want 100 of more than nothing and less than the whole program's %.0f",
+				s.Step, s.Runs, raw, whole)
 		}
 	}
 	if want := []string{"port_sec", "l2_lookup", "finish"}; !slices.Equal(names, want) || p.Programs != 100 || p.ClockNS <= 0 {
