@@ -30,9 +30,13 @@ type grant struct {
 }
 
 // grants decides which bindings of pbs go to which claimer; only, when
-// not nil, names the ports whose claims to read (those of pbs).
+// not nil, names the ports whose claims to read (those of pbs). privs is
+// read after alive was judged: a chassis in privs but not in alive
+// registered in between, and neither claims nor loses a port until the
+// next pass judges it.
 func grants(pbs []*sbdb.PortBinding, privs []*sbdb.ChassisPrivate, alive map[string]bool, only map[string]bool) []grant {
 	claimers := map[string][]string{}
+	fresh := unjudged(privs, alive)
 	for _, p := range privs {
 		if !alive[p.Name] {
 			continue
@@ -51,6 +55,9 @@ func grants(pbs []*sbdb.PortBinding, privs []*sbdb.ChassisPrivate, alive map[str
 		}
 		if pb.Chassis != nil && alive[*pb.Chassis] && slices.Contains(cs, *pb.Chassis) {
 			continue
+		}
+		if pb.Chassis != nil && fresh[*pb.Chassis] {
+			continue // its holder is judged at the next pass
 		}
 		slices.Sort(cs)
 		out = append(out, grant{pb: pb, from: pb.Chassis, to: cs[0]})

@@ -78,11 +78,19 @@ func staleHandoff(e handoffEnds, deadFor, maxAge time.Duration) string {
 	return ""
 }
 
-// expireHandoffs deletes the stale SNAT_Handoff rows, in one transaction
-// of its own (a handoff must not hold back liveness or blocks).
-func (d *Daemon) expireHandoffs(ctx context.Context, sb *ops.Session, alive map[string]bool) error {
-	now := time.Now()
-	a := &d.handoffs
+// staleRow is a handoff row to remove, and why.
+type staleRow struct {
+	h   *sbdb.SNATHandoff
+	why string
+}
+
+// judge ages the handoff rows hs and says which are stale. privs is read
+// after hs and alive: a destination whose Chassis_Private row came after
+// the judgment is known and not dead yet (the next pass judges it), so a
+// handoff to a host that has just registered is not taken for one to a
+// host that never was. bound says whether a port has a binding.
+func (a *handoffAging) judge(now time.Time, hs []*sbdb.SNATHandoff, privs []*sbdb.ChassisPrivate, alive map[string]bool,
+	bound func(port string) bool, deadFor, maxAge time.Duration) []staleRow {
 	for c, live := range alive {
 		if _, dead := a.deadSince[c]; !live && !dead {
 			a.deadSince[c] = now
@@ -95,43 +103,56 @@ func (d *Daemon) expireHandoffs(ctx context.Context, sb *ops.Session, alive map[
 			delete(a.deadSince, c)
 		}
 	}
+	fresh := unjudged(privs, alive)
 	seen := map[string]time.Time{}
-	var txn []ovsdb.Operation
-	var why []string
-	var rows []*sbdb.SNATHandoff
-	for _, h := range ops.Rows[sbdb.SNATHandoff](sb) {
+	var out []staleRow
+	for _, h := range hs {
 		first, ok := a.seen[h.UUID]
 		if !ok {
 			first = now
 		}
 		seen[h.UUID] = first
-		e := handoffEnds{age: now.Sub(first)}
-		e.portExists = ops.RowByIndex(sb, &sbdb.PortBinding{LogicalPort: h.LogicalPort}) != nil
+		e := handoffEnds{age: now.Sub(first), portExists: bound(h.LogicalPort)}
 		_, e.toKnown = alive[h.ToChassis]
+		e.toKnown = e.toKnown || fresh[h.ToChassis]
 		if since, dead := a.deadSince[h.ToChassis]; dead {
 			e.toDead = now.Sub(since)
 		}
-		if w := staleHandoff(e, d.cfg.HandoffDeadFor, d.cfg.HandoffMaxAge); w != "" {
-			txn = append(txn, sbops.DeleteSNATHandoff(h.UUID))
-			why = append(why, w)
-			rows = append(rows, h)
+		if w := staleHandoff(e, deadFor, maxAge); w != "" {
+			out = append(out, staleRow{h, w})
 		}
 	}
 	a.seen = seen
-	if len(txn) == 0 {
+	return out
+}
+
+// expireHandoffs deletes the stale SNAT_Handoff rows, in one transaction
+// of its own (a handoff must not hold back liveness or blocks).
+func (d *Daemon) expireHandoffs(ctx context.Context, sb *ops.Session, alive map[string]bool) error {
+	now := time.Now()
+	a := &d.handoffs
+	hs := ops.Rows[sbdb.SNATHandoff](sb)
+	bound := func(port string) bool { return ops.RowByIndex(sb, &sbdb.PortBinding{LogicalPort: port}) != nil }
+	stale := a.judge(now, hs, ops.Rows[sbdb.ChassisPrivate](sb), alive, bound, d.cfg.HandoffDeadFor, d.cfg.HandoffMaxAge)
+	if len(stale) == 0 {
 		return nil
+	}
+	txn := make([]ovsdb.Operation, len(stale))
+	for i, s := range stale {
+		txn[i] = sbops.DeleteSNATHandoff(s.h.UUID)
 	}
 	res, err := ops.Transact(ctx, d.lock, txn...)
 	if err != nil {
 		return fmt.Errorf("remove stale SNAT handoffs: %w", err)
 	}
-	for i, h := range rows {
+	for i, s := range stale {
 		if res[i].Count == 0 {
 			continue // removed by the last pass or an end; the monitor lags
 		}
-		d.m.handoffsRemoved.WithLabelValues(why[i]).Inc()
+		h := s.h
+		d.m.handoffsRemoved.WithLabelValues(s.why).Inc()
 		d.log.Info("removed a stale SNAT handoff", "port", h.LogicalPort, "from", h.FromChassis, "to", h.ToChassis,
-			"why", why[i], "seen_for", now.Sub(a.seen[h.UUID]).Round(time.Millisecond))
+			"why", s.why, "seen_for", now.Sub(a.seen[h.UUID]).Round(time.Millisecond))
 		delete(a.seen, h.UUID)
 	}
 	return nil

@@ -108,3 +108,18 @@ func (d *Daemon) judgeLiveness(sb *ops.Session) (alive map[string]bool, ok bool)
 	}
 	return alive, true
 }
+
+// unjudged names the chassis of privs that alive does not judge: their
+// Chassis_Private rows reached the session's cache after judgeLiveness
+// read it (libovsdb updates the cache on its own goroutine). Each pass
+// leaves them as they are, neither dead nor alive, until the next one
+// judges them; a chassis first seen is presumed alive then.
+func unjudged(privs []*sbdb.ChassisPrivate, alive map[string]bool) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range privs {
+		if _, ok := alive[p.Name]; !ok {
+			out[p.Name] = true
+		}
+	}
+	return out
+}

@@ -353,12 +353,11 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 func (d *Daemon) markLiveness(privs []*sbdb.ChassisPrivate, pbs []*sbdb.PortBinding, alive map[string]bool) []ovsdb.Operation {
 	var txn []ovsdb.Operation
 	live, dead := 0, 0
-	unjudged := map[string]bool{}
+	fresh := unjudged(privs, alive)
 	for _, p := range privs {
-		a, judged := alive[p.Name]
+		a := alive[p.Name]
 		switch {
-		case !judged:
-			unjudged[p.Name] = true
+		case fresh[p.Name]:
 			continue
 		case a:
 			live++
@@ -373,7 +372,7 @@ func (d *Daemon) markLiveness(privs []*sbdb.ChassisPrivate, pbs []*sbdb.PortBind
 	d.m.chassis.WithLabelValues("alive").Set(float64(live))
 	d.m.chassis.WithLabelValues("dead").Set(float64(dead))
 	for _, pb := range pbs {
-		if pb.Chassis != nil && !alive[*pb.Chassis] && !unjudged[*pb.Chassis] && pb.Up != nil && *pb.Up {
+		if pb.Chassis != nil && !alive[*pb.Chassis] && !fresh[*pb.Chassis] && pb.Up != nil && *pb.Up {
 			txn = append(txn, sbops.SetPortBindingUp(pb, false))
 		}
 	}
