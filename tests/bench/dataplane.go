@@ -163,11 +163,11 @@ func Dataplane(env Env, rounds int, seconds int, prio fifo) (*DataplaneResult, e
 	defer d.close()
 	res.Paths = d.paths
 	for r := 0; r < rounds; r++ {
-		for _, p := range res.Paths {
-			env.Log.Info("data plane benchmark", "round", r+1, "path", p.Name)
-			if err := measure(p, seconds, prio); err != nil {
-				return nil, fmt.Errorf("%s: %w", p.Name, err)
-			}
+		log := func(test, path string) {
+			env.Log.Info("data plane benchmark", "round", r+1, "test", test, "path", path)
+		}
+		if err := runRound(res.Paths, tests, r, seconds, prio, log); err != nil {
+			return nil, err
 		}
 	}
 	for _, p := range res.Paths {

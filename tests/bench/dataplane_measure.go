@@ -47,6 +47,8 @@ var metrics = []metric{
 	{key: "tcp_4_streams_gbps", title: "TCP 4 streams Gbit/s", prec: 2, gate: true},
 	{key: "tcp_32_streams_gbps", title: "TCP 32 streams Gbit/s", prec: 2, gate: true},
 	{key: "tcp_4_streams_pinned_gbps", title: "TCP 4 streams, ends pinned apart, Gbit/s", prec: 2},
+	{key: "tcp_1_stream_retrans", title: "TCP 1 stream retransmits /GB", prec: 0, lower: true},
+	{key: "tcp_32_streams_retrans", title: "TCP 32 streams retransmits /GB", prec: 0, lower: true},
 	{key: "tcp_rr_per_s", title: "TCP req/resp /s", prec: 0, gate: true},
 	{key: "tcp_crr_per_s", title: "TCP conn/req /s", prec: 0, gate: true},
 	{key: "rr_rtt_p50_us", title: "req/resp RTT p50 µs", prec: 1, lower: true, gate: true},
@@ -140,53 +142,117 @@ func (s *serverSet) stop() {
 	}
 }
 
-// measure runs every metric once on p and appends the values to p.Raw.
-func measure(p *PathResult, seconds int, prio fifo) error {
-	if p.Raw == nil {
-		p.Raw = map[string][]float64{}
-	}
-	add := func(k string, v float64) { p.Raw[k] = append(p.Raw[k], v) }
-	for _, n := range []int{1, 4, 32} {
-		g, err := iperfAt(prio, p.client, p.dst, n, seconds)
+// A test measures on one path and appends its values to p.Raw (add):
+// one of the metrics, or a few measured by one tool run.
+type test struct {
+	name string
+	run  func(p *PathResult, add func(key string, v float64), seconds int, prio fifo) error
+}
+
+// tests are run in this order in each round, each on every path back to
+// back (runRound).
+var tests = []test{
+	{"tcp_1_stream", iperfTest(1, "tcp_1_stream_gbps", "tcp_1_stream_retrans")},
+	{"tcp_4_streams", iperfTest(4, "tcp_4_streams_gbps", "")},
+	{"tcp_32_streams", iperfTest(32, "tcp_32_streams_gbps", "tcp_32_streams_retrans")},
+	{"tcp_4_streams_pinned", func(p *PathResult, add func(string, float64), seconds int, prio fifo) error {
+		cpus := twoCPUs()
+		if cpus == "" {
+			return nil // on one CPU there is no apart: not measured on any path
+		}
+		r, err := iperfAt(prio, p.client, p.dst, 4, seconds, "-A", cpus)
+		add("tcp_4_streams_pinned_gbps", r.gbps)
+		return err
+	}},
+	{"tcp_rr", func(p *PathResult, add func(string, float64), seconds int, prio fifo) error {
+		rate, p50, err := sockperfRR(prio, p.client, p.dst, seconds)
+		add("tcp_rr_per_s", rate)
+		add("rr_rtt_p50_us", p50)
+		return err
+	}},
+	{"tcp_crr", func(p *PathResult, add func(string, float64), seconds int, _ fifo) error {
+		crr, err := crrRate(p.client, p.dst, seconds)
+		add("tcp_crr_per_s", crr)
+		return err
+	}},
+	{"ping", func(p *PathResult, add func(string, float64), _ int, _ fifo) error {
+		mean, p99, err := pingRTT(p.client, p.dst, 2000)
+		add("rtt_mean_us", mean)
+		add("rtt_p99_us", p99)
+		return err
+	}},
+	{"ping_sparse", func(p *PathResult, add func(string, float64), _ int, _ fifo) error {
+		sparse, err := pingRTTsEvery(p.client, p.dst, 500, "0.002")
 		if err != nil {
 			return err
 		}
-		add(map[int]string{1: "tcp_1_stream_gbps", 4: "tcp_4_streams_gbps", 32: "tcp_32_streams_gbps"}[n], g)
-	}
-	if cpus := twoCPUs(); cpus != "" {
-		g, err := iperfAt(prio, p.client, p.dst, 4, seconds, "-A", cpus)
-		if err != nil {
-			return err
+		add("rtt_sparse_p50_us", sparse[len(sparse)/2])
+		return nil
+	}},
+}
+
+// iperfTest measures streams TCP streams: the rate as key, and, when
+// retransKey is set, the segments retransmitted per GB received as that
+// (reported, not a target: a path that reorders makes its senders
+// retransmit what arrived, #21).
+func iperfTest(streams int, key, retransKey string) func(*PathResult, func(string, float64), int, fifo) error {
+	return func(p *PathResult, add func(string, float64), seconds int, prio fifo) error {
+		r, err := iperfAt(prio, p.client, p.dst, streams, seconds)
+		add(key, r.gbps)
+		if retransKey != "" {
+			add(retransKey, perGB(r.retrans, r.gbps, seconds))
 		}
-		add("tcp_4_streams_pinned_gbps", g)
-	}
-	rate, p50, err := sockperfRR(prio, p.client, p.dst, seconds)
-	if err != nil {
 		return err
 	}
-	add("tcp_rr_per_s", rate)
-	add("rr_rtt_p50_us", p50)
-	crr, err := crrRate(p.client, p.dst, seconds)
-	if err != nil {
-		return err
+}
+
+// perGB is n per GB received at gbps for seconds (0 when nothing was).
+func perGB(n, gbps float64, seconds int) float64 {
+	gb := gbps * float64(seconds) / 8
+	if gb <= 0 {
+		return 0
 	}
-	add("tcp_crr_per_s", crr)
-	mean, p99, err := pingRTT(p.client, p.dst, 2000)
-	if err != nil {
-		return err
+	return n / gb
+}
+
+// runRound measures each of tests once on every path. Each test runs on the
+// paths back to back, so that the pairs a ratio is made of are seconds
+// apart, not a whole round (on a shared machine the rate drifts with
+// what else runs: a path measured half a minute after its baseline met
+// another machine); and the paths' order turns by one each round
+// (round r starts with path r mod n), so that none is always first
+// after another test or always right after the same path. The values
+// stay in round order for every path: p.Raw[k][r] is round r's.
+func runRound(paths []*PathResult, tests []test, r int, seconds int, prio fifo, log func(test, path string)) error {
+	order := rotated(paths, r)
+	for _, t := range tests {
+		for _, p := range order {
+			if p.Raw == nil {
+				p.Raw = map[string][]float64{}
+			}
+			log(t.name, p.Name)
+			add := func(k string, v float64) { p.Raw[k] = append(p.Raw[k], v) }
+			if err := t.run(p, add, seconds, prio); err != nil {
+				return fmt.Errorf("%s, %s: %w", p.Name, t.name, err)
+			}
+		}
 	}
-	add("rtt_mean_us", mean)
-	add("rtt_p99_us", p99)
-	sparse, err := pingRTTsEvery(p.client, p.dst, 500, "0.002")
-	if err != nil {
-		return err
-	}
-	add("rtt_sparse_p50_us", sparse[len(sparse)/2])
 	return nil
 }
 
+// rotated is paths starting at index r mod len(paths).
+func rotated[T any](paths []T, r int) []T {
+	n := len(paths)
+	out := make([]T, 0, n)
+	for i := range paths {
+		out = append(out, paths[(i+r)%n])
+	}
+	return out
+}
+
 func iperf(clientNS, dst string, streams, seconds int) (float64, error) {
-	return iperfAt(false, clientNS, dst, streams, seconds)
+	r, err := iperfAt(false, clientNS, dst, streams, seconds)
+	return r.gbps, err
 }
 
 // twoCPUs is iperf3's -A for the client on the first CPU this process
@@ -209,25 +275,42 @@ func twoCPUs() string {
 	return fmt.Sprintf("%d,%d", cpus[0], cpus[1])
 }
 
-// iperfAt runs iperf3's client, with more of its options, and returns
-// the rate received in Gbit/s.
-func iperfAt(prio fifo, clientNS, dst string, streams, seconds int, more ...string) (float64, error) {
+// iperfRun is what one iperf3 client run measured: the rate received
+// in Gbit/s and the segments its senders retransmitted.
+type iperfRun struct {
+	gbps    float64
+	retrans float64
+}
+
+// iperfAt runs iperf3's client, with more of its options.
+func iperfAt(prio fifo, clientNS, dst string, streams, seconds int, more ...string) (iperfRun, error) {
 	args := append([]string{"iperf3", "-c", dst, "-p", strconv.Itoa(iperfPort), "-t", strconv.Itoa(seconds), "-P", strconv.Itoa(streams), "-J"}, more...)
 	out, err := lab.Exec(clientNS, prio.argv(args...)...)
 	if err != nil {
-		return 0, fmt.Errorf("iperf3: %v: %s", err, firstLine(out))
+		return iperfRun{}, fmt.Errorf("iperf3: %v: %s", err, firstLine(out))
 	}
+	return parseIperf(out)
+}
+
+// parseIperf reads iperf3's JSON (-J).
+func parseIperf(out string) (iperfRun, error) {
 	var r struct {
 		End struct {
+			SumSent struct {
+				Retransmits *float64 `json:"retransmits"`
+			} `json:"sum_sent"`
 			SumReceived struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
 		} `json:"end"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		return 0, fmt.Errorf("iperf3 output: %v", err)
+		return iperfRun{}, fmt.Errorf("iperf3 output: %v", err)
 	}
-	return r.End.SumReceived.BitsPerSecond / 1e9, nil
+	if r.End.SumSent.Retransmits == nil {
+		return iperfRun{}, fmt.Errorf("iperf3 output: no retransmit count")
+	}
+	return iperfRun{gbps: r.End.SumReceived.BitsPerSecond / 1e9, retrans: *r.End.SumSent.Retransmits}, nil
 }
 
 var (

@@ -128,7 +128,8 @@ func pathTable(b *strings.Builder, paths []*PathResult, ms []metric) {
 }
 
 func (d *DataplaneResult) markdown(b *strings.Builder) {
-	fmt.Fprintf(b, "## Data plane (two hosts, one VM each side, %d interleaved rounds; min / median / max)\n\n", d.Rounds)
+	fmt.Fprintf(b, "## Data plane (two hosts, one VM each side, %d rounds; min / median / max)\n\n", d.Rounds)
+	fmt.Fprintf(b, "Each round runs every test on every path back to back, so a round's pair is seconds apart; the paths' order turns by one each round.\n\n")
 	fmt.Fprintf(b, "CPU: %s; load average (1 min) %.2f before, %.2f after.\n\n", d.CPU, d.LoadAvg[0], d.LoadAvg[1])
 	if d.FIFO {
 		fmt.Fprintf(b, "iperf3 and sockperf ran under SCHED_FIFO (`--fifo`: chrt -f 50, client and server); the connection-per-request test and ping did not.\n\n")
