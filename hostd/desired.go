@@ -80,6 +80,7 @@ type desiredState struct {
 // data plane.
 func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 	s := d.hostSnapshot(pbs)
+	d.underlay = s.underlay
 	s.snat, s.blocks = d.snatRows()
 	s.blockSeen = d.blockSeen
 	if d.hub == nil {

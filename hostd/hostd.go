@@ -107,10 +107,14 @@ type Daemon struct {
 	// gw: on a gateway, the bindings with an EIP (eip.go)
 	gw *ops.Session
 	// uplink: a gateway's uplink address, read again when addrs (the
-	// indexes of interfaces whose addresses changed; nil on a host that
-	// is no gateway) names it (uplink.go)
+	// indexes of interfaces whose addresses changed) names it
+	// (uplink.go)
 	uplink uplinkCache
 	addrs  chan int
+	// underlay: the underlay NIC's index at the last reconcile (0: none
+	// found), whose addresses physical EIPs may not be sent to
+	// (phys_deny, written by Apply): a change of them is applied at once
+	underlay int
 	// baseTracker only wakes the loop; reconcile drains it.
 	baseTracker *ops.Tracker
 	vpcs        map[int]*vpcSession
@@ -296,10 +300,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.nl.Close()
 	go watchRouting(wctx, routeWatch{ns: netns.None(), log: d.log, changed: dp.RoutesChanged, told: d.m.routeChanges.Inc})
 	go watchLinks(wctx, linkWatch{ns: netns.None(), rcvbuf: linkBuffer, queue: 1024, log: d.log, onLost: d.m.linkResyncs.Inc}, links)
-	if d.cfg.Gateway != nil {
-		d.addrs = make(chan int, 64)
-		go watchAddrs(wctx, netns.None(), d.log, d.addrs)
-	}
+	d.addrs = make(chan int, 64)
+	go watchAddrs(wctx, netns.None(), d.log, d.addrs)
 	d.scanLinks()
 	events := make(chan dataplane.Event, 256)
 	if er, err := dp.Events(); err == nil {
@@ -397,8 +399,8 @@ func (d *Daemon) serve(ctx context.Context, links chan linkEvent, events chan da
 		case e := <-links:
 			d.onLink(e)
 		case i := <-d.addrs:
-			if !d.uplink.forget(i) {
-				continue // not the uplink's address
+			if !d.uplink.forget(i) && !d.underlayAddrChanged(i) {
+				continue // neither the uplink's address nor the underlay NIC's
 			}
 		case e := <-events:
 			d.event(ctx, e)
@@ -435,6 +437,13 @@ func (d *Daemon) serve(ctx context.Context, links chan linkEvent, events chan da
 		}
 		d.reconcile(ctx)
 	}
+}
+
+// underlayAddrChanged says whether an address change on interface index
+// i (0: on any, or changes may have been missed) may have changed the
+// underlay NIC's addresses, which Apply writes into phys_deny.
+func (d *Daemon) underlayAddrChanged(i int) bool {
+	return d.underlay != 0 && (i == 0 || i == d.underlay)
 }
 
 // heartbeat tells southd this chassis is alive.

@@ -208,18 +208,16 @@ func physTenantAttack(t *testing.T, e *env) {
 	victimMAC, _ := net.ParseMAC("02:00:00:00:0e:14")
 	frame := forgedVXLAN(uint32(vni), victimMAC, netip.MustParseAddr("10.0.1.99"), netip.MustParseAddr("10.0.1.20"), 7777, []byte("forged"))
 	to := netip.AddrPortFrom(e.vtep("hv2"), 4789)
-	// send writes the frame 5 times from namespace ns; host must count 5
-	// drops of reason, and the victim get none.
-	send := func(who, ns, host, reason string) {
+	// write sends the frame n times from namespace ns to dst.
+	write := func(ns string, dst netip.AddrPort, n int) {
 		t.Helper()
-		drops0, _ := e.dp(host).Drops()
 		if err := lab.Do(ns, func() error {
-			c, err := net.Dial("udp4", to.String())
+			c, err := net.Dial("udp4", dst.String())
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			for range 5 {
+			for range n {
 				if _, err := c.Write(frame); err != nil {
 					return err
 				}
@@ -229,6 +227,13 @@ func physTenantAttack(t *testing.T, e *env) {
 		}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// send writes the frame 5 times from namespace ns; host must count 5
+	// drops of reason, and the victim get none.
+	send := func(who, ns, host, reason string) {
+		t.Helper()
+		drops0, _ := e.dp(host).Drops()
+		write(ns, to, 5)
 		time.Sleep(500 * time.Millisecond)
 		if n := got.Swap(0); n != 0 {
 			t.Errorf("the victim, in another VPC on hv2, got %d of 5 datagrams %s wrapped in VXLAN to hv2's VTEP", n, who)
@@ -239,6 +244,27 @@ func physTenantAttack(t *testing.T, e *env) {
 		}
 	}
 	send("vm1", e.s.VMNS("vm1"), "hv1", "phys_underlay")
+	// An address added to hv1's underlay NIC is refused to vm1 as soon
+	// as hostd hears of it, not at its next reconcile (a minute).
+	extra := netip.MustParseAddr("192.168.100.241")
+	if out, err := lab.Exec(e.s.HostNS("hv1"), "ip", "addr", "add", extra.String()+"/32", "dev", "eth0"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	defer lab.Exec(e.s.HostNS("hv1"), "ip", "addr", "del", extra.String()+"/32", "dev", "eth0")
+	start := time.Now()
+	refused := func() bool {
+		drops0, _ := e.dp("hv1").Drops()
+		write(e.s.VMNS("vm1"), netip.AddrPortFrom(extra, 4789), 1)
+		drops1, _ := e.dp("hv1").Drops()
+		return drops1["phys_underlay"] > drops0["phys_underlay"]
+	}
+	for !refused() {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("vm1 could still send to %s, an address added to hv1's underlay NIC %v before", extra, time.Since(start).Round(time.Millisecond))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("an address added to hv1's underlay NIC was refused to vm1 after %v", time.Since(start).Round(time.Millisecond))
 	// A server on the hosts' own subnet, no chassis, tries the same: hv2
 	// takes VXLAN only from the chassis' VTEPs.
 	if out, err := lab.Exec(e.s.PhysNS(), "ip", "addr", "add", "192.168.100.250/24", "dev", "eth0"); err != nil {
