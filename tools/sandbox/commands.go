@@ -159,10 +159,7 @@ dynamic_addresses, and fails with the port's error if northd refused it.`,
 			&cli.BoolFlag{Name: "qemu", Usage: "boot a real QEMU guest on a tap in the host's namespace, not a namespace VM (image: make guest)"},
 		},
 		Action: func(cx *cli.Context) error {
-			if cx.NArg() != 2 {
-				return fmt.Errorf("usage: courier-sandbox vm-add [--dhcp] HOST PORT")
-			}
-			s, err := openSandbox(cx)
+			s, err := openArgs(cx, 2, "vm-add [--dhcp] HOST PORT")
 			if err != nil {
 				return err
 			}
@@ -182,10 +179,7 @@ func vmDelCommand() *cli.Command {
 		Usage:     "remove a VM",
 		ArgsUsage: "PORT",
 		Action: func(cx *cli.Context) error {
-			if cx.NArg() != 1 {
-				return fmt.Errorf("usage: courier-sandbox vm-del PORT")
-			}
-			s, err := openSandbox(cx)
+			s, err := openArgs(cx, 1, "vm-del PORT")
 			if err != nil {
 				return err
 			}
@@ -201,10 +195,7 @@ func vmMoveCommand() *cli.Command {
 		Usage:     "move a VM to another host, keeping its MAC and IP",
 		ArgsUsage: "PORT HOST",
 		Action: func(cx *cli.Context) error {
-			if cx.NArg() != 2 {
-				return fmt.Errorf("usage: courier-sandbox vm-move PORT HOST")
-			}
-			s, err := openSandbox(cx)
+			s, err := openArgs(cx, 2, "vm-move PORT HOST")
 			if err != nil {
 				return err
 			}
@@ -228,10 +219,7 @@ A namespace VM: its namespace, processes and open connections stay, and
 the host side of its veth moves to HOST (vm-move instead recreates the VM
 there, a reboot).`,
 		Action: func(cx *cli.Context) error {
-			if cx.NArg() != 2 {
-				return fmt.Errorf("usage: courier-sandbox vm-migrate PORT HOST")
-			}
-			s, err := openSandbox(cx)
+			s, err := openArgs(cx, 2, "vm-migrate PORT HOST")
 			if err != nil {
 				return err
 			}
@@ -424,12 +412,18 @@ func demoCommand(stdout io.Writer) *cli.Command {
 // openSandbox opens the sandbox of the command line's run directory.
 func openSandbox(cx *cli.Context) (*Sandbox, error) { return Open(cx.String("run-dir")) }
 
+// openArgs opens the sandbox for a command taking n arguments, or says
+// how to call it (usage: the command and its arguments).
+func openArgs(cx *cli.Context, n int, usage string) (*Sandbox, error) {
+	if cx.NArg() != n {
+		return nil, fmt.Errorf("usage: courier-sandbox %s", usage)
+	}
+	return openSandbox(cx)
+}
+
 // openHost opens the sandbox for a command taking one HOST argument.
 func openHost(cx *cli.Context, cmd string) (*Sandbox, string, error) {
-	if cx.NArg() != 1 {
-		return nil, "", fmt.Errorf("usage: courier-sandbox %s HOST", cmd)
-	}
-	s, err := openSandbox(cx)
+	s, err := openArgs(cx, 1, cmd+" HOST")
 	if err != nil {
 		return nil, "", err
 	}

@@ -12,9 +12,10 @@ import (
 
 // host-down, host-up and underlay-replace refuse a host the sandbox
 // does not have, naming the ones it has, before touching anything;
-// underlay-replace refuses a host that is down; and a recorded sandbox
-// keeps its hostd arguments for the hostd host-up starts. No root
-// needed: the state is a file.
+// underlay-replace refuses a host that is down; the commands refuse a
+// wrong number of arguments, saying how to call them; and a recorded
+// sandbox keeps its hostd arguments for the hostd host-up starts. No
+// root needed: the state is a file.
 func TestHostDownRefusesUnknownHosts(t *testing.T) {
 	dir := t.TempDir()
 	st := State{Prefix: "cx-", Hosts: []HostState{{Name: "hv1", VTEP: "192.168.100.1"}, {Name: "gw1", VTEP: "192.168.100.201", Gateway: true, Down: true}},
@@ -34,6 +35,10 @@ func TestHostDownRefusesUnknownHosts(t *testing.T) {
 		{[]string{"underlay-replace", "hv2"}, `no host "hv2" in the sandbox (its hosts: hv1 gw1)`},
 		{[]string{"underlay-replace"}, "usage: courier-sandbox underlay-replace HOST"},
 		{[]string{"underlay-replace", "gw1"}, "host gw1 is down (courier-sandbox host-up gw1 first)"},
+		{[]string{"vm-add", "hv1"}, "usage: courier-sandbox vm-add [--dhcp] HOST PORT"},
+		{[]string{"vm-del"}, "usage: courier-sandbox vm-del PORT"},
+		{[]string{"vm-move", "p1"}, "usage: courier-sandbox vm-move PORT HOST"},
+		{[]string{"vm-migrate", "p1", "hv1", "x"}, "usage: courier-sandbox vm-migrate PORT HOST"},
 	} {
 		var out bytes.Buffer
 		err := App(&out).Run(append([]string{"courier-sandbox", "--run-dir", dir}, c.args...))
