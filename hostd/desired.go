@@ -81,6 +81,9 @@ type desiredState struct {
 func (d *Daemon) takeSnapshot(pbs []*sbdb.PortBinding) *snapshot {
 	s := d.hostSnapshot(pbs)
 	d.underlay = s.underlay
+	if s.underlay == 0 {
+		d.underlay = -1
+	}
 	s.snat, s.blocks = d.snatRows()
 	s.blockSeen = d.blockSeen
 	if d.hub == nil {

@@ -111,10 +111,12 @@ type Daemon struct {
 	// (uplink.go)
 	uplink uplinkCache
 	addrs  chan int
-	// underlay: the underlay NIC's index at the last reconcile (0: none
-	// found), whose addresses physical EIPs may not be sent to
-	// (phys_deny, written by Apply): a change of them is applied at once
+	// underlay: the underlay NIC's index at the last reconcile (-1: none
+	// found; 0: none yet), and physEIPs: whether that reconcile served
+	// physical EIPs, which may not be sent to the NIC's addresses
+	// (phys_deny, written by Apply) and need the NIC (phys_ingress)
 	underlay int
+	physEIPs bool
 	// baseTracker only wakes the loop; reconcile drains it.
 	baseTracker *ops.Tracker
 	vpcs        map[int]*vpcSession
@@ -431,6 +433,8 @@ func (d *Daemon) serve(ctx context.Context, links chan linkEvent, events chan da
 			case e := <-links:
 				d.onLink(e)
 			case <-d.notify:
+			case i := <-d.addrs:
+				d.uplink.forget(i) // read again by this reconcile
 			default:
 				drained = true
 			}
@@ -440,10 +444,13 @@ func (d *Daemon) serve(ctx context.Context, links chan linkEvent, events chan da
 }
 
 // underlayAddrChanged says whether an address change on interface index
-// i (0: on any, or changes may have been missed) may have changed the
-// underlay NIC's addresses, which Apply writes into phys_deny.
+// i (0: on any, or changes may have been missed) calls for a reconcile
+// while physical EIPs are served: a change of the underlay NIC's
+// addresses, which Apply writes into phys_deny, or, while no interface
+// holds the VTEP address (an address flushed and added again, the VTEP
+// moved to another NIC), any change, which may bring it back.
 func (d *Daemon) underlayAddrChanged(i int) bool {
-	return d.underlay != 0 && (i == 0 || i == d.underlay)
+	return d.physEIPs && (d.underlay < 0 || i == 0 || i == d.underlay)
 }
 
 // heartbeat tells southd this chassis is alive.

@@ -78,6 +78,7 @@ func (d *Daemon) reconcile(ctx context.Context) {
 		return
 	}
 	computed := time.Now()
+	d.physEIPs = len(st.PhysEIPs) > 0
 	d.exportDeparted(ctx, st, pbs) // snathandoff.go: before the apply forgets them
 	as, err := d.dp.Apply(st)
 	applied := time.Now()

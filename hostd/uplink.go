@@ -77,7 +77,7 @@ func watchAddrs(ctx context.Context, ns netns.NsHandle, log *slog.Logger, out ch
 		},
 		func(first bool) bool {
 			if !first {
-				log.Warn("address watch was lost; reopened, reading the uplink's address again")
+				log.Warn("address watch was lost; reopened, reading the uplink's and the underlay NIC's addresses again")
 			}
 			return sendCtx(ctx, out, 0)
 		},

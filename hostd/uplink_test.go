@@ -116,3 +116,31 @@ func linkIndex(t *testing.T, h *netlink.Handle, name string) int {
 	}
 	return l.Attrs().Index
 }
+
+// An address change starts a reconcile for physical EIPs only where it
+// may matter: on the underlay NIC the last reconcile found (or when
+// changes may have been missed), and on any interface while none holds
+// the VTEP address (flushed and added again: otherwise the EIPs stayed
+// unserved until the next reconcile, a minute). Without physical EIPs,
+// or before the first reconcile, none does.
+func TestUnderlayAddressChangeStartsAReconcile(t *testing.T) {
+	for _, c := range []struct {
+		underlay int
+		phys     bool
+		i        int
+		want     bool
+	}{
+		{underlay: 7, phys: true, i: 7, want: true},
+		{underlay: 7, phys: true, i: 0, want: true},
+		{underlay: 7, phys: true, i: 9, want: false},
+		{underlay: -1, phys: true, i: 9, want: true},
+		{underlay: 7, phys: false, i: 7, want: false},
+		{underlay: -1, phys: false, i: 9, want: false},
+		{underlay: 0, phys: false, i: 0, want: false},
+	} {
+		d := &Daemon{underlay: c.underlay, physEIPs: c.phys}
+		if got := d.underlayAddrChanged(c.i); got != c.want {
+			t.Errorf("underlay %d, physical EIPs %v, a change on %d: reconcile %v, want %v", c.underlay, c.phys, c.i, got, c.want)
+		}
+	}
+}

@@ -250,7 +250,6 @@ func physTenantAttack(t *testing.T, e *env) {
 	if out, err := lab.Exec(e.s.HostNS("hv1"), "ip", "addr", "add", extra.String()+"/32", "dev", "eth0"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	defer lab.Exec(e.s.HostNS("hv1"), "ip", "addr", "del", extra.String()+"/32", "dev", "eth0")
 	start := time.Now()
 	refused := func() bool {
 		drops0, _ := e.dp("hv1").Drops()
@@ -260,11 +259,15 @@ func physTenantAttack(t *testing.T, e *env) {
 	}
 	for !refused() {
 		if time.Since(start) > 5*time.Second {
+			lab.Exec(e.s.HostNS("hv1"), "ip", "addr", "del", extra.String()+"/32", "dev", "eth0")
 			t.Fatalf("vm1 could still send to %s, an address added to hv1's underlay NIC %v before", extra, time.Since(start).Round(time.Millisecond))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("an address added to hv1's underlay NIC was refused to vm1 after %v", time.Since(start).Round(time.Millisecond))
+	if out, err := lab.Exec(e.s.HostNS("hv1"), "ip", "addr", "del", extra.String()+"/32", "dev", "eth0"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
 	// A server on the hosts' own subnet, no chassis, tries the same: hv2
 	// takes VXLAN only from the chassis' VTEPs.
 	if out, err := lab.Exec(e.s.PhysNS(), "ip", "addr", "add", "192.168.100.250/24", "dev", "eth0"); err != nil {
