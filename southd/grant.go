@@ -36,7 +36,7 @@ type grant struct {
 // next pass judges it.
 func grants(pbs []*sbdb.PortBinding, privs []*sbdb.ChassisPrivate, alive map[string]bool, only map[string]bool) []grant {
 	claimers := map[string][]string{}
-	fresh := unjudged(privs, alive)
+	newcomers := unjudged(privs, alive)
 	for _, p := range privs {
 		if !alive[p.Name] {
 			continue
@@ -56,7 +56,7 @@ func grants(pbs []*sbdb.PortBinding, privs []*sbdb.ChassisPrivate, alive map[str
 		if pb.Chassis != nil && alive[*pb.Chassis] && slices.Contains(cs, *pb.Chassis) {
 			continue
 		}
-		if pb.Chassis != nil && fresh[*pb.Chassis] {
+		if pb.Chassis != nil && newcomers[*pb.Chassis] {
 			continue // its holder is judged at the next pass
 		}
 		slices.Sort(cs)

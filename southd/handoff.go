@@ -103,7 +103,7 @@ func (a *handoffAging) judge(now time.Time, hs []*sbdb.SNATHandoff, privs []*sbd
 			delete(a.deadSince, c)
 		}
 	}
-	fresh := unjudged(privs, alive)
+	newcomers := unjudged(privs, alive)
 	seen := map[string]time.Time{}
 	var out []staleRow
 	for _, h := range hs {
@@ -114,7 +114,7 @@ func (a *handoffAging) judge(now time.Time, hs []*sbdb.SNATHandoff, privs []*sbd
 		seen[h.UUID] = first
 		e := handoffEnds{age: now.Sub(first), portExists: bound(h.LogicalPort)}
 		_, e.toKnown = alive[h.ToChassis]
-		e.toKnown = e.toKnown || fresh[h.ToChassis]
+		e.toKnown = e.toKnown || newcomers[h.ToChassis]
 		if since, dead := a.deadSince[h.ToChassis]; dead {
 			e.toDead = now.Sub(since)
 		}

@@ -353,11 +353,11 @@ func (d *Daemon) decide(ctx context.Context, sb, nb *ops.Session, alive map[stri
 func (d *Daemon) markLiveness(privs []*sbdb.ChassisPrivate, pbs []*sbdb.PortBinding, alive map[string]bool) []ovsdb.Operation {
 	var txn []ovsdb.Operation
 	live, dead := 0, 0
-	fresh := unjudged(privs, alive)
+	newcomers := unjudged(privs, alive)
 	for _, p := range privs {
 		a := alive[p.Name]
 		switch {
-		case fresh[p.Name]:
+		case newcomers[p.Name]:
 			continue
 		case a:
 			live++
@@ -372,7 +372,7 @@ func (d *Daemon) markLiveness(privs []*sbdb.ChassisPrivate, pbs []*sbdb.PortBind
 	d.m.chassis.WithLabelValues("alive").Set(float64(live))
 	d.m.chassis.WithLabelValues("dead").Set(float64(dead))
 	for _, pb := range pbs {
-		if pb.Chassis != nil && !alive[*pb.Chassis] && !fresh[*pb.Chassis] && pb.Up != nil && *pb.Up {
+		if pb.Chassis != nil && !alive[*pb.Chassis] && !newcomers[*pb.Chassis] && pb.Up != nil && *pb.Up {
 			txn = append(txn, sbops.SetPortBindingUp(pb, false))
 		}
 	}

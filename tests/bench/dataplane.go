@@ -150,8 +150,9 @@ func (d *dpLab) close() {
 	os.RemoveAll(d.pinRoot)
 }
 
-// Dataplane runs the data plane benchmark: four paths between VMs on two
-// hosts, measured interleaved, rounds times; with prio, its tools run
+// Dataplane runs the data plane benchmark: five paths between VMs on two
+// hosts, rounds times, each test on every path in turn (runRound); with
+// prio, its tools run
 // under SCHED_FIFO (fifo).
 func Dataplane(env Env, rounds int, seconds int, prio fifo) (*DataplaneResult, error) {
 	res := &DataplaneResult{Rounds: rounds, Ratios: map[string]float64{}, RoundRatios: map[string]Stat{}, ProgramNs: map[string]float64{}, CPU: describe().CPU, FIFO: bool(prio)}
@@ -166,7 +167,7 @@ func Dataplane(env Env, rounds int, seconds int, prio fifo) (*DataplaneResult, e
 		log := func(test, path string) {
 			env.Log.Info("data plane benchmark", "round", r+1, "test", test, "path", path)
 		}
-		if err := runRound(res.Paths, tests, r, seconds, prio, log); err != nil {
+		if err := runRound(res.Paths, dpTests, r, seconds, prio, log); err != nil {
 			return nil, err
 		}
 	}

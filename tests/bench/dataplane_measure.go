@@ -142,16 +142,17 @@ func (s *serverSet) stop() {
 	}
 }
 
-// A test measures on one path and appends its values to p.Raw (add):
-// one of the metrics, or a few measured by one tool run.
-type test struct {
+// A dpTest measures on one path and appends its values to p.Raw (add):
+// one of the metrics, or a few measured by one tool run. A test that
+// fails adds nothing (and the benchmark stops).
+type dpTest struct {
 	name string
 	run  func(p *PathResult, add func(key string, v float64), seconds int, prio fifo) error
 }
 
-// tests are run in this order in each round, each on every path back to
-// back (runRound).
-var tests = []test{
+// dpTests are run in this order in each round, each on every path back
+// to back (runRound).
+var dpTests = []dpTest{
 	{"tcp_1_stream", iperfTest(1, "tcp_1_stream_gbps", "tcp_1_stream_retrans")},
 	{"tcp_4_streams", iperfTest(4, "tcp_4_streams_gbps", "")},
 	{"tcp_32_streams", iperfTest(32, "tcp_32_streams_gbps", "tcp_32_streams_retrans")},
@@ -161,25 +162,37 @@ var tests = []test{
 			return nil // on one CPU there is no apart: not measured on any path
 		}
 		r, err := iperfAt(prio, p.client, p.dst, 4, seconds, "-A", cpus)
+		if err != nil {
+			return err
+		}
 		add("tcp_4_streams_pinned_gbps", r.gbps)
-		return err
+		return nil
 	}},
 	{"tcp_rr", func(p *PathResult, add func(string, float64), seconds int, prio fifo) error {
 		rate, p50, err := sockperfRR(prio, p.client, p.dst, seconds)
+		if err != nil {
+			return err
+		}
 		add("tcp_rr_per_s", rate)
 		add("rr_rtt_p50_us", p50)
-		return err
+		return nil
 	}},
 	{"tcp_crr", func(p *PathResult, add func(string, float64), seconds int, _ fifo) error {
 		crr, err := crrRate(p.client, p.dst, seconds)
+		if err != nil {
+			return err
+		}
 		add("tcp_crr_per_s", crr)
-		return err
+		return nil
 	}},
 	{"ping", func(p *PathResult, add func(string, float64), _ int, _ fifo) error {
 		mean, p99, err := pingRTT(p.client, p.dst, 2000)
+		if err != nil {
+			return err
+		}
 		add("rtt_mean_us", mean)
 		add("rtt_p99_us", p99)
-		return err
+		return nil
 	}},
 	{"ping_sparse", func(p *PathResult, add func(string, float64), _ int, _ fifo) error {
 		sparse, err := pingRTTsEvery(p.client, p.dst, 500, "0.002")
@@ -198,21 +211,18 @@ var tests = []test{
 func iperfTest(streams int, key, retransKey string) func(*PathResult, func(string, float64), int, fifo) error {
 	return func(p *PathResult, add func(string, float64), seconds int, prio fifo) error {
 		r, err := iperfAt(prio, p.client, p.dst, streams, seconds)
+		if err == nil && retransKey != "" && r.retrans < 0 {
+			err = fmt.Errorf("iperf3 output: no retransmit count")
+		}
+		if err != nil {
+			return err
+		}
 		add(key, r.gbps)
 		if retransKey != "" {
-			add(retransKey, perGB(r.retrans, r.gbps, seconds))
+			add(retransKey, r.perGB(r.retrans))
 		}
-		return err
+		return nil
 	}
-}
-
-// perGB is n per GB received at gbps for seconds (0 when nothing was).
-func perGB(n, gbps float64, seconds int) float64 {
-	gb := gbps * float64(seconds) / 8
-	if gb <= 0 {
-		return 0
-	}
-	return n / gb
 }
 
 // runRound measures each of tests once on every path. Each test runs on the
@@ -223,7 +233,7 @@ func perGB(n, gbps float64, seconds int) float64 {
 // (round r starts with path r mod n), so that none is always first
 // after another test or always right after the same path. The values
 // stay in round order for every path: p.Raw[k][r] is round r's.
-func runRound(paths []*PathResult, tests []test, r int, seconds int, prio fifo, log func(test, path string)) error {
+func runRound(paths []*PathResult, tests []dpTest, r int, seconds int, prio fifo, log func(test, path string)) error {
 	order := rotated(paths, r)
 	for _, t := range tests {
 		for _, p := range order {
@@ -275,11 +285,21 @@ func twoCPUs() string {
 	return fmt.Sprintf("%d,%d", cpus[0], cpus[1])
 }
 
-// iperfRun is what one iperf3 client run measured: the rate received
-// in Gbit/s and the segments its senders retransmitted.
+// iperfRun is what one iperf3 client run measured: the rate and the
+// bytes received, and the segments its senders retransmitted (-1: not
+// reported, as for UDP).
 type iperfRun struct {
 	gbps    float64
+	bytes   float64
 	retrans float64
+}
+
+// perGB is n per GB received (0 when nothing was).
+func (r iperfRun) perGB(n float64) float64 {
+	if r.bytes <= 0 {
+		return 0
+	}
+	return n / (r.bytes / 1e9)
 }
 
 // iperfAt runs iperf3's client, with more of its options.
@@ -300,6 +320,7 @@ func parseIperf(out string) (iperfRun, error) {
 				Retransmits *float64 `json:"retransmits"`
 			} `json:"sum_sent"`
 			SumReceived struct {
+				Bytes         float64 `json:"bytes"`
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
 		} `json:"end"`
@@ -307,10 +328,11 @@ func parseIperf(out string) (iperfRun, error) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		return iperfRun{}, fmt.Errorf("iperf3 output: %v", err)
 	}
-	if r.End.SumSent.Retransmits == nil {
-		return iperfRun{}, fmt.Errorf("iperf3 output: no retransmit count")
+	run := iperfRun{gbps: r.End.SumReceived.BitsPerSecond / 1e9, bytes: r.End.SumReceived.Bytes, retrans: -1}
+	if r.End.SumSent.Retransmits != nil {
+		run.retrans = *r.End.SumSent.Retransmits
 	}
-	return iperfRun{gbps: r.End.SumReceived.BitsPerSecond / 1e9, retrans: *r.End.SumSent.Retransmits}, nil
+	return run, nil
 }
 
 var (

@@ -129,7 +129,7 @@ func pathTable(b *strings.Builder, paths []*PathResult, ms []metric) {
 
 func (d *DataplaneResult) markdown(b *strings.Builder) {
 	fmt.Fprintf(b, "## Data plane (two hosts, one VM each side, %d rounds; min / median / max)\n\n", d.Rounds)
-	fmt.Fprintf(b, "Each round runs every test on every path back to back, so a round's pair is seconds apart; the paths' order turns by one each round.\n\n")
+	fmt.Fprintf(b, "Each round runs every test on every path back to back, so a round's pair is a few runs apart, not a round; the paths' order turns by one each round.\n\n")
 	fmt.Fprintf(b, "CPU: %s; load average (1 min) %.2f before, %.2f after.\n\n", d.CPU, d.LoadAvg[0], d.LoadAvg[1])
 	if d.FIFO {
 		fmt.Fprintf(b, "iperf3 and sockperf ran under SCHED_FIFO (`--fifo`: chrt -f 50, client and server); the connection-per-request test and ping did not.\n\n")
@@ -182,5 +182,5 @@ func (d *DataplaneResult) markdown(b *strings.Builder) {
 	}
 	runsMarkdown(b, d.Runs)
 	fmt.Fprintf(b, "\nTargets: (c) and (d) at least (b)'s throughput (1, 4, 32 streams) and request rates, and no worse than its latency; "+
-		"(d) equal to (c) within noise. Moonshot: one stream through (c) and (d) at least %.2f of (a)'s. Rounds are interleaved; compare the min–max ranges, not only the medians.\n\n", moonshotRatio)
+		"(d) equal to (c) within noise. Moonshot: one stream through (c) and (d) at least %.2f of (a)'s. Each round runs each test on every path in turn; compare the min–max ranges, not only the medians.\n\n", moonshotRatio)
 }

@@ -13,16 +13,18 @@ import (
 func TestRoundsPairEachTestAcrossPaths(t *testing.T) {
 	paths := []*PathResult{{Name: "a"}, {Name: "b"}, {Name: "c"}}
 	var ran []string
-	two := func(name string) test {
-		return test{name, func(p *PathResult, add func(string, float64), _ int, _ fifo) error {
+	round := 0
+	two := func(name string) dpTest {
+		return dpTest{name, func(p *PathResult, add func(string, float64), _ int, _ fifo) error {
 			ran = append(ran, name+"/"+p.Name)
-			add(name, float64(len(p.Raw[name])))
+			add(name, float64(round))
 			return nil
 		}}
 	}
-	ts := []test{two("x"), two("y")}
+	ts := []dpTest{two("x"), two("y")}
 	var logged int
 	for r := 0; r < 3; r++ {
+		round = r
 		ran = nil
 		if err := runRound(paths, ts, r, 1, false, func(string, string) { logged++ }); err != nil {
 			t.Fatal(err)
@@ -44,9 +46,25 @@ func TestRoundsPairEachTestAcrossPaths(t *testing.T) {
 	if logged != 18 {
 		t.Errorf("logged %d runs, want 18", logged)
 	}
-	bad := test{"bad", func(*PathResult, func(string, float64), int, fifo) error { return errors.New("no route") }}
-	err := runRound(paths, []test{bad}, 0, 1, false, func(string, string) {})
+	bad := dpTest{"bad", func(*PathResult, func(string, float64), int, fifo) error { return errors.New("no route") }}
+	err := runRound(paths, []dpTest{bad}, 0, 1, false, func(string, string) {})
 	if err == nil || !strings.Contains(err.Error(), "a, bad: no route") {
 		t.Errorf("a failing test: %v, want it named with its path", err)
+	}
+}
+
+// iperf3's JSON gives the rate, the bytes and the retransmits; a run
+// without a retransmit count (UDP) parses, and says so.
+func TestParseIperf(t *testing.T) {
+	r, err := parseIperf(`{"end":{"sum_sent":{"retransmits":42},"sum_received":{"bytes":2000000000,"bits_per_second":3.2e9}}}`)
+	if err != nil || r.gbps != 3.2 || r.retrans != 42 || r.perGB(r.retrans) != 21 {
+		t.Errorf("parsed %+v (%v), want 3.2 Gbit/s, 42 retransmits, 21 a GB", r, err)
+	}
+	r, err = parseIperf(`{"end":{"sum_sent":{},"sum_received":{"bytes":0,"bits_per_second":0}}}`)
+	if err != nil || r.retrans != -1 || r.perGB(5) != 0 {
+		t.Errorf("no count, nothing received: %+v (%v), want retransmits -1 and 0 a GB", r, err)
+	}
+	if _, err := parseIperf("iperf3: error"); err == nil {
+		t.Error("output that is no JSON parsed")
 	}
 }

@@ -22,7 +22,7 @@ func main() {
 	only := flag.String("only", "northd,dataplane,sg,ct,e2e,hostscale,spine,vm,migrate,eip,snat,cli", "comma-separated benchmarks to run (e2e is programming and state; hostscale is #20's host-side scale run, a VPC with every port bound and held by its hubs, churned at several rates; sg is security groups; ct is connection tracking, Courier's table against the kernel's conntrack; eip is the internet to a VM by its EIP against VM to VM, and the loss when a gateway dies; snat is a VM without EIP to the internet by SNAT against VM to VM and the kernel's MASQUERADE (behind an overlay to a gateway: the target; and on a one-hop router), with new connections a second)")
 	sizes := flag.String("northd-sizes", "1000,8000,64000", "port counts for the northd benchmark")
 	northdRounds := flag.Int("northd-rounds", 5, "northd benchmark: bulk loads per size, each on fresh databases (the median is reported)")
-	rounds := flag.Int("rounds", 3, "data plane benchmark: interleaved rounds over the four paths (the EIP and SNAT benchmarks: over their paths, at least 3)")
+	rounds := flag.Int("rounds", 3, "data plane benchmark: rounds over the five paths, each test on every path in turn (the EIP and SNAT benchmarks: interleaved rounds over their paths, at least 3)")
 	seconds := flag.Int("seconds", 5, "data plane benchmark: seconds per iperf3 run")
 	present := flag.Int("present", 8000, "programming latency: ports declared before measuring")
 	samples := flag.Int("samples", 60, "programming latency: new ports measured")
