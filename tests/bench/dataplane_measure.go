@@ -225,14 +225,14 @@ func iperfTest(streams int, key, retransKey string) func(*PathResult, func(strin
 	}
 }
 
-// runRound measures each of tests once on every path. Each test runs on the
-// paths back to back, so that the pairs a ratio is made of are seconds
-// apart, not a whole round (on a shared machine the rate drifts with
-// what else runs: a path measured half a minute after its baseline met
-// another machine); and the paths' order turns by one each round
-// (round r starts with path r mod n), so that none is always first
-// after another test or always right after the same path. The values
-// stay in round order for every path: p.Raw[k][r] is round r's.
+// runRound measures each of tests once on every path. Each test runs on
+// the paths back to back, so that the two runs of a ratio's pair are a
+// few runs apart (one to four of five paths), not a whole round of every
+// test (half a minute on a shared machine, whose load drifts); and the
+// paths' order turns by one each round (round r starts with path r mod
+// n), so that none is always first after another test or always right
+// after the same path. The values stay in round order for every path:
+// p.Raw[k][r] is round r's.
 func runRound(paths []*PathResult, tests []dpTest, r int, seconds int, prio fifo, log func(test, path string)) error {
 	order := rotated(paths, r)
 	for _, t := range tests {
