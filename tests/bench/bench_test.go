@@ -184,6 +184,11 @@ func TestBelowTargetInEveryRound(t *testing.T) {
 	if d.EveryRound != gated || len(d.BelowTarget) != 2*gated {
 		t.Fatalf("%d of %d missed in every round, want (c)'s %d of %d: %q", d.EveryRound, len(d.BelowTarget), gated, 2*gated, d.BelowTarget)
 	}
+	// Three rounds: each gated ratio misses in all three by chance one
+	// time in eight.
+	if d.Gated != 2*gated || d.ByChance != float64(2*gated)/8 {
+		t.Errorf("%d ratios held to a target, %.3f every-round misses by chance; want %d and %.3f", d.Gated, d.ByChance, 2*gated, float64(2*gated)/8)
+	}
 }
 
 func TestMoonshot(t *testing.T) {

@@ -63,6 +63,12 @@ type DataplaneResult struct {
 	// EveryRound counts those of BelowTarget that every round's pair
 	// missed as well: the others straddle the target within the run.
 	EveryRound int `json:"below_target_every_round"`
+	// Gated is how many ratios were held to a target; ByChance, how
+	// many of them would miss it in every round were each round's pair
+	// a coin toss (Gated / 2^rounds): every-round misses up to that
+	// many are what noise alone gives.
+	Gated    int     `json:"gated_ratios"`
+	ByChance float64 `json:"every_round_by_chance"`
 	// Moonshot is #21's: one stream through Courier at least
 	// moonshotRatio of the routed underlay's (a), the overlay costing
 	// nearly nothing; each ratio that misses it, with both. Reported,

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 )
@@ -26,8 +27,12 @@ func (d *DataplaneResult) compare(b, c, x, e *PathResult) {
 			d.Ratios[k] = r
 			rr := roundRatios(p.r.Raw[m.key], b.Raw[m.key])
 			d.RoundRatios[k] = rr
+			n := min(len(p.r.Raw[m.key]), len(b.Raw[m.key]))
+			if m.gate {
+				d.Gated++
+				d.ByChance += math.Pow(0.5, float64(n))
+			}
 			if m.gate && ((!m.lower && r < 1) || (m.lower && r > 1)) {
-				n := min(len(p.r.Raw[m.key]), len(b.Raw[m.key]))
 				msg, every := missed(k, r, rr, n, m.lower)
 				d.BelowTarget = append(d.BelowTarget, msg)
 				if every {

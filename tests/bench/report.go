@@ -282,7 +282,8 @@ func (rep *Report) Markdown() string {
 	m := rep.Machine
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %d GiB, kernel %s, %s, %s.\n\n", m.CPUs, m.CPU, m.MemGiB, m.Kernel, m.Go, m.OVSDB)
 	if d := rep.Dataplane; d != nil && len(d.BelowTarget) > 0 {
-		fmt.Fprintf(&b, "**Data plane below target on %d of its ratios** (%d of them in every round; listed in its section).\n\n", len(d.BelowTarget), d.EveryRound)
+		fmt.Fprintf(&b, "**Data plane below target on %d of its ratios** (%d of them in every round, where %.1f would by chance alone: %d ratios held to a target, %d rounds; listed in its section).\n\n",
+			len(d.BelowTarget), d.EveryRound, d.ByChance, d.Gated, d.Rounds)
 	}
 	if e := rep.EIP; e != nil && len(e.BelowTarget) > 0 {
 		fmt.Fprintf(&b, "**EIP path below target on %d of its ratios** (listed in its section).\n\n", len(e.BelowTarget))
