@@ -158,8 +158,7 @@ func (d *dpLab) close() {
 
 // Dataplane runs the data plane benchmark: five paths between VMs on two
 // hosts, rounds times, each test on every path in turn (runRound); with
-// prio, its tools run
-// under SCHED_FIFO (fifo).
+// prio, its tools run under SCHED_FIFO (fifo).
 func Dataplane(env Env, rounds int, seconds int, prio fifo) (*DataplaneResult, error) {
 	res := &DataplaneResult{Rounds: rounds, Ratios: map[string]float64{}, RoundRatios: map[string]Stat{}, ProgramNs: map[string]float64{}, CPU: describe().CPU, FIFO: bool(prio)}
 	res.LoadAvg[0] = loadAvg()

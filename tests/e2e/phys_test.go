@@ -247,8 +247,15 @@ func physTenantAttack(t *testing.T, e *env) {
 	// An address added to hv1's underlay NIC is refused to vm1 as soon
 	// as hostd hears of it, not at its next reconcile (a minute).
 	extra := netip.MustParseAddr("192.168.100.241")
-	if out, err := lab.Exec(e.s.HostNS("hv1"), "ip", "addr", "add", extra.String()+"/32", "dev", "eth0"); err != nil {
-		t.Fatalf("%v: %s", err, out)
+	extraAddr := func(op string) error {
+		out, err := lab.Exec(e.s.HostNS("hv1"), "ip", "addr", op, extra.String()+"/32", "dev", "eth0")
+		if err != nil {
+			return fmt.Errorf("ip addr %s %s: %v: %s", op, extra, err, out)
+		}
+		return nil
+	}
+	if err := extraAddr("add"); err != nil {
+		t.Fatal(err)
 	}
 	start := time.Now()
 	refused := func() bool {
@@ -259,14 +266,14 @@ func physTenantAttack(t *testing.T, e *env) {
 	}
 	for !refused() {
 		if time.Since(start) > 5*time.Second {
-			lab.Exec(e.s.HostNS("hv1"), "ip", "addr", "del", extra.String()+"/32", "dev", "eth0")
+			extraAddr("del")
 			t.Fatalf("vm1 could still send to %s, an address added to hv1's underlay NIC %v before", extra, time.Since(start).Round(time.Millisecond))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("an address added to hv1's underlay NIC was refused to vm1 after %v", time.Since(start).Round(time.Millisecond))
-	if out, err := lab.Exec(e.s.HostNS("hv1"), "ip", "addr", "del", extra.String()+"/32", "dev", "eth0"); err != nil {
-		t.Fatalf("%v: %s", err, out)
+	if err := extraAddr("del"); err != nil {
+		t.Fatal(err)
 	}
 	// A server on the hosts' own subnet, no chassis, tries the same: hv2
 	// takes VXLAN only from the chassis' VTEPs.
